@@ -1,0 +1,88 @@
+"""Build tokmon/data/prices.json, tokmon's shipped offline price table.
+
+Sources: Anthropic's published prices (the table in the transcript-format doc) and the
+Anthropic entries of LiteLLM's public price table (``litellm-prices.json``). Published
+Anthropic prices win where both name a model. Usage:
+
+    python scripts/build_prices.py path/to/litellm-prices.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+M = 1.0  # the table holds USD per million tokens
+# family: (input, output, cache write 5m, cache read, context window); 1h write = 2 x input
+PUBLISHED: dict[str, tuple[float, float, float, float, int]] = {
+    "claude-opus-4-5": (5, 25, 6.25, 0.50, 200_000),
+    "claude-opus-4-6": (5, 25, 6.25, 0.50, 1_000_000),
+    "claude-opus-4-7": (5, 25, 6.25, 0.50, 1_000_000),
+    "claude-opus-4": (15, 75, 18.75, 1.50, 200_000),
+    "claude-opus-4-1": (15, 75, 18.75, 1.50, 200_000),
+    "claude-sonnet-4": (3, 15, 3.75, 0.30, 1_000_000),
+    "claude-sonnet-4-5": (3, 15, 3.75, 0.30, 1_000_000),
+    "claude-haiku-4-5": (1, 5, 1.25, 0.10, 200_000),
+    "claude-3-5-haiku": (0.80, 4, 1.00, 0.08, 200_000),
+    "claude-3-7-sonnet": (3, 15, 3.75, 0.30, 200_000),
+    "claude-3-5-sonnet": (3, 15, 3.75, 0.30, 200_000),
+}
+# Sonnet 4/4.5 above 200k input tokens in one request (whole request at the higher rate).
+ABOVE_200K = {"claude-sonnet-4": (6, 22.5, 7.5, 0.60), "claude-sonnet-4-5": (6, 22.5, 7.5, 0.60)}
+
+
+def entry(inp: float, out: float, cw: float, cr: float, ctx: int | None) -> dict[str, object]:
+    e: dict[str, object] = {
+        "input": inp * M,
+        "output": out * M,
+        "cache_write": cw * M,
+        "cache_write_1h": 2 * inp * M,
+        "cache_read": cr * M,
+    }
+    if ctx:
+        e["context"] = ctx
+    return e
+
+
+def main(src: str) -> None:
+    models: dict[str, dict[str, object]] = {}
+    for name, v in json.loads(Path(src).read_text()).items():
+        if v.get("litellm_provider") != "anthropic" or not name.startswith("claude-"):
+            continue
+        if v.get("input_cost_per_token") is None or v.get("output_cost_per_token") is None:
+            continue
+        def per_m(key: str, default: float) -> float:
+            val = v.get(key)
+            return round((val if val is not None else default) * 1e6, 6)
+
+        inp = v["input_cost_per_token"]
+        e: dict[str, object] = {
+            "input": per_m("input_cost_per_token", 0),
+            "output": per_m("output_cost_per_token", 0),
+            "cache_write": per_m("cache_creation_input_token_cost", inp * 1.25),
+            "cache_write_1h": per_m("cache_creation_input_token_cost_above_1hr", inp * 2),
+            "cache_read": per_m("cache_read_input_token_cost", inp * 0.1),
+        }
+        if v.get("max_input_tokens"):
+            e["context"] = v["max_input_tokens"]
+        models[name] = e
+    for fam, (i, o, cw, cr, ctx) in PUBLISHED.items():
+        models[fam] = entry(i, o, cw, cr, ctx)
+        for name in list(models):
+            if name.startswith(fam + "-2"):  # dated ids of the family take the published price
+                models[name] = entry(i, o, cw, cr, ctx)
+    for fam, (i, o, cw, cr) in ABOVE_200K.items():
+        for name, e in models.items():
+            if name == fam or name.startswith(fam + "-2"):
+                e["above_200k"] = {"input": i * M, "output": o * M, "cache_write": cw * M,
+                                   "cache_write_1h": 2 * i * M, "cache_read": cr * M}
+    out = {"version": 1, "unit": "USD per million tokens", "source": "Anthropic published prices + LiteLLM (anthropic entries)",
+           "models": dict(sorted(models.items()))}
+    dest = Path(__file__).resolve().parent.parent / "tokmon" / "data" / "prices.json"
+    dest.write_text(json.dumps(out, indent=1, sort_keys=False) + "\n")
+    print(f"wrote {len(models)} models to {dest}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,21 @@
+"""Entry point: ``tokmon`` and ``python -m tokmon``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; the fast ``line`` path avoids importing the full CLI."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "line":
+        from tokmon.line.main import run_line
+
+        return run_line(args[1:])
+    from tokmon.cli.main import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""The engine facade: incremental refresh over every root, plus reports and summary.
+
+Pure Python: no CLI, UI or server imports. Surfaces construct an :class:`Engine`, call
+:meth:`Engine.refresh` and read reports from it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokmon import aggregate
+from tokmon.blocks import (
+    BLOCK_SECONDS,
+    burn_level,
+    compute_blocks,
+    limit_status,
+    max_completed_tokens,
+)
+from tokmon.config import Config, load_config
+from tokmon.discovery import claude_roots, iter_transcripts
+from tokmon.fsutil import FileLock, LockTimeout
+from tokmon.ledger import Ledger, LedgerError, file_stamp, ledger_path, load
+from tokmon.parser import LineStats, parse_line
+from tokmon.paths import TokmonPaths, get_paths
+from tokmon.pricing import PriceTable
+from tokmon.reader import FileState, LineReader, needs_read
+from tokmon.records import UsageRecord
+from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class Changes:
+    """What one refresh found."""
+
+    new_records: int = 0
+    changed_sessions: set[str] = field(default_factory=set)
+    files_read: int = 0
+    bytes_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+    rebuilt: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_records or self.changed_sessions)
+
+
+class Engine:
+    """Discovers, tails and accounts Claude Code transcripts."""
+
+    def __init__(
+        self,
+        roots: list[Path] | None = None,
+        paths: TokmonPaths | None = None,
+        config: Config | None = None,
+        persist: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.env = os.environ if env is None else env
+        self.paths = paths or get_paths(self.env)
+        self.config = config or load_config(self.paths)
+        self.candidate_roots = [Path(r) for r in roots] if roots is not None else claude_roots(self.env)
+        self.persist = persist
+        self.prices = PriceTable.load(self.paths.prices_override_file)
+        self.ledger = Ledger()
+        self.ledger_file = ledger_path(self.paths.data_dir, self.candidate_roots)
+        self.block_seconds = float(self.config.get("session_hours")) * 3600 or BLOCK_SECONDS
+        self.version = 0
+        self._sorted: list[UsageRecord] | None = None
+        self._cache: dict[Any, Any] = {}
+        self._warned_unknown: set[str] = set()
+        self._warned_files: set[str] = set()
+
+    # -- discovery and refresh -------------------------------------------------------------
+
+    @property
+    def roots(self) -> list[Path]:
+        """The ``projects/`` dirs that exist now."""
+        return [r for r in self.candidate_roots if r.is_dir()]
+
+    def refresh(self, progress: ProgressFn | None = None) -> Changes:
+        """Read new bytes from every transcript, merge them, and persist the ledger."""
+        changes = Changes()
+        lock: FileLock | None = None
+        persist = self.persist
+        if persist:
+            lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=600)
+            try:
+                lock.acquire()
+            except (OSError, LockTimeout) as exc:
+                changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
+                lock, persist = None, False
+        try:
+            dirty = self._sync_from_disk(changes) if persist else False
+            dirty |= self._reprice()
+            dirty |= self._scan(changes, progress)
+            if dirty and persist:
+                try:
+                    self.ledger.price_signature = self._price_key()
+                    self.ledger.save(self.ledger_file)
+                except OSError as exc:
+                    changes.warnings.append(f"cannot save the ledger: {exc.strerror or exc}")
+        finally:
+            if lock is not None:
+                lock.release()
+        unknown = self.prices.unknown - self._warned_unknown
+        if unknown:
+            self._warned_unknown |= unknown
+            changes.warnings.append(
+                f"unknown model(s) {', '.join(sorted(unknown))}: cost counted as $0 "
+                f"(add prices in {self.paths.prices_override_file})"
+            )
+        if changes.changed or changes.rebuilt:
+            self._invalidate()
+        return changes
+
+    def _price_key(self) -> str:
+        return f"{self.prices.signature}|{self.config.get('cost_mode')}"
+
+    def _cost(self, r: UsageRecord) -> float:
+        mode = self.config.get("cost_mode")
+        if mode == "display":
+            return r.display_cost or 0.0
+        if mode == "auto" and r.display_cost is not None:
+            return r.display_cost
+        return self.prices.cost(r)
+
+    def _reprice(self) -> bool:
+        if self.ledger.price_signature == self._price_key():
+            for r in self.ledger.records.values():  # register unknown models for the warning
+                self.prices.lookup(r.model)
+            return False
+        for r in self.ledger.records.values():
+            r.cost = self._cost(r)
+        self.ledger.price_signature = self._price_key()
+        self._invalidate()
+        return True
+
+    def _sync_from_disk(self, changes: Changes) -> bool:
+        """Load the ledger if another process (or an earlier run) wrote a newer one."""
+        stamp = file_stamp(self.ledger_file)
+        if stamp is None or stamp == self.ledger.stamp:
+            return stamp is None and bool(self.ledger.records)
+        try:
+            fresh = load(self.ledger_file)
+        except LedgerError as exc:
+            changes.warnings.append(f"{exc} at {self.ledger_file}: rebuilding it from transcripts")
+            changes.rebuilt = True
+            self.ledger.files.clear()
+            return True
+        old = self.ledger.records
+        if old:
+            for k, r in fresh.records.items():
+                o = old.get(k)
+                if o is None or o.output_tokens != r.output_tokens:
+                    changes.changed_sessions.add(r.session_id)
+                    changes.new_records += o is None
+        self.ledger = fresh
+        self._invalidate()
+        return False
+
+    def _scan(self, changes: Changes, progress: ProgressFn | None) -> bool:
+        led = self.ledger
+        stats = LineStats()
+        todo: list[tuple[str, os.stat_result, int]] = []
+        present: set[str] = set()
+        for root in self.roots:
+            for path in iter_transcripts(root):
+                key = os.fspath(path)
+                present.add(key)
+                try:
+                    st = os.stat(key)
+                except OSError:
+                    continue
+                need, off = needs_read(st, led.files.get(key))
+                if need:
+                    todo.append((key, st, off))
+        dirty = False
+        for gone in [k for k in led.files if k not in present]:
+            del led.files[gone]  # its records stay: history outlives the transcript
+            dirty = True
+        todo.sort()
+        total = sum(st.st_size - off for _, st, off in todo)
+        done = 0
+        bad_files = 0
+        for key, st, off in todo:
+            before = stats.total()
+            try:
+                reader = LineReader(key, off)
+                for line_off, line in reader:
+                    item = parse_line(line, key, line_off, stats)
+                    if item is None:
+                        continue
+                    if isinstance(item, UsageRecord):
+                        item.cost = self._cost(item)
+                        if led.add(item):
+                            changes.new_records += 1
+                            changes.changed_sessions.add(item.session_id)
+                    else:
+                        sid, kind, title = item  # type: ignore[misc]
+                        if led.titles.get(sid, {}).get(kind) != title:
+                            led.titles.setdefault(sid, {})[kind] = title
+                            changes.changed_sessions.add(sid)
+                stats.huge += reader.huge
+            except OSError as exc:
+                if key not in self._warned_files:
+                    self._warned_files.add(key)
+                    changes.warnings.append(f"cannot read {key}: {exc.strerror or exc}")
+                continue
+            if stats.total() > before:
+                bad_files += 1
+            led.files[key] = FileState(
+                st.st_dev, st.st_ino, max(st.st_size, reader.end), st.st_mtime_ns, reader.end
+            )
+            changes.files_read += 1
+            changes.bytes_read += reader.end - off
+            dirty = True
+            done += st.st_size - off
+            if progress is not None:
+                progress(done, total)
+        if stats.total():
+            parts = [
+                f"{n} {what}"
+                for n, what in (
+                    (stats.malformed, "malformed"),
+                    (stats.invalid_utf8, "non-UTF-8"),
+                    (stats.huge, f"oversized (>{16} MiB)"),
+                )
+                if n
+            ]
+            changes.warnings.append(
+                f"skipped {' + '.join(parts)} line(s) in {bad_files} file(s); the rest was counted"
+            )
+        return dirty
+
+    def _invalidate(self) -> None:
+        self.version += 1
+        self._sorted = None
+        self._cache.clear()
+
+    # -- data access -------------------------------------------------------------------------
+
+    @property
+    def records(self) -> list[UsageRecord]:
+        """Deduplicated records sorted by time."""
+        if self._sorted is None:
+            self._sorted = sorted(self.ledger.records.values(), key=lambda r: r.ts)
+        return self._sorted
+
+    @property
+    def titles(self) -> dict[str, str]:
+        """Claude's own session titles: ``custom-title`` beats ``ai-title``."""
+        out = {}
+        for sid, t in self.ledger.titles.items():
+            v = t.get("custom-title") or t.get("ai-title")
+            if v:
+                out[sid] = v
+        return out
+
+    def _tz_name(self, tz: str | None) -> str | None:
+        return tz if tz is not None else self.config.get("timezone")
+
+    def _filtered(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+        tz: str | None = None,
+        session: str | None = None,
+    ) -> list[UsageRecord]:
+        recs = self.records
+        if project:
+            recs = [r for r in recs if _project_matches(r.project, project)]
+        if session:
+            recs = [r for r in recs if r.session_id == session]
+        if since or until:
+            keyer = DateKeyer(resolve_tz(self._tz_name(tz)))
+            lo = parse_day(since) if since else "0000-00-00"
+            hi = parse_day(until) if until else "9999-99-99"
+            recs = [r for r in recs if lo <= keyer.day(r.ts) <= hi]
+        return recs
+
+    def blocks(self, now: float | None = None) -> list[dict[str, Any]]:
+        """All billing blocks (gaps included) of all records."""
+        now = time.time() if now is None else now
+        ck = ("blocks", int(now))
+        if ck not in self._cache:
+            self._cache[ck] = compute_blocks(self.records, now, self.block_seconds)
+        return self._cache[ck]  # type: ignore[no-any-return]
+
+    def token_limit(self, now: float | None = None, override: int | str | None = None) -> tuple[int | None, str | None]:
+        """The block token limit and where it came from."""
+        lim = override if override is not None else self.config.token_limit
+        if lim is None:
+            return None, None
+        if lim == "max":
+            v = max_completed_tokens(self.blocks(now))
+            return v, "max-completed-block" if v else None
+        return int(lim), "config"
+
+    def session_rows(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+        tz: str | None = None,
+        now: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """SessionRow dicts (see docs/architecture.md), most recent first."""
+        now = time.time() if now is None else now
+        rows = aggregate.session_rows(
+            self._filtered(since, until, project, tz), self.titles, now, self.block_seconds
+        )
+        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
+        return rows
+
+    def report(self, kind: str, **opts: Any) -> dict[str, Any]:
+        """A ccusage-compatible report: daily, weekly, monthly, session or blocks."""
+        tz = resolve_tz(self._tz_name(opts.get("timezone")))
+        recs = self._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
+                              opts.get("timezone"), opts.get("session_id"))
+        keyer = DateKeyer(tz)
+        order = opts.get("order") or "asc"
+        if kind == "daily":
+            return aggregate.period_report(recs, lambda r: keyer.day(r.ts), "date", "daily", order)
+        if kind == "monthly":
+            return aggregate.period_report(recs, lambda r: keyer.month(r.ts), "month", "monthly", order)
+        if kind == "weekly":
+            sow = WEEKDAYS.index(opts.get("start_of_week") or "sunday")
+            return aggregate.period_report(recs, lambda r: keyer.week(r.ts, sow), "week", "weekly", order)
+        if kind == "session":
+            now = opts.get("now") or time.time()
+            rows = aggregate.session_rows(recs, self.titles, now, self.block_seconds)
+            rows.sort(key=lambda r: -r["totalCost"])
+            return {"sessions": rows, "totals": aggregate.totals_dict(aggregate.totals(recs))}
+        if kind == "blocks":
+            return {"blocks": self._blocks_report(recs, opts)}
+        raise ValueError(f"unknown report {kind!r}")
+
+    def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[dict[str, Any]]:
+        now = opts.get("now") or time.time()
+        blocks = compute_blocks(recs, now, self.block_seconds)
+        limit, _ = self.token_limit(now, opts.get("token_limit"))
+        if opts.get("active"):
+            blocks = [b for b in blocks if b["isActive"]]
+        elif opts.get("recent"):
+            cutoff = now - 3 * 86400
+            from tokmon.parser import parse_timestamp
+
+            blocks = [
+                b for b in blocks
+                if b["isActive"] or (parse_timestamp(b["endTime"]) or 0) >= cutoff
+            ]
+        if limit:
+            for b in blocks:
+                if b["isActive"]:
+                    b["tokenLimitStatus"] = limit_status(b, limit)
+        if opts.get("order") == "desc":
+            blocks.reverse()
+        return blocks
+
+    def summary(self, now: float | None = None, cwd: str | None = None, tz: str | None = None) -> dict[str, Any]:
+        """The Summary dict every live surface shows (see docs/architecture.md)."""
+        from tokmon.timeutil import iso
+
+        now = time.time() if now is None else now
+        tzname = self._tz_name(tz)
+        keyer = DateKeyer(resolve_tz(tzname))
+        today, week, month = keyer.day(now), keyer.week(now), keyer.month(now)
+        acc_d, acc_w, acc_m = aggregate.Acc(), aggregate.Acc(), aggregate.Acc()
+        for r in reversed(self.records):
+            if now - r.ts > 32 * 86400:
+                break
+            if keyer.month(r.ts) == month:
+                acc_m.add(r, False)
+            if keyer.week(r.ts) == week:
+                acc_w.add(r, False)
+                if keyer.day(r.ts) == today:
+                    acc_d.add(r, False)
+        all_acc = aggregate.totals(self.records)
+        blocks = self.blocks(now)
+        active = blocks[-1] if blocks and blocks[-1]["isActive"] else None
+        limit, source = self.token_limit(now)
+        if active is not None:
+            active = dict(active)
+            active["remainingMinutes"] = max(0.0, (_ts(active["endTime"]) - now) / 60)
+            br = active.get("burnRate")
+            active["burnLevel"] = burn_level(br["tokensPerMinuteForIndicator"] if br else None)
+            active["limitPercent"] = (active["totalTokens"] / limit * 100) if limit else None
+        rows = self.session_rows(now=now)
+        active_rows = [r for r in rows if r["isActive"]]
+        official = None
+        try:
+            from tokmon import official as official_mod
+
+            official = official_mod.latest(self.paths)
+        except Exception:  # the official store is optional; never break a summary
+            official = None
+
+        def period(acc: aggregate.Acc, **label: str) -> dict[str, Any]:
+            d = dict(label)
+            d.update(acc.tokens())
+            return d
+
+        return {
+            "generatedAt": iso(now),
+            "timezone": tzname or "local",
+            "today": period(acc_d, date=today),
+            "week": period(acc_w, week=week),
+            "month": period(acc_m, month=month),
+            "totals": all_acc.tokens(),
+            "activeBlock": active,
+            "tokenLimit": {"tokens": limit, "source": source},
+            "official": official,
+            "activeSessions": active_rows,
+            "projectSession": project_session(active_rows, cwd) if cwd else None,
+        }
+
+
+def _ts(value: Any) -> float:
+    from tokmon.parser import parse_timestamp
+
+    return parse_timestamp(value) or 0.0
+
+
+def _project_matches(path: str, wanted: str) -> bool:
+    return path == wanted or aggregate.project_name(path) == wanted
+
+
+def _is_within(child: str, parent: str) -> bool:
+    if not parent:
+        return False
+    try:
+        c, p = os.path.normcase(os.path.abspath(child)), os.path.normcase(os.path.abspath(parent))
+        return c == p or os.path.commonpath([c, p]) == p
+    except ValueError:
+        return False
+
+
+def project_session(rows: list[dict[str, Any]], cwd: str) -> dict[str, Any] | None:
+    """The most recent session whose project is ``cwd`` or contains it (rows sorted recent first)."""
+    best = None
+    for r in rows:
+        proj = str(r.get("projectPath") or "")
+        if _is_within(cwd, proj) and (best is None or len(proj) > len(str(best["projectPath"]))):
+            best = r
+    return best

@@ -1,0 +1,140 @@
+"""Extract usage and titles from transcript lines.
+
+Only top-level ``type: "assistant"`` lines carry billable usage. A cheap byte test
+rejects every other line before any JSON is parsed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+
+from tokmon.records import UsageRecord
+
+_ASSISTANT = b'"type":"assistant"'
+_USAGE = b'"usage"'
+_TITLE = b'-title"'
+TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
+
+
+class LineStats:
+    """Counters of skipped lines, reported as one warning line."""
+
+    __slots__ = ("malformed", "huge", "invalid_utf8")
+
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.huge = 0
+        self.invalid_utf8 = 0
+
+    def total(self) -> int:
+        return self.malformed + self.huge + self.invalid_utf8
+
+
+_TS_CACHE: dict[str, float] = {}
+
+
+def parse_timestamp(value: object) -> float | None:
+    """ISO-8601 to epoch seconds; lenient about offsets, millis and micros."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    s = value
+    try:
+        if s.endswith("Z"):
+            s = s[:-1] + "+00:00"
+        # Python 3.10's fromisoformat accepts only 3 or 6 fraction digits.
+        dot = s.find(".")
+        if dot != -1:
+            end = dot + 1
+            while end < len(s) and s[end].isdigit():
+                end += 1
+            frac = s[dot + 1 : end]
+            frac = (frac + "000000")[:6]
+            s = s[: dot + 1] + frac + s[end:]
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _int(v: object) -> int:
+    if isinstance(v, bool):
+        return 0
+    if isinstance(v, int):
+        return v if v > 0 else 0
+    if isinstance(v, float) and v > 0:
+        return int(v)
+    return 0
+
+
+def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> object:
+    """Return a UsageRecord, a ``(session_id, kind, title)`` tuple, or None."""
+    has_assistant = _ASSISTANT in line and _USAGE in line
+    if not has_assistant and _TITLE not in line:
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            stats.invalid_utf8 += 1
+            return None
+        stats.malformed += 1
+        return None
+    if not isinstance(obj, dict):
+        stats.malformed += 1
+        return None
+    kind = obj.get("type")
+    if kind == "assistant":
+        return _usage_record(obj, source, offset)
+    field = TITLE_TYPES.get(kind) if isinstance(kind, str) else None
+    if field:
+        sid, title = obj.get("sessionId"), obj.get(field)
+        if isinstance(sid, str) and isinstance(title, str) and title.strip():
+            return (sid, kind, title.strip()[:200])
+    return None
+
+
+def _usage_record(obj: dict, source: str, offset: int) -> UsageRecord | None:  # type: ignore[type-arg]
+    msg = obj.get("message")
+    if not isinstance(msg, dict):
+        return None
+    usage = msg.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    ts = parse_timestamp(obj.get("timestamp"))
+    if ts is None:
+        return None
+    cc = _int(usage.get("cache_creation_input_tokens"))
+    c1h = 0
+    detail = usage.get("cache_creation")
+    if isinstance(detail, dict):
+        c1h = min(_int(detail.get("ephemeral_1h_input_tokens")), cc)
+    mid, rid = msg.get("id"), obj.get("requestId")
+    if isinstance(mid, str) and isinstance(rid, str) and mid and rid:
+        key = f"{mid}:{rid}"
+    else:
+        # Not deduplicated across lines; stable per file position so re-reads replace.
+        key = f"@{source}:{offset}"
+    sid = obj.get("sessionId")
+    cwd = obj.get("cwd")
+    model = msg.get("model")
+    legacy = obj.get("costUSD")
+    return UsageRecord(
+        ts,
+        sid if isinstance(sid, str) and sid else "unknown",
+        cwd if isinstance(cwd, str) else "",
+        model if isinstance(model, str) and model else "unknown",
+        _int(usage.get("input_tokens")),
+        _int(usage.get("output_tokens")),
+        cc,
+        c1h,
+        _int(usage.get("cache_read_input_tokens")),
+        key,
+        0.0,
+        float(legacy) if isinstance(legacy, (int, float)) and not isinstance(legacy, bool) else None,
+    )

@@ -1,0 +1,76 @@
+"""Where tokmon keeps its own files (never inside Claude's transcript dirs).
+
+``TOKMON_HOME`` overrides every tokmon path (tests always set it); otherwise the
+platform's user dirs from platformdirs, imported lazily to keep ``line`` fast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP = "tokmon"
+
+
+@dataclass(frozen=True)
+class TokmonPaths:
+    """The directories tokmon owns."""
+
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+    state_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        override = os.environ.get("TOKMON_CONFIG")
+        return Path(override).expanduser() if override else self.config_dir / "config.toml"
+
+    @property
+    def ledger_file(self) -> Path:
+        return self.data_dir / "ledger.json"
+
+    @property
+    def metadata_file(self) -> Path:
+        return self.data_dir / "sessions.json"
+
+    @property
+    def snapshot_file(self) -> Path:
+        return self.cache_dir / "snapshot.json"
+
+    @property
+    def official_file(self) -> Path:
+        return self.state_dir / "official.json"
+
+    @property
+    def prices_override_file(self) -> Path:
+        return self.config_dir / "prices.json"
+
+
+def get_paths(env: dict[str, str] | os._Environ[str] | None = None) -> TokmonPaths:
+    """Resolve tokmon's directories from the environment."""
+    env = os.environ if env is None else env
+    home = env.get("TOKMON_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return TokmonPaths(root / "config", root / "data", root / "cache", root / "state")
+    import platformdirs
+
+    return TokmonPaths(
+        Path(platformdirs.user_config_dir(APP, appauthor=False)),
+        Path(platformdirs.user_data_dir(APP, appauthor=False)),
+        Path(platformdirs.user_cache_dir(APP, appauthor=False)),
+        Path(platformdirs.user_state_dir(APP, appauthor=False)),
+    )
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700 if missing."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.chmod(path, 0o700)
+        except OSError:  # pragma: no cover - e.g. some Windows filesystems
+            pass
+    return path

@@ -1,0 +1,130 @@
+"""Model prices and cost: shipped offline table, user override, family matching."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tokmon.records import SYNTHETIC_MODEL, UsageRecord
+
+_DATA = Path(__file__).resolve().parent / "data" / "prices.json"
+_PER_M = 1e-6
+TIER_THRESHOLD = 200_000
+# Provider prefixes seen in model ids (Bedrock / Vertex / LiteLLM style).
+_PREFIX = re.compile(r"^(?:[a-z]{2}\.)?(?:anthropic[./])")
+_SUFFIX = re.compile(r"(?:-v\d+(?::\d+)?|@\d{8})$")
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per token for one model."""
+
+    input: float
+    output: float
+    cache_write: float
+    cache_write_1h: float
+    cache_read: float
+    above_200k: Price | None = None
+    context: int | None = None
+
+    @classmethod
+    def from_table(cls, e: dict) -> Price:  # type: ignore[type-arg]
+        inp = float(e["input"]) * _PER_M
+        above = e.get("above_200k")
+        return cls(
+            input=inp,
+            output=float(e["output"]) * _PER_M,
+            cache_write=float(e.get("cache_write", e["input"] * 1.25)) * _PER_M,
+            cache_write_1h=float(e.get("cache_write_1h", e["input"] * 2)) * _PER_M,
+            cache_read=float(e.get("cache_read", e["input"] * 0.1)) * _PER_M,
+            above_200k=cls.from_table(above) if above else None,
+            context=e.get("context"),
+        )
+
+
+class PricingError(Exception):
+    """The price table or override file is invalid."""
+
+
+@dataclass
+class PriceTable:
+    """Resolves a model id to a :class:`Price`; unknown models cost 0 with one warning."""
+
+    models: dict[str, Price]
+    signature: str = ""
+    unknown: set[str] = field(default_factory=set)
+    _cache: dict[str, Price | None] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, override: Path | None = None) -> PriceTable:
+        """Load the shipped table, then merge a user override file (same format) if given."""
+        raw = json.loads(_DATA.read_text(encoding="utf-8"))["models"]
+        sig = [str(_DATA.stat().st_mtime_ns)]
+        if override is not None and override.is_file():
+            try:
+                extra = json.loads(override.read_text(encoding="utf-8"))
+                extra = extra.get("models", extra)
+                if not isinstance(extra, dict):
+                    raise ValueError("expected an object of models")
+                raw = {**raw, **extra}
+                sig.append(override.read_text(encoding="utf-8"))
+            except (ValueError, OSError) as exc:
+                raise PricingError(f"invalid price override {override}: {exc}") from exc
+        try:
+            models = {k: Price.from_table(v) for k, v in raw.items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PricingError(f"invalid price entry: {exc}") from exc
+        return cls(models, signature="|".join(sig))
+
+    def lookup(self, model: str) -> Price | None:
+        """Exact id, then the longest known family prefix (a version suffix never matches)."""
+        if model in self._cache:
+            return self._cache[model]
+        price = self._match(model)
+        self._cache[model] = price
+        if price is None and model and model != SYNTHETIC_MODEL:
+            self.unknown.add(model)
+        return price
+
+    def _match(self, model: str) -> Price | None:
+        if model in self.models:
+            return self.models[model]
+        norm = _SUFFIX.sub("", _PREFIX.sub("", model))
+        if norm in self.models:
+            return self.models[norm]
+        best: str | None = None
+        for fam in self.models:
+            if norm.startswith(fam + "-") and not _is_version_suffix(norm[len(fam) + 1 :]):
+                if best is None or len(fam) > len(best):
+                    best = fam
+        return self.models[best] if best else None
+
+    def cost(self, r: UsageRecord) -> float:
+        """Cost of one response; Anthropic charges a >200k-input request wholly at the tier."""
+        p = self.lookup(r.model)
+        if p is None:
+            return 0.0
+        cache_5m = r.cache_creation_tokens - r.cache_1h_tokens
+        if p.above_200k is not None:
+            prompt = r.input_tokens + r.cache_creation_tokens + r.cache_read_tokens
+            if prompt > TIER_THRESHOLD:
+                p = p.above_200k
+        return (
+            r.input_tokens * p.input
+            + r.output_tokens * p.output
+            + cache_5m * p.cache_write
+            + r.cache_1h_tokens * p.cache_write_1h
+            + r.cache_read_tokens * p.cache_read
+        )
+
+    def context_window(self, model: str) -> int | None:
+        p = self.lookup(model)
+        return p.context if p else None
+
+
+def _is_version_suffix(rest: str) -> bool:
+    """``4-6`` after ``claude-opus-`` is a different model; a date like ``20250514`` is not."""
+    head = rest.split("-", 1)[0]
+    return head.isdigit() and len(head) <= 2
