@@ -1,0 +1,1 @@
+"""tokmon's command-line interface: one module per command group."""

@@ -1,0 +1,164 @@
+"""The injected environment of one CLI run (httpie style: tests pass their own)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from tokmon.config import Config, load_config
+from tokmon.paths import TokmonPaths, get_paths
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit with ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Context:
+    """Streams, environment, paths and config for one run; builds the engine lazily."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    stdin: IO[str] = field(default_factory=lambda: sys.stdin)
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    json_output: bool = False
+    color: bool = True
+    demo: bool = False
+    config_path: Path | None = None
+    log_level: str = "warning"
+    _paths: TokmonPaths | None = None
+    _config: Config | None = None
+    _engine: Any = None
+
+    @property
+    def paths(self) -> TokmonPaths:
+        if self._paths is None:
+            self._paths = get_paths(self.env)
+        return self._paths
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from tokmon.config import ConfigError
+
+            try:
+                self._config = load_config(self.paths, self.config_path)
+            except ConfigError as exc:
+                raise CLIError(str(exc)) from exc
+        return self._config
+
+    def warn(self, message: str) -> None:
+        self.stderr.write(f"tokmon: warning: {message}\n")
+
+    def roots(self) -> list[Path] | None:
+        """Explicit roots for demo mode; None means discover from the environment."""
+        if not self.demo:
+            return None
+        from tokmon.demo.generator import ensure_demo_corpus
+
+        return [ensure_demo_corpus(self.paths) / "projects"]
+
+    def engine(self, refresh: bool = True) -> Any:
+        """A refreshed :class:`tokmon.engine.Engine`, built once per run."""
+        if self._engine is None:
+            from tokmon.engine import Engine
+            from tokmon.pricing import PricingError
+
+            try:
+                self._engine = Engine(roots=self.roots(), paths=self.paths, config=self.config,
+                                      env=self.env)
+            except PricingError as exc:
+                raise CLIError(str(exc)) from exc
+            if not self._engine.roots:
+                where = ", ".join(str(r) for r in self._engine.candidate_roots)
+                self.warn(f"no Claude Code transcripts found (looked in {where}); try --demo")
+            if refresh:
+                self._refresh()
+        return self._engine
+
+    def _refresh(self) -> None:
+        progress = None
+        bar = None
+        if _isatty(self.stderr) and not self.env.get("CI"):
+            bar = _ProgressBar(self.stderr)
+            progress = bar.update
+        try:
+            changes = self._engine.refresh(progress)
+        finally:
+            if bar is not None:
+                bar.close()
+        for w in changes.warnings:
+            self.warn(w)
+
+    def console(self) -> Any:
+        from rich.console import Console
+
+        return Console(
+            file=self.stdout,
+            no_color=not self.color,
+            color_system="auto" if self.color else None,
+            highlight=False,
+            soft_wrap=False,
+            width=_width(self.env),
+        )
+
+
+def _width(env: Mapping[str, str]) -> int | None:
+    try:
+        return int(env["COLUMNS"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _ProgressBar:
+    """A minimal stderr progress bar for long first scans (shown after 0.5 s, TTY only)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        import time
+
+        self.stream = stream
+        self.start = time.monotonic()
+        self.shown = False
+        self._time = time.monotonic
+
+    def update(self, done: int, total: int) -> None:
+        if total <= 0 or self._time() - self.start < 0.5:
+            return
+        width = 30
+        frac = min(1.0, done / total)
+        bar = "#" * int(frac * width)
+        self.stream.write(
+            f"\rtokmon: scanning transcripts [{bar:<{width}}] {frac * 100:5.1f}% "
+            f"({done / 1e6:.0f}/{total / 1e6:.0f} MB)"
+        )
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def setup_logging(level: str, stream: IO[str]) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.WARNING),
+        stream=stream,
+        format="tokmon: %(levelname)s: %(message)s",
+    )
