@@ -1,0 +1,1 @@
+"""`tokmon watch`: the live terminal dashboard (Textual UI over a pure view-model)."""

@@ -1,0 +1,521 @@
+"""`tokmon watch`: the Textual dashboard (rendering and keys only; numbers come from model.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import events
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from tokmon.tui.model import (
+    BURN_COLOURS,
+    DashboardState,
+    DashboardView,
+    SessionView,
+    Snapshot,
+    bar,
+    compact_line,
+    fmt_age,
+    fmt_clock,
+    fmt_cost,
+    fmt_minutes,
+    fmt_tokens,
+    parse_tag_input,
+)
+
+MIN_WIDTH = 72  # below this (or MIN_HEIGHT) the dashboard falls back to the compact layout
+MIN_HEIGHT = 18
+
+HELP = """\
+[b]tokmon watch[/b] - live token usage
+
+  [b]q[/b]            quit
+  [b]r[/b]            reset the "since reset" counters (+Reset column)
+  [b]↑/↓  k/j[/b]     select a session
+  [b]enter[/b]        session detail
+  [b]t[/b]            tag the selected session ([i]a b -c[/i]: add a, b; remove c)
+  [b]/[/b]            filter sessions (words, #tag); enter keeps, esc clears
+  [b]?[/b]            this help
+
+Block = Claude's 5-hour billing window. Limit % is against the configured token
+limit, else the largest completed block. "official" figures come from Claude
+Code's statusLine when available; the others are local estimates.
+
+[dim]esc / q / ? closes this help[/dim]"""
+
+
+def _types_line(by_type: list[tuple[str, int]]) -> Text:
+    t = Text()
+    short = {"input": "in", "output": "out", "cache write": "cw", "cache read": "cr"}
+    for i, (label, n) in enumerate(by_type):
+        if i:
+            t.append("  ")
+        t.append(f"{short.get(label, label)} ", style="dim")
+        t.append(fmt_tokens(n))
+    return t
+
+
+def _ago(seconds: float) -> str:
+    age = fmt_age(seconds)
+    return age if age == "now" else f"{age} ago"
+
+
+def render_block(v: DashboardView, width: int) -> Text:
+    """The current-block panel."""
+    b = v.block
+    t = Text()
+    if v.error and b is None:
+        t.append(f"error: {v.error}\n", style="bold red")
+    if b is None:
+        t.append("No active block", style="bold")
+        t.append(" - nothing spent in the last 5 hours.\n", style="dim")
+        return t
+    bw = max(10, min(40, width - 40))
+    t.append("Time   ", style="bold")
+    t.append(bar(b.time_pct, bw), style="cyan")
+    t.append(f" {b.time_pct:3.0f}%  ")
+    t.append(f"{fmt_minutes(b.remaining_minutes)} left", style="bold")
+    t.append(f"  ({fmt_clock(b.start)}-{fmt_clock(b.end)})\n", style="dim")
+    t.append("Limit  ", style="bold")
+    if b.limit_pct is not None and b.token_limit:
+        style = "red" if b.limit_pct >= 90 else "yellow" if b.limit_pct >= 70 else "green"
+        t.append(bar(b.limit_pct, bw), style=style)
+        t.append(f" {b.limit_pct:3.0f}%  ")
+        t.append(f"{fmt_tokens(b.tokens)} / {fmt_tokens(b.token_limit)}")
+        src = "config" if b.limit_source == "config" else "max block"
+        t.append(f" ({src})\n", style="dim")
+    else:
+        t.append("no limit known yet\n", style="dim")
+    t.append("Tokens ", style="bold")
+    t.append(f"{fmt_tokens(b.tokens)}  {fmt_cost(b.cost)}  ")
+    t.append_text(_types_line(b.by_type))
+    t.append("\n")
+    t.append("Burn   ", style="bold")
+    colour = BURN_COLOURS.get(b.burn_level, "white")
+    if b.burn_tpm is not None:
+        t.append(f"{fmt_tokens(b.burn_tpm)} tok/min ", style=f"bold {colour}")
+        t.append(f" {b.burn_level.upper()} ", style=f"bold reverse {colour}")
+        if b.cost_per_hour is not None:
+            t.append(f"  {fmt_cost(b.cost_per_hour)}/h")
+    else:
+        t.append("-", style="dim")
+    t.append("\n")
+    t.append("Proj.  ", style="bold")
+    if b.projected_tokens is not None:
+        t.append(f"{fmt_tokens(b.projected_tokens)}")
+        if b.projected_limit_pct is not None:
+            over = b.projected_limit_pct > 100
+            t.append(
+                f" ({b.projected_limit_pct:.0f}% of limit)",
+                style="bold red" if over else "",
+            )
+        if b.projected_cost is not None:
+            t.append(f"  {fmt_cost(b.projected_cost)}")
+        t.append(f"  by {fmt_clock(b.end)}", style="dim")
+    else:
+        t.append("-", style="dim")
+    t.append("\n")
+    o = v.official
+    t.append("Official ", style="bold")
+    if o is None:
+        t.append("not reported (local estimates above)", style="dim")
+    else:
+        if o.five_hour_pct is not None:
+            t.append(f"5h {o.five_hour_pct:.0f}%")
+            if o.five_hour_resets:
+                t.append(f" (resets {fmt_clock(o.five_hour_resets)})", style="dim")
+        if o.seven_day_pct is not None:
+            t.append("  ·  " if o.five_hour_pct is not None else "")
+            t.append(f"7d {o.seven_day_pct:.0f}%")
+        if o.age_s is not None:
+            t.append(f"  [{_ago(o.age_s)}]", style="dim")
+    return t
+
+
+def render_periods(v: DashboardView) -> Text:
+    """Today / week / since-reset panel."""
+    t = Text()
+    for p in (v.today, v.week):
+        t.append(f"{p.label.capitalize():<6}", style="bold")
+        t.append(f"{fmt_tokens(p.tokens):>8}  {fmt_cost(p.cost):>9}\n")
+        t.append("  ")
+        t.append_text(_types_line(p.by_type))
+        t.append("\n")
+    t.append("Since reset", style="bold")
+    if v.reset_at is not None:
+        t.append(f" {time.strftime('%H:%M:%S', time.localtime(v.reset_at))}", style="dim")
+    t.append(f"\n  +{fmt_tokens(v.since_reset_tokens)} tokens  +{fmt_cost(v.since_reset_cost)}")
+    return t
+
+
+def render_sessions(v: DashboardView, width: int, height: int) -> Table | Text:
+    """The active-sessions table, scrolled to keep the selection visible."""
+    if not v.sessions:
+        msg = "No active sessions (activity in the last 5 hours)."
+        if v.filter_text:
+            msg = f"No active session matches {v.filter_text!r} (esc in / clears)."
+        return Text(msg, style="dim")
+    table = Table(box=None, expand=True, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("", width=1, no_wrap=True)
+    table.add_column("Session", ratio=3, no_wrap=True, overflow="ellipsis")
+    table.add_column("Tags", ratio=2, no_wrap=True, overflow="ellipsis")
+    if width >= 90:
+        table.add_column("Project", ratio=2, no_wrap=True, overflow="ellipsis")
+    table.add_column("Tokens", justify="right", no_wrap=True)
+    table.add_column("Cost", justify="right", no_wrap=True)
+    table.add_column("+Reset", justify="right", no_wrap=True)
+    table.add_column("Last", justify="right", no_wrap=True)
+    rows = max(1, height - 1)
+    sel = v.selected or 0
+    first = max(0, min(sel - rows // 2, len(v.sessions) - rows))
+    for i, s in enumerate(v.sessions[first : first + rows], start=first):
+        chosen = i == v.selected
+        cells = ["▶" if chosen else " ", s.label, " ".join(f"#{x}" for x in s.tags)]
+        if width >= 90:
+            cells.append(s.project)
+        age = (v.now - s.last_activity) if s.last_activity else None
+        cells += [
+            fmt_tokens(s.total_tokens),
+            fmt_cost(s.cost),
+            f"+{fmt_tokens(s.delta_tokens)}",
+            fmt_age(age),
+        ]
+        table.add_row(*cells, style="reverse" if chosen else None)
+    return table
+
+
+def render_detail(s: SessionView, v: DashboardView) -> Text:
+    t = Text()
+    t.append(f"{s.label}\n", style="bold")
+    fields = [
+        ("Name", s.name or "-"),
+        ("Claude title", s.title or "-"),
+        ("Session", s.session_id),
+        ("Project", s.project_path or "-"),
+        ("Tags", " ".join(f"#{x}" for x in s.tags) or "-"),
+        ("Description", s.description or "-"),
+        ("First", time.strftime("%Y-%m-%d %H:%M", time.localtime(s.first_activity))
+         if s.first_activity else "-"),
+        ("Last", _ago(v.now - s.last_activity) if s.last_activity else "-"),
+        ("Models", ", ".join(s.models) or "-"),
+        ("Total", f"{fmt_tokens(s.total_tokens)} tokens  {fmt_cost(s.cost)}"),
+        ("Since reset", f"+{fmt_tokens(s.delta_tokens)} tokens  +{fmt_cost(s.delta_cost)}"),
+    ]
+    for k, val in fields:
+        t.append(f"{k:<13}", style="bold")
+        t.append(f"{val}\n")
+    t.append(f"{'By type':<13}", style="bold")
+    t.append_text(_types_line(s.tokens_by_type()))
+    t.append("\n\n")
+    t.append("esc / enter / q closes", style="dim")
+    return t
+
+
+class HelpScreen(ModalScreen[None]):
+    """The `?` overlay."""
+
+    BINDINGS = [
+        Binding("escape,q,question_mark,enter", "app.pop_screen", "close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static(HELP, id="help-box", classes="dialog")
+
+
+class DetailScreen(ModalScreen[None]):
+    """Session detail (enter)."""
+
+    BINDINGS = [Binding("escape,q,enter", "app.pop_screen", "close", show=False)]
+
+    def __init__(self, content: Text) -> None:
+        super().__init__()
+        self._content = content
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._content, id="detail-box", classes="dialog")
+
+
+class TagScreen(ModalScreen[str | None]):
+    """Tag editor (t): returns the typed text, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
+    AUTO_FOCUS = "#tag-input"
+
+    def __init__(self, session: SessionView) -> None:
+        super().__init__()
+        self._session = session
+
+    def compose(self) -> ComposeResult:
+        current = " ".join(f"#{x}" for x in self._session.tags) or "(none)"
+        with Vertical(id="tag-box", classes="dialog"):
+            yield Static(
+                Text.assemble(
+                    ("Tag ", "bold"), (self._session.label, "bold cyan"),
+                    f"\ncurrent: {current}\n",
+                    ("words add tags, -word removes; enter saves, esc cancels", "dim"),
+                )
+            )
+            yield Input(placeholder="tag1 tag2 -old", id="tag-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class WatchApp(App[int]):
+    """The live dashboard."""
+
+    TITLE = "tokmon watch"
+    ENABLE_COMMAND_PALETTE = False
+    AUTO_FOCUS = None  # keys go to the dashboard until `/` or `t` opens an input
+    CSS = """
+    Screen { layout: vertical; }
+    #full { height: 1fr; }
+    #top { height: auto; }
+    #block { width: 3fr; height: auto; border: round $primary; padding: 0 1; }
+    #periods { width: 2fr; height: auto; border: round $primary; padding: 0 1; }
+    #spark { height: 1; padding: 0 1; }
+    #sessions { height: 1fr; border: round $primary; padding: 0 1; }
+    #header { height: 1; padding: 0 1; background: $boost; }
+    #keys { height: 1; padding: 0 1; color: $text-muted; }
+    #compact { height: 1; display: none; }
+    #filter { dock: bottom; display: none; height: 3; }
+    Screen.compact #full { display: none; }
+    Screen.compact #compact { display: block; }
+    Screen.compact #keys { display: none; }
+    Screen.compact #header { display: none; }
+    .dialog { background: $panel; border: thick $accent; padding: 1 2; width: auto;
+              max-width: 90; height: auto; }
+    HelpScreen, DetailScreen, TagScreen { align: center middle; }
+    #tag-box { width: 70; }
+    """
+    BINDINGS = [
+        Binding("q", "quit_app", "quit"),
+        Binding("r", "reset", "reset"),
+        Binding("up,k", "move(-1)", "up", show=False),
+        Binding("down,j", "move(1)", "down", show=False),
+        Binding("enter", "detail", "detail"),
+        Binding("t", "tag", "tag"),
+        Binding("slash", "filter", "filter"),
+        Binding("question_mark", "help", "help"),
+        Binding("escape", "clear_filter", "clear", show=False),
+    ]
+
+    def __init__(
+        self,
+        start_refresher: Callable[[WatchApp], Any],
+        *,
+        compact: bool = False,
+        tag_writer: Callable[[str, list[str], list[str]], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.state = DashboardState()
+        self.snapshot: Snapshot | None = None
+        self.force_compact = compact
+        self._start_refresher = start_refresher
+        self._tag_writer = tag_writer
+        self.refresher: Any = None
+        self._last_error: str | None = None
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static("tokmon watch - loading…", id="header")
+        with Vertical(id="full"):
+            with Horizontal(id="top"):
+                yield Static(id="block")
+                yield Static(id="periods")
+            yield Static(id="spark")
+            yield Static(id="sessions")
+        yield Static("loading…", id="compact")
+        yield Static(
+            "q quit  r reset  ↑↓/jk select  enter detail  t tag  / filter  ? help", id="keys"
+        )
+        yield Input(placeholder="filter: words or #tag (enter keeps, esc clears)", id="filter")
+
+    def on_mount(self) -> None:
+        self.query_one("#block", Static).border_title = "Current block"
+        self.query_one("#periods", Static).border_title = "Today / week"
+        self.query_one("#sessions", Static).border_title = "Active sessions"
+        self._apply_layout()
+        self.refresher = self._start_refresher(self)
+        self.set_interval(1.0, self.redraw)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_layout(event.size.width, event.size.height)
+        self.call_after_refresh(self.redraw)
+
+    def _apply_layout(self, w: int | None = None, h: int | None = None) -> None:
+        if w is None or h is None:
+            w, h = self.size
+        small = self.force_compact or w < MIN_WIDTH or h < MIN_HEIGHT
+        self.screen_stack[0].set_class(small, "compact")
+
+    @property
+    def compact_mode(self) -> bool:
+        return self.screen_stack[0].has_class("compact")
+
+    # ------------------------------------------------------------------ data
+    def deliver(self, snap: Snapshot) -> None:
+        """Called from the refresher thread."""
+        self.call_from_thread(self._on_snapshot, snap)
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        if snap.error:
+            self._last_error = snap.error
+            if self.snapshot is not None:  # keep the last good figures
+                self.redraw()
+                return
+        else:
+            self._last_error = None
+        self.snapshot = snap
+        self.state.apply_snapshot(snap)
+        self.redraw()
+
+    def current_view(self) -> DashboardView | None:
+        if self.snapshot is None:
+            return None
+        v = self.state.view(self.snapshot, time.time())
+        if self._last_error:
+            v.error = self._last_error
+        return v
+
+    def redraw(self) -> None:
+        v = self.current_view()
+        if v is None:
+            return
+        w = self.size.width
+        if self.compact_mode:
+            self.query_one("#compact", Static).update(compact_line(v, max(10, w - 1)))
+            return
+        head = Text()
+        head.append("tokmon watch", style="bold")
+        head.append(f"  {time.strftime('%H:%M:%S')}", style="dim")
+        head.append(f"  updated {_ago(v.updated_age_s)}", style="dim")
+        if v.error:
+            head.append(f"  refresh error: {v.error}", style="bold red")
+        elif v.warnings:
+            head.append(f"  {v.warnings[-1]}", style="yellow")
+        self.query_one("#header", Static).update(head)
+        block = self.query_one("#block", Static)
+        block.update(render_block(v, block.size.width or w * 2 // 3))
+        self.query_one("#periods", Static).update(render_periods(v))
+        spark_w = max(10, w - 12)
+        label = f"Last {v.spark_minutes // 60}h "
+        self.query_one("#spark", Static).update(
+            Text.assemble((label, "bold"), (v.spark(spark_w), "cyan"))
+        )
+        sess = self.query_one("#sessions", Static)
+        title = f"Active sessions ({len(v.sessions)}"
+        title += f" of {v.active_count}, filter: {v.filter_text})" if v.filter_text else ")"
+        sess.border_title = title
+        sess.update(render_sessions(v, sess.size.width or w, sess.size.height or 10))
+
+    # ------------------------------------------------------------------ actions
+    def action_quit_app(self) -> None:
+        self.exit(0)
+
+    def action_reset(self) -> None:
+        self.state.request_reset()
+        if self.refresher is not None:
+            self.refresher.poke(reset=True)
+        self.notify("counters reset", timeout=2)
+
+    def action_move(self, delta: int) -> None:
+        self.state.move(delta)
+        self.redraw()
+
+    def action_detail(self) -> None:
+        v = self.current_view()
+        s = v.selected_session if v else None
+        if s is None or v is None:
+            self.notify("no session selected", severity="warning", timeout=2)
+            return
+        self.push_screen(DetailScreen(render_detail(s, v)))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.state.filter_text
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.state.filter_text:
+            box.value = ""
+            box.display = False
+            self.state.set_filter("")
+            self.set_focus(None)
+            self.redraw()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.state.set_filter(event.value)
+            self.redraw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.state.set_filter(event.value)
+            event.input.display = False
+            self.set_focus(None)
+            self.redraw()
+
+    def action_tag(self) -> None:
+        v = self.current_view()
+        s = v.selected_session if v else None
+        if s is None:
+            self.notify("no session selected", severity="warning", timeout=2)
+            return
+        sid = s.session_id
+
+        def done(text: str | None) -> None:
+            if not text:
+                return
+            add, remove = parse_tag_input(text)
+            if add or remove:
+                self._write_tags(sid, add, remove)
+
+        self.push_screen(TagScreen(s), done)
+
+    def _write_tags(self, sid: str, add: list[str], remove: list[str]) -> None:
+        if self._tag_writer is None:
+            self.notify("tagging is unavailable", severity="error")
+            return
+        writer = self._tag_writer
+
+        def work() -> None:
+            try:
+                rec = writer(sid, add, remove)
+            except Exception as exc:  # noqa: BLE001 - shown to the user
+                self.call_from_thread(self.notify, f"tag failed: {exc}", severity="error")
+                return
+            self.call_from_thread(self._tags_saved, sid, rec)
+
+        self.run_worker(work, thread=True, exclusive=False, group="tags")
+
+    def _tags_saved(self, sid: str, rec: Any) -> None:
+        if self.snapshot is not None and isinstance(rec, dict):
+            meta = dict(self.snapshot.metadata)
+            meta[sid] = rec
+            self.snapshot.metadata = meta
+        tags = " ".join(f"#{x}" for x in (rec or {}).get("tags", [])) if isinstance(rec, dict) else ""
+        self.notify(f"tags saved: {tags or '(none)'}", timeout=2)
+        if self.refresher is not None:
+            self.refresher.poke()
+        self.redraw()
+
+    def on_unmount(self) -> None:
+        if self.refresher is not None:
+            self.refresher.stop()

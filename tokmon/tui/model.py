@@ -1,0 +1,625 @@
+"""Dashboard view-model: which numbers `tokmon watch` shows, with no TUI import.
+
+Everything here is pure (plain data in, plain data out) so it is unit-tested
+without a terminal: formatting, sparkline buckets, the block/today/week panels,
+session selection and filtering, and the "since reset" baselines.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+SPARK_MINUTES = 360  # the sparkline covers the last 6 hours, one bucket per minute
+BURN_COLOURS = {"low": "green", "medium": "yellow", "high": "red"}
+TOKEN_TYPES = (
+    ("input", "inputTokens"),
+    ("output", "outputTokens"),
+    ("cache write", "cacheCreationInputTokens"),
+    ("cache read", "cacheReadInputTokens"),
+)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_tokens(n: float | int | None) -> str:
+    """Compact token count: 950, 12.3k, 4.56M, 1.20B."""
+    if n is None:
+        return "-"
+    n = float(n)
+    sign = "-" if n < 0 else ""
+    a = abs(n)
+    if a < 1000:
+        return f"{sign}{a:.0f}"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            v = a / div
+            digits = 2 if v < 10 else 1 if v < 100 else 0
+            return f"{sign}{v:.{digits}f}{suffix}"
+    return f"{sign}{a:.0f}"  # pragma: no cover - unreachable
+
+
+def fmt_cost(c: float | None) -> str:
+    """Dollar amount with cents ($0.04, $12.30, $1,234)."""
+    if c is None:
+        return "-"
+    if abs(c) >= 1000:
+        return f"${c:,.0f}"
+    return f"${c:.2f}"
+
+
+def fmt_minutes(m: float | None) -> str:
+    """Duration in minutes as ``2h 05m`` / ``7m`` / ``0m``."""
+    if m is None or not math.isfinite(m):
+        return "-"
+    m = max(0, int(round(m)))
+    h, mm = divmod(m, 60)
+    return f"{h}h {mm:02d}m" if h else f"{mm}m"
+
+
+def fmt_age(seconds: float | None) -> str:
+    """How long ago: ``now``, ``45s``, ``12m``, ``3h``, ``2d``."""
+    if seconds is None:
+        return "-"
+    s = max(0.0, seconds)
+    if s < 10:
+        return "now"
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{s // 60:.0f}m"
+    if s < 86400:
+        return f"{s // 3600:.0f}h"
+    return f"{s // 86400:.0f}d"
+
+
+def bar(pct: float | None, width: int) -> str:
+    """A text progress bar of ``width`` cells (█ filled, ░ empty); over 100 % stays full."""
+    width = max(1, width)
+    if pct is None:
+        return "░" * width
+    filled = int(round(max(0.0, min(pct, 100.0)) / 100.0 * width))
+    return "█" * filled + "░" * (width - filled)
+
+
+def parse_iso(value: Any) -> float | None:
+    """ISO-8601 (``...Z`` or offset) to epoch seconds; None when missing or invalid."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def fmt_clock(ts: float | None, tz: Any = None) -> str:
+    """Local wall-clock ``HH:MM`` for an epoch time."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz).strftime("%H:%M")
+
+
+# --------------------------------------------------------------------------- sparkline
+
+
+def bucket_usage(
+    records: Sequence[Any], now: float, minutes: int = SPARK_MINUTES, bucket_s: float = 60.0
+) -> list[int]:
+    """Tokens per bucket for the ``minutes`` before ``now`` (oldest first).
+
+    ``records`` must be sorted by ``ts`` (as ``engine.records`` is); only the tail is
+    visited. Records after ``now`` fall into the last bucket.
+    """
+    n = max(1, int(minutes * 60 / bucket_s))
+    start = now - n * bucket_s
+    out = [0] * n
+    lo = bisect.bisect_left(records, start, key=lambda r: r.ts)
+    for rec in records[lo:]:
+        i = int((rec.ts - start) // bucket_s)
+        out[min(max(i, 0), n - 1)] += int(rec.total_tokens)
+    return out
+
+
+def downsample(values: Sequence[int], n: int) -> list[int]:
+    """Sum ``values`` into ``n`` consecutive groups (the newest value stays last)."""
+    n = max(1, n)
+    if len(values) <= n:
+        return list(values)
+    out = [0] * n
+    size = len(values) / n
+    for i, v in enumerate(values):
+        out[min(int(i / size), n - 1)] += v
+    return out
+
+
+def sparkline(values: Sequence[int | float]) -> str:
+    """Unicode sparkline; zero buckets show the lowest bar, any non-zero at least level 2."""
+    if not values:
+        return ""
+    top = max(values)
+    if top <= 0:
+        return SPARK_CHARS[0] * len(values)
+    steps = len(SPARK_CHARS) - 1
+    chars = []
+    for v in values:
+        if v <= 0:
+            chars.append(SPARK_CHARS[0])
+        else:
+            chars.append(SPARK_CHARS[max(1, int(math.ceil(v / top * steps)))])
+    return "".join(chars)
+
+
+# --------------------------------------------------------------------------- data in
+
+
+@dataclass
+class Snapshot:
+    """What the background refresher hands to the UI after each refresh."""
+
+    summary: Mapping[str, Any]
+    taken_at: float
+    minute_usage: list[int] = field(default_factory=list)  # SPARK_MINUTES buckets ending taken_at
+    metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    session_totals: Mapping[str, tuple[int, float]] | None = None  # filled for a reset
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def session_totals(records: Iterable[Any]) -> dict[str, tuple[int, float]]:
+    """Total tokens and cost per session (the baseline a reset records)."""
+    out: dict[str, list[float]] = {}
+    for r in records:
+        acc = out.setdefault(r.session_id, [0, 0.0])
+        acc[0] += r.total_tokens
+        acc[1] += r.cost or 0.0
+    return {k: (int(v[0]), float(v[1])) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- data out
+
+
+@dataclass
+class SessionView:
+    """One row of the active-sessions table."""
+
+    session_id: str
+    label: str
+    name: str | None
+    title: str | None
+    project: str
+    project_path: str
+    tags: list[str]
+    description: str | None
+    total_tokens: int
+    cost: float
+    delta_tokens: int
+    delta_cost: float
+    last_activity: float | None
+    first_activity: float | None
+    models: list[str]
+    row: Mapping[str, Any]
+
+    def tokens_by_type(self) -> list[tuple[str, int]]:
+        keys = (
+            ("input", "inputTokens"),
+            ("output", "outputTokens"),
+            ("cache write", "cacheCreationTokens"),
+            ("cache read", "cacheReadTokens"),
+        )
+        return [(label, int(self.row.get(k) or 0)) for label, k in keys]
+
+
+@dataclass
+class BlockView:
+    """The current 5-hour block."""
+
+    start: float
+    end: float
+    time_pct: float
+    remaining_minutes: float
+    tokens: int
+    cost: float
+    by_type: list[tuple[str, int]]
+    token_limit: int | None
+    limit_source: str | None
+    limit_pct: float | None
+    burn_tpm: float | None
+    burn_indicator_tpm: float | None
+    burn_level: str
+    cost_per_hour: float | None
+    projected_tokens: int | None
+    projected_cost: float | None
+    projected_limit_pct: float | None
+    models: list[str]
+
+
+@dataclass
+class OfficialView:
+    """Claude Code's own utilisation figures (from the statusLine), when known."""
+
+    five_hour_pct: float | None
+    five_hour_resets: float | None
+    seven_day_pct: float | None
+    seven_day_resets: float | None
+    age_s: float | None
+
+
+@dataclass
+class PeriodView:
+    label: str
+    tokens: int
+    cost: float
+    by_type: list[tuple[str, int]]
+
+
+@dataclass
+class DashboardView:
+    """Everything one frame of the dashboard shows."""
+
+    now: float
+    block: BlockView | None
+    today: PeriodView
+    week: PeriodView
+    official: OfficialView | None
+    sessions: list[SessionView]
+    active_count: int
+    selected: int | None
+    filter_text: str
+    reset_at: float | None
+    since_reset_tokens: int
+    since_reset_cost: float
+    spark_values: list[int]
+    spark_minutes: int
+    updated_age_s: float
+    warnings: list[str]
+    error: str | None
+
+    @property
+    def selected_session(self) -> SessionView | None:
+        if self.selected is None or not (0 <= self.selected < len(self.sessions)):
+            return None
+        return self.sessions[self.selected]
+
+    def spark(self, width: int) -> str:
+        return sparkline(downsample(self.spark_values, width))
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def block_view(summary: Mapping[str, Any], now: float) -> BlockView | None:
+    """The active block panel, with time-dependent numbers recomputed for ``now``."""
+    b = summary.get("activeBlock")
+    if not isinstance(b, Mapping):
+        return None
+    start = parse_iso(b.get("startTime"))
+    end = parse_iso(b.get("endTime"))
+    if start is None:
+        return None
+    if end is None:
+        end = start + 5 * 3600
+    span = max(1.0, end - start)
+    time_pct = max(0.0, min(100.0, (now - start) / span * 100.0))
+    remaining = max(0.0, (end - now) / 60.0)
+    counts = b.get("tokenCounts") or {}
+    by_type = [(label, _int(counts.get(k))) for label, k in TOKEN_TYPES]
+    tokens = _int(b.get("totalTokens")) or sum(v for _, v in by_type)
+    limit_info = summary.get("tokenLimit") or {}
+    limit = _int(limit_info.get("tokens")) or None
+    limit_pct = _float(b.get("limitPercent"))
+    if limit_pct is None and limit:
+        limit_pct = tokens / limit * 100.0
+    burn = b.get("burnRate") or {}
+    proj = b.get("projection") or {}
+    burn_tpm = _float(burn.get("tokensPerMinute"))
+    indicator = _float(burn.get("tokensPerMinuteForIndicator"))
+    level = b.get("burnLevel")
+    if level not in BURN_COLOURS:
+        level = burn_level(indicator)
+    projected = _int(proj.get("totalTokens")) if proj else None
+    if projected is None and burn_tpm is not None:
+        projected = int(tokens + burn_tpm * remaining)
+    projected_pct = projected / limit * 100.0 if (projected is not None and limit) else None
+    return BlockView(
+        start=start,
+        end=end,
+        time_pct=time_pct,
+        remaining_minutes=remaining,
+        tokens=tokens,
+        cost=_float(b.get("costUSD")) or 0.0,
+        by_type=by_type,
+        token_limit=limit,
+        limit_source=limit_info.get("source"),
+        limit_pct=limit_pct,
+        burn_tpm=burn_tpm,
+        burn_indicator_tpm=indicator,
+        burn_level=level,
+        cost_per_hour=_float(burn.get("costPerHour")),
+        projected_tokens=projected,
+        projected_cost=_float(proj.get("totalCost")) if proj else None,
+        projected_limit_pct=projected_pct,
+        models=[str(m) for m in (b.get("models") or []) if m != "<synthetic>"],
+    )
+
+
+def burn_level(tokens_per_minute: float | None) -> str:
+    """ccusage thresholds on input+output tokens/min: > 1000 high, > 500 medium."""
+    if tokens_per_minute is None:
+        return "low"
+    if tokens_per_minute > 1000:
+        return "high"
+    if tokens_per_minute > 500:
+        return "medium"
+    return "low"
+
+
+def period_view(label: str, period: Any) -> PeriodView:
+    p = period if isinstance(period, Mapping) else {}
+    keys = (
+        ("input", "inputTokens"),
+        ("output", "outputTokens"),
+        ("cache write", "cacheCreationTokens"),
+        ("cache read", "cacheReadTokens"),
+    )
+    by_type = [(lab, _int(p.get(k))) for lab, k in keys]
+    tokens = _int(p.get("totalTokens")) or sum(v for _, v in by_type)
+    return PeriodView(label, tokens, _float(p.get("totalCost")) or 0.0, by_type)
+
+
+def _pct_and_reset(obj: Any) -> tuple[float | None, float | None]:
+    if not isinstance(obj, Mapping):
+        return None, None
+    pct = None
+    for k in ("usedPercentage", "used_percentage", "percent", "utilization"):
+        if k in obj:
+            pct = _float(obj.get(k))
+            break
+    reset = None
+    for k in ("resetsAt", "resets_at"):
+        if k in obj:
+            v = obj.get(k)
+            reset = parse_iso(v) if isinstance(v, str) else _float(v)
+            break
+    return pct, reset
+
+
+def official_view(off: Any, now: float) -> OfficialView | None:
+    """Official 5 h / 7 d utilisation from ``summary["official"]``, tolerant of key styles."""
+    if not isinstance(off, Mapping):
+        return None
+    limits = off.get("rateLimits") or off.get("rate_limits") or off
+    five = limits.get("fiveHour") or limits.get("five_hour")
+    seven = limits.get("sevenDay") or limits.get("seven_day")
+    fp, fr = _pct_and_reset(five)
+    sp, sr = _pct_and_reset(seven)
+    if fp is None and sp is None:
+        return None
+    at = None
+    for k in ("observedAt", "updatedAt", "updated_at", "ts"):
+        if k in off:
+            v = off.get(k)
+            at = parse_iso(v) if isinstance(v, str) else _float(v)
+            break
+    return OfficialView(fp, fr, sp, sr, (now - at) if at is not None else None)
+
+
+def session_label(row: Mapping[str, Any], meta: Mapping[str, Any] | None) -> str:
+    """Name shown for a session: user name > Claude title > project name > short id."""
+    meta = meta or {}
+    for v in (meta.get("name"), row.get("name"), row.get("title"), row.get("projectName")):
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    return str(row.get("sessionId", ""))[:8]
+
+
+def session_view(
+    row: Mapping[str, Any],
+    meta: Mapping[str, Any] | None,
+    baseline: Mapping[str, tuple[int, float]] | None,
+) -> SessionView:
+    meta = meta or {}
+    sid = str(row.get("sessionId", ""))
+    total = _int(row.get("totalTokens"))
+    cost = _float(row.get("totalCost")) or 0.0
+    if baseline is None:
+        d_tok, d_cost = 0, 0.0
+    else:
+        b_tok, b_cost = baseline.get(sid, (0, 0.0))
+        d_tok, d_cost = max(0, total - b_tok), max(0.0, cost - b_cost)
+    tags = meta.get("tags", row.get("tags")) or []
+    return SessionView(
+        session_id=sid,
+        label=session_label(row, meta),
+        name=meta.get("name") or row.get("name"),
+        title=row.get("title"),
+        project=str(row.get("projectName") or ""),
+        project_path=str(row.get("projectPath") or ""),
+        tags=[str(t) for t in tags],
+        description=meta.get("description") or row.get("description"),
+        total_tokens=total,
+        cost=cost,
+        delta_tokens=d_tok,
+        delta_cost=d_cost,
+        last_activity=parse_iso(row.get("lastActivity")),
+        first_activity=parse_iso(row.get("firstActivity")),
+        models=[str(m) for m in (row.get("modelsUsed") or []) if m != "<synthetic>"],
+        row=row,
+    )
+
+
+def matches(s: SessionView, query: str) -> bool:
+    """Every whitespace-separated term must match; ``#x`` matches a tag starting with x."""
+    for term in query.lower().split():
+        if term.startswith("#") and len(term) > 1:
+            if not any(t.lower().startswith(term[1:]) for t in s.tags):
+                return False
+            continue
+        hay = " ".join(
+            [s.label, s.name or "", s.title or "", s.project_path, s.session_id, *s.tags]
+        ).lower()
+        if term not in hay:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- state
+
+
+class DashboardState:
+    """UI state that survives refreshes: selection, filter and the reset baseline."""
+
+    def __init__(self) -> None:
+        self.filter_text = ""
+        self.selected_id: str | None = None
+        self.reset_at: float | None = None
+        self.baseline_sessions: dict[str, tuple[int, float]] | None = None
+        self.baseline_total: tuple[int, float] = (0, 0.0)
+        self.reset_pending = True  # the first snapshot sets the "since start" baseline
+        self._visible: list[str] = []
+
+    # ---- reset
+    def request_reset(self) -> None:
+        """Ask for a new baseline; the next snapshot carrying session totals applies it."""
+        self.reset_pending = True
+
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Take a baseline from ``snap`` if a reset is pending and the snapshot carries one."""
+        if self.reset_pending and snap.session_totals is not None:
+            self.baseline_sessions = dict(snap.session_totals)
+            totals = snap.summary.get("totals") or {}
+            self.baseline_total = (_int(totals.get("totalTokens")), _float(totals.get("totalCost")) or 0.0)
+            self.reset_at = snap.taken_at
+            self.reset_pending = False
+
+    # ---- filter / selection
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+
+    def move(self, delta: int) -> None:
+        """Move the selection by ``delta`` rows within the visible (filtered) list."""
+        if not self._visible:
+            self.selected_id = None
+            return
+        try:
+            i = self._visible.index(self.selected_id) if self.selected_id else -1
+        except ValueError:
+            i = -1
+        if i < 0:
+            i = 0 if delta >= 0 else len(self._visible) - 1
+        else:
+            i = max(0, min(len(self._visible) - 1, i + delta))
+        self.selected_id = self._visible[i]
+
+    def select(self, session_id: str | None) -> None:
+        self.selected_id = session_id
+
+    # ---- build a frame
+    def view(self, snap: Snapshot, now: float) -> DashboardView:
+        s = snap.summary
+        meta = snap.metadata or {}
+        rows = [r for r in (s.get("activeSessions") or []) if isinstance(r, Mapping)]
+        sessions_all = [
+            session_view(r, meta.get(str(r.get("sessionId"))), self.baseline_sessions) for r in rows
+        ]
+        sessions = [x for x in sessions_all if matches(x, self.filter_text)]
+        self._visible = [x.session_id for x in sessions]
+        selected: int | None = None
+        if sessions:
+            if self.selected_id in self._visible:
+                selected = self._visible.index(self.selected_id)
+            else:
+                selected = 0
+                self.selected_id = sessions[0].session_id
+        totals = s.get("totals") or {}
+        if self.baseline_sessions is None:
+            d_tok, d_cost = 0, 0.0
+        else:
+            d_tok = max(0, _int(totals.get("totalTokens")) - self.baseline_total[0])
+            d_cost = max(0.0, (_float(totals.get("totalCost")) or 0.0) - self.baseline_total[1])
+        # Shift the minute buckets so the sparkline ends at `now`, not at snapshot time.
+        spark = list(snap.minute_usage)
+        shift = int(max(0.0, now - snap.taken_at) // 60)
+        if shift and spark:
+            spark = (spark[shift:] + [0] * min(shift, len(spark)))[-len(snap.minute_usage):]
+        return DashboardView(
+            now=now,
+            block=block_view(s, now),
+            today=period_view("today", s.get("today")),
+            week=period_view("week", s.get("week")),
+            official=official_view(s.get("official"), now),
+            sessions=sessions,
+            active_count=len(sessions_all),
+            selected=selected,
+            filter_text=self.filter_text,
+            reset_at=self.reset_at,
+            since_reset_tokens=d_tok,
+            since_reset_cost=d_cost,
+            spark_values=spark,
+            spark_minutes=len(snap.minute_usage),
+            updated_age_s=max(0.0, now - snap.taken_at),
+            warnings=list(snap.warnings),
+            error=snap.error,
+        )
+
+
+def parse_tag_input(text: str) -> tuple[list[str], list[str]]:
+    """``"a, b -c"`` -> (add ["a", "b"], remove ["c"]); commas or spaces separate tags."""
+    add: list[str] = []
+    remove: list[str] = []
+    for tok in text.replace(",", " ").split():
+        tok = tok.strip().lstrip("#")
+        if tok.startswith("-") and len(tok) > 1:
+            name = tok[1:].lstrip("#")
+            if name and name not in remove:
+                remove.append(name)
+        elif tok and tok != "-" and tok not in add:
+            add.append(tok)
+    return add, remove
+
+
+def compact_line(v: DashboardView, width: int) -> str:
+    """Plain single-line summary (the ``--compact`` mode and tiny terminals)."""
+    parts: list[str] = []
+    b = v.block
+    if b is None:
+        parts.append("no active block")
+    else:
+        lim = f" {b.limit_pct:.0f}%" if b.limit_pct is not None else ""
+        parts.append(f"blk {fmt_tokens(b.tokens)}{lim}")
+        parts.append(f"{fmt_minutes(b.remaining_minutes)} left")
+        if b.burn_tpm is not None:
+            parts.append(f"{fmt_tokens(b.burn_tpm)}/m {b.burn_level}")
+        if b.projected_tokens is not None:
+            parts.append(f"→{fmt_tokens(b.projected_tokens)}")
+    if v.official and v.official.five_hour_pct is not None:
+        parts.append(f"5h {v.official.five_hour_pct:.0f}%")
+    parts.append(f"today {fmt_tokens(v.today.tokens)} {fmt_cost(v.today.cost)}")
+    parts.append(f"+{fmt_tokens(v.since_reset_tokens)}")
+    line = " │ ".join(parts)
+    room = width - len(line) - 3
+    if room >= 8:
+        line += " │ " + v.spark(min(room, 24))
+    return line[:width] if width > 0 else line

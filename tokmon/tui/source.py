@@ -1,0 +1,169 @@
+"""Background data for the dashboard: one refresher thread fed by a file watcher.
+
+The engine is only touched from the refresher thread (refresh, summary, records),
+so the UI thread never blocks on disk. A change reported by the watcher wakes the
+refresher at once; otherwise it wakes every ``idle_s`` seconds (a safety net and
+to roll time-dependent figures such as "today"), never busy-polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tokmon.tui.model import SPARK_MINUTES, Snapshot, bucket_usage, session_totals
+
+log = logging.getLogger("tokmon.tui")
+
+
+class FileWatch:
+    """Adapter over the shared watcher (tokmon.server.watcher), with a watchfiles fallback."""
+
+    def __init__(self, roots: Iterable[Path], on_change: Callable[[], None], *, debounce_ms: int = 50) -> None:
+        self.roots = [Path(r) for r in roots]
+        self.on_change = on_change
+        self.debounce_ms = debounce_ms
+        self._impl: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FileWatch:
+        try:
+            from tokmon.server.watcher import Watcher
+        except ImportError:  # pragma: no cover - the shared watcher ships with tokmon
+            self._thread = threading.Thread(target=self._run_watchfiles, daemon=True)
+            self._thread.start()
+            return self
+        self._impl = Watcher(self.roots, lambda _paths: self.on_change(), debounce_ms=self.debounce_ms)
+        self._impl.start()
+        return self
+
+    def _run_watchfiles(self) -> None:  # pragma: no cover - fallback only
+        import watchfiles
+
+        roots = [str(r) for r in self.roots if r.is_dir()]
+        if not roots:
+            return
+        for _ in watchfiles.watch(*roots, debounce=self.debounce_ms, step=50, stop_event=self._stop):
+            self.on_change()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._impl is not None:
+            self._impl.stop()
+
+
+def load_metadata(paths: Any) -> dict[str, dict[str, Any]]:
+    """Session names/tags from the metadata store; empty when unavailable."""
+    try:
+        from tokmon.metadata.store import MetadataStore
+    except ImportError:  # pragma: no cover - the store ships with tokmon
+        return {}
+    return MetadataStore(paths=paths).all()
+
+
+def update_tags(paths: Any, session_id: str, add: list[str], remove: list[str]) -> dict[str, Any]:
+    """Add/remove tags of one session (locked read-modify-write in the store)."""
+    from tokmon.metadata.store import MetadataStore
+
+    return MetadataStore(paths=paths).update(session_id, add_tags=add, remove_tags=remove)
+
+
+class Refresher:
+    """Owns the engine; produces :class:`Snapshot` objects on a background thread."""
+
+    def __init__(
+        self,
+        engine_factory: Callable[[], Any],
+        deliver: Callable[[Snapshot], None],
+        *,
+        paths: Any = None,
+        idle_s: float = 15.0,
+        watch: bool = True,
+        tz: Any = None,
+    ) -> None:
+        self.engine_factory = engine_factory
+        self.deliver = deliver
+        self.paths = paths
+        self.idle_s = idle_s
+        self.watch = watch
+        self.tz = tz
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._want_totals = True
+        self._thread: threading.Thread | None = None
+        self._watch: FileWatch | None = None
+        self.engine: Any = None
+        self.refreshes = 0
+
+    def start(self) -> Refresher:
+        self._thread = threading.Thread(target=self._run, name="tokmon-watch-refresh", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._watch is not None:
+            self._watch.stop()
+
+    def poke(self, *, reset: bool = False) -> None:
+        """Refresh now (``reset`` also computes per-session totals for a new baseline)."""
+        if reset:
+            self._want_totals = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            snap = self._snapshot()
+            if self._stop.is_set():
+                return
+            self.deliver(snap)
+            if self.watch and self._watch is None and self.engine is not None:
+                roots = list(getattr(self.engine, "roots", []) or [])
+                try:
+                    self._watch = FileWatch(roots, self._wake.set).start()
+                except Exception as exc:  # noqa: BLE001 - keep the timer fallback
+                    log.warning("file watching unavailable: %s", exc)
+                    self.watch = False
+            self._wake.wait(self.idle_s)
+
+    def _snapshot(self) -> Snapshot:
+        now = time.time()
+        warnings: list[str] = []
+        try:
+            if self.engine is None:
+                self.engine = self.engine_factory()  # refreshed once by the factory
+            else:
+                changes = self.engine.refresh()
+                warnings = [str(w) for w in (getattr(changes, "warnings", None) or [])]
+            now = time.time()
+            summary = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
+            records = self.engine.records
+            minute_usage = bucket_usage(records, now, SPARK_MINUTES)
+            totals = None
+            if self._want_totals:
+                totals = session_totals(records)
+                self._want_totals = False
+        except Exception as exc:  # noqa: BLE001 - shown in the dashboard, retried later
+            log.debug("refresh failed", exc_info=True)
+            return Snapshot(summary={}, taken_at=now, error=f"{type(exc).__name__}: {exc}")
+        try:
+            metadata = load_metadata(self.paths)
+        except Exception as exc:  # noqa: BLE001 - names are optional
+            metadata = {}
+            warnings.append(f"session metadata unavailable: {exc}")
+        self.refreshes += 1
+        return Snapshot(
+            summary=summary,
+            taken_at=now,
+            minute_usage=minute_usage,
+            metadata=metadata,
+            session_totals=totals,
+            warnings=warnings,
+        )
