@@ -1,0 +1,134 @@
+"""Shared fixtures: the real corpus, isolated tokmon homes, transcript line builders."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def corpus_path() -> Path:
+    """The shared real corpus: env TOKMON_TEST_CORPUS or ``<repo>/../shared/corpus/claude-real``."""
+    env = os.environ.get("TOKMON_TEST_CORPUS")
+    return Path(env) if env else REPO.parent / "shared" / "corpus" / "claude-real"
+
+
+@pytest.fixture(scope="session")
+def real_corpus() -> Path:
+    p = corpus_path()
+    if not (p / "projects").is_dir():
+        pytest.fail(f"real corpus not found at {p} (set TOKMON_TEST_CORPUS)")
+    return p
+
+
+@pytest.fixture
+def corpus_copy(real_corpus: Path, tmp_path: Path) -> Path:
+    """A writable copy of the real corpus (a Claude config dir)."""
+    dest = tmp_path / "claude"
+    shutil.copytree(real_corpus, dest)
+    return dest
+
+
+@pytest.fixture
+def tokmon_home(tmp_path: Path) -> Path:
+    h = tmp_path / "tokmon-home"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def env(tokmon_home: Path, tmp_path: Path) -> dict[str, str]:
+    """A clean environment: isolated TOKMON_HOME and HOME, no CLAUDE_CONFIG_DIR yet."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
+    fake_home = tmp_path / "home"
+    fake_home.mkdir(exist_ok=True)
+    e.update({"TOKMON_HOME": str(tokmon_home), "HOME": str(fake_home), "NO_COLOR": "1",
+              "COLUMNS": "160", "TZ": "UTC"})
+    return e
+
+
+class CLIResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(env: dict[str, str]) -> Callable[..., CLIResult]:
+    """Run the CLI in-process with injected env and streams."""
+    from tokmon.cli.main import run
+
+    def _run(*argv: str, extra_env: dict[str, str] | None = None, stdin: str = "") -> CLIResult:
+        out, err = io.StringIO(), io.StringIO()
+        code = run(list(argv), env={**env, **(extra_env or {})}, stdin=io.StringIO(stdin),
+                   stdout=out, stderr=err)
+        return CLIResult(code, out.getvalue(), err.getvalue())
+
+    return _run
+
+
+def run_tokmon(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m tokmon`` as a real subprocess."""
+    return subprocess.run([sys.executable, "-m", "tokmon", *args], env=env, capture_output=True,
+                          text=True, timeout=kw.pop("timeout", 120), **kw)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def assistant_line(
+    ts: datetime | str,
+    *,
+    msg_id: str | None,
+    req_id: str | None,
+    session: str = "11111111-2222-3333-4444-555555555555",
+    cwd: str = "/home/u/proj",
+    model: str = "claude-sonnet-4-5-20250929",
+    inp: int = 10,
+    out: int = 20,
+    cc: int = 0,
+    cr: int = 0,
+    cc_1h: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """One compact assistant transcript line shaped like Claude Code's."""
+    usage: dict[str, Any] = {"input_tokens": inp, "cache_creation_input_tokens": cc,
+                             "cache_read_input_tokens": cr, "output_tokens": out}
+    if cc_1h:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": cc - cc_1h,
+                                   "ephemeral_1h_input_tokens": cc_1h}
+    obj: dict[str, Any] = {
+        "parentUuid": None, "isSidechain": False, "userType": "external", "cwd": cwd,
+        "sessionId": session, "version": "2.1.7", "type": "assistant", "uuid": "u-" + str(msg_id),
+        "timestamp": ts if isinstance(ts, str) else iso(ts),
+        "message": {"id": msg_id, "type": "message", "role": "assistant", "model": model,
+                    "content": [{"type": "text", "text": "hello"}], "usage": usage},
+    }
+    if req_id is not None:
+        obj["requestId"] = req_id
+    if msg_id is None:
+        del obj["message"]["id"]
+    if extra:
+        obj.update(extra)
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def write_lines(path: Path, lines: list[str], mode: str = "a", newline_at_end: bool = True) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + ("\n" if newline_at_end else "")
+    with open(path, mode, encoding="utf-8") as fh:
+        fh.write(text)
