@@ -64,6 +64,10 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     if not getattr(ctx, "color", True):
         os.environ["NO_COLOR"] = "1"
 
+    try:
+        import textual  # noqa: F401
+    except ImportError:
+        raise CLIError("watch needs the 'textual' package: pip install 'textual>=1.0'") from None
     from tokmon.tui.app import WatchApp
     from tokmon.tui.source import Refresher, update_tags
 

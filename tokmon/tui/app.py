@@ -202,8 +202,12 @@ def render_detail(s: SessionView, v: DashboardView) -> Text:
         ("Project", s.project_path or "-"),
         ("Tags", " ".join(f"#{x}" for x in s.tags) or "-"),
         ("Description", s.description or "-"),
-        ("First", time.strftime("%Y-%m-%d %H:%M", time.localtime(s.first_activity))
-         if s.first_activity else "-"),
+        (
+            "First",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(s.first_activity))
+            if s.first_activity
+            else "-",
+        ),
         ("Last", _ago(v.now - s.last_activity) if s.last_activity else "-"),
         ("Models", ", ".join(s.models) or "-"),
         ("Total", f"{fmt_tokens(s.total_tokens)} tokens  {fmt_cost(s.cost)}"),
@@ -258,7 +262,8 @@ class TagScreen(ModalScreen[str | None]):
         with Vertical(id="tag-box", classes="dialog"):
             yield Static(
                 Text.assemble(
-                    ("Tag ", "bold"), (self._session.label, "bold cyan"),
+                    ("Tag ", "bold"),
+                    (self._session.label, "bold cyan"),
                     f"\ncurrent: {current}\n",
                     ("words add tags, -word removes; enter saves, esc cancels", "dim"),
                 )
@@ -510,7 +515,9 @@ class WatchApp(App[int]):
             meta = dict(self.snapshot.metadata)
             meta[sid] = rec
             self.snapshot.metadata = meta
-        tags = " ".join(f"#{x}" for x in (rec or {}).get("tags", [])) if isinstance(rec, dict) else ""
+        tags = (
+            " ".join(f"#{x}" for x in (rec or {}).get("tags", [])) if isinstance(rec, dict) else ""
+        )
         self.notify(f"tags saved: {tags or '(none)'}", timeout=2)
         if self.refresher is not None:
             self.refresher.poke()

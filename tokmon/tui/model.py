@@ -35,13 +35,16 @@ def fmt_tokens(n: float | int | None) -> str:
     n = float(n)
     sign = "-" if n < 0 else ""
     a = abs(n)
-    if a < 1000:
+    if a < 999.5:
         return f"{sign}{a:.0f}"
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            v = a / div
-            digits = 2 if v < 10 else 1 if v < 100 else 0
-            return f"{sign}{v:.{digits}f}{suffix}"
+    units = ((1e3, "k"), (1e6, "M"), (1e9, "B"))
+    for i, (div, suffix) in enumerate(units):
+        v = a / div
+        digits = 2 if v < 10 else 1 if v < 100 else 0
+        text = f"{v:.{digits}f}"
+        if float(text) >= 1000 and i + 1 < len(units):
+            continue  # 999,999 is "1.00M", not "1000k"
+        return f"{sign}{text}{suffix}"
     return f"{sign}{a:.0f}"  # pragma: no cover - unreachable
 
 
@@ -510,7 +513,10 @@ class DashboardState:
         if self.reset_pending and snap.session_totals is not None:
             self.baseline_sessions = dict(snap.session_totals)
             totals = snap.summary.get("totals") or {}
-            self.baseline_total = (_int(totals.get("totalTokens")), _float(totals.get("totalCost")) or 0.0)
+            self.baseline_total = (
+                _int(totals.get("totalTokens")),
+                _float(totals.get("totalCost")) or 0.0,
+            )
             self.reset_at = snap.taken_at
             self.reset_pending = False
 
@@ -563,7 +569,7 @@ class DashboardState:
         spark = list(snap.minute_usage)
         shift = int(max(0.0, now - snap.taken_at) // 60)
         if shift and spark:
-            spark = (spark[shift:] + [0] * min(shift, len(spark)))[-len(snap.minute_usage):]
+            spark = (spark[shift:] + [0] * min(shift, len(spark)))[-len(snap.minute_usage) :]
         return DashboardView(
             now=now,
             block=block_view(s, now),
@@ -601,7 +607,11 @@ def parse_tag_input(text: str) -> tuple[list[str], list[str]]:
 
 
 def compact_line(v: DashboardView, width: int) -> str:
-    """Plain single-line summary (the ``--compact`` mode and tiny terminals)."""
+    """Plain single-line summary (``--compact`` and tiny terminals).
+
+    Parts are added in priority order and dropped whole (never cut mid-word) when
+    they do not fit; the sparkline fills what room is left.
+    """
     parts: list[str] = []
     b = v.block
     if b is None:
@@ -618,8 +628,14 @@ def compact_line(v: DashboardView, width: int) -> str:
         parts.append(f"5h {v.official.five_hour_pct:.0f}%")
     parts.append(f"today {fmt_tokens(v.today.tokens)} {fmt_cost(v.today.cost)}")
     parts.append(f"+{fmt_tokens(v.since_reset_tokens)}")
-    line = " │ ".join(parts)
-    room = width - len(line) - 3
-    if room >= 8:
-        line += " │ " + v.spark(min(room, 24))
-    return line[:width] if width > 0 else line
+    sep = " │ "
+    line = ""
+    for part in parts:
+        cand = part if not line else line + sep + part
+        if width > 0 and len(cand) > width:
+            continue
+        line = cand
+    room = width - len(line) - len(sep)
+    if room >= 6:
+        line += sep + v.spark(min(room, 24))
+    return line if line or width <= 0 else parts[0][:width]

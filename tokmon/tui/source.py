@@ -23,7 +23,9 @@ log = logging.getLogger("tokmon.tui")
 class FileWatch:
     """Adapter over the shared watcher (tokmon.server.watcher), with a watchfiles fallback."""
 
-    def __init__(self, roots: Iterable[Path], on_change: Callable[[], None], *, debounce_ms: int = 50) -> None:
+    def __init__(
+        self, roots: Iterable[Path], on_change: Callable[[], None], *, debounce_ms: int = 50
+    ) -> None:
         self.roots = [Path(r) for r in roots]
         self.on_change = on_change
         self.debounce_ms = debounce_ms
@@ -38,7 +40,9 @@ class FileWatch:
             self._thread = threading.Thread(target=self._run_watchfiles, daemon=True)
             self._thread.start()
             return self
-        self._impl = Watcher(self.roots, lambda _paths: self.on_change(), debounce_ms=self.debounce_ms)
+        self._impl = Watcher(
+            self.roots, lambda _paths: self.on_change(), debounce_ms=self.debounce_ms
+        )
         self._impl.start()
         return self
 
@@ -48,7 +52,9 @@ class FileWatch:
         roots = [str(r) for r in self.roots if r.is_dir()]
         if not roots:
             return
-        for _ in watchfiles.watch(*roots, debounce=self.debounce_ms, step=50, stop_event=self._stop):
+        for _ in watchfiles.watch(
+            *roots, debounce=self.debounce_ms, step=50, stop_event=self._stop
+        ):
             self.on_change()
 
     def stop(self) -> None:
