@@ -13,7 +13,6 @@ import orjson
 from tokmon.records import UsageRecord
 
 _ASSISTANT = b'"type":"assistant"'
-_USAGE = b'"usage"'
 _TITLE = b'-title"'
 TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
 
@@ -70,20 +69,28 @@ def _int(v: object) -> int:
     return 0
 
 
+def _count_bad(line: bytes, stats: LineStats) -> None:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        stats.invalid_utf8 += 1
+        return
+    stats.malformed += 1
+
+
 def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> object:
     """Return a UsageRecord, a ``(session_id, kind, title)`` tuple, or None."""
-    has_assistant = _ASSISTANT in line and _USAGE in line
-    if not has_assistant and _TITLE not in line:
+    if line[:1] != b"{" or line.rstrip()[-1:] != b"}":
+        # Not a JSON object line: a cheap check that catches garbage without parsing.
+        if line.strip():
+            _count_bad(line, stats)
+        return None
+    if _ASSISTANT not in line and _TITLE not in line:
         return None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            stats.invalid_utf8 += 1
-            return None
-        stats.malformed += 1
+        _count_bad(line, stats)
         return None
     if not isinstance(obj, dict):
         stats.malformed += 1
