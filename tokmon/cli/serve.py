@@ -1,0 +1,104 @@
+"""``tokmon serve``: the language server (stdio or loopback TCP) or the JSON-lines service."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from typing import Any
+
+from tokmon.cli.context import CLIError
+
+LOOPBACK_NAMES = {"localhost"}
+
+
+def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "serve", parents=[parent],
+        help="language server (LSP over stdio) or JSON-lines service for editors and scripts",
+        description="Serve the tokmon protocol (docs/protocol.md). stdout carries protocol "
+                    "messages only; logs go to stderr or --log-file.",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--jsonl", action="store_true",
+                      help="JSON lines on stdin/stdout instead of LSP")
+    mode.add_argument("--tcp", metavar="HOST:PORT",
+                      help="LSP over TCP on a loopback address (e.g. 127.0.0.1:2087)")
+    mode.add_argument("--stdio", action="store_true",
+                      help="LSP over stdio (the default; accepted for LSP clients)")
+    p.add_argument("--workspace", metavar="DIR",
+                   help="default workspace folder when the client sends none")
+    p.add_argument("--debounce-ms", type=int, metavar="N",
+                   help="file watcher debounce in ms (default: config server.debounce_ms, 50)")
+    p.add_argument("--poll", action="store_true", default=None,
+                   help="poll files instead of OS events (network/WSL filesystems; "
+                        "also TOKMON_FORCE_POLLING=1)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="no file watcher: data changes only on tokmon/refresh")
+    p.add_argument("--log-file", metavar="PATH", help="write logs to PATH instead of stderr")
+    p.add_argument("--clientProcessId", help=argparse.SUPPRESS)  # sent by some LSP clients
+    p.set_defaults(handler=handle)
+
+
+def parse_tcp(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) on a loopback address only."""
+    host, sep, port_s = value.rpartition(":")
+    if not sep or not host:
+        raise CLIError(f"--tcp expects HOST:PORT, got {value!r}")
+    host = host.strip("[]")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise CLIError(f"--tcp: invalid port {port_s!r}") from None
+    if not 1 <= port <= 65535:
+        raise CLIError(f"--tcp: port must be 1-65535, got {port}")
+    if host.lower() in LOOPBACK_NAMES:
+        return "127.0.0.1", port
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise CLIError(f"--tcp: {host!r} is not a loopback address (use 127.0.0.1 or ::1)") from None
+    if not ip.is_loopback:
+        raise CLIError(f"--tcp: refusing to listen on {host}: only loopback addresses are allowed")
+    return str(ip), port
+
+
+def handle(args: argparse.Namespace, ctx: Any) -> int:
+    from tokmon.server.runtime import setup_logging
+    from tokmon.server.service import Service
+
+    tcp = parse_tcp(args.tcp) if args.tcp else None
+    if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
+        raise CLIError("--debounce-ms must be between 1 and 60000")
+    cfg = ctx.config
+    debounce = args.debounce_ms or int(cfg.get("server.debounce_ms") or 50)
+    force_polling: bool | None = True if args.poll else (True if cfg.get("server.force_polling")
+                                                           else None)
+    setup_logging(getattr(ctx, "log_level", "warning") or "warning", args.log_file)
+
+    roots = ctx.roots()
+
+    def factory() -> Any:
+        from tokmon.engine import Engine
+
+        return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env)
+
+    try:
+        service = Service(env=ctx.env, engine_factory=factory, workspace=args.workspace)
+    except ValueError as exc:
+        raise CLIError(f"--workspace: {exc}") from None
+    opts = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
+    if args.jsonl:
+        from tokmon.server.jsonl import serve_jsonl
+
+        return serve_jsonl(service, **opts)
+    from tokmon.server.lsp import build_server
+
+    server = build_server(service, **opts)
+    if tcp is not None:
+        try:
+            server.start_tcp(*tcp)
+        except OSError as exc:
+            raise CLIError(f"--tcp: cannot listen on {args.tcp}: {exc.strerror or exc}") from None
+        return 0
+    server.start_io()
+    return 0

@@ -1,0 +1,643 @@
+"""Transport-free service layer: every protocol method as a plain function over the engine.
+
+Both transports (``lsp.py`` and ``jsonl.py``) call :meth:`Service.call` from worker threads;
+the service serialises engine access with a lock. Methods return ``(result, notifications)``
+so transports can send the response first and then push the notifications. No pygls import
+here: the JSON-lines mode must start fast. See docs/protocol.md for the wire shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import tokmon
+
+log = logging.getLogger("tokmon.server")
+
+PROTOCOL_VERSION = 1
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+Notification = tuple[str, dict[str, Any]]
+Result = tuple[Any, list[Notification]]
+
+COMMANDS = ("tokmon.tagSession", "tokmon.describeSession", "tokmon.renameSession")
+
+
+class ServiceError(Exception):
+    """A JSON-RPC error: ``code`` plus a one-line ``message``."""
+
+    code = INTERNAL_ERROR
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidParams(ServiceError):
+    code = INVALID_PARAMS
+
+
+class MethodNotFound(ServiceError):
+    code = METHOD_NOT_FOUND
+
+
+# -- params validation -------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _obj(method: str, params: Any, allowed: set[str]) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if isinstance(params, (list, tuple)) and not params:
+        return {}
+    if not isinstance(params, dict):
+        raise InvalidParams(f"{method}: params must be an object, got {_kind(params)}")
+    unknown = sorted(str(k) for k in params if k not in allowed)
+    if unknown:
+        want = ", ".join(sorted(allowed)) or "none"
+        raise InvalidParams(f"{method}: unknown param(s) {', '.join(unknown)} (allowed: {want})")
+    return params
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, (list, tuple)):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _str(method: str, p: dict[str, Any], key: str, *, required: bool = False,
+         nullable: bool = False) -> Any:
+    v = p.get(key, _MISSING)
+    if v is _MISSING:
+        if required:
+            raise InvalidParams(f"{method}: missing required param '{key}'")
+        return _MISSING
+    if v is None and nullable:
+        return None
+    if not isinstance(v, str):
+        raise InvalidParams(f"{method}: '{key}' must be a string, got {_kind(v)}")
+    if required and not v.strip():
+        raise InvalidParams(f"{method}: '{key}' must not be empty")
+    return v
+
+
+def _opt_str(method: str, p: dict[str, Any], key: str) -> str | None:
+    v = _str(method, p, key, nullable=True)
+    return None if v is _MISSING else v
+
+
+def _bool(method: str, p: dict[str, Any], key: str) -> bool:
+    v = p.get(key, None)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise InvalidParams(f"{method}: '{key}' must be true or false, got {_kind(v)}")
+    return v
+
+
+def _str_list(method: str, p: dict[str, Any], key: str) -> Any:
+    v = p.get(key, _MISSING)
+    if v is _MISSING or v is None:
+        return _MISSING
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise InvalidParams(f"{method}: '{key}' must be an array of strings")
+    return list(v)
+
+
+def _day(method: str, p: dict[str, Any], key: str) -> str | None:
+    v = _opt_str(method, p, key)
+    if v is None:
+        return None
+    from tokmon.timeutil import parse_day
+
+    try:
+        return parse_day(v)
+    except ValueError:
+        raise InvalidParams(f"{method}: '{key}' must be a date YYYY-MM-DD, got {v!r}") from None
+
+
+def _tz(method: str, p: dict[str, Any], key: str) -> str | None:
+    v = _opt_str(method, p, key)
+    if v is None:
+        return None
+    from tokmon.timeutil import resolve_tz
+
+    try:
+        resolve_tz(v)
+    except Exception:
+        raise InvalidParams(f"{method}: unknown time zone {v!r}") from None
+    return v
+
+
+def _choice(method: str, p: dict[str, Any], key: str, choices: tuple[str, ...]) -> str | None:
+    v = _opt_str(method, p, key)
+    if v is not None and v not in choices:
+        raise InvalidParams(f"{method}: '{key}' must be one of {', '.join(choices)}, got {v!r}")
+    return v
+
+
+def _posint(method: str, p: dict[str, Any], key: str) -> int | None:
+    v = p.get(key, None)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise InvalidParams(f"{method}: '{key}' must be a positive integer, got {v!r}"[:200])
+    return v
+
+
+def path_from_folder(value: str) -> str:
+    """A workspace folder (path or ``file://`` URI) as a normalised local path."""
+    v = value.strip()
+    if v.lower().startswith("file:"):
+        u = urlparse(v)
+        path = unquote(u.path)
+        if u.netloc and u.netloc.lower() != "localhost":
+            path = f"//{u.netloc}{path}"  # UNC share
+        if os.name == "nt" and len(path) > 2 and path[0] == "/" and path[2] == ":":
+            path = path[1:]
+        v = path
+    v = os.path.expanduser(v)
+    if not v:
+        raise ValueError("empty path")
+    if os.path.isabs(v):
+        v = os.path.normpath(v)
+    return v
+
+
+def within(child: str, parent: str) -> bool:
+    """``child`` is ``parent`` or below it (textual, no filesystem access)."""
+    if not child or not parent:
+        return False
+    c = os.path.normcase(os.path.normpath(child))
+    p = os.path.normcase(os.path.normpath(parent))
+    if c == p:
+        return True
+    sep = "\\" if os.name == "nt" else "/"
+    return c.startswith(p if p.endswith(sep) else p + sep)
+
+
+# -- the service -------------------------------------------------------------------------------
+
+
+class Service:
+    """Every protocol method over one Engine and the metadata store."""
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        engine_factory: Callable[[], Any] | None = None,
+        workspace: str | None = None,
+    ) -> None:
+        self.env = os.environ if env is None else env
+        self._engine_factory = engine_factory
+        self.engine: Any = None
+        self.lock = threading.RLock()
+        self.ready = threading.Event()
+        self.start_error: str | None = None
+        self.workspace: str | None = path_from_folder(workspace) if workspace else None
+        self._store: Any = None
+        self._store_error: str | None = None
+        self._meta_snapshot: dict[str, dict[str, Any]] = {}
+        self._rows: tuple[int, list[dict[str, Any]]] | None = None
+        self.stats: dict[str, Any] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Build the engine and run the first scan (blocking; call it off the event loop)."""
+        t0 = time.perf_counter()
+        try:
+            with self.lock:
+                if self._engine_factory is not None:
+                    self.engine = self._engine_factory()
+                else:
+                    from tokmon.engine import Engine
+
+                    self.engine = Engine(env=self.env)
+                changes = self.engine.refresh(progress)
+                for w in changes.warnings:
+                    log.warning("%s", w)
+                self._meta_snapshot = self._store_all()
+                self.stats = {
+                    "records": len(self.engine.records),
+                    "sessions": len(self._all_rows()),
+                    "seconds": round(time.perf_counter() - t0, 3),
+                }
+        except Exception as exc:  # never leave waiters hanging
+            log.exception("first scan failed")
+            self.start_error = f"tokmon could not index transcripts: {exc}"
+            raise
+        finally:
+            self.ready.set()
+        return self.stats
+
+    def _wait_ready(self) -> None:
+        self.ready.wait()
+        if self.engine is None:
+            raise ServiceError(self.start_error or "tokmon engine unavailable")
+
+    @property
+    def watch_roots(self) -> list[Path]:
+        """Every candidate Claude root (existing or not) plus the metadata file's directory."""
+        roots = [Path(r) for r in getattr(self.engine, "candidate_roots", [])]
+        mp = self.metadata_path
+        if mp is not None:
+            roots.append(mp.parent)
+        return roots
+
+    @property
+    def metadata_path(self) -> Path | None:
+        store = self.store
+        return Path(store.path) if store is not None else None
+
+    # -- metadata --------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Any:
+        if self._store is None and self._store_error is None:
+            try:
+                from tokmon.metadata.store import MetadataStore
+                from tokmon.paths import get_paths
+
+                self._store = MetadataStore(paths=get_paths(self.env))
+            except Exception as exc:  # the store module may be missing or broken
+                self._store_error = f"session metadata unavailable: {exc}"
+                log.warning("%s", self._store_error)
+        return self._store
+
+    def _store_all(self) -> dict[str, dict[str, Any]]:
+        store = self.store
+        if store is None:
+            return {}
+        try:
+            return store.all()  # type: ignore[no-any-return]
+        except Exception as exc:
+            log.warning("cannot read session metadata: %s", exc)
+            return dict(self._meta_snapshot)
+
+    def _merge(self, rows: list[dict[str, Any]], meta: dict[str, dict[str, Any]] | None = None
+               ) -> list[dict[str, Any]]:
+        meta = self._store_all() if meta is None else meta
+        try:
+            from tokmon.metadata.store import merge_metadata
+
+            return merge_metadata(rows, meta)
+        except ImportError:
+            out = []
+            for r in rows:
+                m = meta.get(r.get("sessionId", "")) or {}
+                d = dict(r)
+                d["name"] = m.get("name") or r.get("title")
+                d["tags"] = list(m.get("tags") or [])
+                d["description"] = m.get("description")
+                out.append(d)
+            return out
+
+    def _meta_note(self, sid: str, meta: dict[str, Any] | None) -> Notification:
+        row = {"sessionId": sid, "title": self.engine.titles.get(sid) if self.engine else None}
+        merged = self._merge([row], {sid: meta} if meta else {})[0]
+        params = {k: merged.get(k) for k in ("sessionId", "name", "tags", "description")}
+        if "nameSource" in merged:
+            params["nameSource"] = merged["nameSource"]
+        return ("tokmon/metadataChanged", params)
+
+    def check_metadata(self) -> list[Notification]:
+        """Diff the store against the last snapshot; one notification per changed session."""
+        with self.lock:
+            fresh = self._store_all()
+            old = self._meta_snapshot
+            self._meta_snapshot = fresh
+        notes = []
+        for sid in sorted(set(fresh) | set(old)):
+            a, b = old.get(sid) or {}, fresh.get(sid) or {}
+            if any(a.get(k) != b.get(k) for k in ("name", "tags", "description", "claudeTitle")):
+                notes.append(self._meta_note(sid, fresh.get(sid)))
+        return notes
+
+    # -- engine helpers --------------------------------------------------------------------
+
+    def _all_rows(self) -> list[dict[str, Any]]:
+        """Every SessionRow, most recent first (cached per engine version and minute)."""
+        eng = self.engine
+        key = (eng.version, int(time.time() // 60))
+        if self._rows is None or self._rows[0] != key:
+            self._rows = (key, eng.session_rows())  # type: ignore[assignment]
+        return self._rows[1]  # type: ignore[index]
+
+    def _resolve(self, method: str, sid: str) -> dict[str, Any]:
+        rows = self._all_rows()
+        exact = [r for r in rows if r["sessionId"] == sid]
+        if exact:
+            return exact[0]
+        matches = [r for r in rows if r["sessionId"].startswith(sid)]
+        if len(matches) == 1:
+            return matches[0]
+        shown = sid if len(sid) <= 80 else sid[:77] + "..."
+        if not matches:
+            raise InvalidParams(f"unknown session id {shown!r}")
+        raise InvalidParams(f"ambiguous session id prefix {shown!r} ({len(matches)} sessions)")
+
+    def _workspace(self, method: str, p: dict[str, Any]) -> str | None:
+        v = _opt_str(method, p, "workspaceFolder")
+        if v is None:
+            return self.workspace
+        try:
+            return path_from_folder(v)
+        except ValueError:
+            raise InvalidParams(f"{method}: 'workspaceFolder' must be a path or file:// URI") from None
+
+    def _workspace_project(self, ws: str | None) -> str | None:
+        if not ws:
+            return None
+        for r in self._all_rows():
+            if within(str(r.get("projectPath") or ""), ws):
+                return str(r["projectPath"])
+        return None
+
+    def _summary(self, ws: str | None) -> dict[str, Any]:
+        s = self.engine.summary(cwd=ws)
+        s["activeSessions"] = self._merge(list(s.get("activeSessions") or []))
+        if s.get("projectSession"):
+            s["projectSession"] = self._merge([s["projectSession"]])[0]
+        wsess = None
+        if ws:
+            for r in s["activeSessions"]:
+                if within(str(r.get("projectPath") or ""), ws):
+                    wsess = r
+                    break
+        s["workspaceSession"] = wsess
+        s["workspaceProject"] = self._workspace_project(ws)
+        return s
+
+    # -- refresh (watcher / tokmon/refresh) --------------------------------------------------
+
+    def refresh(self, ws: str | None = None) -> tuple[Any, list[Notification]]:
+        """Incremental engine refresh; returns (changes, [usageChanged] if anything changed)."""
+        self._wait_ready()
+        with self.lock:
+            changes = self.engine.refresh()
+            for w in changes.warnings:
+                log.warning("%s", w)
+            notes: list[Notification] = []
+            if changes.changed:
+                notes.append((
+                    "tokmon/usageChanged",
+                    {"summary": self._summary(ws if ws is not None else self.workspace),
+                     "changedSessions": sorted(changes.changed_sessions)},
+                ))
+        return changes, notes
+
+    def on_files_changed(self, paths: set[Path]) -> list[Notification]:
+        """Watcher callback body: metadata diff and/or engine refresh."""
+        mp = self.metadata_path
+        notes: list[Notification] = []
+        meta_hit = mp is not None and any(p == mp for p in paths)
+        other = [p for p in paths if mp is None or p.parent != mp.parent]
+        if meta_hit:
+            notes += self.check_metadata()
+        if other:
+            _, n = self.refresh()
+            notes += n
+        return notes
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def call(self, method: Any, params: Any = None) -> Result:
+        """Run one method; raises :class:`ServiceError` (with a JSON-RPC code) on failure."""
+        if not isinstance(method, str):
+            raise ServiceError("method must be a string", INVALID_REQUEST)
+        fn = METHODS.get(method)
+        if fn is None:
+            shown = method if len(method) <= 100 else method[:97] + "..."
+            raise MethodNotFound(f"method not found: {shown}")
+        if method != "tokmon/version":
+            self._wait_ready()
+        try:
+            with self.lock:
+                return fn(self, params)
+        except ServiceError:
+            raise
+        except Exception as exc:
+            from tokmon.metadata.schema import MetadataError
+
+            if isinstance(exc, MetadataError):
+                raise InvalidParams(str(exc)) from None
+            log.exception("internal error in %s", method)
+            raise ServiceError(f"internal error in {method}: {exc}") from exc
+
+    # -- methods ---------------------------------------------------------------------------
+
+    def m_version(self, params: Any) -> Result:
+        _obj("tokmon/version", params, set())
+        return {"version": tokmon.__version__, "protocol": PROTOCOL_VERSION}, []
+
+    def m_summary(self, params: Any) -> Result:
+        p = _obj("tokmon/summary", params, {"workspaceFolder"})
+        return self._summary(self._workspace("tokmon/summary", p)), []
+
+    def m_refresh(self, params: Any) -> Result:
+        p = _obj("tokmon/refresh", params, {"workspaceFolder"})
+        ws = self._workspace("tokmon/refresh", p)
+        _, notes = self.refresh(ws)
+        return self._summary(ws), notes
+
+    def m_sessions(self, params: Any) -> Result:
+        m = "tokmon/sessions"
+        p = _obj(m, params, {"project", "tag", "since", "until", "sort", "order", "limit",
+                             "workspaceFolder"})
+        project = _opt_str(m, p, "project")
+        tag = _opt_str(m, p, "tag")
+        since, until = _day(m, p, "since"), _day(m, p, "until")
+        sort = _choice(m, p, "sort", ("lastActivity", "cost", "tokens", "name")) or "lastActivity"
+        order = _choice(m, p, "order", ("asc", "desc")) or ("asc" if sort == "name" else "desc")
+        limit = _posint(m, p, "limit")
+        explicit_ws = p.get("workspaceFolder") is not None
+        ws = self._workspace(m, p)
+        if since or until:
+            rows = self.engine.session_rows(since=since, until=until)
+        else:
+            rows = list(self._all_rows())
+        if project:
+            proj_path = path_from_folder(project) if ("/" in project or "\\" in project
+                                                     or project.startswith("file:")) else None
+            rows = [r for r in rows if r.get("projectName") == project or r.get("projectPath")
+                    == project or (proj_path and within(str(r.get("projectPath") or ""),
+                                                        proj_path))]
+        if explicit_ws and ws:
+            rows = [r for r in rows if within(str(r.get("projectPath") or ""), ws)]
+        rows = self._merge(rows)
+        if tag is not None:
+            want = tag.strip().lower()
+            rows = [r for r in rows if want in [t.lower() for t in r.get("tags") or []]]
+        rows.sort(key=lambda r: r["sessionId"])
+        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
+        keyfn: Callable[[dict[str, Any]], Any] = {
+            "lastActivity": lambda r: r["lastActivity"],
+            "cost": lambda r: r["totalCost"],
+            "tokens": lambda r: r["totalTokens"],
+            "name": lambda r: str(r.get("name") or r.get("title") or r["sessionId"]).lower(),
+        }[sort]
+        rows.sort(key=keyfn, reverse=(order == "desc"))
+        if limit is not None:
+            rows = rows[:limit]
+        return {"sessions": rows, "workspaceProject": self._workspace_project(ws)}, []
+
+    def _session_detail(self, row: dict[str, Any]) -> dict[str, Any]:
+        sid = row["sessionId"]
+        recs = [r for r in self.engine.records if r.session_id == sid]
+        out = self._merge([row])[0]
+        out["models"] = [
+            {**b, "totalTokens": b["inputTokens"] + b["outputTokens"]
+             + b["cacheCreationTokens"] + b["cacheReadTokens"]}
+            for b in row.get("modelBreakdowns") or []
+        ]
+        hours: dict[int, list[float]] = {}
+        for r in recs:
+            h = int(r.ts // 3600)
+            acc = hours.setdefault(h, [0, 0.0])
+            acc[0] += r.total_tokens
+            acc[1] += r.cost
+        from tokmon.timeutil import iso
+
+        out["timeline"] = [
+            {"hour": iso(h * 3600), "totalTokens": int(v[0]), "cost": v[1]}
+            for h, v in sorted(hours.items())
+        ]
+        from tokmon.parser import parse_timestamp
+
+        blocks = []
+        stamps = sorted(r.ts for r in recs)
+        import bisect
+
+        for b in self.engine.blocks():
+            if b.get("isGap"):
+                continue
+            lo = parse_timestamp(b["startTime"]) or 0.0
+            hi = parse_timestamp(b["endTime"]) or 0.0
+            i = bisect.bisect_left(stamps, lo)
+            if i < len(stamps) and stamps[i] < hi:
+                blocks.append(b)
+        out["blocks"] = blocks
+        return out
+
+    def m_session(self, params: Any) -> Result:
+        m = "tokmon/session"
+        p = _obj(m, params, {"sessionId"})
+        sid = _str(m, p, "sessionId", required=True)
+        return self._session_detail(self._resolve(m, sid.strip())), []
+
+    def m_blocks(self, params: Any) -> Result:
+        m = "tokmon/blocks"
+        p = _obj(m, params, {"active", "recent", "tokenLimit"})
+        active, recent = _bool(m, p, "active"), _bool(m, p, "recent")
+        lim = p.get("tokenLimit")
+        if lim is not None and lim != "max" and (
+            isinstance(lim, bool) or not isinstance(lim, int) or lim < 1
+        ):
+            raise InvalidParams(f"{m}: 'tokenLimit' must be a positive integer or \"max\"")
+        return self.engine.report("blocks", active=active, recent=recent, token_limit=lim), []
+
+    def m_daily(self, params: Any) -> Result:
+        m = "tokmon/daily"
+        p = _obj(m, params, {"since", "until", "timezone"})
+        since, until, tz = _day(m, p, "since"), _day(m, p, "until"), _tz(m, p, "timezone")
+        return self.engine.report("daily", since=since, until=until, timezone=tz), []
+
+    def m_set_metadata(self, params: Any) -> Result:
+        m = "tokmon/setSessionMetadata"
+        p = _obj(m, params, {"sessionId", "name", "tags", "addTags", "removeTags", "description"})
+        sid = _str(m, p, "sessionId", required=True).strip()
+        kwargs: dict[str, Any] = {}
+        for key in ("name", "description"):
+            v = _str(m, p, key, nullable=True)
+            if v is not _MISSING:
+                kwargs[key] = v
+        for key, kw in (("tags", "tags"), ("addTags", "add_tags"), ("removeTags", "remove_tags")):
+            v = _str_list(m, p, key)
+            if v is not _MISSING:
+                kwargs[kw] = v
+        return self._update(m, sid, kwargs)
+
+    def _update(self, method: str, sid: str, kwargs: dict[str, Any]) -> Result:
+        row = self._resolve(method, sid)
+        store = self.store
+        if store is None:
+            raise ServiceError(self._store_error or "session metadata unavailable")
+        meta = store.update(row["sessionId"], **kwargs)
+        old = self._meta_snapshot.get(row["sessionId"])
+        self._meta_snapshot = {**self._meta_snapshot, row["sessionId"]: meta}
+        out = self._merge([row], {row["sessionId"]: meta})[0]
+        notes = []
+        if old is None or any(old.get(k) != meta.get(k) for k in ("name", "tags", "description")):
+            notes.append(self._meta_note(row["sessionId"], meta))
+        return out, notes
+
+    def m_execute_command(self, params: Any) -> Result:
+        m = "workspace/executeCommand"
+        p = _obj(m, params, {"command", "arguments", "workDoneToken"})
+        cmd = _str(m, p, "command", required=True)
+        args = p.get("arguments") or []
+        if not isinstance(args, (list, tuple)):
+            raise InvalidParams(f"{m}: 'arguments' must be an array")
+        return self.execute_command(cmd, list(args))
+
+    def execute_command(self, cmd: str, args: list[Any]) -> Result:
+        """``tokmon.tagSession`` / ``describeSession`` / ``renameSession``."""
+        if cmd not in COMMANDS:
+            raise InvalidParams(f"unknown command {cmd[:100]!r} (known: {', '.join(COMMANDS)})")
+        if not args or not isinstance(args[0], str) or not args[0].strip():
+            raise InvalidParams(f"{cmd}: the first argument must be a session id")
+        sid, rest = args[0].strip(), args[1:]
+        if not all(isinstance(a, str) for a in rest):
+            raise InvalidParams(f"{cmd}: arguments must be strings")
+        if cmd == "tokmon.tagSession":
+            if not rest:
+                raise InvalidParams(f"{cmd}: give at least one tag after the session id")
+            return self._update(cmd, sid, {"add_tags": rest})
+        if len(rest) != 1:
+            raise InvalidParams(f"{cmd}: expected [sessionId, text]")
+        key = "description" if cmd == "tokmon.describeSession" else "name"
+        return self._update(cmd, sid, {key: rest[0] or None})
+
+
+METHODS: dict[str, Callable[[Service, Any], Result]] = {
+    "tokmon/version": Service.m_version,
+    "tokmon/summary": Service.m_summary,
+    "tokmon/sessions": Service.m_sessions,
+    "tokmon/session": Service.m_session,
+    "tokmon/blocks": Service.m_blocks,
+    "tokmon/daily": Service.m_daily,
+    "tokmon/setSessionMetadata": Service.m_set_metadata,
+    "tokmon/refresh": Service.m_refresh,
+    "workspace/executeCommand": Service.m_execute_command,
+}
+"""Request methods shared by both transports."""

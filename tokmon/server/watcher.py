@@ -1,0 +1,227 @@
+"""File watcher over Claude transcript roots (watchfiles / Rust notify), debounced.
+
+``Watcher(roots, on_change)`` runs one background thread; ``on_change(paths)`` is called in that
+thread with the set of changed paths (or on an asyncio loop when ``loop=`` is given). It reports
+new project dirs, new files, appends, truncation and deletion. Roots that do not exist yet are
+re-checked every few seconds (no busy polling) and watched once they appear. Polling (for network
+or WSL filesystems) is chosen with ``force_polling=True`` or env ``TOKMON_FORCE_POLLING`` /
+``WATCHFILES_FORCE_POLLING``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import platform
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("tokmon.server.watcher")
+
+PathFilter = Callable[[Path, bool], bool]
+"""``filter(path, deleted) -> keep?``"""
+
+_FALSY = {"", "0", "false", "no", "off", "disable", "disabled"}
+
+
+def default_filter(path: Path, deleted: bool) -> bool:
+    """Keep transcript files and directories (new/removed project dirs); drop temp files."""
+    name = path.name
+    if name.endswith(".jsonl"):
+        return True
+    if name.startswith(".") or name.endswith((".tmp", ".swp", "~")):
+        return False
+    if deleted:
+        return "." not in name  # a removed dir (we cannot stat it any more)
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def want_polling(force_polling: bool | None, env: Mapping[str, str] | None = None) -> bool:
+    """Resolve the polling choice: explicit flag, then env vars, then auto (WSL)."""
+    if force_polling is not None:
+        return force_polling
+    env = os.environ if env is None else env
+    for var in ("TOKMON_FORCE_POLLING", "WATCHFILES_FORCE_POLLING"):
+        val = env.get(var)
+        if val is not None and val.strip() != "":
+            return val.strip().lower() not in _FALSY
+    uname = platform.uname()
+    return uname.system.lower() == "linux" and "microsoft" in uname.release.lower()
+
+
+class Watcher:
+    """Watch ``roots`` recursively and report debounced batches of changed paths."""
+
+    #: how often missing roots are re-checked (ms); idle cost is one stat per root per period
+    recheck_ms = 2000
+
+    def __init__(
+        self,
+        roots: Iterable[Path | str],
+        on_change: Callable[[set[Path]], Any],
+        *,
+        debounce_ms: int = 50,
+        force_polling: bool | None = None,
+        poll_delay_ms: int = 300,
+        path_filter: PathFilter | None = default_filter,
+        loop: asyncio.AbstractEventLoop | None = None,
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> None:
+        self.roots = [Path(r) for r in roots]
+        self.on_change = on_change
+        self.debounce_ms = max(1, int(debounce_ms))
+        # step: how long to wait for more events once one arrived (latency floor)
+        self.step_ms = max(1, min(10, self.debounce_ms))
+        self.force_polling = want_polling(force_polling)
+        self.poll_delay_ms = poll_delay_ms
+        self.path_filter = path_filter
+        self.loop = loop
+        self.on_error = on_error
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self.watched: list[Path] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Watcher:
+        """Start the background thread; returns once the OS watch is in place."""
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name="tokmon-watcher", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread (idempotent)."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    close = stop
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> Watcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- internals -------------------------------------------------------------------------
+    def _existing(self) -> list[Path]:
+        out = []
+        for r in self.roots:
+            try:
+                if r.is_dir():
+                    out.append(r)
+            except OSError:
+                continue
+        return out
+
+    def _deliver(self, paths: set[Path]) -> None:
+        if self.loop is None:
+            self.on_change(paths)
+            return
+
+        def call() -> None:
+            res = self.on_change(paths)
+            if inspect.isawaitable(res):
+                asyncio.ensure_future(res)
+
+        with contextlib.suppress(RuntimeError):  # loop closed
+            self.loop.call_soon_threadsafe(call)
+
+    def _report(self, exc: BaseException) -> None:
+        log.warning("watcher: %s", exc)
+        if self.on_error is not None:
+            with contextlib.suppress(Exception):
+                self.on_error(exc)
+
+    def _run(self) -> None:
+        from watchfiles._rust_notify import RustNotify
+
+        try:
+            while not self._stop.is_set():
+                watched = self._existing()
+                self.watched = watched
+                missing = len(watched) < len(self.roots)
+                if not watched:
+                    self._ready.set()
+                    self._stop.wait(self.recheck_ms / 1000)
+                    continue
+                try:
+                    notify = RustNotify(
+                        [str(p) for p in watched], False, self.force_polling,
+                        self.poll_delay_ms, True, True,
+                    )
+                except Exception as exc:  # e.g. a root vanished in between
+                    self._report(exc)
+                    self._stop.wait(self.recheck_ms / 1000)
+                    continue
+                log.debug("watching %s (polling=%s)", watched, self.force_polling)
+                self._ready.set()
+                try:
+                    self._watch(notify, missing)
+                finally:
+                    notify.close()
+        finally:
+            self._ready.set()
+
+    def _watch(self, notify: Any, missing: bool) -> None:
+        # With every root present we wait without timeout (0); otherwise wake up now and then
+        # to see whether a missing root appeared, then rebuild the OS watch.
+        timeout = self.recheck_ms if missing else 0
+        while not self._stop.is_set():
+            try:
+                raw = notify.watch(self.debounce_ms, self.step_ms, timeout, self._stop)
+            except Exception as exc:
+                self._report(exc)
+                return
+            if raw == "stop":
+                return
+            if raw in ("timeout", "signal"):
+                if missing and len(self._existing()) != len(self.watched):
+                    return
+                continue
+            paths = self._filter(raw)
+            if any(p in self.roots and not _exists(p) for p in paths):
+                # a root was removed: rebuild the watch over what is left
+                self._safe_deliver(paths)
+                return
+            if paths:
+                self._safe_deliver(paths)
+
+    def _filter(self, raw: set[tuple[int, str]]) -> set[Path]:
+        out: set[Path] = set()
+        for change, p in raw:
+            path = Path(p)
+            deleted = change == 3
+            if self.path_filter is None or self.path_filter(path, deleted):
+                out.add(path)
+        return out
+
+    def _safe_deliver(self, paths: set[Path]) -> None:
+        try:
+            self._deliver(paths)
+        except Exception as exc:  # a failing callback must not kill the watcher
+            log.exception("watcher callback failed")
+            self._report(exc)
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:
+        return False
