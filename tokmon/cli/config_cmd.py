@@ -56,6 +56,10 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
             src = "file" if k in vals else "default"
             ctx.stdout.write(f"{k} = {eff[k]!r}  # {src}; {helptext}\n")
         return 0
+    if action == "reset" and args.all:  # works even when the file is broken
+        save_file(path, {})
+        ctx.stdout.write("configuration reset to defaults\n")
+        return 0
     vals = _file_values(ctx)
     if action == "set":
         try:
@@ -69,10 +73,6 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(f"{args.key} = {value!r}\n")
         return 0
     if action == "reset":
-        if args.all:
-            save_file(path, {})
-            ctx.stdout.write("configuration reset to defaults\n")
-            return 0
         if not args.key:
             raise CLIError("config reset needs a KEY or --all")
         if args.key not in SCHEMA:
