@@ -21,11 +21,11 @@ class TokmonPaths:
     data_dir: Path
     cache_dir: Path
     state_dir: Path
+    config_override: Path | None = None  # TOKMON_CONFIG
 
     @property
     def config_file(self) -> Path:
-        override = os.environ.get("TOKMON_CONFIG")
-        return Path(override).expanduser() if override else self.config_dir / "config.toml"
+        return self.config_override or self.config_dir / "config.toml"
 
     @property
     def ledger_file(self) -> Path:
@@ -51,10 +51,12 @@ class TokmonPaths:
 def get_paths(env: dict[str, str] | os._Environ[str] | None = None) -> TokmonPaths:
     """Resolve tokmon's directories from the environment."""
     env = os.environ if env is None else env
+    cfg = env.get("TOKMON_CONFIG")
+    override = Path(cfg).expanduser() if cfg else None
     home = env.get("TOKMON_HOME")
     if home:
         root = Path(home).expanduser()
-        return TokmonPaths(root / "config", root / "data", root / "cache", root / "state")
+        return TokmonPaths(root / "config", root / "data", root / "cache", root / "state", override)
     import platformdirs
 
     return TokmonPaths(
@@ -62,6 +64,7 @@ def get_paths(env: dict[str, str] | os._Environ[str] | None = None) -> TokmonPat
         Path(platformdirs.user_data_dir(APP, appauthor=False)),
         Path(platformdirs.user_cache_dir(APP, appauthor=False)),
         Path(platformdirs.user_state_dir(APP, appauthor=False)),
+        override,
     )
 
 
