@@ -1,0 +1,156 @@
+"""Claude Code statusLine mode (``tokmon line --claude``).
+
+Claude Code runs the statusLine command with a JSON object on stdin.  Every
+field may be missing or null, and a misbehaving caller may never close stdin,
+so the read is bounded in size and time and stops as soon as a complete JSON
+object has arrived.  The official figures (rate limits, context window,
+session name) are recorded per session for the other surfaces
+(:mod:`tokmon.official`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+MAX_BYTES = 1 << 20
+TIMEOUT = 1.0
+
+
+def _try_parse(buf: bytes) -> Any:
+    text = buf.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+
+
+def read_payload(
+    stream: Any, timeout: float = TIMEOUT, limit: int = MAX_BYTES
+) -> tuple[dict[str, Any] | None, str]:
+    """Read the statusLine JSON; ``(payload or None, note)``.  Never raises, never hangs."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:  # an in-memory stream (tests, embedding)
+        try:
+            data = stream.read(limit)
+        except (OSError, ValueError) as exc:
+            return None, f"cannot read stdin: {exc}"
+        buf = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data or b"")
+        return _finish(_try_parse(buf), buf, "stdin")
+    try:
+        if os.isatty(fd):
+            return None, "stdin is a terminal: no statusLine payload"
+    except OSError:
+        return None, "stdin is closed"
+    if os.name == "nt":  # pragma: no cover - Windows pipes cannot be select()ed
+        return _read_thread(fd, timeout, limit)
+    import select
+
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while len(buf) < limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            parsed = _try_parse(buf)
+            return _finish(parsed, buf, f"stdin still open after {timeout:.1f}s")
+        try:
+            ready, _, _ = select.select([fd], [], [], left)
+        except (OSError, ValueError) as exc:
+            return None, f"cannot wait on stdin: {exc}"
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError as exc:
+            return None, f"cannot read stdin: {exc.strerror or exc}"
+        if not chunk:
+            break  # EOF
+        buf += chunk
+        if chunk.rstrip().endswith(b"}"):
+            parsed = _try_parse(buf)
+            if isinstance(parsed, dict):  # complete object: don't wait for EOF
+                return parsed, "statusLine payload read"
+    return _finish(_try_parse(buf[:limit]), buf, "stdin")
+
+
+def _read_thread(fd: int, timeout: float, limit: int) -> tuple[dict[str, Any] | None, str]:
+    import threading  # pragma: no cover - Windows only
+
+    chunks: list[bytes] = []
+
+    def reader() -> None:
+        size = 0
+        while size < limit:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+            size += len(chunk)
+            if isinstance(_try_parse(b"".join(chunks)), dict):
+                return
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    t.join(timeout)
+    buf = b"".join(chunks)
+    return _finish(_try_parse(buf), buf, "stdin")
+
+
+def _finish(parsed: Any, buf: bytes, where: str) -> tuple[dict[str, Any] | None, str]:
+    if isinstance(parsed, dict):
+        return parsed, "statusLine payload read"
+    if not buf.strip():
+        return None, f"empty {where}: no statusLine payload"
+    return None, f"ignoring {len(buf)} bytes on {where}: not a JSON object"
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def process(
+    payload: dict[str, Any] | None, env: Any = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Record the payload's official figures and return the segments' inputs.
+
+    Returns ``(info, note)``; ``info`` is None without a usable payload.  Never raises.
+    """
+    if not isinstance(payload, dict):
+        return None, None
+    from tokmon import official
+
+    note = None
+    rec = None
+    try:
+        from tokmon.paths import get_paths
+
+        rec = official.record(get_paths(env), payload)
+        if rec is None:
+            note = "payload has no session_id: official figures not recorded"
+    except Exception as exc:  # read-only state dir, lock timeout...: still print the line
+        note = f"could not record official figures: {exc}"
+    if rec is None:
+        rec = official.extract({**payload, "session_id": "unknown"}) or {}
+        rec["sessionId"] = None
+    cost = _obj(payload.get("cost")).get("total_cost_usd")
+    name = rec.get("sessionName") or rec.get("model")
+    session = None
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        session = {"name": name or "session", "costUSD": float(cost), "model": rec.get("model")}
+    info = {
+        "official": rec if (rec.get("fiveHour") or rec.get("sevenDay")) else None,
+        "session": session,
+        "context": rec.get("contextWindow"),
+        "sessionId": rec.get("sessionId"),
+    }
+    return info, note

@@ -1,0 +1,77 @@
+"""Stdlib-only resolution of tokmon's directories for the fast path.
+
+Mirrors :func:`tokmon.paths.get_paths` (``TOKMON_HOME`` first, else the
+platformdirs user dirs) without importing platformdirs or pathlib; a test
+checks that both agree.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+APP = "tokmon"
+
+
+def _xdg(env: dict[str, str] | os._Environ[str], var: str, fallback: str) -> str:
+    """``$var/tokmon`` when the XDG variable is absolute (as platformdirs 4), else ``fallback``."""
+    value = env.get(var, "")
+    if value.startswith("/"):
+        return os.path.join(value, APP)
+    return fallback
+
+
+def tokmon_dirs(env: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
+    """Return ``{"config", "data", "cache", "state"}`` directories as strings."""
+    env = os.environ if env is None else env
+    home = env.get("TOKMON_HOME")
+    if home:
+        root = os.path.expanduser(home)
+        return {k: os.path.join(root, k) for k in ("config", "data", "cache", "state")}
+    if sys.platform == "win32":
+        local = env.get("LOCALAPPDATA") or os.path.expanduser(r"~\AppData\Local")
+        base = os.path.join(os.path.normpath(local), APP)
+        return {"config": base, "data": base, "cache": os.path.join(base, "Cache"), "state": base}
+    if sys.platform == "darwin":
+        support = os.path.join(os.path.expanduser("~/Library/Application Support"), APP)
+        caches = os.path.join(os.path.expanduser("~/Library/Caches"), APP)
+    else:
+        support = ""
+        caches = os.path.join(os.path.expanduser("~/.cache"), APP)
+
+    def pick(var: str, linux_default: str) -> str:
+        return _xdg(env, var, support or os.path.join(os.path.expanduser(linux_default), APP))
+
+    return {
+        "config": pick("XDG_CONFIG_HOME", "~/.config"),
+        "data": pick("XDG_DATA_HOME", "~/.local/share"),
+        "cache": _xdg(env, "XDG_CACHE_HOME", caches),
+        "state": pick("XDG_STATE_HOME", "~/.local/state"),
+    }
+
+
+def line_dir(dirs: dict[str, str]) -> str:
+    """Where the fast snapshot, refresh lock and prompt files live."""
+    return os.path.join(dirs["cache"], "line")
+
+
+def fast_snapshot_file(dirs: dict[str, str]) -> str:
+    return os.path.join(line_dir(dirs), "snapshot.bin")
+
+
+def lock_file(dirs: dict[str, str]) -> str:
+    return os.path.join(line_dir(dirs), "refresh.lock")
+
+
+def ensure_private_dir(path: str) -> str:
+    """``os.makedirs`` with mode 0700 on every level it creates (not only the leaf)."""
+    if os.path.isdir(path):
+        return path
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        ensure_private_dir(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    return path

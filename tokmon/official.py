@@ -1,0 +1,217 @@
+"""Official figures reported by Claude Code's statusLine input, kept per session.
+
+Claude Code hands its statusLine command the account's 5-hour / 7-day
+utilisation, the context window and the session name.  Nothing else on disk
+holds them, so ``tokmon line --claude`` records the latest per session in
+``<state_dir>/official.json`` (atomic, 0600, small: old and surplus sessions are
+pruned) for tmux, prompts, editors and the engine's ``summary()``.
+
+Record shape (``latest()`` / ``for_session()``)::
+
+    {"sessionId", "sessionName", "observedAt" (epoch s), "model", "cwd", "costUSD",
+     "fiveHour": {"usedPercentage", "resetsAt", "observedAt"} | None,
+     "sevenDay": {...} | None,
+     "contextWindow": {"usedPercentage", "remainingPercentage", "size",
+                       "totalInputTokens", "totalOutputTokens"} | None}
+
+Every reader here swallows errors and returns ``None``: the official store is
+optional and must never break a summary or a prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+VERSION = 1
+MAX_SESSIONS = 50
+MAX_AGE_SECONDS = 8 * 86400.0
+_MAX_TEXT = 200
+
+
+def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float | None:
+    """A finite number (bools and strings of digits excluded), clamped to [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    if lo is not None:
+        value = max(lo, value)
+    if hi is not None:
+        value = min(hi, value)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = " ".join(value.split())[:_MAX_TEXT]
+    return value or None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _epoch(value: Any) -> float | None:
+    """``resets_at`` as epoch seconds (numbers; ms values and ISO strings tolerated)."""
+    n = _num(value)
+    if n is not None:
+        return n / 1000.0 if n > 1e11 else n
+    if isinstance(value, str) and value:
+        try:
+            from datetime import datetime
+
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _window(raw: Any, observed: float) -> dict[str, Any] | None:
+    raw = _obj(raw)
+    used = _num(raw.get("used_percentage"), 0.0, 1000.0)
+    if used is None:
+        return None
+    return {
+        "usedPercentage": used,
+        "resetsAt": _epoch(raw.get("resets_at")),
+        "observedAt": observed,
+    }
+
+
+def extract(payload: Any, now: float | None = None) -> dict[str, Any] | None:
+    """The official record carried by a statusLine payload, or None without a session id."""
+    payload = _obj(payload)
+    sid = _text(payload.get("session_id"))
+    if not sid:
+        return None
+    now = time.time() if now is None else now
+    rate = _obj(payload.get("rate_limits"))
+    ctx_raw = _obj(payload.get("context_window"))
+    ctx: dict[str, Any] | None = None
+    used = _num(ctx_raw.get("used_percentage"), 0.0, 100.0)
+    remaining = _num(ctx_raw.get("remaining_percentage"), 0.0, 100.0)
+    if used is None and remaining is not None:
+        used = 100.0 - remaining
+    size = _num(ctx_raw.get("context_window_size"), 0.0)
+    if used is None and size:
+        usage = _obj(ctx_raw.get("current_usage"))
+        parts = [
+            _num(usage.get(k), 0.0)
+            for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        ]
+        if any(p is not None for p in parts):
+            used = min(100.0, sum(p or 0.0 for p in parts) * 100.0 / size)
+    if used is not None or size is not None:
+        ctx = {
+            "usedPercentage": used,
+            "remainingPercentage": remaining
+            if remaining is not None
+            else (None if used is None else 100.0 - used),
+            "size": int(size) if size is not None else None,
+            "totalInputTokens": _num(ctx_raw.get("total_input_tokens"), 0.0),
+            "totalOutputTokens": _num(ctx_raw.get("total_output_tokens"), 0.0),
+        }
+    workspace = _obj(payload.get("workspace"))
+    return {
+        "sessionId": sid,
+        "sessionName": _text(payload.get("session_name")),
+        "observedAt": now,
+        "model": _text(_obj(payload.get("model")).get("display_name"))
+        or _text(_obj(payload.get("model")).get("id")),
+        "cwd": _text(workspace.get("current_dir")) or _text(payload.get("cwd")),
+        "costUSD": _num(_obj(payload.get("cost")).get("total_cost_usd"), 0.0),
+        "fiveHour": _window(rate.get("five_hour"), now),
+        "sevenDay": _window(rate.get("seven_day"), now),
+        "contextWindow": ctx,
+    }
+
+
+def _load(path: os.PathLike[str] | str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read(4 * 1024 * 1024))
+    except (OSError, ValueError):
+        return {}
+    sessions = data.get("sessions") if isinstance(data, dict) else None
+    if not isinstance(sessions, dict):
+        return {}
+    return {k: v for k, v in sessions.items() if isinstance(v, dict) and isinstance(k, str)}
+
+
+def _prune(sessions: dict[str, Any], now: float) -> dict[str, Any]:
+    def age_key(item: tuple[str, Any]) -> float:
+        return _num(item[1].get("observedAt")) or 0.0
+
+    kept = [it for it in sessions.items() if now - age_key(it) < MAX_AGE_SECONDS]
+    kept.sort(key=age_key, reverse=True)
+    return dict(kept[:MAX_SESSIONS])
+
+
+def record(paths: Any, payload: Any, now: float | None = None) -> dict[str, Any] | None:
+    """Store the figures from ``payload`` for its session; returns the stored record.
+
+    A missing 5 h / 7 d window keeps the last one seen for that session (Claude
+    Code omits them before the first response).  Raises OSError when the state
+    dir cannot be written; callers on a prompt path catch it.
+    """
+    rec = extract(payload, now)
+    if rec is None:
+        return None
+    from tokmon.fsutil import atomic_write, locked
+
+    path = paths.official_file
+    with locked(path.with_name(path.name + ".lock"), timeout=2.0):
+        sessions = _load(path)
+        prev = sessions.get(rec["sessionId"]) or {}
+        for key in ("fiveHour", "sevenDay", "contextWindow", "sessionName"):
+            if rec[key] is None and prev.get(key) is not None:
+                rec[key] = prev[key]
+        sessions[rec["sessionId"]] = rec
+        sessions = _prune(sessions, rec["observedAt"])
+        data = json.dumps({"version": VERSION, "sessions": sessions}, separators=(",", ":"))
+        atomic_write(path, data.encode("utf-8"), fsync=False)
+    return rec
+
+
+def all_sessions(paths: Any) -> dict[str, dict[str, Any]]:
+    """sessionId -> record (empty on any error)."""
+    try:
+        return _load(paths.official_file)
+    except Exception:
+        return {}
+
+
+def for_session(paths: Any, session_id: str) -> dict[str, Any] | None:
+    try:
+        return all_sessions(paths).get(session_id)
+    except Exception:
+        return None
+
+
+def latest(paths: Any) -> dict[str, Any] | None:
+    """The most recent record; 5 h / 7 d come from the newest record that has them.
+
+    The rate limits are account-wide, so a later session without them (before
+    its first response) must not hide another session's figures; their own
+    ``observedAt`` tells their age.  Never raises.
+    """
+    try:
+        sessions = all_sessions(paths)
+        if not sessions:
+            return None
+        ordered = sorted(
+            sessions.values(), key=lambda r: _num(r.get("observedAt")) or 0.0, reverse=True
+        )
+        out = dict(ordered[0])
+        for key in ("fiveHour", "sevenDay"):
+            if not isinstance(out.get(key), dict):
+                out[key] = next((r[key] for r in ordered if isinstance(r.get(key), dict)), None)
+        return out
+    except Exception:
+        return None
