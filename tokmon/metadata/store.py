@@ -325,9 +325,9 @@ class MetadataStore:
         if not src.is_file():
             raise MetadataError(f"backup {src} does not exist")
         try:
-            data = read_json(src)
+            data = read_json(src, hint=False)
         except MetadataError as exc:
-            raise MetadataError(f"backup {src} is invalid: {exc}") from None
+            raise MetadataError(f"backup is invalid: {exc}") from None
         if data is None:
             raise MetadataError(f"backup {src} is empty")
         try:

@@ -1,0 +1,727 @@
+"""`tokmon session`: the per-session report, and naming/tagging/inspecting sessions.
+
+``tokmon session`` alone is the ccusage-compatible session report (``--json`` is a
+drop-in for ``ccusage claude session --json``); the subcommands work on one session
+given as REF: a full id, a unique id prefix, a name, or Claude's own title.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tokmon.cli.context import CLIError, Context
+
+if TYPE_CHECKING:
+    from tokmon.metadata.store import MetadataStore
+
+SORT_KEYS = {
+    "last": ("lastActivity", True),
+    "first": ("firstActivity", True),
+    "tokens": ("totalTokens", True),
+    "cost": ("totalCost", True),
+    "name": ("name", False),
+}
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    from tokmon.cli.reports import add_report_options
+
+    p = sub.add_parser(
+        "session",
+        parents=[parent],
+        help="usage per session; list, name, tag, describe and export sessions",
+        description="Without a subcommand: the ccusage-compatible session report. "
+        "REF is a session id, a unique id prefix, a name or Claude's title.",
+    )
+    add_report_options(p, "session")
+    p.set_defaults(handler=_bare_report)
+    ss = p.add_subparsers(dest="session_command", metavar="SUBCOMMAND")
+
+    lp = ss.add_parser("list", parents=[parent], help="sessions with names, tags and usage")
+    lp.add_argument("-p", "--project", help="only this project (cwd path or its last component)")
+    lp.add_argument(
+        "-t",
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="only sessions with this tag (repeat: all must match)",
+    )
+    lp.add_argument("-s", "--since", help="count usage from this day (YYYYMMDD or YYYY-MM-DD)")
+    lp.add_argument("-u", "--until", help="count usage until this day (inclusive)")
+    lp.add_argument(
+        "--min-tokens",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="only sessions with at least N tokens",
+    )
+    lp.add_argument(
+        "--sort",
+        choices=list(SORT_KEYS),
+        default="last",
+        help="sort order (default: last activity, most recent first)",
+    )
+    lp.add_argument("-r", "--reverse", action="store_true", help="reverse the sort order")
+    lp.add_argument(
+        "-n",
+        "--limit",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="show at most N sessions",
+    )
+    lp.add_argument("-z", "--timezone", help="time zone for dates (IANA name or UTC)")
+    lp.set_defaults(handler=handle_list)
+
+    sp = ss.add_parser("show", parents=[parent], help="one session in detail")
+    sp.add_argument("ref", metavar="REF")
+    sp.add_argument("-z", "--timezone", help="time zone for times (IANA name or UTC)")
+    sp.set_defaults(handler=handle_show)
+
+    np_ = ss.add_parser("name", parents=[parent], help="name a session (unique)")
+    np_.add_argument("ref", metavar="REF")
+    np_.add_argument("name", nargs="?", metavar="NAME")
+    np_.add_argument("--clear", action="store_true", help="remove the name")
+    np_.set_defaults(handler=handle_name)
+
+    tp = ss.add_parser("tag", parents=[parent], help="add tags to a session")
+    tp.add_argument("ref", metavar="REF")
+    tp.add_argument("tags", nargs="+", metavar="TAG")
+    tp.set_defaults(handler=handle_tag)
+
+    up = ss.add_parser("untag", parents=[parent], help="remove tags from a session")
+    up.add_argument("ref", metavar="REF")
+    up.add_argument("tags", nargs="*", metavar="TAG")
+    up.add_argument("--all", action="store_true", help="remove every tag")
+    up.set_defaults(handler=handle_untag)
+
+    dp = ss.add_parser("describe", parents=[parent], help="set a session's description")
+    dp.add_argument("ref", metavar="REF")
+    dp.add_argument("text", nargs="?", metavar="TEXT", help="the description ('-' reads stdin)")
+    dp.add_argument("--clear", action="store_true", help="remove the description")
+    dp.set_defaults(handler=handle_describe)
+
+    xp = ss.add_parser(
+        "delete", parents=[parent], help="delete a session's metadata (never its transcripts)"
+    )
+    xp.add_argument("ref", metavar="REF")
+    xp.set_defaults(handler=handle_delete)
+
+    ep = ss.add_parser("export", parents=[parent], help="export one session")
+    ep.add_argument("ref", metavar="REF")
+    ep.add_argument("-f", "--format", choices=["json", "csv", "md"], default="json")
+    ep.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
+    ep.add_argument("-z", "--timezone", help="time zone for times (IANA name or UTC)")
+    ep.set_defaults(handler=handle_export)
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return n
+
+
+def _bare_report(args: argparse.Namespace, ctx: Context) -> int:
+    from tokmon.cli.reports import run_report
+
+    return run_report("session", args, ctx)
+
+
+# --------------------------------------------------------------------------- shared
+
+
+@dataclass
+class Sessions:
+    """Everything the session commands need, loaded once."""
+
+    engine: Any
+    rows: list[dict[str, Any]]  # merged SessionRows, most recent first
+    store: MetadataStore
+    meta: dict[str, dict[str, Any]]
+
+    def resolve(self, ref: str) -> str:
+        from tokmon.metadata.refs import RefError, resolve_ref
+
+        try:
+            return resolve_ref(
+                ref, (r["sessionId"] for r in self.rows), self.meta, self.engine.titles
+            )
+        except RefError as exc:
+            raise CLIError(str(exc)) from None
+
+    def row(self, sid: str) -> dict[str, Any] | None:
+        return next((r for r in self.rows if r["sessionId"] == sid), None)
+
+
+def metadata_store(ctx: Context) -> MetadataStore:
+    from tokmon.metadata.store import MetadataStore
+
+    return MetadataStore(paths=ctx.paths)
+
+
+def load_sessions(ctx: Context, **filters: Any) -> Sessions:
+    """Refresh the engine and merge metadata into its session rows."""
+    from tokmon.metadata.store import MetadataError, merge_metadata
+
+    engine = ctx.engine()
+    try:
+        rows = engine.session_rows(**filters)
+    except ValueError as exc:  # bad date or time zone
+        raise CLIError(str(exc)) from None
+    store = metadata_store(ctx)
+    try:
+        meta = store.all()
+    except MetadataError as exc:
+        raise CLIError(str(exc)) from None
+    return Sessions(engine, merge_metadata(rows, meta), store, meta)
+
+
+def _update(ctx: Context, s: Sessions, sid: str, **changes: Any) -> dict[str, Any]:
+    from tokmon.metadata.store import MetadataError
+
+    try:
+        return s.store.update(sid, **changes)
+    except MetadataError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _tz(args: argparse.Namespace, ctx: Context) -> Any:
+    from tokmon.timeutil import TimezoneError, resolve_tz
+
+    name = getattr(args, "timezone", None) or ctx.config.get("timezone")
+    try:
+        return resolve_tz(name)
+    except TimezoneError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _parse_iso(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def fmt_time(value: str | None, tz: Any) -> str:
+    if not value:
+        return "-"
+    return datetime.fromtimestamp(_parse_iso(value), tz).strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_ago(value: str | None, now: float | None = None) -> str:
+    if not value:
+        return "-"
+    secs = max(0.0, (now or time.time()) - _parse_iso(value))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{int(secs // size)}{unit} ago"
+    return "just now"
+
+
+def _print_json(ctx: Context, data: Any) -> None:
+    from tokmon.cli.render import dump_json
+
+    ctx.stdout.write(dump_json(data))
+
+
+# --------------------------------------------------------------------------- list
+
+
+def handle_list(args: argparse.Namespace, ctx: Context) -> int:
+    from tokmon.metadata.schema import normalise_tag
+    from tokmon.metadata.store import MetadataError
+
+    try:
+        wanted_tags = [normalise_tag(t) for t in args.tag]
+    except MetadataError as exc:
+        raise CLIError(str(exc)) from None
+    tz = _tz(args, ctx)
+    s = load_sessions(
+        ctx,
+        since=args.since,
+        until=args.until,
+        project=args.project,
+        tz=getattr(args, "timezone", None),
+    )
+    rows = [r for r in s.rows if all(t in r["tags"] for t in wanted_tags)]
+    rows = [r for r in rows if r["totalTokens"] >= args.min_tokens]
+    key, descending = SORT_KEYS[args.sort]
+    if key == "name":
+        rows.sort(key=lambda r: ((r.get("name") or "~").casefold(), r["sessionId"]))
+    else:
+        rows.sort(key=lambda r: r[key], reverse=descending)
+    if args.reverse:
+        rows.reverse()
+    if args.limit:
+        rows = rows[: args.limit]
+    if ctx.json_output:
+        _print_json(ctx, {"sessions": rows})
+        return 0
+    if not rows:
+        ctx.stdout.write("No sessions match.\n")
+        return 0
+    _list_table(ctx, rows, tz)
+    return 0
+
+
+def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from tokmon.cli.render import fmt_cost, fmt_tokens_short
+
+    t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions")
+    t.add_column("ID", no_wrap=True)
+    t.add_column("Name", overflow="ellipsis", no_wrap=True, max_width=34)
+    t.add_column("Tags", overflow="fold", max_width=24)
+    t.add_column("Project", overflow="ellipsis", no_wrap=True, max_width=22)
+    t.add_column("Tokens", justify="right", no_wrap=True)
+    t.add_column("Cost", justify="right", no_wrap=True)
+    t.add_column("Last activity", no_wrap=True)
+    for r in rows:
+        name = r.get("name") or ""
+        if name and r.get("nameSource") == "claude":
+            name = f"[italic]{_esc(name)}[/italic]"
+        else:
+            name = _esc(name)
+        t.add_row(
+            r["sessionId"][:8] + ("*" if r.get("isActive") else ""),
+            name,
+            _esc(" ".join(r["tags"])),
+            _esc(r.get("projectName") or ""),
+            fmt_tokens_short(r["totalTokens"]),
+            fmt_cost(r["totalCost"]),
+            fmt_time(r["lastActivity"], tz),
+        )
+    ctx.console().print(t)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# --------------------------------------------------------------------------- show / export
+
+
+def session_detail(s: Sessions, sid: str, tz: Any, now: float | None = None) -> dict[str, Any]:
+    """Tokens by type and model, billing blocks, activity timeline and metadata."""
+    from tokmon.blocks import compute_blocks
+
+    now = time.time() if now is None else now
+    records = [r for r in s.engine.records if r.session_id == sid]
+    row = s.row(sid)
+    meta = s.meta.get(sid)
+    tokens = {
+        "inputTokens": sum(r.input_tokens for r in records),
+        "outputTokens": sum(r.output_tokens for r in records),
+        "cacheCreationTokens": sum(r.cache_creation_tokens for r in records),
+        "cacheCreation1hTokens": sum(r.cache_1h_tokens for r in records),
+        "cacheReadTokens": sum(r.cache_read_tokens for r in records),
+    }
+    tokens["totalTokens"] = (
+        tokens["inputTokens"]
+        + tokens["outputTokens"]
+        + tokens["cacheCreationTokens"]
+        + tokens["cacheReadTokens"]
+    )
+    tokens["totalCost"] = sum(r.cost for r in records)
+    models: dict[str, dict[str, Any]] = {}
+    for r in records:
+        m = models.setdefault(
+            r.model,
+            {
+                "modelName": r.model,
+                "requests": 0,
+                "inputTokens": 0,
+                "outputTokens": 0,
+                "cacheCreationTokens": 0,
+                "cacheReadTokens": 0,
+                "totalTokens": 0,
+                "cost": 0.0,
+            },
+        )
+        m["requests"] += 1
+        m["inputTokens"] += r.input_tokens
+        m["outputTokens"] += r.output_tokens
+        m["cacheCreationTokens"] += r.cache_creation_tokens
+        m["cacheReadTokens"] += r.cache_read_tokens
+        m["totalTokens"] += r.total_tokens
+        m["cost"] += r.cost
+    blocks = [b for b in compute_blocks(records, now=now) if not b["isGap"]] if records else []
+    return {
+        "sessionId": sid,
+        "session": row,
+        "metadata": meta,
+        "tokens": tokens,
+        "models": sorted(models.values(), key=lambda m: -m["totalTokens"]),
+        "blocks": blocks,
+        "timeline": timeline(records, tz),
+        "requests": records,
+    }
+
+
+def timeline(records: list[Any], tz: Any) -> dict[str, Any]:
+    """Tokens per time bucket; the bucket size adapts to the session's span."""
+    if not records:
+        return {"bucketMinutes": 0, "buckets": []}
+    span = records[-1].ts - records[0].ts
+    minutes = 10 if span <= 6 * 3600 else 60 if span <= 3 * 86400 else 1440
+    buckets: dict[float, dict[str, Any]] = {}
+    for r in records:
+        local = datetime.fromtimestamp(r.ts, tz)
+        offset = local.utcoffset().total_seconds() if local.utcoffset() else 0.0
+        start = (r.ts + offset) // (minutes * 60) * (minutes * 60) - offset
+        b = buckets.setdefault(
+            start,
+            {
+                "start": datetime.fromtimestamp(start, tz).isoformat(),
+                "requests": 0,
+                "tokens": 0,
+                "cost": 0.0,
+            },
+        )
+        b["requests"] += 1
+        b["tokens"] += r.total_tokens
+        b["cost"] += r.cost
+    return {"bucketMinutes": minutes, "buckets": [buckets[k] for k in sorted(buckets)]}
+
+
+def _record_dict(r: Any) -> dict[str, Any]:
+    from tokmon.timeutil import iso
+
+    return {
+        "timestamp": iso(r.ts),
+        "model": r.model,
+        "project": r.project,
+        "inputTokens": r.input_tokens,
+        "outputTokens": r.output_tokens,
+        "cacheCreationTokens": r.cache_creation_tokens,
+        "cacheCreation1hTokens": r.cache_1h_tokens,
+        "cacheReadTokens": r.cache_read_tokens,
+        "totalTokens": r.total_tokens,
+        "cost": r.cost,
+    }
+
+
+def detail_json(detail: dict[str, Any], with_requests: bool) -> dict[str, Any]:
+    out = dict(detail)
+    if with_requests:
+        out["requests"] = [_record_dict(r) for r in detail["requests"]]
+    else:
+        del out["requests"]
+    return out
+
+
+def handle_show(args: argparse.Namespace, ctx: Context) -> int:
+    tz = _tz(args, ctx)
+    s = load_sessions(ctx)
+    sid = s.resolve(args.ref)
+    detail = session_detail(s, sid, tz)
+    if ctx.json_output:
+        _print_json(ctx, detail_json(detail, with_requests=False))
+        return 0
+    _show_text(ctx, detail, tz)
+    return 0
+
+
+def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from tokmon.cli.render import fmt_cost, fmt_int, short_model
+
+    con = ctx.console()
+    row, meta, tok = d["session"] or {}, d["metadata"] or {}, d["tokens"]
+    name = row.get("name") or meta.get("name") or meta.get("claudeTitle")
+    source = row.get("nameSource") or ("user" if meta.get("name") else "claude" if name else None)
+    con.print(
+        f"[bold]Session {d['sessionId']}[/bold]"
+        + (" [green](active)[/green]" if row.get("isActive") else "")
+    )
+    lines = [
+        (
+            "Name",
+            f"{_esc(name)}" + (" (Claude's title)" if source == "claude" else "") if name else "-",
+        ),
+        ("Tags", _esc(" ".join(meta.get("tags") or [])) or "-"),
+        ("Description", _esc(meta.get("description") or "-")),
+        ("Project", _esc(row.get("projectPath") or "-")),
+        (
+            "Activity",
+            f"{fmt_time(row.get('firstActivity'), tz)} → "
+            f"{fmt_time(row.get('lastActivity'), tz)} ({fmt_ago(row.get('lastActivity'))})"
+            if row
+            else "no usage found in the transcripts",
+        ),
+        ("Requests", fmt_int(row.get("entries", 0))),
+        (
+            "Metadata",
+            f"created {fmt_time(meta.get('createdAt'), tz)}, updated "
+            f"{fmt_time(meta.get('updatedAt'), tz)}"
+            if meta
+            else "none",
+        ),
+    ]
+    for label, value in lines:
+        con.print(f"  [dim]{label:<12}[/dim] {value}")
+    if not d["requests"]:
+        return
+
+    t = Table(title="Tokens by type", box=box.SIMPLE, title_justify="left")
+    t.add_column("Type")
+    t.add_column("Tokens", justify="right")
+    for label, key in (
+        ("Input", "inputTokens"),
+        ("Output", "outputTokens"),
+        ("Cache create", "cacheCreationTokens"),
+        ("  of which 1 h", "cacheCreation1hTokens"),
+        ("Cache read", "cacheReadTokens"),
+        ("Total", "totalTokens"),
+    ):
+        t.add_row(label, fmt_int(tok[key]), style="bold" if key == "totalTokens" else None)
+    t.add_row("Cost (USD)", fmt_cost(tok["totalCost"]), style="bold")
+    con.print(t)
+
+    t = Table(
+        title="By model", box=box.SIMPLE, title_justify="left", padding=(0, 1), pad_edge=False
+    )
+    for col in ("Model", "Req", "Input", "Output", "Cache wr", "Cache rd", "Total", "Cost"):
+        t.add_column(col, justify="left" if col == "Model" else "right", no_wrap=True)
+    for m in d["models"]:
+        t.add_row(
+            short_model(m["modelName"]),
+            fmt_int(m["requests"]),
+            *(
+                fmt_int(m[k])
+                for k in (
+                    "inputTokens",
+                    "outputTokens",
+                    "cacheCreationTokens",
+                    "cacheReadTokens",
+                    "totalTokens",
+                )
+            ),
+            fmt_cost(m["cost"]),
+        )
+    con.print(t)
+
+    t = Table(title="5-hour billing blocks", box=box.SIMPLE, title_justify="left")
+    for col in ("Start", "End", "Requests", "Tokens", "Cost", "Status"):
+        t.add_column(
+            col, justify="right" if col in ("Requests", "Tokens", "Cost") else "left", no_wrap=True
+        )
+    for b in d["blocks"]:
+        t.add_row(
+            fmt_time(b["startTime"], tz),
+            fmt_time(b["actualEndTime"], tz),
+            fmt_int(b["entries"]),
+            fmt_int(b["totalTokens"]),
+            fmt_cost(b["costUSD"]),
+            "ACTIVE" if b["isActive"] else "done",
+        )
+    con.print(t)
+
+    tl = d["timeline"]
+    unit = {10: "10 min", 60: "hour", 1440: "day"}[tl["bucketMinutes"]]
+    t = Table(title=f"Activity (tokens per {unit})", box=box.SIMPLE, title_justify="left")
+    for col in ("From", "Requests", "Tokens", ""):
+        t.add_column(
+            col, justify="right" if col in ("Requests", "Tokens") else "left", no_wrap=True
+        )
+    top = max(b["tokens"] for b in tl["buckets"]) or 1
+    for b in tl["buckets"]:
+        start = datetime.fromisoformat(b["start"]).strftime("%Y-%m-%d %H:%M")
+        bar = "█" * max(1, round(b["tokens"] / top * 30)) if b["tokens"] else ""
+        t.add_row(start, fmt_int(b["requests"]), fmt_int(b["tokens"]), bar)
+    con.print(t)
+
+
+def handle_export(args: argparse.Namespace, ctx: Context) -> int:
+    tz = _tz(args, ctx)
+    s = load_sessions(ctx)
+    sid = s.resolve(args.ref)
+    detail = session_detail(s, sid, tz)
+    if args.format == "json":
+        from tokmon.cli.render import dump_json
+
+        text = dump_json(detail_json(detail, with_requests=True))
+    elif args.format == "csv":
+        text = _export_csv(detail)
+    else:
+        text = _export_md(detail, tz)
+    if args.output:
+        from pathlib import Path
+
+        from tokmon.fsutil import atomic_write
+
+        dest = Path(args.output).expanduser()
+        try:
+            atomic_write(dest, text.encode("utf-8"))
+        except OSError as exc:
+            raise CLIError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        ctx.stderr.write(f"tokmon: exported session {sid} to {dest}\n")
+    else:
+        ctx.stdout.write(text)
+    return 0
+
+
+CSV_FIELDS = [
+    "timestamp",
+    "model",
+    "project",
+    "inputTokens",
+    "outputTokens",
+    "cacheCreationTokens",
+    "cacheCreation1hTokens",
+    "cacheReadTokens",
+    "totalTokens",
+    "cost",
+]
+
+
+def _export_csv(detail: dict[str, Any]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["sessionId", *CSV_FIELDS], lineterminator="\n")
+    w.writeheader()
+    for r in detail["requests"]:
+        w.writerow({"sessionId": detail["sessionId"], **_record_dict(r)})
+    return buf.getvalue()
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _export_md(d: dict[str, Any], tz: Any) -> str:
+    from tokmon.cli.render import fmt_cost, fmt_int
+
+    row, meta, tok = d["session"] or {}, d["metadata"] or {}, d["tokens"]
+    name = row.get("name") or meta.get("name") or meta.get("claudeTitle")
+    out = [f"# Session {_md_cell(name) if name else d['sessionId']}", ""]
+    out += [
+        f"- **Session id:** `{d['sessionId']}`",
+        f"- **Project:** `{row.get('projectPath') or '-'}`",
+        f"- **Tags:** {', '.join(meta.get('tags') or []) or '-'}",
+        f"- **First activity:** {fmt_time(row.get('firstActivity'), tz)}",
+        f"- **Last activity:** {fmt_time(row.get('lastActivity'), tz)}",
+        f"- **Requests:** {fmt_int(row.get('entries', 0))}",
+        f"- **Total tokens:** {fmt_int(tok['totalTokens'])}",
+        f"- **Cost:** {fmt_cost(tok['totalCost'])}",
+        "",
+    ]
+    if meta.get("description"):
+        out += ["## Description", "", meta["description"], ""]
+    out += ["## Tokens by type", "", "| Type | Tokens |", "|---|---:|"]
+    for label, key in (
+        ("Input", "inputTokens"),
+        ("Output", "outputTokens"),
+        ("Cache create", "cacheCreationTokens"),
+        ("Cache read", "cacheReadTokens"),
+        ("Total", "totalTokens"),
+    ):
+        out.append(f"| {label} | {fmt_int(tok[key])} |")
+    out += ["", "## By model", "", "| Model | Requests | Tokens | Cost |", "|---|---:|---:|---:|"]
+    for m in d["models"]:
+        out.append(
+            f"| {m['modelName']} | {m['requests']} | {fmt_int(m['totalTokens'])} | "
+            f"{fmt_cost(m['cost'])} |"
+        )
+    out += [
+        "",
+        "## 5-hour billing blocks",
+        "",
+        "| Start | Requests | Tokens | Cost |",
+        "|---|---:|---:|---:|",
+    ]
+    for b in d["blocks"]:
+        out.append(
+            f"| {fmt_time(b['startTime'], tz)} | {b['entries']} | "
+            f"{fmt_int(b['totalTokens'])} | {fmt_cost(b['costUSD'])} |"
+        )
+    out += ["", "## Activity", "", "| From | Requests | Tokens |", "|---|---:|---:|"]
+    for b in d["timeline"]["buckets"]:
+        out.append(
+            f"| {b['start'][:16].replace('T', ' ')} | {b['requests']} | {fmt_int(b['tokens'])} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- edits
+
+
+def _done(ctx: Context, record: dict[str, Any] | None, message: str) -> int:
+    if ctx.json_output:
+        _print_json(ctx, record)
+    else:
+        ctx.stdout.write(message + "\n")
+    return 0
+
+
+def handle_name(args: argparse.Namespace, ctx: Context) -> int:
+    if args.clear == (args.name is not None):
+        raise CLIError("give either NAME or --clear")
+    s = load_sessions(ctx)
+    sid = s.resolve(args.ref)
+    rec = _update(ctx, s, sid, name=None if args.clear else args.name)
+    msg = f"named {sid} {rec['name']!r}" if rec["name"] else f"cleared the name of {sid}"
+    return _done(ctx, rec, msg)
+
+
+def handle_tag(args: argparse.Namespace, ctx: Context) -> int:
+    s = load_sessions(ctx)
+    sid = s.resolve(args.ref)
+    rec = _update(ctx, s, sid, add_tags=args.tags)
+    return _done(ctx, rec, f"{sid} tags: {' '.join(rec['tags'])}")
+
+
+def handle_untag(args: argparse.Namespace, ctx: Context) -> int:
+    if args.all == bool(args.tags):
+        raise CLIError("give TAG... or --all")
+    s = load_sessions(ctx)
+    sid = s.resolve(args.ref)
+    rec = (
+        _update(ctx, s, sid, tags=None) if args.all else _update(ctx, s, sid, remove_tags=args.tags)
+    )
+    return _done(ctx, rec, f"{sid} tags: {' '.join(rec['tags']) or '(none)'}")
+
+
+def handle_describe(args: argparse.Namespace, ctx: Context) -> int:
+    if args.clear == (args.text is not None):
+        raise CLIError("give either TEXT or --clear")
+    text = args.text
+    if text == "-":
+        text = ctx.stdin.read(64 * 1024)
+    s = load_sessions(ctx)
+    sid = s.resolve(args.ref)
+    rec = _update(ctx, s, sid, description=None if args.clear else text)
+    msg = f"described {sid}" if rec["description"] else f"cleared the description of {sid}"
+    return _done(ctx, rec, msg)
+
+
+def handle_delete(args: argparse.Namespace, ctx: Context) -> int:
+    from tokmon.metadata.store import MetadataError
+
+    s = load_sessions(ctx)
+    sid = s.resolve(args.ref)
+    try:
+        removed = s.store.delete(sid)
+    except MetadataError as exc:
+        raise CLIError(str(exc)) from None
+    if not removed:
+        raise CLIError(f"session {sid} has no metadata to delete", code=1)
+    return _done(
+        ctx,
+        {"sessionId": sid, "deleted": True},
+        f"deleted the metadata of {sid} (transcripts untouched)",
+    )

@@ -1,0 +1,86 @@
+"""Resolve a session REF: a full id, a user name, a unique id prefix or a Claude title."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tokmon.metadata.schema import MetadataError
+
+MAX_LISTED = 8
+
+
+class RefError(MetadataError):
+    """An unknown or ambiguous REF; the message lists candidates."""
+
+    def __init__(self, message: str, candidates: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.candidates = candidates or []
+
+
+def resolve_ref(
+    ref: str,
+    session_ids: Iterable[str],
+    store_all: Mapping[str, Mapping[str, Any]],
+    titles: Mapping[str, str] | None = None,
+) -> str:
+    """Return the one session id ``ref`` names; raise :class:`RefError` otherwise.
+
+    Order: exact id; user name (case-insensitive); id prefix; Claude's title.  The
+    first rule that matches exactly one session wins; a rule matching several
+    sessions is an ambiguity error listing them.
+    """
+    titles = titles or {}
+    ids = set(session_ids) | set(store_all)
+    ref = ref.strip()
+    if not ref:
+        raise RefError("empty session reference")
+    if ref in ids:
+        return ref
+    key = " ".join(ref.split()).casefold()
+
+    def label(sid: str) -> str:
+        meta = store_all.get(sid) or {}
+        name = meta.get("name") or titles.get(sid) or meta.get("claudeTitle")
+        return f"{sid} ({name})" if name else sid
+
+    def pick(matches: list[str], what: str) -> str | None:
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            matches.sort()
+            shown = ", ".join(label(m) for m in matches[:MAX_LISTED])
+            more = f" and {len(matches) - MAX_LISTED} more" if len(matches) > MAX_LISTED else ""
+            raise RefError(
+                f"{ref!r} is ambiguous: it is {what} of {len(matches)} sessions: {shown}{more}; "
+                "use a longer id prefix or the full id",
+                matches,
+            )
+        return None
+
+    by_name = [s for s, m in store_all.items() if m.get("name") and m["name"].casefold() == key]
+    found = pick(by_name, "the name")
+    if found:
+        return found
+    found = pick([s for s in ids if s.lower().startswith(ref.lower())], "an id prefix")
+    if found:
+        return found
+    claude_titles = {s: (store_all.get(s) or {}).get("claudeTitle") for s in ids}
+    claude_titles.update({s: t for s, t in titles.items() if t})
+    found = pick([s for s, t in claude_titles.items() if t and t.casefold() == key], "the title")
+    if found:
+        return found
+
+    near = sorted(
+        s
+        for s in ids
+        if ref.lower() in s.lower()
+        or key in ((store_all.get(s) or {}).get("name") or "").casefold()
+        or key in (claude_titles.get(s) or "").casefold()
+    )
+    hint = (
+        "; did you mean " + ", ".join(label(s) for s in near[:MAX_LISTED]) + "?"
+        if near
+        else "; run `tokmon session list` to see sessions"
+    )
+    raise RefError(f"no session matches {ref!r}{hint}", near)
