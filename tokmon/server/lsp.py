@@ -29,8 +29,14 @@ PROGRESS_TITLE = "tokmon: indexing transcripts"
 def raw_converter() -> Any:
     """pygls' converter, but custom-method params stay plain JSON (dicts, lists)."""
     conv = default_converter()
-    conv.register_structure_hook(JsonRPCRequestMessage, lambda obj, cls: cls(**obj))
-    conv.register_structure_hook(JsonRPCNotification, lambda obj, cls: cls(**obj))
+
+    def keep_raw(obj: dict[str, Any], cls: Any) -> Any:
+        obj = dict(obj)
+        obj.setdefault("params", None)  # JSON-RPC allows omitting params
+        return cls(**{k: obj[k] for k in ("id", "method", "jsonrpc", "params") if k in obj})
+
+    conv.register_structure_hook(JsonRPCRequestMessage, keep_raw)
+    conv.register_structure_hook(JsonRPCNotification, keep_raw)
     return conv
 
 
