@@ -9,8 +9,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import assistant_line, write_lines
 
-from tests.conftest import assistant_line, write_lines
 from tokmon.metadata.store import MetadataStore
 from tokmon.paths import get_paths
 

@@ -563,6 +563,8 @@ def handle_export(args: argparse.Namespace, ctx: Context) -> int:
         from tokmon.fsutil import atomic_write
 
         dest = Path(args.output).expanduser()
+        if not dest.parent.is_dir():
+            raise CLIError(f"directory {dest.parent} does not exist")
         try:
             atomic_write(dest, text.encode("utf-8"))
         except OSError as exc:

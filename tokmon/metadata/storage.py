@@ -25,7 +25,7 @@ from tokmon.paths import ensure_dir
 TMP_SUFFIX = ".tmp"
 
 
-def read_json(path: Path, *, hint: bool = True) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     """Parse ``path`` (None when missing or empty); MetadataError when corrupt."""
     try:
         raw = path.read_bytes()
@@ -38,8 +38,9 @@ def read_json(path: Path, *, hint: bool = True) -> dict[str, Any] | None:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        tip = "; restore a backup with `tokmon backup restore`" if hint else ""
-        raise MetadataError(f"{path} is not valid JSON ({exc}){tip}") from None
+        raise MetadataError(
+            f"{path} is not valid JSON ({exc}); restore a backup with `tokmon backup restore`"
+        ) from None
     if not isinstance(data, dict):
         raise MetadataError(f"{path} does not hold a JSON object")
     return data

@@ -324,12 +324,18 @@ class MetadataStore:
         src = Path(src).expanduser()
         if not src.is_file():
             raise MetadataError(f"backup {src} does not exist")
+        import orjson
+
         try:
-            data = read_json(src, hint=False)
-        except MetadataError as exc:
-            raise MetadataError(f"backup is invalid: {exc}") from None
-        if data is None:
+            raw = src.read_bytes()
+        except OSError as exc:
+            raise MetadataError(f"cannot read backup {src}: {exc.strerror or exc}") from None
+        if not raw.strip():
             raise MetadataError(f"backup {src} is empty")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MetadataError(f"backup {src} is invalid: not valid JSON ({exc})") from None
         try:
             data, _ = migrate(data)
             validate(data)
