@@ -1,16 +1,29 @@
-"""Several real processes hammer the store at once: no lost update, no torn file."""
+"""Real processes hammer the store at once: no lost update, no torn file.
+
+Four tagger processes, the real language-server service (`tokmon serve --jsonl`) writing
+through its own protocol, and a reader validating the raw file in a loop.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from tokmon.metadata.store import MetadataStore
+from conftest import assistant_line, write_lines
 
-SESSIONS = ["sess-a", "sess-b", "sess-c"]
+from tokmon.metadata.store import MetadataStore
+from tokmon.paths import get_paths
+
+SESSIONS = [
+    "aaaaaaaa-0000-4000-8000-000000000001",
+    "bbbbbbbb-0000-4000-8000-000000000002",
+    "cccccccc-0000-4000-8000-000000000003",
+]
+SERVER_SESSION = "dddddddd-0000-4000-8000-000000000004"
 WORKERS = 4
 OPS = 200
 
@@ -26,27 +39,10 @@ while not go.exists():
 for i in range(ops):
     sid = sessions[(worker + i) % len(sessions)]
     store.update(sid, add_tags=[f"w{worker}-{i}"])
-    if i % 10 == 9:  # churn: add and remove a scratch tag in one read-modify-write
+    if i % 10 == 9:  # churn: add, then remove, a scratch tag
         store.update(sid, add_tags=[f"scratch-{worker}"])
         store.update(sid, remove_tags=[f"scratch-{worker}"])
 print("done")
-"""
-
-# Stands in for the language server: it renames sessions and records Claude titles.
-SERVER_STANDIN = r"""
-import sys, time
-from pathlib import Path
-from tokmon.metadata.store import MetadataStore
-path, go, stop = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-store = MetadataStore(path)
-while not go.exists():
-    time.sleep(0.005)
-n = 0
-while not stop.exists():
-    store.set_claude_title("sess-a", f"title {n}")
-    store.update("sess-server", description=f"written {n}")
-    n += 1
-print(n)
 """
 
 READER = r"""
@@ -71,11 +67,79 @@ print(json.dumps({"reads": reads, "bad": bad, "errors": errors[:5]}))
 """
 
 
-def test_four_taggers_plus_server_writer_lose_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "sessions.json"
+def _corpus(root: Path) -> Path:
+    """A tiny transcript corpus so the server knows the sessions it is asked to edit."""
+    lines = [
+        assistant_line(f"2026-03-01T10:0{n}:00.000Z", msg_id=f"m{n}", req_id=f"r{n}", session=sid)
+        for n, sid in enumerate([*SESSIONS, SERVER_SESSION])
+    ]
+    write_lines(root / "projects" / "-home-u-proj" / "s.jsonl", lines)
+    return root
+
+
+class ServerDriver(threading.Thread):
+    """Sends `tokmon/setSessionMetadata` to a real `tokmon serve --jsonl` until stopped."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tokmon", "serve", "--jsonl"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        self.stop = threading.Event()
+        self.acked: list[int] = []
+        self.errors: list[str] = []
+
+    def call(self, req_id: int, params: dict) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        msg = {"id": req_id, "method": "tokmon/setSessionMetadata", "params": params}
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server closed its stdout")
+            reply = json.loads(line)
+            if reply.get("id") == req_id:  # skip tokmon/metadataChanged notifications
+                return reply
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            params = {
+                "sessionId": SERVER_SESSION[:8],
+                "addTags": [f"srv-{n}"],
+                "description": f"written {n}",
+            }
+            reply = self.call(n, params)
+            if "result" in reply:
+                self.acked.append(n)
+            else:
+                self.errors.append(json.dumps(reply)[:300])
+
+    def close(self) -> str:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
+
+def test_four_taggers_plus_language_server_lose_nothing(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = get_paths(env).metadata_file
+    env = {**env, "CLAUDE_CONFIG_DIR": str(_corpus(tmp_path / "claude"))}
     go, stop = tmp_path / "go", tmp_path / "stop"
     store = MetadataStore(path)
-    store.update("sess-a", name="A", tags=["seed"])  # the file exists before the reader starts
+    store.update(SESSIONS[0], name="A", tags=["seed"])  # the file exists before the reader starts
 
     def spawn(code: str, *args: object) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -85,23 +149,28 @@ def test_four_taggers_plus_server_writer_lose_nothing(tmp_path: Path) -> None:
             text=True,
         )
 
+    server = ServerDriver(env)
+    first = server.call(0, {"sessionId": SERVER_SESSION, "name": "Server side"})
+    assert "result" in first, first  # the server is up and writes to the same store
     reader = spawn(READER, path, stop)
-    server = spawn(SERVER_STANDIN, path, go, stop)
     taggers = [spawn(TAGGER, path, w, OPS, go, ",".join(SESSIONS)) for w in range(WORKERS)]
+    server.start()
     time.sleep(0.3)
     go.touch()
     try:
         results = [p.communicate(timeout=300) for p in taggers]
     finally:
         stop.touch()
-    server_out, server_err = server.communicate(timeout=60)
+        server.stop.set()
+        server.join(timeout=60)
+    server_err = server.close()
     reader_out, reader_err = reader.communicate(timeout=60)
 
     for p, (out, err) in zip(taggers, results, strict=True):
         assert p.returncode == 0, err
         assert out.strip() == "done"
-    assert server.returncode == 0, server_err
     assert reader.returncode == 0, reader_err
+    assert not server.errors, (server.errors[:3], server_err[-2000:])
 
     final = MetadataStore(path).all()
     for w in range(WORKERS):
@@ -110,14 +179,19 @@ def test_four_taggers_plus_server_writer_lose_nothing(tmp_path: Path) -> None:
             assert f"w{w}-{i}" in final[sid]["tags"], (sid, w, i)
     total = sum(len(final[s]["tags"]) for s in SESSIONS)
     assert total == WORKERS * OPS + 1  # + "seed"; every scratch tag was removed again
-    assert final["sess-a"]["name"] == "A"  # the server's Claude titles never replaced it
+    assert final[SESSIONS[0]]["name"] == "A"
 
-    writes = int(server_out.strip())
-    assert writes > 0
-    assert final["sess-a"]["claudeTitle"] == f"title {writes - 1}"
-    assert final["sess-server"]["description"] == f"written {writes - 1}"
+    assert len(server.acked) > 20  # the server really wrote while the taggers ran
+    srv = final[SERVER_SESSION]
+    assert srv["name"] == "Server side"
+    assert set(srv["tags"]) == {f"srv-{n}" for n in server.acked}
+    assert srv["description"] == f"written {server.acked[-1]}"
 
     report = json.loads(reader_out)
     assert report["bad"] == 0, report["errors"]
     assert report["reads"] > 100  # the reader really raced the writers
     assert not list(path.parent.glob(".sessions.json.*.tmp"))
+    print(
+        f"\n{WORKERS * OPS * 1.2:.0f} tagger writes + {len(server.acked)} server writes; "
+        f"{report['reads']} raw reads, all valid"
+    )
