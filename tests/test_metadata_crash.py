@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tokmon.metadata.fileio import dump_json, write_atomic
 from tokmon.metadata.schema import SCHEMA_VERSION, validate
-from tokmon.metadata.storage import dump_json, write_atomic
 from tokmon.metadata.store import MetadataStore
 
 pytestmark = pytest.mark.skipif(

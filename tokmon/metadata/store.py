@@ -12,12 +12,12 @@ never need the lock because files are swapped atomically) and do not import tiny
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tokmon.metadata.fileio import dump_json, read_json, remove_stale_temp_files, write_atomic
 from tokmon.metadata.schema import (
     META_TABLE,
     SCHEMA_VERSION,
@@ -35,7 +35,6 @@ from tokmon.metadata.schema import (
     schema_version,
     validate,
 )
-from tokmon.metadata.storage import dump_json, read_json, remove_stale_temp_files, write_atomic
 from tokmon.paths import TokmonPaths, get_paths
 
 __all__ = ["MetadataError", "MetadataStore", "UNSET", "merge_metadata", "SCHEMA_VERSION"]
@@ -72,9 +71,8 @@ PUBLIC_FIELDS = (
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    out = {key: copy.deepcopy(doc.get(key)) for key in PUBLIC_FIELDS}
-    if out["tags"] is None:
-        out["tags"] = []
+    out = {key: doc.get(key) for key in PUBLIC_FIELDS}
+    out["tags"] = list(out["tags"] or [])
     return out
 
 
@@ -163,7 +161,7 @@ class MetadataStore:
 
         with self._locked():
             self._migrate_locked()
-            db = TinyDB(self.path, storage=AtomicJSONStorage)
+            db = TinyDB(self.path, storage=AtomicJSONStorage, cache=True)
             try:
                 if not db.table(META_TABLE, cache_size=0).all():
                     db.table(META_TABLE, cache_size=0).insert({"schemaVersion": SCHEMA_VERSION})
@@ -222,9 +220,6 @@ class MetadataStore:
         else:
             new_desc = None if description is None else (clean_description(description) or None)
 
-        from tinydb import Query
-
-        q = Query()
         with self._transaction() as table:
             docs = table.all()
             current = next((d for d in docs if d.get("sessionId") == session_id), None)
@@ -252,7 +247,7 @@ class MetadataStore:
             if current is None:
                 table.insert(record)
             else:
-                table.update(record, q.sessionId == session_id)
+                table.update(record, doc_ids=[current.doc_id])
             return _public(record)
 
     def set_claude_title(self, session_id: str, title: str | None) -> bool:
