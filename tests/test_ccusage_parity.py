@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +208,41 @@ def test_cli_daily_json_equals_ccusage(cc, big_corpus, tmp_path):
         (r["date"], _tok(r)) for r in theirs["daily"]
     ]
     assert _tok(ours["totals"]) == _tok(theirs["totals"])
+
+
+def test_active_block_matches(ccusage, tmp_path):
+    """A corpus ending now: the same active block, burn rate and projection as ccusage."""
+    dest = tmp_path / "claude"
+    end = datetime.now(timezone.utc) - timedelta(minutes=2)
+    exp = generate(dest, size_mb=4, seed=5, end=end, days=3)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "CLAUDE_CONFIG_DIR": str(dest),
+        "TZ": "UTC",
+    }
+    res = subprocess.run(
+        [str(ccusage), "claude", "blocks", "--json", "--offline", "-z", "UTC"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    theirs = [b for b in json.loads(res.stdout)["blocks"] if b["isActive"]]
+    tenv = {"TOKMON_HOME": str(tmp_path / "th")}
+    eng = Engine(roots=[dest / "projects"], paths=get_paths(tenv), env=tenv)
+    eng.refresh()
+    ours = [b for b in eng.report("blocks", timezone="UTC")["blocks"] if b["isActive"]]
+    assert len(theirs) == len(ours) == 1
+    o, t = ours[0], theirs[0]
+    assert o["id"] == t["id"]
+    assert _tok(o["tokenCounts"], BLOCK_TOKENS) == _tok(t["tokenCounts"], BLOCK_TOKENS)
+    for key in ("tokensPerMinute", "tokensPerMinuteForIndicator"):
+        assert o["burnRate"][key] == pytest.approx(t["burnRate"][key], rel=1e-6), key
+    assert o["projection"]["totalTokens"] == pytest.approx(t["projection"]["totalTokens"], rel=0.02)
+    assert o["projection"]["remainingMinutes"] == pytest.approx(
+        t["projection"]["remainingMinutes"], abs=2
+    )
+    if not {t["startTime"][:10], end.strftime("%Y-%m-%d")} & set(exp.over_200k_days):
+        assert o["burnRate"]["costPerHour"] == pytest.approx(t["burnRate"]["costPerHour"], rel=1e-4)
