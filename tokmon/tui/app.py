@@ -285,6 +285,7 @@ class WatchApp(App[int]):
     AUTO_FOCUS = None  # keys go to the dashboard until `/` or `t` opens an input
     CSS = """
     Screen { layout: vertical; }
+    Screen:inline { height: auto; min-height: 1; border: none; padding: 0; }
     #full { height: 1fr; }
     #top { height: auto; }
     #block { width: 3fr; height: auto; border: round $primary; padding: 0 1; }

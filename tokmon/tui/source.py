@@ -130,24 +130,30 @@ class Refresher:
             if self._stop.is_set():
                 return
             self.deliver(snap)
-            if self.watch and self._watch is None and self.engine is not None:
-                roots = list(getattr(self.engine, "roots", []) or [])
-                try:
-                    self._watch = FileWatch(roots, self._wake.set).start()
-                except Exception as exc:  # noqa: BLE001 - keep the timer fallback
-                    log.warning("file watching unavailable: %s", exc)
-                    self.watch = False
             self._wake.wait(self.idle_s)
+
+    def _start_watch(self) -> None:
+        """Watch the transcript roots (before the next refresh, so no append is missed)."""
+        if not self.watch or self._watch is not None or self.engine is None:
+            return
+        roots = list(
+            getattr(self.engine, "candidate_roots", None) or getattr(self.engine, "roots", [])
+        )
+        try:
+            self._watch = FileWatch(roots, self._wake.set).start()
+        except Exception as exc:  # noqa: BLE001 - keep the timer fallback
+            log.warning("file watching unavailable: %s", exc)
+            self.watch = False
 
     def _snapshot(self) -> Snapshot:
         now = time.time()
         warnings: list[str] = []
         try:
             if self.engine is None:
-                self.engine = self.engine_factory()  # refreshed once by the factory
-            else:
-                changes = self.engine.refresh()
-                warnings = [str(w) for w in (getattr(changes, "warnings", None) or [])]
+                self.engine = self.engine_factory()
+                self._start_watch()
+            changes = self.engine.refresh()  # incremental: cheap when nothing changed
+            warnings = [str(w) for w in (getattr(changes, "warnings", None) or [])]
             now = time.time()
             summary = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
             records = self.engine.records
