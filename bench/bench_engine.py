@@ -128,7 +128,10 @@ def prepare_corpus(mb: float, seed: int, keep: Path | None) -> tuple[Path, bool]
     else:
         dest, temporary = Path(tempfile.mkdtemp(prefix="tokmon-bench-")) / "claude", True
     t = time.perf_counter()
-    exp = generate(dest, size_mb=mb, seed=seed)
+    try:
+        exp = generate(dest, size_mb=mb, seed=seed)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"bench_engine: error: {exc}") from None
     atomic_write(dest / "expected.json", exp.to_json(), fsync=False)
     print(
         f"generated {exp.total_bytes / 2**20:.0f} MiB ({len(exp.files)} files) in "
@@ -377,4 +380,8 @@ def print_table(r: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        print(f"bench_engine: error: {exc}", file=sys.stderr)
+        sys.exit(2)
