@@ -77,6 +77,8 @@ def _wait_for_temp_file(directory: Path, extra: float) -> None:
 
 
 def test_sigkill_mid_write_100_times(tmp_path: Path) -> None:
+    import tinydb  # noqa: F401 - imported before forking, so children never import
+
     path = tmp_path / "data" / "sessions.json"
     _big_store(path)
     rng = random.Random(1234)
@@ -94,8 +96,13 @@ def test_sigkill_mid_write_100_times(tmp_path: Path) -> None:
         os.close(wfd)
         buf = bytearray()
         # wait for the first commit, then kill at a random moment in the next writes
-        while b"\n" not in buf:
+        deadline = time.monotonic() + 20
+        while b"\n" not in buf and time.monotonic() < deadline:
             _drain(rfd, buf, 0.05)
+        if b"\n" not in buf:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"round {round_no}: the writer committed nothing in 20 s")
         if round_no % 2:
             _drain(rfd, buf, rng.uniform(0.0, 0.03))  # a random moment
         else:
