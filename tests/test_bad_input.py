@@ -86,7 +86,7 @@ def _digest(root: Path) -> dict[str, tuple[str, int]]:
 
 
 def test_read_only_corpus_is_never_written(corpus_copy: Path, env: dict[str, str]) -> None:
-    for dp, dn, fn in os.walk(corpus_copy):
+    for dp, _dn, fn in os.walk(corpus_copy):
         for n in fn:
             os.chmod(Path(dp) / n, 0o444)
         os.chmod(dp, 0o555)

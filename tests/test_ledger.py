@@ -39,7 +39,7 @@ def test_files_are_private(real_corpus: Path, tokmon_home: Path) -> None:
     assert stat.S_IMODE(e.ledger_file.parent.stat().st_mode) == 0o700
 
 
-@pytest.mark.parametrize("content", [b"{\"version\": 2, \"files\": {", b"\x00\x01garbage",
+@pytest.mark.parametrize("content", [b"{\"version\": 3, \"files\": {", b"\x00\x01garbage",
                                      b'{"version": 1, "records": []}'])
 def test_corrupt_or_old_ledger_is_rebuilt(real_corpus: Path, env: dict[str, str],
                                           tokmon_home: Path, content: bytes) -> None:

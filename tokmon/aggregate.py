@@ -81,13 +81,44 @@ class Acc:
 
 
 def group(records: Iterable[UsageRecord], key: Callable[[UsageRecord], str]) -> dict[str, Acc]:
-    out: dict[str, Acc] = {}
+    """Group by ``key`` with per-model sub-sums (the hot loop of every report)."""
+    cells: dict[tuple[str, str], list[float]] = {}
+    get = cells.get
     for r in records:
-        k = key(r)
+        ck = (key(r), r.model)
+        c = get(ck)
+        if c is None:
+            cells[ck] = [r.input_tokens, r.output_tokens, r.cache_creation_tokens,
+                         r.cache_read_tokens, r.cost, 1, r.ts, r.ts]
+            continue
+        c[0] += r.input_tokens
+        c[1] += r.output_tokens
+        c[2] += r.cache_creation_tokens
+        c[3] += r.cache_read_tokens
+        c[4] += r.cost
+        c[5] += 1
+        if r.ts < c[6]:
+            c[6] = r.ts
+        if r.ts > c[7]:
+            c[7] = r.ts
+    out: dict[str, Acc] = {}
+    for (k, model), c in cells.items():
         a = out.get(k)
         if a is None:
             a = out[k] = Acc()
-        a.add(r)
+            a.models = {}
+        m = Acc()
+        m.i, m.o, m.cc, m.cr, m.cost, m.n, m.first, m.last = (
+            int(c[0]), int(c[1]), int(c[2]), int(c[3]), c[4], int(c[5]), c[6], c[7])
+        a.models[model] = m  # type: ignore[index]
+        a.i += m.i
+        a.o += m.o
+        a.cc += m.cc
+        a.cr += m.cr
+        a.cost += m.cost
+        a.n += m.n
+        a.first = min(a.first, m.first)
+        a.last = max(a.last, m.last)
     return out
 
 
@@ -118,12 +149,19 @@ def period_report(
 ) -> dict[str, object]:
     """``{list_name: [{label: k, ...}], "totals": {...}}`` like ``ccusage claude daily``."""
     groups = group(records, key)
+    total = Acc()
+    for a in groups.values():
+        total.i += a.i
+        total.o += a.o
+        total.cc += a.cc
+        total.cr += a.cr
+        total.cost += a.cost
     rows = []
     for k in sorted(groups, reverse=(order == "desc")):
         row: dict[str, object] = {label: k}
         row.update(groups[k].row())
         rows.append(row)
-    return {list_name: rows, "totals": totals_dict(totals(records))}
+    return {list_name: rows, "totals": totals_dict(total)}
 
 
 def project_name(path: str) -> str:

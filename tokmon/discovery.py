@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -43,21 +44,26 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
 
 def iter_transcripts(root: Path) -> Iterator[Path]:
     """Every ``*.jsonl`` file under ``root`` (both subagent layouts); skips dirs named .jsonl."""
-    try:
-        stack = [os.fspath(root)]
-        while stack:
-            d = stack.pop()
-            try:
-                with os.scandir(d) as it:
-                    for e in it:
-                        try:
-                            if e.is_dir(follow_symlinks=False):
-                                stack.append(e.path)
-                            elif e.name.endswith(".jsonl") and e.is_file():
-                                yield Path(e.path)
-                        except OSError:
-                            continue
-            except OSError:
-                continue
-    except OSError:
-        return
+    for path, _ in iter_transcript_stats(root):
+        yield Path(path)
+
+
+def iter_transcript_stats(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """``(path, stat)`` of every transcript under ``root``; unreadable entries are skipped."""
+    stack = [os.fspath(root)]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                        elif e.name.endswith(".jsonl"):
+                            st = e.stat()
+                            if stat.S_ISREG(st.st_mode):
+                                yield e.path, st
+                    except OSError:
+                        continue
+        except OSError:
+            continue

@@ -22,14 +22,15 @@ from tokmon.blocks import (
     max_completed_tokens,
 )
 from tokmon.config import Config, load_config
-from tokmon.discovery import claude_roots, iter_transcripts
+from tokmon.discovery import claude_roots, iter_transcript_stats
 from tokmon.fsutil import FileLock, LockTimeout
-from tokmon.ledger import Ledger, LedgerError, file_stamp, ledger_path, load
-from tokmon.parser import LineStats, parse_line
+from tokmon.ledger import Ledger, LedgerError, file_stamp, ledger_path, load, load_index
+from tokmon.parser import LineStats
 from tokmon.paths import TokmonPaths, get_paths
 from tokmon.pricing import PriceTable
-from tokmon.reader import FileState, LineReader, needs_read
+from tokmon.reader import FileState, needs_read
 from tokmon.records import UsageRecord
+from tokmon.scan import scan_all
 from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 ProgressFn = Callable[[int, int], None]
@@ -76,6 +77,7 @@ class Engine:
         self._cache: dict[Any, Any] = {}
         self._warned_unknown: set[str] = set()
         self._warned_files: set[str] = set()
+        self._pending = False  # file states loaded from the index, records not yet
 
     # -- discovery and refresh -------------------------------------------------------------
 
@@ -132,6 +134,9 @@ class Engine:
         return self.prices.cost(r)
 
     def _reprice(self) -> bool:
+        if self._pending and self.ledger.price_signature == self._price_key():
+            return False
+        self._ensure_records()
         if self.ledger.price_signature == self._price_key():
             for r in self.ledger.records.values():  # register unknown models for the warning
                 self.prices.lookup(r.model)
@@ -147,6 +152,26 @@ class Engine:
         stamp = file_stamp(self.ledger_file)
         if stamp is None or stamp == self.ledger.stamp:
             return stamp is None and bool(self.ledger.records)
+        if self.version == 0 and not self.ledger.records:
+            # First look in this process: the small index is enough to plan the scan.
+            idx = load_index(self.ledger_file, stamp)
+            if idx is not None:
+                self.ledger, self._pending = idx, True
+                return False
+        return self._load_full(changes, stamp)
+
+    def _ensure_records(self) -> None:
+        if self._pending:
+            changes = Changes()
+            self._load_full(changes, file_stamp(self.ledger_file))
+            if changes.rebuilt:  # the ledger broke since we read its index: rescan
+                self.refresh()
+
+    def _load_full(self, changes: Changes, stamp: tuple[int, int] | None) -> bool:
+        self._pending = False
+        if stamp is None:
+            self.ledger = Ledger()
+            return True
         try:
             fresh = load(self.ledger_file)
         except LedgerError as exc:
@@ -166,21 +191,33 @@ class Engine:
         return False
 
     def _scan(self, changes: Changes, progress: ProgressFn | None) -> bool:
+        todo, present = self._plan()
+        if self._pending and (todo or any(k not in present for k in self.ledger.files)):
+            self._ensure_records()
+            todo, present = self._plan()
+        return self._read(todo, present, changes, progress)
+
+    def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
         led = self.ledger
-        stats = LineStats()
         todo: list[tuple[str, os.stat_result, int]] = []
         present: set[str] = set()
         for root in self.roots:
-            for path in iter_transcripts(root):
-                key = os.fspath(path)
+            for key, st in iter_transcript_stats(root):
                 present.add(key)
-                try:
-                    st = os.stat(key)
-                except OSError:
-                    continue
                 need, off = needs_read(st, led.files.get(key))
                 if need:
                     todo.append((key, st, off))
+        return todo, present
+
+    def _read(
+        self,
+        todo: list[tuple[str, os.stat_result, int]],
+        present: set[str],
+        changes: Changes,
+        progress: ProgressFn | None,
+    ) -> bool:
+        led = self.ledger
+        stats = LineStats()
         dirty = False
         for gone in [k for k in led.files if k not in present]:
             del led.files[gone]  # its records stay: history outlives the transcript
@@ -189,39 +226,38 @@ class Engine:
         total = sum(st.st_size - off for _, st, off in todo)
         done = 0
         bad_files = 0
-        for key, st, off in todo:
-            before = stats.total()
-            try:
-                reader = LineReader(key, off)
-                for line_off, line in reader:
-                    item = parse_line(line, key, line_off, stats)
-                    if item is None:
-                        continue
-                    if isinstance(item, UsageRecord):
-                        item.cost = self._cost(item)
-                        if led.add(item):
-                            changes.new_records += 1
-                            changes.changed_sessions.add(item.session_id)
-                    else:
-                        sid, kind, title = item  # type: ignore[misc]
-                        if led.titles.get(sid, {}).get(kind) != title:
-                            led.titles.setdefault(sid, {})[kind] = title
-                            changes.changed_sessions.add(sid)
-                stats.huge += reader.huge
-            except OSError as exc:
-                if key not in self._warned_files:
-                    self._warned_files.add(key)
-                    changes.warnings.append(f"cannot read {key}: {exc.strerror or exc}")
+        items = [(key, off, st.st_size - off) for key, st, off in todo]
+        stat_of = {key: st for key, st, _ in todo}
+        for res in scan_all(items):
+            st = stat_of[res.key]
+            if res.error is not None:
+                if res.key not in self._warned_files:
+                    self._warned_files.add(res.key)
+                    changes.warnings.append(f"cannot read {res.key}: {res.error}")
                 continue
-            if stats.total() > before:
+            for row in res.rows:
+                rec = UsageRecord.from_tuple(row)  # type: ignore[arg-type]
+                rec.cost = self._cost(rec)
+                if led.add(rec):
+                    changes.new_records += 1
+                    changes.changed_sessions.add(rec.session_id)
+            for sid, kind, title in res.titles:
+                if led.titles.get(sid, {}).get(kind) != title:
+                    led.titles.setdefault(sid, {})[kind] = title
+                    changes.changed_sessions.add(sid)
+            stats.malformed += res.malformed
+            stats.invalid_utf8 += res.invalid_utf8
+            stats.huge += res.huge
+            if res.malformed or res.invalid_utf8 or res.huge:
                 bad_files += 1
-            led.files[key] = FileState(
-                st.st_dev, st.st_ino, max(st.st_size, reader.end), st.st_mtime_ns, reader.end
-            )
+            new_state = FileState(st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns,
+                                  res.end)
+            if led.files.get(res.key) != new_state:
+                led.files[res.key] = new_state
+                dirty = True
             changes.files_read += 1
-            changes.bytes_read += reader.end - off
-            dirty = True
-            done += st.st_size - off
+            changes.bytes_read += res.end - res.start
+            done += st.st_size - res.start
             if progress is not None:
                 progress(done, total)
         if stats.total():
@@ -246,9 +282,17 @@ class Engine:
 
     # -- data access -------------------------------------------------------------------------
 
+    def data_version(self) -> str | None:
+        """Identifies the persisted data state (for caches of derived output), or None."""
+        if not self.persist or self.ledger.stamp is None:
+            return None
+        return f"{self.ledger.stamp[0]}:{self.ledger.stamp[1]}|{self._price_key()}"
+
     @property
     def records(self) -> list[UsageRecord]:
         """Deduplicated records sorted by time."""
+        if self._pending:
+            self._ensure_records()
         if self._sorted is None:
             self._sorted = sorted(self.ledger.records.values(), key=lambda r: r.ts)
         return self._sorted
@@ -256,6 +300,7 @@ class Engine:
     @property
     def titles(self) -> dict[str, str]:
         """Claude's own session titles: ``custom-title`` beats ``ai-title``."""
+        self._ensure_records()
         out = {}
         for sid, t in self.ledger.titles.items():
             v = t.get("custom-title") or t.get("ai-title")

@@ -17,7 +17,7 @@ from tokmon.fsutil import atomic_write
 from tokmon.reader import FileState
 from tokmon.records import UsageRecord
 
-LEDGER_VERSION = 2
+LEDGER_VERSION = 3
 
 
 class LedgerError(Exception):
@@ -51,26 +51,19 @@ class Ledger:
         return False
 
     def to_bytes(self) -> bytes:
-        strings: dict[str, int] = {}
-
-        def s(v: str) -> int:
-            i = strings.get(v)
-            if i is None:
-                i = strings[v] = len(strings)
-            return i
-
+        # Rows follow UsageRecord.__init__'s parameter order so loading is UsageRecord(*row).
         recs = [
             [
-                r.key,
                 r.ts,
-                s(r.session_id),
-                s(r.project),
-                s(r.model),
+                r.session_id,
+                r.project,
+                r.model,
                 r.input_tokens,
                 r.output_tokens,
                 r.cache_creation_tokens,
                 r.cache_1h_tokens,
                 r.cache_read_tokens,
+                r.key,
                 r.cost,
                 r.display_cost,
             ]
@@ -81,7 +74,6 @@ class Ledger:
             "priceSignature": self.price_signature,
             "files": {k: v.to_list() for k, v in self.files.items()},
             "titles": self.titles,
-            "strings": list(strings),
             "records": recs,
         }
         return orjson.dumps(doc)
@@ -99,21 +91,43 @@ class Ledger:
             led.price_signature = doc["priceSignature"]
             led.files = {k: FileState.from_list(v) for k, v in doc["files"].items()}
             led.titles = doc["titles"]
-            st = doc["strings"]
-            recs = led.records
-            for t in doc["records"]:
-                recs[t[0]] = UsageRecord(
-                    t[1], st[t[2]], st[t[3]], st[t[4]], t[5], t[6], t[7], t[8], t[9], t[0],
-                    t[10], t[11],
-                )
+            rec = UsageRecord
+            led.records = {t[9]: rec(*t) for t in doc["records"]}
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise LedgerError(f"corrupt ledger ({exc.__class__.__name__})") from exc
         return led
 
     def save(self, path: Path) -> None:
+        """Write the full ledger, then its small index (file states only)."""
         atomic_write(path, self.to_bytes())
         st = path.stat()
         self.stamp = (st.st_mtime_ns, st.st_size)
+        idx = {
+            "version": LEDGER_VERSION,
+            "stamp": list(self.stamp),
+            "priceSignature": self.price_signature,
+            "files": {k: v.to_list() for k, v in self.files.items()},
+        }
+        atomic_write(index_path(path), orjson.dumps(idx), fsync=False)
+
+
+def index_path(path: Path) -> Path:
+    return path.with_suffix(".idx")
+
+
+def load_index(path: Path, stamp: tuple[int, int]) -> Ledger | None:
+    """File states only, if the index matches the ledger at ``stamp`` (else None)."""
+    try:
+        doc = orjson.loads(index_path(path).read_bytes())
+        if doc.get("version") != LEDGER_VERSION or tuple(doc["stamp"]) != stamp:
+            return None
+        led = Ledger()
+        led.files = {k: FileState.from_list(v) for k, v in doc["files"].items()}
+        led.price_signature = doc["priceSignature"]
+        led.stamp = stamp
+        return led
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def file_stamp(path: Path) -> tuple[int, int] | None:

@@ -31,13 +31,20 @@ class LineStats:
         return self.malformed + self.huge + self.invalid_utf8
 
 
-_TS_CACHE: dict[str, float] = {}
+_fromiso = datetime.fromisoformat
 
 
 def parse_timestamp(value: object) -> float | None:
     """ISO-8601 to epoch seconds; lenient about offsets, millis and micros."""
     if not isinstance(value, str) or len(value) < 10:
         return None
+    try:  # fast path (3.11+ parses "Z" and any fraction length natively)
+        dt = _fromiso(value)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    except ValueError:
+        pass
     s = value
     try:
         if s.endswith("Z"):
@@ -106,23 +113,30 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     return None
 
 
+def _n(v: object) -> int:
+    if type(v) is int:
+        return v if v > 0 else 0
+    return _int(v)
+
+
 def _usage_record(obj: dict, source: str, offset: int) -> UsageRecord | None:  # type: ignore[type-arg]
     msg = obj.get("message")
-    if not isinstance(msg, dict):
+    if type(msg) is not dict:
         return None
     usage = msg.get("usage")
-    if not isinstance(usage, dict):
+    if type(usage) is not dict:
         return None
     ts = parse_timestamp(obj.get("timestamp"))
     if ts is None:
         return None
-    cc = _int(usage.get("cache_creation_input_tokens"))
+    g = usage.get
+    cc = _n(g("cache_creation_input_tokens"))
     c1h = 0
-    detail = usage.get("cache_creation")
-    if isinstance(detail, dict):
-        c1h = min(_int(detail.get("ephemeral_1h_input_tokens")), cc)
+    detail = g("cache_creation")
+    if type(detail) is dict:
+        c1h = min(_n(detail.get("ephemeral_1h_input_tokens")), cc)
     mid, rid = msg.get("id"), obj.get("requestId")
-    if isinstance(mid, str) and isinstance(rid, str) and mid and rid:
+    if type(mid) is str and type(rid) is str and mid and rid:
         key = f"{mid}:{rid}"
     else:
         # Not deduplicated across lines; stable per file position so re-reads replace.
@@ -133,14 +147,14 @@ def _usage_record(obj: dict, source: str, offset: int) -> UsageRecord | None:  #
     legacy = obj.get("costUSD")
     return UsageRecord(
         ts,
-        sid if isinstance(sid, str) and sid else "unknown",
-        cwd if isinstance(cwd, str) else "",
-        model if isinstance(model, str) and model else "unknown",
-        _int(usage.get("input_tokens")),
-        _int(usage.get("output_tokens")),
+        sid if type(sid) is str and sid else "unknown",
+        cwd if type(cwd) is str else "",
+        model if type(model) is str and model else "unknown",
+        _n(g("input_tokens")),
+        _n(g("output_tokens")),
         cc,
         c1h,
-        _int(usage.get("cache_read_input_tokens")),
+        _n(g("cache_read_input_tokens")),
         key,
         0.0,
         float(legacy) if isinstance(legacy, (int, float)) and not isinstance(legacy, bool) else None,

@@ -40,6 +40,8 @@ def needs_read(st: os.stat_result, prev: FileState | None) -> tuple[bool, int]:
     replaced = (st.st_ino != prev.ino or st.st_dev != prev.dev) and prev.ino != 0
     if replaced or st.st_size < prev.offset:
         return True, 0
+    if st.st_size == prev.size and st.st_mtime_ns == prev.mtime_ns:
+        return False, prev.offset  # untouched (maybe with a half-written last line)
     if st.st_size == prev.offset:
         # Same size: a rewrite of identical length shows as a new mtime with a smaller/equal size.
         if st.st_mtime_ns != prev.mtime_ns and st.st_size < prev.size:

@@ -38,6 +38,7 @@ class DateKeyer:
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
         self._memo: dict[int, datetime] = {}
+        self._days: dict[int, str] = {}
 
     def local(self, ts: float) -> datetime:
         bucket = int(ts // 900)
@@ -48,7 +49,11 @@ class DateKeyer:
         return d
 
     def day(self, ts: float) -> str:
-        return self.local(ts).strftime("%Y-%m-%d")
+        bucket = int(ts // 900)
+        d = self._days.get(bucket)
+        if d is None:
+            d = self._days[bucket] = self.local(ts).strftime("%Y-%m-%d")
+        return d
 
     def month(self, ts: float) -> str:
         return self.local(ts).strftime("%Y-%m")

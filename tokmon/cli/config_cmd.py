@@ -52,7 +52,7 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
             ctx.stdout.write(dump_json({"path": str(path), "values": eff, "set": sorted(vals)}))
             return 0
         ctx.stdout.write(f"# {path}\n")
-        for k, (default, _, helptext) in SCHEMA.items():
+        for k, (_default, _, helptext) in SCHEMA.items():
             src = "file" if k in vals else "default"
             ctx.stdout.write(f"{k} = {eff[k]!r}  # {src}; {helptext}\n")
         return 0

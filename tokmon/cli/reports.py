@@ -88,17 +88,73 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """Compute one report and print it as a table or ccusage-compatible JSON."""
     opts = _opts(kind, args, ctx)
     engine = ctx.engine()
+    cache = ReportCache(ctx, engine, kind, opts) if ctx.json_output and kind in CACHEABLE else None
+    if cache is not None:
+        hit = cache.get()
+        if hit is not None:
+            ctx.stdout.write(hit)
+            return 0
     data = engine.report(kind, **opts)
     if kind == "session":
         _merge_metadata(ctx, data["sessions"])
     if ctx.json_output:
-        ctx.stdout.write(dump_json(data))
+        text = dump_json(data)
+        if cache is not None:
+            cache.put(text)
+        ctx.stdout.write(text)
         return 0
     if kind == "blocks":
         _blocks_table(ctx, data["blocks"])
     else:
         _period_table(ctx, kind, data, args.breakdown)
     return 0
+
+
+# Reports that do not depend on the current time: their JSON is cached per data version.
+CACHEABLE = {"daily", "weekly", "monthly"}
+
+
+class ReportCache:
+    """Rendered JSON of a report, keyed by the ledger's data version and the options."""
+
+    KEEP = 16
+
+    def __init__(self, ctx: Context, engine: Any, kind: str, opts: dict[str, Any]) -> None:
+        import hashlib
+
+        from tokmon.timeutil import resolve_tz
+
+        version = engine.data_version()
+        self.path = None
+        if version is None:
+            return
+        tz = opts.get("timezone") or engine.config.get("timezone") or str(resolve_tz(None))
+        key = repr((kind, sorted(opts.items(), key=lambda kv: kv[0]), tz, version,
+                    [str(r) for r in engine.candidate_roots]))
+        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+        self.dir = ctx.paths.cache_dir / "reports"
+        self.path = self.dir / f"{kind}-{digest}.json"
+
+    def get(self) -> str | None:
+        if self.path is None:
+            return None
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def put(self, text: str) -> None:
+        if self.path is None:
+            return
+        from tokmon.fsutil import atomic_write
+
+        try:
+            atomic_write(self.path, text.encode("utf-8"), fsync=False)
+            old = sorted(self.dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+            for p in old[: -self.KEEP]:
+                p.unlink()
+        except OSError:
+            pass  # a cache is optional
 
 
 def _merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,106 @@
+"""Scanning transcript files for usage, in this process or in parallel workers.
+
+Workers return compact rows (plain lists) so results pickle cheaply; the engine
+merges them in file order, which keeps the global "first seen wins ties" rule.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tokmon.parser import LineStats, parse_line
+from tokmon.reader import LineReader
+from tokmon.records import UsageRecord
+
+PARALLEL_MIN_BYTES = 48 * 1024 * 1024
+
+
+@dataclass
+class FileResult:
+    """What one file yielded from its offset on."""
+
+    key: str
+    start: int
+    end: int = 0
+    rows: list[list[object]] = field(default_factory=list)
+    titles: list[tuple[str, str, str]] = field(default_factory=list)
+    malformed: int = 0
+    invalid_utf8: int = 0
+    huge: int = 0
+    error: str | None = None
+
+
+def scan_file(key: str, start: int) -> FileResult:
+    """Read complete lines of ``key`` from ``start``; keep the max-output line per key."""
+    res = FileResult(key, start, start)
+    stats = LineStats()
+    best: dict[str, UsageRecord] = {}
+    try:
+        reader = LineReader(key, start)
+        for off, line in reader:
+            item = parse_line(line, key, off, stats)
+            if item is None:
+                continue
+            if type(item) is UsageRecord:
+                old = best.get(item.key)
+                if old is None or item.output_tokens > old.output_tokens:
+                    best[item.key] = item
+            else:
+                res.titles.append(item)  # type: ignore[arg-type]
+        res.end = reader.end
+        res.huge = reader.huge
+    except OSError as exc:
+        res.error = exc.strerror or str(exc)
+        return res
+    res.rows = [r.as_tuple() for r in best.values()]
+    res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
+    return res
+
+
+def scan_many(items: list[tuple[str, int]]) -> list[FileResult]:
+    return [scan_file(k, s) for k, s in items]
+
+
+def _chunks(items: list[tuple[str, int, int]], n: int) -> list[list[tuple[str, int]]]:
+    """Split (key, start, size) into ``n`` contiguous runs of about equal bytes."""
+    total = sum(sz for _, _, sz in items)
+    out: list[list[tuple[str, int]]] = [[]]
+    acc = 0
+    for key, start, sz in items:
+        if acc >= total * len(out) / n and len(out) < n:
+            out.append([])
+        out[-1].append((key, start))
+        acc += sz
+    return [c for c in out if c]
+
+
+def scan_all(items: list[tuple[str, int, int]], workers: int | None = None) -> Iterator[FileResult]:
+    """Scan (key, start, new_bytes) items, in parallel when there is a lot to read.
+
+    Results come back in the order of ``items``.
+    """
+    total = sum(sz for _, _, sz in items)
+    n = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    if n <= 1 or total < PARALLEL_MIN_BYTES or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
+        for key, start, _ in items:
+            yield scan_file(key, start)
+        return
+    chunks = _chunks(items, n)
+    try:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        pool = ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx)
+    except (ImportError, OSError, ValueError):
+        for key, start, _ in items:
+            yield scan_file(key, start)
+        return
+    with pool:
+        futures = [pool.submit(scan_many, c) for c in chunks[1:]]
+        yield from scan_many(chunks[0])  # this process takes the first share
+        for fut in futures:
+            yield from fut.result()
