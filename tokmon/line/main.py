@@ -289,9 +289,12 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
     segs = None
     if snap is not None or claude_info is not None:
         session_id = opts.session or (claude_info or {}).get("sessionId")
-        segs = formats.build_segments(
-            snap or {}, now, cwd=cwd, session_id=session_id, claude=claude_info
-        )
+        segs = (
+            formats.build_segments(
+                snap or {}, now, cwd=cwd, session_id=session_id, claude=claude_info
+            )
+            or None
+        )  # nothing to show (no snapshot, empty payload): the placeholder
     if fmt == "json":
         import json
 
