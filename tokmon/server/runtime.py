@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -75,7 +76,17 @@ def attach_watcher(
             except RuntimeError:  # loop closed: shutting down
                 pass
 
-    return Watcher(
+    watcher = Watcher(
         service.watch_roots, on_change, debounce_ms=debounce_ms,
         force_polling=force_polling, path_filter=keep,
     ).start()
+    # catch up with whatever changed between the first scan and the OS watch being in place
+    try:
+        notes = service.catch_up()
+    except Exception:
+        log.exception("catch-up refresh failed")
+        notes = []
+    if notes:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(emit, notes)
+    return watcher

@@ -420,14 +420,19 @@ class Service:
         """Watcher callback body: metadata diff and/or engine refresh."""
         mp = self.metadata_path
         notes: list[Notification] = []
-        meta_hit = mp is not None and any(p == mp for p in paths)
-        other = [p for p in paths if mp is None or p.parent != mp.parent]
+        meta_hit = mp is not None and any(p == mp or p == mp.parent for p in paths)
+        other = [p for p in paths if mp is None or (p.parent != mp.parent and p != mp.parent)]
         if meta_hit:
             notes += self.check_metadata()
         if other:
             _, n = self.refresh()
             notes += n
         return notes
+
+    def catch_up(self) -> list[Notification]:
+        """Refresh data and metadata once (after the watcher started)."""
+        _, notes = self.refresh()
+        return self.check_metadata() + notes
 
     # -- dispatch --------------------------------------------------------------------------
 

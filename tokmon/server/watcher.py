@@ -62,6 +62,8 @@ class Watcher:
 
     #: how often missing roots are re-checked (ms); idle cost is one stat per root per period
     recheck_ms = 2000
+    #: polling only: re-deliver a batch this long after it was seen (mtime granularity is 1 s)
+    settle_ms = 1100
 
     def __init__(
         self,
@@ -182,8 +184,20 @@ class Watcher:
     def _watch(self, notify: Any, missing: bool) -> None:
         # With every root present we wait without timeout (0); otherwise wake up now and then
         # to see whether a missing root appeared, then rebuild the OS watch.
-        timeout = self.recheck_ms if missing else 0
+        # Polling compares mtimes at one-second granularity, so a second write within the same
+        # second as a detected one goes unseen: re-deliver each polled batch once, a second
+        # later ("settle"), so the consumer re-reads whatever landed meanwhile.
+        import time
+
+        base_timeout = self.recheck_ms if missing else 0
+        # the poller's first snapshot can itself hide a write made in the same second
+        settle: set[Path] = set(self.watched) if self.force_polling else set()
+        settle_at = time.monotonic() + self.settle_ms / 1000
         while not self._stop.is_set():
+            timeout = base_timeout
+            if settle:
+                left = max(1, int((settle_at - time.monotonic()) * 1000))
+                timeout = left if timeout == 0 else min(timeout, left)
             try:
                 raw = notify.watch(self.debounce_ms, self.step_ms, timeout, self._stop)
             except Exception as exc:
@@ -192,6 +206,9 @@ class Watcher:
             if raw == "stop":
                 return
             if raw in ("timeout", "signal"):
+                if settle and time.monotonic() >= settle_at - 0.001:
+                    batch, settle = settle, set()
+                    self._safe_deliver(batch)
                 if missing and len(self._existing()) != len(self.watched):
                     return
                 continue
@@ -202,6 +219,9 @@ class Watcher:
                 return
             if paths:
                 self._safe_deliver(paths)
+                if self.force_polling:
+                    settle |= paths
+                    settle_at = time.monotonic() + self.settle_ms / 1000
 
     def _filter(self, raw: set[tuple[int, str]]) -> set[Path]:
         out: set[Path] = set()
