@@ -67,19 +67,31 @@ class Context:
 
         return [ensure_demo_corpus(self.paths) / "projects"]
 
-    def engine(self, refresh: bool = True) -> Any:
-        """A refreshed :class:`tokmon.engine.Engine`, built once per run."""
+    def engine(self, refresh: bool = True, auto_demo: bool = False) -> Any:
+        """A refreshed :class:`tokmon.engine.Engine`, built once per run.
+
+        With ``auto_demo`` (the bare overview), a machine without Claude data gets the
+        generated demo corpus instead of an empty screen.
+        """
         if self._engine is None:
             from tokmon.engine import Engine
             from tokmon.pricing import PricingError
 
             try:
-                self._engine = Engine(roots=self.roots(), paths=self.paths, config=self.config,
-                                      env=self.env)
+                eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
+                             env=self.env, persist=not self.demo)
+                if not eng.roots and auto_demo and not self.demo:
+                    where = ", ".join(str(r) for r in eng.candidate_roots)
+                    self.stderr.write(f"tokmon: no Claude Code data in {where}: showing a "
+                                      "generated demo (see `tokmon --demo --help`)\n")
+                    self.demo = True
+                    eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
+                                 env=self.env, persist=False)
             except PricingError as exc:
                 raise CLIError(str(exc)) from exc
-            if not self._engine.roots:
-                where = ", ".join(str(r) for r in self._engine.candidate_roots)
+            self._engine = eng
+            if not eng.roots:
+                where = ", ".join(str(r) for r in eng.candidate_roots)
                 self.warn(f"no Claude Code transcripts found (looked in {where}); try --demo")
             if refresh:
                 self._refresh()
