@@ -77,14 +77,20 @@ def _chunks(items: list[tuple[str, int, int]], n: int) -> list[list[tuple[str, i
     return [c for c in out if c]
 
 
-def scan_all(items: list[tuple[str, int, int]], workers: int | None = None) -> Iterator[FileResult]:
+def scan_all(
+    items: list[tuple[str, int, int]],
+    workers: int | None = None,
+    min_bytes: int | None = None,
+) -> Iterator[FileResult]:
     """Scan (key, start, new_bytes) items, in parallel when there is a lot to read.
 
     Results come back in the order of ``items``.
     """
     total = sum(sz for _, _, sz in items)
+    if min_bytes is None:
+        min_bytes = PARALLEL_MIN_BYTES
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    if n <= 1 or total < PARALLEL_MIN_BYTES or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
+    if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
         for key, start, _ in items:
             yield scan_file(key, start)
         return

@@ -1,0 +1,42 @@
+"""Parallel scanning gives exactly what a sequential scan gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokmon.discovery import iter_transcript_stats
+from tokmon.engine import Engine
+from tokmon.paths import get_paths
+from tokmon.scan import scan_all
+
+
+def _items(root: Path) -> list[tuple[str, int, int]]:
+    return sorted((k, 0, st.st_size) for k, st in iter_transcript_stats(root))
+
+
+def test_parallel_equals_sequential(real_corpus: Path) -> None:
+    items = _items(real_corpus / "projects")
+    seq = list(scan_all(items, workers=1))
+    par = list(scan_all(items, workers=3, min_bytes=0))
+    assert [r.key for r in par] == [k for k, _, _ in items]
+    assert [(r.key, r.end, r.rows, r.titles, r.malformed) for r in par] == [
+        (r.key, r.end, r.rows, r.titles, r.malformed) for r in seq
+    ]
+
+
+def test_engine_totals_do_not_depend_on_parallelism(real_corpus: Path, tmp_path: Path,
+                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import tokmon.scan as scan_mod
+
+    out = []
+    calls: list[int] = []
+    real_many = scan_mod.scan_many
+    monkeypatch.setattr(scan_mod, "scan_many", lambda c: calls.append(len(c)) or real_many(c))
+    for threshold in (10**12, 0):
+        monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", threshold)
+        e = Engine(roots=[real_corpus / "projects"],
+                   paths=get_paths({"TOKMON_HOME": str(tmp_path / str(threshold))}))
+        e.refresh()
+        out.append(sorted((r.key, r.session_id, r.output_tokens) for r in e.records))
+    assert out[0] == out[1]
+    assert calls, "the parallel path never ran"
