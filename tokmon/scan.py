@@ -31,11 +31,12 @@ class FileResult:
     invalid_utf8: int = 0
     huge: int = 0
     error: str | None = None
+    pid: int = 0  # the process that scanned it (diagnostics)
 
 
 def scan_file(key: str, start: int) -> FileResult:
     """Read complete lines of ``key`` from ``start``; keep the max-output line per key."""
-    res = FileResult(key, start, start)
+    res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
     best: dict[str, UsageRecord] = {}
     try:
