@@ -28,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
     p.add_argument(
         "--interval",
         type=float,
-        default=15.0,
+        default=60.0,
         metavar="SECONDS",
-        help="refresh at least this often even without file changes (default 15)",
+        help="refresh at least this often even without file changes (default 60)",
     )
     p.add_argument(
         "--no-watch",

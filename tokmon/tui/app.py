@@ -33,6 +33,7 @@ from tokmon.tui.model import (
 
 MIN_WIDTH = 72  # below this (or MIN_HEIGHT) the dashboard falls back to the compact layout
 MIN_HEIGHT = 18
+STALE_S = 150.0  # the header flags data older than this (refreshes come at least every 60 s)
 
 HELP = """\
 [b]tokmon watch[/b] - live token usage
@@ -156,8 +157,30 @@ def render_periods(v: DashboardView) -> Text:
     return t
 
 
-def render_sessions(v: DashboardView, width: int, height: int) -> Table | Text:
-    """The active-sessions table, scrolled to keep the selection visible."""
+def session_cells(v: DashboardView, width: int, height: int) -> list[tuple[bool, list[str]]]:
+    """The visible table rows (selected?, cells), scrolled to keep the selection in view."""
+    rows = max(1, height - 1)
+    sel = v.selected or 0
+    first = max(0, min(sel - rows // 2, len(v.sessions) - rows))
+    out = []
+    for i, s in enumerate(v.sessions[first : first + rows], start=first):
+        chosen = i == v.selected
+        cells = ["▶" if chosen else " ", s.label, " ".join(f"#{x}" for x in s.tags)]
+        if width >= 90:
+            cells.append(s.project)
+        age = (v.now - s.last_activity) if s.last_activity else None
+        cells += [
+            fmt_tokens(s.total_tokens),
+            fmt_cost(s.cost),
+            f"+{fmt_tokens(s.delta_tokens)}",
+            fmt_age(age),
+        ]
+        out.append((chosen, cells))
+    return out
+
+
+def render_sessions(v: DashboardView, cells: list[tuple[bool, list[str]]], width: int) -> Any:
+    """The active-sessions table (or a message when there is nothing to list)."""
     if not v.sessions:
         msg = "No active sessions (activity in the last 5 hours)."
         if v.filter_text:
@@ -173,22 +196,8 @@ def render_sessions(v: DashboardView, width: int, height: int) -> Table | Text:
     table.add_column("Cost", justify="right", no_wrap=True)
     table.add_column("+Reset", justify="right", no_wrap=True)
     table.add_column("Last", justify="right", no_wrap=True)
-    rows = max(1, height - 1)
-    sel = v.selected or 0
-    first = max(0, min(sel - rows // 2, len(v.sessions) - rows))
-    for i, s in enumerate(v.sessions[first : first + rows], start=first):
-        chosen = i == v.selected
-        cells = ["▶" if chosen else " ", s.label, " ".join(f"#{x}" for x in s.tags)]
-        if width >= 90:
-            cells.append(s.project)
-        age = (v.now - s.last_activity) if s.last_activity else None
-        cells += [
-            fmt_tokens(s.total_tokens),
-            fmt_cost(s.cost),
-            f"+{fmt_tokens(s.delta_tokens)}",
-            fmt_age(age),
-        ]
-        table.add_row(*cells, style="reverse" if chosen else None)
+    for chosen, row in cells:
+        table.add_row(*row, style="reverse" if chosen else None)
     return table
 
 
@@ -332,6 +341,7 @@ class WatchApp(App[int]):
         self._tag_writer = tag_writer
         self.refresher: Any = None
         self._last_error: str | None = None
+        self._shown: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -395,36 +405,46 @@ class WatchApp(App[int]):
             v.error = self._last_error
         return v
 
+    def _put(self, wid: str, renderable: Any, key: Any = None) -> None:
+        """Update a widget only when its content changed (no needless repaints while idle)."""
+        key = renderable if key is None else key
+        if self._shown.get(wid) == key:
+            return
+        self._shown[wid] = key
+        self.query_one(f"#{wid}", Static).update(renderable)
+
     def redraw(self) -> None:
         v = self.current_view()
         if v is None:
             return
         w = self.size.width
         if self.compact_mode:
-            self.query_one("#compact", Static).update(compact_line(v, max(10, w - 1)))
+            self._put("compact", compact_line(v, max(10, w - 1)))
             return
         head = Text()
         head.append("tokmon watch", style="bold")
-        head.append(f"  {time.strftime('%H:%M:%S')}", style="dim")
-        head.append(f"  updated {_ago(v.updated_age_s)}", style="dim")
+        head.append(f"  {time.strftime('%H:%M')}", style="dim")
+        if v.updated_age_s >= STALE_S:
+            head.append(f"  data {_ago(v.updated_age_s)}", style="yellow")
         if v.error:
             head.append(f"  refresh error: {v.error}", style="bold red")
         elif v.warnings:
             head.append(f"  {v.warnings[-1]}", style="yellow")
-        self.query_one("#header", Static).update(head)
+        self._put("header", head)
         block = self.query_one("#block", Static)
-        block.update(render_block(v, block.size.width or w * 2 // 3))
-        self.query_one("#periods", Static).update(render_periods(v))
-        spark_w = max(10, w - 12)
+        self._put("block", render_block(v, block.size.width or w * 2 // 3))
+        self._put("periods", render_periods(v))
         label = f"Last {v.spark_minutes // 60}h "
-        self.query_one("#spark", Static).update(
-            Text.assemble((label, "bold"), (v.spark(spark_w), "cyan"))
-        )
+        self._put("spark", Text.assemble((label, "bold"), (v.spark(max(10, w - 12)), "cyan")))
         sess = self.query_one("#sessions", Static)
         title = f"Active sessions ({len(v.sessions)}"
         title += f" of {v.active_count}, filter: {v.filter_text})" if v.filter_text else ")"
-        sess.border_title = title
-        sess.update(render_sessions(v, sess.size.width or w, sess.size.height or 10))
+        if sess.border_title != title:
+            sess.border_title = title
+        width = sess.size.width or w
+        cells = session_cells(v, width, sess.size.height or 10)
+        key = (width, v.filter_text, bool(v.sessions), tuple((c, tuple(r)) for c, r in cells))
+        self._put("sessions", render_sessions(v, cells, width), key)
 
     # ------------------------------------------------------------------ actions
     def action_quit_app(self) -> None:
