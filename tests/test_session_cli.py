@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,28 +34,69 @@ def make_corpus(root: Path) -> Path:
     write_lines(
         alpha / f"{S1}.jsonl",
         [
-            assistant_line(utc(2026, 3, 10, 9, 0), msg_id="m1", req_id="r1", session=S1,
-                           cwd="/home/u/alpha", inp=1000, out=2000, model=SONNET),
-            assistant_line(utc(2026, 3, 10, 9, 5), msg_id="m2", req_id="r2", session=S1,
-                           cwd="/home/u/alpha", inp=10, out=20, cc=300, cr=4000, model=SONNET),
-            assistant_line(utc(2026, 3, 10, 15, 30), msg_id="m3", req_id="r3", session=S1,
-                           cwd="/home/u/alpha", inp=5, out=7, model=OPUS),
+            assistant_line(
+                utc(2026, 3, 10, 9, 0),
+                msg_id="m1",
+                req_id="r1",
+                session=S1,
+                cwd="/home/u/alpha",
+                inp=1000,
+                out=2000,
+                model=SONNET,
+            ),
+            assistant_line(
+                utc(2026, 3, 10, 9, 5),
+                msg_id="m2",
+                req_id="r2",
+                session=S1,
+                cwd="/home/u/alpha",
+                inp=10,
+                out=20,
+                cc=300,
+                cr=4000,
+                model=SONNET,
+            ),
+            assistant_line(
+                utc(2026, 3, 10, 15, 30),
+                msg_id="m3",
+                req_id="r3",
+                session=S1,
+                cwd="/home/u/alpha",
+                inp=5,
+                out=7,
+                model=OPUS,
+            ),
         ],
     )
     write_lines(
         beta / f"{S2}.jsonl",
         [
-            assistant_line(utc(2026, 3, 12, 8, 0), msg_id="m4", req_id="r4", session=S2,
-                           cwd="/home/u/beta", inp=100, out=100, model=SONNET),
-            json.dumps({"type": "custom-title", "customTitle": "Fix flaky tests",
-                        "sessionId": S2}),
+            assistant_line(
+                utc(2026, 3, 12, 8, 0),
+                msg_id="m4",
+                req_id="r4",
+                session=S2,
+                cwd="/home/u/beta",
+                inp=100,
+                out=100,
+                model=SONNET,
+            ),
+            json.dumps({"type": "custom-title", "customTitle": "Fix flaky tests", "sessionId": S2}),
         ],
     )
     write_lines(
         alpha / f"{S3}.jsonl",
         [
-            assistant_line(utc(2026, 3, 14, 12, 0), msg_id=f"m5{k}", req_id=f"r5{k}",
-                           session=S3, cwd="/home/u/alpha", inp=50, out=50, model=SONNET)
+            assistant_line(
+                utc(2026, 3, 14, 12, 0),
+                msg_id=f"m5{k}",
+                req_id=f"r5{k}",
+                session=S3,
+                cwd="/home/u/alpha",
+                inp=50,
+                out=50,
+                model=SONNET,
+            )
             for k in range(2)
         ],
     )
@@ -92,7 +134,11 @@ def test_list_shows_usage_and_claude_title(run) -> None:  # type: ignore[no-unty
     assert [x["sessionId"] for x in rows] == [S3, S2, S1]  # most recent first
     s1 = rows[2]
     assert (s1["inputTokens"], s1["outputTokens"]) == (1015, 2027)
-    assert (s1["cacheCreationTokens"], s1["cacheReadTokens"], s1["totalTokens"]) == (300, 4000, 7342)
+    assert (s1["cacheCreationTokens"], s1["cacheReadTokens"], s1["totalTokens"]) == (
+        300,
+        4000,
+        7342,
+    )
     assert rows[1]["name"] == "Fix flaky tests" and rows[1]["nameSource"] == "claude"
     assert s1["name"] is None and s1["tags"] == [] and s1["description"] is None
     text = run("session", "list")
@@ -124,8 +170,9 @@ def test_name_tag_describe_then_filters_and_sorts(run, e) -> None:  # type: igno
     assert [x["sessionId"] for x in rev["sessions"]] == [S1, S2]
     alpha = run("session", "list", "--json", "--project", "alpha").json()["sessions"]
     assert {x["sessionId"] for x in alpha} == {S1, S3}
-    window = run("session", "list", "--json", "-z", "UTC", "--since", "20260311",
-                 "--until", "2026-03-13").json()["sessions"]
+    window = run(
+        "session", "list", "--json", "-z", "UTC", "--since", "20260311", "--until", "2026-03-13"
+    ).json()["sessions"]
     assert [x["sessionId"] for x in window] == [S2]
     # metadata in the ccusage-compatible report too, and the user's name wins
     rep = run("session", "--json", "-z", "UTC").json()
@@ -136,14 +183,16 @@ def test_name_tag_describe_then_filters_and_sorts(run, e) -> None:  # type: igno
 def test_user_name_overrides_claude_title_and_both_resolve(run, e) -> None:  # type: ignore[no-untyped-def]
     assert run("session", "show", "fix FLAKY tests", "--json").json()["sessionId"] == S2
     assert run("session", "name", "Fix flaky tests", "CI stability").code == 0
-    row = next(x for x in run("session", "list", "--json").json()["sessions"]
-               if x["sessionId"] == S2)
+    row = next(
+        x for x in run("session", "list", "--json").json()["sessions"] if x["sessionId"] == S2
+    )
     assert row["name"] == "CI stability" and row["nameSource"] == "user"
     assert row["title"] == "Fix flaky tests"  # Claude's title is kept, just not shown as name
     # a statusLine session_name is only a default as well
     store_of(e).set_claude_title(S1, "From the status line")
-    row = next(x for x in run("session", "list", "--json").json()["sessions"]
-               if x["sessionId"] == S1)
+    row = next(
+        x for x in run("session", "list", "--json").json()["sessions"] if x["sessionId"] == S1
+    )
     assert row["name"] == "From the status line" and row["nameSource"] == "claude"
     assert run("session", "name", S1, "Mine").code == 0
     assert store_of(e).get(S1)["claudeTitle"] == "From the status line"
@@ -192,8 +241,13 @@ def test_show_breaks_down_tokens_blocks_and_timeline(run) -> None:  # type: igno
     run("session", "tag", S1, "perf")
     d = run("session", "show", S1, "--json", "-z", "UTC").json()
     tok = d["tokens"]
-    assert (tok["inputTokens"], tok["outputTokens"], tok["cacheCreationTokens"],
-            tok["cacheReadTokens"], tok["totalTokens"]) == (1015, 2027, 300, 4000, 7342)
+    assert (
+        tok["inputTokens"],
+        tok["outputTokens"],
+        tok["cacheCreationTokens"],
+        tok["cacheReadTokens"],
+        tok["totalTokens"],
+    ) == (1015, 2027, 300, 4000, 7342)
     # sonnet 4.5: $3 in, $15 out, $3.75 cache write, $0.30 cache read per million
     sonnet_cost = (1010 * 3 + 2020 * 15 + 300 * 3.75 + 4000 * 0.30) / 1e6
     models = {m["modelName"]: m for m in d["models"]}
@@ -202,17 +256,29 @@ def test_show_breaks_down_tokens_blocks_and_timeline(run) -> None:  # type: igno
     assert models[SONNET]["totalTokens"] == 7330
     # 09:00 and 09:05 share a block; 15:30 is > 5 h after the block start
     assert [(b["startTime"], b["entries"]) for b in d["blocks"]] == [
-        ("2026-03-10T09:00:00.000Z", 2), ("2026-03-10T15:00:00.000Z", 1)]
+        ("2026-03-10T09:00:00.000Z", 2),
+        ("2026-03-10T15:00:00.000Z", 1),
+    ]
     tl = d["timeline"]
     assert tl["bucketMinutes"] == 60  # a 6.5 h span uses hourly buckets
     assert [(b["start"][:16], b["requests"], b["tokens"]) for b in tl["buckets"]] == [
-        ("2026-03-10T09:00", 2, 7330), ("2026-03-10T15:00", 1, 12)]
+        ("2026-03-10T09:00", 2, 7330),
+        ("2026-03-10T15:00", 1, 12),
+    ]
     assert d["metadata"]["tags"] == ["perf"]
     assert d["session"]["projectPath"] == "/home/u/alpha"
     text = run("session", "show", S1, "-z", "UTC")
     assert text.code == 0
-    for needle in ("Tokens by type", "By model", "5-hour billing blocks", "Activity", "perf",
-                   "/home/u/alpha", "7,342", "2026-03-10 15:00"):
+    for needle in (
+        "Tokens by type",
+        "By model",
+        "5-hour billing blocks",
+        "Activity",
+        "perf",
+        "/home/u/alpha",
+        "7,342",
+        "2026-03-10 15:00",
+    ):
         assert needle in text.out, needle
 
 
@@ -299,8 +365,12 @@ def test_real_corpus_subprocess(corpus_copy: Path, env: dict[str, str]) -> None:
     data = json.loads(rep.stdout)
     assert len(data["sessions"]) == 46
     tot = data["totals"]
-    assert (tot["inputTokens"], tot["outputTokens"], tot["cacheCreationTokens"],
-            tot["cacheReadTokens"]) == (61872, 237878, 2663638, 41046263)
+    assert (
+        tot["inputTokens"],
+        tot["outputTokens"],
+        tot["cacheCreationTokens"],
+        tot["cacheReadTokens"],
+    ) == (61872, 237878, 2663638, 41046263)
     assert round(tot["totalCost"], 2) == 36.23
     biggest = max(data["sessions"], key=lambda s: s["totalCost"])
     sid = biggest["sessionId"]
@@ -316,3 +386,30 @@ def test_real_corpus_subprocess(corpus_copy: Path, env: dict[str, str]) -> None:
     assert sum(b["tokens"] for b in d["timeline"]["buckets"]) == biggest["totalTokens"]
     assert sum(b["totalTokens"] for b in d["blocks"]) == biggest["totalTokens"]
     assert sum(m["requests"] for m in d["models"]) == biggest["entries"]
+
+
+def test_corrupt_store_read_commands_warn_edit_commands_fail(run, e) -> None:  # type: ignore[no-untyped-def]
+    data_file = get_paths(e).metadata_file
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    data_file.write_text('{"sessions": {"1": ')
+    r = run("session", "list", "--json")
+    assert r.code == 0 and len(r.json()["sessions"]) == 3
+    assert "warning: session metadata unavailable" in r.err and "not valid JSON" in r.err
+    err = one_line_error(run("session", "tag", S1, "x"))
+    assert "not valid JSON" in err and "backup restore" in err
+    assert data_file.read_text() == '{"sessions": {"1": '
+
+
+@pytest.mark.skipif(
+    os.name == "nt" or os.geteuid() == 0, reason="needs POSIX permissions, non-root"
+)
+def test_read_only_data_dir_is_a_clear_error(run, e) -> None:  # type: ignore[no-untyped-def]
+    data_dir = get_paths(e).data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    run("session", "tag", S1, "first")
+    data_dir.chmod(0o500)
+    try:
+        err = one_line_error(run("session", "tag", S1, "second"))
+    finally:
+        data_dir.chmod(0o700)
+    assert "cannot" in err and "Permission denied" in err

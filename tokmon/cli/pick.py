@@ -100,7 +100,7 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         wanted = [normalise_tag(t) for t in args.tag]
     except MetadataError as exc:
         raise CLIError(str(exc)) from None
-    s = sess.load_sessions(ctx, project=args.project)
+    s = sess.load_sessions(ctx, strict=args.action in ("tag", "describe"), project=args.project)
     rows = [r for r in s.rows if all(t in r["tags"] for t in wanted)]
     if not rows:
         raise CLIError("no sessions to pick from", code=1)

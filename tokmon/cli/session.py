@@ -168,8 +168,12 @@ def metadata_store(ctx: Context) -> MetadataStore:
     return MetadataStore(paths=ctx.paths)
 
 
-def load_sessions(ctx: Context, **filters: Any) -> Sessions:
-    """Refresh the engine and merge metadata into its session rows."""
+def load_sessions(ctx: Context, *, strict: bool = True, **filters: Any) -> Sessions:
+    """Refresh the engine and merge metadata into its session rows.
+
+    With ``strict=False`` (read-only commands) an unreadable metadata store is a warning
+    and the sessions are shown without metadata.
+    """
     from tokmon.metadata.store import MetadataError, merge_metadata
 
     engine = ctx.engine()
@@ -181,7 +185,10 @@ def load_sessions(ctx: Context, **filters: Any) -> Sessions:
     try:
         meta = store.all()
     except MetadataError as exc:
-        raise CLIError(str(exc)) from None
+        if strict:
+            raise CLIError(str(exc)) from None
+        ctx.warn(f"session metadata unavailable: {exc}")
+        meta = {}
     return Sessions(engine, merge_metadata(rows, meta), store, meta)
 
 
@@ -244,6 +251,7 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
     tz = _tz(args, ctx)
     s = load_sessions(
         ctx,
+        strict=False,
         since=args.since,
         until=args.until,
         project=args.project,
@@ -422,7 +430,7 @@ def detail_json(detail: dict[str, Any], with_requests: bool) -> dict[str, Any]:
 
 def handle_show(args: argparse.Namespace, ctx: Context) -> int:
     tz = _tz(args, ctx)
-    s = load_sessions(ctx)
+    s = load_sessions(ctx, strict=False)
     sid = s.resolve(args.ref)
     detail = session_detail(s, sid, tz)
     if ctx.json_output:
@@ -546,7 +554,7 @@ def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
 
 def handle_export(args: argparse.Namespace, ctx: Context) -> int:
     tz = _tz(args, ctx)
-    s = load_sessions(ctx)
+    s = load_sessions(ctx, strict=False)
     sid = s.resolve(args.ref)
     detail = session_detail(s, sid, tz)
     if args.format == "json":

@@ -112,11 +112,16 @@ class MetadataStore:
                 f"the metadata store {self.path} is busy (lock held for "
                 f"{self.lock_timeout:.0f}s by another tokmon process)"
             ) from None
+        except OSError as exc:
+            raise MetadataError(f"cannot lock {self.lock_path}: {exc.strerror or exc}") from None
         try:
             if not self._swept:
                 remove_stale_temp_files(self.path)
                 self._swept = True
             yield
+        except OSError as exc:  # e.g. a read-only or full disk: one clear line, no traceback
+            where = exc.filename or self.path
+            raise MetadataError(f"cannot write {where}: {exc.strerror or exc}") from None
         finally:
             lock.release()
 
