@@ -56,13 +56,17 @@ def bench_size(n: int, reps: int) -> None:
         rd = timed(lambda i: store.all(), reps)
         store.set_claude_title("s-000001", "Title")
         noop = timed(lambda i: store.set_claude_title("s-000001", "Title"), reps)
-        print(f"{n:>6} sessions ({size_kb:7.0f} KiB): update p50 {up[0]:6.2f} ms p95 {up[1]:6.2f}"
-              f" | all() p50 {rd[0]:6.2f} ms | unchanged set_claude_title p50 {noop[0]:6.2f} ms")
+        print(
+            f"{n:>6} sessions ({size_kb:7.0f} KiB): update p50 {up[0]:6.2f} ms p95 {up[1]:6.2f}"
+            f" | all() p50 {rd[0]:6.2f} ms | unchanged set_claude_title p50 {noop[0]:6.2f} ms"
+        )
 
 
 def bench_import() -> None:
-    code = "import time; t=time.perf_counter(); import tokmon.metadata.store as s; " \
-           "print((time.perf_counter()-t)*1000, 'tinydb' in __import__('sys').modules)"
+    code = (
+        "import time; t=time.perf_counter(); import tokmon.metadata.store as s; "
+        "print((time.perf_counter()-t)*1000, 'tinydb' in __import__('sys').modules)"
+    )
     runs = []
     for _ in range(5):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -86,14 +90,18 @@ def bench_parallel(procs: int = 4, ops: int = 200) -> None:
         path = Path(d) / "sessions.json"
         seed(path, 200)
         t = time.perf_counter()
-        ps = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(p), str(ops)])
-              for p in range(procs)]
+        ps = [
+            subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(p), str(ops)])
+            for p in range(procs)
+        ]
         for p in ps:
             p.wait()
         wall = time.perf_counter() - t
         total = procs * ops
-        print(f"{procs} processes x {ops} updates (200-session store): {wall:.2f} s wall incl. "
-              f"startup, {total / wall:.0f} updates/s")
+        print(
+            f"{procs} processes x {ops} updates (200-session store): {wall:.2f} s wall incl. "
+            f"startup, {total / wall:.0f} updates/s"
+        )
 
 
 def main() -> None:
