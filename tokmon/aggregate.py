@@ -80,27 +80,41 @@ class Acc:
         return d
 
 
-def group(records: Iterable[UsageRecord], key: Callable[[UsageRecord], str]) -> dict[str, Acc]:
-    """Group by ``key`` with per-model sub-sums (the hot loop of every report)."""
+def group(
+    records: Iterable[UsageRecord],
+    key: Callable[[UsageRecord], str] | None = None,
+    time_key: Callable[[float], str] | None = None,
+) -> dict[str, Acc]:
+    """Group by ``key(record)``, or by ``time_key(ts)`` memoised per 15 minutes (every zone
+    offset is a multiple of 15 minutes), with per-model sub-sums. The hot loop of every
+    report: fields are read by tuple index (see records.FIELDS)."""
     cells: dict[tuple[str, str], list[float]] = {}
     get = cells.get
+    memo: dict[int, str] = {}
     for r in records:
-        ck = (key(r), r.model)
+        ts = r[0]
+        if time_key is not None:
+            b = int(ts // 900)
+            k = memo.get(b)
+            if k is None:
+                k = memo[b] = time_key(b * 900)
+        else:
+            k = key(r)  # type: ignore[misc]
+        ck = (k, r[3])
         c = get(ck)
         if c is None:
-            cells[ck] = [r.input_tokens, r.output_tokens, r.cache_creation_tokens,
-                         r.cache_read_tokens, r.cost, 1, r.ts, r.ts]
+            cells[ck] = [r[4], r[5], r[6], r[8], r[10], 1, ts, ts]
             continue
-        c[0] += r.input_tokens
-        c[1] += r.output_tokens
-        c[2] += r.cache_creation_tokens
-        c[3] += r.cache_read_tokens
-        c[4] += r.cost
+        c[0] += r[4]
+        c[1] += r[5]
+        c[2] += r[6]
+        c[3] += r[8]
+        c[4] += r[10]
         c[5] += 1
-        if r.ts < c[6]:
-            c[6] = r.ts
-        if r.ts > c[7]:
-            c[7] = r.ts
+        if ts < c[6]:
+            c[6] = ts
+        if ts > c[7]:
+            c[7] = ts
     out: dict[str, Acc] = {}
     for (k, model), c in cells.items():
         a = out.get(k)
@@ -142,13 +156,13 @@ def totals_dict(a: Acc) -> dict[str, object]:
 
 def period_report(
     records: Sequence[UsageRecord],
-    key: Callable[[UsageRecord], str],
+    time_key: Callable[[float], str],
     label: str,
     list_name: str,
     order: str = "asc",
 ) -> dict[str, object]:
     """``{list_name: [{label: k, ...}], "totals": {...}}`` like ``ccusage claude daily``."""
-    groups = group(records, key)
+    groups = group(records, time_key=time_key)
     total = Acc()
     for a in groups.values():
         total.i += a.i

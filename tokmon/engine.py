@@ -141,8 +141,9 @@ class Engine:
             for r in self.ledger.records.values():  # register unknown models for the warning
                 self.prices.lookup(r.model)
             return False
-        for r in self.ledger.records.values():
-            r.cost = self._cost(r)
+        recs = self.ledger.records
+        for k, r in recs.items():
+            recs[k] = r.with_cost(self._cost(r))
         self.ledger.price_signature = self._price_key()
         self._invalidate()
         return True
@@ -193,8 +194,10 @@ class Engine:
     def _scan(self, changes: Changes, progress: ProgressFn | None) -> bool:
         todo, present = self._plan()
         if self._pending and (todo or any(k not in present for k in self.ledger.files)):
+            stamp = self.ledger.stamp
             self._ensure_records()
-            todo, present = self._plan()
+            if self.ledger.stamp != stamp or not self.ledger.files:
+                todo, present = self._plan()  # the full ledger differs from its index
         return self._read(todo, present, changes, progress)
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
@@ -236,8 +239,8 @@ class Engine:
                     changes.warnings.append(f"cannot read {res.key}: {res.error}")
                 continue
             for row in res.rows:
-                rec = UsageRecord.from_tuple(row)  # type: ignore[arg-type]
-                rec.cost = self._cost(rec)
+                rec = UsageRecord.from_row(row)
+                rec = rec.with_cost(self._cost(rec))
                 if led.add(rec):
                     changes.new_records += 1
                     changes.changed_sessions.add(rec.session_id)
@@ -373,12 +376,13 @@ class Engine:
         keyer = DateKeyer(tz)
         order = opts.get("order") or "asc"
         if kind == "daily":
-            return aggregate.period_report(recs, lambda r: keyer.day(r.ts), "date", "daily", order)
+            return aggregate.period_report(recs, keyer.day, "date", "daily", order)
         if kind == "monthly":
-            return aggregate.period_report(recs, lambda r: keyer.month(r.ts), "month", "monthly", order)
+            return aggregate.period_report(recs, keyer.month, "month", "monthly", order)
         if kind == "weekly":
             sow = WEEKDAYS.index(opts.get("start_of_week") or "sunday")
-            return aggregate.period_report(recs, lambda r: keyer.week(r.ts, sow), "week", "weekly", order)
+            return aggregate.period_report(recs, lambda ts: keyer.week(ts, sow), "week", "weekly",
+                                           order)
         if kind == "session":
             now = opts.get("now") or time.time()
             rows = aggregate.session_rows(recs, self.titles, now, self.block_seconds)

@@ -51,24 +51,8 @@ class Ledger:
         return False
 
     def to_bytes(self) -> bytes:
-        # Rows follow UsageRecord.__init__'s parameter order so loading is UsageRecord(*row).
-        recs = [
-            [
-                r.ts,
-                r.session_id,
-                r.project,
-                r.model,
-                r.input_tokens,
-                r.output_tokens,
-                r.cache_creation_tokens,
-                r.cache_1h_tokens,
-                r.cache_read_tokens,
-                r.key,
-                r.cost,
-                r.display_cost,
-            ]
-            for r in self.records.values()
-        ]
+        # Rows are the records' fields in order, so loading is one tuple per row.
+        recs = list(map(list, self.records.values()))
         doc = {
             "version": LEDGER_VERSION,
             "priceSignature": self.price_signature,
@@ -91,8 +75,11 @@ class Ledger:
             led.price_signature = doc["priceSignature"]
             led.files = {k: FileState.from_list(v) for k, v in doc["files"].items()}
             led.titles = doc["titles"]
+            new = tuple.__new__
             rec = UsageRecord
-            led.records = {t[9]: rec(*t) for t in doc["records"]}
+            led.records = {t[9]: new(rec, t) for t in doc["records"]}
+            if led.records and len(next(iter(led.records.values()))) != 12:
+                raise LedgerError("corrupt ledger (record width)")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise LedgerError(f"corrupt ledger ({exc.__class__.__name__})") from exc
         return led
