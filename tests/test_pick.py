@@ -93,7 +93,8 @@ def pick_cmd(extra: str = "") -> str:
 def test_filter_then_enter_prints_the_matching_id(pick_env: dict[str, str]) -> None:
     child = spawn(pick_env, pick_cmd())
     child.expect(r"Session \(4, most recent first\)")
-    child.expect("Payments refactor")  # names are shown
+    # each line: name, tags, project, tokens, cost, last activity, id prefix
+    child.expect(r"Payments refactor\s+#backend\s+alpha-api\s+450\s+\$0\.00\s+1d ago\s+aaaa1111")
     child.send("payments")
     child.expect(filter_line("payments"))  # the filter line
     child.send(ENTER)
