@@ -264,3 +264,9 @@ def test_file_is_a_tinydb_database(store: MetadataStore) -> None:
     docs = db.table("sessions", cache_size=0).search(Query().tags.any(["t"]))
     assert [d["sessionId"] for d in docs] == [SID]
     assert raw(store)["_meta"] == {"1": {"schemaVersion": 2}}
+
+
+def test_no_op_on_unknown_session_creates_nothing(store: MetadataStore) -> None:
+    rec = store.update(SID, remove_tags=["x"], description=None)
+    assert rec["tags"] == [] and rec["name"] is None
+    assert store.get(SID) is None and store.all() == {}

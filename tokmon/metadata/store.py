@@ -159,7 +159,11 @@ class MetadataStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
-        """Lock, migrate if needed, and yield a cache-less TinyDB sessions table."""
+        """Lock, migrate if needed, and yield the TinyDB sessions table.
+
+        The table's query cache is off; the storage reuses its parsed document only
+        until the lock is released.
+        """
         from tinydb import TinyDB
 
         from tokmon.metadata.storage import AtomicJSONStorage
@@ -248,6 +252,8 @@ class MetadataStore:
                 record["description"] = new_desc
             if current is not None and _public(record) == before:
                 return before
+            if current is None and not (record["name"] or record["tags"] or record["description"]):
+                return _public(record)  # nothing to remember: do not create an empty record
             record["updatedAt"] = ts
             if current is None:
                 table.insert(record)
