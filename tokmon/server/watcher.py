@@ -5,7 +5,9 @@ thread with the set of changed paths (or on an asyncio loop when ``loop=`` is gi
 new project dirs, new files, appends, truncation and deletion. Roots that do not exist yet are
 re-checked every few seconds (no busy polling) and watched once they appear. Polling (for network
 or WSL filesystems) is chosen with ``force_polling=True`` or env ``TOKMON_FORCE_POLLING`` /
-``WATCHFILES_FORCE_POLLING``.
+``WATCHFILES_FORCE_POLLING``. Polling sees mtimes at one-second granularity, so in polling mode
+every batch is re-delivered about a second later and the first batch after start names the roots:
+consumers should treat a directory in a batch as "something below it changed".
 """
 
 from __future__ import annotations
@@ -230,7 +232,26 @@ class Watcher:
             deleted = change == 3
             if self.path_filter is None or self.path_filter(path, deleted):
                 out.add(path)
+            if change == 1:
+                # files created right after their directory can beat the OS watch on it
+                out |= self._files_in_new_dir(path)
         return out
+
+    def _files_in_new_dir(self, path: Path, limit: int = 1000) -> set[Path]:
+        found: set[Path] = set()
+        try:
+            if not path.is_dir():
+                return found
+            for dirpath, _dirs, files in os.walk(path):
+                for name in files:
+                    f = Path(dirpath) / name
+                    if self.path_filter is None or self.path_filter(f, False):
+                        found.add(f)
+                        if len(found) >= limit:
+                            return found
+        except OSError:
+            pass
+        return found
 
     def _safe_deliver(self, paths: set[Path]) -> None:
         try:
