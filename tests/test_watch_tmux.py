@@ -331,8 +331,8 @@ def test_compact_mode_is_one_line_and_live(env):
                          cache_read=0)
         took = d.wait_text("+2.50k", timeout=5)
         assert took < 2.0
-        d.keys("q")
-        d.wait_text("EXITED:0")
+        d.keys("C-c")  # ctrl+c ends like a KeyboardInterrupt: status 130
+        d.wait_text("EXITED:130")
     finally:
         d.close()
 

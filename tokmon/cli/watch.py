@@ -67,7 +67,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     try:
         import textual  # noqa: F401
     except ImportError:
-        raise CLIError("watch needs the 'textual' package: pip install 'textual>=1.0'") from None
+        raise CLIError("watch needs the 'textual' package: pip install 'textual>=8.0,<9'") from None
     from tokmon.tui.app import WatchApp
     from tokmon.tui.source import Refresher, update_tags
 
@@ -89,6 +89,8 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     inline = bool(args.compact) and os.name != "nt"  # Textual's inline mode is POSIX-only
     with _quiet_terminal_logging():
         result = app.run(inline=inline, mouse=False)
+    if result is None and app.return_code:  # Textual already reported the crash
+        return int(app.return_code)
     return int(result or 0)
 
 

@@ -316,6 +316,7 @@ class WatchApp(App[int]):
     """
     BINDINGS = [
         Binding("q", "quit_app", "quit"),
+        Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("r", "reset", "reset"),
         Binding("up,k", "move(-1)", "up", show=False),
         Binding("down,j", "move(1)", "down", show=False),
@@ -449,6 +450,9 @@ class WatchApp(App[int]):
     # ------------------------------------------------------------------ actions
     def action_quit_app(self) -> None:
         self.exit(0)
+
+    def action_interrupt(self) -> None:
+        self.exit(130)  # like KeyboardInterrupt elsewhere in the CLI
 
     def action_reset(self) -> None:
         self.state.request_reset()
