@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_watch_tmux import ALPHA, append_assistant, corpus_source
+
 from tokmon.engine import Engine
 from tokmon.paths import get_paths
 from tokmon.tui.model import DashboardState, Snapshot
