@@ -313,3 +313,10 @@ def test_session_totals_sum_tokens_and_cost_per_session():
     out = m.session_totals(recs)
     assert out["a"][0] == 17 and out["a"][1] == pytest.approx(0.4)
     assert out["b"] == (5, 0.2)
+
+
+def test_sessions_with_the_same_label_get_their_short_id():
+    rows = [row("aaaaaaaa-1", 10, project="notes"), row("bbbbbbbb-2", 20, project="notes"),
+            row("cccccccc-3", 30, project="web")]
+    labels = [x.label for x in m.DashboardState().view(snap(rows), NOW).sessions]
+    assert labels == ["notes · aaaaaaaa", "notes · bbbbbbbb", "web"]

@@ -473,6 +473,16 @@ def session_view(
     )
 
 
+def _disambiguate(sessions: list[SessionView]) -> None:
+    """Sessions sharing a label (same project, no name) get their short id appended."""
+    counts: dict[str, int] = {}
+    for x in sessions:
+        counts[x.label.lower()] = counts.get(x.label.lower(), 0) + 1
+    for x in sessions:
+        if counts[x.label.lower()] > 1:
+            x.label = f"{x.label} · {x.session_id[:8]}"
+
+
 def matches(s: SessionView, query: str) -> bool:
     """Every whitespace-separated term must match; ``#x`` matches a tag starting with x."""
     for term in query.lower().split():
@@ -550,6 +560,7 @@ class DashboardState:
         sessions_all = [
             session_view(r, meta.get(str(r.get("sessionId"))), self.baseline_sessions) for r in rows
         ]
+        _disambiguate(sessions_all)
         sessions = [x for x in sessions_all if matches(x, self.filter_text)]
         self._visible = [x.session_id for x in sessions]
         selected: int | None = None
