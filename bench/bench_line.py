@@ -1,0 +1,229 @@
+"""Speed of `tokmon line` and of the shell prompt hook, measured in one run.
+
+    python bench/bench_line.py [--runs 60]
+
+Targets (issue 2): warm `tokmon line` median <= 1.3 x `python -c pass` (the interpreter
+start is the floor) and p95 <= 40 ms; with no snapshot <= 60 ms; the shell hook spawns no
+process per prompt and adds <= 3 ms.  Uses a copy of the shared real corpus (or
+TOKMON_TEST_CORPUS) with one assistant line appended now, in temp dirs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from line_support import append_assistant, make_env, refresh_now  # noqa: E402
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)  # fmt: skip
+    return (time.perf_counter() - start) * 1000.0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(name: str, values: list[float]) -> str:
+    return (f"{name:<44} median {statistics.median(values):6.1f} ms   p95 {pct(values, 0.95):6.1f}"
+            f" ms   min {min(values):6.1f} ms   (n={len(values)})")  # fmt: skip
+
+
+def tokmon_script() -> list[str]:
+    exe_dir = Path(sys.executable).parent
+    script = exe_dir / ("tokmon.exe" if os.name == "nt" else "tokmon")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tokmon"]
+
+
+def bench_env(path: Path, copy_corpus: bool = True) -> dict[str, str]:
+    """make_env, plus bytecode caching on as on a user's machine (a warm install has .pyc
+    files; PYTHONDONTWRITEBYTECODE would make every run compile tokmon's modules again)."""
+    env = make_env(path, copy_corpus)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
+    env = bench_env(tmp / "warm")
+    append_assistant(env, input_tokens=500_000, output_tokens=300_000)
+    cfg = Path(env["TOKMON_HOME"]) / "config" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("[line]\nstale_seconds = 3600\n", encoding="utf-8")  # keep it warm
+    refresh_now(env)
+    base = [sys.executable, "-c", "pass"]
+    script = [*tokmon_script(), "line"]
+    module = [sys.executable, "-m", "tokmon", "line"]
+    tmux = [*tokmon_script(), "line", "--format", "tmux", "--cwd", str(tmp)]
+    out: dict[str, list[float]] = {k: [] for k in ("base", "script", "module", "tmux")}
+    for argv in (base, script, module, tmux):  # warm the OS caches
+        timed(argv, env)
+    for _ in range(runs):  # interleaved, so drift hits every variant alike
+        out["base"].append(timed(base, env))
+        out["script"].append(timed(script, env))
+        out["module"].append(timed(module, env))
+        out["tmux"].append(timed(tmux, env))
+    # stale snapshot, nothing changed: revalidated in-process (a few stat calls)
+    cfg.write_text("[line]\nstale_seconds = 1\n", encoding="utf-8")
+    refresh_now(env)
+    snap = Path(env["TOKMON_HOME"]) / "cache" / "line" / "snapshot.bin"
+    out["revalidate"] = []
+    for _ in range(max(10, runs // 3)):
+        t = time.time() - 5
+        os.utime(snap, (t, t))
+        out["revalidate"].append(timed(script, env))
+    # no snapshot at all: placeholder + one detached refresher (waited for between runs)
+    empty = bench_env(tmp / "empty", copy_corpus=False)
+    out["nosnap"] = []
+    for i in range(max(10, runs // 3)):
+        env_i = dict(empty, TOKMON_HOME=str(tmp / f"nosnap-{i}"))
+        out["nosnap"].append(timed(script, env_i))
+        deadline = time.monotonic() + 20
+        target = tmp / f"nosnap-{i}" / "cache" / "line" / "snapshot.bin"
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return out
+
+
+HOOK_LOOP = {
+    "bash": ("bash", "--norc", "--noprofile", "-c"),
+    "zsh": ("zsh", "-f", "-c"),
+}
+
+
+def bench_hooks(tmp: Path, iterations: int = 1000) -> dict[str, dict[str, float]]:
+    env = bench_env(tmp / "hooks")
+    append_assistant(env, input_tokens=1000, output_tokens=1000)
+    refresh_now(env)
+    env["TOKMON_REFRESH_SECONDS"] = "1000000"  # measure the per-prompt path, not the trigger
+    results: dict[str, dict[str, float]] = {}
+    for shell in ("bash", "zsh", "fish"):
+        if shutil.which(shell) is None:
+            continue
+        init = subprocess.run([*tokmon_script(), "init", shell], env=env, capture_output=True,
+                              text=True, check=True).stdout  # fmt: skip
+        init_file = tmp / f"init.{shell}"
+        init_file.write_text(init, encoding="utf-8")
+        func = {"bash": "_tokmon_prompt", "zsh": "_tokmon_precmd", "fish": "_tokmon_on_prompt"}[
+            shell
+        ]
+        if shell == "fish":
+            script = (
+                f"source {init_file}; {func}; sleep 3; set -l t0 (date +%s%N); "
+                f"for i in (seq {iterations}); {func}; end; set -l t1 (date +%s%N); "
+                f"for i in (seq {iterations}); true; end; set -l t2 (date +%s%N); "
+                'echo (math "($t1 - $t0) - ($t2 - $t1)") $TOKMON_LINE'
+            )
+            argv = ["fish", "--no-config", "-c", script]
+        else:
+            pre = "zmodload zsh/datetime; " if shell == "zsh" else ""
+            script = (
+                f"{pre}source {init_file}; {func}; sleep 3; t0=$EPOCHREALTIME; "
+                f"for ((i=0;i<{iterations};i++)); do {func}; done; t1=$EPOCHREALTIME; "
+                f"for ((i=0;i<{iterations};i++)); do :; done; t2=$EPOCHREALTIME; "
+                'echo $(( ((t1 - t0) - (t2 - t1)) * 1000000000 )) "$TOKMON_LINE"'
+            )
+            if shell == "bash":  # bash has no float arithmetic: let python subtract
+                script = script.replace(
+                    'echo $(( ((t1 - t0) - (t2 - t1)) * 1000000000 )) "$TOKMON_LINE"',
+                    'echo "$t0 $t1 $t2" "$TOKMON_LINE"',
+                )
+            argv = [*HOOK_LOOP[shell], script]
+        res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        first = res.stdout.split()
+        if not first:
+            print(f"{shell}: hook bench failed: {res.stderr.strip()[:300]}")
+            continue
+        if shell == "bash":
+            t0, t1, t2 = (float(x) for x in first[:3])
+            ns = ((t1 - t0) - (t2 - t1)) * 1e9
+            shown = " ".join(first[3:])
+        else:
+            ns = float(first[0])
+            shown = " ".join(first[1:])
+        spawned = count_spawns(argv[0], init_file, func, shell, env)
+        results[shell] = {"us_per_prompt": ns / iterations / 1000.0, "spawns": spawned}
+        results[shell]["line_ok"] = float(shown.startswith("5h "))
+    return results
+
+
+def count_spawns(shell_bin: str, init_file: Path, func: str, shell: str, env) -> float:
+    """Processes created by 200 prompts minus those of zero prompts (strace), or -1."""
+    if shutil.which("strace") is None:
+        return -1.0
+
+    def run(n: int) -> int:
+        log = init_file.with_suffix(f".strace{n}")
+        if shell == "fish":
+            loop = f"source {init_file}; {func}; sleep 2; for i in (seq {n}); {func}; end"
+            argv = ["fish", "--no-config", "-c", loop]
+        else:
+            loop = f"source {init_file}; {func}; sleep 2; for ((i=0;i<{n};i++)); do {func}; done"
+            argv = [*HOOK_LOOP[shell], loop]
+        subprocess.run(["strace", "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-o",
+                        str(log), *argv], env=env, capture_output=True, timeout=120)  # fmt: skip
+        text = log.read_text(encoding="utf-8", errors="replace")
+        return sum(1 for ln in text.splitlines()
+                   if ("clone" in ln or "fork" in ln) and "CLONE_THREAD" not in ln)  # fmt: skip
+
+    return float(run(200) - run(0))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=60)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="tokmon-bench-line-"))
+    try:
+        print(f"python {sys.version.split()[0]} at {sys.executable}; tokmon: "
+              f"{' '.join(tokmon_script())}; {os.cpu_count()} CPUs")  # fmt: skip
+        p = bench_process(args.runs, tmp)
+        print(summary("python -c pass (floor)", p["base"]))
+        print(summary("tokmon line (warm, console script)", p["script"]))
+        print(summary("python -m tokmon line (warm)", p["module"]))
+        print(summary("tokmon line --format tmux --cwd (warm)", p["tmux"]))
+        print(summary("tokmon line (stale, revalidated in-process)", p["revalidate"]))
+        print(summary("tokmon line (no snapshot: placeholder+spawn)", p["nosnap"]))
+        hooks = bench_hooks(tmp)
+        for shell, r in hooks.items():
+            spawns = "n/a (no strace)" if r["spawns"] < 0 else f"{r['spawns']:.0f}"
+            print(f"{shell + ' prompt hook':<44} {r['us_per_prompt'] / 1000:6.3f} ms per prompt"
+                  f"   processes spawned by 200 prompts: {spawns}"
+                  f"   line shown: {'yes' if r['line_ok'] else 'NO'}")  # fmt: skip
+        ratio = statistics.median(p["script"]) / statistics.median(p["base"])
+        checks = [
+            (f"warm median / python -c pass = {ratio:.2f} <= 1.3", ratio <= 1.3),
+            (f"warm p95 = {pct(p['script'], 0.95):.1f} ms <= 40", pct(p["script"], 0.95) <= 40),
+            (f"no-snapshot median = {statistics.median(p['nosnap']):.1f} ms <= 60",
+             statistics.median(p["nosnap"]) <= 60),
+        ]  # fmt: skip
+        for shell, r in hooks.items():
+            ms = r["us_per_prompt"] / 1000
+            checks.append((f"{shell} hook {ms:.3f} ms <= 3", ms <= 3))
+            if r["spawns"] >= 0:
+                checks.append(
+                    (f"{shell} hook spawns {r['spawns']:.0f} processes", r["spawns"] == 0)
+                )
+        print()
+        for text, ok in checks:
+            print(f"{'PASS' if ok else 'FAIL'}  {text}")
+        return 0 if all(ok for _, ok in checks) else 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
