@@ -70,3 +70,22 @@ def test_user_override(tmp_path: Path) -> None:
     f.write_text("{not json")
     with pytest.raises(PricingError):
         PriceTable.load(f)
+
+
+def test_unknown_model_warns_once_through_the_engine(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from conftest import assistant_line, write_lines
+
+    from tokmon.engine import Engine
+    from tokmon.paths import get_paths
+
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    f = tmp_path / "projects" / "p" / "s.jsonl"
+    write_lines(f, [assistant_line(t, msg_id="a", req_id="b", model="claude-zeta-9")])
+    e = Engine(roots=[tmp_path / "projects"], paths=get_paths({"TOKMON_HOME": str(tmp_path / "h")}))
+    w = e.refresh().warnings
+    assert len([x for x in w if "claude-zeta-9" in x]) == 1
+    write_lines(f, [assistant_line(t, msg_id="c", req_id="d", model="claude-zeta-9")])
+    assert not [x for x in e.refresh().warnings if "claude-zeta-9" in x]
+    assert e.records[0].cost == 0.0

@@ -231,7 +231,10 @@ class Engine:
         bad_files = 0
         items = [(key, off, st.st_size - off) for key, st, off in todo]
         stat_of = {key: st for key, st, _ in todo}
-        for res in scan_all(items):
+        override = self.paths.prices_override_file
+        pricing = (str(override) if override.is_file() else None, str(self.config.get("cost_mode")))
+        lookup = self.prices.lookup  # registers unknown models for the warning
+        for res in scan_all(items, pricing=pricing):
             st = stat_of[res.key]
             if res.error is not None:
                 if res.key not in self._warned_files:
@@ -240,7 +243,7 @@ class Engine:
                 continue
             for row in res.rows:
                 rec = UsageRecord.from_row(row)
-                rec = rec.with_cost(self._cost(rec))
+                lookup(rec[3])
                 if led.add(rec):
                     changes.new_records += 1
                     changes.changed_sessions.add(rec.session_id)

@@ -7,10 +7,9 @@ rejects every other line before any JSON is parsed.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
-
-from tokmon.records import UsageRecord
 
 _ASSISTANT = b'"type":"assistant"'
 _TITLE = b'-title"'
@@ -86,7 +85,8 @@ def _count_bad(line: bytes, stats: LineStats) -> None:
 
 
 def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> object:
-    """Return a UsageRecord, a ``(session_id, kind, title)`` tuple, or None."""
+    """Return a usage row (a list in ``records.FIELDS`` order, cost 0), a
+    ``(session_id, kind, title)`` tuple, or None."""
     if line[:1] != b"{" or line.rstrip()[-1:] != b"}":
         # Not a JSON object line: a cheap check that catches garbage without parsing.
         if line.strip():
@@ -119,7 +119,7 @@ def _n(v: object) -> int:
     return _int(v)
 
 
-def _usage_record(obj: dict, source: str, offset: int) -> UsageRecord | None:  # type: ignore[type-arg]
+def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # type: ignore[type-arg]
     msg = obj.get("message")
     if type(msg) is not dict:
         return None
@@ -145,7 +145,7 @@ def _usage_record(obj: dict, source: str, offset: int) -> UsageRecord | None:  #
     cwd = obj.get("cwd")
     model = msg.get("model")
     legacy = obj.get("costUSD")
-    return UsageRecord(
+    return [
         ts,
         sid if type(sid) is str and sid else "unknown",
         cwd if type(cwd) is str else "",
@@ -158,4 +158,4 @@ def _usage_record(obj: dict, source: str, offset: int) -> UsageRecord | None:  #
         key,
         0.0,
         float(legacy) if isinstance(legacy, (int, float)) and not isinstance(legacy, bool) else None,
-    )
+    ]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from tokmon.parser import LineStats, parse_line
 from tokmon.reader import LineReader
@@ -34,21 +35,50 @@ class FileResult:
     pid: int = 0  # the process that scanned it (diagnostics)
 
 
-def scan_file(key: str, start: int) -> FileResult:
-    """Read complete lines of ``key`` from ``start``; keep the max-output line per key."""
+Pricer = Callable[[UsageRecord], float]
+_PRICERS: dict[tuple[str | None, str], Pricer] = {}
+
+
+def make_pricer(override: str | None, mode: str) -> Pricer:
+    """The cost function for a price override file and cost mode (cached per process)."""
+    key = (override, mode)
+    if key not in _PRICERS:
+        from pathlib import Path
+
+        from tokmon.pricing import PriceTable
+
+        table = PriceTable.load(Path(override) if override else None)
+
+        def price(r: UsageRecord) -> float:
+            if mode == "display":
+                return r[11] or 0.0
+            if mode == "auto" and r[11] is not None:
+                return r[11]  # type: ignore[no-any-return]
+            return table.cost(r)
+
+        _PRICERS[key] = price
+    return _PRICERS[key]
+
+
+def scan_file(key: str, start: int, pricing: tuple[str | None, str] | None = None) -> FileResult:
+    """Read complete lines of ``key`` from ``start``; keep the max-output line per dedup key.
+
+    With ``pricing`` (override path, cost mode) each row's cost is filled in here, so
+    parallel workers share that work too.
+    """
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
-    best: dict[str, UsageRecord] = {}
+    best: dict[str, list[Any]] = {}
     try:
         reader = LineReader(key, start)
         for off, line in reader:
             item = parse_line(line, key, off, stats)
             if item is None:
                 continue
-            if type(item) is UsageRecord:
-                old = best.get(item.key)
-                if old is None or item.output_tokens > old.output_tokens:
-                    best[item.key] = item
+            if type(item) is list:
+                old = best.get(item[9])
+                if old is None or item[5] > old[5]:
+                    best[item[9]] = item
             else:
                 res.titles.append(item)  # type: ignore[arg-type]
         res.end = reader.end
@@ -56,13 +86,20 @@ def scan_file(key: str, start: int) -> FileResult:
     except OSError as exc:
         res.error = exc.strerror or str(exc)
         return res
-    res.rows = [r.as_tuple() for r in best.values()]
+    rows = list(best.values())
+    if pricing is not None:
+        price = make_pricer(*pricing)
+        for row in rows:
+            row[10] = price(UsageRecord.from_row(row))
+    res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
     return res
 
 
-def scan_many(items: list[tuple[str, int]]) -> list[FileResult]:
-    return [scan_file(k, s) for k, s in items]
+def scan_many(
+    items: list[tuple[str, int]], pricing: tuple[str | None, str] | None = None
+) -> list[FileResult]:
+    return [scan_file(k, s, pricing) for k, s in items]
 
 
 def _chunks(items: list[tuple[str, int, int]], n: int) -> list[list[tuple[str, int]]]:
@@ -82,6 +119,7 @@ def scan_all(
     items: list[tuple[str, int, int]],
     workers: int | None = None,
     min_bytes: int | None = None,
+    pricing: tuple[str | None, str] | None = None,
 ) -> Iterator[FileResult]:
     """Scan (key, start, new_bytes) items, in parallel when there is a lot to read.
 
@@ -93,7 +131,7 @@ def scan_all(
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
         for key, start, _ in items:
-            yield scan_file(key, start)
+            yield scan_file(key, start, pricing)
         return
     chunks = _chunks(items, n)
     try:
@@ -104,10 +142,10 @@ def scan_all(
         pool = ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx)
     except (ImportError, OSError, ValueError):
         for key, start, _ in items:
-            yield scan_file(key, start)
+            yield scan_file(key, start, pricing)
         return
     with pool:
-        futures = [pool.submit(scan_many, c) for c in chunks[1:]]
-        yield from scan_many(chunks[0])  # this process takes the first share
+        futures = [pool.submit(scan_many, c, pricing) for c in chunks[1:]]
+        yield from scan_many(chunks[0], pricing)  # this process takes the first share
         for fut in futures:
             yield from fut.result()
