@@ -92,11 +92,11 @@ def test_plugin_rewrites_placeholders_into_jobs(tmux):
 
 
 def test_status_line_shows_the_segment(tmux):
-    line = tmux.until("R[5h 800k $")
+    # the pane's directory is the project of the appended line: its session is shown (tmux may
+    # know the pane's path only from the second job run on, hence the wait)
+    line = tmux.until(f"| {tmux.project.name} $")
     right = line[line.index("R[") :]
-    assert "T[today $" in right
-    # the pane's directory is the project of the appended line: its session is shown
-    assert f"| {tmux.project.name} $" in right
+    assert right.startswith("R[5h 800k $") and "T[today $" in right
 
 
 def test_critical_colour_uses_tmux_styles(tmux):
