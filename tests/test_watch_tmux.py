@@ -147,6 +147,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     store.update(BETA, name="beta-sess")
     append_assistant(corpus, ALPHA)
     append_assistant(corpus, BETA)
+    # Claude Code's statusLine hands `tokmon line --claude` the official utilisation
+    now = int(time.time())
+    payload = {"session_id": ALPHA, "cwd": "/path/to/Demo", "model": {"id": "claude-sonnet-4-5"},
+               "rate_limits": {"five_hour": {"used_percentage": 42, "resets_at": now + 3600},
+                               "seven_day": {"used_percentage": 13, "resets_at": now + 86400}}}
+    subprocess.run([sys.executable, "-m", "tokmon", "line", "--claude"], cwd=REPO, timeout=60,
+                   input=json.dumps(payload), capture_output=True, text=True, check=True,
+                   env={**os.environ, **env})
     env["_CORPUS"] = str(corpus)
     return env
 
@@ -171,6 +179,7 @@ def test_dashboard_shows_block_periods_sparkline_and_named_sessions(dash: Dashbo
                  "Official", "Today", "Week", "Since reset", "Last 6h", "alpha-sess",
                  "beta-sess", "q quit"):
         assert text in scr, text
+    assert "Official 5h 42%" in scr and "7d 13%" in scr
     # the newest activity (two appended responses) is in the last sparkline cell
     spark = next(ln for ln in scr.splitlines() if "Last 6h" in ln)
     assert spark.rstrip().endswith("█")
@@ -326,6 +335,7 @@ def test_compact_mode_is_one_line_and_live(env):
         d.wait(lambda s: "blk " in s and "left" in s, timeout=20, what="compact line")
         lines = [ln for ln in d.screen().splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("blk ")
+        assert "│ 5h 42% │" in lines[0] and "│ today " in lines[0]
         assert "+0" in lines[0]
         append_assistant(Path(env["_CORPUS"]), BETA, inp=100, out=2400, cache_write=0,
                          cache_read=0)
