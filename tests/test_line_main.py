@@ -158,3 +158,26 @@ def test_sync_output_file_for_shell_hooks(tmp_path):
     assert res.returncode == 0 and res.stdout == ""
     assert out.read_text(encoding="utf-8").startswith("5h 30.0k $")
     assert (out.stat().st_mode & 0o777) == 0o600 or os.name == "nt"
+
+
+def test_failed_refresh_is_reported_and_not_retried_at_every_prompt(tmp_path):
+    env = make_env(tmp_path, copy_corpus=False)
+    cfg = Path(env["TOKMON_HOME"]) / "config" / "config.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text("token_limit = [not toml\n", encoding="utf-8")
+    res = run_line(["-v"], env)
+    assert res.returncode == 0 and res.stdout == "tokmon …\n"
+    assert "started a background refresher" in res.stderr
+    error = Path(tokmon_dirs(env)["cache"]) / "line" / "refresh.error"
+    wait_for(error.exists, timeout=30)
+    time.sleep(2.1)  # past the spawn interval: only the failure backoff holds it back
+    res = run_line(["-v"], env)
+    assert res.returncode == 0 and res.stdout == "tokmon …\n"
+    assert "the last refresh failed" in res.stderr and "invalid TOML" in res.stderr
+    # once the config is fixed (and the backoff is over) the next refresh succeeds
+    cfg.write_text("token_limit = 1000000\n", encoding="utf-8")
+    old = time.time() - 60
+    os.utime(error, (old, old))
+    run_line([], env)
+    wait_for(snapshot_path(env).exists, timeout=60)
+    assert not error.exists()

@@ -153,20 +153,13 @@ class _Timer:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    ensure_private_dir(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """For ``--output`` (a background job, off the prompt's hot path)."""
+    from pathlib import Path
+
+    from tokmon.fsutil import atomic_write
+
+    ensure_private_dir(os.path.dirname(os.path.abspath(path)))
+    atomic_write(Path(path), text.encode("utf-8"), fsync=False)
 
 
 def run_line(

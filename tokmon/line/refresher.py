@@ -27,6 +27,8 @@ from tokmon.line.locate import (
 
 #: don't start another detached refresher within this many seconds of the last start
 SPAWN_INTERVAL = 2.0
+#: after a failed refresh, wait this long before trying again from a prompt
+FAILURE_BACKOFF = 30.0
 
 
 def lock_busy(path: str) -> bool:
@@ -69,6 +71,9 @@ def spawn(dirs: dict[str, str], env: dict[str, str] | None = None) -> str:
         return f"not refreshing: {ldir} is not writable"
     if lock_busy(lock_file(dirs)):
         return "a refresh is already running"
+    failed = _recent_failure(ldir)
+    if failed:
+        return failed
     stamp = os.path.join(ldir, "refresh.stamp")
     try:
         if time.time() - os.stat(stamp).st_mtime < SPAWN_INTERVAL:
@@ -88,6 +93,20 @@ def spawn(dirs: dict[str, str], env: dict[str, str] | None = None) -> str:
     except OSError as exc:
         return f"could not start the refresher: {exc}"
     return f"started a background refresher (pid {pid})"
+
+
+def _recent_failure(ldir: str) -> str | None:
+    """The last refresh error if it is recent (then prompts don't retry yet)."""
+    path = os.path.join(ldir, "refresh.error")
+    try:
+        age = time.time() - os.stat(path).st_mtime
+        if age >= FAILURE_BACKOFF:
+            return None
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            message = fh.readline(500).strip()
+    except OSError:
+        return None
+    return f"not refreshing: the last refresh failed {age:.0f}s ago: {message}"
 
 
 def _spawn_detached(argv: list[str], env: dict[str, str], log: str) -> int:
@@ -131,12 +150,14 @@ def refresh(
     With ``wait`` it waits for a running refresher instead and then skips the
     rebuild when that one produced a snapshot newer than ``newer_than``.
     """
+    from pathlib import Path
+
     from tokmon.fsutil import FileLock, LockTimeout
 
     env = os.environ if env is None else env
     dirs = tokmon_dirs(env)
     # without ``wait`` still allow a moment: a prompt's lock probe may hold it briefly
-    lock = FileLock(_path(lock_file(dirs)), timeout=timeout if wait else 0.5)
+    lock = FileLock(Path(lock_file(dirs)), timeout=timeout if wait else 0.5)
     try:
         lock.acquire()
     except (LockTimeout, OSError):
@@ -153,17 +174,15 @@ def refresh(
 
         snap, engine = snapshot.build(env)
         snapshot.write(snap, fast, os.fspath(engine.paths.snapshot_file))
+        try:
+            os.unlink(os.path.join(line_dir(dirs), "refresh.error"))
+        except OSError:
+            pass
         _apply_claude_titles(engine.paths, dirs)
         _prune_prompt_files(dirs)
         return True
     finally:
         lock.release()
-
-
-def _path(p: str) -> Any:
-    from pathlib import Path
-
-    return Path(p)
 
 
 def _apply_claude_titles(paths: Any, dirs: dict[str, str]) -> None:
@@ -204,8 +223,16 @@ def main() -> int:
     """Entry point of the detached refresher."""
     try:
         refresh(wait=False)
-    except Exception as exc:  # logged to <cache>/line/refresh.log
-        print(f"tokmon line refresher: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:  # logged to <cache>/line/refresh.log; prompts back off
+        message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        print(f"tokmon line refresher: {message}", file=sys.stderr)
+        try:
+            path = os.path.join(line_dir(tokmon_dirs()), "refresh.error")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(message + "\n")
+        except OSError:
+            pass
         return 1
     return 0
 
