@@ -320,3 +320,18 @@ def test_sessions_with_the_same_label_get_their_short_id():
             row("cccccccc-3", 30, project="web")]
     labels = [x.label for x in m.DashboardState().view(snap(rows), NOW).sessions]
     assert labels == ["notes · aaaaaaaa", "notes · bbbbbbbb", "web"]
+
+
+def test_sparkline_bars_cover_equal_time_and_the_caption_says_how_much():
+    assert m.spark_cells(360, 108) == 90  # 4 minutes per bar
+    assert m.spark_cells(360, 80) == 72
+    assert m.spark_cells(360, 400) == 360
+    assert m.spark_cells(7, 3) == 1
+    minutes = [0] * 360
+    minutes[-1] = 700  # the last 4-minute bar holds 700 + 500
+    minutes[-4] = 500
+    minutes[0] = 100
+    v = m.DashboardState().view(snap([], minute_usage=minutes), NOW)
+    line = v.spark(108)
+    assert len(line) == 90 and line[-1] == "█" and line[0] == "▂" and line[1] == "▁"
+    assert v.spark_caption(108) == "Last 6h · 4m/bar · peak 1.20k"

@@ -182,7 +182,9 @@ def test_dashboard_shows_block_periods_sparkline_and_named_sessions(dash: Dashbo
     assert "Official 5h 42%" in scr and "7d 13%" in scr
     # the newest activity (two appended responses) is in the last sparkline cell
     spark = next(ln for ln in scr.splitlines() if "Last 6h" in ln)
-    assert spark.rstrip().endswith("█")
+    bars, caption = spark.split(" Last 6h")
+    assert bars.strip().endswith("█") and set(bars.strip()) <= set("▁▂▃▄▅▆▇█")
+    assert "m/bar · peak" in caption
 
 
 def test_appended_transcript_line_shows_within_two_seconds(dash: Dashboard, env):

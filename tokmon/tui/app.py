@@ -73,8 +73,6 @@ def render_block(v: DashboardView, width: int) -> Text:
     """The current-block panel."""
     b = v.block
     t = Text()
-    if v.error and b is None:
-        t.append(f"error: {v.error}\n", style="bold red")
     if b is None:
         t.append("No active block", style="bold")
         t.append(" - nothing spent in the last 5 hours.\n", style="dim")
@@ -296,9 +294,9 @@ class WatchApp(App[int]):
     Screen { layout: vertical; }
     Screen:inline { height: auto; min-height: 1; border: none; padding: 0; }
     #full { height: 1fr; }
-    #top { height: auto; }
-    #block { width: 3fr; height: auto; border: round $primary; padding: 0 1; }
-    #periods { width: 2fr; height: auto; border: round $primary; padding: 0 1; }
+    #top { height: 8; }
+    #block { width: 3fr; height: 100%; border: round $primary; padding: 0 1; }
+    #periods { width: 2fr; height: 100%; border: round $primary; padding: 0 1; }
     #spark { height: 1; padding: 0 1; }
     #sessions { height: 1fr; border: round $primary; padding: 0 1; }
     #header { height: 1; padding: 0 1; background: $boost; }
@@ -435,8 +433,11 @@ class WatchApp(App[int]):
         block = self.query_one("#block", Static)
         self._put("block", render_block(v, block.size.width or w * 2 // 3))
         self._put("periods", render_periods(v))
-        label = f"Last {v.spark_minutes // 60}h "
-        self._put("spark", Text.assemble((label, "bold"), (v.spark(max(10, w - 12)), "cyan")))
+        spark_w = max(10, w - 40)
+        self._put(
+            "spark",
+            Text.assemble((v.spark(spark_w), "cyan"), " ", (v.spark_caption(spark_w), "dim")),
+        )
         sess = self.query_one("#sessions", Static)
         title = f"Active sessions ({len(v.sessions)}"
         title += f" of {v.active_count}, filter: {v.filter_text})" if v.filter_text else ")"

@@ -144,6 +144,17 @@ def downsample(values: Sequence[int], n: int) -> list[int]:
     return out
 
 
+def spark_cells(n: int, width: int) -> int:
+    """The most cells <= ``width`` that split ``n`` buckets evenly (equal time per bar)."""
+    width = max(1, width)
+    if n <= width:
+        return max(1, n)
+    for cells in range(width, 0, -1):
+        if n % cells == 0:
+            return cells
+    return 1  # pragma: no cover - 1 always divides
+
+
 def sparkline(values: Sequence[int | float]) -> str:
     """Unicode sparkline; zero buckets show the lowest bar, any non-zero at least level 2."""
     if not values:
@@ -293,7 +304,15 @@ class DashboardView:
         return self.sessions[self.selected]
 
     def spark(self, width: int) -> str:
-        return sparkline(downsample(self.spark_values, width))
+        return sparkline(downsample(self.spark_values, spark_cells(len(self.spark_values), width)))
+
+    def spark_caption(self, width: int) -> str:
+        """``Last 6h · 4m/bar · peak 1.20M`` for a sparkline drawn in ``width`` cells."""
+        n = len(self.spark_values)
+        cells = spark_cells(n, width)
+        per = max(1, n // max(1, cells))
+        peak = max(downsample(self.spark_values, cells), default=0)
+        return f"Last {n // 60}h · {per}m/bar · peak {fmt_tokens(peak)}"
 
 
 def _int(v: Any) -> int:
