@@ -201,11 +201,46 @@ def test_appended_transcript_line_shows_within_two_seconds(dash: Dashboard, env)
     assert dash.wait_text("+866k tokens", timeout=5) < 2.0
 
 
+def test_updates_repaint_in_place_without_clearing_the_screen(dash: Dashboard, env, tmp_path):
+    """No flicker: an update rewrites only changed cells; idle, almost nothing is written."""
+    out = tmp_path / "pane.bin"
+
+    def size() -> int:
+        return out.stat().st_size if out.exists() else 0
+
+    dash.tmux("pipe-pane", "-o", f"cat >> {shlex.quote(str(out))}")
+    try:
+        time.sleep(2.5)
+        idle = size()
+        append_assistant(Path(env["_CORPUS"]), ALPHA, inp=10_000, out=0, cache_write=0,
+                         cache_read=0)
+        dash.wait_text("+876k tokens")
+        time.sleep(0.3)
+        update = size() - idle
+        # a full repaint for comparison: the window is resized (and then restored)
+        dash.tmux("resize-window", "-x", "119", "-y", "40")
+        dash.wait(lambda s: len(s.splitlines()[1]) == 119, what="repaint at 119 columns")
+        time.sleep(0.3)
+        mark = size()
+        dash.tmux("resize-window", "-x", "120", "-y", "40")
+        dash.wait(lambda s: len(s.splitlines()[1]) == 120, what="repaint at 120 columns")
+        time.sleep(0.3)
+        full = size() - mark
+    finally:
+        dash.tmux("pipe-pane")
+    data = out.read_bytes()
+    print(f"bytes written: idle 2.5 s {idle}, one update {update}, full frame {full}")
+    for clear in (b"\x1b[2J", b"\x1b[J", b"\x1b[0J", b"\x1bc"):
+        assert clear not in data, f"screen cleared with {clear!r}"
+    assert idle < 4000, f"{idle} bytes written while idle for 2.5 s"
+    assert 0 < update < full * 0.6, f"{update} bytes for one update, {full} for a full frame"
+
+
 def test_r_resets_the_since_reset_counters(dash: Dashboard, env):
     dash.wait(lambda s: "+0 tokens" not in s, what="non-zero since-reset counter")
     dash.keys("r")
     dash.wait_text("+0 tokens")
-    dash.wait(lambda s: "+866k" not in dash.row("alpha-sess"), what="row delta reset")
+    dash.wait(lambda s: "+876k" not in dash.row("alpha-sess"), what="row delta reset")
     assert re.search(r"\+0\s", dash.row("alpha-sess"))
     # counting restarts from the new baseline
     append_assistant(Path(env["_CORPUS"]), BETA, inp=0, out=5000, cache_write=0, cache_read=0)
