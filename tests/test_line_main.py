@@ -181,3 +181,18 @@ def test_failed_refresh_is_reported_and_not_retried_at_every_prompt(tmp_path):
     run_line([], env)
     wait_for(snapshot_path(env).exists, timeout=60)
     assert not error.exists()
+
+
+def test_sync_refresh_failure_keeps_the_last_line_marked_stale(tmp_path):
+    env = make_env(tmp_path)
+    append_assistant(env, input_tokens=10_000, output_tokens=20_000)
+    refresh_now(env)
+    cfg = Path(env["TOKMON_HOME"]) / "config" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("line = [broken\n", encoding="utf-8")
+    _age_snapshot(env, 120)
+    out = tmp_path / "line.bash"
+    res = run_line(["-f", "bash", "--output", str(out), "-v"], env)
+    assert res.returncode == 0 and "refresh failed" in res.stderr
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("5h 30.0k $") and text.rstrip("\n").endswith("*\x01\x1b[0m\x02")

@@ -255,10 +255,11 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         from tokmon.line import refresher
 
         if opts.sync:
-            ok = refresher.refresh(env, wait=True, newer_than=now)
-            snap, mtime = read_fast(fast)
-            stale = snap is None or not ok
-            notes.append("refreshed in this process" if ok else "refresh failed or timed out")
+            ok, note = refresher.refresh_safely(env, wait=True, newer_than=now)
+            notes.append(note)
+            if ok:
+                snap, mtime = read_fast(fast)
+                stale = snap is None
             timer.mark("refresh (sync)")
         else:
             notes.append(refresher.spawn(dirs, env))

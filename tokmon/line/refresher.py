@@ -219,22 +219,40 @@ def _prune_prompt_files(dirs: dict[str, str], max_age: float = 86400.0) -> None:
             pass
 
 
-def main() -> int:
-    """Entry point of the detached refresher."""
+def refresh_safely(
+    env: dict[str, str] | os._Environ[str] | None = None,
+    *,
+    wait: bool = False,
+    newer_than: float | None = None,
+) -> tuple[bool, str]:
+    """:func:`refresh` that never raises: ``(ok, note)``; a failure is recorded in
+    ``<cache>/line/refresh.error`` so prompts back off for ``FAILURE_BACKOFF`` seconds."""
+    env = os.environ if env is None else env
+    ldir = line_dir(tokmon_dirs(env))
+    failed = _recent_failure(ldir)
+    if failed:
+        return False, failed
     try:
-        refresh(wait=False)
-    except Exception as exc:  # logged to <cache>/line/refresh.log; prompts back off
+        ok = refresh(env, wait=wait, newer_than=newer_than)
+    except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-        print(f"tokmon line refresher: {message}", file=sys.stderr)
         try:
-            path = os.path.join(line_dir(tokmon_dirs()), "refresh.error")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(os.path.join(ldir, "refresh.error"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                         0o600)  # fmt: skip
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(message + "\n")
         except OSError:
             pass
-        return 1
-    return 0
+        return False, f"refresh failed: {message}"
+    return ok, "refreshed" if ok else "another refresher holds the lock"
+
+
+def main() -> int:
+    """Entry point of the detached refresher (errors go to ``<cache>/line/refresh.log``)."""
+    ok, note = refresh_safely()
+    if not ok:
+        print(f"tokmon line refresher: {note}", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
