@@ -28,11 +28,22 @@ from line_support import append_assistant, make_env, refresh_now  # noqa: E402
 from tokmon.line.refresher import lock_busy  # noqa: E402
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)  # fmt: skip
+    subprocess.run(argv, env=env, input=stdin, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False,
+                   **({} if stdin is not None else {"stdin": subprocess.DEVNULL}))  # fmt: skip
     return (time.perf_counter() - start) * 1000.0
+
+
+CLAUDE_PAYLOAD = (
+    b'{"session_id":"5c1d0b1e-0000-4000-8000-000000000001","session_name":"bench",'
+    b'"model":{"id":"claude-opus-4-5-20251101","display_name":"Opus 4.5"},'
+    b'"workspace":{"current_dir":"/tmp","project_dir":"/tmp"},'
+    b'"cost":{"total_cost_usd":1.25},"context_window":{"context_window_size":200000,'
+    b'"used_percentage":42},"rate_limits":{"five_hour":{"used_percentage":63,'
+    b'"resets_at":4102444800},"seven_day":{"used_percentage":20,"resets_at":4102444800}}}'
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -70,7 +81,8 @@ def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
     script = [*tokmon_script(), "line"]
     module = [sys.executable, "-m", "tokmon", "line"]
     tmux = [*tokmon_script(), "line", "--format", "tmux", "--cwd", str(tmp)]
-    out: dict[str, list[float]] = {k: [] for k in ("base", "script", "module", "tmux")}
+    claude = [*tokmon_script(), "line", "--claude"]
+    out: dict[str, list[float]] = {k: [] for k in ("base", "script", "module", "tmux", "claude")}
     for argv in (base, script, module, tmux):  # warm the OS caches
         timed(argv, env)
     for _ in range(runs):  # interleaved, so drift hits every variant alike
@@ -78,6 +90,7 @@ def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
         out["script"].append(timed(script, env))
         out["module"].append(timed(module, env))
         out["tmux"].append(timed(tmux, env))
+        out["claude"].append(timed(claude, env, CLAUDE_PAYLOAD))
     # stale snapshot, nothing changed: revalidated in-process (a few stat calls)
     cfg.write_text("[line]\nstale_seconds = 1\n", encoding="utf-8")
     refresh_now(env)
@@ -199,6 +212,7 @@ def main() -> int:
         print(summary("tokmon line (warm, console script)", p["script"]))
         print(summary("python -m tokmon line (warm)", p["module"]))
         print(summary("tokmon line --format tmux --cwd (warm)", p["tmux"]))
+        print(summary("tokmon line --claude (payload on stdin)", p["claude"]))
         print(summary("tokmon line (stale, revalidated in-process)", p["revalidate"]))
         print(summary("tokmon line (no snapshot: placeholder+spawn)", p["nosnap"]))
         floor = statistics.median(p["base"])
