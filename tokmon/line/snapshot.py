@@ -23,7 +23,7 @@ from typing import Any
 
 VERSION = 1
 WATCH_RECENT_SECONDS = 24 * 3600.0
-WATCH_MAX = 400
+WATCH_MAX = 1000
 #: a snapshot older than this is rebuilt even when nothing watched changed
 #: (an append to an old, unwatched transcript is picked up at least this often)
 MAX_TRUST_SECONDS = 60.0
@@ -65,16 +65,12 @@ def watch_unchanged(snap: dict[str, Any]) -> bool:
 
 
 def _epoch(value: Any) -> float:
-    if isinstance(value, (int, float)):
+    """Epoch seconds from a Summary timestamp (ISO string, or already a number); 0 if absent."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, str) or not value:
-        return 0.0
-    from datetime import datetime
+    from tokmon.parser import parse_timestamp  # the refresher has the engine loaded anyway
 
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return parse_timestamp(value) or 0.0
 
 
 def _day_end(date: str, tzname: str | None) -> float:
