@@ -207,3 +207,11 @@ def test_extract_is_pure_and_lenient():
     assert ms["fiveHour"]["resetsAt"] == 1_800_000_000.0
     assert official.extract(["not", "a", "dict"]) is None
     assert official.extract({"session_id": ""}) is None
+
+
+def test_columns_limits_the_width(env):
+    wide = plain(claude(env, json.dumps(payload())).stdout.strip())
+    assert "today $" in wide and "7d " in wide
+    narrow_env = {**env, "COLUMNS": str(len(wide) - 1)}
+    narrow = plain(run_line(["--claude"], narrow_env, input=json.dumps(payload())).stdout.strip())
+    assert "today $" not in narrow and narrow.startswith("5h ") and len(narrow) < len(wide)

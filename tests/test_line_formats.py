@@ -168,3 +168,14 @@ def test_json_payload_shape():
     assert data["text"].startswith("5h 1.2M") and data["ageSeconds"] == 5.0
     assert data["segments"][0]["fields"]["block_percent"] == "~25%"
     assert formats.json_payload(None, None, NOW, True)["placeholder"] is True
+
+
+def test_fit_drops_low_priority_segments_first():
+    official = {"observedAt": NOW, "sevenDay": {"usedPercentage": 5.0, "resetsAt": NOW + 99}}
+    segs = formats.build_segments(snap(official=official), NOW, cwd="/home/u/proj")
+    assert keys(segs) == ["block", "seven_day", "today", "session"]
+    full = formats.render(segs, "plain")
+    assert formats.fit(segs, len(full)) == segs
+    assert keys(formats.fit(segs, len(full) - 1)) == ["block", "seven_day", "session"]
+    assert keys(formats.fit(segs, 40)) == ["block"]  # the block itself is never dropped
+    assert formats.fit(segs, None) == segs

@@ -293,6 +293,22 @@ def build_segments(
     return segs
 
 
+#: which segments give way first when the line must fit a width (the block never does)
+DROP_ORDER = ("today", "seven_day", "session", "context")
+
+
+def fit(segs: list[dict], width: int | None) -> list[dict]:
+    """Drop low-priority segments until the plain line fits ``width`` columns."""
+    if not width or width <= 0:
+        return segs
+    segs = list(segs)
+    for key in DROP_ORDER:
+        if len(SEPARATOR.join(s["text"] for s in segs)) <= width:
+            break
+        segs = [s for s in segs if s["key"] != key]
+    return segs
+
+
 def line_level(segs: list[dict]) -> str:
     level = "normal"
     for seg in segs:

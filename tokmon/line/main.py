@@ -43,6 +43,7 @@ directory's project.
   --sync               when stale, refresh in this process (waits) instead of in the background
   --output FILE        write the line to FILE atomically (implies --sync; for shell hooks)
   --no-refresh         never start a refresh
+  --max-width N        drop low-priority segments to fit N columns (--claude: $COLUMNS)
   --warning PCT        warning style from PCT % of the token limit (default: config, 80)
   --critical PCT       critical style from PCT % (default: config, 95)
   --style LEVEL=STYLE  LEVEL normal|warning|critical|stale, STYLE e.g. yellow or red,bold
@@ -73,13 +74,14 @@ class Options:
         self.warning: float | None = None
         self.critical: float | None = None
         self.styles: dict[str, str] = {}
+        self.max_width: int | None = None
         self.help = False
 
 
 _VALUED = {
     "-f": "format", "--format": "format", "-t": "template", "--template": "template",
     "--cwd": "cwd", "--session": "session", "--output": "output", "--warning": "warning",
-    "--critical": "critical", "--style": "style",
+    "--critical": "critical", "--style": "style", "--max-width": "max_width",
 }  # fmt: skip
 _FLAGS = {
     "--claude": "claude", "--explain": "explain", "--timings": "timings", "-v": "verbose",
@@ -124,6 +126,10 @@ def parse_args(argv: list[str]) -> Options:
                     f"unknown format {value!r} (choose from {', '.join(formats.FORMATS)})"
                 )
             opts.format = value
+        elif key == "max_width":
+            if not value.isdigit() or int(value) < 1:
+                raise UsageError(f"--max-width expects a positive number, got {value!r}")
+            opts.max_width = int(value)
         elif key in ("warning", "critical"):
             setattr(opts, key, _percent(name, value))
         elif key == "style":
@@ -289,6 +295,12 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
             )
             or None
         )  # nothing to show (no snapshot, empty payload): the placeholder
+    width = opts.max_width
+    if width is None and opts.claude:
+        columns = str(env.get("COLUMNS") or "")
+        width = int(columns) if columns.isdigit() else None
+    if segs and width:
+        segs = formats.fit(segs, width)
     if fmt == "json":
         import json
 
