@@ -196,3 +196,16 @@ def test_sync_refresh_failure_keeps_the_last_line_marked_stale(tmp_path):
     assert res.returncode == 0 and "refresh failed" in res.stderr
     text = out.read_text(encoding="utf-8")
     assert text.startswith("5h 30.0k $") and text.rstrip("\n").endswith("*\x01\x1b[0m\x02")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_everything_tokmon_line_writes_is_private(corpus_env):
+    run_line(["-f", "zsh", "--output", str(Path(corpus_env["TOKMON_HOME"]) / "cache" / "line"
+                                           / "prompt" / "zsh-1.txt")], corpus_env)  # fmt: skip
+    cache = Path(corpus_env["TOKMON_HOME"]) / "cache"
+    seen = 0
+    for path in [cache, *cache.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+        seen += 1
+    assert seen >= 5

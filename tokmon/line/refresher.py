@@ -156,6 +156,7 @@ def refresh(
 
     env = os.environ if env is None else env
     dirs = tokmon_dirs(env)
+    ensure_private_dir(line_dir(dirs))  # 0700 on every level (FileLock would make only the leaf)
     # without ``wait`` still allow a moment: a prompt's lock probe may hold it briefly
     lock = FileLock(Path(lock_file(dirs)), timeout=timeout if wait else 0.5)
     try:
