@@ -107,3 +107,25 @@ def test_refresher_reports_engine_errors_instead_of_dying(tmp_path: Path):
         assert calls["n"] >= 2
     finally:
         r.stop()
+
+
+def test_refresher_waits_for_transcript_dirs_that_do_not_exist_yet(corpus: Path, tmp_path: Path):
+    paths = get_paths({"TOKMON_HOME": str(tmp_path / "home")})
+    late = tmp_path / "late-claude" / "projects"
+    engine = Engine(roots=[late], paths=paths)
+    engine.refresh()
+    q: queue.Queue[Snapshot] = queue.Queue()
+    r = Refresher(lambda: engine, q.put, paths=paths, idle_s=600).start()
+    try:
+        first, _ = _next(q, lambda s: True, timeout=30)
+        assert any("no Claude Code transcripts" in w for w in first.warnings)
+        assert first.summary["activeSessions"] == []
+        # Claude Code creates its projects dir and the first transcript
+        shutil.copytree(corpus / "projects" / "sample-project", late / "sample-project")
+        append_assistant(late.parent, ALPHA, inp=5, out=5, cache_write=0, cache_read=0)
+        snap, took = _next(q, lambda s: ALPHA in [x["sessionId"]
+                                                  for x in s.summary["activeSessions"]])
+        assert took < 5.0
+        assert not any("no Claude Code transcripts" in w for w in snap.warnings)
+    finally:
+        r.stop()

@@ -381,8 +381,13 @@ class WatchApp(App[int]):
 
     # ------------------------------------------------------------------ data
     def deliver(self, snap: Snapshot) -> None:
-        """Called from the refresher thread."""
-        self.call_from_thread(self._on_snapshot, snap)
+        """Called from the refresher thread; a no-op once the app is shutting down."""
+        if not self.is_running:
+            return
+        try:
+            self.call_from_thread(self._on_snapshot, snap)
+        except RuntimeError:  # the event loop closed in between
+            pass
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         if snap.error:

@@ -20,6 +20,7 @@ from tokmon.tui.model import SPARK_MINUTES, Snapshot, bucket_usage, session_tota
 log = logging.getLogger("tokmon.tui")
 
 STEP_MS = 100  # watcher wake-up period while idle (latency floor after an append)
+NO_ROOTS_S = 2.0  # while no transcript dir exists yet, look for one this often (a few stats)
 
 
 class FileWatch:
@@ -110,6 +111,8 @@ class Refresher:
         self._watch: FileWatch | None = None
         self.engine: Any = None
         self.refreshes = 0
+        self._roots_seen: tuple[str, ...] | None = None
+        self._roots_changed_at = -1e9
 
     def start(self) -> Refresher:
         self._thread = threading.Thread(target=self._run, name="tokmon-watch-refresh", daemon=True)
@@ -135,7 +138,34 @@ class Refresher:
             if self._stop.is_set():
                 return
             self.deliver(snap)
-            self._wake.wait(self.idle_s)
+            self._wake.wait(self._next_wait())
+
+    def _next_wait(self) -> float:
+        """Idle timer; short while no transcript dir exists or one just appeared.
+
+        The watcher needs a moment to start watching a new root, so files created
+        together with it are caught by these few extra stats instead.
+        """
+        recent = time.monotonic() - self._roots_changed_at < 3 * NO_ROOTS_S
+        if not self._roots_seen or recent:
+            return min(self.idle_s, NO_ROOTS_S)
+        return self.idle_s
+
+    def _note_roots(self) -> None:
+        """Remember which roots exist as a refresh starts; note when that set changes."""
+        try:
+            roots = tuple(str(r) for r in self.engine.roots)
+        except Exception:  # noqa: BLE001
+            roots = ()
+        if self._roots_seen is not None and roots != self._roots_seen:
+            self._roots_changed_at = time.monotonic()
+        self._roots_seen = roots
+
+    def _has_roots(self) -> bool:
+        try:
+            return bool(self.engine is not None and self.engine.roots)
+        except Exception:  # noqa: BLE001
+            return False
 
     def _start_watch(self) -> None:
         """Watch the transcript roots (before the next refresh, so no append is missed)."""
@@ -157,8 +187,11 @@ class Refresher:
             if self.engine is None:
                 self.engine = self.engine_factory()
                 self._start_watch()
+            self._note_roots()  # before the refresh: whatever exists now gets scanned
             changes = self.engine.refresh()  # incremental: cheap when nothing changed
             warnings = [str(w) for w in (getattr(changes, "warnings", None) or [])]
+            if not self._has_roots():
+                warnings.append("no Claude Code transcripts yet: waiting for them")
             now = time.time()
             summary = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
             records = self.engine.records
