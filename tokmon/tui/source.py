@@ -24,57 +24,30 @@ NO_ROOTS_S = 2.0  # while no transcript dir exists yet, look for one this often 
 
 
 class FileWatch:
-    """Adapter over the shared watcher (tokmon.server.watcher), with a watchfiles fallback."""
+    """Adapter over the shared transcript watcher (tokmon.server.watcher)."""
 
     def __init__(
         self, roots: Iterable[Path], on_change: Callable[[], None], *, debounce_ms: int = 50
     ) -> None:
-        self.roots = [Path(r) for r in roots]
-        self.on_change = on_change
-        self.debounce_ms = debounce_ms
-        self._impl: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        from tokmon.server.watcher import Watcher
+
+        self._impl = Watcher(roots, lambda _paths: on_change(), debounce_ms=debounce_ms)
+        # The notify loop wakes every `step_ms` to look for events; 10 ms (100 wake-ups/s)
+        # costs ~0.15 s CPU per idle 30 s, 100 ms keeps the latency well under a second.
+        self._impl.step_ms = max(self._impl.step_ms, STEP_MS)
 
     def start(self) -> FileWatch:
-        try:
-            from tokmon.server.watcher import Watcher
-        except ImportError:  # pragma: no cover - the shared watcher ships with tokmon
-            self._thread = threading.Thread(target=self._run_watchfiles, daemon=True)
-            self._thread.start()
-            return self
-        self._impl = Watcher(
-            self.roots, lambda _paths: self.on_change(), debounce_ms=self.debounce_ms
-        )
-        # The notify loop wakes every `step_ms` to check for events; 10 ms (100 wake-ups/s)
-        # costs ~0.15 s CPU per idle 30 s, 100 ms keeps latency well under a second.
-        self._impl.step_ms = max(getattr(self._impl, "step_ms", 0), STEP_MS)
         self._impl.start()
         return self
 
-    def _run_watchfiles(self) -> None:  # pragma: no cover - fallback only
-        import watchfiles
-
-        roots = [str(r) for r in self.roots if r.is_dir()]
-        if not roots:
-            return
-        for _ in watchfiles.watch(
-            *roots, debounce=self.debounce_ms, step=STEP_MS, stop_event=self._stop
-        ):
-            self.on_change()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._impl is not None:
-            self._impl.stop()
+        self._impl.stop()
 
 
 def load_metadata(paths: Any) -> dict[str, dict[str, Any]]:
-    """Session names/tags from the metadata store; empty when unavailable."""
-    try:
-        from tokmon.metadata.store import MetadataStore
-    except ImportError:  # pragma: no cover - the store ships with tokmon
-        return {}
+    """Session names/tags/descriptions from the metadata store."""
+    from tokmon.metadata.store import MetadataStore
+
     return MetadataStore(paths=paths).all()
 
 
