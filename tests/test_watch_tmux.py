@@ -309,6 +309,13 @@ def test_t_tags_the_selected_session_in_the_metadata_store(dash: Dashboard, env)
     dash.keys("Enter")
     dash.wait(lambda s: "#review" not in dash.row("beta-sess"), what="tag removed")
     assert store.get(BETA)["tags"] == ["urgent"]
+    # an invalid tag is refused with a message; nothing is written
+    dash.keys("t")
+    dash.wait_text("Tag beta-sess")
+    dash.type("bad/tag")
+    dash.keys("Enter")
+    dash.wait_text("tag failed")
+    assert store.get(BETA)["tags"] == ["urgent"]
     # escape cancels without writing
     dash.keys("t")
     dash.wait_text("Tag beta-sess")
