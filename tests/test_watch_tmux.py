@@ -121,9 +121,15 @@ class Dashboard:
 
     def close(self) -> None:
         try:
+            sock = self.tmux("display", "-p", "#{socket_path}").strip()
+        except (RuntimeError, subprocess.TimeoutExpired):
+            sock = ""
+        try:
             self.tmux("kill-server")
         except (RuntimeError, subprocess.TimeoutExpired):
             pass
+        if sock:
+            Path(sock).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
