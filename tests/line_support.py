@@ -13,20 +13,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def corpus_source() -> Path:
-    """The shared real corpus (TOKMON_TEST_CORPUS or ``<repo>/../shared/corpus/claude-real``)."""
-    env = os.environ.get("TOKMON_TEST_CORPUS")
-    return Path(env) if env else REPO.parent / "shared" / "corpus" / "claude-real"
+from conftest import REPO, corpus_path, iso
 
 
 def make_env(tmp: Path, copy_corpus: bool = True) -> dict[str, str]:
     """An environment with TOKMON_HOME in ``tmp`` and CLAUDE_CONFIG_DIR on a copy of the corpus."""
     claude = tmp / "claude"
     if copy_corpus:
-        shutil.copytree(corpus_source(), claude)
+        shutil.copytree(corpus_path(), claude)
     else:
         (claude / "projects").mkdir(parents=True)
     env = dict(os.environ)
@@ -43,9 +37,7 @@ def make_env(tmp: Path, copy_corpus: bool = True) -> dict[str, str]:
 
 
 def iso_now(ts: float | None = None) -> str:
-    ts = time.time() if ts is None else ts
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return iso(datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc))
 
 
 def template_line(env: dict[str, str]) -> tuple[Path, dict]:

@@ -84,11 +84,14 @@ def _window(raw: Any, observed: float) -> dict[str, Any] | None:
     }
 
 
-def extract(payload: Any, now: float | None = None) -> dict[str, Any] | None:
-    """The official record carried by a statusLine payload, or None without a session id."""
+def extract(
+    payload: Any, now: float | None = None, *, require_session: bool = True
+) -> dict[str, Any] | None:
+    """The official record carried by a statusLine payload; None without a session id
+    (unless ``require_session`` is false: then ``sessionId`` is None)."""
     payload = _obj(payload)
     sid = _text(payload.get("session_id"))
-    if not sid:
+    if not sid and require_session:
         return None
     now = time.time() if now is None else now
     rate = _obj(payload.get("rate_limits"))

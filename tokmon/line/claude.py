@@ -139,9 +139,8 @@ def process(
             note = "payload has no session_id: official figures not recorded"
     except Exception as exc:  # read-only state dir, lock timeout...: still print the line
         note = f"could not record official figures: {exc}"
-    if rec is None:
-        rec = official.extract({**payload, "session_id": "unknown"}) or {}
-        rec["sessionId"] = None
+    if rec is None:  # not recorded: still show what the payload says
+        rec = official.extract(payload, require_session=False) or {}
     cost = _obj(payload.get("cost")).get("total_cost_usd")
     name = rec.get("sessionName") or rec.get("model")
     session = None
