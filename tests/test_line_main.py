@@ -117,6 +117,7 @@ def _age_snapshot(env, seconds: float) -> None:
 
 
 def test_stale_snapshot_revalidated_in_process_when_nothing_changed(corpus_env):
+    refresh_now(corpus_env)  # built just now: well inside the 60 s trust window
     _age_snapshot(corpus_env, 30)
     before = snapshot_path(corpus_env).stat().st_mtime
     res = run_line(["-v"], corpus_env)
