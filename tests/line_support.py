@@ -102,6 +102,20 @@ def append_assistant(
     return obj
 
 
+def project_env(tmp: Path, config: str) -> tuple[dict[str, str], Path]:
+    """A corpus copy plus a current block of 800k tokens in ``tmp/project``, tokmon config
+    ``config`` (TOML) and a built snapshot: the set-up of the tmux, shell and starship tests."""
+    env = make_env(tmp)
+    project = tmp / "project"
+    project.mkdir()
+    append_assistant(env, input_tokens=500_000, output_tokens=300_000, cwd=str(project))
+    cfg = Path(env["TOKMON_HOME"]) / "config" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(config, encoding="utf-8")
+    refresh_now(env)
+    return env, project
+
+
 def tokmon_cmd() -> list[str]:
     return [sys.executable, "-m", "tokmon"]
 

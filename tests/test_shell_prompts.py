@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from line_support import append_assistant, make_env, refresh_now, tokmon_cmd, wait_for
+from line_support import append_assistant, project_env, tokmon_cmd, wait_for
 
 SHELLS = [s for s in ("bash", "zsh", "fish") if shutil.which(s)]
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
@@ -46,14 +46,7 @@ class Panes:
 @pytest.fixture(scope="module")
 def panes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shells")
-    env = make_env(tmp)
-    project = tmp / "project"
-    project.mkdir()
-    append_assistant(env, input_tokens=500_000, output_tokens=300_000, cwd=str(project))
-    config = tmp / "tokmon-home" / "config" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text("[line]\nstale_seconds = 1\n", encoding="utf-8")
-    refresh_now(env)
+    env, project = project_env(tmp, "[line]\nstale_seconds = 1\n")
     home = tmp / "home"
     (home / ".config" / "fish").mkdir(parents=True)
     init = " ".join(tokmon_cmd()) + " init"
@@ -65,7 +58,7 @@ def panes(tmp_path_factory):
     env.update(HOME=str(home), TOKMON_REFRESH_SECONDS="1", TERM="screen")
     env.pop("TMUX", None)
     p = Panes(env, f"tokmon-sh-{uuid.uuid4().hex[:8]}")
-    p.tmux("-f", os.devnull, "new-session", "-d", "-s", "main", "-x", "200", "-y", "15",
+    p.tmux("-f", os.devnull, "new-session", "-d", "-s", "main", "-n", "idle", "-x", "200", "-y", "15",
            "-c", str(tmp), "sleep 100000")  # fmt: skip
     commands = {"bash": "bash -i", "zsh": "zsh -i", "fish": "fish -i"}
     for shell in SHELLS:

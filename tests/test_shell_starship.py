@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from line_support import REPO, append_assistant, make_env, refresh_now
+from line_support import REPO, project_env
 
 SNIPPET = REPO / "integrations" / "shell" / "starship.toml"
 
@@ -24,14 +24,7 @@ def starship_bin() -> str | None:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("starship")
-    env = make_env(tmp)
-    project = tmp / "project"
-    project.mkdir()
-    append_assistant(env, input_tokens=500_000, output_tokens=300_000, cwd=str(project))
-    cfg = Path(env["TOKMON_HOME"]) / "config" / "config.toml"
-    cfg.parent.mkdir(parents=True)
-    cfg.write_text("[line]\ncritical_percent = 5\n", encoding="utf-8")  # 800k of 8.9M = 9 %
-    refresh_now(env)
+    env, project = project_env(tmp, "[line]\ncritical_percent = 5\n")  # 800k of 8.9M = 9 %
     config = tmp / "starship.toml"
     config.write_text('format = "${custom.tokmon}"\nadd_newline = false\n\n'
                       + SNIPPET.read_text(encoding="utf-8"), encoding="utf-8")  # fmt: skip

@@ -9,7 +9,7 @@ import subprocess
 import uuid
 
 import pytest
-from line_support import REPO, append_assistant, make_env, refresh_now, wait_for
+from line_support import REPO, append_assistant, project_env, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 
@@ -52,14 +52,7 @@ class Tmux:
 @pytest.fixture(scope="module")
 def tmux(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmux")
-    env = make_env(tmp)
-    project = tmp / "project"
-    project.mkdir()
-    append_assistant(env, input_tokens=500_000, output_tokens=300_000, cwd=str(project))
-    config = tmp / "tokmon-home" / "config" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text("[line]\nstale_seconds = 1\n", encoding="utf-8")
-    refresh_now(env)
+    env, project = project_env(tmp, "[line]\nstale_seconds = 1\n")
     env.pop("TMUX", None)
     conf = tmp / "tmux.conf"
     conf.write_text(
