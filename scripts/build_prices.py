@@ -52,7 +52,7 @@ def main(src: str) -> None:
             continue
         if v.get("input_cost_per_token") is None or v.get("output_cost_per_token") is None:
             continue
-        def per_m(key: str, default: float) -> float:
+        def per_m(key: str, default: float, v: dict = v) -> float:  # type: ignore[type-arg]
             val = v.get(key)
             return round((val if val is not None else default) * 1e6, 6)
 

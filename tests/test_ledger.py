@@ -70,3 +70,14 @@ def test_two_processes_share_one_ledger(corpus_copy: Path, env: dict[str, str]) 
     tot = {json.dumps(json.loads(o[0])["totals"], sort_keys=True) for o in outs}
     assert len(tot) == 1
     assert not [f for f in os.listdir(Path(env["TOKMON_HOME"]) / "data") if f.endswith(".tmp")]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_every_created_dir_is_private(tmp_path: Path) -> None:
+    from tokmon.paths import ensure_dir
+
+    os.chmod(tmp_path, 0o755)
+    leaf = ensure_dir(tmp_path / "a" / "b" / "c")
+    for d in (tmp_path / "a", tmp_path / "a" / "b", leaf):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755  # existing dirs are left alone

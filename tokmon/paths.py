@@ -69,11 +69,21 @@ def get_paths(env: dict[str, str] | os._Environ[str] | None = None) -> TokmonPat
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 if missing."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` and any missing parents, each with mode 0700 (existing dirs untouched)."""
+    if path.is_dir():
+        return path
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
         try:
-            os.chmod(path, 0o700)
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        try:
+            os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
         except OSError:  # pragma: no cover - e.g. some Windows filesystems
             pass
     return path
