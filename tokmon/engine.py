@@ -6,6 +6,7 @@ Pure Python: no CLI, UI or server imports. Surfaces construct an :class:`Engine`
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from tokmon.scan import scan_all
 from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger("tokmon.engine")
 
 
 @dataclass
@@ -98,10 +100,13 @@ class Engine:
             except (OSError, LockTimeout) as exc:
                 changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
                 lock, persist = None, False
+        t0 = time.perf_counter()
         try:
             dirty = self._sync_from_disk(changes) if persist else False
             dirty |= self._reprice()
+            t1 = time.perf_counter()
             dirty |= self._scan(changes, progress)
+            t2 = time.perf_counter()
             if dirty and persist:
                 try:
                     self.ledger.price_signature = self._price_key()
@@ -111,6 +116,12 @@ class Engine:
         finally:
             if lock is not None:
                 lock.release()
+        t3 = time.perf_counter()
+        log.debug(
+            "refresh: load %.1f ms, scan %.1f ms (%d files, %.1f MB), save %.1f ms",
+            (t1 - t0) * 1e3, (t2 - t1) * 1e3, changes.files_read, changes.bytes_read / 1e6,
+            (t3 - t2) * 1e3,
+        )
         unknown = self.prices.unknown - self._warned_unknown
         if unknown:
             self._warned_unknown |= unknown
