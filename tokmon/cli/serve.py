@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import sys
 from typing import Any
 
 from tokmon.cli.context import CLIError
@@ -87,10 +89,12 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     except ValueError as exc:
         raise CLIError(f"--workspace: {exc}") from None
     opts = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
+    if tcp is None:
+        proto_in, proto_out = _protocol_streams()
     if args.jsonl:
         from tokmon.server.jsonl import serve_jsonl
 
-        return serve_jsonl(service, **opts)
+        return serve_jsonl(service, stdin=proto_in, stdout=proto_out, **opts)
     from tokmon.server.lsp import build_server
 
     server = build_server(service, **opts)
@@ -100,5 +104,22 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         except OSError as exc:
             raise CLIError(f"--tcp: cannot listen on {args.tcp}: {exc.strerror or exc}") from None
         return 0
-    server.start_io()
+    server.start_io(stdin=proto_in, stdout=proto_out)
     return 0
+
+
+def _protocol_streams() -> tuple[Any, Any]:
+    """Private binary streams on duplicated fds 0/1 for the protocol.
+
+    ``sys.stdout`` then points at stderr, so a stray print can never corrupt the protocol, and
+    the std stream objects are never locked by our reader thread (the engine's forked scan
+    workers close/flush them at start-up, which deadlocks on a lock held at fork time).
+    """
+    try:
+        proto_in = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+        proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    except (AttributeError, OSError, ValueError):  # no real fds (embedded use)
+        return sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout.flush()
+    sys.stdout = sys.stderr
+    return proto_in, proto_out
