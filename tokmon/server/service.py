@@ -376,11 +376,22 @@ class Service:
             raise InvalidParams(f"{method}: 'workspaceFolder' must be a path or file:// URI") from None
 
     def _workspace_project(self, ws: str | None) -> str | None:
+        """projectPath of the most recent session at or below ``ws`` (newest records first)."""
         if not ws:
             return None
-        for r in self._all_rows():
-            if within(str(r.get("projectPath") or ""), ws):
-                return str(r["projectPath"])
+        seen: dict[str, bool] = {}
+        checked: set[str] = set()
+        for r in reversed(self.engine.records):
+            sid = r.session_id
+            if sid in checked:
+                continue
+            checked.add(sid)
+            proj = r.project or ""
+            hit = seen.get(proj)
+            if hit is None:
+                hit = seen[proj] = within(proj, ws)
+            if hit:
+                return proj
         return None
 
     def _summary(self, ws: str | None) -> dict[str, Any]:
