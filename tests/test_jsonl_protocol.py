@@ -118,3 +118,14 @@ def test_eof_ends_cleanly_and_stdout_is_protocol_only(tmp_path: Path) -> None:
         assert isinstance(msg, dict) and ("id" in msg or "method" in msg)
     assert p.stderr, "debug logs go to stderr"
     assert b"Traceback" not in p.stderr
+
+
+def test_jsonl_mode_does_not_import_pygls() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, tokmon.server.service, tokmon.server.jsonl, tokmon.server.watcher, "
+            "tokmon.cli.serve; print(sorted(m for m in sys.modules if m.startswith('pygls')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "[]"

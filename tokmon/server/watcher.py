@@ -73,6 +73,7 @@ class Watcher:
         on_change: Callable[[set[Path]], Any],
         *,
         debounce_ms: int = 50,
+        step_ms: int | None = None,
         force_polling: bool | None = None,
         poll_delay_ms: int = 300,
         path_filter: PathFilter | None = default_filter,
@@ -82,8 +83,9 @@ class Watcher:
         self.roots = [Path(r) for r in roots]
         self.on_change = on_change
         self.debounce_ms = max(1, int(debounce_ms))
-        # step: how long to wait for more events once one arrived (latency floor)
-        self.step_ms = max(1, min(10, self.debounce_ms))
+        # step: the notify loop's wake-up period and how long to wait for more events once one
+        # arrived (latency ~ 1-2 steps; idle CPU ~ 0.13 s per 30 s at 10 ms, 0.02 s at 100 ms)
+        self.step_ms = max(1, int(step_ms) if step_ms else min(10, self.debounce_ms))
         self.force_polling = want_polling(force_polling)
         self.poll_delay_ms = poll_delay_ms
         self.path_filter = path_filter
