@@ -151,32 +151,9 @@ class TokmonLanguageServer(LanguageServer):
         return result
 
     async def run_command(self, command: str, args: list[Any]) -> Any:
-        self.ensure_started()
-        await asyncio.to_thread(self.service.ready.wait)
-
-        def run() -> Any:
-            with self.service.lock:
-                return self.service.execute_command(command, args)
-
-        try:
-            result, notes = await asyncio.to_thread(self._guard, run, command)
-        except ServiceError as exc:
-            raise _rpc_error(exc) from None
-        self.emit_after_response(notes)
-        return result
-
-    def _guard(self, fn: Any, name: str) -> Any:
-        try:
-            return fn()
-        except ServiceError:
-            raise
-        except Exception as exc:
-            from tokmon.metadata.schema import MetadataError
-
-            if isinstance(exc, MetadataError):
-                raise ServiceError(str(exc), -32602) from None
-            log.exception("internal error in %s", name)
-            raise ServiceError(f"internal error in {name}: {exc}") from exc
+        """``workspace/executeCommand`` aliases go through the same service method."""
+        return await self.run_method("workspace/executeCommand",
+                                     {"command": command, "arguments": args})
 
 
 def _folder_from_init(params: types.InitializeParams) -> str | None:
