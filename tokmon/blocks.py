@@ -161,3 +161,67 @@ def limit_status(block: dict[str, object], limit: int) -> dict[str, object]:
     pct = projected / limit * 100 if limit > 0 else 0.0
     status = "exceeds" if pct > 100 else "warning" if pct > 80 else "ok"
     return {"limit": limit, "projectedUsage": projected, "percentUsed": pct, "status": status}
+
+
+class BlockIndex:
+    """Blocks of a growing, time-sorted record list, regrouped only from the last block on.
+
+    Finished blocks never change when records are appended after them, so their dicts are
+    built once; a change older than the last block's start rebuilds everything.
+    """
+
+    def __init__(self, block_seconds: float = BLOCK_SECONDS) -> None:
+        self.block_seconds = block_seconds
+        self.groups: list[tuple[float, list[UsageRecord]]] | None = None
+        self.done: list[dict[str, object]] = []  # dicts of groups[:-1] (with gaps), finished
+
+    def invalidate(self, from_ts: float | None = None) -> None:
+        """Records at or after ``from_ts`` changed (None: anything may have changed)."""
+        if self.groups and from_ts is not None and from_ts >= self.groups[-1][0]:
+            self._stale_tail = True
+            return
+        self.groups = None
+        self.done = []
+
+    _stale_tail = False
+
+    def blocks(self, records: Sequence[UsageRecord], now: float) -> list[dict[str, object]]:
+        """All blocks with gaps, like :func:`compute_blocks`."""
+        if records and records[-1].ts > now:
+            return compute_blocks(records, now, self.block_seconds)  # future-dated entries
+        bs = self.block_seconds
+        if self.groups is None:
+            self.groups = group_blocks(records, bs)
+            self.done = self._dicts(self.groups[:-1], None, now)
+            self._stale_tail = False
+        elif self._stale_tail:
+            import bisect
+
+            start = self.groups[-1][0]
+            i = bisect.bisect_left(records, start, key=lambda r: r.ts)
+            tail = group_blocks(records[i:], bs)
+            prev = self.groups[-2][1][-1].ts if len(self.groups) > 1 else None
+            self.groups = self.groups[:-1] + tail
+            self.done += self._dicts(tail[:-1], prev, now)
+            self._stale_tail = False
+        if not self.groups:
+            return []
+        out = list(self.done)
+        start, entries = self.groups[-1]
+        if len(self.groups) > 1:
+            prev_last = self.groups[-2][1][-1].ts
+            if entries[0].ts - prev_last > bs:
+                out.append(gap_dict(prev_last, entries[0].ts, bs))
+        out.append(block_dict(start, entries, now, bs))
+        return out
+
+    def _dicts(
+        self, groups: list[tuple[float, list[UsageRecord]]], prev_last: float | None, now: float
+    ) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for start, entries in groups:
+            if prev_last is not None and entries[0].ts - prev_last > self.block_seconds:
+                out.append(gap_dict(prev_last, entries[0].ts, self.block_seconds))
+            out.append(block_dict(start, entries, now, self.block_seconds))
+            prev_last = entries[-1].ts
+        return out

@@ -6,10 +6,11 @@ Pure Python: no CLI, UI or server imports. Surfaces construct an :class:`Engine`
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from tokmon import aggregate
 from tokmon.blocks import (
     BLOCK_SECONDS,
+    BlockIndex,
     burn_level,
     compute_blocks,
     limit_status,
@@ -54,6 +56,17 @@ class Changes:
         return bool(self.new_records or self.changed_sessions)
 
 
+@dataclass
+class SaveJob:
+    """A ledger copy being written in the background (see Engine.snapshot)."""
+
+    ledger: Ledger
+    base_stamp: tuple[int, int] | None
+    version: int
+    new_stamp: tuple[int, int] | None = None
+    superseded: bool = False
+
+
 class Engine:
     """Discovers, tails and accounts Claude Code transcripts."""
 
@@ -80,6 +93,15 @@ class Engine:
         self._warned_unknown: set[str] = set()
         self._warned_files: set[str] = set()
         self._pending = False  # file states loaded from the index, records not yet
+        self._dirty = False  # the in-memory ledger has changes not yet saved
+        self._own_stamps: set[tuple[int, int]] = set()  # ledger files this engine wrote
+        self._models_checked = False
+        # (replaced record or None, new record) pairs: of the last refresh, and not yet
+        # folded into the period sums
+        self._new_deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
+        self._deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
+        self._periods: dict[str, Any] | None = None  # incremental today/week/month/total sums
+        self._blocks = BlockIndex(self.block_seconds)
 
     # -- discovery and refresh -------------------------------------------------------------
 
@@ -88,12 +110,23 @@ class Engine:
         """The ``projects/`` dirs that exist now."""
         return [r for r in self.candidate_roots if r.is_dir()]
 
-    def refresh(self, progress: ProgressFn | None = None) -> Changes:
-        """Read new bytes from every transcript, merge them, and persist the ledger."""
+    def refresh(
+        self,
+        progress: ProgressFn | None = None,
+        paths: Iterable[Path] | None = None,
+        save: bool = True,
+    ) -> Changes:
+        """Read new bytes from every transcript, merge them, and persist the ledger.
+
+        ``paths`` (from a file watcher) limits the scan to those files when the ledger is
+        already loaded; a directory among them means a full scan. With ``save=False`` the
+        ledger is only marked dirty: call :meth:`save` later (long-running processes do
+        this after pushing their update, off the latency path).
+        """
         changes = Changes()
         lock: FileLock | None = None
         persist = self.persist
-        if persist:
+        if persist and save:  # reading needs no lock (the ledger is replaced atomically)
             lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=600)
             try:
                 lock.acquire()
@@ -105,14 +138,11 @@ class Engine:
             dirty = self._sync_from_disk(changes) if persist else False
             dirty |= self._reprice()
             t1 = time.perf_counter()
-            dirty |= self._scan(changes, progress)
+            dirty |= self._scan(changes, progress, paths)
             t2 = time.perf_counter()
-            if dirty and persist:
-                try:
-                    self.ledger.price_signature = self._price_key()
-                    self.ledger.save(self.ledger_file)
-                except OSError as exc:
-                    changes.warnings.append(f"cannot save the ledger: {exc.strerror or exc}")
+            self._dirty |= dirty
+            if self._dirty and persist and save:
+                self._save_locked(changes.warnings)
         finally:
             if lock is not None:
                 lock.release()
@@ -129,9 +159,71 @@ class Engine:
                 f"unknown model(s) {', '.join(sorted(unknown))}: cost counted as $0 "
                 f"(add prices in {self.paths.prices_override_file})"
             )
-        if changes.changed or changes.rebuilt:
+        if changes.rebuilt:
             self._invalidate()
+        elif changes.changed:
+            self._invalidate(incremental=True)
         return changes
+
+    def _save_locked(self, warnings: list[str]) -> None:
+        try:
+            self.ledger.price_signature = self._price_key()
+            self.ledger.save(self.ledger_file)
+            self._dirty = False
+        except OSError as exc:
+            warnings.append(f"cannot save the ledger: {exc.strerror or exc}")
+
+    def snapshot(self) -> SaveJob | None:
+        """A copy of the dirty ledger to write without holding up readers (cheap)."""
+        if not (self._dirty and self.persist):
+            return None
+        led = Ledger()
+        led.files = dict(self.ledger.files)
+        led.records = dict(self.ledger.records)
+        led.titles = {k: dict(v) for k, v in self.ledger.titles.items()}
+        led.price_signature = self._price_key()
+        return SaveJob(led, self.ledger.stamp, self.version)
+
+    def write(self, job: SaveJob) -> list[str]:
+        """The slow part of a save: serialise and write ``job`` (no engine state touched)."""
+        warnings: list[str] = []
+        try:
+            with FileLock(self.ledger_file.with_suffix(".lock"), timeout=30):
+                if file_stamp(self.ledger_file) not in (None, job.base_stamp):
+                    job.superseded = True  # another process saved: its file is valid too
+                    return warnings
+                job.ledger.save(self.ledger_file)
+                job.new_stamp = job.ledger.stamp
+                self._own_stamps.add(job.new_stamp)  # set.add is atomic: safe from this thread
+        except (OSError, LockTimeout) as exc:
+            warnings.append(f"cannot save the ledger: {exc}")
+        return warnings
+
+    def commit(self, job: SaveJob) -> None:
+        """Record that ``job`` was written (call under the same lock as refresh)."""
+        if job.new_stamp is not None and self.ledger.stamp == job.base_stamp:
+            self.ledger.stamp = job.new_stamp
+        if (job.new_stamp is not None or job.superseded) and self.version == job.version:
+            self._dirty = False
+
+    def save(self) -> list[str]:
+        """Persist a ledger left dirty by ``refresh(save=False)``; returns warnings.
+
+        If another process wrote the ledger meanwhile, its (equally valid) file is kept and
+        the next refresh loads it.
+        """
+        warnings: list[str] = []
+        if not (self._dirty and self.persist):
+            return warnings
+        try:
+            with FileLock(self.ledger_file.with_suffix(".lock"), timeout=30):
+                if file_stamp(self.ledger_file) in (None, self.ledger.stamp):
+                    self._save_locked(warnings)
+                else:
+                    self._dirty = False
+        except (OSError, LockTimeout) as exc:
+            warnings.append(f"cannot save the ledger: {exc}")
+        return warnings
 
     def _price_key(self) -> str:
         return f"{self.prices.signature}|{self.config.get('cost_mode')}"
@@ -149,8 +241,10 @@ class Engine:
             return False
         self._ensure_records()
         if self.ledger.price_signature == self._price_key():
-            for r in self.ledger.records.values():  # register unknown models for the warning
-                self.prices.lookup(r.model)
+            if not self._models_checked:  # register unknown models for the warning, once
+                for model in {r[3] for r in self.ledger.records.values()}:
+                    self.prices.lookup(model)
+                self._models_checked = True
             return False
         recs = self.ledger.records
         for k, r in recs.items():
@@ -162,6 +256,9 @@ class Engine:
     def _sync_from_disk(self, changes: Changes) -> bool:
         """Load the ledger if another process (or an earlier run) wrote a newer one."""
         stamp = file_stamp(self.ledger_file)
+        if stamp is not None and stamp in self._own_stamps:
+            self.ledger.stamp = stamp  # our own background save: nothing new in it
+            return False
         if stamp is None or stamp == self.ledger.stamp:
             return stamp is None and bool(self.ledger.records)
         if self.version == 0 and not self.ledger.records:
@@ -202,7 +299,15 @@ class Engine:
         self._invalidate()
         return False
 
-    def _scan(self, changes: Changes, progress: ProgressFn | None) -> bool:
+    def _scan(
+        self, changes: Changes, progress: ProgressFn | None, paths: Iterable[Path] | None = None
+    ) -> bool:
+        if paths is not None and not self._pending and self.ledger.files:
+            hinted = self._plan_paths(paths)
+            if hinted is not None:
+                todo, gone = hinted
+                present = set(self.ledger.files) - gone
+                return self._read(todo, present, changes, progress)
         todo, present = self._plan()
         if self._pending and (todo or any(k not in present for k in self.ledger.files)):
             stamp = self.ledger.stamp
@@ -222,6 +327,34 @@ class Engine:
                 if need:
                     todo.append((key, st, off))
         return todo, present
+
+    def _plan_paths(
+        self, paths: Iterable[Path]
+    ) -> tuple[list[tuple[str, os.stat_result, int]], set[str]] | None:
+        """Plan for the watcher's changed paths only; None means "do a full scan"."""
+        import stat as stat_mod
+
+        todo: list[tuple[str, os.stat_result, int]] = []
+        gone: set[str] = set()
+        roots = [os.fspath(r) for r in self.candidate_roots]
+        for p in paths:
+            key = os.fspath(p)
+            if not key.endswith(".jsonl"):
+                return None  # a directory appeared or went: rescan everything
+            if not any(key.startswith(r + os.sep) for r in roots):
+                continue
+            try:
+                st = os.stat(key)
+            except OSError:
+                if key in self.ledger.files:
+                    gone.add(key)
+                continue
+            if not stat_mod.S_ISREG(st.st_mode):
+                continue
+            need, off = needs_read(st, self.ledger.files.get(key))
+            if need:
+                todo.append((key, st, off))
+        return todo, gone
 
     def _read(
         self,
@@ -252,12 +385,16 @@ class Engine:
                     self._warned_files.add(res.key)
                     changes.warnings.append(f"cannot read {res.key}: {res.error}")
                 continue
+            recs = led.records
+            deltas = self._new_deltas
             for row in res.rows:
                 rec = UsageRecord.from_row(row)
                 lookup(rec[3])
+                old = recs.get(rec[9])
                 if led.add(rec):
-                    changes.new_records += 1
+                    changes.new_records += old is None
                     changes.changed_sessions.add(rec.session_id)
+                    deltas.append((old, rec))
             for sid, kind, title in res.titles:
                 if led.titles.get(sid, {}).get(kind) != title:
                     led.titles.setdefault(sid, {})[kind] = title
@@ -292,10 +429,33 @@ class Engine:
             )
         return dirty
 
-    def _invalidate(self) -> None:
+    def _invalidate(self, incremental: bool = False) -> None:
+        """Drop derived data; ``incremental`` keeps what the pending deltas can update."""
         self.version += 1
-        self._sorted = None
         self._cache.clear()
+        new_deltas, self._new_deltas = self._new_deltas, []
+        if incremental and new_deltas:
+            self._blocks.invalidate(min(min(n[0], o[0] if o is not None else n[0])
+                                        for o, n in new_deltas))
+        elif not incremental:
+            self._blocks.invalidate()
+        if incremental and self._sorted is not None and len(new_deltas) <= 1000:
+            srt = self._sorted
+            for old, new in new_deltas:
+                if old is not None:
+                    i = bisect.bisect_left(srt, old[0], key=_ts_of)
+                    while i < len(srt) and srt[i] is not old:
+                        i += 1
+                    if i < len(srt):
+                        del srt[i]
+                bisect.insort(srt, new, key=_ts_of)
+        else:
+            self._sorted = None
+        if incremental and self._periods is not None and len(self._deltas) < 100_000:
+            self._deltas.extend(new_deltas)
+        else:
+            self._periods = None
+            self._deltas = []
 
     # -- data access -------------------------------------------------------------------------
 
@@ -353,7 +513,7 @@ class Engine:
         now = time.time() if now is None else now
         ck = ("blocks", int(now))
         if ck not in self._cache:
-            self._cache[ck] = compute_blocks(self.records, now, self.block_seconds)
+            self._cache[ck] = self._blocks.blocks(self.records, now)
         return self._cache[ck]  # type: ignore[no-any-return]
 
     def token_limit(self, now: float | None = None, override: int | str | None = None) -> tuple[int | None, str | None]:
@@ -428,25 +588,50 @@ class Engine:
             blocks.reverse()
         return blocks
 
+    def _period_sums(self, key: tuple[Any, float, float, float]) -> list[aggregate.Acc]:
+        """[today, week, month, all-time] sums, kept up to date from record deltas."""
+        _, d0, w0, m0 = key
+        per = self._periods
+        if per is not None and per["key"] == key:
+            accs = per["accs"]
+            for old, new in self._deltas:
+                for sign, r in ((-1, old), (1, new)):
+                    if r is None:
+                        continue
+                    ts = r[0]
+                    for acc, lo in zip(accs, (d0, w0, m0, float("-inf")), strict=True):
+                        if ts >= lo:
+                            _acc_apply(acc, r, sign)
+            self._deltas = []
+            return accs  # type: ignore[no-any-return]
+        accs = [aggregate.Acc(), aggregate.Acc(), aggregate.Acc(), aggregate.Acc()]
+        for r in self.records:
+            ts = r[0]
+            for acc, lo in zip(accs, (d0, w0, m0, float("-inf")), strict=True):
+                if ts >= lo:
+                    _acc_apply(acc, r, 1)
+        self._periods = {"key": key, "accs": accs}
+        self._deltas = []
+        return accs
+
     def summary(self, now: float | None = None, cwd: str | None = None, tz: str | None = None) -> dict[str, Any]:
         """The Summary dict every live surface shows (see docs/architecture.md)."""
         from tokmon.timeutil import iso
 
         now = time.time() if now is None else now
         tzname = self._tz_name(tz)
-        keyer = DateKeyer(resolve_tz(tzname))
+        tzinfo = resolve_tz(tzname)
+        keyer = DateKeyer(tzinfo)
         today, week, month = keyer.day(now), keyer.week(now), keyer.month(now)
-        acc_d, acc_w, acc_m = aggregate.Acc(), aggregate.Acc(), aggregate.Acc()
-        for r in reversed(self.records):
-            if now - r.ts > 32 * 86400:
-                break
-            if keyer.month(r.ts) == month:
-                acc_m.add(r, False)
-            if keyer.week(r.ts) == week:
-                acc_w.add(r, False)
-                if keyer.day(r.ts) == today:
-                    acc_d.add(r, False)
-        all_acc = aggregate.totals(self.records)
+        from datetime import datetime as _dt
+
+        def _start(day: str) -> float:
+            y, m, d = (int(x) for x in day.split("-"))
+            return _dt(y, m, d, tzinfo=tzinfo).timestamp()
+
+        d0, w0, m0 = _start(today), _start(week), _start(month + "-01")
+        acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, d0, w0, m0))
+        recs = self.records
         blocks = self.blocks(now)
         active = blocks[-1] if blocks and blocks[-1]["isActive"] else None
         limit, source = self.token_limit(now)
@@ -456,7 +641,14 @@ class Engine:
             br = active.get("burnRate")
             active["burnLevel"] = burn_level(br["tokensPerMinuteForIndicator"] if br else None)
             active["limitPercent"] = (active["totalTokens"] / limit * 100) if limit else None
-        rows = self.session_rows(now=now)
+        recent: set[str] = set()
+        for i in range(len(recs) - 1, -1, -1):
+            if now - recs[i].ts >= self.block_seconds:
+                break
+            recent.add(recs[i].session_id)
+        rows = aggregate.session_rows([r for r in recs if r.session_id in recent], self.titles,
+                                      now, self.block_seconds) if recent else []
+        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
         active_rows = [r for r in rows if r["isActive"]]
         official = None
         try:
@@ -484,6 +676,19 @@ class Engine:
             "activeSessions": active_rows,
             "projectSession": project_session(active_rows, cwd) if cwd else None,
         }
+
+
+def _acc_apply(acc: aggregate.Acc, r: UsageRecord, sign: int) -> None:
+    acc.i += sign * r[4]
+    acc.o += sign * r[5]
+    acc.cc += sign * r[6]
+    acc.cr += sign * r[8]
+    acc.cost += sign * r[10]
+    acc.n += sign
+
+
+def _ts_of(r: UsageRecord) -> float:
+    return r[0]  # type: ignore[no-any-return]
 
 
 def _ts(value: Any) -> float:

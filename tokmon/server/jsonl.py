@@ -142,7 +142,14 @@ class JsonLinesServer:
                 starter.cancel()
             if self.watcher is not None:
                 await asyncio.to_thread(self.watcher.stop)
+            await asyncio.to_thread(self._final_save)
         return 0
+
+    def _final_save(self) -> None:
+        try:
+            self.service.save()  # whatever the background saver had not written yet
+        except Exception:
+            log.exception("saving the ledger failed")
 
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         try:

@@ -139,6 +139,10 @@ class TokmonLanguageServer(LanguageServer):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+            try:
+                self.service.save()  # whatever the background saver had not written yet
+            except Exception:
+                log.exception("saving the ledger failed")
 
     # -- request plumbing ------------------------------------------------------------------
     async def run_method(self, method: str, params: Any) -> Any:

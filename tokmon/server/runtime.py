@@ -75,7 +75,9 @@ def attach_watcher(
                 loop.call_soon_threadsafe(emit, notes)
             except RuntimeError:  # loop closed: shutting down
                 pass
+        saver.request()  # the ledger write happens later, on another thread
 
+    saver = _Saver(service)
     watcher = Watcher(
         service.watch_roots, on_change, debounce_ms=debounce_ms,
         force_polling=force_polling, path_filter=keep,
@@ -90,3 +92,32 @@ def attach_watcher(
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(emit, notes)
     return watcher
+
+
+class _Saver:
+    """Writes the ledger after bursts of changes, on its own thread, so that neither the
+    push nor the next file event waits for it. At most one write per ``delay`` seconds."""
+
+    def __init__(self, service: Service, delay: float = 1.0) -> None:
+        import threading
+
+        self.service = service
+        self.delay = delay
+        self.event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tokmon-saver", daemon=True)
+        self.thread.start()
+
+    def request(self) -> None:
+        self.event.set()
+
+    def _run(self) -> None:
+        import time
+
+        while True:
+            self.event.wait()
+            time.sleep(self.delay)  # coalesce a burst of appends into one write
+            self.event.clear()
+            try:
+                self.service.save()
+            except Exception:
+                log.exception("saving the ledger failed")

@@ -411,11 +411,17 @@ class Service:
 
     # -- refresh (watcher / tokmon/refresh) --------------------------------------------------
 
-    def refresh(self, ws: str | None = None) -> tuple[Any, list[Notification]]:
-        """Incremental engine refresh; returns (changes, [usageChanged] if anything changed)."""
+    def refresh(
+        self, ws: str | None = None, paths: set[Path] | None = None, save: bool = True
+    ) -> tuple[Any, list[Notification]]:
+        """Incremental engine refresh; returns (changes, [usageChanged] if anything changed).
+
+        ``paths`` are the watcher's changed files (a hint that spares a full scan); with
+        ``save=False`` the ledger is written later by :meth:`save`, after the push.
+        """
         self._wait_ready()
         with self.lock:
-            changes = self.engine.refresh()
+            changes = self.engine.refresh(paths=paths, save=save)
             for w in changes.warnings:
                 log.warning("%s", w)
             notes: list[Notification] = []
@@ -436,9 +442,23 @@ class Service:
         if meta_hit:
             notes += self.check_metadata()
         if other:
-            _, n = self.refresh()
+            _, n = self.refresh(paths=set(other), save=False)
             notes += n
         return notes
+
+    def save(self) -> None:
+        """Persist what watcher refreshes left unsaved (called after the push, off the
+        watcher thread): snapshot under the lock, serialise and write outside it."""
+        if self.engine is None:
+            return
+        with self.lock:
+            job = self.engine.snapshot()
+        if job is None:
+            return
+        for w in self.engine.write(job):
+            log.warning("%s", w)
+        with self.lock:
+            self.engine.commit(job)
 
     def catch_up(self) -> list[Notification]:
         """Refresh data and metadata once (after the watcher started)."""
