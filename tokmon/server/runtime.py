@@ -98,7 +98,7 @@ class _Saver:
     """Writes the ledger after bursts of changes, on its own thread, so that neither the
     push nor the next file event waits for it. At most one write per ``delay`` seconds."""
 
-    def __init__(self, service: Service, delay: float = 1.0) -> None:
+    def __init__(self, service: Service, delay: float = 3.0) -> None:
         import threading
 
         self.service = service

@@ -247,6 +247,12 @@ class Service:
                 for w in changes.warnings:
                     log.warning("%s", w)
                 self._meta_snapshot = self._store_all()
+                # The index is long-lived: keep it out of the cyclic GC's scans, whose pauses
+                # would otherwise land on pushes.
+                import gc
+
+                gc.collect()
+                gc.freeze()
                 self.stats = {
                     "records": len(self.engine.records),
                     "sessions": len(self._all_rows()),
