@@ -1,0 +1,298 @@
+/**
+ * The tokmon server protocol (docs/protocol.md): method names and message types.
+ *
+ * This module imports nothing from `vscode`: the extension uses it through
+ * vscode-languageclient and the Node integration test through vscode-jsonrpc.
+ */
+
+/** Protocol version this extension speaks; an older server is "too old". */
+export const PROTOCOL_VERSION = 1;
+/** Oldest tokmon release this extension works with. */
+export const MIN_TOKMON_VERSION = "0.1.0";
+/** The command a user runs to install or upgrade tokmon. */
+export const INSTALL_COMMAND = "pipx install --force tokmon";
+export const UPGRADE_COMMAND = "pipx upgrade tokmon";
+
+export const Methods = {
+  version: "tokmon/version",
+  summary: "tokmon/summary",
+  sessions: "tokmon/sessions",
+  session: "tokmon/session",
+  blocks: "tokmon/blocks",
+  daily: "tokmon/daily",
+  refresh: "tokmon/refresh",
+  setSessionMetadata: "tokmon/setSessionMetadata",
+} as const;
+
+export const Notifications = {
+  usageChanged: "tokmon/usageChanged",
+  metadataChanged: "tokmon/metadataChanged",
+} as const;
+
+/** Commands the server offers through `workspace/executeCommand`. */
+export const ServerCommands = {
+  tagSession: "tokmon.tagSession",
+  describeSession: "tokmon.describeSession",
+  renameSession: "tokmon.renameSession",
+} as const;
+
+export interface VersionResult {
+  version: string;
+  protocol: number;
+}
+
+/** Token and cost totals of a period (today, week, month, all time). */
+export interface PeriodTotals {
+  date?: string;
+  week?: string;
+  month?: string;
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationTokens: number;
+  cacheReadTokens: number;
+  totalTokens: number;
+  totalCost: number;
+}
+
+export interface TokenCounts {
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationInputTokens: number;
+  cacheReadInputTokens: number;
+}
+
+export interface BurnRate {
+  tokensPerMinute: number;
+  tokensPerMinuteForIndicator: number;
+  costPerHour: number;
+}
+
+export interface Projection {
+  totalTokens: number;
+  totalCost: number;
+  remainingMinutes: number;
+}
+
+export type BurnLevel = "low" | "medium" | "high";
+
+/** A 5-hour billing block (ccusage shape). */
+export interface Block {
+  id: string;
+  startTime: string;
+  endTime: string;
+  actualEndTime: string | null;
+  isActive: boolean;
+  isGap: boolean;
+  entries: number;
+  tokenCounts: TokenCounts;
+  totalTokens: number;
+  costUSD: number;
+  models: string[];
+  burnRate?: BurnRate | null;
+  projection?: Projection | null;
+}
+
+/** The active block as the summary reports it. */
+export interface ActiveBlock extends Block {
+  remainingMinutes: number;
+  burnLevel: BurnLevel;
+  limitPercent: number | null;
+}
+
+export interface TokenLimit {
+  tokens: number | null;
+  source: "config" | "max-completed-block" | null;
+}
+
+export interface OfficialWindow {
+  usedPercentage: number;
+  /** Epoch seconds. */
+  resetsAt: number | null;
+}
+
+/** The latest official figures Claude Code gave its statusline. */
+export interface Official {
+  sessionId: string | null;
+  /** Epoch seconds. */
+  observedAt: number;
+  fiveHour: OfficialWindow | null;
+  sevenDay: OfficialWindow | null;
+}
+
+export interface SessionRow {
+  sessionId: string;
+  projectPath: string;
+  projectName: string;
+  firstActivity: string;
+  lastActivity: string;
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationTokens: number;
+  cacheReadTokens: number;
+  totalTokens: number;
+  totalCost: number;
+  modelsUsed: string[];
+  entries: number;
+  title: string | null;
+  isActive: boolean;
+  name: string | null;
+  tags: string[];
+  description: string | null;
+}
+
+export interface Summary {
+  generatedAt: string;
+  timezone?: string;
+  today: PeriodTotals;
+  week: PeriodTotals;
+  month: PeriodTotals;
+  totals: PeriodTotals;
+  activeBlock: ActiveBlock | null;
+  tokenLimit: TokenLimit;
+  official: Official | null;
+  activeSessions: SessionRow[];
+  projectSession: SessionRow | null;
+  workspaceSession?: SessionRow | null;
+  workspaceProject?: string | null;
+}
+
+export interface SummaryParams {
+  workspaceFolder?: string;
+}
+
+export type SessionSort = "lastActivity" | "cost" | "tokens" | "name";
+
+export interface SessionsParams {
+  project?: string;
+  tag?: string;
+  since?: string;
+  until?: string;
+  sort?: SessionSort;
+  order?: "asc" | "desc";
+  limit?: number;
+  workspaceFolder?: string;
+}
+
+export interface SessionsResult {
+  sessions: SessionRow[];
+  workspaceProject: string | null;
+}
+
+export interface SessionParams {
+  sessionId: string;
+}
+
+export interface ModelBreakdown {
+  modelName: string;
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationTokens: number;
+  cacheReadTokens: number;
+  totalTokens: number;
+  cost: number;
+}
+
+export interface TimelinePoint {
+  hour: string;
+  totalTokens: number;
+  cost: number;
+}
+
+export interface SessionDetail extends SessionRow {
+  models: ModelBreakdown[];
+  blocks: Block[];
+  timeline: TimelinePoint[];
+}
+
+export interface SetSessionMetadataParams {
+  sessionId: string;
+  name?: string | null;
+  tags?: string[];
+  addTags?: string[];
+  removeTags?: string[];
+  description?: string | null;
+}
+
+export interface UsageChangedParams {
+  summary: Summary;
+  changedSessions: string[];
+}
+
+export interface MetadataChangedParams {
+  sessionId: string;
+  name: string | null;
+  tags: string[];
+  description: string | null;
+}
+
+/** Minimal request/notification surface shared by LanguageClient and MessageConnection. */
+export interface RequestSender {
+  sendRequest<R>(method: string, params?: unknown): Promise<R>;
+}
+
+/** Typed wrappers over the custom requests, usable with either transport. */
+export class TokmonApi {
+  constructor(private readonly sender: RequestSender) {}
+
+  version(): Promise<VersionResult> {
+    return this.sender.sendRequest<VersionResult>(Methods.version, {});
+  }
+
+  summary(params: SummaryParams = {}): Promise<Summary> {
+    return this.sender.sendRequest<Summary>(Methods.summary, params);
+  }
+
+  sessions(params: SessionsParams = {}): Promise<SessionsResult> {
+    return this.sender.sendRequest<SessionsResult>(Methods.sessions, params);
+  }
+
+  session(sessionId: string): Promise<SessionDetail> {
+    return this.sender.sendRequest<SessionDetail>(Methods.session, { sessionId });
+  }
+
+  refresh(params: SummaryParams = {}): Promise<Summary> {
+    return this.sender.sendRequest<Summary>(Methods.refresh, params);
+  }
+
+  setSessionMetadata(params: SetSessionMetadataParams): Promise<SessionRow> {
+    return this.sender.sendRequest<SessionRow>(Methods.setSessionMetadata, params);
+  }
+}
+
+/** Compare dotted versions numerically ("0.10.0" > "0.9.1"); pre-release suffixes are ignored. */
+export function compareVersions(a: string, b: string): number {
+  const parse = (v: string): number[] =>
+    v
+      .trim()
+      .replace(/^v/i, "")
+      .split(/[.+-]/)
+      .slice(0, 3)
+      .map((p) => {
+        const n = Number.parseInt(p, 10);
+        return Number.isFinite(n) ? n : 0;
+      });
+  const pa = parse(a);
+  const pb = parse(b);
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) {
+      return d < 0 ? -1 : 1;
+    }
+  }
+  return 0;
+}
+
+/** Why a server's version answer is unacceptable, or null when it is fine. */
+export function versionProblem(result: Partial<VersionResult> | null | undefined): string | null {
+  if (!result || typeof result.version !== "string") {
+    return "it did not report its version";
+  }
+  if (typeof result.protocol !== "number" || result.protocol < PROTOCOL_VERSION) {
+    return `tokmon ${result.version} speaks protocol ${String(result.protocol ?? "?")}, ` +
+      `this extension needs protocol ${PROTOCOL_VERSION}`;
+  }
+  if (compareVersions(result.version, MIN_TOKMON_VERSION) < 0) {
+    return `tokmon ${result.version} is older than ${MIN_TOKMON_VERSION}`;
+  }
+  return null;
+}
