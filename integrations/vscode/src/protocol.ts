@@ -136,6 +136,8 @@ export interface SessionRow {
   title: string | null;
   isActive: boolean;
   name: string | null;
+  /** Where `name` comes from: the user's own name, Claude's title, or none. */
+  nameSource?: "user" | "claude" | null;
   tags: string[];
   description: string | null;
 }
@@ -221,6 +223,7 @@ export interface UsageChangedParams {
 export interface MetadataChangedParams {
   sessionId: string;
   name: string | null;
+  nameSource?: "user" | "claude" | null;
   tags: string[];
   description: string | null;
 }

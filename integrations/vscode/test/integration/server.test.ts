@@ -1,0 +1,384 @@
+/**
+ * The real Python server, spawned from Node and driven through vscode-jsonrpc with the
+ * extension's own protocol module (method names, types, TokmonApi) and its pure models.
+ *
+ * Works on a temp copy of the real corpus; TOKMON_HOME and HOME are temp dirs too.
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createMessageConnection,
+  type MessageConnection,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from "vscode-jsonrpc/node";
+
+import {
+  type MetadataChangedParams,
+  Methods,
+  Notifications,
+  type Summary,
+  TokmonApi,
+  type UsageChangedParams,
+  versionProblem,
+} from "../../src/protocol";
+import { buildStatusView } from "../../src/statusModel";
+import { DEFAULT_THRESHOLDS } from "../../src/thresholds";
+import { childrenOf, groupSessions, type TreeNode, viewOf } from "../../src/treeModel";
+
+const REPO = path.resolve(__dirname, "..", "..", "..", "..");
+const CORPUS = process.env.TOKMON_TEST_CORPUS
+  ? path.resolve(process.env.TOKMON_TEST_CORPUS)
+  : path.join(REPO, "..", "shared", "corpus", "claude-real");
+const PYTHON = process.env.TOKMON_PYTHON || "python3";
+
+/** Main (non-subagent) transcripts of a Claude root: projects/<dir>/<session>.jsonl. */
+function mainTranscripts(root: string): string[] {
+  const projects = path.join(root, "projects");
+  const out: string[] = [];
+  for (const dir of fs.readdirSync(projects).sort()) {
+    const full = path.join(projects, dir);
+    if (!fs.statSync(full).isDirectory()) {
+      continue;
+    }
+    for (const f of fs.readdirSync(full).sort()) {
+      if (f.endsWith(".jsonl") && !f.startsWith("agent-")) {
+        out.push(path.join(full, f));
+      }
+    }
+  }
+  return out;
+}
+
+/** (sessionId, cwd) of the first main-chain line carrying both. */
+function sessionOf(file: string): { sessionId: string; cwd: string } {
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    let obj: { sessionId?: unknown; cwd?: unknown; isSidechain?: unknown };
+    try {
+      obj = JSON.parse(line) as typeof obj;
+    } catch {
+      continue;
+    }
+    if (typeof obj.sessionId === "string" && typeof obj.cwd === "string" && !obj.isSidechain) {
+      return { sessionId: obj.sessionId, cwd: obj.cwd };
+    }
+  }
+  throw new Error(`no session line in ${file}`);
+}
+
+/** Every sessionId carried by an assistant line with usage, in any transcript (agents too). */
+function corpusSessionIds(root: string): Set<string> {
+  const ids = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        walk(full);
+      } else if (e.name.endsWith(".jsonl")) {
+        for (const line of fs.readFileSync(full, "utf8").split("\n")) {
+          let obj: { type?: unknown; sessionId?: unknown; message?: { usage?: unknown } };
+          try {
+            obj = JSON.parse(line) as typeof obj;
+          } catch {
+            continue;
+          }
+          if (obj.type === "assistant" && obj.message?.usage && typeof obj.sessionId === "string") {
+            ids.add(obj.sessionId);
+          }
+        }
+      }
+    }
+  };
+  walk(path.join(root, "projects"));
+  return ids;
+}
+
+let seq = 0;
+/** One Claude Code assistant line with fresh message and request ids and the current time. */
+function assistantLine(sessionId: string, cwd: string, input: number, output: number): string {
+  const n = `${process.pid}${seq++}${Date.now()}`;
+  return (
+    JSON.stringify({
+      parentUuid: null,
+      isSidechain: false,
+      userType: "external",
+      cwd,
+      sessionId,
+      version: "2.1.7",
+      type: "assistant",
+      uuid: `u-vscode-${n}`,
+      timestamp: new Date().toISOString(),
+      requestId: `req_vscode${n}`,
+      message: {
+        id: `msg_vscode${n}`,
+        type: "message",
+        role: "assistant",
+        model: "claude-sonnet-4-5-20250929",
+        content: [{ type: "text", text: "ok" }],
+        usage: {
+          input_tokens: input,
+          cache_creation_input_tokens: 0,
+          cache_read_input_tokens: 0,
+          output_tokens: output,
+        },
+      },
+    }) + "\n"
+  );
+}
+
+/** Resolve with the first notification (from now on) that satisfies `pred`. */
+function waitFor<T>(
+  conn: MessageConnection,
+  method: string,
+  pred: (p: T) => boolean,
+  timeoutMs: number,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const seen: T[] = [];
+    const timer = setTimeout(() => {
+      sub.dispose();
+      reject(new Error(`no matching ${method} within ${timeoutMs} ms (${seen.length} others)`));
+    }, timeoutMs);
+    const sub = conn.onNotification(method, (p: T) => {
+      if (pred(p)) {
+        clearTimeout(timer);
+        sub.dispose();
+        resolve(p);
+      } else {
+        seen.push(p);
+      }
+    });
+  });
+}
+
+describe("tokmon serve driven through the extension's protocol module", () => {
+  let tmp: string;
+  let claudeDir: string;
+  let proc: ChildProcess;
+  let conn: MessageConnection;
+  let api: TokmonApi;
+  let stderr = "";
+  let target: { file: string; sessionId: string; cwd: string };
+  let exitCode: Promise<number | null>;
+
+  beforeAll(async () => {
+    expect(fs.existsSync(CORPUS), `test corpus missing: ${CORPUS}`).toBe(true);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tokmon-vscode-it-"));
+    claudeDir = path.join(tmp, "claude");
+    fs.cpSync(CORPUS, claudeDir, { recursive: true });
+    const home = path.join(tmp, "home");
+    fs.mkdirSync(home);
+    const file = mainTranscripts(claudeDir)[0];
+    if (!file) {
+      throw new Error("the corpus holds no transcript");
+    }
+    target = { file, ...sessionOf(file) };
+
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (!k.startsWith("TOKMON_") && !k.startsWith("CLAUDE_")) {
+        env[k] = v;
+      }
+    }
+    Object.assign(env, {
+      TOKMON_HOME: path.join(tmp, "tokmon"),
+      CLAUDE_CONFIG_DIR: claudeDir,
+      HOME: home,
+      USERPROFILE: home,
+      TZ: "UTC",
+      PYTHONUNBUFFERED: "1",
+    });
+    proc = spawn(PYTHON, ["-m", "tokmon", "serve", "--stdio"], {
+      cwd: tmp,
+      env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    proc.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    exitCode = new Promise((resolve) => proc.on("exit", (code) => resolve(code)));
+    if (!proc.stdout || !proc.stdin) {
+      throw new Error("no stdio pipes");
+    }
+    conn = createMessageConnection(
+      new StreamMessageReader(proc.stdout),
+      new StreamMessageWriter(proc.stdin),
+    );
+    conn.listen();
+    const folder = pathToFileURL(target.cwd).toString();
+    const init = await conn.sendRequest<{ serverInfo?: { name: string } }>("initialize", {
+      processId: process.pid,
+      rootUri: folder,
+      capabilities: {},
+      workspaceFolders: [{ uri: folder, name: path.basename(target.cwd) }],
+    });
+    expect(init.serverInfo?.name).toBe("tokmon");
+    await conn.sendNotification("initialized", {});
+    api = new TokmonApi(conn);
+  });
+
+  afterAll(async () => {
+    if (conn) {
+      try {
+        await conn.sendRequest("shutdown");
+        await conn.sendNotification("exit");
+      } catch {
+        // the process may be gone already
+      }
+    }
+    const code = await Promise.race([
+      exitCode,
+      new Promise<string>((r) => setTimeout(() => r("timeout"), 5000)),
+    ]);
+    if (code === "timeout") {
+      proc.kill();
+    }
+    conn?.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    expect(code, `server stderr:\n${stderr}`).toBe(0);
+  });
+
+  it("reports a protocol version the extension accepts", async () => {
+    const v = await api.version();
+    expect(versionProblem(v)).toBeNull();
+    expect(v.protocol).toBeGreaterThanOrEqual(1);
+  });
+
+  it("lists the corpus sessions and groups this workspace's project first", async () => {
+    const [result, summary] = await Promise.all([api.sessions(), api.summary()]);
+    // one row per session id that has usage in the corpus, each listed once
+    const ids = result.sessions.map((s) => s.sessionId);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(new Set(ids)).toEqual(corpusSessionIds(claudeDir));
+    expect(ids).toContain(target.sessionId);
+    for (const s of result.sessions) {
+      expect(Array.isArray(s.tags)).toBe(true);
+      expect(s.totalTokens).toBe(
+        s.inputTokens + s.outputTokens + s.cacheCreationTokens + s.cacheReadTokens,
+      );
+    }
+    // the server knows the workspace folder from `initialize`
+    expect(result.workspaceProject).toBe(target.cwd);
+    const groups = groupSessions(result.sessions, {
+      workspaceProject: result.workspaceProject,
+      workspaceFolders: [target.cwd],
+    });
+    expect(groups[0]?.projectPath).toBe(target.cwd);
+    expect(groups[0]?.isWorkspace).toBe(true);
+    expect(groups.filter((g) => g.isWorkspace).length).toBe(1);
+    // the tree holds every token of every session: its sum is the summary's all-time total
+    const treeTokens = groups.reduce((n, g) => n + g.totalTokens, 0);
+    expect(treeTokens).toBe(summary.totals.totalTokens);
+    const roots = childrenOf(undefined, { groups });
+    expect(roots.length).toBe(new Set(result.sessions.map((s) => s.projectPath)).size);
+  });
+
+  it("gives session detail for the tree's model and block children", async () => {
+    const detail = await api.session(target.sessionId.slice(0, 13));
+    expect(detail.sessionId).toBe(target.sessionId);
+    expect(detail.models.length).toBeGreaterThan(0);
+    expect(detail.models.reduce((n, m) => n + m.totalTokens, 0)).toBe(detail.totalTokens);
+    const row = { kind: "session", row: detail } as const satisfies TreeNode;
+    const [modelsNode, blocksNode] = childrenOf(row, { groups: [] });
+    const data = { groups: [], detail: () => detail };
+    const models = childrenOf(modelsNode, data);
+    expect(models.map((n) => n.kind)).toEqual(detail.models.map(() => "model"));
+    const blocks = childrenOf(blocksNode, data);
+    expect(blocks.length).toBe(detail.blocks.filter((b) => !b.isGap).length);
+    expect(blocks.length).toBeGreaterThan(0);
+    expect(viewOf(blocks[0] as TreeNode, Date.now()).label).toBeTruthy();
+  });
+
+  it("rejects an unknown session id with invalid params", async () => {
+    const err = await api.session("zzzz-not-a-session").then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ResponseError);
+    expect((err as ResponseError<unknown>).code).toBe(-32602);
+    expect((err as ResponseError<unknown>).message).toContain("zzzz-not-a-session");
+  });
+
+  it("sets a tag, name and description and sees them come back", async () => {
+    const changed = waitFor<MetadataChangedParams>(
+      conn,
+      Notifications.metadataChanged,
+      (p) => p.sessionId === target.sessionId && p.tags.includes("vscode-it"),
+      10_000,
+    );
+    const updated = await api.setSessionMetadata({
+      sessionId: target.sessionId,
+      addTags: ["VSCode-IT"],
+      name: "from the vscode test",
+      description: "set through vscode-jsonrpc",
+    });
+    expect(updated.sessionId).toBe(target.sessionId);
+    expect(updated.tags).toContain("vscode-it"); // tags are normalised to lower case
+    const note = await changed;
+    expect(note.name).toBe("from the vscode test");
+
+    const tagged = await api.sessions({ tag: "vscode-it" });
+    expect(tagged.sessions.map((s) => s.sessionId)).toEqual([target.sessionId]);
+    const row = tagged.sessions[0];
+    expect(row?.name).toBe("from the vscode test");
+    expect(row?.description).toBe("set through vscode-jsonrpc");
+    // the tree shows the user's name and the filter keeps only the tagged session
+    const all = await api.sessions();
+    const groups = groupSessions(all.sessions, { tag: "vscode-it" });
+    expect(groups.flatMap((g) => g.sessions.map((s) => s.sessionId))).toEqual([target.sessionId]);
+    const node = { kind: "session", row: row! } as const;
+    expect(viewOf(node, Date.now()).label).toBe("from the vscode test");
+
+    // the executeCommand alias removes nothing and adds another tag
+    const viaCommand = await conn.sendRequest<{ tags: string[] }>("workspace/executeCommand", {
+      command: "tokmon.tagSession",
+      arguments: [target.sessionId, "second"],
+    });
+    expect(viaCommand.tags).toEqual(["second", "vscode-it"]);
+  });
+
+  it("pushes tokmon/usageChanged with exactly the appended tokens after a transcript append", async () => {
+    const before: Summary = await api.summary();
+    const input = 1234;
+    const output = 4321;
+    const pushed = waitFor<UsageChangedParams>(
+      conn,
+      Notifications.usageChanged,
+      (p) => p.summary.totals.inputTokens === before.totals.inputTokens + input,
+      15_000,
+    );
+    const t0 = Date.now();
+    fs.appendFileSync(target.file, assistantLine(target.sessionId, target.cwd, input, output));
+    const note = await pushed;
+    const latency = Date.now() - t0;
+    console.log(`append -> ${Notifications.usageChanged}: ${latency} ms`);
+    expect(note.changedSessions).toEqual([target.sessionId]);
+    const t = note.summary.totals;
+    expect(t.outputTokens).toBe(before.totals.outputTokens + output);
+    expect(t.cacheReadTokens).toBe(before.totals.cacheReadTokens);
+    expect(t.cacheCreationTokens).toBe(before.totals.cacheCreationTokens);
+    expect(t.totalTokens).toBe(before.totals.totalTokens + input + output);
+    // the append is now: an active block exists and the status bar shows it
+    const block = note.summary.activeBlock;
+    expect(block).not.toBeNull();
+    expect(block!.totalTokens).toBeGreaterThanOrEqual(input + output);
+    const view = buildStatusView(
+      note.summary,
+      { format: "tokens", thresholds: DEFAULT_THRESHOLDS, tokenLimit: 0 },
+      Date.now(),
+    );
+    expect(view.text).toMatch(/left/);
+    // the pushed workspace session is the one we appended to (the server's default folder)
+    expect(note.summary.workspaceSession?.sessionId).toBe(target.sessionId);
+    // a request after the push agrees with it
+    const after = await conn.sendRequest<Summary>(Methods.summary, {});
+    expect(after.totals.inputTokens).toBe(before.totals.inputTokens + input);
+  });
+});
