@@ -15,6 +15,7 @@ import { type Discovery, discoverServer, nodeHost, type ServerCommand } from "./
 import {
   INSTALL_COMMAND,
   type MetadataChangedParams,
+  MIN_TOKMON_VERSION,
   Notifications,
   TokmonApi,
   UPGRADE_COMMAND,
@@ -24,6 +25,16 @@ import {
 import { pythonInterpreter } from "./python";
 
 export type ServerState = "starting" | "running" | "stopped";
+
+/**
+ * A LanguageClient that logs its errors but never pops up its own notifications: the manager
+ * shows one clear message per problem (with the install or upgrade command) instead.
+ */
+class QuietLanguageClient extends LanguageClient {
+  override error(message: string, data?: unknown, _showNotification?: boolean | "force"): void {
+    super.error(message, data, false);
+  }
+}
 
 /** How often the server may die before we stop restarting it (within RESTART_WINDOW_MS). */
 const MAX_CRASHES = 3;
@@ -125,12 +136,20 @@ export class ServerManager implements vscode.Disposable {
       await client.dispose().catch(() => undefined);
       this.setState("stopped");
       const missing = /ENOENT|not found/i.test(String(err));
-      this.notifyMissing(
-        missing ? "missing" : "failed",
-        missing
-          ? `tokmon could not be started (${found.server.command}). Install it with: ${INSTALL_COMMAND}`
-          : `The tokmon server failed to start: ${String(err)}`,
-      );
+      if (missing) {
+        this.notifyMissing(
+          "missing",
+          `tokmon could not be started (${found.server.command}). Install it with: ${INSTALL_COMMAND}`,
+        );
+      } else {
+        // The process started but did not speak LSP: most often a tokmon without `serve`.
+        this.notifyOnce(
+          "failed",
+          `The tokmon server did not start (${found.server.command} ${found.server.args.join(" ")}). ` +
+            `If tokmon is older than ${MIN_TOKMON_VERSION}, upgrade it with: ${UPGRADE_COMMAND}. See the tokmon log for details.`,
+          UPGRADE_COMMAND,
+        );
+      }
       return;
     }
     const api = new TokmonApi(client);
@@ -178,7 +197,7 @@ export class ServerManager implements vscode.Disposable {
         return false;
       },
     };
-    const client = new LanguageClient("tokmon", "tokmon", serverOptions, clientOptions);
+    const client = new QuietLanguageClient("tokmon", "tokmon", serverOptions, clientOptions);
     client.onNotification(Notifications.usageChanged, (params: UsageChangedParams) => {
       this.usageEmitter.fire(params);
     });

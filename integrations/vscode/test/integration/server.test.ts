@@ -20,6 +20,7 @@ import {
   StreamMessageWriter,
 } from "vscode-jsonrpc/node";
 
+import { discoverServer, nodeHost } from "../../src/discovery";
 import {
   type MetadataChangedParams,
   Methods,
@@ -195,7 +196,17 @@ describe("tokmon serve driven through the extension's protocol module", () => {
       TZ: "UTC",
       PYTHONUNBUFFERED: "1",
     });
-    proc = spawn(PYTHON, ["-m", "tokmon", "serve", "--stdio"], {
+    // Start the server the way the extension does: no tokmon on PATH, so discovery falls back
+    // to the (Python extension's) interpreter with `-m tokmon serve`.
+    const emptyBin = path.join(tmp, "empty-bin");
+    fs.mkdirSync(emptyBin);
+    const found = await discoverServer(undefined, PYTHON, { ...nodeHost(), env: { PATH: emptyBin } });
+    if (!found.ok) {
+      throw new Error(found.message);
+    }
+    expect(found.server.source).toBe("python");
+    expect(found.server.args).toEqual(["-m", "tokmon", "serve"]);
+    proc = spawn(found.server.command, found.server.args, {
       cwd: tmp,
       env,
       stdio: ["pipe", "pipe", "pipe"],
