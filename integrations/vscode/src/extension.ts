@@ -7,7 +7,7 @@ import type { SessionRow } from "./protocol";
 import { ServerManager } from "./server";
 import { SessionsProvider } from "./sessionsView";
 import { StatusBar } from "./statusBar";
-import { collectTags, parseTags, sessionLabel, type TreeNode } from "./treeModel";
+import { collectTags, parseTags, sessionLabel, TREE_QUERY, type TreeNode } from "./treeModel";
 
 let activeServer: ServerManager | undefined;
 
@@ -75,7 +75,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showWarningMessage("The tokmon server is not running.");
       return undefined;
     }
-    const { sessions: rows } = await api.sessions({ sort: "lastActivity", order: "desc", workspaceFolder: workspaceFolder() });
+    const { sessions: rows } = await api.sessions({ ...TREE_QUERY });
     const now = Date.now();
     const picked = await vscode.window.showQuickPick(
       rows.map((row) => ({

@@ -4,7 +4,14 @@ import * as vscode from "vscode";
 
 import type { MetadataChangedParams, SessionDetail, SessionRow } from "./protocol";
 import type { ServerManager } from "./server";
-import { childrenOf, groupSessions, type ProjectGroup, type TreeNode, viewOf } from "./treeModel";
+import {
+  childrenOf,
+  groupSessions,
+  type ProjectGroup,
+  TREE_QUERY,
+  type TreeNode,
+  viewOf,
+} from "./treeModel";
 
 export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
   private readonly changeEmitter = new vscode.EventEmitter<TreeNode | undefined | void>();
@@ -87,11 +94,7 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
       return;
     }
     try {
-      const result = await api.sessions({
-        sort: "lastActivity",
-        order: "desc",
-        workspaceFolder: this.workspaceFolders()[0],
-      });
+      const result = await api.sessions({ ...TREE_QUERY });
       this.sessions = result.sessions;
       this.workspaceProject = result.workspaceProject;
       this.lastError = undefined;

@@ -12,7 +12,17 @@ import {
   shortModel,
   truncate,
 } from "./format";
-import type { Block, ModelBreakdown, SessionDetail, SessionRow } from "./protocol";
+import type { Block, ModelBreakdown, SessionDetail, SessionRow, SessionsParams } from "./protocol";
+
+/** How much of a session's description its tree row shows (the tooltip has all of it). */
+const DESCRIPTION_CHARS = 48;
+
+/**
+ * The `tokmon/sessions` query behind the tree: every project, newest first. No
+ * `workspaceFolder` here: that param filters to the workspace's sessions, while the tree shows
+ * all projects (the server still answers `workspaceProject` from its default folder).
+ */
+export const TREE_QUERY: Readonly<SessionsParams> = { sort: "lastActivity", order: "desc" };
 
 export interface ProjectGroup {
   projectPath: string;
@@ -258,10 +268,11 @@ export function viewOf(node: TreeNode, nowMs: number): NodeView {
     case "session": {
       const r = node.row;
       const tags = r.tags.length ? ` · ${r.tags.map((t) => `#${t}`).join(" ")}` : "";
+      const about = r.description ? ` · ${truncate(r.description, DESCRIPTION_CHARS)}` : "";
       return {
         id: `session:${r.sessionId}`,
         label: sessionLabel(r),
-        description: `${formatTokens(r.totalTokens)} · ${formatCost(r.totalCost)} · ${formatRelative(r.lastActivity, nowMs)}${tags}`,
+        description: `${formatTokens(r.totalTokens)} · ${formatCost(r.totalCost)} · ${formatRelative(r.lastActivity, nowMs)}${tags}${about}`,
         tooltip: sessionTooltip(r, nowMs),
         icon: r.isActive ? "pulse" : r.description ? "note" : "comment-discussion",
         contextValue: "tokmon.session",

@@ -32,7 +32,13 @@ import {
 } from "../../src/protocol";
 import { buildStatusView } from "../../src/statusModel";
 import { DEFAULT_THRESHOLDS } from "../../src/thresholds";
-import { childrenOf, groupSessions, type TreeNode, viewOf } from "../../src/treeModel";
+import {
+  childrenOf,
+  groupSessions,
+  TREE_QUERY,
+  type TreeNode,
+  viewOf,
+} from "../../src/treeModel";
 
 const REPO = path.resolve(__dirname, "..", "..", "..", "..");
 const CORPUS = process.env.TOKMON_TEST_CORPUS
@@ -263,7 +269,7 @@ describe("tokmon serve driven through the extension's protocol module", () => {
   });
 
   it("lists the corpus sessions and groups this workspace's project first", async () => {
-    const [result, summary] = await Promise.all([api.sessions(), api.summary()]);
+    const [result, summary] = await Promise.all([api.sessions({ ...TREE_QUERY }), api.summary()]);
     // one row per session id that has usage in the corpus, each listed once
     const ids = result.sessions.map((s) => s.sessionId);
     expect(new Set(ids).size).toBe(ids.length);
@@ -289,6 +295,10 @@ describe("tokmon serve driven through the extension's protocol module", () => {
     expect(treeTokens).toBe(summary.totals.totalTokens);
     const roots = childrenOf(undefined, { groups });
     expect(roots.length).toBe(new Set(result.sessions.map((s) => s.projectPath)).size);
+    expect(roots.length).toBeGreaterThan(1); // every project, not only the workspace's
+    // newest first, as the tree query asks
+    const times = result.sessions.map((s) => Date.parse(s.lastActivity));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
   });
 
   it("gives session detail for the tree's model and block children", async () => {

@@ -69,13 +69,17 @@ describe("nodes", () => {
     expect(sessionLabel(row({ sessionId: "0123456789abcdef" }))).toBe("01234567");
   });
 
-  it("describes a session with tokens, cost, last activity and tags", () => {
+  it("describes a session with tokens, cost, last activity, tags and description", () => {
     const v = viewOf({ kind: "session", row: row({ name: "Parser", tags: ["infra", "q1"], totalTokens: 1_500_000, totalCost: 3.456, lastActivity: "2026-01-16T12:00:00.000Z", description: "Rewrite the parser" }) }, NOW);
     expect(v.label).toBe("Parser");
-    expect(v.description).toBe("1.5M · $3.46 · 30 min ago · #infra #q1");
+    expect(v.description).toBe("1.5M · $3.46 · 30 min ago · #infra #q1 · Rewrite the parser");
     expect(v.contextValue).toBe("tokmon.session");
     expect(v.tooltip).toContain("Rewrite the parser");
     expect(v.tooltip).toContain("1,500,000 tokens");
+    const long = viewOf({ kind: "session", row: row({ description: `${"word ".repeat(30)}\nsecond line` }) }, NOW);
+    const shown = long.description?.split(" · ").pop() ?? "";
+    expect(shown).toBe(`${"word ".repeat(9)}wo…`); // 48 characters, one line
+    expect(long.tooltip).toContain("second line");
   });
 
   it("gives sessions Models and Blocks children filled from the detail", () => {
