@@ -29,7 +29,13 @@ squote() { # single-quote for sh, then double every '#' for the tmux format pars
 tokmon_cmd=$(option @tokmon_command)
 if [ -z "$tokmon_cmd" ]; then
   if command -v tokmon >/dev/null 2>&1; then
-    tokmon_cmd=$(squote "$(command -v tokmon)")
+    # `<python> -S .../tokmon/line/fast.py` answers ~4x faster than the `tokmon` script
+    fast=$("$(command -v tokmon)" line --fast-command 2>/dev/null)
+    if [ -n "$fast" ]; then
+      tokmon_cmd=${fast//\#/##}
+    else
+      tokmon_cmd=$(squote "$(command -v tokmon)")
+    fi
   else
     tokmon_cmd="python3 -m tokmon"
   fi

@@ -76,6 +76,7 @@ class Options:
         self.styles: dict[str, str] = {}
         self.max_width: int | None = None
         self.help = False
+        self.fast_command = False
 
 
 _VALUED = {
@@ -86,7 +87,7 @@ _VALUED = {
 _FLAGS = {
     "--claude": "claude", "--explain": "explain", "--timings": "timings", "-v": "verbose",
     "--verbose": "verbose", "--sync": "sync", "--no-refresh": "no_refresh", "-h": "help",
-    "--help": "help",
+    "--help": "help", "--fast-command": "fast_command",
 }  # fmt: skip
 
 
@@ -168,6 +169,19 @@ def _write_atomic(path: str, text: str) -> None:
     atomic_write(Path(path), text.encode("utf-8"), fsync=False)
 
 
+def fast_command() -> list[str]:
+    """argv prefix that runs ``tokmon line`` fastest here: ``<python> -S .../fast.py``
+    (append ``line`` and the usual options)."""
+    fast = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fast.py")
+    return [sys.executable, "-S", fast]
+
+
+def _shell_quote(word: str) -> str:
+    if word and all(c.isalnum() or c in "-_./:=+@%," for c in word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
 def run_line(
     argv: list[str],
     *,
@@ -187,6 +201,9 @@ def run_line(
         return 2
     if opts.help:
         stdout.write(USAGE)
+        return 0
+    if opts.fast_command:
+        stdout.write(" ".join(_shell_quote(w) for w in fast_command()) + "\n")
         return 0
     fmt = opts.format or "plain"
     try:
