@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tokmon.blocks import burn_level  # noqa: F401 - also part of this module's API
+
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_MINUTES = 360  # the sparkline covers the last 6 hours, one bucket per minute
 BURN_COLOURS = {"low": "green", "medium": "yellow", "high": "red"}
@@ -387,15 +389,6 @@ def block_view(summary: Mapping[str, Any], now: float) -> BlockView | None:
     )
 
 
-def burn_level(tokens_per_minute: float | None) -> str:
-    """ccusage thresholds on input+output tokens/min: > 1000 high, > 500 medium."""
-    if tokens_per_minute is None:
-        return "low"
-    if tokens_per_minute > 1000:
-        return "high"
-    if tokens_per_minute > 500:
-        return "medium"
-    return "low"
 
 
 def period_view(label: str, period: Any) -> PeriodView:
