@@ -121,6 +121,13 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _save(path: Path, data: dict[str, Any]) -> Path | None:
     """Back up the current file (if any) and replace it atomically; returns the backup path."""
+    try:
+        return _save_unchecked(path, data)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}", code=1) from exc
+
+
+def _save_unchecked(path: Path, data: dict[str, Any]) -> Path | None:
     from tokmon.fsutil import atomic_write
 
     backup = None
