@@ -101,7 +101,11 @@ class Context:
         progress = None
         bar = None
         if _isatty(self.stderr) and not self.env.get("CI"):
-            bar = _ProgressBar(self.stderr)
+            try:
+                after = float(self.env.get("TOKMON_PROGRESS_AFTER", "0.5"))
+            except ValueError:
+                after = 0.5
+            bar = _ProgressBar(self.stderr, after)
             progress = bar.update
         try:
             changes = self._engine.refresh(progress)
@@ -141,16 +145,17 @@ def _isatty(stream: IO[str]) -> bool:
 class _ProgressBar:
     """A minimal stderr progress bar for long first scans (shown after 0.5 s, TTY only)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], after: float = 0.5) -> None:
         import time
 
+        self.after = after
         self.stream = stream
         self.start = time.monotonic()
         self.shown = False
         self._time = time.monotonic
 
     def update(self, done: int, total: int) -> None:
-        if total <= 0 or self._time() - self.start < 0.5:
+        if total <= 0 or self._time() - self.start < self.after:
             return
         width = 30
         frac = min(1.0, done / total)
