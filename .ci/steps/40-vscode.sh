@@ -30,3 +30,5 @@ rm -f tokmon.vsix
 npx --no-install vsce package --no-dependencies -o tokmon.vsix </dev/null
 echo "-- .vsix contents"
 npx --no-install vitest run --project vsix </dev/null
+echo "-- the packaged bundle activated against the real server (stand-in vscode module)"
+npx --no-install vitest run --project bundle </dev/null

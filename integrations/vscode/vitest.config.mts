@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-// Three projects: fast unit tests of the vscode-free logic, the real-server integration test,
-// and the .vsix content check (run after `vsce package`).
+// Four projects: fast unit tests of the vscode-free logic, the real-server integration test,
+// and, after `vsce package`, the .vsix content check and the bundle activation test.
 export default defineConfig({
   test: {
     projects: [
@@ -24,6 +24,15 @@ export default defineConfig({
         test: {
           name: "vsix",
           include: ["test/vsix/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "bundle",
+          include: ["test/bundle/**/*.test.ts"],
+          env: { TZ: "UTC" },
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
         },
       },
     ],

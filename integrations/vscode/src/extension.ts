@@ -146,7 +146,7 @@ export function activate(context: vscode.ExtensionContext): void {
       }
     }),
     vscode.commands.registerCommand("tokmon.clearFilter", () => sessions.setTag(null)),
-    vscode.commands.registerCommand("tokmon.renameSession", async (node?: TreeNode) => {
+    vscode.commands.registerCommand("tokmon.session.rename", async (node?: TreeNode) => {
       const row = await pickSession(node);
       if (!row) {
         return;
@@ -160,7 +160,7 @@ export function activate(context: vscode.ExtensionContext): void {
         await setMetadata(row, { name: name.trim() ? name.trim() : null });
       }
     }),
-    vscode.commands.registerCommand("tokmon.tagSession", async (node?: TreeNode) => {
+    vscode.commands.registerCommand("tokmon.session.tag", async (node?: TreeNode) => {
       const row = await pickSession(node);
       if (!row) {
         return;
@@ -174,7 +174,7 @@ export function activate(context: vscode.ExtensionContext): void {
         await setMetadata(row, { tags: parseTags(input) });
       }
     }),
-    vscode.commands.registerCommand("tokmon.describeSession", async (node?: TreeNode) => {
+    vscode.commands.registerCommand("tokmon.session.describe", async (node?: TreeNode) => {
       const row = await pickSession(node);
       if (!row) {
         return;
@@ -188,7 +188,7 @@ export function activate(context: vscode.ExtensionContext): void {
         await setMetadata(row, { description: text.trim() ? text.trim() : null });
       }
     }),
-    vscode.commands.registerCommand("tokmon.copySessionId", async (node?: TreeNode) => {
+    vscode.commands.registerCommand("tokmon.session.copyId", async (node?: TreeNode) => {
       const row = await pickSession(node);
       if (row) {
         await vscode.env.clipboard.writeText(row.sessionId);

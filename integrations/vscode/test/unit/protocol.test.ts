@@ -1,6 +1,16 @@
 import { describe, expect, it } from "vitest";
 
-import { compareVersions, Methods, Notifications, TokmonApi, versionProblem } from "../../src/protocol";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+import {
+  compareVersions,
+  Methods,
+  Notifications,
+  ServerCommands,
+  TokmonApi,
+  versionProblem,
+} from "../../src/protocol";
 
 describe("versions", () => {
   it("compares numerically", () => {
@@ -40,5 +50,18 @@ describe("TokmonApi", () => {
     ]);
     expect(Methods.summary).toBe("tokmon/summary");
     expect(Notifications.usageChanged).toBe("tokmon/usageChanged");
+  });
+});
+
+describe("command ids", () => {
+  it("never reuse a server command id (the language client registers those itself)", () => {
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8"),
+    ) as { contributes: { commands: { command: string }[] } };
+    const ours = manifest.contributes.commands.map((c) => c.command);
+    expect(ours).toContain("tokmon.session.tag");
+    for (const id of Object.values(ServerCommands)) {
+      expect(ours).not.toContain(id);
+    }
   });
 });
