@@ -89,3 +89,13 @@ def test_unknown_model_warns_once_through_the_engine(tmp_path: Path) -> None:
     write_lines(f, [assistant_line(t, msg_id="c", req_id="d", model="claude-zeta-9")])
     assert not [x for x in e.refresh().warnings if "claude-zeta-9" in x]
     assert e.records[0].cost == 0.0
+
+
+def test_cost_modes(table: PriceTable) -> None:
+    legacy = UsageRecord(0.0, "s", "/p", "claude-opus-4-5", 1_000_000, 0, 0, 0, 0, "k", 0.0, 1.25)
+    plain = rec("claude-opus-4-5", i=1_000_000)
+    assert table.cost_in_mode(legacy, "calculate") == pytest.approx(5.0)
+    assert table.cost_in_mode(legacy, "display") == 1.25
+    assert table.cost_in_mode(plain, "display") == 0.0
+    assert table.cost_in_mode(legacy, "auto") == 1.25
+    assert table.cost_in_mode(plain, "auto") == pytest.approx(5.0)

@@ -42,12 +42,6 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
     return uniq
 
 
-def iter_transcripts(root: Path) -> Iterator[Path]:
-    """Every ``*.jsonl`` file under ``root`` (both subagent layouts); skips dirs named .jsonl."""
-    for path, _ in iter_transcript_stats(root):
-        yield Path(path)
-
-
 def iter_transcript_stats(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """``(path, stat)`` of every transcript under ``root``; unreadable entries are skipped."""
     stack = [os.fspath(root)]

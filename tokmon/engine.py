@@ -229,12 +229,7 @@ class Engine:
         return f"{self.prices.signature}|{self.config.get('cost_mode')}"
 
     def _cost(self, r: UsageRecord) -> float:
-        mode = self.config.get("cost_mode")
-        if mode == "display":
-            return r.display_cost or 0.0
-        if mode == "auto" and r.display_cost is not None:
-            return r.display_cost
-        return self.prices.cost(r)
+        return self.prices.cost_in_mode(r, str(self.config.get("cost_mode")))
 
     def _reprice(self) -> bool:
         if self._pending and self.ledger.price_signature == self._price_key():
@@ -574,12 +569,7 @@ class Engine:
             blocks = [b for b in blocks if b["isActive"]]
         elif opts.get("recent"):
             cutoff = now - 3 * 86400
-            from tokmon.parser import parse_timestamp
-
-            blocks = [
-                b for b in blocks
-                if b["isActive"] or (parse_timestamp(b["endTime"]) or 0) >= cutoff
-            ]
+            blocks = [b for b in blocks if b["isActive"] or _ts(b["endTime"]) >= cutoff]
         if limit:
             for b in blocks:
                 if b["isActive"]:

@@ -119,6 +119,15 @@ class PriceTable:
             + r.cache_read_tokens * p.cache_read
         )
 
+    def cost_in_mode(self, r: UsageRecord, mode: str) -> float:
+        """Cost under a cost mode: ``calculate`` (prices), ``display`` (the legacy
+        ``costUSD`` field, else 0) or ``auto`` (``costUSD`` where present, else prices)."""
+        if mode == "display":
+            return r.display_cost or 0.0
+        if mode == "auto" and r.display_cost is not None:
+            return r.display_cost
+        return self.cost(r)
+
     def context_window(self, model: str) -> int | None:
         p = self.lookup(model)
         return p.context if p else None

@@ -70,9 +70,6 @@ class UsageRecord(tuple):  # type: ignore[type-arg]
     def total_tokens(self) -> int:
         return self[4] + self[5] + self[6] + self[8]  # type: ignore[no-any-return]
 
-    def as_tuple(self) -> list[Any]:
-        return list(self)
-
     def __repr__(self) -> str:
         return (
             f"UsageRecord({self.key!r}, ts={self.ts}, session={self.session_id!r}, "

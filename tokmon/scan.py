@@ -48,15 +48,7 @@ def make_pricer(override: str | None, mode: str) -> Pricer:
         from tokmon.pricing import PriceTable
 
         table = PriceTable.load(Path(override) if override else None)
-
-        def price(r: UsageRecord) -> float:
-            if mode == "display":
-                return r[11] or 0.0
-            if mode == "auto" and r[11] is not None:
-                return r[11]  # type: ignore[no-any-return]
-            return table.cost(r)
-
-        _PRICERS[key] = price
+        _PRICERS[key] = lambda r: table.cost_in_mode(r, mode)
     return _PRICERS[key]
 
 
