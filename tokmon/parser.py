@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from tokmon.textsafe import safe_text
+
 _ASSISTANT = b'"type":"assistant"'
 _TITLE = b'-title"'
 TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
@@ -109,8 +111,13 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     if field:
         sid, title = obj.get("sessionId"), obj.get(field)
         if isinstance(sid, str) and isinstance(title, str) and title.strip():
-            return (sid, kind, title.strip()[:200])
+            return (sid, kind, safe_text(title).strip()[:200])  # no terminal escapes
     return None
+
+
+def _shown(v: object) -> object:
+    """Text that surfaces display, without control characters (:mod:`tokmon.textsafe`)."""
+    return safe_text(v) if type(v) is str and not v.isprintable() else v
 
 
 def _n(v: object) -> int:
@@ -141,9 +148,9 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
     else:
         # Not deduplicated across lines; stable per file position so re-reads replace.
         key = f"@{source}:{offset}"
-    sid = obj.get("sessionId")
-    cwd = obj.get("cwd")
-    model = msg.get("model")
+    sid = _shown(obj.get("sessionId"))
+    cwd = _shown(obj.get("cwd"))
+    model = _shown(msg.get("model"))
     legacy = obj.get("costUSD")
     return [
         ts,
