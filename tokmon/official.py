@@ -26,6 +26,8 @@ import os
 import time
 from typing import Any
 
+from tokmon.textsafe import safe_or_none
+
 VERSION = 1
 MAX_SESSIONS = 50
 MAX_AGE_SECONDS = 8 * 86400.0
@@ -47,10 +49,8 @@ def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float 
 
 
 def _text(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    value = " ".join(value.split())[:_MAX_TEXT]
-    return value or None
+    """Payload text without terminal controls (:mod:`tokmon.textsafe`), bounded."""
+    return safe_or_none(value, _MAX_TEXT)
 
 
 def _obj(value: Any) -> dict[str, Any]:

@@ -318,6 +318,13 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         width = int(columns) if columns.isdigit() else None
     if segs and width:
         segs = formats.fit(segs, width)
+    if opts.explain:
+        from tokmon.line import claude
+
+        failed = claude.last_record_error(dirs)
+        if failed is not None:
+            notes.append(f"official figures: the last `line --claude` could not record them "
+                         f"({formats.fmt_age(now - failed[0])} ago): {failed[1]}")  # fmt: skip
     if fmt == "json":
         import json
 
