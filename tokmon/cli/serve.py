@@ -95,9 +95,8 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         from tokmon.server.jsonl import serve_jsonl
 
         return serve_jsonl(service, stdin=proto_in, stdout=proto_out, **opts)
-    from tokmon.server.lsp import build_server
-
     from tokmon.server.framing import serve_stdio
+    from tokmon.server.lsp import build_server
 
     server = build_server(service, **opts)
     if tcp is not None:

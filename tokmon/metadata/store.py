@@ -29,10 +29,10 @@ from tokmon.metadata.schema import (
     clean_title,
     empty_record,
     migrate,
-    sanitise,
     name_key,
     normalise_tags,
     now_iso,
+    sanitise,
     schema_version,
     validate,
 )
