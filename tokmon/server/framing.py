@@ -98,6 +98,7 @@ async def run_framed(
     length: int | None = None
     in_headers = False
     skipped = 0
+    resyncing = False  # a problem was logged: stay quiet until the next good message
     while not stop_event.is_set():
         line = await reader.readline()
         if not line:
@@ -107,59 +108,68 @@ async def run_framed(
                 continue
             in_headers = False
             if length is None:
-                log.warning("LSP message without a valid Content-Length: skipped")
+                if not resyncing:
+                    log.warning("LSP message without a valid Content-Length: skipped")
+                resyncing = True
                 continue
             body = await reader.readexactly(length)
             n, length = length, None
             if len(body) < n:
                 return "eof"
-            if not _dispatch(body, protocol, first_message):
+            status = _dispatch(body, protocol, first_message)
+            if status == "refused":
                 return "refused"
+            resyncing = status == "bad"
             first_message = None
             continue
         pos = line.lower().find(_HEADER)
         if pos >= 0:
             if pos > 0:
                 skipped += pos
-            if skipped:
+            if skipped and not resyncing:
                 log.warning("skipped %d bytes of input that is not an LSP message", skipped)
-                skipped = 0
+            skipped = 0
             value = line[pos + len(_HEADER) :].strip()
             in_headers = True
             length = int(value) if value.isdigit() and len(value) < 12 else None
             if length is not None and not 0 < length <= MAX_BODY:
                 length = None
             if length is None:
+                resyncing = True
                 log.warning("bad LSP Content-Length %r (1 to %d allowed): skipping to the next "
                             "message", value[:24].decode("ascii", "replace"), MAX_BODY)  # fmt: skip
             continue
         if in_headers and _HEADER_LINE.match(line):
             continue  # Content-Type and other headers
         skipped += len(line)
+        if skipped > MAX_BODY and not resyncing:
+            log.warning("skipped %d bytes of input that is not an LSP message", skipped)
+            skipped, resyncing = 0, True
         in_headers, length = False, None
     return "stopped"
 
 
-def _dispatch(body: bytes, protocol: Any, first_message: Callable[[Any], bool] | None) -> bool:
-    """Parse and handle one body; False when ``first_message`` refused it."""
+def _dispatch(body: bytes, protocol: Any, first_message: Callable[[Any], bool] | None) -> str:
+    """Parse and handle one body: ``"ok"``, ``"bad"`` (logged) or ``"refused"`` (by
+    ``first_message``)."""
     try:
         if first_message is not None:
             raw = json.loads(body)
             if not isinstance(raw, dict) or not first_message(raw):
-                return False
+                return "refused"
         message = json.loads(body, object_hook=protocol.structure_message)
     except Exception as exc:  # not JSON, absurd nesting, params pygls cannot structure
         log.warning("malformed LSP message (%d bytes, %s): ignored", len(body), _short(exc))
-        return True
+        return "bad"
     if isinstance(message, (dict, list, str, int, float, bool)) or message is None:
         log.warning("LSP message is not a JSON-RPC object (%s): ignored", type(message).__name__)
-        return True
+        return "bad"
     try:
         protocol.handle_message(message)
     except Exception as exc:
         log.warning("cannot handle an LSP message: %s", _short(exc))
         log.debug("details", exc_info=True)
-    return True
+    return "ok"
 
 
 # --------------------------------------------------------------------------- transports
@@ -246,8 +256,10 @@ def serve_tcp(
 
         loop_task = asyncio.ensure_future(run_framed(stop, reader, server.protocol,
                                                      first_message=check))  # fmt: skip
-        done, _ = await asyncio.wait({loop_task, asyncio.ensure_future(authed.wait())},
-                                     timeout=AUTH_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        waiter = asyncio.ensure_future(authed.wait())
+        done, _ = await asyncio.wait({loop_task, waiter}, timeout=AUTH_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        waiter.cancel()
         if not authed.is_set():
             loop_task.cancel()
             if loop_task not in done:
