@@ -9,7 +9,6 @@ import os
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ def closed_without_reply(sock: socket.socket, timeout: float = 30.0) -> bool:
         data = sock.recv(65536)
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
     return data == b""
 
