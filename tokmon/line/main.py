@@ -303,6 +303,10 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
     cwd = opts.cwd
     if cwd is None and opts.session is None:
         cwd = env.get("PWD") or _getcwd()
+    if cwd and not cwd.isprintable():  # recorded paths are cleaned the same way (textsafe)
+        from tokmon.textsafe import safe_text
+
+        cwd = safe_text(cwd)
     segs = None
     if snap is not None or claude_info is not None:
         session_id = opts.session or (claude_info or {}).get("sessionId")
