@@ -76,8 +76,10 @@ def test_v1_backup_with_huge_epoch_is_migrated_not_a_crash(
 ) -> None:
     env, meta = named
     v1 = tmp_path / "v1.json"
-    v1.write_text('{"_default": {"1": {"session_id": "%s", "name": "old", "tags": "a,b", '
-                  '"created": 1e308}}}' % SID2)  # fmt: skip
+    raw = (
+        '{"_default": {"1": {"session_id": "SID", "name": "old", "tags": "a,b", "created": 1e308}}}'
+    )
+    v1.write_text(raw.replace("SID", SID2))
     r = _restore(env, v1)
     assert r.returncode == 0, r.stderr
     r = run([*tokmon_argv(), "--json", "session", "list"], env, tmp_path)
