@@ -32,6 +32,8 @@ VERSION = 1
 MAX_SESSIONS = 50
 MAX_AGE_SECONDS = 8 * 86400.0
 _MAX_TEXT = 200
+#: a session cost above this is garbage (shown clamped, never as a 300-digit figure)
+MAX_COST_USD = 1e7
 
 
 def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float | None:
@@ -128,7 +130,7 @@ def extract(
         "model": _text(_obj(payload.get("model")).get("display_name"))
         or _text(_obj(payload.get("model")).get("id")),
         "cwd": _text(workspace.get("current_dir")) or _text(payload.get("cwd")),
-        "costUSD": _num(_obj(payload.get("cost")).get("total_cost_usd"), 0.0),
+        "costUSD": _num(_obj(payload.get("cost")).get("total_cost_usd"), 0.0, MAX_COST_USD),
         "fiveHour": _window(rate.get("five_hour"), now),
         "sevenDay": _window(rate.get("seven_day"), now),
         "contextWindow": ctx,

@@ -175,3 +175,16 @@ def test_line_claude_with_stdin_closed_or_absurd_prints_the_line(tmp_path: Path)
     deep = run([*tokmon_argv(), "line", "--claude"], env, tmp_path, stdin="[" * 5000)
     for res in (closed, deep):
         assert res.returncode == 0 and "today" in res.stdout and "…" not in res.stdout.split()[:2]
+
+
+def test_line_claude_absurd_figures_are_clamped(tmp_path: Path) -> None:
+    import re
+
+    env = hs_env(tmp_path)
+    payload = json.dumps({"session_id": "abs-1", "session_name": "absurd",
+                          "cost": {"total_cost_usd": 1e308},
+                          "rate_limits": {"five_hour": {"used_percentage": 1e308}}})  # fmt: skip
+    r = run([*tokmon_argv(), "line", "--claude"], env, tmp_path, stdin=payload)
+    assert r.returncode == 0 and "absurd" in r.stdout, r.stderr
+    longest = max((len(m) for m in re.findall(r"[0-9][0-9,]*", r.stdout)), default=0)
+    assert longest <= 12, r.stdout

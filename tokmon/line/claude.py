@@ -194,7 +194,8 @@ def process(
     _note_record_error(env, error)
     if rec is None:  # not recorded: still show what the payload says
         rec = official.extract(payload, require_session=False) or {}
-    cost = _obj(payload.get("cost")).get("total_cost_usd")
+    raw_cost = _obj(payload.get("cost")).get("total_cost_usd")
+    cost = official._num(raw_cost, 0.0, official.MAX_COST_USD)  # 1e308 is not a cost
     name = rec.get("sessionName") or rec.get("model")
     session = None
     if isinstance(cost, (int, float)) and not isinstance(cost, bool):
