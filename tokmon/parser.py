@@ -11,8 +11,6 @@ from typing import Any
 
 import orjson
 
-from tokmon.textsafe import safe_text
-
 _ASSISTANT = b'"type":"assistant"'
 _TITLE = b'-title"'
 TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
@@ -111,13 +109,17 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     if field:
         sid, title = obj.get("sessionId"), obj.get(field)
         if isinstance(sid, str) and isinstance(title, str) and title.strip():
-            return (sid, kind, safe_text(title).strip()[:200])  # no terminal escapes
+            return (sid, kind, str(_shown(title)).strip()[:200])  # no terminal escapes
     return None
 
 
 def _shown(v: object) -> object:
     """Text that surfaces display, without control characters (:mod:`tokmon.textsafe`)."""
-    return safe_text(v) if type(v) is str and not v.isprintable() else v
+    if type(v) is str and not v.isprintable():
+        from tokmon.textsafe import safe_text  # rare: clean text skips the import
+
+        return safe_text(v)
+    return v
 
 
 def _n(v: object) -> int:
