@@ -101,7 +101,7 @@ class LimitsMonitor:
         notes: list[tuple[str, Any]] = []
         figures = _figures(ev.status)
         self.status = {**ev.status, "budgets": ev.budgets}
-        if figures != self._last_figures:
+        if figures != self._last_figures or self._last_alert < 0:  # first poll: initial status
             self._last_figures = figures
             notes.append(("tokmon/limitsChanged", self.status))
         if self._last_alert < 0:  # first run: only alerts from now on
