@@ -11,14 +11,15 @@ from tokmon.cli.render import dump_json, fmt_cost, fmt_int
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("budgets", parents=[parent], help="use of the configured [[budgets]]")
+    p.add_argument("--at", metavar="TIME", help="use as of this ISO time (past periods)")
     p.set_defaults(handler=handle)
 
 
-def rows(ctx: Context) -> list[dict[str, Any]]:
+def rows(ctx: Context, now: float | None = None) -> list[dict[str, Any]]:
     from tokmon import budgets
 
     try:
-        return budgets.for_context(ctx)
+        return budgets.for_context(ctx, now)
     except budgets.BudgetError as exc:
         raise CLIError(str(exc)) from exc
 
@@ -34,7 +35,9 @@ def lines(use: list[dict[str, Any]]) -> list[str]:
 
 
 def handle(args: argparse.Namespace, ctx: Context) -> int:
-    use = rows(ctx)
+    from tokmon.cli.limits import parse_at
+
+    use = rows(ctx, parse_at(getattr(args, "at", None)))
     if ctx.json_output:
         ctx.stdout.write(dump_json({"budgets": use}))
         return 0

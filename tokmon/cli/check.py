@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--no-budgets", action="store_true", help="check official limits only "
                    "(no transcript scan)")  # fmt: skip
     p.add_argument("--no-alerts", action="store_true", help="do not fire configured alerts")
+    p.add_argument("--at", metavar="TIME", help="judge as of this ISO time (past periods)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing, only exit")
     p.set_defaults(handler=handle)
 
@@ -87,9 +88,10 @@ def assess(st: dict[str, Any], budgets: list[dict[str, Any]], warn: float) -> li
 
 
 def handle(args: argparse.Namespace, ctx: Context) -> int:
-    from tokmon.cli.limits import evaluate
+    from tokmon.cli.limits import evaluate, parse_at
 
-    ev = evaluate(ctx, fire=not args.no_alerts, local=not args.no_budgets)
+    at = parse_at(args.at)
+    ev = evaluate(ctx, fire=not args.no_alerts and at is None, local=not args.no_budgets, now=at)
     findings = assess(ev.status, ev.budgets, args.warn)
     code = max((f["code"] for f in findings), default=OK)
     if ctx.json_output:

@@ -25,13 +25,28 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(handler=handle)
 
 
-def evaluate(ctx: Context, fire: bool = True, local: bool = True) -> Any:
+def parse_at(value: str | None) -> float | None:
+    """``--at`` (ISO date-time; UTC unless it has an offset) as epoch seconds."""
+    if not value:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CLIError(f"invalid --at {value!r}: expected an ISO date-time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def evaluate(ctx: Context, fire: bool = True, local: bool = True, now: float | None = None) -> Any:
     """Run one evaluation for a CLI command (engine records when ``local``)."""
     from tokmon.limits.run import evaluate as run
 
     engine = ctx.engine() if local else None
     try:
-        ev = run(ctx.paths, ctx.env, ctx.config_path or ctx.paths.config_file, engine, fire=fire)
+        ev = run(ctx.paths, ctx.env, ctx.config_path or ctx.paths.config_file, engine, fire=fire, now=now)
     except OSError as exc:
         raise CLIError(f"cannot use the limit history: {exc}") from exc
     for w in ev.warnings:
