@@ -65,3 +65,18 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         )
     ctx.console().print(t)
     return 0
+
+
+def stats_rows(ctx: Context) -> list[dict[str, Any]]:
+    """Budget use for `stats` (a bad budget config is a warning there, not an error)."""
+    try:
+        return rows(ctx)
+    except CLIError as exc:
+        ctx.warn(str(exc))
+        return []
+
+
+def stats_lines(ctx: Context, use: list[dict[str, Any]]) -> None:
+    """The budget lines under `stats`' panels."""
+    for line in lines(use):
+        ctx.stdout.write(f"Budget {line}\n")
