@@ -25,8 +25,9 @@ def payload(sid: str, windows: dict[str, tuple[float, float]]) -> dict[str, Any]
                             for n, (u, r) in windows.items()}}  # fmt: skip
 
 
-def codex_event(ts: float, primary: tuple[float, float], secondary: tuple[float, float],
-                relative: bool = False) -> str:
+def codex_event(
+    ts: float, primary: tuple[float, float], secondary: tuple[float, float], relative: bool = False
+) -> str:
     """A Codex ``token_count`` line; ``relative`` writes ``resets_in_seconds``."""
 
     def win(used: float, resets: float, minutes: int) -> dict[str, Any]:
@@ -47,15 +48,24 @@ def codex_event(ts: float, primary: tuple[float, float], secondary: tuple[float,
 class Usage:
     """Writes assistant lines into one transcript and remembers each one's cost."""
 
-    def __init__(self, projects: Path, project: str = "/home/u/app",
-                 session: str = "11111111-2222-3333-4444-555555555555") -> None:
+    def __init__(
+        self,
+        projects: Path,
+        project: str = "/home/u/app",
+        session: str = "11111111-2222-3333-4444-555555555555",
+    ) -> None:
         self.file = projects / project.replace("/", "-") / f"{session}.jsonl"
         self.project = project
         self.session = session
         self.rows: list[tuple[float, str, int, int, float]] = []
 
-    def add(self, ts: float, model: str = "claude-sonnet-4-5-20250929", inp: int = 100_000,
-            out: int = 10_000) -> None:
+    def add(
+        self,
+        ts: float,
+        model: str = "claude-sonnet-4-5-20250929",
+        inp: int = 100_000,
+        out: int = 10_000,
+    ) -> None:
         n = len(self.rows) + 1
         dt = datetime.fromtimestamp(ts, timezone.utc)
         write_lines(self.file, [assistant_line(dt, msg_id=f"msg_{self.session[:4]}{n}",
@@ -72,7 +82,8 @@ class Usage:
         line = json.loads(assistant_line(dt, msg_id="00000000-0000-4000-8000-000000000000",
                                          req_id=None, session=self.session, cwd=self.project,
                                          model="<synthetic>", inp=0, out=0))  # fmt: skip
-        line["message"]["content"] = [{"type": "text",
-                                       "text": f"Claude AI usage limit reached|{resets}"}]
+        line["message"]["content"] = [
+            {"type": "text", "text": f"Claude AI usage limit reached|{resets}"}
+        ]
         line["isApiErrorMessage"] = True
         write_lines(self.file, [json.dumps(line, separators=(",", ":"))])

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_tokmon
+
 from tokmon.limits.notifiers import desktop_command
 
 
@@ -46,7 +46,10 @@ class FakeNotificationService:
             except Exception:
                 return
             h = msg.header
-            if h.message_type == MessageType.method_call and h.fields.get(HeaderFields.member) == "Notify":
+            if (
+                h.message_type == MessageType.method_call
+                and h.fields.get(HeaderFields.member) == "Notify"
+            ):
                 self.calls.append(msg.body)
                 self.conn.send(new_method_return(msg, "u", (len(self.calls),)))
 
@@ -83,8 +86,12 @@ def test_alert_reaches_a_real_dbus_notification_service(
     try:
         cfg = tmp_path / "config.toml"
         cfg.write_text("[alerts]\ndesktop = true\n")
-        e = {**env, "TOKMON_CONFIG": str(cfg), "DBUS_SESSION_BUS_ADDRESS": session_bus,
-             "CLAUDE_CONFIG_DIR": str(tmp_path / "none")}
+        e = {
+            **env,
+            "TOKMON_CONFIG": str(cfg),
+            "DBUS_SESSION_BUS_ADDRESS": session_bus,
+            "CLAUDE_CONFIG_DIR": str(tmp_path / "none"),
+        }
         r = run_tokmon(["alerts", "test", "--json"], e)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["channels"]["desktop"] == "sent via dbus"
@@ -101,8 +108,9 @@ def test_alert_reaches_a_real_dbus_notification_service(
         service.close()
 
 
-def test_no_notification_service_is_one_clear_failure(session_bus: str, env: dict[str, str],
-                                                      tmp_path: Path) -> None:
+def test_no_notification_service_is_one_clear_failure(
+    session_bus: str, env: dict[str, str], tmp_path: Path
+) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("[alerts]\ndesktop = true\n")
     e = {**env, "TOKMON_CONFIG": str(cfg), "DBUS_SESSION_BUS_ADDRESS": session_bus}
@@ -112,7 +120,7 @@ def test_no_notification_service_is_one_clear_failure(session_bus: str, env: dic
 
 
 def test_documented_commands_for_macos_windows_and_notify_send() -> None:
-    title, body = 'tokmon: 5-hour at 80%', 'said "hi" & <left> it\'s \\ done'
+    title, body = "tokmon: 5-hour at 80%", 'said "hi" & <left> it\'s \\ done'
     mac = desktop_command("Darwin", title, body)
     assert mac[:2] == ["osascript", "-e"]
     assert mac[2] == ('display notification "said \\"hi\\" & <left> it\'s \\\\ done" '
@@ -124,4 +132,9 @@ def test_documented_commands_for_macos_windows_and_notify_send() -> None:
     # XML-escaped inside a single-quoted PowerShell string ('' doubles a quote)
     assert "<text>said &quot;hi&quot; &amp; &lt;left&gt; it&apos;s \\ done</text>" in script
     assert "CreateToastNotifier('tokmon')" in script
-    assert desktop_command("Linux", title, "a\nb") == ["notify-send", "--app-name=tokmon", title, "a b"]
+    assert desktop_command("Linux", title, "a\nb") == [
+        "notify-send",
+        "--app-name=tokmon",
+        title,
+        "a b",
+    ]

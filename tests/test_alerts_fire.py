@@ -17,7 +17,9 @@ def _status(used: float, resets: float = 2_000_000_000.0) -> dict[str, Any]:
                          "resetsAt": resets, "projectedPercent": None, "eta": None}]}  # fmt: skip
 
 
-def test_each_threshold_fires_once_per_window_among_concurrent_claimers(env: dict[str, str]) -> None:
+def test_each_threshold_fires_once_per_window_among_concurrent_claimers(
+    env: dict[str, str],
+) -> None:
     paths = get_paths(env)
     cfg = alerts.AlertConfig(enabled=True, official=[50.0, 80.0])
     won: list[dict[str, Any]] = []

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from limits_support import payload
-
 from conftest import run_tokmon
+from limits_support import payload
 
 
 class Hook:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_tokmon
+
 from tokmon.budgets import BudgetError, parse, period_bounds
 
 
@@ -49,8 +49,9 @@ def independent_records(root: Path) -> list[dict[str, Any]]:
     return plain + list(best.values())
 
 
-def test_project_and_tag_budgets_on_the_real_corpus(corpus_copy: Path, env: dict[str, str],
-                                                    tmp_path: Path) -> None:
+def test_project_and_tag_budgets_on_the_real_corpus(
+    corpus_copy: Path, env: dict[str, str], tmp_path: Path
+) -> None:
     recs = [r for r in independent_records(corpus_copy / "projects") if r["tokens"] > 0]
     months = Counter(datetime.fromtimestamp(r["ts"], timezone.utc).strftime("%Y-%m") for r in recs)
     month = months.most_common(1)[0][0]
@@ -109,6 +110,10 @@ def test_budget_validation_messages() -> None:
 def test_period_bounds_are_calendar_periods() -> None:
     wed = datetime(2026, 3, 4, 15, 0, tzinfo=timezone.utc).timestamp()
     s, e, key = period_bounds("week", wed, timezone.utc, 0)
-    assert (datetime.fromtimestamp(s, timezone.utc).day, (e - s) / 86400, key) == (2, 7, "week-2026-03-02")
+    assert (datetime.fromtimestamp(s, timezone.utc).day, (e - s) / 86400, key) == (
+        2,
+        7,
+        "week-2026-03-02",
+    )
     s, e, key = period_bounds("month", wed, timezone.utc)
     assert key == "2026-03" and (e - s) / 86400 == 31

@@ -9,9 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from limits_support import Usage, payload
-
 from conftest import run_tokmon
+from limits_support import Usage, payload
 
 H = 3600.0
 
@@ -39,8 +38,9 @@ def _official(env: dict[str, str], used: float, resets_in: float) -> None:
         (100.0, 2 * H, 5, "crossed"),
     ],
 )
-def test_official_states(env: dict[str, str], tmp_path: Path, used: float, resets_in: float,
-                         code: int, state: str) -> None:
+def test_official_states(
+    env: dict[str, str], tmp_path: Path, used: float, resets_in: float, code: int, state: str
+) -> None:
     e = _home(env, tmp_path, "h")
     _official(e, used, resets_in)
     r = run_tokmon(["check", "--no-budgets", "--json"], e)
@@ -49,7 +49,9 @@ def test_official_states(env: dict[str, str], tmp_path: Path, used: float, reset
     assert run_tokmon(["check", "--no-budgets", "-q"], e).returncode == code
 
 
-def test_no_figures_is_ok_and_a_limit_marker_is_crossed(env: dict[str, str], tmp_path: Path) -> None:
+def test_no_figures_is_ok_and_a_limit_marker_is_crossed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     e = _home(env, tmp_path, "m")
     r = run_tokmon(["check"], e)
     assert r.returncode == 0 and r.stdout.startswith("ok:")
@@ -73,8 +75,9 @@ def test_no_figures_is_ok_and_a_limit_marker_is_crossed(env: dict[str, str], tmp
         (12, 0.9, 5),  # exceeded
     ],
 )
-def test_budget_states(env: dict[str, str], tmp_path: Path, at_hour: int, limit_factor: float,
-                       code: int) -> None:
+def test_budget_states(
+    env: dict[str, str], tmp_path: Path, at_hour: int, limit_factor: float, code: int
+) -> None:
     e = _home(env, tmp_path, "b")
     use = Usage(Path(e["CLAUDE_CONFIG_DIR"]) / "projects")
     day = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from conftest import run_tokmon, write_lines
 from limits_support import Usage, codex_event, payload
 
-from conftest import run_tokmon, write_lines
 from tokmon.engine import Engine
 from tokmon.limits import history, ingest, status
 from tokmon.limits.record import record_payload
@@ -47,8 +47,14 @@ def world(tmp_path: Path, env: dict[str, str]) -> dict:
         (T0 + 10 * H, {"five_hour": (10.0, a_reset), "seven_day": (2.0, week1_reset)}),
         (T0 + 11 * H, {"five_hour": (25.0, a_reset), "seven_day": (5.0, week1_reset)}),
         (T0 + 11.5 * H, {"five_hour": (25.0, a_reset), "seven_day": (5.0, week1_reset)}),  # same
-        (T0 + 12 * H, {"five_hour": (40.0, a_reset), "seven_day": (8.0, week1_reset),
-                       "seven_day_opus": (3.0, week1_reset)}),
+        (
+            T0 + 12 * H,
+            {
+                "five_hour": (40.0, a_reset),
+                "seven_day": (8.0, week1_reset),
+                "seven_day_opus": (3.0, week1_reset),
+            },
+        ),
     ]
     # window B the next day: opens 09:00 (+24h), resets 14:00
     b_reset = T0 + 38 * H
@@ -56,8 +62,14 @@ def world(tmp_path: Path, env: dict[str, str]) -> dict:
         use.add(T0 + h * H)
     seq += [
         (T0 + 34 * H, {"five_hour": (30.0, b_reset), "seven_day": (12.0, week1_reset)}),
-        (T0 + 35 * H, {"five_hour": (60.0, b_reset), "seven_day": (14.0, week1_reset),
-                       "seven_day_opus": (3.0, week1_reset)}),
+        (
+            T0 + 35 * H,
+            {
+                "five_hour": (60.0, b_reset),
+                "seven_day": (14.0, week1_reset),
+                "seven_day_opus": (3.0, week1_reset),
+            },
+        ),
         (T0 + 35.2 * H, {"five_hour": (60.0, b_reset), "seven_day": (14.0, week1_reset)}),  # same
     ]
     # week 2: one 5-hour window, then the weekly figure keeps climbing
@@ -81,11 +93,18 @@ def world(tmp_path: Path, env: dict[str, str]) -> dict:
         codex_event(ev_times[3], (9.0, p_reset), (2.0, s_reset), relative=True),  # same
         codex_event(ev_times[4], (30.0, p_reset), (3.0, s_reset)),
     ]
-    write_lines(tmp_path / "codex" / "sessions" / "2026" / "03" / "02" / "rollout-x.jsonl",
-                codex_lines)
-    return {"env": env, "paths": paths, "use": use, "projects": projects, "seq": seq,
-            "resets": (a_reset, b_reset, c_reset, week1_reset, week2_reset),
-            "codex": (ev_times, p_reset, s_reset)}
+    write_lines(
+        tmp_path / "codex" / "sessions" / "2026" / "03" / "02" / "rollout-x.jsonl", codex_lines
+    )
+    return {
+        "env": env,
+        "paths": paths,
+        "use": use,
+        "projects": projects,
+        "seq": seq,
+        "resets": (a_reset, b_reset, c_reset, week1_reset, week2_reset),
+        "codex": (ev_times, p_reset, s_reset),
+    }
 
 
 def _engine(world: dict) -> Engine:
@@ -115,9 +134,13 @@ def test_history_is_deduplicated_private_and_complete(world: dict) -> None:
     assert sorted(claude) == sorted(_expected_rows(world["seq"]))
     ev_times, p_reset, s_reset = world["codex"]
     assert [(o.ts, o.window, o.used) for o in codex] == [
-        (ev_times[0], "primary", 5.0), (ev_times[0], "secondary", 1.0),
-        (ev_times[2], "primary", 9.0), (ev_times[2], "secondary", 2.0),
-        (ev_times[4], "primary", 30.0), (ev_times[4], "secondary", 3.0)]
+        (ev_times[0], "primary", 5.0),
+        (ev_times[0], "secondary", 1.0),
+        (ev_times[2], "primary", 9.0),
+        (ev_times[2], "secondary", 2.0),
+        (ev_times[4], "primary", 30.0),
+        (ev_times[4], "secondary", 3.0),
+    ]
     assert all(o.length == (300 * 60 if o.window == "primary" else 10080 * 60) for o in codex)
     db = history.db_path(paths)
     if os.name == "posix":
@@ -133,8 +156,11 @@ def test_pace_eta_and_calibration_match_an_independent_computation(world: dict) 
     a_reset, b_reset, c_reset, week1_reset, week2_reset = world["resets"]
     L5, L7 = 5 * H, 7 * D
     # calibration of the 5-hour window: windows A (40%), B (60%), C (55%)
-    last_obs = {a_reset: (T0 + 12 * H, 40.0), b_reset: (T0 + 35 * H, 60.0),
-                c_reset: (T0 + 7 * D + 12.5 * H, 55.0)}
+    last_obs = {
+        a_reset: (T0 + 12 * H, 40.0),
+        b_reset: (T0 + 35 * H, 60.0),
+        c_reset: (T0 + 7 * D + 12.5 * H, 55.0),
+    }
     cost = sum(use.cost_between(r - L5, t) for r, (t, _u) in last_obs.items())
     percent = sum(u for _t, u in last_obs.values())
     dpp = cost / percent
@@ -155,7 +181,8 @@ def test_pace_eta_and_calibration_match_an_independent_computation(world: dict) 
     assert models[OPUS]["tokensPerPercent"] == pytest.approx(opus_tpp)
     # the weekly window: instance of week 1 (last 14% at T0+35h) and week 2 (9% at +12.5h)
     w_cost = use.cost_between(week1_reset - L7, T0 + 35 * H) + use.cost_between(
-        week2_reset - L7, T0 + 7 * D + 12.5 * H)
+        week2_reset - L7, T0 + 7 * D + 12.5 * H
+    )
     assert st["calibration"]["seven_day"]["dollarsPerPercent"] == pytest.approx(w_cost / (14 + 9))
 
     by = {w["window"]: w for w in st["windows"] if w["source"] == "claude"}
@@ -188,8 +215,9 @@ def test_estimate_replaces_a_figure_local_usage_has_overtaken(world: dict) -> No
     use = world["use"]
     a_reset, b_reset, c_reset, _w1, _w2 = world["resets"]
     eng0 = _engine(world)
-    dpp = status.build(world["paths"], eng0.records, now=T0 + 36 * H,
-                       use_official_file=False)["calibration"]["five_hour"]["dollarsPerPercent"]
+    dpp = status.build(world["paths"], eng0.records, now=T0 + 36 * H, use_official_file=False)[
+        "calibration"
+    ]["five_hour"]["dollarsPerPercent"]
     # usage after window B's last figure (60% at T0+35h) and in a new window after its reset
     use.add(T0 + 36 * H, model=OPUS, inp=300_000, out=20_000)
     use.add(T0 + 39 * H, inp=200_000, out=5_000)
@@ -227,8 +255,14 @@ def test_statusline_and_cli_end_to_end(world: dict, tmp_path: Path) -> None:
     """The real `tokmon line --claude` records; `tokmon limits --json` shows it with markers."""
     env = world["env"]
     now = datetime.now(timezone.utc).timestamp()
-    p = payload("sess-live", {"five_hour": (33.0, now + 2 * H), "seven_day": (20.0, now + 3 * D),
-                              "seven_day_sonnet": (7.0, now + 3 * D)})
+    p = payload(
+        "sess-live",
+        {
+            "five_hour": (33.0, now + 2 * H),
+            "seven_day": (20.0, now + 3 * D),
+            "seven_day_sonnet": (7.0, now + 3 * D),
+        },
+    )
     for _ in range(2):  # the second, identical payload adds nothing
         r = run_tokmon(["line", "--claude"], env, input=json.dumps(p))
         assert r.returncode == 0, r.stderr

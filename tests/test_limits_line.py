@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
+from conftest import run_tokmon
 from limits_support import payload
 
-from conftest import run_tokmon
 from tokmon.line import formats
 
 H = 3600.0
@@ -24,8 +24,10 @@ def test_eta_shown_beside_the_official_percent_only_when_it_comes_before_the_res
     # 30% four hours in: 37.5% by the reset, nothing to add
     slow = {"observedAt": now, "fiveHour": {"usedPercentage": 30.0, "resetsAt": now + H,
                                             "observedAt": now}}  # fmt: skip
-    assert formats.render(formats.build_segments({}, now, claude={"official": slow}),
-                          "plain") == "5h 30%[0s]"
+    assert (
+        formats.render(formats.build_segments({}, now, claude={"official": slow}), "plain")
+        == "5h 30%[0s]"
+    )
     # the weekly window: 50% after two days of seven: 100% on day four
     week = {"observedAt": now, "sevenDay": {"usedPercentage": 50.0, "resetsAt": now + 5 * 24 * H,
                                             "observedAt": now}}  # fmt: skip

@@ -46,7 +46,9 @@ def evaluate(ctx: Context, fire: bool = True, local: bool = True, now: float | N
 
     engine = ctx.engine() if local else None
     try:
-        ev = run(ctx.paths, ctx.env, ctx.config_path or ctx.paths.config_file, engine, fire=fire, now=now)
+        ev = run(
+            ctx.paths, ctx.env, ctx.config_path or ctx.paths.config_file, engine, fire=fire, now=now
+        )
     except OSError as exc:
         raise CLIError(f"cannot use the limit history: {exc}") from exc
     for w in ev.warnings:
