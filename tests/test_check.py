@@ -103,3 +103,18 @@ def test_bad_budget_config_is_one_clear_line(env: dict[str, str], tmp_path: Path
     r = run_tokmon(["budgets"], e)
     assert r.returncode == 2
     assert r.stderr.strip() == "tokmon: error: budgets[0]: period must be one of day, week, month"
+
+
+def test_a_corrupt_history_is_one_clear_error(env: dict[str, str], tmp_path: Path) -> None:
+    e = _home(env, tmp_path, "x")
+    data = Path(e["TOKMON_HOME"]) / "data"
+    data.mkdir(parents=True)
+    (data / "limits.sqlite").write_bytes(b"this is not a database" * 100)
+    r = run_tokmon(["check"], e)
+    assert r.returncode == 1
+    assert r.stderr.startswith("tokmon: error: cannot use the limit history") and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # the statusline still prints its line
+    p = payload("sess-x", {"five_hour": (10.0, time.time() + H)})
+    line = run_tokmon(["line", "--claude"], e, input=json.dumps(p))
+    assert line.returncode == 0 and "10%" in line.stdout

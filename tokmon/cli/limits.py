@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import time
 from typing import Any
 
@@ -49,8 +50,10 @@ def evaluate(ctx: Context, fire: bool = True, local: bool = True, now: float | N
         ev = run(
             ctx.paths, ctx.env, ctx.config_path or ctx.paths.config_file, engine, fire=fire, now=now
         )
-    except OSError as exc:
-        raise CLIError(f"cannot use the limit history: {exc}") from exc
+    except (OSError, sqlite3.DatabaseError) as exc:
+        from tokmon.limits.history import db_path
+
+        raise CLIError(f"cannot use the limit history {db_path(ctx.paths)}: {exc}", 1) from exc
     for w in ev.warnings:
         ctx.warn(w)
     for a in ev.fired:

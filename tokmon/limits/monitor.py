@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0
+RESCAN = 30.0
 
 
 def _stamp(paths: Any) -> tuple[Any, ...]:
@@ -82,7 +84,8 @@ class LimitsMonitor:
         svc = self.service
         paths = get_paths(svc.env)
         eng = svc.engine
-        stamp = (_stamp(paths), getattr(eng, "version", None))
+        # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
+        stamp = (_stamp(paths), getattr(eng, "version", None), int(time.monotonic() // RESCAN))
         if stamp == self._last_stamp:
             return
         self._last_stamp = stamp

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import sys
 import time
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 LAST_FILE = "limits-last.json"
 FIVE_HOURS = 5 * 3600.0
 SEVEN_DAYS = 7 * 86400.0
-_WINDOW_NAME = re.compile(r"^[a-z0-9_]{1,40}$")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _num(value: Any) -> float | None:
@@ -68,7 +67,12 @@ def claude_figures(payload: Any) -> dict[str, tuple[float, float | None, float |
     if not isinstance(rate, dict):
         return out
     for name, raw in rate.items():
-        if not isinstance(name, str) or not _WINDOW_NAME.match(name) or not isinstance(raw, dict):
+        if (
+            not isinstance(name, str)
+            or not 0 < len(name) <= 40
+            or not _NAME_CHARS.issuperset(name)
+            or not isinstance(raw, dict)
+        ):
             continue
         used = _num(raw.get("used_percentage"))
         if used is None:
