@@ -85,3 +85,15 @@ def test_watch_toasts_show_only_new_alerts(env: dict[str, str], tmp_path: Path) 
     assert [a["threshold"] for a in toasts.check()] == [80.0]
     assert len(app.toasts) == 1 and "threshold 80%" in app.toasts[0]
     assert toasts.check() == []
+
+
+def test_block_projection_alerts_once_per_block(env: dict[str, str]) -> None:
+    paths = get_paths(env)
+    cfg = alerts.AlertConfig(enabled=True, official=[], projected=[], block=[90.0, 100.0])
+    block = {"start": "2026-03-02T09:00:00.000Z", "projectedTokens": 950_000, "limit": 1_000_000}
+    got = alerts.fire(paths, cfg, alerts.candidates(cfg, None, (), block), deliver=False)
+    assert [(a["kind"], a["threshold"]) for a in got] == [("block", 90.0)]
+    assert "950,000 tokens, 95%" in got[0]["message"]
+    block["projectedTokens"] = 1_200_000
+    got = alerts.fire(paths, cfg, alerts.candidates(cfg, None, (), block), deliver=False)
+    assert [a["threshold"] for a in got] == [100.0]

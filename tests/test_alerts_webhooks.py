@@ -64,6 +64,13 @@ class Server:
     def methods(self, name: str) -> list[dict[str, Any]]:
         return [n["params"] for n in list(self.notes) if n.get("method") == name]
 
+    def request(self, rid: int, method: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"id": rid, "method": method}) + "\n").encode())
+        self.proc.stdin.flush()
+        assert wait_for(lambda: any(n.get("id") == rid for n in list(self.notes)))
+        return next(n for n in self.notes if n.get("id") == rid)
+
     def stop(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
@@ -133,6 +140,8 @@ def test_webhooks_once_per_crossing_across_processes_and_restarts(
         assert wait_for(lambda: bool(server2.methods("tokmon/limitsChanged")))
         assert server2.methods("tokmon/alert") == []  # old alerts are not pushed again
         assert run_tokmon(["limits"], env).returncode == 0
+        answer = server2.request(7, "tokmon/limits")["result"]
+        assert answer["windows"][0]["usedPercent"] == 90.0 and answer["budgets"] == []
         time.sleep(2)
     finally:
         server2.stop()
