@@ -8,5 +8,7 @@
 * :mod:`tokmon.limits.status`    what ``tokmon limits`` shows
 * :mod:`tokmon.limits.alerts`    thresholds, fire-once state, the alert log
 * :mod:`tokmon.limits.notifiers` terminal, desktop, webhooks (apprise)
+* :mod:`tokmon.limits.run`       one evaluation pass shared by the CLI and the server
 * :mod:`tokmon.limits.monitor`   the language server's watcher of the above
+* :mod:`tokmon.limits.toasts`    ``tokmon watch``'s alert toasts
 """
