@@ -142,6 +142,13 @@ def process(
             note = "payload has no session_id: official figures not recorded"
     except Exception as exc:  # read-only state dir, lock timeout...: still print the line
         note = f"could not record official figures: {exc}"
+    try:  # the official-limit history (appends only when a figure changed)
+        from tokmon.limits.record import record_payload
+        from tokmon.paths import get_paths
+
+        record_payload(get_paths(env), payload, env=env)
+    except Exception:
+        pass
     if rec is None:  # not recorded: still show what the payload says
         rec = official.extract(payload, require_session=False) or {}
     cost = _obj(payload.get("cost")).get("total_cost_usd")
