@@ -31,6 +31,7 @@ KEYS = {
     "tokmon/setSessionMetadata": ["sessionId", "name", "tags", "addTags", "removeTags",
                                   "description"],
     "workspace/executeCommand": ["command", "arguments"],
+    "tokmon/limits": [],
 }
 assert set(KEYS) == set(METHODS), "fuzz every method"
 

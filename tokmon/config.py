@@ -136,6 +136,8 @@ def load_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from exc
+    for section in ("budgets", "alerts"):  # validated by tokmon.budgets / tokmon.limits.alerts
+        data.pop(section, None)
     return {k: parse_value(k, v) for k, v in _flatten(data).items()}
 
 

@@ -25,10 +25,14 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.reports import _merge_metadata
 
     _merge_metadata(ctx, top)
+    from tokmon.cli.budgets import stats_lines, stats_rows  # budget use (docs/limits.md)
+
+    budgets = stats_rows(ctx)
     if ctx.json_output:
-        ctx.stdout.write(dump_json({**summary, "topSessions": top}))
+        ctx.stdout.write(dump_json({**summary, "topSessions": top, "budgets": budgets}))
         return 0
     _render(ctx, summary, top)
+    stats_lines(ctx, budgets)
     return 0
 
 

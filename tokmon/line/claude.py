@@ -191,6 +191,12 @@ def process(
     except Exception as exc:  # read-only state dir, lock timeout...: still print the line
         error = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
         note = f"could not record official figures: {error}"
+    try:  # the official-limit history (appends only when a figure changed)
+        from tokmon.limits.record import record_payload
+
+        record_payload(stdlib_paths(env), payload, env=env)
+    except Exception as exc:
+        error = error or f"limit history: {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
     _note_record_error(env, error)
     if rec is None:  # not recorded: still show what the payload says
         rec = official.extract(payload, require_session=False) or {}

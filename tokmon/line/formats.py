@@ -115,6 +115,18 @@ def official_window(official: dict | None, key: str, now: float) -> dict | None:
             "observedAt": float(observed)}  # fmt: skip
 
 
+def pace_eta(window: dict | None, length: float) -> str:
+    """``100%@HH:MM`` when the window's pace reaches 100% before its reset, else ``""``
+    (pace = the average rate since the window opened; see docs/limits.md)."""
+    if not window or not isinstance(window.get("resetsAt"), (int, float)):
+        return ""
+    used, elapsed = window["usedPercentage"], window["observedAt"] - (window["resetsAt"] - length)
+    if used <= 0 or elapsed < 0.01 * length or used * length / elapsed < 100:
+        return ""
+    eta = window["resetsAt"] - length + elapsed * 100.0 / used
+    return "100%@" + time.strftime("%H:%M", time.localtime(min(eta, window["resetsAt"])))
+
+
 def active_block(snap: dict, now: float) -> dict | None:
     """The snapshot's block if it is still active at ``now``."""
     block = snap.get("block")
@@ -213,6 +225,8 @@ def build_segments(
         parts.append(f"{fields['time_left']} left")
         if fields["burn"]:
             parts.append(fields["burn"])
+        if pace_eta(five, FIVE_HOURS):
+            parts.append(pace_eta(five, FIVE_HOURS))
         start = time.strftime("%H:%M", time.localtime(float(block.get("start") or 0)))
         explain.insert(
             0,
@@ -225,6 +239,8 @@ def build_segments(
     else:
         if fields["block_percent"]:
             parts.append(fields["block_percent"])
+        if pace_eta(five, FIVE_HOURS):
+            parts.append(pace_eta(five, FIVE_HOURS))
         if local:
             parts.append("idle")
             explain.insert(0, "no active 5-hour block in the local transcripts")
@@ -238,7 +254,8 @@ def build_segments(
     if seven is not None:
         age = fmt_age(now - seven["observedAt"])
         pct = seven["usedPercentage"]
-        segs.append({"key": "seven_day", "text": f"7d {fmt_percent(pct)}[{age}]",
+        eta7 = pace_eta(seven, 7 * 86400.0)
+        segs.append({"key": "seven_day", "text": f"7d {fmt_percent(pct)}[{age}]" + (f" {eta7}" if eta7 else ""),
                      "level": level_for(pct, settings),
                      "explain": f"Claude's official 7-day utilisation, observed {age} ago",
                      "fields": {"seven_day": fmt_percent(pct)}})  # fmt: skip

@@ -106,6 +106,9 @@ def attach_watcher(
     if notes:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(emit, notes)
+    from tokmon.limits import monitor  # official limits, budgets, alerts (docs/limits.md)
+
+    service.limits_monitor = monitor.start(service, loop, emit)
     return watcher
 
 

@@ -680,6 +680,22 @@ METHODS: dict[str, Callable[[Service, Any], Result]] = {
     "tokmon/daily": Service.m_daily,
     "tokmon/setSessionMetadata": Service.m_set_metadata,
     "tokmon/refresh": Service.m_refresh,
+    "tokmon/limits": lambda self, params: _limits(self, params),
     "workspace/executeCommand": Service.m_execute_command,
 }
 """Request methods shared by both transports."""
+
+
+def _limits(service: Service, params: Any) -> Result:
+    """``tokmon/limits``: the last limits status (see docs/limits.md); pushed as
+    ``tokmon/limitsChanged`` whenever it changes."""
+    _obj("tokmon/limits", params, set())
+    mon = getattr(service, "limits_monitor", None)
+    if mon is not None and mon.status is not None:
+        return mon.status, []
+    from tokmon.limits.run import evaluate
+    from tokmon.paths import get_paths
+
+    paths = get_paths(service.env)
+    ev = evaluate(paths, service.env, paths.config_file, service.engine, fire=False)
+    return {**ev.status, "budgets": ev.budgets}, []

@@ -364,6 +364,9 @@ class WatchApp(App[int]):
         self._apply_layout()
         self.refresher = self._start_refresher(self)
         self.set_interval(1.0, self.redraw)
+        from tokmon.limits.toasts import watch_alerts  # limit/budget alerts (docs/limits.md)
+
+        watch_alerts(self)
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_layout(event.size.width, event.size.height)

@@ -1,0 +1,236 @@
+"""Spending budgets from the config file: ``[[budgets]]`` (or ``[budgets.<name>]``).
+
+::
+
+    [[budgets]]
+    name = "daily"        # optional (default: "<period> <filters>")
+    period = "day"        # day | week | month (calendar, in the config's time zone)
+    usd = 20.0            # a dollar budget ... or: tokens = 5_000_000
+    project = "myapp"     # optional filters: project (path or its last component),
+    tag = "client-x"      #   session tag (tokmon session metadata), agent, model
+    agent = "claude"      #   (model: a substring of the model id, e.g. "opus")
+    model = "opus"
+    week_start = "monday" # for period = "week" (default monday)
+
+Usage is counted from the engine's records (the same figures as the reports): cost in
+the configured cost mode, tokens = input + output + cache writes + cache reads.  The
+projection carries the average rate since the period began to its end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+PERIODS = ("day", "week", "month")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_KEYS = {"name", "period", "usd", "tokens", "project", "tag", "agent", "model", "week_start"}
+
+
+class BudgetError(ValueError):
+    """An invalid ``[[budgets]]`` entry (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget: a limit in dollars or tokens over a calendar period, with filters."""
+
+    name: str
+    period: str
+    unit: str  # "usd" | "tokens"
+    limit: float
+    project: str | None = None
+    tag: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    week_start: int = 0
+    filters: dict[str, str] = field(default_factory=dict)
+
+
+def read_sections(path: Path | None) -> dict[str, Any]:
+    """The raw TOML document of the config file ({} when absent); raises BudgetError."""
+    if path is None:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BudgetError(f"cannot read config {path}: {exc}") from exc
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BudgetError(f"invalid TOML in {path}: {exc}") from exc
+
+
+def _str(entry: Mapping[str, Any], key: str, where: str) -> str | None:
+    v = entry.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise BudgetError(f"{where}: {key} must be a non-empty string")
+    return v.strip()
+
+
+def parse(raw: Any) -> list[Budget]:
+    """Validate the ``budgets`` value of the config document."""
+    if raw is None:
+        return []
+    if isinstance(raw, Mapping):
+        items = [({**v, "name": v.get("name", k)} if isinstance(v, Mapping) else v, f"budgets.{k}")
+                 for k, v in raw.items()]  # fmt: skip
+    elif isinstance(raw, list):
+        items = [(v, f"budgets[{i}]") for i, v in enumerate(raw)]
+    else:
+        raise BudgetError("budgets must be an array of tables ([[budgets]]) or a table")
+    out: list[Budget] = []
+    names: set[str] = set()
+    for entry, where in items:
+        if not isinstance(entry, Mapping):
+            raise BudgetError(f"{where}: expected a table")
+        unknown = sorted(set(entry) - _KEYS)
+        if unknown:
+            raise BudgetError(
+                f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})"
+            )
+        period = entry.get("period", "day")
+        if period not in PERIODS:
+            raise BudgetError(f"{where}: period must be one of {', '.join(PERIODS)}")
+        has_usd, has_tok = "usd" in entry, "tokens" in entry
+        if has_usd == has_tok:
+            raise BudgetError(f"{where}: give exactly one of usd or tokens")
+        unit = "usd" if has_usd else "tokens"
+        limit = entry[unit]
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+            raise BudgetError(f"{where}: {unit} must be a positive number")
+        filters = {k: v for k in ("project", "tag", "agent", "model")
+                   if (v := _str(entry, k, where)) is not None}  # fmt: skip
+        ws = entry.get("week_start", "monday")
+        if ws not in WEEKDAYS:
+            raise BudgetError(f"{where}: week_start must be a weekday name")
+        name = _str(entry, "name", where) or " ".join(
+            [period, *(f"{k}={v}" for k, v in filters.items())]
+        )
+        if name in names:
+            raise BudgetError(f"{where}: duplicate budget name {name!r}")
+        names.add(name)
+        out.append(Budget(name, period, unit, float(limit), filters.get("project"),
+                          filters.get("tag"), filters.get("agent"), filters.get("model"),
+                          WEEKDAYS.index(ws), filters))  # fmt: skip
+    return out
+
+
+def load(config_path: Path | None) -> list[Budget]:
+    """The budgets configured in ``config_path``."""
+    return parse(read_sections(config_path).get("budgets"))
+
+
+def period_bounds(
+    period: str, now: float, tz: Any, week_start: int = 0
+) -> tuple[float, float, str]:
+    """``(start, end, key)`` of the calendar period containing ``now`` in ``tz``."""
+    d = datetime.fromtimestamp(now, tz)
+    day = d.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        start, end = day, day + timedelta(days=1)
+        key = start.strftime("%Y-%m-%d")
+    elif period == "week":
+        start = day - timedelta(days=(day.weekday() - week_start) % 7)
+        end = start + timedelta(days=7)
+        key = "week-" + start.strftime("%Y-%m-%d")
+    else:
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        key = start.strftime("%Y-%m")
+
+    def epoch(x: datetime) -> float:  # wall-clock midnight, DST-safe
+        return datetime(x.year, x.month, x.day, tzinfo=tz).timestamp()
+
+    return epoch(start), epoch(end), key
+
+
+def _project_ok(path: str, wanted: str) -> bool:
+    from tokmon.aggregate import project_name
+
+    return (
+        path == wanted or project_name(path) == wanted or path.rstrip("/\\") == wanted.rstrip("/\\")
+    )
+
+
+def matches(b: Budget, r: Any, tagged: set[str] | None) -> bool:
+    """Does record ``r`` count against budget ``b`` (``tagged``: sessions with b's tag)?"""
+    if b.project and not _project_ok(r.project, b.project):
+        return False
+    if b.tag is not None and (tagged is None or r.session_id not in tagged):
+        return False
+    if b.agent and getattr(r, "agent", "claude") != b.agent:
+        return False
+    return not (b.model and b.model.lower() not in str(r.model).lower())
+
+
+def tagged_sessions(metadata: Mapping[str, Mapping[str, Any]], tag: str) -> set[str]:
+    """Session ids whose metadata tags include ``tag``."""
+    want = tag.lower()
+    return {sid for sid, m in metadata.items()
+            if any(str(t).lower() == want for t in (m.get("tags") or []))}  # fmt: skip
+
+
+def usage(
+    budgets: Iterable[Budget],
+    records: Sequence[Any],
+    now: float | None = None,
+    tz: Any = None,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Use of every budget in its current period (see module doc)."""
+    import bisect
+
+    from tokmon.timeutil import resolve_tz
+
+    now = time.time() if now is None else now
+    tz = tz if tz is not None else resolve_tz(None)
+    times = [r.ts for r in records]
+    out = []
+    for b in budgets:
+        start, end, key = period_bounds(b.period, now, tz, b.week_start)
+        tagged = tagged_sessions(metadata or {}, b.tag) if b.tag is not None else None
+        used = 0.0
+        for r in records[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]:
+            if matches(b, r, tagged):
+                used += r.cost if b.unit == "usd" else r.total_tokens
+        elapsed = max(min(now, end) - start, 1.0)
+        projected = used * (end - start) / elapsed
+        out.append({
+            "name": b.name, "period": b.period, "periodKey": key, "periodStart": start,
+            "periodEnd": end, "unit": b.unit, "limit": b.limit, "used": used,
+            "percent": used * 100.0 / b.limit, "projected": projected,
+            "projectedPercent": projected * 100.0 / b.limit, "filters": dict(b.filters),
+            "exceeded": used >= b.limit,
+        })  # fmt: skip
+    return out
+
+
+def for_context(ctx: Any, now: float | None = None) -> list[dict[str, Any]]:
+    """Budget use for a CLI run (engine records, config time zone, session tags)."""
+    path = ctx.config_path or ctx.paths.config_file
+    budgets = load(path)
+    if not budgets:
+        return []
+    engine = ctx.engine()
+    from tokmon.timeutil import resolve_tz
+
+    meta: dict[str, Any] = {}
+    if any(b.tag for b in budgets):
+        from tokmon.metadata.store import MetadataStore
+
+        meta = MetadataStore(paths=ctx.paths).all()
+    return usage(budgets, engine.records, now, resolve_tz(engine.config.get("timezone")), meta)

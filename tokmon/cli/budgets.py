@@ -1,0 +1,82 @@
+"""`tokmon budgets`: use of the budgets configured in ``[[budgets]]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tokmon.cli.context import CLIError, Context
+from tokmon.cli.render import dump_json, fmt_cost, fmt_int
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("budgets", parents=[parent], help="use of the configured [[budgets]]")
+    p.add_argument("--at", metavar="TIME", help="use as of this ISO time (past periods)")
+    p.set_defaults(handler=handle)
+
+
+def rows(ctx: Context, now: float | None = None) -> list[dict[str, Any]]:
+    from tokmon import budgets
+
+    try:
+        return budgets.for_context(ctx, now)
+    except budgets.BudgetError as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def fmt_amount(b: dict[str, Any], value: float) -> str:
+    return fmt_cost(value) if b["unit"] == "usd" else fmt_int(value) + " tok"
+
+
+def lines(use: list[dict[str, Any]]) -> list[str]:
+    """One plain line per budget (for `stats` and terminals)."""
+    return [f"{b['name']}: {fmt_amount(b, b['used'])} of {fmt_amount(b, b['limit'])} "
+            f"({b['percent']:.0f}%, {b['projectedPercent']:.0f}% projected)" for b in use]  # fmt: skip
+
+
+def handle(args: argparse.Namespace, ctx: Context) -> int:
+    from tokmon.cli.limits import parse_at
+
+    use = rows(ctx, parse_at(getattr(args, "at", None)))
+    if ctx.json_output:
+        ctx.stdout.write(dump_json({"budgets": use}))
+        return 0
+    if not use:
+        ctx.stdout.write(
+            "No budgets configured: add [[budgets]] to the config (see docs/limits.md).\n"
+        )
+        return 0
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title="Budgets", box=box.SIMPLE)
+    for col in ("budget", "period", "filters", "used", "limit", "%", "projected"):
+        t.add_column(col, justify="left" if col in ("budget", "period", "filters") else "right")
+    for b in use:
+        filt = " ".join(f"{k}={v}" for k, v in b["filters"].items()) or "all"
+        t.add_row(
+            b["name"],
+            b["periodKey"],
+            filt,
+            fmt_amount(b, b["used"]),
+            fmt_amount(b, b["limit"]),
+            f"{b['percent']:.0f}%",
+            fmt_amount(b, b["projected"]),
+        )
+    ctx.console().print(t)
+    return 0
+
+
+def stats_rows(ctx: Context) -> list[dict[str, Any]]:
+    """Budget use for `stats` (a bad budget config is a warning there, not an error)."""
+    try:
+        return rows(ctx)
+    except CLIError as exc:
+        ctx.warn(str(exc))
+        return []
+
+
+def stats_lines(ctx: Context, use: list[dict[str, Any]]) -> None:
+    """The budget lines under `stats`' panels."""
+    for line in lines(use):
+        ctx.stdout.write(f"Budget {line}\n")

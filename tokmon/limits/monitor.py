@@ -1,0 +1,132 @@
+"""The language server's watcher of limits: pushes ``tokmon/limitsChanged`` and ``tokmon/alert``.
+
+A daemon thread polls the history database (``limits.sqlite`` and its WAL: a ``stat``
+every :data:`INTERVAL` seconds) and the engine's data version.  When either moved it runs
+one evaluation (:func:`tokmon.limits.run.evaluate`: ingest, status, budgets, fire-once
+alerts), pushes ``tokmon/limitsChanged`` with the status when the figures changed, and
+one ``tokmon/alert`` per alert row it has not pushed yet (fired by any process).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+INTERVAL = 1.0
+RESCAN = 30.0
+
+
+def _stamp(paths: Any) -> tuple[Any, ...]:
+    from tokmon.limits.history import db_path
+
+    p = db_path(paths)
+    out: list[Any] = []
+    for suffix in ("", "-wal"):
+        try:
+            st = (p.parent / (p.name + suffix)).stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _figures(st: dict[str, Any]) -> Any:
+    return [
+        (w["source"], w["window"], w["basis"], round(w["usedPercent"], 3), w.get("resetsAt"))
+        for w in st.get("windows", [])
+    ] + [m["resetsAt"] for m in st.get("limitReached", [])]
+
+
+class LimitsMonitor:
+    """Polls and pushes (see module doc); ``emit(notes)`` is called from this thread."""
+
+    def __init__(
+        self,
+        service: Any,
+        emit: Callable[[list[tuple[str, Any]]], None],
+        interval: float = INTERVAL,
+    ) -> None:
+        self.service = service
+        self.emit = emit
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self._last_stamp: Any = None
+        self._last_figures: Any = None
+        self._last_alert = -1
+        self.status: dict[str, Any] | None = None
+        self.thread = threading.Thread(target=self._run, name="tokmon-limits", daemon=True)
+
+    def start(self) -> LimitsMonitor:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.poll()
+            except Exception:
+                log.exception("limits check failed")
+            self.stop_event.wait(self.interval)
+
+    def poll(self) -> None:
+        """One check (public for tests)."""
+        from tokmon.limits import alerts
+        from tokmon.limits.run import evaluate
+        from tokmon.paths import get_paths
+
+        svc = self.service
+        paths = get_paths(svc.env)
+        eng = svc.engine
+        # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
+        stamp = (_stamp(paths), getattr(eng, "version", None), int(time.monotonic() // RESCAN))
+        if stamp == self._last_stamp:
+            return
+        self._last_stamp = stamp
+        from tokmon.limits import ingest
+        from tokmon.limits.run import fire_alerts
+
+        try:  # file reading and delivery happen outside the service lock
+            ingest.ingest(paths, svc.env, list(getattr(eng, "roots", [])))
+        except Exception as exc:
+            log.warning("could not read agents' limit figures: %s", exc)
+        with svc.lock:
+            ev = evaluate(paths, svc.env, paths.config_file, eng, fire=False, read_agents=False)
+        fire_alerts(paths, svc.env, paths.config_file, ev)
+        for w in ev.warnings:
+            log.warning("%s", w)
+        notes: list[tuple[str, Any]] = []
+        figures = _figures(ev.status)
+        self.status = {**ev.status, "budgets": ev.budgets}
+        if figures != self._last_figures or self._last_alert < 0:  # first poll: initial status
+            self._last_figures = figures
+            notes.append(("tokmon/limitsChanged", self.status))
+        if self._last_alert < 0:  # first run: only alerts from now on
+            rows = alerts.log(paths, limit=1)
+            self._last_alert = rows[0]["id"] if rows else 0
+            rows = [a for a in alerts.log(paths, limit=50) if a["key"] in
+                    {f["key"] for f in ev.fired}]  # fmt: skip
+        else:
+            rows = alerts.log(paths, after_id=self._last_alert)
+        for a in rows:
+            self._last_alert = max(self._last_alert, a["id"])
+            notes.append(("tokmon/alert", a))
+        if notes:
+            self.emit(notes)
+
+
+def start(service: Any, loop: Any, emit: Callable[[list[tuple[str, Any]]], None]) -> LimitsMonitor:
+    """Start the monitor; notes reach ``emit`` on ``loop``'s thread."""
+    import contextlib
+
+    def push(notes: list[tuple[str, Any]]) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed: shutting down
+            loop.call_soon_threadsafe(emit, notes)
+
+    return LimitsMonitor(service, push).start()

@@ -1,0 +1,92 @@
+"""One evaluation pass, shared by ``tokmon limits``/``check``/``alerts run`` and the server:
+ingest agents' figures, build the status, compute budgets, fire new alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokmon.limits import alerts, ingest, status
+
+
+@dataclass
+class Evaluation:
+    status: dict[str, Any]
+    budgets: list[dict[str, Any]] = field(default_factory=list)
+    block: dict[str, Any] | None = None
+    fired: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def evaluate(
+    paths: Any,
+    env: Mapping[str, str],
+    config_path: Path | None,
+    engine: Any = None,
+    *,
+    now: float | None = None,
+    fire: bool = True,
+    metadata: Mapping[str, Any] | None = None,
+    read_agents: bool = True,
+) -> Evaluation:
+    """Everything the limit surfaces need; ``engine=None`` skips local usage (fast)."""
+    from tokmon import budgets as budgets_mod
+
+    warnings: list[str] = []
+    if engine is not None:
+        roots = list(engine.roots)
+    else:
+        from tokmon.discovery import claude_roots
+
+        roots = [r for r in claude_roots(env) if r.is_dir()]
+    try:
+        if read_agents:
+            ingest.ingest(paths, env, roots)
+    except Exception as exc:  # unreadable agent dir: the rest still works
+        warnings.append(f"could not read agents' limit figures: {exc}")
+    records = engine.records if engine is not None else []
+    st = status.build(paths, records, now)
+    bud: list[dict[str, Any]] = []
+    block = None
+    if engine is not None:
+        try:
+            blist = budgets_mod.load(config_path)
+        except budgets_mod.BudgetError as exc:
+            warnings.append(str(exc))
+            blist = []
+        if blist:
+            from tokmon.timeutil import resolve_tz
+
+            meta = metadata
+            if meta is None and any(b.tag for b in blist):
+                from tokmon.metadata.store import MetadataStore
+
+                meta = MetadataStore(paths=paths).all()
+            bud = budgets_mod.usage(blist, records, now, resolve_tz(engine.config.get("timezone")),
+                                    meta or {})  # fmt: skip
+        block = alerts.block_input(engine, now)
+    ev = Evaluation(st, bud, block, [], warnings)
+    if fire:
+        fire_alerts(paths, env, config_path, ev, now)
+    return ev
+
+
+def fire_alerts(
+    paths: Any,
+    env: Mapping[str, str],
+    config_path: Path | None,
+    ev: Evaluation,
+    now: float | None = None,
+) -> None:
+    """Fire (and deliver) the new crossings of an evaluation into ``ev.fired``."""
+    try:
+        cfg = alerts.load(config_path)
+    except alerts.AlertConfigError as exc:
+        ev.warnings.append(str(exc))
+        return
+    if cfg.enabled:
+        ev.fired = alerts.fire(
+            paths, cfg, alerts.candidates(cfg, ev.status, ev.budgets, ev.block), env, now
+        )
