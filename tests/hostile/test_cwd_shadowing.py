@@ -129,3 +129,29 @@ def test_module_argv_has_no_cwd_entry(tmp_path: Path) -> None:
     r = run(argv, hs_env(tmp_path), tmp_path)
     # the module is not found: the cwd is not searched
     assert r.returncode != 0 and "No module named probe" in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_alert_runner_started_by_the_statusline_ignores_the_cwd(tmp_path: Path) -> None:
+    """``line --claude`` starts ``tokmon alerts run`` when alerts are configured."""
+    psutil = pytest.importorskip("psutil")
+    env, repo, markers = _setup(tmp_path)
+    config = Path(env["TOKMON_HOME"]) / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[alerts]\n")
+    me = psutil.Process()
+    before = {p.pid for p in psutil.process_iter()}
+    for argv in ([*tokmon_argv(), "line", "--claude"], [*fast_argv(env), "line", "--claude"]):
+        r = run(argv, env, repo, stdin=PAYLOAD)
+        assert r.returncode == 0, r.stderr
+
+    def runners() -> list[object]:
+        out = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info.get("cmdline") or [])
+            if p.pid not in before and p.pid != me.pid and "alerts run --official" in cmd:
+                out.append(p)
+        return out
+
+    wait_for(lambda: not runners() or any(markers.iterdir()), what="the alert runners to end")
+    _assert_clean(markers)
