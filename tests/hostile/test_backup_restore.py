@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hs_support import assistant, hs_env, run, tokmon_argv, write_transcript
+
+from hostile.hs_support import assistant, hs_env, run, tokmon_argv, write_transcript
 
 SID = "b4c0b4c0-0000-4000-8000-000000000001"
 SID2 = "b4c0b4c0-0000-4000-8000-000000000002"

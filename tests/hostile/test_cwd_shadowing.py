@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hs_support import (
+
+from hostile.hs_support import (
     assistant,
     fast_argv,
     hs_env,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hs_support import hs_env, tokmon_argv
+
+from hostile.hs_support import hs_env, tokmon_argv
 
 
 def frame(msg: dict[str, Any]) -> bytes:

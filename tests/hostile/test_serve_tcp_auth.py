@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hs_support import assistant, hs_env, tokmon_argv, wait_for, write_transcript
+
+from hostile.hs_support import assistant, hs_env, tokmon_argv, wait_for, write_transcript
 
 SID = "0badc0de-0000-4000-8000-000000000001"
 

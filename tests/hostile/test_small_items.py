@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hs_support import assistant, hs_env, run, tokmon_argv, write_transcript
+
+from hostile.hs_support import assistant, hs_env, run, tokmon_argv, write_transcript
 
 # --------------------------------------------------------------------------- install-statusline
 

@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hs_support import REPO, assistant, hs_env, write_transcript
+
+from hostile.hs_support import REPO, assistant, hs_env, write_transcript
 
 PAYLOAD = json.dumps({"session_id": "inst-1", "session_name": "install check",
                       "cost": {"total_cost_usd": 0.25},

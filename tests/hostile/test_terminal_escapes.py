@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hs_support import ESCAPES, assistant, hs_env, run, tokmon_argv, write_transcript
+
+from hostile.hs_support import ESCAPES, assistant, hs_env, run, tokmon_argv, write_transcript
 
 SID = "e5c0e5c0-0000-4000-8000-000000000001"
 EVIL_CWD = "/work/evil" + "\x1b]2;HACKED\x07\x1b[8m\u202e" + "proj"
