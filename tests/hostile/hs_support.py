@@ -24,7 +24,7 @@ EVIL_BYTES = ("\x1b", "\x07", "\x9b", "\u202e")
 def hs_env(tmp: Path, **extra: str) -> dict[str, str]:
     """A clean environment: TOKMON_HOME and HOME in ``tmp``, CLAUDE_CONFIG_DIR ``tmp/claude``."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TOKMON_", "CLAUDE_", "XDG_", "PYTHON"))}  # fmt: skip
+           if not k.startswith(("TOKMON_", "CLAUDE_", "XDG_", "PYTHON")) or k == "PYTHONPATH"}  # fmt: skip
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
     (tmp / "claude" / "projects").mkdir(parents=True, exist_ok=True)
