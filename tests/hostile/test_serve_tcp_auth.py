@@ -137,9 +137,11 @@ def test_http_post_wrong_token_and_second_connection_are_refused(server: Any) ->
     f.write(frame({"id": 2, "method": "tokmon/summary", "params": {}}))
     f.flush()
     assert "today" in read_id(f, 2)["result"]
-    f.write(rename("by-the-editor", 3))
+    f.write(frame({"id": 3, "method": "tokmon/setSessionMetadata",
+                   "params": {"sessionId": SID, "name": "by-the-editor"}}))  # fmt: skip
     f.flush()
-    assert read_id(f, 3)["result"]["name"] == "by-the-editor"
+    reply = read_id(f, 3)
+    assert "error" not in reply, reply
     f.close()
     editor.close()
     try:
