@@ -146,7 +146,14 @@ def _load(path: os.PathLike[str] | str) -> dict[str, Any]:
     sessions = data.get("sessions") if isinstance(data, dict) else None
     if not isinstance(sessions, dict):
         return {}
-    return {k: v for k, v in sessions.items() if isinstance(v, dict) and isinstance(k, str)}
+    out = {}
+    for k, v in sessions.items():
+        if isinstance(v, dict) and isinstance(k, str):
+            for key in ("sessionName", "model", "cwd"):  # a file from an older tokmon
+                if isinstance(v.get(key), str) and not v[key].isprintable():
+                    v[key] = _text(v[key])
+            out[k] = v
+    return out
 
 
 def _prune(sessions: dict[str, Any], now: float) -> dict[str, Any]:
