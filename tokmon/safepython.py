@@ -37,3 +37,10 @@ def safe_cwd(preferred: str | None = None) -> str:
     if preferred and os.path.isdir(preferred):
         return preferred
     return os.path.abspath(os.sep)
+
+
+def protect_spawned_children(environ: dict[str, str] | None = None) -> None:
+    """Make Python children started by ``multiprocessing`` (the ``spawn`` start method on
+    macOS and Windows runs ``python -c ...``) skip the cwd too: ``PYTHONSAFEPATH=1`` (3.11+)."""
+    env = os.environ if environ is None else environ
+    env.setdefault("PYTHONSAFEPATH", "1")

@@ -156,3 +156,27 @@ def test_alert_runner_started_by_the_statusline_ignores_the_cwd(tmp_path: Path) 
 
     wait_for(lambda: not runners() or any(markers.iterdir()), what="the alert runners to end")
     _assert_clean(markers)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH is Python 3.11+")
+def test_spawned_scan_workers_skip_the_cwd(tmp_path: Path) -> None:
+    """macOS and Windows start scan workers with ``multiprocessing``'s spawn method
+    (``python -c ...``, the cwd first on sys.path); ``serve`` sets PYTHONSAFEPATH for them
+    (tokmon.safepython).  Without it the shadow package below is imported by the worker."""
+    repo, markers = _evil_repo(tmp_path)
+    shadow = repo / "multiprocessing"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text(f"open({str(markers / 'mp')!r}, 'w').write('x')\n")
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing as mp, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from tokmon.safepython import protect_spawned_children\n"
+        "def f(x):\n    return x\n"
+        "if __name__ == '__main__':\n"
+        "    protect_spawned_children()\n"
+        "    with mp.get_context('spawn').Pool(1) as p:\n        print(p.map(f, [1]))\n"
+    )
+    r = run([sys.executable, str(script)], hs_env(tmp_path), repo, timeout=120)
+    assert r.returncode == 0 and "[1]" in r.stdout, r.stderr[-500:]
+    _assert_clean(markers)
