@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
     mode.add_argument("--jsonl", action="store_true",
                       help="JSON lines on stdin/stdout instead of LSP")
     mode.add_argument("--tcp", metavar="HOST:PORT",
-                      help="LSP over TCP on a loopback address (e.g. 127.0.0.1:2087)")
+                      help="LSP over TCP on a loopback address (e.g. 127.0.0.1:2087) for one "
+                           "client, whose initialize must carry initializationOptions.tokmonToken "
+                           "(the per-launch token written to <state>/serve-tcp-PORT.token)")
     mode.add_argument("--stdio", action="store_true",
                       help="LSP over stdio (the default; accepted for LSP clients)")
     p.add_argument("--workspace", metavar="DIR",
