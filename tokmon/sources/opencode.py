@@ -89,6 +89,7 @@ class OpenCodeSource(Source):
             return ReadResult([], st)
         records: list[AgentUsage] = []
         mark = st.mark
+        seen_at_mark = set(st.ctx.get("at_mark", []))  # rows read at the watermark already
         try:
             con = connect_readonly(path)
             try:
@@ -100,8 +101,17 @@ class OpenCodeSource(Source):
         except sqlite3.Error as exc:
             log.warning("cannot read %s: %s", path, exc)
             return ReadResult([], st)
+        at_mark: set[str] = set()
+        nread = 0
         for mid, sid, updated, data in rows:
-            mark = max(mark, as_int(updated))
+            upd = as_int(updated)
+            if upd == st.mark and mid in seen_at_mark:
+                continue
+            nread += 1
+            if upd > mark:
+                mark, at_mark = upd, set()
+            if upd == mark:
+                at_mark.add(mid)
             try:
                 msg = json.loads(data)
             except (TypeError, ValueError):
@@ -112,8 +122,11 @@ class OpenCodeSource(Source):
                 rec = self._record(msg, None, path, rank=0)
                 if rec is not None:
                     records.append(rec)
-        return ReadResult(records, FileState(sig=full_sig, mark=mark),
-                          bytes_read=len(rows))
+        if mark == st.mark:
+            at_mark |= seen_at_mark
+        return ReadResult(records, FileState(sig=full_sig, mark=mark,
+                                             ctx={"at_mark": sorted(at_mark)}),
+                          bytes_read=nread)
 
     def _record(self, msg: dict[str, Any], _unused: None, path: Path, rank: int) -> AgentUsage | None:
         if msg.get("role") != "assistant":
