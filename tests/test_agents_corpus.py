@@ -44,10 +44,15 @@ def corpus() -> Path:
 
 
 def corpus_env(c: Path) -> dict[str, str]:
-    return {"CODEX_HOME": str(c / "codex"), "GEMINI_DATA_DIR": str(c / "gemini" / "tmp"),
-            "OPENCODE_DATA_DIR": str(c / "opencode"), "QWEN_DATA_DIR": str(c / "qwen"),
-            "AMP_DATA_DIR": str(c / "amp"), "COPILOT_HOME": str(c / "copilot"),
-            "HOME": str(c / "no-home")}
+    return {
+        "CODEX_HOME": str(c / "codex"),
+        "GEMINI_DATA_DIR": str(c / "gemini" / "tmp"),
+        "OPENCODE_DATA_DIR": str(c / "opencode"),
+        "QWEN_DATA_DIR": str(c / "qwen"),
+        "AMP_DATA_DIR": str(c / "amp"),
+        "COPILOT_HOME": str(c / "copilot"),
+        "HOME": str(c / "no-home"),
+    }
 
 
 _cache: dict[str, list[AgentUsage]] = {}
@@ -63,8 +68,16 @@ def rows(agent: str, kind: str, c: Path) -> dict[str, tuple[int, ...]]:
     data = agent_report(agent, kind, usage(agent, c), PriceTable.load(None), timezone="UTC")
     label = {"daily": "date", "session": "sessionId"}[kind]
     lst = data["sessions" if kind == "session" else "daily"]
-    return {r[label]: (r["inputTokens"], r["outputTokens"], r["cacheReadTokens"],
-                       r["cacheCreationTokens"], r["totalTokens"]) for r in lst}
+    return {
+        r[label]: (
+            r["inputTokens"],
+            r["outputTokens"],
+            r["cacheReadTokens"],
+            r["cacheCreationTokens"],
+            r["totalTokens"],
+        )
+        for r in lst
+    }
 
 
 def day(ts: float) -> str:
@@ -96,28 +109,153 @@ CCUSAGE = {
             "2026-04-08": (264525, 11229, 1506048, 0, 1781802),
         },
         "session": {
-            "2025/10/06/rollout-2025-10-06T09-43-23-0199b879-a537-7c11-ae06-a671f3a86fb6": (43063, 14240, 349312, 0, 406615),
-            "2025/10/06/rollout-2025-10-06T10-11-27-0199b893-539f-7f33-8951-766c6fbc3cd9": (123694, 13951, 1161600, 0, 1299245),
-            "2025/10/06/rollout-2025-10-06T17-28-05-0199ba23-1445-7403-9975-b3c8aad1c0df": (1092429, 84352, 14490624, 0, 15667405),
-            "2025/11/06/rollout-2025-11-06T15-44-45-019a57e9-1a14-75b1-b49d-ef2792f0fb5e": (284372, 62308, 6090240, 0, 6436920),
-            "2025/11/06/rollout-2025-11-06T16-45-42-019a5820-e5d7-7692-aae6-926261b8b5c9": (318419, 52854, 5256192, 0, 5627465),
-            "2025/11/07/rollout-2025-11-07T08-44-25-019a5b8e-a2f2-7f42-bb90-f248b42e3415": (353062, 67746, 5204096, 0, 5624904),
-            "2025/11/07/rollout-2025-11-07T09-19-52-019a5baf-15f8-7f52-84b2-7f5e68d5e8cd": (329181, 48487, 3443840, 0, 3821508),
-            "2025/12/25/rollout-2025-12-25T22-45-23-019b55c1-d022-7061-bbb9-b0c90708472b": (850778, 80071, 27588608, 0, 28519457),
-            "2025/12/26/rollout-2025-12-26T01-48-36-019b5669-8da8-7bc3-bed8-e1c1b805dad5": (32190, 2193, 40448, 0, 74831),
-            "2026/02/07/rollout-2026-02-07T09-18-16-019c372e-2526-7e72-83e1-9cba8efad18d": (26125, 1062, 53888, 0, 81075),
-            "2026/02/07/rollout-2026-02-07T09-32-13-019c373a-e799-76a0-839f-1d739e71eefa": (72194, 6269, 530176, 0, 608639),
-            "2026/02/12/rollout-2026-02-12T19-26-21-019c531a-a700-7da1-b14e-dbec88c595ee": (7890, 746, 23680, 0, 32316),
-            "2026/02/12/rollout-2026-02-12T19-26-57-019c531b-3273-7751-a187-08c0fcd779d2": (37720, 2807, 331392, 0, 371919),
-            "2026/02/15/rollout-2026-02-15T05-47-22-019c5f9f-ee5f-7f02-b285-99ad29338a43": (10318, 290, 7552, 0, 18160),
-            "2026/02/15/rollout-2026-02-15T05-51-09-019c5fa3-64d1-7a52-adf0-0c1378d1d98d": (55844, 8921, 623616, 0, 688381),
-            "2026/02/17/rollout-2026-02-17T05-32-50-019c69df-5624-7413-9a52-c705dafadbd9": (6121, 420, 7552, 0, 14093),
-            "2026/04/07/rollout-2026-04-07T23-24-08-019d688b-3b5f-72c0-8028-4a4af562b9f5": (59424, 3316, 248960, 0, 311700),
-            "2026/04/08/rollout-2026-04-08T22-02-46-019d6d67-1952-7e83-93ef-94497e3c15b6": (35496, 6324, 830208, 0, 872028),
-            "2026/04/08/rollout-2026-04-08T22-18-42-019d6d75-b03d-7f83-a2c7-c3478007d5e0": (229029, 4905, 675840, 0, 909774),
+            "2025/10/06/rollout-2025-10-06T09-43-23-0199b879-a537-7c11-ae06-a671f3a86fb6": (
+                43063,
+                14240,
+                349312,
+                0,
+                406615,
+            ),
+            "2025/10/06/rollout-2025-10-06T10-11-27-0199b893-539f-7f33-8951-766c6fbc3cd9": (
+                123694,
+                13951,
+                1161600,
+                0,
+                1299245,
+            ),
+            "2025/10/06/rollout-2025-10-06T17-28-05-0199ba23-1445-7403-9975-b3c8aad1c0df": (
+                1092429,
+                84352,
+                14490624,
+                0,
+                15667405,
+            ),
+            "2025/11/06/rollout-2025-11-06T15-44-45-019a57e9-1a14-75b1-b49d-ef2792f0fb5e": (
+                284372,
+                62308,
+                6090240,
+                0,
+                6436920,
+            ),
+            "2025/11/06/rollout-2025-11-06T16-45-42-019a5820-e5d7-7692-aae6-926261b8b5c9": (
+                318419,
+                52854,
+                5256192,
+                0,
+                5627465,
+            ),
+            "2025/11/07/rollout-2025-11-07T08-44-25-019a5b8e-a2f2-7f42-bb90-f248b42e3415": (
+                353062,
+                67746,
+                5204096,
+                0,
+                5624904,
+            ),
+            "2025/11/07/rollout-2025-11-07T09-19-52-019a5baf-15f8-7f52-84b2-7f5e68d5e8cd": (
+                329181,
+                48487,
+                3443840,
+                0,
+                3821508,
+            ),
+            "2025/12/25/rollout-2025-12-25T22-45-23-019b55c1-d022-7061-bbb9-b0c90708472b": (
+                850778,
+                80071,
+                27588608,
+                0,
+                28519457,
+            ),
+            "2025/12/26/rollout-2025-12-26T01-48-36-019b5669-8da8-7bc3-bed8-e1c1b805dad5": (
+                32190,
+                2193,
+                40448,
+                0,
+                74831,
+            ),
+            "2026/02/07/rollout-2026-02-07T09-18-16-019c372e-2526-7e72-83e1-9cba8efad18d": (
+                26125,
+                1062,
+                53888,
+                0,
+                81075,
+            ),
+            "2026/02/07/rollout-2026-02-07T09-32-13-019c373a-e799-76a0-839f-1d739e71eefa": (
+                72194,
+                6269,
+                530176,
+                0,
+                608639,
+            ),
+            "2026/02/12/rollout-2026-02-12T19-26-21-019c531a-a700-7da1-b14e-dbec88c595ee": (
+                7890,
+                746,
+                23680,
+                0,
+                32316,
+            ),
+            "2026/02/12/rollout-2026-02-12T19-26-57-019c531b-3273-7751-a187-08c0fcd779d2": (
+                37720,
+                2807,
+                331392,
+                0,
+                371919,
+            ),
+            "2026/02/15/rollout-2026-02-15T05-47-22-019c5f9f-ee5f-7f02-b285-99ad29338a43": (
+                10318,
+                290,
+                7552,
+                0,
+                18160,
+            ),
+            "2026/02/15/rollout-2026-02-15T05-51-09-019c5fa3-64d1-7a52-adf0-0c1378d1d98d": (
+                55844,
+                8921,
+                623616,
+                0,
+                688381,
+            ),
+            "2026/02/17/rollout-2026-02-17T05-32-50-019c69df-5624-7413-9a52-c705dafadbd9": (
+                6121,
+                420,
+                7552,
+                0,
+                14093,
+            ),
+            "2026/04/07/rollout-2026-04-07T23-24-08-019d688b-3b5f-72c0-8028-4a4af562b9f5": (
+                59424,
+                3316,
+                248960,
+                0,
+                311700,
+            ),
+            "2026/04/08/rollout-2026-04-08T22-02-46-019d6d67-1952-7e83-93ef-94497e3c15b6": (
+                35496,
+                6324,
+                830208,
+                0,
+                872028,
+            ),
+            "2026/04/08/rollout-2026-04-08T22-18-42-019d6d75-b03d-7f83-a2c7-c3478007d5e0": (
+                229029,
+                4905,
+                675840,
+                0,
+                909774,
+            ),
         },
         "totals": (3967349, 461262, 66957824, 0, 71386435),
-        "cost": {"2025-10-06": 4.6996044999999995, "2025-11-06": 4.4613575, "2025-11-07": 1.9581810000000002, "2025-12-25": 7.5050854, "2026-02-07": 0.37690345000000003, "2026-02-12": 0.1916971, "2026-02-15": 0.3551919, "2026-02-17": 0.017913349999999998, "2026-04-07": 0.26054, "2026-04-08": 1.2062595000000003},
+        "cost": {
+            "2025-10-06": 4.6996044999999995,
+            "2025-11-06": 4.4613575,
+            "2025-11-07": 1.9581810000000002,
+            "2025-12-25": 7.5050854,
+            "2026-02-07": 0.37690345000000003,
+            "2026-02-12": 0.1916971,
+            "2026-02-15": 0.3551919,
+            "2026-02-17": 0.017913349999999998,
+            "2026-04-07": 0.26054,
+            "2026-04-08": 1.2062595000000003,
+        },
     },
     "gemini": {
         "daily": {
@@ -175,7 +313,22 @@ CCUSAGE = {
             "eaf5d4e1-a4d4-4085-9705-7ac85e4878a4": (41700, 2522, 289818, 0, 336530),
         },
         "totals": (4316622, 158074, 13104144, 0, 17789710),
-        "cost": {"2025-10-30": 0.308161625, "2025-10-31": 0.008285, "2026-01-24": 1.1693568100000002, "2026-01-25": 0.06619836, "2026-01-26": 0.5017269200000001, "2026-01-27": 0.9648016900000005, "2026-02-08": 0.19866304000000012, "2026-02-20": 0.0030987999999999996, "2026-02-23": 0.081605515, "2026-02-27": 0.4491255600000001, "2026-02-28": 0.064686375, "2026-03-02": 0.01978634, "2026-04-24": 0.0132844, "2026-04-25": 2.0266366600000003},
+        "cost": {
+            "2025-10-30": 0.308161625,
+            "2025-10-31": 0.008285,
+            "2026-01-24": 1.1693568100000002,
+            "2026-01-25": 0.06619836,
+            "2026-01-26": 0.5017269200000001,
+            "2026-01-27": 0.9648016900000005,
+            "2026-02-08": 0.19866304000000012,
+            "2026-02-20": 0.0030987999999999996,
+            "2026-02-23": 0.081605515,
+            "2026-02-27": 0.4491255600000001,
+            "2026-02-28": 0.064686375,
+            "2026-03-02": 0.01978634,
+            "2026-04-24": 0.0132844,
+            "2026-04-25": 2.0266366600000003,
+        },
     },
     "opencode": {
         "daily": {
@@ -191,7 +344,11 @@ CCUSAGE = {
             "ses_539950424ffev4SAECXTZKSubM": (8, 566, 10075, 11345, 21994),
         },
         "totals": (1925043, 40624, 54606, 25843, 2046116),
-        "cost": {"2025-11-27": 0.13404105000000002, "2026-06-17": 1.3458435, "2026-06-18": 0.42195669999999996},
+        "cost": {
+            "2025-11-27": 0.13404105000000002,
+            "2026-06-17": 1.3458435,
+            "2026-06-18": 0.42195669999999996,
+        },
     },
     "qwen": {
         "daily": {
@@ -221,7 +378,15 @@ CCUSAGE = {
             "e11ff895-63f3-4fac-a9ec-f6cf762985b8": (28459, 108, 27978, 0, 56592),
         },
         "totals": (11201317, 66539, 9860749, 0, 21133476),
-        "cost": {"2026-03-22": 0.0, "2026-04-05": 0.0, "2026-04-07": 0.0, "2026-04-08": 0.0, "2026-04-09": 0.0, "2026-04-10": 0.0, "2026-04-11": 0.0},
+        "cost": {
+            "2026-03-22": 0.0,
+            "2026-04-05": 0.0,
+            "2026-04-07": 0.0,
+            "2026-04-08": 0.0,
+            "2026-04-09": 0.0,
+            "2026-04-10": 0.0,
+            "2026-04-11": 0.0,
+        },
     },
     "amp": {
         "daily": {
@@ -276,8 +441,9 @@ def test_equal_to_ccusage_per_day_and_session(agent: str, corpus: Path) -> None:
 
 def test_amp_and_copilot_cost_is_the_agents_own(corpus: Path) -> None:
     for agent in ("amp", "copilot", "opencode"):
-        data = agent_report(agent, "daily", usage(agent, corpus), PriceTable.load(None),
-                            timezone="UTC")
+        data = agent_report(
+            agent, "daily", usage(agent, corpus), PriceTable.load(None), timezone="UTC"
+        )
         for r in data["daily"]:
             assert r["totalCost"] == pytest.approx(CCUSAGE[agent]["cost"][r["date"]], rel=1e-9)
 
@@ -330,8 +496,13 @@ def codex_recount(c: Path) -> tuple[dict[str, list[int]], dict[str, list[int]], 
                 dropped["review_events"] += 1
                 continue
             cached = last["cached_input_tokens"]
-            v = (last["input_tokens"] - cached, last["output_tokens"], cached, 0,
-                 last["input_tokens"] + last["output_tokens"])
+            v = (
+                last["input_tokens"] - cached,
+                last["output_tokens"],
+                cached,
+                0,
+                last["input_tokens"] + last["output_tokens"],
+            )
             add(per_day, day(parse_ts(d["timestamp"])), v)
             add(per_session, sid, v)
     return per_day, per_session, dropped
@@ -361,8 +532,9 @@ def test_codex_equals_ccusage_except_the_review_double_count(corpus: Path) -> No
 
 
 def test_codex_cost_matches_ccusage_pricing_on_untouched_days(corpus: Path) -> None:
-    data = agent_report("codex", "daily", usage("codex", corpus), PriceTable.load(None),
-                        timezone="UTC")
+    data = agent_report(
+        "codex", "daily", usage("codex", corpus), PriceTable.load(None), timezone="UTC"
+    )
     for r in data["daily"]:
         if r["date"] != "2025-12-25":
             assert r["costUSD"] == pytest.approx(CCUSAGE["codex"]["cost"][r["date"]], rel=1e-9)
@@ -389,8 +561,13 @@ def gemini_recount(c: Path) -> tuple[dict[str, list[int]], dict[str, list[int]]]
     per_day: dict[str, list[int]] = {}
     per_session: dict[str, list[int]] = {}
     for (sid, _), (ts, t) in msgs.items():
-        v = (t["input"] - t["cached"] + t.get("tool", 0), t["output"], t["cached"], 0,
-             t["input"] + t["output"] + t.get("thoughts", 0) + t.get("tool", 0))
+        v = (
+            t["input"] - t["cached"] + t.get("tool", 0),
+            t["output"],
+            t["cached"],
+            0,
+            t["input"] + t["output"] + t.get("thoughts", 0) + t.get("tool", 0),
+        )
         add(per_day, day(ts), v)
         add(per_session, sid, v)
     return per_day, per_session
@@ -409,10 +586,15 @@ def test_gemini_equals_the_cross_folder_recount(corpus: Path) -> None:
     folders: dict[str, set[str]] = defaultdict(set)
     for f in (corpus / "gemini" / "tmp").glob("*/chats/*.json*"):
         folders[f.name].add(f.parts[-3])
-    twice = {json.loads(f.read_text(encoding="utf-8").splitlines()[0] if f.suffix == ".jsonl"
-                        else f.read_text(encoding="utf-8"))["sessionId"]
-             for f in (corpus / "gemini" / "tmp").glob("*/chats/*.json*")
-             if len(folders[f.name]) > 1}
+    twice = {
+        json.loads(
+            f.read_text(encoding="utf-8").splitlines()[0]
+            if f.suffix == ".jsonl"
+            else f.read_text(encoding="utf-8")
+        )["sessionId"]
+        for f in (corpus / "gemini" / "tmp").glob("*/chats/*.json*")
+        if len(folders[f.name]) > 1
+    }
     assert len([n for n, fs in folders.items() if len(fs) > 1]) == 24  # README
     assert set(tok_sessions) == set(CCUSAGE["gemini"]["session"])
     for k, ref in CCUSAGE["gemini"]["session"].items():
@@ -428,8 +610,13 @@ def test_qwen_counts_cached_tokens_once(corpus: Path) -> None:
     days: dict[str, list[int]] = {}
     sessions: dict[str, list[int]] = {}
     for r in recs:
-        v = (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens,
-             r.total_tokens)
+        v = (
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_read_tokens,
+            r.cache_write_tokens,
+            r.total_tokens,
+        )
         add(days, day(r.ts), v)
         add(sessions, r.session_id, v)
     for table, ref in ((days, CCUSAGE["qwen"]["daily"]), (sessions, CCUSAGE["qwen"]["session"])):
@@ -457,6 +644,9 @@ def test_qwen_legacy_chats_are_counted(corpus: Path) -> None:
     legacy = [r for r in usage("qwen", corpus) if "tmp" in Path(r.origin).parts]
     inp = sum(r.input_tokens + r.cache_read_tokens for r in legacy)
     # README: ccusage does not read them; 19,943,046 input (19,073,809 cached), 75,168 output.
-    assert (inp, sum(r.cache_read_tokens for r in legacy), sum(r.output_tokens for r in legacy)) == (
-        19943046, 19073809, 75168)
+    assert (
+        inp,
+        sum(r.cache_read_tokens for r in legacy),
+        sum(r.output_tokens for r in legacy),
+    ) == (19943046, 19073809, 75168)
     assert len({r.session_id for r in legacy}) > 0

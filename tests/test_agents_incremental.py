@@ -43,10 +43,27 @@ def copytree(src: Path, dst: Path) -> Path:
 
 
 def tc_line(ts: str, total: int, last: int) -> str:
-    u = lambda n: {"input_tokens": n, "cached_input_tokens": 0, "output_tokens": 7,  # noqa: E731
-                   "reasoning_output_tokens": 0, "total_tokens": n + 7}
-    return json.dumps({"timestamp": ts, "type": "event_msg", "payload": {
-        "type": "token_count", "info": {"total_token_usage": u(total), "last_token_usage": u(last)}}}) + "\n"
+    def u(n: int) -> dict[str, int]:
+        return {
+            "input_tokens": n,
+            "cached_input_tokens": 0,
+            "output_tokens": 7,
+            "reasoning_output_tokens": 0,
+            "total_tokens": n + 7,
+        }
+    return (
+        json.dumps(
+            {
+                "timestamp": ts,
+                "type": "event_msg",
+                "payload": {
+                    "type": "token_count",
+                    "info": {"total_token_usage": u(total), "last_token_usage": u(last)},
+                },
+            }
+        )
+        + "\n"
+    )
 
 
 def test_codex_append_reads_only_the_new_bytes(corpus: Path, tmp_path: Path) -> None:
@@ -79,9 +96,20 @@ def test_gemini_append_reads_only_the_new_bytes(corpus: Path, tmp_path: Path) ->
     reader.refresh()
     total = sum(r.total_tokens for r in reader.usage())
     f = sorted(tmp.rglob("session-2026-04-25T13-04-16a02704.jsonl"))[0]
-    msg = {"id": "new-1", "timestamp": "2026-04-25T14:00:00.000Z", "type": "gemini",
-           "model": "gemini-2.5-flash", "tokens": {"input": 500, "output": 9, "cached": 100,
-                                                   "thoughts": 1, "tool": 0, "total": 510}}
+    msg = {
+        "id": "new-1",
+        "timestamp": "2026-04-25T14:00:00.000Z",
+        "type": "gemini",
+        "model": "gemini-2.5-flash",
+        "tokens": {
+            "input": 500,
+            "output": 9,
+            "cached": 100,
+            "thoughts": 1,
+            "tool": 0,
+            "total": 510,
+        },
+    }
     line = json.dumps(msg) + "\n"
     with open(f, "a", encoding="utf-8") as fh:
         fh.write(line)
@@ -89,7 +117,14 @@ def test_gemini_append_reads_only_the_new_bytes(corpus: Path, tmp_path: Path) ->
     assert stats.files_read == 1 and stats.bytes_read == len(line.encode())
     assert sum(r.total_tokens for r in reader.usage()) == total + 510
     # the same message re-appended with more tokens replaces the first copy (last wins)
-    msg["tokens"] = {"input": 600, "output": 19, "cached": 100, "thoughts": 1, "tool": 0, "total": 620}
+    msg["tokens"] = {
+        "input": 600,
+        "output": 19,
+        "cached": 100,
+        "thoughts": 1,
+        "tool": 0,
+        "total": 620,
+    }
     with open(f, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(msg) + "\n")
     reader.refresh()
@@ -108,10 +143,17 @@ def test_opencode_new_row_is_read_alone_and_no_files_appear(corpus: Path, tmp_pa
     mark = reader.states[str(db)].mark
     con = sqlite3.connect(db)
     sid = con.execute("SELECT session_id FROM message LIMIT 1").fetchone()[0]
-    data = {"role": "assistant", "time": {"created": 1781700000000}, "modelID": "m", "cost": 0.01,
-            "tokens": {"input": 77, "output": 3, "reasoning": 0, "cache": {"read": 0, "write": 0}}}
-    con.execute("INSERT INTO message VALUES (?,?,?,?,?)",
-                ("msg_new", sid, 1781700000000, mark + 1, json.dumps(data)))
+    data = {
+        "role": "assistant",
+        "time": {"created": 1781700000000},
+        "modelID": "m",
+        "cost": 0.01,
+        "tokens": {"input": 77, "output": 3, "reasoning": 0, "cache": {"read": 0, "write": 0}},
+    }
+    con.execute(
+        "INSERT INTO message VALUES (?,?,?,?,?)",
+        ("msg_new", sid, 1781700000000, mark + 1, json.dumps(data)),
+    )
     con.commit()
     con.close()
     stats = reader.refresh()
@@ -121,13 +163,24 @@ def test_opencode_new_row_is_read_alone_and_no_files_appear(corpus: Path, tmp_pa
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tokmon", *args], capture_output=True,
-                          text=True, env=env, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "tokmon", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+    )
 
 
 def test_cli_reports_and_agents(corpus: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TOKMON_", "CODEX_", "GEMINI_", "OPENCODE_", "QWEN_", "AMP_", "COPILOT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("TOKMON_", "CODEX_", "GEMINI_", "OPENCODE_", "QWEN_", "AMP_", "COPILOT_")
+        )
+    }
     home = tmp_path / "home"
     home.mkdir()
     env.update(HOME=str(home), TOKMON_HOME=str(tmp_path / "th"), NO_COLOR="1")
@@ -144,6 +197,8 @@ def test_cli_reports_and_agents(corpus: Path, tmp_path: Path) -> None:
     p = run_cli(["agents", "--json"], env)
     found = {a["agent"]: a for a in json.loads(p.stdout)["agents"] if a["detected"]}
     assert set(found) == {"amp", "copilot"}
-    assert found["amp"]["totalTokens"] == 114201 and found["amp"]["totalCost"] == pytest.approx(0.0685599)
+    assert found["amp"]["totalTokens"] == 114201 and found["amp"]["totalCost"] == pytest.approx(
+        0.0685599
+    )
     p = run_cli(["amp", "daily", "-z", "Nowhere/Zone"], env)
     assert p.returncode != 0 and "Traceback" not in p.stderr

@@ -25,8 +25,12 @@ def w_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def tot(recs: list[AgentUsage]) -> tuple[int, int, int, int]:
-    return (sum(r.input_tokens for r in recs), sum(r.output_tokens for r in recs),
-            sum(r.cache_read_tokens for r in recs), sum(r.cache_write_tokens for r in recs))
+    return (
+        sum(r.input_tokens for r in recs),
+        sum(r.output_tokens for r in recs),
+        sum(r.cache_read_tokens for r in recs),
+        sum(r.cache_write_tokens for r in recs),
+    )
 
 
 # ---------------------------------------------------------------------------------- Codex
@@ -41,18 +45,35 @@ class CodexGen:
     @staticmethod
     def tc(sec: int, total: list[int], last: list[int]) -> dict[str, Any]:
         def u(v: list[int]) -> dict[str, int]:
-            return {"input_tokens": v[0], "cached_input_tokens": v[1], "output_tokens": v[2],
-                    "reasoning_output_tokens": v[3], "total_tokens": v[0] + v[2]}
-        return {"timestamp": f"{T0}{sec:02d}.000Z", "type": "event_msg",
-                "payload": {"type": "token_count",
-                            "info": {"total_token_usage": u(total), "last_token_usage": u(last)}}}
+            return {
+                "input_tokens": v[0],
+                "cached_input_tokens": v[1],
+                "output_tokens": v[2],
+                "reasoning_output_tokens": v[3],
+                "total_tokens": v[0] + v[2],
+            }
 
-    def turns(self, start_sec: int, lasts: list[list[int]], running: list[int] | None = None,
-              reemit: bool = True, count: bool = True) -> tuple[list[dict[str, Any]], list[int]]:
+        return {
+            "timestamp": f"{T0}{sec:02d}.000Z",
+            "type": "event_msg",
+            "payload": {
+                "type": "token_count",
+                "info": {"total_token_usage": u(total), "last_token_usage": u(last)},
+            },
+        }
+
+    def turns(
+        self,
+        start_sec: int,
+        lasts: list[list[int]],
+        running: list[int] | None = None,
+        reemit: bool = True,
+        count: bool = True,
+    ) -> tuple[list[dict[str, Any]], list[int]]:
         rows: list[dict[str, Any]] = []
         total = list(running or [0, 0, 0, 0])
         for i, last in enumerate(lasts):
-            total = [a + b for a, b in zip(total, last)]
+            total = [a + b for a, b in zip(total, last, strict=True)]
             rows.append(self.tc(start_sec + 2 * i, total, last))
             if reemit:  # Codex re-emits the unchanged total (UI / rate-limit refresh)
                 rows.append(self.tc(start_sec + 2 * i + 1, total, last))
@@ -64,8 +85,11 @@ class CodexGen:
 
 
 def meta(sid: str, source: Any = "cli") -> dict[str, Any]:
-    return {"timestamp": f"{T0}00.000Z", "type": "session_meta",
-            "payload": {"id": sid, "cwd": "/w/p", "source": source}}
+    return {
+        "timestamp": f"{T0}00.000Z",
+        "type": "session_meta",
+        "payload": {"id": sid, "cwd": "/w/p", "source": source},
+    }
 
 
 def ctx(model: str) -> dict[str, Any]:
@@ -87,7 +111,9 @@ def test_codex_pitfalls(tmp_path: Path) -> None:
     w_jsonl(day / "rollout-fork.jsonl", [meta("fork"), ctx("gpt-5-codex"), *replay, *own])
     # 3. the same rollout also in archived_sessions/
     (home / "archived_sessions").mkdir(parents=True)
-    (home / "archived_sessions" / "rollout-a.jsonl").write_bytes((day / "rollout-a.jsonl").read_bytes())
+    (home / "archived_sessions" / "rollout-a.jsonl").write_bytes(
+        (day / "rollout-a.jsonl").read_bytes()
+    )
     # 4. an old log without turn_context (fallback model) and no re-emits
     old, _ = g.turns(50, [[100, 0, 10, 0]], reemit=False)
     w_jsonl(day / "rollout-old.jsonl", [meta("old"), *old])
@@ -98,14 +124,30 @@ def test_codex_pitfalls(tmp_path: Path) -> None:
     g.truth[2] += 1000
     rv_parent_pre, run = g.turns(20, [[50, 0, 5, 0]])
     after = CodexGen.tc(35, run, [50, 0, 5, 0])  # parent's total re-emitted after the review
-    w_jsonl(day / "rollout-p.jsonl", [
-        meta("p"), ctx("gpt-5.2-codex"), *rv_parent_pre,
-        {"timestamp": f"{T0}29.000Z", "type": "event_msg", "payload": {"type": "entered_review_mode"}},
-        *rev_rows,
-        {"timestamp": f"{T0}31.000Z", "type": "event_msg", "payload": {"type": "exited_review_mode"}},
-        after])
-    w_jsonl(day / "rollout-review.jsonl",
-            [meta("r", {"subagent": "review"}), ctx("gpt-5.1-codex-max"), *rev_rows])
+    w_jsonl(
+        day / "rollout-p.jsonl",
+        [
+            meta("p"),
+            ctx("gpt-5.2-codex"),
+            *rv_parent_pre,
+            {
+                "timestamp": f"{T0}29.000Z",
+                "type": "event_msg",
+                "payload": {"type": "entered_review_mode"},
+            },
+            *rev_rows,
+            {
+                "timestamp": f"{T0}31.000Z",
+                "type": "event_msg",
+                "payload": {"type": "exited_review_mode"},
+            },
+            after,
+        ],
+    )
+    w_jsonl(
+        day / "rollout-review.jsonl",
+        [meta("r", {"subagent": "review"}), ctx("gpt-5.1-codex-max"), *rev_rows],
+    )
 
     recs = collect(SOURCES["codex"]({"CODEX_HOME": str(home), "HOME": str(tmp_path)}))
     got = tot(recs)
@@ -133,8 +175,10 @@ def test_codex_pitfalls(tmp_path: Path) -> None:
     assert naive_sum(all_files, False) != truth_in  # re-emits counted
     assert naive_sum(all_files, True) != truth_in  # replay, archive, review still counted
     assert naive_sum([f for f in all_files if "archived" not in str(f)], True) != truth_in
-    assert naive_sum([f for f in all_files if "archived" not in str(f)
-                      and "fork" not in f.name], True) != truth_in
+    assert (
+        naive_sum([f for f in all_files if "archived" not in str(f) and "fork" not in f.name], True)
+        != truth_in
+    )
     # ...and taking the last running total of a file undercounts after a reset.
     last_total = json.loads((day / "rollout-a.jsonl").read_text().splitlines()[-1])
     a_truth = 1000 + 1200 + 300 + 400
@@ -147,27 +191,45 @@ def test_codex_pitfalls(tmp_path: Path) -> None:
 
 
 def gmsg(mid: str, sec: int, inp: int, cached: int, out: int, thoughts: int) -> dict[str, Any]:
-    return {"id": mid, "timestamp": f"{T0}{sec:02d}.000Z", "type": "gemini", "model": "gemini-2.5-pro",
-            "tokens": {"input": inp, "output": out, "cached": cached, "thoughts": thoughts,
-                       "tool": 0, "total": inp + out + thoughts}}
+    return {
+        "id": mid,
+        "timestamp": f"{T0}{sec:02d}.000Z",
+        "type": "gemini",
+        "model": "gemini-2.5-pro",
+        "tokens": {
+            "input": inp,
+            "output": out,
+            "cached": cached,
+            "thoughts": thoughts,
+            "tool": 0,
+            "total": inp + out + thoughts,
+        },
+    }
 
 
 def test_gemini_pitfalls(tmp_path: Path) -> None:
     tmp = tmp_path / "gemini" / "tmp"
     head = {"sessionId": "s1", "projectHash": "h", "startTime": f"{T0}00.000Z", "kind": "main"}
-    rows = [head, {"id": "u1", "type": "user", "timestamp": f"{T0}01.000Z"},
-            gmsg("m1", 2, 100, 0, 1, 0),  # streamed: updated below with the same id
-            {"$set": {"lastUpdated": f"{T0}02.000Z"}},
-            gmsg("m1", 2, 1000, 400, 50, 20),
-            gmsg("m2", 5, 2000, 1500, 60, 0),
-            {"$rewindTo": "m2"},  # hides m2 from the chat; its tokens were billed
-            gmsg("m3", 8, 3000, 2000, 70, 10)]
+    rows = [
+        head,
+        {"id": "u1", "type": "user", "timestamp": f"{T0}01.000Z"},
+        gmsg("m1", 2, 100, 0, 1, 0),  # streamed: updated below with the same id
+        {"$set": {"lastUpdated": f"{T0}02.000Z"}},
+        gmsg("m1", 2, 1000, 400, 50, 20),
+        gmsg("m2", 5, 2000, 1500, 60, 0),
+        {"$rewindTo": "m2"},  # hides m2 from the chat; its tokens were billed
+        gmsg("m3", 8, 3000, 2000, 70, 10),
+    ]
     w_jsonl(tmp / "hash123" / "chats" / "session-1.jsonl", rows)
     # the same session in a second (project-named) folder
     w_jsonl(tmp / "myproject" / "chats" / "session-1.jsonl", rows)
     # a legacy one-document session
-    legacy = {"sessionId": "s2", "projectHash": "h", "startTime": f"{T0}00.000Z",
-              "messages": [gmsg("x1", 20, 500, 100, 5, 0)]}
+    legacy = {
+        "sessionId": "s2",
+        "projectHash": "h",
+        "startTime": f"{T0}00.000Z",
+        "messages": [gmsg("x1", 20, 500, 100, 5, 0)],
+    }
     p = tmp / "hash123" / "chats" / "session-2.json"
     p.write_text(json.dumps(legacy))
     truth = (600 + 500 + 1000 + 400, 70 + 60 + 80 + 5, 400 + 1500 + 2000 + 100, 0)
@@ -189,16 +251,50 @@ def test_gemini_pitfalls(tmp_path: Path) -> None:
 
 def test_qwen_cached_inside_prompt_and_legacy(tmp_path: Path) -> None:
     root = tmp_path / "qwen"
-    w_jsonl(root / "projects" / "p" / "chats" / "a.jsonl", [
-        {"uuid": "u1", "sessionId": "q1", "timestamp": f"{T0}01.000Z", "type": "assistant",
-         "model": "coder-model", "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 50,
-                                                   "thoughtsTokenCount": 10, "totalTokenCount": 1050,
-                                                   "cachedContentTokenCount": 800}}])
+    w_jsonl(
+        root / "projects" / "p" / "chats" / "a.jsonl",
+        [
+            {
+                "uuid": "u1",
+                "sessionId": "q1",
+                "timestamp": f"{T0}01.000Z",
+                "type": "assistant",
+                "model": "coder-model",
+                "usageMetadata": {
+                    "promptTokenCount": 1000,
+                    "candidatesTokenCount": 50,
+                    "thoughtsTokenCount": 10,
+                    "totalTokenCount": 1050,
+                    "cachedContentTokenCount": 800,
+                },
+            }
+        ],
+    )
     leg = root / "tmp" / "h" / "chats" / "session-x.json"
     leg.parent.mkdir(parents=True)
-    leg.write_text(json.dumps({"sessionId": "q2", "messages": [
-        {"id": "m", "type": "qwen", "timestamp": f"{T0}02.000Z", "model": "coder-model",
-         "tokens": {"input": 300, "output": 7, "cached": 200, "thoughts": 0, "tool": 0, "total": 307}}]}))
+    leg.write_text(
+        json.dumps(
+            {
+                "sessionId": "q2",
+                "messages": [
+                    {
+                        "id": "m",
+                        "type": "qwen",
+                        "timestamp": f"{T0}02.000Z",
+                        "model": "coder-model",
+                        "tokens": {
+                            "input": 300,
+                            "output": 7,
+                            "cached": 200,
+                            "thoughts": 0,
+                            "tool": 0,
+                            "total": 307,
+                        },
+                    }
+                ],
+            }
+        )
+    )
     recs = collect(SOURCES["qwen"]({"QWEN_DATA_DIR": str(root)}))
     assert tot(recs) == (200 + 100, 57, 1000, 0)
     assert sum(r.total_tokens for r in recs) == 1050 + 307  # = totalTokenCount, cache once
@@ -207,16 +303,44 @@ def test_qwen_cached_inside_prompt_and_legacy(tmp_path: Path) -> None:
 def test_amp_ledger_not_added_to_messages(tmp_path: Path) -> None:
     th = tmp_path / "amp" / "threads"
     th.mkdir(parents=True)
-    doc = {"id": "T-1", "messages": [
-        {"role": "user", "messageId": 0},
-        {"role": "assistant", "messageId": 1, "usage": {
-            "model": "claude-sonnet-4-5-20250929", "inputTokens": 9, "outputTokens": 80,
-            "cacheCreationInputTokens": 900, "cacheReadInputTokens": 14000, "credits": 0.9}}],
-        "usageLedger": {"events": [
-            {"id": "e1", "timestamp": f"{T0}01.000Z", "model": "claude-sonnet-4-5-20250929",
-             "credits": 0.9, "tokens": {"input": 9, "output": 80}, "toMessageId": 1},
-            {"id": "e0", "timestamp": f"{T0}00.000Z", "model": "claude-3-5-haiku-20241022",
-             "credits": 0.05, "tokens": {"input": 500, "output": 20}, "toMessageId": 0}]}}
+    doc = {
+        "id": "T-1",
+        "messages": [
+            {"role": "user", "messageId": 0},
+            {
+                "role": "assistant",
+                "messageId": 1,
+                "usage": {
+                    "model": "claude-sonnet-4-5-20250929",
+                    "inputTokens": 9,
+                    "outputTokens": 80,
+                    "cacheCreationInputTokens": 900,
+                    "cacheReadInputTokens": 14000,
+                    "credits": 0.9,
+                },
+            },
+        ],
+        "usageLedger": {
+            "events": [
+                {
+                    "id": "e1",
+                    "timestamp": f"{T0}01.000Z",
+                    "model": "claude-sonnet-4-5-20250929",
+                    "credits": 0.9,
+                    "tokens": {"input": 9, "output": 80},
+                    "toMessageId": 1,
+                },
+                {
+                    "id": "e0",
+                    "timestamp": f"{T0}00.000Z",
+                    "model": "claude-3-5-haiku-20241022",
+                    "credits": 0.05,
+                    "tokens": {"input": 500, "output": 20},
+                    "toMessageId": 0,
+                },
+            ]
+        },
+    }
     (th / "T-1.json").write_text(json.dumps(doc))
     recs = collect(SOURCES["amp"]({"AMP_DATA_DIR": str(tmp_path / "amp")}))
     assert tot(recs) == (509, 100, 14000, 900)
@@ -227,23 +351,58 @@ def test_copilot_shutdown_totals_not_added_to_events(tmp_path: Path) -> None:
     sd = tmp_path / "copilot" / "session-state" / "c1"
 
     def shutdown(eid: str, inp: int, cr: int, cw: int, out: int) -> dict[str, Any]:
-        return {"type": "session.shutdown", "id": eid, "timestamp": f"{T0}30.000Z", "data": {
-            "modelMetrics": {"claude-sonnet-4.6": {
-                "requests": {"count": 2}, "totalNanoAiu": 10**9,
-                "usage": {"inputTokens": inp + cr + cw, "outputTokens": out,
-                          "cacheReadTokens": cr, "cacheWriteTokens": cw, "reasoningTokens": 3}}}}}
+        return {
+            "type": "session.shutdown",
+            "id": eid,
+            "timestamp": f"{T0}30.000Z",
+            "data": {
+                "modelMetrics": {
+                    "claude-sonnet-4.6": {
+                        "requests": {"count": 2},
+                        "totalNanoAiu": 10**9,
+                        "usage": {
+                            "inputTokens": inp + cr + cw,
+                            "outputTokens": out,
+                            "cacheReadTokens": cr,
+                            "cacheWriteTokens": cw,
+                            "reasoningTokens": 3,
+                        },
+                    }
+                }
+            },
+        }
 
-    w_jsonl(sd / "events.jsonl", [
-        {"type": "session.start", "id": "s", "timestamp": f"{T0}00.000Z",
-         "data": {"sessionId": "c1", "context": {"cwd": "/w"}}},
-        {"type": "assistant.message", "id": "a1", "timestamp": f"{T0}01.000Z",
-         "data": {"model": "claude-sonnet-4.6", "outputTokens": 40}},
-        shutdown("x1", 10, 1000, 100, 40),
-        {"type": "session.start", "id": "s2", "timestamp": f"{T0}40.000Z", "data": {"sessionId": "c1"}},
-        {"type": "assistant.message", "id": "a2", "timestamp": f"{T0}41.000Z",
-         "data": {"model": "claude-sonnet-4.6", "outputTokens": 5}},
-        shutdown("x2", 1, 200, 0, 5),  # a resumed run: its own snapshot, added
-    ])
+    w_jsonl(
+        sd / "events.jsonl",
+        [
+            {
+                "type": "session.start",
+                "id": "s",
+                "timestamp": f"{T0}00.000Z",
+                "data": {"sessionId": "c1", "context": {"cwd": "/w"}},
+            },
+            {
+                "type": "assistant.message",
+                "id": "a1",
+                "timestamp": f"{T0}01.000Z",
+                "data": {"model": "claude-sonnet-4.6", "outputTokens": 40},
+            },
+            shutdown("x1", 10, 1000, 100, 40),
+            {
+                "type": "session.start",
+                "id": "s2",
+                "timestamp": f"{T0}40.000Z",
+                "data": {"sessionId": "c1"},
+            },
+            {
+                "type": "assistant.message",
+                "id": "a2",
+                "timestamp": f"{T0}41.000Z",
+                "data": {"model": "claude-sonnet-4.6", "outputTokens": 5},
+            },
+            shutdown("x2", 1, 200, 0, 5),  # a resumed run: its own snapshot, added
+        ],
+    )
     recs = collect(SOURCES["copilot"]({"COPILOT_HOME": str(tmp_path / "copilot")}))
     assert tot(recs) == (11, 45, 1200, 100)
     assert sum(r.cost or 0 for r in recs) == pytest.approx(2 * 10**9 / 1e11)
@@ -252,15 +411,31 @@ def test_copilot_shutdown_totals_not_added_to_events(tmp_path: Path) -> None:
 def test_opencode_db_row_wins_over_legacy_json(tmp_path: Path) -> None:
     root = tmp_path / "opencode"
     (root / "storage" / "message" / "ses_1").mkdir(parents=True)
-    msg = {"id": "msg_1", "sessionID": "ses_1", "role": "assistant", "modelID": "m",
-           "time": {"created": 1772359200000}, "cost": 0.5,
-           "tokens": {"input": 10, "output": 20, "reasoning": 5, "cache": {"read": 30, "write": 40}}}
+    msg = {
+        "id": "msg_1",
+        "sessionID": "ses_1",
+        "role": "assistant",
+        "modelID": "m",
+        "time": {"created": 1772359200000},
+        "cost": 0.5,
+        "tokens": {"input": 10, "output": 20, "reasoning": 5, "cache": {"read": 30, "write": 40}},
+    }
     (root / "storage" / "message" / "ses_1" / "msg_1.json").write_text(json.dumps(msg))
     con = sqlite3.connect(root / "opencode.db")
-    con.execute("CREATE TABLE message (id text primary key, session_id text, time_created int, "
-                "time_updated int, data text)")
-    con.execute("INSERT INTO message VALUES (?,?,?,?,?)",
-                ("msg_1", "ses_1", 1, 1, json.dumps({k: v for k, v in msg.items() if k not in ("id", "sessionID")})))
+    con.execute(
+        "CREATE TABLE message (id text primary key, session_id text, time_created int, "
+        "time_updated int, data text)"
+    )
+    con.execute(
+        "INSERT INTO message VALUES (?,?,?,?,?)",
+        (
+            "msg_1",
+            "ses_1",
+            1,
+            1,
+            json.dumps({k: v for k, v in msg.items() if k not in ("id", "sessionID")}),
+        ),
+    )
     con.commit()
     con.close()
     recs = collect(SOURCES["opencode"]({"OPENCODE_DATA_DIR": str(root)}))

@@ -20,8 +20,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
     for agent in AGENTS:
         label = SOURCES[agent].label
-        p = sub.add_parser(agent, parents=[parent], help=f"{label} usage (daily|monthly|session)",
-                           description=f"{label} usage reports")
+        p = sub.add_parser(
+            agent,
+            parents=[parent],
+            help=f"{label} usage (daily|monthly|session)",
+            description=f"{label} usage reports",
+        )
         rs = p.add_subparsers(dest="report", metavar="REPORT")
         for kind, text in REPORTS.items():
             r = rs.add_parser(kind, parents=[parent], help=text, description=f"{label}: {text}")
@@ -32,8 +36,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
             r.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
             r.set_defaults(handler=lambda a, c, ag=agent, k=kind: run_agent_report(ag, k, a, c))
         p.set_defaults(handler=lambda a, c, ag=agent: run_agent_report(ag, "daily", a, c))
-    p = sub.add_parser("agents", parents=[parent], help="coding agents found, with totals",
-                       description="coding agents whose logs were found, with their totals")
+    p = sub.add_parser(
+        "agents",
+        parents=[parent],
+        help="coding agents found, with totals",
+        description="coding agents whose logs were found, with their totals",
+    )
     p.set_defaults(handler=run_agents)
 
 
@@ -61,8 +69,16 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
     except (ValueError, TimezoneError) as exc:
         raise CLIError(str(exc)) from exc
     records = collect(source_for(agent, ctx.env))
-    data = agent_report(agent, kind, records, _prices(ctx), timezone=tz, since=since,
-                        until=until, order=getattr(args, "order", "asc"))
+    data = agent_report(
+        agent,
+        kind,
+        records,
+        _prices(ctx),
+        timezone=tz,
+        since=since,
+        until=until,
+        order=getattr(args, "order", "asc"),
+    )
     if ctx.json_output:
         ctx.stdout.write(dump_json(data))
         return 0
@@ -70,13 +86,17 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
     label = {"daily": "date", "monthly": "month", "session": "sessionId"}[kind]
     cost_key = "costUSD" if agent == "codex" else "totalCost"
     w = ctx.stdout.write
-    w(f"{label:<40} {'input':>12} {'output':>10} {'cache read':>13} {'cache write':>12} "
-      f"{'total':>13} {'cost':>10}\n")
+    w(
+        f"{label:<40} {'input':>12} {'output':>10} {'cache read':>13} {'cache write':>12} "
+        f"{'total':>13} {'cost':>10}\n"
+    )
     for r in [*rows, {label: "Total", **data["totals"]}]:
-        w(f"{str(r[label])[-40:]:<40} {fmt_int(r['inputTokens']):>12} "
-          f"{fmt_int(r['outputTokens']):>10} {fmt_int(r['cacheReadTokens']):>13} "
-          f"{fmt_int(r['cacheCreationTokens']):>12} {fmt_int(r['totalTokens']):>13} "
-          f"{fmt_cost(r[cost_key]):>10}\n")
+        w(
+            f"{str(r[label])[-40:]:<40} {fmt_int(r['inputTokens']):>12} "
+            f"{fmt_int(r['outputTokens']):>10} {fmt_int(r['cacheReadTokens']):>13} "
+            f"{fmt_int(r['cacheCreationTokens']):>12} {fmt_int(r['totalTokens']):>13} "
+            f"{fmt_cost(r[cost_key]):>10}\n"
+        )
     return 0
 
 
@@ -92,27 +112,31 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
         src = cls(ctx.env)
         roots = src.roots()
         recs = collect(src) if roots else []
-        out.append({
-            "agent": agent,
-            "name": cls.label,
-            "detected": bool(roots),
-            "roots": [str(r) for r in roots],
-            "sessions": len({r.session_id for r in recs}),
-            "records": len(recs),
-            "inputTokens": sum(r.input_tokens for r in recs),
-            "outputTokens": sum(r.output_tokens for r in recs),
-            "cacheReadTokens": sum(r.cache_read_tokens for r in recs),
-            "cacheCreationTokens": sum(r.cache_write_tokens for r in recs),
-            "totalTokens": sum(r.total_tokens for r in recs),
-            "totalCost": sum(record_cost(r, prices) for r in recs),
-        })
+        out.append(
+            {
+                "agent": agent,
+                "name": cls.label,
+                "detected": bool(roots),
+                "roots": [str(r) for r in roots],
+                "sessions": len({r.session_id for r in recs}),
+                "records": len(recs),
+                "inputTokens": sum(r.input_tokens for r in recs),
+                "outputTokens": sum(r.output_tokens for r in recs),
+                "cacheReadTokens": sum(r.cache_read_tokens for r in recs),
+                "cacheCreationTokens": sum(r.cache_write_tokens for r in recs),
+                "totalTokens": sum(r.total_tokens for r in recs),
+                "totalCost": sum(record_cost(r, prices) for r in recs),
+            }
+        )
     if ctx.json_output:
         ctx.stdout.write(dump_json({"agents": out}))
         return 0
     w = ctx.stdout.write
     w(f"{'agent':<10} {'found':<6} {'sessions':>8} {'total tokens':>14} {'cost':>10}  data\n")
     for a in out:
-        w(f"{a['agent']:<10} {'yes' if a['detected'] else 'no':<6} {a['sessions']:>8} "
-          f"{fmt_int(a['totalTokens']):>14} {fmt_cost(a['totalCost']):>10}  "
-          f"{', '.join(a['roots']) or '-'}\n")
+        w(
+            f"{a['agent']:<10} {'yes' if a['detected'] else 'no':<6} {a['sessions']:>8} "
+            f"{fmt_int(a['totalTokens']):>14} {fmt_cost(a['totalCost']):>10}  "
+            f"{', '.join(a['roots']) or '-'}\n"
+        )
     return 0

@@ -64,19 +64,28 @@ class AmpSource(Source):
         messages = doc.get("messages") if isinstance(doc.get("messages"), list) else []
         ledger = doc.get("usageLedger")
         events = ledger.get("events") if isinstance(ledger, dict) else None
-        recs = (self._ledger(tid, events, messages, path) if isinstance(events, list)
-                else self._messages(tid, messages, path))
+        recs = (
+            self._ledger(tid, events, messages, path)
+            if isinstance(events, list)
+            else self._messages(tid, messages, path)
+        )
         return ReadResult(recs, new, replace=True, bytes_read=sig[0])
 
-    def _ledger(self, tid: str, events: list[Any], messages: list[Any],
-                path: Path) -> list[AgentUsage]:
+    def _ledger(
+        self, tid: str, events: list[Any], messages: list[Any], path: Path
+    ) -> list[AgentUsage]:
         cache: dict[int, tuple[int, int]] = {}
         for m in messages:
-            if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(
-                    m.get("messageId"), int):
+            if (
+                isinstance(m, dict)
+                and m.get("role") == "assistant"
+                and isinstance(m.get("messageId"), int)
+            ):
                 u = m.get("usage") if isinstance(m.get("usage"), dict) else {}
-                cache[m["messageId"]] = (as_int(u.get("cacheCreationInputTokens")),
-                                         as_int(u.get("cacheReadInputTokens")))
+                cache[m["messageId"]] = (
+                    as_int(u.get("cacheCreationInputTokens")),
+                    as_int(u.get("cacheReadInputTokens")),
+                )
         out: list[AgentUsage] = []
         for n, e in enumerate(events):
             if not isinstance(e, dict) or not isinstance(e.get("tokens"), dict):
@@ -85,17 +94,34 @@ class AmpSource(Source):
             model = e.get("model")
             if ts is None or not isinstance(model, str) or not model:
                 continue
-            cw, cr = cache.get(e.get("toMessageId"), (0, 0)) if isinstance(
-                e.get("toMessageId"), int) else (0, 0)
+            cw, cr = (
+                cache.get(e.get("toMessageId"), (0, 0))
+                if isinstance(e.get("toMessageId"), int)
+                else (0, 0)
+            )
             inp, out_t = as_int(e["tokens"].get("input")), as_int(e["tokens"].get("output"))
             if inp == 0 and out_t == 0 and cw == 0 and cr == 0:
                 continue
             credits = _credits(e.get("credits"))
             eid = e.get("id") if isinstance(e.get("id"), str) else str(n)
-            out.append(AgentUsage(
-                "amp", ts, tid, "Amp", model, inp, out_t, cr, cw, 0, f"amp:{tid}:{eid}",
-                cost=credits / 100 if credits is not None else None, credits=credits,
-                origin=str(path)))
+            out.append(
+                AgentUsage(
+                    "amp",
+                    ts,
+                    tid,
+                    "Amp",
+                    model,
+                    inp,
+                    out_t,
+                    cr,
+                    cw,
+                    0,
+                    f"amp:{tid}:{eid}",
+                    cost=credits / 100 if credits is not None else None,
+                    credits=credits,
+                    origin=str(path),
+                )
+            )
         return out
 
     def _messages(self, tid: str, messages: list[Any], path: Path) -> list[AgentUsage]:
@@ -110,15 +136,31 @@ class AmpSource(Source):
             model = u.get("model") or m.get("model")
             if ts is None or not isinstance(model, str) or not model:
                 continue
-            vals = (as_int(u.get("inputTokens")), as_int(u.get("outputTokens")),
-                    as_int(u.get("cacheReadInputTokens")),
-                    as_int(u.get("cacheCreationInputTokens")))
+            vals = (
+                as_int(u.get("inputTokens")),
+                as_int(u.get("outputTokens")),
+                as_int(u.get("cacheReadInputTokens")),
+                as_int(u.get("cacheCreationInputTokens")),
+            )
             if not any(vals):
                 continue
             credits = _credits(u.get("credits"))
-            out.append(AgentUsage(
-                "amp", ts, tid, "Amp", model, vals[0], vals[1], vals[2], vals[3], 0,
-                f"amp:{tid}:msg:{m.get('messageId')}",
-                cost=credits / 100 if credits is not None else None, credits=credits,
-                origin=str(path)))
+            out.append(
+                AgentUsage(
+                    "amp",
+                    ts,
+                    tid,
+                    "Amp",
+                    model,
+                    vals[0],
+                    vals[1],
+                    vals[2],
+                    vals[3],
+                    0,
+                    f"amp:{tid}:msg:{m.get('messageId')}",
+                    cost=credits / 100 if credits is not None else None,
+                    credits=credits,
+                    origin=str(path),
+                )
+            )
         return out

@@ -59,8 +59,12 @@ class AgentUsage:
     @property
     def total_tokens(self) -> int:
         """Input + output (reasoning included once) + cache read + cache write."""
-        return (self.input_tokens + self.output_tokens + self.cache_read_tokens
-                + self.cache_write_tokens)
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
 
 
 @dataclass

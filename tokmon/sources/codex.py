@@ -25,8 +25,13 @@ from tokmon.sources.base import (
 )
 
 FALLBACK_MODEL = "gpt-5"  # what logs without turn_context ran (Codex's default then)
-_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens",
-           "total_tokens")
+_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_output_tokens",
+    "total_tokens",
+)
 
 
 def _usage(obj: Any) -> tuple[int, ...] | None:
@@ -64,7 +69,8 @@ class CodexSource(Source):
             if parts[i] in ("sessions", "archived_sessions"):
                 rel = "/".join(parts[i + 1 :])
                 return rel[: -len(".jsonl")] if rel.endswith(".jsonl") else rel, (
-                    parts[i] == "archived_sessions")
+                    parts[i] == "archived_sessions"
+                )
         return path.stem, False
 
     def read(self, path: Path, state: FileState | None) -> ReadResult:
@@ -114,8 +120,9 @@ class CodexSource(Source):
         new = FileState(offset=offset, ctx=ctx)
         return ReadResult(records, new, replace=reset, bytes_read=max(0, nbytes))
 
-    def _token_count(self, obj: dict[str, Any], payload: dict[str, Any], ctx: dict[str, Any],
-                     path: Path) -> AgentUsage | None:
+    def _token_count(
+        self, obj: dict[str, Any], payload: dict[str, Any], ctx: dict[str, Any], path: Path
+    ) -> AgentUsage | None:
         info = payload.get("info")
         if not isinstance(info, dict):
             return None
@@ -129,10 +136,10 @@ class CodexSource(Source):
         if last is None:
             if total is None:
                 return None
-            if prev is None or any(t < p for t, p in zip(total, prev)):
+            if prev is None or any(t < p for t, p in zip(total, prev, strict=True)):
                 last = total  # first event, or the running total reset
             else:
-                last = tuple(t - p for t, p in zip(total, prev))
+                last = tuple(t - p for t, p in zip(total, prev, strict=True))
         inp, cached, out, reasoning, _tot = last
         if inp == 0 and cached == 0 and out == 0 and reasoning == 0:
             return None

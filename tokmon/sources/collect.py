@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from tokmon.sources.base import AgentUsage, FileState, Source, dedup
 
 

@@ -76,17 +76,34 @@ class CopilotSource(Source):
                 inp = max(0, as_int(u.get("inputTokens")) - cr - cw)
                 out = as_int(u.get("outputTokens"))
                 nano = m.get("totalNanoAiu")
-                cost = (float(nano) / 1e11 if isinstance(nano, (int, float))
-                        and not isinstance(nano, bool) else None)
+                cost = (
+                    float(nano) / 1e11
+                    if isinstance(nano, (int, float)) and not isinstance(nano, bool)
+                    else None
+                )
                 req = m.get("requests")
                 n = as_int(req.get("count")) if isinstance(req, dict) else 0
                 if inp == 0 and out == 0 and cr == 0 and cw == 0 and not cost and not n:
                     continue
-                records.append(AgentUsage(
-                    "copilot", ts, ctx["sid"], ctx["cwd"], str(model), inp, out, cr, cw,
-                    min(as_int(u.get("reasoningTokens")), out),
-                    f"copilot:{ctx['sid']}:{obj.get('id')}:{model}", cost=cost, requests=n,
-                    origin=str(path)))
+                records.append(
+                    AgentUsage(
+                        "copilot",
+                        ts,
+                        ctx["sid"],
+                        ctx["cwd"],
+                        str(model),
+                        inp,
+                        out,
+                        cr,
+                        cw,
+                        min(as_int(u.get("reasoningTokens")), out),
+                        f"copilot:{ctx['sid']}:{obj.get('id')}:{model}",
+                        cost=cost,
+                        requests=n,
+                        origin=str(path),
+                    )
+                )
         nbytes = offset - (0 if reset else st.offset)
-        return ReadResult(records, FileState(offset=offset, ctx=ctx), replace=reset,
-                          bytes_read=max(0, nbytes))
+        return ReadResult(
+            records, FileState(offset=offset, ctx=ctx), replace=reset, bytes_read=max(0, nbytes)
+        )

@@ -41,8 +41,9 @@ def gemini_tokens(tokens: Any) -> tuple[int, int, int, int] | None:
     thoughts = as_int(tokens.get("thoughts", tokens.get("reasoning")))
     tool = as_int(tokens.get("tool"))
     total = tokens.get("total")
-    if cached and not (isinstance(total, (int, float))
-                       and total == inp + out + thoughts + tool + cached):
+    if cached and not (
+        isinstance(total, (int, float)) and total == inp + out + thoughts + tool + cached
+    ):
         cached = min(cached, inp)
         inp -= cached
     if inp == 0 and out == 0 and cached == 0 and thoughts == 0 and tool == 0:
@@ -78,8 +79,16 @@ class GeminiSource(Source):
             return self._read_document(path, state)
         return self._read_jsonl(path, state)
 
-    def _record(self, msg: dict[str, Any], sid: str, project: str, model: str | None,
-                fallback_ts: float | None, path: Path, n: int) -> AgentUsage | None:
+    def _record(
+        self,
+        msg: dict[str, Any],
+        sid: str,
+        project: str,
+        model: str | None,
+        fallback_ts: float | None,
+        path: Path,
+        n: int,
+    ) -> AgentUsage | None:
         if msg.get("type") != self.message_type:
             return None
         t = gemini_tokens(msg.get("tokens"))
@@ -92,11 +101,26 @@ class GeminiSource(Source):
         if ts is None:
             return None
         mid = msg.get("id")
-        key = f"{self.agent}:{sid}:{mid}" if isinstance(mid, (str, int)) else (
-            f"{self.agent}:{path}:{n}")
+        key = (
+            f"{self.agent}:{sid}:{mid}"
+            if isinstance(mid, (str, int))
+            else (f"{self.agent}:{path}:{n}")
+        )
         inp, out, cached, thoughts = t
-        return AgentUsage(self.agent, ts, sid, project, model, inp, out, cached, 0, thoughts,
-                          key, origin=str(path))
+        return AgentUsage(
+            self.agent,
+            ts,
+            sid,
+            project,
+            model,
+            inp,
+            out,
+            cached,
+            0,
+            thoughts,
+            key,
+            origin=str(path),
+        )
 
     def _project(self, path: Path) -> str:
         """The project folder below ``tmp/`` (a hash or the project's name)."""
@@ -150,5 +174,6 @@ class GeminiSource(Source):
             if r is not None:
                 records.append(r)
         nbytes = offset - (0 if reset else st.offset)
-        return ReadResult(records, FileState(offset=offset, ctx=ctx), replace=reset,
-                          bytes_read=max(0, nbytes))
+        return ReadResult(
+            records, FileState(offset=offset, ctx=ctx), replace=reset, bytes_read=max(0, nbytes)
+        )

@@ -59,8 +59,11 @@ class OpenCodeSource(Source):
             xdg = self.env.get("XDG_DATA_HOME")
             base = Path(xdg) if xdg else self.home() / ".local" / "share"
             dirs = [base / "opencode"]
-        return [d for d in dirs if d.is_dir() and (
-            any(d.glob("opencode*.db")) or (d / "storage" / "message").is_dir())]
+        return [
+            d
+            for d in dirs
+            if d.is_dir() and (any(d.glob("opencode*.db")) or (d / "storage" / "message").is_dir())
+        ]
 
     def files(self) -> list[Path]:
         out: list[Path] = []
@@ -77,14 +80,15 @@ class OpenCodeSource(Source):
             return ReadResult([], state or FileState())
         doc = read_json_document(path)
         rec = self._record(doc, None, path, rank=1) if isinstance(doc, dict) else None
-        return ReadResult([rec] if rec else [], FileState(sig=sig), replace=True,
-                          bytes_read=sig[0])
+        return ReadResult([rec] if rec else [], FileState(sig=sig), replace=True, bytes_read=sig[0])
 
     def _read_db(self, path: Path, state: FileState | None) -> ReadResult:
         st = state if state is not None else FileState()
         sig = file_sig(path)
         wal = file_sig(Path(str(path) + "-wal"))
-        full_sig = (sig[0] + (wal[0] if wal else 0), max(sig[1], wal[1] if wal else 0)) if sig else None
+        full_sig = (
+            (sig[0] + (wal[0] if wal else 0), max(sig[1], wal[1] if wal else 0)) if sig else None
+        )
         if full_sig is None or (state is not None and st.sig == full_sig):
             return ReadResult([], st)
         records: list[AgentUsage] = []
@@ -95,7 +99,9 @@ class OpenCodeSource(Source):
             try:
                 rows = con.execute(
                     "SELECT id, session_id, time_updated, data FROM message "
-                    "WHERE time_updated >= ? ORDER BY time_updated", (st.mark,)).fetchall()
+                    "WHERE time_updated >= ? ORDER BY time_updated",
+                    (st.mark,),
+                ).fetchall()
             finally:
                 con.close()
         except sqlite3.Error as exc:
@@ -124,11 +130,15 @@ class OpenCodeSource(Source):
                     records.append(rec)
         if mark == st.mark:
             at_mark |= seen_at_mark
-        return ReadResult(records, FileState(sig=full_sig, mark=mark,
-                                             ctx={"at_mark": sorted(at_mark)}),
-                          bytes_read=nread)
+        return ReadResult(
+            records,
+            FileState(sig=full_sig, mark=mark, ctx={"at_mark": sorted(at_mark)}),
+            bytes_read=nread,
+        )
 
-    def _record(self, msg: dict[str, Any], _unused: None, path: Path, rank: int) -> AgentUsage | None:
+    def _record(
+        self, msg: dict[str, Any], _unused: None, path: Path, rank: int
+    ) -> AgentUsage | None:
         if msg.get("role") != "assistant":
             return None
         tokens = msg.get("tokens")
@@ -152,9 +162,24 @@ class OpenCodeSource(Source):
         p = msg.get("path")
         cwd = p.get("cwd") if isinstance(p, dict) and isinstance(p.get("cwd"), str) else ""
         cost = msg.get("cost")
-        recorded = float(cost) if isinstance(cost, (int, float)) and not isinstance(
-            cost, bool) and cost > 0 else None
+        recorded = (
+            float(cost)
+            if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0
+            else None
+        )
         return AgentUsage(
-            "opencode", ts, sid, cwd, model if isinstance(model, str) and model else "unknown",
-            inp, out + reasoning, cr, cw, reasoning, f"opencode:{mid}", cost=recorded,
-            rank=rank, origin=str(path))
+            "opencode",
+            ts,
+            sid,
+            cwd,
+            model if isinstance(model, str) and model else "unknown",
+            inp,
+            out + reasoning,
+            cr,
+            cw,
+            reasoning,
+            f"opencode:{mid}",
+            cost=recorded,
+            rank=rank,
+            origin=str(path),
+        )

@@ -73,9 +73,23 @@ class QwenSource(GeminiSource):
             uid = obj.get("uuid")
             key = f"qwen:{sid}:{uid}" if isinstance(uid, str) and uid else f"qwen:{path}:{ctx['n']}"
             model = obj.get("model") if isinstance(obj.get("model"), str) else "unknown"
-            records.append(AgentUsage(
-                "qwen", ts, sid, folder, model or "unknown", prompt - cached, cand, cached, 0,
-                min(thoughts, cand), key, origin=str(path)))
+            records.append(
+                AgentUsage(
+                    "qwen",
+                    ts,
+                    sid,
+                    folder,
+                    model or "unknown",
+                    prompt - cached,
+                    cand,
+                    cached,
+                    0,
+                    min(thoughts, cand),
+                    key,
+                    origin=str(path),
+                )
+            )
         nbytes = offset - (0 if reset else st.offset)
-        return ReadResult(records, FileState(offset=offset, ctx=ctx), replace=reset,
-                          bytes_read=max(0, nbytes))
+        return ReadResult(
+            records, FileState(offset=offset, ctx=ctx), replace=reset, bytes_read=max(0, nbytes)
+        )

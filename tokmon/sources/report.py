@@ -27,9 +27,20 @@ def record_cost(r: AgentUsage, prices: PriceTable | None) -> float:
         return r.cost
     if prices is None:
         return 0.0
-    return prices.cost(UsageRecord(r.ts, r.session_id, r.project, r.model, r.input_tokens,
-                                   r.output_tokens, r.cache_write_tokens, 0,
-                                   r.cache_read_tokens, r.key))
+    return prices.cost(
+        UsageRecord(
+            r.ts,
+            r.session_id,
+            r.project,
+            r.model,
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_write_tokens,
+            0,
+            r.cache_read_tokens,
+            r.key,
+        )
+    )
 
 
 @dataclass
@@ -98,40 +109,62 @@ class Sums:
         d = self.tokens(agent)
         if agent == "codex":
             d["models"] = {
-                m: {**{k: v for k, v in s.tokens(agent).items() if k != "costUSD"},
-                    "isFallback": False}
+                m: {
+                    **{k: v for k, v in s.tokens(agent).items() if k != "costUSD"},
+                    "isFallback": False,
+                }
                 for m, s in sorted(self.models.items())
             }
         else:
             d["modelsUsed"] = sorted(self.models)
             d["modelBreakdowns"] = sorted(
-                ({"modelName": m, "inputTokens": s.i,
-                  "outputTokens": s.o - s.rs if agent in OUTPUT_WITHOUT_REASONING else s.o,
-                  "cacheCreationTokens": s.cw, "cacheReadTokens": s.cr, "cost": s.cost}
-                 for m, s in self.models.items()), key=lambda b: -b["cost"])
+                (
+                    {
+                        "modelName": m,
+                        "inputTokens": s.i,
+                        "outputTokens": s.o - s.rs if agent in OUTPUT_WITHOUT_REASONING else s.o,
+                        "cacheCreationTokens": s.cw,
+                        "cacheReadTokens": s.cr,
+                        "cost": s.cost,
+                    }
+                    for m, s in self.models.items()
+                ),
+                key=lambda b: -b["cost"],
+            )
         return d
 
 
-def _group(records: Iterable[AgentUsage], key: Callable[[AgentUsage], str],
-           prices: PriceTable | None) -> dict[str, Sums]:
+def _group(
+    records: Iterable[AgentUsage], key: Callable[[AgentUsage], str], prices: PriceTable | None
+) -> dict[str, Sums]:
     out: dict[str, Sums] = {}
     for r in records:
         out.setdefault(key(r), Sums()).add(r, record_cost(r, prices))
     return out
 
 
-def _filter(records: Sequence[AgentUsage], keyer: DateKeyer, since: str | None,
-            until: str | None) -> list[AgentUsage]:
+def _filter(
+    records: Sequence[AgentUsage], keyer: DateKeyer, since: str | None, until: str | None
+) -> list[AgentUsage]:
     if not since and not until:
         return list(records)
-    return [r for r in records
-            if (not since or keyer.day(r.ts) >= since) and (not until or keyer.day(r.ts) <= until)]
+    return [
+        r
+        for r in records
+        if (not since or keyer.day(r.ts) >= since) and (not until or keyer.day(r.ts) <= until)
+    ]
 
 
-def agent_report(agent: str, kind: str, records: Sequence[AgentUsage],
-                 prices: PriceTable | None = None, timezone: str | None = None,
-                 since: str | None = None, until: str | None = None,
-                 order: str = "asc") -> dict[str, Any]:
+def agent_report(
+    agent: str,
+    kind: str,
+    records: Sequence[AgentUsage],
+    prices: PriceTable | None = None,
+    timezone: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    order: str = "asc",
+) -> dict[str, Any]:
     """``daily``, ``monthly`` or ``session`` report of one agent's records (ccusage shape)."""
     keyer = DateKeyer(resolve_tz(timezone))
     records = _filter(records, keyer, since, until)
@@ -148,8 +181,7 @@ def agent_report(agent: str, kind: str, records: Sequence[AgentUsage],
                 head, _, tail = sid.rpartition("/")
                 row.update(sessionFile=tail, directory=head)
             row.update(s.row(agent))
-            row.update(projectPath=s.project, firstActivity=iso(s.first),
-                       lastActivity=iso(s.last))
+            row.update(projectPath=s.project, firstActivity=iso(s.first), lastActivity=iso(s.last))
             rows.append(row)
         return {"sessions": rows, "totals": totals}
     label, list_name, fn = {
