@@ -51,6 +51,7 @@ def tc_line(ts: str, total: int, last: int) -> str:
             "reasoning_output_tokens": 0,
             "total_tokens": n + 7,
         }
+
     return (
         json.dumps(
             {

@@ -105,10 +105,21 @@ def test_codex_pitfalls(tmp_path: Path) -> None:
     rows_b, _ = g.turns(10, [[300, 0, 20, 5], [400, 300, 30, 0]])  # running total restarts
     parent = [meta("a"), ctx("gpt-5-codex"), *rows_a, *rows_b]
     w_jsonl(day / "rollout-a.jsonl", parent)
-    # 2. a forked rollout that replays the parent's history at spawn time, then goes on
+    # 2. a spawned subagent rollout that replays the parent's history at spawn time, then goes on
+    spawn = {"subagent": {"thread_spawn": {"parent_thread_id": "a"}}}
     replay = [dict(r, timestamp=f"{T0}40.000Z") for r in rows_b]
     own, _ = g.turns(42, [[500, 100, 40, 0]], running=[700, 300, 50, 5])
-    w_jsonl(day / "rollout-fork.jsonl", [meta("fork"), ctx("gpt-5-codex"), *replay, *own])
+    w_jsonl(
+        day / "rollout-fork.jsonl",
+        [meta("fork", spawn), meta("a"), ctx("gpt-5-codex"), *replay, *own],
+    )
+    # 2b. a branched rollout that copies the parent's first turns with their own timestamps
+    own_b, _ = g.turns(45, [[600, 200, 30, 0]], running=[2200, 1800, 110, 10])
+    w_jsonl(day / "rollout-branch.jsonl", [meta("branch"), ctx("gpt-5-codex"), *rows_a, *own_b])
+    # 2c. two unrelated sessions whose only turn is identical: both count
+    for i, sec in enumerate((52, 57)):
+        twin, _ = g.turns(sec, [[100, 0, 9, 0]], reemit=False)
+        w_jsonl(day / f"rollout-twin{i}.jsonl", [meta(f"twin{i}"), ctx("gpt-5-codex"), *twin])
     # 3. the same rollout also in archived_sessions/
     (home / "archived_sessions").mkdir(parents=True)
     (home / "archived_sessions" / "rollout-a.jsonl").write_bytes(
@@ -175,10 +186,9 @@ def test_codex_pitfalls(tmp_path: Path) -> None:
     assert naive_sum(all_files, False) != truth_in  # re-emits counted
     assert naive_sum(all_files, True) != truth_in  # replay, archive, review still counted
     assert naive_sum([f for f in all_files if "archived" not in str(f)], True) != truth_in
-    assert (
-        naive_sum([f for f in all_files if "archived" not in str(f) and "fork" not in f.name], True)
-        != truth_in
-    )
+    plain = [f for f in all_files if "archived" not in str(f) and "fork" not in f.name]
+    assert naive_sum(plain, True) != truth_in  # the branch copy and the review still counted
+    assert naive_sum([f for f in plain if "branch" not in f.name], True) != truth_in  # review
     # ...and taking the last running total of a file undercounts after a reset.
     last_total = json.loads((day / "rollout-a.jsonl").read_text().splitlines()[-1])
     a_truth = 1000 + 1200 + 300 + 400

@@ -11,9 +11,11 @@ normalised to the same token meanings for every agent:
 - ``cache_read_tokens`` / ``cache_write_tokens``;
 - ``cost``: USD the agent recorded itself (``None`` when it records none: price it).
 
-Every record carries a global dedup ``key``. When two records share a key, the one with the
-lowest ``(rank, ts, origin)`` is kept (:func:`dedup`); each source documents what its keys
-and ranks mean in ``dedup_rule``.
+Every record carries a global dedup ``key``. Within one file a later record of a key replaces
+the earlier one (``file_last_wins``, for agents that re-append updated messages) or is dropped.
+Across files :meth:`Source.dedup` decides; by default the record with the lowest
+``(rank, ts, origin)`` is kept (:func:`dedup`). Each source documents its keys, ranks and rule
+in ``dedup_rule``.
 
 Per-file progress lives in :class:`FileState`: byte offsets for append-only JSONL, the
 (size, mtime) signature for whole JSON documents, and row watermarks for SQLite. Sources never
@@ -96,6 +98,7 @@ class Source(ABC):
     label: ClassVar[str]
     env_var: ClassVar[str]
     dedup_rule: ClassVar[str]
+    file_last_wins: ClassVar[bool] = True
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
@@ -126,6 +129,10 @@ class Source(ABC):
 
     def installed(self) -> bool:
         return bool(self.roots())
+
+    def dedup(self, records: Iterable[AgentUsage]) -> list[AgentUsage]:
+        """This agent's rule for records of different files that share a key."""
+        return dedup(records)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ totals when an old log has no ``last_token_usage``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,17 @@ class CodexSource(Source):
     label = "OpenAI Codex CLI"
     env_var = "CODEX_HOME"
     dedup_rule = (
-        "key = the event's (running total, last-turn usage) pair, which a forked or review "
-        "rollout replays unchanged and an archived copy repeats; on a collision the earliest "
-        "copy wins, preferring a subagent's own rollout over the parent's review-mode copy "
-        "(rank +1) and sessions/ over archived_sessions/ (rank +2)."
+        "key = the event's (running total, last-turn usage) pair, which a spawned or branched "
+        "rollout replays, a review's parent copies and an archived copy repeats. Copies are "
+        "ranked: +1 the parent's copy of a /review (the review's own rollout has the right "
+        "model), +2 a file in archived_sessions/, +4 a thread_spawn subagent rollout (its "
+        "first turns replay the parent). A ranked copy never counts when an unranked record "
+        "has its key; two unranked records of one key count once when they come from the same "
+        "file or lie within 2 s of each other (a copy with the original timestamps), and both "
+        "otherwise (two unrelated sessions that happen to start with identical turns)."
     )
+    file_last_wins = False
+    SAME_CALL_SECONDS = 2.0
 
     def roots(self) -> list[Path]:
         dirs = self.env_dirs("CODEX_HOME") or [self.home() / ".codex"]
@@ -60,6 +67,31 @@ class CodexSource(Source):
         for root in self.roots():
             for sub in ("sessions", "archived_sessions"):
                 out.extend(sorted_files(root / sub, ["**/*.jsonl"]))
+        return out
+
+    def dedup(self, records: Iterable[AgentUsage]) -> list[AgentUsage]:
+        groups: dict[str, list[AgentUsage]] = {}
+        for r in records:
+            groups.setdefault(r.key, []).append(r)
+        out: list[AgentUsage] = []
+        for group in groups.values():
+            if len(group) == 1:
+                out.append(group[0])
+                continue
+            group.sort(key=lambda r: (r.rank, r.ts, r.origin))
+            kept: list[AgentUsage] = []
+            for r in group:
+                if kept and (
+                    r.rank > 0
+                    or any(
+                        k.origin == r.origin or abs(k.ts - r.ts) <= self.SAME_CALL_SECONDS
+                        for k in kept
+                    )
+                ):
+                    continue
+                kept.append(r)
+            out.extend(kept)
+        out.sort(key=lambda r: (r.ts, r.key))
         return out
 
     def _session_id(self, path: Path) -> tuple[str, bool]:
@@ -90,8 +122,15 @@ class CodexSource(Source):
             if not isinstance(payload, dict):
                 continue
             if kind == "session_meta":
+                if "meta" in ctx:
+                    continue  # a spawned rollout repeats its parent's session_meta
+                ctx["meta"] = True
                 if isinstance(payload.get("cwd"), str):
                     ctx["cwd"] = payload["cwd"]
+                src = payload.get("source")
+                sub = src.get("subagent") if isinstance(src, dict) else None
+                if isinstance(sub, dict) and "thread_spawn" in sub:
+                    ctx["spawned"] = True
                 continue
             if kind == "turn_context":
                 if isinstance(payload.get("model"), str) and payload["model"]:
@@ -149,7 +188,11 @@ class CodexSource(Source):
         model = payload.get("model") or info.get("model") or ctx.get("model") or FALLBACK_MODEL
         cached = min(cached, inp)
         key = f"codex:{total}:{last}" if total is not None else f"codex:{ctx['sid']}:{ts}:{last}"
-        rank = (1 if ctx.get("review") else 0) + (2 if ctx.get("archived") else 0)
+        rank = (
+            (1 if ctx.get("review") else 0)
+            + (2 if ctx.get("archived") else 0)
+            + (4 if ctx.get("spawned") else 0)
+        )
         return AgentUsage(
             agent=self.agent,
             ts=ts,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tokmon.sources.base import AgentUsage, FileState, Source, dedup
+from tokmon.sources.base import AgentUsage, FileState, Source
 
 
 @dataclass
@@ -48,8 +48,10 @@ class SourceReader:
                 stats.files_read += 1
                 stats.bytes_read += res.bytes_read
             if res.records:
+                last_wins = self.source.file_last_wins
                 for r in res.records:
-                    bucket[r.key] = r  # within one file a later record of a key replaces it
+                    if last_wins or r.key not in bucket:
+                        bucket[r.key] = r
                 stats.new_records += len(res.records)
                 self._cache = None
         for p in list(self.by_file):
@@ -63,7 +65,9 @@ class SourceReader:
     def usage(self) -> list[AgentUsage]:
         """Deduplicated records of every file, oldest first."""
         if self._cache is None:
-            self._cache = dedup(r for recs in self.by_file.values() for r in recs.values())
+            self._cache = self.source.dedup(
+                r for recs in self.by_file.values() for r in recs.values()
+            )
         return self._cache
 
 
