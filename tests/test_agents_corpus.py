@@ -650,3 +650,21 @@ def test_qwen_legacy_chats_are_counted(corpus: Path) -> None:
         sum(r.output_tokens for r in legacy),
     ) == (19943046, 19073809, 75168)
     assert len({r.session_id for r in legacy}) > 0
+
+
+def test_gemini_cost_matches_ccusage_prices(corpus: Path) -> None:
+    """Google prices (incl. the >200k tier and gemini-3-pro-preview) equal ccusage's: days
+    untouched by the two-folder copies cost the same; on the others every session is there
+    twice in ccusage, which therefore charges exactly double."""
+    data = agent_report(
+        "gemini", "daily", usage("gemini", corpus), PriceTable.load(None), timezone="UTC"
+    )
+    doubled = 0
+    for r in data["daily"]:
+        ref_cost = CCUSAGE["gemini"]["cost"][r["date"]]
+        if CCUSAGE["gemini"]["daily"][r["date"]][4] == r["totalTokens"]:
+            assert r["totalCost"] == pytest.approx(ref_cost, rel=1e-9)
+        else:
+            doubled += 1
+            assert 2 * r["totalCost"] == pytest.approx(ref_cost, rel=1e-9)
+    assert doubled == 5
