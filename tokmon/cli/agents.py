@@ -107,7 +107,7 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.sources.report import record_cost
 
     prices = _prices(ctx)
-    out = []
+    out: list[dict[str, Any]] = []
     for agent, cls in SOURCES.items():
         src = cls(ctx.env)
         roots = src.roots()

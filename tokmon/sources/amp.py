@@ -17,6 +17,8 @@ from tokmon.sources.base import (
     ReadResult,
     Source,
     as_int,
+    as_list,
+    as_obj,
     file_sig,
     parse_ts,
     read_json_document,
@@ -61,7 +63,7 @@ class AmpSource(Source):
         if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
             return ReadResult([], new, replace=True, bytes_read=sig[0])
         tid: str = doc["id"]
-        messages = doc.get("messages") if isinstance(doc.get("messages"), list) else []
+        messages = as_list(doc.get("messages"))
         ledger = doc.get("usageLedger")
         events = ledger.get("events") if isinstance(ledger, dict) else None
         recs = (
@@ -81,7 +83,7 @@ class AmpSource(Source):
                 and m.get("role") == "assistant"
                 and isinstance(m.get("messageId"), int)
             ):
-                u = m.get("usage") if isinstance(m.get("usage"), dict) else {}
+                u = as_obj(m.get("usage"))
                 cache[m["messageId"]] = (
                     as_int(u.get("cacheCreationInputTokens")),
                     as_int(u.get("cacheReadInputTokens")),
@@ -94,11 +96,8 @@ class AmpSource(Source):
             model = e.get("model")
             if ts is None or not isinstance(model, str) or not model:
                 continue
-            cw, cr = (
-                cache.get(e.get("toMessageId"), (0, 0))
-                if isinstance(e.get("toMessageId"), int)
-                else (0, 0)
-            )
+            to = e.get("toMessageId")
+            cw, cr = cache.get(to, (0, 0)) if isinstance(to, int) else (0, 0)
             inp, out_t = as_int(e["tokens"].get("input")), as_int(e["tokens"].get("output"))
             if inp == 0 and out_t == 0 and cw == 0 and cr == 0:
                 continue

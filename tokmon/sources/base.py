@@ -171,6 +171,16 @@ def as_int(value: Any) -> int:
     return max(0, int(value))
 
 
+def as_obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 def file_sig(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()

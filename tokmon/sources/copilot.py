@@ -19,6 +19,7 @@ from tokmon.sources.base import (
     ReadResult,
     Source,
     as_int,
+    as_obj,
     json_lines,
     parse_ts,
     read_new_lines,
@@ -71,7 +72,7 @@ class CopilotSource(Source):
             for model, m in metrics.items():
                 if not isinstance(m, dict):
                     continue
-                u = m.get("usage") if isinstance(m.get("usage"), dict) else {}
+                u = as_obj(m.get("usage"))
                 cr, cw = as_int(u.get("cacheReadTokens")), as_int(u.get("cacheWriteTokens"))
                 inp = max(0, as_int(u.get("inputTokens")) - cr - cw)
                 out = as_int(u.get("outputTokens"))

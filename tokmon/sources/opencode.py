@@ -26,6 +26,7 @@ from tokmon.sources.base import (
     ReadResult,
     Source,
     as_int,
+    as_obj,
     file_sig,
     log,
     parse_ts,
@@ -144,7 +145,7 @@ class OpenCodeSource(Source):
         tokens = msg.get("tokens")
         if not isinstance(tokens, dict):
             return None
-        cache = tokens.get("cache") if isinstance(tokens.get("cache"), dict) else {}
+        cache = as_obj(tokens.get("cache"))
         inp, out = as_int(tokens.get("input")), as_int(tokens.get("output"))
         reasoning = as_int(tokens.get("reasoning"))
         cr, cw = as_int(cache.get("read")), as_int(cache.get("write"))
@@ -159,8 +160,8 @@ class OpenCodeSource(Source):
         if not isinstance(model, str) or not model:
             m = msg.get("model")
             model = m.get("modelID") if isinstance(m, dict) else None
-        p = msg.get("path")
-        cwd = p.get("cwd") if isinstance(p, dict) and isinstance(p.get("cwd"), str) else ""
+        cwd_raw = as_obj(msg.get("path")).get("cwd")
+        cwd = cwd_raw if isinstance(cwd_raw, str) else ""
         cost = msg.get("cost")
         recorded = (
             float(cost)
@@ -172,7 +173,7 @@ class OpenCodeSource(Source):
             ts,
             sid,
             cwd,
-            model if isinstance(model, str) and model else "unknown",
+            str(model) if isinstance(model, str) and model else "unknown",
             inp,
             out + reasoning,
             cr,
