@@ -451,3 +451,34 @@ def test_opencode_db_row_wins_over_legacy_json(tmp_path: Path) -> None:
     recs = collect(SOURCES["opencode"]({"OPENCODE_DATA_DIR": str(root)}))
     assert len(recs) == 1 and recs[0].origin.endswith("opencode.db")
     assert tot(recs) == (10, 25, 30, 40) and recs[0].reasoning_tokens == 5
+
+
+def test_codex_official_rate_limits_are_the_latest_written(tmp_path: Path) -> None:
+    day = tmp_path / "codex" / "sessions" / "2026" / "03" / "01"
+
+    def limits(sec: int, pct: float) -> dict[str, Any]:
+        return {
+            "timestamp": f"{T0}{sec:02d}.000Z",
+            "type": "event_msg",
+            "payload": {
+                "type": "token_count",
+                "info": None,
+                "rate_limits": {
+                    "primary": {"used_percent": pct, "window_minutes": 300, "resets_at": 1},
+                    "secondary": {"used_percent": 1.0, "window_minutes": 10080, "resets_at": 2},
+                },
+            },
+        }
+
+    w_jsonl(day / "rollout-1.jsonl", [meta("1"), limits(5, 10.0), limits(9, 12.5)])
+    w_jsonl(day / "rollout-2.jsonl", [meta("2"), limits(7, 11.0)])
+    src = SOURCES["codex"]({"CODEX_HOME": str(tmp_path / "codex")})
+    from tokmon.sources.codex import CodexSource
+    from tokmon.sources.collect import SourceReader
+
+    reader = SourceReader(src)
+    reader.refresh()
+    rl = CodexSource.rate_limits(reader.states)
+    assert rl is not None and rl["primary"]["used_percent"] == 12.5
+    assert rl["observedAt"] == f"{T0}09.000Z"
+    assert reader.usage() == []  # info: null carries no usage

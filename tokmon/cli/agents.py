@@ -103,7 +103,8 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
 def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     """Every supported agent: found or not, where, and its totals."""
     from tokmon.sources import SOURCES
-    from tokmon.sources.collect import collect
+    from tokmon.sources.codex import CodexSource
+    from tokmon.sources.collect import SourceReader
     from tokmon.sources.report import record_cost
 
     prices = _prices(ctx)
@@ -111,23 +112,27 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     for agent, cls in SOURCES.items():
         src = cls(ctx.env)
         roots = src.roots()
-        recs = collect(src) if roots else []
-        out.append(
-            {
-                "agent": agent,
-                "name": cls.label,
-                "detected": bool(roots),
-                "roots": [str(r) for r in roots],
-                "sessions": len({r.session_id for r in recs}),
-                "records": len(recs),
-                "inputTokens": sum(r.input_tokens for r in recs),
-                "outputTokens": sum(r.output_tokens for r in recs),
-                "cacheReadTokens": sum(r.cache_read_tokens for r in recs),
-                "cacheCreationTokens": sum(r.cache_write_tokens for r in recs),
-                "totalTokens": sum(r.total_tokens for r in recs),
-                "totalCost": sum(record_cost(r, prices) for r in recs),
-            }
-        )
+        reader = SourceReader(src)
+        if roots:
+            reader.refresh()
+        recs = reader.usage()
+        row: dict[str, Any] = {
+            "agent": agent,
+            "name": cls.label,
+            "detected": bool(roots),
+            "roots": [str(r) for r in roots],
+            "sessions": len({r.session_id for r in recs}),
+            "records": len(recs),
+            "inputTokens": sum(r.input_tokens for r in recs),
+            "outputTokens": sum(r.output_tokens for r in recs),
+            "cacheReadTokens": sum(r.cache_read_tokens for r in recs),
+            "cacheCreationTokens": sum(r.cache_write_tokens for r in recs),
+            "totalTokens": sum(r.total_tokens for r in recs),
+            "totalCost": sum(record_cost(r, prices) for r in recs),
+        }
+        if agent == "codex" and roots:  # Codex writes its official plan utilisation to disk
+            row["official"] = {"rateLimits": CodexSource.rate_limits(reader.states)}
+        out.append(row)
     if ctx.json_output:
         ctx.stdout.write(dump_json({"agents": out}))
         return 0

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -213,11 +213,14 @@ def read_new_lines(path: Path, state: FileState) -> tuple[list[bytes], int, bool
     return data[: end + 1].splitlines(), start + end + 1, reset
 
 
-def json_lines(lines: Iterable[bytes], path: Path) -> Iterator[dict[str, Any]]:
-    """Parsed JSON objects; a bad line is logged once per file and skipped."""
+def json_lines(
+    lines: Iterable[bytes], path: Path, keep: Callable[[bytes], bool] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Parsed JSON objects; a bad line is logged once per file and skipped. ``keep`` skips
+    lines before parsing (a cheap byte test: most of a transcript is message content)."""
     bad = 0
     for raw in lines:
-        if not raw.strip():
+        if not raw.strip() or (keep is not None and not keep(raw)):
             continue
         try:
             obj = json.loads(raw)

@@ -9,7 +9,7 @@ totals when an old log has no ``last_token_usage``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,14 @@ _FIELDS = (
     "reasoning_output_tokens",
     "total_tokens",
 )
+
+
+_MARKERS = (b"token_count", b"turn_context", b"session_meta", b"review_mode")
+
+
+def _wanted(line: bytes) -> bool:
+    """Lines that can matter: usage, model/cwd, session metadata, review boundaries."""
+    return any(m in line for m in _MARKERS)
 
 
 def _usage(obj: Any) -> tuple[int, ...] | None:
@@ -68,6 +76,19 @@ class CodexSource(Source):
             for sub in ("sessions", "archived_sessions"):
                 out.extend(sorted_files(root / sub, ["**/*.jsonl"]))
         return out
+
+    @staticmethod
+    def rate_limits(states: Mapping[str, FileState]) -> dict[str, Any] | None:
+        """Codex's official plan-limit utilisation last written to any rollout
+        (``primary``/``secondary``: ``used_percent``, ``window_minutes``, ``resets_at``)."""
+        best: dict[str, Any] | None = None
+        for st in states.values():
+            rl = st.ctx.get("rate_limits")
+            if isinstance(rl, dict) and (
+                best is None or str(rl.get("observedAt")) > str(best.get("observedAt"))
+            ):
+                best = rl
+        return best
 
     def dedup(self, records: Iterable[AgentUsage]) -> list[AgentUsage]:
         groups: dict[str, list[AgentUsage]] = {}
@@ -116,7 +137,7 @@ class CodexSource(Source):
             ctx.update(sid=sid, archived=archived, model=None, prev=None, review=False, cwd="")
         records: list[AgentUsage] = []
         nbytes = offset - st.offset if not reset else offset
-        for obj in json_lines(lines, path):
+        for obj in json_lines(lines, path, _wanted):
             kind = obj.get("type")
             payload = obj.get("payload")
             if not isinstance(payload, dict):
@@ -162,6 +183,9 @@ class CodexSource(Source):
     def _token_count(
         self, obj: dict[str, Any], payload: dict[str, Any], ctx: dict[str, Any], path: Path
     ) -> AgentUsage | None:
+        limits = payload.get("rate_limits")
+        if isinstance(limits, dict):
+            ctx["rate_limits"] = {"observedAt": obj.get("timestamp"), **limits}
         info = payload.get("info")
         if not isinstance(info, dict):
             return None
