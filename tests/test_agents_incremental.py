@@ -203,3 +203,29 @@ def test_cli_reports_and_agents(corpus: Path, tmp_path: Path) -> None:
     )
     p = run_cli(["amp", "daily", "-z", "Nowhere/Zone"], env)
     assert p.returncode != 0 and "Traceback" not in p.stderr
+
+
+def test_cli_bad_files_give_one_line_each(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("TOKMON_", "CODEX_", "GEMINI_", "OPENCODE_", "QWEN_", "AMP_", "COPILOT_")
+        )
+    }
+    day = tmp_path / "codex" / "sessions" / "2026" / "01" / "01"
+    day.mkdir(parents=True)
+    (day / "rollout-x.jsonl").write_text('{"type": bad token_count\n')
+    (tmp_path / "oc").mkdir()
+    (tmp_path / "oc" / "opencode.db").write_text("junk")
+    env.update(
+        HOME=str(tmp_path),
+        TOKMON_HOME=str(tmp_path / "th"),
+        CODEX_HOME=str(tmp_path / "codex"),
+        OPENCODE_DATA_DIR=str(tmp_path / "oc"),
+    )
+    p = run_cli(["agents"], env)
+    assert p.returncode == 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in p.stderr
+    assert "rollout-x.jsonl" in lines[0] and "opencode.db" in lines[1]

@@ -482,3 +482,43 @@ def test_codex_official_rate_limits_are_the_latest_written(tmp_path: Path) -> No
     assert rl is not None and rl["primary"]["used_percent"] == 12.5
     assert rl["observedAt"] == f"{T0}09.000Z"
     assert reader.usage() == []  # info: null carries no usage
+
+
+def test_bad_input_is_skipped_and_the_rest_counted(tmp_path: Path) -> None:
+    """Broken lines, wrong types, a non-JSON document and a non-SQLite database: no
+    exception; everything else is counted."""
+    home = tmp_path / "codex"
+    day = home / "sessions" / "2026" / "03" / "01"
+    good = CodexGen.tc(5, [100, 0, 10, 0], [100, 0, 10, 0])
+    bad_types = CodexGen.tc(6, [200, 0, 20, 0], [200, 0, 20, 0])
+    bad_types["payload"]["info"]["last_token_usage"]["input_tokens"] = "lots"
+    bad_types["payload"]["info"]["total_token_usage"]["input_tokens"] = "lots"
+    day.mkdir(parents=True)
+    (day / "rollout-x.jsonl").write_bytes(
+        b'{"type": "token_count" not json\n\xff\xfe garbage token_count\n'
+        + json.dumps(good).encode()
+        + b"\n"
+        + json.dumps(bad_types).encode()
+        + b"\n[1, 2, 3]\n"
+    )
+    recs = collect(SOURCES["codex"]({"CODEX_HOME": str(home)}))
+    assert [(r.input_tokens, r.output_tokens) for r in recs] == [(100, 10), (0, 20)]
+
+    tmp = tmp_path / "gemini"
+    (tmp / "p" / "chats").mkdir(parents=True)
+    (tmp / "p" / "chats" / "session-a.json").write_text("[not json")
+    (tmp / "p" / "chats" / "session-b.json").write_text("[1, 2]")
+    w_jsonl(
+        tmp / "p" / "chats" / "session-c.jsonl", [{"sessionId": "c"}, gmsg("m", 1, 10, 0, 1, 0)]
+    )
+    assert tot(collect(SOURCES["gemini"]({"GEMINI_DATA_DIR": str(tmp)}))) == (10, 1, 0, 0)
+
+    oc = tmp_path / "opencode"
+    oc.mkdir()
+    (oc / "opencode.db").write_bytes(b"this is not a database" * 100)
+    assert collect(SOURCES["opencode"]({"OPENCODE_DATA_DIR": str(oc)})) == []
+
+    amp = tmp_path / "amp" / "threads"
+    amp.mkdir(parents=True)
+    (amp / "T-1.json").write_text('{"id": "T-1", "usageLedger": {"events": [{"tokens": 5}]}}')
+    assert collect(SOURCES["amp"]({"AMP_DATA_DIR": str(tmp_path / "amp")})) == []
