@@ -131,7 +131,7 @@ class CodexSource(Source):
         lines, offset, reset = read_new_lines(path, st)
         if reset:
             st = FileState()
-        ctx = st.ctx
+        ctx = dict(st.ctx)  # the caller's state stays as it was
         if "sid" not in ctx:
             sid, archived = self._session_id(path)
             ctx.update(sid=sid, archived=archived, model=None, prev=None, review=False, cwd="")

@@ -48,7 +48,7 @@ class CopilotSource(Source):
         lines, offset, reset = read_new_lines(path, st)
         if reset:
             st = FileState()
-        ctx = st.ctx
+        ctx = dict(st.ctx)  # the caller's state stays as it was
         ctx.setdefault("sid", path.parent.name if path.name == "events.jsonl" else path.stem)
         ctx.setdefault("cwd", "")
         records: list[AgentUsage] = []

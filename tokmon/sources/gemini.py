@@ -155,7 +155,7 @@ class GeminiSource(Source):
         lines, offset, reset = read_new_lines(path, st)
         if reset:
             st = FileState()
-        ctx = st.ctx
+        ctx = dict(st.ctx)  # the caller's state stays as it was
         ctx.setdefault("sid", path.stem)
         ctx.setdefault("model", None)
         ctx.setdefault("n", 0)

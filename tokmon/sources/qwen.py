@@ -51,7 +51,7 @@ class QwenSource(GeminiSource):
         lines, offset, reset = read_new_lines(path, st)
         if reset:
             st = FileState()
-        ctx = st.ctx
+        ctx = dict(st.ctx)  # the caller's state stays as it was
         ctx.setdefault("n", 0)
         folder = path.parent.parent.name
         records: list[AgentUsage] = []
