@@ -155,6 +155,13 @@ def _filter(
     ]
 
 
+def unpriced(records: Iterable[AgentUsage], prices: PriceTable | None) -> list[str]:
+    """Models that cost 0 because neither the agent nor the price table gives a price."""
+    if prices is None:
+        return []
+    return sorted({r.model for r in records if r.cost is None and prices.lookup(r.model) is None})
+
+
 def agent_report(
     agent: str,
     kind: str,
@@ -172,6 +179,9 @@ def agent_report(
     for r in records:
         total.add(r, record_cost(r, prices), False)
     totals = total.tokens(agent)
+    missing = unpriced(records, prices)
+    if missing:
+        totals["unpricedModels"] = missing
     if kind == "session":
         groups = _group(records, lambda r: r.session_id, prices)
         rows = []
