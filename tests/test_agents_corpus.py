@@ -1103,3 +1103,32 @@ def test_json_has_ccusage_fields(name: str, corpus: Path) -> None:
     assert set(data) == {list_name, "totals"}
     assert row_keys <= set(data[list_name][0])
     assert total_keys <= set(data["totals"])
+
+
+def test_unified_daily_is_the_sum_of_the_agents(corpus: Path) -> None:
+    """``tokmon agents daily``: each agent entry equals that agent's own daily row (ccusage's
+    generic field meanings), each period and the totals are the sums of the entries."""
+    from tokmon.sources.report import unified_report
+
+    prices = PriceTable.load(None)
+    by_agent = {a: usage(a, corpus) for a in SOURCES}
+    data = unified_report(by_agent, "daily", prices, timezone="UTC")
+    fields = (
+        "inputTokens",
+        "outputTokens",
+        "cacheReadTokens",
+        "cacheCreationTokens",
+        "totalTokens",
+    )
+    per_agent = {a: {r[0]: r[1] for r in rows(a, "daily", corpus).items()} for a in SOURCES}
+    seen = 0
+    for row in data["daily"]:
+        for e in row["agents"]:
+            assert tuple(e[f] for f in fields) == per_agent[e["agent"]][row["period"]]
+            seen += 1
+        for f in fields:
+            assert row[f] == sum(e[f] for e in row["agents"])
+    assert seen == sum(len(v) for v in per_agent.values())
+    for i, f in enumerate(fields):
+        assert data["totals"][f] == sum(sum(v[i] for v in d.values()) for d in per_agent.values())
+    assert data["totals"]["unpricedModels"] == ["coder-model"]

@@ -29,11 +29,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         rs = p.add_subparsers(dest="report", metavar="REPORT")
         for kind, text in REPORTS.items():
             r = rs.add_parser(kind, parents=[parent], help=text, description=f"{label}: {text}")
-            r.add_argument("-s", "--since", help="from date (YYYYMMDD or YYYY-MM-DD)")
-            r.add_argument("-u", "--until", help="until date (YYYYMMDD or YYYY-MM-DD)")
-            r.add_argument("-z", "--timezone", help="time zone for dates (default: system)")
-            r.add_argument("-o", "--order", choices=["asc", "desc"], default="asc")
-            r.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
+            _report_options(r)
             r.set_defaults(handler=lambda a, c, ag=agent, k=kind: run_agent_report(ag, k, a, c))
         p.set_defaults(handler=lambda a, c, ag=agent: run_agent_report(ag, "daily", a, c))
     p = sub.add_parser(
@@ -43,6 +39,33 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         description="coding agents whose logs were found, with their totals",
     )
     p.set_defaults(handler=run_agents)
+    rs = p.add_subparsers(dest="report", metavar="REPORT")
+    for kind in ("daily", "monthly"):
+        text = f"all agents {REPORTS[kind]}, one entry per agent (ccusage --by-agent shape)"
+        r = rs.add_parser(kind, parents=[parent], help=text, description=text)
+        _report_options(r)
+        r.set_defaults(handler=lambda a, c, k=kind: run_unified(k, a, c))
+
+
+def _report_options(r: argparse.ArgumentParser) -> None:
+    r.add_argument("-s", "--since", help="from date (YYYYMMDD or YYYY-MM-DD)")
+    r.add_argument("-u", "--until", help="until date (YYYYMMDD or YYYY-MM-DD)")
+    r.add_argument("-z", "--timezone", help="time zone for dates (default: system)")
+    r.add_argument("-o", "--order", choices=["asc", "desc"], default="asc")
+    r.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
+
+
+def _dates(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+    from tokmon.timeutil import TimezoneError, parse_day, resolve_tz
+
+    try:
+        since = parse_day(args.since) if getattr(args, "since", None) else None
+        until = parse_day(args.until) if getattr(args, "until", None) else None
+        tz = getattr(args, "timezone", None)
+        resolve_tz(tz)
+    except (ValueError, TimezoneError) as exc:
+        raise CLIError(str(exc)) from exc
+    return since, until, tz
 
 
 def _prices(ctx: Context) -> Any:
@@ -59,15 +82,8 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
     from tokmon.sources import source_for
     from tokmon.sources.collect import collect
     from tokmon.sources.report import agent_report
-    from tokmon.timeutil import TimezoneError, parse_day, resolve_tz
 
-    try:
-        since = parse_day(args.since) if getattr(args, "since", None) else None
-        until = parse_day(args.until) if getattr(args, "until", None) else None
-        tz = getattr(args, "timezone", None)
-        resolve_tz(tz)
-    except (ValueError, TimezoneError) as exc:
-        raise CLIError(str(exc)) from exc
+    since, until, tz = _dates(args)
     records = collect(source_for(agent, ctx.env))
     data = agent_report(
         agent,
@@ -144,4 +160,50 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
             f"{fmt_int(a['totalTokens']):>14} {fmt_cost(a['totalCost']):>10}  "
             f"{', '.join(a['roots']) or '-'}\n"
         )
+    return 0
+
+
+def run_unified(kind: str, args: argparse.Namespace, ctx: Context) -> int:
+    """Every found agent per day or month, with one entry per agent."""
+    from tokmon.sources import SOURCES
+    from tokmon.sources.collect import collect
+    from tokmon.sources.report import unified_report
+
+    since, until, tz = _dates(args)
+    by_agent = {}
+    for agent, cls in SOURCES.items():
+        src = cls(ctx.env)
+        if src.roots():
+            by_agent[agent] = collect(src)
+    data = unified_report(
+        by_agent,
+        kind,
+        _prices(ctx),
+        timezone=tz,
+        since=since,
+        until=until,
+        order=getattr(args, "order", "asc"),
+    )
+    if ctx.json_output:
+        ctx.stdout.write(dump_json(data))
+        return 0
+    w = ctx.stdout.write
+    w(
+        f"{'period':<12} {'agent':<10} {'input':>12} {'output':>10} {'cache read':>13} "
+        f"{'cache write':>12} {'total':>13} {'cost':>10}\n"
+    )
+    for row in data[kind]:
+        for e in [*row["agents"], {**row, "agent": "all"}]:
+            w(
+                f"{row['period']:<12} {e['agent']:<10} {fmt_int(e['inputTokens']):>12} "
+                f"{fmt_int(e['outputTokens']):>10} {fmt_int(e['cacheReadTokens']):>13} "
+                f"{fmt_int(e['cacheCreationTokens']):>12} {fmt_int(e['totalTokens']):>13} "
+                f"{fmt_cost(e['totalCost']):>10}\n"
+            )
+    t = data["totals"]
+    w(
+        f"{'Total':<12} {'':<10} {fmt_int(t['inputTokens']):>12} {fmt_int(t['outputTokens']):>10} "
+        f"{fmt_int(t['cacheReadTokens']):>13} {fmt_int(t['cacheCreationTokens']):>12} "
+        f"{fmt_int(t['totalTokens']):>13} {fmt_cost(t['totalCost']):>10}\n"
+    )
     return 0

@@ -8,7 +8,7 @@ recorded (OpenCode, Amp credits / 100, Copilot nano-AIU), else the offline price
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ class Sums:
     def total(self) -> int:
         return self.i + self.o + self.cr + self.cw
 
-    def tokens(self, agent: str) -> dict[str, Any]:
+    def tokens(self, agent: str, generic: bool = False) -> dict[str, Any]:
         out = self.o - self.rs if agent in OUTPUT_WITHOUT_REASONING else self.o
         d: dict[str, Any] = {
             "inputTokens": self.i,
@@ -94,7 +94,7 @@ class Sums:
             "cacheReadTokens": self.cr,
             "totalTokens": self.total,
         }
-        if agent == "codex":
+        if agent == "codex" and not generic:
             d["reasoningOutputTokens"] = self.rs
             d["costUSD"] = self.cost
         else:
@@ -105,9 +105,9 @@ class Sums:
             d["messageCount"] = self.requests
         return d
 
-    def row(self, agent: str) -> dict[str, Any]:
-        d = self.tokens(agent)
-        if agent == "codex":
+    def row(self, agent: str, generic: bool = False) -> dict[str, Any]:
+        d = self.tokens(agent, generic)
+        if agent == "codex" and not generic:
             d["models"] = {
                 m: {
                     **{k: v for k, v in s.tokens(agent).items() if k != "costUSD"},
@@ -205,3 +205,52 @@ def agent_report(
         row.update(groups[k].row(agent))
         rows.append(row)
     return {list_name: rows, "totals": totals}
+
+
+def unified_report(
+    by_agent: Mapping[str, Sequence[AgentUsage]],
+    kind: str,
+    prices: PriceTable | None = None,
+    timezone: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    order: str = "asc",
+) -> dict[str, Any]:
+    """All agents per period, like ``ccusage daily|monthly --by-agent --json``: one row per
+    period with the period's sum (``agent: "all"``) and an ``agents`` list of per-agent rows."""
+    keyer = DateKeyer(resolve_tz(timezone))
+    fn = {"daily": keyer.day, "monthly": keyer.month}[kind]
+    cells: dict[str, dict[str, Sums]] = {}
+    missing: set[str] = set()
+    for agent, records in by_agent.items():
+        recs = _filter(records, keyer, since, until)
+        missing.update(unpriced(recs, prices))
+        for r in recs:
+            cells.setdefault(fn(r.ts), {}).setdefault(agent, Sums()).add(r, record_cost(r, prices))
+    fields = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+    totals: dict[str, Any] = {f: 0 for f in (*fields, "totalTokens")}
+    totals["totalCost"] = 0.0
+    rows = []
+    for period in sorted(cells, reverse=(order == "desc")):
+        entries = [
+            {"agent": agent, **cells[period][agent].row(agent, generic=True)}
+            for agent in by_agent
+            if agent in cells[period]
+        ]
+        row: dict[str, Any] = {"period": period, "agent": "all", "agents": entries}
+        for f in (*fields, "totalTokens", "totalCost"):
+            row[f] = sum(e[f] for e in entries)
+            totals[f] += row[f]
+        models: dict[str, dict[str, Any]] = {}
+        for e in entries:
+            for b in e["modelBreakdowns"]:
+                m = models.setdefault(b["modelName"], {"modelName": b["modelName"]})
+                for f in (*fields, "cost"):
+                    m[f] = m.get(f, 0) + b[f]
+        row["modelBreakdowns"] = sorted(models.values(), key=lambda b: -b["cost"])
+        row["modelsUsed"] = sorted(models)
+        row["metadata"] = {"agents": [e["agent"] for e in entries]}
+        rows.append(row)
+    if missing:
+        totals["unpricedModels"] = sorted(missing)
+    return {"daily" if kind == "daily" else "monthly": rows, "totals": totals}
