@@ -1132,3 +1132,61 @@ def test_unified_daily_is_the_sum_of_the_agents(corpus: Path) -> None:
     for i, f in enumerate(fields):
         assert data["totals"][f] == sum(sum(v[i] for v in d.values()) for d in per_agent.values())
     assert data["totals"]["unpricedModels"] == ["coder-model"]
+
+
+def _ccusage() -> Path | None:
+    env = os.environ.get("TOKMON_CCUSAGE")
+    p = Path(env) if env else REPO / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
+    return p if p.is_file() and os.access(p, os.X_OK) else None
+
+
+@pytest.mark.parametrize("agent", ["codex", "gemini", "opencode", "qwen", "amp", "copilot"])
+def test_embedded_reference_is_what_ccusage_prints(
+    agent: str, corpus: Path, tmp_path: Path
+) -> None:
+    """Re-run ccusage 20.0.24 on the corpus: its per-day and per-session figures are the ones
+    embedded above (so the reference is not a copy of tokmon's output)."""
+    import subprocess
+
+    exe = _ccusage()
+    if exe is None:
+        msg = "ccusage not installed (.ci/steps/10-ccusage.sh) or TOKMON_CCUSAGE unset"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    var = {
+        "codex": "CODEX_HOME",
+        "gemini": "GEMINI_DATA_DIR",
+        "opencode": "OPENCODE_DATA_DIR",
+        "qwen": "QWEN_DATA_DIR",
+        "amp": "AMP_DATA_DIR",
+        "copilot": "COPILOT_HOME",
+    }[agent]
+    folder = corpus / agent / ("tmp" if agent == "gemini" else "")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), var: str(folder)}
+    fields = (
+        "inputTokens",
+        "outputTokens",
+        "cacheReadTokens",
+        "cacheCreationTokens",
+        "totalTokens",
+    )
+    for kind, list_name, label in (
+        ("daily", "daily", "date"),
+        ("session", "sessions", "sessionId"),
+    ):
+        out = subprocess.run(
+            [str(exe), agent, kind, "--json", "--offline", "-z", "UTC"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=True,
+        )
+        live = {r[label]: tuple(r[f] for f in fields) for r in json.loads(out.stdout)[list_name]}
+        assert live == CCUSAGE[agent][kind]
+    assert sorted(p.name for p in (corpus / "opencode").iterdir()) == [
+        "opencode-stable.db",
+        "opencode.db",
+        "storage",
+    ]
