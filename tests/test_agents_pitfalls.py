@@ -522,3 +522,9 @@ def test_bad_input_is_skipped_and_the_rest_counted(tmp_path: Path) -> None:
     amp.mkdir(parents=True)
     (amp / "T-1.json").write_text('{"id": "T-1", "usageLedger": {"events": [{"tokens": 5}]}}')
     assert collect(SOURCES["amp"]({"AMP_DATA_DIR": str(tmp_path / "amp")})) == []
+
+
+def test_cli_agent_list_matches_the_sources() -> None:
+    from tokmon.cli.agents import AGENTS
+
+    assert AGENTS == {name: cls.label for name, cls in SOURCES.items()}

@@ -11,15 +11,21 @@ from typing import Any
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, fmt_cost, fmt_int
 
-AGENTS = ["codex", "gemini", "opencode", "qwen", "copilot", "amp"]
+# Agent name -> label; kept here so building the parser imports no reader (the readers and
+# sqlite3 load only when an agent command runs). tests check it against tokmon.sources.
+AGENTS = {
+    "codex": "OpenAI Codex CLI",
+    "gemini": "Gemini CLI",
+    "opencode": "OpenCode",
+    "qwen": "Qwen Code",
+    "copilot": "GitHub Copilot CLI",
+    "amp": "Amp",
+}
 REPORTS = {"daily": "usage per day", "monthly": "usage per month", "session": "usage per session"}
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    from tokmon.sources import SOURCES
-
-    for agent in AGENTS:
-        label = SOURCES[agent].label
+    for agent, label in AGENTS.items():
         p = sub.add_parser(
             agent,
             parents=[parent],
