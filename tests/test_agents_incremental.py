@@ -229,3 +229,34 @@ def test_cli_bad_files_give_one_line_each(tmp_path: Path) -> None:
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 2 and "Traceback" not in p.stderr
     assert "rollout-x.jsonl" in lines[0] and "opencode.db" in lines[1]
+
+
+def test_a_rewritten_rollout_is_read_again_from_the_start(tmp_path: Path) -> None:
+    day = tmp_path / "codex" / "sessions" / "2026" / "01" / "01"
+    day.mkdir(parents=True)
+    f = day / "rollout-x.jsonl"
+    meta = (
+        json.dumps(
+            {
+                "timestamp": "2026-01-01T00:00:00.000Z",
+                "type": "session_meta",
+                "payload": {"id": "x", "cwd": "/a"},
+            }
+        )
+        + "\n"
+    )
+    f.write_text(meta + tc_line("2026-01-01T00:00:01.000Z", 100, 100))
+    reader = SourceReader(SOURCES["codex"]({"CODEX_HOME": str(tmp_path / "codex")}))
+    reader.refresh()
+    assert sum(r.input_tokens for r in reader.usage()) == 100
+    # rewritten in place (same first line length, other content), now longer than before
+    meta2 = meta.replace('"/a"', '"/b"')
+    f.write_text(
+        meta2
+        + tc_line("2026-01-01T00:00:01.000Z", 300, 300)
+        + tc_line("2026-01-01T00:00:02.000Z", 350, 50)
+    )
+    stats = reader.refresh()
+    assert stats.bytes_read == f.stat().st_size
+    assert sum(r.input_tokens for r in reader.usage()) == 350
+    assert {r.project for r in reader.usage()} == {"/b"}

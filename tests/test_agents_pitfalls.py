@@ -233,6 +233,8 @@ def test_gemini_pitfalls(tmp_path: Path) -> None:
     w_jsonl(tmp / "hash123" / "chats" / "session-1.jsonl", rows)
     # the same session in a second (project-named) folder
     w_jsonl(tmp / "myproject" / "chats" / "session-1.jsonl", rows)
+    # and a stale copy, saved while m1 was still streaming, in a folder that sorts first
+    w_jsonl(tmp / "aaa-old" / "chats" / "session-1.jsonl", rows[:3])
     # a legacy one-document session
     legacy = {
         "sessionId": "s2",

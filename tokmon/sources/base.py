@@ -24,6 +24,7 @@ write anything into an agent's data folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -79,6 +80,7 @@ class FileState:
     sig: tuple[int, int] = (0, 0)
     mark: int = 0
     ctx: dict[str, Any] = field(default_factory=dict)
+    head: str = ""  # "<n>:<digest of the first n bytes>": tells an append from a rewrite
 
 
 @dataclass
@@ -189,28 +191,64 @@ def file_sig(path: Path) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def read_new_lines(path: Path, state: FileState) -> tuple[list[bytes], int, bool]:
-    """Complete lines appended since ``state.offset``; returns (lines, new offset, reset).
+HEAD_BYTES = 256
 
-    A partial last line is left for the next read. A file shorter than the offset was
-    truncated or replaced: it is read again from the start (``reset``)."""
+
+def _head(data: bytes) -> str:
+    return f"{len(data)}:{hashlib.blake2b(data, digest_size=12).hexdigest()}"
+
+
+@dataclass
+class NewLines:
+    """Complete lines appended since the last read (see :func:`read_new_lines`)."""
+
+    lines: list[bytes]
+    offset: int
+    reset: bool
+    head: str
+
+
+def read_new_lines(path: Path, state: FileState) -> NewLines:
+    """Complete lines appended since ``state.offset``.
+
+    A partial last line is left for the next read. A file shorter than the offset, or whose
+    first bytes changed, was truncated or rewritten: it is read again from the start
+    (``reset``); the caller then drops what it had read from it."""
     reset = False
+    head = state.head
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             start = state.offset
+            if size == start:
+                return NewLines([], start, False, head)
             if size < start:
-                start = 0
                 reset = True
+            elif start and head:
+                n = int(head.split(":", 1)[0])
+                if _head(fh.read(n)) != head:
+                    reset = True
+            if reset:
+                start = 0
             fh.seek(start)
             data = fh.read(size - start)
     except OSError as exc:
         log.warning("cannot read %s: %s", path, exc)
-        return [], state.offset, False
+        return NewLines([], state.offset, False, head)
     end = data.rfind(b"\n")
     if end < 0:
-        return [], start, reset
-    return data[: end + 1].splitlines(), start + end + 1, reset
+        return NewLines([], start, reset, "" if reset else head)
+    new_offset = start + end + 1
+    if start == 0 or not head or int(head.split(":", 1)[0]) < HEAD_BYTES:
+        if start == 0:
+            head = _head(data[: min(HEAD_BYTES, new_offset)])
+        else:
+            try:
+                with open(path, "rb") as fh:
+                    head = _head(fh.read(min(HEAD_BYTES, new_offset)))
+            except OSError:
+                head = ""
+    return NewLines(data[: end + 1].splitlines(), new_offset, reset, head)
 
 
 def json_lines(

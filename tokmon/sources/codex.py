@@ -128,7 +128,8 @@ class CodexSource(Source):
 
     def read(self, path: Path, state: FileState | None) -> ReadResult:
         st = state if state is not None else FileState()
-        lines, offset, reset = read_new_lines(path, st)
+        nl = read_new_lines(path, st)
+        lines, offset, reset = nl.lines, nl.offset, nl.reset
         if reset:
             st = FileState()
         ctx = dict(st.ctx)  # the caller's state stays as it was
@@ -177,7 +178,7 @@ class CodexSource(Source):
             rec = self._token_count(obj, payload, ctx, path)
             if rec is not None:
                 records.append(rec)
-        new = FileState(offset=offset, ctx=ctx)
+        new = FileState(offset=offset, ctx=ctx, head=nl.head)
         return ReadResult(records, new, replace=reset, bytes_read=max(0, nbytes))
 
     def _token_count(

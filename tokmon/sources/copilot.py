@@ -45,7 +45,8 @@ class CopilotSource(Source):
 
     def read(self, path: Path, state: FileState | None) -> ReadResult:
         st = state if state is not None else FileState()
-        lines, offset, reset = read_new_lines(path, st)
+        nl = read_new_lines(path, st)
+        lines, offset, reset = nl.lines, nl.offset, nl.reset
         if reset:
             st = FileState()
         ctx = dict(st.ctx)  # the caller's state stays as it was
@@ -106,5 +107,8 @@ class CopilotSource(Source):
                 )
         nbytes = offset - (0 if reset else st.offset)
         return ReadResult(
-            records, FileState(offset=offset, ctx=ctx), replace=reset, bytes_read=max(0, nbytes)
+            records,
+            FileState(offset=offset, ctx=ctx, head=nl.head),
+            replace=reset,
+            bytes_read=max(0, nbytes),
         )

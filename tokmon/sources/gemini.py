@@ -8,6 +8,7 @@ A message is re-appended with the same id as it updates: the last copy wins.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,18 @@ class GeminiSource(Source):
     dedup_rule = (
         "key = (sessionId, message id): a message re-appended in the same file replaces the "
         "earlier copy (last wins), and the same session kept in two project folders (old "
-        "hash-named and new project-named) counts once."
+        "hash-named and new project-named) counts once, with its most complete copy."
     )
+
+    def dedup(self, records: Iterable[AgentUsage]) -> list[AgentUsage]:
+        """Across files a message keeps its most complete copy (most tokens: a message's later
+        version never has fewer), then the earliest file name."""
+        best: dict[str, AgentUsage] = {}
+        for r in records:
+            cur = best.get(r.key)
+            if cur is None or (-r.total_tokens, r.origin) < (-cur.total_tokens, cur.origin):
+                best[r.key] = r
+        return sorted(best.values(), key=lambda r: (r.ts, r.key))
 
     def roots(self) -> list[Path]:
         dirs = self.env_dirs("GEMINI_DATA_DIR")
@@ -152,7 +163,8 @@ class GeminiSource(Source):
 
     def _read_jsonl(self, path: Path, state: FileState | None) -> ReadResult:
         st = state if state is not None else FileState()
-        lines, offset, reset = read_new_lines(path, st)
+        nl = read_new_lines(path, st)
+        lines, offset, reset = nl.lines, nl.offset, nl.reset
         if reset:
             st = FileState()
         ctx = dict(st.ctx)  # the caller's state stays as it was
@@ -175,5 +187,8 @@ class GeminiSource(Source):
                 records.append(r)
         nbytes = offset - (0 if reset else st.offset)
         return ReadResult(
-            records, FileState(offset=offset, ctx=ctx), replace=reset, bytes_read=max(0, nbytes)
+            records,
+            FileState(offset=offset, ctx=ctx, head=nl.head),
+            replace=reset,
+            bytes_read=max(0, nbytes),
         )

@@ -48,7 +48,8 @@ class QwenSource(GeminiSource):
 
     def _read_jsonl(self, path: Path, state: FileState | None) -> ReadResult:
         st = state if state is not None else FileState()
-        lines, offset, reset = read_new_lines(path, st)
+        nl = read_new_lines(path, st)
+        lines, offset, reset = nl.lines, nl.offset, nl.reset
         if reset:
             st = FileState()
         ctx = dict(st.ctx)  # the caller's state stays as it was
@@ -91,5 +92,8 @@ class QwenSource(GeminiSource):
             )
         nbytes = offset - (0 if reset else st.offset)
         return ReadResult(
-            records, FileState(offset=offset, ctx=ctx), replace=reset, bytes_read=max(0, nbytes)
+            records,
+            FileState(offset=offset, ctx=ctx, head=nl.head),
+            replace=reset,
+            bytes_read=max(0, nbytes),
         )
