@@ -99,7 +99,7 @@ class CopilotSource(Source):
                         cr,
                         cw,
                         min(as_int(u.get("reasoningTokens")), out),
-                        f"copilot:{ctx['sid']}:{obj.get('id')}:{model}",
+                        f"copilot:{ctx['sid']}:{obj.get('id') or obj.get('timestamp')}:{model}",
                         cost=cost,
                         requests=n,
                         origin=str(path),
