@@ -640,3 +640,24 @@ def test_embedded_reference_is_what_ccusage_prints(
         "opencode.db",
         "storage",
     ]
+
+
+def test_since_until_and_timezone(corpus: Path) -> None:
+    recs = usage("codex", corpus)
+    prices = PriceTable.load(None)
+    part = agent_report(
+        "codex", "daily", recs, prices, timezone="UTC", since="2025-11-01", until="2026-02-12"
+    )
+    assert [r["date"] for r in part["daily"]] == [
+        "2025-11-06",
+        "2025-11-07",
+        "2025-12-25",
+        "2026-02-07",
+        "2026-02-12",
+    ]
+    assert part["totals"]["totalTokens"] == sum(r["totalTokens"] for r in part["daily"])
+    # Asia/Tokyo (UTC+9) moves late-UTC turns to the next day; the total does not change.
+    tokyo = agent_report("codex", "daily", recs, prices, timezone="Asia/Tokyo")
+    utc = agent_report("codex", "daily", recs, prices, timezone="UTC")
+    assert tokyo["totals"]["totalTokens"] == utc["totals"]["totalTokens"]
+    assert [r["date"] for r in tokyo["daily"]] != [r["date"] for r in utc["daily"]]
