@@ -183,12 +183,20 @@ def test_codex_pitfalls(tmp_path: Path) -> None:
 
     truth_in = g.truth[0] + g.truth[2]
     all_files = sorted(home.rglob("*.jsonl"))
-    assert naive_sum(all_files, False) != truth_in  # re-emits counted
-    assert naive_sum(all_files, True) != truth_in  # replay, archive, review still counted
-    assert naive_sum([f for f in all_files if "archived" not in str(f)], True) != truth_in
-    plain = [f for f in all_files if "archived" not in str(f) and "fork" not in f.name]
-    assert naive_sum(plain, True) != truth_in  # the branch copy and the review still counted
-    assert naive_sum([f for f in plain if "branch" not in f.name], True) != truth_in  # review
+    # Each pitfall on its own changes the naive total: leaving out one more kind of copy
+    # lowers it every time, and only the full set of rules reaches the truth.
+    no_archive = [f for f in all_files if "archived" not in str(f)]
+    no_fork = [f for f in no_archive if "fork" not in f.name]
+    no_branch = [f for f in no_fork if "branch" not in f.name]
+    steps = [
+        naive_sum(all_files, False),  # + re-emitted totals
+        naive_sum(all_files, True),  # + archived copy
+        naive_sum(no_archive, True),  # + spawned replay
+        naive_sum(no_fork, True),  # + branch copy
+        naive_sum(no_branch, True),  # + review counted in parent and review rollout
+    ]
+    assert steps == sorted(steps, reverse=True) and len(set(steps)) == len(steps)
+    assert truth_in < steps[-1]
     # ...and taking the last running total of a file undercounts after a reset.
     last_total = json.loads((day / "rollout-a.jsonl").read_text().splitlines()[-1])
     a_truth = 1000 + 1200 + 300 + 400
