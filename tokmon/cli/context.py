@@ -53,7 +53,7 @@ class Context:
             try:
                 self._config = load_config(self.paths, self.config_path)
             except ConfigError as exc:
-                raise CLIError(str(exc)) from exc
+                raise CLIError("\ntokmon: error: ".join(exc.problems)) from None
         return self._config
 
     def warn(self, message: str) -> None:
