@@ -13,8 +13,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-LEAKS = ("invalid literal", "Traceback", "ValueError", "TypeError", "TimezoneError",
-         "could not convert", "ZoneInfo", "Error:")
+LEAKS = (
+    "invalid literal",
+    "Traceback",
+    "ValueError",
+    "TypeError",
+    "TimezoneError",
+    "could not convert",
+    "ZoneInfo",
+    "Error:",
+)
 
 
 def _clean(text: str) -> None:
@@ -24,8 +32,10 @@ def _clean(text: str) -> None:
 
 def _corpus(tmp_path: Path) -> Path:
     root = tmp_path / "claude"
-    write_lines(root / "projects" / "-home-u-proj" / "s.jsonl",
-                [assistant_line("2026-03-01T10:00:00.000Z", msg_id="m1", req_id="r1")])
+    write_lines(
+        root / "projects" / "-home-u-proj" / "s.jsonl",
+        [assistant_line("2026-03-01T10:00:00.000Z", msg_id="m1", req_id="r1")],
+    )
     return root
 
 
@@ -130,9 +140,18 @@ stale_seconds = nan
 force_polling = "maybe"
 debounce_ms = [1, 2]
 """
-BROKEN_KEYS = ["timezone", "session_hours", "token_limit", "surprise", "line.warning_percent",
-               "line.critical_percent", "line.format", "line.stale_seconds",
-               "server.force_polling", "server.debounce_ms"]
+BROKEN_KEYS = [
+    "timezone",
+    "session_hours",
+    "token_limit",
+    "surprise",
+    "line.warning_percent",
+    "line.critical_percent",
+    "line.format",
+    "line.stale_seconds",
+    "server.force_polling",
+    "server.debounce_ms",
+]
 
 
 def test_validate_lists_every_problem_naming_file_and_key(cli) -> None:  # type: ignore[no-untyped-def]
@@ -170,9 +189,11 @@ def test_timezone_set_in_file_by_hand_is_caught_on_load(cli, tmp_path: Path) -> 
     for argv in (["daily"], ["stats"], [], ["--json"]):
         r = cli(*argv, extra_env={"CLAUDE_CONFIG_DIR": str(_corpus(tmp_path))})
         assert r.code == 2, argv
-        assert r.err == (f"tokmon: error: {path}: timezone: unknown time zone \"Mars/Base\" "
-                         "(use an IANA name such as \"Europe/Berlin\", \"America/New_York\" or "
-                         "\"UTC\")\n")
+        assert r.err == (
+            f'tokmon: error: {path}: timezone: unknown time zone "Mars/Base" '
+            '(use an IANA name such as "Europe/Berlin", "America/New_York" or '
+            '"UTC")\n'
+        )
     # fixing the one key is possible while the file is broken
     assert cli("config", "reset", "timezone").code == 0
     assert cli("config", "validate").code == 0
@@ -203,15 +224,21 @@ def test_invalid_toml_and_unreadable_file_are_one_line(cli) -> None:  # type: ig
 
 
 def test_show_prints_valid_toml_that_round_trips(cli) -> None:  # type: ignore[no-untyped-def]
-    for argv in (("token_limit", "none"), ("line.warning_percent", "70"),
-                 ("server.force_polling", "false"), ("cost_mode", "auto")):
+    for argv in (
+        ("token_limit", "none"),
+        ("line.warning_percent", "70"),
+        ("server.force_polling", "false"),
+        ("cost_mode", "auto"),
+    ):
         assert cli("config", "set", *argv).code == 0
     r = cli("config", "show")
     assert r.code == 0
     assert "None" not in r.out and "False" not in r.out and "True" not in r.out
     parsed = tomllib.loads(r.out)
-    flat = {**{k: v for k, v in parsed.items() if not isinstance(v, dict)},
-            **{f"{t}.{k}": v for t, d in parsed.items() if isinstance(d, dict) for k, v in d.items()}}
+    flat = {
+        **{k: v for k, v in parsed.items() if not isinstance(v, dict)},
+        **{f"{t}.{k}": v for t, d in parsed.items() if isinstance(d, dict) for k, v in d.items()},
+    }
     values = cli("config", "show", "--json").json()["values"]
     for key, v in values.items():
         if v is None and key == "timezone":  # the system zone: shown as a comment
@@ -231,6 +258,8 @@ def test_show_prints_valid_toml_that_round_trips(cli) -> None:  # type: ignore[n
 
 
 def test_token_limit_flag_uses_the_same_validation(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    r = cli("blocks", "--token-limit", "lots", extra_env={"CLAUDE_CONFIG_DIR": str(_corpus(tmp_path))})
+    r = cli(
+        "blocks", "--token-limit", "lots", extra_env={"CLAUDE_CONFIG_DIR": str(_corpus(tmp_path))}
+    )
     assert r.code == 2 and r.err.count("\n") == 1 and "token-limit" in r.err
     _clean(r.err)
