@@ -268,6 +268,16 @@ def claude_dir_problem(env: Mapping[str, str]) -> str | None:
     return f"CLAUDE_CONFIG_DIR: {'; '.join(bad)}"
 
 
+def claude_dir_usable(env: Mapping[str, str]) -> bool:
+    """False when CLAUDE_CONFIG_DIR is set but none of its entries is a usable dir."""
+    raw = (env.get("CLAUDE_CONFIG_DIR") or "").strip()
+    if not raw:
+        return True
+    from tokmon.discovery import claude_roots
+
+    return any(r.is_dir() for r in claude_roots(dict(env)))
+
+
 # --------------------------------------------------------------------------- ledger
 
 

@@ -25,6 +25,7 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.reports import _merge_metadata
 
     _merge_metadata(ctx, top)
+    summary = {**summary, "demo": ctx.demo}  # generated numbers must say so
     if ctx.json_output:
         ctx.stdout.write(dump_json({**summary, "topSessions": top}))
         return 0
