@@ -241,3 +241,25 @@ def test_another_tokmon_distribution_is_a_problem(healthy: dict[str, str], tmp_p
     assert (
         "tokmon" in c["detail"] and "pip uninstall tokmon " in c["fix"] and "tokmon-cli" in c["fix"]
     )
+
+
+def test_statusline_that_cannot_record_official_figures(healthy: dict[str, str]) -> None:
+    """The line still prints, but the official figures cannot be stored (state dir broken)."""
+    state = Path(healthy["TOKMON_HOME"]) / "state"
+    if state.exists():
+        import shutil
+
+        shutil.rmtree(state)
+    state.write_text("not a directory")
+    _, checks, _ = _doctor(healthy, "--no-server")
+    c = _only_problem({k: v for k, v in checks.items() if k != "install"}, "statusline")
+    assert "does not record" in c["detail"] and "line --explain" in c["fix"]
+
+
+def test_doctor_removes_its_probe_from_the_official_store(healthy: dict[str, str]) -> None:
+    from tokmon import official
+    from tokmon.paths import get_paths
+
+    _doctor(healthy, "--no-server")
+    sessions = official.all_sessions(get_paths(healthy))
+    assert not [s for s in sessions if s.startswith("tokmon-doctor-")]

@@ -363,14 +363,17 @@ def check_statusline(env: Mapping[str, str]) -> Check:
                 "statusline", PROBLEM, f"the statusLine runs {word}, which does not exist", fix
             )
     import tempfile
+    import uuid
 
+    sid = f"tokmon-doctor-{uuid.uuid4()}"
     # run it as Claude Code does, in a project dir (an empty one: nothing importable by accident)
     with tempfile.TemporaryDirectory(prefix="tokmon-doctor-") as cwd:
         payload = json.dumps(
             {
-                "session_id": "doctor",
+                "session_id": sid,
                 "cwd": cwd,
                 "model": {"id": "claude-sonnet-4-5", "display_name": "Sonnet"},
+                "rate_limits": {"five_hour": {"used_percentage": 1.0}},
             }
         )
         try:
@@ -394,7 +397,35 @@ def check_statusline(env: Mapping[str, str]) -> Check:
         return Check("statusline", PROBLEM, f"the statusLine command fails: {why[:200]}", fix)
     if err:
         return Check("statusline", PROBLEM, f"the statusLine command warns: {err[-1][:200]}", fix)
-    return Check("statusline", OK, f"{path}: runs ({command[:80]})")
+    if not _recorded_and_removed(env, sid):
+        return Check(
+            "statusline",
+            PROBLEM,
+            "the statusLine command runs but does not record Claude Code's official "
+            "5-hour/7-day figures",
+            f"`tokmon line --explain` shows why; then {fix}",
+        )
+    return Check("statusline", OK, f"{path}: runs and records ({command[:80]})")
+
+
+def _recorded_and_removed(env: Mapping[str, str], sid: str) -> bool:
+    """Whether the probe session reached the official-figures store; removes it again."""
+    from tokmon import official
+    from tokmon.fsutil import atomic_write, locked
+    from tokmon.paths import get_paths
+
+    paths = get_paths(dict(env))
+    if official.for_session(paths, sid) is None:
+        return False
+    path = paths.official_file
+    try:
+        with locked(path.with_name(path.name + ".lock"), timeout=5.0):
+            data = json.loads(path.read_bytes())
+            data.get("sessions", {}).pop(sid, None)
+            atomic_write(path, json.dumps(data, separators=(",", ":")).encode("utf-8"), fsync=False)
+    except (OSError, ValueError, AttributeError):
+        pass  # the probe stays; it ages out like any other session
+    return True
 
 
 # --------------------------------------------------------------------------- snapshot
