@@ -195,3 +195,8 @@ def test_empty_sessions_hidden_unless_all(env: dict[str, str], tmp_path: Path) -
     # asking for it by id always finds it
     by_id = json.loads(run_tokmon(["session", "--json", "--id", empty], e).stdout)["sessions"]
     assert [s["sessionId"] for s in by_id] == [empty]
+    # `session list` follows the same rule
+    listed = json.loads(run_tokmon(["session", "list", "--json"], e).stdout)["sessions"]
+    assert [s["sessionId"] for s in listed] == [S1]
+    listed = json.loads(run_tokmon(["session", "list", "--json", "--all"], e).stdout)["sessions"]
+    assert sorted(s["sessionId"] for s in listed) == sorted([S1, empty])
