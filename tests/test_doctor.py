@@ -144,6 +144,19 @@ def test_corrupt_ledger(healthy: dict[str, str]) -> None:
     code, checks, _ = _doctor(healthy, "--no-server")
     c = _only_problem({k: v for k, v in checks.items() if k != "install"}, "ledger")
     assert "corrupt" in c["detail"] and ".bad" in c["fix"]
+    # the human form: the problem line, then its fix right below it; exit 1
+    r = subprocess.run(
+        [sys.executable, "-m", "tokmon", "doctor", "--no-server"],
+        env=healthy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = r.stdout.splitlines()
+    i = next(n for n, ln in enumerate(lines) if ln.startswith("PROBLEM  ledger"))
+    assert lines[i + 1].strip().startswith("fix: ") and ".bad" in lines[i + 1]
+    assert r.returncode == 1 and "problem(s) found" in lines[-1]
+    assert "Traceback" not in r.stderr
 
 
 def _settings(env: dict[str, str]) -> Path:
