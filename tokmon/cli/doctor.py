@@ -344,7 +344,8 @@ def check_statusline(env: Mapping[str, str]) -> Check:
         )
     fix = f"{how} (rewrites the command for this install)"
     try:
-        argv = shlex.split(command)
+        # Windows commands use "..." quoting and backslashes: split them the non-POSIX way
+        argv = [w.strip('"') for w in shlex.split(command, posix=os.name != "nt")]
     except ValueError:
         return Check("statusline", PROBLEM, f"cannot parse the statusLine command {command!r}", fix)
     exe = argv[0] if argv else ""
