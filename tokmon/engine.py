@@ -399,6 +399,8 @@ class Engine:
             stats.huge += res.huge
             if res.malformed or res.invalid_utf8 or res.huge:
                 bad_files += 1
+                if log.isEnabledFor(logging.DEBUG):  # --log-level debug: one line per file
+                    log.debug("%s", _bad_lines_note(res))
             new_state = FileState(st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns,
                                   res.end)
             if led.files.get(res.key) != new_state:
@@ -555,6 +557,8 @@ class Engine:
         if kind == "session":
             now = opts.get("now") or time.time()
             rows = aggregate.session_rows(recs, self.titles, now, self.block_seconds)
+            if not opts.get("include_empty") and not opts.get("session_id"):
+                rows = [r for r in rows if r["totalTokens"]]  # 0-token sessions: only if asked
             rows.sort(key=lambda r: -r["totalCost"])
             return {"sessions": rows, "totals": aggregate.totals_dict(aggregate.totals(recs))}
         if kind == "blocks":
@@ -709,3 +713,16 @@ def project_session(rows: list[dict[str, Any]], cwd: str) -> dict[str, Any] | No
         if _is_within(cwd, proj) and (best is None or len(proj) > len(str(best["projectPath"]))):
             best = r
     return best
+
+
+def _bad_lines_note(res: Any) -> str:
+    """``<file>: skipped N line(s) (...) at line(s) 3, 7 (first 20 listed)`` for the debug log."""
+    n = res.malformed + res.invalid_utf8 + res.huge
+    kinds = ", ".join(f"{k} {what}" for k, what in ((res.malformed, "malformed"),
+                      (res.invalid_utf8, "non-UTF-8"), (res.huge, "oversized")) if k)
+    where = ""
+    if res.bad_lines:
+        more = res.malformed + res.invalid_utf8 > len(res.bad_lines)
+        where = (f" at line(s) {', '.join(map(str, res.bad_lines))}"
+                 + (f" (first {len(res.bad_lines)} listed)" if more else ""))
+    return f"{res.key}: skipped {n} line(s) ({kinds}){where}"

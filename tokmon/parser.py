@@ -19,12 +19,15 @@ TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
 class LineStats:
     """Counters of skipped lines, reported as one warning line."""
 
-    __slots__ = ("malformed", "huge", "invalid_utf8")
+    __slots__ = ("malformed", "huge", "invalid_utf8", "bad")
+
+    MAX_LISTED = 20  # byte offsets of bad lines kept per file (for the debug listing)
 
     def __init__(self) -> None:
         self.malformed = 0
         self.huge = 0
         self.invalid_utf8 = 0
+        self.bad: list[int] = []  # offsets of the first MAX_LISTED malformed/non-UTF-8 lines
 
     def total(self) -> int:
         return self.malformed + self.huge + self.invalid_utf8
@@ -75,7 +78,9 @@ def _int(v: object) -> int:
     return 0
 
 
-def _count_bad(line: bytes, stats: LineStats) -> None:
+def _count_bad(line: bytes, stats: LineStats, offset: int = -1) -> None:
+    if len(stats.bad) < LineStats.MAX_LISTED:
+        stats.bad.append(offset)
     try:
         line.decode("utf-8")
     except UnicodeDecodeError:
@@ -90,14 +95,20 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     if line[:1] != b"{" or line.rstrip()[-1:] != b"}":
         # Not a JSON object line: a cheap check that catches garbage without parsing.
         if line.strip():
-            _count_bad(line, stats)
+            _count_bad(line, stats, offset)
         return None
     if _ASSISTANT not in line and _TITLE not in line:
+        # Not counted, but validated, so the malformed count is exact (e.g. a truncated
+        # line that the next line was appended to: "{...cut{...}").
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            _count_bad(line, stats, offset)
         return None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        _count_bad(line, stats)
+        _count_bad(line, stats, offset)
         return None
     if not isinstance(obj, dict):
         stats.malformed += 1

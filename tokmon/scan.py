@@ -31,6 +31,7 @@ class FileResult:
     malformed: int = 0
     invalid_utf8: int = 0
     huge: int = 0
+    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of the first bad lines
     error: str | None = None
     pid: int = 0  # the process that scanned it (diagnostics)
 
@@ -85,7 +86,28 @@ def scan_file(key: str, start: int, pricing: tuple[str | None, str] | None = Non
             row[10] = price(UsageRecord.from_row(row))
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
+    if stats.bad:
+        res.bad_lines = line_numbers(key, stats.bad)
     return res
+
+
+def line_numbers(path: str, offsets: list[int]) -> list[int]:
+    """1-based line numbers of byte ``offsets`` (sorted) in ``path``; rare path (bad lines)."""
+    out: list[int] = []
+    try:
+        with open(path, "rb") as fh:
+            pos, line = 0, 1
+            for off in sorted(offsets):
+                while pos < off:
+                    chunk = fh.read(min(1 << 20, off - pos))
+                    if not chunk:
+                        break
+                    line += chunk.count(b"\n")
+                    pos += len(chunk)
+                out.append(line)
+    except OSError:
+        return []
+    return out
 
 
 def scan_many(

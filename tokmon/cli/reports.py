@@ -39,6 +39,8 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
                                 "saturday"])
     if kind == "session":
         p.add_argument("-i", "--id", dest="session_id", help="only this session id")
+        p.add_argument("--all", dest="include_empty", action="store_true",
+                       help="also list sessions with 0 tokens (hidden by default)")
     if kind == "blocks":
         p.add_argument("-a", "--active", action="store_true", help="only the active block")
         p.add_argument("-r", "--recent", action="store_true", help="blocks of the last 3 days")
@@ -65,7 +67,7 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         opts["timezone"] = args.timezone
     except (ValueError, TimezoneError) as exc:
         raise CLIError(str(exc)) from exc
-    for name in ("start_of_week", "session_id", "active", "recent"):
+    for name in ("start_of_week", "session_id", "active", "recent", "include_empty"):
         if hasattr(args, name):
             opts[name] = getattr(args, name)
     if getattr(args, "token_limit", None):
