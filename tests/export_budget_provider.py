@@ -12,6 +12,11 @@ BUDGET_USD = 1000.0
 
 def gauges(engine: Any) -> list[Gauge]:
     spent = sum(r.cost for r in engine.records)
-    return [Gauge("budget_used_ratio", "share of the budget used", {"period": "month",
-                                                                     "scope": "all"},
-                  spent / BUDGET_USD)]
+    return [
+        Gauge(
+            "budget_used_ratio",
+            "share of the budget used",
+            {"period": "month", "scope": "all"},
+            spent / BUDGET_USD,
+        )
+    ]

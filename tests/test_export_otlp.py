@@ -20,8 +20,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-TYPES = {"input": "inputTokens", "output": "outputTokens", "cacheCreation": "cacheCreationTokens",
-         "cacheRead": "cacheReadTokens"}
+TYPES = {
+    "input": "inputTokens",
+    "output": "outputTokens",
+    "cacheCreation": "cacheCreationTokens",
+    "cacheRead": "cacheReadTokens",
+}
 
 
 class Receiver:
@@ -81,8 +85,10 @@ def points(req: ExportMetricsServiceRequest, name: str) -> list[Any]:
                     kind = m.WhichOneof("data")
                     data = getattr(m, kind)
                     if kind == "sum":
-                        assert data.aggregation_temporality == \
-                            AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+                        assert (
+                            data.aggregation_temporality
+                            == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+                        )
                         assert data.is_monotonic
                     out.extend(data.data_points)
     return out
@@ -106,8 +112,19 @@ def corpus_env(env: dict[str, str], corpus_copy: Path) -> dict[str, str]:
 
 
 def test_backfill_totals_and_idempotence(corpus_env: dict[str, str], receiver: Receiver) -> None:
-    r = run_tokmon(["export", "otlp", "--endpoint", receiver.url, "--resource-attr", "team=infra",
-                    "--resource-attr", "repo=tokmon"], corpus_env)
+    r = run_tokmon(
+        [
+            "export",
+            "otlp",
+            "--endpoint",
+            receiver.url,
+            "--resource-attr",
+            "team=infra",
+            "--resource-attr",
+            "repo=tokmon",
+        ],
+        corpus_env,
+    )
     assert r.returncode == 0, r.stderr
     assert len(receiver.requests) == 1
     assert receiver.paths == ["/v1/metrics"]
@@ -135,8 +152,19 @@ def test_backfill_totals_and_idempotence(corpus_env: dict[str, str], receiver: R
 
     # a second backfill: the same cumulative values with the same start time, so a backend
     # computing increases sees none
-    r2 = run_tokmon(["export", "otlp", "--endpoint", receiver.url, "--resource-attr",
-                     "team=infra", "--resource-attr", "repo=tokmon"], corpus_env)
+    r2 = run_tokmon(
+        [
+            "export",
+            "otlp",
+            "--endpoint",
+            receiver.url,
+            "--resource-attr",
+            "team=infra",
+            "--resource-attr",
+            "repo=tokmon",
+        ],
+        corpus_env,
+    )
     assert r2.returncode == 0, r2.stderr
     assert len(receiver.requests) == 2
     for name in ("tokmon.tokens", "tokmon.cost", "tokmon.responses"):
@@ -155,8 +183,9 @@ def test_unreachable_endpoint_is_one_line(corpus_env: dict[str, str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = run_tokmon(["export", "otlp", "--endpoint", f"http://127.0.0.1:{port}"], corpus_env,
-                   timeout=180)
+    r = run_tokmon(
+        ["export", "otlp", "--endpoint", f"http://127.0.0.1:{port}"], corpus_env, timeout=180
+    )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert "did not accept" in r.stderr
@@ -165,13 +194,29 @@ def test_unreachable_endpoint_is_one_line(corpus_env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_serve_exports_continuously(corpus_env: dict[str, str], receiver: Receiver,
-                                    tmp_path: Path) -> None:
+def test_serve_exports_continuously(
+    corpus_env: dict[str, str], receiver: Receiver, tmp_path: Path
+) -> None:
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    p = subprocess.Popen([sys.executable, "-m", "tokmon", "serve", "--jsonl", "--otlp-endpoint",
-                          receiver.url, "--otlp-interval", "0.5", "--resource-attr", "team=x"],
-                         env=corpus_env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                         stderr=log)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokmon",
+            "serve",
+            "--jsonl",
+            "--otlp-endpoint",
+            receiver.url,
+            "--otlp-interval",
+            "0.5",
+            "--resource-attr",
+            "team=x",
+        ],
+        env=corpus_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     log.close()
     try:
         deadline = time.monotonic() + 90
@@ -190,5 +235,3 @@ def test_serve_exports_continuously(corpus_env: dict[str, str], receiver: Receiv
     last = receiver.requests[-1]
     assert sum(value(q) for q in points(last, "tokmon.tokens")) == tot["totalTokens"]
     assert attrs(last.resource_metrics[0].resource.attributes)["team"] == "x"
-
-

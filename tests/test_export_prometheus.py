@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REPO, assistant_line, corpus_path, run_tokmon, write_lines
 
 PROMETHEUS = shutil.which("prometheus")
@@ -67,11 +66,18 @@ class Stack:
         fake_home = root / "home"
         fake_home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
-        env.update({"TOKMON_HOME": str(self.home), "HOME": str(fake_home), "TZ": "UTC",
-                    "CLAUDE_CONFIG_DIR": str(self.claude), "NO_COLOR": "1",
-                    "TOKMON_MACHINE": "ci-box",
-                    "TOKMON_METRICS_PROVIDERS": "export_budget_provider:gauges",
-                    "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])})
+        env.update(
+            {
+                "TOKMON_HOME": str(self.home),
+                "HOME": str(fake_home),
+                "TZ": "UTC",
+                "CLAUDE_CONFIG_DIR": str(self.claude),
+                "NO_COLOR": "1",
+                "TOKMON_MACHINE": "ci-box",
+                "TOKMON_METRICS_PROVIDERS": "export_budget_provider:gauges",
+                "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]),
+            }
+        )
         self.env = env
         self.port = free_port()
         self.prom_port = free_port()
@@ -84,18 +90,35 @@ class Stack:
         from tokmon.paths import get_paths
 
         now = time.time()
-        official.record(get_paths(self.env), {
-            "session_id": "official-seed",
-            "rate_limits": {"five_hour": {"used_percentage": 42.5, "resets_at": now + 3600},
-                            "seven_day": {"used_percentage": 17.0, "resets_at": now + 86400}},
-        }, now)
+        official.record(
+            get_paths(self.env),
+            {
+                "session_id": "official-seed",
+                "rate_limits": {
+                    "five_hour": {"used_percentage": 42.5, "resets_at": now + 3600},
+                    "seven_day": {"used_percentage": 17.0, "resets_at": now + 86400},
+                },
+            },
+            now,
+        )
 
     def start_tokmon(self) -> None:
         log = open(self.root / "tokmon.log", "ab")  # noqa: SIM115 - closed with the process
         self.tokmon = subprocess.Popen(
-            [sys.executable, "-m", "tokmon", "serve", "--jsonl", "--metrics",
-             f"127.0.0.1:{self.port}"],
-            env=self.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+            [
+                sys.executable,
+                "-m",
+                "tokmon",
+                "serve",
+                "--jsonl",
+                "--metrics",
+                f"127.0.0.1:{self.port}",
+            ],
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         log.close()
         wait_for(lambda: self.scrape_direct() is not None, "tokmon's /metrics")
 
@@ -121,8 +144,9 @@ class Stack:
             if not self.token_file.is_file():
                 return None
             token = self.token_file.read_text().strip()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics",
-                                     headers={"Authorization": f"Bearer {token}"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.read().decode()  # type: ignore[no-any-return]
 
@@ -135,25 +159,33 @@ class Stack:
             f"    authorization:\n      credentials_file: {self.token_file}\n"
             "    static_configs:\n"
             f"      - targets: ['127.0.0.1:{self.port}']\n"
-            "        labels: {user: tester}\n")
+            "        labels: {user: tester}\n"
+        )
         log = open(self.root / "prometheus.log", "ab")  # noqa: SIM115
         self.prom = subprocess.Popen(
-            [str(PROMETHEUS), f"--config.file={cfg}",
-             f"--storage.tsdb.path={self.root / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.prom_port}",
-             "--storage.tsdb.retention.time=1d", "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            [
+                str(PROMETHEUS),
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={self.root / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.prom_port}",
+                "--storage.tsdb.retention.time=1d",
+                "--log.level=warn",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
         log.close()
         wait_for(self._ready, "Prometheus to be ready")
 
     def _ready(self) -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.prom_port}/-/ready",
-                                    timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.prom_port}/-/ready", timeout=5) as r:
             return r.status == 200
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        url = (f"http://127.0.0.1:{self.prom_port}/api/v1/query?"
-               + urllib.parse.urlencode({"query": expr}))
+        url = f"http://127.0.0.1:{self.prom_port}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": expr}
+        )
         with urllib.request.urlopen(url, timeout=30) as r:
             doc = json.loads(r.read())
         assert doc["status"] == "success", doc
@@ -195,8 +227,12 @@ def daily_totals(stack: Stack) -> dict[str, Any]:
     return json.loads(r.stdout)  # type: ignore[no-any-return]
 
 
-TYPES = {"input": "inputTokens", "output": "outputTokens", "cacheCreation": "cacheCreationTokens",
-         "cacheRead": "cacheReadTokens"}
+TYPES = {
+    "input": "inputTokens",
+    "output": "outputTokens",
+    "cacheCreation": "cacheCreationTokens",
+    "cacheRead": "cacheReadTokens",
+}
 
 
 def prom_tokens(stack: Stack) -> dict[str, float]:
@@ -246,17 +282,32 @@ def test_append_shows_exactly_the_new_tokens(stack: Stack) -> None:
     transcripts = sorted((stack.claude / "projects").rglob("*.jsonl"))
     target = transcripts[0]
     now = datetime.now(timezone.utc)
-    write_lines(target, [assistant_line(now, msg_id="msg_export_append_1",
-                                        req_id="req_export_append_1", inp=123, out=456,
-                                        cc=789, cr=1011, cwd="/home/u/appended-project")])
+    write_lines(
+        target,
+        [
+            assistant_line(
+                now,
+                msg_id="msg_export_append_1",
+                req_id="req_export_append_1",
+                inp=123,
+                out=456,
+                cc=789,
+                cr=1011,
+                cwd="/home/u/appended-project",
+            )
+        ],
+    )
     delta = {"input": 123, "output": 456, "cacheCreation": 789, "cacheRead": 1011}
 
     def arrived() -> bool:
         return (stack.scalar('sum(tokmon_tokens_total{type="input"})') or 0) != before["input"]
 
     wait_for(arrived, "the appended tokens in Prometheus")
-    wait_for(lambda: all(v == before[t] + delta[t] for t, v in prom_tokens(stack).items()),
-             "all four token types", timeout=20)
+    wait_for(
+        lambda: all(v == before[t] + delta[t] for t, v in prom_tokens(stack).items()),
+        "all four token types",
+        timeout=20,
+    )
     after = prom_tokens(stack)
     assert {t: after[t] - before[t] for t in TYPES} == delta
     # and still equal to the JSON report
@@ -281,8 +332,15 @@ def test_gauges_official_and_budget(stack: Stack) -> None:
 
 def substitute(expr: str) -> str:
     """Grafana's template variables as the dashboard's defaults would resolve them."""
-    subs = {"$__rate_interval": "1m", "$__range": "10m", "$__interval": "15s",
-            "${datasource}": "prom", "$person": "user", "$user": ".*", "$machine": ".*"}
+    subs = {
+        "$__rate_interval": "1m",
+        "$__range": "10m",
+        "$__interval": "15s",
+        "${datasource}": "prom",
+        "$person": "user",
+        "$user": ".*",
+        "$machine": ".*",
+    }
     for k in sorted(subs, key=len, reverse=True):
         expr = expr.replace(k, subs[k])
     assert "$" not in expr, expr
@@ -303,30 +361,37 @@ def test_grafana_dashboard_queries_return_data(stack: Stack) -> None:
             m = re.fullmatch(r"label_values\((\w+), *(\$?\w+)\)", q["query"])
             assert m, q
             label = substitute(m.group(2))
-            assert stack.query(f'count by ({label}) ({m.group(1)})'), var["name"]
+            assert stack.query(f"count by ({label}) ({m.group(1)})"), var["name"]
     # two scrapes at least 10 s apart exist for increase()/rate() over the ranges
-    wait_for(lambda: (stack.scalar('count_over_time(up{job="tokmon"}[1m])') or 0) >= 10,
-             "ten scrapes")
+    wait_for(
+        lambda: (stack.scalar('count_over_time(up{job="tokmon"}[1m])') or 0) >= 10, "ten scrapes"
+    )
     empty = [(title, e) for title, e in exprs if not stack.query(substitute(e))]
     assert not empty, f"panels without data: {empty}"
 
 
 def test_restart_never_decreases_a_counter(stack: Stack) -> None:
-    before = {json.dumps(r["metric"], sort_keys=True): float(r["value"][1])
-              for r in stack.query('{__name__=~"tokmon_(tokens|cost_USD|responses)_total"}')}
+    before = {
+        json.dumps(r["metric"], sort_keys=True): float(r["value"][1])
+        for r in stack.query('{__name__=~"tokmon_(tokens|cost_USD|responses)_total"}')
+    }
     assert before
     scrapes = stack.scalar('count_over_time(up{job="tokmon"}[10m])') or 0
     stack.stop_tokmon()
     wait_for(lambda: stack.scalar('up{job="tokmon"}') == 0.0, "Prometheus to see tokmon down")
     stack.start_tokmon()
     wait_for(lambda: stack.scalar('up{job="tokmon"}') == 1.0, "Prometheus to see tokmon again")
-    wait_for(lambda: (stack.scalar('count_over_time(up{job="tokmon"}[10m])') or 0) > scrapes + 3,
-             "scrapes after the restart")
+    wait_for(
+        lambda: (stack.scalar('count_over_time(up{job="tokmon"}[10m])') or 0) > scrapes + 3,
+        "scrapes after the restart",
+    )
     for name in ("tokmon_tokens_total", "tokmon_cost_USD_total", "tokmon_responses_total"):
         assert stack.query(f"resets({name}[10m])"), name  # the series exist over the restart
         assert stack.query(f"resets({name}[10m]) > 0") == [], name
-    after = {json.dumps(r["metric"], sort_keys=True): float(r["value"][1])
-             for r in stack.query('{__name__=~"tokmon_(tokens|cost_USD|responses)_total"}')}
+    after = {
+        json.dumps(r["metric"], sort_keys=True): float(r["value"][1])
+        for r in stack.query('{__name__=~"tokmon_(tokens|cost_USD|responses)_total"}')
+    }
     for k, v in before.items():
         assert after.get(k, -1.0) >= v, k
     assert sum(after.values()) == pytest.approx(sum(before.values()))

@@ -20,15 +20,24 @@ from conftest import assistant_line, write_lines
 
 from tokmon.cli.main import run
 
-TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens",
-              "totalTokens")
+TOKEN_KEYS = (
+    "inputTokens",
+    "outputTokens",
+    "cacheCreationTokens",
+    "cacheReadTokens",
+    "totalTokens",
+)
 
 
 def machine_env(base: dict[str, str], root: Path, name: str) -> dict[str, str]:
     home = root / name / "tokmon"
     home.mkdir(parents=True)
-    return {**base, "TOKMON_HOME": str(home), "CLAUDE_CONFIG_DIR": str(root / name / "claude"),
-            "TOKMON_MACHINE": name}
+    return {
+        **base,
+        "TOKMON_HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(root / name / "claude"),
+        "TOKMON_MACHINE": name,
+    }
 
 
 def tk(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
@@ -64,8 +73,9 @@ def machines(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {m["machine"]: m for m in json.loads(out)["machines"]}
 
 
-def test_real_corpus_merge_is_the_union_twice(env: dict[str, str], real_corpus: Path,
-                                              tmp_path: Path) -> None:
+def test_real_corpus_merge_is_the_union_twice(
+    env: dict[str, str], real_corpus: Path, tmp_path: Path
+) -> None:
     dirs = sorted(p for p in (real_corpus / "projects").iterdir() if p.is_dir())
     assert len(dirs) >= 6
     a_dirs, b_dirs = dirs[:5], dirs[3:]  # dirs[3:5] are on both machines
@@ -115,8 +125,7 @@ def test_real_corpus_merge_is_the_union_twice(env: dict[str, str], real_corpus: 
         if line.startswith("tokmon_tokens_total{"):
             m = line.split('machine="', 1)[1].split('"', 1)[0]
             by_machine[m] = by_machine.get(m, 0) + float(line.rsplit(" ", 1)[1])
-    assert by_machine == {"alpha": per["alpha"]["totalTokens"],
-                          "beta": per["beta"]["totalTokens"]}
+    assert by_machine == {"alpha": per["alpha"]["totalTokens"], "beta": per["beta"]["totalTokens"]}
 
 
 SID_SHARED = "22222222-0000-0000-0000-000000000002"
@@ -130,15 +139,27 @@ def test_largest_output_wins_and_attribution(env: dict[str, str], tmp_path: Path
     t0 = "2026-11-20T10:00:00.000Z"
     t1 = "2026-11-20T10:01:00.000Z"
     write_lines(pa / "s1.jsonl", [assistant_line(t0, msg_id="m1", req_id="r1", inp=1, out=10)])
-    write_lines(pa / "s2.jsonl", [
-        assistant_line(t0, msg_id="m3", req_id="r3", inp=100, out=5, session=SID_SHARED),
-        assistant_line(t1, msg_id="m4", req_id="r4", inp=1000, out=10, session=SID_SHARED)])
-    write_lines(pb / "s2.jsonl", [
-        assistant_line(t0, msg_id="m3", req_id="r3", inp=100, out=5, session=SID_SHARED),
-        assistant_line(t1, msg_id="m4", req_id="r4", inp=1000, out=50, session=SID_SHARED)])
-    write_lines(pb / "s3.jsonl", [
-        assistant_line(t1, msg_id="m5", req_id="r5", inp=7, out=70),
-        assistant_line(t1, msg_id=None, req_id=None, inp=3, out=30)])  # machine-local key
+    write_lines(
+        pa / "s2.jsonl",
+        [
+            assistant_line(t0, msg_id="m3", req_id="r3", inp=100, out=5, session=SID_SHARED),
+            assistant_line(t1, msg_id="m4", req_id="r4", inp=1000, out=10, session=SID_SHARED),
+        ],
+    )
+    write_lines(
+        pb / "s2.jsonl",
+        [
+            assistant_line(t0, msg_id="m3", req_id="r3", inp=100, out=5, session=SID_SHARED),
+            assistant_line(t1, msg_id="m4", req_id="r4", inp=1000, out=50, session=SID_SHARED),
+        ],
+    )
+    write_lines(
+        pb / "s3.jsonl",
+        [
+            assistant_line(t1, msg_id="m5", req_id="r5", inp=7, out=70),
+            assistant_line(t1, msg_id=None, req_id=None, inp=3, out=30),
+        ],
+    )  # machine-local key
     # by hand: m1 (1+10) m3 (100+5) m4 (1000+50, desk's larger output) m5 (7+70) no-id (3+30)
     want_total = 11 + 105 + 1050 + 77 + 33
     fb = tmp_path / "desk.json"
@@ -156,8 +177,10 @@ def test_largest_output_wins_and_attribution(env: dict[str, str], tmp_path: Path
         import_into(b, fa)
         assert totals(b)["totalTokens"] == want_total
     # a local transcript growing past the imported copy takes the record back
-    write_lines(pa / "s2.jsonl", [assistant_line(t1, msg_id="m4", req_id="r4", inp=1000,
-                                                 out=80, session=SID_SHARED)])
+    write_lines(
+        pa / "s2.jsonl",
+        [assistant_line(t1, msg_id="m4", req_id="r4", inp=1000, out=80, session=SID_SHARED)],
+    )
     assert totals(a)["totalTokens"] == want_total + 30
     assert machines(a)["desk"]["totalTokens"] == 77 + 33
 
@@ -175,12 +198,24 @@ def test_bad_import_files_are_one_line(env: dict[str, str], tmp_path: Path) -> N
     code, _, err = tk(a, "ledger", "import", str(tmp_path / "missing.json"))
     assert code == 2 and "cannot read" in err
     # some malformed rows: counted and skipped, the rest merged
-    good = ["2026-11-20", "s", "/p", "claude-sonnet-4-5-20250929", 1, 2, 0, 0, 0, "k:1", 0.0,
-            None, "other"]
+    good = [
+        "2026-11-20",
+        "s",
+        "/p",
+        "claude-sonnet-4-5-20250929",
+        1,
+        2,
+        0,
+        0,
+        0,
+        "k:1",
+        0.0,
+        None,
+        "other",
+    ]
     good[0] = 1795000000.0
     rows = [good, ["short"], [*good[:4], -5, *good[5:]], [*good[:9], "k:2", 0.0, None, "other"]]
-    bad.write_text(json.dumps({"format": "tokmon-ledger-export", "version": 1,
-                               "records": rows}))
+    bad.write_text(json.dumps({"format": "tokmon-ledger-export", "version": 1, "records": rows}))
     code, out, err = tk(a, "ledger", "import", str(bad), "--json")
     assert code == 0, err
     assert json.loads(out)[0]["added"] == 2 and json.loads(out)[0]["bad"] == 2

@@ -10,10 +10,14 @@ from tokmon.cli.context import CLIError, Context
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ledger", parents=[parent], help="merge ledgers across machines",
-                       description="Export this machine's ledger and import other machines' "
-                                   "exports. Merging is idempotent: responses are keyed by "
-                                   "their global ids, the largest output wins.")
+    p = sub.add_parser(
+        "ledger",
+        parents=[parent],
+        help="merge ledgers across machines",
+        description="Export this machine's ledger and import other machines' "
+        "exports. Merging is idempotent: responses are keyed by "
+        "their global ids, the largest output wins.",
+    )
     s = p.add_subparsers(dest="ledger_command", metavar="ACTION")
     ex = s.add_parser("export", parents=[parent], help="write every record to FILE (0600)")
     ex.add_argument("file", type=Path, metavar="FILE")
@@ -24,8 +28,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     im.set_defaults(handler=handle_import)
     ma = s.add_parser("machines", parents=[parent], help="usage per machine")
     ma.set_defaults(handler=handle_machines)
-    p.set_defaults(handler=lambda a, c: (_ for _ in ()).throw(
-        CLIError("choose an action: tokmon ledger export|import|machines (see --help)")))
+    p.set_defaults(
+        handler=lambda a, c: (_ for _ in ()).throw(
+            CLIError("choose an action: tokmon ledger export|import|machines (see --help)")
+        )
+    )
 
 
 def _engine(ctx: Context) -> Any:
@@ -49,8 +56,9 @@ def handle_export(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         import json
 
-        ctx.stdout.write(json.dumps({"file": str(args.file), "records": n, "machine": local})
-                         + "\n")
+        ctx.stdout.write(
+            json.dumps({"file": str(args.file), "records": n, "machine": local}) + "\n"
+        )
     else:
         ctx.stdout.write(f"exported {n} records from {local} to {args.file}\n")
     return 0
@@ -79,15 +87,32 @@ def handle_import(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         import json
 
-        ctx.stdout.write(json.dumps([
-            {"file": str(f), "added": r.added, "replaced": r.replaced, "unchanged": r.unchanged,
-             "own": r.own, "bad": r.bad, "restored": r.restored,
-             "machines": sorted(r.machines)} for f, r in results]) + "\n")
+        ctx.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "file": str(f),
+                        "added": r.added,
+                        "replaced": r.replaced,
+                        "unchanged": r.unchanged,
+                        "own": r.own,
+                        "bad": r.bad,
+                        "restored": r.restored,
+                        "machines": sorted(r.machines),
+                    }
+                    for f, r in results
+                ]
+            )
+            + "\n"
+        )
     else:
         for f, r in results:
-            ctx.stdout.write(f"{f}: {r.added} new, {r.replaced} replaced (larger output), "
-                             f"{r.unchanged} already here, {r.own} of this machine ({local})"
-                             + (f", {r.restored} restored" if r.restored else "") + "\n")
+            ctx.stdout.write(
+                f"{f}: {r.added} new, {r.replaced} replaced (larger output), "
+                f"{r.unchanged} already here, {r.own} of this machine ({local})"
+                + (f", {r.restored} restored" if r.restored else "")
+                + "\n"
+            )
     return 0
 
 
@@ -109,7 +134,12 @@ def handle_machines(args: argparse.Namespace, ctx: Context) -> int:
         t.add_column(col, justify="left" if col == "Machine" else "right", no_wrap=True)
     for d in rows:
         name = d["machine"] + (" (this machine)" if d["local"] else "")
-        t.add_row(name, fmt_int(d["sessions"]), fmt_int(d["responses"]),
-                  fmt_int(d["totalTokens"]), fmt_cost(d["totalCost"]))
+        t.add_row(
+            name,
+            fmt_int(d["sessions"]),
+            fmt_int(d["responses"]),
+            fmt_int(d["totalTokens"]),
+            fmt_cost(d["totalCost"]),
+        )
     ctx.console().print(t)
     return 0

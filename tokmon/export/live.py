@@ -73,8 +73,7 @@ class Exporters:
                 log.debug("stopping exporter: %s", exc)
 
 
-def start_exporters(service: Any, opts: ExportOptions, stderr: IO[str] | None = None
-                    ) -> Exporters:
+def start_exporters(service: Any, opts: ExportOptions, stderr: IO[str] | None = None) -> Exporters:
     """Start what ``opts`` asks for; raises ValueError/OSError with a one-line message."""
     out = Exporters()
     if not opts.metrics and not opts.otlp_endpoint:
@@ -89,15 +88,18 @@ def start_exporters(service: Any, opts: ExportOptions, stderr: IO[str] | None = 
         token, tpath = load_or_create_token(paths.state_dir)
         before = None
         if opts.refresh_on_scrape:
+
             def before() -> None:
                 series.engine_ready()
                 service.refresh()
+
         srv = MetricsServer(series, host, port, token, before_scrape=before).start()
         out.metrics = srv
         out.stoppers.append(srv.stop)
         shown = f"[{srv.host}]" if ":" in srv.host else srv.host
-        err.write(f"tokmon: metrics on http://{shown}:{srv.port}/metrics "
-                  f"(bearer token in {tpath})\n")
+        err.write(
+            f"tokmon: metrics on http://{shown}:{srv.port}/metrics (bearer token in {tpath})\n"
+        )
         err.flush()
     if opts.otlp_endpoint:
         import threading
@@ -113,9 +115,14 @@ def start_exporters(service: Any, opts: ExportOptions, stderr: IO[str] | None = 
             try:
                 eng = series.engine_ready()
                 start = _start_fn(paths, eng)
-                out.otlp = Continuous(series, opts.otlp_endpoint or "", attrs=attrs,
-                                      start_ns=start, headers=opts.headers,
-                                      interval=opts.otlp_interval)
+                out.otlp = Continuous(
+                    series,
+                    opts.otlp_endpoint or "",
+                    attrs=attrs,
+                    start_ns=start,
+                    headers=opts.headers,
+                    interval=opts.otlp_interval,
+                )
                 out.stoppers.append(out.otlp.stop)
             except Exception as exc:
                 log.warning("OTLP export not started: %s", exc)
@@ -138,8 +145,11 @@ def _start_fn(paths: Any, engine: Any) -> Callable[[], int]:
     def start() -> int:
         if not cache:
             recs = engine.records
-            cache.append(stable_start_ns(paths.state_dir if engine.persist else None,
-                                         recs[0].ts if recs else None))
+            cache.append(
+                stable_start_ns(
+                    paths.state_dir if engine.persist else None, recs[0].ts if recs else None
+                )
+            )
         return cache[0]
 
     return start

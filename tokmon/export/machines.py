@@ -204,16 +204,30 @@ def _row_to_record(row: Any) -> tuple[UsageRecord, str]:
             raise ValueError("token count")
     if not isinstance(cost, (int, float)) or isinstance(cost, bool) or not math.isfinite(cost):
         raise ValueError("cost")
-    if dcost is not None and (not isinstance(dcost, (int, float)) or isinstance(dcost, bool)
-                              or not math.isfinite(dcost)):
+    if dcost is not None and (
+        not isinstance(dcost, (int, float)) or isinstance(dcost, bool) or not math.isfinite(dcost)
+    ):
         raise ValueError("display cost")
-    rec = UsageRecord(float(ts), sid, proj, model, i, o, cc, c1h, cr, key, float(cost),
-                      None if dcost is None else float(dcost))
+    rec = UsageRecord(
+        float(ts),
+        sid,
+        proj,
+        model,
+        i,
+        o,
+        cc,
+        c1h,
+        cr,
+        key,
+        float(cost),
+        None if dcost is None else float(dcost),
+    )
     return rec, clean_machine(machine)
 
 
-def import_rows(engine: Any, rows: Iterable[Any], titles: dict[str, Any], local: str
-                ) -> ImportResult:
+def import_rows(
+    engine: Any, rows: Iterable[Any], titles: dict[str, Any], local: str
+) -> ImportResult:
     """Merge exported rows into ``engine``'s ledger file and machine map (under the lock).
 
     Call after ``engine.refresh()`` so the ledger holds this machine's records. Records of
@@ -251,8 +265,11 @@ def import_rows(engine: Any, rows: Iterable[Any], titles: dict[str, Any], local:
                 res.unchanged += 1
         for sid, t in titles.items():
             if isinstance(sid, str) and isinstance(t, dict) and sid not in led.titles:
-                good = {k: v for k, v in t.items()
-                        if k in ("ai-title", "custom-title") and isinstance(v, str)}
+                good = {
+                    k: v
+                    for k, v in t.items()
+                    if k in ("ai-title", "custom-title") and isinstance(v, str)
+                }
                 if good:
                     led.titles[sid] = good
                     changed = True
@@ -287,10 +304,21 @@ def machine_totals(engine: Any, local: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in engine.records:
         m = mm.machine_of(r, local)
-        d = out.setdefault(m, {"machine": m, "responses": 0, "sessions": set(), "inputTokens": 0,
-                               "outputTokens": 0, "cacheCreationTokens": 0,
-                               "cacheReadTokens": 0, "totalTokens": 0, "totalCost": 0.0,
-                               "local": m == local})
+        d = out.setdefault(
+            m,
+            {
+                "machine": m,
+                "responses": 0,
+                "sessions": set(),
+                "inputTokens": 0,
+                "outputTokens": 0,
+                "cacheCreationTokens": 0,
+                "cacheReadTokens": 0,
+                "totalTokens": 0,
+                "totalCost": 0.0,
+                "local": m == local,
+            },
+        )
         d["responses"] += 1
         d["sessions"].add(r[1])
         d["inputTokens"] += r[4]

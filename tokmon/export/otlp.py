@@ -121,8 +121,9 @@ class _StableStart(MetricExporter):
         self.last: MetricExportResult | None = None
         self.exports = 0
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-               **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         data = restart(metrics_data, self.start_ns())
         try:
             res = self.inner.export(data, timeout_millis=timeout_millis)
@@ -181,34 +182,50 @@ def _instruments(provider: MeterProvider, memo: _Memo) -> None:
 
     def tokens(_: CallbackOptions) -> Iterable[Observation]:
         for (agent, model, typ, proj, mach), v in memo.get().tokens.items():
-            yield Observation(v, {"agent": agent, "model": model, "type": typ, "project": proj,
-                                  "machine": mach})
+            yield Observation(
+                v, {"agent": agent, "model": model, "type": typ, "project": proj, "machine": mach}
+            )
 
     def cost(_: CallbackOptions) -> Iterable[Observation]:
         for (agent, model, proj, mach), v in memo.get().cost.items():
-            yield Observation(v, {"agent": agent, "model": model, "project": proj,
-                                  "machine": mach})
+            yield Observation(v, {"agent": agent, "model": model, "project": proj, "machine": mach})
 
     def responses(_: CallbackOptions) -> Iterable[Observation]:
         for (agent, model, proj, mach), v in memo.get().responses.items():
-            yield Observation(v, {"agent": agent, "model": model, "project": proj,
-                                  "machine": mach})
+            yield Observation(v, {"agent": agent, "model": model, "project": proj, "machine": mach})
 
     def sessions(_: CallbackOptions) -> Iterable[Observation]:
         for (sid, proj, mach), v in memo.get().session_tokens.items():
             yield Observation(v, {"session": sid, "project": proj, "machine": mach})
 
-    meter.create_observable_counter("tokmon.tokens", [tokens], unit="{token}",
-                                    description="tokens used (cumulative, from tokmon's ledger)")
-    meter.create_observable_counter("tokmon.cost", [cost], unit="USD",
-                                    description="cost in USD (cumulative, from tokmon's ledger)")
-    meter.create_observable_counter("tokmon.responses", [responses], unit="{response}",
-                                    description="API responses (deduplicated)")
-    meter.create_observable_counter("tokmon.session.tokens", [sessions], unit="{token}",
-                                    description="tokens per session (opt-in)")
+    meter.create_observable_counter(
+        "tokmon.tokens",
+        [tokens],
+        unit="{token}",
+        description="tokens used (cumulative, from tokmon's ledger)",
+    )
+    meter.create_observable_counter(
+        "tokmon.cost",
+        [cost],
+        unit="USD",
+        description="cost in USD (cumulative, from tokmon's ledger)",
+    )
+    meter.create_observable_counter(
+        "tokmon.responses",
+        [responses],
+        unit="{response}",
+        description="API responses (deduplicated)",
+    )
+    meter.create_observable_counter(
+        "tokmon.session.tokens",
+        [sessions],
+        unit="{token}",
+        description="tokens per session (opt-in)",
+    )
     names = _gauge_names(memo)
 
     for name in names:
+
         def cb(_: CallbackOptions, name: str = name) -> Iterable[Observation]:
             for g in memo.get().gauges:
                 if g.name == name:
@@ -220,10 +237,19 @@ def _instruments(provider: MeterProvider, memo: _Memo) -> None:
 def _gauge_names(memo: _Memo) -> list[str]:
     from tokmon.export.series import GAUGE_PROVIDERS
 
-    base = ["block_active", "block_tokens", "block_cost_usd", "block_burn_rate_tokens_per_minute",
-            "block_remaining_minutes", "block_limit_tokens", "block_limit_percent",
-            "official_used_percent", "official_resets_at_seconds",
-            "official_observed_at_seconds", "last_activity_timestamp_seconds"]
+    base = [
+        "block_active",
+        "block_tokens",
+        "block_cost_usd",
+        "block_burn_rate_tokens_per_minute",
+        "block_remaining_minutes",
+        "block_limit_tokens",
+        "block_limit_percent",
+        "official_used_percent",
+        "official_resets_at_seconds",
+        "official_observed_at_seconds",
+        "last_activity_timestamp_seconds",
+    ]
     extra: list[str] = []
     if GAUGE_PROVIDERS or os.environ.get("TOKMON_METRICS_PROVIDERS"):
         extra = [g.name for g in memo.get().gauges if g.name not in base]
@@ -233,13 +259,23 @@ def _gauge_names(memo: _Memo) -> list[str]:
 def _exporter(endpoint: str, headers: Mapping[str, str] | None, timeout: float) -> MetricExporter:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return OTLPMetricExporter(endpoint=metrics_endpoint(endpoint), headers=dict(headers or {})
-                              or None, timeout=timeout, preferred_temporality=CUMULATIVE)
+    return OTLPMetricExporter(
+        endpoint=metrics_endpoint(endpoint),
+        headers=dict(headers or {}) or None,
+        timeout=timeout,
+        preferred_temporality=CUMULATIVE,
+    )
 
 
-def backfill(collect: Callable[[], Series], endpoint: str, *, attrs: Mapping[str, str],
-             start_ns: Callable[[], int], headers: Mapping[str, str] | None = None,
-             timeout: float = 30.0) -> int:
+def backfill(
+    collect: Callable[[], Series],
+    endpoint: str,
+    *,
+    attrs: Mapping[str, str],
+    start_ns: Callable[[], int],
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> int:
     """Export the ledger's totals once; returns the number of data points sent.
 
     Raises :class:`OTLPError` when the endpoint does not accept them.
@@ -260,28 +296,43 @@ def backfill(collect: Callable[[], Series], endpoint: str, *, attrs: Mapping[str
     finally:
         exp.shutdown()
     if res is not MetricExportResult.SUCCESS:
-        raise OTLPError(f"the OTLP endpoint {metrics_endpoint(endpoint)} did not accept the "
-                        "export (see the log above)")
+        raise OTLPError(
+            f"the OTLP endpoint {metrics_endpoint(endpoint)} did not accept the "
+            "export (see the log above)"
+        )
     return _points(data)
 
 
 def _points(data: MetricsData) -> int:
-    return sum(len(getattr(m.data, "data_points", ()))
-               for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+    return sum(
+        len(getattr(m.data, "data_points", ()))
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    )
 
 
 class Continuous:
     """Periodic export from a running process (``tokmon serve --otlp-endpoint``)."""
 
-    def __init__(self, collect: Callable[[], Series], endpoint: str, *, attrs: Mapping[str, str],
-                 start_ns: Callable[[], int], headers: Mapping[str, str] | None = None,
-                 interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        collect: Callable[[], Series],
+        endpoint: str,
+        *,
+        attrs: Mapping[str, str],
+        start_ns: Callable[[], int],
+        headers: Mapping[str, str] | None = None,
+        interval: float = 60.0,
+    ) -> None:
         memo = _Memo(collect)
         self.exporter = _StableStart(_exporter(endpoint, headers, 10.0), start_ns)
         self.reader = PeriodicExportingMetricReader(
-            self.exporter, export_interval_millis=interval * 1000, cardinality_limits=LIMITS)
-        self.provider = MeterProvider(resource=Resource.create(dict(attrs)),
-                                      metric_readers=[self.reader])
+            self.exporter, export_interval_millis=interval * 1000, cardinality_limits=LIMITS
+        )
+        self.provider = MeterProvider(
+            resource=Resource.create(dict(attrs)), metric_readers=[self.reader]
+        )
         _instruments(self.provider, memo)
 
     def stop(self) -> None:

@@ -39,25 +39,36 @@ class TokmonCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         s = self._collect()
-        tok = CounterMetricFamily(PREFIX + "tokens", "tokens used (cumulative, from the ledger)",
-                                  labels=["agent", "model", "type", "project", "machine"])
+        tok = CounterMetricFamily(
+            PREFIX + "tokens",
+            "tokens used (cumulative, from the ledger)",
+            labels=["agent", "model", "type", "project", "machine"],
+        )
         for k, v in sorted(s.tokens.items()):
             tok.add_metric(list(k), float(v))
         yield tok
-        cost = CounterMetricFamily(PREFIX + "cost_USD", "cost in USD (cumulative, from the ledger)",
-                                   labels=["agent", "model", "project", "machine"])
+        cost = CounterMetricFamily(
+            PREFIX + "cost_USD",
+            "cost in USD (cumulative, from the ledger)",
+            labels=["agent", "model", "project", "machine"],
+        )
         for k, v in sorted(s.cost.items()):
             cost.add_metric(list(k), float(v))
         yield cost
-        resp = CounterMetricFamily(PREFIX + "responses", "API responses (deduplicated)",
-                                   labels=["agent", "model", "project", "machine"])
+        resp = CounterMetricFamily(
+            PREFIX + "responses",
+            "API responses (deduplicated)",
+            labels=["agent", "model", "project", "machine"],
+        )
         for k, n in sorted(s.responses.items()):
             resp.add_metric(list(k), float(n))
         yield resp
         if s.session_tokens:
-            st = CounterMetricFamily(PREFIX + "session_tokens",
-                                     "tokens per session (opt-in; sessions of the last 7 days)",
-                                     labels=["session", "project", "machine"])
+            st = CounterMetricFamily(
+                PREFIX + "session_tokens",
+                "tokens per session (opt-in; sessions of the last 7 days)",
+                labels=["session", "project", "machine"],
+            )
             for k, n in sorted(s.session_tokens.items()):
                 st.add_metric(list(k), float(n))
             yield st
@@ -65,8 +76,9 @@ class TokmonCollector(Collector):
         for g in s.gauges:
             fam = fams.get(g.name)
             if fam is None:
-                fam = fams[g.name] = GaugeMetricFamily(PREFIX + g.name, g.help,
-                                                       labels=sorted(g.labels))
+                fam = fams[g.name] = GaugeMetricFamily(
+                    PREFIX + g.name, g.help, labels=sorted(g.labels)
+                )
             fam.add_metric([g.labels[k] for k in sorted(g.labels)], g.value)
         yield from fams.values()
 
@@ -150,8 +162,10 @@ def parse_listen(value: str, allow_remote: bool = False) -> tuple[str, int]:
     except ValueError:
         raise AddressError(f"{host!r} is not an IP address") from None
     if not ip.is_loopback and not allow_remote:
-        raise AddressError(f"refusing to listen on {host}: loopback only "
-                           "(add --metrics-allow-remote to expose it; the token still applies)")
+        raise AddressError(
+            f"refusing to listen on {host}: loopback only "
+            "(add --metrics-allow-remote to expose it; the token still applies)"
+        )
     return str(ip), port
 
 
@@ -163,8 +177,14 @@ class _Server(ThreadingHTTPServer):
 class MetricsServer:
     """Serves ``/metrics`` on a loopback address in a daemon thread."""
 
-    def __init__(self, collect: Callable[[], Series], host: str, port: int, token: str,
-                 before_scrape: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        collect: Callable[[], Series],
+        host: str,
+        port: int,
+        token: str,
+        before_scrape: Callable[[], None] | None = None,
+    ) -> None:
         registry = build_registry(collect)
         lock = threading.Lock()
 
@@ -174,8 +194,13 @@ class MetricsServer:
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("metrics: " + fmt, *args)
 
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8",
-                      extra: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                code: int,
+                body: bytes,
+                ctype: str = "text/plain; charset=utf-8",
+                extra: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -190,8 +215,11 @@ class MetricsServer:
                     self._send(404, b"not found: try /metrics\n")
                     return
                 if not authorized(self.headers.get("Authorization"), token):
-                    self._send(401, b"unauthorized: send the token from the metrics-token file\n",
-                               extra={"WWW-Authenticate": 'Bearer realm="tokmon"'})
+                    self._send(
+                        401,
+                        b"unauthorized: send the token from the metrics-token file\n",
+                        extra={"WWW-Authenticate": 'Bearer realm="tokmon"'},
+                    )
                     return
                 try:
                     with lock:
@@ -214,8 +242,9 @@ class MetricsServer:
         self.httpd = _S((host, port), Handler)
         self.host = host
         self.port = int(self.httpd.server_address[1])
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="tokmon-metrics",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, name="tokmon-metrics", daemon=True
+        )
 
     def start(self) -> MetricsServer:
         self.thread.start()

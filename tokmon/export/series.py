@@ -99,8 +99,7 @@ class ProjectLabels:
             from tokmon.fsutil import atomic_write
 
             try:
-                atomic_write(self.path, orjson.dumps({"projects": sorted(self.named)}),
-                             fsync=False)
+                atomic_write(self.path, orjson.dumps({"projects": sorted(self.named)}), fsync=False)
             except OSError as exc:
                 log.warning("cannot save %s: %s", self.path, exc)
         return {p: (p if p in self.named else OTHER) for p in totals}
@@ -122,14 +121,23 @@ class Series:
 class SeriesSource:
     """Computes :class:`Series` from an engine; counters are cached per engine version."""
 
-    def __init__(self, engine: Any, *, per_session: bool = False, top_projects: int | None = None,
-                 env: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        per_session: bool = False,
+        top_projects: int | None = None,
+        env: Any = None,
+    ) -> None:
         self.engine = engine
         self.env = env if env is not None else getattr(engine, "env", os.environ)
         self.per_session = per_session
         cfg = engine.config
-        limit = top_projects if top_projects is not None else _cfg(cfg, "export.top_projects",
-                                                                     DEFAULT_TOP_PROJECTS)
+        limit = (
+            top_projects
+            if top_projects is not None
+            else _cfg(cfg, "export.top_projects", DEFAULT_TOP_PROJECTS)
+        )
         state = engine.paths.state_dir / "metrics-projects.json" if engine.persist else None
         self.projects = ProjectLabels(state, int(limit))
         self.machine = local_machine(self.env, cfg)
@@ -165,43 +173,89 @@ class SeriesSource:
         br = blk.get("burnRate") or {}
         m = {"machine": self.machine}
         out += [
-            Gauge("block_active", "1 while a 5-hour billing block is active", m, 1.0 if blk else 0.0),
-            Gauge("block_tokens", "tokens in the active 5-hour block", m,
-                  float(blk.get("totalTokens") or 0)),
-            Gauge("block_cost_usd", "cost of the active 5-hour block (USD)", m,
-                  float(blk.get("costUSD") or 0.0)),
-            Gauge("block_burn_rate_tokens_per_minute", "active block burn rate (tokens/min)", m,
-                  float(br.get("tokensPerMinute") or 0.0)),
-            Gauge("block_remaining_minutes", "minutes until the active block ends", m,
-                  float(blk.get("remainingMinutes") or 0.0)),
+            Gauge(
+                "block_active", "1 while a 5-hour billing block is active", m, 1.0 if blk else 0.0
+            ),
+            Gauge(
+                "block_tokens",
+                "tokens in the active 5-hour block",
+                m,
+                float(blk.get("totalTokens") or 0),
+            ),
+            Gauge(
+                "block_cost_usd",
+                "cost of the active 5-hour block (USD)",
+                m,
+                float(blk.get("costUSD") or 0.0),
+            ),
+            Gauge(
+                "block_burn_rate_tokens_per_minute",
+                "active block burn rate (tokens/min)",
+                m,
+                float(br.get("tokensPerMinute") or 0.0),
+            ),
+            Gauge(
+                "block_remaining_minutes",
+                "minutes until the active block ends",
+                m,
+                float(blk.get("remainingMinutes") or 0.0),
+            ),
         ]
         lim = (summ.get("tokenLimit") or {}).get("tokens")
         if lim:
-            out.append(Gauge("block_limit_tokens", "block token limit (config token_limit)", m,
-                             float(lim)))
+            out.append(
+                Gauge("block_limit_tokens", "block token limit (config token_limit)", m, float(lim))
+            )
         if blk and blk.get("limitPercent") is not None:
-            out.append(Gauge("block_limit_percent", "active block tokens as % of token_limit",
-                             m, float(blk["limitPercent"])))
+            out.append(
+                Gauge(
+                    "block_limit_percent",
+                    "active block tokens as % of token_limit",
+                    m,
+                    float(blk["limitPercent"]),
+                )
+            )
         off = summ.get("official") or {}
         for window, k in (("5h", "fiveHour"), ("7d", "sevenDay")):
             w = off.get(k)
             if isinstance(w, dict) and w.get("usedPercentage") is not None:
                 lab = {"window": window}
-                out.append(Gauge("official_used_percent",
-                                 "official plan utilisation reported by Claude Code (%)", lab,
-                                 float(w["usedPercentage"])))
+                out.append(
+                    Gauge(
+                        "official_used_percent",
+                        "official plan utilisation reported by Claude Code (%)",
+                        lab,
+                        float(w["usedPercentage"]),
+                    )
+                )
                 if w.get("resetsAt"):
-                    out.append(Gauge("official_resets_at_seconds",
-                                     "when the official window resets (unix time)", lab,
-                                     float(w["resetsAt"])))
+                    out.append(
+                        Gauge(
+                            "official_resets_at_seconds",
+                            "when the official window resets (unix time)",
+                            lab,
+                            float(w["resetsAt"]),
+                        )
+                    )
                 if w.get("observedAt"):
-                    out.append(Gauge("official_observed_at_seconds",
-                                     "when the official figure was observed (unix time)", lab,
-                                     float(w["observedAt"])))
+                    out.append(
+                        Gauge(
+                            "official_observed_at_seconds",
+                            "when the official figure was observed (unix time)",
+                            lab,
+                            float(w["observedAt"]),
+                        )
+                    )
         recs = eng.records
         if recs:
-            out.append(Gauge("last_activity_timestamp_seconds", "time of the newest response",
-                             m, float(recs[-1].ts)))
+            out.append(
+                Gauge(
+                    "last_activity_timestamp_seconds",
+                    "time of the newest response",
+                    m,
+                    float(recs[-1].ts),
+                )
+            )
         for fn in (*GAUGE_PROVIDERS, *self.providers):
             try:
                 out.extend(fn(eng))
@@ -226,8 +280,9 @@ def _stamp(p: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def _counters(recs: list[Any], mm: MachineMap, local: str, projects: ProjectLabels,
-              per_session: bool) -> Series:
+def _counters(
+    recs: list[Any], mm: MachineMap, local: str, projects: ProjectLabels, per_session: bool
+) -> Series:
     s = Series(machine=local)
     if recs:
         s.first_ts = float(recs[0].ts)
