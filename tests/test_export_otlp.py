@@ -184,7 +184,9 @@ def test_unreachable_endpoint_is_one_line(corpus_env: dict[str, str]) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     r = run_tokmon(
-        ["export", "otlp", "--endpoint", f"http://127.0.0.1:{port}"], corpus_env, timeout=180
+        ["export", "otlp", "--endpoint", f"http://127.0.0.1:{port}", "--timeout", "2"],
+        corpus_env,
+        timeout=180,
     )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr

@@ -64,6 +64,13 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         help="export interval with --follow (default 60)",
     )
     ot.add_argument("--per-session", action="store_true", help="add per-session token series")
+    ot.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on an unreachable endpoint after this long (default 30)",
+    )
     ot.set_defaults(handler=handle_otlp)
     p.set_defaults(
         handler=lambda a, c: (_ for _ in ()).throw(
@@ -263,8 +270,8 @@ def handle_otlp(args: argparse.Namespace, ctx: Context) -> int:
         endpoint = metrics_endpoint(args.endpoint)
     except ValueError as exc:
         raise CLIError(f"--endpoint: {exc}") from None
-    if args.interval <= 0:
-        raise CLIError("--interval must be positive")
+    if args.interval <= 0 or args.timeout <= 0:
+        raise CLIError("--interval and --timeout must be positive")
     hdrs = headers(args.header)
     attrs = resource_attributes(
         local_machine(ctx.env, ctx.config), resource_attrs(ctx, args.resource_attr)
@@ -277,7 +284,12 @@ def handle_otlp(args: argparse.Namespace, ctx: Context) -> int:
     if not args.follow:
         try:
             n = backfill(
-                source.collect, endpoint, attrs=attrs, start_ns=lambda: start, headers=hdrs
+                source.collect,
+                endpoint,
+                attrs=attrs,
+                start_ns=lambda: start,
+                headers=hdrs,
+                timeout=args.timeout,
             )
         except OTLPError as exc:
             raise CLIError(str(exc), code=1) from None
