@@ -113,6 +113,22 @@ def test_real_corpus_merge_is_the_union_twice(
     assert set(per) == {"alpha", "beta"}
     assert per["alpha"]["totalTokens"] == ta["totalTokens"]
     assert per["alpha"]["totalTokens"] + per["beta"]["totalTokens"] == want["totalTokens"]
+    # --machine on the reports: each machine's own report; together the union
+    for name in ("alpha", "beta"):
+        code, out, err = tk(a, "daily", "--json", "--machine", name)
+        assert code == 0, err
+        assert json.loads(out)["totals"]["totalTokens"] == per[name]["totalTokens"]
+    assert totals(a) == want  # the filter did not stick to the cached full report
+    # a ledger rebuilt from transcripts (corrupt file) gets the imported records back
+    ledgers = [p for p in (tmp_path / "alpha" / "tokmon" / "data").glob("ledger-*.json")
+               if not p.name.endswith(".machines.json")]
+    assert len(ledgers) == 1
+    ledgers[0].write_bytes(b"{corrupt")
+    code, out, err = tk(a, "daily", "--json")
+    assert code == 0, err
+    assert "restored" in err
+    t = json.loads(out)["totals"]
+    assert t["totalTokens"] == want["totalTokens"]
     # imported records survive a refresh and the deletion of every local transcript
     shutil.rmtree(tmp_path / "alpha" / "claude" / "projects")
     (tmp_path / "alpha" / "claude" / "projects").mkdir()

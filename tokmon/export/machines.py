@@ -298,6 +298,33 @@ def restore(engine: Any) -> int:
     return res.restored
 
 
+def restore_after_rebuild(engine: Any, changes: Any) -> None:
+    """Engine hook: a ledger rebuilt from transcripts gets the stored imports back."""
+    if not machines_path(engine.ledger_file).is_file():
+        return
+    try:
+        n = restore(engine)
+    except Exception as exc:  # never break a refresh over the side file
+        changes.warnings.append(f"cannot restore imported records: {exc}")
+        return
+    if n:
+        engine.refresh()
+        changes.warnings.append(f"restored {n} record(s) imported from other machines")
+
+
+def machine_filter(engine: Any, machine: str, env: Mapping[str, str] | None = None,
+                   config: Any = None) -> Any:
+    """A record predicate: True for the records of ``machine`` (for ``--machine``)."""
+    local = local_machine(env, config)
+    mm = engine_machine_map(engine)
+    want = clean_machine(machine)
+
+    def keep(rec: UsageRecord) -> bool:
+        return mm.machine_of(rec, local) == want
+
+    return keep
+
+
 def machine_totals(engine: Any, local: str) -> dict[str, dict[str, Any]]:
     """Per machine: responses, tokens and cost (the ``tokmon ledger machines`` table)."""
     mm = engine_machine_map(engine)
