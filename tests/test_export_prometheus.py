@@ -395,3 +395,42 @@ def test_restart_never_decreases_a_counter(stack: Stack) -> None:
     for k, v in before.items():
         assert after.get(k, -1.0) >= v, k
     assert sum(after.values()) == pytest.approx(sum(before.values()))
+
+
+def test_imported_machine_shows_up_without_restart(stack: Stack) -> None:
+    """`tokmon ledger import` into the running server's ledger: the next scrape has it."""
+    doc = {
+        "format": "tokmon-ledger-export",
+        "version": 1,
+        "records": [
+            [
+                time.time() - 60,
+                "imported-session",
+                "/remote/proj",
+                "claude-sonnet-4-5-20250929",
+                11,
+                22,
+                33,
+                0,
+                44,
+                "msg_remote:req_remote",
+                0.0,
+                None,
+                "remote-box",
+            ]
+        ],
+    }
+    f = stack.root / "remote.json"
+    f.write_text(json.dumps(doc))
+    r = run_tokmon(["ledger", "import", str(f)], stack.env)
+    assert r.returncode == 0, r.stderr
+
+    def remote() -> float:
+        text = stack.scrape_direct() or ""
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("tokmon_tokens_total{") and 'machine="remote-box"' in line
+        )
+
+    assert wait_for(remote, "the imported machine's series", timeout=30) == 11 + 22 + 33 + 44

@@ -40,6 +40,7 @@ class ServiceSeries:
         self.service = service
         self.per_session = per_session
         self.source: SeriesSource | None = None
+        self._seen: Any = None
 
     def engine_ready(self) -> Any:
         svc = self.service
@@ -51,10 +52,30 @@ class ServiceSeries:
 
     def __call__(self) -> Series:
         eng = self.engine_ready()
+        self._catch_up(eng)
         with self.service.lock:
             if self.source is None:
                 self.source = SeriesSource(eng, per_session=self.per_session)
             return self.source.collect()
+
+
+    def _catch_up(self, eng: Any) -> None:
+        """Another process rewrote the ledger (e.g. ``tokmon ledger import``): reload it.
+
+        The file watcher only follows transcripts, so one stat per scrape spots this.
+        """
+        if not getattr(eng, "persist", False):
+            return
+        from tokmon.ledger import file_stamp
+
+        st = file_stamp(eng.ledger_file)
+        if st is None or st == eng.ledger.stamp or st == self._seen:
+            return
+        self._seen = st
+        try:
+            self.service.refresh()
+        except Exception as exc:  # a scrape must still answer
+            log.warning("refresh before a scrape failed: %s", exc)
 
 
 @dataclass
