@@ -154,3 +154,78 @@ def test_per_session_series_are_opt_in(cli: Any, tmp_path: Path) -> None:
         if line.startswith("tokmon_block_")
     )
     assert gauges["tokmon_block_active"] == 1.0 and gauges["tokmon_block_tokens"] == 11
+
+
+def test_standalone_daemon_refreshes_on_scrape(
+    env: dict[str, str], corpus_copy: Path, tmp_path: Path
+) -> None:
+    """`tokmon export prometheus --listen`: basic auth, totals = daily --json, an append is
+    visible on the next scrape, SIGTERM ends it cleanly."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from datetime import datetime, timezone
+
+    from conftest import assistant_line, write_lines
+
+    e = {**env, "CLAUDE_CONFIG_DIR": str(corpus_copy)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tokmon", "export", "prometheus", "--listen", f"127.0.0.1:{port}"],
+        env=e,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    log.close()
+    token_file = Path(env["TOKMON_HOME"]) / "state" / "metrics-token"
+
+    def scrape() -> str:
+        basic = base64.b64encode(f"prometheus:{token_file.read_text().strip()}".encode())
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Basic {basic.decode()}"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read().decode()  # type: ignore[no-any-return]
+
+    def total(text: str, typ: str) -> float:
+        return sum(v for d, v in _samples(text, "tokmon_tokens_total") if d["type"] == typ)
+
+    try:
+        deadline = time.monotonic() + 60
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                text = scrape()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert text, (tmp_path / "daemon.log").read_text()
+        tot = json.loads(run_tokmon(["daily", "--json"], e).stdout)["totals"]
+        assert total(text, "input") == tot["inputTokens"]
+        assert total(text, "cacheRead") == tot["cacheReadTokens"]
+        target = sorted((corpus_copy / "projects").rglob("*.jsonl"))[-1]
+        write_lines(
+            target,
+            [
+                assistant_line(
+                    datetime.now(timezone.utc),
+                    msg_id="msg_daemon",
+                    req_id="req_daemon",
+                    inp=321,
+                    out=1,
+                )
+            ],
+        )
+        assert total(scrape(), "input") == tot["inputTokens"] + 321
+    finally:
+        p.terminate()
+        code = p.wait(timeout=30)
+    assert code == 0 or os.name == "nt"
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()

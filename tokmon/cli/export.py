@@ -245,6 +245,7 @@ def _serve_metrics(args: argparse.Namespace, ctx: Context) -> int:
     except (ValueError, OSError) as exc:
         msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CLIError(f"--listen: {msg}") from None
+    _stop_on_sigterm()
     try:
         service.start()
         while True:
@@ -253,6 +254,19 @@ def _serve_metrics(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     finally:
         running.stop()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (service managers) ends the daemon like Ctrl-C, through the cleanup."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError, AttributeError):  # not the main thread / no SIGTERM
+        pass
 
 
 def handle_otlp(args: argparse.Namespace, ctx: Context) -> int:
@@ -311,6 +325,7 @@ def handle_otlp(args: argparse.Namespace, ctx: Context) -> int:
         collect, endpoint, attrs=attrs, start_ns=lambda: start, headers=hdrs, interval=args.interval
     )
     ctx.stderr.write(f"tokmon: exporting to {endpoint} every {args.interval:g} s (Ctrl-C stops)\n")
+    _stop_on_sigterm()
     try:
         while True:
             time.sleep(3600)

@@ -16,7 +16,7 @@ from tokmon.export.series import Series, SeriesSource
 
 log = logging.getLogger("tokmon.export")
 
-READY_TIMEOUT = 120.0
+READY_TIMEOUT = 8.0  # below Prometheus' default 10 s scrape timeout
 
 
 @dataclass
@@ -45,7 +45,12 @@ class ServiceSeries:
     def engine_ready(self) -> Any:
         svc = self.service
         if not svc.ready.wait(READY_TIMEOUT):
-            raise RuntimeError("tokmon is still indexing transcripts")
+            from tokmon.export.prometheus import NotReady
+
+            raise NotReady(
+                "tokmon has not indexed transcripts yet (an LSP server starts when "
+                "its editor connects)"
+            )
         if svc.engine is None:
             raise RuntimeError(svc.start_error or "tokmon engine unavailable")
         return svc.engine
@@ -57,7 +62,6 @@ class ServiceSeries:
             if self.source is None:
                 self.source = SeriesSource(eng, per_session=self.per_session)
             return self.source.collect()
-
 
     def _catch_up(self, eng: Any) -> None:
         """Another process rewrote the ledger (e.g. ``tokmon ledger import``): reload it.

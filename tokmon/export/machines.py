@@ -312,8 +312,9 @@ def restore_after_rebuild(engine: Any, changes: Any) -> None:
         changes.warnings.append(f"restored {n} record(s) imported from other machines")
 
 
-def machine_filter(engine: Any, machine: str, env: Mapping[str, str] | None = None,
-                   config: Any = None) -> Any:
+def machine_filter(
+    engine: Any, machine: str, env: Mapping[str, str] | None = None, config: Any = None
+) -> Any:
     """A record predicate: True for the records of ``machine`` (for ``--machine``)."""
     local = local_machine(env, config)
     mm = engine_machine_map(engine)

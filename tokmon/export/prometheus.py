@@ -139,6 +139,10 @@ def authorized(header: str | None, token: str) -> bool:
 # -- listener --------------------------------------------------------------------------------
 
 
+class NotReady(RuntimeError):
+    """The service has not finished its first scan (answered with 503)."""
+
+
 class AddressError(ValueError):
     """A bad or non-loopback listen address (one-line message)."""
 
@@ -226,6 +230,9 @@ class MetricsServer:
                         if before_scrape is not None:
                             before_scrape()
                         body = generate_latest(registry)
+                except NotReady as exc:
+                    self._send(503, f"{exc}\n".encode())
+                    return
                 except Exception as exc:  # never kill the listener
                     log.warning("metrics scrape failed: %s", exc)
                     self._send(500, f"tokmon metrics failed: {exc}\n".encode())
