@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_tokmon
+from conftest import corpus_path, run_tokmon
 
 from tokmon.export.prometheus import AddressError, authorized, load_or_create_token, parse_listen
 
@@ -156,6 +156,10 @@ def test_per_session_series_are_opt_in(cli: Any, tmp_path: Path) -> None:
     assert gauges["tokmon_block_active"] == 1.0 and gauges["tokmon_block_tokens"] == 11
 
 
+@pytest.mark.skipif(
+    not (corpus_path() / "projects").is_dir() and not os.environ.get("CI"),
+    reason=f"real corpus not found at {corpus_path()}",
+)
 def test_standalone_daemon_refreshes_on_scrape(
     env: dict[str, str], corpus_copy: Path, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -14,11 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_tokmon
+from conftest import corpus_path, run_tokmon
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+pytestmark = pytest.mark.skipif(
+    not (corpus_path() / "projects").is_dir() and not os.environ.get("CI"),
+    reason=f"real corpus not found at {corpus_path()}",
+)
 
 TYPES = {
     "input": "inputTokens",

@@ -27,6 +27,8 @@ from conftest import REPO, assistant_line, corpus_path, run_tokmon, write_lines
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = [pytest.mark.slow]
+if not (corpus_path() / "projects").is_dir() and not os.environ.get("CI"):
+    pytestmark.append(pytest.mark.skip(reason=f"real corpus not found at {corpus_path()}"))
 if PROMETHEUS is None:
     if os.environ.get("CI"):
         raise RuntimeError("prometheus is not installed (.ci/steps/80-export.sh installs it)")

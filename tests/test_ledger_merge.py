@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assistant_line, write_lines
+from conftest import assistant_line, corpus_path, write_lines
 
 from tokmon.cli.main import run
 
@@ -73,6 +73,10 @@ def machines(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {m["machine"]: m for m in json.loads(out)["machines"]}
 
 
+@pytest.mark.skipif(
+    not (corpus_path() / "projects").is_dir() and not os.environ.get("CI"),
+    reason=f"real corpus not found at {corpus_path()}",
+)
 def test_real_corpus_merge_is_the_union_twice(
     env: dict[str, str], real_corpus: Path, tmp_path: Path
 ) -> None:
@@ -120,8 +124,11 @@ def test_real_corpus_merge_is_the_union_twice(
         assert json.loads(out)["totals"]["totalTokens"] == per[name]["totalTokens"]
     assert totals(a) == want  # the filter did not stick to the cached full report
     # a ledger rebuilt from transcripts (corrupt file) gets the imported records back
-    ledgers = [p for p in (tmp_path / "alpha" / "tokmon" / "data").glob("ledger-*.json")
-               if not p.name.endswith(".machines.json")]
+    ledgers = [
+        p
+        for p in (tmp_path / "alpha" / "tokmon" / "data").glob("ledger-*.json")
+        if not p.name.endswith(".machines.json")
+    ]
     assert len(ledgers) == 1
     ledgers[0].write_bytes(b"{corrupt")
     code, out, err = tk(a, "daily", "--json")
