@@ -286,37 +286,44 @@ def _counters(
     s = Series(machine=local)
     if recs:
         s.first_ts = float(recs[0].ts)
-    by_proj: dict[str, int] = {}
-    names: dict[str, str] = {}
-    for r in recs:
-        p = r[2]
-        n = names.get(p)
-        if n is None:
-            n = names[p] = project_name(p)
-        by_proj[n] = by_proj.get(n, 0) + r[4] + r[5] + r[6] + r[8]
-    label = projects.assign(by_proj)
-    tokens = s.tokens
-    cost = s.cost
-    resp = s.responses
     machine_of = mm.machine_of
     has_imports = bool(mm.rows)
-    cutoff = time.time() - SESSION_WINDOW
-    recent: set[str] = set()
-    if per_session:
-        recent = {r[1] for r in recs if r[0] >= cutoff}
-    sess = s.session_tokens
+    # one pass: sums per (model, project path, machine); labels are applied to the groups
+    groups: dict[tuple[str, str, str], list[float]] = {}
     for r in recs:
-        proj = label[names[r[2]]]
         mach = machine_of(r, local) if has_imports else local
-        model = r[3]
+        gk = (r[3], r[2], mach)
+        g = groups.get(gk)
+        if g is None:
+            g = groups[gk] = [0, 0, 0, 0, 0.0, 0]
+        g[0] += r[4]
+        g[1] += r[5]
+        g[2] += r[6]
+        g[3] += r[8]
+        g[4] += r[10]
+        g[5] += 1
+    names = {path: project_name(path) for _, path, _ in groups}
+    by_proj: dict[str, int] = {}
+    for (_, path, _), g in groups.items():
+        n = names[path]
+        by_proj[n] = by_proj.get(n, 0) + int(g[0] + g[1] + g[2] + g[3])
+    label = projects.assign(by_proj)
+    tokens, cost, resp = s.tokens, s.cost, s.responses
+    for (model, path, mach), g in groups.items():
+        proj = label[names[path]]
         ck = (AGENT, model, proj, mach)
-        cost[ck] = cost.get(ck, 0.0) + r[10]
-        resp[ck] = resp.get(ck, 0) + 1
-        for tname, idx in TOKEN_TYPES:
-            v = r[idx]
+        cost[ck] = cost.get(ck, 0.0) + g[4]
+        resp[ck] = resp.get(ck, 0) + int(g[5])
+        for (tname, _), v in zip(TOKEN_TYPES, g[:4], strict=False):
             tk = (AGENT, model, tname, proj, mach)
-            tokens[tk] = tokens.get(tk, 0) + v
-        if per_session and r[1] in recent:
-            sk = (r[1], proj, mach)
-            sess[sk] = sess.get(sk, 0) + r[4] + r[5] + r[6] + r[8]
+            tokens[tk] = tokens.get(tk, 0) + int(v)
+    if per_session:
+        cutoff = time.time() - SESSION_WINDOW
+        recent = {r[1] for r in recs if r[0] >= cutoff}
+        sess = s.session_tokens
+        for r in recs:
+            if r[1] in recent:
+                mach = machine_of(r, local) if has_imports else local
+                sk = (r[1], label[names[r[2]]], mach)
+                sess[sk] = sess.get(sk, 0) + r[4] + r[5] + r[6] + r[8]
     return s
