@@ -142,6 +142,9 @@ SCHEMA: dict[str, tuple[Any, Any, str]] = {
     "line.stale_seconds": (10.0, _range(0, 86400, "a number of seconds", lo_open=True), "snapshot age after which `line` refreshes"),
     "server.debounce_ms": (50.0, _range(1, 60000, "a number of milliseconds"), "file watcher debounce"),
     "server.force_polling": (False, _bool, "poll files instead of OS events (network/WSL filesystems)"),
+    "machine": (None, _opt_str, "this machine's name in merged ledgers and metrics (default: host name)"),
+    "export.top_projects": (20, lambda v: max(0, int(v)), "projects with their own metrics label (the rest: 'other')"),
+    "export.resource_attributes": (None, _opt_str, "extra OTLP resource attributes, e.g. 'team=infra,repo=x'"),
 }
 
 

@@ -102,6 +102,8 @@ class Engine:
         self._deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
         self._periods: dict[str, Any] | None = None  # incremental today/week/month/total sums
         self._blocks = BlockIndex(self.block_seconds)
+        # Optional extra record filter for reports (e.g. one machine: tokmon.export.machines)
+        self.record_filter: Callable[[UsageRecord], bool] | None = None
 
     # -- discovery and refresh -------------------------------------------------------------
 
@@ -163,6 +165,10 @@ class Engine:
             self._invalidate()
         elif changes.changed:
             self._invalidate(incremental=True)
+        if changes.rebuilt and self.persist and save:  # put other machines' records back
+            from tokmon.export.machines import restore_after_rebuild
+
+            restore_after_rebuild(self, changes)
         return changes
 
     def _save_locked(self, warnings: list[str]) -> None:
@@ -494,6 +500,8 @@ class Engine:
         session: str | None = None,
     ) -> list[UsageRecord]:
         recs = self.records
+        if self.record_filter is not None:
+            recs = [r for r in recs if self.record_filter(r)]
         if project:
             recs = [r for r in recs if _project_matches(r.project, project)]
         if session:

@@ -30,6 +30,7 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("-p", "--project", help="only this project (cwd path or its last component)")
     p.add_argument("-m", "--mode", choices=["calculate", "display", "auto"],
                    help="cost mode (default: config cost_mode)")
+    p.add_argument("--machine", help="only records from this machine (see `tokmon ledger`)")
     p.add_argument("-j", dest="json", action="store_true", default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)
     p.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
@@ -90,6 +91,11 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """Compute one report and print it as a table or ccusage-compatible JSON."""
     opts = _opts(kind, args, ctx)
     engine = ctx.engine()
+    if getattr(args, "machine", None):
+        from tokmon.export.machines import machine_filter
+
+        opts["machine"] = args.machine
+        engine.record_filter = machine_filter(engine, args.machine, ctx.env, ctx.config)
     cache = ReportCache(ctx, engine, kind, opts) if ctx.json_output and kind in CACHEABLE else None
     if cache is not None:
         hit = cache.get()
