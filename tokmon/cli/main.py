@@ -14,7 +14,7 @@ from tokmon import __version__
 from tokmon.cli.context import CLIError, Context, setup_logging
 
 # Command-group modules, imported when the parser is built (each registers its commands).
-GROUPS = ["reports", "stats", "config_cmd", "session", "backup", "pick", "shell", "serve", "watch"]
+GROUPS = ["reports", "stats", "config_cmd", "session", "backup", "pick", "shell", "serve", "watch", "web", "report"]
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
