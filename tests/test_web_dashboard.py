@@ -49,8 +49,11 @@ def _need_browser() -> None:
         import selenium  # noqa: F401
     except ImportError:
         missing.append("selenium (pip install -e '.[test]')")
-    if not _chromedriver() or not (shutil.which("chromium") or shutil.which("chromium-browser")
-                                   or shutil.which("google-chrome")):
+    if not _chromedriver() or not (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    ):
         missing.append("chromium + chromium-driver (.ci/steps/70-web.sh)")
     if missing:
         msg = "web tests need " + " and ".join(missing)
@@ -66,7 +69,10 @@ class WebServer:
         self.env = env
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tokmon", "web", "--no-open", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         lines: queue.Queue[str] = queue.Queue()
 
@@ -91,13 +97,19 @@ class WebServer:
         self.get("/api/summary", timeout=120)
 
     def get(self, path: str, timeout: float = 30) -> Any:
-        req = urllib.request.Request(self.base + path,
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        req = urllib.request.Request(
+            self.base + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
 
-    def raw(self, path: str, headers: dict[str, str] | None = None,
-            method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+    def raw(
+        self,
+        path: str,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.request(method, path, body=body, headers=headers or {})
@@ -149,9 +161,18 @@ def browser() -> Iterator[Any]:
     from selenium.webdriver.chrome.service import Service as DriverService
 
     opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              "--window-size=1280,800", "--hide-scrollbars", "--no-first-run",
-              "--disable-background-networking", "--disable-extensions", "--lang=en-US"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,800",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--lang=en-US",
+    ):
         opts.add_argument(a)
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary:
@@ -186,12 +207,17 @@ def dom_value(drv: Any, elem_id: str) -> float:
 def goto(drv: Any, server: WebServer, route: str) -> None:
     drv.execute_script("location.hash = arguments[0]", route)
     view = route.strip("#/").split("/")[0] or "overview"
-    wait_for(lambda: drv.execute_script("return document.body.dataset.view") == view
-             and not drv.find_element("id", f"view-{view}").get_attribute("hidden"),
-             what=f"view {view}")
+    wait_for(
+        lambda: (
+            drv.execute_script("return document.body.dataset.view") == view
+            and not drv.find_element("id", f"view-{view}").get_attribute("hidden")
+        ),
+        what=f"view {view}",
+    )
 
 
 # -- the secret and the Host header -----------------------------------------------------------
+
 
 def test_requests_without_the_secret_get_403(server: WebServer) -> None:
     host = {"Host": f"127.0.0.1:{server.port}"}
@@ -201,21 +227,30 @@ def test_requests_without_the_secret_get_403(server: WebServer) -> None:
         assert b"secret" in body
     assert server.raw("/api/summary?token=wrong", host)[0] == 403
     assert server.raw("/", {**host, "Cookie": f"tokmon-web-{server.port}=wrong"})[0] == 403
-    assert server.raw("/api/setSessionMetadata", {**host, "Content-Type": "application/json"},
-                      "POST", b'{"sessionId": "x", "name": "y"}')[0] == 403
+    assert (
+        server.raw(
+            "/api/setSessionMetadata",
+            {**host, "Content-Type": "application/json"},
+            "POST",
+            b'{"sessionId": "x", "name": "y"}',
+        )[0]
+        == 403
+    )
     # the right secret works: URL token (traded for a cookie), cookie, bearer
     status, _ = server.raw(f"/?token={server.token}", host)
     assert status == 303
-    assert server.raw("/", {**host, "Cookie": f"tokmon-web-{server.port}={server.token}"})[0] \
-        == 200
-    assert server.raw("/api/version", {**host, "Authorization": f"Bearer {server.token}"})[0] \
-        == 200
+    assert server.raw("/", {**host, "Cookie": f"tokmon-web-{server.port}={server.token}"})[0] == 200
+    assert server.raw("/api/version", {**host, "Authorization": f"Bearer {server.token}"})[0] == 200
 
 
 def test_foreign_host_header_gets_403_even_with_the_secret(server: WebServer) -> None:
     auth = {"Authorization": f"Bearer {server.token}"}
-    for host in ("evil.example", f"evil.example:{server.port}", "127.0.0.1:1",
-                 f"127.0.0.1.nip.io:{server.port}"):
+    for host in (
+        "evil.example",
+        f"evil.example:{server.port}",
+        "127.0.0.1:1",
+        f"127.0.0.1.nip.io:{server.port}",
+    ):
         status, body = server.raw("/api/version", {**auth, "Host": host})
         assert status == 403, host
         assert b"Host" in body
@@ -243,24 +278,33 @@ def test_api_shapes_and_errors(server: WebServer) -> None:
     daily = server.get("/api/daily")
     series = server.get("/api/series?period=week&by=project")
     assert sum(x["totalCost"] for x in series["series"]) == pytest.approx(
-        daily["totals"]["totalCost"], abs=1e-6)
-    per_bucket = [sum(x["cost"][i] for x in series["series"])
-                  for i in range(len(series["buckets"]))]
+        daily["totals"]["totalCost"], abs=1e-6
+    )
+    per_bucket = [
+        sum(x["cost"][i] for x in series["series"]) for i in range(len(series["buckets"]))
+    ]
     assert sum(per_bucket) == pytest.approx(REF_COST, abs=1e-3)
-    status, body = server.raw("/api/sessions?limit=zero", {
-        "Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"})
+    status, body = server.raw(
+        "/api/sessions?limit=zero",
+        {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
+    )
     assert status == 400 and json.loads(body)["error"]["code"] == -32602
-    status, body = server.raw("/api/nothing", {
-        "Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"})
+    status, body = server.raw(
+        "/api/nothing",
+        {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
+    )
     assert status == 404 and json.loads(body)["error"]["code"] == -32601
 
 
 # -- the page ---------------------------------------------------------------------------------
 
+
 def test_page_loads_and_numbers_equal_the_api(server: WebServer, browser: Any) -> None:
     browser.get(server.url)
-    wait_for(lambda: browser.execute_script("return document.body.dataset.ready") == "1",
-             what="first render")
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.ready") == "1",
+        what="first render",
+    )
     assert "token=" not in browser.current_url  # traded for the cookie
     api = server.get("/api/summary")
     for key in ("today", "week", "month"):
@@ -269,11 +313,16 @@ def test_page_loads_and_numbers_equal_the_api(server: WebServer, browser: Any) -
     assert dom_value(browser, "total-cost") == api["totals"]["totalCost"]
     assert dom_value(browser, "total-tokens") == api["totals"]["totalTokens"]
     assert browser.find_element("id", "total-cost").text == f"${api['totals']['totalCost']:,.2f}"
-    wait_for(lambda: browser.execute_script("return document.getElementById('live')"
-                                            ".classList.contains('on')"), what="SSE open")
+    wait_for(
+        lambda: browser.execute_script(
+            "return document.getElementById('live').classList.contains('on')"
+        ),
+        what="SSE open",
+    )
     # no request left the machine
     hosts = browser.execute_script(
-        "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)")
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)"
+    )
     assert set(hosts) <= {f"127.0.0.1:{server.port}"}, hosts
 
 
@@ -290,8 +339,7 @@ def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> No
     got = wait_for(lambda: table() if len(table()) == len(series) else None, what="spend table")
     assert got == pytest.approx([s["totalCost"] for s in series])
     assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
-    assert browser.execute_script(
-        "return !!Chart.getChart(document.getElementById('spend-chart'))")
+    assert browser.execute_script("return !!Chart.getChart(document.getElementById('spend-chart'))")
 
 
 def test_blocks_view_shows_the_limit_line(server: WebServer, browser: Any) -> None:
@@ -299,10 +347,15 @@ def test_blocks_view_shows_the_limit_line(server: WebServer, browser: Any) -> No
     browser.find_element("css selector", "#blocks-range button[data-v='all']").click()
     blocks = [b for b in server.get("/api/blocks")["blocks"] if not b["isGap"]]
     limit = server.get("/api/summary")["tokenLimit"]["tokens"]
-    info = wait_for(lambda: browser.execute_script(
-        "const c = Chart.getChart(document.getElementById('blocks-chart'));"
-        "return c && c.data.labels.length === arguments[0] ? c.data.datasets.map("
-        "d => [d.label, d.data[0], d.data.length]) : null", len(blocks)), what="blocks chart")
+    info = wait_for(
+        lambda: browser.execute_script(
+            "const c = Chart.getChart(document.getElementById('blocks-chart'));"
+            "return c && c.data.labels.length === arguments[0] ? c.data.datasets.map("
+            "d => [d.label, d.data[0], d.data.length]) : null",
+            len(blocks),
+        ),
+        what="blocks chart",
+    )
     assert info[0] == ["tokens", blocks[0]["totalTokens"], len(blocks)]
     assert info[1] == ["limit", limit, len(blocks)]
 
@@ -314,8 +367,10 @@ def test_sessions_table_sort_and_filter(server: WebServer, browser: Any) -> None
     browser.find_element("css selector", "th[data-sort='totalCost']").click()
     api = server.get("/api/sessions?sort=cost")["sessions"]
     first = wait_for(lambda: rows()[0].get_attribute("data-session-id"), what="sorted")
-    costs = [float(c.get_attribute("data-value"))
-             for c in browser.find_elements("css selector", "#sessions-table td.cost")]
+    costs = [
+        float(c.get_attribute("data-value"))
+        for c in browser.find_elements("css selector", "#sessions-table td.cost")
+    ]
     assert costs == sorted(costs, reverse=True)
     assert first == api[0]["sessionId"] and costs[0] == api[0]["totalCost"]
     project = api[0]["projectName"]
@@ -329,11 +384,13 @@ def test_sessions_table_sort_and_filter(server: WebServer, browser: Any) -> None
     wait_for(lambda: len(rows()) == REF_SESSIONS, what="filter cleared")
 
 
-def test_rename_tag_describe_from_the_page(server: WebServer, browser: Any,
-                                           env: dict[str, str]) -> None:
+def test_rename_tag_describe_from_the_page(
+    server: WebServer, browser: Any, env: dict[str, str]
+) -> None:
     goto(browser, server, "#/sessions")
-    row = wait_for(lambda: browser.find_elements("css selector", "#sessions-table tbody tr")[0],
-                   what="a row")
+    row = wait_for(
+        lambda: browser.find_elements("css selector", "#sessions-table tbody tr")[0], what="a row"
+    )
     sid = row.get_attribute("data-session-id")
     row.find_element("css selector", "button.edit").click()
     name = browser.find_element("id", "e-name")
@@ -345,10 +402,20 @@ def test_rename_tag_describe_from_the_page(server: WebServer, browser: Any,
     tags.send_keys("web-ui, Charts")
     browser.find_element("id", "e-desc").send_keys("described in a browser")
     browser.find_element("id", "e-save").click()
-    wait_for(lambda: "renamed from the web" in browser.find_element(
-        "css selector", f"tr[data-session-id='{sid}'] td.name").text, what="renamed row")
-    out = subprocess.run([sys.executable, "-m", "tokmon", "session", "list", "--json"],
-                         env=env, capture_output=True, text=True, timeout=120)
+    wait_for(
+        lambda: (
+            "renamed from the web"
+            in browser.find_element("css selector", f"tr[data-session-id='{sid}'] td.name").text
+        ),
+        what="renamed row",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     listed = json.loads(out.stdout)
     rows = listed["sessions"] if isinstance(listed, dict) else listed
@@ -356,32 +423,44 @@ def test_rename_tag_describe_from_the_page(server: WebServer, browser: Any,
     assert mine["name"] == "renamed from the web"
     assert mine["tags"] == ["charts", "web-ui"]  # normalised by the store
     assert mine["description"] == "described in a browser"
-    text = subprocess.run([sys.executable, "-m", "tokmon", "session", "list"],
-                          env={**env, "COLUMNS": "250"},
-                          capture_output=True, text=True, timeout=120).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "list"],
+        env={**env, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "renamed from the web" in text
     # the session page shows it too
     goto(browser, server, f"#/session/{sid}")
-    wait_for(lambda: browser.find_element("id", "s-name").text == "renamed from the web",
-             what="session page name")
-    assert dom_value(browser, "s-cost") == server.get(
-        f"/api/session?sessionId={sid}")["totalCost"]
+    wait_for(
+        lambda: browser.find_element("id", "s-name").text == "renamed from the web",
+        what="session page name",
+    )
+    assert dom_value(browser, "s-cost") == server.get(f"/api/session?sessionId={sid}")["totalCost"]
 
 
 def test_transcript_append_updates_the_page_without_reload(
-        server: WebServer, browser: Any, corpus: Path) -> None:
+    server: WebServer, browser: Any, corpus: Path
+) -> None:
     goto(browser, server, "#/")
-    wait_for(lambda: browser.find_element("id", "today-cost").get_attribute("data-value"),
-             what="overview")
+    wait_for(
+        lambda: browser.find_element("id", "today-cost").get_attribute("data-value"),
+        what="overview",
+    )
     before = dom_value(browser, "today-cost")
     browser.execute_script("window.__noReload = 42")
-    path = sorted(p for p in (corpus / "projects").glob("*/*.jsonl")
-                  if not p.name.startswith("agent-"))[0]
+    path = sorted(
+        p for p in (corpus / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+    )[0]
     sid, cwd = session_of(path)
     inp, out = 120_000, 40_000
     t0 = append(path, usage_line(sid, cwd, inp=inp, out=out))
-    after = wait_for(lambda: dom_value(browser, "today-cost") != before
-                     and dom_value(browser, "today-cost"), timeout=30, what="live update")
+    after = wait_for(
+        lambda: dom_value(browser, "today-cost") != before and dom_value(browser, "today-cost"),
+        timeout=30,
+        what="live update",
+    )
     latency = time.monotonic() - t0
     assert after == pytest.approx(before + inp * SONNET_IN + out * SONNET_OUT, abs=1e-9)
     assert browser.execute_script("return window.__noReload") == 42
@@ -390,31 +469,41 @@ def test_transcript_append_updates_the_page_without_reload(
 
 
 def _emulate(drv: Any, width: int, height: int, dark: bool) -> None:
-    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
-    drv.execute_cdp_cmd("Emulation.setEmulatedMedia", {
-        "features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]})
+    drv.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    drv.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]},
+    )
 
 
 def test_screenshots_phone_and_desktop_light_and_dark(
-        server: WebServer, browser: Any, shots: Path) -> None:
+    server: WebServer, browser: Any, shots: Path
+) -> None:
     sid = server.get("/api/sessions?sort=cost&limit=1")["sessions"][0]["sessionId"]
-    routes = {"overview": "#/", "spend": "#/spend", "blocks": "#/blocks",
-              "sessions": "#/sessions", "session": f"#/session/{sid}"}
+    routes = {
+        "overview": "#/",
+        "spend": "#/spend",
+        "blocks": "#/blocks",
+        "sessions": "#/sessions",
+        "session": f"#/session/{sid}",
+    }
     written = []
     try:
-        for (w, h) in ((1280, 800), (390, 844)):
+        for w, h in ((1280, 800), (390, 844)):
             for dark in (False, True):
                 _emulate(browser, w, h, dark)
                 for name, route in routes.items():
                     goto(browser, server, route)
                     browser.execute_script("window.scrollTo(0, 0)")
                     bg = browser.execute_script(
-                        "return getComputedStyle(document.body).backgroundColor")
+                        "return getComputedStyle(document.body).backgroundColor"
+                    )
                     # dark mode really switches the palette
                     assert (bg == "rgb(18, 21, 27)") is dark, (bg, dark)
-                    overflow = browser.execute_script(
-                        "return document.documentElement.scrollWidth")
+                    overflow = browser.execute_script("return document.documentElement.scrollWidth")
                     assert overflow <= w, f"{name} at {w}px overflows to {overflow}px"
                     time.sleep(0.05)  # let the chart finish its first draw
                     f = shots / f"{name}-{w}x{h}-{'dark' if dark else 'light'}.png"
@@ -427,19 +516,27 @@ def test_screenshots_phone_and_desktop_light_and_dark(
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000
 
 
-def test_html_export_is_self_contained(server: WebServer, browser: Any, env: dict[str, str],
-                                       tmp_path: Path) -> None:
+def test_html_export_is_self_contained(
+    server: WebServer, browser: Any, env: dict[str, str], tmp_path: Path
+) -> None:
     out = tmp_path / "report.html"
-    res = subprocess.run([sys.executable, "-m", "tokmon", "report", "--html", str(out)],
-                         env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "report", "--html", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     html = out.read_text(encoding="utf-8")
     assert 'src="' not in html and "<link" not in html  # every asset inline
     if os.name != "nt":
         assert out.stat().st_mode & 0o777 == 0o600
     browser.get(out.as_uri())
-    wait_for(lambda: browser.execute_script("return document.body.dataset.ready") == "1",
-             what="export render")
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.ready") == "1",
+        what="export render",
+    )
     assert dom_value(browser, "total-cost") == server.get("/api/summary")["totals"]["totalCost"]
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     goto(browser, server, "#/sessions")

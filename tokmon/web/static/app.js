@@ -62,7 +62,9 @@
   function fmtWhen(iso) {
     if (!iso) return "";
     const d = new Date(iso);
-    return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    const opts = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+    if (d.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
+    return d.toLocaleString(undefined, opts);
   }
   function fmtMinutes(m) {
     m = Math.max(0, Math.round(m || 0));
@@ -241,10 +243,9 @@
     for (const x of series) {
       const tr = el("tr");
       const name = el("td");
-      const dot = el("span", "tag", x.s.label);
+      const dot = el("span", "swatch");
       dot.style.background = x.color;
-      dot.style.color = "#fff";
-      name.append(dot);
+      name.append(dot, document.createTextNode(x.s.label));
       if (x.s.key && x.s.key !== x.s.label) name.title = x.s.key;
       const sum = x.cost.reduce((a, b) => a + b, 0);
       const td = el("td", "num", fmtCost(sum));
@@ -354,6 +355,7 @@
       const a = el("a", "s-link", r.name || r.title || r.sessionId.slice(0, 8));
       a.href = "#/session/" + encodeURIComponent(r.sessionId);
       name.append(a);
+      name.append(el("div", "sub show-s", r.projectName));
       if (r.description) name.append(el("div", "sub", r.description));
       const tags = el("td", "hide-s");
       const tw = el("div", "tags");
