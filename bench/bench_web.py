@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wait(
                 lambda: drv.execute_script(
                     "return performance.getEntriesByName('tokmon-data').length"
+                    " && performance.getEntriesByName('first-contentful-paint').length"
                 )
             )
             p = drv.execute_script(

@@ -38,6 +38,8 @@ SONNET_IN, SONNET_OUT = 3e-6, 15e-6
 
 pytestmark = pytest.mark.slow
 
+OFFICIAL = [("official-a", 17.0, 33.0), ("official-b", 42.0, 35.0)]  # (session, 5 h %, 7 d %)
+
 
 def _chromedriver() -> str | None:
     return shutil.which("chromedriver")
@@ -136,7 +138,29 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return server_env(tmp_path_factory.mktemp("web-home"), corpus)
+    e = server_env(tmp_path_factory.mktemp("web-home"), corpus)
+    # official 5 h / 7 d figures as Claude Code's statusLine hands them over (two sessions,
+    # so the history has two points)
+    now = time.time()
+    for sid, five, seven in OFFICIAL:
+        payload = {
+            "session_id": sid,
+            "rate_limits": {
+                "five_hour": {"used_percentage": five, "resets_at": now + 3600},
+                "seven_day": {"used_percentage": seven, "resets_at": now + 5 * 86400},
+            },
+        }
+        res = subprocess.run(
+            [sys.executable, "-m", "tokmon", "line", "--claude"],
+            env=e,
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        time.sleep(0.01)  # distinct observedAt
+    return e
 
 
 @pytest.fixture(scope="module")
@@ -438,6 +462,81 @@ def test_rename_tag_describe_from_the_page(
         what="session page name",
     )
     assert dom_value(browser, "s-cost") == server.get(f"/api/session?sessionId={sid}")["totalCost"]
+
+
+def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
+    goto(browser, server, "#/")
+    latest = OFFICIAL[-1]
+    wait_for(
+        lambda: browser.find_element("id", "official-5h").get_attribute("data-value"),
+        what="official figures",
+    )
+    assert dom_value(browser, "official-5h") == latest[1]
+    assert dom_value(browser, "official-7d") == latest[2]
+    assert browser.find_element("id", "official-5h").text == f"{latest[1]:.0f}%"
+    hist = server.get("/api/official")["history"]
+    assert [h["fiveHour"]["usedPercentage"] for h in hist] == [o[1] for o in OFFICIAL]
+    points = wait_for(
+        lambda: browser.execute_script(
+            "const c = Chart.getChart(document.getElementById('official-chart'));"
+            "return c ? c.data.datasets.map(d => d.data) : null"
+        ),
+        what="history chart",
+    )
+    assert points == [[o[1] for o in OFFICIAL], [o[2] for o in OFFICIAL]]
+
+
+def test_cli_rename_reaches_the_open_page(
+    server: WebServer, browser: Any, env: dict[str, str]
+) -> None:
+    goto(browser, server, "#/sessions")
+    rows = wait_for(
+        lambda: browser.find_elements("css selector", "#sessions-table tbody tr"), what="rows"
+    )
+    sid = rows[-1].get_attribute("data-session-id")
+    browser.execute_script("window.__noReload = 7")
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "name", sid, "named in a terminal"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    wait_for(
+        lambda: (
+            "named in a terminal"
+            in browser.find_element("css selector", f"tr[data-session-id='{sid}'] td.name").text
+        ),
+        what="pushed rename",
+    )
+    assert browser.execute_script("return window.__noReload") == 7
+
+
+def test_untrusted_names_stay_text(server: WebServer, browser: Any) -> None:
+    goto(browser, server, "#/sessions")
+    sid = server.get("/api/sessions?sort=cost&order=asc&limit=1")["sessions"][0]["sessionId"]
+    evil = '<img src=x onerror="window.__xss=1">'
+    status, body = server.raw(
+        "/api/setSessionMetadata",
+        {
+            "Authorization": f"Bearer {server.token}",
+            "Host": f"127.0.0.1:{server.port}",
+            "Content-Type": "application/json",
+        },
+        "POST",
+        json.dumps({"sessionId": sid, "name": evil}).encode(),
+    )
+    assert status == 200, body
+    wait_for(
+        lambda: (
+            browser.find_element("css selector", f"tr[data-session-id='{sid}'] td.name a").text
+            == evil
+        ),
+        what="literal name",
+    )
+    assert not browser.find_elements("css selector", "#sessions-table img")
+    assert browser.execute_script("return window.__xss") is None
 
 
 def test_transcript_append_updates_the_page_without_reload(
