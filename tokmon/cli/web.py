@@ -59,7 +59,10 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
 
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be 0-65535, got {args.port}")
-    host, _ = parse_tcp(f"{args.host}:{args.port or 1}")  # loopback only
+    try:
+        host, _ = parse_tcp(f"[{args.host.strip('[]')}]:{args.port or 1}")  # loopback only
+    except CLIError as exc:
+        raise CLIError(str(exc).replace("--tcp", "--host", 1)) from None
     if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
         raise CLIError("--debounce-ms must be between 1 and 60000")
     cfg = ctx.config
