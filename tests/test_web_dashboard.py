@@ -231,13 +231,20 @@ def dom_value(drv: Any, elem_id: str) -> float:
 def goto(drv: Any, server: WebServer, route: str) -> None:
     drv.execute_script("location.hash = arguments[0]", route)
     view = route.strip("#/").split("/")[0] or "overview"
-    wait_for(
-        lambda: (
-            drv.execute_script("return document.body.dataset.view") == view
-            and not drv.find_element("id", f"view-{view}").get_attribute("hidden")
-        ),
-        what=f"view {view}",
-    )
+    try:
+        wait_for(
+            lambda: (
+                drv.execute_script("return document.body.dataset.view") == view
+                and not drv.find_element("id", f"view-{view}").get_attribute("hidden")
+            ),
+            what=f"view {view}",
+        )
+    except AssertionError as exc:
+        shown = drv.execute_script(
+            "return [location.hash, document.body.dataset.view,"
+            " document.getElementById('error').textContent]"
+        )
+        raise AssertionError(f"{exc}; page state {shown}") from None
 
 
 # -- the secret and the Host header -----------------------------------------------------------

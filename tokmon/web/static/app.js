@@ -66,6 +66,18 @@
     if (d.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
     return d.toLocaleString(undefined, opts);
   }
+  function fmtDay(iso) {
+    const d = new Date(iso);
+    const opts = { month: "short", day: "numeric" };
+    if (d.getFullYear() !== new Date().getFullYear()) opts.year = "2-digit";
+    return d.toLocaleDateString(undefined, opts);
+  }
+  // x-axis ticks that stay horizontal and few on a phone
+  function xTicks(n) {
+    const narrow = window.innerWidth < 600;
+    return { maxRotation: 0, autoSkip: true, autoSkipPadding: 10,
+      maxTicksLimit: narrow ? Math.min(n || 4, 4) : (n || 10) };
+  }
   function fmtMinutes(m) {
     m = Math.max(0, Math.round(m || 0));
     return m >= 60 ? Math.floor(m / 60) + " h " + (m % 60) + " min" : m + " min";
@@ -198,7 +210,7 @@
             borderColor: PALETTE[1], backgroundColor: PALETTE[1], spanGaps: true, pointRadius: 2 },
         ],
       },
-      options: { scales: { y: { min: 0, suggestedMax: 100 }, x: { ticks: { maxTicksLimit: 4 } } },
+      options: { scales: { y: { min: 0, suggestedMax: 100 }, x: { ticks: xTicks(4) } },
         plugins: { legend: { labels: { boxWidth: 10 } } } },
     });
   }
@@ -230,7 +242,7 @@
           stack: "cost" })),
       },
       options: {
-        scales: { x: { stacked: true, ticks: { maxTicksLimit: 12 } },
+        scales: { x: { stacked: true, ticks: xTicks(12) },
           y: { stacked: true, ticks: { callback: (v) => "$" + v } } },
         plugins: {
           legend: { position: "bottom", labels: { boxWidth: 10 } },
@@ -284,12 +296,13 @@
     }
     chart("blocks-chart", {
       type: "bar",
-      data: { labels: blocks.map((b) => fmtWhen(b.startTime)), datasets },
+      data: { labels: blocks.map((b) => fmtDay(b.startTime)), datasets },
       options: {
-        scales: { y: { ticks: { callback: (v) => fmtTokens(v) } }, x: { ticks: { maxTicksLimit: 10 } } },
+        scales: { y: { ticks: { callback: (v) => fmtTokens(v) } }, x: { ticks: xTicks(10) } },
         plugins: {
           legend: { display: !!limit, position: "bottom", labels: { boxWidth: 10 } },
-          tooltip: { callbacks: { label: (c) => c.dataset.label + ": " + fmtTokens(c.parsed.y) +
+          tooltip: { callbacks: { title: (items) => fmtWhen(blocks[items[0].dataIndex].startTime),
+            label: (c) => c.dataset.label + ": " + fmtTokens(c.parsed.y) +
             (c.datasetIndex === 0 ? " · " + fmtCost(blocks[c.dataIndex].costUSD) : "") } },
         },
       },
@@ -376,8 +389,9 @@
   }
 
   // -- one session -----------------------------------------------------------------------------
-  async function renderSession(sid) {
+  async function renderSession(sid, g) {
     const s = await api("session", { sessionId: sid });
+    if (stale(g)) return;
     state.session = s;
     text($("s-name"), s.name || s.title || "Session " + s.sessionId.slice(0, 8));
     text($("s-project"), s.projectPath);
@@ -397,7 +411,7 @@
         datasets: [{ label: "cost per hour", data: s.timeline.map((h) => h.cost),
           backgroundColor: css("--accent") }],
       },
-      options: { scales: { y: { ticks: { callback: (v) => "$" + v } }, x: { ticks: { maxTicksLimit: 10 } } },
+      options: { scales: { y: { ticks: { callback: (v) => "$" + v } }, x: { ticks: xTicks(10) } },
         plugins: { legend: { display: false },
           tooltip: { callbacks: { label: (c) => fmtCost(c.parsed.y) + " · " +
             fmtTokens(s.timeline[c.dataIndex].totalTokens) + " tokens" } } } },
@@ -461,7 +475,11 @@
     return { view: "overview" };
   }
 
+  let generation = 0;
+  const stale = (g) => g !== generation;  // a newer render started (e.g. a quick route change)
+
   async function render() {
+    const g = ++generation;
     const r = route();
     for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + r.view;
     for (const a of document.querySelectorAll("nav a")) {
@@ -476,12 +494,13 @@
       } else if (r.view === "spend") await renderSpend();
       else if (r.view === "blocks") await renderBlocks();
       else if (r.view === "sessions") await renderSessions();
-      else if (r.view === "session") await renderSession(r.id);
+      else if (r.view === "session") await renderSession(r.id, g);
+      if (stale(g)) return;
       document.body.dataset.view = r.view;
       document.body.dataset.ready = "1";
       if (!performance.getEntriesByName("tokmon-data").length) performance.mark("tokmon-data");
     } catch (e) {
-      showError(e.message);
+      if (!stale(g)) showError(e.message);
     }
   }
 
