@@ -150,7 +150,7 @@ def test_export_escapes_untrusted_text_and_inlines_everything() -> None:
     html = render(data)
     assert html.count("<script>") == 3 and html.count("</script>") == 3
     assert evil not in html and "\\u003c/script>\\u003cscript>" in html
-    assert 'src="' not in html and "<link" not in html
+    assert not re.findall(r'(?:src|href)="(?!data:|#)', html)
     assert "Chart.js v4" in html or "Chart.js" in html
 
 

@@ -288,6 +288,7 @@
     const accent = css("--accent"), bad = css("--bad"), ok = css("--ok");
     const datasets = [{
       type: "bar", label: "tokens", data: blocks.map((b) => b.totalTokens), order: 2,
+      maxBarThickness: 40,
       backgroundColor: blocks.map((b) => b.isActive ? ok : limit && b.totalTokens > limit ? bad : accent),
     }];
     if (limit) {
@@ -409,7 +410,7 @@
       data: {
         labels: s.timeline.map((h) => fmtWhen(h.hour)),
         datasets: [{ label: "cost per hour", data: s.timeline.map((h) => h.cost),
-          backgroundColor: css("--accent") }],
+          backgroundColor: css("--accent"), maxBarThickness: 56 }],
       },
       options: { scales: { y: { ticks: { callback: (v) => "$" + v } }, x: { ticks: xTicks(10) } },
         plugins: { legend: { display: false },
