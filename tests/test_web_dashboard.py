@@ -657,3 +657,18 @@ def test_html_export_is_self_contained(
     goto(browser, server, "#/sessions")
     n = len(browser.find_elements("css selector", "#sessions-table tbody tr"))
     assert n == REF_SESSIONS
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGTERM is POSIX")
+def test_sigterm_ends_the_server_cleanly_with_a_page_open(server: WebServer, browser: Any) -> None:
+    """Runs last: stops the module's server while the page holds its event stream open."""
+    browser.get(server.base + "/")  # the cookie from the first visit still holds
+    wait_for(
+        lambda: browser.execute_script(
+            "return document.getElementById('live').classList.contains('on')"
+        ),
+        what="SSE open",
+    )
+    server.proc.terminate()
+    assert server.proc.wait(30) == 0
+    assert b"Traceback" not in (server.proc.stderr.read().encode() if server.proc.stderr else b"")

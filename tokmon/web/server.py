@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import threading
 from typing import IO, Any
@@ -110,9 +111,14 @@ def serve_web(
         finally:
             stopper.cancel()
 
+    # uvicorn re-raises the signal that stopped it, after restoring the previous handler: make
+    # SIGTERM end us like Ctrl+C does (clean-up below runs, exit code 0)
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         for w in watcher:
@@ -122,6 +128,10 @@ def serve_web(
             service.save()
         sock.close()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 async def _close_streams_on_exit(server: Any, hub: Hub) -> None:

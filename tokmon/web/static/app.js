@@ -104,6 +104,11 @@
   const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
     "#9c755f", "#bab0ac"];
   function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+  // app.js runs before chart.js (both deferred) so the first fetch starts sooner; charts wait
+  function whenChart() {
+    if (typeof Chart !== "undefined" || document.readyState === "complete") return Promise.resolve();
+    return new Promise((r) => document.addEventListener("DOMContentLoaded", r, { once: true }));
+  }
   function chart(id, config) {
     if (typeof Chart === "undefined") return null;
     const fg = css("--muted"), grid = css("--grid");
@@ -196,6 +201,7 @@
   }
 
   async function loadOfficialHistory() {
+    await whenChart();
     let h;
     try { h = await api("official"); } catch (e) { return; }
     const pts = (h.history || []);
@@ -217,6 +223,7 @@
 
   // -- spend -----------------------------------------------------------------------------------
   async function renderSpend() {
+    await whenChart();
     const sp = state.spend;
     segOn("spend-period", sp.period);
     segOn("spend-by", sp.by);
@@ -273,6 +280,7 @@
 
   // -- blocks ----------------------------------------------------------------------------------
   async function renderBlocks() {
+    await whenChart();
     segOn("blocks-range", state.blocksRange);
     if (!state.blocks) state.blocks = (await api("blocks")).blocks.filter((b) => !b.isGap);
     if (!state.summary) state.summary = await api("summary");
@@ -392,6 +400,7 @@
   // -- one session -----------------------------------------------------------------------------
   async function renderSession(sid, g) {
     const s = await api("session", { sessionId: sid });
+    await whenChart();
     if (stale(g)) return;
     state.session = s;
     text($("s-name"), s.name || s.title || "Session " + s.sessionId.slice(0, 8));
