@@ -327,6 +327,19 @@ def test_api_shapes_and_errors(server: WebServer) -> None:
         {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
     )
     assert status == 404 and json.loads(body)["error"]["code"] == -32601
+    # state changes: POST with a JSON body only
+    auth = {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"}
+    sid = sessions[0]["sessionId"]
+    status, body = server.raw(f"/api/setSessionMetadata?sessionId={sid}&name=x", auth)
+    assert status == 405 and b"POST" in body
+    status, _ = server.raw(
+        "/api/setSessionMetadata",
+        {**auth, "Content-Type": "text/plain"},
+        "POST",
+        json.dumps({"sessionId": sid, "name": "x"}).encode(),
+    )
+    assert status == 415
+    assert server.get(f"/api/session?sessionId={sid}")["name"] != "x"
 
 
 # -- the page ---------------------------------------------------------------------------------

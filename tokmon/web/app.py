@@ -45,6 +45,9 @@ log = logging.getLogger("tokmon.web")
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "chart.umd.min.js": "text/javascript"}
 
+# Methods that change state: POST only (a GET must never write).
+POST_ONLY = {"setSessionMetadata", "refresh"}
+
 # Query-string params that are not strings (GET /api/...); everything else stays a string.
 INT_PARAMS = {"limit"}
 BOOL_PARAMS = {"active", "recent"}
@@ -240,6 +243,11 @@ def build_app(service: Service, guard: Guard, hub: Hub) -> Any:
         name = request.path_params["name"]
         params: Any
         if request.method == "POST":
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                # a form post from another page cannot set this type (CSRF belt and braces)
+                msg = "POST needs Content-Type: application/json"
+                return _json({"error": {"code": -32600, "message": msg}}, 415)
             body = await request.body()
             if not body.strip():
                 params = {}
@@ -248,17 +256,8 @@ def build_app(service: Service, guard: Guard, hub: Hub) -> Any:
                     params = orjson.loads(body)
                 except orjson.JSONDecodeError as exc:
                     return _json({"error": {"code": -32700, "message": f"parse error: {exc}"}}, 400)
-            if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-                # a form post from another page cannot set this type (CSRF belt and braces)
-                return _json(
-                    {
-                        "error": {
-                            "code": -32600,
-                            "message": "POST needs Content-Type: application/json",
-                        }
-                    },
-                    415,
-                )
+        elif name in POST_ONLY:
+            return _json({"error": {"code": -32600, "message": f"use POST for /api/{name}"}}, 405)
         else:
             params = query_params(list(request.query_params.multi_items()))
         try:
