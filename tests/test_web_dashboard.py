@@ -630,6 +630,19 @@ def test_screenshots_phone_and_desktop_light_and_dark(
                     f = shots / f"{name}-{w}x{h}-{'dark' if dark else 'light'}.png"
                     browser.save_screenshot(str(f))
                     written.append(f)
+                    if name == "session":  # the edit dialog over it
+                        browser.find_element("id", "s-edit").click()
+                        wait_for(
+                            browser.find_element("id", "e-name").is_displayed, what="edit dialog"
+                        )
+                        f = shots / f"edit-{w}x{h}-{'dark' if dark else 'light'}.png"
+                        browser.save_screenshot(str(f))
+                        written.append(f)
+                        browser.find_element("id", "e-cancel").click()
+                        wait_for(
+                            lambda: not browser.find_element("id", "edit").is_displayed(),
+                            what="dialog closed",
+                        )
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
