@@ -164,3 +164,16 @@ def test_export_file_is_private(cli: Any, tmp_path: Path, corpus_copy: Path) -> 
 
     if os.name != "nt":
         assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_busy_port_is_one_line(cli: Any) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        res = cli("web", "--no-open", "--port", str(port))
+    assert res.code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in res.err
+    assert len(res.err.strip().splitlines()) == 1

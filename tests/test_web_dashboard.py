@@ -386,6 +386,18 @@ def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> No
     assert got == pytest.approx([s["totalCost"] for s in series])
     assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
     assert browser.execute_script("return !!Chart.getChart(document.getElementById('spend-chart'))")
+    # weekly by model: other buckets and keys, same money
+    browser.find_element("css selector", "#spend-period button[data-v='week']").click()
+    browser.find_element("css selector", "#spend-by button[data-v='model']").click()
+    weekly = server.get("/api/series?period=week&by=model")["series"]
+    got = wait_for(lambda: table() if len(table()) == len(weekly) else None, what="weekly")
+    assert got == pytest.approx([s["totalCost"] for s in weekly])
+    assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
+    labels = browser.execute_script(
+        "return Chart.getChart(document.getElementById('spend-chart')).data.datasets"
+        ".map(d => d.label)"
+    )
+    assert labels == [s["label"] for s in weekly]
 
 
 def test_blocks_view_shows_the_limit_line(server: WebServer, browser: Any) -> None:
@@ -484,6 +496,34 @@ def test_rename_tag_describe_from_the_page(
         what="session page name",
     )
     assert dom_value(browser, "s-cost") == server.get(f"/api/session?sessionId={sid}")["totalCost"]
+    # the new tag filters the table
+    from selenium.webdriver.support.ui import Select
+
+    goto(browser, server, "#/sessions")
+    wait_for(
+        lambda: (
+            "web-ui"
+            in [
+                o.get_attribute("value")
+                for o in browser.find_elements("css selector", "#f-tag option")
+            ]
+        ),
+        what="tag option",
+    )
+    Select(browser.find_element("id", "f-tag")).select_by_value("web-ui")
+    rows = wait_for(
+        lambda: (
+            [
+                r.get_attribute("data-session-id")
+                for r in browser.find_elements("css selector", "#sessions-table tbody tr")
+            ]
+            == [sid]
+        ),
+        what="tag filter",
+    )
+    assert rows
+    assert [r["sessionId"] for r in server.get("/api/sessions?tag=web-ui")["sessions"]] == [sid]
+    Select(browser.find_element("id", "f-tag")).select_by_value("")
 
 
 def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
