@@ -72,9 +72,11 @@
     if (d.getFullYear() !== new Date().getFullYear()) opts.year = "2-digit";
     return d.toLocaleDateString(undefined, opts);
   }
+  // the CSS phone breakpoint
+  function isNarrow() { return window.matchMedia("(max-width: 760px)").matches; }
   // x-axis ticks that stay horizontal and few on a phone
   function xTicks(n) {
-    const narrow = window.innerWidth < 600;
+    const narrow = isNarrow();
     return { maxRotation: 0, autoSkip: true, autoSkipPadding: 10,
       maxTicksLimit: narrow ? Math.min(n || 4, 4) : (n || 10) };
   }
@@ -252,7 +254,8 @@
         scales: { x: { stacked: true, ticks: xTicks(12) },
           y: { stacked: true, ticks: { callback: (v) => "$" + v } } },
         plugins: {
-          legend: { position: "bottom", labels: { boxWidth: 10 } },
+          // on a phone the table below is the legend
+          legend: { display: !isNarrow(), position: "bottom", labels: { boxWidth: 10 } },
           tooltip: { callbacks: { label: (c) => c.dataset.label + ": " + fmtCost(c.parsed.y) } },
         },
       },
