@@ -629,14 +629,20 @@ class Service:
 
         tzname = tz if tz is not None else self.engine.config.get("timezone")
         keyer = DateKeyer(resolve_tz(tzname))
-        bucket_of = keyer.day if period == "day" else keyer.week
         cells: dict[tuple[str, str], list[float]] = {}
+        # (day, bucket) per quarter hour (zone offsets are multiples of 15 min)
+        memo: dict[int, tuple[str, str]] = {}
         for r in self.engine.records:
-            day = keyer.day(r.ts)
+            q = int(r.ts // 900)
+            hit = memo.get(q)
+            if hit is None:
+                day = keyer.day(r.ts)
+                hit = memo[q] = (day, day if period == "day" else keyer.week(r.ts))
+            day, bucket = hit
             if (since and day < since) or (until and day > until):
                 continue
             key = (r.model or "unknown") if by == "model" else (r.project or "")
-            acc = cells.setdefault((bucket_of(r.ts), key), [0.0, 0])
+            acc = cells.setdefault((bucket, key), [0.0, 0])
             acc[0] += r.cost
             acc[1] += r.total_tokens
         if not cells:
