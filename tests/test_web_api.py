@@ -92,10 +92,13 @@ def test_guard_hosts_and_secret() -> None:
     assert g.cookie == "tokmon-web-8123"
 
 
-def test_series_by_model_equals_the_daily_report(service: Service) -> None:
+@pytest.mark.parametrize("tz", ["UTC", "Pacific/Kiritimati", "America/Adak"])
+def test_series_by_model_equals_the_daily_report(service: Service, tz: str) -> None:
     """Every (day, model) cell equals the daily report's model breakdown (another code path)."""
-    series, _ = service.call("tokmon/series", {"period": "day", "by": "model", "limit": 50})
-    daily, _ = service.call("tokmon/daily")
+    series, _ = service.call(
+        "tokmon/series", {"period": "day", "by": "model", "limit": 50, "timezone": tz}
+    )
+    daily, _ = service.call("tokmon/daily", {"timezone": tz})
     want: dict[tuple[str, str], float] = {}
     for d in daily["daily"]:
         for b in d["modelBreakdowns"]:
