@@ -708,7 +708,7 @@ def test_no_console_errors_or_csp_violations(browser: Any) -> None:
 
 
 def test_html_export_is_self_contained(
-    server: WebServer, browser: Any, env: dict[str, str], tmp_path: Path
+    server: WebServer, browser: Any, env: dict[str, str], tmp_path: Path, shots: Path
 ) -> None:
     out = tmp_path / "report.html"
     res = subprocess.run(
@@ -733,6 +733,8 @@ def test_html_export_is_self_contained(
     goto(browser, server, "#/sessions")
     n = len(browser.find_elements("css selector", "#sessions-table tbody tr"))
     assert n == REF_SESSIONS
+    goto(browser, server, "#/spend")
+    browser.save_screenshot(str(shots / "export-spend-1280x800.png"))
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGTERM is POSIX")

@@ -240,9 +240,10 @@
     }
     const from = data.buckets.length - n;
     const labels = data.buckets.slice(from);
+    // colours follow the all-time order; series without cost in the range are left out
     const series = data.series.map((s, i) => ({
       s, cost: s.cost.slice(from), color: PALETTE[i % PALETTE.length],
-    }));
+    })).filter((x) => x.cost.some((v) => v > 0));
     chart("spend-chart", {
       type: "bar",
       data: {
