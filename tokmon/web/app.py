@@ -114,19 +114,17 @@ class GuardMiddleware:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         auth = req.headers.get("authorization", "")
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        if g.matches(req.cookies.get(g.cookie)) or g.matches(bearer):
-            await self.app(scope, receive, send)
+        url_token = g.matches(query.get("token"))
+        if url_token and req.method == "GET" and scope["path"] == "/":
+            # Jupyter's habit: trade the URL token for a cookie, drop it from the address bar
+            rest = {k: v for k, v in query.items() if k != "token"}
+            resp: Response = RedirectResponse(
+                "/" + ("?" + urlencode(rest) if rest else ""), status_code=303
+            )
+            _set_cookie(resp, g)
+            await resp(scope, receive, send)
             return
-        if g.matches(query.get("token")):
-            if req.method == "GET" and scope["path"] == "/":
-                # Jupyter's habit: trade the URL token for a cookie, drop it from the address bar
-                rest = {k: v for k, v in query.items() if k != "token"}
-                resp: Response = RedirectResponse(
-                    "/" + ("?" + urlencode(rest) if rest else ""), status_code=303
-                )
-                _set_cookie(resp, g)
-                await resp(scope, receive, send)
-                return
+        if url_token or g.matches(req.cookies.get(g.cookie)) or g.matches(bearer):
             await self.app(scope, receive, send)
             return
         await _forbid("403 forbidden: open the URL `tokmon web` printed (it carries the secret)")(

@@ -18,6 +18,8 @@ import socket
 import threading
 from typing import IO, Any
 
+import uvicorn
+
 from tokmon.server.service import Notification, Service
 from tokmon.web.app import Guard, Hub, build_app
 
@@ -54,8 +56,6 @@ def serve_web(
     force_polling: bool | None = None,
 ) -> int:
     """Serve until interrupted; returns the exit code."""
-    import uvicorn
-
     sock = bind(host, port)
     port = sock.getsockname()[1]
     guard = Guard(secrets.token_urlsafe(24), port)
@@ -70,7 +70,7 @@ def serve_web(
         ws="none",
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     url = url_for(host, port, guard.secret)
     watcher: list[Any] = []
 
@@ -105,11 +105,9 @@ def serve_web(
 
             with contextlib.suppress(Exception):
                 webbrowser.open(url)
-        stopper = asyncio.ensure_future(_close_streams_on_exit(server, hub))
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            stopper.cancel()
+        # event streams never end on their own: close them as soon as shutdown starts
+        server.on_exit = lambda: loop.call_soon_threadsafe(hub.close)
+        await server.serve(sockets=[sock])
 
     # uvicorn re-raises the signal that stopped it, after restoring the previous handler: make
     # SIGTERM end us like Ctrl+C does (clean-up below runs, exit code 0)
@@ -134,8 +132,13 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
 
-async def _close_streams_on_exit(server: Any, hub: Hub) -> None:
-    """End the event streams as soon as uvicorn starts shutting down (they never end alone)."""
-    while not server.should_exit:
-        await asyncio.sleep(0.2)
-    hub.close()
+class _Server(uvicorn.Server):
+    """uvicorn's server plus a hook run when a signal asks it to stop."""
+
+    on_exit: Any = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        if self.on_exit is not None:
+            with contextlib.suppress(Exception):
+                self.on_exit()
