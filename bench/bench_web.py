@@ -2,7 +2,7 @@
 """Benchmark ``tokmon web``: first paint in headless Chromium and append-to-DOM latency.
 
     python bench/bench_web.py [--mb 500] [--keep DIR] [--corpus DIR] [--loads 10]
-                              [--appends 10] [--json]
+                              [--appends 10] [--idle 30] [--json]
 
 Uses a generated corpus (``--keep`` reuses the dir bench_engine.py fills, see
 .ci/bench/10-engine.sh) or ``--corpus`` (a Claude config dir). The ledger is warmed first
@@ -15,6 +15,8 @@ own performance timeline:
 * numbers painted: the page's ``tokmon-data`` mark (overview figures rendered from the API)
 * append -> DOM: a new assistant line is appended to a bench-only transcript (created in the
   corpus and removed afterwards); time until the overview's figure changes, no reload
+
+* idle CPU: the server's user + system CPU over ``--idle`` seconds with the page open
 
 Prints the figures and PASS/FAIL; exit code 1 if the first-paint target fails.
 """
@@ -225,6 +227,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p95": round(pct(lat, 0.95), 1),
             "n": len(lat),
         }
+        if args.idle > 0:  # server CPU with the page open (event stream connected), no changes
+            import psutil
+
+            time.sleep(4)  # past the coalesced ledger save after the appends
+            ps = psutil.Process(proc.pid)
+            c0 = sum(ps.cpu_times()[:2])
+            time.sleep(args.idle)
+            fig["idle_cpu_s"] = {
+                "seconds": args.idle,
+                "cpu": round(sum(ps.cpu_times()[:2]) - c0, 3),
+            }
     finally:
         if drv is not None:
             drv.quit()
@@ -246,6 +259,7 @@ def main() -> int:
     ap.add_argument("--corpus", help="use this Claude config dir instead of generating")
     ap.add_argument("--loads", type=int, default=10)
     ap.add_argument("--appends", type=int, default=10)
+    ap.add_argument("--idle", type=float, default=30, help="idle seconds for the CPU figure")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     fig = run(args)
