@@ -130,6 +130,27 @@ def _bool(v: Any) -> bool:
     raise _Bad(f"expected true or false, got {_shown(v)}")
 
 
+def _opt_text(v: Any) -> str | None:
+    """Optional short text (a machine name, attributes): no control characters."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
+        return None
+    if not isinstance(v, str) or len(v) > 500 or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in v):
+        raise _Bad(f"expected a short line of text, got {_shown(v)}")
+    return v.strip()
+
+
+def _count(lo: int, hi: int, what: str) -> Any:
+    """A whole number in [lo, hi]."""
+
+    def check(v: Any) -> int:
+        f = _number(v, f"{what} from {lo} to {hi}")
+        if f != int(f) or not lo <= f <= hi:
+            raise _Bad(f"expected {what} from {lo} to {hi}, got {_shown(v)}")
+        return int(f)
+
+    return check
+
+
 # dotted key -> (default, parser, help)
 SCHEMA: dict[str, tuple[Any, Any, str]] = {
     "token_limit": ("max", _limit, "block token limit: a number, 'max' (largest past block) or 'none'"),
@@ -142,9 +163,9 @@ SCHEMA: dict[str, tuple[Any, Any, str]] = {
     "line.stale_seconds": (10.0, _range(0, 86400, "a number of seconds", lo_open=True), "snapshot age after which `line` refreshes"),
     "server.debounce_ms": (50.0, _range(1, 60000, "a number of milliseconds"), "file watcher debounce"),
     "server.force_polling": (False, _bool, "poll files instead of OS events (network/WSL filesystems)"),
-    "machine": (None, _opt_str, "this machine's name in merged ledgers and metrics (default: host name)"),
-    "export.top_projects": (20, lambda v: max(0, int(v)), "projects with their own metrics label (the rest: 'other')"),
-    "export.resource_attributes": (None, _opt_str, "extra OTLP resource attributes, e.g. 'team=infra,repo=x'"),
+    "machine": (None, _opt_text, "this machine's name in merged ledgers and metrics (default: host name)"),
+    "export.top_projects": (20, _count(0, 10000, "a whole number of projects"), "projects with their own metrics label (the rest: 'other')"),
+    "export.resource_attributes": (None, _opt_text, "extra OTLP resource attributes, e.g. 'team=infra,repo=x'"),
 }
 
 
