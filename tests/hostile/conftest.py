@@ -20,4 +20,3 @@ def big_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     exp = generate(dest, size_mb=PARALLEL_MIN_BYTES / 2**20 + 6, seed=7, days=20.0)
     truth = json.loads(exp.to_json())
     return dest, truth["totals"]
-

@@ -24,35 +24,48 @@ from hostile.procs import HAVE_PROC, alive, children, lock_free, wait_for
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not HAVE_PROC or sys.platform != "linux",
-                       reason="parallel scans fork workers on Linux only; probes use /proc"),
+    pytest.mark.skipif(
+        not HAVE_PROC or sys.platform != "linux",
+        reason="parallel scans fork workers on Linux only; probes use /proc",
+    ),
 ]
 
 
 def _totals(stdout: str) -> dict[str, int]:
     t = json.loads(stdout)["totals"]
-    return {k: t[k] for k in ("inputTokens", "outputTokens", "cacheCreationTokens",
-                              "cacheReadTokens")}
+    return {
+        k: t[k] for k in ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+    }
 
 
 def _expected(t: dict[str, Any]) -> dict[str, int]:
-    return {"inputTokens": t["input_tokens"], "outputTokens": t["output_tokens"],
-            "cacheCreationTokens": t["cache_creation_tokens"],
-            "cacheReadTokens": t["cache_read_tokens"]}
+    return {
+        "inputTokens": t["input_tokens"],
+        "outputTokens": t["output_tokens"],
+        "cacheCreationTokens": t["cache_creation_tokens"],
+        "cacheReadTokens": t["cache_read_tokens"],
+    }
 
 
-def _kill_mid_scan(argv: list[str], env: dict[str, str], home: Path, sig: int,
-                   locks: list[str], **popen: Any) -> None:
+def _kill_mid_scan(
+    argv: list[str], env: dict[str, str], home: Path, sig: int, locks: list[str], **popen: Any
+) -> None:
     """Start ``argv``, freeze it once it has scan workers, kill it, check what is left."""
     for _attempt in range(8):  # a fast machine may finish a scan before we see a worker
         for p in home.rglob("*"):
             if p.is_file() and not p.name.endswith(".lock"):
                 p.unlink()
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, **popen)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **popen,
+        )
         workers: list[int] = []
         try:
-            if not wait_for(lambda: children(proc.pid) or proc.poll() is not None, 60, 0.001):
+            if not wait_for(lambda p=proc: children(p.pid) or p.poll() is not None, 60, 0.001):
                 pytest.fail("no scan worker appeared within 60 s")
             os.kill(proc.pid, signal.SIGSTOP)
             workers = children(proc.pid)
@@ -64,7 +77,7 @@ def _kill_mid_scan(argv: list[str], env: dict[str, str], home: Path, sig: int,
             os.kill(proc.pid, sig)
             os.kill(proc.pid, signal.SIGCONT)
             assert proc.wait(30) == -sig
-            gone = wait_for(lambda: not any(alive(w) for w in workers), 20, 0.05)
+            gone = wait_for(lambda ws=workers: not any(alive(w) for w in ws), 20, 0.05)
             assert gone, f"scan workers outlived their parent: {[w for w in workers if alive(w)]}"
             for p in held:
                 assert wait_for(lambda p=p: lock_free(p), 20, 0.05), f"{p.name} is still held"
@@ -81,8 +94,13 @@ def _kill_mid_scan(argv: list[str], env: dict[str, str], home: Path, sig: int,
 
 def _report_is_exact(env: dict[str, str], truth: dict[str, Any]) -> None:
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "tokmon", "daily", "--json"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "tokmon", "daily", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert "cannot lock" not in r.stderr
@@ -91,33 +109,48 @@ def _report_is_exact(env: dict[str, str], truth: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
-def test_report_killed_mid_scan(big_corpus: tuple[Path, dict[str, Any]], env: dict[str, str],
-                                tokmon_home: Path, sig: int) -> None:
+def test_report_killed_mid_scan(
+    big_corpus: tuple[Path, dict[str, Any]], env: dict[str, str], tokmon_home: Path, sig: int
+) -> None:
     corpus, truth = big_corpus
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus)}
-    _kill_mid_scan([sys.executable, "-m", "tokmon", "daily", "--json"], e, tokmon_home, sig,
-                   ["ledger-*.lock"])
+    _kill_mid_scan(
+        [sys.executable, "-m", "tokmon", "daily", "--json"], e, tokmon_home, sig, ["ledger-*.lock"]
+    )
     _report_is_exact(e, truth)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
-def test_line_refresher_killed_mid_scan(big_corpus: tuple[Path, dict[str, Any]],
-                                        env: dict[str, str], tokmon_home: Path,
-                                        sig: int) -> None:
+def test_line_refresher_killed_mid_scan(
+    big_corpus: tuple[Path, dict[str, Any]], env: dict[str, str], tokmon_home: Path, sig: int
+) -> None:
     """The status line's background refresher holds refresh.lock and the ledger lock."""
     corpus, truth = big_corpus
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus)}
-    _kill_mid_scan([sys.executable, "-m", "tokmon.line.refresher"], e, tokmon_home, sig,
-                   ["ledger-*.lock", "refresh.lock"], cwd=str(tokmon_home))
+    _kill_mid_scan(
+        [sys.executable, "-m", "tokmon.line.refresher"],
+        e,
+        tokmon_home,
+        sig,
+        ["ledger-*.lock", "refresh.lock"],
+        cwd=str(tokmon_home),
+    )
     _report_is_exact(e, truth)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
-def test_server_killed_mid_scan(big_corpus: tuple[Path, dict[str, Any]], env: dict[str, str],
-                                tokmon_home: Path, sig: int) -> None:
+def test_server_killed_mid_scan(
+    big_corpus: tuple[Path, dict[str, Any]], env: dict[str, str], tokmon_home: Path, sig: int
+) -> None:
     """An editor stopping `tokmon serve` during its first scan."""
     corpus, truth = big_corpus
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus)}
-    _kill_mid_scan([sys.executable, "-m", "tokmon", "serve", "--jsonl"], e, tokmon_home, sig,
-                   ["ledger-*.lock"], stdin=subprocess.PIPE)
+    _kill_mid_scan(
+        [sys.executable, "-m", "tokmon", "serve", "--jsonl"],
+        e,
+        tokmon_home,
+        sig,
+        ["ledger-*.lock"],
+        stdin=subprocess.PIPE,
+    )
     _report_is_exact(e, truth)
