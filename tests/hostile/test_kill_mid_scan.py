@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,27 @@ def _expected(t: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def _fresh_home(home: Path) -> None:
+    for p in home.rglob("*"):
+        if p.is_file() and not p.name.endswith(".lock"):
+            p.unlink()
+
+
 def _kill_mid_scan(
-    argv: list[str], env: dict[str, str], home: Path, sig: int, locks: list[str], **popen: Any
+    argv: list[str],
+    env: dict[str, str],
+    home: Path,
+    sig: int,
+    locks: list[str],
+    prepare: Callable[[Path], None] = _fresh_home,
+    **popen: Any,
 ) -> None:
-    """Start ``argv``, freeze it once it has scan workers, kill it, check what is left."""
+    """Start ``argv``, freeze it once it has scan workers, kill it, check what is left.
+
+    ``prepare(home)`` sets up the data dir before each attempt (default: empty).
+    """
     for _attempt in range(8):  # a fast machine may finish a scan before we see a worker
-        for p in home.rglob("*"):
-            if p.is_file() and not p.name.endswith(".lock"):
-                p.unlink()
+        prepare(home)
         proc = subprocess.Popen(
             argv,
             env=env,
