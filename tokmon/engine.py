@@ -151,17 +151,17 @@ class Engine:
         self._refreshing = True
         changes = Changes()
         lock: FileLock | None = None
-        write = self.persist and save and self._readonly is None
-        if write:  # reading needs no lock (the ledger is replaced atomically)
-            lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=self.lock_timeout)
-            try:
-                lock.acquire()
-            except (OSError, LockTimeout) as exc:
-                changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
-                lock, write = None, False
-        self._locked = lock is not None
-        t0 = time.perf_counter()
         try:
+            write = self.persist and save and self._readonly is None
+            if write:  # reading needs no lock (the ledger is replaced atomically)
+                lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=self.lock_timeout)
+                try:
+                    lock.acquire()
+                except (OSError, LockTimeout) as exc:
+                    changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
+                    lock, write = None, False
+            self._locked = lock is not None
+            t0 = time.perf_counter()
             dirty = self._sync_from_disk(changes) if self.persist else False
             if self._locked and self._aside is not None:
                 self._keep_aside(changes.warnings)  # a load outside the lock found it broken
