@@ -83,6 +83,8 @@ def _holder_text() -> bytes:
     import sys
 
     words = [os.path.basename(a) for a in sys.argv[:3] if a]
+    if words and words[0] == "__main__.py":  # python -m tokmon ...
+        words[0] = "tokmon"
     cmd = "".join(c for c in " ".join(words) if c.isprintable())[:80]
     # Byte 0 stays a newline: on Windows that byte is the locked range, the rest is readable.
     return f"\n{os.getpid()} {cmd}\n".encode("utf-8", "replace")
