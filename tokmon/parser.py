@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from tokmon.records import MAX_TOKENS, TS_MAX, TS_MIN
+
 _ASSISTANT = b'"type":"assistant"'
 _TITLE = b'-title"'
 TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
@@ -35,9 +37,20 @@ class LineStats:
 
 _fromiso = datetime.fromisoformat
 
+# Poison guards (see records.MAX_TOKENS): such a line is malformed (skipped and counted).
+MAX_COST = 1e6  # a legacy costUSD per response beyond this is poison, not a price
+
 
 def parse_timestamp(value: object) -> float | None:
-    """ISO-8601 to epoch seconds; lenient about offsets, millis and micros."""
+    """ISO-8601 to epoch seconds (None if unparsable or outside 1970..2200)."""
+    ts = _timestamp(value)
+    if ts is None or not TS_MIN <= ts < TS_MAX:
+        return None
+    return ts
+
+
+def _timestamp(value: object) -> float | None:
+    """ISO-8601 to epoch seconds; lenient about offsets, millis and micros; no range check."""
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:  # fast path (3.11+ parses "Z" and any fraction length natively)
@@ -45,7 +58,7 @@ def parse_timestamp(value: object) -> float | None:
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         return dt.timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     s = value
     try:
@@ -61,11 +74,11 @@ def parse_timestamp(value: object) -> float | None:
             frac = (frac + "000000")[:6]
             s = s[: dot + 1] + frac + s[end:]
         dt = datetime.fromisoformat(s)
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
 
 
 def _int(v: object) -> int:
@@ -74,7 +87,7 @@ def _int(v: object) -> int:
     if isinstance(v, int):
         return v if v > 0 else 0
     if isinstance(v, float) and v > 0:
-        return int(v)
+        return int(v) if v <= MAX_TOKENS else MAX_TOKENS + 1  # inf too: poison
     return 0
 
 
@@ -115,7 +128,11 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
         return None
     kind = obj.get("type")
     if kind == "assistant":
-        return _usage_record(obj, source, offset)
+        row = _usage_record(obj, source, offset)
+        if row is _POISON:
+            stats.malformed += 1
+            return None
+        return row
     field = TITLE_TYPES.get(kind) if isinstance(kind, str) else None
     if field:
         sid, title = obj.get("sessionId"), obj.get(field)
@@ -130,6 +147,9 @@ def _n(v: object) -> int:
     return _int(v)
 
 
+_POISON: list[Any] = []  # sentinel: a usage line with values no real response has
+
+
 def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # type: ignore[type-arg]
     msg = obj.get("message")
     if type(msg) is not dict:
@@ -137,9 +157,11 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
     usage = msg.get("usage")
     if type(usage) is not dict:
         return None
-    ts = parse_timestamp(obj.get("timestamp"))
+    ts = _timestamp(obj.get("timestamp"))
     if ts is None:
         return None
+    if not TS_MIN <= ts < TS_MAX:
+        return _POISON
     g = usage.get
     cc = _n(g("cache_creation_input_tokens"))
     c1h = 0
@@ -156,7 +178,11 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
     cwd = obj.get("cwd")
     model = msg.get("model")
     legacy = obj.get("costUSD")
-    return [
+    if isinstance(legacy, (int, float)) and not isinstance(legacy, bool):
+        legacy = float(legacy) if -MAX_COST <= legacy <= MAX_COST else _POISON  # NaN too
+    else:
+        legacy = None
+    row = [
         ts,
         sid if type(sid) is str and sid else "unknown",
         cwd if type(cwd) is str else "",
@@ -168,5 +194,8 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
         _n(g("cache_read_input_tokens")),
         key,
         0.0,
-        float(legacy) if isinstance(legacy, (int, float)) and not isinstance(legacy, bool) else None,
+        legacy,
     ]
+    if legacy is _POISON or max(row[4], row[5], cc, row[8]) > MAX_TOKENS:
+        return _POISON
+    return row

@@ -105,6 +105,7 @@ class Context:
             except PricingError as exc:
                 raise CLIError(str(exc)) from exc
             self._engine = eng
+            eng.on_warning = self.warn  # notices found after refresh (a ledger broken late)
             if not eng.roots:
                 where = ", ".join(str(r) for r in eng.candidate_roots)
                 self.warn(f"no Claude Code transcripts found (looked in {where}); try --demo")
