@@ -2,7 +2,9 @@
 
 Sources: Anthropic's published prices (the table in the transcript-format doc) and the
 Anthropic entries of LiteLLM's public price table (``litellm-prices.json``). Published
-Anthropic prices win where both name a model. Usage:
+Anthropic prices win where both name a model. For the other coding agents (Codex, Gemini CLI,
+OpenCode, Qwen Code, Copilot, Amp) the OpenAI and Google chat models of the same table are
+added (``other_models``), plus the few models LiteLLM lacks (``OTHER_PUBLISHED``). Usage:
 
     python scripts/build_prices.py path/to/litellm-prices.json
 """
@@ -32,6 +34,65 @@ PUBLISHED: dict[str, tuple[float, float, float, float, int]] = {
 ABOVE_200K = {"claude-sonnet-4": (6, 22.5, 7.5, 0.60), "claude-sonnet-4-5": (6, 22.5, 7.5, 0.60)}
 
 
+# Models other agents log that LiteLLM's table lacks: (input, output, cache read, context),
+# USD per million tokens, with the above-200k-prompt tier where the vendor has one.
+OTHER_PUBLISHED: dict[str, tuple[tuple[float, float, float, int], tuple[float, float, float] | None]] = {
+    # Google's Gemini 3 Pro preview price (the same as gemini-3.1-pro-preview in LiteLLM).
+    "gemini-3-pro-preview": ((2.0, 12.0, 0.20, 1_048_576), (4.0, 18.0, 0.40)),
+}
+OTHER_PROVIDERS = {"openai", "gemini", "vertex_ai-language-models"}
+OTHER_PREFIXES = ("gpt-", "o1", "o3", "o4", "codex-", "gemini-")
+
+
+def other_models(table: dict[str, dict]) -> dict[str, dict[str, object]]:  # type: ignore[type-arg]
+    """OpenAI and Google chat models: no cache-write charge (cache writes cost as input)."""
+    out: dict[str, dict[str, object]] = {}
+    for raw, v in sorted(table.items()):
+        if not isinstance(v, dict) or v.get("litellm_provider") not in OTHER_PROVIDERS:
+            continue
+        name = raw.split("/", 1)[1] if raw.startswith("gemini/") else raw
+        if not name.startswith(OTHER_PREFIXES) or "/" in name:
+            continue
+        if v.get("input_cost_per_token") is None or v.get("output_cost_per_token") is None:
+            continue
+        if v.get("mode") not in (None, "chat", "responses"):
+            continue
+
+        def pm(key: str, default: float, v: dict = v) -> float:  # type: ignore[type-arg]
+            val = v.get(key)
+            return round((val if val is not None else default) * 1e6, 6)
+
+        inp = v["input_cost_per_token"]
+        e: dict[str, object] = {
+            "input": pm("input_cost_per_token", 0),
+            "output": pm("output_cost_per_token", 0),
+            "cache_write": pm("input_cost_per_token", 0),
+            "cache_write_1h": pm("input_cost_per_token", 0),
+            "cache_read": pm("cache_read_input_token_cost", inp),
+        }
+        if v.get("input_cost_per_token_above_200k_tokens") is not None:
+            above_in = v["input_cost_per_token_above_200k_tokens"]
+            e["above_200k"] = {
+                "input": pm("input_cost_per_token_above_200k_tokens", 0),
+                "output": pm("output_cost_per_token_above_200k_tokens",
+                             v["output_cost_per_token"]),
+                "cache_write": round(above_in * 1e6, 6),
+                "cache_write_1h": round(above_in * 1e6, 6),
+                "cache_read": pm("cache_read_input_token_cost_above_200k_tokens", above_in),
+            }
+        if v.get("max_input_tokens"):
+            e["context"] = v["max_input_tokens"]
+        out.setdefault(name, e)  # gemini/<id> and vertex <id> agree; the first one stays
+    for name, ((i, o, cr, ctx), above) in OTHER_PUBLISHED.items():
+        e = {"input": i, "output": o, "cache_write": i, "cache_write_1h": i, "cache_read": cr,
+             "context": ctx}
+        if above:
+            e["above_200k"] = {"input": above[0], "output": above[1], "cache_write": above[0],
+                               "cache_write_1h": above[0], "cache_read": above[2]}
+        out[name] = e
+    return out
+
+
 def entry(inp: float, out: float, cw: float, cr: float, ctx: int | None) -> dict[str, object]:
     e: dict[str, object] = {
         "input": inp * M,
@@ -47,7 +108,8 @@ def entry(inp: float, out: float, cw: float, cr: float, ctx: int | None) -> dict
 
 def main(src: str) -> None:
     models: dict[str, dict[str, object]] = {}
-    for name, v in json.loads(Path(src).read_text()).items():
+    table = json.loads(Path(src).read_text())
+    for name, v in table.items():
         if v.get("litellm_provider") != "anthropic" or not name.startswith("claude-"):
             continue
         if v.get("input_cost_per_token") is None or v.get("output_cost_per_token") is None:
@@ -77,7 +139,10 @@ def main(src: str) -> None:
             if name == fam or name.startswith(fam + "-2"):
                 e["above_200k"] = {"input": i * M, "output": o * M, "cache_write": cw * M,
                                    "cache_write_1h": 2 * i * M, "cache_read": cr * M}
-    out = {"version": 1, "unit": "USD per million tokens", "source": "Anthropic published prices + LiteLLM (anthropic entries)",
+    for name, e in other_models(table).items():
+        models.setdefault(name, e)
+    out = {"version": 1, "unit": "USD per million tokens",
+           "source": "Anthropic published prices + LiteLLM (anthropic, openai, gemini entries)",
            "models": dict(sorted(models.items()))}
     dest = Path(__file__).resolve().parent.parent / "tokmon" / "data" / "prices.json"
     dest.write_text(json.dumps(out, indent=1, sort_keys=False) + "\n")

@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# A distribution's own python3 is "externally managed" (PEP 668, e.g. Debian 12) and refuses
+# pip installs: then everything below runs in a venv in .venv.
+if python3 -c 'import os, sys, sysconfig; sys.exit(sys.prefix != sys.base_prefix or not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+  [ -x .venv/bin/python3 ] || python3 -m venv .venv
+  export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+fi
+# The distribution was renamed tokmon-cli: drop an old editable `tokmon` install of this clone.
+if python3 -m pip show tokmon 2>/dev/null | grep -qxF "Editable project location: $PWD"; then
+  python3 -m pip uninstall -q -y tokmon
+fi
 python3 -m pip install -q -e '.[test]'
 # Each feature's own set-up and non-Python checks (apt packages, ccusage, the VS Code extension).
 for step in .ci/steps/*.sh; do

@@ -42,11 +42,11 @@ def test_bad_lines_are_skipped_and_counted(tmp_path: Path, env: dict[str, str]) 
     assert len(warn) <= 3
 
 
-def test_missing_root_is_one_warning(tmp_path: Path, env: dict[str, str]) -> None:
+def test_missing_root_is_one_error(tmp_path: Path, env: dict[str, str]) -> None:
+    # a mistyped CLAUDE_CONFIG_DIR is an error (issue 13), not an empty report or demo data
     r = run_tokmon(["daily", "--json"], {**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "missing")})
-    assert r.returncode == 0
-    assert r.stderr.count("\n") == 1 and "no Claude Code transcripts found" in r.stderr
-    assert __import__("json").loads(r.stdout)["daily"] == []
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "CLAUDE_CONFIG_DIR" in r.stderr and "missing" in r.stderr
 
 
 @pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "geteuid"), reason="POSIX permissions")

@@ -32,7 +32,7 @@ import sys, time
 from pathlib import Path
 from tokmon.metadata.store import MetadataStore
 path, worker, ops, go = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-sessions = sys.argv[5].split(",")
+sessions, enough = sys.argv[5].split(","), Path(sys.argv[6])
 store = MetadataStore(path)
 while not go.exists():
     time.sleep(0.005)
@@ -42,6 +42,12 @@ for i in range(ops):
     if i % 10 == 9:  # churn: add, then remove, a scratch tag
         store.update(sid, add_tags=[f"scratch-{worker}"])
         store.update(sid, remove_tags=[f"scratch-{worker}"])
+# keep writing (net no change) until the test has seen enough server writes land meanwhile,
+# so the overlap does not depend on how the scheduler shared out the CPU
+while not enough.exists():
+    sid = sessions[worker % len(sessions)]
+    store.update(sid, add_tags=[f"scratch-{worker}"])
+    store.update(sid, remove_tags=[f"scratch-{worker}"])
 print("done")
 """
 
@@ -137,7 +143,7 @@ def test_four_taggers_plus_language_server_lose_nothing(
 ) -> None:
     path = get_paths(env).metadata_file
     env = {**env, "CLAUDE_CONFIG_DIR": str(_corpus(tmp_path / "claude"))}
-    go, stop = tmp_path / "go", tmp_path / "stop"
+    go, stop, enough = tmp_path / "go", tmp_path / "stop", tmp_path / "enough"
     store = MetadataStore(path)
     store.update(SESSIONS[0], name="A", tags=["seed"])  # the file exists before the reader starts
 
@@ -153,13 +159,21 @@ def test_four_taggers_plus_language_server_lose_nothing(
     first = server.call(0, {"sessionId": SERVER_SESSION, "name": "Server side"})
     assert "result" in first, first  # the server is up and writes to the same store
     reader = spawn(READER, path, stop)
-    taggers = [spawn(TAGGER, path, w, OPS, go, ",".join(SESSIONS)) for w in range(WORKERS)]
+    taggers = [spawn(TAGGER, path, w, OPS, go, ",".join(SESSIONS), enough) for w in range(WORKERS)]
     server.start()
     time.sleep(0.3)
     go.touch()
     try:
+        # the taggers stay busy until the server has written > 20 times alongside them
+        deadline = time.monotonic() + 300
+        while len(server.acked) <= 20 and not server.errors and time.monotonic() < deadline:
+            if not server.is_alive() or any(p.poll() not in (None, 0) for p in taggers):
+                break
+            time.sleep(0.05)
+        enough.touch()
         results = [p.communicate(timeout=300) for p in taggers]
     finally:
+        enough.touch()
         stop.touch()
         server.stop.set()
         server.join(timeout=60)

@@ -28,6 +28,8 @@ KEYS = {
     "tokmon/session": ["sessionId"],
     "tokmon/blocks": ["active", "recent", "tokenLimit"],
     "tokmon/daily": ["since", "until", "timezone"],
+    "tokmon/series": ["period", "by", "since", "until", "timezone", "limit"],
+    "tokmon/official": [],
     "tokmon/setSessionMetadata": ["sessionId", "name", "tags", "addTags", "removeTags",
                                   "description"],
     "workspace/executeCommand": ["command", "arguments"],
@@ -45,7 +47,7 @@ plausible = st.one_of(
     st.sampled_from(["2025-11-29", "20251129", "2026-02-30", "", "lastActivity", "cost", "name",
                      "tokens", "asc", "desc", "max", "UTC", "Europe/Berlin", "a", "e", "1", "/",
                      "file:///src", "file://", "tokmon.tagSession", "tokmon.renameSession",
-                     "tokmon.describeSession", "Mars/Olympus", "../..", "\x00", "é" * 50]),
+                     "tokmon.describeSession", "Mars/Olympus", "day", "week", "model", "project", "../..", "\x00", "é" * 50]),
     st.lists(st.sampled_from(["infra", "Bad Tag!", "", "x" * 50, "ok-tag"]), max_size=3),
     st.integers(-3, 5),
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 
 from tokmon.records import SYNTHETIC_MODEL, UsageRecord
@@ -179,7 +178,9 @@ def period_report(
 
 
 def project_name(path: str) -> str:
-    base = os.path.basename(path.rstrip("/\\")) if path else ""
+    """The last component of a cwd, with / or \\ separators whatever this OS uses
+    (``C:\\Users\\me\\proj`` -> ``proj`` on Linux too)."""
+    base = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if path else ""
     return base or path or "unknown"
 
 

@@ -67,7 +67,7 @@ def block_dict(
         cost += r.cost
         if r.model not in models and r.model != SYNTHETIC_MODEL:
             models.append(r.model)
-    active = now - last < block_seconds and now < end
+    active = start <= now < end and now - last < block_seconds  # a future block is not active
     burn = None
     proj = None
     if active:

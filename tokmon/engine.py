@@ -7,6 +7,7 @@ Pure Python: no CLI, UI or server imports. Surfaces construct an :class:`Engine`
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import time
@@ -27,7 +28,16 @@ from tokmon.blocks import (
 from tokmon.config import Config, load_config
 from tokmon.discovery import claude_roots, iter_transcript_stats
 from tokmon.fsutil import FileLock, LockTimeout
-from tokmon.ledger import Ledger, LedgerError, file_stamp, ledger_path, load, load_index
+from tokmon.ledger import (
+    Ledger,
+    LedgerError,
+    LedgerNewer,
+    file_stamp,
+    index_path,
+    ledger_path,
+    load,
+    load_index,
+)
 from tokmon.parser import LineStats
 from tokmon.paths import TokmonPaths, get_paths
 from tokmon.pricing import PriceTable
@@ -38,6 +48,9 @@ from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 ProgressFn = Callable[[int, int], None]
 log = logging.getLogger("tokmon.engine")
+
+LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
+FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
 
 @dataclass
@@ -77,6 +90,7 @@ class Engine:
         config: Config | None = None,
         persist: bool = True,
         env: Mapping[str, str] | None = None,
+        lock_timeout: float | None = None,
     ) -> None:
         self.env = os.environ if env is None else env
         self.paths = paths or get_paths(self.env)
@@ -102,6 +116,17 @@ class Engine:
         self._deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
         self._periods: dict[str, Any] | None = None  # incremental today/week/month/total sums
         self._blocks = BlockIndex(self.block_seconds)
+        # Optional extra record filter for reports (e.g. one machine: tokmon.export.machines)
+        self.record_filter: Callable[[UsageRecord], bool] | None = None
+        self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+        # A ledger file to move aside (path it goes to, stamp it had) before the next write:
+        # corrupt, unreadable, migrated or with invalid values. Never overwritten in place.
+        self._aside: tuple[Path, tuple[int, int]] | None = None
+        self._readonly: str | None = None  # why the ledger must not be written (newer format)
+        self._refreshing = False
+        self._locked = False  # this engine holds the ledger lock (inside refresh)
+        #: Where warnings found outside :meth:`refresh` go (default: the log).
+        self.on_warning: Callable[[str], None] | None = None
 
     # -- discovery and refresh -------------------------------------------------------------
 
@@ -123,29 +148,36 @@ class Engine:
         ledger is only marked dirty: call :meth:`save` later (long-running processes do
         this after pushing their update, off the latency path).
         """
+        if self._refreshing:
+            raise RuntimeError("Engine.refresh() is not re-entrant")
+        self._refreshing = True
         changes = Changes()
         lock: FileLock | None = None
-        persist = self.persist
-        if persist and save:  # reading needs no lock (the ledger is replaced atomically)
-            lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=600)
-            try:
-                lock.acquire()
-            except (OSError, LockTimeout) as exc:
-                changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
-                lock, persist = None, False
-        t0 = time.perf_counter()
         try:
-            dirty = self._sync_from_disk(changes) if persist else False
-            dirty |= self._reprice()
+            write = self.persist and save and self._readonly is None
+            if write:  # reading needs no lock (the ledger is replaced atomically)
+                lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=self.lock_timeout)
+                try:
+                    lock.acquire()
+                except (OSError, LockTimeout) as exc:
+                    changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
+                    lock, write = None, False
+            self._locked = lock is not None
+            t0 = time.perf_counter()
+            dirty = self._sync_from_disk(changes) if self.persist else False
+            if self._locked and self._aside is not None:
+                self._keep_aside(changes.warnings)  # a load outside the lock found it broken
+            dirty |= self._reprice(changes)
             t1 = time.perf_counter()
             dirty |= self._scan(changes, progress, paths)
             t2 = time.perf_counter()
             self._dirty |= dirty
-            if self._dirty and persist and save:
+            if self._dirty and write:
                 self._save_locked(changes.warnings)
         finally:
             if lock is not None:
                 lock.release()
+            self._locked = self._refreshing = False
         t3 = time.perf_counter()
         log.debug(
             "refresh: load %.1f ms, scan %.1f ms (%d files, %.1f MB), save %.1f ms",
@@ -163,19 +195,63 @@ class Engine:
             self._invalidate()
         elif changes.changed:
             self._invalidate(incremental=True)
+        if changes.rebuilt and self.persist and save:  # put other machines' records back
+            from tokmon.export.machines import restore_after_rebuild
+
+            restore_after_rebuild(self, changes)
         return changes
 
     def _save_locked(self, warnings: list[str]) -> None:
+        if self._readonly is not None or not self._keep_aside(warnings):
+            return
         try:
             self.ledger.price_signature = self._price_key()
             self.ledger.save(self.ledger_file)
             self._dirty = False
         except OSError as exc:
             warnings.append(f"cannot save the ledger: {exc.strerror or exc}")
+        except (TypeError, ValueError) as exc:  # orjson: a value JSON cannot hold
+            warnings.append(f"cannot save the ledger: {exc}")
+
+    def _keep_aside(self, warnings: list[str]) -> bool:
+        """Move a broken/old ledger file aside before it would be overwritten (under the lock).
+
+        False (and the engine turns read-only) if it cannot be moved: never overwrite it.
+        """
+        if self._aside is None:
+            return True
+        dest, stamp = self._aside
+        if file_stamp(self.ledger_file) != stamp:
+            self._aside = None  # gone or replaced meanwhile: nothing of ours to keep
+            return True
+        try:
+            os.replace(self.ledger_file, dest)
+        except OSError as exc:
+            self._readonly = (f"cannot keep the ledger {self.ledger_file} aside "
+                              f"({exc.strerror or exc}): not overwriting it; results not saved")
+            warnings.append(self._readonly)
+            return False
+        with contextlib.suppress(OSError):
+            os.unlink(index_path(self.ledger_file))
+        self._aside = None
+        return True
+
+    def _aside_path(self, kind: str) -> Path:
+        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = self.ledger_file.with_name(f"{self.ledger_file.name}.{kind}-{when}")
+        if dest.exists():
+            dest = dest.with_name(f"{dest.name}-{os.getpid()}")
+        return dest
+
+    def _late_warning(self, message: str) -> None:
+        if self.on_warning is not None:
+            self.on_warning(message)
+        else:
+            log.warning("%s", message)
 
     def snapshot(self) -> SaveJob | None:
         """A copy of the dirty ledger to write without holding up readers (cheap)."""
-        if not (self._dirty and self.persist):
+        if not (self._dirty and self.persist) or self._readonly is not None:
             return None
         led = Ledger()
         led.files = dict(self.ledger.files)
@@ -189,13 +265,15 @@ class Engine:
         warnings: list[str] = []
         try:
             with FileLock(self.ledger_file.with_suffix(".lock"), timeout=30):
+                if self._readonly is not None or not self._keep_aside(warnings):
+                    return warnings
                 if file_stamp(self.ledger_file) not in (None, job.base_stamp):
                     job.superseded = True  # another process saved: its file is valid too
                     return warnings
                 job.ledger.save(self.ledger_file)
                 job.new_stamp = job.ledger.stamp
                 self._own_stamps.add(job.new_stamp)  # set.add is atomic: safe from this thread
-        except (OSError, LockTimeout) as exc:
+        except (OSError, LockTimeout, TypeError, ValueError) as exc:
             warnings.append(f"cannot save the ledger: {exc}")
         return warnings
 
@@ -231,10 +309,10 @@ class Engine:
     def _cost(self, r: UsageRecord) -> float:
         return self.prices.cost_in_mode(r, str(self.config.get("cost_mode")))
 
-    def _reprice(self) -> bool:
+    def _reprice(self, changes: Changes) -> bool:
         if self._pending and self.ledger.price_signature == self._price_key():
             return False
-        self._ensure_records()
+        self._ensure_records(changes)
         if self.ledger.price_signature == self._price_key():
             if not self._models_checked:  # register unknown models for the warning, once
                 for model in {r[3] for r in self.ledger.records.values()}:
@@ -264,12 +342,24 @@ class Engine:
                 return False
         return self._load_full(changes, stamp)
 
-    def _ensure_records(self) -> None:
-        if self._pending:
-            changes = Changes()
-            self._load_full(changes, file_stamp(self.ledger_file))
-            if changes.rebuilt:  # the ledger broke since we read its index: rescan
-                self.refresh()
+    def _ensure_records(self, changes: Changes | None = None) -> None:
+        """Load the full ledger when only its index is loaded.
+
+        Never re-enters :meth:`refresh` from inside one: a ledger that turns out broken
+        leaves an empty state that the running scan fills. Outside a refresh (a report
+        reading records) it runs one refresh to rebuild, and reports through on_warning.
+        """
+        if not self._pending:
+            return
+        ch = changes if changes is not None else Changes()
+        self._load_full(ch, file_stamp(self.ledger_file))
+        if changes is not None:
+            return
+        warnings = list(ch.warnings)
+        if ch.rebuilt and not self._refreshing:
+            warnings += self.refresh().warnings
+        for w in warnings:
+            self._late_warning(w)
 
     def _load_full(self, changes: Changes, stamp: tuple[int, int] | None) -> bool:
         self._pending = False
@@ -278,11 +368,44 @@ class Engine:
             return True
         try:
             fresh = load(self.ledger_file)
-        except LedgerError as exc:
-            changes.warnings.append(f"{exc} at {self.ledger_file}: rebuilding it from transcripts")
+        except LedgerNewer as exc:
+            self._readonly = (f"{exc} at {self.ledger_file}: not changing it (upgrade tokmon); "
+                              "results come from the transcripts only and are not saved")
+            changes.warnings.append(self._readonly)
+            self._start_over(stamp)
             changes.rebuilt = True
-            self.ledger.files.clear()
+            return False
+        except LedgerError as exc:
+            dest = self._aside_path(exc.kind)
+            self._aside = (dest, stamp)
+            changes.warnings.append(
+                f"{exc} at {self.ledger_file}: rebuilding it from transcripts; the old file is "
+                f"kept as {dest.name} (it holds the usage of transcripts deleted since)"
+            )
+            changes.rebuilt = True
+            self._start_over(stamp)
+            if self._locked:
+                self._keep_aside(changes.warnings)
             return True
+        dirty = False
+        if fresh.migrated_from is not None or fresh.dropped:
+            kind = f"v{fresh.migrated_from}" if fresh.migrated_from is not None else "invalid"
+            dest = self._aside_path(kind)
+            self._aside = (dest, stamp)
+            if fresh.dropped:
+                changes.warnings.append(
+                    f"dropped {fresh.dropped} invalid value(s) from the ledger at "
+                    f"{self.ledger_file} and re-reading transcripts; the old file is kept as "
+                    f"{dest.name}"
+                )
+            else:
+                changes.warnings.append(
+                    f"migrated the ledger at {self.ledger_file} from format "
+                    f"{fresh.migrated_from}; the old file is kept as {dest.name}"
+                )
+            if self._locked:
+                self._keep_aside(changes.warnings)
+            dirty = True
         old = self.ledger.records
         if old:
             for k, r in fresh.records.items():
@@ -292,7 +415,15 @@ class Engine:
                     changes.new_records += o is None
         self.ledger = fresh
         self._invalidate()
-        return False
+        return dirty
+
+    def _start_over(self, stamp: tuple[int, int]) -> None:
+        """After a ledger file we cannot use: keep full in-memory state, else start empty."""
+        if not self.ledger.records:
+            self.ledger = Ledger()
+        self.ledger.stamp = stamp  # do not load the same bad file again
+        self._dirty = True
+        self._invalidate()
 
     def _scan(
         self, changes: Changes, progress: ProgressFn | None, paths: Iterable[Path] | None = None
@@ -306,7 +437,7 @@ class Engine:
         todo, present = self._plan()
         if self._pending and (todo or any(k not in present for k in self.ledger.files)):
             stamp = self.ledger.stamp
-            self._ensure_records()
+            self._ensure_records(changes)
             if self.ledger.stamp != stamp or not self.ledger.files:
                 todo, present = self._plan()  # the full ledger differs from its index
         return self._read(todo, present, changes, progress)
@@ -361,6 +492,8 @@ class Engine:
         led = self.ledger
         stats = LineStats()
         dirty = False
+        far = time.time() + FUTURE_SLACK
+        future: list[float] = []
         for gone in [k for k in led.files if k not in present]:
             del led.files[gone]  # its records stay: history outlives the transcript
             dirty = True
@@ -368,7 +501,9 @@ class Engine:
         total = sum(st.st_size - off for _, st, off in todo)
         done = 0
         bad_files = 0
-        items = [(key, off, st.st_size - off) for key, st, off in todo]
+        files = led.files
+        items = [(key, off, st.st_size - off, files[key].fp if off and key in files else "")
+                 for key, st, off in todo]
         stat_of = {key: st for key, st, _ in todo}
         override = self.paths.prices_override_file
         pricing = (str(override) if override.is_file() else None, str(self.config.get("cost_mode")))
@@ -385,6 +520,8 @@ class Engine:
             for row in res.rows:
                 rec = UsageRecord.from_row(row)
                 lookup(rec[3])
+                if rec[0] > far:
+                    future.append(rec[0])
                 old = recs.get(rec[9])
                 if led.add(rec):
                     changes.new_records += old is None
@@ -399,8 +536,10 @@ class Engine:
             stats.huge += res.huge
             if res.malformed or res.invalid_utf8 or res.huge:
                 bad_files += 1
+                if log.isEnabledFor(logging.DEBUG):  # --log-level debug: one line per file
+                    log.debug("%s", _bad_lines_note(res))
             new_state = FileState(st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns,
-                                  res.end)
+                                  res.end, res.fp)
             if led.files.get(res.key) != new_state:
                 led.files[res.key] = new_state
                 dirty = True
@@ -421,6 +560,14 @@ class Engine:
             ]
             changes.warnings.append(
                 f"skipped {' + '.join(parts)} line(s) in {bad_files} file(s); the rest was counted"
+            )
+        if future:
+            from tokmon.timeutil import iso
+
+            changes.warnings.append(
+                f"{len(future)} record(s) dated more than a day in the future (latest "
+                f"{iso(max(future))[:10]}): counted on their own dates, not in today, this "
+                "week, this month or the current block"
             )
         return dirty
 
@@ -455,9 +602,11 @@ class Engine:
     # -- data access -------------------------------------------------------------------------
 
     def data_version(self) -> str | None:
-        """Identifies the persisted data state (for caches of derived output), or None."""
-        if not self.persist or self.ledger.stamp is None:
-            return None
+        """Identifies the persisted data state (for caches of derived output), or None when
+        the in-memory data is not exactly the saved file (unsaved changes, read-only)."""
+        if (not self.persist or self.ledger.stamp is None or self._dirty or self._aside is not None
+                or self._readonly is not None):
+            return None  # the engine holds data the file lacks: no cache may stand for it
         return f"{self.ledger.stamp[0]}:{self.ledger.stamp[1]}|{self._price_key()}"
 
     @property
@@ -492,6 +641,8 @@ class Engine:
         session: str | None = None,
     ) -> list[UsageRecord]:
         recs = self.records
+        if self.record_filter is not None:
+            recs = [r for r in recs if self.record_filter(r)]
         if project:
             recs = [r for r in recs if _project_matches(r.project, project)]
         if session:
@@ -555,6 +706,8 @@ class Engine:
         if kind == "session":
             now = opts.get("now") or time.time()
             rows = aggregate.session_rows(recs, self.titles, now, self.block_seconds)
+            if not opts.get("include_empty") and not opts.get("session_id"):
+                rows = [r for r in rows if r["totalTokens"]]  # 0-token sessions: only if asked
             rows.sort(key=lambda r: -r["totalCost"])
             return {"sessions": rows, "totals": aggregate.totals_dict(aggregate.totals(recs))}
         if kind == "blocks":
@@ -578,9 +731,14 @@ class Engine:
             blocks.reverse()
         return blocks
 
-    def _period_sums(self, key: tuple[Any, float, float, float]) -> list[aggregate.Acc]:
-        """[today, week, month, all-time] sums, kept up to date from record deltas."""
-        _, d0, w0, m0 = key
+    def _period_sums(self, key: tuple[Any, ...]) -> list[aggregate.Acc]:
+        """[today, week, month, all-time] sums, kept up to date from record deltas.
+
+        ``key`` is (zone, day start, week start, month start, day end, week end, month end):
+        each period counts ``start <= ts < end`` (future-dated records stay out).
+        """
+        _, d0, w0, m0, d1, w1, m1 = key
+        bounds = ((d0, d1), (w0, w1), (m0, m1), (float("-inf"), float("inf")))
         per = self._periods
         if per is not None and per["key"] == key:
             accs = per["accs"]
@@ -589,16 +747,16 @@ class Engine:
                     if r is None:
                         continue
                     ts = r[0]
-                    for acc, lo in zip(accs, (d0, w0, m0, float("-inf")), strict=True):
-                        if ts >= lo:
+                    for acc, (lo, hi) in zip(accs, bounds, strict=True):
+                        if lo <= ts < hi:
                             _acc_apply(acc, r, sign)
             self._deltas = []
             return accs  # type: ignore[no-any-return]
         accs = [aggregate.Acc(), aggregate.Acc(), aggregate.Acc(), aggregate.Acc()]
         for r in self.records:
             ts = r[0]
-            for acc, lo in zip(accs, (d0, w0, m0, float("-inf")), strict=True):
-                if ts >= lo:
+            for acc, (lo, hi) in zip(accs, bounds, strict=True):
+                if lo <= ts < hi:
                     _acc_apply(acc, r, 1)
         self._periods = {"key": key, "accs": accs}
         self._deltas = []
@@ -613,17 +771,28 @@ class Engine:
         tzinfo = resolve_tz(tzname)
         keyer = DateKeyer(tzinfo)
         today, week, month = keyer.day(now), keyer.week(now), keyer.month(now)
+        from datetime import date as _date
         from datetime import datetime as _dt
+        from datetime import timedelta as _td
 
-        def _start(day: str) -> float:
-            y, m, d = (int(x) for x in day.split("-"))
-            return _dt(y, m, d, tzinfo=tzinfo).timestamp()
+        def _start(day: _date) -> float:
+            return _dt(day.year, day.month, day.day, tzinfo=tzinfo).timestamp()
 
-        d0, w0, m0 = _start(today), _start(week), _start(month + "-01")
-        acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, d0, w0, m0))
+        dd, wd = _date.fromisoformat(today), _date.fromisoformat(week)
+        md = _date.fromisoformat(month + "-01")
+        next_month = _date(md.year + md.month // 12, md.month % 12 + 1, 1)
+        bounds = (_start(dd), _start(wd), _start(md), _start(dd + _td(days=1)),
+                  _start(wd + _td(days=7)), _start(next_month))
+        acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, *bounds))
         recs = self.records
         blocks = self.blocks(now)
-        active = blocks[-1] if blocks and blocks[-1]["isActive"] else None
+        active = None
+        for b in reversed(blocks):  # skip blocks that start in the future (clock skew)
+            if b["isActive"]:
+                active = b
+                break
+            if _ts(b["startTime"]) <= now:
+                break
         limit, source = self.token_limit(now)
         if active is not None:
             active = dict(active)
@@ -635,7 +804,8 @@ class Engine:
         for i in range(len(recs) - 1, -1, -1):
             if now - recs[i].ts >= self.block_seconds:
                 break
-            recent.add(recs[i].session_id)
+            if recs[i].ts <= now + FUTURE_SLACK:
+                recent.add(recs[i].session_id)
         rows = aggregate.session_rows([r for r in recs if r.session_id in recent], self.titles,
                                       now, self.block_seconds) if recent else []
         rows.sort(key=lambda r: r["lastActivity"], reverse=True)
@@ -709,3 +879,16 @@ def project_session(rows: list[dict[str, Any]], cwd: str) -> dict[str, Any] | No
         if _is_within(cwd, proj) and (best is None or len(proj) > len(str(best["projectPath"]))):
             best = r
     return best
+
+
+def _bad_lines_note(res: Any) -> str:
+    """``<file>: skipped N line(s) (...) at line(s) 3, 7 (first 20 listed)`` for the debug log."""
+    n = res.malformed + res.invalid_utf8 + res.huge
+    kinds = ", ".join(f"{k} {what}" for k, what in ((res.malformed, "malformed"),
+                      (res.invalid_utf8, "non-UTF-8"), (res.huge, "oversized")) if k)
+    where = ""
+    if res.bad_lines:
+        more = res.malformed + res.invalid_utf8 > len(res.bad_lines)
+        where = (f" at line(s) {', '.join(map(str, res.bad_lines))}"
+                 + (f" (first {len(res.bad_lines)} listed)" if more else ""))
+    return f"{res.key}: skipped {n} line(s) ({kinds}){where}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,14 +35,88 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
 
 
 class LockTimeout(Exception):
-    """The lock could not be taken in time."""
+    """The lock could not be taken in time (the message names the holder when known)."""
+
+
+# Lock descriptors this process holds: a forked child closes its copies at once (see
+# _close_inherited_locks), so a child that outlives its parent never keeps a lock.
+_HELD: dict[int, tuple[str, int]] = {}  # fd -> (lock path, thread that holds it)
+
+
+def _close_inherited_locks() -> None:
+    """In a freshly forked child: drop the copies of the parent's lock descriptors.
+
+    Only ``close``: unlocking would release the parent's lock too (flock locks belong to
+    the shared open file description).
+    """
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # os.open makes fds non-inheritable anyway (PEP 446)
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open (create) a lock file without following a symlink planted at its path."""
+    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC
+    if not _NOFOLLOW and os.path.islink(path):  # pragma: no cover - no O_NOFOLLOW here
+        os.unlink(path)
+    try:
+        return os.open(str(path), flags, 0o600)
+    except OSError:
+        # ELOOP (Linux, macOS) / EMLINK (FreeBSD): a symlink is there. Lock files live in
+        # tokmon's private dirs: replace the link, never touch its target.
+        if not os.path.islink(path):
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return os.open(str(path), flags, 0o600)
+
+
+def _holder_text() -> bytes:
+    import sys
+
+    words = [os.path.basename(a) for a in sys.argv[:3] if a]
+    if words and words[0] == "__main__.py":  # python -m tokmon ...
+        words[0] = "tokmon"
+    cmd = "".join(c for c in " ".join(words) if c.isprintable())[:80]
+    # Byte 0 stays a newline: on Windows that byte is the locked range, the rest is readable.
+    return f"\n{os.getpid()} {cmd}\n".encode("utf-8", "replace")
+
+
+def lock_holder(path: Path) -> str | None:
+    """``"process PID (command)"`` recorded by the current holder of the lock at ``path``."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        os.lseek(fd, 1, os.SEEK_SET)
+        data = os.read(fd, 256).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    pid, _, cmd = data.partition(" ")
+    if not pid.isdigit():
+        return None
+    return f"process {pid}" + (f" ({cmd.strip()})" if cmd.strip() else "")
 
 
 class FileLock:
     """An exclusive inter-process lock on ``path`` (fcntl on POSIX, msvcrt on Windows).
 
-    The OS releases the lock when the holder dies, so a killed process never
-    leaves a stale lock behind.
+    The OS releases the lock when the holder dies, so a killed process never leaves a stale
+    lock behind; forked children close their copy of the descriptor at once. The holder
+    writes its pid into the file, so a waiter that gives up can say who holds it. Taking a
+    lock the same thread already holds raises LockTimeout at once instead of waiting on itself
+    (other threads wait as for another process).
     """
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
@@ -51,18 +126,30 @@ class FileLock:
 
     def acquire(self, blocking: bool = True) -> bool:
         ensure_dir(self.path.parent)
-        fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+        key = (os.path.abspath(self.path), threading.get_ident())
+        if key in _HELD.values():
+            raise LockTimeout(f"{self.path} is already locked by this process (re-entrant use)")
+        fd = _open_lock_file(self.path)
         deadline = time.monotonic() + self.timeout
         delay = 0.001
         while True:
             if _try_lock(fd):
                 self._fd = fd
+                _HELD[fd] = key
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.write(fd, _holder_text())
                 return True
             if not blocking or time.monotonic() >= deadline:
                 os.close(fd)
                 if not blocking:
                     return False
-                raise LockTimeout(f"could not lock {self.path} within {self.timeout:.0f}s")
+                who = lock_holder(self.path)
+                raise LockTimeout(
+                    f"could not lock {self.path} within {self.timeout:.0f}s"
+                    + (f": held by {who}" if who else "")
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -70,6 +157,9 @@ class FileLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        _HELD.pop(fd, None)
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
         _unlock(fd)
         os.close(fd)
 

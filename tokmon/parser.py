@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from tokmon.records import MAX_TOKENS, TS_MAX, TS_MIN
+
 _ASSISTANT = b'"type":"assistant"'
 _TITLE = b'-title"'
 TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
@@ -19,12 +21,15 @@ TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
 class LineStats:
     """Counters of skipped lines, reported as one warning line."""
 
-    __slots__ = ("malformed", "huge", "invalid_utf8")
+    __slots__ = ("malformed", "huge", "invalid_utf8", "bad")
+
+    MAX_LISTED = 20  # byte offsets of bad lines kept per file (for the debug listing)
 
     def __init__(self) -> None:
         self.malformed = 0
         self.huge = 0
         self.invalid_utf8 = 0
+        self.bad: list[int] = []  # offsets of the first MAX_LISTED malformed/non-UTF-8 lines
 
     def total(self) -> int:
         return self.malformed + self.huge + self.invalid_utf8
@@ -32,9 +37,20 @@ class LineStats:
 
 _fromiso = datetime.fromisoformat
 
+# Poison guards (see records.MAX_TOKENS): such a line is malformed (skipped and counted).
+MAX_COST = 1e6  # a legacy costUSD per response beyond this is poison, not a price
+
 
 def parse_timestamp(value: object) -> float | None:
-    """ISO-8601 to epoch seconds; lenient about offsets, millis and micros."""
+    """ISO-8601 to epoch seconds (None if unparsable or outside 1970..2200)."""
+    ts = _timestamp(value)
+    if ts is None or not TS_MIN <= ts < TS_MAX:
+        return None
+    return ts
+
+
+def _timestamp(value: object) -> float | None:
+    """ISO-8601 to epoch seconds; lenient about offsets, millis and micros; no range check."""
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:  # fast path (3.11+ parses "Z" and any fraction length natively)
@@ -42,7 +58,7 @@ def parse_timestamp(value: object) -> float | None:
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         return dt.timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     s = value
     try:
@@ -58,11 +74,11 @@ def parse_timestamp(value: object) -> float | None:
             frac = (frac + "000000")[:6]
             s = s[: dot + 1] + frac + s[end:]
         dt = datetime.fromisoformat(s)
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
 
 
 def _int(v: object) -> int:
@@ -71,11 +87,13 @@ def _int(v: object) -> int:
     if isinstance(v, int):
         return v if v > 0 else 0
     if isinstance(v, float) and v > 0:
-        return int(v)
+        return int(v) if v <= MAX_TOKENS else MAX_TOKENS + 1  # inf too: poison
     return 0
 
 
-def _count_bad(line: bytes, stats: LineStats) -> None:
+def _count_bad(line: bytes, stats: LineStats, offset: int = -1) -> None:
+    if len(stats.bad) < LineStats.MAX_LISTED:
+        stats.bad.append(offset)
     try:
         line.decode("utf-8")
     except UnicodeDecodeError:
@@ -90,21 +108,31 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     if line[:1] != b"{" or line.rstrip()[-1:] != b"}":
         # Not a JSON object line: a cheap check that catches garbage without parsing.
         if line.strip():
-            _count_bad(line, stats)
+            _count_bad(line, stats, offset)
         return None
     if _ASSISTANT not in line and _TITLE not in line:
+        # Not counted, but validated, so the malformed count is exact (e.g. a truncated
+        # line that the next line was appended to: "{...cut{...}").
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            _count_bad(line, stats, offset)
         return None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        _count_bad(line, stats)
+        _count_bad(line, stats, offset)
         return None
     if not isinstance(obj, dict):
         stats.malformed += 1
         return None
     kind = obj.get("type")
     if kind == "assistant":
-        return _usage_record(obj, source, offset)
+        row = _usage_record(obj, source, offset)
+        if row is _POISON:
+            stats.malformed += 1
+            return None
+        return row
     field = TITLE_TYPES.get(kind) if isinstance(kind, str) else None
     if field:
         sid, title = obj.get("sessionId"), obj.get(field)
@@ -128,6 +156,9 @@ def _n(v: object) -> int:
     return _int(v)
 
 
+_POISON: list[Any] = []  # sentinel: a usage line with values no real response has
+
+
 def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # type: ignore[type-arg]
     msg = obj.get("message")
     if type(msg) is not dict:
@@ -135,9 +166,11 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
     usage = msg.get("usage")
     if type(usage) is not dict:
         return None
-    ts = parse_timestamp(obj.get("timestamp"))
+    ts = _timestamp(obj.get("timestamp"))
     if ts is None:
         return None
+    if not TS_MIN <= ts < TS_MAX:
+        return _POISON
     g = usage.get
     cc = _n(g("cache_creation_input_tokens"))
     c1h = 0
@@ -154,7 +187,11 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
     cwd = _shown(obj.get("cwd"))
     model = _shown(msg.get("model"))
     legacy = obj.get("costUSD")
-    return [
+    if isinstance(legacy, (int, float)) and not isinstance(legacy, bool):
+        legacy = float(legacy) if -MAX_COST <= legacy <= MAX_COST else _POISON  # NaN too
+    else:
+        legacy = None
+    row = [
         ts,
         sid if type(sid) is str and sid else "unknown",
         cwd if type(cwd) is str else "",
@@ -166,5 +203,8 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
         _n(g("cache_read_input_tokens")),
         key,
         0.0,
-        float(legacy) if isinstance(legacy, (int, float)) and not isinstance(legacy, bool) else None,
+        legacy,
     ]
+    if legacy is _POISON or max(row[4], row[5], cc, row[8]) > MAX_TOKENS:
+        return _POISON
+    return row

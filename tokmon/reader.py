@@ -1,18 +1,23 @@
 """Incremental tailing of append-only transcript files.
 
-Per file we remember (device, inode, size, mtime, offset). A file that shrank or whose
-identity changed is read again from the start; only complete lines are consumed, so a
-line still being written is picked up on the next read.
+Per file we remember (device, inode, size, mtime, offset, fingerprint). A file that shrank
+or whose identity changed is read again from the start; only complete lines are consumed, so
+a line still being written is picked up on the next read. The fingerprint (a hash of the
+first and the last 4 KiB before the offset) catches a file rewritten in place (same inode:
+truncated and regrown, or the same size with a new mtime): it is then read from the start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 MAX_LINE = 16 * 1024 * 1024  # longer lines are skipped and counted
 _CHUNK = 8 * 1024 * 1024
+FP_WINDOW = 4096
 
 
 @dataclass
@@ -24,13 +29,36 @@ class FileState:
     size: int
     mtime_ns: int
     offset: int
+    fp: str = ""  # fingerprint of the bytes before ``offset`` ("" = unknown: not checked)
 
-    def to_list(self) -> list[int]:
-        return [self.dev, self.ino, self.size, self.mtime_ns, self.offset]
+    def to_list(self) -> list[int | str]:
+        return [self.dev, self.ino, self.size, self.mtime_ns, self.offset, self.fp]
 
     @classmethod
-    def from_list(cls, v: list[int]) -> FileState:
-        return cls(*v)
+    def from_list(cls, v: list[int | str]) -> FileState:
+        """Build from a stored list; raises TypeError/ValueError on wrong shapes or types."""
+        if type(v) is not list or len(v) not in (5, 6):
+            raise TypeError("file state: not a list of 5 or 6 values")
+        nums = v[:5]
+        if any(type(n) is not int or n < 0 for n in nums):
+            raise TypeError("file state: not non-negative integers")
+        fp = v[5] if len(v) == 6 else ""
+        if type(fp) is not str:
+            raise TypeError("file state: fingerprint not a string")
+        return cls(*nums, fp)  # type: ignore[arg-type]
+
+
+def fingerprint(fh: BinaryIO, end: int) -> str:
+    """Hash of the first and the last FP_WINDOW bytes of ``fh`` before ``end``."""
+    if end <= 0:
+        return ""
+    h = hashlib.blake2b(digest_size=8)
+    fh.seek(0)
+    h.update(fh.read(min(FP_WINDOW, end)))
+    start = max(0, end - FP_WINDOW)
+    fh.seek(start)
+    h.update(fh.read(end - start))
+    return h.hexdigest()
 
 
 def needs_read(st: os.stat_result, prev: FileState | None) -> tuple[bool, int]:
@@ -43,6 +71,8 @@ def needs_read(st: os.stat_result, prev: FileState | None) -> tuple[bool, int]:
     if st.st_size == prev.size and st.st_mtime_ns == prev.mtime_ns:
         return False, prev.offset  # untouched (maybe with a half-written last line)
     if st.st_size == prev.offset:
+        if prev.fp:
+            return True, prev.offset  # touched: the reader checks the fingerprint
         # Same size: a rewrite of identical length shows as a new mtime with a smaller/equal size.
         if st.st_mtime_ns != prev.mtime_ns and st.st_size < prev.size:
             return True, 0
@@ -53,18 +83,26 @@ def needs_read(st: os.stat_result, prev: FileState | None) -> tuple[bool, int]:
 class LineReader:
     """Iterate ``(line_offset, line)`` over the complete lines of ``path`` from ``offset``.
 
-    After iteration ``end`` is the offset just past the last complete line, and ``huge``
-    counts lines longer than MAX_LINE that were skipped.
+    After iteration ``end`` is the offset just past the last complete line, ``huge``
+    counts lines longer than MAX_LINE that were skipped and ``fp`` is the fingerprint at
+    ``end``. With ``expect_fp`` the bytes before ``offset`` are checked first: if they
+    changed, the file was rewritten in place and is read from 0 (``rewritten`` is set).
     """
 
-    def __init__(self, path: str, offset: int) -> None:
+    def __init__(self, path: str, offset: int, expect_fp: str = "") -> None:
         self.path = path
         self.offset = offset
         self.end = offset
         self.huge = 0
+        self.expect_fp = expect_fp
+        self.fp = ""
+        self.rewritten = False
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         with open(self.path, "rb") as fh:
+            if self.offset and self.expect_fp and fingerprint(fh, self.offset) != self.expect_fp:
+                self.offset = self.end = 0
+                self.rewritten = True
             fh.seek(self.offset)
             pos = self.offset
             pending = b""
@@ -94,3 +132,4 @@ class LineReader:
                     pending = b""
             # An oversized line still being written is skipped as a whole next time too.
             self.end = pos if skipping else pos - len(pending)
+            self.fp = fingerprint(fh, self.end)

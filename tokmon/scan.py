@@ -31,8 +31,11 @@ class FileResult:
     malformed: int = 0
     invalid_utf8: int = 0
     huge: int = 0
+    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of the first bad lines
     error: str | None = None
     pid: int = 0  # the process that scanned it (diagnostics)
+    fp: str = ""  # fingerprint at ``end`` (see reader.fingerprint)
+    rewritten: bool = False  # rewritten in place: read again from 0 (``start`` is then 0)
 
 
 Pricer = Callable[[UsageRecord], float]
@@ -52,17 +55,20 @@ def make_pricer(override: str | None, mode: str) -> Pricer:
     return _PRICERS[key]
 
 
-def scan_file(key: str, start: int, pricing: tuple[str | None, str] | None = None) -> FileResult:
+def scan_file(
+    key: str, start: int, pricing: tuple[str | None, str] | None = None, fp: str = ""
+) -> FileResult:
     """Read complete lines of ``key`` from ``start``; keep the max-output line per dedup key.
 
     With ``pricing`` (override path, cost mode) each row's cost is filled in here, so
-    parallel workers share that work too.
+    parallel workers share that work too. ``fp`` is the fingerprint stored at ``start``:
+    if the bytes before ``start`` changed, the file is read from 0 instead.
     """
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
     best: dict[str, list[Any]] = {}
     try:
-        reader = LineReader(key, start)
+        reader = LineReader(key, start, fp)
         for off, line in reader:
             item = parse_line(line, key, off, stats)
             if item is None:
@@ -73,8 +79,11 @@ def scan_file(key: str, start: int, pricing: tuple[str | None, str] | None = Non
                     best[item[9]] = item
             else:
                 res.titles.append(item)  # type: ignore[arg-type]
+        res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
+        res.fp = reader.fp
+        res.rewritten = reader.rewritten
     except OSError as exc:
         res.error = exc.strerror or str(exc)
         return res
@@ -85,45 +94,115 @@ def scan_file(key: str, start: int, pricing: tuple[str | None, str] | None = Non
             row[10] = price(UsageRecord.from_row(row))
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
+    if stats.bad:
+        res.bad_lines = line_numbers(key, stats.bad)
     return res
 
 
-def scan_many(
-    items: list[tuple[str, int]], pricing: tuple[str | None, str] | None = None
-) -> list[FileResult]:
-    return [scan_file(k, s, pricing) for k, s in items]
+def line_numbers(path: str, offsets: list[int]) -> list[int]:
+    """1-based line numbers of byte ``offsets`` (sorted) in ``path``; rare path (bad lines)."""
+    out: list[int] = []
+    try:
+        with open(path, "rb") as fh:
+            pos, line = 0, 1
+            for off in sorted(offsets):
+                while pos < off:
+                    chunk = fh.read(min(1 << 20, off - pos))
+                    if not chunk:
+                        break
+                    line += chunk.count(b"\n")
+                    pos += len(chunk)
+                out.append(line)
+    except OSError:
+        return []
+    return out
 
 
-def _chunks(items: list[tuple[str, int, int]], n: int) -> list[list[tuple[str, int]]]:
-    """Split (key, start, size) into ``n`` contiguous runs of about equal bytes."""
-    total = sum(sz for _, _, sz in items)
-    out: list[list[tuple[str, int]]] = [[]]
+Item = tuple[str, int, str]  # (key, start, fingerprint at start)
+
+
+def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) -> list[FileResult]:
+    return [scan_file(k, s, pricing, fp) for k, s, fp in items]
+
+
+def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
+    """Split (key, start, size[, fp]) into ``n`` contiguous runs of about equal bytes."""
+    total = sum(it[2] for it in items)
+    out: list[list[Item]] = [[]]
     acc = 0
-    for key, start, sz in items:
+    for it in items:
         if acc >= total * len(out) / n and len(out) < n:
             out.append([])
-        out[-1].append((key, start))
-        acc += sz
+        out[-1].append((it[0], it[1], it[3] if len(it) > 3 else ""))
+        acc += it[2]
     return [c for c in out if c]
 
 
+def _worker_init(parent: int) -> None:
+    """Make a scan worker die with the process that started it.
+
+    A worker outliving its parent would block forever on its result pipe. Linux: the
+    kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG); everywhere: a daemon
+    thread polls the parent (re-parenting on POSIX, the process handle on Windows) and
+    exits. Lock descriptors were already closed at fork (see fsutil._close_inherited_locks).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError, ImportError):  # pragma: no cover - fallback below
+            pass
+    alive = _parent_probe(parent)
+    if not alive():
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while True:
+            time.sleep(0.25)
+            if not alive():
+                os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="tokmon-parent-watch", daemon=True).start()
+
+
+def _parent_probe(parent: int) -> Callable[[], bool]:
+    if os.name == "nt":  # pragma: no cover - Windows only
+        try:
+            import ctypes
+
+            k32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            handle = k32.OpenProcess(0x00100000, False, parent)  # SYNCHRONIZE
+            if handle:
+                return lambda: bool(k32.WaitForSingleObject(handle, 0) != 0)  # 0 = exited
+        except (OSError, AttributeError):
+            pass
+        return lambda: True
+    return lambda: os.getppid() == parent
+
+
 def scan_all(
-    items: list[tuple[str, int, int]],
+    items: list[tuple[Any, ...]],
     workers: int | None = None,
     min_bytes: int | None = None,
     pricing: tuple[str | None, str] | None = None,
 ) -> Iterator[FileResult]:
-    """Scan (key, start, new_bytes) items, in parallel when there is a lot to read.
-
-    Results come back in the order of ``items``.
+    """Scan (key, start, new_bytes[, fingerprint]) items, in parallel when there is a lot
+    to read. Results come back in the order of ``items``.
     """
-    total = sum(sz for _, _, sz in items)
+    total = sum(it[2] for it in items)
     if min_bytes is None:
         min_bytes = PARALLEL_MIN_BYTES
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
-        for key, start, _ in items:
-            yield scan_file(key, start, pricing)
+        for it in items:
+            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "")
         return
     chunks = _chunks(items, n)
     try:
@@ -131,10 +210,11 @@ def scan_all(
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        pool = ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx,
+                                   initializer=_worker_init, initargs=(os.getpid(),))
     except (ImportError, OSError, ValueError):
-        for key, start, _ in items:
-            yield scan_file(key, start, pricing)
+        for it in items:
+            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "")
         return
     with pool:
         futures = [pool.submit(scan_many, c, pricing) for c in chunks[1:]]

@@ -3,36 +3,63 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json
-from tokmon.config import SCHEMA, ConfigError, load_file, parse_value, save_file
+from tokmon.config import (
+    SCHEMA,
+    ConfigError,
+    check_file,
+    check_raw,
+    cross_check,
+    dump,
+    file_value,
+    parse_value,
+    read_raw,
+    save_file,
+)
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("config", parents=[parent], help="show or change the configuration")
     cs = p.add_subparsers(dest="config_command", metavar="ACTION")
-    cs.add_parser("show", parents=[parent], help="effective values and where they come from")
+    cs.add_parser("show", parents=[parent], help="effective values as TOML, with their source")
     cs.add_parser("path", parents=[parent], help="print the config file path")
-    s = cs.add_parser("set", parents=[parent], help="set KEY VALUE ('none' clears)")
+    s = cs.add_parser("set", parents=[parent], help="set KEY VALUE (token_limit none = no limit; "
+                      "timezone none = system zone)")
     s.add_argument("key")
     s.add_argument("value")
-    cs.add_parser("validate", parents=[parent], help="check the config file")
+    cs.add_parser("validate", parents=[parent], help="check every key of the config file")
     r = cs.add_parser("reset", parents=[parent], help="reset one key, or all with --all")
     r.add_argument("key", nargs="?")
     r.add_argument("--all", action="store_true")
     p.set_defaults(handler=handle)
 
 
-def _path(ctx: Context):  # type: ignore[no-untyped-def]
+def _path(ctx: Context) -> Path:
     return ctx.config_path or ctx.paths.config_file
 
 
-def _file_values(ctx: Context) -> dict:  # type: ignore[type-arg]
+def _raise(problems: list[str]) -> None:
+    """All problems as one CLI error, one line each ('tokmon: error: ' on every line)."""
+    raise CLIError("\ntokmon: error: ".join(problems))
+
+
+def _raw(path: Path) -> dict[str, Any]:
     try:
-        return load_file(_path(ctx))
+        return read_raw(path)
     except ConfigError as exc:
-        raise CLIError(str(exc)) from exc
+        _raise([*exc.problems, "(fix the file, or start over with `tokmon config reset --all`)"])
+    return {}  # pragma: no cover
+
+
+def _write(path: Path, raw: dict[str, Any]) -> None:
+    try:
+        save_file(path, raw)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def handle(args: argparse.Namespace, ctx: Context) -> int:
@@ -42,43 +69,90 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(f"{path}\n")
         return 0
     if action == "validate":
-        vals = _file_values(ctx)
-        ctx.stdout.write(f"{path}: ok ({len(vals)} key(s) set)\n" if path.exists() else f"{path}: not present (defaults apply)\n")
-        return 0
+        return _validate(ctx, path)
     if action == "show":
-        vals = _file_values(ctx)
-        eff = {k: vals.get(k, d[0]) for k, d in SCHEMA.items()}
-        if ctx.json_output:
-            ctx.stdout.write(dump_json({"path": str(path), "values": eff, "set": sorted(vals)}))
-            return 0
-        ctx.stdout.write(f"# {path}\n")
-        for k, (_default, _, helptext) in SCHEMA.items():
-            src = "file" if k in vals else "default"
-            ctx.stdout.write(f"{k} = {eff[k]!r}  # {src}; {helptext}\n")
-        return 0
+        return _show(ctx, path)
     if action == "reset" and args.all:  # works even when the file is broken
-        save_file(path, {})
+        _write(path, {})
         ctx.stdout.write("configuration reset to defaults\n")
         return 0
-    vals = _file_values(ctx)
     if action == "set":
-        try:
-            value = parse_value(args.key, args.value)
-        except ConfigError as exc:
-            raise CLIError(str(exc)) from exc
-        vals[args.key] = value
-        if value is None:
-            vals.pop(args.key)
-        save_file(path, vals)
-        ctx.stdout.write(f"{args.key} = {value!r}\n")
-        return 0
+        return _set(ctx, path, args.key, args.value)
     if action == "reset":
         if not args.key:
             raise CLIError("config reset needs a KEY or --all")
         if args.key not in SCHEMA:
-            raise CLIError(f"unknown config key {args.key!r} (see `tokmon config show`)")
-        vals.pop(args.key, None)
-        save_file(path, vals)
-        ctx.stdout.write(f"{args.key} reset to {SCHEMA[args.key][0]!r}\n")
+            raise CLIError(f"unknown config key {args.key!r} (known keys: {', '.join(SCHEMA)})")
+        raw = _raw(path)
+        raw.pop(args.key, None)
+        _write(path, raw)
+        ctx.stdout.write(f"{args.key} reset to its default\n")
         return 0
     raise CLIError(f"unknown config action {action!r}")
+
+
+def _validate(ctx: Context, path: Path) -> int:
+    values, problems = check_file(path)
+    if ctx.json_output:
+        ctx.stdout.write(dump_json({"path": str(path), "exists": path.exists(),
+                                    "ok": not problems, "problems": problems}))
+        return 1 if problems else 0
+    if problems:
+        for p in problems:
+            ctx.stdout.write(f"{p}\n")
+        ctx.stdout.write(f"{len(problems)} problem(s); fix them with `tokmon config set KEY VALUE` "
+                         "or `tokmon config reset KEY`\n")
+        return 1
+    if path.exists():
+        ctx.stdout.write(f"{path}: ok ({len(values)} key(s) set)\n")
+    else:
+        ctx.stdout.write(f"{path}: not present (defaults apply)\n")
+    return 0
+
+
+def _show(ctx: Context, path: Path) -> int:
+    values, problems = check_file(path)
+    if problems:
+        _raise([*problems, "(`tokmon config validate` lists the problems)"])
+    eff = {k: values.get(k, d[0]) for k, d in SCHEMA.items()}
+    if ctx.json_output:
+        ctx.stdout.write(dump_json({"path": str(path), "values": eff, "set": sorted(values)}))
+        return 0
+    comments = {}
+    for k, (_default, _, helptext) in SCHEMA.items():
+        src = "file" if k in values else "default"
+        comments[k] = f"{src}; {helptext}"
+    shown = {k: file_value(k, v) for k, v in eff.items()}
+    ctx.stdout.write(f"# {path}{'' if path.exists() else ' (not present: defaults apply)'}\n")
+    ctx.stdout.write(dump(shown, comments))
+    return 0
+
+
+def _set(ctx: Context, path: Path, key: str, text: str) -> int:
+    try:
+        value = parse_value(key, text)
+    except ConfigError as exc:
+        raise CLIError(f"config set {exc}") from None
+    raw = _raw(path)
+    fv = file_value(key, value)
+    new = dict(raw)
+    if fv is None:
+        new.pop(key, None)
+    else:
+        new[key] = fv
+    vals, problems = check_raw(new, path)
+    pair = ("line.warning_percent", "line.critical_percent")
+    if key in pair:
+        for _k, msg in cross_check(vals):  # critical below warning, whichever was set
+            raise CLIError(f"config set {key}: {msg}")
+    _write(path, new)
+    ctx.stdout.write(f"{key} = {'(system zone)' if fv is None else _toml(fv)}\n")
+    for p in problems:  # other keys that were already broken
+        ctx.warn(p)
+    return 0
+
+
+def _toml(v: Any) -> str:
+    from tokmon.config import toml_value
+
+    return toml_value(v)

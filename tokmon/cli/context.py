@@ -53,7 +53,7 @@ class Context:
             try:
                 self._config = load_config(self.paths, self.config_path)
             except ConfigError as exc:
-                raise CLIError(str(exc)) from exc
+                raise CLIError("\ntokmon: error: ".join(exc.problems)) from None
         return self._config
 
     def warn(self, message: str) -> None:
@@ -77,19 +77,35 @@ class Context:
             from tokmon.engine import Engine
             from tokmon.pricing import PricingError
 
+            if not self.demo:
+                from tokmon.cli.doctor import claude_dir_problem, claude_dir_usable
+
+                problem = claude_dir_problem(self.env)
+                if problem and not claude_dir_usable(self.env):
+                    # a typo must not silently become demo data or an empty report
+                    raise CLIError(f"{problem} (set it to the Claude config dir that holds "
+                                   "projects/, or unset it; see `tokmon doctor`)")
+                if problem:  # some entries usable: read those, say which were skipped
+                    self.warn(problem)
             try:
                 eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
                              env=self.env, persist=not self.demo)
                 if not eng.roots and auto_demo and not self.demo:
                     where = ", ".join(str(r) for r in eng.candidate_roots)
-                    self.stderr.write(f"tokmon: no Claude Code data in {where}: showing a "
-                                      "generated demo (see `tokmon --demo --help`)\n")
                     self.demo = True
+                    if not self.json_output:  # at the top, before any table
+                        self.stdout.write(
+                            f"DEMO DATA - no Claude Code data in {where}; the numbers below are "
+                            "generated (`tokmon --demo` shows them on purpose)\n\n"
+                        )
+                    self.stderr.write(f"tokmon: no Claude Code data in {where}: showing a "
+                                      "generated demo (JSON carries \"demo\": true)\n")
                     eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
                                  env=self.env, persist=False)
             except PricingError as exc:
                 raise CLIError(str(exc)) from exc
             self._engine = eng
+            eng.on_warning = self.warn  # notices found after refresh (a ledger broken late)
             if not eng.roots:
                 where = ", ".join(str(r) for r in eng.candidate_roots)
                 self.warn(f"no Claude Code transcripts found (looked in {where}); try --demo")

@@ -15,7 +15,8 @@ from tokmon.cli.context import CLIError, Context, setup_logging
 
 # Command-group modules, imported when the parser is built (each registers its commands).
 GROUPS = ["reports", "stats", "config_cmd", "session", "backup", "pick", "shell", "serve", "watch",
-          "limits", "alerts", "check", "budgets"]
+          "limits", "alerts", "check", "budgets", "agents", "doctor", "export", "ledger_cmd", "web",
+          "report"]
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 

@@ -30,6 +30,7 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("-p", "--project", help="only this project (cwd path or its last component)")
     p.add_argument("-m", "--mode", choices=["calculate", "display", "auto"],
                    help="cost mode (default: config cost_mode)")
+    p.add_argument("--machine", help="only records from this machine (see `tokmon ledger`)")
     p.add_argument("-j", dest="json", action="store_true", default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)
     p.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
@@ -39,6 +40,8 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
                                 "saturday"])
     if kind == "session":
         p.add_argument("-i", "--id", dest="session_id", help="only this session id")
+        p.add_argument("--all", dest="include_empty", action="store_true",
+                       help="also list sessions with 0 tokens (hidden by default)")
     if kind == "blocks":
         p.add_argument("-a", "--active", action="store_true", help="only the active block")
         p.add_argument("-r", "--recent", action="store_true", help="blocks of the last 3 days")
@@ -65,7 +68,7 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         opts["timezone"] = args.timezone
     except (ValueError, TimezoneError) as exc:
         raise CLIError(str(exc)) from exc
-    for name in ("start_of_week", "session_id", "active", "recent"):
+    for name in ("start_of_week", "session_id", "active", "recent", "include_empty"):
         if hasattr(args, name):
             opts[name] = getattr(args, name)
     if getattr(args, "token_limit", None):
@@ -88,6 +91,11 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """Compute one report and print it as a table or ccusage-compatible JSON."""
     opts = _opts(kind, args, ctx)
     engine = ctx.engine()
+    if getattr(args, "machine", None):
+        from tokmon.export.machines import machine_filter
+
+        opts["machine"] = args.machine
+        engine.record_filter = machine_filter(engine, args.machine, ctx.env, ctx.config)
     cache = ReportCache(ctx, engine, kind, opts) if ctx.json_output and kind in CACHEABLE else None
     if cache is not None:
         hit = cache.get()

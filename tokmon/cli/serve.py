@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
                    help="no file watcher: data changes only on tokmon/refresh")
     p.add_argument("--log-file", metavar="PATH", help="write logs to PATH instead of stderr")
     p.add_argument("--clientProcessId", help=argparse.SUPPRESS)  # sent by some LSP clients
+    from tokmon.cli.export import add_serve_options
+
+    add_serve_options(p)  # --metrics, --otlp-endpoint (docs/team.md)
     p.set_defaults(handler=handle)
 
 
@@ -93,6 +96,9 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     except ValueError as exc:
         raise CLIError(f"--workspace: {exc}") from None
     opts = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
+    from tokmon.cli.export import start_for_serve
+
+    start_for_serve(service, args, ctx)
     if tcp is None:
         proto_in, proto_out = _protocol_streams()
     if args.jsonl:

@@ -56,10 +56,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     lp.add_argument(
         "--min-tokens",
         type=_non_negative_int,
-        default=0,
+        default=None,
         metavar="N",
-        help="only sessions with at least N tokens",
+        help="only sessions with at least N tokens (default 1: 0-token sessions need --all)",
     )
+    lp.add_argument("--all", dest="include_empty", action="store_true",
+                    help="also list sessions with 0 tokens")
     lp.add_argument(
         "--sort",
         choices=list(SORT_KEYS),
@@ -258,7 +260,8 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
         tz=getattr(args, "timezone", None),
     )
     rows = [r for r in s.rows if all(t in r["tags"] for t in wanted_tags)]
-    rows = [r for r in rows if r["totalTokens"] >= args.min_tokens]
+    floor = args.min_tokens if args.min_tokens is not None else (0 if args.include_empty else 1)
+    rows = [r for r in rows if r["totalTokens"] >= floor]
     key, descending = SORT_KEYS[args.sort]
     if key == "name":
         rows.sort(key=lambda r: ((r.get("name") or "~").casefold(), r["sessionId"]))

@@ -28,6 +28,7 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.budgets import stats_lines, stats_rows  # budget use (docs/limits.md)
 
     budgets = stats_rows(ctx)
+    summary = {**summary, "demo": ctx.demo}  # generated numbers must say so
     if ctx.json_output:
         ctx.stdout.write(dump_json({**summary, "topSessions": top, "budgets": budgets}))
         return 0

@@ -263,7 +263,7 @@ def migrate(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     if version > SCHEMA_VERSION:
         raise MetadataError(
             f"metadata file has schema v{version}, newer than this tokmon (v{SCHEMA_VERSION}); "
-            "upgrade tokmon"
+            "upgrade tokmon (pipx upgrade tokmon-cli)"
         )
     while version < SCHEMA_VERSION:
         step = MIGRATIONS.get(version)

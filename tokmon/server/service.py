@@ -614,6 +614,88 @@ class Service:
         since, until, tz = _day(m, p, "since"), _day(m, p, "until"), _tz(m, p, "timezone")
         return self.engine.report("daily", since=since, until=until, timezone=tz), []
 
+    def m_series(self, params: Any) -> Result:
+        """Cost and tokens per day or week, one series per model or project (for charts)."""
+        m = "tokmon/series"
+        p = _obj(m, params, {"period", "by", "since", "until", "timezone", "limit"})
+        period = _choice(m, p, "period", ("day", "week")) or "day"
+        by = _choice(m, p, "by", ("model", "project")) or "model"
+        since, until, tz = _day(m, p, "since"), _day(m, p, "until"), _tz(m, p, "timezone")
+        top = _posint(m, p, "limit") or 8
+        from datetime import date, timedelta
+
+        from tokmon.aggregate import project_name
+        from tokmon.timeutil import DateKeyer, resolve_tz
+
+        tzname = tz if tz is not None else self.engine.config.get("timezone")
+        keyer = DateKeyer(resolve_tz(tzname))
+        cells: dict[tuple[str, str], list[float]] = {}
+        # (day, bucket) per quarter hour (zone offsets are multiples of 15 min)
+        memo: dict[int, tuple[str, str]] = {}
+        for r in self.engine.records:
+            q = int(r.ts // 900)
+            hit = memo.get(q)
+            if hit is None:
+                day = keyer.day(r.ts)
+                hit = memo[q] = (day, day if period == "day" else keyer.week(r.ts))
+            day, bucket = hit
+            if (since and day < since) or (until and day > until):
+                continue
+            key = (r.model or "unknown") if by == "model" else (r.project or "")
+            acc = cells.setdefault((bucket, key), [0.0, 0])
+            acc[0] += r.cost
+            acc[1] += r.total_tokens
+        if not cells:
+            return {"period": period, "by": by, "timezone": tzname or "local", "buckets": [],
+                    "series": []}, []
+        first, last = min(b for b, _ in cells), max(b for b, _ in cells)
+        step = timedelta(days=1 if period == "day" else 7)
+        buckets, d = [], date.fromisoformat(first)
+        while d.isoformat() <= last:
+            buckets.append(d.isoformat())
+            d += step
+        index = {b: i for i, b in enumerate(buckets)}
+        per_key: dict[str, dict[str, Any]] = {}
+        for (b, key), (cost, tokens) in cells.items():
+            s = per_key.get(key)
+            if s is None:
+                label = key if by == "model" else project_name(key)
+                s = per_key[key] = {"key": key, "label": label, "cost": [0.0] * len(buckets),
+                                    "totalTokens": [0] * len(buckets), "totalCost": 0.0}
+            s["cost"][index[b]] += cost
+            s["totalTokens"][index[b]] += int(tokens)
+            s["totalCost"] += cost
+        ordered = sorted(per_key.values(), key=lambda s: (-s["totalCost"], s["key"]))
+        if len(ordered) > top:
+            rest = ordered[top - 1:]
+            other = {"key": None, "label": f"other ({len(rest)})",
+                     "cost": [sum(x) for x in zip(*(s["cost"] for s in rest), strict=True)],
+                     "totalTokens": [sum(x) for x in zip(*(s["totalTokens"] for s in rest),
+                                                         strict=True)],
+                     "totalCost": sum(s["totalCost"] for s in rest)}
+            ordered = ordered[:top - 1] + [other]
+        return {"period": period, "by": by, "timezone": tzname or "local", "buckets": buckets,
+                "series": ordered}, []
+
+    def m_official(self, params: Any) -> Result:
+        """The latest official 5 h / 7 d figures plus what the store still holds of earlier ones."""
+        _obj("tokmon/official", params, set())
+        from tokmon import official as official_mod
+        from tokmon.timeutil import iso
+
+        paths = getattr(self.engine, "paths", None)
+        if paths is None:
+            return {"latest": None, "history": []}, []
+        history = []
+        for rec in official_mod.all_sessions(paths).values():
+            seen = rec.get("observedAt")
+            if not isinstance(seen, (int, float)) or isinstance(seen, bool):
+                continue
+            history.append({"observedAt": iso(float(seen)), "sessionId": rec.get("sessionId"),
+                            "fiveHour": rec.get("fiveHour"), "sevenDay": rec.get("sevenDay")})
+        history.sort(key=lambda h: h["observedAt"])
+        return {"latest": official_mod.latest(paths), "history": history}, []
+
     def m_set_metadata(self, params: Any) -> Result:
         m = "tokmon/setSessionMetadata"
         p = _obj(m, params, {"sessionId", "name", "tags", "addTags", "removeTags", "description"})
@@ -678,6 +760,8 @@ METHODS: dict[str, Callable[[Service, Any], Result]] = {
     "tokmon/session": Service.m_session,
     "tokmon/blocks": Service.m_blocks,
     "tokmon/daily": Service.m_daily,
+    "tokmon/series": Service.m_series,
+    "tokmon/official": Service.m_official,
     "tokmon/setSessionMetadata": Service.m_set_metadata,
     "tokmon/refresh": Service.m_refresh,
     "tokmon/limits": lambda self, params: _limits(self, params),

@@ -9,9 +9,12 @@
 export const PROTOCOL_VERSION = 1;
 /** Oldest tokmon release this extension works with. */
 export const MIN_TOKMON_VERSION = "0.1.0";
-/** The command a user runs to install or upgrade tokmon. */
-export const INSTALL_COMMAND = "pipx install --force tokmon";
-export const UPGRADE_COMMAND = "pipx upgrade tokmon";
+/**
+ * The commands a user runs to install or update tokmon. Its distribution on PyPI is
+ * `tokmon-cli` (PyPI's `tokmon` is an unrelated project); the command it installs is `tokmon`.
+ */
+export const INSTALL_COMMAND = "pipx install --force tokmon-cli";
+export const UPGRADE_COMMAND = "pipx upgrade tokmon-cli";
 
 export const Methods = {
   version: "tokmon/version",

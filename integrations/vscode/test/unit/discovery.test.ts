@@ -72,7 +72,7 @@ describe.skipIf(process.platform === "win32")("discoverServer on a real file sys
     expect(found.ok).toBe(false);
     if (!found.ok) {
       expect(found.reason).toBe("missing");
-      expect(found.message).toContain("pipx install");
+      expect(found.message).toContain("pipx install --force tokmon-cli");
       expect(found.tried).toEqual(["tokmon on PATH", `${fakePythonNo} -m tokmon`]);
     }
   });

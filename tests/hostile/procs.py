@@ -1,0 +1,61 @@
+"""Process and lock probes for the hostile tests (Linux /proc; callers skip elsewhere)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HAVE_PROC = Path("/proc/self/stat").exists()
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (every thread's), via /proc."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out += [int(x) for x in fh.read().split()]
+        except OSError:
+            continue
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Running (not gone, not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def lock_free(path: Path) -> bool:
+    """Whether nobody holds the flock on ``path`` (probe and release at once)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def wait_for(pred: Callable[[], object], timeout: float, step: float = 0.005) -> bool:
+    """Poll ``pred`` until true or ``timeout`` seconds passed."""
+    end = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(step)

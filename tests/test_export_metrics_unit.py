@@ -1,0 +1,235 @@
+"""The metrics listener's guards: loopback only, a secret required (basic or bearer)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import corpus_path, run_tokmon
+
+from tokmon.export.prometheus import AddressError, authorized, load_or_create_token, parse_listen
+
+
+def test_parse_listen_loopback_only() -> None:
+    assert parse_listen("127.0.0.1:9464") == ("127.0.0.1", 9464)
+    assert parse_listen("localhost:9464") == ("127.0.0.1", 9464)
+    assert parse_listen("[::1]:9464") == ("::1", 9464)
+    for bad in ("0.0.0.0:9464", "192.168.1.5:9464", "example.com:80", "9464", "1.2.3.4:x"):
+        with pytest.raises(AddressError):
+            parse_listen(bad)
+    assert parse_listen("0.0.0.0:9464", allow_remote=True) == ("0.0.0.0", 9464)
+
+
+def test_token_file_and_auth(tmp_path: Path) -> None:
+    tok, path = load_or_create_token(tmp_path / "state")
+    assert len(tok) >= 32
+    if os.name != "nt":
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert load_or_create_token(tmp_path / "state")[0] == tok  # stable
+    basic = base64.b64encode(f"prometheus:{tok}".encode()).decode()
+    assert authorized(f"Bearer {tok}", tok)
+    assert authorized(f"Basic {basic}", tok)
+    assert not authorized(None, tok)
+    assert not authorized("Bearer nope", tok)
+    assert not authorized("Basic !!!", tok)
+    assert not authorized(f"Digest {tok}", tok)
+
+
+def test_serve_refuses_non_loopback(env: dict[str, str]) -> None:
+    r = run_tokmon(["serve", "--jsonl", "--metrics", "0.0.0.0:9464"], env, input="")
+    assert r.returncode == 2
+    assert "loopback only" in r.stderr and "Traceback" not in r.stderr
+
+
+def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, value = line.rsplit(" ", 1)
+            body = labels[len(name) + 1 : -1]
+            d = dict(kv.split("=", 1) for kv in body.split('",'))
+            out.append(({k: v.strip('"') for k, v in d.items()}, float(value)))
+    return out
+
+
+def test_project_label_cap_is_sticky(cli: Any, env: dict[str, str], tmp_path: Path) -> None:
+    """Top-N projects by tokens get labels, the rest 'other'; a later big project stays in
+    'other' so no series ever moves (and decreases)."""
+    from conftest import assistant_line, write_lines
+
+    claude = tmp_path / "claude"
+    sizes = {"p1": 5000, "p2": 4000, "p3": 3000, "p4": 20, "p5": 10}
+    for i, (proj, n) in enumerate(sizes.items()):
+        write_lines(
+            claude / "projects" / f"-{proj}" / "s.jsonl",
+            [
+                assistant_line(
+                    "2026-11-20T10:00:00.000Z",
+                    msg_id=f"m{i}",
+                    req_id=f"r{i}",
+                    inp=n,
+                    out=0,
+                    cwd=f"/w/{proj}",
+                    session=f"00000000-0000-0000-0000-00000000000{i}",
+                )
+            ],
+        )
+    (tmp_path / "cfg.toml").write_text("[export]\ntop_projects = 3\n")
+    e = {"CLAUDE_CONFIG_DIR": str(claude), "TOKMON_CONFIG": str(tmp_path / "cfg.toml")}
+    r = cli("export", "prometheus", extra_env=e)
+    assert r.code == 0, r.err
+    by_proj: dict[str, float] = {}
+    for labels, v in _samples(r.out, "tokmon_tokens_total"):
+        by_proj[labels["project"]] = by_proj.get(labels["project"], 0) + v
+    assert by_proj == {"p1": 5000, "p2": 4000, "p3": 3000, "other": 30}
+    # a new, bigger project arrives: it joins 'other', every old series keeps its value
+    write_lines(
+        claude / "projects" / "-p6" / "s.jsonl",
+        [
+            assistant_line(
+                "2026-11-20T11:00:00.000Z",
+                msg_id="m9",
+                req_id="r9",
+                inp=99999,
+                out=0,
+                cwd="/w/p6",
+                session="00000000-0000-0000-0000-000000000009",
+            )
+        ],
+    )
+    r = cli("export", "prometheus", extra_env=e)
+    by_proj2: dict[str, float] = {}
+    for labels, v in _samples(r.out, "tokmon_tokens_total"):
+        by_proj2[labels["project"]] = by_proj2.get(labels["project"], 0) + v
+    assert by_proj2 == {"p1": 5000, "p2": 4000, "p3": 3000, "other": 30 + 99999}
+
+
+def test_per_session_series_are_opt_in(cli: Any, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from conftest import assistant_line, write_lines
+
+    claude = tmp_path / "claude"
+    now = datetime.now(timezone.utc)
+    write_lines(
+        claude / "projects" / "-p" / "a.jsonl",
+        [
+            assistant_line(
+                now - timedelta(hours=1),
+                msg_id="ma",
+                req_id="ra",
+                inp=5,
+                out=6,
+                session="aaaaaaaa-0000-0000-0000-000000000001",
+            )
+        ],
+    )
+    write_lines(
+        claude / "projects" / "-p" / "b.jsonl",
+        [
+            assistant_line(
+                now - timedelta(days=30),
+                msg_id="mb",
+                req_id="rb",
+                inp=7,
+                out=8,
+                session="bbbbbbbb-0000-0000-0000-000000000002",
+            )
+        ],
+    )
+    e = {"CLAUDE_CONFIG_DIR": str(claude)}
+    plain = cli("export", "prometheus", extra_env=e)
+    assert plain.code == 0, plain.err
+    assert "tokmon_session_tokens" not in plain.out
+    per = cli("export", "prometheus", "--per-session", extra_env=e)
+    rows = _samples(per.out, "tokmon_session_tokens_total")
+    assert [(d["session"], v) for d, v in rows] == [("aaaaaaaa-0000-0000-0000-000000000001", 11)]
+    # the active block gauge: the recent response opened one
+    gauges = dict(
+        (line.split(" ")[0].split("{")[0], float(line.rsplit(" ", 1)[1]))
+        for line in per.out.splitlines()
+        if line.startswith("tokmon_block_")
+    )
+    assert gauges["tokmon_block_active"] == 1.0 and gauges["tokmon_block_tokens"] == 11
+
+
+@pytest.mark.skipif(
+    not (corpus_path() / "projects").is_dir() and not os.environ.get("CI"),
+    reason=f"real corpus not found at {corpus_path()}",
+)
+def test_standalone_daemon_refreshes_on_scrape(
+    env: dict[str, str], corpus_copy: Path, tmp_path: Path
+) -> None:
+    """`tokmon export prometheus --listen`: basic auth, totals = daily --json, an append is
+    visible on the next scrape, SIGTERM ends it cleanly."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from datetime import datetime, timezone
+
+    from conftest import assistant_line, write_lines
+
+    e = {**env, "CLAUDE_CONFIG_DIR": str(corpus_copy)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tokmon", "export", "prometheus", "--listen", f"127.0.0.1:{port}"],
+        env=e,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    log.close()
+    token_file = Path(env["TOKMON_HOME"]) / "state" / "metrics-token"
+
+    def scrape() -> str:
+        basic = base64.b64encode(f"prometheus:{token_file.read_text().strip()}".encode())
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Basic {basic.decode()}"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read().decode()  # type: ignore[no-any-return]
+
+    def total(text: str, typ: str) -> float:
+        return sum(v for d, v in _samples(text, "tokmon_tokens_total") if d["type"] == typ)
+
+    try:
+        deadline = time.monotonic() + 60
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                text = scrape()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert text, (tmp_path / "daemon.log").read_text()
+        tot = json.loads(run_tokmon(["daily", "--json"], e).stdout)["totals"]
+        assert total(text, "input") == tot["inputTokens"]
+        assert total(text, "cacheRead") == tot["cacheReadTokens"]
+        target = sorted((corpus_copy / "projects").rglob("*.jsonl"))[-1]
+        write_lines(
+            target,
+            [
+                assistant_line(
+                    datetime.now(timezone.utc),
+                    msg_id="msg_daemon",
+                    req_id="req_daemon",
+                    inp=321,
+                    out=1,
+                )
+            ],
+        )
+        assert total(scrape(), "input") == tot["inputTokens"] + 321
+    finally:
+        p.terminate()
+        code = p.wait(timeout=30)
+    assert code == 0 or os.name == "nt"
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()

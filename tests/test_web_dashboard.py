@@ -1,0 +1,752 @@
+"""`tokmon web` end to end: a real server process, a real headless Chromium (selenium).
+
+One server and one browser for the module. The tests run in file order: first the read-only
+checks, then the ones that write (rename, transcript append). Screenshots go to
+``$TOKMON_SCREENSHOTS`` (or a temp dir) and are meant to be looked at.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from test_server_support import (
+    REF_COST,
+    REF_SESSIONS,
+    append,
+    corpus_path,
+    server_env,
+    session_of,
+    usage_line,
+)
+
+# published Sonnet 4.5 prices: $3 / M input, $15 / M output
+SONNET_IN, SONNET_OUT = 3e-6, 15e-6
+
+pytestmark = pytest.mark.slow
+
+OFFICIAL = [("official-a", 17.0, 33.0), ("official-b", 42.0, 35.0)]  # (session, 5 h %, 7 d %)
+
+
+def _chromedriver() -> str | None:
+    return shutil.which("chromedriver")
+
+
+def _need_browser() -> None:
+    missing = []
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium (pip install -e '.[test]')")
+    if not _chromedriver() or not (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    ):
+        missing.append("chromium + chromium-driver (.ci/steps/70-web.sh)")
+    if missing:
+        msg = "web tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+class WebServer:
+    """``python -m tokmon web --no-open --port 0`` and what it printed."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tokmon", "web", "--no-open", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            first = lines.get(timeout=60)
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError("tokmon web printed no URL within 60 s") from None
+        assert first.startswith("tokmon web: http://127.0.0.1:"), first
+        self.url = first.split(": ", 1)[1].strip()
+        parts = urlsplit(self.url)
+        self.base = f"{parts.scheme}://{parts.netloc}"
+        self.port = parts.port
+        self.token = parts.query.split("token=", 1)[1]
+        # wait for the first scan: the API answers once the service is ready
+        self.get("/api/summary", timeout=120)
+
+    def get(self, path: str, timeout: float = 30) -> Any:
+        req = urllib.request.Request(
+            self.base + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+    def raw(
+        self,
+        path: str,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def need_corpus() -> None:
+    """Skip visibly without the shared real corpus (fail under CI, where it must be there)."""
+    if not (corpus_path() / "projects").is_dir():
+        msg = f"real Claude corpus not found at {corpus_path()} (set TOKMON_TEST_CORPUS)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need_corpus()
+    dest = tmp_path_factory.mktemp("web") / "claude"
+    shutil.copytree(corpus_path(), dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    e = server_env(tmp_path_factory.mktemp("web-home"), corpus)
+    # official 5 h / 7 d figures as Claude Code's statusLine hands them over (two sessions,
+    # so the history has two points)
+    now = time.time()
+    for sid, five, seven in OFFICIAL:
+        payload = {
+            "session_id": sid,
+            "rate_limits": {
+                "five_hour": {"used_percentage": five, "resets_at": now + 3600},
+                "seven_day": {"used_percentage": seven, "resets_at": now + 5 * 86400},
+            },
+        }
+        res = subprocess.run(
+            [sys.executable, "-m", "tokmon", "line", "--claude"],
+            env=e,
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        time.sleep(0.01)  # distinct observedAt
+    return e
+
+
+@pytest.fixture(scope="module")
+def server(env: dict[str, str]) -> Iterator[WebServer]:
+    s = WebServer(env)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = os.environ.get("TOKMON_SCREENSHOTS")
+    p = Path(d) if d else tmp_path_factory.mktemp("screenshots")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    opts = webdriver.ChromeOptions()
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,800",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--lang=en-US",
+    ):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary:
+        opts.binary_location = binary
+    drv = webdriver.Chrome(options=opts, service=DriverService(executable_path=_chromedriver()))
+    drv.set_page_load_timeout(60)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``pred`` until truthy (generous timeouts; CI is a loaded 2-core machine)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+        except Exception as exc:  # element not there yet
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}"[:1000])
+
+
+def dom_value(drv: Any, elem_id: str) -> float:
+    return float(drv.find_element("id", elem_id).get_attribute("data-value"))
+
+
+def goto(drv: Any, server: WebServer, route: str) -> None:
+    drv.execute_script("location.hash = arguments[0]", route)
+    view = route.strip("#/").split("/")[0] or "overview"
+    try:
+        wait_for(
+            lambda: (
+                drv.execute_script("return document.body.dataset.view") == view
+                and not drv.find_element("id", f"view-{view}").get_attribute("hidden")
+            ),
+            what=f"view {view}",
+        )
+    except AssertionError as exc:
+        shown = drv.execute_script(
+            "return [location.hash, document.body.dataset.view,"
+            " document.getElementById('error').textContent]"
+        )
+        raise AssertionError(f"{exc}; page state {shown}") from None
+
+
+# -- the secret and the Host header -----------------------------------------------------------
+
+
+def test_requests_without_the_secret_get_403(server: WebServer) -> None:
+    host = {"Host": f"127.0.0.1:{server.port}"}
+    for path in ("/", "/api/summary", "/api/events", "/static/app.js", "/nope"):
+        status, body = server.raw(path, host)
+        assert status == 403, (path, status)
+        assert b"secret" in body
+    assert server.raw("/api/summary?token=wrong", host)[0] == 403
+    assert server.raw("/", {**host, "Cookie": f"tokmon-web-{server.port}=wrong"})[0] == 403
+    assert (
+        server.raw(
+            "/api/setSessionMetadata",
+            {**host, "Content-Type": "application/json"},
+            "POST",
+            b'{"sessionId": "x", "name": "y"}',
+        )[0]
+        == 403
+    )
+    # the right secret works: URL token (traded for a cookie), cookie, bearer
+    status, _ = server.raw(f"/?token={server.token}", host)
+    assert status == 303
+    assert server.raw("/", {**host, "Cookie": f"tokmon-web-{server.port}={server.token}"})[0] == 200
+    assert server.raw("/api/version", {**host, "Authorization": f"Bearer {server.token}"})[0] == 200
+
+
+def test_foreign_host_header_gets_403_even_with_the_secret(server: WebServer) -> None:
+    auth = {"Authorization": f"Bearer {server.token}"}
+    for host in (
+        "evil.example",
+        f"evil.example:{server.port}",
+        "127.0.0.1:1",
+        f"127.0.0.1.nip.io:{server.port}",
+    ):
+        status, body = server.raw("/api/version", {**auth, "Host": host})
+        assert status == 403, host
+        assert b"Host" in body
+    assert server.raw("/api/version", {**auth, "Host": f"localhost:{server.port}"})[0] == 200
+
+
+def test_cookie_is_httponly_and_samesite_strict(server: WebServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("GET", f"/?token={server.token}")
+    resp = conn.getresponse()
+    cookie = resp.getheader("set-cookie") or ""
+    conn.close()
+    assert resp.status == 303 and resp.getheader("location") == "/"
+    assert f"tokmon-web-{server.port}={server.token}" in cookie
+    low = cookie.lower()
+    assert "httponly" in low and "samesite=strict" in low
+
+
+def test_api_shapes_and_errors(server: WebServer) -> None:
+    s = server.get("/api/summary")
+    # independent reference: ccusage's total for this corpus (corpus README)
+    assert round(s["totals"]["totalCost"], 4) == REF_COST
+    sessions = server.get("/api/sessions")["sessions"]
+    assert len(sessions) == REF_SESSIONS
+    daily = server.get("/api/daily")
+    series = server.get("/api/series?period=week&by=project")
+    assert sum(x["totalCost"] for x in series["series"]) == pytest.approx(
+        daily["totals"]["totalCost"], abs=1e-6
+    )
+    per_bucket = [
+        sum(x["cost"][i] for x in series["series"]) for i in range(len(series["buckets"]))
+    ]
+    assert sum(per_bucket) == pytest.approx(REF_COST, abs=1e-3)
+    status, body = server.raw(
+        "/api/sessions?limit=zero",
+        {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
+    )
+    assert status == 400 and json.loads(body)["error"]["code"] == -32602
+    status, body = server.raw(
+        "/api/nothing",
+        {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
+    )
+    assert status == 404 and json.loads(body)["error"]["code"] == -32601
+    # state changes: POST with a JSON body only
+    auth = {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"}
+    sid = sessions[0]["sessionId"]
+    status, body = server.raw(f"/api/setSessionMetadata?sessionId={sid}&name=x", auth)
+    assert status == 405 and b"POST" in body
+    status, _ = server.raw(
+        "/api/setSessionMetadata",
+        {**auth, "Content-Type": "text/plain"},
+        "POST",
+        json.dumps({"sessionId": sid, "name": "x"}).encode(),
+    )
+    assert status == 415
+    assert server.get(f"/api/session?sessionId={sid}")["name"] != "x"
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+
+def test_page_loads_and_numbers_equal_the_api(server: WebServer, browser: Any) -> None:
+    browser.get(server.url)
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.ready") == "1",
+        what="first render",
+    )
+    assert "token=" not in browser.current_url  # traded for the cookie
+    api = server.get("/api/summary")
+    for key in ("today", "week", "month"):
+        assert dom_value(browser, f"{key}-cost") == api[key]["totalCost"]
+        assert dom_value(browser, f"{key}-tokens") == api[key]["totalTokens"]
+    assert dom_value(browser, "total-cost") == api["totals"]["totalCost"]
+    assert dom_value(browser, "total-tokens") == api["totals"]["totalTokens"]
+    assert browser.find_element("id", "total-cost").text == f"${api['totals']['totalCost']:,.2f}"
+    wait_for(
+        lambda: browser.execute_script(
+            "return document.getElementById('live').classList.contains('on')"
+        ),
+        what="SSE open",
+    )
+    # no request left the machine
+    hosts = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)"
+    )
+    assert set(hosts) <= {f"127.0.0.1:{server.port}"}, hosts
+
+
+def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> None:
+    goto(browser, server, "#/spend")
+    browser.find_element("css selector", "#spend-range button[data-v='all']").click()
+    browser.find_element("css selector", "#spend-by button[data-v='project']").click()
+
+    def table() -> list[float]:
+        cells = browser.find_elements("css selector", "#spend-table tbody td.num")
+        return [float(c.get_attribute("data-value")) for c in cells]
+
+    series = server.get("/api/series?period=day&by=project")["series"]
+    got = wait_for(lambda: table() if len(table()) == len(series) else None, what="spend table")
+    assert got == pytest.approx([s["totalCost"] for s in series])
+    assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
+    assert browser.execute_script("return !!Chart.getChart(document.getElementById('spend-chart'))")
+    # weekly by model: other buckets and keys, same money
+    browser.find_element("css selector", "#spend-period button[data-v='week']").click()
+    browser.find_element("css selector", "#spend-by button[data-v='model']").click()
+    weekly = server.get("/api/series?period=week&by=model")["series"]
+    got = wait_for(lambda: table() if len(table()) == len(weekly) else None, what="weekly")
+    assert got == pytest.approx([s["totalCost"] for s in weekly])
+    assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
+    labels = browser.execute_script(
+        "return Chart.getChart(document.getElementById('spend-chart')).data.datasets"
+        ".map(d => d.label)"
+    )
+    assert labels == [s["label"] for s in weekly]
+
+
+def test_blocks_view_shows_the_limit_line(server: WebServer, browser: Any) -> None:
+    goto(browser, server, "#/blocks")
+    browser.find_element("css selector", "#blocks-range button[data-v='all']").click()
+    blocks = [b for b in server.get("/api/blocks")["blocks"] if not b["isGap"]]
+    limit = server.get("/api/summary")["tokenLimit"]["tokens"]
+    info = wait_for(
+        lambda: browser.execute_script(
+            "const c = Chart.getChart(document.getElementById('blocks-chart'));"
+            "return c && c.data.labels.length === arguments[0] ? c.data.datasets.map("
+            "d => [d.label, d.data[0], d.data.length]) : null",
+            len(blocks),
+        ),
+        what="blocks chart",
+    )
+    assert info[0] == ["tokens", blocks[0]["totalTokens"], len(blocks)]
+    assert info[1] == ["limit", limit, len(blocks)]
+
+
+def test_sessions_table_sort_and_filter(server: WebServer, browser: Any) -> None:
+    goto(browser, server, "#/sessions")
+    rows = lambda: browser.find_elements("css selector", "#sessions-table tbody tr")  # noqa: E731
+    wait_for(lambda: len(rows()) == REF_SESSIONS, what="all session rows")
+    browser.find_element("css selector", "th[data-sort='totalCost']").click()
+    api = server.get("/api/sessions?sort=cost")["sessions"]
+    first = wait_for(lambda: rows()[0].get_attribute("data-session-id"), what="sorted")
+    costs = [
+        float(c.get_attribute("data-value"))
+        for c in browser.find_elements("css selector", "#sessions-table td.cost")
+    ]
+    assert costs == sorted(costs, reverse=True)
+    assert first == api[0]["sessionId"] and costs[0] == api[0]["totalCost"]
+    project = api[0]["projectName"]
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("id", "f-project")).select_by_value(project)
+    want = server.get(f"/api/sessions?project={project}")["sessions"]
+    wait_for(lambda: len(rows()) == len(want), what="project filter")
+    assert {r.get_attribute("data-session-id") for r in rows()} == {r["sessionId"] for r in want}
+    Select(browser.find_element("id", "f-project")).select_by_value("")
+    wait_for(lambda: len(rows()) == REF_SESSIONS, what="filter cleared")
+
+
+def test_rename_tag_describe_from_the_page(
+    server: WebServer, browser: Any, env: dict[str, str]
+) -> None:
+    goto(browser, server, "#/sessions")
+    row = wait_for(
+        lambda: browser.find_elements("css selector", "#sessions-table tbody tr")[0], what="a row"
+    )
+    sid = row.get_attribute("data-session-id")
+    row.find_element("css selector", "button.edit").click()
+    name = browser.find_element("id", "e-name")
+    wait_for(name.is_displayed, what="edit dialog")
+    name.clear()
+    name.send_keys("renamed from the web")
+    tags = browser.find_element("id", "e-tags")
+    tags.clear()
+    tags.send_keys("web-ui, Charts")
+    browser.find_element("id", "e-desc").send_keys("described in a browser")
+    browser.find_element("id", "e-save").click()
+    wait_for(
+        lambda: (
+            "renamed from the web"
+            in browser.find_element("css selector", f"tr[data-session-id='{sid}'] td.name").text
+        ),
+        what="renamed row",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    rows = listed["sessions"] if isinstance(listed, dict) else listed
+    mine = next(r for r in rows if r["sessionId"] == sid)
+    assert mine["name"] == "renamed from the web"
+    assert mine["tags"] == ["charts", "web-ui"]  # normalised by the store
+    assert mine["description"] == "described in a browser"
+    text = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "list"],
+        env={**env, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "renamed from the web" in text
+    # the session page shows it too
+    goto(browser, server, f"#/session/{sid}")
+    wait_for(
+        lambda: browser.find_element("id", "s-name").text == "renamed from the web",
+        what="session page name",
+    )
+    assert dom_value(browser, "s-cost") == server.get(f"/api/session?sessionId={sid}")["totalCost"]
+    # the new tag filters the table
+    from selenium.webdriver.support.ui import Select
+
+    goto(browser, server, "#/sessions")
+    wait_for(
+        lambda: (
+            "web-ui"
+            in [
+                o.get_attribute("value")
+                for o in browser.find_elements("css selector", "#f-tag option")
+            ]
+        ),
+        what="tag option",
+    )
+    Select(browser.find_element("id", "f-tag")).select_by_value("web-ui")
+    rows = wait_for(
+        lambda: (
+            [
+                r.get_attribute("data-session-id")
+                for r in browser.find_elements("css selector", "#sessions-table tbody tr")
+            ]
+            == [sid]
+        ),
+        what="tag filter",
+    )
+    assert rows
+    assert [r["sessionId"] for r in server.get("/api/sessions?tag=web-ui")["sessions"]] == [sid]
+    Select(browser.find_element("id", "f-tag")).select_by_value("")
+
+
+def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
+    goto(browser, server, "#/")
+    latest = OFFICIAL[-1]
+    wait_for(
+        lambda: browser.find_element("id", "official-5h").get_attribute("data-value"),
+        what="official figures",
+    )
+    assert dom_value(browser, "official-5h") == latest[1]
+    assert dom_value(browser, "official-7d") == latest[2]
+    assert browser.find_element("id", "official-5h").text == f"{latest[1]:.0f}%"
+    hist = server.get("/api/official")["history"]
+    assert [h["fiveHour"]["usedPercentage"] for h in hist] == [o[1] for o in OFFICIAL]
+    points = wait_for(
+        lambda: browser.execute_script(
+            "const c = Chart.getChart(document.getElementById('official-chart'));"
+            "return c ? c.data.datasets.map(d => d.data) : null"
+        ),
+        what="history chart",
+    )
+    assert points == [[o[1] for o in OFFICIAL], [o[2] for o in OFFICIAL]]
+
+
+def test_cli_rename_reaches_the_open_page(
+    server: WebServer, browser: Any, env: dict[str, str]
+) -> None:
+    goto(browser, server, "#/sessions")
+    rows = wait_for(
+        lambda: browser.find_elements("css selector", "#sessions-table tbody tr"), what="rows"
+    )
+    sid = rows[-1].get_attribute("data-session-id")
+    browser.execute_script("window.__noReload = 7")
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "name", sid, "named in a terminal"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    wait_for(
+        lambda: (
+            "named in a terminal"
+            in browser.find_element("css selector", f"tr[data-session-id='{sid}'] td.name").text
+        ),
+        what="pushed rename",
+    )
+    assert browser.execute_script("return window.__noReload") == 7
+
+
+def test_untrusted_names_stay_text(server: WebServer, browser: Any) -> None:
+    goto(browser, server, "#/sessions")
+    sid = server.get("/api/sessions?sort=cost&order=asc&limit=1")["sessions"][0]["sessionId"]
+    evil = '<img src=x onerror="window.__xss=1">'
+    status, body = server.raw(
+        "/api/setSessionMetadata",
+        {
+            "Authorization": f"Bearer {server.token}",
+            "Host": f"127.0.0.1:{server.port}",
+            "Content-Type": "application/json",
+        },
+        "POST",
+        json.dumps({"sessionId": sid, "name": evil}).encode(),
+    )
+    assert status == 200, body
+    wait_for(
+        lambda: (
+            browser.find_element("css selector", f"tr[data-session-id='{sid}'] td.name a").text
+            == evil
+        ),
+        what="literal name",
+    )
+    assert not browser.find_elements("css selector", "#sessions-table img")
+    assert browser.execute_script("return window.__xss") is None
+
+
+def test_transcript_append_updates_the_page_without_reload(
+    server: WebServer, browser: Any, corpus: Path
+) -> None:
+    goto(browser, server, "#/")
+    wait_for(
+        lambda: browser.find_element("id", "today-cost").get_attribute("data-value"),
+        what="overview",
+    )
+    before = dom_value(browser, "today-cost")
+    browser.execute_script("window.__noReload = 42")
+    path = sorted(
+        p for p in (corpus / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+    )[0]
+    sid, cwd = session_of(path)
+    inp, out = 120_000, 40_000
+    t0 = append(path, usage_line(sid, cwd, inp=inp, out=out))
+    after = wait_for(
+        lambda: dom_value(browser, "today-cost") != before and dom_value(browser, "today-cost"),
+        timeout=30,
+        what="live update",
+    )
+    latency = time.monotonic() - t0
+    assert after == pytest.approx(before + inp * SONNET_IN + out * SONNET_OUT, abs=1e-9)
+    assert browser.execute_script("return window.__noReload") == 42
+    assert browser.execute_script("return document.body.dataset.updates") >= "1"
+    print(f"append -> DOM update: {latency * 1000:.0f} ms")
+
+
+def _emulate(drv: Any, width: int, height: int, dark: bool) -> None:
+    drv.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    drv.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]},
+    )
+
+
+def test_screenshots_phone_and_desktop_light_and_dark(
+    server: WebServer, browser: Any, shots: Path
+) -> None:
+    sid = server.get("/api/sessions?sort=cost&limit=1")["sessions"][0]["sessionId"]
+    routes = {
+        "overview": "#/",
+        "spend": "#/spend",
+        "blocks": "#/blocks",
+        "sessions": "#/sessions",
+        "session": f"#/session/{sid}",
+    }
+    written = []
+    try:
+        for w, h in ((1280, 800), (390, 844)):
+            for dark in (False, True):
+                _emulate(browser, w, h, dark)
+                for name, route in routes.items():
+                    goto(browser, server, route)
+                    browser.execute_script("window.scrollTo(0, 0)")
+                    bg = browser.execute_script(
+                        "return getComputedStyle(document.body).backgroundColor"
+                    )
+                    # dark mode really switches the palette
+                    assert (bg == "rgb(18, 21, 27)") is dark, (bg, dark)
+                    overflow = browser.execute_script("return document.documentElement.scrollWidth")
+                    assert overflow <= w, f"{name} at {w}px overflows to {overflow}px"
+                    time.sleep(0.05)  # let the chart finish its first draw
+                    f = shots / f"{name}-{w}x{h}-{'dark' if dark else 'light'}.png"
+                    browser.save_screenshot(str(f))
+                    written.append(f)
+                    if name == "session":  # the edit dialog over it
+                        browser.find_element("id", "s-edit").click()
+                        wait_for(
+                            browser.find_element("id", "e-name").is_displayed, what="edit dialog"
+                        )
+                        f = shots / f"edit-{w}x{h}-{'dark' if dark else 'light'}.png"
+                        browser.save_screenshot(str(f))
+                        written.append(f)
+                        browser.find_element("id", "e-cancel").click()
+                        wait_for(
+                            lambda: not browser.find_element("id", "edit").is_displayed(),
+                            what="dialog closed",
+                        )
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    for f in written:
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000
+
+
+def test_no_console_errors_or_csp_violations(browser: Any) -> None:
+    """Everything the page did so far ran under the server's CSP without a console error."""
+    logs = browser.get_log("browser")
+    bad = [e for e in logs if e.get("level") == "SEVERE"]
+    assert not bad, bad
+
+
+def test_html_export_is_self_contained(
+    server: WebServer, browser: Any, env: dict[str, str], tmp_path: Path, shots: Path
+) -> None:
+    out = tmp_path / "report.html"
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "report", "--html", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    html = out.read_text(encoding="utf-8")
+    assert not re.findall(r'(?:src|href)="(?!data:|#)', html)  # every asset inline
+    if os.name != "nt":
+        assert out.stat().st_mode & 0o777 == 0o600
+    browser.get(out.as_uri())
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.ready") == "1",
+        what="export render",
+    )
+    assert dom_value(browser, "total-cost") == server.get("/api/summary")["totals"]["totalCost"]
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+    goto(browser, server, "#/sessions")
+    n = len(browser.find_elements("css selector", "#sessions-table tbody tr"))
+    assert n == REF_SESSIONS
+    goto(browser, server, "#/spend")
+    browser.save_screenshot(str(shots / "export-spend-1280x800.png"))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGTERM is POSIX")
+def test_sigterm_ends_the_server_cleanly_with_a_page_open(server: WebServer, browser: Any) -> None:
+    """Runs last: stops the module's server while the page holds its event stream open."""
+    browser.get(server.base + "/")  # the cookie from the first visit still holds
+    wait_for(
+        lambda: browser.execute_script(
+            "return document.getElementById('live').classList.contains('on')"
+        ),
+        what="SSE open",
+    )
+    server.proc.terminate()
+    assert server.proc.wait(30) == 0
+    assert b"Traceback" not in (server.proc.stderr.read().encode() if server.proc.stderr else b"")

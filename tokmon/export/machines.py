@@ -1,0 +1,360 @@
+"""Machines: where each record came from, and ledger export/import between machines.
+
+Responses carry global ids (``message.id:requestId``, the engine's dedup key), so two
+machines' ledgers merge idempotently under the engine's own rule: one record per key, the
+largest ``output_tokens`` wins, ties keep what is there. Records imported from another machine
+go into this machine's ledger (so every report, block and metric counts them, and they
+outlive transcript deletion like any ledger record) and into a side file next to the ledger,
+``ledger-<hash>.machines.json``, which remembers their machine. A record whose key lacks the
+global ids (``@file:offset`` keys) is machine-local: on export its key is qualified with the
+machine name so it can never collide with another machine's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tokmon.fsutil import FileLock, atomic_write
+from tokmon.records import FIELDS, UsageRecord
+
+EXPORT_FORMAT = "tokmon-ledger-export"
+EXPORT_VERSION = 1
+MAP_VERSION = 1
+MAX_EXPORT_BYTES = 2 * 1024 * 1024 * 1024  # refuse absurd files before reading them
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_machine(name: str) -> str:
+    """A machine name fit for a label: no control characters, at most 64 characters."""
+    v = _BAD_CHARS.sub("", str(name)).strip()[:64]
+    return v or "unknown"
+
+
+def local_machine(env: Mapping[str, str] | None = None, config: Any = None) -> str:
+    """This machine's name: ``TOKMON_MACHINE``, config ``machine``, else the host name."""
+    env = os.environ if env is None else env
+    v = env.get("TOKMON_MACHINE") or (config.get("machine") if config is not None else None)
+    if not v:
+        v = socket.gethostname().split(".")[0]
+    return clean_machine(v)
+
+
+def machines_path(ledger_file: Path) -> Path:
+    """The side file holding imported records and their machines."""
+    return ledger_file.with_name(ledger_file.stem + ".machines.json")
+
+
+class MachineMap:
+    """Records imported from other machines: dedup key -> (record, machine)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, tuple[UsageRecord, str]] = {}
+        self.error: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> MachineMap:
+        """The map at ``path``; an unreadable or foreign file gives an empty map + ``error``."""
+        mm = cls(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return mm
+        except OSError as exc:
+            mm.error = f"cannot read {path}: {exc.strerror or exc}"
+            return mm
+        try:
+            doc = orjson.loads(data)
+            if not isinstance(doc, dict) or doc.get("version") != MAP_VERSION:
+                raise ValueError("unknown version")
+            for row in doc["records"]:
+                rec, machine = _row_to_record(row)
+                mm.rows[rec[9]] = (rec, machine)
+        except (ValueError, KeyError, TypeError) as exc:
+            mm.rows.clear()
+            mm.error = f"ignoring unreadable machine map {path} ({exc})"
+        return mm
+
+    def save(self) -> None:
+        rows = [[*rec, machine] for rec, machine in self.rows.values()]
+        atomic_write(self.path, orjson.dumps({"version": MAP_VERSION, "records": rows}))
+
+    def machine_of(self, rec: UsageRecord, local: str) -> str:
+        """The machine ``rec`` came from (an imported record that a local copy with more
+        output has since replaced is local again)."""
+        hit = self.rows.get(rec[9])
+        if hit is not None and hit[0][5] == rec[5]:
+            return hit[1]
+        return local
+
+    def machines(self) -> set[str]:
+        return {m for _, m in self.rows.values()}
+
+
+def engine_machine_map(engine: Any) -> MachineMap:
+    """The machine map of ``engine``'s ledger (empty for a non-persistent engine)."""
+    return MachineMap.load(machines_path(engine.ledger_file))
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+def export_doc(engine: Any, local: str, machine: str | None = None) -> dict[str, Any]:
+    """Every record of ``engine`` (optionally of one machine) as a portable document."""
+    mm = engine_machine_map(engine)
+    rows: list[list[Any]] = []
+    sessions: set[str] = set()
+    for r in engine.records:
+        m = mm.machine_of(r, local)
+        if machine is not None and m != machine:
+            continue
+        key = r[9]
+        if key.startswith("@") and m == local:
+            key = f"@{local}/{key[1:]}"
+        rows.append([*r[:9], key, r[10], r[11], m])
+        sessions.add(r[1])
+    titles = {sid: t for sid, t in engine.ledger.titles.items() if sid in sessions}
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "machine": local,
+        "exportedAt": time.time(),
+        "fields": [*FIELDS, "machine"],
+        "records": rows,
+        "titles": titles,
+    }
+
+
+def write_export(engine: Any, path: Path, local: str, machine: str | None = None) -> int:
+    """Write the export file (0600, atomically); returns the number of records."""
+    doc = export_doc(engine, local, machine)
+    atomic_write(path, orjson.dumps(doc))
+    return len(doc["records"])
+
+
+# -- import ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    """What one import did."""
+
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    own: int = 0  # records of this machine (already here)
+    bad: int = 0
+    restored: int = 0  # stored imports put back into a rebuilt ledger
+    machines: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+
+class ImportError_(Exception):  # noqa: N801 - not the builtin
+    """The file is not a tokmon ledger export (one-line message)."""
+
+
+def read_export(path: Path) -> tuple[list[Any], dict[str, Any]]:
+    """Rows and titles of an export file; raises ImportError_ with a one-line message."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_EXPORT_BYTES:
+            raise ImportError_(f"{path}: too large ({size} bytes)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportError_(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ImportError_(f"{path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise ImportError_(f"{path}: not a tokmon ledger export (see `tokmon ledger export`)")
+    if doc.get("version") != EXPORT_VERSION:
+        raise ImportError_(f"{path}: export version {doc.get('version')!r} is not supported")
+    rows = doc.get("records")
+    titles = doc.get("titles")
+    if not isinstance(rows, list):
+        raise ImportError_(f"{path}: 'records' must be a list")
+    return rows, titles if isinstance(titles, dict) else {}
+
+
+def _row_to_record(row: Any) -> tuple[UsageRecord, str]:
+    """Validate one exported row (13 fields); raises ValueError."""
+    if not isinstance(row, list) or len(row) != len(FIELDS) + 1:
+        raise ValueError("row width")
+    ts, sid, proj, model, i, o, cc, c1h, cr, key, cost, dcost, machine = row
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts):
+        raise ValueError("timestamp")
+    for s in (sid, proj, model, key, machine):
+        if not isinstance(s, str) or len(s) > 4096:
+            raise ValueError("text field")
+    if not key:
+        raise ValueError("empty key")
+    for n in (i, o, cc, c1h, cr):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n > 10**12:
+            raise ValueError("token count")
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or not math.isfinite(cost):
+        raise ValueError("cost")
+    if dcost is not None and (
+        not isinstance(dcost, (int, float)) or isinstance(dcost, bool) or not math.isfinite(dcost)
+    ):
+        raise ValueError("display cost")
+    rec = UsageRecord(
+        float(ts),
+        sid,
+        proj,
+        model,
+        i,
+        o,
+        cc,
+        c1h,
+        cr,
+        key,
+        float(cost),
+        None if dcost is None else float(dcost),
+    )
+    return rec, clean_machine(machine)
+
+
+def import_rows(
+    engine: Any, rows: Iterable[Any], titles: dict[str, Any], local: str
+) -> ImportResult:
+    """Merge exported rows into ``engine``'s ledger file and machine map (under the lock).
+
+    Call after ``engine.refresh()`` so the ledger holds this machine's records. Records of
+    ``local`` are skipped (this machine has them); the rest merge under the dedup rule.
+    """
+    from tokmon.ledger import load
+
+    res = ImportResult()
+    mode = str(engine.config.get("cost_mode"))
+    with FileLock(engine.ledger_file.with_suffix(".lock"), timeout=600):
+        led = load(engine.ledger_file)
+        mm = engine_machine_map(engine)
+        if mm.error:
+            res.warnings.append(mm.error)
+        res.restored = _restore(led, mm)
+        changed = bool(res.restored)
+        for row in rows:
+            try:
+                rec, machine = _row_to_record(row)
+            except ValueError:
+                res.bad += 1
+                continue
+            if machine == local:
+                res.own += 1
+                continue
+            rec = rec.with_cost(engine.prices.cost_in_mode(rec, mode))
+            old = led.records.get(rec[9])
+            if led.add(rec):
+                res.added += old is None
+                res.replaced += old is not None
+                mm.rows[rec[9]] = (rec, machine)
+                res.machines.add(machine)
+                changed = True
+            else:
+                res.unchanged += 1
+        for sid, t in titles.items():
+            if isinstance(sid, str) and isinstance(t, dict) and sid not in led.titles:
+                good = {
+                    k: v
+                    for k, v in t.items()
+                    if k in ("ai-title", "custom-title") and isinstance(v, str)
+                }
+                if good:
+                    led.titles[sid] = good
+                    changed = True
+        if changed:
+            mm.save()
+            led.save(engine.ledger_file)
+    return res
+
+
+def _restore(led: Any, mm: MachineMap) -> int:
+    """Put stored imports missing from ``led`` back (after a ledger rebuild)."""
+    n = 0
+    for key, (rec, _) in mm.rows.items():
+        if key not in led.records:
+            led.records[key] = rec
+            n += 1
+    return n
+
+
+def restore(engine: Any) -> int:
+    """Re-add stored imports a rebuilt ledger lost; returns how many (0: nothing to do)."""
+    mm = engine_machine_map(engine)
+    if not mm.rows or all(k in engine.ledger.records for k in mm.rows):
+        return 0
+    res = import_rows(engine, [], {}, "")
+    return res.restored
+
+
+def restore_after_rebuild(engine: Any, changes: Any) -> None:
+    """Engine hook: a ledger rebuilt from transcripts gets the stored imports back."""
+    if not machines_path(engine.ledger_file).is_file():
+        return
+    try:
+        n = restore(engine)
+    except Exception as exc:  # never break a refresh over the side file
+        changes.warnings.append(f"cannot restore imported records: {exc}")
+        return
+    if n:
+        engine.refresh()
+        changes.warnings.append(f"restored {n} record(s) imported from other machines")
+
+
+def machine_filter(
+    engine: Any, machine: str, env: Mapping[str, str] | None = None, config: Any = None
+) -> Any:
+    """A record predicate: True for the records of ``machine`` (for ``--machine``)."""
+    local = local_machine(env, config)
+    mm = engine_machine_map(engine)
+    want = clean_machine(machine)
+
+    def keep(rec: UsageRecord) -> bool:
+        return mm.machine_of(rec, local) == want
+
+    return keep
+
+
+def machine_totals(engine: Any, local: str) -> dict[str, dict[str, Any]]:
+    """Per machine: responses, tokens and cost (the ``tokmon ledger machines`` table)."""
+    mm = engine_machine_map(engine)
+    out: dict[str, dict[str, Any]] = {}
+    for r in engine.records:
+        m = mm.machine_of(r, local)
+        d = out.setdefault(
+            m,
+            {
+                "machine": m,
+                "responses": 0,
+                "sessions": set(),
+                "inputTokens": 0,
+                "outputTokens": 0,
+                "cacheCreationTokens": 0,
+                "cacheReadTokens": 0,
+                "totalTokens": 0,
+                "totalCost": 0.0,
+                "local": m == local,
+            },
+        )
+        d["responses"] += 1
+        d["sessions"].add(r[1])
+        d["inputTokens"] += r[4]
+        d["outputTokens"] += r[5]
+        d["cacheCreationTokens"] += r[6]
+        d["cacheReadTokens"] += r[8]
+        d["totalTokens"] += r[4] + r[5] + r[6] + r[8]
+        d["totalCost"] += r[10]
+    for d in out.values():
+        d["sessions"] = len(d["sessions"])
+    return out

@@ -1,0 +1,262 @@
+"""Prometheus exposition: a custom collector over :class:`SeriesSource` and a small HTTP
+endpoint on loopback that requires a secret (bearer token or basic-auth password).
+
+The secret lives in ``<state dir>/metrics-token`` (0600, created on first use); point
+Prometheus at it with ``authorization: {credentials_file: ...}`` (see docs/team.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from tokmon.export.series import Series, SeriesSource
+
+log = logging.getLogger("tokmon.export")
+
+PREFIX = "tokmon_"
+TOKEN_FILE = "metrics-token"
+
+
+class TokmonCollector(Collector):
+    """Yields tokmon's metric families from a series function (called per scrape)."""
+
+    def __init__(self, collect: Callable[[], Series]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterator[Any]:
+        s = self._collect()
+        tok = CounterMetricFamily(
+            PREFIX + "tokens",
+            "tokens used (cumulative, from the ledger)",
+            labels=["agent", "model", "type", "project", "machine"],
+        )
+        for k, v in sorted(s.tokens.items()):
+            tok.add_metric(list(k), float(v))
+        yield tok
+        cost = CounterMetricFamily(
+            PREFIX + "cost_USD",
+            "cost in USD (cumulative, from the ledger)",
+            labels=["agent", "model", "project", "machine"],
+        )
+        for k, v in sorted(s.cost.items()):
+            cost.add_metric(list(k), float(v))
+        yield cost
+        resp = CounterMetricFamily(
+            PREFIX + "responses",
+            "API responses (deduplicated)",
+            labels=["agent", "model", "project", "machine"],
+        )
+        for k, n in sorted(s.responses.items()):
+            resp.add_metric(list(k), float(n))
+        yield resp
+        if s.session_tokens:
+            st = CounterMetricFamily(
+                PREFIX + "session_tokens",
+                "tokens per session (opt-in; sessions of the last 7 days)",
+                labels=["session", "project", "machine"],
+            )
+            for k, n in sorted(s.session_tokens.items()):
+                st.add_metric(list(k), float(n))
+            yield st
+        fams: dict[str, GaugeMetricFamily] = {}
+        for g in s.gauges:
+            fam = fams.get(g.name)
+            if fam is None:
+                fam = fams[g.name] = GaugeMetricFamily(
+                    PREFIX + g.name, g.help, labels=sorted(g.labels)
+                )
+            fam.add_metric([g.labels[k] for k in sorted(g.labels)], g.value)
+        yield from fams.values()
+
+
+def build_registry(collect: Callable[[], Series]) -> CollectorRegistry:
+    """A registry holding only tokmon's collector (no process/platform defaults)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(TokmonCollector(collect))
+    return reg
+
+
+def exposition(source: SeriesSource) -> bytes:
+    """The text exposition of ``source`` right now (for ``tokmon export prometheus``)."""
+    return generate_latest(build_registry(source.collect))
+
+
+# -- the secret ------------------------------------------------------------------------------
+
+
+def token_path(state_dir: Path) -> Path:
+    return state_dir / TOKEN_FILE
+
+
+def load_or_create_token(state_dir: Path) -> tuple[str, Path]:
+    """The scrape secret and its file (created 0600 with 32 random bytes if missing)."""
+    from tokmon.fsutil import atomic_write
+
+    path = token_path(state_dir)
+    try:
+        tok = path.read_text(encoding="utf-8").strip()
+        if tok:
+            return tok, path
+    except (OSError, UnicodeDecodeError):
+        pass
+    tok = secrets.token_urlsafe(32)
+    atomic_write(path, (tok + "\n").encode())
+    return tok, path
+
+
+def authorized(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>`` or Basic with the token as password."""
+    if not header:
+        return False
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return hmac.compare_digest(value.encode(), token.encode())
+    if scheme.lower() == "basic":
+        try:
+            user_pass = base64.b64decode(value, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        _, _, password = user_pass.partition(":")
+        return hmac.compare_digest(password.encode(), token.encode())
+    return False
+
+
+# -- listener --------------------------------------------------------------------------------
+
+
+class NotReady(RuntimeError):
+    """The service has not finished its first scan (answered with 503)."""
+
+
+class AddressError(ValueError):
+    """A bad or non-loopback listen address (one-line message)."""
+
+
+def parse_listen(value: str, allow_remote: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT``); loopback only unless ``allow_remote``."""
+    host, sep, port_s = value.rpartition(":")
+    if not sep or not host:
+        raise AddressError(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise AddressError(f"invalid port {port_s!r}") from None
+    if not 0 <= port <= 65535:
+        raise AddressError(f"port must be 0-65535, got {port}")
+    if host.lower() == "localhost":
+        return "127.0.0.1", port
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise AddressError(f"{host!r} is not an IP address") from None
+    if not ip.is_loopback and not allow_remote:
+        raise AddressError(
+            f"refusing to listen on {host}: loopback only "
+            "(add --metrics-allow-remote to expose it; the token still applies)"
+        )
+    return str(ip), port
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class MetricsServer:
+    """Serves ``/metrics`` on a loopback address in a daemon thread."""
+
+    def __init__(
+        self,
+        collect: Callable[[], Series],
+        host: str,
+        port: int,
+        token: str,
+        before_scrape: Callable[[], None] | None = None,
+    ) -> None:
+        registry = build_registry(collect)
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "tokmon"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("metrics: " + fmt, *args)
+
+            def _send(
+                self,
+                code: int,
+                body: bytes,
+                ctype: str = "text/plain; charset=utf-8",
+                extra: dict[str, str] | None = None,
+            ) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (extra or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if self.path.split("?")[0] not in ("/metrics", "/"):
+                    self._send(404, b"not found: try /metrics\n")
+                    return
+                if not authorized(self.headers.get("Authorization"), token):
+                    self._send(
+                        401,
+                        b"unauthorized: send the token from the metrics-token file\n",
+                        extra={"WWW-Authenticate": 'Bearer realm="tokmon"'},
+                    )
+                    return
+                try:
+                    with lock:
+                        if before_scrape is not None:
+                            before_scrape()
+                        body = generate_latest(registry)
+                except NotReady as exc:
+                    self._send(503, f"{exc}\n".encode())
+                    return
+                except Exception as exc:  # never kill the listener
+                    log.warning("metrics scrape failed: %s", exc)
+                    self._send(500, f"tokmon metrics failed: {exc}\n".encode())
+                    return
+                self._send(200, body, CONTENT_TYPE_LATEST)
+
+            do_HEAD = do_GET  # noqa: N815
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        class _S(_Server):
+            address_family = family
+
+        self.httpd = _S((host, port), Handler)
+        self.host = host
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, name="tokmon-metrics", daemon=True
+        )
+
+    def start(self) -> MetricsServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,329 @@
+"""The metric series both exporters publish, computed from the engine's deduplicated records.
+
+Counters are sums over the whole ledger (never increments kept in memory), so a restart,
+a second exporter or a backfill gives the same values and nothing is counted twice. Label
+sets are bounded: agent (``claude``), model, token type, machine, and a project label capped
+to ``export.top_projects`` named projects plus ``other``. The named set is sticky (kept in the
+state dir): a project that once got its own label keeps it, one that arrives later when the
+set is full stays in ``other``, so no counter ever moves between series and goes backwards.
+Per-session series are opt-in and limited to sessions active in the last 7 days.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tokmon.aggregate import project_name
+from tokmon.export.machines import MachineMap, engine_machine_map, local_machine
+
+log = logging.getLogger("tokmon.export")
+
+AGENT = "claude"
+OTHER = "other"
+DEFAULT_TOP_PROJECTS = 20
+SESSION_WINDOW = 7 * 86400
+# token type label -> UsageRecord field index (Claude Code's own type names)
+TOKEN_TYPES = (("input", 4), ("output", 5), ("cacheCreation", 6), ("cacheRead", 8))
+
+
+@dataclass
+class Gauge:
+    """One gauge sample: metric name (without prefix), help, labels, value."""
+
+    name: str
+    help: str
+    labels: dict[str, str]
+    value: float
+
+
+# Extra gauge providers: fn(engine) -> gauges. Budgets (issue 15) plug in here; so can
+# modules named in TOKMON_METRICS_PROVIDERS ("pkg.module:function", comma-separated).
+GaugeProvider = Callable[[Any], Iterable[Gauge]]
+GAUGE_PROVIDERS: list[GaugeProvider] = []
+
+
+def register_gauges(fn: GaugeProvider) -> GaugeProvider:
+    """Add a gauge provider (e.g. budget use); usable as a decorator."""
+    if fn not in GAUGE_PROVIDERS:
+        GAUGE_PROVIDERS.append(fn)
+    return fn
+
+
+def _env_providers(env: Any) -> list[GaugeProvider]:
+    out: list[GaugeProvider] = []
+    spec = (env or os.environ).get("TOKMON_METRICS_PROVIDERS", "")
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        mod_name, _, fn_name = item.partition(":")
+        try:
+            import importlib
+
+            out.append(getattr(importlib.import_module(mod_name), fn_name or "gauges"))
+        except Exception as exc:  # a broken plugin must not break the metrics
+            log.warning("TOKMON_METRICS_PROVIDERS: cannot load %s: %s", item, exc)
+    return out
+
+
+class ProjectLabels:
+    """The sticky set of projects that get their own label (state file, 0600)."""
+
+    def __init__(self, path: Path | None, limit: int) -> None:
+        self.path = path
+        self.limit = max(0, limit)
+        self.named: set[str] = set()
+        if path is not None:
+            try:
+                doc = orjson.loads(path.read_bytes())
+                self.named = {str(p) for p in doc.get("projects", [])}
+            except (OSError, ValueError, AttributeError, TypeError):
+                self.named = set()
+
+    def assign(self, totals: dict[str, int]) -> dict[str, str]:
+        """project -> label; new projects join (largest first) while the set has room."""
+        added = False
+        for proj in sorted(totals, key=lambda p: (-totals[p], p)):
+            if proj in self.named:
+                continue
+            if len(self.named) >= self.limit:
+                break
+            self.named.add(proj)
+            added = True
+        if added and self.path is not None:
+            from tokmon.fsutil import atomic_write
+
+            try:
+                atomic_write(self.path, orjson.dumps({"projects": sorted(self.named)}), fsync=False)
+            except OSError as exc:
+                log.warning("cannot save %s: %s", self.path, exc)
+        return {p: (p if p in self.named else OTHER) for p in totals}
+
+
+@dataclass
+class Series:
+    """One consistent set of samples."""
+
+    tokens: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)
+    cost: dict[tuple[str, str, str, str], float] = field(default_factory=dict)
+    responses: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    session_tokens: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    gauges: list[Gauge] = field(default_factory=list)
+    machine: str = ""
+    first_ts: float | None = None
+
+
+class SeriesSource:
+    """Computes :class:`Series` from an engine; counters are cached per engine version."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        per_session: bool = False,
+        top_projects: int | None = None,
+        env: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.env = env if env is not None else getattr(engine, "env", os.environ)
+        self.per_session = per_session
+        cfg = engine.config
+        limit = (
+            top_projects
+            if top_projects is not None
+            else _cfg(cfg, "export.top_projects", DEFAULT_TOP_PROJECTS)
+        )
+        state = engine.paths.state_dir / "metrics-projects.json" if engine.persist else None
+        self.projects = ProjectLabels(state, int(limit))
+        self.machine = local_machine(self.env, cfg)
+        self.providers = _env_providers(self.env)
+        self._cached: tuple[Any, Series] | None = None
+
+    def counters(self) -> Series:
+        """The counter part (cached until the engine's records change)."""
+        eng = self.engine
+        recs = eng.records
+        mm = engine_machine_map(eng)
+        mm_key = os.fspath(mm.path), _stamp(mm.path)
+        key = (eng.version, len(recs), mm_key)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        s = _counters(recs, mm, self.machine, self.projects, self.per_session)
+        self._cached = (key, s)
+        return s
+
+    def collect(self, now: float | None = None) -> Series:
+        """Counters plus the current gauges."""
+        now = time.time() if now is None else now
+        c = self.counters()
+        s = Series(c.tokens, c.cost, c.responses, c.session_tokens, [], c.machine, c.first_ts)
+        s.gauges = self.gauges(now)
+        return s
+
+    def gauges(self, now: float) -> list[Gauge]:
+        eng = self.engine
+        out: list[Gauge] = []
+        summ = eng.summary(now=now)
+        blk = summ.get("activeBlock") or {}
+        br = blk.get("burnRate") or {}
+        m = {"machine": self.machine}
+        out += [
+            Gauge(
+                "block_active", "1 while a 5-hour billing block is active", m, 1.0 if blk else 0.0
+            ),
+            Gauge(
+                "block_tokens",
+                "tokens in the active 5-hour block",
+                m,
+                float(blk.get("totalTokens") or 0),
+            ),
+            Gauge(
+                "block_cost_usd",
+                "cost of the active 5-hour block (USD)",
+                m,
+                float(blk.get("costUSD") or 0.0),
+            ),
+            Gauge(
+                "block_burn_rate_tokens_per_minute",
+                "active block burn rate (tokens/min)",
+                m,
+                float(br.get("tokensPerMinute") or 0.0),
+            ),
+            Gauge(
+                "block_remaining_minutes",
+                "minutes until the active block ends",
+                m,
+                float(blk.get("remainingMinutes") or 0.0),
+            ),
+        ]
+        lim = (summ.get("tokenLimit") or {}).get("tokens")
+        if lim:
+            out.append(
+                Gauge("block_limit_tokens", "block token limit (config token_limit)", m, float(lim))
+            )
+        if blk and blk.get("limitPercent") is not None:
+            out.append(
+                Gauge(
+                    "block_limit_percent",
+                    "active block tokens as % of token_limit",
+                    m,
+                    float(blk["limitPercent"]),
+                )
+            )
+        off = summ.get("official") or {}
+        for window, k in (("5h", "fiveHour"), ("7d", "sevenDay")):
+            w = off.get(k)
+            if isinstance(w, dict) and w.get("usedPercentage") is not None:
+                lab = {"window": window}
+                out.append(
+                    Gauge(
+                        "official_used_percent",
+                        "official plan utilisation reported by Claude Code (%)",
+                        lab,
+                        float(w["usedPercentage"]),
+                    )
+                )
+                if w.get("resetsAt"):
+                    out.append(
+                        Gauge(
+                            "official_resets_at_seconds",
+                            "when the official window resets (unix time)",
+                            lab,
+                            float(w["resetsAt"]),
+                        )
+                    )
+                if w.get("observedAt"):
+                    out.append(
+                        Gauge(
+                            "official_observed_at_seconds",
+                            "when the official figure was observed (unix time)",
+                            lab,
+                            float(w["observedAt"]),
+                        )
+                    )
+        recs = eng.records
+        if recs:
+            out.append(
+                Gauge(
+                    "last_activity_timestamp_seconds",
+                    "time of the newest response",
+                    m,
+                    float(recs[-1].ts),
+                )
+            )
+        for fn in (*GAUGE_PROVIDERS, *self.providers):
+            try:
+                out.extend(fn(eng))
+            except Exception as exc:
+                log.warning("metrics provider %r failed: %s", fn, exc)
+        return out
+
+
+def _cfg(cfg: Any, key: str, default: Any) -> Any:
+    try:
+        v = cfg.get(key)
+    except Exception:
+        return default
+    return default if v is None else v
+
+
+def _stamp(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _counters(
+    recs: list[Any], mm: MachineMap, local: str, projects: ProjectLabels, per_session: bool
+) -> Series:
+    s = Series(machine=local)
+    if recs:
+        s.first_ts = float(recs[0].ts)
+    machine_of = mm.machine_of
+    has_imports = bool(mm.rows)
+    # one pass: sums per (model, project path, machine); labels are applied to the groups
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    for r in recs:
+        mach = machine_of(r, local) if has_imports else local
+        gk = (r[3], r[2], mach)
+        g = groups.get(gk)
+        if g is None:
+            g = groups[gk] = [0, 0, 0, 0, 0.0, 0]
+        g[0] += r[4]
+        g[1] += r[5]
+        g[2] += r[6]
+        g[3] += r[8]
+        g[4] += r[10]
+        g[5] += 1
+    names = {path: project_name(path) for _, path, _ in groups}
+    by_proj: dict[str, int] = {}
+    for (_, path, _), g in groups.items():
+        n = names[path]
+        by_proj[n] = by_proj.get(n, 0) + int(g[0] + g[1] + g[2] + g[3])
+    label = projects.assign(by_proj)
+    tokens, cost, resp = s.tokens, s.cost, s.responses
+    for (model, path, mach), g in groups.items():
+        proj = label[names[path]]
+        ck = (AGENT, model, proj, mach)
+        cost[ck] = cost.get(ck, 0.0) + g[4]
+        resp[ck] = resp.get(ck, 0) + int(g[5])
+        for (tname, _), v in zip(TOKEN_TYPES, g[:4], strict=False):
+            tk = (AGENT, model, tname, proj, mach)
+            tokens[tk] = tokens.get(tk, 0) + int(v)
+    if per_session:
+        cutoff = time.time() - SESSION_WINDOW
+        recent = {r[1] for r in recs if r[0] >= cutoff}
+        sess = s.session_tokens
+        for r in recs:
+            if r[1] in recent:
+                mach = machine_of(r, local) if has_imports else local
+                sk = (r[1], label[names[r[2]]], mach)
+                sess[sk] = sess.get(sk, 0) + r[4] + r[5] + r[6] + r[8]
+    return s

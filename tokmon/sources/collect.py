@@ -1,0 +1,78 @@
+"""Incremental collection of one source: per-file state, per-file records, global dedup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokmon.sources.base import AgentUsage, FileState, Source
+
+
+@dataclass
+class RefreshStats:
+    """What one :meth:`SourceReader.refresh` did."""
+
+    files: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    new_records: int = 0
+    removed_files: list[str] = field(default_factory=list)
+
+
+class SourceReader:
+    """Keeps one source's file states and records in memory; ``refresh`` reads only what is new.
+
+    The engine-side counterpart (ledger persistence, live updates) is a later step; see
+    docs/agents/README.md."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.states: dict[str, FileState] = {}
+        self.by_file: dict[str, dict[str, AgentUsage]] = {}
+        self._cache: list[AgentUsage] | None = None
+
+    def refresh(self) -> RefreshStats:
+        stats = RefreshStats()
+        present: set[str] = set()
+        for path in self.source.files():
+            p = str(path)
+            present.add(p)
+            stats.files += 1
+            res = self.source.read(path, self.states.get(p))
+            self.states[p] = res.state
+            bucket = self.by_file.get(p)
+            if bucket is None or res.replace:
+                if bucket:
+                    self._cache = None
+                bucket = self.by_file[p] = {}
+            if res.bytes_read:
+                stats.files_read += 1
+                stats.bytes_read += res.bytes_read
+            if res.records:
+                last_wins = self.source.file_last_wins
+                for r in res.records:
+                    if last_wins or r.key not in bucket:
+                        bucket[r.key] = r
+                stats.new_records += len(res.records)
+                self._cache = None
+        for p in list(self.by_file):
+            if p not in present:
+                del self.by_file[p]
+                self.states.pop(p, None)
+                stats.removed_files.append(p)
+                self._cache = None
+        return stats
+
+    def usage(self) -> list[AgentUsage]:
+        """Deduplicated records of every file, oldest first."""
+        if self._cache is None:
+            self._cache = self.source.dedup(
+                r for recs in self.by_file.values() for r in recs.values()
+            )
+        return self._cache
+
+
+def collect(source: Source) -> list[AgentUsage]:
+    """Read everything of one source once and return its deduplicated records."""
+    reader = SourceReader(source)
+    reader.refresh()
+    return reader.usage()

@@ -1,0 +1,595 @@
+// tokmon web dashboard: one page, hash routes, data from /api/* (or inline for the HTML export),
+// live updates pushed over Server-Sent Events. Untrusted text (session names, projects, tags)
+// only ever reaches the DOM through textContent.
+"use strict";
+(function () {
+  const EMBED = window.TOKMON_EMBED || null;
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    summary: null, sessions: null, blocks: null, series: {}, official: null,
+    spend: { period: "day", by: "model", range: "90" }, blocksRange: "30",
+    sort: { key: "lastActivity", dir: -1 }, filter: { q: "", project: "", tag: "" },
+    showAll: false, session: null, charts: {}, updates: 0,
+  };
+
+  // -- data ------------------------------------------------------------------------------------
+  async function api(name, params, body) {
+    if (EMBED) return embedded(name, params || {});
+    let url = "/api/" + name;
+    const opts = { credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      opts.method = "POST";
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    } else if (params) {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, v);
+      const s = q.toString();
+      if (s) url += "?" + s;
+    }
+    const resp = await fetch(url, opts);
+    let data = null;
+    try { data = await resp.json(); } catch (e) { /* not JSON */ }
+    if (!resp.ok) {
+      const msg = data && data.error ? data.error.message : resp.status + " " + resp.statusText;
+      throw new Error(msg);
+    }
+    return data;
+  }
+
+  function embedded(name, params) {
+    if (name === "series") return EMBED.series[params.period + "/" + params.by];
+    if (name === "session") {
+      const d = EMBED.sessionDetails[params.sessionId];
+      if (!d) throw new Error("this session's details are not in the export (top sessions only)");
+      return d;
+    }
+    if (name in EMBED) return EMBED[name];
+    throw new Error("not available in an exported report: " + name);
+  }
+
+  // -- formatting ------------------------------------------------------------------------------
+  const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+  function fmtCost(v) { return money.format(v || 0); }
+  function fmtTokens(v) {
+    v = v || 0;
+    const a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(2) + "B";
+    if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e8 ? 0 : 1) + "M";
+    if (a >= 1e4) return (v / 1e3).toFixed(0) + "K";
+    return String(Math.round(v));
+  }
+  function fmtWhen(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    const opts = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+    if (d.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
+    return d.toLocaleString(undefined, opts);
+  }
+  function fmtDay(iso) {
+    const d = new Date(iso);
+    const opts = { month: "short", day: "numeric" };
+    if (d.getFullYear() !== new Date().getFullYear()) opts.year = "2-digit";
+    return d.toLocaleDateString(undefined, opts);
+  }
+  // the CSS phone breakpoint
+  function isNarrow() { return window.matchMedia("(max-width: 760px)").matches; }
+  // x-axis ticks that stay horizontal and few on a phone
+  function xTicks(n) {
+    const narrow = isNarrow();
+    return { maxRotation: 0, autoSkip: true, autoSkipPadding: 10,
+      maxTicksLimit: narrow ? Math.min(n || 4, 4) : (n || 10) };
+  }
+  function fmtMinutes(m) {
+    m = Math.max(0, Math.round(m || 0));
+    return m >= 60 ? Math.floor(m / 60) + " h " + (m % 60) + " min" : m + " min";
+  }
+  function setNum(id, value, fmt) {
+    const el = $(id);
+    el.textContent = fmt(value);
+    el.dataset.value = String(value);
+  }
+  function text(el, s) { el.textContent = s == null ? "" : String(s); return el; }
+  function el(tag, cls, s) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (s !== undefined) text(e, s);
+    return e;
+  }
+  function showError(msg) {
+    const e = $("error");
+    e.hidden = !msg;
+    text(e, msg || "");
+  }
+
+  // -- charts ----------------------------------------------------------------------------------
+  const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
+    "#9c755f", "#bab0ac"];
+  function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+  // app.js runs before chart.js (both deferred) so the first fetch starts sooner; charts wait
+  function whenChart() {
+    if (typeof Chart !== "undefined" || document.readyState === "complete") return Promise.resolve();
+    return new Promise((r) => document.addEventListener("DOMContentLoaded", r, { once: true }));
+  }
+  function chart(id, config) {
+    if (typeof Chart === "undefined") return null;
+    const fg = css("--muted"), grid = css("--grid");
+    Chart.defaults.color = fg;
+    Chart.defaults.borderColor = grid;
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    const old = state.charts[id];
+    if (old) old.destroy();
+    config.options = Object.assign({ responsive: true, maintainAspectRatio: false, animation: false },
+      config.options || {});
+    const c = new Chart($(id), config);
+    state.charts[id] = c;
+    return c;
+  }
+
+  // -- overview --------------------------------------------------------------------------------
+  function renderOverview() {
+    const s = state.summary;
+    if (!s) return;
+    for (const [key, label] of [["today", "date"], ["week", "week"], ["month", "month"]]) {
+      setNum(key + "-cost", s[key].totalCost, fmtCost);
+      setNum(key + "-tokens", s[key].totalTokens, fmtTokens);
+      text($(key + "-label"), key === "week" ? "from " + s[key][label] : s[key][label]);
+    }
+    setNum("total-cost", s.totals.totalCost, fmtCost);
+    setNum("total-tokens", s.totals.totalTokens, fmtTokens);
+    renderBlock(s);
+    renderOfficial(s.official);
+    const list = $("active-list");
+    list.replaceChildren();
+    for (const r of s.activeSessions || []) {
+      const li = el("li");
+      const a = el("a", "", r.name || r.title || r.sessionId.slice(0, 8));
+      a.href = "#/session/" + encodeURIComponent(r.sessionId);
+      li.append(a, el("span", "sub", r.projectName + " · " + fmtCost(r.totalCost)));
+      list.append(li);
+    }
+    $("active-none").hidden = (s.activeSessions || []).length > 0;
+    document.body.dataset.generatedAt = s.generatedAt;
+  }
+
+  function renderBlock(s) {
+    const b = s.activeBlock;
+    $("block-none").hidden = !!b;
+    $("block-body").hidden = !b;
+    if (!b) return;
+    setNum("block-cost", b.costUSD, fmtCost);
+    setNum("block-tokens", b.totalTokens, fmtTokens);
+    text($("block-left"), fmtMinutes(b.remainingMinutes));
+    text($("block-burn"), b.burnLevel || "–");
+    const limit = s.tokenLimit && s.tokenLimit.tokens;
+    const fill = $("block-fill"), mark = $("block-proj-mark");
+    const proj = b.projection;
+    if (limit) {
+      const pct = b.totalTokens / limit * 100;
+      fill.style.width = Math.min(100, pct) + "%";
+      fill.className = "fill" + (pct >= 100 ? " bad" : pct >= 80 ? " warn" : "");
+      text($("block-limit"), pct.toFixed(0) + "% of " + fmtTokens(limit) + " tokens (" +
+        (s.tokenLimit.source || "limit") + ")");
+      if (proj) {
+        mark.style.display = "block";
+        mark.style.left = Math.min(99.5, proj.totalTokens / limit * 100) + "%";
+      } else mark.style.display = "none";
+    } else {
+      fill.style.width = "0";
+      mark.style.display = "none";
+      text($("block-limit"), "no token limit known yet (set token_limit, or it is learnt from past blocks)");
+    }
+    text($("block-proj"), proj ? "projected at block end: " + fmtTokens(proj.totalTokens) +
+      " tokens, " + fmtCost(proj.totalCost) : "");
+  }
+
+  function renderOfficial(o) {
+    const has = o && (o.fiveHour || o.sevenDay);
+    $("official-none").hidden = !!has;
+    $("official-body").hidden = !has;
+    if (!has) return;
+    for (const [key, id] of [["fiveHour", "5h"], ["sevenDay", "7d"]]) {
+      const w = o[key];
+      const pct = w ? w.usedPercentage : null;
+      text($("official-" + id), pct == null ? "–" : pct.toFixed(0) + "%");
+      $("official-" + id).dataset.value = pct == null ? "" : String(pct);
+      const f = $("official-" + id + "-fill");
+      f.style.width = Math.min(100, pct || 0) + "%";
+      f.className = "fill" + (pct >= 90 ? " bad" : pct >= 70 ? " warn" : "");
+      text($("official-" + id + "-reset"), w && w.resetsAt ? "resets " +
+        fmtWhen(new Date(w.resetsAt * 1000).toISOString()) : "");
+    }
+    loadOfficialHistory();
+  }
+
+  async function loadOfficialHistory() {
+    await whenChart();
+    let h;
+    try { h = await api("official"); } catch (e) { return; }
+    const pts = (h.history || []);
+    chart("official-chart", {
+      type: "line",
+      data: {
+        labels: pts.map((p) => fmtWhen(p.observedAt)),
+        datasets: [
+          { label: "5 h %", data: pts.map((p) => p.fiveHour ? p.fiveHour.usedPercentage : null),
+            borderColor: PALETTE[0], backgroundColor: PALETTE[0], spanGaps: true, pointRadius: 2 },
+          { label: "7 d %", data: pts.map((p) => p.sevenDay ? p.sevenDay.usedPercentage : null),
+            borderColor: PALETTE[1], backgroundColor: PALETTE[1], spanGaps: true, pointRadius: 2 },
+        ],
+      },
+      options: { scales: { y: { min: 0, suggestedMax: 100 }, x: { ticks: xTicks(4) } },
+        plugins: { legend: { labels: { boxWidth: 10 } } } },
+    });
+  }
+
+  // -- spend -----------------------------------------------------------------------------------
+  async function renderSpend() {
+    await whenChart();
+    const sp = state.spend;
+    segOn("spend-period", sp.period);
+    segOn("spend-by", sp.by);
+    segOn("spend-range", sp.range);
+    const key = sp.period + "/" + sp.by;
+    const data = state.series[key] || (state.series[key] = await api("series",
+      { period: sp.period, by: sp.by }));
+    let n = data.buckets.length;
+    if (sp.range !== "all") {
+      const want = sp.period === "day" ? Number(sp.range) : Math.ceil(Number(sp.range) / 7);
+      n = Math.min(n, want);
+    }
+    const from = data.buckets.length - n;
+    const labels = data.buckets.slice(from);
+    // colours follow the all-time order; series without cost in the range are left out
+    const series = data.series.map((s, i) => ({
+      s, cost: s.cost.slice(from), color: PALETTE[i % PALETTE.length],
+    })).filter((x) => x.cost.some((v) => v > 0));
+    chart("spend-chart", {
+      type: "bar",
+      data: {
+        labels,
+        datasets: series.map((x) => ({ label: x.s.label, data: x.cost, backgroundColor: x.color,
+          stack: "cost" })),
+      },
+      options: {
+        scales: { x: { stacked: true, ticks: xTicks(12) },
+          y: { stacked: true, ticks: { callback: (v) => "$" + v } } },
+        plugins: {
+          // on a phone the table below is the legend
+          legend: { display: !isNarrow(), position: "bottom", labels: { boxWidth: 10 } },
+          tooltip: { callbacks: { label: (c) => c.dataset.label + ": " + fmtCost(c.parsed.y) } },
+        },
+      },
+    });
+    const body = $("spend-table").tBodies[0];
+    body.replaceChildren();
+    for (const x of series) {
+      const tr = el("tr");
+      const name = el("td");
+      const dot = el("span", "swatch");
+      dot.style.background = x.color;
+      name.append(dot, document.createTextNode(x.s.label));
+      if (x.s.key && x.s.key !== x.s.label) name.title = x.s.key;
+      const sum = x.cost.reduce((a, b) => a + b, 0);
+      const td = el("td", "num", fmtCost(sum));
+      td.dataset.value = String(sum);
+      tr.append(name, td);
+      body.append(tr);
+    }
+  }
+
+  function segOn(id, value) {
+    for (const b of $(id).querySelectorAll("button")) b.classList.toggle("on", b.dataset.v === value);
+  }
+
+  // -- blocks ----------------------------------------------------------------------------------
+  async function renderBlocks() {
+    await whenChart();
+    segOn("blocks-range", state.blocksRange);
+    if (!state.blocks) state.blocks = (await api("blocks")).blocks.filter((b) => !b.isGap);
+    if (!state.summary) state.summary = await api("summary");
+    let blocks = state.blocks;
+    if (state.blocksRange !== "all" && blocks.length) {
+      const last = Date.parse(blocks[blocks.length - 1].startTime);
+      const cut = last - Number(state.blocksRange) * 86400e3;
+      blocks = blocks.filter((b) => Date.parse(b.startTime) >= cut);
+    }
+    const limit = state.summary.tokenLimit && state.summary.tokenLimit.tokens;
+    text($("blocks-limit"), limit ? "limit " + fmtTokens(limit) + " tokens (" +
+      state.summary.tokenLimit.source + ")" : "no token limit known");
+    const accent = css("--accent"), bad = css("--bad"), ok = css("--ok");
+    const datasets = [{
+      type: "bar", label: "tokens", data: blocks.map((b) => b.totalTokens), order: 2,
+      maxBarThickness: 40,
+      backgroundColor: blocks.map((b) => b.isActive ? ok : limit && b.totalTokens > limit ? bad : accent),
+    }];
+    if (limit) {
+      datasets.push({ type: "line", label: "limit", data: blocks.map(() => limit), order: 1,
+        borderColor: bad, borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0 });
+    }
+    chart("blocks-chart", {
+      type: "bar",
+      data: { labels: blocks.map((b) => fmtDay(b.startTime)), datasets },
+      options: {
+        scales: { y: { ticks: { callback: (v) => fmtTokens(v) } }, x: { ticks: xTicks(10) } },
+        plugins: {
+          legend: { display: !!limit, position: "bottom", labels: { boxWidth: 10 } },
+          tooltip: { callbacks: { title: (items) => fmtWhen(blocks[items[0].dataIndex].startTime),
+            label: (c) => c.dataset.label + ": " + fmtTokens(c.parsed.y) +
+            (c.datasetIndex === 0 ? " · " + fmtCost(blocks[c.dataIndex].costUSD) : "") } },
+        },
+      },
+    });
+    const body = $("blocks-table").tBodies[0];
+    body.replaceChildren();
+    for (const b of blocks.slice().reverse().slice(0, 50)) {
+      const tr = el("tr");
+      tr.append(el("td", "when", fmtWhen(b.startTime) + (b.isActive ? " (active)" : "")),
+        el("td", "num", fmtTokens(b.totalTokens)), el("td", "num", fmtCost(b.costUSD)),
+        el("td", "hide-s", (b.models || []).join(", ")));
+      body.append(tr);
+    }
+  }
+
+  // -- sessions --------------------------------------------------------------------------------
+  async function loadSessions() {
+    state.sessions = (await api("sessions")).sessions;
+  }
+
+  function fillSelect(id, values, current) {
+    const sel = $(id);
+    const first = sel.options[0];
+    sel.replaceChildren(first);
+    for (const v of values) {
+      const o = el("option", "", v);
+      o.value = v;
+      sel.append(o);
+    }
+    sel.value = values.includes(current) ? current : "";
+  }
+
+  async function renderSessions() {
+    if (!state.sessions) await loadSessions();
+    const rows = state.sessions;
+    const f = state.filter;
+    fillSelect("f-project", [...new Set(rows.map((r) => r.projectName))].sort(), f.project);
+    fillSelect("f-tag", [...new Set(rows.flatMap((r) => r.tags || []))].sort(), f.tag);
+    const q = f.q.trim().toLowerCase();
+    let shown = rows.filter((r) => (!f.project || r.projectName === f.project) &&
+      (!f.tag || (r.tags || []).includes(f.tag)) &&
+      (!q || [r.name, r.title, r.sessionId, r.projectPath, r.description, ...(r.tags || [])]
+        .some((v) => v && String(v).toLowerCase().includes(q))));
+    const { key, dir } = state.sort;
+    const val = (r) => key === "name" ? String(r.name || r.title || r.sessionId).toLowerCase() : r[key];
+    shown = shown.slice().sort((a, b) => {
+      const x = val(a), y = val(b);
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    });
+    for (const th of $("sessions-table").tHead.rows[0].cells) {
+      th.classList.toggle("sorted", th.dataset.sort === key);
+      th.classList.toggle("asc", th.dataset.sort === key && dir > 0);
+    }
+    const cost = shown.reduce((a, r) => a + r.totalCost, 0);
+    text($("sessions-count"), shown.length + " sessions · " + fmtCost(cost));
+    const body = $("sessions-table").tBodies[0];
+    body.replaceChildren();
+    const limit = state.showAll ? shown.length : 200;
+    for (const r of shown.slice(0, limit)) {
+      const tr = el("tr");
+      tr.dataset.sessionId = r.sessionId;
+      const name = el("td", "name");
+      const a = el("a", "s-link", r.name || r.title || r.sessionId.slice(0, 8));
+      a.href = "#/session/" + encodeURIComponent(r.sessionId);
+      name.append(a);
+      name.append(el("div", "sub show-s", r.projectName));
+      if (r.description) name.append(el("div", "sub", r.description));
+      const tags = el("td", "hide-s");
+      const tw = el("div", "tags");
+      for (const t of r.tags || []) tw.append(el("span", "tag", t));
+      tags.append(tw);
+      const costTd = el("td", "num cost", fmtCost(r.totalCost));
+      costTd.dataset.value = String(r.totalCost);
+      const edit = el("button", "edit", "Edit");
+      edit.addEventListener("click", () => openEdit(r));
+      const editTd = el("td");
+      editTd.append(edit);
+      if (EMBED) edit.hidden = true;
+      tr.append(name, el("td", "hide-s", r.projectName), el("td", "when", fmtWhen(r.lastActivity)),
+        el("td", "num hide-s", fmtTokens(r.totalTokens)), costTd, tags, editTd);
+      body.append(tr);
+    }
+    $("sessions-more").hidden = shown.length <= limit;
+  }
+
+  // -- one session -----------------------------------------------------------------------------
+  async function renderSession(sid, g) {
+    const s = await api("session", { sessionId: sid });
+    await whenChart();
+    if (stale(g)) return;
+    state.session = s;
+    text($("s-name"), s.name || s.title || "Session " + s.sessionId.slice(0, 8));
+    text($("s-project"), s.projectPath);
+    text($("s-id"), s.sessionId);
+    text($("s-desc"), s.description || "");
+    const tags = $("s-tags");
+    tags.replaceChildren(...(s.tags || []).map((t) => el("span", "tag", t)));
+    setNum("s-cost", s.totalCost, fmtCost);
+    setNum("s-tokens", s.totalTokens, fmtTokens);
+    text($("s-first"), fmtWhen(s.firstActivity));
+    text($("s-last"), fmtWhen(s.lastActivity));
+    $("s-edit").hidden = !!EMBED;
+    chart("session-chart", {
+      type: "bar",
+      data: {
+        labels: s.timeline.map((h) => fmtWhen(h.hour)),
+        datasets: [{ label: "cost per hour", data: s.timeline.map((h) => h.cost),
+          backgroundColor: css("--accent"), maxBarThickness: 56 }],
+      },
+      options: { scales: { y: { ticks: { callback: (v) => "$" + v } }, x: { ticks: xTicks(10) } },
+        plugins: { legend: { display: false },
+          tooltip: { callbacks: { label: (c) => fmtCost(c.parsed.y) + " · " +
+            fmtTokens(s.timeline[c.dataIndex].totalTokens) + " tokens" } } } },
+    });
+    const mb = $("s-models").tBodies[0];
+    mb.replaceChildren();
+    for (const m of s.models || []) {
+      const tr = el("tr");
+      tr.append(el("td", "", m.modelName), el("td", "num", fmtTokens(m.totalTokens)),
+        el("td", "num", fmtCost(m.cost)));
+      mb.append(tr);
+    }
+    const bl = $("s-blocks");
+    bl.replaceChildren();
+    for (const b of s.blocks || []) {
+      const li = el("li");
+      li.append(el("span", "", fmtWhen(b.startTime)),
+        el("span", "sub", fmtTokens(b.totalTokens) + " tokens · " + fmtCost(b.costUSD)));
+      bl.append(li);
+    }
+  }
+
+  // -- edit dialog -----------------------------------------------------------------------------
+  let editing = null;
+  function openEdit(row) {
+    editing = row;
+    $("e-name").value = row.nameSource === "user" ? row.name || "" : "";
+    $("e-name").placeholder = row.title || "";
+    $("e-tags").value = (row.tags || []).join(", ");
+    $("e-desc").value = row.description || "";
+    $("e-error").hidden = true;
+    $("edit").showModal();
+  }
+  async function saveEdit(ev) {
+    ev.preventDefault();
+    if (!editing) return;
+    const tags = $("e-tags").value.split(/[,\s]+/).map((t) => t.trim()).filter(Boolean);
+    try {
+      const row = await api("setSessionMetadata", undefined, {
+        sessionId: editing.sessionId, name: $("e-name").value.trim() || null, tags,
+        description: $("e-desc").value.trim() || null,
+      });
+      if (state.sessions) {
+        const i = state.sessions.findIndex((r) => r.sessionId === row.sessionId);
+        if (i >= 0) state.sessions[i] = row;
+      }
+      $("edit").close();
+      editing = null;
+      await render();
+    } catch (e) {
+      text($("e-error"), e.message);
+      $("e-error").hidden = false;
+    }
+  }
+
+  // -- routing ---------------------------------------------------------------------------------
+  function route() {
+    const h = location.hash.replace(/^#\/?/, "");
+    if (h.startsWith("session/")) return { view: "session", id: decodeURIComponent(h.slice(8)) };
+    if (["spend", "blocks", "sessions"].includes(h)) return { view: h };
+    return { view: "overview" };
+  }
+
+  let generation = 0;
+  const stale = (g) => g !== generation;  // a newer render started (e.g. a quick route change)
+
+  async function render() {
+    const g = ++generation;
+    const r = route();
+    for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + r.view;
+    for (const a of document.querySelectorAll("nav a")) {
+      a.classList.toggle("on", a.dataset.route === r.view ||
+        (r.view === "session" && a.dataset.route === "sessions"));
+    }
+    showError("");
+    try {
+      if (r.view === "overview") {
+        if (!state.summary) state.summary = await api("summary");
+        renderOverview();
+      } else if (r.view === "spend") await renderSpend();
+      else if (r.view === "blocks") await renderBlocks();
+      else if (r.view === "sessions") await renderSessions();
+      else if (r.view === "session") await renderSession(r.id, g);
+      if (stale(g)) return;
+      document.body.dataset.view = r.view;
+      document.body.dataset.ready = "1";
+      if (!performance.getEntriesByName("tokmon-data").length) performance.mark("tokmon-data");
+    } catch (e) {
+      if (!stale(g)) showError(e.message);
+    }
+  }
+
+  // -- live ------------------------------------------------------------------------------------
+  let pending = null;
+  function onUsage(ev) {
+    const p = JSON.parse(ev.data);
+    state.summary = p.summary;
+    state.series = {};
+    state.blocks = null;
+    state.sessions = null;
+    state.updates += 1;
+    document.body.dataset.updates = String(state.updates);
+    if (route().view === "overview") renderOverview();
+    else scheduleRender();
+  }
+  function onMeta() {
+    state.sessions = null;
+    const v = route().view;
+    if (v === "sessions" || v === "session" || v === "overview") scheduleRender();
+  }
+  function scheduleRender() {
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; render(); }, 150);
+  }
+  function connect() {
+    const live = $("live");
+    if (EMBED) {
+      text(live, "exported " + fmtWhen(EMBED.generatedAt));
+      return;
+    }
+    const es = new EventSource("/api/events");
+    es.addEventListener("hello", () => { live.classList.add("on"); text(live, "live"); });
+    es.addEventListener("tokmon/usageChanged", onUsage);
+    es.addEventListener("tokmon/metadataChanged", onMeta);
+    es.onerror = () => { live.classList.remove("on"); text(live, "offline"); };
+  }
+
+  // -- wiring ----------------------------------------------------------------------------------
+  function wireSeg(id, apply) {
+    $(id).addEventListener("click", (ev) => {
+      const b = ev.target.closest("button");
+      if (!b) return;
+      apply(b.dataset.v);
+      render();
+    });
+  }
+  function init() {
+    wireSeg("spend-period", (v) => { state.spend.period = v; });
+    wireSeg("spend-by", (v) => { state.spend.by = v; });
+    wireSeg("spend-range", (v) => { state.spend.range = v; });
+    wireSeg("blocks-range", (v) => { state.blocksRange = v; });
+    $("f-q").addEventListener("input", (e) => { state.filter.q = e.target.value; renderSessions(); });
+    $("f-project").addEventListener("change", (e) => { state.filter.project = e.target.value; renderSessions(); });
+    $("f-tag").addEventListener("change", (e) => { state.filter.tag = e.target.value; renderSessions(); });
+    $("sessions-more").addEventListener("click", () => { state.showAll = true; renderSessions(); });
+    $("sessions-table").tHead.addEventListener("click", (ev) => {
+      const th = ev.target.closest("th[data-sort]");
+      if (!th) return;
+      const key = th.dataset.sort;
+      state.sort = state.sort.key === key ? { key, dir: -state.sort.dir }
+        : { key, dir: key === "name" || key === "projectName" ? 1 : -1 };
+      renderSessions();
+    });
+    $("s-edit").addEventListener("click", () => state.session && openEdit(state.session));
+    $("edit-form").addEventListener("submit", (ev) => {
+      if (ev.submitter && ev.submitter.value === "cancel") { $("edit").close(); return; }
+      saveEdit(ev);
+    });
+    window.addEventListener("hashchange", render);
+    if (window.matchMedia) {
+      window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", render);
+    }
+    connect();
+    render();
+  }
+  init();
+})();
