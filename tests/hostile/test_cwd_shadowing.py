@@ -161,7 +161,7 @@ def test_alert_runner_started_by_the_statusline_ignores_the_cwd(tmp_path: Path) 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH is Python 3.11+")
 def test_spawned_scan_workers_skip_the_cwd(tmp_path: Path) -> None:
     """macOS and Windows start scan workers with ``multiprocessing``'s spawn method
-    (``python -c ...``, the cwd first on sys.path); ``serve`` sets PYTHONSAFEPATH for them
+    (``python -c ...``, the cwd first on sys.path); the scan sets PYTHONSAFEPATH for them
     (tokmon.safepython).  Without it the shadow package below is imported by the worker."""
     repo, markers = _evil_repo(tmp_path)
     shadow = repo / "multiprocessing"

@@ -70,11 +70,9 @@ def parse_tcp(value: str) -> tuple[str, int]:
 
 
 def handle(args: argparse.Namespace, ctx: Any) -> int:
-    from tokmon.safepython import protect_spawned_children
     from tokmon.server.runtime import setup_logging
     from tokmon.server.service import Service
 
-    protect_spawned_children()  # scan workers on spawn platforms: no import from the cwd
     tcp = parse_tcp(args.tcp) if args.tcp else None
     if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
         raise CLIError("--debounce-ms must be between 1 and 60000")
