@@ -629,7 +629,10 @@ class Engine:
             active = dict(active)
             active["remainingMinutes"] = max(0.0, (_ts(active["endTime"]) - now) / 60)
             br = active.get("burnRate")
-            active["burnLevel"] = burn_level(br["tokensPerMinuteForIndicator"] if br else None)
+            proj = active.get("projection")
+            proj_pct = proj["totalTokens"] / limit * 100 if (proj and limit) else None
+            active["burnLevel"] = burn_level(br["tokensPerMinuteForIndicator"] if br else None,
+                                             proj_pct)
             active["limitPercent"] = (active["totalTokens"] / limit * 100) if limit else None
         recent: set[str] = set()
         for i in range(len(recs) - 1, -1, -1):

@@ -82,7 +82,7 @@ def table_width(con: Any, renderable: Any) -> int:
     """The width ``renderable`` wants when nothing is squeezed."""
     from rich.measure import Measurement
 
-    return int(Measurement.get(con, con.options, renderable).maximum)
+    return int(Measurement.get(con, con.options.update_width(UNLIMITED), renderable).maximum)
 
 
 def print_fitted(
@@ -95,20 +95,20 @@ def print_fitted(
 ) -> bool:
     """Print ``full()`` if it fits the terminal (always in pipes), else ``compact()`` and a hint.
 
-    ``hidden`` names what the compact layout leaves out; returns True when it was printed.
+    ``hidden`` names what the compact layout leaves out, ``command`` the report; returns
+    True when the compact layout was printed.
     """
     width = terminal_width(ctx)
     con = console(ctx, width)
     if force_compact:
-        hint = f"Compact layout (--compact): {hidden} not shown."
+        hint = f"Compact layout (--compact): {hidden} not shown"
     else:
         table = full()
         need = table_width(con, table)
         if width is None or need <= width:
             con.print(table)
             return False
-        hint = (f"Compact layout: {hidden} need {need} columns "
-                f"(widen the terminal, or pipe: tokmon {command} | less -S).")
+        hint = f"Compact layout ({hidden} need {need} cols; or pipe to less -S)"
     con.print(compact())
     ctx.stdout.write(hint + "\n")
     return True

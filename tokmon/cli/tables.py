@@ -67,8 +67,9 @@ def period_table(
                   show_footer=True)
         t.add_column(title, footer="Total", no_wrap=True)
         if kind == "session":
-            t.add_column("Project / name", overflow="fold", max_width=24 if narrow else 40)
-        t.add_column("Models", overflow="fold", max_width=16 if narrow else 24)
+            t.add_column("Project / name", overflow="fold", max_width=18 if narrow else 40)
+        if not (narrow and kind == "session"):  # a narrow session table keeps the project
+            t.add_column("Models", overflow="fold", max_width=16 if narrow else 24)
         cols = COMPACT_COLS if narrow else TOKEN_COLS
         for col, k in cols:
             t.add_column(col, justify="right", footer=fmt.integer(tot[k]), no_wrap=True)
@@ -80,7 +81,8 @@ def period_table(
             cells = [str(r[key])[:SHORT_ID] if kind == "session" else str(r[key])]
             if kind == "session":
                 cells.append(_esc(_project_label(r, aliases)))
-            cells.append(", ".join(short_model(m) for m in r["modelsUsed"]))
+            if not (narrow and kind == "session"):
+                cells.append(", ".join(short_model(m) for m in r["modelsUsed"]))
             cells += [fmt.integer(r[k]) for _, k in cols]
             cells.append(fmt.cost(r["totalCost"]))
             if kind == "session":
@@ -88,8 +90,9 @@ def period_table(
             t.add_row(*cells)
             if breakdown:
                 for m in r["modelBreakdowns"]:
-                    sub = ["", ""] if kind == "session" else [""]
-                    sub.append(f"└ {short_model(m['modelName'])}")
+                    sub = ["", f"└ {short_model(m['modelName'])}"] if narrow and kind == "session" else (
+                        ["", "", f"└ {short_model(m['modelName'])}"] if kind == "session"
+                        else ["", f"└ {short_model(m['modelName'])}"])
                     m_tot = (m["inputTokens"] + m["outputTokens"] + m["cacheCreationTokens"]
                              + m["cacheReadTokens"])  # fmt: skip
                     vals = {**m, "totalTokens": m_tot}
@@ -106,7 +109,7 @@ def period_table(
         ctx,
         lambda: build(False),
         lambda: build(True),
-        "cache and total tokens",
+        "cache and total tokens" + (", models" if kind == "session" else ""),
         kind,
         force_compact=compact,
     )
