@@ -50,16 +50,31 @@ def corpus() -> Path:
 @pytest.fixture(scope="module")
 def report_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("layout-home")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TOKMON_", "CLAUDE_")) and k not in ("COLUMNS", "LINES", "TMUX")}
-    env.update({"TOKMON_HOME": str(home), "HOME": str(home), "NO_COLOR": "1", "TZ": "UTC",
-                "CLAUDE_CONFIG_DIR": str(corpus())})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TOKMON_", "CLAUDE_")) and k not in ("COLUMNS", "LINES", "TMUX")
+    }
+    env.update(
+        {
+            "TOKMON_HOME": str(home),
+            "HOME": str(home),
+            "NO_COLOR": "1",
+            "TZ": "UTC",
+            "CLAUDE_CONFIG_DIR": str(corpus()),
+        }
+    )
     return env
 
 
 def run_json(env: dict[str, str], args: list[str]) -> Any:
-    res = subprocess.run([sys.executable, "-m", "tokmon", *args, "--json"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -74,14 +89,23 @@ def run_tty(env: dict[str, str], args: list[str], width: int, pipe: bool = False
     marker = f"DONE-{uuid.uuid4().hex[:6]}"
     shell = f"{cmd}; echo {marker}:$?; sleep 600"
     extra = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
-    subprocess.run([*base, "new-session", "-d", "-x", str(width), "-y", "150", "-c", str(REPO),
-                    *extra, shell], check=True, env=env, timeout=30)
+    subprocess.run(
+        [*base, "new-session", "-d", "-x", str(width), "-y", "150", "-c", str(REPO), *extra, shell],
+        check=True,
+        env=env,
+        timeout=30,
+    )
     try:
         deadline = time.monotonic() + 90
         screen = ""
         while time.monotonic() < deadline:
-            screen = subprocess.run([*base, "capture-pane", "-p", "-J", "-S", "-", "-t", "0"],
-                                    capture_output=True, text=True, env=env, timeout=30).stdout
+            screen = subprocess.run(
+                [*base, "capture-pane", "-p", "-J", "-S", "-", "-t", "0"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=30,
+            ).stdout
             if f"{marker}:" in screen:
                 break
             time.sleep(0.2)
@@ -124,8 +148,11 @@ def local(iso: str, zone: str) -> str:
 # --------------------------------------------------------------------------- period reports
 
 
-PERIOD_KEYS = {"daily": ("daily", "date"), "weekly": ("weekly", "week"),
-               "monthly": ("monthly", "month")}
+PERIOD_KEYS = {
+    "daily": ("daily", "date"),
+    "weekly": ("weekly", "week"),
+    "monthly": ("monthly", "month"),
+}
 FULL = ["inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens"]
 COMPACT = ["inputTokens", "outputTokens"]
 
@@ -149,8 +176,11 @@ def check_period(screen: str, data: dict[str, Any], kind: str, breakdown: bool) 
             current = by_label[w[0]]
             sub = 0
             seen.append(w[0])
-            assert_equal_numbers(numbers(w[1:]), [current[k] for k in keys] + [current["totalCost"]],
-                                 f"{kind} {w[0]}")
+            assert_equal_numbers(
+                numbers(w[1:]),
+                [current[k] for k in keys] + [current["totalCost"]],
+                f"{kind} {w[0]}",
+            )
         elif w[0] == "└" and breakdown:
             assert current is not None
             m = current["modelBreakdowns"][sub]
@@ -159,8 +189,9 @@ def check_period(screen: str, data: dict[str, Any], kind: str, breakdown: bool) 
             assert short.startswith(w[1]), (w, m["modelName"])
             m_total = sum(m[k] for k in FULL[:4])
             vals = {**m, "totalTokens": m_total}
-            assert_equal_numbers(numbers(w[2:]), [vals[k] for k in keys] + [m["cost"]],
-                                 f"{kind} breakdown {w[1]}")
+            assert_equal_numbers(
+                numbers(w[2:]), [vals[k] for k in keys] + [m["cost"]], f"{kind} breakdown {w[1]}"
+            )
         elif w[0] == "Total":
             t = data["totals"]
             assert_equal_numbers(numbers(w[1:]), [t[k] for k in keys] + [t["totalCost"]], "totals")
@@ -206,8 +237,13 @@ def test_forced_compact_and_file_output(report_env: dict[str, str], tmp_path: Pa
     assert "--compact" in screen
     out = tmp_path / "daily.txt"
     with open(out, "w", encoding="utf-8") as fh:  # a file: full layout, no width limit
-        subprocess.run([sys.executable, "-m", "tokmon", "daily"], env={**report_env, "COLUMNS": "40"},
-                       stdout=fh, check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "tokmon", "daily"],
+            env={**report_env, "COLUMNS": "40"},
+            stdout=fh,
+            check=True,
+            timeout=120,
+        )
     assert check_period(out.read_text(encoding="utf-8"), data, "daily", breakdown=False) == "full"
 
 
@@ -243,8 +279,11 @@ def test_session_report(report_env: dict[str, str]) -> None:
             assert r["projectPath"].rstrip("/").split("/")[-1].replace(" ", "") in text
             stamp = local(r["lastActivity"], "UTC")
             assert line.rstrip().endswith(stamp)
-            assert_equal_numbers(numbers(words(line.rstrip()[: -len(stamp)])[1:]),
-                                 [r[k] for k in keys] + [r["totalCost"]], w[0])
+            assert_equal_numbers(
+                numbers(words(line.rstrip()[: -len(stamp)])[1:]),
+                [r[k] for k in keys] + [r["totalCost"]],
+                w[0],
+            )
         assert seen == [r["sessionId"] for r in data["sessions"]], width
         if width == 80:
             assert layout == "compact"
@@ -309,7 +348,8 @@ def test_stats_screen(report_env: dict[str, str]) -> None:
                 r = by_id[w[0]]
                 stamp = local(r["lastActivity"], "UTC")
                 assert stamp in line
-                assert_equal_numbers(numbers(words(line.split(stamp)[1])),
-                                     [r["totalTokens"], r["totalCost"]], w[0])
+                assert_equal_numbers(
+                    numbers(words(line.split(stamp)[1])), [r["totalTokens"], r["totalCost"]], w[0]
+                )
                 seen += 1
         assert seen == len(by_id)

@@ -11,7 +11,7 @@ JavaScript agree to the last digit (no locale, no banker's rounding).
 - ``tokens(999999)`` -> ``1.00M`` (compact: three significant digits, k/M/B/T)
 - ``cost(1234.5)`` -> ``$1,234.50`` (always cents, thousands separators)
 - ``percent(104.6)`` -> ``105%``
-- ``duration(125)`` -> ``2h05m`` (minutes in); ``age(4000)`` -> ``1h`` (seconds in)
+- ``duration(125)`` -> ``2h05m`` (minutes in); ``age(4000)`` -> ``1h``, ``age(30)`` -> ``now``
 - ``clock``/``date``/``date_time`` in a given zone; ``offset_label`` -> ``UTC+14``;
   ``zone_name`` -> the IANA name (``Pacific/Kiritimati``) when known
 - a missing value (None, NaN, infinity) is ``MISSING`` (``-``) everywhere
@@ -118,13 +118,13 @@ def duration(minutes: float | int | None) -> str:
 
 
 def age(seconds: float | int | None) -> str:
-    """How long ago, largest unit only: ``0s``, ``45s``, ``12m``, ``3h``, ``2d``."""
+    """How long ago, largest unit only: ``now`` (under a minute), ``12m``, ``3h``, ``2d``."""
     x = _finite(seconds)
     if x is None:
         return MISSING
     s = math.floor(max(0.0, x))
     if s < 60:
-        return f"{s}s"
+        return "now"
     if s < 3600:
         return f"{s // 60}m"
     if s < 86400:

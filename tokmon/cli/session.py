@@ -223,7 +223,8 @@ def fmt_ago(value: str | None, now: float | None = None) -> str:
     ts = fmt.epoch(value)
     if ts is None:
         return fmt.MISSING
-    return f"{fmt.age((now or time.time()) - ts)} ago"
+    age = fmt.age((now or time.time()) - ts)
+    return "just now" if age == "now" else f"{age} ago"
 
 
 def _print_json(ctx: Context, data: Any) -> None:
@@ -277,9 +278,7 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    from tokmon.cli.render import fmt_cost, fmt_tokens_short
-
-    from tokmon.cli.render import zone_title
+    from tokmon.cli.render import fmt_cost, fmt_tokens_short, zone_title
 
     t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=zone_title(tz))
     t.add_column("ID", no_wrap=True)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from datetime import tzinfo
 from typing import Any
 
-from tokmon.cli.context import Context
-from datetime import tzinfo
-
 from tokmon import fmt
+from tokmon.cli.context import Context
 from tokmon.cli.render import console, dump_json, resolve_zone, terminal_width
 
 

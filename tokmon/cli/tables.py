@@ -63,8 +63,7 @@ def period_table(
         from rich.table import Table
 
         key, title = LABEL[kind]
-        t = Table(title=f"Claude Code token usage: {kind}", box=box.SIMPLE_HEAVY,
-                  show_footer=True)
+        t = Table(title=f"Claude Code token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
         t.add_column(title, footer="Total", no_wrap=True)
         if kind == "session":
             t.add_column("Project / name", overflow="fold", max_width=18 if narrow else 40)
@@ -73,8 +72,7 @@ def period_table(
         cols = COMPACT_COLS if narrow else TOKEN_COLS
         for col, k in cols:
             t.add_column(col, justify="right", footer=fmt.integer(tot[k]), no_wrap=True)
-        t.add_column("Cost (USD)", justify="right", footer=fmt.cost(tot["totalCost"]),
-                     no_wrap=True)
+        t.add_column("Cost (USD)", justify="right", footer=fmt.cost(tot["totalCost"]), no_wrap=True)
         if kind == "session":
             t.add_column("Last activity", no_wrap=True)
         for r in rows:
@@ -90,9 +88,15 @@ def period_table(
             t.add_row(*cells)
             if breakdown:
                 for m in r["modelBreakdowns"]:
-                    sub = ["", f"└ {short_model(m['modelName'])}"] if narrow and kind == "session" else (
-                        ["", "", f"└ {short_model(m['modelName'])}"] if kind == "session"
-                        else ["", f"└ {short_model(m['modelName'])}"])
+                    sub = (
+                        ["", f"└ {short_model(m['modelName'])}"]
+                        if narrow and kind == "session"
+                        else (
+                            ["", "", f"└ {short_model(m['modelName'])}"]
+                            if kind == "session"
+                            else ["", f"└ {short_model(m['modelName'])}"]
+                        )
+                    )
                     m_tot = (m["inputTokens"] + m["outputTokens"] + m["cacheCreationTokens"]
                              + m["cacheReadTokens"])  # fmt: skip
                     vals = {**m, "totalTokens": m_tot}
@@ -131,8 +135,9 @@ def _burn_text(b: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def blocks_table(ctx: Context, blocks: list[dict[str, Any]], tz: tzinfo, *,
-                 compact: bool = False) -> None:
+def blocks_table(
+    ctx: Context, blocks: list[dict[str, Any]], tz: tzinfo, *, compact: bool = False
+) -> None:
     """5-hour blocks; start and end in the chosen zone, named in the caption."""
 
     def build(narrow: bool) -> Any:
@@ -140,15 +145,21 @@ def blocks_table(ctx: Context, blocks: list[dict[str, Any]], tz: tzinfo, *,
         from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title="Claude Code 5-hour billing blocks", box=box.SIMPLE_HEAVY,
-                  caption=zone_title(tz))
+        t = Table(
+            title="Claude Code 5-hour billing blocks", box=box.SIMPLE_HEAVY, caption=zone_title(tz)
+        )
         cols = ["Start", "End", "Status"] + ([] if narrow else ["Models", "Entries"])
         cols += ["Tokens", "Cost (USD)"] + ([] if narrow else ["Burn / projection"])
         for col in cols:
             right = col in ("Entries", "Tokens", "Cost (USD)")
             wrap = col in ("Models", "Burn / projection")
-            t.add_column(col, justify="right" if right else "left", no_wrap=not wrap,
-                         overflow="fold", max_width=36 if col == "Burn / projection" else None)
+            t.add_column(
+                col,
+                justify="right" if right else "left",
+                no_wrap=not wrap,
+                overflow="fold",
+                max_width=36 if col == "Burn / projection" else None,
+            )
         for b in blocks:
             start = fmt.epoch(b["startTime"])
             end = fmt.epoch(b["endTime"])

@@ -105,14 +105,14 @@ export function formatDuration(minutes: number | null | undefined): string {
   return `${Math.floor(total / 1440)}d${String(Math.floor((total % 1440) / 60)).padStart(2, "0")}h`;
 }
 
-/** How long ago, largest unit only: 0s, 45s, 12m, 3h, 2d. */
+/** How long ago, largest unit only: now (under a minute), 12m, 3h, 2d. */
 export function formatAge(seconds: number | null | undefined): string {
   if (!finite(seconds)) {
     return MISSING;
   }
   const s = Math.floor(Math.max(0, seconds));
   if (s < 60) {
-    return `${s}s`;
+    return "now";
   }
   if (s < 3600) {
     return `${Math.floor(s / 60)}m`;
@@ -131,7 +131,7 @@ export function parseTime(iso: string | null | undefined): number {
   return Date.parse(iso);
 }
 
-/** "12m ago" (the shared age rule), or the date (YYYY-MM-DD) after 30 days. */
+/** "just now", "12m ago" (the shared age rule), or the date (YYYY-MM-DD) after 30 days. */
 export function formatRelative(iso: string | null | undefined, nowMs: number, timeZone?: string): string {
   const t = parseTime(iso);
   if (Number.isNaN(t)) {
@@ -141,7 +141,8 @@ export function formatRelative(iso: string | null | undefined, nowMs: number, ti
   if (seconds >= 30 * 86400) {
     return formatDate(t, timeZone);
   }
-  return `${formatAge(seconds)} ago`;
+  const age = formatAge(seconds);
+  return age === "now" ? "just now" : `${age} ago`;
 }
 
 interface WallClock {
