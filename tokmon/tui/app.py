@@ -469,7 +469,13 @@ class WatchApp(App[int]):
         if sess.border_title != title:
             sess.border_title = title
         width = sess.size.width or w
-        cells = session_cells(v, width, sess.size.height or 10)
+        # The panel is as tall as its rows (no empty rows), up to the room that is left
+        # below the block: header 1 + top 8 + sparkline 1 + keys 1 + panel borders 2.
+        room = max(2, self.size.height - 13)
+        cells = session_cells(v, width, room)
+        want = (len(cells) + 1 if v.sessions else 1) + 2
+        if sess.styles.height is None or sess.styles.height.value != want:
+            sess.styles.height = want
         key = (width, v.filter_text, bool(v.sessions), tuple((c, tuple(r)) for c, r in cells))
         self._put("sessions", render_sessions(v, cells, width), key)
 
