@@ -18,7 +18,8 @@ pytestmark = [
 ]
 pytest.importorskip("textual", reason="tokmon watch needs textual")
 
-from test_watch_tmux import ALPHA, Dashboard, env, run_env  # noqa: E402,F401 - the env fixture
+from test_watch_tmux import ALPHA, Dashboard, run_env  # noqa: E402
+from test_watch_tmux import env as env  # noqa: E402,F401 - the dashboard corpus fixture
 
 from tokmon.fmt import epoch  # noqa: E402
 

@@ -512,6 +512,8 @@ class WatchApp(App[int]):
         box.display = True
         box.value = self.state.filter_text
         box.focus()
+        # a modal closed just before (esc) restores its old focus after this; focus again then
+        self.call_after_refresh(box.focus)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
