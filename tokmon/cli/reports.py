@@ -6,6 +6,7 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from tokmon.cli.context import CLIError, Context
@@ -201,20 +202,52 @@ def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def session_dirs(engine: Any) -> dict[str, str]:
+    """Session id -> the name of its directory under ``projects/`` (ccusage's project key)."""
+    out: dict[str, str] = {}
+    for root in engine.roots:
+        try:
+            dirs = [d for d in Path(root).iterdir() if d.is_dir()]
+        except OSError:
+            continue
+        for d in dirs:
+            try:
+                for f in d.rglob("*.jsonl"):
+                    if not f.name.startswith("agent-"):
+                        out.setdefault(f.stem, d.name)
+            except OSError:
+                continue
+    return out
+
+
 def _instances(kind: str, args: argparse.Namespace, ctx: Context, engine: Any,
                opts: dict[str, Any], aliases: dict[str, str]) -> int:
-    """``-i/--instances``: one report per project, keyed like ccusage's ``projects`` object."""
-    cwds = sorted({r.project for r in engine.records if r.project})
-    rowkey = {"daily": "daily", "weekly": "weekly", "monthly": "monthly"}[kind]
+    """``-i/--instances``: one report per project, keyed like ccusage's ``projects`` object
+    (the transcript's directory under ``projects/``)."""
+    from tokmon import aggregate
+    from tokmon.timeutil import WEEKDAYS, DateKeyer
+
+    dirs = session_dirs(engine)
+    recs = engine._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
+                            opts.get("timezone"))
+    keyer = DateKeyer(resolve_tz_name(engine, opts.get("timezone")))
+    sow = WEEKDAYS.index(opts.get("start_of_week") or "sunday")
+    key_fn = {"daily": keyer.day, "monthly": keyer.month,
+              "weekly": lambda ts: keyer.week(ts, sow)}[kind]
+    label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
+    by_cwd: dict[str, str] = {}  # sessions without a transcript of their own (resumed ones)
+    for r in engine.records:  # go where other sessions of the same cwd are
+        if r.session_id in dirs and r.project:
+            by_cwd.setdefault(r.project, dirs[r.session_id])
+    groups: dict[str, list[Any]] = {}
+    for r in recs:
+        key = dirs.get(r.session_id) or by_cwd.get(r.project) or project_key(r.project)
+        groups.setdefault(key, []).append(r)
     projects: dict[str, list[dict[str, Any]]] = {}
-    for cwd in cwds:
-        if opts.get("project") and not (cwd == opts["project"] or cwd.rstrip("/\\").endswith(opts["project"])):
-            continue
-        rows = engine.report(kind, **{**opts, "project": cwd})[rowkey]
-        if rows:
-            key = project_key(cwd)
-            projects.setdefault(key, []).extend({**r, "project": key} for r in rows)
-    totals = engine.report(kind, **opts)["totals"]
+    for key in sorted(groups):
+        rep = aggregate.period_report(groups[key], key_fn, label, kind, opts.get("order") or "asc")
+        projects[key] = [{**row, "project": key} for row in rep[kind]]
+    totals = aggregate.totals_dict(aggregate.totals(recs))
     if ctx.json_output:
         ctx.stdout.write(dump_json({"projects": projects, "totals": totals}))
         return 0
@@ -222,13 +255,19 @@ def _instances(kind: str, args: argparse.Namespace, ctx: Context, engine: Any,
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     for key, rows in projects.items():
-        sub = {rowkey: rows, "totals": _sum_rows(rows)}
+        sub = {kind: rows, "totals": _sum_rows(rows)}
         ctx.stdout.write(f"\nProject: {aliases.get(key, key)}\n")
         period_table(ctx, kind, sub, tz, breakdown=args.breakdown, compact=args.compact,
                      aliases=aliases)
     if not projects:
         ctx.stdout.write("No usage in this range.\n")
     return 0
+
+
+def resolve_tz_name(engine: Any, name: str | None) -> Any:
+    from tokmon.timeutil import resolve_tz
+
+    return resolve_tz(engine._tz_name(name))
 
 
 def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
