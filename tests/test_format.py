@@ -66,3 +66,11 @@ def test_epoch_parses_iso() -> None:
     assert fmt.epoch("2025-11-29T19:00:00.000Z") == 1764442800
     assert fmt.epoch("2025-11-30T09:00:00+14:00") == 1764442800
     assert fmt.epoch("garbage") is None and fmt.epoch(None) is None
+
+
+def test_session_ids_print_long_enough_to_be_told_apart() -> None:
+    from tokmon.cli.render import id_length
+
+    assert id_length(["a7da6a22-facc", "ef958aa1-0e93"]) == 8
+    assert id_length(["abcdefgh1-x", "abcdefgh2-y", "zz"]) == 9
+    assert id_length([]) == 8

@@ -42,6 +42,16 @@ def short_model(name: str) -> str:
     return "-".join(parts)
 
 
+def id_length(ids: list[str], minimum: int = 8) -> int:
+    """The shortest prefix length (at least ``minimum``) that tells ``ids`` apart, so every
+    id a table prints is accepted by ``session --id`` / ``session show``."""
+    n = minimum
+    longest = max((len(i) for i in ids), default=minimum)
+    while n < longest and len({i[:n] for i in ids}) < len(set(ids)):
+        n += 1
+    return n
+
+
 def terminal_width(ctx: Context) -> int | None:
     """Columns of the terminal stdout writes to; None for a pipe or a file (no limit)."""
     try:

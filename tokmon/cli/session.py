@@ -281,6 +281,7 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
     from tokmon.cli.render import fmt_cost, fmt_tokens_short, zone_title
 
     t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=zone_title(tz))
+    id_len = id_length([r["sessionId"] for r in rows])
     t.add_column("ID", no_wrap=True)
     t.add_column("Name", overflow="ellipsis", no_wrap=True, max_width=34)
     t.add_column("Tags", overflow="fold", max_width=24)
@@ -295,7 +296,7 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
         else:
             name = _esc(name)
         t.add_row(
-            r["sessionId"][:8] + ("*" if r.get("isActive") else ""),
+            r["sessionId"][:id_len] + ("*" if r.get("isActive") else ""),
             name,
             _esc(" ".join(r["tags"])),
             _esc(r.get("projectName") or ""),

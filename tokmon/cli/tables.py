@@ -11,7 +11,7 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from tokmon import fmt
-from tokmon.cli.render import print_fitted, short_model, zone_title
+from tokmon.cli.render import id_length, print_fitted, short_model, zone_title
 
 if TYPE_CHECKING:
     from tokmon.cli.context import Context
@@ -57,6 +57,7 @@ def period_table(
     aliases = aliases or {}
     rows = data[ROWS[kind]]
     tot = data["totals"]
+    id_len = id_length([str(r["sessionId"]) for r in rows]) if kind == "session" else SHORT_ID
 
     def build(narrow: bool) -> Any:
         from rich import box
@@ -76,7 +77,7 @@ def period_table(
         if kind == "session":
             t.add_column("Last activity", no_wrap=True)
         for r in rows:
-            cells = [str(r[key])[:SHORT_ID] if kind == "session" else str(r[key])]
+            cells = [str(r[key])[:id_len] if kind == "session" else str(r[key])]
             if kind == "session":
                 cells.append(_esc(_project_label(r, aliases)))
             if not (narrow and kind == "session"):
