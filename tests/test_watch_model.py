@@ -298,7 +298,7 @@ def test_compact_line_fits_the_width_and_drops_whole_parts():
                    taken_at=NOW, minute_usage=[0, 5, 10])
     v = st.view(s, NOW)
     wide = m.compact_line(v, 200)
-    assert wide.startswith("blk 250k 25% │ 4h00m left │ 2.00k/m medium │ →900k")
+    assert wide.startswith("blk 250k 25% │ 4h00m left │ 600/m medium │ →900k")  # in+out basis
     assert "today 10 $0.50" in wide
     narrow = m.compact_line(v, 40)
     assert len(narrow) <= 40

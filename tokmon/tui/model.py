@@ -608,8 +608,9 @@ def compact_line(v: DashboardView, width: int) -> str:
         lim = f" {b.limit_pct:.0f}%" if b.limit_pct is not None else ""
         parts.append(f"blk {fmt_tokens(b.tokens)}{lim}")
         parts.append(f"{fmt_minutes(b.remaining_minutes)} left")
-        if b.burn_tpm is not None:
-            parts.append(f"{fmt_tokens(b.burn_tpm)}/m {b.burn_level}")
+        if b.burn_tpm is not None:  # the level's own basis: input+output tokens per minute
+            rate = b.burn_indicator_tpm if b.burn_indicator_tpm is not None else b.burn_tpm
+            parts.append(f"{fmt_tokens(rate)}/m {b.burn_level}")
         if b.projected_tokens is not None:
             parts.append(f"→{fmt_tokens(b.projected_tokens)}")
     if v.official and v.official.five_hour_pct is not None:
