@@ -606,6 +606,7 @@ class Engine:
 
     def summary(self, now: float | None = None, cwd: str | None = None, tz: str | None = None) -> dict[str, Any]:
         """The Summary dict every live surface shows (see docs/architecture.md)."""
+        from tokmon.fmt import zone_name
         from tokmon.timeutil import iso
 
         now = time.time() if now is None else now
@@ -658,7 +659,7 @@ class Engine:
 
         return {
             "generatedAt": iso(now),
-            "timezone": tzname or "local",
+            "timezone": tzname or zone_name(tzinfo),  # the real zone, never "local"
             "today": period(acc_d, date=today),
             "week": period(acc_w, week=week),
             "month": period(acc_m, month=month),

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import datetime, timedelta, timezone, tzinfo
+
+TYPE_CHECKING = False  # not `typing`: the statusline fast path never imports it
+if TYPE_CHECKING:  # datetime is imported on first use: the statusline fast path skips it
+    from datetime import datetime, tzinfo
 
 MISSING = "-"
-UTC = timezone.utc
 
 _UNITS = ((1e3, "k"), (1e6, "M"), (1e9, "B"), (1e12, "T"))
 
@@ -135,8 +137,22 @@ def age(seconds: float | int | None) -> str:
 # --------------------------------------------------------------------------- time zones
 
 
+def _utc() -> tzinfo:
+    from datetime import timezone
+
+    return timezone.utc
+
+
+def __getattr__(name: str) -> object:  # ``fmt.UTC`` without importing datetime up front
+    if name == "UTC":
+        return _utc()
+    raise AttributeError(name)
+
+
 def local_zone() -> tzinfo:
     """The system zone, by its IANA name when it can be found (``TZ``, ``/etc/localtime``)."""
+    from datetime import datetime
+
     names: list[str] = []
     tz_env = os.environ.get("TZ", "").lstrip(":")
     if tz_env:
@@ -149,7 +165,7 @@ def local_zone() -> tzinfo:
         pass
     for name in names:
         if name.upper() in ("UTC", "Z", "GMT", "ETC/UTC", "UCT", "ETC/UCT"):
-            return UTC
+            return _utc()
         try:
             from zoneinfo import ZoneInfo
 
@@ -157,7 +173,7 @@ def local_zone() -> tzinfo:
         except Exception:  # noqa: BLE001 - unknown key, bad path, no tz database
             continue
     local = datetime.now().astimezone().tzinfo
-    return local if local is not None else UTC
+    return local if local is not None else _utc()
 
 
 def zone(name: str | None) -> tzinfo:
@@ -165,7 +181,7 @@ def zone(name: str | None) -> tzinfo:
     if name is None or name == "" or name.lower() == "local":
         return local_zone()
     if name.upper() in ("UTC", "Z", "GMT"):
-        return UTC
+        return _utc()
     try:
         from zoneinfo import ZoneInfo
 
@@ -175,8 +191,10 @@ def zone(name: str | None) -> tzinfo:
 
 
 def _offset_minutes(tz: tzinfo, ts: float) -> int:
-    off = datetime.fromtimestamp(ts, tz).utcoffset() or timedelta(0)
-    return int(off.total_seconds() // 60)
+    from datetime import datetime
+
+    off = datetime.fromtimestamp(ts, tz).utcoffset()
+    return int(off.total_seconds() // 60) if off is not None else 0
 
 
 def offset_label(ts: float, tz: tzinfo) -> str:
@@ -194,7 +212,7 @@ def zone_name(tz: tzinfo, ts: float | None = None) -> str:
     key = getattr(tz, "key", None)
     if isinstance(key, str) and key:
         return key
-    if tz is UTC:
+    if tz is _utc():
         return "UTC"
     import time
 
@@ -202,6 +220,8 @@ def zone_name(tz: tzinfo, ts: float | None = None) -> str:
 
 
 def _local(ts: float | int | None, tz: tzinfo) -> datetime | None:
+    from datetime import datetime
+
     x = _finite(ts)
     if x is None:
         return None
@@ -240,10 +260,12 @@ def epoch(value: object) -> float | None:
         return _finite(value)
     if not isinstance(value, str) or not value:
         return None
+    from datetime import datetime
+
     try:
         d = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
+        d = d.replace(tzinfo=_utc())
     return d.timestamp()
