@@ -278,7 +278,7 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    from tokmon.cli.render import fmt_cost, fmt_tokens_short, zone_title
+    from tokmon.cli.render import fmt_cost, fmt_tokens_short, id_length, zone_title
 
     t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=zone_title(tz))
     id_len = id_length([r["sessionId"] for r in rows])
