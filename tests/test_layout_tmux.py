@@ -336,7 +336,7 @@ def test_stats_screen(report_env: dict[str, str]) -> None:
     data = run_json(report_env, ["stats"])
     assert data["timezone"] == "UTC"
     by_id = {r["sessionId"][:8]: r for r in data["topSessions"]}
-    for width in [80, 100, 0]:
+    for width in [*WIDTHS, 0]:
         screen = run_tty(report_env, ["stats"], width or 80, pipe=width == 0)
         check_not_cut(screen)
         assert f"Today {data['today']['date']} (UTC)" in screen

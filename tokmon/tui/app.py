@@ -221,7 +221,7 @@ def render_sessions(v: DashboardView, cells: list[tuple[bool, list[str]]], width
     return table
 
 
-def render_detail(s: SessionView, v: DashboardView) -> Text:
+def render_detail(s: SessionView, v: DashboardView, tz: Any = None) -> Text:
     t = Text()
     t.append(f"{s.label}\n", style="bold")
     fields = [
@@ -231,7 +231,7 @@ def render_detail(s: SessionView, v: DashboardView) -> Text:
         ("Project", s.project_path or "-"),
         ("Tags", " ".join(f"#{x}" for x in s.tags) or "-"),
         ("Description", s.description or "-"),
-        ("First", fmt.date_time(s.first_activity, fmt.local_zone())),
+        ("First", fmt.date_time(s.first_activity, tz if tz is not None else fmt.local_zone())),
         ("Last", _ago(v.now - s.last_activity) if s.last_activity else "-"),
         ("Models", ", ".join(s.models) or "-"),
         ("Total", f"{fmt_tokens(s.total_tokens)} tokens  {fmt_cost(s.cost)}"),
@@ -502,7 +502,7 @@ class WatchApp(App[int]):
         if s is None or v is None:
             self.notify("no session selected", severity="warning", timeout=2)
             return
-        self.push_screen(DetailScreen(render_detail(s, v)))
+        self.push_screen(DetailScreen(render_detail(s, v, self.tz)))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
