@@ -511,6 +511,7 @@ class WatchApp(App[int]):
         box = self.query_one("#filter", Input)
         box.display = True
         box.value = self.state.filter_text
+        self.screen.set_focus(box)  # now, not deferred: keys typed right after "/" go to the box
         box.focus()
         # a modal closed just before (esc) restores its old focus after this; focus again then
         self.call_after_refresh(box.focus)
