@@ -114,7 +114,7 @@ def test_claude_prefix_compact_and_aliases(denv: dict[str, str]) -> None:
     for kind in ("daily", "weekly", "monthly", "session", "blocks"):
         assert tk_json(denv, "claude", kind) == tk_json(denv, kind), kind
     compact = tk(denv, "claude", "daily", "--compact").stdout
-    assert "Cache create" not in compact and "Compact layout (--compact)" in compact
+    assert "create" not in compact and "Compact layout (--compact)" in compact
     projects = tk_json(denv, "daily", "-i")["projects"]
     name = sorted(projects)[0]
     text = tk(denv, "daily", "-i", "--project-aliases", f"{name}=My Alias").stdout

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import REPO
+from conftest import REPO, corpus_path
 from line_support import append_assistant, make_env, refresh_now, run_line
 
 KIRI = "Pacific/Kiritimati"
@@ -71,6 +71,10 @@ def tokmon_json(env: dict[str, str], *args: str) -> Any:
 def zenv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A corpus copy with a current block (two responses, 40 and 5 minutes ago), system TZ
     Kiritimati, no config."""
+    if not (corpus_path() / "projects").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"real corpus not found at {corpus_path()}")
+        pytest.skip(f"real corpus not found at {corpus_path()} (set TOKMON_TEST_CORPUS)")
     env = make_env(tmp_path_factory.mktemp("tz"))
     now = time.time()
     append_assistant(env, input_tokens=30_000, output_tokens=10_000, ts=now - 40 * 60)

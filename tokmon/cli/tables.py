@@ -20,9 +20,10 @@ LABEL = {"daily": ("date", "Date"), "weekly": ("week", "Week"), "monthly": ("mon
          "session": ("sessionId", "Session")}  # fmt: skip
 ROWS = {"daily": "daily", "weekly": "weekly", "monthly": "monthly", "session": "sessions"}
 SHORT_ID = 8  # session ids print as their first 8 characters; `session --id` accepts them
+# Two-line headers (like ccusage's) keep the full table narrow enough for 100 columns.
 TOKEN_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"),
-              ("Cache create", "cacheCreationTokens"), ("Cache read", "cacheReadTokens"),
-              ("Total tokens", "totalTokens"))  # fmt: skip
+              ("Cache\ncreate", "cacheCreationTokens"), ("Cache\nread", "cacheReadTokens"),
+              ("Total\ntokens", "totalTokens"))  # fmt: skip
 COMPACT_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"))
 
 
@@ -69,11 +70,11 @@ def period_table(
         if kind == "session":
             t.add_column("Project / name", overflow="fold", max_width=18 if narrow else 40)
         if not (narrow and kind == "session"):  # a narrow session table keeps the project
-            t.add_column("Models", overflow="fold", max_width=16 if narrow else 24)
+            t.add_column("Models", overflow="fold", max_width=16)
         cols = COMPACT_COLS if narrow else TOKEN_COLS
         for col, k in cols:
             t.add_column(col, justify="right", footer=fmt.integer(tot[k]), no_wrap=True)
-        t.add_column("Cost (USD)", justify="right", footer=fmt.cost(tot["totalCost"]), no_wrap=True)
+        t.add_column("Cost\n(USD)", justify="right", footer=fmt.cost(tot["totalCost"]), no_wrap=True)
         if kind == "session":
             t.add_column("Last activity", no_wrap=True)
         for r in rows:
