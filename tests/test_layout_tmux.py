@@ -218,6 +218,8 @@ def test_period_reports_at_every_width(report_env: dict[str, str], kind: str) ->
             assert "Compact layout" not in screen
     # the full table (two-line headers, folded models) fits 100 columns on this corpus
     assert layouts[80] == "compact" and layouts[100] == "full" and layouts[160] == "full"
+    # narrower than even the compact table: lines wrap in the terminal, nothing is cut
+    assert check_period(run_tty(report_env, [kind], 50), data, kind, breakdown=False) == "compact"
     piped = run_tty(report_env, [kind], 80, pipe=True)
     assert check_period(piped, data, kind, breakdown=False) == "full"
     assert "Compact layout" not in piped

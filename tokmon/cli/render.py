@@ -119,7 +119,12 @@ def print_fitted(
             con.print(table)
             return False
         hint = f"Compact layout ({hidden} need {need} cols; or pipe to less -S)"
-    con.print(compact())
+    table = compact()
+    if width is not None:
+        need = table_width(con, table)
+        if need > width:  # narrower still: let the terminal wrap lines rather than cut cells
+            con = console(ctx, need)
+    con.print(table)
     ctx.stdout.write(hint + "\n")
     return True
 
