@@ -74,3 +74,37 @@ def test_session_ids_print_long_enough_to_be_told_apart() -> None:
     assert id_length(["a7da6a22-facc", "ef958aa1-0e93"]) == 8
     assert id_length(["abcdefgh1-x", "abcdefgh2-y", "zz"]) == 9
     assert id_length([]) == 8
+
+
+def test_every_python_surface_writes_the_shared_cases() -> None:
+    """CLI tables, `tokmon line` and `tokmon watch` use the same rules (no private copies)."""
+    from tokmon.cli import render
+    from tokmon.line import formats
+
+    surfaces: dict[str, list[object]] = {
+        "tokens": [formats.fmt_tokens, render.fmt_tokens_short],
+        "cost": [formats.fmt_cost, render.fmt_cost],
+        "integer": [render.fmt_int],
+        "duration": [render.fmt_minutes],
+        "age": [formats.fmt_age],
+        "percent": [formats.fmt_percent],
+    }
+    try:
+        from tokmon.tui import model
+    except ImportError:  # pragma: no cover - textual-free installs still have model.py
+        model = None
+    if model is not None:
+        surfaces["tokens"].append(model.fmt_tokens)
+        surfaces["cost"].append(model.fmt_cost)
+        surfaces["duration"].append(model.fmt_minutes)
+        surfaces["age"].append(model.fmt_age)
+    for kind, funcs in surfaces.items():
+        for func in funcs:
+            for value, expected in CASES[kind]:
+                if value is None and kind in ("age", "percent"):
+                    continue  # the line formatters take numbers only
+                assert func(value) == expected, (func, value)  # type: ignore[operator]
+    # the line's duration takes seconds
+    for minutes, expected in CASES["duration"]:
+        if minutes is not None:
+            assert formats.fmt_duration(minutes * 60) == expected

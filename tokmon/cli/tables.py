@@ -74,7 +74,9 @@ def period_table(
         cols = COMPACT_COLS if narrow else TOKEN_COLS
         for col, k in cols:
             t.add_column(col, justify="right", footer=fmt.integer(tot[k]), no_wrap=True)
-        t.add_column("Cost\n(USD)", justify="right", footer=fmt.cost(tot["totalCost"]), no_wrap=True)
+        t.add_column(
+            "Cost\n(USD)", justify="right", footer=fmt.cost(tot["totalCost"]), no_wrap=True
+        )
         if kind == "session":
             t.add_column("Last activity", no_wrap=True)
         for r in rows:
