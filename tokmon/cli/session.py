@@ -627,8 +627,8 @@ def _export_md(d: dict[str, Any], tz: Any) -> str:
         f"- **Session id:** `{d['sessionId']}`",
         f"- **Project:** `{row.get('projectPath') or '-'}`",
         f"- **Tags:** {', '.join(meta.get('tags') or []) or '-'}",
-        f"- **First activity:** {fmt_time(row.get('firstActivity'), tz)}",
-        f"- **Last activity:** {fmt_time(row.get('lastActivity'), tz)}",
+        f"- **First activity:** {fmt_time(row.get('firstActivity'), tz)} {_zone(tz)}",
+        f"- **Last activity:** {fmt_time(row.get('lastActivity'), tz)} {_zone(tz)}",
         f"- **Requests:** {fmt_int(row.get('entries', 0))}",
         f"- **Total tokens:** {fmt_int(tok['totalTokens'])}",
         f"- **Cost:** {fmt_cost(tok['totalCost'])}",
@@ -653,7 +653,7 @@ def _export_md(d: dict[str, Any], tz: Any) -> str:
         )
     out += [
         "",
-        "## 5-hour billing blocks",
+        f"## 5-hour billing blocks (times in {_zone(tz)})",
         "",
         "| Start | Requests | Tokens | Cost |",
         "|---|---:|---:|---:|",
