@@ -479,6 +479,26 @@ class WatchApp(App[int]):
         key = (width, v.filter_text, bool(v.sessions), tuple((c, tuple(r)) for c, r in cells))
         self._put("sessions", render_sessions(v, cells, width), key)
 
+    async def _on_key(self, event: events.Key) -> None:
+        """Keys typed right after ``/`` belong to the filter, even before it has focus.
+
+        Focus moves asynchronously; under load the first letters of a filter used to reach
+        the dashboard's bindings (``t`` opened the tag editor).  Textual calls every class's
+        ``_on_key`` along the MRO (App's checks the bindings) unless the default is prevented.
+        """
+        box = self.query_one("#filter", Input)
+        if (
+            box.display
+            and not box.has_focus
+            and len(self.screen_stack) == 1
+            and event.is_printable
+            and event.character
+        ):
+            event.stop()
+            event.prevent_default()
+            self.screen.set_focus(box)
+            box.insert_text_at_cursor(event.character)
+
     # ------------------------------------------------------------------ actions
     def action_quit_app(self) -> None:
         self.exit(0)
