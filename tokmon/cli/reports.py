@@ -175,7 +175,6 @@ def _resolve_session(engine: Any, ref: str) -> str:
 
 def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
     """ccusage's ``session --id X --json``: the session's totals and its entries (null if unknown)."""
-    from tokmon.records import SYNTHETIC_MODEL
     from tokmon.timeutil import iso
 
     sid = opts["session_id"]
@@ -189,7 +188,7 @@ def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
             "outputTokens": r.output_tokens,
             "cacheCreationTokens": r.cache_creation_tokens,
             "cacheReadTokens": r.cache_read_tokens,
-            "model": r.model if r.model != SYNTHETIC_MODEL else r.model,
+            "model": r.model,
             "costUSD": float(r.display_cost or 0.0),
         }
         for r in recs
