@@ -70,8 +70,8 @@ def test_full_payload_line_and_recorded_figures(env):
     line = res.stdout.rstrip("\n")
     assert "\n" not in line
     # official 5 h utilisation replaces the estimate; the local block figures stay
-    assert "5h 400k $" in line and "64%[0s]" in line and "~" not in line
-    assert "7d 21%[0s]" in line
+    assert "5h 400k $" in line and "64%[now]" in line and "~" not in line
+    assert "7d 21%[now]" in line
     assert "Refactor the parser $1.23" in line
     assert "ctx 42%" in line
     rec = official.for_session(get_paths(env), SID)
@@ -188,7 +188,7 @@ def test_unwritable_state_dir_still_prints(tmp_path):
     env["TOKMON_HOME"] = str(blocker / "home")
     res = claude(env, json.dumps(payload()))
     assert res.returncode == 0 and res.stderr == ""
-    assert "64%[0s]" in res.stdout and "Refactor the parser $1.23" in res.stdout
+    assert "64%[now]" in res.stdout and "Refactor the parser $1.23" in res.stdout
     res = claude(env, json.dumps(payload()), "--verbose")
     assert "could not record official figures" in res.stderr
 

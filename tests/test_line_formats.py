@@ -42,15 +42,15 @@ def keys(segs):
 
 def test_number_formatting():
     assert formats.fmt_tokens(999) == "999"
-    assert formats.fmt_tokens(1234) == "1.2k"
-    assert formats.fmt_tokens(1_234_567) == "1.2M"
+    assert formats.fmt_tokens(1234) == "1.23k"  # the shared rule (tokmon/fmt.py)
+    assert formats.fmt_tokens(1_234_567) == "1.23M"
     assert formats.fmt_tokens(250_000_000) == "250M"
     assert formats.fmt_cost(4.5) == "$4.50"
-    assert formats.fmt_cost(123.4) == "$123"
-    assert formats.fmt_duration(2 * 3600 + 13 * 60 + 59) == "2h13m"
+    assert formats.fmt_cost(123.4) == "$123.40"
+    assert formats.fmt_duration(2 * 3600 + 13 * 60 + 29) == "2h13m"
     assert formats.fmt_duration(45 * 60) == "45m"
-    assert formats.fmt_duration(10) == "<1m"
-    assert formats.fmt_age(30) == "30s" and formats.fmt_age(190) == "3m"
+    assert formats.fmt_duration(10) == "0m"
+    assert formats.fmt_age(30) == "now" and formats.fmt_age(190) == "3m"
 
 
 def test_default_line_with_estimate_and_project_session():
@@ -58,7 +58,7 @@ def test_default_line_with_estimate_and_project_session():
     assert keys(segs) == ["block", "today", "session"]
     # 1,234,567 / 5,000,000 = 24.7 % -> "~25%" (estimate); 4h - 2 min left
     assert formats.render(segs, "plain") == (
-        "5h 1.2M $4.50 ~25% 3h58m left █ | today $12.35 | Fix the parser $1.20"
+        "5h 1.23M $4.50 ~25% 3h58m left █ | today $12.35 | Fix the parser $1.20"
     )
     assert segs[0]["level"] == "normal"
 
@@ -81,7 +81,7 @@ def test_official_utilisation_wins_and_is_labelled_with_its_age():
                 "contextWindow": {"usedPercentage": 41.0}}  # fmt: skip
     segs = formats.build_segments(snap(official=official), NOW, cwd="/home/u/proj")
     text = formats.render(segs, "plain")
-    assert "5h 1.2M $4.50 97%[3m] 3h58m left" in text
+    assert "5h 1.23M $4.50 97%[3m] 3h58m left" in text
     assert "~" not in text.split("|")[0]
     assert "7d 12%[2h]" in text
     assert "ctx 41%" in text  # the official record belongs to the matched session
@@ -110,12 +110,12 @@ def test_cwd_matching_is_by_path_prefix_not_substring():
 @pytest.mark.parametrize(
     ("fmt", "expected"),
     [
-        ("tmux", "#[fg=red,bold]5h 4.8M $4.50 ~96% 3h58m left █#[default]"),
-        ("bash", "\x01\x1b[31;1m\x025h 4.8M $4.50 ~96% 3h58m left █\x01\x1b[0m\x02"),
-        ("zsh", "%{\x1b[31;1m%}5h 4.8M $4.50 ~96%% 3h58m left █%{\x1b[0m%}"),
-        ("fish", "\x1b[31;1m5h 4.8M $4.50 ~96% 3h58m left █\x1b[0m"),
-        ("starship", "\x1b[31;1m5h 4.8M $4.50 ~96% 3h58m left █\x1b[0m"),
-        ("plain", "5h 4.8M $4.50 ~96% 3h58m left █"),
+        ("tmux", "#[fg=red,bold]5h 4.80M $4.50 ~96% 3h58m left █#[default]"),
+        ("bash", "\x01\x1b[31;1m\x025h 4.80M $4.50 ~96% 3h58m left █\x01\x1b[0m\x02"),
+        ("zsh", "%{\x1b[31;1m%}5h 4.80M $4.50 ~96%% 3h58m left █%{\x1b[0m%}"),
+        ("fish", "\x1b[31;1m5h 4.80M $4.50 ~96% 3h58m left █\x1b[0m"),
+        ("starship", "\x1b[31;1m5h 4.80M $4.50 ~96% 3h58m left █\x1b[0m"),
+        ("plain", "5h 4.80M $4.50 ~96% 3h58m left █"),
     ],
 )
 def test_critical_styling_in_each_formats_own_syntax(fmt, expected):
@@ -138,7 +138,7 @@ def test_custom_styles_and_stale_mark():
     s["block"]["totalTokens"] = 4_100_000
     segs = formats.build_segments(s, NOW)
     out = formats.render(segs, "tmux", {"warning": "colour208", "stale": "fg=grey"}, stale=True)
-    assert out.startswith("#[fg=colour208]5h 4.1M")
+    assert out.startswith("#[fg=colour208]5h 4.10M")
     assert out.endswith("#[fg=grey]*#[default]")
     assert formats.render(segs, "plain", stale=True).endswith("today $12.35*")
 
@@ -159,13 +159,13 @@ def test_no_snapshot_shows_only_claude_figures():
                                                            "resetsAt": NOW + 60}},
               "session": {"name": "my session", "costUSD": 0.5}, "context": None}  # fmt: skip
     segs = formats.build_segments({}, NOW, claude=claude)
-    assert formats.render(segs, "plain") == "5h 10%[0s] | my session $0.50"
+    assert formats.render(segs, "plain") == "5h 10%[now] | my session $0.50"
 
 
 def test_json_payload_shape():
     segs = formats.build_segments(snap(), NOW)
     data = formats.json_payload(segs, snap(), NOW, stale=False)
-    assert data["text"].startswith("5h 1.2M") and data["ageSeconds"] == 5.0
+    assert data["text"].startswith("5h 1.23M") and data["ageSeconds"] == 5.0
     assert data["segments"][0]["fields"]["block_percent"] == "~25%"
     assert formats.json_payload(None, None, NOW, True)["placeholder"] is True
 

@@ -45,7 +45,7 @@ def test_current_block_today_and_project_session(corpus_env):
     assert res.returncode == 0, res.stderr
     block, today, session = res.stdout.strip().split(" | ")
     # the appended line alone is the current block: 1,000,000 tokens
-    assert block.startswith("5h 1.0M $") and " left " in block
+    assert block.startswith("5h 1.00M $") and " left " in block
     assert today.startswith("today $") and today != "today $0.00"
     assert session.endswith("$" + session.rsplit("$", 1)[1]) and session.split(" $")[0]
     assert res.stderr == ""
@@ -54,12 +54,12 @@ def test_current_block_today_and_project_session(corpus_env):
 def test_json_format_and_explain(corpus_env):
     res = run_line(["-f", "json", "--explain"], corpus_env)
     data = json.loads(res.stdout)
-    assert data["segments"][0]["fields"]["block_tokens"] == "1.0M"
+    assert data["segments"][0]["fields"]["block_tokens"] == "1.00M"
     assert data["stale"] is False and data["placeholder"] is False
     assert "from the transcripts" in data["explain"]["block"]
     res = run_line(["--explain", "--timings"], corpus_env)
     out = res.stdout.splitlines()
-    assert out[0].startswith("5h 1.0M")
+    assert out[0].startswith("5h 1.00M")
     assert any(line.startswith("snapshot: ") for line in out)
     assert any("token limit:" in line for line in out)
     assert any(line.strip().startswith("read snapshot") and line.endswith("ms") for line in out)

@@ -91,7 +91,7 @@ def test_new_totals_appear_after_a_transcript_append(panes):
     append_assistant(panes.env, input_tokens=100_000, output_tokens=100_000,
                      cwd=str(panes.project))  # fmt: skip
     for shell in SHELLS:  # the hook's background job refreshes; a later prompt shows it
-        assert panes.until(shell, "5h 1.0M $", timeout=30).startswith("5h 1.0M $")
+        assert panes.until(shell, "5h 1.00M $", timeout=30).startswith("5h 1.00M $")
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")

@@ -104,5 +104,5 @@ def test_status_updates_after_a_transcript_append(tmux):
     append_assistant(tmux.env, input_tokens=150_000, output_tokens=50_000,
                      cwd=str(tmux.project))  # fmt: skip
     # stale after 1 s -> the job starts the background refresher -> the next interval shows it
-    line = tmux.until("R[5h 1.0M $", timeout=30)
+    line = tmux.until("R[5h 1.00M $", timeout=30)
     assert "T[today $" in line

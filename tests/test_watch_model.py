@@ -87,13 +87,13 @@ def test_fmt_tokens(n, text):
 
 def test_other_formatters():
     assert m.fmt_cost(0.041) == "$0.04"
-    assert m.fmt_cost(1234.5) == "$1,234"
-    assert m.fmt_minutes(125) == "2h 05m"
+    assert m.fmt_cost(1234.5) == "$1,234.50"  # the shared rule (tokmon/fmt.py)
+    assert m.fmt_minutes(125) == "2h05m"
     assert m.fmt_minutes(7.4) == "7m"
     assert m.fmt_minutes(-3) == "0m"
     assert m.fmt_minutes(None) == "-"
     assert m.fmt_age(3) == "now"
-    assert m.fmt_age(45) == "45s"
+    assert m.fmt_age(45) == "now"
     assert m.fmt_age(12 * 60 + 5) == "12m"
     assert m.fmt_age(3 * 3600) == "3h"
     assert m.bar(50, 10) == "█████░░░░░"
@@ -298,11 +298,11 @@ def test_compact_line_fits_the_width_and_drops_whole_parts():
                    taken_at=NOW, minute_usage=[0, 5, 10])
     v = st.view(s, NOW)
     wide = m.compact_line(v, 200)
-    assert wide.startswith("blk 250k 25% │ 4h 00m left │ 2.00k/m medium │ →900k")
+    assert wide.startswith("blk 250k 25% │ 4h00m left │ 600/m medium │ →900k")  # in+out basis
     assert "today 10 $0.50" in wide
     narrow = m.compact_line(v, 40)
     assert len(narrow) <= 40
-    assert narrow.startswith("blk 250k 25% │ 4h 00m left")
+    assert narrow.startswith("blk 250k 25% │ 4h00m left")
     assert "tod" not in narrow or "today 10" in narrow  # never cut mid-part
     assert m.compact_line(m.DashboardState().view(snap([]), NOW), 80).startswith(
         "no active block")

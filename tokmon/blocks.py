@@ -143,15 +143,27 @@ def max_completed_tokens(blocks: Sequence[dict[str, object]]) -> int | None:
     return max(vals) if vals else None
 
 
-def burn_level(tokens_per_minute_indicator: float | None) -> str:
-    """ccusage's thresholds on non-cache tokens per minute."""
-    if tokens_per_minute_indicator is None:
-        return "low"
-    if tokens_per_minute_indicator > 1000:
-        return "high"
-    if tokens_per_minute_indicator > 500:
-        return "medium"
-    return "low"
+def burn_level(
+    tokens_per_minute_indicator: float | None, projected_percent: float | None = None
+) -> str:
+    """How fast the block burns: ccusage's thresholds on non-cache (input + output) tokens
+    per minute (> 500 medium, > 1000 high), raised by the projection against the token
+    limit: a block projected over its limit is "high", over 80 % at least "medium".
+
+    Surfaces show this level next to the same non-cache rate, so the two always agree.
+    """
+    level = "low"
+    if tokens_per_minute_indicator is not None:
+        if tokens_per_minute_indicator > 1000:
+            level = "high"
+        elif tokens_per_minute_indicator > 500:
+            level = "medium"
+    if projected_percent is not None:
+        if projected_percent > 100:
+            return "high"
+        if projected_percent > 80 and level == "low":
+            return "medium"
+    return level
 
 
 def limit_status(block: dict[str, object], limit: int) -> dict[str, object]:

@@ -764,6 +764,7 @@ class Engine:
 
     def summary(self, now: float | None = None, cwd: str | None = None, tz: str | None = None) -> dict[str, Any]:
         """The Summary dict every live surface shows (see docs/architecture.md)."""
+        from tokmon.fmt import zone_name
         from tokmon.timeutil import iso
 
         now = time.time() if now is None else now
@@ -798,7 +799,10 @@ class Engine:
             active = dict(active)
             active["remainingMinutes"] = max(0.0, (_ts(active["endTime"]) - now) / 60)
             br = active.get("burnRate")
-            active["burnLevel"] = burn_level(br["tokensPerMinuteForIndicator"] if br else None)
+            proj = active.get("projection")
+            proj_pct = proj["totalTokens"] / limit * 100 if (proj and limit) else None
+            active["burnLevel"] = burn_level(br["tokensPerMinuteForIndicator"] if br else None,
+                                             proj_pct)
             active["limitPercent"] = (active["totalTokens"] / limit * 100) if limit else None
         recent: set[str] = set()
         for i in range(len(recs) - 1, -1, -1):
@@ -825,7 +829,7 @@ class Engine:
 
         return {
             "generatedAt": iso(now),
-            "timezone": tzname or "local",
+            "timezone": tzname or zone_name(tzinfo),  # the real zone, never "local"
             "today": period(acc_d, date=today),
             "week": period(acc_w, week=week),
             "month": period(acc_m, month=month),

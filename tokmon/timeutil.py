@@ -14,8 +14,9 @@ class TimezoneError(ValueError):
 def resolve_tz(name: str | None) -> tzinfo:
     """``None``/"local" -> the system zone; "UTC" -> UTC; otherwise an IANA name."""
     if name is None or name == "" or name.lower() == "local":
-        local = datetime.now().astimezone().tzinfo
-        return local if local is not None else UTC
+        from tokmon.fmt import local_zone  # by IANA name when known, so DST is followed
+
+        return local_zone()
     if name.upper() in ("UTC", "Z", "GMT"):
         return UTC
     try:

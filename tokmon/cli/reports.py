@@ -6,10 +6,11 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from tokmon.cli.context import CLIError, Context
-from tokmon.cli.render import dump_json, fmt_cost, fmt_int, short_model
+from tokmon.cli.render import dump_json, resolve_zone
 
 HELP = {
     "daily": "usage per day",
@@ -34,12 +35,20 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("-j", dest="json", action="store_true", default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)
     p.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--compact", action="store_true",
+                   help="the narrow layout (fewer columns), whatever the terminal width")
+    p.add_argument("--project-aliases", metavar="ALIASES",
+                   help="display names for projects: 'dir=Name,other=Other Name'")
+    if kind in ("daily", "weekly", "monthly"):
+        p.add_argument("-i", "--instances", action="store_true",
+                       help="one section per project (JSON: {projects: {name: rows}})")
     if kind == "weekly":
         p.add_argument("-w", "--start-of-week", default="sunday",
                        choices=["sunday", "monday", "tuesday", "wednesday", "thursday", "friday",
                                 "saturday"])
     if kind == "session":
-        p.add_argument("-i", "--id", dest="session_id", help="only this session id")
+        p.add_argument("-i", "--id", dest="session_id",
+                       help="only this session: a full id or a unique prefix (as tables show it)")
         p.add_argument("--all", dest="include_empty", action="store_true",
                        help="also list sessions with 0 tokens (hidden by default)")
     if kind == "blocks":
@@ -52,6 +61,15 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     for kind in ("daily", "weekly", "monthly", "blocks"):
         p = sub.add_parser(kind, parents=[parent], help=HELP[kind], description=HELP[kind])
+        add_report_options(p, kind)
+        p.set_defaults(handler=lambda a, c, k=kind: run_report(k, a, c))
+    # `tokmon claude daily` etc.: ccusage's agent-prefixed spelling of the same reports.
+    cp = sub.add_parser("claude", parents=[parent], help="the reports, spelled as ccusage's `claude` commands",
+                        description="Same as `tokmon daily|weekly|monthly|session|blocks` "
+                        "(ccusage's `ccusage claude <report>`).")
+    csub = cp.add_subparsers(dest="claude_command", metavar="REPORT", required=True)
+    for kind in ("daily", "weekly", "monthly", "session", "blocks"):
+        p = csub.add_parser(kind, parents=[parent], help=HELP[kind], description=HELP[kind])
         add_report_options(p, kind)
         p.set_defaults(handler=lambda a, c, k=kind: run_report(k, a, c))
 
@@ -90,12 +108,20 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """Compute one report and print it as a table or ccusage-compatible JSON."""
     opts = _opts(kind, args, ctx)
+    aliases = parse_aliases(getattr(args, "project_aliases", None))
     engine = ctx.engine()
     if getattr(args, "machine", None):
         from tokmon.export.machines import machine_filter
 
         opts["machine"] = args.machine
         engine.record_filter = machine_filter(engine, args.machine, ctx.env, ctx.config)
+    if kind == "session" and opts.get("session_id"):
+        opts["session_id"] = _resolve_session(engine, opts["session_id"])
+        if ctx.json_output:
+            ctx.stdout.write(dump_json(session_entries(engine, opts)))
+            return 0
+    if getattr(args, "instances", False):
+        return _instances(kind, args, ctx, engine, opts, aliases)
     cache = ReportCache(ctx, engine, kind, opts) if ctx.json_output and kind in CACHEABLE else None
     if cache is not None:
         hit = cache.get()
@@ -111,11 +137,149 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             cache.put(text)
         ctx.stdout.write(text)
         return 0
+    from tokmon.cli.tables import blocks_table, period_table
+
+    tz = resolve_zone(ctx, opts.get("timezone"))
     if kind == "blocks":
-        _blocks_table(ctx, data["blocks"])
+        blocks_table(ctx, data["blocks"], tz, compact=args.compact)
     else:
-        _period_table(ctx, kind, data, args.breakdown)
+        period_table(ctx, kind, data, tz, breakdown=args.breakdown, compact=args.compact,
+                     aliases=aliases)
     return 0
+
+
+def parse_aliases(text: str | None) -> dict[str, str]:
+    """``'dir=Name,other=Other'`` -> {"dir": "Name", "other": "Other"} (ccusage's --project-aliases)."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise CLIError(f"invalid --project-aliases entry {part.strip()!r} (expected name=Display Name)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def project_key(cwd: str) -> str:
+    """Claude Code's directory name for a project cwd (``/src/app`` -> ``-src-app``), as ccusage keys it."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]", "-", cwd) if cwd else "unknown"
+
+
+def _resolve_session(engine: Any, ref: str) -> str:
+    """A full session id or a unique prefix of one (the short ids tables print)."""
+    ids = {r.session_id for r in engine.records}
+    if ref in ids:
+        return ref
+    matches = sorted(i for i in ids if i.startswith(ref))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise CLIError(f"session id prefix {ref!r} is ambiguous: {', '.join(m[:13] for m in matches[:5])}")
+    return ref  # unknown: the report is empty, as in ccusage
+
+
+def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
+    """ccusage's ``session --id X --json``: the session's totals and its entries (null if unknown)."""
+    from tokmon.timeutil import iso
+
+    sid = opts["session_id"]
+    recs = [r for r in engine.records if r.session_id == sid]
+    if not recs:
+        return None
+    entries = [
+        {
+            "timestamp": iso(r.ts),
+            "inputTokens": r.input_tokens,
+            "outputTokens": r.output_tokens,
+            "cacheCreationTokens": r.cache_creation_tokens,
+            "cacheReadTokens": r.cache_read_tokens,
+            "model": r.model,
+            "costUSD": float(r.display_cost or 0.0),
+        }
+        for r in recs
+    ]
+    return {
+        "sessionId": sid,
+        "totalCost": sum(r.cost for r in recs),
+        "totalTokens": sum(r.total_tokens for r in recs),
+        "entries": entries,
+    }
+
+
+def session_dirs(engine: Any) -> dict[str, str]:
+    """Session id -> the name of its directory under ``projects/`` (ccusage's project key)."""
+    out: dict[str, str] = {}
+    for root in engine.roots:
+        try:
+            dirs = [d for d in Path(root).iterdir() if d.is_dir()]
+        except OSError:
+            continue
+        for d in dirs:
+            try:
+                for f in d.rglob("*.jsonl"):
+                    if not f.name.startswith("agent-"):
+                        out.setdefault(f.stem, d.name)
+            except OSError:
+                continue
+    return out
+
+
+def _instances(kind: str, args: argparse.Namespace, ctx: Context, engine: Any,
+               opts: dict[str, Any], aliases: dict[str, str]) -> int:
+    """``-i/--instances``: one report per project, keyed like ccusage's ``projects`` object
+    (the transcript's directory under ``projects/``)."""
+    from tokmon import aggregate
+    from tokmon.timeutil import WEEKDAYS, DateKeyer
+
+    dirs = session_dirs(engine)
+    recs = engine._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
+                            opts.get("timezone"))
+    keyer = DateKeyer(resolve_tz_name(engine, opts.get("timezone")))
+    sow = WEEKDAYS.index(opts.get("start_of_week") or "sunday")
+    key_fn = {"daily": keyer.day, "monthly": keyer.month,
+              "weekly": lambda ts: keyer.week(ts, sow)}[kind]
+    label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
+    by_cwd: dict[str, str] = {}  # sessions without a transcript of their own (resumed ones)
+    for r in engine.records:  # go where other sessions of the same cwd are
+        if r.session_id in dirs and r.project:
+            by_cwd.setdefault(r.project, dirs[r.session_id])
+    groups: dict[str, list[Any]] = {}
+    for r in recs:
+        key = dirs.get(r.session_id) or by_cwd.get(r.project) or project_key(r.project)
+        groups.setdefault(key, []).append(r)
+    projects: dict[str, list[dict[str, Any]]] = {}
+    for key in sorted(groups):
+        rep = aggregate.period_report(groups[key], key_fn, label, kind, opts.get("order") or "asc")
+        projects[key] = [{**row, "project": key} for row in rep[kind]]
+    totals = aggregate.totals_dict(aggregate.totals(recs))
+    if ctx.json_output:
+        ctx.stdout.write(dump_json({"projects": projects, "totals": totals}))
+        return 0
+    from tokmon.cli.tables import period_table
+
+    tz = resolve_zone(ctx, opts.get("timezone"))
+    for key, rows in projects.items():
+        sub = {kind: rows, "totals": _sum_rows(rows)}
+        ctx.stdout.write(f"\nProject: {aliases.get(key, key)}\n")
+        period_table(ctx, kind, sub, tz, breakdown=args.breakdown, compact=args.compact,
+                     aliases=aliases)
+    if not projects:
+        ctx.stdout.write("No usage in this range.\n")
+    return 0
+
+
+def resolve_tz_name(engine: Any, name: str | None) -> Any:
+    from tokmon.timeutil import resolve_tz
+
+    return resolve_tz(engine._tz_name(name))
+
+
+def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens", "totalCost")
+    return {k: sum(r[k] for r in rows) for k in keys}
 
 
 # Reports that do not depend on the current time: their JSON is cached per data version.
@@ -178,81 +342,3 @@ def _merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:
     rows[:] = merged
 
 
-LABEL = {"daily": ("date", "Date"), "weekly": ("week", "Week"), "monthly": ("month", "Month"),
-         "session": ("sessionId", "Session")}
-
-
-def _period_table(ctx: Context, kind: str, data: dict[str, Any], breakdown: bool) -> None:
-    from rich import box
-    from rich.table import Table
-
-    key, title = LABEL[kind]
-    rows = data[{"daily": "daily", "weekly": "weekly", "monthly": "monthly", "session": "sessions"}[kind]]
-    t = Table(title=f"Claude Code token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
-    t.add_column(title, footer="Total", no_wrap=True)
-    if kind == "session":
-        t.add_column("Project / name", overflow="fold", max_width=28)
-    t.add_column("Models", overflow="fold", max_width=22)
-    tot = data["totals"]
-    for col, k in (("Input", "inputTokens"), ("Output", "outputTokens"),
-                   ("Cache create", "cacheCreationTokens"), ("Cache read", "cacheReadTokens"),
-                   ("Total tokens", "totalTokens")):
-        t.add_column(col, justify="right", footer=fmt_int(tot[k]), no_wrap=True)
-    t.add_column("Cost (USD)", justify="right", footer=fmt_cost(tot["totalCost"]), no_wrap=True)
-    for r in rows:
-        cells = [str(r[key])[:8] if kind == "session" else str(r[key])]
-        if kind == "session":
-            label = r.get("name") or r.get("title") or ""
-            tags = " ".join(f"#{x}" for x in r.get("tags") or [])
-            cells.append(" ".join(x for x in (r.get("projectName", ""), label and f"· {label}", tags) if x))
-        cells.append(", ".join(short_model(m) for m in r["modelsUsed"]))
-        cells += [fmt_int(r[k]) for k in ("inputTokens", "outputTokens", "cacheCreationTokens",
-                                           "cacheReadTokens", "totalTokens")]
-        cells.append(fmt_cost(r["totalCost"]))
-        t.add_row(*cells)
-        if breakdown:
-            for m in r["modelBreakdowns"]:
-                sub = ["", ""] if kind == "session" else [""]
-                sub.append(f"  └ {short_model(m['modelName'])}")
-                tot_m = m["inputTokens"] + m["outputTokens"] + m["cacheCreationTokens"] + m["cacheReadTokens"]
-                sub += [fmt_int(m[k]) for k in ("inputTokens", "outputTokens", "cacheCreationTokens",
-                                                 "cacheReadTokens")]
-                sub += [fmt_int(tot_m), fmt_cost(m["cost"])]
-                t.add_row(*sub, style="dim")
-    ctx.console().print(t)
-    if not rows:
-        ctx.stdout.write("No usage in this range.\n")
-
-
-def _blocks_table(ctx: Context, blocks: list[dict[str, Any]]) -> None:
-    from rich import box
-    from rich.table import Table
-
-    from tokmon.cli.render import fmt_minutes
-
-    t = Table(title="Claude Code 5-hour billing blocks", box=box.SIMPLE_HEAVY)
-    for col in ("Block start (UTC)", "Status", "Models", "Entries", "Tokens", "Cost (USD)",
-                "Burn / projection"):
-        t.add_column(col, justify="right" if col in ("Entries", "Tokens", "Cost (USD)") else "left",
-                     no_wrap=col != "Burn / projection", overflow="fold")
-    for b in blocks:
-        if b["isGap"]:
-            t.add_row(b["startTime"][:16].replace("T", " "), "gap", "", "", "", "", "", style="dim")
-            continue
-        status = "ACTIVE" if b["isActive"] else "done"
-        extra = ""
-        if b.get("burnRate") and b.get("projection"):
-            p = b["projection"]
-            extra = (f"{fmt_int(b['burnRate']['tokensPerMinute'])} tok/min → "
-                     f"{fmt_int(p['totalTokens'])} ({fmt_cost(p['totalCost'])}), "
-                     f"{fmt_minutes(p['remainingMinutes'])} left")
-        if b.get("tokenLimitStatus"):
-            s = b["tokenLimitStatus"]
-            extra += f" [{s['percentUsed']:.0f}% of {fmt_int(s['limit'])}: {s['status']}]"
-        t.add_row(b["startTime"][:16].replace("T", " "), status,
-                  ", ".join(short_model(m) for m in b["models"]), str(b["entries"]),
-                  fmt_int(b["totalTokens"]), fmt_cost(b["costUSD"]), extra,
-                  style="bold" if b["isActive"] else None)
-    ctx.console().print(t)
-    if not blocks:
-        ctx.stdout.write("No blocks in this range.\n")

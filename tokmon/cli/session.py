@@ -204,13 +204,9 @@ def _update(ctx: Context, s: Sessions, sid: str, **changes: Any) -> dict[str, An
 
 
 def _tz(args: argparse.Namespace, ctx: Context) -> Any:
-    from tokmon.timeutil import TimezoneError, resolve_tz
+    from tokmon.cli.render import resolve_zone
 
-    name = getattr(args, "timezone", None) or ctx.config.get("timezone")
-    try:
-        return resolve_tz(name)
-    except TimezoneError as exc:
-        raise CLIError(str(exc)) from None
+    return resolve_zone(ctx, getattr(args, "timezone", None))
 
 
 def _parse_iso(value: str) -> float:
@@ -218,19 +214,19 @@ def _parse_iso(value: str) -> float:
 
 
 def fmt_time(value: str | None, tz: Any) -> str:
-    if not value:
-        return "-"
-    return datetime.fromtimestamp(_parse_iso(value), tz).strftime("%Y-%m-%d %H:%M")
+    from tokmon import fmt
+
+    return fmt.date_time(fmt.epoch(value), tz)
 
 
 def fmt_ago(value: str | None, now: float | None = None) -> str:
-    if not value:
-        return "-"
-    secs = max(0.0, (now or time.time()) - _parse_iso(value))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= size:
-            return f"{int(secs // size)}{unit} ago"
-    return "just now"
+    from tokmon import fmt
+
+    ts = fmt.epoch(value)
+    if ts is None:
+        return fmt.MISSING
+    age = fmt.age((now or time.time()) - ts)
+    return "just now" if age == "now" else f"{age} ago"
 
 
 def _print_json(ctx: Context, data: Any) -> None:
@@ -285,13 +281,14 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    from tokmon.cli.render import fmt_cost, fmt_tokens_short
+    from tokmon.cli.render import fmt_cost, fmt_tokens_short, id_length, zone_title
 
-    t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions")
+    t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=zone_title(tz))
+    id_len = id_length([r["sessionId"] for r in rows])
     t.add_column("ID", no_wrap=True)
     t.add_column("Name", overflow="ellipsis", no_wrap=True, max_width=34)
     t.add_column("Tags", overflow="fold", max_width=24)
-    t.add_column("Project", overflow="ellipsis", no_wrap=True, max_width=22)
+    t.add_column("Project", overflow="fold", max_width=22)
     t.add_column("Tokens", justify="right", no_wrap=True)
     t.add_column("Cost", justify="right", no_wrap=True)
     t.add_column("Last activity", no_wrap=True)
@@ -302,7 +299,7 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
         else:
             name = _esc(name)
         t.add_row(
-            r["sessionId"][:8] + ("*" if r.get("isActive") else ""),
+            r["sessionId"][:id_len] + ("*" if r.get("isActive") else ""),
             name,
             _esc(" ".join(r["tags"])),
             _esc(r.get("projectName") or ""),
@@ -311,6 +308,12 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
             fmt_time(r["lastActivity"], tz),
         )
     ctx.console().print(t)
+
+
+def _zone(tz: Any) -> str:
+    from tokmon import fmt
+
+    return fmt.zone_name(tz)
 
 
 def _esc(text: str) -> str:
@@ -468,7 +471,7 @@ def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
         (
             "Activity",
             f"{fmt_time(row.get('firstActivity'), tz)} → "
-            f"{fmt_time(row.get('lastActivity'), tz)} ({fmt_ago(row.get('lastActivity'))})"
+            f"{fmt_time(row.get('lastActivity'), tz)} {_zone(tz)} ({fmt_ago(row.get('lastActivity'))})"
             if row
             else "no usage found in the transcripts",
         ),
@@ -524,7 +527,8 @@ def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
         )
     con.print(t)
 
-    t = Table(title="5-hour billing blocks", box=box.SIMPLE, title_justify="left")
+    t = Table(title=f"5-hour billing blocks (times in {_zone(tz)})", box=box.SIMPLE,
+              title_justify="left")
     for col in ("Start", "End", "Requests", "Tokens", "Cost", "Status"):
         t.add_column(
             col, justify="right" if col in ("Requests", "Tokens", "Cost") else "left", no_wrap=True
@@ -626,8 +630,8 @@ def _export_md(d: dict[str, Any], tz: Any) -> str:
         f"- **Session id:** `{d['sessionId']}`",
         f"- **Project:** `{row.get('projectPath') or '-'}`",
         f"- **Tags:** {', '.join(meta.get('tags') or []) or '-'}",
-        f"- **First activity:** {fmt_time(row.get('firstActivity'), tz)}",
-        f"- **Last activity:** {fmt_time(row.get('lastActivity'), tz)}",
+        f"- **First activity:** {fmt_time(row.get('firstActivity'), tz)} {_zone(tz)}",
+        f"- **Last activity:** {fmt_time(row.get('lastActivity'), tz)} {_zone(tz)}",
         f"- **Requests:** {fmt_int(row.get('entries', 0))}",
         f"- **Total tokens:** {fmt_int(tok['totalTokens'])}",
         f"- **Cost:** {fmt_cost(tok['totalCost'])}",
@@ -652,7 +656,7 @@ def _export_md(d: dict[str, Any], tz: Any) -> str:
         )
     out += [
         "",
-        "## 5-hour billing blocks",
+        f"## 5-hour billing blocks (times in {_zone(tz)})",
         "",
         "| Start | Requests | Tokens | Cost |",
         "|---|---:|---:|---:|",

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import argparse
+from datetime import tzinfo
 from typing import Any
 
+from tokmon import fmt
 from tokmon.cli.context import Context
-from tokmon.cli.render import dump_json, fmt_cost, fmt_int, fmt_minutes, fmt_tokens_short
+from tokmon.cli.render import console, dump_json, resolve_zone, terminal_width
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("stats", parents=[parent], help="one screen: today, current block, top sessions")
     p.add_argument("-n", "--top", type=int, default=5, help="how many sessions (default 5)")
     p.add_argument("--cwd", help="show the session of this directory's project")
+    p.add_argument("-z", "--timezone", help="time zone for dates and times (IANA name or UTC; "
+                   "default: config, else the system's)")
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, ctx: Context) -> int:
+    tz_arg = getattr(args, "timezone", None)
+    tz = resolve_zone(ctx, tz_arg)
     engine = ctx.engine(auto_demo=True)
     top_n = max(0, getattr(args, "top", 5) or 5)
-    summary = engine.summary(cwd=getattr(args, "cwd", None))
+    summary = engine.summary(cwd=getattr(args, "cwd", None), tz=tz_arg)
+    summary["timezone"] = fmt.zone_name(tz)  # the real zone, never "local"
     rows = engine.session_rows()
     top = sorted(rows, key=lambda r: r["lastActivity"], reverse=True)[:top_n]
     from tokmon.cli.reports import _merge_metadata
@@ -32,63 +39,91 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         ctx.stdout.write(dump_json({**summary, "topSessions": top, "budgets": budgets}))
         return 0
-    _render(ctx, summary, top)
+    _render(ctx, summary, top, tz)
     stats_lines(ctx, budgets)
     return 0
 
 
-def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]]) -> None:
+BURN_COLOURS = {"low": "green", "medium": "yellow", "high": "red"}
+
+
+def block_lines(b: dict[str, Any], lim: dict[str, Any], official: Any, tz: tzinfo) -> list[str]:
+    """The current block's state, most important first (rich markup)."""
+    end = fmt.epoch(b["endTime"])
+    lines = [
+        f"[b]{fmt.integer(b['totalTokens'])}[/b] tokens  ·  {fmt.cost(b['costUSD'])}  ·  "
+        f"{fmt.duration(b['remainingMinutes'])} left (ends {fmt.clock_zoned(end, tz)})",
+    ]
+    br = b.get("burnRate")
+    if br:
+        level = str(b.get("burnLevel") or "low")
+        colour = BURN_COLOURS.get(level, "white")
+        lines.append(
+            f"Burn rate [{colour}]{level}[/{colour}]: "
+            f"{fmt.integer(br['tokensPerMinuteForIndicator'])} input+output tokens/min "
+            f"({fmt.integer(br['tokensPerMinute'])} with cache), {fmt.cost(br['costPerHour'])}/h"
+        )
+    p = b.get("projection")
+    if p:
+        text = f"Projection at block end: {fmt.integer(p['totalTokens'])} tokens, {fmt.cost(p['totalCost'])}"
+        if lim.get("tokens"):
+            pct = p["totalTokens"] / lim["tokens"] * 100
+            colour = "red" if pct > 100 else "yellow" if pct > 80 else "green"
+            text += f" ([{colour}]{fmt.percent(pct)}[/{colour}] of the limit)"
+        lines.append(text)
+    if lim.get("tokens"):
+        src = "configured" if lim["source"] == "config" else "largest past block"
+        lines.append(f"Limit {fmt.integer(lim['tokens'])} ({src}): {fmt.percent(b['limitPercent'])} used")
+    if official and official.get("fiveHour"):
+        five = official["fiveHour"]
+        text = f"Official 5-hour utilisation: {fmt.percent(five.get('usedPercentage'))} (from Claude Code)"
+        resets = fmt.epoch(five.get("resetsAt"))
+        if resets:
+            text += f", resets {fmt.clock_zoned(resets, tz)}"
+        lines.append(text)
+    return lines
+
+
+def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzinfo) -> None:
     from rich import box
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
-    con = ctx.console()
+    width = terminal_width(ctx)
+    con = console(ctx, width)
     d = s["today"]
     con.print(
         Panel(
-            f"[b]{fmt_cost(d['totalCost'])}[/b]  ·  {fmt_int(d['totalTokens'])} tokens  "
-            f"(in {fmt_int(d['inputTokens'])}, out {fmt_int(d['outputTokens'])}, "
-            f"cache write {fmt_int(d['cacheCreationTokens'])}, cache read {fmt_int(d['cacheReadTokens'])})\n"
-            f"This week {fmt_cost(s['week']['totalCost'])}  ·  this month {fmt_cost(s['month']['totalCost'])}"
-            f"  ·  all time {fmt_cost(s['totals']['totalCost'])}",
-            title=f"Today {d['date']}",
+            f"[b]{fmt.cost(d['totalCost'])}[/b]  ·  {fmt.integer(d['totalTokens'])} tokens  "
+            f"(in {fmt.integer(d['inputTokens'])}, out {fmt.integer(d['outputTokens'])}, "
+            f"cache write {fmt.integer(d['cacheCreationTokens'])}, "
+            f"cache read {fmt.integer(d['cacheReadTokens'])})\n"
+            f"This week {fmt.cost(s['week']['totalCost'])}  ·  this month {fmt.cost(s['month']['totalCost'])}"
+            f"  ·  all time {fmt.cost(s['totals']['totalCost'])}",
+            title=f"Today {d['date']} ({s['timezone']})",
             box=box.ROUNDED,
+            expand=False,
         )
     )
     b = s["activeBlock"]
-    lim = s["tokenLimit"]
     if b is None:
         body = "No active 5-hour block (no usage in the last 5 hours)."
     else:
-        lines = [
-            f"[b]{fmt_tokens_short(b['totalTokens'])}[/b] tokens  ·  {fmt_cost(b['costUSD'])}  ·  "
-            f"{fmt_minutes(b['remainingMinutes'])} left (ends {b['endTime'][11:16]} UTC)",
-        ]
-        br = b.get("burnRate")
-        if br:
-            colour = {"low": "green", "medium": "yellow", "high": "red"}[b["burnLevel"]]
-            lines.append(
-                f"Burn rate [{colour}]{b['burnLevel']}[/{colour}]: {fmt_int(br['tokensPerMinute'])} tokens/min, "
-                f"{fmt_cost(br['costPerHour'])}/h"
-            )
-        if b.get("projection"):
-            p = b["projection"]
-            lines.append(f"Projection at block end: {fmt_tokens_short(p['totalTokens'])} tokens, {fmt_cost(p['totalCost'])}")
-        if lim["tokens"]:
-            src = "configured" if lim["source"] == "config" else "largest past block"
-            lines.append(f"Limit {fmt_tokens_short(lim['tokens'])} ({src}): {b['limitPercent']:.0f}% used")
-        off = s.get("official")
-        if off and off.get("fiveHour"):
-            lines.append(f"Official 5-hour utilisation: {off['fiveHour'].get('usedPercentage')}% (from Claude Code)")
-        body = "\n".join(lines)
-    con.print(Panel(body, title="Current block" + (" (estimate)" if b else ""), box=box.ROUNDED))
-    t = Table(title="Recent sessions", box=box.SIMPLE)
-    for col in ("Session", "Project / name", "Last activity (UTC)", "Tokens", "Cost"):
-        t.add_column(col, justify="right" if col in ("Tokens", "Cost") else "left")
+        body = "\n".join(block_lines(b, s["tokenLimit"], s.get("official"), tz))
+    con.print(Panel(body, title="Current block" + (" (estimate)" if b else ""), box=box.ROUNDED,
+                    expand=False))
+    t = Table(title="Recent sessions", box=box.SIMPLE, caption=f"times in {s['timezone']}")
+    t.add_column("Session", no_wrap=True)
+    t.add_column("Project / name", overflow="fold", max_width=30)
+    t.add_column("Last activity", no_wrap=True)
+    t.add_column("Tokens", justify="right", no_wrap=True)
+    t.add_column("Cost", justify="right", no_wrap=True)
     for r in top:
         label = r.get("name") or r.get("title") or ""
         tags = " ".join(f"#{x}" for x in r.get("tags") or [])
-        t.add_row(r["sessionId"][:8], " ".join(x for x in (r["projectName"], label and f"· {label}", tags) if x),
-                  r["lastActivity"][:16].replace("T", " "), fmt_tokens_short(r["totalTokens"]),
-                  fmt_cost(r["totalCost"]), style="bold" if r["isActive"] else None)
+        name = " ".join(x for x in (r["projectName"], label and f"· {label}", tags) if x)
+        t.add_row(r["sessionId"][:8], escape(name),
+                  fmt.date_time(fmt.epoch(r["lastActivity"]), tz), fmt.integer(r["totalTokens"]),
+                  fmt.cost(r["totalCost"]), style="bold" if r["isActive"] else None)
     con.print(t)

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
         metavar="SECONDS",
         help="refresh at least this often even without file changes (default 60)",
     )
+    p.add_argument("-z", "--timezone", help="time zone for clock times (IANA name or UTC; "
+                   "default: config, else the system's)")
     p.add_argument(
         "--no-watch",
         action="store_true",
@@ -52,6 +54,9 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
 
     if getattr(ctx, "json_output", False):
         raise CLIError("watch is interactive and has no JSON output; try `tokmon stats --json`")
+    from tokmon.cli.render import resolve_zone
+
+    tz = resolve_zone(ctx, getattr(args, "timezone", None))
     interval = float(args.interval)
     if not (0.5 <= interval <= 3600):
         raise CLIError(f"--interval must be between 0.5 and 3600 seconds, got {args.interval}")
@@ -85,6 +90,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         start,
         compact=bool(args.compact),
         tag_writer=lambda sid, add, remove: update_tags(paths, sid, add, remove),
+        tz=tz,
     )
     inline = bool(args.compact) and os.name != "nt"  # Textual's inline mode is POSIX-only
     with _quiet_terminal_logging():

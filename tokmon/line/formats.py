@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+from tokmon import fmt
+
 FORMATS = ("plain", "tmux", "starship", "bash", "zsh", "fish", "json", "claude")
 LEVELS = ("normal", "warning", "critical")
 DEFAULT_STYLES = {"normal": "", "warning": "yellow", "critical": "red,bold", "stale": "dim"}
@@ -36,45 +38,35 @@ class TemplateError(ValueError):
 
 
 def fmt_tokens(n: float | int | None) -> str:
-    """1234 -> 1.2k, 1234567 -> 1.2M."""
-    n = float(n or 0)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= limit:
-            value = n / limit
-            return f"{value:.1f}{suffix}" if value < 100 else f"{value:.0f}{suffix}"
-    return f"{n:.0f}"
+    """1234 -> 1.23k, 999999 -> 1.00M (the shared rule, :func:`tokmon.fmt.tokens`)."""
+    return fmt.tokens(n)
 
 
 def fmt_cost(c: float | int | None) -> str:
-    c = float(c or 0.0)
-    return f"${c:.2f}" if c < 100 else f"${c:.0f}"
+    """$1,234.50 (the shared rule, :func:`tokmon.fmt.cost`)."""
+    return fmt.cost(c)
 
 
 def fmt_duration(seconds: float) -> str:
-    """2h13m, 45m, <1m."""
-    minutes = int(max(seconds, 0) // 60)
-    if minutes < 1:
-        return "<1m"
-    hours, minutes = divmod(minutes, 60)
-    if hours >= 24:
-        return f"{hours // 24}d{hours % 24}h"
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+    """Seconds as 2h13m, 45m, 1d01h (the shared rule, :func:`tokmon.fmt.duration`)."""
+    return fmt.duration(max(seconds, 0) / 60)
 
 
 def fmt_age(seconds: float) -> str:
-    """45s, 3m, 2h, 4d."""
-    s = max(int(seconds), 0)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
+    """45s, 3m, 2h, 4d (the shared rule, :func:`tokmon.fmt.age`)."""
+    return fmt.age(seconds)
 
 
 def fmt_percent(p: float) -> str:
-    return f"{p:.0f}%"
+    return fmt.percent(p)
+
+
+def _zone(snap: dict) -> object:
+    """The snapshot's time zone (the engine's, from -z/config), else the system's."""
+    try:
+        return fmt.zone(snap.get("timezone") if isinstance(snap.get("timezone"), str) else None)
+    except ValueError:
+        return fmt.local_zone()
 
 
 # --------------------------------------------------------------------------- levels
@@ -115,7 +107,7 @@ def official_window(official: dict | None, key: str, now: float) -> dict | None:
             "observedAt": float(observed)}  # fmt: skip
 
 
-def pace_eta(window: dict | None, length: float) -> str:
+def pace_eta(window: dict | None, length: float, tz: object = None) -> str:
     """``100%@HH:MM`` when the window's pace reaches 100% before its reset, else ``""``
     (pace = the average rate since the window opened; see docs/limits.md)."""
     if not window or not isinstance(window.get("resetsAt"), (int, float)):
@@ -124,7 +116,10 @@ def pace_eta(window: dict | None, length: float) -> str:
     if used <= 0 or elapsed < 0.01 * length or used * length / elapsed < 100:
         return ""
     eta = window["resetsAt"] - length + elapsed * 100.0 / used
-    return "100%@" + time.strftime("%H:%M", time.localtime(min(eta, window["resetsAt"])))
+    at = min(eta, window["resetsAt"])
+    if tz is None:
+        return "100%@" + time.strftime("%H:%M", time.localtime(at))
+    return "100%@" + fmt.clock(at, tz)  # type: ignore[arg-type]
 
 
 def active_block(snap: dict, now: float) -> dict | None:
@@ -216,8 +211,8 @@ def build_segments(
             percent = tokens * 100.0 / float(limit)
             fields["block_percent"] = "~" + fmt_percent(percent)
             explain.append(
-                f"~{fmt_percent(percent)} = local estimate: {tokens:,} tokens of a "
-                f"{int(limit):,}-token limit ({settings.get('tokenLimitSource') or 'config'})"
+                f"~{fmt_percent(percent)} = local estimate: {fmt.integer(tokens)} tokens of a "
+                f"{fmt.integer(limit)}-token limit ({settings.get('tokenLimitSource') or 'config'})"
             )
         parts += [fields["block_tokens"], fields["block_cost"]]
         if fields["block_percent"]:
@@ -225,22 +220,23 @@ def build_segments(
         parts.append(f"{fields['time_left']} left")
         if fields["burn"]:
             parts.append(fields["burn"])
-        if pace_eta(five, FIVE_HOURS):
-            parts.append(pace_eta(five, FIVE_HOURS))
-        start = time.strftime("%H:%M", time.localtime(float(block.get("start") or 0)))
+        if pace_eta(five, FIVE_HOURS, _zone(snap)):
+            parts.append(pace_eta(five, FIVE_HOURS, _zone(snap)))
+        start = fmt.clock_zoned(float(block.get("start") or 0), _zone(snap))  # type: ignore[arg-type]
         explain.insert(
             0,
-            f"current 5-hour block since {start} (local), {tokens:,} tokens and "
+            f"current 5-hour block since {start}, {fmt.integer(tokens)} tokens and "
             f"{fields['block_cost']} counted from the transcripts (estimate), "
             f"{fields['time_left']} left, burn rate {block.get('burnLevel')} "
-            f"({float(block.get('tokensPerMinute') or 0):,.0f} tokens/min, "
+            f"({fmt.integer(block.get('tokensPerMinuteForIndicator', block.get('tokensPerMinute')))} "
+            "input+output tokens/min, "
             f"{fmt_cost(block.get('costPerHour'))}/h)",
         )
     else:
         if fields["block_percent"]:
             parts.append(fields["block_percent"])
-        if pace_eta(five, FIVE_HOURS):
-            parts.append(pace_eta(five, FIVE_HOURS))
+        if pace_eta(five, FIVE_HOURS, _zone(snap)):
+            parts.append(pace_eta(five, FIVE_HOURS, _zone(snap)))
         if local:
             parts.append("idle")
             explain.insert(0, "no active 5-hour block in the local transcripts")
@@ -254,7 +250,7 @@ def build_segments(
     if seven is not None:
         age = fmt_age(now - seven["observedAt"])
         pct = seven["usedPercentage"]
-        eta7 = pace_eta(seven, 7 * 86400.0)
+        eta7 = pace_eta(seven, 7 * 86400.0, _zone(snap))
         segs.append({"key": "seven_day", "text": f"7d {fmt_percent(pct)}[{age}]" + (f" {eta7}" if eta7 else ""),
                      "level": level_for(pct, settings),
                      "explain": f"Claude's official 7-day utilisation, observed {age} ago",
@@ -270,7 +266,7 @@ def build_segments(
         else:
             cost, tokens, src = 0.0, 0, "a new day with no usage recorded yet"
         segs.append({"key": "today", "text": f"today {fmt_cost(cost)}", "level": "normal",
-                     "explain": f"today's cost {fmt_cost(cost)}, {tokens:,} tokens, {src} "
+                     "explain": f"today's cost {fmt_cost(cost)}, {fmt.integer(tokens)} tokens, {src} "
                                 "(estimate)",
                      "fields": {"today_cost": fmt_cost(cost),
                                 "today_tokens": fmt_tokens(tokens)}})  # fmt: skip
@@ -291,7 +287,7 @@ def build_segments(
         segs.append({"key": "session", "text": f"{name} {cost_text}", "level": "normal",
                      "explain": f"active session {row.get('sessionId')} in "
                                 f"{row.get('projectPath')}: {cost_text}, "
-                                f"{int(row.get('totalTokens') or 0):,} tokens (estimate)",
+                                f"{fmt.integer(row.get('totalTokens'))} tokens (estimate)",
                      "fields": {"session_name": name, "session_cost": cost_text}})  # fmt: skip
 
     # --- context window (Claude payload, or the official record of the matched session)

@@ -113,6 +113,7 @@ def _block(active: dict[str, Any] | None) -> dict[str, Any] | None:
         "costUSD": _num(active.get("costUSD")),
         "burnLevel": str(active.get("burnLevel") or "low"),
         "tokensPerMinute": _num(burn.get("tokensPerMinute")),
+        "tokensPerMinuteForIndicator": _num(burn.get("tokensPerMinuteForIndicator")),
         "costPerHour": _num(burn.get("costPerHour")),
         "limitPercent": active.get("limitPercent"),
         "projectedTokens": int(_num(proj.get("totalTokens"))) if proj else None,
@@ -167,6 +168,7 @@ def from_summary(
             "tokenLimitSource": limit.get("source"),
             "format": settings.get("format"),
         },
+        "timezone": summary.get("timezone") if isinstance(summary.get("timezone"), str) else None,
         "block": _block(summary.get("activeBlock")),
         "today": {
             "date": str(today.get("date") or ""),

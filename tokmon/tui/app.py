@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tokmon import fmt
 from tokmon.tui.model import (
     BURN_COLOURS,
     DashboardState,
@@ -24,7 +25,6 @@ from tokmon.tui.model import (
     bar,
     compact_line,
     fmt_age,
-    fmt_clock,
     fmt_cost,
     fmt_minutes,
     fmt_tokens,
@@ -53,10 +53,14 @@ Code's statusLine when available; the others are local estimates.
 [dim]esc / q / ? closes this help[/dim]"""
 
 
-def _types_line(by_type: list[tuple[str, int]]) -> Text:
+def _types_line(by_type: list[tuple[str, int]], width: int = 0) -> Text:
+    """``in 1.23k  out 45.6k  cw …  cr …``; pairs that would not fit ``width`` are left out."""
     t = Text()
     short = {"input": "in", "output": "out", "cache write": "cw", "cache read": "cr"}
     for i, (label, n) in enumerate(by_type):
+        part = f"{'  ' if i else ''}{short.get(label, label)} {fmt_tokens(n)}"
+        if width and len(t.plain) + len(part) > width:
+            break
         if i:
             t.append("  ")
         t.append(f"{short.get(label, label)} ", style="dim")
@@ -69,88 +73,106 @@ def _ago(seconds: float) -> str:
     return age if age == "now" else f"{age} ago"
 
 
-def render_block(v: DashboardView, width: int) -> Text:
-    """The current-block panel."""
+Part = tuple[str, str]  # (text, style)
+
+
+def _fit(t: Text, required: list[Part], optional: list[Part], width: int) -> None:
+    """Append one line: the required parts, then each optional part that still fits."""
+    used = sum(len(x) for x, _ in required)
+    for text, style in required:
+        t.append(text, style=style)
+    for text, style in optional:
+        if width <= 0 or used + len(text) <= width:
+            t.append(text, style=style)
+            used += len(text)
+    t.append("\n")
+
+
+def render_block(v: DashboardView, width: int, tz: Any = None) -> Text:
+    """The current-block panel: one line per fact, most important first, never wrapped.
+
+    Each line keeps its essential figures and drops decorations (clock times, sources,
+    token types) that do not fit ``width``, so Burn, Projection and Official always show.
+    """
     b = v.block
     t = Text()
+    zone = tz if tz is not None else fmt.local_zone()
     if b is None:
         t.append("No active block", style="bold")
         t.append(" - nothing spent in the last 5 hours.\n", style="dim")
         return t
-    bw = max(10, min(40, width - 40))
-    t.append("Time   ", style="bold")
-    t.append(bar(b.time_pct, bw), style="cyan")
-    t.append(f" {b.time_pct:3.0f}%  ")
-    t.append(f"{fmt_minutes(b.remaining_minutes)} left", style="bold")
-    t.append(f"  ({fmt_clock(b.start)}-{fmt_clock(b.end)})\n", style="dim")
-    t.append("Limit  ", style="bold")
-    if b.limit_pct is not None and b.token_limit:
-        style = "red" if b.limit_pct >= 90 else "yellow" if b.limit_pct >= 70 else "green"
-        t.append(bar(b.limit_pct, bw), style=style)
-        t.append(f" {b.limit_pct:3.0f}%  ")
-        t.append(f"{fmt_tokens(b.tokens)} / {fmt_tokens(b.token_limit)}")
-        src = "config" if b.limit_source == "config" else "max block"
-        t.append(f" ({src})\n", style="dim")
-    else:
-        t.append("no limit known yet\n", style="dim")
-    t.append("Tokens ", style="bold")
-    t.append(f"{fmt_tokens(b.tokens)}  {fmt_cost(b.cost)}  ")
-    t.append_text(_types_line(b.by_type))
-    t.append("\n")
-    t.append("Burn   ", style="bold")
+    left = f"{fmt_minutes(b.remaining_minutes)} left"
+    pct = f" {fmt.percent(b.time_pct):>4}  "
+    span = f"  ends {fmt.clock_zoned(b.end, zone)}"
+    room = width - 7 - len(pct) - len(left) if width > 0 else 40
+    bw = max(6, min(40, room - len(span))) if room - len(span) >= 6 else max(4, min(40, room))
+    _fit(t, [("Time   ", "bold"), (bar(b.time_pct, bw), "cyan"), (pct, ""), (left, "bold")],
+         [(span, "dim")], width)
     colour = BURN_COLOURS.get(b.burn_level, "white")
     if b.burn_tpm is not None:
-        t.append(f"{fmt_tokens(b.burn_tpm)} tok/min ", style=f"bold {colour}")
-        t.append(f" {b.burn_level.upper()} ", style=f"bold reverse {colour}")
+        rate = b.burn_indicator_tpm if b.burn_indicator_tpm is not None else b.burn_tpm
+        opt: list[Part] = []
         if b.cost_per_hour is not None:
-            t.append(f"  {fmt_cost(b.cost_per_hour)}/h")
+            opt.append((f"  {fmt_cost(b.cost_per_hour)}/h", ""))
+        opt.append((f"  ({fmt_tokens(b.burn_tpm)}/min with cache)", "dim"))
+        _fit(t, [("Burn   ", "bold"), (f" {b.burn_level.upper()} ", f"bold reverse {colour}"),
+                 (f" {fmt_tokens(rate)} in+out tok/min", f"bold {colour}")], opt, width)
     else:
-        t.append("-", style="dim")
-    t.append("\n")
-    t.append("Proj.  ", style="bold")
+        _fit(t, [("Burn   ", "bold"), ("-", "dim")], [], width)
     if b.projected_tokens is not None:
-        t.append(f"{fmt_tokens(b.projected_tokens)}")
+        req: list[Part] = [("Proj.  ", "bold"), (fmt_tokens(b.projected_tokens), "")]
+        opt = []
         if b.projected_limit_pct is not None:
             over = b.projected_limit_pct > 100
-            t.append(
-                f" ({b.projected_limit_pct:.0f}% of limit)",
-                style="bold red" if over else "",
-            )
+            req.append((f" {fmt.percent(b.projected_limit_pct)} of limit", "bold red" if over else ""))
         if b.projected_cost is not None:
-            t.append(f"  {fmt_cost(b.projected_cost)}")
-        t.append(f"  by {fmt_clock(b.end)}", style="dim")
+            opt.append((f"  {fmt_cost(b.projected_cost)}", ""))
+        opt.append((f"  by {fmt.clock_zoned(b.end, zone)}", "dim"))
+        _fit(t, req, opt, width)
     else:
-        t.append("-", style="dim")
-    t.append("\n")
+        _fit(t, [("Proj.  ", "bold"), ("-", "dim")], [], width)
     o = v.official
-    t.append("Official ", style="bold")
     if o is None:
-        t.append("not reported (local estimates above)", style="dim")
+        _fit(t, [("Official ", "bold")], [("not reported (local estimates)", "dim")], width)
     else:
+        req = [("Official ", "bold")]
+        opt = []
         if o.five_hour_pct is not None:
-            t.append(f"5h {o.five_hour_pct:.0f}%")
-            if o.five_hour_resets:
-                t.append(f" (resets {fmt_clock(o.five_hour_resets)})", style="dim")
+            req.append((f"5h {fmt.percent(o.five_hour_pct)}", ""))
         if o.seven_day_pct is not None:
-            t.append("  ·  " if o.five_hour_pct is not None else "")
-            t.append(f"7d {o.seven_day_pct:.0f}%")
+            req.append((f"{'  ·  ' if o.five_hour_pct is not None else ''}7d {fmt.percent(o.seven_day_pct)}", ""))
+        if o.five_hour_resets:
+            opt.append((f" (5h resets {fmt.clock_zoned(o.five_hour_resets, zone)})", "dim"))
         if o.age_s is not None:
-            t.append(f"  [{_ago(o.age_s)}]", style="dim")
+            opt.append((f"  [{_ago(o.age_s)}]", "dim"))
+        _fit(t, req, opt, width)
+    if b.limit_pct is not None and b.token_limit:
+        style = "red" if b.limit_pct >= 90 else "yellow" if b.limit_pct >= 70 else "green"
+        src = "config" if b.limit_source == "config" else "max block"
+        _fit(t, [("Limit  ", "bold"), (f"{fmt.percent(b.limit_pct)} ", style),
+                 (f"{fmt_tokens(b.tokens)} / {fmt_tokens(b.token_limit)}", "")],
+             [(f" ({src})", "dim")], width)
+    else:
+        _fit(t, [("Limit  ", "bold")], [("no limit known yet", "dim")], width)
+    t.append("Tokens ", style="bold")
+    t.append(f"{fmt_tokens(b.tokens)}  {fmt_cost(b.cost)}  ")
+    rest = max(0, width - 7 - len(f"{fmt_tokens(b.tokens)}  {fmt_cost(b.cost)}  ")) if width > 0 else 0
+    t.append_text(_types_line(b.by_type, rest))
     return t
 
 
-def render_periods(v: DashboardView) -> Text:
-    """Today / week / since-reset panel."""
+def render_periods(v: DashboardView, width: int = 0, tz: Any = None) -> Text:
+    """Today / week / since-reset panel (lines never wrap: token types drop first)."""
     t = Text()
     for p in (v.today, v.week):
         t.append(f"{p.label.capitalize():<6}", style="bold")
         t.append(f"{fmt_tokens(p.tokens):>8}  {fmt_cost(p.cost):>9}\n")
         t.append("  ")
-        t.append_text(_types_line(p.by_type))
+        t.append_text(_types_line(p.by_type, max(0, width - 2) if width > 0 else 0))
         t.append("\n")
     t.append("Since reset", style="bold")
     if v.reset_at is not None:
-        t.append(f" {time.strftime('%H:%M:%S', time.localtime(v.reset_at))}", style="dim")
+        t.append(f" {fmt.clock(v.reset_at, tz if tz is not None else fmt.local_zone())}", style="dim")
     t.append(f"\n  +{fmt_tokens(v.since_reset_tokens)} tokens  +{fmt_cost(v.since_reset_cost)}")
     return t
 
@@ -199,7 +221,7 @@ def render_sessions(v: DashboardView, cells: list[tuple[bool, list[str]]], width
     return table
 
 
-def render_detail(s: SessionView, v: DashboardView) -> Text:
+def render_detail(s: SessionView, v: DashboardView, tz: Any = None) -> Text:
     t = Text()
     t.append(f"{s.label}\n", style="bold")
     fields = [
@@ -209,12 +231,7 @@ def render_detail(s: SessionView, v: DashboardView) -> Text:
         ("Project", s.project_path or "-"),
         ("Tags", " ".join(f"#{x}" for x in s.tags) or "-"),
         ("Description", s.description or "-"),
-        (
-            "First",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(s.first_activity))
-            if s.first_activity
-            else "-",
-        ),
+        ("First", fmt.date_time(s.first_activity, tz if tz is not None else fmt.local_zone())),
         ("Last", _ago(v.now - s.last_activity) if s.last_activity else "-"),
         ("Models", ", ".join(s.models) or "-"),
         ("Total", f"{fmt_tokens(s.total_tokens)} tokens  {fmt_cost(s.cost)}"),
@@ -331,8 +348,10 @@ class WatchApp(App[int]):
         *,
         compact: bool = False,
         tag_writer: Callable[[str, list[str], list[str]], Any] | None = None,
+        tz: Any = None,
     ) -> None:
         super().__init__()
+        self.tz = tz if tz is not None else fmt.local_zone()
         self.state = DashboardState()
         self.snapshot: Snapshot | None = None
         self.force_compact = compact
@@ -430,7 +449,7 @@ class WatchApp(App[int]):
             return
         head = Text()
         head.append("tokmon watch", style="bold")
-        head.append(f"  {time.strftime('%H:%M')}", style="dim")
+        head.append(f"  {fmt.clock_zoned(time.time(), self.tz)}", style="dim")
         if v.updated_age_s >= STALE_S:
             head.append(f"  data {_ago(v.updated_age_s)}", style="yellow")
         if v.error:
@@ -439,8 +458,9 @@ class WatchApp(App[int]):
             head.append(f"  {v.warnings[-1]}", style="yellow")
         self._put("header", head)
         block = self.query_one("#block", Static)
-        self._put("block", render_block(v, block.size.width or w * 2 // 3))
-        self._put("periods", render_periods(v))
+        self._put("block", render_block(v, block.content_size.width or w * 2 // 3, self.tz))
+        periods = self.query_one("#periods", Static)
+        self._put("periods", render_periods(v, periods.content_size.width or w // 3, self.tz))
         spark_w = max(10, w - 40)
         self._put(
             "spark",
@@ -452,9 +472,35 @@ class WatchApp(App[int]):
         if sess.border_title != title:
             sess.border_title = title
         width = sess.size.width or w
-        cells = session_cells(v, width, sess.size.height or 10)
+        # The panel is as tall as its rows (no empty rows), up to the room that is left
+        # below the block: header 1 + top 8 + sparkline 1 + keys 1 + panel borders 2.
+        room = max(2, self.size.height - 13)
+        cells = session_cells(v, width, room)
+        want = (len(cells) + 1 if v.sessions else 1) + 2
+        if sess.styles.height is None or sess.styles.height.value != want:
+            sess.styles.height = want
         key = (width, v.filter_text, bool(v.sessions), tuple((c, tuple(r)) for c, r in cells))
         self._put("sessions", render_sessions(v, cells, width), key)
+
+    async def _on_key(self, event: events.Key) -> None:
+        """Keys typed right after ``/`` belong to the filter, even before it has focus.
+
+        Focus moves asynchronously; under load the first letters of a filter used to reach
+        the dashboard's bindings (``t`` opened the tag editor).  Textual calls every class's
+        ``_on_key`` along the MRO (App's checks the bindings) unless the default is prevented.
+        """
+        box = self.query_one("#filter", Input)
+        if (
+            box.display
+            and not box.has_focus
+            and len(self.screen_stack) == 1
+            and event.is_printable
+            and event.character
+        ):
+            event.stop()
+            event.prevent_default()
+            self.screen.set_focus(box)
+            box.insert_text_at_cursor(event.character)
 
     # ------------------------------------------------------------------ actions
     def action_quit_app(self) -> None:
@@ -479,7 +525,7 @@ class WatchApp(App[int]):
         if s is None or v is None:
             self.notify("no session selected", severity="warning", timeout=2)
             return
-        self.push_screen(DetailScreen(render_detail(s, v)))
+        self.push_screen(DetailScreen(render_detail(s, v, self.tz)))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -488,7 +534,10 @@ class WatchApp(App[int]):
         box = self.query_one("#filter", Input)
         box.display = True
         box.value = self.state.filter_text
+        self.screen.set_focus(box)  # now, not deferred: keys typed right after "/" go to the box
         box.focus()
+        # a modal closed just before (esc) restores its old focus after this; focus again then
+        self.call_after_refresh(box.focus)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)

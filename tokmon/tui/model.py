@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tokmon import fmt
 from tokmon.blocks import burn_level  # noqa: F401 - also part of this module's API
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -31,57 +32,23 @@ TOKEN_TYPES = (
 
 
 def fmt_tokens(n: float | int | None) -> str:
-    """Compact token count: 950, 12.3k, 4.56M, 1.20B."""
-    if n is None:
-        return "-"
-    n = float(n)
-    sign = "-" if n < 0 else ""
-    a = abs(n)
-    if a < 999.5:
-        return f"{sign}{a:.0f}"
-    units = ((1e3, "k"), (1e6, "M"), (1e9, "B"))
-    for i, (div, suffix) in enumerate(units):
-        v = a / div
-        digits = 2 if v < 10 else 1 if v < 100 else 0
-        text = f"{v:.{digits}f}"
-        if float(text) >= 1000 and i + 1 < len(units):
-            continue  # 999,999 is "1.00M", not "1000k"
-        return f"{sign}{text}{suffix}"
-    return f"{sign}{a:.0f}"  # pragma: no cover - unreachable
+    """Compact token count: 950, 12.3k, 4.56M, 1.20B (:func:`tokmon.fmt.tokens`)."""
+    return fmt.tokens(n)
 
 
 def fmt_cost(c: float | None) -> str:
-    """Dollar amount with cents ($0.04, $12.30, $1,234)."""
-    if c is None:
-        return "-"
-    if abs(c) >= 1000:
-        return f"${c:,.0f}"
-    return f"${c:.2f}"
+    """Dollars with cents: $0.04, $1,234.50 (:func:`tokmon.fmt.cost`)."""
+    return fmt.cost(c)
 
 
 def fmt_minutes(m: float | None) -> str:
-    """Duration in minutes as ``2h 05m`` / ``7m`` / ``0m``."""
-    if m is None or not math.isfinite(m):
-        return "-"
-    m = max(0, int(round(m)))
-    h, mm = divmod(m, 60)
-    return f"{h}h {mm:02d}m" if h else f"{mm}m"
+    """Duration in minutes as ``2h05m`` / ``7m`` / ``0m`` (:func:`tokmon.fmt.duration`)."""
+    return fmt.duration(m)
 
 
 def fmt_age(seconds: float | None) -> str:
-    """How long ago: ``now``, ``45s``, ``12m``, ``3h``, ``2d``."""
-    if seconds is None:
-        return "-"
-    s = max(0.0, seconds)
-    if s < 10:
-        return "now"
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{s // 60:.0f}m"
-    if s < 86400:
-        return f"{s // 3600:.0f}h"
-    return f"{s // 86400:.0f}d"
+    """How long ago: ``0s``, ``45s``, ``12m``, ``3h``, ``2d`` (:func:`tokmon.fmt.age`)."""
+    return fmt.age(seconds)
 
 
 def bar(pct: float | None, width: int) -> str:
@@ -107,10 +74,8 @@ def parse_iso(value: Any) -> float | None:
 
 
 def fmt_clock(ts: float | None, tz: Any = None) -> str:
-    """Local wall-clock ``HH:MM`` for an epoch time."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz).strftime("%H:%M")
+    """Wall-clock ``HH:MM`` of an epoch time in ``tz`` (default: the system zone)."""
+    return fmt.clock(ts, tz if tz is not None else fmt.local_zone())
 
 
 # --------------------------------------------------------------------------- sparkline
@@ -643,8 +608,9 @@ def compact_line(v: DashboardView, width: int) -> str:
         lim = f" {b.limit_pct:.0f}%" if b.limit_pct is not None else ""
         parts.append(f"blk {fmt_tokens(b.tokens)}{lim}")
         parts.append(f"{fmt_minutes(b.remaining_minutes)} left")
-        if b.burn_tpm is not None:
-            parts.append(f"{fmt_tokens(b.burn_tpm)}/m {b.burn_level}")
+        if b.burn_tpm is not None:  # the level's own basis: input+output tokens per minute
+            rate = b.burn_indicator_tpm if b.burn_indicator_tpm is not None else b.burn_tpm
+            parts.append(f"{fmt_tokens(rate)}/m {b.burn_level}")
         if b.projected_tokens is not None:
             parts.append(f"→{fmt_tokens(b.projected_tokens)}")
     if v.official and v.official.five_hour_pct is not None:

@@ -225,7 +225,7 @@ describe("the packaged extension, activated against the real server", () => {
     const item = state.statusItems.find((i) => i.id === "tokmon.status")!;
     fs.appendFileSync(target.file, assistantLine(target.sessionId, target.cwd, 1500, 500));
     const text = await until("block in the status bar", () => item.text.includes("left") && item.text);
-    expect(text).toMatch(/^\$\(pulse\) 2k · [0-9]h[0-9]{2}m left · ~200%$/);
+    expect(text).toMatch(/^\$\(pulse\) 2.00k · [0-9]h[0-9]{2}m left · ~200%$/); // the shared rule (tests/fixtures/format_cases.json)
     expect(item.backgroundColor?.id).toBe("statusBarItem.errorBackground");
     await until("threshold message", () => state.messages.length > 0);
     expect(state.messages).toHaveLength(1);
@@ -233,7 +233,7 @@ describe("the packaged extension, activated against the real server", () => {
     expect(state.messages[0]!.text).toContain("200% of the limit (estimated), above your critical threshold");
     // a second push in the same block does not notify again
     fs.appendFileSync(target.file, assistantLine(target.sessionId, target.cwd, 100, 100));
-    await until("second push", () => item.text.includes("2.2k") && item.text);
+    await until("second push", () => item.text.includes("2.20k") && item.text);
     expect(state.messages).toHaveLength(1);
   });
 

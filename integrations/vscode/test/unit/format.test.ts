@@ -1,96 +1,95 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
 import { describe, expect, it } from "vitest";
 
 import {
+  MISSING,
   escapeMarkdown,
+  formatAge,
   formatClock,
+  formatClockZoned,
   formatCost,
+  formatDate,
+  formatDateTime,
   formatDuration,
   formatInteger,
   formatPercent,
   formatRelative,
   formatTokens,
+  offsetLabel,
   shortModel,
   truncate,
 } from "../../src/format";
 
-describe("formatTokens", () => {
-  it.each([
-    [0, "0"],
-    [999, "999"],
-    [1000, "1k"],
-    [1500, "1.5k"],
-    [12_345, "12.3k"],
-    [999_400, "999k"],
-    [999_600, "1M"],
-    [1_234_567, "1.23M"],
-    [43_009_651, "43M"],
-    [2_500_000_000, "2.5B"],
-    [-1500, "-1.5k"],
-  ])("%d -> %s", (n, text) => {
-    expect(formatTokens(n)).toBe(text);
+// The table shared with tokmon/fmt.py (tests/test_format.py runs the same cases).
+type ValueCase = [number | null, string];
+type TimeCase = [number | null, string, string];
+const CASES = JSON.parse(
+  readFileSync(join(__dirname, "..", "..", "..", "..", "tests", "fixtures", "format_cases.json"), "utf8"),
+) as Record<string, unknown>;
+
+const VALUE_FUNCS: Record<string, (n: number | null) => string> = {
+  tokens: formatTokens,
+  integer: formatInteger,
+  cost: formatCost,
+  percent: formatPercent,
+  duration: formatDuration,
+  age: formatAge,
+};
+// Python takes epoch seconds; the TypeScript functions take epoch milliseconds.
+const TIME_FUNCS: Record<string, (ms: number | null, zone: string) => string> = {
+  clock: formatClock,
+  date_time: formatDateTime,
+  date: formatDate,
+  offset_label: offsetLabel,
+  clock_zoned: formatClockZoned,
+};
+
+describe("shared formatting cases (tests/fixtures/format_cases.json)", () => {
+  it("reads the same missing-value mark", () => {
+    expect(CASES.missing).toBe(MISSING);
   });
 
-  it("shows a dash for missing values", () => {
-    expect(formatTokens(null)).toBe("–");
-    expect(formatTokens(Number.NaN)).toBe("–");
-  });
-});
+  for (const [kind, fn] of Object.entries(VALUE_FUNCS)) {
+    const cases = CASES[kind] as ValueCase[];
+    it(`has cases for ${kind}`, () => {
+      expect(cases.length).toBeGreaterThanOrEqual(4);
+    });
+    it.each(cases)(`${kind}(%s) -> %s`, (value, expected) => {
+      expect(fn(value)).toBe(expected);
+    });
+  }
 
-describe("formatCost and formatInteger", () => {
-  it("rounds to cents with separators", () => {
-    expect(formatCost(0)).toBe("$0.00");
-    expect(formatCost(0.004)).toBe("$0.00");
-    expect(formatCost(0.005)).toBe("$0.01");
-    expect(formatCost(12.3456)).toBe("$12.35");
-    expect(formatCost(1234.5)).toBe("$1,234.50");
-    expect(formatCost(36.2335)).toBe("$36.23");
-    expect(formatCost(-2)).toBe("-$2.00");
-  });
+  for (const [kind, fn] of Object.entries(TIME_FUNCS)) {
+    const cases = CASES[kind] as TimeCase[];
+    it.each(cases)(`${kind}(%s, %s) -> %s`, (ts, zone, expected) => {
+      expect(fn(ts === null ? null : ts * 1000, zone)).toBe(expected);
+    });
+  }
 
-  it("groups digits", () => {
-    expect(formatInteger(43_009_651)).toBe("43,009,651");
-    expect(formatInteger(999)).toBe("999");
-    expect(formatInteger(1000)).toBe("1,000");
-  });
-});
-
-describe("formatDuration", () => {
-  it.each([
-    [0, "0m"],
-    [-5, "0m"],
-    [45, "45m"],
-    [59.6, "1h00m"],
-    [125, "2h05m"],
-    [300, "5h00m"],
-    [1500, "1d1h"],
-  ])("%d min -> %s", (m, text) => {
-    expect(formatDuration(m)).toBe(text);
-  });
-});
-
-describe("formatPercent", () => {
-  it("drops decimals above 10%", () => {
-    expect(formatPercent(42.4)).toBe("42%");
-    expect(formatPercent(7.46)).toBe("7.5%");
-    expect(formatPercent(100)).toBe("100%");
-    expect(formatPercent(null)).toBe("–");
+  it("treats NaN and infinity as missing", () => {
+    for (const fn of Object.values(VALUE_FUNCS)) {
+      expect(fn(Number.NaN)).toBe(MISSING);
+      expect(fn(Number.POSITIVE_INFINITY)).toBe(MISSING);
+    }
   });
 });
 
-describe("formatRelative and formatClock (TZ=UTC)", () => {
+describe("formatRelative (TZ=UTC)", () => {
   const now = Date.parse("2026-01-16T12:00:00.000Z");
   it.each([
     ["2026-01-16T11:59:30.000Z", "just now"],
-    ["2026-01-16T11:55:00.000Z", "5 min ago"],
-    ["2026-01-16T09:00:00.000Z", "3 h ago"],
-    ["2026-01-14T11:00:00.000Z", "2 d ago"],
+    ["2026-01-16T11:55:00.000Z", "5m ago"],
+    ["2026-01-16T09:00:00.000Z", "3h ago"],
+    ["2026-01-14T11:00:00.000Z", "2d ago"],
     ["2025-11-01T11:00:00.000Z", "2025-11-01"],
-    ["garbage", "–"],
+    ["garbage", "-"],
   ])("%s -> %s", (iso, text) => {
     expect(formatRelative(iso, now)).toBe(text);
   });
 
-  it("formats the wall clock in the local zone", () => {
+  it("formats the wall clock in the local zone by default", () => {
     expect(process.env.TZ).toBe("UTC");
     expect(formatClock("2026-01-16T07:05:00.000Z")).toBe("07:05");
   });

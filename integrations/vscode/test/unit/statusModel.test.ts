@@ -53,13 +53,13 @@ describe("status bar tooltip", () => {
       workspaceSession: row({ name: "Refactor *parser*", tags: ["infra"], totalTokens: 52_000, totalCost: 0.5, lastActivity: "2026-01-16T12:25:00.000Z" }),
     });
     const md = buildStatusView(s, settings, NOW).tooltip;
-    expect(md).toContain("| Today | 3M | $12.35 |");
+    expect(md).toContain("| Today | 3.00M | $12.35 |");
     expect(md).toContain("| This block | 1.23M | $4.57 |");
     expect(md).toContain("| Projected at block end | 2.47M | $9.13 |");
     expect(md).toContain("**Block** 10:00–15:00, 2h30m left");
     expect(md).toContain("**Burn rate** low (140 tokens/min, $1.83/h)");
     expect(md).toContain("estimate: against your largest completed block (3,000,000 tokens)");
-    expect(md).toContain("**Refactor \\*parser\\*** · 52k tokens · $0.50 · last activity 5 min ago · `infra`");
+    expect(md).toContain("**Refactor \\*parser\\*** · 52.0k tokens · $0.50 · last activity 5m ago · `infra`");
   });
 
   it("falls back to the project session and says when there is none", () => {

@@ -72,7 +72,7 @@ describe("nodes", () => {
   it("describes a session with tokens, cost, last activity, tags and description", () => {
     const v = viewOf({ kind: "session", row: row({ name: "Parser", tags: ["infra", "q1"], totalTokens: 1_500_000, totalCost: 3.456, lastActivity: "2026-01-16T12:00:00.000Z", description: "Rewrite the parser" }) }, NOW);
     expect(v.label).toBe("Parser");
-    expect(v.description).toBe("1.5M · $3.46 · 30 min ago · #infra #q1 · Rewrite the parser");
+    expect(v.description).toBe("1.50M · $3.46 · 30m ago · #infra #q1 · Rewrite the parser");
     expect(v.contextValue).toBe("tokmon.session");
     expect(v.tooltip).toContain("Rewrite the parser");
     expect(v.tooltip).toContain("1,500,000 tokens");
