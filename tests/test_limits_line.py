@@ -20,20 +20,20 @@ def test_eta_shown_beside_the_official_percent_only_when_it_comes_before_the_res
                                             "observedAt": now}}  # fmt: skip
     segs = formats.build_segments({}, now, claude={"official": fast})
     eta = time.strftime("%H:%M", time.localtime(now - H + H * 100 / 60))
-    assert formats.render(segs, "plain") == f"5h 60%[0s] 100%@{eta}"
+    assert formats.render(segs, "plain") == f"5h 60%[now] 100%@{eta}"
     # 30% four hours in: 37.5% by the reset, nothing to add
     slow = {"observedAt": now, "fiveHour": {"usedPercentage": 30.0, "resetsAt": now + H,
                                             "observedAt": now}}  # fmt: skip
     assert (
         formats.render(formats.build_segments({}, now, claude={"official": slow}), "plain")
-        == "5h 30%[0s]"
+        == "5h 30%[now]"
     )
     # the weekly window: 50% after two days of seven: 100% on day four
     week = {"observedAt": now, "sevenDay": {"usedPercentage": 50.0, "resetsAt": now + 5 * 24 * H,
                                             "observedAt": now}}  # fmt: skip
     text = formats.render(formats.build_segments({}, now, claude={"official": week}), "plain")
     eta7 = time.strftime("%H:%M", time.localtime(now + 2 * 24 * H))
-    assert text == f"7d 50%[0s] 100%@{eta7}"
+    assert text == f"7d 50%[now] 100%@{eta7}"
 
 
 def test_statusline_prints_the_eta(env: dict[str, str], tmp_path) -> None:
