@@ -197,10 +197,10 @@ def test_backup_and_restore_roundtrip(store: MetadataStore, tmp_path: Path) -> N
     store.update(SID, name="two", tags=["b"])
     store.update(SID2, description="later")
     old_bytes = store.path.read_bytes()
-    store.restore(backup)
+    pre = store.restore(backup)
     assert store.get(SID)["name"] == "one" and store.get(SID)["tags"] == ["a"]
     assert store.get(SID2) is None
-    pre = store.path.with_name("sessions.json.pre-restore.bak")
+    assert pre is not None and pre.name.startswith("sessions.json.pre-restore-")
     assert pre.read_bytes() == old_bytes
 
 
@@ -216,13 +216,13 @@ def test_backup_and_restore_roundtrip(store: MetadataStore, tmp_path: Path) -> N
         ),
         (
             b'{"_meta": {"1": {"schemaVersion": 2}}, "sessions": {"1": {"sessionId": "a", '
-            b'"name": "X", "tags": [], "createdAt": "t", "updatedAt": "t"}, "2": {"sessionId": "b", '
-            b'"name": "x", "tags": [], "createdAt": "t", "updatedAt": "t"}}}',
+            b'"name": "X", "tags": [], "createdAt": "2025-01-01", "updatedAt": "2025-01-01"}, "2": {"sessionId": "b", '
+            b'"name": "x", "tags": [], "createdAt": "2025-01-01", "updatedAt": "2025-01-01"}}}',
             "also used by",
         ),
         (
             b'{"_meta": {"1": {"schemaVersion": 2}}, "sessions": {"1": {"sessionId": "a", '
-            b'"tags": ["Bad Tag"], "createdAt": "t", "updatedAt": "t"}}}',
+            b'"tags": ["Bad Tag"], "createdAt": "2025-01-01", "updatedAt": "2025-01-01"}}}',
             "tags",
         ),
     ],

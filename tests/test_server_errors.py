@@ -141,8 +141,10 @@ def _free_port() -> int:
 
 def test_tcp_loopback_serves_lsp(env: dict[str, str]) -> None:
     port = _free_port()
+    token = "t" * 32  # the per-launch secret (else generated and written to the state dir)
     p = subprocess.Popen([sys.executable, "-m", "tokmon", "serve", "--tcp", f"localhost:{port}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**env, "TOKMON_SERVE_TOKEN": token})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -155,7 +157,8 @@ def test_tcp_loopback_serves_lsp(env: dict[str, str]) -> None:
                 time.sleep(0.1)
         with sock:
             f = sock.makefile("rwb")
-            f.write(frame(INIT))
+            params = {**INIT["params"], "initializationOptions": {"tokmonToken": token}}
+            f.write(frame({**INIT, "params": params}))
             f.write(frame({"jsonrpc": "2.0", "id": 2, "method": "tokmon/version"}))
             f.flush()
             assert read_until_id(f, 1)["result"]["serverInfo"]["name"] == "tokmon"

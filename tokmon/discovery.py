@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+log = logging.getLogger("tokmon.discovery")
 
 
 def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -43,21 +46,55 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
 
 
 def iter_transcript_stats(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """``(path, stat)`` of every transcript under ``root``; unreadable entries are skipped."""
-    stack = [os.fspath(root)]
+    """``(path, stat)`` of every transcript under ``root``.
+
+    Symlinked directories are followed when their target lies outside ``root`` (inside, it
+    is scanned anyway), each real directory once, so link loops end.  A directory that
+    cannot be listed gets one warning (logger ``tokmon.discovery``) and is skipped.
+    """
+    top = os.fspath(root)
+    try:
+        top_real = os.path.realpath(top)
+        st = os.stat(top)
+    except OSError:
+        return
+    seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
+    stack = [top]
     while stack:
         d = stack.pop()
         try:
             with os.scandir(d) as it:
-                for e in it:
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            stack.append(e.path)
-                        elif e.name.endswith(".jsonl"):
-                            st = e.stat()
-                            if stat.S_ISREG(st.st_mode):
-                                yield e.path, st
-                    except OSError:
-                        continue
-        except OSError:
+                entries = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
             continue
+        except OSError as exc:
+            log.warning("cannot list %s: %s; its transcripts are not counted", d,
+                        exc.strerror or exc)  # fmt: skip
+            continue
+        for e in reversed(entries):  # the stack pops them in name order
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_symlink() and e.is_dir():
+                    target = _outside_target(e.path, top_real, seen)
+                    if target is not None:
+                        stack.append(e.path)
+                elif e.name.endswith(".jsonl"):
+                    st = e.stat()
+                    if stat.S_ISREG(st.st_mode):
+                        yield e.path, st
+            except OSError:
+                continue
+
+
+def _outside_target(link: str, top_real: str, seen: set[tuple[int, int]]) -> str | None:
+    """The real path of a symlinked dir worth following (outside the root, not seen yet)."""
+    real = os.path.realpath(link)
+    if real == top_real or real.startswith(top_real.rstrip(os.sep) + os.sep):
+        return None
+    st = os.stat(real)
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return None
+    seen.add(key)
+    return real

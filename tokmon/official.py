@@ -26,10 +26,14 @@ import os
 import time
 from typing import Any
 
+from tokmon.textsafe import safe_or_none
+
 VERSION = 1
 MAX_SESSIONS = 50
 MAX_AGE_SECONDS = 8 * 86400.0
 _MAX_TEXT = 200
+#: a session cost above this is garbage (shown clamped, never as a 300-digit figure)
+MAX_COST_USD = 1e7
 
 
 def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float | None:
@@ -47,10 +51,8 @@ def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float 
 
 
 def _text(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    value = " ".join(value.split())[:_MAX_TEXT]
-    return value or None
+    """Payload text without terminal controls (:mod:`tokmon.textsafe`), bounded."""
+    return safe_or_none(value, _MAX_TEXT)
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def extract(
         "model": _text(_obj(payload.get("model")).get("display_name"))
         or _text(_obj(payload.get("model")).get("id")),
         "cwd": _text(workspace.get("current_dir")) or _text(payload.get("cwd")),
-        "costUSD": _num(_obj(payload.get("cost")).get("total_cost_usd"), 0.0),
+        "costUSD": _num(_obj(payload.get("cost")).get("total_cost_usd"), 0.0, MAX_COST_USD),
         "fiveHour": _window(rate.get("five_hour"), now),
         "sevenDay": _window(rate.get("seven_day"), now),
         "contextWindow": ctx,
@@ -144,7 +146,14 @@ def _load(path: os.PathLike[str] | str) -> dict[str, Any]:
     sessions = data.get("sessions") if isinstance(data, dict) else None
     if not isinstance(sessions, dict):
         return {}
-    return {k: v for k, v in sessions.items() if isinstance(v, dict) and isinstance(k, str)}
+    out = {}
+    for k, v in sessions.items():
+        if isinstance(v, dict) and isinstance(k, str):
+            for key in ("sessionName", "model", "cwd"):  # a file from an older tokmon
+                if isinstance(v.get(key), str) and not v[key].isprintable():
+                    v[key] = _text(v[key])
+            out[k] = v
+    return out
 
 
 def _prune(sessions: dict[str, Any], now: float) -> dict[str, Any]:

@@ -137,8 +137,17 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     if field:
         sid, title = obj.get("sessionId"), obj.get(field)
         if isinstance(sid, str) and isinstance(title, str) and title.strip():
-            return (sid, kind, title.strip()[:200])
+            return (sid, kind, str(_shown(title)).strip()[:200])  # no terminal escapes
     return None
+
+
+def _shown(v: object) -> object:
+    """Text that surfaces display, without control characters (:mod:`tokmon.textsafe`)."""
+    if type(v) is str and not v.isprintable():
+        from tokmon.textsafe import safe_text  # rare: clean text skips the import
+
+        return safe_text(v)
+    return v
 
 
 def _n(v: object) -> int:
@@ -174,9 +183,9 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
     else:
         # Not deduplicated across lines; stable per file position so re-reads replace.
         key = f"@{source}:{offset}"
-    sid = obj.get("sessionId")
-    cwd = obj.get("cwd")
-    model = msg.get("model")
+    sid = _shown(obj.get("sessionId"))
+    cwd = _shown(obj.get("cwd"))
+    model = _shown(msg.get("model"))
     legacy = obj.get("costUSD")
     if isinstance(legacy, (int, float)) and not isinstance(legacy, bool):
         legacy = float(legacy) if -MAX_COST <= legacy <= MAX_COST else _POISON  # NaN too

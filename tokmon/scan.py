@@ -210,6 +210,10 @@ def scan_all(
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        if ctx.get_start_method() != "fork":  # `python -c ...` children: no import from the cwd
+            from tokmon.safepython import protect_spawned_children
+
+            protect_spawned_children()
         pool = ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx,
                                    initializer=_worker_init, initargs=(os.getpid(),))
     except (ImportError, OSError, ValueError):

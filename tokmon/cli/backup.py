@@ -69,11 +69,10 @@ def handle_restore(args: argparse.Namespace, ctx: Context) -> int:
 
     store = _store(ctx)
     try:
-        store.restore(Path(args.path))
+        previous = store.restore(Path(args.path))
         count = len(store.all())
     except MetadataError as exc:
         raise CLIError(str(exc)) from None
-    previous = store.path.with_name(store.path.name + ".pre-restore.bak")
     if ctx.json_output:
         from tokmon.cli.render import dump_json
 
@@ -82,11 +81,11 @@ def handle_restore(args: argparse.Namespace, ctx: Context) -> int:
                 {
                     "restored": str(args.path),
                     "sessions": count,
-                    "previous": str(previous) if previous.exists() else None,
+                    "previous": str(previous) if previous is not None else None,
                 }
             )
         )
     else:
-        kept = f" (the previous file is kept as {previous})" if previous.exists() else ""
+        kept = f" (the previous file is kept as {previous})" if previous is not None else ""
         ctx.stdout.write(f"restored metadata of {count} sessions from {args.path}{kept}\n")
     return 0

@@ -15,7 +15,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -587,9 +586,10 @@ def check_server(env: Mapping[str, str]) -> Check:
     """Start `tokmon serve --jsonl` as editors do (the `tokmon` on PATH, else this install)
     and ask for tokmon/version."""
     import tokmon
+    from tokmon.safepython import module_argv, safe_cwd
 
     found = shutil.which("tokmon", path=env.get("PATH"))
-    argv = [found] if found else [sys.executable, "-m", "tokmon"]
+    argv = [found] if found else module_argv("tokmon")  # never `-m` from the cwd
     argv += ["serve", "--jsonl"]
     fix = "run `tokmon serve --jsonl --log-level debug` to see why; reinstall: " + INSTALL_HINT
     try:
@@ -600,6 +600,7 @@ def check_server(env: Mapping[str, str]) -> Check:
             stderr=subprocess.PIPE,
             text=True,
             env=dict(env),
+            cwd=safe_cwd(),
         )
     except OSError as exc:
         return Check("server", PROBLEM, f"cannot start {argv[0]}: {exc.strerror or exc}", fix)

@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
     mode.add_argument("--jsonl", action="store_true",
                       help="JSON lines on stdin/stdout instead of LSP")
     mode.add_argument("--tcp", metavar="HOST:PORT",
-                      help="LSP over TCP on a loopback address (e.g. 127.0.0.1:2087)")
+                      help="LSP over TCP on a loopback address (e.g. 127.0.0.1:2087) for one "
+                           "client, whose initialize must carry initializationOptions.tokmonToken "
+                           "(the per-launch token written to <state>/serve-tcp-PORT.token)")
     mode.add_argument("--stdio", action="store_true",
                       help="LSP over stdio (the default; accepted for LSP clients)")
     p.add_argument("--workspace", metavar="DIR",
@@ -101,16 +103,54 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         from tokmon.server.jsonl import serve_jsonl
 
         return serve_jsonl(service, stdin=proto_in, stdout=proto_out, **opts)
+    from tokmon.server.framing import serve_stdio
     from tokmon.server.lsp import build_server
 
     server = build_server(service, **opts)
     if tcp is not None:
+        return _serve_tcp(server, tcp, args.tcp, ctx)
+    serve_stdio(server, proto_in, proto_out)
+    return 0
+
+
+def _serve_tcp(server: Any, tcp: tuple[str, int], spec: str, ctx: Any) -> int:
+    """One authenticated client on a loopback port; the per-launch token goes to a 0600 file
+    in the state dir (or comes from ``TOKMON_SERVE_TOKEN``) and is removed at exit."""
+    import secrets
+
+    from tokmon.fsutil import atomic_write
+    from tokmon.paths import ensure_dir
+    from tokmon.server.framing import TOKEN_OPTION, serve_tcp
+
+    token = str(ctx.env.get("TOKMON_SERVE_TOKEN") or "")
+    if token and len(token) < 16:
+        raise CLIError("TOKMON_SERVE_TOKEN must be at least 16 characters")
+    token = token or secrets.token_urlsafe(32)
+    host, port = tcp
+    token_file = ctx.paths.state_dir / f"serve-tcp-{port}.token"
+    try:
+        ensure_dir(ctx.paths.state_dir)
+        atomic_write(token_file, (token + "\n").encode("ascii"))
+        os.chmod(token_file, 0o600)
+    except OSError as exc:
+        raise CLIError(f"cannot write the token file {token_file}: {exc.strerror or exc}",
+                       code=1) from None  # fmt: skip
+
+    def listening(h: str, p: int) -> None:
+        sys.stderr.write(f"tokmon serve: listening on {h}:{p}; one client, whose initialize "
+                         f"must carry initializationOptions.{TOKEN_OPTION} = the token in "
+                         f"{token_file}\n")  # fmt: skip
+        sys.stderr.flush()
+
+    try:
+        serve_tcp(server, host, port, token, on_listening=listening)
+    except OSError as exc:
+        raise CLIError(f"--tcp: cannot listen on {spec}: {exc.strerror or exc}") from None
+    finally:
         try:
-            server.start_tcp(*tcp)
-        except OSError as exc:
-            raise CLIError(f"--tcp: cannot listen on {args.tcp}: {exc.strerror or exc}") from None
-        return 0
-    server.start_io(stdin=proto_in, stdout=proto_out)
+            token_file.unlink()
+        except OSError:
+            pass
     return 0
 
 

@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 def tokmon_command(env: Any, override: str | None = None) -> list[str]:
     """argv that runs this tokmon: ``--cmd``, else ``tokmon`` beside the interpreter or on
-    PATH, else ``<python> -m tokmon``."""
+    PATH, else ``<python> -P -m tokmon`` (never importing from the cwd)."""
     if override:
         import shlex
 
@@ -70,7 +70,9 @@ def tokmon_command(env: Any, override: str | None = None) -> list[str]:
     found = shutil.which("tokmon", path=env.get("PATH"))
     if found and ".pyenv/shims" not in found.replace("\\", "/"):
         return [os.path.abspath(found)]
-    return [sys.executable, "-m", "tokmon"]
+    from tokmon.safepython import module_argv  # `-m` would import from the prompt's cwd
+
+    return module_argv("tokmon")
 
 
 def handle_init(args: argparse.Namespace, ctx: Context) -> int:
@@ -111,12 +113,39 @@ def _load(path: Path) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise CLIError(f"{path} is not valid JSON ({exc}); not touching it") from exc
+        data = json.loads(raw, parse_float=_exact_float, parse_constant=_no_constant,
+                          object_pairs_hook=_unique_keys)  # fmt: skip
+    except _Unsafe as exc:
+        raise CLIError(f"{path} {exc}; not touching it") from None
+    except (ValueError, RecursionError) as exc:
+        raise CLIError(f"{path} is not valid JSON ({exc}); not touching it") from None
     if not isinstance(data, dict):
         raise CLIError(f"{path} does not hold a JSON object; not touching it")
     return data
+
+
+class _Unsafe(ValueError):
+    """settings.json holds something a rewrite would not keep exactly."""
+
+
+def _exact_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Unsafe(f"holds the number {text[:40]}, which would be rewritten as Infinity")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise _Unsafe(f"holds {text}, which is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Unsafe(f"has the key {key[:60]!r} twice (a rewrite would keep only one)")
+        out[key] = value
+    return out
 
 
 def _save(path: Path, data: dict[str, Any]) -> Path | None:
@@ -132,15 +161,22 @@ def _save_unchecked(path: Path, data: dict[str, Any]) -> Path | None:
 
     backup = None
     mode = None
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        payload = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate read from the file: keep it as an escape
+        payload = (json.dumps(data, indent=2) + "\n").encode("ascii")
     if path.exists():
         mode = path.stat().st_mode & 0o777
+        if not mode & 0o200:
+            raise CLIError(f"{path} is read-only; not touching it (make it writable first)",
+                           code=1)  # fmt: skip
         stem = f"{path.name}.tokmon-backup-{time.strftime('%Y%m%d-%H%M%S')}"
         backup, n = path.with_name(stem), 1
         while backup.exists():
             backup, n = path.with_name(f"{stem}-{n}"), n + 1
         shutil.copy2(path, backup)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, payload)
     if mode is not None:
         try:
             os.chmod(path, mode)

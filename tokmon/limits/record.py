@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 
 TYPE_CHECKING = False
@@ -166,10 +165,13 @@ def spawn_alert_runner(paths: Any, env: Any = None) -> None:
         kwargs["creationflags"] = 0x00000008 | 0x00000200  # DETACHED_PROCESS | NEW_GROUP
     else:
         kwargs["start_new_session"] = True
-    try:
+    from tokmon.safepython import module_argv, safe_cwd
+
+    try:  # never `python -m` in the caller's dir (Claude Code runs us in the project)
         subprocess.Popen(
-            [sys.executable, "-m", "tokmon", "alerts", "run", "--official"],
+            module_argv("tokmon", "alerts", "run", "--official"),
             env=dict(env) if env is not None else None,
+            cwd=safe_cwd(str(paths.state_dir)),
             **kwargs,
         )
     except OSError:

@@ -28,7 +28,7 @@ def _try_parse(buf: bytes) -> Any:
         return None
     try:
         return json.loads(text.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # garbage or absurd nesting: no payload
         return None
 
 
@@ -36,6 +36,8 @@ def read_payload(
     stream: Any, timeout: float = TIMEOUT, limit: int = MAX_BYTES
 ) -> tuple[dict[str, Any] | None, str]:
     """Read the statusLine JSON; ``(payload or None, note)``.  Never raises, never hangs."""
+    if stream is None:  # fd 0 closed (``<&-``): sys.stdin is None
+        return None, "stdin is closed: no statusLine payload"
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
@@ -43,7 +45,7 @@ def read_payload(
     if fd is None:  # an in-memory stream (tests, embedding)
         try:
             data = stream.read(limit)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, AttributeError) as exc:
             return None, f"cannot read stdin: {exc}"
         buf = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data or b"")
         return _finish(_try_parse(buf), buf, "stdin")
@@ -117,6 +119,53 @@ def _finish(parsed: Any, buf: bytes, where: str) -> tuple[dict[str, Any] | None,
     return None, f"ignoring {len(buf)} bytes on {where}: not a JSON object"
 
 
+RECORD_ERROR_FILE = "official.error"
+
+
+def stdlib_paths(env: Any = None) -> Any:
+    """tokmon's paths resolved without platformdirs: ``python -S`` (the fast command) cannot
+    import site-packages from an editable, user-site or system install."""
+    from pathlib import Path
+
+    from tokmon.line.locate import tokmon_dirs
+    from tokmon.paths import TokmonPaths
+
+    d = tokmon_dirs(env)
+    return TokmonPaths(Path(d["config"]), Path(d["data"]), Path(d["cache"]), Path(d["state"]))
+
+
+def _note_record_error(env: Any, error: str | None) -> None:
+    """Keep the last failure to record official figures for ``line --explain`` (a statusLine
+    command's stderr is never seen); cleared by the next success."""
+    from tokmon.line.locate import ensure_private_dir, line_dir, tokmon_dirs
+
+    try:
+        ldir = line_dir(tokmon_dirs(env))
+        path = os.path.join(ldir, RECORD_ERROR_FILE)
+        if error is None:
+            if os.path.exists(path):
+                os.unlink(path)
+            return
+        ensure_private_dir(ldir)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(error + "\n")
+    except OSError:
+        pass
+
+
+def last_record_error(dirs: dict[str, str]) -> tuple[float, str] | None:
+    """``(time, message)`` of the last failed ``line --claude`` record, if any."""
+    from tokmon.line.locate import line_dir
+
+    path = os.path.join(line_dir(dirs), RECORD_ERROR_FILE)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return os.fstat(fh.fileno()).st_mtime, fh.readline(400).strip()
+    except OSError:
+        return None
+
+
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -134,24 +183,25 @@ def process(
 
     note = None
     rec = None
+    error = None
     try:
-        from tokmon.paths import get_paths
-
-        rec = official.record(get_paths(env), payload)
+        rec = official.record(stdlib_paths(env), payload)
         if rec is None:
             note = "payload has no session_id: official figures not recorded"
     except Exception as exc:  # read-only state dir, lock timeout...: still print the line
-        note = f"could not record official figures: {exc}"
+        error = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+        note = f"could not record official figures: {error}"
     try:  # the official-limit history (appends only when a figure changed)
         from tokmon.limits.record import record_payload
-        from tokmon.paths import get_paths
 
-        record_payload(get_paths(env), payload, env=env)
-    except Exception:
-        pass
+        record_payload(stdlib_paths(env), payload, env=env)
+    except Exception as exc:
+        error = error or f"limit history: {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    _note_record_error(env, error)
     if rec is None:  # not recorded: still show what the payload says
         rec = official.extract(payload, require_session=False) or {}
-    cost = _obj(payload.get("cost")).get("total_cost_usd")
+    raw_cost = _obj(payload.get("cost")).get("total_cost_usd")
+    cost = official._num(raw_cost, 0.0, official.MAX_COST_USD)  # 1e308 is not a cost
     name = rec.get("sessionName") or rec.get("model")
     session = None
     if isinstance(cost, (int, float)) and not isinstance(cost, bool):

@@ -303,6 +303,10 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
     cwd = opts.cwd
     if cwd is None and opts.session is None:
         cwd = env.get("PWD") or _getcwd()
+    if cwd and not cwd.isprintable():  # recorded paths are cleaned the same way (textsafe)
+        from tokmon.textsafe import safe_text
+
+        cwd = safe_text(cwd)
     segs = None
     if snap is not None or claude_info is not None:
         session_id = opts.session or (claude_info or {}).get("sessionId")
@@ -318,6 +322,13 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         width = int(columns) if columns.isdigit() else None
     if segs and width:
         segs = formats.fit(segs, width)
+    if opts.explain:
+        from tokmon.line import claude
+
+        failed = claude.last_record_error(dirs)
+        if failed is not None:
+            notes.append(f"official figures: the last `line --claude` could not record them "
+                         f"({formats.fmt_age(now - failed[0])} ago): {failed[1]}")  # fmt: skip
     if fmt == "json":
         import json
 

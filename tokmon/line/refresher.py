@@ -1,6 +1,7 @@
 """Rebuild the line snapshot, at most one process at a time.
 
-``spawn()`` starts ``python -m tokmon.line.refresher`` fully detached (a new
+``spawn()`` starts ``python -P -m tokmon.line.refresher`` (see :mod:`tokmon.safepython`:
+never importing from the caller's directory, started in tokmon's own cache dir) fully detached (a new
 session on POSIX, ``DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP`` on Windows)
 so a prompt never waits for it.  ``refresh()`` does the work under a
 single-flight lock (:class:`tokmon.fsutil.FileLock` on ``<cache>/line/refresh.lock``):
@@ -86,10 +87,12 @@ def spawn(dirs: dict[str, str], env: dict[str, str] | None = None) -> str:
     except OSError as exc:
         return f"not refreshing: cannot write {stamp}: {exc.strerror or exc}"
     log = os.path.join(ldir, "refresh.log")
-    argv = [sys.executable, "-m", "tokmon.line.refresher"]
+    from tokmon.safepython import module_argv
+
+    argv = module_argv("tokmon.line.refresher")
     env = dict(os.environ if env is None else env)
     try:
-        pid = _spawn_detached(argv, env, log)
+        pid = _spawn_detached(argv, env, log, ldir)
     except OSError as exc:
         return f"could not start the refresher: {exc}"
     return f"started a background refresher (pid {pid})"
@@ -109,7 +112,9 @@ def _recent_failure(ldir: str) -> str | None:
     return f"not refreshing: the last refresh failed {age:.0f}s ago: {message}"
 
 
-def _spawn_detached(argv: list[str], env: dict[str, str], log: str) -> int:
+def _spawn_detached(argv: list[str], env: dict[str, str], log: str, cwd: str) -> int:
+    """Start ``argv`` detached in ``cwd`` (posix_spawn has no cwd: it is used only with ``-P``,
+    and the refresher changes to its own directory first thing)."""
     if os.name == "nt":  # pragma: no cover - Windows only
         import subprocess
 
@@ -117,7 +122,7 @@ def _spawn_detached(argv: list[str], env: dict[str, str], log: str) -> int:
         with open(log, "ab") as err:
             proc = subprocess.Popen(
                 argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err, creationflags=flags, close_fds=True,
+                stderr=err, creationflags=flags, close_fds=True, cwd=cwd,
             )  # fmt: skip
         return proc.pid
     actions = [
@@ -125,17 +130,20 @@ def _spawn_detached(argv: list[str], env: dict[str, str], log: str) -> int:
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
     ]
-    try:
-        return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
-    except (NotImplementedError, AttributeError, TypeError):  # pragma: no cover - old libc/macOS
-        import subprocess
+    if "-P" in argv[1:2]:
+        try:
+            return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+        except (NotImplementedError, AttributeError, TypeError):  # pragma: no cover - old libc
+            pass
+    import subprocess
 
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(
-                argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err, start_new_session=True, close_fds=True,
-            )  # fmt: skip
-        return proc.pid
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as err:
+        proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=err, start_new_session=True, close_fds=True, cwd=cwd,
+        )  # fmt: skip
+    return proc.pid
 
 
 def refresh(
@@ -250,6 +258,10 @@ def refresh_safely(
 
 def main() -> int:
     """Entry point of the detached refresher (errors go to ``<cache>/line/refresh.log``)."""
+    try:  # never work in the caller's directory (it may be an untrusted repository)
+        os.chdir(line_dir(tokmon_dirs()))
+    except OSError:
+        pass
     ok, note = refresh_safely()
     if not ok:
         print(f"tokmon line refresher: {note}", file=sys.stderr)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from tokmon.textsafe import is_safe, safe_or_none, safe_text
+
 SCHEMA_VERSION = 2
 SESSIONS_TABLE = "sessions"
 META_TABLE = "_meta"
@@ -84,7 +86,7 @@ def clean_name(name: str) -> str:
         raise MetadataError("invalid name: empty (use --clear to remove a name)")
     if len(cleaned) > MAX_NAME_LEN:
         raise MetadataError(f"invalid name: longer than {MAX_NAME_LEN} characters")
-    if _CONTROL_RE.search(cleaned):
+    if _CONTROL_RE.search(cleaned) or not is_safe(cleaned):
         raise MetadataError("invalid name: control characters are not allowed")
     return cleaned
 
@@ -95,17 +97,41 @@ def clean_description(text: str) -> str:
     cleaned = text.strip()
     if len(cleaned) > MAX_DESCRIPTION_LEN:
         raise MetadataError(f"invalid description: longer than {MAX_DESCRIPTION_LEN} characters")
-    if _CONTROL_RE.search(cleaned.replace("\n", "").replace("\t", "")):
+    flat = cleaned.replace("\n", "").replace("\t", "")
+    if _CONTROL_RE.search(flat) or not is_safe(flat):
         raise MetadataError("invalid description: control characters are not allowed")
     return cleaned
 
 
 def clean_title(title: str) -> str | None:
     """Claude's own title: collapse whitespace, strip control chars, bound length."""
-    if not isinstance(title, str):
+    return safe_or_none(title, MAX_TITLE_LEN)
+
+
+def sanitise_description(text: Any) -> str | None:
+    """A description from outside (a backup, an old store): controls other than newline and
+    tab removed, bounded; None when empty."""
+    if not isinstance(text, str):
         return None
-    cleaned = " ".join(_CONTROL_RE.sub(" ", title).split())[:MAX_TITLE_LEN]
+    lines = [safe_text(line.replace("\t", "    ")) for line in text.split("\n")]
+    cleaned = "\n".join(lines).strip()[:MAX_DESCRIPTION_LEN]
     return cleaned or None
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """An ISO-8601 time (``Z`` accepted) between 1970 and 2200 as an aware datetime; None
+    when it is not one."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    if not 1970 <= dt.year <= 2200:
+        return None
+    return dt
 
 
 def check_session_id(session_id: str) -> str:
@@ -141,7 +167,11 @@ def schema_version(data: dict[str, Any] | None) -> int:
         raise MetadataError("metadata file is not a JSON object")
     meta = data.get(META_TABLE)
     if meta is None:
-        return 1
+        if isinstance(data.get("_default"), dict):
+            return 1  # v1 stored its documents in TinyDB's _default table
+        raise MetadataError(
+            "no schema marker (_meta table) and no v1 _default table: not a tokmon metadata file"
+        )
     if not isinstance(meta, dict):
         raise MetadataError("metadata file has a malformed _meta table")
     for doc in meta.values():
@@ -165,8 +195,7 @@ def _migrate_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(sid, str) or not _SESSION_ID_RE.match(sid) or sid in seen_ids:
             continue
         seen_ids.add(sid)
-        created = doc.get("created")
-        ts = iso_from_epoch(float(created)) if isinstance(created, (int, float)) else now_iso()
+        ts = _v1_created(doc.get("created"))
         name = doc.get("name")
         name = " ".join(str(name).split())[:MAX_NAME_LEN] if name else None
         if name:
@@ -184,11 +213,38 @@ def _migrate_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
         record.update(
             name=name or None,
             tags=tags,
-            description=str(note).strip()[:MAX_DESCRIPTION_LEN] or None if note else None,
+            description=sanitise_description(str(note)) if note else None,
         )
         sessions[str(next_id)] = record
         next_id += 1
     return {SESSIONS_TABLE: sessions, META_TABLE: {"1": {"schemaVersion": 2}}}
+
+
+def _v1_created(created: Any) -> str:
+    """v1's epoch ``created`` as ISO; now when missing or out of range."""
+    if isinstance(created, (int, float)) and not isinstance(created, bool):
+        try:
+            ts = iso_from_epoch(float(created))
+        except (OverflowError, ValueError, OSError):
+            return now_iso()
+        return ts if parse_iso(ts) else now_iso()
+    return now_iso()
+
+
+def sanitise(data: dict[str, Any]) -> dict[str, Any]:
+    """Current-schema data with Claude titles and descriptions stripped of terminal controls
+    (for data from outside: a restored backup)."""
+    table = data.get(SESSIONS_TABLE)
+    if not isinstance(table, dict):
+        return data
+    for doc in table.values():
+        if not isinstance(doc, dict):
+            continue
+        if isinstance(doc.get("claudeTitle"), str):
+            doc["claudeTitle"] = clean_title(doc["claudeTitle"])
+        if isinstance(doc.get("description"), str):
+            doc["description"] = sanitise_description(doc["description"])
+    return data
 
 
 def _int_or_big(value: str) -> int:
@@ -256,8 +312,16 @@ def validate(data: Any) -> dict[str, dict[str, Any]]:
         for key in ("description", "claudeTitle"):
             if doc.get(key) is not None and not isinstance(doc[key], str):
                 raise MetadataError(f"{where}: {key} must be text or null")
+        title = doc.get("claudeTitle")
+        if title is not None and clean_title(title) != title:
+            raise MetadataError(f"{where}: claudeTitle holds control characters")
+        desc = doc.get("description")
+        if desc is not None:
+            clean_description(desc)
         for key in ("createdAt", "updatedAt"):
             if not isinstance(doc.get(key), str):
                 raise MetadataError(f"{where}: {key} missing")
+            if parse_iso(doc[key]) is None:
+                raise MetadataError(f"{where}: {key} {str(doc[key])[:40]!r} is not an ISO time")
         out[sid] = doc
     return out

@@ -32,6 +32,7 @@ from tokmon.metadata.schema import (
     name_key,
     normalise_tags,
     now_iso,
+    sanitise,
     schema_version,
     validate,
 )
@@ -322,10 +323,12 @@ class MetadataStore:
                 raise MetadataError(f"cannot write {dest}: {exc.strerror or exc}") from None
         return dest
 
-    def restore(self, src: Path) -> None:
-        """Replace the store with the backup ``src`` after validating it (atomic).
+    def restore(self, src: Path) -> Path | None:
+        """Replace the store with the backup ``src`` after validating all of it (atomic).
 
-        The replaced file is kept as ``<file>.pre-restore.bak``.
+        Nothing is touched unless the whole backup is valid.  The replaced file is kept as
+        ``<file>.pre-restore-<UTC time>.bak`` (a new one per restore, never overwritten);
+        returns that path (None when there was no file).
         """
         src = Path(src).expanduser()
         if not src.is_file():
@@ -344,15 +347,24 @@ class MetadataStore:
             raise MetadataError(f"backup {src} is invalid: not valid JSON ({exc})") from None
         try:
             data, _ = migrate(data)
-            validate(data)
+            validate(sanitise(data))
         except MetadataError as exc:
             raise MetadataError(f"backup {src} is invalid: {exc}") from None
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise MetadataError(f"backup {src} is invalid: {type(exc).__name__}") from None
+        payload = dump_json(data)
+        kept = None
         with self._locked():
             if self.path.exists():
-                write_atomic(
-                    self.path.with_name(self.path.name + ".pre-restore.bak"), self.path.read_bytes()
-                )
-            write_atomic(self.path, dump_json(data))
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+                kept = self.path.with_name(f"{self.path.name}.pre-restore-{stamp}.bak")
+                n = 2
+                while kept.exists():
+                    kept = self.path.with_name(f"{self.path.name}.pre-restore-{stamp}-{n}.bak")
+                    n += 1
+                write_atomic(kept, self.path.read_bytes())
+            write_atomic(self.path, payload)
+        return kept
 
 
 def merge_metadata(rows: list[dict[str, Any]], store_all: dict[str, dict[str, Any]]) -> list[dict]:

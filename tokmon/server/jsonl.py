@@ -29,6 +29,8 @@ from tokmon.server.service import (
 log = logging.getLogger("tokmon.server.jsonl")
 
 MAX_LINE = 64 * 1024 * 1024
+#: queued instead of a line longer than MAX_LINE (its bytes are dropped, not kept)
+TOO_LONG: Any = object()
 _EOF = object()
 
 
@@ -93,29 +95,52 @@ class JsonLinesServer:
             except (AttributeError, OSError, ValueError):
                 fd = None
             if fd is None:
+                skipping = False
                 while True:
                     line = self.stdin.readline(MAX_LINE + 1)
                     if not line:
                         break
+                    if skipping or (len(line) > MAX_LINE and not line.endswith(b"\n")):
+                        if not skipping:
+                            loop.call_soon_threadsafe(put, TOO_LONG)
+                        skipping = not line.endswith(b"\n")
+                        continue
                     loop.call_soon_threadsafe(put, line)
                 return
-            buf = b""
+            parts: list[bytes] = []  # the current line so far (linear: only new bytes are searched)
+            size = 0
+            skipping = False  # inside an overlong line: drop bytes until its newline
             while True:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     break
-                buf += chunk
+                start = 0
                 while True:
-                    i = buf.find(b"\n")
+                    i = chunk.find(b"\n", start)
                     if i < 0:
+                        rest = chunk[start:]
+                        if skipping:
+                            break
+                        if size + len(rest) > MAX_LINE:
+                            loop.call_soon_threadsafe(put, TOO_LONG)
+                            parts, size, skipping = [], 0, True
+                        elif rest:
+                            parts.append(rest)
+                            size += len(rest)
                         break
-                    line, buf = buf[: i + 1], buf[i + 1:]
-                    loop.call_soon_threadsafe(put, line)
-                if len(buf) > MAX_LINE:
-                    loop.call_soon_threadsafe(put, buf)
-                    buf = b""
-            if buf:
-                loop.call_soon_threadsafe(put, buf)
+                    piece = chunk[start : i + 1]
+                    start = i + 1
+                    if skipping:
+                        skipping = False
+                        continue
+                    if size + len(piece) > MAX_LINE + 1:
+                        loop.call_soon_threadsafe(put, TOO_LONG)
+                    else:
+                        parts.append(piece)
+                        loop.call_soon_threadsafe(put, b"".join(parts))
+                    parts, size = [], 0
+            if parts and not skipping:
+                loop.call_soon_threadsafe(put, b"".join(parts))
         except (OSError, ValueError, RuntimeError) as exc:
             log.info("stdin closed: %s", exc)
         finally:
@@ -166,7 +191,7 @@ class JsonLinesServer:
             )
 
     def _handle_line(self, raw: bytes) -> str | None:
-        if len(raw) > MAX_LINE:
+        if raw is TOO_LONG or len(raw) > MAX_LINE:
             self.write({"id": None, "error": {"code": INVALID_REQUEST,
                                               "message": "request line too long"}})
             return None

@@ -37,7 +37,22 @@ def setup_logging(level: str = "warning", log_file: str | None = None) -> None:
     # pygls logs every message body at INFO; keep it quiet unless debugging
     if level != "debug":
         logging.getLogger("pygls").setLevel(max(logging.WARNING, root.level))
+        handler.addFilter(_one_line)  # bad client input: one line each, tracebacks at debug
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_drop_expected_errors)
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """Cut a record to the first line of its message, without a traceback."""
+    if record.exc_info or record.exc_text or "\n" in str(record.msg):
+        first = record.getMessage().splitlines()[:1]
+        exc = record.exc_info[1] if record.exc_info else None
+        text = first[0] if first else ""
+        if exc is not None:
+            text = f"{text} ({type(exc).__name__}: {str(exc)[:120]})"
+        record.msg, record.args = text, None
+        record.exc_info = record.exc_text = None
+        record.stack_info = None
+    return True
 
 
 def _drop_expected_errors(record: logging.LogRecord) -> bool:

@@ -529,8 +529,12 @@ class Service:
         else:
             rows = list(self._all_rows())
         if project:
-            proj_path = path_from_folder(project) if ("/" in project or "\\" in project
-                                                     or project.startswith("file:")) else None
+            try:
+                proj_path = path_from_folder(project) if ("/" in project or "\\" in project
+                                                         or project.startswith("file:")) else None
+            except ValueError:
+                raise InvalidParams(f"{m}: 'project' {project[:80]!r} is not a name, path or "
+                                    "file:// URI") from None
             rows = [r for r in rows if r.get("projectName") == project or r.get("projectPath")
                     == project or (proj_path and within(str(r.get("projectPath") or ""),
                                                         proj_path))]

@@ -1,0 +1,45 @@
+"""One sanitizer for text that comes from outside tokmon and may reach a terminal.
+
+Session titles, project paths, model names and session ids come from transcripts, Claude
+Code's statusLine input or a restored backup: anyone who can put a line in a transcript (a
+cloned repository's prompt, a pasted file) controls them.  Raw, such text could write the
+clipboard (OSC 52), set the window title, hide text (``ESC [8m``) or reorder what is shown
+(bidi overrides).  :func:`safe_text` is applied once, where the text enters tokmon (parser,
+statusLine input, metadata writes and backup restore), so every surface prints clean text.
+
+Removed: C0 controls (tab, newline and carriage return become a space), DEL, C1 controls
+(U+0080 to U+009F), and the bidi embeddings, overrides, isolates and marks (U+061C, U+200E,
+U+200F, U+202A to U+202E, U+2066 to U+2069).  Stdlib only and cheap: the statusline fast
+path uses it.
+"""
+
+from __future__ import annotations
+
+_SPACE = {0x09: " ", 0x0A: " ", 0x0D: " "}
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_TABLE: dict[int, str | None] = {c: None for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), *_BIDI)}
+_TABLE.update(_SPACE)
+
+
+def safe_text(value: str) -> str:
+    """``value`` without control characters and bidi controls (whitespace controls become a
+    space).  Fast for the usual clean text."""
+    if value.isprintable():
+        return value
+    return value.translate(_TABLE)
+
+
+def safe_or_none(value: object, limit: int | None = None) -> str | None:
+    """:func:`safe_text` of a string, whitespace collapsed and bounded; None when empty or
+    not a string."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(safe_text(value).split())
+    if limit is not None:
+        text = text[:limit]
+    return text or None
+
+
+def is_safe(value: str) -> bool:
+    """True when :func:`safe_text` would leave ``value`` unchanged."""
+    return safe_text(value) == value
