@@ -408,11 +408,9 @@ def official_view(off: Any, now: float) -> OfficialView | None:
 
 def session_label(row: Mapping[str, Any], meta: Mapping[str, Any] | None) -> str:
     """Name shown for a session: user name > Claude title > project name > short id."""
-    meta = meta or {}
-    for v in (meta.get("name"), row.get("name"), row.get("title"), row.get("projectName")):
-        if isinstance(v, str) and v.strip():
-            return v.strip()
-    return str(row.get("sessionId", ""))[:8]
+    from tokmon.sessions import label
+
+    return label(row, meta)
 
 
 def session_view(
