@@ -356,7 +356,12 @@ class Service:
             sid = resolve(ref, (r["sessionId"] for r in rows), self._store_all(),
                           self.engine.titles)
         except RefError as exc:
-            raise InvalidParams(str(exc)) from None
+            if exc.ambiguous:  # the CLI's message, candidates listed
+                raise InvalidParams(str(exc)) from None
+            shown = ref if len(ref) <= 80 else ref[:77] + "..."
+            near = exc.candidates[:8]
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise InvalidParams(f"unknown session id {shown!r}{hint}") from None
         return sid, next((r for r in rows if r["sessionId"] == sid), None)
 
     def _workspace(self, method: str, p: dict[str, Any]) -> str | None:
