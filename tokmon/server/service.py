@@ -346,15 +346,16 @@ class Service:
             self._rows = (key, eng.session_rows())  # type: ignore[assignment]
         return self._rows[1]  # type: ignore[index]
 
-    def _resolve(self, method: str, ref: str) -> tuple[str, dict[str, Any] | None]:
+    def _resolve(self, method: str, ref: str, meta: dict[str, dict[str, Any]] | None = None
+                 ) -> tuple[str, dict[str, Any] | None]:
         """``(sessionId, SessionRow or None)`` for a REF, by the CLI's rule
         (:func:`tokmon.sessions.resolve`: id, name, unique prefix, Claude title)."""
         from tokmon.sessions import RefError, resolve
 
         rows = self._all_rows()
         try:
-            sid = resolve(ref, (r["sessionId"] for r in rows), self._store_all(),
-                          self.engine.titles)
+            sid = resolve(ref, (r["sessionId"] for r in rows),
+                          self._store_all() if meta is None else meta, self.engine.titles)
         except RefError as exc:
             if exc.ambiguous:  # the CLI's message, candidates listed
                 raise InvalidParams(str(exc)) from None
@@ -551,8 +552,9 @@ class Service:
         sid = _str(m, p, "sessionId", required=True)
         from tokmon.sessions import detail_for
 
-        found, row = self._resolve(m, sid)
-        return detail_for(self.engine, found, row, self._store_all().get(found)), []
+        meta = self._store_all()
+        found, row = self._resolve(m, sid, meta)
+        return detail_for(self.engine, found, row, meta.get(found)), []
 
     def m_blocks(self, params: Any) -> Result:
         m = "tokmon/blocks"
