@@ -255,3 +255,19 @@ def test_ambiguous_prefix_is_the_same_error_on_both(world: Any) -> None:
         assert i in msg
     r = run_tokmon(["session", "show", prefix, "--json"], world["env"])
     assert r.returncode == 2 and r.stderr == f"tokmon: error: {msg}\n"
+
+
+@pytest.mark.slow
+def test_report_id_option_uses_the_same_rule(world: Any) -> None:
+    """`tokmon session --id REF` (ccusage's shape) resolves names and titles too; an unknown
+    REF still gives ccusage's null."""
+    by_id = run_tokmon(["session", "--id", world["named"], "--json"], world["env"])
+    by_name = run_tokmon(["session", "--id", NAME.lower(), "--json"], world["env"])
+    assert by_id.returncode == by_name.returncode == 0, by_name.stderr
+    assert json.loads(by_id.stdout) is not None
+    assert json.loads(by_name.stdout) == json.loads(by_id.stdout)
+    by_title = run_tokmon(["session", "--id", CUSTOM_TITLE, "--json"], world["env"])
+    by_tid = run_tokmon(["session", "--id", world["titled"], "--json"], world["env"])
+    assert json.loads(by_title.stdout) == json.loads(by_tid.stdout)
+    unknown = run_tokmon(["session", "--id", "no-such-session-zz", "--json"], world["env"])
+    assert unknown.returncode == 0 and json.loads(unknown.stdout) is None
