@@ -39,27 +39,45 @@ class Rec:
 
     @property
     def total_tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens + self.cache_creation_tokens
-                + self.cache_read_tokens)
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_tokens
+            + self.cache_read_tokens
+        )
 
 
 def test_display_name_user_beats_transcript_title_beats_statusline_title() -> None:
     row = {"sessionId": "a", "title": "From transcript"}
     assert sessions.display_name(row, {"name": "Mine", "claudeTitle": "x"}) == ("Mine", "user")
     assert sessions.display_name(row, {"claudeTitle": "From statusline"}) == (
-        "From transcript", "claude")
+        "From transcript",
+        "claude",
+    )
     assert sessions.display_name({"sessionId": "a"}, {"claudeTitle": "From statusline"}) == (
-        "From statusline", "claude")
+        "From statusline",
+        "claude",
+    )
     assert sessions.display_name({"sessionId": "a", "title": None}, None) == (None, None)
 
 
 def test_merge_copies_rows_and_carries_unknown_keys() -> None:
-    rows = [{"sessionId": "a", "agent": "codex", "title": None, "totalTokens": 5},
-            {"sessionId": "b", "title": "T"}]
+    rows = [
+        {"sessionId": "a", "agent": "codex", "title": None, "totalTokens": 5},
+        {"sessionId": "b", "title": "T"},
+    ]
     meta = {"a": {"name": "N", "tags": ["x"], "description": "d"}}
     out = sessions.merge(rows, meta)
-    assert out[0] == {"sessionId": "a", "agent": "codex", "title": None, "totalTokens": 5,
-                      "name": "N", "nameSource": "user", "tags": ["x"], "description": "d"}
+    assert out[0] == {
+        "sessionId": "a",
+        "agent": "codex",
+        "title": None,
+        "totalTokens": 5,
+        "name": "N",
+        "nameSource": "user",
+        "tags": ["x"],
+        "description": "d",
+    }
     assert out[1]["name"] == "T" and out[1]["nameSource"] == "claude" and out[1]["tags"] == []
     assert "name" not in rows[0]  # inputs untouched
     out[0]["tags"].append("y")
@@ -110,7 +128,9 @@ def test_detail_sums_models_hours_and_blocks() -> None:
         ("2026-03-10T18:00:00.000Z", 1, 2),
     ]
     assert [(b["startTime"], b["entries"]) for b in d["blocks"]] == [
-        ("2026-03-10T09:00:00.000Z", 3), ("2026-03-10T18:00:00.000Z", 1)]
+        ("2026-03-10T09:00:00.000Z", 3),
+        ("2026-03-10T18:00:00.000Z", 1),
+    ]
     assert d["cacheCreation1hTokens"] == 100 and d["tags"] == ["t"]
     assert d["metadata"] == {"tags": ["t"]} and d["nameSource"] is None
     gone = sessions.detail("old", None, {"name": "Old"}, [], now=h)
@@ -156,21 +176,37 @@ def world(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
-    env.update({"TOKMON_HOME": str(home), "HOME": str(fake_home), "NO_COLOR": "1", "TZ": "UTC",
-                "COLUMNS": "160", "CLAUDE_CONFIG_DIR": str(corpus)})
+    env.update(
+        {
+            "TOKMON_HOME": str(home),
+            "HOME": str(fake_home),
+            "NO_COLOR": "1",
+            "TZ": "UTC",
+            "COLUMNS": "160",
+            "CLAUDE_CONFIG_DIR": str(corpus),
+        }
+    )
     files = _sessions_of(corpus)
     ids = sorted(files)
     titled, ai_titled, named = ids[3], ids[7], ids[11]
-    for sid, kind, field, title in ((titled, "custom-title", "customTitle", CUSTOM_TITLE),
-                                    (ai_titled, "ai-title", "aiTitle", AI_TITLE)):
+    for sid, kind, field, title in (
+        (titled, "custom-title", "customTitle", CUSTOM_TITLE),
+        (ai_titled, "ai-title", "aiTitle", AI_TITLE),
+    ):
         with files[sid][0].open("a") as fh:
             fh.write(json.dumps({"type": kind, field: title, "sessionId": sid}) + "\n")
     r = run_tokmon(["session", "name", named, NAME], env)
     assert r.returncode == 0, r.stderr
     srv = JsonlProc(env)
     assert "result" in srv.call("tokmon/version", timeout=60)
-    yield {"env": env, "srv": srv, "ids": ids, "titled": titled, "ai_titled": ai_titled,
-           "named": named}
+    yield {
+        "env": env,
+        "srv": srv,
+        "ids": ids,
+        "titled": titled,
+        "ai_titled": ai_titled,
+        "named": named,
+    }
     srv.close()
 
 
@@ -190,8 +226,14 @@ def server_show(world: Any, ref: str) -> Any:
 def test_cli_and_server_return_the_same_detail(world: Any) -> None:
     rows = json.loads(run_tokmon(["session", "list", "--json", "--all"], world["env"]).stdout)
     by_cost = sorted(rows["sessions"], key=lambda r: -r["totalCost"])
-    picks = {by_cost[0]["sessionId"], by_cost[1]["sessionId"], by_cost[-1]["sessionId"],
-             by_cost[len(by_cost) // 2]["sessionId"], world["titled"], world["named"]}
+    picks = {
+        by_cost[0]["sessionId"],
+        by_cost[1]["sessionId"],
+        by_cost[-1]["sessionId"],
+        by_cost[len(by_cost) // 2]["sessionId"],
+        world["titled"],
+        world["named"],
+    }
     assert len(picks) >= 5
     for sid in sorted(picks):
         cli, srv = cli_show(world, sid), server_show(world, sid)
@@ -215,8 +257,9 @@ def test_server_resolves_a_name_set_by_the_cli(world: Any) -> None:
     other = world["ids"][15]
     assert run_tokmon(["session", "name", other[:10], "late name"], world["env"]).returncode == 0
     assert server_show(world, "Late Name")["sessionId"] == other
-    resp = world["srv"].call("tokmon/setSessionMetadata",
-                             {"sessionId": "late name", "addTags": ["via-name"]})
+    resp = world["srv"].call(
+        "tokmon/setSessionMetadata", {"sessionId": "late name", "addTags": ["via-name"]}
+    )
     assert resp["result"]["sessionId"] == other and resp["result"]["tags"] == ["via-name"]
 
 
@@ -225,8 +268,7 @@ def test_server_resolves_claude_titles(world: Any) -> None:
     for ref, sid in ((CUSTOM_TITLE.upper(), world["titled"]), (AI_TITLE, world["ai_titled"])):
         d = server_show(world, ref)
         assert d["sessionId"] == sid
-        assert (d["name"], d["nameSource"]) == (ref if ref == AI_TITLE else CUSTOM_TITLE,
-                                                 "claude")
+        assert (d["name"], d["nameSource"]) == (ref if ref == AI_TITLE else CUSTOM_TITLE, "claude")
         assert d == cli_show(world, ref.lower())
 
 

@@ -131,8 +131,9 @@ def resolve(
     if not isinstance(ref, str):
         raise RefError("the session reference must be a string")
     if len(ref) > MAX_REF_LEN:
-        raise RefError(f"no session matches {ref[:60]!r}… (a reference is at most "
-                       f"{MAX_REF_LEN} characters)")
+        raise RefError(
+            f"no session matches {ref[:60]!r}… (a reference is at most {MAX_REF_LEN} characters)"
+        )
     return resolve_ref(ref, session_ids, store_all, titles or {})
 
 
@@ -208,9 +209,11 @@ def detail(
     out = merge_one(base, meta)
     out["models"] = _model_rows(records)
     out["timeline"] = _hourly(records)
+    recs: Any = records  # compute_blocks reads the same attributes (UsageLike)
     out["blocks"] = (
-        compute_blocks(records, now=now, block_seconds=block_seconds or BLOCK_SECONDS,  # type: ignore[arg-type]
-                       include_gaps=False)
+        compute_blocks(
+            recs, now=now, block_seconds=block_seconds or BLOCK_SECONDS, include_gaps=False
+        )
         if records
         else []
     )
