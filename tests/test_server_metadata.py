@@ -117,3 +117,26 @@ async def test_external_store_write_is_pushed(client, sids, home) -> None:
     note = await wait_note(client, "tokmon/metadataChanged", start=start, timeout=10,
                            pred=lambda p: p["sessionId"] == sid)
     assert note["name"] == "from-the-cli" and note["tags"] == ["ext"]
+
+
+async def test_refs_resolve_by_name_like_the_cli(client, sids, home) -> None:
+    """Every method taking a session accepts a name, as `tokmon session …` does."""
+    import subprocess
+    import sys
+
+    sid = sids[4]
+    env = server_env(home, corpus_path())
+    r = subprocess.run([sys.executable, "-m", "tokmon", "session", "name", sid, "Named In CLI"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    detail = await request(client, "tokmon/session", {"sessionId": "named in cli"})
+    assert detail["sessionId"] == sid and detail["nameSource"] == "user"
+    row = await request(client, "tokmon/setSessionMetadata",
+                        {"sessionId": "NAMED IN CLI", "description": "found by name"})
+    assert row["sessionId"] == sid and row["description"] == "found by name"
+    res = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="tokmon.tagSession", arguments=["Named in CLI", "by-name"]))
+    assert res["sessionId"] == sid and "by-name" in res["tags"]
+    with pytest.raises(JsonRpcException) as exc:
+        await request(client, "tokmon/session", {"sessionId": "named in"})
+    assert exc.value.code == -32602 and sid in exc.value.message  # "did you mean" lists it

@@ -116,7 +116,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         opts["machine"] = args.machine
         engine.record_filter = machine_filter(engine, args.machine, ctx.env, ctx.config)
     if kind == "session" and opts.get("session_id"):
-        opts["session_id"] = _resolve_session(engine, opts["session_id"])
+        opts["session_id"] = _resolve_session(ctx, engine, opts["session_id"])
         if ctx.json_output:
             ctx.stdout.write(dump_json(session_entries(engine, opts)))
             return 0
@@ -130,7 +130,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             return 0
     data = engine.report(kind, **opts)
     if kind == "session":
-        _merge_metadata(ctx, data["sessions"])
+        merge_metadata(ctx, data["sessions"])
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
@@ -168,17 +168,18 @@ def project_key(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd) if cwd else "unknown"
 
 
-def _resolve_session(engine: Any, ref: str) -> str:
-    """A full session id or a unique prefix of one (the short ids tables print)."""
-    ids = {r.session_id for r in engine.records}
-    if ref in ids:
+def _resolve_session(ctx: Context, engine: Any, ref: str) -> str:
+    """``--id REF``: the session REF names (:func:`tokmon.sessions.resolve`: id, name, unique
+    prefix, Claude title); an unknown REF stays as given (an empty report, as in ccusage)."""
+    from tokmon.sessions import RefError, resolve
+
+    try:
+        return resolve(ref, {r.session_id for r in engine.records}, _metadata(ctx),
+                       engine.titles)
+    except RefError as exc:
+        if exc.ambiguous:
+            raise CLIError(str(exc)) from None
         return ref
-    matches = sorted(i for i in ids if i.startswith(ref))
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise CLIError(f"session id prefix {ref!r} is ambiguous: {', '.join(m[:13] for m in matches[:5])}")
-    return ref  # unknown: the report is empty, as in ccusage
 
 
 def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
@@ -329,16 +330,19 @@ class ReportCache:
             pass  # a cache is optional
 
 
-def _merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:
+def _metadata(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Every session's metadata; an unreadable store is a warning, never a lost report."""
+    from tokmon.metadata.store import MetadataStore
+
     try:
-        from tokmon.metadata.store import MetadataStore, merge_metadata
-    except ImportError:
-        return
-    try:
-        merged = merge_metadata(rows, MetadataStore(paths=ctx.paths).all())
+        return MetadataStore(paths=ctx.paths).all()
     except Exception as exc:  # metadata is decoration: never lose the report over it
         ctx.warn(f"session metadata unavailable: {exc}")
-        return
-    rows[:] = merged
+        return {}
 
 
+def merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:
+    """Merge names, tags and descriptions into SessionRows in place (:mod:`tokmon.sessions`)."""
+    from tokmon.sessions import merge
+
+    rows[:] = merge(rows, _metadata(ctx))

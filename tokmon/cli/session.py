@@ -151,12 +151,10 @@ class Sessions:
     meta: dict[str, dict[str, Any]]
 
     def resolve(self, ref: str) -> str:
-        from tokmon.metadata.refs import RefError, resolve_ref
+        from tokmon.sessions import RefError, resolve
 
         try:
-            return resolve_ref(
-                ref, (r["sessionId"] for r in self.rows), self.meta, self.engine.titles
-            )
+            return resolve(ref, (r["sessionId"] for r in self.rows), self.meta, self.engine.titles)
         except RefError as exc:
             raise CLIError(str(exc)) from None
 
@@ -176,7 +174,8 @@ def load_sessions(ctx: Context, *, strict: bool = True, **filters: Any) -> Sessi
     With ``strict=False`` (read-only commands) an unreadable metadata store is a warning
     and the sessions are shown without metadata.
     """
-    from tokmon.metadata.store import MetadataError, merge_metadata
+    from tokmon.metadata.store import MetadataError
+    from tokmon.sessions import merge
 
     engine = ctx.engine()
     try:
@@ -191,7 +190,7 @@ def load_sessions(ctx: Context, *, strict: bool = True, **filters: Any) -> Sessi
             raise CLIError(str(exc)) from None
         ctx.warn(f"session metadata unavailable: {exc}")
         meta = {}
-    return Sessions(engine, merge_metadata(rows, meta), store, meta)
+    return Sessions(engine, merge(rows, meta), store, meta)
 
 
 def _update(ctx: Context, s: Sessions, sid: str, **changes: Any) -> dict[str, Any]:
@@ -207,10 +206,6 @@ def _tz(args: argparse.Namespace, ctx: Context) -> Any:
     from tokmon.cli.render import resolve_zone
 
     return resolve_zone(ctx, getattr(args, "timezone", None))
-
-
-def _parse_iso(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def fmt_time(value: str | None, tz: Any) -> str:
@@ -325,112 +320,20 @@ def _esc(text: str) -> str:
 # --------------------------------------------------------------------------- show / export
 
 
-def session_detail(s: Sessions, sid: str, tz: Any, now: float | None = None) -> dict[str, Any]:
-    """Tokens by type and model, billing blocks, activity timeline and metadata."""
-    from tokmon.blocks import compute_blocks
+def session_detail(s: Sessions, sid: str) -> dict[str, Any]:
+    """The one session-detail object (:func:`tokmon.sessions.detail`)."""
+    from tokmon.sessions import detail_for
 
-    now = time.time() if now is None else now
-    records = [r for r in s.engine.records if r.session_id == sid]
-    row = s.row(sid)
-    meta = s.meta.get(sid)
-    tokens = {
-        "inputTokens": sum(r.input_tokens for r in records),
-        "outputTokens": sum(r.output_tokens for r in records),
-        "cacheCreationTokens": sum(r.cache_creation_tokens for r in records),
-        "cacheCreation1hTokens": sum(r.cache_1h_tokens for r in records),
-        "cacheReadTokens": sum(r.cache_read_tokens for r in records),
-    }
-    tokens["totalTokens"] = (
-        tokens["inputTokens"]
-        + tokens["outputTokens"]
-        + tokens["cacheCreationTokens"]
-        + tokens["cacheReadTokens"]
-    )
-    tokens["totalCost"] = sum(r.cost for r in records)
-    models: dict[str, dict[str, Any]] = {}
-    for r in records:
-        m = models.setdefault(
-            r.model,
-            {
-                "modelName": r.model,
-                "requests": 0,
-                "inputTokens": 0,
-                "outputTokens": 0,
-                "cacheCreationTokens": 0,
-                "cacheReadTokens": 0,
-                "totalTokens": 0,
-                "cost": 0.0,
-            },
-        )
-        m["requests"] += 1
-        m["inputTokens"] += r.input_tokens
-        m["outputTokens"] += r.output_tokens
-        m["cacheCreationTokens"] += r.cache_creation_tokens
-        m["cacheReadTokens"] += r.cache_read_tokens
-        m["totalTokens"] += r.total_tokens
-        m["cost"] += r.cost
-    blocks = [b for b in compute_blocks(records, now=now) if not b["isGap"]] if records else []
-    return {
-        "sessionId": sid,
-        "session": row,
-        "metadata": meta,
-        "tokens": tokens,
-        "models": sorted(models.values(), key=lambda m: -m["totalTokens"]),
-        "blocks": blocks,
-        "timeline": timeline(records, tz),
-        "requests": records,
-    }
+    return detail_for(s.engine, sid, s.row(sid), s.meta.get(sid))
 
 
-def timeline(records: list[Any], tz: Any) -> dict[str, Any]:
-    """Tokens per time bucket; the bucket size adapts to the session's span."""
-    if not records:
-        return {"bucketMinutes": 0, "buckets": []}
-    span = records[-1].ts - records[0].ts
-    minutes = 10 if span <= 6 * 3600 else 60 if span <= 3 * 86400 else 1440
-    buckets: dict[float, dict[str, Any]] = {}
-    for r in records:
-        local = datetime.fromtimestamp(r.ts, tz)
-        offset = local.utcoffset().total_seconds() if local.utcoffset() else 0.0
-        start = (r.ts + offset) // (minutes * 60) * (minutes * 60) - offset
-        b = buckets.setdefault(
-            start,
-            {
-                "start": datetime.fromtimestamp(start, tz).isoformat(),
-                "requests": 0,
-                "tokens": 0,
-                "cost": 0.0,
-            },
-        )
-        b["requests"] += 1
-        b["tokens"] += r.total_tokens
-        b["cost"] += r.cost
-    return {"bucketMinutes": minutes, "buckets": [buckets[k] for k in sorted(buckets)]}
+def detail_json(s: Sessions, sid: str, with_requests: bool) -> dict[str, Any]:
+    """The detail object, plus every request (``requests``) for ``session export``."""
+    from tokmon.sessions import request_json, session_records
 
-
-def _record_dict(r: Any) -> dict[str, Any]:
-    from tokmon.timeutil import iso
-
-    return {
-        "timestamp": iso(r.ts),
-        "model": r.model,
-        "project": r.project,
-        "inputTokens": r.input_tokens,
-        "outputTokens": r.output_tokens,
-        "cacheCreationTokens": r.cache_creation_tokens,
-        "cacheCreation1hTokens": r.cache_1h_tokens,
-        "cacheReadTokens": r.cache_read_tokens,
-        "totalTokens": r.total_tokens,
-        "cost": r.cost,
-    }
-
-
-def detail_json(detail: dict[str, Any], with_requests: bool) -> dict[str, Any]:
-    out = dict(detail)
+    out = session_detail(s, sid)
     if with_requests:
-        out["requests"] = [_record_dict(r) for r in detail["requests"]]
-    else:
-        del out["requests"]
+        out["requests"] = [request_json(r) for r in session_records(s.engine, sid)]
     return out
 
 
@@ -438,24 +341,25 @@ def handle_show(args: argparse.Namespace, ctx: Context) -> int:
     tz = _tz(args, ctx)
     s = load_sessions(ctx, strict=False)
     sid = s.resolve(args.ref)
-    detail = session_detail(s, sid, tz)
     if ctx.json_output:
-        _print_json(ctx, detail_json(detail, with_requests=False))
+        _print_json(ctx, detail_json(s, sid, with_requests=False))
         return 0
-    _show_text(ctx, detail, tz)
+    _show_text(ctx, s, sid, tz)
     return 0
 
 
-def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
+def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
     from rich import box
     from rich.table import Table
 
     from tokmon.cli.render import fmt_cost, fmt_int, short_model
+    from tokmon.sessions import activity, session_records
 
     con = ctx.console()
-    row, meta, tok = d["session"] or {}, d["metadata"] or {}, d["tokens"]
-    name = row.get("name") or meta.get("name") or meta.get("claudeTitle")
-    source = row.get("nameSource") or ("user" if meta.get("name") else "claude" if name else None)
+    d = session_detail(s, sid)
+    records = session_records(s.engine, sid)
+    row, meta = (d if "entries" in d else {}), d["metadata"] or {}
+    name, source = d["name"], d["nameSource"]
     con.print(
         f"[bold]Session {d['sessionId']}[/bold]"
         + (" [green](active)[/green]" if row.get("isActive") else "")
@@ -486,7 +390,7 @@ def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
     ]
     for label, value in lines:
         con.print(f"  [dim]{label:<12}[/dim] {value}")
-    if not d["requests"]:
+    if not records:
         return
 
     t = Table(title="Tokens by type", box=box.SIMPLE, title_justify="left")
@@ -500,8 +404,8 @@ def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
         ("Cache read", "cacheReadTokens"),
         ("Total", "totalTokens"),
     ):
-        t.add_row(label, fmt_int(tok[key]), style="bold" if key == "totalTokens" else None)
-    t.add_row("Cost (USD)", fmt_cost(tok["totalCost"]), style="bold")
+        t.add_row(label, fmt_int(d[key]), style="bold" if key == "totalTokens" else None)
+    t.add_row("Cost (USD)", fmt_cost(d["totalCost"]), style="bold")
     con.print(t)
 
     t = Table(
@@ -544,7 +448,7 @@ def _show_text(ctx: Context, d: dict[str, Any], tz: Any) -> None:
         )
     con.print(t)
 
-    tl = d["timeline"]
+    tl = activity(records, tz)
     unit = {10: "10 min", 60: "hour", 1440: "day"}[tl["bucketMinutes"]]
     t = Table(title=f"Activity (tokens per {unit})", box=box.SIMPLE, title_justify="left")
     for col in ("From", "Requests", "Tokens", ""):
@@ -563,15 +467,14 @@ def handle_export(args: argparse.Namespace, ctx: Context) -> int:
     tz = _tz(args, ctx)
     s = load_sessions(ctx, strict=False)
     sid = s.resolve(args.ref)
-    detail = session_detail(s, sid, tz)
     if args.format == "json":
         from tokmon.cli.render import dump_json
 
-        text = dump_json(detail_json(detail, with_requests=True))
+        text = dump_json(detail_json(s, sid, with_requests=True))
     elif args.format == "csv":
-        text = _export_csv(detail)
+        text = _export_csv(s, sid)
     else:
-        text = _export_md(detail, tz)
+        text = _export_md(s, sid, tz)
     if args.output:
         from pathlib import Path
 
@@ -604,15 +507,17 @@ CSV_FIELDS = [
 ]
 
 
-def _export_csv(detail: dict[str, Any]) -> str:
+def _export_csv(s: Sessions, sid: str) -> str:
     import csv
     import io
+
+    from tokmon.sessions import request_json, session_records
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["sessionId", *CSV_FIELDS], lineterminator="\n")
     w.writeheader()
-    for r in detail["requests"]:
-        w.writerow({"sessionId": detail["sessionId"], **_record_dict(r)})
+    for r in session_records(s.engine, sid):
+        w.writerow({"sessionId": sid, **request_json(r)})
     return buf.getvalue()
 
 
@@ -620,11 +525,13 @@ def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _export_md(d: dict[str, Any], tz: Any) -> str:
+def _export_md(s: Sessions, sid: str, tz: Any) -> str:
     from tokmon.cli.render import fmt_cost, fmt_int
+    from tokmon.sessions import activity, session_records
 
-    row, meta, tok = d["session"] or {}, d["metadata"] or {}, d["tokens"]
-    name = row.get("name") or meta.get("name") or meta.get("claudeTitle")
+    d = session_detail(s, sid)
+    row, meta = (d if "entries" in d else {}), d["metadata"] or {}
+    name = d["name"]
     out = [f"# Session {_md_cell(name) if name else d['sessionId']}", ""]
     out += [
         f"- **Session id:** `{d['sessionId']}`",
@@ -633,8 +540,8 @@ def _export_md(d: dict[str, Any], tz: Any) -> str:
         f"- **First activity:** {fmt_time(row.get('firstActivity'), tz)} {_zone(tz)}",
         f"- **Last activity:** {fmt_time(row.get('lastActivity'), tz)} {_zone(tz)}",
         f"- **Requests:** {fmt_int(row.get('entries', 0))}",
-        f"- **Total tokens:** {fmt_int(tok['totalTokens'])}",
-        f"- **Cost:** {fmt_cost(tok['totalCost'])}",
+        f"- **Total tokens:** {fmt_int(d.get('totalTokens', 0))}",
+        f"- **Cost:** {fmt_cost(d.get('totalCost', 0.0))}",
         "",
     ]
     if meta.get("description"):
@@ -647,7 +554,7 @@ def _export_md(d: dict[str, Any], tz: Any) -> str:
         ("Cache read", "cacheReadTokens"),
         ("Total", "totalTokens"),
     ):
-        out.append(f"| {label} | {fmt_int(tok[key])} |")
+        out.append(f"| {label} | {fmt_int(d.get(key, 0))} |")
     out += ["", "## By model", "", "| Model | Requests | Tokens | Cost |", "|---|---:|---:|---:|"]
     for m in d["models"]:
         out.append(
@@ -667,7 +574,7 @@ def _export_md(d: dict[str, Any], tz: Any) -> str:
             f"{fmt_int(b['totalTokens'])} | {fmt_cost(b['costUSD'])} |"
         )
     out += ["", "## Activity", "", "| From | Requests | Tokens |", "|---|---:|---:|"]
-    for b in d["timeline"]["buckets"]:
+    for b in activity(session_records(s.engine, sid), tz)["buckets"]:
         out.append(
             f"| {b['start'][:16].replace('T', ' ')} | {b['requests']} | {fmt_int(b['tokens'])} |"
         )

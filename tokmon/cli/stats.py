@@ -29,9 +29,9 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     summary["timezone"] = fmt.zone_name(tz)  # the real zone, never "local"
     rows = engine.session_rows()
     top = sorted(rows, key=lambda r: r["lastActivity"], reverse=True)[:top_n]
-    from tokmon.cli.reports import _merge_metadata
+    from tokmon.cli.reports import merge_metadata
 
-    _merge_metadata(ctx, top)
+    merge_metadata(ctx, top)
     from tokmon.cli.budgets import stats_lines, stats_rows  # budget use (docs/limits.md)
 
     budgets = stats_rows(ctx)
@@ -120,7 +120,7 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
     t.add_column("Tokens", justify="right", no_wrap=True)
     t.add_column("Cost", justify="right", no_wrap=True)
     for r in top:
-        label = r.get("name") or r.get("title") or ""
+        label = r.get("name") or ""  # merged: the user's name, else Claude's title
         tags = " ".join(f"#{x}" for x in r.get("tags") or [])
         name = " ".join(x for x in (r["projectName"], label and f"· {label}", tags) if x)
         t.add_row(r["sessionId"][:8], escape(name),

@@ -267,9 +267,10 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     now = time.time() if now is None else now
     summary = engine.summary(now=now)
     try:
-        from tokmon.metadata.store import MetadataStore, merge_metadata
+        from tokmon.metadata.store import MetadataStore
+        from tokmon.sessions import merge
 
-        summary["activeSessions"] = merge_metadata(
+        summary["activeSessions"] = merge(
             summary.get("activeSessions") or [], MetadataStore(paths=paths).all()
         )
     except Exception:  # metadata is decoration: never fail a refresh over it

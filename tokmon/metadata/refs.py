@@ -13,9 +13,12 @@ MAX_LISTED = 8
 class RefError(MetadataError):
     """An unknown or ambiguous REF; the message lists candidates."""
 
-    def __init__(self, message: str, candidates: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, candidates: list[str] | None = None, *, ambiguous: bool = False
+    ) -> None:
         super().__init__(message)
         self.candidates = candidates or []
+        self.ambiguous = ambiguous
 
 
 def resolve_ref(
@@ -55,6 +58,7 @@ def resolve_ref(
                 f"{ref!r} is ambiguous: it is {what} of {len(matches)} sessions: {shown}{more}; "
                 "use a longer id prefix or the full id",
                 matches,
+                ambiguous=True,
             )
         return None
 

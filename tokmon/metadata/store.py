@@ -368,23 +368,7 @@ class MetadataStore:
 
 
 def merge_metadata(rows: list[dict[str, Any]], store_all: dict[str, dict[str, Any]]) -> list[dict]:
-    """Copy SessionRow dicts adding ``name``, ``nameSource``, ``tags``, ``description``.
+    """Kept for callers of the old name: :func:`tokmon.sessions.merge` holds the rule."""
+    from tokmon.sessions import merge
 
-    ``name`` is the user's name, else Claude's title from the transcript (``title``),
-    else the last title Claude's statusLine reported; ``nameSource`` says which
-    ("user", "claude" or None).
-    """
-    merged = []
-    for row in rows:
-        meta = store_all.get(row.get("sessionId", "")) or {}
-        out = dict(row)
-        if meta.get("name"):
-            out["name"], out["nameSource"] = meta["name"], "user"
-        elif row.get("title") or meta.get("claudeTitle"):
-            out["name"], out["nameSource"] = row.get("title") or meta.get("claudeTitle"), "claude"
-        else:
-            out["name"], out["nameSource"] = None, None
-        out["tags"] = list(meta.get("tags") or [])
-        out["description"] = meta.get("description")
-        merged.append(out)
-    return merged
+    return merge(rows, store_all)

@@ -312,28 +312,15 @@ class Service:
 
     def _merge(self, rows: list[dict[str, Any]], meta: dict[str, dict[str, Any]] | None = None
                ) -> list[dict[str, Any]]:
-        meta = self._store_all() if meta is None else meta
-        try:
-            from tokmon.metadata.store import merge_metadata
+        from tokmon.sessions import merge
 
-            return merge_metadata(rows, meta)
-        except ImportError:
-            out = []
-            for r in rows:
-                m = meta.get(r.get("sessionId", "")) or {}
-                d = dict(r)
-                d["name"] = m.get("name") or r.get("title")
-                d["tags"] = list(m.get("tags") or [])
-                d["description"] = m.get("description")
-                out.append(d)
-            return out
+        return merge(rows, self._store_all() if meta is None else meta)
 
     def _meta_note(self, sid: str, meta: dict[str, Any] | None) -> Notification:
         row = {"sessionId": sid, "title": self.engine.titles.get(sid) if self.engine else None}
         merged = self._merge([row], {sid: meta} if meta else {})[0]
-        params = {k: merged.get(k) for k in ("sessionId", "name", "tags", "description")}
-        if "nameSource" in merged:
-            params["nameSource"] = merged["nameSource"]
+        params = {k: merged.get(k)
+                  for k in ("sessionId", "name", "nameSource", "tags", "description")}
         return ("tokmon/metadataChanged", params)
 
     def check_metadata(self) -> list[Notification]:
@@ -359,18 +346,24 @@ class Service:
             self._rows = (key, eng.session_rows())  # type: ignore[assignment]
         return self._rows[1]  # type: ignore[index]
 
-    def _resolve(self, method: str, sid: str) -> dict[str, Any]:
+    def _resolve(self, method: str, ref: str, meta: dict[str, dict[str, Any]] | None = None
+                 ) -> tuple[str, dict[str, Any] | None]:
+        """``(sessionId, SessionRow or None)`` for a REF, by the CLI's rule
+        (:func:`tokmon.sessions.resolve`: id, name, unique prefix, Claude title)."""
+        from tokmon.sessions import RefError, resolve
+
         rows = self._all_rows()
-        exact = [r for r in rows if r["sessionId"] == sid]
-        if exact:
-            return exact[0]
-        matches = [r for r in rows if r["sessionId"].startswith(sid)]
-        if len(matches) == 1:
-            return matches[0]
-        shown = sid if len(sid) <= 80 else sid[:77] + "..."
-        if not matches:
-            raise InvalidParams(f"unknown session id {shown!r}")
-        raise InvalidParams(f"ambiguous session id prefix {shown!r} ({len(matches)} sessions)")
+        try:
+            sid = resolve(ref, (r["sessionId"] for r in rows),
+                          self._store_all() if meta is None else meta, self.engine.titles)
+        except RefError as exc:
+            if exc.ambiguous:  # the CLI's message, candidates listed
+                raise InvalidParams(str(exc)) from None
+            shown = ref if len(ref) <= 80 else ref[:77] + "..."
+            near = exc.candidates[:8]
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise InvalidParams(f"unknown session id {shown!r}{hint}") from None
+        return sid, next((r for r in rows if r["sessionId"] == sid), None)
 
     def _workspace(self, method: str, p: dict[str, Any]) -> str | None:
         v = _opt_str(method, p, "workspaceFolder")
@@ -557,49 +550,15 @@ class Service:
             rows = rows[:limit]
         return {"sessions": rows, "workspaceProject": self._workspace_project(ws)}, []
 
-    def _session_detail(self, row: dict[str, Any]) -> dict[str, Any]:
-        sid = row["sessionId"]
-        recs = [r for r in self.engine.records if r.session_id == sid]
-        out = self._merge([row])[0]
-        out["models"] = [
-            {**b, "totalTokens": b["inputTokens"] + b["outputTokens"]
-             + b["cacheCreationTokens"] + b["cacheReadTokens"]}
-            for b in row.get("modelBreakdowns") or []
-        ]
-        hours: dict[int, list[float]] = {}
-        for r in recs:
-            h = int(r.ts // 3600)
-            acc = hours.setdefault(h, [0, 0.0])
-            acc[0] += r.total_tokens
-            acc[1] += r.cost
-        from tokmon.timeutil import iso
-
-        out["timeline"] = [
-            {"hour": iso(h * 3600), "totalTokens": int(v[0]), "cost": v[1]}
-            for h, v in sorted(hours.items())
-        ]
-        from tokmon.parser import parse_timestamp
-
-        blocks = []
-        stamps = sorted(r.ts for r in recs)
-        import bisect
-
-        for b in self.engine.blocks():
-            if b.get("isGap"):
-                continue
-            lo = parse_timestamp(b["startTime"]) or 0.0
-            hi = parse_timestamp(b["endTime"]) or 0.0
-            i = bisect.bisect_left(stamps, lo)
-            if i < len(stamps) and stamps[i] < hi:
-                blocks.append(b)
-        out["blocks"] = blocks
-        return out
-
     def m_session(self, params: Any) -> Result:
         m = "tokmon/session"
         p = _obj(m, params, {"sessionId"})
         sid = _str(m, p, "sessionId", required=True)
-        return self._session_detail(self._resolve(m, sid.strip())), []
+        from tokmon.sessions import detail_for
+
+        meta = self._store_all()
+        found, row = self._resolve(m, sid, meta)
+        return detail_for(self.engine, found, row, meta.get(found)), []
 
     def m_blocks(self, params: Any) -> Result:
         m = "tokmon/blocks"
@@ -716,17 +675,19 @@ class Service:
         return self._update(m, sid, kwargs)
 
     def _update(self, method: str, sid: str, kwargs: dict[str, Any]) -> Result:
-        row = self._resolve(method, sid)
+        found, row = self._resolve(method, sid)
         store = self.store
         if store is None:
             raise ServiceError(self._store_error or "session metadata unavailable")
-        meta = store.update(row["sessionId"], **kwargs)
-        old = self._meta_snapshot.get(row["sessionId"])
-        self._meta_snapshot = {**self._meta_snapshot, row["sessionId"]: meta}
-        out = self._merge([row], {row["sessionId"]: meta})[0]
+        meta = store.update(found, **kwargs)
+        old = self._meta_snapshot.get(found)
+        self._meta_snapshot = {**self._meta_snapshot, found: meta}
+        base = row if row is not None else {"sessionId": found,
+                                            "title": self.engine.titles.get(found)}
+        out = self._merge([base], {found: meta})[0]
         notes = []
         if old is None or any(old.get(k) != meta.get(k) for k in ("name", "tags", "description")):
-            notes.append(self._meta_note(row["sessionId"], meta))
+            notes.append(self._meta_note(found, meta))
         return out, notes
 
     def m_execute_command(self, params: Any) -> Result:

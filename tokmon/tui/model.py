@@ -408,11 +408,9 @@ def official_view(off: Any, now: float) -> OfficialView | None:
 
 def session_label(row: Mapping[str, Any], meta: Mapping[str, Any] | None) -> str:
     """Name shown for a session: user name > Claude title > project name > short id."""
-    meta = meta or {}
-    for v in (meta.get("name"), row.get("name"), row.get("title"), row.get("projectName")):
-        if isinstance(v, str) and v.strip():
-            return v.strip()
-    return str(row.get("sessionId", ""))[:8]
+    from tokmon.sessions import label
+
+    return label(row, meta)
 
 
 def session_view(
@@ -420,7 +418,9 @@ def session_view(
     meta: Mapping[str, Any] | None,
     baseline: Mapping[str, tuple[int, float]] | None,
 ) -> SessionView:
-    meta = meta or {}
+    from tokmon.sessions import merge_one
+
+    merged = merge_one(row, meta) if meta else row  # a row may come merged already
     sid = str(row.get("sessionId", ""))
     total = _int(row.get("totalTokens"))
     cost = _float(row.get("totalCost")) or 0.0
@@ -429,16 +429,16 @@ def session_view(
     else:
         b_tok, b_cost = baseline.get(sid, (0, 0.0))
         d_tok, d_cost = max(0, total - b_tok), max(0.0, cost - b_cost)
-    tags = meta.get("tags", row.get("tags")) or []
+    tags = merged.get("tags") or []
     return SessionView(
         session_id=sid,
         label=session_label(row, meta),
-        name=meta.get("name") or row.get("name"),
+        name=merged.get("name") if merged.get("nameSource", "user") == "user" else None,
         title=row.get("title"),
         project=str(row.get("projectName") or ""),
         project_path=str(row.get("projectPath") or ""),
         tags=[str(t) for t in tags],
-        description=meta.get("description") or row.get("description"),
+        description=merged.get("description"),
         total_tokens=total,
         cost=cost,
         delta_tokens=d_tok,

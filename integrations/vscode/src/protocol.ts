@@ -195,18 +195,39 @@ export interface ModelBreakdown {
   cacheReadTokens: number;
   totalTokens: number;
   cost: number;
+  /** Usage records (API responses) of this model in the session. */
+  requests?: number;
+  /** The part of cacheCreationTokens written with a 1-hour lifetime. */
+  cacheCreation1hTokens?: number;
 }
 
 export interface TimelinePoint {
+  /** Start of the UTC hour. */
   hour: string;
   totalTokens: number;
   cost: number;
+  requests?: number;
 }
 
+/** The stored metadata record of a session (docs/sessions.md). */
+export interface SessionMetadata {
+  name?: string | null;
+  tags?: string[];
+  description?: string | null;
+  claudeTitle?: string | null;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+/** `tokmon/session` and `tokmon session show --json`: the same object (docs/sessions.md). */
 export interface SessionDetail extends SessionRow {
+  /** By cost, highest first. */
   models: ModelBreakdown[];
+  /** The session's own usage in 5-hour windows (no gaps). */
   blocks: Block[];
   timeline: TimelinePoint[];
+  cacheCreation1hTokens?: number;
+  metadata?: SessionMetadata | null;
 }
 
 export interface SetSessionMetadataParams {
