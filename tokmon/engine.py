@@ -20,12 +20,14 @@ from tokmon import aggregate
 from tokmon.blocks import (
     BLOCK_SECONDS,
     BlockIndex,
+    blocks_json,
     burn_level,
     compute_blocks,
     limit_status,
     max_completed_tokens,
 )
 from tokmon.config import Config, load_config
+from tokmon.core.model import Block, UsageRecord
 from tokmon.discovery import claude_roots, iter_transcript_stats
 from tokmon.fsutil import FileLock, LockTimeout
 from tokmon.ledger import (
@@ -42,7 +44,6 @@ from tokmon.parser import LineStats
 from tokmon.paths import TokmonPaths, get_paths
 from tokmon.pricing import PriceTable
 from tokmon.reader import FileState, needs_read
-from tokmon.records import UsageRecord
 from tokmon.scan import scan_all
 from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
@@ -315,7 +316,7 @@ class Engine:
         self._ensure_records(changes)
         if self.ledger.price_signature == self._price_key():
             if not self._models_checked:  # register unknown models for the warning, once
-                for model in {r[3] for r in self.ledger.records.values()}:
+                for model in {r.model for r in self.ledger.records.values()}:
                     self.prices.lookup(model)
                 self._models_checked = True
             return False
@@ -519,10 +520,10 @@ class Engine:
             deltas = self._new_deltas
             for row in res.rows:
                 rec = UsageRecord.from_row(row)
-                lookup(rec[3])
-                if rec[0] > far:
-                    future.append(rec[0])
-                old = recs.get(rec[9])
+                lookup(rec.model)
+                if rec.ts > far:
+                    future.append(rec.ts)
+                old = recs.get(rec.key)
                 if led.add(rec):
                     changes.new_records += old is None
                     changes.changed_sessions.add(rec.session_id)
@@ -654,7 +655,7 @@ class Engine:
             recs = [r for r in recs if lo <= keyer.day(r.ts) <= hi]
         return recs
 
-    def blocks(self, now: float | None = None) -> list[dict[str, Any]]:
+    def blocks(self, now: float | None = None) -> list[Block]:
         """All billing blocks (gaps included) of all records."""
         now = time.time() if now is None else now
         ck = ("blocks", int(now))
@@ -711,22 +712,22 @@ class Engine:
             rows.sort(key=lambda r: -r["totalCost"])
             return {"sessions": rows, "totals": aggregate.totals_dict(aggregate.totals(recs))}
         if kind == "blocks":
-            return {"blocks": self._blocks_report(recs, opts)}
+            return {"blocks": blocks_json(self._blocks_report(recs, opts))}
         raise ValueError(f"unknown report {kind!r}")
 
-    def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[dict[str, Any]]:
+    def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
         now = opts.get("now") or time.time()
         blocks = compute_blocks(recs, now, self.block_seconds)
         limit, _ = self.token_limit(now, opts.get("token_limit"))
         if opts.get("active"):
-            blocks = [b for b in blocks if b["isActive"]]
+            blocks = [b for b in blocks if b.is_active]
         elif opts.get("recent"):
             cutoff = now - 3 * 86400
-            blocks = [b for b in blocks if b["isActive"] or _ts(b["endTime"]) >= cutoff]
+            blocks = [b for b in blocks if b.is_active or b.end >= cutoff]
         if limit:
             for b in blocks:
-                if b["isActive"]:
-                    b["tokenLimitStatus"] = limit_status(b, limit)
+                if b.is_active:
+                    b.token_limit_status = limit_status(b, limit)
         if opts.get("order") == "desc":
             blocks.reverse()
         return blocks
@@ -746,7 +747,7 @@ class Engine:
                 for sign, r in ((-1, old), (1, new)):
                     if r is None:
                         continue
-                    ts = r[0]
+                    ts = r.ts
                     for acc, (lo, hi) in zip(accs, bounds, strict=True):
                         if lo <= ts < hi:
                             _acc_apply(acc, r, sign)
@@ -754,7 +755,7 @@ class Engine:
             return accs  # type: ignore[no-any-return]
         accs = [aggregate.Acc(), aggregate.Acc(), aggregate.Acc(), aggregate.Acc()]
         for r in self.records:
-            ts = r[0]
+            ts = r.ts
             for acc, (lo, hi) in zip(accs, bounds, strict=True):
                 if lo <= ts < hi:
                     _acc_apply(acc, r, 1)
@@ -786,20 +787,21 @@ class Engine:
         acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, *bounds))
         recs = self.records
         blocks = self.blocks(now)
-        active = None
+        current: Block | None = None
         for b in reversed(blocks):  # skip blocks that start in the future (clock skew)
-            if b["isActive"]:
-                active = b
+            if b.is_active:
+                current = b
                 break
-            if _ts(b["startTime"]) <= now:
+            if b.start <= now:
                 break
         limit, source = self.token_limit(now)
-        if active is not None:
-            active = dict(active)
-            active["remainingMinutes"] = max(0.0, (_ts(active["endTime"]) - now) / 60)
-            br = active.get("burnRate")
-            active["burnLevel"] = burn_level(br["tokensPerMinuteForIndicator"] if br else None)
-            active["limitPercent"] = (active["totalTokens"] / limit * 100) if limit else None
+        active: dict[str, Any] | None = None
+        if current is not None:
+            active = current.to_json()
+            active["remainingMinutes"] = max(0.0, (current.end - now) / 60)
+            br = current.burn_rate
+            active["burnLevel"] = burn_level(br.tokens_per_minute_for_indicator if br else None)
+            active["limitPercent"] = (current.total_tokens / limit * 100) if limit else None
         recent: set[str] = set()
         for i in range(len(recs) - 1, -1, -1):
             if now - recs[i].ts >= self.block_seconds:
@@ -839,22 +841,16 @@ class Engine:
 
 
 def _acc_apply(acc: aggregate.Acc, r: UsageRecord, sign: int) -> None:
-    acc.i += sign * r[4]
-    acc.o += sign * r[5]
-    acc.cc += sign * r[6]
-    acc.cr += sign * r[8]
-    acc.cost += sign * r[10]
+    acc.i += sign * r.input_tokens
+    acc.o += sign * r.output_tokens
+    acc.cc += sign * r.cache_creation_tokens
+    acc.cr += sign * r.cache_read_tokens
+    acc.cost += sign * r.cost
     acc.n += sign
 
 
 def _ts_of(r: UsageRecord) -> float:
-    return r[0]  # type: ignore[no-any-return]
-
-
-def _ts(value: Any) -> float:
-    from tokmon.parser import parse_timestamp
-
-    return parse_timestamp(value) or 0.0
+    return r.ts
 
 
 def _project_matches(path: str, wanted: str) -> bool:

@@ -366,7 +366,7 @@ def session_detail(s: Sessions, sid: str, tz: Any, now: float | None = None) -> 
         m["cacheReadTokens"] += r.cache_read_tokens
         m["totalTokens"] += r.total_tokens
         m["cost"] += r.cost
-    blocks = [b for b in compute_blocks(records, now=now) if not b["isGap"]] if records else []
+    blocks = [b.to_json() for b in compute_blocks(records, now=now) if not b.is_gap] if records else []
     return {
         "sessionId": sid,
         "session": row,

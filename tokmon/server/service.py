@@ -574,20 +574,16 @@ class Service:
             {"hour": iso(h * 3600), "totalTokens": int(v[0]), "cost": v[1]}
             for h, v in sorted(hours.items())
         ]
-        from tokmon.parser import parse_timestamp
-
         blocks = []
         stamps = sorted(r.ts for r in recs)
         import bisect
 
         for b in self.engine.blocks():
-            if b.get("isGap"):
+            if b.is_gap:
                 continue
-            lo = parse_timestamp(b["startTime"]) or 0.0
-            hi = parse_timestamp(b["endTime"]) or 0.0
-            i = bisect.bisect_left(stamps, lo)
-            if i < len(stamps) and stamps[i] < hi:
-                blocks.append(b)
+            i = bisect.bisect_left(stamps, b.start)
+            if i < len(stamps) and stamps[i] < b.end:
+                blocks.append(b.to_json())
         out["blocks"] = blocks
         return out
 
