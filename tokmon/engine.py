@@ -60,6 +60,7 @@ class Changes:
 
     new_records: int = 0
     changed_sessions: set[str] = field(default_factory=set)
+    files_checked: int = 0  # transcripts looked at (stat): all of them, or the watcher's hint
     files_read: int = 0
     bytes_read: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -433,6 +434,7 @@ class Engine:
             hinted = self._plan_paths(paths)
             if hinted is not None:
                 todo, gone = hinted
+                changes.files_checked = len(todo)
                 present = set(self.ledger.files) - gone
                 return self._read(todo, present, changes, progress)
         todo, present = self._plan()
@@ -441,6 +443,7 @@ class Engine:
             self._ensure_records(changes)
             if self.ledger.stamp != stamp or not self.ledger.files:
                 todo, present = self._plan()  # the full ledger differs from its index
+        changes.files_checked = len(present)
         return self._read(todo, present, changes, progress)
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:

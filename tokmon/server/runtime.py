@@ -9,8 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tokmon.core.live import DeferredSaver
+from tokmon.core.watcher import Watcher, default_filter
 from tokmon.server.service import Notification, Service
-from tokmon.server.watcher import Watcher, default_filter
 
 log = logging.getLogger("tokmon.server")
 
@@ -77,7 +78,7 @@ def attach_watcher(
                 pass
         saver.request()  # the ledger write happens later, on another thread
 
-    saver = _Saver(service)
+    saver = DeferredSaver(service.save)
     watcher = Watcher(
         service.watch_roots, on_change, debounce_ms=debounce_ms,
         force_polling=force_polling, path_filter=keep,
@@ -96,31 +97,3 @@ def attach_watcher(
     service.limits_monitor = monitor.start(service, loop, emit)
     return watcher
 
-
-class _Saver:
-    """Writes the ledger after bursts of changes, on its own thread, so that neither the
-    push nor the next file event waits for it. At most one write per ``delay`` seconds."""
-
-    def __init__(self, service: Service, delay: float = 3.0) -> None:
-        import threading
-
-        self.service = service
-        self.delay = delay
-        self.event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="tokmon-saver", daemon=True)
-        self.thread.start()
-
-    def request(self) -> None:
-        self.event.set()
-
-    def _run(self) -> None:
-        import time
-
-        while True:
-            self.event.wait()
-            time.sleep(self.delay)  # coalesce a burst of appends into one write
-            self.event.clear()
-            try:
-                self.service.save()
-            except Exception:
-                log.exception("saving the ledger failed")

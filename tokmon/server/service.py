@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import tokmon
+from tokmon.core.live import save_engine
 
 log = logging.getLogger("tokmon.server")
 
@@ -457,14 +458,8 @@ class Service:
         watcher thread): snapshot under the lock, serialise and write outside it."""
         if self.engine is None:
             return
-        with self.lock:
-            job = self.engine.snapshot()
-        if job is None:
-            return
-        for w in self.engine.write(job):
+        for w in save_engine(self.engine, self.lock):
             log.warning("%s", w)
-        with self.lock:
-            self.engine.commit(job)
 
     def catch_up(self) -> list[Notification]:
         """Refresh data and metadata once (after the watcher started)."""

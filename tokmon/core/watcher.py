@@ -1,4 +1,4 @@
-"""File watcher over Claude transcript roots (watchfiles / Rust notify), debounced.
+"""File watcher over usage-log roots (Claude transcripts and other agents) (watchfiles / Rust notify), debounced.
 
 ``Watcher(roots, on_change)`` runs one background thread; ``on_change(paths)`` is called in that
 thread with the set of changed paths (or on an asyncio loop when ``loop=`` is given). It reports
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("tokmon.server.watcher")
+log = logging.getLogger("tokmon.watcher")
 
 PathFilter = Callable[[Path, bool], bool]
 """``filter(path, deleted) -> keep?``"""
