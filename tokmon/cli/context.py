@@ -63,7 +63,7 @@ class Context:
         """Explicit roots for demo mode; None means discover from the environment."""
         if not self.demo:
             return None
-        from tokmon.demo.generator import ensure_demo_corpus
+        from tokmon.demo.cache import ensure_demo_corpus
 
         return [ensure_demo_corpus(self.paths) / "projects"]
 
