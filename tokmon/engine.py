@@ -27,6 +27,7 @@ from tokmon.blocks import (
     max_completed_tokens,
 )
 from tokmon.config import Config, load_config
+from tokmon.core.agents import CLAUDE, AgentStore
 from tokmon.core.model import Block, UsageRecord
 from tokmon.discovery import claude_roots, iter_transcript_stats
 from tokmon.fsutil import FileLock, LockTimeout
@@ -50,6 +51,7 @@ from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 ProgressFn = Callable[[int, int], None]
 log = logging.getLogger("tokmon.engine")
 
+ALL = "all"  # the agent filter that means every agent
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
@@ -60,6 +62,7 @@ class Changes:
 
     new_records: int = 0
     changed_sessions: set[str] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)  # agents whose records changed
     files_checked: int = 0  # transcripts looked at (stat): all of them, or the watcher's hint
     files_read: int = 0
     bytes_read: int = 0
@@ -75,11 +78,13 @@ class Changes:
 class SaveJob:
     """A ledger copy being written in the background (see Engine.snapshot)."""
 
-    ledger: Ledger
+    ledger: Ledger | None  # None: only the agents' store changed
     base_stamp: tuple[int, int] | None
     version: int
     new_stamp: tuple[int, int] | None = None
     superseded: bool = False
+    agents_payload: bytes | None = None  # the other agents' store, serialised under the lock
+    agents_version: int = 0
 
 
 class Engine:
@@ -93,7 +98,10 @@ class Engine:
         persist: bool = True,
         env: Mapping[str, str] | None = None,
         lock_timeout: float | None = None,
+        agents: bool | Iterable[str] = False,
     ) -> None:
+        """``agents``: also read the other coding agents' logs (True: every known agent, or
+        the names to read); their records live beside the Claude ledger."""
         self.env = os.environ if env is None else env
         self.paths = paths or get_paths(self.env)
         self.config = config or load_config(self.paths)
@@ -129,8 +137,23 @@ class Engine:
         self._locked = False  # this engine holds the ledger lock (inside refresh)
         #: Where warnings found outside :meth:`refresh` go (default: the log).
         self.on_warning: Callable[[str], None] | None = None
+        self.agents: AgentStore | None = None
+        if agents:
+            self.agents = AgentStore(
+                self.env,
+                self.prices,
+                self.ledger_file.with_suffix(".agents.json") if persist else None,
+                None if agents is True else agents,  # type: ignore[arg-type]
+            )
 
     # -- discovery and refresh -------------------------------------------------------------
+
+    @property
+    def watch_roots(self) -> list[Path]:
+        """What a file watcher should watch: every candidate Claude root (existing or not)
+        and the other agents' data folders."""
+        extra = self.agents.roots() if self.agents is not None else []
+        return [*self.candidate_roots, *extra]
 
     @property
     def roots(self) -> list[Path]:
@@ -171,11 +194,16 @@ class Engine:
                 self._keep_aside(changes.warnings)  # a load outside the lock found it broken
             dirty |= self._reprice(changes)
             t1 = time.perf_counter()
-            dirty |= self._scan(changes, progress, paths)
+            claude_paths = paths
+            if self.agents is not None:
+                claude_paths = self._refresh_agents(changes, paths)
+            dirty |= self._scan(changes, progress, claude_paths)
             t2 = time.perf_counter()
             self._dirty |= dirty
             if self._dirty and write:
                 self._save_locked(changes.warnings)
+            if write and self.agents is not None and self._readonly is None:
+                self._save_agents(changes.warnings)
         finally:
             if lock is not None:
                 lock.release()
@@ -202,6 +230,34 @@ class Engine:
 
             restore_after_rebuild(self, changes)
         return changes
+
+    def _refresh_agents(self, changes: Changes, paths: Iterable[Path] | None) -> list[Path] | None:
+        """Read the other agents (only those owning a hinted path); returns the hinted paths
+        that are left for the Claude scan."""
+        store = self.agents
+        assert store is not None
+        rest: list[Path] | None = None
+        if paths is None:
+            got = store.refresh(None)
+        else:
+            hinted = [Path(p) for p in paths]
+            mine = [p for p in hinted if store.owns(p)]
+            rest = [p for p in hinted if not store.owns(p)]
+            got = store.refresh(mine) if mine else None
+        if got is not None:
+            changes.new_records += got.new_records
+            changes.changed_sessions |= got.changed_sessions
+            changes.agents |= got.agents
+            changes.files_read += got.files_read
+            changes.bytes_read += got.bytes_read
+        return rest
+
+    def _save_agents(self, warnings: list[str]) -> None:
+        assert self.agents is not None
+        try:
+            self.agents.save()
+        except OSError as exc:
+            warnings.append(f"cannot save the agents' ledger: {exc}")
 
     def _save_locked(self, warnings: list[str]) -> None:
         if self._readonly is not None or not self._keep_aside(warnings):
@@ -253,18 +309,34 @@ class Engine:
 
     def snapshot(self) -> SaveJob | None:
         """A copy of the dirty ledger to write without holding up readers (cheap)."""
-        if not (self._dirty and self.persist) or self._readonly is not None:
+        if not self.persist or self._readonly is not None:
             return None
+        payload = self.agents.payload() if self.agents is not None else None
+        if not self._dirty:
+            if payload is None:
+                return None
+            assert self.agents is not None
+            return SaveJob(None, self.ledger.stamp, self.version, agents_payload=payload,
+                           agents_version=self.agents.version)
         led = Ledger()
         led.files = dict(self.ledger.files)
         led.records = dict(self.ledger.records)
         led.titles = {k: dict(v) for k, v in self.ledger.titles.items()}
         led.price_signature = self._price_key()
-        return SaveJob(led, self.ledger.stamp, self.version)
+        return SaveJob(led, self.ledger.stamp, self.version, agents_payload=payload,
+                       agents_version=self.agents.version if self.agents is not None else 0)
 
     def write(self, job: SaveJob) -> list[str]:
         """The slow part of a save: serialise and write ``job`` (no engine state touched)."""
         warnings: list[str] = []
+        if job.agents_payload is not None and self.agents is not None:
+            try:
+                self.agents.write(job.agents_payload)
+            except OSError as exc:
+                warnings.append(f"cannot save the agents' ledger: {exc}")
+                job.agents_payload = None
+        if job.ledger is None:
+            return warnings
         try:
             with FileLock(self.ledger_file.with_suffix(".lock"), timeout=30):
                 if self._readonly is not None or not self._keep_aside(warnings):
@@ -281,6 +353,10 @@ class Engine:
 
     def commit(self, job: SaveJob) -> None:
         """Record that ``job`` was written (call under the same lock as refresh)."""
+        if job.agents_payload is not None and self.agents is not None:
+            self.agents.saved(job.agents_version)
+        if job.ledger is None:
+            return
         if job.new_stamp is not None and self.ledger.stamp == job.base_stamp:
             self.ledger.stamp = job.new_stamp
         if (job.new_stamp is not None or job.superseded) and self.version == job.version:
@@ -293,6 +369,8 @@ class Engine:
         the next refresh loads it.
         """
         warnings: list[str] = []
+        if self.agents is not None and self.persist and self._readonly is None:
+            self._save_agents(warnings)
         if not (self._dirty and self.persist):
             return warnings
         try:
@@ -611,7 +689,13 @@ class Engine:
         if (not self.persist or self.ledger.stamp is None or self._dirty or self._aside is not None
                 or self._readonly is not None):
             return None  # the engine holds data the file lacks: no cache may stand for it
-        return f"{self.ledger.stamp[0]}:{self.ledger.stamp[1]}|{self._price_key()}"
+        agents = ""
+        if self.agents is not None:
+            stamp = self.agents.stamp()
+            if stamp is None:
+                return None
+            agents = f"|{stamp}"
+        return f"{self.ledger.stamp[0]}:{self.ledger.stamp[1]}|{self._price_key()}{agents}"
 
     @property
     def records(self) -> list[UsageRecord]:
@@ -633,6 +717,22 @@ class Engine:
                 out[sid] = v
         return out
 
+    def agent_names(self) -> list[str]:
+        """``claude`` and every other agent that has records (registry order)."""
+        return [CLAUDE] + (self.agents.agents_with_data() if self.agents is not None else [])
+
+    def records_of(self, agent: str | None) -> list[UsageRecord]:
+        """Records of one agent, oldest first (None: Claude Code)."""
+        if agent is None or agent == CLAUDE:
+            return self.records
+        if self.agents is None or agent not in self.agents.readers:
+            raise ValueError(f"unknown agent {agent!r} (known: {', '.join(self.known_agents())})")
+        return self.agents.records(agent)
+
+    def known_agents(self) -> list[str]:
+        """Every agent name ``--agent`` accepts (besides ``all``)."""
+        return [CLAUDE] + (list(self.agents.readers) if self.agents is not None else [])
+
     def _tz_name(self, tz: str | None) -> str | None:
         return tz if tz is not None else self.config.get("timezone")
 
@@ -643,8 +743,9 @@ class Engine:
         project: str | None = None,
         tz: str | None = None,
         session: str | None = None,
+        agent: str | None = None,
     ) -> list[UsageRecord]:
-        recs = self.records
+        recs = self.records_of(agent)
         if self.record_filter is not None:
             recs = [r for r in recs if self.record_filter(r)]
         if project:
@@ -683,20 +784,42 @@ class Engine:
         project: str | None = None,
         tz: str | None = None,
         now: float | None = None,
+        agent: str | None = None,
     ) -> list[dict[str, Any]]:
-        """SessionRow dicts (see docs/architecture.md), most recent first."""
+        """SessionRow dicts (see docs/architecture.md), most recent first.
+
+        ``agent``: one agent's sessions (None: Claude Code's), or ``"all"``: every agent's,
+        each row with its ``agent``."""
         now = time.time() if now is None else now
-        rows = aggregate.session_rows(
-            self._filtered(since, until, project, tz), self.titles, now, self.block_seconds
-        )
+        rows: list[dict[str, Any]] = []
+        for name in self.agent_names() if agent == ALL else [agent]:
+            part = aggregate.session_rows(
+                self._filtered(since, until, project, tz, agent=name), self.titles, now,
+                self.block_seconds,
+            )
+            if agent == ALL:
+                for r in part:
+                    r["agent"] = name or CLAUDE
+            rows += part
         rows.sort(key=lambda r: r["lastActivity"], reverse=True)
         return rows
 
     def report(self, kind: str, **opts: Any) -> dict[str, Any]:
-        """A ccusage-compatible report: daily, weekly, monthly, session or blocks."""
+        """A ccusage-compatible report: daily, weekly, monthly, session or blocks.
+
+        ``agent``: one agent's report (default Claude Code: the ccusage shapes), or
+        ``"all"``: every agent's rows, each with an ``agent`` column (blocks: Claude only).
+        """
+        agent = opts.get("agent")
+        if agent == ALL:
+            if kind == "blocks":
+                raise ValueError("5-hour blocks are Claude Code's: use --agent claude")
+            return self._all_agents_report(kind, opts)
+        if kind == "blocks" and agent not in (None, CLAUDE):
+            raise ValueError("5-hour blocks are Claude Code's: use --agent claude")
         tz = resolve_tz(self._tz_name(opts.get("timezone")))
         recs = self._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
-                              opts.get("timezone"), opts.get("session_id"))
+                              opts.get("timezone"), opts.get("session_id"), agent)
         keyer = DateKeyer(tz)
         order = opts.get("order") or "asc"
         if kind == "daily":
@@ -717,6 +840,36 @@ class Engine:
         if kind == "blocks":
             return {"blocks": blocks_json(self._blocks_report(recs, opts))}
         raise ValueError(f"unknown report {kind!r}")
+
+    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+        """Every agent's rows with an ``agent`` column (after the period or session id),
+        sorted like the single-agent report; ``totals`` over all agents, per agent in
+        ``agents``."""
+        list_name = {"daily": "daily", "weekly": "weekly", "monthly": "monthly",
+                     "session": "sessions"}[kind]
+        label = {"daily": "date", "weekly": "week", "monthly": "month",
+                 "session": "sessionId"}[kind]
+        rows: list[dict[str, Any]] = []
+        per_agent: dict[str, Any] = {}
+        recs: list[UsageRecord] = []
+        names = self.agent_names()
+        for name in names:
+            part = self.report(kind, **{**opts, "agent": name})
+            for r in part[list_name]:
+                row = {label: r[label], "agent": name}
+                row.update((k, v) for k, v in r.items() if k != label)
+                rows.append(row)
+            per_agent[name] = part["totals"]
+            recs += self._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
+                                   opts.get("timezone"), opts.get("session_id"), name)
+        rank = {n: i for i, n in enumerate(names)}
+        if kind == "session":
+            rows.sort(key=lambda r: -r["totalCost"])
+        else:
+            rows.sort(key=lambda r: rank[r["agent"]])
+            rows.sort(key=lambda r: r[label], reverse=opts.get("order") == "desc")
+        totals = aggregate.totals_dict(aggregate.totals(recs))
+        return {list_name: rows, "totals": totals, "agents": per_agent}
 
     def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
         now = opts.get("now") or time.time()
@@ -828,7 +981,7 @@ class Engine:
             d.update(acc.tokens())
             return d
 
-        return {
+        out: dict[str, Any] = {
             "generatedAt": iso(now),
             "timezone": tzname or "local",
             "today": period(acc_d, date=today),
@@ -841,6 +994,20 @@ class Engine:
             "activeSessions": active_rows,
             "projectSession": project_session(active_rows, cwd) if cwd else None,
         }
+        others = self.agent_names()[1:]
+        if others:  # only with other agents' data: a Claude-only summary keeps its shape
+            per_agent = {CLAUDE: {"today": period(acc_d, date=today),
+                                  "totals": all_acc.tokens()}}
+            for name in others:
+                recs_a = self.records_of(name)
+                day = aggregate.Acc()
+                for r in recs_a:
+                    if bounds[0] <= r.ts < bounds[3]:
+                        _acc_apply(day, r, 1)
+                per_agent[name] = {"today": period(day, date=today),
+                                   "totals": aggregate.totals(recs_a).tokens()}
+            out["agents"] = per_agent
+        return out
 
 
 def _acc_apply(acc: aggregate.Acc, r: UsageRecord, sign: int) -> None:

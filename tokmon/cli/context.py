@@ -89,7 +89,7 @@ class Context:
                     self.warn(problem)
             try:
                 eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
-                             env=self.env, persist=not self.demo)
+                             env=self.env, persist=not self.demo, agents=not self.demo)
                 if not eng.roots and auto_demo and not self.demo:
                     where = ", ".join(str(r) for r in eng.candidate_roots)
                     self.demo = True

@@ -31,6 +31,10 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("-m", "--mode", choices=["calculate", "display", "auto"],
                    help="cost mode (default: config cost_mode)")
     p.add_argument("--machine", help="only records from this machine (see `tokmon ledger`)")
+    if kind != "blocks":  # 5-hour blocks are Claude Code's
+        p.add_argument("--agent", metavar="NAME",
+                       help="one agent (claude, codex, gemini, opencode, qwen, copilot, amp) or "
+                            "'all': every agent with an agent column (default: claude)")
     p.add_argument("-j", dest="json", action="store_true", default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)
     p.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
@@ -68,6 +72,8 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         opts["timezone"] = args.timezone
     except (ValueError, TimezoneError) as exc:
         raise CLIError(str(exc)) from exc
+    if getattr(args, "agent", None):
+        opts["agent"] = args.agent
     for name in ("start_of_week", "session_id", "active", "recent", "include_empty"):
         if hasattr(args, name):
             opts[name] = getattr(args, name)
@@ -102,7 +108,10 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         if hit is not None:
             ctx.stdout.write(hit)
             return 0
-    data = engine.report(kind, **opts)
+    try:
+        data = engine.report(kind, **opts)
+    except ValueError as exc:  # an unknown agent name
+        raise CLIError(str(exc)) from exc
     if kind == "session":
         _merge_metadata(ctx, data["sessions"])
     if ctx.json_output:
@@ -188,8 +197,12 @@ def _period_table(ctx: Context, kind: str, data: dict[str, Any], breakdown: bool
 
     key, title = LABEL[kind]
     rows = data[{"daily": "daily", "weekly": "weekly", "monthly": "monthly", "session": "sessions"}[kind]]
-    t = Table(title=f"Claude Code token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
+    by_agent = bool(rows) and "agent" in rows[0]
+    who = "All agents'" if by_agent else "Claude Code"
+    t = Table(title=f"{who} token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
     t.add_column(title, footer="Total", no_wrap=True)
+    if by_agent:
+        t.add_column("Agent", no_wrap=True)
     if kind == "session":
         t.add_column("Project / name", overflow="fold", max_width=28)
     t.add_column("Models", overflow="fold", max_width=22)
@@ -201,6 +214,8 @@ def _period_table(ctx: Context, kind: str, data: dict[str, Any], breakdown: bool
     t.add_column("Cost (USD)", justify="right", footer=fmt_cost(tot["totalCost"]), no_wrap=True)
     for r in rows:
         cells = [str(r[key])[:8] if kind == "session" else str(r[key])]
+        if by_agent:
+            cells.append(str(r["agent"]))
         if kind == "session":
             label = r.get("name") or r.get("title") or ""
             tags = " ".join(f"#{x}" for x in r.get("tags") or [])
@@ -213,6 +228,8 @@ def _period_table(ctx: Context, kind: str, data: dict[str, Any], breakdown: bool
         if breakdown:
             for m in r["modelBreakdowns"]:
                 sub = ["", ""] if kind == "session" else [""]
+                if by_agent:
+                    sub.append("")
                 sub.append(f"  └ {short_model(m['modelName'])}")
                 tot_m = m["inputTokens"] + m["outputTokens"] + m["cacheCreationTokens"] + m["cacheReadTokens"]
                 sub += [fmt_int(m[k]) for k in ("inputTokens", "outputTokens", "cacheCreationTokens",

@@ -46,6 +46,28 @@ def default_filter(path: Path, deleted: bool) -> bool:
         return False
 
 
+def agent_log_filter(path: Path, deleted: bool) -> bool:
+    """Like :func:`default_filter`, for other agents' folders: also Gemini/Amp/Qwen ``.json``
+    documents and OpenCode's SQLite ``.db`` with its ``-wal``."""
+    name = path.name
+    if name.endswith((".json", ".db", ".db-wal")) and not name.startswith("."):
+        return True
+    return default_filter(path, deleted)
+
+
+def usage_filter(agent_roots: Iterable[Path]) -> PathFilter:
+    """:func:`agent_log_filter` below ``agent_roots``, :func:`default_filter` elsewhere."""
+    roots = [os.path.abspath(r) for r in agent_roots]
+
+    def keep(path: Path, deleted: bool) -> bool:
+        p = os.path.abspath(path)
+        if any(p == r or p.startswith(r + os.sep) for r in roots):
+            return agent_log_filter(path, deleted)
+        return default_filter(path, deleted)
+
+    return keep
+
+
 def want_polling(force_polling: bool | None, env: Mapping[str, str] | None = None) -> bool:
     """Resolve the polling choice: explicit flag, then env vars, then auto (WSL)."""
     if force_polling is not None:

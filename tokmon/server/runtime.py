@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tokmon.core.live import DeferredSaver
-from tokmon.core.watcher import Watcher, default_filter
+from tokmon.core.watcher import Watcher, usage_filter
 from tokmon.server.service import Notification, Service
 
 log = logging.getLogger("tokmon.server")
@@ -58,11 +58,13 @@ def attach_watcher(
 ) -> Watcher:
     """Watch the service's roots; refresh in the watcher thread, ``emit`` on the loop thread."""
     meta = service.metadata_path
+    agents = getattr(service.engine, "agents", None)
+    logs = usage_filter(agents.roots() if agents is not None else [])
 
     def keep(path: Path, deleted: bool) -> bool:
         if meta is not None and path.parent == meta.parent:
             return path.name == meta.name
-        return default_filter(path, deleted)
+        return logs(path, deleted)
 
     def on_change(paths: set[Path]) -> None:
         log.debug("changed: %s", sorted(map(str, paths))[:20])

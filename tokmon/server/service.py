@@ -243,7 +243,7 @@ class Service:
                 else:
                     from tokmon.engine import Engine
 
-                    self.engine = Engine(env=self.env)
+                    self.engine = Engine(env=self.env, agents=True)
                 changes = self.engine.refresh(progress)
                 for w in changes.warnings:
                     log.warning("%s", w)
@@ -274,8 +274,9 @@ class Service:
 
     @property
     def watch_roots(self) -> list[Path]:
-        """Every candidate Claude root (existing or not) plus the metadata file's directory."""
-        roots = [Path(r) for r in getattr(self.engine, "candidate_roots", [])]
+        """Every candidate Claude root (existing or not), the other agents' data folders and
+        the metadata file's directory."""
+        roots = [Path(r) for r in getattr(self.engine, "watch_roots", [])]
         mp = self.metadata_path
         if mp is not None:
             roots.append(mp.parent)
@@ -433,11 +434,12 @@ class Service:
                 log.warning("%s", w)
             notes: list[Notification] = []
             if changes.changed:
-                notes.append((
-                    "tokmon/usageChanged",
-                    {"summary": self._summary(ws if ws is not None else self.workspace),
-                     "changedSessions": sorted(changes.changed_sessions)},
-                ))
+                params = {"summary": self._summary(ws if ws is not None else self.workspace),
+                          "changedSessions": sorted(changes.changed_sessions)}
+                agents = getattr(changes, "agents", None)
+                if agents:  # other agents' records changed (Claude-only pushes keep their shape)
+                    params["agents"] = sorted(agents)
+                notes.append(("tokmon/usageChanged", params))
         return changes, notes
 
     def on_files_changed(self, paths: set[Path]) -> list[Notification]:

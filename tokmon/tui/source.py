@@ -35,10 +35,13 @@ class FileWatch:
         on_change: Callable[[set[Path]], None],
         *,
         debounce_ms: int = 50,
+        agent_roots: Iterable[Path] = (),
     ) -> None:
-        from tokmon.core.watcher import Watcher
+        from tokmon.core.watcher import Watcher, usage_filter
 
-        self._impl = Watcher(roots, on_change, debounce_ms=debounce_ms)
+        self._impl = Watcher(
+            roots, on_change, debounce_ms=debounce_ms, path_filter=usage_filter(agent_roots)
+        )
         # The notify loop wakes every `step_ms` to look for events; 10 ms (100 wake-ups/s)
         # costs ~0.15 s CPU per idle 30 s, 100 ms keeps the latency well under a second.
         self._impl.step_ms = max(self._impl.step_ms, STEP_MS)
@@ -167,10 +170,12 @@ class Refresher:
         if not self.watch or self._watch is not None or self.engine is None:
             return
         roots = list(
-            getattr(self.engine, "candidate_roots", None) or getattr(self.engine, "roots", [])
+            getattr(self.engine, "watch_roots", None) or getattr(self.engine, "roots", [])
         )
         try:
-            self._watch = FileWatch(roots, self._changed).start()
+            agents = getattr(self.engine, "agents", None)
+            agent_roots = agents.roots() if agents is not None else []
+            self._watch = FileWatch(roots, self._changed, agent_roots=agent_roots).start()
         except Exception as exc:  # noqa: BLE001 - keep the timer fallback
             log.warning("file watching unavailable: %s", exc)
             self.watch = False
