@@ -27,7 +27,7 @@ from tokmon.blocks import (
     max_completed_tokens,
 )
 from tokmon.config import Config, load_config
-from tokmon.core.agents import CLAUDE, AgentStore
+from tokmon.core.agents import CLAUDE, AgentStore, agents_store_path
 from tokmon.core.model import Block, UsageRecord
 from tokmon.discovery import claude_roots, iter_transcript_stats
 from tokmon.fsutil import FileLock, LockTimeout
@@ -142,7 +142,7 @@ class Engine:
             self.agents = AgentStore(
                 self.env,
                 self.prices,
-                self.ledger_file.with_suffix(".agents.json") if persist else None,
+                agents_store_path(self.ledger_file, self.env) if persist else None,
                 None if agents is True else agents,  # type: ignore[arg-type]
             )
 

@@ -55,6 +55,16 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]]) -> None:
             box=box.ROUNDED,
         )
     )
+    agents = s.get("agents")
+    if agents:  # other coding agents have data: today and all time per agent
+        at = Table(title="Per agent", box=box.SIMPLE)
+        for col in ("Agent", "Today tokens", "Today cost", "All-time tokens", "All-time cost"):
+            at.add_column(col, justify="left" if col == "Agent" else "right")
+        for name, a in agents.items():
+            at.add_row(name, fmt_tokens_short(a["today"]["totalTokens"]),
+                       fmt_cost(a["today"]["totalCost"]), fmt_tokens_short(a["totals"]["totalTokens"]),
+                       fmt_cost(a["totals"]["totalCost"]))
+        con.print(at)
     b = s["activeBlock"]
     lim = s["tokenLimit"]
     if b is None:

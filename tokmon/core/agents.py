@@ -47,6 +47,17 @@ class AgentChanges:
     agents: set[str] = field(default_factory=set)
 
 
+def agents_store_path(ledger_file: Path, env: Mapping[str, str]) -> Path:
+    """Where the agents' store lives: beside the Claude ledger, keyed (like the ledger is by
+    its roots) by the agents' data-dir variables and the home folder."""
+    import hashlib
+
+    names = ["HOME", "USERPROFILE", "XDG_DATA_HOME"] + sorted(s.env_var for s in SOURCES.values())
+    key = "\n".join(f"{n}={env.get(n, '')}" for n in names)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return ledger_file.with_name(f"{ledger_file.stem}.agents-{digest}.json")
+
+
 def to_record(r: AgentUsage, prices: PriceTable | None) -> UsageRecord:
     """The engine's record of one agent usage (keys are prefixed with the agent)."""
     return UsageRecord(

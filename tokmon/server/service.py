@@ -358,7 +358,7 @@ class Service:
         eng = self.engine
         key = (eng.version, int(time.time() // 60))
         if self._rows is None or self._rows[0] != key:
-            self._rows = (key, eng.session_rows())  # type: ignore[assignment]
+            self._rows = (key, eng.session_rows(agent="all"))  # type: ignore[assignment]
         return self._rows[1]  # type: ignore[index]
 
     def _resolve(self, method: str, sid: str) -> dict[str, Any]:
@@ -404,7 +404,10 @@ class Service:
 
     def _summary(self, ws: str | None) -> dict[str, Any]:
         s = self.engine.summary(cwd=ws)
-        s["activeSessions"] = self._merge(list(s.get("activeSessions") or []))
+        active = list(s.get("activeSessions") or [])
+        for r in active:  # the engine's live figures are Claude Code's (blocks, sessions)
+            r.setdefault("agent", "claude")
+        s["activeSessions"] = self._merge(active)
         if s.get("projectSession"):
             s["projectSession"] = self._merge([s["projectSession"]])[0]
         wsess = None
@@ -522,7 +525,7 @@ class Service:
         explicit_ws = p.get("workspaceFolder") is not None
         ws = self._workspace(m, p)
         if since or until:
-            rows = self.engine.session_rows(since=since, until=until)
+            rows = self.engine.session_rows(since=since, until=until, agent="all")
         else:
             rows = list(self._all_rows())
         if project:
