@@ -214,3 +214,25 @@ def test_cli_agent_filter_and_all_agents_view(corpus: Path, tmp_path: Path, cli)
     bad = cli("daily", "--agent", "nope", extra_env=agents)
     assert bad.code != 0 and "unknown agent 'nope'" in bad.err
     assert cli("blocks", "--agent", "amp", extra_env=agents).code != 0  # no such option
+
+
+def test_claude_reader_implements_the_source_interface(tmp_path: Path) -> None:
+    """Claude's source yields the same usage as the engine's fast scan, incrementally."""
+    from tokmon.sources.claude import ClaudeSource
+    from tokmon.sources.collect import SourceReader
+
+    if not corpus_path().is_dir():
+        pytest.skip(f"Claude corpus not found at {corpus_path()}")
+    claude = tmp_path / "claude"
+    shutil.copytree(corpus_path(), claude)
+    src = ClaudeSource({"CLAUDE_CONFIG_DIR": str(claude), "HOME": str(tmp_path)})
+    reader = SourceReader(src)
+    reader.refresh()
+    usage = reader.usage()
+    assert {r.agent for r in usage} == {"claude"}
+    eng = Engine(roots=[claude / "projects"], persist=False,
+                 paths=get_paths({"TOKMON_HOME": str(tmp_path / "t")}))
+    eng.refresh()
+    assert len(usage) == len(eng.records)
+    assert sum(r.total_tokens for r in usage) == sum(r.total_tokens for r in eng.records)
+    assert reader.refresh().bytes_read == 0  # nothing new: nothing read

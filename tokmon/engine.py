@@ -27,7 +27,7 @@ from tokmon.blocks import (
     max_completed_tokens,
 )
 from tokmon.config import Config, load_config
-from tokmon.core.agents import CLAUDE, AgentStore, agents_store_path
+from tokmon.core.agents import CLAUDE, AgentChanges, AgentStore, agents_store_path
 from tokmon.core.model import Block, UsageRecord
 from tokmon.discovery import claude_roots, iter_transcript_stats
 from tokmon.fsutil import FileLock, LockTimeout
@@ -237,6 +237,7 @@ class Engine:
         store = self.agents
         assert store is not None
         rest: list[Path] | None = None
+        got: AgentChanges | None
         if paths is None:
             got = store.refresh(None)
         else:

@@ -195,7 +195,7 @@ class AgentStore:
                 if reader is None:
                     continue  # an agent this build does not know: its data stays on disk
                 for p, st in body["states"].items():
-                    reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])  # type: ignore[arg-type]
+                    reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])
                 for p, rows in body["records"].items():
                     reader.by_file[p] = {
                         row["key"]: AgentUsage(**row) for row in rows
