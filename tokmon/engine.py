@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon import aggregate
 from tokmon.blocks import (
@@ -27,8 +27,10 @@ from tokmon.blocks import (
     max_completed_tokens,
 )
 from tokmon.config import Config, load_config
-from tokmon.core.agents import CLAUDE, AgentChanges, AgentStore, agents_store_path
 from tokmon.core.model import Block, UsageRecord
+
+if TYPE_CHECKING:
+    from tokmon.core.agents import AgentChanges, AgentStore
 from tokmon.discovery import claude_roots, iter_transcript_stats
 from tokmon.fsutil import FileLock, LockTimeout
 from tokmon.ledger import (
@@ -52,6 +54,7 @@ ProgressFn = Callable[[int, int], None]
 log = logging.getLogger("tokmon.engine")
 
 ALL = "all"  # the agent filter that means every agent
+CLAUDE = "claude"
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
@@ -139,6 +142,8 @@ class Engine:
         self.on_warning: Callable[[str], None] | None = None
         self.agents: AgentStore | None = None
         if agents:
+            from tokmon.core.agents import AgentStore, agents_store_path  # only when asked
+
             self.agents = AgentStore(
                 self.env,
                 self.prices,

@@ -67,11 +67,12 @@ class Context:
 
         return [ensure_demo_corpus(self.paths) / "projects"]
 
-    def engine(self, refresh: bool = True, auto_demo: bool = False) -> Any:
+    def engine(self, refresh: bool = True, auto_demo: bool = False, agents: bool = False) -> Any:
         """A refreshed :class:`tokmon.engine.Engine`, built once per run.
 
         With ``auto_demo`` (the bare overview), a machine without Claude data gets the
-        generated demo corpus instead of an empty screen.
+        generated demo corpus instead of an empty screen. ``agents`` also reads the other
+        coding agents' logs (a Claude-only report never pays for their discovery).
         """
         if self._engine is None:
             from tokmon.engine import Engine
@@ -89,7 +90,8 @@ class Context:
                     self.warn(problem)
             try:
                 eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
-                             env=self.env, persist=not self.demo, agents=not self.demo)
+                             env=self.env, persist=not self.demo,
+                             agents=agents and not self.demo)
                 if not eng.roots and auto_demo and not self.demo:
                     where = ", ".join(str(r) for r in eng.candidate_roots)
                     self.demo = True

@@ -96,7 +96,7 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """Compute one report and print it as a table or ccusage-compatible JSON."""
     opts = _opts(kind, args, ctx)
-    engine = ctx.engine()
+    engine = ctx.engine(agents="agent" in opts)
     if getattr(args, "machine", None):
         from tokmon.export.machines import machine_filter
 

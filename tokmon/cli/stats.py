@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def handle(args: argparse.Namespace, ctx: Context) -> int:
-    engine = ctx.engine(auto_demo=True)
+    engine = ctx.engine(auto_demo=True, agents=True)
     top_n = max(0, getattr(args, "top", 5) or 5)
     summary = engine.summary(cwd=getattr(args, "cwd", None))
     rows = engine.session_rows()
