@@ -84,8 +84,9 @@ def test_reports_per_agent_and_across_agents(corpus: Path, tmp_path: Path) -> No
     claude_total = plain.report("daily")["totals"]["totalTokens"]
     assert per_agent == {"claude": claude_total, "codex": CODEX_TOTAL, **README_TOTALS}
     assert every["totals"]["totalTokens"] == sum(per_agent.values())
-    claude_rows = [{k: v for k, v in r.items() if k != "agent"} for r in rows
-                   if r["agent"] == "claude"]
+    claude_rows = [
+        {k: v for k, v in r.items() if k != "agent"} for r in rows if r["agent"] == "claude"
+    ]
     assert claude_rows == plain.report("daily", timezone="UTC")["daily"]
 
     sessions = eng.report("session", agent="all", now=2e9)["sessions"]
@@ -134,11 +135,22 @@ def opencode_row(db: Path, tokens: int) -> None:
     con = sqlite3.connect(db)
     try:
         sid, mark = con.execute("SELECT session_id, MAX(time_updated) FROM message").fetchone()
-        data = {"role": "assistant", "time": {"created": 1781700000000}, "modelID": "m",
-                "cost": 0.01, "tokens": {"input": tokens, "output": 3, "reasoning": 0,
-                                         "cache": {"read": 0, "write": 0}}}
-        con.execute("INSERT INTO message VALUES (?,?,?,?,?)",
-                    ("msg_pushed", sid, 1781700000000, mark + 1, json.dumps(data)))
+        data = {
+            "role": "assistant",
+            "time": {"created": 1781700000000},
+            "modelID": "m",
+            "cost": 0.01,
+            "tokens": {
+                "input": tokens,
+                "output": 3,
+                "reasoning": 0,
+                "cache": {"read": 0, "write": 0},
+            },
+        }
+        con.execute(
+            "INSERT INTO message VALUES (?,?,?,?,?)",
+            ("msg_pushed", sid, 1781700000000, mark + 1, json.dumps(data)),
+        )
         con.commit()
     finally:
         con.close()
@@ -151,8 +163,13 @@ def test_serve_jsonl_pushes_codex_gemini_and_opencode_changes(corpus: Path, tmp_
     gemini = copytree(corpus / "gemini" / "tmp", tmp_path / "gemini")
     codex = copytree(corpus / "codex", tmp_path / "codex")
     opencode = copytree(corpus / "opencode", tmp_path / "opencode")
-    env = server_env(tmp_path, claude, CODEX_HOME=str(codex), GEMINI_DATA_DIR=str(gemini),
-                     OPENCODE_DATA_DIR=str(opencode))
+    env = server_env(
+        tmp_path,
+        claude,
+        CODEX_HOME=str(codex),
+        GEMINI_DATA_DIR=str(gemini),
+        OPENCODE_DATA_DIR=str(opencode),
+    )
     for k in ("QWEN_DATA_DIR", "COPILOT_HOME", "AMP_DATA_DIR"):
         env.pop(k, None)
     svc = JsonlProc(env)
@@ -167,9 +184,13 @@ def test_serve_jsonl_pushes_codex_gemini_and_opencode_changes(corpus: Path, tmp_
         def pushed(agent: str, total: int, start: int) -> dict:
             return svc.wait_note(
                 "tokmon/usageChanged",
-                lambda p: agent in p.get("agents", [])
-                and p["summary"]["agents"][agent]["totals"]["totalTokens"] == total,
-                timeout=60, start=start)
+                lambda p: (
+                    agent in p.get("agents", [])
+                    and p["summary"]["agents"][agent]["totals"]["totalTokens"] == total
+                ),
+                timeout=60,
+                start=start,
+            )
 
         start = len(svc.notes)
         f = sorted(codex.rglob("rollout-2026-04-09T00-16-48-*.jsonl"))[0]
@@ -179,9 +200,20 @@ def test_serve_jsonl_pushes_codex_gemini_and_opencode_changes(corpus: Path, tmp_
 
         start = len(svc.notes)
         g = sorted(gemini.rglob("session-2026-04-25T13-04-16a02704.jsonl"))[0]
-        msg = {"id": "pushed-1", "timestamp": "2026-04-25T14:00:00.000Z", "type": "gemini",
-               "model": "gemini-2.5-flash", "tokens": {"input": 500, "output": 9, "cached": 100,
-                                                       "thoughts": 1, "tool": 0, "total": 510}}
+        msg = {
+            "id": "pushed-1",
+            "timestamp": "2026-04-25T14:00:00.000Z",
+            "type": "gemini",
+            "model": "gemini-2.5-flash",
+            "tokens": {
+                "input": 500,
+                "output": 9,
+                "cached": 100,
+                "thoughts": 1,
+                "tool": 0,
+                "total": 510,
+            },
+        }
         with open(g, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(msg) + "\n")
         pushed("gemini", base["gemini"] + 510, start)
@@ -198,8 +230,11 @@ def test_cli_agent_filter_and_all_agents_view(corpus: Path, tmp_path: Path, cli)
     claude = {"CLAUDE_CONFIG_DIR": str(corpus_path())}
     plain = cli("daily", "--json", "-z", "UTC", extra_env=claude)
     assert plain.code == 0, plain.err
-    agents = {**claude, "AMP_DATA_DIR": str(corpus / "amp"),
-              "COPILOT_HOME": str(corpus / "copilot")}
+    agents = {
+        **claude,
+        "AMP_DATA_DIR": str(corpus / "amp"),
+        "COPILOT_HOME": str(corpus / "copilot"),
+    }
     same = cli("daily", "--json", "-z", "UTC", extra_env=agents)
     assert same.out == plain.out  # other agents' data never changes the default report
     amp = cli("session", "--agent", "amp", "--json", extra_env=agents).json()
@@ -207,8 +242,9 @@ def test_cli_agent_filter_and_all_agents_view(corpus: Path, tmp_path: Path, cli)
     every = cli("monthly", "--agent", "all", "--json", "-z", "UTC", extra_env=agents).json()
     assert set(every["agents"]) == {"claude", "copilot", "amp"}
     assert every["agents"]["copilot"]["totalTokens"] == README_TOTALS["copilot"]
-    assert every["totals"]["totalTokens"] == (plain.json()["totals"]["totalTokens"]
-                                              + README_TOTALS["amp"] + README_TOTALS["copilot"])
+    assert every["totals"]["totalTokens"] == (
+        plain.json()["totals"]["totalTokens"] + README_TOTALS["amp"] + README_TOTALS["copilot"]
+    )
     table = cli("daily", "--agent", "all", extra_env=agents)
     assert table.code == 0 and "Agent" in table.out and "copilot" in table.out
     bad = cli("daily", "--agent", "nope", extra_env=agents)
@@ -230,8 +266,11 @@ def test_claude_reader_implements_the_source_interface(tmp_path: Path) -> None:
     reader.refresh()
     usage = reader.usage()
     assert {r.agent for r in usage} == {"claude"}
-    eng = Engine(roots=[claude / "projects"], persist=False,
-                 paths=get_paths({"TOKMON_HOME": str(tmp_path / "t")}))
+    eng = Engine(
+        roots=[claude / "projects"],
+        persist=False,
+        paths=get_paths({"TOKMON_HOME": str(tmp_path / "t")}),
+    )
     eng.refresh()
     assert len(usage) == len(eng.records)
     assert sum(r.total_tokens for r in usage) == sum(r.total_tokens for r in eng.records)

@@ -184,8 +184,9 @@ class AgentStore:
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable agents ledger %s (%s): re-reading the logs",
-                        self.path, exc)
+            log.warning(
+                "ignoring unreadable agents ledger %s (%s): re-reading the logs", self.path, exc
+            )
             return
         try:
             if doc.get("version") != STORE_VERSION:
@@ -197,12 +198,11 @@ class AgentStore:
                 for p, st in body["states"].items():
                     reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])
                 for p, rows in body["records"].items():
-                    reader.by_file[p] = {
-                        row["key"]: AgentUsage(**row) for row in rows
-                    }
+                    reader.by_file[p] = {row["key"]: AgentUsage(**row) for row in rows}
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            log.warning("ignoring unreadable agents ledger %s (%s): re-reading the logs",
-                        self.path, exc)
+            log.warning(
+                "ignoring unreadable agents ledger %s (%s): re-reading the logs", self.path, exc
+            )
             for reader in self.readers.values():
                 reader.states.clear()
                 reader.by_file.clear()
