@@ -8,10 +8,13 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tokmon.config import Config, load_config
 from tokmon.paths import TokmonPaths, get_paths
+
+if TYPE_CHECKING:
+    from tokmon.engine import Engine
 
 
 class CLIError(Exception):
@@ -37,7 +40,7 @@ class Context:
     log_level: str = "warning"
     _paths: TokmonPaths | None = None
     _config: Config | None = None
-    _engine: Any = None
+    _engine: Engine | None = None
 
     @property
     def paths(self) -> TokmonPaths:
@@ -67,7 +70,7 @@ class Context:
 
         return [ensure_demo_corpus(self.paths) / "projects"]
 
-    def engine(self, refresh: bool = True, auto_demo: bool = False, agents: bool = False) -> Any:
+    def engine(self, refresh: bool = True, auto_demo: bool = False, agents: bool = False) -> Engine:
         """A refreshed :class:`tokmon.engine.Engine`, built once per run.
 
         With ``auto_demo`` (the bare overview), a machine without Claude data gets the
@@ -125,6 +128,7 @@ class Context:
                 after = 0.5
             bar = _ProgressBar(self.stderr, after)
             progress = bar.update
+        assert self._engine is not None
         try:
             changes = self._engine.refresh(progress)
         finally:
