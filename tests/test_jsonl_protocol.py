@@ -124,7 +124,7 @@ def test_jsonl_mode_does_not_import_pygls() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, tokmon.server.service, tokmon.server.jsonl, tokmon.server.watcher, "
+    code = ("import sys, tokmon.server.service, tokmon.server.jsonl, tokmon.core.watcher, "
             "tokmon.cli.serve; print(sorted(m for m in sys.modules if m.startswith('pygls')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout

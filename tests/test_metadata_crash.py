@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tokmon.metadata.fileio import dump_json, write_atomic
+from tokmon.fsutil import atomic_write
+from tokmon.metadata.fileio import dump_json
 from tokmon.metadata.schema import SCHEMA_VERSION, validate
 from tokmon.metadata.store import MetadataStore
 
@@ -39,7 +40,7 @@ def _big_store(path: Path, n: int = 1000) -> None:
         }
         for i in range(n)
     }
-    write_atomic(path, dump_json({"sessions": docs, "_meta": {"1": {"schemaVersion": 2}}}))
+    atomic_write(path, dump_json({"sessions": docs, "_meta": {"1": {"schemaVersion": 2}}}))
 
 
 def _writer(path: Path, round_no: int, wfd: int) -> None:

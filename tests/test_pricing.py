@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tokmon.core.model import UsageRecord
 from tokmon.pricing import PriceTable, PricingError
-from tokmon.records import UsageRecord
 
 
 def rec(model: str, i: int = 0, o: int = 0, cc: int = 0, c1h: int = 0, cr: int = 0) -> UsageRecord:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tokmon.server.watcher import Watcher, default_filter, want_polling
+from tokmon.core.watcher import Watcher, default_filter, want_polling
 
 
 class Collector:

@@ -93,7 +93,7 @@ def test_refresher_reports_engine_errors_instead_of_dying(tmp_path: Path):
     class Broken:
         roots: list[Path] = []
 
-        def refresh(self):
+        def refresh(self, paths=None, save=True):  # Engine.refresh's signature
             calls["n"] += 1
             raise OSError("disk on fire")
 
@@ -129,3 +129,27 @@ def test_refresher_waits_for_transcript_dirs_that_do_not_exist_yet(corpus: Path,
         assert not any("no Claude Code transcripts" in w for w in snap.warnings)
     finally:
         r.stop()
+
+
+def test_refresher_reads_only_the_appended_file_and_saves_later(corpus: Path, tmp_path: Path):
+    """The dashboard uses the core live loop: the watcher's paths, not a full scan, and the
+    ledger write is deferred (it still reaches disk: a new engine reads nothing again)."""
+    n_files = len(list((corpus / "projects").rglob("*.jsonl")))
+    assert n_files > 1  # otherwise a full scan and a hinted one look alike
+    paths = get_paths({"TOKMON_HOME": str(tmp_path / "home")})
+    engine = Engine(roots=[corpus / "projects"], paths=paths)
+    q: queue.Queue[Snapshot] = queue.Queue()
+    r = Refresher(lambda: engine, q.put, paths=paths, idle_s=600).start()
+    try:
+        first, _ = _next(q, lambda s: True, timeout=60)
+        assert r.last_changes.files_checked == n_files  # the first refresh plans every file
+        append_assistant(corpus, ALPHA, inp=5, out=4, cache_write=0, cache_read=0)
+        _next(q, lambda s: _total(s) == _total(first) + 9, timeout=30)
+        assert r.last_changes.files_checked == 1
+        assert r.last_changes.files_read == 1
+    finally:
+        r.stop()
+    again = Engine(roots=[corpus / "projects"], paths=paths)
+    changes = again.refresh()
+    assert changes.files_read == 0  # the deferred save wrote the ledger with the append
+    assert sum(x.total_tokens for x in again.records) == _total(first) + 9

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from tokmon.records import SYNTHETIC_MODEL, UsageRecord
+from tokmon.core.model import UsageRecord
+from tokmon.records import SYNTHETIC_MODEL
 from tokmon.timeutil import iso
 
 
@@ -86,12 +87,13 @@ def group(
 ) -> dict[str, Acc]:
     """Group by ``key(record)``, or by ``time_key(ts)`` memoised per 15 minutes (every zone
     offset is a multiple of 15 minutes), with per-model sub-sums. The hot loop of every
-    report: fields are read by tuple index (see records.FIELDS)."""
+    report: each record is unpacked into named locals (as fast as indexing)."""
     cells: dict[tuple[str, str], list[float]] = {}
     get = cells.get
     memo: dict[int, str] = {}
     for r in records:
-        ts = r[0]
+        # unpacked by field name (UsageRecord order): the fastest read of a tuple in CPython
+        ts, _sid, _proj, model, i, o, cc, _c1h, cr, _key, cost, _disp = r
         if time_key is not None:
             b = int(ts // 900)
             k = memo.get(b)
@@ -99,16 +101,16 @@ def group(
                 k = memo[b] = time_key(b * 900)
         else:
             k = key(r)  # type: ignore[misc]
-        ck = (k, r[3])
+        ck = (k, model)
         c = get(ck)
         if c is None:
-            cells[ck] = [r[4], r[5], r[6], r[8], r[10], 1, ts, ts]
+            cells[ck] = [i, o, cc, cr, cost, 1, ts, ts]
             continue
-        c[0] += r[4]
-        c[1] += r[5]
-        c[2] += r[6]
-        c[3] += r[8]
-        c[4] += r[10]
+        c[0] += i
+        c[1] += o
+        c[2] += cc
+        c[3] += cr
+        c[4] += cost
         c[5] += 1
         if ts < c[6]:
             c[6] = ts

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from tokmon.records import SYNTHETIC_MODEL, UsageRecord
-from tokmon.timeutil import iso
+from tokmon.core.model import (
+    Block,
+    BurnRate,
+    Projection,
+    TokenCounts,
+    TokenLimitStatus,
+    UsageRecord,
+)
+from tokmon.records import SYNTHETIC_MODEL
 
 BLOCK_SECONDS = 5 * 3600
 
@@ -35,32 +43,27 @@ def group_blocks(
     return out
 
 
-def _tokens(entries: Sequence[UsageRecord]) -> dict[str, int]:
+def _tokens(entries: Sequence[UsageRecord]) -> TokenCounts:
     i = o = cc = cr = 0
     for r in entries:
         i += r.input_tokens
         o += r.output_tokens
         cc += r.cache_creation_tokens
         cr += r.cache_read_tokens
-    return {
-        "inputTokens": i,
-        "outputTokens": o,
-        "cacheCreationInputTokens": cc,
-        "cacheReadInputTokens": cr,
-    }
+    return TokenCounts(i, o, cc, cr)
 
 
-def block_dict(
+def make_block(
     start: float,
     entries: Sequence[UsageRecord],
     now: float,
     block_seconds: float = BLOCK_SECONDS,
-) -> dict[str, object]:
-    """One ccusage-shaped block, with burn rate and projection when active."""
+) -> Block:
+    """One block, with burn rate and projection when active."""
     end = start + block_seconds
     last = entries[-1].ts
     tc = _tokens(entries)
-    total = sum(tc.values())
+    total = tc.total
     cost = 0.0
     models: list[str] = []
     for r in entries:
@@ -73,51 +76,19 @@ def block_dict(
     if active:
         minutes = (last - entries[0].ts) / 60
         if minutes > 0:
-            burn = {
-                "tokensPerMinute": total / minutes,
-                "tokensPerMinuteForIndicator": (tc["inputTokens"] + tc["outputTokens"]) / minutes,
-                "costPerHour": cost / minutes * 60,
-            }
+            burn = BurnRate(total / minutes, (tc.input + tc.output) / minutes, cost / minutes * 60)
             remaining = max(0.0, (end - now) / 60)
-            proj = {
-                "totalTokens": round(total + burn["tokensPerMinute"] * remaining),
-                "totalCost": round((cost + burn["costPerHour"] / 60 * remaining) * 100) / 100,
-                "remainingMinutes": round(remaining),
-            }
-    return {
-        "id": iso(start),
-        "startTime": iso(start),
-        "endTime": iso(end),
-        "actualEndTime": iso(last),
-        "isActive": active,
-        "isGap": False,
-        "entries": len(entries),
-        "tokenCounts": tc,
-        "totalTokens": total,
-        "costUSD": cost,
-        "models": models,
-        "burnRate": burn,
-        "projection": proj,
-    }
+            proj = Projection(
+                round(total + burn.tokens_per_minute * remaining),
+                round((cost + burn.cost_per_hour / 60 * remaining) * 100) / 100,
+                round(remaining),
+            )
+    return Block(start, end, last, active, False, len(entries), tc, cost, models, burn, proj)
 
 
-def gap_dict(last_ts: float, next_ts: float, block_seconds: float = BLOCK_SECONDS) -> dict[str, object]:
-    start = last_ts + block_seconds
-    return {
-        "id": f"gap-{iso(start)}",
-        "startTime": iso(start),
-        "endTime": iso(next_ts),
-        "actualEndTime": None,
-        "isActive": False,
-        "isGap": True,
-        "entries": 0,
-        "tokenCounts": _tokens(()),
-        "totalTokens": 0,
-        "costUSD": 0,
-        "models": [],
-        "burnRate": None,
-        "projection": None,
-    }
+def make_gap(last_ts: float, next_ts: float, block_seconds: float = BLOCK_SECONDS) -> Block:
+    """The idle stretch between two blocks (ccusage's gap block)."""
+    return Block(last_ts + block_seconds, next_ts, None, False, True, 0, TokenCounts(), 0.0)
 
 
 def compute_blocks(
@@ -125,21 +96,26 @@ def compute_blocks(
     now: float,
     block_seconds: float = BLOCK_SECONDS,
     include_gaps: bool = True,
-) -> list[dict[str, object]]:
-    """All blocks (ccusage JSON shape) for time-sorted records."""
-    out: list[dict[str, object]] = []
+) -> list[Block]:
+    """All blocks for time-sorted records."""
+    out: list[Block] = []
     prev_last: float | None = None
     for start, entries in group_blocks(records, block_seconds):
         if include_gaps and prev_last is not None and entries[0].ts - prev_last > block_seconds:
-            out.append(gap_dict(prev_last, entries[0].ts, block_seconds))
-        out.append(block_dict(start, entries, now, block_seconds))
+            out.append(make_gap(prev_last, entries[0].ts, block_seconds))
+        out.append(make_block(start, entries, now, block_seconds))
         prev_last = entries[-1].ts
     return out
 
 
-def max_completed_tokens(blocks: Sequence[dict[str, object]]) -> int | None:
+def blocks_json(blocks: Iterable[Block]) -> list[dict[str, Any]]:
+    """ccusage's ``blocks --json`` list."""
+    return [b.to_json() for b in blocks]
+
+
+def max_completed_tokens(blocks: Iterable[Block]) -> int | None:
     """The largest total of a finished, non-gap block (ccusage's ``--token-limit max``)."""
-    vals = [int(b["totalTokens"]) for b in blocks if not b["isGap"] and not b["isActive"]]  # type: ignore[call-overload]
+    vals = [b.total_tokens for b in blocks if not b.is_gap and not b.is_active]
     return max(vals) if vals else None
 
 
@@ -166,26 +142,26 @@ def burn_level(
     return level
 
 
-def limit_status(block: dict[str, object], limit: int) -> dict[str, object]:
+def limit_status(block: Block, limit: int) -> TokenLimitStatus:
     """ccusage's ``tokenLimitStatus`` for an active block."""
-    proj = block.get("projection") or {}
-    projected = int(proj.get("totalTokens", block["totalTokens"]))  # type: ignore[union-attr,arg-type]
+    proj = block.projection
+    projected = proj.total_tokens if proj is not None else block.total_tokens
     pct = projected / limit * 100 if limit > 0 else 0.0
     status = "exceeds" if pct > 100 else "warning" if pct > 80 else "ok"
-    return {"limit": limit, "projectedUsage": projected, "percentUsed": pct, "status": status}
+    return TokenLimitStatus(limit, projected, pct, status)
 
 
 class BlockIndex:
     """Blocks of a growing, time-sorted record list, regrouped only from the last block on.
 
-    Finished blocks never change when records are appended after them, so their dicts are
+    Finished blocks never change when records are appended after them, so their blocks are
     built once; a change older than the last block's start rebuilds everything.
     """
 
     def __init__(self, block_seconds: float = BLOCK_SECONDS) -> None:
         self.block_seconds = block_seconds
         self.groups: list[tuple[float, list[UsageRecord]]] | None = None
-        self.done: list[dict[str, object]] = []  # dicts of groups[:-1] (with gaps), finished
+        self.done: list[Block] = []  # blocks of groups[:-1] (with gaps), finished
 
     def invalidate(self, from_ts: float | None = None) -> None:
         """Records at or after ``from_ts`` changed (None: anything may have changed)."""
@@ -197,14 +173,14 @@ class BlockIndex:
 
     _stale_tail = False
 
-    def blocks(self, records: Sequence[UsageRecord], now: float) -> list[dict[str, object]]:
+    def blocks(self, records: Sequence[UsageRecord], now: float) -> list[Block]:
         """All blocks with gaps, like :func:`compute_blocks`."""
         if records and records[-1].ts > now:
             return compute_blocks(records, now, self.block_seconds)  # future-dated entries
         bs = self.block_seconds
         if self.groups is None:
             self.groups = group_blocks(records, bs)
-            self.done = self._dicts(self.groups[:-1], None, now)
+            self.done = self._build(self.groups[:-1], None, now)
             self._stale_tail = False
         elif self._stale_tail:
             import bisect
@@ -214,7 +190,7 @@ class BlockIndex:
             tail = group_blocks(records[i:], bs)
             prev = self.groups[-2][1][-1].ts if len(self.groups) > 1 else None
             self.groups = self.groups[:-1] + tail
-            self.done += self._dicts(tail[:-1], prev, now)
+            self.done += self._build(tail[:-1], prev, now)
             self._stale_tail = False
         if not self.groups:
             return []
@@ -223,17 +199,17 @@ class BlockIndex:
         if len(self.groups) > 1:
             prev_last = self.groups[-2][1][-1].ts
             if entries[0].ts - prev_last > bs:
-                out.append(gap_dict(prev_last, entries[0].ts, bs))
-        out.append(block_dict(start, entries, now, bs))
+                out.append(make_gap(prev_last, entries[0].ts, bs))
+        out.append(make_block(start, entries, now, bs))
         return out
 
-    def _dicts(
+    def _build(
         self, groups: list[tuple[float, list[UsageRecord]]], prev_last: float | None, now: float
-    ) -> list[dict[str, object]]:
-        out: list[dict[str, object]] = []
+    ) -> list[Block]:
+        out: list[Block] = []
         for start, entries in groups:
             if prev_last is not None and entries[0].ts - prev_last > self.block_seconds:
-                out.append(gap_dict(prev_last, entries[0].ts, self.block_seconds))
-            out.append(block_dict(start, entries, now, self.block_seconds))
+                out.append(make_gap(prev_last, entries[0].ts, self.block_seconds))
+            out.append(make_block(start, entries, now, self.block_seconds))
             prev_last = entries[-1].ts
         return out

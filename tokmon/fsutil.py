@@ -12,26 +12,55 @@ from pathlib import Path
 
 from tokmon.paths import ensure_dir
 
+TMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp" beside the target
+
 
 def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, replace), mode 0600."""
+    """Write ``data`` to ``path`` atomically (temp file, fsync, replace), mode 0600.
+
+    The one atomic writer of tokmon: a reader sees the old or the new file, never half of
+    one. With ``fsync`` the data and the directory entry are flushed to disk too.
+    """
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=str(path.parent))
     try:
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o600)  # mkstemp already creates 0600; belt and braces
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, 0o600)
-        except OSError:  # pragma: no cover
-            pass
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def _replace(src: str, dst: Path) -> None:
+    # On Windows os.replace fails while another process has dst open: retry briefly.
+    for attempt in range(50):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == 49:
+                raise
+            time.sleep(0.02)
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync on Windows
+        return
+    with contextlib.suppress(OSError):
+        dfd = os.open(str(directory), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 class LockTimeout(Exception):

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import orjson
 
+from tokmon.core.model import ROW_KEY, UsageRecord
 from tokmon.fsutil import atomic_write
 from tokmon.reader import FileState
-from tokmon.records import UsageRecord, valid_row
+from tokmon.records import valid_row
 
 LEDGER_VERSION = 4
 MIGRATES_FROM = (2, 3)
@@ -141,7 +142,7 @@ class Ledger:
         bad_records = 0
         for t in rows:
             if valid_row(t):
-                recs[t[9]] = new(rec, t)
+                recs[t[ROW_KEY]] = new(rec, t)  # type: ignore[index,arg-type]
             else:
                 bad_records += 1
         led.dropped = dropped + bad_records
@@ -171,7 +172,7 @@ def _rows_v2(rows: list[object], strings: object) -> list[object]:
     for t in rows:
         try:
             k, ts, s, p, m, *rest = t  # type: ignore[misc]
-            out.append([ts, strings[s], strings[p], strings[m], *rest[:5], k, *rest[5:]])
+            out.append([ts, strings[s], strings[p], strings[m], *rest[:5], k, *rest[5:]])  # type: ignore[has-type]
         except (TypeError, ValueError, IndexError):
             out.append(None)  # dropped (counted) by the validation
     return out

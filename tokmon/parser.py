@@ -191,20 +191,21 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
         legacy = float(legacy) if -MAX_COST <= legacy <= MAX_COST else _POISON  # NaN too
     else:
         legacy = None
-    row = [
+    inp, out, cread = _n(g("input_tokens")), _n(g("output_tokens")), _n(g("cache_read_input_tokens"))
+    row = [  # UsageRecord field order (tokmon.core.model.FIELDS)
         ts,
         sid if type(sid) is str and sid else "unknown",
         cwd if type(cwd) is str else "",
         model if type(model) is str and model else "unknown",
-        _n(g("input_tokens")),
-        _n(g("output_tokens")),
+        inp,
+        out,
         cc,
         c1h,
-        _n(g("cache_read_input_tokens")),
+        cread,
         key,
         0.0,
         legacy,
     ]
-    if legacy is _POISON or max(row[4], row[5], cc, row[8]) > MAX_TOKENS:
+    if legacy is _POISON or max(inp, out, cc, cread) > MAX_TOKENS:
         return _POISON
     return row

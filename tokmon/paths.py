@@ -7,6 +7,7 @@ platform's user dirs from platformdirs, imported lazily to keep ``line`` fast.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class TokmonPaths:
         return self.config_dir / "prices.json"
 
 
-def get_paths(env: dict[str, str] | os._Environ[str] | None = None) -> TokmonPaths:
+def get_paths(env: Mapping[str, str] | None = None) -> TokmonPaths:
     """Resolve tokmon's directories from the environment."""
     env = os.environ if env is None else env
     cfg = env.get("TOKMON_CONFIG")

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokmon.records import SYNTHETIC_MODEL, UsageRecord
+from tokmon.core.model import UsageRecord
+from tokmon.records import SYNTHETIC_MODEL
 
 _DATA = Path(__file__).resolve().parent / "data" / "prices.json"
 _PER_M = 1e-6

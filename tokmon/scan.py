@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokmon.core.model import ROW_COST, ROW_KEY, ROW_OUTPUT, UsageRecord
 from tokmon.parser import LineStats, parse_line
 from tokmon.reader import LineReader
-from tokmon.records import UsageRecord
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
 
@@ -74,9 +74,10 @@ def scan_file(
             if item is None:
                 continue
             if type(item) is list:
-                old = best.get(item[9])
-                if old is None or item[5] > old[5]:
-                    best[item[9]] = item
+                k = item[ROW_KEY]
+                old = best.get(k)
+                if old is None or item[ROW_OUTPUT] > old[ROW_OUTPUT]:
+                    best[k] = item
             else:
                 res.titles.append(item)  # type: ignore[arg-type]
         res.start = reader.offset
@@ -91,7 +92,7 @@ def scan_file(
     if pricing is not None:
         price = make_pricer(*pricing)
         for row in rows:
-            row[10] = price(UsageRecord.from_row(row))
+            row[ROW_COST] = price(UsageRecord.from_row(row))
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
     if stats.bad:

@@ -8,10 +8,13 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tokmon.config import Config, load_config
 from tokmon.paths import TokmonPaths, get_paths
+
+if TYPE_CHECKING:
+    from tokmon.engine import Engine
 
 
 class CLIError(Exception):
@@ -37,7 +40,7 @@ class Context:
     log_level: str = "warning"
     _paths: TokmonPaths | None = None
     _config: Config | None = None
-    _engine: Any = None
+    _engine: Engine | None = None
 
     @property
     def paths(self) -> TokmonPaths:
@@ -63,15 +66,16 @@ class Context:
         """Explicit roots for demo mode; None means discover from the environment."""
         if not self.demo:
             return None
-        from tokmon.demo.generator import ensure_demo_corpus
+        from tokmon.demo.cache import ensure_demo_corpus
 
         return [ensure_demo_corpus(self.paths) / "projects"]
 
-    def engine(self, refresh: bool = True, auto_demo: bool = False) -> Any:
+    def engine(self, refresh: bool = True, auto_demo: bool = False, agents: bool = False) -> Engine:
         """A refreshed :class:`tokmon.engine.Engine`, built once per run.
 
         With ``auto_demo`` (the bare overview), a machine without Claude data gets the
-        generated demo corpus instead of an empty screen.
+        generated demo corpus instead of an empty screen. ``agents`` also reads the other
+        coding agents' logs (a Claude-only report never pays for their discovery).
         """
         if self._engine is None:
             from tokmon.engine import Engine
@@ -89,7 +93,8 @@ class Context:
                     self.warn(problem)
             try:
                 eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
-                             env=self.env, persist=not self.demo)
+                             env=self.env, persist=not self.demo,
+                             agents=agents and not self.demo)
                 if not eng.roots and auto_demo and not self.demo:
                     where = ", ".join(str(r) for r in eng.candidate_roots)
                     self.demo = True
@@ -123,6 +128,7 @@ class Context:
                 after = 0.5
             bar = _ProgressBar(self.stderr, after)
             progress = bar.update
+        assert self._engine is not None
         try:
             changes = self._engine.refresh(progress)
         finally:

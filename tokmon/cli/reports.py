@@ -32,6 +32,10 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("-m", "--mode", choices=["calculate", "display", "auto"],
                    help="cost mode (default: config cost_mode)")
     p.add_argument("--machine", help="only records from this machine (see `tokmon ledger`)")
+    if kind != "blocks":  # 5-hour blocks are Claude Code's
+        p.add_argument("--agent", metavar="NAME",
+                       help="one agent (claude, codex, gemini, opencode, qwen, copilot, amp) or "
+                            "'all': every agent with an agent column (default: claude)")
     p.add_argument("-j", dest="json", action="store_true", default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)
     p.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
@@ -86,6 +90,8 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         opts["timezone"] = args.timezone
     except (ValueError, TimezoneError) as exc:
         raise CLIError(str(exc)) from exc
+    if getattr(args, "agent", None):
+        opts["agent"] = args.agent
     for name in ("start_of_week", "session_id", "active", "recent", "include_empty"):
         if hasattr(args, name):
             opts[name] = getattr(args, name)
@@ -109,7 +115,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """Compute one report and print it as a table or ccusage-compatible JSON."""
     opts = _opts(kind, args, ctx)
     aliases = parse_aliases(getattr(args, "project_aliases", None))
-    engine = ctx.engine()
+    engine = ctx.engine(agents="agent" in opts)
     if getattr(args, "machine", None):
         from tokmon.export.machines import machine_filter
 
@@ -128,7 +134,10 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         if hit is not None:
             ctx.stdout.write(hit)
             return 0
-    data = engine.report(kind, **opts)
+    try:
+        data = engine.report(kind, **opts)
+    except ValueError as exc:  # an unknown agent name
+        raise CLIError(str(exc)) from exc
     if kind == "session":
         merge_metadata(ctx, data["sessions"])
     if ctx.json_output:

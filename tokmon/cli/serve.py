@@ -87,7 +87,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     def factory() -> Any:
         from tokmon.engine import Engine
 
-        return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env)
+        return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env, agents=True)
 
     try:
         service = Service(env=ctx.env, engine_factory=factory, workspace=args.workspace)

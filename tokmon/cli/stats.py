@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def handle(args: argparse.Namespace, ctx: Context) -> int:
     tz_arg = getattr(args, "timezone", None)
     tz = resolve_zone(ctx, tz_arg)
-    engine = ctx.engine(auto_demo=True)
+    engine = ctx.engine(auto_demo=True, agents=True)
     top_n = max(0, getattr(args, "top", 5) or 5)
     summary = engine.summary(cwd=getattr(args, "cwd", None), tz=tz_arg)
     summary["timezone"] = fmt.zone_name(tz)  # the real zone, never "local"
@@ -106,6 +106,16 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
             expand=False,
         )
     )
+    agents = s.get("agents")
+    if agents:  # other coding agents have data: today and all time per agent
+        at = Table(title="Per agent", box=box.SIMPLE)
+        for col in ("Agent", "Today tokens", "Today cost", "All-time tokens", "All-time cost"):
+            at.add_column(col, justify="left" if col == "Agent" else "right")
+        for name, a in agents.items():
+            at.add_row(name, fmt_tokens_short(a["today"]["totalTokens"]),
+                       fmt_cost(a["today"]["totalCost"]), fmt_tokens_short(a["totals"]["totalTokens"]),
+                       fmt_cost(a["totals"]["totalCost"]))
+        con.print(at)
     b = s["activeBlock"]
     if b is None:
         body = "No active 5-hour block (no usage in the last 5 hours)."

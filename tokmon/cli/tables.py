@@ -59,14 +59,18 @@ def period_table(
     rows = data[ROWS[kind]]
     tot = data["totals"]
     id_len = id_length([str(r["sessionId"]) for r in rows]) if kind == "session" else SHORT_ID
+    by_agent = bool(rows) and "agent" in rows[0]  # --agent all: an agent column
 
     def build(narrow: bool) -> Any:
         from rich import box
         from rich.table import Table
 
         key, title = LABEL[kind]
-        t = Table(title=f"Claude Code token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
+        who = "All agents'" if by_agent else "Claude Code"
+        t = Table(title=f"{who} token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
         t.add_column(title, footer="Total", no_wrap=True)
+        if by_agent:
+            t.add_column("Agent", no_wrap=True)
         if kind == "session":
             t.add_column("Project / name", overflow="fold", max_width=18 if narrow else 40)
         if not (narrow and kind == "session"):  # a narrow session table keeps the project
@@ -81,6 +85,8 @@ def period_table(
             t.add_column("Last activity", no_wrap=True)
         for r in rows:
             cells = [str(r[key])[:id_len] if kind == "session" else str(r[key])]
+            if by_agent:
+                cells.append(str(r["agent"]))
             if kind == "session":
                 cells.append(_esc(_project_label(r, aliases)))
             if not (narrow and kind == "session"):
@@ -101,6 +107,8 @@ def period_table(
                             else ["", f"└ {short_model(m['modelName'])}"]
                         )
                     )
+                    if by_agent:
+                        sub.insert(1, "")
                     m_tot = (m["inputTokens"] + m["outputTokens"] + m["cacheCreationTokens"]
                              + m["cacheReadTokens"])  # fmt: skip
                     vals = {**m, "totalTokens": m_tot}

@@ -21,7 +21,7 @@ import orjson
 from tokmon.demo.expected import Expected, SessionExpected, TokenTotals
 from tokmon.demo.text import TextPool
 from tokmon.demo.timeline import MINUTE, Timeline, day_of, iso
-from tokmon.paths import TokmonPaths, ensure_dir
+from tokmon.paths import ensure_dir
 
 MIB = 1 << 20
 SYNTHETIC = "<synthetic>"
@@ -1073,9 +1073,3 @@ def generate(
     ensure_dir(projects)
     return _Corpus(dest, size_mb, seed, end, days).run(size_mb)
 
-
-def ensure_demo_corpus(paths: TokmonPaths, **kwargs: Any) -> Path:
-    """See :func:`tokmon.demo.cache.ensure_demo_corpus` (re-exported here for callers)."""
-    from tokmon.demo.cache import ensure_demo_corpus as ensure
-
-    return ensure(paths, **kwargs)

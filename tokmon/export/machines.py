@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
+from tokmon.core.model import FIELDS, UsageRecord
 from tokmon.fsutil import FileLock, atomic_write
-from tokmon.records import FIELDS, UsageRecord
 
 EXPORT_FORMAT = "tokmon-ledger-export"
 EXPORT_VERSION = 1
@@ -79,7 +79,7 @@ class MachineMap:
                 raise ValueError("unknown version")
             for row in doc["records"]:
                 rec, machine = _row_to_record(row)
-                mm.rows[rec[9]] = (rec, machine)
+                mm.rows[rec.key] = (rec, machine)
         except (ValueError, KeyError, TypeError) as exc:
             mm.rows.clear()
             mm.error = f"ignoring unreadable machine map {path} ({exc})"
@@ -92,8 +92,8 @@ class MachineMap:
     def machine_of(self, rec: UsageRecord, local: str) -> str:
         """The machine ``rec`` came from (an imported record that a local copy with more
         output has since replaced is local again)."""
-        hit = self.rows.get(rec[9])
-        if hit is not None and hit[0][5] == rec[5]:
+        hit = self.rows.get(rec.key)
+        if hit is not None and hit[0].output_tokens == rec.output_tokens:
             return hit[1]
         return local
 
@@ -118,11 +118,11 @@ def export_doc(engine: Any, local: str, machine: str | None = None) -> dict[str,
         m = mm.machine_of(r, local)
         if machine is not None and m != machine:
             continue
-        key = r[9]
+        key = r.key
         if key.startswith("@") and m == local:
             key = f"@{local}/{key[1:]}"
-        rows.append([*r[:9], key, r[10], r[11], m])
-        sessions.add(r[1])
+        rows.append([*r._replace(key=key), m])
+        sessions.add(r.session_id)
     titles = {sid: t for sid, t in engine.ledger.titles.items() if sid in sessions}
     return {
         "format": EXPORT_FORMAT,
@@ -254,11 +254,11 @@ def import_rows(
                 res.own += 1
                 continue
             rec = rec.with_cost(engine.prices.cost_in_mode(rec, mode))
-            old = led.records.get(rec[9])
+            old = led.records.get(rec.key)
             if led.add(rec):
                 res.added += old is None
                 res.replaced += old is not None
-                mm.rows[rec[9]] = (rec, machine)
+                mm.rows[rec.key] = (rec, machine)
                 res.machines.add(machine)
                 changed = True
             else:
@@ -348,13 +348,13 @@ def machine_totals(engine: Any, local: str) -> dict[str, dict[str, Any]]:
             },
         )
         d["responses"] += 1
-        d["sessions"].add(r[1])
-        d["inputTokens"] += r[4]
-        d["outputTokens"] += r[5]
-        d["cacheCreationTokens"] += r[6]
-        d["cacheReadTokens"] += r[8]
-        d["totalTokens"] += r[4] + r[5] + r[6] + r[8]
-        d["totalCost"] += r[10]
+        d["sessions"].add(r.session_id)
+        d["inputTokens"] += r.input_tokens
+        d["outputTokens"] += r.output_tokens
+        d["cacheCreationTokens"] += r.cache_creation_tokens
+        d["cacheReadTokens"] += r.cache_read_tokens
+        d["totalTokens"] += r.total_tokens
+        d["totalCost"] += r.cost
     for d in out.values():
         d["sessions"] = len(d["sessions"])
     return out

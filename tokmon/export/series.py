@@ -30,8 +30,8 @@ AGENT = "claude"
 OTHER = "other"
 DEFAULT_TOP_PROJECTS = 20
 SESSION_WINDOW = 7 * 86400
-# token type label -> UsageRecord field index (Claude Code's own type names)
-TOKEN_TYPES = (("input", 4), ("output", 5), ("cacheCreation", 6), ("cacheRead", 8))
+# token type labels (Claude Code's own type names), in the order of the group sums below
+TOKEN_TYPES = ("input", "output", "cacheCreation", "cacheRead")
 
 
 @dataclass
@@ -292,15 +292,15 @@ def _counters(
     groups: dict[tuple[str, str, str], list[float]] = {}
     for r in recs:
         mach = machine_of(r, local) if has_imports else local
-        gk = (r[3], r[2], mach)
+        gk = (r.model, r.project, mach)
         g = groups.get(gk)
         if g is None:
             g = groups[gk] = [0, 0, 0, 0, 0.0, 0]
-        g[0] += r[4]
-        g[1] += r[5]
-        g[2] += r[6]
-        g[3] += r[8]
-        g[4] += r[10]
+        g[0] += r.input_tokens
+        g[1] += r.output_tokens
+        g[2] += r.cache_creation_tokens
+        g[3] += r.cache_read_tokens
+        g[4] += r.cost
         g[5] += 1
     names = {path: project_name(path) for _, path, _ in groups}
     by_proj: dict[str, int] = {}
@@ -314,16 +314,16 @@ def _counters(
         ck = (AGENT, model, proj, mach)
         cost[ck] = cost.get(ck, 0.0) + g[4]
         resp[ck] = resp.get(ck, 0) + int(g[5])
-        for (tname, _), v in zip(TOKEN_TYPES, g[:4], strict=False):
+        for tname, v in zip(TOKEN_TYPES, g[:4], strict=False):
             tk = (AGENT, model, tname, proj, mach)
             tokens[tk] = tokens.get(tk, 0) + int(v)
     if per_session:
         cutoff = time.time() - SESSION_WINDOW
-        recent = {r[1] for r in recs if r[0] >= cutoff}
+        recent = {r.session_id for r in recs if r.ts >= cutoff}
         sess = s.session_tokens
         for r in recs:
-            if r[1] in recent:
+            if r.session_id in recent:
                 mach = machine_of(r, local) if has_imports else local
-                sk = (r[1], label[names[r[2]]], mach)
-                sess[sk] = sess.get(sk, 0) + r[4] + r[5] + r[6] + r[8]
+                sk = (r.session_id, label[names[r.project]], mach)
+                sess[sk] = sess.get(sk, 0) + r.total_tokens
     return s

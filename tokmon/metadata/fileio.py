@@ -1,24 +1,19 @@
-"""Crash-safe JSON file I/O for the metadata store (no tinydb import here).
+"""JSON file I/O for the metadata store (no tinydb import here).
 
-Writes go to a temp file in the same directory, are fsynced, then swapped in with
-``os.replace`` (mode 0600), so a reader sees the old or the new file, never half of one.
+Writes use :func:`tokmon.fsutil.atomic_write` (temp file, fsync, ``os.replace``, mode 0600),
+so a reader sees the old or the new file, never half of one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tokmon.fsutil import TMP_SUFFIX
 from tokmon.metadata.schema import MetadataError
-from tokmon.paths import ensure_dir
-
-TMP_SUFFIX = ".tmp"
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -44,48 +39,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def dump_json(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically and durably, mode 0600."""
-    ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=str(path.parent))
-    try:
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o600)  # mkstemp already creates 0600; belt and braces
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _replace(src: str, dst: Path) -> None:
-    # On Windows os.replace fails while another process has dst open: retry briefly.
-    for attempt in range(50):
-        try:
-            os.replace(src, dst)
-            return
-        except PermissionError:
-            if os.name != "nt" or attempt == 49:
-                raise
-            time.sleep(0.02)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync on Windows
-        return
-    with contextlib.suppress(OSError):
-        dfd = os.open(str(directory), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def remove_stale_temp_files(path: Path) -> int:

@@ -18,11 +18,12 @@ from typing import Any
 
 from tinydb.storages import Storage
 
-from tokmon.metadata.fileio import dump_json, read_json, write_atomic
+from tokmon.fsutil import atomic_write
+from tokmon.metadata.fileio import dump_json, read_json
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage writing with :func:`write_atomic` and reading with orjson."""
+    """TinyDB storage writing with :func:`tokmon.fsutil.atomic_write` and reading with orjson."""
 
     def __init__(self, path: str | Path, cache: bool = False) -> None:
         self.path = Path(path)
@@ -39,7 +40,7 @@ class AtomicJSONStorage(Storage):
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         self._cache = None
-        write_atomic(self.path, dump_json(data))
+        atomic_write(self.path, dump_json(data))
         if self._use_cache:
             self._cache = data
 

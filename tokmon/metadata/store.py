@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tokmon.metadata.fileio import dump_json, read_json, remove_stale_temp_files, write_atomic
+from tokmon.fsutil import atomic_write
+from tokmon.metadata.fileio import dump_json, read_json, remove_stale_temp_files
 from tokmon.metadata.schema import (
     META_TABLE,
     SCHEMA_VERSION,
@@ -141,11 +142,11 @@ class MetadataStore:
         if backup.exists():
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
             backup = self.path.with_name(f"{self.path.name}.v{version}.{stamp}.bak")
-        write_atomic(backup, original)  # backup first, then migrate
+        atomic_write(backup, original)  # backup first, then migrate
         self.last_migration_backup = backup
         migrated, _ = migrate(data)
         validate(migrated)
-        write_atomic(self.path, dump_json(migrated))
+        atomic_write(self.path, dump_json(migrated))
 
     def _read(self) -> dict[str, Any]:
         """Current-schema data (migrating under the lock when needed)."""
@@ -318,7 +319,7 @@ class MetadataStore:
             data = read_json(self.path) or _fresh_db()
             validate(data)
             try:
-                write_atomic(dest, dump_json(data))
+                atomic_write(dest, dump_json(data))
             except OSError as exc:
                 raise MetadataError(f"cannot write {dest}: {exc.strerror or exc}") from None
         return dest
@@ -362,8 +363,8 @@ class MetadataStore:
                 while kept.exists():
                     kept = self.path.with_name(f"{self.path.name}.pre-restore-{stamp}-{n}.bak")
                     n += 1
-                write_atomic(kept, self.path.read_bytes())
-            write_atomic(self.path, payload)
+                atomic_write(kept, self.path.read_bytes())
+            atomic_write(self.path, payload)
         return kept
 
 

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tokmon.core.live import DeferredSaver
+from tokmon.core.watcher import Watcher, usage_filter
 from tokmon.server.service import Notification, Service
-from tokmon.server.watcher import Watcher, default_filter
 
 log = logging.getLogger("tokmon.server")
 
@@ -72,11 +73,13 @@ def attach_watcher(
 ) -> Watcher:
     """Watch the service's roots; refresh in the watcher thread, ``emit`` on the loop thread."""
     meta = service.metadata_path
+    agents = getattr(service.engine, "agents", None)
+    logs = usage_filter(agents.roots() if agents is not None else [])
 
     def keep(path: Path, deleted: bool) -> bool:
         if meta is not None and path.parent == meta.parent:
             return path.name == meta.name
-        return default_filter(path, deleted)
+        return logs(path, deleted)
 
     def on_change(paths: set[Path]) -> None:
         log.debug("changed: %s", sorted(map(str, paths))[:20])
@@ -92,7 +95,7 @@ def attach_watcher(
                 pass
         saver.request()  # the ledger write happens later, on another thread
 
-    saver = _Saver(service)
+    saver = DeferredSaver(service.save)
     watcher = Watcher(
         service.watch_roots, on_change, debounce_ms=debounce_ms,
         force_polling=force_polling, path_filter=keep,
@@ -111,31 +114,3 @@ def attach_watcher(
     service.limits_monitor = monitor.start(service, loop, emit)
     return watcher
 
-
-class _Saver:
-    """Writes the ledger after bursts of changes, on its own thread, so that neither the
-    push nor the next file event waits for it. At most one write per ``delay`` seconds."""
-
-    def __init__(self, service: Service, delay: float = 3.0) -> None:
-        import threading
-
-        self.service = service
-        self.delay = delay
-        self.event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="tokmon-saver", daemon=True)
-        self.thread.start()
-
-    def request(self) -> None:
-        self.event.set()
-
-    def _run(self) -> None:
-        import time
-
-        while True:
-            self.event.wait()
-            time.sleep(self.delay)  # coalesce a burst of appends into one write
-            self.event.clear()
-            try:
-                self.service.save()
-            except Exception:
-                log.exception("saving the ledger failed")

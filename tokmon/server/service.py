@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import tokmon
+from tokmon.core.live import save_engine
 
 log = logging.getLogger("tokmon.server")
 
@@ -242,7 +243,7 @@ class Service:
                 else:
                     from tokmon.engine import Engine
 
-                    self.engine = Engine(env=self.env)
+                    self.engine = Engine(env=self.env, agents=True)
                 changes = self.engine.refresh(progress)
                 for w in changes.warnings:
                     log.warning("%s", w)
@@ -273,8 +274,9 @@ class Service:
 
     @property
     def watch_roots(self) -> list[Path]:
-        """Every candidate Claude root (existing or not) plus the metadata file's directory."""
-        roots = [Path(r) for r in getattr(self.engine, "candidate_roots", [])]
+        """Every candidate Claude root (existing or not), the other agents' data folders and
+        the metadata file's directory."""
+        roots = [Path(r) for r in getattr(self.engine, "watch_roots", [])]
         mp = self.metadata_path
         if mp is not None:
             roots.append(mp.parent)
@@ -343,7 +345,7 @@ class Service:
         eng = self.engine
         key = (eng.version, int(time.time() // 60))
         if self._rows is None or self._rows[0] != key:
-            self._rows = (key, eng.session_rows())  # type: ignore[assignment]
+            self._rows = (key, eng.session_rows(agent="all"))  # type: ignore[assignment]
         return self._rows[1]  # type: ignore[index]
 
     def _resolve(self, method: str, ref: str, meta: dict[str, dict[str, Any]] | None = None
@@ -395,7 +397,10 @@ class Service:
 
     def _summary(self, ws: str | None) -> dict[str, Any]:
         s = self.engine.summary(cwd=ws)
-        s["activeSessions"] = self._merge(list(s.get("activeSessions") or []))
+        active = list(s.get("activeSessions") or [])
+        for r in active:  # the engine's live figures are Claude Code's (blocks, sessions)
+            r.setdefault("agent", "claude")
+        s["activeSessions"] = self._merge(active)
         if s.get("projectSession"):
             s["projectSession"] = self._merge([s["projectSession"]])[0]
         wsess = None
@@ -425,11 +430,12 @@ class Service:
                 log.warning("%s", w)
             notes: list[Notification] = []
             if changes.changed:
-                notes.append((
-                    "tokmon/usageChanged",
-                    {"summary": self._summary(ws if ws is not None else self.workspace),
-                     "changedSessions": sorted(changes.changed_sessions)},
-                ))
+                params = {"summary": self._summary(ws if ws is not None else self.workspace),
+                          "changedSessions": sorted(changes.changed_sessions)}
+                agents = getattr(changes, "agents", None)
+                if agents:  # other agents' records changed (Claude-only pushes keep their shape)
+                    params["agents"] = sorted(agents)
+                notes.append(("tokmon/usageChanged", params))
         return changes, notes
 
     def on_files_changed(self, paths: set[Path]) -> list[Notification]:
@@ -450,14 +456,8 @@ class Service:
         watcher thread): snapshot under the lock, serialise and write outside it."""
         if self.engine is None:
             return
-        with self.lock:
-            job = self.engine.snapshot()
-        if job is None:
-            return
-        for w in self.engine.write(job):
+        for w in save_engine(self.engine, self.lock):
             log.warning("%s", w)
-        with self.lock:
-            self.engine.commit(job)
 
     def catch_up(self) -> list[Notification]:
         """Refresh data and metadata once (after the watcher started)."""
@@ -518,7 +518,7 @@ class Service:
         explicit_ws = p.get("workspaceFolder") is not None
         ws = self._workspace(m, p)
         if since or until:
-            rows = self.engine.session_rows(since=since, until=until)
+            rows = self.engine.session_rows(since=since, until=until, agent="all")
         else:
             rows = list(self._all_rows())
         if project:

@@ -24,8 +24,10 @@ class SourceReader:
     The engine-side counterpart (ledger persistence, live updates) is a later step; see
     docs/agents/README.md."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, *, keep_removed: bool = False) -> None:
         self.source = source
+        #: keep the records of a file that disappeared (the engine's ledger outlives logs)
+        self.keep_removed = keep_removed
         self.states: dict[str, FileState] = {}
         self.by_file: dict[str, dict[str, AgentUsage]] = {}
         self._cache: list[AgentUsage] | None = None
@@ -54,12 +56,13 @@ class SourceReader:
                         bucket[r.key] = r
                 stats.new_records += len(res.records)
                 self._cache = None
-        for p in list(self.by_file):
+        for p in list(self.states if self.keep_removed else self.by_file):
             if p not in present:
-                del self.by_file[p]
+                if not self.keep_removed:
+                    del self.by_file[p]
+                    self._cache = None
                 self.states.pop(p, None)
                 stats.removed_files.append(p)
-                self._cache = None
         return stats
 
     def usage(self) -> list[AgentUsage]:

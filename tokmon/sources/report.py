@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokmon.core.model import UsageRecord
 from tokmon.pricing import PriceTable
-from tokmon.records import UsageRecord
 from tokmon.sources.base import AgentUsage
 from tokmon.timeutil import DateKeyer, iso, resolve_tz
 

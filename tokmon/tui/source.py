@@ -1,8 +1,10 @@
 """Background data for the dashboard: one refresher thread fed by a file watcher.
 
-The engine is only touched from the refresher thread (refresh, summary, records),
-so the UI thread never blocks on disk. A change reported by the watcher wakes the
-refresher at once; otherwise it wakes every ``idle_s`` seconds (a safety net and
+The engine is only touched from the refresher thread (refresh, summary, records) and, for
+the deferred ledger write, from the core's saver under the same lock, so the UI thread never
+blocks on disk. A change reported by the watcher wakes the refresher at once and only the
+changed files are read (the core live loop, :mod:`tokmon.core.live`, as in ``tokmon serve``);
+otherwise it wakes every ``idle_s`` seconds for a full incremental refresh (a safety net and
 to roll time-dependent figures such as "today"), never busy-polling.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tokmon.core.live import DeferredSaver, PendingPaths, save_engine
 from tokmon.tui.model import SPARK_MINUTES, Snapshot, bucket_usage, session_totals
 
 log = logging.getLogger("tokmon.tui")
@@ -24,14 +27,21 @@ NO_ROOTS_S = 2.0  # while no transcript dir exists yet, look for one this often 
 
 
 class FileWatch:
-    """Adapter over the shared transcript watcher (tokmon.server.watcher)."""
+    """Adapter over the core's file watcher (tokmon.core.watcher)."""
 
     def __init__(
-        self, roots: Iterable[Path], on_change: Callable[[], None], *, debounce_ms: int = 50
+        self,
+        roots: Iterable[Path],
+        on_change: Callable[[set[Path]], None],
+        *,
+        debounce_ms: int = 50,
+        agent_roots: Iterable[Path] = (),
     ) -> None:
-        from tokmon.server.watcher import Watcher
+        from tokmon.core.watcher import Watcher, usage_filter
 
-        self._impl = Watcher(roots, lambda _paths: on_change(), debounce_ms=debounce_ms)
+        self._impl = Watcher(
+            roots, on_change, debounce_ms=debounce_ms, path_filter=usage_filter(agent_roots)
+        )
         # The notify loop wakes every `step_ms` to look for events; 10 ms (100 wake-ups/s)
         # costs ~0.15 s CPU per idle 30 s, 100 ms keeps the latency well under a second.
         self._impl.step_ms = max(self._impl.step_ms, STEP_MS)
@@ -82,8 +92,12 @@ class Refresher:
         self._want_totals = True
         self._thread: threading.Thread | None = None
         self._watch: FileWatch | None = None
+        self._pending = PendingPaths()
+        self._engine_lock = threading.Lock()
+        self._saver: DeferredSaver | None = None
         self.engine: Any = None
         self.refreshes = 0
+        self.last_changes: Any = None  # what the last refresh read (files_read, bytes_read)
         self._roots_seen: tuple[str, ...] | None = None
         self._roots_changed_at = -1e9
 
@@ -97,6 +111,17 @@ class Refresher:
         self._wake.set()
         if self._watch is not None:
             self._watch.stop()
+        if self._saver is not None:
+            self._saver.flush()  # what refreshes left unsaved reaches the ledger now
+
+    def _changed(self, paths: set[Path]) -> None:
+        """Watcher callback: remember the paths, wake the refresher."""
+        self._pending.add(paths)
+        self._wake.set()
+
+    def _save(self) -> None:
+        for w in save_engine(self.engine, self._engine_lock):
+            log.warning("%s", w)
 
     def poke(self, *, reset: bool = False) -> None:
         """Refresh now (``reset`` also computes per-session totals for a new baseline)."""
@@ -145,10 +170,12 @@ class Refresher:
         if not self.watch or self._watch is not None or self.engine is None:
             return
         roots = list(
-            getattr(self.engine, "candidate_roots", None) or getattr(self.engine, "roots", [])
+            getattr(self.engine, "watch_roots", None) or getattr(self.engine, "roots", [])
         )
         try:
-            self._watch = FileWatch(roots, self._wake.set).start()
+            agents = getattr(self.engine, "agents", None)
+            agent_roots = agents.roots() if agents is not None else []
+            self._watch = FileWatch(roots, self._changed, agent_roots=agent_roots).start()
         except Exception as exc:  # noqa: BLE001 - keep the timer fallback
             log.warning("file watching unavailable: %s", exc)
             self.watch = False
@@ -160,19 +187,26 @@ class Refresher:
             if self.engine is None:
                 self.engine = self.engine_factory()
                 self._start_watch()
+                self._saver = DeferredSaver(self._save)
             self._note_roots()  # before the refresh: whatever exists now gets scanned
-            changes = self.engine.refresh()  # incremental: cheap when nothing changed
-            warnings = [str(w) for w in (getattr(changes, "warnings", None) or [])]
-            if not self._has_roots():
-                warnings.append("no Claude Code transcripts yet: waiting for them")
-            now = time.time()
-            summary = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
-            records = self.engine.records
-            minute_usage = bucket_usage(records, now, SPARK_MINUTES)
-            totals = None
-            if self._want_totals:
-                totals = session_totals(records)
-                self._want_totals = False
+            # the watcher's paths: read only those files (None: full incremental refresh)
+            hint = self._pending.take()
+            with self._engine_lock:
+                changes = self.engine.refresh(paths=hint, save=False)
+                self.last_changes = changes
+                warnings = [str(w) for w in (getattr(changes, "warnings", None) or [])]
+                if not self._has_roots():
+                    warnings.append("no Claude Code transcripts yet: waiting for them")
+                now = time.time()
+                summary = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
+                records = self.engine.records
+                minute_usage = bucket_usage(records, now, SPARK_MINUTES)
+                totals = None
+                if self._want_totals:
+                    totals = session_totals(records)
+                    self._want_totals = False
+            if self._saver is not None:
+                self._saver.request()  # the ledger write happens later, off this thread
         except Exception as exc:  # noqa: BLE001 - shown in the dashboard, retried later
             log.debug("refresh failed", exc_info=True)
             return Snapshot(summary={}, taken_at=now, error=f"{type(exc).__name__}: {exc}")

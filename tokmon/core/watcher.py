@@ -1,4 +1,4 @@
-"""File watcher over Claude transcript roots (watchfiles / Rust notify), debounced.
+"""File watcher over usage-log roots (Claude transcripts and other agents) (watchfiles / Rust notify), debounced.
 
 ``Watcher(roots, on_change)`` runs one background thread; ``on_change(paths)`` is called in that
 thread with the set of changed paths (or on an asyncio loop when ``loop=`` is given). It reports
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("tokmon.server.watcher")
+log = logging.getLogger("tokmon.watcher")
 
 PathFilter = Callable[[Path, bool], bool]
 """``filter(path, deleted) -> keep?``"""
@@ -44,6 +44,28 @@ def default_filter(path: Path, deleted: bool) -> bool:
         return path.is_dir()
     except OSError:
         return False
+
+
+def agent_log_filter(path: Path, deleted: bool) -> bool:
+    """Like :func:`default_filter`, for other agents' folders: also Gemini/Amp/Qwen ``.json``
+    documents and OpenCode's SQLite ``.db`` with its ``-wal``."""
+    name = path.name
+    if name.endswith((".json", ".db", ".db-wal")) and not name.startswith("."):
+        return True
+    return default_filter(path, deleted)
+
+
+def usage_filter(agent_roots: Iterable[Path]) -> PathFilter:
+    """:func:`agent_log_filter` below ``agent_roots``, :func:`default_filter` elsewhere."""
+    roots = [os.path.abspath(r) for r in agent_roots]
+
+    def keep(path: Path, deleted: bool) -> bool:
+        p = os.path.abspath(path)
+        if any(p == r or p.startswith(r + os.sep) for r in roots):
+            return agent_log_filter(path, deleted)
+        return default_filter(path, deleted)
+
+    return keep
 
 
 def want_polling(force_polling: bool | None, env: Mapping[str, str] | None = None) -> bool:

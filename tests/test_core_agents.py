@@ -1,0 +1,277 @@
+"""Other agents inside the engine: reports per agent and across agents, the ledger beside
+Claude's, incremental refresh, and pushes from the real ``tokmon serve --jsonl``.
+
+Expected figures come from the agents corpus README (ccusage 20.0.24 reference totals, where
+tokmon and ccusage agree) and docs/agents/README.md (Codex, recounted from the raw files in
+tests/test_agents_corpus.py); the all-agent view is checked against the per-agent reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+from test_agents_incremental import agents_corpus, copytree, tc_line
+from test_server_support import JsonlProc, corpus_path, server_env
+
+from tokmon.engine import Engine
+from tokmon.paths import get_paths
+
+# README of the agents corpus: total tokens = input + output + cache read + cache write
+README_TOTALS = {"amp": 114_201, "copilot": 1_433_343, "opencode": 2_046_116}
+CODEX_TOTAL = 71_217_150  # docs/agents/README.md: tokmon's exact Codex count
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    p = agents_corpus()
+    if not (p / "codex").is_dir() or not corpus_path().is_dir():
+        msg = f"agents corpus ({p}) or Claude corpus ({corpus_path()}) not found"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return p
+
+
+def agent_env(corpus: Path, tmp: Path) -> dict[str, str]:
+    """Environment naming copies of four agents' folders (never the real home)."""
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "HOME": str(home),
+        "CODEX_HOME": str(copytree(corpus / "codex", tmp / "codex")),
+        "OPENCODE_DATA_DIR": str(copytree(corpus / "opencode", tmp / "opencode")),
+        "AMP_DATA_DIR": str(copytree(corpus / "amp", tmp / "amp")),
+        "COPILOT_HOME": str(copytree(corpus / "copilot", tmp / "copilot")),
+    }
+
+
+def make_engine(env: dict[str, str], tmp: Path, agents: bool = True) -> Engine:
+    paths = get_paths({"TOKMON_HOME": str(tmp / "tokmon")})
+    return Engine(roots=[corpus_path() / "projects"], paths=paths, env=env, agents=agents)
+
+
+def test_reports_per_agent_and_across_agents(corpus: Path, tmp_path: Path) -> None:
+    env = agent_env(corpus, tmp_path)
+    eng = make_engine(env, tmp_path)
+    eng.refresh()
+    assert eng.agent_names() == ["claude", "codex", "opencode", "copilot", "amp"]
+    for agent, total in README_TOTALS.items():
+        assert eng.report("session", agent=agent)["totals"]["totalTokens"] == total, agent
+    assert eng.report("daily", agent="codex")["totals"]["totalTokens"] == CODEX_TOTAL
+
+    # the default report is Claude Code's alone, byte for byte what an agent-less engine says
+    plain = make_engine({"HOME": env["HOME"]}, tmp_path / "plain", agents=False)
+    plain.refresh()
+    for kind in ("daily", "monthly", "session"):
+        want = orjson.dumps(plain.report(kind, timezone="UTC", now=2e9))
+        assert orjson.dumps(eng.report(kind, timezone="UTC", now=2e9)) == want
+        assert orjson.dumps(eng.report(kind, timezone="UTC", now=2e9, agent="claude")) == want
+
+    # all agents: one row per (day, agent), sums per agent equal each agent's own report
+    every = eng.report("daily", agent="all", timezone="UTC")
+    rows = every["daily"]
+    assert [list(r)[:2] for r in rows[:1]] == [["date", "agent"]]
+    assert rows == sorted(rows, key=lambda r: r["date"])
+    per_agent: dict[str, int] = {}
+    for r in rows:
+        per_agent[r["agent"]] = per_agent.get(r["agent"], 0) + r["totalTokens"]
+    claude_total = plain.report("daily")["totals"]["totalTokens"]
+    assert per_agent == {"claude": claude_total, "codex": CODEX_TOTAL, **README_TOTALS}
+    assert every["totals"]["totalTokens"] == sum(per_agent.values())
+    claude_rows = [
+        {k: v for k, v in r.items() if k != "agent"} for r in rows if r["agent"] == "claude"
+    ]
+    assert claude_rows == plain.report("daily", timezone="UTC")["daily"]
+
+    sessions = eng.report("session", agent="all", now=2e9)["sessions"]
+    assert {r["agent"] for r in sessions} == set(per_agent)
+    assert sum(r["totalTokens"] for r in sessions) == sum(per_agent.values())
+    assert len([r for r in sessions if r["agent"] == "copilot"]) == 4  # README: 4 sessions
+
+    summary = eng.summary(now=2e9)
+    assert {a: s["totals"]["totalTokens"] for a, s in summary["agents"].items()} == per_agent
+    assert "agents" not in plain.summary(now=2e9)  # a Claude-only summary keeps its shape
+
+    with pytest.raises(ValueError, match="Claude Code's"):
+        eng.report("blocks", agent="codex")
+    with pytest.raises(ValueError, match="unknown agent"):
+        eng.report("daily", agent="nope")
+
+
+def test_agents_are_incremental_persisted_and_keep_history(corpus: Path, tmp_path: Path) -> None:
+    env = agent_env(corpus, tmp_path)
+    first = make_engine(env, tmp_path)
+    first.refresh()  # saves the Claude ledger and the agents' store
+    assert len(list(first.ledger_file.parent.glob(f"{first.ledger_file.stem}.agents-*.json"))) == 1
+    again = make_engine(env, tmp_path)
+    changes = again.refresh()
+    assert changes.files_read == 0 and changes.bytes_read == 0  # nothing read twice
+    assert again.report("daily", agent="codex")["totals"]["totalTokens"] == CODEX_TOTAL
+
+    f = sorted(Path(env["CODEX_HOME"]).rglob("rollout-2026-04-09T00-16-48-*.jsonl"))[0]
+    line = tc_line("2026-04-09T01:00:00.000Z", 10**9, 1234)
+    with open(f, "a", encoding="utf-8") as fh:
+        fh.write(line)
+    changes = again.refresh(paths=[f], save=False)  # the watcher's hint: that file only
+    assert changes.agents == {"codex"} and changes.files_read == 1
+    assert changes.bytes_read == len(line.encode())
+    want = CODEX_TOTAL + 1234 + 7
+    assert again.report("daily", agent="codex")["totals"]["totalTokens"] == want
+    assert again.save() == []
+
+    f.unlink()  # the agent's log goes away: its history stays in tokmon's ledger
+    third = make_engine(env, tmp_path)
+    third.refresh()
+    assert third.report("daily", agent="codex")["totals"]["totalTokens"] == want
+
+
+def opencode_row(db: Path, tokens: int) -> None:
+    con = sqlite3.connect(db)
+    try:
+        sid, mark = con.execute("SELECT session_id, MAX(time_updated) FROM message").fetchone()
+        data = {
+            "role": "assistant",
+            "time": {"created": 1781700000000},
+            "modelID": "m",
+            "cost": 0.01,
+            "tokens": {
+                "input": tokens,
+                "output": 3,
+                "reasoning": 0,
+                "cache": {"read": 0, "write": 0},
+            },
+        }
+        con.execute(
+            "INSERT INTO message VALUES (?,?,?,?,?)",
+            ("msg_pushed", sid, 1781700000000, mark + 1, json.dumps(data)),
+        )
+        con.commit()
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_serve_jsonl_pushes_codex_gemini_and_opencode_changes(corpus: Path, tmp_path: Path) -> None:
+    claude = tmp_path / "claude"
+    shutil.copytree(corpus_path(), claude)
+    gemini = copytree(corpus / "gemini" / "tmp", tmp_path / "gemini")
+    codex = copytree(corpus / "codex", tmp_path / "codex")
+    opencode = copytree(corpus / "opencode", tmp_path / "opencode")
+    env = server_env(
+        tmp_path,
+        claude,
+        CODEX_HOME=str(codex),
+        GEMINI_DATA_DIR=str(gemini),
+        OPENCODE_DATA_DIR=str(opencode),
+    )
+    for k in ("QWEN_DATA_DIR", "COPILOT_HOME", "AMP_DATA_DIR"):
+        env.pop(k, None)
+    svc = JsonlProc(env)
+    try:
+        s = svc.call("tokmon/summary", {}, timeout=120)["result"]
+        base = {a: v["totals"]["totalTokens"] for a, v in s["agents"].items()}
+        assert base["codex"] == CODEX_TOTAL
+        rows = svc.call("tokmon/sessions", {})["result"]
+        rows = rows["sessions"] if isinstance(rows, dict) else rows
+        assert {"claude", "codex", "gemini", "opencode"} <= {r["agent"] for r in rows}
+
+        def pushed(agent: str, total: int, start: int) -> dict:
+            return svc.wait_note(
+                "tokmon/usageChanged",
+                lambda p: (
+                    agent in p.get("agents", [])
+                    and p["summary"]["agents"][agent]["totals"]["totalTokens"] == total
+                ),
+                timeout=60,
+                start=start,
+            )
+
+        start = len(svc.notes)
+        f = sorted(codex.rglob("rollout-2026-04-09T00-16-48-*.jsonl"))[0]
+        with open(f, "a", encoding="utf-8") as fh:
+            fh.write(tc_line("2026-04-09T01:00:00.000Z", 10**9, 1234))
+        pushed("codex", base["codex"] + 1234 + 7, start)
+
+        start = len(svc.notes)
+        g = sorted(gemini.rglob("session-2026-04-25T13-04-16a02704.jsonl"))[0]
+        msg = {
+            "id": "pushed-1",
+            "timestamp": "2026-04-25T14:00:00.000Z",
+            "type": "gemini",
+            "model": "gemini-2.5-flash",
+            "tokens": {
+                "input": 500,
+                "output": 9,
+                "cached": 100,
+                "thoughts": 1,
+                "tool": 0,
+                "total": 510,
+            },
+        }
+        with open(g, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(msg) + "\n")
+        pushed("gemini", base["gemini"] + 510, start)
+
+        start = len(svc.notes)
+        opencode_row(opencode / "opencode.db", 77)
+        pushed("opencode", base["opencode"] + 77 + 3, start)
+    finally:
+        if svc.proc.poll() is None:
+            assert svc.close() == 0
+
+
+def test_cli_agent_filter_and_all_agents_view(corpus: Path, tmp_path: Path, cli) -> None:
+    claude = {"CLAUDE_CONFIG_DIR": str(corpus_path())}
+    plain = cli("daily", "--json", "-z", "UTC", extra_env=claude)
+    assert plain.code == 0, plain.err
+    agents = {
+        **claude,
+        "AMP_DATA_DIR": str(corpus / "amp"),
+        "COPILOT_HOME": str(corpus / "copilot"),
+    }
+    same = cli("daily", "--json", "-z", "UTC", extra_env=agents)
+    assert same.out == plain.out  # other agents' data never changes the default report
+    amp = cli("session", "--agent", "amp", "--json", extra_env=agents).json()
+    assert amp["totals"]["totalTokens"] == README_TOTALS["amp"]
+    every = cli("monthly", "--agent", "all", "--json", "-z", "UTC", extra_env=agents).json()
+    assert set(every["agents"]) == {"claude", "copilot", "amp"}
+    assert every["agents"]["copilot"]["totalTokens"] == README_TOTALS["copilot"]
+    assert every["totals"]["totalTokens"] == (
+        plain.json()["totals"]["totalTokens"] + README_TOTALS["amp"] + README_TOTALS["copilot"]
+    )
+    table = cli("daily", "--agent", "all", extra_env=agents)
+    assert table.code == 0 and "Agent" in table.out and "copilot" in table.out
+    bad = cli("daily", "--agent", "nope", extra_env=agents)
+    assert bad.code != 0 and "unknown agent 'nope'" in bad.err
+    assert cli("blocks", "--agent", "amp", extra_env=agents).code != 0  # no such option
+
+
+def test_claude_reader_implements_the_source_interface(tmp_path: Path) -> None:
+    """Claude's source yields the same usage as the engine's fast scan, incrementally."""
+    from tokmon.sources.claude import ClaudeSource
+    from tokmon.sources.collect import SourceReader
+
+    if not corpus_path().is_dir():
+        pytest.skip(f"Claude corpus not found at {corpus_path()}")
+    claude = tmp_path / "claude"
+    shutil.copytree(corpus_path(), claude)
+    src = ClaudeSource({"CLAUDE_CONFIG_DIR": str(claude), "HOME": str(tmp_path)})
+    reader = SourceReader(src)
+    reader.refresh()
+    usage = reader.usage()
+    assert {r.agent for r in usage} == {"claude"}
+    eng = Engine(
+        roots=[claude / "projects"],
+        persist=False,
+        paths=get_paths({"TOKMON_HOME": str(tmp_path / "t")}),
+    )
+    eng.refresh()
+    assert len(usage) == len(eng.records)
+    assert sum(r.total_tokens for r in usage) == sum(r.total_tokens for r in eng.records)
+    assert reader.refresh().bytes_read == 0  # nothing new: nothing read

@@ -1,0 +1,259 @@
+"""Other coding agents in the engine: every installed :class:`~tokmon.sources.base.Source`,
+read incrementally, persisted beside the Claude ledger, turned into engine records.
+
+Each agent's reader (``tokmon/sources/<agent>.py``) yields :class:`AgentUsage` records with its
+own dedup key and rule; this module keeps one :class:`SourceReader` per agent, saves their file
+states and records (``<ledger>.agents.json``, so a restart reads only new bytes and a deleted
+log keeps its history), and hands the engine de-duplicated :class:`UsageRecord` lists per
+agent (``cache_creation_tokens`` = the agent's cache writes; cost = the agent's own figure,
+else the price table). Claude Code stays on the engine's fast parallel scan
+(:mod:`tokmon.scan`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tokmon.core.model import UsageRecord
+from tokmon.fsutil import atomic_write
+from tokmon.pricing import PriceTable
+from tokmon.sources import SOURCES
+from tokmon.sources.base import AgentUsage, FileState, Source
+from tokmon.sources.collect import SourceReader
+from tokmon.sources.report import record_cost
+
+log = logging.getLogger("tokmon.agents")
+
+CLAUDE = "claude"
+STORE_VERSION = 1
+_USAGE_FIELDS = AgentUsage.__dataclass_fields__.keys()
+
+
+@dataclass
+class AgentChanges:
+    """What one refresh of the agents found."""
+
+    new_records: int = 0
+    changed_sessions: set[str] = field(default_factory=set)
+    files_read: int = 0
+    bytes_read: int = 0
+    agents: set[str] = field(default_factory=set)
+
+
+def agents_store_path(ledger_file: Path, env: Mapping[str, str]) -> Path:
+    """Where the agents' store lives: beside the Claude ledger, keyed (like the ledger is by
+    its roots) by the agents' data-dir variables and the home folder."""
+    import hashlib
+
+    names = ["HOME", "USERPROFILE", "XDG_DATA_HOME"] + sorted(s.env_var for s in SOURCES.values())
+    key = "\n".join(f"{n}={env.get(n, '')}" for n in names)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return ledger_file.with_name(f"{ledger_file.stem}.agents-{digest}.json")
+
+
+def to_record(r: AgentUsage, prices: PriceTable | None) -> UsageRecord:
+    """The engine's record of one agent usage (keys are prefixed with the agent)."""
+    return UsageRecord(
+        r.ts,
+        r.session_id,
+        r.project,
+        r.model,
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_write_tokens,
+        0,
+        r.cache_read_tokens,
+        f"{r.agent}:{r.key}",
+        record_cost(r, prices),
+    )
+
+
+class AgentStore:
+    """The agents' readers, their persisted state and their records as engine records."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        prices: PriceTable,
+        path: Path | None,
+        agents: Iterable[str] | None = None,
+    ) -> None:
+        names = list(SOURCES) if agents is None else [a for a in agents if a in SOURCES]
+        self.sources: dict[str, Source] = {a: SOURCES[a](env) for a in names}
+        self.readers = {a: SourceReader(s, keep_removed=True) for a, s in self.sources.items()}
+        self.prices = prices
+        self.path = path
+        self.dirty = False
+        self.version = 0  # bumped on every change (a deferred save knows what it wrote)
+        self._loaded = False
+        self._records: dict[str, list[UsageRecord]] = {}
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def roots(self) -> list[Path]:
+        """The data folders of every installed agent (what a watcher should watch)."""
+        out: list[Path] = []
+        for s in self.sources.values():
+            out.extend(s.roots())
+        return out
+
+    def agents_with_data(self) -> list[str]:
+        """Agents that have records, in registry order."""
+        self._load()
+        return [a for a in self.readers if self.records(a)]
+
+    def owns(self, path: Path) -> bool:
+        """Whether ``path`` lies in an agent's data folder."""
+        return self._owner(path) is not None
+
+    def _owner(self, path: Path) -> str | None:
+        p = os.path.normcase(os.path.abspath(path))
+        for agent, s in self.sources.items():
+            for root in s.roots():
+                r = os.path.normcase(os.path.abspath(root))
+                if p == r or p.startswith(r + os.sep):
+                    return agent
+        return None
+
+    # -- refresh -------------------------------------------------------------------------------
+
+    def refresh(self, paths: Iterable[Path] | None = None) -> AgentChanges:
+        """Read what is new. ``paths`` (a watcher's hint) limits the work to the agents whose
+        folders hold them; None reads every agent (each only its new bytes)."""
+        self._load()
+        changes = AgentChanges()
+        if paths is None:
+            todo = list(self.readers)
+        else:
+            owners = {self._owner(Path(p)) for p in paths}
+            todo = [a for a in self.readers if a in owners]
+        for agent in todo:
+            reader = self.readers[agent]
+            before = {r.key: r for r in reader.usage()} if reader.by_file else {}
+            try:
+                stats = reader.refresh()
+            except Exception as exc:  # noqa: BLE001 - one bad agent never breaks the others
+                log.warning("cannot read %s logs: %s", agent, exc)
+                continue
+            changes.files_read += stats.files_read
+            changes.bytes_read += stats.bytes_read
+            if not (stats.files_read or stats.new_records or stats.removed_files):
+                continue
+            self.dirty = True
+            self.version += 1
+            after = reader.usage()
+            new = [r for r in after if before.get(r.key) != r]
+            if new or len(after) != len(before):
+                changes.agents.add(agent)
+                changes.new_records += sum(1 for r in new if r.key not in before)
+                changes.changed_sessions.update(r.session_id for r in new)
+                self._records.pop(agent, None)
+        return changes
+
+    def records(self, agent: str) -> list[UsageRecord]:
+        """De-duplicated records of one agent as engine records, oldest first."""
+        self._load()
+        got = self._records.get(agent)
+        if got is None:
+            reader = self.readers.get(agent)
+            usage = reader.usage() if reader is not None else []
+            got = self._records[agent] = [to_record(r, self.prices) for r in usage]
+        return got
+
+    def reprice(self) -> None:
+        """Forget converted records (the price table or cost mode changed)."""
+        self._records.clear()
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if self.path is None:
+            return
+        try:
+            doc = orjson.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "ignoring unreadable agents ledger %s (%s): re-reading the logs", self.path, exc
+            )
+            return
+        try:
+            if doc.get("version") != STORE_VERSION:
+                raise ValueError("unknown version")
+            for agent, body in doc["agents"].items():
+                reader = self.readers.get(agent)
+                if reader is None:
+                    continue  # an agent this build does not know: its data stays on disk
+                for p, st in body["states"].items():
+                    reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])
+                for p, rows in body["records"].items():
+                    reader.by_file[p] = {row["key"]: AgentUsage(**row) for row in rows}
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            log.warning(
+                "ignoring unreadable agents ledger %s (%s): re-reading the logs", self.path, exc
+            )
+            for reader in self.readers.values():
+                reader.states.clear()
+                reader.by_file.clear()
+                reader._cache = None
+
+    def stamp(self) -> str | None:
+        """Identifies the saved state (None: unsaved changes)."""
+        if self.dirty:
+            return None
+        if self.path is None:
+            return "-"
+        try:
+            st = self.path.stat()
+        except OSError:
+            return "0"
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
+    def save(self) -> None:
+        """Write the agents' states and records (when anything changed)."""
+        payload = self.payload()
+        if payload is None:
+            return
+        self.write(payload)
+        self.saved(self.version)
+
+    def write(self, payload: bytes) -> None:
+        """Write a :meth:`payload` (the slow part of a save; no state touched)."""
+        if self.path is not None:
+            atomic_write(self.path, payload)
+
+    def saved(self, version: int) -> None:
+        """A payload taken at ``version`` reached the disk."""
+        if self.version == version:
+            self.dirty = False
+
+    def payload(self) -> bytes | None:
+        """The serialised store when it has unsaved changes (cheap: agents' logs are small)."""
+        if not self.dirty or self.path is None:
+            return None
+        agents: dict[str, Any] = {}
+        for agent, reader in self.readers.items():
+            if not reader.states and not reader.by_file:
+                continue
+            agents[agent] = {
+                "states": {
+                    p: [s.offset, list(s.sig), s.mark, s.ctx, s.head]
+                    for p, s in reader.states.items()
+                },
+                "records": {
+                    p: [{k: getattr(r, k) for k in _USAGE_FIELDS} for r in recs.values()]
+                    for p, recs in reader.by_file.items()
+                },
+            }
+        return orjson.dumps({"version": STORE_VERSION, "agents": agents})

@@ -1,0 +1,109 @@
+"""The engine facade: incremental refresh over every root, plus reports and summary.
+
+Split by job: :mod:`.ingest` (plan, read, merge), :mod:`.store` (ledger, locks, saves) and
+:mod:`.queries` (reports, summary, sessions, blocks), mixed into :class:`Engine`.
+
+Pure Python: no CLI, UI or server imports. Surfaces construct an :class:`Engine`, call
+:meth:`Engine.refresh` and read reports from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokmon.blocks import BLOCK_SECONDS, BlockIndex
+from tokmon.config import Config, load_config
+from tokmon.core.model import UsageRecord
+from tokmon.discovery import claude_roots
+from tokmon.ledger import Ledger, ledger_path
+from tokmon.paths import TokmonPaths, get_paths
+from tokmon.pricing import PriceTable
+
+if TYPE_CHECKING:
+    from tokmon.core.agents import AgentStore
+
+from tokmon.engine.ingest import FUTURE_SLACK, Ingest
+from tokmon.engine.queries import ALL, CLAUDE, Queries, project_session
+from tokmon.engine.state import Changes, ProgressFn
+from tokmon.engine.store import LOCK_TIMEOUT, SaveJob, Store
+
+__all__ = ["ALL", "CLAUDE", "FUTURE_SLACK", "Changes", "Engine", "ProgressFn", "SaveJob",
+           "project_session"]
+
+
+class Engine(Ingest, Store, Queries):
+    """Discovers, tails and accounts Claude Code transcripts."""
+
+    def __init__(
+        self,
+        roots: list[Path] | None = None,
+        paths: TokmonPaths | None = None,
+        config: Config | None = None,
+        persist: bool = True,
+        env: Mapping[str, str] | None = None,
+        lock_timeout: float | None = None,
+        agents: bool | Iterable[str] = False,
+    ) -> None:
+        """``agents``: also read the other coding agents' logs (True: every known agent, or
+        the names to read); their records live beside the Claude ledger."""
+        self.env = os.environ if env is None else env
+        self.paths = paths or get_paths(self.env)
+        self.config = config or load_config(self.paths)
+        self.candidate_roots = [Path(r) for r in roots] if roots is not None else claude_roots(self.env)
+        self.persist = persist
+        self.prices = PriceTable.load(self.paths.prices_override_file)
+        self.ledger = Ledger()
+        self.ledger_file = ledger_path(self.paths.data_dir, self.candidate_roots)
+        self.block_seconds = float(self.config.get("session_hours")) * 3600 or BLOCK_SECONDS
+        self.version = 0
+        self._sorted: list[UsageRecord] | None = None
+        self._cache: dict[Any, Any] = {}
+        self._warned_unknown: set[str] = set()
+        self._warned_files: set[str] = set()
+        self._pending = False  # file states loaded from the index, records not yet
+        self._dirty = False  # the in-memory ledger has changes not yet saved
+        self._own_stamps: set[tuple[int, int]] = set()  # ledger files this engine wrote
+        self._models_checked = False
+        # (replaced record or None, new record) pairs: of the last refresh, and not yet
+        # folded into the period sums
+        self._new_deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
+        self._deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
+        self._periods: dict[str, Any] | None = None  # incremental today/week/month/total sums
+        self._blocks = BlockIndex(self.block_seconds)
+        # Optional extra record filter for reports (e.g. one machine: tokmon.export.machines)
+        self.record_filter: Callable[[UsageRecord], bool] | None = None
+        self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+        # A ledger file to move aside (path it goes to, stamp it had) before the next write:
+        # corrupt, unreadable, migrated or with invalid values. Never overwritten in place.
+        self._aside: tuple[Path, tuple[int, int]] | None = None
+        self._readonly: str | None = None  # why the ledger must not be written (newer format)
+        self._refreshing = False
+        self._locked = False  # this engine holds the ledger lock (inside refresh)
+        #: Where warnings found outside :meth:`refresh` go (default: the log).
+        self.on_warning: Callable[[str], None] | None = None
+        self.agents: AgentStore | None = None
+        if agents:
+            from tokmon.core.agents import AgentStore, agents_store_path  # only when asked
+
+            self.agents = AgentStore(
+                self.env,
+                self.prices,
+                agents_store_path(self.ledger_file, self.env) if persist else None,
+                None if agents is True else agents,  # type: ignore[arg-type]
+            )
+
+    @property
+    def watch_roots(self) -> list[Path]:
+        """What a file watcher should watch: every candidate Claude root (existing or not)
+        and the other agents' data folders."""
+        extra = self.agents.roots() if self.agents is not None else []
+        return [*self.candidate_roots, *extra]
+
+    @property
+    def roots(self) -> list[Path]:
+        """The ``projects/`` dirs that exist now."""
+        return [r for r in self.candidate_roots if r.is_dir()]
+

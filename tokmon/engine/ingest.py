@@ -1,0 +1,340 @@
+"""Ingest: plan, read and merge every source's new bytes into the in-memory ledger."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokmon.core.model import UsageRecord
+from tokmon.discovery import iter_transcript_stats
+from tokmon.fsutil import FileLock, LockTimeout
+from tokmon.parser import LineStats
+from tokmon.reader import FileState, needs_read
+from tokmon.scan import scan_all
+
+if TYPE_CHECKING:
+    from tokmon.core.agents import AgentChanges
+
+from tokmon.engine.state import Changes, EngineState, ProgressFn
+
+log = logging.getLogger("tokmon.engine")
+
+FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
+
+
+
+class Ingest(EngineState):
+    """Plan, read and merge: Claude transcripts through the parallel scanner, other agents
+    through their sources; repricing and derived-data invalidation."""
+
+    def refresh(
+        self,
+        progress: ProgressFn | None = None,
+        paths: Iterable[Path] | None = None,
+        save: bool = True,
+    ) -> Changes:
+        """Read new bytes from every transcript, merge them, and persist the ledger.
+
+        ``paths`` (from a file watcher) limits the scan to those files when the ledger is
+        already loaded; a directory among them means a full scan. With ``save=False`` the
+        ledger is only marked dirty: call :meth:`save` later (long-running processes do
+        this after pushing their update, off the latency path).
+        """
+        if self._refreshing:
+            raise RuntimeError("Engine.refresh() is not re-entrant")
+        self._refreshing = True
+        changes = Changes()
+        lock: FileLock | None = None
+        try:
+            write = self.persist and save and self._readonly is None
+            if write:  # reading needs no lock (the ledger is replaced atomically)
+                lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=self.lock_timeout)
+                try:
+                    lock.acquire()
+                except (OSError, LockTimeout) as exc:
+                    changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
+                    lock, write = None, False
+            self._locked = lock is not None
+            t0 = time.perf_counter()
+            dirty = self._sync_from_disk(changes) if self.persist else False
+            if self._locked and self._aside is not None:
+                self._keep_aside(changes.warnings)  # a load outside the lock found it broken
+            dirty |= self._reprice(changes)
+            t1 = time.perf_counter()
+            claude_paths = paths
+            if self.agents is not None:
+                claude_paths = self._refresh_agents(changes, paths)
+            dirty |= self._scan(changes, progress, claude_paths)
+            t2 = time.perf_counter()
+            self._dirty |= dirty
+            if self._dirty and write:
+                self._save_locked(changes.warnings)
+            if write and self.agents is not None and self._readonly is None:
+                self._save_agents(changes.warnings)
+        finally:
+            if lock is not None:
+                lock.release()
+            self._locked = self._refreshing = False
+        t3 = time.perf_counter()
+        log.debug(
+            "refresh: load %.1f ms, scan %.1f ms (%d files, %.1f MB), save %.1f ms",
+            (t1 - t0) * 1e3, (t2 - t1) * 1e3, changes.files_read, changes.bytes_read / 1e6,
+            (t3 - t2) * 1e3,
+        )
+        unknown = self.prices.unknown - self._warned_unknown
+        if unknown:
+            self._warned_unknown |= unknown
+            changes.warnings.append(
+                f"unknown model(s) {', '.join(sorted(unknown))}: cost counted as $0 "
+                f"(add prices in {self.paths.prices_override_file})"
+            )
+        if changes.rebuilt:
+            self._invalidate()
+        elif changes.changed:
+            self._invalidate(incremental=True)
+        if changes.rebuilt and self.persist and save:  # put other machines' records back
+            from tokmon.export.machines import restore_after_rebuild
+
+            restore_after_rebuild(self, changes)
+        return changes
+
+    def _refresh_agents(self, changes: Changes, paths: Iterable[Path] | None) -> list[Path] | None:
+        """Read the other agents (only those owning a hinted path); returns the hinted paths
+        that are left for the Claude scan."""
+        store = self.agents
+        assert store is not None
+        rest: list[Path] | None = None
+        got: AgentChanges | None
+        if paths is None:
+            got = store.refresh(None)
+        else:
+            hinted = [Path(p) for p in paths]
+            mine = [p for p in hinted if store.owns(p)]
+            rest = [p for p in hinted if not store.owns(p)]
+            got = store.refresh(mine) if mine else None
+        if got is not None:
+            changes.new_records += got.new_records
+            changes.changed_sessions |= got.changed_sessions
+            changes.agents |= got.agents
+            changes.files_read += got.files_read
+            changes.bytes_read += got.bytes_read
+        return rest
+
+    def _cost(self, r: UsageRecord) -> float:
+        return self.prices.cost_in_mode(r, str(self.config.get("cost_mode")))
+
+    def _reprice(self, changes: Changes) -> bool:
+        if self._pending and self.ledger.price_signature == self._price_key():
+            return False
+        self._ensure_records(changes)
+        if self.ledger.price_signature == self._price_key():
+            if not self._models_checked:  # register unknown models for the warning, once
+                for model in {r.model for r in self.ledger.records.values()}:
+                    self.prices.lookup(model)
+                self._models_checked = True
+            return False
+        recs = self.ledger.records
+        for k, r in recs.items():
+            recs[k] = r.with_cost(self._cost(r))
+        self.ledger.price_signature = self._price_key()
+        self._invalidate()
+        return True
+
+    def _scan(
+        self, changes: Changes, progress: ProgressFn | None, paths: Iterable[Path] | None = None
+    ) -> bool:
+        if paths is not None and not self._pending and self.ledger.files:
+            hinted = self._plan_paths(paths)
+            if hinted is not None:
+                todo, gone = hinted
+                changes.files_checked = len(todo)
+                present = set(self.ledger.files) - gone
+                return self._read(todo, present, changes, progress)
+        todo, present = self._plan()
+        if self._pending and (todo or any(k not in present for k in self.ledger.files)):
+            stamp = self.ledger.stamp
+            self._ensure_records(changes)
+            if self.ledger.stamp != stamp or not self.ledger.files:
+                todo, present = self._plan()  # the full ledger differs from its index
+        changes.files_checked = len(present)
+        return self._read(todo, present, changes, progress)
+
+    def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
+        led = self.ledger
+        todo: list[tuple[str, os.stat_result, int]] = []
+        present: set[str] = set()
+        for root in self.roots:
+            for key, st in iter_transcript_stats(root):
+                present.add(key)
+                need, off = needs_read(st, led.files.get(key))
+                if need:
+                    todo.append((key, st, off))
+        return todo, present
+
+    def _plan_paths(
+        self, paths: Iterable[Path]
+    ) -> tuple[list[tuple[str, os.stat_result, int]], set[str]] | None:
+        """Plan for the watcher's changed paths only; None means "do a full scan"."""
+        import stat as stat_mod
+
+        todo: list[tuple[str, os.stat_result, int]] = []
+        gone: set[str] = set()
+        roots = [os.fspath(r) for r in self.candidate_roots]
+        for p in paths:
+            key = os.fspath(p)
+            if not key.endswith(".jsonl"):
+                return None  # a directory appeared or went: rescan everything
+            if not any(key.startswith(r + os.sep) for r in roots):
+                continue
+            try:
+                st = os.stat(key)
+            except OSError:
+                if key in self.ledger.files:
+                    gone.add(key)
+                continue
+            if not stat_mod.S_ISREG(st.st_mode):
+                continue
+            need, off = needs_read(st, self.ledger.files.get(key))
+            if need:
+                todo.append((key, st, off))
+        return todo, gone
+
+    def _read(
+        self,
+        todo: list[tuple[str, os.stat_result, int]],
+        present: set[str],
+        changes: Changes,
+        progress: ProgressFn | None,
+    ) -> bool:
+        led = self.ledger
+        stats = LineStats()
+        dirty = False
+        far = time.time() + FUTURE_SLACK
+        future: list[float] = []
+        for gone in [k for k in led.files if k not in present]:
+            del led.files[gone]  # its records stay: history outlives the transcript
+            dirty = True
+        todo.sort()
+        total = sum(st.st_size - off for _, st, off in todo)
+        done = 0
+        bad_files = 0
+        files = led.files
+        items = [(key, off, st.st_size - off, files[key].fp if off and key in files else "")
+                 for key, st, off in todo]
+        stat_of = {key: st for key, st, _ in todo}
+        override = self.paths.prices_override_file
+        pricing = (str(override) if override.is_file() else None, str(self.config.get("cost_mode")))
+        lookup = self.prices.lookup  # registers unknown models for the warning
+        for res in scan_all(items, pricing=pricing):
+            st = stat_of[res.key]
+            if res.error is not None:
+                if res.key not in self._warned_files:
+                    self._warned_files.add(res.key)
+                    changes.warnings.append(f"cannot read {res.key}: {res.error}")
+                continue
+            recs = led.records
+            deltas = self._new_deltas
+            for row in res.rows:
+                rec = UsageRecord.from_row(row)
+                lookup(rec.model)
+                if rec.ts > far:
+                    future.append(rec.ts)
+                old = recs.get(rec.key)
+                if led.add(rec):
+                    changes.new_records += old is None
+                    changes.changed_sessions.add(rec.session_id)
+                    deltas.append((old, rec))
+            for sid, kind, title in res.titles:
+                if led.titles.get(sid, {}).get(kind) != title:
+                    led.titles.setdefault(sid, {})[kind] = title
+                    changes.changed_sessions.add(sid)
+            stats.malformed += res.malformed
+            stats.invalid_utf8 += res.invalid_utf8
+            stats.huge += res.huge
+            if res.malformed or res.invalid_utf8 or res.huge:
+                bad_files += 1
+                if log.isEnabledFor(logging.DEBUG):  # --log-level debug: one line per file
+                    log.debug("%s", _bad_lines_note(res))
+            new_state = FileState(st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns,
+                                  res.end, res.fp)
+            if led.files.get(res.key) != new_state:
+                led.files[res.key] = new_state
+                dirty = True
+            changes.files_read += 1
+            changes.bytes_read += res.end - res.start
+            done += st.st_size - res.start
+            if progress is not None:
+                progress(done, total)
+        if stats.total():
+            parts = [
+                f"{n} {what}"
+                for n, what in (
+                    (stats.malformed, "malformed"),
+                    (stats.invalid_utf8, "non-UTF-8"),
+                    (stats.huge, f"oversized (>{16} MiB)"),
+                )
+                if n
+            ]
+            changes.warnings.append(
+                f"skipped {' + '.join(parts)} line(s) in {bad_files} file(s); the rest was counted"
+            )
+        if future:
+            from tokmon.timeutil import iso
+
+            changes.warnings.append(
+                f"{len(future)} record(s) dated more than a day in the future (latest "
+                f"{iso(max(future))[:10]}): counted on their own dates, not in today, this "
+                "week, this month or the current block"
+            )
+        return dirty
+
+    def _invalidate(self, incremental: bool = False) -> None:
+        """Drop derived data; ``incremental`` keeps what the pending deltas can update."""
+        self.version += 1
+        self._cache.clear()
+        new_deltas, self._new_deltas = self._new_deltas, []
+        if incremental and new_deltas:
+            self._blocks.invalidate(min(min(n[0], o[0] if o is not None else n[0])
+                                        for o, n in new_deltas))
+        elif not incremental:
+            self._blocks.invalidate()
+        if incremental and self._sorted is not None and len(new_deltas) <= 1000:
+            srt = self._sorted
+            for old, new in new_deltas:
+                if old is not None:
+                    i = bisect.bisect_left(srt, old[0], key=_ts_of)
+                    while i < len(srt) and srt[i] is not old:
+                        i += 1
+                    if i < len(srt):
+                        del srt[i]
+                bisect.insort(srt, new, key=_ts_of)
+        else:
+            self._sorted = None
+        if incremental and self._periods is not None and len(self._deltas) < 100_000:
+            self._deltas.extend(new_deltas)
+        else:
+            self._periods = None
+            self._deltas = []
+
+
+
+def _ts_of(r: UsageRecord) -> float:
+    return r.ts
+
+
+def _bad_lines_note(res: Any) -> str:
+    """``<file>: skipped N line(s) (...) at line(s) 3, 7 (first 20 listed)`` for the debug log."""
+    n = res.malformed + res.invalid_utf8 + res.huge
+    kinds = ", ".join(f"{k} {what}" for k, what in ((res.malformed, "malformed"),
+                      (res.invalid_utf8, "non-UTF-8"), (res.huge, "oversized")) if k)
+    where = ""
+    if res.bad_lines:
+        more = res.malformed + res.invalid_utf8 > len(res.bad_lines)
+        where = (f" at line(s) {', '.join(map(str, res.bad_lines))}"
+                 + (f" (first {len(res.bad_lines)} listed)" if more else ""))
+    return f"{res.key}: skipped {n} line(s) ({kinds}){where}"

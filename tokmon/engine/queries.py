@@ -1,0 +1,391 @@
+"""Queries: reports, summary, session rows and blocks over the engine's records."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from tokmon import aggregate
+from tokmon.blocks import (
+    blocks_json,
+    burn_level,
+    compute_blocks,
+    limit_status,
+    max_completed_tokens,
+)
+from tokmon.core.model import Block, UsageRecord
+from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
+
+if TYPE_CHECKING:
+    pass
+
+from tokmon.engine.state import EngineState
+
+log = logging.getLogger("tokmon.engine")
+
+ALL = "all"  # the agent filter that means every agent
+
+CLAUDE = "claude"
+
+FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
+
+
+
+class Queries(EngineState):
+    """Reports, summary, sessions and blocks over the merged records."""
+
+    @property
+    def records(self) -> list[UsageRecord]:
+        """Deduplicated records sorted by time."""
+        if self._pending:
+            self._ensure_records()
+        if self._sorted is None:
+            self._sorted = sorted(self.ledger.records.values(), key=lambda r: r.ts)
+        return self._sorted
+
+    @property
+    def titles(self) -> dict[str, str]:
+        """Claude's own session titles: ``custom-title`` beats ``ai-title``."""
+        self._ensure_records()
+        out = {}
+        for sid, t in self.ledger.titles.items():
+            v = t.get("custom-title") or t.get("ai-title")
+            if v:
+                out[sid] = v
+        return out
+
+    def agent_names(self) -> list[str]:
+        """``claude`` and every other agent that has records (registry order)."""
+        return [CLAUDE] + (self.agents.agents_with_data() if self.agents is not None else [])
+
+    def records_of(self, agent: str | None) -> list[UsageRecord]:
+        """Records of one agent, oldest first (None: Claude Code)."""
+        if agent is None or agent == CLAUDE:
+            return self.records
+        if self.agents is None or agent not in self.agents.readers:
+            raise ValueError(f"unknown agent {agent!r} (known: {', '.join(self.known_agents())})")
+        return self.agents.records(agent)
+
+    def known_agents(self) -> list[str]:
+        """Every agent name ``--agent`` accepts (besides ``all``)."""
+        return [CLAUDE] + (list(self.agents.readers) if self.agents is not None else [])
+
+    def _tz_name(self, tz: str | None) -> str | None:
+        return tz if tz is not None else self.config.get("timezone")
+
+    def _filtered(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+        tz: str | None = None,
+        session: str | None = None,
+        agent: str | None = None,
+    ) -> list[UsageRecord]:
+        recs = self.records_of(agent)
+        if self.record_filter is not None:
+            recs = [r for r in recs if self.record_filter(r)]
+        if project:
+            recs = [r for r in recs if _project_matches(r.project, project)]
+        if session:
+            recs = [r for r in recs if r.session_id == session]
+        if since or until:
+            keyer = DateKeyer(resolve_tz(self._tz_name(tz)))
+            lo = parse_day(since) if since else "0000-00-00"
+            hi = parse_day(until) if until else "9999-99-99"
+            recs = [r for r in recs if lo <= keyer.day(r.ts) <= hi]
+        return recs
+
+    def blocks(self, now: float | None = None) -> list[Block]:
+        """All billing blocks (gaps included) of all records."""
+        now = time.time() if now is None else now
+        ck = ("blocks", int(now))
+        if ck not in self._cache:
+            self._cache[ck] = self._blocks.blocks(self.records, now)
+        return self._cache[ck]  # type: ignore[no-any-return]
+
+    def token_limit(self, now: float | None = None, override: int | str | None = None) -> tuple[int | None, str | None]:
+        """The block token limit and where it came from."""
+        lim = override if override is not None else self.config.token_limit
+        if lim is None:
+            return None, None
+        if lim == "max":
+            v = max_completed_tokens(self.blocks(now))
+            return v, "max-completed-block" if v else None
+        return int(lim), "config"
+
+    def session_rows(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+        tz: str | None = None,
+        now: float | None = None,
+        agent: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """SessionRow dicts (see docs/architecture.md), most recent first.
+
+        ``agent``: one agent's sessions (None: Claude Code's), or ``"all"``: every agent's,
+        each row with its ``agent``."""
+        now = time.time() if now is None else now
+        rows: list[dict[str, Any]] = []
+        for name in self.agent_names() if agent == ALL else [agent]:
+            part = aggregate.session_rows(
+                self._filtered(since, until, project, tz, agent=name), self.titles, now,
+                self.block_seconds,
+            )
+            if agent == ALL:
+                for r in part:
+                    r["agent"] = name or CLAUDE
+            rows += part
+        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
+        return rows
+
+    def report(self, kind: str, **opts: Any) -> dict[str, Any]:
+        """A ccusage-compatible report: daily, weekly, monthly, session or blocks.
+
+        ``agent``: one agent's report (default Claude Code: the ccusage shapes), or
+        ``"all"``: every agent's rows, each with an ``agent`` column (blocks: Claude only).
+        """
+        agent = opts.get("agent")
+        if agent == ALL:
+            if kind == "blocks":
+                raise ValueError("5-hour blocks are Claude Code's: use --agent claude")
+            return self._all_agents_report(kind, opts)
+        if kind == "blocks" and agent not in (None, CLAUDE):
+            raise ValueError("5-hour blocks are Claude Code's: use --agent claude")
+        tz = resolve_tz(self._tz_name(opts.get("timezone")))
+        recs = self._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
+                              opts.get("timezone"), opts.get("session_id"), agent)
+        keyer = DateKeyer(tz)
+        order = opts.get("order") or "asc"
+        if kind == "daily":
+            return aggregate.period_report(recs, keyer.day, "date", "daily", order)
+        if kind == "monthly":
+            return aggregate.period_report(recs, keyer.month, "month", "monthly", order)
+        if kind == "weekly":
+            sow = WEEKDAYS.index(opts.get("start_of_week") or "sunday")
+            return aggregate.period_report(recs, lambda ts: keyer.week(ts, sow), "week", "weekly",
+                                           order)
+        if kind == "session":
+            now = opts.get("now") or time.time()
+            rows = aggregate.session_rows(recs, self.titles, now, self.block_seconds)
+            if not opts.get("include_empty") and not opts.get("session_id"):
+                rows = [r for r in rows if r["totalTokens"]]  # 0-token sessions: only if asked
+            rows.sort(key=lambda r: -r["totalCost"])
+            return {"sessions": rows, "totals": aggregate.totals_dict(aggregate.totals(recs))}
+        if kind == "blocks":
+            return {"blocks": blocks_json(self._blocks_report(recs, opts))}
+        raise ValueError(f"unknown report {kind!r}")
+
+    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+        """Every agent's rows with an ``agent`` column (after the period or session id),
+        sorted like the single-agent report; ``totals`` over all agents, per agent in
+        ``agents``."""
+        list_name = {"daily": "daily", "weekly": "weekly", "monthly": "monthly",
+                     "session": "sessions"}[kind]
+        label = {"daily": "date", "weekly": "week", "monthly": "month",
+                 "session": "sessionId"}[kind]
+        rows: list[dict[str, Any]] = []
+        per_agent: dict[str, Any] = {}
+        recs: list[UsageRecord] = []
+        names = self.agent_names()
+        for name in names:
+            part = self.report(kind, **{**opts, "agent": name})
+            for r in part[list_name]:
+                row = {label: r[label], "agent": name}
+                row.update((k, v) for k, v in r.items() if k != label)
+                rows.append(row)
+            per_agent[name] = part["totals"]
+            recs += self._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
+                                   opts.get("timezone"), opts.get("session_id"), name)
+        rank = {n: i for i, n in enumerate(names)}
+        if kind == "session":
+            rows.sort(key=lambda r: -r["totalCost"])
+        else:
+            rows.sort(key=lambda r: rank[r["agent"]])
+            rows.sort(key=lambda r: r[label], reverse=opts.get("order") == "desc")
+        totals = aggregate.totals_dict(aggregate.totals(recs))
+        return {list_name: rows, "totals": totals, "agents": per_agent}
+
+    def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
+        now = opts.get("now") or time.time()
+        blocks = compute_blocks(recs, now, self.block_seconds)
+        limit, _ = self.token_limit(now, opts.get("token_limit"))
+        if opts.get("active"):
+            blocks = [b for b in blocks if b.is_active]
+        elif opts.get("recent"):
+            cutoff = now - 3 * 86400
+            blocks = [b for b in blocks if b.is_active or b.end >= cutoff]
+        if limit:
+            for b in blocks:
+                if b.is_active:
+                    b.token_limit_status = limit_status(b, limit)
+        if opts.get("order") == "desc":
+            blocks.reverse()
+        return blocks
+
+    def _period_sums(self, key: tuple[Any, ...]) -> list[aggregate.Acc]:
+        """[today, week, month, all-time] sums, kept up to date from record deltas.
+
+        ``key`` is (zone, day start, week start, month start, day end, week end, month end):
+        each period counts ``start <= ts < end`` (future-dated records stay out).
+        """
+        _, d0, w0, m0, d1, w1, m1 = key
+        bounds = ((d0, d1), (w0, w1), (m0, m1), (float("-inf"), float("inf")))
+        per = self._periods
+        if per is not None and per["key"] == key:
+            accs = per["accs"]
+            for old, new in self._deltas:
+                for sign, r in ((-1, old), (1, new)):
+                    if r is None:
+                        continue
+                    ts = r.ts
+                    for acc, (lo, hi) in zip(accs, bounds, strict=True):
+                        if lo <= ts < hi:
+                            _acc_apply(acc, r, sign)
+            self._deltas = []
+            return accs  # type: ignore[no-any-return]
+        accs = [aggregate.Acc(), aggregate.Acc(), aggregate.Acc(), aggregate.Acc()]
+        for r in self.records:
+            ts = r.ts
+            for acc, (lo, hi) in zip(accs, bounds, strict=True):
+                if lo <= ts < hi:
+                    _acc_apply(acc, r, 1)
+        self._periods = {"key": key, "accs": accs}
+        self._deltas = []
+        return accs
+
+    def summary(self, now: float | None = None, cwd: str | None = None, tz: str | None = None) -> dict[str, Any]:
+        """The Summary dict every live surface shows (see docs/architecture.md)."""
+        from tokmon.fmt import zone_name
+        from tokmon.timeutil import iso
+
+        now = time.time() if now is None else now
+        tzname = self._tz_name(tz)
+        tzinfo = resolve_tz(tzname)
+        keyer = DateKeyer(tzinfo)
+        today, week, month = keyer.day(now), keyer.week(now), keyer.month(now)
+        from datetime import date as _date
+        from datetime import datetime as _dt
+        from datetime import timedelta as _td
+
+        def _start(day: _date) -> float:
+            return _dt(day.year, day.month, day.day, tzinfo=tzinfo).timestamp()
+
+        dd, wd = _date.fromisoformat(today), _date.fromisoformat(week)
+        md = _date.fromisoformat(month + "-01")
+        next_month = _date(md.year + md.month // 12, md.month % 12 + 1, 1)
+        bounds = (_start(dd), _start(wd), _start(md), _start(dd + _td(days=1)),
+                  _start(wd + _td(days=7)), _start(next_month))
+        acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, *bounds))
+        recs = self.records
+        blocks = self.blocks(now)
+        current: Block | None = None
+        for b in reversed(blocks):  # skip blocks that start in the future (clock skew)
+            if b.is_active:
+                current = b
+                break
+            if b.start <= now:
+                break
+        limit, source = self.token_limit(now)
+        active: dict[str, Any] | None = None
+        if current is not None:
+            active = current.to_json()
+            active["remainingMinutes"] = max(0.0, (current.end - now) / 60)
+            br = current.burn_rate
+            proj = current.projection
+            proj_pct = proj.total_tokens / limit * 100 if (proj and limit) else None
+            active["burnLevel"] = burn_level(br.tokens_per_minute_for_indicator if br else None,
+                                             proj_pct)
+            active["limitPercent"] = (current.total_tokens / limit * 100) if limit else None
+        recent: set[str] = set()
+        for i in range(len(recs) - 1, -1, -1):
+            if now - recs[i].ts >= self.block_seconds:
+                break
+            if recs[i].ts <= now + FUTURE_SLACK:
+                recent.add(recs[i].session_id)
+        rows = aggregate.session_rows([r for r in recs if r.session_id in recent], self.titles,
+                                      now, self.block_seconds) if recent else []
+        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
+        active_rows = [r for r in rows if r["isActive"]]
+        official = None
+        try:
+            from tokmon import official as official_mod
+
+            official = official_mod.latest(self.paths)
+        except Exception:  # the official store is optional; never break a summary
+            official = None
+
+        def period(acc: aggregate.Acc, **label: str) -> dict[str, Any]:
+            d = dict(label)
+            d.update(acc.tokens())
+            return d
+
+        out: dict[str, Any] = {
+            "generatedAt": iso(now),
+            "timezone": tzname or zone_name(tzinfo),  # the real zone, never "local"
+            "today": period(acc_d, date=today),
+            "week": period(acc_w, week=week),
+            "month": period(acc_m, month=month),
+            "totals": all_acc.tokens(),
+            "activeBlock": active,
+            "tokenLimit": {"tokens": limit, "source": source},
+            "official": official,
+            "activeSessions": active_rows,
+            "projectSession": project_session(active_rows, cwd) if cwd else None,
+        }
+        others = self.agent_names()[1:]
+        if others:  # only with other agents' data: a Claude-only summary keeps its shape
+            per_agent = {CLAUDE: {"today": period(acc_d, date=today),
+                                  "totals": all_acc.tokens()}}
+            for name in others:
+                recs_a = self.records_of(name)
+                day = aggregate.Acc()
+                for r in recs_a:
+                    if bounds[0] <= r.ts < bounds[3]:
+                        _acc_apply(day, r, 1)
+                per_agent[name] = {"today": period(day, date=today),
+                                   "totals": aggregate.totals(recs_a).tokens()}
+            out["agents"] = per_agent
+        return out
+
+
+
+def _acc_apply(acc: aggregate.Acc, r: UsageRecord, sign: int) -> None:
+    acc.i += sign * r.input_tokens
+    acc.o += sign * r.output_tokens
+    acc.cc += sign * r.cache_creation_tokens
+    acc.cr += sign * r.cache_read_tokens
+    acc.cost += sign * r.cost
+    acc.n += sign
+
+
+def _ts_of(r: UsageRecord) -> float:
+    return r.ts
+
+
+def _project_matches(path: str, wanted: str) -> bool:
+    return path == wanted or aggregate.project_name(path) == wanted
+
+
+def _is_within(child: str, parent: str) -> bool:
+    if not parent:
+        return False
+    try:
+        c, p = os.path.normcase(os.path.abspath(child)), os.path.normcase(os.path.abspath(parent))
+        return c == p or os.path.commonpath([c, p]) == p
+    except ValueError:
+        return False
+
+
+def project_session(rows: list[dict[str, Any]], cwd: str) -> dict[str, Any] | None:
+    """The most recent session whose project is ``cwd`` or contains it (rows sorted recent first)."""
+    best = None
+    for r in rows:
+        proj = str(r.get("projectPath") or "")
+        if _is_within(cwd, proj) and (best is None or len(proj) > len(str(best["projectPath"]))):
+            best = r
+    return best

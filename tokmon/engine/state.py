@@ -1,0 +1,240 @@
+"""The state the engine's parts share, and the interface they call on each other."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokmon import aggregate
+from tokmon.blocks import (
+    BlockIndex,
+)
+from tokmon.config import Config
+from tokmon.core.model import Block, UsageRecord
+from tokmon.ledger import (
+    Ledger,
+)
+from tokmon.paths import TokmonPaths
+from tokmon.pricing import PriceTable
+
+if TYPE_CHECKING:
+    from tokmon.core.agents import AgentStore
+    from tokmon.engine.store import SaveJob
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class Changes:
+    """What one refresh found."""
+
+    new_records: int = 0
+    changed_sessions: set[str] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)  # agents whose records changed
+    files_checked: int = 0  # transcripts looked at (stat): all of them, or the watcher's hint
+    files_read: int = 0
+    bytes_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+    rebuilt: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_records or self.changed_sessions)
+
+
+class EngineState:
+    """The engine's shared state (set in ``Engine.__init__``) and the methods its three parts
+    (ingest, store, queries) call on each other: the parts are mixins of :class:`Engine`."""
+
+    _sorted: list[UsageRecord] | None
+    _cache: dict[Any, Any]
+    _warned_unknown: set[str]
+    _warned_files: set[str]
+    _own_stamps: set[tuple[int, int]]
+    _new_deltas: list[tuple[UsageRecord | None, UsageRecord]]
+    _deltas: list[tuple[UsageRecord | None, UsageRecord]]
+    _periods: dict[str, Any] | None
+    record_filter: Callable[[UsageRecord], bool] | None
+    _aside: tuple[Path, tuple[int, int]] | None
+    _readonly: str | None
+    on_warning: Callable[[str], None] | None
+    agents: AgentStore | None
+    env: Mapping[str, str]
+    paths: TokmonPaths
+    config: Config
+    candidate_roots: list[Path]
+    persist: bool
+    prices: PriceTable
+    ledger: Ledger
+    ledger_file: Path
+    block_seconds: float
+    version: int
+    _pending: bool
+    _dirty: bool
+    _models_checked: bool
+    _blocks: BlockIndex
+    lock_timeout: float
+    _refreshing: bool
+    _locked: bool
+
+    @property
+    def roots(self) -> list[Path]:
+        raise NotImplementedError
+
+    def refresh(
+        self,
+        progress: ProgressFn | None = None,
+        paths: Iterable[Path] | None = None,
+        save: bool = True,
+    ) -> Changes:
+        raise NotImplementedError
+
+    def _refresh_agents(self, changes: Changes, paths: Iterable[Path] | None) -> list[Path] | None:
+        raise NotImplementedError
+
+    def _cost(self, r: UsageRecord) -> float:
+        raise NotImplementedError
+
+    def _reprice(self, changes: Changes) -> bool:
+        raise NotImplementedError
+
+    def _scan(
+        self, changes: Changes, progress: ProgressFn | None, paths: Iterable[Path] | None = None
+    ) -> bool:
+        raise NotImplementedError
+
+    def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
+        raise NotImplementedError
+
+    def _plan_paths(
+        self, paths: Iterable[Path]
+    ) -> tuple[list[tuple[str, os.stat_result, int]], set[str]] | None:
+        raise NotImplementedError
+
+    def _read(
+        self,
+        todo: list[tuple[str, os.stat_result, int]],
+        present: set[str],
+        changes: Changes,
+        progress: ProgressFn | None,
+    ) -> bool:
+        raise NotImplementedError
+
+    def _invalidate(self, incremental: bool = False) -> None:
+        raise NotImplementedError
+
+    def _price_key(self) -> str:
+        raise NotImplementedError
+
+    def _save_agents(self, warnings: list[str]) -> None:
+        raise NotImplementedError
+
+    def _save_locked(self, warnings: list[str]) -> None:
+        raise NotImplementedError
+
+    def _keep_aside(self, warnings: list[str]) -> bool:
+        raise NotImplementedError
+
+    def _aside_path(self, kind: str) -> Path:
+        raise NotImplementedError
+
+    def _late_warning(self, message: str) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> SaveJob | None:
+        raise NotImplementedError
+
+    def write(self, job: SaveJob) -> list[str]:
+        raise NotImplementedError
+
+    def commit(self, job: SaveJob) -> None:
+        raise NotImplementedError
+
+    def save(self) -> list[str]:
+        raise NotImplementedError
+
+    def data_version(self) -> str | None:
+        raise NotImplementedError
+
+    def _sync_from_disk(self, changes: Changes) -> bool:
+        raise NotImplementedError
+
+    def _ensure_records(self, changes: Changes | None = None) -> None:
+        raise NotImplementedError
+
+    def _load_full(self, changes: Changes, stamp: tuple[int, int] | None) -> bool:
+        raise NotImplementedError
+
+    def _start_over(self, stamp: tuple[int, int]) -> None:
+        raise NotImplementedError
+
+    @property
+    def records(self) -> list[UsageRecord]:
+        raise NotImplementedError
+
+    @property
+    def titles(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def agent_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def records_of(self, agent: str | None) -> list[UsageRecord]:
+        raise NotImplementedError
+
+    def known_agents(self) -> list[str]:
+        raise NotImplementedError
+
+    def _tz_name(self, tz: str | None) -> str | None:
+        raise NotImplementedError
+
+    def _filtered(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+        tz: str | None = None,
+        session: str | None = None,
+        agent: str | None = None,
+    ) -> list[UsageRecord]:
+        raise NotImplementedError
+
+    def blocks(self, now: float | None = None) -> list[Block]:
+        raise NotImplementedError
+
+    def token_limit(
+        self, now: float | None = None, override: int | str | None = None
+    ) -> tuple[int | None, str | None]:
+        raise NotImplementedError
+
+    def session_rows(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+        tz: str | None = None,
+        now: float | None = None,
+        agent: str | None = None,
+    ) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def report(self, kind: str, **opts: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
+        raise NotImplementedError
+
+    def _period_sums(self, key: tuple[Any, ...]) -> list[aggregate.Acc]:
+        raise NotImplementedError
+
+    def summary(
+        self, now: float | None = None, cwd: str | None = None, tz: str | None = None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
