@@ -203,7 +203,7 @@ def detail(
     ``metadata`` (the stored record or null).  ``records`` are the session's usage
     records, oldest first.
     """
-    from tokmon.blocks import BLOCK_SECONDS, compute_blocks
+    from tokmon.blocks import BLOCK_SECONDS, blocks_json, compute_blocks
 
     base: Mapping[str, Any] = row if row is not None else {"sessionId": session_id, "title": title}
     out = merge_one(base, meta)
@@ -211,8 +211,10 @@ def detail(
     out["timeline"] = _hourly(records)
     recs: Any = records  # compute_blocks reads the same attributes (UsageLike)
     out["blocks"] = (
-        compute_blocks(
-            recs, now=now, block_seconds=block_seconds or BLOCK_SECONDS, include_gaps=False
+        blocks_json(
+            compute_blocks(
+                recs, now=now, block_seconds=block_seconds or BLOCK_SECONDS, include_gaps=False
+            )
         )
         if records
         else []
@@ -277,8 +279,9 @@ def detail_for(
     """:func:`detail` for a session of ``engine`` (its records, Claude title, block length)."""
     import time
 
-    records = session_records(engine, session_id)
-    return detail(
+    agent = str((row or {}).get("agent") or "claude")
+    records = session_records(engine, session_id, agent)
+    out = detail(
         session_id,
         row,
         meta,
@@ -287,8 +290,16 @@ def detail_for(
         now=time.time() if now is None else now,
         block_seconds=getattr(engine, "block_seconds", None),
     )
+    out["agent"] = agent  # every detail names its agent, whichever surface asks
+    return out
 
 
-def session_records(engine: Any, session_id: str) -> list[Any]:
-    """The usage records of one session of ``engine``, oldest first."""
-    return [r for r in engine.records if r.session_id == session_id]
+def session_records(engine: Any, session_id: str, agent: str = "claude") -> list[Any]:
+    """The usage records of one session of ``engine`` (of ``agent``), oldest first."""
+    source = engine.records
+    if agent != "claude" and hasattr(engine, "records_of"):
+        try:
+            source = engine.records_of(agent)
+        except ValueError:  # an agent this engine does not read
+            source = []
+    return [r for r in source if r.session_id == session_id]
