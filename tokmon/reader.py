@@ -45,7 +45,7 @@ class FileState:
         fp = v[5] if len(v) == 6 else ""
         if type(fp) is not str:
             raise TypeError("file state: fingerprint not a string")
-        return cls(*nums, fp)  # type: ignore[arg-type]
+        return cls(nums[0], nums[1], nums[2], nums[3], nums[4], fp)
 
 
 def fingerprint(fh: BinaryIO, end: int) -> str:

@@ -112,9 +112,9 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
         for col in ("Agent", "Today tokens", "Today cost", "All-time tokens", "All-time cost"):
             at.add_column(col, justify="left" if col == "Agent" else "right")
         for name, a in agents.items():
-            at.add_row(name, fmt_tokens_short(a["today"]["totalTokens"]),
-                       fmt_cost(a["today"]["totalCost"]), fmt_tokens_short(a["totals"]["totalTokens"]),
-                       fmt_cost(a["totals"]["totalCost"]))
+            at.add_row(name, fmt.integer(a["today"]["totalTokens"]),
+                       fmt.cost(a["today"]["totalCost"]), fmt.integer(a["totals"]["totalTokens"]),
+                       fmt.cost(a["totals"]["totalCost"]))
         con.print(at)
     b = s["activeBlock"]
     if b is None:
