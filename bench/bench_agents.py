@@ -3,7 +3,8 @@
 
     python bench/bench_agents.py [--mb 500] [--seed 0] [--keep DIR] [--runs 3] [--json]
 
-Generates (or reuses, in ``--keep``) a corpus with bench/gen_agents_corpus.py, warms the OS
+Generates (or reuses, in ``--keep``) a corpus with bench/gen_agents_corpus.py (with
+``--gemini-copies`` chats kept in two folders, default 8), warms the OS
 page cache, then repeats ``--runs`` times, alternating:
 
 * ccusage 20.0.24 ``daily --json --offline -z UTC --by-agent`` (all agents it detects; HOME an
@@ -50,22 +51,29 @@ AGENTS = ("claude", "codex", "gemini")
 KEYS = ("inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens", "totalTokens")
 
 
-def prepare(mb: float, seed: int, keep: Path | None) -> tuple[Path, dict[str, Any], bool]:
-    """(corpus dir, truth, temporary?); reuse ``keep`` when it holds this size and seed."""
+def prepare(
+    mb: float, seed: int, copies: int, keep: Path | None
+) -> tuple[Path, dict[str, Any], bool]:
+    """(corpus dir, truth, temporary?); reuse ``keep`` when it holds this corpus."""
     if keep is not None and (keep / TRUTH_FILE).is_file():
         truth = json.loads((keep / TRUTH_FILE).read_text())
-        if truth.get("mb") == mb and truth.get("seed") == seed:
+        if (truth.get("mb"), truth.get("seed"), truth.get("gemini_copies", 0)) == (
+            mb,
+            seed,
+            copies,
+        ):
             print(f"reusing corpus {keep}", file=sys.stderr)
             return keep, truth, False
         raise SystemExit(
             f"bench_agents: error: {keep} holds another corpus ({truth.get('mb')} MB, "
-            f"seed {truth.get('seed')}); pick another --keep dir"
+            f"seed {truth.get('seed')}, {truth.get('gemini_copies', 0)} Gemini copies); "
+            "pick another --keep dir"
         )
     temporary = keep is None
     dest = keep if keep is not None else Path(tempfile.mkdtemp(prefix="tokmon-agents-")) / "c"
     t = time.perf_counter()
     try:
-        truth = generate(dest, mb, seed)
+        truth = generate(dest, mb, seed, gemini_copies=copies)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"bench_agents: error: {exc}") from None
     print(f"generated {mb:.0f} MiB in {time.perf_counter() - t:.1f}s at {dest}", file=sys.stderr)
@@ -103,9 +111,9 @@ def per_agent(output: bytes, default_agent: str) -> dict[str, dict[str, int]]:
     return dict(sums)
 
 
-def expected_json(truth: dict[str, Any], agent: str) -> dict[str, int]:
+def expected_json(truth: dict[str, Any], agent: str, key: str = "totals") -> dict[str, int]:
     """The truth in ccusage's daily JSON meanings (Gemini's output without thoughts)."""
-    t = truth["agents"][agent]["totals"]
+    t = truth["agents"][agent][key]
     out = t["output"] - (t["reasoning"] if agent == "gemini" else 0)
     return {
         "inputTokens": t["input"],
@@ -116,12 +124,26 @@ def expected_json(truth: dict[str, Any], agent: str) -> dict[str, int]:
     }
 
 
-def check(sums: dict[str, dict[str, int]], truth: dict[str, Any]) -> dict[str, str]:
-    """Per agent: 'match' or the differing fields (tool - truth)."""
+def check(
+    sums: dict[str, dict[str, int]], truth: dict[str, Any], ccusage: bool = False
+) -> dict[str, str]:
+    """Per agent: 'match' or the differing fields (tool - truth).
+
+    For ccusage, a difference equal to the generator's ``ccusage_overcount`` (Gemini chats kept
+    in two folders, which ccusage adds twice) is reported as that known double count."""
     res = {}
     for agent in truth["agents"]:
         got, exp = sums.get(agent, {}), expected_json(truth, agent)
         note = ""
+        if ccusage and "ccusage_overcount" in truth["agents"][agent]:
+            over = expected_json(truth, agent, "ccusage_overcount")
+            if all(got.get(k, 0) == v + over[k] for k, v in exp.items()):
+                exp = {k: v + over[k] for k, v in exp.items()}
+                note = (
+                    f" + known double count of {over['totalTokens']:,} tokens: "
+                    f"{truth['agents'][agent].get('copies')} sessions kept in two folders "
+                    "(ccusage de-duplicates message ids per file only)"
+                )
         thoughts = truth["agents"][agent]["totals"]["reasoning"]
         if (
             agent == "gemini"
@@ -157,12 +179,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=None, help="generate into / reuse this dir")
     ap.add_argument("--runs", type=int, default=3, help="alternating repetitions (median)")
+    ap.add_argument(
+        "--gemini-copies",
+        type=int,
+        default=8,
+        metavar="N",
+        help="Gemini chats also kept in a second folder, which ccusage counts twice (default 8)",
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
-    if args.mb <= 0 or args.runs < 1:
-        ap.error("--mb and --runs must be positive")
+    if args.mb <= 0 or args.runs < 1 or args.gemini_copies < 0:
+        ap.error("--mb and --runs must be positive, --gemini-copies not negative")
 
-    dest, truth, temporary = prepare(args.mb, args.seed, args.keep)
+    dest, truth, temporary = prepare(args.mb, args.seed, args.gemini_copies, args.keep)
     work = Path(tempfile.mkdtemp(prefix="tokmon-agents-work-"))
     try:
         corpus_bytes = warm_page_cache(dest)
@@ -228,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             checks[f"tokmon {phase}"] = check(s, truth)
         if cc_cmd:
             sums["ccusage"] = per_agent(outputs["ccusage"], "claude")
-            checks["ccusage"] = check(sums["ccusage"], truth)
+            checks["ccusage"] = check(sums["ccusage"], truth, ccusage=True)
         results = {
             "corpus": {
                 "dir": str(dest),

@@ -25,9 +25,12 @@ a session header, then user and ``gemini`` messages with ``tokens{input (with ca
 cached, thoughts, tool, total}``, ``$set`` lines, and messages re-appended with the same id
 once their tool calls finish (the last copy wins; tokens unchanged, as in the real logs).
 
-The corpus deliberately holds none of the cases where ccusage 20.0.24 counts twice (a Gemini
-session in two folders, a Codex review subagent): on it ccusage and tokmon should both equal
-the truth. Deterministic for a given seed, size, split and end.
+By default the corpus holds none of the cases where ccusage 20.0.24 counts twice, so ccusage
+and tokmon should both equal the truth. ``--gemini-copies N`` adds one: N chat files also
+kept in a second, project-named folder (as Gemini CLI did when it moved from hash-named to
+project-named folders); ccusage adds both copies, the truth counts the session once and
+records ccusage's excess as ``agents.gemini.ccusage_overcount``. Deterministic for a given
+seed, size, split, copies and end.
 """
 
 from __future__ import annotations
@@ -293,7 +296,7 @@ def _codex_session(
 def _gemini_session(
     root: Path, rng: random.Random, fill: _Filler, start: datetime, truth: AgentTruth,
     projects: list[str],
-) -> None:  # fmt: skip
+) -> tuple[Path, str]:  # fmt: skip
     sid = _uuid(rng)
     project = rng.choice(projects)
     folder = root / "tmp" / project / "chats"
@@ -356,9 +359,30 @@ def _gemini_session(
     truth.files += 1
     truth.bytes += len(data)
     truth.lines += len(lines)
+    return folder / name, sid
 
 
 # ---------------------------------------------------------------- driver
+
+
+def _copy_gemini(root: Path, files: list[tuple[Path, str]], truth: AgentTruth) -> dict[str, int]:
+    """Keep ``files`` a second time in a project-named folder; return what ccusage adds."""
+    over = Totals()
+    folder = root / "tmp" / "bench-project" / "chats"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, sid in files:
+        data = path.read_bytes()
+        (folder / path.name).write_bytes(data)
+        truth.files += 1
+        truth.bytes += len(data)
+        s = truth.sessions[sid]
+        over.input += s.input
+        over.output += s.output
+        over.cache_read += s.cache_read
+        over.reasoning += s.reasoning
+        over.total += s.total
+        over.records += s.records
+    return over.as_dict()
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -410,6 +434,7 @@ def generate(
     split: tuple[float, float, float] = (0.5, 0.25, 0.25),
     days: float = 30.0,
     end: datetime | None = None,
+    gemini_copies: int = 0,
 ) -> dict[str, Any]:
     """Write the corpus below ``dest`` and return (and write) its truth."""
     if mb <= 0 or days <= 0:
@@ -438,16 +463,23 @@ def generate(
         projects = [
             hashlib.sha256(f"{seed}:{i}".encode()).hexdigest() for i in range(rng.randint(4, 9))
         ]
+        written: list[tuple[Path, str]] = []
         while truth.bytes < target:
             if agent == "codex":
                 _codex_session(root, rng, fill, next(starts), truth)
             else:
-                _gemini_session(root, rng, fill, next(starts), truth, projects)
+                written.append(_gemini_session(root, rng, fill, next(starts), truth, projects))
         agents[agent] = truth.as_dict()
+        if agent == "gemini" and gemini_copies > 0:
+            agents[agent]["ccusage_overcount"] = _copy_gemini(root, written[:gemini_copies], truth)
+            agents[agent]["copies"] = min(gemini_copies, len(written))
+            agents[agent]["files"] = truth.files
+            agents[agent]["bytes"] = truth.bytes
     result = {
         "seed": seed,
         "mb": mb,
         "split": list(split),
+        "gemini_copies": gemini_copies,
         "days": days,
         "end": _iso(end),
         "env": {
@@ -476,12 +508,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=float, default=30.0, help="time span (default 30)")
     ap.add_argument("--end", type=_end, default=_end(DEFAULT_END),
                     help=f"last activity (default {DEFAULT_END}, for determinism)")  # fmt: skip
+    ap.add_argument("--gemini-copies", type=int, default=0, metavar="N",
+                    help="also keep N Gemini chats in a second folder (ccusage counts them "
+                    "twice; default 0)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.mb <= 0 or args.days <= 0:
+    if args.mb <= 0 or args.days <= 0 or args.gemini_copies < 0:
         ap.error("--mb and --days must be positive")
     t0 = time.perf_counter()
     try:
-        res = generate(args.dest, args.mb, args.seed, args.split, args.days, args.end)
+        res = generate(
+            args.dest, args.mb, args.seed, args.split, args.days, args.end, args.gemini_copies
+        )
     except (OSError, ValueError) as exc:
         print(f"gen_agents_corpus: error: {exc}", file=sys.stderr)
         return 2

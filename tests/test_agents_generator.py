@@ -32,7 +32,7 @@ def _load_generator() -> Any:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     gen = _load_generator()
     dest = tmp_path_factory.mktemp("agents") / "c"
-    truth = gen.generate(dest, 2.0, seed=7)
+    truth = gen.generate(dest, 2.0, seed=7, gemini_copies=1)
     return dest, truth
 
 
@@ -64,16 +64,17 @@ def _recount_codex(root: Path) -> Counter[str]:
     return c
 
 
-def _recount_gemini(root: Path) -> Counter[str]:
-    """Last copy of each (sessionId, message id) of type gemini."""
+def _recount_gemini(root: Path, per_file: bool = False) -> Counter[str]:
+    """Last copy of each (sessionId, message id) of type gemini; ``per_file``: of each
+    (file, message id), ccusage's rule, which counts a chat kept in two folders twice."""
     msgs: dict[tuple[str, str], dict[str, int]] = {}
     lines = 0
     for p in sorted((root / "tmp").rglob("session-*.jsonl")):
-        sid = None
+        sid = str(p) if per_file else None
         for line in p.read_text().splitlines():
             d = json.loads(line)
             lines += 1
-            if "sessionId" in d:
+            if "sessionId" in d and not per_file:
                 sid = d["sessionId"]
             elif d.get("type") == "gemini" and "tokens" in d:
                 assert sid is not None
@@ -106,8 +107,16 @@ def test_truth_equals_recount(corpus: tuple[Path, dict[str, Any]]) -> None:
         assert t["ignored_events"] > 0  # the re-emit / re-append pitfall is present
         got = sum(p.stat().st_size for p in (dest / agent).rglob("*.jsonl"))
         assert got == t["bytes"]
+        assert len(list((dest / agent).rglob("*.jsonl"))) == t["files"]
     # the re-emitted Codex totals change a naive sum
     assert _recount_codex(dest / "codex")["reemits"] == truth["agents"]["codex"]["ignored_events"]
+    # the chat kept in two folders: ccusage's per-file rule counts it twice, by this much
+    gem = truth["agents"]["gemini"]
+    assert gem["copies"] == 1
+    naive = _recount_gemini(dest / "gemini", per_file=True)
+    once = _recount_gemini(dest / "gemini")
+    for k in ("input", "output", "cache_read", "reasoning", "total", "records"):
+        assert naive[k] - once[k] == gem["ccusage_overcount"][k] > 0, k
     # the Claude part is the demo corpus: its own truth file and about half of the bytes
     claude = truth["agents"]["claude"]
     assert (dest / "claude" / "expected.json").is_file()
