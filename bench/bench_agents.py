@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2))
     else:
         print_table(results, list(tok_cmds))
-    ok = all(v == "match" for c in checks.values() for v in c.values())
+    ok = all(v.startswith("match") for c in checks.values() for v in c.values())
     return 0 if ok else 1
 
 

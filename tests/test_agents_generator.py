@@ -174,3 +174,60 @@ def test_tokmon_reports_equal_truth(
     assert tot["totalTokens"] == t["totals"]["total"]
     days = {row["date"]: row["totalTokens"] for row in data["daily"]}
     assert days == {d: v["total"] for d, v in t["daily"].items()}
+
+
+def _ccusage() -> Path | None:
+    env = os.environ.get("TOKMON_CCUSAGE")
+    p = Path(env) if env else REPO / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
+    return p if p.is_file() and os.access(p, os.X_OK) else None
+
+
+@pytest.mark.slow
+def test_bench_agents_end_to_end(tmp_path: Path) -> None:
+    """bench/bench_agents.py on a 2 MB corpus: tokmon's per-agent totals equal the truth, and
+    ccusage's (when installed) equal it but for the chats kept in two folders."""
+    exe = _ccusage()
+    if exe is None:
+        msg = "ccusage not installed (.ci/steps/10-ccusage.sh) or TOKMON_CCUSAGE unset"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    keep = tmp_path / "corpus"
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_agents.py"),
+            "--mb",
+            "2",
+            "--runs",
+            "1",
+            "--gemini-copies",
+            "1",
+            "--keep",
+            str(keep),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**os.environ, "TOKMON_CCUSAGE": str(exe)},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = json.loads(res.stdout)
+    for tool in ("tokmon cold", "tokmon warm"):
+        assert set(data["checks"][tool]) == {"claude", "codex", "gemini"}
+        assert all(v.startswith("match") for v in data["checks"][tool].values()), data["checks"]
+    cc = data["checks"]["ccusage"]
+    assert cc["claude"] == "match" and cc["codex"] == "match", cc
+    assert cc["gemini"].startswith("match + known double count"), cc
+    # independent of the bench's own check: ccusage's Gemini total - tokmon's = the copy's total
+    truth = json.loads((keep / "expected-agents.json").read_text())
+    over = truth["agents"]["gemini"]["ccusage_overcount"]["total"]
+    sums = data["sums"]
+    assert (
+        sums["ccusage"]["gemini"]["totalTokens"] - sums["tokmon cold"]["gemini"]["totalTokens"]
+        == over
+        > 0
+    )
+    assert data["median_s"]["ccusage"] > 0 and data["median_s"]["cold:sum"] > 0
