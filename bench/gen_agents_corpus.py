@@ -19,7 +19,8 @@ The Codex and Gemini files follow the real logs in ``shared/corpus/agents`` (see
 docs/agents/codex.md, gemini.md): a rollout has ``session_meta``, per turn ``turn_context``
 (the model) and ``event_msg``/``token_count`` events with a cumulative
 ``total_token_usage`` and the turn's ``last_token_usage``; Codex re-emits an unchanged total
-(with fresh ``rate_limits``) which must not count again; big ``response_item`` lines
+(with fresh ``rate_limits``) which must not count again, and the running total starts again
+inside some files (a naive last-total-per-file sum undercounts); big ``response_item`` lines
 (function-call output, encrypted reasoning) carry most of the bytes. A Gemini chat starts with
 a session header, then user and ``gemini`` messages with ``tokens{input (with cached), output,
 cached, thoughts, tool, total}``, ``$set`` lines, and messages re-appended with the same id
@@ -92,6 +93,7 @@ class AgentTruth:
     bytes: int = 0
     lines: int = 0
     ignored_events: int = 0  # Codex: re-emitted token_count; Gemini: re-appended copies
+    resets: int = 0  # Codex: running totals that start again inside a file
 
     def add(self, ts: datetime, sid: str, inp: int, out: int, cache: int, reasoning: int) -> None:
         self.totals.add(inp, out, cache, reasoning)
@@ -107,6 +109,7 @@ class AgentTruth:
             "bytes": self.bytes,
             "lines": self.lines,
             "ignored_events": self.ignored_events,
+            "resets": self.resets,
         }
 
 
@@ -215,9 +218,12 @@ def _codex_session(
         }
         emit("event_msg", {"type": "token_count", "info": info, "rate_limits": rl})
 
-    for _turn in range(rng.randint(2, 8)):
+    for turn in range(rng.randint(2, 8)):
         turn_id = _uuid(rng)
         t += timedelta(seconds=rng.uniform(20, 600))
+        if turn and rng.random() < 0.2:  # the running total starts again (as real logs do)
+            cum = dict.fromkeys(cum, 0)
+            truth.resets += 1
         emit("event_msg", {"type": "task_started", "turn_id": turn_id,
                            "model_context_window": 272000})  # fmt: skip
         emit(

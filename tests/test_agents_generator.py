@@ -32,7 +32,7 @@ def _load_generator() -> Any:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     gen = _load_generator()
     dest = tmp_path_factory.mktemp("agents") / "c"
-    truth = gen.generate(dest, 2.0, seed=7, gemini_copies=1)
+    truth = gen.generate(dest, 2.0, seed=1, gemini_copies=1)
     return dest, truth
 
 
@@ -108,6 +108,16 @@ def test_truth_equals_recount(corpus: tuple[Path, dict[str, Any]]) -> None:
         got = sum(p.stat().st_size for p in (dest / agent).rglob("*.jsonl"))
         assert got == t["bytes"]
         assert len(list((dest / agent).rglob("*.jsonl"))) == t["files"]
+    # a running total that starts again inside a file: the last total per file undercounts
+    codex = truth["agents"]["codex"]
+    last_totals = 0
+    for p in (dest / "codex" / "sessions").rglob("rollout-*.jsonl"):
+        infos = [
+            json.loads(x)["payload"]["info"] for x in p.read_text().splitlines() if '"info":{' in x
+        ]
+        last_totals += infos[-1]["total_token_usage"]["total_tokens"]
+    assert codex["resets"] > 0
+    assert last_totals < codex["totals"]["total"]
     # the re-emitted Codex totals change a naive sum
     assert _recount_codex(dest / "codex")["reemits"] == truth["agents"]["codex"]["ignored_events"]
     # the chat kept in two folders: ccusage's per-file rule counts it twice, by this much
@@ -125,12 +135,12 @@ def test_truth_equals_recount(corpus: tuple[Path, dict[str, Any]]) -> None:
 
 def test_deterministic(tmp_path: Path, corpus: tuple[Path, dict[str, Any]]) -> None:
     gen = _load_generator()
-    again = gen.generate(tmp_path / "c", 2.0, seed=7, split=(0.0, 0.5, 0.5))
+    again = gen.generate(tmp_path / "c", 2.0, seed=1, split=(0.0, 0.5, 0.5))
     _, truth = corpus
     # same seed, same Codex/Gemini streams whatever the Claude share: the first sessions agree
     first = sorted(truth["agents"]["codex"]["sessions"])
     assert set(first) & set(again["agents"]["codex"]["sessions"])
-    other = gen.generate(tmp_path / "d", 2.0, seed=8, split=(0.0, 0.5, 0.5))
+    other = gen.generate(tmp_path / "d", 2.0, seed=2, split=(0.0, 0.5, 0.5))
     assert other["agents"]["codex"]["totals"] != again["agents"]["codex"]["totals"]
 
 
