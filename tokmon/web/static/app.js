@@ -237,6 +237,15 @@
   function fmtEpoch(t) { return t == null ? "" : fmtWhen(new Date(t * 1000).toISOString()); }
   function fmtPct(v) { return v == null ? "–" : (v < 10 && v > 0 ? v.toFixed(1) : v.toFixed(0)) + "%"; }
   function level(v) { return v >= 90 ? " bad" : v >= 70 ? " warn" : ""; }
+  // history ticks: the time of day within a day or two, else the date
+  function fmtTick(ms, spanSec) {
+    const d = new Date(ms);
+    if (spanSec < 2 * 86400) {
+      const t = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+      return spanSec < 86400 ? t : fmtDay(d.toISOString()) + " " + t;
+    }
+    return fmtDay(d.toISOString());
+  }
   function fmtAmount(v, unit) { return unit === "usd" ? fmtCost(v) : fmtTokens(v); }
 
   function windowCard(w) {
@@ -307,6 +316,8 @@
     const hist = wins.filter((w) => (w.history || []).length);
     $("limits-chart-box").hidden = !hist.length;
     if (hist.length) {
+      const xs = hist.flatMap((w) => w.history.map((p) => p[0]));
+      const span = Math.max(...xs) - Math.min(...xs);
       whenChart().then(() => chart("limits-chart", {
         type: "line",
         data: { datasets: hist.map((w, i) => ({
@@ -317,7 +328,7 @@
         options: {
           scales: {
             x: { type: "linear", ticks: Object.assign(xTicks(6), {
-              callback: (v) => fmtDay(new Date(v).toISOString()) }) },
+              callback: (v) => fmtTick(v, span) }) },
             y: { min: 0, suggestedMax: 100, ticks: { callback: (v) => v + "%" } },
           },
           plugins: { legend: { position: "bottom", labels: { boxWidth: 10 } },
