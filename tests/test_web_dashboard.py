@@ -43,6 +43,7 @@ OFFICIAL = [("official-a", 17.0, 33.0), ("official-b", 42.0, 35.0)]  # (session,
 OPUS_7D = 12.0  # the per-model weekly window of the last payload
 WEEK = 7 * 86400.0
 BUDGET_USD = 750.0
+EARLIER_7D = [(6.5, 48.0), (4.5, 71.0), (1.5, 22.0)]  # (days ago, 7-day %) before the payloads
 
 
 def _chromedriver() -> str | None:
@@ -157,6 +158,17 @@ def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     # so the history has two points)
     now = time.time()
     e["TOKMON_TEST_SEVEN_DAY_RESET"] = str(now + 5 * 86400)  # read back by the limits tests
+    # earlier 7-day figures, as statusline runs on earlier days recorded them
+    from tokmon.limits import history
+    from tokmon.paths import get_paths
+
+    reset = now + 5 * 86400
+    with history.opened(get_paths(e)) as con:
+        history.append(con, [
+            history.Obs(now - d * 86400, "claude", "seven_day", used,
+                        reset if now - d * 86400 >= reset - WEEK else reset - WEEK, WEEK)
+            for d, used in EARLIER_7D
+        ])  # fmt: skip
     for sid, five, seven in OFFICIAL:
         payload = {
             "session_id": sid,
@@ -648,7 +660,7 @@ def test_limits_card_equals_the_api_and_the_cli(
         what="limits chart",
     )
     by_label = dict((lbl, ys) for lbl, ys in hist)
-    assert by_label[week["label"]] == [o[2] for o in OFFICIAL]
+    assert by_label[week["label"]] == [u for _d, u in EARLIER_7D] + [o[2] for o in OFFICIAL]
     assert by_label[keyed["claude/five_hour"]["label"]] == [o[1] for o in OFFICIAL]
     # budgets: the configured one, its use equal to the API's
     rows = browser.find_elements("css selector", "#budgets-table tbody tr")

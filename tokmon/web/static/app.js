@@ -316,8 +316,13 @@
     const hist = wins.filter((w) => (w.history || []).length);
     $("limits-chart-box").hidden = !hist.length;
     if (hist.length) {
-      const xs = hist.flatMap((w) => w.history.map((p) => p[0]));
-      const span = Math.max(...xs) - Math.min(...xs);
+      // the last 8 days up to the status time (the span the server keeps per window)
+      const xmax = (L.generatedAt || Math.max(...hist.flatMap((w) => w.history.map((p) => p[0])))) * 1000;
+      const first = new Date(Math.min(xmax - 8 * 86400e3,
+        ...hist.flatMap((w) => w.history.map((p) => p[0] * 1000))));
+      first.setHours(0, 0, 0, 0);  // day ticks on midnights
+      const xmin = first.getTime();
+      const span = (xmax - xmin) / 1000;
       whenChart().then(() => chart("limits-chart", {
         type: "line",
         data: { datasets: hist.map((w, i) => ({
@@ -327,7 +332,8 @@
         })) },
         options: {
           scales: {
-            x: { type: "linear", ticks: Object.assign(xTicks(6), {
+            x: { type: "linear", min: xmin, max: xmax, ticks: Object.assign(xTicks(9), {
+              stepSize: span >= 2 * 86400 ? 86400e3 : undefined,
               callback: (v) => fmtTick(v, span) }) },
             y: { min: 0, suggestedMax: 100, ticks: { callback: (v) => v + "%" } },
           },
