@@ -231,7 +231,9 @@ def start(app: Any, env: Any = None) -> WeeklyPoller | None:
     try:
         from tokmon.paths import get_paths
 
-        poller = WeeklyPoller(app, get_paths(env))
+        # the dashboard's own paths (--demo, config overrides), else the environment's
+        paths = getattr(getattr(app, "refresher", None), "paths", None) or get_paths(env)
+        poller = WeeklyPoller(app, paths)
         app.set_interval(INTERVAL, poller.tick)
         app.call_later(poller.tick)
         return poller
