@@ -801,6 +801,34 @@ def test_transcript_append_updates_the_page_without_reload(
     print(f"append -> DOM update: {latency * 1000:.0f} ms")
 
 
+def test_limits_mark_a_figure_that_is_no_longer_current(server: WebServer, browser: Any) -> None:
+    """After the append above, local usage came after Claude Code's last figure: the 7-day
+    window is an ESTIMATE (with a calibration) or marked stale (without), never plain."""
+    goto(browser, server, "#/")
+
+    def week_now() -> dict[str, Any]:
+        wins = server.get("/api/limits")["windows"]
+        return next(w for w in wins if w["source"] == "claude" and w["window"] == "seven_day")
+
+    # the server's limits monitor re-evaluates within about a second of the usage change
+    week = wait_for(
+        lambda: (w := week_now()) and (w["basis"] == "estimate" or w["stale"]) and w,
+        timeout=30,
+        what="the 7-day figure to be no longer current in /api/limits",
+    )
+    card = wait_for(
+        lambda: (c := _cards(browser).get("claude/seven_day"))
+        and c["basis"] == week["basis"]
+        and ("ESTIMATE" in c["text"] or "stale" in c["text"])
+        and c,
+        what="the 7-day tile marked as not current",
+    )
+    if week["basis"] == "estimate":
+        assert "ESTIMATE" in card["text"] and card["used"] == week["usedPercent"]
+    else:
+        assert "stale" in card["text"] and "ESTIMATE" not in card["text"]
+
+
 def _emulate(drv: Any, width: int, height: int, dark: bool) -> None:
     drv.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",

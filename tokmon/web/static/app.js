@@ -657,8 +657,12 @@
     showError("");
     placeLimits(r.view);
     try {
-      if (r.view === "overview" || r.view === "limits") {
+      if (r.view === "limits") {
         if (!state.limits) await loadLimits();
+        else renderLimits();
+      } else if (r.view === "overview") {
+        // not awaited: the overview's own numbers paint without waiting for the limits
+        if (!state.limits) loadLimits();
         else renderLimits();
       }
       if (r.view === "overview") {
