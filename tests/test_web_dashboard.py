@@ -40,6 +40,10 @@ SONNET_IN, SONNET_OUT = 3e-6, 15e-6
 pytestmark = pytest.mark.slow
 
 OFFICIAL = [("official-a", 17.0, 33.0), ("official-b", 42.0, 35.0)]  # (session, 5 h %, 7 d %)
+OPUS_7D = 12.0  # the per-model weekly window of the last payload
+WEEK = 7 * 86400.0
+BUDGET_USD = 750.0
+EARLIER_7D = [(6.5, 48.0), (4.5, 71.0), (1.5, 22.0)]  # (days ago, 7-day %) before the payloads
 
 
 def _chromedriver() -> str | None:
@@ -153,12 +157,25 @@ def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     # official 5 h / 7 d figures as Claude Code's statusLine hands them over (two sessions,
     # so the history has two points)
     now = time.time()
+    e["TOKMON_TEST_SEVEN_DAY_RESET"] = str(now + 5 * 86400)  # read back by the limits tests
+    # earlier 7-day figures, as statusline runs on earlier days recorded them
+    from tokmon.limits import history
+    from tokmon.paths import get_paths
+
+    reset = now + 5 * 86400
+    with history.opened(get_paths(e)) as con:
+        history.append(con, [
+            history.Obs(now - d * 86400, "claude", "seven_day", used,
+                        reset if now - d * 86400 >= reset - WEEK else reset - WEEK, WEEK)
+            for d, used in EARLIER_7D
+        ])  # fmt: skip
     for sid, five, seven in OFFICIAL:
         payload = {
             "session_id": sid,
             "rate_limits": {
                 "five_hour": {"used_percentage": five, "resets_at": now + 3600},
                 "seven_day": {"used_percentage": seven, "resets_at": now + 5 * 86400},
+                "seven_day_opus": {"used_percentage": OPUS_7D, "resets_at": now + 5 * 86400},
             },
         }
         res = subprocess.run(
@@ -171,6 +188,15 @@ def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
         )
         assert res.returncode == 0, res.stderr
         time.sleep(0.01)  # distinct observedAt
+    # a budget, so the limits card has one to show
+    cfg = subprocess.run(
+        [sys.executable, "-m", "tokmon", "config", "path"],
+        env=e, capture_output=True, text=True, timeout=60,
+    )
+    cfg_path = Path(cfg.stdout.strip())
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    with cfg_path.open("a", encoding="utf-8") as f:
+        f.write(f'\n[[budgets]]\nname = "monthly"\nperiod = "month"\nusd = {BUDGET_USD}\n')
     return e
 
 
@@ -558,6 +584,142 @@ def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
     assert points == [[o[1] for o in OFFICIAL], [o[2] for o in OFFICIAL]]
 
 
+# -- limits and budgets (issue #15) -----------------------------------------------------------
+
+
+def _limits_cli(env: dict[str, str]) -> dict[str, Any]:
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "limits", "--json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def _cards(drv: Any) -> dict[str, dict[str, Any]]:
+    """Every window card's figures as the page holds them (data-* attributes)."""
+    return drv.execute_script(
+        "const out = {};"
+        "for (const c of document.querySelectorAll('#limits-windows .win')) {"
+        "  const f = {};"
+        "  for (const d of c.querySelectorAll('[data-field]')) f[d.dataset.field] = d.dataset.value;"
+        "  out[c.dataset.window] = {basis: c.dataset.basis, used: Number(c.dataset.used),"
+        "    label: c.querySelector('h3').textContent, fields: f,"
+        "    text: c.textContent};"
+        "}"
+        "return out;"
+    )
+
+
+def _num(v: str | None) -> float | None:
+    return None if v in (None, "", "null") else float(v)
+
+
+def test_limits_card_equals_the_api_and_the_cli(
+    server: WebServer, browser: Any, env: dict[str, str]
+) -> None:
+    goto(browser, server, "#/limits")
+    cards = wait_for(lambda: len(_cards(browser)) >= 3 and _cards(browser), what="limit cards")
+    api = server.get("/api/limits")
+    cli = _limits_cli(env)
+    keyed = {f"{w['source']}/{w['window']}": w for w in api["windows"]}
+    assert set(cards) == set(keyed) == {f"{w['source']}/{w['window']}" for w in cli["windows"]}
+    for key, w in keyed.items():
+        c = cards[key]
+        assert c["label"] == w["label"]
+        assert c["basis"] == w["basis"]
+        assert c["used"] == w["usedPercent"]
+        assert _num(c["fields"]["official"]) == w["officialPercent"]
+        assert _num(c["fields"]["pace"]) == w["pace"]
+        assert _num(c["fields"]["projected"]) == w["projectedPercent"]
+        assert _num(c["fields"]["eta"]) == w["eta"]
+        assert _num(c["fields"]["resets"]) == w["resetsAt"]
+        other = next(x for x in cli["windows"] if f"{x['source']}/{x['window']}" == key)
+        for f in ("usedPercent", "basis", "pace", "projectedPercent", "eta", "resetsAt"):
+            assert other[f] == w[f], (key, f)
+        assert ("ESTIMATE" in c["text"]) is (w["basis"] == "estimate")
+    # independent of tokmon: the last payload's figures, and the pace from its reset time
+    # (window opened 2 days before the payload: elapsed share 2/7)
+    week = keyed["claude/seven_day"]
+    assert week["basis"] == "official" and week["usedPercent"] == OFFICIAL[-1][2]
+    assert keyed["claude/seven_day_opus"]["usedPercent"] == OPUS_7D
+    assert keyed["claude/five_hour"]["usedPercent"] == OFFICIAL[-1][1]
+    reset = float(env["TOKMON_TEST_SEVEN_DAY_RESET"])
+    elapsed = (week["observedAt"] - (reset - WEEK)) / WEEK * 100
+    assert week["pace"] == pytest.approx(OFFICIAL[-1][2] / elapsed, rel=1e-3)
+    assert week["projectedPercent"] == pytest.approx(OFFICIAL[-1][2] * 100 / elapsed, rel=1e-3)
+    # the 7-day card reads as a person would: "35%", "pace 1.22x"
+    assert f"{OFFICIAL[-1][2]:.0f}%" in cards["claude/seven_day"]["text"]
+    assert f"{week['pace']:.2f}x" in cards["claude/seven_day"]["text"]
+    # the history chart: one line per window, points = the recorded figures
+    hist = wait_for(
+        lambda: browser.execute_script(
+            "const c = Chart.getChart(document.getElementById('limits-chart'));"
+            "return c ? c.data.datasets.map(d => [d.label, d.data.map(p => p.y)]) : null"
+        ),
+        what="limits chart",
+    )
+    by_label = dict((lbl, ys) for lbl, ys in hist)
+    assert by_label[week["label"]] == [u for _d, u in EARLIER_7D] + [o[2] for o in OFFICIAL]
+    assert by_label[keyed["claude/five_hour"]["label"]] == [o[1] for o in OFFICIAL]
+    # budgets: the configured one, its use equal to the API's
+    rows = browser.find_elements("css selector", "#budgets-table tbody tr")
+    assert [r.get_attribute("data-budget") for r in rows] == ["monthly"]
+    b = api["budgets"][0]
+    assert b["limit"] == BUDGET_USD
+    used_td = rows[0].find_elements("css selector", "td")[1]
+    assert float(used_td.get_attribute("data-value")) == b["used"]
+    assert f"${BUDGET_USD:,.2f}" in rows[0].text
+    # the same card sits on the overview
+    goto(browser, server, "#/")
+    wait_for(lambda: set(_cards(browser)) == set(keyed), what="limits card on the overview")
+
+
+def test_statusline_payload_updates_limits_without_reload(
+    server: WebServer, browser: Any, env: dict[str, str]
+) -> None:
+    goto(browser, server, "#/limits")
+    wait_for(lambda: _cards(browser).get("claude/seven_day"), what="7-day card")
+    browser.execute_script("window.__noReload = 7")
+    before = int(browser.execute_script("return document.body.dataset.limitUpdates || '0'"))
+    reset = float(env["TOKMON_TEST_SEVEN_DAY_RESET"])
+    new_week = 61.0
+    payload = {
+        "session_id": "official-c",
+        "rate_limits": {
+            "five_hour": {"used_percentage": 48.0, "resets_at": time.time() + 3000},
+            "seven_day": {"used_percentage": new_week, "resets_at": reset},
+        },
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "line", "--claude"],
+        env=env, input=json.dumps(payload), capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    card = wait_for(
+        lambda: (c := _cards(browser).get("claude/seven_day")) and c["used"] == new_week and c,
+        timeout=30,
+        what="the new 7-day figure on the page",
+    )
+    assert browser.execute_script("return window.__noReload") == 7
+    assert int(browser.execute_script("return document.body.dataset.limitUpdates")) > before
+    assert f"{new_week:.0f}%" in card["text"]
+    api = {f"{w['source']}/{w['window']}": w for w in server.get("/api/limits")["windows"]}
+    assert api["claude/seven_day"]["usedPercent"] == new_week
+    assert _num(card["fields"]["pace"]) == api["claude/seven_day"]["pace"]
+    # the history chart gained the point
+    ys = wait_for(
+        lambda: browser.execute_script(
+            "const c = Chart.getChart(document.getElementById('limits-chart'));"
+            "const d = c && c.data.datasets.find(d => d.label === arguments[0]);"
+            "return d ? d.data.map(p => p.y) : null",
+            api["claude/seven_day"]["label"],
+        )[-1] == new_week,
+        what="history point",
+    )
+    assert ys
+
+
 def test_cli_rename_reaches_the_open_page(
     server: WebServer, browser: Any, env: dict[str, str]
 ) -> None:
@@ -639,6 +801,34 @@ def test_transcript_append_updates_the_page_without_reload(
     print(f"append -> DOM update: {latency * 1000:.0f} ms")
 
 
+def test_limits_mark_a_figure_that_is_no_longer_current(server: WebServer, browser: Any) -> None:
+    """After the append above, local usage came after Claude Code's last figure: the 7-day
+    window is an ESTIMATE (with a calibration) or marked stale (without), never plain."""
+    goto(browser, server, "#/")
+
+    def week_now() -> dict[str, Any]:
+        wins = server.get("/api/limits")["windows"]
+        return next(w for w in wins if w["source"] == "claude" and w["window"] == "seven_day")
+
+    # the server's limits monitor re-evaluates within about a second of the usage change
+    week = wait_for(
+        lambda: (w := week_now()) and (w["basis"] == "estimate" or w["stale"]) and w,
+        timeout=30,
+        what="the 7-day figure to be no longer current in /api/limits",
+    )
+    card = wait_for(
+        lambda: (c := _cards(browser).get("claude/seven_day"))
+        and c["basis"] == week["basis"]
+        and ("ESTIMATE" in c["text"] or "stale" in c["text"])
+        and c,
+        what="the 7-day tile marked as not current",
+    )
+    if week["basis"] == "estimate":
+        assert "ESTIMATE" in card["text"] and card["used"] == week["usedPercent"]
+    else:
+        assert "stale" in card["text"] and "ESTIMATE" not in card["text"]
+
+
 def _emulate(drv: Any, width: int, height: int, dark: bool) -> None:
     drv.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
@@ -660,6 +850,7 @@ def test_screenshots_phone_and_desktop_light_and_dark(
         "blocks": "#/blocks",
         "sessions": "#/sessions",
         "session": f"#/session/{sid}",
+        "limits": "#/limits",
     }
     written = []
     try:
@@ -733,6 +924,13 @@ def test_html_export_is_self_contained(
     goto(browser, server, "#/sessions")
     n = len(browser.find_elements("css selector", "#sessions-table tbody tr"))
     assert n == REF_SESSIONS
+    # the limits card is in the export too (a snapshot of /api/limits)
+    goto(browser, server, "#/limits")
+    cards = wait_for(lambda: _cards(browser), what="limits in the export")
+    api = {f"{w['source']}/{w['window']}": w for w in server.get("/api/limits")["windows"]}
+    assert set(cards) == set(api)
+    assert cards["claude/seven_day"]["used"] == api["claude/seven_day"]["usedPercent"]
+    browser.save_screenshot(str(shots / "export-limits-1280x800.png"))
     goto(browser, server, "#/spend")
     browser.save_screenshot(str(shots / "export-spend-1280x800.png"))
 

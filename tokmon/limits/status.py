@@ -21,6 +21,11 @@ from tokmon.limits import calibrate as cal
 from tokmon.limits import history
 from tokmon.limits.pace import pace
 
+#: how far back each window's ``history`` goes (the surfaces' charts and sparklines)
+HISTORY_SECONDS = 8 * 86400.0
+#: at most this many points per window's ``history`` (the newest)
+HISTORY_POINTS = 500
+
 LABELS = {"five_hour": "5-hour", "seven_day": "7-day", "primary": "primary",
           "secondary": "secondary"}  # fmt: skip
 
@@ -128,6 +133,17 @@ def window_status(
     return out
 
 
+def window_history(
+    obs: Sequence[history.Obs], source: str, window: str, now: float
+) -> list[list[float]]:
+    """``[[ts, used %], ...]`` of one window over the last :data:`HISTORY_SECONDS` up to
+    ``now`` (official figures only, one point per change, oldest first)."""
+    lo = now - HISTORY_SECONDS
+    pts = [[o.ts, o.used] for o in obs
+           if o.source == source and o.window == window and lo <= o.ts <= now]  # fmt: skip
+    return pts[-HISTORY_POINTS:]
+
+
 def build(
     paths: Any,
     records: Sequence[Any] = (),
@@ -135,7 +151,7 @@ def build(
     claude_seen: float | None = None,
     use_official_file: bool = True,
 ) -> dict[str, Any]:
-    """``{"generatedAt", "windows": [...], "past": [...], "markers": [...],
+    """``{"generatedAt", "windows": [...] (each with its ``history``), "past": [...], "markers": [...],
     "limitReached": [...], "calibration": {...}}``."""
     now = history.now() if now is None else now
     with history.opened(paths) as con:
@@ -153,6 +169,8 @@ def build(
     windows = [window_status(inst, now, records, times, calib.get(inst.window)
                              if inst.source == "claude" else None, claude_seen)
                for _k, inst in sorted(newest.items())]  # fmt: skip
+    for w in windows:
+        w["history"] = window_history(obs, w["source"], w["window"], now)
     past = [
         {
             "source": i.source,

@@ -315,6 +315,8 @@ class WatchApp(App[int]):
     #block { width: 3fr; height: 100%; border: round $primary; padding: 0 1; }
     #periods { width: 2fr; height: 100%; border: round $primary; padding: 0 1; }
     #spark { height: 1; padding: 0 1; }
+    #weekly { height: 1; padding: 0 1; display: none; }
+    #weekly.on { display: block; }
     #sessions { height: 1fr; border: round $primary; padding: 0 1; }
     #header { height: 1; padding: 0 1; background: $boost; }
     #keys { height: 1; padding: 0 1; color: $text-muted; }
@@ -360,6 +362,7 @@ class WatchApp(App[int]):
         self.refresher: Any = None
         self._last_error: str | None = None
         self._shown: dict[str, Any] = {}
+        self.weekly: Any = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -369,6 +372,7 @@ class WatchApp(App[int]):
                 yield Static(id="block")
                 yield Static(id="periods")
             yield Static(id="spark")
+            yield Static(id="weekly")
             yield Static(id="sessions")
         yield Static("loading…", id="compact")
         yield Static(
@@ -386,6 +390,9 @@ class WatchApp(App[int]):
         from tokmon.limits.toasts import watch_alerts  # limit/budget alerts (docs/limits.md)
 
         watch_alerts(self)
+        from tokmon.tui import weekly  # the 7-day window row (docs/watch.md)
+
+        self.weekly = weekly.start(self)
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_layout(event.size.width, event.size.height)
@@ -466,6 +473,7 @@ class WatchApp(App[int]):
             "spark",
             Text.assemble((v.spark(spark_w), "cyan"), " ", (v.spark_caption(spark_w), "dim")),
         )
+        week_rows = self._draw_weekly(w)
         sess = self.query_one("#sessions", Static)
         title = f"Active sessions ({len(v.sessions)}"
         title += f" of {v.active_count}, filter: {v.filter_text})" if v.filter_text else ")"
@@ -474,13 +482,26 @@ class WatchApp(App[int]):
         width = sess.size.width or w
         # The panel is as tall as its rows (no empty rows), up to the room that is left
         # below the block: header 1 + top 8 + sparkline 1 + keys 1 + panel borders 2.
-        room = max(2, self.size.height - 13)
+        room = max(2, self.size.height - 13 - week_rows)
         cells = session_cells(v, width, room)
         want = (len(cells) + 1 if v.sessions else 1) + 2
         if sess.styles.height is None or sess.styles.height.value != want:
             sess.styles.height = want
         key = (width, v.filter_text, bool(v.sessions), tuple((c, tuple(r)) for c, r in cells))
         self._put("sessions", render_sessions(v, cells, width), key)
+
+    def _draw_weekly(self, w: int) -> int:
+        """The weekly-limit row under the sparkline; returns its height (0 while unknown)."""
+        from tokmon.tui.weekly import render_weekly, weekly_view
+
+        now = time.time()
+        view = weekly_view(getattr(self.weekly, "status", None), now, self.tz)
+        row = self.query_one("#weekly", Static)
+        row.set_class(view is not None, "on")
+        if view is None:
+            return 0
+        self._put("weekly", render_weekly(view, max(10, w - 2), now, self.tz))
+        return 1
 
     async def _on_key(self, event: events.Key) -> None:
         """Keys typed right after ``/`` belong to the filter, even before it has focus.

@@ -31,6 +31,7 @@ def collect(service: Any) -> dict[str, Any]:
         "sessions": sessions,
         "blocks": call("tokmon/blocks"),
         "official": call("tokmon/official"),
+        "limits": call("tokmon/limits"),
         "series": {
             f"{p}/{b}": call("tokmon/series", {"period": p, "by": b})
             for p in ("day", "week")

@@ -37,6 +37,12 @@ export function activate(context: vscode.ExtensionContext): void {
     } catch (err) {
       log.error(`tokmon/summary failed: ${String(err)}`);
     }
+    try {
+      status.updateLimits(await api.limits());
+    } catch (err) {
+      // an older server without tokmon/limits: the tooltip just has no weekly window
+      log.warn(`tokmon/limits failed: ${String(err)}`);
+    }
   };
 
   context.subscriptions.push(
@@ -52,6 +58,12 @@ export function activate(context: vscode.ExtensionContext): void {
       sessions.reload(params.changedSessions);
     }),
     server.onMetadataChanged((change) => sessions.applyMetadata(change)),
+    server.onLimitsChanged((limits) => status.updateLimits(limits)),
+    server.onAlert((alert) => {
+      if (status.showAlert(alert)) {
+        log.info(`alert: ${alert.message}`);
+      }
+    }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("tokmon.path")) {
         void server.restart();

@@ -25,11 +25,14 @@ export const Methods = {
   daily: "tokmon/daily",
   refresh: "tokmon/refresh",
   setSessionMetadata: "tokmon/setSessionMetadata",
+  limits: "tokmon/limits",
 } as const;
 
 export const Notifications = {
   usageChanged: "tokmon/usageChanged",
   metadataChanged: "tokmon/metadataChanged",
+  limitsChanged: "tokmon/limitsChanged",
+  alert: "tokmon/alert",
 } as const;
 
 /** Commands the server offers through `workspace/executeCommand`. */
@@ -252,6 +255,72 @@ export interface MetadataChangedParams {
   description: string | null;
 }
 
+/** One official limit window as `tokmon limits --json` reports it (docs/limits.md). */
+export interface LimitWindow {
+  /** "claude" or "codex". */
+  source: string;
+  /** five_hour, seven_day, seven_day_opus, ... (Claude); primary, secondary (Codex). */
+  window: string;
+  label: string;
+  /** Window length in seconds. */
+  length: number | null;
+  basis: "official" | "estimate";
+  usedPercent: number;
+  officialPercent: number | null;
+  /** Epoch seconds. */
+  observedAt: number;
+  seenAt: number;
+  ageSeconds: number;
+  resetsAt: number | null;
+  resetsInSeconds: number | null;
+  stale: boolean;
+  start: number | null;
+  elapsedPercent: number | null;
+  pace: number | null;
+  projectedPercent: number | null;
+  /** Epoch seconds when 100 % is reached at this pace (null: not before the reset). */
+  eta: number | null;
+  peak: number;
+  /** `[epoch seconds, used %]` of the last 8 days, oldest first (one point per change). */
+  history?: [number, number][];
+}
+
+/** One `[[budgets]]` entry with its use in the current period. */
+export interface BudgetUse {
+  name: string;
+  period: "day" | "week" | "month";
+  periodKey: string;
+  unit: "usd" | "tokens";
+  limit: number;
+  used: number;
+  percent: number;
+  projected: number;
+  projectedPercent: number;
+  exceeded: boolean;
+}
+
+/** `tokmon/limits` result and `tokmon/limitsChanged` params. */
+export interface LimitsStatus {
+  generatedAt: number;
+  windows: LimitWindow[];
+  limitReached: { source: string; ts: number; resetsAt: number }[];
+  budgets?: BudgetUse[];
+}
+
+/** `tokmon/alert` params: one row of the alert log (fired once across processes). */
+export interface AlertRow {
+  id: number;
+  key: string;
+  /** Epoch seconds. */
+  ts: number;
+  kind: string;
+  subject: string;
+  threshold: number;
+  value: number | null;
+  message: string;
+  status: string;
+}
+
 /** Minimal request/notification surface shared by LanguageClient and MessageConnection. */
 export interface RequestSender {
   sendRequest<R>(method: string, params?: unknown): Promise<R>;
@@ -283,6 +352,10 @@ export class TokmonApi {
 
   setSessionMetadata(params: SetSessionMetadataParams): Promise<SessionRow> {
     return this.sender.sendRequest<SessionRow>(Methods.setSessionMetadata, params);
+  }
+
+  limits(): Promise<LimitsStatus> {
+    return this.sender.sendRequest<LimitsStatus>(Methods.limits, {});
   }
 }
 

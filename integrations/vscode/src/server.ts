@@ -14,6 +14,8 @@ import {
 import { type Discovery, discoverServer, nodeHost, type ServerCommand } from "./discovery";
 import {
   INSTALL_COMMAND,
+  type AlertRow,
+  type LimitsStatus,
   type MetadataChangedParams,
   MIN_TOKMON_VERSION,
   Notifications,
@@ -51,10 +53,16 @@ export class ServerManager implements vscode.Disposable {
   private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
   private readonly usageEmitter = new vscode.EventEmitter<UsageChangedParams>();
   private readonly metadataEmitter = new vscode.EventEmitter<MetadataChangedParams>();
+  private readonly limitsEmitter = new vscode.EventEmitter<LimitsStatus>();
+  private readonly alertEmitter = new vscode.EventEmitter<AlertRow>();
 
   readonly onDidChangeState = this.stateEmitter.event;
   readonly onUsageChanged = this.usageEmitter.event;
   readonly onMetadataChanged = this.metadataEmitter.event;
+  /** `tokmon/limitsChanged`: the limits status (windows, pace, budgets). */
+  readonly onLimitsChanged = this.limitsEmitter.event;
+  /** `tokmon/alert`: one alert-log row (the server sends each once). */
+  readonly onAlert = this.alertEmitter.event;
 
   constructor(private readonly log: vscode.LogOutputChannel) {}
 
@@ -204,6 +212,12 @@ export class ServerManager implements vscode.Disposable {
     client.onNotification(Notifications.metadataChanged, (params: MetadataChangedParams) => {
       this.metadataEmitter.fire(params);
     });
+    client.onNotification(Notifications.limitsChanged, (params: LimitsStatus) => {
+      this.limitsEmitter.fire(params);
+    });
+    client.onNotification(Notifications.alert, (params: AlertRow) => {
+      this.alertEmitter.fire(params);
+    });
     return client;
   }
 
@@ -269,5 +283,7 @@ export class ServerManager implements vscode.Disposable {
     this.stateEmitter.dispose();
     this.usageEmitter.dispose();
     this.metadataEmitter.dispose();
+    this.limitsEmitter.dispose();
+    this.alertEmitter.dispose();
   }
 }

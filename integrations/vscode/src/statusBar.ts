@@ -3,11 +3,13 @@
 import * as vscode from "vscode";
 
 import { formatPercent } from "./format";
-import type { Summary } from "./protocol";
+import { AlertLedger, alertNotification } from "./limitsModel";
+import type { AlertRow, LimitsStatus, Summary } from "./protocol";
 import { buildStatusView, parseFormat, type StatusSettings } from "./statusModel";
 import { type AlertState, blockKey, normalizeThresholds, ThresholdAlerts } from "./thresholds";
 
 const ALERT_STATE_KEY = "tokmon.thresholdAlerts";
+const LIMIT_ALERTS_KEY = "tokmon.limitAlerts";
 
 /** Read the status bar settings. */
 export function readStatusSettings(): StatusSettings & { enabled: boolean } {
@@ -23,7 +25,9 @@ export function readStatusSettings(): StatusSettings & { enabled: boolean } {
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private summary: Summary | undefined;
+  private limits: LimitsStatus | null = null;
   private readonly alerts: ThresholdAlerts;
+  private readonly limitAlerts: AlertLedger;
   private serverDown = false;
 
   constructor(private readonly memento: vscode.Memento) {
@@ -31,6 +35,7 @@ export class StatusBar implements vscode.Disposable {
     this.item.name = "tokmon";
     this.item.command = "tokmon.openSidebar";
     this.alerts = new ThresholdAlerts(memento.get<AlertState>(ALERT_STATE_KEY));
+    this.limitAlerts = new AlertLedger(memento.get<string[]>(LIMIT_ALERTS_KEY));
     this.render();
   }
 
@@ -40,6 +45,28 @@ export class StatusBar implements vscode.Disposable {
     this.serverDown = false;
     this.render();
     this.checkThresholds();
+  }
+
+  /** New limits status (`tokmon/limits` answer or `tokmon/limitsChanged` push). */
+  updateLimits(status: LimitsStatus): void {
+    this.limits = status;
+    this.render();
+  }
+
+  /** A `tokmon/alert` push: one notification per alert key, ever. */
+  showAlert(alert: AlertRow): boolean {
+    if (!alert || typeof alert.key !== "string" || !this.limitAlerts.offer(alert.key)) {
+      return false;
+    }
+    void this.memento.update(LIMIT_ALERTS_KEY, this.limitAlerts.snapshot());
+    const { message, severity } = alertNotification(alert);
+    const show = severity === "error" ? vscode.window.showErrorMessage : vscode.window.showWarningMessage;
+    void show(message, "Open Sessions").then((choice) => {
+      if (choice) {
+        void vscode.commands.executeCommand("tokmon.openSidebar");
+      }
+    });
+    return true;
   }
 
   /** Show that the server is not running (or starting). */
@@ -64,7 +91,7 @@ export class StatusBar implements vscode.Disposable {
       this.item.show();
       return;
     }
-    const view = buildStatusView(this.summary, settings, Date.now());
+    const view = buildStatusView(this.summary, settings, Date.now(), this.limits);
     this.item.text = view.text;
     const md = new vscode.MarkdownString(view.tooltip, true);
     md.isTrusted = false;

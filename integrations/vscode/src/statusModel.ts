@@ -9,11 +9,13 @@ import {
   formatPercent,
   formatRelative,
   formatTokens,
+  offsetLabel,
   shortId,
   shortModel,
   truncate,
 } from "./format";
-import type { ActiveBlock, BurnLevel, SessionRow, Summary } from "./protocol";
+import { limitsTooltipLines } from "./limitsModel";
+import type { ActiveBlock, BurnLevel, LimitsStatus, SessionRow, Summary } from "./protocol";
 import {
   blockIsLive,
   levelFor,
@@ -93,13 +95,13 @@ function sourceText(usage: UsagePercent): string {
   }
 }
 
-function sessionLine(row: SessionRow, nowMs: number): string {
+function sessionLine(row: SessionRow, nowMs: number, timeZone?: string): string {
   const label = row.name ?? row.title ?? shortId(row.sessionId);
   const parts = [
     `**${escapeMarkdown(truncate(label, 60))}**`,
     `${formatTokens(row.totalTokens)} tokens`,
     formatCost(row.totalCost),
-    `last activity ${formatRelative(row.lastActivity, nowMs)}`,
+    `last activity ${formatRelative(row.lastActivity, nowMs, timeZone)}`,
   ];
   let line = parts.join(" · ");
   if (row.tags.length > 0) {
@@ -111,8 +113,31 @@ function sessionLine(row: SessionRow, nowMs: number): string {
   return line;
 }
 
-/** Build the whole status view; pure, so it can be tested without VS Code. */
-export function buildStatusView(summary: Summary, settings: StatusSettings, nowMs: number): StatusView {
+/** The zone the server reports its times in (a valid IANA name), else undefined (local). */
+export function serverZone(summary: Summary): string | undefined {
+  const tz = summary.timezone;
+  if (!tz || tz === "local") {
+    return undefined;
+  }
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return tz;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Build the whole status view; pure, so it can be tested without VS Code. Times follow the
+ * server's zone (`summary.timezone`); `limits` adds the weekly window, its pace and history.
+ */
+export function buildStatusView(
+  summary: Summary,
+  settings: StatusSettings,
+  nowMs: number,
+  limits?: LimitsStatus | null,
+): StatusView {
+  const tz = serverZone(summary);
   const usage = usagePercent(summary, settings.tokenLimit, nowMs);
   const level = levelFor(usage?.percent, settings.thresholds);
   const block = blockIsLive(summary.activeBlock, nowMs) ? summary.activeBlock : null;
@@ -150,7 +175,7 @@ export function buildStatusView(summary: Summary, settings: StatusSettings, nowM
   md.push("");
   if (block) {
     md.push(
-      `**Block** ${formatClock(block.startTime)}–${formatClock(block.endTime)}, ` +
+      `**Block** ${formatClock(block.startTime, tz)}–${formatClock(block.endTime, tz)}, ` +
         `${formatDuration(minutesLeft(block, nowMs))} left  `,
     );
     const rate = block.burnRate;
@@ -167,9 +192,13 @@ export function buildStatusView(summary: Summary, settings: StatusSettings, nowM
   if (usage) {
     let line = `**5-hour limit** ${formatPercent(usage.percent)} used (${sourceText(usage)})`;
     if (usage.resetsAtMs !== null) {
-      line += `, resets ${formatClock(usage.resetsAtMs)}`;
+      line += `, resets ${formatClock(usage.resetsAtMs, tz)}`;
     }
     md.push(`${line}  `);
+  }
+  const limitLines = limitsTooltipLines(limits, nowMs, tz);
+  if (limitLines.length > 0) {
+    md.push(...limitLines);
   }
   if (level !== "normal") {
     md.push(
@@ -181,10 +210,14 @@ export function buildStatusView(summary: Summary, settings: StatusSettings, nowM
   const session = summary.workspaceSession ?? summary.projectSession ?? null;
   md.push("");
   if (session) {
-    md.push("**This workspace's active session**  ", sessionLine(session, nowMs));
+    md.push("**This workspace's active session**  ", sessionLine(session, nowMs, tz));
   } else {
     md.push("No active session in this workspace.");
   }
-  md.push("", "_Click to open the tokmon sidebar._");
+  md.push("");
+  if (tz) {
+    md.push(`_Times in ${escapeMarkdown(tz)} (${offsetLabel(nowMs, tz)}), tokmon's zone._  `);
+  }
+  md.push("_Click to open the tokmon sidebar._");
   return { text, tooltip: md.join("\n"), level, usage };
 }

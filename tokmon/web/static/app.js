@@ -6,7 +6,7 @@
   const EMBED = window.TOKMON_EMBED || null;
   const $ = (id) => document.getElementById(id);
   const state = {
-    summary: null, sessions: null, blocks: null, series: {}, official: null,
+    summary: null, sessions: null, blocks: null, series: {}, official: null, limits: null,
     spend: { period: "day", by: "model", range: "90" }, blocksRange: "30",
     sort: { key: "lastActivity", dir: -1 }, filter: { q: "", project: "", tag: "" },
     showAll: false, session: null, charts: {}, updates: 0,
@@ -44,6 +44,7 @@
       if (!d) throw new Error("this session's details are not in the export (top sessions only)");
       return d;
     }
+    if (name === "limits" && !EMBED.limits) return { windows: [], budgets: [], limitReached: [] };
     if (name in EMBED) return EMBED[name];
     throw new Error("not available in an exported report: " + name);
   }
@@ -221,6 +222,159 @@
       options: { scales: { y: { min: 0, suggestedMax: 100 }, x: { ticks: xTicks(4) } },
         plugins: { legend: { labels: { boxWidth: 10 } } } },
     });
+  }
+
+
+  // -- limits and budgets (docs/limits.md) -----------------------------------------------------
+  function fmtDuration(sec) {
+    if (sec == null) return "–";
+    sec = Math.max(0, Math.round(sec));
+    const d = Math.floor(sec / 86400), h = Math.floor(sec % 86400 / 3600), m = Math.floor(sec % 3600 / 60);
+    if (d) return d + " d " + h + " h";
+    if (h) return h + " h " + m + " min";
+    return m ? m + " min" : sec + " s";
+  }
+  function fmtEpoch(t) { return t == null ? "" : fmtWhen(new Date(t * 1000).toISOString()); }
+  function fmtPct(v) { return v == null ? "–" : (v < 10 && v > 0 ? v.toFixed(1) : v.toFixed(0)) + "%"; }
+  function level(v) { return v >= 90 ? " bad" : v >= 70 ? " warn" : ""; }
+  // history ticks: the time of day within a day or two, else the date
+  function fmtTick(ms, spanSec) {
+    const d = new Date(ms);
+    if (spanSec < 2 * 86400) {
+      const t = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+      return spanSec < 86400 ? t : fmtDay(d.toISOString()) + " " + t;
+    }
+    return fmtDay(d.toISOString());
+  }
+  function fmtAmount(v, unit) { return unit === "usd" ? fmtCost(v) : fmtTokens(v); }
+
+  function windowCard(w) {
+    const card = el("div", "win");
+    card.dataset.window = w.source + "/" + w.window;
+    card.dataset.basis = w.basis;
+    card.dataset.used = String(w.usedPercent);
+    const h = el("h3", "", w.label);
+    card.append(h);
+    const row = el("div", "row");
+    const pct = el("span", "pct", (w.basis === "estimate" ? "~" : "") + fmtPct(w.usedPercent));
+    pct.dataset.field = "used";
+    pct.dataset.value = String(w.usedPercent);
+    row.append(pct);
+    if (w.basis === "estimate") {
+      const b = el("span", "badge est", "ESTIMATE");
+      b.title = "no fresh official figure: the last one plus local usage since (a lower bound)";
+      row.append(b);
+    } else if (w.stale) row.append(el("span", "badge stale", "stale"));
+    card.append(row);
+    const bar = el("div", "bar");
+    const fill = el("div", "fill" + level(w.usedPercent));
+    fill.style.width = Math.min(100, Math.max(0, w.usedPercent || 0)) + "%";
+    bar.append(fill);
+    if (w.projectedPercent != null) {
+      const mark = el("div", "proj");
+      mark.style.display = "block";
+      mark.style.left = Math.min(99.5, w.projectedPercent) + "%";
+      mark.title = "projected at reset";
+      bar.append(mark);
+    }
+    card.append(bar);
+    const facts = el("dl", "facts");
+    const fact = (name, label, value, raw) => {
+      const dd = el("dd", "", value);
+      dd.dataset.field = name;
+      dd.dataset.value = raw == null ? "" : String(raw);
+      facts.append(el("dt", "", label), dd);
+    };
+    fact("official", "official", w.officialPercent == null ? "–" : fmtPct(w.officialPercent) +
+      " · " + fmtDuration(w.ageSeconds) + " ago", w.officialPercent);
+    fact("resets", "resets", w.resetsInSeconds == null ? "–" : "in " +
+      fmtDuration(w.resetsInSeconds) + " · " + fmtEpoch(w.resetsAt), w.resetsAt);
+    fact("pace", "pace", w.pace == null ? "–" : w.pace.toFixed(2) + "x", w.pace);
+    fact("projected", "at reset", w.projectedPercent == null ? "–" : "~" +
+      fmtPct(w.projectedPercent), w.projectedPercent);
+    fact("eta", "100 % at", w.eta != null ? fmtEpoch(w.eta)
+      : w.pace == null ? "–" : "not before reset", w.eta);
+    card.append(facts);
+    return card;
+  }
+
+  function renderLimits() {
+    const L = state.limits;
+    const slot = $("limits-slot");
+    if (!L) return;
+    const wins = L.windows || [];
+    const buds = L.budgets || [];
+    slot.hidden = false;
+    slot.dataset.generatedAt = String(L.generatedAt || "");
+    $("limits-none").hidden = wins.length > 0;
+    text($("limits-asof"), L.generatedAt ? "as of " + fmtEpoch(L.generatedAt) : "");
+    const reached = L.limitReached || [];
+    $("limits-reached").hidden = !reached.length;
+    text($("limits-reached"), reached.length ? "Usage limit reached: resets " +
+      fmtEpoch(reached[reached.length - 1].resetsAt) : "");
+    $("limits-windows").replaceChildren(...wins.map(windowCard));
+    const hist = wins.filter((w) => (w.history || []).length);
+    $("limits-chart-box").hidden = !hist.length;
+    if (hist.length) {
+      // the last 8 days up to the status time (the span the server keeps per window)
+      const xmax = (L.generatedAt || Math.max(...hist.flatMap((w) => w.history.map((p) => p[0])))) * 1000;
+      const first = new Date(Math.min(xmax - 8 * 86400e3,
+        ...hist.flatMap((w) => w.history.map((p) => p[0] * 1000))));
+      first.setHours(0, 0, 0, 0);  // day ticks on midnights
+      const xmin = first.getTime();
+      const span = (xmax - xmin) / 1000;
+      whenChart().then(() => chart("limits-chart", {
+        type: "line",
+        data: { datasets: hist.map((w, i) => ({
+          label: w.label, data: w.history.map((p) => ({ x: p[0] * 1000, y: p[1] })),
+          borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length],
+          stepped: "before", pointRadius: 2, borderWidth: 1.5,
+        })) },
+        options: {
+          scales: {
+            x: { type: "linear", min: xmin, max: xmax, ticks: Object.assign(xTicks(9), {
+              stepSize: span >= 2 * 86400 ? 86400e3 : undefined,
+              callback: (v) => fmtTick(v, span) }) },
+            y: { min: 0, suggestedMax: 100, ticks: { callback: (v) => v + "%" } },
+          },
+          plugins: { legend: { position: "bottom", labels: { boxWidth: 10 } },
+            tooltip: { callbacks: {
+              title: (items) => fmtWhen(new Date(items[0].parsed.x).toISOString()),
+              label: (c) => c.dataset.label + ": " + fmtPct(c.parsed.y) } } },
+        },
+      }));
+    }
+    $("budgets-box").hidden = !buds.length;
+    const body = $("budgets-table").tBodies[0];
+    body.replaceChildren();
+    for (const b of buds) {
+      const tr = el("tr", b.exceeded ? "over" : "");
+      tr.dataset.budget = b.name;
+      const pct = el("td", "num", fmtPct(b.percent));
+      pct.dataset.value = String(b.percent);
+      const used = el("td", "num", fmtAmount(b.used, b.unit));
+      used.dataset.value = String(b.used);
+      tr.append(el("td", "", b.name), used, el("td", "num", fmtAmount(b.limit, b.unit)), pct,
+        el("td", "num hide-s", fmtAmount(b.projected, b.unit) + " (" + fmtPct(b.projectedPercent) + ")"),
+        el("td", "hide-s", b.period + " " + (b.periodKey || "")));
+      body.append(tr);
+    }
+    if (!wins.length && !buds.length && route().view !== "limits") slot.hidden = true;
+  }
+
+  async function loadLimits() {
+    try { state.limits = await api("limits"); } catch (e) { return; }
+    renderLimits();
+  }
+
+  // the limits card lives on the overview and moves into #/limits when that view is shown
+  function placeLimits(view) {
+    const slot = $("limits-slot");
+    if (view === "limits") {
+      if (slot.parentElement !== $("view-limits")) $("view-limits").append(slot);
+    } else if (slot.parentElement !== $("view-overview")) {
+      $("view-overview").insertBefore(slot, $("active-list").closest(".card"));
+    }
   }
 
   // -- spend -----------------------------------------------------------------------------------
@@ -485,7 +639,7 @@
   function route() {
     const h = location.hash.replace(/^#\/?/, "");
     if (h.startsWith("session/")) return { view: "session", id: decodeURIComponent(h.slice(8)) };
-    if (["spend", "blocks", "sessions"].includes(h)) return { view: h };
+    if (["spend", "blocks", "sessions", "limits"].includes(h)) return { view: h };
     return { view: "overview" };
   }
 
@@ -501,7 +655,16 @@
         (r.view === "session" && a.dataset.route === "sessions"));
     }
     showError("");
+    placeLimits(r.view);
     try {
+      if (r.view === "limits") {
+        if (!state.limits) await loadLimits();
+        else renderLimits();
+      } else if (r.view === "overview") {
+        // not awaited: the overview's own numbers paint without waiting for the limits
+        if (!state.limits) loadLimits();
+        else renderLimits();
+      }
       if (r.view === "overview") {
         if (!state.summary) state.summary = await api("summary");
         renderOverview();
@@ -528,8 +691,16 @@
     state.sessions = null;
     state.updates += 1;
     document.body.dataset.updates = String(state.updates);
-    if (route().view === "overview") renderOverview();
+    if (route().view === "overview") { renderOverview(); loadLimits(); }
+    else if (route().view === "limits") loadLimits();
     else scheduleRender();
+  }
+  function onLimits(ev) {
+    state.limits = JSON.parse(ev.data);
+    state.limitUpdates = (state.limitUpdates || 0) + 1;
+    document.body.dataset.limitUpdates = String(state.limitUpdates);
+    const v = route().view;
+    if (v === "overview" || v === "limits") renderLimits();
   }
   function onMeta() {
     state.sessions = null;
@@ -550,6 +721,7 @@
     es.addEventListener("hello", () => { live.classList.add("on"); text(live, "live"); });
     es.addEventListener("tokmon/usageChanged", onUsage);
     es.addEventListener("tokmon/metadataChanged", onMeta);
+    es.addEventListener("tokmon/limitsChanged", onLimits);
     es.onerror = () => { live.classList.remove("on"); text(live, "offline"); };
   }
 

@@ -5,7 +5,7 @@
  * client -> version check -> status bar from pushes only -> tree -> commands -> thresholds.
  */
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import Module from "node:module";
 import * as os from "node:os";
@@ -235,6 +235,50 @@ describe("the packaged extension, activated against the real server", () => {
     fs.appendFileSync(target.file, assistantLine(target.sessionId, target.cwd, 100, 100));
     await until("second push", () => item.text.includes("2.20k") && item.text);
     expect(state.messages).toHaveLength(1);
+  });
+
+  it("shows the weekly window in the tooltip and each limit alert once", async () => {
+    const python = state.pythonPath!;
+    const env = { ...process.env };
+    // alert at 50 % of an official window only; no desktop channel in a test
+    const cfgPath = execFileSync(python, ["-m", "tokmon", "config", "path"], { env }).toString().trim();
+    fs.mkdirSync(path.dirname(cfgPath), { recursive: true });
+    fs.appendFileSync(
+      cfgPath,
+      "\n[alerts]\nofficial = [50]\nprojected = []\nblock = []\nbudgets = []\ndesktop = false\n",
+    );
+    const resetsAt = Math.round(Date.now() / 1000 + 4 * 86400);
+    const record = (week: number): void => {
+      const payload = {
+        session_id: "bundle-limits",
+        rate_limits: {
+          five_hour: { used_percentage: 12, resets_at: Math.round(Date.now() / 1000 + 3600) },
+          seven_day: { used_percentage: week, resets_at: resetsAt },
+        },
+      };
+      const r = spawnSync(python, ["-m", "tokmon", "line", "--claude"], {
+        env,
+        input: JSON.stringify(payload),
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    const item = state.statusItems.find((i) => i.id === "tokmon.status")!;
+    const tip = (): string => (item.tooltip as { value: string }).value;
+    const alerts = (): typeof state.messages => state.messages.filter((m) => m.text.includes("7-day limit is at"));
+    record(58);
+    await until("weekly window in the tooltip", () => tip().includes("**Claude 7\\-day** 58%"));
+    expect(tip()).toMatch(/58% · pace \d\.\d\dx/);
+    expect(tip()).toContain("History (7 d) `");
+    await until("alert notification", () => alerts().length > 0);
+    expect(alerts()).toHaveLength(1);
+    expect(alerts()[0]!.level).toBe("warning");
+    expect(alerts()[0]!.text.startsWith("tokmon: ")).toBe(true);
+    // a new figure updates the tooltip; the crossing of 50 % is not notified again
+    record(63);
+    await until("new figure", () => tip().includes("**Claude 7\\-day** 63%"));
+    expect(alerts()).toHaveLength(1);
   });
 
   it("stops the server on deactivate", async () => {

@@ -5,7 +5,7 @@
  * Works on a temp copy of the real corpus; TOKMON_HOME and HOME are temp dirs too.
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -21,7 +21,9 @@ import {
 } from "vscode-jsonrpc/node";
 
 import { discoverServer, nodeHost } from "../../src/discovery";
+import { limitsTooltipLines, weeklyWindow } from "../../src/limitsModel";
 import {
+  type LimitsStatus,
   type MetadataChangedParams,
   Methods,
   Notifications,
@@ -174,6 +176,8 @@ describe("tokmon serve driven through the extension's protocol module", () => {
   let stderr = "";
   let target: { file: string; sessionId: string; cwd: string };
   let exitCode: Promise<number | null>;
+  let serverEnv: NodeJS.ProcessEnv;
+  let python: string;
 
   beforeAll(async () => {
     expect(fs.existsSync(CORPUS), `test corpus missing: ${CORPUS}`).toBe(true);
@@ -212,6 +216,8 @@ describe("tokmon serve driven through the extension's protocol module", () => {
     }
     expect(found.server.source).toBe("python");
     expect(found.server.args).toEqual(["-m", "tokmon", "serve"]);
+    serverEnv = env;
+    python = found.server.command;
     proc = spawn(found.server.command, found.server.args, {
       cwd: tmp,
       env,
@@ -401,5 +407,63 @@ describe("tokmon serve driven through the extension's protocol module", () => {
     // a request after the push agrees with it
     const after = await conn.sendRequest<Summary>(Methods.summary, {});
     expect(after.totals.inputTokens).toBe(before.totals.inputTokens + input);
+  });
+
+  it("pushes tokmon/limitsChanged after Claude Code's statusLine records a new figure", async () => {
+    const nowSec = Date.now() / 1000;
+    const resetsAt = Math.round(nowSec + 4 * 86400); // the week opened 3 days ago
+    const week = 58;
+    const opus = 9;
+    const pushed = waitFor<LimitsStatus>(
+      conn,
+      Notifications.limitsChanged,
+      (p) => p.windows.some((w) => w.window === "seven_day" && w.usedPercent === week),
+      20_000,
+    );
+    // the real statusLine command, as Claude Code runs it (payload on stdin)
+    const payload = {
+      session_id: "vscode-it-limits",
+      rate_limits: {
+        five_hour: { used_percentage: 23, resets_at: Math.round(nowSec + 3600) },
+        seven_day: { used_percentage: week, resets_at: resetsAt },
+        seven_day_opus: { used_percentage: opus, resets_at: resetsAt },
+      },
+    };
+    const line = spawnSync(python, ["-m", "tokmon", "line", "--claude"], {
+      env: serverEnv,
+      input: JSON.stringify(payload),
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(line.status, line.stderr).toBe(0);
+    const note = await pushed;
+    const w = weeklyWindow(note);
+    expect(w?.label).toBe("Claude 7-day");
+    expect(w?.basis).toBe("official");
+    expect(w?.resetsAt).toBe(resetsAt);
+    // pace against an independent computation: 58% after 3 of 7 days
+    const elapsedPct = ((w!.observedAt - (resetsAt - 7 * 86400)) / (7 * 86400)) * 100;
+    expect(w!.pace).toBeCloseTo(week / elapsedPct, 6);
+    expect(w!.projectedPercent).toBeCloseTo((week * 100) / elapsedPct, 6);
+    expect(w!.history?.at(-1)?.[1]).toBe(week);
+    expect(note.windows.find((x) => x.window === "seven_day_opus")?.usedPercent).toBe(opus);
+    // the request answers the same status
+    const asked = await api.limits();
+    expect(weeklyWindow(asked)?.usedPercent).toBe(week);
+    expect(weeklyWindow(asked)?.pace).toBe(w!.pace);
+    // and the tooltip shows it
+    const lines = limitsTooltipLines(note, Date.now(), "UTC");
+    expect(lines[0]).toContain(`**Claude 7\\-day** ${week}% · pace ${w!.pace!.toFixed(2)}x`);
+    expect(lines.some((l) => l.startsWith("History (7 d) `"))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`Claude 7\\-day opus ${opus}%`))).toBe(true);
+    const summary = await api.summary();
+    const view = buildStatusView(
+      summary,
+      { format: "tokens", thresholds: DEFAULT_THRESHOLDS, tokenLimit: 0 },
+      Date.now(),
+      note,
+    );
+    expect(view.tooltip).toContain(`${week}% · pace`);
+    expect(view.tooltip).toContain(`_Times in ${summary.timezone ?? "UTC"}`);
   });
 });
