@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from line_support import append_assistant, make_env, refresh_now  # noqa: E402
 
-from tokmon.line.refresher import lock_busy  # noqa: E402
+from tokmon.statusline.refresher import lock_busy  # noqa: E402
 
 
 def timed(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
@@ -82,7 +82,7 @@ def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
     module = [sys.executable, "-m", "tokmon", "line"]
     tmux = [*tokmon_script(), "line", "--format", "tmux", "--cwd", str(tmp)]
     claude = [*tokmon_script(), "line", "--claude"]
-    from tokmon.line.main import fast_command
+    from tokmon.statusline.main import fast_command
 
     fast = [*fast_command(), "line"]  # what the tmux plugin and install-statusline run
     out: dict[str, list[float]] = {

@@ -130,7 +130,7 @@ def run_line(args: list[str], env: dict[str, str], **kw) -> subprocess.Completed
 def refresh_now(env: dict[str, str]) -> None:
     """Build the snapshot synchronously (what the background refresher does)."""
     subprocess.run(
-        [sys.executable, "-c", "from tokmon.line.refresher import refresh; refresh(wait=True)"],
+        [sys.executable, "-c", "from tokmon.statusline.refresher import refresh; refresh(wait=True)"],
         env=env, check=True, timeout=120,
     )  # fmt: skip
 

@@ -92,8 +92,8 @@ def test_stats_level_agrees_with_its_number(cache_heavy: tuple[dict[str, str], f
 
 def test_watch_shows_the_same_level_and_basis(cache_heavy: tuple[dict[str, str], float]) -> None:
     pytest.importorskip("textual")
-    from tokmon.tui.app import render_block
-    from tokmon.tui.model import DashboardState, Snapshot
+    from tokmon.watch.app import render_block
+    from tokmon.watch.model import DashboardState, Snapshot
 
     env, indicator = cache_heavy
     summary = json.loads(stats(env, "--json"))

@@ -12,8 +12,8 @@ PKG = Path(__file__).resolve().parent.parent / "tokmon"
 SURFACES = (
     "tokmon.cli",
     "tokmon.server",
-    "tokmon.tui",
-    "tokmon.line",
+    "tokmon.watch",
+    "tokmon.statusline",
     "tokmon.web",
     "tokmon.export",
 )
@@ -67,10 +67,10 @@ def test_core_imports_no_surface() -> None:
 
 
 def test_watch_dashboard_does_not_import_the_server() -> None:
-    assert offenders(["tui"], ("tokmon.server",)) == []
+    assert offenders(["watch"], ("tokmon.server",)) == []
 
 
 def test_the_checker_sees_imports() -> None:
     """The scan is not vacuous: it finds the imports a surface really has."""
     assert offenders(["cli"], ("tokmon.engine",))
-    assert any("tokmon.core.watcher" in i for f in files("tui") for i in imports_of(f))
+    assert any("tokmon.core.watcher" in i for f in files("watch") for i in imports_of(f))

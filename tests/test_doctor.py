@@ -167,7 +167,7 @@ def test_statusline_pointing_at_a_removed_install(healthy: dict[str, str], tmp_p
     s = _settings(healthy)
     data = json.loads(s.read_text())
     data["statusLine"]["command"] = (
-        f"{tmp_path}/gone/bin/python -S {tmp_path}/gone/lib/tokmon/line/fast.py line --claude"
+        f"{tmp_path}/gone/bin/python -S {tmp_path}/gone/lib/tokmon/statusline/fast.py line --claude"
     )
     s.write_text(json.dumps(data))
     _, checks, _ = _doctor(healthy, "--no-server")

@@ -79,7 +79,7 @@ def test_session_ids_print_long_enough_to_be_told_apart() -> None:
 def test_every_python_surface_writes_the_shared_cases() -> None:
     """CLI tables, `tokmon line` and `tokmon watch` use the same rules (no private copies)."""
     from tokmon.cli import render
-    from tokmon.line import formats
+    from tokmon.statusline import formats
 
     surfaces: dict[str, list[object]] = {
         "tokens": [formats.fmt_tokens, render.fmt_tokens_short],
@@ -90,7 +90,7 @@ def test_every_python_surface_writes_the_shared_cases() -> None:
         "percent": [formats.fmt_percent],
     }
     try:
-        from tokmon.tui import model
+        from tokmon.watch import model
     except ImportError:  # pragma: no cover - textual-free installs still have model.py
         model = None
     if model is not None:

@@ -8,7 +8,7 @@ import time
 from conftest import run_tokmon
 from limits_support import payload
 
-from tokmon.line import formats
+from tokmon.statusline import formats
 
 H = 3600.0
 

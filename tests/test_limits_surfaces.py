@@ -11,7 +11,7 @@ import pytest
 
 from tokmon.limits import history, status
 from tokmon.paths import get_paths
-from tokmon.tui.weekly import WeeklyView, daily_figures, render_weekly, sparkline, weekly_view
+from tokmon.watch.weekly import WeeklyView, daily_figures, render_weekly, sparkline, weekly_view
 
 DAY = 86400.0
 WEEK = 7 * DAY

@@ -14,7 +14,7 @@ def fast_argv(env: dict[str, str]) -> list[str]:
     r = run_line(["--fast-command"], env)
     assert r.returncode == 0, r.stderr
     argv = shlex.split(r.stdout)
-    assert argv[1] == "-S" and argv[2].endswith(str(Path("tokmon", "line", "fast.py")))
+    assert argv[1] == "-S" and argv[2].endswith(str(Path("tokmon", "statusline", "fast.py")))
     return argv
 
 

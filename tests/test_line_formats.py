@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokmon.line import formats
+from tokmon.statusline import formats
 
 NOW = 1_800_000_000.0
 

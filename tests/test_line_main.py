@@ -11,7 +11,7 @@ import pytest
 from line_support import append_assistant, make_env, refresh_now, run_line, template_line, wait_for
 
 from tokmon.fsutil import FileLock
-from tokmon.line.locate import fast_snapshot_file, lock_file, tokmon_dirs
+from tokmon.statusline.locate import fast_snapshot_file, lock_file, tokmon_dirs
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tokmon.line.locate import ensure_private_dir, tokmon_dirs
+from tokmon.statusline.locate import ensure_private_dir, tokmon_dirs
 from tokmon.paths import get_paths
 
 

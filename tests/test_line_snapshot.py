@@ -7,7 +7,7 @@ import os
 import time
 from datetime import datetime
 
-from tokmon.line import snapshot
+from tokmon.statusline import snapshot
 
 
 def ts(text: str) -> float:

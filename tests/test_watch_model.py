@@ -1,4 +1,4 @@
-"""Unit tests of the dashboard view-model (tokmon.tui.model): no terminal involved."""
+"""Unit tests of the dashboard view-model (tokmon.watch.model): no terminal involved."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tokmon.tui import model as m
+from tokmon.watch import model as m
 
 NOW = 1_760_000_000.0  # fixed clock for every test
 

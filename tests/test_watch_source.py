@@ -12,8 +12,8 @@ from test_watch_tmux import ALPHA, append_assistant, corpus_source
 
 from tokmon.engine import Engine
 from tokmon.paths import get_paths
-from tokmon.tui.model import DashboardState, Snapshot
-from tokmon.tui.source import Refresher
+from tokmon.watch.model import DashboardState, Snapshot
+from tokmon.watch.source import Refresher
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the fast ``line`` path avoids importing the full CLI."""
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "line":
-        from tokmon.line.main import run_line
+        from tokmon.statusline.main import run_line
 
         return run_line(args[1:])
     from tokmon.cli.main import run

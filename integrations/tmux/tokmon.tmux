@@ -29,7 +29,7 @@ squote() { # single-quote for sh, then double every '#' for the tmux format pars
 tokmon_cmd=$(option @tokmon_command)
 if [ -z "$tokmon_cmd" ]; then
   if command -v tokmon >/dev/null 2>&1; then
-    # `<python> -S .../tokmon/line/fast.py` answers ~4x faster than the `tokmon` script
+    # `<python> -S .../tokmon/statusline/fast.py` answers ~4x faster than the `tokmon` script
     fast=$("$(command -v tokmon)" line --fast-command 2>/dev/null)
     if [ -n "$fast" ]; then
       tokmon_cmd=${fast//\#/##}

@@ -102,7 +102,7 @@ def refresher_idle(env: dict[str, str]) -> bool:
         return True
     sys.path.insert(0, str(REPO))
     try:
-        from tokmon.line.refresher import lock_busy
+        from tokmon.statusline.refresher import lock_busy
     finally:
         sys.path.pop(0)
     return not lock_busy(str(lock))

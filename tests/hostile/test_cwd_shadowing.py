@@ -43,9 +43,9 @@ def _evil_repo(tmp: Path) -> tuple[Path, Path]:
     for name in SHADOWED:
         (repo / f"{name}.py").write_text(body.format(path=str(markers / name)))
     pkg = repo / "tokmon"
-    (pkg / "line").mkdir(parents=True)
+    (pkg / "statusline").mkdir(parents=True)
     (pkg / "__init__.py").write_text(body.format(path=str(markers / "tokmon")))
-    (pkg / "line" / "__init__.py").write_text(body.format(path=str(markers / "tokmon.line")))
+    (pkg / "statusline" / "__init__.py").write_text(body.format(path=str(markers / "tokmon.statusline")))
     return repo, markers
 
 

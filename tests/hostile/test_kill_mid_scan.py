@@ -142,7 +142,7 @@ def test_line_refresher_killed_mid_scan(
     corpus, truth = big_corpus
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus)}
     _kill_mid_scan(
-        [sys.executable, "-m", "tokmon.line.refresher"],
+        [sys.executable, "-m", "tokmon.statusline.refresher"],
         e,
         tokmon_home,
         sig,

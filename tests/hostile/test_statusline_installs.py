@@ -1,5 +1,5 @@
 """Issue 13 item 10: the statusLine command ``install-statusline`` writes (``python -S
-.../tokmon/line/fast.py line --claude``) records Claude Code's official 5h / 7d figures from
+.../tokmon/statusline/fast.py line --claude``) records Claude Code's official 5h / 7d figures from
 a regular and from an editable install, in fresh virtual environments, with tokmon's default
 (platformdirs) locations; and a failure to record shows in ``line --explain``.
 
@@ -58,7 +58,7 @@ def _env(tmp: Path) -> dict[str, str]:
 
 def _state_dir(env: dict[str, str]) -> Path:
     """tokmon's state dir for ``env`` (its HOME: resolved in a child, like tokmon does)."""
-    code = "from tokmon.line.locate import tokmon_dirs; print(tokmon_dirs()['state'])"
+    code = "from tokmon.statusline.locate import tokmon_dirs; print(tokmon_dirs()['state'])"
     r = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(REPO)},
                        capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
     return Path(r.stdout.strip())

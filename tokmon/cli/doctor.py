@@ -432,7 +432,7 @@ def _recorded_and_removed(env: Mapping[str, str], sid: str) -> bool:
 
 
 def check_snapshot(env: Mapping[str, str], hooked: bool) -> Check:
-    from tokmon.line.locate import fast_snapshot_file, tokmon_dirs
+    from tokmon.statusline.locate import fast_snapshot_file, tokmon_dirs
 
     path = Path(fast_snapshot_file(tokmon_dirs(dict(env))))
     try:

@@ -76,8 +76,8 @@ def tokmon_command(env: Any, override: str | None = None) -> list[str]:
 
 
 def handle_init(args: argparse.Namespace, ctx: Context) -> int:
-    from tokmon.line.locate import line_dir, tokmon_dirs
-    from tokmon.line.shells import init_script
+    from tokmon.statusline.locate import line_dir, tokmon_dirs
+    from tokmon.statusline.shells import init_script
 
     command = tokmon_command(ctx.env, args.cmd)
     prompt_dir = os.path.join(line_dir(tokmon_dirs(ctx.env)), "prompt")
@@ -218,8 +218,8 @@ def handle_install(args: argparse.Namespace, ctx: Context) -> int:
     if args.cmd:
         prefix = tokmon_command(ctx.env, args.cmd)
     else:
-        # `<python> -S .../tokmon/line/fast.py`: skips site start-up (~4x faster here)
-        from tokmon.line.main import fast_command
+        # `<python> -S .../tokmon/statusline/fast.py`: skips site start-up (~4x faster here)
+        from tokmon.statusline.main import fast_command
 
         prefix = fast_command()
     command = " ".join(_shell_word(w) for w in [*prefix, *STATUSLINE_ARGS])

@@ -73,8 +73,8 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         import textual  # noqa: F401
     except ImportError:
         raise CLIError("watch needs the 'textual' package: pip install 'textual>=8.0,<9'") from None
-    from tokmon.tui.app import WatchApp
-    from tokmon.tui.source import Refresher, update_tags
+    from tokmon.watch.app import WatchApp
+    from tokmon.watch.source import Refresher, update_tags
 
     paths = ctx.paths
     # The first (possibly long) scan runs before the full screen starts, so its progress

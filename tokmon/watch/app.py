@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from tokmon import fmt
-from tokmon.tui.model import (
+from tokmon.watch.model import (
     BURN_COLOURS,
     DashboardState,
     DashboardView,
@@ -390,7 +390,7 @@ class WatchApp(App[int]):
         from tokmon.limits.toasts import watch_alerts  # limit/budget alerts (docs/limits.md)
 
         watch_alerts(self)
-        from tokmon.tui import weekly  # the 7-day window row (docs/watch.md)
+        from tokmon.watch import weekly  # the 7-day window row (docs/watch.md)
 
         self.weekly = weekly.start(self)
 
@@ -492,7 +492,7 @@ class WatchApp(App[int]):
 
     def _draw_weekly(self, w: int) -> int:
         """The weekly-limit row under the sparkline; returns its height (0 while unknown)."""
-        from tokmon.tui.weekly import render_weekly, weekly_view
+        from tokmon.watch.weekly import render_weekly, weekly_view
 
         now = time.time()
         view = weekly_view(getattr(self.weekly, "status", None), now, self.tz)

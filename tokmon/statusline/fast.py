@@ -2,7 +2,7 @@
 ``.pth`` file in site-packages), which is most of a Python start-up. ``tokmon line`` needs
 only the standard library, so this is the quickest way to answer a status line:
 
-    <python> -S <site-packages>/tokmon/line/fast.py line --format tmux
+    <python> -S <site-packages>/tokmon/statusline/fast.py line --format tmux
 
 ``tokmon line --fast-command`` prints the exact command for this installation. A leading
 ``line`` argument is accepted so the command is a drop-in for ``tokmon`` in ``tokmon line``.
@@ -20,7 +20,7 @@ def main() -> int:
         sys.path[0] = root  # never import siblings of this file as top-level modules
     else:
         sys.path.insert(0, root)
-    from tokmon.line.main import run_line
+    from tokmon.statusline.main import run_line
 
     args = sys.argv[1:]
     if args[:1] == ["line"]:

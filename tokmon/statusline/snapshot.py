@@ -296,7 +296,7 @@ def write(snap: dict[str, Any], fast_path: str, json_path: str | None = None) ->
     if json_path:
         import json
 
-        from tokmon.line import formats
+        from tokmon.statusline import formats
 
         public = dict(snap)
         segs = formats.build_segments(snap, float(snap.get("generatedAt") or time.time()))

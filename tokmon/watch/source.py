@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tokmon.core.live import DeferredSaver, PendingPaths, save_engine
-from tokmon.tui.model import SPARK_MINUTES, Snapshot, bucket_usage, session_totals
+from tokmon.watch.model import SPARK_MINUTES, Snapshot, bucket_usage, session_totals
 
-log = logging.getLogger("tokmon.tui")
+log = logging.getLogger("tokmon.watch")
 
 STEP_MS = 100  # watcher wake-up period while idle (latency floor after an append)
 NO_ROOTS_S = 2.0  # while no transcript dir exists yet, look for one this often (a few stats)

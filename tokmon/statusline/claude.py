@@ -127,7 +127,7 @@ def stdlib_paths(env: Any = None) -> Any:
     import site-packages from an editable, user-site or system install."""
     from pathlib import Path
 
-    from tokmon.line.locate import tokmon_dirs
+    from tokmon.statusline.locate import tokmon_dirs
     from tokmon.paths import TokmonPaths
 
     d = tokmon_dirs(env)
@@ -137,7 +137,7 @@ def stdlib_paths(env: Any = None) -> Any:
 def _note_record_error(env: Any, error: str | None) -> None:
     """Keep the last failure to record official figures for ``line --explain`` (a statusLine
     command's stderr is never seen); cleared by the next success."""
-    from tokmon.line.locate import ensure_private_dir, line_dir, tokmon_dirs
+    from tokmon.statusline.locate import ensure_private_dir, line_dir, tokmon_dirs
 
     try:
         ldir = line_dir(tokmon_dirs(env))
@@ -156,7 +156,7 @@ def _note_record_error(env: Any, error: str | None) -> None:
 
 def last_record_error(dirs: dict[str, str]) -> tuple[float, str] | None:
     """``(time, message)`` of the last failed ``line --claude`` record, if any."""
-    from tokmon.line.locate import line_dir
+    from tokmon.statusline.locate import line_dir
 
     path = os.path.join(line_dir(dirs), RECORD_ERROR_FILE)
     try:

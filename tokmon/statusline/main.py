@@ -15,9 +15,9 @@ import os
 import sys
 import time
 
-from tokmon.line import formats
-from tokmon.line.locate import ensure_private_dir, fast_snapshot_file, tokmon_dirs
-from tokmon.line.snapshot import MAX_TRUST_SECONDS, read_fast, watch_unchanged
+from tokmon.statusline import formats
+from tokmon.statusline.locate import ensure_private_dir, fast_snapshot_file, tokmon_dirs
+from tokmon.statusline.snapshot import MAX_TRUST_SECONDS, read_fast, watch_unchanged
 
 USAGE = """\
 usage: tokmon line [--format FMT] [--template TEXT] [--cwd PATH | --session ID]
@@ -240,7 +240,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
 
     claude_info = None
     if opts.claude:
-        from tokmon.line import claude
+        from tokmon.statusline import claude
 
         payload, note = claude.read_payload(stdin if stdin is not None else sys.stdin)
         notes.append(note)
@@ -275,7 +275,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         timer.mark("check freshness")
 
     if need_refresh and not opts.no_refresh:
-        from tokmon.line import refresher
+        from tokmon.statusline import refresher
 
         if opts.sync:
             ok, note = refresher.refresh_safely(env, wait=True, newer_than=now)
@@ -323,7 +323,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
     if segs and width:
         segs = formats.fit(segs, width)
     if opts.explain:
-        from tokmon.line import claude
+        from tokmon.statusline import claude
 
         failed = claude.last_record_error(dirs)
         if failed is not None:

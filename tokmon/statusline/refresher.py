@@ -1,6 +1,6 @@
 """Rebuild the line snapshot, at most one process at a time.
 
-``spawn()`` starts ``python -P -m tokmon.line.refresher`` (see :mod:`tokmon.safepython`:
+``spawn()`` starts ``python -P -m tokmon.statusline.refresher`` (see :mod:`tokmon.safepython`:
 never importing from the caller's directory, started in tokmon's own cache dir) fully detached (a new
 session on POSIX, ``DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP`` on Windows)
 so a prompt never waits for it.  ``refresh()`` does the work under a
@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from tokmon.line.locate import (
+from tokmon.statusline.locate import (
     ensure_private_dir,
     fast_snapshot_file,
     line_dir,
@@ -89,7 +89,7 @@ def spawn(dirs: dict[str, str], env: dict[str, str] | None = None) -> str:
     log = os.path.join(ldir, "refresh.log")
     from tokmon.safepython import module_argv
 
-    argv = module_argv("tokmon.line.refresher")
+    argv = module_argv("tokmon.statusline.refresher")
     env = dict(os.environ if env is None else env)
     try:
         pid = _spawn_detached(argv, env, log, ldir)
@@ -179,7 +179,7 @@ def refresh(
                     return True
             except OSError:
                 pass
-        from tokmon.line import snapshot
+        from tokmon.statusline import snapshot
 
         snap, engine = snapshot.build(env)
         snapshot.write(snap, fast, os.fspath(engine.paths.snapshot_file))
