@@ -34,12 +34,14 @@ class Tmux:
         rows = self.run(self.outer, *args).rstrip("\n").splitlines()
         return rows[-1] if rows else ""
 
-    def until(self, needle: str, escapes: bool = False, timeout: float = 20.0) -> str:
-        """Wait until the status line contains ``needle``; return it."""
+    def until(self, needle: str, escapes: bool = False, timeout: float = 20.0,
+              also: tuple[str, ...] = ()) -> str:
+        """Wait until the status line contains ``needle`` (and every one of ``also``: tmux runs
+        each #() job on its own schedule, so one segment may show before another); return it."""
 
         def check() -> str | None:
             line = self.status(escapes)
-            return line if needle in line else None
+            return line if needle in line and all(a in line for a in also) else None
 
         return wait_for(check, timeout=timeout)
 
@@ -87,7 +89,7 @@ def test_plugin_rewrites_placeholders_into_jobs(tmux):
 def test_status_line_shows_the_segment(tmux):
     # the pane's directory is the project of the appended line: its session is shown (tmux may
     # know the pane's path only from the second job run on, hence the wait)
-    line = tmux.until(f"| {tmux.project.name} $")
+    line = tmux.until(f"| {tmux.project.name} $", also=("T[today $",))
     right = line[line.index("R[") :]
     assert right.startswith("R[5h 800k $") and "T[today $" in right
 
