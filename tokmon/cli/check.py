@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tokmon.cli.context import Context
+from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json
 
 OK, WARN, PROJECTED, CROSSED = 0, 3, 4, 5
@@ -91,6 +91,11 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.limits import evaluate, parse_at
 
     at = parse_at(args.at)
+    from tokmon.config import section_problems
+
+    problems = section_problems(ctx.config_path or ctx.paths.config_file)
+    if problems:  # a broken budget or alert must not pass as "ok" (exit 2: bad config)
+        raise CLIError("\ntokmon: error: ".join(problems))
     ev = evaluate(ctx, fire=not args.no_alerts and at is None, local=not args.no_budgets, now=at)
     findings = assess(ev.status, ev.budgets, args.warn)
     code = max((f["code"] for f in findings), default=OK)

@@ -203,10 +203,12 @@ def _owners(source_root: Path) -> tuple[list[str], dict[str, str]]:
 
 
 def check_config(paths: Any, override: Path | None) -> Check:
-    from tokmon.config import check_file
+    from tokmon.config import check_file, section_problems
 
     path = override or paths.config_file
     _values, problems = check_file(path)
+    if not any("invalid TOML" in p for p in problems):
+        problems += section_problems(path)
     if problems:
         return Check(
             "config",
