@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import time
 from datetime import tzinfo
 from typing import Any
 
