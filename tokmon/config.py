@@ -365,12 +365,20 @@ def kept_text(path: Path) -> str:
         return ""
     out: list[str] = []
     keep = False
+    pending: list[str] = []  # comments right above a header belong to its table
     for line in text.splitlines():
         m = _HEADER.match(line)
         if m:
             keep = m.group(1) in KEPT_SECTIONS
+            if keep:
+                out.extend(pending)
+            pending = []
         if keep:
             out.append(line)
+        elif line.lstrip().startswith("#"):
+            pending.append(line)
+        else:
+            pending = []
     return "\n".join(out).strip("\n")
 
 

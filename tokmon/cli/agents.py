@@ -163,7 +163,9 @@ def _period_table(
 
         t = Table(title=f"{label} token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
         t.add_column(title, footer="Total", no_wrap=True)
-        t.add_column("Models", overflow="fold", max_width=16)
+        models = not (narrow and kind == "session")  # a narrow session table drops them
+        if models:
+            t.add_column("Models", overflow="fold", max_width=16)
         cols = COMPACT_COLS if narrow else TOKEN_COLS
         for col, k in cols:
             t.add_column(col, justify="right", footer=fmt.integer(totals[k]), no_wrap=True)
@@ -173,7 +175,7 @@ def _period_table(
             t.add_column("Last activity", no_wrap=True)
         for i, r in enumerate(rows):
             first = ids[i][:id_len] if kind == "session" else str(r[key])
-            cells = [first, escape(_models(r))]
+            cells = [first, escape(_models(r))] if models else [first]
             cells += [fmt.integer(r[k]) for _, k in cols]
             cells.append(fmt.cost(r[cost_key]))
             if kind == "session":
@@ -182,7 +184,8 @@ def _period_table(
         t.caption = zone_title(zone)
         return t
 
-    print_fitted(ctx, lambda: build(False), lambda: build(True), "cache and total tokens", kind)
+    hidden = "cache, total tokens, models" if kind == "session" else "cache and total tokens"
+    print_fitted(ctx, lambda: build(False), lambda: build(True), hidden, kind)
     if not rows:
         ctx.stdout.write("No usage in this range.\n")
     _unpriced_note(ctx, totals)
@@ -236,7 +239,10 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     t.add_column("Found", no_wrap=True)
     for col in ("Sessions", "Total tokens", "Cost (USD)"):
         t.add_column(col, justify="right", no_wrap=True)
-    t.add_column("Data", overflow="fold")
+    from tokmon.cli.render import terminal_width
+
+    width = terminal_width(ctx)  # long paths fold inside the column rather than widen it
+    t.add_column("Data", overflow="fold", max_width=max(12, width - 62) if width else None)
     for a in out:
         t.add_row(a["agent"], "yes" if a["detected"] else "no", fmt_int(a["sessions"]),
                   fmt_int(a["totalTokens"]), fmt_cost(a["totalCost"]),
