@@ -256,3 +256,21 @@ def test_check_limit_reached_names_a_time_not_an_epoch() -> None:
     (f,) = assess(st, [], 80.0, ZoneInfo("Pacific/Kiritimati"))
     assert "epoch" not in f["message"]
     assert "2026-11-30 10:00" in f["message"] and "Pacific/Kiritimati" in f["message"]
+
+
+# ------------------------------------------------------------------ export otlp, unreachable
+
+
+def test_export_otlp_to_a_closed_port_is_one_clear_line(home: dict[str, str]) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    r = tokmon(home, "export", "otlp", "--endpoint", f"http://127.0.0.1:{port}", timeout=120)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("tokmon: error: cannot connect to the OTLP endpoint"), lines
+    assert f"127.0.0.1:{port}" in lines[0]
