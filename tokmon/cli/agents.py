@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def _report_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("-s", "--since", help="from date (YYYYMMDD or YYYY-MM-DD)")
     r.add_argument("-u", "--until", help="until date (YYYYMMDD or YYYY-MM-DD)")
-    r.add_argument("-z", "--timezone", help="time zone for dates (default: system)")
+    r.add_argument("-z", "--timezone",
+                   help="time zone for dates (IANA name or UTC; default: config timezone, else system)")
     r.add_argument("-o", "--order", choices=["asc", "desc"], default="asc")
     r.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
 
