@@ -274,3 +274,15 @@ def test_export_otlp_to_a_closed_port_is_one_clear_line(home: dict[str, str]) ->
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("tokmon: error: cannot connect to the OTLP endpoint"), lines
     assert f"127.0.0.1:{port}" in lines[0]
+
+
+# ------------------------------------------------------------------ bad dates
+
+
+@pytest.mark.parametrize("args", [("daily",), ("codex", "daily"), ("session", "list")])
+def test_an_impossible_date_is_one_plain_line(home: dict[str, str], args: tuple[str, ...]) -> None:
+    r = tokmon(home, *args, "--since", "2026-13-01")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "tokmon: error: invalid date '2026-13-01' (expected YYYYMMDD or YYYY-MM-DD)"
+    ), r.stderr
