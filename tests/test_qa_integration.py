@@ -286,3 +286,17 @@ def test_an_impossible_date_is_one_plain_line(home: dict[str, str], args: tuple[
     assert r.stderr.strip() == (
         "tokmon: error: invalid date '2026-13-01' (expected YYYYMMDD or YYYY-MM-DD)"
     ), r.stderr
+
+
+# ------------------------------------------------------------------ doctor at 80 columns
+
+
+def test_doctor_wraps_details_under_their_column_at_80(home: dict[str, str]) -> None:
+    out = tty(home, "doctor", "--no-server")
+    lines = out.rstrip("\n").splitlines()
+    for line in lines:  # over 80 only for a word (a long path) that fits no line
+        assert len(line) <= 80 or any(len(w) > 80 - 22 for w in line.split()), line
+    piped = tokmon(home, "doctor", "--no-server").stdout
+    # the same words, only re-wrapped: nothing lost
+    assert " ".join(out.split()) == " ".join(piped.split())
+    assert any(len(line) > 80 for line in piped.splitlines())  # the pipe keeps long lines
