@@ -300,3 +300,19 @@ def test_doctor_wraps_details_under_their_column_at_80(home: dict[str, str]) -> 
     # the same words, only re-wrapped: nothing lost
     assert " ".join(out.split()) == " ".join(piped.split())
     assert any(len(line) > 80 for line in piped.splitlines())  # the pipe keeps long lines
+
+
+# ------------------------------------------------------------------ alert times
+
+
+def test_alert_messages_give_times_in_the_config_zone(tmp_path: Path) -> None:
+    from tokmon.limits import alerts
+
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text('timezone = "Pacific/Kiritimati"\n\n[alerts]\nofficial = [80]\n')
+    cfg = alerts.load(cfg_path)
+    resets = datetime(2026, 11, 29, 20, 0, tzinfo=timezone.utc).timestamp()  # Mon 10:00 +14
+    win = {"basis": "official", "officialPercent": 90.0, "usedPercent": 90.0, "source": "claude",
+           "window": "5h", "label": "Claude 5-hour", "resetsAt": resets}  # fmt: skip
+    (c,) = alerts.candidates(cfg, {"windows": [win]})
+    assert "resets Mon 10:00 UTC+14" in c["message"], c["message"]
