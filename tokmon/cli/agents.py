@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(handler=run_agents)
     rs = p.add_subparsers(dest="report", metavar="REPORT")
     for kind in ("daily", "monthly"):
-        text = f"all agents {REPORTS[kind]}, one entry per agent (ccusage --by-agent shape)"
+        text = (f"the other agents' {REPORTS[kind]}, one entry per agent (ccusage --by-agent "
+                "shape; Claude Code is not in it yet: `tokmon " + kind + "`)")
         r = rs.add_parser(kind, parents=[parent], help=text, description=text)
         _report_options(r)
         r.set_defaults(handler=lambda a, c, k=kind: run_unified(k, a, c))
@@ -290,7 +291,8 @@ def _unified_table(ctx: Context, kind: str, data: dict[str, Any], tz: str | None
         from rich import box
         from rich.table import Table
 
-        t = Table(title=f"All agents token usage: {kind}", box=box.SIMPLE_HEAVY,
+        t = Table(title=f"Other agents token usage: {kind} (Claude Code: tokmon {kind})",
+                  box=box.SIMPLE_HEAVY,
                   show_footer=True, caption=zone_title(fmt.zone(tz)))  # fmt: skip
         t.add_column({"daily": "Date", "monthly": "Month"}[kind], footer="Total", no_wrap=True)
         t.add_column("Agent", no_wrap=True)
