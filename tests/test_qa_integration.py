@@ -316,3 +316,18 @@ def test_alert_messages_give_times_in_the_config_zone(tmp_path: Path) -> None:
            "window": "5h", "label": "Claude 5-hour", "resetsAt": resets}  # fmt: skip
     (c,) = alerts.candidates(cfg, {"windows": [win]})
     assert "resets Mon 10:00 UTC+14" in c["message"], c["message"]
+
+
+# ------------------------------------------------------------------ help texts
+
+
+def test_group_help_names_every_subcommand(home: dict[str, str]) -> None:
+    """`tokmon --help` lines that list a group's actions (``a, b, c``) list all of them."""
+    top = tokmon(home, "--help").stdout
+    for group in ("alerts",):
+        line = next(x for x in top.splitlines() if x.strip().startswith(group + " "))
+        sub = tokmon(home, group, "--help").stdout
+        listed = re.findall(r"^    ([a-z-]+)\s", sub, re.M)
+        assert listed, sub
+        for name in listed:
+            assert name in line, (name, line)
