@@ -331,3 +331,17 @@ def test_group_help_names_every_subcommand(home: dict[str, str]) -> None:
         assert listed, sub
         for name in listed:
             assert name in line, (name, line)
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (("export", "prometheus", "--listen", "0.0.0.0:9464"), "--allow-remote"),
+    (("serve", "--metrics", "0.0.0.0:9464"), "--metrics-allow-remote"),
+])  # fmt: skip
+def test_refusing_a_remote_listen_names_this_commands_flag(
+    home: dict[str, str], args: tuple[str, ...], flag: str
+) -> None:
+    r = tokmon(home, *args, timeout=60)
+    assert r.returncode == 2
+    assert f"(add {flag} to expose it" in r.stderr, r.stderr
+    sub = tokmon(home, *args[:2], "--help").stdout if args[0] == "export" else ""
+    assert not sub or flag in sub  # the flag the message names exists on that command
