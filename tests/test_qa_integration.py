@@ -345,3 +345,23 @@ def test_refusing_a_remote_listen_names_this_commands_flag(
     assert f"(add {flag} to expose it" in r.stderr, r.stderr
     sub = tokmon(home, *args[:2], "--help").stdout if args[0] == "export" else ""
     assert not sub or flag in sub  # the flag the message names exists on that command
+
+
+@pytest.mark.slow
+def test_limits_table_fits_80_columns_with_claude_and_codex_windows(
+    agents_home: dict[str, str],
+) -> None:
+    import time
+
+    now = int(time.time())
+    payload = {"session_id": "qa", "cwd": "/tmp", "model": {"id": "claude-opus-4-5"},
+               "rate_limits": {"five_hour": {"used_percentage": 97, "resets_at": now + 3600},
+                               "seven_day": {"used_percentage": 45,
+                                             "resets_at": now + 3 * 86400}}}  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "tokmon", "line", "--claude"], env=agents_home,
+                       input=json.dumps(payload), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = tty(agents_home, "limits", "--no-alerts", "-z", "Pacific/Kiritimati")
+    assert "Claude 5-hour" in out and "Codex 7-day" in out and "97%" in out
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80, out

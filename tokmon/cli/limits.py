@@ -145,6 +145,47 @@ def print_table(ctx: Context, table: Any) -> None:
     con.print(table)
 
 
+def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, compact: bool) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from tokmon import fmt as tfmt
+    from tokmon.cli.render import zone_title
+
+    cols = ["window", "used", "age", "resets", "pace", "at reset", "100% at"]
+    if compact:
+        cols.remove("age")
+    t = Table(title="Official limits", box=box.SIMPLE, caption=zone_title(tz), pad_edge=False)
+    for col in cols:
+        t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
+    for w in st["windows"]:
+        used = f"{w['usedPercent']:.0f}%"
+        if w["basis"] == "estimate":
+            used = f"~{used} ESTIMATE"
+        elif w["officialPercent"] is None:
+            used = f"reset (was {used})"
+        elif w["stale"]:
+            used += " (stale)"
+        pace = "-" if w["pace"] is None else f"{w['pace']:.2f}x"
+        proj = "-" if w["projectedPercent"] is None else f"{w['projectedPercent']:.0f}%"
+        eta = (
+            fmt_when(w["eta"], now, tz)
+            if w["eta"]
+            else ("-" if w["pace"] is None else "after reset")
+        )
+        cells = {
+            "window": w["label"],
+            "used": used,
+            "age": tfmt.age(w["ageSeconds"]),
+            "resets": fmt_span(w["resetsInSeconds"]) if (w["resetsInSeconds"] or 0) > 0 else "-",
+            "pace": pace,
+            "at reset": proj,
+            "100% at": eta,
+        }
+        t.add_row(*(cells[c] for c in cols))
+    return t
+
+
 def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
     from rich import box
     from rich.table import Table
@@ -160,33 +201,9 @@ def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
             "command (`tokmon line --claude`, see docs/limits.md); Codex writes its own."
         )
     else:
-        t = Table(title="Official limits", box=box.SIMPLE, caption=zone_title(tz), pad_edge=False)
-        for col in ("window", "used", "age", "resets", "pace", "at reset", "100% at"):
-            t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
-        for w in st["windows"]:
-            used = f"{w['usedPercent']:.0f}%"
-            if w["basis"] == "estimate":
-                used = f"~{used} ESTIMATE"
-            elif w["officialPercent"] is None:
-                used = f"reset (was {used})"
-            elif w["stale"]:
-                used += " (stale)"
-            pace = "-" if w["pace"] is None else f"{w['pace']:.2f}x"
-            proj = "-" if w["projectedPercent"] is None else f"{w['projectedPercent']:.0f}%"
-            eta = (
-                fmt_when(w["eta"], now, tz)
-                if w["eta"]
-                else ("-" if w["pace"] is None else "not before reset")
-            )
-            t.add_row(
-                w["label"],
-                used,
-                fmt_span(w["ageSeconds"]),
-                fmt_span(w["resetsInSeconds"]) if (w["resetsInSeconds"] or 0) > 0 else "-",
-                pace,
-                proj,
-                eta,
-            )
+        t = _windows_table(st, now, tz, compact=False)
+        if not table_fits(ctx, t):  # narrow terminal: the figure's age goes, nothing is cut
+            t = _windows_table(st, now, tz, compact=True)
         print_table(ctx, t)
     for m in st["limitReached"]:
         con.print(
