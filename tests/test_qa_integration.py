@@ -365,3 +365,13 @@ def test_limits_table_fits_80_columns_with_claude_and_codex_windows(
     assert "Claude 5-hour" in out and "Codex 7-day" in out and "97%" in out
     assert "…" not in out
     assert max(len(line) for line in out.splitlines()) <= 80, out
+
+
+def test_ledger_machines_with_no_data_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
+    (tmp_path / "home").mkdir()
+    env.update({"TOKMON_HOME": str(tmp_path / "th"), "HOME": str(tmp_path / "home"),
+                "NO_COLOR": "1"})  # fmt: skip
+    r = tokmon(env, "ledger", "machines")
+    assert r.returncode == 0, r.stderr
+    assert "No usage in the ledger yet" in r.stdout

@@ -144,4 +144,6 @@ def handle_machines(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.limits import print_table
 
     print_table(ctx, t)
+    if not rows:
+        ctx.stdout.write("No usage in the ledger yet (see `tokmon doctor`).\n")
     return 0
