@@ -75,7 +75,9 @@ def agents_home(home: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return home
 
 
-def tokmon(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def tokmon(
+    env: dict[str, str], *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "tokmon", *args], env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
 
