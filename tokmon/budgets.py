@@ -29,6 +29,9 @@ from typing import Any
 
 PERIODS = ("day", "week", "month")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# "claude" (the engine's records) and the agents of tokmon.sources (their own logs); kept
+# literal so parsing a config imports no reader (a test checks it against tokmon.sources).
+AGENTS = ("claude", "codex", "gemini", "opencode", "qwen", "copilot", "amp")
 _KEYS = {"name", "period", "usd", "tokens", "project", "tag", "agent", "model", "week_start"}
 
 
@@ -69,7 +72,7 @@ def read_sections(path: Path | None) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise BudgetError(f"invalid TOML in {path}: {exc}") from exc
+        raise BudgetError(f"{path}: invalid TOML: {exc}") from exc
 
 
 def _str(entry: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -114,6 +117,10 @@ def parse(raw: Any) -> list[Budget]:
             raise BudgetError(f"{where}: {unit} must be a positive number")
         filters = {k: v for k in ("project", "tag", "agent", "model")
                    if (v := _str(entry, k, where)) is not None}  # fmt: skip
+        if "agent" in filters and filters["agent"] not in AGENTS:
+            raise BudgetError(
+                f"{where}: unknown agent {filters['agent']!r} (known: {', '.join(AGENTS)})"
+            )
         ws = entry.get("week_start", "monday")
         if ws not in WEEKDAYS:
             raise BudgetError(f"{where}: week_start must be a weekday name")
@@ -184,27 +191,69 @@ def tagged_sessions(metadata: Mapping[str, Mapping[str, Any]], tag: str) -> set[
             if any(str(t).lower() == want for t in (m.get("tags") or []))}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class AgentRecord:
+    """One priced usage record of another agent, shaped like the engine's for ``matches``."""
+
+    ts: float
+    session_id: str
+    project: str
+    model: str
+    cost: float
+    total_tokens: int
+    agent: str
+
+
+def agent_records(agent: str, env: Mapping[str, str] | None, prices: Any) -> list[AgentRecord]:
+    """Another agent's records from its own logs (the figures of ``tokmon <agent> daily``)."""
+    from tokmon.sources import source_for
+    from tokmon.sources.collect import collect
+    from tokmon.sources.report import record_cost
+
+    src = source_for(agent, env)
+    if not src.roots():
+        return []
+    out = [AgentRecord(r.ts, r.session_id, r.project, r.model, record_cost(r, prices),
+                       r.total_tokens, agent) for r in collect(src)]  # fmt: skip
+    out.sort(key=lambda r: r.ts)
+    return out
+
+
 def usage(
     budgets: Iterable[Budget],
     records: Sequence[Any],
     now: float | None = None,
     tz: Any = None,
     metadata: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    prices: Any = None,
 ) -> list[dict[str, Any]]:
-    """Use of every budget in its current period (see module doc)."""
+    """Use of every budget in its current period (see module doc).
+
+    ``records`` are Claude Code's (the engine's); a budget with ``agent`` set to another
+    agent counts that agent's own logs instead (found through ``env``, priced with
+    ``prices``)."""
     import bisect
 
     from tokmon.timeutil import resolve_tz
 
     now = time.time() if now is None else now
     tz = tz if tz is not None else resolve_tz(None)
-    times = [r.ts for r in records]
+    by_agent: dict[str, tuple[Sequence[Any], list[float]]] = {
+        "claude": (records, [r.ts for r in records])
+    }
     out = []
     for b in budgets:
+        agent = b.agent if b.agent in AGENTS else "claude"
+        if agent not in by_agent:
+            recs = agent_records(agent, env, prices)
+            by_agent[agent] = (recs, [r.ts for r in recs])
+        recs, times = by_agent[agent]
         start, end, key = period_bounds(b.period, now, tz, b.week_start)
         tagged = tagged_sessions(metadata or {}, b.tag) if b.tag is not None else None
         used = 0.0
-        for r in records[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]:
+        for r in recs[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]:
             if matches(b, r, tagged):
                 used += r.cost if b.unit == "usd" else r.total_tokens
         elapsed = max(min(now, end) - start, 1.0)
@@ -233,4 +282,5 @@ def for_context(ctx: Any, now: float | None = None) -> list[dict[str, Any]]:
         from tokmon.metadata.store import MetadataStore
 
         meta = MetadataStore(paths=ctx.paths).all()
-    return usage(budgets, engine.records, now, resolve_tz(engine.config.get("timezone")), meta)
+    return usage(budgets, engine.records, now, resolve_tz(engine.config.get("timezone")), meta,
+                 env=ctx.env, prices=engine.prices)  # fmt: skip

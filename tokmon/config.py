@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,6 +270,26 @@ def check_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     return check_raw(raw, path)
 
 
+def section_problems(path: Path) -> list[str]:
+    """Problems of the ``[[budgets]]`` and ``[alerts]`` tables (validated by their modules)."""
+    from tokmon import budgets
+    from tokmon.limits import alerts
+
+    problems: list[str] = []
+    try:
+        budgets.load(path)
+    except budgets.BudgetError as exc:
+        msg = str(exc)
+        problems.append(msg if msg.startswith(str(path)) else f"{path}: {msg}")
+    try:
+        alerts.load(path)
+    except (alerts.AlertConfigError, budgets.BudgetError) as exc:
+        msg = str(exc)
+        if not msg.startswith(str(path)):
+            problems.append(f"{path}: {msg}")
+    return problems
+
+
 def load_file(path: Path) -> dict[str, Any]:
     """Parse and validate a config file; raises ConfigError listing every problem."""
     values, problems = check_file(path)
@@ -330,6 +351,63 @@ def dump(values: dict[str, Any], comments: dict[str, str] | None = None) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def save_file(path: Path, values: dict[str, Any]) -> None:
-    """Write validated or raw values (already in file form) as TOML, 0600, atomically."""
-    atomic_write(path, dump(values).encode("utf-8"))
+# Tables other modules own (``[[budgets]]``, ``[alerts]``): `config set|reset` keeps them
+# verbatim, comments included, instead of regenerating them.
+KEPT_SECTIONS = ("budgets", "alerts")
+_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_-]+)[^\]]*\]\]?\s*(#.*)?$")
+
+
+def kept_text(path: Path) -> str:
+    """The verbatim text of the file's ``KEPT_SECTIONS`` tables ('' when none or no file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    out: list[str] = []
+    keep = False
+    pending: list[str] = []  # comments right above a header belong to its table
+    for line in text.splitlines():
+        m = _HEADER.match(line)
+        if m:
+            keep = m.group(1) in KEPT_SECTIONS
+            if keep:
+                out.extend(pending)
+            pending = []
+        if keep:
+            out.append(line)
+        elif line.lstrip().startswith("#"):
+            pending.append(line)
+        else:
+            pending = []
+    return "\n".join(out).strip("\n")
+
+
+def _kept_data(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {"": text}  # unparsable: compares unequal to anything parsed
+    return {k: data[k] for k in KEPT_SECTIONS if k in data}
+
+
+def save_file(path: Path, values: dict[str, Any], keep: bool = True) -> None:
+    """Write validated or raw values (already in file form) as TOML, 0600, atomically.
+
+    With ``keep``, the file's ``[[budgets]]`` / ``[alerts]`` tables are carried over as they
+    are; if they cannot be carried over intact the file is left alone (ConfigError)."""
+    text = dump(values)
+    if keep:
+        kept = kept_text(path)
+        if kept:
+            text = text.rstrip("\n") + "\n\n" + kept + "\n"
+            before = _kept_data(path.read_text(encoding="utf-8"))
+            if _kept_data(text) != before:
+                raise ConfigError(
+                    f"{path}: cannot rewrite it without changing its "
+                    f"{' / '.join(sorted(before)) or 'tables'}; edit the file by hand"
+                )
+    atomic_write(path, text.encode("utf-8"))

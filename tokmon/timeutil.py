@@ -75,5 +75,8 @@ def parse_day(value: str) -> str:
     if len(v) != 8 or not v.isdigit():
         raise ValueError(f"invalid date {value!r} (expected YYYYMMDD or YYYY-MM-DD)")
     out = f"{v[:4]}-{v[4:6]}-{v[6:]}"
-    datetime.strptime(out, "%Y-%m-%d")
+    try:
+        datetime.strptime(out, "%Y-%m-%d")
+    except ValueError:  # 2026-13-01: the same one line, not strptime's wording
+        raise ValueError(f"invalid date {value!r} (expected YYYYMMDD or YYYY-MM-DD)") from None
     return out

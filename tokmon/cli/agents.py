@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(handler=run_agents)
     rs = p.add_subparsers(dest="report", metavar="REPORT")
     for kind in ("daily", "monthly"):
-        text = f"all agents {REPORTS[kind]}, one entry per agent (ccusage --by-agent shape)"
+        text = (f"the other agents' {REPORTS[kind]}, one entry per agent (ccusage --by-agent "
+                "shape; Claude Code is not in it yet: `tokmon " + kind + "`)")
         r = rs.add_parser(kind, parents=[parent], help=text, description=text)
         _report_options(r)
         r.set_defaults(handler=lambda a, c, k=kind: run_unified(k, a, c))
@@ -56,18 +57,21 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def _report_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("-s", "--since", help="from date (YYYYMMDD or YYYY-MM-DD)")
     r.add_argument("-u", "--until", help="until date (YYYYMMDD or YYYY-MM-DD)")
-    r.add_argument("-z", "--timezone", help="time zone for dates (default: system)")
+    r.add_argument("-z", "--timezone",
+                   help="time zone for dates (IANA name or UTC; default: config timezone, else system)")
     r.add_argument("-o", "--order", choices=["asc", "desc"], default="asc")
     r.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
 
 
-def _dates(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+def _dates(args: argparse.Namespace, ctx: Context) -> tuple[str | None, str | None, str | None]:
+    """``--since``, ``--until`` and the zone: ``-z``, else the config's ``timezone`` (as the
+    Claude reports), else the system's."""
     from tokmon.timeutil import TimezoneError, parse_day, resolve_tz
 
     try:
         since = parse_day(args.since) if getattr(args, "since", None) else None
         until = parse_day(args.until) if getattr(args, "until", None) else None
-        tz = getattr(args, "timezone", None)
+        tz = getattr(args, "timezone", None) or ctx.config.get("timezone")
         resolve_tz(tz)
     except (ValueError, TimezoneError) as exc:
         raise CLIError(str(exc)) from exc
@@ -89,7 +93,7 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
     from tokmon.sources.collect import collect
     from tokmon.sources.report import agent_report
 
-    since, until, tz = _dates(args)
+    since, until, tz = _dates(args, ctx)
     records = collect(source_for(agent, ctx.env))
     data = agent_report(
         agent,
@@ -105,25 +109,94 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
         ctx.stdout.write(dump_json(data))
         return 0
     rows = data["sessions" if kind == "session" else kind]
-    label = {"daily": "date", "monthly": "month", "session": "sessionId"}[kind]
-    cost_key = "costUSD" if agent == "codex" else "totalCost"
-    w = ctx.stdout.write
-    w(
-        f"{label:<40} {'input':>12} {'output':>10} {'cache read':>13} {'cache write':>12} "
-        f"{'total':>13} {'cost':>10}\n"
-    )
-    for r in [*rows, {label: "Total", **data["totals"]}]:
-        w(
-            f"{str(r[label])[-40:]:<40} {fmt_int(r['inputTokens']):>12} "
-            f"{fmt_int(r['outputTokens']):>10} {fmt_int(r['cacheReadTokens']):>13} "
-            f"{fmt_int(r['cacheCreationTokens']):>12} {fmt_int(r['totalTokens']):>13} "
-            f"{fmt_cost(r[cost_key]):>10}\n"
-        )
+    _period_table(ctx, AGENTS[agent], kind, rows, data["totals"], tz,
+                  cost_key="costUSD" if agent == "codex" else "totalCost")  # fmt: skip
     return 0
+
+
+TOKEN_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"),
+              ("Cache\ncreate", "cacheCreationTokens"), ("Cache\nread", "cacheReadTokens"),
+              ("Total\ntokens", "totalTokens"))  # fmt: skip  (as the Claude reports)
+COMPACT_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"))
+
+
+def _display_id(sid: str) -> str:
+    """Codex names a session after its file (``2025/10/06/rollout-...-<uuid>``): show the uuid."""
+    tail = sid.rsplit("/", 1)[-1]
+    return tail[-36:] if tail.startswith("rollout-") and len(tail) > 36 else tail
+
+
+def _models(r: dict[str, Any]) -> str:
+    from tokmon.cli.render import short_model
+
+    names = r.get("modelsUsed") or list(r.get("models") or {})
+    return ", ".join(short_model(str(m)) for m in names)
+
+
+def _unpriced_note(ctx: Context, totals: dict[str, Any]) -> None:
+    unpriced = totals.get("unpricedModels") or []
+    if unpriced:
+        ctx.stdout.write(f"No price for {', '.join(unpriced)}: counted as $0.00.\n")
+
+
+def _period_table(
+    ctx: Context,
+    label: str,
+    kind: str,
+    rows: list[dict[str, Any]],
+    totals: dict[str, Any],
+    tz: str | None,
+    cost_key: str,
+) -> None:
+    """One agent's daily / monthly / session rows, laid out like the Claude reports."""
+    from tokmon import fmt
+    from tokmon.cli.render import id_length, print_fitted, zone_title
+
+    key, title = {"daily": ("date", "Date"), "monthly": ("month", "Month"),
+                  "session": ("sessionId", "Session")}[kind]  # fmt: skip
+    ids = [_display_id(str(r[key])) for r in rows] if kind == "session" else []
+    id_len = id_length(ids)
+    zone = fmt.zone(tz)
+
+    def build(narrow: bool) -> Any:
+        from rich import box
+        from rich.markup import escape
+        from rich.table import Table
+
+        t = Table(title=f"{label} token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
+        t.add_column(title, footer="Total", no_wrap=True)
+        models = not (narrow and kind == "session")  # a narrow session table drops them
+        if models:
+            t.add_column("Models", overflow="fold", max_width=16)
+        cols = COMPACT_COLS if narrow else TOKEN_COLS
+        for col, k in cols:
+            t.add_column(col, justify="right", footer=fmt.integer(totals[k]), no_wrap=True)
+        t.add_column("Cost\n(USD)", justify="right", footer=fmt.cost(totals[cost_key]),
+                     no_wrap=True)  # fmt: skip
+        if kind == "session":
+            t.add_column("Last activity", no_wrap=True)
+        for i, r in enumerate(rows):
+            first = ids[i][:id_len] if kind == "session" else str(r[key])
+            cells = [first, escape(_models(r))] if models else [first]
+            cells += [fmt.integer(r[k]) for _, k in cols]
+            cells.append(fmt.cost(r[cost_key]))
+            if kind == "session":
+                cells.append(fmt.date_time(fmt.epoch(r.get("lastActivity")), zone))
+            t.add_row(*cells)
+        t.caption = zone_title(zone)
+        return t
+
+    hidden = "cache, total tokens, models" if kind == "session" else "cache and total tokens"
+    print_fitted(ctx, lambda: build(False), lambda: build(True), hidden, kind)
+    if not rows:
+        ctx.stdout.write("No usage in this range.\n")
+    _unpriced_note(ctx, totals)
 
 
 def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     """Every supported agent: found or not, where, and its totals."""
+    from rich.markup import escape
+
     from tokmon.sources import SOURCES
     from tokmon.sources.codex import CodexSource
     from tokmon.sources.collect import SourceReader
@@ -158,14 +231,25 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         ctx.stdout.write(dump_json({"agents": out}))
         return 0
-    w = ctx.stdout.write
-    w(f"{'agent':<10} {'found':<6} {'sessions':>8} {'total tokens':>14} {'cost':>10}  data\n")
+    from rich import box
+    from rich.table import Table
+
+    from tokmon.cli.limits import print_table
+
+    t = Table(title="Coding agents", box=box.SIMPLE_HEAVY)
+    t.add_column("Agent", no_wrap=True)
+    t.add_column("Found", no_wrap=True)
+    for col in ("Sessions", "Total tokens", "Cost (USD)"):
+        t.add_column(col, justify="right", no_wrap=True)
+    from tokmon.cli.render import terminal_width
+
+    width = terminal_width(ctx)  # long paths fold inside the column rather than widen it
+    t.add_column("Data", overflow="fold", max_width=max(12, width - 62) if width else None)
     for a in out:
-        w(
-            f"{a['agent']:<10} {'yes' if a['detected'] else 'no':<6} {a['sessions']:>8} "
-            f"{fmt_int(a['totalTokens']):>14} {fmt_cost(a['totalCost']):>10}  "
-            f"{', '.join(a['roots']) or '-'}\n"
-        )
+        t.add_row(a["agent"], "yes" if a["detected"] else "no", fmt_int(a["sessions"]),
+                  fmt_int(a["totalTokens"]), fmt_cost(a["totalCost"]),
+                  escape(", ".join(a["roots"]) or "-"))  # fmt: skip
+    print_table(ctx, t)
     return 0
 
 
@@ -175,7 +259,7 @@ def run_unified(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.sources.collect import collect
     from tokmon.sources.report import unified_report
 
-    since, until, tz = _dates(args)
+    since, until, tz = _dates(args, ctx)
     by_agent = {}
     for agent, cls in SOURCES.items():
         src = cls(ctx.env)
@@ -193,23 +277,39 @@ def run_unified(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         ctx.stdout.write(dump_json(data))
         return 0
-    w = ctx.stdout.write
-    w(
-        f"{'period':<12} {'agent':<10} {'input':>12} {'output':>10} {'cache read':>13} "
-        f"{'cache write':>12} {'total':>13} {'cost':>10}\n"
-    )
-    for row in data[kind]:
-        for e in [*row["agents"], {**row, "agent": "all"}]:
-            w(
-                f"{row['period']:<12} {e['agent']:<10} {fmt_int(e['inputTokens']):>12} "
-                f"{fmt_int(e['outputTokens']):>10} {fmt_int(e['cacheReadTokens']):>13} "
-                f"{fmt_int(e['cacheCreationTokens']):>12} {fmt_int(e['totalTokens']):>13} "
-                f"{fmt_cost(e['totalCost']):>10}\n"
-            )
-    t = data["totals"]
-    w(
-        f"{'Total':<12} {'':<10} {fmt_int(t['inputTokens']):>12} {fmt_int(t['outputTokens']):>10} "
-        f"{fmt_int(t['cacheReadTokens']):>13} {fmt_int(t['cacheCreationTokens']):>12} "
-        f"{fmt_int(t['totalTokens']):>13} {fmt_cost(t['totalCost']):>10}\n"
-    )
+    _unified_table(ctx, kind, data, tz)
     return 0
+
+
+def _unified_table(ctx: Context, kind: str, data: dict[str, Any], tz: str | None) -> None:
+    from tokmon import fmt
+    from tokmon.cli.render import print_fitted, zone_title
+
+    totals = data["totals"]
+
+    def build(narrow: bool) -> Any:
+        from rich import box
+        from rich.table import Table
+
+        t = Table(title=f"Other agents token usage: {kind} (Claude Code: tokmon {kind})",
+                  box=box.SIMPLE_HEAVY,
+                  show_footer=True, caption=zone_title(fmt.zone(tz)))  # fmt: skip
+        t.add_column({"daily": "Date", "monthly": "Month"}[kind], footer="Total", no_wrap=True)
+        t.add_column("Agent", no_wrap=True)
+        cols = COMPACT_COLS if narrow else TOKEN_COLS
+        for col, k in cols:
+            t.add_column(col, justify="right", footer=fmt.integer(totals[k]), no_wrap=True)
+        t.add_column("Cost\n(USD)", justify="right", footer=fmt.cost(totals["totalCost"]),
+                     no_wrap=True)  # fmt: skip
+        for row in data[kind]:
+            entries = row["agents"]
+            for e in [*entries, {**row, "agent": "all"}] if len(entries) > 1 else entries:
+                style = "bold" if e["agent"] == "all" else None
+                t.add_row(row["period"], e["agent"], *[fmt.integer(e[k]) for _, k in cols],
+                          fmt.cost(e["totalCost"]), style=style)  # fmt: skip
+        return t
+
+    print_fitted(ctx, lambda: build(False), lambda: build(True), "cache and total tokens", kind)
+    if not data[kind]:
+        ctx.stdout.write("No usage in this range.\n")
+    _unpriced_note(ctx, totals)

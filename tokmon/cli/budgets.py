@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from tokmon.cli.context import CLIError, Context
-from tokmon.cli.render import dump_json, fmt_cost, fmt_int
+from tokmon.cli.render import dump_json, fmt_cost, fmt_int, fmt_tokens_short
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -24,8 +24,11 @@ def rows(ctx: Context, now: float | None = None) -> list[dict[str, Any]]:
         raise CLIError(str(exc)) from exc
 
 
-def fmt_amount(b: dict[str, Any], value: float) -> str:
-    return fmt_cost(value) if b["unit"] == "usd" else fmt_int(value) + " tok"
+def fmt_amount(b: dict[str, Any], value: float, compact: bool = False) -> str:
+    """``$6.21``, ``15,095,337 tok`` (``compact``: ``15.1M tok``, for narrow terminals)."""
+    if b["unit"] == "usd":
+        return fmt_cost(value)
+    return (fmt_tokens_short(value) if compact else fmt_int(value)) + " tok"
 
 
 def lines(use: list[dict[str, Any]]) -> list[str]:
@@ -46,25 +49,36 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
             "No budgets configured: add [[budgets]] to the config (see docs/limits.md).\n"
         )
         return 0
+    from tokmon.cli.limits import print_table, table_fits
+
+    t = _table(use, compact=False)
+    if not table_fits(ctx, t):
+        t = _table(use, compact=True)
+    print_table(ctx, t)
+    return 0
+
+
+def _table(use: list[dict[str, Any]], compact: bool) -> Any:
     from rich import box
     from rich.table import Table
 
-    t = Table(title="Budgets", box=box.SIMPLE)
+    t = Table(title="Budgets", box=box.SIMPLE, pad_edge=False)
     for col in ("budget", "period", "filters", "used", "limit", "%", "projected"):
-        t.add_column(col, justify="left" if col in ("budget", "period", "filters") else "right")
+        text = col in ("budget", "filters")  # names and filters may wrap; figures never do
+        t.add_column(col, justify="left" if col in ("budget", "period", "filters") else "right",
+                     overflow="fold" if text else "ellipsis", no_wrap=not text)  # fmt: skip
     for b in use:
         filt = " ".join(f"{k}={v}" for k, v in b["filters"].items()) or "all"
         t.add_row(
             b["name"],
             b["periodKey"],
             filt,
-            fmt_amount(b, b["used"]),
-            fmt_amount(b, b["limit"]),
+            fmt_amount(b, b["used"], compact),
+            fmt_amount(b, b["limit"], compact),
             f"{b['percent']:.0f}%",
-            fmt_amount(b, b["projected"]),
+            fmt_amount(b, b["projected"], compact),
         )
-    ctx.console().print(t)
-    return 0
+    return t
 
 
 def stats_rows(ctx: Context) -> list[dict[str, Any]]:

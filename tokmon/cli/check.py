@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tokmon.cli.context import Context
+from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json
 
 OK, WARN, PROJECTED, CROSSED = 0, 3, 4, 5
@@ -44,8 +44,14 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(handler=handle)
 
 
-def assess(st: dict[str, Any], budgets: list[dict[str, Any]], warn: float) -> list[dict[str, Any]]:
-    """Every finding ``{"level", "code", "what", "message"}`` of a status and budget use."""
+def assess(
+    st: dict[str, Any], budgets: list[dict[str, Any]], warn: float, tz: Any = None
+) -> list[dict[str, Any]]:
+    """Every finding ``{"level", "code", "what", "message"}`` of a status and budget use
+    (times in ``tz``, the system zone when None)."""
+    from tokmon import fmt
+
+    zone = tz or fmt.local_zone()
     out: list[dict[str, Any]] = []
 
     def add(code: int, what: str, msg: str) -> None:
@@ -71,7 +77,8 @@ def assess(st: dict[str, Any], budgets: list[dict[str, Any]], warn: float) -> li
         add(
             CROSSED,
             f"{m['source']} limit",
-            f"{m['source']} usage limit reached; resets at epoch {m['resetsAt']:.0f}",
+            f"{m['source']} usage limit reached; resets "
+            f"{fmt.date_time(m['resetsAt'], zone)} {fmt.zone_name(zone, m['resetsAt'])}",
         )
     for b in budgets:
         if b["exceeded"]:
@@ -91,8 +98,15 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.limits import evaluate, parse_at
 
     at = parse_at(args.at)
+    from tokmon.config import section_problems
+
+    problems = section_problems(ctx.config_path or ctx.paths.config_file)
+    if problems:  # a broken budget or alert must not pass as "ok" (exit 2: bad config)
+        raise CLIError("\ntokmon: error: ".join(problems))
     ev = evaluate(ctx, fire=not args.no_alerts and at is None, local=not args.no_budgets, now=at)
-    findings = assess(ev.status, ev.budgets, args.warn)
+    from tokmon.cli.render import resolve_zone
+
+    findings = assess(ev.status, ev.budgets, args.warn, resolve_zone(ctx, None))
     code = max((f["code"] for f in findings), default=OK)
     if ctx.json_output:
         ctx.stdout.write(dump_json({"code": code, "state": NAMES[code], "findings": findings}))

@@ -55,9 +55,12 @@ def _raw(path: Path) -> dict[str, Any]:
     return {}  # pragma: no cover
 
 
-def _write(path: Path, raw: dict[str, Any]) -> None:
+def _write(path: Path, raw: dict[str, Any], keep: bool = True) -> None:
+    """Save ``raw``; ``keep`` carries the file's [[budgets]] / [alerts] over unchanged."""
     try:
-        save_file(path, raw)
+        save_file(path, raw, keep=keep)
+    except ConfigError as exc:
+        _raise(exc.problems)
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -73,7 +76,7 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     if action == "show":
         return _show(ctx, path)
     if action == "reset" and args.all:  # works even when the file is broken
-        _write(path, {})
+        _write(path, {}, keep=False)
         ctx.stdout.write("configuration reset to defaults\n")
         return 0
     if action == "set":
@@ -92,7 +95,11 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _validate(ctx: Context, path: Path) -> int:
+    from tokmon.config import section_problems
+
     values, problems = check_file(path)
+    if not any("invalid TOML" in p for p in problems):
+        problems += section_problems(path)
     if ctx.json_output:
         ctx.stdout.write(dump_json({"path": str(path), "exists": path.exists(),
                                     "ok": not problems, "problems": problems}))
@@ -101,7 +108,8 @@ def _validate(ctx: Context, path: Path) -> int:
         for p in problems:
             ctx.stdout.write(f"{p}\n")
         ctx.stdout.write(f"{len(problems)} problem(s); fix them with `tokmon config set KEY VALUE` "
-                         "or `tokmon config reset KEY`\n")
+                         "or `tokmon config reset KEY` ([[budgets]] / [alerts]: edit the file, "
+                         "see docs/limits.md)\n")
         return 1
     if path.exists():
         ctx.stdout.write(f"{path}: ok ({len(values)} key(s) set)\n")

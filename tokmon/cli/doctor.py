@@ -63,21 +63,36 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         doc = {"ok": not problems, "problems": len(problems), "checks": [asdict(c) for c in checks]}
         ctx.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        ctx.stdout.write(render(checks))
+        from tokmon.cli.render import terminal_width
+
+        ctx.stdout.write(render(checks, terminal_width(ctx)))
     return 1 if problems else 0
 
 
-def render(checks: list[Check]) -> str:
-    """Human output: one line per check, the fix indented below each problem."""
+def render(checks: list[Check], columns: int | None = None) -> str:
+    """Human output: one line per check, the fix indented below each problem; with
+    ``columns`` (a terminal) long details wrap under their column instead of at the edge."""
+    import textwrap
+
     width = max(len(c.name) for c in checks)
-    out = []
+    pad = " " * (9 + width + 2)
+    out: list[str] = []
+
+    def put(first: str, text: str) -> None:
+        if columns is None or columns - len(pad) < 30:
+            out.append(first + text)
+            return
+        lines = textwrap.wrap(text, columns - len(pad), break_long_words=False,
+                              break_on_hyphens=False) or [""]  # fmt: skip
+        out.append(first + lines[0])
+        out.extend(pad + line for line in lines[1:])
+
     for c in checks:
         mark = {OK: "ok     ", PROBLEM: "PROBLEM", NOTE: "note   "}[c.status]
-        out.append(f"{mark}  {c.name:<{width}}  {c.detail}")
+        put(f"{mark}  {c.name:<{width}}  ", c.detail)
         if c.fix:
             label = "fix" if c.status == PROBLEM else "how"
-            pad = " " * (9 + width + 2)
-            out.append(f"{pad}{label}: {c.fix}")
+            put(pad, f"{label}: {c.fix}")
     n = sum(c.status == PROBLEM for c in checks)
     out.append("")
     out.append("no problems found" if not n else f"{n} problem(s) found; fixes above")
@@ -202,10 +217,12 @@ def _owners(source_root: Path) -> tuple[list[str], dict[str, str]]:
 
 
 def check_config(paths: Any, override: Path | None) -> Check:
-    from tokmon.config import check_file
+    from tokmon.config import check_file, section_problems
 
     path = override or paths.config_file
     _values, problems = check_file(path)
+    if not any("invalid TOML" in p for p in problems):
+        problems += section_problems(path)
     if problems:
         return Check(
             "config",

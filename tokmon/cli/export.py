@@ -237,6 +237,7 @@ def _serve_metrics(args: argparse.Namespace, ctx: Context) -> int:
     opts = ExportOptions(
         metrics=args.listen,
         allow_remote=args.allow_remote,
+        remote_flag="--allow-remote",
         per_session=args.per_session,
         refresh_on_scrape=True,
     )

@@ -141,5 +141,9 @@ def handle_machines(args: argparse.Namespace, ctx: Context) -> int:
             fmt_int(d["totalTokens"]),
             fmt_cost(d["totalCost"]),
         )
-    ctx.console().print(t)
+    from tokmon.cli.limits import print_table
+
+    print_table(ctx, t)
+    if not rows:
+        ctx.stdout.write("No usage in the ledger yet (see `tokmon doctor`).\n")
     return 0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import time
+from datetime import tzinfo
 from typing import Any
 
 from tokmon.cli.context import CLIError, Context
-from tokmon.cli.render import dump_json, fmt_cost, fmt_tokens_short, short_model
+from tokmon.cli.render import dump_json, fmt_cost, fmt_tokens_short, resolve_zone, short_model
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         help="how many past windows to list (default 10)",
     )
     p.add_argument("--no-alerts", action="store_true", help="do not fire configured alerts")
+    p.add_argument("-z", "--timezone", help="time zone for times (IANA name or UTC; default: "
+                   "config timezone, else system)")  # fmt: skip
     p.set_defaults(handler=handle)
 
 
@@ -68,7 +70,7 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         ctx.stdout.write(dump_json(st))
         return 0
-    render(ctx, st)
+    render(ctx, st, resolve_zone(ctx, getattr(args, "timezone", None)))
     return 0
 
 
@@ -87,18 +89,111 @@ def fmt_span(seconds: float | None) -> str:
     return f"{m}m"
 
 
-def fmt_when(ts: float | None, now: float) -> str:
+def fmt_when(ts: float | None, now: float, tz: tzinfo | None = None) -> str:
+    """``HH:MM`` within 20 hours of ``now``, else ``Sat 07 Feb 08:18``, in ``tz`` (the
+    system zone when None)."""
     if ts is None:
         return "-"
-    fmt = "%H:%M" if abs(ts - now) < 20 * 3600 else "%a %d %b %H:%M"
-    return time.strftime(fmt, time.localtime(ts))
+    from datetime import datetime
+
+    from tokmon import fmt as tfmt
+
+    d = datetime.fromtimestamp(ts, tz or tfmt.local_zone())
+    return d.strftime("%H:%M" if abs(ts - now) < 20 * 3600 else "%a %d %b %H:%M")
 
 
-def render(ctx: Context, st: dict[str, Any]) -> None:
+def _fix_min_widths(table: Any) -> None:
+    from rich.text import Text
+
+    for col in table.columns:  # a no-wrap column is as wide as its widest cell, never cut
+        if col.no_wrap:
+            cells = [col.header, *col.cells]
+            col.min_width = max(
+                (Text.from_markup(c).cell_len if isinstance(c, str) else 0) for c in cells
+            )
+
+
+def table_fits(ctx: Context, table: Any) -> bool:
+    """Does ``table`` fit the terminal without cutting a figure (always true for pipes)?"""
+    from rich.measure import Measurement
+
+    from tokmon.cli.render import UNLIMITED, console, terminal_width
+
+    width = terminal_width(ctx)
+    if width is None:
+        return True
+    _fix_min_widths(table)
+    con = console(ctx, width)
+    return int(Measurement.get(con, con.options.update_width(UNLIMITED), table).minimum) <= width
+
+
+def print_table(ctx: Context, table: Any) -> None:
+    """Print a table at the terminal's width (none for pipes); figures are never cut: a
+    table whose unwrappable columns need more than the terminal gets that many columns and
+    the terminal wraps lines instead."""
+    from rich.measure import Measurement
+
+    from tokmon.cli.render import UNLIMITED, console, terminal_width
+
+    _fix_min_widths(table)
+    width = terminal_width(ctx)
+    con = console(ctx, width)
+    if width is not None:
+        need = int(Measurement.get(con, con.options.update_width(UNLIMITED), table).minimum)
+        if need > width:
+            con = console(ctx, need)
+    con.print(table)
+
+
+def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, compact: bool) -> Any:
     from rich import box
     from rich.table import Table
 
-    con = ctx.console()
+    from tokmon import fmt as tfmt
+    from tokmon.cli.render import zone_title
+
+    cols = ["window", "used", "age", "resets", "pace", "at reset", "100% at"]
+    if compact:
+        cols.remove("age")
+    t = Table(title="Official limits", box=box.SIMPLE, caption=zone_title(tz), pad_edge=False)
+    for col in cols:
+        t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
+    for w in st["windows"]:
+        used = f"{w['usedPercent']:.0f}%"
+        if w["basis"] == "estimate":
+            used = f"~{used} ESTIMATE"
+        elif w["officialPercent"] is None:
+            used = f"reset (was {used})"
+        elif w["stale"]:
+            used += " (stale)"
+        pace = "-" if w["pace"] is None else f"{w['pace']:.2f}x"
+        proj = "-" if w["projectedPercent"] is None else f"{w['projectedPercent']:.0f}%"
+        eta = (
+            fmt_when(w["eta"], now, tz)
+            if w["eta"]
+            else ("-" if w["pace"] is None else "after reset")
+        )
+        cells = {
+            "window": w["label"],
+            "used": used,
+            "age": tfmt.age(w["ageSeconds"]),
+            "resets": fmt_span(w["resetsInSeconds"]) if (w["resetsInSeconds"] or 0) > 0 else "-",
+            "pace": pace,
+            "at reset": proj,
+            "100% at": eta,
+        }
+        t.add_row(*(cells[c] for c in cols))
+    return t
+
+
+def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from tokmon.cli.render import console, terminal_width, zone_title
+
+    tz = tz or resolve_zone(ctx, None)
+    con = console(ctx, terminal_width(ctx))
     now = st["generatedAt"]
     if not st["windows"]:
         con.print(
@@ -106,44 +201,23 @@ def render(ctx: Context, st: dict[str, Any]) -> None:
             "command (`tokmon line --claude`, see docs/limits.md); Codex writes its own."
         )
     else:
-        t = Table(title="Official limits", box=box.SIMPLE)
-        for col in ("window", "used", "age", "resets in", "pace", "at reset", "100% at"):
-            t.add_column(col, justify="left" if col == "window" else "right")
-        for w in st["windows"]:
-            used = f"{w['usedPercent']:.0f}%"
-            if w["basis"] == "estimate":
-                used = f"~{used} ESTIMATE"
-            elif w["officialPercent"] is None:
-                used = f"reset (was {used})"
-            elif w["stale"]:
-                used += " (stale)"
-            pace = "-" if w["pace"] is None else f"{w['pace']:.2f}x"
-            proj = "-" if w["projectedPercent"] is None else f"{w['projectedPercent']:.0f}%"
-            eta = (
-                fmt_when(w["eta"], now)
-                if w["eta"]
-                else ("-" if w["pace"] is None else "not before reset")
-            )
-            t.add_row(
-                w["label"],
-                used,
-                fmt_span(w["ageSeconds"]),
-                fmt_span(w["resetsInSeconds"]) if (w["resetsInSeconds"] or 0) > 0 else "-",
-                pace,
-                proj,
-                eta,
-            )
-        con.print(t)
+        t = _windows_table(st, now, tz, compact=False)
+        if not table_fits(ctx, t):  # narrow terminal: the figure's age goes, nothing is cut
+            t = _windows_table(st, now, tz, compact=True)
+        print_table(ctx, t)
     for m in st["limitReached"]:
         con.print(
-            f"[b red]Limit reached[/b red] ({m['source']}): resets {fmt_when(m['resetsAt'], now)}"
+            f"[b red]Limit reached[/b red] ({m['source']}): resets "
+            f"{fmt_when(m['resetsAt'], now, tz)} ({zone_title(tz).removeprefix('times in ')})"
         )
     cal = st["calibration"]
     if cal:
         t = Table(title="One percent costs (learned from history, estimate)", box=box.SIMPLE)
         for col in ("window", "windows", "$ / %", "tokens / %", "per model (tokens / %)"):
             t.add_column(
-                col, justify="left" if col in ("window", "per model (tokens / %)") else "right"
+                col,
+                justify="left" if col in ("window", "per model (tokens / %)") else "right",
+                no_wrap=col != "per model (tokens / %)",
             )
         for name, c in sorted(cal.items()):
             models = ", ".join(
@@ -158,16 +232,16 @@ def render(ctx: Context, st: dict[str, Any]) -> None:
                 fmt_tokens_short(c["tokensPerPercent"]),
                 models,
             )
-        con.print(t)
+        print_table(ctx, t)
     if st["past"]:
-        t = Table(title="Past windows", box=box.SIMPLE)
+        t = Table(title="Past windows", box=box.SIMPLE, caption=zone_title(tz))
         for col in ("window", "started", "reset", "peak"):
-            t.add_column(col, justify="left" if col == "window" else "right")
+            t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
         for p in st["past"]:
             t.add_row(
                 p["label"],
-                fmt_when(p["start"], now),
-                fmt_when(p["resetsAt"], now),
+                fmt_when(p["start"], now, tz),
+                fmt_when(p["resetsAt"], now, tz),
                 f"{p['peakPercent']:.0f}%",
             )
-        con.print(t)
+        print_table(ctx, t)

@@ -25,6 +25,7 @@ class ExportOptions:
 
     metrics: str | None = None
     allow_remote: bool = False
+    remote_flag: str = "--metrics-allow-remote"  # the option that sets allow_remote (errors)
     per_session: bool = False
     otlp_endpoint: str | None = None
     otlp_interval: float = 60.0
@@ -109,7 +110,7 @@ def start_exporters(service: Any, opts: ExportOptions, stderr: IO[str] | None = 
     if opts.metrics:
         from tokmon.export.prometheus import MetricsServer, load_or_create_token, parse_listen
 
-        host, port = parse_listen(opts.metrics, opts.allow_remote)
+        host, port = parse_listen(opts.metrics, opts.allow_remote, opts.remote_flag)
         token, tpath = load_or_create_token(paths.state_dir)
         before = None
         if opts.refresh_on_scrape:

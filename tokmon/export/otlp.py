@@ -290,17 +290,58 @@ def backfill(
         provider.shutdown()
     if data is None:
         return 0
+    url = metrics_endpoint(endpoint)
+    problem = _unreachable(url, min(timeout, 10.0))
+    if problem:  # one clear line now, not the SDK's retries and tracebacks for ~20 s
+        raise OTLPError(f"cannot connect to the OTLP endpoint {url}: {problem}")
     exp = _StableStart(_exporter(endpoint, headers, timeout), start_ns)
+    sdk_log = logging.getLogger("opentelemetry")
+    kept = _KeepLast()
+    propagate, sdk_log.propagate = sdk_log.propagate, False
+    sdk_log.addHandler(kept)
     try:
         res = exp.export(data, timeout_millis=timeout * 1000)
     finally:
         exp.shutdown()
+        sdk_log.removeHandler(kept)
+        sdk_log.propagate = propagate
     if res is not MetricExportResult.SUCCESS:
-        raise OTLPError(
-            f"the OTLP endpoint {metrics_endpoint(endpoint)} did not accept the "
-            "export (see the log above)"
-        )
+        why = f": {kept.last}" if kept.last else ""
+        raise OTLPError(f"the OTLP endpoint {url} did not accept the export{why}")
     return _points(data)
+
+
+class _KeepLast(logging.Handler):
+    """Keeps the first line of the SDK's last warning, for a one-line error."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.last = record.getMessage().splitlines()[0][:300]
+        except Exception:  # a log record must never break the export
+            pass
+
+
+def _unreachable(url: str, timeout: float) -> str | None:
+    """Why a TCP connection to ``url``'s host and port fails (None when it opens)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(url)
+        host, port = u.hostname, u.port or (443 if u.scheme == "https" else 80)
+    except ValueError as exc:
+        return str(exc)
+    if not host:
+        return "no host in the URL"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    return None
 
 
 def _points(data: MetricsData) -> int:

@@ -147,7 +147,9 @@ class AddressError(ValueError):
     """A bad or non-loopback listen address (one-line message)."""
 
 
-def parse_listen(value: str, allow_remote: bool = False) -> tuple[str, int]:
+def parse_listen(
+    value: str, allow_remote: bool = False, remote_flag: str = "--metrics-allow-remote"
+) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT``); loopback only unless ``allow_remote``."""
     host, sep, port_s = value.rpartition(":")
     if not sep or not host:
@@ -168,7 +170,7 @@ def parse_listen(value: str, allow_remote: bool = False) -> tuple[str, int]:
     if not ip.is_loopback and not allow_remote:
         raise AddressError(
             f"refusing to listen on {host}: loopback only "
-            "(add --metrics-allow-remote to expose it; the token still applies)"
+            f"(add {remote_flag} to expose it; the token still applies)"
         )
     return str(ip), port
 

@@ -204,7 +204,9 @@ class SeriesSource:
         lim = (summ.get("tokenLimit") or {}).get("tokens")
         if lim:
             out.append(
-                Gauge("block_limit_tokens", "block token limit (config token_limit)", m, float(lim))
+                Gauge("block_limit_tokens",
+                      "block token limit (config token_limit; max: the largest completed block)",
+                      m, float(lim))  # fmt: skip
             )
         if blk and blk.get("limitPercent") is not None:
             out.append(

@@ -46,6 +46,7 @@ class AlertConfig:
     desktop: bool = False
     terminal: bool = True
     webhooks: list[str] = field(default_factory=list)
+    timezone: str | None = None  # the config's `timezone` (times in messages); None: system
 
 
 def _thresholds(raw: Any, key: str) -> list[float]:
@@ -91,9 +92,13 @@ def load(config_path: Any) -> AlertConfig:
     from tokmon.budgets import BudgetError, read_sections
 
     try:
-        return parse(read_sections(config_path).get("alerts"))
+        doc = read_sections(config_path)
+        cfg = parse(doc.get("alerts"))
     except BudgetError as exc:
         raise AlertConfigError(str(exc)) from exc
+    tz = doc.get("timezone")
+    cfg.timezone = tz if isinstance(tz, str) else None
+    return cfg
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -103,12 +108,19 @@ def _inst(resets_at: float | None) -> str:
     return "none" if resets_at is None else str(int(round(resets_at / 60.0)) * 60)
 
 
-def _fmt_time(ts: float | None) -> str:
+def _fmt_time(ts: float | None, zone: str | None = None) -> str:
+    """``Wed 14:03 UTC+14``: weekday and time in the config's zone, which it names."""
     if ts is None:
         return "?"
-    import time
+    from datetime import datetime
 
-    return time.strftime("%a %H:%M", time.localtime(ts))
+    from tokmon import fmt
+
+    try:
+        tz = fmt.zone(zone)
+    except ValueError:  # a bad zone is reported by `config validate`; alerts still go out
+        tz = fmt.local_zone()
+    return f"{datetime.fromtimestamp(ts, tz).strftime('%a %H:%M')} {fmt.offset_label(ts, tz)}"
 
 
 def candidates(
@@ -130,7 +142,7 @@ def candidates(
                             "subject": f"{w['label']} at {used:.0f}%", "threshold": thr,
                             "value": used,
                             "message": f"{w['label']} limit is at {used:.0f}% (threshold "
-                                       f"{thr:g}%), resets {_fmt_time(w.get('resetsAt'))}"})  # fmt: skip
+                                       f"{thr:g}%), resets {_fmt_time(w.get('resetsAt'), cfg.timezone)}"})  # fmt: skip
         proj = w.get("projectedPercent")
         if proj is not None:
             for thr in cfg.projected:
@@ -141,7 +153,7 @@ def candidates(
                                 "value": proj,
                                 "message": f"{w['label']}: {used:.0f}% used, {proj:.0f}% at this "
                                            f"pace by the reset; {thr:g}% around "
-                                           f"{_fmt_time(eta) if eta else 'the reset'}"})  # fmt: skip
+                                           f"{_fmt_time(eta, cfg.timezone) if eta else 'the reset'}"})  # fmt: skip
     if block and cfg.block:
         limit = block.get("limit")
         proj = block.get("projectedTokens")

@@ -65,7 +65,7 @@ def evaluate(
 
                 meta = MetadataStore(paths=paths).all()
             bud = budgets_mod.usage(blist, records, now, resolve_tz(engine.config.get("timezone")),
-                                    meta or {})  # fmt: skip
+                                    meta or {}, env=env, prices=engine.prices)  # fmt: skip
         block = alerts.block_input(engine, now)
     ev = Evaluation(st, bud, block, [], warnings)
     if fire:
