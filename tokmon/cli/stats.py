@@ -97,7 +97,7 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
         Panel(
             f"[b]{fmt.cost(d['totalCost'])}[/b]  ·  {fmt.integer(d['totalTokens'])} tokens  "
             f"(in {fmt.integer(d['inputTokens'])}, out {fmt.integer(d['outputTokens'])}, "
-            f"cache write {fmt.integer(d['cacheCreationTokens'])}, "
+            f"cache create {fmt.integer(d['cacheCreationTokens'])}, "
             f"cache read {fmt.integer(d['cacheReadTokens'])})\n"
             f"This week {fmt.cost(s['week']['totalCost'])}  ·  this month {fmt.cost(s['month']['totalCost'])}"
             f"  ·  all time {fmt.cost(s['totals']['totalCost'])}",

@@ -125,7 +125,7 @@ def period_table(
         ctx,
         lambda: build(False),
         lambda: build(True),
-        "cache and total tokens" + (", models" if kind == "session" else ""),
+        "cache, total tokens, models" if kind == "session" else "cache and total tokens",
         kind,
         force_compact=compact,
     )
