@@ -16,7 +16,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds to import: keep it off the prompt path
+if TYPE_CHECKING:
+    from typing import Any
 
 from tokmon.line.locate import (
     ensure_private_dir,
