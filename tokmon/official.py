@@ -20,7 +20,6 @@ optional and must never break a summary or a prompt.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -47,7 +46,7 @@ def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
-    if not math.isfinite(value):
+    if not value - value == 0.0:
         return None
     if lo is not None:
         value = max(lo, value)

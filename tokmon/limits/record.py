@@ -10,7 +10,6 @@ prompt path.  Never raises.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -30,7 +29,7 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
-    return value if math.isfinite(value) else None
+    return value if value - value == 0.0 else None
 
 
 def _epoch(value: Any) -> float | None:
