@@ -17,10 +17,6 @@ import os
 import sys
 import time
 
-TYPE_CHECKING = False  # typing costs milliseconds to import: keep it off the prompt path
-if TYPE_CHECKING:
-    from typing import Any
-
 from tokmon.line.locate import (
     ensure_private_dir,
     fast_snapshot_file,
@@ -28,6 +24,10 @@ from tokmon.line.locate import (
     lock_file,
     tokmon_dirs,
 )
+
+TYPE_CHECKING = False  # typing costs milliseconds to import: keep it off the prompt path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: don't start another detached refresher within this many seconds of the last start
 SPAWN_INTERVAL = 2.0
