@@ -87,3 +87,33 @@ def test_console_script_line_imports_only_what_it_needs(tmp_path: Path) -> None:
     extra = names - base
     assert not extra & FORBIDDEN, sorted(extra & FORBIDDEN)
     assert {n for n in extra if n.startswith("tokmon")} <= TOKMON_LINE
+
+
+def test_official_record_rewrites_only_changed_figures_or_after_the_heartbeat(
+    tmp_path: Path,
+) -> None:
+    from tokmon import official
+    from tokmon.line.claude import LightPaths
+
+    paths = LightPaths({"TOKMON_HOME": str(tmp_path)})
+    payload = json.loads(PAYLOAD)
+    stored = Path(paths.official_file)
+
+    def observed() -> float:
+        return json.loads(stored.read_text())["sessions"]["imports-1"]["observedAt"]
+
+    assert official.record(paths, payload, now=1000.0)["observedAt"] == 1000.0
+    assert observed() == 1000.0
+    rec = official.record(paths, payload, now=1030.0)  # same figures, 30 s later: no write
+    assert rec["observedAt"] == 1030.0 and rec["fiveHour"]["usedPercentage"] == 40
+    assert observed() == 1000.0
+    official.record(paths, payload, now=1070.0)  # same figures, 70 s after the write
+    assert observed() == 1070.0
+    payload["context_window"]["used_percentage"] = 31  # a changed figure: written at once
+    official.record(paths, payload, now=1075.0)
+    data = json.loads(stored.read_text())["sessions"]["imports-1"]
+    assert data["observedAt"] == 1075.0 and data["contextWindow"]["usedPercentage"] == 31
+    # a payload without the 5 h window keeps the stored one and is "unchanged"
+    del payload["rate_limits"]
+    rec = official.record(paths, payload, now=1080.0)
+    assert rec["fiveHour"]["usedPercentage"] == 40 and observed() == 1075.0
