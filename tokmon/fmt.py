@@ -19,7 +19,6 @@ JavaScript agree to the last digit (no locale, no banker's rounding).
 
 from __future__ import annotations
 
-import math
 import os
 
 TYPE_CHECKING = False  # not `typing`: the statusline fast path never imports it
@@ -35,12 +34,15 @@ def _finite(x: object) -> float | None:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     f = float(x)
-    return f if math.isfinite(f) else None
+    return f if f - f == 0.0 else None
 
 
 def _round(x: float, digits: int = 0) -> int:
     """Half-up rounding of a non-negative number to ``digits`` decimals, as an integer."""
-    return math.floor(x * (10.0**digits) + 0.5)
+    f = (x * (10.0**digits) + 0.5) // 1  # math.floor without importing math (statusline)
+    if f - f != 0.0:
+        raise OverflowError("cannot convert float infinity to integer")
+    return int(f)
 
 
 def _point(scaled: int, digits: int) -> str:
@@ -124,7 +126,7 @@ def age(seconds: float | int | None) -> str:
     x = _finite(seconds)
     if x is None:
         return MISSING
-    s = math.floor(max(0.0, x))
+    s = int(max(0.0, x) // 1)
     if s < 60:
         return "now"
     if s < 3600:

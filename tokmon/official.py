@@ -20,13 +20,15 @@ optional and must never break a summary or a prompt.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
-from typing import Any
 
+from tokmon.quickjson import loads as _loads
 from tokmon.textsafe import safe_or_none
+
+TYPE_CHECKING = False  # typing costs milliseconds to import: keep it off the statusline path
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = 1
 MAX_SESSIONS = 50
@@ -34,6 +36,9 @@ MAX_AGE_SECONDS = 8 * 86400.0
 _MAX_TEXT = 200
 #: a session cost above this is garbage (shown clamped, never as a 300-digit figure)
 MAX_COST_USD = 1e7
+#: an unchanged record is rewritten at most this often (keeps readers' ``[age]`` within a
+#: minute); otherwise official.json is written only when a figure changes
+HEARTBEAT_SECONDS = 60.0
 
 
 def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float | None:
@@ -41,7 +46,7 @@ def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
-    if not math.isfinite(value):
+    if not value - value == 0.0:
         return None
     if lo is not None:
         value = max(lo, value)
@@ -140,7 +145,7 @@ def extract(
 def _load(path: os.PathLike[str] | str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            data = json.loads(fh.read(4 * 1024 * 1024))
+            data = _loads(fh.read(4 * 1024 * 1024))
     except (OSError, ValueError):
         return {}
     sessions = data.get("sessions") if isinstance(data, dict) else None
@@ -165,25 +170,60 @@ def _prune(sessions: dict[str, Any], now: float) -> dict[str, Any]:
     return dict(kept[:MAX_SESSIONS])
 
 
+def _merge(rec: dict[str, Any], prev: dict[str, Any]) -> None:
+    """Keep the session's last 5 h / 7 d / context / name when the payload lacks them."""
+    for key in ("fiveHour", "sevenDay", "contextWindow", "sessionName"):
+        if rec[key] is None and prev.get(key) is not None:
+            rec[key] = prev[key]
+
+
+def _figures(rec: Any) -> Any:
+    """A record without its observation times (what "changed" compares)."""
+    if not isinstance(rec, dict):
+        return rec
+    return {k: _figures(v) for k, v in rec.items() if k != "observedAt"}
+
+
+def unchanged(prev: Any, rec: dict[str, Any]) -> bool:
+    """True when ``prev`` (the stored record) holds the same figures as ``rec`` and was
+    written less than :data:`HEARTBEAT_SECONDS` before it: no need to rewrite the file."""
+    if not isinstance(prev, dict):
+        return False
+    seen = _num(prev.get("observedAt"))
+    if seen is None or not 0 <= rec["observedAt"] - seen < HEARTBEAT_SECONDS:
+        return False
+    return _figures(prev) == _figures(rec)
+
+
 def record(paths: Any, payload: Any, now: float | None = None) -> dict[str, Any] | None:
     """Store the figures from ``payload`` for its session; returns the stored record.
 
     A missing 5 h / 7 d window keeps the last one seen for that session (Claude
-    Code omits them before the first response).  Raises OSError when the state
-    dir cannot be written; callers on a prompt path catch it.
+    Code omits them before the first response).  The file is rewritten only when a
+    figure changed (or the stored record is older than :data:`HEARTBEAT_SECONDS`).
+    ``paths`` needs ``official_file``; one with a ``full()`` method (the statusline's
+    string paths) is upgraded to :class:`tokmon.paths.TokmonPaths` only to write.  Raises
+    OSError when the state dir cannot be written; callers on a prompt path catch it.
     """
     rec = extract(payload, now)
     if rec is None:
         return None
+    prev = _load(paths.official_file).get(rec["sessionId"])  # lock-free: writes are atomic
+    if isinstance(prev, dict):
+        _merge(rec, prev)
+    if unchanged(prev, rec):
+        return rec
+    full = getattr(paths, "full", None)
+    if full is not None:
+        paths = full()
+    import json
+
     from tokmon.fsutil import atomic_write, locked
 
     path = paths.official_file
     with locked(path.with_name(path.name + ".lock"), timeout=2.0):
         sessions = _load(path)
-        prev = sessions.get(rec["sessionId"]) or {}
-        for key in ("fiveHour", "sevenDay", "contextWindow", "sessionName"):
-            if rec[key] is None and prev.get(key) is not None:
-                rec[key] = prev[key]
+        _merge(rec, sessions.get(rec["sessionId"]) or {})
         sessions[rec["sessionId"]] = rec
         sessions = _prune(sessions, rec["observedAt"])
         data = json.dumps({"version": VERSION, "sessions": sessions}, separators=(",", ":"))

@@ -36,8 +36,19 @@ if [ -z "$tokmon_cmd" ]; then
     else
       tokmon_cmd=$(squote "$(command -v tokmon)")
     fi
+  elif command -v python3 >/dev/null 2>&1; then
+    # no `tokmon` script: ask python3's tokmon for its fast command, from `/` and with the
+    # cwd entry dropped from sys.path first (a cloned repository's `tokmon/` or `json.py`
+    # must never run; same bootstrap as tokmon/safepython.py)
+    boot="import sys;sys.path[:]=[p for p in sys.path if p not in ('','.')];import runpy;m=sys.argv.pop(1);runpy.run_module(m,run_name='__main__',alter_sys=True)"
+    fast=$(cd / && python3 -c "$boot" tokmon line --fast-command 2>/dev/null)
+    if [ -n "$fast" ]; then
+      tokmon_cmd=${fast//\#/##}
+    else  # last resort; -P (3.11+) keeps the cwd off sys.path, and the job starts in /
+      tokmon_cmd="cd / && python3 -P -m tokmon"
+    fi
   else
-    tokmon_cmd="python3 -m tokmon"
+    tokmon_cmd="cd / && python3 -P -m tokmon"
   fi
 fi
 

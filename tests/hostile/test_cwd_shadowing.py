@@ -10,6 +10,7 @@ marker file when imported.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -181,3 +182,76 @@ def test_spawned_scan_workers_skip_the_cwd(tmp_path: Path) -> None:
     r = run([sys.executable, str(script)], hs_env(tmp_path), repo, timeout=120)
     assert r.returncode == 0 and "[1]" in r.stdout, r.stderr[-500:]
     _assert_clean(markers)
+
+
+def _tmux(sock: str, env: dict[str, str], *args: str) -> str:
+    import subprocess
+
+    r = subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", *args], env=env,
+                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert r.returncode == 0, (args, r.stderr)
+    return r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="tmux is POSIX only")
+def test_tmux_plugin_fallback_command_ignores_the_pane_cwd(tmp_path: Path) -> None:
+    """No `tokmon` script on PATH: the TPM plugin falls back to `python3`.  tmux runs the
+    status job in the session's directory (here a cloned repository with a shadowing
+    ``tokmon/`` and ``json.py``...): the job must not import them."""
+    import shutil
+    import uuid
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed")
+    env, repo, markers = _setup(tmp_path)
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    py = fakebin / "python3"  # python3 with tokmon installed, but no `tokmon` script
+    py.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    py.chmod(0o755)
+    env["PATH"] = f"{fakebin}{os.pathsep}/usr/bin{os.pathsep}/bin"
+    env.pop("TMUX", None)
+    assert shutil.which("tokmon", path=env["PATH"]) is None
+    plugin = Path(__file__).resolve().parents[2] / "tokmon.tmux"  # the root shim TPM runs
+    sock = f"tokmon-shadow-{uuid.uuid4().hex[:8]}"
+    outer = sock + "-outer"
+    try:
+        _tmux(sock, env, "new-session", "-d", "-s", "s", "-x", "200", "-y", "10", "-c", str(repo))
+        _tmux(sock, env, "set-option", "-g", "status-interval", "1")
+        # control: a plain `python3 -c 'import json'` status job does import the repo's json.py
+        # (proves the jobs run in the repository)
+        _tmux(sock, env, "set-option", "-g", "status-right", "#(python3 -c 'import json')")
+        # a client must draw the status line for its jobs to run: attach one from an outer tmux
+        _tmux(outer, env, "new-session", "-d", "-s", "o", "-x", "200", "-y", "12",
+              f"env -u TMUX tmux -L {sock} attach -t s")  # fmt: skip
+        wait_for(lambda: (markers / "json").exists(), what="the control job")
+        _tmux(sock, env, "set-option", "-g", "status-right", "R[#{tokmon}]")
+        wait_for(lambda: _retry_clean(markers), what="the control marker removal")
+        _tmux(sock, env, "run-shell", str(plugin))
+        right = _tmux(sock, env, "show-option", "-gv", "status-right")
+        assert "#(" in right and "line --format tmux" in right, right
+
+        def shown() -> bool:
+            rows = _tmux(outer, env, "capture-pane", "-p", "-t", "o").rstrip("\n").splitlines()
+            return bool(rows) and "R[5h" in rows[-1] or any(markers.iterdir())
+
+        wait_for(shown, what="the plugin's status job output")
+        _wait_refresh(env, markers)
+        _assert_clean(markers)
+    finally:
+        import subprocess
+
+        for server in (outer, sock):
+            subprocess.run(["tmux", "-L", server, "kill-server"], env=env, capture_output=True,
+                           timeout=30)  # fmt: skip
+
+
+def _retry_clean(markers: Path) -> bool:
+    """Remove the control job's markers (a last run may still be going: until none is left)."""
+    import time
+
+    for marker in markers.iterdir():
+        marker.unlink(missing_ok=True)
+    time.sleep(1.5)  # a control job started just before the status option changes
+    return not any(markers.iterdir())

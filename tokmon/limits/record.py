@@ -10,10 +10,10 @@ prompt path.  Never raises.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
+
+from tokmon.quickjson import loads as _loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
-    return value if math.isfinite(value) else None
+    return value if value - value == 0.0 else None
 
 
 def _epoch(value: Any) -> float | None:
@@ -85,7 +85,7 @@ def claude_figures(payload: Any) -> dict[str, tuple[float, float | None, float |
 def _load_last(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            data = json.loads(fh.read(65536))
+            data = _loads(fh.read(65536))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -118,6 +118,11 @@ def record_payload(paths: Any, payload: Any, now: float | None = None, env: Any 
         if not _changed(last, figures):
             return False
         now = time.time() if now is None else now
+        full = getattr(paths, "full", None)  # the statusline's string paths: upgrade to write
+        if full is not None:
+            paths = full()
+        import json
+
         from tokmon.limits import history
 
         obs = [history.Obs(now, "claude", name, used, resets, length)

@@ -10,9 +10,10 @@ session name) are recorded per session for the other surfaces
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from tokmon.quickjson import loads as _loads
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def _try_parse(buf: bytes) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text.decode("utf-8", "replace"))
+        return _loads(text.decode("utf-8", "replace"))
     except (ValueError, RecursionError):  # garbage or absurd nesting: no payload
         return None
 
@@ -134,6 +135,23 @@ def stdlib_paths(env: Any = None) -> Any:
     return TokmonPaths(Path(d["config"]), Path(d["data"]), Path(d["cache"]), Path(d["state"]))
 
 
+class LightPaths:
+    """The few tokmon paths ``line --claude`` reads, as strings (no pathlib, no dataclass);
+    :meth:`full` gives :class:`tokmon.paths.TokmonPaths` when something must be written."""
+
+    def __init__(self, env: Any = None) -> None:
+        from tokmon.statusline.locate import tokmon_dirs
+
+        self.env = env
+        dirs = tokmon_dirs(env)
+        self.state_dir = dirs["state"]
+        self.config_file = os.path.join(dirs["config"], "config.toml")
+        self.official_file = os.path.join(self.state_dir, "official.json")
+
+    def full(self) -> Any:
+        return stdlib_paths(self.env)
+
+
 def _note_record_error(env: Any, error: str | None) -> None:
     """Keep the last failure to record official figures for ``line --explain`` (a statusLine
     command's stderr is never seen); cleared by the next success."""
@@ -184,8 +202,9 @@ def process(
     note = None
     rec = None
     error = None
+    paths = LightPaths(env)
     try:
-        rec = official.record(stdlib_paths(env), payload)
+        rec = official.record(paths, payload)
         if rec is None:
             note = "payload has no session_id: official figures not recorded"
     except Exception as exc:  # read-only state dir, lock timeout...: still print the line
@@ -194,7 +213,7 @@ def process(
     try:  # the official-limit history (appends only when a figure changed)
         from tokmon.limits.record import record_payload
 
-        record_payload(stdlib_paths(env), payload, env=env)
+        record_payload(paths, payload, env=env)
     except Exception as exc:
         error = error or f"limit history: {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
     _note_record_error(env, error)

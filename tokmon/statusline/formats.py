@@ -109,7 +109,8 @@ def official_window(official: dict | None, key: str, now: float) -> dict | None:
 
 def pace_eta(window: dict | None, length: float, tz: object = None) -> str:
     """``100%@HH:MM`` when the window's pace reaches 100% before its reset, else ``""``
-    (pace = the average rate since the window opened; see docs/limits.md)."""
+    (pace = the average rate since the window opened; see docs/limits.md).  ``tz`` may be
+    a function returning the zone: it is called only when there is a time to show."""
     if not window or not isinstance(window.get("resetsAt"), (int, float)):
         return ""
     used, elapsed = window["usedPercentage"], window["observedAt"] - (window["resetsAt"] - length)
@@ -117,6 +118,8 @@ def pace_eta(window: dict | None, length: float, tz: object = None) -> str:
         return ""
     eta = window["resetsAt"] - length + elapsed * 100.0 / used
     at = min(eta, window["resetsAt"])
+    if callable(tz) and not hasattr(tz, "utcoffset"):
+        tz = tz()
     if tz is None:
         return "100%@" + time.strftime("%H:%M", time.localtime(at))
     return "100%@" + fmt.clock(at, tz)  # type: ignore[arg-type]
@@ -171,12 +174,15 @@ def build_segments(
     cwd: str | None = None,
     session_id: str | None = None,
     claude: dict | None = None,
+    *,
+    explain_times: bool = True,
 ) -> list[dict]:
     """Segments ``{"key","text","level","explain","fields"}`` in display order.
 
     ``claude`` carries figures from a Claude Code statusLine payload (see
     ``claude.py``); they take precedence for the session, context and official
-    utilisation segments.
+    utilisation segments.  ``explain_times=False`` leaves the block's start time out of
+    its explanation (a prompt that shows no explanation skips loading time zones).
     """
     now = time.time() if now is None else now
     settings = snap.get("settings") or {}
@@ -220,12 +226,15 @@ def build_segments(
         parts.append(f"{fields['time_left']} left")
         if fields["burn"]:
             parts.append(fields["burn"])
-        if pace_eta(five, FIVE_HOURS, _zone(snap)):
-            parts.append(pace_eta(five, FIVE_HOURS, _zone(snap)))
-        start = fmt.clock_zoned(float(block.get("start") or 0), _zone(snap))  # type: ignore[arg-type]
+        eta5 = pace_eta(five, FIVE_HOURS, lambda: _zone(snap))
+        if eta5:
+            parts.append(eta5)
+        start = ""
+        if explain_times:
+            start = " since " + fmt.clock_zoned(float(block.get("start") or 0), _zone(snap))  # type: ignore[arg-type]
         explain.insert(
             0,
-            f"current 5-hour block since {start}, {fmt.integer(tokens)} tokens and "
+            f"current 5-hour block{start}, {fmt.integer(tokens)} tokens and "
             f"{fields['block_cost']} counted from the transcripts (estimate), "
             f"{fields['time_left']} left, burn rate {block.get('burnLevel')} "
             f"({fmt.integer(block.get('tokensPerMinuteForIndicator', block.get('tokensPerMinute')))} "
@@ -235,8 +244,9 @@ def build_segments(
     else:
         if fields["block_percent"]:
             parts.append(fields["block_percent"])
-        if pace_eta(five, FIVE_HOURS, _zone(snap)):
-            parts.append(pace_eta(five, FIVE_HOURS, _zone(snap)))
+        eta5 = pace_eta(five, FIVE_HOURS, lambda: _zone(snap))
+        if eta5:
+            parts.append(eta5)
         if local:
             parts.append("idle")
             explain.insert(0, "no active 5-hour block in the local transcripts")
@@ -250,7 +260,7 @@ def build_segments(
     if seven is not None:
         age = fmt_age(now - seven["observedAt"])
         pct = seven["usedPercentage"]
-        eta7 = pace_eta(seven, 7 * 86400.0, _zone(snap))
+        eta7 = pace_eta(seven, 7 * 86400.0, lambda: _zone(snap))
         segs.append({"key": "seven_day", "text": f"7d {fmt_percent(pct)}[{age}]" + (f" {eta7}" if eta7 else ""),
                      "level": level_for(pct, settings),
                      "explain": f"Claude's official 7-day utilisation, observed {age} ago",

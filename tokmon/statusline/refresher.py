@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
 
 from tokmon.statusline.locate import (
     ensure_private_dir,
@@ -25,6 +24,10 @@ from tokmon.statusline.locate import (
     lock_file,
     tokmon_dirs,
 )
+
+TYPE_CHECKING = False  # typing costs milliseconds to import: keep it off the prompt path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: don't start another detached refresher within this many seconds of the last start
 SPAWN_INTERVAL = 2.0

@@ -16,6 +16,8 @@ export interface ServerCommand {
   command: string;
   args: string[];
   source: CandidateSource;
+  /** Directory to start the server in (never the workspace: see {@link pythonServerArgs}). */
+  cwd?: string;
 }
 
 export type Discovery =
@@ -58,7 +60,8 @@ export function nodeHost(): DiscoveryHost {
     },
     runPython(python: string, code: string): Promise<string> {
       return new Promise((resolve, reject) => {
-        execFile(python, ["-c", code], { timeout: 15000, windowsHide: true }, (err, stdout) => {
+        const opts = { timeout: 15000, windowsHide: true, cwd: fixedCwd(os.homedir()) };
+        execFile(python, ["-c", code], opts, (err, stdout) => {
           if (err) {
             reject(new Error(err.message));
           } else {
@@ -111,8 +114,39 @@ function looksLikePath(s: string): boolean {
   return s.includes("/") || s.includes("\\");
 }
 
-/** Probe code: prints tokmon's version when the interpreter can import it. */
-export const PYTHON_PROBE = "import tokmon, sys; sys.stdout.write(getattr(tokmon, '__version__', '0'))";
+/**
+ * Drops the cwd entries (`''`, `.`) from `sys.path` before anything is imported: `python -c`
+ * and `python -m` put the working directory first, so a workspace holding a `tokmon/` folder or
+ * a `json.py` would otherwise run inside the server (same bootstrap as tokmon/safepython.py).
+ */
+export const SAFE_PATH_BOOT = "import sys;sys.path[:]=[p for p in sys.path if p not in ('','.')];";
+
+/** Runs `python -m <argv[1]>` after {@link SAFE_PATH_BOOT} (for interpreters without `-P`). */
+export const MODULE_BOOT =
+  SAFE_PATH_BOOT + "import runpy;m=sys.argv.pop(1);runpy.run_module(m,run_name='__main__',alter_sys=True)";
+
+/**
+ * Probe code: prints tokmon's version and whether the interpreter has `-P` (3.11+), as
+ * `<version> <0|1>`, when it can import tokmon (never from the cwd).
+ */
+export const PYTHON_PROBE =
+  SAFE_PATH_BOOT +
+  "import tokmon;sys.stdout.write(getattr(tokmon,'__version__','0')+' '+str(int(sys.version_info>=(3,11))))";
+
+/**
+ * argv after the interpreter that serves tokmon without the cwd on `sys.path`: `-P -m tokmon`
+ * when the probe said 3.11+, else the bootstrap. Older probes' output (a bare version) gets the
+ * bootstrap, which works on every version.
+ */
+export function pythonServerArgs(probeOutput: string): string[] {
+  const hasSafePath = probeOutput.trim().split(/\s+/)[1] === "1";
+  return hasSafePath ? ["-P", "-m", "tokmon", ...SERVE_ARGS] : ["-c", MODULE_BOOT, "tokmon", ...SERVE_ARGS];
+}
+
+/** A directory the server can always start in and that no workspace controls: the root. */
+export function fixedCwd(homedir: string): string {
+  return path.parse(path.resolve(homedir)).root;
+}
 
 /**
  * Decide how to start the server. `pythonPath` is the Python extension's interpreter, if any.
@@ -150,10 +184,10 @@ export async function discoverServer(
     const python = expandPath(pythonPath, host);
     tried.push(`${python} -m tokmon`);
     try {
-      await host.runPython(python, PYTHON_PROBE);
+      const probed = await host.runPython(python, PYTHON_PROBE);
       return {
         ok: true,
-        server: { command: python, args: ["-m", "tokmon", ...SERVE_ARGS], source: "python" },
+        server: { command: python, args: pythonServerArgs(probed), source: "python", cwd: fixedCwd(host.homedir) },
         tried,
       };
     } catch {

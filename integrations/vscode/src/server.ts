@@ -188,7 +188,7 @@ export class ServerManager implements vscode.Disposable {
       command: server.command,
       args: server.args,
       transport: TransportKind.stdio,
-      options: { env: { ...process.env, PYTHONUNBUFFERED: "1" } },
+      options: { env: { ...process.env, PYTHONUNBUFFERED: "1" }, ...(server.cwd ? { cwd: server.cwd } : {}) },
     };
     const serverOptions: ServerOptions = { run: exec, debug: exec };
     const folders = vscode.workspace.workspaceFolders ?? [];

@@ -215,7 +215,8 @@ describe("tokmon serve driven through the extension's protocol module", () => {
       throw new Error(found.message);
     }
     expect(found.server.source).toBe("python");
-    expect(found.server.args).toEqual(["-m", "tokmon", "serve"]);
+    expect(found.server.args.slice(-2)).toEqual(["tokmon", "serve"]);
+    expect(found.server.cwd).toBe(path.parse(tmp).root);
     serverEnv = env;
     python = found.server.command;
     proc = spawn(found.server.command, found.server.args, {

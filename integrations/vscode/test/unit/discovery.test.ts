@@ -4,13 +4,22 @@ import * as path from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { type DiscoveryHost, discoverServer, expandPath, findOnPath, nodeHost } from "../../src/discovery";
+import {
+  type DiscoveryHost,
+  discoverServer,
+  expandPath,
+  findOnPath,
+  MODULE_BOOT,
+  nodeHost,
+  PYTHON_PROBE,
+} from "../../src/discovery";
 
 let tmp: string;
 let binA: string;
 let binB: string;
 let fakePythonOk: string;
 let fakePythonNo: string;
+let fakePythonOld: string;
 
 function writeExecutable(file: string, body: string): void {
   fs.writeFileSync(file, body, { mode: 0o755 });
@@ -27,7 +36,9 @@ beforeAll(() => {
   fs.writeFileSync(path.join(binA, "tokmon"), "not a program", { mode: 0o644 });
   // Two fake interpreters: one "has" tokmon (prints a version), one fails like a missing module.
   fakePythonOk = path.join(tmp, "python-ok");
-  writeExecutable(fakePythonOk, "#!/bin/sh\nprintf 0.1.0\n");
+  writeExecutable(fakePythonOk, "#!/bin/sh\nprintf '0.1.0 1'\n"); // tokmon 0.1.0 on Python 3.11+
+  fakePythonOld = path.join(tmp, "python-old");
+  writeExecutable(fakePythonOld, "#!/bin/sh\nprintf '0.1.0 0'\n"); // Python 3.10: no -P
   fakePythonNo = path.join(tmp, "python-no");
   writeExecutable(fakePythonNo, "#!/bin/sh\necho \"No module named tokmon\" >&2\nexit 1\n");
 });
@@ -62,9 +73,38 @@ describe.skipIf(process.platform === "win32")("discoverServer on a real file sys
     expect(found.ok ? "" : found.message).toContain(path.join(binA, "tokmon"));
   });
 
-  it("falls back to the Python extension's interpreter with -m tokmon", async () => {
+  it("falls back to the Python extension's interpreter with -P -m tokmon, started in the root", async () => {
     const found = await discoverServer(undefined, fakePythonOk, host([binA]));
-    expect(found).toMatchObject({ ok: true, server: { command: fakePythonOk, args: ["-m", "tokmon", "serve"], source: "python" } });
+    expect(found).toMatchObject({
+      ok: true,
+      server: { command: fakePythonOk, args: ["-P", "-m", "tokmon", "serve"], source: "python", cwd: "/" },
+    });
+  });
+
+  it("uses the bootstrap that drops the cwd from sys.path before Python 3.11", async () => {
+    const found = await discoverServer(undefined, fakePythonOld, host([binA]));
+    expect(found).toMatchObject({
+      ok: true,
+      server: { command: fakePythonOld, args: ["-c", MODULE_BOOT, "tokmon", "serve"], source: "python", cwd: "/" },
+    });
+  });
+
+  it("never imports tokmon from the cwd: the probe and the bootstrap in a shadowing workspace", async () => {
+    const python = findOnPath("python3", { ...nodeHost() });
+    expect(python).not.toBeNull();
+    const repo = fs.mkdtempSync(path.join(tmp, "cloned-repo-"));
+    const marker = path.join(tmp, "shadow-marker");
+    fs.mkdirSync(path.join(repo, "tokmon"));
+    fs.writeFileSync(path.join(repo, "tokmon", "__init__.py"), `open(${JSON.stringify(marker)}, "w").write("x")\n`);
+    const { execFileSync } = await import("node:child_process");
+    const out = execFileSync(python!, ["-c", PYTHON_PROBE], { cwd: repo }).toString();
+    expect(out).toMatch(/^\S+ [01]$/);
+    const help = execFileSync(python!, ["-c", MODULE_BOOT, "tokmon", "--version"], { cwd: repo }).toString();
+    expect(help).toContain("tokmon");
+    expect(fs.existsSync(marker)).toBe(false);
+    // control: a plain `python -c "import tokmon"` there does run the shadowing package
+    execFileSync(python!, ["-c", "import tokmon"], { cwd: repo });
+    expect(fs.existsSync(marker)).toBe(true);
   });
 
   it("says tokmon is missing, with the install command, when nothing works", async () => {
