@@ -39,7 +39,13 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_server import Client, _pct, _usage_line  # noqa: E402
-from test_watch_tmux import ALPHA, Dashboard, append_assistant, corpus_source  # noqa: E402
+
+if shutil.which("tmux") is None:
+    sys.exit("bench_watch: tmux is not installed (the dashboard runs in a private tmux server)")
+try:
+    from test_watch_tmux import ALPHA, Dashboard, append_assistant, corpus_source
+except BaseException as exc:  # noqa: BLE001 - pytest's importorskip raises a BaseException
+    sys.exit(f"bench_watch: cannot load tests/test_watch_tmux.py (pytest, textual): {exc}")
 
 SESSION = "0b5e7c1a-7c2d-4a7c-9e11-5eb0c4be0c41"  # the transcript the appends go to
 CWD = "/tmp/tokmon-bench-watch"
