@@ -1,9 +1,24 @@
-"""Benchmark `tokmon watch`: startup, append-to-screen latency and idle CPU (target <= 0.5 s/30 s).
+"""Benchmark `tokmon watch` next to `tokmon serve`: append->screen vs append->push, idle CPU.
 
-Runs the real dashboard in a private tmux server over a copy of the test corpus
-(TOKMON_TEST_CORPUS or <repo>/../shared/corpus/claude-real) and prints figures:
+    python bench/bench_watch.py [--mb N [--keep DIR]] [--idle SECONDS] [--appends N] [--no-serve]
 
-    python bench/bench_watch.py [--idle SECONDS] [--appends N]
+Without ``--mb`` the real dashboard runs in a private tmux server over a copy of the test corpus
+(TOKMON_TEST_CORPUS or <repo>/../shared/corpus/claude-real). With ``--mb N`` it runs over a
+generated N MiB corpus, reused from (or generated into) ``--keep`` (default
+``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpusN``, the dir .ci/bench/10-engine.sh
+fills for 500 MB). The generated corpus is only read: the appends go to one transcript in a
+private second config dir (CLAUDE_CONFIG_DIR=corpus,private).
+
+In one run, on the same corpus and with a warm ledger for both (``tokmon daily`` first):
+
+* watch: startup to the first frame, then append->screen latency: one assistant line appended,
+  time until the since-reset counter on the screen changes (tmux capture-pane polled every
+  50 ms, so the figure includes up to ~50 ms of polling plus one capture, whose median cost is
+  printed), idle CPU over --idle s (0: skip);
+* serve: ``tokmon serve`` (LSP over stdio, the client of bench/bench_server.py), the same
+  appends, time until the ``tokmon/usageChanged`` carrying the new totals arrives.
+
+Prints one table with median/p95/max for both.
 """
 
 from __future__ import annotations
@@ -12,15 +27,28 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
-from test_watch_tmux import ALPHA, BETA, Dashboard, append_assistant, corpus_source  # noqa: E402
+from bench_server import Client, _pct, _usage_line  # noqa: E402
+
+if shutil.which("tmux") is None:
+    sys.exit("bench_watch: tmux is not installed (the dashboard runs in a private tmux server)")
+try:
+    from test_watch_tmux import ALPHA, Dashboard, append_assistant, corpus_source
+except BaseException as exc:  # noqa: BLE001 - pytest's importorskip raises a BaseException
+    sys.exit(f"bench_watch: cannot load tests/test_watch_tmux.py (pytest, textual): {exc}")
+
+SESSION = "0b5e7c1a-7c2d-4a7c-9e11-5eb0c4be0c41"  # the transcript the appends go to
+CWD = "/tmp/tokmon-bench-watch"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -37,75 +65,247 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--idle", type=float, default=30.0, help="idle window in seconds")
-    ap.add_argument("--appends", type=int, default=10, help="latency samples")
-    args = ap.parse_args()
+def bench_dir() -> Path:
+    base = os.environ.get("TOKMON_BENCH_DIR") or str(
+        Path(os.environ.get("TMPDIR") or "/tmp") / "tokmon-bench"
+    )
+    return Path(base)
 
-    src = corpus_source()
-    if not src.is_dir():
-        print(f"corpus not found: {src}", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="tokmon-bench-watch-") as tmp:
-        corpus = Path(tmp) / "claude"
-        shutil.copytree(src, corpus)
-        append_assistant(corpus, ALPHA)
-        env = {"TOKMON_HOME": str(Path(tmp) / "home"), "CLAUDE_CONFIG_DIR": str(corpus)}
-        t0 = time.monotonic()
-        dash = Dashboard(env)
+
+def stats(lat: list[float]) -> dict[str, float]:
+    """Median / p95 / max in milliseconds of latencies given in seconds."""
+    ms = [x * 1000 for x in lat]
+    return {"median": statistics.median(ms), "p95": _pct(ms, 0.95), "max": max(ms), "n": len(ms)}
+
+
+def tokmon_env(home: Path, config: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
+    env.update({"TOKMON_HOME": str(home), "CLAUDE_CONFIG_DIR": config})
+    env.pop("NO_COLOR", None)
+    return env
+
+
+def warm_ledger(env: dict[str, str]) -> float:
+    """Run ``tokmon daily --json`` so the ledger is current; returns its wall time."""
+    t = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "tokmon", "daily", "--json"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=900,
+    )
+    return time.monotonic() - t
+
+
+class Appender:
+    """Appends assistant lines (input 1000+i tokens) to one transcript."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.i = 0
+
+    def __call__(self) -> int:
+        """Append one line; returns its input tokens."""
+        k = 1000 + self.i
+        self.i += 1
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(_usage_line(SESSION, CWD, k, 1))
+        return k
+
+
+def run_watch(
+    env: dict[str, str], append: Appender, n: int, gap: float, idle: float
+) -> dict[str, Any]:
+    """The real dashboard in tmux: startup, append->screen latency, idle CPU, RSS."""
+    res: dict[str, Any] = {}
+    tmux_env = {k: env[k] for k in ("TOKMON_HOME", "CLAUDE_CONFIG_DIR")}
+    t0 = time.monotonic()
+    dash = Dashboard(tmux_env)
+    try:
+        dash.wait_text("Active sessions", timeout=300)
+        dash.wait(lambda s: "tokens  +$" in s, timeout=60, what="the since-reset counter")
+        res["startup_s"] = time.monotonic() - t0
+        time.sleep(1.0)
+        lat: list[float] = []
+        for _ in range(n):
+            before = dash.screen()
+            marker = next(ln for ln in before.splitlines() if "tokens  +$" in ln)
+            t = time.monotonic()
+            append()
+            dash.wait(lambda s, m=marker: m not in s, timeout=30, what="counter change")
+            lat.append(time.monotonic() - t)
+            time.sleep(gap)
+        res["lat"] = stats(lat)
+        caps = []
+        for _ in range(20):  # what one poll of the screen costs (part of every sample)
+            c = time.monotonic()
+            dash.screen()
+            caps.append(time.monotonic() - c)
+        res["capture_ms"] = statistics.median(caps) * 1000
+        pid = dash.pid()  # the shell; the python process is its child
         try:
-            startup = dash.wait_text("Active sessions", timeout=60)
-            print(f"startup to first frame: {startup:.2f} s (tmux + python + textual + scan)")
-            time.sleep(1.0)
+            import psutil
 
-            # append -> visible latency, measured on the since-reset counter
-            lat = []
-            for i in range(args.appends):
-                before = dash.screen()
-                marker = next(ln for ln in before.splitlines() if "tokens  +$" in ln)
-                append_assistant(
-                    corpus,
-                    BETA if i % 2 else ALPHA,
-                    inp=10,
-                    out=90 + i,
-                    cache_write=0,
-                    cache_read=0,
-                )
-                lat.append(
-                    dash.wait(lambda s, m=marker: m not in s, timeout=10, what="counter change")
-                )
-                time.sleep(0.3)
-            print(
-                f"append->screen latency over {len(lat)} appends: "
-                f"median {statistics.median(lat) * 1000:.0f} ms, "
-                f"max {max(lat) * 1000:.0f} ms"
-            )
-
-            pid = dash.pid()  # the shell; the python process is its child
+            kids = psutil.Process(pid).children(recursive=True)
+            res["rss_mb"] = sum(k.memory_info().rss for k in kids) / 2**20
+        except Exception:  # noqa: BLE001 - optional figure
+            pass
+        if idle > 0:
             time.sleep(2.0)
             c0 = cpu_seconds(pid)
             w0 = time.monotonic()
-            time.sleep(args.idle)
-            used = cpu_seconds(pid) - c0
-            wall = time.monotonic() - w0
-            scaled = used * 30.0 / wall
+            time.sleep(idle)
+            res["idle_cpu_s"] = cpu_seconds(pid) - c0
+            res["idle_wall_s"] = time.monotonic() - w0
+    finally:
+        dash.close()
+    return res
+
+
+def run_serve(env: dict[str, str], append: Appender, n: int, gap: float) -> dict[str, Any]:
+    """``tokmon serve`` (LSP over stdio): startup, append->usageChanged latency, RSS."""
+    import psutil
+
+    res: dict[str, Any] = {}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokmon", "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+    )
+    client = Client(proc, jsonl=False)
+    try:
+        client.request(
+            "initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}}
+        )
+        client.notify("initialized", {})
+        summary = client.request("tokmon/summary", {})
+        res["startup_s"] = time.monotonic() - t0
+        time.sleep(1.0)  # let the watcher settle
+        expected = summary["totals"]["inputTokens"]
+        lat: list[float] = []
+        for _ in range(n):
+            while not client.inbox.empty():
+                client.inbox.get_nowait()
+            t = time.monotonic()
+            expected += append()
+            deadline = t + 30
+            while True:
+                at, m = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+                if (
+                    m.get("method") == "tokmon/usageChanged"
+                    and m["params"]["summary"]["totals"]["inputTokens"] == expected
+                ):
+                    lat.append(at - t)
+                    break
+            time.sleep(gap)
+        res["lat"] = stats(lat)
+        res["rss_mb"] = psutil.Process(proc.pid).memory_info().rss / 2**20
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return res
+
+
+def corpus_size_mb(configs: list[Path]) -> float:
+    return sum(p.stat().st_size for c in configs for p in c.rglob("*.jsonl")) / 2**20
+
+
+def print_table(label: str, appends: int, w: dict[str, Any], s: dict[str, Any] | None) -> None:
+    def cell(d: dict[str, Any] | None, fmt: str, *keys: str) -> str:
+        v: Any = d
+        for k in keys:
+            if not isinstance(v, dict) or k not in v:
+                return "-"
+            v = v[k]
+        return fmt.format(v)
+
+    print(f"\n{label}; warm ledger for both; {appends} appends each")
+    print(f"  {'':<26}{'watch (append->screen)':>24}{'serve (append->push)':>24}")
+    rows = [
+        ("startup (warm ledger)", "{:.2f} s", ("startup_s",)),
+        ("latency median", "{:.0f} ms", ("lat", "median")),
+        ("latency p95", "{:.0f} ms", ("lat", "p95")),
+        ("latency max", "{:.0f} ms", ("lat", "max")),
+        ("RSS after the appends", "{:.0f} MB", ("rss_mb",)),
+    ]
+    for name, fmt, keys in rows:
+        print(f"  {name:<26}{cell(w, fmt, *keys):>24}{cell(s, fmt, *keys):>24}")
+    cap = w.get("capture_ms")
+    print(
+        "  watch latency includes the screen polling: a capture-pane every 50 ms"
+        + (f" ({cap:.0f} ms each)" if cap is not None else "")
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--idle", type=float, default=30.0, help="idle window in seconds (0: skip)")
+    ap.add_argument("--appends", type=int, default=10, help="latency samples per surface")
+    ap.add_argument("--gap", type=float, default=0.3, help="seconds between appends")
+    ap.add_argument("--mb", type=float, default=None, help="generated corpus size in MiB")
+    ap.add_argument("--keep", type=Path, default=None, help="generated corpus dir (reused)")
+    ap.add_argument("--no-serve", action="store_true", help="skip the tokmon serve column")
+    args = ap.parse_args()
+    if args.appends < 1:
+        ap.error("--appends must be positive")
+
+    t_total = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tokmon-bench-watch-") as tmp:
+        root = Path(tmp)
+        extra = root / "appends"  # second config dir: the appended transcript
+        tfile = extra / "projects" / "bench-project" / f"{SESSION}.jsonl"
+        tfile.parent.mkdir(parents=True)
+        if args.mb is not None:
+            from bench_engine import prepare_corpus
+
+            keep = args.keep or bench_dir() / f"corpus{args.mb:g}"
+            corpus, _ = prepare_corpus(args.mb, 0, keep)
+            label = f"generated corpus {keep}"
+        else:
+            src = corpus_source()
+            if not src.is_dir():
+                print(f"corpus not found: {src}", file=sys.stderr)
+                return 2
+            corpus = root / "claude"
+            shutil.copytree(src, corpus)
+            append_assistant(corpus, ALPHA)  # an active session for the dashboard
+            label = f"copy of {src}"
+        with open(tfile, "w", encoding="utf-8") as fh:  # recent activity in the appended file
+            fh.write(_usage_line(SESSION, CWD, 10, 1))
+        size = corpus_size_mb([corpus / "projects", extra / "projects"])
+        label = f"{label} ({size:.0f} MiB)"
+        env = tokmon_env(root / "home", f"{corpus},{extra}")
+        warm = warm_ledger(env)
+        print(f"{label}: ledger built by `tokmon daily` in {warm:.1f} s (cold scan)")
+        append = Appender(tfile)
+
+        w = run_watch(env, append, args.appends, args.gap, args.idle)
+        print(f"watch: startup to first frame {w['startup_s']:.2f} s (tmux + python + textual)")
+        if "idle_cpu_s" in w:
+            scaled = w["idle_cpu_s"] * 30.0 / w["idle_wall_s"]
             verdict = "OK" if scaled <= 0.5 else "OVER TARGET"
             print(
-                f"idle CPU: {used:.2f} s over {wall:.1f} s "
+                f"watch: idle CPU {w['idle_cpu_s']:.2f} s over {w['idle_wall_s']:.1f} s "
                 f"(= {scaled:.2f} s per 30 s; target <= 0.50) {verdict}"
             )
-            try:
-                import psutil
-
-                kids = psutil.Process(pid).children(recursive=True)
-                rss = sum(k.memory_info().rss for k in kids) / 1e6
-                print(f"dashboard RSS: {rss:.0f} MB")
-            except Exception:  # noqa: BLE001 - optional figure
-                pass
-        finally:
-            dash.close()
-        print(f"total bench time: {time.monotonic() - t0:.1f} s")
+        s = None
+        if not args.no_serve:
+            warm_ledger(env)  # the dashboard's deferred save may not have run before it quit
+            s = run_serve(env, append, args.appends, args.gap)
+        print_table(label, args.appends, w, s)
+    print(f"total bench time: {time.monotonic() - t_total:.1f} s")
     return 0
 
 
