@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from tokmon.statusline.locate import ensure_private_dir, tokmon_dirs
 from tokmon.paths import get_paths
+from tokmon.statusline.locate import ensure_private_dir, tokmon_dirs
 
 
 def _as_dict(paths):

@@ -128,8 +128,8 @@ def stdlib_paths(env: Any = None) -> Any:
     import site-packages from an editable, user-site or system install."""
     from pathlib import Path
 
-    from tokmon.statusline.locate import tokmon_dirs
     from tokmon.paths import TokmonPaths
+    from tokmon.statusline.locate import tokmon_dirs
 
     d = tokmon_dirs(env)
     return TokmonPaths(Path(d["config"]), Path(d["data"]), Path(d["cache"]), Path(d["state"]))
