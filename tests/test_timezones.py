@@ -208,7 +208,11 @@ def test_watch_clock_times_are_in_the_zone(zenv: dict[str, str]) -> None:
         d = Dashboard(env, args=args, width=120, height=40)
         try:
             d.wait_text("Current block", timeout=30)
-            d.wait_text(f"ends {clock(block['endTime'], zone)}", timeout=20)
+            try:
+                d.wait_text(f"ends {clock(block['endTime'], zone)}", timeout=60)
+            except AssertionError as exc:  # say whether the data or only the screen is missing
+                now = tokmon_json(zenv, "blocks", "--active")["blocks"]
+                raise AssertionError(f"{exc}\n`blocks --active` now: {now}") from None
             scr = d.screen()
             assert f"by {clock(block['endTime'], zone)}" in scr
             assert offset(zone, utc(block["endTime"])) in scr.splitlines()[0]  # header clock
