@@ -93,7 +93,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         service = Service(env=ctx.env, engine_factory=factory, workspace=args.workspace)
     except ValueError as exc:
         raise CLIError(f"--workspace: {exc}") from None
-    opts = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
+    opts: dict[str, Any] = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
     from tokmon.cli.export import start_for_serve
 
     start_for_serve(service, args, ctx)

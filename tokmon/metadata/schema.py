@@ -134,7 +134,7 @@ def parse_iso(value: Any) -> datetime | None:
     return dt
 
 
-def check_session_id(session_id: str) -> str:
+def check_session_id(session_id: object) -> str:
     if not isinstance(session_id, str) or not _SESSION_ID_RE.match(session_id):
         raise MetadataError(f"invalid session id {session_id!r}")
     return session_id
@@ -284,16 +284,15 @@ def validate(data: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(table, dict):
         raise MetadataError("the sessions table is not an object")
     out: dict[str, dict[str, Any]] = {}
-    names: dict[str, str] = {}
+    names: dict[str | None, str] = {}
     for doc_id, doc in table.items():
         where = f"document {doc_id}"
         if not str(doc_id).isdigit():
             raise MetadataError(f"{where}: document ids must be integers")
         if not isinstance(doc, dict):
             raise MetadataError(f"{where}: not an object")
-        sid = doc.get("sessionId")
         try:
-            check_session_id(sid)
+            sid = check_session_id(doc.get("sessionId"))
         except MetadataError as exc:
             raise MetadataError(f"{where}: {exc}") from None
         if sid in out:

@@ -230,6 +230,7 @@ class Service:
         self._meta_snapshot: dict[str, dict[str, Any]] = {}
         self._rows: tuple[int, list[dict[str, Any]]] | None = None
         self.stats: dict[str, Any] = {}
+        self.limits_monitor: Any = None  # a tokmon.limits.monitor.LimitsMonitor once watching
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -649,7 +650,7 @@ class Service:
         paths = getattr(self.engine, "paths", None)
         if paths is None:
             return {"latest": None, "history": []}, []
-        history = []
+        history: list[dict[str, Any]] = []
         for rec in official_mod.all_sessions(paths).values():
             seen = rec.get("observedAt")
             if not isinstance(seen, (int, float)) or isinstance(seen, bool):
