@@ -67,7 +67,8 @@ def read_sections(path: Path | None) -> dict[str, Any]:
     else:  # pragma: no cover
         import tomli as tomllib
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise BudgetError(f"invalid TOML in {path}: {exc}") from exc
 

@@ -40,14 +40,14 @@ def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float 
     """A finite number (bools and strings of digits excluded), clamped to [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
-    if not math.isfinite(value):
+    num = float(value)
+    if not math.isfinite(num):
         return None
     if lo is not None:
-        value = max(lo, value)
+        num = max(lo, num)
     if hi is not None:
-        value = min(hi, value)
-    return value
+        num = min(hi, num)
+    return num
 
 
 def _text(value: Any) -> str | None:

@@ -92,7 +92,7 @@ class Engine(Ingest, Store, Queries):
                 self.env,
                 self.prices,
                 agents_store_path(self.ledger_file, self.env) if persist else None,
-                None if agents is True else agents,  # type: ignore[arg-type]
+                None if agents is True else agents,
             )
 
     @property

@@ -175,8 +175,9 @@ def schema_version(data: dict[str, Any] | None) -> int:
     if not isinstance(meta, dict):
         raise MetadataError("metadata file has a malformed _meta table")
     for doc in meta.values():
-        if isinstance(doc, dict) and isinstance(doc.get("schemaVersion"), int):
-            return doc["schemaVersion"]
+        version = doc.get("schemaVersion") if isinstance(doc, dict) else None
+        if isinstance(version, int):
+            return version
     raise MetadataError("metadata file has no schemaVersion in its _meta table")
 
 

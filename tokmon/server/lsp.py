@@ -28,7 +28,7 @@ PROGRESS_TITLE = "tokmon: indexing transcripts"
 
 def raw_converter() -> Any:
     """pygls' converter, but custom-method params stay plain JSON (dicts, lists)."""
-    conv = default_converter()
+    conv = default_converter()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
 
     def keep_raw(obj: dict[str, Any], cls: Any) -> Any:
         obj = dict(obj)
