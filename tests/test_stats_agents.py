@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 from conftest import REPO, need_corpus, run_tokmon
 
 # Codex total after its two documented double counts are removed (docs/agents/codex.md)

@@ -71,7 +71,7 @@ def parse_tcp(value: str) -> tuple[str, int]:
 
 def handle(args: argparse.Namespace, ctx: Any) -> int:
     from tokmon.server.runtime import setup_logging
-    from tokmon.server.service import Service
+    from tokmon.service import Service
 
     tcp = parse_tcp(args.tcp) if args.tcp else None
     if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
