@@ -13,7 +13,7 @@ from tokmon.cli.context import CLIError
 LOOPBACK_NAMES = {"localhost"}
 
 
-def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "serve", parents=[parent],
         help="language server (LSP over stdio) or JSON-lines service for editors and scripts",
