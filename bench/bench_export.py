@@ -31,8 +31,8 @@ def main() -> int:
 
     from prometheus_client.exposition import generate_latest
 
+    from tokmon.core.machines import MachineMap
     from tokmon.core.model import UsageRecord
-    from tokmon.export.machines import MachineMap
     from tokmon.export.prometheus import build_registry
     from tokmon.export.series import ProjectLabels, Series, _counters
 

@@ -124,7 +124,8 @@ def test_jsonl_mode_does_not_import_pygls() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, tokmon.server.service, tokmon.server.jsonl, tokmon.core.watcher, "
+    code = ("import sys, tokmon.service, tokmon.service_watch, tokmon.server.jsonl, "
+            "tokmon.core.watcher, "
             "tokmon.cli.serve; print(sorted(m for m in sys.modules if m.startswith('pygls')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_server_support import JsonlProc, corpus_path, server_env, start_lsp, stop_lsp
 
-from tokmon.server.service import METHODS
+from tokmon.service import METHODS
 
 ALLOWED = {-32600, -32601, -32602}
 

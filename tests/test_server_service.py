@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_server_support import REF_TOTALS, corpus_path
 
-from tokmon.server.service import (
+from tokmon.service import (
     METHODS,
     InvalidParams,
     MethodNotFound,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from test_server_support import REF_COST, corpus_path, server_env
 
-from tokmon.server.service import InvalidParams, Service
+from tokmon.service import InvalidParams, Service
 from tokmon.web.app import Guard, query_params
 from tokmon.web.export import render
 

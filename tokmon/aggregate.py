@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from tokmon.core.model import UsageRecord
 from tokmon.records import SYNTHETIC_MODEL
@@ -44,7 +45,7 @@ class Acc:
     def total(self) -> int:
         return self.i + self.o + self.cc + self.cr
 
-    def tokens(self) -> dict[str, object]:
+    def tokens(self) -> dict[str, Any]:
         return {
             "inputTokens": self.i,
             "outputTokens": self.o,
@@ -57,7 +58,7 @@ class Acc:
     def model_names(self) -> list[str]:
         return [m for m in (self.models or {}) if m != SYNTHETIC_MODEL]
 
-    def breakdowns(self) -> list[dict[str, object]]:
+    def breakdowns(self) -> list[dict[str, Any]]:
         rows = [
             {
                 "modelName": name,
@@ -73,7 +74,7 @@ class Acc:
         rows.sort(key=lambda r: -r["cost"])  # type: ignore[operator]
         return rows
 
-    def row(self) -> dict[str, object]:
+    def row(self) -> dict[str, Any]:
         d = self.tokens()
         d["modelsUsed"] = self.model_names()
         d["modelBreakdowns"] = self.breakdowns()
@@ -144,7 +145,7 @@ def totals(records: Iterable[UsageRecord]) -> Acc:
     return a
 
 
-def totals_dict(a: Acc) -> dict[str, object]:
+def totals_dict(a: Acc) -> dict[str, Any]:
     return {
         "inputTokens": a.i,
         "outputTokens": a.o,
@@ -161,7 +162,7 @@ def period_report(
     label: str,
     list_name: str,
     order: str = "asc",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """``{list_name: [{label: k, ...}], "totals": {...}}`` like ``ccusage claude daily``."""
     groups = group(records, time_key=time_key)
     total = Acc()
@@ -173,7 +174,7 @@ def period_report(
         total.cost += a.cost
     rows = []
     for k in sorted(groups, reverse=(order == "desc")):
-        row: dict[str, object] = {label: k}
+        row: dict[str, Any] = {label: k}
         row.update(groups[k].row())
         rows.append(row)
     return {list_name: rows, "totals": totals_dict(total)}
@@ -191,7 +192,7 @@ def session_rows(
     titles: dict[str, str] | None = None,
     now: float | None = None,
     active_seconds: float = 5 * 3600,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """One SessionRow per session id (subagents roll up by their parent's sessionId)."""
     groups = group(records, lambda r: r.session_id)
     projects: dict[str, str] = {}
@@ -202,7 +203,7 @@ def session_rows(
     rows = []
     for sid, a in groups.items():
         proj = projects.get(sid, "")
-        row: dict[str, object] = {"sessionId": sid, "projectPath": proj}
+        row: dict[str, Any] = {"sessionId": sid, "projectPath": proj}
         row.update(a.tokens())
         row.update(
             {

@@ -70,7 +70,8 @@ def read_sections(path: Path | None) -> dict[str, Any]:
     else:  # pragma: no cover
         import tomli as tomllib
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise BudgetError(f"{path}: invalid TOML: {exc}") from exc
 
@@ -247,8 +248,8 @@ def usage(
     for b in budgets:
         agent = b.agent if b.agent in AGENTS else "claude"
         if agent not in by_agent:
-            recs = agent_records(agent, env, prices)
-            by_agent[agent] = (recs, [r.ts for r in recs])
+            agent_recs = agent_records(agent, env, prices)
+            by_agent[agent] = (agent_recs, [r.ts for r in agent_recs])
         recs, times = by_agent[agent]
         start, end, key = period_bounds(b.period, now, tz, b.week_start)
         tagged = tagged_sessions(metadata or {}, b.tag) if b.tag is not None else None

@@ -45,14 +45,14 @@ def _num(value: Any, lo: float | None = None, hi: float | None = None) -> float 
     """A finite number (bools and strings of digits excluded), clamped to [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
-    if not value - value == 0.0:
+    num = float(value)
+    if not num - num == 0.0:  # inf or nan (no math import on the statusline path)
         return None
     if lo is not None:
-        value = max(lo, value)
+        num = max(lo, num)
     if hi is not None:
-        value = min(hi, value)
-    return value
+        num = min(hi, num)
+    return num
 
 
 def _text(value: Any) -> str | None:
@@ -192,7 +192,7 @@ def unchanged(prev: Any, rec: dict[str, Any]) -> bool:
     seen = _num(prev.get("observedAt"))
     if seen is None or not 0 <= rec["observedAt"] - seen < HEARTBEAT_SECONDS:
         return False
-    return _figures(prev) == _figures(rec)
+    return bool(_figures(prev) == _figures(rec))
 
 
 def record(paths: Any, payload: Any, now: float | None = None) -> dict[str, Any] | None:

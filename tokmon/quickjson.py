@@ -12,6 +12,10 @@ Stdlib only; encoding (rare: only when figures change) still uses :mod:`json`.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # no typing import on the statusline path
+if TYPE_CHECKING:
+    from typing import Any
+
 _WS = " \t\n\r"
 _CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
 
@@ -27,12 +31,13 @@ class _Context:
     parse_constant = _CONSTANTS.__getitem__
 
 
+_scan: Any = None
 try:
     from _json import make_scanner as _make_scanner
 
-    _scan = _make_scanner(_Context())
+    _scan = _make_scanner(_Context())  # type: ignore[arg-type]  # duck-typed decoder context
 except ImportError:  # pragma: no cover - not CPython
-    _scan = None
+    pass
 
 
 def loads(data: str | bytes) -> object:

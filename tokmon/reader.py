@@ -39,9 +39,11 @@ class FileState:
         """Build from a stored list; raises TypeError/ValueError on wrong shapes or types."""
         if type(v) is not list or len(v) not in (5, 6):
             raise TypeError("file state: not a list of 5 or 6 values")
-        nums = v[:5]
-        if any(type(n) is not int or n < 0 for n in nums):
-            raise TypeError("file state: not non-negative integers")
+        nums: list[int] = []
+        for n in v[:5]:
+            if type(n) is not int or n < 0:
+                raise TypeError("file state: not non-negative integers")
+            nums.append(n)
         fp = v[5] if len(v) == 6 else ""
         if type(fp) is not str:
             raise TypeError("file state: fingerprint not a string")

@@ -174,11 +174,11 @@ def _worker_init(parent: int) -> None:
 
 
 def _parent_probe(parent: int) -> Callable[[], bool]:
-    if os.name == "nt":  # pragma: no cover - Windows only
+    if sys.platform == "win32":  # pragma: no cover - Windows only
         try:
             import ctypes
 
-            k32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            k32 = ctypes.windll.kernel32
             handle = k32.OpenProcess(0x00100000, False, parent)  # SYNCHRONIZE
             if handle:
                 return lambda: bool(k32.WaitForSingleObject(handle, 0) != 0)  # 0 = exited

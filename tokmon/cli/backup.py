@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokmon.cli.context import CLIError, Context
+
+if TYPE_CHECKING:
+    from tokmon.metadata.store import MetadataStore
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -34,7 +38,7 @@ def _usage(p: argparse.ArgumentParser) -> int:
     )
 
 
-def _store(ctx: Context):  # noqa: ANN202 - lazy import keeps `tokmon --help` fast
+def _store(ctx: Context) -> MetadataStore:  # the import inside keeps `tokmon --help` fast
     from tokmon.metadata.store import MetadataStore
 
     return MetadataStore(paths=ctx.paths)

@@ -205,7 +205,7 @@ def _restore(ctx: Context, engine: Any) -> None:
     """Stored imports a rebuilt ledger lost go back in before anything is counted."""
     if not engine.persist:
         return
-    from tokmon.export.machines import restore
+    from tokmon.core.machines import restore
 
     if restore(engine):
         engine.refresh()
@@ -223,7 +223,7 @@ def handle_prometheus(args: argparse.Namespace, ctx: Context) -> int:
 def _serve_metrics(args: argparse.Namespace, ctx: Context) -> int:
     """A metrics-only daemon: no protocol client; each scrape refreshes the ledger first."""
     from tokmon.export.live import ExportOptions, start_exporters
-    from tokmon.server.service import Service
+    from tokmon.service import Service
 
     roots = ctx.roots()
     cfg = ctx.config
@@ -271,7 +271,7 @@ def _stop_on_sigterm() -> None:
 
 
 def handle_otlp(args: argparse.Namespace, ctx: Context) -> int:
-    from tokmon.export.machines import local_machine
+    from tokmon.core.machines import local_machine
     from tokmon.export.otlp import (
         Continuous,
         OTLPError,

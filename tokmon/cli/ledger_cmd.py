@@ -42,7 +42,7 @@ def _engine(ctx: Context) -> Any:
 
 
 def handle_export(args: argparse.Namespace, ctx: Context) -> int:
-    from tokmon.export.machines import clean_machine, local_machine, restore, write_export
+    from tokmon.core.machines import clean_machine, local_machine, restore, write_export
 
     engine = _engine(ctx)
     if restore(engine):
@@ -65,7 +65,7 @@ def handle_export(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def handle_import(args: argparse.Namespace, ctx: Context) -> int:
-    from tokmon.export.machines import ImportError_, import_rows, local_machine, read_export
+    from tokmon.core.machines import ImportError_, import_rows, local_machine, read_export
     from tokmon.fsutil import LockTimeout
 
     engine = _engine(ctx)
@@ -118,7 +118,7 @@ def handle_import(args: argparse.Namespace, ctx: Context) -> int:
 
 def handle_machines(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.render import dump_json, fmt_cost, fmt_int
-    from tokmon.export.machines import local_machine, machine_totals
+    from tokmon.core.machines import local_machine, machine_totals
 
     engine = _engine(ctx)
     local = local_machine(ctx.env, ctx.config)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from typing import Any
+from typing import Any, TextIO, cast
 
 from tokmon.cli.context import CLIError, Context
 
@@ -77,7 +77,11 @@ def _io(ctx: Context) -> dict[str, Any]:
     from prompt_toolkit.input import create_input
     from prompt_toolkit.output import ColorDepth, create_output
 
-    kw: dict[str, Any] = {"input": create_input(ctx.stdin), "output": create_output(ctx.stderr)}
+    # the Context streams are the process's text streams (typed IO[str] for tests' StringIO)
+    kw: dict[str, Any] = {
+        "input": create_input(cast(TextIO, ctx.stdin)),
+        "output": create_output(cast(TextIO, ctx.stderr)),
+    }
     if not ctx.color:
         kw["color_depth"] = ColorDepth.DEPTH_1_BIT
     return kw

@@ -117,7 +117,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     aliases = parse_aliases(getattr(args, "project_aliases", None))
     engine = ctx.engine(agents="agent" in opts)
     if getattr(args, "machine", None):
-        from tokmon.export.machines import machine_filter
+        from tokmon.core.machines import machine_filter
 
         opts["machine"] = args.machine
         engine.record_filter = machine_filter(engine, args.machine, ctx.env, ctx.config)

@@ -13,7 +13,7 @@ from tokmon.cli.context import CLIError
 LOOPBACK_NAMES = {"localhost"}
 
 
-def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "serve", parents=[parent],
         help="language server (LSP over stdio) or JSON-lines service for editors and scripts",
@@ -71,7 +71,7 @@ def parse_tcp(value: str) -> tuple[str, int]:
 
 def handle(args: argparse.Namespace, ctx: Any) -> int:
     from tokmon.server.runtime import setup_logging
-    from tokmon.server.service import Service
+    from tokmon.service import Service
 
     tcp = parse_tcp(args.tcp) if args.tcp else None
     if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
@@ -93,7 +93,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         service = Service(env=ctx.env, engine_factory=factory, workspace=args.workspace)
     except ValueError as exc:
         raise CLIError(f"--workspace: {exc}") from None
-    opts = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
+    opts: dict[str, Any] = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
     from tokmon.cli.export import start_for_serve
 
     start_for_serve(service, args, ctx)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "watch",
         parents=[parent],

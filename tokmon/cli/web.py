@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 def make_service(ctx: Any, workspace: str | None = None) -> Any:
     """A :class:`Service` over this run's roots, paths and config (not started)."""
-    from tokmon.server.service import Service
+    from tokmon.service import Service
 
     roots = ctx.roots()
     cfg = ctx.config

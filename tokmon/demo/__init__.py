@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tokmon.demo.expected import Expected, SessionExpected, TokenTotals
 from tokmon.demo.generator import generate
 
 __all__ = ["Expected", "SessionExpected", "TokenTotals", "generate", "ensure_demo_corpus"]
 
 
-def __getattr__(name: str):  # lazy: the demo cache pulls in the file lock
+def __getattr__(name: str) -> Any:  # lazy: the demo cache pulls in the file lock
     if name == "ensure_demo_corpus":
         from tokmon.demo.cache import ensure_demo_corpus
 

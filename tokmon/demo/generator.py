@@ -623,7 +623,7 @@ class _Session:
     def echo(self, kept: dict[str, Any], agent: str, task_id: str) -> None:
         """A ``progress`` line in the main file echoing a subagent response (same ids/usage)."""
         rel = kept["_rel"]
-        data = {
+        data: dict[str, Any] = {
             "message": {
                 "type": "assistant",
                 "message": kept["message"],

@@ -73,7 +73,7 @@ class Engine(Ingest, Store, Queries):
         self._deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
         self._periods: dict[str, Any] | None = None  # incremental today/week/month/total sums
         self._blocks = BlockIndex(self.block_seconds)
-        # Optional extra record filter for reports (e.g. one machine: tokmon.export.machines)
+        # Optional extra record filter for reports (e.g. one machine: tokmon.core.machines)
         self.record_filter: Callable[[UsageRecord], bool] | None = None
         self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
         # A ledger file to move aside (path it goes to, stamp it had) before the next write:
@@ -92,7 +92,7 @@ class Engine(Ingest, Store, Queries):
                 self.env,
                 self.prices,
                 agents_store_path(self.ledger_file, self.env) if persist else None,
-                None if agents is True else agents,  # type: ignore[arg-type]
+                None if agents is True else agents,
             )
 
     @property

@@ -98,7 +98,7 @@ class Ingest(EngineState):
         elif changes.changed:
             self._invalidate(incremental=True)
         if changes.rebuilt and self.persist and save:  # put other machines' records back
-            from tokmon.export.machines import restore_after_rebuild
+            from tokmon.core.machines import restore_after_rebuild
 
             restore_after_rebuild(self, changes)
         return changes

@@ -1,4 +1,4 @@
-"""Exporters attached to a running :class:`tokmon.server.service.Service`.
+"""Exporters attached to a running :class:`tokmon.service.Service`.
 
 The metrics endpoint and the OTLP reader read the service's engine under the service lock;
 the service's file watcher keeps the engine current, so each scrape sees the latest ledger.
@@ -130,7 +130,7 @@ def start_exporters(service: Any, opts: ExportOptions, stderr: IO[str] | None = 
     if opts.otlp_endpoint:
         import threading
 
-        from tokmon.export.machines import local_machine
+        from tokmon.core.machines import local_machine
         from tokmon.export.otlp import Continuous, metrics_endpoint, resource_attributes
 
         metrics_endpoint(opts.otlp_endpoint)  # validate now

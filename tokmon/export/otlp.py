@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -37,13 +37,16 @@ from opentelemetry.sdk.resources import Resource
 import tokmon
 from tokmon.export.series import Series
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import CardinalityLimits
+
 log = logging.getLogger("tokmon.export")
 
-CUMULATIVE = {
+CUMULATIVE: dict[type, AggregationTemporality] = {
     ObservableCounter: AggregationTemporality.CUMULATIVE,
     ObservableGauge: AggregationTemporality.CUMULATIVE,
 }
-LIMITS = {ObservableCounter: 100_000, ObservableGauge: 10_000}
+LIMITS: CardinalityLimits = {ObservableCounter: 100_000, ObservableGauge: 10_000}
 SCOPE = "tokmon"
 EPOCH_FILE = "otlp-epoch"
 
@@ -149,10 +152,11 @@ def restart(data: MetricsData, start_ns: int) -> MetricsData:
         for sm in rm.scope_metrics:
             ms = []
             for m in sm.metrics:
-                pts = getattr(m.data, "data_points", None)
-                if pts is not None and hasattr(m.data, "aggregation_temporality"):
+                md: Any = m.data  # Sum | Gauge | Histogram | ...: replaced by field name
+                pts = getattr(md, "data_points", None)
+                if pts is not None and hasattr(md, "aggregation_temporality"):
                     pts = [dataclasses.replace(p, start_time_unix_nano=start_ns) for p in pts]
-                    m = dataclasses.replace(m, data=dataclasses.replace(m.data, data_points=pts))
+                    m = dataclasses.replace(m, data=dataclasses.replace(md, data_points=pts))
                 ms.append(m)
             sms.append(dataclasses.replace(sm, metrics=ms))
         rms.append(dataclasses.replace(rm, scope_metrics=sms))

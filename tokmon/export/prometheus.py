@@ -52,16 +52,16 @@ class TokmonCollector(Collector):
             "cost in USD (cumulative, from the ledger)",
             labels=["agent", "model", "project", "machine"],
         )
-        for k, v in sorted(s.cost.items()):
-            cost.add_metric(list(k), float(v))
+        for ck, cv in sorted(s.cost.items()):
+            cost.add_metric(list(ck), float(cv))
         yield cost
         resp = CounterMetricFamily(
             PREFIX + "responses",
             "API responses (deduplicated)",
             labels=["agent", "model", "project", "machine"],
         )
-        for k, n in sorted(s.responses.items()):
-            resp.add_metric(list(k), float(n))
+        for rk, rn in sorted(s.responses.items()):
+            resp.add_metric(list(rk), float(rn))
         yield resp
         if s.session_tokens:
             st = CounterMetricFamily(
@@ -69,8 +69,8 @@ class TokmonCollector(Collector):
                 "tokens per session (opt-in; sessions of the last 7 days)",
                 labels=["session", "project", "machine"],
             )
-            for k, n in sorted(s.session_tokens.items()):
-                st.add_metric(list(k), float(n))
+            for sk, sn in sorted(s.session_tokens.items()):
+                st.add_metric(list(sk), float(sn))
             yield st
         fams: dict[str, GaugeMetricFamily] = {}
         for g in s.gauges:

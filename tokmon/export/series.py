@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from tokmon.aggregate import project_name
-from tokmon.export.machines import MachineMap, engine_machine_map, local_machine
+from tokmon.core.machines import MachineMap, engine_machine_map, local_machine
 
 log = logging.getLogger("tokmon.export")
 

@@ -52,8 +52,8 @@ def _claude_seen(paths: Any) -> float | None:
         return None
     seen = [w.get("observedAt") for w in (rec.get("fiveHour"), rec.get("sevenDay"))
             if isinstance(w, dict)]  # fmt: skip
-    seen = [s for s in seen if isinstance(s, (int, float))]
-    return max(seen) if seen else None
+    nums = [s for s in seen if isinstance(s, (int, float))]
+    return max(nums) if nums else None
 
 
 def _roll_forward(start: float, length: float, now: float) -> float:
@@ -85,8 +85,8 @@ def window_status(
         "stale": False, **p, "peak": inst.peak, "calibration": calib or None,
     }  # fmt: skip
     dpp = (calib or {}).get("dollarsPerPercent")
-    reset_passed = last.resets_at is not None and last.resets_at <= now
-    if reset_passed:
+    resets_at = last.resets_at
+    if resets_at is not None and resets_at <= now:
         out["stale"] = True
         out["officialPercent"] = None
         out.update(pace(0.0, now, None, None))
@@ -95,12 +95,12 @@ def window_status(
                 # Claude's 5-hour window opens at the first request after the reset
                 import bisect
 
-                i = bisect.bisect_right(times, last.resets_at)
+                i = bisect.bisect_right(times, resets_at)
                 start = times[i] if i < len(times) else None
                 if start is not None and now - start >= last.length:
                     start = None  # that window has closed too
             else:
-                start = _roll_forward(last.resets_at, last.length, now)
+                start = _roll_forward(resets_at, last.length, now)
             cost = cal.usage_between(records, times, start, now)[0] if start is not None else 0.0
             est_used = cost / dpp
             out.update(
@@ -186,7 +186,7 @@ def build(
         if i is not newest[(i.source, i.window)] or (i.resets_at is not None and i.resets_at <= now)
     ]
     past.sort(key=lambda d: d["resetsAt"] or 0, reverse=True)
-    markers = [{"source": s, "ts": t, "resetsAt": r} for s, t, r in marks]
+    markers: list[dict[str, Any]] = [{"source": s, "ts": t, "resetsAt": r} for s, t, r in marks]
     return {
         "generatedAt": now,
         "windows": windows,

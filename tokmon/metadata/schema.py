@@ -134,7 +134,7 @@ def parse_iso(value: Any) -> datetime | None:
     return dt
 
 
-def check_session_id(session_id: str) -> str:
+def check_session_id(session_id: object) -> str:
     if not isinstance(session_id, str) or not _SESSION_ID_RE.match(session_id):
         raise MetadataError(f"invalid session id {session_id!r}")
     return session_id
@@ -175,8 +175,9 @@ def schema_version(data: dict[str, Any] | None) -> int:
     if not isinstance(meta, dict):
         raise MetadataError("metadata file has a malformed _meta table")
     for doc in meta.values():
-        if isinstance(doc, dict) and isinstance(doc.get("schemaVersion"), int):
-            return doc["schemaVersion"]
+        version = doc.get("schemaVersion") if isinstance(doc, dict) else None
+        if isinstance(version, int):
+            return version
     raise MetadataError("metadata file has no schemaVersion in its _meta table")
 
 
@@ -284,16 +285,15 @@ def validate(data: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(table, dict):
         raise MetadataError("the sessions table is not an object")
     out: dict[str, dict[str, Any]] = {}
-    names: dict[str, str] = {}
+    names: dict[str | None, str] = {}
     for doc_id, doc in table.items():
         where = f"document {doc_id}"
         if not str(doc_id).isdigit():
             raise MetadataError(f"{where}: document ids must be integers")
         if not isinstance(doc, dict):
             raise MetadataError(f"{where}: not an object")
-        sid = doc.get("sessionId")
         try:
-            check_session_id(sid)
+            sid = check_session_id(doc.get("sessionId"))
         except MetadataError as exc:
             raise MetadataError(f"{where}: {exc}") from None
         if sid in out:

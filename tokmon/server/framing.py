@@ -61,21 +61,25 @@ class FrameReader:
             return line
         if self.is_async:
             try:
-                return await self.stream.readline()
+                got: bytes = await self.stream.readline()
+                return got
             except ValueError:  # longer than the stream's limit: asyncio dropped it
                 return b"\0overlong\n"
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.stream.readline, MAX_LINE)
+        read: bytes = await loop.run_in_executor(self.executor, self.stream.readline, MAX_LINE)
+        return read
 
     async def readexactly(self, n: int) -> bytes:
         """``n`` bytes, or fewer at EOF."""
         if self.is_async:
             try:
-                return await self.stream.readexactly(n)
+                data: bytes = await self.stream.readexactly(n)
+                return data
             except asyncio.IncompleteReadError as exc:
                 return exc.partial
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.stream.read, n)
+        read: bytes = await loop.run_in_executor(self.executor, self.stream.read, n)
+        return read
 
 
 def _short(exc: BaseException) -> str:

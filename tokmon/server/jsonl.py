@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import orjson
 
-from tokmon.server.service import (
+from tokmon.service import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
     PARSE_ERROR,
@@ -183,7 +183,7 @@ class JsonLinesServer:
             return  # requests now fail with the start error
         log.info("indexed %s", stats)
         if self.watch and not self.closed:
-            from tokmon.server.runtime import attach_watcher
+            from tokmon.service_watch import attach_watcher
 
             self.watcher = await asyncio.to_thread(
                 attach_watcher, self.service, loop, self.emit,

@@ -19,7 +19,7 @@ from pygls.protocol import default_converter
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 
 import tokmon
-from tokmon.server.service import COMMANDS, METHODS, Notification, Service, ServiceError
+from tokmon.service import COMMANDS, METHODS, Notification, Service, ServiceError
 
 log = logging.getLogger("tokmon.server.lsp")
 
@@ -28,7 +28,7 @@ PROGRESS_TITLE = "tokmon: indexing transcripts"
 
 def raw_converter() -> Any:
     """pygls' converter, but custom-method params stay plain JSON (dicts, lists)."""
-    conv = default_converter()
+    conv = default_converter()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
 
     def keep_raw(obj: dict[str, Any], cls: Any) -> Any:
         obj = dict(obj)
@@ -121,7 +121,7 @@ class TokmonLanguageServer(LanguageServer):
             except Exception:
                 pass
         if stats is not None and self.watch:
-            from tokmon.server.runtime import attach_watcher
+            from tokmon.service_watch import attach_watcher
 
             self.watcher = await asyncio.to_thread(
                 attach_watcher, self.service, loop, self.emit,
@@ -172,7 +172,7 @@ def _folder_from_init(params: types.InitializeParams) -> str | None:
 def build_server(service: Service, *, watch: bool = True, debounce_ms: int = 50,
                  force_polling: bool | None = None) -> TokmonLanguageServer:
     """A ready-to-start language server over ``service``."""
-    from tokmon.server.service import path_from_folder
+    from tokmon.service import path_from_folder
 
     server = TokmonLanguageServer(service, watch=watch, debounce_ms=debounce_ms,
                                   force_polling=force_polling)

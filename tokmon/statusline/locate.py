@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the fast path does not import typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 APP = "tokmon"
 
 
-def _xdg(env: dict[str, str] | os._Environ[str], var: str, fallback: str) -> str:
+def _xdg(env: Mapping[str, str], var: str, fallback: str) -> str:
     """``$var/tokmon`` when the XDG variable is absolute (as platformdirs 4), else ``fallback``."""
     value = env.get(var, "")
     if value.startswith("/"):
@@ -21,7 +25,7 @@ def _xdg(env: dict[str, str] | os._Environ[str], var: str, fallback: str) -> str
     return fallback
 
 
-def tokmon_dirs(env: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
+def tokmon_dirs(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Return ``{"config", "data", "cache", "state"}`` directories as strings."""
     env = os.environ if env is None else env
     home = env.get("TOKMON_HOME")

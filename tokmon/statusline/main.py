@@ -245,9 +245,9 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         payload, note = claude.read_payload(stdin if stdin is not None else sys.stdin)
         notes.append(note)
         timer.mark("read statusLine stdin")
-        claude_info, note = claude.process(payload, env)
-        if note:
-            notes.append(note)
+        claude_info, official_note = claude.process(payload, env)
+        if official_note:
+            notes.append(official_note)
         timer.mark("record official figures")
 
     snap, mtime = read_fast(fast)

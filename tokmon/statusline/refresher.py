@@ -42,7 +42,7 @@ def lock_busy(path: str) -> bool:
     except OSError:
         return False
     try:
-        if os.name == "nt":  # pragma: no cover - Windows only
+        if sys.platform == "win32":  # pragma: no cover - Windows only
             import msvcrt
 
             try:
@@ -118,7 +118,7 @@ def _recent_failure(ldir: str) -> str | None:
 def _spawn_detached(argv: list[str], env: dict[str, str], log: str, cwd: str) -> int:
     """Start ``argv`` detached in ``cwd`` (posix_spawn has no cwd: it is used only with ``-P``,
     and the refresher changes to its own directory first thing)."""
-    if os.name == "nt":  # pragma: no cover - Windows only
+    if sys.platform == "win32":  # pragma: no cover - Windows only
         import subprocess
 
         flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP

@@ -32,7 +32,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from tokmon.server.service import (
+from tokmon.service import (
     INTERNAL_ERROR,
     METHOD_NOT_FOUND,
     Notification,

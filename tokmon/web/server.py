@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import uvicorn
 
-from tokmon.server.service import Notification, Service
+from tokmon.service import Notification, Service
 from tokmon.web.app import Guard, Hub, build_app
 
 log = logging.getLogger("tokmon.web")
@@ -87,7 +87,7 @@ def serve_web(
                 return  # logged by the service; requests answer with its error
             log.info("indexed %s", stats)
             if watch:
-                from tokmon.server.runtime import attach_watcher
+                from tokmon.service_watch import attach_watcher
 
                 watcher.append(
                     attach_watcher(

@@ -228,8 +228,9 @@ class Service:
         self._store: Any = None
         self._store_error: str | None = None
         self._meta_snapshot: dict[str, dict[str, Any]] = {}
-        self._rows: tuple[int, list[dict[str, Any]]] | None = None
+        self._rows: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
         self.stats: dict[str, Any] = {}
+        self.limits_monitor: Any = None  # a tokmon.limits.monitor.LimitsMonitor once watching
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -345,8 +346,8 @@ class Service:
         eng = self.engine
         key = (eng.version, int(time.time() // 60))
         if self._rows is None or self._rows[0] != key:
-            self._rows = (key, eng.session_rows(agent="all"))  # type: ignore[assignment]
-        return self._rows[1]  # type: ignore[index]
+            self._rows = (key, eng.session_rows(agent="all"))
+        return self._rows[1]
 
     def _resolve(self, method: str, ref: str, meta: dict[str, dict[str, Any]] | None = None
                  ) -> tuple[str, dict[str, Any] | None]:
@@ -396,7 +397,7 @@ class Service:
         return None
 
     def _summary(self, ws: str | None) -> dict[str, Any]:
-        s = self.engine.summary(cwd=ws)
+        s: dict[str, Any] = self.engine.summary(cwd=ws)
         active = list(s.get("activeSessions") or [])
         for r in active:  # the engine's live figures are Claude Code's (blocks, sessions)
             r.setdefault("agent", "claude")
@@ -649,7 +650,7 @@ class Service:
         paths = getattr(self.engine, "paths", None)
         if paths is None:
             return {"latest": None, "history": []}, []
-        history = []
+        history: list[dict[str, Any]] = []
         for rec in official_mod.all_sessions(paths).values():
             seen = rec.get("observedAt")
             if not isinstance(seen, (int, float)) or isinstance(seen, bool):
