@@ -162,3 +162,25 @@ def test_line_shows_active_codex_with_its_cost_and_official_limits(tmp_path: Pat
     assert seg["fields"]["codex_primary"] == f"{primary:.0f}%"
     # the Claude corpus is months old: Claude Code is not listed as active
     assert "claude" not in seg["text"]
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        {"agents": {"codex": {"lastActivity": "soon", "todayCost": None}}},
+        {"agents": ["codex"], "agentLimits": {"codex": ["primary"]}},
+        {"agents": {"codex": None}, "agentLimits": "x"},
+        {"agentLimits": {"codex": {"primary": {"usedPercent": "9", "observedAt": "z"}}}},
+        {"agentLimits": {"codex": {"primary": {"usedPercent": 9.0, "observedAt": "z",
+                                               "resetsAt": "later", "length": "5h"}}}},
+    ],
+)  # fmt: skip
+def test_a_damaged_snapshot_never_raises(damaged: dict) -> None:
+    s = {"v": 1, **damaged}
+    segs = formats.build_segments(s, NOW)  # no exception
+    text = formats.render(segs, "plain")
+    assert "Traceback" not in text
+    limits = damaged.get("agentLimits")
+    codex = limits.get("codex") if isinstance(limits, dict) else None
+    if isinstance(codex, dict) and isinstance(codex["primary"]["usedPercent"], float):
+        assert "codex ? 9%[now]" in text  # unknown window length, figure still shown

@@ -315,6 +315,11 @@ def _window_label(length: object) -> str:
     return "?"
 
 
+def _f(value: object) -> float:
+    """A number from the snapshot, else 0 (a damaged snapshot never raises)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
 def agents_segment(snap: dict, now: float) -> dict | None:
     """The agents active in the last 5 hours with today's cost (estimates, from their logs),
     and Codex's official rate limits (``[age]`` = official, as Claude's 5 h figure)."""
@@ -323,16 +328,18 @@ def agents_segment(snap: dict, now: float) -> dict | None:
     explain: list[str] = []
     fields = {"agents_list": "", "codex_primary": "", "codex_secondary": ""}
     if isinstance(agents, dict):
-        day_ok = float((snap.get("today") or {}).get("until") or 0) > now
+        today = snap.get("today") if isinstance(snap.get("today"), dict) else {}
+        day_ok = _f(today.get("until")) > now
         for name, row in agents.items():
-            if not isinstance(row, dict) or now - float(row.get("lastActivity") or 0) >= FIVE_HOURS:
+            if not isinstance(row, dict) or now - _f(row.get("lastActivity")) >= FIVE_HOURS:
                 continue
-            cost = float(row.get("todayCost") or 0) if day_ok else 0.0
+            cost = _f(row.get("todayCost")) if day_ok else 0.0
             parts.append(f"{name} {fmt_cost(cost)}")
-            explain.append(f"{name}: active {fmt_age(now - float(row.get('lastActivity') or 0))} "
+            explain.append(f"{name}: active {fmt_age(now - _f(row.get('lastActivity')))} "
                            f"ago, today {fmt_cost(cost)} (estimate from its logs)")  # fmt: skip
     fields["agents_list"] = ", ".join(parts)
-    limits = (snap.get("agentLimits") or {}).get("codex")
+    limits = snap.get("agentLimits")
+    limits = limits.get("codex") if isinstance(limits, dict) else None
     official: list[str] = []
     if isinstance(limits, dict):
         for window in ("primary", "secondary"):
@@ -342,7 +349,7 @@ def agents_segment(snap: dict, now: float) -> dict | None:
             resets = w.get("resetsAt")
             if isinstance(resets, (int, float)) and resets <= now:
                 continue  # that window has reset since: the figure is no longer current
-            age = fmt_age(now - float(w.get("observedAt") or now))
+            age = fmt_age(now - (_f(w.get("observedAt")) or now))
             label = _window_label(w.get("length"))
             text = f"{label} {fmt_percent(float(w['usedPercent']))}[{age}]"
             fields["codex_" + window] = fmt_percent(float(w["usedPercent"]))
@@ -356,7 +363,8 @@ def agents_segment(snap: dict, now: float) -> dict | None:
     pcts = [float(limits[w]["usedPercent"]) for w in ("primary", "secondary")
             if isinstance(limits, dict) and fields["codex_" + w]]  # fmt: skip
     return {"key": "agents", "text": " · ".join(parts),
-            "level": level_for(max(pcts) if pcts else None, snap.get("settings") or {}),
+            "level": level_for(max(pcts) if pcts else None,
+                               snap.get("settings") if isinstance(snap.get("settings"), dict) else {}),
             "explain": "; ".join(explain), "fields": fields}  # fmt: skip
 
 
