@@ -26,6 +26,7 @@ from test_web_dashboard import WebServer, goto, wait_for
 
 pytestmark = pytest.mark.slow
 browser = dash.browser  # the dashboard tests' headless Chromium (a module-scoped fixture)
+shots = dash.shots  # where screenshots go ($TOKMON_SCREENSHOTS or a temp dir)
 
 CODEX_TOTAL = 71_217_150  # docs/agents/README.md: the exact Codex count
 AMP_TOTAL = 114_201  # agents corpus README (ccusage 20.0.24 agrees)
@@ -94,7 +95,7 @@ def test_series_by_agent_equals_the_report(
 
 
 def test_overview_shows_per_agent_totals(
-    server: WebServer, browser: Any, report: dict[str, dict[str, float]]
+    server: WebServer, browser: Any, report: dict[str, dict[str, float]], shots: Path
 ) -> None:
     browser.get(server.url)
     wait_for(
@@ -122,10 +123,11 @@ def test_overview_shows_per_agent_totals(
         assert total["totalCost"] == pytest.approx(report[name]["cost"], abs=1e-9)
         assert total["totalTokens"] == report[name]["tokens"]
     assert got["codex"][3] == CODEX_TOTAL and got["amp"][3] == AMP_TOTAL
+    browser.save_screenshot(str(shots / "agents-overview-1280x800.png"))
 
 
 def test_spend_stacked_by_agent_equals_the_api(
-    server: WebServer, browser: Any, report: dict[str, dict[str, float]]
+    server: WebServer, browser: Any, report: dict[str, dict[str, float]], shots: Path
 ) -> None:
     goto(browser, server, "#/spend")
     browser.find_element("css selector", "#spend-range button[data-v='all']").click()
@@ -145,6 +147,7 @@ def test_spend_stacked_by_agent_equals_the_api(
     got = wait_for(lambda: table() if len(table()) == len(series) else None, what="spend table")
     assert got == pytest.approx([s["totalCost"] for s in series])
     assert got == pytest.approx([report[s["key"]]["cost"] for s in series])
+    browser.save_screenshot(str(shots / "agents-spend-1280x800.png"))
 
 
 def test_sessions_table_agent_column_and_filter(server: WebServer, browser: Any) -> None:
