@@ -139,7 +139,7 @@ def test_series_weeks_other_and_ranges(service: Service) -> None:
     assert empty["buckets"] == [] and empty["series"] == []
     for bad in (
         {"period": "month"},
-        {"by": "agent"},
+        {"by": "session"},
         {"limit": 0},
         {"since": "yesterday"},
         {"colour": "red"},

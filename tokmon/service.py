@@ -583,7 +583,7 @@ class Service:
         m = "tokmon/series"
         p = _obj(m, params, {"period", "by", "since", "until", "timezone", "limit"})
         period = _choice(m, p, "period", ("day", "week")) or "day"
-        by = _choice(m, p, "by", ("model", "project")) or "model"
+        by = _choice(m, p, "by", ("model", "project", "agent")) or "model"
         since, until, tz = _day(m, p, "since"), _day(m, p, "until"), _tz(m, p, "timezone")
         top = _posint(m, p, "limit") or 8
         from datetime import date, timedelta
@@ -596,7 +596,10 @@ class Service:
         cells: dict[tuple[str, str], list[float]] = {}
         # (day, bucket) per quarter hour (zone offsets are multiples of 15 min)
         memo: dict[int, tuple[str, str]] = {}
-        for r in self.engine.records:
+        # by agent: every agent's records (the others' only then: model/project stay Claude's)
+        pairs = ([(r, a) for a in self.engine.agent_names() for r in self.engine.records_of(a)]
+                 if by == "agent" else [(r, "") for r in self.engine.records])
+        for r, agent in pairs:
             q = int(r.ts // 900)
             hit = memo.get(q)
             if hit is None:
@@ -605,7 +608,7 @@ class Service:
             day, bucket = hit
             if (since and day < since) or (until and day > until):
                 continue
-            key = (r.model or "unknown") if by == "model" else (r.project or "")
+            key = agent or ((r.model or "unknown") if by == "model" else (r.project or ""))
             acc = cells.setdefault((bucket, key), [0.0, 0])
             acc[0] += r.cost
             acc[1] += r.total_tokens
@@ -623,7 +626,7 @@ class Service:
         for (b, key), (cost, tokens) in cells.items():
             s = per_key.get(key)
             if s is None:
-                label = key if by == "model" else project_name(key)
+                label = key if by in ("model", "agent") else project_name(key)
                 s = per_key[key] = {"key": key, "label": label, "cost": [0.0] * len(buckets),
                                     "totalTokens": [0] * len(buckets), "totalCost": 0.0}
             s["cost"][index[b]] += cost

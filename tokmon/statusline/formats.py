@@ -313,11 +313,73 @@ def build_segments(
                      "level": level_for(pct, settings),
                      "explain": f"context window {fmt_percent(pct)} used ({ctx_src})",
                      "fields": {"context": fmt_percent(pct)}})  # fmt: skip
+    agents = agents_segment(snap, now)
+    if agents is not None:
+        segs.append(agents)
     return segs
 
 
+def _window_label(length: object) -> str:
+    if isinstance(length, (int, float)) and length > 0:
+        return {18000: "5h", 604800: "7d"}.get(int(round(float(length))), fmt_duration(float(length)))
+    return "?"
+
+
+def _f(value: object) -> float:
+    """A number from the snapshot, else 0 (a damaged snapshot never raises)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def agents_segment(snap: dict, now: float) -> dict | None:
+    """The agents active in the last 5 hours with today's cost (estimates, from their logs),
+    and Codex's official rate limits (``[age]`` = official, as Claude's 5 h figure)."""
+    agents = snap.get("agents")
+    parts: list[str] = []
+    explain: list[str] = []
+    fields = {"agents_list": "", "codex_primary": "", "codex_secondary": ""}
+    if isinstance(agents, dict):
+        today = snap.get("today") if isinstance(snap.get("today"), dict) else {}
+        day_ok = _f(today.get("until")) > now
+        for name, row in agents.items():
+            if not isinstance(row, dict) or now - _f(row.get("lastActivity")) >= FIVE_HOURS:
+                continue
+            cost = _f(row.get("todayCost")) if day_ok else 0.0
+            parts.append(f"{name} {fmt_cost(cost)}")
+            explain.append(f"{name}: active {fmt_age(now - _f(row.get('lastActivity')))} "
+                           f"ago, today {fmt_cost(cost)} (estimate from its logs)")  # fmt: skip
+    fields["agents_list"] = ", ".join(parts)
+    limits = snap.get("agentLimits")
+    limits = limits.get("codex") if isinstance(limits, dict) else None
+    official: list[str] = []
+    if isinstance(limits, dict):
+        for window in ("primary", "secondary"):
+            w = limits.get(window)
+            if not isinstance(w, dict) or not isinstance(w.get("usedPercent"), (int, float)):
+                continue
+            resets = w.get("resetsAt")
+            if isinstance(resets, (int, float)) and resets <= now:
+                continue  # that window has reset since: the figure is no longer current
+            age = fmt_age(now - (_f(w.get("observedAt")) or now))
+            label = _window_label(w.get("length"))
+            text = f"{label} {fmt_percent(float(w['usedPercent']))}[{age}]"
+            fields["codex_" + window] = fmt_percent(float(w["usedPercent"]))
+            official.append(text)
+            explain.append(f"Codex {window} window ({label}) {fmt_percent(float(w['usedPercent']))} "
+                           f"used: official (Codex's rate_limits), observed {age} ago")  # fmt: skip
+    if official:
+        parts.append("codex " + " ".join(official))
+    if not parts:
+        return None
+    pcts = [float(limits[w]["usedPercent"]) for w in ("primary", "secondary")
+            if isinstance(limits, dict) and fields["codex_" + w]]  # fmt: skip
+    return {"key": "agents", "text": " · ".join(parts),
+            "level": level_for(max(pcts) if pcts else None,
+                               snap.get("settings") if isinstance(snap.get("settings"), dict) else {}),
+            "explain": "; ".join(explain), "fields": fields}  # fmt: skip
+
+
 #: which segments give way first when the line must fit a width (the block never does)
-DROP_ORDER = ("today", "seven_day", "session", "context")
+DROP_ORDER = ("agents", "today", "seven_day", "session", "context")
 
 
 def fit(segs: list[dict], width: int | None) -> list[dict]:
@@ -411,11 +473,11 @@ def styled(text: str, style: str, fmt: str) -> str:
 
 def template_fields(segs: list[dict], fmt: str, styles: dict[str, str]) -> dict[str, str]:
     fields: dict[str, str] = {}
-    for key in ("block", "seven_day", "today", "session", "context"):
+    for key in ("block", "seven_day", "today", "session", "context", "agents"):
         fields[key] = ""
     for name in ("block_tokens", "block_cost", "block_percent", "time_left", "burn", "five_hour",
                  "seven_day_percent", "today_cost", "today_tokens", "session_name",
-                 "session_cost", "context_percent"):  # fmt: skip
+                 "session_cost", "context_percent", "agents_list", "codex_primary", "codex_secondary"):  # fmt: skip
         fields[name] = ""
     for seg in segs:
         fields[seg["key"]] = styled(escape(seg["text"], fmt), styles.get(seg["level"], ""), fmt)

@@ -33,7 +33,8 @@ directory's project.
   -t, --template TEXT  e.g. "{block} | {today}"; fields: block seven_day today session
                        context block_tokens block_cost block_percent time_left burn
                        five_hour seven_day_percent today_cost today_tokens session_name
-                       session_cost context_percent
+                       session_cost context_percent agents agents_list codex_primary
+                       codex_secondary
   --cwd PATH           show the active session of PATH's project (default: current dir)
   --session ID         show this session instead
   --claude             Claude Code statusLine mode: read the hook's JSON on stdin

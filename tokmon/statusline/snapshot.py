@@ -230,7 +230,7 @@ def watch_list(roots: list[Any], extra: list[str], now: float) -> tuple[list[lis
                     if e.is_dir(follow_symlinks=False):
                         out.append([e.path, st.st_mtime_ns])
                         stack.append(e.path)
-                    elif e.name.endswith(".jsonl"):
+                    elif e.name.endswith((".jsonl", ".json", ".db", "-wal")):
                         out.append([e.path, st.st_mtime_ns])
             if len(out) > WATCH_MAX:
                 return out[:WATCH_MAX], False
@@ -262,7 +262,7 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     from tokmon.paths import get_paths
 
     paths = get_paths(env)
-    engine = Engine(paths=paths, env=env)
+    engine = Engine(paths=paths, env=env, agents=True)
     engine.refresh()
     now = time.time() if now is None else now
     summary = engine.summary(now=now)
@@ -276,7 +276,8 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     except Exception:  # metadata is decoration: never fail a refresh over it
         pass
     extra = [os.fspath(paths.config_file), os.fspath(paths.official_file)]
-    watch, complete = watch_list(engine.roots, extra, now)
+    agent_roots = engine.agents.roots() if engine.agents is not None else []
+    watch, complete = watch_list(list(engine.roots) + agent_roots, extra, now)
     snap = from_summary(
         summary,
         settings=line_settings(engine.config),
@@ -284,7 +285,53 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
         watch_complete=complete,
         now=now,
     )
+    snap["agents"] = _plain(agents_part(engine, summary))
+    snap["agentLimits"] = _plain(agent_limits(paths, engine.env))
     return snap, engine
+
+
+def agents_part(engine: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Per agent ``{todayCost, todayTokens, lastActivity}`` when agents other than Claude Code
+    have data (the Summary's ``agents``), else None (a Claude-only snapshot keeps its shape)."""
+    per = summary.get("agents")
+    if not isinstance(per, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name, body in per.items():
+        today = (body or {}).get("today") or {}
+        try:
+            recs = engine.records_of(name)
+            last = max((r.ts for r in recs[-50:]), default=0.0) if recs else 0.0
+        except Exception:  # an agent this engine cannot name: no activity known
+            last = 0.0
+        out[str(name)] = {
+            "todayCost": _num(today.get("totalCost")),
+            "todayTokens": int(_num(today.get("totalTokens"))),
+            "lastActivity": float(last),
+        }
+    return out
+
+
+def agent_limits(paths: Any, env: Any) -> dict[str, Any] | None:
+    """Codex's official windows (``primary``/``secondary`` used %) from the limit history,
+    after reading what is new in its rollouts (``tokmon/limits``); None when there are none."""
+    try:
+        from tokmon.limits import history, ingest
+
+        ingest.ingest(paths, env if env is not None else os.environ)
+        with history.opened(paths) as con:
+            rows = [o for o in history.latest(con) if o.source == "codex"]
+    except Exception:  # the limit history is optional: never fail a refresh over it
+        return None
+    if not rows:
+        return None
+    return {
+        "codex": {
+            o.window: {"usedPercent": float(o.used), "resetsAt": o.resets_at,
+                       "length": o.length, "observedAt": float(o.ts)}
+            for o in rows
+        }
+    }  # fmt: skip
 
 
 def write(snap: dict[str, Any], fast_path: str, json_path: str | None = None) -> None:

@@ -317,6 +317,8 @@ class WatchApp(App[int]):
     #spark { height: 1; padding: 0 1; }
     #weekly { height: 1; padding: 0 1; display: none; }
     #weekly.on { display: block; }
+    #agents { height: auto; padding: 0 1; display: none; }
+    #agents.on { display: block; }
     #sessions { height: 1fr; border: round $primary; padding: 0 1; }
     #header { height: 1; padding: 0 1; background: $boost; }
     #keys { height: 1; padding: 0 1; color: $text-muted; }
@@ -373,6 +375,7 @@ class WatchApp(App[int]):
                 yield Static(id="periods")
             yield Static(id="spark")
             yield Static(id="weekly")
+            yield Static(id="agents")
             yield Static(id="sessions")
         yield Static("loading…", id="compact")
         yield Static(
@@ -474,6 +477,7 @@ class WatchApp(App[int]):
             Text.assemble((v.spark(spark_w), "cyan"), " ", (v.spark_caption(spark_w), "dim")),
         )
         week_rows = self._draw_weekly(w)
+        week_rows += self._draw_agents(v, w, self.size.height - 13 - week_rows)
         sess = self.query_one("#sessions", Static)
         title = f"Active sessions ({len(v.sessions)}"
         title += f" of {v.active_count}, filter: {v.filter_text})" if v.filter_text else ")"
@@ -489,6 +493,25 @@ class WatchApp(App[int]):
             sess.styles.height = want
         key = (width, v.filter_text, bool(v.sessions), tuple((c, tuple(r)) for c, r in cells))
         self._put("sessions", render_sessions(v, cells, width), key)
+
+    def _draw_agents(self, v: DashboardView, w: int, room: int) -> int:
+        """Per-agent rows (today / all time) under the sparkline when other agents have data;
+        at most ``room - 4`` of them (the sessions panel keeps two rows), else one line of
+        today's costs. Returns the rows used."""
+        from tokmon.tui.model import agent_line
+
+        row = self.query_one("#agents", Static)
+        row.set_class(bool(v.agents), "on")
+        if not v.agents:
+            return 0
+        width = max(10, w - 2)
+        if len(v.agents) <= room - 4:
+            lines = [agent_line(a, width) for a in v.agents]
+        else:
+            lines = [("agents today: " + " · ".join(
+                f"{a.name} {fmt_cost(a.today_cost)}" for a in v.agents))[:width]]  # fmt: skip
+        self._put("agents", Text("\n".join(lines)))
+        return len(lines)
 
     def _draw_weekly(self, w: int) -> int:
         """The weekly-limit row under the sparkline; returns its height (0 while unknown)."""

@@ -243,6 +243,42 @@ class PeriodView:
 
 
 @dataclass
+class AgentRow:
+    """One agent's today / all-time figures (the Summary's ``agents``)."""
+
+    name: str
+    today_tokens: int
+    today_cost: float
+    total_tokens: int
+    total_cost: float
+
+
+def agent_rows(summary: Mapping[str, Any]) -> list[AgentRow]:
+    """Per-agent rows in the Summary's order; empty for a Claude-only summary."""
+    per = summary.get("agents")
+    if not isinstance(per, Mapping):
+        return []
+    out = []
+    for name, body in per.items():
+        if not isinstance(body, Mapping):
+            continue
+        today = body.get("today") if isinstance(body.get("today"), Mapping) else {}
+        total = body.get("totals") if isinstance(body.get("totals"), Mapping) else {}
+        out.append(AgentRow(str(name), _int(today.get("totalTokens")),
+                            _float(today.get("totalCost")) or 0.0,
+                            _int(total.get("totalTokens")),
+                            _float(total.get("totalCost")) or 0.0))  # fmt: skip
+    return out
+
+
+def agent_line(r: AgentRow, width: int = 0) -> str:
+    """``codex      today   1.20M    $0.45   all time  71.2M   $20.92`` (cut to ``width``)."""
+    text = (f"{r.name[:10]:<10} today {fmt_tokens(r.today_tokens):>7} {fmt_cost(r.today_cost):>9}"
+            f"   all time {fmt_tokens(r.total_tokens):>7} {fmt_cost(r.total_cost):>10}")  # fmt: skip
+    return text[:width] if width > 0 else text
+
+
+@dataclass
 class DashboardView:
     """Everything one frame of the dashboard shows."""
 
@@ -263,6 +299,7 @@ class DashboardView:
     updated_age_s: float
     warnings: list[str]
     error: str | None
+    agents: list[AgentRow] = field(default_factory=list)  # only when other agents have data
 
     @property
     def selected_session(self) -> SessionView | None:
@@ -576,6 +613,7 @@ class DashboardState:
             updated_age_s=max(0.0, now - snap.taken_at),
             warnings=list(snap.warnings),
             error=snap.error,
+            agents=agent_rows(s),
         )
 
 

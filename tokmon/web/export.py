@@ -35,7 +35,7 @@ def collect(service: Any) -> dict[str, Any]:
         "series": {
             f"{p}/{b}": call("tokmon/series", {"period": p, "by": b})
             for p in ("day", "week")
-            for b in ("model", "project")
+            for b in ("model", "project", "agent")
         },
         "sessionDetails": {
             r["sessionId"]: call("tokmon/session", {"sessionId": r["sessionId"]}) for r in top

@@ -146,6 +146,14 @@ export interface SessionRow {
   nameSource?: "user" | "claude" | null;
   tags: string[];
   description: string | null;
+  /** Which coding agent the session belongs to (`claude`, `codex`, …; absent = `claude`). */
+  agent?: string;
+}
+
+/** One agent's figures in a Summary (present only when agents other than Claude have data). */
+export interface AgentTotals {
+  today: PeriodTotals;
+  totals: PeriodTotals;
 }
 
 export interface Summary {
@@ -162,6 +170,8 @@ export interface Summary {
   projectSession: SessionRow | null;
   workspaceSession?: SessionRow | null;
   workspaceProject?: string | null;
+  /** Per agent (Claude Code first), only when other agents have data. */
+  agents?: Record<string, AgentTotals>;
 }
 
 export interface SummaryParams {

@@ -7,6 +7,7 @@ import type { ServerManager } from "./server";
 import {
   childrenOf,
   groupSessions,
+  rootNodes,
   type ProjectGroup,
   TREE_QUERY,
   type TreeNode,
@@ -105,13 +106,17 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     }
   }
 
-  private groups(): ProjectGroup[] {
-    return groupSessions(this.sessions ?? [], {
+  private groupOptions(): Parameters<typeof groupSessions>[1] {
+    return {
       workspaceProject: this.workspaceProject,
       workspaceFolders: this.workspaceFolders(),
       tag: this.tag_,
       caseInsensitive: process.platform === "win32" || process.platform === "darwin",
-    });
+    };
+  }
+
+  private groups(): ProjectGroup[] {
+    return groupSessions(this.sessions ?? [], this.groupOptions());
   }
 
   async getChildren(node?: TreeNode): Promise<TreeNode[]> {
@@ -128,7 +133,7 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
       if (this.lastError !== undefined) {
         return [{ kind: "message", text: `Could not load sessions: ${this.lastError}`, key: "root" }];
       }
-      return childrenOf(undefined, { groups: this.groups() });
+      return rootNodes(this.sessions ?? [], this.groupOptions());
     }
     if (node.kind === "models" || node.kind === "blocks") {
       const detail = await this.detail(node.sessionId);

@@ -164,6 +164,13 @@ export function buildStatusView(
   const md: string[] = ["**tokmon** · Claude Code usage", ""];
   md.push("| | Tokens | Cost |", "|---|---:|---:|");
   md.push(`| Today | ${formatTokens(summary.today.totalTokens)} | ${formatCost(summary.today.totalCost)} |`);
+  const agents = Object.entries(summary.agents ?? {});
+  if (agents.length > 1) {
+    // per agent today (Claude Code's row above is its own; the others are estimates from their logs)
+    for (const [name, a] of agents) {
+      md.push(`| Today · ${escapeMarkdown(name)} | ${formatTokens(a.today.totalTokens)} | ${formatCost(a.today.totalCost)} |`);
+    }
+  }
   if (block) {
     md.push(`| This block | ${formatTokens(block.totalTokens)} | ${formatCost(block.costUSD)} |`);
     if (block.projection) {

@@ -25,6 +25,8 @@ const DESCRIPTION_CHARS = 48;
 export const TREE_QUERY: Readonly<SessionsParams> = { sort: "lastActivity", order: "desc" };
 
 export interface ProjectGroup {
+  /** Set when the tree groups by agent first (keeps the node ids unique across agents). */
+  agent?: string;
   projectPath: string;
   projectName: string;
   isWorkspace: boolean;
@@ -34,7 +36,18 @@ export interface ProjectGroup {
   lastActivity: string;
 }
 
+/** One agent's sessions, grouped by project as the plain tree is. */
+export interface AgentGroup {
+  agent: string;
+  projects: ProjectGroup[];
+  sessions: number;
+  totalTokens: number;
+  totalCost: number;
+  lastActivity: string;
+}
+
 export type TreeNode =
+  | { kind: "agent"; group: AgentGroup }
   | { kind: "project"; group: ProjectGroup }
   | { kind: "session"; row: SessionRow }
   | { kind: "models"; sessionId: string }
@@ -148,6 +161,64 @@ export function groupSessions(
   return groups;
 }
 
+/** A session's agent (rows from servers before agents had none: Claude Code). */
+export function agentOf(row: SessionRow): string {
+  return row.agent || "claude";
+}
+
+/**
+ * Group sessions by agent, then by project (as {@link groupSessions}). Claude Code first, then
+ * the other agents by most recent activity. Agents without a session (after `tag`) are left out.
+ */
+export function groupByAgent(
+  sessions: readonly SessionRow[],
+  options: Parameters<typeof groupSessions>[1] = {},
+): AgentGroup[] {
+  const byAgent = new Map<string, SessionRow[]>();
+  for (const row of sessions) {
+    if (options.tag && !row.tags.includes(options.tag)) {
+      continue;
+    }
+    const list = byAgent.get(agentOf(row)) ?? [];
+    list.push(row);
+    byAgent.set(agentOf(row), list);
+  }
+  const out: AgentGroup[] = [];
+  for (const [agent, rows] of byAgent) {
+    const projects = groupSessions(rows, options).map((g) => ({ ...g, agent }));
+    let last = rows[0]?.lastActivity ?? "";
+    for (const r of rows) {
+      if (lastMs(r.lastActivity) > lastMs(last)) {
+        last = r.lastActivity;
+      }
+    }
+    out.push({
+      agent,
+      projects,
+      sessions: rows.length,
+      totalTokens: rows.reduce((a, r) => a + r.totalTokens, 0),
+      totalCost: rows.reduce((a, r) => a + r.totalCost, 0),
+      lastActivity: last,
+    });
+  }
+  out.sort((a, b) => {
+    if ((a.agent === "claude") !== (b.agent === "claude")) {
+      return a.agent === "claude" ? -1 : 1;
+    }
+    return lastMs(b.lastActivity) - lastMs(a.lastActivity) || a.agent.localeCompare(b.agent);
+  });
+  return out;
+}
+
+/** The tree's top level: agents when more than one agent has sessions, else projects. */
+export function rootNodes(sessions: readonly SessionRow[], options: Parameters<typeof groupSessions>[1] = {}): TreeNode[] {
+  const agents = groupByAgent(sessions, options);
+  if (agents.length > 1) {
+    return agents.map((group) => ({ kind: "agent", group }));
+  }
+  return groupSessions(sessions, options).map((group) => ({ kind: "project", group }));
+}
+
 /** Every tag in use, sorted, with how many sessions carry it. */
 export function collectTags(sessions: readonly SessionRow[]): { tag: string; count: number }[] {
   const counts = new Map<string, number>();
@@ -181,12 +252,19 @@ export function parseTags(input: string): string[] {
 /** The tree's children for a node (`undefined` = root). Session children need its detail. */
 export function childrenOf(
   node: TreeNode | undefined,
-  data: { groups: ProjectGroup[]; detail?: (sessionId: string) => SessionDetail | undefined },
+  data: {
+    groups: ProjectGroup[];
+    /** The top level when given (see {@link rootNodes}); else the project groups. */
+    roots?: TreeNode[];
+    detail?: (sessionId: string) => SessionDetail | undefined;
+  },
 ): TreeNode[] {
   if (!node) {
-    return data.groups.map((group) => ({ kind: "project", group }));
+    return data.roots ?? data.groups.map((group) => ({ kind: "project", group }));
   }
   switch (node.kind) {
+    case "agent":
+      return node.group.projects.map((group) => ({ kind: "project", group }));
     case "project":
       return node.group.sessions.map((row) => ({ kind: "session", row }));
     case "session":
@@ -250,11 +328,27 @@ function sessionTooltip(row: SessionRow, nowMs: number): string {
 /** How a node looks. Pure; `nowMs` drives the "5 min ago" texts. */
 export function viewOf(node: TreeNode, nowMs: number): NodeView {
   switch (node.kind) {
+    case "agent": {
+      const g = node.group;
+      const n = g.sessions;
+      const p = g.projects.length;
+      return {
+        id: `agent:${g.agent}`,
+        label: g.agent,
+        description: `${n} session${n === 1 ? "" : "s"} · ${formatTokens(g.totalTokens)} · ${formatCost(g.totalCost)}`,
+        tooltip: `**${escapeMarkdown(g.agent)}**\n\n${n} session${n === 1 ? "" : "s"} in ${p} project${p === 1 ? "" : "s"}, ` +
+          `${formatInteger(g.totalTokens)} tokens, ${formatCost(g.totalCost)}  \n` +
+          `last active ${formatRelative(g.lastActivity, nowMs)}`,
+        icon: "robot",
+        contextValue: "tokmon.agent",
+        collapsible: g.projects.some((x) => x.isWorkspace) ? "expanded" : "collapsed",
+      };
+    }
     case "project": {
       const g = node.group;
       const n = g.sessions.length;
       return {
-        id: `project:${g.projectPath}`,
+        id: g.agent ? `project:${g.agent}:${g.projectPath}` : `project:${g.projectPath}`,
         label: g.projectName,
         description: `${g.isWorkspace ? "this workspace · " : ""}${n} session${n === 1 ? "" : "s"} · ` +
           `${formatTokens(g.totalTokens)} · ${formatCost(g.totalCost)}`,

@@ -8,7 +8,7 @@
   const state = {
     summary: null, sessions: null, blocks: null, series: {}, official: null, limits: null,
     spend: { period: "day", by: "model", range: "90" }, blocksRange: "30",
-    sort: { key: "lastActivity", dir: -1 }, filter: { q: "", project: "", tag: "" },
+    sort: { key: "lastActivity", dir: -1 }, filter: { q: "", project: "", tag: "", agent: "" },
     showAll: false, session: null, charts: {}, updates: 0,
   };
 
@@ -138,6 +138,7 @@
     }
     setNum("total-cost", s.totals.totalCost, fmtCost);
     setNum("total-tokens", s.totals.totalTokens, fmtTokens);
+    renderAgents(s.agents);
     renderBlock(s);
     renderOfficial(s.official);
     const list = $("active-list");
@@ -151,6 +152,28 @@
     }
     $("active-none").hidden = (s.activeSessions || []).length > 0;
     document.body.dataset.generatedAt = s.generatedAt;
+  }
+
+  // per-agent totals: only when other agents have data (the Summary then carries ``agents``)
+  function renderAgents(agents) {
+    const names = agents ? Object.keys(agents) : [];
+    $("agents-card").hidden = names.length === 0;
+    const body = $("agents-table").tBodies[0];
+    body.replaceChildren();
+    for (const name of names) {
+      const a = agents[name];
+      const tr = el("tr");
+      tr.dataset.agent = name;
+      const cells = [[a.today.totalCost, fmtCost, ""], [a.today.totalTokens, fmtTokens, "hide-s"],
+        [a.totals.totalCost, fmtCost, ""], [a.totals.totalTokens, fmtTokens, "hide-s"]];
+      tr.append(el("td", "", name));
+      for (const [v, f, cls] of cells) {
+        const td = el("td", ("num " + cls).trim(), f(v));
+        td.dataset.value = String(v || 0);
+        tr.append(td);
+      }
+      body.append(tr);
+    }
   }
 
   function renderBlock(s) {
@@ -508,8 +531,12 @@
     const f = state.filter;
     fillSelect("f-project", [...new Set(rows.map((r) => r.projectName))].sort(), f.project);
     fillSelect("f-tag", [...new Set(rows.flatMap((r) => r.tags || []))].sort(), f.tag);
+    const agents = [...new Set(rows.map((r) => r.agent || "claude"))].sort();
+    fillSelect("f-agent", agents, f.agent);
+    $("f-agent").hidden = agents.length < 2;
     const q = f.q.trim().toLowerCase();
     let shown = rows.filter((r) => (!f.project || r.projectName === f.project) &&
+      (!f.agent || (r.agent || "claude") === f.agent) &&
       (!f.tag || (r.tags || []).includes(f.tag)) &&
       (!q || [r.name, r.title, r.sessionId, r.projectPath, r.description, ...(r.tags || [])]
         .some((v) => v && String(v).toLowerCase().includes(q))));
@@ -548,7 +575,9 @@
       const editTd = el("td");
       editTd.append(edit);
       if (EMBED) edit.hidden = true;
-      tr.append(name, el("td", "hide-s", r.projectName), el("td", "when", fmtWhen(r.lastActivity)),
+      tr.dataset.agent = r.agent || "claude";
+      tr.append(name, el("td", "hide-s agent", r.agent || "claude"), el("td", "hide-s", r.projectName),
+        el("td", "when", fmtWhen(r.lastActivity)),
         el("td", "num hide-s", fmtTokens(r.totalTokens)), costTd, tags, editTd);
       body.append(tr);
     }
@@ -742,13 +771,14 @@
     $("f-q").addEventListener("input", (e) => { state.filter.q = e.target.value; renderSessions(); });
     $("f-project").addEventListener("change", (e) => { state.filter.project = e.target.value; renderSessions(); });
     $("f-tag").addEventListener("change", (e) => { state.filter.tag = e.target.value; renderSessions(); });
+    $("f-agent").addEventListener("change", (e) => { state.filter.agent = e.target.value; renderSessions(); });
     $("sessions-more").addEventListener("click", () => { state.showAll = true; renderSessions(); });
     $("sessions-table").tHead.addEventListener("click", (ev) => {
       const th = ev.target.closest("th[data-sort]");
       if (!th) return;
       const key = th.dataset.sort;
       state.sort = state.sort.key === key ? { key, dir: -state.sort.dir }
-        : { key, dir: key === "name" || key === "projectName" ? 1 : -1 };
+        : { key, dir: key === "name" || key === "projectName" || key === "agent" ? 1 : -1 };
       renderSessions();
     });
     $("s-edit").addEventListener("click", () => state.session && openEdit(state.session));
