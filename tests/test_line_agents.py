@@ -19,7 +19,7 @@ from conftest import run_tokmon
 from line_support import make_env, refresh_now, run_line
 from test_agents_incremental import agents_corpus
 
-from tokmon.line import formats
+from tokmon.statusline import formats
 
 H = 3600.0
 NOW = 1_780_000_000.0

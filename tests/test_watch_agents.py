@@ -28,7 +28,7 @@ from test_layout_watch import burn_env as burn_env  # noqa: E402,F401 - fixture
 from test_watch_tmux import Dashboard, run_env  # noqa: E402
 from test_watch_tmux import env as env  # noqa: E402,F401 - the dashboard corpus fixture
 
-from tokmon.tui.model import AgentRow, agent_line, agent_rows, fmt_tokens  # noqa: E402
+from tokmon.watch.model import AgentRow, agent_line, agent_rows, fmt_tokens  # noqa: E402
 
 CODEX_TOTAL = 71_217_150  # docs/agents/README.md: the exact Codex count
 AMP_TOTAL = 114_201  # agents corpus README

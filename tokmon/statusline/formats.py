@@ -338,7 +338,8 @@ def agents_segment(snap: dict, now: float) -> dict | None:
     explain: list[str] = []
     fields = {"agents_list": "", "codex_primary": "", "codex_secondary": ""}
     if isinstance(agents, dict):
-        today = snap.get("today") if isinstance(snap.get("today"), dict) else {}
+        today_raw = snap.get("today")
+        today: dict = today_raw if isinstance(today_raw, dict) else {}
         day_ok = _f(today.get("until")) > now
         for name, row in agents.items():
             if not isinstance(row, dict) or now - _f(row.get("lastActivity")) >= FIVE_HOURS:
@@ -372,9 +373,10 @@ def agents_segment(snap: dict, now: float) -> dict | None:
         return None
     pcts = [float(limits[w]["usedPercent"]) for w in ("primary", "secondary")
             if isinstance(limits, dict) and fields["codex_" + w]]  # fmt: skip
+    settings_raw = snap.get("settings")
+    settings: dict = settings_raw if isinstance(settings_raw, dict) else {}
     return {"key": "agents", "text": " · ".join(parts),
-            "level": level_for(max(pcts) if pcts else None,
-                               snap.get("settings") if isinstance(snap.get("settings"), dict) else {}),
+            "level": level_for(max(pcts) if pcts else None, settings),
             "explain": "; ".join(explain), "fields": fields}  # fmt: skip
 
 

@@ -498,7 +498,7 @@ class WatchApp(App[int]):
         """Per-agent rows (today / all time) under the sparkline when other agents have data;
         at most ``room - 4`` of them (the sessions panel keeps two rows), else one line of
         today's costs. Returns the rows used."""
-        from tokmon.tui.model import agent_line
+        from tokmon.watch.model import agent_line
 
         row = self.query_one("#agents", Static)
         row.set_class(bool(v.agents), "on")

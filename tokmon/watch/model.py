@@ -262,8 +262,9 @@ def agent_rows(summary: Mapping[str, Any]) -> list[AgentRow]:
     for name, body in per.items():
         if not isinstance(body, Mapping):
             continue
-        today = body.get("today") if isinstance(body.get("today"), Mapping) else {}
-        total = body.get("totals") if isinstance(body.get("totals"), Mapping) else {}
+        today_raw, total_raw = body.get("today"), body.get("totals")
+        today: Mapping[str, Any] = today_raw if isinstance(today_raw, Mapping) else {}
+        total: Mapping[str, Any] = total_raw if isinstance(total_raw, Mapping) else {}
         out.append(AgentRow(str(name), _int(today.get("totalTokens")),
                             _float(today.get("totalCost")) or 0.0,
                             _int(total.get("totalTokens")),
