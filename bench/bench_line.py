@@ -249,8 +249,10 @@ def main() -> int:
         floor_s = statistics.median(p["base_s"])
         fratio = statistics.median(p["fast"]) / floor_s
         cratio = statistics.median(p["claude_fast"]) / floor_s
-        print(f"{'ratios (medians, this run)':<44} console script / python -c pass {ratio:.2f}"
-              f"   fast / python -S {fratio:.2f}   --claude / python -S {cratio:.2f}")
+        print(
+            f"{'ratios (medians, this run)':<44} console script / python -c pass {ratio:.2f}"
+            f"   fast / python -S {fratio:.2f}   --claude / python -S {cratio:.2f}"
+        )
         checks = [
             (f"warm median / python -c pass = {ratio:.2f} <= 1.3 (console script)", ratio <= 1.3),
             (f"warm median / python -S -c pass = {fratio:.2f} <= 1.2 (fast command)",

@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
-TARGETS = {"latency_median_ms": 50.0, "latency_p95_ms": 100.0, "rss_mb": 120.0,
-           "idle_cpu_s": 0.3}
+TARGETS = {"latency_median_ms": 50.0, "latency_p95_ms": 100.0, "rss_mb": 120.0, "idle_cpu_s": 0.3}
 
 
 class Client:
@@ -106,16 +105,37 @@ def _usage_line(session: str, cwd: str, inp: int, out: int) -> str:
     n = uuid.uuid4().hex
     dt = datetime.now(timezone.utc)
     ts = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-    return json.dumps({
-        "parentUuid": None, "isSidechain": False, "userType": "external", "cwd": cwd,
-        "sessionId": session, "version": "2.1.7", "type": "assistant", "uuid": n,
-        "timestamp": ts, "requestId": f"req_bench{n}",
-        "message": {"id": f"msg_bench{n}", "type": "message", "role": "assistant",
-                    "model": "claude-sonnet-4-5-20250929", "content": [{"type": "text",
-                                                                          "text": "ok"}],
-                    "usage": {"input_tokens": inp, "cache_creation_input_tokens": 0,
-                              "cache_read_input_tokens": 0, "output_tokens": out}},
-    }, separators=(",", ":")) + "\n"
+    return (
+        json.dumps(
+            {
+                "parentUuid": None,
+                "isSidechain": False,
+                "userType": "external",
+                "cwd": cwd,
+                "sessionId": session,
+                "version": "2.1.7",
+                "type": "assistant",
+                "uuid": n,
+                "timestamp": ts,
+                "requestId": f"req_bench{n}",
+                "message": {
+                    "id": f"msg_bench{n}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-sonnet-4-5-20250929",
+                    "content": [{"type": "text", "text": "ok"}],
+                    "usage": {
+                        "input_tokens": inp,
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 0,
+                        "output_tokens": out,
+                    },
+                },
+            },
+            separators=(",", ":"),
+        )
+        + "\n"
+    )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -139,8 +159,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 t = time.perf_counter()
                 generate(corpus, size_mb=args.mb)
-                print(f"generated {args.mb} MB corpus in {time.perf_counter() - t:.1f}s",
-                      file=sys.stderr)
+                print(
+                    f"generated {args.mb} MB corpus in {time.perf_counter() - t:.1f}s",
+                    file=sys.stderr,
+                )
         size = sum(p.stat().st_size for p in (corpus / "projects").rglob("*.jsonl"))
         figures["corpus_mb"] = round(size / 2**20, 1)
         home = work / "tokmon-home"
@@ -152,18 +174,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         session, cwd = str(uuid.uuid4()), "/tmp/tokmon-bench-project"
         cmd = [sys.executable, "-m", "tokmon", "serve"] + (["--jsonl"] if args.jsonl else [])
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+        )
         client = Client(proc, args.jsonl)
         try:
             if not args.jsonl:
-                client.request("initialize", {"processId": os.getpid(), "rootUri": None,
-                                              "capabilities": {}})
+                client.request(
+                    "initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}}
+                )
                 client.notify("initialized", {})
             summary = client.request("tokmon/summary", {})
             figures["first_scan_s"] = round(time.monotonic() - t0, 2)
-            figures["sessions"] = len(
-                client.request("tokmon/sessions", {})["sessions"])
+            figures["sessions"] = len(client.request("tokmon/sessions", {})["sessions"])
             ps = psutil.Process(proc.pid)
             time.sleep(1.0)  # let the watcher settle
             figures["rss_mb"] = round(ps.memory_info().rss / 2**20, 1)
@@ -182,8 +205,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 deadline = t + 10
                 while True:
                     at, m = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
-                    if m.get("method") == "tokmon/usageChanged" and \
-                            m["params"]["summary"]["totals"]["inputTokens"] == expected:
+                    if (
+                        m.get("method") == "tokmon/usageChanged"
+                        and m["params"]["summary"]["totals"]["inputTokens"] == expected
+                    ):
                         lat.append((at - t) * 1000)
                         break
                 time.sleep(args.gap)
@@ -231,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"figures": figures, "targets": TARGETS, "pass": checks}, indent=2))
     else:
         mode = "jsonl" if args.jsonl else "lsp"
-        print(f"tokmon serve ({mode}) on {figures['corpus_mb']} MB, "
-              f"{figures['sessions']} sessions")
+        print(f"tokmon serve ({mode}) on {figures['corpus_mb']} MB, {figures['sessions']} sessions")
         print(f"  first scan (cold index):      {figures['first_scan_s']:.2f} s")
         for key, label, unit in [
             ("rss_mb", "RSS after indexing", "MB"),
@@ -241,10 +265,14 @@ def main(argv: list[str] | None = None) -> int:
             ("idle_cpu_s", f"CPU over {args.idle:.0f} idle s", "s"),
         ]:
             verdict = "PASS" if checks[key] else "FAIL"
-            print(f"  {label + ':':<30}{figures[key]:>8} {unit:<3} (target <= {TARGETS[key]}) "
-                  f"{verdict}")
-        print(f"  append->push max:             {figures['latency_max_ms']} ms; RSS after "
-              f"appends {figures['rss_after_appends_mb']} MB; exit code {figures['exit_code']}")
+            print(
+                f"  {label + ':':<30}{figures[key]:>8} {unit:<3} (target <= {TARGETS[key]}) "
+                f"{verdict}"
+            )
+        print(
+            f"  append->push max:             {figures['latency_max_ms']} ms; RSS after "
+            f"appends {figures['rss_after_appends_mb']} MB; exit code {figures['exit_code']}"
+        )
     ok = all(checks.values())
     return 0 if ok else 1
 

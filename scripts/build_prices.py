@@ -36,7 +36,9 @@ ABOVE_200K = {"claude-sonnet-4": (6, 22.5, 7.5, 0.60), "claude-sonnet-4-5": (6, 
 
 # Models other agents log that LiteLLM's table lacks: (input, output, cache read, context),
 # USD per million tokens, with the above-200k-prompt tier where the vendor has one.
-OTHER_PUBLISHED: dict[str, tuple[tuple[float, float, float, int], tuple[float, float, float] | None]] = {
+OTHER_PUBLISHED: dict[
+    str, tuple[tuple[float, float, float, int], tuple[float, float, float] | None]
+] = {
     # Google's Gemini 3 Pro preview price (the same as gemini-3.1-pro-preview in LiteLLM).
     "gemini-3-pro-preview": ((2.0, 12.0, 0.20, 1_048_576), (4.0, 18.0, 0.40)),
 }
@@ -74,8 +76,7 @@ def other_models(table: dict[str, dict]) -> dict[str, dict[str, object]]:  # typ
             above_in = v["input_cost_per_token_above_200k_tokens"]
             e["above_200k"] = {
                 "input": pm("input_cost_per_token_above_200k_tokens", 0),
-                "output": pm("output_cost_per_token_above_200k_tokens",
-                             v["output_cost_per_token"]),
+                "output": pm("output_cost_per_token_above_200k_tokens", v["output_cost_per_token"]),
                 "cache_write": round(above_in * 1e6, 6),
                 "cache_write_1h": round(above_in * 1e6, 6),
                 "cache_read": pm("cache_read_input_token_cost_above_200k_tokens", above_in),
@@ -84,11 +85,22 @@ def other_models(table: dict[str, dict]) -> dict[str, dict[str, object]]:  # typ
             e["context"] = v["max_input_tokens"]
         out.setdefault(name, e)  # gemini/<id> and vertex <id> agree; the first one stays
     for name, ((i, o, cr, ctx), above) in OTHER_PUBLISHED.items():
-        e = {"input": i, "output": o, "cache_write": i, "cache_write_1h": i, "cache_read": cr,
-             "context": ctx}
+        e = {
+            "input": i,
+            "output": o,
+            "cache_write": i,
+            "cache_write_1h": i,
+            "cache_read": cr,
+            "context": ctx,
+        }
         if above:
-            e["above_200k"] = {"input": above[0], "output": above[1], "cache_write": above[0],
-                               "cache_write_1h": above[0], "cache_read": above[2]}
+            e["above_200k"] = {
+                "input": above[0],
+                "output": above[1],
+                "cache_write": above[0],
+                "cache_write_1h": above[0],
+                "cache_read": above[2],
+            }
         out[name] = e
     return out
 
@@ -114,6 +126,7 @@ def main(src: str) -> None:
             continue
         if v.get("input_cost_per_token") is None or v.get("output_cost_per_token") is None:
             continue
+
         def per_m(key: str, default: float, v: dict = v) -> float:  # type: ignore[type-arg]
             val = v.get(key)
             return round((val if val is not None else default) * 1e6, 6)
@@ -137,13 +150,21 @@ def main(src: str) -> None:
     for fam, (i, o, cw, cr) in ABOVE_200K.items():
         for name, e in models.items():
             if name == fam or name.startswith(fam + "-2"):
-                e["above_200k"] = {"input": i * M, "output": o * M, "cache_write": cw * M,
-                                   "cache_write_1h": 2 * i * M, "cache_read": cr * M}
+                e["above_200k"] = {
+                    "input": i * M,
+                    "output": o * M,
+                    "cache_write": cw * M,
+                    "cache_write_1h": 2 * i * M,
+                    "cache_read": cr * M,
+                }
     for name, e in other_models(table).items():
         models.setdefault(name, e)
-    out = {"version": 1, "unit": "USD per million tokens",
-           "source": "Anthropic published prices + LiteLLM (anthropic, openai, gemini entries)",
-           "models": dict(sorted(models.items()))}
+    out = {
+        "version": 1,
+        "unit": "USD per million tokens",
+        "source": "Anthropic published prices + LiteLLM (anthropic, openai, gemini entries)",
+        "models": dict(sorted(models.items())),
+    }
     dest = Path(__file__).resolve().parent.parent / "tokmon" / "data" / "prices.json"
     dest.write_text(json.dumps(out, indent=1, sort_keys=False) + "\n")
     print(f"wrote {len(models)} models to {dest}")

@@ -23,6 +23,7 @@ for step in .ci/steps/*.sh; do
 done
 echo "== ruff"
 python3 -m ruff check tokmon tests bench scripts
+python3 -m ruff format --check tokmon tests bench scripts
 echo "== mypy"
 python3 -m mypy tokmon
 echo "== pytest"

@@ -61,8 +61,15 @@ def env(tokmon_home: Path, tmp_path: Path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     fake_home = tmp_path / "home"
     fake_home.mkdir(exist_ok=True)
-    e.update({"TOKMON_HOME": str(tokmon_home), "HOME": str(fake_home), "NO_COLOR": "1",
-              "COLUMNS": "160", "TZ": "UTC"})
+    e.update(
+        {
+            "TOKMON_HOME": str(tokmon_home),
+            "HOME": str(fake_home),
+            "NO_COLOR": "1",
+            "COLUMNS": "160",
+            "TZ": "UTC",
+        }
+    )
     return e
 
 
@@ -81,8 +88,13 @@ def cli(env: dict[str, str]) -> Callable[..., CLIResult]:
 
     def _run(*argv: str, extra_env: dict[str, str] | None = None, stdin: str = "") -> CLIResult:
         out, err = io.StringIO(), io.StringIO()
-        code = run(list(argv), env={**env, **(extra_env or {})}, stdin=io.StringIO(stdin),
-                   stdout=out, stderr=err)
+        code = run(
+            list(argv),
+            env={**env, **(extra_env or {})},
+            stdin=io.StringIO(stdin),
+            stdout=out,
+            stderr=err,
+        )
         return CLIResult(code, out.getvalue(), err.getvalue())
 
     return _run
@@ -90,12 +102,21 @@ def cli(env: dict[str, str]) -> Callable[..., CLIResult]:
 
 def run_tokmon(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run ``python -m tokmon`` as a real subprocess."""
-    return subprocess.run([sys.executable, "-m", "tokmon", *args], env=env, capture_output=True,
-                          text=True, timeout=kw.pop("timeout", 120), **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "tokmon", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=kw.pop("timeout", 120),
+        **kw,
+    )
 
 
 def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return (
+        dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{dt.microsecond // 1000:03d}Z"
+    )
 
 
 def assistant_line(
@@ -114,17 +135,35 @@ def assistant_line(
     extra: dict[str, Any] | None = None,
 ) -> str:
     """One compact assistant transcript line shaped like Claude Code's."""
-    usage: dict[str, Any] = {"input_tokens": inp, "cache_creation_input_tokens": cc,
-                             "cache_read_input_tokens": cr, "output_tokens": out}
+    usage: dict[str, Any] = {
+        "input_tokens": inp,
+        "cache_creation_input_tokens": cc,
+        "cache_read_input_tokens": cr,
+        "output_tokens": out,
+    }
     if cc_1h:
-        usage["cache_creation"] = {"ephemeral_5m_input_tokens": cc - cc_1h,
-                                   "ephemeral_1h_input_tokens": cc_1h}
+        usage["cache_creation"] = {
+            "ephemeral_5m_input_tokens": cc - cc_1h,
+            "ephemeral_1h_input_tokens": cc_1h,
+        }
     obj: dict[str, Any] = {
-        "parentUuid": None, "isSidechain": False, "userType": "external", "cwd": cwd,
-        "sessionId": session, "version": "2.1.7", "type": "assistant", "uuid": "u-" + str(msg_id),
+        "parentUuid": None,
+        "isSidechain": False,
+        "userType": "external",
+        "cwd": cwd,
+        "sessionId": session,
+        "version": "2.1.7",
+        "type": "assistant",
+        "uuid": "u-" + str(msg_id),
         "timestamp": ts if isinstance(ts, str) else iso(ts),
-        "message": {"id": msg_id, "type": "message", "role": "assistant", "model": model,
-                    "content": [{"type": "text", "text": "hello"}], "usage": usage},
+        "message": {
+            "id": msg_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": "hello"}],
+            "usage": usage,
+        },
     }
     if req_id is not None:
         obj["requestId"] = req_id

@@ -18,11 +18,15 @@ GOOD = [assistant_line(T0, msg_id=f"m{i}", req_id=f"r{i}", inp=100, out=10) for 
 
 def build_bad_corpus(root: Path) -> None:
     p = root / "projects" / "-home-u-proj"
-    big = assistant_line(T0, msg_id="big", req_id="rbig", inp=1, out=1,
-                         extra={"pad": "x" * (2 * 1024 * 1024)})
-    write_lines(p / "a.jsonl", [GOOD[0], "{not json", '{"type":"assistant","message":', big, GOOD[1]])
-    (p / "b.jsonl").write_bytes(os.urandom(4096) + b"\n\xff\xfe\x00garbage\n"
-                                + GOOD[2].encode() + b"\n" + GOOD[3].encode())  # partial last line
+    big = assistant_line(
+        T0, msg_id="big", req_id="rbig", inp=1, out=1, extra={"pad": "x" * (2 * 1024 * 1024)}
+    )
+    write_lines(
+        p / "a.jsonl", [GOOD[0], "{not json", '{"type":"assistant","message":', big, GOOD[1]]
+    )
+    (p / "b.jsonl").write_bytes(
+        os.urandom(4096) + b"\n\xff\xfe\x00garbage\n" + GOOD[2].encode() + b"\n" + GOOD[3].encode()
+    )  # partial last line
     (p / "x.jsonl").mkdir()  # a directory named like a transcript
     write_lines(p / "c.jsonl", [GOOD[4]])
 
@@ -30,8 +34,10 @@ def build_bad_corpus(root: Path) -> None:
 def test_bad_lines_are_skipped_and_counted(tmp_path: Path, env: dict[str, str]) -> None:
     build_bad_corpus(tmp_path / "claude")
     missing = tmp_path / "nope"
-    r = run_tokmon(["daily", "--json", "-z", "UTC"],
-                   {**env, "CLAUDE_CONFIG_DIR": f"{tmp_path / 'claude'},{missing}"})
+    r = run_tokmon(
+        ["daily", "--json", "-z", "UTC"],
+        {**env, "CLAUDE_CONFIG_DIR": f"{tmp_path / 'claude'},{missing}"},
+    )
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     d = __import__("json").loads(r.stdout)
@@ -49,7 +55,9 @@ def test_missing_root_is_one_error(tmp_path: Path, env: dict[str, str]) -> None:
     assert r.stderr.count("\n") == 1 and "CLAUDE_CONFIG_DIR" in r.stderr and "missing" in r.stderr
 
 
-@pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "geteuid"), reason="POSIX permissions")
+@pytest.mark.skipif(
+    sys.platform == "win32" or not hasattr(os, "geteuid"), reason="POSIX permissions"
+)
 def test_unreadable_file_is_reported_and_rest_counted(tmp_path: Path, env: dict[str, str]) -> None:
     root = tmp_path / "claude"
     p = root / "projects" / "proj"
@@ -66,8 +74,9 @@ def test_unreadable_file_is_reported_and_rest_counted(tmp_path: Path, env: dict[
         cmd = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", *cmd]
     import subprocess
 
-    r = subprocess.run(cmd, env={**env, "CLAUDE_CONFIG_DIR": str(root)}, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        cmd, env={**env, "CLAUDE_CONFIG_DIR": str(root)}, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert "cannot read" in r.stderr and "secret.jsonl" in r.stderr
     assert "Traceback" not in r.stderr

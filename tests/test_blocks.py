@@ -17,8 +17,11 @@ def rec(dt: datetime, i: int = 100, o: int = 50, cost: float = 0.01) -> UsageRec
 
 
 def test_block_starts_at_utc_hour_floor_and_splits_after_five_hours() -> None:
-    rs = [rec(T0), rec(T0 + timedelta(hours=4, minutes=40)),  # 14:57:30: same block (start 10:00)
-          rec(T0 + timedelta(hours=4, minutes=43))]           # 15:00:30: > 5 h after 10:00 -> new
+    rs = [
+        rec(T0),
+        rec(T0 + timedelta(hours=4, minutes=40)),  # 14:57:30: same block (start 10:00)
+        rec(T0 + timedelta(hours=4, minutes=43)),
+    ]  # 15:00:30: > 5 h after 10:00 -> new
     bl = blocks_json(compute_blocks(rs, now=(T0 + timedelta(days=2)).timestamp()))
     assert [b["startTime"] for b in bl] == ["2026-03-01T10:00:00.000Z", "2026-03-01T15:00:00.000Z"]
     assert [b["entries"] for b in bl] == [2, 1]
@@ -39,7 +42,7 @@ def test_gap_block_between_idle_periods() -> None:
     assert [b["isGap"] for b in bl] == [False, True, False]
     gap = bl[1]
     assert gap["startTime"] == "2026-03-01T15:17:30.000Z"  # last entry + 5 h
-    assert gap["endTime"] == "2026-03-01T21:17:30.000Z"    # next entry
+    assert gap["endTime"] == "2026-03-01T21:17:30.000Z"  # next entry
     assert gap["totalTokens"] == 0 and gap["entries"] == 0
 
 
@@ -62,11 +65,17 @@ def test_active_block_burn_rate_and_projection() -> None:
 
 
 def test_max_completed_and_burn_levels() -> None:
-    rs = [rec(T0, 10, 10), rec(T0 + timedelta(hours=7), 500, 500), rec(T0 + timedelta(hours=14), 1, 1)]
+    rs = [
+        rec(T0, 10, 10),
+        rec(T0 + timedelta(hours=7), 500, 500),
+        rec(T0 + timedelta(hours=14), 1, 1),
+    ]
     now = T0 + timedelta(hours=14, minutes=1)
     bl = blocks_json(compute_blocks(rs, now=now.timestamp()))
     assert bl[-1]["isActive"]
-    assert max_completed_tokens(compute_blocks(rs, now=now.timestamp())) == 1000  # the active block does not count
+    assert (
+        max_completed_tokens(compute_blocks(rs, now=now.timestamp())) == 1000
+    )  # the active block does not count
     assert burn_level(None) == "low"
     assert burn_level(400) == "low"
     assert burn_level(501) == "medium"

@@ -112,7 +112,10 @@ def test_a_corrupt_history_is_one_clear_error(env: dict[str, str], tmp_path: Pat
     (data / "limits.sqlite").write_bytes(b"this is not a database" * 100)
     r = run_tokmon(["check"], e)
     assert r.returncode == 1
-    assert r.stderr.startswith("tokmon: error: cannot use the limit history") and "Traceback" not in r.stderr
+    assert (
+        r.stderr.startswith("tokmon: error: cannot use the limit history")
+        and "Traceback" not in r.stderr
+    )
     assert len(r.stderr.strip().splitlines()) == 1
     # the statusline still prints its line
     p = payload("sess-x", {"five_hour": (10.0, time.time() + H)})

@@ -14,15 +14,38 @@ def corpus(tmp_path: Path) -> Path:
     p1 = root / "projects" / "-home-u-alpha"
     p2 = root / "projects" / "-home-u-beta"
     d = datetime(2026, 3, 10, 23, 30, tzinfo=timezone.utc)
-    write_lines(p1 / "a.jsonl", [
-        assistant_line(d, msg_id="m1", req_id="r1", inp=100, out=10, session="A", cwd="/home/u/alpha"),
-        assistant_line(d + timedelta(days=2), msg_id="m2", req_id="r2", inp=200, out=20,
-                       session="A", cwd="/home/u/alpha", model="claude-opus-4-5-20251101"),
-    ])
-    write_lines(p2 / "b.jsonl", [
-        assistant_line(d + timedelta(days=5), msg_id="m3", req_id="r3", inp=400, out=40,
-                       session="B", cwd="/home/u/beta"),
-    ])
+    write_lines(
+        p1 / "a.jsonl",
+        [
+            assistant_line(
+                d, msg_id="m1", req_id="r1", inp=100, out=10, session="A", cwd="/home/u/alpha"
+            ),
+            assistant_line(
+                d + timedelta(days=2),
+                msg_id="m2",
+                req_id="r2",
+                inp=200,
+                out=20,
+                session="A",
+                cwd="/home/u/alpha",
+                model="claude-opus-4-5-20251101",
+            ),
+        ],
+    )
+    write_lines(
+        p2 / "b.jsonl",
+        [
+            assistant_line(
+                d + timedelta(days=5),
+                msg_id="m3",
+                req_id="r3",
+                inp=400,
+                out=40,
+                session="B",
+                cwd="/home/u/beta",
+            ),
+        ],
+    )
     return root
 
 
@@ -32,8 +55,9 @@ def test_daily_timezone_since_until_project(cli, tmp_path: Path) -> None:  # typ
     assert [r["date"] for r in utc["daily"]] == ["2026-03-10", "2026-03-12", "2026-03-15"]
     tokyo = cli("daily", "--json", "--timezone", "Asia/Tokyo", extra_env=e).json()
     assert [r["date"] for r in tokyo["daily"]] == ["2026-03-11", "2026-03-13", "2026-03-16"]
-    rng = cli("daily", "--json", "-z", "UTC", "--since", "20260311", "--until", "2026-03-14",
-              extra_env=e).json()
+    rng = cli(
+        "daily", "--json", "-z", "UTC", "--since", "20260311", "--until", "2026-03-14", extra_env=e
+    ).json()
     assert [r["date"] for r in rng["daily"]] == ["2026-03-12"]
     assert rng["totals"]["inputTokens"] == 200
     proj = cli("daily", "--json", "-z", "UTC", "--project", "beta", extra_env=e).json()
@@ -61,12 +85,29 @@ def test_tables_render_and_honour_no_color(cli, tmp_path: Path) -> None:  # type
 def test_blocks_active_recent_and_token_limit(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = corpus(tmp_path)
     now = datetime.now(timezone.utc)
-    write_lines(root / "projects" / "-home-u-beta" / "b.jsonl", [
-        assistant_line(now - timedelta(minutes=20), msg_id="n1", req_id="q1", inp=1000, out=100,
-                       session="B", cwd="/home/u/beta"),
-        assistant_line(now - timedelta(minutes=5), msg_id="n2", req_id="q2", inp=1000, out=100,
-                       session="B", cwd="/home/u/beta"),
-    ])
+    write_lines(
+        root / "projects" / "-home-u-beta" / "b.jsonl",
+        [
+            assistant_line(
+                now - timedelta(minutes=20),
+                msg_id="n1",
+                req_id="q1",
+                inp=1000,
+                out=100,
+                session="B",
+                cwd="/home/u/beta",
+            ),
+            assistant_line(
+                now - timedelta(minutes=5),
+                msg_id="n2",
+                req_id="q2",
+                inp=1000,
+                out=100,
+                session="B",
+                cwd="/home/u/beta",
+            ),
+        ],
+    )
     e = {"CLAUDE_CONFIG_DIR": str(root)}
     act = cli("blocks", "--json", "--active", "--token-limit", "1000", extra_env=e).json()["blocks"]
     assert len(act) == 1 and act[0]["isActive"] and act[0]["totalTokens"] == 2200
@@ -84,8 +125,13 @@ def test_blocks_active_recent_and_token_limit(cli, tmp_path: Path) -> None:  # t
 
 def test_user_errors_are_one_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     e = {"CLAUDE_CONFIG_DIR": str(corpus(tmp_path))}
-    for args in (["daily", "--since", "2026-13-45"], ["daily", "-z", "Mars/Olympus"],
-                 ["blocks", "--token-limit", "lots"], ["nonsense"], ["daily", "--order", "up"]):
+    for args in (
+        ["daily", "--since", "2026-13-45"],
+        ["daily", "-z", "Mars/Olympus"],
+        ["blocks", "--token-limit", "lots"],
+        ["nonsense"],
+        ["daily", "--order", "up"],
+    ):
         r = cli(*args, extra_env=e)
         assert r.code == 2, args
         assert r.err.count("\n") == 1 and r.err.startswith("tokmon: error:"), r.err
@@ -98,7 +144,9 @@ def test_config_commands(cli, tmp_path: Path, tokmon_home: Path) -> None:  # typ
     assert cli("config", "set", "token_limit", "500000").code == 0
     assert cli("config", "set", "line.warning_percent", "70").code == 0
     shown = cli("config", "show", "--json").json()
-    assert shown["values"]["token_limit"] == 500000 and shown["values"]["line.warning_percent"] == 70
+    assert (
+        shown["values"]["token_limit"] == 500000 and shown["values"]["line.warning_percent"] == 70
+    )
     assert "token_limit = 500000" in Path(path).read_text()
     bad = cli("config", "set", "token_limit", "-5")
     assert bad.code == 2 and "token_limit" in bad.err
@@ -114,5 +162,13 @@ def test_config_commands(cli, tmp_path: Path, tokmon_home: Path) -> None:  # typ
     assert cli("config", "reset", "--all").code == 0
     other = tmp_path / "other.toml"
     other.write_text('cost_mode = "display"\n')
-    assert cli("--config", str(other), "config", "show", "--json").json()["values"]["cost_mode"] == "display"
-    assert cli("config", "show", "--json", extra_env={"TOKMON_CONFIG": str(other)}).json()["values"]["cost_mode"] == "display"
+    assert (
+        cli("--config", str(other), "config", "show", "--json").json()["values"]["cost_mode"]
+        == "display"
+    )
+    assert (
+        cli("config", "show", "--json", extra_env={"TOKMON_CONFIG": str(other)}).json()["values"][
+            "cost_mode"
+        ]
+        == "display"
+    )

@@ -40,20 +40,36 @@ def test_append_partial_line_and_streaming_group(tmp_path: Path, tokmon_home: Pa
         fh.write(m2[40:] + "\n")
     assert e.refresh().new_records == 1
     assert totals(e) == (15, 104)
-    write_lines(f, [assistant_line(T0 + timedelta(seconds=5), msg_id="m3", req_id="r3", inp=7, out=3)])
+    write_lines(
+        f, [assistant_line(T0 + timedelta(seconds=5), msg_id="m3", req_id="r3", inp=7, out=3)]
+    )
     c = e.refresh()
     assert c.new_records == 1
     assert totals(e) == (22, 107)
 
 
-def test_keep_max_output_across_files_and_ties_keep_first(tmp_path: Path, tokmon_home: Path) -> None:
+def test_keep_max_output_across_files_and_ties_keep_first(
+    tmp_path: Path, tokmon_home: Path
+) -> None:
     root = tmp_path / "projects"
     a = root / "p" / "a.jsonl"
     b = root / "p" / "b.jsonl"  # a resumed copy of a's response in another file
-    write_lines(a, [assistant_line(T0, msg_id="m", req_id="r", out=5, session="A"),
-                    assistant_line(T0, msg_id="m", req_id="r", out=40, session="A")])
-    write_lines(b, [assistant_line(T0, msg_id="m", req_id="r", out=40, session="B"),
-                    assistant_line(T0, msg_id="x", req_id="y", out=1, session="B", extra={"requestId": None})])
+    write_lines(
+        a,
+        [
+            assistant_line(T0, msg_id="m", req_id="r", out=5, session="A"),
+            assistant_line(T0, msg_id="m", req_id="r", out=40, session="A"),
+        ],
+    )
+    write_lines(
+        b,
+        [
+            assistant_line(T0, msg_id="m", req_id="r", out=40, session="B"),
+            assistant_line(
+                T0, msg_id="x", req_id="y", out=1, session="B", extra={"requestId": None}
+            ),
+        ],
+    )
     e = make_engine(root, tokmon_home)
     e.refresh()
     recs = {r.key: r for r in e.records}
@@ -62,7 +78,9 @@ def test_keep_max_output_across_files_and_ties_keep_first(tmp_path: Path, tokmon
     assert len(e.records) == 2  # the requestId-less line is counted on its own
 
 
-def test_second_run_reads_only_new_bytes(tmp_path: Path, tokmon_home: Path, real_corpus: Path) -> None:
+def test_second_run_reads_only_new_bytes(
+    tmp_path: Path, tokmon_home: Path, real_corpus: Path
+) -> None:
     root = real_corpus / "projects"
     e1 = make_engine(root, tokmon_home)
     c1 = e1.refresh()
@@ -76,7 +94,9 @@ def test_second_run_reads_only_new_bytes(tmp_path: Path, tokmon_home: Path, real
 def test_truncation_replacement_and_deletion(tmp_path: Path, tokmon_home: Path) -> None:
     root = tmp_path / "projects"
     f = root / "p" / "s.jsonl"
-    write_lines(f, [assistant_line(T0, msg_id=f"m{i}", req_id=f"r{i}", inp=1, out=1) for i in range(10)])
+    write_lines(
+        f, [assistant_line(T0, msg_id=f"m{i}", req_id=f"r{i}", inp=1, out=1) for i in range(10)]
+    )
     e = make_engine(root, tokmon_home)
     e.refresh()
     assert len(e.records) == 10
@@ -106,8 +126,13 @@ def test_truncation_replacement_and_deletion(tmp_path: Path, tokmon_home: Path) 
 def test_titles_custom_beats_ai(tmp_path: Path, tokmon_home: Path) -> None:
     root = tmp_path / "projects"
     f = root / "p" / "s.jsonl"
-    write_lines(f, [assistant_line(T0, msg_id="m", req_id="r", session="S"),
-                    '{"type":"ai-title","aiTitle":"Fix the parser","sessionId":"S"}'])
+    write_lines(
+        f,
+        [
+            assistant_line(T0, msg_id="m", req_id="r", session="S"),
+            '{"type":"ai-title","aiTitle":"Fix the parser","sessionId":"S"}',
+        ],
+    )
     e = make_engine(root, tokmon_home)
     e.refresh()
     assert e.titles == {"S": "Fix the parser"}

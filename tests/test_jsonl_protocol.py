@@ -78,7 +78,8 @@ def test_concurrent_requests_matched_by_id(svc: JsonlProc) -> None:
 
 def test_metadata_response_then_notification(svc: JsonlProc) -> None:
     sid = svc.call("tokmon/sessions", {"sort": "cost", "limit": 1})["result"]["sessions"][0][
-        "sessionId"]
+        "sessionId"
+    ]
     start = len(svc.notes)
     i = svc.send("tokmon/setSessionMetadata", {"sessionId": sid, "addTags": ["jsonl"]})
     r = svc.response(i)
@@ -87,16 +88,22 @@ def test_metadata_response_then_notification(svc: JsonlProc) -> None:
     assert note["tags"] == ["jsonl"]
     raw = [json.loads(x) for x in svc.raw]
     resp_at = next(k for k, m in enumerate(raw) if m.get("id") == i)
-    note_at = next(k for k, m in enumerate(raw) if m.get("method") == "tokmon/metadataChanged"
-                   and m["params"]["sessionId"] == sid)
+    note_at = next(
+        k
+        for k, m in enumerate(raw)
+        if m.get("method") == "tokmon/metadataChanged" and m["params"]["sessionId"] == sid
+    )
     assert resp_at < note_at
 
 
 def test_execute_command_alias(svc: JsonlProc) -> None:
     sid = svc.call("tokmon/sessions", {"sort": "cost", "limit": 2})["result"]["sessions"][1][
-        "sessionId"]
-    r = svc.call("workspace/executeCommand",
-                 {"command": "tokmon.renameSession", "arguments": [sid, "via jsonl"]})
+        "sessionId"
+    ]
+    r = svc.call(
+        "workspace/executeCommand",
+        {"command": "tokmon.renameSession", "arguments": [sid, "via jsonl"]},
+    )
     assert r["result"]["name"] == "via jsonl"
 
 
@@ -124,9 +131,12 @@ def test_jsonl_mode_does_not_import_pygls() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, tokmon.service, tokmon.service_watch, tokmon.server.jsonl, "
-            "tokmon.core.watcher, "
-            "tokmon.cli.serve; print(sorted(m for m in sys.modules if m.startswith('pygls')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    code = (
+        "import sys, tokmon.service, tokmon.service_watch, tokmon.server.jsonl, "
+        "tokmon.core.watcher, "
+        "tokmon.cli.serve; print(sorted(m for m in sys.modules if m.startswith('pygls')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert out.strip() == "[]"

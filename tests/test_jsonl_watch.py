@@ -24,8 +24,9 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def _first_main(corpus: Path) -> Path:
-    return sorted(p for p in (corpus / "projects").glob("*/*.jsonl")
-                  if not p.name.startswith("agent-"))[0]
+    return sorted(
+        p for p in (corpus / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+    )[0]
 
 
 @pytest.mark.parametrize("mode", ["events", "polling-flag", "polling-env"])
@@ -38,16 +39,20 @@ def test_append_pushes_usage_changed(corpus: Path, tmp_path: Path, mode: str) ->
         path = _first_main(corpus)
         sid, cwd = session_of(path)
         append(path, usage_line(sid, cwd, inp=321, out=654))
-        note = svc.wait_note("tokmon/usageChanged", timeout=15,
-                             pred=lambda p: p["summary"]["totals"]["inputTokens"]
-                             == before["inputTokens"] + 321)
+        note = svc.wait_note(
+            "tokmon/usageChanged",
+            timeout=15,
+            pred=lambda p: p["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 321,
+        )
         assert note["changedSessions"] == [sid]
         assert note["summary"]["totals"]["outputTokens"] == before["outputTokens"] + 654
         # a second append: a second push with cumulative totals
         append(path, usage_line(sid, cwd, inp=1, out=1))
-        svc.wait_note("tokmon/usageChanged", timeout=15,
-                      pred=lambda p: p["summary"]["totals"]["inputTokens"]
-                      == before["inputTokens"] + 322)
+        svc.wait_note(
+            "tokmon/usageChanged",
+            timeout=15,
+            pred=lambda p: p["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 322,
+        )
     finally:
         assert svc.close() == 0
 

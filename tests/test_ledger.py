@@ -39,10 +39,12 @@ def test_files_are_private(real_corpus: Path, tokmon_home: Path) -> None:
     assert stat.S_IMODE(e.ledger_file.parent.stat().st_mode) == 0o700
 
 
-@pytest.mark.parametrize("content", [b"{\"version\": 3, \"files\": {", b"\x00\x01garbage",
-                                     b'{"version": 1, "records": []}'])
-def test_corrupt_or_old_ledger_is_rebuilt(real_corpus: Path, env: dict[str, str],
-                                          tokmon_home: Path, content: bytes) -> None:
+@pytest.mark.parametrize(
+    "content", [b'{"version": 3, "files": {', b"\x00\x01garbage", b'{"version": 1, "records": []}']
+)
+def test_corrupt_or_old_ledger_is_rebuilt(
+    real_corpus: Path, env: dict[str, str], tokmon_home: Path, content: bytes
+) -> None:
     e = {**env, "CLAUDE_CONFIG_DIR": str(real_corpus)}
     ok = run_tokmon(["daily", "--json"], e)
     ledger = next((tokmon_home / "data").glob("ledger-*.json"))
@@ -60,9 +62,16 @@ def test_two_processes_share_one_ledger(corpus_copy: Path, env: dict[str, str]) 
     import subprocess
 
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus_copy)}
-    procs = [subprocess.Popen([sys.executable, "-m", "tokmon", "daily", "--json"], env=e,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tokmon", "daily", "--json"],
+            env=e,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     import json

@@ -118,8 +118,9 @@ def test_real_corpus_merge_is_the_union_twice(
     assert per["alpha"]["totalTokens"] == ta["totalTokens"]
     assert per["alpha"]["totalTokens"] + per["beta"]["totalTokens"] == want["totalTokens"]
     # ledger export --machine: one machine's records only
-    code, out, err = tk(a, "ledger", "export", str(tmp_path / "only-beta.json"), "--machine",
-                        "beta", "--json")
+    code, out, err = tk(
+        a, "ledger", "export", str(tmp_path / "only-beta.json"), "--machine", "beta", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["records"] == per["beta"]["responses"]
     # --machine on the reports: each machine's own report; together the union

@@ -32,9 +32,18 @@ def test_incremental_summary_matches_recomputation(corpus_copy: Path, tmp_path: 
         # the same response streams on: a larger output replaces the first line
         [assistant_line(now_dt - timedelta(minutes=29), msg_id="a", req_id="1", inp=100, out=900)],
         # an old response (last month) and a new session
-        [assistant_line(now_dt - timedelta(days=40), msg_id="b", req_id="2", inp=7, out=7),
-         assistant_line(now_dt - timedelta(minutes=1), msg_id="c", req_id="3", inp=5, out=5,
-                        session="new-session", cwd="/work/other")],
+        [
+            assistant_line(now_dt - timedelta(days=40), msg_id="b", req_id="2", inp=7, out=7),
+            assistant_line(
+                now_dt - timedelta(minutes=1),
+                msg_id="c",
+                req_id="3",
+                inp=5,
+                out=5,
+                session="new-session",
+                cwd="/work/other",
+            ),
+        ],
     ]
     for lines in steps:
         write_lines(f, lines)
@@ -44,8 +53,9 @@ def test_incremental_summary_matches_recomputation(corpus_copy: Path, tmp_path: 
         want = fresh_summary(root, tmp_path / "fresh", now)
         for k in ("today", "week", "month", "totals", "activeBlock", "tokenLimit"):
             assert got[k] == want[k], k
-        assert [r["sessionId"] for r in got["activeSessions"]] == \
-               [r["sessionId"] for r in want["activeSessions"]]
+        assert [r["sessionId"] for r in got["activeSessions"]] == [
+            r["sessionId"] for r in want["activeSessions"]
+        ]
         assert live.records == sorted(live.records, key=lambda r: r.ts)
         assert live.blocks(now) == compute_blocks(live.records, now)
 
@@ -67,14 +77,17 @@ def test_deferred_save_persists_on_save(corpus_copy: Path, tmp_path: Path) -> No
     assert "z:9" in {r.key for r in other.records}
 
 
-def test_path_hint_with_a_new_directory_falls_back_to_a_full_scan(corpus_copy: Path,
-                                                                   tmp_path: Path) -> None:
+def test_path_hint_with_a_new_directory_falls_back_to_a_full_scan(
+    corpus_copy: Path, tmp_path: Path
+) -> None:
     root = corpus_copy / "projects"
     e = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(tmp_path / "h")}))
     e.refresh()
     d = root / "-brand-new"
-    write_lines(d / "s.jsonl", [assistant_line(datetime.now(timezone.utc), msg_id="n",
-                                               req_id="1", session="S-new")])
+    write_lines(
+        d / "s.jsonl",
+        [assistant_line(datetime.now(timezone.utc), msg_id="n", req_id="1", session="S-new")],
+    )
     assert "S-new" in e.refresh(paths=[d]).changed_sessions
     g = root / "-src-deep-manifest" / "gone.jsonl"
     write_lines(g, [assistant_line(datetime.now(timezone.utc), msg_id="g", req_id="1")])

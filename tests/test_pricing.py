@@ -34,7 +34,9 @@ def test_family_prefix_never_crosses_versions(table: PriceTable) -> None:
     # claude-opus-4 (15/75) must not price claude-opus-4-6 (5/25)
     assert table.cost(rec("claude-opus-4-6", o=1_000_000)) == pytest.approx(25)
     assert table.cost(rec("claude-opus-4-20250514", o=1_000_000)) == pytest.approx(75)
-    assert table.lookup("claude-opus-4-9") is None or table.cost(rec("claude-opus-4-9", o=1)) != 75e-6
+    assert (
+        table.lookup("claude-opus-4-9") is None or table.cost(rec("claude-opus-4-9", o=1)) != 75e-6
+    )
 
 
 def test_one_hour_cache_writes_cost_twice_input(table: PriceTable) -> None:

@@ -15,8 +15,13 @@ from conftest import run_tokmon
 def test_progress_bar_on_a_tty_and_not_in_pipes(corpus_copy: Path, env: dict[str, str]) -> None:
     e = {k: v for k, v in env.items() if k != "CI"}
     e.update(CLAUDE_CONFIG_DIR=str(corpus_copy), TOKMON_PROGRESS_AFTER="0")
-    child = pexpect.spawn(sys.executable, ["-m", "tokmon", "daily", "--json", "-z", "UTC"],
-                          env=e, encoding="utf-8", timeout=60)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "tokmon", "daily", "--json", "-z", "UTC"],
+        env=e,
+        encoding="utf-8",
+        timeout=60,
+    )
     child.expect(r"scanning transcripts \[#*\s*\]\s+\d+\.\d%")
     child.expect(pexpect.EOF)
     child.close()

@@ -8,8 +8,12 @@ from tokmon.engine import Engine
 from tokmon.paths import get_paths
 
 # From ../shared/corpus/README.md (ccusage 20.0.24 on the same files).
-REF = {"inputTokens": 61_872, "outputTokens": 237_878, "cacheCreationTokens": 2_663_638,
-       "cacheReadTokens": 41_046_263}
+REF = {
+    "inputTokens": 61_872,
+    "outputTokens": 237_878,
+    "cacheCreationTokens": 2_663_638,
+    "cacheReadTokens": 41_046_263,
+}
 REF_COST = 36.2335
 
 
@@ -60,10 +64,34 @@ def test_cli_json_is_ccusage_shaped(real_corpus: Path, cli) -> None:  # type: ig
     d = r.json()
     assert set(d) == {"daily", "totals"}
     row = d["daily"][0]
-    assert {"date", "inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens",
-            "totalTokens", "totalCost", "modelsUsed", "modelBreakdowns"} <= set(row)
+    assert {
+        "date",
+        "inputTokens",
+        "outputTokens",
+        "cacheCreationTokens",
+        "cacheReadTokens",
+        "totalTokens",
+        "totalCost",
+        "modelsUsed",
+        "modelBreakdowns",
+    } <= set(row)
     assert d["totals"]["cacheReadTokens"] == REF["cacheReadTokens"]
-    b = cli("blocks", "--json", "-z", "UTC", extra_env={"CLAUDE_CONFIG_DIR": str(real_corpus)}).json()
+    b = cli(
+        "blocks", "--json", "-z", "UTC", extra_env={"CLAUDE_CONFIG_DIR": str(real_corpus)}
+    ).json()
     blk = b["blocks"][0]
-    assert {"id", "startTime", "endTime", "actualEndTime", "isActive", "isGap", "entries",
-            "tokenCounts", "totalTokens", "costUSD", "models", "burnRate", "projection"} <= set(blk)
+    assert {
+        "id",
+        "startTime",
+        "endTime",
+        "actualEndTime",
+        "isActive",
+        "isGap",
+        "entries",
+        "tokenCounts",
+        "totalTokens",
+        "costUSD",
+        "models",
+        "burnRate",
+        "projection",
+    } <= set(blk)

@@ -24,15 +24,18 @@ def test_parallel_equals_sequential(real_corpus: Path) -> None:
     ]
 
 
-def test_engine_totals_do_not_depend_on_parallelism(real_corpus: Path, tmp_path: Path,
-                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_engine_totals_do_not_depend_on_parallelism(
+    real_corpus: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     import tokmon.scan as scan_mod
 
     out = []
     for threshold in (10**12, 0):
         monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", threshold)
-        e = Engine(roots=[real_corpus / "projects"],
-                   paths=get_paths({"TOKMON_HOME": str(tmp_path / str(threshold))}))
+        e = Engine(
+            roots=[real_corpus / "projects"],
+            paths=get_paths({"TOKMON_HOME": str(tmp_path / str(threshold))}),
+        )
         e.refresh()
         out.append(sorted((r.key, r.session_id, r.output_tokens) for r in e.records))
     assert out[0] == out[1]

@@ -42,8 +42,12 @@ def read_until_id(stream: IO[bytes], msg_id: int) -> dict[str, Any]:
             return msg
 
 
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"processId": None, "rootUri": None, "capabilities": {}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"processId": None, "rootUri": None, "capabilities": {}},
+}
 
 
 @pytest.fixture
@@ -52,9 +56,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tokmon", "serve", *args],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tokmon", "serve", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
 
 
 def test_errors_disconnect_and_clean_stdout(env: dict[str, str], tmp_path: Path) -> None:
@@ -122,11 +130,25 @@ def test_shutdown_exit_sequence(env: dict[str, str]) -> None:
     assert p.wait(15) == 0
 
 
-@pytest.mark.parametrize("addr", ["0.0.0.0:2087", "192.168.1.5:2087", "example.com:80",
-                                  "127.0.0.1:0", "127.0.0.1:99999", "nonsense"])
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "0.0.0.0:2087",
+        "192.168.1.5:2087",
+        "example.com:80",
+        "127.0.0.1:0",
+        "127.0.0.1:99999",
+        "nonsense",
+    ],
+)
 def test_tcp_refuses_non_loopback_and_bad_addresses(env: dict[str, str], addr: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "tokmon", "serve", "--tcp", addr], env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "tokmon", "serve", "--tcp", addr],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
@@ -142,9 +164,12 @@ def _free_port() -> int:
 def test_tcp_loopback_serves_lsp(env: dict[str, str]) -> None:
     port = _free_port()
     token = "t" * 32  # the per-launch secret (else generated and written to the state dir)
-    p = subprocess.Popen([sys.executable, "-m", "tokmon", "serve", "--tcp", f"localhost:{port}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env={**env, "TOKMON_SERVE_TOKEN": token})
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tokmon", "serve", "--tcp", f"localhost:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**env, "TOKMON_SERVE_TOKEN": token},
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -23,31 +23,83 @@ KEYS = {
     "tokmon/version": [],
     "tokmon/summary": ["workspaceFolder"],
     "tokmon/refresh": ["workspaceFolder"],
-    "tokmon/sessions": ["project", "tag", "since", "until", "sort", "order", "limit",
-                        "workspaceFolder"],
+    "tokmon/sessions": [
+        "project",
+        "tag",
+        "since",
+        "until",
+        "sort",
+        "order",
+        "limit",
+        "workspaceFolder",
+    ],
     "tokmon/session": ["sessionId"],
     "tokmon/blocks": ["active", "recent", "tokenLimit"],
     "tokmon/daily": ["since", "until", "timezone"],
     "tokmon/series": ["period", "by", "since", "until", "timezone", "limit"],
     "tokmon/official": [],
-    "tokmon/setSessionMetadata": ["sessionId", "name", "tags", "addTags", "removeTags",
-                                  "description"],
+    "tokmon/setSessionMetadata": [
+        "sessionId",
+        "name",
+        "tags",
+        "addTags",
+        "removeTags",
+        "description",
+    ],
     "workspace/executeCommand": ["command", "arguments"],
     "tokmon/limits": [],
 }
 assert set(KEYS) == set(METHODS), "fuzz every method"
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**53), 2**53),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=60),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=60),
 )
-json_values = st.recursive(scalars, lambda c: st.one_of(
-    st.lists(c, max_size=4), st.dictionaries(st.text(max_size=10), c, max_size=4)), max_leaves=12)
+json_values = st.recursive(
+    scalars,
+    lambda c: st.one_of(
+        st.lists(c, max_size=4), st.dictionaries(st.text(max_size=10), c, max_size=4)
+    ),
+    max_leaves=12,
+)
 plausible = st.one_of(
-    st.sampled_from(["2025-11-29", "20251129", "2026-02-30", "", "lastActivity", "cost", "name",
-                     "tokens", "asc", "desc", "max", "UTC", "Europe/Berlin", "a", "e", "1", "/",
-                     "file:///src", "file://", "tokmon.tagSession", "tokmon.renameSession",
-                     "tokmon.describeSession", "Mars/Olympus", "day", "week", "model", "project", "../..", "\x00", "é" * 50]),
+    st.sampled_from(
+        [
+            "2025-11-29",
+            "20251129",
+            "2026-02-30",
+            "",
+            "lastActivity",
+            "cost",
+            "name",
+            "tokens",
+            "asc",
+            "desc",
+            "max",
+            "UTC",
+            "Europe/Berlin",
+            "a",
+            "e",
+            "1",
+            "/",
+            "file:///src",
+            "file://",
+            "tokmon.tagSession",
+            "tokmon.renameSession",
+            "tokmon.describeSession",
+            "Mars/Olympus",
+            "day",
+            "week",
+            "model",
+            "project",
+            "../..",
+            "\x00",
+            "é" * 50,
+        ]
+    ),
     st.lists(st.sampled_from(["infra", "Bad Tag!", "", "x" * 50, "ok-tag"]), max_size=3),
     st.integers(-3, 5),
 )
@@ -76,8 +128,11 @@ def _check(resp: dict[str, Any]) -> None:
         assert "result" in resp
 
 
-FUZZ = settings(max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +197,12 @@ async def _lsp_command(client: Any, params: Any) -> dict[str, Any]:
     command = p.get("command") if isinstance(p.get("command"), str) else "tokmon.tagSession"
     args = p.get("arguments") if isinstance(p.get("arguments"), list) else None
     try:
-        res = await asyncio.wait_for(client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command=command, arguments=args)), 20)
+        res = await asyncio.wait_for(
+            client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command=command, arguments=args)
+            ),
+            20,
+        )
         return {"result": res}
     except JsonRpcException as exc:
         return {"error": {"code": exc.code, "message": exc.message}}

@@ -38,16 +38,27 @@ def _store_file(home) -> dict:
 async def test_set_metadata_then_notification(client, sids, home) -> None:
     sid = sids[0]
     start = len(client.notes["tokmon/metadataChanged"])
-    row = await request(client, "tokmon/setSessionMetadata",
-                        {"sessionId": sid[:10], "name": "Big Refactor", "tags": ["Infra", "q3"],
-                         "description": "the expensive one"})
+    row = await request(
+        client,
+        "tokmon/setSessionMetadata",
+        {
+            "sessionId": sid[:10],
+            "name": "Big Refactor",
+            "tags": ["Infra", "q3"],
+            "description": "the expensive one",
+        },
+    )
     assert row["sessionId"] == sid and row["name"] == "Big Refactor"
     assert row["tags"] == ["infra", "q3"] and row["description"] == "the expensive one"
     assert row["totalCost"] > 0  # a full SessionRow comes back
-    note = await wait_note(client, "tokmon/metadataChanged", start=start,
-                           pred=lambda p: p["sessionId"] == sid)
+    note = await wait_note(
+        client, "tokmon/metadataChanged", start=start, pred=lambda p: p["sessionId"] == sid
+    )
     assert {k: note[k] for k in ("name", "tags", "description")} == {
-        "name": "Big Refactor", "tags": ["infra", "q3"], "description": "the expensive one"}
+        "name": "Big Refactor",
+        "tags": ["infra", "q3"],
+        "description": "the expensive one",
+    }
     # persisted in the shared store file (the same one the CLI uses)
     docs = _store_file(home)["sessions"].values()
     assert any(d["sessionId"] == sid and d["name"] == "Big Refactor" for d in docs)
@@ -55,26 +66,35 @@ async def test_set_metadata_then_notification(client, sids, home) -> None:
     tagged = (await request(client, "tokmon/sessions", {"tag": "INFRA"}))["sessions"]
     assert [r["sessionId"] for r in tagged] == [sid]
     # add/remove, then clear with null
-    row = await request(client, "tokmon/setSessionMetadata",
-                        {"sessionId": sid, "addTags": ["x"], "removeTags": ["q3"],
-                         "description": None})
+    row = await request(
+        client,
+        "tokmon/setSessionMetadata",
+        {"sessionId": sid, "addTags": ["x"], "removeTags": ["q3"], "description": None},
+    )
     assert row["tags"] == ["infra", "x"] and row["description"] is None
 
 
 async def test_execute_command_aliases(client, sids) -> None:
     sid = sids[1]
     start = len(client.notes["tokmon/metadataChanged"])
-    res = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="tokmon.tagSession", arguments=[sid, "alpha", "beta"]))
+    res = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="tokmon.tagSession", arguments=[sid, "alpha", "beta"])
+    )
     assert res["tags"] == ["alpha", "beta"]
-    res = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="tokmon.describeSession", arguments=[sid, "notes here"]))
+    res = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="tokmon.describeSession", arguments=[sid, "notes here"])
+    )
     assert res["description"] == "notes here"
-    res = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="tokmon.renameSession", arguments=[sid, "second"]))
+    res = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="tokmon.renameSession", arguments=[sid, "second"])
+    )
     assert res["name"] == "second" and res["tags"] == ["alpha", "beta"]
-    await wait_note(client, "tokmon/metadataChanged", start=start,
-                    pred=lambda p: p["sessionId"] == sid and p["name"] == "second")
+    await wait_note(
+        client,
+        "tokmon/metadataChanged",
+        start=start,
+        pred=lambda p: p["sessionId"] == sid and p["name"] == "second",
+    )
     detail = await request(client, "tokmon/session", {"sessionId": sid})
     assert (detail["name"], detail["description"]) == ("second", "notes here")
 
@@ -94,12 +114,14 @@ async def test_rejections_are_invalid_params(client, sids) -> None:
         assert exc.value.code == -32602, params
         assert needle in exc.value.message, (needle, exc.value.message)
     with pytest.raises(JsonRpcException) as exc:
-        await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="tokmon.renameSession", arguments=[sids[0]]))
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="tokmon.renameSession", arguments=[sids[0]])
+        )
     assert exc.value.code == -32602
     with pytest.raises(JsonRpcException) as exc:
-        await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="tokmon.noSuchCommand", arguments=[]))
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="tokmon.noSuchCommand", arguments=[])
+        )
     assert exc.value.code == -32602
 
 
@@ -111,11 +133,18 @@ async def test_external_store_write_is_pushed(client, sids, home) -> None:
     sid = sids[3]
     start = len(client.notes["tokmon/metadataChanged"])
     env = server_env(home, corpus_path())
-    code = ("from tokmon.metadata.store import MetadataStore;"
-            f"MetadataStore().update({sid!r}, name='from-the-cli', add_tags=['ext'])")
+    code = (
+        "from tokmon.metadata.store import MetadataStore;"
+        f"MetadataStore().update({sid!r}, name='from-the-cli', add_tags=['ext'])"
+    )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
-    note = await wait_note(client, "tokmon/metadataChanged", start=start, timeout=10,
-                           pred=lambda p: p["sessionId"] == sid)
+    note = await wait_note(
+        client,
+        "tokmon/metadataChanged",
+        start=start,
+        timeout=10,
+        pred=lambda p: p["sessionId"] == sid,
+    )
     assert note["name"] == "from-the-cli" and note["tags"] == ["ext"]
 
 
@@ -126,16 +155,27 @@ async def test_refs_resolve_by_name_like_the_cli(client, sids, home) -> None:
 
     sid = sids[4]
     env = server_env(home, corpus_path())
-    r = subprocess.run([sys.executable, "-m", "tokmon", "session", "name", sid, "Named In CLI"],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "name", sid, "Named In CLI"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     detail = await request(client, "tokmon/session", {"sessionId": "named in cli"})
     assert detail["sessionId"] == sid and detail["nameSource"] == "user"
-    row = await request(client, "tokmon/setSessionMetadata",
-                        {"sessionId": "NAMED IN CLI", "description": "found by name"})
+    row = await request(
+        client,
+        "tokmon/setSessionMetadata",
+        {"sessionId": "NAMED IN CLI", "description": "found by name"},
+    )
     assert row["sessionId"] == sid and row["description"] == "found by name"
-    res = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="tokmon.tagSession", arguments=["Named in CLI", "by-name"]))
+    res = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="tokmon.tagSession", arguments=["Named in CLI", "by-name"]
+        )
+    )
     assert res["sessionId"] == sid and "by-name" in res["tags"]
     with pytest.raises(JsonRpcException) as exc:
         await request(client, "tokmon/session", {"sessionId": "named in"})

@@ -33,8 +33,10 @@ async def client(tmp_path_factory: pytest.TempPathFactory):
 async def test_version(client) -> None:
     import tokmon
 
-    assert await request(client, "tokmon/version", {}) == {"version": tokmon.__version__,
-                                                          "protocol": 1}
+    assert await request(client, "tokmon/version", {}) == {
+        "version": tokmon.__version__,
+        "protocol": 1,
+    }
 
 
 async def test_summary_totals_match_reference(client) -> None:
@@ -43,8 +45,18 @@ async def test_summary_totals_match_reference(client) -> None:
         assert s["totals"][k] == v, k
     assert s["totals"]["totalTokens"] == sum(REF_TOTALS.values())
     assert s["totals"]["totalCost"] == pytest.approx(REF_COST, abs=0.01)
-    for key in ("generatedAt", "today", "week", "month", "activeBlock", "tokenLimit",
-                "official", "activeSessions", "workspaceSession", "workspaceProject"):
+    for key in (
+        "generatedAt",
+        "today",
+        "week",
+        "month",
+        "activeBlock",
+        "tokenLimit",
+        "official",
+        "activeSessions",
+        "workspaceSession",
+        "workspaceProject",
+    ):
         assert key in s
     # the corpus is old: nothing is active now
     assert s["activeBlock"] is None and s["workspaceSession"] is None
@@ -56,7 +68,7 @@ async def test_workspace_folder_maps_to_project(client) -> None:
     assert s["workspaceProject"] is not None and s["workspaceProject"].startswith("/src/")
     s2 = await request(client, "tokmon/summary", {"workspaceFolder": "/nowhere/at/all"})
     assert s2["workspaceProject"] is None
-    rows = (await request(client, "tokmon/sessions", {"workspaceFolder": "file:///src"}))
+    rows = await request(client, "tokmon/sessions", {"workspaceFolder": "file:///src"})
     assert rows["sessions"] and all(r["projectPath"].startswith("/src/") for r in rows["sessions"])
     assert rows["workspaceProject"] == s["workspaceProject"]
     assert rows["workspaceProject"] == rows["sessions"][0]["projectPath"]  # most recent first
@@ -90,14 +102,17 @@ async def test_sessions_sort_limit_and_filters(client) -> None:
     # project filter: by name and by path give the same sessions
     proj = everything[0]["projectPath"]
     by_path = (await request(client, "tokmon/sessions", {"project": proj}))["sessions"]
-    assert by_path and all(r["projectPath"] == proj or r["projectPath"].startswith(proj + "/")
-                           for r in by_path)
-    by_name = (await request(client, "tokmon/sessions",
-                             {"project": everything[0]["projectName"]}))["sessions"]
+    assert by_path and all(
+        r["projectPath"] == proj or r["projectPath"].startswith(proj + "/") for r in by_path
+    )
+    by_name = (await request(client, "tokmon/sessions", {"project": everything[0]["projectName"]}))[
+        "sessions"
+    ]
     name = everything[0]["projectName"]
     assert by_name and all(r["projectName"] == name for r in by_name)
     assert {r["sessionId"] for r in everything if r["projectName"] == name} == {
-        r["sessionId"] for r in by_name}
+        r["sessionId"] for r in by_name
+    }
     # date filter: only usage on that day counts
     day = everything[0]["lastActivity"][:10]
     on_day = (await request(client, "tokmon/sessions", {"since": day, "until": day}))["sessions"]
@@ -114,9 +129,9 @@ async def test_session_detail(client) -> None:
     assert sum(m["totalTokens"] for m in d["models"]) == row["totalTokens"]
     assert sum(m["cost"] for m in d["models"]) == pytest.approx(row["totalCost"])
     for m in d["models"]:
-        assert m["totalTokens"] == sum(m[k] for k in
-                                       ("inputTokens", "outputTokens", "cacheCreationTokens",
-                                        "cacheReadTokens"))
+        assert m["totalTokens"] == sum(
+            m[k] for k in ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+        )
     assert sum(h["totalTokens"] for h in d["timeline"]) == row["totalTokens"]
     hours = [h["hour"] for h in d["timeline"]]
     assert hours == sorted(hours) and all(h.endswith(":00:00.000Z") for h in hours)
@@ -174,10 +189,12 @@ async def test_refresh_returns_summary(client) -> None:
 
 
 async def test_stdout_clean_and_server_alive_after_errors(client) -> None:
-    for method, params in [("tokmon/sessions", {"limit": -1}), ("tokmon/daily", {"since": "x"}),
-                           ("tokmon/blocks", {"tokenLimit": "lots"})]:
+    for method, params in [
+        ("tokmon/sessions", {"limit": -1}),
+        ("tokmon/daily", {"since": "x"}),
+        ("tokmon/blocks", {"tokenLimit": "lots"}),
+    ]:
         with pytest.raises(JsonRpcException) as exc:
             await request(client, method, params)
         assert exc.value.code == -32602 and exc.value.message
     assert (await request(client, "tokmon/version"))["protocol"] == 1
-

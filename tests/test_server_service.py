@@ -56,9 +56,16 @@ def test_methods_in_process(service: Service) -> None:
     with pytest.raises(InvalidParams, match="unknown param"):
         service.call("tokmon/version", {"x": 1})
     assert service.call("tokmon/summary", [])[0]["totals"] == s["totals"]  # [] means no params
-    assert {m for m in METHODS} >= {"tokmon/summary", "tokmon/sessions", "tokmon/session",
-                                    "tokmon/blocks", "tokmon/daily", "tokmon/refresh",
-                                    "tokmon/setSessionMetadata", "tokmon/version"}
+    assert {m for m in METHODS} >= {
+        "tokmon/summary",
+        "tokmon/sessions",
+        "tokmon/session",
+        "tokmon/blocks",
+        "tokmon/daily",
+        "tokmon/refresh",
+        "tokmon/setSessionMetadata",
+        "tokmon/version",
+    }
 
 
 def test_watch_roots_include_missing_and_metadata_dir(service: Service) -> None:
@@ -74,7 +81,16 @@ def test_external_metadata_diff(service: Service) -> None:
     assert service.check_metadata() == []
     MetadataStore(path=service.metadata_path).update(sid, description="outside")
     notes = service.on_files_changed({service.metadata_path})
-    assert notes == [("tokmon/metadataChanged",
-                      {"sessionId": sid, "name": notes[0][1]["name"], "tags": [],
-                       "description": "outside", "nameSource": notes[0][1]["nameSource"]})]
+    assert notes == [
+        (
+            "tokmon/metadataChanged",
+            {
+                "sessionId": sid,
+                "name": notes[0][1]["name"],
+                "tags": [],
+                "description": "outside",
+                "nameSource": notes[0][1]["nameSource"],
+            },
+        )
+    ]
     assert service.check_metadata() == []  # nothing new since

@@ -27,8 +27,12 @@ from pytest_lsp.client import register_lsp_features
 REPO = Path(__file__).resolve().parent.parent
 
 # Reference figures of the shared corpus (ccusage@20.0.24 output, /work/shared/corpus/README.md)
-REF_TOTALS = {"inputTokens": 61_872, "outputTokens": 237_878,
-              "cacheCreationTokens": 2_663_638, "cacheReadTokens": 41_046_263}
+REF_TOTALS = {
+    "inputTokens": 61_872,
+    "outputTokens": 237_878,
+    "cacheCreationTokens": 2_663_638,
+    "cacheReadTokens": 41_046_263,
+}
 REF_COST = 36.2335
 REF_SESSIONS = 46
 REF_BLOCKS = 32
@@ -46,8 +50,15 @@ def server_env(home: Path, claude_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     fake_home = home / "home"
     fake_home.mkdir(parents=True, exist_ok=True)
-    env.update({"TOKMON_HOME": str(home / "tokmon"), "CLAUDE_CONFIG_DIR": str(claude_dir),
-                "HOME": str(fake_home), "TZ": "UTC", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "TOKMON_HOME": str(home / "tokmon"),
+            "CLAUDE_CONFIG_DIR": str(claude_dir),
+            "HOME": str(fake_home),
+            "TZ": "UTC",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -75,17 +86,27 @@ def make_client() -> TokmonClient:
     return client
 
 
-async def start_lsp(env: dict[str, str], *, workspace: str | None = None, progress: bool = True,
-                    args: tuple[str, ...] = ()) -> TokmonClient:
+async def start_lsp(
+    env: dict[str, str],
+    *,
+    workspace: str | None = None,
+    progress: bool = True,
+    args: tuple[str, ...] = (),
+) -> TokmonClient:
     """Spawn ``python -m tokmon serve`` and run the LSP handshake."""
-    cfg = ClientServerConfig(server_command=[sys.executable, "-m", "tokmon", "serve", *args],
-                             server_env=env, client_factory=make_client)
+    cfg = ClientServerConfig(
+        server_command=[sys.executable, "-m", "tokmon", "serve", *args],
+        server_env=env,
+        client_factory=make_client,
+    )
     client = await cfg.start()
     caps = types.ClientCapabilities(
-        window=types.WindowClientCapabilities(work_done_progress=progress))
+        window=types.WindowClientCapabilities(work_done_progress=progress)
+    )
     folders = [types.WorkspaceFolder(uri=workspace, name="ws")] if workspace else None
-    await client.initialize_session(types.InitializeParams(capabilities=caps,
-                                                           workspace_folders=folders))
+    await client.initialize_session(
+        types.InitializeParams(capabilities=caps, workspace_folders=folders)
+    )
     return client  # type: ignore[return-value]
 
 
@@ -94,14 +115,19 @@ async def stop_lsp(client: LanguageClient) -> None:
     await client.stop()
 
 
-async def request(client: LanguageClient, method: str, params: Any = None,
-                  timeout: float = 30) -> Any:
+async def request(
+    client: LanguageClient, method: str, params: Any = None, timeout: float = 30
+) -> Any:
     return await asyncio.wait_for(client.protocol.send_request_async(method, params), timeout)
 
 
-async def wait_note(client: TokmonClient, method: str,
-                    pred: Callable[[dict[str, Any]], bool] = lambda p: True,
-                    timeout: float = 10, start: int = 0) -> dict[str, Any]:
+async def wait_note(
+    client: TokmonClient,
+    method: str,
+    pred: Callable[[dict[str, Any]], bool] = lambda p: True,
+    timeout: float = 10,
+    start: int = 0,
+) -> dict[str, Any]:
     """The first notification ``method`` (from index ``start``) matching ``pred``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -109,12 +135,15 @@ async def wait_note(client: TokmonClient, method: str,
             if pred(p):
                 return p
         if time.monotonic() > deadline:
-            raise AssertionError(f"no {method} notification matching within {timeout}s; "
-                                 f"got {client.notes[method][start:]!r}"[:2000])
+            raise AssertionError(
+                f"no {method} notification matching within {timeout}s; "
+                f"got {client.notes[method][start:]!r}"[:2000]
+            )
         await asyncio.sleep(0.01)
 
 
 # -- transcripts ---------------------------------------------------------------------------
+
 
 def session_of(path: Path) -> tuple[str, str]:
     """(sessionId, cwd) of the first line carrying both in a transcript."""
@@ -132,8 +161,15 @@ def session_of(path: Path) -> tuple[str, str]:
 _seq = itertools.count()
 
 
-def usage_line(session: str, cwd: str, *, inp: int, out: int, ts: float | None = None,
-               model: str = "claude-sonnet-4-5-20250929") -> str:
+def usage_line(
+    session: str,
+    cwd: str,
+    *,
+    inp: int,
+    out: int,
+    ts: float | None = None,
+    model: str = "claude-sonnet-4-5-20250929",
+) -> str:
     """One Claude Code assistant line with a fresh message/request id."""
     from datetime import datetime, timezone
 
@@ -141,13 +177,29 @@ def usage_line(session: str, cwd: str, *, inp: int, out: int, ts: float | None =
     dt = datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc)
     stamp = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
     obj = {
-        "parentUuid": None, "isSidechain": False, "userType": "external", "cwd": cwd,
-        "sessionId": session, "version": "2.1.7", "type": "assistant", "uuid": f"u-{n}",
-        "timestamp": stamp, "requestId": f"req_test{n}",
-        "message": {"id": f"msg_test{n}", "type": "message", "role": "assistant", "model": model,
-                    "content": [{"type": "text", "text": "ok"}],
-                    "usage": {"input_tokens": inp, "cache_creation_input_tokens": 0,
-                              "cache_read_input_tokens": 0, "output_tokens": out}},
+        "parentUuid": None,
+        "isSidechain": False,
+        "userType": "external",
+        "cwd": cwd,
+        "sessionId": session,
+        "version": "2.1.7",
+        "type": "assistant",
+        "uuid": f"u-{n}",
+        "timestamp": stamp,
+        "requestId": f"req_test{n}",
+        "message": {
+            "id": f"msg_test{n}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": "ok"}],
+            "usage": {
+                "input_tokens": inp,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": out,
+            },
+        },
     }
     return json.dumps(obj, separators=(",", ":")) + "\n"
 
@@ -163,13 +215,17 @@ def append(path: Path, text: str) -> float:
 
 # -- JSON lines ----------------------------------------------------------------------------
 
+
 class JsonlProc:
     """``python -m tokmon serve --jsonl`` as a subprocess with a line reader thread."""
 
     def __init__(self, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tokmon", "serve", "--jsonl", *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         self.lines: queue.Queue[Any] = queue.Queue()
         self.raw: list[bytes] = []
@@ -225,7 +281,8 @@ class JsonlProc:
                 if left <= 0 or self.proc.poll() is not None and not cond():
                     raise AssertionError(
                         f"timed out waiting for {what} (exit={self.proc.poll()}, "
-                        f"stderr={self.stderr.decode(errors='replace')[-1500:]})")
+                        f"stderr={self.stderr.decode(errors='replace')[-1500:]})"
+                    )
                 self._cond.wait(min(left, 0.05))
 
     def response(self, msg_id: Any, timeout: float = 30) -> dict[str, Any]:
@@ -234,8 +291,13 @@ class JsonlProc:
     def call(self, method: str, params: Any = None, timeout: float = 30) -> dict[str, Any]:
         return self.response(self.send(method, params), timeout)
 
-    def wait_note(self, method: str, pred: Callable[[dict[str, Any]], bool] = lambda p: True,
-                  timeout: float = 10, start: int = 0) -> dict[str, Any]:
+    def wait_note(
+        self,
+        method: str,
+        pred: Callable[[dict[str, Any]], bool] = lambda p: True,
+        timeout: float = 10,
+        start: int = 0,
+    ) -> dict[str, Any]:
         def find() -> Any:
             for n in self.notes[start:]:
                 if n["method"] == method and pred(n["params"]):

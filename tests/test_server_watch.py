@@ -32,8 +32,9 @@ SONNET_IN, SONNET_OUT = 3e-6, 15e-6
 
 
 def _main_transcripts(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "projects").glob("*/*.jsonl")
-                  if not p.name.startswith("agent-"))
+    return sorted(
+        p for p in (root / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,8 @@ async def client(corpus: Path, target, tmp_path_factory: pytest.TempPathFactory)
     c = await start_lsp(server_env(home, corpus), workspace=Path(cwd).as_uri())
     await request(c, "tokmon/version")  # the first scan is done once requests answer
     assert (await request(c, "tokmon/summary"))["totals"]["inputTokens"] == REF_TOTALS[
-        "inputTokens"]
+        "inputTokens"
+    ]
     yield c
     await stop_lsp(c)
 
@@ -71,15 +73,19 @@ async def test_append_pushes_usage_changed_with_new_totals(client, target) -> No
     before = await _totals(client)
     start = len(client.notes["tokmon/usageChanged"])
     append(path, usage_line(sid, cwd, inp=1000, out=2000))
-    note = await wait_note(client, "tokmon/usageChanged", start=start,
-                           pred=lambda p: p["summary"]["totals"]["inputTokens"]
-                           == before["inputTokens"] + 1000)
+    note = await wait_note(
+        client,
+        "tokmon/usageChanged",
+        start=start,
+        pred=lambda p: p["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 1000,
+    )
     assert note["changedSessions"] == [sid]
     t = note["summary"]["totals"]
     assert t["outputTokens"] == before["outputTokens"] + 2000
     assert t["cacheReadTokens"] == before["cacheReadTokens"]
-    assert t["totalCost"] == pytest.approx(before["totalCost"] + 1000 * SONNET_IN
-                                           + 2000 * SONNET_OUT, abs=1e-6)
+    assert t["totalCost"] == pytest.approx(
+        before["totalCost"] + 1000 * SONNET_IN + 2000 * SONNET_OUT, abs=1e-6
+    )
     today = note["summary"]["today"]
     assert today["inputTokens"] >= 1000 and today["outputTokens"] >= 2000
     # the session is active now and belongs to the workspace folder
@@ -99,9 +105,12 @@ async def test_partial_line_counts_once_complete(client, target) -> None:
     await request(client, "tokmon/refresh", {})
     assert (await _totals(client))["inputTokens"] == before["inputTokens"]  # not counted yet
     append(path, line[40:])
-    note = await wait_note(client, "tokmon/usageChanged", start=start,
-                           pred=lambda p: p["summary"]["totals"]["inputTokens"]
-                           == before["inputTokens"] + 7)
+    note = await wait_note(
+        client,
+        "tokmon/usageChanged",
+        start=start,
+        pred=lambda p: p["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 7,
+    )
     assert note["summary"]["totals"]["outputTokens"] == before["outputTokens"] + 11
 
 
@@ -112,8 +121,9 @@ async def test_new_project_dir_and_file(client, corpus: Path) -> None:
     proj = corpus / "projects" / "-tmp-brand-new-project"
     proj.mkdir()
     append(proj / f"{sid}.jsonl", usage_line(sid, "/tmp/brand/new-project", inp=5, out=6))
-    note = await wait_note(client, "tokmon/usageChanged", start=start,
-                           pred=lambda p: sid in p["changedSessions"])
+    note = await wait_note(
+        client, "tokmon/usageChanged", start=start, pred=lambda p: sid in p["changedSessions"]
+    )
     assert note["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 5
     rows = (await request(client, "tokmon/sessions", {"project": "new-project"}))["sessions"]
     assert [r["sessionId"] for r in rows] == [sid]
@@ -131,9 +141,12 @@ async def test_truncation_then_append(client, corpus: Path) -> None:
     # history survives a truncated transcript (the ledger keeps counted usage)
     assert (await _totals(client))["inputTokens"] == before["inputTokens"]
     append(path, usage_line(sid, cwd, inp=3, out=4))
-    note = await wait_note(client, "tokmon/usageChanged", start=start,
-                           pred=lambda p: p["summary"]["totals"]["inputTokens"]
-                           == before["inputTokens"] + 3)
+    note = await wait_note(
+        client,
+        "tokmon/usageChanged",
+        start=start,
+        pred=lambda p: p["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 3,
+    )
     assert sid in note["changedSessions"]
 
 

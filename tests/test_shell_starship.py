@@ -24,7 +24,9 @@ def starship_bin() -> str | None:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("starship")
-    env, project = project_env(tmp, "[line]\nwarning_percent = 3\ncritical_percent = 5\n")  # 9 %: critical
+    env, project = project_env(
+        tmp, "[line]\nwarning_percent = 3\ncritical_percent = 5\n"
+    )  # 9 %: critical
     config = tmp / "starship.toml"
     config.write_text('format = "${custom.tokmon}"\nadd_newline = false\n\n'
                       + SNIPPET.read_text(encoding="utf-8"), encoding="utf-8")  # fmt: skip

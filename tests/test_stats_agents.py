@@ -26,8 +26,12 @@ def test_stats_shows_every_agent_with_data(env: dict[str, str], tmp_path: Path) 
     src = _agents()
     for name in ("codex", "amp"):
         shutil.copytree(src / name, tmp_path / name)
-    e = {**env, "CODEX_HOME": str(tmp_path / "codex"), "AMP_DATA_DIR": str(tmp_path / "amp"),
-         "CLAUDE_CONFIG_DIR": str(tmp_path / "no-claude")}
+    e = {
+        **env,
+        "CODEX_HOME": str(tmp_path / "codex"),
+        "AMP_DATA_DIR": str(tmp_path / "amp"),
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "no-claude"),
+    }
     (tmp_path / "no-claude" / "projects").mkdir(parents=True)
     table = run_tokmon(["stats"], e)
     assert table.returncode == 0, table.stderr

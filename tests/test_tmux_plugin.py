@@ -34,8 +34,9 @@ class Tmux:
         rows = self.run(self.outer, *args).rstrip("\n").splitlines()
         return rows[-1] if rows else ""
 
-    def until(self, needle: str, escapes: bool = False, timeout: float = 20.0,
-              also: tuple[str, ...] = ()) -> str:
+    def until(
+        self, needle: str, escapes: bool = False, timeout: float = 20.0, also: tuple[str, ...] = ()
+    ) -> str:
         """Wait until the status line contains ``needle`` (and every one of ``also``: tmux runs
         each #() job on its own schedule, so one segment may show before another); return it."""
 

@@ -14,8 +14,10 @@ NOW = 1_760_000_000.0  # fixed clock for every test
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ts, timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -29,8 +31,15 @@ class Rec:
         self.cost = cost
 
 
-def row(sid: str, total: int, *, title: str | None = None, project: str = "proj", cost=1.0,
-        last: float = NOW - 60) -> dict:
+def row(
+    sid: str,
+    total: int,
+    *,
+    title: str | None = None,
+    project: str = "proj",
+    cost=1.0,
+    last: float = NOW - 60,
+) -> dict:
     return {
         "sessionId": sid,
         "projectPath": f"/home/u/{project}",
@@ -50,11 +59,23 @@ def row(sid: str, total: int, *, title: str | None = None, project: str = "proj"
     }
 
 
-def summary(rows: list[dict], *, totals: int = 10_000, block: dict | None = None,
-            limit: int | None = None, official: dict | None = None) -> dict:
+def summary(
+    rows: list[dict],
+    *,
+    totals: int = 10_000,
+    block: dict | None = None,
+    limit: int | None = None,
+    official: dict | None = None,
+) -> dict:
     return {
-        "today": {"inputTokens": 1, "outputTokens": 2, "cacheCreationTokens": 3,
-                  "cacheReadTokens": 4, "totalTokens": 10, "totalCost": 0.5},
+        "today": {
+            "inputTokens": 1,
+            "outputTokens": 2,
+            "cacheCreationTokens": 3,
+            "cacheReadTokens": 4,
+            "totalTokens": 10,
+            "totalCost": 0.5,
+        },
         "week": {"totalTokens": 70, "totalCost": 3.5},
         "totals": {"totalTokens": totals, "totalCost": totals / 1000},
         "activeBlock": block,
@@ -77,9 +98,18 @@ def test_the_view_model_imports_no_ui_library():
 
 @pytest.mark.parametrize(
     "n, text",
-    [(None, "-"), (0, "0"), (950, "950"), (999.6, "1.00k"), (12_345, "12.3k"),
-     (999_999, "1.00M"), (4_560_000, "4.56M"), (123_400_000, "123M"), (1.2e9, "1.20B"),
-     (-2500, "-2.50k")],
+    [
+        (None, "-"),
+        (0, "0"),
+        (950, "950"),
+        (999.6, "1.00k"),
+        (12_345, "12.3k"),
+        (999_999, "1.00M"),
+        (4_560_000, "4.56M"),
+        (123_400_000, "123M"),
+        (1.2e9, "1.20B"),
+        (-2500, "-2.50k"),
+    ],
 )
 def test_fmt_tokens(n, text):
     assert m.fmt_tokens(n) == text
@@ -136,12 +166,19 @@ def _block(start: float, total: int, **extra) -> dict:
     b = {
         "startTime": iso(start),
         "endTime": iso(start + 5 * 3600),
-        "tokenCounts": {"inputTokens": 1000, "outputTokens": 4000,
-                        "cacheCreationInputTokens": 45_000, "cacheReadInputTokens": total - 50_000},
+        "tokenCounts": {
+            "inputTokens": 1000,
+            "outputTokens": 4000,
+            "cacheCreationInputTokens": 45_000,
+            "cacheReadInputTokens": total - 50_000,
+        },
         "totalTokens": total,
         "costUSD": 1.25,
-        "burnRate": {"tokensPerMinute": 2000.0, "tokensPerMinuteForIndicator": 600.0,
-                     "costPerHour": 0.9},
+        "burnRate": {
+            "tokensPerMinute": 2000.0,
+            "tokensPerMinuteForIndicator": 600.0,
+            "costPerHour": 0.9,
+        },
         "projection": {"totalTokens": 900_000, "totalCost": 4.0, "remainingMinutes": 240},
         "models": ["claude-sonnet-4-5", "<synthetic>"],
         "burnLevel": "medium",
@@ -162,8 +199,12 @@ def test_block_view_recomputes_time_figures_for_now_and_limit_percentages():
     assert b.limit_pct == pytest.approx(25.0)  # computed: the summary gave no limitPercent
     assert b.projected_limit_pct == pytest.approx(90.0)
     assert b.burn_level == "medium"
-    assert dict(b.by_type) == {"input": 1000, "output": 4000, "cache write": 45_000,
-                               "cache read": 200_000}
+    assert dict(b.by_type) == {
+        "input": 1000,
+        "output": 4000,
+        "cache write": 45_000,
+        "cache read": 200_000,
+    }
     assert b.models == ["claude-sonnet-4-5"]
     # 30 minutes later the countdown moved without a new summary
     later = m.block_view(s, NOW + 1800)
@@ -173,17 +214,22 @@ def test_block_view_recomputes_time_figures_for_now_and_limit_percentages():
 
 def test_block_view_handles_no_block_no_limit_and_missing_rates():
     assert m.block_view(summary([]), NOW) is None
-    b = m.block_view(summary([], block=_block(NOW - 60, 60_000, burnRate=None, projection=None,
-                                                burnLevel=None)), NOW)
+    b = m.block_view(
+        summary([], block=_block(NOW - 60, 60_000, burnRate=None, projection=None, burnLevel=None)),
+        NOW,
+    )
     assert b.limit_pct is None and b.projected_limit_pct is None
     assert b.burn_tpm is None and b.projected_tokens is None
     assert b.burn_level == "low"
 
 
 def test_official_view_reads_the_official_store_shape():
-    off = {"sessionId": "x", "observedAt": NOW - 120,
-           "fiveHour": {"usedPercentage": 42.0, "resetsAt": NOW + 3600},
-           "sevenDay": {"usedPercentage": 12.5, "resetsAt": NOW + 86400}}
+    off = {
+        "sessionId": "x",
+        "observedAt": NOW - 120,
+        "fiveHour": {"usedPercentage": 42.0, "resetsAt": NOW + 3600},
+        "sevenDay": {"usedPercentage": 12.5, "resetsAt": NOW + 86400},
+    }
     o = m.official_view(off, NOW)
     assert (o.five_hour_pct, o.seven_day_pct) == (42.0, 12.5)
     assert o.five_hour_resets == NOW + 3600
@@ -201,9 +247,13 @@ def test_session_label_prefers_user_name_then_title_then_project():
 
 
 def snap(rows, *, totals=10_000, taken=NOW, meta=None, with_totals=None, minute_usage=None):
-    return m.Snapshot(summary=summary(rows, totals=totals), taken_at=taken,
-                      minute_usage=minute_usage or [], metadata=meta or {},
-                      session_totals=with_totals)
+    return m.Snapshot(
+        summary=summary(rows, totals=totals),
+        taken_at=taken,
+        minute_usage=minute_usage or [],
+        metadata=meta or {},
+        session_totals=with_totals,
+    )
 
 
 def test_selection_moves_clamps_and_follows_the_session_across_refreshes():
@@ -228,10 +278,15 @@ def test_selection_moves_clamps_and_follows_the_session_across_refreshes():
 
 def test_filter_matches_words_names_projects_and_tags():
     st = m.DashboardState()
-    rows = [row("a1", 100, project="api"), row("b2", 200, project="web"),
-            row("c3", 300, title="Fix login bug", project="web")]
-    meta = {"a1": {"name": "payments", "tags": ["urgent", "backend"]},
-            "b2": {"name": None, "tags": ["frontend"]}}
+    rows = [
+        row("a1", 100, project="api"),
+        row("b2", 200, project="web"),
+        row("c3", 300, title="Fix login bug", project="web"),
+    ]
+    meta = {
+        "a1": {"name": "payments", "tags": ["urgent", "backend"]},
+        "b2": {"name": None, "tags": ["frontend"]},
+    }
     ids = lambda v: [s.session_id for s in v.sessions]  # noqa: E731
     st.set_filter("web")
     assert ids(st.view(snap(rows, meta=meta), NOW)) == ["b2", "c3"]
@@ -251,15 +306,19 @@ def test_filter_matches_words_names_projects_and_tags():
 
 def test_reset_baselines_give_since_reset_deltas():
     st = m.DashboardState()
-    first = snap([row("a", 1000, cost=1.0)], totals=50_000,
-                 with_totals={"a": (1000, 1.0), "old": (49_000, 49.0)})
+    first = snap(
+        [row("a", 1000, cost=1.0)],
+        totals=50_000,
+        with_totals={"a": (1000, 1.0), "old": (49_000, 49.0)},
+    )
     st.apply_snapshot(first)
     v = st.view(first, NOW)
     assert v.since_reset_tokens == 0 and v.sessions[0].delta_tokens == 0
     assert v.reset_at == NOW
     # 500 tokens more in "a", plus a brand-new session "b" with 300
-    second = snap([row("b", 300, cost=0.3), row("a", 1500, cost=1.5)], totals=50_800,
-                  taken=NOW + 10)
+    second = snap(
+        [row("b", 300, cost=0.3), row("a", 1500, cost=1.5)], totals=50_800, taken=NOW + 10
+    )
     st.apply_snapshot(second)
     v = st.view(second, NOW + 10)
     deltas = {s.session_id: s.delta_tokens for s in v.sessions}
@@ -270,8 +329,12 @@ def test_reset_baselines_give_since_reset_deltas():
     st.request_reset()
     st.apply_snapshot(second)
     assert st.view(second, NOW + 10).since_reset_tokens == 800
-    third = snap([row("b", 300), row("a", 1500)], totals=50_800, taken=NOW + 20,
-                 with_totals={"a": (1500, 1.5), "b": (300, 0.3), "old": (49_000, 49.0)})
+    third = snap(
+        [row("b", 300), row("a", 1500)],
+        totals=50_800,
+        taken=NOW + 20,
+        with_totals={"a": (1500, 1.5), "b": (300, 0.3), "old": (49_000, 49.0)},
+    )
     st.apply_snapshot(third)
     v = st.view(third, NOW + 20)
     assert v.since_reset_tokens == 0 and v.reset_at == NOW + 20
@@ -294,8 +357,11 @@ def test_parse_tag_input():
 
 def test_compact_line_fits_the_width_and_drops_whole_parts():
     st = m.DashboardState()
-    s = m.Snapshot(summary=summary([], block=_block(NOW - 3600, 250_000), limit=1_000_000),
-                   taken_at=NOW, minute_usage=[0, 5, 10])
+    s = m.Snapshot(
+        summary=summary([], block=_block(NOW - 3600, 250_000), limit=1_000_000),
+        taken_at=NOW,
+        minute_usage=[0, 5, 10],
+    )
     v = st.view(s, NOW)
     wide = m.compact_line(v, 200)
     assert wide.startswith("blk 250k 25% │ 4h00m left │ 600/m medium │ →900k")  # in+out basis
@@ -304,8 +370,7 @@ def test_compact_line_fits_the_width_and_drops_whole_parts():
     assert len(narrow) <= 40
     assert narrow.startswith("blk 250k 25% │ 4h00m left")
     assert "tod" not in narrow or "today 10" in narrow  # never cut mid-part
-    assert m.compact_line(m.DashboardState().view(snap([]), NOW), 80).startswith(
-        "no active block")
+    assert m.compact_line(m.DashboardState().view(snap([]), NOW), 80).startswith("no active block")
 
 
 def test_session_totals_sum_tokens_and_cost_per_session():
@@ -316,8 +381,11 @@ def test_session_totals_sum_tokens_and_cost_per_session():
 
 
 def test_sessions_with_the_same_label_get_their_short_id():
-    rows = [row("aaaaaaaa-1", 10, project="notes"), row("bbbbbbbb-2", 20, project="notes"),
-            row("cccccccc-3", 30, project="web")]
+    rows = [
+        row("aaaaaaaa-1", 10, project="notes"),
+        row("bbbbbbbb-2", 20, project="notes"),
+        row("cccccccc-3", 30, project="web"),
+    ]
     labels = [x.label for x in m.DashboardState().view(snap(rows), NOW).sessions]
     assert labels == ["notes · aaaaaaaa", "notes · bbbbbbbb", "web"]
 

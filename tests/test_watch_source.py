@@ -68,10 +68,10 @@ def test_refresher_delivers_appends_new_sessions_and_reset_totals(corpus: Path, 
         src = corpus / "projects" / "sample-project" / f"{ALPHA}.jsonl"
         line = src.read_text(encoding="utf-8").splitlines()[-1]
         (new_dir / f"{sid}.jsonl").write_text(
-            line.replace(ALPHA, sid).replace("msg_", "msg_new").replace("req_", "req_new")
-            + "\n", encoding="utf-8")
-        snap, _ = _next(q, lambda s: sid in [x["sessionId"]
-                                                 for x in s.summary["activeSessions"]])
+            line.replace(ALPHA, sid).replace("msg_", "msg_new").replace("req_", "req_new") + "\n",
+            encoding="utf-8",
+        )
+        snap, _ = _next(q, lambda s: sid in [x["sessionId"] for x in s.summary["activeSessions"]])
 
         state = DashboardState()
         state.apply_snapshot(first)
@@ -96,8 +96,9 @@ def test_refresher_reports_engine_errors_instead_of_dying(tmp_path: Path):
             raise OSError("disk on fire")
 
     q: queue.Queue[Snapshot] = queue.Queue()
-    r = Refresher(Broken, q.put, paths=get_paths({"TOKMON_HOME": str(tmp_path)}), idle_s=0.2,
-                  watch=False).start()
+    r = Refresher(
+        Broken, q.put, paths=get_paths({"TOKMON_HOME": str(tmp_path)}), idle_s=0.2, watch=False
+    ).start()
     try:
         snap, _ = _next(q, lambda s: True)
         assert snap.error == "OSError: disk on fire"
@@ -121,8 +122,7 @@ def test_refresher_waits_for_transcript_dirs_that_do_not_exist_yet(corpus: Path,
         # Claude Code creates its projects dir and the first transcript
         shutil.copytree(corpus / "projects" / "sample-project", late / "sample-project")
         append_assistant(late.parent, ALPHA, inp=5, out=5, cache_write=0, cache_read=0)
-        snap, _ = _next(q, lambda s: ALPHA in [x["sessionId"]
-                                                  for x in s.summary["activeSessions"]])
+        snap, _ = _next(q, lambda s: ALPHA in [x["sessionId"] for x in s.summary["activeSessions"]])
         assert not any("no Claude Code transcripts" in w for w in snap.warnings)
     finally:
         r.stop()

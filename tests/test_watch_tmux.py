@@ -48,15 +48,29 @@ def append_assistant(
     path = corpus / "projects" / "sample-project" / f"{session}.jsonl"
     ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     line = {
-        "parentUuid": None, "isSidechain": False, "userType": "external",
-        "cwd": "/path/to/Demo", "sessionId": session, "version": "2.1.7",
-        "type": "assistant", "uuid": str(uuid.uuid4()), "timestamp": ts,
+        "parentUuid": None,
+        "isSidechain": False,
+        "userType": "external",
+        "cwd": "/path/to/Demo",
+        "sessionId": session,
+        "version": "2.1.7",
+        "type": "assistant",
+        "uuid": str(uuid.uuid4()),
+        "timestamp": ts,
         "requestId": f"req_{uuid.uuid4().hex}",
         "message": {
-            "id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant",
-            "model": "claude-sonnet-4-5-20250929", "content": [], "stop_reason": "end_turn",
-            "usage": {"input_tokens": inp, "cache_creation_input_tokens": cache_write,
-                      "cache_read_input_tokens": cache_read, "output_tokens": out},
+            "id": f"msg_{uuid.uuid4().hex}",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [],
+            "stop_reason": "end_turn",
+            "usage": {
+                "input_tokens": inp,
+                "cache_creation_input_tokens": cache_write,
+                "cache_read_input_tokens": cache_read,
+                "output_tokens": out,
+            },
         },
     }
     with open(path, "a", encoding="utf-8") as fh:
@@ -66,19 +80,24 @@ def append_assistant(
 class Dashboard:
     """One `tokmon watch` process inside a private tmux server."""
 
-    def __init__(self, env: dict[str, str], args: str = "", width: int = 120,
-                 height: int = 40) -> None:
+    def __init__(
+        self, env: dict[str, str], args: str = "", width: int = 120, height: int = 40
+    ) -> None:
         self.sock = f"tokmon-watch-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.env = env
         cmd = f"{shlex.quote(sys.executable)} -m tokmon watch {args}; echo EXITED:$?; sleep 600"
         extra = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
-        self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-c", str(REPO),
-                  *extra, cmd)
+        self.tmux(
+            "new-session", "-d", "-x", str(width), "-y", str(height), "-c", str(REPO), *extra, cmd
+        )
 
     def tmux(self, *args: str) -> str:
         res = subprocess.run(
             ["tmux", "-L", self.sock, "-f", os.devnull, *args],
-            capture_output=True, text=True, timeout=10, env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env={**os.environ, **self.env},
         )
         if res.returncode != 0:
             raise RuntimeError(f"tmux {args[0]} failed: {res.stderr.strip()}")
@@ -142,8 +161,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     corpus = root / "claude"
     shutil.copytree(src, corpus)
     home = root / "home"
-    env = {"TOKMON_HOME": str(home), "CLAUDE_CONFIG_DIR": str(corpus), "NO_COLOR": "",
-           "COLUMNS": "", "LINES": ""}
+    env = {
+        "TOKMON_HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(corpus),
+        "NO_COLOR": "",
+        "COLUMNS": "",
+        "LINES": "",
+    }
     env = {k: v for k, v in env.items() if v}
     from tokmon.metadata.store import MetadataStore
     from tokmon.paths import get_paths
@@ -155,12 +179,25 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     append_assistant(corpus, BETA)
     # Claude Code's statusLine hands `tokmon line --claude` the official utilisation
     now = int(time.time())
-    payload = {"session_id": ALPHA, "cwd": "/path/to/Demo", "model": {"id": "claude-sonnet-4-5"},
-               "rate_limits": {"five_hour": {"used_percentage": 42, "resets_at": now + 3600},
-                               "seven_day": {"used_percentage": 13, "resets_at": now + 86400}}}
-    subprocess.run([sys.executable, "-m", "tokmon", "line", "--claude"], cwd=REPO, timeout=60,
-                   input=json.dumps(payload), capture_output=True, text=True, check=True,
-                   env={**os.environ, **env})
+    payload = {
+        "session_id": ALPHA,
+        "cwd": "/path/to/Demo",
+        "model": {"id": "claude-sonnet-4-5"},
+        "rate_limits": {
+            "five_hour": {"used_percentage": 42, "resets_at": now + 3600},
+            "seven_day": {"used_percentage": 13, "resets_at": now + 86400},
+        },
+    }
+    subprocess.run(
+        [sys.executable, "-m", "tokmon", "line", "--claude"],
+        cwd=REPO,
+        timeout=60,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
     env["_CORPUS"] = str(corpus)
     return env
 
@@ -181,9 +218,23 @@ def dash(env: dict[str, str]):
 
 def test_dashboard_shows_block_periods_sparkline_and_named_sessions(dash: Dashboard):
     scr = dash.screen()
-    for text in ("Current block", "Time", "left", "Limit", "Tokens", "Burn", "Proj.",
-                 "Official", "Today", "Week", "Since reset", "Last 6h", "alpha-sess",
-                 "beta-sess", "q quit"):
+    for text in (
+        "Current block",
+        "Time",
+        "left",
+        "Limit",
+        "Tokens",
+        "Burn",
+        "Proj.",
+        "Official",
+        "Today",
+        "Week",
+        "Since reset",
+        "Last 6h",
+        "alpha-sess",
+        "beta-sess",
+        "q quit",
+    ):
         assert text in scr, text
     assert "Official 5h 42%" in scr and "7d 13%" in scr
     # the newest activity (two appended responses) is in the last sparkline cell
@@ -196,8 +247,9 @@ def test_dashboard_shows_block_periods_sparkline_and_named_sessions(dash: Dashbo
 def test_appended_transcript_line_shows_on_screen(dash: Dashboard, env):
     dash.wait_text("+0 tokens")
     assert "+0" in dash.row("alpha-sess")
-    append_assistant(Path(env["_CORPUS"]), ALPHA, inp=1000, out=2000, cache_write=30_000,
-                     cache_read=400_000)  # 433,000 tokens
+    append_assistant(
+        Path(env["_CORPUS"]), ALPHA, inp=1000, out=2000, cache_write=30_000, cache_read=400_000
+    )  # 433,000 tokens
     dash.wait_text("+433k tokens", timeout=30)  # the latency is bench/bench_watch.py's figure
     assert "+433k" in dash.row("alpha-sess")
     assert "+0" in dash.row("beta-sess")
@@ -217,8 +269,9 @@ def test_updates_repaint_in_place_without_clearing_the_screen(dash: Dashboard, e
     try:
         time.sleep(2.5)
         idle = size()
-        append_assistant(Path(env["_CORPUS"]), ALPHA, inp=10_000, out=0, cache_write=0,
-                         cache_read=0)
+        append_assistant(
+            Path(env["_CORPUS"]), ALPHA, inp=10_000, out=0, cache_write=0, cache_read=0
+        )
         dash.wait_text("+876k tokens")
         time.sleep(0.3)
         update = size() - idle
@@ -255,10 +308,15 @@ def test_r_resets_the_since_reset_counters(dash: Dashboard, env):
 
 def _session_order(dash: Dashboard) -> list[str]:
     lines = dash.screen().splitlines()
-    return [label for _, label in sorted(
-        (i, label) for i, ln in enumerate(lines) for label in ("alpha-sess", "beta-sess")
-        if label in ln
-    )]
+    return [
+        label
+        for _, label in sorted(
+            (i, label)
+            for i, ln in enumerate(lines)
+            for label in ("alpha-sess", "beta-sess")
+            if label in ln
+        )
+    ]
 
 
 def test_arrow_and_jk_keys_move_the_selection(dash: Dashboard):
@@ -363,8 +421,10 @@ def test_question_mark_toggles_the_help_overlay(dash: Dashboard):
 
 def test_resizing_switches_to_compact_and_back(dash: Dashboard):
     dash.tmux("resize-window", "-x", "60", "-y", "12")
-    dash.wait(lambda s: s.lstrip().startswith("blk ") and "Active sessions" not in s,
-              what="compact layout")
+    dash.wait(
+        lambda s: s.lstrip().startswith("blk ") and "Active sessions" not in s,
+        what="compact layout",
+    )
     line = dash.screen().strip().splitlines()[0]
     assert len(line) <= 60 and "left" in line
     dash.tmux("resize-window", "-x", "100", "-y", "30")
@@ -386,8 +446,7 @@ def test_compact_mode_is_one_line_and_live(env):
         assert len(lines) == 1 and lines[0].startswith("blk ")
         assert "│ 5h 42% │" in lines[0] and "│ today " in lines[0]
         assert "+0" in lines[0]
-        append_assistant(Path(env["_CORPUS"]), BETA, inp=100, out=2400, cache_write=0,
-                         cache_read=0)
+        append_assistant(Path(env["_CORPUS"]), BETA, inp=100, out=2400, cache_write=0, cache_read=0)
         d.wait_text("+2.50k", timeout=30)
         d.keys("C-c")  # ctrl+c ends like a KeyboardInterrupt: status 130
         d.wait_text("EXITED:130")
@@ -397,8 +456,12 @@ def test_compact_mode_is_one_line_and_live(env):
 
 def test_watch_without_a_terminal_is_a_clear_error(env):
     res = subprocess.run(
-        [sys.executable, "-m", "tokmon", "watch"], stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        [sys.executable, "-m", "tokmon", "watch"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
         env={**os.environ, **run_env(env)},
     )
     assert res.returncode == 2
@@ -408,8 +471,12 @@ def test_watch_without_a_terminal_is_a_clear_error(env):
 
 def test_bad_interval_is_a_clear_error(env):
     res = subprocess.run(
-        [sys.executable, "-m", "tokmon", "watch", "--interval", "0"], stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        [sys.executable, "-m", "tokmon", "watch", "--interval", "0"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
         env={**os.environ, **run_env(env)},
     )
     assert res.returncode == 2 and "--interval" in res.stderr

@@ -191,7 +191,10 @@ def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     # a budget, so the limits card has one to show
     cfg = subprocess.run(
         [sys.executable, "-m", "tokmon", "config", "path"],
-        env=e, capture_output=True, text=True, timeout=60,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     cfg_path = Path(cfg.stdout.strip())
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
@@ -590,7 +593,10 @@ def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
 def _limits_cli(env: dict[str, str]) -> dict[str, Any]:
     res = subprocess.run(
         [sys.executable, "-m", "tokmon", "limits", "--json"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
@@ -693,7 +699,11 @@ def test_statusline_payload_updates_limits_without_reload(
     }
     res = subprocess.run(
         [sys.executable, "-m", "tokmon", "line", "--claude"],
-        env=env, input=json.dumps(payload), capture_output=True, text=True, timeout=60,
+        env=env,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 0, res.stderr
     card = wait_for(
@@ -709,12 +719,15 @@ def test_statusline_payload_updates_limits_without_reload(
     assert _num(card["fields"]["pace"]) == api["claude/seven_day"]["pace"]
     # the history chart gained the point
     ys = wait_for(
-        lambda: browser.execute_script(
-            "const c = Chart.getChart(document.getElementById('limits-chart'));"
-            "const d = c && c.data.datasets.find(d => d.label === arguments[0]);"
-            "return d ? d.data.map(p => p.y) : null",
-            api["claude/seven_day"]["label"],
-        )[-1] == new_week,
+        lambda: (
+            browser.execute_script(
+                "const c = Chart.getChart(document.getElementById('limits-chart'));"
+                "const d = c && c.data.datasets.find(d => d.label === arguments[0]);"
+                "return d ? d.data.map(p => p.y) : null",
+                api["claude/seven_day"]["label"],
+            )[-1]
+            == new_week
+        ),
         what="history point",
     )
     assert ys
@@ -817,10 +830,12 @@ def test_limits_mark_a_figure_that_is_no_longer_current(server: WebServer, brows
         what="the 7-day figure to be no longer current in /api/limits",
     )
     card = wait_for(
-        lambda: (c := _cards(browser).get("claude/seven_day"))
-        and c["basis"] == week["basis"]
-        and ("ESTIMATE" in c["text"] or "stale" in c["text"])
-        and c,
+        lambda: (
+            (c := _cards(browser).get("claude/seven_day"))
+            and c["basis"] == week["basis"]
+            and ("ESTIMATE" in c["text"] or "stale" in c["text"])
+            and c
+        ),
         what="the 7-day tile marked as not current",
     )
     if week["basis"] == "estimate":

@@ -125,7 +125,15 @@ def group(
             a.models = {}
         m = Acc()
         m.i, m.o, m.cc, m.cr, m.cost, m.n, m.first, m.last = (
-            int(c[0]), int(c[1]), int(c[2]), int(c[3]), c[4], int(c[5]), c[6], c[7])
+            int(c[0]),
+            int(c[1]),
+            int(c[2]),
+            int(c[3]),
+            c[4],
+            int(c[5]),
+            c[6],
+            c[7],
+        )
         a.models[model] = m  # type: ignore[index]
         a.i += m.i
         a.o += m.o

@@ -66,7 +66,7 @@ def _number(v: Any, what: str) -> float:
 
 def _limit(v: Any) -> int | str | None:
     """Block token limit: a positive whole number, "max" or "none" (None)."""
-    what = "a positive whole number of tokens, \"max\" or \"none\""
+    what = 'a positive whole number of tokens, "max" or "none"'
     if v is None or (isinstance(v, str) and v.strip().lower() in ("none", "")):
         return None
     if isinstance(v, str) and v.strip().lower() == "max":
@@ -84,7 +84,7 @@ def _timezone(v: Any) -> str | None:
     if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "local", "system")):
         return None
     if not isinstance(v, str):
-        raise _Bad(f"expected a time zone name such as \"Europe/Berlin\" or \"UTC\", got {_shown(v)}")
+        raise _Bad(f'expected a time zone name such as "Europe/Berlin" or "UTC", got {_shown(v)}')
     from tokmon.timeutil import TimezoneError, resolve_tz
 
     name = v.strip()
@@ -92,8 +92,8 @@ def _timezone(v: Any) -> str | None:
         resolve_tz(name)
     except TimezoneError:
         raise _Bad(
-            f"unknown time zone {_shown(v)} (use an IANA name such as \"Europe/Berlin\", "
-            "\"America/New_York\" or \"UTC\")"
+            f'unknown time zone {_shown(v)} (use an IANA name such as "Europe/Berlin", '
+            '"America/New_York" or "UTC")'
         ) from None
     return name
 
@@ -135,7 +135,11 @@ def _opt_text(v: Any) -> str | None:
     """Optional short text (a machine name, attributes): no control characters."""
     if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
         return None
-    if not isinstance(v, str) or len(v) > 500 or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in v):
+    if (
+        not isinstance(v, str)
+        or len(v) > 500
+        or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in v)
+    ):
         raise _Bad(f"expected a short line of text, got {_shown(v)}")
     return v.strip()
 
@@ -154,19 +158,63 @@ def _count(lo: int, hi: int, what: str) -> Any:
 
 # dotted key -> (default, parser, help)
 SCHEMA: dict[str, tuple[Any, Any, str]] = {
-    "token_limit": ("max", _limit, "block token limit: a number, 'max' (largest past block) or 'none'"),
+    "token_limit": (
+        "max",
+        _limit,
+        "block token limit: a number, 'max' (largest past block) or 'none'",
+    ),
     "timezone": (None, _timezone, "time zone for reports (IANA name, 'UTC'; default: system)"),
     "cost_mode": ("calculate", _choice("calculate", "display", "auto"), "how cost is computed"),
-    "session_hours": (5.0, _range(0, 24, "a number of hours", lo_open=True), "billing block length in hours"),
-    "line.format": ("plain", _choice("plain", "tmux", "starship", "bash", "zsh", "fish", "json"), "default `tokmon line` format"),
-    "line.warning_percent": (80.0, _range(0, 100, "a percentage"), "warning style from this % of the token limit"),
-    "line.critical_percent": (95.0, _range(0, 100, "a percentage"), "critical style from this % (>= warning)"),
-    "line.stale_seconds": (10.0, _range(0, 86400, "a number of seconds", lo_open=True), "snapshot age after which `line` refreshes"),
-    "server.debounce_ms": (50.0, _range(1, 60000, "a number of milliseconds"), "file watcher debounce"),
-    "server.force_polling": (False, _bool, "poll files instead of OS events (network/WSL filesystems)"),
-    "machine": (None, _opt_text, "this machine's name in merged ledgers and metrics (default: host name)"),
-    "export.top_projects": (20, _count(0, 10000, "a whole number of projects"), "projects with their own metrics label (the rest: 'other')"),
-    "export.resource_attributes": (None, _opt_text, "extra OTLP resource attributes, e.g. 'team=infra,repo=x'"),
+    "session_hours": (
+        5.0,
+        _range(0, 24, "a number of hours", lo_open=True),
+        "billing block length in hours",
+    ),
+    "line.format": (
+        "plain",
+        _choice("plain", "tmux", "starship", "bash", "zsh", "fish", "json"),
+        "default `tokmon line` format",
+    ),
+    "line.warning_percent": (
+        80.0,
+        _range(0, 100, "a percentage"),
+        "warning style from this % of the token limit",
+    ),
+    "line.critical_percent": (
+        95.0,
+        _range(0, 100, "a percentage"),
+        "critical style from this % (>= warning)",
+    ),
+    "line.stale_seconds": (
+        10.0,
+        _range(0, 86400, "a number of seconds", lo_open=True),
+        "snapshot age after which `line` refreshes",
+    ),
+    "server.debounce_ms": (
+        50.0,
+        _range(1, 60000, "a number of milliseconds"),
+        "file watcher debounce",
+    ),
+    "server.force_polling": (
+        False,
+        _bool,
+        "poll files instead of OS events (network/WSL filesystems)",
+    ),
+    "machine": (
+        None,
+        _opt_text,
+        "this machine's name in merged ledgers and metrics (default: host name)",
+    ),
+    "export.top_projects": (
+        20,
+        _count(0, 10000, "a whole number of projects"),
+        "projects with their own metrics label (the rest: 'other')",
+    ),
+    "export.resource_attributes": (
+        None,
+        _opt_text,
+        "extra OTLP resource attributes, e.g. 'team=infra,repo=x'",
+    ),
 }
 
 
@@ -215,8 +263,12 @@ def cross_check(values: dict[str, Any]) -> list[tuple[str, str]]:
     w = values.get("line.warning_percent", SCHEMA["line.warning_percent"][0])
     c = values.get("line.critical_percent", SCHEMA["line.critical_percent"][0])
     if isinstance(w, float) and isinstance(c, float) and c < w:
-        return [("line.critical_percent",
-                 f"{c:g} is below line.warning_percent ({w:g}); critical must be >= warning")]
+        return [
+            (
+                "line.critical_percent",
+                f"{c:g} is below line.warning_percent ({w:g}); critical must be >= warning",
+            )
+        ]
     return []
 
 
@@ -343,8 +395,11 @@ def dump(values: dict[str, Any], comments: dict[str, str] | None = None) -> str:
             tables.setdefault(k.split(".", 1)[0], []).append(k)
     lines = [line(k, k, values[k]) for k in top if values[k] is not None or k in comments]
     for t, keys in tables.items():
-        body = [line(k, k.split(".", 1)[1], values[k]) for k in keys
-                if values[k] is not None or k in comments]
+        body = [
+            line(k, k.split(".", 1)[1], values[k])
+            for k in keys
+            if values[k] is not None or k in comments
+        ]
         if body:
             lines.append(f"\n[{t}]")
             lines.extend(body)

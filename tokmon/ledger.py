@@ -44,8 +44,9 @@ class LedgerNewer(LedgerError):
     kind = "newer"
 
     def __init__(self, version: int) -> None:
-        super().__init__(f"ledger written by a newer tokmon (format {version}, this one reads "
-                         f"{LEDGER_VERSION})")
+        super().__init__(
+            f"ledger written by a newer tokmon (format {version}, this one reads {LEDGER_VERSION})"
+        )
         self.version = version
 
 
@@ -110,8 +111,9 @@ class Ledger:
         if version > LEDGER_VERSION:
             raise LedgerNewer(version)
         if version != LEDGER_VERSION and version not in MIGRATES_FROM:
-            raise LedgerError(f"ledger from an old tokmon (format {version}) that cannot be "
-                              "migrated")
+            raise LedgerError(
+                f"ledger from an old tokmon (format {version}) that cannot be migrated"
+            )
         files, titles, rows = doc.get("files"), doc.get("titles", {}), doc.get("records")
         if type(files) is not dict or type(rows) is not list:
             raise LedgerError("corrupt ledger (no files or records)")

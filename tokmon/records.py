@@ -31,4 +31,3 @@ def valid_row(row: Any) -> bool:
     if type(cost) not in (int, float) or not math.isfinite(cost):
         return False
     return disp is None or (type(disp) in (int, float) and math.isfinite(disp))
-

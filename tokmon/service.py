@@ -94,8 +94,9 @@ def _kind(v: Any) -> str:
     return type(v).__name__
 
 
-def _str(method: str, p: dict[str, Any], key: str, *, required: bool = False,
-         nullable: bool = False) -> Any:
+def _str(
+    method: str, p: dict[str, Any], key: str, *, required: bool = False, nullable: bool = False
+) -> Any:
     v = p.get(key, _MISSING)
     if v is _MISSING:
         if required:
@@ -313,8 +314,9 @@ class Service:
             log.warning("cannot read session metadata: %s", exc)
             return dict(self._meta_snapshot)
 
-    def _merge(self, rows: list[dict[str, Any]], meta: dict[str, dict[str, Any]] | None = None
-               ) -> list[dict[str, Any]]:
+    def _merge(
+        self, rows: list[dict[str, Any]], meta: dict[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         from tokmon.sessions import merge
 
         return merge(rows, self._store_all() if meta is None else meta)
@@ -322,8 +324,9 @@ class Service:
     def _meta_note(self, sid: str, meta: dict[str, Any] | None) -> Notification:
         row = {"sessionId": sid, "title": self.engine.titles.get(sid) if self.engine else None}
         merged = self._merge([row], {sid: meta} if meta else {})[0]
-        params = {k: merged.get(k)
-                  for k in ("sessionId", "name", "nameSource", "tags", "description")}
+        params = {
+            k: merged.get(k) for k in ("sessionId", "name", "nameSource", "tags", "description")
+        }
         return ("tokmon/metadataChanged", params)
 
     def check_metadata(self) -> list[Notification]:
@@ -349,16 +352,21 @@ class Service:
             self._rows = (key, eng.session_rows(agent="all"))
         return self._rows[1]
 
-    def _resolve(self, method: str, ref: str, meta: dict[str, dict[str, Any]] | None = None
-                 ) -> tuple[str, dict[str, Any] | None]:
+    def _resolve(
+        self, method: str, ref: str, meta: dict[str, dict[str, Any]] | None = None
+    ) -> tuple[str, dict[str, Any] | None]:
         """``(sessionId, SessionRow or None)`` for a REF, by the CLI's rule
         (:func:`tokmon.sessions.resolve`: id, name, unique prefix, Claude title)."""
         from tokmon.sessions import RefError, resolve
 
         rows = self._all_rows()
         try:
-            sid = resolve(ref, (r["sessionId"] for r in rows),
-                          self._store_all() if meta is None else meta, self.engine.titles)
+            sid = resolve(
+                ref,
+                (r["sessionId"] for r in rows),
+                self._store_all() if meta is None else meta,
+                self.engine.titles,
+            )
         except RefError as exc:
             if exc.ambiguous:  # the CLI's message, candidates listed
                 raise InvalidParams(str(exc)) from None
@@ -375,7 +383,9 @@ class Service:
         try:
             return path_from_folder(v)
         except ValueError:
-            raise InvalidParams(f"{method}: 'workspaceFolder' must be a path or file:// URI") from None
+            raise InvalidParams(
+                f"{method}: 'workspaceFolder' must be a path or file:// URI"
+            ) from None
 
     def _workspace_project(self, ws: str | None) -> str | None:
         """projectPath of the most recent session at or below ``ws`` (newest records first)."""
@@ -431,8 +441,10 @@ class Service:
                 log.warning("%s", w)
             notes: list[Notification] = []
             if changes.changed:
-                params = {"summary": self._summary(ws if ws is not None else self.workspace),
-                          "changedSessions": sorted(changes.changed_sessions)}
+                params = {
+                    "summary": self._summary(ws if ws is not None else self.workspace),
+                    "changedSessions": sorted(changes.changed_sessions),
+                }
                 agents = getattr(changes, "agents", None)
                 if agents:  # other agents' records changed (Claude-only pushes keep their shape)
                     params["agents"] = sorted(agents)
@@ -508,8 +520,11 @@ class Service:
 
     def m_sessions(self, params: Any) -> Result:
         m = "tokmon/sessions"
-        p = _obj(m, params, {"project", "tag", "since", "until", "sort", "order", "limit",
-                             "workspaceFolder"})
+        p = _obj(
+            m,
+            params,
+            {"project", "tag", "since", "until", "sort", "order", "limit", "workspaceFolder"},
+        )
         project = _opt_str(m, p, "project")
         tag = _opt_str(m, p, "tag")
         since, until = _day(m, p, "since"), _day(m, p, "until")
@@ -524,14 +539,22 @@ class Service:
             rows = list(self._all_rows())
         if project:
             try:
-                proj_path = path_from_folder(project) if ("/" in project or "\\" in project
-                                                         or project.startswith("file:")) else None
+                proj_path = (
+                    path_from_folder(project)
+                    if ("/" in project or "\\" in project or project.startswith("file:"))
+                    else None
+                )
             except ValueError:
-                raise InvalidParams(f"{m}: 'project' {project[:80]!r} is not a name, path or "
-                                    "file:// URI") from None
-            rows = [r for r in rows if r.get("projectName") == project or r.get("projectPath")
-                    == project or (proj_path and within(str(r.get("projectPath") or ""),
-                                                        proj_path))]
+                raise InvalidParams(
+                    f"{m}: 'project' {project[:80]!r} is not a name, path or file:// URI"
+                ) from None
+            rows = [
+                r
+                for r in rows
+                if r.get("projectName") == project
+                or r.get("projectPath") == project
+                or (proj_path and within(str(r.get("projectPath") or ""), proj_path))
+            ]
         if explicit_ws and ws:
             rows = [r for r in rows if within(str(r.get("projectPath") or ""), ws)]
         rows = self._merge(rows)
@@ -566,8 +589,10 @@ class Service:
         p = _obj(m, params, {"active", "recent", "tokenLimit"})
         active, recent = _bool(m, p, "active"), _bool(m, p, "recent")
         lim = p.get("tokenLimit")
-        if lim is not None and lim != "max" and (
-            isinstance(lim, bool) or not isinstance(lim, int) or lim < 1
+        if (
+            lim is not None
+            and lim != "max"
+            and (isinstance(lim, bool) or not isinstance(lim, int) or lim < 1)
         ):
             raise InvalidParams(f"{m}: 'tokenLimit' must be a positive integer or \"max\"")
         return self.engine.report("blocks", active=active, recent=recent, token_limit=lim), []
@@ -597,8 +622,11 @@ class Service:
         # (day, bucket) per quarter hour (zone offsets are multiples of 15 min)
         memo: dict[int, tuple[str, str]] = {}
         # by agent: every agent's records (the others' only then: model/project stay Claude's)
-        pairs = ([(r, a) for a in self.engine.agent_names() for r in self.engine.records_of(a)]
-                 if by == "agent" else [(r, "") for r in self.engine.records])
+        pairs = (
+            [(r, a) for a in self.engine.agent_names() for r in self.engine.records_of(a)]
+            if by == "agent"
+            else [(r, "") for r in self.engine.records]
+        )
         for r, agent in pairs:
             q = int(r.ts // 900)
             hit = memo.get(q)
@@ -613,8 +641,13 @@ class Service:
             acc[0] += r.cost
             acc[1] += r.total_tokens
         if not cells:
-            return {"period": period, "by": by, "timezone": tzname or "local", "buckets": [],
-                    "series": []}, []
+            return {
+                "period": period,
+                "by": by,
+                "timezone": tzname or "local",
+                "buckets": [],
+                "series": [],
+            }, []
         first, last = min(b for b, _ in cells), max(b for b, _ in cells)
         step = timedelta(days=1 if period == "day" else 7)
         buckets, d = [], date.fromisoformat(first)
@@ -627,22 +660,36 @@ class Service:
             s = per_key.get(key)
             if s is None:
                 label = key if by in ("model", "agent") else project_name(key)
-                s = per_key[key] = {"key": key, "label": label, "cost": [0.0] * len(buckets),
-                                    "totalTokens": [0] * len(buckets), "totalCost": 0.0}
+                s = per_key[key] = {
+                    "key": key,
+                    "label": label,
+                    "cost": [0.0] * len(buckets),
+                    "totalTokens": [0] * len(buckets),
+                    "totalCost": 0.0,
+                }
             s["cost"][index[b]] += cost
             s["totalTokens"][index[b]] += int(tokens)
             s["totalCost"] += cost
         ordered = sorted(per_key.values(), key=lambda s: (-s["totalCost"], s["key"]))
         if len(ordered) > top:
-            rest = ordered[top - 1:]
-            other = {"key": None, "label": f"other ({len(rest)})",
-                     "cost": [sum(x) for x in zip(*(s["cost"] for s in rest), strict=True)],
-                     "totalTokens": [sum(x) for x in zip(*(s["totalTokens"] for s in rest),
-                                                         strict=True)],
-                     "totalCost": sum(s["totalCost"] for s in rest)}
-            ordered = ordered[:top - 1] + [other]
-        return {"period": period, "by": by, "timezone": tzname or "local", "buckets": buckets,
-                "series": ordered}, []
+            rest = ordered[top - 1 :]
+            other = {
+                "key": None,
+                "label": f"other ({len(rest)})",
+                "cost": [sum(x) for x in zip(*(s["cost"] for s in rest), strict=True)],
+                "totalTokens": [
+                    sum(x) for x in zip(*(s["totalTokens"] for s in rest), strict=True)
+                ],
+                "totalCost": sum(s["totalCost"] for s in rest),
+            }
+            ordered = ordered[: top - 1] + [other]
+        return {
+            "period": period,
+            "by": by,
+            "timezone": tzname or "local",
+            "buckets": buckets,
+            "series": ordered,
+        }, []
 
     def m_official(self, params: Any) -> Result:
         """The latest official 5 h / 7 d figures plus what the store still holds of earlier ones."""
@@ -658,8 +705,14 @@ class Service:
             seen = rec.get("observedAt")
             if not isinstance(seen, (int, float)) or isinstance(seen, bool):
                 continue
-            history.append({"observedAt": iso(float(seen)), "sessionId": rec.get("sessionId"),
-                            "fiveHour": rec.get("fiveHour"), "sevenDay": rec.get("sevenDay")})
+            history.append(
+                {
+                    "observedAt": iso(float(seen)),
+                    "sessionId": rec.get("sessionId"),
+                    "fiveHour": rec.get("fiveHour"),
+                    "sevenDay": rec.get("sevenDay"),
+                }
+            )
         history.sort(key=lambda h: h["observedAt"])
         return {"latest": official_mod.latest(paths), "history": history}, []
 
@@ -686,8 +739,9 @@ class Service:
         meta = store.update(found, **kwargs)
         old = self._meta_snapshot.get(found)
         self._meta_snapshot = {**self._meta_snapshot, found: meta}
-        base = row if row is not None else {"sessionId": found,
-                                            "title": self.engine.titles.get(found)}
+        base = (
+            row if row is not None else {"sessionId": found, "title": self.engine.titles.get(found)}
+        )
         out = self._merge([base], {found: meta})[0]
         notes = []
         if old is None or any(old.get(k) != meta.get(k) for k in ("name", "tags", "description")):

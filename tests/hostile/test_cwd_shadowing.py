@@ -46,7 +46,9 @@ def _evil_repo(tmp: Path) -> tuple[Path, Path]:
     pkg = repo / "tokmon"
     (pkg / "statusline").mkdir(parents=True)
     (pkg / "__init__.py").write_text(body.format(path=str(markers / "tokmon")))
-    (pkg / "statusline" / "__init__.py").write_text(body.format(path=str(markers / "tokmon.statusline")))
+    (pkg / "statusline" / "__init__.py").write_text(
+        body.format(path=str(markers / "tokmon.statusline"))
+    )
     return repo, markers
 
 

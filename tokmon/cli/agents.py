@@ -47,8 +47,10 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(handler=run_agents)
     rs = p.add_subparsers(dest="report", metavar="REPORT")
     for kind in ("daily", "monthly"):
-        text = (f"the other agents' {REPORTS[kind]}, one entry per agent (ccusage --by-agent "
-                "shape; Claude Code is not in it yet: `tokmon " + kind + "`)")
+        text = (
+            f"the other agents' {REPORTS[kind]}, one entry per agent (ccusage --by-agent "
+            "shape; Claude Code is not in it yet: `tokmon " + kind + "`)"
+        )
         r = rs.add_parser(kind, parents=[parent], help=text, description=text)
         _report_options(r)
         r.set_defaults(handler=lambda a, c, k=kind: run_unified(k, a, c))
@@ -57,8 +59,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def _report_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("-s", "--since", help="from date (YYYYMMDD or YYYY-MM-DD)")
     r.add_argument("-u", "--until", help="until date (YYYYMMDD or YYYY-MM-DD)")
-    r.add_argument("-z", "--timezone",
-                   help="time zone for dates (IANA name or UTC; default: config timezone, else system)")
+    r.add_argument(
+        "-z",
+        "--timezone",
+        help="time zone for dates (IANA name or UTC; default: config timezone, else system)",
+    )
     r.add_argument("-o", "--order", choices=["asc", "desc"], default="asc")
     r.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
 
@@ -114,9 +119,13 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
     return 0
 
 
-TOKEN_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"),
-              ("Cache\ncreate", "cacheCreationTokens"), ("Cache\nread", "cacheReadTokens"),
-              ("Total\ntokens", "totalTokens"))  # fmt: skip  (as the Claude reports)
+TOKEN_COLS = (
+    ("Input", "inputTokens"),
+    ("Output", "outputTokens"),
+    ("Cache\ncreate", "cacheCreationTokens"),
+    ("Cache\nread", "cacheReadTokens"),
+    ("Total\ntokens", "totalTokens"),
+)  # fmt: skip  (as the Claude reports)
 COMPACT_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"))
 
 

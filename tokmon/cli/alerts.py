@@ -10,7 +10,9 @@ from tokmon.cli.render import dump_json
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("alerts", parents=[parent], help="limit and budget alerts: test, list, log, run")
+    p = sub.add_parser(
+        "alerts", parents=[parent], help="limit and budget alerts: test, list, log, run"
+    )
     s = p.add_subparsers(dest="alerts_cmd", metavar="ACTION")
     t = s.add_parser("test", parents=[parent], help="send a test alert through every channel")
     t.set_defaults(handler=handle_test)

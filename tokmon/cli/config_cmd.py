@@ -27,8 +27,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     cs = p.add_subparsers(dest="config_command", metavar="ACTION")
     cs.add_parser("show", parents=[parent], help="effective values as TOML, with their source")
     cs.add_parser("path", parents=[parent], help="print the config file path")
-    s = cs.add_parser("set", parents=[parent], help="set KEY VALUE (token_limit none = no limit; "
-                      "timezone none = system zone)")
+    s = cs.add_parser(
+        "set",
+        parents=[parent],
+        help="set KEY VALUE (token_limit none = no limit; timezone none = system zone)",
+    )
     s.add_argument("key")
     s.add_argument("value")
     cs.add_parser("validate", parents=[parent], help="check every key of the config file")
@@ -101,15 +104,25 @@ def _validate(ctx: Context, path: Path) -> int:
     if not any("invalid TOML" in p for p in problems):
         problems += section_problems(path)
     if ctx.json_output:
-        ctx.stdout.write(dump_json({"path": str(path), "exists": path.exists(),
-                                    "ok": not problems, "problems": problems}))
+        ctx.stdout.write(
+            dump_json(
+                {
+                    "path": str(path),
+                    "exists": path.exists(),
+                    "ok": not problems,
+                    "problems": problems,
+                }
+            )
+        )
         return 1 if problems else 0
     if problems:
         for p in problems:
             ctx.stdout.write(f"{p}\n")
-        ctx.stdout.write(f"{len(problems)} problem(s); fix them with `tokmon config set KEY VALUE` "
-                         "or `tokmon config reset KEY` ([[budgets]] / [alerts]: edit the file, "
-                         "see docs/limits.md)\n")
+        ctx.stdout.write(
+            f"{len(problems)} problem(s); fix them with `tokmon config set KEY VALUE` "
+            "or `tokmon config reset KEY` ([[budgets]] / [alerts]: edit the file, "
+            "see docs/limits.md)\n"
+        )
         return 1
     if path.exists():
         ctx.stdout.write(f"{path}: ok ({len(values)} key(s) set)\n")

@@ -87,14 +87,21 @@ class Context:
                 problem = claude_dir_problem(self.env)
                 if problem and not claude_dir_usable(self.env):
                     # a typo must not silently become demo data or an empty report
-                    raise CLIError(f"{problem} (set it to the Claude config dir that holds "
-                                   "projects/, or unset it; see `tokmon doctor`)")
+                    raise CLIError(
+                        f"{problem} (set it to the Claude config dir that holds "
+                        "projects/, or unset it; see `tokmon doctor`)"
+                    )
                 if problem:  # some entries usable: read those, say which were skipped
                     self.warn(problem)
             try:
-                eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
-                             env=self.env, persist=not self.demo,
-                             agents=agents and not self.demo)
+                eng = Engine(
+                    roots=self.roots(),
+                    paths=self.paths,
+                    config=self.config,
+                    env=self.env,
+                    persist=not self.demo,
+                    agents=agents and not self.demo,
+                )
                 if not eng.roots and auto_demo and not self.demo:
                     where = ", ".join(str(r) for r in eng.candidate_roots)
                     self.demo = True
@@ -103,10 +110,17 @@ class Context:
                             f"DEMO DATA - no Claude Code data in {where}; the numbers below are "
                             "generated (`tokmon --demo` shows them on purpose)\n\n"
                         )
-                    self.stderr.write(f"tokmon: no Claude Code data in {where}: showing a "
-                                      "generated demo (JSON carries \"demo\": true)\n")
-                    eng = Engine(roots=self.roots(), paths=self.paths, config=self.config,
-                                 env=self.env, persist=False)
+                    self.stderr.write(
+                        f"tokmon: no Claude Code data in {where}: showing a "
+                        'generated demo (JSON carries "demo": true)\n'
+                    )
+                    eng = Engine(
+                        roots=self.roots(),
+                        paths=self.paths,
+                        config=self.config,
+                        env=self.env,
+                        persist=False,
+                    )
             except PricingError as exc:
                 raise CLIError(str(exc)) from exc
             self._engine = eng

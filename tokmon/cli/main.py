@@ -14,9 +14,27 @@ from tokmon import __version__
 from tokmon.cli.context import CLIError, Context, setup_logging
 
 # Command-group modules, imported when the parser is built (each registers its commands).
-GROUPS = ["reports", "stats", "config_cmd", "session", "backup", "pick", "shell", "serve", "watch",
-          "limits", "alerts", "check", "budgets", "agents", "doctor", "export", "ledger_cmd", "web",
-          "report"]
+GROUPS = [
+    "reports",
+    "stats",
+    "config_cmd",
+    "session",
+    "backup",
+    "pick",
+    "shell",
+    "serve",
+    "watch",
+    "limits",
+    "alerts",
+    "check",
+    "budgets",
+    "agents",
+    "doctor",
+    "export",
+    "ledger_cmd",
+    "web",
+    "report",
+]
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
@@ -30,14 +48,31 @@ def global_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("global options")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
-    g.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS,
-                   help="no colours (also NO_COLOR)")
-    g.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
-                   help="log verbosity on stderr (debug shows tracebacks)")
-    g.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH",
-                   help="config file (default: TOKMON_CONFIG or the user config dir)")
-    g.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
-                   help="use a generated demo corpus instead of ~/.claude")
+    g.add_argument(
+        "--no-color",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no colours (also NO_COLOR)",
+    )
+    g.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,
+        help="log verbosity on stderr (debug shows tracebacks)",
+    )
+    g.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="config file (default: TOKMON_CONFIG or the user config dir)",
+    )
+    g.add_argument(
+        "--demo",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="use a generated demo corpus instead of ~/.claude",
+    )
     return p
 
 
@@ -73,7 +108,9 @@ def run(
         args = build_parser().parse_args(argv)
         level = getattr(args, "log_level", None) or env.get("TOKMON_LOG_LEVEL", "warning").lower()
         if level not in LOG_LEVELS:
-            raise CLIError(f"invalid TOKMON_LOG_LEVEL {level!r} (use one of {', '.join(LOG_LEVELS)})")
+            raise CLIError(
+                f"invalid TOKMON_LOG_LEVEL {level!r} (use one of {', '.join(LOG_LEVELS)})"
+            )
         debug = level == "debug"
         setup_logging(level, err)
         ctx.log_level = level
@@ -99,5 +136,7 @@ def run(
     except Exception as exc:
         if debug:
             raise
-        err.write(f"tokmon: error: {exc.__class__.__name__}: {exc} (run with --log-level debug for details)\n")
+        err.write(
+            f"tokmon: error: {exc.__class__.__name__}: {exc} (run with --log-level debug for details)\n"
+        )
         return 1

@@ -25,36 +25,67 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
     """The ccusage-compatible options of one report."""
     p.add_argument("-s", "--since", help="from date (YYYYMMDD or YYYY-MM-DD)")
     p.add_argument("-u", "--until", help="until date (YYYYMMDD or YYYY-MM-DD)")
-    p.add_argument("-z", "--timezone", help="time zone for dates (IANA name or UTC; default: system)")
+    p.add_argument(
+        "-z", "--timezone", help="time zone for dates (IANA name or UTC; default: system)"
+    )
     p.add_argument("-o", "--order", choices=["asc", "desc"], default="asc")
     p.add_argument("-b", "--breakdown", action="store_true", help="per-model rows")
     p.add_argument("-p", "--project", help="only this project (cwd path or its last component)")
-    p.add_argument("-m", "--mode", choices=["calculate", "display", "auto"],
-                   help="cost mode (default: config cost_mode)")
+    p.add_argument(
+        "-m",
+        "--mode",
+        choices=["calculate", "display", "auto"],
+        help="cost mode (default: config cost_mode)",
+    )
     p.add_argument("--machine", help="only records from this machine (see `tokmon ledger`)")
     if kind != "blocks":  # 5-hour blocks are Claude Code's
-        p.add_argument("--agent", metavar="NAME",
-                       help="one agent (claude, codex, gemini, opencode, qwen, copilot, amp) or "
-                            "'all': every agent with an agent column (default: claude)")
-    p.add_argument("-j", dest="json", action="store_true", default=argparse.SUPPRESS,
-                   help=argparse.SUPPRESS)
+        p.add_argument(
+            "--agent",
+            metavar="NAME",
+            help="one agent (claude, codex, gemini, opencode, qwen, copilot, amp) or "
+            "'all': every agent with an agent column (default: claude)",
+        )
+    p.add_argument(
+        "-j", dest="json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     p.add_argument("-O", "--offline", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--compact", action="store_true",
-                   help="the narrow layout (fewer columns), whatever the terminal width")
-    p.add_argument("--project-aliases", metavar="ALIASES",
-                   help="display names for projects: 'dir=Name,other=Other Name'")
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="the narrow layout (fewer columns), whatever the terminal width",
+    )
+    p.add_argument(
+        "--project-aliases",
+        metavar="ALIASES",
+        help="display names for projects: 'dir=Name,other=Other Name'",
+    )
     if kind in ("daily", "weekly", "monthly"):
-        p.add_argument("-i", "--instances", action="store_true",
-                       help="one section per project (JSON: {projects: {name: rows}})")
+        p.add_argument(
+            "-i",
+            "--instances",
+            action="store_true",
+            help="one section per project (JSON: {projects: {name: rows}})",
+        )
     if kind == "weekly":
-        p.add_argument("-w", "--start-of-week", default="sunday",
-                       choices=["sunday", "monday", "tuesday", "wednesday", "thursday", "friday",
-                                "saturday"])
+        p.add_argument(
+            "-w",
+            "--start-of-week",
+            default="sunday",
+            choices=["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"],
+        )
     if kind == "session":
-        p.add_argument("-i", "--id", dest="session_id",
-                       help="only this session: a full id or a unique prefix (as tables show it)")
-        p.add_argument("--all", dest="include_empty", action="store_true",
-                       help="also list sessions with 0 tokens (hidden by default)")
+        p.add_argument(
+            "-i",
+            "--id",
+            dest="session_id",
+            help="only this session: a full id or a unique prefix (as tables show it)",
+        )
+        p.add_argument(
+            "--all",
+            dest="include_empty",
+            action="store_true",
+            help="also list sessions with 0 tokens (hidden by default)",
+        )
     if kind == "blocks":
         p.add_argument("-a", "--active", action="store_true", help="only the active block")
         p.add_argument("-r", "--recent", action="store_true", help="blocks of the last 3 days")
@@ -68,9 +99,13 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         add_report_options(p, kind)
         p.set_defaults(handler=lambda a, c, k=kind: run_report(k, a, c))
     # `tokmon claude daily` etc.: ccusage's agent-prefixed spelling of the same reports.
-    cp = sub.add_parser("claude", parents=[parent], help="the reports, spelled as ccusage's `claude` commands",
-                        description="Same as `tokmon daily|weekly|monthly|session|blocks` "
-                        "(ccusage's `ccusage claude <report>`).")
+    cp = sub.add_parser(
+        "claude",
+        parents=[parent],
+        help="the reports, spelled as ccusage's `claude` commands",
+        description="Same as `tokmon daily|weekly|monthly|session|blocks` "
+        "(ccusage's `ccusage claude <report>`).",
+    )
     csub = cp.add_subparsers(dest="claude_command", metavar="REPORT", required=True)
     for kind in ("daily", "weekly", "monthly", "session", "blocks"):
         p = csub.add_parser(kind, parents=[parent], help=HELP[kind], description=HELP[kind])
@@ -101,7 +136,9 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         try:
             opts["token_limit"] = parse_value("token_limit", args.token_limit)
         except ConfigError as exc:
-            raise CLIError(f"invalid --token-limit {args.token_limit!r}: expected a number or 'max'") from exc
+            raise CLIError(
+                f"invalid --token-limit {args.token_limit!r}: expected a number or 'max'"
+            ) from exc
     if args.mode:
         ctx.config.values["cost_mode"] = args.mode
     if getattr(args, "session_length", None):
@@ -152,8 +189,9 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     if kind == "blocks":
         blocks_table(ctx, data["blocks"], tz, compact=args.compact)
     else:
-        period_table(ctx, kind, data, tz, breakdown=args.breakdown, compact=args.compact,
-                     aliases=aliases)
+        period_table(
+            ctx, kind, data, tz, breakdown=args.breakdown, compact=args.compact, aliases=aliases
+        )
     return 0
 
 
@@ -165,7 +203,9 @@ def parse_aliases(text: str | None) -> dict[str, str]:
             continue
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise CLIError(f"invalid --project-aliases entry {part.strip()!r} (expected name=Display Name)")
+            raise CLIError(
+                f"invalid --project-aliases entry {part.strip()!r} (expected name=Display Name)"
+            )
         out[key.strip()] = value.strip()
     return out
 
@@ -183,8 +223,7 @@ def _resolve_session(ctx: Context, engine: Any, ref: str) -> str:
     from tokmon.sessions import RefError, resolve
 
     try:
-        return resolve(ref, {r.session_id for r in engine.records}, _metadata(ctx),
-                       engine.titles)
+        return resolve(ref, {r.session_id for r in engine.records}, _metadata(ctx), engine.titles)
     except RefError as exc:
         if exc.ambiguous:
             raise CLIError(str(exc)) from None
@@ -237,20 +276,28 @@ def session_dirs(engine: Any) -> dict[str, str]:
     return out
 
 
-def _instances(kind: str, args: argparse.Namespace, ctx: Context, engine: Any,
-               opts: dict[str, Any], aliases: dict[str, str]) -> int:
+def _instances(
+    kind: str,
+    args: argparse.Namespace,
+    ctx: Context,
+    engine: Any,
+    opts: dict[str, Any],
+    aliases: dict[str, str],
+) -> int:
     """``-i/--instances``: one report per project, keyed like ccusage's ``projects`` object
     (the transcript's directory under ``projects/``)."""
     from tokmon import aggregate
     from tokmon.timeutil import WEEKDAYS, DateKeyer
 
     dirs = session_dirs(engine)
-    recs = engine._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
-                            opts.get("timezone"))
+    recs = engine._filtered(
+        opts.get("since"), opts.get("until"), opts.get("project"), opts.get("timezone")
+    )
     keyer = DateKeyer(resolve_tz_name(engine, opts.get("timezone")))
     sow = WEEKDAYS.index(opts.get("start_of_week") or "sunday")
-    key_fn = {"daily": keyer.day, "monthly": keyer.month,
-              "weekly": lambda ts: keyer.week(ts, sow)}[kind]
+    key_fn = {"daily": keyer.day, "monthly": keyer.month, "weekly": lambda ts: keyer.week(ts, sow)}[
+        kind
+    ]
     label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
     by_cwd: dict[str, str] = {}  # sessions without a transcript of their own (resumed ones)
     for r in engine.records:  # go where other sessions of the same cwd are
@@ -274,8 +321,9 @@ def _instances(kind: str, args: argparse.Namespace, ctx: Context, engine: Any,
     for key, rows in projects.items():
         sub = {kind: rows, "totals": _sum_rows(rows)}
         ctx.stdout.write(f"\nProject: {aliases.get(key, key)}\n")
-        period_table(ctx, kind, sub, tz, breakdown=args.breakdown, compact=args.compact,
-                     aliases=aliases)
+        period_table(
+            ctx, kind, sub, tz, breakdown=args.breakdown, compact=args.compact, aliases=aliases
+        )
     if not projects:
         ctx.stdout.write("No usage in this range.\n")
     return 0
@@ -288,7 +336,14 @@ def resolve_tz_name(engine: Any, name: str | None) -> Any:
 
 
 def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens", "totalCost")
+    keys = (
+        "inputTokens",
+        "outputTokens",
+        "cacheCreationTokens",
+        "cacheReadTokens",
+        "totalTokens",
+        "totalCost",
+    )
     return {k: sum(r[k] for r in rows) for k in keys}
 
 
@@ -311,8 +366,15 @@ class ReportCache:
         if version is None:
             return
         tz = opts.get("timezone") or engine.config.get("timezone") or str(resolve_tz(None))
-        key = repr((kind, sorted(opts.items(), key=lambda kv: kv[0]), tz, version,
-                    [str(r) for r in engine.candidate_roots]))
+        key = repr(
+            (
+                kind,
+                sorted(opts.items(), key=lambda kv: kv[0]),
+                tz,
+                version,
+                [str(r) for r in engine.candidate_roots],
+            )
+        )
         digest = hashlib.sha1(key.encode()).hexdigest()[:20]
         self.dir = ctx.paths.cache_dir / "reports"
         self.path = self.dir / f"{kind}-{digest}.json"

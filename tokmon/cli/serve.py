@@ -13,31 +13,53 @@ from tokmon.cli.context import CLIError
 LOOPBACK_NAMES = {"localhost"}
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
     p = subparsers.add_parser(
-        "serve", parents=[parent],
+        "serve",
+        parents=[parent],
         help="language server (LSP over stdio) or JSON-lines service for editors and scripts",
         description="Serve the tokmon protocol (docs/protocol.md). stdout carries protocol "
-                    "messages only; logs go to stderr or --log-file.",
+        "messages only; logs go to stderr or --log-file.",
     )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--jsonl", action="store_true",
-                      help="JSON lines on stdin/stdout instead of LSP")
-    mode.add_argument("--tcp", metavar="HOST:PORT",
-                      help="LSP over TCP on a loopback address (e.g. 127.0.0.1:2087) for one "
-                           "client, whose initialize must carry initializationOptions.tokmonToken "
-                           "(the per-launch token written to <state>/serve-tcp-PORT.token)")
-    mode.add_argument("--stdio", action="store_true",
-                      help="LSP over stdio (the default; accepted for LSP clients)")
-    p.add_argument("--workspace", metavar="DIR",
-                   help="default workspace folder when the client sends none")
-    p.add_argument("--debounce-ms", type=int, metavar="N",
-                   help="file watcher debounce in ms (default: config server.debounce_ms, 50)")
-    p.add_argument("--poll", action="store_true", default=None,
-                   help="poll files instead of OS events (network/WSL filesystems; "
-                        "also TOKMON_FORCE_POLLING=1)")
-    p.add_argument("--no-watch", action="store_true",
-                   help="no file watcher: data changes only on tokmon/refresh")
+    mode.add_argument(
+        "--jsonl", action="store_true", help="JSON lines on stdin/stdout instead of LSP"
+    )
+    mode.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="LSP over TCP on a loopback address (e.g. 127.0.0.1:2087) for one "
+        "client, whose initialize must carry initializationOptions.tokmonToken "
+        "(the per-launch token written to <state>/serve-tcp-PORT.token)",
+    )
+    mode.add_argument(
+        "--stdio",
+        action="store_true",
+        help="LSP over stdio (the default; accepted for LSP clients)",
+    )
+    p.add_argument(
+        "--workspace", metavar="DIR", help="default workspace folder when the client sends none"
+    )
+    p.add_argument(
+        "--debounce-ms",
+        type=int,
+        metavar="N",
+        help="file watcher debounce in ms (default: config server.debounce_ms, 50)",
+    )
+    p.add_argument(
+        "--poll",
+        action="store_true",
+        default=None,
+        help="poll files instead of OS events (network/WSL filesystems; "
+        "also TOKMON_FORCE_POLLING=1)",
+    )
+    p.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="no file watcher: data changes only on tokmon/refresh",
+    )
     p.add_argument("--log-file", metavar="PATH", help="write logs to PATH instead of stderr")
     p.add_argument("--clientProcessId", help=argparse.SUPPRESS)  # sent by some LSP clients
     from tokmon.cli.export import add_serve_options
@@ -63,7 +85,9 @@ def parse_tcp(value: str) -> tuple[str, int]:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        raise CLIError(f"--tcp: {host!r} is not a loopback address (use 127.0.0.1 or ::1)") from None
+        raise CLIError(
+            f"--tcp: {host!r} is not a loopback address (use 127.0.0.1 or ::1)"
+        ) from None
     if not ip.is_loopback:
         raise CLIError(f"--tcp: refusing to listen on {host}: only loopback addresses are allowed")
     return str(ip), port
@@ -78,8 +102,9 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         raise CLIError("--debounce-ms must be between 1 and 60000")
     cfg = ctx.config
     debounce = args.debounce_ms or int(cfg.get("server.debounce_ms") or 50)
-    force_polling: bool | None = True if args.poll else (True if cfg.get("server.force_polling")
-                                                           else None)
+    force_polling: bool | None = (
+        True if args.poll else (True if cfg.get("server.force_polling") else None)
+    )
     setup_logging(getattr(ctx, "log_level", "warning") or "warning", args.log_file)
 
     roots = ctx.roots()
@@ -93,7 +118,11 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         service = Service(env=ctx.env, engine_factory=factory, workspace=args.workspace)
     except ValueError as exc:
         raise CLIError(f"--workspace: {exc}") from None
-    opts: dict[str, Any] = {"watch": not args.no_watch, "debounce_ms": debounce, "force_polling": force_polling}
+    opts: dict[str, Any] = {
+        "watch": not args.no_watch,
+        "debounce_ms": debounce,
+        "force_polling": force_polling,
+    }
     from tokmon.cli.export import start_for_serve
 
     start_for_serve(service, args, ctx)

@@ -60,8 +60,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         metavar="N",
         help="only sessions with at least N tokens (default 1: 0-token sessions need --all)",
     )
-    lp.add_argument("--all", dest="include_empty", action="store_true",
-                    help="also list sessions with 0 tokens")
+    lp.add_argument(
+        "--all", dest="include_empty", action="store_true", help="also list sessions with 0 tokens"
+    )
     lp.add_argument(
         "--sort",
         choices=list(SORT_KEYS),
@@ -431,8 +432,9 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
         )
     con.print(t)
 
-    t = Table(title=f"5-hour billing blocks (times in {_zone(tz)})", box=box.SIMPLE,
-              title_justify="left")
+    t = Table(
+        title=f"5-hour billing blocks (times in {_zone(tz)})", box=box.SIMPLE, title_justify="left"
+    )
     for col in ("Start", "End", "Requests", "Tokens", "Cost", "Status"):
         t.add_column(
             col, justify="right" if col in ("Requests", "Tokens", "Cost") else "left", no_wrap=True

@@ -16,7 +16,9 @@ from tokmon.cli.context import CLIError, Context
 STATUSLINE_ARGS = ["line", "--claude"]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
     p = subparsers.add_parser(
         "init",
         parents=[parent],

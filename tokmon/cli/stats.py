@@ -12,11 +12,16 @@ from tokmon.cli.render import console, dump_json, resolve_zone, terminal_width
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("stats", parents=[parent], help="one screen: today, current block, top sessions")
+    p = sub.add_parser(
+        "stats", parents=[parent], help="one screen: today, current block, top sessions"
+    )
     p.add_argument("-n", "--top", type=int, default=5, help="how many sessions (default 5)")
     p.add_argument("--cwd", help="show the session of this directory's project")
-    p.add_argument("-z", "--timezone", help="time zone for dates and times (IANA name or UTC; "
-                   "default: config, else the system's)")
+    p.add_argument(
+        "-z",
+        "--timezone",
+        help="time zone for dates and times (IANA name or UTC; default: config, else the system's)",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -73,7 +78,9 @@ def block_lines(b: dict[str, Any], lim: dict[str, Any], official: Any, tz: tzinf
         lines.append(text)
     if lim.get("tokens"):
         src = "configured" if lim["source"] == "config" else "largest past block"
-        lines.append(f"Limit {fmt.integer(lim['tokens'])} ({src}): {fmt.percent(b['limitPercent'])} used")
+        lines.append(
+            f"Limit {fmt.integer(lim['tokens'])} ({src}): {fmt.percent(b['limitPercent'])} used"
+        )
     if official and official.get("fiveHour"):
         five = official["fiveHour"]
         text = f"Official 5-hour utilisation: {fmt.percent(five.get('usedPercentage'))} (from Claude Code)"
@@ -112,17 +119,27 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
         for col in ("Agent", "Today tokens", "Today cost", "All-time tokens", "All-time cost"):
             at.add_column(col, justify="left" if col == "Agent" else "right")
         for name, a in agents.items():
-            at.add_row(name, fmt.integer(a["today"]["totalTokens"]),
-                       fmt.cost(a["today"]["totalCost"]), fmt.integer(a["totals"]["totalTokens"]),
-                       fmt.cost(a["totals"]["totalCost"]))
+            at.add_row(
+                name,
+                fmt.integer(a["today"]["totalTokens"]),
+                fmt.cost(a["today"]["totalCost"]),
+                fmt.integer(a["totals"]["totalTokens"]),
+                fmt.cost(a["totals"]["totalCost"]),
+            )
         con.print(at)
     b = s["activeBlock"]
     if b is None:
         body = "No active 5-hour block (no usage in the last 5 hours)."
     else:
         body = "\n".join(block_lines(b, s["tokenLimit"], s.get("official"), tz))
-    con.print(Panel(body, title="Current block" + (" (estimate)" if b else ""), box=box.ROUNDED,
-                    expand=False))
+    con.print(
+        Panel(
+            body,
+            title="Current block" + (" (estimate)" if b else ""),
+            box=box.ROUNDED,
+            expand=False,
+        )
+    )
     t = Table(title="Recent sessions", box=box.SIMPLE, caption=f"times in {s['timezone']}")
     t.add_column("Session", no_wrap=True)
     t.add_column("Project / name", overflow="fold", max_width=30)
@@ -133,7 +150,12 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
         label = r.get("name") or ""  # merged: the user's name, else Claude's title
         tags = " ".join(f"#{x}" for x in r.get("tags") or [])
         name = " ".join(x for x in (r["projectName"], label and f"· {label}", tags) if x)
-        t.add_row(r["sessionId"][:8], escape(name),
-                  fmt.date_time(fmt.epoch(r["lastActivity"]), tz), fmt.integer(r["totalTokens"]),
-                  fmt.cost(r["totalCost"]), style="bold" if r["isActive"] else None)
+        t.add_row(
+            r["sessionId"][:8],
+            escape(name),
+            fmt.date_time(fmt.epoch(r["lastActivity"]), tz),
+            fmt.integer(r["totalTokens"]),
+            fmt.cost(r["totalCost"]),
+            style="bold" if r["isActive"] else None,
+        )
     con.print(t)

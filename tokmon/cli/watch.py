@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
     p = subparsers.add_parser(
         "watch",
         parents=[parent],
@@ -32,8 +34,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], pa
         metavar="SECONDS",
         help="refresh at least this often even without file changes (default 60)",
     )
-    p.add_argument("-z", "--timezone", help="time zone for clock times (IANA name or UTC; "
-                   "default: config, else the system's)")
+    p.add_argument(
+        "-z",
+        "--timezone",
+        help="time zone for clock times (IANA name or UTC; default: config, else the system's)",
+    )
     p.add_argument(
         "--no-watch",
         action="store_true",

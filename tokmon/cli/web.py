@@ -49,8 +49,14 @@ def make_service(ctx: Any, workspace: str | None = None) -> Any:
     def factory() -> Any:
         from tokmon.engine import Engine
 
-        return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env, persist=not ctx.demo,
-                      agents=not ctx.demo)
+        return Engine(
+            roots=roots,
+            paths=ctx.paths,
+            config=cfg,
+            env=ctx.env,
+            persist=not ctx.demo,
+            agents=not ctx.demo,
+        )
 
     return Service(env=ctx.env, engine_factory=factory, workspace=workspace)
 

@@ -191,8 +191,12 @@ class Watcher:
                     continue
                 try:
                     notify = RustNotify(
-                        [str(p) for p in watched], False, self.force_polling,
-                        self.poll_delay_ms, True, True,
+                        [str(p) for p in watched],
+                        False,
+                        self.force_polling,
+                        self.poll_delay_ms,
+                        True,
+                        True,
                     )
                 except Exception as exc:  # e.g. a root vanished in between
                     self._report(exc)

@@ -1072,4 +1072,3 @@ def generate(
         end = end.replace(tzinfo=timezone.utc)
     ensure_dir(projects)
     return _Corpus(dest, size_mb, seed, end, days).run(size_mb)
-

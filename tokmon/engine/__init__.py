@@ -30,8 +30,16 @@ from tokmon.engine.queries import ALL, CLAUDE, Queries, project_session
 from tokmon.engine.state import Changes, ProgressFn
 from tokmon.engine.store import LOCK_TIMEOUT, SaveJob, Store
 
-__all__ = ["ALL", "CLAUDE", "FUTURE_SLACK", "Changes", "Engine", "ProgressFn", "SaveJob",
-           "project_session"]
+__all__ = [
+    "ALL",
+    "CLAUDE",
+    "FUTURE_SLACK",
+    "Changes",
+    "Engine",
+    "ProgressFn",
+    "SaveJob",
+    "project_session",
+]
 
 
 class Engine(Ingest, Store, Queries):
@@ -52,7 +60,9 @@ class Engine(Ingest, Store, Queries):
         self.env = os.environ if env is None else env
         self.paths = paths or get_paths(self.env)
         self.config = config or load_config(self.paths)
-        self.candidate_roots = [Path(r) for r in roots] if roots is not None else claude_roots(self.env)
+        self.candidate_roots = (
+            [Path(r) for r in roots] if roots is not None else claude_roots(self.env)
+        )
         self.persist = persist
         self.prices = PriceTable.load(self.paths.prices_override_file)
         self.ledger = Ledger()
@@ -106,4 +116,3 @@ class Engine(Ingest, Store, Queries):
     def roots(self) -> list[Path]:
         """The ``projects/`` dirs that exist now."""
         return [r for r in self.candidate_roots if r.is_dir()]
-

@@ -27,7 +27,6 @@ log = logging.getLogger("tokmon.engine")
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
 
-
 class Ingest(EngineState):
     """Plan, read and merge: Claude transcripts through the parallel scanner, other agents
     through their sources; repricing and derived-data invalidation."""
@@ -83,7 +82,10 @@ class Ingest(EngineState):
         t3 = time.perf_counter()
         log.debug(
             "refresh: load %.1f ms, scan %.1f ms (%d files, %.1f MB), save %.1f ms",
-            (t1 - t0) * 1e3, (t2 - t1) * 1e3, changes.files_read, changes.bytes_read / 1e6,
+            (t1 - t0) * 1e3,
+            (t2 - t1) * 1e3,
+            changes.files_read,
+            changes.bytes_read / 1e6,
             (t3 - t2) * 1e3,
         )
         unknown = self.prices.unknown - self._warned_unknown
@@ -224,8 +226,10 @@ class Ingest(EngineState):
         done = 0
         bad_files = 0
         files = led.files
-        items = [(key, off, st.st_size - off, files[key].fp if off and key in files else "")
-                 for key, st, off in todo]
+        items = [
+            (key, off, st.st_size - off, files[key].fp if off and key in files else "")
+            for key, st, off in todo
+        ]
         stat_of = {key: st for key, st, _ in todo}
         override = self.paths.prices_override_file
         pricing = (str(override) if override.is_file() else None, str(self.config.get("cost_mode")))
@@ -260,8 +264,9 @@ class Ingest(EngineState):
                 bad_files += 1
                 if log.isEnabledFor(logging.DEBUG):  # --log-level debug: one line per file
                     log.debug("%s", _bad_lines_note(res))
-            new_state = FileState(st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns,
-                                  res.end, res.fp)
+            new_state = FileState(
+                st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns, res.end, res.fp
+            )
             if led.files.get(res.key) != new_state:
                 led.files[res.key] = new_state
                 dirty = True
@@ -299,8 +304,9 @@ class Ingest(EngineState):
         self._cache.clear()
         new_deltas, self._new_deltas = self._new_deltas, []
         if incremental and new_deltas:
-            self._blocks.invalidate(min(min(n[0], o[0] if o is not None else n[0])
-                                        for o, n in new_deltas))
+            self._blocks.invalidate(
+                min(min(n[0], o[0] if o is not None else n[0]) for o, n in new_deltas)
+            )
         elif not incremental:
             self._blocks.invalidate()
         if incremental and self._sorted is not None and len(new_deltas) <= 1000:
@@ -322,7 +328,6 @@ class Ingest(EngineState):
             self._deltas = []
 
 
-
 def _ts_of(r: UsageRecord) -> float:
     return r.ts
 
@@ -330,11 +335,19 @@ def _ts_of(r: UsageRecord) -> float:
 def _bad_lines_note(res: Any) -> str:
     """``<file>: skipped N line(s) (...) at line(s) 3, 7 (first 20 listed)`` for the debug log."""
     n = res.malformed + res.invalid_utf8 + res.huge
-    kinds = ", ".join(f"{k} {what}" for k, what in ((res.malformed, "malformed"),
-                      (res.invalid_utf8, "non-UTF-8"), (res.huge, "oversized")) if k)
+    kinds = ", ".join(
+        f"{k} {what}"
+        for k, what in (
+            (res.malformed, "malformed"),
+            (res.invalid_utf8, "non-UTF-8"),
+            (res.huge, "oversized"),
+        )
+        if k
+    )
     where = ""
     if res.bad_lines:
         more = res.malformed + res.invalid_utf8 > len(res.bad_lines)
-        where = (f" at line(s) {', '.join(map(str, res.bad_lines))}"
-                 + (f" (first {len(res.bad_lines)} listed)" if more else ""))
+        where = f" at line(s) {', '.join(map(str, res.bad_lines))}" + (
+            f" (first {len(res.bad_lines)} listed)" if more else ""
+        )
     return f"{res.key}: skipped {n} line(s) ({kinds}){where}"

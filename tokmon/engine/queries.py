@@ -32,7 +32,6 @@ CLAUDE = "claude"
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
 
-
 class Queries(EngineState):
     """Reports, summary, sessions and blocks over the merged records."""
 
@@ -106,7 +105,9 @@ class Queries(EngineState):
             self._cache[ck] = self._blocks.blocks(self.records, now)
         return self._cache[ck]  # type: ignore[no-any-return]
 
-    def token_limit(self, now: float | None = None, override: int | str | None = None) -> tuple[int | None, str | None]:
+    def token_limit(
+        self, now: float | None = None, override: int | str | None = None
+    ) -> tuple[int | None, str | None]:
         """The block token limit and where it came from."""
         lim = override if override is not None else self.config.token_limit
         if lim is None:
@@ -133,7 +134,9 @@ class Queries(EngineState):
         rows: list[dict[str, Any]] = []
         for name in self.agent_names() if agent == ALL else [agent]:
             part = aggregate.session_rows(
-                self._filtered(since, until, project, tz, agent=name), self.titles, now,
+                self._filtered(since, until, project, tz, agent=name),
+                self.titles,
+                now,
                 self.block_seconds,
             )
             if agent == ALL:
@@ -157,8 +160,14 @@ class Queries(EngineState):
         if kind == "blocks" and agent not in (None, CLAUDE):
             raise ValueError("5-hour blocks are Claude Code's: use --agent claude")
         tz = resolve_tz(self._tz_name(opts.get("timezone")))
-        recs = self._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
-                              opts.get("timezone"), opts.get("session_id"), agent)
+        recs = self._filtered(
+            opts.get("since"),
+            opts.get("until"),
+            opts.get("project"),
+            opts.get("timezone"),
+            opts.get("session_id"),
+            agent,
+        )
         keyer = DateKeyer(tz)
         order = opts.get("order") or "asc"
         if kind == "daily":
@@ -167,8 +176,9 @@ class Queries(EngineState):
             return aggregate.period_report(recs, keyer.month, "month", "monthly", order)
         if kind == "weekly":
             sow = WEEKDAYS.index(opts.get("start_of_week") or "sunday")
-            return aggregate.period_report(recs, lambda ts: keyer.week(ts, sow), "week", "weekly",
-                                           order)
+            return aggregate.period_report(
+                recs, lambda ts: keyer.week(ts, sow), "week", "weekly", order
+            )
         if kind == "session":
             now = opts.get("now") or time.time()
             rows = aggregate.session_rows(recs, self.titles, now, self.block_seconds)
@@ -184,10 +194,15 @@ class Queries(EngineState):
         """Every agent's rows with an ``agent`` column (after the period or session id),
         sorted like the single-agent report; ``totals`` over all agents, per agent in
         ``agents``."""
-        list_name = {"daily": "daily", "weekly": "weekly", "monthly": "monthly",
-                     "session": "sessions"}[kind]
-        label = {"daily": "date", "weekly": "week", "monthly": "month",
-                 "session": "sessionId"}[kind]
+        list_name = {
+            "daily": "daily",
+            "weekly": "weekly",
+            "monthly": "monthly",
+            "session": "sessions",
+        }[kind]
+        label = {"daily": "date", "weekly": "week", "monthly": "month", "session": "sessionId"}[
+            kind
+        ]
         rows: list[dict[str, Any]] = []
         per_agent: dict[str, Any] = {}
         recs: list[UsageRecord] = []
@@ -199,8 +214,14 @@ class Queries(EngineState):
                 row.update((k, v) for k, v in r.items() if k != label)
                 rows.append(row)
             per_agent[name] = part["totals"]
-            recs += self._filtered(opts.get("since"), opts.get("until"), opts.get("project"),
-                                   opts.get("timezone"), opts.get("session_id"), name)
+            recs += self._filtered(
+                opts.get("since"),
+                opts.get("until"),
+                opts.get("project"),
+                opts.get("timezone"),
+                opts.get("session_id"),
+                name,
+            )
         rank = {n: i for i, n in enumerate(names)}
         if kind == "session":
             rows.sort(key=lambda r: -r["totalCost"])
@@ -258,7 +279,9 @@ class Queries(EngineState):
         self._deltas = []
         return accs
 
-    def summary(self, now: float | None = None, cwd: str | None = None, tz: str | None = None) -> dict[str, Any]:
+    def summary(
+        self, now: float | None = None, cwd: str | None = None, tz: str | None = None
+    ) -> dict[str, Any]:
         """The Summary dict every live surface shows (see docs/architecture.md)."""
         from tokmon.fmt import zone_name
         from tokmon.timeutil import iso
@@ -278,8 +301,14 @@ class Queries(EngineState):
         dd, wd = _date.fromisoformat(today), _date.fromisoformat(week)
         md = _date.fromisoformat(month + "-01")
         next_month = _date(md.year + md.month // 12, md.month % 12 + 1, 1)
-        bounds = (_start(dd), _start(wd), _start(md), _start(dd + _td(days=1)),
-                  _start(wd + _td(days=7)), _start(next_month))
+        bounds = (
+            _start(dd),
+            _start(wd),
+            _start(md),
+            _start(dd + _td(days=1)),
+            _start(wd + _td(days=7)),
+            _start(next_month),
+        )
         acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, *bounds))
         recs = self.records
         blocks = self.blocks(now)
@@ -298,8 +327,9 @@ class Queries(EngineState):
             br = current.burn_rate
             proj = current.projection
             proj_pct = proj.total_tokens / limit * 100 if (proj and limit) else None
-            active["burnLevel"] = burn_level(br.tokens_per_minute_for_indicator if br else None,
-                                             proj_pct)
+            active["burnLevel"] = burn_level(
+                br.tokens_per_minute_for_indicator if br else None, proj_pct
+            )
             active["limitPercent"] = (current.total_tokens / limit * 100) if limit else None
         recent: set[str] = set()
         for i in range(len(recs) - 1, -1, -1):
@@ -307,8 +337,13 @@ class Queries(EngineState):
                 break
             if recs[i].ts <= now + FUTURE_SLACK:
                 recent.add(recs[i].session_id)
-        rows = aggregate.session_rows([r for r in recs if r.session_id in recent], self.titles,
-                                      now, self.block_seconds) if recent else []
+        rows = (
+            aggregate.session_rows(
+                [r for r in recs if r.session_id in recent], self.titles, now, self.block_seconds
+            )
+            if recent
+            else []
+        )
         rows.sort(key=lambda r: r["lastActivity"], reverse=True)
         active_rows = [r for r in rows if r["isActive"]]
         official = None
@@ -339,19 +374,19 @@ class Queries(EngineState):
         }
         others = self.agent_names()[1:]
         if others:  # only with other agents' data: a Claude-only summary keeps its shape
-            per_agent = {CLAUDE: {"today": period(acc_d, date=today),
-                                  "totals": all_acc.tokens()}}
+            per_agent = {CLAUDE: {"today": period(acc_d, date=today), "totals": all_acc.tokens()}}
             for name in others:
                 recs_a = self.records_of(name)
                 day = aggregate.Acc()
                 for r in recs_a:
                     if bounds[0] <= r.ts < bounds[3]:
                         _acc_apply(day, r, 1)
-                per_agent[name] = {"today": period(day, date=today),
-                                   "totals": aggregate.totals(recs_a).tokens()}
+                per_agent[name] = {
+                    "today": period(day, date=today),
+                    "totals": aggregate.totals(recs_a).tokens(),
+                }
             out["agents"] = per_agent
         return out
-
 
 
 def _acc_apply(acc: aggregate.Acc, r: UsageRecord, sign: int) -> None:

@@ -31,7 +31,6 @@ log = logging.getLogger("tokmon.engine")
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
 
 
-
 @dataclass
 class SaveJob:
     """A ledger copy being written in the background (see Engine.snapshot)."""
@@ -85,8 +84,10 @@ class Store(EngineState):
         try:
             os.replace(self.ledger_file, dest)
         except OSError as exc:
-            self._readonly = (f"cannot keep the ledger {self.ledger_file} aside "
-                              f"({exc.strerror or exc}): not overwriting it; results not saved")
+            self._readonly = (
+                f"cannot keep the ledger {self.ledger_file} aside "
+                f"({exc.strerror or exc}): not overwriting it; results not saved"
+            )
             warnings.append(self._readonly)
             return False
         with contextlib.suppress(OSError):
@@ -116,15 +117,25 @@ class Store(EngineState):
             if payload is None:
                 return None
             assert self.agents is not None
-            return SaveJob(None, self.ledger.stamp, self.version, agents_payload=payload,
-                           agents_version=self.agents.version)
+            return SaveJob(
+                None,
+                self.ledger.stamp,
+                self.version,
+                agents_payload=payload,
+                agents_version=self.agents.version,
+            )
         led = Ledger()
         led.files = dict(self.ledger.files)
         led.records = dict(self.ledger.records)
         led.titles = {k: dict(v) for k, v in self.ledger.titles.items()}
         led.price_signature = self._price_key()
-        return SaveJob(led, self.ledger.stamp, self.version, agents_payload=payload,
-                       agents_version=self.agents.version if self.agents is not None else 0)
+        return SaveJob(
+            led,
+            self.ledger.stamp,
+            self.version,
+            agents_payload=payload,
+            agents_version=self.agents.version if self.agents is not None else 0,
+        )
 
     def write(self, job: SaveJob) -> list[str]:
         """The slow part of a save: serialise and write ``job`` (no engine state touched)."""
@@ -187,8 +198,13 @@ class Store(EngineState):
     def data_version(self) -> str | None:
         """Identifies the persisted data state (for caches of derived output), or None when
         the in-memory data is not exactly the saved file (unsaved changes, read-only)."""
-        if (not self.persist or self.ledger.stamp is None or self._dirty or self._aside is not None
-                or self._readonly is not None):
+        if (
+            not self.persist
+            or self.ledger.stamp is None
+            or self._dirty
+            or self._aside is not None
+            or self._readonly is not None
+        ):
             return None  # the engine holds data the file lacks: no cache may stand for it
         agents = ""
         if self.agents is not None:
@@ -241,8 +257,10 @@ class Store(EngineState):
         try:
             fresh = load(self.ledger_file)
         except LedgerNewer as exc:
-            self._readonly = (f"{exc} at {self.ledger_file}: not changing it (upgrade tokmon); "
-                              "results come from the transcripts only and are not saved")
+            self._readonly = (
+                f"{exc} at {self.ledger_file}: not changing it (upgrade tokmon); "
+                "results come from the transcripts only and are not saved"
+            )
             changes.warnings.append(self._readonly)
             self._start_over(stamp)
             changes.rebuilt = True
@@ -296,4 +314,3 @@ class Store(EngineState):
         self.ledger.stamp = stamp  # do not load the same bad file again
         self._dirty = True
         self._invalidate()
-

@@ -204,9 +204,12 @@ class SeriesSource:
         lim = (summ.get("tokenLimit") or {}).get("tokens")
         if lim:
             out.append(
-                Gauge("block_limit_tokens",
-                      "block token limit (config token_limit; max: the largest completed block)",
-                      m, float(lim))  # fmt: skip
+                Gauge(
+                    "block_limit_tokens",
+                    "block token limit (config token_limit; max: the largest completed block)",
+                    m,
+                    float(lim),
+                )  # fmt: skip
             )
         if blk and blk.get("limitPercent") is not None:
             out.append(

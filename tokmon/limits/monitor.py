@@ -36,8 +36,14 @@ def _stamp(paths: Any) -> tuple[Any, ...]:
 
 def _figures(st: dict[str, Any]) -> Any:
     return [
-        (w["source"], w["window"], w["basis"], round(w["usedPercent"], 3), w.get("resetsAt"),
-         bool(w.get("stale")))  # a figure turning stale changes what every surface shows
+        (
+            w["source"],
+            w["window"],
+            w["basis"],
+            round(w["usedPercent"], 3),
+            w.get("resetsAt"),
+            bool(w.get("stale")),
+        )  # a figure turning stale changes what every surface shows
         for w in st.get("windows", [])
     ] + [m["resetsAt"] for m in st.get("limitReached", [])]
 

@@ -368,7 +368,9 @@ class MetadataStore:
         return kept
 
 
-def merge_metadata(rows: list[dict[str, Any]], store_all: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_metadata(
+    rows: list[dict[str, Any]], store_all: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Kept for callers of the old name: :func:`tokmon.sessions.merge` holds the rule."""
     from tokmon.sessions import merge
 

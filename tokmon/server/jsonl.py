@@ -150,8 +150,9 @@ class JsonLinesServer:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        threading.Thread(target=self._reader, args=(loop, queue), name="tokmon-jsonl-stdin",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._reader, args=(loop, queue), name="tokmon-jsonl-stdin", daemon=True
+        ).start()
         starter = asyncio.ensure_future(self._start(loop))
         try:
             while not self.closed:
@@ -186,32 +187,56 @@ class JsonLinesServer:
             from tokmon.service_watch import attach_watcher
 
             self.watcher = await asyncio.to_thread(
-                attach_watcher, self.service, loop, self.emit,
-                debounce_ms=self.debounce_ms, force_polling=self.force_polling,
+                attach_watcher,
+                self.service,
+                loop,
+                self.emit,
+                debounce_ms=self.debounce_ms,
+                force_polling=self.force_polling,
             )
 
     def _handle_line(self, raw: bytes) -> str | None:
         if raw is TOO_LONG or len(raw) > MAX_LINE:
-            self.write({"id": None, "error": {"code": INVALID_REQUEST,
-                                              "message": "request line too long"}})
+            self.write(
+                {"id": None, "error": {"code": INVALID_REQUEST, "message": "request line too long"}}
+            )
             return None
         if not raw.strip():
             return None
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            self.write({"id": None, "error": {"code": PARSE_ERROR, "message": f"parse error: {exc}"}})
+            self.write(
+                {"id": None, "error": {"code": PARSE_ERROR, "message": f"parse error: {exc}"}}
+            )
             return None
         if not isinstance(msg, dict):
-            self.write({"id": None, "error": {"code": INVALID_REQUEST,
-                                              "message": "invalid request: expected a JSON object"}})
+            self.write(
+                {
+                    "id": None,
+                    "error": {
+                        "code": INVALID_REQUEST,
+                        "message": "invalid request: expected a JSON object",
+                    },
+                }
+            )
             return None
         has_id = "id" in msg
         msg_id = msg.get("id")
-        if has_id and not (msg_id is None or isinstance(msg_id, (str, int, float))) \
-                or isinstance(msg_id, bool):
-            self.write({"id": None, "error": {"code": INVALID_REQUEST,
-                                              "message": "invalid request: 'id' must be a number or string"}})
+        if (
+            has_id
+            and not (msg_id is None or isinstance(msg_id, (str, int, float)))
+            or isinstance(msg_id, bool)
+        ):
+            self.write(
+                {
+                    "id": None,
+                    "error": {
+                        "code": INVALID_REQUEST,
+                        "message": "invalid request: 'id' must be a number or string",
+                    },
+                }
+            )
             return None
         method = msg.get("method")
         if not isinstance(method, str):
@@ -221,9 +246,15 @@ class JsonLinesServer:
         params = msg.get("params")
         if params is not None and not isinstance(params, (dict, list)):
             if has_id:
-                self.write({"id": msg_id, "error": {
-                    "code": INVALID_REQUEST,
-                    "message": "invalid request: 'params' must be an object, array or null"}})
+                self.write(
+                    {
+                        "id": msg_id,
+                        "error": {
+                            "code": INVALID_REQUEST,
+                            "message": "invalid request: 'params' must be an object, array or null",
+                        },
+                    }
+                )
             return None
         if method == "exit" and not has_id:
             return "exit"

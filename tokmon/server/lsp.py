@@ -47,8 +47,14 @@ def _rpc_error(exc: ServiceError) -> JsonRpcException:
 class TokmonLanguageServer(LanguageServer):
     """A LanguageServer that owns a :class:`Service` and its watcher."""
 
-    def __init__(self, service: Service, *, watch: bool = True, debounce_ms: int = 50,
-                 force_polling: bool | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        *,
+        watch: bool = True,
+        debounce_ms: int = 50,
+        force_polling: bool | None = None,
+    ) -> None:
         super().__init__("tokmon", tokmon.__version__, converter_factory=raw_converter)
         self.service = service
         self.watch = watch
@@ -94,8 +100,12 @@ class TokmonLanguageServer(LanguageServer):
             token = f"tokmon-index-{uuid.uuid4()}"
             try:
                 await asyncio.wait_for(progress.create_async(token), 5)
-                progress.begin(token, types.WorkDoneProgressBegin(
-                    title=PROGRESS_TITLE, percentage=0, cancellable=False))
+                progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title=PROGRESS_TITLE, percentage=0, cancellable=False
+                    ),
+                )
             except Exception as exc:
                 log.info("no progress reporting: %s", exc)
                 token = None
@@ -124,14 +134,19 @@ class TokmonLanguageServer(LanguageServer):
             from tokmon.service_watch import attach_watcher
 
             self.watcher = await asyncio.to_thread(
-                attach_watcher, self.service, loop, self.emit,
-                debounce_ms=self.debounce_ms, force_polling=self.force_polling,
+                attach_watcher,
+                self.service,
+                loop,
+                self.emit,
+                debounce_ms=self.debounce_ms,
+                force_polling=self.force_polling,
             )
 
     def _report(self, token: str, pct: int) -> None:
         try:
             self.work_done_progress.report(
-                token, types.WorkDoneProgressReport(percentage=pct, message=f"{pct}%"))
+                token, types.WorkDoneProgressReport(percentage=pct, message=f"{pct}%")
+            )
         except Exception:
             pass
 
@@ -156,8 +171,9 @@ class TokmonLanguageServer(LanguageServer):
 
     async def run_command(self, command: str, args: list[Any]) -> Any:
         """``workspace/executeCommand`` aliases go through the same service method."""
-        return await self.run_method("workspace/executeCommand",
-                                     {"command": command, "arguments": args})
+        return await self.run_method(
+            "workspace/executeCommand", {"command": command, "arguments": args}
+        )
 
 
 def _folder_from_init(params: types.InitializeParams) -> str | None:
@@ -169,13 +185,19 @@ def _folder_from_init(params: types.InitializeParams) -> str | None:
     return params.root_path or None
 
 
-def build_server(service: Service, *, watch: bool = True, debounce_ms: int = 50,
-                 force_polling: bool | None = None) -> TokmonLanguageServer:
+def build_server(
+    service: Service,
+    *,
+    watch: bool = True,
+    debounce_ms: int = 50,
+    force_polling: bool | None = None,
+) -> TokmonLanguageServer:
     """A ready-to-start language server over ``service``."""
     from tokmon.service import path_from_folder
 
-    server = TokmonLanguageServer(service, watch=watch, debounce_ms=debounce_ms,
-                                  force_polling=force_polling)
+    server = TokmonLanguageServer(
+        service, watch=watch, debounce_ms=debounce_ms, force_polling=force_polling
+    )
 
     @server.feature(types.INITIALIZE)
     def on_initialize(params: types.InitializeParams) -> None:

@@ -321,7 +321,9 @@ def build_segments(
 
 def _window_label(length: object) -> str:
     if isinstance(length, (int, float)) and length > 0:
-        return {18000: "5h", 604800: "7d"}.get(int(round(float(length))), fmt_duration(float(length)))
+        return {18000: "5h", 604800: "7d"}.get(
+            int(round(float(length))), fmt_duration(float(length))
+        )
     return "?"
 
 

@@ -313,7 +313,11 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         session_id = opts.session or (claude_info or {}).get("sessionId")
         segs = (
             formats.build_segments(
-                snap or {}, now, cwd=cwd, session_id=session_id, claude=claude_info,
+                snap or {},
+                now,
+                cwd=cwd,
+                session_id=session_id,
+                claude=claude_info,
                 explain_times=opts.explain,
             )
             or None

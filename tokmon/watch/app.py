@@ -106,8 +106,12 @@ def render_block(v: DashboardView, width: int, tz: Any = None) -> Text:
     span = f"  ends {fmt.clock_zoned(b.end, zone)}"
     room = width - 7 - len(pct) - len(left) if width > 0 else 40
     bw = max(6, min(40, room - len(span))) if room - len(span) >= 6 else max(4, min(40, room))
-    _fit(t, [("Time   ", "bold"), (bar(b.time_pct, bw), "cyan"), (pct, ""), (left, "bold")],
-         [(span, "dim")], width)
+    _fit(
+        t,
+        [("Time   ", "bold"), (bar(b.time_pct, bw), "cyan"), (pct, ""), (left, "bold")],
+        [(span, "dim")],
+        width,
+    )
     colour = BURN_COLOURS.get(b.burn_level, "white")
     if b.burn_tpm is not None:
         rate = b.burn_indicator_tpm if b.burn_indicator_tpm is not None else b.burn_tpm
@@ -115,8 +119,16 @@ def render_block(v: DashboardView, width: int, tz: Any = None) -> Text:
         if b.cost_per_hour is not None:
             opt.append((f"  {fmt_cost(b.cost_per_hour)}/h", ""))
         opt.append((f"  ({fmt_tokens(b.burn_tpm)}/min with cache)", "dim"))
-        _fit(t, [("Burn   ", "bold"), (f" {b.burn_level.upper()} ", f"bold reverse {colour}"),
-                 (f" {fmt_tokens(rate)} in+out tok/min", f"bold {colour}")], opt, width)
+        _fit(
+            t,
+            [
+                ("Burn   ", "bold"),
+                (f" {b.burn_level.upper()} ", f"bold reverse {colour}"),
+                (f" {fmt_tokens(rate)} in+out tok/min", f"bold {colour}"),
+            ],
+            opt,
+            width,
+        )
     else:
         _fit(t, [("Burn   ", "bold"), ("-", "dim")], [], width)
     if b.projected_tokens is not None:
@@ -124,7 +136,9 @@ def render_block(v: DashboardView, width: int, tz: Any = None) -> Text:
         opt = []
         if b.projected_limit_pct is not None:
             over = b.projected_limit_pct > 100
-            req.append((f" {fmt.percent(b.projected_limit_pct)} of limit", "bold red" if over else ""))
+            req.append(
+                (f" {fmt.percent(b.projected_limit_pct)} of limit", "bold red" if over else "")
+            )
         if b.projected_cost is not None:
             opt.append((f"  {fmt_cost(b.projected_cost)}", ""))
         opt.append((f"  by {fmt.clock_zoned(b.end, zone)}", "dim"))
@@ -140,7 +154,12 @@ def render_block(v: DashboardView, width: int, tz: Any = None) -> Text:
         if o.five_hour_pct is not None:
             req.append((f"5h {fmt.percent(o.five_hour_pct)}", ""))
         if o.seven_day_pct is not None:
-            req.append((f"{'  ·  ' if o.five_hour_pct is not None else ''}7d {fmt.percent(o.seven_day_pct)}", ""))
+            req.append(
+                (
+                    f"{'  ·  ' if o.five_hour_pct is not None else ''}7d {fmt.percent(o.seven_day_pct)}",
+                    "",
+                )
+            )
         if o.five_hour_resets:
             opt.append((f" (5h resets {fmt.clock_zoned(o.five_hour_resets, zone)})", "dim"))
         if o.age_s is not None:
@@ -149,14 +168,23 @@ def render_block(v: DashboardView, width: int, tz: Any = None) -> Text:
     if b.limit_pct is not None and b.token_limit:
         style = "red" if b.limit_pct >= 90 else "yellow" if b.limit_pct >= 70 else "green"
         src = "config" if b.limit_source == "config" else "max block"
-        _fit(t, [("Limit  ", "bold"), (f"{fmt.percent(b.limit_pct)} ", style),
-                 (f"{fmt_tokens(b.tokens)} / {fmt_tokens(b.token_limit)}", "")],
-             [(f" ({src})", "dim")], width)
+        _fit(
+            t,
+            [
+                ("Limit  ", "bold"),
+                (f"{fmt.percent(b.limit_pct)} ", style),
+                (f"{fmt_tokens(b.tokens)} / {fmt_tokens(b.token_limit)}", ""),
+            ],
+            [(f" ({src})", "dim")],
+            width,
+        )
     else:
         _fit(t, [("Limit  ", "bold")], [("no limit known yet", "dim")], width)
     t.append("Tokens ", style="bold")
     t.append(f"{fmt_tokens(b.tokens)}  {fmt_cost(b.cost)}  ")
-    rest = max(0, width - 7 - len(f"{fmt_tokens(b.tokens)}  {fmt_cost(b.cost)}  ")) if width > 0 else 0
+    rest = (
+        max(0, width - 7 - len(f"{fmt_tokens(b.tokens)}  {fmt_cost(b.cost)}  ")) if width > 0 else 0
+    )
     t.append_text(_types_line(b.by_type, rest))
     return t
 
@@ -172,7 +200,9 @@ def render_periods(v: DashboardView, width: int = 0, tz: Any = None) -> Text:
         t.append("\n")
     t.append("Since reset", style="bold")
     if v.reset_at is not None:
-        t.append(f" {fmt.clock(v.reset_at, tz if tz is not None else fmt.local_zone())}", style="dim")
+        t.append(
+            f" {fmt.clock(v.reset_at, tz if tz is not None else fmt.local_zone())}", style="dim"
+        )
     t.append(f"\n  +{fmt_tokens(v.since_reset_tokens)} tokens  +{fmt_cost(v.since_reset_cost)}")
     return t
 

@@ -392,8 +392,6 @@ def block_view(summary: Mapping[str, Any], now: float) -> BlockView | None:
     )
 
 
-
-
 def period_view(label: str, period: Any) -> PeriodView:
     p = period if isinstance(period, Mapping) else {}
     keys = (

@@ -169,9 +169,7 @@ class Refresher:
         """Watch the transcript roots (before the next refresh, so no append is missed)."""
         if not self.watch or self._watch is not None or self.engine is None:
             return
-        roots = list(
-            getattr(self.engine, "watch_roots", None) or getattr(self.engine, "roots", [])
-        )
+        roots = list(getattr(self.engine, "watch_roots", None) or getattr(self.engine, "roots", []))
         try:
             agents = getattr(self.engine, "agents", None)
             agent_roots = agents.roots() if agents is not None else []
