@@ -456,7 +456,7 @@ def test_gemini_equals_the_cross_folder_recount(corpus: Path) -> None:
 
 
 def test_qwen_counts_cached_tokens_once(corpus: Path) -> None:
-    recs = [r for r in usage("qwen", corpus) if "projects" in Path(r.origin).parts]
+    recs = [r for r in usage("qwen", corpus) if _qwen_area(corpus, r.origin) == "projects"]
     days: dict[str, list[int]] = {}
     sessions: dict[str, list[int]] = {}
     for r in recs:
@@ -490,8 +490,18 @@ def test_qwen_counts_cached_tokens_once(corpus: Path) -> None:
     assert sum(r.total_tokens for r in recs) == total
 
 
+def _qwen_area(corpus: Path, origin: str) -> str:
+    """``projects`` or ``tmp``: the folder below qwen/ (the clone itself may sit in /tmp)."""
+    for base in (corpus / "qwen", (corpus / "qwen").resolve()):
+        try:
+            return Path(origin).relative_to(base).parts[0]
+        except ValueError:
+            continue
+    return ""
+
+
 def test_qwen_legacy_chats_are_counted(corpus: Path) -> None:
-    legacy = [r for r in usage("qwen", corpus) if "tmp" in Path(r.origin).parts]
+    legacy = [r for r in usage("qwen", corpus) if _qwen_area(corpus, r.origin) == "tmp"]
     inp = sum(r.input_tokens + r.cache_read_tokens for r in legacy)
     # README: ccusage does not read them; 19,943,046 input (19,073,809 cached), 75,168 output.
     assert (
