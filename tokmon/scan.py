@@ -6,17 +6,19 @@ merges them in file order, which keeps the global "first seen wins ties" rule.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokmon.core.model import ROW_COST, ROW_KEY, ROW_OUTPUT, UsageRecord
-from tokmon.parser import LineStats, parse_line
+from tokmon.core.model import ROW_COST, UsageRecord
+from tokmon.parser import LineStats, scan_lines
 from tokmon.reader import LineReader
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
+_STRINGS: dict[str, str] = {}  # session ids, cwds, models: one str object per value
 
 
 @dataclass
@@ -67,19 +69,12 @@ def scan_file(
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
     best: dict[str, list[Any]] = {}
+    gc_on = gc.isenabled()
+    gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
         reader = LineReader(key, start, fp)
-        for off, line in reader:
-            item = parse_line(line, key, off, stats)
-            if item is None:
-                continue
-            if type(item) is list:
-                k = item[ROW_KEY]
-                old = best.get(k)
-                if old is None or item[ROW_OUTPUT] > old[ROW_OUTPUT]:
-                    best[k] = item
-            else:
-                res.titles.append(item)  # type: ignore[arg-type]
+        for base, buf, begin, stop in reader.blocks():
+            scan_lines(buf, begin, stop, base, key, stats, best, res.titles, _STRINGS)
         res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
@@ -88,6 +83,9 @@ def scan_file(
     except OSError as exc:
         res.error = exc.strerror or str(exc)
         return res
+    finally:
+        if gc_on:
+            gc.enable()
     rows = list(best.values())
     if pricing is not None:
         price = make_pricer(*pricing)
