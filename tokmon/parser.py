@@ -18,7 +18,7 @@ import orjson
 from tokmon.core.model import ROW_KEY, ROW_OUTPUT
 from tokmon.records import MAX_TOKENS, TS_MAX, TS_MIN
 
-_ASSISTANT = b'"type":"assistant"'
+_ASSISTANT = b'"assistant"'  # any spelling of a top-level "type": "assistant"
 _TITLE = b'-title"'
 TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
 

@@ -119,8 +119,9 @@ class LineReader:
             pos = self.offset
             pending = b""
             skipping = False
-            while True:
-                chunk = fh.read(_CHUNK)
+            size = os.fstat(fh.fileno()).st_size  # read what is there in one go (no 8 MiB
+            while True:  # buffers allocated for small files); growth is read on the next turn
+                chunk = fh.read(max(min(_CHUNK, size - pos), 1 << 16))
                 if not chunk:
                     break
                 buf = pending + chunk if pending else chunk
