@@ -277,6 +277,7 @@ def scan_lines(
     ``tests/test_parser.py``), about twice as fast.
     """
     find = buf.find
+    view = memoryview(buf)  # lines are decoded from slices of it, without copies
     decode = _decode
     intern = strings.setdefault
     s = start
@@ -292,17 +293,18 @@ def scan_lines(
         if nl == s:
             s += 1
             continue
-        line = buf[s:nl]
         off = base + s
-        s = nl + 1
         item: object
-        if line[0] != 123 or not (valid or _utf8(line)):
-            item = parse_line(line, source, off, stats)  # not "{...": the reference rules
+        if buf[s] != 123 or not (valid or _utf8(buf[s:nl])):
+            item = parse_line(buf[s:nl], source, off, stats)  # not "{...": the reference rules
+            s = nl + 1
         else:
+            line = view[s:nl]
+            s = nl + 1
             try:
                 obj = decode(line)
             except (_DecodeError, RecursionError):
-                item = parse_line(line, source, off, stats)
+                item = parse_line(bytes(line), source, off, stats)
             else:
                 kind = obj.type
                 if kind == "assistant":

@@ -193,8 +193,24 @@ def scan_all(
     pricing: tuple[str | None, str] | None = None,
 ) -> Iterator[FileResult]:
     """Scan (key, start, new_bytes[, fingerprint]) items, in parallel when there is a lot
-    to read. Results come back in the order of ``items``.
+    to read. Results come back in the order of ``items``. The cyclic GC is off until the
+    iteration ends, so the caller's merge of the (acyclic) rows runs without it too.
     """
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield from _scan_all(items, workers, min_bytes, pricing)
+    finally:
+        if gc_on:
+            gc.enable()
+
+
+def _scan_all(
+    items: list[tuple[Any, ...]],
+    workers: int | None,
+    min_bytes: int | None,
+    pricing: tuple[str | None, str] | None,
+) -> Iterator[FileResult]:
     total = sum(it[2] for it in items)
     if min_bytes is None:
         min_bytes = PARALLEL_MIN_BYTES
