@@ -124,13 +124,18 @@ def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) 
     return [scan_file(k, s, pricing, fp) for k, s, fp in items]
 
 
+MAIN_SHARE = 0.85  # the calling process's run, relative to a worker's: it also merges
+
+
 def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
-    """Split (key, start, size[, fp]) into ``n`` contiguous runs of about equal bytes."""
+    """Split (key, start, size[, fp]) into ``n`` contiguous runs of about equal bytes (the
+    first, scanned by the calling process, MAIN_SHARE times a worker's)."""
     total = sum(it[2] for it in items)
     out: list[list[Item]] = [[]]
     acc = 0
+    unit = total / (n - 1 + MAIN_SHARE) if n > 1 else total
     for it in items:
-        if acc >= total * len(out) / n and len(out) < n:
+        if acc >= unit * (MAIN_SHARE + len(out) - 1) and len(out) < n:
             out.append([])
         out[-1].append((it[0], it[1], it[3] if len(it) > 3 else ""))
         acc += it[2]
