@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-import msgspec
 import orjson
 
 from tokmon.core.model import ROW_KEY, ROW_OUTPUT
@@ -220,41 +219,47 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
 # Counts are constrained to 0..MAX_TOKENS: any other value (negative, float, bool, null,
 # poison) fails the typed decode and the line takes parse_line, which applies the reference
 # rules (clamp, poison = malformed). Unknown fields are skipped but still validated as JSON.
-_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
+# Built on first use: importing msgspec costs ~10 ms, which runs that read nothing skip.
+_decode: Any = None
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (RecursionError,)
 
 
-class _CacheDetail(msgspec.Struct, gc=False):
-    ephemeral_1h_input_tokens: _Count = 0
+def _line_decoder() -> Any:
+    """The msgspec decoder of a transcript line into the fields tokmon reads."""
+    global _decode, _DECODE_ERRORS
+    if _decode is None:
+        import msgspec
 
+        count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
+        text = str | None
 
-class _Usage(msgspec.Struct, gc=False):
-    input_tokens: _Count = 0
-    output_tokens: _Count = 0
-    cache_creation_input_tokens: _Count = 0
-    cache_read_input_tokens: _Count = 0
-    cache_creation: _CacheDetail | None = None
+        def struct(name: str, fields: list[tuple[str, Any, Any]]) -> Any:
+            return msgspec.defstruct(name, fields, gc=False)
 
-
-class _Message(msgspec.Struct, gc=False):
-    id: str | None = None
-    model: str | None = None
-    usage: _Usage | None = None
-
-
-class _Line(msgspec.Struct, gc=False):
-    type: str | None = None
-    timestamp: str | None = None
-    sessionId: str | None = None
-    cwd: str | None = None
-    requestId: str | None = None
-    costUSD: float | None = None
-    message: _Message | None = None
-    customTitle: str | None = None
-    aiTitle: str | None = None
-
-
-_decode = msgspec.json.Decoder(_Line).decode
-_DecodeError = msgspec.DecodeError  # ValidationError is a subclass
+        detail = struct("CacheDetail", [("ephemeral_1h_input_tokens", count, 0)])
+        usage = struct("Usage", [
+            ("input_tokens", count, 0),
+            ("output_tokens", count, 0),
+            ("cache_creation_input_tokens", count, 0),
+            ("cache_read_input_tokens", count, 0),
+            ("cache_creation", detail | None, None),
+        ])
+        message = struct("Message", [("id", text, None), ("model", text, None),
+                                     ("usage", usage | None, None)])
+        line = struct("Line", [
+            ("type", text, None),
+            ("timestamp", text, None),
+            ("sessionId", text, None),
+            ("cwd", text, None),
+            ("requestId", text, None),
+            ("costUSD", float | None, None),
+            ("message", message | None, None),
+            ("customTitle", text, None),
+            ("aiTitle", text, None),
+        ])
+        _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)  # ValidationError included
+        _decode = msgspec.json.Decoder(line).decode
+    return _decode
 
 
 def scan_lines(
@@ -278,7 +283,8 @@ def scan_lines(
     """
     find = buf.find
     view = memoryview(buf)  # lines are decoded from slices of it, without copies
-    decode = _decode
+    decode = _decode or _line_decoder()
+    errors = _DECODE_ERRORS
     intern = strings.setdefault
     s = start
     checked = start  # UTF-8 is validated in newline-aligned slices up to here
@@ -303,7 +309,7 @@ def scan_lines(
             s = nl + 1
             try:
                 obj = decode(line)
-            except (_DecodeError, RecursionError):
+            except errors:
                 item = parse_line(bytes(line), source, off, stats)
             else:
                 kind = obj.type
@@ -346,7 +352,7 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def _fast_row(obj: _Line, source: str, offset: int, intern: Any) -> list[Any] | None:
+def _fast_row(obj: Any, source: str, offset: int, intern: Any) -> list[Any] | None:
     """:func:`_usage_record` for a typed line whose counts are already in 0..MAX_TOKENS."""
     msg = obj.message
     if msg is None:
