@@ -101,6 +101,18 @@ class LineReader:
         self.rewritten = False
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        for base, buf, start, stop in self.blocks():
+            find = buf.find
+            while start < stop:
+                nl = find(b"\n", start, stop)
+                if nl > start:
+                    yield base + start, buf[start:nl]
+                start = nl + 1
+
+    def blocks(self) -> Iterator[tuple[int, bytes, int, int]]:
+        """Iterate ``(base, buf, start, stop)``: ``buf[start:stop]`` holds complete lines
+        (each ending with a newline, empty ones included) and ``base`` is the file offset
+        of ``buf[0]``. Lines are found on whole buffers by the caller (the fast scanner)."""
         with open(self.path, "rb") as fh:
             if self.offset and self.expect_fp and fingerprint(fh, self.offset) != self.expect_fp:
                 self.offset = self.end = 0
@@ -109,23 +121,22 @@ class LineReader:
             pos = self.offset
             pending = b""
             skipping = False
-            while True:
-                chunk = fh.read(_CHUNK)
+            size = os.fstat(fh.fileno()).st_size  # read what is there in one go (no 8 MiB
+            while True:  # buffers allocated for small files); growth is read on the next turn
+                chunk = fh.read(max(min(_CHUNK, size - pos), 1 << 16))
                 if not chunk:
                     break
                 buf = pending + chunk if pending else chunk
                 base = pos - len(pending)
                 start = 0
-                find = buf.find
-                while True:
-                    nl = find(b"\n", start)
-                    if nl == -1:
-                        break
-                    if skipping:
+                last = buf.rfind(b"\n")
+                if last != -1:
+                    if skipping:  # the rest of an oversized line: dropped
                         skipping = False
-                    elif nl > start:
-                        yield base + start, buf[start:nl]
-                    start = nl + 1
+                        start = buf.find(b"\n") + 1
+                    if last + 1 > start:
+                        yield base, buf, start, last + 1
+                    start = last + 1
                 pending = buf[start:]
                 pos += len(chunk)
                 if len(pending) > MAX_LINE:

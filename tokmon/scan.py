@@ -6,17 +6,19 @@ merges them in file order, which keeps the global "first seen wins ties" rule.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokmon.core.model import ROW_COST, ROW_KEY, ROW_OUTPUT, UsageRecord
-from tokmon.parser import LineStats, parse_line
+from tokmon.core.model import ROW_COST, UsageRecord
+from tokmon.parser import LineStats, scan_lines
 from tokmon.reader import LineReader
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
+_STRINGS: dict[str, str] = {}  # session ids, cwds, models: one str object per value
 
 
 @dataclass
@@ -67,19 +69,12 @@ def scan_file(
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
     best: dict[str, list[Any]] = {}
+    gc_on = gc.isenabled()
+    gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
         reader = LineReader(key, start, fp)
-        for off, line in reader:
-            item = parse_line(line, key, off, stats)
-            if item is None:
-                continue
-            if type(item) is list:
-                k = item[ROW_KEY]
-                old = best.get(k)
-                if old is None or item[ROW_OUTPUT] > old[ROW_OUTPUT]:
-                    best[k] = item
-            else:
-                res.titles.append(item)  # type: ignore[arg-type]
+        for base, buf, begin, stop in reader.blocks():
+            scan_lines(buf, begin, stop, base, key, stats, best, res.titles, _STRINGS)
         res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
@@ -88,6 +83,9 @@ def scan_file(
     except OSError as exc:
         res.error = exc.strerror or str(exc)
         return res
+    finally:
+        if gc_on:
+            gc.enable()
     rows = list(best.values())
     if pricing is not None:
         price = make_pricer(*pricing)
@@ -126,13 +124,18 @@ def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) 
     return [scan_file(k, s, pricing, fp) for k, s, fp in items]
 
 
+MAIN_SHARE = 0.85  # the calling process's run, relative to a worker's: it also merges
+
+
 def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
-    """Split (key, start, size[, fp]) into ``n`` contiguous runs of about equal bytes."""
+    """Split (key, start, size[, fp]) into ``n`` contiguous runs of about equal bytes (the
+    first, scanned by the calling process, MAIN_SHARE times a worker's)."""
     total = sum(it[2] for it in items)
     out: list[list[Item]] = [[]]
     acc = 0
+    unit = total / (n - 1 + MAIN_SHARE) if n > 1 else total
     for it in items:
-        if acc >= total * len(out) / n and len(out) < n:
+        if acc >= unit * (MAIN_SHARE + len(out) - 1) and len(out) < n:
             out.append([])
         out[-1].append((it[0], it[1], it[3] if len(it) > 3 else ""))
         acc += it[2]
@@ -195,8 +198,24 @@ def scan_all(
     pricing: tuple[str | None, str] | None = None,
 ) -> Iterator[FileResult]:
     """Scan (key, start, new_bytes[, fingerprint]) items, in parallel when there is a lot
-    to read. Results come back in the order of ``items``.
+    to read. Results come back in the order of ``items``. The cyclic GC is off until the
+    iteration ends, so the caller's merge of the (acyclic) rows runs without it too.
     """
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield from _scan_all(items, workers, min_bytes, pricing)
+    finally:
+        if gc_on:
+            gc.enable()
+
+
+def _scan_all(
+    items: list[tuple[Any, ...]],
+    workers: int | None,
+    min_bytes: int | None,
+    pricing: tuple[str | None, str] | None,
+) -> Iterator[FileResult]:
     total = sum(it[2] for it in items)
     if min_bytes is None:
         min_bytes = PARALLEL_MIN_BYTES

@@ -1,0 +1,301 @@
+"""Table-driven line rules of the transcript parser (docs/architecture.md, "Input values";
+/work/shared/docs/transcript-format.md, "Counting rules").
+
+Every case runs through both implementations: ``parse_line`` (the reference rules, one line)
+and ``scan_lines`` (the cold scanner's fast path over a whole buffer, msgspec typed decode
+with ``parse_line`` as the fallback). Expected values are written by hand from the rules.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+from typing import Any
+
+import pytest
+
+from tokmon.core.model import FIELDS
+from tokmon.parser import LineStats, parse_line, scan_lines
+
+TS = "2026-11-29T10:00:00.250Z"
+TS_EPOCH = calendar.timegm((2026, 11, 29, 10, 0, 0)) + 0.25
+SRC = "/x/s.jsonl"
+
+
+def usage_line(**over: Any) -> bytes:
+    """An assistant line; ``over`` replaces top-level keys, ``usage`` / ``message`` merge."""
+    usage = {
+        "input_tokens": 3,
+        "output_tokens": 40,
+        "cache_creation_input_tokens": 100,
+        "cache_read_input_tokens": 2000,
+    }
+    usage.update(over.pop("usage", {}))
+    msg: dict[str, Any] = {
+        "id": "msg_1",
+        "model": "claude-sonnet-4-5",
+        "role": "assistant",
+        "content": [{"type": "text", "text": "héllo ✅ 🚀"}],
+        "usage": usage,
+    }
+    msg.update(over.pop("message", {}))
+    obj: dict[str, Any] = {
+        "parentUuid": None,
+        "cwd": "/home/u/p",
+        "sessionId": "s1",
+        "type": "assistant",
+        "message": msg,
+        "requestId": "req_1",
+        "timestamp": TS,
+    }
+    obj.update(over)
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+ROW = {
+    "ts": TS_EPOCH,
+    "session_id": "s1",
+    "project": "/home/u/p",
+    "model": "claude-sonnet-4-5",
+    "input_tokens": 3,
+    "output_tokens": 40,
+    "cache_creation_tokens": 100,
+    "cache_1h_tokens": 0,
+    "cache_read_tokens": 2000,
+    "key": "msg_1:req_1",
+    "cost": 0.0,
+    "display_cost": None,
+}
+
+
+def row(**over: Any) -> tuple[str, dict[str, Any]]:
+    return ("row", {**ROW, **over})
+
+
+SKIP = ("skip", None)
+MALFORMED = ("malformed", None)
+BAD_UTF8 = ("invalid_utf8", None)
+OFFSET = 0  # the cases are parsed as the first line of a file
+
+CASES: list[tuple[str, bytes, tuple[str, Any]]] = [
+    # counted
+    ("plain usage line", usage_line(), row()),
+    (
+        "spaced JSON is the same line",
+        json.dumps(json.loads(usage_line()), indent=None, separators=(", ", ": ")).encode(),
+        row(),
+    ),
+    (
+        "1h cache write",
+        usage_line(usage={"cache_creation": {"ephemeral_1h_input_tokens": 60}}),
+        row(cache_1h_tokens=60),
+    ),
+    (
+        "1h part capped at the cache write",
+        usage_line(usage={"cache_creation": {"ephemeral_1h_input_tokens": 500}}),
+        row(cache_1h_tokens=100),
+    ),
+    ("negative count is 0", usage_line(usage={"input_tokens": -5}), row(input_tokens=0)),
+    ("float count truncated", usage_line(usage={"output_tokens": 12.7}), row(output_tokens=12)),
+    (
+        "bool, string, null counts are 0",
+        usage_line(
+            usage={"input_tokens": True, "output_tokens": "5", "cache_read_input_tokens": None}
+        ),
+        row(input_tokens=0, output_tokens=0, cache_read_tokens=0),
+    ),
+    (
+        "missing counter is 0",
+        usage_line(usage={"cache_read_input_tokens": 0}),
+        row(cache_read_tokens=0),
+    ),
+    (
+        "exactly 10^9 is not poison",
+        usage_line(usage={"output_tokens": 10**9}),
+        row(output_tokens=10**9),
+    ),
+    ("legacy costUSD kept", usage_line(costUSD=1.5), row(display_cost=1.5)),
+    ("legacy integer costUSD", usage_line(costUSD=2), row(display_cost=2.0)),
+    ("non-numeric costUSD ignored", usage_line(costUSD="1.5"), row()),
+    (
+        "no session id, model",
+        usage_line(sessionId=None, message={"model": ""}),
+        row(session_id="unknown", model="unknown"),
+    ),
+    ("no cwd", usage_line(cwd=None), row(project="")),
+    ("offset timestamp", usage_line(timestamp="2026-11-29T12:00:00.250+02:00"), row()),
+    ("naive timestamp is UTC", usage_line(timestamp="2026-11-29T10:00:00.250"), row()),
+    (
+        "control characters stripped from cwd and model",
+        usage_line(cwd="/home/u/\x1b]52;c;AAAA\x07p", message={"model": "m\u202eodel"}),
+        row(project="/home/u/]52;c;AAAAp", model="model"),
+    ),
+    # dedup key
+    ("no requestId: keyed by file position", usage_line(requestId=None), row(key=f"@{SRC}:0")),
+    (
+        "empty message id: keyed by file position",
+        usage_line(message={"id": ""}),
+        row(key=f"@{SRC}:0"),
+    ),
+    # skipped, not malformed
+    (
+        "user line with a subagent usage",
+        json.dumps(
+            {
+                "type": "user",
+                "timestamp": TS,
+                "sessionId": "s1",
+                "message": {"role": "user"},
+                "toolUseResult": {"usage": {"input_tokens": 5, "output_tokens": 9}},
+            }
+        ).encode(),
+        SKIP,
+    ),
+    (
+        "assistant text nested in a user line",
+        json.dumps(
+            {"type": "user", "message": {"content": '{"type":"assistant","usage":{}}'}}
+        ).encode(),
+        SKIP,
+    ),
+    ("assistant without usage", usage_line(message={"usage": None}), SKIP),
+    (
+        "assistant with a string message",
+        usage_line(message={"id": "X"}).replace(
+            b'"message": {"id": "X"', b'"message": "hi", "m": {"id": "X"'
+        ),
+        SKIP,
+    ),
+    ("no timestamp", usage_line(timestamp=None), SKIP),
+    ("unparsable timestamp", usage_line(timestamp="yesterday"), SKIP),
+    ("summary line", b'{"type":"summary","summary":"x","leafUuid":"u"}', SKIP),
+    ("empty line", b"", SKIP),
+    ("whitespace line", b"   \t", SKIP),
+    ("CRLF ending", usage_line() + b"\r", row()),
+    # titles
+    (
+        "custom title",
+        b'{"type":"custom-title","sessionId":"s1","customTitle":" My run "}',
+        ("title", ("s1", "custom-title", "My run")),
+    ),
+    (
+        "ai title, escapes stripped",
+        b'{"type":"ai-title","sessionId":"s1","aiTitle":"a\\u001b[8mb"}',
+        ("title", ("s1", "ai-title", "a[8mb")),
+    ),
+    ("blank title", b'{"type":"custom-title","sessionId":"s1","customTitle":"  "}', SKIP),
+    ("title without session", b'{"type":"ai-title","aiTitle":"t"}', SKIP),
+    # malformed (skipped and counted)
+    ("truncated line", usage_line()[:-7], MALFORMED),
+    ("cut line with the next appended", usage_line()[:50] + b'{"type":"user"}', MALFORMED),
+    ("truncated non-usage line", b'{"type":"user","message":{"content":"ab', MALFORMED),
+    ("JSON array", b"[1, 2]", MALFORMED),
+    ("leading space", b" " + usage_line(), MALFORMED),
+    ("garbage", b"not json at all", MALFORMED),
+    ("trailing comma", b'{"type":"user",}', MALFORMED),
+    ("NaN literal", b'{"type":"user","x":NaN}', MALFORMED),
+    (
+        "invalid UTF-8 in a usage line",
+        usage_line().replace("héllo".encode(), b"h\xffllo"),
+        BAD_UTF8,
+    ),
+    ("invalid UTF-8 in another line", b'{"type":"user","x":"\xc3("}', BAD_UTF8),
+    ("truncated UTF-8 sequence", b'{"type":"user","x":"\xe2\x82"}', BAD_UTF8),
+    # poison values: malformed
+    ("count over 10^9", usage_line(usage={"output_tokens": 10**9 + 1}), MALFORMED),
+    ("count 2^64", usage_line(usage={"input_tokens": 2**64}), MALFORMED),
+    ("count 1e308", usage_line(usage={"cache_read_input_tokens": 1e308}), MALFORMED),
+    ("year 2200", usage_line(timestamp="2200-01-01T00:00:00Z"), MALFORMED),
+    ("year 1969", usage_line(timestamp="1969-12-31T23:59:59Z"), MALFORMED),
+    ("year 9999", usage_line(timestamp="9999-12-31T23:59:59+14:00"), MALFORMED),
+    ("costUSD over 10^6", usage_line(costUSD=1e7), MALFORMED),
+    ("costUSD -10^7", usage_line(costUSD=-1e7), MALFORMED),
+]
+
+
+def _outcome(item: object, stats: LineStats) -> tuple[str, Any]:
+    if stats.invalid_utf8:
+        assert item is None and stats.malformed == 0
+        return BAD_UTF8
+    if stats.malformed:
+        assert item is None and stats.malformed == 1
+        return MALFORMED
+    if item is None:
+        return SKIP
+    if type(item) is list:
+        return ("row", dict(zip(FIELDS, item, strict=True)))
+    return ("title", item)
+
+
+@pytest.mark.parametrize(("line", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_parse_line(line: bytes, expected: tuple[str, Any]) -> None:
+    stats = LineStats()
+    assert _outcome(parse_line(line, SRC, OFFSET, stats), stats) == expected
+
+
+@pytest.mark.parametrize(("line", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_scan_lines(line: bytes, expected: tuple[str, Any]) -> None:
+    stats = LineStats()
+    best: dict[str, list[Any]] = {}
+    titles: list[tuple[str, str, str]] = []
+    buf = line + b"\n"
+    scan_lines(buf, 0, len(buf), 0, SRC, stats, best, titles, {})
+    assert len(best) + len(titles) <= 1
+    item = next(iter(best.values()), None) or (titles[0] if titles else None)
+    assert _outcome(item, stats) == expected
+
+
+def test_whole_buffer_counts_and_offsets() -> None:
+    """All cases in one buffer (after 5 bytes of another chunk): one malformed/invalid count
+    per bad line, bad offsets listed, the position keys use file offsets."""
+    prefix = b"XXXXX"
+    buf = prefix
+    offsets = []
+    for _, line, _ in CASES:
+        offsets.append(1000 + len(buf) - len(prefix))
+        buf += line + b"\n"
+    stats = LineStats()
+    best: dict[str, list[Any]] = {}
+    titles: list[tuple[str, str, str]] = []
+    scan_lines(buf, len(prefix), len(buf), 1000 - len(prefix), SRC, stats, best, titles, {})
+    want_bad = [o for o, c in zip(offsets, CASES, strict=True) if c[2] in (MALFORMED, BAD_UTF8)]
+    assert stats.invalid_utf8 == sum(c[2] == BAD_UTF8 for c in CASES) == 3
+    assert stats.malformed == sum(c[2] == MALFORMED for c in CASES)
+    # poison lines are counted but not listed (they are valid JSON); the rest are listed
+    poison = {
+        o
+        for o, c in zip(offsets, CASES, strict=True)
+        if c[0].startswith(("count ", "year", "costUSD")) and c[2] == MALFORMED
+    }
+    assert stats.bad == [o for o in want_bad if o not in poison][: LineStats.MAX_LISTED]
+    assert len(titles) == 2
+    position_keys = {k for k in best if k.startswith("@")}
+    first_no_req = next(
+        o for o, c in zip(offsets, CASES, strict=True) if c[0].startswith("no requestId")
+    )
+    assert f"@{SRC}:{first_no_req}" in position_keys
+
+
+def test_dedup_keeps_max_output_first_on_ties() -> None:
+    """Streamed lines of one response share message.id:requestId; the max output wins, the
+    first line wins a tie (transcript-format.md, rule 4)."""
+    lines = [
+        usage_line(usage={"output_tokens": 5}, cwd="/a"),
+        usage_line(usage={"output_tokens": 50}, cwd="/b"),
+        usage_line(usage={"output_tokens": 50}, cwd="/c"),
+        usage_line(usage={"output_tokens": 20}, cwd="/d"),
+        usage_line(usage={"output_tokens": 7}, message={"id": "msg_2"}, cwd="/e"),
+    ]
+    buf = b"\n".join(lines) + b"\n"
+    best: dict[str, list[Any]] = {}
+    stats = LineStats()
+    scan_lines(buf, 0, len(buf), 0, SRC, stats, best, [], {})
+    got = {
+        k: (
+            dict(zip(FIELDS, r, strict=True))["output_tokens"],
+            dict(zip(FIELDS, r, strict=True))["project"],
+        )
+        for k, r in best.items()
+    }
+    assert got == {"msg_1:req_1": (50, "/b"), "msg_2:req_1": (7, "/e")}
+    assert stats.total() == 0
