@@ -195,7 +195,11 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
         legacy = float(legacy) if -MAX_COST <= legacy <= MAX_COST else _POISON  # NaN too
     else:
         legacy = None
-    inp, out, cread = _n(g("input_tokens")), _n(g("output_tokens")), _n(g("cache_read_input_tokens"))
+    inp, out, cread = (
+        _n(g("input_tokens")),
+        _n(g("output_tokens")),
+        _n(g("cache_read_input_tokens")),
+    )
     row = [  # UsageRecord field order (tokmon.core.model.FIELDS)
         ts,
         sid if type(sid) is str and sid else "unknown",
@@ -237,26 +241,33 @@ def _line_decoder() -> Any:
             return msgspec.defstruct(name, fields, gc=False)
 
         detail = struct("CacheDetail", [("ephemeral_1h_input_tokens", count, 0)])
-        usage = struct("Usage", [
-            ("input_tokens", count, 0),
-            ("output_tokens", count, 0),
-            ("cache_creation_input_tokens", count, 0),
-            ("cache_read_input_tokens", count, 0),
-            ("cache_creation", detail | None, None),
-        ])
-        message = struct("Message", [("id", text, None), ("model", text, None),
-                                     ("usage", usage | None, None)])
-        line = struct("Line", [
-            ("type", text, None),
-            ("timestamp", text, None),
-            ("sessionId", text, None),
-            ("cwd", text, None),
-            ("requestId", text, None),
-            ("costUSD", float | None, None),
-            ("message", message | None, None),
-            ("customTitle", text, None),
-            ("aiTitle", text, None),
-        ])
+        usage = struct(
+            "Usage",
+            [
+                ("input_tokens", count, 0),
+                ("output_tokens", count, 0),
+                ("cache_creation_input_tokens", count, 0),
+                ("cache_read_input_tokens", count, 0),
+                ("cache_creation", detail | None, None),
+            ],
+        )
+        message = struct(
+            "Message", [("id", text, None), ("model", text, None), ("usage", usage | None, None)]
+        )
+        line = struct(
+            "Line",
+            [
+                ("type", text, None),
+                ("timestamp", text, None),
+                ("sessionId", text, None),
+                ("cwd", text, None),
+                ("requestId", text, None),
+                ("costUSD", float | None, None),
+                ("message", message | None, None),
+                ("customTitle", text, None),
+                ("aiTitle", text, None),
+            ],
+        )
         _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)  # ValidationError included
         _decode = msgspec.json.Decoder(line).decode
     return _decode

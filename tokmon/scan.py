@@ -234,8 +234,12 @@ def _scan_all(
             from tokmon.safepython import protect_spawned_children
 
             protect_spawned_children()
-        pool = ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx,
-                                   initializer=_worker_init, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(
+            max_workers=len(chunks) - 1,
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
+        )
     except (ImportError, OSError, ValueError):
         for it in items:
             yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "")
