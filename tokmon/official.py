@@ -64,7 +64,7 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _epoch(value: Any) -> float | None:
+def epoch_seconds(value: Any) -> float | None:
     """``resets_at`` as epoch seconds (numbers; ms values and ISO strings tolerated)."""
     n = _num(value)
     if n is not None:
@@ -86,7 +86,7 @@ def _window(raw: Any, observed: float) -> dict[str, Any] | None:
         return None
     return {
         "usedPercentage": used,
-        "resetsAt": _epoch(raw.get("resets_at")),
+        "resetsAt": epoch_seconds(raw.get("resets_at")),
         "observedAt": observed,
     }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 
+from tokmon.official import epoch_seconds as _epoch  # resets_at: one rule for both stores
 from tokmon.quickjson import loads as _loads
 
 TYPE_CHECKING = False
@@ -30,20 +31,6 @@ def _num(value: Any) -> float | None:
         return None
     value = float(value)
     return value if value - value == 0.0 else None
-
-
-def _epoch(value: Any) -> float | None:
-    n = _num(value)
-    if n is not None:
-        return n / 1000.0 if n > 1e11 else n
-    if isinstance(value, str) and value:
-        try:
-            from datetime import datetime
-
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 def window_length(name: str) -> float | None:
