@@ -51,6 +51,20 @@ def test_current_block_today_and_project_session(corpus_env):
     assert res.stderr == ""
 
 
+def test_global_json_flag_means_the_json_format(corpus_env):
+    import subprocess
+
+    from line_support import tokmon_cmd
+
+    want = json.loads(run_line(["-f", "json"], corpus_env).stdout)["segments"]
+    after = run_line(["--json"], corpus_env)
+    before = subprocess.run([*tokmon_cmd(), "--json", "line"], env=corpus_env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    for res in (after, before):
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["segments"] == want  # the line's JSON, not the stats summary
+
+
 def test_json_format_and_explain(corpus_env):
     res = run_line(["-f", "json", "--explain"], corpus_env)
     data = json.loads(res.stdout)

@@ -8,10 +8,13 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the fast ``line`` path avoids importing the full CLI."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "line":
+    lead = 0
+    while lead < len(args) and args[lead] == "--json":  # `tokmon --json line` = `line --json`
+        lead += 1
+    if lead < len(args) and args[lead] == "line":
         from tokmon.statusline.main import run_line
 
-        return run_line(args[1:])
+        return run_line(args[lead + 1 :] + args[:lead])
     from tokmon.cli.main import run
 
     return run(args)

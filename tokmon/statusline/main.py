@@ -111,6 +111,9 @@ def parse_args(argv: list[str]) -> Options:
         if arg in _FLAGS:
             setattr(opts, _FLAGS[arg], True)
             continue
+        if arg == "--json":  # the global flag every other command takes
+            opts.format = "json"
+            continue
         name, value = arg, None
         if arg.startswith("--") and "=" in arg:
             name, value = arg.split("=", 1)
