@@ -13,13 +13,15 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import REPO, corpus_path, iso
+from conftest import REPO, corpus_path, iso, need_corpus
 
 
 def make_env(tmp: Path, copy_corpus: bool = True) -> dict[str, str]:
     """An environment with TOKMON_HOME in ``tmp`` and CLAUDE_CONFIG_DIR on a copy of the corpus."""
     claude = tmp / "claude"
     if copy_corpus:
+        if not (corpus_path() / "projects").is_dir():
+            need_corpus(corpus_path())
         shutil.copytree(corpus_path(), claude)
     else:
         (claude / "projects").mkdir(parents=True)

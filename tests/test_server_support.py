@@ -41,8 +41,14 @@ NOTES = ("tokmon/usageChanged", "tokmon/metadataChanged")
 
 
 def corpus_path() -> Path:
+    """The shared real corpus; a test that asks for it is skipped (visibly) when it is absent."""
+    from conftest import need_corpus
+
     env = os.environ.get("TOKMON_TEST_CORPUS")
-    return Path(env) if env else REPO.parent / "shared" / "corpus" / "claude-real"
+    p = Path(env) if env else REPO.parent / "shared" / "corpus" / "claude-real"
+    if not (p / "projects").is_dir():
+        need_corpus(p)
+    return p
 
 
 def server_env(home: Path, claude_dir: Path, **extra: str) -> dict[str, str]:
