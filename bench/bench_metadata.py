@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tokmon.metadata.storage import dump_json, write_atomic
+from tokmon.fsutil import atomic_write as write_atomic
+from tokmon.metadata.fileio import dump_json
 from tokmon.metadata.store import MetadataStore
 
 
