@@ -27,7 +27,7 @@ from tokmon.pricing import PriceTable
 from tokmon.sources import SOURCES
 from tokmon.sources.base import AgentUsage, FileState, Source
 from tokmon.sources.collect import SourceReader
-from tokmon.sources.report import record_cost
+from tokmon.sources.report import record_cost, usage_record
 
 log = logging.getLogger("tokmon.agents")
 
@@ -60,19 +60,8 @@ def agents_store_path(ledger_file: Path, env: Mapping[str, str]) -> Path:
 
 def to_record(r: AgentUsage, prices: PriceTable | None) -> UsageRecord:
     """The engine's record of one agent usage (keys are prefixed with the agent)."""
-    return UsageRecord(
-        r.ts,
-        r.session_id,
-        r.project,
-        r.model,
-        r.input_tokens,
-        r.output_tokens,
-        r.cache_write_tokens,
-        0,
-        r.cache_read_tokens,
-        f"{r.agent}:{r.key}",
-        record_cost(r, prices),
-    )
+    rec = usage_record(r, f"{r.agent}:{r.key}")
+    return rec._replace(cost=record_cost(r, prices, rec))
 
 
 class AgentStore:

@@ -21,26 +21,31 @@ from tokmon.timeutil import DateKeyer, iso, resolve_tz
 OUTPUT_WITHOUT_REASONING = {"gemini"}
 
 
-def record_cost(r: AgentUsage, prices: PriceTable | None) -> float:
-    """USD of one record: the agent's own figure, else the price table (0 when unknown)."""
+def usage_record(r: AgentUsage, key: str | None = None) -> UsageRecord:
+    """The engine's record of one agent usage (cache writes as cache creation), unpriced."""
+    return UsageRecord(
+        r.ts,
+        r.session_id,
+        r.project,
+        r.model,
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_write_tokens,
+        0,
+        r.cache_read_tokens,
+        r.key if key is None else key,
+    )
+
+
+def record_cost(r: AgentUsage, prices: PriceTable | None, rec: UsageRecord | None = None) -> float:
+    """USD of one record: the agent's own figure, else the price table (0 when unknown).
+
+    ``rec``: the record already built by :func:`usage_record`, when the caller has one."""
     if r.cost is not None:
         return r.cost
     if prices is None:
         return 0.0
-    return prices.cost(
-        UsageRecord(
-            r.ts,
-            r.session_id,
-            r.project,
-            r.model,
-            r.input_tokens,
-            r.output_tokens,
-            r.cache_write_tokens,
-            0,
-            r.cache_read_tokens,
-            r.key,
-        )
-    )
+    return prices.cost(rec if rec is not None else usage_record(r))
 
 
 @dataclass
