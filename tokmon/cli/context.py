@@ -215,3 +215,30 @@ def setup_logging(level: str, stream: IO[str]) -> None:
         stream=stream,
         format="tokmon: %(levelname)s: %(message)s",
     )
+
+
+def add_watcher_options(p: Any) -> None:
+    """``--debounce-ms`` and ``--poll``: the file-watcher flags of ``serve`` and ``web``."""
+    p.add_argument(
+        "--debounce-ms",
+        type=int,
+        metavar="N",
+        help="file watcher debounce in ms (default: config server.debounce_ms, 50)",
+    )
+    p.add_argument(
+        "--poll",
+        action="store_true",
+        default=None,
+        help="poll files instead of OS events (network/WSL filesystems; "
+        "also TOKMON_FORCE_POLLING=1)",
+    )
+
+
+def watcher_settings(args: Any, ctx: Context) -> tuple[int, bool | None]:
+    """(debounce ms, force polling or None) from the flags, else the config."""
+    if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
+        raise CLIError("--debounce-ms must be between 1 and 60000")
+    cfg = ctx.config
+    debounce = args.debounce_ms or int(cfg.get("server.debounce_ms") or 50)
+    force_polling = True if args.poll or cfg.get("server.force_polling") else None
+    return debounce, force_polling

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from tokmon.cli.context import CLIError
+from tokmon.cli.context import CLIError, add_watcher_options, watcher_settings
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -42,19 +42,7 @@ def register(
     p.add_argument(
         "--workspace", metavar="DIR", help="default workspace folder when the client sends none"
     )
-    p.add_argument(
-        "--debounce-ms",
-        type=int,
-        metavar="N",
-        help="file watcher debounce in ms (default: config server.debounce_ms, 50)",
-    )
-    p.add_argument(
-        "--poll",
-        action="store_true",
-        default=None,
-        help="poll files instead of OS events (network/WSL filesystems; "
-        "also TOKMON_FORCE_POLLING=1)",
-    )
+    add_watcher_options(p)
     p.add_argument(
         "--no-watch",
         action="store_true",
@@ -98,13 +86,8 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     from tokmon.service import Service
 
     tcp = parse_tcp(args.tcp) if args.tcp else None
-    if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
-        raise CLIError("--debounce-ms must be between 1 and 60000")
+    debounce, force_polling = watcher_settings(args, ctx)
     cfg = ctx.config
-    debounce = args.debounce_ms or int(cfg.get("server.debounce_ms") or 50)
-    force_polling: bool | None = (
-        True if args.poll else (True if cfg.get("server.force_polling") else None)
-    )
     setup_logging(getattr(ctx, "log_level", "warning") or "warning", args.log_file)
 
     roots = ctx.roots()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tokmon.cli.context import CLIError
+from tokmon.cli.context import CLIError, add_watcher_options, watcher_settings
 
 
 def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -23,18 +23,7 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
     )
     p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     p.add_argument("--no-open", action="store_true", help="do not open a browser")
-    p.add_argument(
-        "--debounce-ms",
-        type=int,
-        metavar="N",
-        help="file watcher debounce in ms (default: config server.debounce_ms, 50)",
-    )
-    p.add_argument(
-        "--poll",
-        action="store_true",
-        default=None,
-        help="poll files instead of OS events (network/WSL filesystems)",
-    )
+    add_watcher_options(p)
     p.add_argument("--no-watch", action="store_true", help="no file watcher (no live updates)")
     p.set_defaults(handler=handle)
 
@@ -70,11 +59,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
         host, _ = parse_tcp(f"[{args.host.strip('[]')}]:{args.port or 1}")  # loopback only
     except CLIError as exc:
         raise CLIError(str(exc).replace("--tcp", "--host", 1)) from None
-    if args.debounce_ms is not None and not 1 <= args.debounce_ms <= 60_000:
-        raise CLIError("--debounce-ms must be between 1 and 60000")
-    cfg = ctx.config
-    debounce = args.debounce_ms or int(cfg.get("server.debounce_ms") or 50)
-    force_polling = True if args.poll or cfg.get("server.force_polling") else None
+    debounce, force_polling = watcher_settings(args, ctx)
     from tokmon.web.server import serve_web
 
     try:
