@@ -32,6 +32,20 @@ def need_corpus(p: Path) -> None:
     pytest.skip(msg)
 
 
+def agents_corpus() -> Path:
+    """The shared agents' corpus: env TOKMON_AGENTS_CORPUS or ``<repo>/../shared/corpus/agents``."""
+    env = os.environ.get("TOKMON_AGENTS_CORPUS")
+    return Path(env) if env else REPO.parent / "shared" / "corpus" / "agents"
+
+
+def need_agents_corpus() -> Path:
+    """The agents' corpus, or a visible skip (a failure under CI=true) when it is absent."""
+    p = agents_corpus()
+    if not (p / "codex").is_dir():
+        need_corpus(p)
+    return p
+
+
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
     p = corpus_path()

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from conftest import REPO, need_agents_corpus  # noqa: E402
 
 from tokmon.pricing import PriceTable
 from tokmon.sources import SOURCES
@@ -24,23 +25,10 @@ from tokmon.sources.base import AgentUsage
 from tokmon.sources.collect import collect
 from tokmon.sources.report import agent_report
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def agents_corpus() -> Path:
-    env = os.environ.get("TOKMON_AGENTS_CORPUS")
-    return Path(env) if env else REPO.parent / "shared" / "corpus" / "agents"
-
 
 @pytest.fixture(scope="module")
 def corpus() -> Path:
-    p = agents_corpus()
-    if not (p / "codex").is_dir():
-        msg = f"agents corpus not found at {p} (set TOKMON_AGENTS_CORPUS)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return p
+    return need_agents_corpus()
 
 
 def corpus_env(c: Path) -> dict[str, str]:

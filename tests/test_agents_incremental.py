@@ -12,27 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, need_agents_corpus  # noqa: E402
 
 from tokmon.sources import SOURCES
 from tokmon.sources.collect import SourceReader
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def agents_corpus() -> Path:
-    env = os.environ.get("TOKMON_AGENTS_CORPUS")
-    return Path(env) if env else REPO.parent / "shared" / "corpus" / "agents"
-
 
 @pytest.fixture(scope="module")
 def corpus() -> Path:
-    p = agents_corpus()
-    if not (p / "codex").is_dir():
-        msg = f"agents corpus not found at {p} (set TOKMON_AGENTS_CORPUS)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return p
+    return need_agents_corpus()
 
 
 def copytree(src: Path, dst: Path) -> Path:

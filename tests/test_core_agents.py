@@ -16,7 +16,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_agents_incremental import agents_corpus, copytree, tc_line
+from conftest import agents_corpus
+from test_agents_incremental import copytree, tc_line
 from test_server_support import JsonlProc, corpus_path, server_env
 
 from tokmon.engine import Engine

@@ -9,15 +9,13 @@ figures the test wrote itself.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import run_tokmon
+from conftest import need_agents_corpus, run_tokmon
 from line_support import make_env, refresh_now, run_line
-from test_agents_incremental import agents_corpus
 
 from tokmon.statusline import formats
 
@@ -125,12 +123,7 @@ def fresh_rollout(codex_home: Path, now: float) -> tuple[int, float, float]:
 
 @pytest.mark.slow
 def test_line_shows_active_codex_with_its_cost_and_official_limits(tmp_path: Path) -> None:
-    corpus = agents_corpus()
-    if not (corpus / "codex").is_dir():
-        msg = f"agents corpus not found at {corpus} (set TOKMON_AGENTS_CORPUS)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    corpus = need_agents_corpus()
     env = make_env(tmp_path)
     home = tmp_path / "home"
     home.mkdir()

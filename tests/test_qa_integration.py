@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import corpus_path, need_corpus
+from tests.conftest import agents_corpus, corpus_path, need_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,11 +37,6 @@ tokens = 20_000_000
 [alerts]
 terminal = true
 """
-
-
-def agents_corpus() -> Path:
-    env = os.environ.get("TOKMON_AGENTS_CORPUS")
-    return Path(env) if env else REPO.parent / "shared" / "corpus" / "agents"
 
 
 @pytest.fixture

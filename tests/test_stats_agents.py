@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-from conftest import REPO, need_corpus, run_tokmon
+from conftest import need_agents_corpus, run_tokmon
 
 # Codex total after its two documented double counts are removed (docs/agents/codex.md)
 CODEX_TOTAL = 71_217_150
 AMP_TOTAL = 114_201  # the corpus README's reference
 
 
-def _agents() -> Path:
-    env = os.environ.get("TOKMON_AGENTS_CORPUS")
-    p = Path(env) if env else REPO.parent / "shared" / "corpus" / "agents"
-    if not (p / "codex").is_dir():
-        need_corpus(p)
-    return p
-
-
 def test_stats_shows_every_agent_with_data(env: dict[str, str], tmp_path: Path) -> None:
-    src = _agents()
+    src = need_agents_corpus()
     for name in ("codex", "amp"):
         shutil.copytree(src / name, tmp_path / name)
     e = {

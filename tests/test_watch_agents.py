@@ -9,7 +9,6 @@ tests/test_watch_tmux.py (two sessions active now).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ pytestmark = [
 ]
 pytest.importorskip("textual", reason="tokmon watch needs textual")
 
-from test_agents_incremental import agents_corpus  # noqa: E402
+from conftest import agents_corpus, need_agents_corpus  # noqa: E402
 from test_layout_watch import block_rows  # noqa: E402
 from test_layout_watch import burn_env as burn_env  # noqa: E402,F401 - fixture
 from test_watch_tmux import Dashboard, run_env  # noqa: E402
@@ -55,12 +54,7 @@ def test_agent_rows_from_the_summary() -> None:
 
 @pytest.fixture(scope="module")
 def agents_env(burn_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    src = agents_corpus()
-    if not (src / "codex").is_dir():
-        msg = f"agents corpus not found at {src} (set TOKMON_AGENTS_CORPUS)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    src = need_agents_corpus()
     tmp = tmp_path_factory.mktemp("watch-agents")
     (tmp / "home").mkdir()
     shutil.copytree(src / "codex", tmp / "codex")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import test_web_dashboard as dash
-from test_agents_incremental import agents_corpus
+from conftest import agents_corpus
 from test_server_support import corpus_path, server_env
 from test_web_dashboard import WebServer, goto, wait_for
 
