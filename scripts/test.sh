@@ -10,8 +10,12 @@ if python3 -c 'import os, sys, sysconfig; sys.exit(sys.prefix != sys.base_prefix
   [ -x .venv/bin/python3 ] || python3 -m venv .venv
   export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 fi
-# The distribution was renamed tokmon-cli: drop an old editable `tokmon` install of this clone.
-if python3 -m pip show tokmon 2>/dev/null | grep -qxF "Editable project location: $PWD"; then
+# The distribution was renamed tokmon-cli: drop an old editable `tokmon` install of this
+# project (this clone or another one, gone or renamed since); any other `tokmon` is left alone.
+old_loc=$(python3 -m pip show tokmon 2>/dev/null | sed -n 's/^Editable project location: //p')
+if [ -n "$old_loc" ] && { [ "$old_loc" = "$PWD" ] || [ ! -e "$old_loc/pyproject.toml" ] ||
+    grep -qE '^name = "tokmon-cli"' "$old_loc/pyproject.toml"; }; then
+  echo "== removing the old editable 'tokmon' install of $old_loc (now tokmon-cli)"
   python3 -m pip uninstall -q -y tokmon
 fi
 python3 -m pip install -q -e '.[test]'
