@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from tokmon.core.engine import Engine
 from tokmon.demo import Expected, generate
-from tokmon.engine import Engine
 from tokmon.paths import get_paths
 
 REPO = Path(__file__).resolve().parent.parent

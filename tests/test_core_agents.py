@@ -20,7 +20,7 @@ from conftest import agents_corpus
 from test_agents_incremental import copytree, tc_line
 from test_server_support import JsonlProc, corpus_path, server_env
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 # README of the agents corpus: total tokens = input + output + cache read + cache write

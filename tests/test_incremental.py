@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import assistant_line, write_lines
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import run_tokmon
 
-from tokmon.engine import Engine
-from tokmon.ledger import LEDGER_VERSION
+from tokmon.core.engine import Engine
+from tokmon.core.ledger import LEDGER_VERSION
 from tokmon.paths import get_paths
 
 

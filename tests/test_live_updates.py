@@ -8,8 +8,8 @@ from pathlib import Path
 
 from conftest import assistant_line, write_lines
 
-from tokmon.blocks import compute_blocks
-from tokmon.engine import Engine
+from tokmon.core.blocks import compute_blocks
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 # From ../shared/corpus/README.md (ccusage 20.0.24 on the same files).

@@ -138,7 +138,7 @@ def _day(method: str, p: dict[str, Any], key: str) -> str | None:
     v = _opt_str(method, p, key)
     if v is None:
         return None
-    from tokmon.timeutil import parse_day
+    from tokmon.core.timeutil import parse_day
 
     try:
         return parse_day(v)
@@ -150,7 +150,7 @@ def _tz(method: str, p: dict[str, Any], key: str) -> str | None:
     v = _opt_str(method, p, key)
     if v is None:
         return None
-    from tokmon.timeutil import resolve_tz
+    from tokmon.core.timeutil import resolve_tz
 
     try:
         resolve_tz(v)
@@ -243,7 +243,7 @@ class Service:
                 if self._engine_factory is not None:
                     self.engine = self._engine_factory()
                 else:
-                    from tokmon.engine import Engine
+                    from tokmon.core.engine import Engine
 
                     self.engine = Engine(env=self.env, agents=True)
                 changes = self.engine.refresh(progress)
@@ -613,8 +613,8 @@ class Service:
         top = _posint(m, p, "limit") or 8
         from datetime import date, timedelta
 
-        from tokmon.aggregate import project_name
-        from tokmon.timeutil import DateKeyer, resolve_tz
+        from tokmon.core.aggregate import project_name
+        from tokmon.core.timeutil import DateKeyer, resolve_tz
 
         tzname = tz if tz is not None else self.engine.config.get("timezone")
         keyer = DateKeyer(resolve_tz(tzname))
@@ -694,8 +694,8 @@ class Service:
     def m_official(self, params: Any) -> Result:
         """The latest official 5 h / 7 d figures plus what the store still holds of earlier ones."""
         _obj("tokmon/official", params, set())
-        from tokmon import official as official_mod
-        from tokmon.timeutil import iso
+        from tokmon.core import official as official_mod
+        from tokmon.core.timeutil import iso
 
         paths = getattr(self.engine, "paths", None)
         if paths is None:

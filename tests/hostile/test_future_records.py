@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import assistant_line, run_tokmon, write_lines
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)

@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    from tokmon.timeutil import TimezoneError, parse_day, resolve_tz
+    from tokmon.core.timeutil import TimezoneError, parse_day, resolve_tz
 
     opts: dict[str, Any] = {"order": args.order, "project": args.project}
     try:
@@ -232,7 +232,7 @@ def _resolve_session(ctx: Context, engine: Any, ref: str) -> str:
 
 def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
     """ccusage's ``session --id X --json``: the session's totals and its entries (null if unknown)."""
-    from tokmon.timeutil import iso
+    from tokmon.core.timeutil import iso
 
     sid = opts["session_id"]
     recs = [r for r in engine.records if r.session_id == sid]
@@ -286,8 +286,8 @@ def _instances(
 ) -> int:
     """``-i/--instances``: one report per project, keyed like ccusage's ``projects`` object
     (the transcript's directory under ``projects/``)."""
-    from tokmon import aggregate
-    from tokmon.timeutil import WEEKDAYS, DateKeyer
+    from tokmon.core import aggregate
+    from tokmon.core.timeutil import WEEKDAYS, DateKeyer
 
     dirs = session_dirs(engine)
     recs = engine._filtered(
@@ -330,7 +330,7 @@ def _instances(
 
 
 def resolve_tz_name(engine: Any, name: str | None) -> Any:
-    from tokmon.timeutil import resolve_tz
+    from tokmon.core.timeutil import resolve_tz
 
     return resolve_tz(engine._tz_name(name))
 
@@ -359,7 +359,7 @@ class ReportCache:
     def __init__(self, ctx: Context, engine: Any, kind: str, opts: dict[str, Any]) -> None:
         import hashlib
 
-        from tokmon.timeutil import resolve_tz
+        from tokmon.core.timeutil import resolve_tz
 
         version = engine.data_version()
         self.path = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from tokmon.timeutil import iso
+from tokmon.core.timeutil import iso
 
 
 class UsageRecord(NamedTuple):

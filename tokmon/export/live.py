@@ -71,7 +71,7 @@ class ServiceSeries:
         """
         if not getattr(eng, "persist", False):
             return
-        from tokmon.ledger import file_stamp
+        from tokmon.core.ledger import file_stamp
 
         st = file_stamp(eng.ledger_file)
         if st is None or st == eng.ledger.stamp or st == self._seen:

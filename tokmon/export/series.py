@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from tokmon.aggregate import project_name
+from tokmon.core.aggregate import project_name
 from tokmon.core.machines import MachineMap, engine_machine_map, local_machine
 
 log = logging.getLogger("tokmon.export")

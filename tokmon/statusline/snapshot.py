@@ -71,7 +71,7 @@ def _epoch(value: Any) -> float:
     """Epoch seconds from a Summary timestamp (ISO string, or already a number); 0 if absent."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    from tokmon.parser import parse_timestamp  # the refresher has the engine loaded anyway
+    from tokmon.core.parser import parse_timestamp  # the refresher has the engine loaded anyway
 
     return parse_timestamp(value) or 0.0
 
@@ -81,7 +81,7 @@ def _day_end(date: str, tzname: str | None) -> float:
     from datetime import datetime, timedelta
 
     try:
-        from tokmon.timeutil import resolve_tz
+        from tokmon.core.timeutil import resolve_tz
 
         tz = resolve_tz(tzname)
     except Exception:
@@ -258,7 +258,7 @@ def line_settings(config: Any) -> dict[str, Any]:
 
 def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], Any]:
     """Refresh the engine and condense its summary; returns ``(snapshot, engine)``."""
-    from tokmon.engine import Engine
+    from tokmon.core.engine import Engine
     from tokmon.paths import get_paths
 
     paths = get_paths(env)

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tokmon.core.model import UsageRecord
-from tokmon.records import SYNTHETIC_MODEL
-from tokmon.timeutil import iso
+from tokmon.core.records import SYNTHETIC_MODEL
+from tokmon.core.timeutil import iso
 
 
 class Acc:

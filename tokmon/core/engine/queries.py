@@ -7,8 +7,8 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from tokmon import aggregate
-from tokmon.blocks import (
+from tokmon.core import aggregate
+from tokmon.core.blocks import (
     blocks_json,
     burn_level,
     compute_blocks,
@@ -16,14 +16,14 @@ from tokmon.blocks import (
     max_completed_tokens,
 )
 from tokmon.core.model import Block, UsageRecord
-from tokmon.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
+from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:
     pass
 
-from tokmon.engine.state import EngineState
+from tokmon.core.engine.state import EngineState
 
-log = logging.getLogger("tokmon.engine")
+log = logging.getLogger("tokmon.core.engine")
 
 ALL = "all"  # the agent filter that means every agent
 
@@ -283,8 +283,8 @@ class Queries(EngineState):
         self, now: float | None = None, cwd: str | None = None, tz: str | None = None
     ) -> dict[str, Any]:
         """The Summary dict every live surface shows (see docs/architecture.md)."""
+        from tokmon.core.timeutil import iso
         from tokmon.fmt import zone_name
-        from tokmon.timeutil import iso
 
         now = time.time() if now is None else now
         tzname = self._tz_name(tz)
@@ -348,7 +348,7 @@ class Queries(EngineState):
         active_rows = [r for r in rows if r["isActive"]]
         official = None
         try:
-            from tokmon import official as official_mod
+            from tokmon.core import official as official_mod
 
             official = official_mod.latest(self.paths)
         except Exception:  # the official store is optional; never break a summary

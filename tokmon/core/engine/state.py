@@ -8,21 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokmon import aggregate
-from tokmon.blocks import (
+from tokmon.config import Config
+from tokmon.core import aggregate
+from tokmon.core.blocks import (
     BlockIndex,
 )
-from tokmon.config import Config
-from tokmon.core.model import Block, UsageRecord
-from tokmon.ledger import (
+from tokmon.core.ledger import (
     Ledger,
 )
+from tokmon.core.model import Block, UsageRecord
+from tokmon.core.pricing import PriceTable
 from tokmon.paths import TokmonPaths
-from tokmon.pricing import PriceTable
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
-    from tokmon.engine.store import SaveJob
+    from tokmon.core.engine.store import SaveJob
 
 
 ProgressFn = Callable[[int, int], None]
