@@ -172,7 +172,13 @@ def period_report(
     order: str = "asc",
 ) -> dict[str, Any]:
     """``{list_name: [{label: k, ...}], "totals": {...}}`` like ``ccusage claude daily``."""
-    groups = group(records, time_key=time_key)
+    return period_rows(group(records, time_key=time_key), label, list_name, order)
+
+
+def period_rows(
+    groups: dict[str, Acc], label: str, list_name: str, order: str = "asc"
+) -> dict[str, Any]:
+    """The period report of groups already summed (by :func:`group` or from stored sums)."""
     total = Acc()
     for a in groups.values():
         total.i += a.i
@@ -202,11 +208,24 @@ def session_rows(
     active_seconds: float = 5 * 3600,
 ) -> list[dict[str, Any]]:
     """One SessionRow per session id (subagents roll up by their parent's sessionId)."""
-    groups = group(records, lambda r: r.session_id)
     projects: dict[str, str] = {}
     for r in records:  # the session's project is the cwd of its latest line that has one
         if r.project:
             projects[r.session_id] = r.project
+    return session_rows_of(
+        group(records, lambda r: r.session_id), projects, titles, now, active_seconds
+    )
+
+
+def session_rows_of(
+    groups: dict[str, Acc],
+    projects: dict[str, str],
+    titles: dict[str, str] | None = None,
+    now: float | None = None,
+    active_seconds: float = 5 * 3600,
+) -> list[dict[str, Any]]:
+    """Session rows of per-session sums (by :func:`group` or from stored sums) and each
+    session's project path."""
     titles = titles or {}
     rows = []
     for sid, a in groups.items():
