@@ -241,7 +241,7 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
     figures: dict[str, Any] = {"loadavg_start": load_avg()}
     try:
         if args.corpus:
-            corpus = Path(args.corpus)
+            corpus = Path(args.corpus).resolve()
         else:
             assert mb is not None
             corpus, _ = prepare_corpus(mb, args.seed, cached_corpus_dir(mb, args.seed, args.cache))
