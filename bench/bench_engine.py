@@ -605,7 +605,7 @@ def print_report(r: dict[str, Any]) -> None:
             continue
         print(
             f"== {s['mb']:g} MB (seed {s['seed']}): {s['bytes'] / 2**20:.0f} MiB, {s['files']:,} "
-            f"files at {s['dir']}; load {s['loadavg_start']} -> {s['loadavg_end']}"
+            f"transcripts at {s['dir']}; load {s['loadavg_start']} -> {s['loadavg_end']}"
         )
         print(f"{'':28}{'tokmon':>10}{'ccusage':>10}{'ratio':>9}")
         c = s["cold"]
