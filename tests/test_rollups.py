@@ -248,7 +248,7 @@ def check_blocks_and_sums(eng: Engine, ru: Rollups, agent: str, engine_agent: st
 @pytest.fixture(scope="module")
 def gen_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     root = tmp_path_factory.mktemp("gen")
-    generate(root / "claude", size_mb=4, seed=11, end=END, days=24)
+    generate(root / "claude", size_mb=16, seed=11, end=END, days=24)
     eng = Engine(
         roots=[root / "claude" / "projects"],
         paths=get_paths({"TOKMON_HOME": str(root / "home")}),
@@ -328,17 +328,34 @@ def test_agents_corpus_equals_record_path(tmp_path: Path) -> None:
 
 def partial_of(r: UsageRecord, rng: random.Random) -> UsageRecord:
     """An earlier streaming copy of ``r``: same dedup key, less output, maybe another time."""
-    ts = r.ts if rng.random() < 0.5 else r.ts - rng.choice([0.5, 30.0, 900.0, 7 * 3600.0])
+    ts = r.ts if rng.random() < 0.5 else r.ts - rng.choice([0.5, 30.0, 900.0, 5400.0, 7 * 3600.0])
     return r._replace(
         ts=max(ts, 1.0), output_tokens=r.output_tokens // 3, cost=r.cost / 3, model=r.model
     )
 
 
+def check_state(ru: Rollups, table: RecordTable, agent: str) -> None:
+    """Blocks, sessions (with their projects) and totals equal the record path over the
+    records the table holds now."""
+    recs = sorted(table.between(agent, 0.0, 1e10), key=lambda r: (r.ts, r.key))
+    now = recs[-1].ts + 30 if recs else 1e9
+    assert_blocks(ru.blocks(agent, now), compute_blocks(recs, now))
+    groups, projects = ru.sessions(agent)
+    assert_groups(groups, aggregate.group(recs, lambda r: r.session_id))
+    want_projects = {}
+    for r in recs:
+        if r.project:
+            want_projects[r.session_id] = r.project
+    assert projects == want_projects
+    assert_groups({"": ru.totals(agent)}, {"": aggregate.group(recs, lambda r: "")[""]})
+
+
 def feed(
-    path: Path, agent: str, recs: list[UsageRecord], seed: int
+    path: Path, agent: str, recs: list[UsageRecord], seed: int, check_each: bool = False
 ) -> tuple[sqlite3.Connection, Rollups]:
     """Feed ``recs`` in random order and chunks, each first as a partial copy (replaced later,
-    some in the same chunk), plus stray records removed again."""
+    some in the same chunk), plus stray records removed again; ``check_each``: compare with
+    the record path after every chunk."""
     rng = random.Random(seed)
     conn, table, ru = open_db(path)
     events: list[tuple[str, UsageRecord]] = []
@@ -377,15 +394,32 @@ def feed(
                 deltas.append((prev, None))
         ru.apply(agent, deltas)
         conn.commit()
+        if check_each:
+            check_state(ru, table, agent)
         i += n
     return conn, ru
 
 
+def messy(recs: list[UsageRecord], seed: int) -> list[UsageRecord]:
+    """Records whose sessions change cwd or lose it now and then (the session's project is the
+    cwd of its latest record that has one)."""
+    rng = random.Random(seed)
+    out = []
+    for r in recs:
+        x = rng.random()
+        if x < 0.1:
+            r = r._replace(project="")
+        elif x < 0.2:
+            r = r._replace(project=f"/work/other{rng.randrange(3)}")
+        out.append(r)
+    return out
+
+
 def test_incremental_feeding_equals_bulk_build(gen_engine: Engine, tmp_path: Path) -> None:
-    recs = gen_engine.records
+    recs = messy(gen_engine.records, 5)
     want = bulk(tmp_path / "bulk.db", {"claude": recs})
-    for seed in (1, 2):
-        conn, ru = feed(tmp_path / f"inc{seed}.db", "claude", recs, seed)
+    for seed in (1, 2, 3):
+        conn, ru = feed(tmp_path / f"inc{seed}.db", "claude", recs, seed, check_each=seed == 1)
         got_tables, want_tables = dump(conn), dump(want.conn)
         for name in want_tables:
             assert got_tables[name] == want_tables[name], name
@@ -436,3 +470,44 @@ def test_empty_and_unknown(tmp_path: Path) -> None:
     assert ru.periods("daily", "claude", "UTC", project="nope") == {}
     with pytest.raises(ValueError):
         ru.periods("hourly", "claude")
+
+
+def rec(ts: float, key: str, sid: str = "s1", project: str = "/p", out: int = 10) -> UsageRecord:
+    return UsageRecord(ts, sid, project, "claude-sonnet-4-5", 1, out, 2, 0, 3, key, out * 1e-4)
+
+
+def test_blocks_merge_split_and_move(tmp_path: Path) -> None:
+    """Hand-made block histories where one change regroups the blocks after it: a record in a
+    gap starts a block that swallows the next one (and that one the next), its removal splits
+    them again, a block's first record replaced by a later copy moves the block's start."""
+    h = 3600.0
+    day = 1_700_000_000.0 - 1_700_000_000.0 % 86400
+    conn, table, ru = open_db(tmp_path / "b.db")
+
+    def step(*deltas: tuple[UsageRecord | None, UsageRecord | None]) -> None:
+        for old, new in deltas:
+            if new is not None:
+                table.put("claude", new)
+            elif old is not None:
+                table.delete("claude", old.key)
+        ru.apply("claude", deltas)
+        check_state(ru, table, "claude")
+
+    a = rec(day + 6 * h + 600, "a")
+    b1, b2 = rec(day + 16 * h, "b1"), rec(day + 17 * h, "b2", sid="s2")
+    c = rec(day + 21.5 * h, "c", project="")
+    for r in (c, b2, a, b1):
+        step((None, r))
+    assert len([b for b in ru.blocks("claude", 0) if not b.is_gap]) == 3
+    x = rec(day + 11.5 * h, "x", sid="s2", project="/q")
+    step((None, x))  # 11:00 block takes 16:00; 17:00 starts a block that takes 21:30
+    assert [b.entries for b in ru.blocks("claude", 0) if not b.is_gap] == [1, 2, 2]
+    step((x, None))
+    assert [b.entries for b in ru.blocks("claude", 0) if not b.is_gap] == [1, 2, 1]
+    a2 = a._replace(ts=day + 9 * h, output_tokens=99)  # the same key, later, more output
+    step((a, a2))
+    step((None, rec(day + 14.5 * h, "y")))
+    step((b1, b1._replace(ts=day + 20 * h, output_tokens=50)))
+    got = dump(conn)
+    recs = list(table.between("claude", 0.0, 1e10))
+    assert got == dump(bulk(tmp_path / "bulk.db", {"claude": recs}).conn)
