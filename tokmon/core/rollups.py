@@ -46,6 +46,8 @@ from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 SCHEMA_VERSION = 1
 BUCKET = 900  # seconds: 15 minutes, the finest zone offset step
 PICO = 10**12  # cost unit: picodollars
+_NO_PROJECT = (float("-inf"), "")
+_CELL_KEY = ("agent", "bucket", "model", "session_id", "project")
 
 
 class RecordsBetween(Protocol):
@@ -63,6 +65,7 @@ _TABLES = (
     "rollup_meta",
     "rollup_cell",
     "rollup_bucket",
+    "rollup_total",
     "rollup_session",
     "rollup_session_model",
     "rollup_block",
@@ -84,6 +87,9 @@ CREATE TABLE IF NOT EXISTS rollup_bucket (
   agent TEXT NOT NULL, bucket INTEGER NOT NULL, model TEXT NOT NULL, {_SUMS},
   first REAL NOT NULL, last REAL NOT NULL,
   PRIMARY KEY (agent, bucket, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_total (
+  agent TEXT NOT NULL, model TEXT NOT NULL, {_SUMS}, first REAL NOT NULL, last REAL NOT NULL,
+  PRIMARY KEY (agent, model)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_session (
   agent TEXT NOT NULL, session_id TEXT NOT NULL, project TEXT NOT NULL,
   project_ts REAL NOT NULL, first REAL NOT NULL, last REAL NOT NULL,
@@ -285,6 +291,12 @@ class Rollups:
                 " WHERE agent=? GROUP BY bucket, model",
                 (agent,),
             )
+            c.execute(
+                "INSERT INTO rollup_total SELECT agent, model, sum(i), sum(o), sum(cc), sum(c1h),"
+                " sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_bucket"
+                " WHERE agent=? GROUP BY model",
+                (agent,),
+            )
             per_model: dict[tuple[str, str], _Sums] = {}
             latest: dict[str, tuple[float, str]] = {}
             for (_, model, sid, proj), s in cells.items():
@@ -321,50 +333,51 @@ class Rollups:
         cells: dict[tuple[int, str, str, str], _Sums] = {}
         removed: dict[tuple[int, str, str, str], set[float]] = {}
         projects: dict[str, int] = {}
-        sessions: set[str] = set()
-        tmin, tmax = float("inf"), float("-inf")
+        sm: dict[tuple[str, str], _Sums] = {}  # per (session, model)
+        sm_removed: dict[tuple[str, str], set[float]] = {}
+        proj_added: dict[str, tuple[float, str]] = {}  # latest (ts, cwd) added per session
+        proj_removed: dict[str, set[tuple[float, str]]] = {}
+        tm: dict[str, _Sums] = {}  # per model (all-time totals)
+        tm_removed: dict[str, set[float]] = {}
+        touched: list[float] = []
         for pair in deltas:
             for sign, r in ((-1, pair[0]), (1, pair[1])):
                 if r is None:
                     continue
-                k = (int(r.ts // BUCKET), r.model, r.session_id, r.project)
+                sid = r.session_id
+                k = (int(r.ts // BUCKET), r.model, sid, r.project)
                 s = cells.get(k)
                 if s is None:
                     s = cells[k] = _new_sums()
                 _add(s, r, sign)
+                s = sm.get((sid, r.model))
+                if s is None:
+                    s = sm[(sid, r.model)] = _new_sums()
+                _add(s, r, sign)
+                s = tm.get(r.model)
+                if s is None:
+                    s = tm[r.model] = _new_sums()
+                _add(s, r, sign)
                 if sign < 0:
                     removed.setdefault(k, set()).add(r.ts)
+                    tm_removed.setdefault(r.model, set()).add(r.ts)
+                    sm_removed.setdefault((sid, r.model), set()).add(r.ts)
+                    if r.project:
+                        proj_removed.setdefault(sid, set()).add((r.ts, r.project))
+                elif r.project and (r.ts, r.project) > proj_added.get(sid, _NO_PROJECT):
+                    proj_added[sid] = (r.ts, r.project)
                 projects[r.project] = projects.get(r.project, 0) + sign
-                sessions.add(r.session_id)
-                tmin, tmax = min(tmin, r.ts), max(tmax, r.ts)
+                touched.append(r.ts)
         if not cells:
             return
         c = self.conn
         buckets: set[tuple[int, str]] = set()
         for k, s in cells.items():
             buckets.add((k[0], k[1]))
-            row = c.execute(
-                "SELECT i, o, cc, c1h, cr, cost, n, first, last FROM rollup_cell"
-                " WHERE agent=? AND bucket=? AND model=? AND session_id=? AND project=?",
-                (agent, *k),
-            ).fetchone()
-            old = list(row) if row is not None else _new_sums()
-            new = [int(old[j] + s[j]) for j in range(7)]
-            if new[6] <= 0:
-                c.execute(
-                    "DELETE FROM rollup_cell WHERE agent=? AND bucket=? AND model=?"
-                    " AND session_id=? AND project=?",
-                    (agent, *k),
-                )
-                continue
-            first, last = min(old[7], s[7]), max(old[8], s[8])
-            gone = removed.get(k)
-            if gone and (first in gone or last in gone):  # maybe removed (even if added too)
-                first, last = self._cell_span(agent, k)
-            c.execute(
-                "INSERT OR REPLACE INTO rollup_cell VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (agent, *k, *new, first, last),
-            )
+            self._merge(
+                "rollup_cell", _CELL_KEY, (agent, *k), s, removed.get(k),
+                lambda k=k: self._cell_span(agent, k),  # type: ignore[misc]
+            )  # fmt: skip
         for b, model in buckets:
             c.execute(
                 "DELETE FROM rollup_bucket WHERE agent=? AND bucket=? AND model=?",
@@ -376,6 +389,14 @@ class Rollups:
                 " WHERE agent=? AND bucket=? AND model=? GROUP BY agent, bucket, model",
                 (agent, b, model),
             )
+        for m, s in tm.items():
+            self._merge(
+                "rollup_total", ("agent", "model"), (agent, m), s, tm_removed.get(m),
+                lambda m=m: c.execute(  # type: ignore[misc]
+                    "SELECT min(first), max(last) FROM rollup_bucket WHERE agent=? AND model=?",
+                    (agent, m),
+                ).fetchone(),
+            )  # fmt: skip
         for p, dn in projects.items():
             if dn:
                 c.execute(
@@ -384,30 +405,38 @@ class Rollups:
                     (agent, p, dn),
                 )
         c.execute("DELETE FROM rollup_project WHERE agent=? AND n<=0", (agent,))
-        self._refresh_sessions(agent, sessions)
-        self._update_blocks(agent, tmin, tmax)
+        self._update_sessions(agent, sm, sm_removed, proj_added, proj_removed)
+        touched.sort()
+        lo = hi = touched[0]
+        for t in touched[1:]:  # far apart changes regroup their own blocks
+            if t - hi > 2 * self.block_seconds:
+                self._update_blocks(agent, lo, hi)
+                lo = t
+            hi = t
+        self._update_blocks(agent, lo, hi)
 
-    def _cell_span(self, agent: str, k: tuple[int, str, str, str]) -> tuple[float, float]:
-        b, model, sid, project = k
-        first, last = float("inf"), float("-inf")
-        for r in self.records_between(agent, b * BUCKET, (b + 1) * BUCKET, sid):
-            if r.model == model and r.project == project and r.session_id == sid:
-                first, last = min(first, r.ts), max(last, r.ts)
-        return first, last
-
-    def _refresh_sessions(self, agent: str, sids: set[str]) -> None:
-        """Recompute the session rows of ``sids`` from their cells (an indexed read)."""
+    def _update_sessions(
+        self,
+        agent: str,
+        sm: dict[tuple[str, str], _Sums],
+        sm_removed: dict[tuple[str, str], set[float]],
+        proj_added: dict[str, tuple[float, str]],
+        proj_removed: dict[str, set[tuple[float, str]]],
+    ) -> None:
+        """Add net per-(session, model) sums; a first/last time or a session's project that
+        may have been removed is recomputed from the session's cells."""
         c = self.conn
-        for sid in sids:
-            c.execute(
-                "DELETE FROM rollup_session_model WHERE agent=? AND session_id=?", (agent, sid)
-            )
-            c.execute(
-                "INSERT INTO rollup_session_model SELECT agent, session_id, model, sum(i), sum(o),"
-                " sum(cc), sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last)"
-                " FROM rollup_cell WHERE agent=? AND session_id=? GROUP BY model",
-                (agent, sid),
-            )
+        for (sid, model), s in sm.items():
+            self._merge(
+                "rollup_session_model", ("agent", "session_id", "model"), (agent, sid, model), s,
+                sm_removed.get((sid, model)),
+                lambda sid=sid, model=model: c.execute(  # type: ignore[misc]
+                    "SELECT min(first), max(last) FROM rollup_cell"
+                    " WHERE agent=? AND session_id=? AND model=?",
+                    (agent, sid, model),
+                ).fetchone(),
+            )  # fmt: skip
+        for sid in {sid for sid, _ in sm}:
             span = c.execute(
                 "SELECT min(first), max(last) FROM rollup_session_model"
                 " WHERE agent=? AND session_id=?",
@@ -416,15 +445,61 @@ class Rollups:
             if span is None or span[0] is None:
                 c.execute("DELETE FROM rollup_session WHERE agent=? AND session_id=?", (agent, sid))
                 continue
-            proj = c.execute(
-                "SELECT project, max(last) AS t FROM rollup_cell WHERE agent=? AND session_id=?"
-                " AND project != '' GROUP BY project ORDER BY t DESC, project DESC LIMIT 1",
+            row = c.execute(
+                "SELECT project_ts, project FROM rollup_session WHERE agent=? AND session_id=?",
                 (agent, sid),
             ).fetchone()
+            best = (row[0], row[1]) if row is not None and row[1] else _NO_PROJECT
+            best = max(best, proj_added.get(sid, _NO_PROJECT))
+            if best in proj_removed.get(sid, ()):
+                found = c.execute(
+                    "SELECT max(last) AS t, project FROM rollup_cell WHERE agent=?"
+                    " AND session_id=? AND project!='' GROUP BY project"
+                    " ORDER BY t DESC, project DESC LIMIT 1",
+                    (agent, sid),
+                ).fetchone()
+                best = (found[0], found[1]) if found is not None else _NO_PROJECT
+            project_ts, project = best if best[1] else (0.0, "")
             c.execute(
                 "INSERT OR REPLACE INTO rollup_session VALUES (?,?,?,?,?,?)",
-                (agent, sid, proj[0] if proj else "", proj[1] if proj else 0.0, *span),
+                (agent, sid, project, project_ts, *span),
             )
+
+    def _merge(
+        self,
+        table: str,
+        cols: tuple[str, ...],
+        key: tuple[object, ...],
+        s: _Sums,
+        gone: set[float] | None,
+        span: Callable[[], tuple[float, float]],
+    ) -> None:
+        """Add net sums ``s`` to one row; ``gone``: times removed from it (a first/last among
+        them is recomputed by ``span()``)."""
+        c = self.conn
+        where = " AND ".join(f"{col}=?" for col in cols)
+        row = c.execute(
+            f"SELECT i, o, cc, c1h, cr, cost, n, first, last FROM {table} WHERE {where}", key
+        ).fetchone()
+        old = list(row) if row is not None else _new_sums()
+        new = [int(old[j] + s[j]) for j in range(7)]
+        if new[6] <= 0:
+            c.execute(f"DELETE FROM {table} WHERE {where}", key)
+            return
+        first, last = min(old[7], s[7]), max(old[8], s[8])
+        stale = bool(gone) and (first in gone or last in gone)  # type: ignore[operator]
+        if stale:
+            first, last = span()
+        marks = ",".join("?" * (len(cols) + 9))
+        c.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", (*key, *new, first, last))
+
+    def _cell_span(self, agent: str, k: tuple[int, str, str, str]) -> tuple[float, float]:
+        b, model, sid, project = k
+        first, last = float("inf"), float("-inf")
+        for r in self.records_between(agent, b * BUCKET, (b + 1) * BUCKET, sid):
+            if r.model == model and r.project == project and r.session_id == sid:
+                first, last = min(first, r.ts), max(last, r.ts)
+        return first, last
 
     # ---- blocks ---------------------------------------------------------------------------
 
