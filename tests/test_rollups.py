@@ -511,3 +511,47 @@ def test_blocks_merge_split_and_move(tmp_path: Path) -> None:
     got = dump(conn)
     recs = list(table.between("claude", 0.0, 1e10))
     assert got == dump(bulk(tmp_path / "bulk.db", {"claude": recs}).conn)
+
+
+DST_ZONES = [
+    "America/New_York",
+    "America/Havana",  # clocks change at midnight
+    "America/Santiago",  # at 24:00
+    "Asia/Beirut",  # at midnight
+    "Australia/Lord_Howe",  # a 30-minute DST step
+    "Europe/London",
+    "Asia/Kathmandu",
+]
+
+
+def test_periods_across_zone_changes(tmp_path: Path) -> None:
+    """Days, weeks and months of zones whose offsets change (at night, at midnight, by half an
+    hour): records every few minutes around each 2026 change equal the record path."""
+    recs: list[UsageRecord] = []
+    windows = [("2026-03-06", 10), ("2026-03-26", 12), ("2026-09-02", 10), ("2026-10-23", 14)]
+    for start, days in windows:
+        t = datetime.fromisoformat(start).replace(tzinfo=timezone.utc).timestamp()
+        end = t + days * 86400
+        j = 0
+        while t < end:
+            model = "claude-opus-4-1" if j % 5 == 0 else "claude-sonnet-4-5"
+            recs.append(
+                UsageRecord(
+                    t, f"s{j // 40}", f"/p/{j % 3}", model, j, 2, 3, 0, 4, f"k{t}", j * 1e-5
+                )
+            )
+            t += 431 + (j % 7) * 97
+            j += 1
+    ru = bulk(tmp_path / "z.db", {"claude": recs})
+    for tz in DST_ZONES:
+        keyer = DateKeyer(resolve_tz(tz))
+        for kind, sow in (("daily", None), ("weekly", "monday"), ("monthly", None)):
+            want = aggregate.group(recs, time_key=period_key(kind, tz, sow))
+            assert_groups(ru.periods(kind, "claude", tz, start_of_week=sow), want)
+        want = aggregate.group(
+            [r for r in recs if "2026-03-07" <= keyer.day(r.ts) <= "2026-11-01"],
+            time_key=keyer.day,
+        )
+        assert_groups(ru.daily("claude", tz, since="20260307", until="20261101"), want)
+        sub = [r for r in recs if r.project == "/p/1"]
+        assert_groups(ru.daily("claude", tz, project="1"), aggregate.group(sub, time_key=keyer.day))

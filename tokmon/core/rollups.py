@@ -623,46 +623,66 @@ class Rollups:
             key = lambda ts: keyer.week(ts, sow)  # noqa: E731
         else:
             raise ValueError(f"unknown period {kind!r}")
-        day_ok = _day_filter(keyer, since, until)
+        lo = parse_day(since) if since else "0000-00-00"
+        hi = parse_day(until) if until else "9999-99-99"
+        table, where, args = self._source(agent, project, session_id)
+        if table is None:
+            return {}
+        twhere = self._source(agent, project, session_id, "t.")[1]
         b0, b1 = _bucket_range(since, until)
+        span = self.conn.execute(
+            f"SELECT min(bucket), max(bucket) FROM {table} WHERE {where} AND bucket>=? AND"
+            " bucket<?",
+            (*args, b0, b1),
+        ).fetchone()
+        if span is None or span[0] is None:
+            return {}
+        regular, irregular = _plan(keyer, span[0], span[1])
         fold = _Fold()
-        memo: dict[int, str | None] = {}
-        for b, model, i, o, cc, cr, cost, n, first, last in self._bucket_rows(
-            agent, b0, b1, project, session_id
-        ):
-            k = memo.get(b, "")
-            if k == "":
-                k = memo[b] = key(b * BUCKET) if day_ok(b) else None
-            if k is not None:
-                fold.add(k, model, i, o, cc, cr, cost, n, first, last)
+        days = [(d, r0, r1) for d, r0, r1 in regular if lo <= d <= hi]
+        sums = "sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n), min(first), max(last)"
+        for j in range(0, len(days), 300):  # one indexed range scan per day, summed by SQLite
+            part = days[j : j + 300]
+            keys = [key(r0 * BUCKET) for _, r0, _ in part]
+            values = ",".join("(?,?,?)" for _ in part)
+            flat = [v for x, (_, r0, r1) in enumerate(part) for v in (x, r0, r1)]
+            for x, *row in self.conn.execute(
+                f"WITH k(x, b0, b1) AS (VALUES {values}) SELECT k.x, t.model, {sums}"
+                f" FROM k CROSS JOIN {table} AS t WHERE {twhere}"
+                " AND t.bucket>=k.b0 AND t.bucket<k.b1 GROUP BY k.x, t.model",
+                (*flat, *args),
+            ):
+                fold.add(keys[x], *row)
+        day_ok = _day_filter(keyer, since, until)
+        for s0, s1 in irregular:  # days around a zone change: bucket by bucket
+            for b, *row in self.conn.execute(
+                f"SELECT bucket, model, {sums} FROM {table} WHERE {where} AND bucket>=? AND"
+                " bucket<? GROUP BY bucket, model",
+                (*args, s0, s1),
+            ):
+                if day_ok(b):
+                    fold.add(key(b * BUCKET), *row)
         return fold.groups()
 
-    def _bucket_rows(
-        self, agent: str, b0: int, b1: int, project: str | None, session_id: str | None
-    ) -> Iterable[tuple[int, str, int, int, int, int, int, int, float, float]]:
-        sums = "sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n), min(first), max(last)"
+    def _source(
+        self, agent: str, project: str | None, session_id: str | None, t: str = ""
+    ) -> tuple[str | None, str, list[object]]:
+        """The table, condition (columns prefixed by ``t``) and arguments of one agent's
+        (filtered) sums."""
         if not project and not session_id:
-            return self.conn.execute(
-                "SELECT bucket, model, i, o, cc, cr, cost, n, first, last FROM rollup_bucket"
-                " WHERE agent=? AND bucket>=? AND bucket<?",
-                (agent, b0, b1),
-            )
-        where = ["agent=?", "bucket>=?", "bucket<?"]
-        args: list[object] = [agent, b0, b1]
+            return "rollup_bucket", f"{t}agent=?", [agent]
+        where = [f"{t}agent=?"]
+        args: list[object] = [agent]
         if session_id:
-            where.append("session_id=?")
+            where.append(f"{t}session_id=?")
             args.append(session_id)
         if project:
             ps = self._matching_projects(agent, project)
             if not ps:
-                return []
-            where.append(f"project IN ({','.join('?' * len(ps))})")
+                return None, "", []
+            where.append(f"{t}project IN ({','.join('?' * len(ps))})")
             args += ps
-        return self.conn.execute(
-            f"SELECT bucket, model, {sums} FROM rollup_cell WHERE {' AND '.join(where)}"
-            " GROUP BY bucket, model",
-            args,
-        )
+        return "rollup_cell", " AND ".join(where), args
 
     def _matching_projects(self, agent: str, wanted: str) -> list[str]:
         return [p for p in self.projects(agent) if p == wanted or project_name(p) == wanted]
@@ -763,13 +783,21 @@ class Rollups:
         ``records_between``."""
         out = []
         for lo, hi in bounds:
+            if lo <= TS_MIN and hi >= TS_MAX:
+                out.append(self.totals(agent))
+                continue
             lo_c, hi_c = max(lo, TS_MIN), min(hi, TS_MAX)
             fold = _Fold()
             if lo_c < hi_c:
                 b0, b1 = math.ceil(lo_c / BUCKET), math.floor(hi_c / BUCKET)
                 if b0 < b1:
-                    for row in self._bucket_rows(agent, b0, b1, None, None):
-                        fold.add("", *row[1:])
+                    for row in self.conn.execute(
+                        "SELECT model, sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n),"
+                        " min(first), max(last) FROM rollup_bucket WHERE agent=? AND bucket>=?"
+                        " AND bucket<? GROUP BY model",
+                        (agent, b0, b1),
+                    ):
+                        fold.add("", *row)
                 edges = [(lo_c, min(hi_c, b0 * BUCKET))]
                 if b1 >= b0:
                     edges.append((max(lo_c, b1 * BUCKET), hi_c))
@@ -794,7 +822,13 @@ class Rollups:
 
     def totals(self, agent: str) -> Acc:
         """All-time sums of ``agent`` (per-model sub-sums included)."""
-        return self.period_sums(agent, [(float("-inf"), float("inf"))])[0]
+        fold = _Fold()
+        for row in self.conn.execute(
+            "SELECT model, i, o, cc, cr, cost, n, first, last FROM rollup_total WHERE agent=?",
+            (agent,),
+        ):
+            fold.add("", *row)
+        return fold.groups().get("") or Acc()
 
 
 def _ints(s: _Sums) -> tuple[int, ...]:
@@ -812,6 +846,38 @@ def _day_filter(keyer: DateKeyer, since: str | None, until: str | None) -> Calla
     lo = parse_day(since) if since else "0000-00-00"
     hi = parse_day(until) if until else "9999-99-99"
     return lambda b: lo <= keyer.day(b * BUCKET) <= hi
+
+
+def _plan(
+    keyer: DateKeyer, b_min: int, b_max: int
+) -> tuple[list[tuple[str, int, int]], list[tuple[int, int]]]:
+    """Cover buckets ``b_min..b_max`` with local days of ``keyer``'s zone: ``(day, b0, b1)``
+    bucket ranges where the zone's offset is the same on the day before and after, and plain
+    bucket ranges around every offset change (there a day need not be one range: a clock set
+    back across midnight), to be keyed bucket by bucket."""
+    tz = keyer.tz
+    d0 = keyer.local(b_min * BUCKET).date() - timedelta(days=1)
+    n = (keyer.local(b_max * BUCKET).date() - d0).days + 3
+    days = [d0 + timedelta(days=j) for j in range(n)]  # d0 .. last day + 1
+    starts = [
+        math.ceil(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() / BUCKET) for d in days
+    ]
+    offs = [datetime.fromtimestamp(b * BUCKET, tz).utcoffset() for b in starts]
+    odd: set[int] = set()
+    for j in range(n - 1):
+        if offs[j] != offs[j + 1]:
+            odd.update((j - 1, j, j + 1))
+    regular: list[tuple[str, int, int]] = []
+    irregular: list[tuple[int, int]] = []
+    for j in range(1, n - 1):
+        r0, r1 = starts[j], starts[j + 1]
+        if j not in odd:
+            regular.append((days[j].isoformat(), r0, r1))
+        elif irregular and irregular[-1][1] == r0:
+            irregular[-1] = (irregular[-1][0], r1)
+        else:
+            irregular.append((r0, r1))
+    return regular, irregular
 
 
 def _bucket_range(since: str | None, until: str | None) -> tuple[int, int]:
