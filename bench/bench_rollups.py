@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Query time from stored rollups vs from the records, side by side, at two corpus sizes.
 
-    python bench/bench_rollups.py [--sizes 50 200] [--days 30] [--seed 0] [--runs 5] [--keep DIR]
+    python bench/bench_rollups.py [--sizes 50 200] [--days 30] [--seed 0] [--runs 15] [--keep DIR]
 
 For each size a Claude corpus is generated (tokmon.demo.generator, the same ``--days`` span),
 read by the engine (its records are the record path's input), and put in a SQLite file: a
 record table (indexed by agent and time: the ``records_between`` the rollups need) and the
-rollup tables (``Rollups.rebuild``). Then, median of ``--runs`` in one process:
+rollup tables (``Rollups.rebuild``). Then, the best of ``--runs`` after a warm-up, in one process:
 
 * daily (UTC and America/New_York): ``Engine.report("daily")`` vs ``Rollups.daily`` +
   ``aggregate.period_rows``
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -78,14 +77,15 @@ class RecordTable:
             yield UsageRecord(*row)
 
 
-def median_ms(fn: Callable[[], Any], runs: int) -> float:
+def best_ms(fn: Callable[[], Any], runs: int) -> float:
+    """The fastest of ``runs`` calls after a warm-up (the least disturbed by a loaded machine)."""
     fn()  # warm (imports, zone data, SQLite page cache)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+    return min(times) * 1000
 
 
 def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> dict[str, Any]:
@@ -111,6 +111,10 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
     conn.commit()
     rebuild_s = time.perf_counter() - t
     now = recs[-1].ts + 600
+    rows = {
+        t: conn.execute(f"SELECT count(*) FROM rollup_{t}").fetchone()[0]
+        for t in ("bucket", "cell", "session_model", "block")
+    }
     answers = {
         "days": len(ru.daily("claude", "UTC")),
         "sessions": len(ru.sessions("claude")[0]),
@@ -151,10 +155,11 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
         "size_mb": size_mb,
         "records": len(recs),
         "answers": answers,
+        "rows": rows,
         "rebuild_s": rebuild_s,
     }
     for name, (roll, rec) in pairs.items():
-        out[name] = (median_ms(roll, runs), median_ms(rec, runs))
+        out[name] = (best_ms(roll, runs), best_ms(rec, runs))
     last = recs[-1]
     n = iter(range(10**9))
 
@@ -164,7 +169,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
         ru.apply("claude", [(None, r)])
         conn.commit()
 
-    out["append"] = (median_ms(append, runs), float("nan"))
+    out["append"] = (best_ms(append, runs), float("nan"))
     conn.close()
     return out
 
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=float, nargs=2, default=[50.0, 200.0], metavar="MB")
     ap.add_argument("--days", type=float, default=30)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--keep", type=Path, help="work dir kept (corpora are reused)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tokmon-bench-rollups-") as tmp:
@@ -185,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         a = m["answers"]
         print(
             f"{m['size_mb']:g} MB: {m['records']} records; {a['days']} days, {a['sessions']}"
-            f" sessions, {a['blocks']} blocks; rollups rebuild {m['rebuild_s']:.2f} s"
+            f" sessions, {a['blocks']} blocks; rollups rebuild {m['rebuild_s']:.2f} s; stored rows:"
+            f" {', '.join(f'{k} {v}' for k, v in m['rows'].items())}"
         )
     s, b = small["size_mb"], big["size_mb"]
     print(
