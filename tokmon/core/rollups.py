@@ -7,7 +7,8 @@ from record deltas ``(replaced, new)``:
   count and first/last time. Every zone offset is a multiple of 15 minutes, so a day, week or
   month of any zone is a union of buckets; session and project filters read these cells.
 * ``rollup_bucket``: the cells of one (agent, bucket, model) summed (unfiltered reports read
-  these: at most 96 rows a day and model, whatever the history).
+  these: at most 96 rows a day and model, whatever the history); ``rollup_total``: all time
+  per (agent, model).
 * ``rollup_session`` / ``rollup_session_model``: per session first/last time, project (the cwd
   of its latest record that has one) and per-model sums.
 * ``rollup_block`` / ``rollup_block_model``: Claude Code's 5-hour blocks (see
@@ -22,7 +23,7 @@ the cells. Blocks are always regrouped from ``records_between``.
 Cost sums are exact integers in picodollars (1e-12 USD), so sums do not depend on the order in
 which records arrive or are replaced: feeding deltas in any order yields the very state of one
 bulk build. A report's cost differs from the record path's float sum (in record order) by at most
-half a picodollar per record. Block costs are float sums in (ts, key) order, as
+half a picodollar per record (a stored sum holds up to 9.2 million USD). Block costs are float sums in (ts, key) order, as
 :func:`~tokmon.core.blocks.make_block` sums its entries.
 
 The class never commits: the caller's transaction holds a record change and its rollup change.
@@ -35,7 +36,7 @@ import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
@@ -73,7 +74,7 @@ _TABLES = (
     "rollup_project",
 )
 
-_SUMS = "i INTEGER NOT NULL, o INTEGER NOT NULL, cc INTEGER NOT NULL, c1h INTEGER NOT NULL, cr INTEGER NOT NULL, cost INTEGER NOT NULL, n INTEGER NOT NULL"
+_SUMS = ", ".join(f"{c} INTEGER NOT NULL" for c in ("i", "o", "cc", "c1h", "cr", "cost", "n"))
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS rollup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,18 +139,11 @@ def _add(s: _Sums, r: UsageRecord, sign: int) -> None:
             s[8] = r.ts
 
 
-def _acc(i: int, o: int, cc: int, cr: int, cost: int, n: int, first: float, last: float) -> Acc:
-    a = Acc()
-    a.i, a.o, a.cc, a.cr, a.n, a.first, a.last = i, o, cc, cr, n, first, last
-    a.cost = cost / PICO
-    return a
-
-
 class _Fold:
     """Per-key, per-model integer sums folded into :class:`Acc` groups at the end."""
 
     def __init__(self) -> None:
-        self.cells: dict[str, dict[str, list[float]]] = {}
+        self.cells: dict[str, dict[str, list[Any]]] = {}
 
     def add(
         self,
@@ -187,21 +181,33 @@ class _Fold:
         (a tie at the same first time goes by name)."""
         out: dict[str, Acc] = {}
         for key, per in self.cells.items():
+            a = Acc()
             models: dict[str, Acc] = {}
-            t = [0, 0, 0, 0, 0, 0]
-            first, last = float("inf"), float("-inf")
-            for model, c in sorted(per.items(), key=lambda mc: (mc[1][6], mc[0])):
-                ints = [int(v) for v in c[:6]]
-                models[model] = _acc(
-                    ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], c[6], c[7]
-                )
-                for j in range(6):
-                    t[j] += ints[j]
-                first, last = min(first, c[6]), max(last, c[7])
-            a = _acc(t[0], t[1], t[2], t[3], t[4], t[5], first, last)
             a.models = models
+            pico = 0
+            items = per.items() if len(per) == 1 else sorted(per.items(), key=_by_first)
+            for model, c in items:
+                m = Acc()
+                m.i, m.o, m.cc, m.cr, mp, m.n, m.first, m.last = c
+                m.cost = mp / PICO
+                models[model] = m
+                a.i += m.i
+                a.o += m.o
+                a.cc += m.cc
+                a.cr += m.cr
+                a.n += m.n
+                pico += mp
+                if m.first < a.first:
+                    a.first = m.first
+                if m.last > a.last:
+                    a.last = m.last
+            a.cost = pico / PICO
             out[key] = a
         return dict(sorted(out.items(), key=lambda ka: (ka[1].first, ka[0])))
+
+
+def _by_first(mc: tuple[str, list[Any]]) -> tuple[float, str]:
+    return (mc[1][6], mc[0])
 
 
 class Rollups:
@@ -340,7 +346,8 @@ class Rollups:
         tm: dict[str, _Sums] = {}  # per model (all-time totals)
         tm_removed: dict[str, set[float]] = {}
         touched: list[float] = []
-        for pair in deltas:
+        pairs = list(deltas)
+        for pair in pairs:
             for sign, r in ((-1, pair[0]), (1, pair[1])):
                 if r is None:
                     continue
@@ -406,6 +413,10 @@ class Rollups:
                 )
         c.execute("DELETE FROM rollup_project WHERE agent=? AND n<=0", (agent,))
         self._update_sessions(agent, sm, sm_removed, proj_added, proj_removed)
+        if not any(r is not None for r, _ in pairs) and self._append_blocks(
+            agent, [r for _, r in pairs if r is not None]
+        ):
+            return
         touched.sort()
         lo = hi = touched[0]
         for t in touched[1:]:  # far apart changes regroup their own blocks
@@ -503,6 +514,52 @@ class Rollups:
 
     # ---- blocks ---------------------------------------------------------------------------
 
+    def _append_blocks(self, agent: str, added: list[UsageRecord]) -> bool:
+        """Only new records, all after the last block's last one (the live case): extend the
+        last block or open new ones without reading any record back. False if not so."""
+        c = self.conn
+        bs = self.block_seconds
+        row = c.execute(
+            "SELECT first, start, last, n, i, o, cc, cr, cost, models FROM rollup_block"
+            " WHERE agent=? ORDER BY first DESC LIMIT 1",
+            (agent,),
+        ).fetchone()
+        added.sort(key=_ts_key)
+        if row is None or added[0].ts <= row[2]:
+            return False
+        cur: list[Any] = [*row[:9], json.loads(row[9])]
+        per: dict[tuple[float, str], _Sums] = {}
+        done: list[list[Any]] = []
+        for r in added:
+            if r.ts - cur[1] > bs or r.ts - cur[2] > bs:
+                done.append(cur)
+                cur = [r.ts, float(int(r.ts // 3600) * 3600), r.ts, 0, 0, 0, 0, 0, 0.0, []]
+            cur[2] = r.ts
+            cur[3] += 1
+            cur[4] += r.input_tokens
+            cur[5] += r.output_tokens
+            cur[6] += r.cache_creation_tokens
+            cur[7] += r.cache_read_tokens
+            cur[8] += r.cost
+            if r.model not in cur[9] and r.model != SYNTHETIC_MODEL:
+                cur[9].append(r.model)
+            s = per.get((cur[0], r.model))
+            if s is None:
+                s = per[(cur[0], r.model)] = _new_sums()
+            _add(s, r, 1)
+        c.executemany(  # the old last block (same key) grown, and the new ones
+            "INSERT OR REPLACE INTO rollup_block VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            ((agent, *b[:9], json.dumps(b[9])) for b in (*done, cur)),
+        )
+        c.executemany(
+            "INSERT INTO rollup_block_model VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (agent, first, model) DO UPDATE SET i=i+excluded.i, o=o+excluded.o,"
+            " cc=cc+excluded.cc, c1h=c1h+excluded.c1h, cr=cr+excluded.cr,"
+            " cost=cost+excluded.cost, n=n+excluded.n",
+            ((agent, first, m, *_ints(s)) for (first, m), s in per.items()),
+        )
+        return True
+
     def _store_blocks(self, agent: str, recs: Sequence[UsageRecord]) -> None:
         """Insert the blocks of time-sorted ``recs``."""
         bs = self.block_seconds
@@ -593,7 +650,8 @@ class Rollups:
 
     def agents(self) -> list[str]:
         """Agents with records, sorted."""
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT agent FROM rollup_project")]
+        rows = self.conn.execute("SELECT DISTINCT agent FROM rollup_project ORDER BY agent")
+        return [r[0] for r in rows]
 
     def projects(self, agent: str) -> list[str]:
         """Every record project (cwd) of ``agent``."""
