@@ -6,11 +6,13 @@
 For each size a Claude corpus is generated (tokmon.demo.generator, the same ``--days`` span),
 read by the engine (its records are the record path's input), and put in a SQLite file: a
 record table (indexed by agent and time: the ``records_between`` the rollups need) and the
-rollup tables (``Rollups.rebuild``). Then, the best of ``--runs`` after a warm-up, in one process:
+rollup tables (``Rollups.rebuild``). Then, in one process, the best of ``--runs`` after a
+warm-up (rollups and records alternating, the collector paused during each call):
 
 * daily (UTC and America/New_York): ``Engine.report("daily")`` vs ``Rollups.daily`` +
   ``aggregate.period_rows``
 * session: ``Engine.report("session")`` vs ``Rollups.sessions`` + ``aggregate.session_rows_of``
+  (titles read once: a store keeps them in a table)
 * blocks: ``Engine.report("blocks")`` vs ``Rollups.blocks`` + ``blocks_json``
 * summary sums ([today, week, month, all-time]): the engine's ``_period_sums`` rebuilt from the
   records (what every new day/zone costs) vs ``Rollups.period_sums``
@@ -23,6 +25,7 @@ rollup times should follow the answer, the record times the history.
 from __future__ import annotations
 
 import argparse
+import gc
 import sqlite3
 import sys
 import tempfile
@@ -77,15 +80,27 @@ class RecordTable:
             yield UsageRecord(*row)
 
 
-def best_ms(fn: Callable[[], Any], runs: int) -> float:
-    """The fastest of ``runs`` calls after a warm-up (the least disturbed by a loaded machine)."""
-    fn()  # warm (imports, zone data, SQLite page cache)
-    times = []
-    for _ in range(runs):
+def _timed(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    gc.disable()  # no collector pause lands in one side's timing only
+    try:
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1000
+        return time.perf_counter() - t
+    finally:
+        gc.enable()
+
+
+def best_ms(fns: list[Callable[[], Any]], runs: int) -> list[float]:
+    """The fastest of ``runs`` calls of each function (ms), after a warm-up; the functions
+    alternate within each run, so a loaded machine slows both sides alike."""
+    for fn in fns:
+        fn()  # warm (imports, zone data, SQLite page cache)
+    best = [float("inf")] * len(fns)
+    for _ in range(runs):
+        for j, fn in enumerate(fns):
+            best[j] = min(best[j], _timed(fn))
+    return [b * 1000 for b in best]
 
 
 def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> dict[str, Any]:
@@ -124,9 +139,11 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
     def roll_daily(tz: str) -> Callable[[], Any]:
         return lambda: aggregate.period_rows(ru.daily("claude", tz), "date", "daily")
 
+    titles = eng.titles
+
     def roll_session() -> Any:
         groups, projects = ru.sessions("claude")
-        rows = aggregate.session_rows_of(groups, projects, eng.titles, now)
+        rows = aggregate.session_rows_of(groups, projects, titles, now)
         rows.sort(key=lambda r: -r["totalCost"])
         return rows
 
@@ -159,7 +176,8 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
         "rebuild_s": rebuild_s,
     }
     for name, (roll, rec) in pairs.items():
-        out[name] = (best_ms(roll, runs), best_ms(rec, runs))
+        r, c = best_ms([roll, rec], runs)
+        out[name] = (r, c)
     last = recs[-1]
     n = iter(range(10**9))
 
@@ -169,7 +187,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
         ru.apply("claude", [(None, r)])
         conn.commit()
 
-    out["append"] = (best_ms(append, runs), float("nan"))
+    out["append"] = (best_ms([append], runs)[0], float("nan"))
     conn.close()
     return out
 
