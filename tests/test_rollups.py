@@ -32,7 +32,8 @@ from tokmon.demo import generate
 from tokmon.paths import get_paths
 
 END = datetime(2026, 3, 1, 17, 0, tzinfo=timezone.utc)
-ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati"]
+# None: the local zone (the engine's default when the config names none)
+ZONES = [None, "UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati"]
 COST_TOL = 1e-6  # picodollar sums vs float sums in record order
 
 RECORD_COLS = (
@@ -152,7 +153,7 @@ def assert_blocks(got: list[Block], want: list[Block]) -> None:
 # ---- the record path ------------------------------------------------------------------------
 
 
-def period_key(kind: str, tz: str, sow: str | None) -> Any:
+def period_key(kind: str, tz: str | None, sow: str | None) -> Any:
     keyer = DateKeyer(resolve_tz(tz))
     if kind == "daily":
         return keyer.day
