@@ -686,11 +686,10 @@ class Rollups:
         table, where, args = self._source(agent, project, session_id)
         if table is None:
             return {}
-        twhere = self._source(agent, project, session_id, "t.")[1]
         b0, b1 = _bucket_range(since, until)
         span = self.conn.execute(
-            f"SELECT min(bucket), max(bucket) FROM {table} WHERE {where} AND bucket>=? AND"
-            " bucket<?",
+            f"SELECT min(t.bucket), max(t.bucket) FROM {table} AS t WHERE {where}"
+            " AND t.bucket>=? AND t.bucket<?",
             (*args, b0, b1),
         ).fetchone()
         if span is None or span[0] is None:
@@ -706,7 +705,7 @@ class Rollups:
             flat = [v for x, (_, r0, r1) in enumerate(part) for v in (x, r0, r1)]
             for x, *row in self.conn.execute(
                 f"WITH k(x, b0, b1) AS (VALUES {values}) SELECT k.x, t.model, {sums}"
-                f" FROM k CROSS JOIN {table} AS t WHERE {twhere}"
+                f" FROM k CROSS JOIN {table} AS t WHERE {where}"
                 " AND t.bucket>=k.b0 AND t.bucket<k.b1 GROUP BY k.x, t.model",
                 (*flat, *args),
             ):
@@ -714,8 +713,8 @@ class Rollups:
         day_ok = _day_filter(keyer, since, until)
         for s0, s1 in irregular:  # days around a zone change: bucket by bucket
             for b, *row in self.conn.execute(
-                f"SELECT bucket, model, {sums} FROM {table} WHERE {where} AND bucket>=? AND"
-                " bucket<? GROUP BY bucket, model",
+                f"SELECT t.bucket, t.model, {sums} FROM {table} AS t WHERE {where}"
+                " AND t.bucket>=? AND t.bucket<? GROUP BY t.bucket, t.model",
                 (*args, s0, s1),
             ):
                 if day_ok(b):
@@ -723,10 +722,11 @@ class Rollups:
         return fold.groups()
 
     def _source(
-        self, agent: str, project: str | None, session_id: str | None, t: str = ""
+        self, agent: str, project: str | None, session_id: str | None
     ) -> tuple[str | None, str, list[object]]:
-        """The table, condition (columns prefixed by ``t``) and arguments of one agent's
-        (filtered) sums."""
+        """The table, condition (on its alias ``t``) and arguments of one agent's (filtered)
+        sums; no table when no project matches."""
+        t = "t."
         if not project and not session_id:
             return "rollup_bucket", f"{t}agent=?", [agent]
         where = [f"{t}agent=?"]
