@@ -688,7 +688,7 @@ class Rollups:
             return {}
         b0, b1 = _bucket_range(since, until)
         span = self.conn.execute(
-            f"SELECT min(t.bucket), max(t.bucket) FROM {table} AS t WHERE {where}"
+            f"SELECT min(t.bucket), max(t.bucket) FROM {table} WHERE {where}"
             " AND t.bucket>=? AND t.bucket<?",
             (*args, b0, b1),
         ).fetchone()
@@ -705,7 +705,7 @@ class Rollups:
             flat = [v for x, (_, r0, r1) in enumerate(part) for v in (x, r0, r1)]
             for x, *row in self.conn.execute(
                 f"WITH k(x, b0, b1) AS (VALUES {values}) SELECT k.x, t.model, {sums}"
-                f" FROM k CROSS JOIN {table} AS t WHERE {where}"
+                f" FROM k CROSS JOIN {table} WHERE {where}"
                 " AND t.bucket>=k.b0 AND t.bucket<k.b1 GROUP BY k.x, t.model",
                 (*flat, *args),
             ):
@@ -713,7 +713,7 @@ class Rollups:
         day_ok = _day_filter(keyer, since, until)
         for s0, s1 in irregular:  # days around a zone change: bucket by bucket
             for b, *row in self.conn.execute(
-                f"SELECT t.bucket, t.model, {sums} FROM {table} AS t WHERE {where}"
+                f"SELECT t.bucket, t.model, {sums} FROM {table} WHERE {where}"
                 " AND t.bucket>=? AND t.bucket<? GROUP BY t.bucket, t.model",
                 (*args, s0, s1),
             ):
@@ -724,11 +724,12 @@ class Rollups:
     def _source(
         self, agent: str, project: str | None, session_id: str | None
     ) -> tuple[str | None, str, list[object]]:
-        """The table, condition (on its alias ``t``) and arguments of one agent's (filtered)
-        sums; no table when no project matches."""
+        """The table (aliased ``t``, with the index to use), condition and arguments of one
+        agent's (filtered) sums; no table when no project matches."""
         t = "t."
         if not project and not session_id:
-            return "rollup_bucket", f"{t}agent=?", [agent]
+            return "rollup_bucket AS t", f"{t}agent=?", [agent]
+        index = "rollup_cell_session" if session_id else "rollup_cell_project"
         where = [f"{t}agent=?"]
         args: list[object] = [agent]
         if session_id:
@@ -740,7 +741,7 @@ class Rollups:
                 return None, "", []
             where.append(f"{t}project IN ({','.join('?' * len(ps))})")
             args += ps
-        return "rollup_cell", " AND ".join(where), args
+        return f"rollup_cell AS t INDEXED BY {index}", " AND ".join(where), args
 
     def _matching_projects(self, agent: str, wanted: str) -> list[str]:
         return [p for p in self.projects(agent) if p == wanted or project_name(p) == wanted]
