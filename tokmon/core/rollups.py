@@ -26,7 +26,19 @@ bulk build. A report's cost differs from the record path's float sum (in record 
 half a picodollar per record (a stored sum holds up to 9.2 million USD). Block costs are float sums in (ts, key) order, as
 :func:`~tokmon.core.blocks.make_block` sums its entries.
 
-The class never commits: the caller's transaction holds a record change and its rollup change.
+The class never commits: the caller's transaction holds a record change and its rollup change
+(a write transaction, ``BEGIN IMMEDIATE``, so two processes never interleave read-modify-writes).
+A store uses it like this::
+
+    ru = Rollups(conn, store.records_between)
+    if ru.fresh:  # new tables, or a new schema version (derived data: dropped, rebuilt)
+        ru.rebuild({"claude": store.records("claude"), ...})
+    # per refresh, in the transaction that writes the records:
+    ru.apply("claude", [(replaced_or_None, new), ...])
+    # reports: the same groups as aggregate.group over the filtered records
+    rows = aggregate.period_rows(ru.daily("claude", tz, since=s, until=u), "date", "daily")
+    groups, projects = ru.sessions("claude", tz)
+    sessions = aggregate.session_rows_of(groups, projects, titles, now)
 """
 
 from __future__ import annotations
