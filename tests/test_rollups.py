@@ -430,11 +430,25 @@ def test_incremental_feeding_equals_bulk_build(gen_engine: Engine, tmp_path: Pat
 
 def test_tail_appends_and_reopen(gen_engine: Engine, tmp_path: Path) -> None:
     """Appending the history oldest first in one-record batches (the live case), reopening the
-    database in between, gives the bulk tables; reopening keeps the schema."""
+    database in between, gives the bulk tables; reopening keeps the schema. An append reads no
+    record back (only one at the very time of the previous one regroups its block)."""
     recs = gen_engine.records[:1500]
     want = dump(bulk(tmp_path / "bulk.db", {"claude": recs}).conn)
     path = tmp_path / "tail.db"
-    conn, table, ru = open_db(path)
+    reads = 0
+
+    def opened() -> tuple[sqlite3.Connection, RecordTable, Rollups]:
+        conn, table, ru = open_db(path)
+
+        def counted(agent: str, t0: float, t1: float, sid: str | None = None) -> Any:
+            nonlocal reads
+            reads += 1
+            return table.between(agent, t0, t1, sid)
+
+        ru.records_between = counted
+        return conn, table, ru
+
+    conn, table, ru = opened()
     assert ru.fresh
     for j, r in enumerate(recs):
         table.put("claude", r)
@@ -442,10 +456,12 @@ def test_tail_appends_and_reopen(gen_engine: Engine, tmp_path: Path) -> None:
         if j == 700:
             conn.commit()
             conn.close()
-            conn, table, ru = open_db(path)
+            conn, table, ru = opened()
             assert not ru.fresh
     conn.commit()
     assert dump(conn) == want
+    ties = sum(1 for a, b in zip(recs, recs[1:], strict=False) if a.ts == b.ts)
+    assert reads <= ties
 
 
 def test_schema_version_change_drops_tables(tmp_path: Path, gen_engine: Engine) -> None:

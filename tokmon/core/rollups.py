@@ -537,7 +537,10 @@ class Rollups:
             (agent,),
         ).fetchone()
         added.sort(key=_ts_key)
-        if row is None or added[0].ts <= row[2]:
+        if row is None:  # the agent's first records
+            self._store_blocks(agent, added)
+            return True
+        if added[0].ts <= row[2]:
             return False
         cur: list[Any] = [*row[:9], json.loads(row[9])]
         per: dict[tuple[float, str], _Sums] = {}
