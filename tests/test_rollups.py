@@ -223,6 +223,25 @@ def check_sessions(eng: Engine, ru: Rollups, agent: str, engine_agent: str | Non
             assert_same(sorted(got_rows, key=key), sorted(want_rows, key=key), f"{agent} {tz}")
 
 
+def check_recent_sessions(eng: Engine, ru: Rollups, agent: str, engine_agent: str | None) -> None:
+    """The summary's recent sessions (a record in the last block length, none far ahead) and
+    their whole groups, as Queries.summary picks them from the records."""
+    recs = eng.records_of(engine_agent)
+    bs, slack = 5 * 3600.0, 86400.0
+    for now in [recs[j].ts + d for j in (0, len(recs) // 2, -1) for d in (0.0, 600.0, bs)]:
+        want = {r.session_id for r in recs if now - r.ts < bs and r.ts <= now + slack}
+        assert ru.active_sessions(agent, now - bs, now + slack) == want
+        small = {r.session_id for r in recs if now - 300 < r.ts <= now}
+        assert ru.active_sessions(agent, now - 300, now) == small
+        groups, projects = ru.sessions(agent, only=want)
+        sub = [r for r in recs if r.session_id in want]
+        assert_groups(groups, aggregate.group(sub, lambda r: r.session_id))
+        assert_same(
+            sorted(aggregate.session_rows_of(groups, projects, {}, now), key=str),
+            sorted(aggregate.session_rows(sub, {}, now), key=str),
+        )
+
+
 def check_blocks_and_sums(eng: Engine, ru: Rollups, agent: str, engine_agent: str | None) -> None:
     recs = eng.records_of(engine_agent)
     for now in (recs[-1].ts + 60, recs[len(recs) // 2].ts + 1, recs[0].ts - 10, 4e9):
@@ -270,6 +289,7 @@ def test_generated_periods_equal_record_path(gen_engine: Engine, gen_rollups: Ro
 
 def test_generated_sessions_equal_record_path(gen_engine: Engine, gen_rollups: Rollups) -> None:
     check_sessions(gen_engine, gen_rollups, "claude", None)
+    check_recent_sessions(gen_engine, gen_rollups, "claude", None)
 
 
 def test_generated_blocks_and_summary_equal_record_path(
@@ -291,6 +311,7 @@ def test_real_corpus_equals_record_path(tmp_path: Path) -> None:
     ru = bulk(tmp_path / "r.db", {"claude": eng.records})
     check_periods(eng, ru, "claude", None)
     check_sessions(eng, ru, "claude", None)
+    check_recent_sessions(eng, ru, "claude", None)
     check_blocks_and_sums(eng, ru, "claude", None)
 
 
@@ -321,6 +342,7 @@ def test_agents_corpus_equals_record_path(tmp_path: Path) -> None:
     for n in names:
         check_periods(eng, ru, n, n)
         check_sessions(eng, ru, n, n)
+        check_recent_sessions(eng, ru, n, n)
         check_blocks_and_sums(eng, ru, n, n)
 
 

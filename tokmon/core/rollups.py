@@ -780,12 +780,29 @@ class Rollups:
         since: str | None = None,
         until: str | None = None,
         project: str | None = None,
+        only: Iterable[str] | None = None,
     ) -> tuple[dict[str, Acc], dict[str, str]]:
         """Per-session groups and each session's project, as ``aggregate.session_rows`` builds
-        them from the filtered records (feed both to ``aggregate.session_rows_of``)."""
+        them from the filtered records (feed both to ``aggregate.session_rows_of``); ``only``:
+        just these sessions, whole (no other filter then)."""
         fold = _Fold()
         projects: dict[str, str] = {}
         c = self.conn
+        if only is not None:
+            for sid in set(only):
+                for row in c.execute(
+                    "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
+                    " FROM rollup_session_model WHERE agent=? AND session_id=?",
+                    (agent, sid),
+                ):
+                    fold.add(*row)
+                for (proj,) in c.execute(
+                    "SELECT project FROM rollup_session WHERE agent=? AND session_id=?"
+                    " AND project!=''",
+                    (agent, sid),
+                ):
+                    projects[sid] = proj
+            return fold.groups(), projects
         if not since and not until and not project:
             for row in c.execute(
                 "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
@@ -822,6 +839,21 @@ class Rollups:
             if proj and (last, proj) > latest.get(sid, (float("-inf"), "")):
                 latest[sid] = (last, proj)
         return fold.groups(), {sid: p for sid, (_, p) in latest.items()}
+
+    def active_sessions(self, agent: str, lo: float, hi: float) -> set[str]:
+        """Sessions with a record at ``lo < ts <= hi`` (the summary's recent sessions: ``lo``
+        is now minus the block length, ``hi`` now plus the future slack)."""
+        if hi - lo < BUCKET:  # a cell could then straddle the window with nothing inside
+            return {
+                r.session_id for r in self.records_between(agent, lo, hi + 1) if lo < r.ts <= hi
+            }
+        # a cell (under 15 minutes wide) with last > lo and first <= hi has a record inside
+        rows = self.conn.execute(
+            "SELECT DISTINCT session_id FROM rollup_cell WHERE agent=? AND bucket>=? AND bucket<=?"
+            " AND last>? AND first<=?",
+            (agent, int(lo // BUCKET), int(hi // BUCKET), lo, hi),
+        )
+        return {r[0] for r in rows}
 
     def blocks(self, agent: str, now: float) -> list[Block]:
         """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them."""
