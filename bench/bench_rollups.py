@@ -16,6 +16,9 @@ warm-up (rollups and records alternating, the collector paused during each call)
 * blocks: ``Engine.report("blocks")`` vs ``Rollups.blocks`` + ``blocks_json``
 * summary sums ([today, week, month, all-time]): the engine's ``_period_sums`` rebuilt from the
   records (what every new day/zone costs) vs ``Rollups.period_sums``
+* recent sessions (the summary's, at a moment two thirds into the history): the engine's scan
+  back from the newest record, then ``session_rows`` of those sessions' records, vs
+  ``Rollups.active_sessions`` + ``Rollups.sessions(only=...)`` + ``session_rows_of``
 * append: ``Rollups.apply`` of one new record at the end of the history (and its commit)
 
 It prints each answer's size (days, sessions, blocks) and the larger/smaller time ratio: the
@@ -118,6 +121,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
     db.unlink(missing_ok=True)
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit (disk noise)
     table = RecordTable(conn)
     table.put_many("claude", recs)
     ru = Rollups(conn, table.between)
@@ -155,6 +159,24 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
     def rec_sums() -> Any:  # a new key each run: the cold path of Queries._period_sums
         return eng._period_sums((f"bench{next(counter)}", *[b for lh in bounds[:3] for b in lh]))
 
+    bs, slack = eng.block_seconds, 86400.0
+    recent_now = recs[len(recs) * 2 // 3].ts  # a moment with sessions running
+
+    def roll_recent() -> Any:
+        sids = ru.active_sessions("claude", recent_now - bs, recent_now + slack)
+        groups, projects = ru.sessions("claude", only=sids)
+        return aggregate.session_rows_of(groups, projects, titles, recent_now, bs)
+
+    def rec_recent() -> Any:  # Queries.summary's recent sessions, from the records
+        recent: set[str] = set()
+        for i in range(len(recs) - 1, -1, -1):
+            if recent_now - recs[i].ts >= bs:
+                break
+            if recs[i].ts <= recent_now + slack:
+                recent.add(recs[i].session_id)
+        sub = [r for r in recs if r.session_id in recent]
+        return aggregate.session_rows(sub, titles, recent_now, bs)
+
     pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         "daily UTC": (roll_daily("UTC"), lambda: eng.report("daily", timezone="UTC")),
         "daily New_York": (
@@ -167,6 +189,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
             lambda: eng.report("blocks", now=now),
         ),
         "summary sums": (lambda: ru.period_sums("claude", bounds), rec_sums),
+        "recent sessions": (roll_recent, rec_recent),
     }
     out: dict[str, Any] = {
         "size_mb": size_mb,
@@ -216,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{'query':<16}{'rollups ' + f'{s:g}':>13}{f'{b:g} MB':>9}{'x':>7}"
         f"{'records ' + f'{s:g}':>15}{f'{b:g} MB':>9}{'x':>7}{'speedup@' + f'{b:g}':>13}"
     )
-    for name in ("daily UTC", "daily New_York", "session", "blocks", "summary sums", "append"):
+    names = ("daily UTC", "daily New_York", "session", "blocks", "summary sums", "recent sessions")
+    for name in (*names, "append"):
         r0, c0 = small[name]
         r1, c1 = big[name]
         rec = "" if c0 != c0 else f"{c0:12.2f} ms{c1:9.2f}{c1 / c0:7.2f}{c1 / r1:12.1f}x"
