@@ -453,18 +453,22 @@ def test_incremental_feeding_equals_bulk_build(gen_engine: Engine, tmp_path: Pat
 def test_tail_appends_and_reopen(gen_engine: Engine, tmp_path: Path) -> None:
     """Appending the history oldest first in one-record batches (the live case), reopening the
     database in between, gives the bulk tables; reopening keeps the schema. An append reads no
-    record back (only one at the very time of the previous one regroups its block)."""
+    record back (only one at the very time of the previous one regroups its block); the
+    streaming case, the newest record replaced by a copy with more output at the same time,
+    reads only its block's records (never a cell's)."""
     recs = gen_engine.records[:1500]
     want = dump(bulk(tmp_path / "bulk.db", {"claude": recs}).conn)
     path = tmp_path / "tail.db"
     reads = 0
+    cell_reads = 0
 
     def opened() -> tuple[sqlite3.Connection, RecordTable, Rollups]:
         conn, table, ru = open_db(path)
 
         def counted(agent: str, t0: float, t1: float, sid: str | None = None) -> Any:
-            nonlocal reads
+            nonlocal reads, cell_reads
             reads += 1
+            cell_reads += sid is not None
             return table.between(agent, t0, t1, sid)
 
         ru.records_between = counted
@@ -472,9 +476,18 @@ def test_tail_appends_and_reopen(gen_engine: Engine, tmp_path: Path) -> None:
 
     conn, table, ru = opened()
     assert ru.fresh
+    replaced = 0
     for j, r in enumerate(recs):
-        table.put("claude", r)
-        ru.apply("claude", [(None, r)])
+        if j % 10 == 3:  # first a streaming copy with less output, then the final record
+            part = r._replace(output_tokens=r.output_tokens // 2, cost=r.cost / 2)
+            table.put("claude", part)
+            ru.apply("claude", [(None, part)])
+            table.put("claude", r)
+            ru.apply("claude", [(part, r)])
+            replaced += 1
+        else:
+            table.put("claude", r)
+            ru.apply("claude", [(None, r)])
         if j == 700:
             conn.commit()
             conn.close()
@@ -483,7 +496,8 @@ def test_tail_appends_and_reopen(gen_engine: Engine, tmp_path: Path) -> None:
     conn.commit()
     assert dump(conn) == want
     ties = sum(1 for a, b in zip(recs, recs[1:], strict=False) if a.ts == b.ts)
-    assert reads <= ties
+    assert cell_reads == 0
+    assert reads <= ties + replaced
 
 
 def test_schema_version_change_drops_tables(tmp_path: Path, gen_engine: Engine) -> None:

@@ -349,16 +349,18 @@ class Rollups:
         (None: nothing) and adds ``new`` (None: nothing). Call after the caller's store holds
         the new records (``records_between`` must answer the state after the change)."""
         cells: dict[tuple[int, str, str, str], _Sums] = {}
-        removed: dict[tuple[int, str, str, str], set[float]] = {}
+        # net removals per time (removed minus added there): a first/last time whose count
+        # did not drop is still there, one that did may be gone
+        removed: dict[tuple[int, str, str, str], dict[float, int]] = {}
         projects: dict[str, int] = {}
         sm: dict[tuple[str, str], _Sums] = {}  # per (session, model)
-        sm_removed: dict[tuple[str, str], set[float]] = {}
+        sm_removed: dict[tuple[str, str], dict[float, int]] = {}
         proj_added: dict[str, tuple[float, str]] = {}  # latest (ts, cwd) added per session
-        proj_removed: dict[str, set[tuple[float, str]]] = {}
+        proj_removed: dict[str, dict[tuple[float, str], int]] = {}
         tm: dict[str, _Sums] = {}  # per model (all-time totals)
-        tm_removed: dict[str, set[float]] = {}
+        tm_removed: dict[str, dict[float, int]] = {}
         touched: list[float] = []
-        pairs = list(deltas)
+        pairs = _compose(deltas)
         for pair in pairs:
             for sign, r in ((-1, pair[0]), (1, pair[1])):
                 if r is None:
@@ -377,14 +379,13 @@ class Rollups:
                 if s is None:
                     s = tm[r.model] = _new_sums()
                 _add(s, r, sign)
-                if sign < 0:
-                    removed.setdefault(k, set()).add(r.ts)
-                    tm_removed.setdefault(r.model, set()).add(r.ts)
-                    sm_removed.setdefault((sid, r.model), set()).add(r.ts)
-                    if r.project:
-                        proj_removed.setdefault(sid, set()).add((r.ts, r.project))
-                elif r.project and (r.ts, r.project) > proj_added.get(sid, _NO_PROJECT):
-                    proj_added[sid] = (r.ts, r.project)
+                _count(removed, k, r.ts, -sign)
+                _count(tm_removed, r.model, r.ts, -sign)
+                _count(sm_removed, (sid, r.model), r.ts, -sign)
+                if r.project:
+                    _count(proj_removed, sid, (r.ts, r.project), -sign)
+                    if sign > 0 and (r.ts, r.project) > proj_added.get(sid, _NO_PROJECT):
+                        proj_added[sid] = (r.ts, r.project)
                 projects[r.project] = projects.get(r.project, 0) + sign
                 touched.append(r.ts)
         if not cells:
@@ -442,9 +443,9 @@ class Rollups:
         self,
         agent: str,
         sm: dict[tuple[str, str], _Sums],
-        sm_removed: dict[tuple[str, str], set[float]],
+        sm_removed: dict[tuple[str, str], dict[float, int]],
         proj_added: dict[str, tuple[float, str]],
-        proj_removed: dict[str, set[tuple[float, str]]],
+        proj_removed: dict[str, dict[tuple[float, str], int]],
     ) -> None:
         """Add net per-(session, model) sums; a first/last time or a session's project that
         may have been removed is recomputed from the session's cells."""
@@ -474,7 +475,7 @@ class Rollups:
             ).fetchone()
             best = (row[0], row[1]) if row is not None and row[1] else _NO_PROJECT
             best = max(best, proj_added.get(sid, _NO_PROJECT))
-            if best in proj_removed.get(sid, ()):
+            if proj_removed.get(sid, {}).get(best, 0) > 0:
                 found = c.execute(
                     "SELECT max(last) AS t, project FROM rollup_cell WHERE agent=?"
                     " AND session_id=? AND project!='' GROUP BY project"
@@ -494,11 +495,11 @@ class Rollups:
         cols: tuple[str, ...],
         key: tuple[object, ...],
         s: _Sums,
-        gone: set[float] | None,
+        gone: dict[float, int] | None,
         span: Callable[[], tuple[float, float]],
     ) -> None:
-        """Add net sums ``s`` to one row; ``gone``: times removed from it (a first/last among
-        them is recomputed by ``span()``)."""
+        """Add net sums ``s`` to one row; ``gone``: net removals per time (a first/last time
+        with some is recomputed by ``span()``)."""
         c = self.conn
         where = " AND ".join(f"{col}=?" for col in cols)
         row = c.execute(
@@ -510,7 +511,7 @@ class Rollups:
             c.execute(f"DELETE FROM {table} WHERE {where}", key)
             return
         first, last = min(old[7], s[7]), max(old[8], s[8])
-        stale = bool(gone) and (first in gone or last in gone)  # type: ignore[operator]
+        stale = gone is not None and (gone.get(first, 0) > 0 or gone.get(last, 0) > 0)
         if stale:
             first, last = span()
         marks = ",".join("?" * (len(cols) + 9))
@@ -935,6 +936,33 @@ class Rollups:
         ):
             fold.add("", *row)
         return fold.groups().get("") or Acc()
+
+
+def _compose(deltas: Iterable[Delta]) -> list[Delta]:
+    """One net ``(first replaced, last new)`` per record key, no-ops dropped: a record added
+    and replaced within one batch never counts (nor do its times)."""
+    net: dict[str, list[UsageRecord | None]] = {}
+    for old, new in deltas:
+        steps: list[Delta] = [(old, new)]
+        if old is not None and new is not None and old.key != new.key:
+            steps = [(old, None), (None, new)]
+        for o, n in steps:
+            r = n if n is not None else o
+            if r is None:
+                continue
+            cur = net.get(r.key)
+            if cur is None:
+                net[r.key] = [o, n]
+            else:
+                cur[1] = n
+    return [(o, n) for o, n in net.values() if o != n]
+
+
+def _count(d: dict[Any, dict[Any, int]], key: Any, at: Any, n: int) -> None:
+    per = d.get(key)
+    if per is None:
+        per = d[key] = {}
+    per[at] = per.get(at, 0) + n
 
 
 def _ints(s: _Sums) -> tuple[int, ...]:
