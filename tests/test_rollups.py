@@ -574,12 +574,15 @@ DST_ZONES = [
     "Australia/Lord_Howe",  # a 30-minute DST step
     "Europe/London",
     "Asia/Kathmandu",
+    "Pacific/Kiritimati",  # +14
+    "Pacific/Pago_Pago",  # -11
 ]
 
 
 def test_periods_across_zone_changes(tmp_path: Path) -> None:
     """Days, weeks and months of zones whose offsets change (at night, at midnight, by half an
-    hour): records every few minutes around each 2026 change equal the record path."""
+    hour) or are extreme: records every few minutes around each 2026 change, and at both ends
+    of the accepted time range, equal the record path."""
     recs: list[UsageRecord] = []
     windows = [("2026-03-06", 10), ("2026-03-26", 12), ("2026-09-02", 10), ("2026-10-23", 14)]
     for start, days in windows:
@@ -595,6 +598,10 @@ def test_periods_across_zone_changes(tmp_path: Path) -> None:
             )
             t += 431 + (j % 7) * 97
             j += 1
+    # a sparse history: the first and the last second the ledger accepts (1970, 2199)
+    for t in (1.0, 7258118399.0):
+        recs.append(UsageRecord(t, "edge", "/p/1", "m", 1, 1, 0, 0, 0, f"edge{t}", 0.5))
+    recs.sort(key=lambda r: r.ts)
     ru = bulk(tmp_path / "z.db", {"claude": recs})
     for tz in DST_ZONES:
         keyer = DateKeyer(resolve_tz(tz))

@@ -47,7 +47,7 @@ import json
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
@@ -703,14 +703,17 @@ class Rollups:
         if table is None:
             return {}
         b0, b1 = _bucket_range(since, until)
-        span = self.conn.execute(
-            f"SELECT min(t.bucket), max(t.bucket) FROM {table} WHERE {where}"
-            " AND t.bucket>=? AND t.bucket<?",
-            (*args, b0, b1),
-        ).fetchone()
-        if span is None or span[0] is None:
+        utc_days = [  # the days with data (a sparse or poisoned history plans only those)
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT DISTINCT t.bucket / {86400 // BUCKET} FROM {table} WHERE {where}"
+                " AND t.bucket>=? AND t.bucket<?",
+                (*args, b0, b1),
+            )
+        ]
+        if not utc_days:
             return {}
-        regular, irregular = _plan(keyer, span[0], span[1])
+        regular, irregular = _plan(keyer, utc_days)
         fold = _Fold()
         days = [(d, r0, r1) for d, r0, r1 in regular if lo <= d <= hi]
         sums = "sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n), min(first), max(last)"
@@ -983,30 +986,43 @@ def _day_filter(keyer: DateKeyer, since: str | None, until: str | None) -> Calla
 
 
 def _plan(
-    keyer: DateKeyer, b_min: int, b_max: int
+    keyer: DateKeyer, utc_days: Iterable[int]
 ) -> tuple[list[tuple[str, int, int]], list[tuple[int, int]]]:
-    """Cover buckets ``b_min..b_max`` with local days of ``keyer``'s zone: ``(day, b0, b1)``
-    bucket ranges where the zone's offset is the same on the day before and after, and plain
-    bucket ranges around every offset change (there a day need not be one range: a clock set
-    back across midnight), to be keyed bucket by bucket."""
+    """Cover the UTC days ``utc_days`` (days since the epoch) with local days of ``keyer``'s
+    zone: ``(day, b0, b1)`` bucket ranges where the zone's offset is the same from the day
+    before to the day after, and plain bucket ranges around every offset change (there a day
+    need not be one range: a clock set back across midnight), to be keyed bucket by bucket."""
     tz = keyer.tz
-    d0 = keyer.local(b_min * BUCKET).date() - timedelta(days=1)
-    n = (keyer.local(b_max * BUCKET).date() - d0).days + 3
-    days = [d0 + timedelta(days=j) for j in range(n)]  # d0 .. last day + 1
-    starts = [
-        math.ceil(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() / BUCKET) for d in days
-    ]
-    offs = [datetime.fromtimestamp(b * BUCKET, tz).utcoffset() for b in starts]
-    odd: set[int] = set()
-    for j in range(n - 1):
-        if offs[j] != offs[j + 1]:
-            odd.update((j - 1, j, j + 1))
+    starts: dict[date, int] = {}
+    offs: dict[date, timedelta | None] = {}
+
+    def start(d: date) -> int:  # the first bucket whose local date is d or later
+        b = starts.get(d)
+        if b is None:
+            midnight = datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+            b = starts[d] = math.ceil(midnight / BUCKET)
+        return b
+
+    def off(d: date) -> timedelta | None:
+        if d not in offs:
+            offs[d] = datetime.fromtimestamp(start(d) * BUCKET, tz).utcoffset()
+        return offs[d]
+
+    one = timedelta(days=1)
+    dates: set[date] = set()
+    for u in utc_days:
+        d0 = keyer.local(u * 86400).date()
+        d1 = keyer.local(u * 86400 + 86400 - BUCKET).date()
+        while d0 <= d1:
+            dates.add(d0)
+            d0 += one
     regular: list[tuple[str, int, int]] = []
     irregular: list[tuple[int, int]] = []
-    for j in range(1, n - 1):
-        r0, r1 = starts[j], starts[j + 1]
-        if j not in odd:
-            regular.append((days[j].isoformat(), r0, r1))
+    for d in sorted(dates):
+        r0, r1 = start(d), start(d + one)
+        around = [off(d + k * one) for k in (-1, 0, 1, 2)]
+        if around.count(around[0]) == 4:
+            regular.append((d.isoformat(), r0, r1))
         elif irregular and irregular[-1][1] == r0:
             irregular[-1] = (irregular[-1][0], r1)
         else:
