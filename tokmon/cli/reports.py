@@ -11,6 +11,7 @@ from typing import Any
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
+from tokmon.core.rows import PeriodKind, PeriodLabel
 
 HELP = {
     "daily": "usage per day",
@@ -172,11 +173,14 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             ctx.stdout.write(hit)
             return 0
     try:
-        data = engine.report(kind, **opts)
+        report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
+    # the edge: JSON output and the tables both show the wire shape (session rows merged
+    # with their names and tags)
+    data = report.to_json()
     if kind == "session":
-        merge_metadata(ctx, data["sessions"])
+        merge_metadata(ctx, data["sessions"])  # type: ignore[arg-type]
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
@@ -187,7 +191,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     if kind == "blocks":
-        blocks_table(ctx, data["blocks"], tz, compact=args.compact)
+        blocks_table(ctx, data["blocks"], tz, compact=args.compact)  # type: ignore[arg-type]
     else:
         period_table(
             ctx, kind, data, tz, breakdown=args.breakdown, compact=args.compact, aliases=aliases
@@ -298,7 +302,12 @@ def _instances(
     key_fn = {"daily": keyer.day, "monthly": keyer.month, "weekly": lambda ts: keyer.week(ts, sow)}[
         kind
     ]
-    label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
+    labels: dict[str, tuple[PeriodLabel, PeriodKind]] = {
+        "daily": ("date", "daily"),
+        "weekly": ("week", "weekly"),
+        "monthly": ("month", "monthly"),
+    }
+    label, list_name = labels[kind]
     by_cwd: dict[str, str] = {}  # sessions without a transcript of their own (resumed ones)
     for r in engine.records:  # go where other sessions of the same cwd are
         if r.session_id in dirs and r.project:
@@ -309,11 +318,13 @@ def _instances(
         groups.setdefault(key, []).append(r)
     projects: dict[str, list[dict[str, Any]]] = {}
     for key in sorted(groups):
-        rep = aggregate.period_report(groups[key], key_fn, label, kind, opts.get("order") or "asc")
-        projects[key] = [{**row, "project": key} for row in rep[kind]]
-    totals = aggregate.totals_dict(aggregate.totals(recs))
+        rep = aggregate.period_report(
+            groups[key], key_fn, label, list_name, opts.get("order") or "asc"
+        )
+        projects[key] = [{**row.to_json(), "project": key} for row in rep.rows]
+    totals = aggregate.totals_of(aggregate.totals(recs))
     if ctx.json_output:
-        ctx.stdout.write(dump_json({"projects": projects, "totals": totals}))
+        ctx.stdout.write(dump_json({"projects": projects, "totals": totals.to_json()}))
         return 0
     from tokmon.cli.tables import period_table
 

@@ -191,7 +191,8 @@ def load_sessions(ctx: Context, *, strict: bool = True, **filters: Any) -> Sessi
             raise CLIError(str(exc)) from None
         ctx.warn(f"session metadata unavailable: {exc}")
         meta = {}
-    return Sessions(engine, merge(rows, meta), store, meta)
+    # the edge: session commands show and print the wire rows merged with their metadata
+    return Sessions(engine, merge([r.to_json() for r in rows], meta), store, meta)
 
 
 def _update(ctx: Context, s: Sessions, sid: str, **changes: Any) -> dict[str, Any]:

@@ -265,12 +265,15 @@ def block_input(engine: Any, now: float | None = None) -> dict[str, Any] | None:
         s = engine.summary(now=now)
     except Exception:
         return None
-    b = s.get("activeBlock")
-    lim = (s.get("tokenLimit") or {}).get("tokens")
-    if not b or not b.get("projection") or not lim:
+    from tokmon.core.timeutil import iso
+
+    act = s.active_block
+    lim = s.token_limit.tokens
+    proj = act.block.projection if act is not None else None
+    if act is None or proj is None or not lim:
         return None
     return {
-        "start": b.get("startTime"),
-        "projectedTokens": b["projection"].get("totalTokens"),
+        "start": iso(act.block.start),  # the block's id, as in the Summary's JSON
+        "projectedTokens": proj.total_tokens,
         "limit": lim,
     }

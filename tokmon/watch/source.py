@@ -196,7 +196,8 @@ class Refresher:
                 if not self._has_roots():
                     warnings.append("no Claude Code transcripts yet: waiting for them")
                 now = time.time()
-                summary = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
+                summ = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
+                summary = summ.to_json()  # the edge: the dashboard model reads the wire shape
                 records = self.engine.records
                 minute_usage = bucket_usage(records, now, SPARK_MINUTES)
                 totals = None
