@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tokmon.core.aggregate import project_name
 from tokmon.core.machines import MachineMap, engine_machine_map, local_machine
+
+if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
 
 log = logging.getLogger("tokmon.export")
 
@@ -123,7 +126,7 @@ class SeriesSource:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         *,
         per_session: bool = False,
         top_projects: int | None = None,

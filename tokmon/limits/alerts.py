@@ -23,9 +23,12 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon.limits import history
+
+if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
 
 _KEYS = {"official", "projected", "block", "budgets", "desktop", "webhooks", "terminal"}
 
@@ -259,7 +262,7 @@ def log(paths: Any, limit: int = 50, after_id: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def block_input(engine: Any, now: float | None = None) -> dict[str, Any] | None:
+def block_input(engine: Engine, now: float | None = None) -> dict[str, Any] | None:
     """The active block's projection and token limit, for block alerts."""
     try:
         s = engine.summary(now=now)
