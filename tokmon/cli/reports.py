@@ -11,7 +11,15 @@ from typing import Any
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
-from tokmon.core.rows import PeriodKind, PeriodLabel
+from tokmon.core.rows import (
+    JSON,
+    BlocksReport,
+    PeriodKind,
+    PeriodLabel,
+    PeriodRow,
+    SessionReport,
+    Usage,
+)
 
 HELP = {
     "daily": "usage per day",
@@ -176,11 +184,13 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
-    # the edge: JSON output and the tables both show the wire shape (session rows merged
-    # with their names and tags)
-    data = report.to_json()
-    if kind == "session":
-        merge_metadata(ctx, data["sessions"])  # type: ignore[arg-type]
+    data = report.to_json()  # the edge
+    merged: list[dict[str, Any]] = []
+    if isinstance(report, SessionReport):  # session rows get their names and tags merged in
+        merged = [r.to_json() for r in report.rows]
+        merge_metadata(ctx, merged)
+        rows_json: list[JSON] = list(merged)
+        data["sessions"] = rows_json
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
@@ -190,11 +200,19 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.tables import blocks_table, period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
-    if kind == "blocks":
-        blocks_table(ctx, data["blocks"], tz, compact=args.compact)  # type: ignore[arg-type]
+    if isinstance(report, BlocksReport):
+        blocks_table(ctx, report.blocks, tz, compact=args.compact)
     else:
         period_table(
-            ctx, kind, data, tz, breakdown=args.breakdown, compact=args.compact, aliases=aliases
+            ctx,
+            kind,
+            report.rows,
+            report.totals,
+            tz,
+            merged={str(m["sessionId"]): m for m in merged},
+            breakdown=args.breakdown,
+            compact=args.compact,
+            aliases=aliases,
         )
     return 0
 
@@ -316,24 +334,34 @@ def _instances(
     for r in recs:
         key = dirs.get(r.session_id) or by_cwd.get(r.project) or project_key(r.project)
         groups.setdefault(key, []).append(r)
-    projects: dict[str, list[dict[str, Any]]] = {}
+    projects: dict[str, list[PeriodRow]] = {}
     for key in sorted(groups):
         rep = aggregate.period_report(
             groups[key], key_fn, label, list_name, opts.get("order") or "asc"
         )
-        projects[key] = [{**row.to_json(), "project": key} for row in rep.rows]
+        projects[key] = rep.rows
     totals = aggregate.totals_of(aggregate.totals(recs))
     if ctx.json_output:
-        ctx.stdout.write(dump_json({"projects": projects, "totals": totals.to_json()}))
+        wire = {
+            key: [{**row.to_json(), "project": key} for row in rows]
+            for key, rows in projects.items()
+        }
+        ctx.stdout.write(dump_json({"projects": wire, "totals": totals.to_json()}))
         return 0
     from tokmon.cli.tables import period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     for key, rows in projects.items():
-        sub = {kind: rows, "totals": _sum_rows(rows)}
         ctx.stdout.write(f"\nProject: {aliases.get(key, key)}\n")
         period_table(
-            ctx, kind, sub, tz, breakdown=args.breakdown, compact=args.compact, aliases=aliases
+            ctx,
+            kind,
+            rows,
+            _sum_rows(rows),
+            tz,
+            breakdown=args.breakdown,
+            compact=args.compact,
+            aliases=aliases,
         )
     if not projects:
         ctx.stdout.write("No usage in this range.\n")
@@ -346,16 +374,20 @@ def resolve_tz_name(engine: Any, name: str | None) -> Any:
     return resolve_tz(engine._tz_name(name))
 
 
-def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = (
-        "inputTokens",
-        "outputTokens",
-        "cacheCreationTokens",
-        "cacheReadTokens",
-        "totalTokens",
-        "totalCost",
-    )
-    return {k: sum(r[k] for r in rows) for k in keys}
+def _sum_rows(rows: list[PeriodRow]) -> Usage:
+    """The rows' sums, added in row order."""
+    i = o = cc = cr = 0
+    cost = 0.0
+    for r in rows:
+        u = r.usage
+        i, o, cc, cr = (
+            i + u.input_tokens,
+            o + u.output_tokens,
+            cc + u.cache_creation_tokens,
+            cr + u.cache_read_tokens,
+        )
+        cost += u.total_cost
+    return Usage(i, o, cc, cr, cost)
 
 
 # Reports that do not depend on the current time: their JSON is cached per data version.
