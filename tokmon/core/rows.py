@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from tokmon.core.model import Block
+from tokmon.core.model import JSON, Block, JSONObject
 from tokmon.core.timeutil import iso
 
 if TYPE_CHECKING:
@@ -26,9 +26,29 @@ PeriodLabel = Literal["date", "week", "month"]
 #: a period report's list key
 PeriodKind = Literal["daily", "weekly", "monthly"]
 
-#: JSON values (what ``to_json`` returns, what orjson and json.dumps write)
-JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
-JSONObject = dict[str, JSON]
+__all__ = [
+    "JSON",
+    "ActiveBlock",
+    "AgentToday",
+    "BlocksReport",
+    "ContextWindow",
+    "JSONObject",
+    "ModelBreakdown",
+    "Official",
+    "OfficialWindow",
+    "PeriodKind",
+    "PeriodLabel",
+    "PeriodReport",
+    "PeriodRow",
+    "PeriodUsage",
+    "Report",
+    "SessionReport",
+    "SessionRow",
+    "Summary",
+    "TokenLimit",
+    "Totals",
+    "Usage",
+]
 
 
 @dataclass(frozen=True, slots=True)
