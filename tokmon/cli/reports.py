@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
@@ -20,6 +20,9 @@ from tokmon.core.rows import (
     SessionReport,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
 
 HELP = {
     "daily": "usage per day",
@@ -239,7 +242,7 @@ def project_key(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd) if cwd else "unknown"
 
 
-def _resolve_session(ctx: Context, engine: Any, ref: str) -> str:
+def _resolve_session(ctx: Context, engine: Engine, ref: str) -> str:
     """``--id REF``: the session REF names (:func:`tokmon.sessions.resolve`: id, name, unique
     prefix, Claude title); an unknown REF stays as given (an empty report, as in ccusage)."""
     from tokmon.sessions import RefError, resolve
@@ -252,7 +255,7 @@ def _resolve_session(ctx: Context, engine: Any, ref: str) -> str:
         return ref
 
 
-def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
+def session_entries(engine: Engine, opts: dict[str, Any]) -> dict[str, Any] | None:
     """ccusage's ``session --id X --json``: the session's totals and its entries (null if unknown)."""
     from tokmon.core.timeutil import iso
 
@@ -280,7 +283,7 @@ def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def session_dirs(engine: Any) -> dict[str, str]:
+def session_dirs(engine: Engine) -> dict[str, str]:
     """Session id -> the name of its directory under ``projects/`` (ccusage's project key)."""
     out: dict[str, str] = {}
     for root in engine.roots:
@@ -302,7 +305,7 @@ def _instances(
     kind: str,
     args: argparse.Namespace,
     ctx: Context,
-    engine: Any,
+    engine: Engine,
     opts: dict[str, Any],
     aliases: dict[str, str],
 ) -> int:
@@ -368,7 +371,7 @@ def _instances(
     return 0
 
 
-def resolve_tz_name(engine: Any, name: str | None) -> Any:
+def resolve_tz_name(engine: Engine, name: str | None) -> Any:
     from tokmon.core.timeutil import resolve_tz
 
     return resolve_tz(engine._tz_name(name))
@@ -399,7 +402,7 @@ class ReportCache:
 
     KEEP = 16
 
-    def __init__(self, ctx: Context, engine: Any, kind: str, opts: dict[str, Any]) -> None:
+    def __init__(self, ctx: Context, engine: Engine, kind: str, opts: dict[str, Any]) -> None:
         import hashlib
 
         from tokmon.core.timeutil import resolve_tz

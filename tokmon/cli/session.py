@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tokmon.cli.context import CLIError, Context
 
 if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
     from tokmon.metadata.store import MetadataStore
 
 SORT_KEYS = {
@@ -146,7 +147,7 @@ def _bare_report(args: argparse.Namespace, ctx: Context) -> int:
 class Sessions:
     """Everything the session commands need, loaded once."""
 
-    engine: Any
+    engine: Engine
     rows: list[dict[str, Any]]  # merged SessionRows, most recent first
     store: MetadataStore
     meta: dict[str, dict[str, Any]]
