@@ -148,7 +148,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
     def roll_session() -> Any:
         groups, projects = ru.sessions("claude")
         rows = aggregate.session_rows_of(groups, projects, titles, now)
-        rows.sort(key=lambda r: -r["totalCost"])
+        rows.sort(key=lambda r: -r.usage.total_cost)
         return rows
 
     d0 = now - now % 86400

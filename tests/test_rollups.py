@@ -129,7 +129,9 @@ def assert_groups(got: dict[str, aggregate.Acc], want: dict[str, aggregate.Acc])
 
 
 def assert_same(got: Any, want: Any, where: str = "") -> None:
-    """Equal JSON-like values, floats within COST_TOL (cost sums)."""
+    """Equal JSON-like values (typed rows compared by their JSON), floats within COST_TOL."""
+    if hasattr(want, "to_json"):
+        got, want = got.to_json(), want.to_json()
     if isinstance(want, float) or isinstance(got, float):
         assert math.isclose(got, want, abs_tol=COST_TOL), where
     elif isinstance(want, dict):
@@ -219,7 +221,7 @@ def check_sessions(eng: Engine, ru: Rollups, agent: str, engine_agent: str | Non
             assert_groups(groups, want_groups)
             got_rows = aggregate.session_rows_of(groups, sproj, {}, now)
             want_rows = aggregate.session_rows(want_recs, {}, now)
-            key = lambda r: r["sessionId"]  # noqa: E731
+            key = lambda r: r.session_id  # noqa: E731
             assert_same(sorted(got_rows, key=key), sorted(want_rows, key=key), f"{agent} {tz}")
 
 
@@ -259,7 +261,7 @@ def check_blocks_and_sums(eng: Engine, ru: Rollups, agent: str, engine_agent: st
         assert (acc.i, acc.o, acc.cc, acc.cr, acc.n) == (want.i, want.o, want.cc, want.cr, want.n)
         assert math.isclose(acc.cost, want.cost, abs_tol=COST_TOL)
     tot = ru.totals(agent)
-    assert aggregate.totals_dict(tot)["totalTokens"] == sum(r.total_tokens for r in recs)
+    assert aggregate.totals_of(tot).to_json()["totalTokens"] == sum(r.total_tokens for r in recs)
 
 
 # ---- corpora --------------------------------------------------------------------------------
