@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install every test dependency (Python, Debian, npm) and run the whole test suite.
 # This is the README's second Quickstart command; .ci/run calls it too.
+# Arguments go to pytest: `bash scripts/test.sh -m "not slow"` runs only the fast lane (after
+# the installs and lint); `python3 -m pytest -m "not slow"` alone is the under-a-minute loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1

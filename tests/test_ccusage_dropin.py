@@ -22,6 +22,9 @@ import pytest
 from conftest import corpus_path
 from test_ccusage_parity import ccusage  # noqa: F401 - the fixture (skips without ccusage)
 
+# slow: ccusage's own node processes
+pytestmark = pytest.mark.slow
+
 TOKENS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens", "totalTokens")
 
 

@@ -12,6 +12,9 @@ import pytest
 from conftest import run_tokmon
 from limits_support import Usage, payload
 
+# slow: statusline and `tokmon check` processes per state
+pytestmark = pytest.mark.slow
+
 H = 3600.0
 
 

@@ -158,6 +158,7 @@ def test_stdin_that_never_sends_anything(env):
     assert 900 <= read_ms < 3000  # gave up at the deadline
 
 
+@pytest.mark.slow
 def test_official_figures_reach_other_surfaces_labelled_with_age(env):
     claude(env, json.dumps(payload(rate_limits={"five_hour": {"used_percentage": 55,
                                                               "resets_at": NOW + 3600}})))  # fmt: skip

@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assistant_line, write_lines
 
-pytestmark = pytest.mark.skipif(os.name == "nt", reason="set-up files are POSIX shell/tmux here")
+# slow: each test sets every integration up with CLI processes, then runs doctor (which starts
+# the server and the statusline's interpreter)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.name == "nt", reason="set-up files are POSIX shell/tmux here"),
+]
 
 
 def _corpus(root: Path) -> Path:

@@ -15,6 +15,9 @@ from test_server_support import (
     usage_line,
 )
 
+# slow: JSONL server processes watching files
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:

@@ -175,6 +175,7 @@ def test_sync_output_file_for_shell_hooks(tmp_path):
     assert (out.stat().st_mode & 0o777) == 0o600 or os.name == "nt"
 
 
+@pytest.mark.slow
 def test_failed_refresh_is_reported_and_not_retried_at_every_prompt(tmp_path):
     env = make_env(tmp_path, copy_corpus=False)
     cfg = Path(env["TOKMON_HOME"]) / "config" / "config.toml"

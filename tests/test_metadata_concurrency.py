@@ -13,10 +13,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import assistant_line, write_lines
 
 from tokmon.metadata.store import MetadataStore
 from tokmon.paths import get_paths
+
+# slow: concurrent tagger processes and a language server
+pytestmark = pytest.mark.slow
 
 SESSIONS = [
     "aaaaaaaa-0000-4000-8000-000000000001",

@@ -17,9 +17,13 @@ from tokmon.metadata.fileio import dump_json
 from tokmon.metadata.schema import SCHEMA_VERSION, validate
 from tokmon.metadata.store import MetadataStore
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"), reason="needs fork and SIGKILL"
-)
+# slow: a kill loop of 100 forked writers
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"), reason="needs fork and SIGKILL"
+    ),
+]
 
 ROUNDS = 100
 SESSIONS = [f"hot-{k}" for k in range(4)]

@@ -15,7 +15,11 @@ from tokmon.metadata.store import MetadataStore
 from tokmon.paths import get_paths
 
 pexpect = pytest.importorskip("pexpect")
-pytestmark = pytest.mark.skipif(os.name == "nt", reason="pexpect.spawn needs a POSIX pty")
+# slow: a real pty per test
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.name == "nt", reason="pexpect.spawn needs a POSIX pty"),
+]
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 # (session id, project, hours ago): newest first once sorted by last activity

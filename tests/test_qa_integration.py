@@ -20,6 +20,9 @@ import pytest
 
 from tests.conftest import agents_corpus, corpus_path, need_corpus
 
+# slow: end-to-end CLI processes
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 BUDGETS = """\

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from test_server_support import request, server_env, start_lsp, stop_lsp
 
+# slow: a real language server over a generated corpus
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory):

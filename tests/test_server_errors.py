@@ -13,6 +13,9 @@ from typing import IO, Any
 import pytest
 from test_server_support import corpus_path, server_env
 
+# slow: real language-server processes
+pytestmark = pytest.mark.slow
+
 
 def frame(msg: dict[str, Any]) -> bytes:
     body = json.dumps(msg).encode()

@@ -17,6 +17,9 @@ from test_server_support import JsonlProc, corpus_path, server_env, start_lsp, s
 
 from tokmon.service import METHODS
 
+# slow: real language-server processes
+pytestmark = pytest.mark.slow
+
 ALLOWED = {-32600, -32601, -32602}
 
 KEYS = {

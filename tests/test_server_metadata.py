@@ -10,7 +10,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from test_server_support import corpus_path, request, server_env, start_lsp, stop_lsp, wait_note
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# slow: a real language server and CLI processes
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from lsprotocol import types
 from test_server_support import REF_TOTALS, corpus_path, request, server_env, start_lsp, stop_lsp
+
+# slow: real language-server processes
+pytestmark = pytest.mark.slow
 
 
 async def _wait_end(client, timeout: float = 20) -> list:

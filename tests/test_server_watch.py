@@ -25,7 +25,8 @@ from test_server_support import (
     wait_note,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# slow: a real language server watching files
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 # published Sonnet 4.5 prices: $3 / M input, $15 / M output
 SONNET_IN, SONNET_OUT = 3e-6, 15e-6

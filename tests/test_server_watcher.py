@@ -13,6 +13,9 @@ import pytest
 
 from tokmon.core.watcher import Watcher, default_filter, want_polling
 
+# slow: real file watchers
+pytestmark = pytest.mark.slow
+
 
 class Collector:
     def __init__(self) -> None:

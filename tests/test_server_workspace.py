@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from lsprotocol import types
 from test_server_support import corpus_path, request, server_env, start_lsp, stop_lsp
+
+# slow: a real language-server process
+pytestmark = pytest.mark.slow
 
 
 async def test_workspace_folder_changes(tmp_path: Path) -> None:

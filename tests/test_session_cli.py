@@ -357,6 +357,7 @@ def test_backup_create_and_restore(run, e, tmp_path: Path) -> None:  # type: ign
     assert data_file.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_real_corpus_subprocess(corpus_copy: Path, env: dict[str, str]) -> None:
     """The real corpus through `python -m tokmon`: report totals, tagging, listing."""
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus_copy)}

@@ -10,6 +10,9 @@ import subprocess
 import pytest
 from line_support import make_env, tokmon_cmd
 
+# slow: real shells and a CLI process per step
+pytestmark = pytest.mark.slow
+
 SETTINGS = {
     "model": "opus",
     "env": {"FOO": "1"},

@@ -12,7 +12,11 @@ import pytest
 from line_support import append_assistant, project_env, tokmon_cmd, wait_for
 
 SHELLS = [s for s in ("bash", "zsh", "fish") if shutil.which(s)]
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+# slow: real tmux panes running bash, zsh and fish
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
+]
 
 
 class Panes:

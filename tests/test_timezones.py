@@ -23,6 +23,9 @@ import pytest
 from conftest import REPO, corpus_path
 from line_support import append_assistant, make_env, refresh_now, run_line
 
+# slow: CLI processes per zone
+pytestmark = pytest.mark.slow
+
 KIRI = "Pacific/Kiritimati"
 ADAK = "America/Adak"
 

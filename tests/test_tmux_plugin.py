@@ -11,7 +11,11 @@ import uuid
 import pytest
 from line_support import REPO, append_assistant, project_env, wait_for
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+# slow: a real tmux server
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
+]
 
 PLUGIN = REPO / "integrations" / "tmux" / "tokmon.tmux"
 

@@ -108,6 +108,7 @@ def test_refresher_reports_engine_errors_instead_of_dying(tmp_path: Path):
         r.stop()
 
 
+@pytest.mark.slow
 def test_refresher_waits_for_transcript_dirs_that_do_not_exist_yet(corpus: Path, tmp_path: Path):
     paths = get_paths({"TOKMON_HOME": str(tmp_path / "home")})
     late = tmp_path / "late-claude" / "projects"

@@ -26,7 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 ALPHA = "fe5e1c67-53e7-4862-81ae-d0e013e3270b"  # real sessions of the corpus' sample-project
 BETA = "5c0375b4-57a5-4f26-b12d-d022ee4e51b7"
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+# slow: tokmon watch in a real tmux pane
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
 pytest.importorskip("textual", reason="tokmon watch needs textual (.ci/steps/60-watch.sh)")
 
 

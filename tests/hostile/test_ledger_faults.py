@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 from conftest import assistant_line, run_tokmon, write_lines
 
+# slow: several CLI processes per test
+pytestmark = pytest.mark.slow
+
 FULL = (1010, 510)  # old.jsonl (deleted) 10 x 100/50 + new.jsonl 10 x 1/1
 REMAINING = (10, 10)
 

@@ -17,6 +17,9 @@ from conftest import assistant_line, run_tokmon, write_lines
 from hostile.procs import lock_free, wait_for
 from tokmon.fsutil import FileLock, LockTimeout
 
+# slow: held locks across CLI processes
+pytestmark = pytest.mark.slow
+
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock / fork / symlinks")
 
 

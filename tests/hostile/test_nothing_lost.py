@@ -22,6 +22,9 @@ from conftest import assistant_line, run_tokmon, write_lines
 from hostile.procs import HAVE_PROC
 from tokmon.fsutil import FileLock
 
+# slow: several CLI processes per test
+pytestmark = pytest.mark.slow
+
 HISTORY = (1000, 500)  # old.jsonl: 10 x 100/50, deleted after the first report
 
 

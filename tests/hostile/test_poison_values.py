@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import assistant_line, run_tokmon, write_lines
 
+# slow: every report as a CLI process per zone
+pytestmark = pytest.mark.slow
+
 GOOD = [(f"g{i}", 10 + i, 5) for i in range(6)]  # (id, input, output)
 GOOD_IN = sum(i for _, i, _ in GOOD)
 GOOD_OUT = sum(o for _, _, o in GOOD)
