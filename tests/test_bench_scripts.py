@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the benchmark scripts end to end on small corpora
+
 REPO = Path(__file__).resolve().parent.parent
 TOKEN_KEYS = [
     "inputTokens",
