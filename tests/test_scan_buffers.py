@@ -204,3 +204,24 @@ def test_nested_readers_do_not_share_a_buffer(tmp_path: Path) -> None:
         inner = [ln for _, ln in LineReader(str(b), 0)]
         assert inner == b.read_bytes().splitlines()
     assert seen == a.read_bytes().splitlines()
+
+
+def test_worker_runs_in_many_small_tasks_keep_file_order_and_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokmon.core import scan as scan_mod
+    from tokmon.core.scan import scan_all
+
+    items = []
+    for i in range(12):
+        p = tmp_path / f"f{i:02d}.jsonl"
+        # the same response in every file (resumed sessions): ties across files, first wins
+        lines = [_line(0, 5 + i % 3, ts=f"2026-03-01T10:00:{i:02d}.000Z"), _line(i + 1, i)]
+        p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        items.append((str(p), 0, p.stat().st_size))
+    seq = list(scan_all(items, workers=1))
+    monkeypatch.setattr(scan_mod, "WORKER_TASK_BYTES", 1)  # one file per task
+    par = list(scan_all(items, workers=2, min_bytes=0))
+    assert [r.key for r in par] == [it[0] for it in items]
+    assert [(r.rows, r.end) for r in par] == [(r.rows, r.end) for r in seq]
+    assert len({r.pid for r in par}) == 2
