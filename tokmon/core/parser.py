@@ -274,7 +274,7 @@ def _line_decoder() -> Any:
 
 
 def scan_lines(
-    buf: bytes,
+    buf: bytes | bytearray,
     start: int,
     stop: int,
     base: int,
@@ -290,100 +290,117 @@ def scan_lines(
     session ids, paths and model names across lines.
 
     Same results as calling :func:`parse_line` on every line (the contract of
-    ``tests/test_parser.py``), about twice as fast.
+    ``tests/test_parser.py``), about twice as fast: UTF-8 is checked on large slices (one
+    ``isascii`` for an all-ASCII buffer), every line is decoded once by msgspec (which also
+    validates it as JSON), and a usage line superseded by a line of the same response with
+    at least its output count builds no row.
     """
     find = buf.find
     view = memoryview(buf)  # lines are decoded from slices of it, without copies
     decode = _decode or _line_decoder()
     errors = _DECODE_ERRORS
     intern = strings.setdefault
+    get = best.get
+    fromiso = _fromiso
     s = start
-    checked = start  # UTF-8 is validated in newline-aligned slices up to here
+    # UTF-8 is validated in newline-aligned slices up to ``checked`` (all at once if ASCII)
+    checked = stop if buf.isascii() else start
     valid = True
     while s < stop:
         if s >= checked:
             checked = find(b"\n", min(s + _UTF8_SLICE, stop - 1), stop) + 1 or stop
-            valid = _utf8(buf[s:checked])
+            valid = _utf8(view[s:checked])
         nl = find(b"\n", s, stop)
         if nl == -1:  # pragma: no cover - callers pass whole lines only
             nl = stop
         if nl == s:
             s += 1
             continue
-        off = base + s
-        item: object
-        if buf[s] != 123 or not (valid or _utf8(buf[s:nl])):
-            item = parse_line(buf[s:nl], source, off, stats)  # not "{...": the reference rules
+        if buf[s] != 123 or not (valid or _utf8(view[s:nl])):
+            # not "{...", or not UTF-8: the reference rules
+            _keep(parse_line(bytes(view[s:nl]), source, base + s, stats), best, titles)
             s = nl + 1
-        else:
-            line = view[s:nl]
-            s = nl + 1
-            try:
-                obj = decode(line)
-            except errors:
-                item = parse_line(bytes(line), source, off, stats)
-            else:
-                kind = obj.type
-                if kind == "assistant":
-                    item = _fast_row(obj, source, off, intern)
-                    if item is _POISON:
-                        stats.malformed += 1
-                        continue
-                elif kind == "custom-title" or kind == "ai-title":
-                    sid = obj.sessionId
-                    title = obj.customTitle if kind == "custom-title" else obj.aiTitle
-                    if sid is None or title is None or not title.strip():
-                        continue
-                    item = (sid, kind, str(_shown(title)).strip()[:200])
-                else:
-                    continue
-        if item is None:
             continue
-        if type(item) is list:
-            k = item[ROW_KEY]
-            old = best.get(k)
-            if old is None or item[ROW_OUTPUT] > old[ROW_OUTPUT]:
-                best[k] = item
-        else:
-            titles.append(item)  # type: ignore[arg-type]
+        off = s
+        line = view[s:nl]
+        s = nl + 1
+        try:
+            obj = decode(line)
+        except errors:
+            _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
+            continue
+        kind = obj.type
+        if kind == "assistant":
+            msg = obj.message
+            if msg is None:
+                continue
+            usage = msg.usage
+            if usage is None:
+                continue
+            stamp = obj.timestamp
+            if stamp is None or len(stamp) < 10:
+                continue
+            try:  # _timestamp's fast path, inline
+                dt = fromiso(stamp)
+                ts = dt.timestamp() if dt.tzinfo is not None else _timestamp(stamp)
+            except (ValueError, OverflowError):
+                ts = _timestamp(stamp)
+            if ts is None:
+                continue
+            legacy = obj.costUSD
+            if not TS_MIN <= ts < TS_MAX or (
+                legacy is not None and not -MAX_COST <= legacy <= MAX_COST  # NaN, inf too
+            ):
+                stats.malformed += 1  # poison: valid JSON, so not listed in stats.bad
+                continue
+            mid, rid = msg.id, obj.requestId
+            key = f"{mid}:{rid}" if mid and rid else f"@{source}:{base + off}"
+            old = get(key)
+            if old is not None and usage.output_tokens <= old[ROW_OUTPUT]:
+                continue  # the first line with the largest output wins
+            best[key] = _fast_row(obj, msg, usage, ts, key, legacy, intern)
+        elif kind == "custom-title" or kind == "ai-title":
+            sid = obj.sessionId
+            title = obj.customTitle if kind == "custom-title" else obj.aiTitle
+            if sid is None or title is None or not title.strip():
+                continue
+            titles.append((sid, kind, str(_shown(title)).strip()[:200]))
 
 
-_UTF8_SLICE = 1 << 18  # validate UTF-8 this many bytes at a time (then line by line on failure);
-# 256 KiB: the temporary str (up to 4 bytes per character) stays in the CPU cache
+def _keep(item: object, best: dict[str, list[Any]], titles: list[tuple[str, str, str]]) -> None:
+    """File a :func:`parse_line` result: a row (max output per key) or a title."""
+    if item is None:
+        return
+    if type(item) is list:
+        k = item[ROW_KEY]
+        old = best.get(k)
+        if old is None or item[ROW_OUTPUT] > old[ROW_OUTPUT]:
+            best[k] = item
+    else:
+        titles.append(item)  # type: ignore[arg-type]
 
 
-def _utf8(data: bytes) -> bool:
+_UTF8_SLICE = 1 << 16  # validate UTF-8 this many bytes at a time (then line by line on failure);
+# 64 KiB: the temporary str (up to 4 bytes a character) stays below malloc's large-block
+# size, so it leaves no large holes in the heap between long-lived rows (peak RSS)
+
+
+def _utf8(data: memoryview) -> bool:
     """Whether ``data`` is valid UTF-8 (what orjson requires of a whole line)."""
-    if data.isascii():
-        return True
     try:
-        data.decode("utf-8")
+        str(data, "utf-8")
     except UnicodeDecodeError:
         return False
     return True
 
 
-def _fast_row(obj: Any, source: str, offset: int, intern: Any) -> list[Any] | None:
-    """:func:`_usage_record` for a typed line whose counts are already in 0..MAX_TOKENS."""
-    msg = obj.message
-    if msg is None:
-        return None
-    usage = msg.usage
-    if usage is None:
-        return None
-    ts = _timestamp(obj.timestamp)
-    if ts is None:
-        return None
-    if not TS_MIN <= ts < TS_MAX:
-        return _POISON
-    legacy = obj.costUSD
-    if legacy is not None and not -MAX_COST <= legacy <= MAX_COST:
-        return _POISON  # inf too
+def _fast_row(
+    obj: Any, msg: Any, usage: Any, ts: float, key: str, legacy: float | None, intern: Any
+) -> list[Any]:
+    """:func:`_usage_record` for a typed line whose counts are already in 0..MAX_TOKENS and
+    whose timestamp and costUSD passed the poison checks."""
     cc = usage.cache_creation_input_tokens
     detail = usage.cache_creation
-    c1h = 0 if detail is None else min(detail.ephemeral_1h_input_tokens, cc)
-    mid, rid = msg.id, obj.requestId
-    key = f"{mid}:{rid}" if mid and rid else f"@{source}:{offset}"
     sid, cwd, model = obj.sessionId, obj.cwd, msg.model
     if sid is not None and not sid.isprintable():
         sid = _shown(sid)
@@ -399,7 +416,7 @@ def _fast_row(obj: Any, source: str, offset: int, intern: Any) -> list[Any] | No
         usage.input_tokens,
         usage.output_tokens,
         cc,
-        c1h,
+        0 if detail is None else min(detail.ephemeral_1h_input_tokens, cc),
         usage.cache_read_input_tokens,
         key,
         0.0,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 MAX_LINE = 16 * 1024 * 1024  # longer lines are skipped and counted
-_CHUNK = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024  # read size; the buffer grows for longer lines
+_POOL: list[bytearray] = []  # read buffers for reuse (one per concurrent reader)
 FP_WINDOW = 4096
 
 
@@ -106,43 +107,63 @@ class LineReader:
             while start < stop:
                 nl = find(b"\n", start, stop)
                 if nl > start:
-                    yield base + start, buf[start:nl]
+                    yield base + start, bytes(buf[start:nl])
                 start = nl + 1
 
-    def blocks(self) -> Iterator[tuple[int, bytes, int, int]]:
+    def blocks(self) -> Iterator[tuple[int, bytearray, int, int]]:
         """Iterate ``(base, buf, start, stop)``: ``buf[start:stop]`` holds complete lines
         (each ending with a newline, empty ones included) and ``base`` is the file offset
-        of ``buf[0]``. Lines are found on whole buffers by the caller (the fast scanner)."""
-        with open(self.path, "rb") as fh:
+        of ``buf[0]``. Lines are found on whole buffers by the caller (the fast scanner).
+
+        ``buf`` is one reused buffer (valid until the next step of the iteration): reading
+        into it allocates nothing per file, so a scan of thousands of files leaves no
+        fragments of large temporary buffers in the heap (peak RSS)."""
+        buf = _POOL.pop() if _POOL else bytearray(_CHUNK)
+        try:
+            yield from self._blocks(buf)
+        finally:
+            if len(buf) <= 2 * _CHUNK:
+                _POOL.append(buf)  # an oversized one (a long line) goes back to the OS
+
+    def _blocks(self, buf: bytearray) -> Iterator[tuple[int, bytearray, int, int]]:
+        with open(self.path, "rb", buffering=0) as fh:
             if self.offset and self.expect_fp and fingerprint(fh, self.offset) != self.expect_fp:
                 self.offset = self.end = 0
                 self.rewritten = True
             fh.seek(self.offset)
-            pos = self.offset
-            pending = b""
-            skipping = False
-            size = os.fstat(fh.fileno()).st_size  # read what is there in one go (no 8 MiB
-            while True:  # buffers allocated for small files); growth is read on the next turn
-                chunk = fh.read(max(min(_CHUNK, size - pos), 1 << 16))
-                if not chunk:
+            pos = self.offset  # file offset of the next byte read
+            fill = 0  # buf[:fill] holds the start of a line not complete yet
+            skipping = False  # inside a line longer than MAX_LINE: dropped up to its newline
+            while True:
+                if fill == len(buf):  # a line longer than the buffer so far: grow it
+                    bigger = bytearray(2 * len(buf))
+                    bigger[:fill] = buf
+                    buf = bigger
+                with memoryview(buf) as view:
+                    n = fh.readinto(view[fill:])
+                if not n:  # growth since the open is read too, up to the end seen now
                     break
-                buf = pending + chunk if pending else chunk
-                base = pos - len(pending)
+                end = fill + n
+                base = pos - fill
+                pos += n
                 start = 0
-                last = buf.rfind(b"\n")
+                last = buf.rfind(b"\n", 0, end)
                 if last != -1:
                     if skipping:  # the rest of an oversized line: dropped
                         skipping = False
-                        start = buf.find(b"\n") + 1
+                        start = buf.find(b"\n", 0, end) + 1
                     if last + 1 > start:
                         yield base, buf, start, last + 1
                     start = last + 1
-                pending = buf[start:]
-                pos += len(chunk)
-                if len(pending) > MAX_LINE:
+                elif skipping:
+                    start = end  # still inside the oversized line
+                fill = end - start
+                if fill > MAX_LINE:
                     self.huge += 1
                     skipping = True
-                    pending = b""
+                    fill = 0
+                elif fill and start:
+                    buf[:fill] = buf[start:end]  # the partial line moves to the front
             # An oversized line still being written is skipped as a whole next time too.
-            self.end = pos if skipping else pos - len(pending)
+            self.end = pos if skipping else pos - fill
             self.fp = fingerprint(fh, self.end)

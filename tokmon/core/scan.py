@@ -142,6 +142,24 @@ def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
     return [c for c in out if c]
 
 
+WORKER_TASK_BYTES = 32 * 1024 * 1024  # a worker's run goes in tasks of about this many bytes
+
+
+def _tasks(run: list[Item], sizes: dict[str, int]) -> list[list[Item]]:
+    """Cut a worker's run into consecutive tasks of about WORKER_TASK_BYTES: each task's
+    rows are pickled and sent back on their own, so a worker never holds (and pickles at
+    once) the rows of its whole run (peak RSS)."""
+    out: list[list[Item]] = [[]]
+    acc = 0
+    for it in run:
+        if acc >= WORKER_TASK_BYTES:
+            out.append([])
+            acc = 0
+        out[-1].append(it)
+        acc += sizes.get(it[0], 0)
+    return [t for t in out if t]
+
+
 def _worker_init(parent: int) -> None:
     """Make a scan worker die with the process that started it.
 
@@ -244,8 +262,12 @@ def _scan_all(
         for it in items:
             yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "")
         return
+    sizes = {it[0]: it[2] for it in items}
     with pool:
-        futures = [pool.submit(scan_many, c, pricing) for c in chunks[1:]]
+        # In file order; with one worker its tasks run one after another, in that order.
+        futures = [
+            pool.submit(scan_many, task, pricing) for c in chunks[1:] for task in _tasks(c, sizes)
+        ]
         yield from scan_many(chunks[0], pricing)  # this process takes the first share
         for fut in futures:
             yield from fut.result()
