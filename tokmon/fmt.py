@@ -19,8 +19,6 @@ JavaScript agree to the last digit (no locale, no banker's rounding).
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False  # not `typing`: the statusline fast path never imports it
 if TYPE_CHECKING:  # datetime is imported on first use: the statusline fast path skips it
     from datetime import datetime, tzinfo
@@ -153,6 +151,7 @@ def __getattr__(name: str) -> object:  # ``fmt.UTC`` without importing datetime 
 
 def local_zone() -> tzinfo:
     """The system zone, by its IANA name when it can be found (``TZ``, ``/etc/localtime``)."""
+    import os  # here, not at the top: the statusline fast path does not load os
     from datetime import datetime
 
     names: list[str] = []

@@ -1,14 +1,13 @@
 """Stdlib-only resolution of tokmon's directories for the fast path.
 
 Mirrors :func:`tokmon.paths.get_paths` (``TOKMON_HOME`` first, else the
-platformdirs user dirs) without importing platformdirs or pathlib; a test
-checks that both agree.
+platformdirs user dirs) without importing platformdirs, pathlib or even :mod:`os`
+(:mod:`tokmon.oslite`); a test checks that both agree.
 """
 
-from __future__ import annotations
-
-import os
 import sys
+
+from tokmon import oslite
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the fast path does not import typing
 if TYPE_CHECKING:
@@ -17,34 +16,36 @@ if TYPE_CHECKING:
 APP = "tokmon"
 
 
-def _xdg(env: Mapping[str, str], var: str, fallback: str) -> str:
+def _xdg(env: "Mapping[str, str]", var: str, fallback: str) -> str:
     """``$var/tokmon`` when the XDG variable is absolute (as platformdirs 4), else ``fallback``."""
     value = env.get(var, "")
     if value.startswith("/"):
-        return os.path.join(value, APP)
+        return oslite.join(value, APP)
     return fallback
 
 
-def tokmon_dirs(env: Mapping[str, str] | None = None) -> dict[str, str]:
+def tokmon_dirs(env: "Mapping[str, str] | None" = None) -> dict[str, str]:
     """Return ``{"config", "data", "cache", "state"}`` directories as strings."""
-    env = os.environ if env is None else env
+    env = oslite.environ() if env is None else env
     home = env.get("TOKMON_HOME")
     if home:
-        root = os.path.expanduser(home)
-        return {k: os.path.join(root, k) for k in ("config", "data", "cache", "state")}
+        root = oslite.expanduser(home)
+        return {k: oslite.join(root, k) for k in ("config", "data", "cache", "state")}
     if sys.platform == "win32":
+        import os
+
         local = env.get("LOCALAPPDATA") or os.path.expanduser(r"~\AppData\Local")
         base = os.path.join(os.path.normpath(local), APP)
         return {"config": base, "data": base, "cache": os.path.join(base, "Cache"), "state": base}
     if sys.platform == "darwin":
-        support = os.path.join(os.path.expanduser("~/Library/Application Support"), APP)
-        caches = os.path.join(os.path.expanduser("~/Library/Caches"), APP)
+        support = oslite.join(oslite.expanduser("~/Library/Application Support"), APP)
+        caches = oslite.join(oslite.expanduser("~/Library/Caches"), APP)
     else:
         support = ""
-        caches = os.path.join(os.path.expanduser("~/.cache"), APP)
+        caches = oslite.join(oslite.expanduser("~/.cache"), APP)
 
     def pick(var: str, linux_default: str) -> str:
-        return _xdg(env, var, support or os.path.join(os.path.expanduser(linux_default), APP))
+        return _xdg(env, var, support or oslite.join(oslite.expanduser(linux_default), APP))
 
     return {
         "config": pick("XDG_CONFIG_HOME", "~/.config"),
@@ -56,19 +57,21 @@ def tokmon_dirs(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def line_dir(dirs: dict[str, str]) -> str:
     """Where the fast snapshot, refresh lock and prompt files live."""
-    return os.path.join(dirs["cache"], "line")
+    return oslite.join(dirs["cache"], "line")
 
 
 def fast_snapshot_file(dirs: dict[str, str]) -> str:
-    return os.path.join(line_dir(dirs), "snapshot.bin")
+    return oslite.join(line_dir(dirs), "snapshot.bin")
 
 
 def lock_file(dirs: dict[str, str]) -> str:
-    return os.path.join(line_dir(dirs), "refresh.lock")
+    return oslite.join(line_dir(dirs), "refresh.lock")
 
 
 def ensure_private_dir(path: str) -> str:
     """``os.makedirs`` with mode 0700 on every level it creates (not only the leaf)."""
+    import os  # only when writing: off the prompt's read path
+
     if os.path.isdir(path):
         return path
     parent = os.path.dirname(path)

@@ -11,10 +11,10 @@ go to stderr only with ``--verbose``.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
+from tokmon import oslite
 from tokmon.statusline import formats
 from tokmon.statusline.locate import ensure_private_dir, fast_snapshot_file, tokmon_dirs
 from tokmon.statusline.snapshot import MAX_TRUST_SECONDS, read_fast, watch_unchanged
@@ -165,6 +165,7 @@ class _Timer:
 
 def _write_atomic(path: str, text: str) -> None:
     """For ``--output`` (a background job, off the prompt's hot path)."""
+    import os
     from pathlib import Path
 
     from tokmon.fsutil import atomic_write
@@ -176,6 +177,8 @@ def _write_atomic(path: str, text: str) -> None:
 def fast_command() -> list[str]:
     """argv prefix that runs ``tokmon line`` fastest here: ``<python> -S .../fast.py``
     (append ``line`` and the usual options)."""
+    import os
+
     fast = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fast.py")
     return [sys.executable, "-S", fast]
 
@@ -211,7 +214,7 @@ def run_line(
         return 0
     fmt = opts.format or "plain"
     try:
-        return _run(opts, start, stdin, stdout, stderr, os.environ if env is None else env)
+        return _run(opts, start, stdin, stdout, stderr, oslite.environ() if env is None else env)
     except formats.TemplateError as exc:
         stderr.write(f"tokmon line: error: {exc}\n")
         return 2
@@ -269,7 +272,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
             built_age = now - float(snap.get("generatedAt") or 0)
             if built_age < MAX_TRUST_SECONDS and watch_unchanged(snap):
                 try:
-                    os.utime(fast)
+                    oslite.utime(fast)
                     notes.append(f"snapshot {age:.0f}s old, nothing watched changed: revalidated")
                 except OSError as exc:
                     notes.append(f"snapshot revalidated but not touched: {exc.strerror or exc}")
@@ -375,7 +378,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
 
 def _getcwd() -> str | None:
     try:
-        return os.getcwd()
+        return oslite.getcwd()
     except OSError:
         return None
 

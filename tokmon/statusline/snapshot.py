@@ -11,14 +11,16 @@ The file's mtime is the time the data was last known to be current: the fast
 path may bump it (``os.utime``) after a cheap check that nothing it watches
 changed, instead of running a refresh.
 
-Reading is stdlib only; :func:`build` imports the engine lazily.
+Reading is stdlib only and does not even import :mod:`os` (:mod:`tokmon.oslite`);
+:func:`build` imports the engine lazily.
 """
 
 from __future__ import annotations
 
 import marshal
-import os
 import time
+
+from tokmon import oslite
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def read_fast(path: str) -> tuple[dict[str, Any] | None, float]:
     """``(snapshot, mtime)``; ``(None, 0.0)`` when missing, unreadable or corrupt."""
     try:
         with open(path, "rb") as fh:
-            mtime = os.fstat(fh.fileno()).st_mtime
+            mtime = oslite.fstat(fh.fileno()).st_mtime
             data = fh.read(1 << 20)
         snap = marshal.loads(data)
     except (OSError, EOFError, ValueError, TypeError):
@@ -54,7 +56,7 @@ def watch_unchanged(snap: dict[str, Any]) -> bool:
     try:
         for path, mtime_ns in watch:
             try:
-                current = os.stat(path).st_mtime_ns
+                current = oslite.stat(path).st_mtime_ns
             except OSError:
                 current = -1
             if current != mtime_ns:
@@ -194,6 +196,8 @@ def watch_list(roots: list[Any], extra: list[str], now: float) -> tuple[list[lis
     them) and ``extra`` files (config, official figures).  Incomplete (so never
     trusted) past ``WATCH_MAX`` entries.
     """
+    import os
+
     out: list[list[Any]] = []
 
     def add(path: str) -> None:
@@ -275,6 +279,8 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
         )
     except Exception:  # metadata is decoration: never fail a refresh over it
         pass
+    import os
+
     extra = [os.fspath(paths.config_file), os.fspath(paths.official_file)]
     agent_roots = engine.agents.roots() if engine.agents is not None else []
     watch, complete = watch_list(list(engine.roots) + agent_roots, extra, now)
@@ -315,6 +321,8 @@ def agents_part(engine: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
 def agent_limits(paths: Any, env: Any) -> dict[str, Any] | None:
     """Codex's official windows (``primary``/``secondary`` used %) from the limit history,
     after reading what is new in its rollouts (``tokmon/limits``); None when there are none."""
+    import os
+
     try:
         from tokmon.limits import history, ingest
 
