@@ -2,7 +2,7 @@
 
 * ``tokmon.oslite`` stands in for :mod:`os` under ``python -S``: its answers must be
   :mod:`os`'s (compared in one ``python -S`` process, oslite loaded first);
-* ``fast.py`` leaves with ``_exit`` only when the interpreter's teardown has nothing to do:
+* ``tokmon line`` leaves with ``_exit`` only when the interpreter's teardown has nothing to do:
   output flushed, exit code kept, ``atexit`` callbacks and live threads still honoured;
 * the statusLine payload read takes what is already in the pipe without waiting, waits for
   a late writer, and leaves a shared stdin's blocking mode as it found it.
@@ -60,8 +60,9 @@ def test_oslite_answers_as_os_does(tmp_path: Path, home: str | None) -> None:
 
 
 LEAVE = r"""
-import runpy, sys, atexit, threading, time
-leave = runpy.run_path(sys.argv[1], run_name="fast_under_test")["leave"]
+import sys, atexit, threading, time
+sys.path.insert(0, sys.argv[1])
+from tokmon.statusline.main import leave
 case = sys.argv[2]
 if case == "atexit":
     atexit.register(lambda: print("atexit ran", flush=True))
@@ -80,8 +81,7 @@ sys.exit(leave(int(sys.argv[3])))
     [("plain", ""), ("atexit", "atexit ran\n"), ("thread", "thread finished\n")],
 )
 def test_fast_exit_flushes_keeps_the_code_and_lets_teardown_work_run(case: str, tail: str) -> None:
-    fast = fast_command()[2]
-    r = subprocess.run([sys.executable, "-S", "-c", LEAVE, fast, case, "3"],
+    r = subprocess.run([sys.executable, "-S", "-c", LEAVE, str(REPO), case, "3"],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 3, r.stderr
     assert r.stdout == "buffered line\n" + tail

@@ -11,7 +11,7 @@ Background refreshes still run with a normal interpreter (site enabled).
 This file is compiled on every run (a script gets no ``.pyc``) and imports nothing but
 :mod:`sys`: not even :mod:`os`, which ``python -S`` has not loaded and which costs more than
 a millisecond (see :mod:`tokmon.oslite`).  When the line is printed it leaves with
-``_exit`` instead of the interpreter's teardown (:func:`leave`): another millisecond and more.
+``_exit`` instead of the interpreter's teardown (:func:`tokmon.statusline.main.leave`).
 """
 
 import sys
@@ -36,38 +36,13 @@ def main() -> int:
             sys.path[0] = root
         else:
             sys.path.insert(0, root)
-    from tokmon.statusline.main import run_line
+    from tokmon.statusline.main import leave, run_line
 
     args = sys.argv[1:]
     if args[:1] == ["line"]:
         args = args[1:]
-    return run_line(args)
-
-
-def leave(code: int) -> int:
-    """Exit with ``code`` now, skipping the interpreter's teardown (about 1.4 ms, as long as
-    the rest of a warm ``line``), when nothing is left for that teardown to do: stdout and
-    stderr flushed, no ``atexit`` callback, no other thread, no SQLite connection (whose
-    close the collector would do).  Otherwise returns ``code`` for the normal exit."""
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
-        import atexit
-
-        pending = atexit._ncallbacks()  # noqa: SLF001 - CPython only; else: normal exit
-    except Exception:  # a closed pipe (the normal exit reports it), or not CPython
-        return code
-    threading = sys.modules.get("threading")
-    if pending or "sqlite3" in sys.modules or (threading and threading.active_count() > 1):
-        return code
-    native = sys.modules.get("posix") or sys.modules.get("nt")
-    exit_now = getattr(native, "_exit", None)
-    if exit_now is None:  # pragma: no cover - neither posix nor nt
-        return code
-    exit_now(code)
-    return code  # pragma: no cover - not reached
+    return leave(run_line(args))
 
 
 if __name__ == "__main__":
-    sys.exit(leave(main()))
+    sys.exit(main())
