@@ -33,13 +33,18 @@ assert oslite.NATIVE and "os" not in sys.modules, sorted(sys.modules)
 joins = [("a", "b"), ("/a", "b", "c"), ("a/", "b"), ("a", "/b"), ("", "b"), ("a", ""),
          ("/", "x"), ("a", "b/", "c"), ("a//", "b")]
 users = ["~", "~/x", "~/.cache", "x~", "/abs", "", "~root/x", "~nobody-such-user/x", "~/"]
+with open("probe.bin", "wb") as fh:
+    fh.write(bytes(range(256)) * 40)
 got = {"join": [oslite.join(*j) for j in joins], "user": [oslite.expanduser(u) for u in users],
        "env": dict(oslite.environ()), "cwd": oslite.getcwd(), "sep": oslite.sep,
-       "stat": oslite.stat(sys.argv[1]).st_mtime_ns, "name": oslite.name}
+       "stat": oslite.stat(sys.argv[1]).st_mtime_ns, "name": oslite.name,
+       "read": oslite.read_file("probe.bin", 1 << 20), "cut": oslite.read_file("probe.bin", 300)}
 import os, posixpath
 want = {"join": [posixpath.join(*j) for j in joins], "user": [os.path.expanduser(u) for u in users],
         "env": dict(os.environ), "cwd": os.getcwd(), "sep": os.sep,
-        "stat": os.stat(sys.argv[1]).st_mtime_ns, "name": os.name}
+        "stat": os.stat(sys.argv[1]).st_mtime_ns, "name": os.name,
+        "read": (open("probe.bin", "rb").read(), os.stat("probe.bin").st_mtime),
+        "cut": (open("probe.bin", "rb").read(300), os.stat("probe.bin").st_mtime)}
 for key in want:
     assert got[key] == want[key], (key, got[key], want[key])
 print("same")

@@ -32,6 +32,9 @@ if NATIVE:
     isatty = _posix.isatty
     read = _posix.read
     unlink = _posix.unlink
+    open = _posix.open  # noqa: A001 - os.open, not the builtin
+    close = _posix.close
+    O_READ = _posix.O_RDONLY
 
     def get_blocking(fd: int) -> bool:
         return _posix.get_blocking(fd)
@@ -89,6 +92,9 @@ else:  # Windows, or os already loaded (the console script)
     isatty = _os.isatty
     read = _os.read
     unlink = _os.unlink
+    open = _os.open  # noqa: A001 - os.open, not the builtin
+    close = _os.close
+    O_READ = _os.O_RDONLY | getattr(_os, "O_BINARY", 0)  # Windows: no newline translation
 
     def get_blocking(fd: int) -> bool:
         """AttributeError on Windows before Python 3.12."""
@@ -106,3 +112,22 @@ else:  # Windows, or os already loaded (the console script)
     def environ() -> "Mapping[str, str]":
         """:data:`os.environ` itself."""
         return _os.environ
+
+
+def read_file(path: str, limit: int) -> "tuple[bytes, float]":
+    """At most ``limit`` bytes of ``path`` and its mtime, in four system calls (open, fstat,
+    read, close): no buffered file object, no size probe, no allocation of ``limit`` bytes.
+    Raises OSError."""
+    fd = open(path, O_READ)
+    try:
+        st = fstat(fd)
+        want = min(st.st_size, limit) if st.st_size > 0 else limit  # 0: size unknown
+        data = read(fd, want)
+        while len(data) < want:  # a short read (not expected from a regular file)
+            more = read(fd, want - len(data))
+            if not more:
+                break
+            data += more
+        return data, st.st_mtime
+    finally:
+        close(fd)

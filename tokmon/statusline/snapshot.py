@@ -37,9 +37,7 @@ MAX_TRUST_SECONDS = 60.0
 def read_fast(path: str) -> tuple[dict[str, Any] | None, float]:
     """``(snapshot, mtime)``; ``(None, 0.0)`` when missing, unreadable or corrupt."""
     try:
-        with open(path, "rb") as fh:
-            mtime = oslite.fstat(fh.fileno()).st_mtime
-            data = fh.read(1 << 20)
+        data, mtime = oslite.read_file(path, 1 << 20)
         snap = marshal.loads(data)
     except (OSError, EOFError, ValueError, TypeError):
         return None, 0.0
