@@ -26,7 +26,7 @@ FORBIDDEN = {"dataclasses", "pathlib", "tempfile", "typing", "re", "json", "enum
 #: select: a shared library to load, needed only when the payload is not there at once
 FAST_FORBIDDEN = FORBIDDEN | ({"os", "select"} if os.name != "nt" else set())
 TOKMON_LINE = {"tokmon", "tokmon.oslite", "tokmon.statusline", "tokmon.fmt", "tokmon.statusline.formats",
-               "tokmon.statusline.locate", "tokmon.statusline.snapshot", "tokmon.statusline.main", "tokmon.__main__"}  # fmt: skip
+               "tokmon.statusline.locate", "tokmon.statusline.main", "tokmon.__main__"}  # fmt: skip
 TOKMON_CLAUDE = TOKMON_LINE | {"tokmon.quickjson", "tokmon.statusline.claude", "tokmon.textsafe",
                                "tokmon.official", "tokmon.limits", "tokmon.limits.record"}  # fmt: skip
 PAYLOAD = json.dumps({"session_id": "imports-1", "session_name": "imports",

@@ -1,10 +1,12 @@
-"""Stdlib-only resolution of tokmon's directories for the fast path.
+"""Stdlib-only resolution of tokmon's directories for the fast path, and the reading of the
+line snapshot found there (:mod:`tokmon.statusline.snapshot` builds and writes it).
 
 Mirrors :func:`tokmon.paths.get_paths` (``TOKMON_HOME`` first, else the
 platformdirs user dirs) without importing platformdirs, pathlib or even :mod:`os`
 (:mod:`tokmon.oslite`); a test checks that both agree.
 """
 
+import marshal
 import sys
 
 from tokmon import oslite
@@ -12,8 +14,14 @@ from tokmon import oslite
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the fast path does not import typing
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 APP = "tokmon"
+#: the snapshot's format (``"v"``): another one reads as no snapshot
+VERSION = 1
+#: a snapshot older than this is rebuilt even when nothing watched changed
+#: (an append to an old, unwatched transcript is picked up at least this often)
+MAX_TRUST_SECONDS = 60.0
 
 
 def _xdg(env: "Mapping[str, str]", var: str, fallback: str) -> str:
@@ -82,3 +90,33 @@ def ensure_private_dir(path: str) -> str:
     except FileExistsError:
         pass
     return path
+
+
+def read_fast(path: str) -> "tuple[dict[str, Any] | None, float]":
+    """``(snapshot, mtime)``; ``(None, 0.0)`` when missing, unreadable or corrupt."""
+    try:
+        data, mtime = oslite.read_file(path, 1 << 20)
+        snap = marshal.loads(data)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None, 0.0
+    if not isinstance(snap, dict) or snap.get("v") != VERSION:
+        return None, 0.0
+    return snap, mtime
+
+
+def watch_unchanged(snap: "dict[str, Any]") -> bool:
+    """True when every watched path still has the recorded mtime (and the list is complete)."""
+    watch = snap.get("watch")
+    if not snap.get("watchComplete") or not isinstance(watch, list):
+        return False
+    try:
+        for path, mtime_ns in watch:
+            try:
+                current = oslite.stat(path).st_mtime_ns
+            except OSError:
+                current = -1
+            if current != mtime_ns:
+                return False
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -16,8 +16,14 @@ import time
 
 from tokmon import oslite
 from tokmon.statusline import formats
-from tokmon.statusline.locate import ensure_private_dir, fast_snapshot_file, tokmon_dirs
-from tokmon.statusline.snapshot import MAX_TRUST_SECONDS, read_fast, watch_unchanged
+from tokmon.statusline.locate import (
+    MAX_TRUST_SECONDS,
+    ensure_private_dir,
+    fast_snapshot_file,
+    read_fast,
+    tokmon_dirs,
+    watch_unchanged,
+)
 
 USAGE = """\
 usage: tokmon line [--format FMT] [--template TEXT] [--cwd PATH | --session ID]

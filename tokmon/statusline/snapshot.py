@@ -11,7 +11,8 @@ The file's mtime is the time the data was last known to be current: the fast
 path may bump it (``os.utime``) after a cheap check that nothing it watches
 changed, instead of running a refresh.
 
-Reading is stdlib only and does not even import :mod:`os` (:mod:`tokmon.oslite`);
+Reading (:func:`read_fast`, :func:`watch_unchanged`: in :mod:`tokmon.statusline.locate`,
+re-exported here) is stdlib only and does not even import :mod:`os` (:mod:`tokmon.oslite`);
 :func:`build` imports the engine lazily.
 """
 
@@ -20,48 +21,20 @@ from __future__ import annotations
 import marshal
 import time
 
-from tokmon import oslite
+# the fast path's part lives with the paths it reads (one module less to import per prompt)
+from tokmon.statusline.locate import (  # noqa: F401 - re-exported
+    MAX_TRUST_SECONDS,
+    VERSION,
+    read_fast,
+    watch_unchanged,
+)
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
     from typing import Any
 
-VERSION = 1
 WATCH_RECENT_SECONDS = 24 * 3600.0
 WATCH_MAX = 1000
-#: a snapshot older than this is rebuilt even when nothing watched changed
-#: (an append to an old, unwatched transcript is picked up at least this often)
-MAX_TRUST_SECONDS = 60.0
-
-
-def read_fast(path: str) -> tuple[dict[str, Any] | None, float]:
-    """``(snapshot, mtime)``; ``(None, 0.0)`` when missing, unreadable or corrupt."""
-    try:
-        data, mtime = oslite.read_file(path, 1 << 20)
-        snap = marshal.loads(data)
-    except (OSError, EOFError, ValueError, TypeError):
-        return None, 0.0
-    if not isinstance(snap, dict) or snap.get("v") != VERSION:
-        return None, 0.0
-    return snap, mtime
-
-
-def watch_unchanged(snap: dict[str, Any]) -> bool:
-    """True when every watched path still has the recorded mtime (and the list is complete)."""
-    watch = snap.get("watch")
-    if not snap.get("watchComplete") or not isinstance(watch, list):
-        return False
-    try:
-        for path, mtime_ns in watch:
-            try:
-                current = oslite.stat(path).st_mtime_ns
-            except OSError:
-                current = -1
-            if current != mtime_ns:
-                return False
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- building
