@@ -386,8 +386,8 @@ def leave(code: int) -> int:
     """End the process that ran ``tokmon line`` with ``code`` now, skipping the interpreter's
     teardown (1.4 ms under ``python -S``, as long as the rest of a warm ``line``; more with
     ``site``), when nothing is left for that teardown to do: stdout and stderr flushed, no
-    ``atexit`` callback, no other thread, no SQLite connection (whose close the collector
-    would do).  Otherwise returns ``code`` for the normal exit.  Only for the program's
+    ``atexit`` callback, :mod:`threading` and :mod:`sqlite3` never loaded (no thread to
+    join, no connection for the collector to close: a ``--sync`` refresh loads them).  Otherwise returns ``code`` for the normal exit.  Only for the program's
     entry points (fast.py, ``tokmon`` / ``python -m tokmon``), never for in-process callers."""
     try:
         for stream in (sys.stdout, sys.stderr):
@@ -398,9 +398,8 @@ def leave(code: int) -> int:
         pending = atexit._ncallbacks()  # CPython's; elsewhere: the normal exit
     except Exception:  # a closed pipe (the normal exit reports it), or not CPython
         return code
-    threading = sys.modules.get("threading")
-    if pending or "sqlite3" in sys.modules or (threading and threading.active_count() > 1):
-        return code
+    if pending or "threading" in sys.modules or "sqlite3" in sys.modules:
+        return code  # threads (or threading's own exit hooks) to join, a database to close
     native = sys.modules.get("posix") or sys.modules.get("nt")
     exit_now = getattr(native, "_exit", None)
     if exit_now is None:  # pragma: no cover - neither posix nor nt
