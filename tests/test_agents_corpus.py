@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, need_agents_corpus  # noqa: E402
 
-from tokmon.pricing import PriceTable
+from tokmon.core.pricing import PriceTable
 from tokmon.sources import SOURCES
 from tokmon.sources.base import AgentUsage
 from tokmon.sources.collect import collect

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tokmon.blocks import blocks_json, burn_level, compute_blocks, max_completed_tokens
+from tokmon.core.blocks import blocks_json, burn_level, compute_blocks, max_completed_tokens
 from tokmon.core.model import UsageRecord
 
 T0 = datetime(2026, 3, 1, 10, 17, 30, tzinfo=timezone.utc)

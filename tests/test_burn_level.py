@@ -19,11 +19,11 @@ import pytest
 from conftest import assistant_line
 from line_support import make_env, refresh_now, run_line
 
-from tokmon.blocks import burn_level
+from tokmon.core.blocks import burn_level
 
 
 def expected_level(indicator: float, projected_pct: float | None) -> str:
-    """The documented rule, written out independently of tokmon.blocks."""
+    """The documented rule, written out independently of tokmon.core.blocks."""
     if projected_pct is not None and projected_pct > 100:
         return "high"
     rate = "high" if indicator > 1000 else "medium" if indicator > 500 else "low"

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from line_support import append_assistant, make_env, refresh_now, run_line, tokmon_cmd, wait_for
 
-from tokmon import official
+from tokmon.core import official
 from tokmon.paths import get_paths
 
 NOW = time.time()

@@ -92,7 +92,7 @@ def test_the_checker_sees_imports() -> None:
         i for f in all_files() if layer_of(module_name(f)) == "tokmon.cli" for i in imports_of(f)
     ]
     assert any(in_layer(i, "tokmon.server") for i in cli)  # the dispatcher starts the server
-    assert any(in_layer(i, "tokmon.engine") for i in cli)
+    assert any(in_layer(i, "tokmon.core.engine") for i in cli)
     assert "tokmon.fmt" in imports_of(PKG / "watch" / "app.py")  # from tokmon import fmt
     assert any(i.startswith("tokmon.core.watcher") for f in all_files() for i in imports_of(f))
 
@@ -100,7 +100,7 @@ def test_the_checker_sees_imports() -> None:
 def test_layers_are_classified() -> None:
     assert layer_of("tokmon.web.app") == "tokmon.web"
     assert layer_of("tokmon.webhooks") == "core"  # a prefix is not a package
-    assert layer_of("tokmon.engine.ingest") == "core"
+    assert layer_of("tokmon.core.engine.ingest") == "core"
     assert module_name(PKG / "core" / "__init__.py") == "tokmon.core"
 
 
@@ -110,8 +110,8 @@ def test_the_rules_catch_every_form(tmp_path: Path) -> None:
     files = {
         "__init__.py": "",
         "__main__.py": "from tokmon.cli.main import main\n",
-        "engine/__init__.py": "def f():\n    from tokmon.export.machines import x\n",
-        "engine/ok.py": "from tokmon.core import model\nfrom . import store\n",
+        "core/engine/__init__.py": "def f():\n    from tokmon.export.machines import x\n",
+        "core/engine/ok.py": "from tokmon.core import model\nfrom . import store\n",
         "web/__init__.py": "",
         "web/app.py": "from ..server import service\nfrom . import static\n",
         "web/ok.py": "from tokmon.web.app import make\n",
@@ -124,16 +124,16 @@ def test_the_rules_catch_every_form(tmp_path: Path) -> None:
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text(text, encoding="utf-8")
     assert violations(pkg) == [
-        "tokmon/engine/__init__.py (core) imports tokmon.export.machines",
-        "tokmon/engine/__init__.py (core) imports tokmon.export.machines.x",
+        "tokmon/core/engine/__init__.py (core) imports tokmon.export.machines",
+        "tokmon/core/engine/__init__.py (core) imports tokmon.export.machines.x",
         "tokmon/limits/run.py (core) imports tokmon.cli",
         "tokmon/watch/app.py (tokmon.watch) imports tokmon.statusline.fast",
         "tokmon/web/app.py (tokmon.web) imports tokmon.server",
         "tokmon/web/app.py (tokmon.web) imports tokmon.server.service",
     ]
-    assert imports_of(pkg / "engine" / "ok.py", pkg) == {
+    assert imports_of(pkg / "core" / "engine" / "ok.py", pkg) == {
         "tokmon.core",
         "tokmon.core.model",
-        "tokmon.engine",
-        "tokmon.engine.store",
+        "tokmon.core.engine",
+        "tokmon.core.engine.store",
     }

@@ -270,7 +270,7 @@ def test_statusline_that_cannot_record_official_figures(healthy: dict[str, str])
 
 
 def test_doctor_removes_its_probe_from_the_official_store(healthy: dict[str, str]) -> None:
-    from tokmon import official
+    from tokmon.core import official
     from tokmon.paths import get_paths
 
     _doctor(healthy, "--no-server")

@@ -88,7 +88,7 @@ class Stack:
         self._seed_official()
 
     def _seed_official(self) -> None:
-        from tokmon import official
+        from tokmon.core import official
         from tokmon.paths import get_paths
 
         now = time.time()

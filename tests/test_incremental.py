@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import assistant_line, write_lines
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -139,4 +139,4 @@ def test_titles_custom_beats_ai(tmp_path: Path, tokmon_home: Path) -> None:
     write_lines(f, ['{"type":"custom-title","customTitle":"Parser work","sessionId":"S"}'])
     e.refresh()
     assert e.titles == {"S": "Parser work"}
-    assert e.session_rows()[0]["title"] == "Parser work"
+    assert e.session_rows()[0].title == "Parser work"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import run_tokmon
 
-from tokmon.engine import Engine
-from tokmon.ledger import LEDGER_VERSION
+from tokmon.core.engine import Engine
+from tokmon.core.ledger import LEDGER_VERSION
 from tokmon.paths import get_paths
 
 
@@ -23,12 +23,12 @@ def test_history_survives_transcript_deletion(corpus_copy: Path, tokmon_home: Pa
     root = corpus_copy / "projects"
     e = engine(root, tokmon_home)
     e.refresh()
-    before = e.report("session", timezone="UTC")["totals"]
+    before = e.report("session", timezone="UTC").to_json()["totals"]
     for f in list(root.rglob("*.jsonl"))[:20]:
         f.unlink()
     e2 = engine(root, tokmon_home)
     e2.refresh()
-    assert e2.report("session", timezone="UTC")["totals"] == before
+    assert e2.report("session", timezone="UTC").to_json()["totals"] == before
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")

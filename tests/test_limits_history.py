@@ -16,7 +16,7 @@ import pytest
 from conftest import run_tokmon, write_lines
 from limits_support import Usage, codex_event, payload
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.limits import history, ingest, status
 from tokmon.limits.record import record_payload
 from tokmon.paths import get_paths

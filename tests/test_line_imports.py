@@ -30,7 +30,7 @@ LINE_FORBIDDEN = FAST_FORBIDDEN | {"__future__"}
 TOKMON_LINE = {"tokmon", "tokmon.oslite", "tokmon.statusline", "tokmon.fmt", "tokmon.statusline.formats",
                "tokmon.statusline.locate", "tokmon.statusline.main", "tokmon.__main__"}  # fmt: skip
 TOKMON_CLAUDE = TOKMON_LINE | {"tokmon.quickjson", "tokmon.statusline.claude", "tokmon.textsafe",
-                               "tokmon.official", "tokmon.limits", "tokmon.limits.record"}  # fmt: skip
+                               "tokmon.core", "tokmon.core.official", "tokmon.limits", "tokmon.limits.record"}  # fmt: skip
 PAYLOAD = json.dumps({"session_id": "imports-1", "session_name": "imports",
                       "model": {"display_name": "Opus"}, "cost": {"total_cost_usd": 2.5},
                       "context_window": {"used_percentage": 30},
@@ -109,7 +109,7 @@ def test_console_script_line_imports_only_what_it_needs(tmp_path: Path) -> None:
 def test_official_record_rewrites_only_changed_figures_or_after_the_heartbeat(
     tmp_path: Path,
 ) -> None:
-    from tokmon import official
+    from tokmon.core import official
     from tokmon.statusline.claude import LightPaths
 
     paths = LightPaths({"TOKMON_HOME": str(tmp_path)})

@@ -1,4 +1,4 @@
-"""tokmon.official: per-session official figures, concurrent writers, pruning, never raising."""
+"""tokmon.core.official: per-session official figures, concurrent writers, pruning, never raising."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import subprocess
 import sys
 import time
 
-from tokmon import official
+from tokmon.core import official
 from tokmon.paths import get_paths
 
 WRITER = """
 import sys, time
-from tokmon import official
+from tokmon.core import official
 from tokmon.paths import get_paths
 worker = int(sys.argv[1])
 for i in range(25):

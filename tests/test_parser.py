@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tokmon.core.model import FIELDS
-from tokmon.parser import LineStats, parse_line, scan_lines
+from tokmon.core.parser import LineStats, parse_line, scan_lines
 
 TS = "2026-11-29T10:00:00.250Z"
 TS_EPOCH = calendar.timegm((2026, 11, 29, 10, 0, 0)) + 0.25

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tokmon.core.model import UsageRecord
-from tokmon.pricing import PriceTable, PricingError
+from tokmon.core.pricing import PriceTable, PricingError
 
 
 def rec(model: str, i: int = 0, o: int = 0, cc: int = 0, c1h: int = 0, cr: int = 0) -> UsageRecord:
@@ -79,7 +79,7 @@ def test_unknown_model_warns_once_through_the_engine(tmp_path: Path) -> None:
 
     from conftest import assistant_line, write_lines
 
-    from tokmon.engine import Engine
+    from tokmon.core.engine import Engine
     from tokmon.paths import get_paths
 
     t = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokmon.discovery import iter_transcript_stats
-from tokmon.engine import Engine
+from tokmon.core.discovery import iter_transcript_stats
+from tokmon.core.engine import Engine
+from tokmon.core.scan import scan_all
 from tokmon.paths import get_paths
-from tokmon.scan import scan_all
 
 
 def _items(root: Path) -> list[tuple[str, int, int]]:
@@ -27,7 +27,7 @@ def test_parallel_equals_sequential(real_corpus: Path) -> None:
 def test_engine_totals_do_not_depend_on_parallelism(
     real_corpus: Path, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import tokmon.scan as scan_mod
+    import tokmon.core.scan as scan_mod
 
     out = []
     for threshold in (10**12, 0):

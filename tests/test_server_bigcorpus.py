@@ -14,8 +14,8 @@ from test_server_support import request, server_env, start_lsp, stop_lsp
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory):
+    from tokmon.core.scan import PARALLEL_MIN_BYTES
     from tokmon.demo.generator import generate
-    from tokmon.scan import PARALLEL_MIN_BYTES
 
     dest = tmp_path_factory.mktemp("big") / "claude"
     mb = PARALLEL_MIN_BYTES / 2**20 + 8

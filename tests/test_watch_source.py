@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_watch_tmux import ALPHA, append_assistant, corpus_source
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 from tokmon.watch.model import DashboardState, Snapshot
 from tokmon.watch.source import Refresher

@@ -167,7 +167,7 @@ def period_bounds(
 
 
 def _project_ok(path: str, wanted: str) -> bool:
-    from tokmon.aggregate import project_name
+    from tokmon.core.aggregate import project_name
 
     return (
         path == wanted or project_name(path) == wanted or path.rstrip("/\\") == wanted.rstrip("/\\")
@@ -237,7 +237,7 @@ def usage(
     ``prices``)."""
     import bisect
 
-    from tokmon.timeutil import resolve_tz
+    from tokmon.core.timeutil import resolve_tz
 
     now = time.time() if now is None else now
     tz = tz if tz is not None else resolve_tz(None)
@@ -276,7 +276,7 @@ def for_context(ctx: Any, now: float | None = None) -> list[dict[str, Any]]:
     if not budgets:
         return []
     engine = ctx.engine()
-    from tokmon.timeutil import resolve_tz
+    from tokmon.core.timeutil import resolve_tz
 
     meta: dict[str, Any] = {}
     if any(b.tag for b in budgets):

@@ -85,7 +85,7 @@ def _timezone(v: Any) -> str | None:
         return None
     if not isinstance(v, str):
         raise _Bad(f'expected a time zone name such as "Europe/Berlin" or "UTC", got {_shown(v)}')
-    from tokmon.timeutil import TimezoneError, resolve_tz
+    from tokmon.core.timeutil import TimezoneError, resolve_tz
 
     name = v.strip()
     try:

@@ -168,7 +168,7 @@ def _model_rows(records: Sequence[UsageLike]) -> list[Row]:
 
 
 def _hourly(records: Sequence[UsageLike]) -> list[Row]:
-    from tokmon.timeutil import iso
+    from tokmon.core.timeutil import iso
 
     hours: dict[int, Row] = {}
     for r in records:
@@ -203,7 +203,7 @@ def detail(
     ``metadata`` (the stored record or null).  ``records`` are the session's usage
     records, oldest first.
     """
-    from tokmon.blocks import BLOCK_SECONDS, blocks_json, compute_blocks
+    from tokmon.core.blocks import BLOCK_SECONDS, blocks_json, compute_blocks
 
     base: Mapping[str, Any] = row if row is not None else {"sessionId": session_id, "title": title}
     out = merge_one(base, meta)
@@ -226,7 +226,7 @@ def detail(
 
 def request_json(r: UsageLike) -> Row:
     """One usage record as an exported request (no message content)."""
-    from tokmon.timeutil import iso
+    from tokmon.core.timeutil import iso
 
     return {
         "timestamp": iso(r.ts),

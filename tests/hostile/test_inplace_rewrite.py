@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import assistant_line, run_tokmon
 
-from tokmon.engine import Engine
+from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 

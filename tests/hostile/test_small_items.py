@@ -97,7 +97,7 @@ def test_unlistable_project_dir_gets_one_warning(tmp_path: Path, caplog: pytest.
                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Root can list any dir, so the refusal is simulated at os.scandir for one path (a real
     chmod 000 run follows when not root)."""
-    from tokmon import discovery
+    from tokmon.core import discovery
 
     env = hs_env(tmp_path)
     write_transcript(env, "-ok", "a.jsonl", [assistant("o1")])
@@ -111,7 +111,7 @@ def test_unlistable_project_dir_gets_one_warning(tmp_path: Path, caplog: pytest.
         return real(path)
 
     monkeypatch.setattr(discovery.os, "scandir", scandir)
-    with caplog.at_level(logging.WARNING, logger="tokmon.discovery"):
+    with caplog.at_level(logging.WARNING, logger="tokmon.core.discovery"):
         found = [p for p, _ in discovery.iter_transcript_stats(locked.parent)]
     assert [Path(p).name for p in found] == ["a.jsonl"]
     assert [r.getMessage() for r in caplog.records] == [

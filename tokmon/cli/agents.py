@@ -71,7 +71,7 @@ def _report_options(r: argparse.ArgumentParser) -> None:
 def _dates(args: argparse.Namespace, ctx: Context) -> tuple[str | None, str | None, str | None]:
     """``--since``, ``--until`` and the zone: ``-z``, else the config's ``timezone`` (as the
     Claude reports), else the system's."""
-    from tokmon.timeutil import TimezoneError, parse_day, resolve_tz
+    from tokmon.core.timeutil import TimezoneError, parse_day, resolve_tz
 
     try:
         since = parse_day(args.since) if getattr(args, "since", None) else None
@@ -84,7 +84,7 @@ def _dates(args: argparse.Namespace, ctx: Context) -> tuple[str | None, str | No
 
 
 def _prices(ctx: Context) -> Any:
-    from tokmon.pricing import PriceTable, PricingError
+    from tokmon.core.pricing import PriceTable, PricingError
 
     try:
         return PriceTable.load(ctx.paths.prices_override_file)

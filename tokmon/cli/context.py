@@ -14,7 +14,7 @@ from tokmon.config import Config, load_config
 from tokmon.paths import TokmonPaths, get_paths
 
 if TYPE_CHECKING:
-    from tokmon.engine import Engine
+    from tokmon.core.engine import Engine
 
 
 class CLIError(Exception):
@@ -71,15 +71,15 @@ class Context:
         return [ensure_demo_corpus(self.paths) / "projects"]
 
     def engine(self, refresh: bool = True, auto_demo: bool = False, agents: bool = False) -> Engine:
-        """A refreshed :class:`tokmon.engine.Engine`, built once per run.
+        """A refreshed :class:`tokmon.core.engine.Engine`, built once per run.
 
         With ``auto_demo`` (the bare overview), a machine without Claude data gets the
         generated demo corpus instead of an empty screen. ``agents`` also reads the other
         coding agents' logs (a Claude-only report never pays for their discovery).
         """
         if self._engine is None:
-            from tokmon.engine import Engine
-            from tokmon.pricing import PricingError
+            from tokmon.core.engine import Engine
+            from tokmon.core.pricing import PricingError
 
             if not self.demo:
                 from tokmon.cli.doctor import claude_dir_problem, claude_dir_usable

@@ -238,7 +238,7 @@ def check_config(paths: Any, override: Path | None) -> Check:
 
 
 def check_transcripts(env: Mapping[str, str]) -> Check:
-    from tokmon.discovery import claude_roots, iter_transcript_stats
+    from tokmon.core.discovery import claude_roots, iter_transcript_stats
 
     problem = claude_dir_problem(env)
     if problem:
@@ -289,7 +289,7 @@ def claude_dir_usable(env: Mapping[str, str]) -> bool:
     raw = (env.get("CLAUDE_CONFIG_DIR") or "").strip()
     if not raw:
         return True
-    from tokmon.discovery import claude_roots
+    from tokmon.core.discovery import claude_roots
 
     return any(r.is_dir() for r in claude_roots(dict(env)))
 
@@ -298,8 +298,8 @@ def claude_dir_usable(env: Mapping[str, str]) -> bool:
 
 
 def check_ledger(env: Mapping[str, str], paths: Any) -> Check:
-    from tokmon.discovery import claude_roots
-    from tokmon.ledger import LEDGER_VERSION, LedgerError, ledger_path, load
+    from tokmon.core.discovery import claude_roots
+    from tokmon.core.ledger import LEDGER_VERSION, LedgerError, ledger_path, load
 
     path = ledger_path(paths.data_dir, claude_roots(dict(env)))
     if not path.exists():
@@ -427,7 +427,7 @@ def check_statusline(env: Mapping[str, str]) -> Check:
 
 def _recorded_and_removed(env: Mapping[str, str], sid: str) -> bool:
     """Whether the probe session reached the official-figures store; removes it again."""
-    from tokmon import official
+    from tokmon.core import official
     from tokmon.fsutil import atomic_write, locked
     from tokmon.paths import get_paths
 

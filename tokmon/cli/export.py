@@ -229,7 +229,7 @@ def _serve_metrics(args: argparse.Namespace, ctx: Context) -> int:
     cfg = ctx.config
 
     def factory() -> Any:
-        from tokmon.engine import Engine
+        from tokmon.core.engine import Engine
 
         return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env, persist=not ctx.demo)
 

@@ -93,7 +93,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     roots = ctx.roots()
 
     def factory() -> Any:
-        from tokmon.engine import Engine
+        from tokmon.core.engine import Engine
 
         return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env, agents=True)
 

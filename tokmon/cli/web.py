@@ -36,7 +36,7 @@ def make_service(ctx: Any, workspace: str | None = None) -> Any:
     cfg = ctx.config
 
     def factory() -> Any:
-        from tokmon.engine import Engine
+        from tokmon.core.engine import Engine
 
         return Engine(
             roots=roots,

@@ -1,4 +1,4 @@
 """tokmon's core: typed domain objects and the live loop shared by every surface.
 
-Nothing in here imports a surface (cli, server, tui, line, web, export).
+Nothing in here imports a surface (cli, server, watch, statusline, web, export).
 """

@@ -7,7 +7,7 @@ states and records (``<ledger>.agents.json``, so a restart reads only new bytes 
 log keeps its history), and hands the engine de-duplicated :class:`UsageRecord` lists per
 agent (``cache_creation_tokens`` = the agent's cache writes; cost = the agent's own figure,
 else the price table). Claude Code stays on the engine's fast parallel scan
-(:mod:`tokmon.scan`).
+(:mod:`tokmon.core.scan`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 
 from tokmon.core.model import UsageRecord
+from tokmon.core.pricing import PriceTable
 from tokmon.fsutil import atomic_write
-from tokmon.pricing import PriceTable
 from tokmon.sources import SOURCES
 from tokmon.sources.base import AgentUsage, FileState, Source
 from tokmon.sources.collect import SourceReader

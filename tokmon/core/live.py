@@ -1,6 +1,6 @@
 """The live loop shared by ``serve``, ``web`` and ``watch``: path-hinted refresh, deferred save.
 
-A long-running surface keeps one :class:`~tokmon.engine.Engine` current while files change:
+A long-running surface keeps one :class:`~tokmon.core.engine.Engine` current while files change:
 
 1. a :class:`~tokmon.core.watcher.Watcher` reports the changed paths;
 2. the surface calls ``engine.refresh(paths=changed, save=False)``: only those files are
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tokmon.engine import Engine
+    from tokmon.core.engine import Engine
 
 log = logging.getLogger("tokmon.live")
 

@@ -233,7 +233,7 @@ def import_rows(
     Call after ``engine.refresh()`` so the ledger holds this machine's records. Records of
     ``local`` are skipped (this machine has them); the rest merge under the dedup rule.
     """
-    from tokmon.ledger import load
+    from tokmon.core.ledger import load
 
     res = ImportResult()
     mode = str(engine.config.get("cost_mode"))

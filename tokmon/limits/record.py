@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from tokmon.official import epoch_seconds as _epoch  # resets_at: one rule for both stores
+from tokmon.core.official import epoch_seconds as _epoch  # resets_at: one rule for both stores
 from tokmon.quickjson import loads as _loads
 
 TYPE_CHECKING = False

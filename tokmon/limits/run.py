@@ -38,7 +38,7 @@ def evaluate(
     if engine is not None:
         roots = list(engine.roots)
     else:
-        from tokmon.discovery import claude_roots
+        from tokmon.core.discovery import claude_roots
 
         roots = [r for r in claude_roots(env) if r.is_dir()]
     try:
@@ -57,7 +57,7 @@ def evaluate(
             warnings.append(str(exc))
             blist = []
         if blist:
-            from tokmon.timeutil import resolve_tz
+            from tokmon.core.timeutil import resolve_tz
 
             meta = metadata
             if meta is None and any(b.tag for b in blist):

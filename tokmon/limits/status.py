@@ -43,7 +43,7 @@ def label(source: str, window: str, length: float | None) -> str:
 
 def _claude_seen(paths: Any) -> float | None:
     try:
-        from tokmon import official
+        from tokmon.core import official
 
         rec = official.latest(paths)
     except Exception:

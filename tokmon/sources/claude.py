@@ -1,6 +1,6 @@
 """Claude Code as a :class:`~tokmon.sources.base.Source`, on the engine's fast scanner.
 
-The engine reads Claude transcripts through its parallel cold scan (:mod:`tokmon.scan`, rows
+The engine reads Claude transcripts through its parallel cold scan (:mod:`tokmon.core.scan`, rows
 in :data:`tokmon.core.model.FIELDS` order, merged straight into the ledger): that path stays
 the implementation. This class exposes the same reader through the source interface every
 other agent implements (roots, files, incremental ``read``, dedup key and rule), so a tool
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from tokmon.core.discovery import claude_roots, iter_transcript_stats
 from tokmon.core.model import UsageRecord
-from tokmon.discovery import claude_roots, iter_transcript_stats
-from tokmon.scan import scan_file
+from tokmon.core.scan import scan_file
 from tokmon.sources.base import AgentUsage, FileState, ReadResult, Source
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokmon.core.model import UsageRecord
-from tokmon.pricing import PriceTable
+from tokmon.core.pricing import PriceTable
+from tokmon.core.timeutil import DateKeyer, iso, resolve_tz
 from tokmon.sources.base import AgentUsage
-from tokmon.timeutil import DateKeyer, iso, resolve_tz
 
 # Agents whose ccusage outputTokens leave reasoning out (it is added to totalTokens only).
 OUTPUT_WITHOUT_REASONING = {"gemini"}

@@ -5,7 +5,7 @@ field may be missing or null, and a misbehaving caller may never close stdin,
 so the read is bounded in size and time and stops as soon as a complete JSON
 object has arrived.  The official figures (rate limits, context window,
 session name) are recorded per session for the other surfaces
-(:mod:`tokmon.official`).
+(:mod:`tokmon.core.official`).
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def process(
     """
     if not isinstance(payload, dict):
         return None, None
-    from tokmon import official
+    from tokmon.core import official
 
     note = None
     rec = None

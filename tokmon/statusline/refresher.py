@@ -203,7 +203,7 @@ def _apply_claude_titles(paths: Any, dirs: dict[str, str]) -> None:
         from tokmon.metadata.store import MetadataStore
     except ImportError:  # pragma: no cover - the store is optional
         return
-    from tokmon import official
+    from tokmon.core import official
 
     store = MetadataStore(paths=paths)
     for sid, rec in official.all_sessions(paths).items():

@@ -33,6 +33,8 @@ TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
     from typing import Any
 
+    from tokmon.core.rows import Summary
+
 WATCH_RECENT_SECONDS = 24 * 3600.0
 WATCH_MAX = 1000
 
@@ -44,7 +46,7 @@ def _epoch(value: Any) -> float:
     """Epoch seconds from a Summary timestamp (ISO string, or already a number); 0 if absent."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    from tokmon.parser import parse_timestamp  # the refresher has the engine loaded anyway
+    from tokmon.core.parser import parse_timestamp  # the refresher has the engine loaded anyway
 
     return parse_timestamp(value) or 0.0
 
@@ -54,7 +56,7 @@ def _day_end(date: str, tzname: str | None) -> float:
     from datetime import datetime, timedelta
 
     try:
-        from tokmon.timeutil import resolve_tz
+        from tokmon.core.timeutil import resolve_tz
 
         tz = resolve_tz(tzname)
     except Exception:
@@ -233,7 +235,7 @@ def line_settings(config: Any) -> dict[str, Any]:
 
 def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], Any]:
     """Refresh the engine and condense its summary; returns ``(snapshot, engine)``."""
-    from tokmon.engine import Engine
+    from tokmon.core.engine import Engine
     from tokmon.paths import get_paths
 
     paths = get_paths(env)
@@ -241,12 +243,13 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     engine.refresh()
     now = time.time() if now is None else now
     summary = engine.summary(now=now)
+    wire = summary.to_json()  # the edge: the snapshot condenses the Summary's JSON
     try:
         from tokmon.metadata.store import MetadataStore
         from tokmon.sessions import merge
 
-        summary["activeSessions"] = merge(
-            summary.get("activeSessions") or [], MetadataStore(paths=paths).all()
+        wire["activeSessions"] = merge(  # type: ignore[assignment]
+            [r.to_json() for r in summary.active_sessions], MetadataStore(paths=paths).all()
         )
     except Exception:  # metadata is decoration: never fail a refresh over it
         pass
@@ -256,7 +259,7 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     agent_roots = engine.agents.roots() if engine.agents is not None else []
     watch, complete = watch_list(list(engine.roots) + agent_roots, extra, now)
     snap = from_summary(
-        summary,
+        wire,
         settings=line_settings(engine.config),
         watch=watch,
         watch_complete=complete,
@@ -267,23 +270,23 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     return snap, engine
 
 
-def agents_part(engine: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
+def agents_part(engine: Any, summary: Summary) -> dict[str, Any] | None:
     """Per agent ``{todayCost, todayTokens, lastActivity}`` when agents other than Claude Code
     have data (the Summary's ``agents``), else None (a Claude-only snapshot keeps its shape)."""
-    per = summary.get("agents")
-    if not isinstance(per, dict):
+    per = summary.agents
+    if per is None:
         return None
     out: dict[str, Any] = {}
     for name, body in per.items():
-        today = (body or {}).get("today") or {}
+        today = body.today.usage
         try:
             recs = engine.records_of(name)
             last = max((r.ts for r in recs[-50:]), default=0.0) if recs else 0.0
         except Exception:  # an agent this engine cannot name: no activity known
             last = 0.0
         out[str(name)] = {
-            "todayCost": _num(today.get("totalCost")),
-            "todayTokens": int(_num(today.get("totalTokens"))),
+            "todayCost": _num(today.total_cost),
+            "todayTokens": int(today.total_tokens),
             "lastActivity": float(last),
         }
     return out

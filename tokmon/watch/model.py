@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tokmon import fmt
-from tokmon.blocks import burn_level  # noqa: F401 - also part of this module's API
+from tokmon.core.blocks import burn_level  # noqa: F401 - also part of this module's API
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_MINUTES = 360  # the sparkline covers the last 6 hours, one bucket per minute

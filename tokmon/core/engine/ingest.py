@@ -10,19 +10,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokmon.core.discovery import iter_transcript_stats
 from tokmon.core.model import UsageRecord
-from tokmon.discovery import iter_transcript_stats
+from tokmon.core.parser import LineStats
+from tokmon.core.reader import FileState, needs_read
+from tokmon.core.scan import scan_all
 from tokmon.fsutil import FileLock, LockTimeout
-from tokmon.parser import LineStats
-from tokmon.reader import FileState, needs_read
-from tokmon.scan import scan_all
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentChanges
 
-from tokmon.engine.state import Changes, EngineState, ProgressFn
+from tokmon.core.engine.state import Changes, EngineState, ProgressFn
 
-log = logging.getLogger("tokmon.engine")
+log = logging.getLogger("tokmon.core.engine")
 
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
@@ -289,7 +289,7 @@ class Ingest(EngineState):
                 f"skipped {' + '.join(parts)} line(s) in {bad_files} file(s); the rest was counted"
             )
         if future:
-            from tokmon.timeutil import iso
+            from tokmon.core.timeutil import iso
 
             changes.warnings.append(
                 f"{len(future)} record(s) dated more than a day in the future (latest "

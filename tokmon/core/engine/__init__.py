@@ -14,21 +14,21 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokmon.blocks import BLOCK_SECONDS, BlockIndex
 from tokmon.config import Config, load_config
+from tokmon.core.blocks import BLOCK_SECONDS, BlockIndex
+from tokmon.core.discovery import claude_roots
+from tokmon.core.ledger import Ledger, ledger_path
 from tokmon.core.model import UsageRecord
-from tokmon.discovery import claude_roots
-from tokmon.ledger import Ledger, ledger_path
+from tokmon.core.pricing import PriceTable
 from tokmon.paths import TokmonPaths, get_paths
-from tokmon.pricing import PriceTable
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
 
-from tokmon.engine.ingest import FUTURE_SLACK, Ingest
-from tokmon.engine.queries import ALL, CLAUDE, Queries, project_session
-from tokmon.engine.state import Changes, ProgressFn
-from tokmon.engine.store import LOCK_TIMEOUT, SaveJob, Store
+from tokmon.core.engine.ingest import FUTURE_SLACK, Ingest
+from tokmon.core.engine.queries import ALL, CLAUDE, Queries, project_session
+from tokmon.core.engine.state import Changes, ProgressFn
+from tokmon.core.engine.store import LOCK_TIMEOUT, SaveJob, Store
 
 __all__ = [
     "ALL",

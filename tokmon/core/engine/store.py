@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tokmon.fsutil import FileLock, LockTimeout
-from tokmon.ledger import (
+from tokmon.core.ledger import (
     Ledger,
     LedgerError,
     LedgerNewer,
@@ -20,13 +19,14 @@ from tokmon.ledger import (
     load,
     load_index,
 )
+from tokmon.fsutil import FileLock, LockTimeout
 
 if TYPE_CHECKING:
     pass
 
-from tokmon.engine.state import Changes, EngineState
+from tokmon.core.engine.state import Changes, EngineState
 
-log = logging.getLogger("tokmon.engine")
+log = logging.getLogger("tokmon.core.engine")
 
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
 

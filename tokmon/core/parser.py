@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import orjson
 
 from tokmon.core.model import ROW_KEY, ROW_OUTPUT
-from tokmon.records import MAX_TOKENS, TS_MAX, TS_MIN
+from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
 
 _ASSISTANT = b'"assistant"'  # any spelling of a top-level "type": "assistant"
 _TITLE = b'-title"'

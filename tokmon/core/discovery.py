@@ -8,7 +8,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-log = logging.getLogger("tokmon.discovery")
+log = logging.getLogger("tokmon.core.discovery")
 
 
 def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -50,7 +50,7 @@ def iter_transcript_stats(root: Path) -> Iterator[tuple[str, os.stat_result]]:
 
     Symlinked directories are followed when their target lies outside ``root`` (inside, it
     is scanned anyway), each real directory once, so link loops end.  A directory that
-    cannot be listed gets one warning (logger ``tokmon.discovery``) and is skipped.
+    cannot be listed gets one warning (logger ``tokmon.core.discovery``) and is skipped.
     """
     top = os.fspath(root)
     try:

@@ -8,21 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokmon import aggregate
-from tokmon.blocks import (
+from tokmon.config import Config
+from tokmon.core import aggregate
+from tokmon.core.blocks import (
     BlockIndex,
 )
-from tokmon.config import Config
-from tokmon.core.model import Block, UsageRecord
-from tokmon.ledger import (
+from tokmon.core.ledger import (
     Ledger,
 )
+from tokmon.core.model import Block, UsageRecord
+from tokmon.core.pricing import PriceTable
+from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow, Summary
 from tokmon.paths import TokmonPaths
-from tokmon.pricing import PriceTable
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
-    from tokmon.engine.store import SaveJob
+    from tokmon.core.engine.store import SaveJob
 
 
 ProgressFn = Callable[[int, int], None]
@@ -219,13 +220,13 @@ class EngineState:
         tz: str | None = None,
         now: float | None = None,
         agent: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[SessionRow]:
         raise NotImplementedError
 
-    def report(self, kind: str, **opts: Any) -> dict[str, Any]:
+    def report(self, kind: str, **opts: Any) -> Report:
         raise NotImplementedError
 
-    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> PeriodReport | SessionReport:
         raise NotImplementedError
 
     def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
@@ -236,5 +237,5 @@ class EngineState:
 
     def summary(
         self, now: float | None = None, cwd: str | None = None, tz: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Summary:
         raise NotImplementedError

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokmon.core.model import ROW_COST, UsageRecord
-from tokmon.parser import LineStats, scan_lines
-from tokmon.reader import LineReader
+from tokmon.core.parser import LineStats, scan_lines
+from tokmon.core.reader import LineReader
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
 _STRINGS: dict[str, str] = {}  # session ids, cwds, models: one str object per value
@@ -50,7 +50,7 @@ def make_pricer(override: str | None, mode: str) -> Pricer:
     if key not in _PRICERS:
         from pathlib import Path
 
-        from tokmon.pricing import PriceTable
+        from tokmon.core.pricing import PriceTable
 
         table = PriceTable.load(Path(override) if override else None)
         _PRICERS[key] = lambda r: table.cost_in_mode(r, mode)

@@ -13,7 +13,7 @@ from tokmon.core.model import (
     TokenLimitStatus,
     UsageRecord,
 )
-from tokmon.records import SYNTHETIC_MODEL
+from tokmon.core.records import SYNTHETIC_MODEL
 
 BLOCK_SECONDS = 5 * 3600
 

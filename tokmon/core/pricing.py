@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokmon.core.model import UsageRecord
-from tokmon.records import SYNTHETIC_MODEL
+from tokmon.core.records import SYNTHETIC_MODEL
 
-_DATA = Path(__file__).resolve().parent / "data" / "prices.json"
+_DATA = Path(__file__).resolve().parent.parent / "data" / "prices.json"
 _PER_M = 1e-6
 TIER_THRESHOLD = 200_000
 # Provider prefixes seen in model ids (Bedrock / Vertex / LiteLLM style).

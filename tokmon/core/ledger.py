@@ -20,9 +20,9 @@ from pathlib import Path
 import orjson
 
 from tokmon.core.model import ROW_KEY, UsageRecord
+from tokmon.core.reader import FileState
+from tokmon.core.records import valid_row
 from tokmon.fsutil import atomic_write
-from tokmon.reader import FileState
-from tokmon.records import valid_row
 
 LEDGER_VERSION = 4
 MIGRATES_FROM = (2, 3)
