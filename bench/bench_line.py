@@ -30,13 +30,32 @@ from line_support import append_assistant, make_env, refresh_now  # noqa: E402
 
 from tokmon.statusline.refresher import lock_busy  # noqa: E402
 
+try:
+    import resource
+except ImportError:  # Windows: wall time only
+    resource = None  # type: ignore[assignment]
+
+#: CPU time (user + system, ms) of each timed child, by its position in the run order
+CPU: list[float] = []
+
+
+def _children_cpu() -> float:
+    if resource is None:
+        return 0.0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (ru.ru_utime + ru.ru_stime) * 1000.0
+
 
 def timed(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
+    """Wall time of one run in ms; its CPU time goes to CPU."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     subprocess.run(argv, env=env, input=stdin, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False,
                    **({} if stdin is not None else {"stdin": subprocess.DEVNULL}))  # fmt: skip
-    return (time.perf_counter() - start) * 1000.0
+    wall = (time.perf_counter() - start) * 1000.0
+    CPU.append(_children_cpu() - cpu)
+    return wall
 
 
 CLAUDE_PAYLOAD = (
@@ -92,17 +111,23 @@ def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
     claude_fast = [*fast_command(), "line", "--claude"]  # Claude Code's statusLine command
     out: dict[str, list[float]] = {
         k: [] for k in ("base", "base_s", "script", "module", "tmux", "claude", "fast",
-                        "claude_fast")
+                        "claude_fast", "cpu_base", "cpu_base_s", "cpu_fast", "cpu_claude_fast",
+                        "cpu_script")
     }  # fmt: skip
     for argv in (base, base_s, script, module, tmux, fast):  # warm the OS caches
         timed(argv, env)
     timed(claude_fast, env, CLAUDE_PAYLOAD)  # first call records the figures
     for _ in range(runs):  # interleaved, so drift hits every variant alike
         out["base"].append(timed(base, env))
+        out["cpu_base"].append(CPU[-1])
         out["base_s"].append(timed(base_s, env))
+        out["cpu_base_s"].append(CPU[-1])
         out["fast"].append(timed(fast, env))
+        out["cpu_fast"].append(CPU[-1])
         out["claude_fast"].append(timed(claude_fast, env, CLAUDE_PAYLOAD))
+        out["cpu_claude_fast"].append(CPU[-1])
         out["script"].append(timed(script, env))
+        out["cpu_script"].append(CPU[-1])
         out["module"].append(timed(module, env))
         out["tmux"].append(timed(tmux, env))
         out["claude"].append(timed(claude, env, CLAUDE_PAYLOAD))
@@ -253,6 +278,14 @@ def main() -> int:
             f"{'ratios (medians, this run)':<44} console script / python -c pass {ratio:.2f}"
             f"   fast / python -S {fratio:.2f}   --claude / python -S {cratio:.2f}"
         )
+        if resource is not None:  # CPU time: steadier than wall time on a loaded machine
+            cpu = {k: statistics.median(p["cpu_" + k]) for k in
+                   ("base", "base_s", "fast", "claude_fast", "script")}  # fmt: skip
+            print(f"{'same, CPU time (user+sys medians; info)':<44} console script / python -c "
+                  f"pass {cpu['script'] / cpu['base']:.2f}   fast / python -S "
+                  f"{cpu['fast'] / cpu['base_s']:.2f}   --claude / python -S "
+                  f"{cpu['claude_fast'] / cpu['base_s']:.2f}   (python -S -c pass "
+                  f"{cpu['base_s']:.1f} ms CPU)")  # fmt: skip
         checks = [
             (f"warm median / python -c pass = {ratio:.2f} <= 1.3 (console script)", ratio <= 1.3),
             (f"warm median / python -S -c pass = {fratio:.2f} <= 1.2 (fast command)",

@@ -17,10 +17,8 @@ JavaScript agree to the last digit (no locale, no banker's rounding).
 - a missing value (None, NaN, infinity) is ``MISSING`` (``-``) everywhere
 """
 
-from __future__ import annotations
-
-import os
-
+# No `from __future__ import annotations` (importing __future__ is a cost on the statusline
+# fast path): names known only to type checkers are quoted.
 TYPE_CHECKING = False  # not `typing`: the statusline fast path never imports it
 if TYPE_CHECKING:  # datetime is imported on first use: the statusline fast path skips it
     from datetime import datetime, tzinfo
@@ -139,7 +137,7 @@ def age(seconds: float | int | None) -> str:
 # --------------------------------------------------------------------------- time zones
 
 
-def _utc() -> tzinfo:
+def _utc() -> "tzinfo":
     from datetime import timezone
 
     return timezone.utc
@@ -151,8 +149,9 @@ def __getattr__(name: str) -> object:  # ``fmt.UTC`` without importing datetime 
     raise AttributeError(name)
 
 
-def local_zone() -> tzinfo:
+def local_zone() -> "tzinfo":
     """The system zone, by its IANA name when it can be found (``TZ``, ``/etc/localtime``)."""
+    import os  # here, not at the top: the statusline fast path does not load os
     from datetime import datetime
 
     names: list[str] = []
@@ -178,7 +177,7 @@ def local_zone() -> tzinfo:
     return local if local is not None else _utc()
 
 
-def zone(name: str | None) -> tzinfo:
+def zone(name: str | None) -> "tzinfo":
     """``None``/``local`` -> the system zone; ``UTC``; else an IANA name (ValueError if unknown)."""
     if name is None or name == "" or name.lower() == "local":
         return local_zone()
@@ -192,14 +191,14 @@ def zone(name: str | None) -> tzinfo:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
-def _offset_minutes(tz: tzinfo, ts: float) -> int:
+def _offset_minutes(tz: "tzinfo", ts: float) -> int:
     from datetime import datetime
 
     off = datetime.fromtimestamp(ts, tz).utcoffset()
     return int(off.total_seconds() // 60) if off is not None else 0
 
 
-def offset_label(ts: float, tz: tzinfo) -> str:
+def offset_label(ts: float, tz: "tzinfo") -> str:
     """The zone's offset at ``ts``: ``UTC``, ``UTC+14``, ``UTC-10``, ``UTC+5:30``."""
     m = _offset_minutes(tz, ts)
     if m == 0:
@@ -209,7 +208,7 @@ def offset_label(ts: float, tz: tzinfo) -> str:
     return f"UTC{sign}{h}" + (f":{mm:02d}" if mm else "")
 
 
-def zone_name(tz: tzinfo, ts: float | None = None) -> str:
+def zone_name(tz: "tzinfo", ts: float | None = None) -> str:
     """The zone's IANA name (``Pacific/Kiritimati``), ``UTC``, or its offset label."""
     key = getattr(tz, "key", None)
     if isinstance(key, str) and key:
@@ -221,7 +220,7 @@ def zone_name(tz: tzinfo, ts: float | None = None) -> str:
     return offset_label(time.time() if ts is None else ts, tz)
 
 
-def _local(ts: float | int | None, tz: tzinfo) -> datetime | None:
+def _local(ts: float | int | None, tz: "tzinfo") -> "datetime | None":
     from datetime import datetime
 
     x = _finite(ts)
@@ -230,25 +229,25 @@ def _local(ts: float | int | None, tz: tzinfo) -> datetime | None:
     return datetime.fromtimestamp(x, tz)
 
 
-def clock(ts: float | int | None, tz: tzinfo) -> str:
+def clock(ts: float | int | None, tz: "tzinfo") -> str:
     """Wall-clock ``HH:MM`` of epoch seconds in ``tz``."""
     d = _local(ts, tz)
     return MISSING if d is None else d.strftime("%H:%M")
 
 
-def date(ts: float | int | None, tz: tzinfo) -> str:
+def date(ts: float | int | None, tz: "tzinfo") -> str:
     """``YYYY-MM-DD`` of epoch seconds in ``tz``."""
     d = _local(ts, tz)
     return MISSING if d is None else d.strftime("%Y-%m-%d")
 
 
-def date_time(ts: float | int | None, tz: tzinfo) -> str:
+def date_time(ts: float | int | None, tz: "tzinfo") -> str:
     """``YYYY-MM-DD HH:MM`` of epoch seconds in ``tz``."""
     d = _local(ts, tz)
     return MISSING if d is None else d.strftime("%Y-%m-%d %H:%M")
 
 
-def clock_zoned(ts: float | int | None, tz: tzinfo) -> str:
+def clock_zoned(ts: float | int | None, tz: "tzinfo") -> str:
     """``HH:MM UTC+14``: a time that says which zone it is in."""
     x = _finite(ts)
     if x is None:

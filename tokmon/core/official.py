@@ -20,14 +20,14 @@ optional and must never break a summary or a prompt.
 
 from __future__ import annotations
 
-import os
 import time
 
 from tokmon.quickjson import loads as _loads
 from tokmon.textsafe import safe_or_none
 
 TYPE_CHECKING = False  # typing costs milliseconds to import: keep it off the statusline path
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nor os: the statusline's fast command does not load it (tokmon.oslite)
+    import os
     from typing import Any
 
 VERSION = 1

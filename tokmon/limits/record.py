@@ -10,7 +10,6 @@ prompt path.  Never raises.
 
 from __future__ import annotations
 
-import os
 import time
 
 from tokmon.core.official import epoch_seconds as _epoch  # resets_at: one rule for both stores
@@ -100,7 +99,9 @@ def record_payload(paths: Any, payload: Any, now: float | None = None, env: Any 
         figures = claude_figures(payload)
         if not figures:
             return False
-        last_path = os.path.join(str(paths.state_dir), LAST_FILE)
+        from tokmon import oslite  # not os: the statusline's fast command does not load it
+
+        last_path = oslite.join(str(paths.state_dir), LAST_FILE)
         last = _load_last(last_path)
         if not _changed(last, figures):
             return False
@@ -145,6 +146,7 @@ def spawn_alert_runner(paths: Any, env: Any = None) -> None:
     """Start ``tokmon alerts run --official`` detached (only when alerts are configured)."""
     if not alerts_configured(paths):
         return
+    import os
     import subprocess
 
     kwargs: dict[str, Any] = {

@@ -10,9 +10,9 @@ session name) are recorded per session for the other surfaces
 
 from __future__ import annotations
 
-import os
 import time
 
+from tokmon import oslite
 from tokmon.quickjson import loads as _loads
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
@@ -51,15 +51,27 @@ def read_payload(
         buf = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data or b"")
         return _finish(_try_parse(buf), buf, "stdin")
     try:
-        if os.isatty(fd):
+        if oslite.isatty(fd):
             return None, "stdin is a terminal: no statusLine payload"
     except OSError:
         return None, "stdin is closed"
-    if os.name == "nt":  # pragma: no cover - Windows pipes cannot be select()ed
+    if oslite.name == "nt":  # pragma: no cover - Windows pipes cannot be select()ed
         return _read_thread(fd, timeout, limit)
-    import select
-
     buf = b""
+    try:  # Claude Code has written the payload before we get here: take it without waiting
+        chunk = _read_if_ready(fd)
+    except OSError as exc:
+        return None, f"cannot read stdin: {exc.strerror or exc}"
+    if chunk is not None:
+        if not chunk:
+            return _finish(None, buf, "stdin")  # EOF at once
+        buf = chunk
+        if chunk.rstrip().endswith(b"}"):
+            parsed = _try_parse(buf)
+            if isinstance(parsed, dict):  # complete object: don't wait for EOF
+                return parsed, "statusLine payload read"
+    import select  # a slow or silent writer: wait for it, boundedly
+
     deadline = time.monotonic() + timeout
     while len(buf) < limit:
         left = deadline - time.monotonic()
@@ -73,7 +85,7 @@ def read_payload(
         if not ready:
             continue
         try:
-            chunk = os.read(fd, 65536)
+            chunk = oslite.read(fd, 65536)
         except OSError as exc:
             return None, f"cannot read stdin: {exc.strerror or exc}"
         if not chunk:
@@ -86,6 +98,28 @@ def read_payload(
     return _finish(_try_parse(buf[:limit]), buf, "stdin")
 
 
+def _read_if_ready(fd: int) -> bytes | None:
+    """What ``fd`` holds now, without waiting (``b""`` at EOF); None when nothing has arrived
+    yet or the fd cannot be made non-blocking.  Spares importing :mod:`select` (a shared
+    library to load) on the usual call; the blocking mode is restored at once."""
+    try:
+        blocking = oslite.get_blocking(fd)
+        if blocking:
+            oslite.set_blocking(fd, False)
+    except (OSError, AttributeError):  # AttributeError: no such call on this platform
+        return None
+    try:
+        return oslite.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    finally:
+        if blocking:
+            try:
+                oslite.set_blocking(fd, True)
+            except OSError:
+                pass
+
+
 def _read_thread(fd: int, timeout: float, limit: int) -> tuple[dict[str, Any] | None, str]:
     import threading  # pragma: no cover - Windows only
 
@@ -95,7 +129,7 @@ def _read_thread(fd: int, timeout: float, limit: int) -> tuple[dict[str, Any] | 
         size = 0
         while size < limit:
             try:
-                chunk = os.read(fd, 65536)
+                chunk = oslite.read(fd, 65536)
             except OSError:
                 return
             if not chunk:
@@ -145,8 +179,8 @@ class LightPaths:
         self.env = env
         dirs = tokmon_dirs(env)
         self.state_dir = dirs["state"]
-        self.config_file = os.path.join(dirs["config"], "config.toml")
-        self.official_file = os.path.join(self.state_dir, "official.json")
+        self.config_file = oslite.join(dirs["config"], "config.toml")
+        self.official_file = oslite.join(self.state_dir, "official.json")
 
     def full(self) -> Any:
         return stdlib_paths(self.env)
@@ -159,11 +193,15 @@ def _note_record_error(env: Any, error: str | None) -> None:
 
     try:
         ldir = line_dir(tokmon_dirs(env))
-        path = os.path.join(ldir, RECORD_ERROR_FILE)
+        path = oslite.join(ldir, RECORD_ERROR_FILE)
         if error is None:
-            if os.path.exists(path):
-                os.unlink(path)
+            try:
+                oslite.unlink(path)  # one syscall, none more when there is nothing to clear
+            except FileNotFoundError:
+                pass
             return
+        import os
+
         ensure_private_dir(ldir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -176,10 +214,10 @@ def last_record_error(dirs: dict[str, str]) -> tuple[float, str] | None:
     """``(time, message)`` of the last failed ``line --claude`` record, if any."""
     from tokmon.statusline.locate import line_dir
 
-    path = os.path.join(line_dir(dirs), RECORD_ERROR_FILE)
+    path = oslite.join(line_dir(dirs), RECORD_ERROR_FILE)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            return os.fstat(fh.fileno()).st_mtime, fh.readline(400).strip()
+            return oslite.fstat(fh.fileno()).st_mtime, fh.readline(400).strip()
     except OSError:
         return None
 

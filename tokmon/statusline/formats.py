@@ -6,7 +6,7 @@ block or of "today") are computed here at render time, so a snapshot stays
 correct between refreshes.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: importing __future__ is a cost on the fast path.
 
 import time
 

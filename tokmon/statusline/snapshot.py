@@ -11,14 +11,23 @@ The file's mtime is the time the data was last known to be current: the fast
 path may bump it (``os.utime``) after a cheap check that nothing it watches
 changed, instead of running a refresh.
 
-Reading is stdlib only; :func:`build` imports the engine lazily.
+Reading (:func:`read_fast`, :func:`watch_unchanged`: in :mod:`tokmon.statusline.locate`,
+re-exported here) is stdlib only and does not even import :mod:`os` (:mod:`tokmon.oslite`);
+:func:`build` imports the engine lazily.
 """
 
 from __future__ import annotations
 
 import marshal
-import os
 import time
+
+# the fast path's part lives with the paths it reads (one module less to import per prompt)
+from tokmon.statusline.locate import (  # noqa: F401 - re-exported
+    MAX_TRUST_SECONDS,
+    VERSION,
+    read_fast,
+    watch_unchanged,
+)
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
@@ -26,44 +35,8 @@ if TYPE_CHECKING:
 
     from tokmon.core.rows import Summary
 
-VERSION = 1
 WATCH_RECENT_SECONDS = 24 * 3600.0
 WATCH_MAX = 1000
-#: a snapshot older than this is rebuilt even when nothing watched changed
-#: (an append to an old, unwatched transcript is picked up at least this often)
-MAX_TRUST_SECONDS = 60.0
-
-
-def read_fast(path: str) -> tuple[dict[str, Any] | None, float]:
-    """``(snapshot, mtime)``; ``(None, 0.0)`` when missing, unreadable or corrupt."""
-    try:
-        with open(path, "rb") as fh:
-            mtime = os.fstat(fh.fileno()).st_mtime
-            data = fh.read(1 << 20)
-        snap = marshal.loads(data)
-    except (OSError, EOFError, ValueError, TypeError):
-        return None, 0.0
-    if not isinstance(snap, dict) or snap.get("v") != VERSION:
-        return None, 0.0
-    return snap, mtime
-
-
-def watch_unchanged(snap: dict[str, Any]) -> bool:
-    """True when every watched path still has the recorded mtime (and the list is complete)."""
-    watch = snap.get("watch")
-    if not snap.get("watchComplete") or not isinstance(watch, list):
-        return False
-    try:
-        for path, mtime_ns in watch:
-            try:
-                current = os.stat(path).st_mtime_ns
-            except OSError:
-                current = -1
-            if current != mtime_ns:
-                return False
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- building
@@ -196,6 +169,8 @@ def watch_list(roots: list[Any], extra: list[str], now: float) -> tuple[list[lis
     them) and ``extra`` files (config, official figures).  Incomplete (so never
     trusted) past ``WATCH_MAX`` entries.
     """
+    import os
+
     out: list[list[Any]] = []
 
     def add(path: str) -> None:
@@ -278,6 +253,8 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
         )
     except Exception:  # metadata is decoration: never fail a refresh over it
         pass
+    import os
+
     extra = [os.fspath(paths.config_file), os.fspath(paths.official_file)]
     agent_roots = engine.agents.roots() if engine.agents is not None else []
     watch, complete = watch_list(list(engine.roots) + agent_roots, extra, now)
@@ -318,6 +295,8 @@ def agents_part(engine: Any, summary: Summary) -> dict[str, Any] | None:
 def agent_limits(paths: Any, env: Any) -> dict[str, Any] | None:
     """Codex's official windows (``primary``/``secondary`` used %) from the limit history,
     after reading what is new in its rollouts (``tokmon/limits``); None when there are none."""
+    import os
+
     try:
         from tokmon.limits import history, ingest
 

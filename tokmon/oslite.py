@@ -1,0 +1,133 @@
+"""The few :mod:`os` functions the statusline's fast paths need, without importing :mod:`os`.
+
+Under ``python -S`` (the fast command) :mod:`os` is not loaded at start-up, and importing it
+(with ``_collections_abc``, ``stat`` and ``posixpath``) costs more than a millisecond: most
+of the fast command's budget over a bare interpreter.  On POSIX the built-in ``posix``
+module (always loaded) has everything needed; the path helpers below repeat
+:mod:`posixpath`'s rules for ``str`` paths.  Anywhere else (Windows), or once :mod:`os` is
+loaded anyway (the console script: ``site`` imported it), these are :mod:`os`'s own.
+Standard library only, like the rest of the fast path.
+"""
+
+import sys
+
+TYPE_CHECKING = False  # no typing import on the statusline path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+NATIVE = sys.platform != "win32" and "os" not in sys.modules
+"""True when this module stands in for :mod:`os` (POSIX, :mod:`os` not loaded yet)."""
+
+_environ: "dict[str, str] | None" = None
+
+if NATIVE:
+    import posix as _posix
+
+    name = "posix"
+    sep = "/"
+    stat = _posix.stat
+    fstat = _posix.fstat
+    utime = _posix.utime
+    getcwd = _posix.getcwd
+    isatty = _posix.isatty
+    read = _posix.read
+    unlink = _posix.unlink
+    open = _posix.open  # noqa: A001 - os.open, not the builtin
+    close = _posix.close
+    O_READ = _posix.O_RDONLY
+
+    def get_blocking(fd: int) -> bool:
+        return _posix.get_blocking(fd)
+
+    def set_blocking(fd: int, blocking: bool) -> None:
+        _posix.set_blocking(fd, blocking)
+
+    def environ() -> "Mapping[str, str]":
+        """The process environment decoded as :data:`os.environ` does (read-only use)."""
+        global _environ
+        if _environ is None:
+            enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+            _environ = {
+                k.decode(enc, errors): v.decode(enc, errors) for k, v in _posix.environ.items()
+            }
+        return _environ
+
+    def join(a: str, *parts: str) -> str:
+        """:func:`posixpath.join` for ``str``."""
+        path = a
+        for b in parts:
+            if b.startswith("/"):
+                path = b
+            elif not path or path.endswith("/"):
+                path += b
+            else:
+                path += "/" + b
+        return path
+
+    def expanduser(path: str) -> str:
+        """:func:`posixpath.expanduser` for ``str`` (``~user`` and a missing ``HOME`` are
+        left to :mod:`posixpath`)."""
+        if not path.startswith("~"):
+            return path
+        i = path.find("/", 1)
+        if i < 0:
+            i = len(path)
+        home = environ().get("HOME") if i == 1 else None
+        if home is None:
+            import os
+
+            return os.path.expanduser(path)
+        home = home.rstrip("/")
+        return (home + path[i:]) or "/"
+
+else:  # Windows, or os already loaded (the console script)
+    import os as _os
+
+    name = _os.name
+    sep = _os.sep
+    stat = _os.stat
+    fstat = _os.fstat
+    utime = _os.utime
+    getcwd = _os.getcwd
+    isatty = _os.isatty
+    read = _os.read
+    unlink = _os.unlink
+    open = _os.open  # noqa: A001 - os.open, not the builtin
+    close = _os.close
+    O_READ = _os.O_RDONLY | getattr(_os, "O_BINARY", 0)  # Windows: no newline translation
+
+    def get_blocking(fd: int) -> bool:
+        """AttributeError on Windows before Python 3.12."""
+        return _os.get_blocking(fd)
+
+    def set_blocking(fd: int, blocking: bool) -> None:
+        _os.set_blocking(fd, blocking)
+
+    def join(a: str, *parts: str) -> str:
+        return _os.path.join(a, *parts)
+
+    def expanduser(path: str) -> str:
+        return _os.path.expanduser(path)
+
+    def environ() -> "Mapping[str, str]":
+        """:data:`os.environ` itself."""
+        return _os.environ
+
+
+def read_file(path: str, limit: int) -> "tuple[bytes, float]":
+    """At most ``limit`` bytes of ``path`` and its mtime, in four system calls (open, fstat,
+    read, close): no buffered file object, no size probe, no allocation of ``limit`` bytes.
+    Raises OSError."""
+    fd = open(path, O_READ)
+    try:
+        st = fstat(fd)
+        want = min(st.st_size, limit) if st.st_size > 0 else limit  # 0: size unknown
+        data = read(fd, want)
+        while len(data) < want:  # a short read (not expected from a regular file)
+            more = read(fd, want - len(data))
+            if not more:
+                break
+            data += more
+        return data, st.st_mtime
+    finally:
+        close(fd)
