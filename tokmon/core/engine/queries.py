@@ -21,7 +21,8 @@ from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 if TYPE_CHECKING:
     pass
 
-from tokmon.core.engine.state import EngineState
+from tokmon.core.engine.state import Changes, EngineState
+from tokmon.core.ledger import LedgerDB
 
 log = logging.getLogger("tokmon.core.engine")
 
@@ -35,19 +36,32 @@ FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future"
 class Queries(EngineState):
     """Reports, summary, sessions and blocks over the merged records."""
 
+    def _db(self) -> LedgerDB:
+        """The ledger database (opened on first use; a report before any refresh)."""
+        if self.db is None:
+            changes = Changes()
+            self._sync(changes)
+            for w in changes.warnings:
+                self._late_warning(w)
+        assert self.db is not None
+        return self.db
+
     @property
     def records(self) -> list[UsageRecord]:
-        """Deduplicated records sorted by time."""
-        if self._pending:
-            self._ensure_records()
+        """Every deduplicated Claude record sorted by time (loads the whole history: queries
+        that need a part load it by index)."""
         if self._sorted is None:
-            self._sorted = sorted(self.ledger.records.values(), key=lambda r: r.ts)
+            self._sorted = self._db().records()
         return self._sorted
+
+    def _records_where(self, where: str, args: tuple[object, ...]) -> list[UsageRecord]:
+        """Records by an indexed condition (the cached full list when it is loaded)."""
+        return self._db().records(where, args)
 
     @property
     def titles(self) -> dict[str, str]:
         """Claude's own session titles: ``custom-title`` beats ``ai-title``."""
-        self._ensure_records()
+        self._db()
         out = {}
         for sid, t in self.ledger.titles.items():
             v = t.get("custom-title") or t.get("ai-title")
@@ -83,7 +97,10 @@ class Queries(EngineState):
         session: str | None = None,
         agent: str | None = None,
     ) -> list[UsageRecord]:
-        recs = self.records_of(agent)
+        if agent is None or agent == CLAUDE:
+            recs = self._claude_filtered(since, until, tz, session)
+        else:
+            recs = self.records_of(agent)
         if self.record_filter is not None:
             recs = [r for r in recs if self.record_filter(r)]
         if project:
@@ -96,6 +113,53 @@ class Queries(EngineState):
             hi = parse_day(until) if until else "9999-99-99"
             recs = [r for r in recs if lo <= keyer.day(r.ts) <= hi]
         return recs
+
+    def _claude_filtered(
+        self, since: str | None, until: str | None, tz: str | None, session: str | None
+    ) -> list[UsageRecord]:
+        """Claude records narrowed by index (session, a time range with a day of margin for
+        every zone); the exact date test follows in :meth:`_filtered`."""
+        if self._sorted is not None and not session:
+            return self._sorted
+        conds: list[str] = []
+        args: list[object] = []
+        if session:
+            conds.append("session = ?")
+            args.append(session)
+        if since:
+            conds.append("ts >= ?")
+            args.append(_day_ts(parse_day(since)) - 2 * 86400)
+        if until:
+            conds.append("ts < ?")
+            args.append(_day_ts(parse_day(until)) + 3 * 86400)
+        if not conds:
+            return self.records
+        return self._records_where(" AND ".join(conds), tuple(args))
+
+    def _recent_blocks(self, now: float) -> list[Block]:
+        """The last blocks up to ``now`` from the records since the last gap longer than a
+        block (so the current block is the one :meth:`blocks` finds, without all history)."""
+        if self._sorted is not None:
+            return self.blocks(now)
+        ck = ("recent-blocks", int(now))
+        if ck in self._cache:
+            return self._cache[ck]  # type: ignore[no-any-return]
+        db = self._db()
+        span = max(2 * self.block_seconds, 86400.0)
+        while True:
+            lo = now - span
+            recs = db.records("ts >= ?", (lo,))
+            prev = db.last_before(lo)
+            first = recs[0].ts if recs else now
+            if prev is None or first - prev > self.block_seconds:
+                break
+            if span > 64 * 86400:  # never idle for a block in two months: take everything
+                recs = self.records
+                break
+            span *= 4
+        got = compute_blocks(recs, now, self.block_seconds)
+        self._cache[ck] = got
+        return got
 
     def blocks(self, now: float | None = None) -> list[Block]:
         """All billing blocks (gaps included) of all records."""
@@ -269,12 +333,13 @@ class Queries(EngineState):
                             _acc_apply(acc, r, sign)
             self._deltas = []
             return accs  # type: ignore[no-any-return]
-        accs = [aggregate.Acc(), aggregate.Acc(), aggregate.Acc(), aggregate.Acc()]
-        for r in self.records:
-            ts = r.ts
-            for acc, (lo, hi) in zip(accs, bounds, strict=True):
-                if lo <= ts < hi:
-                    _acc_apply(acc, r, 1)
+        db = self._db()
+        accs = []
+        for lo, hi in bounds:
+            n, i, o, cc, cr, cost = db.sums(lo, hi)
+            acc = aggregate.Acc()
+            acc.n, acc.i, acc.o, acc.cc, acc.cr, acc.cost = n, i, o, cc, cr, cost
+            accs.append(acc)
         self._periods = {"key": key, "accs": accs}
         self._deltas = []
         return accs
@@ -310,8 +375,7 @@ class Queries(EngineState):
             _start(next_month),
         )
         acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, *bounds))
-        recs = self.records
-        blocks = self.blocks(now)
+        blocks = self._recent_blocks(now)
         current: Block | None = None
         for b in reversed(blocks):  # skip blocks that start in the future (clock skew)
             if b.is_active:
@@ -331,15 +395,18 @@ class Queries(EngineState):
                 br.tokens_per_minute_for_indicator if br else None, proj_pct
             )
             active["limitPercent"] = (current.total_tokens / limit * 100) if limit else None
-        recent: set[str] = set()
-        for i in range(len(recs) - 1, -1, -1):
-            if now - recs[i].ts >= self.block_seconds:
-                break
-            if recs[i].ts <= now + FUTURE_SLACK:
-                recent.add(recs[i].session_id)
+        recent = {
+            r.session_id
+            for r in self._records_where(
+                "ts > ? AND ts <= ?", (now - self.block_seconds, now + FUTURE_SLACK)
+            )
+        }
         rows = (
             aggregate.session_rows(
-                [r for r in recs if r.session_id in recent], self.titles, now, self.block_seconds
+                self._db().records_of_sessions(sorted(recent)),
+                self.titles,
+                now,
+                self.block_seconds,
             )
             if recent
             else []
@@ -387,6 +454,13 @@ class Queries(EngineState):
                 }
             out["agents"] = per_agent
         return out
+
+
+def _day_ts(day: str) -> float:
+    """UTC midnight of a YYYY-MM-DD day (callers add a margin for every zone)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()
 
 
 def _acc_apply(acc: aggregate.Acc, r: UsageRecord, sign: int) -> None:
