@@ -109,7 +109,7 @@ def test_report_killed_during_its_merge(
                 locks = list(data.glob("ledger-*.lock")) if data.is_dir() else []
                 return bool(locks) and not lock_free(locks[0])
 
-            caught = wait_for(lambda: merging() or proc.poll() is not None, 120, 0.0005)
+            caught = wait_for(lambda p=proc: merging() or p.poll() is not None, 120, 0.0005)
             if not caught or proc.poll() is not None:
                 continue  # finished before we saw the merge: try again
             os.kill(proc.pid, signal.SIGKILL)
