@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Query time from stored rollups vs from the records, side by side, at two corpus sizes.
+
+    python bench/bench_rollups.py [--sizes 50 200] [--days 30] [--seed 0] [--runs 15] [--keep DIR]
+
+For each size a Claude corpus is generated (tokmon.demo.generator, the same ``--days`` span),
+read by the engine (its records are the record path's input), and put in a SQLite file: a
+record table (indexed by agent and time: the ``records_between`` the rollups need) and the
+rollup tables (``Rollups.rebuild``). Then, the best of ``--runs`` after a warm-up, in one process:
+
+* daily (UTC and America/New_York): ``Engine.report("daily")`` vs ``Rollups.daily`` +
+  ``aggregate.period_rows``
+* session: ``Engine.report("session")`` vs ``Rollups.sessions`` + ``aggregate.session_rows_of``
+* blocks: ``Engine.report("blocks")`` vs ``Rollups.blocks`` + ``blocks_json``
+* summary sums ([today, week, month, all-time]): the engine's ``_period_sums`` rebuilt from the
+  records (what every new day/zone costs) vs ``Rollups.period_sums``
+* append: ``Rollups.apply`` of one new record at the end of the history (and its commit)
+
+It prints each answer's size (days, sessions, blocks) and the larger/smaller time ratio: the
+rollup times should follow the answer, the record times the history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tokmon.core import aggregate  # noqa: E402
+from tokmon.core.blocks import blocks_json  # noqa: E402
+from tokmon.core.engine import Engine  # noqa: E402
+from tokmon.core.model import UsageRecord  # noqa: E402
+from tokmon.core.rollups import Rollups  # noqa: E402
+from tokmon.demo import generate  # noqa: E402
+from tokmon.paths import get_paths  # noqa: E402
+
+END = datetime(2026, 3, 1, 17, 0, tzinfo=timezone.utc)
+COLS = "ts, session_id, project, model, i, o, cc, c1h, cr, key, cost, display_cost"
+
+
+class RecordTable:
+    """The store's part the rollups need: records by (agent, ts) index."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS rec (agent TEXT, ts REAL, session_id TEXT, project TEXT,"
+            " model TEXT, i INT, o INT, cc INT, c1h INT, cr INT, key TEXT, cost REAL,"
+            " display_cost REAL, PRIMARY KEY (agent, key))"
+        )
+        conn.execute("CREATE INDEX IF NOT EXISTS rec_ts ON rec (agent, ts)")
+
+    def put_many(self, agent: str, recs: list[UsageRecord]) -> None:
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO rec (agent, {COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            ((agent, *r) for r in recs),
+        )
+
+    def between(
+        self, agent: str, t0: float, t1: float, session_id: str | None = None
+    ) -> Iterator[UsageRecord]:
+        sql = f"SELECT {COLS} FROM rec WHERE agent=? AND ts>=? AND ts<?"
+        args: list[Any] = [agent, t0, t1]
+        if session_id is not None:
+            sql += " AND session_id=?"
+            args.append(session_id)
+        for row in self.conn.execute(sql + " ORDER BY ts", args).fetchall():
+            yield UsageRecord(*row)
+
+
+def best_ms(fn: Callable[[], Any], runs: int) -> float:
+    """The fastest of ``runs`` calls after a warm-up (the least disturbed by a loaded machine)."""
+    fn()  # warm (imports, zone data, SQLite page cache)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times) * 1000
+
+
+def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> dict[str, Any]:
+    corpus = work / f"corpus-{size_mb:g}"
+    if not (corpus / "projects").is_dir():
+        generate(corpus, size_mb=size_mb, seed=seed, end=END, days=days)
+    eng = Engine(
+        roots=[corpus / "projects"],
+        paths=get_paths({"TOKMON_HOME": str(work / f"home-{size_mb:g}")}),
+        persist=False,
+    )
+    eng.refresh()
+    recs = eng.records
+    db = work / f"rollups-{size_mb:g}.db"
+    db.unlink(missing_ok=True)
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    table = RecordTable(conn)
+    table.put_many("claude", recs)
+    ru = Rollups(conn, table.between)
+    t = time.perf_counter()
+    ru.rebuild({"claude": recs})
+    conn.commit()
+    rebuild_s = time.perf_counter() - t
+    now = recs[-1].ts + 600
+    rows = {
+        t: conn.execute(f"SELECT count(*) FROM rollup_{t}").fetchone()[0]
+        for t in ("bucket", "cell", "session_model", "block")
+    }
+    answers = {
+        "days": len(ru.daily("claude", "UTC")),
+        "sessions": len(ru.sessions("claude")[0]),
+        "blocks": len(ru.blocks("claude", now)),
+    }
+
+    def roll_daily(tz: str) -> Callable[[], Any]:
+        return lambda: aggregate.period_rows(ru.daily("claude", tz), "date", "daily")
+
+    def roll_session() -> Any:
+        groups, projects = ru.sessions("claude")
+        rows = aggregate.session_rows_of(groups, projects, eng.titles, now)
+        rows.sort(key=lambda r: -r["totalCost"])
+        return rows
+
+    d0 = now - now % 86400
+    bounds = [(d0, d0 + 86400), (d0 - 3 * 86400, d0 + 4 * 86400), (d0 - 20 * 86400, d0 + 86400)]
+    bounds.append((float("-inf"), float("inf")))
+    counter = iter(range(10**9))
+
+    def rec_sums() -> Any:  # a new key each run: the cold path of Queries._period_sums
+        return eng._period_sums((f"bench{next(counter)}", *[b for lh in bounds[:3] for b in lh]))
+
+    pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+        "daily UTC": (roll_daily("UTC"), lambda: eng.report("daily", timezone="UTC")),
+        "daily New_York": (
+            roll_daily("America/New_York"),
+            lambda: eng.report("daily", timezone="America/New_York"),
+        ),
+        "session": (roll_session, lambda: eng.report("session", timezone="UTC", now=now)),
+        "blocks": (
+            lambda: blocks_json(ru.blocks("claude", now)),
+            lambda: eng.report("blocks", now=now),
+        ),
+        "summary sums": (lambda: ru.period_sums("claude", bounds), rec_sums),
+    }
+    out: dict[str, Any] = {
+        "size_mb": size_mb,
+        "records": len(recs),
+        "answers": answers,
+        "rows": rows,
+        "rebuild_s": rebuild_s,
+    }
+    for name, (roll, rec) in pairs.items():
+        out[name] = (best_ms(roll, runs), best_ms(rec, runs))
+    last = recs[-1]
+    n = iter(range(10**9))
+
+    def append() -> None:
+        r = last._replace(ts=last.ts + 1 + next(n) * 0.001, key=f"bench-append-{next(n)}")
+        table.put_many("claude", [r])
+        ru.apply("claude", [(None, r)])
+        conn.commit()
+
+    out["append"] = (best_ms(append, runs), float("nan"))
+    conn.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    ap.add_argument("--sizes", type=float, nargs=2, default=[50.0, 200.0], metavar="MB")
+    ap.add_argument("--days", type=float, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--keep", type=Path, help="work dir kept (corpora are reused)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="tokmon-bench-rollups-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        small, big = (measure(mb, args.days, args.seed, args.runs, work) for mb in args.sizes)
+    for m in (small, big):
+        a = m["answers"]
+        print(
+            f"{m['size_mb']:g} MB: {m['records']} records; {a['days']} days, {a['sessions']}"
+            f" sessions, {a['blocks']} blocks; rollups rebuild {m['rebuild_s']:.2f} s; stored rows:"
+            f" {', '.join(f'{k} {v}' for k, v in m['rows'].items())}"
+        )
+    s, b = small["size_mb"], big["size_mb"]
+    print(
+        f"\n{'query':<16}{'rollups ' + f'{s:g}':>13}{f'{b:g} MB':>9}{'x':>7}"
+        f"{'records ' + f'{s:g}':>15}{f'{b:g} MB':>9}{'x':>7}{'speedup@' + f'{b:g}':>13}"
+    )
+    for name in ("daily UTC", "daily New_York", "session", "blocks", "summary sums", "append"):
+        r0, c0 = small[name]
+        r1, c1 = big[name]
+        rec = "" if c0 != c0 else f"{c0:12.2f} ms{c1:9.2f}{c1 / c0:7.2f}{c1 / r1:12.1f}x"
+        print(f"{name:<16}{r0:10.2f} ms{r1:9.2f}{r1 / r0:7.2f}{rec}")
+    print(
+        f"\nanswer growth {b:g}/{s:g} MB: days {big['answers']['days'] / small['answers']['days']:.2f},"
+        f" sessions {big['answers']['sessions'] / small['answers']['sessions']:.2f},"
+        f" blocks {big['answers']['blocks'] / small['answers']['blocks']:.2f};"
+        f" history (records) {big['records'] / small['records']:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,981 @@
+"""Stored sums for reports that cost the answer, not the history (issue #12, item 2).
+
+:class:`Rollups` keeps, in tables of a caller-owned :class:`sqlite3.Connection`, sums updated
+from record deltas ``(replaced, new)``:
+
+* ``rollup_cell``: per (agent, 15-minute UTC bucket, model, session, project) token sums, cost,
+  count and first/last time. Every zone offset is a multiple of 15 minutes, so a day, week or
+  month of any zone is a union of buckets; session and project filters read these cells.
+* ``rollup_bucket``: the cells of one (agent, bucket, model) summed (unfiltered reports read
+  these: at most 96 rows a day and model, whatever the history); ``rollup_total``: all time
+  per (agent, model).
+* ``rollup_session`` / ``rollup_session_model``: per session first/last time, project (the cwd
+  of its latest record that has one) and per-model sums.
+* ``rollup_block`` / ``rollup_block_model``: Claude Code's 5-hour blocks (see
+  :mod:`tokmon.core.blocks`), regrouped from the records only around what changed.
+* ``rollup_project``: record counts per (agent, project), for the project filter.
+
+Minima and maxima cannot be subtracted: when a removed record was a cell's first or last, the
+cell asks the caller's ``records_between(agent, t0, t1, session_id)`` (records with
+``t0 <= ts < t1``, after the change) for its bucket; sessions and buckets recompute theirs from
+the cells. Blocks are always regrouped from ``records_between``.
+
+Cost sums are exact integers in picodollars (1e-12 USD), so sums do not depend on the order in
+which records arrive or are replaced: feeding deltas in any order yields the very state of one
+bulk build. A report's cost differs from the record path's float sum (in record order) by at most
+half a picodollar per record (a stored sum holds up to 9.2 million USD). Block costs are float sums in (ts, key) order, as
+:func:`~tokmon.core.blocks.make_block` sums its entries.
+
+The class never commits: the caller's transaction holds a record change and its rollup change.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from tokmon.core.aggregate import Acc, project_name
+from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
+from tokmon.core.model import Block, BurnRate, Projection, TokenCounts, UsageRecord
+from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
+from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
+
+SCHEMA_VERSION = 1
+BUCKET = 900  # seconds: 15 minutes, the finest zone offset step
+PICO = 10**12  # cost unit: picodollars
+_NO_PROJECT = (float("-inf"), "")
+_CELL_KEY = ("agent", "bucket", "model", "session_id", "project")
+
+
+class RecordsBetween(Protocol):
+    """The caller's record source: ``agent``'s records with ``t0 <= ts < t1`` (of one session
+    when ``session_id`` is given), as stored after the change being applied."""
+
+    def __call__(
+        self, agent: str, t0: float, t1: float, session_id: str | None = None
+    ) -> Iterable[UsageRecord]: ...
+
+
+Delta = tuple[UsageRecord | None, UsageRecord | None]
+
+_TABLES = (
+    "rollup_meta",
+    "rollup_cell",
+    "rollup_bucket",
+    "rollup_total",
+    "rollup_session",
+    "rollup_session_model",
+    "rollup_block",
+    "rollup_block_model",
+    "rollup_project",
+)
+
+_SUMS = ", ".join(f"{c} INTEGER NOT NULL" for c in ("i", "o", "cc", "c1h", "cr", "cost", "n"))
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS rollup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollup_cell (
+  agent TEXT NOT NULL, bucket INTEGER NOT NULL, model TEXT NOT NULL, session_id TEXT NOT NULL,
+  project TEXT NOT NULL, {_SUMS}, first REAL NOT NULL, last REAL NOT NULL,
+  PRIMARY KEY (agent, bucket, model, session_id, project)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_cell_session ON rollup_cell (agent, session_id, bucket);
+CREATE INDEX IF NOT EXISTS rollup_cell_project ON rollup_cell (agent, project, bucket);
+CREATE TABLE IF NOT EXISTS rollup_bucket (
+  agent TEXT NOT NULL, bucket INTEGER NOT NULL, model TEXT NOT NULL, {_SUMS},
+  first REAL NOT NULL, last REAL NOT NULL,
+  PRIMARY KEY (agent, bucket, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_total (
+  agent TEXT NOT NULL, model TEXT NOT NULL, {_SUMS}, first REAL NOT NULL, last REAL NOT NULL,
+  PRIMARY KEY (agent, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_session (
+  agent TEXT NOT NULL, session_id TEXT NOT NULL, project TEXT NOT NULL,
+  project_ts REAL NOT NULL, first REAL NOT NULL, last REAL NOT NULL,
+  PRIMARY KEY (agent, session_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_session_model (
+  agent TEXT NOT NULL, session_id TEXT NOT NULL, model TEXT NOT NULL, {_SUMS},
+  first REAL NOT NULL, last REAL NOT NULL,
+  PRIMARY KEY (agent, session_id, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_block (
+  agent TEXT NOT NULL, first REAL NOT NULL, start REAL NOT NULL, last REAL NOT NULL,
+  n INTEGER NOT NULL, i INTEGER NOT NULL, o INTEGER NOT NULL, cc INTEGER NOT NULL,
+  cr INTEGER NOT NULL, cost REAL NOT NULL, models TEXT NOT NULL,
+  PRIMARY KEY (agent, first)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_block_model (
+  agent TEXT NOT NULL, first REAL NOT NULL, model TEXT NOT NULL, {_SUMS},
+  PRIMARY KEY (agent, first, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_project (
+  agent TEXT NOT NULL, project TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (agent, project)) WITHOUT ROWID;
+"""
+
+# sums of one group: i, o, cc, c1h, cr, cost (picodollars), n, first, last
+_Sums = list[float]
+
+
+def _pico(cost: float) -> int:
+    return round(cost * PICO)
+
+
+def _new_sums() -> _Sums:
+    return [0, 0, 0, 0, 0, 0, 0, float("inf"), float("-inf")]
+
+
+def _add(s: _Sums, r: UsageRecord, sign: int) -> None:
+    s[0] += sign * r.input_tokens
+    s[1] += sign * r.output_tokens
+    s[2] += sign * r.cache_creation_tokens
+    s[3] += sign * r.cache_1h_tokens
+    s[4] += sign * r.cache_read_tokens
+    s[5] += sign * _pico(r.cost)
+    s[6] += sign
+    if sign > 0:
+        if r.ts < s[7]:
+            s[7] = r.ts
+        if r.ts > s[8]:
+            s[8] = r.ts
+
+
+class _Fold:
+    """Per-key, per-model integer sums folded into :class:`Acc` groups at the end."""
+
+    def __init__(self) -> None:
+        self.cells: dict[str, dict[str, list[Any]]] = {}
+
+    def add(
+        self,
+        key: str,
+        model: str,
+        i: int,
+        o: int,
+        cc: int,
+        cr: int,
+        cost: int,
+        n: int,
+        first: float,
+        last: float,
+    ) -> None:
+        per = self.cells.get(key)
+        if per is None:
+            per = self.cells[key] = {}
+        c = per.get(model)
+        if c is None:
+            per[model] = [i, o, cc, cr, cost, n, first, last]
+            return
+        c[0] += i
+        c[1] += o
+        c[2] += cc
+        c[3] += cr
+        c[4] += cost
+        c[5] += n
+        if first < c[6]:
+            c[6] = first
+        if last > c[7]:
+            c[7] = last
+
+    def groups(self) -> dict[str, Acc]:
+        """The groups, keys and models in order of first appearance like ``aggregate.group``
+        (a tie at the same first time goes by name)."""
+        out: dict[str, Acc] = {}
+        for key, per in self.cells.items():
+            a = Acc()
+            models: dict[str, Acc] = {}
+            a.models = models
+            pico = 0
+            items = per.items() if len(per) == 1 else sorted(per.items(), key=_by_first)
+            for model, c in items:
+                m = Acc()
+                m.i, m.o, m.cc, m.cr, mp, m.n, m.first, m.last = c
+                m.cost = mp / PICO
+                models[model] = m
+                a.i += m.i
+                a.o += m.o
+                a.cc += m.cc
+                a.cr += m.cr
+                a.n += m.n
+                pico += mp
+                if m.first < a.first:
+                    a.first = m.first
+                if m.last > a.last:
+                    a.last = m.last
+            a.cost = pico / PICO
+            out[key] = a
+        return dict(sorted(out.items(), key=lambda ka: (ka[1].first, ka[0])))
+
+
+def _by_first(mc: tuple[str, list[Any]]) -> tuple[float, str]:
+    return (mc[1][6], mc[0])
+
+
+class Rollups:
+    """Report sums kept in SQLite tables of ``conn`` (see the module docstring).
+
+    ``records_between`` answers the rare recomputations (a removed first/last record, the
+    blocks around a change). ``fresh`` is True when the tables were just created (or dropped
+    for a new schema version): the caller must :meth:`rebuild` them from its records.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        records_between: RecordsBetween,
+        block_seconds: float = BLOCK_SECONDS,
+    ) -> None:
+        self.conn = conn
+        self.records_between = records_between
+        self.block_seconds = block_seconds
+        self.fresh = self._ensure_schema()
+
+    # ---- schema ---------------------------------------------------------------------------
+
+    def _ensure_schema(self) -> bool:
+        c = self.conn
+        have = c.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='rollup_meta'"
+        ).fetchone()
+        if have:
+            row = c.execute("SELECT value FROM rollup_meta WHERE key='schema'").fetchone()
+            ok = (
+                row is not None
+                and row[0] == str(SCHEMA_VERSION)
+                and self._meta("block_seconds") == repr(float(self.block_seconds))
+            )
+            if ok:
+                return False
+            for t in _TABLES:  # derived data only: dropped and rebuilt by the caller
+                c.execute(f"DROP TABLE IF EXISTS {t}")
+        for stmt in _SCHEMA.split(";"):
+            if stmt.strip():
+                c.execute(stmt)
+        c.execute(
+            "INSERT OR REPLACE INTO rollup_meta VALUES ('schema', ?), ('block_seconds', ?)",
+            (str(SCHEMA_VERSION), repr(float(self.block_seconds))),
+        )
+        return True
+
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM rollup_meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def clear(self) -> None:
+        """Empty every rollup table (the schema stays)."""
+        for t in _TABLES[1:]:
+            self.conn.execute(f"DELETE FROM {t}")
+
+    # ---- building -------------------------------------------------------------------------
+
+    def rebuild(self, records_by_agent: Mapping[str, Iterable[UsageRecord]]) -> None:
+        """Replace every table's content by the sums of these records (bulk: after a reprice,
+        a migration or a fresh schema)."""
+        self.clear()
+        c = self.conn
+        for agent, recs in records_by_agent.items():
+            recs = sorted(recs, key=_ts_key)
+            cells: dict[tuple[int, str, str, str], _Sums] = {}
+            projects: dict[str, int] = {}
+            for r in recs:
+                k = (int(r.ts // BUCKET), r.model, r.session_id, r.project)
+                s = cells.get(k)
+                if s is None:
+                    s = cells[k] = _new_sums()
+                _add(s, r, 1)
+                projects[r.project] = projects.get(r.project, 0) + 1
+            c.executemany(
+                "INSERT INTO rollup_cell VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                ((agent, *k, *_ints(s), s[7], s[8]) for k, s in cells.items()),
+            )
+            c.executemany(
+                "INSERT INTO rollup_project VALUES (?,?,?)",
+                ((agent, p, n) for p, n in projects.items()),
+            )
+            c.execute(
+                "INSERT INTO rollup_bucket SELECT agent, bucket, model, sum(i), sum(o), sum(cc),"
+                " sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_cell"
+                " WHERE agent=? GROUP BY bucket, model",
+                (agent,),
+            )
+            c.execute(
+                "INSERT INTO rollup_total SELECT agent, model, sum(i), sum(o), sum(cc), sum(c1h),"
+                " sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_bucket"
+                " WHERE agent=? GROUP BY model",
+                (agent,),
+            )
+            per_model: dict[tuple[str, str], _Sums] = {}
+            latest: dict[str, tuple[float, str]] = {}
+            for (_, model, sid, proj), s in cells.items():
+                m = per_model.get((sid, model))
+                if m is None:
+                    per_model[(sid, model)] = list(s)
+                else:
+                    for j in range(7):
+                        m[j] += s[j]
+                    m[7], m[8] = min(m[7], s[7]), max(m[8], s[8])
+                if proj and (s[8], proj) > latest.get(sid, (float("-inf"), "")):
+                    latest[sid] = (s[8], proj)
+            c.executemany(
+                "INSERT INTO rollup_session_model VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                ((agent, sid, m, *_ints(s), s[7], s[8]) for (sid, m), s in per_model.items()),
+            )
+            spans: dict[str, tuple[float, float]] = {}
+            for (sid, _), s in per_model.items():
+                f, la = spans.get(sid, (float("inf"), float("-inf")))
+                spans[sid] = (min(f, s[7]), max(la, s[8]))
+            c.executemany(
+                "INSERT INTO rollup_session VALUES (?,?,?,?,?,?)",
+                (
+                    (agent, sid, *(latest[sid][::-1] if sid in latest else ("", 0.0)), f, la)
+                    for sid, (f, la) in spans.items()
+                ),
+            )
+            self._store_blocks(agent, recs)
+
+    def apply(self, agent: str, deltas: Iterable[Delta]) -> None:
+        """Apply record changes of ``agent``: each ``(replaced, new)`` removes ``replaced``
+        (None: nothing) and adds ``new`` (None: nothing). Call after the caller's store holds
+        the new records (``records_between`` must answer the state after the change)."""
+        cells: dict[tuple[int, str, str, str], _Sums] = {}
+        removed: dict[tuple[int, str, str, str], set[float]] = {}
+        projects: dict[str, int] = {}
+        sm: dict[tuple[str, str], _Sums] = {}  # per (session, model)
+        sm_removed: dict[tuple[str, str], set[float]] = {}
+        proj_added: dict[str, tuple[float, str]] = {}  # latest (ts, cwd) added per session
+        proj_removed: dict[str, set[tuple[float, str]]] = {}
+        tm: dict[str, _Sums] = {}  # per model (all-time totals)
+        tm_removed: dict[str, set[float]] = {}
+        touched: list[float] = []
+        pairs = list(deltas)
+        for pair in pairs:
+            for sign, r in ((-1, pair[0]), (1, pair[1])):
+                if r is None:
+                    continue
+                sid = r.session_id
+                k = (int(r.ts // BUCKET), r.model, sid, r.project)
+                s = cells.get(k)
+                if s is None:
+                    s = cells[k] = _new_sums()
+                _add(s, r, sign)
+                s = sm.get((sid, r.model))
+                if s is None:
+                    s = sm[(sid, r.model)] = _new_sums()
+                _add(s, r, sign)
+                s = tm.get(r.model)
+                if s is None:
+                    s = tm[r.model] = _new_sums()
+                _add(s, r, sign)
+                if sign < 0:
+                    removed.setdefault(k, set()).add(r.ts)
+                    tm_removed.setdefault(r.model, set()).add(r.ts)
+                    sm_removed.setdefault((sid, r.model), set()).add(r.ts)
+                    if r.project:
+                        proj_removed.setdefault(sid, set()).add((r.ts, r.project))
+                elif r.project and (r.ts, r.project) > proj_added.get(sid, _NO_PROJECT):
+                    proj_added[sid] = (r.ts, r.project)
+                projects[r.project] = projects.get(r.project, 0) + sign
+                touched.append(r.ts)
+        if not cells:
+            return
+        c = self.conn
+        buckets: set[tuple[int, str]] = set()
+        for k, s in cells.items():
+            buckets.add((k[0], k[1]))
+            self._merge(
+                "rollup_cell", _CELL_KEY, (agent, *k), s, removed.get(k),
+                lambda k=k: self._cell_span(agent, k),  # type: ignore[misc]
+            )  # fmt: skip
+        for b, model in buckets:
+            c.execute(
+                "DELETE FROM rollup_bucket WHERE agent=? AND bucket=? AND model=?",
+                (agent, b, model),
+            )
+            c.execute(
+                "INSERT INTO rollup_bucket SELECT agent, bucket, model, sum(i), sum(o), sum(cc),"
+                " sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_cell"
+                " WHERE agent=? AND bucket=? AND model=? GROUP BY agent, bucket, model",
+                (agent, b, model),
+            )
+        for m, s in tm.items():
+            self._merge(
+                "rollup_total", ("agent", "model"), (agent, m), s, tm_removed.get(m),
+                lambda m=m: c.execute(  # type: ignore[misc]
+                    "SELECT min(first), max(last) FROM rollup_bucket WHERE agent=? AND model=?",
+                    (agent, m),
+                ).fetchone(),
+            )  # fmt: skip
+        for p, dn in projects.items():
+            if dn:
+                c.execute(
+                    "INSERT INTO rollup_project VALUES (?,?,?) ON CONFLICT (agent, project)"
+                    " DO UPDATE SET n = n + excluded.n",
+                    (agent, p, dn),
+                )
+        c.execute("DELETE FROM rollup_project WHERE agent=? AND n<=0", (agent,))
+        self._update_sessions(agent, sm, sm_removed, proj_added, proj_removed)
+        if not any(r is not None for r, _ in pairs) and self._append_blocks(
+            agent, [r for _, r in pairs if r is not None]
+        ):
+            return
+        touched.sort()
+        lo = hi = touched[0]
+        for t in touched[1:]:  # far apart changes regroup their own blocks
+            if t - hi > 2 * self.block_seconds:
+                self._update_blocks(agent, lo, hi)
+                lo = t
+            hi = t
+        self._update_blocks(agent, lo, hi)
+
+    def _update_sessions(
+        self,
+        agent: str,
+        sm: dict[tuple[str, str], _Sums],
+        sm_removed: dict[tuple[str, str], set[float]],
+        proj_added: dict[str, tuple[float, str]],
+        proj_removed: dict[str, set[tuple[float, str]]],
+    ) -> None:
+        """Add net per-(session, model) sums; a first/last time or a session's project that
+        may have been removed is recomputed from the session's cells."""
+        c = self.conn
+        for (sid, model), s in sm.items():
+            self._merge(
+                "rollup_session_model", ("agent", "session_id", "model"), (agent, sid, model), s,
+                sm_removed.get((sid, model)),
+                lambda sid=sid, model=model: c.execute(  # type: ignore[misc]
+                    "SELECT min(first), max(last) FROM rollup_cell"
+                    " WHERE agent=? AND session_id=? AND model=?",
+                    (agent, sid, model),
+                ).fetchone(),
+            )  # fmt: skip
+        for sid in {sid for sid, _ in sm}:
+            span = c.execute(
+                "SELECT min(first), max(last) FROM rollup_session_model"
+                " WHERE agent=? AND session_id=?",
+                (agent, sid),
+            ).fetchone()
+            if span is None or span[0] is None:
+                c.execute("DELETE FROM rollup_session WHERE agent=? AND session_id=?", (agent, sid))
+                continue
+            row = c.execute(
+                "SELECT project_ts, project FROM rollup_session WHERE agent=? AND session_id=?",
+                (agent, sid),
+            ).fetchone()
+            best = (row[0], row[1]) if row is not None and row[1] else _NO_PROJECT
+            best = max(best, proj_added.get(sid, _NO_PROJECT))
+            if best in proj_removed.get(sid, ()):
+                found = c.execute(
+                    "SELECT max(last) AS t, project FROM rollup_cell WHERE agent=?"
+                    " AND session_id=? AND project!='' GROUP BY project"
+                    " ORDER BY t DESC, project DESC LIMIT 1",
+                    (agent, sid),
+                ).fetchone()
+                best = (found[0], found[1]) if found is not None else _NO_PROJECT
+            project_ts, project = best if best[1] else (0.0, "")
+            c.execute(
+                "INSERT OR REPLACE INTO rollup_session VALUES (?,?,?,?,?,?)",
+                (agent, sid, project, project_ts, *span),
+            )
+
+    def _merge(
+        self,
+        table: str,
+        cols: tuple[str, ...],
+        key: tuple[object, ...],
+        s: _Sums,
+        gone: set[float] | None,
+        span: Callable[[], tuple[float, float]],
+    ) -> None:
+        """Add net sums ``s`` to one row; ``gone``: times removed from it (a first/last among
+        them is recomputed by ``span()``)."""
+        c = self.conn
+        where = " AND ".join(f"{col}=?" for col in cols)
+        row = c.execute(
+            f"SELECT i, o, cc, c1h, cr, cost, n, first, last FROM {table} WHERE {where}", key
+        ).fetchone()
+        old = list(row) if row is not None else _new_sums()
+        new = [int(old[j] + s[j]) for j in range(7)]
+        if new[6] <= 0:
+            c.execute(f"DELETE FROM {table} WHERE {where}", key)
+            return
+        first, last = min(old[7], s[7]), max(old[8], s[8])
+        stale = bool(gone) and (first in gone or last in gone)  # type: ignore[operator]
+        if stale:
+            first, last = span()
+        marks = ",".join("?" * (len(cols) + 9))
+        c.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", (*key, *new, first, last))
+
+    def _cell_span(self, agent: str, k: tuple[int, str, str, str]) -> tuple[float, float]:
+        b, model, sid, project = k
+        first, last = float("inf"), float("-inf")
+        for r in self.records_between(agent, b * BUCKET, (b + 1) * BUCKET, sid):
+            if r.model == model and r.project == project and r.session_id == sid:
+                first, last = min(first, r.ts), max(last, r.ts)
+        return first, last
+
+    # ---- blocks ---------------------------------------------------------------------------
+
+    def _append_blocks(self, agent: str, added: list[UsageRecord]) -> bool:
+        """Only new records, all after the last block's last one (the live case): extend the
+        last block or open new ones without reading any record back. False if not so."""
+        c = self.conn
+        bs = self.block_seconds
+        row = c.execute(
+            "SELECT first, start, last, n, i, o, cc, cr, cost, models FROM rollup_block"
+            " WHERE agent=? ORDER BY first DESC LIMIT 1",
+            (agent,),
+        ).fetchone()
+        added.sort(key=_ts_key)
+        if row is None or added[0].ts <= row[2]:
+            return False
+        cur: list[Any] = [*row[:9], json.loads(row[9])]
+        per: dict[tuple[float, str], _Sums] = {}
+        done: list[list[Any]] = []
+        for r in added:
+            if r.ts - cur[1] > bs or r.ts - cur[2] > bs:
+                done.append(cur)
+                cur = [r.ts, float(int(r.ts // 3600) * 3600), r.ts, 0, 0, 0, 0, 0, 0.0, []]
+            cur[2] = r.ts
+            cur[3] += 1
+            cur[4] += r.input_tokens
+            cur[5] += r.output_tokens
+            cur[6] += r.cache_creation_tokens
+            cur[7] += r.cache_read_tokens
+            cur[8] += r.cost
+            if r.model not in cur[9] and r.model != SYNTHETIC_MODEL:
+                cur[9].append(r.model)
+            s = per.get((cur[0], r.model))
+            if s is None:
+                s = per[(cur[0], r.model)] = _new_sums()
+            _add(s, r, 1)
+        c.executemany(  # the old last block (same key) grown, and the new ones
+            "INSERT OR REPLACE INTO rollup_block VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            ((agent, *b[:9], json.dumps(b[9])) for b in (*done, cur)),
+        )
+        c.executemany(
+            "INSERT INTO rollup_block_model VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (agent, first, model) DO UPDATE SET i=i+excluded.i, o=o+excluded.o,"
+            " cc=cc+excluded.cc, c1h=c1h+excluded.c1h, cr=cr+excluded.cr,"
+            " cost=cost+excluded.cost, n=n+excluded.n",
+            ((agent, first, m, *_ints(s)) for (first, m), s in per.items()),
+        )
+        return True
+
+    def _store_blocks(self, agent: str, recs: Sequence[UsageRecord]) -> None:
+        """Insert the blocks of time-sorted ``recs``."""
+        bs = self.block_seconds
+        rows = []
+        mrows = []
+        for start, entries in group_blocks(recs, bs):
+            i = o = cc = cr = 0
+            cost = 0.0
+            models: list[str] = []
+            per: dict[str, _Sums] = {}
+            for r in entries:
+                i += r.input_tokens
+                o += r.output_tokens
+                cc += r.cache_creation_tokens
+                cr += r.cache_read_tokens
+                cost += r.cost
+                s = per.get(r.model)
+                if s is None:
+                    s = per[r.model] = _new_sums()
+                    if r.model != SYNTHETIC_MODEL:
+                        models.append(r.model)
+                _add(s, r, 1)
+            first = entries[0].ts
+            rows.append(
+                (
+                    agent,
+                    first,
+                    start,
+                    entries[-1].ts,
+                    len(entries),
+                    i,
+                    o,
+                    cc,
+                    cr,
+                    cost,
+                    json.dumps(models),
+                )
+            )
+            mrows += [(agent, first, m, *_ints(s)) for m, s in per.items()]
+        self.conn.executemany("INSERT INTO rollup_block VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.conn.executemany("INSERT INTO rollup_block_model VALUES (?,?,?,?,?,?,?,?,?,?)", mrows)
+
+    def _update_blocks(self, agent: str, tmin: float, tmax: float) -> None:
+        """Regroup the blocks around changes at ``tmin..tmax``: from the last block whose first
+        record is older than ``tmin`` until a stored block newer than ``tmax`` still starts a
+        block of its own (every later block is then unchanged)."""
+        c = self.conn
+        bs = self.block_seconds
+        row = c.execute(
+            "SELECT first FROM rollup_block WHERE agent=? AND first<? ORDER BY first DESC LIMIT 1",
+            (agent, tmin),
+        ).fetchone()
+        t0 = row[0] if row is not None else TS_MIN
+        later = c.execute(
+            "SELECT first FROM rollup_block WHERE agent=? AND first>? ORDER BY first",
+            (agent, tmax),
+        )
+        recs: list[UsageRecord] = []
+        lo = t0
+        stop: float | None = None
+        for (nxt,) in later:
+            recs += self.records_between(agent, lo, nxt)
+            lo = nxt
+            recs.sort(key=_ts_key)
+            if not recs:
+                stop = nxt
+                break
+            groups = group_blocks(recs, bs)
+            start, entries = groups[-1]
+            if nxt - start > bs or nxt - entries[-1].ts > bs:
+                stop = nxt
+                break
+        later.close()
+        if stop is None:
+            recs += self.records_between(agent, lo, TS_MAX)
+            recs.sort(key=_ts_key)
+        hi = TS_MAX if stop is None else stop
+        c.execute(
+            "DELETE FROM rollup_block WHERE agent=? AND first>=? AND first<?", (agent, t0, hi)
+        )
+        c.execute(
+            "DELETE FROM rollup_block_model WHERE agent=? AND first>=? AND first<?",
+            (agent, t0, hi),
+        )
+        self._store_blocks(agent, recs)
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def agents(self) -> list[str]:
+        """Agents with records, sorted."""
+        rows = self.conn.execute("SELECT DISTINCT agent FROM rollup_project ORDER BY agent")
+        return [r[0] for r in rows]
+
+    def projects(self, agent: str) -> list[str]:
+        """Every record project (cwd) of ``agent``."""
+        rows = self.conn.execute("SELECT project FROM rollup_project WHERE agent=?", (agent,))
+        return [r[0] for r in rows]
+
+    def periods(
+        self,
+        kind: str,
+        agent: str,
+        tz: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+        session_id: str | None = None,
+        start_of_week: str | None = None,
+    ) -> dict[str, Acc]:
+        """``aggregate.group`` of the filtered records by day, week or month of ``tz``
+        (``kind``: daily / weekly / monthly); filters as ``Queries._filtered``."""
+        keyer = DateKeyer(resolve_tz(tz))
+        if kind == "daily":
+            key: Callable[[float], str] = keyer.day
+        elif kind == "monthly":
+            key = keyer.month
+        elif kind == "weekly":
+            sow = WEEKDAYS.index(start_of_week or "sunday")
+            key = lambda ts: keyer.week(ts, sow)  # noqa: E731
+        else:
+            raise ValueError(f"unknown period {kind!r}")
+        lo = parse_day(since) if since else "0000-00-00"
+        hi = parse_day(until) if until else "9999-99-99"
+        table, where, args = self._source(agent, project, session_id)
+        if table is None:
+            return {}
+        twhere = self._source(agent, project, session_id, "t.")[1]
+        b0, b1 = _bucket_range(since, until)
+        span = self.conn.execute(
+            f"SELECT min(bucket), max(bucket) FROM {table} WHERE {where} AND bucket>=? AND"
+            " bucket<?",
+            (*args, b0, b1),
+        ).fetchone()
+        if span is None or span[0] is None:
+            return {}
+        regular, irregular = _plan(keyer, span[0], span[1])
+        fold = _Fold()
+        days = [(d, r0, r1) for d, r0, r1 in regular if lo <= d <= hi]
+        sums = "sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n), min(first), max(last)"
+        for j in range(0, len(days), 300):  # one indexed range scan per day, summed by SQLite
+            part = days[j : j + 300]
+            keys = [key(r0 * BUCKET) for _, r0, _ in part]
+            values = ",".join("(?,?,?)" for _ in part)
+            flat = [v for x, (_, r0, r1) in enumerate(part) for v in (x, r0, r1)]
+            for x, *row in self.conn.execute(
+                f"WITH k(x, b0, b1) AS (VALUES {values}) SELECT k.x, t.model, {sums}"
+                f" FROM k CROSS JOIN {table} AS t WHERE {twhere}"
+                " AND t.bucket>=k.b0 AND t.bucket<k.b1 GROUP BY k.x, t.model",
+                (*flat, *args),
+            ):
+                fold.add(keys[x], *row)
+        day_ok = _day_filter(keyer, since, until)
+        for s0, s1 in irregular:  # days around a zone change: bucket by bucket
+            for b, *row in self.conn.execute(
+                f"SELECT bucket, model, {sums} FROM {table} WHERE {where} AND bucket>=? AND"
+                " bucket<? GROUP BY bucket, model",
+                (*args, s0, s1),
+            ):
+                if day_ok(b):
+                    fold.add(key(b * BUCKET), *row)
+        return fold.groups()
+
+    def _source(
+        self, agent: str, project: str | None, session_id: str | None, t: str = ""
+    ) -> tuple[str | None, str, list[object]]:
+        """The table, condition (columns prefixed by ``t``) and arguments of one agent's
+        (filtered) sums."""
+        if not project and not session_id:
+            return "rollup_bucket", f"{t}agent=?", [agent]
+        where = [f"{t}agent=?"]
+        args: list[object] = [agent]
+        if session_id:
+            where.append(f"{t}session_id=?")
+            args.append(session_id)
+        if project:
+            ps = self._matching_projects(agent, project)
+            if not ps:
+                return None, "", []
+            where.append(f"{t}project IN ({','.join('?' * len(ps))})")
+            args += ps
+        return "rollup_cell", " AND ".join(where), args
+
+    def _matching_projects(self, agent: str, wanted: str) -> list[str]:
+        return [p for p in self.projects(agent) if p == wanted or project_name(p) == wanted]
+
+    def daily(self, agent: str, tz: str | None = None, **filters: str | None) -> dict[str, Acc]:
+        """Groups per local day (``YYYY-MM-DD``)."""
+        return self.periods("daily", agent, tz, **filters)
+
+    def weekly(self, agent: str, tz: str | None = None, **filters: str | None) -> dict[str, Acc]:
+        """Groups per week (its first day; ``start_of_week`` filter key, default sunday)."""
+        return self.periods("weekly", agent, tz, **filters)
+
+    def monthly(self, agent: str, tz: str | None = None, **filters: str | None) -> dict[str, Acc]:
+        """Groups per local month (``YYYY-MM``)."""
+        return self.periods("monthly", agent, tz, **filters)
+
+    def sessions(
+        self,
+        agent: str,
+        tz: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        project: str | None = None,
+    ) -> tuple[dict[str, Acc], dict[str, str]]:
+        """Per-session groups and each session's project, as ``aggregate.session_rows`` builds
+        them from the filtered records (feed both to ``aggregate.session_rows_of``)."""
+        fold = _Fold()
+        projects: dict[str, str] = {}
+        c = self.conn
+        if not since and not until and not project:
+            for row in c.execute(
+                "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
+                " FROM rollup_session_model WHERE agent=?",
+                (agent,),
+            ):
+                fold.add(*row)
+            for sid, proj in c.execute(
+                "SELECT session_id, project FROM rollup_session WHERE agent=? AND project!=''",
+                (agent,),
+            ):
+                projects[sid] = proj
+            return fold.groups(), projects
+        keyer = DateKeyer(resolve_tz(tz))
+        day_ok = _day_filter(keyer, since, until)
+        b0, b1 = _bucket_range(since, until)
+        where = ["agent=?", "bucket>=?", "bucket<?"]
+        args: list[object] = [agent, b0, b1]
+        if project:
+            ps = self._matching_projects(agent, project)
+            if not ps:
+                return {}, {}
+            where.append(f"project IN ({','.join('?' * len(ps))})")
+            args += ps
+        latest: dict[str, tuple[float, str]] = {}
+        for b, sid, model, proj, i, o, cc, cr, cost, n, first, last in c.execute(
+            "SELECT bucket, session_id, model, project, i, o, cc, cr, cost, n, first, last"
+            f" FROM rollup_cell WHERE {' AND '.join(where)}",
+            args,
+        ):
+            if not day_ok(b):
+                continue
+            fold.add(sid, model, i, o, cc, cr, cost, n, first, last)
+            if proj and (last, proj) > latest.get(sid, (float("-inf"), "")):
+                latest[sid] = (last, proj)
+        return fold.groups(), {sid: p for sid, (_, p) in latest.items()}
+
+    def blocks(self, agent: str, now: float) -> list[Block]:
+        """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them."""
+        bs = self.block_seconds
+        out: list[Block] = []
+        prev_last: float | None = None
+        for first, start, last, n, i, o, cc, cr, cost, models in self.conn.execute(
+            "SELECT first, start, last, n, i, o, cc, cr, cost, models FROM rollup_block"
+            " WHERE agent=? ORDER BY first",
+            (agent,),
+        ):
+            if prev_last is not None and first - prev_last > bs:
+                out.append(make_gap(prev_last, first, bs))
+            out.append(
+                _block(
+                    start,
+                    first,
+                    last,
+                    n,
+                    TokenCounts(i, o, cc, cr),
+                    cost,
+                    json.loads(models),
+                    now,
+                    bs,
+                )
+            )
+            prev_last = last
+        return out
+
+    def period_sums(self, agent: str, bounds: Sequence[tuple[float, float]]) -> list[Acc]:
+        """Sums of the records with ``lo <= ts < hi`` for each ``(lo, hi)`` (the summary's
+        today / week / month / all-time); partial buckets at unaligned bounds are read from
+        ``records_between``."""
+        out = []
+        for lo, hi in bounds:
+            if lo <= TS_MIN and hi >= TS_MAX:
+                out.append(self.totals(agent))
+                continue
+            lo_c, hi_c = max(lo, TS_MIN), min(hi, TS_MAX)
+            fold = _Fold()
+            if lo_c < hi_c:
+                b0, b1 = math.ceil(lo_c / BUCKET), math.floor(hi_c / BUCKET)
+                if b0 < b1:
+                    for row in self.conn.execute(
+                        "SELECT model, sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n),"
+                        " min(first), max(last) FROM rollup_bucket WHERE agent=? AND bucket>=?"
+                        " AND bucket<? GROUP BY model",
+                        (agent, b0, b1),
+                    ):
+                        fold.add("", *row)
+                edges = [(lo_c, min(hi_c, b0 * BUCKET))]
+                if b1 >= b0:
+                    edges.append((max(lo_c, b1 * BUCKET), hi_c))
+                for e0, e1 in edges:
+                    if e0 < e1:
+                        for r in self.records_between(agent, e0, e1):
+                            if lo <= r.ts < hi:
+                                fold.add(
+                                    "",
+                                    r.model,
+                                    r.input_tokens,
+                                    r.output_tokens,
+                                    r.cache_creation_tokens,
+                                    r.cache_read_tokens,
+                                    _pico(r.cost),
+                                    1,
+                                    r.ts,
+                                    r.ts,
+                                )
+            out.append(fold.groups().get("") or Acc())
+        return out
+
+    def totals(self, agent: str) -> Acc:
+        """All-time sums of ``agent`` (per-model sub-sums included)."""
+        fold = _Fold()
+        for row in self.conn.execute(
+            "SELECT model, i, o, cc, cr, cost, n, first, last FROM rollup_total WHERE agent=?",
+            (agent,),
+        ):
+            fold.add("", *row)
+        return fold.groups().get("") or Acc()
+
+
+def _ints(s: _Sums) -> tuple[int, ...]:
+    return tuple(int(v) for v in s[:7])
+
+
+def _ts_key(r: UsageRecord) -> tuple[float, str]:
+    return (r.ts, r.key)
+
+
+def _day_filter(keyer: DateKeyer, since: str | None, until: str | None) -> Callable[[int], bool]:
+    """Whether a bucket's local day is within ``since..until`` (``Queries._filtered``)."""
+    if not since and not until:
+        return lambda b: True
+    lo = parse_day(since) if since else "0000-00-00"
+    hi = parse_day(until) if until else "9999-99-99"
+    return lambda b: lo <= keyer.day(b * BUCKET) <= hi
+
+
+def _plan(
+    keyer: DateKeyer, b_min: int, b_max: int
+) -> tuple[list[tuple[str, int, int]], list[tuple[int, int]]]:
+    """Cover buckets ``b_min..b_max`` with local days of ``keyer``'s zone: ``(day, b0, b1)``
+    bucket ranges where the zone's offset is the same on the day before and after, and plain
+    bucket ranges around every offset change (there a day need not be one range: a clock set
+    back across midnight), to be keyed bucket by bucket."""
+    tz = keyer.tz
+    d0 = keyer.local(b_min * BUCKET).date() - timedelta(days=1)
+    n = (keyer.local(b_max * BUCKET).date() - d0).days + 3
+    days = [d0 + timedelta(days=j) for j in range(n)]  # d0 .. last day + 1
+    starts = [
+        math.ceil(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() / BUCKET) for d in days
+    ]
+    offs = [datetime.fromtimestamp(b * BUCKET, tz).utcoffset() for b in starts]
+    odd: set[int] = set()
+    for j in range(n - 1):
+        if offs[j] != offs[j + 1]:
+            odd.update((j - 1, j, j + 1))
+    regular: list[tuple[str, int, int]] = []
+    irregular: list[tuple[int, int]] = []
+    for j in range(1, n - 1):
+        r0, r1 = starts[j], starts[j + 1]
+        if j not in odd:
+            regular.append((days[j].isoformat(), r0, r1))
+        elif irregular and irregular[-1][1] == r0:
+            irregular[-1] = (irregular[-1][0], r1)
+        else:
+            irregular.append((r0, r1))
+    return regular, irregular
+
+
+def _bucket_range(since: str | None, until: str | None) -> tuple[int, int]:
+    """A bucket range surely holding ``since..until`` in any zone (offsets within ±2 days);
+    the exact test is :func:`_day_filter`."""
+    b0, b1 = int(TS_MIN // BUCKET), int(TS_MAX // BUCKET) + 1
+    if since:
+        d = datetime.strptime(parse_day(since), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        b0 = max(b0, int((d - timedelta(days=2)).timestamp() // BUCKET))
+    if until:
+        d = datetime.strptime(parse_day(until), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        b1 = min(b1, int((d + timedelta(days=3)).timestamp() // BUCKET))
+    return b0, b1
+
+
+def _block(
+    start: float,
+    first: float,
+    last: float,
+    n: int,
+    tc: TokenCounts,
+    cost: float,
+    models: list[str],
+    now: float,
+    bs: float,
+) -> Block:
+    """:func:`tokmon.core.blocks.make_block` from stored sums."""
+    end = start + bs
+    total = tc.total
+    active = start <= now < end and now - last < bs
+    burn = None
+    proj = None
+    if active:
+        minutes = (last - first) / 60
+        if minutes > 0:
+            burn = BurnRate(total / minutes, (tc.input + tc.output) / minutes, cost / minutes * 60)
+            remaining = max(0.0, (end - now) / 60)
+            proj = Projection(
+                round(total + burn.tokens_per_minute * remaining),
+                round((cost + burn.cost_per_hour / 60 * remaining) * 100) / 100,
+                round(remaining),
+            )
+    return Block(start, end, last, active, False, n, tc, cost, models, burn, proj)
