@@ -26,7 +26,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from tokmon.core.model import UsageRecord
@@ -152,6 +152,11 @@ class LedgerDB:
         self.path = path
         self.readonly = readonly
         self.dropped = 0  # invalid rows dropped on the way out (since open)
+        # Called inside merge / reprice transactions (the engine's stored sums follow them):
+        # on_merge(deltas, was_empty), on_reprice().
+        self.on_merge: Callable[[list[tuple[UsageRecord | None, UsageRecord]], bool], None] | None
+        self.on_merge = None
+        self.on_reprice: Callable[[], None] | None = None
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -295,6 +300,10 @@ class LedgerDB:
                     conn.execute("ROLLBACK")
                 raise
 
+    def lock(self) -> threading.RLock:
+        """The lock around this connection (for callers that use :attr:`conn` directly)."""
+        return self._mu
+
     def _meta(self, key: str) -> object:
         with self._mu:
             row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -360,7 +369,8 @@ class LedgerDB:
         deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
         with self.write() as conn:
             gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
-            old = self._existing(conn, list(batch)) if batch else {}
+            was_empty = conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
+            old = self._existing(conn, list(batch)) if batch and not was_empty else {}
             rows = []
             for key, r in batch.items():
                 o = old.get(key)
@@ -369,6 +379,8 @@ class LedgerDB:
                     rows.append((*r, agent, gen))
             if rows:
                 conn.executemany(_UPSERT, rows)
+                if self.on_merge is not None and agent == CLAUDE:
+                    self.on_merge(deltas, was_empty)
             if files:
                 conn.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
@@ -386,8 +398,6 @@ class LedgerDB:
 
     def _existing(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, UsageRecord]:
         out: dict[str, UsageRecord] = {}
-        if conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None:
-            return out  # a cold scan into an empty ledger: nothing to look up
         new = tuple.__new__
         for i in range(0, len(keys), _IN_CHUNK):
             part = keys[i : i + _IN_CHUNK]
@@ -396,12 +406,8 @@ class LedgerDB:
                 out[row[9]] = new(UsageRecord, row)
         return out
 
-    def reprice(self, cost: object, prices: str) -> int:
-        """Recompute every Claude record's cost with ``cost(record)``; returns the generation."""
-        from collections.abc import Callable
-        from typing import cast
-
-        fn = cast(Callable[[UsageRecord], float], cost)
+    def reprice(self, fn: Callable[[UsageRecord], float], prices: str) -> int:
+        """Recompute every Claude record's cost with ``fn(record)``; returns the generation."""
         with self.write() as conn:
             gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
             recs = self._select(conn, "agent=?", (CLAUDE,))
@@ -410,6 +416,8 @@ class LedgerDB:
                 [(fn(r), gen, r.key) for r in recs],
             )
             conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
+            if self.on_reprice is not None:
+                self.on_reprice()
         return int(gen)
 
     # -- reading records ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ from tokmon.paths import TokmonPaths, get_paths
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
+    from tokmon.core.rollups import Rollups
 
 from tokmon.core.engine.ingest import FUTURE_SLACK, Ingest
 from tokmon.core.engine.queries import ALL, CLAUDE, Queries, project_session
@@ -76,6 +77,8 @@ class Engine(Ingest, Store, Queries):
         self.db: LedgerDB | None = None  # opened on first use
         self._mem = False  # db is a private in-memory database (not saved)
         self._seen_gen: int | None = None  # the database generation self.ledger reflects
+        self._rollups: Rollups | None = None  # stored sums in the database (tokmon.core.rollups)
+        self._roll_db: LedgerDB | None = None
         self._models_checked = False
         # (replaced record or None, new record) pairs: of the last refresh, and not yet
         # folded into the period sums

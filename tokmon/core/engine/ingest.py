@@ -128,6 +128,7 @@ class Ingest(EngineState):
             return
         if self.agents is not None:
             self.agents.reprice()
+        self._roll()  # the stored sums are rebuilt inside the reprice transaction
         if db.count() == 0:
             self._commit(changes, [], {}, [], [], None, prices=self._price_key())
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from tokmon.core import aggregate
@@ -19,7 +20,7 @@ from tokmon.core.model import Block, UsageRecord
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:
-    pass
+    from tokmon.core.rollups import Rollups
 
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import LedgerDB
@@ -114,6 +115,14 @@ class Queries(EngineState):
             recs = [r for r in recs if lo <= keyer.day(r.ts) <= hi]
         return recs
 
+    def _stored(self, agent: str | None) -> Rollups | None:
+        """The stored sums, when they can answer for ``agent`` (Claude Code, no record filter
+        such as one machine's records)."""
+        if self.record_filter is not None or agent not in (None, CLAUDE):
+            return None
+        self._db()
+        return self._roll()
+
     def _claude_filtered(
         self, since: str | None, until: str | None, tz: str | None, session: str | None
     ) -> list[UsageRecord]:
@@ -139,7 +148,7 @@ class Queries(EngineState):
     def _recent_blocks(self, now: float) -> list[Block]:
         """The last blocks up to ``now`` from the records since the last gap longer than a
         block (so the current block is the one :meth:`blocks` finds, without all history)."""
-        if self._sorted is not None:
+        if self._sorted is not None or self._stored(None) is not None:
             return self.blocks(now)
         ck = ("recent-blocks", int(now))
         if ck in self._cache:
@@ -166,7 +175,12 @@ class Queries(EngineState):
         now = time.time() if now is None else now
         ck = ("blocks", int(now))
         if ck not in self._cache:
-            self._cache[ck] = self._blocks.blocks(self.records, now)
+            roll = self._stored(None)
+            self._cache[ck] = (
+                roll.blocks(CLAUDE, now)
+                if roll is not None and self._sorted is None
+                else self._blocks.blocks(self.records, now)
+            )
         return self._cache[ck]  # type: ignore[no-any-return]
 
     def token_limit(
@@ -197,12 +211,19 @@ class Queries(EngineState):
         now = time.time() if now is None else now
         rows: list[dict[str, Any]] = []
         for name in self.agent_names() if agent == ALL else [agent]:
-            part = aggregate.session_rows(
-                self._filtered(since, until, project, tz, agent=name),
-                self.titles,
-                now,
-                self.block_seconds,
-            )
+            roll = self._stored(name)
+            if roll is not None:
+                groups, projects = roll.sessions(CLAUDE, self._tz_name(tz), since, until, project)
+                part = aggregate.session_rows_of(
+                    groups, projects, self.titles, now, self.block_seconds
+                )
+            else:
+                part = aggregate.session_rows(
+                    self._filtered(since, until, project, tz, agent=name),
+                    self.titles,
+                    now,
+                    self.block_seconds,
+                )
             if agent == ALL:
                 for r in part:
                     r["agent"] = name or CLAUDE
@@ -223,6 +244,11 @@ class Queries(EngineState):
             return self._all_agents_report(kind, opts)
         if kind == "blocks" and agent not in (None, CLAUDE):
             raise ValueError("5-hour blocks are Claude Code's: use --agent claude")
+        roll = self._stored(agent)
+        if roll is not None:
+            got = self._stored_report(roll, kind, opts)
+            if got is not None:
+                return got
         tz = resolve_tz(self._tz_name(opts.get("timezone")))
         recs = self._filtered(
             opts.get("since"),
@@ -253,6 +279,39 @@ class Queries(EngineState):
         if kind == "blocks":
             return {"blocks": blocks_json(self._blocks_report(recs, opts))}
         raise ValueError(f"unknown report {kind!r}")
+
+    def _stored_report(
+        self, roll: Rollups, kind: str, opts: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A Claude report from the stored sums (None: a filter they cannot answer)."""
+        tzname = self._tz_name(opts.get("timezone"))
+        since, until, project = opts.get("since"), opts.get("until"), opts.get("project")
+        sid = opts.get("session_id")
+        if kind in _PERIODS:
+            label, list_name = _PERIODS[kind]
+            groups = roll.periods(
+                kind,
+                CLAUDE,
+                tzname,
+                since=since,
+                until=until,
+                project=project,
+                session_id=sid,
+                start_of_week=opts.get("start_of_week"),
+            )
+            return aggregate.period_rows(groups, label, list_name, opts.get("order") or "asc")
+        if kind == "session" and not sid:
+            now = opts.get("now") or time.time()
+            groups, projects = roll.sessions(CLAUDE, tzname, since, until, project)
+            rows = aggregate.session_rows_of(groups, projects, self.titles, now, self.block_seconds)
+            if not opts.get("include_empty"):
+                rows = [r for r in rows if r["totalTokens"]]  # 0-token sessions: only if asked
+            rows.sort(key=lambda r: -r["totalCost"])
+            return {"sessions": rows, "totals": aggregate.totals_dict(_sum(groups.values()))}
+        if kind == "blocks" and not (since or until or project or sid):
+            now = opts.get("now") or time.time()
+            return {"blocks": blocks_json(self._shape_blocks(roll.blocks(CLAUDE, now), opts))}
+        return None
 
     def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
         """Every agent's rows with an ``agent`` column (after the period or session id),
@@ -297,7 +356,11 @@ class Queries(EngineState):
 
     def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
         now = opts.get("now") or time.time()
-        blocks = compute_blocks(recs, now, self.block_seconds)
+        return self._shape_blocks(compute_blocks(recs, now, self.block_seconds), opts)
+
+    def _shape_blocks(self, blocks: list[Block], opts: dict[str, Any]) -> list[Block]:
+        """The blocks report's options: active / recent, the token limit, the order."""
+        now = opts.get("now") or time.time()
         limit, _ = self.token_limit(now, opts.get("token_limit"))
         if opts.get("active"):
             blocks = [b for b in blocks if b.is_active]
@@ -320,6 +383,13 @@ class Queries(EngineState):
         """
         _, d0, w0, m0, d1, w1, m1 = key
         bounds = ((d0, d1), (w0, w1), (m0, m1), (float("-inf"), float("inf")))
+        roll = self._stored(None)
+        if roll is not None:  # exact stored sums (a few indexed reads), cached per version
+            ck = ("periods", key)
+            if ck not in self._cache:
+                self._cache[ck] = roll.period_sums(CLAUDE, bounds)
+            self._deltas = []
+            return self._cache[ck]  # type: ignore[no-any-return]
         per = self._periods
         if per is not None and per["key"] == key:
             accs = per["accs"]
@@ -454,6 +524,25 @@ class Queries(EngineState):
                 }
             out["agents"] = per_agent
         return out
+
+
+_PERIODS = {
+    "daily": ("date", "daily"),
+    "weekly": ("week", "weekly"),
+    "monthly": ("month", "monthly"),
+}
+
+
+def _sum(accs: Iterable[aggregate.Acc]) -> aggregate.Acc:
+    total = aggregate.Acc()
+    for a in accs:
+        total.i += a.i
+        total.o += a.o
+        total.cc += a.cc
+        total.cr += a.cr
+        total.cost += a.cost
+        total.n += a.n
+    return total
 
 
 def _day_ts(day: str) -> float:

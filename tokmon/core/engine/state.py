@@ -22,6 +22,7 @@ from tokmon.paths import TokmonPaths
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
     from tokmon.core.engine.store import SaveJob
+    from tokmon.core.rollups import Rollups
     from tokmon.fsutil import FileLock
 
 
@@ -74,6 +75,8 @@ class EngineState:
     db: LedgerDB | None
     _mem: bool  # db is a private in-memory database (not persisted, or a fallback copy)
     _seen_gen: int | None  # the database generation our in-memory state reflects
+    _rollups: Rollups | None
+    _roll_db: LedgerDB | None  # the database _rollups belongs to
     _models_checked: bool
     _blocks: BlockIndex
     lock_timeout: float
@@ -153,6 +156,9 @@ class EngineState:
         raise NotImplementedError
 
     def _late_warning(self, message: str) -> None:
+        raise NotImplementedError
+
+    def _roll(self) -> Rollups | None:
         raise NotImplementedError
 
     def snapshot(self) -> SaveJob | None:

@@ -17,6 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import (
@@ -31,9 +32,14 @@ from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.fsutil import FileLock, LockTimeout
 
+if TYPE_CHECKING:
+    from tokmon.core.rollups import Rollups
+
 log = logging.getLogger("tokmon.core.engine")
 
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
+REBUILD_DELTAS = 20_000  # more changed records than this: rebuild the stored sums in bulk
+CLAUDE = "claude"
 
 
 @dataclass
@@ -234,6 +240,7 @@ class Store(EngineState):
         if not self._mem:
             self.db.close()
         self.db, self._mem = mem, True
+        self._roll()
         return mem
 
     def _commit(
@@ -250,6 +257,7 @@ class Store(EngineState):
         if not (recs or files or gone or titles or agents or prices is not None):
             return
         db = self.db if self.db is not None else self._open(changes)
+        self._roll()
         lock: FileLock | None = None
         if not self._mem:
             lock = self._lock()
@@ -300,6 +308,50 @@ class Store(EngineState):
         if stale:
             self.ledger = db.load_state()
             self._invalidate()
+
+    # -- stored sums ---------------------------------------------------------------------------
+
+    def _roll(self) -> Rollups | None:
+        """The stored sums (:mod:`tokmon.core.rollups`) in the current database, kept inside
+        its merge and reprice transactions (built on first use; None if that fails: queries
+        then read records)."""
+        db = self.db
+        if db is None:
+            return None
+        if self._roll_db is db:
+            return self._rollups
+        from tokmon.core.rollups import Rollups
+
+        def between(
+            agent: str, t0: float, t1: float, session_id: str | None = None
+        ) -> list[UsageRecord]:
+            if session_id is None:
+                return db.records_between(t0, t1)
+            return db.records("ts >= ? AND ts < ? AND session = ?", (t0, t1, session_id))
+
+        self._roll_db, self._rollups = db, None
+        try:
+            with db.lock():
+                roll = Rollups(db.conn, between, self.block_seconds)
+            if roll.fresh and db.count():
+                with db.write():
+                    roll.rebuild({CLAUDE: db.records()})
+        except sqlite3.Error as exc:
+            log.warning("stored sums unavailable (%s): reports read records", exc)
+            return None
+
+        def on_merge(deltas: list[tuple[UsageRecord | None, UsageRecord]], empty: bool) -> None:
+            if empty:
+                roll.rebuild({CLAUDE: [n for _, n in deltas]})
+            elif len(deltas) > REBUILD_DELTAS:
+                roll.rebuild({CLAUDE: db.records()})
+            else:
+                roll.apply(CLAUDE, deltas)
+
+        db.on_merge = on_merge
+        db.on_reprice = lambda: roll.rebuild({CLAUDE: db.records()})
+        self._rollups = roll
+        return roll
 
     # -- the deferred-save protocol (live loops) ---------------------------------------------
 
