@@ -10,8 +10,8 @@ processes that read the same new bytes count nothing twice. Queries load records
 (time range, session), never the whole history unless asked.
 
 Values are checked on the way in (``STRICT`` tables and ``CHECK`` constraints: the poison
-guards of :mod:`tokmon.core.records`) and on the way out (:func:`valid_row`: an invalid row is
-dropped and counted in :attr:`LedgerDB.dropped`). A file that is not a database raises
+guards of :mod:`tokmon.core.records`) and on the way out (the same guards in every record
+query's ``WHERE``: a row that slipped in some other way is skipped, never counted). A file that is not a database raises
 :class:`LedgerError` (the engine keeps it aside and rebuilds from transcripts); a database of
 a newer schema raises :class:`LedgerNewer` (never written). The JSON ledgers of older tokmon
 versions (:mod:`tokmon.core.ledger_json`) are imported by :meth:`LedgerDB.import_json`.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 import os
 import sqlite3
 import threading
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
-from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN, valid_row
+from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
 
 SCHEMA_VERSION = 1
 LEDGER_VERSION = SCHEMA_VERSION  # what `tokmon doctor` shows
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS records (
     c1h INTEGER NOT NULL CHECK (c1h {_TOKENS}),
     cr INTEGER NOT NULL CHECK (cr {_TOKENS}),
     key TEXT NOT NULL UNIQUE,
-    cost REAL NOT NULL, display_cost REAL,
+    cost REAL NOT NULL CHECK (abs(cost) < 1e300),
+    display_cost REAL CHECK (display_cost IS NULL OR abs(display_cost) < 1e300),
     agent TEXT NOT NULL DEFAULT '{CLAUDE}',
     seq INTEGER NOT NULL DEFAULT 0
 ) STRICT;
@@ -76,6 +78,19 @@ _UPSERT = (
     "output=excluded.output, cc=excluded.cc, c1h=excluded.c1h, cr=excluded.cr, "
     "cost=excluded.cost, display_cost=excluded.display_cost, agent=excluded.agent, "
     "seq=excluded.seq"
+)
+# The poison guards again on the way out (C speed): a row that slipped past the constraints
+# (a database written by something else) is skipped, never counted.
+_VALID = (
+    f"ts >= {TS_MIN} AND ts < {TS_MAX} AND typeof(ts) = 'real'"
+    + "".join(
+        f" AND {c} {_TOKENS} AND typeof({c}) = 'integer'"
+        for c in ("input", "output", "cc", "c1h", "cr")
+    )
+    + " AND abs(cost) < 1e300 AND typeof(cost) = 'real'"
+    + " AND (display_cost IS NULL OR (abs(display_cost) < 1e300 AND typeof(display_cost) = 'real'))"
+    + " AND typeof(session) = 'text' AND typeof(project) = 'text' AND typeof(model) = 'text'"
+    + " AND typeof(key) = 'text'"
 )
 _IN_CHUNK = 500  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
 
@@ -381,6 +396,8 @@ class LedgerDB:
                 conn.executemany(_UPSERT, rows)
                 if self.on_merge is not None and agent == CLAUDE:
                     self.on_merge(deltas, was_empty)
+                else:  # the stored sums did not follow: rebuilt on their next use
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
             if files:
                 conn.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
@@ -418,6 +435,8 @@ class LedgerDB:
             conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
             if self.on_reprice is not None:
                 self.on_reprice()
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
         return int(gen)
 
     # -- reading records ---------------------------------------------------------------------
@@ -426,14 +445,10 @@ class LedgerDB:
         self, conn: sqlite3.Connection, where: str, args: tuple[object, ...] | list[object]
     ) -> list[UsageRecord]:
         new = tuple.__new__
-        out: list[UsageRecord] = []
-        bad = 0
-        for row in conn.execute(f"SELECT {COLS} FROM records WHERE {where} ORDER BY ts", args):
-            if _valid(row):
-                out.append(new(UsageRecord, row))
-            else:
-                bad += 1
-        self.dropped += bad
+        rec = UsageRecord
+        rows = conn.execute(f"SELECT {COLS} FROM records WHERE ({where}) AND {_VALID}", args)
+        out = [new(rec, row) for row in rows]
+        out.sort(key=_ts)
         return out
 
     def records(self, where: str = "1", args: tuple[object, ...] = ()) -> list[UsageRecord]:
@@ -542,5 +557,4 @@ def _is_corrupt(exc: sqlite3.Error) -> bool:
     return "not a database" in msg or "malformed" in msg or "no such table: meta" in msg
 
 
-def _valid(row: tuple[object, ...]) -> bool:
-    return valid_row(list(row))
+_ts = operator.itemgetter(0)

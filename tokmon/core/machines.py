@@ -237,6 +237,7 @@ def import_rows(
     res = ImportResult()
     mode = str(engine.config.get("cost_mode"))
     db = engine._db()
+    engine._roll()  # the stored sums follow the merge
     with FileLock(engine.ledger_file.with_suffix(".lock"), timeout=600):
         mm = engine_machine_map(engine)
         if mm.error:

@@ -55,6 +55,10 @@ class Queries(EngineState):
             self._sorted = self._db().records()
         return self._sorted
 
+    def record_count(self) -> int:
+        """How many deduplicated Claude records the ledger holds (without loading them)."""
+        return self._db().count()
+
     def _records_where(self, where: str, args: tuple[object, ...]) -> list[UsageRecord]:
         """Records by an indexed condition (the cached full list when it is loaded)."""
         return self._db().records(where, args)

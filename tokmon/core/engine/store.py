@@ -333,9 +333,10 @@ class Store(EngineState):
         try:
             with db.lock():
                 roll = Rollups(db.conn, between, self.block_seconds)
-            if roll.fresh and db.count():
-                with db.write():
+            if roll.fresh or db.meta("sums") != 1:  # new, or a write that did not follow
+                with db.write() as conn:
                     roll.rebuild({CLAUDE: db.records()})
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 1)")
         except sqlite3.Error as exc:
             log.warning("stored sums unavailable (%s): reports read records", exc)
             return None
