@@ -220,7 +220,7 @@ class LedgerDB:
             raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if _is_corrupt(exc):
+            if is_corrupt(exc):
                 raise LedgerError(f"corrupt ledger ({exc})") from exc
             raise LedgerUnavailable(str(exc)) from exc
         return conn
@@ -241,7 +241,7 @@ class LedgerDB:
                 return conn
             except sqlite3.DatabaseError as exc:
                 conn.close()
-                if _is_corrupt(exc):
+                if is_corrupt(exc):
                     raise LedgerError(f"corrupt ledger ({exc})") from exc
                 if mode == "immutable=1":
                     raise LedgerUnavailable(str(exc)) from exc
@@ -264,7 +264,7 @@ class LedgerDB:
             except sqlite3.DatabaseError as exc:
                 if "no such table" in str(exc):
                     return  # an empty (new) file, or one without our tables: checked after open
-                if _is_corrupt(exc):
+                if is_corrupt(exc):
                     raise LedgerError(f"corrupt ledger ({exc})") from exc
                 if mode == "immutable=1":
                     raise LedgerUnavailable(str(exc)) from exc
@@ -551,10 +551,14 @@ class LedgerDB:
         return mem
 
 
-def _is_corrupt(exc: sqlite3.Error) -> bool:
+def is_corrupt(exc: sqlite3.Error) -> bool:
     """Whether SQLite says the file itself is broken (not busy, full or unreadable now)."""
     msg = str(exc)
-    return "not a database" in msg or "malformed" in msg or "no such table: meta" in msg
+    if not isinstance(exc, sqlite3.OperationalError):
+        return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+            exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)
+        )
+    return "not a database" in msg or "malformed" in msg or "no such table" in msg
 
 
 _ts = operator.itemgetter(0)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
 from tokmon.core.engine.store import _Rebuild
+from tokmon.core.ledger import is_corrupt
 
 log = logging.getLogger("tokmon.core.engine")
 
@@ -51,20 +52,22 @@ class Ingest(EngineState):
         self._refreshing = True
         changes = Changes()
         try:
-            t0 = time.perf_counter()
-            try:
-                self._sync(changes)
-                self._reprice(changes)
-                t1 = time.perf_counter()
-                self._scan(changes, progress, paths)
-            except _Rebuild:
-                self.ledger = self.db.load_state() if self.db is not None else self.ledger
-                self._invalidate()
+            t0 = t1 = time.perf_counter()
+            for attempt in range(3):
+                try:
+                    self._sync(changes)
+                    self._reprice(changes)
+                    t1 = time.perf_counter()
+                    self._scan(changes, progress, paths)
+                    break
+                except _Rebuild:  # found corrupt while merging: moved aside, scan again
+                    pass
+                except sqlite3.DatabaseError as exc:
+                    if attempt == 2 or self._mem or not is_corrupt(exc):
+                        raise
+                    self._corrupt(exc, changes)
                 paths = None
-                self._sync(changes)
-                self._reprice(changes)
-                t1 = time.perf_counter()
-                self._scan(changes, progress, None)
+                self._invalidate()
             t2 = time.perf_counter()
         finally:
             self._refreshing = False

@@ -143,6 +143,9 @@ class EngineState:
     def _fallback(self, changes: Changes, why: str) -> LedgerDB:
         raise NotImplementedError
 
+    def _corrupt(self, exc: Exception, changes: Changes) -> None:
+        raise NotImplementedError
+
     def _commit(
         self,
         changes: Changes,

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING
 
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import (
+    Ledger,
     LedgerDB,
     LedgerError,
     LedgerNewer,
     LedgerUnavailable,
+    is_corrupt,
     json_ledger_path,
     side_files,
 )
@@ -139,6 +141,14 @@ class Store(EngineState):
             ro.close()
         changes.warnings.append(f"cannot save the ledger: {exc}; results not saved")
         return mem
+
+    def _corrupt(self, exc: Exception, changes: Changes) -> None:
+        """The open database turned out corrupt: keep it aside, start an empty one."""
+        if self.db is not None:
+            self.db.close()
+        self.db = self._rebuild_after(LedgerError(f"corrupt ledger ({exc})"), changes)
+        self._seen_gen = None
+        self.ledger = Ledger()
 
     def _rebuild_after(self, exc: LedgerError, changes: Changes) -> LedgerDB:
         """Keep a broken database aside and start an empty one (one warning)."""
@@ -275,14 +285,12 @@ class Store(EngineState):
                 db = self._fallback(changes, f"cannot save the ledger: {exc}")
                 deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
             except sqlite3.DatabaseError as exc:
-                if self._mem:
+                if self._mem or not is_corrupt(exc):
                     raise
                 if lock is not None:
                     lock.release()
                     lock = None
-                db.close()
-                self.db = self._rebuild_after(LedgerError(f"corrupt ledger ({exc})"), changes)
-                self._seen_gen = None
+                self._corrupt(exc, changes)
                 raise _Rebuild() from exc
         finally:
             if lock is not None:
