@@ -57,12 +57,12 @@ CREATE TABLE IF NOT EXISTS records (
     key TEXT NOT NULL UNIQUE,
     cost REAL NOT NULL CHECK (abs(cost) < 1e300),
     display_cost REAL CHECK (display_cost IS NULL OR abs(display_cost) < 1e300),
-    agent TEXT NOT NULL DEFAULT '{CLAUDE}',
-    seq INTEGER NOT NULL DEFAULT 0
+    agent TEXT NOT NULL DEFAULT '{CLAUDE}'
 ) STRICT;
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE INDEX IF NOT EXISTS records_session ON records (session);
-CREATE INDEX IF NOT EXISTS records_seq ON records (seq);
+CREATE TABLE IF NOT EXISTS changes (gen INTEGER NOT NULL, session TEXT NOT NULL) STRICT;
+CREATE INDEX IF NOT EXISTS changes_gen ON changes (gen);
 CREATE TABLE IF NOT EXISTS titles (
     session TEXT NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, PRIMARY KEY (session, kind)
 ) STRICT, WITHOUT ROWID;
@@ -72,12 +72,11 @@ CREATE TABLE IF NOT EXISTS agent_state (agent TEXT PRIMARY KEY, body BLOB NOT NU
 # A record's columns in UsageRecord field order (a fetched row is a record's tuple).
 COLS = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
 _UPSERT = (
-    f"INSERT INTO records ({COLS}, agent, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO records ({COLS}, agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (key) DO UPDATE SET ts=excluded.ts, session=excluded.session, "
     "project=excluded.project, model=excluded.model, input=excluded.input, "
     "output=excluded.output, cc=excluded.cc, c1h=excluded.c1h, cr=excluded.cr, "
-    "cost=excluded.cost, display_cost=excluded.display_cost, agent=excluded.agent, "
-    "seq=excluded.seq"
+    "cost=excluded.cost, display_cost=excluded.display_cost, agent=excluded.agent"
 )
 # The poison guards again on the way out (C speed): a row that slipped past the constraints
 # (a database written by something else) is skipped, never counted.
@@ -92,7 +91,8 @@ _VALID = (
     + " AND typeof(session) = 'text' AND typeof(project) = 'text' AND typeof(model) = 'text'"
     + " AND typeof(key) = 'text'"
 )
-_IN_CHUNK = 500  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
+_IN_CHUNK = 500
+KEEP_CHANGES = 10_000  # generations whose changed sessions are kept (for other processes)  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
 
 
 class LedgerError(Exception):
@@ -201,6 +201,7 @@ class LedgerDB:
             raise LedgerUnavailable(str(exc)) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA cache_size=-16000")  # KiB: bulk merges stay in memory
             if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
                 raise LedgerUnreadable("unreadable ledger (cannot use WAL mode)")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -391,9 +392,11 @@ class LedgerDB:
                 o = old.get(key)
                 if o is None or r.output_tokens > o.output_tokens:
                     deltas.append((o, r))
-                    rows.append((*r, agent, gen))
+                    rows.append((*r, agent))
             if rows:
+                rows.sort(key=_ts)  # time order: appends to the time index, ranges read in order
                 conn.executemany(_UPSERT, rows)
+                self._log_changes(conn, gen, {r.session_id for _, r in deltas})
                 if self.on_merge is not None and agent == CLAUDE:
                     self.on_merge(deltas, was_empty)
                 else:  # the stored sums did not follow: rebuilt on their next use
@@ -413,6 +416,13 @@ class LedgerDB:
                 )
         return deltas, gen
 
+    @staticmethod
+    def _log_changes(conn: sqlite3.Connection, gen: int, sessions: set[str]) -> None:
+        """Which sessions generation ``gen`` changed (other processes ask; old ones pruned)."""
+        conn.executemany("INSERT INTO changes VALUES (?, ?)", [(gen, s) for s in sessions])
+        if gen % 1000 == 0:
+            conn.execute("DELETE FROM changes WHERE gen <= ?", (gen - KEEP_CHANGES,))
+
     def _existing(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, UsageRecord]:
         out: dict[str, UsageRecord] = {}
         new = tuple.__new__
@@ -429,9 +439,9 @@ class LedgerDB:
             gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
             recs = self._select(conn, "agent=?", (CLAUDE,))
             conn.executemany(
-                "UPDATE records SET cost=?, seq=? WHERE key=?",
-                [(fn(r), gen, r.key) for r in recs],
+                "UPDATE records SET cost=? WHERE key=?", [(fn(r), r.key) for r in recs]
             )
+            self._log_changes(conn, gen, {r.session_id for r in recs})
             conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
             if self.on_reprice is not None:
                 self.on_reprice()
@@ -504,7 +514,7 @@ class LedgerDB:
             return {
                 r[0]
                 for r in self.conn.execute(
-                    "SELECT DISTINCT session FROM records WHERE seq > ?", (gen,)
+                    "SELECT DISTINCT session FROM changes WHERE gen > ?", (gen,)
                 )
             }
 
