@@ -27,6 +27,7 @@ from tokmon.core.ledger import is_corrupt
 
 log = logging.getLogger("tokmon.core.engine")
 
+CLAUDE = "claude"
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
 
@@ -125,7 +126,7 @@ class Ingest(EngineState):
         assert db is not None
         if self.ledger.price_signature == self._price_key():
             if not self._models_checked:  # register unknown models for the warning, once
-                for model in db.models():
+                for model in self._models():
                     self.prices.lookup(model)
                 self._models_checked = True
             return
@@ -147,6 +148,20 @@ class Ingest(EngineState):
             self.ledger.price_signature = self._price_key()
         self._models_checked = False
         self._invalidate()
+
+    def _models(self) -> set[str]:
+        """Every Claude model in the ledger: from the stored sums' per-model totals (a few
+        rows) when they are there, else from the records."""
+        db = self.db
+        assert db is not None
+        roll = self._roll()
+        if roll is not None:
+            with db.lock():
+                rows = db.conn.execute(
+                    "SELECT DISTINCT model FROM rollup_total WHERE agent=?", (CLAUDE,)
+                ).fetchall()
+            return {r[0] for r in rows}
+        return db.models()
 
     def _scan(
         self, changes: Changes, progress: ProgressFn | None, paths: Iterable[Path] | None = None
