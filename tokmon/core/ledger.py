@@ -91,6 +91,8 @@ _VALID = (
     + " AND typeof(session) = 'text' AND typeof(project) = 'text' AND typeof(model) = 'text'"
     + " AND typeof(key) = 'text'"
 )
+_INSERT = _UPSERT.split(" ON CONFLICT")[0]
+BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
 KEEP_CHANGES = 10_000  # generations whose changed sessions are kept (for other processes)  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
 
@@ -395,7 +397,14 @@ class LedgerDB:
                     rows.append((*r, agent))
             if rows:
                 rows.sort(key=_ts)  # time order: appends to the time index, ranges read in order
-                conn.executemany(_UPSERT, rows)
+                if was_empty and len(rows) > BULK_ROWS:  # a first scan: index once, at the end
+                    conn.execute("DROP INDEX IF EXISTS records_ts")
+                    conn.execute("DROP INDEX IF EXISTS records_session")
+                    conn.executemany(_INSERT, rows)
+                    conn.execute("CREATE INDEX records_ts ON records (ts)")
+                    conn.execute("CREATE INDEX records_session ON records (session)")
+                else:
+                    conn.executemany(_UPSERT, rows)
                 self._log_changes(conn, gen, {r.session_id for _, r in deltas})
                 if self.on_merge is not None and agent == CLAUDE:
                     self.on_merge(deltas, was_empty)
