@@ -1,22 +1,30 @@
 #!/usr/bin/env python3
-"""Benchmark tokmon's engine against ccusage on a generated corpus, side by side.
+"""Benchmark tokmon's engine against ccusage on generated corpora of one or more sizes.
 
-    python bench/bench_engine.py [--mb 500] [--seed 0] [--keep DIR] [--runs 3] [--json]
+    python bench/bench_engine.py [--mb 500 [2000 ...]] [--seed 0] [--runs 3] [--cache DIR]
+                                 [--keep DIR] [--json]
 
-Measures, for ``tokmon daily --json`` (a subprocess, fresh TOKMON_HOME for the cold run) and
-``ccusage claude daily --json --offline`` (when installed: env TOKMON_CCUSAGE or
-<repo>/.cache/ccusage/node_modules/.bin/ccusage):
+For each size, on a generated corpus cached under ``--cache`` (default
+``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpus<MB>``, ``-seed<N>`` appended for a
+seed other than 0; reused when present, skipped with a clear line when the disk is short), with
+the OS page cache warmed first (so "cold" means "no tokmon state", not "nothing in RAM"), it
+runs ``tokmon <cmd> --json`` (the installed engine, as a subprocess) and ``ccusage claude <cmd>
+--json --offline`` (when installed: env TOKMON_CCUSAGE or
+<repo>/.cache/ccusage/node_modules/.bin/ccusage) alternately, each figure the median of
+``--runs``:
 
-* cold: full scan (tokmon with an empty TOKMON_HOME; ccusage has no cache, so every run is one)
-  (median of --runs)
-* warm: run again with nothing changed (median of --runs)
-* append: run after appending one complete assistant line to the largest session file
-  (median of --runs; the file is truncated back afterwards)
-* peak RSS of the child process
+* cold: ``daily`` with an empty TOKMON_HOME (ccusage has no cache: every run is cold); peak RSS
+  of a separate psutil-sampled run, in MB and in MB per GiB of transcripts;
+* totals: tokmon's ``daily`` and ``session`` token totals against ccusage's (exactly equal) and
+  against the generator's expected.json;
+* warm: ``daily``, ``session`` and ``blocks`` with nothing changed;
+* after append: ``daily`` and ``session``, each run right after appending one complete
+  assistant line to the largest session file (truncated back afterwards);
+* flat with history: each warm / after-append time at the largest size divided by the one at
+  the smallest size.
 
-and prints PASS/FAIL against the targets: cold <= 0.5x ccusage, warm <= 0.25 s,
-after-append <= 0.35 s, cold peak RSS <= 150 MB. The OS page cache is warmed first (every
-file read once), so "cold" means "no tokmon state", not "nothing in RAM".
+Prints the figures side by side with ratios, the machine load (os.getloadavg at start and end)
+and PASS/FAIL per target (docs/performance.md). Exit code 1 when the totals differ.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -35,7 +44,22 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-TARGETS = {"cold_ratio": 0.5, "warm_s": 0.25, "append_s": 0.35, "cold_rss_mb": 150.0}
+TARGETS = {
+    "cold_ratio": 0.45,  # tokmon cold / ccusage (issue 12: at 500 MB and at 2 GB)
+    "cold_rss_mb_per_gb": 60.0,  # peak RSS of a cold scan per GiB of transcripts
+    "report_s": 0.15,  # warm and after-append reports (issue 12: at 2 GB)
+    "flat_ratio": 1.3,  # largest / smallest corpus time per report (flat with history)
+}
+WARM_COMMANDS = ("daily", "session", "blocks")
+APPEND_COMMANDS = ("daily", "session")
+RSS_MIN_MB = 400.0  # below this the interpreter's own ~30 MB swamps a per-GB figure
+TOKEN_KEYS = (
+    "inputTokens",
+    "outputTokens",
+    "cacheCreationTokens",
+    "cacheReadTokens",
+    "totalTokens",
+)
 
 # Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s, "rss_kb": peak RSS of the largest
 # descendant (getrusage), "tree_kb": peak summed RSS of the process tree (psutil sampling)}.
@@ -79,6 +103,31 @@ print(json.dumps({"wall": wall, "rss_kb": rss, "tree_kb": tree // 1024 or None, 
 """
 
 
+class DiskShort(SystemExit):
+    """Not enough free disk to generate a corpus (uncaught, it exits with its message)."""
+
+
+def bench_dir() -> Path:
+    """The corpus cache: ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}``."""
+    base = os.environ.get("TOKMON_BENCH_DIR")
+    return Path(base) if base else Path(os.environ.get("TMPDIR") or "/tmp") / "tokmon-bench"
+
+
+def cached_corpus_dir(mb: float, seed: int, cache: Path | None = None) -> Path:
+    """Where the corpus of this size and seed lives in the cache (``corpus500``,
+    ``corpus2000-seed7``): the name the other bench scripts use for seed 0."""
+    name = f"corpus{mb:g}" + (f"-seed{seed}" if seed else "")
+    return (cache or bench_dir()) / name
+
+
+def load_avg() -> list[float] | None:
+    """1/5/15-minute load averages, or None where the OS has none (Windows)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def ccusage_path() -> Path | None:
     env = os.environ.get("TOKMON_CCUSAGE")
     p = Path(env) if env else REPO / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
@@ -105,34 +154,101 @@ def measure(
     if fig["rc"] != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} exited {fig['rc']}")
     peaks = [v for v in (fig["rss_kb"], fig["tree_kb"]) if v]
-    return {"wall": fig["wall"], "rss_mb": max(peaks) / 1024 if peaks else None}
+    return {
+        "wall": fig["wall"],
+        "rss_mb": max(peaks) / 1024 if peaks else None,
+        "single_rss_mb": fig["rss_kb"] / 1024 if fig["rss_kb"] else None,
+        "tree_rss_mb": fig["tree_kb"] / 1024 if fig["tree_kb"] else None,
+    }
+
+
+def _jsonl_bytes(dest: Path) -> int:
+    return sum(p.stat().st_size for p in (dest / "projects").rglob("*.jsonl"))
+
+
+def _corpus_intact(dest: Path, files: list[str], total: int) -> bool:
+    """Every generated file is there and their sizes add up to the generator's count."""
+    try:
+        return sum((dest / f).stat().st_size for f in files) == total
+    except OSError:
+        return False
+
+
+def _in_cache(path: Path) -> bool:
+    try:
+        path.resolve().relative_to(bench_dir().resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def check_disk(dest: Path, mb: float) -> None:
+    """Raise :class:`DiskShort` unless ``dest``'s file system can hold an ``mb`` MiB corpus
+    plus tokmon's state for it (a quarter of the corpus) and 512 MiB to spare."""
+    probe = dest
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = int(mb * 2**20 * 1.25) + 512 * 2**20
+    if free < need:
+        raise DiskShort(
+            f"skipping {mb:g} MB: generating it needs {need / 2**30:.1f} GiB free at {probe}, "
+            f"{free / 2**30:.1f} GiB are (set TOKMON_BENCH_DIR or --cache elsewhere)"
+        )
 
 
 def prepare_corpus(mb: float, seed: int, keep: Path | None) -> tuple[Path, bool]:
-    """Return (config dir, temporary?); reuse ``keep`` when it holds a corpus of that size."""
+    """Return (config dir, temporary?); reuse ``keep`` when it holds a corpus of that size.
+
+    A corpus is generated into ``<keep>.partial`` and renamed when complete, so an interrupted
+    generation is never reused; a cached corpus whose transcripts no longer add up to its
+    expected.json (an interrupted append) is regenerated when it lies in :func:`bench_dir`
+    (anything else is refused, never deleted). Raises :class:`DiskShort` when the disk is
+    short."""
     from tokmon.demo import Expected, generate
     from tokmon.fsutil import atomic_write
 
     if keep is not None:
+        keep = Path(keep)
         exp_file = keep / "expected.json"
         if exp_file.is_file():
             exp = Expected.from_json(exp_file.read_bytes())
-            if exp.size_mb == mb and exp.seed == seed:
+            if exp.size_mb != mb or exp.seed != seed:
+                raise SystemExit(
+                    f"bench_engine: error: {keep} holds another corpus "
+                    f"({exp.size_mb} MB, seed {exp.seed}); pick another --keep dir"
+                )
+            if _corpus_intact(keep, exp.files, exp.total_bytes):
                 print(f"reusing corpus {keep}", file=sys.stderr)
                 return keep, False
-            raise SystemExit(
-                f"bench_engine: error: {keep} holds another corpus "
-                f"({exp.size_mb} MB, seed {exp.seed}); pick another --keep dir"
-            )
-        dest, temporary = keep, False
+            if not _in_cache(keep):
+                raise SystemExit(
+                    f"bench_engine: error: {keep}'s transcripts differ from its expected.json "
+                    "(an interrupted run?); delete it or pick another --keep dir"
+                )
+            print(f"{keep} was modified (interrupted run?): regenerating", file=sys.stderr)
+            shutil.rmtree(keep)
+        elif keep.exists() and any(keep.iterdir()):
+            if not _in_cache(keep):
+                raise SystemExit(f"bench_engine: error: {keep} is not empty and holds no corpus")
+            shutil.rmtree(keep)
+        dest, temporary = keep.with_name(keep.name + ".partial"), False
+        if dest.exists() and _in_cache(dest):
+            shutil.rmtree(dest)
     else:
         dest, temporary = Path(tempfile.mkdtemp(prefix="tokmon-bench-")) / "claude", True
+    check_disk(dest, mb)
     t = time.perf_counter()
+    print(f"generating a {mb:g} MB corpus (seed {seed}) ...", file=sys.stderr)
     try:
         exp = generate(dest, size_mb=mb, seed=seed)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"bench_engine: error: {exc}") from None
     atomic_write(dest / "expected.json", exp.to_json(), fsync=False)
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        dest.rename(keep)
+        dest = keep
     print(
         f"generated {exp.total_bytes / 2**20:.0f} MiB ({len(exp.files)} files) in "
         f"{time.perf_counter() - t:.1f}s at {dest}",
@@ -198,185 +314,377 @@ def append_line(path: Path) -> None:
         fh.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
 
 
-def bench_tool(
-    name: str, cmd: list[str], env_for: Any, target: Path, runs: int, work: Path
-) -> dict[str, Any]:
-    """cold, warm (median), after-append (median) figures for one tool."""
-    out = work / f"{name}.out"
-    colds = [measure(cmd, env_for(True), out) for _ in range(runs)]
-    first_output = out.read_bytes()
-    cold_mem = measure(cmd, env_for(True), out, sample=True)
-    # the warm runs reuse the state of the last cold run
-    warm = [measure(cmd, env_for(False), out) for _ in range(runs)]
-    size = target.stat().st_size
-    appended = []
-    try:
-        for _ in range(runs):
-            append_line(target)
-            appended.append(measure(cmd, env_for(False), out))
-    finally:
-        with open(target, "r+b") as fh:
-            fh.truncate(size)
-    return {
-        "cold_s": statistics.median(m["wall"] for m in colds),
-        "cold_rss_mb": max((m["rss_mb"] or 0) for m in (*colds, cold_mem)) or None,
-        "warm_s": statistics.median(m["wall"] for m in warm),
-        "warm_rss_mb": max((m["rss_mb"] or 0) for m in warm) or None,
-        "append_s": statistics.median(m["wall"] for m in appended),
-        "append_rss_mb": max((m["rss_mb"] or 0) for m in appended) or None,
-        "output": first_output,
-    }
-
-
-def check_totals(output: bytes, dest: Path) -> str:
-    """Compare a daily --json output's token totals with the corpus's expected.json."""
-    from tokmon.demo import Expected
-
+def token_totals(output: bytes) -> tuple[int, ...] | str:
+    """The token totals of a ``daily``/``session`` --json output, or why they are unreadable."""
     try:
         totals = json.loads(output)["totals"]
-        exp = Expected.from_json((dest / "expected.json").read_bytes())
-    except (ValueError, KeyError, OSError) as exc:
-        return f"unreadable ({exc})"
-    ours = (
-        totals["inputTokens"],
-        totals["outputTokens"],
-        totals["cacheCreationTokens"],
-        totals["cacheReadTokens"],
-        totals["totalTokens"],
-    )
-    return (
-        "match" if ours == exp.totals.as_tuple() else f"MISMATCH {ours} != {exp.totals.as_tuple()}"
-    )
+        return tuple(int(totals[k]) for k in TOKEN_KEYS)
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable ({exc!r})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="tokmon vs ccusage engine benchmark")
-    ap.add_argument("--mb", type=float, default=500.0, help="corpus size in MiB (default 500)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--keep",
-        type=Path,
-        default=None,
-        help="generate into / reuse this dir instead of a temp dir",
-    )
-    ap.add_argument("--runs", type=int, default=3, help="warm/append repetitions (median)")
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = ap.parse_args(argv)
-    if args.mb <= 0 or args.runs < 1:
-        ap.error("--mb and --runs must be positive")
+def compare(a: tuple[int, ...] | str, b: tuple[int, ...] | str) -> str:
+    if isinstance(a, str) or isinstance(b, str):
+        return a if isinstance(a, str) else str(b)
+    return "equal" if a == b else f"DIFFER {a} != {b}"
 
-    dest, temporary = prepare_corpus(args.mb, args.seed, args.keep)
-    work = Path(tempfile.mkdtemp(prefix="tokmon-bench-work-"))
-    try:
-        warm_page_cache(dest)
-        mains = [
-            p for p in (dest / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
-        ]
-        target = max(mains, key=lambda p: p.stat().st_size)
+
+def _median(ms: list[dict[str, Any]]) -> float:
+    return statistics.median(m["wall"] for m in ms)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+class SizeBench:
+    """All figures for one corpus size (one TOKMON_HOME per cold run, the last one kept warm)."""
+
+    def __init__(self, dest: Path, runs: int, cc_bin: Path | None, work: Path) -> None:
+        self.dest, self.runs, self.cc_bin, self.work = dest, runs, cc_bin, work
         base = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
         base.update(
             {"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"}
         )
-        homes = iter(range(1_000_000))
-        state = {"home": ""}
+        self.base = base
+        self.home: Path | None = None
+        self.homes = 0
 
-        def tokmon_env(cold: bool) -> dict[str, str]:
-            if cold:
-                state["home"] = str(work / f"tokmon-home-{next(homes)}")
-            return {**base, "TOKMON_HOME": state["home"]}
+    def tok(self, cmd: str) -> list[str]:
+        return [sys.executable, "-m", "tokmon", cmd, "--json"]
 
-        results: dict[str, Any] = {
-            "corpus": {
-                "dir": str(dest),
-                "mb": args.mb,
-                "bytes": sum(p.stat().st_size for p in (dest / "projects").rglob("*.jsonl")),
-                "append_target": str(target.relative_to(dest)),
-            }
+    def cc(self, cmd: str) -> list[str]:
+        assert self.cc_bin is not None
+        return [str(self.cc_bin), "claude", cmd, "--json", "--offline"]
+
+    def fresh_home(self) -> dict[str, str]:
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+        self.homes += 1
+        self.home = self.work / f"tokmon-home-{self.homes}"
+        return {**self.base, "TOKMON_HOME": str(self.home)}
+
+    def warm_env(self) -> dict[str, str]:
+        return {**self.base, "TOKMON_HOME": str(self.home)}
+
+    def run(self, target: Path) -> dict[str, Any]:
+        out_t, out_c = self.work / "tokmon.out", self.work / "ccusage.out"
+        cc = self.cc_bin is not None
+        r: dict[str, Any] = {}
+        # cold, tokmon and ccusage alternating; then one psutil-sampled run each for memory
+        tc: list[dict[str, Any]] = []
+        cs: list[dict[str, Any]] = []
+        for _ in range(self.runs):
+            tc.append(measure(self.tok("daily"), self.fresh_home(), out_t))
+            if cc:
+                cs.append(measure(self.cc("daily"), self.base, out_c))
+        tok_daily = token_totals(out_t.read_bytes())
+        cc_daily = token_totals(out_c.read_bytes()) if cc else None
+        tmem = measure(self.tok("daily"), self.fresh_home(), out_t, sample=True)
+        cmem = measure(self.cc("daily"), self.base, out_c, sample=True) if cc else None
+        tok_rss = max((m["rss_mb"] or 0) for m in (*tc, tmem)) or None
+        gib = self.bytes / 2**30
+        r["cold"] = {
+            "tokmon_s": _median(tc),
+            "ccusage_s": _median(cs) if cs else None,
+            "ratio": _ratio(_median(tc), _median(cs) if cs else None),
+            "tokmon_rss_mb": tok_rss,
+            "tokmon_rss_single_mb": max((m["single_rss_mb"] or 0) for m in (*tc, tmem)) or None,
+            "tokmon_rss_tree_mb": tmem["tree_rss_mb"],
+            "tokmon_rss_mb_per_gb": tok_rss / gib if tok_rss else None,
+            "ccusage_rss_mb": max((m["rss_mb"] or 0) for m in (*cs, cmem)) or None
+            if cmem is not None
+            else None,
         }
-        tok = bench_tool(
-            "tokmon",
-            [sys.executable, "-m", "tokmon", "daily", "--json"],
-            tokmon_env,
-            target,
-            args.runs,
-            work,
-        )
-        results["tokmon"] = tok
-        tok["totals_check"] = check_totals(tok.pop("output"), dest)
-        cc_bin = ccusage_path()
-        if cc_bin is not None:
-            cc = bench_tool(
-                "ccusage",
-                [str(cc_bin), "claude", "daily", "--json", "--offline"],
-                lambda cold: base,
-                target,
-                args.runs,
-                work,
+        # warm: one unmeasured run per report first (a report may build its own cache)
+        for cmd in WARM_COMMANDS:
+            measure(self.tok(cmd), self.warm_env(), out_t)
+        tw: dict[str, list[dict[str, Any]]] = {c: [] for c in WARM_COMMANDS}
+        cw: dict[str, list[dict[str, Any]]] = {c: [] for c in WARM_COMMANDS}
+        totals: dict[str, Any] = {}
+        for i in range(self.runs):
+            for cmd in WARM_COMMANDS:
+                tw[cmd].append(measure(self.tok(cmd), self.warm_env(), out_t))
+                if i == 0 and cmd == "session":
+                    totals["tok_session"] = token_totals(out_t.read_bytes())
+                if cc:
+                    cw[cmd].append(measure(self.cc(cmd), self.base, out_c))
+                    if i == 0 and cmd == "session":
+                        totals["cc_session"] = token_totals(out_c.read_bytes())
+        r["warm"] = {
+            cmd: {
+                "tokmon_s": _median(tw[cmd]),
+                "ccusage_s": _median(cw[cmd]) if cw[cmd] else None,
+                "ratio": _ratio(_median(tw[cmd]), _median(cw[cmd]) if cw[cmd] else None),
+            }
+            for cmd in WARM_COMMANDS
+        }
+        # after a one-line append: every measured run follows its own fresh append
+        size = target.stat().st_size
+        ta: dict[str, list[dict[str, Any]]] = {c: [] for c in APPEND_COMMANDS}
+        ca: dict[str, list[dict[str, Any]]] = {c: [] for c in APPEND_COMMANDS}
+        try:
+            for _ in range(self.runs):
+                for cmd in APPEND_COMMANDS:
+                    append_line(target)
+                    ta[cmd].append(measure(self.tok(cmd), self.warm_env(), out_t))
+                    if cc:
+                        ca[cmd].append(measure(self.cc(cmd), self.base, out_c))
+        finally:
+            with open(target, "r+b") as fh:
+                fh.truncate(size)
+        r["append"] = {
+            cmd: {
+                "tokmon_s": _median(ta[cmd]),
+                "ccusage_s": _median(ca[cmd]) if ca[cmd] else None,
+                "ratio": _ratio(_median(ta[cmd]), _median(ca[cmd]) if ca[cmd] else None),
+            }
+            for cmd in APPEND_COMMANDS
+        }
+        r["totals"] = self.check(tok_daily, cc_daily, totals)
+        return r
+
+    def check(
+        self,
+        tok_daily: tuple[int, ...] | str,
+        cc_daily: tuple[int, ...] | str | None,
+        totals: dict[str, Any],
+    ) -> dict[str, Any]:
+        from tokmon.demo import Expected
+
+        exp = Expected.from_json((self.dest / "expected.json").read_bytes()).totals.as_tuple()
+        res: dict[str, Any] = {
+            "keys": list(TOKEN_KEYS),
+            "tokmon_daily": tok_daily,
+            "expected": list(exp),
+            "tokmon_daily_vs_expected": compare(tok_daily, tuple(exp)),
+        }
+        if cc_daily is not None:
+            res["ccusage_daily"] = cc_daily
+            res["tokmon_vs_ccusage_daily"] = compare(tok_daily, cc_daily)
+            res["ccusage_daily_vs_expected"] = compare(cc_daily, tuple(exp))
+            res["tokmon_vs_ccusage_session"] = compare(
+                totals.get("tok_session", "missing"), totals.get("cc_session", "missing")
             )
-            cc["totals_check"] = check_totals(cc.pop("output"), dest)
-            results["ccusage"] = cc
-        else:
-            results["ccusage"] = None
-        results["verdict"] = verdict(results)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if temporary:
-            shutil.rmtree(dest.parent, ignore_errors=True)
+        res["ok"] = all(
+            v == "equal" for k, v in res.items() if k.startswith("tokmon_") and k.count("_vs_")
+        )
+        return res
+
+    @property
+    def bytes(self) -> int:
+        return _jsonl_bytes(self.dest)
+
+
+def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
+    cc_bin = ccusage_path()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_start": load_avg(),
+        },
+        "ccusage": str(cc_bin) if cc_bin else None,
+        "runs": args.runs,
+        "targets": TARGETS,
+        "sizes": [],
+    }
+    for mb in args.mb:
+        entry: dict[str, Any] = {"mb": mb, "seed": args.seed, "loadavg_start": load_avg()}
+        results["sizes"].append(entry)
+        keep = args.keep if args.keep else cached_corpus_dir(mb, args.seed, args.cache)
+        try:
+            dest, temporary = prepare_corpus(mb, args.seed, keep)
+        except DiskShort as exc:
+            entry["skipped"] = str(exc)
+            print(exc, file=sys.stderr)
+            continue
+        work = Path(tempfile.mkdtemp(prefix="tokmon-bench-work-"))
+        try:
+            check_disk(work, mb * 0.2)  # tokmon's state for one home
+            warm_page_cache(dest)
+            mains = [
+                p for p in (dest / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+            ]
+            target = max(mains, key=lambda p: p.stat().st_size)
+            sb = SizeBench(dest, args.runs, cc_bin, work)
+            entry.update(
+                {
+                    "dir": str(dest),
+                    "bytes": sb.bytes,
+                    "files": sum(1 for _ in (dest / "projects").rglob("*.jsonl")),
+                    "append_target": str(target.relative_to(dest)),
+                }
+            )
+            print(f"measuring {mb:g} MB ...", file=sys.stderr)
+            entry.update(sb.run(target))
+        except DiskShort as exc:
+            entry["skipped"] = str(exc)
+            print(exc, file=sys.stderr)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if temporary:
+                shutil.rmtree(dest.parent, ignore_errors=True)
+        entry["loadavg_end"] = load_avg()
+    results["machine"]["loadavg_end"] = load_avg()
+    results["flat"] = flatness(results["sizes"])
+    results["checks"] = checks(results)
+    return results
+
+
+def flatness(sizes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Largest / smallest measured size, per warm and after-append report (tokmon)."""
+    done = [s for s in sizes if "warm" in s]
+    if len(done) < 2:
+        return None
+    lo = min(done, key=lambda s: s["bytes"])
+    hi = max(done, key=lambda s: s["bytes"])
+    rows: dict[str, Any] = {}
+    for phase, cmds in (("warm", WARM_COMMANDS), ("append", APPEND_COMMANDS)):
+        for cmd in cmds:
+            a, b = lo[phase][cmd]["tokmon_s"], hi[phase][cmd]["tokmon_s"]
+            rows[f"{phase} {cmd}"] = {"small_s": a, "large_s": b, "ratio": b / a}
+    return {"small_mb": lo["mb"], "large_mb": hi["mb"], "rows": rows}
+
+
+def checks(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per target: what, value, limit, pass (None: not measurable here)."""
+    out: list[dict[str, Any]] = []
+
+    def add(what: str, value: float | None, limit: float, unit: str, note: str = "") -> None:
+        ok = None if value is None else value <= limit
+        out.append(
+            {"what": what, "value": value, "limit": limit, "unit": unit, "pass": ok, "note": note}
+        )
+
+    for s in r["sizes"]:
+        if "cold" not in s:
+            continue
+        mb = f"{s['mb']:g} MB"
+        c = s["cold"]
+        add(f"{mb} cold daily tokmon/ccusage", c["ratio"], TARGETS["cold_ratio"], "x",
+            "" if c["ratio"] is not None else "ccusage not installed")  # fmt: skip
+        small = s["mb"] < RSS_MIN_MB
+        add(f"{mb} cold peak RSS per GiB", None if small else c["tokmon_rss_mb_per_gb"],
+            TARGETS["cold_rss_mb_per_gb"], "MB/GiB",
+            f"not judged below {RSS_MIN_MB:g} MB (interpreter baseline)" if small else "")  # fmt: skip
+        for phase, cmds, label in (
+            ("warm", WARM_COMMANDS, "warm"),
+            ("append", APPEND_COMMANDS, "after append"),
+        ):
+            for cmd in cmds:
+                add(f"{mb} {label} {cmd}", s[phase][cmd]["tokmon_s"], TARGETS["report_s"], "s",
+                    "target is at 2 GB" if s["mb"] < 2000 else "")  # fmt: skip
+    flat = r.get("flat")
+    if flat:
+        for name, row in flat["rows"].items():
+            add(f"{name} {flat['large_mb']:g}/{flat['small_mb']:g} MB", row["ratio"],
+                TARGETS["flat_ratio"], "x")  # fmt: skip
+    return out
+
+
+def _f(v: Any, fmt: str) -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def print_report(r: dict[str, Any]) -> None:
+    m = r["machine"]
+    print(
+        f"machine: {m['cpus']} CPUs, {m['platform']}, Python {m['python']}; load average "
+        f"(1/5/15 min) at start {m['loadavg_start']}, at end {m['loadavg_end']}"
+    )
+    la = m["loadavg_start"]
+    if la and m["cpus"] and max(la[0], (m["loadavg_end"] or [0])[0]) > 0.5 * m["cpus"]:
+        print("  note: the machine was busy; absolute times are inflated, ratios less so")
+    print(f"ccusage: {r['ccusage'] or 'not installed (ratios n/a)'}; median of {r['runs']} runs")
+    for s in r["sizes"]:
+        print()
+        if "skipped" in s:
+            print(f"== {s['mb']:g} MB: SKIPPED: {s['skipped']}")
+            continue
+        print(
+            f"== {s['mb']:g} MB (seed {s['seed']}): {s['bytes'] / 2**20:.0f} MiB, {s['files']:,} "
+            f"transcripts at {s['dir']}; load {s['loadavg_start']} -> {s['loadavg_end']}"
+        )
+        print(f"{'':28}{'tokmon':>10}{'ccusage':>10}{'ratio':>9}")
+        c = s["cold"]
+        print(
+            f"{'cold daily (s)':28}{_f(c['tokmon_s'], '{:.3f}'):>10}"
+            f"{_f(c['ccusage_s'], '{:.3f}'):>10}{_f(c['ratio'], '{:.2f}x'):>9}"
+        )
+        print(
+            f"{'cold peak RSS (MB)':28}{_f(c['tokmon_rss_mb'], '{:.0f}'):>10}"
+            f"{_f(c['ccusage_rss_mb'], '{:.0f}'):>10}"
+            f"{_f(_ratio(c['tokmon_rss_mb'], c['ccusage_rss_mb']), '{:.2f}x'):>9}"
+        )
+        print(
+            f"{'  per GiB of transcripts':28}{_f(c['tokmon_rss_mb_per_gb'], '{:.0f}'):>10}"
+            f"   (largest process {_f(c['tokmon_rss_single_mb'], '{:.0f}')} MB, "
+            f"process tree {_f(c['tokmon_rss_tree_mb'], '{:.0f}')} MB)"
+        )
+        for phase, cmds, label in (
+            ("warm", WARM_COMMANDS, "warm {} (s)"),
+            ("append", APPEND_COMMANDS, "{} after append (s)"),
+        ):
+            for cmd in cmds:
+                x = s[phase][cmd]
+                print(
+                    f"{label.format(cmd):28}{_f(x['tokmon_s'], '{:.3f}'):>10}"
+                    f"{_f(x['ccusage_s'], '{:.3f}'):>10}{_f(x['ratio'], '{:.2f}x'):>9}"
+                )
+        t = s["totals"]
+        print(f"totals ({', '.join(k[:-6] for k in TOKEN_KEYS)}): tokmon daily {t['tokmon_daily']}")
+        for k, v in t.items():
+            if "_vs_" in k:
+                print(f"  {k.replace('_', ' ')}: {v}")
+    flat = r["flat"]
+    if flat:
+        print()
+        print(f"== flat with history: {flat['large_mb']:g} MB / {flat['small_mb']:g} MB (tokmon)")
+        for name, row in flat["rows"].items():
+            print(
+                f"  {name:18}{row['small_s']:8.3f} s {row['large_s']:8.3f} s {row['ratio']:7.2f}x"
+            )
+    print()
+    print("targets (issue 12):")
+    for ch in r["checks"]:
+        verdict = "n/a" if ch["pass"] is None else ("PASS" if ch["pass"] else "FAIL")
+        unit = ch["unit"]
+        val = _f(ch["value"], "{:.3f}" if unit in ("s", "x") else "{:.0f}")
+        note = f"  ({ch['note']})" if ch["note"] else ""
+        print(f"  {ch['what']:44} {val:>8} {unit:<6} <= {ch['limit']:<6g} {verdict}{note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="tokmon vs ccusage engine benchmark")
+    ap.add_argument(
+        "--mb", type=float, nargs="+", default=[500.0], help="corpus sizes in MiB (default 500)"
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="corpus cache dir (default ${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench})",
+    )
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="generate into / reuse this dir (one --mb only)"
+    )
+    ap.add_argument("--runs", type=int, default=3, help="repetitions per figure (median)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    if any(mb <= 0 for mb in args.mb) or args.runs < 1:
+        ap.error("--mb and --runs must be positive")
+    if args.keep and len(args.mb) > 1:
+        ap.error("--keep takes one --mb size (several sizes use the cache, see --cache)")
+    results = run_sizes(args)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print_table(results)
-    return 0
-
-
-def verdict(r: dict[str, Any]) -> dict[str, Any]:
-    tok, cc = r["tokmon"], r["ccusage"]
-    ratio = tok["cold_s"] / cc["cold_s"] if cc else None
-    rss = tok["cold_rss_mb"]
-    return {
-        "cold_ratio": ratio,
-        "cold_ratio_pass": None if ratio is None else ratio <= TARGETS["cold_ratio"],
-        "warm_pass": tok["warm_s"] <= TARGETS["warm_s"],
-        "append_pass": tok["append_s"] <= TARGETS["append_s"],
-        "cold_rss_pass": None if rss is None else rss <= TARGETS["cold_rss_mb"],
-        "targets": TARGETS,
-    }
-
-
-def print_table(r: dict[str, Any]) -> None:
-    c = r["corpus"]
-    print(
-        f"corpus: {c['bytes'] / 2**20:.0f} MiB at {c['dir']} (append target {c['append_target']})"
-    )
-    tok, cc = r["tokmon"], r["ccusage"]
-
-    def cell(d: dict[str, Any] | None, key: str, fmt: str) -> str:
-        if d is None or d.get(key) is None:
-            return "n/a"
-        return fmt.format(d[key])
-
-    print(f"{'':22}{'tokmon':>12}{'ccusage':>12}")
-    rows = [
-        ("cold full scan (s)", "cold_s", "{:.3f}"),
-        ("warm, no change (s)", "warm_s", "{:.3f}"),
-        ("after 1-line append (s)", "append_s", "{:.3f}"),
-        ("cold peak RSS (MB)", "cold_rss_mb", "{:.0f}"),
-        ("warm peak RSS (MB)", "warm_rss_mb", "{:.0f}"),
-        ("totals vs expected", "totals_check", "{}"),
-    ]
-    for label, key, fmt in rows:
-        print(f"{label:22}{cell(tok, key, fmt):>12}{cell(cc, key, fmt):>12}")
-    v = r["verdict"]
-
-    def pf(ok: bool | None) -> str:
-        return "n/a (ccusage not installed)" if ok is None else ("PASS" if ok else "FAIL")
-
-    ratio = "n/a" if v["cold_ratio"] is None else f"{v['cold_ratio']:.2f}x"
-    print(f"cold ratio tokmon/ccusage: {ratio}")
-    print(f"  cold <= {TARGETS['cold_ratio']}x ccusage: {pf(v['cold_ratio_pass'])}")
-    print(f"  warm <= {TARGETS['warm_s']} s: {pf(v['warm_pass'])}")
-    print(f"  after-append <= {TARGETS['append_s']} s: {pf(v['append_pass'])}")
-    print(f"  cold peak RSS <= {TARGETS['cold_rss_mb']:.0f} MB: {pf(v['cold_rss_pass'])}")
+        print_report(results)
+    bad = [s for s in results["sizes"] if "totals" in s and not s["totals"]["ok"]]
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -6,14 +6,19 @@
 For each size a Claude corpus is generated (tokmon.demo.generator, the same ``--days`` span),
 read by the engine (its records are the record path's input), and put in a SQLite file: a
 record table (indexed by agent and time: the ``records_between`` the rollups need) and the
-rollup tables (``Rollups.rebuild``). Then, the best of ``--runs`` after a warm-up, in one process:
+rollup tables (``Rollups.rebuild``). Then, in one process, the best of ``--runs`` after a
+warm-up (rollups and records alternating, the collector paused during each call):
 
 * daily (UTC and America/New_York): ``Engine.report("daily")`` vs ``Rollups.daily`` +
   ``aggregate.period_rows``
 * session: ``Engine.report("session")`` vs ``Rollups.sessions`` + ``aggregate.session_rows_of``
+  (titles read once: a store keeps them in a table)
 * blocks: ``Engine.report("blocks")`` vs ``Rollups.blocks`` + ``blocks_json``
 * summary sums ([today, week, month, all-time]): the engine's ``_period_sums`` rebuilt from the
   records (what every new day/zone costs) vs ``Rollups.period_sums``
+* recent sessions (the summary's, at a moment two thirds into the history): the engine's scan
+  back from the newest record, then ``session_rows`` of those sessions' records, vs
+  ``Rollups.active_sessions`` + ``Rollups.sessions(only=...)`` + ``session_rows_of``
 * append: ``Rollups.apply`` of one new record at the end of the history (and its commit)
 
 It prints each answer's size (days, sessions, blocks) and the larger/smaller time ratio: the
@@ -23,6 +28,7 @@ rollup times should follow the answer, the record times the history.
 from __future__ import annotations
 
 import argparse
+import gc
 import sqlite3
 import sys
 import tempfile
@@ -77,15 +83,27 @@ class RecordTable:
             yield UsageRecord(*row)
 
 
-def best_ms(fn: Callable[[], Any], runs: int) -> float:
-    """The fastest of ``runs`` calls after a warm-up (the least disturbed by a loaded machine)."""
-    fn()  # warm (imports, zone data, SQLite page cache)
-    times = []
-    for _ in range(runs):
+def _timed(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    gc.disable()  # no collector pause lands in one side's timing only
+    try:
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1000
+        return time.perf_counter() - t
+    finally:
+        gc.enable()
+
+
+def best_ms(fns: list[Callable[[], Any]], runs: int) -> list[float]:
+    """The fastest of ``runs`` calls of each function (ms), after a warm-up; the functions
+    alternate within each run, so a loaded machine slows both sides alike."""
+    for fn in fns:
+        fn()  # warm (imports, zone data, SQLite page cache)
+    best = [float("inf")] * len(fns)
+    for _ in range(runs):
+        for j, fn in enumerate(fns):
+            best[j] = min(best[j], _timed(fn))
+    return [b * 1000 for b in best]
 
 
 def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> dict[str, Any]:
@@ -103,6 +121,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
     db.unlink(missing_ok=True)
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit (disk noise)
     table = RecordTable(conn)
     table.put_many("claude", recs)
     ru = Rollups(conn, table.between)
@@ -124,10 +143,12 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
     def roll_daily(tz: str) -> Callable[[], Any]:
         return lambda: aggregate.period_rows(ru.daily("claude", tz), "date", "daily")
 
+    titles = eng.titles
+
     def roll_session() -> Any:
         groups, projects = ru.sessions("claude")
-        rows = aggregate.session_rows_of(groups, projects, eng.titles, now)
-        rows.sort(key=lambda r: -r["totalCost"])
+        rows = aggregate.session_rows_of(groups, projects, titles, now)
+        rows.sort(key=lambda r: -r.usage.total_cost)
         return rows
 
     d0 = now - now % 86400
@@ -137,6 +158,24 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
 
     def rec_sums() -> Any:  # a new key each run: the cold path of Queries._period_sums
         return eng._period_sums((f"bench{next(counter)}", *[b for lh in bounds[:3] for b in lh]))
+
+    bs, slack = eng.block_seconds, 86400.0
+    recent_now = recs[len(recs) * 2 // 3].ts  # a moment with sessions running
+
+    def roll_recent() -> Any:
+        sids = ru.active_sessions("claude", recent_now - bs, recent_now + slack)
+        groups, projects = ru.sessions("claude", only=sids)
+        return aggregate.session_rows_of(groups, projects, titles, recent_now, bs)
+
+    def rec_recent() -> Any:  # Queries.summary's recent sessions, from the records
+        recent: set[str] = set()
+        for i in range(len(recs) - 1, -1, -1):
+            if recent_now - recs[i].ts >= bs:
+                break
+            if recs[i].ts <= recent_now + slack:
+                recent.add(recs[i].session_id)
+        sub = [r for r in recs if r.session_id in recent]
+        return aggregate.session_rows(sub, titles, recent_now, bs)
 
     pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         "daily UTC": (roll_daily("UTC"), lambda: eng.report("daily", timezone="UTC")),
@@ -150,6 +189,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
             lambda: eng.report("blocks", now=now),
         ),
         "summary sums": (lambda: ru.period_sums("claude", bounds), rec_sums),
+        "recent sessions": (roll_recent, rec_recent),
     }
     out: dict[str, Any] = {
         "size_mb": size_mb,
@@ -159,7 +199,8 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
         "rebuild_s": rebuild_s,
     }
     for name, (roll, rec) in pairs.items():
-        out[name] = (best_ms(roll, runs), best_ms(rec, runs))
+        r, c = best_ms([roll, rec], runs)
+        out[name] = (r, c)
     last = recs[-1]
     n = iter(range(10**9))
 
@@ -169,7 +210,7 @@ def measure(size_mb: float, days: float, seed: int, runs: int, work: Path) -> di
         ru.apply("claude", [(None, r)])
         conn.commit()
 
-    out["append"] = (best_ms(append, runs), float("nan"))
+    out["append"] = (best_ms([append], runs)[0], float("nan"))
     conn.close()
     return out
 
@@ -198,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{'query':<16}{'rollups ' + f'{s:g}':>13}{f'{b:g} MB':>9}{'x':>7}"
         f"{'records ' + f'{s:g}':>15}{f'{b:g} MB':>9}{'x':>7}{'speedup@' + f'{b:g}':>13}"
     )
-    for name in ("daily UTC", "daily New_York", "session", "blocks", "summary sums", "append"):
+    names = ("daily UTC", "daily New_York", "session", "blocks", "summary sums", "recent sessions")
+    for name in (*names, "append"):
         r0, c0 = small[name]
         r1, c1 = big[name]
         rec = "" if c0 != c0 else f"{c0:12.2f} ms{c1:9.2f}{c1 / c0:7.2f}{c1 / r1:12.1f}x"

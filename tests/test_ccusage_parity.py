@@ -120,7 +120,7 @@ def test_ccusage_agrees_with_generator_truth(cc, big_corpus):
 
 def test_daily_rows_equal(cc, engine, big_corpus):
     _, exp = big_corpus
-    ours = engine.report("daily", timezone="UTC")
+    ours = engine.report("daily", timezone="UTC").to_json()
     theirs = cc["daily"]
     assert [r["date"] for r in ours["daily"]] == [r["date"] for r in theirs["daily"]]
     compared = 0
@@ -139,7 +139,7 @@ def test_daily_rows_equal(cc, engine, big_corpus):
 
 
 def test_session_totals_equal(cc, engine):
-    ours = engine.report("session", timezone="UTC")
+    ours = engine.report("session", timezone="UTC").to_json()
     # ccusage names a session after its file (resumed copies and flat subagent files become
     # sessions of their own); tokmon attributes by sessionId: the totals are what must agree.
     assert _tok(ours["totals"]) == _tok(cc["session"]["totals"])
@@ -148,7 +148,7 @@ def test_session_totals_equal(cc, engine):
 
 def test_session_rows_match_generator(engine, big_corpus):
     _, exp = big_corpus
-    rows = {r["sessionId"]: r for r in engine.session_rows(tz="UTC")}
+    rows = {r.session_id: r.to_json() for r in engine.session_rows(tz="UTC")}
     assert set(rows) == exp.session_ids
     for sid, s in exp.sessions.items():
         r = rows[sid]
@@ -163,7 +163,7 @@ def test_session_rows_match_generator(engine, big_corpus):
 
 def test_blocks_equal(cc, engine, big_corpus):
     _, exp = big_corpus
-    ours = [b for b in engine.report("blocks", timezone="UTC")["blocks"]]
+    ours = [b for b in engine.report("blocks", timezone="UTC").to_json()["blocks"]]
     theirs = cc["blocks"]["blocks"]
     o_real = {b["id"]: b for b in ours if not b["isGap"]}
     t_real = {b["id"]: b for b in theirs if not b["isGap"]}
@@ -226,7 +226,7 @@ def _active_blocks(ccusage: Path, dest: Path, home: Path) -> tuple[list[Any], li
     tenv = {"TOKMON_HOME": str(home / "th")}
     eng = Engine(roots=[dest / "projects"], paths=get_paths(tenv), env=tenv)
     eng.refresh()
-    ours = [b for b in eng.report("blocks", timezone="UTC")["blocks"] if b["isActive"]]
+    ours = [b for b in eng.report("blocks", timezone="UTC").to_json()["blocks"] if b["isActive"]]
     return theirs, ours
 
 

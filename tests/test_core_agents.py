@@ -63,41 +63,44 @@ def test_reports_per_agent_and_across_agents(corpus: Path, tmp_path: Path) -> No
     eng.refresh()
     assert eng.agent_names() == ["claude", "codex", "opencode", "copilot", "amp"]
     for agent, total in README_TOTALS.items():
-        assert eng.report("session", agent=agent)["totals"]["totalTokens"] == total, agent
-    assert eng.report("daily", agent="codex")["totals"]["totalTokens"] == CODEX_TOTAL
+        assert eng.report("session", agent=agent).to_json()["totals"]["totalTokens"] == total, agent
+    assert eng.report("daily", agent="codex").to_json()["totals"]["totalTokens"] == CODEX_TOTAL
 
     # the default report is Claude Code's alone, byte for byte what an agent-less engine says
     plain = make_engine({"HOME": env["HOME"]}, tmp_path / "plain", agents=False)
     plain.refresh()
     for kind in ("daily", "monthly", "session"):
-        want = orjson.dumps(plain.report(kind, timezone="UTC", now=2e9))
-        assert orjson.dumps(eng.report(kind, timezone="UTC", now=2e9)) == want
-        assert orjson.dumps(eng.report(kind, timezone="UTC", now=2e9, agent="claude")) == want
+        want = orjson.dumps(plain.report(kind, timezone="UTC", now=2e9).to_json())
+        assert orjson.dumps(eng.report(kind, timezone="UTC", now=2e9).to_json()) == want
+        assert (
+            orjson.dumps(eng.report(kind, timezone="UTC", now=2e9, agent="claude").to_json())
+            == want
+        )
 
     # all agents: one row per (day, agent), sums per agent equal each agent's own report
-    every = eng.report("daily", agent="all", timezone="UTC")
+    every = eng.report("daily", agent="all", timezone="UTC").to_json()
     rows = every["daily"]
     assert [list(r)[:2] for r in rows[:1]] == [["date", "agent"]]
     assert rows == sorted(rows, key=lambda r: r["date"])
     per_agent: dict[str, int] = {}
     for r in rows:
         per_agent[r["agent"]] = per_agent.get(r["agent"], 0) + r["totalTokens"]
-    claude_total = plain.report("daily")["totals"]["totalTokens"]
+    claude_total = plain.report("daily").to_json()["totals"]["totalTokens"]
     assert per_agent == {"claude": claude_total, "codex": CODEX_TOTAL, **README_TOTALS}
     assert every["totals"]["totalTokens"] == sum(per_agent.values())
     claude_rows = [
         {k: v for k, v in r.items() if k != "agent"} for r in rows if r["agent"] == "claude"
     ]
-    assert claude_rows == plain.report("daily", timezone="UTC")["daily"]
+    assert claude_rows == plain.report("daily", timezone="UTC").to_json()["daily"]
 
-    sessions = eng.report("session", agent="all", now=2e9)["sessions"]
+    sessions = eng.report("session", agent="all", now=2e9).to_json()["sessions"]
     assert {r["agent"] for r in sessions} == set(per_agent)
     assert sum(r["totalTokens"] for r in sessions) == sum(per_agent.values())
     assert len([r for r in sessions if r["agent"] == "copilot"]) == 4  # README: 4 sessions
 
-    summary = eng.summary(now=2e9)
+    summary = eng.summary(now=2e9).to_json()
     assert {a: s["totals"]["totalTokens"] for a, s in summary["agents"].items()} == per_agent
-    assert "agents" not in plain.summary(now=2e9)  # a Claude-only summary keeps its shape
+    assert "agents" not in plain.summary(now=2e9).to_json()  # a Claude-only summary keeps its shape
 
     with pytest.raises(ValueError, match="Claude Code's"):
         eng.report("blocks", agent="codex")
@@ -118,7 +121,7 @@ def test_agents_are_incremental_persisted_and_keep_history(corpus: Path, tmp_pat
     again = make_engine(env, tmp_path)
     changes = again.refresh()
     assert changes.files_read == 0 and changes.bytes_read == 0  # nothing read twice
-    assert again.report("daily", agent="codex")["totals"]["totalTokens"] == CODEX_TOTAL
+    assert again.report("daily", agent="codex").to_json()["totals"]["totalTokens"] == CODEX_TOTAL
 
     f = sorted(Path(env["CODEX_HOME"]).rglob("rollout-2026-04-09T00-16-48-*.jsonl"))[0]
     line = tc_line("2026-04-09T01:00:00.000Z", 10**9, 1234)
@@ -128,13 +131,13 @@ def test_agents_are_incremental_persisted_and_keep_history(corpus: Path, tmp_pat
     assert changes.agents == {"codex"} and changes.files_read == 1
     assert changes.bytes_read == len(line.encode())
     want = CODEX_TOTAL + 1234 + 7
-    assert again.report("daily", agent="codex")["totals"]["totalTokens"] == want
+    assert again.report("daily", agent="codex").to_json()["totals"]["totalTokens"] == want
     assert again.save() == []
 
     f.unlink()  # the agent's log goes away: its history stays in tokmon's ledger
     third = make_engine(env, tmp_path)
     third.refresh()
-    assert third.report("daily", agent="codex")["totals"]["totalTokens"] == want
+    assert third.report("daily", agent="codex").to_json()["totals"]["totalTokens"] == want
 
 
 def test_agents_json_store_migrates_with_its_history(corpus: Path, tmp_path: Path) -> None:

@@ -139,4 +139,4 @@ def test_titles_custom_beats_ai(tmp_path: Path, tokmon_home: Path) -> None:
     write_lines(f, ['{"type":"custom-title","customTitle":"Parser work","sessionId":"S"}'])
     e.refresh()
     assert e.titles == {"S": "Parser work"}
-    assert e.session_rows()[0]["title"] == "Parser work"
+    assert e.session_rows()[0].title == "Parser work"

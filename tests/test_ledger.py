@@ -24,12 +24,12 @@ def test_history_survives_transcript_deletion(corpus_copy: Path, tokmon_home: Pa
     root = corpus_copy / "projects"
     e = engine(root, tokmon_home)
     e.refresh()
-    before = e.report("session", timezone="UTC")["totals"]
+    before = e.report("session", timezone="UTC").to_json()["totals"]
     for f in list(root.rglob("*.jsonl"))[:20]:
         f.unlink()
     e2 = engine(root, tokmon_home)
     e2.refresh()
-    assert e2.report("session", timezone="UTC")["totals"] == before
+    assert e2.report("session", timezone="UTC").to_json()["totals"] == before
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")

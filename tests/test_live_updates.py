@@ -16,7 +16,7 @@ from tokmon.paths import get_paths
 def fresh_summary(root: Path, home: Path, now: float) -> dict:  # type: ignore[type-arg]
     e = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(home)}), persist=False)
     e.refresh()
-    return e.summary(now=now, tz="UTC")
+    return e.summary(now=now, tz="UTC").to_json()
 
 
 def test_incremental_summary_matches_recomputation(corpus_copy: Path, tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_incremental_summary_matches_recomputation(corpus_copy: Path, tmp_path: 
         write_lines(f, lines)
         c = live.refresh(paths=[f], save=False)
         assert c.changed
-        got = live.summary(now=now, tz="UTC")
+        got = live.summary(now=now, tz="UTC").to_json()
         want = fresh_summary(root, tmp_path / "fresh", now)
         for k in ("today", "week", "month", "totals", "activeBlock", "tokenLimit"):
             assert got[k] == want[k], k

@@ -25,13 +25,13 @@ def _engine(real_corpus: Path, tokmon_home: Path) -> Engine:
 
 def test_totals_sessions_and_blocks_match_reference(real_corpus: Path, tokmon_home: Path) -> None:
     e = _engine(real_corpus, tokmon_home)
-    rep = e.report("session", timezone="UTC")
+    rep = e.report("session", timezone="UTC").to_json()
     for k, v in REF.items():
         assert rep["totals"][k] == v, k
     assert abs(rep["totals"]["totalCost"] - REF_COST) < 0.01
     assert len(rep["sessions"]) == 46
     assert sum(s["totalTokens"] for s in rep["sessions"]) == sum(REF.values())
-    blocks = e.report("blocks", timezone="UTC")["blocks"]
+    blocks = e.report("blocks", timezone="UTC").to_json()["blocks"]
     assert sum(1 for b in blocks if not b["isGap"]) == 32
     assert sum(b["totalTokens"] for b in blocks) == sum(REF.values())
 
@@ -39,7 +39,7 @@ def test_totals_sessions_and_blocks_match_reference(real_corpus: Path, tokmon_ho
 def test_daily_weekly_monthly_totals_agree(real_corpus: Path, tokmon_home: Path) -> None:
     e = _engine(real_corpus, tokmon_home)
     for kind in ("daily", "weekly", "monthly"):
-        rep = e.report(kind, timezone="UTC")
+        rep = e.report(kind, timezone="UTC").to_json()
         rows = rep[kind]
         for k, v in REF.items():
             assert sum(r[k] for r in rows) == v, (kind, k)
@@ -51,7 +51,7 @@ def test_daily_weekly_monthly_totals_agree(real_corpus: Path, tokmon_home: Path)
 
 def test_subagents_roll_up_into_parent_session(real_corpus: Path, tokmon_home: Path) -> None:
     e = _engine(real_corpus, tokmon_home)
-    ids = {s["sessionId"] for s in e.session_rows()}
+    ids = {s.session_id for s in e.session_rows()}
     assert not any(i.startswith("agent-") for i in ids)
     # New-layout subagent file: its lines carry the parent's sessionId.
     parent = "29ccd257-68b1-427f-ae5f-6524b7cb6f20"

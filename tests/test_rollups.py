@@ -32,7 +32,8 @@ from tokmon.demo import generate
 from tokmon.paths import get_paths
 
 END = datetime(2026, 3, 1, 17, 0, tzinfo=timezone.utc)
-ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati"]
+# None: the local zone (the engine's default when the config names none)
+ZONES = [None, "UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati"]
 COST_TOL = 1e-6  # picodollar sums vs float sums in record order
 
 RECORD_COLS = (
@@ -128,7 +129,9 @@ def assert_groups(got: dict[str, aggregate.Acc], want: dict[str, aggregate.Acc])
 
 
 def assert_same(got: Any, want: Any, where: str = "") -> None:
-    """Equal JSON-like values, floats within COST_TOL (cost sums)."""
+    """Equal JSON-like values (typed rows compared by their JSON), floats within COST_TOL."""
+    if hasattr(want, "to_json"):
+        got, want = got.to_json(), want.to_json()
     if isinstance(want, float) or isinstance(got, float):
         assert math.isclose(got, want, abs_tol=COST_TOL), where
     elif isinstance(want, dict):
@@ -152,7 +155,7 @@ def assert_blocks(got: list[Block], want: list[Block]) -> None:
 # ---- the record path ------------------------------------------------------------------------
 
 
-def period_key(kind: str, tz: str, sow: str | None) -> Any:
+def period_key(kind: str, tz: str | None, sow: str | None) -> Any:
     keyer = DateKeyer(resolve_tz(tz))
     if kind == "daily":
         return keyer.day
@@ -218,8 +221,27 @@ def check_sessions(eng: Engine, ru: Rollups, agent: str, engine_agent: str | Non
             assert_groups(groups, want_groups)
             got_rows = aggregate.session_rows_of(groups, sproj, {}, now)
             want_rows = aggregate.session_rows(want_recs, {}, now)
-            key = lambda r: r["sessionId"]  # noqa: E731
+            key = lambda r: r.session_id  # noqa: E731
             assert_same(sorted(got_rows, key=key), sorted(want_rows, key=key), f"{agent} {tz}")
+
+
+def check_recent_sessions(eng: Engine, ru: Rollups, agent: str, engine_agent: str | None) -> None:
+    """The summary's recent sessions (a record in the last block length, none far ahead) and
+    their whole groups, as Queries.summary picks them from the records."""
+    recs = eng.records_of(engine_agent)
+    bs, slack = 5 * 3600.0, 86400.0
+    for now in [recs[j].ts + d for j in (0, len(recs) // 2, -1) for d in (0.0, 600.0, bs)]:
+        want = {r.session_id for r in recs if now - r.ts < bs and r.ts <= now + slack}
+        assert ru.active_sessions(agent, now - bs, now + slack) == want
+        small = {r.session_id for r in recs if now - 300 < r.ts <= now}
+        assert ru.active_sessions(agent, now - 300, now) == small
+        groups, projects = ru.sessions(agent, only=want)
+        sub = [r for r in recs if r.session_id in want]
+        assert_groups(groups, aggregate.group(sub, lambda r: r.session_id))
+        assert_same(
+            sorted(aggregate.session_rows_of(groups, projects, {}, now), key=str),
+            sorted(aggregate.session_rows(sub, {}, now), key=str),
+        )
 
 
 def check_blocks_and_sums(eng: Engine, ru: Rollups, agent: str, engine_agent: str | None) -> None:
@@ -239,7 +261,7 @@ def check_blocks_and_sums(eng: Engine, ru: Rollups, agent: str, engine_agent: st
         assert (acc.i, acc.o, acc.cc, acc.cr, acc.n) == (want.i, want.o, want.cc, want.cr, want.n)
         assert math.isclose(acc.cost, want.cost, abs_tol=COST_TOL)
     tot = ru.totals(agent)
-    assert aggregate.totals_dict(tot)["totalTokens"] == sum(r.total_tokens for r in recs)
+    assert aggregate.totals_of(tot).to_json()["totalTokens"] == sum(r.total_tokens for r in recs)
 
 
 # ---- corpora --------------------------------------------------------------------------------
@@ -269,6 +291,7 @@ def test_generated_periods_equal_record_path(gen_engine: Engine, gen_rollups: Ro
 
 def test_generated_sessions_equal_record_path(gen_engine: Engine, gen_rollups: Rollups) -> None:
     check_sessions(gen_engine, gen_rollups, "claude", None)
+    check_recent_sessions(gen_engine, gen_rollups, "claude", None)
 
 
 def test_generated_blocks_and_summary_equal_record_path(
@@ -290,6 +313,7 @@ def test_real_corpus_equals_record_path(tmp_path: Path) -> None:
     ru = bulk(tmp_path / "r.db", {"claude": eng.records})
     check_periods(eng, ru, "claude", None)
     check_sessions(eng, ru, "claude", None)
+    check_recent_sessions(eng, ru, "claude", None)
     check_blocks_and_sums(eng, ru, "claude", None)
 
 
@@ -320,6 +344,7 @@ def test_agents_corpus_equals_record_path(tmp_path: Path) -> None:
     for n in names:
         check_periods(eng, ru, n, n)
         check_sessions(eng, ru, n, n)
+        check_recent_sessions(eng, ru, n, n)
         check_blocks_and_sums(eng, ru, n, n)
 
 
@@ -429,22 +454,52 @@ def test_incremental_feeding_equals_bulk_build(gen_engine: Engine, tmp_path: Pat
 
 def test_tail_appends_and_reopen(gen_engine: Engine, tmp_path: Path) -> None:
     """Appending the history oldest first in one-record batches (the live case), reopening the
-    database in between, gives the bulk tables; reopening keeps the schema."""
+    database in between, gives the bulk tables; reopening keeps the schema. An append reads no
+    record back (only one at the very time of the previous one regroups its block); the
+    streaming case, the newest record replaced by a copy with more output at the same time,
+    reads only its block's records (never a cell's)."""
     recs = gen_engine.records[:1500]
     want = dump(bulk(tmp_path / "bulk.db", {"claude": recs}).conn)
     path = tmp_path / "tail.db"
-    conn, table, ru = open_db(path)
+    reads = 0
+    cell_reads = 0
+
+    def opened() -> tuple[sqlite3.Connection, RecordTable, Rollups]:
+        conn, table, ru = open_db(path)
+
+        def counted(agent: str, t0: float, t1: float, sid: str | None = None) -> Any:
+            nonlocal reads, cell_reads
+            reads += 1
+            cell_reads += sid is not None
+            return table.between(agent, t0, t1, sid)
+
+        ru.records_between = counted
+        return conn, table, ru
+
+    conn, table, ru = opened()
     assert ru.fresh
+    replaced = 0
     for j, r in enumerate(recs):
-        table.put("claude", r)
-        ru.apply("claude", [(None, r)])
+        if j % 10 == 3:  # first a streaming copy with less output, then the final record
+            part = r._replace(output_tokens=r.output_tokens // 2, cost=r.cost / 2)
+            table.put("claude", part)
+            ru.apply("claude", [(None, part)])
+            table.put("claude", r)
+            ru.apply("claude", [(part, r)])
+            replaced += 1
+        else:
+            table.put("claude", r)
+            ru.apply("claude", [(None, r)])
         if j == 700:
             conn.commit()
             conn.close()
-            conn, table, ru = open_db(path)
+            conn, table, ru = opened()
             assert not ru.fresh
     conn.commit()
     assert dump(conn) == want
+    ties = sum(1 for a, b in zip(recs, recs[1:], strict=False) if a.ts == b.ts)
+    assert cell_reads == 0
+    assert reads <= ties + replaced
 
 
 def test_schema_version_change_drops_tables(tmp_path: Path, gen_engine: Engine) -> None:
@@ -521,12 +576,15 @@ DST_ZONES = [
     "Australia/Lord_Howe",  # a 30-minute DST step
     "Europe/London",
     "Asia/Kathmandu",
+    "Pacific/Kiritimati",  # +14
+    "Pacific/Pago_Pago",  # -11
 ]
 
 
 def test_periods_across_zone_changes(tmp_path: Path) -> None:
     """Days, weeks and months of zones whose offsets change (at night, at midnight, by half an
-    hour): records every few minutes around each 2026 change equal the record path."""
+    hour) or are extreme: records every few minutes around each 2026 change, and at both ends
+    of the accepted time range, equal the record path."""
     recs: list[UsageRecord] = []
     windows = [("2026-03-06", 10), ("2026-03-26", 12), ("2026-09-02", 10), ("2026-10-23", 14)]
     for start, days in windows:
@@ -542,6 +600,10 @@ def test_periods_across_zone_changes(tmp_path: Path) -> None:
             )
             t += 431 + (j % 7) * 97
             j += 1
+    # a sparse history: the first and the last second the ledger accepts (1970, 2199)
+    for t in (1.0, 7258118399.0):
+        recs.append(UsageRecord(t, "edge", "/p/1", "m", 1, 1, 0, 0, 0, f"edge{t}", 0.5))
+    recs.sort(key=lambda r: r.ts)
     ru = bulk(tmp_path / "z.db", {"claude": recs})
     for tz in DST_ZONES:
         keyer = DateKeyer(resolve_tz(tz))

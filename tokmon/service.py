@@ -13,12 +13,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import tokmon
 from tokmon.core.live import save_engine
+
+if TYPE_CHECKING:  # the engine is imported when the service starts, not with this module
+    from tokmon.core.engine import Engine
+    from tokmon.core.rows import SessionRow
 
 log = logging.getLogger("tokmon.server")
 
@@ -216,12 +221,12 @@ class Service:
         self,
         *,
         env: Mapping[str, str] | None = None,
-        engine_factory: Callable[[], Any] | None = None,
+        engine_factory: Callable[[], Engine] | None = None,
         workspace: str | None = None,
     ) -> None:
         self.env = os.environ if env is None else env
         self._engine_factory = engine_factory
-        self.engine: Any = None
+        self._engine: Engine | None = None
         self.lock = threading.RLock()
         self.ready = threading.Event()
         self.start_error: str | None = None
@@ -229,7 +234,7 @@ class Service:
         self._store: Any = None
         self._store_error: str | None = None
         self._meta_snapshot: dict[str, dict[str, Any]] = {}
-        self._rows: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+        self._rows: tuple[tuple[int, int], list[SessionRow]] | None = None
         self.stats: dict[str, Any] = {}
         self.limits_monitor: Any = None  # a tokmon.limits.monitor.LimitsMonitor once watching
 
@@ -241,12 +246,12 @@ class Service:
         try:
             with self.lock:
                 if self._engine_factory is not None:
-                    self.engine = self._engine_factory()
+                    self._engine = self._engine_factory()
                 else:
                     from tokmon.core.engine import Engine
 
-                    self.engine = Engine(env=self.env, agents=True)
-                changes = self.engine.refresh(progress)
+                    self._engine = Engine(env=self.env, agents=True)
+                changes = self._engine.refresh(progress)
                 for w in changes.warnings:
                     log.warning("%s", w)
                 self._meta_snapshot = self._store_all()
@@ -269,16 +274,29 @@ class Service:
             self.ready.set()
         return self.stats
 
+    @property
+    def engine(self) -> Engine:
+        """The engine :meth:`start` built (ServiceError before that, or if it failed)."""
+        if self._engine is None:
+            raise ServiceError(self.start_error or "tokmon engine unavailable")
+        return self._engine
+
+    @property
+    def engine_if_started(self) -> Engine | None:
+        """The engine, or None before :meth:`start` built it."""
+        return self._engine
+
     def _wait_ready(self) -> None:
         self.ready.wait()
-        if self.engine is None:
+        if self._engine is None:
             raise ServiceError(self.start_error or "tokmon engine unavailable")
 
     @property
     def watch_roots(self) -> list[Path]:
         """Every candidate Claude root (existing or not), the other agents' data folders and
         the metadata file's directory."""
-        roots = [Path(r) for r in getattr(self.engine, "watch_roots", [])]
+        eng = self._engine
+        roots = [Path(r) for r in (eng.watch_roots if eng is not None else [])]
         mp = self.metadata_path
         if mp is not None:
             roots.append(mp.parent)
@@ -322,7 +340,8 @@ class Service:
         return merge(rows, self._store_all() if meta is None else meta)
 
     def _meta_note(self, sid: str, meta: dict[str, Any] | None) -> Notification:
-        row = {"sessionId": sid, "title": self.engine.titles.get(sid) if self.engine else None}
+        eng = self._engine
+        row = {"sessionId": sid, "title": eng.titles.get(sid) if eng is not None else None}
         merged = self._merge([row], {sid: meta} if meta else {})[0]
         params = {
             k: merged.get(k) for k in ("sessionId", "name", "nameSource", "tags", "description")
@@ -344,7 +363,7 @@ class Service:
 
     # -- engine helpers --------------------------------------------------------------------
 
-    def _all_rows(self) -> list[dict[str, Any]]:
+    def _all_rows(self) -> list[SessionRow]:
         """Every SessionRow, most recent first (cached per engine version and minute)."""
         eng = self.engine
         key = (eng.version, int(time.time() // 60))
@@ -354,7 +373,7 @@ class Service:
 
     def _resolve(
         self, method: str, ref: str, meta: dict[str, dict[str, Any]] | None = None
-    ) -> tuple[str, dict[str, Any] | None]:
+    ) -> tuple[str, SessionRow | None]:
         """``(sessionId, SessionRow or None)`` for a REF, by the CLI's rule
         (:func:`tokmon.sessions.resolve`: id, name, unique prefix, Claude title)."""
         from tokmon.sessions import RefError, resolve
@@ -363,7 +382,7 @@ class Service:
         try:
             sid = resolve(
                 ref,
-                (r["sessionId"] for r in rows),
+                (r.session_id for r in rows),
                 self._store_all() if meta is None else meta,
                 self.engine.titles,
             )
@@ -374,7 +393,7 @@ class Service:
             near = exc.candidates[:8]
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             raise InvalidParams(f"unknown session id {shown!r}{hint}") from None
-        return sid, next((r for r in rows if r["sessionId"] == sid), None)
+        return sid, next((r for r in rows if r.session_id == sid), None)
 
     def _workspace(self, method: str, p: dict[str, Any]) -> str | None:
         v = _opt_str(method, p, "workspaceFolder")
@@ -407,22 +426,28 @@ class Service:
         return None
 
     def _summary(self, ws: str | None) -> dict[str, Any]:
-        s: dict[str, Any] = self.engine.summary(cwd=ws)
-        active = list(s.get("activeSessions") or [])
-        for r in active:  # the engine's live figures are Claude Code's (blocks, sessions)
-            r.setdefault("agent", "claude")
-        s["activeSessions"] = self._merge(active)
-        if s.get("projectSession"):
-            s["projectSession"] = self._merge([s["projectSession"]])[0]
+        """The Summary's JSON with metadata merged into its session rows, plus the
+        workspace's session and project (docs/protocol.md)."""
+        summ = self.engine.summary(cwd=ws)
+        out: dict[str, Any] = summ.to_json()
+        # the engine's live figures are Claude Code's (blocks, sessions)
+        active = [r if r.agent else replace(r, agent="claude") for r in summ.active_sessions]
+        merged = self._merge([r.to_json() for r in active])
+        out["activeSessions"] = merged
+        ps = summ.project_session
+        if ps is not None:
+            out["projectSession"] = self._merge(
+                [replace(ps, agent=ps.agent or "claude").to_json()]
+            )[0]
         wsess = None
         if ws:
-            for r in s["activeSessions"]:
-                if within(str(r.get("projectPath") or ""), ws):
-                    wsess = r
+            for r, m in zip(active, merged, strict=True):
+                if within(r.project_path, ws):
+                    wsess = m
                     break
-        s["workspaceSession"] = wsess
-        s["workspaceProject"] = self._workspace_project(ws)
-        return s
+        out["workspaceSession"] = wsess
+        out["workspaceProject"] = self._workspace_project(ws)
+        return out
 
     # -- refresh (watcher / tokmon/refresh) --------------------------------------------------
 
@@ -467,9 +492,9 @@ class Service:
     def save(self) -> None:
         """Persist what watcher refreshes left unsaved (called after the push, off the
         watcher thread): snapshot under the lock, serialise and write outside it."""
-        if self.engine is None:
+        if self._engine is None:
             return
-        for w in save_engine(self.engine, self.lock):
+        for w in save_engine(self._engine, self.lock):
             log.warning("%s", w)
 
     def catch_up(self) -> list[Notification]:
@@ -551,28 +576,29 @@ class Service:
             rows = [
                 r
                 for r in rows
-                if r.get("projectName") == project
-                or r.get("projectPath") == project
-                or (proj_path and within(str(r.get("projectPath") or ""), proj_path))
+                if r.project_name == project
+                or r.project_path == project
+                or (proj_path and within(r.project_path, proj_path))
             ]
         if explicit_ws and ws:
-            rows = [r for r in rows if within(str(r.get("projectPath") or ""), ws)]
-        rows = self._merge(rows)
+            rows = [r for r in rows if within(r.project_path, ws)]
+        # the edge: rows merged with their names and tags are the wire's session rows
+        wire = self._merge([r.to_json() for r in rows])
         if tag is not None:
             want = tag.strip().lower()
-            rows = [r for r in rows if want in [t.lower() for t in r.get("tags") or []]]
-        rows.sort(key=lambda r: r["sessionId"])
-        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
+            wire = [r for r in wire if want in [t.lower() for t in r.get("tags") or []]]
+        wire.sort(key=lambda r: r["sessionId"])
+        wire.sort(key=lambda r: r["lastActivity"], reverse=True)
         keyfn: Callable[[dict[str, Any]], Any] = {
             "lastActivity": lambda r: r["lastActivity"],
             "cost": lambda r: r["totalCost"],
             "tokens": lambda r: r["totalTokens"],
             "name": lambda r: str(r.get("name") or r.get("title") or r["sessionId"]).lower(),
         }[sort]
-        rows.sort(key=keyfn, reverse=(order == "desc"))
+        wire.sort(key=keyfn, reverse=(order == "desc"))
         if limit is not None:
-            rows = rows[:limit]
-        return {"sessions": rows, "workspaceProject": self._workspace_project(ws)}, []
+            wire = wire[:limit]
+        return {"sessions": wire, "workspaceProject": self._workspace_project(ws)}, []
 
     def m_session(self, params: Any) -> Result:
         m = "tokmon/session"
@@ -582,7 +608,8 @@ class Service:
 
         meta = self._store_all()
         found, row = self._resolve(m, sid, meta)
-        return detail_for(self.engine, found, row, meta.get(found)), []
+        wire = None if row is None else row.to_json()
+        return detail_for(self.engine, found, wire, meta.get(found)), []
 
     def m_blocks(self, params: Any) -> Result:
         m = "tokmon/blocks"
@@ -595,13 +622,14 @@ class Service:
             and (isinstance(lim, bool) or not isinstance(lim, int) or lim < 1)
         ):
             raise InvalidParams(f"{m}: 'tokenLimit' must be a positive integer or \"max\"")
-        return self.engine.report("blocks", active=active, recent=recent, token_limit=lim), []
+        rep = self.engine.report("blocks", active=active, recent=recent, token_limit=lim)
+        return rep.to_json(), []
 
     def m_daily(self, params: Any) -> Result:
         m = "tokmon/daily"
         p = _obj(m, params, {"since", "until", "timezone"})
         since, until, tz = _day(m, p, "since"), _day(m, p, "until"), _tz(m, p, "timezone")
-        return self.engine.report("daily", since=since, until=until, timezone=tz), []
+        return self.engine.report("daily", since=since, until=until, timezone=tz).to_json(), []
 
     def m_series(self, params: Any) -> Result:
         """Cost and tokens per day or week, one series per model or project (for charts)."""
@@ -740,7 +768,9 @@ class Service:
         old = self._meta_snapshot.get(found)
         self._meta_snapshot = {**self._meta_snapshot, found: meta}
         base = (
-            row if row is not None else {"sessionId": found, "title": self.engine.titles.get(found)}
+            row.to_json()
+            if row is not None
+            else {"sessionId": found, "title": self.engine.titles.get(found)}
         )
         out = self._merge([base], {found: meta})[0]
         notes = []

@@ -26,7 +26,8 @@ def attach_watcher(
 ) -> Watcher:
     """Watch the service's roots; refresh in the watcher thread, ``emit`` on the loop thread."""
     meta = service.metadata_path
-    agents = getattr(service.engine, "agents", None)
+    eng = service.engine_if_started
+    agents = eng.agents if eng is not None else None
     logs = usage_filter(agents.roots() if agents is not None else [])
 
     def keep(path: Path, deleted: bool) -> bool:

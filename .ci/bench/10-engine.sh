@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Engine speed and memory against ccusage 20.0.24 on a generated 500 MB corpus (issue 7).
+# Engine speed and memory against ccusage 20.0.24 on the generated 500 MB corpus (issues 7, 12):
+# cold daily (exact totals vs ccusage), peak RSS per GiB, warm daily/session/blocks and reports
+# after a one-line append. The corpus is cached in $TOKMON_BENCH_DIR/corpus500 (shared with the
+# server, watch and web benches). The 2 GB run is manual: docs/performance.md.
 set -euo pipefail
-dir="${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpus500"
-python3 bench/bench_engine.py --mb 500 --keep "$dir" --runs 3
+python3 bench/bench_engine.py --mb 500 --runs 3

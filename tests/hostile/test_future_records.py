@@ -44,7 +44,7 @@ def test_periods_are_bounded_and_far_future_flagged(tmp_path: Path) -> None:
     eng = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(tmp_path / "home")}))
     changes = eng.refresh()
 
-    s = eng.summary(now=NOW.timestamp(), tz="UTC")
+    s = eng.summary(now=NOW.timestamp(), tz="UTC").to_json()
     day0 = NOW.replace(hour=0)
     week0 = day0 - timedelta(days=(day0.weekday() + 1) % 7)  # weeks start on Sunday
     month0 = day0.replace(day=1)

@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
+from tokmon.core.rows import (
+    JSON,
+    BlocksReport,
+    PeriodKind,
+    PeriodLabel,
+    PeriodRow,
+    SessionReport,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
 
 HELP = {
     "daily": "usage per day",
@@ -172,11 +184,16 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             ctx.stdout.write(hit)
             return 0
     try:
-        data = engine.report(kind, **opts)
+        report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
-    if kind == "session":
-        merge_metadata(ctx, data["sessions"])
+    data = report.to_json()  # the edge
+    merged: list[dict[str, Any]] = []
+    if isinstance(report, SessionReport):  # session rows get their names and tags merged in
+        merged = [r.to_json() for r in report.rows]
+        merge_metadata(ctx, merged)
+        rows_json: list[JSON] = list(merged)
+        data["sessions"] = rows_json
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
@@ -186,11 +203,19 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.cli.tables import blocks_table, period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
-    if kind == "blocks":
-        blocks_table(ctx, data["blocks"], tz, compact=args.compact)
+    if isinstance(report, BlocksReport):
+        blocks_table(ctx, report.blocks, tz, compact=args.compact)
     else:
         period_table(
-            ctx, kind, data, tz, breakdown=args.breakdown, compact=args.compact, aliases=aliases
+            ctx,
+            kind,
+            report.rows,
+            report.totals,
+            tz,
+            merged={str(m["sessionId"]): m for m in merged},
+            breakdown=args.breakdown,
+            compact=args.compact,
+            aliases=aliases,
         )
     return 0
 
@@ -217,7 +242,7 @@ def project_key(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd) if cwd else "unknown"
 
 
-def _resolve_session(ctx: Context, engine: Any, ref: str) -> str:
+def _resolve_session(ctx: Context, engine: Engine, ref: str) -> str:
     """``--id REF``: the session REF names (:func:`tokmon.sessions.resolve`: id, name, unique
     prefix, Claude title); an unknown REF stays as given (an empty report, as in ccusage)."""
     from tokmon.sessions import RefError, resolve
@@ -230,7 +255,7 @@ def _resolve_session(ctx: Context, engine: Any, ref: str) -> str:
         return ref
 
 
-def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
+def session_entries(engine: Engine, opts: dict[str, Any]) -> dict[str, Any] | None:
     """ccusage's ``session --id X --json``: the session's totals and its entries (null if unknown)."""
     from tokmon.core.timeutil import iso
 
@@ -258,7 +283,7 @@ def session_entries(engine: Any, opts: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def session_dirs(engine: Any) -> dict[str, str]:
+def session_dirs(engine: Engine) -> dict[str, str]:
     """Session id -> the name of its directory under ``projects/`` (ccusage's project key)."""
     out: dict[str, str] = {}
     for root in engine.roots:
@@ -280,7 +305,7 @@ def _instances(
     kind: str,
     args: argparse.Namespace,
     ctx: Context,
-    engine: Any,
+    engine: Engine,
     opts: dict[str, Any],
     aliases: dict[str, str],
 ) -> int:
@@ -298,7 +323,12 @@ def _instances(
     key_fn = {"daily": keyer.day, "monthly": keyer.month, "weekly": lambda ts: keyer.week(ts, sow)}[
         kind
     ]
-    label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
+    labels: dict[str, tuple[PeriodLabel, PeriodKind]] = {
+        "daily": ("date", "daily"),
+        "weekly": ("week", "weekly"),
+        "monthly": ("month", "monthly"),
+    }
+    label, list_name = labels[kind]
     by_cwd: dict[str, str] = {}  # sessions without a transcript of their own (resumed ones)
     for r in engine.records:  # go where other sessions of the same cwd are
         if r.session_id in dirs and r.project:
@@ -307,44 +337,60 @@ def _instances(
     for r in recs:
         key = dirs.get(r.session_id) or by_cwd.get(r.project) or project_key(r.project)
         groups.setdefault(key, []).append(r)
-    projects: dict[str, list[dict[str, Any]]] = {}
+    projects: dict[str, list[PeriodRow]] = {}
     for key in sorted(groups):
-        rep = aggregate.period_report(groups[key], key_fn, label, kind, opts.get("order") or "asc")
-        projects[key] = [{**row, "project": key} for row in rep[kind]]
-    totals = aggregate.totals_dict(aggregate.totals(recs))
+        rep = aggregate.period_report(
+            groups[key], key_fn, label, list_name, opts.get("order") or "asc"
+        )
+        projects[key] = rep.rows
+    totals = aggregate.totals_of(aggregate.totals(recs))
     if ctx.json_output:
-        ctx.stdout.write(dump_json({"projects": projects, "totals": totals}))
+        wire = {
+            key: [{**row.to_json(), "project": key} for row in rows]
+            for key, rows in projects.items()
+        }
+        ctx.stdout.write(dump_json({"projects": wire, "totals": totals.to_json()}))
         return 0
     from tokmon.cli.tables import period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     for key, rows in projects.items():
-        sub = {kind: rows, "totals": _sum_rows(rows)}
         ctx.stdout.write(f"\nProject: {aliases.get(key, key)}\n")
         period_table(
-            ctx, kind, sub, tz, breakdown=args.breakdown, compact=args.compact, aliases=aliases
+            ctx,
+            kind,
+            rows,
+            _sum_rows(rows),
+            tz,
+            breakdown=args.breakdown,
+            compact=args.compact,
+            aliases=aliases,
         )
     if not projects:
         ctx.stdout.write("No usage in this range.\n")
     return 0
 
 
-def resolve_tz_name(engine: Any, name: str | None) -> Any:
+def resolve_tz_name(engine: Engine, name: str | None) -> Any:
     from tokmon.core.timeutil import resolve_tz
 
     return resolve_tz(engine._tz_name(name))
 
 
-def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = (
-        "inputTokens",
-        "outputTokens",
-        "cacheCreationTokens",
-        "cacheReadTokens",
-        "totalTokens",
-        "totalCost",
-    )
-    return {k: sum(r[k] for r in rows) for k in keys}
+def _sum_rows(rows: list[PeriodRow]) -> Usage:
+    """The rows' sums, added in row order."""
+    i = o = cc = cr = 0
+    cost = 0.0
+    for r in rows:
+        u = r.usage
+        i, o, cc, cr = (
+            i + u.input_tokens,
+            o + u.output_tokens,
+            cc + u.cache_creation_tokens,
+            cr + u.cache_read_tokens,
+        )
+        cost += u.total_cost
+    return Usage(i, o, cc, cr, cost)
 
 
 # Reports that do not depend on the current time: their JSON is cached per data version.
@@ -356,7 +402,7 @@ class ReportCache:
 
     KEEP = 16
 
-    def __init__(self, ctx: Context, engine: Any, kind: str, opts: dict[str, Any]) -> None:
+    def __init__(self, ctx: Context, engine: Engine, kind: str, opts: dict[str, Any]) -> None:
         import hashlib
 
         from tokmon.core.timeutil import resolve_tz

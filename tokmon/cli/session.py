@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tokmon.cli.context import CLIError, Context
 
 if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
     from tokmon.metadata.store import MetadataStore
 
 SORT_KEYS = {
@@ -146,7 +147,7 @@ def _bare_report(args: argparse.Namespace, ctx: Context) -> int:
 class Sessions:
     """Everything the session commands need, loaded once."""
 
-    engine: Any
+    engine: Engine
     rows: list[dict[str, Any]]  # merged SessionRows, most recent first
     store: MetadataStore
     meta: dict[str, dict[str, Any]]
@@ -191,7 +192,8 @@ def load_sessions(ctx: Context, *, strict: bool = True, **filters: Any) -> Sessi
             raise CLIError(str(exc)) from None
         ctx.warn(f"session metadata unavailable: {exc}")
         meta = {}
-    return Sessions(engine, merge(rows, meta), store, meta)
+    # the edge: session commands show and print the wire rows merged with their metadata
+    return Sessions(engine, merge([r.to_json() for r in rows], meta), store, meta)
 
 
 def _update(ctx: Context, s: Sessions, sid: str, **changes: Any) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
 
 from tokmon import fmt
 from tokmon.cli.context import Context
 from tokmon.cli.render import console, dump_json, resolve_zone, terminal_width
+from tokmon.core.rows import ActiveBlock, Official, Summary, TokenLimit
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -31,18 +33,19 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     engine = ctx.engine(auto_demo=True, agents=True)
     top_n = max(0, getattr(args, "top", 5) or 5)
     summary = engine.summary(cwd=getattr(args, "cwd", None), tz=tz_arg)
-    summary["timezone"] = fmt.zone_name(tz)  # the real zone, never "local"
+    summary = replace(summary, timezone=fmt.zone_name(tz))  # the real zone, never "local"
     rows = engine.session_rows()
-    top = sorted(rows, key=lambda r: r["lastActivity"], reverse=True)[:top_n]
+    recent = sorted(rows, key=lambda r: r.last_activity, reverse=True)[:top_n]
     from tokmon.cli.reports import merge_metadata
 
+    top = [r.to_json() for r in recent]  # merged with names and tags: the sessions' wire rows
     merge_metadata(ctx, top)
     from tokmon.cli.budgets import stats_lines, stats_rows  # budget use (docs/limits.md)
 
     budgets = stats_rows(ctx)
-    summary = {**summary, "demo": ctx.demo}  # generated numbers must say so
     if ctx.json_output:
-        ctx.stdout.write(dump_json({**summary, "topSessions": top, "budgets": budgets}))
+        out = {**summary.to_json(), "demo": ctx.demo}  # generated numbers must say so
+        ctx.stdout.write(dump_json({**out, "topSessions": top, "budgets": budgets}))
         return 0
     _render(ctx, summary, top, tz)
     stats_lines(ctx, budgets)
@@ -52,46 +55,50 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
 BURN_COLOURS = {"low": "green", "medium": "yellow", "high": "red"}
 
 
-def block_lines(b: dict[str, Any], lim: dict[str, Any], official: Any, tz: tzinfo) -> list[str]:
+def block_lines(
+    active: ActiveBlock, lim: TokenLimit, official: Official | None, tz: tzinfo
+) -> list[str]:
     """The current block's state, most important first (rich markup)."""
-    end = fmt.epoch(b["endTime"])
+    b = active.block
     lines = [
-        f"[b]{fmt.integer(b['totalTokens'])}[/b] tokens  ·  {fmt.cost(b['costUSD'])}  ·  "
-        f"{fmt.duration(b['remainingMinutes'])} left (ends {fmt.clock_zoned(end, tz)})",
+        f"[b]{fmt.integer(b.total_tokens)}[/b] tokens  ·  {fmt.cost(b.cost)}  ·  "
+        f"{fmt.duration(active.remaining_minutes)} left (ends {fmt.clock_zoned(b.end, tz)})",
     ]
-    br = b.get("burnRate")
+    br = b.burn_rate
     if br:
-        level = str(b.get("burnLevel") or "low")
+        level = active.burn_level or "low"
         colour = BURN_COLOURS.get(level, "white")
         lines.append(
             f"Burn rate [{colour}]{level}[/{colour}]: "
-            f"{fmt.integer(br['tokensPerMinuteForIndicator'])} input+output tokens/min "
-            f"({fmt.integer(br['tokensPerMinute'])} with cache), {fmt.cost(br['costPerHour'])}/h"
+            f"{fmt.integer(br.tokens_per_minute_for_indicator)} input+output tokens/min "
+            f"({fmt.integer(br.tokens_per_minute)} with cache), {fmt.cost(br.cost_per_hour)}/h"
         )
-    p = b.get("projection")
+    p = b.projection
     if p:
-        text = f"Projection at block end: {fmt.integer(p['totalTokens'])} tokens, {fmt.cost(p['totalCost'])}"
-        if lim.get("tokens"):
-            pct = p["totalTokens"] / lim["tokens"] * 100
+        text = f"Projection at block end: {fmt.integer(p.total_tokens)} tokens, {fmt.cost(p.total_cost)}"
+        if lim.tokens:
+            pct = p.total_tokens / lim.tokens * 100
             colour = "red" if pct > 100 else "yellow" if pct > 80 else "green"
             text += f" ([{colour}]{fmt.percent(pct)}[/{colour}] of the limit)"
         lines.append(text)
-    if lim.get("tokens"):
-        src = "configured" if lim["source"] == "config" else "largest past block"
+    if lim.tokens:
+        src = "configured" if lim.source == "config" else "largest past block"
         lines.append(
-            f"Limit {fmt.integer(lim['tokens'])} ({src}): {fmt.percent(b['limitPercent'])} used"
+            f"Limit {fmt.integer(lim.tokens)} ({src}): {fmt.percent(active.limit_percent)} used"
         )
-    if official and official.get("fiveHour"):
-        five = official["fiveHour"]
-        text = f"Official 5-hour utilisation: {fmt.percent(five.get('usedPercentage'))} (from Claude Code)"
-        resets = fmt.epoch(five.get("resetsAt"))
+    five = official.five_hour if official else None
+    if five:
+        text = (
+            f"Official 5-hour utilisation: {fmt.percent(five.used_percentage)} (from Claude Code)"
+        )
+        resets = five.resets_at
         if resets:
             text += f", resets {fmt.clock_zoned(resets, tz)}"
         lines.append(text)
     return lines
 
 
-def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzinfo) -> None:
+def _render(ctx: Context, s: Summary, top: list[dict[str, Any]], tz: tzinfo) -> None:
     from rich import box
     from rich.markup import escape
     from rich.panel import Panel
@@ -99,39 +106,38 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
 
     width = terminal_width(ctx)
     con = console(ctx, width)
-    d = s["today"]
+    d = s.today.usage
     con.print(
         Panel(
-            f"[b]{fmt.cost(d['totalCost'])}[/b]  ·  {fmt.integer(d['totalTokens'])} tokens  "
-            f"(in {fmt.integer(d['inputTokens'])}, out {fmt.integer(d['outputTokens'])}, "
-            f"cache create {fmt.integer(d['cacheCreationTokens'])}, "
-            f"cache read {fmt.integer(d['cacheReadTokens'])})\n"
-            f"This week {fmt.cost(s['week']['totalCost'])}  ·  this month {fmt.cost(s['month']['totalCost'])}"
-            f"  ·  all time {fmt.cost(s['totals']['totalCost'])}",
-            title=f"Today {d['date']} ({s['timezone']})",
+            f"[b]{fmt.cost(d.total_cost)}[/b]  ·  {fmt.integer(d.total_tokens)} tokens  "
+            f"(in {fmt.integer(d.input_tokens)}, out {fmt.integer(d.output_tokens)}, "
+            f"cache create {fmt.integer(d.cache_creation_tokens)}, "
+            f"cache read {fmt.integer(d.cache_read_tokens)})\n"
+            f"This week {fmt.cost(s.week.usage.total_cost)}  ·  this month {fmt.cost(s.month.usage.total_cost)}"
+            f"  ·  all time {fmt.cost(s.totals.total_cost)}",
+            title=f"Today {s.today.label} ({s.timezone})",
             box=box.ROUNDED,
             expand=False,
         )
     )
-    agents = s.get("agents")
-    if agents:  # other coding agents have data: today and all time per agent
+    if s.agents:  # other coding agents have data: today and all time per agent
         at = Table(title="Per agent", box=box.SIMPLE)
         for col in ("Agent", "Today tokens", "Today cost", "All-time tokens", "All-time cost"):
             at.add_column(col, justify="left" if col == "Agent" else "right")
-        for name, a in agents.items():
+        for name, a in s.agents.items():
             at.add_row(
                 name,
-                fmt.integer(a["today"]["totalTokens"]),
-                fmt.cost(a["today"]["totalCost"]),
-                fmt.integer(a["totals"]["totalTokens"]),
-                fmt.cost(a["totals"]["totalCost"]),
+                fmt.integer(a.today.usage.total_tokens),
+                fmt.cost(a.today.usage.total_cost),
+                fmt.integer(a.totals.total_tokens),
+                fmt.cost(a.totals.total_cost),
             )
         con.print(at)
-    b = s["activeBlock"]
+    b = s.active_block
     if b is None:
         body = "No active 5-hour block (no usage in the last 5 hours)."
     else:
-        body = "\n".join(block_lines(b, s["tokenLimit"], s.get("official"), tz))
+        body = "\n".join(block_lines(b, s.token_limit, s.official, tz))
     con.print(
         Panel(
             body,
@@ -140,7 +146,7 @@ def _render(ctx: Context, s: dict[str, Any], top: list[dict[str, Any]], tz: tzin
             expand=False,
         )
     )
-    t = Table(title="Recent sessions", box=box.SIMPLE, caption=f"times in {s['timezone']}")
+    t = Table(title="Recent sessions", box=box.SIMPLE, caption=f"times in {s.timezone}")
     t.add_column("Session", no_wrap=True)
     t.add_column("Project / name", overflow="fold", max_width=30)
     t.add_column("Last activity", no_wrap=True)

@@ -7,24 +7,34 @@ Numbers, dates and ids are never wrapped or cut; only text columns (models, proj
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from tokmon import fmt
 from tokmon.cli.render import id_length, print_fitted, short_model, zone_title
+from tokmon.core.rows import SessionRow
 
 if TYPE_CHECKING:
     from tokmon.cli.context import Context
+    from tokmon.core.model import Block
+    from tokmon.core.rows import ModelBreakdown, PeriodRow, Usage
 
-LABEL = {"daily": ("date", "Date"), "weekly": ("week", "Week"), "monthly": ("month", "Month"),
-         "session": ("sessionId", "Session")}  # fmt: skip
-ROWS = {"daily": "daily", "weekly": "weekly", "monthly": "monthly", "session": "sessions"}
+TITLE = {"daily": "Date", "weekly": "Week", "monthly": "Month", "session": "Session"}
 SHORT_ID = 8  # session ids print as their first 8 characters; `session --id` accepts them
+
+
+def _tokens(u: Usage | ModelBreakdown) -> tuple[int, int, int, int, int]:
+    i, o, cc, cr = u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens
+    return i, o, cc, cr, i + o + cc + cr
+
+
+Cols = tuple[tuple[str, Callable[[tuple[int, int, int, int, int]], int]], ...]
 # Two-line headers (like ccusage's) keep the full table narrow enough for 100 columns.
-TOKEN_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"),
-              ("Cache\ncreate", "cacheCreationTokens"), ("Cache\nread", "cacheReadTokens"),
-              ("Total\ntokens", "totalTokens"))  # fmt: skip
-COMPACT_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"))
+TOKEN_COLS: Cols = (("Input", lambda t: t[0]), ("Output", lambda t: t[1]),
+                    ("Cache\ncreate", lambda t: t[2]), ("Cache\nread", lambda t: t[3]),
+                    ("Total\ntokens", lambda t: t[4]))  # fmt: skip
+COMPACT_COLS: Cols = (("Input", lambda t: t[0]), ("Output", lambda t: t[1]))
 
 
 def _esc(text: str) -> str:
@@ -33,39 +43,45 @@ def _esc(text: str) -> str:
     return escape(text)
 
 
-def _project_label(r: dict[str, Any], aliases: dict[str, str]) -> str:
+def _project_label(r: SessionRow, meta: Mapping[str, Any] | None, aliases: dict[str, str]) -> str:
+    """Project (or its alias), the session's name (else Claude's title) and tags; ``meta``
+    is the row merged with its metadata (:func:`tokmon.sessions.merge_one`)."""
     from tokmon.cli.reports import project_key
 
-    proj = str(r.get("projectName") or "")
-    path = str(r.get("projectPath") or "")
-    proj = aliases.get(proj) or aliases.get(project_key(path)) or proj
-    label = r.get("name") or r.get("title") or ""
-    tags = " ".join(f"#{x}" for x in r.get("tags") or [])
+    meta = meta or {}
+    proj = r.project_name
+    proj = aliases.get(proj) or aliases.get(project_key(r.project_path)) or proj
+    label = meta.get("name") or r.title or ""
+    tags = " ".join(f"#{x}" for x in meta.get("tags") or [])
     return " ".join(x for x in (proj, label and f"· {label}", tags) if x)
 
 
 def period_table(
     ctx: Context,
     kind: str,
-    data: dict[str, Any],
+    rows: Sequence[PeriodRow] | Sequence[SessionRow],
+    totals: Usage,
     tz: tzinfo,
     *,
+    merged: Mapping[str, Mapping[str, Any]] | None = None,
     breakdown: bool = False,
     compact: bool = False,
     aliases: dict[str, str] | None = None,
 ) -> None:
-    """daily / weekly / monthly / session rows with a totals footer."""
+    """daily / weekly / monthly / session rows with a totals footer; ``merged``: session id
+    -> the row merged with its metadata (names, tags)."""
     aliases = aliases or {}
-    rows = data[ROWS[kind]]
-    tot = data["totals"]
-    id_len = id_length([str(r["sessionId"]) for r in rows]) if kind == "session" else SHORT_ID
-    by_agent = bool(rows) and "agent" in rows[0]  # --agent all: an agent column
+    merged = merged or {}
+    sessions = [r for r in rows if isinstance(r, SessionRow)]
+    id_len = id_length([r.session_id for r in sessions]) if sessions else SHORT_ID
+    by_agent = bool(rows) and rows[0].agent is not None  # --agent all: an agent column
+    tot = _tokens(totals)
 
     def build(narrow: bool) -> Any:
         from rich import box
         from rich.table import Table
 
-        key, title = LABEL[kind]
+        title = TITLE[kind]
         who = "All agents'" if by_agent else "Claude Code"
         t = Table(title=f"{who} token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
         t.add_column(title, footer="Total", no_wrap=True)
@@ -77,43 +93,47 @@ def period_table(
             t.add_column("Models", overflow="fold", max_width=16)
         cols = COMPACT_COLS if narrow else TOKEN_COLS
         for col, k in cols:
-            t.add_column(col, justify="right", footer=fmt.integer(tot[k]), no_wrap=True)
+            t.add_column(col, justify="right", footer=fmt.integer(k(tot)), no_wrap=True)
         t.add_column(
-            "Cost\n(USD)", justify="right", footer=fmt.cost(tot["totalCost"]), no_wrap=True
+            "Cost\n(USD)", justify="right", footer=fmt.cost(totals.total_cost), no_wrap=True
         )
         if kind == "session":
             t.add_column("Last activity", no_wrap=True)
         for r in rows:
-            cells = [str(r[key])[:id_len] if kind == "session" else str(r[key])]
+            s: SessionRow | None = None
+            if isinstance(r, SessionRow):
+                s, first = r, r.session_id[:id_len]
+            else:
+                first = r.label
+            cells = [first]
             if by_agent:
-                cells.append(str(r["agent"]))
-            if kind == "session":
-                cells.append(_esc(_project_label(r, aliases)))
+                cells.append(str(r.agent))
+            if s is not None:
+                cells.append(_esc(_project_label(s, merged.get(s.session_id), aliases)))
             if not (narrow and kind == "session"):
-                cells.append(", ".join(short_model(m) for m in r["modelsUsed"]))
-            cells += [fmt.integer(r[k]) for _, k in cols]
-            cells.append(fmt.cost(r["totalCost"]))
-            if kind == "session":
-                cells.append(fmt.date_time(fmt.epoch(r.get("lastActivity")), tz))
+                cells.append(", ".join(short_model(m) for m in r.models_used))
+            toks = _tokens(r.usage)
+            cells += [fmt.integer(k(toks)) for _, k in cols]
+            cells.append(fmt.cost(r.usage.total_cost))
+            if s is not None:
+                cells.append(fmt.date_time(s.last_activity, tz))
             t.add_row(*cells)
             if breakdown:
-                for m in r["modelBreakdowns"]:
+                for m in r.model_breakdowns:
                     sub = (
-                        ["", f"└ {short_model(m['modelName'])}"]
+                        ["", f"└ {short_model(m.model_name)}"]
                         if narrow and kind == "session"
                         else (
-                            ["", "", f"└ {short_model(m['modelName'])}"]
+                            ["", "", f"└ {short_model(m.model_name)}"]
                             if kind == "session"
-                            else ["", f"└ {short_model(m['modelName'])}"]
+                            else ["", f"└ {short_model(m.model_name)}"]
                         )
                     )
                     if by_agent:
                         sub.insert(1, "")
-                    m_tot = (m["inputTokens"] + m["outputTokens"] + m["cacheCreationTokens"]
-                             + m["cacheReadTokens"])  # fmt: skip
-                    vals = {**m, "totalTokens": m_tot}
-                    sub += [fmt.integer(vals[k]) for _, k in cols]
-                    sub.append(fmt.cost(m["cost"]))
+                    m_toks = _tokens(m)
+                    sub += [fmt.integer(k(m_toks)) for _, k in cols]
+                    sub.append(fmt.cost(m.cost))
                     if kind == "session":
                         sub.append("")
                     t.add_row(*sub, style="dim")
@@ -133,23 +153,21 @@ def period_table(
         ctx.stdout.write("No usage in this range.\n")
 
 
-def _burn_text(b: dict[str, Any]) -> str:
+def _burn_text(b: Block) -> str:
     parts = []
-    if b.get("burnRate") and b.get("projection"):
-        p = b["projection"]
-        parts.append(f"{fmt.integer(b['burnRate']['tokensPerMinute'])} tok/min → "
-                     f"{fmt.integer(p['totalTokens'])} ({fmt.cost(p['totalCost'])}), "
-                     f"{fmt.duration(p['remainingMinutes'])} left")  # fmt: skip
-    if b.get("tokenLimitStatus"):
-        s = b["tokenLimitStatus"]
-        parts.append(f"[{fmt.percent(s['percentUsed'])} of {fmt.integer(s['limit'])}: "
-                     f"{s['status']}]")  # fmt: skip
+    br, p = b.burn_rate, b.projection
+    if br and p:
+        parts.append(f"{fmt.integer(br.tokens_per_minute)} tok/min → "
+                     f"{fmt.integer(p.total_tokens)} ({fmt.cost(p.total_cost)}), "
+                     f"{fmt.duration(p.remaining_minutes)} left")  # fmt: skip
+    s = b.token_limit_status
+    if s:
+        parts.append(f"[{fmt.percent(s.percent_used)} of {fmt.integer(s.limit)}: "
+                     f"{s.status}]")  # fmt: skip
     return " ".join(parts)
 
 
-def blocks_table(
-    ctx: Context, blocks: list[dict[str, Any]], tz: tzinfo, *, compact: bool = False
-) -> None:
+def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool = False) -> None:
     """5-hour blocks; start and end in the chosen zone, named in the caption."""
 
     def build(narrow: bool) -> Any:
@@ -173,21 +191,20 @@ def blocks_table(
                 max_width=36 if col == "Burn / projection" else None,
             )
         for b in blocks:
-            start = fmt.epoch(b["startTime"])
-            end = fmt.epoch(b["endTime"])
-            if b["isGap"]:
+            start, end = b.start, b.end
+            if b.is_gap:
                 cells = [fmt.date_time(start, tz), fmt.date_time(end, tz), "gap"]
                 cells += [""] * (len(cols) - 3)
                 t.add_row(*cells, style="dim")
                 continue
             cells = [fmt.date_time(start, tz), fmt.date_time(end, tz),
-                     "ACTIVE" if b["isActive"] else "done"]  # fmt: skip
+                     "ACTIVE" if b.is_active else "done"]  # fmt: skip
             if not narrow:
-                cells += [", ".join(short_model(m) for m in b["models"]), fmt.integer(b["entries"])]
-            cells += [fmt.integer(b["totalTokens"]), fmt.cost(b["costUSD"])]
+                cells += [", ".join(short_model(m) for m in b.models), fmt.integer(b.entries)]
+            cells += [fmt.integer(b.total_tokens), fmt.cost(b.cost)]
             if not narrow:
                 cells.append(escape(_burn_text(b)))
-            t.add_row(*cells, style="bold" if b["isActive"] else None)
+            t.add_row(*cells, style="bold" if b.is_active else None)
         return t
 
     print_fitted(

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from tokmon.core.model import UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL
-from tokmon.core.timeutil import iso
+from tokmon.core.rows import (
+    ModelBreakdown,
+    PeriodKind,
+    PeriodLabel,
+    PeriodReport,
+    PeriodRow,
+    SessionRow,
+    Totals,
+    Usage,
+)
 
 
 class Acc:
@@ -45,40 +53,22 @@ class Acc:
     def total(self) -> int:
         return self.i + self.o + self.cc + self.cr
 
-    def tokens(self) -> dict[str, Any]:
-        return {
-            "inputTokens": self.i,
-            "outputTokens": self.o,
-            "cacheCreationTokens": self.cc,
-            "cacheReadTokens": self.cr,
-            "totalTokens": self.total,
-            "totalCost": self.cost,
-        }
+    def usage(self) -> Usage:
+        """The sums as a typed :class:`~tokmon.core.rows.Usage`."""
+        return Usage(self.i, self.o, self.cc, self.cr, self.cost)
 
-    def model_names(self) -> list[str]:
-        return [m for m in (self.models or {}) if m != SYNTHETIC_MODEL]
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m for m in (self.models or {}) if m != SYNTHETIC_MODEL)
 
-    def breakdowns(self) -> list[dict[str, Any]]:
+    def breakdowns(self) -> tuple[ModelBreakdown, ...]:
+        """Per-model sums, most expensive first (the synthetic model left out)."""
         rows = [
-            {
-                "modelName": name,
-                "inputTokens": a.i,
-                "outputTokens": a.o,
-                "cacheCreationTokens": a.cc,
-                "cacheReadTokens": a.cr,
-                "cost": a.cost,
-            }
+            ModelBreakdown(name, a.i, a.o, a.cc, a.cr, a.cost)
             for name, a in (self.models or {}).items()
             if name != SYNTHETIC_MODEL
         ]
-        rows.sort(key=lambda r: -r["cost"])  # type: ignore[operator]
-        return rows
-
-    def row(self) -> dict[str, Any]:
-        d = self.tokens()
-        d["modelsUsed"] = self.model_names()
-        d["modelBreakdowns"] = self.breakdowns()
-        return d
+        rows.sort(key=lambda r: -r.cost)
+        return tuple(rows)
 
 
 def group(
@@ -153,31 +143,25 @@ def totals(records: Iterable[UsageRecord]) -> Acc:
     return a
 
 
-def totals_dict(a: Acc) -> dict[str, Any]:
-    return {
-        "inputTokens": a.i,
-        "outputTokens": a.o,
-        "cacheCreationTokens": a.cc,
-        "cacheReadTokens": a.cr,
-        "totalCost": a.cost,
-        "totalTokens": a.total,
-    }
+def totals_of(a: Acc) -> Totals:
+    """A report's ``totals`` from summed records."""
+    return Totals(a.i, a.o, a.cc, a.cr, a.cost)
 
 
 def period_report(
     records: Sequence[UsageRecord],
     time_key: Callable[[float], str],
-    label: str,
-    list_name: str,
+    label: PeriodLabel,
+    list_name: PeriodKind,
     order: str = "asc",
-) -> dict[str, Any]:
-    """``{list_name: [{label: k, ...}], "totals": {...}}`` like ``ccusage claude daily``."""
+) -> PeriodReport:
+    """Rows per ``time_key`` period plus totals, like ``ccusage claude daily``."""
     return period_rows(group(records, time_key=time_key), label, list_name, order)
 
 
 def period_rows(
-    groups: dict[str, Acc], label: str, list_name: str, order: str = "asc"
-) -> dict[str, Any]:
+    groups: dict[str, Acc], label: PeriodLabel, list_name: PeriodKind, order: str = "asc"
+) -> PeriodReport:
     """The period report of groups already summed (by :func:`group` or from stored sums)."""
     total = Acc()
     for a in groups.values():
@@ -188,10 +172,9 @@ def period_rows(
         total.cost += a.cost
     rows = []
     for k in sorted(groups, reverse=(order == "desc")):
-        row: dict[str, Any] = {label: k}
-        row.update(groups[k].row())
-        rows.append(row)
-    return {list_name: rows, "totals": totals_dict(total)}
+        a = groups[k]
+        rows.append(PeriodRow(label, k, a.usage(), a.model_names(), a.breakdowns()))
+    return PeriodReport(list_name, rows, totals_of(total))
 
 
 def project_name(path: str) -> str:
@@ -206,7 +189,7 @@ def session_rows(
     titles: dict[str, str] | None = None,
     now: float | None = None,
     active_seconds: float = 5 * 3600,
-) -> list[dict[str, Any]]:
+) -> list[SessionRow]:
     """One SessionRow per session id (subagents roll up by their parent's sessionId)."""
     projects: dict[str, str] = {}
     for r in records:  # the session's project is the cwd of its latest line that has one
@@ -223,26 +206,26 @@ def session_rows_of(
     titles: dict[str, str] | None = None,
     now: float | None = None,
     active_seconds: float = 5 * 3600,
-) -> list[dict[str, Any]]:
+) -> list[SessionRow]:
     """Session rows of per-session sums (by :func:`group` or from stored sums) and each
     session's project path."""
     titles = titles or {}
     rows = []
     for sid, a in groups.items():
         proj = projects.get(sid, "")
-        row: dict[str, Any] = {"sessionId": sid, "projectPath": proj}
-        row.update(a.tokens())
-        row.update(
-            {
-                "firstActivity": iso(a.first),
-                "lastActivity": iso(a.last),
-                "modelsUsed": a.model_names(),
-                "modelBreakdowns": a.breakdowns(),
-                "projectName": project_name(proj),
-                "entries": a.n,
-                "title": titles.get(sid),
-                "isActive": now is not None and now - a.last < active_seconds,
-            }
+        rows.append(
+            SessionRow(
+                session_id=sid,
+                project_path=proj,
+                usage=a.usage(),
+                first_activity=a.first,
+                last_activity=a.last,
+                models_used=a.model_names(),
+                model_breakdowns=a.breakdowns(),
+                project_name=project_name(proj),
+                entries=a.n,
+                title=titles.get(sid),
+                is_active=now is not None and now - a.last < active_seconds,
+            )
         )
-        rows.append(row)
     return rows

@@ -15,6 +15,10 @@ from typing import Any, NamedTuple
 
 from tokmon.core.timeutil import iso
 
+#: JSON values (what ``to_json`` returns, what orjson and json.dumps write)
+JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
+JSONObject = dict[str, JSON]
+
 
 class UsageRecord(NamedTuple):
     """One API response's usage, attributed to a session, project and model.
@@ -86,7 +90,7 @@ class TokenCounts:
     def total(self) -> int:
         return self.input + self.output + self.cache_creation + self.cache_read
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> JSONObject:
         return {
             "inputTokens": self.input,
             "outputTokens": self.output,
@@ -103,7 +107,7 @@ class BurnRate:
     tokens_per_minute_for_indicator: float
     cost_per_hour: float
 
-    def to_json(self) -> dict[str, float]:
+    def to_json(self) -> JSONObject:
         return {
             "tokensPerMinute": self.tokens_per_minute,
             "tokensPerMinuteForIndicator": self.tokens_per_minute_for_indicator,
@@ -119,7 +123,7 @@ class Projection:
     total_cost: float
     remaining_minutes: int
 
-    def to_json(self) -> dict[str, float | int]:
+    def to_json(self) -> JSONObject:
         return {
             "totalTokens": self.total_tokens,
             "totalCost": self.total_cost,
@@ -136,7 +140,7 @@ class TokenLimitStatus:
     percent_used: float
     status: str
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> JSONObject:
         return {
             "limit": self.limit,
             "projectedUsage": self.projected_usage,
@@ -166,10 +170,10 @@ class Block:
     def total_tokens(self) -> int:
         return self.tokens.total
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """ccusage's block JSON (``blocks --json``), key order included."""
         gap = self.is_gap
-        d: dict[str, Any] = {
+        d: JSONObject = {
             "id": f"gap-{iso(self.start)}" if gap else iso(self.start),
             "startTime": iso(self.start),
             "endTime": iso(self.end),

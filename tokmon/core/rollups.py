@@ -26,7 +26,19 @@ bulk build. A report's cost differs from the record path's float sum (in record 
 half a picodollar per record (a stored sum holds up to 9.2 million USD). Block costs are float sums in (ts, key) order, as
 :func:`~tokmon.core.blocks.make_block` sums its entries.
 
-The class never commits: the caller's transaction holds a record change and its rollup change.
+The class never commits: the caller's transaction holds a record change and its rollup change
+(a write transaction, ``BEGIN IMMEDIATE``, so two processes never interleave read-modify-writes).
+A store uses it like this::
+
+    ru = Rollups(conn, store.records_between)
+    if ru.fresh:  # new tables, or a new schema version (derived data: dropped, rebuilt)
+        ru.rebuild({"claude": store.records("claude"), ...})
+    # per refresh, in the transaction that writes the records:
+    ru.apply("claude", [(replaced_or_None, new), ...])
+    # reports: the same groups as aggregate.group over the filtered records
+    rows = aggregate.period_rows(ru.daily("claude", tz, since=s, until=u), "date", "daily")
+    groups, projects = ru.sessions("claude", tz)
+    sessions = aggregate.session_rows_of(groups, projects, titles, now)
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import json
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
@@ -337,16 +349,18 @@ class Rollups:
         (None: nothing) and adds ``new`` (None: nothing). Call after the caller's store holds
         the new records (``records_between`` must answer the state after the change)."""
         cells: dict[tuple[int, str, str, str], _Sums] = {}
-        removed: dict[tuple[int, str, str, str], set[float]] = {}
+        # net removals per time (removed minus added there): a first/last time whose count
+        # did not drop is still there, one that did may be gone
+        removed: dict[tuple[int, str, str, str], dict[float, int]] = {}
         projects: dict[str, int] = {}
         sm: dict[tuple[str, str], _Sums] = {}  # per (session, model)
-        sm_removed: dict[tuple[str, str], set[float]] = {}
+        sm_removed: dict[tuple[str, str], dict[float, int]] = {}
         proj_added: dict[str, tuple[float, str]] = {}  # latest (ts, cwd) added per session
-        proj_removed: dict[str, set[tuple[float, str]]] = {}
+        proj_removed: dict[str, dict[tuple[float, str], int]] = {}
         tm: dict[str, _Sums] = {}  # per model (all-time totals)
-        tm_removed: dict[str, set[float]] = {}
+        tm_removed: dict[str, dict[float, int]] = {}
         touched: list[float] = []
-        pairs = list(deltas)
+        pairs = _compose(deltas)
         for pair in pairs:
             for sign, r in ((-1, pair[0]), (1, pair[1])):
                 if r is None:
@@ -365,14 +379,13 @@ class Rollups:
                 if s is None:
                     s = tm[r.model] = _new_sums()
                 _add(s, r, sign)
-                if sign < 0:
-                    removed.setdefault(k, set()).add(r.ts)
-                    tm_removed.setdefault(r.model, set()).add(r.ts)
-                    sm_removed.setdefault((sid, r.model), set()).add(r.ts)
-                    if r.project:
-                        proj_removed.setdefault(sid, set()).add((r.ts, r.project))
-                elif r.project and (r.ts, r.project) > proj_added.get(sid, _NO_PROJECT):
-                    proj_added[sid] = (r.ts, r.project)
+                _count(removed, k, r.ts, -sign)
+                _count(tm_removed, r.model, r.ts, -sign)
+                _count(sm_removed, (sid, r.model), r.ts, -sign)
+                if r.project:
+                    _count(proj_removed, sid, (r.ts, r.project), -sign)
+                    if sign > 0 and (r.ts, r.project) > proj_added.get(sid, _NO_PROJECT):
+                        proj_added[sid] = (r.ts, r.project)
                 projects[r.project] = projects.get(r.project, 0) + sign
                 touched.append(r.ts)
         if not cells:
@@ -430,9 +443,9 @@ class Rollups:
         self,
         agent: str,
         sm: dict[tuple[str, str], _Sums],
-        sm_removed: dict[tuple[str, str], set[float]],
+        sm_removed: dict[tuple[str, str], dict[float, int]],
         proj_added: dict[str, tuple[float, str]],
-        proj_removed: dict[str, set[tuple[float, str]]],
+        proj_removed: dict[str, dict[tuple[float, str], int]],
     ) -> None:
         """Add net per-(session, model) sums; a first/last time or a session's project that
         may have been removed is recomputed from the session's cells."""
@@ -462,7 +475,7 @@ class Rollups:
             ).fetchone()
             best = (row[0], row[1]) if row is not None and row[1] else _NO_PROJECT
             best = max(best, proj_added.get(sid, _NO_PROJECT))
-            if best in proj_removed.get(sid, ()):
+            if proj_removed.get(sid, {}).get(best, 0) > 0:
                 found = c.execute(
                     "SELECT max(last) AS t, project FROM rollup_cell WHERE agent=?"
                     " AND session_id=? AND project!='' GROUP BY project"
@@ -482,11 +495,11 @@ class Rollups:
         cols: tuple[str, ...],
         key: tuple[object, ...],
         s: _Sums,
-        gone: set[float] | None,
+        gone: dict[float, int] | None,
         span: Callable[[], tuple[float, float]],
     ) -> None:
-        """Add net sums ``s`` to one row; ``gone``: times removed from it (a first/last among
-        them is recomputed by ``span()``)."""
+        """Add net sums ``s`` to one row; ``gone``: net removals per time (a first/last time
+        with some is recomputed by ``span()``)."""
         c = self.conn
         where = " AND ".join(f"{col}=?" for col in cols)
         row = c.execute(
@@ -498,7 +511,7 @@ class Rollups:
             c.execute(f"DELETE FROM {table} WHERE {where}", key)
             return
         first, last = min(old[7], s[7]), max(old[8], s[8])
-        stale = bool(gone) and (first in gone or last in gone)  # type: ignore[operator]
+        stale = gone is not None and (gone.get(first, 0) > 0 or gone.get(last, 0) > 0)
         if stale:
             first, last = span()
         marks = ",".join("?" * (len(cols) + 9))
@@ -525,7 +538,10 @@ class Rollups:
             (agent,),
         ).fetchone()
         added.sort(key=_ts_key)
-        if row is None or added[0].ts <= row[2]:
+        if row is None:  # the agent's first records
+            self._store_blocks(agent, added)
+            return True
+        if added[0].ts <= row[2]:
             return False
         cur: list[Any] = [*row[:9], json.loads(row[9])]
         per: dict[tuple[float, str], _Sums] = {}
@@ -686,16 +702,18 @@ class Rollups:
         table, where, args = self._source(agent, project, session_id)
         if table is None:
             return {}
-        twhere = self._source(agent, project, session_id, "t.")[1]
         b0, b1 = _bucket_range(since, until)
-        span = self.conn.execute(
-            f"SELECT min(bucket), max(bucket) FROM {table} WHERE {where} AND bucket>=? AND"
-            " bucket<?",
-            (*args, b0, b1),
-        ).fetchone()
-        if span is None or span[0] is None:
+        utc_days = [  # the days with data (a sparse or poisoned history plans only those)
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT DISTINCT t.bucket / {86400 // BUCKET} FROM {table} WHERE {where}"
+                " AND t.bucket>=? AND t.bucket<?",
+                (*args, b0, b1),
+            )
+        ]
+        if not utc_days:
             return {}
-        regular, irregular = _plan(keyer, span[0], span[1])
+        regular, irregular = _plan(keyer, utc_days)
         fold = _Fold()
         days = [(d, r0, r1) for d, r0, r1 in regular if lo <= d <= hi]
         sums = "sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n), min(first), max(last)"
@@ -706,7 +724,7 @@ class Rollups:
             flat = [v for x, (_, r0, r1) in enumerate(part) for v in (x, r0, r1)]
             for x, *row in self.conn.execute(
                 f"WITH k(x, b0, b1) AS (VALUES {values}) SELECT k.x, t.model, {sums}"
-                f" FROM k CROSS JOIN {table} AS t WHERE {twhere}"
+                f" FROM k CROSS JOIN {table} WHERE {where}"
                 " AND t.bucket>=k.b0 AND t.bucket<k.b1 GROUP BY k.x, t.model",
                 (*flat, *args),
             ):
@@ -714,8 +732,8 @@ class Rollups:
         day_ok = _day_filter(keyer, since, until)
         for s0, s1 in irregular:  # days around a zone change: bucket by bucket
             for b, *row in self.conn.execute(
-                f"SELECT bucket, model, {sums} FROM {table} WHERE {where} AND bucket>=? AND"
-                " bucket<? GROUP BY bucket, model",
+                f"SELECT t.bucket, t.model, {sums} FROM {table} WHERE {where}"
+                " AND t.bucket>=? AND t.bucket<? GROUP BY t.bucket, t.model",
                 (*args, s0, s1),
             ):
                 if day_ok(b):
@@ -723,12 +741,14 @@ class Rollups:
         return fold.groups()
 
     def _source(
-        self, agent: str, project: str | None, session_id: str | None, t: str = ""
+        self, agent: str, project: str | None, session_id: str | None
     ) -> tuple[str | None, str, list[object]]:
-        """The table, condition (columns prefixed by ``t``) and arguments of one agent's
-        (filtered) sums."""
+        """The table (aliased ``t``, with the index to use), condition and arguments of one
+        agent's (filtered) sums; no table when no project matches."""
+        t = "t."
         if not project and not session_id:
-            return "rollup_bucket", f"{t}agent=?", [agent]
+            return "rollup_bucket AS t", f"{t}agent=?", [agent]
+        index = "rollup_cell_session" if session_id else "rollup_cell_project"
         where = [f"{t}agent=?"]
         args: list[object] = [agent]
         if session_id:
@@ -740,7 +760,7 @@ class Rollups:
                 return None, "", []
             where.append(f"{t}project IN ({','.join('?' * len(ps))})")
             args += ps
-        return "rollup_cell", " AND ".join(where), args
+        return f"rollup_cell AS t INDEXED BY {index}", " AND ".join(where), args
 
     def _matching_projects(self, agent: str, wanted: str) -> list[str]:
         return [p for p in self.projects(agent) if p == wanted or project_name(p) == wanted]
@@ -764,12 +784,29 @@ class Rollups:
         since: str | None = None,
         until: str | None = None,
         project: str | None = None,
+        only: Iterable[str] | None = None,
     ) -> tuple[dict[str, Acc], dict[str, str]]:
         """Per-session groups and each session's project, as ``aggregate.session_rows`` builds
-        them from the filtered records (feed both to ``aggregate.session_rows_of``)."""
+        them from the filtered records (feed both to ``aggregate.session_rows_of``); ``only``:
+        just these sessions, whole (no other filter then)."""
         fold = _Fold()
         projects: dict[str, str] = {}
         c = self.conn
+        if only is not None:
+            for sid in set(only):
+                for row in c.execute(
+                    "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
+                    " FROM rollup_session_model WHERE agent=? AND session_id=?",
+                    (agent, sid),
+                ):
+                    fold.add(*row)
+                for (proj,) in c.execute(
+                    "SELECT project FROM rollup_session WHERE agent=? AND session_id=?"
+                    " AND project!=''",
+                    (agent, sid),
+                ):
+                    projects[sid] = proj
+            return fold.groups(), projects
         if not since and not until and not project:
             for row in c.execute(
                 "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
@@ -806,6 +843,21 @@ class Rollups:
             if proj and (last, proj) > latest.get(sid, (float("-inf"), "")):
                 latest[sid] = (last, proj)
         return fold.groups(), {sid: p for sid, (_, p) in latest.items()}
+
+    def active_sessions(self, agent: str, lo: float, hi: float) -> set[str]:
+        """Sessions with a record at ``lo < ts <= hi`` (the summary's recent sessions: ``lo``
+        is now minus the block length, ``hi`` now plus the future slack)."""
+        if hi - lo < BUCKET:  # a cell could then straddle the window with nothing inside
+            return {
+                r.session_id for r in self.records_between(agent, lo, hi + 1) if lo < r.ts <= hi
+            }
+        # a cell (under 15 minutes wide) with last > lo and first <= hi has a record inside
+        rows = self.conn.execute(
+            "SELECT DISTINCT session_id FROM rollup_cell WHERE agent=? AND bucket>=? AND bucket<=?"
+            " AND last>? AND first<=?",
+            (agent, int(lo // BUCKET), int(hi // BUCKET), lo, hi),
+        )
+        return {r[0] for r in rows}
 
     def blocks(self, agent: str, now: float) -> list[Block]:
         """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them."""
@@ -889,6 +941,33 @@ class Rollups:
         return fold.groups().get("") or Acc()
 
 
+def _compose(deltas: Iterable[Delta]) -> list[Delta]:
+    """One net ``(first replaced, last new)`` per record key, no-ops dropped: a record added
+    and replaced within one batch never counts (nor do its times)."""
+    net: dict[str, list[UsageRecord | None]] = {}
+    for old, new in deltas:
+        steps: list[Delta] = [(old, new)]
+        if old is not None and new is not None and old.key != new.key:
+            steps = [(old, None), (None, new)]
+        for o, n in steps:
+            r = n if n is not None else o
+            if r is None:
+                continue
+            cur = net.get(r.key)
+            if cur is None:
+                net[r.key] = [o, n]
+            else:
+                cur[1] = n
+    return [(o, n) for o, n in net.values() if o != n]
+
+
+def _count(d: dict[Any, dict[Any, int]], key: Any, at: Any, n: int) -> None:
+    per = d.get(key)
+    if per is None:
+        per = d[key] = {}
+    per[at] = per.get(at, 0) + n
+
+
 def _ints(s: _Sums) -> tuple[int, ...]:
     return tuple(int(v) for v in s[:7])
 
@@ -907,30 +986,43 @@ def _day_filter(keyer: DateKeyer, since: str | None, until: str | None) -> Calla
 
 
 def _plan(
-    keyer: DateKeyer, b_min: int, b_max: int
+    keyer: DateKeyer, utc_days: Iterable[int]
 ) -> tuple[list[tuple[str, int, int]], list[tuple[int, int]]]:
-    """Cover buckets ``b_min..b_max`` with local days of ``keyer``'s zone: ``(day, b0, b1)``
-    bucket ranges where the zone's offset is the same on the day before and after, and plain
-    bucket ranges around every offset change (there a day need not be one range: a clock set
-    back across midnight), to be keyed bucket by bucket."""
+    """Cover the UTC days ``utc_days`` (days since the epoch) with local days of ``keyer``'s
+    zone: ``(day, b0, b1)`` bucket ranges where the zone's offset is the same from the day
+    before to the day after, and plain bucket ranges around every offset change (there a day
+    need not be one range: a clock set back across midnight), to be keyed bucket by bucket."""
     tz = keyer.tz
-    d0 = keyer.local(b_min * BUCKET).date() - timedelta(days=1)
-    n = (keyer.local(b_max * BUCKET).date() - d0).days + 3
-    days = [d0 + timedelta(days=j) for j in range(n)]  # d0 .. last day + 1
-    starts = [
-        math.ceil(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() / BUCKET) for d in days
-    ]
-    offs = [datetime.fromtimestamp(b * BUCKET, tz).utcoffset() for b in starts]
-    odd: set[int] = set()
-    for j in range(n - 1):
-        if offs[j] != offs[j + 1]:
-            odd.update((j - 1, j, j + 1))
+    starts: dict[date, int] = {}
+    offs: dict[date, timedelta | None] = {}
+
+    def start(d: date) -> int:  # the first bucket whose local date is d or later
+        b = starts.get(d)
+        if b is None:
+            midnight = datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+            b = starts[d] = math.ceil(midnight / BUCKET)
+        return b
+
+    def off(d: date) -> timedelta | None:
+        if d not in offs:
+            offs[d] = datetime.fromtimestamp(start(d) * BUCKET, tz).utcoffset()
+        return offs[d]
+
+    one = timedelta(days=1)
+    dates: set[date] = set()
+    for u in utc_days:
+        d0 = keyer.local(u * 86400).date()
+        d1 = keyer.local(u * 86400 + 86400 - BUCKET).date()
+        while d0 <= d1:
+            dates.add(d0)
+            d0 += one
     regular: list[tuple[str, int, int]] = []
     irregular: list[tuple[int, int]] = []
-    for j in range(1, n - 1):
-        r0, r1 = starts[j], starts[j + 1]
-        if j not in odd:
-            regular.append((days[j].isoformat(), r0, r1))
+    for d in sorted(dates):
+        r0, r1 = start(d), start(d + one)
+        around = [off(d + k * one) for k in (-1, 0, 1, 2)]
+        if around.count(around[0]) == 4:
+            regular.append((d.isoformat(), r0, r1))
         elif irregular and irregular[-1][1] == r0:
             irregular[-1] = (irregular[-1][0], r1)
         else:

@@ -52,9 +52,10 @@ class ServiceSeries:
                 "tokmon has not indexed transcripts yet (an LSP server starts when "
                 "its editor connects)"
             )
-        if svc.engine is None:
+        eng = svc.engine_if_started
+        if eng is None:
             raise RuntimeError(svc.start_error or "tokmon engine unavailable")
-        return svc.engine
+        return eng
 
     def __call__(self) -> Series:
         eng = self.engine_ready()

@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tokmon.core.aggregate import project_name
 from tokmon.core.machines import MachineMap, engine_machine_map, local_machine
+
+if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
 
 log = logging.getLogger("tokmon.export")
 
@@ -123,7 +126,7 @@ class SeriesSource:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         *,
         per_session: bool = False,
         top_projects: int | None = None,
@@ -169,8 +172,9 @@ class SeriesSource:
         eng = self.engine
         out: list[Gauge] = []
         summ = eng.summary(now=now)
-        blk = summ.get("activeBlock") or {}
-        br = blk.get("burnRate") or {}
+        act = summ.active_block
+        blk = act.block if act is not None else None
+        br = blk.burn_rate if blk is not None else None
         m = {"machine": self.machine}
         out += [
             Gauge(
@@ -180,28 +184,28 @@ class SeriesSource:
                 "block_tokens",
                 "tokens in the active 5-hour block",
                 m,
-                float(blk.get("totalTokens") or 0),
+                float(blk.total_tokens if blk is not None else 0),
             ),
             Gauge(
                 "block_cost_usd",
                 "cost of the active 5-hour block (USD)",
                 m,
-                float(blk.get("costUSD") or 0.0),
+                float(blk.cost if blk is not None and not blk.is_gap else 0.0),
             ),
             Gauge(
                 "block_burn_rate_tokens_per_minute",
                 "active block burn rate (tokens/min)",
                 m,
-                float(br.get("tokensPerMinute") or 0.0),
+                float(br.tokens_per_minute if br is not None else 0.0),
             ),
             Gauge(
                 "block_remaining_minutes",
                 "minutes until the active block ends",
                 m,
-                float(blk.get("remainingMinutes") or 0.0),
+                float(act.remaining_minutes if act is not None else 0.0),
             ),
         ]
-        lim = (summ.get("tokenLimit") or {}).get("tokens")
+        lim = summ.token_limit.tokens
         if lim:
             out.append(
                 Gauge(
@@ -211,44 +215,46 @@ class SeriesSource:
                     float(lim),
                 )  # fmt: skip
             )
-        if blk and blk.get("limitPercent") is not None:
+        if act is not None and act.limit_percent is not None:
             out.append(
                 Gauge(
                     "block_limit_percent",
                     "active block tokens as % of token_limit",
                     m,
-                    float(blk["limitPercent"]),
+                    float(act.limit_percent),
                 )
             )
-        off = summ.get("official") or {}
-        for window, k in (("5h", "fiveHour"), ("7d", "sevenDay")):
-            w = off.get(k)
-            if isinstance(w, dict) and w.get("usedPercentage") is not None:
+        off = summ.official
+        for window, w in (
+            ("5h", off.five_hour if off else None),
+            ("7d", off.seven_day if off else None),
+        ):
+            if w is not None:
                 lab = {"window": window}
                 out.append(
                     Gauge(
                         "official_used_percent",
                         "official plan utilisation reported by Claude Code (%)",
                         lab,
-                        float(w["usedPercentage"]),
+                        float(w.used_percentage),
                     )
                 )
-                if w.get("resetsAt"):
+                if w.resets_at:
                     out.append(
                         Gauge(
                             "official_resets_at_seconds",
                             "when the official window resets (unix time)",
                             lab,
-                            float(w["resetsAt"]),
+                            float(w.resets_at),
                         )
                     )
-                if w.get("observedAt"):
+                if w.observed_at:
                     out.append(
                         Gauge(
                             "official_observed_at_seconds",
                             "when the official figure was observed (unix time)",
                             lab,
-                            float(w["observedAt"]),
+                            float(w.observed_at),
                         )
                     )
         recs = eng.records

@@ -23,9 +23,12 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon.limits import history
+
+if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
 
 _KEYS = {"official", "projected", "block", "budgets", "desktop", "webhooks", "terminal"}
 
@@ -259,18 +262,21 @@ def log(paths: Any, limit: int = 50, after_id: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def block_input(engine: Any, now: float | None = None) -> dict[str, Any] | None:
+def block_input(engine: Engine, now: float | None = None) -> dict[str, Any] | None:
     """The active block's projection and token limit, for block alerts."""
     try:
         s = engine.summary(now=now)
     except Exception:
         return None
-    b = s.get("activeBlock")
-    lim = (s.get("tokenLimit") or {}).get("tokens")
-    if not b or not b.get("projection") or not lim:
+    from tokmon.core.timeutil import iso
+
+    act = s.active_block
+    lim = s.token_limit.tokens
+    proj = act.block.projection if act is not None else None
+    if act is None or proj is None or not lim:
         return None
     return {
-        "start": b.get("startTime"),
-        "projectedTokens": b["projection"].get("totalTokens"),
+        "start": iso(act.block.start),  # the block's id, as in the Summary's JSON
+        "projectedTokens": proj.total_tokens,
         "limit": lim,
     }

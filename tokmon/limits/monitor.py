@@ -90,7 +90,7 @@ class LimitsMonitor:
 
         svc = self.service
         paths = get_paths(svc.env)
-        eng = svc.engine
+        eng = svc.engine_if_started
         # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
         stamp = (_stamp(paths), getattr(eng, "version", None), int(time.monotonic() // RESCAN))
         if stamp == self._last_stamp:

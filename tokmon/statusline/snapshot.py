@@ -24,6 +24,8 @@ TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
     from typing import Any
 
+    from tokmon.core.rows import Summary
+
 VERSION = 1
 WATCH_RECENT_SECONDS = 24 * 3600.0
 WATCH_MAX = 1000
@@ -266,12 +268,13 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     engine.refresh()
     now = time.time() if now is None else now
     summary = engine.summary(now=now)
+    wire = summary.to_json()  # the edge: the snapshot condenses the Summary's JSON
     try:
         from tokmon.metadata.store import MetadataStore
         from tokmon.sessions import merge
 
-        summary["activeSessions"] = merge(
-            summary.get("activeSessions") or [], MetadataStore(paths=paths).all()
+        wire["activeSessions"] = merge(  # type: ignore[assignment]
+            [r.to_json() for r in summary.active_sessions], MetadataStore(paths=paths).all()
         )
     except Exception:  # metadata is decoration: never fail a refresh over it
         pass
@@ -279,7 +282,7 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     agent_roots = engine.agents.roots() if engine.agents is not None else []
     watch, complete = watch_list(list(engine.roots) + agent_roots, extra, now)
     snap = from_summary(
-        summary,
+        wire,
         settings=line_settings(engine.config),
         watch=watch,
         watch_complete=complete,
@@ -290,23 +293,23 @@ def build(env: Any = None, now: float | None = None) -> tuple[dict[str, Any], An
     return snap, engine
 
 
-def agents_part(engine: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
+def agents_part(engine: Any, summary: Summary) -> dict[str, Any] | None:
     """Per agent ``{todayCost, todayTokens, lastActivity}`` when agents other than Claude Code
     have data (the Summary's ``agents``), else None (a Claude-only snapshot keeps its shape)."""
-    per = summary.get("agents")
-    if not isinstance(per, dict):
+    per = summary.agents
+    if per is None:
         return None
     out: dict[str, Any] = {}
     for name, body in per.items():
-        today = (body or {}).get("today") or {}
+        today = body.today.usage
         try:
             recs = engine.records_of(name)
             last = max((r.ts for r in recs[-50:]), default=0.0) if recs else 0.0
         except Exception:  # an agent this engine cannot name: no activity known
             last = 0.0
         out[str(name)] = {
-            "todayCost": _num(today.get("totalCost")),
-            "todayTokens": int(_num(today.get("totalTokens"))),
+            "todayCost": _num(today.total_cost),
+            "todayTokens": int(today.total_tokens),
             "lastActivity": float(last),
         }
     return out

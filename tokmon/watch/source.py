@@ -15,10 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon.core.live import DeferredSaver, PendingPaths, save_engine
 from tokmon.watch.model import SPARK_MINUTES, Snapshot, bucket_usage, session_totals
+
+if TYPE_CHECKING:
+    from tokmon.core.engine import Engine
 
 log = logging.getLogger("tokmon.watch")
 
@@ -73,7 +76,7 @@ class Refresher:
 
     def __init__(
         self,
-        engine_factory: Callable[[], Any],
+        engine_factory: Callable[[], Engine],
         deliver: Callable[[Snapshot], None],
         *,
         paths: Any = None,
@@ -95,7 +98,7 @@ class Refresher:
         self._pending = PendingPaths()
         self._engine_lock = threading.Lock()
         self._saver: DeferredSaver | None = None
-        self.engine: Any = None
+        self.engine: Engine | None = None
         self.refreshes = 0
         self.last_changes: Any = None  # what the last refresh read (files_read, bytes_read)
         self._roots_seen: tuple[str, ...] | None = None
@@ -120,6 +123,8 @@ class Refresher:
         self._wake.set()
 
     def _save(self) -> None:
+        if self.engine is None:  # the saver exists only once the engine does
+            return
         for w in save_engine(self.engine, self._engine_lock):
             log.warning("%s", w)
 
@@ -152,7 +157,7 @@ class Refresher:
     def _note_roots(self) -> None:
         """Remember which roots exist as a refresh starts; note when that set changes."""
         try:
-            roots = tuple(str(r) for r in self.engine.roots)
+            roots = tuple(str(r) for r in self.engine.roots) if self.engine is not None else ()
         except Exception:  # noqa: BLE001
             roots = ()
         if self._roots_seen is not None and roots != self._roots_seen:
@@ -196,7 +201,8 @@ class Refresher:
                 if not self._has_roots():
                     warnings.append("no Claude Code transcripts yet: waiting for them")
                 now = time.time()
-                summary = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
+                summ = self.engine.summary(tz=self.tz) if self.tz else self.engine.summary()
+                summary = summ.to_json()  # the edge: the dashboard model reads the wire shape
                 records = self.engine.records
                 minute_usage = bucket_usage(records, now, SPARK_MINUTES)
                 totals = None

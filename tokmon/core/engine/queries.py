@@ -6,17 +6,34 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tokmon.core import aggregate
 from tokmon.core.blocks import (
-    blocks_json,
     burn_level,
     compute_blocks,
     limit_status,
     max_completed_tokens,
 )
 from tokmon.core.model import Block, UsageRecord
+from tokmon.core.rows import (
+    ActiveBlock,
+    AgentToday,
+    BlocksReport,
+    Official,
+    PeriodKind,
+    PeriodLabel,
+    PeriodReport,
+    PeriodRow,
+    PeriodUsage,
+    Report,
+    SessionReport,
+    SessionRow,
+    Summary,
+    TokenLimit,
+    Totals,
+)
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:
@@ -207,13 +224,13 @@ class Queries(EngineState):
         tz: str | None = None,
         now: float | None = None,
         agent: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """SessionRow dicts (see docs/architecture.md), most recent first.
+    ) -> list[SessionRow]:
+        """SessionRows (see docs/architecture.md), most recent first.
 
         ``agent``: one agent's sessions (None: Claude Code's), or ``"all"``: every agent's,
         each row with its ``agent``."""
         now = time.time() if now is None else now
-        rows: list[dict[str, Any]] = []
+        rows: list[SessionRow] = []
         for name in self.agent_names() if agent == ALL else [agent]:
             roll = self._stored(name)
             if roll is not None:
@@ -229,13 +246,12 @@ class Queries(EngineState):
                     self.block_seconds,
                 )
             if agent == ALL:
-                for r in part:
-                    r["agent"] = name or CLAUDE
+                part = [replace(r, agent=name or CLAUDE) for r in part]
             rows += part
-        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
+        rows.sort(key=lambda r: r.last_activity, reverse=True)
         return rows
 
-    def report(self, kind: str, **opts: Any) -> dict[str, Any]:
+    def report(self, kind: str, **opts: Any) -> Report:
         """A ccusage-compatible report: daily, weekly, monthly, session or blocks.
 
         ``agent``: one agent's report (default Claude Code: the ccusage shapes), or
@@ -277,16 +293,14 @@ class Queries(EngineState):
             now = opts.get("now") or time.time()
             rows = aggregate.session_rows(recs, self.titles, now, self.block_seconds)
             if not opts.get("include_empty") and not opts.get("session_id"):
-                rows = [r for r in rows if r["totalTokens"]]  # 0-token sessions: only if asked
-            rows.sort(key=lambda r: -r["totalCost"])
-            return {"sessions": rows, "totals": aggregate.totals_dict(aggregate.totals(recs))}
+                rows = [r for r in rows if r.total_tokens]  # 0-token sessions: only if asked
+            rows.sort(key=lambda r: -r.total_cost)
+            return SessionReport(rows, aggregate.totals_of(aggregate.totals(recs)))
         if kind == "blocks":
-            return {"blocks": blocks_json(self._blocks_report(recs, opts))}
+            return BlocksReport(self._blocks_report(recs, opts))
         raise ValueError(f"unknown report {kind!r}")
 
-    def _stored_report(
-        self, roll: Rollups, kind: str, opts: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
         """A Claude report from the stored sums (None: a filter they cannot answer)."""
         tzname = self._tz_name(opts.get("timezone"))
         since, until, project = opts.get("since"), opts.get("until"), opts.get("project")
@@ -309,38 +323,36 @@ class Queries(EngineState):
             groups, projects = roll.sessions(CLAUDE, tzname, since, until, project)
             rows = aggregate.session_rows_of(groups, projects, self.titles, now, self.block_seconds)
             if not opts.get("include_empty"):
-                rows = [r for r in rows if r["totalTokens"]]  # 0-token sessions: only if asked
-            rows.sort(key=lambda r: -r["totalCost"])
-            return {"sessions": rows, "totals": aggregate.totals_dict(_sum(groups.values()))}
+                rows = [r for r in rows if r.total_tokens]  # 0-token sessions: only if asked
+            rows.sort(key=lambda r: -r.total_cost)
+            return SessionReport(rows, aggregate.totals_of(_sum(groups.values())))
         if kind == "blocks" and not (since or until or project or sid):
             now = opts.get("now") or time.time()
-            return {"blocks": blocks_json(self._shape_blocks(roll.blocks(CLAUDE, now), opts))}
+            return BlocksReport(self._shape_blocks(roll.blocks(CLAUDE, now), opts))
         return None
 
-    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
-        """Every agent's rows with an ``agent`` column (after the period or session id),
-        sorted like the single-agent report; ``totals`` over all agents, per agent in
+    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> PeriodReport | SessionReport:
+        """Every agent's rows with their ``agent`` set (the column after the period or session
+        id), sorted like the single-agent report; ``totals`` over all agents, per agent in
         ``agents``."""
-        list_name = {
-            "daily": "daily",
-            "weekly": "weekly",
-            "monthly": "monthly",
-            "session": "sessions",
-        }[kind]
-        label = {"daily": "date", "weekly": "week", "monthly": "month", "session": "sessionId"}[
-            kind
-        ]
-        rows: list[dict[str, Any]] = []
-        per_agent: dict[str, Any] = {}
+        if kind not in ("daily", "weekly", "monthly", "session"):
+            raise KeyError(kind)
+        per_agent: dict[str, Totals] = {}
+        period_rows: list[PeriodRow] = []
+        session_rows: list[SessionRow] = []
+        period: PeriodReport | None = None
         recs: list[UsageRecord] = []
         names = self.agent_names()
         for name in names:
             part = self.report(kind, **{**opts, "agent": name})
-            for r in part[list_name]:
-                row = {label: r[label], "agent": name}
-                row.update((k, v) for k, v in r.items() if k != label)
-                rows.append(row)
-            per_agent[name] = part["totals"]
+            if isinstance(part, SessionReport):
+                session_rows += [replace(r, agent=name) for r in part.rows]
+            elif isinstance(part, PeriodReport):
+                period = part
+                period_rows += [replace(r, agent=name) for r in part.rows]
+            else:  # pragma: no cover - blocks are refused above
+                raise ValueError(kind)
+            per_agent[name] = part.totals
             recs += self._filtered(
                 opts.get("since"),
                 opts.get("until"),
@@ -349,14 +361,15 @@ class Queries(EngineState):
                 opts.get("session_id"),
                 name,
             )
-        rank = {n: i for i, n in enumerate(names)}
+        totals = aggregate.totals_of(aggregate.totals(recs))
         if kind == "session":
-            rows.sort(key=lambda r: -r["totalCost"])
-        else:
-            rows.sort(key=lambda r: rank[r["agent"]])
-            rows.sort(key=lambda r: r[label], reverse=opts.get("order") == "desc")
-        totals = aggregate.totals_dict(aggregate.totals(recs))
-        return {list_name: rows, "totals": totals, "agents": per_agent}
+            session_rows.sort(key=lambda r: -r.total_cost)
+            return SessionReport(session_rows, totals, per_agent)
+        rank = {n: i for i, n in enumerate(names)}
+        period_rows.sort(key=lambda r: rank[str(r.agent)])
+        period_rows.sort(key=lambda r: r.label, reverse=opts.get("order") == "desc")
+        assert period is not None  # at least Claude Code's report
+        return PeriodReport(period.kind, period_rows, totals, per_agent)
 
     def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
         now = opts.get("now") or time.time()
@@ -420,9 +433,8 @@ class Queries(EngineState):
 
     def summary(
         self, now: float | None = None, cwd: str | None = None, tz: str | None = None
-    ) -> dict[str, Any]:
-        """The Summary dict every live surface shows (see docs/architecture.md)."""
-        from tokmon.core.timeutil import iso
+    ) -> Summary:
+        """The Summary every live surface shows (see docs/architecture.md)."""
         from tokmon.fmt import zone_name
 
         now = time.time() if now is None else now
@@ -458,17 +470,17 @@ class Queries(EngineState):
             if b.start <= now:
                 break
         limit, source = self.token_limit(now)
-        active: dict[str, Any] | None = None
+        active: ActiveBlock | None = None
         if current is not None:
-            active = current.to_json()
-            active["remainingMinutes"] = max(0.0, (current.end - now) / 60)
             br = current.burn_rate
             proj = current.projection
             proj_pct = proj.total_tokens / limit * 100 if (proj and limit) else None
-            active["burnLevel"] = burn_level(
-                br.tokens_per_minute_for_indicator if br else None, proj_pct
+            active = ActiveBlock(
+                current,
+                remaining_minutes=max(0.0, (current.end - now) / 60),
+                burn_level=burn_level(br.tokens_per_minute_for_indicator if br else None, proj_pct),
+                limit_percent=(current.total_tokens / limit * 100) if limit else None,
             )
-            active["limitPercent"] = (current.total_tokens / limit * 100) if limit else None
         recent = {
             r.session_id
             for r in self._records_where(
@@ -485,52 +497,48 @@ class Queries(EngineState):
             if recent
             else []
         )
-        rows.sort(key=lambda r: r["lastActivity"], reverse=True)
-        active_rows = [r for r in rows if r["isActive"]]
+        rows.sort(key=lambda r: r.last_activity, reverse=True)
+        active_rows = [r for r in rows if r.is_active]
         official = None
         try:
             from tokmon.core import official as official_mod
 
-            official = official_mod.latest(self.paths)
+            official = Official.parse(official_mod.latest(self.paths))
         except Exception:  # the official store is optional; never break a summary
             official = None
 
-        def period(acc: aggregate.Acc, **label: str) -> dict[str, Any]:
-            d = dict(label)
-            d.update(acc.tokens())
-            return d
-
-        out: dict[str, Any] = {
-            "generatedAt": iso(now),
-            "timezone": tzname or zone_name(tzinfo),  # the real zone, never "local"
-            "today": period(acc_d, date=today),
-            "week": period(acc_w, week=week),
-            "month": period(acc_m, month=month),
-            "totals": all_acc.tokens(),
-            "activeBlock": active,
-            "tokenLimit": {"tokens": limit, "source": source},
-            "official": official,
-            "activeSessions": active_rows,
-            "projectSession": project_session(active_rows, cwd) if cwd else None,
-        }
+        today_p = PeriodUsage("date", today, acc_d.usage())
+        all_usage = all_acc.usage()
+        agents: dict[str, AgentToday] | None = None
         others = self.agent_names()[1:]
         if others:  # only with other agents' data: a Claude-only summary keeps its shape
-            per_agent = {CLAUDE: {"today": period(acc_d, date=today), "totals": all_acc.tokens()}}
+            agents = {CLAUDE: AgentToday(today_p, all_usage)}
             for name in others:
                 recs_a = self.records_of(name)
                 day = aggregate.Acc()
                 for r in recs_a:
                     if bounds[0] <= r.ts < bounds[3]:
                         _acc_apply(day, r, 1)
-                per_agent[name] = {
-                    "today": period(day, date=today),
-                    "totals": aggregate.totals(recs_a).tokens(),
-                }
-            out["agents"] = per_agent
-        return out
+                agents[name] = AgentToday(
+                    PeriodUsage("date", today, day.usage()), aggregate.totals(recs_a).usage()
+                )
+        return Summary(
+            generated_at=now,
+            timezone=tzname or zone_name(tzinfo),  # the real zone, never "local"
+            today=today_p,
+            week=PeriodUsage("week", week, acc_w.usage()),
+            month=PeriodUsage("month", month, acc_m.usage()),
+            totals=all_usage,
+            active_block=active,
+            token_limit=TokenLimit(limit, source),
+            official=official,
+            active_sessions=active_rows,
+            project_session=project_session(active_rows, cwd) if cwd else None,
+            agents=agents,
+        )
 
 
-_PERIODS = {
+_PERIODS: dict[str, tuple[PeriodLabel, PeriodKind]] = {
     "daily": ("date", "daily"),
     "weekly": ("week", "weekly"),
     "monthly": ("month", "monthly"),
@@ -583,11 +591,11 @@ def _is_within(child: str, parent: str) -> bool:
         return False
 
 
-def project_session(rows: list[dict[str, Any]], cwd: str) -> dict[str, Any] | None:
+def project_session(rows: list[SessionRow], cwd: str) -> SessionRow | None:
     """The most recent session whose project is ``cwd`` or contains it (rows sorted recent first)."""
-    best = None
+    best: SessionRow | None = None
     for r in rows:
-        proj = str(r.get("projectPath") or "")
-        if _is_within(cwd, proj) and (best is None or len(proj) > len(str(best["projectPath"]))):
+        proj = r.project_path
+        if _is_within(cwd, proj) and (best is None or len(proj) > len(best.project_path)):
             best = r
     return best

@@ -17,6 +17,7 @@ from tokmon.core.ledger import Ledger, LedgerDB
 from tokmon.core.model import Block, UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.core.reader import FileState
+from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow, Summary
 from tokmon.paths import TokmonPaths
 
 if TYPE_CHECKING:
@@ -229,13 +230,13 @@ class EngineState:
         tz: str | None = None,
         now: float | None = None,
         agent: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[SessionRow]:
         raise NotImplementedError
 
-    def report(self, kind: str, **opts: Any) -> dict[str, Any]:
+    def report(self, kind: str, **opts: Any) -> Report:
         raise NotImplementedError
 
-    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+    def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> PeriodReport | SessionReport:
         raise NotImplementedError
 
     def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
@@ -246,5 +247,5 @@ class EngineState:
 
     def summary(
         self, now: float | None = None, cwd: str | None = None, tz: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Summary:
         raise NotImplementedError

@@ -1,0 +1,186 @@
+"""bench/bench_engine.py and bench/bench_server.py on tiny corpora: the figures they print are
+there, the totals they check are the generator's, the corpus cache is reused, repaired and
+never written by the server bench, a short disk skips a size. (No timing asserts: the
+benchmarks print those.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN_KEYS = [
+    "inputTokens",
+    "outputTokens",
+    "cacheCreationTokens",
+    "cacheReadTokens",
+    "totalTokens",
+]
+
+
+def _load_bench_engine() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "bench_engine_under_test", REPO / "bench" / "bench_engine.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _expected_tokens(corpus: Path) -> list[int]:
+    """The generator's totals, read from expected.json without tokmon's code."""
+    t = json.loads((corpus / "expected.json").read_text())["totals"]
+    inp, out = t["input_tokens"], t["output_tokens"]
+    cc, cr = t["cache_creation_tokens"], t["cache_read_tokens"]
+    return [inp, out, cc, cr, inp + out + cc + cr]
+
+
+def _sizes(corpus: Path) -> dict[str, int]:
+    return {str(p.relative_to(corpus)): p.stat().st_size for p in corpus.rglob("*") if p.is_file()}
+
+
+def _env(cache: Path, ccusage: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "TOKMON_BENCH_DIR"}
+    env["TOKMON_BENCH_DIR"] = str(cache)
+    if not ccusage:
+        env["TOKMON_CCUSAGE"] = str(cache / "no-such-ccusage")
+    return env
+
+
+@pytest.mark.slow
+def test_bench_engine_two_sizes(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "2", "3"]
+    cmd += ["--runs", "1", "--json"]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, cwd=REPO, env=_env(cache, True)
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = json.loads(res.stdout)
+    assert [s["mb"] for s in data["sizes"]] == [2.0, 3.0]
+    assert len(data["machine"]["loadavg_start"] or [0, 0, 0]) == 3
+    for s in data["sizes"]:
+        corpus = cache / f"corpus{s['mb']:g}"
+        assert Path(s["dir"]) == corpus
+        assert s["totals"]["keys"] == TOKEN_KEYS
+        assert s["totals"]["tokmon_daily"] == _expected_tokens(corpus)
+        assert s["totals"]["tokmon_daily_vs_expected"] == "equal"
+        if data["ccusage"]:
+            assert s["totals"]["ccusage_daily"] == _expected_tokens(corpus)
+            assert s["totals"]["tokmon_vs_ccusage_session"] == "equal"
+            assert s["cold"]["ratio"] == pytest.approx(
+                s["cold"]["tokmon_s"] / s["cold"]["ccusage_s"]
+            )
+        for phase, cmds in (
+            ("warm", ["daily", "session", "blocks"]),
+            ("append", ["daily", "session"]),
+        ):
+            assert sorted(s[phase]) == sorted(cmds)
+            assert all(s[phase][c]["tokmon_s"] > 0 for c in cmds)
+        # the appended lines were truncated away: the cached corpus is as generated
+        exp = json.loads((corpus / "expected.json").read_text())
+        assert sum((corpus / f).stat().st_size for f in exp["files"]) == exp["total_bytes"]
+    flat = data["flat"]
+    assert (flat["small_mb"], flat["large_mb"]) == (2.0, 3.0)
+    row = flat["rows"]["warm session"]
+    assert row["ratio"] == pytest.approx(row["large_s"] / row["small_s"])
+    whats = [c["what"] for c in data["checks"]]
+    assert "warm blocks 3/2 MB" in whats and "3 MB after append session" in whats
+    # the RSS-per-GiB target is not judged on tiny corpora (the interpreter dominates)
+    rss = [c for c in data["checks"] if c["what"] == "2 MB cold peak RSS per GiB"]
+    assert rss and rss[0]["pass"] is None
+
+    # a second run reuses the cache; the human report names every size and the targets
+    res2 = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "2", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env=_env(cache, False),
+    )
+    assert res2.returncode == 0, res2.stdout + res2.stderr
+    assert f"reusing corpus {cache / 'corpus2'}" in res2.stderr
+    assert "generating" not in res2.stderr
+    assert "== 2 MB (seed 0)" in res2.stdout and "targets (issue 12):" in res2.stdout
+    assert "load average" in res2.stdout
+
+
+def test_bench_engine_skips_a_size_the_disk_cannot_hold(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "1e9", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=_env(tmp_path / "cache", False),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = json.loads(res.stdout)
+    assert "skipping 1e+09 MB" in data["sizes"][0]["skipped"]
+    assert "GiB free" in data["sizes"][0]["skipped"]
+    assert not (tmp_path / "cache" / "corpus1e+09").exists()
+
+
+def test_corpus_cache_is_repaired_inside_and_refused_outside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    be = _load_bench_engine()
+    monkeypatch.setenv("TOKMON_BENCH_DIR", str(tmp_path / "cache"))
+    dest = be.cached_corpus_dir(1.0, 5)
+    assert dest == tmp_path / "cache" / "corpus1-seed5"
+    got, temporary = be.prepare_corpus(1.0, 5, dest)
+    assert got == dest and not temporary
+    assert not dest.with_name(dest.name + ".partial").exists()
+    before = _sizes(dest)
+    victim = next(p for p in dest.rglob("*.jsonl"))
+    with open(victim, "ab") as fh:  # as if a run died between an append and its truncation
+        fh.write(b'{"type":"user"}\n')
+    assert be.prepare_corpus(1.0, 5, dest) == (dest, False)
+    assert _sizes(dest) == before
+
+    outside = tmp_path / "mine"
+    be.prepare_corpus(1.0, 5, outside)
+    with open(next(p for p in outside.rglob("*.jsonl")), "ab") as fh:
+        fh.write(b"\n")
+    with pytest.raises(SystemExit, match="differ from its expected.json"):
+        be.prepare_corpus(1.0, 5, outside)
+    assert (outside / "expected.json").is_file()  # refused, not deleted
+    with pytest.raises(SystemExit, match="another corpus"):
+        be.prepare_corpus(2.0, 5, dest)
+
+
+@pytest.mark.slow
+def test_bench_server_counts_what_a_save_writes(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_server.py"), "--mb", "2"]
+    cmd += ["--appends", "3", "--saves", "1", "--idle", "0", "--json"]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=_env(cache, False)
+    )
+    assert res.returncode in (0, 1), res.stdout + res.stderr  # 1: a target missed
+    data = json.loads(res.stdout)
+    f = data["results"][0]["figures"]
+    assert f["exit_code"] == 0
+    assert f["corpus"] == str(cache / "corpus2")
+    assert f["latency_p95_ms"] >= f["latency_median_ms"] > 0
+    assert f["rss_mb"] > 0 and f["sessions"] > 0
+    # a save after one appended line writes something, and the figure judged is the one counted
+    if sys.platform.startswith("linux"):
+        assert f["save_method"] == "write_chars"
+        assert f["save_written_kib"] > 0
+        assert f["save_kib_per_append"] == f["save_written_kib"]
+    assert f["save_files_touched"] >= 1 and f["save_touched_kib"] > 0
+    assert set(data["results"][0]["pass"]) <= set(data["targets"])
+    # the cached corpus is only read: the appends went to a private config dir
+    exp = json.loads((cache / "corpus2" / "expected.json").read_text())
+    files = {str(p.relative_to(cache / "corpus2")) for p in (cache / "corpus2").rglob("*.jsonl")}
+    assert files == {f for f in exp["files"] if f.endswith(".jsonl")}
