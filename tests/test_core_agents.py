@@ -148,7 +148,7 @@ def test_agents_json_store_migrates_with_its_history(corpus: Path, tmp_path: Pat
     env = agent_env(corpus, tmp_path)
     first = make_engine(env, tmp_path)
     first.refresh()
-    before = first.report("daily", agent="codex")["totals"]
+    before = first.report("daily", agent="codex").to_json()["totals"]
     assert before["totalTokens"] == CODEX_TOTAL
     con = sqlite3.connect(first.ledger_file)
     try:
@@ -164,12 +164,12 @@ def test_agents_json_store_migrates_with_its_history(corpus: Path, tmp_path: Pat
         f.unlink()
     second = make_engine(env, tmp_path)
     second.refresh()
-    assert second.report("daily", agent="codex")["totals"] == before
+    assert second.report("daily", agent="codex").to_json()["totals"] == before
     kept = list(store.parent.glob(store.name + ".migrated-*"))
     assert len(kept) == 1 and not store.exists()
     third = make_engine(env, tmp_path)  # from the database now
     third.refresh()
-    assert third.report("daily", agent="codex")["totals"] == before
+    assert third.report("daily", agent="codex").to_json()["totals"] == before
 
 
 def opencode_row(db: Path, tokens: int) -> None:

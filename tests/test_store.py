@@ -52,7 +52,7 @@ def test_two_engines_reading_the_same_bytes_count_them_once(tmp_path: Path) -> N
     keys = _stored_keys(one.ledger_file)
     assert len(keys) == len(set(keys)) == 7
     for e in (one, two):
-        assert e.report("daily", timezone="UTC")["totals"]["inputTokens"] == 7 * 7
+        assert e.report("daily", timezone="UTC").to_json()["totals"]["inputTokens"] == 7 * 7
 
 
 def test_largest_output_wins_across_engines(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_largest_output_wins_across_engines(tmp_path: Path) -> None:
     assert one.refresh().changed_sessions  # noticed the other engine's replacement
     for e in (one, two, _engine(root, home)):
         e.refresh()
-        assert e.report("daily", timezone="UTC")["totals"]["outputTokens"] == 9
+        assert e.report("daily", timezone="UTC").to_json()["totals"]["outputTokens"] == 9
 
 
 def test_another_writer_is_noticed_and_versions_follow(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_another_writer_is_noticed_and_versions_follow(tmp_path: Path) -> None:
     assert got.changed_sessions and got.files_read == 0  # the other engine read it
     assert reader.data_version() not in (None, v1)
     assert reader.data_version() == writer.data_version()
-    assert reader.report("daily", timezone="UTC")["totals"]["inputTokens"] == 21
+    assert reader.report("daily", timezone="UTC").to_json()["totals"]["inputTokens"] == 21
 
 
 def test_merge_returns_the_deltas_of_what_changed(tmp_path: Path) -> None:
