@@ -111,8 +111,13 @@ def test_reports_per_agent_and_across_agents(corpus: Path, tmp_path: Path) -> No
 def test_agents_are_incremental_persisted_and_keep_history(corpus: Path, tmp_path: Path) -> None:
     env = agent_env(corpus, tmp_path)
     first = make_engine(env, tmp_path)
-    first.refresh()  # saves the Claude ledger and the agents' store
-    assert len(list(first.ledger_file.parent.glob(f"{first.ledger_file.stem}.agents-*.json"))) == 1
+    first.refresh()  # saves the Claude ledger and the agents' state, in one database
+    con = sqlite3.connect(first.ledger_file)
+    try:
+        saved = {a for (a,) in con.execute("SELECT agent FROM agent_state")}
+    finally:
+        con.close()
+    assert "codex" in saved
     again = make_engine(env, tmp_path)
     changes = again.refresh()
     assert changes.files_read == 0 and changes.bytes_read == 0  # nothing read twice
@@ -133,6 +138,38 @@ def test_agents_are_incremental_persisted_and_keep_history(corpus: Path, tmp_pat
     third = make_engine(env, tmp_path)
     third.refresh()
     assert third.report("daily", agent="codex").to_json()["totals"]["totalTokens"] == want
+
+
+def test_agents_json_store_migrates_with_its_history(corpus: Path, tmp_path: Path) -> None:
+    """The agents' JSON store of an older tokmon moves into the database with every record
+    (here the only copy: the agent's logs are gone), and is kept renamed."""
+    from tokmon.core.agents import agents_store_path
+
+    env = agent_env(corpus, tmp_path)
+    first = make_engine(env, tmp_path)
+    first.refresh()
+    before = first.report("daily", agent="codex").to_json()["totals"]
+    assert before["totalTokens"] == CODEX_TOTAL
+    con = sqlite3.connect(first.ledger_file)
+    try:
+        bodies = {a: json.loads(b) for a, b in con.execute("SELECT agent, body FROM agent_state")}
+    finally:
+        con.close()
+    store = agents_store_path(first.ledger_file, env)
+    first.close()
+    for p in first.ledger_file.parent.glob(first.ledger_file.name + "*"):
+        p.unlink()  # the database goes; an older tokmon's JSON store stands in its place
+    store.write_text(json.dumps({"version": 1, "agents": bodies}))
+    for f in Path(env["CODEX_HOME"]).rglob("*.jsonl"):
+        f.unlink()
+    second = make_engine(env, tmp_path)
+    second.refresh()
+    assert second.report("daily", agent="codex").to_json()["totals"] == before
+    kept = list(store.parent.glob(store.name + ".migrated-*"))
+    assert len(kept) == 1 and not store.exists()
+    third = make_engine(env, tmp_path)  # from the database now
+    third.refresh()
+    assert third.report("daily", agent="codex").to_json()["totals"] == before
 
 
 def opencode_row(db: Path, tokens: int) -> None:

@@ -143,9 +143,9 @@ def test_mistyped_claude_config_dir(healthy: dict[str, str], tmp_path: Path, whe
 
 
 def test_corrupt_ledger(healthy: dict[str, str]) -> None:
-    ledgers = list((Path(healthy["TOKMON_HOME"]) / "data").glob("ledger-*.json"))
+    ledgers = list((Path(healthy["TOKMON_HOME"]) / "data").glob("ledger-*.sqlite3"))
     assert len(ledgers) == 1
-    ledgers[0].write_bytes(b"{not json")
+    ledgers[0].write_bytes(b"{not a database" * 100)
     code, checks, _ = _doctor(healthy, "--no-server")
     c = _only_problem({k: v for k, v in checks.items() if k != "install"}, "ledger")
     assert "corrupt" in c["detail"] and ".bad" in c["fix"]

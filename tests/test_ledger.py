@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import sys
 from pathlib import Path
@@ -40,21 +41,30 @@ def test_files_are_private(real_corpus: Path, tokmon_home: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [b'{"version": 3, "files": {', b"\x00\x01garbage", b'{"version": 1, "records": []}']
+    "content",
+    [b'{"version": 3, "files": {', b"\x00\x01garbage", b"SQLite format 3\x00" + b"\xff" * 200],
 )
-def test_corrupt_or_old_ledger_is_rebuilt(
+def test_corrupt_ledger_is_rebuilt(
     real_corpus: Path, env: dict[str, str], tokmon_home: Path, content: bytes
 ) -> None:
     e = {**env, "CLAUDE_CONFIG_DIR": str(real_corpus)}
     ok = run_tokmon(["daily", "--json"], e)
-    ledger = next((tokmon_home / "data").glob("ledger-*.json"))
+    ledger = next((tokmon_home / "data").glob("ledger-*.sqlite3"))
     ledger.write_bytes(content)
     r = run_tokmon(["daily", "--json"], e)
     assert r.returncode == 0
     assert r.stdout == ok.stdout
     notices = [ln for ln in r.stderr.splitlines() if "rebuilding" in ln]
     assert len(notices) == 1 and "Traceback" not in r.stderr
-    assert b'"version":%d' % LEDGER_VERSION in ledger.read_bytes()
+    kept = [p for p in ledger.parent.iterdir() if p.name.startswith(ledger.name + ".corrupt-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == content and kept[0].name in notices[0]
+    con = sqlite3.connect(ledger)
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (
+            LEDGER_VERSION,
+        )
+    finally:
+        con.close()
 
 
 def test_two_processes_share_one_ledger(corpus_copy: Path, env: dict[str, str]) -> None:

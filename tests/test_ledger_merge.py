@@ -130,13 +130,9 @@ def test_real_corpus_merge_is_the_union_twice(
         assert json.loads(out)["totals"]["totalTokens"] == per[name]["totalTokens"]
     assert totals(a) == want  # the filter did not stick to the cached full report
     # a ledger rebuilt from transcripts (corrupt file) gets the imported records back
-    ledgers = [
-        p
-        for p in (tmp_path / "alpha" / "tokmon" / "data").glob("ledger-*.json")
-        if not p.name.endswith(".machines.json")
-    ]
+    ledgers = list((tmp_path / "alpha" / "tokmon" / "data").glob("ledger-*.sqlite3"))
     assert len(ledgers) == 1
-    ledgers[0].write_bytes(b"{corrupt")
+    ledgers[0].write_bytes(b"{corrupt" * 100)
     code, out, err = tk(a, "daily", "--json")
     assert code == 0, err
     assert "restored" in err

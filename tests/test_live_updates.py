@@ -60,17 +60,17 @@ def test_incremental_summary_matches_recomputation(corpus_copy: Path, tmp_path: 
         assert live.blocks(now) == compute_blocks(live.records, now)
 
 
-def test_deferred_save_persists_on_save(corpus_copy: Path, tmp_path: Path) -> None:
+def test_hinted_refresh_persists_what_changed(corpus_copy: Path, tmp_path: Path) -> None:
+    """A path-hinted refresh of a live loop commits its one new record at once (a short
+    transaction: nothing is left for a deferred save)."""
     root = corpus_copy / "projects"
     home = tmp_path / "h"
     e = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(home)}))
     e.refresh()
-    stamp = e.ledger_file.stat().st_mtime_ns
     f = root / "-src-deep-manifest" / "x.jsonl"
     write_lines(f, [assistant_line(datetime.now(timezone.utc), msg_id="z", req_id="9", inp=1)])
     assert e.refresh(paths=[f], save=False).new_records == 1
-    assert e.ledger_file.stat().st_mtime_ns == stamp  # not written yet
-    assert e.save() == []
+    assert e.snapshot() is None and e.save() == []
     other = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(home)}))
     c = other.refresh()
     assert c.files_read == 0  # everything was already in the saved ledger

@@ -262,7 +262,7 @@ class Service:
                 gc.collect()
                 gc.freeze()
                 self.stats = {
-                    "records": len(self.engine.records),
+                    "records": self.engine.record_count(),
                     "sessions": len(self._all_rows()),
                     "seconds": round(time.perf_counter() - t0, 3),
                 }

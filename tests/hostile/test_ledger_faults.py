@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,36 @@ def history(
     assert _totals(run_tokmon(["daily", "--json"], e)) == FULL
     (proj / "old.jsonl").unlink()
     assert _totals(run_tokmon(["daily", "--json"], e)) == FULL  # history kept
-    ledger = next((tokmon_home / "data").glob("ledger-*.json"))
+    ledger = next((tokmon_home / "data").glob("ledger-*.sqlite3"))
     return e, ledger, proj / "new.jsonl"
+
+
+def _as_json_v4(db: Path) -> dict[str, Any]:
+    """The database's content in the JSON format of tokmon before the database (version 4)."""
+    con = sqlite3.connect(db)
+    try:
+        cols = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
+        recs = [list(r) for r in con.execute(f"SELECT {cols} FROM records ORDER BY rowid")]
+        files = {
+            r[0]: list(r[1:])
+            for r in con.execute("SELECT path, dev, ino, size, mtime_ns, off, fp FROM files")
+        }
+        titles: dict[str, dict[str, str]] = {}
+        for sid, kind, title in con.execute("SELECT session, kind, title FROM titles"):
+            titles.setdefault(sid, {})[kind] = title
+        sig = con.execute("SELECT value FROM meta WHERE key='prices'").fetchone()[0]
+    finally:
+        con.close()
+    return {"version": 4, "priceSignature": sig, "files": files, "titles": titles, "records": recs}
+
+
+def _json_ledger(ledger: Path, doc: dict[str, Any]) -> Path:
+    """Replace the database by a JSON ledger of an older tokmon holding ``doc``."""
+    for p in [ledger, *ledger.parent.glob(ledger.name + "-*")]:
+        p.unlink()
+    old = ledger.with_suffix(".json")
+    old.write_text(json.dumps(doc))
+    return old
 
 
 def _notices(stderr: str) -> list[str]:
@@ -136,10 +165,11 @@ def test_corrupt_or_unmigratable_ledger_is_kept_aside(
 
 def test_newer_ledger_is_never_overwritten(history: tuple[dict[str, str], Path, Path]) -> None:
     e, ledger, new = history
-    doc = json.loads(ledger.read_bytes())
-    doc["version"] = 99
-    doc["somethingNew"] = {"a": 1}
-    ledger.write_text(json.dumps(doc))
+    con = sqlite3.connect(ledger)
+    with con:
+        con.execute("UPDATE meta SET value=99 WHERE key='schema'")
+        con.execute("CREATE TABLE something_new (a INTEGER)")
+    con.close()
     before = ledger.read_bytes()
     write_lines(new, [_line(99, "x", 1, 1)])
     for _ in range(2):
@@ -182,17 +212,27 @@ def _as_v2(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("convert", [_as_v3, _as_v2], ids=["v3", "v2"])
-def test_older_ledger_is_migrated(history: tuple[dict[str, str], Path, Path], convert: Any) -> None:
+def _as_v4(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc
+
+
+@pytest.mark.parametrize("convert", [_as_v4, _as_v3, _as_v2], ids=["v4", "v3", "v2"])
+def test_json_ledger_is_migrated(history: tuple[dict[str, str], Path, Path], convert: Any) -> None:
+    """A JSON ledger (any format tokmon wrote) moves into the database with every record,
+    including those of deleted transcripts; the old file is kept renamed."""
     e, ledger, _ = history
-    old = json.dumps(convert(json.loads(ledger.read_bytes()))).encode()
-    ledger.write_bytes(old)
+    before = run_tokmon(["session", "--json"], e)
+    old_json = _json_ledger(ledger, convert(_as_json_v4(ledger)))
+    old = old_json.read_bytes()
     r = run_tokmon(["daily", "--json"], e)
     assert _totals(r) == FULL  # the deleted transcript's usage survived the migration
-    copy = _kept_copy(ledger, r.stderr)
-    assert "migrated" in _notices(r.stderr)[0] and copy.read_bytes() == old
-    r2 = run_tokmon(["daily", "--json"], e)
-    assert _totals(r2) == FULL and not _notices(r2.stderr)
+    notes = _notices(r.stderr)
+    copies = [p for p in ledger.parent.iterdir() if p.name.startswith(old_json.name + ".")]
+    assert len(notes) == 1 and len(copies) == 1 and copies[0].name in notes[0], r.stderr
+    assert ".migrated-" in copies[0].name and copies[0].read_bytes() == old
+    assert not old_json.exists() and ledger.is_file()
+    r2 = run_tokmon(["session", "--json"], e)
+    assert r2.stdout == before.stdout and not _notices(r2.stderr)
 
 
 def _damage(kind: str, doc: dict[str, Any]) -> None:
@@ -228,9 +268,9 @@ def test_wrong_types_are_dropped_not_fatal(
     history: tuple[dict[str, str], Path, Path], kind: str
 ) -> None:
     e, ledger, _ = history
-    doc = json.loads(ledger.read_bytes())
+    doc = _as_json_v4(ledger)
     _damage(kind, doc)
-    ledger.write_text(json.dumps(doc))
+    _json_ledger(ledger, doc)
     for report in ("daily", "session", "blocks"):
         r = run_tokmon([report, "--json"], e)
         assert r.returncode == 0 and "Traceback" not in r.stderr, (report, r.stderr)

@@ -39,12 +39,18 @@ def test_held_ledger_lock_names_its_holder(
     e = {**env, "CLAUDE_CONFIG_DIR": str(_corpus(tmp_path))}
     assert run_tokmon(["daily", "--json"], e).returncode == 0
     lock_path = next((tokmon_home / "data").glob("ledger-*.lock"))
+    _append(tmp_path)  # something to save: the ledger lock is taken only to write
     with FileLock(lock_path, timeout=1):  # "another process": this one, holding it all along
         r = run_tokmon(["daily", "--json"], e, timeout=120)  # used to wait 600 s
     assert r.returncode == 0
-    assert json.loads(r.stdout)["totals"]["inputTokens"] == 35  # still a full, exact report
+    assert json.loads(r.stdout)["totals"]["inputTokens"] == 42  # still a full, exact report
     lines = [ln for ln in r.stderr.splitlines() if "lock" in ln]
     assert len(lines) == 1 and f"held by process {os.getpid()}" in lines[0], r.stderr
+
+
+def _append(tmp_path: Path) -> None:
+    line = assistant_line("2026-11-01T11:00:00.000Z", msg_id="m9", req_id="r9", inp=7, out=3)
+    write_lines(tmp_path / "claude" / "projects" / "p" / "a.jsonl", [line])
 
 
 def test_same_thread_relock_fails_at_once(tmp_path: Path) -> None:
@@ -126,6 +132,7 @@ def test_lock_file_symlink_is_not_followed(
     lock_path.unlink()
     target = tmp_path / "victim"
     lock_path.symlink_to(target)
+    _append(tmp_path)  # something to save: the ledger lock is taken only to write
     r = run_tokmon(["daily", "--json"], e)
     assert r.returncode == 0, r.stderr
     assert not target.exists()  # used to be created (empty, 0600) through the link

@@ -143,7 +143,7 @@ def test_killed_during_a_big_incremental_scan(
         e,
         tokmon_home,
         signal.SIGKILL,
-        ["ledger-*.lock"],
+        [],
         prepare=prepare,
     )
     exp = _expected(truth)

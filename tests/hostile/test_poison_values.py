@@ -8,6 +8,7 @@ ledger is saved and loads again.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -90,9 +91,13 @@ def test_one_warning_and_the_ledger_saves(poisoned: dict[str, str], tokmon_home:
     n_bad = len(POISON_USAGE) + len(POISON_TS) + 1
     assert len(warnings) == 1 and f"{n_bad} malformed" in warnings[0], r.stderr
     assert "cannot save" not in r.stderr
-    ledger = next((tokmon_home / "data").glob("ledger-*.json"))
-    doc = json.loads(ledger.read_bytes())  # valid JSON, nothing huge in it
-    assert max(max(rec[4:9]) for rec in doc["records"]) < 2**63
+    ledger = next((tokmon_home / "data").glob("ledger-*.sqlite3"))
+    con = sqlite3.connect(ledger)  # a valid database, nothing huge in it
+    try:
+        big = con.execute("SELECT max(max(input, output, cc, c1h, cr)) FROM records").fetchone()
+    finally:
+        con.close()
+    assert 0 < big[0] < 2**63
     r2 = run_tokmon(["daily", "--json"], poisoned)
     assert r2.returncode == 0 and not r2.stderr.strip()  # loaded back, nothing to re-read
     assert json.loads(r2.stdout)["totals"]["inputTokens"] == GOOD_IN

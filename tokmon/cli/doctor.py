@@ -298,15 +298,30 @@ def claude_dir_usable(env: Mapping[str, str]) -> bool:
 
 
 def check_ledger(env: Mapping[str, str], paths: Any) -> Check:
+    import sqlite3
+
     from tokmon.core.discovery import claude_roots
-    from tokmon.core.ledger import LEDGER_VERSION, LedgerError, ledger_path, load
+    from tokmon.core.ledger import (
+        SCHEMA_VERSION,
+        LedgerDB,
+        LedgerError,
+        json_ledger_path,
+        ledger_path,
+    )
 
     path = ledger_path(paths.data_dir, claude_roots(dict(env)))
     if not path.exists():
+        old = json_ledger_path(path)
+        if old.exists():
+            return Check("ledger", OK, f"{old} (the next report moves it into {path.name})")
         return Check("ledger", OK, f"{path} not created yet (the first report creates it)")
     try:
-        led = load(path)
-    except LedgerError as exc:
+        db = LedgerDB(path, readonly=True)
+        try:
+            n, files = db.count(), len(db.load_state().files)
+        finally:
+            db.close()
+    except (LedgerError, sqlite3.Error) as exc:
         return Check(
             "ledger",
             PROBLEM,
@@ -317,8 +332,7 @@ def check_ledger(env: Mapping[str, str], paths: Any) -> Check:
     return Check(
         "ledger",
         OK,
-        f"{path} (version {LEDGER_VERSION}, {len(led.records):,} records "
-        f"from {len(led.files):,} files)",
+        f"{path} (SQLite, schema {SCHEMA_VERSION}, {n:,} records from {files:,} files)",
     )
 
 

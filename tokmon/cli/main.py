@@ -140,3 +140,6 @@ def run(
             f"tokmon: error: {exc.__class__.__name__}: {exc} (run with --log-level debug for details)\n"
         )
         return 1
+    finally:
+        if ctx._engine is not None:  # close the ledger database (its WAL folded in)
+            ctx._engine.close()

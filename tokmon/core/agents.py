@@ -1,10 +1,12 @@
 """Other coding agents in the engine: every installed :class:`~tokmon.sources.base.Source`,
-read incrementally, persisted beside the Claude ledger, turned into engine records.
+read incrementally, persisted in the Claude ledger's database, turned into engine records.
 
 Each agent's reader (``tokmon/sources/<agent>.py``) yields :class:`AgentUsage` records with its
 own dedup key and rule; this module keeps one :class:`SourceReader` per agent, saves their file
-states and records (``<ledger>.agents.json``, so a restart reads only new bytes and a deleted
-log keeps its history), and hands the engine de-duplicated :class:`UsageRecord` lists per
+states and records (one row per agent in the ledger database's ``agent_state`` table, written
+in the engine's merge transaction, so a restart reads only new bytes and a deleted log keeps
+its history; the JSON store of older versions, ``<ledger>.agents-<hash>.json``, is imported
+once and kept renamed), and hands the engine de-duplicated :class:`UsageRecord` lists per
 agent (``cache_creation_tokens`` = the agent's cache writes; cost = the agent's own figure,
 else the price table). Claude Code stays on the engine's fast parallel scan
 (:mod:`tokmon.core.scan`).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,6 @@ import orjson
 
 from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
-from tokmon.fsutil import atomic_write
 from tokmon.sources import SOURCES
 from tokmon.sources.base import AgentUsage, FileState, Source
 from tokmon.sources.collect import SourceReader
@@ -78,7 +79,9 @@ class AgentStore:
         self.sources: dict[str, Source] = {a: SOURCES[a](env) for a in names}
         self.readers = {a: SourceReader(s, keep_removed=True) for a, s in self.sources.items()}
         self.prices = prices
-        self.path = path
+        self.path = path  # the JSON store of older versions (imported once), None: not persisted
+        self.load_db: Callable[[], dict[str, bytes]] | None = None  # the saved state, per agent
+        self._legacy = False  # loaded from the JSON store: rename it once saved in the database
         self.dirty = False
         self.version = 0  # bumped on every change (a deferred save knows what it wrote)
         self._loaded = False
@@ -168,6 +171,17 @@ class AgentStore:
         self._loaded = True
         if self.path is None:
             return
+        blobs = self.load_db() if self.load_db is not None else {}
+        if blobs:
+            for agent, body in blobs.items():
+                try:
+                    self._load_body(agent, orjson.loads(body))
+                except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                    log.warning(
+                        "ignoring the saved state of %s (%s): re-reading its logs", agent, exc
+                    )
+                    self._forget(agent)
+            return
         try:
             doc = orjson.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -181,61 +195,41 @@ class AgentStore:
             if doc.get("version") != STORE_VERSION:
                 raise ValueError("unknown version")
             for agent, body in doc["agents"].items():
-                reader = self.readers.get(agent)
-                if reader is None:
-                    continue  # an agent this build does not know: its data stays on disk
-                for p, st in body["states"].items():
-                    reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])
-                for p, rows in body["records"].items():
-                    reader.by_file[p] = {row["key"]: AgentUsage(**row) for row in rows}
+                self._load_body(agent, body)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
             log.warning(
                 "ignoring unreadable agents ledger %s (%s): re-reading the logs", self.path, exc
             )
-            for reader in self.readers.values():
-                reader.states.clear()
-                reader.by_file.clear()
-                reader._cache = None
+            for agent in self.readers:
+                self._forget(agent)
+        self._legacy = self.dirty = True  # into the database at the next merge
 
-    def stamp(self) -> str | None:
-        """Identifies the saved state (None: unsaved changes)."""
-        if self.dirty:
-            return None
-        if self.path is None:
-            return "-"
-        try:
-            st = self.path.stat()
-        except OSError:
-            return "0"
-        return f"{st.st_size}:{st.st_mtime_ns}"
+    def _load_body(self, agent: str, body: Any) -> None:
+        reader = self.readers.get(agent)
+        if reader is None:
+            return  # an agent this build does not know: its data stays on disk
+        for p, st in body["states"].items():
+            reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])
+        for p, rows in body["records"].items():
+            reader.by_file[p] = {row["key"]: AgentUsage(**row) for row in rows}
 
-    def save(self) -> None:
-        """Write the agents' states and records (when anything changed)."""
-        payload = self.payload()
-        if payload is None:
-            return
-        self.write(payload)
-        self.saved(self.version)
+    def _forget(self, agent: str) -> None:
+        reader = self.readers.get(agent)
+        if reader is not None:
+            reader.states.clear()
+            reader.by_file.clear()
+            reader._cache = None
 
-    def write(self, payload: bytes) -> None:
-        """Write a :meth:`payload` (the slow part of a save; no state touched)."""
-        if self.path is not None:
-            atomic_write(self.path, payload)
-
-    def saved(self, version: int) -> None:
-        """A payload taken at ``version`` reached the disk."""
-        if self.version == version:
-            self.dirty = False
-
-    def payload(self) -> bytes | None:
-        """The serialised store when it has unsaved changes (cheap: agents' logs are small)."""
+    def payloads(self) -> dict[str, bytes] | None:
+        """Each agent's serialised state when anything changed (agents' logs are small), for
+        the engine's merge transaction; None when nothing is to be saved."""
         if not self.dirty or self.path is None:
             return None
-        agents: dict[str, Any] = {}
+        out: dict[str, bytes] = {}
         for agent, reader in self.readers.items():
             if not reader.states and not reader.by_file:
                 continue
-            agents[agent] = {
+            body = {
                 "states": {
                     p: [s.offset, list(s.sig), s.mark, s.ctx, s.head]
                     for p, s in reader.states.items()
@@ -245,4 +239,20 @@ class AgentStore:
                     for p, recs in reader.by_file.items()
                 },
             }
-        return orjson.dumps({"version": STORE_VERSION, "agents": agents})
+            out[agent] = orjson.dumps(body)
+        return out
+
+    def saved_to_db(self) -> None:
+        """The payloads reached the database: a JSON store of an older version is kept
+        renamed (``.migrated-<time>``), never deleted."""
+        self.dirty = False
+        if self._legacy and self.path is not None and self.path.exists():
+            import time
+
+            when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            try:
+                os.replace(self.path, self.path.with_name(f"{self.path.name}.migrated-{when}"))
+            except OSError as exc:
+                log.warning("cannot rename the imported agents ledger %s: %s", self.path, exc)
+                return
+        self._legacy = False

@@ -1,223 +1,583 @@
-"""The persistent ledger: read offsets and deduplicated usage records.
+"""The persistent ledger: one SQLite database (WAL) per set of roots in tokmon's data dir.
 
-One JSON file per set of roots in tokmon's data dir, written atomically. It keeps every
-record ever seen, so history survives Claude Code deleting old transcripts, and it is the
-only copy of that history: it is never replaced without keeping the old file aside.
+It holds the transcripts' read offsets (:class:`~tokmon.core.reader.FileState`), every
+deduplicated record ever seen (history survives Claude Code deleting old transcripts: this
+is the only copy of it), Claude's session titles, the price signature the costs were
+computed with and the other agents' reader state. A save is one short ``BEGIN IMMEDIATE``
+transaction that writes only what changed (:meth:`LedgerDB.merge`); the dedup rule (largest
+output wins, ties keep the first) is decided against the database inside it, so two
+processes that read the same new bytes count nothing twice. Queries load records by index
+(time range, session), never the whole history unless asked.
 
-Loading validates every value. Older versions (2, 3) are migrated; invalid records, file
-states or titles are dropped one by one (``Ledger.dropped``; the engine keeps the old file
-aside and re-reads the transcripts); a file that cannot be read or parsed raises
-LedgerError (kept aside, rebuilt from transcripts); a newer version raises LedgerNewer (the
-engine then never writes it). See docs/architecture.md, "Data safety".
+Values are checked on the way in (``STRICT`` tables and ``CHECK`` constraints: the poison
+guards of :mod:`tokmon.core.records`) and on the way out (the same guards in every record
+query's ``WHERE``: a row that slipped in some other way is skipped, never counted). A file that is not a database raises
+:class:`LedgerError` (the engine keeps it aside and rebuilds from transcripts); a database of
+a newer schema raises :class:`LedgerNewer` (never written). The JSON ledgers of older tokmon
+versions (:mod:`tokmon.core.ledger_json`) are imported by :meth:`LedgerDB.import_json`.
+See docs/architecture.md, "Data safety".
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import operator
 import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import orjson
-
-from tokmon.core.model import ROW_KEY, UsageRecord
+from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
-from tokmon.core.records import valid_row
-from tokmon.fsutil import atomic_write
+from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
 
-LEDGER_VERSION = 4
-MIGRATES_FROM = (2, 3)
+SCHEMA_VERSION = 1
+LEDGER_VERSION = SCHEMA_VERSION  # what `tokmon doctor` shows
+BUSY_TIMEOUT_MS = 5000  # how long a statement waits for another process's write transaction
+CLAUDE = "claude"
+
+_TOKENS = f"BETWEEN 0 AND {MAX_TOKENS}"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value ANY) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, off INTEGER NOT NULL, fp TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    ts REAL NOT NULL CHECK (ts >= {TS_MIN} AND ts < {TS_MAX}),
+    session TEXT NOT NULL, project TEXT NOT NULL, model TEXT NOT NULL,
+    input INTEGER NOT NULL CHECK (input {_TOKENS}),
+    output INTEGER NOT NULL CHECK (output {_TOKENS}),
+    cc INTEGER NOT NULL CHECK (cc {_TOKENS}),
+    c1h INTEGER NOT NULL CHECK (c1h {_TOKENS}),
+    cr INTEGER NOT NULL CHECK (cr {_TOKENS}),
+    key TEXT NOT NULL UNIQUE,
+    cost REAL NOT NULL CHECK (abs(cost) < 1e300),
+    display_cost REAL CHECK (display_cost IS NULL OR abs(display_cost) < 1e300),
+    agent TEXT NOT NULL DEFAULT '{CLAUDE}'
+) STRICT;
+CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
+CREATE INDEX IF NOT EXISTS records_session ON records (session);
+CREATE TABLE IF NOT EXISTS changes (gen INTEGER NOT NULL, session TEXT NOT NULL) STRICT;
+CREATE INDEX IF NOT EXISTS changes_gen ON changes (gen);
+CREATE TABLE IF NOT EXISTS titles (
+    session TEXT NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, PRIMARY KEY (session, kind)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_state (agent TEXT PRIMARY KEY, body BLOB NOT NULL)
+    STRICT, WITHOUT ROWID;
+"""
+# A record's columns in UsageRecord field order (a fetched row is a record's tuple).
+COLS = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
+_UPSERT = (
+    f"INSERT INTO records ({COLS}, agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (key) DO UPDATE SET ts=excluded.ts, session=excluded.session, "
+    "project=excluded.project, model=excluded.model, input=excluded.input, "
+    "output=excluded.output, cc=excluded.cc, c1h=excluded.c1h, cr=excluded.cr, "
+    "cost=excluded.cost, display_cost=excluded.display_cost, agent=excluded.agent"
+)
+# The poison guards again on the way out (C speed): a row that slipped past the constraints
+# (a database written by something else) is skipped, never counted.
+_VALID = (
+    f"ts >= {TS_MIN} AND ts < {TS_MAX} AND typeof(ts) = 'real'"
+    + "".join(
+        f" AND {c} {_TOKENS} AND typeof({c}) = 'integer'"
+        for c in ("input", "output", "cc", "c1h", "cr")
+    )
+    + " AND abs(cost) < 1e300 AND typeof(cost) = 'real'"
+    + " AND (display_cost IS NULL OR (abs(display_cost) < 1e300 AND typeof(display_cost) = 'real'))"
+    + " AND typeof(session) = 'text' AND typeof(project) = 'text' AND typeof(model) = 'text'"
+    + " AND typeof(key) = 'text'"
+)
+_INSERT = _UPSERT.split(" ON CONFLICT")[0]
+BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
+_IN_CHUNK = 500
+KEEP_CHANGES = 10_000  # generations whose changed sessions are kept (for other processes)  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
 
 
 class LedgerError(Exception):
-    """The ledger file is unreadable, corrupt or from a version that cannot be migrated."""
+    """The ledger file is unreadable or not a tokmon database."""
 
-    kind = "corrupt"  # names the kept-aside copy: ledger-X.json.<kind>-<time>
+    kind = "corrupt"  # names the kept-aside copy: ledger-X.sqlite3.<kind>-<time>
 
 
 class LedgerUnreadable(LedgerError):
     kind = "unreadable"
 
 
+class LedgerUnavailable(Exception):
+    """The database cannot be opened for writing now (I/O error, no space, locked, no
+    permission): nothing says it is broken, so it is never moved aside."""
+
+
 class LedgerNewer(LedgerError):
-    """Written by a newer tokmon: read nothing from it, never overwrite it."""
+    """Written by a newer tokmon: read nothing from it, never write it."""
 
     kind = "newer"
 
     def __init__(self, version: int) -> None:
         super().__init__(
-            f"ledger written by a newer tokmon (format {version}, this one reads {LEDGER_VERSION})"
+            f"ledger written by a newer tokmon (schema {version}, this one reads {SCHEMA_VERSION})"
         )
         self.version = version
 
 
-def ledger_path(data_dir: Path, roots: list[Path]) -> Path:
+def _roots_hash(roots: list[Path]) -> str:
     key = "\n".join(sorted(os.path.abspath(r) for r in roots))
-    return data_dir / f"ledger-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def ledger_path(data_dir: Path, roots: list[Path]) -> Path:
+    """The database of this set of transcript roots."""
+    return data_dir / f"ledger-{_roots_hash(roots)}.sqlite3"
+
+
+def json_ledger_path(db_path: Path) -> Path:
+    """Where tokmon before the database kept the same ledger (imported on first run)."""
+    return db_path.with_suffix(".json")
+
+
+def side_files(path: Path) -> list[Path]:
+    """SQLite's companions of the database at ``path`` (they move with it)."""
+    return [path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
 
 class Ledger:
-    """In-memory ledger state: file states, records by dedup key, titles by session."""
+    """The small in-memory part of the ledger: file states, titles, price signature."""
 
     def __init__(self) -> None:
         self.files: dict[str, FileState] = {}
-        self.records: dict[str, UsageRecord] = {}
         self.titles: dict[str, dict[str, str]] = {}
         self.price_signature = ""
-        self.stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file we loaded
-        self.migrated_from: int | None = None  # the version we converted on load
-        self.dropped = 0  # invalid records / file states / titles dropped on load
 
-    def add(self, rec: UsageRecord) -> bool:
-        """Merge one record under the dedup rule (largest output wins, ties keep the first)."""
-        old = self.records.get(rec.key)
-        if old is None:
-            self.records[rec.key] = rec
-            return True
-        if rec.output_tokens > old.output_tokens:
-            self.records[rec.key] = rec
-            return True
-        return False
 
-    def to_bytes(self) -> bytes:
-        # Rows are the records' fields in order, so loading is one tuple per row.
-        recs = list(map(list, self.records.values()))
-        doc = {
-            "version": LEDGER_VERSION,
-            "priceSignature": self.price_signature,
-            "files": {k: v.to_list() for k, v in self.files.items()},
-            "titles": self.titles,
-            "records": recs,
-        }
+def _touch_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (SQLite gives its -wal/-shm the same mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+    os.close(fd)
+
+
+class LedgerDB:
+    """One connection to the ledger database (``path`` None: a private in-memory one).
+
+    Thread-safe (one lock around the connection). Raises LedgerError / LedgerNewer on open.
+    """
+
+    def __init__(self, path: Path | None, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        self.dropped = 0  # invalid rows dropped on the way out (since open)
+        # Called inside merge / reprice transactions (the engine's stored sums follow them):
+        # on_merge(deltas, was_empty), on_reprice().
+        self.on_merge: Callable[[list[tuple[UsageRecord | None, UsageRecord]], bool], None] | None
+        self.on_merge = None
+        self.on_reprice: Callable[[], None] | None = None
+        self._mu = threading.RLock()
+        self.conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        if path is None:
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            conn.executescript(_SCHEMA)
+            self._init_meta(conn)
+            return conn
+        if path.exists() and not path.is_file():
+            raise LedgerUnreadable(f"unreadable ledger ({path} is not a file)")
+        if path.exists():
+            self._check_version(path)
+        if self.readonly:
+            return self._open_ro(path)
+        from tokmon.paths import ensure_dir
+
+        ensure_dir(path.parent)
+        if not path.exists():
+            _touch_private(path)
         try:
-            return orjson.dumps(doc)
-        except orjson.JSONEncodeError:
-            # A value JSON cannot hold (the parser rejects them; belt and braces): drop the
-            # offending records rather than never saving again.
-            doc["records"] = [r for r in recs if valid_row(r)]
-            return orjson.dumps(doc)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Ledger:
-        """Parse and validate; raises LedgerError (corrupt, old) or LedgerNewer."""
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise LedgerError(f"corrupt ledger ({exc})") from exc
-        if not isinstance(doc, dict):
-            raise LedgerError("corrupt ledger (not an object)")
-        version = doc.get("version")
-        if type(version) is not int:
-            raise LedgerError("corrupt ledger (no version)")
-        if version > LEDGER_VERSION:
-            raise LedgerNewer(version)
-        if version != LEDGER_VERSION and version not in MIGRATES_FROM:
-            raise LedgerError(
-                f"ledger from an old tokmon (format {version}) that cannot be migrated"
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1e3
             )
-        files, titles, rows = doc.get("files"), doc.get("titles", {}), doc.get("records")
-        if type(files) is not dict or type(rows) is not list:
-            raise LedgerError("corrupt ledger (no files or records)")
-        if version == 2:
-            rows = _rows_v2(rows, doc.get("strings"))
-        led = cls()
-        if version != LEDGER_VERSION:
-            led.migrated_from = version
-        sig = doc.get("priceSignature")
-        led.price_signature = sig if type(sig) is str else ""
-        dropped = 0
-        for k, v in files.items():
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(str(exc)) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA cache_size=-16000")  # KiB: bulk merges stay in memory
+            if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                raise LedgerUnreadable("unreadable ledger (cannot use WAL mode)")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if (
+                conn.execute("SELECT count(*) FROM sqlite_master WHERE name='meta'").fetchone()[0]
+                == 0
+            ):
+                conn.execute("BEGIN IMMEDIATE")
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                self._init_meta(conn)
+                conn.execute("COMMIT")
+            self._check_meta(conn)
+        except LedgerError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if is_corrupt(exc):
+                raise LedgerError(f"corrupt ledger ({exc})") from exc
+            raise LedgerUnavailable(str(exc)) from exc
+        return conn
+
+    def _open_ro(self, path: Path) -> sqlite3.Connection:
+        """Read-only; ``immutable`` when even the -shm cannot be made (a full disk: the last
+        process closed the database cleanly, so its WAL was folded in)."""
+        for mode in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?{mode}",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1e3,
+            )
             try:
-                led.files[k] = FileState.from_list(v)
+                self._check_meta(conn)
+                return conn
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if is_corrupt(exc):
+                    raise LedgerError(f"corrupt ledger ({exc})") from exc
+                if mode == "immutable=1":
+                    raise LedgerUnavailable(str(exc)) from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _check_version(path: Path) -> None:
+        """Raise LedgerNewer before anything could write a newer database."""
+        row = None
+        for mode in ("mode=ro", "immutable=1"):  # immutable: no -shm can be made (no space)
+            try:
+                conn = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1e3
+                )
+            except sqlite3.Error as exc:
+                raise LedgerUnavailable(str(exc)) from exc
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                break
+            except sqlite3.DatabaseError as exc:
+                if "no such table" in str(exc):
+                    return  # an empty (new) file, or one without our tables: checked after open
+                if is_corrupt(exc):
+                    raise LedgerError(f"corrupt ledger ({exc})") from exc
+                if mode == "immutable=1":
+                    raise LedgerUnavailable(str(exc)) from exc
+            finally:
+                conn.close()
+        if row is not None and type(row[0]) is int and row[0] > SCHEMA_VERSION:
+            raise LedgerNewer(row[0])
+
+    @staticmethod
+    def _init_meta(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO meta VALUES (?, ?)",
+            [("schema", SCHEMA_VERSION), ("dbid", uuid.uuid4().hex), ("gen", 0), ("prices", "")],
+        )
+
+    @staticmethod
+    def _check_meta(conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None or type(row[0]) is not int:
+            raise LedgerError("corrupt ledger (no schema version)")
+        if row[0] > SCHEMA_VERSION:
+            raise LedgerNewer(row[0])
+        if conn.execute("SELECT value FROM meta WHERE key='dbid'").fetchone() is None:
+            raise LedgerError("corrupt ledger (no id)")
+
+    def close(self) -> None:
+        with self._mu:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.close()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction (committed on success, else rolled back) that
+        bumps the generation (:meth:`generation`)."""
+        if self.readonly:
+            raise sqlite3.OperationalError("the ledger is read-only")
+        with self._mu:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key='gen'")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    def lock(self) -> threading.RLock:
+        """The lock around this connection (for callers that use :attr:`conn` directly)."""
+        return self._mu
+
+    def _meta(self, key: str) -> object:
+        with self._mu:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def generation(self) -> int:
+        """Bumped by every committed write (of any process)."""
+        v = self._meta("gen")
+        return v if type(v) is int else 0
+
+    def dbid(self) -> str:
+        """A random id given at creation: a rebuilt database never repeats a version."""
+        return str(self._meta("dbid"))
+
+    def meta(self, key: str) -> object:
+        """A value of the meta table (None if unset)."""
+        return self._meta(key)
+
+    # -- the small state ---------------------------------------------------------------------
+
+    def load_state(self) -> Ledger:
+        """File states, titles and the price signature (invalid file states are dropped)."""
+        led = Ledger()
+        with self._mu:
+            rows = self.conn.execute(
+                "SELECT path, dev, ino, size, mtime_ns, off, fp FROM files"
+            ).fetchall()
+            titles = self.conn.execute("SELECT session, kind, title FROM titles").fetchall()
+            sig = self.conn.execute("SELECT value FROM meta WHERE key='prices'").fetchone()
+        for path, *v in rows:
+            try:
+                led.files[path] = FileState.from_list(list(v))
             except (TypeError, ValueError):
-                dropped += 1
-        if type(titles) is dict:
-            for sid, t in titles.items():
-                if type(t) is dict and all(type(x) is str for x in t.values()):
-                    led.titles[sid] = t
+                self.dropped += 1
+        for sid, kind, title in titles:
+            led.titles.setdefault(sid, {})[kind] = title
+        led.price_signature = sig[0] if sig is not None and type(sig[0]) is str else ""
+        return led
+
+    # -- the merge ---------------------------------------------------------------------------
+
+    def merge(
+        self,
+        recs: Iterable[UsageRecord],
+        files: dict[str, FileState] | None = None,
+        gone: Iterable[str] = (),
+        titles: Iterable[tuple[str, str, str]] = (),
+        prices: str | None = None,
+        agents: dict[str, bytes] | None = None,
+        agent: str = CLAUDE,
+    ) -> tuple[list[tuple[UsageRecord | None, UsageRecord]], int]:
+        """Merge records, file states, titles (and the agents' state) in one transaction.
+
+        Returns the (replaced record or None, new record) pairs of the records that changed
+        and the new generation. Within ``recs`` and against the database: the largest output
+        wins, ties keep the first.
+        """
+        batch: dict[str, UsageRecord] = {}
+        for r in recs:
+            o = batch.get(r.key)
+            if o is None or r.output_tokens > o.output_tokens:
+                batch[r.key] = r
+        deltas: list[tuple[UsageRecord | None, UsageRecord]] = []
+        with self.write() as conn:
+            gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
+            was_empty = conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
+            old = self._existing(conn, list(batch)) if batch and not was_empty else {}
+            rows = []
+            for key, r in batch.items():
+                o = old.get(key)
+                if o is None or r.output_tokens > o.output_tokens:
+                    deltas.append((o, r))
+                    rows.append((*r, agent))
+            if rows:
+                rows.sort(key=_ts)  # time order: appends to the time index, ranges read in order
+                if was_empty and len(rows) > BULK_ROWS:  # a first scan: index once, at the end
+                    conn.execute("DROP INDEX IF EXISTS records_ts")
+                    conn.execute("DROP INDEX IF EXISTS records_session")
+                    conn.executemany(_INSERT, rows)
+                    conn.execute("CREATE INDEX records_ts ON records (ts)")
+                    conn.execute("CREATE INDEX records_session ON records (session)")
                 else:
-                    dropped += 1
-        else:
-            dropped += 1
+                    conn.executemany(_UPSERT, rows)
+                self._log_changes(conn, gen, {r.session_id for _, r in deltas})
+                if self.on_merge is not None and agent == CLAUDE:
+                    self.on_merge(deltas, was_empty)
+                else:  # the stored sums did not follow: rebuilt on their next use
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
+            if files:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
+                    [(k, *s.to_list()) for k, s in files.items()],
+                )
+            conn.executemany("DELETE FROM files WHERE path=?", [(k,) for k in gone])
+            conn.executemany("INSERT OR REPLACE INTO titles VALUES (?,?,?)", list(titles))
+            if prices is not None:
+                conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
+            if agents:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO agent_state VALUES (?, ?)", list(agents.items())
+                )
+        return deltas, gen
+
+    @staticmethod
+    def _log_changes(conn: sqlite3.Connection, gen: int, sessions: set[str]) -> None:
+        """Which sessions generation ``gen`` changed (other processes ask; old ones pruned)."""
+        conn.executemany("INSERT INTO changes VALUES (?, ?)", [(gen, s) for s in sessions])
+        if gen % 1000 == 0:
+            conn.execute("DELETE FROM changes WHERE gen <= ?", (gen - KEEP_CHANGES,))
+
+    def _existing(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, UsageRecord]:
+        out: dict[str, UsageRecord] = {}
+        new = tuple.__new__
+        for i in range(0, len(keys), _IN_CHUNK):
+            part = keys[i : i + _IN_CHUNK]
+            q = f"SELECT {COLS} FROM records WHERE key IN ({','.join('?' * len(part))})"
+            for row in conn.execute(q, part):
+                out[row[9]] = new(UsageRecord, row)
+        return out
+
+    def reprice(self, fn: Callable[[UsageRecord], float], prices: str) -> int:
+        """Recompute every Claude record's cost with ``fn(record)``; returns the generation."""
+        with self.write() as conn:
+            gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
+            recs = self._select(conn, "agent=?", (CLAUDE,))
+            conn.executemany(
+                "UPDATE records SET cost=? WHERE key=?", [(fn(r), r.key) for r in recs]
+            )
+            self._log_changes(conn, gen, {r.session_id for r in recs})
+            conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
+            if self.on_reprice is not None:
+                self.on_reprice()
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
+        return int(gen)
+
+    # -- reading records ---------------------------------------------------------------------
+
+    def _select(
+        self, conn: sqlite3.Connection, where: str, args: tuple[object, ...] | list[object]
+    ) -> list[UsageRecord]:
         new = tuple.__new__
         rec = UsageRecord
-        recs = led.records
-        bad_records = 0
-        for t in rows:
-            if valid_row(t):
-                recs[t[ROW_KEY]] = new(rec, t)  # type: ignore[index,arg-type]
-            else:
-                bad_records += 1
-        led.dropped = dropped + bad_records
-        if led.dropped:
-            led.files.clear()  # re-read every transcript: recovers what still exists
-        return led
+        rows = conn.execute(f"SELECT {COLS} FROM records WHERE ({where}) AND {_VALID}", args)
+        out = [new(rec, row) for row in rows]
+        out.sort(key=_ts)
+        return out
 
-    def save(self, path: Path) -> None:
-        """Write the full ledger, then its small index (file states only)."""
-        atomic_write(path, self.to_bytes())
-        st = path.stat()
-        self.stamp = (st.st_mtime_ns, st.st_size)
-        idx = {
-            "version": LEDGER_VERSION,
-            "stamp": list(self.stamp),
-            "priceSignature": self.price_signature,
-            "files": {k: v.to_list() for k, v in self.files.items()},
-        }
-        atomic_write(index_path(path), orjson.dumps(idx), fsync=False)
+    def records(self, where: str = "1", args: tuple[object, ...] = ()) -> list[UsageRecord]:
+        """Claude records matching an SQL condition, oldest first (invalid rows dropped)."""
+        with self._mu:
+            return self._select(self.conn, f"agent='{CLAUDE}' AND ({where})", args)
+
+    def records_between(self, lo: float, hi: float) -> list[UsageRecord]:
+        """Records with ``lo <= ts < hi`` (by the time index)."""
+        return self.records("ts >= ? AND ts < ?", (lo, hi))
+
+    def records_of_sessions(self, sessions: Iterable[str]) -> list[UsageRecord]:
+        """Every record of these sessions (by the session index), oldest first."""
+        sids = list(sessions)
+        out: list[UsageRecord] = []
+        for i in range(0, len(sids), _IN_CHUNK):
+            part = sids[i : i + _IN_CHUNK]
+            out += self.records(f"session IN ({','.join('?' * len(part))})", tuple(part))
+        if len(sids) > _IN_CHUNK:
+            out.sort(key=lambda r: r.ts)
+        return out
+
+    def last_before(self, ts: float) -> float | None:
+        """The time of the latest record before ``ts`` (None: there is none)."""
+        with self._mu:
+            row = self.conn.execute(
+                f"SELECT max(ts) FROM records WHERE agent='{CLAUDE}' AND ts < ?", (ts,)
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def sums(
+        self, lo: float = float("-inf"), hi: float = float("inf")
+    ) -> tuple[int, int, int, int, int, float]:
+        """(records, input, output, cache creation, cache read, cost) of ``lo <= ts < hi``."""
+        with self._mu:
+            row = self.conn.execute(
+                "SELECT count(*), total(input), total(output), total(cc), total(cr), total(cost) "
+                f"FROM records WHERE agent='{CLAUDE}' AND ts >= ? AND ts < ?",
+                (lo, hi),
+            ).fetchone()
+        return (
+            int(row[0]),
+            int(row[1]),
+            int(row[2]),
+            int(row[3]),
+            int(row[4]),
+            float(row[5]),
+        )
+
+    def sessions_changed_since(self, gen: int) -> set[str]:
+        """Sessions whose records a write after generation ``gen`` touched."""
+        with self._mu:
+            return {
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT DISTINCT session FROM changes WHERE gen > ?", (gen,)
+                )
+            }
+
+    def count(self) -> int:
+        """How many records (all agents) the ledger holds."""
+        with self._mu:
+            return int(self.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def models(self) -> set[str]:
+        """Every Claude model name in the ledger."""
+        with self._mu:
+            return {
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT DISTINCT model FROM records WHERE agent='{CLAUDE}'"
+                )
+            }
+
+    def has_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` the ledger holds."""
+        ks = list(keys)
+        got: set[str] = set()
+        with self._mu:
+            for i in range(0, len(ks), _IN_CHUNK):
+                part = ks[i : i + _IN_CHUNK]
+                q = f"SELECT key FROM records WHERE key IN ({','.join('?' * len(part))})"
+                got.update(r[0] for r in self.conn.execute(q, part))
+        return got
+
+    def agent_state(self) -> dict[str, bytes]:
+        """The other agents' saved reader state, per agent."""
+        with self._mu:
+            return {
+                a: bytes(b) for a, b in self.conn.execute("SELECT agent, body FROM agent_state")
+            }
+
+    # -- copies ------------------------------------------------------------------------------
+
+    def memory_copy(self) -> LedgerDB:
+        """A private in-memory copy (to go on with when this database cannot be written)."""
+        mem = LedgerDB(None)
+        with self._mu:
+            self.conn.backup(mem.conn)
+        return mem
 
 
-def _rows_v2(rows: list[object], strings: object) -> list[object]:
-    """Format 2 rows (key first, strings interned) in today's field order."""
-    if type(strings) is not list:
-        raise LedgerError("corrupt ledger (format 2 without strings)")
-    out: list[object] = []
-    for t in rows:
-        try:
-            k, ts, s, p, m, *rest = t  # type: ignore[misc]
-            out.append([ts, strings[s], strings[p], strings[m], *rest[:5], k, *rest[5:]])  # type: ignore[has-type]
-        except (TypeError, ValueError, IndexError):
-            out.append(None)  # dropped (counted) by the validation
-    return out
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is broken (not busy, full or unreadable now)."""
+    msg = str(exc)
+    if not isinstance(exc, sqlite3.OperationalError):
+        return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+            exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)
+        )
+    return "not a database" in msg or "malformed" in msg or "no such table" in msg
 
 
-def index_path(path: Path) -> Path:
-    return path.with_suffix(".idx")
-
-
-def load_index(path: Path, stamp: tuple[int, int]) -> Ledger | None:
-    """File states only, if the index matches the ledger at ``stamp`` (else None)."""
-    try:
-        doc = orjson.loads(index_path(path).read_bytes())
-        if doc.get("version") != LEDGER_VERSION or tuple(doc["stamp"]) != stamp:
-            return None
-        led = Ledger()
-        led.files = {k: FileState.from_list(v) for k, v in doc["files"].items()}
-        led.price_signature = doc["priceSignature"]
-        if type(led.price_signature) is not str:
-            return None
-        led.stamp = stamp
-        return led
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-def load(path: Path) -> Ledger:
-    """Load the ledger at ``path`` (an empty one if missing). Raises LedgerError if bad."""
-    stamp = file_stamp(path)
-    if stamp is None:
-        return Ledger()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LedgerUnreadable(f"unreadable ledger ({exc.strerror or exc})") from exc
-    led = Ledger.from_bytes(data)
-    led.stamp = stamp
-    return led
+_ts = operator.itemgetter(0)

@@ -4,9 +4,11 @@ A long-running surface keeps one :class:`~tokmon.core.engine.Engine` current whi
 
 1. a :class:`~tokmon.core.watcher.Watcher` reports the changed paths;
 2. the surface calls ``engine.refresh(paths=changed, save=False)``: only those files are
-   read, and nothing is written on the latency path;
-3. it pushes the new figures, then asks a :class:`DeferredSaver` to write the ledger later,
-   on its own thread (:func:`save_engine`: snapshot under the lock, write outside it).
+   read, and what they added is merged into the ledger database in one short transaction
+   (only the changed rows are written);
+3. it pushes the new figures. The :class:`DeferredSaver` / :func:`save_engine` protocol
+   (snapshot under the lock, write outside it) stays for surfaces that use it, but with the
+   database a refresh leaves nothing to save, so it writes nothing.
 """
 
 from __future__ import annotations

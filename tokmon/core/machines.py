@@ -228,22 +228,24 @@ def _row_to_record(row: Any) -> tuple[UsageRecord, str]:
 def import_rows(
     engine: Any, rows: Iterable[Any], titles: dict[str, Any], local: str
 ) -> ImportResult:
-    """Merge exported rows into ``engine``'s ledger file and machine map (under the lock).
+    """Merge exported rows into ``engine``'s ledger database and machine map (one
+    transaction under the ledger lock).
 
     Call after ``engine.refresh()`` so the ledger holds this machine's records. Records of
     ``local`` are skipped (this machine has them); the rest merge under the dedup rule.
     """
-    from tokmon.core.ledger import load
-
     res = ImportResult()
     mode = str(engine.config.get("cost_mode"))
+    db = engine._db()
+    engine._roll()  # the stored sums follow the merge
     with FileLock(engine.ledger_file.with_suffix(".lock"), timeout=600):
-        led = load(engine.ledger_file)
         mm = engine_machine_map(engine)
         if mm.error:
             res.warnings.append(mm.error)
-        res.restored = _restore(led, mm)
-        changed = bool(res.restored)
+        have = db.has_keys(mm.rows)
+        lost = [rec for key, (rec, _) in mm.rows.items() if key not in have]
+        res.restored = len(lost)
+        incoming: list[tuple[UsageRecord, str]] = []
         for row in rows:
             try:
                 rec, machine = _row_to_record(row)
@@ -253,46 +255,37 @@ def import_rows(
             if machine == local:
                 res.own += 1
                 continue
-            rec = rec.with_cost(engine.prices.cost_in_mode(rec, mode))
-            old = led.records.get(rec.key)
-            if led.add(rec):
-                res.added += old is None
-                res.replaced += old is not None
-                mm.rows[rec.key] = (rec, machine)
-                res.machines.add(machine)
-                changed = True
-            else:
-                res.unchanged += 1
-        for sid, t in titles.items():
-            if isinstance(sid, str) and isinstance(t, dict) and sid not in led.titles:
-                good = {
-                    k: v
-                    for k, v in t.items()
-                    if k in ("ai-title", "custom-title") and isinstance(v, str)
-                }
-                if good:
-                    led.titles[sid] = good
-                    changed = True
-        if changed:
+            incoming.append((rec.with_cost(engine.prices.cost_in_mode(rec, mode)), machine))
+        known = engine.ledger.titles
+        new_titles = [
+            (sid, k, v)
+            for sid, t in titles.items()
+            if isinstance(sid, str) and isinstance(t, dict) and sid not in known
+            for k, v in t.items()
+            if k in ("ai-title", "custom-title") and isinstance(v, str)
+        ]
+        if lost:
+            db.merge(lost)
+        machine_of = {id(r): m for r, m in incoming}
+        deltas = []
+        if incoming or new_titles:
+            deltas, _ = db.merge([r for r, _ in incoming], titles=new_titles)
+        for old, new in deltas:
+            res.added += old is None
+            res.replaced += old is not None
+            machine = machine_of[id(new)]
+            mm.rows[new.key] = (new, machine)
+            res.machines.add(machine)
+        res.unchanged = len(incoming) - len(deltas)
+        if deltas or lost:
             mm.save()
-            led.save(engine.ledger_file)
     return res
-
-
-def _restore(led: Any, mm: MachineMap) -> int:
-    """Put stored imports missing from ``led`` back (after a ledger rebuild)."""
-    n = 0
-    for key, (rec, _) in mm.rows.items():
-        if key not in led.records:
-            led.records[key] = rec
-            n += 1
-    return n
 
 
 def restore(engine: Any) -> int:
     """Re-add stored imports a rebuilt ledger lost; returns how many (0: nothing to do)."""
     mm = engine_machine_map(engine)
-    if not mm.rows or all(k in engine.ledger.records for k in mm.rows):
+    if not mm.rows or len(engine._db().has_keys(mm.rows)) == len(mm.rows):
         return 0
     res = import_rows(engine, [], {}, "")
     return res.restored

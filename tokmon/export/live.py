@@ -68,16 +68,14 @@ class ServiceSeries:
     def _catch_up(self, eng: Any) -> None:
         """Another process rewrote the ledger (e.g. ``tokmon ledger import``): reload it.
 
-        The file watcher only follows transcripts, so one stat per scrape spots this.
+        The file watcher only follows transcripts, so one look at the database's generation
+        per scrape spots this.
         """
         if not getattr(eng, "persist", False):
             return
-        from tokmon.core.ledger import file_stamp
-
-        st = file_stamp(eng.ledger_file)
-        if st is None or st == eng.ledger.stamp or st == self._seen:
-            return
-        self._seen = st
+        with self.service.lock:
+            if not eng.store_changed():
+                return
         try:
             self.service.refresh()
         except Exception as exc:  # a scrape must still answer

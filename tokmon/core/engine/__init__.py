@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 from tokmon.config import Config, load_config
 from tokmon.core.blocks import BLOCK_SECONDS, BlockIndex
 from tokmon.core.discovery import claude_roots
-from tokmon.core.ledger import Ledger, ledger_path
+from tokmon.core.ledger import Ledger, LedgerDB, ledger_path
 from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.paths import TokmonPaths, get_paths
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
+    from tokmon.core.rollups import Rollups
 
 from tokmon.core.engine.ingest import FUTURE_SLACK, Ingest
 from tokmon.core.engine.queries import ALL, CLAUDE, Queries, project_session
@@ -73,9 +74,11 @@ class Engine(Ingest, Store, Queries):
         self._cache: dict[Any, Any] = {}
         self._warned_unknown: set[str] = set()
         self._warned_files: set[str] = set()
-        self._pending = False  # file states loaded from the index, records not yet
-        self._dirty = False  # the in-memory ledger has changes not yet saved
-        self._own_stamps: set[tuple[int, int]] = set()  # ledger files this engine wrote
+        self.db: LedgerDB | None = None  # opened on first use
+        self._mem = False  # db is a private in-memory database (not saved)
+        self._seen_gen: int | None = None  # the database generation self.ledger reflects
+        self._rollups: Rollups | None = None  # stored sums in the database (tokmon.core.rollups)
+        self._roll_db: LedgerDB | None = None
         self._models_checked = False
         # (replaced record or None, new record) pairs: of the last refresh, and not yet
         # folded into the period sums
@@ -86,12 +89,8 @@ class Engine(Ingest, Store, Queries):
         # Optional extra record filter for reports (e.g. one machine: tokmon.core.machines)
         self.record_filter: Callable[[UsageRecord], bool] | None = None
         self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
-        # A ledger file to move aside (path it goes to, stamp it had) before the next write:
-        # corrupt, unreadable, migrated or with invalid values. Never overwritten in place.
-        self._aside: tuple[Path, tuple[int, int]] | None = None
         self._readonly: str | None = None  # why the ledger must not be written (newer format)
         self._refreshing = False
-        self._locked = False  # this engine holds the ledger lock (inside refresh)
         #: Where warnings found outside :meth:`refresh` go (default: the log).
         self.on_warning: Callable[[str], None] | None = None
         self.agents: AgentStore | None = None
@@ -104,6 +103,7 @@ class Engine(Ingest, Store, Queries):
                 agents_store_path(self.ledger_file, self.env) if persist else None,
                 None if agents is True else agents,
             )
+            self.agents.load_db = lambda: self._db().agent_state()
 
     @property
     def watch_roots(self) -> list[Path]:

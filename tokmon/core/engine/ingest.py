@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,15 +16,18 @@ from tokmon.core.model import UsageRecord
 from tokmon.core.parser import LineStats
 from tokmon.core.reader import FileState, needs_read
 from tokmon.core.scan import scan_all
-from tokmon.fsutil import FileLock, LockTimeout
+from tokmon.fsutil import LockTimeout
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentChanges
 
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
+from tokmon.core.engine.store import _Rebuild
+from tokmon.core.ledger import is_corrupt
 
 log = logging.getLogger("tokmon.core.engine")
 
+CLAUDE = "claude"
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
 
 
@@ -37,56 +41,43 @@ class Ingest(EngineState):
         paths: Iterable[Path] | None = None,
         save: bool = True,
     ) -> Changes:
-        """Read new bytes from every transcript, merge them, and persist the ledger.
+        """Read new bytes from every transcript and merge them into the ledger.
 
         ``paths`` (from a file watcher) limits the scan to those files when the ledger is
-        already loaded; a directory among them means a full scan. With ``save=False`` the
-        ledger is only marked dirty: call :meth:`save` later (long-running processes do
-        this after pushing their update, off the latency path).
+        already loaded; a directory among them means a full scan. Reading takes no lock;
+        the merge is one short database transaction (``save`` is kept for callers: every
+        refresh saves what it read, and costs what changed).
         """
         if self._refreshing:
             raise RuntimeError("Engine.refresh() is not re-entrant")
         self._refreshing = True
         changes = Changes()
-        lock: FileLock | None = None
         try:
-            write = self.persist and save and self._readonly is None
-            if write:  # reading needs no lock (the ledger is replaced atomically)
-                lock = FileLock(self.ledger_file.with_suffix(".lock"), timeout=self.lock_timeout)
+            t0 = t1 = time.perf_counter()
+            for attempt in range(3):
                 try:
-                    lock.acquire()
-                except (OSError, LockTimeout) as exc:
-                    changes.warnings.append(f"cannot lock the ledger ({exc}); results not saved")
-                    lock, write = None, False
-            self._locked = lock is not None
-            t0 = time.perf_counter()
-            dirty = self._sync_from_disk(changes) if self.persist else False
-            if self._locked and self._aside is not None:
-                self._keep_aside(changes.warnings)  # a load outside the lock found it broken
-            dirty |= self._reprice(changes)
-            t1 = time.perf_counter()
-            claude_paths = paths
-            if self.agents is not None:
-                claude_paths = self._refresh_agents(changes, paths)
-            dirty |= self._scan(changes, progress, claude_paths)
+                    self._sync(changes)
+                    self._reprice(changes)
+                    t1 = time.perf_counter()
+                    self._scan(changes, progress, paths)
+                    break
+                except _Rebuild:  # found corrupt while merging: moved aside, scan again
+                    pass
+                except sqlite3.DatabaseError as exc:
+                    if attempt == 2 or self._mem or not is_corrupt(exc):
+                        raise
+                    self._corrupt(exc, changes)
+                paths = None
+                self._invalidate()
             t2 = time.perf_counter()
-            self._dirty |= dirty
-            if self._dirty and write:
-                self._save_locked(changes.warnings)
-            if write and self.agents is not None and self._readonly is None:
-                self._save_agents(changes.warnings)
         finally:
-            if lock is not None:
-                lock.release()
-            self._locked = self._refreshing = False
-        t3 = time.perf_counter()
+            self._refreshing = False
         log.debug(
-            "refresh: load %.1f ms, scan %.1f ms (%d files, %.1f MB), save %.1f ms",
+            "refresh: load %.1f ms, scan+merge %.1f ms (%d files, %.1f MB)",
             (t1 - t0) * 1e3,
             (t2 - t1) * 1e3,
             changes.files_read,
             changes.bytes_read / 1e6,
-            (t3 - t2) * 1e3,
         )
         unknown = self.prices.unknown - self._warned_unknown
         if unknown:
@@ -130,41 +121,65 @@ class Ingest(EngineState):
     def _cost(self, r: UsageRecord) -> float:
         return self.prices.cost_in_mode(r, str(self.config.get("cost_mode")))
 
-    def _reprice(self, changes: Changes) -> bool:
-        if self._pending and self.ledger.price_signature == self._price_key():
-            return False
-        self._ensure_records(changes)
+    def _reprice(self, changes: Changes) -> None:
+        db = self.db
+        assert db is not None
         if self.ledger.price_signature == self._price_key():
             if not self._models_checked:  # register unknown models for the warning, once
-                for model in {r.model for r in self.ledger.records.values()}:
+                for model in self._models():
                     self.prices.lookup(model)
                 self._models_checked = True
-            return False
-        recs = self.ledger.records
-        for k, r in recs.items():
-            recs[k] = r.with_cost(self._cost(r))
-        self.ledger.price_signature = self._price_key()
+            return
+        if self.agents is not None:
+            self.agents.reprice()
+        self._roll()  # the stored sums are rebuilt inside the reprice transaction
+        if db.count() == 0:
+            self._commit(changes, [], {}, [], [], None, prices=self._price_key())
+            return
+        if not self._mem:
+            try:
+                with self._lock():
+                    self._seen_gen = db.reprice(self._cost, self._price_key())
+                    self.ledger.price_signature = self._price_key()
+            except (OSError, LockTimeout, sqlite3.OperationalError) as exc:
+                db = self._fallback(changes, f"cannot save the ledger: {exc}")
+        if self._mem:
+            self._seen_gen = db.reprice(self._cost, self._price_key())
+            self.ledger.price_signature = self._price_key()
+        self._models_checked = False
         self._invalidate()
-        return True
+
+    def _models(self) -> set[str]:
+        """Every Claude model in the ledger: from the stored sums' per-model totals (a few
+        rows) when they are there, else from the records."""
+        db = self.db
+        assert db is not None
+        roll = self._roll()
+        if roll is not None:
+            with db.lock():
+                rows = db.conn.execute(
+                    "SELECT DISTINCT model FROM rollup_total WHERE agent=?", (CLAUDE,)
+                ).fetchall()
+            return {r[0] for r in rows}
+        return db.models()
 
     def _scan(
         self, changes: Changes, progress: ProgressFn | None, paths: Iterable[Path] | None = None
-    ) -> bool:
-        if paths is not None and not self._pending and self.ledger.files:
+    ) -> None:
+        agents_paths: Iterable[Path] | None = paths
+        if self.agents is not None:
+            paths = self._refresh_agents(changes, agents_paths)
+        if paths is not None and self.ledger.files:
             hinted = self._plan_paths(paths)
             if hinted is not None:
                 todo, gone = hinted
                 changes.files_checked = len(todo)
                 present = set(self.ledger.files) - gone
-                return self._read(todo, present, changes, progress)
+                self._read(todo, present, changes, progress)
+                return
         todo, present = self._plan()
-        if self._pending and (todo or any(k not in present for k in self.ledger.files)):
-            stamp = self.ledger.stamp
-            self._ensure_records(changes)
-            if self.ledger.stamp != stamp or not self.ledger.files:
-                todo, present = self._plan()  # the full ledger differs from its index
         changes.files_checked = len(present)
-        return self._read(todo, present, changes, progress)
+        self._read(todo, present, changes, progress)
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
         led = self.ledger
@@ -212,15 +227,13 @@ class Ingest(EngineState):
         present: set[str],
         changes: Changes,
         progress: ProgressFn | None,
-    ) -> bool:
+    ) -> None:
+        """Read the planned bytes (no lock held), then merge them in one transaction."""
         led = self.ledger
         stats = LineStats()
-        dirty = False
         far = time.time() + FUTURE_SLACK
         future: list[float] = []
-        for gone in [k for k in led.files if k not in present]:
-            del led.files[gone]  # its records stay: history outlives the transcript
-            dirty = True
+        gone = [k for k in led.files if k not in present]  # its records stay: history
         todo.sort()
         total = sum(st.st_size - off for _, st, off in todo)
         done = 0
@@ -234,6 +247,12 @@ class Ingest(EngineState):
         override = self.paths.prices_override_file
         pricing = (str(override) if override.is_file() else None, str(self.config.get("cost_mode")))
         lookup = self.prices.lookup  # registers unknown models for the warning
+        recs: list[UsageRecord] = []
+        new_files: dict[str, FileState] = {}
+        titles: list[tuple[str, str, str]] = []
+        seen_titles: dict[tuple[str, str], str] = {}
+        from_row = UsageRecord.from_row
+        models: set[str] = set()
         for res in scan_all(items, pricing=pricing):
             st = stat_of[res.key]
             if res.error is not None:
@@ -241,21 +260,16 @@ class Ingest(EngineState):
                     self._warned_files.add(res.key)
                     changes.warnings.append(f"cannot read {res.key}: {res.error}")
                 continue
-            recs = led.records
-            deltas = self._new_deltas
             for row in res.rows:
-                rec = UsageRecord.from_row(row)
-                lookup(rec.model)
+                rec = from_row(row)
+                models.add(rec.model)
                 if rec.ts > far:
                     future.append(rec.ts)
-                old = recs.get(rec.key)
-                if led.add(rec):
-                    changes.new_records += old is None
-                    changes.changed_sessions.add(rec.session_id)
-                    deltas.append((old, rec))
+                recs.append(rec)
             for sid, kind, title in res.titles:
-                if led.titles.get(sid, {}).get(kind) != title:
-                    led.titles.setdefault(sid, {})[kind] = title
+                if seen_titles.get((sid, kind), led.titles.get(sid, {}).get(kind)) != title:
+                    seen_titles[(sid, kind)] = title
+                    titles.append((sid, kind, title))
                     changes.changed_sessions.add(sid)
             stats.malformed += res.malformed
             stats.invalid_utf8 += res.invalid_utf8
@@ -268,13 +282,16 @@ class Ingest(EngineState):
                 st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns, res.end, res.fp
             )
             if led.files.get(res.key) != new_state:
-                led.files[res.key] = new_state
-                dirty = True
+                new_files[res.key] = new_state
             changes.files_read += 1
             changes.bytes_read += res.end - res.start
             done += st.st_size - res.start
             if progress is not None:
                 progress(done, total)
+        for model in models:
+            lookup(model)
+        agents = self.agents.payloads() if self.agents is not None else None
+        self._commit(changes, recs, new_files, gone, titles, agents)
         if stats.total():
             parts = [
                 f"{n} {what}"
@@ -296,7 +313,6 @@ class Ingest(EngineState):
                 f"{iso(max(future))[:10]}): counted on their own dates, not in today, this "
                 "week, this month or the current block"
             )
-        return dirty
 
     def _invalidate(self, incremental: bool = False) -> None:
         """Drop derived data; ``incremental`` keeps what the pending deltas can update."""
@@ -314,7 +330,7 @@ class Ingest(EngineState):
             for old, new in new_deltas:
                 if old is not None:
                     i = bisect.bisect_left(srt, old[0], key=_ts_of)
-                    while i < len(srt) and srt[i] is not old:
+                    while i < len(srt) and srt[i].key != old.key:
                         i += 1
                     if i < len(srt):
                         del srt[i]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from tokmon.core.rows import (
     AgentToday,
     BlocksReport,
     Official,
+    PeriodKind,
+    PeriodLabel,
     PeriodReport,
     PeriodRow,
     PeriodUsage,
@@ -34,9 +37,10 @@ from tokmon.core.rows import (
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:
-    pass
+    from tokmon.core.rollups import Rollups
 
-from tokmon.core.engine.state import EngineState
+from tokmon.core.engine.state import Changes, EngineState
+from tokmon.core.ledger import LedgerDB
 
 log = logging.getLogger("tokmon.core.engine")
 
@@ -50,19 +54,36 @@ FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future"
 class Queries(EngineState):
     """Reports, summary, sessions and blocks over the merged records."""
 
+    def _db(self) -> LedgerDB:
+        """The ledger database (opened on first use; a report before any refresh)."""
+        if self.db is None:
+            changes = Changes()
+            self._sync(changes)
+            for w in changes.warnings:
+                self._late_warning(w)
+        assert self.db is not None
+        return self.db
+
     @property
     def records(self) -> list[UsageRecord]:
-        """Deduplicated records sorted by time."""
-        if self._pending:
-            self._ensure_records()
+        """Every deduplicated Claude record sorted by time (loads the whole history: queries
+        that need a part load it by index)."""
         if self._sorted is None:
-            self._sorted = sorted(self.ledger.records.values(), key=lambda r: r.ts)
+            self._sorted = self._db().records()
         return self._sorted
+
+    def record_count(self) -> int:
+        """How many deduplicated Claude records the ledger holds (without loading them)."""
+        return self._db().count()
+
+    def _records_where(self, where: str, args: tuple[object, ...]) -> list[UsageRecord]:
+        """Records by an indexed condition (the cached full list when it is loaded)."""
+        return self._db().records(where, args)
 
     @property
     def titles(self) -> dict[str, str]:
         """Claude's own session titles: ``custom-title`` beats ``ai-title``."""
-        self._ensure_records()
+        self._db()
         out = {}
         for sid, t in self.ledger.titles.items():
             v = t.get("custom-title") or t.get("ai-title")
@@ -98,7 +119,10 @@ class Queries(EngineState):
         session: str | None = None,
         agent: str | None = None,
     ) -> list[UsageRecord]:
-        recs = self.records_of(agent)
+        if agent is None or agent == CLAUDE:
+            recs = self._claude_filtered(since, until, tz, session)
+        else:
+            recs = self.records_of(agent)
         if self.record_filter is not None:
             recs = [r for r in recs if self.record_filter(r)]
         if project:
@@ -112,12 +136,72 @@ class Queries(EngineState):
             recs = [r for r in recs if lo <= keyer.day(r.ts) <= hi]
         return recs
 
+    def _stored(self, agent: str | None) -> Rollups | None:
+        """The stored sums, when they can answer for ``agent`` (Claude Code, no record filter
+        such as one machine's records)."""
+        if self.record_filter is not None or agent not in (None, CLAUDE):
+            return None
+        self._db()
+        return self._roll()
+
+    def _claude_filtered(
+        self, since: str | None, until: str | None, tz: str | None, session: str | None
+    ) -> list[UsageRecord]:
+        """Claude records narrowed by index (session, a time range with a day of margin for
+        every zone); the exact date test follows in :meth:`_filtered`."""
+        if self._sorted is not None and not session:
+            return self._sorted
+        conds: list[str] = []
+        args: list[object] = []
+        if session:
+            conds.append("session = ?")
+            args.append(session)
+        if since:
+            conds.append("ts >= ?")
+            args.append(_day_ts(parse_day(since)) - 2 * 86400)
+        if until:
+            conds.append("ts < ?")
+            args.append(_day_ts(parse_day(until)) + 3 * 86400)
+        if not conds:
+            return self.records
+        return self._records_where(" AND ".join(conds), tuple(args))
+
+    def _recent_blocks(self, now: float) -> list[Block]:
+        """The last blocks up to ``now`` from the records since the last gap longer than a
+        block (so the current block is the one :meth:`blocks` finds, without all history)."""
+        if self._sorted is not None or self._stored(None) is not None:
+            return self.blocks(now)
+        ck = ("recent-blocks", int(now))
+        if ck in self._cache:
+            return self._cache[ck]  # type: ignore[no-any-return]
+        db = self._db()
+        span = max(2 * self.block_seconds, 86400.0)
+        while True:
+            lo = now - span
+            recs = db.records("ts >= ?", (lo,))
+            prev = db.last_before(lo)
+            first = recs[0].ts if recs else now
+            if prev is None or first - prev > self.block_seconds:
+                break
+            if span > 64 * 86400:  # never idle for a block in two months: take everything
+                recs = self.records
+                break
+            span *= 4
+        got = compute_blocks(recs, now, self.block_seconds)
+        self._cache[ck] = got
+        return got
+
     def blocks(self, now: float | None = None) -> list[Block]:
         """All billing blocks (gaps included) of all records."""
         now = time.time() if now is None else now
         ck = ("blocks", int(now))
         if ck not in self._cache:
-            self._cache[ck] = self._blocks.blocks(self.records, now)
+            roll = self._stored(None)
+            self._cache[ck] = (
+                roll.blocks(CLAUDE, now)
+                if roll is not None and self._sorted is None
+                else self._blocks.blocks(self.records, now)
+            )
         return self._cache[ck]  # type: ignore[no-any-return]
 
     def token_limit(
@@ -148,12 +232,19 @@ class Queries(EngineState):
         now = time.time() if now is None else now
         rows: list[SessionRow] = []
         for name in self.agent_names() if agent == ALL else [agent]:
-            part = aggregate.session_rows(
-                self._filtered(since, until, project, tz, agent=name),
-                self.titles,
-                now,
-                self.block_seconds,
-            )
+            roll = self._stored(name)
+            if roll is not None:
+                groups, projects = roll.sessions(CLAUDE, self._tz_name(tz), since, until, project)
+                part = aggregate.session_rows_of(
+                    groups, projects, self.titles, now, self.block_seconds
+                )
+            else:
+                part = aggregate.session_rows(
+                    self._filtered(since, until, project, tz, agent=name),
+                    self.titles,
+                    now,
+                    self.block_seconds,
+                )
             if agent == ALL:
                 part = [replace(r, agent=name or CLAUDE) for r in part]
             rows += part
@@ -173,6 +264,11 @@ class Queries(EngineState):
             return self._all_agents_report(kind, opts)
         if kind == "blocks" and agent not in (None, CLAUDE):
             raise ValueError("5-hour blocks are Claude Code's: use --agent claude")
+        roll = self._stored(agent)
+        if roll is not None:
+            got = self._stored_report(roll, kind, opts)
+            if got is not None:
+                return got
         tz = resolve_tz(self._tz_name(opts.get("timezone")))
         recs = self._filtered(
             opts.get("since"),
@@ -203,6 +299,37 @@ class Queries(EngineState):
         if kind == "blocks":
             return BlocksReport(self._blocks_report(recs, opts))
         raise ValueError(f"unknown report {kind!r}")
+
+    def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
+        """A Claude report from the stored sums (None: a filter they cannot answer)."""
+        tzname = self._tz_name(opts.get("timezone"))
+        since, until, project = opts.get("since"), opts.get("until"), opts.get("project")
+        sid = opts.get("session_id")
+        if kind in _PERIODS:
+            label, list_name = _PERIODS[kind]
+            groups = roll.periods(
+                kind,
+                CLAUDE,
+                tzname,
+                since=since,
+                until=until,
+                project=project,
+                session_id=sid,
+                start_of_week=opts.get("start_of_week"),
+            )
+            return aggregate.period_rows(groups, label, list_name, opts.get("order") or "asc")
+        if kind == "session" and not sid:
+            now = opts.get("now") or time.time()
+            groups, projects = roll.sessions(CLAUDE, tzname, since, until, project)
+            rows = aggregate.session_rows_of(groups, projects, self.titles, now, self.block_seconds)
+            if not opts.get("include_empty"):
+                rows = [r for r in rows if r.total_tokens]  # 0-token sessions: only if asked
+            rows.sort(key=lambda r: -r.total_cost)
+            return SessionReport(rows, aggregate.totals_of(_sum(groups.values())))
+        if kind == "blocks" and not (since or until or project or sid):
+            now = opts.get("now") or time.time()
+            return BlocksReport(self._shape_blocks(roll.blocks(CLAUDE, now), opts))
+        return None
 
     def _all_agents_report(self, kind: str, opts: dict[str, Any]) -> PeriodReport | SessionReport:
         """Every agent's rows with their ``agent`` set (the column after the period or session
@@ -246,7 +373,11 @@ class Queries(EngineState):
 
     def _blocks_report(self, recs: list[UsageRecord], opts: dict[str, Any]) -> list[Block]:
         now = opts.get("now") or time.time()
-        blocks = compute_blocks(recs, now, self.block_seconds)
+        return self._shape_blocks(compute_blocks(recs, now, self.block_seconds), opts)
+
+    def _shape_blocks(self, blocks: list[Block], opts: dict[str, Any]) -> list[Block]:
+        """The blocks report's options: active / recent, the token limit, the order."""
+        now = opts.get("now") or time.time()
         limit, _ = self.token_limit(now, opts.get("token_limit"))
         if opts.get("active"):
             blocks = [b for b in blocks if b.is_active]
@@ -269,6 +400,13 @@ class Queries(EngineState):
         """
         _, d0, w0, m0, d1, w1, m1 = key
         bounds = ((d0, d1), (w0, w1), (m0, m1), (float("-inf"), float("inf")))
+        roll = self._stored(None)
+        if roll is not None:  # exact stored sums (a few indexed reads), cached per version
+            ck = ("periods", key)
+            if ck not in self._cache:
+                self._cache[ck] = roll.period_sums(CLAUDE, bounds)
+            self._deltas = []
+            return self._cache[ck]  # type: ignore[no-any-return]
         per = self._periods
         if per is not None and per["key"] == key:
             accs = per["accs"]
@@ -282,12 +420,13 @@ class Queries(EngineState):
                             _acc_apply(acc, r, sign)
             self._deltas = []
             return accs  # type: ignore[no-any-return]
-        accs = [aggregate.Acc(), aggregate.Acc(), aggregate.Acc(), aggregate.Acc()]
-        for r in self.records:
-            ts = r.ts
-            for acc, (lo, hi) in zip(accs, bounds, strict=True):
-                if lo <= ts < hi:
-                    _acc_apply(acc, r, 1)
+        db = self._db()
+        accs = []
+        for lo, hi in bounds:
+            n, i, o, cc, cr, cost = db.sums(lo, hi)
+            acc = aggregate.Acc()
+            acc.n, acc.i, acc.o, acc.cc, acc.cr, acc.cost = n, i, o, cc, cr, cost
+            accs.append(acc)
         self._periods = {"key": key, "accs": accs}
         self._deltas = []
         return accs
@@ -322,8 +461,7 @@ class Queries(EngineState):
             _start(next_month),
         )
         acc_d, acc_w, acc_m, all_acc = self._period_sums((tzname, *bounds))
-        recs = self.records
-        blocks = self.blocks(now)
+        blocks = self._recent_blocks(now)
         current: Block | None = None
         for b in reversed(blocks):  # skip blocks that start in the future (clock skew)
             if b.is_active:
@@ -343,15 +481,18 @@ class Queries(EngineState):
                 burn_level=burn_level(br.tokens_per_minute_for_indicator if br else None, proj_pct),
                 limit_percent=(current.total_tokens / limit * 100) if limit else None,
             )
-        recent: set[str] = set()
-        for i in range(len(recs) - 1, -1, -1):
-            if now - recs[i].ts >= self.block_seconds:
-                break
-            if recs[i].ts <= now + FUTURE_SLACK:
-                recent.add(recs[i].session_id)
+        recent = {
+            r.session_id
+            for r in self._records_where(
+                "ts > ? AND ts <= ?", (now - self.block_seconds, now + FUTURE_SLACK)
+            )
+        }
         rows = (
             aggregate.session_rows(
-                [r for r in recs if r.session_id in recent], self.titles, now, self.block_seconds
+                self._db().records_of_sessions(sorted(recent)),
+                self.titles,
+                now,
+                self.block_seconds,
             )
             if recent
             else []
@@ -395,6 +536,32 @@ class Queries(EngineState):
             project_session=project_session(active_rows, cwd) if cwd else None,
             agents=agents,
         )
+
+
+_PERIODS: dict[str, tuple[PeriodLabel, PeriodKind]] = {
+    "daily": ("date", "daily"),
+    "weekly": ("week", "weekly"),
+    "monthly": ("month", "monthly"),
+}
+
+
+def _sum(accs: Iterable[aggregate.Acc]) -> aggregate.Acc:
+    total = aggregate.Acc()
+    for a in accs:
+        total.i += a.i
+        total.o += a.o
+        total.cc += a.cc
+        total.cr += a.cr
+        total.cost += a.cost
+        total.n += a.n
+    return total
+
+
+def _day_ts(day: str) -> float:
+    """UTC midnight of a YYYY-MM-DD day (callers add a margin for every zone)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()
 
 
 def _acc_apply(acc: aggregate.Acc, r: UsageRecord, sign: int) -> None:

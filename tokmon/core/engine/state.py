@@ -13,17 +13,18 @@ from tokmon.core import aggregate
 from tokmon.core.blocks import (
     BlockIndex,
 )
-from tokmon.core.ledger import (
-    Ledger,
-)
+from tokmon.core.ledger import Ledger, LedgerDB
 from tokmon.core.model import Block, UsageRecord
 from tokmon.core.pricing import PriceTable
+from tokmon.core.reader import FileState
 from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow, Summary
 from tokmon.paths import TokmonPaths
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
     from tokmon.core.engine.store import SaveJob
+    from tokmon.core.rollups import Rollups
+    from tokmon.fsutil import FileLock
 
 
 ProgressFn = Callable[[int, int], None]
@@ -55,12 +56,10 @@ class EngineState:
     _cache: dict[Any, Any]
     _warned_unknown: set[str]
     _warned_files: set[str]
-    _own_stamps: set[tuple[int, int]]
     _new_deltas: list[tuple[UsageRecord | None, UsageRecord]]
     _deltas: list[tuple[UsageRecord | None, UsageRecord]]
     _periods: dict[str, Any] | None
     record_filter: Callable[[UsageRecord], bool] | None
-    _aside: tuple[Path, tuple[int, int]] | None
     _readonly: str | None
     on_warning: Callable[[str], None] | None
     agents: AgentStore | None
@@ -74,13 +73,15 @@ class EngineState:
     ledger_file: Path
     block_seconds: float
     version: int
-    _pending: bool
-    _dirty: bool
+    db: LedgerDB | None
+    _mem: bool  # db is a private in-memory database (not persisted, or a fallback copy)
+    _seen_gen: int | None  # the database generation our in-memory state reflects
+    _rollups: Rollups | None
+    _roll_db: LedgerDB | None  # the database _rollups belongs to
     _models_checked: bool
     _blocks: BlockIndex
     lock_timeout: float
     _refreshing: bool
-    _locked: bool
 
     @property
     def roots(self) -> list[Path]:
@@ -100,12 +101,12 @@ class EngineState:
     def _cost(self, r: UsageRecord) -> float:
         raise NotImplementedError
 
-    def _reprice(self, changes: Changes) -> bool:
+    def _reprice(self, changes: Changes) -> None:
         raise NotImplementedError
 
     def _scan(
         self, changes: Changes, progress: ProgressFn | None, paths: Iterable[Path] | None = None
-    ) -> bool:
+    ) -> None:
         raise NotImplementedError
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
@@ -122,7 +123,7 @@ class EngineState:
         present: set[str],
         changes: Changes,
         progress: ProgressFn | None,
-    ) -> bool:
+    ) -> None:
         raise NotImplementedError
 
     def _invalidate(self, incremental: bool = False) -> None:
@@ -131,19 +132,37 @@ class EngineState:
     def _price_key(self) -> str:
         raise NotImplementedError
 
-    def _save_agents(self, warnings: list[str]) -> None:
+    def _lock(self) -> FileLock:
         raise NotImplementedError
 
-    def _save_locked(self, warnings: list[str]) -> None:
+    def _open(self, changes: Changes) -> LedgerDB:
         raise NotImplementedError
 
-    def _keep_aside(self, warnings: list[str]) -> bool:
+    def _sync(self, changes: Changes) -> None:
         raise NotImplementedError
 
-    def _aside_path(self, kind: str) -> Path:
+    def _fallback(self, changes: Changes, why: str) -> LedgerDB:
+        raise NotImplementedError
+
+    def _corrupt(self, exc: Exception, changes: Changes) -> None:
+        raise NotImplementedError
+
+    def _commit(
+        self,
+        changes: Changes,
+        recs: list[UsageRecord],
+        files: dict[str, FileState],
+        gone: list[str],
+        titles: list[tuple[str, str, str]],
+        agents: dict[str, bytes] | None,
+        prices: str | None = None,
+    ) -> None:
         raise NotImplementedError
 
     def _late_warning(self, message: str) -> None:
+        raise NotImplementedError
+
+    def _roll(self) -> Rollups | None:
         raise NotImplementedError
 
     def snapshot(self) -> SaveJob | None:
@@ -161,16 +180,7 @@ class EngineState:
     def data_version(self) -> str | None:
         raise NotImplementedError
 
-    def _sync_from_disk(self, changes: Changes) -> bool:
-        raise NotImplementedError
-
-    def _ensure_records(self, changes: Changes | None = None) -> None:
-        raise NotImplementedError
-
-    def _load_full(self, changes: Changes, stamp: tuple[int, int] | None) -> bool:
-        raise NotImplementedError
-
-    def _start_over(self, stamp: tuple[int, int]) -> None:
+    def _db(self) -> LedgerDB:
         raise NotImplementedError
 
     @property

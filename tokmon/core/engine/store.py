@@ -1,105 +1,85 @@
-"""Store: the ledger file (load, lock, move aside, save now or in the background)."""
+"""Store: the ledger database (open, migrate, move aside, merge in short transactions).
+
+Reading transcripts needs no lock; each refresh merges what it read in one ``BEGIN
+IMMEDIATE`` transaction (:meth:`tokmon.core.ledger.LedgerDB.merge`) under a file lock taken
+for that transaction only (its 5 s bound and the message naming the holder are for
+interactive commands: a held lock costs a report a few seconds, never its figures). When the
+database cannot be written (lock held, disk full, newer schema) the engine goes on with a
+private in-memory copy and says so; the next refresh tries the file again.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import (
     Ledger,
+    LedgerDB,
     LedgerError,
     LedgerNewer,
-    file_stamp,
-    index_path,
-    load,
-    load_index,
+    LedgerUnavailable,
+    is_corrupt,
+    json_ledger_path,
+    side_files,
 )
+from tokmon.core.model import UsageRecord
+from tokmon.core.reader import FileState
 from tokmon.fsutil import FileLock, LockTimeout
 
 if TYPE_CHECKING:
-    pass
-
-from tokmon.core.engine.state import Changes, EngineState
+    from tokmon.core.rollups import Rollups
 
 log = logging.getLogger("tokmon.core.engine")
 
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
+REBUILD_DELTAS = 20_000  # more changed records than this: rebuild the stored sums in bulk
+CLAUDE = "claude"
 
 
 @dataclass
 class SaveJob:
-    """A ledger copy being written in the background (see Engine.snapshot)."""
+    """Kept for the live loops' deferred-save protocol: every refresh now writes its own
+    short transaction, so there is never anything left to write later."""
 
-    ledger: Ledger | None  # None: only the agents' store changed
-    base_stamp: tuple[int, int] | None
     version: int
-    new_stamp: tuple[int, int] | None = None
-    superseded: bool = False
-    agents_payload: bytes | None = None  # the other agents' store, serialised under the lock
-    agents_version: int = 0
+
+
+class _Rebuild(Exception):
+    """The database turned out corrupt mid-refresh: it was moved aside; scan again."""
 
 
 class Store(EngineState):
-    """The ledger on disk: loading, locking, moving broken files aside, saving now or in the
-    background (snapshot / write / commit)."""
+    """The ledger database: opening, migrating, moving broken files aside, merging."""
 
     def _price_key(self) -> str:
         return f"{self.prices.signature}|{self.config.get('cost_mode')}"
 
-    def _save_agents(self, warnings: list[str]) -> None:
-        assert self.agents is not None
-        try:
-            self.agents.save()
-        except OSError as exc:
-            warnings.append(f"cannot save the agents' ledger: {exc}")
+    def _lock(self) -> FileLock:
+        return FileLock(self.ledger_file.with_suffix(".lock"), timeout=self.lock_timeout)
 
-    def _save_locked(self, warnings: list[str]) -> None:
-        if self._readonly is not None or not self._keep_aside(warnings):
-            return
-        try:
-            self.ledger.price_signature = self._price_key()
-            self.ledger.save(self.ledger_file)
-            self._dirty = False
-        except OSError as exc:
-            warnings.append(f"cannot save the ledger: {exc.strerror or exc}")
-        except (TypeError, ValueError) as exc:  # orjson: a value JSON cannot hold
-            warnings.append(f"cannot save the ledger: {exc}")
-
-    def _keep_aside(self, warnings: list[str]) -> bool:
-        """Move a broken/old ledger file aside before it would be overwritten (under the lock).
-
-        False (and the engine turns read-only) if it cannot be moved: never overwrite it.
-        """
-        if self._aside is None:
-            return True
-        dest, stamp = self._aside
-        if file_stamp(self.ledger_file) != stamp:
-            self._aside = None  # gone or replaced meanwhile: nothing of ours to keep
-            return True
-        try:
-            os.replace(self.ledger_file, dest)
-        except OSError as exc:
-            self._readonly = (
-                f"cannot keep the ledger {self.ledger_file} aside "
-                f"({exc.strerror or exc}): not overwriting it; results not saved"
-            )
-            warnings.append(self._readonly)
-            return False
-        with contextlib.suppress(OSError):
-            os.unlink(index_path(self.ledger_file))
-        self._aside = None
-        return True
-
-    def _aside_path(self, kind: str) -> Path:
+    def _aside_path(self, src: Path, kind: str) -> Path:
         when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        dest = self.ledger_file.with_name(f"{self.ledger_file.name}.{kind}-{when}")
+        dest = src.with_name(f"{src.name}.{kind}-{when}")
         if dest.exists():
             dest = dest.with_name(f"{dest.name}-{os.getpid()}")
+        return dest
+
+    def _move_aside(self, kind: str) -> Path:
+        """Move the database (with its -wal/-shm) aside; returns where it went."""
+        dest = self._aside_path(self.ledger_file, kind)
+        os.replace(self.ledger_file, dest)
+        for side, suffix in zip(side_files(self.ledger_file), ("-wal", "-shm"), strict=True):
+            if side.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(side, dest.with_name(dest.name + suffix))
         return dest
 
     def _late_warning(self, message: str) -> None:
@@ -108,209 +88,321 @@ class Store(EngineState):
         else:
             log.warning("%s", message)
 
-    def snapshot(self) -> SaveJob | None:
-        """A copy of the dirty ledger to write without holding up readers (cheap)."""
-        if not self.persist or self._readonly is not None:
-            return None
-        payload = self.agents.payload() if self.agents is not None else None
-        if not self._dirty:
-            if payload is None:
-                return None
-            assert self.agents is not None
-            return SaveJob(
-                None,
-                self.ledger.stamp,
-                self.version,
-                agents_payload=payload,
-                agents_version=self.agents.version,
-            )
-        led = Ledger()
-        led.files = dict(self.ledger.files)
-        led.records = dict(self.ledger.records)
-        led.titles = {k: dict(v) for k, v in self.ledger.titles.items()}
-        led.price_signature = self._price_key()
-        return SaveJob(
-            led,
-            self.ledger.stamp,
-            self.version,
-            agents_payload=payload,
-            agents_version=self.agents.version if self.agents is not None else 0,
-        )
+    # -- opening -------------------------------------------------------------------------------
 
-    def write(self, job: SaveJob) -> list[str]:
-        """The slow part of a save: serialise and write ``job`` (no engine state touched)."""
-        warnings: list[str] = []
-        if job.agents_payload is not None and self.agents is not None:
-            try:
-                self.agents.write(job.agents_payload)
-            except OSError as exc:
-                warnings.append(f"cannot save the agents' ledger: {exc}")
-                job.agents_payload = None
-        if job.ledger is None:
-            return warnings
-        try:
-            with FileLock(self.ledger_file.with_suffix(".lock"), timeout=30):
-                if self._readonly is not None or not self._keep_aside(warnings):
-                    return warnings
-                if file_stamp(self.ledger_file) not in (None, job.base_stamp):
-                    job.superseded = True  # another process saved: its file is valid too
-                    return warnings
-                job.ledger.save(self.ledger_file)
-                job.new_stamp = job.ledger.stamp
-                if job.new_stamp is not None:  # set.add is atomic: safe from this thread
-                    self._own_stamps.add(job.new_stamp)
-        except (OSError, LockTimeout, TypeError, ValueError) as exc:
-            warnings.append(f"cannot save the ledger: {exc}")
-        return warnings
+    def _open(self, changes: Changes, retry: bool = False) -> LedgerDB:
+        """The database to read and write (opened, migrated or rebuilt on first use).
 
-    def commit(self, job: SaveJob) -> None:
-        """Record that ``job`` was written (call under the same lock as refresh)."""
-        if job.agents_payload is not None and self.agents is not None:
-            self.agents.saved(job.agents_version)
-        if job.ledger is None:
-            return
-        if job.new_stamp is not None and self.ledger.stamp == job.base_stamp:
-            self.ledger.stamp = job.new_stamp
-        if (job.new_stamp is not None or job.superseded) and self.version == job.version:
-            self._dirty = False
-
-    def save(self) -> list[str]:
-        """Persist a ledger left dirty by ``refresh(save=False)``; returns warnings.
-
-        If another process wrote the ledger meanwhile, its (equally valid) file is kept and
-        the next refresh loads it.
+        ``retry`` (at the start of a refresh): after an in-memory fallback, try the file again.
         """
-        warnings: list[str] = []
-        if self.agents is not None and self.persist and self._readonly is None:
-            self._save_agents(warnings)
-        if not (self._dirty and self.persist):
-            return warnings
+        if self.db is not None:
+            if not retry or not self._mem or not self.persist or self._readonly is not None:
+                return self.db
+            self.db.close()  # an in-memory fallback: try the file again
+            self.db, self._mem, self._seen_gen = None, False, None
+        if not self.persist:
+            self.db, self._mem = LedgerDB(None), True
+            return self.db
         try:
-            with FileLock(self.ledger_file.with_suffix(".lock"), timeout=30):
-                if file_stamp(self.ledger_file) in (None, self.ledger.stamp):
-                    self._save_locked(warnings)
-                else:
-                    self._dirty = False
-        except (OSError, LockTimeout) as exc:
-            warnings.append(f"cannot save the ledger: {exc}")
-        return warnings
-
-    def data_version(self) -> str | None:
-        """Identifies the persisted data state (for caches of derived output), or None when
-        the in-memory data is not exactly the saved file (unsaved changes, read-only)."""
-        if (
-            not self.persist
-            or self.ledger.stamp is None
-            or self._dirty
-            or self._aside is not None
-            or self._readonly is not None
-        ):
-            return None  # the engine holds data the file lacks: no cache may stand for it
-        agents = ""
-        if self.agents is not None:
-            stamp = self.agents.stamp()
-            if stamp is None:
-                return None
-            agents = f"|{stamp}"
-        return f"{self.ledger.stamp[0]}:{self.ledger.stamp[1]}|{self._price_key()}{agents}"
-
-    def _sync_from_disk(self, changes: Changes) -> bool:
-        """Load the ledger if another process (or an earlier run) wrote a newer one."""
-        stamp = file_stamp(self.ledger_file)
-        if stamp is not None and stamp in self._own_stamps:
-            self.ledger.stamp = stamp  # our own background save: nothing new in it
-            return False
-        if stamp is None or stamp == self.ledger.stamp:
-            return stamp is None and bool(self.ledger.records)
-        if self.version == 0 and not self.ledger.records:
-            # First look in this process: the small index is enough to plan the scan.
-            idx = load_index(self.ledger_file, stamp)
-            if idx is not None:
-                self.ledger, self._pending = idx, True
-                return False
-        return self._load_full(changes, stamp)
-
-    def _ensure_records(self, changes: Changes | None = None) -> None:
-        """Load the full ledger when only its index is loaded.
-
-        Never re-enters :meth:`refresh` from inside one: a ledger that turns out broken
-        leaves an empty state that the running scan fills. Outside a refresh (a report
-        reading records) it runs one refresh to rebuild, and reports through on_warning.
-        """
-        if not self._pending:
-            return
-        ch = changes if changes is not None else Changes()
-        self._load_full(ch, file_stamp(self.ledger_file))
-        if changes is not None:
-            return
-        warnings = list(ch.warnings)
-        if ch.rebuilt and not self._refreshing:
-            warnings += self.refresh().warnings
-        for w in warnings:
-            self._late_warning(w)
-
-    def _load_full(self, changes: Changes, stamp: tuple[int, int] | None) -> bool:
-        self._pending = False
-        if stamp is None:
-            self.ledger = Ledger()
-            return True
-        try:
-            fresh = load(self.ledger_file)
+            self.db = LedgerDB(self.ledger_file)
         except LedgerNewer as exc:
             self._readonly = (
                 f"{exc} at {self.ledger_file}: not changing it (upgrade tokmon); "
                 "results come from the transcripts only and are not saved"
             )
             changes.warnings.append(self._readonly)
-            self._start_over(stamp)
+            self.db, self._mem = LedgerDB(None), True
             changes.rebuilt = True
-            return False
+            return self.db
         except LedgerError as exc:
-            dest = self._aside_path(exc.kind)
-            self._aside = (dest, stamp)
+            self.db = self._rebuild_after(exc, changes)
+            return self.db
+        except LedgerUnavailable as exc:
+            self.db = self._read_only_copy(exc, changes)
+            return self.db
+        self._migrate_json(changes)
+        return self.db
+
+    def _read_only_copy(self, exc: LedgerUnavailable, changes: Changes) -> LedgerDB:
+        """The database cannot be written now: go on with an in-memory copy of it."""
+        self._mem = True
+        try:
+            ro = LedgerDB(self.ledger_file, readonly=True)
+        except (LedgerError, LedgerUnavailable, sqlite3.Error) as exc2:
             changes.warnings.append(
-                f"{exc} at {self.ledger_file}: rebuilding it from transcripts; the old file is "
-                f"kept as {dest.name} (it holds the usage of transcripts deleted since)"
+                f"cannot open the ledger {self.ledger_file} ({exc}; {exc2}): results come from "
+                "the transcripts only and are not saved"
             )
             changes.rebuilt = True
-            self._start_over(stamp)
-            if self._locked:
-                self._keep_aside(changes.warnings)
-            return True
-        dirty = False
-        if fresh.migrated_from is not None or fresh.dropped:
-            kind = f"v{fresh.migrated_from}" if fresh.migrated_from is not None else "invalid"
-            dest = self._aside_path(kind)
-            self._aside = (dest, stamp)
-            if fresh.dropped:
-                changes.warnings.append(
-                    f"dropped {fresh.dropped} invalid value(s) from the ledger at "
-                    f"{self.ledger_file} and re-reading transcripts; the old file is kept as "
-                    f"{dest.name}"
-                )
-            else:
-                changes.warnings.append(
-                    f"migrated the ledger at {self.ledger_file} from format "
-                    f"{fresh.migrated_from}; the old file is kept as {dest.name}"
-                )
-            if self._locked:
-                self._keep_aside(changes.warnings)
-            dirty = True
-        old = self.ledger.records
-        if old:
-            for k, r in fresh.records.items():
-                o = old.get(k)
-                if o is None or o.output_tokens != r.output_tokens:
-                    changes.changed_sessions.add(r.session_id)
-                    changes.new_records += o is None
-        self.ledger = fresh
-        self._invalidate()
-        return dirty
+            return LedgerDB(None)
+        try:
+            mem = ro.memory_copy()
+        finally:
+            ro.close()
+        changes.warnings.append(f"cannot save the ledger: {exc}; results not saved")
+        return mem
 
-    def _start_over(self, stamp: tuple[int, int]) -> None:
-        """After a ledger file we cannot use: keep full in-memory state, else start empty."""
-        if not self.ledger.records:
-            self.ledger = Ledger()
-        self.ledger.stamp = stamp  # do not load the same bad file again
-        self._dirty = True
+    def _corrupt(self, exc: Exception, changes: Changes) -> None:
+        """The open database turned out corrupt: keep it aside, start an empty one."""
+        if self.db is not None:
+            self.db.close()
+        self.db = self._rebuild_after(LedgerError(f"corrupt ledger ({exc})"), changes)
+        self._seen_gen = None
+        self.ledger = Ledger()
+
+    def _rebuild_after(self, exc: LedgerError, changes: Changes) -> LedgerDB:
+        """Keep a broken database aside and start an empty one (one warning)."""
+        try:
+            with self._lock():
+                dest = self._move_aside(exc.kind)
+                db = LedgerDB(self.ledger_file)
+        except (OSError, LockTimeout, LedgerError) as exc2:
+            self._readonly = (
+                f"{exc} at {self.ledger_file}, and it cannot be kept aside ({exc2}): not "
+                "overwriting it; results come from the transcripts only and are not saved"
+            )
+            changes.warnings.append(self._readonly)
+            self._mem = True
+            changes.rebuilt = True
+            return LedgerDB(None)
+        changes.warnings.append(
+            f"{exc} at {self.ledger_file}: rebuilding it from transcripts; the old file is "
+            f"kept as {dest.name} (it holds the usage of transcripts deleted since)"
+        )
+        changes.rebuilt = True
+        self._mem = False
+        return db
+
+    def _migrate_json(self, changes: Changes) -> None:
+        """Import the JSON ledger of an older tokmon (every record), then rename it."""
+        from tokmon.core import ledger_json
+
+        src = json_ledger_path(self.ledger_file)
+        if not src.exists() or self.db is None:
+            return
+        try:
+            with self._lock():
+                if not src.exists():
+                    return  # another process imported it meanwhile
+                try:
+                    old = ledger_json.load(src)
+                except ledger_json.LedgerNewer as exc:
+                    changes.warnings.append(
+                        f"{exc} at {src}: not importing it (upgrade tokmon); it is left as is"
+                    )
+                    return
+                except ledger_json.LedgerError as exc:
+                    dest = self._aside_path(src, exc.kind)
+                    os.replace(src, dest)
+                    changes.warnings.append(
+                        f"{exc} at {src}: rebuilding it from transcripts; the old file is "
+                        f"kept as {dest.name} (it holds the usage of transcripts deleted since)"
+                    )
+                    changes.rebuilt = True
+                    return
+                titles = [(s, k, v) for s, t in old.titles.items() for k, v in t.items()]
+                self.db.merge(
+                    old.records.values(), old.files, (), titles, prices=old.price_signature
+                )
+                dest = self._aside_path(src, "migrated")
+                os.replace(src, dest)
+                idx = ledger_json.index_path(src)
+                if idx.exists():
+                    os.replace(idx, self._aside_path(idx, "migrated"))
+        except (OSError, LockTimeout, sqlite3.Error) as exc:
+            changes.warnings.append(f"cannot import the old ledger {src} yet: {exc}")
+            return
+        note = (
+            f"dropped {old.dropped} invalid value(s) (re-reading transcripts); "
+            if old.dropped
+            else ""
+        )
+        changes.warnings.append(
+            f"moved the ledger into {self.ledger_file.name} ({len(old.records):,} records); "
+            f"{note}the old file is kept as {dest.name}"
+        )
+
+    # -- syncing -------------------------------------------------------------------------------
+
+    def _sync(self, changes: Changes) -> None:
+        """Load the small state again when another process (or a first open) wrote."""
+        db = self._open(changes, retry=True)
+        gen = db.generation()
+        if gen == self._seen_gen:
+            return
+        if self._seen_gen is not None:
+            changes.changed_sessions |= db.sessions_changed_since(self._seen_gen)
+        dropped = db.dropped
+        self.ledger = db.load_state()
+        if db.dropped > dropped:
+            changes.warnings.append(
+                f"dropped {db.dropped - dropped} invalid file state(s) from the ledger at "
+                f"{self.ledger_file}: re-reading those transcripts"
+            )
+        self._seen_gen = gen
         self._invalidate()
+
+    def _fallback(self, changes: Changes, why: str) -> LedgerDB:
+        """Go on with an in-memory copy of the database (results not saved)."""
+        assert self.db is not None
+        changes.warnings.append(why)
+        mem = self.db.memory_copy()
+        if not self._mem:
+            self.db.close()
+        self.db, self._mem = mem, True
+        self._roll()
+        return mem
+
+    def _commit(
+        self,
+        changes: Changes,
+        recs: list[UsageRecord],
+        files: dict[str, FileState],
+        gone: list[str],
+        titles: list[tuple[str, str, str]],
+        agents: dict[str, bytes] | None,
+        prices: str | None = None,
+    ) -> None:
+        """Merge what one refresh read: one short transaction; deltas into the engine."""
+        if not (recs or files or gone or titles or agents or prices is not None):
+            return
+        db = self.db if self.db is not None else self._open(changes)
+        self._roll()
+        lock: FileLock | None = None
+        if not self._mem:
+            lock = self._lock()
+            try:
+                lock.acquire()
+            except (OSError, LockTimeout) as exc:
+                lock = None
+                db = self._fallback(changes, f"cannot lock the ledger ({exc}); results not saved")
+        try:
+            try:
+                deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
+            except sqlite3.OperationalError as exc:
+                if self._mem:
+                    raise
+                db = self._fallback(changes, f"cannot save the ledger: {exc}")
+                deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
+            except sqlite3.DatabaseError as exc:
+                if self._mem or not is_corrupt(exc):
+                    raise
+                if lock is not None:
+                    lock.release()
+                    lock = None
+                self._corrupt(exc, changes)
+                raise _Rebuild() from exc
+        finally:
+            if lock is not None:
+                lock.release()
+        stale = self._seen_gen is not None and gen != self._seen_gen + 1
+        if stale:  # another process wrote since our last look: its sessions changed too
+            changes.changed_sessions |= db.sessions_changed_since(self._seen_gen or 0)
+        self._seen_gen = gen
+        for k, st in files.items():
+            self.ledger.files[k] = st
+        for k in gone:
+            self.ledger.files.pop(k, None)
+        for sid, kind, title in titles:
+            self.ledger.titles.setdefault(sid, {})[kind] = title
+        if prices is not None:
+            self.ledger.price_signature = prices
+        if agents and self.agents is not None:
+            self.agents.saved_to_db()
+        for old, new in deltas:
+            changes.new_records += old is None
+            changes.changed_sessions.add(new.session_id)
+        self._new_deltas.extend(deltas)
+        if stale:
+            self.ledger = db.load_state()
+            self._invalidate()
+
+    # -- stored sums ---------------------------------------------------------------------------
+
+    def _roll(self) -> Rollups | None:
+        """The stored sums (:mod:`tokmon.core.rollups`) in the current database, kept inside
+        its merge and reprice transactions (built on first use; None if that fails: queries
+        then read records)."""
+        db = self.db
+        if db is None:
+            return None
+        if self._roll_db is db:
+            return self._rollups
+        from tokmon.core.rollups import Rollups
+
+        def between(
+            agent: str, t0: float, t1: float, session_id: str | None = None
+        ) -> list[UsageRecord]:
+            if session_id is None:
+                return db.records_between(t0, t1)
+            return db.records("ts >= ? AND ts < ? AND session = ?", (t0, t1, session_id))
+
+        self._roll_db, self._rollups = db, None
+        try:
+            with db.lock():
+                roll = Rollups(db.conn, between, self.block_seconds)
+            if roll.fresh or db.meta("sums") != 1:  # new, or a write that did not follow
+                with db.write() as conn:
+                    roll.rebuild({CLAUDE: db.records()})
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 1)")
+        except sqlite3.Error as exc:
+            log.warning("stored sums unavailable (%s): reports read records", exc)
+            return None
+
+        def on_merge(deltas: list[tuple[UsageRecord | None, UsageRecord]], empty: bool) -> None:
+            if empty:
+                roll.rebuild({CLAUDE: [n for _, n in deltas]})
+            elif len(deltas) > REBUILD_DELTAS:
+                roll.rebuild({CLAUDE: db.records()})
+            else:
+                roll.apply(CLAUDE, deltas)
+
+        db.on_merge = on_merge
+        db.on_reprice = lambda: roll.rebuild({CLAUDE: db.records()})
+        self._rollups = roll
+        return roll
+
+    # -- the deferred-save protocol (live loops) ---------------------------------------------
+
+    def snapshot(self) -> SaveJob | None:
+        """Nothing is ever left to save: every refresh committed its own changes."""
+        return None
+
+    def write(self, job: SaveJob) -> list[str]:
+        """(See :meth:`snapshot`.)"""
+        return []
+
+    def commit(self, job: SaveJob) -> None:
+        """(See :meth:`snapshot`.)"""
+
+    def save(self) -> list[str]:
+        """Every refresh saves what it read (one short transaction): nothing to do."""
+        return []
+
+    def data_version(self) -> str | None:
+        """Identifies the persisted data state (for caches of derived output), or None when
+        the in-memory data is not exactly the saved database (in-memory fallback, read-only)."""
+        if not self.persist or self._mem or self._readonly is not None or self.db is None:
+            return None
+        try:
+            ver = f"{self.db.dbid()}:{self.db.generation()}"
+        except sqlite3.Error:
+            return None
+        if self.agents is not None and self.agents.dirty:
+            return None
+        return f"{ver}|{self._price_key()}"
+
+    def store_changed(self) -> bool:
+        """Whether another process wrote the ledger since this engine last looked (cheap)."""
+        if self.db is None or self._mem:
+            return False
+        try:
+            return self.db.generation() != self._seen_gen
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        """Close the database connection (a later refresh opens it again)."""
+        if self.db is not None:
+            self.db.close()
+            self.db, self._mem, self._seen_gen = None, False, None
