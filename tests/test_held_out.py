@@ -2,7 +2,9 @@
 
 - the malformed-line warning counts exactly (lines and files), including broken lines that
   carry no usage (a truncated line the next line was appended to), and `--log-level debug`
-  lists each file with its count and line numbers (capped);
+  lists each file with its count and line numbers (capped); a line that is valid JSON but
+  for its UTF-8 counts as non-UTF-8 only when it carries usage or a title (docs/architecture.md,
+  "Invalid UTF-8");
 - a Windows `cwd` (``C:\\Users\\...\\proj``) gives the project name ``proj`` on every OS;
 - sessions with 0 tokens are hidden from `tokmon session` unless `--all` is given.
 
@@ -63,7 +65,8 @@ def _bad_corpus(root: Path) -> Path:
         ],
     )
     with open(p / "a.jsonl", "ab") as fh:
-        fh.write(b'{"type":"user","text":"caf\xe9"}\n')  # not UTF-8
+        fh.write(b'{"type":"user","text":"caf\xe9"}\n')  # not UTF-8, no usage: not counted
+        fh.write(good[3].replace("proj", "pr\xe9j").encode("latin-1") + b"\n")  # not UTF-8
         fh.write((good[3] + "\n").encode())
     # b: only broken lines that carry no usage (what a usage-only check misses)
     write_lines(p / "b.jsonl", [USER, USER[:55] + USER, SUMMARY[:30] + SUMMARY, good[4]])
@@ -92,6 +95,9 @@ def _independent_count(root: Path) -> dict[str, tuple[int, int, list[int]]]:
                     continue
                 mal += 1
             except UnicodeDecodeError:
+                lenient = json.loads(raw.decode("utf-8", "replace"))  # the fixture's are JSON
+                if lenient.get("type") != "assistant":
+                    continue  # valid JSON but for its bytes, without usage: not counted
                 utf += 1
             except ValueError:
                 mal += 1

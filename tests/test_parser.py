@@ -199,8 +199,21 @@ CASES: list[tuple[str, bytes, tuple[str, Any]]] = [
         usage_line().replace("héllo".encode(), b"h\xffllo"),
         BAD_UTF8,
     ),
-    ("invalid UTF-8 in another line", b'{"type":"user","x":"\xc3("}', BAD_UTF8),
-    ("truncated UTF-8 sequence", b'{"type":"user","x":"\xe2\x82"}', BAD_UTF8),
+    (
+        "invalid UTF-8 in a title line",
+        b'{"type":"ai-title","sessionId":"s","aiTitle":"\xc3("}',
+        BAD_UTF8,
+    ),
+    ("invalid UTF-8, not JSON either", b'{"type":"user","x":"\xe2\x82', BAD_UTF8),
+    # valid JSON but for its UTF-8, carrying neither usage nor a title: not read, not counted
+    ("invalid UTF-8 in another line", b'{"type":"user","x":"\xc3("}', SKIP),
+    ("truncated UTF-8 sequence", b'{"type":"user","x":"\xe2\x82"}', SKIP),
+    ("invalid UTF-8 in a user line's cwd", b'{"type":"user","cwd":"caf\xe9"}', SKIP),
+    (
+        "invalid UTF-8 in an assistant line without usage",
+        b'{"type":"assistant","message":{"content":"caf\xe9"}}',
+        SKIP,
+    ),
     # poison values: malformed
     ("count over 10^9", usage_line(usage={"output_tokens": 10**9 + 1}), MALFORMED),
     ("count 2^64", usage_line(usage={"input_tokens": 2**64}), MALFORMED),

@@ -2,13 +2,17 @@
 
 Only top-level ``type: "assistant"`` lines carry billable usage. The scanner's hot path
 (:func:`scan_lines`) decodes every line once with msgspec into small typed structs holding
-only the fields tokmon reads (which also validates the whole line); any line the typed
-decode rejects (odd types, out-of-range values, bad JSON, non-UTF-8) goes through
+only the fields tokmon reads (which also validates the whole line as JSON); any line the
+typed decode rejects (odd types, out-of-range values, bad JSON, non-UTF-8) goes through
 :func:`parse_line`, the reference rules, so counts and malformed-line figures stay exact.
+UTF-8 is checked only on lines that carry usage or a title: a line that is valid JSON
+otherwise but carries neither cannot change a total, so its bytes are not checked and it
+is not counted as non-UTF-8 (docs/architecture.md, "Invalid UTF-8").
 """
 
 from __future__ import annotations
 
+import codecs
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -106,6 +110,33 @@ def _count_bad(line: bytes, stats: LineStats, offset: int = -1) -> None:
     stats.malformed += 1
 
 
+def _carries(obj: object) -> bool:
+    """Whether a decoded line is a usage line (``type: "assistant"`` with a ``message.usage``
+    object) or a title line: the lines whose UTF-8 is checked."""
+    if type(obj) is not dict:
+        return False
+    kind = obj.get("type")
+    if kind == "assistant":
+        msg = obj.get("message")
+        return type(msg) is dict and type(msg.get("usage")) is dict
+    return isinstance(kind, str) and kind in TITLE_TYPES
+
+
+def _bad(line: bytes, stats: LineStats, offset: int) -> None:
+    """Count a line orjson rejects, unless only its UTF-8 is bad and, read with the bad bytes
+    replaced, it is valid JSON that carries neither usage nor a title (such a line cannot
+    change a total, so its bytes are not checked on the fast path either)."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            if not _carries(orjson.loads(line.decode("utf-8", "replace"))):
+                return
+        except orjson.JSONDecodeError:
+            pass
+    _count_bad(line, stats, offset)
+
+
 def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> object:
     """Return a usage row (a list in ``records.FIELDS`` order, cost 0), a
     ``(session_id, kind, title)`` tuple, or None."""
@@ -115,17 +146,17 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
             _count_bad(line, stats, offset)
         return None
     if _ASSISTANT not in line and _TITLE not in line:
-        # Not counted, but validated, so the malformed count is exact (e.g. a truncated
+        # Not read, but validated, so the malformed count is exact (e.g. a truncated
         # line that the next line was appended to: "{...cut{...}").
         try:
             orjson.loads(line)
         except orjson.JSONDecodeError:
-            _count_bad(line, stats, offset)
+            _bad(line, stats, offset)
         return None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        _count_bad(line, stats, offset)
+        _bad(line, stats, offset)
         return None
     if not isinstance(obj, dict):
         stats.malformed += 1
@@ -290,10 +321,11 @@ def scan_lines(
     session ids, paths and model names across lines.
 
     Same results as calling :func:`parse_line` on every line (the contract of
-    ``tests/test_parser.py``), about twice as fast: UTF-8 is checked on large slices (one
-    ``isascii`` for an all-ASCII buffer), every line is decoded once by msgspec (which also
-    validates it as JSON), and a usage line superseded by a line of the same response with
-    at least its output count builds no row.
+    ``tests/test_parser.py``), about twice as fast: every line is decoded once by msgspec
+    (which also validates it as JSON), UTF-8 is checked only on usage and title lines (not at
+    all in an all-ASCII buffer; msgspec does not check the strings it skips), and a usage
+    line superseded by a line of the same response with at least its output count builds no
+    row.
     """
     find = buf.find
     view = memoryview(buf)  # lines are decoded from slices of it, without copies
@@ -303,21 +335,15 @@ def scan_lines(
     get = best.get
     fromiso = _fromiso
     s = start
-    # UTF-8 is validated in newline-aligned slices up to ``checked`` (all at once if ASCII)
-    checked = stop if buf.isascii() else start
-    valid = True
+    ascii = buf.isascii()  # one fast pass; else usage and title lines are checked one by one
     while s < stop:
-        if s >= checked:
-            checked = find(b"\n", min(s + _UTF8_SLICE, stop - 1), stop) + 1 or stop
-            valid = _utf8(view[s:checked])
         nl = find(b"\n", s, stop)
         if nl == -1:  # pragma: no cover - callers pass whole lines only
             nl = stop
         if nl == s:
             s += 1
             continue
-        if buf[s] != 123 or not (valid or _utf8(view[s:nl])):
-            # not "{...", or not UTF-8: the reference rules
+        if buf[s] != 123:  # not "{...": the reference rules
             _keep(parse_line(bytes(view[s:nl]), source, base + s, stats), best, titles)
             s = nl + 1
             continue
@@ -336,6 +362,9 @@ def scan_lines(
                 continue
             usage = msg.usage
             if usage is None:
+                continue
+            if not (ascii or _utf8(line)):  # the reference rules (a non-UTF-8 usage line)
+                _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
                 continue
             stamp = obj.timestamp
             if stamp is None or len(stamp) < 10:
@@ -360,6 +389,9 @@ def scan_lines(
                 continue  # the first line with the largest output wins
             best[key] = _fast_row(obj, msg, usage, ts, key, legacy, intern)
         elif kind == "custom-title" or kind == "ai-title":
+            if not (ascii or _utf8(line)):
+                _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
+                continue
             sid = obj.sessionId
             title = obj.customTitle if kind == "custom-title" else obj.aiTitle
             if sid is None or title is None or not title.strip():
@@ -380,15 +412,21 @@ def _keep(item: object, best: dict[str, list[Any]], titles: list[tuple[str, str,
         titles.append(item)  # type: ignore[arg-type]
 
 
-_UTF8_SLICE = 1 << 16  # validate UTF-8 this many bytes at a time (then line by line on failure);
-# 64 KiB: the temporary str (up to 4 bytes a character) stays below malloc's large-block
-# size, so it leaves no large holes in the heap between long-lived rows (peak RSS)
+_UTF8_SLICE = 1 << 16  # a longer line is checked this many bytes at a time: the temporary
+# str (up to 4 bytes a character) stays below malloc's large-block size, so it leaves no
+# large holes in the heap between long-lived rows (peak RSS)
 
 
 def _utf8(data: memoryview) -> bool:
     """Whether ``data`` is valid UTF-8 (what orjson requires of a whole line)."""
     try:
-        str(data, "utf-8")
+        if len(data) <= _UTF8_SLICE:
+            str(data, "utf-8")
+        else:  # in slices; the incremental decoder carries a character split between two
+            dec = codecs.getincrementaldecoder("utf-8")()
+            for i in range(0, len(data), _UTF8_SLICE):
+                dec.decode(data[i : i + _UTF8_SLICE])
+            dec.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
