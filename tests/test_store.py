@@ -165,3 +165,33 @@ def test_corrupt_database_is_kept_aside_with_its_wal(
     assert len(main) == 1 and main[0].name in notes[0]
     assert main[0].read_bytes() == b"not a database at all " * 50
     assert main[0].with_name(main[0].name + "-wal").read_bytes() == b"a stale write-ahead log"
+
+
+def test_recent_projects_come_from_the_stored_sums_without_records(tmp_path: Path) -> None:
+    """The server's workspace project: sessions' projects by last activity, answered from the
+    stored sums (no record loaded), equal to the answer from the records."""
+    root = tmp_path / "projects"
+    sessions = [  # (session, its cwds in time order, its times)
+        ("aaaaaaaa-0000-4000-8000-000000000001", ["/w/old"], ["2026-11-01T10:00:00.000Z"]),
+        ("aaaaaaaa-0000-4000-8000-000000000002", ["/w/a", "/w/b"],
+         ["2026-11-02T10:00:00.000Z", "2026-11-02T11:00:00.000Z"]),
+        ("aaaaaaaa-0000-4000-8000-000000000003", ["/w/a", ""],
+         ["2026-11-03T10:00:00.000Z", "2026-11-04T09:00:00.000Z"]),
+    ]  # fmt: skip
+    for sid, cwds, times in sessions:
+        write_lines(
+            root / "p" / f"{sid}.jsonl",
+            [
+                assistant_line(t, msg_id=f"{sid}{i}", req_id=f"r{sid}{i}", session=sid, cwd=c)
+                for i, (c, t) in enumerate(zip(cwds, times, strict=True))
+            ],
+        )
+    eng = _engine(root, tmp_path / "home")
+    eng.refresh()
+    eng._sorted = None
+    got = eng.recent_projects()
+    assert eng._sorted is None  # no record was loaded for it
+    # session 3 (cwd /w/a, active last on the 4th), then session 2's latest cwd, then the oldest
+    assert got == ["/w/a", "/w/b", "/w/old"]
+    eng.record_filter = lambda r: True  # the stored sums cannot answer: the records do
+    assert eng.recent_projects() == got

@@ -407,21 +407,11 @@ class Service:
             ) from None
 
     def _workspace_project(self, ws: str | None) -> str | None:
-        """projectPath of the most recent session at or below ``ws`` (newest records first)."""
+        """projectPath of the most recently active session at or below ``ws``."""
         if not ws:
             return None
-        seen: dict[str, bool] = {}
-        checked: set[str] = set()
-        for r in reversed(self.engine.records):
-            sid = r.session_id
-            if sid in checked:
-                continue
-            checked.add(sid)
-            proj = r.project or ""
-            hit = seen.get(proj)
-            if hit is None:
-                hit = seen[proj] = within(proj, ws)
-            if hit:
+        for proj in self.engine.recent_projects():
+            if within(proj, ws):
                 return proj
         return None
 

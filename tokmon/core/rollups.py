@@ -669,6 +669,16 @@ class Rollups:
         rows = self.conn.execute("SELECT DISTINCT agent FROM rollup_project ORDER BY agent")
         return [r[0] for r in rows]
 
+    def recent_projects(self, agent: str) -> list[str]:
+        """The projects (cwd) of ``agent``'s sessions, most recently active first (a session's
+        project is the cwd of its latest record that has one)."""
+        rows = self.conn.execute(
+            "SELECT project FROM rollup_session WHERE agent=? AND project != ''"
+            " GROUP BY project ORDER BY max(last) DESC, project",
+            (agent,),
+        )
+        return [r[0] for r in rows]
+
     def projects(self, agent: str) -> list[str]:
         """Every record project (cwd) of ``agent``."""
         rows = self.conn.execute("SELECT project FROM rollup_project WHERE agent=?", (agent,))

@@ -144,6 +144,23 @@ class Queries(EngineState):
         self._db()
         return self._roll()
 
+    def recent_projects(self) -> list[str]:
+        """Claude Code's session projects (cwd), most recently active first: from the stored
+        sums (no record loaded), or from the records when those cannot answer."""
+        roll = self._stored(None)
+        if roll is not None:
+            return roll.recent_projects(CLAUDE)
+        project: dict[str, str] = {}
+        last: dict[str, float] = {}
+        for r in self.records:  # sorted by time: the last cwd seen per session wins
+            last[r.session_id] = r.ts
+            if r.project:
+                project[r.session_id] = r.project
+        latest: dict[str, float] = {}
+        for sid, proj in project.items():
+            latest[proj] = max(latest.get(proj, float("-inf")), last[sid])
+        return sorted(latest, key=lambda p: (-latest[p], p))
+
     def _claude_filtered(
         self, since: str | None, until: str | None, tz: str | None, session: str | None
     ) -> list[UsageRecord]:
