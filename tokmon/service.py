@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,14 @@ if TYPE_CHECKING:  # the engine is imported when the service starts, not with th
 log = logging.getLogger("tokmon.server")
 
 PROTOCOL_VERSION = 1
+
+#: A first index reading more than this many transcript bytes runs in a short-lived child
+#: process (its heap goes away with it); ``TOKMON_CHILD_INDEX_BYTES`` overrides (0: never).
+CHILD_INDEX_BYTES = 256 * 2**20
+CHILD_INDEX_TIMEOUT = 3600.0  # seconds; then the child is killed and the server reads itself
+#: the hidden CLI command that refreshes the ledger and nothing else (tokmon/cli/serve.py)
+INDEX_ONLY_ARGS = ("serve", "--index-only")
+PROGRESS_PREFIX = "tokmon-index-progress "
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -211,6 +219,62 @@ def within(child: str, parent: str) -> bool:
     return c.startswith(p if p.endswith(sep) else p + sep)
 
 
+# -- first index in a child process ----------------------------------------------------------
+
+
+def _run_index_child(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    eng: Engine,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[bool, str]:
+    """Run ``python -m tokmon ARGS PARENT_PID`` (never importing from the cwd), relay its
+    progress lines, and kill it if it overruns or this thread is interrupted; (ok, why)."""
+    import subprocess
+
+    from tokmon.safepython import module_argv, safe_cwd
+    from tokmon.textsafe import safe_text
+
+    argv = module_argv("tokmon", *args, str(os.getpid()))
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=safe_cwd(str(eng.paths.data_dir)),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # same session: a terminal's Ctrl-C reaches it too; the child also watches this
+            # process and exits when it dies (tokmon.core.scan._worker_init)
+            start_new_session=False,
+        )
+    except OSError as exc:
+        return False, f"cannot start: {exc}"
+    timer = threading.Timer(CHILD_INDEX_TIMEOUT, proc.kill)
+    timer.daemon = True
+    timer.start()
+    tail: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line.startswith(PROGRESS_PREFIX):
+                parts = line[len(PROGRESS_PREFIX) :].split()
+                if progress is not None and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    progress(int(parts[0]), int(parts[1]))
+                continue
+            tail = [*tail[-4:], safe_text(line)[:300]]
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if rc == 0:
+        return True, ""
+    return False, f"exit code {rc}" + (f": {' | '.join(tail)}" if tail else "")
+
+
 # -- the service -------------------------------------------------------------------------------
 
 
@@ -223,9 +287,18 @@ class Service:
         env: Mapping[str, str] | None = None,
         engine_factory: Callable[[], Engine] | None = None,
         workspace: str | None = None,
+        index_child: Sequence[str] | None = None,
     ) -> None:
+        """``index_child``: the ``python -m tokmon`` arguments that refresh the same ledger in
+        a child process (a big first index runs there); default: the hidden ``serve
+        --index-only`` when the engine is the default one, else no child."""
         self.env = os.environ if env is None else env
         self._engine_factory = engine_factory
+        self._index_child: tuple[str, ...] | None = (
+            tuple(index_child)
+            if index_child is not None
+            else (None if engine_factory is not None else INDEX_ONLY_ARGS)
+        )
         self._engine: Engine | None = None
         self.lock = threading.RLock()
         self.ready = threading.Event()
@@ -251,6 +324,7 @@ class Service:
                     from tokmon.core.engine import Engine
 
                     self._engine = Engine(env=self.env, agents=True)
+                child = self._index_in_child(self._engine, progress)
                 changes = self._engine.refresh(progress)
                 for w in changes.warnings:
                     log.warning("%s", w)
@@ -265,7 +339,10 @@ class Service:
                     "records": self.engine.record_count(),
                     "sessions": len(self._all_rows()),
                     "seconds": round(time.perf_counter() - t0, 3),
+                    "bytesRead": changes.bytes_read,  # by this process (not by a child)
                 }
+                if child is not None:
+                    self.stats["childIndex"] = child
         except Exception as exc:  # never leave waiters hanging
             log.exception("first scan failed")
             self.start_error = f"tokmon could not index transcripts: {exc}"
@@ -273,6 +350,44 @@ class Service:
         finally:
             self.ready.set()
         return self.stats
+
+    def _index_in_child(
+        self, eng: Engine, progress: Callable[[int, int], None] | None
+    ) -> dict[str, Any] | None:
+        """Let a child process read a big first index into the shared ledger database, so
+        this long-lived process never holds the scan's heap; the in-process refresh that
+        follows reads only what the child did not. None when not tried; on failure the
+        caller's refresh simply does all the work."""
+        if self._index_child is None or not eng.persist:
+            return None
+        raw = str(self.env.get("TOKMON_CHILD_INDEX_BYTES") or "").strip()
+        try:
+            threshold = int(raw) if raw else CHILD_INDEX_BYTES
+        except ValueError:
+            log.warning("ignoring TOKMON_CHILD_INDEX_BYTES=%r (not an integer)", raw[:40])
+            threshold = CHILD_INDEX_BYTES
+        if threshold <= 0:
+            return None
+        try:
+            pending = eng.pending_bytes()
+        except Exception as exc:  # the refresh that follows reports real problems
+            log.debug("cannot plan the first index: %s", exc)
+            return None
+        if pending < threshold:
+            return None
+        t0 = time.perf_counter()
+        ok, why = _run_index_child(self._index_child, self.env, eng, progress)
+        info: dict[str, Any] = {
+            "ok": ok,
+            "bytes": pending,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        if ok:
+            log.info("first index of %.0f MB done by a child process", pending / 2**20)
+        else:
+            info["error"] = why
+            log.warning("indexing in a child process failed (%s): indexing in the server", why)
+        return info
 
     @property
     def engine(self) -> Engine:

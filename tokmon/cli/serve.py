@@ -50,6 +50,8 @@ def register(
     )
     p.add_argument("--log-file", metavar="PATH", help="write logs to PATH instead of stderr")
     p.add_argument("--clientProcessId", help=argparse.SUPPRESS)  # sent by some LSP clients
+    # internal: the server's big first index runs here (tokmon.service._run_index_child)
+    p.add_argument("--index-only", type=int, metavar="PARENT_PID", help=argparse.SUPPRESS)
     from tokmon.cli.export import add_serve_options
 
     add_serve_options(p)  # --metrics, --otlp-endpoint (docs/team.md)
@@ -85,6 +87,8 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     from tokmon.server.runtime import setup_logging
     from tokmon.service import Service
 
+    if args.index_only is not None:
+        return _index_only(args.index_only, ctx)
     tcp = parse_tcp(args.tcp) if args.tcp else None
     debounce, force_polling = watcher_settings(args, ctx)
     cfg = ctx.config
@@ -97,8 +101,14 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
 
         return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env, agents=True)
 
+    index_child = None
+    if not ctx.demo:  # the child rebuilds the same engine from the same env and --config
+        cfg_args = ["--config", str(ctx.config_path)] if ctx.config_path else []
+        index_child = ["serve", *cfg_args, "--index-only"]
     try:
-        service = Service(env=ctx.env, engine_factory=factory, workspace=args.workspace)
+        service = Service(
+            env=ctx.env, engine_factory=factory, workspace=args.workspace, index_child=index_child
+        )
     except ValueError as exc:
         raise CLIError(f"--workspace: {exc}") from None
     opts: dict[str, Any] = {
@@ -122,6 +132,33 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     if tcp is not None:
         return _serve_tcp(server, tcp, args.tcp, ctx)
     serve_stdio(server, proto_in, proto_out)
+    return 0
+
+
+def _index_only(parent: int, ctx: Any) -> int:
+    """Refresh the ledger database the way the server's engine would, print progress lines
+    and exit: the server's big first index, in a process whose heap goes away after."""
+    import time
+
+    from tokmon.core.engine import Engine
+    from tokmon.core.scan import _worker_init
+    from tokmon.service import PROGRESS_PREFIX
+
+    _worker_init(parent)  # never outlive the server (Linux: SIGKILL; else a watch thread)
+    out = sys.stdout
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] >= 0.2:
+            last[0] = now
+            out.write(f"{PROGRESS_PREFIX}{done} {total}\n")
+            out.flush()
+
+    eng = Engine(roots=ctx.roots(), paths=ctx.paths, config=ctx.config, env=ctx.env, agents=True)
+    changes = eng.refresh(progress)
+    for w in changes.warnings:
+        sys.stderr.write(f"tokmon: {w}\n")
     return 0
 
 

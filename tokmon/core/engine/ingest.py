@@ -96,6 +96,16 @@ class Ingest(EngineState):
             restore_after_rebuild(self, changes)
         return changes
 
+    def pending_bytes(self) -> int:
+        """Bytes of Claude transcripts a full refresh would read now (stat only, no reading):
+        lets a caller decide where a big first index should run."""
+        changes = Changes()
+        self._sync(changes)
+        for w in changes.warnings:
+            log.warning("%s", w)
+        todo, _ = self._plan()
+        return sum(st.st_size - off for _, st, off in todo)
+
     def _refresh_agents(self, changes: Changes, paths: Iterable[Path] | None) -> list[Path] | None:
         """Read the other agents (only those owning a hinted path); returns the hinted paths
         that are left for the Claude scan."""
