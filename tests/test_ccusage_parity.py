@@ -233,17 +233,22 @@ def _active_blocks(ccusage: Path, dest: Path, home: Path) -> tuple[list[Any], li
 def test_active_block_matches(ccusage, tmp_path):
     """A corpus ending now: the same active block, burn rate and projection as ccusage.
 
-    The generated timeline decides where the last block starts; when it would end within a few
-    minutes of now, the two tools (run one after the other) may straddle its end. Such a
-    scenario is skipped for one ending further back (the comparison itself is unchanged)."""
-    for shift in (2, 47, 92, 137):
-        dest = tmp_path / f"claude-{shift}"
+    The generated timeline decides where the last block starts (its windows follow the UTC
+    day, so at some hours of the day one corpus has no active block at all: its last block
+    ended minutes ago); when it would end within a few minutes of now, the two tools (run one
+    after the other) may straddle its end. Such a scenario is skipped for the next one (another
+    end time, then another seed: other window times); the comparison itself is unchanged."""
+    scenarios = [(seed, shift) for seed in range(5, 13) for shift in (2, 47, 92, 137)]
+    for seed, shift in scenarios:
+        dest = tmp_path / f"claude-{seed}-{shift}"
         end = datetime.now(timezone.utc) - timedelta(minutes=shift)
-        exp = generate(dest, size_mb=4, seed=5, end=end, days=3)
-        theirs, ours = _active_blocks(ccusage, dest, tmp_path / f"home-{shift}")
+        exp = generate(dest, size_mb=4, seed=seed, end=end, days=3)
+        theirs, ours = _active_blocks(ccusage, dest, tmp_path / f"home-{seed}-{shift}")
         left = [b["projection"]["remainingMinutes"] for b in theirs + ours if b.get("projection")]
         if left and min(left) >= 10:  # no tool near the block's end: compare this one
             break
+    else:
+        pytest.fail(f"none of {len(scenarios)} generated timelines has an active block now")
     assert len(theirs) == len(ours) == 1
     o, t = ours[0], theirs[0]
     assert o["id"] == t["id"]
