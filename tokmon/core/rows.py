@@ -13,13 +13,10 @@ Two key orders exist for the same sums: rows and Summary periods say ``totalToke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from tokmon.core.model import JSON, Block, JSONObject
 from tokmon.core.timeutil import iso
-
-if TYPE_CHECKING:
-    from tokmon.core.aggregate import Acc
 
 #: a period row's label key
 PeriodLabel = Literal["date", "week", "month"]
@@ -70,11 +67,6 @@ class Usage:
             + self.cache_creation_tokens
             + self.cache_read_tokens
         )
-
-    @classmethod
-    def of(cls, acc: Acc) -> Usage:
-        """The sums of an :class:`~tokmon.core.aggregate.Acc`."""
-        return cls(acc.i, acc.o, acc.cc, acc.cr, acc.cost)
 
     def to_json(self) -> JSONObject:
         """``inputTokens ... totalTokens, totalCost`` (row order)."""
