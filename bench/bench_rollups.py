@@ -33,54 +33,25 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from rollups_support import RecordTable  # noqa: E402
 
 from tokmon.core import aggregate  # noqa: E402
 from tokmon.core.blocks import blocks_json  # noqa: E402
 from tokmon.core.engine import Engine  # noqa: E402
-from tokmon.core.model import UsageRecord  # noqa: E402
 from tokmon.core.rollups import Rollups  # noqa: E402
 from tokmon.demo import generate  # noqa: E402
 from tokmon.paths import get_paths  # noqa: E402
 
 END = datetime(2026, 3, 1, 17, 0, tzinfo=timezone.utc)
-COLS = "ts, session_id, project, model, i, o, cc, c1h, cr, key, cost, display_cost"
-
-
-class RecordTable:
-    """The store's part the rollups need: records by (agent, ts) index."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS rec (agent TEXT, ts REAL, session_id TEXT, project TEXT,"
-            " model TEXT, i INT, o INT, cc INT, c1h INT, cr INT, key TEXT, cost REAL,"
-            " display_cost REAL, PRIMARY KEY (agent, key))"
-        )
-        conn.execute("CREATE INDEX IF NOT EXISTS rec_ts ON rec (agent, ts)")
-
-    def put_many(self, agent: str, recs: list[UsageRecord]) -> None:
-        self.conn.executemany(
-            f"INSERT OR REPLACE INTO rec (agent, {COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            ((agent, *r) for r in recs),
-        )
-
-    def between(
-        self, agent: str, t0: float, t1: float, session_id: str | None = None
-    ) -> Iterator[UsageRecord]:
-        sql = f"SELECT {COLS} FROM rec WHERE agent=? AND ts>=? AND ts<?"
-        args: list[Any] = [agent, t0, t1]
-        if session_id is not None:
-            sql += " AND session_id=?"
-            args.append(session_id)
-        for row in self.conn.execute(sql + " ORDER BY ts", args).fetchall():
-            yield UsageRecord(*row)
 
 
 def _timed(fn: Callable[[], Any]) -> float:
