@@ -316,3 +316,112 @@ def test_claude_reader_implements_the_source_interface(tmp_path: Path) -> None:
     assert len(usage) == len(eng.records)
     assert sum(r.total_tokens for r in usage) == sum(r.total_tokens for r in eng.records)
     assert reader.refresh().bytes_read == 0  # nothing new: nothing read
+
+
+AGENT_DIRS = {  # variable -> folder of the corpus (as each agent lays out its data folder)
+    "CODEX_HOME": "codex",
+    "GEMINI_DATA_DIR": "gemini/tmp",
+    "OPENCODE_DATA_DIR": "opencode",
+    "QWEN_DATA_DIR": "qwen",
+    "AMP_DATA_DIR": "amp",
+    "COPILOT_HOME": "copilot",
+}
+
+
+def test_every_report_keeps_an_agents_history_after_its_logs_are_deleted(
+    corpus: Path, tmp_path: Path, cli
+) -> None:
+    """Every agent report (the per-agent namespaces, ``--agent NAME|all`` with filters,
+    ``agents``) answers from tokmon's store: once scanned, deleting the agents' logs (files,
+    or whole folders) changes no report, byte for byte."""
+    env = {k: "" for k in AGENT_DIRS}  # no agent from the real environment
+    for var, sub in AGENT_DIRS.items():
+        env[var] = str(copytree(corpus / sub, tmp_path / "logs" / sub.replace("/", "-")))
+    commands = [
+        *[
+            [a, k, "--json", "-z", "UTC"]
+            for a in ("codex", "gemini", "opencode", "qwen", "copilot", "amp")
+            for k in ("daily", "session")
+        ],
+        ["codex", "monthly", "--json", "-z", "Asia/Tokyo", "-s", "20251101", "-u", "20260212"],
+        *[["daily", "--agent", a, "--json", "-z", "UTC"] for a in ("codex", "gemini", "qwen")],
+        ["daily", "--agent", "codex", "--json", "-z", "UTC", "-s", "20251101", "-u", "20260212"],
+        ["session", "--agent", "opencode", "--json", "-z", "UTC", "-s", "20250101"],
+        ["monthly", "--agent", "all", "--json", "-z", "UTC"],
+        ["session", "--agent", "all", "--json", "-z", "UTC"],
+        ["weekly", "--agent", "gemini", "--json", "-z", "UTC"],
+        ["agents", "daily", "--json", "-z", "UTC"],
+        ["agents", "monthly", "--json", "-z", "UTC"],
+        ["gemini", "daily", "-z", "UTC"],  # a table too
+    ]
+
+    def answers() -> list[str]:
+        out = []
+        for argv in commands:
+            r = cli(*argv, extra_env=env)
+            assert r.code == 0, (argv, r.err)
+            out.append(r.out)
+        return out
+
+    def found() -> dict[str, dict]:
+        r = cli("agents", "--json", extra_env=env)
+        assert r.code == 0, r.err
+        return {a["agent"]: a for a in r.json()["agents"]}
+
+    before = answers()
+    # anchored on the corpus README / docs/agents/README.md, not on tokmon's own output
+    codex = json.loads(before[0])
+    assert codex["totals"]["totalTokens"] == CODEX_TOTAL
+    every = json.loads(before[commands.index(["monthly", "--agent", "all", "--json", "-z", "UTC"])])
+    assert every["agents"]["codex"]["totalTokens"] == CODEX_TOTAL
+    assert every["agents"]["gemini"]["totalTokens"] == 13_198_647
+    for a, total in README_TOTALS.items():
+        assert every["agents"][a]["totalTokens"] == total
+        assert (
+            json.loads(before[commands.index([a, "session", "--json", "-z", "UTC"])])["totals"][
+                "totalTokens"
+            ]
+            == total
+        )
+    # a date filter on --agent keeps exactly the rows of those days (ccusage's README days)
+    daily = json.loads(before[commands.index(["daily", "--agent", "codex", "--json", "-z", "UTC"])])
+    part = json.loads(
+        before[
+            commands.index(
+                [
+                    "daily",
+                    "--agent",
+                    "codex",
+                    "--json",
+                    "-z",
+                    "UTC",
+                    "-s",
+                    "20251101",
+                    "-u",
+                    "20260212",
+                ]  # fmt: skip
+            )
+        ]
+    )
+    want = ["2025-11-06", "2025-11-07", "2025-12-25", "2026-02-07", "2026-02-12"]
+    assert [r["date"] for r in part["daily"]] == want
+    assert part["daily"] == [r for r in daily["daily"] if r["date"] in want]
+    assert part["totals"]["totalTokens"] == sum(r["totalTokens"] for r in part["daily"])
+    listed = found()
+    assert all(listed[a]["detected"] for a in listed)
+
+    # the logs go: files (folders kept) for three agents, whole folders for the others
+    logs = tmp_path / "logs"
+    for sub in ("codex", "gemini-tmp", "qwen"):
+        for f in (logs / sub).rglob("*"):
+            if f.is_file():
+                f.unlink()
+    for sub in ("opencode", "amp", "copilot"):
+        shutil.rmtree(logs / sub)
+    assert not [f for f in logs.rglob("*") if f.is_file()]
+
+    assert answers() == before
+    after = found()
+    for a, row in listed.items():
+        keep = {k: v for k, v in row.items() if k not in ("detected", "roots", "official")}
+        assert {k: v for k, v in after[a].items() if k in keep} == keep, a

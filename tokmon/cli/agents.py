@@ -92,14 +92,43 @@ def _prices(ctx: Context) -> Any:
         raise CLIError(str(exc)) from exc
 
 
+def agent_store(ctx: Context, agents: list[str]) -> Any:
+    """The agents' :class:`~tokmon.core.agents.AgentStore`, loaded from tokmon's store (the
+    ledger database, where an agent's history outlives its logs) and refreshed with only what
+    is new in their logs. Only the agents' folders are read: Claude Code's transcripts are not
+    scanned for these reports (unless the ledger has never seen any). ``--demo`` keeps no
+    store: the logs are read in memory."""
+    from tokmon.core.agents import AgentStore
+    from tokmon.core.engine import Engine
+    from tokmon.core.pricing import PricingError
+
+    if ctx.demo:
+        store = AgentStore(ctx.env, _prices(ctx), None, agents)
+        store.refresh()
+        return store
+    try:
+        eng = Engine(paths=ctx.paths, config=ctx.config, env=ctx.env, agents=agents)
+    except PricingError as exc:
+        raise CLIError(str(exc)) from exc
+    got = eng.agents
+    assert got is not None
+    eng.on_warning = ctx.warn
+    try:
+        changes = eng.refresh(paths=got.roots())  # the agents' folders: only their new bytes
+        got.agents_with_data()  # loads what is stored, also for an agent with no folder left
+    finally:
+        eng.close()
+    for w in changes.warnings:
+        ctx.warn(w)
+    return got
+
+
 def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """One agent's report as a table or ccusage-compatible JSON."""
-    from tokmon.sources import source_for
-    from tokmon.sources.collect import collect
     from tokmon.sources.report import agent_report
 
     since, until, tz = _dates(args, ctx)
-    records = collect(source_for(agent, ctx.env))
+    records = agent_store(ctx, [agent]).usage(agent)
     data = agent_report(
         agent,
         kind,
@@ -208,18 +237,15 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
 
     from tokmon.sources import SOURCES
     from tokmon.sources.codex import CodexSource
-    from tokmon.sources.collect import SourceReader
     from tokmon.sources.report import record_cost
 
     prices = _prices(ctx)
     out: list[dict[str, Any]] = []
+    store = agent_store(ctx, list(SOURCES))
     for agent, cls in SOURCES.items():
         src = cls(ctx.env)
         roots = src.roots()
-        reader = SourceReader(src)
-        if roots:
-            reader.refresh()
-        recs = reader.usage()
+        recs = store.usage(agent)
         row: dict[str, Any] = {
             "agent": agent,
             "name": cls.label,
@@ -235,7 +261,8 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
             "totalCost": sum(record_cost(r, prices) for r in recs),
         }
         if agent == "codex" and roots:  # Codex writes its official plan utilisation to disk
-            row["official"] = {"rateLimits": CodexSource.rate_limits(reader.states)}
+            states = store.readers[agent].states
+            row["official"] = {"rateLimits": CodexSource.rate_limits(states)}
         out.append(row)
     if ctx.json_output:
         ctx.stdout.write(dump_json({"agents": out}))
@@ -265,15 +292,11 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
 def run_unified(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     """Every found agent per day or month, with one entry per agent."""
     from tokmon.sources import SOURCES
-    from tokmon.sources.collect import collect
     from tokmon.sources.report import unified_report
 
     since, until, tz = _dates(args, ctx)
-    by_agent = {}
-    for agent, cls in SOURCES.items():
-        src = cls(ctx.env)
-        if src.roots():
-            by_agent[agent] = collect(src)
+    store = agent_store(ctx, list(SOURCES))
+    by_agent = {a: recs for a in SOURCES if (recs := store.usage(a))}
     data = unified_report(
         by_agent,
         kind,

@@ -149,6 +149,13 @@ class AgentStore:
                 self._records.pop(agent, None)
         return changes
 
+    def usage(self, agent: str) -> list[AgentUsage]:
+        """De-duplicated records of one agent as its reader yields them (reasoning, credits
+        and request counts kept: the per-agent ccusage shapes need them), oldest first."""
+        self._load()
+        reader = self.readers.get(agent)
+        return reader.usage() if reader is not None else []
+
     def records(self, agent: str) -> list[UsageRecord]:
         """De-duplicated records of one agent as engine records, oldest first."""
         self._load()
