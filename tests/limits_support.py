@@ -87,3 +87,48 @@ class Usage:
         ]
         line["isApiErrorMessage"] = True
         write_lines(self.file, [json.dumps(line, separators=(",", ":"))])
+
+
+# OpenAI's published API prices ($ per million tokens: input, cached input, output).
+CODEX_PRICES = {"gpt-5-codex": (1.25, 0.125, 10.0), "gpt-5-mini": (0.25, 0.025, 2.0)}
+
+
+class CodexRollout:
+    """Writes a Codex rollout: turns (``turn_context`` + ``token_count`` with usage and the
+    official ``rate_limits``) and remembers each turn's cost at the published prices."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.total = [0, 0, 0, 0, 0]
+        self.rows: list[tuple[float, str, int, float]] = []  # ts, model, tokens, cost
+
+    def turn(
+        self,
+        ts: float,
+        model: str,
+        inp: int,
+        cached: int,
+        out: int,
+        primary: tuple[float, float],
+        secondary: tuple[float, float],
+    ) -> None:
+        last = [inp, cached, out, 0, inp + out]
+        self.total = [a + b for a, b in zip(self.total, last, strict=True)]
+        names = ("input_tokens", "cached_input_tokens", "output_tokens",
+                 "reasoning_output_tokens", "total_tokens")  # fmt: skip
+        stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        event = json.loads(codex_event(ts, primary, secondary))
+        event["payload"]["info"] = {
+            "total_token_usage": dict(zip(names, self.total, strict=True)),
+            "last_token_usage": dict(zip(names, last, strict=True)),
+        }
+        ctx = {"timestamp": stamp, "type": "turn_context", "payload": {"model": model, "cwd": "/w"}}
+        write_lines(self.file, [json.dumps(ctx), json.dumps(event)])
+        p_in, p_cached, p_out = CODEX_PRICES[model]
+        usd = ((inp - cached) * p_in + cached * p_cached + out * p_out) / 1e6
+        self.rows.append((ts, model, inp + out, usd))
+
+    def between(self, lo: float, hi: float, model: str | None = None) -> tuple[int, float]:
+        """(tokens, cost) of the turns with ``lo <= ts <= hi`` (of ``model`` only if given)."""
+        got = [r for r in self.rows if lo <= r[0] <= hi and (model is None or r[1] == model)]
+        return sum(r[2] for r in got), sum(r[3] for r in got)

@@ -117,3 +117,33 @@ def test_period_bounds_are_calendar_periods() -> None:
     )
     s, e, key = period_bounds("month", wed, timezone.utc)
     assert key == "2026-03" and (e - s) / 86400 == 31
+
+
+def test_an_agent_budget_counts_its_stored_records_after_the_logs_are_gone(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A budget with ``agent = "codex"`` counts Codex's records on the real logs (the corpus
+    README: 17,373,265 tokens on 2025-10-06, Codex's only day that October), and still does
+    once the rollouts are deleted (tokmon's store keeps them)."""
+    import shutil
+
+    from conftest import need_agents_corpus
+
+    codex = tmp_path / "codex"
+    shutil.copytree(need_agents_corpus() / "codex", codex)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[[budgets]]\nname = "codex-oct"\nperiod = "month"\ntokens = 20000000\nagent = "codex"\n'
+        '[[budgets]]\nname = "claude-oct"\nperiod = "month"\ntokens = 1000\n'
+    )
+    e = {**env, "CODEX_HOME": str(codex), "TOKMON_CONFIG": str(cfg)}
+    at = "2025-10-31T12:00:00+00:00"
+
+    def used() -> dict[str, float]:
+        r = run_tokmon(["budgets", "--at", at, "--json"], e)
+        assert r.returncode == 0, r.stderr
+        return {b["name"]: b["used"] for b in json.loads(r.stdout)["budgets"]}
+
+    assert used() == {"codex-oct": 17_373_265, "claude-oct": 0}
+    shutil.rmtree(codex / "sessions")
+    assert used() == {"codex-oct": 17_373_265, "claude-oct": 0}

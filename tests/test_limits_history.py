@@ -279,3 +279,83 @@ def test_statusline_and_cli_end_to_end(world: dict, tmp_path: Path) -> None:
     assert len(rows) == 3
     r = run_tokmon(["limits"], {**env, "COLUMNS": "140"})
     assert r.returncode == 0 and "Claude 5-hour" in r.stdout and "Past windows" in r.stdout
+
+
+def test_codex_windows_are_calibrated_from_codex_usage(tmp_path: Path, env: dict[str, str]) -> None:
+    """Codex's official windows learn their cost of one percent from Codex's own turns (not
+    Claude's), and after a reset show an estimate from the Codex usage since; figures and
+    costs computed here from the published prices."""
+    from limits_support import CodexRollout
+
+    codex = tmp_path / "codex"
+    env = {**env, "CODEX_HOME": str(codex), "CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}
+    (tmp_path / "claude" / "projects").mkdir(parents=True)
+    paths = get_paths(env)
+    L5, L7 = 5 * H, 7 * D
+    r1, r2, week = T0 + 5 * H, T0 + 10 * H, T0 + 7 * D
+    roll = CodexRollout(codex / "sessions" / "2026" / "03" / "02" / "rollout-cal.jsonl")
+    # primary window 1 (T0 .. T0+5h): three turns, the last figure 30%
+    roll.turn(T0 + 1 * H, "gpt-5-codex", 200_000, 150_000, 4_000, (10.0, r1), (2.0, week))
+    roll.turn(T0 + 2 * H, "gpt-5-mini", 300_000, 100_000, 9_000, (18.0, r1), (3.0, week))
+    roll.turn(T0 + 3 * H, "gpt-5-codex", 500_000, 400_000, 6_000, (30.0, r1), (5.0, week))
+    # primary window 2 (T0+5h .. T0+10h): two turns, the last figure 20%
+    roll.turn(T0 + 6 * H, "gpt-5-codex", 100_000, 50_000, 2_000, (12.0, r2), (6.0, week))
+    roll.turn(T0 + 7 * H, "gpt-5-mini", 400_000, 0, 20_000, (20.0, r2), (8.0, week))
+    # after window 2 reset: Codex turns whose figures were never recorded (rate_limits gone)
+    later = [(T0 + 10.5 * H, 300_000, 100_000, 5_000), (T0 + 11 * H, 200_000, 0, 1_000)]
+    for ts, inp, cached, out in later:
+        roll.turn(ts, "gpt-5-codex", inp, cached, out, (0.0, 0.0), (0.0, 0.0))
+    # drop those two turns' rate_limits: the history keeps window 2's 20% as the newest figure
+    lines = roll.file.read_text().splitlines()
+    for i in (-1, -3):
+        obj = json.loads(lines[i])
+        obj["payload"]["rate_limits"] = None
+        lines[i] = json.dumps(obj)
+    roll.file.write_text("\n".join(lines) + "\n")
+
+    eng = Engine(paths=paths, env=env, agents=True)
+    eng.refresh()
+    ingest.ingest(paths, env, [])
+    now = T0 + 11.5 * H
+    st = status.build(paths, [], now=now, use_official_file=False,
+                      others={"codex": eng.records_of("codex")})  # fmt: skip
+    # independent: per window, Codex's cost from the window's start to its last figure
+    spans5 = [(r1 - L5, T0 + 3 * H, 30.0), (r2 - L5, T0 + 7 * H, 20.0)]
+    cost5 = sum(roll.between(lo, hi)[1] for lo, hi, _u in spans5)
+    tokens5 = sum(roll.between(lo, hi)[0] for lo, hi, _u in spans5)
+    dpp5 = cost5 / 50.0
+    cal = st["calibration"]["primary"]
+    assert cal["source"] == "codex" and cal["windows"] == 2
+    assert cal["dollarsPerPercent"] == pytest.approx(dpp5, rel=1e-9)
+    assert cal["tokensPerPercent"] == pytest.approx(tokens5 / 50.0)
+    for model in ("gpt-5-codex", "gpt-5-mini"):
+        t = sum(roll.between(lo, hi, model)[0] for lo, hi, _u in spans5)
+        c = sum(roll.between(lo, hi, model)[1] for lo, hi, _u in spans5)
+        assert cal["models"][model]["tokensPerPercent"] == pytest.approx(dpp5 * t / c)
+    # the weekly window: one instance, its last figure 8% at T0+7h
+    w_tokens, w_cost = roll.between(week - L7, T0 + 7 * H)
+    assert st["calibration"]["secondary"]["dollarsPerPercent"] == pytest.approx(w_cost / 8.0)
+    assert "five_hour" not in st["calibration"]  # no Claude usage: nothing learned for Claude
+
+    by = {w["window"]: w for w in st["windows"] if w["source"] == "codex"}
+    prim = by["primary"]
+    # window 2 reset at T0+10h; the estimate counts Codex's cost since then
+    since_cost = roll.between(r2, now)[1]
+    assert since_cost > 0
+    assert prim["basis"] == "estimate" and prim["officialPercent"] is None
+    assert prim["usedPercent"] == pytest.approx(since_cost / dpp5)
+    assert prim["resetsAt"] == pytest.approx(r2 + L5)
+    sec = by["secondary"]  # not reset: the official figure stands
+    assert sec["basis"] == "official" and sec["usedPercent"] == 8.0
+
+    # Claude's calibration never takes Codex's usage: a Claude window with no Claude usage
+    record_payload(paths, payload("s", {"five_hour": (40.0, T0 + 14 * H)}), now=T0 + 12 * H)
+    st2 = status.build(paths, [], now=now, use_official_file=False,
+                       others={"codex": eng.records_of("codex")})  # fmt: skip
+    assert "five_hour" not in st2["calibration"]
+
+    # end to end: `tokmon limits --json` reads Codex through its store and learns the same
+    r = run_tokmon(["limits", "--json", "--no-alerts"], env)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)["calibration"]["primary"]
+    assert got["dollarsPerPercent"] == pytest.approx(dpp5, rel=1e-9)

@@ -220,6 +220,18 @@ def agent_records(agent: str, env: Mapping[str, str] | None, prices: Any) -> lis
     return out
 
 
+def stored_agent_records(engine: Any, agent: str) -> list[AgentRecord] | None:
+    """Another agent's records from an engine that reads it (its store: they outlive the
+    logs), or None when the engine does not read that agent."""
+    store = getattr(engine, "agents", None)
+    if store is None or agent not in store.readers:
+        return None
+    out = [AgentRecord(r.ts, r.session_id, r.project, r.model, r.cost, r.total_tokens, agent)
+           for r in engine.records_of(agent)]  # fmt: skip
+    out.sort(key=lambda r: r.ts)
+    return out
+
+
 def usage(
     budgets: Iterable[Budget],
     records: Sequence[Any],
@@ -229,12 +241,13 @@ def usage(
     *,
     env: Mapping[str, str] | None = None,
     prices: Any = None,
+    engine: Any = None,
 ) -> list[dict[str, Any]]:
     """Use of every budget in its current period (see module doc).
 
     ``records`` are Claude Code's (the engine's); a budget with ``agent`` set to another
-    agent counts that agent's own logs instead (found through ``env``, priced with
-    ``prices``)."""
+    agent counts that agent's records: from ``engine``'s store when it reads that agent,
+    else from the agent's own logs (found through ``env``, priced with ``prices``)."""
     import bisect
 
     from tokmon.core.timeutil import resolve_tz
@@ -248,7 +261,8 @@ def usage(
     for b in budgets:
         agent = b.agent if b.agent in AGENTS else "claude"
         if agent not in by_agent:
-            agent_recs = agent_records(agent, env, prices)
+            stored = stored_agent_records(engine, agent) if engine is not None else None
+            agent_recs = stored if stored is not None else agent_records(agent, env, prices)
             by_agent[agent] = (agent_recs, [r.ts for r in agent_recs])
         recs, times = by_agent[agent]
         start, end, key = period_bounds(b.period, now, tz, b.week_start)
@@ -275,7 +289,7 @@ def for_context(ctx: Any, now: float | None = None) -> list[dict[str, Any]]:
     budgets = load(path)
     if not budgets:
         return []
-    engine = ctx.engine()
+    engine = ctx.engine(agents=any(b.agent in AGENTS and b.agent != "claude" for b in budgets))
     from tokmon.core.timeutil import resolve_tz
 
     meta: dict[str, Any] = {}
@@ -284,4 +298,4 @@ def for_context(ctx: Any, now: float | None = None) -> list[dict[str, Any]]:
 
         meta = MetadataStore(paths=ctx.paths).all()
     return usage(budgets, engine.records, now, resolve_tz(engine.config.get("timezone")), meta,
-                 env=ctx.env, prices=engine.prices)  # fmt: skip
+                 env=ctx.env, prices=engine.prices, engine=engine)  # fmt: skip

@@ -47,7 +47,7 @@ def evaluate(ctx: Context, fire: bool = True, local: bool = True, now: float | N
     """Run one evaluation for a CLI command (engine records when ``local``)."""
     from tokmon.limits.run import evaluate as run
 
-    engine = ctx.engine() if local else None
+    engine = ctx.engine(agents=True) if local else None  # Codex's records: its calibration
     try:
         ev = run(
             ctx.paths, ctx.env, ctx.config_path or ctx.paths.config_file, engine, fire=fire, now=now
@@ -225,8 +225,9 @@ def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
                 for m, v in sorted(c["models"].items())
                 if v["tokensPerPercent"]
             )
+            source = str(c.get("source") or "claude")
             t.add_row(
-                name,
+                name if source == "claude" else f"{source} {name}",
                 str(c["windows"]),
                 fmt_cost(c["dollarsPerPercent"]),
                 fmt_tokens_short(c["tokensPerPercent"]),

@@ -47,7 +47,7 @@ def evaluate(
     except Exception as exc:  # unreadable agent dir: the rest still works
         warnings.append(f"could not read agents' limit figures: {exc}")
     records = engine.records if engine is not None else []
-    st = status.build(paths, records, now)
+    st = status.build(paths, records, now, others=agent_records(engine, ("codex",)))
     bud: list[dict[str, Any]] = []
     block = None
     if engine is not None:
@@ -65,12 +65,22 @@ def evaluate(
 
                 meta = MetadataStore(paths=paths).all()
             bud = budgets_mod.usage(blist, records, now, resolve_tz(engine.config.get("timezone")),
-                                    meta or {}, env=env, prices=engine.prices)  # fmt: skip
+                                    meta or {}, env=env, prices=engine.prices,
+                                    engine=engine)  # fmt: skip
         block = alerts.block_input(engine, now)
     ev = Evaluation(st, bud, block, [], warnings)
     if fire:
         fire_alerts(paths, env, config_path, ev, now)
     return ev
+
+
+def agent_records(engine: Any, agents: tuple[str, ...]) -> dict[str, Any]:
+    """Other agents' records an engine holds (from its store: they outlive the logs), for
+    the agents among ``agents`` it reads; empty without an engine or agents."""
+    store = getattr(engine, "agents", None) if engine is not None else None
+    if store is None:
+        return {}
+    return {a: engine.records_of(a) for a in agents if a in store.readers}
 
 
 def fire_alerts(

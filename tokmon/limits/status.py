@@ -7,9 +7,11 @@ figure last changed), ``seenAt`` (last time Claude Code confirmed it), ``ageSeco
 calibration of :mod:`tokmon.limits.calibrate`.
 
 An **estimate** replaces the official figure when the figure is no longer current: local
-usage happened after it was seen (``used + local cost since / dollarsPerPercent``), or
-its window has reset (local cost since the new window opened / ``dollarsPerPercent``).
-Without a calibration there is no estimate and the official figure is marked ``stale``.
+usage happened after it was seen (``used + local cost since / dollarsPerPercent``; Claude's
+windows only: Codex writes its figure with every response, and the history keeps only
+changes, so a later Codex turn does not make the figure old), or its window has reset (local
+cost of that agent since the new window opened / ``dollarsPerPercent``). Without a calibration
+there is no estimate and the official figure is marked ``stale``.
 """
 
 from __future__ import annotations
@@ -150,25 +152,36 @@ def build(
     now: float | None = None,
     claude_seen: float | None = None,
     use_official_file: bool = True,
+    others: Mapping[str, Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """``{"generatedAt", "windows": [...] (each with its ``history``), "past": [...], "markers": [...],
-    "limitReached": [...], "calibration": {...}}``."""
+    "limitReached": [...], "calibration": {...}}``.
+
+    ``records``: Claude Code's local usage (sorted by time); ``others``: other sources' with
+    official windows (``{"codex": records}``), for their calibration and estimates."""
     now = history.now() if now is None else now
     with history.opened(paths) as con:
         obs = history.observations(con)
         marks = history.markers(con)
     insts = history.instances(obs)
-    records = list(records)
-    times = [r.ts for r in records]
-    calib = cal.calibrate(insts, records)
+    local: dict[str, tuple[list[Any], list[float]]] = {}
+    for source, recs in {**(others or {}), "claude": records}.items():
+        lst = list(recs)
+        local[source] = (lst, [r.ts for r in lst])
+    calib = cal.calibrate(insts, local["claude"][0],
+                          {s: v[0] for s, v in local.items() if s != "claude"})  # fmt: skip
     if claude_seen is None and use_official_file:
         claude_seen = _claude_seen(paths)
     newest: dict[tuple[str, str], history.WindowInstance] = {}
     for inst in insts:
         newest[(inst.source, inst.window)] = inst
-    windows = [window_status(inst, now, records, times, calib.get(inst.window)
-                             if inst.source == "claude" else None, claude_seen)
-               for _k, inst in sorted(newest.items())]  # fmt: skip
+    windows = []
+    for _k, inst in sorted(newest.items()):
+        c = calib.get(inst.window)
+        recs, times = local.get(inst.source, ([], []))
+        windows.append(window_status(inst, now, recs, times,
+                                     c if c is not None and c["source"] == inst.source else None,
+                                     claude_seen))  # fmt: skip
     for w in windows:
         w["history"] = window_history(obs, w["source"], w["window"], now)
     past = [
