@@ -248,3 +248,77 @@ def test_a_rewritten_rollout_is_read_again_from_the_start(tmp_path: Path) -> Non
     assert stats.bytes_read == f.stat().st_size
     assert sum(r.input_tokens for r in reader.usage()) == 350
     assert {r.project for r in reader.usage()} == {"/b"}
+
+
+def test_a_running_copilot_session_counts_its_output_until_the_shutdown_replaces_it(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """A real Copilot session cut before its ``session.shutdown`` (a process still running)
+    shows its per-message output tokens and message count as a lower bound; the shutdown,
+    appended later, replaces them with the exact totals (ccusage 20.0.24's figures for that
+    session), nothing counted twice, also through tokmon's store after a restart."""
+    from test_agents_corpus import CCUSAGE
+
+    from tokmon.core.engine import Engine
+    from tokmon.paths import get_paths
+
+    home = copytree(corpus / "copilot", tmp_path / "copilot")
+    sid = "3cc3555e-5462-44f9-95de-c67b1cb220b9"
+    events = home / "session-state" / sid / "events.jsonl"
+    raw = events.read_bytes().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(raw) if b'"session.shutdown"' in line)
+    head, rest = b"".join(raw[:cut]), b"".join(raw[cut:])
+    events.write_bytes(head)
+    # independent: the output tokens and count of the assistant messages before the cut
+    msgs = [json.loads(x)["data"] for x in raw[:cut] if b'"assistant.message"' in x]
+    out = sum(m["outputTokens"] for m in msgs if "outputTokens" in m)
+    n = sum(1 for m in msgs if "outputTokens" in m)
+    assert out > 0 and n > 1
+
+    env = {"COPILOT_HOME": str(home), "HOME": str(tmp_path / "h")}
+    reader = SourceReader(SOURCES["copilot"](env))
+    reader.refresh()
+
+    def session(recs: list) -> tuple[int, ...]:
+        mine = [r for r in recs if r.session_id == sid]
+        return (
+            sum(r.input_tokens for r in mine),
+            sum(r.output_tokens for r in mine),
+            sum(r.cache_read_tokens for r in mine),
+            sum(r.cache_write_tokens for r in mine),
+            sum(r.requests for r in mine),
+        )
+
+    want = CCUSAGE["copilot"]["session"][sid]  # (input, output, cache read, write, total)
+    assert session(reader.usage()) == (0, out, 0, 0, n)
+    assert out <= want[1]
+    others = [r for r in reader.usage() if r.session_id != sid]
+    assert sum(r.total_tokens for r in others) == 1_433_343 - want[4]  # the README's total
+
+    with open(events, "ab") as fh:
+        fh.write(rest)
+    stats = reader.refresh()
+    assert stats.bytes_read == len(rest)
+    got = session(reader.usage())
+    assert got[:4] == want[:4]
+    assert sum(r.total_tokens for r in reader.usage()) == 1_433_343
+
+    # the same through the engine's store: cut, scanned, then the shutdown, then a restart
+    events.write_bytes(head)
+    paths = get_paths({"TOKMON_HOME": str(tmp_path / "tokmon")})
+
+    def engine() -> Engine:
+        e = Engine(roots=[tmp_path / "none"], paths=paths, env=env, agents=["copilot"])
+        e.refresh()
+        return e
+
+    part = engine().report("session", agent="copilot").to_json()
+    row = next(r for r in part["sessions"] if r["sessionId"] == sid)
+    assert (row["inputTokens"], row["outputTokens"], row["cacheReadTokens"]) == (0, out, 0)
+    with open(events, "ab") as fh:
+        fh.write(rest)
+    engine()  # reads the shutdown, saves
+    after = engine().report("session", agent="copilot").to_json()
+    assert after["totals"]["totalTokens"] == 1_433_343
+    row = next(r for r in after["sessions"] if r["sessionId"] == sid)
+    assert row["totalTokens"] == want[4] and row["outputTokens"] == want[1]

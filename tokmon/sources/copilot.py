@@ -4,13 +4,19 @@ Exact usage exists only in ``session.shutdown`` events:
 ``data.modelMetrics[model].usage{inputTokens, outputTokens, cacheReadTokens,
 cacheWriteTokens, reasoningTokens}`` with ``inputTokens`` *including* both cache counts,
 and ``totalNanoAiu`` (Copilot's own charge: cost = nano-AIU / 1e11 USD). Each shutdown is a
-snapshot of one process (a resumed session writes another one): shutdowns add up. The
-per-message ``outputTokens`` of ``assistant.message`` events are not added: the shutdown
-already holds them (a running session shows its usage once it exits).
+snapshot of one process (a resumed session writes another one): shutdowns add up.
+
+A process that has not written its shutdown yet (running, or killed) is counted as a **lower
+bound**: one provisional record per model holding the sum of its ``assistant.message``
+``outputTokens`` and their count (on the real logs these equal the shutdown's output and
+request count exactly), no input or cache figures (the events carry none) and no cost
+(Copilot's charge is in the shutdown). When the shutdown arrives it replaces them: the
+provisional records are re-emitted empty and dropped by :meth:`CopilotSource.dedup`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from tokmon.sources.base import (
@@ -31,7 +37,12 @@ class CopilotSource(Source):
     agent = "copilot"
     label = "GitHub Copilot CLI"
     env_var = "COPILOT_HOME"
-    dedup_rule = "key = (session id, shutdown event id, model); shutdowns of resumed runs add up."
+    dedup_rule = (
+        "key = (session id, shutdown event id, model); shutdowns of resumed runs add up. A run "
+        "without its shutdown yet: key = (session id, run number, model), output only (a lower "
+        "bound), replaced by the shutdown's records when it comes."
+    )
+    PENDING = ":pending:"  # in the key of a provisional (lower-bound) record
 
     def roots(self) -> list[Path]:
         dirs = self.env_dirs("COPILOT_HOME") or [self.home() / ".copilot"]
@@ -52,24 +63,53 @@ class CopilotSource(Source):
         ctx = dict(st.ctx)  # the caller's state stays as it was
         ctx.setdefault("sid", path.parent.name if path.name == "events.jsonl" else path.stem)
         ctx.setdefault("cwd", "")
+        ctx.setdefault("run", 0)  # processes that wrote their shutdown so far
+        pending: dict[str, list[float]] = {m: list(v) for m, v in ctx.get("pending", {}).items()}
         records: list[AgentUsage] = []
+
+        def provisional(model: str, out: int, n: int, ts: float) -> AgentUsage:
+            key = f"copilot:{ctx['sid']}{self.PENDING}{ctx['run']}:{model}"
+            return AgentUsage("copilot", ts, ctx["sid"], ctx["cwd"], model, 0, out, 0, 0, 0, key,
+                              cost=0.0, requests=n, origin=str(path))  # fmt: skip
+
         for obj in json_lines(lines, path):
             data = obj.get("data")
             if not isinstance(data, dict):
                 continue
-            if obj.get("type") == "session.start":
+            kind = obj.get("type")
+            if kind == "session.model_change":
+                if isinstance(data.get("newModel"), str) and data["newModel"]:
+                    ctx["model"] = data["newModel"]
+                continue
+            if kind == "assistant.message":
+                out = data.get("outputTokens")
+                ts = parse_ts(obj.get("timestamp"))
+                if not isinstance(out, int) or isinstance(out, bool) or out < 0 or ts is None:
+                    continue
+                model = data.get("model") if isinstance(data.get("model"), str) else None
+                model = model or ctx.get("model") or "unknown"
+                acc = pending.setdefault(model, [0, 0, ts])
+                acc[0] += out
+                acc[1] += 1
+                acc[2] = max(acc[2], ts)
+                continue
+            if kind == "session.start":
                 if isinstance(data.get("sessionId"), str) and data["sessionId"]:
                     ctx["sid"] = data["sessionId"]
                 c = data.get("context")
                 if isinstance(c, dict) and isinstance(c.get("cwd"), str):
                     ctx["cwd"] = c["cwd"]
                 continue
-            if obj.get("type") != "session.shutdown":
+            if kind != "session.shutdown":
                 continue
             ts = parse_ts(obj.get("timestamp"))
             metrics = data.get("modelMetrics")
             if ts is None or not isinstance(metrics, dict):
                 continue
+            for model, acc in pending.items():  # the run's exact totals replace its lower bound
+                records.append(provisional(model, 0, 0, acc[2]))
+            pending.clear()
+            ctx["run"] += 1
             for model, m in metrics.items():
                 if not isinstance(m, dict):
                     continue
@@ -105,10 +145,19 @@ class CopilotSource(Source):
                         origin=str(path),
                     )
                 )
+        for model, acc in pending.items():  # this run so far (no shutdown yet): a lower bound
+            records.append(provisional(model, int(acc[0]), int(acc[1]), acc[2]))
+        ctx["pending"] = pending
         nbytes = offset - (0 if reset else st.offset)
         return ReadResult(
             records,
             FileState(offset=offset, ctx=ctx, head=nl.head),
             replace=reset,
             bytes_read=max(0, nbytes),
+        )
+
+    def dedup(self, records: Iterable[AgentUsage]) -> list[AgentUsage]:
+        """The default rule, without the provisional records a shutdown has emptied."""
+        return super().dedup(
+            r for r in records if r.requests or r.output_tokens or self.PENDING not in r.key
         )
