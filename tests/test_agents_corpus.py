@@ -659,3 +659,30 @@ def test_since_until_and_timezone(corpus: Path) -> None:
     utc = agent_report("codex", "daily", recs, prices, timezone="UTC")
     assert tokyo["totals"]["totalTokens"] == utc["totals"]["totalTokens"]
     assert [r["date"] for r in tokyo["daily"]] != [r["date"] for r in utc["daily"]]
+
+
+def test_gemini_thoughts_in_output_per_surface(corpus: Path, tmp_path: Path) -> None:
+    """Gemini's thoughts (149,568 in the README's recount, beside 114,265 output): the
+    ccusage-compatible commands (``tokmon gemini …``, ``tokmon agents daily``) leave them out
+    of ``outputTokens`` as ccusage does, the engine's ``--agent gemini|all`` puts them in
+    output (billed as output; its columns add up to the total). The total is the same."""
+    from tokmon.core.engine import Engine
+    from tokmon.paths import get_paths
+    from tokmon.sources.report import unified_report
+
+    prices = PriceTable.load(None)
+    own = agent_report("gemini", "daily", usage("gemini", corpus), prices, timezone="UTC")
+    assert own["totals"]["outputTokens"] == 114_265
+    assert own["totals"]["totalTokens"] == 13_198_647
+    both = unified_report({"gemini": usage("gemini", corpus)}, "daily", prices, timezone="UTC")
+    assert both["totals"]["outputTokens"] == 114_265
+    env = {"GEMINI_DATA_DIR": str(corpus / "gemini" / "tmp"), "HOME": str(tmp_path)}
+    paths = get_paths({"TOKMON_HOME": str(tmp_path / "t")})
+    eng = Engine(roots=[tmp_path / "none"], paths=paths, env=env, agents=["gemini"], persist=False)
+    eng.refresh()
+    t = eng.report("daily", agent="gemini", timezone="UTC").to_json()["totals"]
+    assert t["outputTokens"] == 114_265 + 149_568
+    assert t["totalTokens"] == 13_198_647
+    parts = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+    assert sum(t[k] for k in parts) == t["totalTokens"]
+    assert sum(own["totals"][k] for k in parts) == t["totalTokens"] - 149_568
