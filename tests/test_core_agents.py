@@ -425,3 +425,51 @@ def test_every_report_keeps_an_agents_history_after_its_logs_are_deleted(
     for a, row in listed.items():
         keep = {k: v for k, v in row.items() if k not in ("detected", "roots", "official")}
         assert {k: v for k, v in after[a].items() if k in keep} == keep, a
+
+
+def test_session_names_and_tags_work_for_every_agents_sessions(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Over the real ``tokmon serve --jsonl``: a Codex and an Amp session (real logs) get a
+    name and tags; the session list, the detail and the metadata notification carry them with
+    the session's agent, and a REF by that name finds it."""
+    claude = tmp_path / "claude"
+    (claude / "projects").mkdir(parents=True)
+    env = server_env(
+        tmp_path,
+        claude,
+        CODEX_HOME=str(copytree(corpus / "codex", tmp_path / "codex")),
+        AMP_DATA_DIR=str(copytree(corpus / "amp", tmp_path / "amp")),
+    )
+    for k in ("GEMINI_DATA_DIR", "OPENCODE_DATA_DIR", "QWEN_DATA_DIR", "COPILOT_HOME"):
+        env.pop(k, None)
+    svc = JsonlProc(env)
+    try:
+        rows = svc.call("tokmon/sessions", {}, timeout=120)["result"]["sessions"]
+        by_agent: dict[str, list[dict]] = {}
+        for r in rows:
+            by_agent.setdefault(r["agent"], []).append(r)
+        assert set(by_agent) == {"codex", "amp"}
+        picked = {a: by_agent[a][0]["sessionId"] for a in ("codex", "amp")}
+        for agent, sid in picked.items():
+            start = len(svc.notes)
+            got = svc.call(
+                "tokmon/setSessionMetadata",
+                {"sessionId": sid, "name": f"{agent} work", "addTags": ["client-x", agent]},
+            )
+            assert "result" in got, got
+            res = got["result"]
+            assert res["sessionId"] == sid and res["name"] == f"{agent} work"
+            assert res["agent"] == agent and sorted(res["tags"]) == sorted(["client-x", agent])
+            svc.wait_note("tokmon/metadataChanged", lambda p, s=sid: p["sessionId"] == s,
+                          timeout=30, start=start)  # fmt: skip
+        tagged = svc.call("tokmon/sessions", {"tag": "client-x"})["result"]["sessions"]
+        assert {(r["agent"], r["sessionId"], r["name"]) for r in tagged} == {
+            (a, s, f"{a} work") for a, s in picked.items()
+        }
+        detail = svc.call("tokmon/session", {"sessionId": "codex work"})["result"]
+        assert detail["sessionId"] == picked["codex"] and detail["agent"] == "codex"
+        assert detail["name"] == "codex work"
+    finally:
+        if svc.proc.poll() is None:
+            assert svc.close() == 0

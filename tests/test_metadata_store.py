@@ -120,6 +120,20 @@ def test_invalid_session_id_rejected(store: MetadataStore) -> None:
         store.update("../etc/passwd", name="x")
 
 
+@pytest.mark.parametrize("bad", ["a/../b", "/abs", "a//b", "a/", "..", "./a", "a/.", "a\\b"])
+def test_session_ids_never_look_like_paths_that_climb(store: MetadataStore, bad: str) -> None:
+    with pytest.raises(MetadataError, match="invalid session id"):
+        store.update(bad, name="x")
+
+
+def test_codex_session_ids_with_slashes_take_metadata(store: MetadataStore) -> None:
+    """Codex names a session after its rollout below sessions/ (``YYYY/MM/DD/rollout-…``)."""
+    sid = "2026/04/08/rollout-2026-04-08T22-18-42-019d6d75-b03d-7f83-a2c7-c3478007d5e0"
+    store.update(sid, name="Codex work", add_tags=["client-x"])
+    assert store.get(sid)["name"] == "Codex work"
+    assert store.get(sid)["tags"] == ["client-x"]
+
+
 def test_claude_title_never_overrides_user_name(store: MetadataStore) -> None:
     assert store.set_claude_title(SID, "Fix login bug") is True
     assert store.set_claude_title(SID, "Fix login bug") is False  # unchanged: no write

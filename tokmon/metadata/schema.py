@@ -30,7 +30,12 @@ MAX_TITLE_LEN = 200
 
 _TAG_RE = re.compile(r"^[a-z0-9._-]+$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# Session ids: Claude's and most agents' are uuid-like; Codex names a session after its rollout
+# file below sessions/ ("2026/04/08/rollout-...-<uuid>"), so "/" may separate parts (never
+# empty, "." or ".." parts: an id is never a path, and must not look like one that climbs).
+_SESSION_ID_RE = re.compile(
+    r"^(?=.{1,200}$)(?!(?:.*/)?\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$"
+)
 
 
 class MetadataError(Exception):
