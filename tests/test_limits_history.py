@@ -359,3 +359,54 @@ def test_codex_windows_are_calibrated_from_codex_usage(tmp_path: Path, env: dict
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)["calibration"]["primary"]
     assert got["dollarsPerPercent"] == pytest.approx(dpp5, rel=1e-9)
+
+
+def test_history_outlives_the_logs_and_stays_compact(world: dict, tmp_path: Path) -> None:
+    """The figures read from Codex rollouts and the limit-reached markers stay once the logs
+    are gone; a year of figures every 10 minutes keeps one row per change, ~100 bytes each."""
+    import shutil
+
+    from tokmon.limits.history import Obs
+
+    paths = world["paths"]
+    world["use"].marker(T0 + 13 * H, int(T0 + 14 * H))
+    ingest.ingest(paths, world["env"], [world["projects"]])
+    with history.opened(paths) as con:
+        before = (history.observations(con), history.markers(con))
+    assert any(o.source == "codex" for o in before[0]) and before[1]
+    shutil.rmtree(tmp_path / "codex")
+    shutil.rmtree(world["projects"])
+    world["projects"].mkdir()
+    ingest.ingest(paths, world["env"], [world["projects"]])
+    with history.opened(paths) as con:
+        assert (history.observations(con), history.markers(con)) == before
+        n0 = con.execute("SELECT count(*) FROM obs").fetchone()[0]
+
+    # a year: the 5-hour figure climbs in whole percents while in use and resets every 5 h,
+    # the weekly one climbs slowly; observed every 10 minutes, mostly unchanged
+    step, year0 = 600.0, T0 + 30 * D
+    seen: dict[str, tuple[float, float]] = {}
+    changes = 0
+    batch: list[Obs] = []
+    for i in range(int(365 * D / step)):
+        ts = year0 + i * step
+        five_start = year0 + ((ts - year0) // (5 * H)) * 5 * H
+        week_start = year0 + ((ts - year0) // (7 * D)) * 7 * D
+        figs = {
+            "five_hour": (float(int((ts - five_start) / H * 2)), five_start + 5 * H),
+            "seven_day": (float(int((ts - week_start) / D * 4)), week_start + 7 * D),
+        }
+        for window, (used, resets) in figs.items():
+            if seen.get(window) != (used, resets):
+                changes += 1
+                seen[window] = (used, resets)
+            batch.append(Obs(ts, "claude", window, used, resets, 5 * H if window == "five_hour"
+                             else 7 * D))  # fmt: skip
+    with history.opened(paths) as con:
+        added = history.append(con, batch)
+        assert added == changes
+        assert con.execute("SELECT count(*) FROM obs").fetchone()[0] == n0 + changes
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = sum(p.stat().st_size for p in history.db_path(paths).parent.glob("limits.sqlite*"))
+    assert changes < len(batch) / 4  # most observations repeat the stored figure
+    assert size / changes < 120, (size, changes)
