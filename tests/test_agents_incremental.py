@@ -322,3 +322,31 @@ def test_a_running_copilot_session_counts_its_output_until_the_shutdown_replaces
     assert after["totals"]["totalTokens"] == 1_433_343
     row = next(r for r in after["sessions"] if r["sessionId"] == sid)
     assert row["totalTokens"] == want[4] and row["outputTokens"] == want[1]
+
+
+@pytest.mark.slow
+def test_bench_agents_push_runs_and_reports_every_kind(corpus: Path) -> None:
+    """bench/bench_agents_push.py end to end (one round): every kind of change reached a
+    ``tokmon/usageChanged`` with its new total (no timing asserts: the bench prints those)."""
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_agents_push.py"),
+            "--appends",
+            "2",
+            "--gap",
+            "0",
+            "--json",
+            "--agents-corpus",
+            str(corpus),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = json.loads(res.stdout)
+    for kind in ("claude", "codex", "gemini", "opencode"):
+        assert data[kind]["max_ms"] >= data[kind]["median_ms"] > 0, kind
+    assert data["claude"]["vs_claude"] == 1.0

@@ -34,7 +34,6 @@ log = logging.getLogger("tokmon.agents")
 
 CLAUDE = "claude"
 STORE_VERSION = 1
-_USAGE_FIELDS = AgentUsage.__dataclass_fields__.keys()
 
 
 @dataclass
@@ -86,6 +85,10 @@ class AgentStore:
         self.version = 0  # bumped on every change (a deferred save knows what it wrote)
         self._loaded = False
         self._records: dict[str, list[UsageRecord]] = {}
+        # per agent: key -> (the reader's record, its engine record), so a refresh converts
+        # (and prices) only what changed
+        self._conv: dict[str, dict[str, tuple[AgentUsage, UsageRecord]]] = {}
+        self._unsaved: set[str] = set()  # agents whose state changed since the last save
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -121,16 +124,20 @@ class AgentStore:
         folders hold them; None reads every agent (each only its new bytes)."""
         self._load()
         changes = AgentChanges()
+        hints: dict[str, list[str]] = {}
         if paths is None:
             todo = list(self.readers)
         else:
-            owners = {self._owner(Path(p)) for p in paths}
-            todo = [a for a in self.readers if a in owners]
+            for p in paths:
+                owner = self._owner(Path(p))
+                if owner is not None:
+                    hints.setdefault(owner, []).append(str(p))
+            todo = [a for a in self.readers if a in hints]
         for agent in todo:
             reader = self.readers[agent]
             before = {r.key: r for r in reader.usage()} if reader.by_file else {}
             try:
-                stats = reader.refresh()
+                stats = reader.refresh(hints.get(agent))
             except Exception as exc:  # noqa: BLE001 - one bad agent never breaks the others
                 log.warning("cannot read %s logs: %s", agent, exc)
                 continue
@@ -139,9 +146,10 @@ class AgentStore:
             if not (stats.files_read or stats.new_records or stats.removed_files):
                 continue
             self.dirty = True
+            self._unsaved.add(agent)
             self.version += 1
             after = reader.usage()
-            new = [r for r in after if before.get(r.key) != r]
+            new = [r for r in after if (b := before.get(r.key)) is not r and b != r]
             if new or len(after) != len(before):
                 changes.agents.add(agent)
                 changes.new_records += sum(1 for r in new if r.key not in before)
@@ -163,12 +171,26 @@ class AgentStore:
         if got is None:
             reader = self.readers.get(agent)
             usage = reader.usage() if reader is not None else []
-            got = self._records[agent] = [to_record(r, self.prices) for r in usage]
+            old = self._conv.get(agent, {})
+            conv: dict[str, tuple[AgentUsage, UsageRecord]] = {}
+            got = []
+            for r in usage:
+                c = old.get(r.key)
+                rec = (
+                    c[1]
+                    if c is not None and (c[0] is r or c[0] == r)
+                    else to_record(r, self.prices)
+                )
+                conv[r.key] = (r, rec)
+                got.append(rec)
+            self._conv[agent] = conv
+            self._records[agent] = got
         return got
 
     def reprice(self) -> None:
         """Forget converted records (the price table or cost mode changed)."""
         self._records.clear()
+        self._conv.clear()
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -210,6 +232,7 @@ class AgentStore:
             for agent in self.readers:
                 self._forget(agent)
         self._legacy = self.dirty = True  # into the database at the next merge
+        self._unsaved.update(self.readers)
 
     def _load_body(self, agent: str, body: Any) -> None:
         reader = self.readers.get(agent)
@@ -228,23 +251,22 @@ class AgentStore:
             reader._cache = None
 
     def payloads(self) -> dict[str, bytes] | None:
-        """Each agent's serialised state when anything changed (agents' logs are small), for
-        the engine's merge transaction; None when nothing is to be saved."""
+        """The serialised state of each agent that changed since the last save (agents' logs
+        are small; the others' rows stay as they are), for the engine's merge transaction;
+        None when nothing is to be saved."""
         if not self.dirty or self.path is None:
             return None
         out: dict[str, bytes] = {}
         for agent, reader in self.readers.items():
-            if not reader.states and not reader.by_file:
+            if agent not in self._unsaved or (not reader.states and not reader.by_file):
                 continue
             body = {
                 "states": {
                     p: [s.offset, list(s.sig), s.mark, s.ctx, s.head]
                     for p, s in reader.states.items()
                 },
-                "records": {
-                    p: [{k: getattr(r, k) for k in _USAGE_FIELDS} for r in recs.values()]
-                    for p, recs in reader.by_file.items()
-                },
+                # orjson writes a dataclass as the object of its fields (AgentUsage(**row) reads it)
+                "records": {p: list(recs.values()) for p, recs in reader.by_file.items()},
             }
             out[agent] = orjson.dumps(body)
         return out
@@ -253,6 +275,7 @@ class AgentStore:
         """The payloads reached the database: a JSON store of an older version is kept
         renamed (``.migrated-<time>``), never deleted."""
         self.dirty = False
+        self._unsaved.clear()
         if self._legacy and self.path is not None and self.path.exists():
             import time
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tokmon.sources.base import AgentUsage, FileState, Source
 
@@ -32,10 +35,14 @@ class SourceReader:
         self.by_file: dict[str, dict[str, AgentUsage]] = {}
         self._cache: list[AgentUsage] | None = None
 
-    def refresh(self) -> RefreshStats:
+    def refresh(self, hint: Iterable[str] | None = None) -> RefreshStats:
+        """Read what is new. ``hint`` (a watcher's changed paths): when every one is a file
+        read before and still there, only those are read (no listing of the agent's folders,
+        no removal check); otherwise everything is looked at."""
         stats = RefreshStats()
         present: set[str] = set()
-        for path in self.source.files():
+        only = self._known(hint) if hint is not None else None
+        for path in self.source.files() if only is None else only:
             p = str(path)
             present.add(p)
             stats.files += 1
@@ -56,6 +63,8 @@ class SourceReader:
                         bucket[r.key] = r
                 stats.new_records += len(res.records)
                 self._cache = None
+        if only is not None:
+            return stats
         for p in list(self.states if self.keep_removed else self.by_file):
             if p not in present:
                 if not self.keep_removed:
@@ -64,6 +73,12 @@ class SourceReader:
                 self.states.pop(p, None)
                 stats.removed_files.append(p)
         return stats
+
+    def _known(self, hint: Iterable[str]) -> list[Path] | None:
+        paths = list(dict.fromkeys(hint))
+        if not paths or any(p not in self.states or not os.path.isfile(p) for p in paths):
+            return None
+        return [Path(p) for p in paths]
 
     def usage(self) -> list[AgentUsage]:
         """Deduplicated records of every file, oldest first."""
