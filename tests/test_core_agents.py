@@ -473,3 +473,40 @@ def test_session_names_and_tags_work_for_every_agents_sessions(
     finally:
         if svc.proc.poll() is None:
             assert svc.close() == 0
+
+
+def test_a_new_database_gets_every_agents_history_not_only_the_changed_ones(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Saves write only the agents that changed, but a save into another database (the
+    ledger was rebuilt or replaced while the process ran) writes every agent's history."""
+    env = agent_env(corpus, tmp_path)
+    paths = get_paths({"TOKMON_HOME": str(tmp_path / "tokmon")})
+
+    def engine() -> Engine:  # no Claude transcripts: only the agents matter here
+        return Engine(roots=[tmp_path / "no-claude"], paths=paths, env=env, agents=True)
+
+    eng = engine()
+    eng.refresh()
+    want = {a: eng.report("daily", agent=a).to_json()["totals"] for a in ("codex", "amp")}
+    assert want["amp"]["totalTokens"] == README_TOTALS["amp"]
+    # the database goes away under the running engine (a rebuild keeps the old one aside)
+    eng.close()
+    for p in eng.ledger_file.parent.glob(eng.ledger_file.name + "*"):
+        p.unlink()
+    f = sorted(Path(env["CODEX_HOME"]).rglob("rollout-2026-04-09T00-16-48-*.jsonl"))[0]
+    with open(f, "a", encoding="utf-8") as fh:
+        fh.write(tc_line("2026-04-09T01:00:00.000Z", 10**9, 1234))
+    eng.refresh(paths=[f])  # only Codex changed
+    eng.close()
+    for d in ("CODEX_HOME", "AMP_DATA_DIR", "OPENCODE_DATA_DIR", "COPILOT_HOME"):
+        shutil.rmtree(env[d])  # every log gone: the new database is the only copy
+    again = engine()
+    again.refresh()
+    assert again.report("daily", agent="amp").to_json()["totals"] == want["amp"]
+    codex = again.report("daily", agent="codex").to_json()["totals"]
+    assert codex["totalTokens"] == want["codex"]["totalTokens"] + 1234 + 7
+    assert (
+        again.report("session", agent="copilot").to_json()["totals"]["totalTokens"]
+        == (README_TOTALS["copilot"])
+    )

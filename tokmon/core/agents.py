@@ -89,6 +89,11 @@ class AgentStore:
         # (and prices) only what changed
         self._conv: dict[str, dict[str, tuple[AgentUsage, UsageRecord]]] = {}
         self._unsaved: set[str] = set()  # agents whose state changed since the last save
+        #: the database a save goes to (its id; None: memory or unknown): only a save into the
+        #: database that got the last one may leave the unchanged agents out
+        self.save_target: Callable[[], str | None] = lambda: None
+        self._saved_to: str | None = None
+        self._saving_to: str | None = None
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -256,9 +261,11 @@ class AgentStore:
         None when nothing is to be saved."""
         if not self.dirty or self.path is None:
             return None
+        target = self._saving_to = self.save_target()
+        every = target is None or target != self._saved_to  # another (or a new) database
         out: dict[str, bytes] = {}
         for agent, reader in self.readers.items():
-            if agent not in self._unsaved or (not reader.states and not reader.by_file):
+            if not (every or agent in self._unsaved) or (not reader.states and not reader.by_file):
                 continue
             body = {
                 "states": {
@@ -276,6 +283,7 @@ class AgentStore:
         renamed (``.migrated-<time>``), never deleted."""
         self.dirty = False
         self._unsaved.clear()
+        self._saved_to = self._saving_to
         if self._legacy and self.path is not None and self.path.exists():
             import time
 

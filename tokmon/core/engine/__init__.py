@@ -104,6 +104,10 @@ class Engine(Ingest, Store, Queries):
                 None if agents is True else agents,
             )
             self.agents.load_db = lambda: self._db().agent_state()
+            # which database file a save goes to (None: memory): a new one gets every agent
+            self.agents.save_target = lambda: (
+                None if self._mem or self.db is None else self.db.dbid()
+            )
 
     @property
     def watch_roots(self) -> list[Path]:
