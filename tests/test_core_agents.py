@@ -510,3 +510,27 @@ def test_a_new_database_gets_every_agents_history_not_only_the_changed_ones(
         again.report("session", agent="copilot").to_json()["totals"]["totalTokens"]
         == (README_TOTALS["copilot"])
     )
+
+
+def test_the_price_override_file_prices_other_agents_everywhere(
+    corpus: Path, tmp_path: Path, env: dict[str, str], cli
+) -> None:
+    """The user's ``prices.json`` prices OpenAI models for ``tokmon codex daily`` and
+    ``--agent codex`` alike, also for records already stored (priced again when it changes);
+    costs computed here from the override and ccusage's token columns of 2025-10-06."""
+    from tokmon.paths import get_paths
+
+    extra = {"CODEX_HOME": str(copytree(corpus / "codex", tmp_path / "codex"))}
+    day = ["-s", "20251006", "-u", "20251006", "-z", "UTC", "--json"]
+    before = cli("codex", "daily", *day, extra_env=extra).json()["totals"]["costUSD"]
+    cli("daily", "--agent", "codex", *day, extra_env=extra)  # stored, priced with the table
+    override = get_paths(env).prices_override_file
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text(json.dumps({"models": {
+        "gpt-5-codex": {"input": 1.0, "output": 2.0, "cache_read": 0.5}}}))  # fmt: skip
+    # 2025-10-06: input 1,259,186 (incl. nothing cached), output 112,543, cache read 16,001,536
+    want = (1_259_186 * 1.0 + 112_543 * 2.0 + 16_001_536 * 0.5) / 1e6
+    own = cli("codex", "daily", *day, extra_env=extra).json()["totals"]["costUSD"]
+    eng = cli("daily", "--agent", "codex", *day, extra_env=extra).json()["totals"]["totalCost"]
+    assert own == pytest.approx(want) and eng == pytest.approx(want)
+    assert before != pytest.approx(want)
