@@ -135,8 +135,16 @@ def test_an_agent_budget_counts_its_stored_records_after_the_logs_are_gone(
     cfg.write_text(
         '[[budgets]]\nname = "codex-oct"\nperiod = "month"\ntokens = 20000000\nagent = "codex"\n'
         '[[budgets]]\nname = "claude-oct"\nperiod = "month"\ntokens = 1000\n'
+        '[[budgets]]\nname = "codex-client"\nperiod = "month"\ntokens = 1000\n'
+        'agent = "codex"\ntag = "client-x"\n'
     )
     e = {**env, "CODEX_HOME": str(codex), "TOKMON_CONFIG": str(cfg)}
+    from tokmon.metadata.store import MetadataStore
+    from tokmon.paths import get_paths
+
+    # one Codex session tagged: 15,667,405 tokens in the README's per-session figures
+    sid = "2025/10/06/rollout-2025-10-06T17-28-05-0199ba23-1445-7403-9975-b3c8aad1c0df"
+    MetadataStore(paths=get_paths(e)).update(sid, tags=["client-x"])
     at = "2025-10-31T12:00:00+00:00"
 
     def used() -> dict[str, float]:
@@ -144,6 +152,7 @@ def test_an_agent_budget_counts_its_stored_records_after_the_logs_are_gone(
         assert r.returncode == 0, r.stderr
         return {b["name"]: b["used"] for b in json.loads(r.stdout)["budgets"]}
 
-    assert used() == {"codex-oct": 17_373_265, "claude-oct": 0}
+    want = {"codex-oct": 17_373_265, "claude-oct": 0, "codex-client": 15_667_405}
+    assert used() == want
     shutil.rmtree(codex / "sessions")
-    assert used() == {"codex-oct": 17_373_265, "claude-oct": 0}
+    assert used() == want
