@@ -369,6 +369,18 @@ def test_every_report_keeps_an_agents_history_after_its_logs_are_deleted(
         return {a["agent"]: a for a in r.json()["agents"]}
 
     before = answers()
+    # the stored records give what reading the logs gives (the path the ccusage parity tests
+    # check in tests/test_agents_corpus.py), field for field
+    from tokmon.core.pricing import PriceTable
+    from tokmon.sources import SOURCES
+    from tokmon.sources.collect import collect
+    from tokmon.sources.report import agent_report
+
+    for i, argv in enumerate(commands[:12]):
+        agent, kind = argv[0], argv[1]
+        logs = agent_report(agent, kind, collect(SOURCES[agent](env)), PriceTable.load(None),
+                            timezone="UTC")  # fmt: skip
+        assert json.loads(before[i]) == json.loads(json.dumps(logs)), argv
     # anchored on the corpus README / docs/agents/README.md, not on tokmon's own output
     codex = json.loads(before[0])
     assert codex["totals"]["totalTokens"] == CODEX_TOTAL
