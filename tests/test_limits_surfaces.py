@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -107,3 +108,43 @@ def test_daily_figures_cross_a_dst_change() -> None:
     late = datetime(2026, 10, 25, 23, 30, tzinfo=tz).timestamp()
     days = daily_figures([[late, 42.0]], now, tz, days=4)
     assert days == [None, 42.0, 42.0, 42.0]  # Oct 24 .. 27: 23:30 counts for the 25th
+
+
+def test_watch_weekly_status_learns_codex_windows_from_the_dashboards_engine(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The `watch` Week row's status is built with the dashboard engine's Codex records, so
+    Codex windows get their calibration there too (computed here at published prices)."""
+    from datetime import datetime, timezone
+
+    from limits_support import CodexRollout
+
+    from tokmon.core.engine import Engine
+    from tokmon.limits import ingest
+    from tokmon.paths import get_paths
+    from tokmon.watch.weekly import WeeklyPoller
+
+    t0 = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
+    env = {**env, "CODEX_HOME": str(tmp_path / "codex")}
+    paths = get_paths(env)
+    roll = CodexRollout(tmp_path / "codex" / "sessions" / "2026" / "03" / "02" / "rollout-w.jsonl")
+    reset = t0 + 5 * 3600
+    roll.turn(
+        t0 + 3600, "gpt-5-codex", 300_000, 200_000, 5_000, (20.0, reset), (2.0, t0 + 7 * 86400)
+    )
+    eng = Engine(roots=[tmp_path / "none"], paths=paths, env=env, agents=True)
+    eng.refresh()
+    ingest.ingest(paths, env, [])
+
+    class App:
+        refresher = type("R", (), {"engine": eng, "paths": paths})()
+
+        def call_from_thread(self, fn: Any, *a: Any) -> None:
+            fn(*a)
+
+    poller = WeeklyPoller(App(), paths)
+    poller._load()
+    assert poller.status is not None
+    cal = poller.status["calibration"]["primary"]
+    assert cal["source"] == "codex"
+    assert cal["dollarsPerPercent"] == pytest.approx(roll.between(t0, t0 + 3600)[1] / 20.0)

@@ -187,6 +187,16 @@ class WeeklyPoller:
         except Exception:  # noqa: BLE001 - estimates are optional
             return []
 
+    def _others(self) -> dict[str, Any]:
+        """Codex's records of the dashboard's engine (its windows' calibration and estimate)."""
+        eng = getattr(getattr(self.app, "refresher", None), "engine", None)
+        try:
+            from tokmon.limits.run import agent_records
+
+            return agent_records(eng, ("codex",))
+        except Exception:  # noqa: BLE001 - estimates are optional
+            return {}
+
     def tick(self) -> None:
         """Called on the UI thread; the read runs on a worker thread."""
         if self._busy:
@@ -209,7 +219,7 @@ class WeeklyPoller:
             if not history.db_path(self.paths).exists():
                 st = None
             else:
-                st = limits_status.build(self.paths, self._records())
+                st = limits_status.build(self.paths, self._records(), others=self._others())
         except Exception:  # noqa: BLE001 - the row just stays hidden
             st = None
         finally:
