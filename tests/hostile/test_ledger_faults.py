@@ -278,3 +278,111 @@ def test_wrong_types_are_dropped_not_fatal(
     assert _totals(r) == FULL  # the bad value was dropped; the transcript gave it back
     r = run_tokmon(["stats"], e)
     assert r.returncode == 0, r.stderr
+
+
+# -- the database written around its schema (issue 10, item 8 for the SQLite ledger) -------
+
+
+def _loosen(ledger: Path, like: str, *writes: str) -> None:
+    """Rewrite the schema of the tables named ``LIKE like`` without ``STRICT`` (as a tool
+    other than tokmon could), then store values of the wrong type with ``writes``."""
+    con = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        con.execute("PRAGMA writable_schema=ON")
+        con.execute(
+            "UPDATE sqlite_master SET sql=replace(replace(sql, 'STRICT,', ''), ') STRICT', ')')"
+            " WHERE type='table' AND name LIKE ?",
+            (like,),
+        )
+        con.execute("PRAGMA writable_schema=OFF")
+    finally:
+        con.close()
+    con = sqlite3.connect(ledger, isolation_level=None)  # the loose schema is read on open
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.execute("PRAGMA ignore_check_constraints=ON")
+        for w in writes:
+            con.execute(w)
+    finally:
+        con.close()
+
+
+_REPORTS = (["daily"], ["session"], ["blocks"], ["monthly"], ["daily", "--breakdown"])
+
+
+def _every_report_runs(e: dict[str, str]) -> None:
+    for report in _REPORTS:
+        r = run_tokmon([*report, "--json"], e)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (report, r.stderr)
+    r = run_tokmon(["stats"], e)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_ledger_with_a_loose_schema_is_kept_aside(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """Wrong types in the tables that hold history (their schema rewritten without STRICT):
+    not a database tokmon wrote, so its values are not trusted one by one: it is kept aside
+    whole (named in the one notice) and rebuilt; never a crash."""
+    e, ledger, _ = history
+    _loosen(
+        ledger,
+        "%",
+        "UPDATE records SET input='lots', ts='x' WHERE session='o-session' AND key LIKE 'o1%'",
+        "UPDATE files SET off='x'",
+        "INSERT INTO titles VALUES ('o-session', 'custom-title', 42)",
+        "INSERT INTO agent_state VALUES ('codex', 'not a blob')",
+        "UPDATE meta SET value='x' WHERE key='gen'",
+    )
+    bad = ledger.read_bytes()
+    r = run_tokmon(["daily", "--json"], e)
+    assert _totals(r) == REMAINING
+    copy = _kept_copy(ledger, r.stderr)
+    assert "not STRICT" in _notices(r.stderr)[0]
+    assert copy.read_bytes() == bad  # the deleted history is in the named copy
+    _every_report_runs(e)
+    r2 = run_tokmon(["stats", "--json"], e)
+    assert r2.returncode == 0 and not _notices(r2.stderr), r2.stderr
+
+
+def test_stored_sums_with_a_loose_schema_are_rebuilt(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """Wrong types in the stored sums (derived data): rebuilt from the records, history kept;
+    `stats` used to die on `int += str`."""
+    e, ledger, _ = history
+    _loosen(
+        ledger,
+        "rollup%",
+        "UPDATE rollup_total SET i='x'",
+        "UPDATE rollup_cell SET o='x', first='y'",
+        "UPDATE rollup_session SET last='z'",
+    )
+    _every_report_runs(e)
+    for report in ("daily", "session", "monthly"):
+        assert _totals(run_tokmon([report, "--json"], e)) == FULL, report
+    assert not list(ledger.parent.glob(ledger.name + ".*-*"))  # nothing kept aside: not needed
+
+
+def test_values_written_around_the_constraints_are_never_counted(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """The schema intact but its CHECK constraints bypassed: a 10^15-token row and a row dated
+    in the year 287,000 are skipped by every record query (never counted, never a crash)."""
+    e, ledger, _ = history
+    con = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        con.execute("PRAGMA ignore_check_constraints=ON")
+        con.execute("UPDATE records SET input=1000000000000000 WHERE key LIKE 'o1:%'")
+        con.execute("UPDATE records SET ts=9e12 WHERE key LIKE 'o2:%'")
+        assert con.total_changes == 2
+    finally:
+        con.close()
+    _every_report_runs(e)
+    r = run_tokmon(["session", "--id", "o-session", "--json"], e)
+    assert r.returncode == 0, r.stderr
+    entries = json.loads(r.stdout)["entries"]
+    assert len(entries) == 8 and all(x["inputTokens"] == 100 for x in entries)
+    for report in ("daily", "session", "monthly", "weekly"):
+        t = _totals(run_tokmon([report, "--json"], e))
+        assert t[0] < 10**9, (report, t)  # the poison value never reaches a total
