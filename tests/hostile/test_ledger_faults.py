@@ -386,3 +386,39 @@ def test_values_written_around_the_constraints_are_never_counted(
     for report in ("daily", "session", "monthly", "weekly"):
         t = _totals(run_tokmon([report, "--json"], e))
         assert t[0] < 10**9, (report, t)  # the poison value never reaches a total
+
+
+def test_corruption_found_while_merging_rebuilds_within_the_refresh(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """The database opens (its first page and small tables are fine) but the records' pages
+    are damaged, size and mtime kept: the merge finds it, the file is kept aside and the scan
+    runs again inside the same refresh (no nested refresh, no wait on its own lock)."""
+    e, ledger, new = history
+    con = sqlite3.connect(ledger)
+    try:
+        page = con.execute("PRAGMA page_size").fetchone()[0]
+        roots = [
+            r[0]
+            for r in con.execute(
+                "SELECT rootpage FROM sqlite_master WHERE tbl_name='records' AND rootpage > 0"
+            )
+        ]
+    finally:
+        con.close()
+
+    def damage(p: Path) -> None:
+        data = bytearray(p.read_bytes())
+        for root in roots:  # page numbers start at 1
+            data[(root - 1) * page : root * page] = b"\xa5" * page
+        p.write_bytes(bytes(data))
+
+    bad = _keep_mtime(ledger, damage)
+    write_lines(new, [_line(99, "x", 1, 1)])
+    r = run_tokmon(["daily", "--json"], e, timeout=60)
+    assert _totals(r) == (REMAINING[0] + 1, REMAINING[1] + 1)
+    copy = _kept_copy(ledger, r.stderr)
+    assert "malformed" in _notices(r.stderr)[0]
+    assert copy.read_bytes() == bad
+    r2 = run_tokmon(["session", "--json"], e, timeout=60)
+    assert _totals(r2) == _totals(r) and not _notices(r2.stderr)
