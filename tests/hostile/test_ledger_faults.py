@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,9 @@ def _kept_copy(ledger: Path, stderr: str) -> Path:
     ]
     assert len(copies) == 1, copies
     assert copies[0].name in notes[0]
+    if os.name == "posix" and copies[0].is_file():  # renamed, never copied: still private
+        assert stat.S_IMODE(copies[0].stat().st_mode) == 0o600, copies[0]
+        assert stat.S_IMODE(ledger.stat().st_mode) == 0o600  # the rebuilt one
     return copies[0]
 
 
