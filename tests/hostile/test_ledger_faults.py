@@ -426,3 +426,37 @@ def test_corruption_found_while_merging_rebuilds_within_the_refresh(
     assert copy.read_bytes() == bad
     r2 = run_tokmon(["session", "--json"], e, timeout=60)
     assert _totals(r2) == _totals(r) and not _notices(r2.stderr)
+
+
+def test_range_sums_and_last_before_skip_rows_written_around_the_constraints(
+    tmp_path: Path,
+) -> None:
+    """The two record queries that aggregate in SQL (period sums when the stored sums are
+    unavailable, the latest record before a time for the current block) apply the same
+    guards as every other record query."""
+    from tokmon.core.ledger import LedgerDB
+    from tokmon.core.model import UsageRecord
+
+    path = tmp_path / "l.sqlite3"
+    db = LedgerDB(path)
+    db.merge([UsageRecord(1.8e9, "s", "/p", "m", 7, 3, 0, 0, 0, "ok", 0.5, None)])
+    db.close()
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA ignore_check_constraints = ON")
+        cols = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
+        for ts, inp, key in ((1.85e9, 10**15, "huge"), (9e12, 1, "late"), (-5.0, 1, "early")):
+            con.execute(
+                f"INSERT INTO records ({cols}) VALUES (?, 's', '/p', 'm', ?, 1, 0, 0, 0, ?, 0, NULL)",
+                (ts, inp, key),
+            )
+    finally:
+        con.close()
+    db = LedgerDB(path)
+    try:
+        assert db.sums(float("-inf"), float("inf")) == (1, 7, 3, 0, 0, 0.5)
+        assert db.last_before(1.9e9) == 1.8e9
+        assert db.last_before(1e13) == 1.8e9
+        assert db.last_before(1.7e9) is None
+    finally:
+        db.close()

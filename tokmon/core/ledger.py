@@ -511,7 +511,9 @@ class LedgerDB:
         """The time of the latest record before ``ts`` (None: there is none)."""
         with self._mu:
             row = self.conn.execute(
-                f"SELECT max(ts) FROM records WHERE agent='{CLAUDE}' AND ts < ?", (ts,)
+                f"SELECT ts FROM records WHERE agent='{CLAUDE}' AND ts < ? AND {_VALID} "
+                "ORDER BY ts DESC LIMIT 1",  # backwards on the time index, first valid row
+                (ts,),
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
@@ -522,7 +524,7 @@ class LedgerDB:
         with self._mu:
             row = self.conn.execute(
                 "SELECT count(*), total(input), total(output), total(cc), total(cr), total(cost) "
-                f"FROM records WHERE agent='{CLAUDE}' AND ts >= ? AND ts < ?",
+                f"FROM records WHERE agent='{CLAUDE}' AND ts >= ? AND ts < ? AND {_VALID}",
                 (lo, hi),
             ).fetchone()
         return (
