@@ -460,3 +460,35 @@ def test_range_sums_and_last_before_skip_rows_written_around_the_constraints(
         assert db.last_before(1.7e9) is None
     finally:
         db.close()
+
+
+def test_migrated_json_ledger_text_is_cleaned(history: tuple[dict[str, str], Path, Path]) -> None:
+    """Item 5 at the migration: a JSON ledger written before text was cleaned where it enters
+    may hold a deleted transcript's raw title, cwd, model and session id; they are cleaned on
+    import like the parser cleans them, so no surface prints them raw."""
+    from hostile.hs_support import ESCAPES, EVIL_BYTES
+
+    e, ledger, _ = history
+    doc = _as_json_v4(ledger)
+    for r in doc["records"]:
+        if r[1] == "o-session":
+            r[1], r[2], r[3] = "o-session" + ESCAPES, "/evil" + ESCAPES, r[3] + ESCAPES
+    doc["titles"] = {"o-session" + ESCAPES: {"custom-title": "title" + ESCAPES}}
+    _json_ledger(ledger, doc)
+    outputs = []
+    for argv in (
+        ["daily", "--json"],
+        ["session", "--json"],
+        ["session"],
+        ["daily", "--breakdown"],
+        ["session", "list"],
+        ["blocks", "--json"],
+    ):
+        r = run_tokmon(argv, {**e, "COLUMNS": "250"})
+        assert r.returncode == 0, (argv, r.stderr)
+        outputs.append(r.stdout)
+    assert _totals(run_tokmon(["daily", "--json"], e)) == FULL
+    text = "".join(outputs)
+    assert "/evil" in text and "title" in text  # the values are shown, cleaned
+    for bad in EVIL_BYTES:
+        assert bad not in text and json.dumps(bad)[1:-1] not in text, repr(bad)
