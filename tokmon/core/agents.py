@@ -27,7 +27,7 @@ from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.sources import SOURCES
 from tokmon.sources.base import AgentUsage, FileState, Source
-from tokmon.sources.collect import SourceReader
+from tokmon.sources.collect import SourceReader, clean_usage
 from tokmon.sources.report import record_cost, usage_record
 
 log = logging.getLogger("tokmon.agents")
@@ -211,7 +211,7 @@ class AgentStore:
         for p, st in body["states"].items():
             reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])
         for p, rows in body["records"].items():
-            reader.by_file[p] = {row["key"]: AgentUsage(**row) for row in rows}
+            reader.by_file[p] = {row["key"]: clean_usage(AgentUsage(**row)) for row in rows}
 
     def _forget(self, agent: str) -> None:
         reader = self.readers.get(agent)

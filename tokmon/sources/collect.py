@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tokmon.sources.base import AgentUsage, FileState, Source
+from tokmon.textsafe import safe_text
+
+
+def clean_usage(r: AgentUsage) -> AgentUsage:
+    """``r`` with its shown text (session id, project, model) free of control characters:
+    an agent's log is untrusted text like a Claude transcript (docs/security.md)."""
+    if (r.session_id + r.project + r.model).isprintable():
+        return r
+    return replace(
+        r,
+        session_id=safe_text(r.session_id),
+        project=safe_text(r.project),
+        model=safe_text(r.model),
+    )
 
 
 @dataclass
@@ -53,7 +67,7 @@ class SourceReader:
                 last_wins = self.source.file_last_wins
                 for r in res.records:
                     if last_wins or r.key not in bucket:
-                        bucket[r.key] = r
+                        bucket[r.key] = clean_usage(r)
                 stats.new_records += len(res.records)
                 self._cache = None
         for p in list(self.states if self.keep_removed else self.by_file):
