@@ -136,6 +136,12 @@ class AgentStore:
                 continue
             changes.files_read += stats.files_read
             changes.bytes_read += stats.bytes_read
+            if stats.poisoned:  # said once: the lines are not read again
+                log.warning(
+                    "skipped %d %s record(s) with impossible values (malformed input)",
+                    stats.poisoned,
+                    agent,
+                )
             if not (stats.files_read or stats.new_records or stats.removed_files):
                 continue
             self.dirty = True
