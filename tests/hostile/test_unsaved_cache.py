@@ -105,6 +105,7 @@ def _read_only(data: Path) -> tuple[list[str], Callable[[], None]]:
     return argv, lambda: None
 
 
+@pytest.mark.slow  # several CLI processes
 @pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX modes / mounts")
 def test_read_only_data_dir_never_hides_new_data(
     tmp_path: Path, env: dict[str, str], tokmon_home: Path
