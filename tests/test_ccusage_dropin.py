@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import corpus_path
+from conftest import assistant_line, corpus_path, write_lines
 from test_ccusage_parity import ccusage  # noqa: F401 - the fixture (skips without ccusage)
 
 # slow: ccusage's own node processes
@@ -125,3 +125,34 @@ def test_claude_prefix_compact_and_aliases(denv: dict[str, str]) -> None:
     bad = subprocess.run([sys.executable, "-m", "tokmon", "daily", "--project-aliases", "oops"],
                          env=denv, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and "--project-aliases" in bad.stderr
+
+
+@pytest.mark.parametrize("layout", ["flat", "subagents"])
+def test_agent_pseudo_session_id_points_to_its_parent(
+    tmp_path: Path, env: dict[str, str], layout: str
+) -> None:
+    """ccusage names a session after its file, so a subagent's transcript is a session
+    ``agent-…`` there; tokmon counts it in the session that started it (its lines carry that
+    session's id). Asked for such an id, tokmon answers like for any id it does not know
+    (JSON null) and says, in one line, which session holds that usage."""
+    parent = "5e551011-aaaa-4bbb-8ccc-000000000001"
+    agent = {"flat": "agent-deadbeef", "subagents": "agent-a0123456789abcdef"}[layout]
+    proj = tmp_path / "claude" / "projects" / "-home-u-proj"
+    when = "2026-11-01T10:00:00.000Z"
+    write_lines(proj / f"{parent}.jsonl",
+                [assistant_line(when, msg_id=f"m{i}", req_id=f"r{i}", session=parent)
+                 for i in range(2)])  # fmt: skip
+    sub = proj / f"{agent}.jsonl" if layout == "flat" else proj / parent / "subagents" / f"{agent}.jsonl"  # fmt: skip
+    write_lines(sub, [assistant_line(when, msg_id=f"s{i}", req_id=f"q{i}", session=parent)
+                      for i in range(3)])  # fmt: skip
+    e = {**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}
+    res = subprocess.run([sys.executable, "-m", "tokmon", "session", "--id", agent, "--json"],
+                         env=e, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0 and json.loads(res.stdout) is None, res.stderr
+    notes = res.stderr.splitlines()
+    assert len(notes) == 1 and "subagent" in notes[0], res.stderr
+    assert notes[0].endswith(f"tokmon session --id {parent}")
+    assert len(tk_json(e, "session", "--id", parent)["entries"]) == 5  # 2 own + 3 subagent
+    res = subprocess.run([sys.executable, "-m", "tokmon", "session", "--id", "agent-0badc0de", "--json"],
+                         env=e, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert json.loads(res.stdout) is None and res.stderr == ""  # no such file: nothing to say

@@ -281,3 +281,20 @@ def test_doctor_removes_its_probe_from_the_official_store(healthy: dict[str, str
     _doctor(healthy, "--no-server")
     sessions = official.all_sessions(get_paths(healthy))
     assert not [s for s in sessions if s.startswith("tokmon-doctor-")]
+
+
+def test_newer_ledger_is_not_to_be_rebuilt(healthy: dict[str, str]) -> None:
+    """A ledger of a newer tokmon: the fix is an upgrade, never moving it aside."""
+    import sqlite3
+
+    ledger = next((Path(healthy["TOKMON_HOME"]) / "data").glob("ledger-*.sqlite3"))
+    con = sqlite3.connect(ledger)
+    with con:
+        con.execute("UPDATE meta SET value=99 WHERE key='schema'")
+    con.close()
+    before = ledger.read_bytes()
+    code, checks, _ = _doctor(healthy, "--no-server")
+    c = _only_problem({k: v for k, v in checks.items() if k != "install"}, "ledger")
+    assert code == 1 and "newer tokmon" in c["detail"]
+    assert "upgrade" in c["fix"] and ".bad" not in c["fix"] and "mv " not in c["fix"]
+    assert ledger.read_bytes() == before

@@ -62,11 +62,14 @@ def _kill_mid_scan(
     sig: int,
     locks: list[str],
     prepare: Callable[[Path], None] = _fresh_home,
+    depth: int = 1,
     **popen: Any,
 ) -> None:
     """Start ``argv``, freeze it once it has scan workers, kill it, check what is left.
 
-    ``prepare(home)`` sets up the data dir before each attempt (default: empty).
+    ``prepare(home)`` sets up the data dir before each attempt (default: empty). ``depth``
+    2: the scan workers are grandchildren (a child process does the scan); every process
+    between is frozen too, and all of them must be gone after the kill.
     """
     for _attempt in range(8):  # a fast machine may finish a scan before we see a worker
         prepare(home)
@@ -80,10 +83,14 @@ def _kill_mid_scan(
         )
         workers: list[int] = []
         try:
-            if not wait_for(lambda p=proc: children(p.pid) or p.poll() is not None, 60, 0.001):
+            if not wait_for(lambda p=proc: _level(p.pid, depth) or p.poll() is not None, 60, 0.001):
                 pytest.fail("no scan worker appeared within 60 s")
             os.kill(proc.pid, signal.SIGSTOP)
-            workers = children(proc.pid)
+            for mid in _level(proc.pid, depth - 1) if depth > 1 else []:
+                os.kill(mid, signal.SIGSTOP)  # a frozen scanner starts no new worker
+            workers = [w for d in range(1, depth + 1) for w in _level(proc.pid, d)]
+            if depth > 1 and not _level(proc.pid, depth):
+                workers = []  # its scan had ended: try again
             held = [p for pat in locks for p in home.rglob(pat)]
             if not workers or (locks and (not held or any(lock_free(p) for p in held))):
                 os.kill(proc.pid, signal.SIGKILL)  # too late: it finished its scan
@@ -105,6 +112,14 @@ def _kill_mid_scan(
                 proc.kill()
                 proc.wait(30)
     pytest.fail("could not catch the scan in progress in 8 attempts")
+
+
+def _level(pid: int, depth: int) -> list[int]:
+    """The descendants of ``pid`` ``depth`` generations down."""
+    level = [pid]
+    for _ in range(depth):
+        level = [c for p in level for c in children(p)]
+    return level
 
 
 def _report_is_exact(env: dict[str, str], truth: dict[str, Any]) -> None:
@@ -167,3 +182,26 @@ def test_server_killed_mid_scan(
         stdin=subprocess.PIPE,
     )
     _report_is_exact(e, truth)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+def test_server_killed_while_its_index_child_scans(
+    big_corpus: tuple[Path, dict[str, Any]], env: dict[str, str], tokmon_home: Path, sig: int
+) -> None:
+    """A big first index runs in a child process of `serve` (service._index_in_child) whose
+    own scan workers are the server's grandchildren: killing the server leaves neither the
+    child nor its workers (each dies with its parent) and no ledger lock held."""
+    corpus, truth = big_corpus
+    e = {**env, "CLAUDE_CONFIG_DIR": str(corpus), "TOKMON_CHILD_INDEX_BYTES": "1"}
+    _kill_mid_scan(
+        [sys.executable, "-m", "tokmon", "serve", "--jsonl"],
+        e,
+        tokmon_home,
+        sig,
+        [],
+        depth=2,
+        stdin=subprocess.PIPE,
+    )
+    for lock in tokmon_home.rglob("*.lock"):
+        assert lock_free(lock), lock.name
+    _report_is_exact(env | {"CLAUDE_CONFIG_DIR": str(corpus)}, truth)

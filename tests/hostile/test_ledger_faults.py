@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,9 @@ def _kept_copy(ledger: Path, stderr: str) -> Path:
     ]
     assert len(copies) == 1, copies
     assert copies[0].name in notes[0]
+    if os.name == "posix" and copies[0].is_file():  # renamed, never copied: still private
+        assert stat.S_IMODE(copies[0].stat().st_mode) == 0o600, copies[0]
+        assert stat.S_IMODE(ledger.stat().st_mode) == 0o600  # the rebuilt one
     return copies[0]
 
 
@@ -278,3 +282,213 @@ def test_wrong_types_are_dropped_not_fatal(
     assert _totals(r) == FULL  # the bad value was dropped; the transcript gave it back
     r = run_tokmon(["stats"], e)
     assert r.returncode == 0, r.stderr
+
+
+# -- the database written around its schema (issue 10, item 8 for the SQLite ledger) -------
+
+
+def _loosen(ledger: Path, like: str, *writes: str) -> None:
+    """Rewrite the schema of the tables named ``LIKE like`` without ``STRICT`` (as a tool
+    other than tokmon could), then store values of the wrong type with ``writes``."""
+    con = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        con.execute("PRAGMA writable_schema=ON")
+        con.execute(
+            "UPDATE sqlite_master SET sql=replace(replace(sql, 'STRICT,', ''), ') STRICT', ')')"
+            " WHERE type='table' AND name LIKE ?",
+            (like,),
+        )
+        con.execute("PRAGMA writable_schema=OFF")
+    finally:
+        con.close()
+    con = sqlite3.connect(ledger, isolation_level=None)  # the loose schema is read on open
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.execute("PRAGMA ignore_check_constraints=ON")
+        for w in writes:
+            con.execute(w)
+    finally:
+        con.close()
+
+
+_REPORTS = (["daily"], ["session"], ["blocks"], ["monthly"], ["daily", "--breakdown"])
+
+
+def _every_report_runs(e: dict[str, str]) -> None:
+    for report in _REPORTS:
+        r = run_tokmon([*report, "--json"], e)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (report, r.stderr)
+    r = run_tokmon(["stats"], e)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_ledger_with_a_loose_schema_is_kept_aside(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """Wrong types in the tables that hold history (their schema rewritten without STRICT):
+    not a database tokmon wrote, so its values are not trusted one by one: it is kept aside
+    whole (named in the one notice) and rebuilt; never a crash."""
+    e, ledger, _ = history
+    _loosen(
+        ledger,
+        "%",
+        "UPDATE records SET input='lots', ts='x' WHERE session='o-session' AND key LIKE 'o1%'",
+        "UPDATE files SET off='x'",
+        "INSERT INTO titles VALUES ('o-session', 'custom-title', 42)",
+        "INSERT INTO agent_state VALUES ('codex', 'not a blob')",
+        "UPDATE meta SET value='x' WHERE key='gen'",
+    )
+    bad = ledger.read_bytes()
+    r = run_tokmon(["daily", "--json"], e)
+    assert _totals(r) == REMAINING
+    copy = _kept_copy(ledger, r.stderr)
+    assert "not STRICT" in _notices(r.stderr)[0]
+    assert copy.read_bytes() == bad  # the deleted history is in the named copy
+    _every_report_runs(e)
+    r2 = run_tokmon(["stats", "--json"], e)
+    assert r2.returncode == 0 and not _notices(r2.stderr), r2.stderr
+
+
+def test_stored_sums_with_a_loose_schema_are_rebuilt(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """Wrong types in the stored sums (derived data): rebuilt from the records, history kept;
+    `stats` used to die on `int += str`."""
+    e, ledger, _ = history
+    _loosen(
+        ledger,
+        "rollup%",
+        "UPDATE rollup_total SET i='x'",
+        "UPDATE rollup_cell SET o='x', first='y'",
+        "UPDATE rollup_session SET last='z'",
+    )
+    _every_report_runs(e)
+    for report in ("daily", "session", "monthly"):
+        assert _totals(run_tokmon([report, "--json"], e)) == FULL, report
+    assert not list(ledger.parent.glob(ledger.name + ".*-*"))  # nothing kept aside: not needed
+
+
+def test_values_written_around_the_constraints_are_never_counted(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """The schema intact but its CHECK constraints bypassed: a 10^15-token row and a row dated
+    in the year 287,000 are skipped by every record query (never counted, never a crash)."""
+    e, ledger, _ = history
+    con = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        con.execute("PRAGMA ignore_check_constraints=ON")
+        con.execute("UPDATE records SET input=1000000000000000 WHERE key LIKE 'o1:%'")
+        con.execute("UPDATE records SET ts=9e12 WHERE key LIKE 'o2:%'")
+        assert con.total_changes == 2
+    finally:
+        con.close()
+    _every_report_runs(e)
+    r = run_tokmon(["session", "--id", "o-session", "--json"], e)
+    assert r.returncode == 0, r.stderr
+    entries = json.loads(r.stdout)["entries"]
+    assert len(entries) == 8 and all(x["inputTokens"] == 100 for x in entries)
+    for report in ("daily", "session", "monthly", "weekly"):
+        t = _totals(run_tokmon([report, "--json"], e))
+        assert t[0] < 10**9, (report, t)  # the poison value never reaches a total
+
+
+def test_corruption_found_while_merging_rebuilds_within_the_refresh(
+    history: tuple[dict[str, str], Path, Path],
+) -> None:
+    """The database opens (its first page and small tables are fine) but the records' pages
+    are damaged, size and mtime kept: the merge finds it, the file is kept aside and the scan
+    runs again inside the same refresh (no nested refresh, no wait on its own lock)."""
+    e, ledger, new = history
+    con = sqlite3.connect(ledger)
+    try:
+        page = con.execute("PRAGMA page_size").fetchone()[0]
+        roots = [
+            r[0]
+            for r in con.execute(
+                "SELECT rootpage FROM sqlite_master WHERE tbl_name='records' AND rootpage > 0"
+            )
+        ]
+    finally:
+        con.close()
+
+    def damage(p: Path) -> None:
+        data = bytearray(p.read_bytes())
+        for root in roots:  # page numbers start at 1
+            data[(root - 1) * page : root * page] = b"\xa5" * page
+        p.write_bytes(bytes(data))
+
+    bad = _keep_mtime(ledger, damage)
+    write_lines(new, [_line(99, "x", 1, 1)])
+    r = run_tokmon(["daily", "--json"], e, timeout=60)
+    assert _totals(r) == (REMAINING[0] + 1, REMAINING[1] + 1)
+    copy = _kept_copy(ledger, r.stderr)
+    assert "malformed" in _notices(r.stderr)[0]
+    assert copy.read_bytes() == bad
+    r2 = run_tokmon(["session", "--json"], e, timeout=60)
+    assert _totals(r2) == _totals(r) and not _notices(r2.stderr)
+
+
+def test_range_sums_and_last_before_skip_rows_written_around_the_constraints(
+    tmp_path: Path,
+) -> None:
+    """The two record queries that aggregate in SQL (period sums when the stored sums are
+    unavailable, the latest record before a time for the current block) apply the same
+    guards as every other record query."""
+    from tokmon.core.ledger import LedgerDB
+    from tokmon.core.model import UsageRecord
+
+    path = tmp_path / "l.sqlite3"
+    db = LedgerDB(path)
+    db.merge([UsageRecord(1.8e9, "s", "/p", "m", 7, 3, 0, 0, 0, "ok", 0.5, None)])
+    db.close()
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA ignore_check_constraints = ON")
+        cols = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
+        for ts, inp, key in ((1.85e9, 10**15, "huge"), (9e12, 1, "late"), (-5.0, 1, "early")):
+            con.execute(
+                f"INSERT INTO records ({cols}) VALUES (?, 's', '/p', 'm', ?, 1, 0, 0, 0, ?, 0, NULL)",
+                (ts, inp, key),
+            )
+    finally:
+        con.close()
+    db = LedgerDB(path)
+    try:
+        assert db.sums(float("-inf"), float("inf")) == (1, 7, 3, 0, 0, 0.5)
+        assert db.last_before(1.9e9) == 1.8e9
+        assert db.last_before(1e13) == 1.8e9
+        assert db.last_before(1.7e9) is None
+    finally:
+        db.close()
+
+
+def test_migrated_json_ledger_text_is_cleaned(history: tuple[dict[str, str], Path, Path]) -> None:
+    """Item 5 at the migration: a JSON ledger written before text was cleaned where it enters
+    may hold a deleted transcript's raw title, cwd, model and session id; they are cleaned on
+    import like the parser cleans them, so no surface prints them raw."""
+    from hostile.hs_support import ESCAPES, EVIL_BYTES
+
+    e, ledger, _ = history
+    doc = _as_json_v4(ledger)
+    for r in doc["records"]:
+        if r[1] == "o-session":
+            r[1], r[2], r[3] = "o-session" + ESCAPES, "/evil" + ESCAPES, r[3] + ESCAPES
+    doc["titles"] = {"o-session" + ESCAPES: {"custom-title": "title" + ESCAPES}}
+    _json_ledger(ledger, doc)
+    outputs = []
+    for argv in (
+        ["daily", "--json"],
+        ["session", "--json"],
+        ["session"],
+        ["daily", "--breakdown"],
+        ["session", "list"],
+        ["blocks", "--json"],
+    ):
+        r = run_tokmon(argv, {**e, "COLUMNS": "250"})
+        assert r.returncode == 0, (argv, r.stderr)
+        outputs.append(r.stdout)
+    assert _totals(run_tokmon(["daily", "--json"], e)) == FULL
+    text = "".join(outputs)
+    assert "/evil" in text and "title" in text  # the values are shown, cleaned
+    for bad in EVIL_BYTES:
+        assert bad not in text and json.dumps(bad)[1:-1] not in text, repr(bad)

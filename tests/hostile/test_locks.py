@@ -137,3 +137,39 @@ def test_lock_file_symlink_is_not_followed(
     assert r.returncode == 0, r.stderr
     assert not target.exists()  # used to be created (empty, 0600) through the link
     assert lock_path.is_file() and not lock_path.is_symlink()
+
+
+def test_refresh_reentered_from_its_own_callback_fails_at_once(tmp_path: Path) -> None:
+    """A refresh re-entered on the same engine (here from its progress callback, like a UI
+    that refreshes on progress) raises at once instead of waiting on its own lock; the
+    engine stays usable and exact."""
+    from tokmon.core.engine import Engine
+    from tokmon.paths import get_paths
+
+    root = _corpus(tmp_path) / "projects"
+    eng = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(tmp_path / "home")}))
+    inner: list[BaseException] = []
+
+    def progress(done: int, total: int) -> None:
+        try:
+            eng.refresh()
+        except RuntimeError as exc:
+            inner.append(exc)
+            raise
+
+    done = threading.Event()
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            eng.refresh(progress=progress)
+        except RuntimeError as exc:
+            err.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(60), "refresh() waited on itself"
+    assert inner and "not re-entrant" in str(inner[0]) and err
+    eng.refresh()
+    assert eng.report("daily").to_json()["totals"]["inputTokens"] == 35

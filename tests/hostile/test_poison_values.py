@@ -101,3 +101,45 @@ def test_one_warning_and_the_ledger_saves(poisoned: dict[str, str], tokmon_home:
     r2 = run_tokmon(["daily", "--json"], poisoned)
     assert r2.returncode == 0 and not r2.stderr.strip()  # loaded back, nothing to re-read
     assert json.loads(r2.stdout)["totals"]["inputTokens"] == GOOD_IN
+
+
+def test_other_agents_poison_values_are_skipped(tmp_path: Path, env: dict[str, str]) -> None:
+    """A Codex rollout with a 10^15-token event and one dated in the year 9999: both are
+    malformed input (one warning line), the good event counts; they used to count, a
+    billion-dollar session."""
+    day = tmp_path / "codex" / "sessions" / "2026" / "11" / "01"
+    day.mkdir(parents=True)
+    ts = "2026-11-01T10:00:00.000Z"
+
+    def usage(inp: int) -> dict[str, int]:
+        return {"input_tokens": inp, "cached_input_tokens": 0, "output_tokens": 7,
+                "reasoning_output_tokens": 0, "total_tokens": inp + 7}  # fmt: skip
+
+    def event(when: str, total: int, last: int) -> dict[str, object]:
+        return {"timestamp": when, "type": "event_msg", "payload": {"type": "token_count",
+                "info": {"total_token_usage": usage(total), "last_token_usage": usage(last)}}}  # fmt: skip
+
+    lines = [
+        {"timestamp": ts, "type": "session_meta", "payload": {"id": "s", "cwd": "/w", "timestamp": ts}},
+        {"timestamp": ts, "type": "turn_context", "payload": {"model": "gpt-5", "cwd": "/w"}},
+        event(ts, 10**15, 10**15),
+        event("9999-12-31T23:00:00Z", 10**15 + 5, 5),
+        event(ts, 10**15 + 15, 10),
+    ]  # fmt: skip
+    (day / "rollout-2026-11-01T10-00-00-a.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in lines)
+    )
+    e = {
+        **env,
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "claude"),
+        "CODEX_HOME": str(tmp_path / "codex"),
+    }
+    (tmp_path / "claude" / "projects").mkdir(parents=True)
+    for n in range(2):
+        r = run_tokmon(["session", "--agent", "codex", "--json"], e)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        t = json.loads(r.stdout)["totals"]
+        assert (t["inputTokens"], t["outputTokens"]) == (10, 7)
+        notes = [ln for ln in r.stderr.splitlines() if "malformed" in ln]
+        assert len(notes) == (1 if n == 0 else 0), r.stderr  # said when first read
+        assert n == 1 or "2 codex" in notes[0]

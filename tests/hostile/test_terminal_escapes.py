@@ -125,3 +125,38 @@ def test_watch_dashboard_bytes(evil_env: dict[str, str]) -> None:
         child.close(force=True)
     bad = [f for f in ("\x1b]52", "\x1b]2;HACKED", "\x9b", "\u202e", "\x1b[8m") if f in seen]
     assert not bad, bad
+
+
+@pytest.mark.slow
+def test_other_agents_logs_are_cleaned_too(tmp_path: Path) -> None:
+    """A Codex rollout is untrusted text like a Claude transcript: its working directory,
+    model and file name (the session id) reach the reports without their escapes."""
+    env = hs_env(tmp_path)
+    codex = tmp_path / "codex"
+    day = codex / "sessions" / "2026" / "11" / "01"
+    day.mkdir(parents=True)
+    name = "rollout-2026-11-01T10-00-00-evil\x1b]2;F\x07name.jsonl"
+    ts = "2026-11-01T10:00:00.000Z"
+    usage = {"input_tokens": 90, "cached_input_tokens": 0, "output_tokens": 7,
+             "reasoning_output_tokens": 0, "total_tokens": 97}  # fmt: skip
+    lines = [
+        {"timestamp": ts, "type": "session_meta",
+         "payload": {"id": "s-1", "cwd": EVIL_CWD, "timestamp": ts}},
+        {"timestamp": ts, "type": "turn_context",
+         "payload": {"model": "gpt-5\x1b]52;c;cHduZWQ=\x07", "cwd": EVIL_CWD}},
+        {"timestamp": ts, "type": "event_msg", "payload": {"type": "token_count",
+         "info": {"total_token_usage": usage, "last_token_usage": usage}}},
+    ]  # fmt: skip
+    (day / name).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    env["CODEX_HOME"] = str(codex)
+    out = ""
+    for argv in (
+        ["session", "--agent", "codex"],
+        ["session", "--agent", "codex", "--json"],
+        ["daily", "--agent", "all", "--breakdown"],
+        ["monthly", "--agent", "all", "--json"],
+    ):
+        got = _ok(argv, env)
+        _clean(got, " ".join(argv))
+        out += got
+    assert "97" in out and "evil" in out and "proj" in out  # the session is there, cleaned

@@ -305,6 +305,8 @@ def check_ledger(env: Mapping[str, str], paths: Any) -> Check:
         SCHEMA_VERSION,
         LedgerDB,
         LedgerError,
+        LedgerNewer,
+        LedgerUnavailable,
         json_ledger_path,
         ledger_path,
     )
@@ -321,6 +323,22 @@ def check_ledger(env: Mapping[str, str], paths: Any) -> Check:
             n, files = db.count(), len(db.load_state().files)
         finally:
             db.close()
+    except LedgerNewer as exc:  # never to be moved aside: a newer tokmon is using it
+        return Check(
+            "ledger",
+            PROBLEM,
+            f"{path}: {exc}",
+            f"upgrade tokmon (`pipx upgrade {DISTRIBUTION}`); until then reports come from "
+            "the transcripts only and the ledger is left untouched",
+        )
+    except LedgerUnavailable as exc:  # nothing says it is broken: never advise a rebuild
+        return Check(
+            "ledger",
+            PROBLEM,
+            f"{path} cannot be opened now: {exc}",
+            f"check the free space and the permissions of {path.parent} (tokmon needs to "
+            "create files there); reports meanwhile are not saved",
+        )
     except (LedgerError, sqlite3.Error) as exc:
         return Check(
             "ledger",

@@ -252,7 +252,41 @@ def _resolve_session(ctx: Context, engine: Engine, ref: str) -> str:
     except RefError as exc:
         if exc.ambiguous:
             raise CLIError(str(exc)) from None
+        parent = _subagent_parent(engine, ref)
+        if parent is not None:
+            ctx.warn(
+                f"{ref} is a subagent's transcript (ccusage names a session after its file); "
+                f"tokmon counts it in the session that started it: tokmon session --id {parent}"
+            )
         return ref
+
+
+def _subagent_parent(engine: Engine, ref: str) -> str | None:
+    """The session a ccusage ``agent-…`` id (a subagent transcript's file name, flat or under
+    ``<session>/subagents/``) belongs to: the ``sessionId`` its lines carry."""
+    import re
+
+    from tokmon.textsafe import safe_text
+
+    if not re.fullmatch(r"agent-[A-Za-z0-9]{1,64}", ref):
+        return None
+    name = f"{ref}.jsonl"
+    for root in engine.roots:
+        base = Path(root)
+        try:
+            files = [*base.glob(f"*/{name}"), *base.glob(f"*/*/subagents/{name}")]
+        except OSError:
+            continue
+        for f in files:
+            try:
+                with open(f, "rb") as fh:
+                    for _, line in zip(range(50), fh, strict=False):
+                        m = re.search(rb'"sessionId":"([^"\\]{1,200})"', line)
+                        if m:
+                            return safe_text(m.group(1).decode("utf-8", "replace"))
+            except OSError:
+                continue
+    return None
 
 
 def session_entries(engine: Engine, opts: dict[str, Any]) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.sources import SOURCES
 from tokmon.sources.base import AgentUsage, FileState, Source
-from tokmon.sources.collect import SourceReader
+from tokmon.sources.collect import SourceReader, clean_usage
 from tokmon.sources.report import record_cost, usage_record
 
 log = logging.getLogger("tokmon.agents")
@@ -148,6 +148,12 @@ class AgentStore:
                 continue
             changes.files_read += stats.files_read
             changes.bytes_read += stats.bytes_read
+            if stats.poisoned:  # said once: the lines are not read again
+                log.warning(
+                    "skipped %d %s record(s) with impossible values (malformed input)",
+                    stats.poisoned,
+                    agent,
+                )
             if not (stats.files_read or stats.new_records or stats.removed_files):
                 continue
             self.dirty = True
@@ -246,7 +252,7 @@ class AgentStore:
         for p, st in body["states"].items():
             reader.states[p] = FileState(st[0], tuple(st[1]), st[2], st[3], st[4])
         for p, rows in body["records"].items():
-            reader.by_file[p] = {row["key"]: AgentUsage(**row) for row in rows}
+            reader.by_file[p] = {row["key"]: clean_usage(AgentUsage(**row)) for row in rows}
 
     def _forget(self, agent: str) -> None:
         reader = self.readers.get(agent)

@@ -97,6 +97,20 @@ _IN_CHUNK = 500
 KEEP_CHANGES = 10_000  # generations whose changed sessions are kept (for other processes)  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
 
 
+_CORE_TABLES = ("meta", "files", "records", "changes", "titles", "agent_state")
+
+
+def loose_tables(conn: sqlite3.Connection, names: Iterable[str]) -> list[str]:
+    """Which of the tables ``names`` exist but are not ``STRICT`` (SQLite then stores a value
+    of any type in any column: not a table tokmon created; its values cannot be trusted)."""
+    want = set(names)
+    return sorted(
+        row[1]
+        for row in conn.execute("PRAGMA table_list")
+        if row[1] in want and row[2] == "table" and not row[5]
+    )
+
+
 class LedgerError(Exception):
     """The ledger file is unreadable or not a tokmon database."""
 
@@ -292,6 +306,9 @@ class LedgerDB:
             raise LedgerNewer(row[0])
         if conn.execute("SELECT value FROM meta WHERE key='dbid'").fetchone() is None:
             raise LedgerError("corrupt ledger (no id)")
+        loose = loose_tables(conn, _CORE_TABLES)
+        if loose:  # tokmon creates them STRICT: something else rewrote the schema
+            raise LedgerError(f"corrupt ledger (table {', '.join(loose)} not STRICT)")
 
     def close(self) -> None:
         with self._mu:
@@ -494,7 +511,9 @@ class LedgerDB:
         """The time of the latest record before ``ts`` (None: there is none)."""
         with self._mu:
             row = self.conn.execute(
-                f"SELECT max(ts) FROM records WHERE agent='{CLAUDE}' AND ts < ?", (ts,)
+                f"SELECT ts FROM records WHERE agent='{CLAUDE}' AND ts < ? AND {_VALID} "
+                "ORDER BY ts DESC LIMIT 1",  # backwards on the time index, first valid row
+                (ts,),
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
@@ -505,7 +524,7 @@ class LedgerDB:
         with self._mu:
             row = self.conn.execute(
                 "SELECT count(*), total(input), total(output), total(cc), total(cr), total(cost) "
-                f"FROM records WHERE agent='{CLAUDE}' AND ts >= ? AND ts < ?",
+                f"FROM records WHERE agent='{CLAUDE}' AND ts >= ? AND ts < ? AND {_VALID}",
                 (lo, hi),
             ).fetchone()
         return (
@@ -556,9 +575,9 @@ class LedgerDB:
     def agent_state(self) -> dict[str, bytes]:
         """The other agents' saved reader state, per agent."""
         with self._mu:
-            return {
-                a: bytes(b) for a, b in self.conn.execute("SELECT agent, body FROM agent_state")
-            }
+            rows = self.conn.execute("SELECT agent, body FROM agent_state").fetchall()
+        # (a body of another type: written around the schema; that agent's logs are re-read)
+        return {a: bytes(b) for a, b in rows if type(a) is str and type(b) is bytes}
 
     # -- copies ------------------------------------------------------------------------------
 

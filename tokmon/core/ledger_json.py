@@ -23,6 +23,7 @@ from tokmon.core.model import ROW_KEY, UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.core.records import valid_row
 from tokmon.fsutil import atomic_write
+from tokmon.textsafe import safe_text
 
 LEDGER_VERSION = 4
 MIGRATES_FROM = (2, 3)
@@ -133,7 +134,8 @@ class Ledger:
         if type(titles) is dict:
             for sid, t in titles.items():
                 if type(t) is dict and all(type(x) is str for x in t.values()):
-                    led.titles[sid] = t
+                    # written before titles were cleaned where they enter (issue 10, item 5)
+                    led.titles[safe_text(sid)] = {k: safe_text(x) for k, x in t.items()}
                 else:
                     dropped += 1
         else:
@@ -144,7 +146,16 @@ class Ledger:
         bad_records = 0
         for t in rows:
             if valid_row(t):
-                recs[t[ROW_KEY]] = new(rec, t)  # type: ignore[index,arg-type]
+                r = new(rec, t)  # type: ignore[arg-type]
+                if not (
+                    r.session_id + r.project + r.model
+                ).isprintable():  # an old ledger's raw text
+                    r = r._replace(
+                        session_id=safe_text(r.session_id),
+                        project=safe_text(r.project),
+                        model=safe_text(r.model),
+                    )
+                recs[t[ROW_KEY]] = r  # type: ignore[index]
             else:
                 bad_records += 1
         led.dropped = dropped + bad_records

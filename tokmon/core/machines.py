@@ -12,7 +12,6 @@ machine name so it can never collide with another machine's.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import socket
@@ -25,7 +24,10 @@ from typing import Any
 import orjson
 
 from tokmon.core.model import FIELDS, UsageRecord
+from tokmon.core.parser import MAX_COST
+from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
 from tokmon.fsutil import FileLock, atomic_write
+from tokmon.textsafe import safe_text
 
 EXPORT_FORMAT = "tokmon-ledger-export"
 EXPORT_VERSION = 1
@@ -192,7 +194,9 @@ def _row_to_record(row: Any) -> tuple[UsageRecord, str]:
     if not isinstance(row, list) or len(row) != len(FIELDS) + 1:
         raise ValueError("row width")
     ts, sid, proj, model, i, o, cc, c1h, cr, key, cost, dcost, machine = row
-    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts):
+    # the poison guards of every other way in (parser, ledger): one bad row is skipped and
+    # counted, never the whole import failing on the database's constraints
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not TS_MIN <= ts < TS_MAX:
         raise ValueError("timestamp")
     for s in (sid, proj, model, key, machine):
         if not isinstance(s, str) or len(s) > 4096:
@@ -200,19 +204,19 @@ def _row_to_record(row: Any) -> tuple[UsageRecord, str]:
     if not key:
         raise ValueError("empty key")
     for n in (i, o, cc, c1h, cr):
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n > 10**12:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n > MAX_TOKENS:
             raise ValueError("token count")
-    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or not math.isfinite(cost):
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or not abs(cost) <= MAX_COST:
         raise ValueError("cost")
     if dcost is not None and (
-        not isinstance(dcost, (int, float)) or isinstance(dcost, bool) or not math.isfinite(dcost)
+        not isinstance(dcost, (int, float)) or isinstance(dcost, bool) or not abs(dcost) <= MAX_COST
     ):
         raise ValueError("display cost")
     rec = UsageRecord(
         float(ts),
-        sid,
-        proj,
-        model,
+        safe_text(sid),  # text from another machine's file: shown on this terminal
+        safe_text(proj),
+        safe_text(model),
         i,
         o,
         cc,
@@ -258,9 +262,9 @@ def import_rows(
             incoming.append((rec.with_cost(engine.prices.cost_in_mode(rec, mode)), machine))
         known = engine.ledger.titles
         new_titles = [
-            (sid, k, v)
+            (safe_text(sid), k, safe_text(v)[:200])
             for sid, t in titles.items()
-            if isinstance(sid, str) and isinstance(t, dict) and sid not in known
+            if isinstance(sid, str) and isinstance(t, dict) and safe_text(sid) not in known
             for k, v in t.items()
             if k in ("ai-title", "custom-title") and isinstance(v, str)
         ]

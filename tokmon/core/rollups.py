@@ -52,11 +52,12 @@ from typing import Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
+from tokmon.core.ledger import loose_tables
 from tokmon.core.model import Block, BurnRate, Projection, TokenCounts, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: STRICT tables (a value of the wrong type is refused on write)
 BUCKET = 900  # seconds: 15 minutes, the finest zone offset step
 PICO = 10**12  # cost unit: picodollars
 _NO_PROJECT = (float("-inf"), "")
@@ -89,39 +90,39 @@ _TABLES = (
 _SUMS = ", ".join(f"{c} INTEGER NOT NULL" for c in ("i", "o", "cc", "c1h", "cr", "cost", "n"))
 
 _SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS rollup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS rollup_cell (
   agent TEXT NOT NULL, bucket INTEGER NOT NULL, model TEXT NOT NULL, session_id TEXT NOT NULL,
   project TEXT NOT NULL, {_SUMS}, first REAL NOT NULL, last REAL NOT NULL,
-  PRIMARY KEY (agent, bucket, model, session_id, project)) WITHOUT ROWID;
+  PRIMARY KEY (agent, bucket, model, session_id, project)) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollup_cell_session ON rollup_cell (agent, session_id, bucket);
 CREATE INDEX IF NOT EXISTS rollup_cell_project ON rollup_cell (agent, project, bucket);
 CREATE TABLE IF NOT EXISTS rollup_bucket (
   agent TEXT NOT NULL, bucket INTEGER NOT NULL, model TEXT NOT NULL, {_SUMS},
   first REAL NOT NULL, last REAL NOT NULL,
-  PRIMARY KEY (agent, bucket, model)) WITHOUT ROWID;
+  PRIMARY KEY (agent, bucket, model)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_total (
   agent TEXT NOT NULL, model TEXT NOT NULL, {_SUMS}, first REAL NOT NULL, last REAL NOT NULL,
-  PRIMARY KEY (agent, model)) WITHOUT ROWID;
+  PRIMARY KEY (agent, model)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_session (
   agent TEXT NOT NULL, session_id TEXT NOT NULL, project TEXT NOT NULL,
   project_ts REAL NOT NULL, first REAL NOT NULL, last REAL NOT NULL,
-  PRIMARY KEY (agent, session_id)) WITHOUT ROWID;
+  PRIMARY KEY (agent, session_id)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_session_model (
   agent TEXT NOT NULL, session_id TEXT NOT NULL, model TEXT NOT NULL, {_SUMS},
   first REAL NOT NULL, last REAL NOT NULL,
-  PRIMARY KEY (agent, session_id, model)) WITHOUT ROWID;
+  PRIMARY KEY (agent, session_id, model)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_block (
   agent TEXT NOT NULL, first REAL NOT NULL, start REAL NOT NULL, last REAL NOT NULL,
   n INTEGER NOT NULL, i INTEGER NOT NULL, o INTEGER NOT NULL, cc INTEGER NOT NULL,
   cr INTEGER NOT NULL, cost REAL NOT NULL, models TEXT NOT NULL,
-  PRIMARY KEY (agent, first)) WITHOUT ROWID;
+  PRIMARY KEY (agent, first)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_block_model (
   agent TEXT NOT NULL, first REAL NOT NULL, model TEXT NOT NULL, {_SUMS},
-  PRIMARY KEY (agent, first, model)) WITHOUT ROWID;
+  PRIMARY KEY (agent, first, model)) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_project (
   agent TEXT NOT NULL, project TEXT NOT NULL, n INTEGER NOT NULL,
-  PRIMARY KEY (agent, project)) WITHOUT ROWID;
+  PRIMARY KEY (agent, project)) STRICT, WITHOUT ROWID;
 """
 
 # sums of one group: i, o, cc, c1h, cr, cost (picodollars), n, first, last
@@ -254,6 +255,7 @@ class Rollups:
                 row is not None
                 and row[0] == str(SCHEMA_VERSION)
                 and self._meta("block_seconds") == repr(float(self.block_seconds))
+                and not loose_tables(c, _TABLES)  # a schema rewritten around STRICT
             )
             if ok:
                 return False

@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
 from tokmon.sources.base import AgentUsage, FileState, Source
+from tokmon.textsafe import safe_text
+
+MAX_COST = 1e6  # USD per record: beyond it a figure is poison, not a price (as parser.MAX_COST)
+
+
+def poisoned(r: AgentUsage) -> bool:
+    """Whether ``r`` carries a value no real usage has (the guards of Claude's parser: a
+    count above 10^9, a time outside 1970..2200, a cost beyond $1M or not finite)."""
+    if not (math.isfinite(r.ts) and TS_MIN <= r.ts < TS_MAX):
+        return True
+    for n in (
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_read_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+    ):
+        if not 0 <= n <= MAX_TOKENS:
+            return True
+    return any(
+        v is not None and not (math.isfinite(v) and abs(v) <= MAX_COST) for v in (r.cost, r.credits)
+    )
+
+
+def clean_usage(r: AgentUsage) -> AgentUsage:
+    """``r`` with its shown text (session id, project, model) free of control characters:
+    an agent's log is untrusted text like a Claude transcript (docs/security.md)."""
+    if (r.session_id + r.project + r.model).isprintable():
+        return r
+    return replace(
+        r,
+        session_id=safe_text(r.session_id),
+        project=safe_text(r.project),
+        model=safe_text(r.model),
+    )
 
 
 @dataclass
@@ -19,6 +56,7 @@ class RefreshStats:
     bytes_read: int = 0
     new_records: int = 0
     removed_files: list[str] = field(default_factory=list)
+    poisoned: int = 0  # records skipped for an impossible value
 
 
 class SourceReader:
@@ -59,8 +97,10 @@ class SourceReader:
             if res.records:
                 last_wins = self.source.file_last_wins
                 for r in res.records:
-                    if last_wins or r.key not in bucket:
-                        bucket[r.key] = r
+                    if poisoned(r):
+                        stats.poisoned += 1
+                    elif last_wins or r.key not in bucket:
+                        bucket[r.key] = clean_usage(r)
                 stats.new_records += len(res.records)
                 self._cache = None
         if only is not None:
