@@ -233,3 +233,68 @@ def test_standalone_daemon_refreshes_on_scrape(
         code = p.wait(timeout=30)
     assert code == 0 or os.name == "nt"
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+
+
+def test_cost_counter_never_decreases_across_a_repricing(cli: Any, tmp_path: Path) -> None:
+    """A `cost_mode` change reprices the ledger down: the published cost keeps its value (no
+    counter reset), later spend adds exactly itself, and a repricing back up re-joins the
+    ledger's total."""
+    import json
+
+    from conftest import assistant_line, write_lines
+
+    # published Sonnet 4.5 prices: $3 / M input, $15 / M output
+    def priced(inp: int, out: int) -> float:
+        return inp * 3e-6 + out * 15e-6
+
+    claude = tmp_path / "claude"
+    transcript = claude / "projects" / "-p" / "s.jsonl"
+    write_lines(
+        transcript,
+        [assistant_line("2026-11-20T10:00:00.000Z", msg_id="m1", req_id="r1", inp=1000, out=2000)],
+    )
+    cfg = tmp_path / "cfg.toml"
+    e = {"CLAUDE_CONFIG_DIR": str(claude), "TOKMON_CONFIG": str(cfg)}
+
+    def published() -> float:
+        r = cli("export", "prometheus", extra_env=e)
+        assert r.code == 0, r.err
+        return sum(v for _, v in _samples(r.out, "tokmon_cost_USD_total"))
+
+    def ledger_total() -> float:
+        r = cli("daily", "--json", extra_env=e)
+        assert r.code == 0, r.err
+        return float(json.loads(r.out)["totals"]["totalCost"])
+
+    cfg.write_text('cost_mode = "calculate"\n')
+    first = priced(1000, 2000)
+    assert ledger_total() == pytest.approx(first, abs=1e-12)
+    assert published() == pytest.approx(first, abs=1e-12)
+    # display mode: no costUSD on the line, so the ledger's cost drops to 0 ...
+    cfg.write_text('cost_mode = "display"\n')
+    assert ledger_total() == 0
+    # ... and the counter stays where it was
+    assert published() == pytest.approx(first, abs=1e-12)
+    assert published() == pytest.approx(first, abs=1e-12)  # and again
+    # new spend (a legacy costUSD line) adds exactly itself
+    write_lines(
+        transcript,
+        [
+            assistant_line(
+                "2026-11-20T11:00:00.000Z",
+                msg_id="m2",
+                req_id="r2",
+                inp=150_000,
+                out=10,
+                extra={"costUSD": 0.25},
+            )
+        ],
+    )
+    assert ledger_total() == pytest.approx(0.25, abs=1e-12)
+    assert published() == pytest.approx(first + 0.25, abs=1e-12)
+    # back to prices: the ledger's total is above the published value, which re-joins it
+    cfg.write_text('cost_mode = "calculate"\n')
+    total = priced(1000, 2000) + priced(150_000, 10)
+    assert total > first + 0.25
+    assert ledger_total() == pytest.approx(total, abs=1e-12)
+    assert published() == pytest.approx(total, abs=1e-12)

@@ -7,6 +7,13 @@ to ``export.top_projects`` named projects plus ``other``. The named set is stick
 state dir): a project that once got its own label keeps it, one that arrives later when the
 set is full stays in ``other``, so no counter ever moves between series and goes backwards.
 Per-session series are opt-in and limited to sessions active in the last 7 days.
+
+The cost counter never goes down: a price-table or ``cost_mode`` change reprices the whole
+ledger, and a repricing that lowers a series' cost would read as a counter reset (Prometheus's
+``increase()`` would then count the whole total again). :class:`CostFloor` keeps, per series,
+the last published value and an offset set at each repricing to the smallest one that keeps
+the series monotonic (state dir, ``metrics-cost.json``); between repricings the offsets are
+fixed, so increases are exactly the new spend, and a repricing upwards clears them.
 """
 
 from __future__ import annotations
@@ -108,6 +115,100 @@ class ProjectLabels:
         return {p: (p if p in self.named else OTHER) for p in totals}
 
 
+CostKey = tuple[str, str, str, str]
+
+
+class CostFloor:
+    """Published cost values kept monotonic across repricings (see the module doc).
+
+    ``path`` None keeps the state in memory only (a non-persistent engine).
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.prices: str | None = None
+        self.rows: dict[CostKey, tuple[float, float]] = {}  # key -> (last published, offset)
+        self._stamp: tuple[int, int] | None = None
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self.path is None:
+            return
+        stamp = _stamp(self.path)
+        if self._loaded and stamp == self._stamp:
+            return
+        self._loaded, self._stamp = True, stamp
+        if stamp is None:
+            return
+        try:
+            doc = orjson.loads(self.path.read_bytes())
+            if doc.get("version") != self.VERSION:
+                raise ValueError("unknown version")
+            rows: dict[CostKey, tuple[float, float]] = {}
+            for a, m, p, mach, last, off in doc["series"]:
+                rows[(str(a), str(m), str(p), str(mach))] = (float(last), float(off))
+            prices = doc.get("prices")
+            self.prices = prices if isinstance(prices, str) else None
+            self.rows = rows
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring unreadable %s (%s)", self.path, exc)
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        from tokmon.fsutil import atomic_write
+
+        doc = {
+            "version": self.VERSION,
+            "prices": self.prices,
+            "series": [[*k, last, off] for k, (last, off) in sorted(self.rows.items())],
+        }
+        try:
+            atomic_write(self.path, orjson.dumps(doc), fsync=False)
+            self._stamp = _stamp(self.path)
+        except OSError as exc:
+            log.warning("cannot save %s: %s", self.path, exc)
+
+    def apply(self, cost: dict[CostKey, float], prices: str) -> dict[CostKey, float]:
+        """The values to publish for the ledger's ``cost`` sums priced under ``prices``."""
+        self._load()
+        repriced = self.prices is not None and self.prices != prices
+        out: dict[CostKey, float] = {}
+        changed = repriced or self.prices is None
+        for k, c in cost.items():
+            prev = self.rows.get(k)
+            if prev is None:
+                out[k] = c
+                self.rows[k] = (c, 0.0)
+                changed = True
+                continue
+            last, off = prev
+            if repriced:
+                off = max(0.0, last - c)
+            v = c + off
+            if v < last:  # float rounding of a re-ordered sum, or a record moved machine
+                off += last - v
+                v = last
+            out[k] = v
+            if (v, off) != prev:
+                self.rows[k] = (v, off)
+                changed = True
+        self.prices = prices
+        if changed:
+            self._save()
+        return out
+
+
+def price_key(engine: Any) -> str:
+    """What the ledger's costs were computed with (price table and ``cost_mode``)."""
+    fn = getattr(engine, "_price_key", None)
+    if callable(fn):
+        return str(fn())
+    return f"{getattr(engine.prices, 'signature', '')}|{_cfg(engine.config, 'cost_mode', '')}"
+
+
 @dataclass
 class Series:
     """One consistent set of samples."""
@@ -143,6 +244,9 @@ class SeriesSource:
         )
         state = engine.paths.state_dir / "metrics-projects.json" if engine.persist else None
         self.projects = ProjectLabels(state, int(limit))
+        self.floor = CostFloor(
+            engine.paths.state_dir / "metrics-cost.json" if engine.persist else None
+        )
         self.machine = local_machine(self.env, cfg)
         self.providers = _env_providers(self.env)
         self._cached: tuple[Any, Series] | None = None
@@ -153,10 +257,11 @@ class SeriesSource:
         recs = eng.records
         mm = engine_machine_map(eng)
         mm_key = os.fspath(mm.path), _stamp(mm.path)
-        key = (eng.version, len(recs), mm_key)
+        key = (eng.version, len(recs), mm_key, price_key(eng))
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
         s = _counters(recs, mm, self.machine, self.projects, self.per_session)
+        s.cost = self.floor.apply(s.cost, price_key(eng))
         self._cached = (key, s)
         return s
 
