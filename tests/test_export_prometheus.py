@@ -35,6 +35,7 @@ if PROMETHEUS is None:
     pytestmark.append(pytest.mark.skip(reason="Debian's prometheus package is not installed"))
 
 TIMEOUT = 90.0
+BUDGET_USD = 1000.0  # the [[budgets]] entry of the test config (monthly)
 
 
 def free_port() -> int:
@@ -77,10 +78,14 @@ class Stack:
                 "NO_COLOR": "1",
                 "TOKMON_MACHINE": "ci-box",
                 "TOKMON_METRICS_PROVIDERS": "export_budget_provider:gauges",
+                "TOKMON_CONFIG": str(root / "config.toml"),
                 "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]),
             }
         )
         self.env = env
+        (root / "config.toml").write_text(
+            f'[[budgets]]\nname = "monthly"\nperiod = "month"\nusd = {BUDGET_USD}\n'
+        )
         self.port = free_port()
         self.prom_port = free_port()
         self.tokmon: subprocess.Popen[bytes] | None = None
@@ -327,9 +332,34 @@ def test_gauges_official_and_budget(stack: Stack) -> None:
     # the appended response (now) opened an active block holding exactly its tokens
     assert stack.scalar("tokmon_block_active") == 1.0
     assert stack.scalar("tokmon_block_tokens") == 123 + 456 + 789 + 1011
+    # a plugin's gauge (TOKMON_METRICS_PROVIDERS) next to the built-in ones
     spent = stack.scalar("sum(tokmon_cost_USD_total)") or 0.0
-    ratio = stack.scalar("tokmon_budget_used_ratio")
+    ratio = stack.scalar("tokmon_plugin_spend_ratio")
     assert ratio == pytest.approx(spent / 1000.0, rel=1e-6)
+    # the configured budget: this month's spend (the monthly report) against its limit
+    monthly = run_tokmon(["monthly", "--json"], stack.env)
+    assert monthly.returncode == 0, monthly.stderr
+    this_month = datetime.now(timezone.utc).strftime("%Y-%m")
+    month = next(m for m in json.loads(monthly.stdout)["monthly"] if m["month"] == this_month)
+    assert month["totalCost"] > 0  # the appended response
+    rows = wait_for(
+        lambda: (
+            (r := stack.query("tokmon_budget_used_ratio"))
+            and float(r[0]["value"][1]) == pytest.approx(month["totalCost"] / BUDGET_USD, rel=1e-9)
+            and r
+        ),
+        "the budget gauge",
+        timeout=30,
+    )
+    assert len(rows) == 1
+    assert {k: rows[0]["metric"][k] for k in ("budget", "period", "unit", "machine")} == {
+        "budget": "monthly",
+        "period": "month",
+        "unit": "usd",
+        "machine": "ci-box",
+    }
+    assert stack.scalar("tokmon_budget_limit") == BUDGET_USD
+    assert stack.scalar("tokmon_budget_used") == pytest.approx(month["totalCost"], rel=1e-9)
 
 
 def substitute(expr: str) -> str:

@@ -362,6 +362,7 @@ class SeriesSource:
                             float(w.observed_at),
                         )
                     )
+        out += budget_gauges(eng, self.env, self.machine, now)
         recs = eng.records
         if recs:
             out.append(
@@ -378,6 +379,58 @@ class SeriesSource:
             except Exception as exc:
                 log.warning("metrics provider %r failed: %s", fn, exc)
         return out
+
+
+BUDGET_GAUGES = ("budget_used_ratio", "budget_used", "budget_limit", "budget_projected_ratio")
+
+
+def budget_gauges(engine: Any, env: Any, machine: str, now: float) -> list[Gauge]:
+    """The config's ``[[budgets]]`` in their current period (the figures of `tokmon limits`):
+    used / limit, used, limit (USD or tokens, label ``unit``) and the projected ratio."""
+    from tokmon import budgets as budgets_mod
+    from tokmon.core.timeutil import resolve_tz
+
+    path = getattr(engine.config, "path", None) or engine.paths.config_file
+    try:
+        blist = budgets_mod.load(path)
+        if not blist:
+            return []
+        meta: dict[str, Any] = {}
+        if any(b.tag for b in blist):
+            from tokmon.metadata.store import MetadataStore
+
+            meta = MetadataStore(paths=engine.paths).all()
+        rows = budgets_mod.usage(
+            blist,
+            engine.records,
+            now,
+            resolve_tz(engine.config.get("timezone")),
+            meta,
+            env=env,
+            prices=engine.prices,
+        )
+    except Exception as exc:  # a bad [[budgets]] entry must not break the metrics
+        log.warning("budget gauges: %s", exc)
+        return []
+    out: list[Gauge] = []
+    for b in rows:
+        lab = {
+            "budget": str(b["name"]),
+            "period": b["period"],
+            "unit": b["unit"],
+            "machine": machine,
+        }
+        limit = float(b["limit"])
+        out += [
+            Gauge("budget_used_ratio", "budget use in its current period (1 = the limit)", lab,
+                  float(b["used"]) / limit),
+            Gauge("budget_used", "budget use in its current period (USD or tokens: unit)", lab,
+                  float(b["used"])),
+            Gauge("budget_limit", "budget limit (USD or tokens: unit)", lab, limit),
+            Gauge("budget_projected_ratio", "use projected at the period's end / limit", lab,
+                  float(b["projected"]) / limit),
+        ]  # fmt: skip
+    return out
 
 
 def _cfg(cfg: Any, key: str, default: Any) -> Any:
