@@ -298,3 +298,46 @@ def test_cost_counter_never_decreases_across_a_repricing(cli: Any, tmp_path: Pat
     assert total > first + 0.25
     assert ledger_total() == pytest.approx(total, abs=1e-12)
     assert published() == pytest.approx(total, abs=1e-12)
+
+
+def test_counters_carry_every_agent(cli: Any, tmp_path: Path) -> None:
+    """Codex and Amp logs next to the Claude corpus: one `agent` label each, with the agents
+    corpus's independently recounted token totals, and per-agent cost equal to the report."""
+    import json
+    import shutil
+
+    from conftest import agents_corpus
+
+    agents = agents_corpus()
+    if not (corpus_path() / "projects").is_dir() or not (agents / "codex").is_dir():
+        msg = f"Claude corpus ({corpus_path()}) or agents corpus ({agents}) not found"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    claude, codex, amp = tmp_path / "claude", tmp_path / "codex", tmp_path / "amp"
+    shutil.copytree(corpus_path(), claude)
+    shutil.copytree(agents / "codex", codex)
+    shutil.copytree(agents / "amp", amp)
+    e = {"CLAUDE_CONFIG_DIR": str(claude), "CODEX_HOME": str(codex), "AMP_DATA_DIR": str(amp)}
+    r = cli("export", "prometheus", extra_env=e)
+    assert r.code == 0, r.err
+    tokens: dict[str, float] = {}
+    for labels, v in _samples(r.out, "tokmon_tokens_total"):
+        tokens[labels["agent"]] = tokens.get(labels["agent"], 0) + v
+    cost: dict[str, float] = {}
+    for labels, v in _samples(r.out, "tokmon_cost_USD_total"):
+        cost[labels["agent"]] = cost.get(labels["agent"], 0) + v
+    # docs/agents/README.md and the agents corpus README (as in test_web_agents.py)
+    assert tokens["codex"] == 71_217_150
+    assert tokens["amp"] == 114_201
+    daily = cli("daily", "--agent", "all", "--json", extra_env=e)
+    assert daily.code == 0, daily.err
+    want: dict[str, dict[str, float]] = {}
+    for row in json.loads(daily.out)["daily"]:
+        acc = want.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
+        acc["cost"] += row["totalCost"]
+        acc["tokens"] += row["totalTokens"]
+    assert set(tokens) == set(want) == {"claude", "codex", "amp"}
+    for agent, w in want.items():
+        assert tokens[agent] == w["tokens"], agent
+        assert cost[agent] == pytest.approx(w["cost"], rel=1e-9, abs=1e-9), agent

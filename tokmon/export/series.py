@@ -2,10 +2,11 @@
 
 Counters are sums over the whole ledger (never increments kept in memory), so a restart,
 a second exporter or a backfill gives the same values and nothing is counted twice. Label
-sets are bounded: agent (``claude``), model, token type, machine, and a project label capped
-to ``export.top_projects`` named projects plus ``other``. The named set is sticky (kept in the
-state dir): a project that once got its own label keeps it, one that arrives later when the
-set is full stays in ``other``, so no counter ever moves between series and goes backwards.
+sets are bounded: agent (``claude`` and the other agents tokmon reads), model, token type,
+machine, and a project label capped to ``export.top_projects`` named projects plus
+``other``. The named set is sticky (kept in the state dir): a project that once got its own
+label keeps it, one that arrives later when the set is full stays in ``other``, so no
+counter ever moves between series and goes backwards.
 Per-session series are opt-in and limited to sessions active in the last 7 days.
 
 The cost counter never goes down: a price-table or ``cost_mode`` change reprices the whole
@@ -257,10 +258,13 @@ class SeriesSource:
         recs = eng.records
         mm = engine_machine_map(eng)
         mm_key = os.fspath(mm.path), _stamp(mm.path)
-        key = (eng.version, len(recs), mm_key, price_key(eng))
+        store = getattr(eng, "agents", None)
+        agents_version = getattr(store, "version", None)
+        key = (eng.version, len(recs), mm_key, price_key(eng), agents_version)
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
-        s = _counters(recs, mm, self.machine, self.projects, self.per_session)
+        by_agent = agent_records(eng)
+        s = _counters(by_agent, mm, self.machine, self.projects, self.per_session)
         s.cost = self.floor.apply(s.cost, price_key(eng))
         self._cached = (key, s)
         return s
@@ -449,50 +453,72 @@ def _stamp(p: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+def agent_records(engine: Any) -> list[tuple[str, list[Any]]]:
+    """``(agent, records)``: Claude Code's (the ledger's) first, then every other agent with
+    data when the engine reads them (``serve``, ``export``)."""
+    out: list[tuple[str, list[Any]]] = [(AGENT, engine.records)]
+    store = getattr(engine, "agents", None)
+    if store is not None:
+        try:
+            out += [(a, store.records(a)) for a in store.agents_with_data()]
+        except Exception as exc:  # one unreadable agent store must not break the metrics
+            log.warning("metrics: cannot read the other agents' records: %s", exc)
+    return out
+
+
 def _counters(
-    recs: list[Any], mm: MachineMap, local: str, projects: ProjectLabels, per_session: bool
+    by_agent: list[tuple[str, list[Any]]],
+    mm: MachineMap,
+    local: str,
+    projects: ProjectLabels,
+    per_session: bool,
 ) -> Series:
     s = Series(machine=local)
-    if recs:
-        s.first_ts = float(recs[0].ts)
+    firsts = [float(recs[0].ts) for _, recs in by_agent if recs]
+    if firsts:
+        s.first_ts = min(firsts)
     machine_of = mm.machine_of
     has_imports = bool(mm.rows)
-    # one pass: sums per (model, project path, machine); labels are applied to the groups
-    groups: dict[tuple[str, str, str], list[float]] = {}
-    for r in recs:
-        mach = machine_of(r, local) if has_imports else local
-        gk = (r.model, r.project, mach)
-        g = groups.get(gk)
-        if g is None:
-            g = groups[gk] = [0, 0, 0, 0, 0.0, 0]
-        g[0] += r.input_tokens
-        g[1] += r.output_tokens
-        g[2] += r.cache_creation_tokens
-        g[3] += r.cache_read_tokens
-        g[4] += r.cost
-        g[5] += 1
-    names = {path: project_name(path) for _, path, _ in groups}
+    # one pass: sums per (agent, model, project path, machine); labels are applied to groups
+    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    for agent, recs in by_agent:
+        imported = has_imports and agent == AGENT  # ledger imports hold Claude records only
+        for r in recs:
+            mach = machine_of(r, local) if imported else local
+            gk = (agent, r.model, r.project, mach)
+            g = groups.get(gk)
+            if g is None:
+                g = groups[gk] = [0, 0, 0, 0, 0.0, 0]
+            g[0] += r.input_tokens
+            g[1] += r.output_tokens
+            g[2] += r.cache_creation_tokens
+            g[3] += r.cache_read_tokens
+            g[4] += r.cost
+            g[5] += 1
+    names = {path: project_name(path) for _, _, path, _ in groups}
     by_proj: dict[str, int] = {}
-    for (_, path, _), g in groups.items():
+    for (_, _, path, _), g in groups.items():
         n = names[path]
         by_proj[n] = by_proj.get(n, 0) + int(g[0] + g[1] + g[2] + g[3])
     label = projects.assign(by_proj)
     tokens, cost, resp = s.tokens, s.cost, s.responses
-    for (model, path, mach), g in groups.items():
+    for (agent, model, path, mach), g in groups.items():
         proj = label[names[path]]
-        ck = (AGENT, model, proj, mach)
+        ck = (agent, model, proj, mach)
         cost[ck] = cost.get(ck, 0.0) + g[4]
         resp[ck] = resp.get(ck, 0) + int(g[5])
         for tname, v in zip(TOKEN_TYPES, g[:4], strict=False):
-            tk = (AGENT, model, tname, proj, mach)
+            tk = (agent, model, tname, proj, mach)
             tokens[tk] = tokens.get(tk, 0) + int(v)
     if per_session:
         cutoff = time.time() - SESSION_WINDOW
-        recent = {r.session_id for r in recs if r.ts >= cutoff}
         sess = s.session_tokens
-        for r in recs:
-            if r.session_id in recent:
-                mach = machine_of(r, local) if has_imports else local
-                sk = (r.session_id, label[names[r.project]], mach)
-                sess[sk] = sess.get(sk, 0) + r.total_tokens
+        for agent, recs in by_agent:
+            imported = has_imports and agent == AGENT
+            recent = {r.session_id for r in recs if r.ts >= cutoff}
+            for r in recs:
+                if r.session_id in recent:
+                    mach = machine_of(r, local) if imported else local
+                    sk = (r.session_id, label[names[r.project]], mach)
+                    sess[sk] = sess.get(sk, 0) + r.total_tokens
     return s
