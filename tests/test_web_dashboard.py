@@ -917,6 +917,50 @@ def test_transcript_append_updates_the_page_without_reload(
     print(f"append -> DOM update: {latency * 1000:.0f} ms")
 
 
+def test_block_card_limit_bar_and_projection_equal_the_api(
+    server: WebServer, browser: Any, corpus: Path
+) -> None:
+    """The current block after the append above, plus a second response (so it has a burn
+    rate): its cost, tokens, limit bar and projection on the page are the API's."""
+    goto(browser, server, "#/")
+    before = wait_for(lambda: dom_value(browser, "block-tokens"), what="the active block")
+    path = sorted(
+        p for p in (corpus / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+    )[0]
+    sid, cwd = session_of(path)
+    # (dated now: after every official figure, so the limits' calibration stays as it was)
+    append(path, usage_line(sid, cwd, inp=30_000, out=9_000))
+    wait_for(
+        lambda: dom_value(browser, "block-tokens") == before + 39_000,
+        timeout=30,
+        what="the block card to gain the response",
+    )
+    s = server.get("/api/summary")
+    blk, limit = s["activeBlock"], s["tokenLimit"]["tokens"]
+    assert blk["totalTokens"] == before + 39_000
+    assert dom_value(browser, "block-cost") == blk["costUSD"]
+    proj = blk["projection"]
+    assert proj is not None and proj["totalTokens"] > blk["totalTokens"]
+
+    def style(elem_id: str, prop: str) -> float:
+        return float(browser.find_element("id", elem_id).value_of_css_property(prop)[:-2])
+
+    bar = style("block-bar", "width")
+    # the fill and the projection mark sit where the API's figures put them on the bar
+    want_fill = min(100.0, blk["totalTokens"] / limit * 100) / 100 * bar
+    want_mark = min(99.5, proj["totalTokens"] / limit * 100) / 100 * bar
+    wait_for(
+        lambda: abs(style("block-fill", "width") - want_fill) <= 1.5,  # after its transition
+        what="the fill at the block's share of the limit",
+    )
+    assert abs(style("block-proj-mark", "left") - want_mark) <= 1.5
+    assert browser.find_element("id", "block-proj-mark").is_displayed()
+    text = browser.find_element("id", "block-proj").text
+    assert f"${proj['totalCost']:,.2f}" in text, text
+    limit_text = browser.find_element("id", "block-limit").text
+    assert f"{blk['totalTokens'] / limit * 100:.0f}% of" in limit_text, limit_text
+
+
 def test_limits_mark_a_figure_that_is_no_longer_current(server: WebServer, browser: Any) -> None:
     """After the append above, local usage came after Claude Code's last figure: the 7-day
     window is an ESTIMATE (with a calibration) or marked stale (without), never plain."""

@@ -333,7 +333,12 @@
       const b = el("span", "badge est", "ESTIMATE");
       b.title = "no fresh official figure: the last one plus local usage since (a lower bound)";
       row.append(b);
-    } else if (w.stale) row.append(el("span", "badge stale", "stale"));
+    } else if (w.stale) {
+      const b = el("span", "badge stale", "stale");
+      b.title = "local usage came after this official figure and there is no calibration yet " +
+        "to estimate from: the real figure is higher";
+      row.append(b);
+    }
     card.append(row);
     const bar = el("div", "bar");
     const fill = el("div", "fill" + level(w.usedPercent));
