@@ -466,3 +466,33 @@ def test_imported_machine_shows_up_without_restart(stack: Stack) -> None:
         )
 
     assert wait_for(remote, "the imported machine's series", timeout=30) == 11 + 22 + 33 + 44
+
+
+def _doc_yaml(heading: str) -> str:
+    """The first ```yaml block after ``heading`` in docs/team.md."""
+    text = (REPO / "docs" / "team.md").read_text(encoding="utf-8")
+    start = text.index(heading)
+    m = re.search(r"```yaml\n(.*?)```", text[start:], re.S)
+    assert m, heading
+    return m.group(1)
+
+
+def test_documented_alerting_rules_load_and_evaluate(stack: Stack) -> None:
+    """docs/team.md's example rules: Prometheus's own promtool accepts them, and every rule's
+    expression's left side selects live series (a wrong metric name or label filter
+    would select nothing)."""
+    rules = stack.root / "rules.yml"
+    rules.write_text(_doc_yaml("## Example alerting rules"))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool comes with Debian's prometheus package"
+    r = subprocess.run(
+        [promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = re.findall(r"- alert: (\w+)", rules.read_text())
+    exprs = dict(zip(names, re.findall(r"expr: (.+)", rules.read_text()), strict=True))
+    assert len(exprs) >= 5
+    for name, expr in exprs.items():
+        # the comparison dropped: the left side must select live series
+        left = re.split(r"\s[<>=!]=?\s", expr)[0]
+        assert stack.query(left), (name, left)
