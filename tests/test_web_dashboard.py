@@ -416,6 +416,23 @@ def test_page_loads_and_numbers_equal_the_api(server: WebServer, browser: Any) -
         "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)"
     )
     assert set(hosts) <= {f"127.0.0.1:{server.port}"}, hosts
+    # and the page does not poll: with nothing changing, no API request follows the first
+    # render (updates come over the one event stream)
+    requests = (
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+        ".filter(p => p.startsWith('/api/') && p !== '/api/events').length"
+    )
+    wait_for(  # the first render's requests have all answered
+        lambda: browser.execute_script(
+            "return !!Chart.getChart(document.getElementById('official-chart'))"
+            " && document.querySelectorAll('#limits-windows .win').length > 0"
+        ),
+        what="the official chart and the limits card",
+    )
+    first = browser.execute_script(requests)
+    assert first > 0
+    time.sleep(4)
+    assert browser.execute_script(requests) == first
 
 
 def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> None:
