@@ -298,6 +298,15 @@ def test_cost_counter_never_decreases_across_a_repricing(cli: Any, tmp_path: Pat
     assert total > first + 0.25
     assert ledger_total() == pytest.approx(total, abs=1e-12)
     assert published() == pytest.approx(total, abs=1e-12)
+    # another Claude dir (another ledger, same tokmon home): the first one's values are no
+    # floor for its series
+    other = tmp_path / "other"
+    write_lines(
+        other / "projects" / "-p" / "s.jsonl",
+        [assistant_line("2026-11-21T10:00:00.000Z", msg_id="m9", req_id="r9", inp=10, out=20)],
+    )
+    e = {"CLAUDE_CONFIG_DIR": str(other), "TOKMON_CONFIG": str(cfg)}
+    assert published() == pytest.approx(priced(10, 20), abs=1e-12)
 
 
 def test_counters_carry_every_agent(cli: Any, tmp_path: Path) -> None:

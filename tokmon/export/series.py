@@ -13,8 +13,8 @@ The cost counter never goes down: a price-table or ``cost_mode`` change reprices
 ledger, and a repricing that lowers a series' cost would read as a counter reset (Prometheus's
 ``increase()`` would then count the whole total again). :class:`CostFloor` keeps, per series,
 the last published value and an offset set at each repricing to the smallest one that keeps
-the series monotonic (state dir, ``metrics-cost.json``); between repricings the offsets are
-fixed, so increases are exactly the new spend, and a repricing upwards clears them.
+the series monotonic (state dir, ``metrics-cost-<ledger>.json``); between repricings the
+offsets are fixed, so increases are exactly the new spend, and a repricing upwards clears them.
 """
 
 from __future__ import annotations
@@ -245,9 +245,9 @@ class SeriesSource:
         )
         state = engine.paths.state_dir / "metrics-projects.json" if engine.persist else None
         self.projects = ProjectLabels(state, int(limit))
-        self.floor = CostFloor(
-            engine.paths.state_dir / "metrics-cost.json" if engine.persist else None
-        )
+        # one floor per ledger (per set of roots): another ledger's values are no floor here
+        floor_file = f"metrics-cost-{engine.ledger_file.stem}.json" if engine.persist else None
+        self.floor = CostFloor(engine.paths.state_dir / floor_file if floor_file else None)
         self.machine = local_machine(self.env, cfg)
         self.providers = _env_providers(self.env)
         self._cached: tuple[Any, Series] | None = None
