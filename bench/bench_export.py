@@ -34,7 +34,7 @@ def main() -> int:
     from tokmon.core.machines import MachineMap
     from tokmon.core.model import UsageRecord
     from tokmon.export.prometheus import build_registry
-    from tokmon.export.series import ProjectLabels, Series, _counters
+    from tokmon.export.series import AGENT, CostFloor, ProjectLabels, Series, _counters
 
     recs = [
         UsageRecord(
@@ -63,8 +63,12 @@ def main() -> int:
             runs.append(time.perf_counter() - t)
         return statistics.median(runs), out
 
-    t_counters, series = timed(lambda: _counters(recs, mm, "bench", ProjectLabels(None, 20), False))
+    t_counters, series = timed(
+        lambda: _counters([(AGENT, recs)], mm, "bench", ProjectLabels(None, 20), False)
+    )
     assert isinstance(series, Series)
+    floor = CostFloor(None)  # the monotonic cost counter's pass (in memory here)
+    t_floor, _ = timed(lambda: floor.apply(series.cost, "bench-prices"))
     reg = build_registry(lambda: series)
     t_expo, text = timed(lambda: generate_latest(reg))
     print(
@@ -72,6 +76,7 @@ def main() -> int:
             {
                 "records": a.records,
                 "counters_s": round(t_counters, 3),
+                "cost_floor_s": round(t_floor, 5),
                 "exposition_s": round(t_expo, 4),
                 "exposition_bytes": len(text),
                 "token_series": len(series.tokens),

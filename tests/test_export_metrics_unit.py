@@ -233,3 +233,120 @@ def test_standalone_daemon_refreshes_on_scrape(
         code = p.wait(timeout=30)
     assert code == 0 or os.name == "nt"
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+
+
+def test_cost_counter_never_decreases_across_a_repricing(cli: Any, tmp_path: Path) -> None:
+    """A `cost_mode` change reprices the ledger down: the published cost keeps its value (no
+    counter reset), later spend adds exactly itself, and a repricing back up re-joins the
+    ledger's total."""
+    import json
+
+    from conftest import assistant_line, write_lines
+
+    # published Sonnet 4.5 prices: $3 / M input, $15 / M output
+    def priced(inp: int, out: int) -> float:
+        return inp * 3e-6 + out * 15e-6
+
+    claude = tmp_path / "claude"
+    transcript = claude / "projects" / "-p" / "s.jsonl"
+    write_lines(
+        transcript,
+        [assistant_line("2026-11-20T10:00:00.000Z", msg_id="m1", req_id="r1", inp=1000, out=2000)],
+    )
+    cfg = tmp_path / "cfg.toml"
+    e = {"CLAUDE_CONFIG_DIR": str(claude), "TOKMON_CONFIG": str(cfg)}
+
+    def published() -> float:
+        r = cli("export", "prometheus", extra_env=e)
+        assert r.code == 0, r.err
+        return sum(v for _, v in _samples(r.out, "tokmon_cost_USD_total"))
+
+    def ledger_total() -> float:
+        r = cli("daily", "--json", extra_env=e)
+        assert r.code == 0, r.err
+        return float(json.loads(r.out)["totals"]["totalCost"])
+
+    cfg.write_text('cost_mode = "calculate"\n')
+    first = priced(1000, 2000)
+    assert ledger_total() == pytest.approx(first, abs=1e-12)
+    assert published() == pytest.approx(first, abs=1e-12)
+    # display mode: no costUSD on the line, so the ledger's cost drops to 0 ...
+    cfg.write_text('cost_mode = "display"\n')
+    assert ledger_total() == 0
+    # ... and the counter stays where it was
+    assert published() == pytest.approx(first, abs=1e-12)
+    assert published() == pytest.approx(first, abs=1e-12)  # and again
+    # new spend (a legacy costUSD line) adds exactly itself
+    write_lines(
+        transcript,
+        [
+            assistant_line(
+                "2026-11-20T11:00:00.000Z",
+                msg_id="m2",
+                req_id="r2",
+                inp=150_000,
+                out=10,
+                extra={"costUSD": 0.25},
+            )
+        ],
+    )
+    assert ledger_total() == pytest.approx(0.25, abs=1e-12)
+    assert published() == pytest.approx(first + 0.25, abs=1e-12)
+    # back to prices: the ledger's total is above the published value, which re-joins it
+    cfg.write_text('cost_mode = "calculate"\n')
+    total = priced(1000, 2000) + priced(150_000, 10)
+    assert total > first + 0.25
+    assert ledger_total() == pytest.approx(total, abs=1e-12)
+    assert published() == pytest.approx(total, abs=1e-12)
+    # another Claude dir (another ledger, same tokmon home): the first one's values are no
+    # floor for its series
+    other = tmp_path / "other"
+    write_lines(
+        other / "projects" / "-p" / "s.jsonl",
+        [assistant_line("2026-11-21T10:00:00.000Z", msg_id="m9", req_id="r9", inp=10, out=20)],
+    )
+    e = {"CLAUDE_CONFIG_DIR": str(other), "TOKMON_CONFIG": str(cfg)}
+    assert published() == pytest.approx(priced(10, 20), abs=1e-12)
+
+
+def test_counters_carry_every_agent(cli: Any, tmp_path: Path) -> None:
+    """Codex and Amp logs next to the Claude corpus: one `agent` label each, with the agents
+    corpus's independently recounted token totals, and per-agent cost equal to the report."""
+    import json
+    import shutil
+
+    from conftest import agents_corpus
+
+    agents = agents_corpus()
+    if not (corpus_path() / "projects").is_dir() or not (agents / "codex").is_dir():
+        msg = f"Claude corpus ({corpus_path()}) or agents corpus ({agents}) not found"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    claude, codex, amp = tmp_path / "claude", tmp_path / "codex", tmp_path / "amp"
+    shutil.copytree(corpus_path(), claude)
+    shutil.copytree(agents / "codex", codex)
+    shutil.copytree(agents / "amp", amp)
+    e = {"CLAUDE_CONFIG_DIR": str(claude), "CODEX_HOME": str(codex), "AMP_DATA_DIR": str(amp)}
+    r = cli("export", "prometheus", extra_env=e)
+    assert r.code == 0, r.err
+    tokens: dict[str, float] = {}
+    for labels, v in _samples(r.out, "tokmon_tokens_total"):
+        tokens[labels["agent"]] = tokens.get(labels["agent"], 0) + v
+    cost: dict[str, float] = {}
+    for labels, v in _samples(r.out, "tokmon_cost_USD_total"):
+        cost[labels["agent"]] = cost.get(labels["agent"], 0) + v
+    # docs/agents/README.md and the agents corpus README (as in test_web_agents.py)
+    assert tokens["codex"] == 71_217_150
+    assert tokens["amp"] == 114_201
+    daily = cli("daily", "--agent", "all", "--json", extra_env=e)
+    assert daily.code == 0, daily.err
+    want: dict[str, dict[str, float]] = {}
+    for row in json.loads(daily.out)["daily"]:
+        acc = want.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
+        acc["cost"] += row["totalCost"]
+        acc["tokens"] += row["totalTokens"]
+    assert set(tokens) == set(want) == {"claude", "codex", "amp"}
+    for agent, w in want.items():
+        assert tokens[agent] == w["tokens"], agent
+        assert cost[agent] == pytest.approx(w["cost"], rel=1e-9, abs=1e-9), agent

@@ -113,8 +113,15 @@ def series(req: ExportMetricsServiceRequest, name: str) -> dict[tuple[tuple[str,
 
 
 @pytest.fixture
-def corpus_env(env: dict[str, str], corpus_copy: Path) -> dict[str, str]:
-    return {**env, "CLAUDE_CONFIG_DIR": str(corpus_copy), "TOKMON_MACHINE": "otlp-box"}
+def corpus_env(env: dict[str, str], corpus_copy: Path, tmp_path: Path) -> dict[str, str]:
+    cfg = tmp_path / "otlp-config.toml"
+    cfg.write_text('[[budgets]]\nname = "all-time-ish"\nperiod = "month"\nusd = 500.0\n')
+    return {
+        **env,
+        "CLAUDE_CONFIG_DIR": str(corpus_copy),
+        "TOKMON_MACHINE": "otlp-box",
+        "TOKMON_CONFIG": str(cfg),
+    }
 
 
 def test_backfill_totals_and_idempotence(corpus_env: dict[str, str], receiver: Receiver) -> None:
@@ -155,6 +162,22 @@ def test_backfill_totals_and_idempotence(corpus_env: dict[str, str], receiver: R
     assert by_type == {t: float(tot[k]) for t, k in TYPES.items()}
     cost = sum(value(p) for p in points(req, "tokmon.cost"))
     assert cost == pytest.approx(tot["totalCost"], rel=1e-9, abs=1e-6)
+    # the configured budget's gauges: this month's spend (the monthly report) and the limit
+    monthly = json.loads(run_tokmon(["monthly", "--json"], corpus_env).stdout)["monthly"]
+    from datetime import datetime, timezone
+
+    this_month = datetime.now(timezone.utc).strftime("%Y-%m")
+    spent = sum(m["totalCost"] for m in monthly if m["month"] == this_month)
+    (limit,) = points(req, "tokmon.budget_limit")
+    assert value(limit) == 500.0
+    assert attrs(limit.attributes) == {
+        "budget": "all-time-ish",
+        "period": "month",
+        "unit": "usd",
+        "machine": "otlp-box",
+    }
+    (used,) = points(req, "tokmon.budget_used")
+    assert value(used) == pytest.approx(spent, abs=1e-9)
 
     # a second backfill: the same cumulative values with the same start time, so a backend
     # computing increases sees none

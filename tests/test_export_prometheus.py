@@ -35,6 +35,7 @@ if PROMETHEUS is None:
     pytestmark.append(pytest.mark.skip(reason="Debian's prometheus package is not installed"))
 
 TIMEOUT = 90.0
+BUDGET_USD = 1000.0  # the [[budgets]] entry of the test config (monthly)
 
 
 def free_port() -> int:
@@ -77,10 +78,14 @@ class Stack:
                 "NO_COLOR": "1",
                 "TOKMON_MACHINE": "ci-box",
                 "TOKMON_METRICS_PROVIDERS": "export_budget_provider:gauges",
+                "TOKMON_CONFIG": str(root / "config.toml"),
                 "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]),
             }
         )
         self.env = env
+        (root / "config.toml").write_text(
+            f'[[budgets]]\nname = "monthly"\nperiod = "month"\nusd = {BUDGET_USD}\n'
+        )
         self.port = free_port()
         self.prom_port = free_port()
         self.tokmon: subprocess.Popen[bytes] | None = None
@@ -327,9 +332,34 @@ def test_gauges_official_and_budget(stack: Stack) -> None:
     # the appended response (now) opened an active block holding exactly its tokens
     assert stack.scalar("tokmon_block_active") == 1.0
     assert stack.scalar("tokmon_block_tokens") == 123 + 456 + 789 + 1011
+    # a plugin's gauge (TOKMON_METRICS_PROVIDERS) next to the built-in ones
     spent = stack.scalar("sum(tokmon_cost_USD_total)") or 0.0
-    ratio = stack.scalar("tokmon_budget_used_ratio")
+    ratio = stack.scalar("tokmon_plugin_spend_ratio")
     assert ratio == pytest.approx(spent / 1000.0, rel=1e-6)
+    # the configured budget: this month's spend (the monthly report) against its limit
+    monthly = run_tokmon(["monthly", "--json"], stack.env)
+    assert monthly.returncode == 0, monthly.stderr
+    this_month = datetime.now(timezone.utc).strftime("%Y-%m")
+    month = next(m for m in json.loads(monthly.stdout)["monthly"] if m["month"] == this_month)
+    assert month["totalCost"] > 0  # the appended response
+    rows = wait_for(
+        lambda: (
+            (r := stack.query("tokmon_budget_used_ratio"))
+            and float(r[0]["value"][1]) == pytest.approx(month["totalCost"] / BUDGET_USD, rel=1e-9)
+            and r
+        ),
+        "the budget gauge",
+        timeout=30,
+    )
+    assert len(rows) == 1
+    assert {k: rows[0]["metric"][k] for k in ("budget", "period", "unit", "machine")} == {
+        "budget": "monthly",
+        "period": "month",
+        "unit": "usd",
+        "machine": "ci-box",
+    }
+    assert stack.scalar("tokmon_budget_limit") == BUDGET_USD
+    assert stack.scalar("tokmon_budget_used") == pytest.approx(month["totalCost"], rel=1e-9)
 
 
 def substitute(expr: str) -> str:
@@ -436,3 +466,33 @@ def test_imported_machine_shows_up_without_restart(stack: Stack) -> None:
         )
 
     assert wait_for(remote, "the imported machine's series", timeout=30) == 11 + 22 + 33 + 44
+
+
+def _doc_yaml(heading: str) -> str:
+    """The first ```yaml block after ``heading`` in docs/team.md."""
+    text = (REPO / "docs" / "team.md").read_text(encoding="utf-8")
+    start = text.index(heading)
+    m = re.search(r"```yaml\n(.*?)```", text[start:], re.S)
+    assert m, heading
+    return m.group(1)
+
+
+def test_documented_alerting_rules_load_and_evaluate(stack: Stack) -> None:
+    """docs/team.md's example rules: Prometheus's own promtool accepts them, and every rule's
+    expression's left side selects live series (a wrong metric name or label filter
+    would select nothing)."""
+    rules = stack.root / "rules.yml"
+    rules.write_text(_doc_yaml("## Example alerting rules"))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool comes with Debian's prometheus package"
+    r = subprocess.run(
+        [promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = re.findall(r"- alert: (\w+)", rules.read_text())
+    exprs = dict(zip(names, re.findall(r"expr: (.+)", rules.read_text()), strict=True))
+    assert len(exprs) >= 5
+    for name, expr in exprs.items():
+        # the comparison dropped: the left side must select live series
+        left = re.split(r"\s[<>=!]=?\s", expr)[0]
+        assert stack.query(left), (name, left)

@@ -138,6 +138,14 @@ def test_fresh_venv_install_by_name_from_a_built_wheel(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     wheels = [p.name for p in dist.glob("*.whl")]
     assert len(wheels) == 1 and wheels[0].startswith("tokmon_cli-0.1.0-"), wheels
+    # the web dashboard's assets ship inside the wheel, the chart library with its licence
+    import zipfile
+
+    with zipfile.ZipFile(dist / wheels[0]) as whl:
+        shipped = set(whl.namelist())
+    static = "tokmon/web/static/"
+    for name in ("index.html", "app.js", "app.css", "chart.umd.min.js", "chart.js.LICENSE.md"):
+        assert static + name in shipped, name
     prefix = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(prefix)
     py = _bin(prefix, "python")

@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ OPUS_7D = 12.0  # the per-model weekly window of the last payload
 WEEK = 7 * 86400.0
 BUDGET_USD = 750.0
 EARLIER_7D = [(6.5, 48.0), (4.5, 71.0), (1.5, 22.0)]  # (days ago, 7-day %) before the payloads
+ALERT_AT = 65.0  # the [alerts] official threshold (crossed by the alert test's 5-hour figure)
 
 
 def _chromedriver() -> str | None:
@@ -200,6 +202,11 @@ def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     with cfg_path.open("a", encoding="utf-8") as f:
         f.write(f'\n[[budgets]]\nname = "monthly"\nperiod = "month"\nusd = {BUDGET_USD}\n')
+        # one official threshold that only test_alert_banner_from_the_live_stream crosses
+        f.write(
+            f"\n[alerts]\nofficial = [{ALERT_AT}]\nprojected = []\nbudgets = []\n"
+            "terminal = false\ndesktop = false\n"
+        )
     return e
 
 
@@ -409,6 +416,27 @@ def test_page_loads_and_numbers_equal_the_api(server: WebServer, browser: Any) -
         "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)"
     )
     assert set(hosts) <= {f"127.0.0.1:{server.port}"}, hosts
+    # and the page does not poll: while nothing is pushed, no API request follows the first
+    # render (updates come over the one event stream; a push may re-read a figure)
+    probe = (
+        "const d = document.body.dataset;"
+        "return [performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+        ".filter(p => p.startsWith('/api/') && p !== '/api/events').length,"
+        " [d.updates, d.limitUpdates, d.alerts].join('/')]"
+    )
+    wait_for(  # the first render's requests have all answered
+        lambda: browser.execute_script(
+            "return !!Chart.getChart(document.getElementById('official-chart'))"
+            " && document.querySelectorAll('#limits-windows .win').length > 0"
+        ),
+        what="the official chart and the limits card",
+    )
+    requests, pushes = browser.execute_script(probe)
+    assert requests > 0
+    time.sleep(4)
+    requests_after, pushes_after = browser.execute_script(probe)
+    if pushes_after == pushes:
+        assert requests_after == requests, "the page made API requests with nothing pushed"
 
 
 def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> None:
@@ -421,16 +449,20 @@ def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> No
         return [float(c.get_attribute("data-value")) for c in cells]
 
     series = server.get("/api/series?period=day&by=project")["series"]
-    got = wait_for(lambda: table() if len(table()) == len(series) else None, what="spend table")
-    assert got == pytest.approx([s["totalCost"] for s in series])
+    want = [s["totalCost"] for s in series]
+    # (by model, shown between the two clicks, can have as many rows)
+    got = wait_for(lambda: (t := table()) == pytest.approx(want) and t, what="daily by project")
+    assert got == pytest.approx(want)
     assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
     assert browser.execute_script("return !!Chart.getChart(document.getElementById('spend-chart'))")
     # weekly by model: other buckets and keys, same money
     browser.find_element("css selector", "#spend-period button[data-v='week']").click()
     browser.find_element("css selector", "#spend-by button[data-v='model']").click()
     weekly = server.get("/api/series?period=week&by=model")["series"]
-    got = wait_for(lambda: table() if len(table()) == len(weekly) else None, what="weekly")
-    assert got == pytest.approx([s["totalCost"] for s in weekly])
+    want = [s["totalCost"] for s in weekly]
+    # (weekly by project, shown between the two clicks, has as many rows: top 7 + other)
+    got = wait_for(lambda: (t := table()) == pytest.approx(want) and t, what="weekly by model")
+    assert got == pytest.approx(want)
     assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
     labels = browser.execute_script(
         "return Chart.getChart(document.getElementById('spend-chart')).data.datasets"
@@ -580,11 +612,27 @@ def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
     points = wait_for(
         lambda: browser.execute_script(
             "const c = Chart.getChart(document.getElementById('official-chart'));"
-            "return c ? c.data.datasets.map(d => d.data) : null"
+            "return c ? c.data.datasets.map(d => d.data.map(p => [p.x, p.y])) : null"
         ),
         what="history chart",
     )
-    assert points == [[o[1] for o in OFFICIAL], [o[2] for o in OFFICIAL]]
+    assert [[y for _, y in line] for line in points] == [
+        [o[1] for o in OFFICIAL],
+        [o[2] for o in OFFICIAL],
+    ]
+    # on a time axis: x = when each figure was observed
+    seen = [datetime.fromisoformat(h["observedAt"]).timestamp() * 1000 for h in hist]
+    assert [x for x, _ in points[0]] == pytest.approx(seen, abs=1)
+    # every observation lies within a second or two here: the axis labels must still differ
+    # (with minute precision they all read the same time)
+    assert max(seen) - min(seen) < 60_000
+    labels = browser.execute_script(
+        "return Chart.getChart(document.getElementById('official-chart'))"
+        ".scales.x.ticks.map(t => t.label)"
+    )
+    shown = [lbl for lbl in labels if lbl]
+    assert len(shown) >= 2, labels
+    assert len(set(shown)) == len(shown), labels
 
 
 # -- limits and budgets (issue #15) -----------------------------------------------------------
@@ -733,6 +781,86 @@ def test_statusline_payload_updates_limits_without_reload(
     assert ys
 
 
+def test_alert_banner_from_the_live_stream(
+    server: WebServer, browser: Any, env: dict[str, str], shots: Path
+) -> None:
+    """A statusline payload crosses the configured threshold: the alert the server fires
+    reaches the open page as a banner (SSE ``tokmon/alert``), whatever the view."""
+    goto(browser, server, "#/spend")
+    browser.execute_script("window.__noReload = 9")
+    assert not browser.find_elements("css selector", "#alerts .alert")
+    five = ALERT_AT + 1
+    payload = {
+        "session_id": "official-d",
+        "rate_limits": {
+            "five_hour": {"used_percentage": five, "resets_at": time.time() + 2400},
+            "seven_day": {
+                "used_percentage": 61.0,
+                "resets_at": float(env["TOKMON_TEST_SEVEN_DAY_RESET"]),
+            },
+        },
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "line", "--claude"],
+        env=env,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    banner = wait_for(
+        lambda: browser.find_elements("css selector", "#alerts .alert"),
+        timeout=30,
+        what="the alert banner",
+    )
+    assert len(banner) == 1
+    # the same alert the alert log holds (whichever process fired it)
+    out = subprocess.run(
+        [sys.executable, "-m", "tokmon", "alerts", "log", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    logged = json.loads(out.stdout)["alerts"]
+    assert len(logged) == 1, logged
+    alert = logged[0]
+    assert alert["kind"] == "official" and alert["threshold"] == ALERT_AT
+    assert alert["value"] == five
+    row = banner[0]
+    assert row.get_attribute("data-alert-id") == str(alert["id"])
+    assert row.find_element("css selector", ".msg").text == alert["message"]
+    assert f"{five:.0f}%" in alert["message"] and f"{ALERT_AT:g}%" in alert["message"]
+    assert browser.execute_script("return window.__noReload") == 9
+    # it stays across views, and goes when dismissed
+    goto(browser, server, "#/")
+    assert browser.find_element("id", "alerts").is_displayed()
+    try:
+        for w, h in ((1280, 800), (390, 844)):
+            _emulate(browser, w, h, False)
+            browser.execute_script("window.scrollTo(0, 0)")
+            # (the charts follow the new width on their next resize callback)
+            wait_for(
+                lambda w=w: (
+                    browser.execute_script("return document.documentElement.scrollWidth") <= w
+                ),
+                what=f"no horizontal overflow at {w}px with the banner",
+            )
+            browser.save_screenshot(str(shots / f"alert-{w}x{h}-light.png"))
+    finally:
+        _emulate(browser, 1280, 800, False)
+    browser.find_element("css selector", "#alerts .alert button.dismiss").click()
+    wait_for(
+        lambda: not browser.find_elements("css selector", "#alerts .alert"),
+        what="the dismissed banner gone",
+    )
+    # and the empty box takes no room
+    box = "getComputedStyle(document.getElementById('alerts')).display"
+    assert browser.execute_script(f"return {box}") == "none"
+
+
 def test_cli_rename_reaches_the_open_page(
     server: WebServer, browser: Any, env: dict[str, str]
 ) -> None:
@@ -812,6 +940,50 @@ def test_transcript_append_updates_the_page_without_reload(
     assert browser.execute_script("return window.__noReload") == 42
     assert browser.execute_script("return document.body.dataset.updates") >= "1"
     print(f"append -> DOM update: {latency * 1000:.0f} ms")
+
+
+def test_block_card_limit_bar_and_projection_equal_the_api(
+    server: WebServer, browser: Any, corpus: Path
+) -> None:
+    """The current block after the append above, plus a second response (so it has a burn
+    rate): its cost, tokens, limit bar and projection on the page are the API's."""
+    goto(browser, server, "#/")
+    before = wait_for(lambda: dom_value(browser, "block-tokens"), what="the active block")
+    path = sorted(
+        p for p in (corpus / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+    )[0]
+    sid, cwd = session_of(path)
+    # (dated now: after every official figure, so the limits' calibration stays as it was)
+    append(path, usage_line(sid, cwd, inp=30_000, out=9_000))
+    wait_for(
+        lambda: dom_value(browser, "block-tokens") == before + 39_000,
+        timeout=30,
+        what="the block card to gain the response",
+    )
+    s = server.get("/api/summary")
+    blk, limit = s["activeBlock"], s["tokenLimit"]["tokens"]
+    assert blk["totalTokens"] == before + 39_000
+    assert dom_value(browser, "block-cost") == blk["costUSD"]
+    proj = blk["projection"]
+    assert proj is not None and proj["totalTokens"] > blk["totalTokens"]
+
+    def style(elem_id: str, prop: str) -> float:
+        return float(browser.find_element("id", elem_id).value_of_css_property(prop)[:-2])
+
+    bar = style("block-bar", "width")
+    # the fill and the projection mark sit where the API's figures put them on the bar
+    want_fill = min(100.0, blk["totalTokens"] / limit * 100) / 100 * bar
+    want_mark = min(99.5, proj["totalTokens"] / limit * 100) / 100 * bar
+    wait_for(
+        lambda: abs(style("block-fill", "width") - want_fill) <= 1.5,  # after its transition
+        what="the fill at the block's share of the limit",
+    )
+    assert abs(style("block-proj-mark", "left") - want_mark) <= 1.5
+    assert browser.find_element("id", "block-proj-mark").is_displayed()
+    text = browser.find_element("id", "block-proj").text
+    assert f"${proj['totalCost']:,.2f}" in text, text
+    limit_text = browser.find_element("id", "block-limit").text
+    assert f"{blk['totalTokens'] / limit * 100:.0f}% of" in limit_text, limit_text
 
 
 def test_limits_mark_a_figure_that_is_no_longer_current(server: WebServer, browser: Any) -> None:

@@ -196,7 +196,7 @@ def headers(items: list[str]) -> dict[str, str]:
 def _source(ctx: Context, per_session: bool) -> Any:
     from tokmon.export.series import SeriesSource
 
-    engine = ctx.engine()
+    engine = ctx.engine(agents=True)  # every agent's usage, labelled by agent
     _restore(ctx, engine)
     return SeriesSource(engine, per_session=per_session, env=ctx.env)
 
@@ -231,7 +231,14 @@ def _serve_metrics(args: argparse.Namespace, ctx: Context) -> int:
     def factory() -> Any:
         from tokmon.core.engine import Engine
 
-        return Engine(roots=roots, paths=ctx.paths, config=cfg, env=ctx.env, persist=not ctx.demo)
+        return Engine(
+            roots=roots,
+            paths=ctx.paths,
+            config=cfg,
+            env=ctx.env,
+            persist=not ctx.demo,
+            agents=not ctx.demo,
+        )
 
     service = Service(env=ctx.env, engine_factory=factory)
     opts = ExportOptions(

@@ -239,7 +239,7 @@ def _instruments(provider: MeterProvider, memo: _Memo) -> None:
 
 
 def _gauge_names(memo: _Memo) -> list[str]:
-    from tokmon.export.series import GAUGE_PROVIDERS
+    from tokmon.export.series import BUDGET_GAUGES, GAUGE_PROVIDERS
 
     base = [
         "block_active",
@@ -253,6 +253,7 @@ def _gauge_names(memo: _Memo) -> list[str]:
         "official_resets_at_seconds",
         "official_observed_at_seconds",
         "last_activity_timestamp_seconds",
+        *BUDGET_GAUGES,
     ]
     extra: list[str] = []
     if GAUGE_PROVIDERS or os.environ.get("TOKMON_METRICS_PROVIDERS"):

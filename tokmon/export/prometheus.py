@@ -73,13 +73,16 @@ class TokmonCollector(Collector):
                 st.add_metric(list(sk), float(sn))
             yield st
         fams: dict[str, GaugeMetricFamily] = {}
+        keys: dict[str, list[str]] = {}
         for g in s.gauges:
             fam = fams.get(g.name)
             if fam is None:
-                fam = fams[g.name] = GaugeMetricFamily(
-                    PREFIX + g.name, g.help, labels=sorted(g.labels)
-                )
-            fam.add_metric([g.labels[k] for k in sorted(g.labels)], g.value)
+                keys[g.name] = sorted(g.labels)
+                fam = fams[g.name] = GaugeMetricFamily(PREFIX + g.name, g.help, labels=keys[g.name])
+            elif sorted(g.labels) != keys[g.name]:  # e.g. a plugin reusing a built-in name
+                log.warning("metrics: skipping %s with other labels %s", g.name, sorted(g.labels))
+                continue
+            fam.add_metric([g.labels[k] for k in keys[g.name]], g.value)
         yield from fams.values()
 
 

@@ -2,11 +2,19 @@
 
 Counters are sums over the whole ledger (never increments kept in memory), so a restart,
 a second exporter or a backfill gives the same values and nothing is counted twice. Label
-sets are bounded: agent (``claude``), model, token type, machine, and a project label capped
-to ``export.top_projects`` named projects plus ``other``. The named set is sticky (kept in the
-state dir): a project that once got its own label keeps it, one that arrives later when the
-set is full stays in ``other``, so no counter ever moves between series and goes backwards.
+sets are bounded: agent (``claude`` and the other agents tokmon reads), model, token type,
+machine, and a project label capped to ``export.top_projects`` named projects plus
+``other``. The named set is sticky (kept in the state dir): a project that once got its own
+label keeps it, one that arrives later when the set is full stays in ``other``, so no
+counter ever moves between series and goes backwards.
 Per-session series are opt-in and limited to sessions active in the last 7 days.
+
+The cost counter never goes down: a price-table or ``cost_mode`` change reprices the whole
+ledger, and a repricing that lowers a series' cost would read as a counter reset (Prometheus's
+``increase()`` would then count the whole total again). :class:`CostFloor` keeps, per series,
+the last published value and an offset set at each repricing to the smallest one that keeps
+the series monotonic (state dir, ``metrics-cost-<ledger>.json``); between repricings the
+offsets are fixed, so increases are exactly the new spend, and a repricing upwards clears them.
 """
 
 from __future__ import annotations
@@ -108,6 +116,100 @@ class ProjectLabels:
         return {p: (p if p in self.named else OTHER) for p in totals}
 
 
+CostKey = tuple[str, str, str, str]
+
+
+class CostFloor:
+    """Published cost values kept monotonic across repricings (see the module doc).
+
+    ``path`` None keeps the state in memory only (a non-persistent engine).
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.prices: str | None = None
+        self.rows: dict[CostKey, tuple[float, float]] = {}  # key -> (last published, offset)
+        self._stamp: tuple[int, int] | None = None
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self.path is None:
+            return
+        stamp = _stamp(self.path)
+        if self._loaded and stamp == self._stamp:
+            return
+        self._loaded, self._stamp = True, stamp
+        if stamp is None:
+            return
+        try:
+            doc = orjson.loads(self.path.read_bytes())
+            if doc.get("version") != self.VERSION:
+                raise ValueError("unknown version")
+            rows: dict[CostKey, tuple[float, float]] = {}
+            for a, m, p, mach, last, off in doc["series"]:
+                rows[(str(a), str(m), str(p), str(mach))] = (float(last), float(off))
+            prices = doc.get("prices")
+            self.prices = prices if isinstance(prices, str) else None
+            self.rows = rows
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring unreadable %s (%s)", self.path, exc)
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        from tokmon.fsutil import atomic_write
+
+        doc = {
+            "version": self.VERSION,
+            "prices": self.prices,
+            "series": [[*k, last, off] for k, (last, off) in sorted(self.rows.items())],
+        }
+        try:
+            atomic_write(self.path, orjson.dumps(doc), fsync=False)
+            self._stamp = _stamp(self.path)
+        except OSError as exc:
+            log.warning("cannot save %s: %s", self.path, exc)
+
+    def apply(self, cost: dict[CostKey, float], prices: str) -> dict[CostKey, float]:
+        """The values to publish for the ledger's ``cost`` sums priced under ``prices``."""
+        self._load()
+        repriced = self.prices is not None and self.prices != prices
+        out: dict[CostKey, float] = {}
+        changed = repriced or self.prices is None
+        for k, c in cost.items():
+            prev = self.rows.get(k)
+            if prev is None:
+                out[k] = c
+                self.rows[k] = (c, 0.0)
+                changed = True
+                continue
+            last, off = prev
+            if repriced:
+                off = max(0.0, last - c)
+            v = c + off
+            if v < last:  # float rounding of a re-ordered sum, or a record moved machine
+                off += last - v
+                v = last
+            out[k] = v
+            if (v, off) != prev:
+                self.rows[k] = (v, off)
+                changed = True
+        self.prices = prices
+        if changed:
+            self._save()
+        return out
+
+
+def price_key(engine: Any) -> str:
+    """What the ledger's costs were computed with (price table and ``cost_mode``)."""
+    fn = getattr(engine, "_price_key", None)
+    if callable(fn):
+        return str(fn())
+    return f"{getattr(engine.prices, 'signature', '')}|{_cfg(engine.config, 'cost_mode', '')}"
+
+
 @dataclass
 class Series:
     """One consistent set of samples."""
@@ -143,6 +245,9 @@ class SeriesSource:
         )
         state = engine.paths.state_dir / "metrics-projects.json" if engine.persist else None
         self.projects = ProjectLabels(state, int(limit))
+        # one floor per ledger (per set of roots): another ledger's values are no floor here
+        floor_file = f"metrics-cost-{engine.ledger_file.stem}.json" if engine.persist else None
+        self.floor = CostFloor(engine.paths.state_dir / floor_file if floor_file else None)
         self.machine = local_machine(self.env, cfg)
         self.providers = _env_providers(self.env)
         self._cached: tuple[Any, Series] | None = None
@@ -153,10 +258,14 @@ class SeriesSource:
         recs = eng.records
         mm = engine_machine_map(eng)
         mm_key = os.fspath(mm.path), _stamp(mm.path)
-        key = (eng.version, len(recs), mm_key)
+        store = getattr(eng, "agents", None)
+        agents_version = getattr(store, "version", None)
+        key = (eng.version, len(recs), mm_key, price_key(eng), agents_version)
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
-        s = _counters(recs, mm, self.machine, self.projects, self.per_session)
+        by_agent = agent_records(eng)
+        s = _counters(by_agent, mm, self.machine, self.projects, self.per_session)
+        s.cost = self.floor.apply(s.cost, price_key(eng))
         self._cached = (key, s)
         return s
 
@@ -257,6 +366,7 @@ class SeriesSource:
                             float(w.observed_at),
                         )
                     )
+        out += budget_gauges(eng, self.env, self.machine, now)
         recs = eng.records
         if recs:
             out.append(
@@ -275,6 +385,58 @@ class SeriesSource:
         return out
 
 
+BUDGET_GAUGES = ("budget_used_ratio", "budget_used", "budget_limit", "budget_projected_ratio")
+
+
+def budget_gauges(engine: Any, env: Any, machine: str, now: float) -> list[Gauge]:
+    """The config's ``[[budgets]]`` in their current period (the figures of `tokmon limits`):
+    used / limit, used, limit (USD or tokens, label ``unit``) and the projected ratio."""
+    from tokmon import budgets as budgets_mod
+    from tokmon.core.timeutil import resolve_tz
+
+    path = getattr(engine.config, "path", None) or engine.paths.config_file
+    try:
+        blist = budgets_mod.load(path)
+        if not blist:
+            return []
+        meta: dict[str, Any] = {}
+        if any(b.tag for b in blist):
+            from tokmon.metadata.store import MetadataStore
+
+            meta = MetadataStore(paths=engine.paths).all()
+        rows = budgets_mod.usage(
+            blist,
+            engine.records,
+            now,
+            resolve_tz(engine.config.get("timezone")),
+            meta,
+            env=env,
+            prices=engine.prices,
+        )
+    except Exception as exc:  # a bad [[budgets]] entry must not break the metrics
+        log.warning("budget gauges: %s", exc)
+        return []
+    out: list[Gauge] = []
+    for b in rows:
+        lab = {
+            "budget": str(b["name"]),
+            "period": b["period"],
+            "unit": b["unit"],
+            "machine": machine,
+        }
+        limit = float(b["limit"])
+        out += [
+            Gauge("budget_used_ratio", "budget use in its current period (1 = the limit)", lab,
+                  float(b["used"]) / limit),
+            Gauge("budget_used", "budget use in its current period (USD or tokens: unit)", lab,
+                  float(b["used"])),
+            Gauge("budget_limit", "budget limit (USD or tokens: unit)", lab, limit),
+            Gauge("budget_projected_ratio", "use projected at the period's end / limit", lab,
+                  float(b["projected"]) / limit),
+        ]  # fmt: skip
+    return out
+
+
 def _cfg(cfg: Any, key: str, default: Any) -> Any:
     try:
         v = cfg.get(key)
@@ -291,50 +453,72 @@ def _stamp(p: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+def agent_records(engine: Any) -> list[tuple[str, list[Any]]]:
+    """``(agent, records)``: Claude Code's (the ledger's) first, then every other agent with
+    data when the engine reads them (``serve``, ``export``)."""
+    out: list[tuple[str, list[Any]]] = [(AGENT, engine.records)]
+    store = getattr(engine, "agents", None)
+    if store is not None:
+        try:
+            out += [(a, store.records(a)) for a in store.agents_with_data()]
+        except Exception as exc:  # one unreadable agent store must not break the metrics
+            log.warning("metrics: cannot read the other agents' records: %s", exc)
+    return out
+
+
 def _counters(
-    recs: list[Any], mm: MachineMap, local: str, projects: ProjectLabels, per_session: bool
+    by_agent: list[tuple[str, list[Any]]],
+    mm: MachineMap,
+    local: str,
+    projects: ProjectLabels,
+    per_session: bool,
 ) -> Series:
     s = Series(machine=local)
-    if recs:
-        s.first_ts = float(recs[0].ts)
+    firsts = [float(recs[0].ts) for _, recs in by_agent if recs]
+    if firsts:
+        s.first_ts = min(firsts)
     machine_of = mm.machine_of
     has_imports = bool(mm.rows)
-    # one pass: sums per (model, project path, machine); labels are applied to the groups
-    groups: dict[tuple[str, str, str], list[float]] = {}
-    for r in recs:
-        mach = machine_of(r, local) if has_imports else local
-        gk = (r.model, r.project, mach)
-        g = groups.get(gk)
-        if g is None:
-            g = groups[gk] = [0, 0, 0, 0, 0.0, 0]
-        g[0] += r.input_tokens
-        g[1] += r.output_tokens
-        g[2] += r.cache_creation_tokens
-        g[3] += r.cache_read_tokens
-        g[4] += r.cost
-        g[5] += 1
-    names = {path: project_name(path) for _, path, _ in groups}
+    # one pass: sums per (agent, model, project path, machine); labels are applied to groups
+    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    for agent, recs in by_agent:
+        imported = has_imports and agent == AGENT  # ledger imports hold Claude records only
+        for r in recs:
+            mach = machine_of(r, local) if imported else local
+            gk = (agent, r.model, r.project, mach)
+            g = groups.get(gk)
+            if g is None:
+                g = groups[gk] = [0, 0, 0, 0, 0.0, 0]
+            g[0] += r.input_tokens
+            g[1] += r.output_tokens
+            g[2] += r.cache_creation_tokens
+            g[3] += r.cache_read_tokens
+            g[4] += r.cost
+            g[5] += 1
+    names = {path: project_name(path) for _, _, path, _ in groups}
     by_proj: dict[str, int] = {}
-    for (_, path, _), g in groups.items():
+    for (_, _, path, _), g in groups.items():
         n = names[path]
         by_proj[n] = by_proj.get(n, 0) + int(g[0] + g[1] + g[2] + g[3])
     label = projects.assign(by_proj)
     tokens, cost, resp = s.tokens, s.cost, s.responses
-    for (model, path, mach), g in groups.items():
+    for (agent, model, path, mach), g in groups.items():
         proj = label[names[path]]
-        ck = (AGENT, model, proj, mach)
+        ck = (agent, model, proj, mach)
         cost[ck] = cost.get(ck, 0.0) + g[4]
         resp[ck] = resp.get(ck, 0) + int(g[5])
         for tname, v in zip(TOKEN_TYPES, g[:4], strict=False):
-            tk = (AGENT, model, tname, proj, mach)
+            tk = (agent, model, tname, proj, mach)
             tokens[tk] = tokens.get(tk, 0) + int(v)
     if per_session:
         cutoff = time.time() - SESSION_WINDOW
-        recent = {r.session_id for r in recs if r.ts >= cutoff}
         sess = s.session_tokens
-        for r in recs:
-            if r.session_id in recent:
-                mach = machine_of(r, local) if has_imports else local
-                sk = (r.session_id, label[names[r.project]], mach)
-                sess[sk] = sess.get(sk, 0) + r.total_tokens
+        for agent, recs in by_agent:
+            imported = has_imports and agent == AGENT
+            recent = {r.session_id for r in recs if r.ts >= cutoff}
+            for r in recs:
+                if r.session_id in recent:
+                    mach = machine_of(r, local) if imported else local
+                    sk = (r.session_id, label[names[r.project]], mach)
+                    sess[sk] = sess.get(sk, 0) + r.total_tokens
     return s

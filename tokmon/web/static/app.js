@@ -60,10 +60,11 @@
     if (a >= 1e4) return (v / 1e3).toFixed(0) + "K";
     return String(Math.round(v));
   }
-  function fmtWhen(iso) {
+  function fmtWhen(iso, seconds) {
     if (!iso) return "";
     const d = new Date(iso);
     const opts = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+    if (seconds) opts.second = "2-digit";
     if (d.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
     return d.toLocaleString(undefined, opts);
   }
@@ -208,43 +209,88 @@
   }
 
   function renderOfficial(o) {
+    if (renderOfficialBars(o)) loadOfficialHistory();
+  }
+
+  // the figures: from the summary first, then from /api/official's ``latest`` (read with the
+  // history, so bars and chart agree even when a statusline payload came after the summary)
+  function renderOfficialBars(o) {
     const has = o && (o.fiveHour || o.sevenDay);
     $("official-none").hidden = !!has;
     $("official-body").hidden = !has;
-    if (!has) return;
+    if (!has) return false;
     for (const [key, id] of [["fiveHour", "5h"], ["sevenDay", "7d"]]) {
       const w = o[key];
-      const pct = w ? w.usedPercentage : null;
+      const pct = w && Number.isFinite(w.usedPercentage) ? w.usedPercentage : null;
       text($("official-" + id), pct == null ? "–" : pct.toFixed(0) + "%");
       $("official-" + id).dataset.value = pct == null ? "" : String(pct);
       const f = $("official-" + id + "-fill");
       f.style.width = Math.min(100, pct || 0) + "%";
       f.className = "fill" + (pct >= 90 ? " bad" : pct >= 70 ? " warn" : "");
-      text($("official-" + id + "-reset"), w && w.resetsAt ? "resets " +
+      text($("official-" + id + "-reset"), w && Number.isFinite(w.resetsAt) ? "resets " +
         fmtWhen(new Date(w.resetsAt * 1000).toISOString()) : "");
     }
-    loadOfficialHistory();
+    return true;
   }
 
   async function loadOfficialHistory() {
     await whenChart();
     let h;
     try { h = await api("official"); } catch (e) { return; }
-    const pts = (h.history || []);
+    if (h.latest) renderOfficialBars(h.latest);
+    const pts = (h.history || []).filter((p) => Number.isFinite(Date.parse(p.observedAt)));
+    const xs = pts.map((p) => Date.parse(p.observedAt));
+    const line = (key) => pts.map((p, i) => ({ x: xs[i],
+      y: p[key] && Number.isFinite(p[key].usedPercentage) ? p[key].usedPercentage : null }));
     chart("official-chart", {
       type: "line",
       data: {
-        labels: pts.map((p) => fmtWhen(p.observedAt)),
         datasets: [
-          { label: "5 h %", data: pts.map((p) => p.fiveHour ? p.fiveHour.usedPercentage : null),
+          { label: "5 h %", data: line("fiveHour"),
             borderColor: PALETTE[0], backgroundColor: PALETTE[0], spanGaps: true, pointRadius: 2 },
-          { label: "7 d %", data: pts.map((p) => p.sevenDay ? p.sevenDay.usedPercentage : null),
+          { label: "7 d %", data: line("sevenDay"),
             borderColor: PALETTE[1], backgroundColor: PALETTE[1], spanGaps: true, pointRadius: 2 },
         ],
       },
-      options: { scales: { y: { min: 0, suggestedMax: 100 }, x: { ticks: xTicks(4) } },
-        plugins: { legend: { labels: { boxWidth: 10 } } } },
+      options: { scales: { y: { min: 0, suggestedMax: 100 },
+        x: timeAxis(Math.min(...xs), Math.max(...xs), isNarrow() ? 3 : 5) },
+        plugins: { legend: { labels: { boxWidth: 10 } },
+          tooltip: { callbacks: { title: (items) => fmtWhen(new Date(items[0].parsed.x).toISOString(),
+            true) } } } },
     });
+  }
+
+  // A linear time axis whose ticks sit on round local times (1 s ... 30 d apart, at most
+  // ``most`` of them) and whose labels carry just enough precision to differ: seconds when the
+  // observations lie within a few minutes, the date when they span days.
+  const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+    43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400];
+  function timeAxis(xmin, xmax, most) {
+    if (!Number.isFinite(xmin) || !Number.isFinite(xmax)) return { type: "linear" };
+    const pad = Math.max((xmax - xmin) * 0.04, 1000);
+    const lo = xmin - pad, hi = xmax + pad;
+    const step = (STEPS.find((s) => (hi - lo) / (s * 1000) <= most - 1) || STEPS[STEPS.length - 1]) * 1000;
+    const ticks = [];
+    for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) {
+      // round local times: shift by the zone offset so hours and midnights line up
+      const off = new Date(t).getTimezoneOffset() * 60e3;
+      const v = step >= 3600e3 ? Math.ceil((t - off) / step) * step + off : t;
+      if (v >= lo && v <= hi && !ticks.includes(v)) ticks.push(v);
+    }
+    const days = new Date(lo).toDateString() !== new Date(hi).toDateString();
+    const label = (v) => {
+      const d = new Date(v);
+      if (step >= 86400e3) return fmtDay(d.toISOString());
+      const t = d.toLocaleTimeString(undefined, step < 60e3
+        ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+        : { hour: "2-digit", minute: "2-digit" });
+      return days ? fmtDay(d.toISOString()) + " " + t : t;
+    };
+    return {
+      type: "linear", min: lo, max: hi,
+      afterBuildTicks: (scale) => { scale.ticks = ticks.map((value) => ({ value })); },
+      ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 12, callback: label },
+    };
   }
 
 
@@ -287,7 +333,12 @@
       const b = el("span", "badge est", "ESTIMATE");
       b.title = "no fresh official figure: the last one plus local usage since (a lower bound)";
       row.append(b);
-    } else if (w.stale) row.append(el("span", "badge stale", "stale"));
+    } else if (w.stale) {
+      const b = el("span", "badge stale", "stale");
+      b.title = "local usage came after this official figure and there is no calibration yet " +
+        "to estimate from: the real figure is higher";
+      row.append(b);
+    }
     card.append(row);
     const bar = el("div", "bar");
     const fill = el("div", "fill" + level(w.usedPercent));
@@ -730,6 +781,40 @@
     document.body.dataset.limitUpdates = String(state.limitUpdates);
     const v = route().view;
     if (v === "overview" || v === "limits") renderLimits();
+    if (v === "overview" && state.summary) loadOfficialHistory();  // new official figures
+  }
+  // alerts (docs/limits.md): one banner per fired alert, newest first, until dismissed
+  const ALERT_KINDS = { official: "Limit", projected: "Projected", block: "Block", budget: "Budget" };
+  const MAX_ALERTS = 3;
+  function onAlert(ev) {
+    const a = JSON.parse(ev.data);
+    if (!a || !a.message) return;
+    state.alerts = (state.alerts || []).filter((x) => x.id !== a.id);
+    state.alerts.unshift(a);
+    state.alerts = state.alerts.slice(0, MAX_ALERTS);
+    state.alertCount = (state.alertCount || 0) + 1;
+    document.body.dataset.alerts = String(state.alertCount);
+    renderAlerts();
+  }
+  function renderAlerts() {
+    const box = $("alerts");
+    const list = state.alerts || [];
+    box.hidden = !list.length;
+    box.replaceChildren(...list.map((a) => {
+      const row = el("div", "alert" + ((a.value || 0) >= 100 ? " bad" : ""));
+      row.dataset.alertId = String(a.id);
+      row.dataset.kind = a.kind || "";
+      const close = el("button", "dismiss", "×");
+      close.title = "dismiss";
+      close.setAttribute("aria-label", "dismiss this alert");
+      close.addEventListener("click", () => {
+        state.alerts = (state.alerts || []).filter((x) => x !== a);
+        renderAlerts();
+      });
+      row.append(el("span", "what", ALERT_KINDS[a.kind] || "Alert"), el("span", "msg", a.message),
+        el("span", "when", a.ts ? fmtEpoch(a.ts) : ""), close);
+      return row;
+    }));
   }
   function onMeta() {
     state.sessions = null;
@@ -751,6 +836,7 @@
     es.addEventListener("tokmon/usageChanged", onUsage);
     es.addEventListener("tokmon/metadataChanged", onMeta);
     es.addEventListener("tokmon/limitsChanged", onLimits);
+    es.addEventListener("tokmon/alert", onAlert);
     es.onerror = () => { live.classList.remove("on"); text(live, "offline"); };
   }
 
