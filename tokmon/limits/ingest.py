@@ -117,6 +117,18 @@ def _files(roots: Iterable[Path]) -> list[Path]:
     return sorted(out)
 
 
+def _under(files: Iterable[Path], roots: Iterable[Path]) -> list[Path]:
+    """The ``.jsonl`` files among ``files`` below one of ``roots`` (sorted, no duplicates)."""
+    tops = [os.path.join(os.path.abspath(r), "") for r in roots]
+    return sorted(
+        {
+            Path(f)
+            for f in files
+            if str(f).endswith(".jsonl") and os.path.abspath(f).startswith(tuple(tops))
+        }
+    )
+
+
 def _new_lines(con: sqlite3.Connection, path: Path) -> tuple[list[bytes], int] | None:
     """Complete lines appended since the last scan and the new offset (None: nothing new)."""
     try:
@@ -153,8 +165,16 @@ def _set_offset(con: sqlite3.Connection, path: Path, offset: int) -> None:
     )
 
 
-def ingest(paths: Any, env: Mapping[str, str], claude_roots: Iterable[Path] = ()) -> dict[str, int]:
-    """Scan Codex rollouts and Claude transcripts for official figures; counts of what was new."""
+def ingest(
+    paths: Any,
+    env: Mapping[str, str],
+    claude_roots: Iterable[Path] = (),
+    claude_files: Iterable[Path] | None = None,
+) -> dict[str, int]:
+    """Scan Codex rollouts and Claude transcripts for official figures; counts of what was new.
+
+    ``claude_files``: read only these transcripts (a file watcher's changed paths) instead of
+    listing every file under ``claude_roots``."""
     stats = {"codexObservations": 0, "markers": 0, "files": 0}
     with history.opened(paths) as con:
         obs: list[history.Obs] = []
@@ -169,7 +189,9 @@ def ingest(paths: Any, env: Mapping[str, str], claude_roots: Iterable[Path] = ()
                 obs.extend(codex_observations(line))
             offsets.append((path, off))
         marks: list[tuple[str, float, float]] = []
-        for path in _files(claude_roots):
+        roots = list(claude_roots)
+        claude = _files(roots) if claude_files is None else _under(claude_files, roots)
+        for path in claude:
             got = _new_lines(con, path)
             if got is None:
                 continue

@@ -65,6 +65,10 @@ class LimitsMonitor:
         self._last_figures: Any = None
         self._last_alert = -1
         self.status: dict[str, Any] | None = None
+        # transcripts a file watcher saw change (None: list every file, as at the start)
+        self._hinted: set[Any] | None = None
+        self._hints = 0
+        self._hint_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="tokmon-limits", daemon=True)
 
     def start(self) -> LimitsMonitor:
@@ -73,6 +77,20 @@ class LimitsMonitor:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def hint(self, paths: Any) -> None:
+        """Changed files seen by a watcher: the next check reads only those transcripts
+        (before the first check, every transcript is read once)."""
+        with self._hint_lock:
+            self._hints += 1
+            if self._hinted is not None:
+                self._hinted.update(paths)
+
+    def _take_hints(self) -> Any:
+        with self._hint_lock:
+            got = self._hinted
+            self._hinted = set()
+        return got
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
@@ -92,15 +110,21 @@ class LimitsMonitor:
         paths = get_paths(svc.env)
         eng = svc.engine_if_started
         # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
-        stamp = (_stamp(paths), getattr(eng, "version", None), int(time.monotonic() // RESCAN))
+        stamp = (
+            _stamp(paths),
+            getattr(eng, "version", None),
+            int(time.monotonic() // RESCAN),
+            self._hints,
+        )
         if stamp == self._last_stamp:
             return
         self._last_stamp = stamp
         from tokmon.limits import ingest
         from tokmon.limits.run import fire_alerts
 
+        files = self._take_hints()  # Claude transcripts: the watcher's, never all again
         try:  # file reading and delivery happen outside the service lock
-            ingest.ingest(paths, svc.env, list(getattr(eng, "roots", [])))
+            ingest.ingest(paths, svc.env, list(getattr(eng, "roots", [])), files)
         except Exception as exc:
             log.warning("could not read agents' limit figures: %s", exc)
         with svc.lock:

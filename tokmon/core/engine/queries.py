@@ -76,6 +76,16 @@ class Queries(EngineState):
         """How many deduplicated Claude records the ledger holds (without loading them)."""
         return self._db().count()
 
+    def records_since(self, ts: float) -> list[UsageRecord]:
+        """Claude records with ``ts`` or later, oldest first, by the time index (a part of
+        the cached full list when it is loaded): what a caller that reads the last days
+        needs, without loading the history."""
+        if self._sorted is not None:
+            import bisect
+
+            return self._sorted[bisect.bisect_left(self._sorted, ts, key=_ts_of) :]
+        return self._records_where("ts >= ?", (ts,))
+
     def _records_where(self, where: str, args: tuple[object, ...]) -> list[UsageRecord]:
         """Records by an indexed condition (the cached full list when it is loaded)."""
         return self._db().records(where, args)
@@ -448,6 +458,40 @@ class Queries(EngineState):
         self._deltas = []
         return accs
 
+    def _recent_session_rows(self, now: float) -> list[SessionRow]:
+        """Rows of the Claude sessions with a record in the last block length (most recent
+        first): from the stored per-session sums when they can answer (a few indexed reads,
+        whatever the history and the sessions' length), else from those sessions' records."""
+        lo, hi = now - self.block_seconds, now + FUTURE_SLACK
+        roll = self._stored(None)
+        if roll is not None and self._sorted is None:
+            recent = roll.active_sessions(CLAUDE, lo, hi)
+            if not recent:
+                return []
+            groups, projects = roll.sessions(CLAUDE, only=recent)
+            titles = {}
+            for sid in recent:  # Claude's titles of these sessions only (custom beats ai)
+                t = self.ledger.titles.get(sid) or {}
+                v = t.get("custom-title") or t.get("ai-title")
+                if v:
+                    titles[sid] = v
+            rows = aggregate.session_rows_of(groups, projects, titles, now, self.block_seconds)
+            rows.sort(key=lambda r: (r.first_activity, r.session_id))  # the records' order
+        else:
+            recent = {r.session_id for r in self._records_where("ts > ? AND ts <= ?", (lo, hi))}
+            rows = (
+                aggregate.session_rows(
+                    self._db().records_of_sessions(sorted(recent)),
+                    self.titles,
+                    now,
+                    self.block_seconds,
+                )
+                if recent
+                else []
+            )
+        rows.sort(key=lambda r: r.last_activity, reverse=True)
+        return rows
+
     def summary(
         self, now: float | None = None, cwd: str | None = None, tz: str | None = None
     ) -> Summary:
@@ -498,23 +542,7 @@ class Queries(EngineState):
                 burn_level=burn_level(br.tokens_per_minute_for_indicator if br else None, proj_pct),
                 limit_percent=(current.total_tokens / limit * 100) if limit else None,
             )
-        recent = {
-            r.session_id
-            for r in self._records_where(
-                "ts > ? AND ts <= ?", (now - self.block_seconds, now + FUTURE_SLACK)
-            )
-        }
-        rows = (
-            aggregate.session_rows(
-                self._db().records_of_sessions(sorted(recent)),
-                self.titles,
-                now,
-                self.block_seconds,
-            )
-            if recent
-            else []
-        )
-        rows.sort(key=lambda r: r.last_activity, reverse=True)
+        rows = self._recent_session_rows(now)
         active_rows = [r for r in rows if r.is_active]
         official = None
         try:
