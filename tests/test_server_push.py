@@ -254,3 +254,48 @@ def test_index_child_reads_the_limit_figures_too(tmp_path: Path) -> None:
     }
     with history.opened(get_paths(env)) as con:
         assert [r for _s, _t, r in history.markers(con)] == [float(int(now + HOUR))]
+
+
+def test_period_sums_follow_the_deltas_exactly(tmp_path: Path) -> None:
+    """Today / week / month after refreshes equal, to the last bit of the cost, what a fresh
+    engine reads from the database; and a push reads no bucket of the month again."""
+    now = time.time()
+    if now % 900 < 90:  # keep the new records (the last minute) on one day in every zone
+        now -= 90
+    env = _env(tmp_path)
+    sid, cwd = "eeeeeeee-0000-4000-8000-000000000005", "/w/eps"
+    f = tmp_path / "claude" / "projects" / "-w-eps" / f"{sid}.jsonl"
+    write_lines(f, [_line(sid, cwd, now - d * 3600, d, 1000 + d, 10 + d) for d in range(0, 90, 7)])
+    eng = Engine(env=env)
+    eng.refresh()
+    before = eng.summary(now=now)
+    roll = eng._rollups
+    assert roll is not None
+    reads: list[tuple[float, float]] = []
+    real = roll._period_fold
+
+    def counted(agent: str, lo: float, hi: float) -> Any:
+        reads.append((lo, hi))
+        return real(agent, lo, hi)
+
+    roll._period_fold = counted  # type: ignore[method-assign]
+    added_in = added_out = 0
+    for k in range(5):
+        # a new record, and one that replaces the first record of the same message (a
+        # streamed answer's last line carries the final output count)
+        write_lines(f, [_line(sid, cwd, now - 60 + k, 100 + k, 31 + k, 7, OPUS)])
+        write_lines(f, [_line(sid, cwd, now - 50, 200, 5, 1 + k, SONNET)])
+        added_in += 31 + k
+        added_out += 7
+        eng.refresh(paths=[f])
+        s = eng.summary(now=now)
+    assert reads == []  # kept from the deltas
+    # the five new records' tokens are in today (the replaced one counts once, last seen)
+    assert s.today.usage.input_tokens == before.today.usage.input_tokens + added_in + 5
+    assert s.today.usage.output_tokens == before.today.usage.output_tokens + added_out + 5
+    fresh = Engine(env=env)
+    fresh.refresh()
+    want = fresh.summary(now=now)
+    for name in ("today", "week", "month"):
+        assert getattr(s, name).to_json() == getattr(want, name).to_json()
+    assert s.totals.to_json() == want.totals.to_json()

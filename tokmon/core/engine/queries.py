@@ -49,6 +49,7 @@ ALL = "all"  # the agent filter that means every agent
 CLAUDE = "claude"
 
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
+_PICO = 10**12  # the stored sums' cost unit (tokmon.core.rollups.PICO)
 
 
 class Queries(EngineState):
@@ -428,14 +429,10 @@ class Queries(EngineState):
         _, d0, w0, m0, d1, w1, m1 = key
         bounds = ((d0, d1), (w0, w1), (m0, m1), (float("-inf"), float("inf")))
         roll = self._stored(None)
-        if roll is not None:  # exact stored sums (a few indexed reads), cached per version
-            ck = ("periods", key)
-            if ck not in self._cache:
-                self._cache[ck] = roll.period_sums(CLAUDE, bounds)
-            self._deltas = []
-            return self._cache[ck]  # type: ignore[no-any-return]
+        if roll is not None:
+            return self._stored_period_sums(roll, key, bounds)
         per = self._periods
-        if per is not None and per["key"] == key:
+        if per is not None and per["key"] == key and "accs" in per:
             accs = per["accs"]
             for old, new in self._deltas:
                 for sign, r in ((-1, old), (1, new)):
@@ -457,6 +454,44 @@ class Queries(EngineState):
         self._periods = {"key": key, "accs": accs}
         self._deltas = []
         return accs
+
+    def _stored_period_sums(
+        self, roll: Rollups, key: tuple[Any, ...], bounds: tuple[tuple[float, float], ...]
+    ) -> list[aggregate.Acc]:
+        """[today, week, month, all-time] from the stored sums, exact: today, week and month
+        read once per period key as integer sums (cost in picodollars, as stored), then kept
+        current from the record deltas of each refresh (what changed, not the month's
+        buckets); all time from the per-model totals (a few rows) per version."""
+        per = self._periods
+        if per is None or per["key"] != key or "ints" not in per:
+            ints = [roll.period_ints(CLAUDE, lo, hi) for lo, hi in bounds[:3]]
+            self._periods = {"key": key, "ints": ints}
+        else:
+            ints = per["ints"]
+            for old, new in self._deltas:
+                for sign, r in ((-1, old), (1, new)):
+                    if r is None:
+                        continue
+                    ts = r.ts
+                    for s, (lo, hi) in zip(ints, bounds, strict=False):
+                        if lo <= ts < hi:
+                            s[0] += sign * r.input_tokens
+                            s[1] += sign * r.output_tokens
+                            s[2] += sign * r.cache_creation_tokens
+                            s[3] += sign * r.cache_read_tokens
+                            s[4] += sign * round(r.cost * _PICO)
+                            s[5] += sign
+        self._deltas = []
+        ck = ("total", key[0])
+        if ck not in self._cache:
+            self._cache[ck] = roll.totals(CLAUDE)
+        out = []
+        for s in ints:
+            acc = aggregate.Acc()
+            acc.i, acc.o, acc.cc, acc.cr, acc.n = s[0], s[1], s[2], s[3], s[5]
+            acc.cost = s[4] / _PICO
+            out.append(acc)
+        return [*out, self._cache[ck]]
 
     def _recent_session_rows(self, now: float) -> list[SessionRow]:
         """Rows of the Claude sessions with a record in the last block length (most recent
