@@ -299,3 +299,16 @@ def test_period_sums_follow_the_deltas_exactly(tmp_path: Path) -> None:
     for name in ("today", "week", "month"):
         assert getattr(s, name).to_json() == getattr(want, name).to_json()
     assert s.totals.to_json() == want.totals.to_json()
+
+
+def test_marked_lines_are_found_on_the_whole_buffer() -> None:
+    lines = [
+        b'{"a":"usage limit reached|1790000000"}',
+        b'{"b":1}',
+        b'{"c":"limit reached|1 and limit reached|2"}',
+        b'{"d":2}',
+        b'{"e":"Claude AI usage limit reached|1790003600"}',
+    ]
+    data = b"\n".join(lines) + b"\n"
+    assert ingest._marked_lines(data) == [lines[0], lines[2], lines[4]]
+    assert ingest._marked_lines(b"\n".join(lines[1:2] + lines[3:4]) + b"\n") == []

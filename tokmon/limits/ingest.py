@@ -131,6 +131,27 @@ def _under(files: Iterable[Path], roots: Iterable[Path]) -> list[Path]:
 
 def _new_lines(con: sqlite3.Connection, path: Path) -> tuple[list[bytes], int] | None:
     """Complete lines appended since the last scan and the new offset (None: nothing new)."""
+    got = _new_bytes(con, path)
+    return None if got is None else (got[0].splitlines(), got[1])
+
+
+def _marked_lines(data: bytes, needle: bytes = b"limit reached|") -> list[bytes]:
+    """The lines of ``data`` that contain ``needle``, found on the whole buffer (a transcript
+    is megabytes of lines and almost never holds one)."""
+    out: list[bytes] = []
+    i = data.find(needle)
+    while i >= 0:
+        start = data.rfind(b"\n", 0, i) + 1
+        end = data.find(b"\n", i)
+        end = len(data) if end < 0 else end
+        out.append(data[start:end])
+        i = data.find(needle, end)
+    return out
+
+
+def _new_bytes(con: sqlite3.Connection, path: Path) -> tuple[bytes, int] | None:
+    """The complete lines appended since the last scan, as one buffer, and the new offset
+    (None: nothing new)."""
     try:
         st = path.stat()
     except OSError:
@@ -151,7 +172,7 @@ def _new_lines(con: sqlite3.Connection, path: Path) -> tuple[list[bytes], int] |
     end = data.rfind(b"\n")
     if end < 0:
         return None
-    return data[: end + 1].splitlines(), offset + end + 1
+    return data[: end + 1], offset + end + 1
 
 
 def _set_offset(con: sqlite3.Connection, path: Path, offset: int) -> None:
@@ -192,16 +213,15 @@ def ingest(
         roots = list(claude_roots)
         claude = _files(roots) if claude_files is None else _under(claude_files, roots)
         for path in claude:
-            got = _new_lines(con, path)
-            if got is None:
+            raw = _new_bytes(con, path)
+            if raw is None:
                 continue
-            lines, off = got
+            data, off = raw
             stats["files"] += 1
-            for line in lines:
-                if b"limit reached|" in line:
-                    m = claude_marker(line)
-                    if m:
-                        marks.append(("claude", m[0], m[1]))
+            for line in _marked_lines(data):
+                m = claude_marker(line)
+                if m:
+                    marks.append(("claude", m[0], m[1]))
             offsets.append((path, off))
         obs.sort(key=lambda o: o.ts)
         if obs:
