@@ -5,6 +5,11 @@ every :data:`INTERVAL` seconds) and the engine's data version.  When either move
 one evaluation (:func:`tokmon.limits.run.evaluate`: ingest, status, budgets, fire-once
 alerts), pushes ``tokmon/limitsChanged`` with the status when the figures changed, and
 one ``tokmon/alert`` per alert row it has not pushed yet (fired by any process).
+
+What an evaluation reads does not grow with the history: the ingest lists every Claude
+transcript on the first pass only, then reads those the file watcher reported
+(:meth:`LimitsMonitor.hint`); the status and budgets read the records from the oldest
+official window or budget period on.
 """
 
 from __future__ import annotations
@@ -127,6 +132,11 @@ class LimitsMonitor:
             ingest.ingest(paths, svc.env, list(getattr(eng, "roots", [])), files)
         except Exception as exc:
             log.warning("could not read agents' limit figures: %s", exc)
+            with self._hint_lock:  # read them again next time
+                if files is None:
+                    self._hinted = None
+                elif self._hinted is not None:
+                    self._hinted |= files
         with svc.lock:
             ev = evaluate(paths, svc.env, paths.config_file, eng, fire=False, read_agents=False)
         fire_alerts(paths, svc.env, paths.config_file, ev)
