@@ -312,3 +312,17 @@ def test_marked_lines_are_found_on_the_whole_buffer() -> None:
     data = b"\n".join(lines) + b"\n"
     assert ingest._marked_lines(data) == [lines[0], lines[2], lines[4]]
     assert ingest._marked_lines(b"\n".join(lines[1:2] + lines[3:4]) + b"\n") == []
+
+
+def test_monitor_hints_name_the_transcripts_to_read(tmp_path: Path) -> None:
+    from tokmon.limits.monitor import LimitsMonitor
+
+    mon = LimitsMonitor(None, lambda notes: None)
+    assert mon._take_hints() is None  # the first pass lists every transcript
+    f = tmp_path / "p" / "s.jsonl"
+    mon.hint([f, tmp_path / "sessions.json"])
+    assert mon._take_hints() == {f, tmp_path / "sessions.json"}
+    assert mon._take_hints() == set()  # nothing changed since
+    (tmp_path / "moved-in").mkdir()
+    mon.hint([f, tmp_path / "moved-in"])  # a directory: every transcript again
+    assert mon._take_hints() is None

@@ -84,11 +84,19 @@ class LimitsMonitor:
         self.stop_event.set()
 
     def hint(self, paths: Any) -> None:
-        """Changed files seen by a watcher: the next check reads only those transcripts
-        (before the first check, every transcript is read once)."""
+        """Changed paths seen by a watcher: the next check reads only those transcripts
+        (before the first check, or after a directory changed, every transcript once)."""
+        import os
+
+        paths = list(paths)
+        # a directory (moved in, or named by a polling watcher): list every file again, as
+        # the engine rescans everything then
+        full = any(not str(p).endswith(".jsonl") and os.path.isdir(p) for p in paths)
         with self._hint_lock:
             self._hints += 1
-            if self._hinted is not None:
+            if full:
+                self._hinted = None
+            elif self._hinted is not None:
                 self._hinted.update(paths)
 
     def _take_hints(self) -> Any:
