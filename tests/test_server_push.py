@@ -102,7 +102,8 @@ def test_summary_active_sessions_come_from_the_stored_sums(tmp_path: Path) -> No
         raise AssertionError("the summary read records: its cost grows with the sessions")
 
     db.records = db.records_of_sessions = no_records  # type: ignore[method-assign]
-    rows = eng.summary(now=now).active_sessions
+    summ = eng.summary(now=now)
+    rows = summ.active_sessions
     assert eng._sorted is None  # the history was never loaded
     active = [sid for sid, p in plan.items() if now - p["last"] < 5 * HOUR]
     assert [r.session_id for r in rows] == sorted(active, key=lambda s: -plan[s]["last"])
@@ -117,7 +118,13 @@ def test_summary_active_sessions_come_from_the_stored_sums(tmp_path: Path) -> No
     full = Engine(env=env)
     full.refresh()
     assert len(full.records) == sum(p["entries"] for p in plan.values())
-    ref = full.summary(now=now).active_sessions
+    ref_summ = full.summary(now=now)
+    ref = ref_summ.active_sessions
+    # the active block (read from the live stored blocks only) is the records' one: it opened
+    # at the hour of the first record after the 5-hour gap (2 hours ago)
+    assert summ.active_block is not None and ref_summ.active_block is not None
+    assert summ.active_block.block.start == (now - 2 * HOUR) // 3600 * 3600
+    assert summ.active_block.to_json() == ref_summ.active_block.to_json()
     got, want = [r.to_json() for r in rows], [r.to_json() for r in ref]
     for g, w in zip(got, want, strict=True):
         assert g.pop("totalCost") == pytest.approx(w.pop("totalCost"), abs=1e-9)

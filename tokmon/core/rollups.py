@@ -869,15 +869,19 @@ class Rollups:
         )
         return {r[0] for r in rows}
 
-    def blocks(self, agent: str, now: float) -> list[Block]:
-        """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them."""
+    def blocks(self, agent: str, now: float, since: float | None = None) -> list[Block]:
+        """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them;
+        ``since``: only the blocks whose last record is later (the live ones)."""
         bs = self.block_seconds
         out: list[Block] = []
         prev_last: float | None = None
+        where, args = (
+            ("agent=?", (agent,)) if since is None else ("agent=? AND last>?", (agent, since))
+        )
         for first, start, last, n, i, o, cc, cr, cost, models in self.conn.execute(
             "SELECT first, start, last, n, i, o, cc, cr, cost, models FROM rollup_block"
-            " WHERE agent=? ORDER BY first",
-            (agent,),
+            f" WHERE {where} ORDER BY first",
+            args,
         ):
             if prev_last is not None and first - prev_last > bs:
                 out.append(make_gap(prev_last, first, bs))

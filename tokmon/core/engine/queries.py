@@ -197,11 +197,16 @@ class Queries(EngineState):
     def _recent_blocks(self, now: float) -> list[Block]:
         """The last blocks up to ``now`` from the records since the last gap longer than a
         block (so the current block is the one :meth:`blocks` finds, without all history)."""
-        if self._sorted is not None or self._stored(None) is not None:
+        if self._sorted is not None:
             return self.blocks(now)
         ck = ("recent-blocks", int(now))
         if ck in self._cache:
             return self._cache[ck]  # type: ignore[no-any-return]
+        roll = self._stored(None)
+        if roll is not None:  # only an active block can matter: its last record is that recent
+            live: list[Block] = roll.blocks(CLAUDE, now, since=now - self.block_seconds)
+            self._cache[ck] = live
+            return live
         db = self._db()
         span = max(2 * self.block_seconds, 86400.0)
         while True:
