@@ -534,16 +534,17 @@ class Service:
         """The Summary's JSON with metadata merged into its session rows, plus the
         workspace's session and project (docs/protocol.md)."""
         summ = self.engine.summary(cwd=ws)
-        out: dict[str, Any] = summ.to_json()
         # the engine's live figures are Claude Code's (blocks, sessions)
         active = [r if r.agent else replace(r, agent="claude") for r in summ.active_sessions]
-        merged = self._merge([r.to_json() for r in active])
-        out["activeSessions"] = merged
         ps = summ.project_session
+        if ps is not None and not ps.agent:
+            ps = replace(ps, agent="claude")
+        out: dict[str, Any] = replace(summ, active_sessions=active, project_session=ps).to_json()
+        meta = self._store_all()
+        merged = self._merge(out["activeSessions"], meta)  # each row serialised once
+        out["activeSessions"] = merged
         if ps is not None:
-            out["projectSession"] = self._merge(
-                [replace(ps, agent=ps.agent or "claude").to_json()]
-            )[0]
+            out["projectSession"] = self._merge([out["projectSession"]], meta)[0]
         wsess = None
         if ws:
             for r, m in zip(active, merged, strict=True):

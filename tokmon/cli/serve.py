@@ -159,6 +159,12 @@ def _index_only(parent: int, ctx: Any) -> int:
     changes = eng.refresh(progress)
     for w in changes.warnings:
         sys.stderr.write(f"tokmon: {w}\n")
+    try:  # the limits monitor's first read of every transcript too (its offsets are stored)
+        from tokmon.limits import ingest
+
+        ingest.ingest(ctx.paths, ctx.env, eng.roots)
+    except Exception as exc:  # the server's monitor reads them itself then
+        sys.stderr.write(f"tokmon: could not read the agents' limit figures: {exc}\n")
     return 0
 
 

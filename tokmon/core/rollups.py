@@ -871,15 +871,19 @@ class Rollups:
         )
         return {r[0] for r in rows}
 
-    def blocks(self, agent: str, now: float) -> list[Block]:
-        """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them."""
+    def blocks(self, agent: str, now: float, since: float | None = None) -> list[Block]:
+        """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them;
+        ``since``: only the blocks whose last record is later (the live ones)."""
         bs = self.block_seconds
         out: list[Block] = []
         prev_last: float | None = None
+        where, args = (
+            ("agent=?", (agent,)) if since is None else ("agent=? AND last>?", (agent, since))
+        )
         for first, start, last, n, i, o, cc, cr, cost, models in self.conn.execute(
             "SELECT first, start, last, n, i, o, cc, cr, cost, models FROM rollup_block"
-            " WHERE agent=? ORDER BY first",
-            (agent,),
+            f" WHERE {where} ORDER BY first",
+            args,
         ):
             if prev_last is not None and first - prev_last > bs:
                 out.append(make_gap(prev_last, first, bs))
@@ -908,39 +912,54 @@ class Rollups:
             if lo <= TS_MIN and hi >= TS_MAX:
                 out.append(self.totals(agent))
                 continue
-            lo_c, hi_c = max(lo, TS_MIN), min(hi, TS_MAX)
-            fold = _Fold()
-            if lo_c < hi_c:
-                b0, b1 = math.ceil(lo_c / BUCKET), math.floor(hi_c / BUCKET)
-                if b0 < b1:
-                    for row in self.conn.execute(
-                        "SELECT model, sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n),"
-                        " min(first), max(last) FROM rollup_bucket WHERE agent=? AND bucket>=?"
-                        " AND bucket<? GROUP BY model",
-                        (agent, b0, b1),
-                    ):
-                        fold.add("", *row)
-                edges = [(lo_c, min(hi_c, b0 * BUCKET))]
-                if b1 >= b0:
-                    edges.append((max(lo_c, b1 * BUCKET), hi_c))
-                for e0, e1 in edges:
-                    if e0 < e1:
-                        for r in self.records_between(agent, e0, e1):
-                            if lo <= r.ts < hi:
-                                fold.add(
-                                    "",
-                                    r.model,
-                                    r.input_tokens,
-                                    r.output_tokens,
-                                    r.cache_creation_tokens,
-                                    r.cache_read_tokens,
-                                    _pico(r.cost),
-                                    1,
-                                    r.ts,
-                                    r.ts,
-                                )
-            out.append(fold.groups().get("") or Acc())
+            out.append(self._period_fold(agent, lo, hi).groups().get("") or Acc())
         return out
+
+    def period_ints(self, agent: str, lo: float, hi: float) -> list[int]:
+        """``[input, output, cache creation, cache read, cost in picodollars, records]`` of
+        the records with ``lo <= ts < hi``: exact integers a caller can keep current from
+        record deltas (a record's cost counts as ``round(cost * 1e12)``, as stored)."""
+        out = [0, 0, 0, 0, 0, 0]
+        for c in self._period_fold(agent, lo, hi).cells.get("", {}).values():
+            for k in range(6):
+                out[k] += int(c[k])
+        return out
+
+    def _period_fold(self, agent: str, lo: float, hi: float) -> _Fold:
+        """Per-model integer sums of ``lo <= ts < hi``: whole buckets from ``rollup_bucket``,
+        the partial ones at unaligned bounds from ``records_between``."""
+        lo_c, hi_c = max(lo, TS_MIN), min(hi, TS_MAX)
+        fold = _Fold()
+        if lo_c < hi_c:
+            b0, b1 = math.ceil(lo_c / BUCKET), math.floor(hi_c / BUCKET)
+            if b0 < b1:
+                for row in self.conn.execute(
+                    "SELECT model, sum(i), sum(o), sum(cc), sum(cr), sum(cost), sum(n),"
+                    " min(first), max(last) FROM rollup_bucket WHERE agent=? AND bucket>=?"
+                    " AND bucket<? GROUP BY model",
+                    (agent, b0, b1),
+                ):
+                    fold.add("", *row)
+            edges = [(lo_c, min(hi_c, b0 * BUCKET))]
+            if b1 >= b0:
+                edges.append((max(lo_c, b1 * BUCKET), hi_c))
+            for e0, e1 in edges:
+                if e0 < e1:
+                    for r in self.records_between(agent, e0, e1):
+                        if lo <= r.ts < hi:
+                            fold.add(
+                                "",
+                                r.model,
+                                r.input_tokens,
+                                r.output_tokens,
+                                r.cache_creation_tokens,
+                                r.cache_read_tokens,
+                                _pico(r.cost),
+                                1,
+                                r.ts,
+                                r.ts,
+                            )
+        return fold
 
     def totals(self, agent: str) -> Acc:
         """All-time sums of ``agent`` (per-model sub-sums included)."""

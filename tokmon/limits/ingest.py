@@ -117,8 +117,41 @@ def _files(roots: Iterable[Path]) -> list[Path]:
     return sorted(out)
 
 
+def _under(files: Iterable[Path], roots: Iterable[Path]) -> list[Path]:
+    """The ``.jsonl`` files among ``files`` below one of ``roots`` (sorted, no duplicates)."""
+    tops = [os.path.join(os.path.abspath(r), "") for r in roots]
+    return sorted(
+        {
+            Path(f)
+            for f in files
+            if str(f).endswith(".jsonl") and os.path.abspath(f).startswith(tuple(tops))
+        }
+    )
+
+
 def _new_lines(con: sqlite3.Connection, path: Path) -> tuple[list[bytes], int] | None:
     """Complete lines appended since the last scan and the new offset (None: nothing new)."""
+    got = _new_bytes(con, path)
+    return None if got is None else (got[0].splitlines(), got[1])
+
+
+def _marked_lines(data: bytes, needle: bytes = b"limit reached|") -> list[bytes]:
+    """The lines of ``data`` that contain ``needle``, found on the whole buffer (a transcript
+    is megabytes of lines and almost never holds one)."""
+    out: list[bytes] = []
+    i = data.find(needle)
+    while i >= 0:
+        start = data.rfind(b"\n", 0, i) + 1
+        end = data.find(b"\n", i)
+        end = len(data) if end < 0 else end
+        out.append(data[start:end])
+        i = data.find(needle, end)
+    return out
+
+
+def _new_bytes(con: sqlite3.Connection, path: Path) -> tuple[bytes, int] | None:
+    """The complete lines appended since the last scan, as one buffer, and the new offset
+    (None: nothing new)."""
     try:
         st = path.stat()
     except OSError:
@@ -139,7 +172,7 @@ def _new_lines(con: sqlite3.Connection, path: Path) -> tuple[list[bytes], int] |
     end = data.rfind(b"\n")
     if end < 0:
         return None
-    return data[: end + 1].splitlines(), offset + end + 1
+    return data[: end + 1], offset + end + 1
 
 
 def _set_offset(con: sqlite3.Connection, path: Path, offset: int) -> None:
@@ -153,8 +186,16 @@ def _set_offset(con: sqlite3.Connection, path: Path, offset: int) -> None:
     )
 
 
-def ingest(paths: Any, env: Mapping[str, str], claude_roots: Iterable[Path] = ()) -> dict[str, int]:
-    """Scan Codex rollouts and Claude transcripts for official figures; counts of what was new."""
+def ingest(
+    paths: Any,
+    env: Mapping[str, str],
+    claude_roots: Iterable[Path] = (),
+    claude_files: Iterable[Path] | None = None,
+) -> dict[str, int]:
+    """Scan Codex rollouts and Claude transcripts for official figures; counts of what was new.
+
+    ``claude_files``: read only these transcripts (a file watcher's changed paths) instead of
+    listing every file under ``claude_roots``."""
     stats = {"codexObservations": 0, "markers": 0, "files": 0}
     with history.opened(paths) as con:
         obs: list[history.Obs] = []
@@ -169,17 +210,18 @@ def ingest(paths: Any, env: Mapping[str, str], claude_roots: Iterable[Path] = ()
                 obs.extend(codex_observations(line))
             offsets.append((path, off))
         marks: list[tuple[str, float, float]] = []
-        for path in _files(claude_roots):
-            got = _new_lines(con, path)
-            if got is None:
+        roots = list(claude_roots)
+        claude = _files(roots) if claude_files is None else _under(claude_files, roots)
+        for path in claude:
+            raw = _new_bytes(con, path)
+            if raw is None:
                 continue
-            lines, off = got
+            data, off = raw
             stats["files"] += 1
-            for line in lines:
-                if b"limit reached|" in line:
-                    m = claude_marker(line)
-                    if m:
-                        marks.append(("claude", m[0], m[1]))
+            for line in _marked_lines(data):
+                m = claude_marker(line)
+                if m:
+                    marks.append(("claude", m[0], m[1]))
             offsets.append((path, off))
         obs.sort(key=lambda o: o.ts)
         if obs:

@@ -5,6 +5,11 @@ every :data:`INTERVAL` seconds) and the engine's data version.  When either move
 one evaluation (:func:`tokmon.limits.run.evaluate`: ingest, status, budgets, fire-once
 alerts), pushes ``tokmon/limitsChanged`` with the status when the figures changed, and
 one ``tokmon/alert`` per alert row it has not pushed yet (fired by any process).
+
+What an evaluation reads does not grow with the history: the ingest lists every Claude
+transcript on the first pass only, then reads those the file watcher reported
+(:meth:`LimitsMonitor.hint`); the status and budgets read the records from the oldest
+official window or budget period on.
 """
 
 from __future__ import annotations
@@ -65,6 +70,10 @@ class LimitsMonitor:
         self._last_figures: Any = None
         self._last_alert = -1
         self.status: dict[str, Any] | None = None
+        # transcripts a file watcher saw change (None: list every file, as at the start)
+        self._hinted: set[Any] | None = None
+        self._hints = 0
+        self._hint_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="tokmon-limits", daemon=True)
 
     def start(self) -> LimitsMonitor:
@@ -73,6 +82,28 @@ class LimitsMonitor:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def hint(self, paths: Any) -> None:
+        """Changed paths seen by a watcher: the next check reads only those transcripts
+        (before the first check, or after a directory changed, every transcript once)."""
+        import os
+
+        paths = list(paths)
+        # a directory (moved in, or named by a polling watcher): list every file again, as
+        # the engine rescans everything then
+        full = any(not str(p).endswith(".jsonl") and os.path.isdir(p) for p in paths)
+        with self._hint_lock:
+            self._hints += 1
+            if full:
+                self._hinted = None
+            elif self._hinted is not None:
+                self._hinted.update(paths)
+
+    def _take_hints(self) -> Any:
+        with self._hint_lock:
+            got = self._hinted
+            self._hinted = set()
+        return got
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
@@ -92,17 +123,28 @@ class LimitsMonitor:
         paths = get_paths(svc.env)
         eng = svc.engine_if_started
         # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
-        stamp = (_stamp(paths), getattr(eng, "version", None), int(time.monotonic() // RESCAN))
+        stamp = (
+            _stamp(paths),
+            getattr(eng, "version", None),
+            int(time.monotonic() // RESCAN),
+            self._hints,
+        )
         if stamp == self._last_stamp:
             return
         self._last_stamp = stamp
         from tokmon.limits import ingest
         from tokmon.limits.run import fire_alerts
 
+        files = self._take_hints()  # Claude transcripts: the watcher's, never all again
         try:  # file reading and delivery happen outside the service lock
-            ingest.ingest(paths, svc.env, list(getattr(eng, "roots", [])))
+            ingest.ingest(paths, svc.env, list(getattr(eng, "roots", [])), files)
         except Exception as exc:
             log.warning("could not read agents' limit figures: %s", exc)
+            with self._hint_lock:  # read them again next time
+                if files is None:
+                    self._hinted = None
+                elif self._hinted is not None:
+                    self._hinted |= files
         with svc.lock:
             ev = evaluate(paths, svc.env, paths.config_file, eng, fire=False, read_agents=False)
         fire_alerts(paths, svc.env, paths.config_file, ev)

@@ -46,16 +46,17 @@ def evaluate(
             ingest.ingest(paths, env, roots)
     except Exception as exc:  # unreadable agent dir: the rest still works
         warnings.append(f"could not read agents' limit figures: {exc}")
-    records = engine.records if engine is not None else []
-    st = status.build(paths, records, now, others=agent_records(engine, ("codex",)))
-    bud: list[dict[str, Any]] = []
-    block = None
+    blist: list[Any] = []
     if engine is not None:
         try:
             blist = budgets_mod.load(config_path)
         except budgets_mod.BudgetError as exc:
             warnings.append(str(exc))
-            blist = []
+    records = _records_needed(paths, engine, blist, now) if engine is not None else []
+    st = status.build(paths, records, now, others=agent_records(engine, ("codex",)))
+    bud: list[dict[str, Any]] = []
+    block = None
+    if engine is not None:
         if blist:
             from tokmon.core.timeutil import resolve_tz
 
@@ -81,6 +82,37 @@ def agent_records(engine: Any, agents: tuple[str, ...]) -> dict[str, Any]:
     if store is None:
         return {}
     return {a: engine.records_of(a) for a in agents if a in store.readers}
+
+
+def _records_needed(paths: Any, engine: Any, blist: list[Any], now: float | None) -> list[Any]:
+    """Claude records from the earliest time the status and the budgets read: the oldest
+    Claude window instance (calibration) or budget period, by the engine's time index; no
+    records without either (a server re-evaluates after every append: never the history)."""
+    import time
+
+    from tokmon.limits import history
+
+    lo = float("inf")
+    with history.opened(paths) as con:
+        obs = history.observations(con, source="claude")
+    for inst in history.instances(obs):
+        for t in (inst.start, inst.last.ts, inst.resets_at):
+            if t is not None:
+                lo = min(lo, t)
+    if blist:
+        from tokmon import budgets as budgets_mod
+        from tokmon.core.timeutil import resolve_tz
+
+        at = time.time() if now is None else now
+        tz = resolve_tz(engine.config.get("timezone"))
+        for b in blist:
+            lo = min(lo, budgets_mod.period_bounds(b.period, at, tz, b.week_start)[0])
+    if lo == float("inf"):
+        return []
+    since = getattr(engine, "records_since", None)
+    if since is None:  # an engine without the time index: every record
+        return list(engine.records)
+    return list(since(lo - 1.0))
 
 
 def fire_alerts(

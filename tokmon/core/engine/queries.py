@@ -49,6 +49,7 @@ ALL = "all"  # the agent filter that means every agent
 CLAUDE = "claude"
 
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
+_PICO = 10**12  # the stored sums' cost unit (tokmon.core.rollups.PICO)
 
 
 class Queries(EngineState):
@@ -75,6 +76,16 @@ class Queries(EngineState):
     def record_count(self) -> int:
         """How many deduplicated Claude records the ledger holds (without loading them)."""
         return self._db().count()
+
+    def records_since(self, ts: float) -> list[UsageRecord]:
+        """Claude records with ``ts`` or later, oldest first, by the time index (a part of
+        the cached full list when it is loaded): what a caller that reads the last days
+        needs, without loading the history."""
+        if self._sorted is not None:
+            import bisect
+
+            return self._sorted[bisect.bisect_left(self._sorted, ts, key=_ts_of) :]
+        return self._records_where("ts >= ?", (ts,))
 
     def _records_where(self, where: str, args: tuple[object, ...]) -> list[UsageRecord]:
         """Records by an indexed condition (the cached full list when it is loaded)."""
@@ -186,11 +197,16 @@ class Queries(EngineState):
     def _recent_blocks(self, now: float) -> list[Block]:
         """The last blocks up to ``now`` from the records since the last gap longer than a
         block (so the current block is the one :meth:`blocks` finds, without all history)."""
-        if self._sorted is not None or self._stored(None) is not None:
+        if self._sorted is not None:
             return self.blocks(now)
         ck = ("recent-blocks", int(now))
         if ck in self._cache:
             return self._cache[ck]  # type: ignore[no-any-return]
+        roll = self._stored(None)
+        if roll is not None:  # only an active block can matter: its last record is that recent
+            live: list[Block] = roll.blocks(CLAUDE, now, since=now - self.block_seconds)
+            self._cache[ck] = live
+            return live
         db = self._db()
         span = max(2 * self.block_seconds, 86400.0)
         while True:
@@ -418,14 +434,10 @@ class Queries(EngineState):
         _, d0, w0, m0, d1, w1, m1 = key
         bounds = ((d0, d1), (w0, w1), (m0, m1), (float("-inf"), float("inf")))
         roll = self._stored(None)
-        if roll is not None:  # exact stored sums (a few indexed reads), cached per version
-            ck = ("periods", key)
-            if ck not in self._cache:
-                self._cache[ck] = roll.period_sums(CLAUDE, bounds)
-            self._deltas = []
-            return self._cache[ck]  # type: ignore[no-any-return]
+        if roll is not None:
+            return self._stored_period_sums(roll, key, bounds)
         per = self._periods
-        if per is not None and per["key"] == key:
+        if per is not None and per["key"] == key and "accs" in per:
             accs = per["accs"]
             for old, new in self._deltas:
                 for sign, r in ((-1, old), (1, new)):
@@ -447,6 +459,78 @@ class Queries(EngineState):
         self._periods = {"key": key, "accs": accs}
         self._deltas = []
         return accs
+
+    def _stored_period_sums(
+        self, roll: Rollups, key: tuple[Any, ...], bounds: tuple[tuple[float, float], ...]
+    ) -> list[aggregate.Acc]:
+        """[today, week, month, all-time] from the stored sums, exact: today, week and month
+        read once per period key as integer sums (cost in picodollars, as stored), then kept
+        current from the record deltas of each refresh (what changed, not the month's
+        buckets); all time from the per-model totals (a few rows) per version."""
+        per = self._periods
+        if per is None or per["key"] != key or "ints" not in per:
+            ints = [roll.period_ints(CLAUDE, lo, hi) for lo, hi in bounds[:3]]
+            self._periods = {"key": key, "ints": ints}
+        else:
+            ints = per["ints"]
+            for old, new in self._deltas:
+                for sign, r in ((-1, old), (1, new)):
+                    if r is None:
+                        continue
+                    ts = r.ts
+                    for s, (lo, hi) in zip(ints, bounds, strict=False):
+                        if lo <= ts < hi:
+                            s[0] += sign * r.input_tokens
+                            s[1] += sign * r.output_tokens
+                            s[2] += sign * r.cache_creation_tokens
+                            s[3] += sign * r.cache_read_tokens
+                            s[4] += sign * round(r.cost * _PICO)
+                            s[5] += sign
+        self._deltas = []
+        ck = ("total", key[0])
+        if ck not in self._cache:
+            self._cache[ck] = roll.totals(CLAUDE)
+        out = []
+        for s in ints:
+            acc = aggregate.Acc()
+            acc.i, acc.o, acc.cc, acc.cr, acc.n = s[0], s[1], s[2], s[3], s[5]
+            acc.cost = s[4] / _PICO
+            out.append(acc)
+        return [*out, self._cache[ck]]
+
+    def _recent_session_rows(self, now: float) -> list[SessionRow]:
+        """Rows of the Claude sessions with a record in the last block length (most recent
+        first): from the stored per-session sums when they can answer (a few indexed reads,
+        whatever the history and the sessions' length), else from those sessions' records."""
+        lo, hi = now - self.block_seconds, now + FUTURE_SLACK
+        roll = self._stored(None)
+        if roll is not None and self._sorted is None:
+            recent = roll.active_sessions(CLAUDE, lo, hi)
+            if not recent:
+                return []
+            groups, projects = roll.sessions(CLAUDE, only=recent)
+            titles = {}
+            for sid in recent:  # Claude's titles of these sessions only (custom beats ai)
+                t = self.ledger.titles.get(sid) or {}
+                v = t.get("custom-title") or t.get("ai-title")
+                if v:
+                    titles[sid] = v
+            rows = aggregate.session_rows_of(groups, projects, titles, now, self.block_seconds)
+            rows.sort(key=lambda r: (r.first_activity, r.session_id))  # the records' order
+        else:
+            recent = {r.session_id for r in self._records_where("ts > ? AND ts <= ?", (lo, hi))}
+            rows = (
+                aggregate.session_rows(
+                    self._db().records_of_sessions(sorted(recent)),
+                    self.titles,
+                    now,
+                    self.block_seconds,
+                )
+                if recent
+                else []
+            )
+        rows.sort(key=lambda r: r.last_activity, reverse=True)
+        return rows
 
     def summary(
         self, now: float | None = None, cwd: str | None = None, tz: str | None = None
@@ -498,23 +582,7 @@ class Queries(EngineState):
                 burn_level=burn_level(br.tokens_per_minute_for_indicator if br else None, proj_pct),
                 limit_percent=(current.total_tokens / limit * 100) if limit else None,
             )
-        recent = {
-            r.session_id
-            for r in self._records_where(
-                "ts > ? AND ts <= ?", (now - self.block_seconds, now + FUTURE_SLACK)
-            )
-        }
-        rows = (
-            aggregate.session_rows(
-                self._db().records_of_sessions(sorted(recent)),
-                self.titles,
-                now,
-                self.block_seconds,
-            )
-            if recent
-            else []
-        )
-        rows.sort(key=lambda r: r.last_activity, reverse=True)
+        rows = self._recent_session_rows(now)
         active_rows = [r for r in rows if r.is_active]
         official = None
         try:
