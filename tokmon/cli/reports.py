@@ -171,7 +171,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         opts["machine"] = args.machine
         engine.record_filter = machine_filter(engine, args.machine, ctx.env, ctx.config)
     if kind == "session" and opts.get("session_id"):
-        opts["session_id"] = _resolve_session(ctx, engine, opts["session_id"])
+        opts["session_id"] = _resolve_session(ctx, engine, opts["session_id"], opts.get("agent"))
         if ctx.json_output:
             ctx.stdout.write(dump_json(session_entries(engine, opts)))
             return 0
@@ -242,13 +242,21 @@ def project_key(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd) if cwd else "unknown"
 
 
-def _resolve_session(ctx: Context, engine: Engine, ref: str) -> str:
+def _resolve_session(ctx: Context, engine: Engine, ref: str, agent: str | None = None) -> str:
     """``--id REF``: the session REF names (:func:`tokmon.sessions.resolve`: id, name, unique
-    prefix, Claude title); an unknown REF stays as given (an empty report, as in ccusage)."""
+    prefix, Claude title) among the report's agent's sessions (``--agent``; every agent's
+    for ``all``); an unknown REF stays as given (an empty report, as in ccusage)."""
     from tokmon.sessions import RefError, resolve
 
+    names = engine.agent_names() if agent == "all" else [agent]
+    ids: set[str] = set()
+    for name in names:
+        try:
+            ids.update(r.session_id for r in engine.records_of(name))
+        except ValueError:  # an unknown agent: the report says so
+            continue
     try:
-        return resolve(ref, {r.session_id for r in engine.records}, _metadata(ctx), engine.titles)
+        return resolve(ref, ids, _metadata(ctx), engine.titles)
     except RefError as exc:
         if exc.ambiguous:
             raise CLIError(str(exc)) from None
@@ -260,7 +268,15 @@ def session_entries(engine: Engine, opts: dict[str, Any]) -> dict[str, Any] | No
     from tokmon.core.timeutil import iso
 
     sid = opts["session_id"]
-    recs = [r for r in engine.records if r.session_id == sid]
+    agent = opts.get("agent")
+    names = engine.agent_names() if agent == "all" else [agent]
+    recs = []
+    for name in names:  # --agent: that agent's session (ccusage's shape for every agent)
+        try:
+            recs += [r for r in engine.records_of(name) if r.session_id == sid]
+        except ValueError as exc:  # an unknown agent name
+            raise CLIError(str(exc)) from None
+    recs.sort(key=lambda r: r.ts)
     if not recs:
         return None
     entries = [
