@@ -103,6 +103,12 @@ def test_monthly_and_daily_show_project_tag_and_global_budgets(setup: dict[str, 
     assert json.dumps(data) == json.dumps(json.loads(plain))
     _, cached, _ = run_cli(e, "monthly", "--until", last, "--json")  # the report cache's path
     assert json.loads(cached)["budgets"] == json.loads(out)["budgets"]
+    # one section per project (-i): the same budgets, the sections unchanged
+    _, inst, _ = run_cli(e, "monthly", "-i", "--until", last, "--json")
+    _, inst_plain, _ = run_cli(setup["env"], "monthly", "-i", "--until", last, "--json")
+    inst_data = json.loads(inst)
+    assert inst_data.pop("budgets") == json.loads(out)["budgets"]
+    assert inst_data == json.loads(inst_plain) and "budgets" not in inst_plain
 
     code, table, err = run_cli(e, "monthly", "--until", last)
     assert code == 0, err
@@ -203,6 +209,16 @@ def test_agent_budgets_follow_the_reports_agent(setup: dict[str, Any], tmp_path:
     assert budgets("monthly", "--agent", "all")["codex-oct"] == 17_373_265
     assert set(budgets("monthly", "--agent", "all")) == {"codex-oct", "claude-oct"}
     assert budgets("daily", "--agent", "codex") == {"codex-day": 0.0}  # Oct 31: no usage
+    # the agent's own namespace (ccusage's `codex monthly` shape) shows the same use
+    assert budgets("codex", "monthly") == {"codex-oct": 17_373_265}
+    assert budgets("codex", "daily") == {"codex-day": 0.0}
+    code, out, err = run_cli(e, "codex", "daily", "--until", "20251006", "--json")
+    (day,) = json.loads(out)["budgets"]
+    assert day["name"] == "codex-day" and day["periodKey"] == "2025-10-06" and day["used"] > 0
+    code, out, err = run_cli(
+        {**e, "TOKMON_CONFIG": str(tmp_path / "none.toml")}, "codex", "daily", "--json"
+    )
+    assert code == 0 and "budgets" not in json.loads(out)
     code, table, err = run_cli(e, "monthly", "--agent", "codex", "--until", "20251031")
     assert code == 0, err
     assert "  codex-oct [agent=codex] 2025-10: 17,373,265 tok of 20,000,000 tok (87%" in table
