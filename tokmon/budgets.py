@@ -242,12 +242,14 @@ def usage(
     env: Mapping[str, str] | None = None,
     prices: Any = None,
     engine: Any = None,
+    until: float | None = None,
 ) -> list[dict[str, Any]]:
     """Use of every budget in its current period (see module doc).
 
     ``records`` are Claude Code's (the engine's); a budget with ``agent`` set to another
     agent counts that agent's records: from ``engine``'s store when it reads that agent,
-    else from the agent's own logs (found through ``env``, priced with ``prices``)."""
+    else from the agent's own logs (found through ``env``, priced with ``prices``).
+    ``until`` (epoch seconds) leaves out records from then on (a report's last day)."""
     import bisect
 
     from tokmon.core.timeutil import resolve_tz
@@ -268,7 +270,8 @@ def usage(
         start, end, key = period_bounds(b.period, now, tz, b.week_start)
         tagged = tagged_sessions(metadata or {}, b.tag) if b.tag is not None else None
         used = 0.0
-        for r in recs[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]:
+        stop = end if until is None else min(end, until)
+        for r in recs[bisect.bisect_left(times, start) : bisect.bisect_left(times, stop)]:
             if matches(b, r, tagged):
                 used += r.cost if b.unit == "usd" else r.total_tokens
         elapsed = max(min(now, end) - start, 1.0)
@@ -289,13 +292,73 @@ def for_context(ctx: Any, now: float | None = None) -> list[dict[str, Any]]:
     budgets = load(path)
     if not budgets:
         return []
-    engine = ctx.engine(agents=any(b.agent in AGENTS and b.agent != "claude" for b in budgets))
-    from tokmon.core.timeutil import resolve_tz
+    return _use(ctx, budgets, now, None)
 
+
+def _use(
+    ctx: Any, budgets: list[Budget], now: float | None, tz: Any, until: float | None = None
+) -> list[dict[str, Any]]:
+    """:func:`usage` of ``budgets`` for a CLI run; ``tz`` None: the config's zone."""
+    engine = ctx.engine(agents=any(b.agent in AGENTS and b.agent != "claude" for b in budgets))
+    if tz is None:
+        from tokmon.core.timeutil import resolve_tz
+
+        tz = resolve_tz(engine.config.get("timezone"))
     meta: dict[str, Any] = {}
     if any(b.tag for b in budgets):
         from tokmon.metadata.store import MetadataStore
 
         meta = MetadataStore(paths=ctx.paths).all()
-    return usage(budgets, engine.records, now, resolve_tz(engine.config.get("timezone")), meta,
-                 env=ctx.env, prices=engine.prices, engine=engine)  # fmt: skip
+    return usage(budgets, engine.records, now, tz, meta, env=ctx.env, prices=engine.prices,
+                 engine=engine, until=until)  # fmt: skip
+
+
+REPORT_PERIOD = {"daily": "day", "weekly": "week", "monthly": "month"}
+
+
+def applicable(budgets: Iterable[Budget], kind: str, agent: str | None) -> list[Budget]:
+    """The budgets a report shows: ``daily``/``weekly``/``monthly`` those of its period,
+    ``session`` those with a ``tag`` (tags are per session); of the report's agent
+    (``agent``: None is Claude Code; ``"all"`` every agent; a budget without ``agent``
+    counts Claude Code's records)."""
+    want = agent or "claude"
+
+    def agent_ok(b: Budget) -> bool:
+        return want == "all" or (b.agent or "claude") == want
+
+    if kind == "session":
+        return [b for b in budgets if b.tag is not None and agent_ok(b)]
+    period = REPORT_PERIOD.get(kind)
+    return [b for b in budgets if b.period == period and agent_ok(b)]
+
+
+def for_report(
+    ctx: Any,
+    kind: str,
+    tz: Any,
+    agent: str | None = None,
+    until_day: str | None = None,
+    now: float | None = None,
+) -> list[dict[str, Any]] | None:
+    """Budget use under a report (docs/limits.md): None when no budget is configured, else
+    the use of the :func:`applicable` budgets in the report's zone ``tz``, in the period
+    containing now, or the end of ``until_day`` (``YYYY-MM-DD``, ``--until``) if earlier
+    (usage after that day left out).  Raises :class:`BudgetError` for a bad config."""
+    path = ctx.config_path or ctx.paths.config_file
+    budgets = load(path)
+    if not budgets:
+        return None
+    chosen = applicable(budgets, kind, agent)
+    if not chosen:
+        return []
+    now = time.time() if now is None else now
+    until: float | None = None
+    if until_day:
+        d = datetime.strptime(until_day[:10].replace("-", ""), "%Y%m%d")
+        nxt = d + timedelta(days=1)
+        until = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).timestamp()
+        if until > now:
+            until = None  # the period of now, as without --until
+        else:
+            now = until - 0.001  # as of the end of the report's last day
+    return _use(ctx, chosen, now, tz, until)

@@ -18,6 +18,7 @@ from tokmon.metadata.refs import RefError, resolve_ref
 __all__ = [
     "RefError",
     "activity",
+    "agent_rows",
     "detail",
     "detail_for",
     "display_name",
@@ -121,12 +122,14 @@ def resolve(
     session_ids: Iterable[str],
     store_all: Meta,
     titles: Mapping[str, str] | None = None,
+    agents: Mapping[str, str] | None = None,
 ) -> str:
     """The one session id ``ref`` names, or :class:`RefError` listing the candidates.
 
     Rules, first unique match wins: exact id; user name (case-insensitive); unique id
     prefix; Claude's title.  A rule that matches several sessions is an ambiguity error.
     Sessions known only from their metadata (transcripts expired) resolve too.
+    ``agents`` (session id -> agent) names the agent of other agents' candidates in errors.
     """
     if not isinstance(ref, str):
         raise RefError("the session reference must be a string")
@@ -134,7 +137,19 @@ def resolve(
         raise RefError(
             f"no session matches {ref[:60]!r}… (a reference is at most {MAX_REF_LEN} characters)"
         )
-    return resolve_ref(ref, session_ids, store_all, titles or {})
+    return resolve_ref(ref, session_ids, store_all, titles or {}, agents)
+
+
+def agent_rows(engine: Any, **filters: Any) -> list[Any]:
+    """Every agent's SessionRows of ``engine`` (each with its ``agent``), most recent first:
+    the sessions the CLI's session commands list and resolve.  An engine that reads Claude
+    Code only gives Claude's rows, still with ``agent`` set."""
+    return list(engine.session_rows(agent="all", **filters))
+
+
+def agents_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Session id -> agent of wire rows (rows without ``agent`` are Claude Code's)."""
+    return {str(r.get("sessionId")): str(r.get("agent") or "claude") for r in rows}
 
 
 # --------------------------------------------------------------------------- detail

@@ -139,12 +139,21 @@ def run_agent_report(agent: str, kind: str, args: argparse.Namespace, ctx: Conte
         until=until,
         order=getattr(args, "order", "asc"),
     )
+    from tokmon.cli.reports import report_budgets, with_budgets
+
+    # the agent's budgets, as under `tokmon daily --agent <agent>` (docs/limits.md)
+    use = report_budgets(ctx, kind, {"timezone": tz, "agent": agent, "until": until})
     if ctx.json_output:
-        ctx.stdout.write(dump_json(data))
+        ctx.stdout.write(with_budgets(dump_json(data), use))
         return 0
     rows = data["sessions" if kind == "session" else kind]
     _period_table(ctx, AGENTS[agent], kind, rows, data["totals"], tz,
                   cost_key="costUSD" if agent == "codex" else "totalCost")  # fmt: skip
+    if use:
+        from tokmon.cli.render import resolve_zone
+        from tokmon.cli.tables import budget_lines
+
+        budget_lines(ctx, use, resolve_zone(ctx, tz))
     return 0
 
 

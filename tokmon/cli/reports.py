@@ -171,8 +171,8 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         opts["machine"] = args.machine
         engine.record_filter = machine_filter(engine, args.machine, ctx.env, ctx.config)
     if kind == "session" and opts.get("session_id"):
-        opts["session_id"] = _resolve_session(ctx, engine, opts["session_id"])
-        if ctx.json_output:
+        opts["session_id"] = _resolve_session(ctx, engine, opts["session_id"], opts.get("agent"))
+        if ctx.json_output:  # ccusage's shape (an object or null): no budgets key
             ctx.stdout.write(dump_json(session_entries(engine, opts)))
             return 0
     if getattr(args, "instances", False):
@@ -181,7 +181,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     if cache is not None:
         hit = cache.get()
         if hit is not None:
-            ctx.stdout.write(hit)
+            ctx.stdout.write(with_budgets(hit, report_budgets(ctx, kind, opts)))
             return 0
     try:
         report = engine.report(kind, **opts)
@@ -197,10 +197,10 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
-            cache.put(text)
-        ctx.stdout.write(text)
+            cache.put(text)  # the report alone: budget use depends on the clock
+        ctx.stdout.write(with_budgets(text, report_budgets(ctx, kind, opts)))
         return 0
-    from tokmon.cli.tables import blocks_table, period_table
+    from tokmon.cli.tables import blocks_table, budget_lines, period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     if isinstance(report, BlocksReport):
@@ -217,7 +217,38 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             compact=args.compact,
             aliases=aliases,
         )
+        budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
     return 0
+
+
+def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The use of the budgets a report shows (:func:`tokmon.budgets.for_report`), None when
+    none is configured; a bad budget config is a warning here, never a lost report."""
+    if kind not in ("daily", "weekly", "monthly", "session"):
+        return None
+    from tokmon import budgets
+    from tokmon.metadata.store import MetadataError
+
+    try:
+        tz = resolve_zone(ctx, opts.get("timezone"))
+        return budgets.for_report(ctx, kind, tz, opts.get("agent"), opts.get("until"))
+    except (budgets.BudgetError, MetadataError) as exc:
+        ctx.warn(str(exc))
+        return None
+
+
+def with_budgets(text: str, use: list[dict[str, Any]] | None) -> str:
+    """A report's JSON text with a top-level ``budgets`` key added (unchanged for None: the
+    ccusage shapes stay byte-identical without budgets)."""
+    if use is None:
+        return text
+    import orjson
+
+    data = orjson.loads(text)
+    if not isinstance(data, dict):
+        return text
+    data["budgets"] = use
+    return dump_json(data)
 
 
 def parse_aliases(text: str | None) -> dict[str, str]:
@@ -242,13 +273,21 @@ def project_key(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd) if cwd else "unknown"
 
 
-def _resolve_session(ctx: Context, engine: Engine, ref: str) -> str:
+def _resolve_session(ctx: Context, engine: Engine, ref: str, agent: str | None = None) -> str:
     """``--id REF``: the session REF names (:func:`tokmon.sessions.resolve`: id, name, unique
-    prefix, Claude title); an unknown REF stays as given (an empty report, as in ccusage)."""
+    prefix, Claude title) among the report's agent's sessions (``--agent``; every agent's
+    for ``all``); an unknown REF stays as given (an empty report, as in ccusage)."""
     from tokmon.sessions import RefError, resolve
 
+    names = engine.agent_names() if agent == "all" else [agent]
+    ids: set[str] = set()
+    for name in names:
+        try:
+            ids.update(r.session_id for r in engine.records_of(name))
+        except ValueError:  # an unknown agent: the report says so
+            continue
     try:
-        return resolve(ref, {r.session_id for r in engine.records}, _metadata(ctx), engine.titles)
+        return resolve(ref, ids, _metadata(ctx), engine.titles)
     except RefError as exc:
         if exc.ambiguous:
             raise CLIError(str(exc)) from None
@@ -294,7 +333,15 @@ def session_entries(engine: Engine, opts: dict[str, Any]) -> dict[str, Any] | No
     from tokmon.core.timeutil import iso
 
     sid = opts["session_id"]
-    recs = [r for r in engine.records if r.session_id == sid]
+    agent = opts.get("agent")
+    names = engine.agent_names() if agent == "all" else [agent]
+    recs = []
+    for name in names:  # --agent: that agent's session (ccusage's shape for every agent)
+        try:
+            recs += [r for r in engine.records_of(name) if r.session_id == sid]
+        except ValueError as exc:  # an unknown agent name
+            raise CLIError(str(exc)) from None
+    recs.sort(key=lambda r: r.ts)
     if not recs:
         return None
     entries = [
@@ -383,9 +430,10 @@ def _instances(
             key: [{**row.to_json(), "project": key} for row in rows]
             for key, rows in projects.items()
         }
-        ctx.stdout.write(dump_json({"projects": wire, "totals": totals.to_json()}))
+        text = dump_json({"projects": wire, "totals": totals.to_json()})
+        ctx.stdout.write(with_budgets(text, report_budgets(ctx, kind, opts)))
         return 0
-    from tokmon.cli.tables import period_table
+    from tokmon.cli.tables import budget_lines, period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     for key, rows in projects.items():
@@ -402,6 +450,7 @@ def _instances(
         )
     if not projects:
         ctx.stdout.write("No usage in this range.\n")
+    budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
     return 0
 
 

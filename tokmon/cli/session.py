@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         help="show at most N sessions",
     )
     lp.add_argument("-z", "--timezone", help="time zone for dates (IANA name or UTC)")
+    lp.add_argument(
+        "--agent",
+        metavar="NAME",
+        help="only this agent's sessions (claude, codex, gemini, opencode, qwen, copilot, amp; "
+        "default: every agent)",
+    )
     lp.set_defaults(handler=handle_list)
 
     sp = ss.add_parser("show", parents=[parent], help="one session in detail")
@@ -148,20 +155,37 @@ class Sessions:
     """Everything the session commands need, loaded once."""
 
     engine: Engine
-    rows: list[dict[str, Any]]  # merged SessionRows, most recent first
+    rows: list[dict[str, Any]]  # merged SessionRows of every agent, most recent first
     store: MetadataStore
     meta: dict[str, dict[str, Any]]
 
     def resolve(self, ref: str) -> str:
-        from tokmon.sessions import RefError, resolve
+        """The session REF names, among every agent's sessions (:func:`tokmon.sessions.resolve`)."""
+        from tokmon.sessions import RefError, agents_of, resolve
 
         try:
-            return resolve(ref, (r["sessionId"] for r in self.rows), self.meta, self.engine.titles)
+            return resolve(
+                ref,
+                (r["sessionId"] for r in self.rows),
+                self.meta,
+                self.engine.titles,
+                agents_of(self.rows),
+            )
         except RefError as exc:
             raise CLIError(str(exc)) from None
 
     def row(self, sid: str) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["sessionId"] == sid), None)
+
+    def agent_of(self, sid: str) -> str:
+        """The agent of session ``sid`` (Claude Code for a session known only from metadata)."""
+        return str((self.row(sid) or {}).get("agent") or "claude")
+
+    def records(self, sid: str) -> list[Any]:
+        """The usage records of session ``sid``, of its own agent, oldest first."""
+        from tokmon.sessions import session_records
+
+        return session_records(self.engine, sid, self.agent_of(sid))
 
 
 def metadata_store(ctx: Context) -> MetadataStore:
@@ -171,17 +195,17 @@ def metadata_store(ctx: Context) -> MetadataStore:
 
 
 def load_sessions(ctx: Context, *, strict: bool = True, **filters: Any) -> Sessions:
-    """Refresh the engine and merge metadata into its session rows.
+    """Refresh the engine and merge metadata into the session rows of every agent.
 
     With ``strict=False`` (read-only commands) an unreadable metadata store is a warning
     and the sessions are shown without metadata.
     """
     from tokmon.metadata.store import MetadataError
-    from tokmon.sessions import merge
+    from tokmon.sessions import agent_rows, merge
 
-    engine = ctx.engine()
+    engine = ctx.engine(agents=True)  # every agent's sessions (docs/sessions.md)
     try:
-        rows = engine.session_rows(**filters)
+        rows = agent_rows(engine, **filters)
     except ValueError as exc:  # bad date or time zone
         raise CLIError(str(exc)) from None
     store = metadata_store(ctx)
@@ -254,6 +278,12 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
         tz=getattr(args, "timezone", None),
     )
     rows = [r for r in s.rows if all(t in r["tags"] for t in wanted_tags)]
+    agent = getattr(args, "agent", None)
+    if agent and agent != "all":
+        known = s.engine.known_agents()
+        if agent not in known:
+            raise CLIError(f"unknown agent {agent!r} (known: {', '.join(known)}, all)")
+        rows = [r for r in rows if (r.get("agent") or "claude") == agent]
     floor = args.min_tokens if args.min_tokens is not None else (0 if args.include_empty else 1)
     rows = [r for r in rows if r["totalTokens"] >= floor]
     key, descending = SORT_KEYS[args.sort]
@@ -276,17 +306,35 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
+    """The session list: every column when it fits (always in pipes), else the compact
+    layout (no tags or project) with a hint; ids and figures are never cut."""
+    from tokmon.cli.render import id_length, print_fitted
+
+    shown = short_ids([r["sessionId"] for r in rows], [r.get("agent") for r in rows], id_length)
+    print_fitted(
+        ctx,
+        lambda: _list_build(rows, tz, shown, narrow=False),
+        lambda: _list_build(rows, tz, shown, narrow=True),
+        "tags and project",
+        "session list",
+    )
+
+
+def _list_build(rows: list[dict[str, Any]], tz: Any, shown: dict[str, str], narrow: bool) -> Any:
     from rich import box
     from rich.table import Table
 
-    from tokmon.cli.render import fmt_cost, fmt_tokens_short, id_length, zone_title
+    from tokmon.cli.render import fmt_cost, fmt_tokens_short, zone_title
 
     t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=zone_title(tz))
-    id_len = id_length([r["sessionId"] for r in rows])
+    by_agent = any((r.get("agent") or "claude") != "claude" for r in rows)
     t.add_column("ID", no_wrap=True)
-    t.add_column("Name", overflow="ellipsis", no_wrap=True, max_width=34)
-    t.add_column("Tags", overflow="fold", max_width=24)
-    t.add_column("Project", overflow="fold", max_width=22)
+    if by_agent:  # other agents' sessions listed: say whose each one is
+        t.add_column("Agent", no_wrap=True)
+    t.add_column("Name", overflow="ellipsis", no_wrap=True, max_width=16 if narrow else 34)
+    if not narrow:
+        t.add_column("Tags", overflow="fold", max_width=24)
+        t.add_column("Project", overflow="fold", max_width=22)
     t.add_column("Tokens", justify="right", no_wrap=True)
     t.add_column("Cost", justify="right", no_wrap=True)
     t.add_column("Last activity", no_wrap=True)
@@ -296,16 +344,40 @@ def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
             name = f"[italic]{_esc(name)}[/italic]"
         else:
             name = _esc(name)
-        t.add_row(
-            r["sessionId"][:id_len] + ("*" if r.get("isActive") else ""),
-            name,
-            _esc(" ".join(r["tags"])),
-            _esc(r.get("projectName") or ""),
+        cells = [shown[r["sessionId"]] + ("*" if r.get("isActive") else "")]
+        if by_agent:
+            cells.append(str(r.get("agent") or "claude"))
+        cells.append(name)
+        if not narrow:
+            cells += [_esc(" ".join(r["tags"])), _esc(r.get("projectName") or "")]
+        cells += [
             fmt_tokens_short(r["totalTokens"]),
             fmt_cost(r["totalCost"]),
             fmt_time(r["lastActivity"], tz),
-        )
-    ctx.console().print(t)
+        ]
+        t.add_row(*cells)
+    return t
+
+
+def short_ids(
+    ids: list[str], agents: list[str | None], id_length: Callable[[list[str]], int]
+) -> dict[str, str]:
+    """Id -> the prefix a table shows: Claude's ids all at the length that tells them apart
+    (``id_length``), every other id at least as long and unique among all (so `session
+    show` accepts each; a Codex id ``2026/04/08/rollout-…`` needs more than 8 characters)."""
+    claude = [i for i, a in zip(ids, agents, strict=True) if (a or "claude") == "claude"]
+    base = id_length(claude) if claude else 8
+    order = sorted(set(ids))
+    out: dict[str, str] = {}
+    for k, sid in enumerate(order):
+        need = 0
+        for other in order[max(0, k - 1) : k] + order[k + 1 : k + 2]:  # sorted: neighbours
+            common = 0
+            while common < min(len(sid), len(other)) and sid[common] == other[common]:
+                common += 1
+            need = max(need, common + 1)
+        out[sid] = sid[: max(base, need)]
+    return out
 
 
 def _zone(tz: Any) -> str:
@@ -332,11 +404,11 @@ def session_detail(s: Sessions, sid: str) -> dict[str, Any]:
 
 def detail_json(s: Sessions, sid: str, with_requests: bool) -> dict[str, Any]:
     """The detail object, plus every request (``requests``) for ``session export``."""
-    from tokmon.sessions import request_json, session_records
+    from tokmon.sessions import request_json
 
     out = session_detail(s, sid)
     if with_requests:
-        out["requests"] = [request_json(r) for r in session_records(s.engine, sid)]
+        out["requests"] = [request_json(r) for r in s.records(sid)]
     return out
 
 
@@ -356,11 +428,11 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
     from rich.table import Table
 
     from tokmon.cli.render import fmt_cost, fmt_int, short_model
-    from tokmon.sessions import activity, session_records
+    from tokmon.sessions import activity
 
     con = ctx.console()
     d = session_detail(s, sid)
-    records = session_records(s.engine, sid)
+    records = s.records(sid)
     row, meta = (d if "entries" in d else {}), d["metadata"] or {}
     name, source = d["name"], d["nameSource"]
     con.print(
@@ -368,6 +440,7 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
         + (" [green](active)[/green]" if row.get("isActive") else "")
     )
     lines = [
+        ("Agent", s.agent_of(sid)),
         (
             "Name",
             f"{_esc(name)}" + (" (Claude's title)" if source == "claude" else "") if name else "-",
@@ -515,12 +588,12 @@ def _export_csv(s: Sessions, sid: str) -> str:
     import csv
     import io
 
-    from tokmon.sessions import request_json, session_records
+    from tokmon.sessions import request_json
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["sessionId", *CSV_FIELDS], lineterminator="\n")
     w.writeheader()
-    for r in session_records(s.engine, sid):
+    for r in s.records(sid):
         w.writerow({"sessionId": sid, **request_json(r)})
     return buf.getvalue()
 
@@ -531,7 +604,7 @@ def _md_cell(text: Any) -> str:
 
 def _export_md(s: Sessions, sid: str, tz: Any) -> str:
     from tokmon.cli.render import fmt_cost, fmt_int
-    from tokmon.sessions import activity, session_records
+    from tokmon.sessions import activity
 
     d = session_detail(s, sid)
     row, meta = (d if "entries" in d else {}), d["metadata"] or {}
@@ -539,6 +612,7 @@ def _export_md(s: Sessions, sid: str, tz: Any) -> str:
     out = [f"# Session {_md_cell(name) if name else d['sessionId']}", ""]
     out += [
         f"- **Session id:** `{d['sessionId']}`",
+        f"- **Agent:** {s.agent_of(sid)}",
         f"- **Project:** `{row.get('projectPath') or '-'}`",
         f"- **Tags:** {', '.join(meta.get('tags') or []) or '-'}",
         f"- **First activity:** {fmt_time(row.get('firstActivity'), tz)} {_zone(tz)}",
@@ -578,7 +652,7 @@ def _export_md(s: Sessions, sid: str, tz: Any) -> str:
             f"{fmt_int(b['totalTokens'])} | {fmt_cost(b['costUSD'])} |"
         )
     out += ["", "## Activity", "", "| From | Requests | Tokens |", "|---|---:|---:|"]
-    for b in activity(session_records(s.engine, sid), tz)["buckets"]:
+    for b in activity(s.records(sid), tz)["buckets"]:
         out.append(
             f"| {b['start'][:16].replace('T', ' ')} | {b['requests']} | {fmt_int(b['tokens'])} |"
         )

@@ -217,3 +217,51 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
     )
     if not blocks:
         ctx.stdout.write("No blocks in this range.\n")
+
+
+def _budget_amount(b: Mapping[str, Any], value: float, compact: bool) -> str:
+    if b["unit"] == "usd":
+        return fmt.cost(value)
+    return (fmt.tokens(value) if compact else fmt.integer(value)) + " tok"
+
+
+def budget_lines(ctx: Context, use: Sequence[Mapping[str, Any]], tz: tzinfo) -> None:
+    """Budget use under a report: a heading naming the zone of the periods, then one line
+    per budget (name [filters] period: used of limit (%, projected %)).  A line wider than
+    the terminal gets compact token counts, else its figures on a line of their own (full
+    counts if they fit): a number is never cut (names and filters are text and may wrap)."""
+    from tokmon.cli.render import terminal_width
+    from tokmon.textsafe import safe_text
+
+    if not use:
+        return
+    width = terminal_width(ctx)
+    out = [f"Budgets (periods in {fmt.zone_name(tz)}):"]
+    for b in use:
+        filters = " ".join(f"{k}={v}" for k, v in (b.get("filters") or {}).items())
+        label = str(b["name"]) + (f" [{filters}]" if filters and filters not in b["name"] else "")
+        label = f"{safe_text(label)} {b['periodKey']}"
+        line = ""
+        for split, compact in ((False, False), (False, True), (True, False), (True, True)):
+            figures = (
+                f"{_budget_amount(b, b['used'], compact)} of "
+                f"{_budget_amount(b, b['limit'], compact)} ({fmt.percent(b['percent'])}, "
+                f"{fmt.percent(b['projectedPercent'])} projected)"
+                + (", over" if b.get("exceeded") else "")
+            )
+            if split:  # the figures on a line of their own; the label wrapped at spaces
+                import textwrap
+
+                head = textwrap.wrap(
+                    f"{label}:", max(width or 0, 20) - 2, subsequent_indent="  ",
+                    break_on_hyphens=False,
+                )  # fmt: skip
+                line = "\n".join(f"  {x}" for x in head) + f"\n      {figures}"
+                widest = len(figures) + 6
+            else:
+                line = f"  {label}: {figures}"
+                widest = len(line)
+            if width is None or widest <= width:
+                break
+        out.append(line)
+    ctx.stdout.write("\n".join(out) + "\n")

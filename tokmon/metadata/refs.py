@@ -26,12 +26,14 @@ def resolve_ref(
     session_ids: Iterable[str],
     store_all: Mapping[str, Mapping[str, Any]],
     titles: Mapping[str, str] | None = None,
+    agents: Mapping[str, str] | None = None,
 ) -> str:
     """Return the one session id ``ref`` names; raise :class:`RefError` otherwise.
 
     Order: exact id; user name (case-insensitive); id prefix; Claude's title.  The
     first rule that matches exactly one session wins; a rule matching several
-    sessions is an ambiguity error listing them.
+    sessions is an ambiguity error listing them (``agents``: session id -> agent, shown
+    for sessions of agents other than Claude Code).
     """
     titles = titles or {}
     ids = set(session_ids) | set(store_all)
@@ -45,7 +47,9 @@ def resolve_ref(
     def label(sid: str) -> str:
         meta = store_all.get(sid) or {}
         name = meta.get("name") or titles.get(sid) or meta.get("claudeTitle")
-        return f"{sid} ({name})" if name else sid
+        agent = (agents or {}).get(sid)
+        out = f"{sid} [{agent}]" if agent and agent != "claude" else sid
+        return f"{out} ({name})" if name else out
 
     def pick(matches: list[str], what: str) -> str | None:
         if len(matches) == 1:
