@@ -52,6 +52,24 @@ def agent_env(corpus: Path, tmp: Path) -> dict[str, str]:
     }
 
 
+def blob_bodies(ledger: Path) -> dict[str, dict[str, dict[str, object]]]:
+    """Each agent's saved state (its rows in the ledger) as the one body per agent of the
+    versions before those rows (``agent_state``, and the JSON store's ``agents``)."""
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    con = sqlite3.connect(ledger)
+    try:
+        for agent, path, state in con.execute("SELECT agent, path, state FROM agent_files"):
+            out.setdefault(agent, {"states": {}, "records": {}})["states"][path] = json.loads(state)
+        for agent, path, rec in con.execute("SELECT agent, path, body FROM agent_records"):
+            recs = out.setdefault(agent, {"states": {}, "records": {}})["records"]
+            got = recs.setdefault(path, [])
+            assert isinstance(got, list)
+            got.append(json.loads(rec))
+    finally:
+        con.close()
+    return out
+
+
 def make_engine(env: dict[str, str], tmp: Path, agents: bool = True) -> Engine:
     paths = get_paths({"TOKMON_HOME": str(tmp / "tokmon")})
     return Engine(roots=[corpus_path() / "projects"], paths=paths, env=env, agents=agents)
@@ -114,7 +132,7 @@ def test_agents_are_incremental_persisted_and_keep_history(corpus: Path, tmp_pat
     first.refresh()  # saves the Claude ledger and the agents' state, in one database
     con = sqlite3.connect(first.ledger_file)
     try:
-        saved = {a for (a,) in con.execute("SELECT agent FROM agent_state")}
+        saved = {a for (a,) in con.execute("SELECT agent FROM agent_records")}
     finally:
         con.close()
     assert "codex" in saved
@@ -150,11 +168,7 @@ def test_agents_json_store_migrates_with_its_history(corpus: Path, tmp_path: Pat
     first.refresh()
     before = first.report("daily", agent="codex").to_json()["totals"]
     assert before["totalTokens"] == CODEX_TOTAL
-    con = sqlite3.connect(first.ledger_file)
-    try:
-        bodies = {a: json.loads(b) for a, b in con.execute("SELECT agent, body FROM agent_state")}
-    finally:
-        con.close()
+    bodies = blob_bodies(first.ledger_file)
     store = agents_store_path(first.ledger_file, env)
     first.close()
     for p in first.ledger_file.parent.glob(first.ledger_file.name + "*"):

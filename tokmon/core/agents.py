@@ -3,10 +3,11 @@ read incrementally, persisted in the Claude ledger's database, turned into engin
 
 Each agent's reader (``tokmon/sources/<agent>.py``) yields :class:`AgentUsage` records with its
 own dedup key and rule; this module keeps one :class:`SourceReader` per agent, saves their file
-states and records (one row per agent in the ledger database's ``agent_state`` table, written
-in the engine's merge transaction, so a restart reads only new bytes and a deleted log keeps
-its history; the JSON store of older versions, ``<ledger>.agents-<hash>.json``, is imported
-once and kept renamed), and hands the engine de-duplicated :class:`UsageRecord` lists per
+states and records (a row per file and a row per record in the ledger database's
+``agent_files`` and ``agent_records`` tables, only the changed ones written, in the engine's
+merge transaction, so a restart reads only new bytes and a deleted log keeps its history; the
+one-blob-per-agent ``agent_state`` rows and the JSON store, ``<ledger>.agents-<hash>.json``, of
+older versions are read once and moved), and hands the engine de-duplicated :class:`UsageRecord` lists per
 agent (``cache_creation_tokens`` = the agent's cache writes; cost = the agent's own figure,
 else the price table). Claude Code stays on the engine's fast parallel scan
 (:mod:`tokmon.core.scan`).
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from tokmon.core.ledger import AgentRows
 from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.sources import SOURCES
@@ -79,7 +81,7 @@ class AgentStore:
         self.readers = {a: SourceReader(s, keep_removed=True) for a, s in self.sources.items()}
         self.prices = prices
         self.path = path  # the JSON store of older versions (imported once), None: not persisted
-        self.load_db: Callable[[], dict[str, bytes]] | None = None  # the saved state, per agent
+        self.load_db: Callable[[], dict[str, AgentRows]] | None = None  # saved state, per agent
         self._legacy = False  # loaded from the JSON store: rename it once saved in the database
         self.dirty = False
         self.version = 0  # bumped on every change (a deferred save knows what it wrote)
@@ -94,6 +96,10 @@ class AgentStore:
         self.save_target: Callable[[], str | None] = lambda: None
         self._saved_to: str | None = None
         self._saving_to: str | None = None
+        #: per agent, its file states and records as last saved (a save writes what differs)
+        self._saved: dict[str, _Saved] = {}
+        self._pending: dict[str, _Saved] = {}  # what the payloads being saved hold
+        self._moving: set[str] = set()  # agents saved as one blob: their next save is whole
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -211,16 +217,28 @@ class AgentStore:
         self._loaded = True
         if self.path is None:
             return
-        blobs = self.load_db() if self.load_db is not None else {}
-        if blobs:
-            for agent, body in blobs.items():
+        saved = self.load_db() if self.load_db is not None else {}
+        if saved:
+            for agent, rows in saved.items():
+                if agent not in self.readers:
+                    continue  # an agent this build does not know: its rows stay as they are
+                if rows.blob is None:
+                    self._load_rows(agent, rows)
+                    continue
+                self._moving.add(agent)  # into rows at the next save (the same transaction
+                # deletes the blob), whole
                 try:
-                    self._load_body(agent, orjson.loads(body))
+                    self._load_body(agent, orjson.loads(rows.blob))
                 except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
                     log.warning(
                         "ignoring the saved state of %s (%s): re-reading its logs", agent, exc
                     )
                     self._forget(agent)
+            self._saved = {a: _snapshot(r) for a, r in self.readers.items()}
+            self._saved_to = self.save_target()  # what the rows of this database hold
+            if self._moving:
+                self.dirty = True
+                self._unsaved.update(self._moving)
             return
         try:
             doc = orjson.loads(self.path.read_bytes())
@@ -254,6 +272,27 @@ class AgentStore:
         for p, rows in body["records"].items():
             reader.by_file[p] = {row["key"]: clean_usage(AgentUsage(**row)) for row in rows}
 
+    def _load_rows(self, agent: str, rows: AgentRows) -> None:
+        """One agent's state from its rows (a row that does not read is skipped: its file is
+        read again, its other records kept)."""
+        reader = self.readers[agent]
+        bad = 0
+        for p, st in rows.states.items():
+            try:
+                v = orjson.loads(st or b"")
+                reader.states[p] = FileState(v[0], tuple(v[1]), v[2], v[3], v[4])
+            except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+                bad += 1
+        for p, recs in rows.records.items():
+            bucket = reader.by_file.setdefault(p, {})
+            for k, body in recs.items():
+                try:
+                    bucket[k] = clean_usage(AgentUsage(**orjson.loads(body or b"")))
+                except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+                    bad += 1
+        if bad:
+            log.warning("ignoring %d unreadable saved row(s) of %s", bad, agent)
+
     def _forget(self, agent: str) -> None:
         reader = self.readers.get(agent)
         if reader is not None:
@@ -261,27 +300,49 @@ class AgentStore:
             reader.by_file.clear()
             reader._cache = None
 
-    def payloads(self) -> dict[str, bytes] | None:
-        """The serialised state of each agent that changed since the last save (agents' logs
-        are small; the others' rows stay as they are), for the engine's merge transaction;
-        None when nothing is to be saved."""
+    def payloads(self) -> dict[str, AgentRows] | None:
+        """What changed of each agent's state since the last save (the file states and
+        records that differ; every row of an agent saved as a blob, or when the save goes to
+        another database), for the engine's merge transaction; None when nothing is to be
+        saved."""
         if not self.dirty or self.path is None:
             return None
         target = self._saving_to = self.save_target()
         every = target is None or target != self._saved_to  # another (or a new) database
-        out: dict[str, bytes] = {}
+        out: dict[str, AgentRows] = {}
+        self._pending = {}
         for agent, reader in self.readers.items():
-            if not (every or agent in self._unsaved) or (not reader.states and not reader.by_file):
+            if not (every or agent in self._unsaved):
                 continue
-            body = {
-                "states": {
-                    p: [s.offset, list(s.sig), s.mark, s.ctx, s.head]
-                    for p, s in reader.states.items()
-                },
+            full = every or agent in self._moving
+            if full and not reader.states and not reader.by_file and agent not in self._moving:
+                continue
+            now = _snapshot(reader)
+            was = _Saved({}, {}) if full else self._saved.get(agent, _Saved({}, {}))
+            rows = AgentRows(full=full)
+            for p, st in now.states.items():
+                if was.states.get(p) != st:
+                    rows.states[p] = orjson.dumps(
+                        [st.offset, list(st.sig), st.mark, st.ctx, st.head]
+                    )
+            rows.states.update((p, None) for p in was.states if p not in now.states)
+            for p, recs in now.records.items():
+                old = was.records.get(p, {})
+                if recs == old:
+                    continue
                 # orjson writes a dataclass as the object of its fields (AgentUsage(**row) reads it)
-                "records": {p: list(recs.values()) for p, recs in reader.by_file.items()},
-            }
-            out[agent] = orjson.dumps(body)
+                got: dict[str, bytes | None] = {
+                    k: orjson.dumps(r)
+                    for k, r in recs.items()
+                    if (o := old.get(k)) is not r and o != r
+                }
+                got.update((k, None) for k in old if k not in recs)
+                rows.records[p] = got
+            for p, old in was.records.items():
+                if p not in now.records:
+                    rows.records[p] = dict.fromkeys(old)
+            self._pending[agent] = now
+            out[agent] = rows
         return out
 
     def saved_to_db(self) -> None:
@@ -290,6 +351,9 @@ class AgentStore:
         self.dirty = False
         self._unsaved.clear()
         self._saved_to = self._saving_to
+        self._saved.update(self._pending)
+        self._moving -= set(self._pending)
+        self._pending = {}
         if self._legacy and self.path is not None and self.path.exists():
             import time
 
@@ -300,3 +364,17 @@ class AgentStore:
                 log.warning("cannot rename the imported agents ledger %s: %s", self.path, exc)
                 return
         self._legacy = False
+
+
+@dataclass
+class _Saved:
+    """One agent's file states and records (per file, by key) as a save wrote them."""
+
+    states: dict[str, FileState]
+    records: dict[str, dict[str, AgentUsage]]
+
+
+def _snapshot(reader: SourceReader) -> _Saved:
+    """What ``reader`` holds now (copies of its dicts; the states and records are shared:
+    a refresh replaces them, never changes them in place)."""
+    return _Saved(dict(reader.states), {p: dict(rs) for p, rs in reader.by_file.items()})

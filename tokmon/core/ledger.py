@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokmon.core.model import UsageRecord
@@ -97,7 +98,33 @@ _IN_CHUNK = 500
 KEEP_CHANGES = 10_000  # generations whose changed sessions are kept (for other processes)  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
 
 
-_CORE_TABLES = ("meta", "files", "records", "changes", "titles", "agent_state")
+# The other agents' saved reader state, a row per file and a row per record, so a save
+# writes only what changed (``agent_state``: one blob per agent, of versions before them;
+# read until that agent's first save here moves it, in the same transaction).
+_AGENT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agent_files (
+    agent TEXT NOT NULL, path TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (agent, path)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_records (
+    agent TEXT NOT NULL, path TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (agent, path, key)
+) STRICT, WITHOUT ROWID;
+"""
+_AGENT_TABLES = ("agent_files", "agent_records")
+_CORE_TABLES = ("meta", "files", "records", "changes", "titles", "agent_state", *_AGENT_TABLES)
+
+
+@dataclass
+class AgentRows:
+    """One agent's saved reader state as rows: per file its state, per file and record key
+    the record (serialised by :mod:`tokmon.core.agents`). To save: ``None`` deletes a row,
+    ``full`` first deletes every row of the agent (and its blob); loaded from a version
+    before these rows: ``blob`` (its whole state, one body)."""
+
+    states: dict[str, bytes | None] = field(default_factory=dict)
+    records: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
+    full: bool = False
+    blob: bytes | None = None
 
 
 def loose_tables(conn: sqlite3.Connection, names: Iterable[str]) -> list[str]:
@@ -195,7 +222,7 @@ class LedgerDB:
         path = self.path
         if path is None:
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + _AGENT_SCHEMA)
             self._init_meta(conn)
             return conn
         if path.exists() and not path.is_file():
@@ -232,6 +259,7 @@ class LedgerDB:
                 self._init_meta(conn)
                 conn.execute("COMMIT")
             self._check_meta(conn)
+            self._agent_tables(conn)
         except LedgerError:
             conn.close()
             raise
@@ -387,7 +415,7 @@ class LedgerDB:
         gone: Iterable[str] = (),
         titles: Iterable[tuple[str, str, str]] = (),
         prices: str | None = None,
-        agents: dict[str, bytes] | None = None,
+        agents: dict[str, AgentRows] | None = None,
         agent: str = CLAUDE,
     ) -> tuple[list[tuple[UsageRecord | None, UsageRecord]], int]:
         """Merge records, file states, titles (and the agents' state) in one transaction.
@@ -437,9 +465,7 @@ class LedgerDB:
             if prices is not None:
                 conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
             if agents:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO agent_state VALUES (?, ?)", list(agents.items())
-                )
+                self._save_agents(conn, agents)
         return deltas, gen
 
     @staticmethod
@@ -573,11 +599,81 @@ class LedgerDB:
         return got
 
     def agent_state(self) -> dict[str, bytes]:
-        """The other agents' saved reader state, per agent."""
+        """The other agents' saved reader state as one blob per agent (versions before
+        :meth:`agent_rows`)."""
         with self._mu:
             rows = self.conn.execute("SELECT agent, body FROM agent_state").fetchall()
         # (a body of another type: written around the schema; that agent's logs are re-read)
         return {a: bytes(b) for a, b in rows if type(a) is str and type(b) is bytes}
+
+    def agent_rows(self) -> dict[str, AgentRows]:
+        """The other agents' saved reader state, per agent: its rows, else (saved by a version
+        before them) its blob."""
+        out: dict[str, AgentRows] = {}
+        with self._mu:
+            conn = self.conn
+            have = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'agent_%'"
+                )
+            }
+            files: list[tuple[object, ...]] = []
+            records: list[tuple[object, ...]] = []
+            if have.issuperset(_AGENT_TABLES):  # (a read-only open of an older database)
+                files = conn.execute("SELECT agent, path, state FROM agent_files").fetchall()
+                records = conn.execute(
+                    "SELECT agent, path, key, body FROM agent_records"
+                ).fetchall()
+        for a, p, st in files:
+            if type(a) is str and type(p) is str and type(st) is bytes:
+                out.setdefault(a, AgentRows()).states[p] = st
+        for a, p, k, body in records:
+            if type(a) is str and type(p) is str and type(k) is str and type(body) is bytes:
+                out.setdefault(a, AgentRows()).records.setdefault(p, {})[k] = body
+        for a, blob in self.agent_state().items():
+            if a not in out:
+                out[a] = AgentRows(blob=blob)
+        return out
+
+    @staticmethod
+    def _agent_tables(conn: sqlite3.Connection) -> None:
+        """Add the agents' row tables to a database made before them."""
+        if conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name IN (?, ?)", _AGENT_TABLES
+        ).fetchone()[0] == len(_AGENT_TABLES):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _AGENT_SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _save_agents(conn: sqlite3.Connection, agents: dict[str, AgentRows]) -> None:
+        """Write what changed of each agent's state (inside the merge's transaction)."""
+        for agent, rows in agents.items():
+            if rows.full:  # its blob moves into rows here: never in neither place
+                for table in ("agent_files", "agent_records", "agent_state"):
+                    conn.execute(f"DELETE FROM {table} WHERE agent=?", (agent,))
+            put = [(agent, p, st) for p, st in rows.states.items() if st is not None]
+            drop = [(agent, p) for p, st in rows.states.items() if st is None]
+            conn.executemany("INSERT OR REPLACE INTO agent_files VALUES (?,?,?)", put)
+            conn.executemany("DELETE FROM agent_files WHERE agent=? AND path=?", drop)
+            recs = [(agent, p, k, b) for p, rs in rows.records.items() for k, b in rs.items()]
+            conn.executemany(
+                "INSERT OR REPLACE INTO agent_records VALUES (?,?,?,?)",
+                [r for r in recs if r[3] is not None],
+            )
+            conn.executemany(
+                "DELETE FROM agent_records WHERE agent=? AND path=? AND key=?",
+                [r[:3] for r in recs if r[3] is None],
+            )
 
     # -- copies ------------------------------------------------------------------------------
 

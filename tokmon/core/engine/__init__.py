@@ -103,7 +103,7 @@ class Engine(Ingest, Store, Queries):
                 agents_store_path(self.ledger_file, self.env) if persist else None,
                 None if agents is True else agents,
             )
-            self.agents.load_db = lambda: self._db().agent_state()
+            self.agents.load_db = lambda: self._db().agent_rows()
             # which database file a save goes to (None: memory): a new one gets every agent
             self.agents.save_target = lambda: (
                 None if self._mem or self.db is None else self.db.dbid()

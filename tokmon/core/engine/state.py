@@ -13,7 +13,7 @@ from tokmon.core import aggregate
 from tokmon.core.blocks import (
     BlockIndex,
 )
-from tokmon.core.ledger import Ledger, LedgerDB
+from tokmon.core.ledger import AgentRows, Ledger, LedgerDB
 from tokmon.core.model import Block, UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.core.reader import FileState
@@ -154,7 +154,7 @@ class EngineState:
         files: dict[str, FileState],
         gone: list[str],
         titles: list[tuple[str, str, str]],
-        agents: dict[str, bytes] | None,
+        agents: dict[str, AgentRows] | None,
         prices: str | None = None,
     ) -> None:
         raise NotImplementedError

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import (
+    AgentRows,
     Ledger,
     LedgerDB,
     LedgerError,
@@ -260,7 +261,7 @@ class Store(EngineState):
         files: dict[str, FileState],
         gone: list[str],
         titles: list[tuple[str, str, str]],
-        agents: dict[str, bytes] | None,
+        agents: dict[str, AgentRows] | None,
         prices: str | None = None,
     ) -> None:
         """Merge what one refresh read: one short transaction; deltas into the engine."""
