@@ -6,6 +6,7 @@ merges them in file order, which keeps the global "first seen wins ties" rule.
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import sys
@@ -38,6 +39,7 @@ class FileResult:
     pid: int = 0  # the process that scanned it (diagnostics)
     fp: str = ""  # fingerprint at ``end`` (see reader.fingerprint)
     rewritten: bool = False  # rewritten in place: read again from 0 (``start`` is then 0)
+    part: int = 0  # 0: scanned by the calling process; 1: by a worker (see scan_all)
 
 
 Pricer = Callable[[UsageRecord], float]
@@ -214,15 +216,20 @@ def scan_all(
     workers: int | None = None,
     min_bytes: int | None = None,
     pricing: tuple[str | None, str] | None = None,
+    ordered: bool = True,
 ) -> Iterator[FileResult]:
     """Scan (key, start, new_bytes[, fingerprint]) items, in parallel when there is a lot
-    to read. Results come back in the order of ``items``. The cyclic GC is off until the
-    iteration ends, so the caller's merge of the (acyclic) rows runs without it too.
+    to read. Results come back in the order of ``items``; with ``ordered=False`` a
+    worker's results come as soon as they are ready, between those of the calling process:
+    the results of each ``part`` (0: this process, 1: the workers) are in item order and
+    every part-0 item precedes every part-1 item (so the caller never holds the workers'
+    results while it scans its own share). The cyclic GC is off until the iteration ends,
+    so the caller's merge of the (acyclic) rows runs without it too.
     """
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        yield from _scan_all(items, workers, min_bytes, pricing)
+        yield from _scan_all(items, workers, min_bytes, pricing, ordered)
     finally:
         if gc_on:
             gc.enable()
@@ -233,6 +240,7 @@ def _scan_all(
     workers: int | None,
     min_bytes: int | None,
     pricing: tuple[str | None, str] | None,
+    ordered: bool = True,
 ) -> Iterator[FileResult]:
     total = sum(it[2] for it in items)
     if min_bytes is None:
@@ -268,6 +276,21 @@ def _scan_all(
         futures = [
             pool.submit(scan_many, task, pricing) for c in chunks[1:] for task in _tasks(c, sizes)
         ]
-        yield from scan_many(chunks[0], pricing)  # this process takes the first share
-        for fut in futures:
-            yield from fut.result()
+        if ordered:
+            yield from scan_many(chunks[0], pricing)  # this process takes the first share
+            for fut in futures:
+                yield from fut.result()
+            return
+        waiting = collections.deque(futures)
+        for k, s, fp in chunks[0]:
+            yield scan_file(k, s, pricing, fp)
+            while waiting and waiting[0].done():
+                yield from _part1(waiting.popleft().result())
+        for fut in waiting:
+            yield from _part1(fut.result())
+
+
+def _part1(results: list[FileResult]) -> Iterator[FileResult]:
+    for r in results:
+        r.part = 1
+        yield r
