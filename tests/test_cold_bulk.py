@@ -271,3 +271,28 @@ def test_staged_load_merges_normally_when_records_arrive(transcripts: Path, tmp_
     py = sqlite3.connect(tmp_path / "py.sqlite3")
     Rollups(py, lambda *a, **k: [], eng.block_seconds).rebuild({"claude": eng.db.records()})
     assert dump(eng.db.conn) == dump(py)
+
+
+# ---- the unordered parallel scan --------------------------------------------------------------
+
+
+def test_unordered_scan_keeps_order_within_parts(transcripts: Path) -> None:
+    """Results as they come: the same results as the ordered scan; within each part in item
+    order, and every part-0 item before every part-1 item (what the staging relies on)."""
+    from tokmon.core.discovery import iter_transcript_stats
+
+    items = sorted((k, 0, st.st_size) for k, st in iter_transcript_stats(transcripts / "projects"))
+    seq = list(scan.scan_all(items, workers=1))
+    old = scan.WORKER_TASK_BYTES
+    scan.WORKER_TASK_BYTES = 16 * 1024  # many small tasks
+    try:
+        got = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=False))
+    finally:
+        scan.WORKER_TASK_BYTES = old
+    order = {k: i for i, (k, _, _) in enumerate(items)}
+    parts = [[order[r.key] for r in got if r.part == p] for p in (0, 1)]
+    assert parts[0] and parts[1]  # both processes scanned
+    assert parts[0] == sorted(parts[0]) and parts[1] == sorted(parts[1])
+    assert max(parts[0]) < min(parts[1])
+    view = sorted((r.key, r.end, r.rows, r.titles, r.malformed) for r in got)
+    assert view == sorted((r.key, r.end, r.rows, r.titles, r.malformed) for r in seq)

@@ -420,13 +420,20 @@ class Rollups:
         from its first up to its start (the hour of the first) plus ``block_seconds``: in
         that window no gap can exceed ``block_seconds``, so the next block starts at the
         first record after it (``group_blocks``' rule). Costs are summed in (ts, key)
-        order, as :func:`~tokmon.core.blocks.make_block` does."""
+        order, as :func:`~tokmon.core.blocks.make_block` does.
+
+        When the block's end falls on a bucket edge (``block_seconds`` a multiple of
+        BUCKET) and no record sits exactly on an edge, a block is a run of whole buckets:
+        its per-model sums come from ``rollup_cell`` (built first), and only its costs are
+        read record by record."""
         c = self.conn
         bs = self.block_seconds
+        aligned = bs % BUCKET == 0
         nxt = c.execute(f"SELECT min(ts) FROM ({source})").fetchone()[0]
         out: list[tuple[Any, ...]] = []
         mout: list[tuple[Any, ...]] = []
         add = operator.add
+        edge_hit = False  # a record exactly on the previous block's end
         while nxt is not None:
             first = float(nxt)
             start = float(int(first // 3600) * 3600)
@@ -436,16 +443,34 @@ class Rollups:
             where, args = (
                 ("ts >= ?", (first,)) if nxt is None else ("ts >= ? AND ts < ?", (first, nxt))
             )
-            per = c.execute(
-                f"SELECT model, sum(input), sum(output), sum(cc), sum(c1h), sum(cr),"
-                f" sum({_PICO_SQL}), count(*), max(ts) FROM ({source}) WHERE {where}"
-                " GROUP BY model",
-                args,
-            ).fetchall()
+            by_cells = aligned and not edge_hit
+            if aligned:
+                edge_hit = (
+                    c.execute(
+                        f"SELECT 1 FROM ({source}) WHERE ts = ? LIMIT 1", (start + bs,)
+                    ).fetchone()
+                    is not None
+                )
+                by_cells = by_cells and not edge_hit
             rows = c.execute(
-                f"SELECT model, cost FROM ({source}) WHERE {where} ORDER BY ts, key", args
+                f"SELECT cost, model FROM ({source}) WHERE {where} ORDER BY ts, key", args
             ).fetchall()
-            ms, costs = zip(*rows, strict=True)  # two columns
+            costs, ms = zip(*rows, strict=True)  # two columns
+            per: list[Any] = []
+            if by_cells:  # model, i, o, cc, c1h, cr, cost, n, last, first
+                per = c.execute(
+                    "SELECT model, sum(i), sum(o), sum(cc), sum(c1h), sum(cr), sum(cost),"
+                    " sum(n), max(last), min(first) FROM rollup_cell WHERE agent=?"
+                    " AND bucket >= ? AND bucket < ? GROUP BY model",
+                    (agent, int(first // BUCKET), int((start + bs) // BUCKET)),
+                ).fetchall()
+            if not per or sum(p[7] for p in per) != len(costs):
+                per = c.execute(
+                    f"SELECT model, sum(input), sum(output), sum(cc), sum(c1h), sum(cr),"
+                    f" sum({_PICO_SQL}), count(*), max(ts), min(ts) FROM ({source})"
+                    f" WHERE {where} GROUP BY model",
+                    args,
+                ).fetchall()
             models = [m for m in dict.fromkeys(ms) if m != SYNTHETIC_MODEL]
             out.append(
                 (

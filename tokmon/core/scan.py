@@ -273,24 +273,24 @@ def _scan_all(
     sizes = {it[0]: it[2] for it in items}
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
-        futures = [
+        # A future is dropped once its results are out, so they are freed as the caller goes.
+        waiting = collections.deque(
             pool.submit(scan_many, task, pricing) for c in chunks[1:] for task in _tasks(c, sizes)
-        ]
+        )
         if ordered:
             yield from scan_many(chunks[0], pricing)  # this process takes the first share
-            for fut in futures:
-                yield from fut.result()
-            return
-        waiting = collections.deque(futures)
-        for k, s, fp in chunks[0]:
-            yield scan_file(k, s, pricing, fp)
-            while waiting and waiting[0].done():
-                yield from _part1(waiting.popleft().result())
-        for fut in waiting:
-            yield from _part1(fut.result())
+        else:
+            for k, s, fp in chunks[0]:
+                yield scan_file(k, s, pricing, fp)
+                while waiting and waiting[0].done():
+                    yield from _part1(waiting.popleft().result(), 1)
+        while waiting:
+            yield from _part1(waiting.popleft().result(), 0 if ordered else 1)
 
 
-def _part1(results: list[FileResult]) -> Iterator[FileResult]:
-    for r in results:
-        r.part = 1
+def _part1(results: list[FileResult], part: int) -> Iterator[FileResult]:
+    results.reverse()
+    while results:  # each result is let go once taken
+        r = results.pop()
+        r.part = part
         yield r
