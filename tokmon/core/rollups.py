@@ -377,9 +377,9 @@ class Rollups:
             f" cr, {_PICO_SQL} AS pico, ts FROM ({source})) GROUP BY b, model, session, project",
             (agent,),
         )
-        c.execute(
-            f"INSERT INTO rollup_project SELECT ?, project, count(*) FROM ({source})"
-            " GROUP BY project",
+        c.execute(  # a record count per project: its cells' counts (fewer rows than records)
+            "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
+            " WHERE agent=? GROUP BY project",
             (agent,),
         )
         c.execute(
@@ -452,10 +452,6 @@ class Rollups:
                     is not None
                 )
                 by_cells = by_cells and not edge_hit
-            rows = c.execute(
-                f"SELECT cost, model FROM ({source}) WHERE {where} ORDER BY ts, key", args
-            ).fetchall()
-            costs, ms = zip(*rows, strict=True)  # two columns
             per: list[Any] = []
             if by_cells:  # model, i, o, cc, c1h, cr, cost, n, last, first
                 per = c.execute(
@@ -464,6 +460,15 @@ class Rollups:
                     " AND bucket >= ? AND bucket < ? GROUP BY model",
                     (agent, int(first // BUCKET), int((start + bs) // BUCKET)),
                 ).fetchall()
+            # models in order of first appearance: by their first times when those differ
+            # (else by the records, whose (ts, key) order breaks the tie)
+            firsts = sorted((p[9], p[0]) for p in per)
+            ordered = bool(per) and len({f for f, _ in firsts}) == len(firsts)
+            cols = "cost" if ordered else "cost, model"
+            rows = c.execute(
+                f"SELECT {cols} FROM ({source}) WHERE {where} ORDER BY ts, key", args
+            ).fetchall()
+            costs, *more = zip(*rows, strict=True)
             if not per or sum(p[7] for p in per) != len(costs):
                 per = c.execute(
                     f"SELECT model, sum(input), sum(output), sum(cc), sum(c1h), sum(cr),"
@@ -471,7 +476,16 @@ class Rollups:
                     f" WHERE {where} GROUP BY model",
                     args,
                 ).fetchall()
-            models = [m for m in dict.fromkeys(ms) if m != SYNTHETIC_MODEL]
+                ordered = False
+            if not ordered:
+                if more:
+                    ms = more[0]
+                else:  # the cells' sums were not used after all: read the models too
+                    sql = f"SELECT model FROM ({source}) WHERE {where} ORDER BY ts, key"
+                    ms = tuple(r[0] for r in c.execute(sql, args))
+                models = [m for m in dict.fromkeys(ms) if m != SYNTHETIC_MODEL]
+            else:
+                models = [m for _, m in firsts if m != SYNTHETIC_MODEL]
             out.append(
                 (
                     agent,
