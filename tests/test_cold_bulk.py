@@ -193,9 +193,9 @@ def _engine(root: Path, home: Path) -> Engine:
     return Engine(roots=[root / "projects"], paths=get_paths({"TOKMON_HOME": str(home)}))
 
 
-@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("parallel", ["no", "yes", "hand-over"])
 def test_staged_cold_load_equals_regular_merge(
-    transcripts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+    transcripts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: str
 ) -> None:
     files = sorted((transcripts / "projects").rglob("*.jsonl"))
     # the regular path: the first file alone (a tiny first load), then the rest merged with
@@ -214,9 +214,11 @@ def test_staged_cold_load_equals_regular_merge(
     ch_reg = reg.refresh()
     # the staged path: everything at once into an empty ledger (with parallel workers, whose
     # results are staged as they come, between the files this process scans)
-    if parallel:
+    if parallel != "no":
         monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
         monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 64 * 1024)
+    if parallel == "hand-over":  # the worker soon idle: it takes over part of this share
+        monkeypatch.setattr(scan, "MAIN_SHARE", 40.0)
     cold = _engine(root, tmp_path / "cold")
     ch = cold.refresh()
     assert reg.db is not None and cold.db is not None
@@ -276,23 +278,32 @@ def test_staged_load_merges_normally_when_records_arrive(transcripts: Path, tmp_
 # ---- the unordered parallel scan --------------------------------------------------------------
 
 
-def test_unordered_scan_keeps_order_within_parts(transcripts: Path) -> None:
+@pytest.mark.parametrize("main_share", [scan.MAIN_SHARE, 40.0])
+def test_unordered_scan_keeps_order_within_parts(
+    transcripts: Path, monkeypatch: pytest.MonkeyPatch, main_share: float
+) -> None:
     """Results as they come: the same results as the ordered scan; within each part in item
-    order, and every part-0 item before every part-1 item (what the staging relies on)."""
+    order, and every item of a part before every item of the next (what the staging relies
+    on), whether or not the workers took over part of this process's share (part 1)."""
     from tokmon.core.discovery import iter_transcript_stats
 
     items = sorted((k, 0, st.st_size) for k, st in iter_transcript_stats(transcripts / "projects"))
-    seq = list(scan.scan_all(items, workers=1))
-    old = scan.WORKER_TASK_BYTES
-    scan.WORKER_TASK_BYTES = 16 * 1024  # many small tasks
-    try:
-        got = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=False))
-    finally:
-        scan.WORKER_TASK_BYTES = old
+    seq = list(scan.scan_all(items, workers=2, min_bytes=10**15))
+    monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 16 * 1024)  # many small tasks
+    # 40: this process's share is nearly everything, so the worker is soon idle and takes
+    # over the back half of what is left (part 1)
+    monkeypatch.setattr(scan, "MAIN_SHARE", main_share)
+    got = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=False))
     order = {k: i for i, (k, _, _) in enumerate(items)}
-    parts = [[order[r.key] for r in got if r.part == p] for p in (0, 1)]
-    assert parts[0] and parts[1]  # both processes scanned
-    assert parts[0] == sorted(parts[0]) and parts[1] == sorted(parts[1])
-    assert max(parts[0]) < min(parts[1])
+    parts = [[order[r.key] for r in got if r.part == p] for p in (0, 1, 2)]
+    assert parts[0] and parts[2]  # both processes scanned
+    assert sum(map(len, parts)) == len(items)
+    for p in parts:
+        assert p == sorted(p)
+    if main_share > 1:
+        assert parts[1]
+    runs = [p for p in parts if p]
+    for a, b in zip(runs, runs[1:], strict=False):
+        assert max(a) < min(b)
     view = sorted((r.key, r.end, r.rows, r.titles, r.malformed) for r in got)
     assert view == sorted((r.key, r.end, r.rows, r.titles, r.malformed) for r in seq)

@@ -667,7 +667,7 @@ class Stage:
 
     BATCH = 64  # rows per INSERT (64 x 12 parameters: below SQLite's old limit of 999)
 
-    def __init__(self, db: LedgerDB, streams: int = 2) -> None:
+    def __init__(self, db: LedgerDB, streams: int = 3) -> None:
         self.db = db
         self.rows = 0
         self.tables = [f"temp.tokmon_stage{i}" for i in range(streams)]

@@ -259,7 +259,7 @@ class Ingest(EngineState):
         lookup = self.prices.lookup  # registers unknown models for the warning
         recs: list[UsageRecord] = []
         new_files: dict[str, FileState] = {}
-        found: tuple[list[tuple[str, str, str]], ...] = ([], [])  # titles per scan part
+        found: tuple[list[tuple[str, str, str]], ...] = ([], [], [])  # titles per scan part
         from_row = UsageRecord.from_row
         models: set[str] = set()
         # A first scan into an empty ledger: rows go to temporary tables as they come (not
@@ -293,7 +293,7 @@ class Ingest(EngineState):
                     progress(done, total)
             titles: list[tuple[str, str, str]] = []
             seen_titles: dict[tuple[str, str], str] = {}
-            for sid, kind, title in (*found[0], *found[1]):  # in file order
+            for sid, kind, title in (t for part in found for t in part):  # in file order
                 if seen_titles.get((sid, kind), led.titles.get(sid, {}).get(kind)) != title:
                     seen_titles[(sid, kind)] = title
                     titles.append((sid, kind, title))
