@@ -305,6 +305,8 @@ def _unordered(
         yield scan_file(k, s, pricing, fp)
         while waiting and waiting[0].done():
             yield from _part1(waiting.popleft().result(), 2)
+        while stolen and stolen[0].done():
+            yield from _part1(stolen.popleft().result(), 1)
         if not waiting and not split and len(own) - i >= 2:
             split = True
             rest = own[i:]
