@@ -93,6 +93,10 @@ _VALID = (
     + " AND typeof(key) = 'text'"
 )
 _INSERT = _UPSERT.split(" ON CONFLICT")[0]
+# A bulk load's dedup in SQL: a later row replaces a stored one only with a larger output.
+_UPSERT_LARGER = (
+    "ON CONFLICT" + _UPSERT.split(" ON CONFLICT")[1] + " WHERE excluded.output > output"
+)
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
 KEEP_CHANGES = 10_000  # generations whose changed sessions are kept (for other processes)  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
@@ -215,6 +219,8 @@ class LedgerDB:
         self.on_merge: Callable[[list[tuple[UsageRecord | None, UsageRecord]], bool], None] | None
         self.on_merge = None
         self.on_reprice: Callable[[], None] | None = None
+        # Called inside merge_staged's transaction after a bulk load (every record is new).
+        self.on_bulk: Callable[[], None] | None = None
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -455,18 +461,97 @@ class LedgerDB:
                     self.on_merge(deltas, was_empty)
                 else:  # the stored sums did not follow: rebuilt on their next use
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
-            if files:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
-                    [(k, *s.to_list()) for k, s in files.items()],
-                )
-            conn.executemany("DELETE FROM files WHERE path=?", [(k,) for k in gone])
-            conn.executemany("INSERT OR REPLACE INTO titles VALUES (?,?,?)", list(titles))
-            if prices is not None:
-                conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
-            if agents:
-                self._save_agents(conn, agents)
+            self._merge_state(conn, files, gone, titles, prices, agents)
         return deltas, gen
+
+    @staticmethod
+    def _merge_state(
+        conn: sqlite3.Connection,
+        files: dict[str, FileState] | None,
+        gone: Iterable[str],
+        titles: Iterable[tuple[str, str, str]],
+        prices: str | None,
+        agents: dict[str, AgentRows] | None,
+    ) -> None:
+        """Write file states, titles, the price signature and the agents' state."""
+        if files:
+            conn.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
+                [(k, *s.to_list()) for k, s in files.items()],
+            )
+        conn.executemany("DELETE FROM files WHERE path=?", [(k,) for k in gone])
+        conn.executemany("INSERT OR REPLACE INTO titles VALUES (?,?,?)", list(titles))
+        if prices is not None:
+            conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
+        if agents:
+            LedgerDB._save_agents(conn, agents)
+
+    def is_empty(self) -> bool:
+        """Whether the ledger holds no record (of any agent)."""
+        with self._mu:
+            return self.conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
+
+    def stage(self) -> Stage:
+        """Temporary tables to stage a bulk load in (see :class:`Stage`)."""
+        return Stage(self)
+
+    def merge_staged(
+        self,
+        stage: Stage,
+        files: dict[str, FileState] | None = None,
+        gone: Iterable[str] = (),
+        titles: Iterable[tuple[str, str, str]] = (),
+        prices: str | None = None,
+        agents: dict[str, AgentRows] | None = None,
+    ) -> tuple[int, set[str], int] | None:
+        """Load a ledger that holds no record from ``stage`` (Claude records), with file
+        states, titles (and the agents' state), in one transaction: SQLite does the dedup (the
+        largest output wins, ties keep the first staged), the indexes are built once at the
+        end and :attr:`on_bulk` rebuilds the stored sums. Returns (records added, their
+        sessions, the new generation), or None, having written nothing, when the ledger holds
+        records by then (another process merged meanwhile: use :meth:`merge`)."""
+        try:
+            with self.write() as conn:
+                gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
+                if conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None:
+                    raise _NotEmpty()
+                n = 0
+                sessions: set[str] = set()
+                stage.flush()
+                if stage.rows:
+                    conn.execute("DROP INDEX IF EXISTS records_ts")
+                    conn.execute("DROP INDEX IF EXISTS records_session")
+                    for table in stage.tables:  # in staging order: ties keep the first
+                        conn.execute(
+                            f"INSERT INTO records ({COLS}, agent) SELECT {COLS}, '{CLAUDE}' FROM"
+                            f" {table} WHERE 1 ORDER BY rowid {_UPSERT_LARGER}"
+                        )
+                    conn.execute("CREATE INDEX records_ts ON records (ts)")
+                    conn.execute("CREATE INDEX records_session ON records (session)")
+                    n = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+                    sessions = {r[0] for r in conn.execute("SELECT DISTINCT session FROM records")}
+                    self._log_changes(conn, gen, sessions)
+                    if self.on_bulk is not None:
+                        self.on_bulk()
+                    else:  # the stored sums did not follow: rebuilt on their next use
+                        conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
+                self._merge_state(conn, files, gone, titles, prices, agents)
+        except _NotEmpty:
+            return None
+        return n, sessions, gen
+
+    def records_sql(self, agent: str = CLAUDE, checked: bool = True) -> str:
+        """A SELECT of ``agent``'s valid records (ts, session, project, model, input, output,
+        cc, c1h, cr, key, cost) for SQL over them (the stored sums' bulk build).
+        ``checked=False`` leaves out the poison guards (about 1 us a row): for records this
+        connection has just written through the tables' constraints (the same guards)."""
+        if not agent.isidentifier():
+            raise ValueError(f"not an agent name: {agent!r}")
+        valid = f" AND {_VALID}" if checked else ""
+        return (
+            "SELECT ts, session, project, model, input, output, cc, c1h, cr, key, cost"
+            f" FROM records WHERE agent='{agent}'{valid}"
+        )
 
     @staticmethod
     def _log_changes(conn: sqlite3.Connection, gen: int, sessions: set[str]) -> None:
@@ -683,6 +768,84 @@ class LedgerDB:
         with self._mu:
             self.conn.backup(mem.conn)
         return mem
+
+
+class _NotEmpty(Exception):
+    """merge_staged found records: roll back, the caller merges the usual way."""
+
+
+class Stage:
+    """Claude records staged, while a big first scan runs, in temporary tables of the ledger
+    connection (SQLite's temporary file: nothing held in Python, no lock taken), for
+    :meth:`LedgerDB.merge_staged`. Rows go to one of ``streams`` tables, each read back in
+    the order they were added (``add(0, ...)`` for rows that come first in merge order)."""
+
+    BATCH = 64  # rows per INSERT (64 x 12 parameters: below SQLite's old limit of 999)
+
+    def __init__(self, db: LedgerDB, streams: int = 3) -> None:
+        self.db = db
+        self.rows = 0
+        self.tables = [f"temp.tokmon_stage{i}" for i in range(streams)]
+        self._pending: list[list[list[object]]] = [[] for _ in range(streams)]
+        marks = "(" + ",".join("?" * 12) + ")"
+        self._many = "INSERT INTO {} VALUES " + ",".join([marks] * self.BATCH)
+        self._one = "INSERT INTO {} VALUES " + marks
+        with db._mu:
+            conn = db.conn
+            conn.execute("PRAGMA temp_store=FILE")  # spilled to a file, not kept in RAM
+            for t in self.tables:
+                conn.execute(f"DROP TABLE IF EXISTS {t}")
+                conn.execute(f"CREATE TABLE {t} ({COLS})")
+
+    def add(self, stream: int, rows: list[list[object]]) -> None:
+        """Append rows (lists in record field order, priced) to table ``stream``."""
+        if not rows:
+            return
+        pending = self._pending[stream]
+        pending += rows
+        self.rows += len(rows)
+        if len(pending) >= 16 * self.BATCH:
+            self._flush(stream, len(pending) - len(pending) % self.BATCH)
+
+    def _flush(self, stream: int, n: int) -> None:
+        """Insert the first ``n`` pending rows of ``stream`` (all when ``n`` is -1)."""
+        pending = self._pending[stream]
+        if n < 0:
+            n = len(pending)
+        table = self.tables[stream]
+        many = self._many.format(table)
+        k = self.BATCH
+        full = n - n % k
+        with self.db._mu:
+            conn = self.db.conn
+            for i in range(0, full, k):  # each INSERT is its own (temporary) transaction
+                conn.execute(many, [v for row in pending[i : i + k] for v in row])
+            if full < n:
+                conn.executemany(self._one.format(table), pending[full:n])
+        del pending[:n]
+
+    def flush(self) -> None:
+        """Insert every row still held (before the tables are read)."""
+        for stream in range(len(self.tables)):
+            if self._pending[stream]:
+                self._flush(stream, -1)
+
+    def records(self) -> list[UsageRecord]:
+        """The staged rows as records, in merge order (for :meth:`LedgerDB.merge`)."""
+        new = tuple.__new__
+        self.flush()
+        with self.db._mu:
+            return [
+                new(UsageRecord, row)
+                for t in self.tables
+                for row in self.db.conn.execute(f"SELECT {COLS} FROM {t} ORDER BY rowid")
+            ]
+
+    def close(self) -> None:
+        """Drop the tables (ignored when the connection is gone)."""
+        with self.db._mu, contextlib.suppress(sqlite3.Error):
+            for t in self.tables:
+                self.db.conn.execute(f"DROP TABLE IF EXISTS {t}")
 
 
 def is_corrupt(exc: sqlite3.Error) -> bool:

@@ -43,8 +43,10 @@ A store uses it like this::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -131,6 +133,21 @@ _Sums = list[float]
 
 def _pico(cost: float) -> int:
     return round(cost * PICO)
+
+
+# _pico in SQL: the same product, rounded half to even like Python's round: its truncation t,
+# moved by one toward the product when the rest d is over a half, to the even side on a tie
+_PICO_T = f"CAST(cost * {PICO}.0 AS INTEGER)"
+_PICO_D = f"(cost * {PICO}.0 - {_PICO_T})"
+_PICO_SQL = (
+    f"({_PICO_T} + CASE WHEN abs({_PICO_D}) < 0.5 THEN 0"
+    f" WHEN abs({_PICO_D}) > 0.5 THEN ({_PICO_D} > 0) - ({_PICO_D} < 0)"
+    f" ELSE {_PICO_T} % 2 END)"
+)
+# int(ts // BUCKET) in SQL (ts >= 0): the truncated float quotient, one less where it
+# rounded up onto an integer (a ts just below a bucket boundary)
+_BUCKET_Q = f"CAST(ts / {BUCKET} AS INTEGER)"
+_BUCKET_SQL = f"({_BUCKET_Q} - ({_BUCKET_Q} * {BUCKET} > ts))"
 
 
 def _new_sums() -> _Sums:
@@ -345,6 +362,150 @@ class Rollups:
                 ),
             )
             self._store_blocks(agent, recs)
+
+    def rebuild_sql(self, agent: str, source: str) -> None:
+        """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
+        this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
+        cr, key, cost`` of every record. The sums are computed by SQLite (no Python object per
+        record; the same values as :meth:`rebuild`: buckets are the floor of ``ts / BUCKET``,
+        costs round half to even to picodollars, like Python's ``round``); only the blocks
+        are grouped in Python, streaming the records in (ts, key) order."""
+        self.clear()
+        c = self.conn
+        c.execute(
+            "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
+            " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts), max(ts)"
+            f" FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input, output, cc, c1h,"
+            f" cr, {_PICO_SQL} AS pico, ts FROM ({source})) GROUP BY b, model, session, project",
+            (agent,),
+        )
+        c.execute(  # a record count per project: its cells' counts (fewer rows than records)
+            "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
+            " WHERE agent=? GROUP BY project",
+            (agent,),
+        )
+        c.execute(
+            "INSERT INTO rollup_bucket SELECT agent, bucket, model, sum(i), sum(o), sum(cc),"
+            " sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_cell"
+            " WHERE agent=? GROUP BY bucket, model",
+            (agent,),
+        )
+        c.execute(
+            "INSERT INTO rollup_total SELECT agent, model, sum(i), sum(o), sum(cc), sum(c1h),"
+            " sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_bucket"
+            " WHERE agent=? GROUP BY model",
+            (agent,),
+        )
+        c.execute(
+            "INSERT INTO rollup_session_model SELECT agent, session_id, model, sum(i), sum(o),"
+            " sum(cc), sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last)"
+            " FROM rollup_cell WHERE agent=? GROUP BY session_id, model",
+            (agent,),
+        )
+        # a session's project: the cwd of its latest cell that has one (ties: the larger name)
+        c.execute(
+            "INSERT INTO rollup_session SELECT s.agent, s.session_id, coalesce(p.project, ''),"
+            " coalesce(p.t, 0.0), s.f, s.l FROM (SELECT agent, session_id, min(first) AS f,"
+            " max(last) AS l FROM rollup_session_model WHERE agent=? GROUP BY session_id) AS s"
+            " LEFT JOIN (SELECT session_id, project, t FROM (SELECT session_id, project,"
+            " max(last) AS t, row_number() OVER (PARTITION BY session_id"
+            " ORDER BY max(last) DESC, project DESC) AS rn FROM rollup_cell"
+            " WHERE agent=? AND project != '' GROUP BY session_id, project) WHERE rn = 1) AS p"
+            " ON p.session_id = s.session_id",
+            (agent, agent),
+        )
+        self._store_blocks_sql(agent, source)
+
+    def _store_blocks_sql(self, agent: str, source: str) -> None:
+        """Insert the blocks of the records of ``source`` (see :meth:`rebuild_sql`), a few
+        queries per block instead of Python work per record. A block's records are those
+        from its first up to its start (the hour of the first) plus ``block_seconds``: in
+        that window no gap can exceed ``block_seconds``, so the next block starts at the
+        first record after it (``group_blocks``' rule). Costs are summed in (ts, key)
+        order, as :func:`~tokmon.core.blocks.make_block` does.
+
+        When the block's end falls on a bucket edge (``block_seconds`` a multiple of
+        BUCKET) and no record sits exactly on an edge, a block is a run of whole buckets:
+        its per-model sums come from ``rollup_cell`` (built first), and only its costs are
+        read record by record."""
+        c = self.conn
+        bs = self.block_seconds
+        aligned = bs % BUCKET == 0
+        nxt = c.execute(f"SELECT min(ts) FROM ({source})").fetchone()[0]
+        out: list[tuple[Any, ...]] = []
+        mout: list[tuple[Any, ...]] = []
+        add = operator.add
+        edge_hit = False  # a record exactly on the previous block's end
+        while nxt is not None:
+            first = float(nxt)
+            start = float(int(first // 3600) * 3600)
+            nxt = c.execute(  # the same float test as group_blocks: ts - start > bs
+                f"SELECT min(ts) FROM ({source}) WHERE ts > ? AND ts - ? > ?", (start, start, bs)
+            ).fetchone()[0]
+            where, args = (
+                ("ts >= ?", (first,)) if nxt is None else ("ts >= ? AND ts < ?", (first, nxt))
+            )
+            by_cells = aligned and not edge_hit
+            if aligned:
+                edge_hit = (
+                    c.execute(
+                        f"SELECT 1 FROM ({source}) WHERE ts = ? LIMIT 1", (start + bs,)
+                    ).fetchone()
+                    is not None
+                )
+                by_cells = by_cells and not edge_hit
+            per: list[Any] = []
+            if by_cells:  # model, i, o, cc, c1h, cr, cost, n, last, first
+                per = c.execute(
+                    "SELECT model, sum(i), sum(o), sum(cc), sum(c1h), sum(cr), sum(cost),"
+                    " sum(n), max(last), min(first) FROM rollup_cell WHERE agent=?"
+                    " AND bucket >= ? AND bucket < ? GROUP BY model",
+                    (agent, int(first // BUCKET), int((start + bs) // BUCKET)),
+                ).fetchall()
+            # models in order of first appearance: by their first times when those differ
+            # (else by the records, whose (ts, key) order breaks the tie)
+            firsts = sorted((p[9], p[0]) for p in per)
+            ordered = bool(per) and len({f for f, _ in firsts}) == len(firsts)
+            cols = "cost" if ordered else "cost, model"
+            rows = c.execute(
+                f"SELECT {cols} FROM ({source}) WHERE {where} ORDER BY ts, key", args
+            ).fetchall()
+            costs, *more = zip(*rows, strict=True)
+            if not per or sum(p[7] for p in per) != len(costs):
+                per = c.execute(
+                    f"SELECT model, sum(input), sum(output), sum(cc), sum(c1h), sum(cr),"
+                    f" sum({_PICO_SQL}), count(*), max(ts), min(ts) FROM ({source})"
+                    f" WHERE {where} GROUP BY model",
+                    args,
+                ).fetchall()
+                ordered = False
+            if not ordered:
+                if more:
+                    ms = more[0]
+                else:  # the cells' sums were not used after all: read the models too
+                    sql = f"SELECT model FROM ({source}) WHERE {where} ORDER BY ts, key"
+                    ms = tuple(r[0] for r in c.execute(sql, args))
+                models = [m for m in dict.fromkeys(ms) if m != SYNTHETIC_MODEL]
+            else:
+                models = [m for _, m in firsts if m != SYNTHETIC_MODEL]
+            out.append(
+                (
+                    agent,
+                    first,
+                    start,
+                    max(p[8] for p in per),
+                    len(costs),
+                    sum(p[1] for p in per),
+                    sum(p[2] for p in per),
+                    sum(p[3] for p in per),
+                    sum(p[5] for p in per),
+                    functools.reduce(add, costs, 0.0),  # in order, not compensated
+                    json.dumps(models),
+                )
+            )
+            mout += [(agent, first, *p[:8]) for p in per]
+        c.executemany("INSERT INTO rollup_block VALUES (?,?,?,?,?,?,?,?,?,?,?)", out)
+        c.executemany("INSERT INTO rollup_block_model VALUES (?,?,?,?,?,?,?,?,?,?)", mout)
 
     def apply(self, agent: str, deltas: Iterable[Delta]) -> None:
         """Apply record changes of ``agent``: each ``(replaced, new)`` removes ``replaced``
@@ -580,45 +741,82 @@ class Rollups:
 
     def _store_blocks(self, agent: str, recs: Sequence[UsageRecord]) -> None:
         """Insert the blocks of time-sorted ``recs``."""
-        bs = self.block_seconds
-        rows = []
-        mrows = []
-        for start, entries in group_blocks(recs, bs):
-            i = o = cc = cr = 0
-            cost = 0.0
-            models: list[str] = []
-            per: dict[str, _Sums] = {}
-            for r in entries:
-                i += r.input_tokens
-                o += r.output_tokens
-                cc += r.cache_creation_tokens
-                cr += r.cache_read_tokens
-                cost += r.cost
-                s = per.get(r.model)
-                if s is None:
-                    s = per[r.model] = _new_sums()
-                    if r.model != SYNTHETIC_MODEL:
-                        models.append(r.model)
-                _add(s, r, 1)
-            first = entries[0].ts
-            rows.append(
+        self._store_block_rows(
+            agent,
+            (
                 (
-                    agent,
-                    first,
-                    start,
-                    entries[-1].ts,
-                    len(entries),
-                    i,
-                    o,
-                    cc,
-                    cr,
-                    cost,
-                    json.dumps(models),
+                    r.ts,
+                    r.model,
+                    r.input_tokens,
+                    r.output_tokens,
+                    r.cache_creation_tokens,
+                    r.cache_1h_tokens,
+                    r.cache_read_tokens,
+                    r.cost,
                 )
-            )
-            mrows += [(agent, first, m, *_ints(s)) for m, s in per.items()]
-        self.conn.executemany("INSERT INTO rollup_block VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-        self.conn.executemany("INSERT INTO rollup_block_model VALUES (?,?,?,?,?,?,?,?,?,?)", mrows)
+                for r in recs
+            ),
+        )
+
+    def _store_block_rows(self, agent: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert the blocks of ``(ts, model, i, o, cc, c1h, cr, cost)`` rows in (ts, key)
+        order, one block in memory at a time (:func:`~tokmon.core.blocks.group_blocks`'
+        rule; costs summed in row order, as :func:`~tokmon.core.blocks.make_block` does)."""
+        bs = self.block_seconds
+        out: list[tuple[Any, ...]] = []
+        mout: list[tuple[Any, ...]] = []
+        conn = self.conn
+        start = prev = first = 0.0
+        n = i = o = cc = cr = 0
+        cost = 0.0
+        models: list[str] = []
+        per: dict[str, list[Any]] = {}
+
+        def flush() -> None:
+            out.append((agent, first, start, prev, n, i, o, cc, cr, cost, json.dumps(models)))
+            mout.extend((agent, first, m, *v[:6], v[6]) for m, v in per.items())
+            if len(out) >= 512:
+                conn.executemany("INSERT INTO rollup_block VALUES (?,?,?,?,?,?,?,?,?,?,?)", out)
+                conn.executemany(
+                    "INSERT INTO rollup_block_model VALUES (?,?,?,?,?,?,?,?,?,?)", mout
+                )
+                out.clear()
+                mout.clear()
+
+        for ts, model, ri, ro, rcc, rc1h, rcr, rcost in rows:
+            if n and (ts - start > bs or ts - prev > bs):
+                flush()
+                n = 0
+            if not n:
+                start, first = float(int(ts // 3600) * 3600), ts
+                i = o = cc = cr = 0
+                cost = 0.0
+                models = []
+                per = {}
+            prev = ts
+            n += 1
+            i += ri
+            o += ro
+            cc += rcc
+            cr += rcr
+            cost += rcost
+            v = per.get(model)
+            if v is None:  # i, o, cc, c1h, cr, cost (picodollars), n
+                per[model] = [ri, ro, rcc, rc1h, rcr, _pico(rcost), 1]
+                if model != SYNTHETIC_MODEL:
+                    models.append(model)
+            else:
+                v[0] += ri
+                v[1] += ro
+                v[2] += rcc
+                v[3] += rc1h
+                v[4] += rcr
+                v[5] += _pico(rcost)
+                v[6] += 1
+        if n:
+            flush()
+        conn.executemany("INSERT INTO rollup_block VALUES (?,?,?,?,?,?,?,?,?,?,?)", out)
+        conn.executemany("INSERT INTO rollup_block_model VALUES (?,?,?,?,?,?,?,?,?,?)", mout)
 
     def _update_blocks(self, agent: str, tmin: float, tmax: float) -> None:
         """Regroup the blocks around changes at ``tmin..tmax``: from the last block whose first

@@ -6,6 +6,7 @@ merges them in file order, which keeps the global "first seen wins ties" rule.
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import sys
@@ -38,6 +39,7 @@ class FileResult:
     pid: int = 0  # the process that scanned it (diagnostics)
     fp: str = ""  # fingerprint at ``end`` (see reader.fingerprint)
     rewritten: bool = False  # rewritten in place: read again from 0 (``start`` is then 0)
+    part: int = 0  # which run of the items it belongs to (scan_all(ordered=False))
 
 
 Pricer = Callable[[UsageRecord], float]
@@ -214,15 +216,20 @@ def scan_all(
     workers: int | None = None,
     min_bytes: int | None = None,
     pricing: tuple[str | None, str] | None = None,
+    ordered: bool = True,
 ) -> Iterator[FileResult]:
     """Scan (key, start, new_bytes[, fingerprint]) items, in parallel when there is a lot
-    to read. Results come back in the order of ``items``. The cyclic GC is off until the
-    iteration ends, so the caller's merge of the (acyclic) rows runs without it too.
+    to read. Results come back in the order of ``items``; with ``ordered=False`` a
+    worker's results come as soon as they are ready, between those of the calling process
+    (so the caller never holds the workers' results while it scans its own share): the
+    results of each ``part`` (0, 1, 2) are in item order and every item of a part precedes
+    every item of the next one. The cyclic GC is off until the iteration ends, so the
+    caller's merge of the (acyclic) rows runs without it too.
     """
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        yield from _scan_all(items, workers, min_bytes, pricing)
+        yield from _scan_all(items, workers, min_bytes, pricing, ordered)
     finally:
         if gc_on:
             gc.enable()
@@ -233,6 +240,7 @@ def _scan_all(
     workers: int | None,
     min_bytes: int | None,
     pricing: tuple[str | None, str] | None,
+    ordered: bool = True,
 ) -> Iterator[FileResult]:
     total = sum(it[2] for it in items)
     if min_bytes is None:
@@ -265,9 +273,61 @@ def _scan_all(
     sizes = {it[0]: it[2] for it in items}
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
-        futures = [
+        # A future is dropped once its results are out, so they are freed as the caller goes.
+        waiting = collections.deque(
             pool.submit(scan_many, task, pricing) for c in chunks[1:] for task in _tasks(c, sizes)
-        ]
-        yield from scan_many(chunks[0], pricing)  # this process takes the first share
-        for fut in futures:
-            yield from fut.result()
+        )
+        if ordered:
+            yield from scan_many(chunks[0], pricing)  # this process takes the first share
+            while waiting:
+                yield from _part1(waiting.popleft().result(), 0)
+            return
+        yield from _unordered(pool, chunks[0], waiting, sizes, pricing)
+
+
+def _unordered(
+    pool: Any,
+    own: list[Item],
+    waiting: collections.deque[Any],
+    sizes: dict[str, int],
+    pricing: tuple[str | None, str] | None,
+) -> Iterator[FileResult]:
+    """This process scans ``own`` (part 0) and hands out the workers' results (part 2) as
+    they are done. Once, when the workers are idle and this process still has files, the
+    back half of those (by bytes) goes to the workers as part 1: the split adapts to how
+    fast each side really went (load, the caller's own work on each result)."""
+    stolen: collections.deque[Any] = collections.deque()
+    split = False  # the one hand-over done (or found pointless)
+    i = 0
+    while i < len(own):
+        k, s, fp = own[i]
+        i += 1
+        yield scan_file(k, s, pricing, fp)
+        while waiting and waiting[0].done():
+            yield from _part1(waiting.popleft().result(), 2)
+        while stolen and stolen[0].done():
+            yield from _part1(stolen.popleft().result(), 1)
+        if not waiting and not split and len(own) - i >= 2:
+            split = True
+            rest = own[i:]
+            half = sum(sizes.get(it[0], 0) for it in rest) / 2
+            cut, acc = len(own), 0
+            for j in range(len(own) - 1, i, -1):  # from the end, about half the bytes
+                acc += sizes.get(own[j][0], 0)
+                if acc >= half:
+                    cut = j
+                    break
+            stolen.extend(pool.submit(scan_many, t, pricing) for t in _tasks(own[cut:], sizes))
+            own = own[:cut]
+    while waiting:
+        yield from _part1(waiting.popleft().result(), 2)
+    while stolen:
+        yield from _part1(stolen.popleft().result(), 1)
+
+
+def _part1(results: list[FileResult], part: int) -> Iterator[FileResult]:
+    results.reverse()
+    while results:  # each result is let go once taken
+        r = results.pop()
+        r.part = part
+        yield r

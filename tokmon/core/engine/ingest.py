@@ -259,49 +259,81 @@ class Ingest(EngineState):
         lookup = self.prices.lookup  # registers unknown models for the warning
         recs: list[UsageRecord] = []
         new_files: dict[str, FileState] = {}
-        titles: list[tuple[str, str, str]] = []
-        seen_titles: dict[tuple[str, str], str] = {}
+        found: tuple[list[tuple[str, str, str]], ...] = ([], [], [])  # titles per scan part
         from_row = UsageRecord.from_row
         models: set[str] = set()
-        for res in scan_all(items, pricing=pricing):
-            st = stat_of[res.key]
-            if res.error is not None:
-                if res.key not in self._warned_files:
-                    self._warned_files.add(res.key)
-                    changes.warnings.append(f"cannot read {res.key}: {res.error}")
-                continue
-            for row in res.rows:
-                rec = from_row(row)
-                models.add(rec.model)
-                if rec.ts > far:
-                    future.append(rec.ts)
-                recs.append(rec)
-            for sid, kind, title in res.titles:
+        # A first scan into an empty ledger: rows go to temporary tables as they come (not
+        # kept in this process) and are loaded in bulk by SQL at the end.
+        db = self.db
+        stage = db.stage() if db is not None and todo and db.is_empty() else None
+        try:
+            for res in scan_all(items, pricing=pricing, ordered=stage is None):
+                st = stat_of[res.key]
+                if res.error is not None:
+                    if res.key not in self._warned_files:
+                        self._warned_files.add(res.key)
+                        changes.warnings.append(f"cannot read {res.key}: {res.error}")
+                    continue
+                rows = res.rows
+                for row in rows:
+                    ts = row[0]
+                    models.add(row[3])  # type: ignore[arg-type]
+                    if ts > far:  # type: ignore[operator]
+                        future.append(ts)  # type: ignore[arg-type]
+                if stage is not None:
+                    stage.add(res.part, rows)
+                else:
+                    recs += map(from_row, rows)
+                found[res.part].extend(res.titles)
+                self._file_read(res, st, stats, changes, new_files)
+                if res.malformed or res.invalid_utf8 or res.huge:
+                    bad_files += 1
+                done += st.st_size - res.start
+                if progress is not None:
+                    progress(done, total)
+            titles: list[tuple[str, str, str]] = []
+            seen_titles: dict[tuple[str, str], str] = {}
+            for sid, kind, title in (t for part in found for t in part):  # in file order
                 if seen_titles.get((sid, kind), led.titles.get(sid, {}).get(kind)) != title:
                     seen_titles[(sid, kind)] = title
                     titles.append((sid, kind, title))
                     changes.changed_sessions.add(sid)
-            stats.malformed += res.malformed
-            stats.invalid_utf8 += res.invalid_utf8
-            stats.huge += res.huge
-            if res.malformed or res.invalid_utf8 or res.huge:
-                bad_files += 1
-                if log.isEnabledFor(logging.DEBUG):  # --log-level debug: one line per file
-                    log.debug("%s", _bad_lines_note(res))
-            new_state = FileState(
-                st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns, res.end, res.fp
-            )
-            if led.files.get(res.key) != new_state:
-                new_files[res.key] = new_state
-            changes.files_read += 1
-            changes.bytes_read += res.end - res.start
-            done += st.st_size - res.start
-            if progress is not None:
-                progress(done, total)
-        for model in models:
-            lookup(model)
-        agents = self.agents.payloads() if self.agents is not None else None
-        self._commit(changes, recs, new_files, gone, titles, agents)
+            for model in models:
+                lookup(model)
+            agents = self.agents.payloads() if self.agents is not None else None
+            self._commit(changes, recs, new_files, gone, titles, agents, stage=stage)
+        finally:
+            if stage is not None:
+                stage.close()
+        self._read_warnings(changes, stats, bad_files, future)
+
+    def _file_read(
+        self,
+        res: Any,
+        st: os.stat_result,
+        stats: LineStats,
+        changes: Changes,
+        new_files: dict[str, FileState],
+    ) -> None:
+        """Count one scanned file: skipped lines, its new state, bytes read."""
+        stats.malformed += res.malformed
+        stats.invalid_utf8 += res.invalid_utf8
+        stats.huge += res.huge
+        if (res.malformed or res.invalid_utf8 or res.huge) and log.isEnabledFor(logging.DEBUG):
+            log.debug("%s", _bad_lines_note(res))  # --log-level debug: one line per file
+        new_state = FileState(
+            st.st_dev, st.st_ino, max(st.st_size, res.end), st.st_mtime_ns, res.end, res.fp
+        )
+        if self.ledger.files.get(res.key) != new_state:
+            new_files[res.key] = new_state
+        changes.files_read += 1
+        changes.bytes_read += res.end - res.start
+
+    @staticmethod
+    def _read_warnings(
+        changes: Changes, stats: LineStats, bad_files: int, future: list[float]
+    ) -> None:
+        """The skipped-lines and far-future warnings of one read."""
         if stats.total():
             parts = [
                 f"{n} {what}"

@@ -23,6 +23,7 @@ from tokmon.paths import TokmonPaths
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
     from tokmon.core.engine.store import SaveJob
+    from tokmon.core.ledger import Stage
     from tokmon.core.rollups import Rollups
     from tokmon.fsutil import FileLock
 
@@ -156,6 +157,7 @@ class EngineState:
         titles: list[tuple[str, str, str]],
         agents: dict[str, AgentRows] | None,
         prices: str | None = None,
+        stage: Stage | None = None,
     ) -> None:
         raise NotImplementedError
 

@@ -27,6 +27,7 @@ from tokmon.core.ledger import (
     LedgerError,
     LedgerNewer,
     LedgerUnavailable,
+    Stage,
     is_corrupt,
     json_ledger_path,
     side_files,
@@ -263,26 +264,43 @@ class Store(EngineState):
         titles: list[tuple[str, str, str]],
         agents: dict[str, AgentRows] | None,
         prices: str | None = None,
+        stage: Stage | None = None,
     ) -> None:
-        """Merge what one refresh read: one short transaction; deltas into the engine."""
-        if not (recs or files or gone or titles or agents or prices is not None):
+        """Merge what one refresh read: one short transaction; deltas into the engine.
+
+        With ``stage`` (a first scan into an empty ledger) the records are in its tables
+        instead of ``recs``: loaded in bulk by SQL (:meth:`LedgerDB.merge_staged`)."""
+        if not (recs or files or gone or titles or agents or prices is not None or stage):
             return
         db = self.db if self.db is not None else self._open(changes)
         self._roll()
         lock: FileLock | None = None
+        bulk: tuple[int, set[str], int] | None = None
+        deltas: list[tuple[UsageRecord | None, UsageRecord]]
         if not self._mem:
             lock = self._lock()
             try:
                 lock.acquire()
             except (OSError, LockTimeout) as exc:
                 lock = None
+                if stage is not None:  # read back before the connection is left
+                    recs, stage = stage.records(), None
                 db = self._fallback(changes, f"cannot lock the ledger ({exc}); results not saved")
         try:
             try:
-                deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
+                if stage is not None:
+                    bulk = db.merge_staged(stage, files, gone, titles, prices, agents)
+                    if bulk is None:  # records arrived meanwhile: the usual merge
+                        recs, stage = stage.records(), None
+                if bulk is not None:
+                    deltas, gen = [], bulk[2]
+                else:
+                    deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
             except sqlite3.OperationalError as exc:
                 if self._mem:
                     raise
+                if stage is not None:
+                    recs, stage = stage.records(), None
                 db = self._fallback(changes, f"cannot save the ledger: {exc}")
                 deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
             except sqlite3.DatabaseError as exc:
@@ -314,6 +332,10 @@ class Store(EngineState):
             changes.new_records += old is None
             changes.changed_sessions.add(new.session_id)
         self._new_deltas.extend(deltas)
+        if bulk is not None:  # no deltas to follow: derived data is dropped
+            changes.new_records += bulk[0]
+            changes.changed_sessions |= bulk[1]
+            self._invalidate()
         if stale:
             self.ledger = db.load_state()
             self._invalidate()
@@ -344,22 +366,25 @@ class Store(EngineState):
                 roll = Rollups(db.conn, between, self.block_seconds)
             if roll.fresh or db.meta("sums") != 1:  # new, or a write that did not follow
                 with db.write() as conn:
-                    roll.rebuild({CLAUDE: db.records()})
+                    roll.rebuild_sql(CLAUDE, db.records_sql())
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 1)")
         except sqlite3.Error as exc:
             log.warning("stored sums unavailable (%s): reports read records", exc)
             return None
 
+        def rebuild() -> None:  # in SQL from the records table (no record in Python)
+            roll.rebuild_sql(CLAUDE, db.records_sql())
+
         def on_merge(deltas: list[tuple[UsageRecord | None, UsageRecord]], empty: bool) -> None:
-            if empty:
-                roll.rebuild({CLAUDE: [n for _, n in deltas]})
-            elif len(deltas) > REBUILD_DELTAS:
-                roll.rebuild({CLAUDE: db.records()})
+            if empty or len(deltas) > REBUILD_DELTAS:
+                rebuild()
             else:
                 roll.apply(CLAUDE, deltas)
 
         db.on_merge = on_merge
-        db.on_reprice = lambda: roll.rebuild({CLAUDE: db.records()})
+        db.on_reprice = rebuild
+        # a bulk load into an empty ledger: every record passed the table's guards just now
+        db.on_bulk = lambda: roll.rebuild_sql(CLAUDE, db.records_sql(checked=False))
         self._rollups = roll
         return roll
 
