@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
     one. With ``fsync`` the data and the directory entry are flushed to disk too.
     """
     ensure_dir(path.parent)
+    import tempfile  # only to write: its shutil/random chain stays out of read-only runs
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=str(path.parent))
     try:
         with contextlib.suppress(OSError):

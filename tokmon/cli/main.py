@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tokmon import __version__
 from tokmon.cli.context import CLIError, Context, setup_logging
@@ -36,16 +36,78 @@ GROUPS = [
     "report",
 ]
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+#: Each command and the group module that registers it: a run builds the parser of its
+#: command's group only (importing every group costs more than a warm report itself);
+#: ``--help``, a bare ``tokmon`` or an unknown command get the full parser.
+#: tests/test_cli_dispatch.py checks this table against what the groups register.
+COMMANDS = {
+    **dict.fromkeys(["daily", "weekly", "monthly", "blocks", "claude"], "reports"),
+    "stats": "stats",
+    "config": "config_cmd",
+    "session": "session",
+    "backup": "backup",
+    "pick": "pick",
+    "init": "shell",
+    "install-statusline": "shell",
+    "serve": "serve",
+    "watch": "watch",
+    "limits": "limits",
+    "alerts": "alerts",
+    "check": "check",
+    "budgets": "budgets",
+    **dict.fromkeys(["codex", "gemini", "opencode", "qwen", "copilot", "amp", "agents"], "agents"),
+    "doctor": "doctor",
+    "export": "export",
+    "ledger": "ledger_cmd",
+    "web": "web",
+    "report": "report",
+}
+_GLOBAL_FLAGS = {"--json", "--no-color", "--demo"}
+_GLOBAL_VALUED = {"--log-level", "--config"}
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns`` without importing shutil (its archive
+    modules cost a warm report several milliseconds; argparse imports it for this only)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, its default width found without shutil."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CLIError(f"{message} (see `{self.prog} --help`)")
 
 
 def global_options() -> argparse.ArgumentParser:
     """Flags accepted before or after any command."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = _Parser(add_help=False)
     g = p.add_argument_group("global options")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
     g.add_argument(
@@ -76,7 +138,27 @@ def global_options() -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_group(argv: list[str]) -> str | None:
+    """The group module of the command ``argv`` names after any global options (``stats``
+    for none: the bare overview), or None when the full parser is needed: ``--help`` or
+    ``--version`` first, an option this scan does not know (an abbreviation), an unknown
+    command."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _GLOBAL_FLAGS:
+            i += 1
+        elif a in _GLOBAL_VALUED:
+            i += 2
+        elif a.split("=", 1)[0] in _GLOBAL_VALUED:
+            i += 1
+        else:
+            return COMMANDS.get(a)  # an option here ("-h", "--vers") is no key: None
+    return "stats"  # bare `tokmon`: the overview
+
+
+def build_parser(groups: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with every group's commands, or with ``groups``' only."""
     parent = global_options()
     parser = _Parser(
         prog="tokmon",
@@ -86,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tokmon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("line", help="prompt/status segment (fast path; see `tokmon line --help`)")
-    for name in GROUPS:  # an import error surfaces: every group listed here exists
+    for name in GROUPS if groups is None else groups:  # an import error surfaces
         importlib.import_module(f"tokmon.cli.{name}").register(sub, parent)
     return parser
 
@@ -105,7 +187,8 @@ def run(
     ctx = Context(env=env, stdin=stdin or sys.stdin, stdout=stdout or sys.stdout, stderr=err)
     debug = False
     try:
-        args = build_parser().parse_args(argv)
+        group = command_group(argv)
+        args = build_parser(None if group is None else [group]).parse_args(argv)
         level = getattr(args, "log_level", None) or env.get("TOKMON_LOG_LEVEL", "warning").lower()
         if level not in LOG_LEVELS:
             raise CLIError(

@@ -183,17 +183,29 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         if hit is not None:
             ctx.stdout.write(hit)
             return 0
+    if kind == "session" and ctx.json_output:  # the common case: from the stored sums
+        try:
+            data = engine.session_report_json(**opts)
+        except ValueError as exc:  # an unknown agent name
+            raise CLIError(str(exc)) from exc
+        if data is not None:
+            merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
+            ctx.stdout.write(dump_json(data))
+            return 0
     try:
         report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
-    data = report.to_json()  # the edge
     merged: list[dict[str, Any]] = []
     if isinstance(report, SessionReport):  # session rows get their names and tags merged in
-        merged = [r.to_json() for r in report.rows]
-        merge_metadata(ctx, merged)
+        merged = [r.to_json() for r in report.rows]  # one serialisation per row
+        merge_metadata_into(ctx, merged)
         rows_json: list[JSON] = list(merged)
-        data["sessions"] = rows_json
+        data = {"sessions": rows_json, "totals": report.totals.to_json()}
+        if report.agents is not None:
+            data["agents"] = {name: t.to_json() for name, t in report.agents.items()}
+    else:
+        data = report.to_json()  # the edge
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
@@ -463,3 +475,10 @@ def merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:
     from tokmon.sessions import merge
 
     rows[:] = merge(rows, _metadata(ctx))
+
+
+def merge_metadata_into(ctx: Context, rows: list[dict[str, Any]]) -> None:
+    """:func:`merge_metadata` into rows of our own (fresh dicts: changed, not copied)."""
+    from tokmon.sessions import merge_into
+
+    merge_into(rows, _metadata(ctx))

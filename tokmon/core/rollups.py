@@ -54,6 +54,7 @@ from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
 from tokmon.core.model import Block, BurnRate, Projection, TokenCounts, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
+from tokmon.core.rows import JSON, JSONObject, Totals, breakdown_json, session_row_json
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 SCHEMA_VERSION = 1
@@ -220,6 +221,18 @@ class _Fold:
 
 def _by_first(mc: tuple[str, list[Any]]) -> tuple[float, str]:
     return (mc[1][6], mc[0])
+
+
+def _first_sid(s: tuple[float, str, Any]) -> tuple[float, str]:
+    return (s[0], s[1])
+
+
+def _first_model(m: tuple[Any, ...]) -> tuple[float, str]:
+    return (m[0], m[1])
+
+
+def _neg_cost(x: tuple[float, Any]) -> float:
+    return x[0]
 
 
 class Rollups:
@@ -853,6 +866,105 @@ class Rollups:
             if proj and (last, proj) > latest.get(sid, (float("-inf"), "")):
                 latest[sid] = (last, proj)
         return fold.groups(), {sid: p for sid, (_, p) in latest.items()}
+
+    def session_json(
+        self,
+        agent: str,
+        titles: Mapping[str, str],
+        now: float,
+        active_seconds: float,
+        include_empty: bool = False,
+    ) -> tuple[list[JSONObject], JSONObject]:
+        """The unfiltered session report's JSON rows (most expensive first; 0-token sessions
+        only with ``include_empty``) and totals, straight from ``rollup_session_model``: the
+        very values of ``aggregate.session_rows_of(*self.sessions(agent), ...)`` serialised
+        (same order, same float sums), without the groups and typed rows in between."""
+        c = self.conn
+        projects = dict(
+            c.execute(
+                "SELECT session_id, project FROM rollup_session WHERE agent=? AND project!=''",
+                (agent,),
+            ).fetchall()
+        )
+        # per session (in key order): [first, sid, models [(first, model, i, o, cc, cr, pico, n, last)]]
+        sessions: list[tuple[float, str, list[tuple[Any, ...]]]] = []
+        cur_sid: str | None = None
+        models: list[tuple[Any, ...]] = []
+        first = 0.0
+        for sid, model, i, o, cc, cr, cost, n, f, last in c.execute(
+            "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
+            " FROM rollup_session_model WHERE agent=? ORDER BY session_id",
+            (agent,),
+        ):
+            if sid != cur_sid:
+                if cur_sid is not None:
+                    sessions.append((first, cur_sid, models))
+                cur_sid, models, first = sid, [], f
+            elif f < first:
+                first = f
+            models.append((f, model, i, o, cc, cr, cost, n, last))
+        if cur_sid is not None:
+            sessions.append((first, cur_sid, models))
+        sessions.sort(key=_first_sid)  # _Fold.groups' order: the totals' float sum follows it
+        ti = to = tcc = tcr = 0
+        tcost = 0.0
+        rows: list[tuple[float, JSONObject]] = []
+        for first, sid, ms in sessions:
+            if len(ms) > 1:
+                ms.sort(key=_first_model)
+            si = so = scc = scr = sn = pico = 0
+            last = float("-inf")
+            used: list[JSON] = []
+            bds: list[tuple[float, JSONObject]] = []
+            for _f, model, i, o, cc, cr, mp, n, ml in ms:
+                si += i
+                so += o
+                scc += cc
+                scr += cr
+                sn += n
+                pico += mp
+                if ml > last:
+                    last = ml
+                if model != SYNTHETIC_MODEL:
+                    used.append(model)
+                    mc = mp / PICO
+                    bds.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
+            if len(bds) > 1:
+                bds.sort(key=_neg_cost)  # most expensive first (stable: ties keep model order)
+            cost = pico / PICO
+            ti += si
+            to += so
+            tcc += scc
+            tcr += scr
+            tcost += cost
+            if not include_empty and not (si + so + scc + scr):
+                continue
+            proj = projects.get(sid, "")
+            rows.append(
+                (
+                    -cost,
+                    session_row_json(
+                        sid,
+                        None,
+                        proj,
+                        si,
+                        so,
+                        scc,
+                        scr,
+                        cost,
+                        first,
+                        last,
+                        used,
+                        [b for _, b in bds],
+                        project_name(proj),
+                        sn,
+                        titles.get(sid),
+                        now - last < active_seconds,
+                    ),
+                )
+            )
+        rows.sort(key=_neg_cost)
+        return [r for _, r in rows], Totals(ti, to, tcc, tcr, tcost).to_json()
 
     def active_sessions(self, agent: str, lo: float, hi: float) -> set[str]:
         """Sessions with a record at ``lo < ts <= hi`` (the summary's recent sessions: ``lo``

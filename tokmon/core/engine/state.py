@@ -17,13 +17,14 @@ from tokmon.core.ledger import Ledger, LedgerDB
 from tokmon.core.model import Block, UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.core.reader import FileState
-from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow, Summary
+from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow
 from tokmon.paths import TokmonPaths
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
     from tokmon.core.engine.store import SaveJob
     from tokmon.core.rollups import Rollups
+    from tokmon.core.summary_rows import Summary
     from tokmon.fsutil import FileLock
 
 
