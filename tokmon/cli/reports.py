@@ -6,6 +6,7 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -452,9 +453,12 @@ class ReportCache:
 
         try:
             atomic_write(self.path, text.encode("utf-8"), fsync=False)
-            old = sorted(self.dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
-            for p in old[: -self.KEEP]:
-                p.unlink()
+            with os.scandir(self.dir) as it:
+                old = sorted(
+                    (e for e in it if e.name.endswith(".json")), key=lambda e: e.stat().st_mtime
+                )
+            for e in old[: -self.KEEP]:
+                os.unlink(e.path)
         except OSError:
             pass  # a cache is optional
 
