@@ -76,6 +76,10 @@ def test_command_table_is_what_the_groups_register() -> None:
 )
 def test_command_group(argv: list[str], group: str | None) -> None:
     assert cli_main.command_group(argv) == group
+    name = cli_main.command_name(argv)
+    assert (name is None) == (group in (None, "stats")), name
+    if name is not None:
+        assert name in argv and cli_main.COMMANDS[name] == group
 
 
 def _parsed(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
@@ -91,6 +95,8 @@ def _parsed(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
     [
         ["daily", "--json", "-s", "20260101", "-z", "UTC"],
         ["--json", "blocks", "--active", "-t", "max"],
+        ["--log-level", "debug", "monthly", "-p", "app"],
+        ["claude", "session", "--json"],
         ["session", "--all", "-o", "desc"],
         ["session", "list", "--tag", "x", "--sort", "cost"],
         ["claude", "monthly", "--breakdown"],
@@ -101,9 +107,10 @@ def _parsed(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
     ],
 )
 def test_one_group_parses_like_every_group(argv: list[str]) -> None:
-    group = cli_main.command_group(argv)
+    group, command = cli_main.command_group(argv), cli_main.command_name(argv)
     assert group is not None
-    assert _parsed(cli_main.build_parser([group]), argv) == _parsed(cli_main.build_parser(), argv)
+    narrow = cli_main.build_parser([group], command)
+    assert _parsed(narrow, argv) == _parsed(cli_main.build_parser(), argv)
 
 
 def test_unknown_command_still_lists_every_command(cli: Any) -> None:

@@ -66,9 +66,18 @@ _GLOBAL_FLAGS = {"--json", "--no-color", "--demo"}
 _GLOBAL_VALUED = {"--log-level", "--config"}
 
 
+_columns: list[int] = []  # the width, once per parser (argparse: a formatter per argument)
+
+
 def _terminal_columns() -> int:
     """``shutil.get_terminal_size().columns`` without importing shutil (its archive
     modules cost a warm report several milliseconds; argparse imports it for this only)."""
+    if not _columns:
+        _columns.append(_find_columns())
+    return _columns[0]
+
+
+def _find_columns() -> int:
     try:
         columns = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -138,11 +147,8 @@ def global_options() -> argparse.ArgumentParser:
     return p
 
 
-def command_group(argv: list[str]) -> str | None:
-    """The group module of the command ``argv`` names after any global options (``stats``
-    for none: the bare overview), or None when the full parser is needed: ``--help`` or
-    ``--version`` first, an option this scan does not know (an abbreviation), an unknown
-    command."""
+def _after_globals(argv: list[str]) -> int:
+    """The index of the first argument after the global options (``len(argv)``: none)."""
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -153,12 +159,33 @@ def command_group(argv: list[str]) -> str | None:
         elif a.split("=", 1)[0] in _GLOBAL_VALUED:
             i += 1
         else:
-            return COMMANDS.get(a)  # an option here ("-h", "--vers") is no key: None
-    return "stats"  # bare `tokmon`: the overview
+            return i
+    return len(argv)
 
 
-def build_parser(groups: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser with every group's commands, or with ``groups``' only."""
+def command_name(argv: list[str]) -> str | None:
+    """The command ``argv`` names after any global options (None: none, or an unknown one)."""
+    i = _after_globals(argv)
+    return argv[i] if i < len(argv) and argv[i] in COMMANDS else None
+
+
+def command_group(argv: list[str]) -> str | None:
+    """The group module of the command ``argv`` names after any global options (``stats``
+    for none: the bare overview), or None when the full parser is needed: ``--help`` or
+    ``--version`` first, an option this scan does not know (an abbreviation), an unknown
+    command."""
+    i = _after_globals(argv)
+    if i >= len(argv):
+        return "stats"  # bare `tokmon`: the overview
+    return COMMANDS.get(argv[i])  # an option here ("-h", "--vers") is no key: None
+
+
+def build_parser(
+    groups: list[str] | None = None, command: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser with every group's commands, or with ``groups``' only; ``command``: just
+    that command of a group that can register one (``register_command``), e.g. ``daily``."""
+    _columns.clear()  # the terminal's width as it is now
     parent = global_options()
     parser = _Parser(
         prog="tokmon",
@@ -169,7 +196,11 @@ def build_parser(groups: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("line", help="prompt/status segment (fast path; see `tokmon line --help`)")
     for name in GROUPS if groups is None else groups:  # an import error surfaces
-        importlib.import_module(f"tokmon.cli.{name}").register(sub, parent)
+        mod = importlib.import_module(f"tokmon.cli.{name}")
+        if command is not None and hasattr(mod, "register_command"):
+            mod.register_command(sub, parent, command)
+        else:
+            mod.register(sub, parent)
     return parser
 
 
@@ -187,8 +218,8 @@ def run(
     ctx = Context(env=env, stdin=stdin or sys.stdin, stdout=stdout or sys.stdout, stderr=err)
     debug = False
     try:
-        group = command_group(argv)
-        args = build_parser(None if group is None else [group]).parse_args(argv)
+        group, command = command_group(argv), command_name(argv)
+        args = build_parser(None if group is None else [group], command).parse_args(argv)
         level = getattr(args, "log_level", None) or env.get("TOKMON_LOG_LEVEL", "warning").lower()
         if level not in LOG_LEVELS:
             raise CLIError(

@@ -107,10 +107,21 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    for kind in ("daily", "weekly", "monthly", "blocks"):
+    for kind in ("daily", "weekly", "monthly", "blocks", "claude"):
+        register_command(sub, parent, kind)
+
+
+def register_command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    parent: argparse.ArgumentParser,
+    kind: str,
+) -> None:
+    """One command of this group (a run of ``tokmon daily`` builds only its own parser)."""
+    if kind != "claude":
         p = sub.add_parser(kind, parents=[parent], help=HELP[kind], description=HELP[kind])
         add_report_options(p, kind)
         p.set_defaults(handler=lambda a, c, k=kind: run_report(k, a, c))
+        return
     # `tokmon claude daily` etc.: ccusage's agent-prefixed spelling of the same reports.
     cp = sub.add_parser(
         "claude",
@@ -120,10 +131,10 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "(ccusage's `ccusage claude <report>`).",
     )
     csub = cp.add_subparsers(dest="claude_command", metavar="REPORT", required=True)
-    for kind in ("daily", "weekly", "monthly", "session", "blocks"):
-        p = csub.add_parser(kind, parents=[parent], help=HELP[kind], description=HELP[kind])
-        add_report_options(p, kind)
-        p.set_defaults(handler=lambda a, c, k=kind: run_report(k, a, c))
+    for report in ("daily", "weekly", "monthly", "session", "blocks"):
+        p = csub.add_parser(report, parents=[parent], help=HELP[report], description=HELP[report])
+        add_report_options(p, report)
+        p.set_defaults(handler=lambda a, c, k=report: run_report(k, a, c))
 
 
 def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
