@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -223,16 +224,7 @@ def _by_first(mc: tuple[str, list[Any]]) -> tuple[float, str]:
     return (mc[1][6], mc[0])
 
 
-def _first_sid(s: tuple[float, str, Any]) -> tuple[float, str]:
-    return (s[0], s[1])
-
-
-def _first_model(m: tuple[Any, ...]) -> tuple[float, str]:
-    return (m[0], m[1])
-
-
-def _neg_cost(x: tuple[float, Any]) -> float:
-    return x[0]
+_KEY0 = operator.itemgetter(0)
 
 
 class Rollups:
@@ -886,51 +878,25 @@ class Rollups:
                 (agent,),
             ).fetchall()
         )
-        # per session (in key order): [first, sid, models [(first, model, i, o, cc, cr, pico, n, last)]]
-        sessions: list[tuple[float, str, list[tuple[Any, ...]]]] = []
-        cur_sid: str | None = None
-        models: list[tuple[Any, ...]] = []
-        first = 0.0
-        for sid, model, i, o, cc, cr, cost, n, f, last in c.execute(
-            "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
-            " FROM rollup_session_model WHERE agent=? ORDER BY session_id",
+        # SQLite orders (C speed): sessions by (first, id) as _Fold.groups orders them (the
+        # totals' float sum follows it), each session's models by (first, name)
+        cur = c.execute(
+            "SELECT session_id, model, i, o, cc, cr, cost, n, last,"
+            " min(first) OVER (PARTITION BY session_id) AS sfirst"
+            " FROM rollup_session_model WHERE agent=? ORDER BY sfirst, session_id, first, model",
             (agent,),
-        ):
-            if sid != cur_sid:
-                if cur_sid is not None:
-                    sessions.append((first, cur_sid, models))
-                cur_sid, models, first = sid, [], f
-            elif f < first:
-                first = f
-            models.append((f, model, i, o, cc, cr, cost, n, last))
-        if cur_sid is not None:
-            sessions.append((first, cur_sid, models))
-        sessions.sort(key=_first_sid)  # _Fold.groups' order: the totals' float sum follows it
+        )
         ti = to = tcc = tcr = 0
         tcost = 0.0
         rows: list[tuple[float, JSONObject]] = []
-        for first, sid, ms in sessions:
-            if len(ms) > 1:
-                ms.sort(key=_first_model)
-            si = so = scc = scr = sn = pico = 0
-            last = float("-inf")
-            used: list[JSON] = []
-            bds: list[tuple[float, JSONObject]] = []
-            for _f, model, i, o, cc, cr, mp, n, ml in ms:
-                si += i
-                so += o
-                scc += cc
-                scr += cr
-                sn += n
-                pico += mp
-                if ml > last:
-                    last = ml
-                if model != SYNTHETIC_MODEL:
-                    used.append(model)
-                    mc = mp / PICO
-                    bds.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
-            if len(bds) > 1:
-                bds.sort(key=_neg_cost)  # most expensive first (stable: ties keep model order)
+        sid: str | None = None
+        si = so = scc = scr = sn = pico = 0
+        first = last = 0.0
+        used: list[JSON] = []
+        bds: list[tuple[float, JSONObject]] = []
+
+        def close() -> None:  # the session read so far, into the totals and the rows
+            nonlocal ti, to, tcc, tcr, tcost
             cost = pico / PICO
             ti += si
             to += so
@@ -938,13 +904,15 @@ class Rollups:
             tcr += scr
             tcost += cost
             if not include_empty and not (si + so + scc + scr):
-                continue
+                return
+            if len(bds) > 1:
+                bds.sort(key=_KEY0)  # most expensive first (stable: ties keep model order)
             proj = projects.get(sid, "")
             rows.append(
                 (
                     -cost,
                     session_row_json(
-                        sid,
+                        sid,  # type: ignore[arg-type]
                         None,
                         proj,
                         si,
@@ -958,12 +926,34 @@ class Rollups:
                         [b for _, b in bds],
                         project_name(proj),
                         sn,
-                        titles.get(sid),
+                        titles.get(sid),  # type: ignore[arg-type]
                         now - last < active_seconds,
                     ),
                 )
             )
-        rows.sort(key=_neg_cost)
+
+        for msid, model, i, o, cc, cr, mp, n, mlast, sfirst in cur:
+            if msid != sid:
+                if sid is not None:
+                    close()
+                sid, first, last = msid, sfirst, mlast
+                si = so = scc = scr = sn = pico = 0
+                used, bds = [], []
+            si += i
+            so += o
+            scc += cc
+            scr += cr
+            sn += n
+            pico += mp
+            if mlast > last:
+                last = mlast
+            if model != SYNTHETIC_MODEL:
+                used.append(model)
+                mc = mp / PICO
+                bds.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
+        if sid is not None:
+            close()
+        rows.sort(key=_KEY0)  # most expensive first (stable: ties keep the (first, id) order)
         return [r for _, r in rows], Totals(ti, to, tcc, tcr, tcost).to_json()
 
     def active_sessions(self, agent: str, lo: float, hi: float) -> set[str]:
