@@ -70,7 +70,10 @@ def _cpu_children() -> float | None:
 def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     before = _cpu_children()
     t = time.perf_counter()
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # cwd: the home dir, never a checkout (`python -m` would import tokmon from the cwd)
+    subprocess.run(
+        argv, env=env, cwd=env["HOME"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - t
     after = _cpu_children()
     return wall, wall if before is None or after is None else after - before
@@ -93,7 +96,18 @@ def measure_size(mb: float, runs: int, base_src: Path, work: Path, be: Any) -> d
     def add(what: str, variant: str, m: tuple[float, float]) -> None:
         got.setdefault(what, {}).setdefault(variant, []).append(m)
 
-    for env in envs.values():  # a cold run each: the warm homes
+    for variant, env in envs.items():  # which tokmon each runs; a cold run each: warm homes
+        where = subprocess.run(
+            [sys.executable, "-c", "import tokmon; print(tokmon.__file__)"],
+            env=env,
+            cwd=env["HOME"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        print(f"{variant}: {where}", file=sys.stderr)
+        if variant == "base" and not where.startswith(str(base_src)):
+            raise SystemExit(f"bench_warm: error: the base runs {where}, not {base_src}")
         _run([*tok, "daily", "--json"], env)
     for cmd in ("pass", *WARM):
         argv = [sys.executable, "-c", "pass"] if cmd == "pass" else [*tok, cmd, "--json"]
