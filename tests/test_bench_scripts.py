@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,30 @@ def test_bench_server_counts_what_a_save_writes(tmp_path: Path) -> None:
     exp = json.loads((cache / "corpus2" / "expected.json").read_text())
     files = {str(p.relative_to(cache / "corpus2")) for p in (cache / "corpus2").rglob("*.jsonl")}
     assert files == {f for f in exp["files"] if f.endswith(".jsonl")}
+
+
+def test_bench_warm_compares_two_revisions(tmp_path: Path) -> None:
+    """bench_warm.py: this checkout against HEAD (git archive), both variants measured per
+    figure, the appended lines truncated away."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs git and a checkout")
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_warm.py"), "--base", "HEAD"]
+    cmd += ["--mb", "2", "3", "--runs", "1", "--json"]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, cwd=REPO, env=_env(cache, False)
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = json.loads(res.stdout)
+    assert data["base"] == "HEAD" and [s["mb"] for s in data["sizes"]] == [2.0, 3.0]
+    for s in data["sizes"]:
+        figs = s["figures"]
+        assert sorted(figs) == sorted(
+            ["pass", "daily", "session", "blocks", "daily after append", "session after append"]
+        )
+        for row in figs.values():
+            assert row["base"]["cpu_s"] > 0 and row["now"]["wall_s"] > 0
+            assert row["ratio"] == pytest.approx(row["now"]["cpu_s"] / row["base"]["cpu_s"])
+        corpus = cache / f"corpus{s['mb']:g}"
+        exp = json.loads((corpus / "expected.json").read_text())
+        assert sum((corpus / f).stat().st_size for f in exp["files"]) == exp["total_bytes"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
     one. With ``fsync`` the data and the directory entry are flushed to disk too.
     """
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=str(path.parent))
+    fd, tmp = _mkstemp(path)
     try:
         with contextlib.suppress(OSError):
             os.chmod(tmp, 0o600)  # mkstemp already creates 0600; belt and braces
@@ -39,6 +38,29 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
         raise
     if fsync:
         _fsync_dir(path.parent)
+
+
+# tempfile.mkstemp's flags; tempfile itself is not imported (its shutil and random chain
+# costs a report that writes its cache a few milliseconds)
+_TMP_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NOINHERIT", 0)
+)
+
+
+def _mkstemp(path: Path) -> tuple[int, str]:
+    """A new private file ``.<name>.<random>.tmp`` beside ``path`` (as ``tempfile.mkstemp``)."""
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}{TMP_SUFFIX}")
+        try:
+            return os.open(tmp, _TMP_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def _replace(src: str, dst: Path) -> None:

@@ -99,6 +99,20 @@ def merge(rows: Iterable[Mapping[str, Any]], store_all: Meta) -> list[Row]:
     return [merge_one(r, store_all.get(str(r.get("sessionId", "")))) for r in rows]
 
 
+def merge_into(rows: Iterable[Row], store_all: Meta) -> None:
+    """:func:`merge` in place: the same keys added to each row (no copies)."""
+    for row in rows:
+        meta = store_all.get(str(row.get("sessionId", "")))
+        if meta is None and not row.get("title"):  # nothing to merge: the plain defaults
+            row["name"] = row["nameSource"] = None
+            row["tags"] = []
+            row["description"] = None
+            continue
+        row["name"], row["nameSource"] = display_name(row, meta)
+        row["tags"] = list((meta or {}).get("tags") or [])
+        row["description"] = (meta or {}).get("description")
+
+
 def label(row: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
     """A never-empty label: the display name, else the project name, else the short id."""
     meta = meta or {}

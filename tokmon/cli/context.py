@@ -82,7 +82,7 @@ class Context:
             from tokmon.core.pricing import PricingError
 
             if not self.demo:
-                from tokmon.cli.doctor import claude_dir_problem, claude_dir_usable
+                from tokmon.core.discovery import claude_dir_problem, claude_dir_usable
 
                 problem = claude_dir_problem(self.env)
                 if problem and not claude_dir_usable(self.env):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tokmon.cli.context import Context
+from tokmon.core.discovery import claude_dir_problem
 
 DISTRIBUTION = (
     "tokmon-cli"  # tokmon's name on the package index (PyPI's `tokmon` is another project)
@@ -260,38 +261,6 @@ def check_transcripts(env: Mapping[str, str]) -> Check:
         )
     counts = [f"{r} ({sum(1 for _ in iter_transcript_stats(r))} files)" for r in roots]
     return Check("transcripts", OK, ", ".join(counts))
-
-
-def claude_dir_problem(env: Mapping[str, str]) -> str | None:
-    """A one-line problem when CLAUDE_CONFIG_DIR names dirs that do not exist or hold no
-    ``projects/`` (a typo must not fall back to demo data); None when it is fine or unset."""
-    raw = (env.get("CLAUDE_CONFIG_DIR") or "").strip()
-    if not raw:
-        return None
-    bad = []
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        p = Path(os.path.expanduser(part))
-        if not p.exists():
-            bad.append(f"{part} does not exist")
-        elif not p.is_dir():
-            bad.append(f"{part} is not a directory")
-        elif not (p / "projects").is_dir() and p.name != "projects":
-            bad.append(f"{part} holds no projects/ directory")
-    if not bad:
-        return None
-    return f"CLAUDE_CONFIG_DIR: {'; '.join(bad)}"
-
-
-def claude_dir_usable(env: Mapping[str, str]) -> bool:
-    """False when CLAUDE_CONFIG_DIR is set but none of its entries is a usable dir."""
-    raw = (env.get("CLAUDE_CONFIG_DIR") or "").strip()
-    if not raw:
-        return True
-    from tokmon.core.discovery import claude_roots
-
-    return any(r.is_dir() for r in claude_roots(dict(env)))
 
 
 # --------------------------------------------------------------------------- ledger

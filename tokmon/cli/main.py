@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tokmon import __version__
 from tokmon.cli.context import CLIError, Context, setup_logging
@@ -36,16 +36,87 @@ GROUPS = [
     "report",
 ]
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+#: Each command and the group module that registers it: a run builds the parser of its
+#: command's group only (importing every group costs more than a warm report itself);
+#: ``--help``, a bare ``tokmon`` or an unknown command get the full parser.
+#: tests/test_cli_dispatch.py checks this table against what the groups register.
+COMMANDS = {
+    **dict.fromkeys(["daily", "weekly", "monthly", "blocks", "claude"], "reports"),
+    "stats": "stats",
+    "config": "config_cmd",
+    "session": "session",
+    "backup": "backup",
+    "pick": "pick",
+    "init": "shell",
+    "install-statusline": "shell",
+    "serve": "serve",
+    "watch": "watch",
+    "limits": "limits",
+    "alerts": "alerts",
+    "check": "check",
+    "budgets": "budgets",
+    **dict.fromkeys(["codex", "gemini", "opencode", "qwen", "copilot", "amp", "agents"], "agents"),
+    "doctor": "doctor",
+    "export": "export",
+    "ledger": "ledger_cmd",
+    "web": "web",
+    "report": "report",
+}
+_GLOBAL_FLAGS = {"--json", "--no-color", "--demo"}
+_GLOBAL_VALUED = {"--log-level", "--config"}
+
+
+_columns: list[int] = []  # the width, once per parser (argparse: a formatter per argument)
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns`` without importing shutil (its archive
+    modules cost a warm report several milliseconds; argparse imports it for this only)."""
+    if not _columns:
+        _columns.append(_find_columns())
+    return _columns[0]
+
+
+def _find_columns() -> int:
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, its default width found without shutil."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CLIError(f"{message} (see `{self.prog} --help`)")
 
 
 def global_options() -> argparse.ArgumentParser:
     """Flags accepted before or after any command."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = _Parser(add_help=False)
     g = p.add_argument_group("global options")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
     g.add_argument(
@@ -76,7 +147,45 @@ def global_options() -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _after_globals(argv: list[str]) -> int:
+    """The index of the first argument after the global options (``len(argv)``: none)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _GLOBAL_FLAGS:
+            i += 1
+        elif a in _GLOBAL_VALUED:
+            i += 2
+        elif a.split("=", 1)[0] in _GLOBAL_VALUED:
+            i += 1
+        else:
+            return i
+    return len(argv)
+
+
+def command_name(argv: list[str]) -> str | None:
+    """The command ``argv`` names after any global options (None: none, or an unknown one)."""
+    i = _after_globals(argv)
+    return argv[i] if i < len(argv) and argv[i] in COMMANDS else None
+
+
+def command_group(argv: list[str]) -> str | None:
+    """The group module of the command ``argv`` names after any global options (``stats``
+    for none: the bare overview), or None when the full parser is needed: ``--help`` or
+    ``--version`` first, an option this scan does not know (an abbreviation), an unknown
+    command."""
+    i = _after_globals(argv)
+    if i >= len(argv):
+        return "stats"  # bare `tokmon`: the overview
+    return COMMANDS.get(argv[i])  # an option here ("-h", "--vers") is no key: None
+
+
+def build_parser(
+    groups: list[str] | None = None, command: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser with every group's commands, or with ``groups``' only; ``command``: just
+    that command of a group that can register one (``register_command``), e.g. ``daily``."""
+    _columns.clear()  # the terminal's width as it is now
     parent = global_options()
     parser = _Parser(
         prog="tokmon",
@@ -86,8 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tokmon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("line", help="prompt/status segment (fast path; see `tokmon line --help`)")
-    for name in GROUPS:  # an import error surfaces: every group listed here exists
-        importlib.import_module(f"tokmon.cli.{name}").register(sub, parent)
+    for name in GROUPS if groups is None else groups:  # an import error surfaces
+        mod = importlib.import_module(f"tokmon.cli.{name}")
+        if command is not None and hasattr(mod, "register_command"):
+            mod.register_command(sub, parent, command)
+        else:
+            mod.register(sub, parent)
     return parser
 
 
@@ -105,7 +218,8 @@ def run(
     ctx = Context(env=env, stdin=stdin or sys.stdin, stdout=stdout or sys.stdout, stderr=err)
     debug = False
     try:
-        args = build_parser().parse_args(argv)
+        group, command = command_group(argv), command_name(argv)
+        args = build_parser(None if group is None else [group], command).parse_args(argv)
         level = getattr(args, "log_level", None) or env.get("TOKMON_LOG_LEVEL", "warning").lower()
         if level not in LOG_LEVELS:
             raise CLIError(

@@ -6,6 +6,7 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,10 +107,21 @@ def add_report_options(p: argparse.ArgumentParser, kind: str) -> None:
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    for kind in ("daily", "weekly", "monthly", "blocks"):
+    for kind in ("daily", "weekly", "monthly", "blocks", "claude"):
+        register_command(sub, parent, kind)
+
+
+def register_command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    parent: argparse.ArgumentParser,
+    kind: str,
+) -> None:
+    """One command of this group (a run of ``tokmon daily`` builds only its own parser)."""
+    if kind != "claude":
         p = sub.add_parser(kind, parents=[parent], help=HELP[kind], description=HELP[kind])
         add_report_options(p, kind)
         p.set_defaults(handler=lambda a, c, k=kind: run_report(k, a, c))
+        return
     # `tokmon claude daily` etc.: ccusage's agent-prefixed spelling of the same reports.
     cp = sub.add_parser(
         "claude",
@@ -119,10 +131,10 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "(ccusage's `ccusage claude <report>`).",
     )
     csub = cp.add_subparsers(dest="claude_command", metavar="REPORT", required=True)
-    for kind in ("daily", "weekly", "monthly", "session", "blocks"):
-        p = csub.add_parser(kind, parents=[parent], help=HELP[kind], description=HELP[kind])
-        add_report_options(p, kind)
-        p.set_defaults(handler=lambda a, c, k=kind: run_report(k, a, c))
+    for report in ("daily", "weekly", "monthly", "session", "blocks"):
+        p = csub.add_parser(report, parents=[parent], help=HELP[report], description=HELP[report])
+        add_report_options(p, report)
+        p.set_defaults(handler=lambda a, c, k=report: run_report(k, a, c))
 
 
 def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -183,17 +195,29 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         if hit is not None:
             ctx.stdout.write(with_budgets(hit, report_budgets(ctx, kind, opts)))
             return 0
+    if kind == "session" and ctx.json_output:  # the common case: from the stored sums
+        try:
+            data = engine.session_report_json(**opts)
+        except ValueError as exc:  # an unknown agent name
+            raise CLIError(str(exc)) from exc
+        if data is not None:
+            merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
+            ctx.stdout.write(dump_json(data))
+            return 0
     try:
         report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
-    data = report.to_json()  # the edge
     merged: list[dict[str, Any]] = []
     if isinstance(report, SessionReport):  # session rows get their names and tags merged in
-        merged = [r.to_json() for r in report.rows]
-        merge_metadata(ctx, merged)
+        merged = [r.to_json() for r in report.rows]  # one serialisation per row
+        merge_metadata_into(ctx, merged)
         rows_json: list[JSON] = list(merged)
-        data["sessions"] = rows_json
+        data = {"sessions": rows_json, "totals": report.totals.to_json()}
+        if report.agents is not None:
+            data["agents"] = {name: t.to_json() for name, t in report.agents.items()}
+    else:
+        data = report.to_json()  # the edge
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
@@ -523,9 +547,12 @@ class ReportCache:
 
         try:
             atomic_write(self.path, text.encode("utf-8"), fsync=False)
-            old = sorted(self.dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
-            for p in old[: -self.KEEP]:
-                p.unlink()
+            with os.scandir(self.dir) as it:
+                old = sorted(
+                    (e for e in it if e.name.endswith(".json")), key=lambda e: e.stat().st_mtime
+                )
+            for e in old[: -self.KEEP]:
+                os.unlink(e.path)
         except OSError:
             pass  # a cache is optional
 
@@ -546,3 +573,10 @@ def merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:
     from tokmon.sessions import merge
 
     rows[:] = merge(rows, _metadata(ctx))
+
+
+def merge_metadata_into(ctx: Context, rows: list[dict[str, Any]]) -> None:
+    """:func:`merge_metadata` into rows of our own (fresh dicts: changed, not copied)."""
+    from tokmon.sessions import merge_into
+
+    merge_into(rows, _metadata(ctx))

@@ -92,6 +92,11 @@ _VALID = (
     + " AND typeof(session) = 'text' AND typeof(project) = 'text' AND typeof(model) = 'text'"
     + " AND typeof(key) = 'text'"
 )
+# A file state FileState.from_list accepts: non-negative integers and a text fingerprint.
+_VALID_FILE = " AND ".join(
+    [f"typeof({c}) = 'integer' AND {c} >= 0" for c in ("dev", "ino", "size", "mtime_ns", "off")]
+    + ["typeof(path) = 'text' AND typeof(fp) = 'text'"]
+)
 _INSERT = _UPSERT.split(" ON CONFLICT")[0]
 # A bulk load's dedup in SQL: a later row replaces a stored one only with a larger output.
 _UPSERT_LARGER = (
@@ -397,16 +402,16 @@ class LedgerDB:
         """File states, titles and the price signature (invalid file states are dropped)."""
         led = Ledger()
         with self._mu:
+            # checked in SQL (C speed: a warm report loads every file state): invalid rows
+            # (a database written by something else) are counted, then dropped
             rows = self.conn.execute(
-                "SELECT path, dev, ino, size, mtime_ns, off, fp FROM files"
+                f"SELECT path, dev, ino, size, mtime_ns, off, fp FROM files WHERE {_VALID_FILE}"
             ).fetchall()
+            n = self.conn.execute("SELECT count(*) FROM files").fetchone()[0]
             titles = self.conn.execute("SELECT session, kind, title FROM titles").fetchall()
             sig = self.conn.execute("SELECT value FROM meta WHERE key='prices'").fetchone()
-        for path, *v in rows:
-            try:
-                led.files[path] = FileState.from_list(list(v))
-            except (TypeError, ValueError):
-                self.dropped += 1
+        self.dropped += n - len(rows)
+        led.files = {p: FileState(d, i, s, m, o, fp) for p, d, i, s, m, o, fp in rows}
         for sid, kind, title in titles:
             led.titles.setdefault(sid, {})[kind] = title
         led.price_signature = sig[0] if sig is not None and type(sig[0]) is str else ""

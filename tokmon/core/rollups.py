@@ -57,6 +57,7 @@ from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
 from tokmon.core.ledger import loose_tables
 from tokmon.core.model import Block, BurnRate, Projection, TokenCounts, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
+from tokmon.core.rows import JSON, JSONObject, Totals, breakdown_json, session_row_json
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 SCHEMA_VERSION = 2  # 2: STRICT tables (a value of the wrong type is refused on write)
@@ -238,6 +239,9 @@ class _Fold:
 
 def _by_first(mc: tuple[str, list[Any]]) -> tuple[float, str]:
     return (mc[1][6], mc[0])
+
+
+_KEY0 = operator.itemgetter(0)
 
 
 class Rollups:
@@ -1053,6 +1057,103 @@ class Rollups:
             if proj and (last, proj) > latest.get(sid, (float("-inf"), "")):
                 latest[sid] = (last, proj)
         return fold.groups(), {sid: p for sid, (_, p) in latest.items()}
+
+    def session_json(
+        self,
+        agent: str,
+        titles: Mapping[str, str],
+        now: float,
+        active_seconds: float,
+        include_empty: bool = False,
+    ) -> tuple[list[JSONObject], JSONObject]:
+        """The unfiltered session report's JSON rows (most expensive first; 0-token sessions
+        only with ``include_empty``) and totals, straight from ``rollup_session_model``: the
+        very values of ``aggregate.session_rows_of(*self.sessions(agent), ...)`` serialised
+        (same order, same float sums), without the groups and typed rows in between."""
+        c = self.conn
+        projects = dict(
+            c.execute(
+                "SELECT session_id, project FROM rollup_session WHERE agent=? AND project!=''",
+                (agent,),
+            ).fetchall()
+        )
+        # SQLite orders (C speed): sessions by (first, id) as _Fold.groups orders them (the
+        # totals' float sum follows it), each session's models by (first, name)
+        cur = c.execute(
+            "SELECT session_id, model, i, o, cc, cr, cost, n, last,"
+            " min(first) OVER (PARTITION BY session_id) AS sfirst"
+            " FROM rollup_session_model WHERE agent=? ORDER BY sfirst, session_id, first, model",
+            (agent,),
+        )
+        ti = to = tcc = tcr = 0
+        tcost = 0.0
+        rows: list[tuple[float, JSONObject]] = []
+        sid: str | None = None
+        si = so = scc = scr = sn = pico = 0
+        first = last = 0.0
+        used: list[JSON] = []
+        bds: list[tuple[float, JSONObject]] = []
+
+        def close() -> None:  # the session read so far, into the totals and the rows
+            nonlocal ti, to, tcc, tcr, tcost
+            cost = pico / PICO
+            ti += si
+            to += so
+            tcc += scc
+            tcr += scr
+            tcost += cost
+            if not include_empty and not (si + so + scc + scr):
+                return
+            if len(bds) > 1:
+                bds.sort(key=_KEY0)  # most expensive first (stable: ties keep model order)
+            proj = projects.get(sid, "")
+            rows.append(
+                (
+                    -cost,
+                    session_row_json(
+                        sid,  # type: ignore[arg-type]
+                        None,
+                        proj,
+                        si,
+                        so,
+                        scc,
+                        scr,
+                        cost,
+                        first,
+                        last,
+                        used,
+                        [b for _, b in bds],
+                        project_name(proj),
+                        sn,
+                        titles.get(sid),  # type: ignore[arg-type]
+                        now - last < active_seconds,
+                    ),
+                )
+            )
+
+        for msid, model, i, o, cc, cr, mp, n, mlast, sfirst in cur:
+            if msid != sid:
+                if sid is not None:
+                    close()
+                sid, first, last = msid, sfirst, mlast
+                si = so = scc = scr = sn = pico = 0
+                used, bds = [], []
+            si += i
+            so += o
+            scc += cc
+            scr += cr
+            sn += n
+            pico += mp
+            if mlast > last:
+                last = mlast
+            if model != SYNTHETIC_MODEL:
+                used.append(model)
+                mc = mp / PICO
+                bds.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
+        if sid is not None:
+            close()
+        rows.sort(key=_KEY0)  # most expensive first (stable: ties keep the (first, id) order)
+        return [r for _, r in rows], Totals(ti, to, tcc, tcr, tcost).to_json()
 
     def active_sessions(self, agent: str, lo: float, hi: float) -> set[str]:
         """Sessions with a record at ``lo < ts <= hi`` (the summary's recent sessions: ``lo``

@@ -13,7 +13,7 @@ Two key orders exist for the same sums: rows and Summary periods say ``totalToke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tokmon.core.model import JSON, Block, JSONObject
 from tokmon.core.timeutil import iso
@@ -45,6 +45,8 @@ __all__ = [
     "TokenLimit",
     "Totals",
     "Usage",
+    "breakdown_json",
+    "session_row_json",
 ]
 
 
@@ -108,14 +110,33 @@ class ModelBreakdown:
     cost: float
 
     def to_json(self) -> JSONObject:
-        return {
-            "modelName": self.model_name,
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "cacheCreationTokens": self.cache_creation_tokens,
-            "cacheReadTokens": self.cache_read_tokens,
-            "cost": self.cost,
-        }
+        return breakdown_json(
+            self.model_name,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_creation_tokens,
+            self.cache_read_tokens,
+            self.cost,
+        )
+
+
+def breakdown_json(
+    model_name: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_creation_tokens: int,
+    cache_read_tokens: int,
+    cost: float,
+) -> JSONObject:
+    """A ``modelBreakdowns`` item from its values (:meth:`ModelBreakdown.to_json`)."""
+    return {
+        "modelName": model_name,
+        "inputTokens": input_tokens,
+        "outputTokens": output_tokens,
+        "cacheCreationTokens": cache_creation_tokens,
+        "cacheReadTokens": cache_read_tokens,
+        "cost": cost,
+    }
 
 
 def _breakdowns_json(items: tuple[ModelBreakdown, ...]) -> list[JSON]:
@@ -187,20 +208,66 @@ class SessionRow:
 
     def to_json(self) -> JSONObject:
         """The SessionRow of docs/architecture.md (``agent`` right after ``sessionId``)."""
-        d: JSONObject = {"sessionId": self.session_id}
-        if self.agent is not None:
-            d["agent"] = self.agent
-        d["projectPath"] = self.project_path
-        d.update(self.usage.to_json())
-        d["firstActivity"] = iso(self.first_activity)
-        d["lastActivity"] = iso(self.last_activity)
-        d["modelsUsed"] = list(self.models_used)
-        d["modelBreakdowns"] = _breakdowns_json(self.model_breakdowns)
-        d["projectName"] = self.project_name
-        d["entries"] = self.entries
-        d["title"] = self.title
-        d["isActive"] = self.is_active
-        return d
+        u = self.usage
+        return session_row_json(
+            self.session_id,
+            self.agent,
+            self.project_path,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_creation_tokens,
+            u.cache_read_tokens,
+            u.total_cost,
+            self.first_activity,
+            self.last_activity,
+            list(self.models_used),
+            _breakdowns_json(self.model_breakdowns),
+            self.project_name,
+            self.entries,
+            self.title,
+            self.is_active,
+        )
+
+
+def session_row_json(
+    session_id: str,
+    agent: str | None,
+    project_path: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_creation_tokens: int,
+    cache_read_tokens: int,
+    total_cost: float,
+    first_activity: float,
+    last_activity: float,
+    models_used: list[JSON],
+    model_breakdowns: list[JSON],
+    project_name: str,
+    entries: int,
+    title: str | None,
+    is_active: bool,
+) -> JSONObject:
+    """A SessionRow's JSON from its values (:meth:`SessionRow.to_json`, and the session report
+    built straight from the stored sums: one definition of the keys and their order)."""
+    d: JSONObject = {"sessionId": session_id}
+    if agent is not None:
+        d["agent"] = agent
+    d["projectPath"] = project_path
+    d["inputTokens"] = input_tokens
+    d["outputTokens"] = output_tokens
+    d["cacheCreationTokens"] = cache_creation_tokens
+    d["cacheReadTokens"] = cache_read_tokens
+    d["totalTokens"] = input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens
+    d["totalCost"] = total_cost
+    d["firstActivity"] = iso(first_activity)
+    d["lastActivity"] = iso(last_activity)
+    d["modelsUsed"] = models_used
+    d["modelBreakdowns"] = model_breakdowns
+    d["projectName"] = project_name
+    d["entries"] = entries
+    d["title"] = title
+    d["isActive"] = is_active
+    return d
 
 
 def _agents_json(agents: dict[str, Totals] | None, d: JSONObject) -> JSONObject:
@@ -258,215 +325,37 @@ class BlocksReport:
 Report = PeriodReport | SessionReport | BlocksReport
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodUsage:
-    """A Summary period: today, this week or this month, with its label."""
+# The Summary and its parts live in tokmon.core.summary_rows (a report never builds them: their
+# dataclasses cost a report's import time); they are importable from here as before.
+_SUMMARY = frozenset(
+    {
+        "ActiveBlock",
+        "AgentToday",
+        "ContextWindow",
+        "Official",
+        "OfficialWindow",
+        "PeriodUsage",
+        "Summary",
+        "TokenLimit",
+    }
+)
 
-    label_kind: PeriodLabel
-    label: str
-    usage: Usage
-
-    def to_json(self) -> JSONObject:
-        """``{date|week|month, inputTokens, ..., totalTokens, totalCost}``."""
-        d: JSONObject = {self.label_kind: self.label}
-        d.update(self.usage.to_json())
-        return d
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveBlock:
-    """The current 5-hour block as the Summary shows it."""
-
-    block: Block
-    remaining_minutes: float
-    burn_level: str
-    limit_percent: float | None
-
-    def to_json(self) -> JSONObject:
-        """The block's JSON plus ``remainingMinutes``, ``burnLevel``, ``limitPercent``."""
-        d: JSONObject = self.block.to_json()
-        d["remainingMinutes"] = self.remaining_minutes
-        d["burnLevel"] = self.burn_level
-        d["limitPercent"] = self.limit_percent
-        return d
+if TYPE_CHECKING:
+    from tokmon.core.summary_rows import (
+        ActiveBlock,
+        AgentToday,
+        ContextWindow,
+        Official,
+        OfficialWindow,
+        PeriodUsage,
+        Summary,
+        TokenLimit,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class TokenLimit:
-    """The block token limit and where it came from (``config``, ``max-completed-block``)."""
+def __getattr__(name: str) -> Any:
+    if name in _SUMMARY:
+        from tokmon.core import summary_rows
 
-    tokens: int | None
-    source: str | None
-
-    def to_json(self) -> JSONObject:
-        return {"tokens": self.tokens, "source": self.source}
-
-
-def _opt_float(v: object) -> float | None:
-    # kept as stored (an int stays an int): the Summary shows the record as written
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def _opt_str(v: object) -> str | None:
-    return v if isinstance(v, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class OfficialWindow:
-    """Claude Code's 5-hour or 7-day utilisation (epoch seconds)."""
-
-    used_percentage: float
-    resets_at: float | None
-    observed_at: float | None
-
-    @classmethod
-    def parse(cls, raw: object) -> OfficialWindow | None:
-        """From a stored ``fiveHour`` / ``sevenDay`` object (None if it has no percentage)."""
-        if not isinstance(raw, dict):
-            return None
-        used = _opt_float(raw.get("usedPercentage"))
-        if used is None:
-            return None
-        return cls(used, _opt_float(raw.get("resetsAt")), _opt_float(raw.get("observedAt")))
-
-    def to_json(self) -> JSONObject:
-        return {
-            "usedPercentage": self.used_percentage,
-            "resetsAt": self.resets_at,
-            "observedAt": self.observed_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ContextWindow:
-    """The session's context window use, as Claude Code reported it."""
-
-    used_percentage: float | None
-    remaining_percentage: float | None
-    size: int | None
-    total_input_tokens: float | None
-    total_output_tokens: float | None
-
-    @classmethod
-    def parse(cls, raw: object) -> ContextWindow | None:
-        """From a stored ``contextWindow`` object."""
-        if not isinstance(raw, dict):
-            return None
-        size = _opt_float(raw.get("size"))
-        return cls(
-            _opt_float(raw.get("usedPercentage")),
-            _opt_float(raw.get("remainingPercentage")),
-            None if size is None else int(size),
-            _opt_float(raw.get("totalInputTokens")),
-            _opt_float(raw.get("totalOutputTokens")),
-        )
-
-    def to_json(self) -> JSONObject:
-        return {
-            "usedPercentage": self.used_percentage,
-            "remainingPercentage": self.remaining_percentage,
-            "size": self.size,
-            "totalInputTokens": self.total_input_tokens,
-            "totalOutputTokens": self.total_output_tokens,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Official:
-    """The latest official figures (:func:`tokmon.core.official.latest`): the record shape of
-    :mod:`tokmon.core.official`, values checked when read back from the store."""
-
-    session_id: str | None
-    session_name: str | None
-    observed_at: float | None
-    model: str | None
-    cwd: str | None
-    cost_usd: float | None
-    five_hour: OfficialWindow | None
-    seven_day: OfficialWindow | None
-    context_window: ContextWindow | None
-
-    @classmethod
-    def parse(cls, rec: object) -> Official | None:
-        """From a stored record (None if it is not an object)."""
-        if not isinstance(rec, dict):
-            return None
-        return cls(
-            _opt_str(rec.get("sessionId")),
-            _opt_str(rec.get("sessionName")),
-            _opt_float(rec.get("observedAt")),
-            _opt_str(rec.get("model")),
-            _opt_str(rec.get("cwd")),
-            _opt_float(rec.get("costUSD")),
-            OfficialWindow.parse(rec.get("fiveHour")),
-            OfficialWindow.parse(rec.get("sevenDay")),
-            ContextWindow.parse(rec.get("contextWindow")),
-        )
-
-    def to_json(self) -> JSONObject:
-        """The record shape (``sessionId, sessionName, observedAt, ..., contextWindow``)."""
-        return {
-            "sessionId": self.session_id,
-            "sessionName": self.session_name,
-            "observedAt": self.observed_at,
-            "model": self.model,
-            "cwd": self.cwd,
-            "costUSD": self.cost_usd,
-            "fiveHour": None if self.five_hour is None else self.five_hour.to_json(),
-            "sevenDay": None if self.seven_day is None else self.seven_day.to_json(),
-            "contextWindow": (
-                None if self.context_window is None else self.context_window.to_json()
-            ),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class AgentToday:
-    """One agent's today and all-time sums (the Summary's ``agents``)."""
-
-    today: PeriodUsage
-    totals: Usage
-
-    def to_json(self) -> JSONObject:
-        return {"today": self.today.to_json(), "totals": self.totals.to_json()}
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """What every live surface shows: periods, the current block, limits, official figures,
-    active sessions. ``agents`` is set only when other agents than Claude Code have data
-    (a Claude-only summary keeps its shape)."""
-
-    generated_at: float
-    timezone: str
-    today: PeriodUsage
-    week: PeriodUsage
-    month: PeriodUsage
-    totals: Usage
-    active_block: ActiveBlock | None
-    token_limit: TokenLimit
-    official: Official | None
-    active_sessions: list[SessionRow]
-    project_session: SessionRow | None
-    agents: dict[str, AgentToday] | None = None
-
-    def to_json(self) -> JSONObject:
-        """The Summary object of docs/protocol.md."""
-        d: JSONObject = {
-            "generatedAt": iso(self.generated_at),
-            "timezone": self.timezone,
-            "today": self.today.to_json(),
-            "week": self.week.to_json(),
-            "month": self.month.to_json(),
-            "totals": self.totals.to_json(),
-            "activeBlock": None if self.active_block is None else self.active_block.to_json(),
-            "tokenLimit": self.token_limit.to_json(),
-            "official": None if self.official is None else self.official.to_json(),
-            "activeSessions": [r.to_json() for r in self.active_sessions],
-            "projectSession": (
-                None if self.project_session is None else self.project_session.to_json()
-            ),
-        }
-        if self.agents is not None:
-            d["agents"] = {name: a.to_json() for name, a in self.agents.items()}
-        return d
+        return getattr(summary_rows, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,8 +27,40 @@ def resolve_tz(name: str | None) -> tzinfo:
         raise TimezoneError(f"unknown time zone {name!r}") from exc
 
 
+_HOURS: dict[int, str] = {}  # hour since the epoch -> "YYYY-MM-DDTHH:"
+_ISO_FAST_MAX = 253402300800  # 10000-01-01: beyond, datetime says why it cannot
+_MMSS: list[str] = []  # "MM:SS." per second of the hour (filled on first use)
+_MS: list[str] = []  # "mmmZ" per millisecond
+
+
 def iso(ts: float) -> str:
-    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (ccusage's format)."""
+    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (ccusage's format).
+
+    The date and hour come from ``datetime`` once per hour (cached); minutes, seconds and
+    milliseconds by arithmetic, rounded as ``datetime.fromtimestamp`` rounds (to the
+    microsecond, half to even), so every value reads as :func:`_iso_datetime` writes it.
+    """
+    if not 0 <= ts < _ISO_FAST_MAX:
+        return _iso_datetime(ts)
+    sec = int(ts)
+    us = round((ts - sec) * 1e6)  # ts - sec is exact: the fraction datetime rounds
+    if us >= 1_000_000:
+        sec += 1
+        us -= 1_000_000
+    hour, rem = divmod(sec, 3600)
+    if not _MS:  # each list complete before it is added (one step: safe between threads)
+        _MMSS.extend([f"{m:02d}:{s:02d}." for m in range(60) for s in range(60)])
+        _MS.extend([f"{ms:03d}Z" for ms in range(1000)])
+    head = _HOURS.get(hour)
+    if head is None:
+        if len(_HOURS) > 100_000:  # a long-lived process: bounded
+            _HOURS.clear()
+        head = _HOURS[hour] = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H:")
+    return head + _MMSS[rem] + _MS[us // 1000]
+
+
+def _iso_datetime(ts: float) -> str:
+    """:func:`iso` through ``datetime`` alone (outside its fast range, and for the tests)."""
     dt = datetime.fromtimestamp(ts, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 

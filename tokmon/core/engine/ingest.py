@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokmon.core.discovery import iter_transcript_stats
+from tokmon.core.discovery import transcript_stats
 from tokmon.core.model import UsageRecord
 from tokmon.core.parser import LineStats
 from tokmon.core.reader import FileState, needs_read
@@ -192,13 +192,24 @@ class Ingest(EngineState):
         self._read(todo, present, changes, progress)
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
-        led = self.ledger
+        files = self.ledger.files
         todo: list[tuple[str, os.stat_result, int]] = []
         present: set[str] = set()
         for root in self.roots:
-            for key, st in iter_transcript_stats(root):
-                present.add(key)
-                need, off = needs_read(st, led.files.get(key))
+            found = transcript_stats(root)
+            present.update(key for key, _ in found)
+            for key, st in found:
+                prev = files.get(key)
+                if (  # untouched (needs_read's first answer, without the call)
+                    prev is not None
+                    and st.st_size == prev.size
+                    and st.st_mtime_ns == prev.mtime_ns
+                    and st.st_ino == prev.ino
+                    and st.st_dev == prev.dev
+                    and prev.offset <= prev.size
+                ):
+                    continue
+                need, off = needs_read(st, prev)
                 if need:
                     todo.append((key, st, off))
         return todo, present

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tokmon.core import aggregate
 from tokmon.core.blocks import (
@@ -18,26 +18,23 @@ from tokmon.core.blocks import (
 )
 from tokmon.core.model import Block, UsageRecord
 from tokmon.core.rows import (
-    ActiveBlock,
-    AgentToday,
+    JSON,
     BlocksReport,
-    Official,
+    JSONObject,
     PeriodKind,
     PeriodLabel,
     PeriodReport,
     PeriodRow,
-    PeriodUsage,
     Report,
     SessionReport,
     SessionRow,
-    Summary,
-    TokenLimit,
     Totals,
 )
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:
     from tokmon.core.rollups import Rollups
+    from tokmon.core.summary_rows import Summary
 
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import LedgerDB
@@ -333,6 +330,24 @@ class Queries(EngineState):
             return BlocksReport(self._blocks_report(recs, opts))
         raise ValueError(f"unknown report {kind!r}")
 
+    def session_report_json(self, **opts: Any) -> JSONObject | None:
+        """``session --json`` (the report's ``to_json()``: rows and totals) straight from the
+        stored sums, without typed rows in between; None when they cannot answer (a filter,
+        another agent, a record filter: then :meth:`report` does)."""
+        if any(opts.get(k) for k in ("since", "until", "project", "session_id")):
+            return None
+        roll = self._stored(opts.get("agent"))
+        if roll is None:
+            return None
+        rows, totals = roll.session_json(
+            CLAUDE,
+            self.titles,
+            opts.get("now") or time.time(),
+            self.block_seconds,
+            bool(opts.get("include_empty")),
+        )
+        return {"sessions": cast("list[JSON]", rows), "totals": totals}
+
     def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
         """A Claude report from the stored sums (None: a filter they cannot answer)."""
         tzname = self._tz_name(opts.get("timezone"))
@@ -536,6 +551,14 @@ class Queries(EngineState):
         self, now: float | None = None, cwd: str | None = None, tz: str | None = None
     ) -> Summary:
         """The Summary every live surface shows (see docs/architecture.md)."""
+        from tokmon.core.summary_rows import (
+            ActiveBlock,
+            AgentToday,
+            Official,
+            PeriodUsage,
+            Summary,
+            TokenLimit,
+        )
         from tokmon.fmt import zone_name
 
         now = time.time() if now is None else now
