@@ -46,6 +46,15 @@ def need_agents_corpus() -> Path:
     return p
 
 
+def need_both_corpora() -> tuple[Path, Path]:
+    """The Claude corpus and the agents' corpus, or a visible skip (a failure under CI=true)
+    when either is absent."""
+    claude = corpus_path()
+    if not (claude / "projects").is_dir():
+        need_corpus(claude)
+    return claude, need_agents_corpus()
+
+
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
     p = corpus_path()
