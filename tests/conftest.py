@@ -55,6 +55,22 @@ def need_both_corpora() -> tuple[Path, Path]:
     return claude, need_agents_corpus()
 
 
+AGENT_DIRS = {  # each agent's env var and where the agents' corpus keeps its data
+    "codex": ("CODEX_HOME", "codex"),
+    "gemini": ("GEMINI_DATA_DIR", "gemini/tmp"),
+    "opencode": ("OPENCODE_DATA_DIR", "opencode"),
+    "qwen": ("QWEN_DATA_DIR", "qwen"),
+    "amp": ("AMP_DATA_DIR", "amp"),
+    "copilot": ("COPILOT_HOME", "copilot"),
+}
+
+
+def agents_env(root: Path, *agents: str) -> dict[str, str]:
+    """The env vars that point each of ``agents`` (default: all) at its data under ``root``,
+    laid out as the agents' corpus is."""
+    return {AGENT_DIRS[a][0]: str(root / AGENT_DIRS[a][1]) for a in (agents or tuple(AGENT_DIRS))}
+
+
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
     p = corpus_path()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_agents_corpus
+from conftest import agents_env, need_agents_corpus
 
 # The corpus README's session counts (ccusage 20.0.24, sessions with usage)
 SESSIONS = {"codex": 19, "gemini": 36, "opencode": 5, "copilot": 4, "amp": 3}
@@ -27,15 +27,10 @@ CODEX_TOKENS = 15_667_405
 def agent_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     src = need_agents_corpus()
     tmp = tmp_path_factory.mktemp("agents")
-    for name in ("codex", "gemini", "opencode", "copilot", "amp"):
+    names = ("codex", "gemini", "opencode", "copilot", "amp")
+    for name in names:
         shutil.copytree(src / name, tmp / name)
-    return {
-        "CODEX_HOME": str(tmp / "codex"),
-        "GEMINI_DATA_DIR": str(tmp / "gemini" / "tmp"),
-        "OPENCODE_DATA_DIR": str(tmp / "opencode"),
-        "COPILOT_HOME": str(tmp / "copilot"),
-        "AMP_DATA_DIR": str(tmp / "amp"),
-    }
+    return agents_env(tmp, *names)
 
 
 @pytest.fixture
