@@ -153,6 +153,19 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+def statusline(env: dict[str, str], payload: dict[str, Any]) -> None:
+    """Hand ``payload`` to ``tokmon line --claude`` as Claude Code's statusLine does."""
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "line", "--claude"],
+        env=env,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+
+
 @pytest.fixture(scope="module")
 def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     e = server_env(tmp_path_factory.mktemp("web-home"), corpus)
@@ -180,15 +193,7 @@ def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
                 "seven_day_opus": {"used_percentage": OPUS_7D, "resets_at": now + 5 * 86400},
             },
         }
-        res = subprocess.run(
-            [sys.executable, "-m", "tokmon", "line", "--claude"],
-            env=e,
-            input=json.dumps(payload),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert res.returncode == 0, res.stderr
+        statusline(e, payload)
         time.sleep(0.01)  # distinct observedAt
     # a budget, so the limits card has one to show
     cfg = subprocess.run(
@@ -745,15 +750,7 @@ def test_statusline_payload_updates_limits_without_reload(
             "seven_day": {"used_percentage": new_week, "resets_at": reset},
         },
     }
-    res = subprocess.run(
-        [sys.executable, "-m", "tokmon", "line", "--claude"],
-        env=env,
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, res.stderr
+    statusline(env, payload)
     card = wait_for(
         lambda: (c := _cards(browser).get("claude/seven_day")) and c["used"] == new_week and c,
         timeout=30,
@@ -800,15 +797,7 @@ def test_alert_banner_from_the_live_stream(
             },
         },
     }
-    res = subprocess.run(
-        [sys.executable, "-m", "tokmon", "line", "--claude"],
-        env=env,
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, res.stderr
+    statusline(env, payload)
     banner = wait_for(
         lambda: browser.find_elements("css selector", "#alerts .alert"),
         timeout=30,
