@@ -282,6 +282,10 @@ def dom_value(drv: Any, elem_id: str) -> float:
 
 
 def goto(drv: Any, server: WebServer, route: str) -> None:
+    """Show the view ``route`` names, opening the dashboard first when the browser is not on
+    it (so a test passes alone, not only after the one that loads the page)."""
+    if not drv.current_url.startswith(server.base + "/"):
+        drv.get(server.url)
     drv.execute_script("location.hash = arguments[0]", route)
     view = route.strip("#/").split("/")[0] or "overview"
     try:
