@@ -71,6 +71,16 @@ def agents_env(root: Path, *agents: str) -> dict[str, str]:
     return {AGENT_DIRS[a][0]: str(root / AGENT_DIRS[a][1]) for a in (agents or tuple(AGENT_DIRS))}
 
 
+def sum_by_agent(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per agent ``{"cost", "tokens"}`` summed over the rows of ``daily --agent all --json``."""
+    out: dict[str, dict[str, float]] = {}
+    for row in report["daily"]:
+        acc = out.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
+        acc["cost"] += row["totalCost"]
+        acc["tokens"] += row["totalTokens"]
+    return out
+
+
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
     p = corpus_path()

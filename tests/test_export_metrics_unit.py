@@ -315,7 +315,7 @@ def test_counters_carry_every_agent(cli: Any, tmp_path: Path) -> None:
     import json
     import shutil
 
-    from conftest import need_both_corpora
+    from conftest import need_both_corpora, sum_by_agent
 
     claude_src, agents = need_both_corpora()
     claude, codex, amp = tmp_path / "claude", tmp_path / "codex", tmp_path / "amp"
@@ -336,11 +336,7 @@ def test_counters_carry_every_agent(cli: Any, tmp_path: Path) -> None:
     assert tokens["amp"] == 114_201
     daily = cli("daily", "--agent", "all", "--json", extra_env=e)
     assert daily.code == 0, daily.err
-    want: dict[str, dict[str, float]] = {}
-    for row in json.loads(daily.out)["daily"]:
-        acc = want.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
-        acc["cost"] += row["totalCost"]
-        acc["tokens"] += row["totalTokens"]
+    want = sum_by_agent(json.loads(daily.out))
     assert set(tokens) == set(want) == {"claude", "codex", "amp"}
     for agent, w in want.items():
         assert tokens[agent] == w["tokens"], agent

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import test_web_dashboard as dash
-from conftest import need_both_corpora
+from conftest import need_both_corpora, sum_by_agent
 from test_server_support import server_env
 from test_web_dashboard import WebServer, goto, wait_for
 
@@ -58,12 +58,7 @@ def report(env: dict[str, str]) -> dict[str, dict[str, float]]:
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    out: dict[str, dict[str, float]] = {}
-    for row in json.loads(res.stdout)["daily"]:
-        acc = out.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
-        acc["cost"] += row["totalCost"]
-        acc["tokens"] += row["totalTokens"]
-    return out
+    return sum_by_agent(json.loads(res.stdout))
 
 
 def test_report_has_the_three_agents(report: dict[str, dict[str, float]]) -> None:
