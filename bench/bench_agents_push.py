@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -134,34 +135,42 @@ class Server:
             except ValueError:
                 pass
 
-    def call(self, rid: int, method: str, timeout: float) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps({"id": rid, "method": method}) + "\n").encode())
-        self.proc.stdin.flush()
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                _t, msg = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if msg.get("id") == rid:
-                return msg
-        raise SystemExit(f"no answer to {method} within {timeout:.0f} s")
-
-    def wait_total(self, agent: str, total: int, timeout: float) -> float:
-        """perf_counter time of the usageChanged whose summary shows ``agent`` at ``total``."""
+    def _next(
+        self, want: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> tuple[float, dict[str, Any]] | None:
+        """The first message ``want`` accepts, with its perf_counter time (None: none in time)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
                 t, msg = self.lines.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if want(msg):
+                return t, msg
+        return None
+
+    def call(self, rid: int, method: str, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"id": rid, "method": method}) + "\n").encode())
+        self.proc.stdin.flush()
+        got = self._next(lambda msg: msg.get("id") == rid, timeout)
+        if got is None:
+            raise SystemExit(f"no answer to {method} within {timeout:.0f} s")
+        return got[1]
+
+    def wait_total(self, agent: str, total: int, timeout: float) -> float:
+        """perf_counter time of the usageChanged whose summary shows ``agent`` at ``total``."""
+
+        def shows(msg: dict[str, Any]) -> bool:
             if msg.get("method") != "tokmon/usageChanged":
-                continue
+                return False
             agents = ((msg.get("params") or {}).get("summary") or {}).get("agents") or {}
-            if (agents.get(agent) or {}).get("totals", {}).get("totalTokens") == total:
-                return t
-        raise SystemExit(f"no usageChanged with {agent} at {total} within {timeout:.0f} s")
+            return (agents.get(agent) or {}).get("totals", {}).get("totalTokens") == total
+
+        got = self._next(shows, timeout)
+        if got is None:
+            raise SystemExit(f"no usageChanged with {agent} at {total} within {timeout:.0f} s")
+        return got[0]
 
     def stop(self) -> None:
         if self.proc.stdin is not None:

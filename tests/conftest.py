@@ -46,6 +46,41 @@ def need_agents_corpus() -> Path:
     return p
 
 
+def need_both_corpora() -> tuple[Path, Path]:
+    """The Claude corpus and the agents' corpus, or a visible skip (a failure under CI=true)
+    when either is absent."""
+    claude = corpus_path()
+    if not (claude / "projects").is_dir():
+        need_corpus(claude)
+    return claude, need_agents_corpus()
+
+
+AGENT_DIRS = {  # each agent's env var and where the agents' corpus keeps its data
+    "codex": ("CODEX_HOME", "codex"),
+    "gemini": ("GEMINI_DATA_DIR", "gemini/tmp"),
+    "opencode": ("OPENCODE_DATA_DIR", "opencode"),
+    "qwen": ("QWEN_DATA_DIR", "qwen"),
+    "amp": ("AMP_DATA_DIR", "amp"),
+    "copilot": ("COPILOT_HOME", "copilot"),
+}
+
+
+def agents_env(root: Path, *agents: str) -> dict[str, str]:
+    """The env vars that point each of ``agents`` (default: all) at its data under ``root``,
+    laid out as the agents' corpus is."""
+    return {AGENT_DIRS[a][0]: str(root / AGENT_DIRS[a][1]) for a in (agents or tuple(AGENT_DIRS))}
+
+
+def sum_by_agent(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per agent ``{"cost", "tokens"}`` summed over the rows of ``daily --agent all --json``."""
+    out: dict[str, dict[str, float]] = {}
+    for row in report["daily"]:
+        acc = out.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
+        acc["cost"] += row["totalCost"]
+        acc["tokens"] += row["totalTokens"]
+    return out
+
+
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
     p = corpus_path()

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REPO, need_agents_corpus  # noqa: E402
+from conftest import REPO, agents_env, need_agents_corpus  # noqa: E402
 
 from tokmon.core.pricing import PriceTable
 from tokmon.sources import SOURCES
@@ -32,15 +32,7 @@ def corpus() -> Path:
 
 
 def corpus_env(c: Path) -> dict[str, str]:
-    return {
-        "CODEX_HOME": str(c / "codex"),
-        "GEMINI_DATA_DIR": str(c / "gemini" / "tmp"),
-        "OPENCODE_DATA_DIR": str(c / "opencode"),
-        "QWEN_DATA_DIR": str(c / "qwen"),
-        "AMP_DATA_DIR": str(c / "amp"),
-        "COPILOT_HOME": str(c / "copilot"),
-        "HOME": str(c / "no-home"),
-    }
+    return {**agents_env(c), "HOME": str(c / "no-home")}
 
 
 _cache: dict[str, list[AgentUsage]] = {}

@@ -12,11 +12,12 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import agents_corpus
+from conftest import CLIResult, agents_corpus
 from test_agents_incremental import copytree, tc_line
 from test_server_support import JsonlProc, corpus_path, server_env
 
@@ -343,7 +344,7 @@ AGENT_DIRS = {  # variable -> folder of the corpus (as each agent lays out its d
 
 
 def test_every_report_keeps_an_agents_history_after_its_logs_are_deleted(
-    corpus: Path, tmp_path: Path, cli
+    corpus: Path, tmp_path: Path, cli: Callable[..., CLIResult]
 ) -> None:
     """Every agent report (the per-agent namespaces, ``--agent NAME|all`` with filters,
     ``agents``) answers from tokmon's store: once scanned, deleting the agents' logs (files,
@@ -539,7 +540,7 @@ def test_a_new_database_gets_every_agents_history_not_only_the_changed_ones(
 
 
 def test_the_price_override_file_prices_other_agents_everywhere(
-    corpus: Path, tmp_path: Path, env: dict[str, str], cli
+    corpus: Path, tmp_path: Path, env: dict[str, str], cli: Callable[..., CLIResult]
 ) -> None:
     """The user's ``prices.json`` prices OpenAI models for ``tokmon codex daily`` and
     ``--agent codex`` alike, also for records already stored (priced again when it changes);

@@ -315,16 +315,11 @@ def test_counters_carry_every_agent(cli: Any, tmp_path: Path) -> None:
     import json
     import shutil
 
-    from conftest import agents_corpus
+    from conftest import need_both_corpora, sum_by_agent
 
-    agents = agents_corpus()
-    if not (corpus_path() / "projects").is_dir() or not (agents / "codex").is_dir():
-        msg = f"Claude corpus ({corpus_path()}) or agents corpus ({agents}) not found"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    claude_src, agents = need_both_corpora()
     claude, codex, amp = tmp_path / "claude", tmp_path / "codex", tmp_path / "amp"
-    shutil.copytree(corpus_path(), claude)
+    shutil.copytree(claude_src, claude)
     shutil.copytree(agents / "codex", codex)
     shutil.copytree(agents / "amp", amp)
     e = {"CLAUDE_CONFIG_DIR": str(claude), "CODEX_HOME": str(codex), "AMP_DATA_DIR": str(amp)}
@@ -341,11 +336,7 @@ def test_counters_carry_every_agent(cli: Any, tmp_path: Path) -> None:
     assert tokens["amp"] == 114_201
     daily = cli("daily", "--agent", "all", "--json", extra_env=e)
     assert daily.code == 0, daily.err
-    want: dict[str, dict[str, float]] = {}
-    for row in json.loads(daily.out)["daily"]:
-        acc = want.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
-        acc["cost"] += row["totalCost"]
-        acc["tokens"] += row["totalTokens"]
+    want = sum_by_agent(json.loads(daily.out))
     assert set(tokens) == set(want) == {"claude", "codex", "amp"}
     for agent, w in want.items():
         assert tokens[agent] == w["tokens"], agent

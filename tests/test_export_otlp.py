@@ -125,19 +125,9 @@ def corpus_env(env: dict[str, str], corpus_copy: Path, tmp_path: Path) -> dict[s
 
 
 def test_backfill_totals_and_idempotence(corpus_env: dict[str, str], receiver: Receiver) -> None:
-    r = run_tokmon(
-        [
-            "export",
-            "otlp",
-            "--endpoint",
-            receiver.url,
-            "--resource-attr",
-            "team=infra",
-            "--resource-attr",
-            "repo=tokmon",
-        ],
-        corpus_env,
-    )
+    argv = ["export", "otlp", "--endpoint", receiver.url]
+    argv += ["--resource-attr", "team=infra", "--resource-attr", "repo=tokmon"]
+    r = run_tokmon(argv, corpus_env)
     assert r.returncode == 0, r.stderr
     assert len(receiver.requests) == 1
     assert receiver.paths == ["/v1/metrics"]
@@ -181,19 +171,7 @@ def test_backfill_totals_and_idempotence(corpus_env: dict[str, str], receiver: R
 
     # a second backfill: the same cumulative values with the same start time, so a backend
     # computing increases sees none
-    r2 = run_tokmon(
-        [
-            "export",
-            "otlp",
-            "--endpoint",
-            receiver.url,
-            "--resource-attr",
-            "team=infra",
-            "--resource-attr",
-            "repo=tokmon",
-        ],
-        corpus_env,
-    )
+    r2 = run_tokmon(argv, corpus_env)  # the same command again
     assert r2.returncode == 0, r2.stderr
     assert len(receiver.requests) == 2
     for name in ("tokmon.tokens", "tokmon.cost", "tokmon.responses"):

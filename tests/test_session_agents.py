@@ -9,11 +9,12 @@ import io
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_agents_corpus
+from conftest import CLIResult, agents_env, need_agents_corpus
 
 # The corpus README's session counts (ccusage 20.0.24, sessions with usage)
 SESSIONS = {"codex": 19, "gemini": 36, "opencode": 5, "copilot": 4, "amp": 3}
@@ -27,20 +28,18 @@ CODEX_TOKENS = 15_667_405
 def agent_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     src = need_agents_corpus()
     tmp = tmp_path_factory.mktemp("agents")
-    for name in ("codex", "gemini", "opencode", "copilot", "amp"):
+    names = ("codex", "gemini", "opencode", "copilot", "amp")
+    for name in names:
         shutil.copytree(src / name, tmp / name)
-    return {
-        "CODEX_HOME": str(tmp / "codex"),
-        "GEMINI_DATA_DIR": str(tmp / "gemini" / "tmp"),
-        "OPENCODE_DATA_DIR": str(tmp / "opencode"),
-        "COPILOT_HOME": str(tmp / "copilot"),
-        "AMP_DATA_DIR": str(tmp / "amp"),
-    }
+    return agents_env(tmp, *names)
+
+
+Run = Callable[..., CLIResult]
 
 
 @pytest.fixture
-def run(cli, real_corpus: Path, agent_dirs: dict[str, str]):  # type: ignore[no-untyped-def]
-    def _run(*argv: str, stdin: str = ""):  # type: ignore[no-untyped-def]
+def run(cli: Run, real_corpus: Path, agent_dirs: dict[str, str]) -> Run:
+    def _run(*argv: str, stdin: str = "") -> CLIResult:
         extra = {**agent_dirs, "CLAUDE_CONFIG_DIR": str(real_corpus)}
         return cli(*argv, extra_env=extra, stdin=stdin)
 
@@ -70,7 +69,7 @@ def amp_thread_totals(root: Path) -> dict[str, int]:
     return out
 
 
-def test_list_has_every_agents_sessions(run, real_corpus: Path) -> None:  # type: ignore[no-untyped-def]
+def test_list_has_every_agents_sessions(run: Run, real_corpus: Path) -> None:
     rows = ok(run("session", "list", "--json")).json()["sessions"]
     per_agent: dict[str, int] = {}
     for r in rows:
@@ -90,7 +89,7 @@ def test_list_has_every_agents_sessions(run, real_corpus: Path) -> None:  # type
     assert bad.code == 2 and "unknown agent 'nope'" in bad.err
 
 
-def test_table_ids_resolve_to_their_own_sessions(run) -> None:  # type: ignore[no-untyped-def]
+def test_table_ids_resolve_to_their_own_sessions(run: Run) -> None:
     """Every id the list table prints (80 columns or a pipe) is accepted by `session show`."""
     table = ok(run("session", "list", "--agent", "codex")).out
     by_id = {r["sessionId"]: r for r in ok(run("session", "list", "--json")).json()["sessions"]}
@@ -102,7 +101,7 @@ def test_table_ids_resolve_to_their_own_sessions(run) -> None:  # type: ignore[n
         assert d["totalTokens"] == by_id[d["sessionId"]]["totalTokens"]
 
 
-def test_name_tag_describe_another_agents_session(run, agent_dirs: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_name_tag_describe_another_agents_session(run: Run, agent_dirs: dict[str, str]) -> None:
     # a unique id prefix of a Codex rollout, then the name, across agents
     ok(run("session", "name", CODEX_SID[:40], "lms spec"))
     ok(run("session", "tag", "lms spec", "Client X", "codex-work"))
@@ -139,7 +138,7 @@ def test_name_tag_describe_another_agents_session(run, agent_dirs: dict[str, str
     assert [r["sessionId"] for r in listed] == [CODEX_SID]
 
 
-def test_ambiguous_and_unknown_refs_across_agents(run) -> None:  # type: ignore[no-untyped-def]
+def test_ambiguous_and_unknown_refs_across_agents(run: Run) -> None:
     r = run("session", "show", "2025/10/06/rollout")
     assert r.code == 2 and r.err.count("\n") == 1, r.err
     assert "is ambiguous: it is an id prefix of" in r.err and "[codex]" in r.err
@@ -149,7 +148,7 @@ def test_ambiguous_and_unknown_refs_across_agents(run) -> None:  # type: ignore[
     assert r.code == 2 and "no session matches" in r.err
 
 
-def test_export_counts_each_agents_own_records(run, agent_dirs: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_export_counts_each_agents_own_records(run: Run, agent_dirs: dict[str, str]) -> None:
     want = amp_thread_totals(Path(agent_dirs["AMP_DATA_DIR"]))
     assert sum(want.values()) == AMP_TOTAL  # the independent count agrees with the README
     for sid, total in want.items():
@@ -164,7 +163,7 @@ def test_export_counts_each_agents_own_records(run, agent_dirs: dict[str, str]) 
     assert sum(r["totalTokens"] for r in full["requests"]) == CODEX_TOKENS
 
 
-def test_session_report_id_resolves_in_the_reports_agent(run) -> None:  # type: ignore[no-untyped-def]
+def test_session_report_id_resolves_in_the_reports_agent(run: Run) -> None:
     """`session --id REF --agent X`: REF resolved among X's sessions; ccusage's entry shape."""
     for agent in ("codex", "all"):
         rep = ok(run("session", "--agent", agent, "--id", CODEX_SID[:40], "--json")).json()

@@ -10,7 +10,6 @@ docs/agents/README.md's (independent recounts).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +19,8 @@ from typing import Any
 
 import pytest
 import test_web_dashboard as dash
-from conftest import agents_corpus
-from test_server_support import corpus_path, server_env
+from conftest import need_both_corpora, sum_by_agent
+from test_server_support import server_env
 from test_web_dashboard import WebServer, goto, wait_for
 
 pytestmark = pytest.mark.slow
@@ -34,15 +33,10 @@ AMP_TOTAL = 114_201  # agents corpus README (ccusage 20.0.24 agrees)
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    agents = agents_corpus()
-    if not (corpus_path() / "projects").is_dir() or not (agents / "codex").is_dir():
-        msg = f"Claude corpus ({corpus_path()}) or agents corpus ({agents}) not found"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    claude_src, agents = need_both_corpora()
     tmp = tmp_path_factory.mktemp("web-agents")
     claude = tmp / "claude"
-    shutil.copytree(corpus_path(), claude)
+    shutil.copytree(claude_src, claude)
     codex, amp = tmp / "codex", tmp / "amp"
     shutil.copytree(agents / "codex", codex)
     shutil.copytree(agents / "amp", amp)
@@ -64,12 +58,7 @@ def report(env: dict[str, str]) -> dict[str, dict[str, float]]:
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    out: dict[str, dict[str, float]] = {}
-    for row in json.loads(res.stdout)["daily"]:
-        acc = out.setdefault(row["agent"], {"cost": 0.0, "tokens": 0})
-        acc["cost"] += row["totalCost"]
-        acc["tokens"] += row["totalTokens"]
-    return out
+    return sum_by_agent(json.loads(res.stdout))
 
 
 def test_report_has_the_three_agents(report: dict[str, dict[str, float]]) -> None:

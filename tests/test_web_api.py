@@ -17,18 +17,8 @@ from tokmon.web.app import Guard, query_params
 from tokmon.web.export import render
 
 
-def need_corpus() -> None:
-    """Skip visibly without the shared real corpus (fail under CI, where it must be there)."""
-    if not (corpus_path() / "projects").is_dir():
-        msg = f"real Claude corpus not found at {corpus_path()} (set TOKMON_TEST_CORPUS)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
-    need_corpus()
     root = tmp_path_factory.mktemp("webapi")
     corpus = root / "claude"
     shutil.copytree(corpus_path(), corpus)
@@ -169,7 +159,6 @@ def test_export_escapes_untrusted_text_and_inlines_everything() -> None:
 
 
 def test_export_file_is_private(cli: Any, tmp_path: Path) -> None:
-    need_corpus()
     corpus_copy = tmp_path / "claude"
     shutil.copytree(corpus_path(), corpus_copy)
     out = tmp_path / "r.html"
@@ -177,7 +166,6 @@ def test_export_file_is_private(cli: Any, tmp_path: Path) -> None:
     assert res.code == 0, res.err
     text = out.read_text(encoding="utf-8")
     assert "window.TOKMON_EMBED=" in text
-    import os
 
     if os.name != "nt":
         assert out.stat().st_mode & 0o777 == 0o600

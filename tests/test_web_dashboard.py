@@ -136,21 +136,24 @@ class WebServer:
             self.proc.wait(5)
 
 
-def need_corpus() -> None:
-    """Skip visibly without the shared real corpus (fail under CI, where it must be there)."""
-    if not (corpus_path() / "projects").is_dir():
-        msg = f"real Claude corpus not found at {corpus_path()} (set TOKMON_TEST_CORPUS)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    need_corpus()
     dest = tmp_path_factory.mktemp("web") / "claude"
     shutil.copytree(corpus_path(), dest)
     return dest
+
+
+def statusline(env: dict[str, str], payload: dict[str, Any]) -> None:
+    """Hand ``payload`` to ``tokmon line --claude`` as Claude Code's statusLine does."""
+    res = subprocess.run(
+        [sys.executable, "-m", "tokmon", "line", "--claude"],
+        env=env,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -180,15 +183,7 @@ def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
                 "seven_day_opus": {"used_percentage": OPUS_7D, "resets_at": now + 5 * 86400},
             },
         }
-        res = subprocess.run(
-            [sys.executable, "-m", "tokmon", "line", "--claude"],
-            env=e,
-            input=json.dumps(payload),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert res.returncode == 0, res.stderr
+        statusline(e, payload)
         time.sleep(0.01)  # distinct observedAt
     # a budget, so the limits card has one to show
     cfg = subprocess.run(
@@ -277,6 +272,10 @@ def dom_value(drv: Any, elem_id: str) -> float:
 
 
 def goto(drv: Any, server: WebServer, route: str) -> None:
+    """Show the view ``route`` names, opening the dashboard first when the browser is not on
+    it (so a test passes alone, not only after the one that loads the page)."""
+    if not drv.current_url.startswith(server.base + "/"):
+        drv.get(server.url)
     drv.execute_script("location.hash = arguments[0]", route)
     view = route.strip("#/").split("/")[0] or "overview"
     try:
@@ -745,15 +744,7 @@ def test_statusline_payload_updates_limits_without_reload(
             "seven_day": {"used_percentage": new_week, "resets_at": reset},
         },
     }
-    res = subprocess.run(
-        [sys.executable, "-m", "tokmon", "line", "--claude"],
-        env=env,
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, res.stderr
+    statusline(env, payload)
     card = wait_for(
         lambda: (c := _cards(browser).get("claude/seven_day")) and c["used"] == new_week and c,
         timeout=30,
@@ -800,15 +791,7 @@ def test_alert_banner_from_the_live_stream(
             },
         },
     }
-    res = subprocess.run(
-        [sys.executable, "-m", "tokmon", "line", "--claude"],
-        env=env,
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, res.stderr
+    statusline(env, payload)
     banner = wait_for(
         lambda: browser.find_elements("css selector", "#alerts .alert"),
         timeout=30,

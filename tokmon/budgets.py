@@ -300,16 +300,37 @@ def _use(
 ) -> list[dict[str, Any]]:
     """:func:`usage` of ``budgets`` for a CLI run; ``tz`` None: the config's zone."""
     engine = ctx.engine(agents=any(b.agent in AGENTS and b.agent != "claude" for b in budgets))
+    return engine_usage(engine, budgets, now, env=ctx.env, tz=tz, until=until)
+
+
+def engine_usage(
+    engine: Any,
+    budgets: list[Budget],
+    now: float | None,
+    *,
+    env: Mapping[str, str] | None,
+    records: Sequence[Any] | None = None,
+    tz: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    paths: Any = None,
+    until: float | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`usage` of ``budgets`` over ``engine``'s Claude records (or ``records``) and its
+    other agents' store, priced with its prices; ``tz`` None: the config's zone;
+    ``metadata`` None: the metadata store's (of ``paths``, default the engine's), read only
+    when a budget filters on a tag."""
     if tz is None:
         from tokmon.core.timeutil import resolve_tz
 
         tz = resolve_tz(engine.config.get("timezone"))
-    meta: dict[str, Any] = {}
-    if any(b.tag for b in budgets):
-        from tokmon.metadata.store import MetadataStore
+    if metadata is None:
+        metadata = {}
+        if any(b.tag for b in budgets):
+            from tokmon.metadata.store import MetadataStore
 
-        meta = MetadataStore(paths=ctx.paths).all()
-    return usage(budgets, engine.records, now, tz, meta, env=ctx.env, prices=engine.prices,
+            metadata = MetadataStore(paths=paths or engine.paths).all()
+    recs = engine.records if records is None else records
+    return usage(budgets, recs, now, tz, metadata, env=env, prices=engine.prices,
                  engine=engine, until=until)  # fmt: skip
 
 

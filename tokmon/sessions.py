@@ -19,6 +19,7 @@ __all__ = [
     "RefError",
     "activity",
     "agent_rows",
+    "agents_of",
     "detail",
     "detail_for",
     "display_name",

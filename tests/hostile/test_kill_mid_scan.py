@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,7 +122,9 @@ def _level(pid: int, depth: int) -> list[int]:
 
 
 def _report_is_exact(env: dict[str, str], truth: dict[str, Any]) -> None:
-    t0 = time.monotonic()
+    """The next report is exact and did not wait out a lock the killed process held (a held
+    ledger lock ends, after FileLock's timeout, in a "cannot lock" warning: the outcome is
+    asserted, not the report's wall-clock time)."""
     r = subprocess.run(
         [sys.executable, "-m", "tokmon", "daily", "--json"],
         env=env,
@@ -131,11 +132,9 @@ def _report_is_exact(env: dict[str, str], truth: dict[str, Any]) -> None:
         text=True,
         timeout=120,
     )
-    elapsed = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert "cannot lock" not in r.stderr
     assert _totals(r.stdout) == _expected(truth)
-    assert elapsed < 10, f"the next report took {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])

@@ -222,25 +222,10 @@ def handle_prometheus(args: argparse.Namespace, ctx: Context) -> int:
 
 def _serve_metrics(args: argparse.Namespace, ctx: Context) -> int:
     """A metrics-only daemon: no protocol client; each scrape refreshes the ledger first."""
+    from tokmon.cli.web import make_service
     from tokmon.export.live import ExportOptions, start_exporters
-    from tokmon.service import Service
 
-    roots = ctx.roots()
-    cfg = ctx.config
-
-    def factory() -> Any:
-        from tokmon.core.engine import Engine
-
-        return Engine(
-            roots=roots,
-            paths=ctx.paths,
-            config=cfg,
-            env=ctx.env,
-            persist=not ctx.demo,
-            agents=not ctx.demo,
-        )
-
-    service = Service(env=ctx.env, engine_factory=factory)
+    service = make_service(ctx)
     opts = ExportOptions(
         metrics=args.listen,
         allow_remote=args.allow_remote,

@@ -303,13 +303,7 @@ def _resolve_session(ctx: Context, engine: Engine, ref: str, agent: str | None =
     for ``all``); an unknown REF stays as given (an empty report, as in ccusage)."""
     from tokmon.sessions import RefError, resolve
 
-    names = engine.agent_names() if agent == "all" else [agent]
-    ids: set[str] = set()
-    for name in names:
-        try:
-            ids.update(r.session_id for r in engine.records_of(name))
-        except ValueError:  # an unknown agent: the report says so
-            continue
+    ids = {r.session_id for r in _agent_records(engine, agent, strict=False)}
     try:
         return resolve(ref, ids, _metadata(ctx), engine.titles)
     except RefError as exc:
@@ -322,6 +316,19 @@ def _resolve_session(ctx: Context, engine: Engine, ref: str, agent: str | None =
                 f"tokmon counts it in the session that started it: tokmon session --id {parent}"
             )
         return ref
+
+
+def _agent_records(engine: Engine, agent: str | None, *, strict: bool) -> list[Any]:
+    """The records of a report's ``--agent`` (None: Claude Code; ``all``: every agent with
+    data); an unknown agent name is a :class:`CLIError` when ``strict``, else no records."""
+    out: list[Any] = []
+    for name in engine.agent_names() if agent == "all" else [agent]:
+        try:
+            out += engine.records_of(name)
+        except ValueError as exc:
+            if strict:
+                raise CLIError(str(exc)) from None
+    return out
 
 
 def _subagent_parent(engine: Engine, ref: str) -> str | None:
@@ -357,14 +364,10 @@ def session_entries(engine: Engine, opts: dict[str, Any]) -> dict[str, Any] | No
     from tokmon.core.timeutil import iso
 
     sid = opts["session_id"]
-    agent = opts.get("agent")
-    names = engine.agent_names() if agent == "all" else [agent]
-    recs = []
-    for name in names:  # --agent: that agent's session (ccusage's shape for every agent)
-        try:
-            recs += [r for r in engine.records_of(name) if r.session_id == sid]
-        except ValueError as exc:  # an unknown agent name
-            raise CLIError(str(exc)) from None
+    # --agent: that agent's session (ccusage's shape for every agent)
+    recs = [
+        r for r in _agent_records(engine, opts.get("agent"), strict=True) if r.session_id == sid
+    ]
     recs.sort(key=lambda r: r.ts)
     if not recs:
         return None

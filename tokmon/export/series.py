@@ -392,27 +392,13 @@ def budget_gauges(engine: Any, env: Any, machine: str, now: float) -> list[Gauge
     """The config's ``[[budgets]]`` in their current period (the figures of `tokmon limits`):
     used / limit, used, limit (USD or tokens, label ``unit``) and the projected ratio."""
     from tokmon import budgets as budgets_mod
-    from tokmon.core.timeutil import resolve_tz
 
     path = getattr(engine.config, "path", None) or engine.paths.config_file
     try:
         blist = budgets_mod.load(path)
         if not blist:
             return []
-        meta: dict[str, Any] = {}
-        if any(b.tag for b in blist):
-            from tokmon.metadata.store import MetadataStore
-
-            meta = MetadataStore(paths=engine.paths).all()
-        rows = budgets_mod.usage(
-            blist,
-            engine.records,
-            now,
-            resolve_tz(engine.config.get("timezone")),
-            meta,
-            env=env,
-            prices=engine.prices,
-        )
+        rows = budgets_mod.engine_usage(engine, blist, now, env=env)
     except Exception as exc:  # a bad [[budgets]] entry must not break the metrics
         log.warning("budget gauges: %s", exc)
         return []

@@ -70,6 +70,20 @@ def db_path(paths: Any) -> Path:
     return Path(paths.data_dir) / DB_NAME
 
 
+def db_stamp(paths: Any) -> tuple[tuple[int, int] | None, ...]:
+    """(mtime_ns, size) of the history database and its WAL (None where absent): a cheap
+    "has anything been written" check for pollers."""
+    p = db_path(paths)
+    out: list[tuple[int, int] | None] = []
+    for suffix in ("", "-wal"):
+        try:
+            st = (p.parent / (p.name + suffix)).stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 def _create_private(path: Path) -> None:
     from tokmon.paths import ensure_dir
 

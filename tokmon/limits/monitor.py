@@ -25,20 +25,6 @@ INTERVAL = 1.0
 RESCAN = 30.0
 
 
-def _stamp(paths: Any) -> tuple[Any, ...]:
-    from tokmon.limits.history import db_path
-
-    p = db_path(paths)
-    out: list[Any] = []
-    for suffix in ("", "-wal"):
-        try:
-            st = (p.parent / (p.name + suffix)).stat()
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
-
-
 def _figures(st: dict[str, Any]) -> Any:
     return [
         (
@@ -122,9 +108,11 @@ class LimitsMonitor:
         svc = self.service
         paths = get_paths(svc.env)
         eng = svc.engine_if_started
+        from tokmon.limits.history import db_stamp
+
         # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
         stamp = (
-            _stamp(paths),
+            db_stamp(paths),
             getattr(eng, "version", None),
             int(time.monotonic() // RESCAN),
             self._hints,

@@ -58,16 +58,9 @@ def evaluate(
     block = None
     if engine is not None:
         if blist:
-            from tokmon.core.timeutil import resolve_tz
-
-            meta = metadata
-            if meta is None and any(b.tag for b in blist):
-                from tokmon.metadata.store import MetadataStore
-
-                meta = MetadataStore(paths=paths).all()
-            bud = budgets_mod.usage(blist, records, now, resolve_tz(engine.config.get("timezone")),
-                                    meta or {}, env=env, prices=engine.prices,
-                                    engine=engine)  # fmt: skip
+            bud = budgets_mod.engine_usage(
+                engine, blist, now, env=env, records=records, metadata=metadata, paths=paths
+            )
         block = alerts.block_input(engine, now)
     ev = Evaluation(st, bud, block, [], warnings)
     if fire:

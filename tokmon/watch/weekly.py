@@ -156,20 +156,6 @@ def render_weekly(v: WeeklyView, width: int, now: float, tz: Any) -> Text:
     return t
 
 
-def _stamp(paths: Any) -> tuple[Any, ...]:
-    from tokmon.limits.history import db_path
-
-    p = db_path(paths)
-    out: list[Any] = []
-    for suffix in ("", "-wal"):
-        try:
-            st = (p.parent / (p.name + suffix)).stat()
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
-
-
 class WeeklyPoller:
     """Reads the limits status off the UI thread when ``limits.sqlite`` or the records moved."""
 
@@ -202,7 +188,9 @@ class WeeklyPoller:
         if self._busy:
             return
         try:
-            key = (_stamp(self.paths), len(self._records()), int(time.time() // 60))
+            from tokmon.limits.history import db_stamp
+
+            key = (db_stamp(self.paths), len(self._records()), int(time.time() // 60))
         except Exception:  # noqa: BLE001
             return
         if key == self._key:
