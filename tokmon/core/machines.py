@@ -24,8 +24,7 @@ from typing import Any
 import orjson
 
 from tokmon.core.model import FIELDS, UsageRecord
-from tokmon.core.parser import MAX_COST
-from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
+from tokmon.core.records import MAX_COST, MAX_TOKENS, TS_MAX, TS_MIN
 from tokmon.fsutil import FileLock, atomic_write
 from tokmon.textsafe import safe_text
 

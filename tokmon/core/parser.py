@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import orjson
 
 from tokmon.core.model import ROW_KEY, ROW_OUTPUT
-from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
+from tokmon.core.records import MAX_COST, MAX_TOKENS, TS_MAX, TS_MIN
 
 _ASSISTANT = b'"assistant"'  # any spelling of a top-level "type": "assistant"
 _TITLE = b'-title"'
@@ -46,7 +46,6 @@ class LineStats:
 _fromiso = datetime.fromisoformat
 
 # Poison guards (see records.MAX_TOKENS): such a line is malformed (skipped and counted).
-MAX_COST = 1e6  # a legacy costUSD per response beyond this is poison, not a price
 
 
 def parse_timestamp(value: object) -> float | None:

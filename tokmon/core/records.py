@@ -12,6 +12,7 @@ SYNTHETIC_MODEL = "<synthetic>"
 # 10^9 tokens; 1970..2200 keeps every local date of every zone representable (and avoids
 # negative timestamps, which Windows cannot convert).
 MAX_TOKENS = 10**9
+MAX_COST = 1e6  # USD per response: beyond it a figure is poison, not a price
 TS_MIN = 0.0
 TS_MAX = 7258118400.0  # 2200-01-01T00:00:00Z
 

@@ -8,11 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
+from tokmon.core.records import MAX_COST, MAX_TOKENS, TS_MAX, TS_MIN
 from tokmon.sources.base import AgentUsage, FileState, Source
 from tokmon.textsafe import safe_text
-
-MAX_COST = 1e6  # USD per record: beyond it a figure is poison, not a price (as parser.MAX_COST)
 
 
 def poisoned(r: AgentUsage) -> bool:

@@ -46,7 +46,6 @@ ALL = "all"  # the agent filter that means every agent
 CLAUDE = "claude"
 
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
-_PICO = 10**12  # the stored sums' cost unit (tokmon.core.rollups.PICO)
 
 
 class Queries(EngineState):
@@ -482,6 +481,8 @@ class Queries(EngineState):
         read once per period key as integer sums (cost in picodollars, as stored), then kept
         current from the record deltas of each refresh (what changed, not the month's
         buckets); all time from the per-model totals (a few rows) per version."""
+        from tokmon.core.rollups import PICO
+
         per = self._periods
         if per is None or per["key"] != key or "ints" not in per:
             ints = [roll.period_ints(CLAUDE, lo, hi) for lo, hi in bounds[:3]]
@@ -499,7 +500,7 @@ class Queries(EngineState):
                             s[1] += sign * r.output_tokens
                             s[2] += sign * r.cache_creation_tokens
                             s[3] += sign * r.cache_read_tokens
-                            s[4] += sign * round(r.cost * _PICO)
+                            s[4] += sign * round(r.cost * PICO)
                             s[5] += sign
         self._deltas = []
         ck = ("total", key[0])
@@ -509,7 +510,7 @@ class Queries(EngineState):
         for s in ints:
             acc = aggregate.Acc()
             acc.i, acc.o, acc.cc, acc.cr, acc.n = s[0], s[1], s[2], s[3], s[5]
-            acc.cost = s[4] / _PICO
+            acc.cost = s[4] / PICO
             out.append(acc)
         return [*out, self._cache[ck]]
 
