@@ -12,7 +12,7 @@ the reader takes the reference rules instead:
 - ``splitlines`` also splits on a bare ``\\r``: a buffer holding one is read with the
   reference rules;
 - the stdlib refuses an integer of more than ``sys.get_int_max_str_digits()`` digits, which
-  msgspec skips: a buffer with a run of that many digits is read with the reference rules;
+  msgspec skips: a buffer with a longer run of digits is read with the reference rules;
 - a line the typed decode rejects (bad JSON, a BOM, ``NaN``, a field of another type) goes
   through :func:`reference_line`, the reference rules for that one line.
 
@@ -27,14 +27,14 @@ from collections.abc import Iterator
 from typing import Any
 
 _DIGITS = bytes(1 if 48 <= b <= 57 else 0 for b in range(256))
+_DIGIT_CHARS = b"0123456789"
 
 
 def _long_digit_run(data: bytes) -> bool:
-    """Whether ``data`` may hold more digits in a row than ``int()`` accepts from a string.
+    """Whether ``data`` holds more digits in a row than ``int()`` accepts from a string.
 
-    Exact as a filter: a run of more than ``limit`` digits covers two consecutive samples
-    ``k`` apart (``k = limit // 2``) and every byte between them, which is checked in C;
-    a shorter run it flags only sends the buffer to the reference rules."""
+    A run of more than ``limit`` digits covers two consecutive samples ``k = limit // 2``
+    apart and every byte between them (checked in C); only there is the run measured."""
     limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
     if limit <= 0 or len(data) <= limit:
         return False
@@ -42,8 +42,14 @@ def _long_digit_run(data: bytes) -> bool:
     marks = data[::k].translate(_DIGITS)
     j = marks.find(b"\x01\x01")
     while j != -1:
-        if data[j * k : (j + 1) * k + 1].isdigit():
-            return True
+        p = j * k
+        if data[p : p + k + 1].isdigit():
+            left = data[max(0, p - limit - 1) : p]
+            right = data[p : p + limit + 2]
+            run = len(left) - len(left.rstrip(_DIGIT_CHARS)) + len(right)
+            run -= len(right.lstrip(_DIGIT_CHARS))
+            if run > limit:
+                return True
         j = marks.find(b"\x01\x01", j + 1)
     return False
 
