@@ -1,4 +1,4 @@
-"""The Codex and Gemini readers' typed fast path gives what the reference rules give.
+"""The Codex, Gemini and Qwen readers' typed fast path gives what the reference rules give.
 
 Each file is read twice: as the readers do (msgspec, typed, whole buffer) and with the fast
 path switched off (``fast_ok`` false: ``bytes.splitlines`` + stdlib ``json`` + the reference
@@ -21,10 +21,12 @@ import pytest
 import tokmon.sources.codex as codex_mod
 import tokmon.sources.fastjson as fastjson
 import tokmon.sources.gemini as gemini_mod
+import tokmon.sources.qwen as qwen_mod
 from tokmon.sources.base import FileState, ReadResult, Source
 from tokmon.sources.codex import CodexSource
 from tokmon.sources.fastjson import fast_ok
 from tokmon.sources.gemini import GeminiSource
+from tokmon.sources.qwen import QwenSource
 
 T = "2026-03-01T10:00:"
 
@@ -44,7 +46,7 @@ class Spy:
             self.calls += 1
             return real(raw)
 
-        for mod in (codex_mod, gemini_mod):
+        for mod in (codex_mod, gemini_mod, qwen_mod):
             monkeypatch.setattr(mod, "reference_line", spy)
 
 
@@ -73,7 +75,13 @@ def both(
     fast = list(reads(src, path, cuts or []))
     calls = spy.calls
     path.write_bytes(data)
-    mod = codex_mod if isinstance(src, CodexSource) else gemini_mod
+    mod = (
+        codex_mod
+        if isinstance(src, CodexSource)
+        else qwen_mod
+        if isinstance(src, QwenSource)
+        else gemini_mod
+    )
     with monkeypatch.context() as m:
         m.setattr(mod, "fast_ok", lambda data: False)
         ref = list(reads(src, path, cuts or []))
@@ -298,6 +306,53 @@ def test_gemini_buffers_the_fast_path_leaves_to_the_reference(
     assert keys == [f"gemini:{path}:2", "gemini:session-2026-03-01T10-00-x:m1"]
 
 
+# ------------------------------------------------------------------------------------- Qwen
+
+
+def qrow(uid: Any, sec: int, um: Any, **extra: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {"uuid": uid, "sessionId": "q1", "timestamp": f"{T}{sec:02d}.000Z"}
+    r.update(type="assistant", model="coder-model", message={"parts": [{"text": "x " * 50}]})
+    r["usageMetadata"] = um
+    r.update(extra)
+    return r
+
+
+def test_qwen_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    um = {"promptTokenCount": 1000, "candidatesTokenCount": 50, "thoughtsTokenCount": 60}
+    um["cachedContentTokenCount"] = 400
+    lines = [
+        dump({"uuid": "u0", "type": "user", "message": {"parts": [{"text": "hi"}]}}),  # n=1
+        dump(qrow("u1", 1, um)),  # 2
+        dump(qrow("u1", 1, um)),  # 3: the same key again
+        b"not json",
+        dump(qrow(None, 2, {"promptTokenCount": 10, "candidatesTokenCount": 2})),  # 4
+        dump(qrow("u2", 3, {"promptTokenCount": 20.0, "candidatesTokenCount": 1})),  # 5 (ref)
+        dump(qrow("u3", 4, {"promptTokenCount": 30}, model=7, sessionId=None)),  # 6 (ref)
+        dump(qrow("u4", 5, None)),  # 7
+        dump(qrow("", 6, {"promptTokenCount": 40, "cachedContentTokenCount": 90})),  # 8
+    ]
+    root = tmp_path / "qwen"
+    path = root / "projects" / "p" / "chats" / "q1.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    src = QwenSource({"QWEN_DATA_DIR": str(root), "HOME": str(tmp_path)})
+    fast, calls = both(monkeypatch, src, path, [sum(len(x) + 1 for x in lines[:4])])
+    assert calls == 3  # not JSON, a float count, a model that is a number
+    recs = {r.key: r for res in fast for r in res.records}
+    got = {
+        k: (r.input_tokens, r.output_tokens, r.cache_read_tokens, r.reasoning_tokens)
+        for k, r in recs.items()
+    }
+    assert got == {
+        "qwen:q1:u1": (600, 50, 400, 50),
+        f"qwen:{path}:4": (10, 2, 0, 0),
+        "qwen:q1:u2": (20, 1, 0, 0),
+        "qwen:q1:u3": (30, 0, 0, 0),
+        f"qwen:{path}:8": (0, 0, 40, 0),
+    }
+    assert recs["qwen:q1:u3"].model == "unknown" and recs["qwen:q1:u3"].session_id == "q1"
+
+
 # -------------------------------------------------------------------------------- fast_ok
 
 
@@ -322,19 +377,16 @@ CORPUS = os.environ.get("TOKMON_AGENTS_CORPUS")
 
 
 @pytest.mark.skipif(not CORPUS, reason="TOKMON_AGENTS_CORPUS not set")
-@pytest.mark.parametrize("agent", ["codex", "gemini"])
+@pytest.mark.parametrize("agent", ["codex", "gemini", "qwen"])
 def test_fast_path_equals_the_reference_on_the_real_logs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agent: str
 ) -> None:
     root = Path(str(CORPUS)) / agent
-    src: Source = (
-        CodexSource({"CODEX_HOME": str(root), "HOME": str(tmp_path)})
-        if agent == "codex"
-        else GeminiSource({"GEMINI_DATA_DIR": str(root), "HOME": str(tmp_path)})
-    )
+    var = {"codex": "CODEX_HOME", "gemini": "GEMINI_DATA_DIR", "qwen": "QWEN_DATA_DIR"}[agent]
+    kind = {"codex": CodexSource, "gemini": GeminiSource, "qwen": QwenSource}[agent]
+    src: Source = kind({var: str(root), "HOME": str(tmp_path)})
     files = [p for p in src.files() if p.suffix == ".jsonl"]
     assert files
-    var = "CODEX_HOME" if agent == "codex" else "GEMINI_DATA_DIR"
     mine = type(src)({var: str(tmp_path / agent), "HOME": str(tmp_path)})
     n = calls = 0
     for i, orig in enumerate(files):
@@ -347,5 +399,5 @@ def test_fast_path_equals_the_reference_on_the_real_logs(
         fast, c = both(monkeypatch, mine, copy, [half] if half and i % 2 else None, some=False)
         n += sum(len(f.records) for f in fast)
         calls += c
-    assert n > 100
+    assert n > 50
     assert calls == 0  # every line of the real logs takes the typed decode
