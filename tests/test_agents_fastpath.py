@@ -167,6 +167,7 @@ def test_codex_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         # duplicate keys: the last one counts for both decoders
         b'{"type":"response_item",' + dump(tc(10, usage(9500, 4000, 260, 30), None))[1:],
         dump(tc(11, None, None, None)),
+        dump(tc(12, None, usage(-5, 0, 7))),  # a negative count is 0
     ]
     src, path = codex_file(tmp_path, lines)
     cuts = [sum(len(x) + 1 for x in lines[:n]) for n in (4, 9)]
@@ -183,6 +184,7 @@ def test_codex_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         3000,
         100,
         500,
+        0,
     ]
     assert all(r.model != "escaped" for r in recs)
     assert {r.model for r in recs} == {"m1", "review-model"}
@@ -254,9 +256,10 @@ def test_gemini_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyP
         dump(gmsg("m4", 7, {"input": 60, "output": 1}, sessionId="")),  # 11
         dump(gmsg("m5", 8, None)),  # 12
         dump(gmsg("m6", 9, {"input": 70, "output": 2}, model="gemini-2.5-flash")),  # 13
-        dump({"$rewindTo": "m5"}),  # 14
+        dump(gmsg("m8", 9, {"input": 9, "output": -3})),  # 14: a negative count is 0
+        dump({"$rewindTo": "m5"}),  # 15
         b'{"id":"m7","type":"gemini","timestamp":"2026-03-01T10:00:10.000Z",'
-        b'"tokens":{"input":5,"output":NaN}}',  # 15: NaN (reference rules: output 0)
+        b'"tokens":{"input":5,"output":NaN}}',  # 16: NaN (reference rules: output 0)
     ]
     src, path = gemini_file(tmp_path, lines)
     cuts = [sum(len(x) + 1 for x in lines[:n]) for n in (3, 8)]
@@ -274,6 +277,7 @@ def test_gemini_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "gemini:s1:m4",
         "gemini:s1:m6",
         "gemini:s1:m7",
+        "gemini:s1:m8",
     }
     got = {k: (r.input_tokens, r.output_tokens, r.cache_read_tokens) for k, r in recs.items()}
     assert got["gemini:s1:m1"] == (400, 45, 600)
@@ -282,10 +286,11 @@ def test_gemini_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert got["gemini:s1:m2"] == (100, 3, 0)
     assert got["gemini:s1:m3"] == (50, 1, 30)
     assert got["gemini:s1:m7"] == (5, 0, 0)
+    assert got["gemini:s1:m8"] == (9, 0, 0)
     assert recs["gemini:s1:m6"].model == "gemini-2.5-flash"
     assert recs["gemini:s1:m7"].model == "gemini-2.5-flash"  # the latest model seen
     assert recs["gemini:s1:m1"].model == "gemini-2.5-pro"
-    assert fast[-1].state.ctx["n"] == 15
+    assert fast[-1].state.ctx["n"] == 16
 
 
 @pytest.mark.parametrize("case", ["non-utf8", "long-int", "bare-cr"])
@@ -330,6 +335,7 @@ def test_qwen_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         dump(qrow("u3", 4, {"promptTokenCount": 30}, model=7, sessionId=None)),  # 6 (ref)
         dump(qrow("u4", 5, None)),  # 7
         dump(qrow("", 6, {"promptTokenCount": 40, "cachedContentTokenCount": 90})),  # 8
+        dump(qrow("u5", 7, {"promptTokenCount": 15, "candidatesTokenCount": -5})),  # 9
     ]
     root = tmp_path / "qwen"
     path = root / "projects" / "p" / "chats" / "q1.jsonl"
@@ -349,6 +355,7 @@ def test_qwen_fast_path_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "qwen:q1:u2": (20, 1, 0, 0),
         "qwen:q1:u3": (30, 0, 0, 0),
         f"qwen:{path}:8": (0, 0, 40, 0),
+        "qwen:q1:u5": (15, 0, 0, 0),
     }
     assert recs["qwen:q1:u3"].model == "unknown" and recs["qwen:q1:u3"].session_id == "q1"
 
