@@ -2,6 +2,7 @@
 """tokmon vs ccusage on a mixed Claude + Codex + Gemini corpus, all agents, in one run.
 
     python bench/bench_agents.py [--mb 500] [--seed 0] [--keep DIR] [--runs 3] [--json]
+                                 [--baseline SRC]
 
 Generates (or reuses, in ``--keep``) a corpus with bench/gen_agents_corpus.py (with
 ``--gemini-copies`` chats kept in two folders, default 8), warms the OS
@@ -15,6 +16,11 @@ page cache, then repeats ``--runs`` times, alternating:
   is ``tokmon daily --json --agent all`` (the engine's view); otherwise two processes:
   ``tokmon daily --json`` (Claude) and ``tokmon agents daily --json`` (Codex + Gemini), timed
   separately and summed.
+
+With ``--baseline SRC`` (another tokmon source tree, e.g. ``git archive main | tar -x -C
+SRC``), that tokmon's cold and warm ``daily --json --agent all`` (imported from SRC) are
+interleaved with these runs too, alternating which tokmon goes first: an A/B of two versions
+measured side by side.
 
 Prints the medians of wall time, their ratios and the peak RSS, and checks each tool's token
 totals per agent against the generator's truth (expected-agents.json). Both tools print
@@ -187,7 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         help="Gemini chats also kept in a second folder, which ccusage counts twice (default 8)",
     )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="SRC",
+        help="also time the tokmon of this source tree, interleaved",
+    )
     args = ap.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "tokmon" / "__init__.py").is_file():
+        ap.error(f"--baseline: no tokmon package in {args.baseline}")
     if args.mb <= 0 or args.runs < 1 or args.gemini_copies < 0:
         ap.error("--mb and --runs must be positive, --gemini-copies not negative")
 
@@ -221,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
                 "claude": [sys.executable, "-m", "tokmon", "daily", "--json"],
                 "agents": [sys.executable, "-m", "tokmon", "agents", "daily", "--json"],
             }
+        # Not `-m tokmon` with PYTHONPATH: `-m` puts the current directory first on sys.path.
+        boot = "import sys; sys.path.insert(0, sys.argv.pop(1)); from tokmon.__main__ import main"
+        baseline_cmd = [sys.executable, "-c", boot + "; sys.exit(main())"]
+        if args.baseline is not None:
+            baseline_cmd += [str(args.baseline.resolve())]
+        baseline_cmd += ["daily", "--json", "--agent", "all"]
         cc_bin = ccusage_path()
         cc_cmd = (
             [str(cc_bin), "daily", "--json", "--offline", "-z", "UTC", "--by-agent"]
@@ -237,13 +258,20 @@ def main(argv: list[str] | None = None) -> int:
                 rss["ccusage"] = max(rss["ccusage"], m["rss_mb"] or 0)
                 outputs["ccusage"] = (work / "ccusage.out").read_bytes()
             env = {**base, "TOKMON_HOME": str(work / f"tokmon-home-{i}")}
-            for phase in ("cold", "warm"):
-                for name, cmd in tok_cmds.items():
-                    out = work / f"tokmon-{name}.out"
-                    m = measure(cmd, env, out)
-                    walls[f"{phase}:{name}"].append(m["wall"])
-                    rss[f"{phase}:{name}"] = max(rss[f"{phase}:{name}"], m["rss_mb"] or 0)
-                    outputs[f"{phase}:{name}"] = out.read_bytes()
+            mine = [("", env, tok_cmds)]
+            if args.baseline is not None:
+                other = {**base, "TOKMON_HOME": str(work / f"baseline-home-{i}")}
+                pair = ("baseline ", other, {"all": baseline_cmd})
+                mine = [mine[0], pair] if i % 2 == 0 else [pair, mine[0]]
+            for prefix, run_env, cmds in mine:
+                for phase in ("cold", "warm"):
+                    for name, cmd in cmds.items():
+                        out = work / f"tokmon-{name}.out"
+                        key = f"{prefix}{phase}:{name}"
+                        m = measure(cmd, run_env, out)
+                        walls[key].append(m["wall"])
+                        rss[key] = max(rss[key], m["rss_mb"] or 0)
+                        outputs[key] = out.read_bytes()
         med = {k: statistics.median(v) for k, v in walls.items()}
         for phase in ("cold", "warm"):
             med[f"{phase}:sum"] = sum(med[f"{phase}:{n}"] for n in tok_cmds)
@@ -255,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
                 s.update(per_agent(outputs[f"{phase}:{name}"], "claude"))
             sums[f"tokmon {phase}"] = s
             checks[f"tokmon {phase}"] = check(s, truth)
+            if args.baseline is not None:
+                med[f"baseline {phase}:sum"] = med[f"baseline {phase}:all"]
+                b = per_agent(outputs[f"baseline {phase}:all"], "claude")
+                sums[f"baseline {phase}"] = b
+                checks[f"baseline {phase}"] = check(b, truth)
         if cc_cmd:
             sums["ccusage"] = per_agent(outputs["ccusage"], "claude")
             checks["ccusage"] = check(sums["ccusage"], truth, ccusage=True)
@@ -274,7 +307,16 @@ def main(argv: list[str] | None = None) -> int:
             "ratios": {
                 "cold/ccusage": med["cold:sum"] / med["ccusage"] if cc_cmd else None,
                 "warm/ccusage": med["warm:sum"] / med["ccusage"] if cc_cmd else None,
+                **(
+                    {
+                        "cold/baseline cold": med["cold:sum"] / med["baseline cold:sum"],
+                        "warm/baseline warm": med["warm:sum"] / med["baseline warm:sum"],
+                    }
+                    if args.baseline is not None
+                    else {}
+                ),
             },
+            "baseline": str(args.baseline) if args.baseline is not None else None,
             "checks": checks,
             "sums": sums,
             "truth": {a: expected_json(truth, a) for a in truth["agents"]},
@@ -318,6 +360,12 @@ def print_table(r: dict[str, Any], names: list[str]) -> None:
             f"{phase}:sum",
             f"{phase}:{names[0]}" if len(names) == 1 else None,
         )
+        if f"baseline {phase}:sum" in med:
+            row(f"baseline {phase}", f"baseline {phase}:sum", f"baseline {phase}:all")
+    for k in ("cold", "warm"):
+        ratio = r["ratios"].get(f"{k}/baseline {k}")
+        if ratio is not None:
+            print(f"tokmon {k} / baseline {k}: {ratio:.2f} (baseline {r['baseline']})")
     print("token totals per agent vs the generator's truth:")
     for tool, res in r["checks"].items():
         print(f"  {tool:14} " + "; ".join(f"{a}: {v}" for a, v in res.items()))

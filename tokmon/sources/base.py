@@ -208,8 +208,25 @@ class NewLines:
     head: str
 
 
+@dataclass
+class NewData:
+    """The complete lines appended since the last read as one buffer (see
+    :func:`read_new_data`): ``data`` is empty or ends with a newline."""
+
+    data: bytes
+    offset: int
+    reset: bool
+    head: str
+
+
 def read_new_lines(path: Path, state: FileState) -> NewLines:
-    """Complete lines appended since ``state.offset``.
+    """Complete lines appended since ``state.offset`` (:func:`read_new_data`, split)."""
+    nd = read_new_data(path, state)
+    return NewLines(nd.data.splitlines(), nd.offset, nd.reset, nd.head)
+
+
+def read_new_data(path: Path, state: FileState) -> NewData:
+    """Complete lines appended since ``state.offset``, as one buffer.
 
     A partial last line is left for the next read. A file shorter than the offset, or whose
     first bytes changed, was truncated or rewritten: it is read again from the start
@@ -221,7 +238,7 @@ def read_new_lines(path: Path, state: FileState) -> NewLines:
             size = os.fstat(fh.fileno()).st_size
             start = state.offset
             if size == start:
-                return NewLines([], start, False, head)
+                return NewData(b"", start, False, head)
             if size < start:
                 reset = True
             elif start and head:
@@ -234,10 +251,10 @@ def read_new_lines(path: Path, state: FileState) -> NewLines:
             data = fh.read(size - start)
     except OSError as exc:
         log.warning("cannot read %s: %s", path, exc)
-        return NewLines([], state.offset, False, head)
+        return NewData(b"", state.offset, False, head)
     end = data.rfind(b"\n")
     if end < 0:
-        return NewLines([], start, reset, "" if reset else head)
+        return NewData(b"", start, reset, "" if reset else head)
     new_offset = start + end + 1
     if start == 0 or not head or int(head.split(":", 1)[0]) < HEAD_BYTES:
         if start == 0:
@@ -248,7 +265,7 @@ def read_new_lines(path: Path, state: FileState) -> NewLines:
                     head = _head(fh.read(min(HEAD_BYTES, new_offset)))
             except OSError:
                 head = ""
-    return NewLines(data[: end + 1].splitlines(), new_offset, reset, head)
+    return NewData(data[: end + 1], new_offset, reset, head)
 
 
 def json_lines(

@@ -4,10 +4,15 @@ the legacy one-document ``session-*.json``).
 Message records ``{id, timestamp, type: "gemini", model, tokens{input, output, cached,
 thoughts, tool, total}}``; ``input`` includes ``cached``; ``thoughts`` are billed as output.
 A message is re-appended with the same id as it updates: the last copy wins.
+
+Chats are read with the typed fast path of :mod:`tokmon.sources.fastjson` (a message line
+carries its whole content, tool results included, but only a few fields are decoded); a line
+it does not take follows the reference rules (``json_lines`` and :meth:`GeminiSource._line`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,9 +27,79 @@ from tokmon.sources.base import (
     json_lines,
     parse_ts,
     read_json_document,
-    read_new_lines,
+    read_new_data,
     sorted_files,
 )
+from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
+
+log = logging.getLogger("tokmon.sources")
+
+_decode: Any = None
+_UNSET: Any = None  # msgspec.UNSET, set with the decoder
+
+
+def _line_decoder() -> Any:
+    """msgspec decoder of a chat line into the fields the reader uses: strings, integer
+    counts or null (any other type fails the decode). Absent is null where the reference
+    does not tell them apart; ``input``, ``output`` and ``thoughts`` are UNSET when absent
+    (the reference then reads ``prompt``, ``candidates``, ``reasoning``)."""
+    global _decode, _UNSET
+    if _decode is None:
+        import msgspec
+
+        _UNSET = msgspec.UNSET
+        count = int | None
+        either = int | None | msgspec.UnsetType
+        tokens = msgspec.defstruct(
+            "GeminiTokens",
+            [
+                ("input", either, _UNSET),
+                ("prompt", count, None),
+                ("output", either, _UNSET),
+                ("candidates", count, None),
+                ("cached", count, None),
+                ("thoughts", either, _UNSET),
+                ("reasoning", count, None),
+                ("tool", count, None),
+                ("total", count, None),
+            ],
+            gc=False,
+        )
+        text = str | None
+        line = msgspec.defstruct(
+            "GeminiLine",
+            [
+                ("sessionId", text, None),
+                ("type", text, None),
+                ("model", text, None),
+                ("timestamp", text, None),
+                ("id", text, None),
+                ("tokens", tokens | None, None),
+            ],
+            gc=False,
+        )
+        _decode = msgspec.json.Decoder(line).decode
+    return _decode
+
+
+def _n(v: int | None) -> int:
+    """``as_int`` of a typed count."""
+    return v if v is not None and v > 0 else 0
+
+
+def _typed_tokens(t: Any) -> tuple[int, int, int, int] | None:
+    """:func:`gemini_tokens` of a typed ``tokens`` struct (or None)."""
+    if t is None:
+        return None
+    unset = _UNSET
+    return _net(
+        _n(t.prompt if t.input is unset else t.input),
+        _n(t.candidates if t.output is unset else t.output),
+        _n(t.cached),
+        _n(t.reasoning if t.thoughts is unset else t.thoughts),
+        _n(t.tool),
+        t.total,
+    )
 
 
 def gemini_tokens(tokens: Any) -> tuple[int, int, int, int] | None:
@@ -36,12 +111,19 @@ def gemini_tokens(tokens: Any) -> tuple[int, int, int, int] | None:
     tokens are prompt tokens of tool use and count as input."""
     if not isinstance(tokens, dict):
         return None
-    inp = as_int(tokens.get("input", tokens.get("prompt")))
-    out = as_int(tokens.get("output", tokens.get("candidates")))
-    cached = as_int(tokens.get("cached"))
-    thoughts = as_int(tokens.get("thoughts", tokens.get("reasoning")))
-    tool = as_int(tokens.get("tool"))
-    total = tokens.get("total")
+    return _net(
+        as_int(tokens.get("input", tokens.get("prompt"))),
+        as_int(tokens.get("output", tokens.get("candidates"))),
+        as_int(tokens.get("cached")),
+        as_int(tokens.get("thoughts", tokens.get("reasoning"))),
+        as_int(tokens.get("tool")),
+        tokens.get("total"),
+    )
+
+
+def _net(
+    inp: int, out: int, cached: int, thoughts: int, tool: int, total: Any
+) -> tuple[int, int, int, int] | None:
     if cached and not (
         isinstance(total, (int, float)) and total == inp + out + thoughts + tool + cached
     ):
@@ -102,16 +184,42 @@ class GeminiSource(Source):
     ) -> AgentUsage | None:
         if msg.get("type") != self.message_type:
             return None
-        t = gemini_tokens(msg.get("tokens"))
+        return self._usage(
+            gemini_tokens(msg.get("tokens")),
+            msg.get("model"),
+            msg.get("timestamp"),
+            msg.get("id"),
+            sid,
+            project,
+            model,
+            fallback_ts,
+            path,
+            n,
+        )
+
+    def _usage(
+        self,
+        t: tuple[int, int, int, int] | None,
+        msg_model: Any,
+        stamp: Any,
+        mid: Any,
+        sid: str,
+        project: str,
+        model: str | None,
+        fallback_ts: float | None,
+        path: Path,
+        n: int,
+    ) -> AgentUsage | None:
+        """The record of a message of this agent's type (its tokens ``t``, its ``model``,
+        ``timestamp`` and ``id`` fields), or None."""
         if t is None:
             return None
-        model = msg.get("model") or model
+        model = msg_model or model
         if not isinstance(model, str) or not model.strip():
             return None
-        ts = parse_ts(msg.get("timestamp")) or fallback_ts
+        ts = parse_ts(stamp) or fallback_ts
         if ts is None:
             return None
-        mid = msg.get("id")
         key = (
             f"{self.agent}:{sid}:{mid}"
             if isinstance(mid, (str, int))
@@ -163,8 +271,8 @@ class GeminiSource(Source):
 
     def _read_jsonl(self, path: Path, state: FileState | None) -> ReadResult:
         st = state if state is not None else FileState()
-        nl = read_new_lines(path, st)
-        lines, offset, reset = nl.lines, nl.offset, nl.reset
+        nd = read_new_data(path, st)
+        offset, reset = nd.offset, nd.reset
         if reset:
             st = FileState()
         ctx = dict(st.ctx)  # the caller's state stays as it was
@@ -173,22 +281,85 @@ class GeminiSource(Source):
         ctx.setdefault("n", 0)
         project = self._project(path)
         records: list[AgentUsage] = []
-        for obj in json_lines(lines, path):
-            ctx["n"] += 1
-            sid = obj.get("sessionId")
-            if isinstance(sid, str) and sid:
-                ctx["sid"] = sid
-            if isinstance(obj.get("model"), str) and obj["model"]:
-                ctx["model"] = obj["model"]
-            # "$rewindTo" hides later messages from the conversation, but their tokens were
-            # billed: they stay counted (see docs/agents/gemini.md).
-            r = self._record(obj, ctx["sid"], project, ctx["model"], None, path, ctx["n"])
-            if r is not None:
-                records.append(r)
+        if nd.data and fast_ok(nd.data):
+            self._scan_fast(nd.data, ctx, project, path, records)
+        else:
+            for obj in json_lines(nd.data.splitlines(), path):
+                self._line(obj, ctx, project, path, records)
         nbytes = offset - (0 if reset else st.offset)
         return ReadResult(
             records,
-            FileState(offset=offset, ctx=ctx, head=nl.head),
+            FileState(offset=offset, ctx=ctx, head=nd.head),
             replace=reset,
             bytes_read=max(0, nbytes),
         )
+
+    def _line(
+        self,
+        obj: dict[str, Any],
+        ctx: dict[str, Any],
+        project: str,
+        path: Path,
+        records: list[AgentUsage],
+    ) -> None:
+        """The reference rules for one decoded chat line."""
+        ctx["n"] += 1
+        sid = obj.get("sessionId")
+        if isinstance(sid, str) and sid:
+            ctx["sid"] = sid
+        if isinstance(obj.get("model"), str) and obj["model"]:
+            ctx["model"] = obj["model"]
+        # "$rewindTo" hides later messages from the conversation, but their tokens were
+        # billed: they stay counted (see docs/agents/gemini.md).
+        r = self._record(obj, ctx["sid"], project, ctx["model"], None, path, ctx["n"])
+        if r is not None:
+            records.append(r)
+
+    def _scan_fast(
+        self,
+        data: bytes,
+        ctx: dict[str, Any],
+        project: str,
+        path: Path,
+        records: list[AgentUsage],
+    ) -> None:
+        """:meth:`_line` on every line of ``data`` (``fast_ok``), decoding only the fields it
+        reads; a line the typed decode rejects takes the reference rules."""
+        decode = _decode or _line_decoder()
+        errors = decode_errors()
+        view = memoryview(data)
+        wanted = self.message_type
+        bad = 0
+        for s, e in line_spans(data):
+            try:
+                m = decode(view[s:e])
+            except errors:
+                obj, is_bad = reference_line(data[s:e])
+                bad += is_bad
+                if obj is not None:
+                    self._line(obj, ctx, project, path, records)
+                continue
+            ctx["n"] += 1
+            sid = m.sessionId
+            if sid:  # a non-empty string (UNSET and None are false)
+                ctx["sid"] = sid
+            if m.model:
+                ctx["model"] = m.model
+            if m.type != wanted:
+                continue
+            r = self._usage(
+                _typed_tokens(m.tokens),
+                m.model,
+                m.timestamp,
+                m.id,
+                ctx["sid"],
+                project,
+                ctx["model"],
+                None,
+                path,
+                ctx["n"],
+            )
+            if r is not None:
+                records.append(r)
+        if bad:
+            log.warning("%s: skipped %d line(s) that are not JSON", path, bad)

@@ -6,11 +6,16 @@ thoughtsTokenCount, cachedContentTokenCount, totalTokenCount}``. The prompt coun
 the cached count and ``totalTokenCount = prompt + candidates`` (the thoughts are part of the
 candidates), so: input = prompt - cached, cache read = cached, output = candidates. Legacy
 documents use Gemini CLI's message format (``type: "qwen"``).
+
+Chats are read with the typed fast path of :mod:`tokmon.sources.fastjson`; a line it does not
+take follows the reference rules (``json_lines`` and :meth:`QwenSource._row`).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from tokmon.sources.base import (
     AgentUsage,
@@ -19,10 +24,42 @@ from tokmon.sources.base import (
     as_int,
     json_lines,
     parse_ts,
-    read_new_lines,
+    read_new_data,
     sorted_files,
 )
+from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
 from tokmon.sources.gemini import GeminiSource
+
+log = logging.getLogger("tokmon.sources")
+_COUNTS: tuple[str, ...] = ("promptTokenCount", "candidatesTokenCount")
+_COUNTS += ("cachedContentTokenCount", "thoughtsTokenCount")
+_decode: Any = None
+
+
+def _line_decoder() -> Any:
+    """msgspec decoder of a chat row into the fields the reader uses: strings, integer counts
+    or null (any other type fails the decode; absent is null, which the reference does not
+    tell apart)."""
+    global _decode
+    if _decode is None:
+        import msgspec
+
+        meta = msgspec.defstruct("QwenUsage", [(f, int | None, None) for f in _COUNTS], gc=False)
+        text = str | None
+        row = msgspec.defstruct(
+            "QwenRow",
+            [
+                ("type", text, None),
+                ("usageMetadata", meta | None, None),
+                ("timestamp", text, None),
+                ("sessionId", text, None),
+                ("uuid", text, None),
+                ("model", text, None),
+            ],
+            gc=False,
+        )
+        _decode = msgspec.json.Decoder(row).decode
+    return _decode
 
 
 class QwenSource(GeminiSource):
@@ -48,52 +85,120 @@ class QwenSource(GeminiSource):
 
     def _read_jsonl(self, path: Path, state: FileState | None) -> ReadResult:
         st = state if state is not None else FileState()
-        nl = read_new_lines(path, st)
-        lines, offset, reset = nl.lines, nl.offset, nl.reset
+        nd = read_new_data(path, st)
+        offset, reset = nd.offset, nd.reset
         if reset:
             st = FileState()
         ctx = dict(st.ctx)  # the caller's state stays as it was
         ctx.setdefault("n", 0)
         folder = path.parent.parent.name
         records: list[AgentUsage] = []
-        for obj in json_lines(lines, path):
-            ctx["n"] += 1
-            um = obj.get("usageMetadata")
-            if obj.get("type") != "assistant" or not isinstance(um, dict):
-                continue
-            prompt = as_int(um.get("promptTokenCount"))
-            cand = as_int(um.get("candidatesTokenCount"))
-            cached = min(as_int(um.get("cachedContentTokenCount")), prompt)
-            thoughts = as_int(um.get("thoughtsTokenCount"))
-            if prompt == 0 and cand == 0 and thoughts == 0:
-                continue
-            ts = parse_ts(obj.get("timestamp"))
-            if ts is None:
-                continue
-            sid = str(obj.get("sessionId") or path.stem)
-            uid = obj.get("uuid")
-            key = f"qwen:{sid}:{uid}" if isinstance(uid, str) and uid else f"qwen:{path}:{ctx['n']}"
-            model = obj.get("model") if isinstance(obj.get("model"), str) else "unknown"
-            records.append(
-                AgentUsage(
-                    "qwen",
-                    ts,
-                    sid,
-                    folder,
-                    model or "unknown",
-                    prompt - cached,
-                    cand,
-                    cached,
-                    0,
-                    min(thoughts, cand),
-                    key,
-                    origin=str(path),
-                )
-            )
+        if nd.data and fast_ok(nd.data):
+            self._scan_rows(nd.data, ctx, folder, path, records)
+        else:
+            for obj in json_lines(nd.data.splitlines(), path):
+                r = self._obj(obj, ctx, folder, path)
+                if r is not None:
+                    records.append(r)
         nbytes = offset - (0 if reset else st.offset)
         return ReadResult(
             records,
-            FileState(offset=offset, ctx=ctx, head=nl.head),
+            FileState(offset=offset, ctx=ctx, head=nd.head),
             replace=reset,
             bytes_read=max(0, nbytes),
+        )
+
+    def _scan_rows(
+        self, data: bytes, ctx: dict[str, Any], folder: str, path: Path, records: list[AgentUsage]
+    ) -> None:
+        """The reference rules on every row of ``data`` (``fast_ok``), decoding only the
+        fields they read; a row the typed decode rejects takes the reference rules."""
+        decode = _decode or _line_decoder()
+        errors = decode_errors()
+        view = memoryview(data)
+        bad = 0
+        for s, e in line_spans(data):
+            try:
+                m = decode(view[s:e])
+            except errors:
+                obj, is_bad = reference_line(data[s:e])
+                bad += is_bad
+                r = None if obj is None else self._obj(obj, ctx, folder, path)
+                if r is not None:
+                    records.append(r)
+                continue
+            ctx["n"] += 1
+            um = m.usageMetadata
+            if m.type != "assistant" or um is None:
+                continue
+            counts = [
+                v if v is not None and v > 0 else 0
+                for v in (
+                    um.promptTokenCount,
+                    um.candidatesTokenCount,
+                    um.cachedContentTokenCount,
+                    um.thoughtsTokenCount,
+                )
+            ]
+            r = self._row(counts, m.timestamp, m.sessionId, m.uuid, m.model, ctx["n"], folder, path)
+            if r is not None:
+                records.append(r)
+        if bad:
+            log.warning("%s: skipped %d line(s) that are not JSON", path, bad)
+
+    def _obj(
+        self, obj: dict[str, Any], ctx: dict[str, Any], folder: str, path: Path
+    ) -> AgentUsage | None:
+        """The reference rules for one decoded row."""
+        ctx["n"] += 1
+        um = obj.get("usageMetadata")
+        if obj.get("type") != "assistant" or not isinstance(um, dict):
+            return None
+        return self._row(
+            [as_int(um.get(f)) for f in _COUNTS],
+            obj.get("timestamp"),
+            obj.get("sessionId"),
+            obj.get("uuid"),
+            obj.get("model"),
+            ctx["n"],
+            folder,
+            path,
+        )
+
+    def _row(
+        self,
+        counts: list[int],
+        stamp: Any,
+        sid_field: Any,
+        uid: Any,
+        model_field: Any,
+        n: int,
+        folder: str,
+        path: Path,
+    ) -> AgentUsage | None:
+        """The record of an assistant row (its prompt, candidates, cached and thoughts
+        counts, ``timestamp``, ``sessionId``, ``uuid``, ``model``), or None."""
+        prompt, cand, cached, thoughts = counts
+        cached = min(cached, prompt)
+        if prompt == 0 and cand == 0 and thoughts == 0:
+            return None
+        ts = parse_ts(stamp)
+        if ts is None:
+            return None
+        sid = str(sid_field or path.stem)
+        key = f"qwen:{sid}:{uid}" if isinstance(uid, str) and uid else f"qwen:{path}:{n}"
+        model = model_field if isinstance(model_field, str) else "unknown"
+        return AgentUsage(
+            "qwen",
+            ts,
+            sid,
+            folder,
+            model or "unknown",
+            prompt - cached,
+            cand,
+            cached,
+            0,
+            min(thoughts, cand),
+            key,
+            origin=str(path),
         )
