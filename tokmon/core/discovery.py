@@ -102,7 +102,10 @@ class Listings:
     racy check, a listing is kept only when the directory was last changed at least
     :data:`RACY_NS` before the listing was taken: an entry added in the same timestamp tick as
     the listing (coarse-mtime file systems, clocks a little apart) cannot hide behind an
-    unchanged mtime. Assumes a file system that updates a directory's mtime when its entries
+    unchanged mtime. The ctime (on POSIX, bumped by any change to the directory's inode) also
+    catches a tool that sets the mtime back after adding files (``rsync -t``, ``cp -p``;
+    Windows' ctime is the creation time, so there only the mtime counts). Assumes a file
+    system that updates a directory's mtime when its entries
     change (every local one tokmon supports; not FAT's directories, nor NFS within its
     attribute-cache time): ``TOKMON_NO_LISTING_CACHE=1`` lists every directory every time.
 
