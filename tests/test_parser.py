@@ -258,9 +258,11 @@ def test_scan_lines(line: bytes, expected: tuple[str, Any]) -> None:
     assert _outcome(item, stats) == expected
 
 
-def test_whole_buffer_counts_and_offsets() -> None:
+@pytest.mark.parametrize("reference", [False, True])
+def test_whole_buffer_counts_and_offsets(reference: bool) -> None:
     """All cases in one buffer (after 5 bytes of another chunk): one malformed/invalid count
-    per bad line, bad offsets listed, the position keys use file offsets."""
+    per bad line, bad offsets listed, the position keys use file offsets (with the msgspec
+    decoder and with ``reference``, parse_line on every line: a small read)."""
     prefix = b"XXXXX"
     buf = prefix
     offsets = []
@@ -270,7 +272,9 @@ def test_whole_buffer_counts_and_offsets() -> None:
     stats = LineStats()
     best: dict[str, list[Any]] = {}
     titles: list[tuple[str, str, str]] = []
-    scan_lines(buf, len(prefix), len(buf), 1000 - len(prefix), SRC, stats, best, titles, {})
+    scan_lines(
+        buf, len(prefix), len(buf), 1000 - len(prefix), SRC, stats, best, titles, {}, reference
+    )
     want_bad = [o for o, c in zip(offsets, CASES, strict=True) if c[2] in (MALFORMED, BAD_UTF8)]
     assert stats.invalid_utf8 == sum(c[2] == BAD_UTF8 for c in CASES) == 3
     assert stats.malformed == sum(c[2] == MALFORMED for c in CASES)
@@ -289,7 +293,8 @@ def test_whole_buffer_counts_and_offsets() -> None:
     assert f"@{SRC}:{first_no_req}" in position_keys
 
 
-def test_dedup_keeps_max_output_first_on_ties() -> None:
+@pytest.mark.parametrize("reference", [False, True])
+def test_dedup_keeps_max_output_first_on_ties(reference: bool) -> None:
     """Streamed lines of one response share message.id:requestId; the max output wins, the
     first line wins a tie (transcript-format.md, rule 4)."""
     lines = [
@@ -302,7 +307,7 @@ def test_dedup_keeps_max_output_first_on_ties() -> None:
     buf = b"\n".join(lines) + b"\n"
     best: dict[str, list[Any]] = {}
     stats = LineStats()
-    scan_lines(buf, 0, len(buf), 0, SRC, stats, best, [], {})
+    scan_lines(buf, 0, len(buf), 0, SRC, stats, best, [], {}, reference)
     got = {
         k: (
             dict(zip(FIELDS, r, strict=True))["output_tokens"],

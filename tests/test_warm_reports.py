@@ -340,3 +340,30 @@ def test_invalid_file_states_are_dropped(tmp_path: Path) -> None:
         assert db.dropped == 2
     finally:
         db.close()
+
+
+def test_a_small_read_builds_no_msgspec_decoder(tmp_path: Path) -> None:
+    """A refresh reading a few KiB (an append) parses with parse_line: the msgspec import and
+    decoder (~10 ms) are not paid; the rows are those a big read gives."""
+    f = tmp_path / "s.jsonl"
+    write_lines(
+        f,
+        [assistant_line(END, msg_id=f"m{i}", req_id=f"r{i}", session="s", out=i) for i in range(5)]
+        + ["not json", '{"type": "custom-title", "sessionId": "s", "customTitle": "T"}'],
+    )
+    code = (
+        "import sys, orjson\n"
+        "from tokmon.core.scan import scan_all, scan_file\n"
+        f"items = [({str(f)!r}, 0, {f.stat().st_size})]\n"
+        "res = list(scan_all(items))[0]\n"
+        "small = ('msgspec' in sys.modules, res.rows, res.titles, res.malformed)\n"
+        f"big = scan_file({str(f)!r}, 0)\n"
+        "print(orjson.dumps([small, ['msgspec' in sys.modules, big.rows, big.titles, big.malformed]]).decode())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    small, big = orjson.loads(r.stdout)
+    assert small[0] is False and big[0] is True
+    assert small[1:] == big[1:] and len(small[1]) == 5 and small[2] and small[3] == 1

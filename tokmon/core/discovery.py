@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("tokmon.core.discovery")
 
@@ -87,13 +89,100 @@ def iter_transcript_stats(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                 continue
 
 
-def transcript_stats(root: Path) -> list[tuple[str, os.stat_result]]:
+RACY_NS = 2_000_000_000  # a listing is reused only if its dir was last changed this much before it
+
+
+class Listings:
+    """Directory listings kept between change checks (:func:`transcript_stats`).
+
+    A directory's mtime (and ctime) changes when an entry is added, removed or renamed, not
+    when a file in it grows: while a directory's ``(mtime, ctime, ino, dev)`` is what it was
+    when it was listed, its stored listing is what ``scandir`` would give, and only its
+    transcripts are ``stat``'ed (an append changes the file, not the directory). As in git's
+    racy check, a listing is kept only when the directory was last changed at least
+    :data:`RACY_NS` before the listing was taken: an entry added in the same timestamp tick as
+    the listing (coarse-mtime file systems, clocks a little apart) cannot hide behind an
+    unchanged mtime. The ctime (on POSIX, bumped by any change to the directory's inode) also
+    catches a tool that sets the mtime back after adding files (``rsync -t``, ``cp -p``;
+    Windows' ctime is the creation time, so there only the mtime counts). Assumes a file
+    system that updates a directory's mtime when its entries
+    change (every local one tokmon supports; not FAT's directories, nor NFS within its
+    attribute-cache time): ``TOKMON_NO_LISTING_CACHE=1`` lists every directory every time.
+
+    ``dirs`` maps a directory path to ``[mtime_ns, ctime_ns, ino, dev, kinds, names]``:
+    ``kinds`` has one letter per name (``d`` directory, ``l`` symlink, ``f`` transcript), in
+    ``scandir`` order (the walk, and which link to a shared target is followed, stay the same).
+    """
+
+    def __init__(self, dirs: dict[str, list[Any]] | None = None) -> None:
+        self.dirs: dict[str, list[Any]] = dirs if dirs is not None else {}
+        self.changed = False
+
+    @classmethod
+    def load(cls, path: Path) -> Listings:
+        """The listings saved at ``path`` (none when missing or unreadable: a cache)."""
+        import orjson
+
+        try:
+            with open(path, "rb") as fh:
+                data = orjson.loads(fh.read())
+        except (OSError, ValueError):
+            return cls()
+        if type(data) is not dict or data.get("v") != 1 or type(data.get("dirs")) is not dict:
+            return cls()
+        return cls(data["dirs"])
+
+    def save(self, path: Path) -> None:
+        """Write the listings to ``path`` (0600, atomically; no fsync: losing them costs one
+        full listing, and a torn file is not loaded)."""
+        import orjson
+
+        from tokmon.fsutil import atomic_write
+
+        atomic_write(path, orjson.dumps({"v": 1, "dirs": self.dirs}), fsync=False)
+        self.changed = False
+
+
+def _reusable(entry: Any, st: os.stat_result) -> bool:
+    """Whether a stored listing still describes the directory ``st`` (and is well formed)."""
+    if (
+        type(entry) is not list
+        or len(entry) != 6
+        or entry[0] != st.st_mtime_ns
+        or entry[1] != st.st_ctime_ns
+        or entry[2] != st.st_ino
+        or entry[3] != st.st_dev
+    ):
+        return False
+    kinds, names = entry[4], entry[5]
+    if type(kinds) is not str or type(names) is not list or len(kinds) != len(names):
+        return False
+    if kinds.strip("dlf"):
+        return False
+    try:
+        joined = "\0".join(names)  # a name is one path component, never "." or ".."
+    except TypeError:
+        return False
+    return not (
+        os.sep in joined
+        or (os.altsep is not None and os.altsep in joined)
+        or "." in names
+        or ".." in names
+        or "" in names
+    )
+
+
+def transcript_stats(
+    root: Path, listings: Listings | None = None
+) -> list[tuple[str, os.stat_result]]:
     """``(path, stat)`` of every transcript under ``root``, in no particular order: what
     :func:`iter_transcript_stats` finds (the same links followed, the same warnings), faster.
 
     The change check of every refresh: one ``scandir`` per directory and one ``stat`` per
-    transcript (of its ``DirEntry``), no ``Path`` objects, no sorting. (Two threads sharing
-    the walk were no faster: the system calls are too short for the GIL to be worth passing.)
+    transcript (of its ``DirEntry``), no ``Path`` objects, no sorting. With ``listings``, a
+    directory unchanged since its stored listing costs one ``stat`` instead of a ``scandir``
+    (see :class:`Listings`; they are updated in place). (Two threads sharing the walk were
+    no faster: the system calls are too short for the GIL to be worth passing.)
     """
     top = os.fspath(root)
     try:
@@ -105,9 +194,50 @@ def transcript_stats(root: Path) -> list[tuple[str, os.stat_result]]:
     out: list[tuple[str, os.stat_result]] = []
     add = out.append
     is_reg = stat.S_ISREG
+    is_dir = stat.S_ISDIR
+    stat_of = os.stat
+    old = listings.dirs if listings is not None else None
+    kept: dict[str, list[Any]] | None = {} if listings is not None else None
     stack = [top]
+    push = stack.append
     while stack:
         d = stack.pop()
+        dst: os.stat_result | None = None
+        listed = time.time_ns()  # before the directory's stat: see Listings
+        if old is not None:
+            try:
+                dst = os.stat(d)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                dst = None  # scandir below says why
+            entry: Any = old.get(d)
+            if dst is not None and _reusable(entry, dst):
+                assert kept is not None
+                kept[d] = entry
+                prefix = os.path.join(d, "")
+                for kind, name in zip(entry[4], entry[5], strict=False):  # lengths checked
+                    path = prefix + name
+                    if kind == "d":
+                        push(path)
+                        continue
+                    try:
+                        st = stat_of(path)
+                    except OSError:
+                        continue
+                    if kind == "f":
+                        if is_reg(st.st_mode):
+                            add((path, st))
+                        continue
+                    try:  # a symbolic link
+                        if is_dir(st.st_mode):
+                            if _outside_target(path, top_real, seen) is not None:
+                                stack.append(path)
+                        elif name.endswith(".jsonl") and is_reg(st.st_mode):
+                            add((path, st))
+                    except OSError:
+                        continue
+                continue
         try:
             it = os.scandir(d)
         except FileNotFoundError:
@@ -116,20 +246,57 @@ def transcript_stats(root: Path) -> list[tuple[str, os.stat_result]]:
             log.warning("cannot list %s: %s; its transcripts are not counted", d,
                         exc.strerror or exc)  # fmt: skip
             continue
+        kinds: list[str] = []
+        names: list[str] = []
+        whole = True
         with it:
             for e in it:
                 try:
                     if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    elif e.is_symlink() and e.is_dir():
-                        if _outside_target(e.path, top_real, seen) is not None:
-                            stack.append(e.path)
+                        kind = "d"
+                    elif e.is_symlink():
+                        kind = "l"
                     elif e.name.endswith(".jsonl"):
-                        st = e.stat()
-                        if is_reg(st.st_mode):
-                            add((e.path, st))
+                        kind = "f"
+                    else:
+                        continue
+                except OSError:  # its kind is unknown: this listing is not kept
+                    whole = False
+                    continue
+                kinds.append(kind)
+                names.append(e.name)
+                try:
+                    if kind == "d":
+                        push(e.path)
+                    elif kind == "f" or not e.is_dir():
+                        if kind == "f" or e.name.endswith(".jsonl"):
+                            st = e.stat()
+                            if is_reg(st.st_mode):
+                                add((e.path, st))
+                    elif _outside_target(e.path, top_real, seen) is not None:
+                        push(e.path)
                 except OSError:
                     continue
+        if (
+            kept is not None
+            and dst is not None
+            and whole
+            and max(dst.st_mtime_ns, dst.st_ctime_ns) < listed - RACY_NS
+        ):
+            kept[d] = [
+                dst.st_mtime_ns, dst.st_ctime_ns, dst.st_ino, dst.st_dev, "".join(kinds), names
+            ]  # fmt: skip
+            assert listings is not None
+            listings.changed = True
+    if listings is not None and kept is not None:
+        # the walk's directories only (a deleted one drops out); other roots' are kept
+        prefix = os.path.join(top, "")
+        for k, v in (old or {}).items():
+            if k != top and not k.startswith(prefix):
+                kept.setdefault(k, v)
+        if len(kept) != len(old or {}):
+            listings.changed = True
+        listings.dirs = kept
     return out
 
 

@@ -60,13 +60,19 @@ def make_pricer(override: str | None, mode: str) -> Pricer:
 
 
 def scan_file(
-    key: str, start: int, pricing: tuple[str | None, str] | None = None, fp: str = ""
+    key: str,
+    start: int,
+    pricing: tuple[str | None, str] | None = None,
+    fp: str = "",
+    small: bool = False,
 ) -> FileResult:
     """Read complete lines of ``key`` from ``start``; keep the max-output line per dedup key.
 
     With ``pricing`` (override path, cost mode) each row's cost is filled in here, so
     parallel workers share that work too. ``fp`` is the fingerprint stored at ``start``:
-    if the bytes before ``start`` changed, the file is read from 0 instead.
+    if the bytes before ``start`` changed, the file is read from 0 instead. ``small`` (the
+    whole read is at most :data:`SMALL_READ` bytes): lines are parsed by the reference
+    parser, without building the msgspec decoder.
     """
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
@@ -76,7 +82,7 @@ def scan_file(
     try:
         reader = LineReader(key, start, fp)
         for base, buf, begin, stop in reader.blocks():
-            scan_lines(buf, begin, stop, base, key, stats, best, res.titles, _STRINGS)
+            scan_lines(buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small)
         res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
@@ -126,6 +132,7 @@ def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) 
     return [scan_file(k, s, pricing, fp) for k, s, fp in items]
 
 
+SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_line
 MAIN_SHARE = 0.85  # the calling process's run, relative to a worker's: it also merges
 
 
@@ -247,8 +254,9 @@ def _scan_all(
         min_bytes = PARALLEL_MIN_BYTES
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
+        small = total <= SMALL_READ
         for it in items:
-            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "")
+            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
         return
     chunks = _chunks(items, n)
     try:
@@ -267,8 +275,9 @@ def _scan_all(
             initargs=(os.getpid(),),
         )
     except (ImportError, OSError, ValueError):
+        small = total <= SMALL_READ
         for it in items:
-            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "")
+            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
         return
     sizes = {it[0]: it[2] for it in items}
     with pool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokmon.config import Config, load_config
 from tokmon.core.blocks import BLOCK_SECONDS, BlockIndex
-from tokmon.core.discovery import claude_roots
+from tokmon.core.discovery import Listings, claude_roots
 from tokmon.core.ledger import Ledger, LedgerDB, ledger_path
 from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
@@ -91,6 +91,7 @@ class Engine(Ingest, Store, Queries):
         self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
         self._readonly: str | None = None  # why the ledger must not be written (newer format)
         self._refreshing = False
+        self._listings: Listings | None = None  # the change check's (tokmon.core.discovery)
         #: Where warnings found outside :meth:`refresh` go (default: the log).
         self.on_warning: Callable[[str], None] | None = None
         self.agents: AgentStore | None = None

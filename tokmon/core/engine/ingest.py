@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokmon.core.discovery import transcript_stats
+from tokmon.core.discovery import Listings, transcript_stats
 from tokmon.core.model import UsageRecord
 from tokmon.core.parser import LineStats
 from tokmon.core.reader import FileState, needs_read
@@ -195,8 +195,9 @@ class Ingest(EngineState):
         files = self.ledger.files
         todo: list[tuple[str, os.stat_result, int]] = []
         present: set[str] = set()
+        listings = self._listings_cache()
         for root in self.roots:
-            found = transcript_stats(root)
+            found = transcript_stats(root, listings)
             present.update(key for key, _ in found)
             for key, st in found:
                 prev = files.get(key)
@@ -212,7 +213,22 @@ class Ingest(EngineState):
                 need, off = needs_read(st, prev)
                 if need:
                     todo.append((key, st, off))
+        if listings is not None and listings.changed and self.persist:
+            try:
+                listings.save(self._listings_file())
+            except OSError as exc:  # a cache: the next run lists again
+                log.debug("cannot save the directory listings: %s", exc)
         return todo, present
+
+    def _listings_file(self) -> Path:
+        return self.paths.cache_dir / f"{self.ledger_file.stem}.listings.json"
+
+    def _listings_cache(self) -> Listings | None:
+        """The directory listings the change check reuses (loaded once; see
+        :class:`~tokmon.core.discovery.Listings`), or None when switched off."""
+        if self._listings is None and self.env.get("TOKMON_NO_LISTING_CACHE", "") in ("", "0"):
+            self._listings = Listings.load(self._listings_file()) if self.persist else Listings()
+        return self._listings
 
     def _plan_paths(
         self, paths: Iterable[Path]

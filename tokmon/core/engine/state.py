@@ -22,6 +22,7 @@ from tokmon.paths import TokmonPaths
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
+    from tokmon.core.discovery import Listings
     from tokmon.core.engine.store import SaveJob
     from tokmon.core.ledger import Stage
     from tokmon.core.rollups import Rollups
@@ -84,6 +85,7 @@ class EngineState:
     _blocks: BlockIndex
     lock_timeout: float
     _refreshing: bool
+    _listings: Listings | None  # directory listings of the change check, once loaded
 
     @property
     def roots(self) -> list[Path]:
