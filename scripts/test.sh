@@ -14,7 +14,8 @@ if python3 -c 'import os, sys, sysconfig; sys.exit(sys.prefix != sys.base_prefix
 fi
 # The distribution was renamed tokmon-cli: drop an old editable `tokmon` install of this
 # project (this clone or another one, gone or renamed since); any other `tokmon` is left alone.
-old_loc=$(python3 -m pip show tokmon 2>/dev/null | sed -n 's/^Editable project location: //p')
+# (`pip show` exits 1 when no `tokmon` is installed: not an error here, whatever pipefail says)
+old_loc=$({ python3 -m pip show tokmon 2>/dev/null || true; } | sed -n 's/^Editable project location: //p')
 if [ -n "$old_loc" ] && { [ "$old_loc" = "$PWD" ] || [ ! -e "$old_loc/pyproject.toml" ] ||
     grep -qE '^name = "tokmon-cli"' "$old_loc/pyproject.toml"; }; then
   echo "== removing the old editable 'tokmon' install of $old_loc (now tokmon-cli)"

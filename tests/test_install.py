@@ -281,3 +281,40 @@ def test_install_script_refuses_an_old_python_in_one_line(tmp_path: Path) -> Non
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "needs Python >= 3.10" in r.stderr
     assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="bash script")
+@pytest.mark.parametrize("installed", ["none", "other"])
+def test_test_script_gets_past_its_old_install_check(tmp_path: Path, installed: str) -> None:
+    """`bash scripts/test.sh` on a machine with no `tokmon` installed (pip show exits 1) or an
+    unrelated one must go on to install the test dependencies; under `set -o pipefail` the
+    check once ended the script there, silently, with exit 1. A `python3` stand-in on PATH
+    answers the script's calls and stops it at the install (exit 42), so nothing is installed."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    show = (
+        'echo "WARNING: Package(s) not found: tokmon" >&2; exit 1'
+        if installed == "none"
+        else 'printf "Name: tokmon\\nVersion: 0.1\\nLocation: /elsewhere\\n"; exit 0'
+    )
+    (shim / "python3").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  "-c "*) exit 1 ;;\n'  # the PEP 668 check: not externally managed, no venv
+        f'  "-m pip show tokmon") {show} ;;\n'
+        '  "-m pip install -q -e .[test]") echo reached-install; exit 42 ;;\n'
+        '  *) echo "unexpected: $*" >&2; exit 3 ;;\n'
+        "esac\n"
+    )
+    (shim / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "test.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 42, (r.returncode, r.stdout, r.stderr)
+    assert "reached-install" in r.stdout
