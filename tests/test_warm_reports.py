@@ -120,8 +120,14 @@ def test_unknown_command_still_lists_every_command(cli: Any) -> None:
 
 
 def _imported(argv: list[str], env: dict[str, str]) -> set[str]:
+    """Modules a ``tokmon`` run imports beyond what the bare interpreter already has (a site's
+    ``.pth`` files may import ``tempfile`` and more before any tokmon code runs)."""
+    return _importtime(["-m", "tokmon", *argv], env) - _importtime(["-c", "pass"], env)
+
+
+def _importtime(args: list[str], env: dict[str, str]) -> set[str]:
     r = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "tokmon", *argv],
+        [sys.executable, "-X", "importtime", *args],
         env=env,
         capture_output=True,
         text=True,
