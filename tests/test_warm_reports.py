@@ -11,6 +11,7 @@ dropped. Latency itself is measured by bench/bench_engine.py.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import os
 import random
@@ -26,7 +27,7 @@ import pytest
 from conftest import assistant_line, corpus_path, need_corpus, write_lines
 
 from tokmon.cli import main as cli_main
-from tokmon.core import discovery
+from tokmon.core import digest, discovery
 from tokmon.core.engine import Engine
 from tokmon.core.ledger import LedgerDB
 from tokmon.core.timeutil import iso
@@ -149,10 +150,34 @@ def test_a_report_imports_only_its_group(env: dict[str, str], tmp_path: Path) ->
         group = "tokmon.cli." + cli_main.COMMANDS[argv[0]]
         assert cli_mods <= {"tokmon.cli.main", "tokmon.cli.context", "tokmon.cli.render",
                             "tokmon.cli.reports", group}, sorted(cli_mods)  # fmt: skip
-        # the Summary's rows, writing helpers and other commands' chains stay out
-        assert not names & {"tokmon.core.summary_rows", "tempfile", "shutil", "subprocess"}, sorted(
-            names & {"tokmon.core.summary_rows", "tempfile", "shutil", "subprocess"}
-        )
+        # the Summary's rows, writing helpers and other commands' chains stay out; so does
+        # hashlib (OpenSSL's _hashlib, ~2.5 ms): the digests come from tokmon.core.digest
+        out = {
+            "tokmon.core.summary_rows",
+            "tempfile",
+            "shutil",
+            "subprocess",
+            "hashlib",
+            "_hashlib",
+        }
+        assert not names & out, sorted(names & out)
+
+
+def test_digests_are_hashlibs() -> None:
+    """tokmon.core.digest (built-in _sha1/_blake2) gives hashlib's digests: the ledger's file
+    name, the report cache's keys and the stored fingerprints stay the same."""
+    rng = random.Random(7)
+    datas = [b"", b"x", "/home/\u00e9\n/r".encode()] + [rng.randbytes(rng.randrange(9000))
+                                                   for _ in range(50)]  # fmt: skip
+    for data in datas:
+        assert digest.sha1_hex(data) == hashlib.sha1(data).hexdigest()
+        for size in (8, 12, 64):
+            h = digest.blake2b(size)
+            h.update(data)
+            h.update(data[:5])
+            want = hashlib.blake2b(digest_size=size)
+            want.update(data + data[:5])
+            assert h.hexdigest() == want.hexdigest()
 
 
 # ---- ISO times ----------------------------------------------------------------------------------

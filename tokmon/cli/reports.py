@@ -513,8 +513,7 @@ class ReportCache:
     KEEP = 16
 
     def __init__(self, ctx: Context, engine: Engine, kind: str, opts: dict[str, Any]) -> None:
-        import hashlib
-
+        from tokmon.core.digest import sha1_hex
         from tokmon.core.timeutil import resolve_tz
 
         version = engine.data_version()
@@ -531,7 +530,7 @@ class ReportCache:
                 [str(r) for r in engine.candidate_roots],
             )
         )
-        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+        digest = sha1_hex(key.encode())[:20]
         self.dir = ctx.paths.cache_dir / "reports"
         self.path = self.dir / f"{kind}-{digest}.json"
 
