@@ -12,18 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
-from tokmon.core.rows import (
-    JSON,
-    BlocksReport,
-    PeriodKind,
-    PeriodLabel,
-    PeriodRow,
-    SessionReport,
-    Usage,
-)
 
 if TYPE_CHECKING:
     from tokmon.core.engine import Engine
+    from tokmon.core.rows import JSON, PeriodKind, PeriodLabel, PeriodRow, Usage
 
 HELP = {
     "daily": "usage per day",
@@ -204,6 +196,9 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
             ctx.stdout.write(dump_json(data))
             return 0
+    # the typed rows (~5 ms of dataclasses) only here: a cached or stored answer never needs them
+    from tokmon.core.rows import BlocksReport, SessionReport
+
     try:
         report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
@@ -489,6 +484,8 @@ def resolve_tz_name(engine: Engine, name: str | None) -> Any:
 
 def _sum_rows(rows: list[PeriodRow]) -> Usage:
     """The rows' sums, added in row order."""
+    from tokmon.core.rows import Usage
+
     i = o = cc = cr = 0
     cost = 0.0
     for r in rows:

@@ -17,23 +17,22 @@ from tokmon.core.blocks import (
     max_completed_tokens,
 )
 from tokmon.core.model import Block, UsageRecord
-from tokmon.core.rows import (
-    JSON,
-    BlocksReport,
-    JSONObject,
-    PeriodKind,
-    PeriodLabel,
-    PeriodReport,
-    PeriodRow,
-    Report,
-    SessionReport,
-    SessionRow,
-    Totals,
-)
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the typed rows are imported where a report is built (see aggregate)
     from tokmon.core.rollups import Rollups
+    from tokmon.core.rows import (
+        JSON,
+        JSONObject,
+        PeriodKind,
+        PeriodLabel,
+        PeriodReport,
+        PeriodRow,
+        Report,
+        SessionReport,
+        SessionRow,
+        Totals,
+    )
     from tokmon.core.summary_rows import Summary
 
 from tokmon.core.engine.state import Changes, EngineState
@@ -286,6 +285,8 @@ class Queries(EngineState):
         ``agent``: one agent's report (default Claude Code: the ccusage shapes), or
         ``"all"``: every agent's rows, each with an ``agent`` column (blocks: Claude only).
         """
+        from tokmon.core.rows import BlocksReport, SessionReport
+
         agent = opts.get("agent")
         if agent == ALL:
             if kind == "blocks":
@@ -349,6 +350,8 @@ class Queries(EngineState):
 
     def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
         """A Claude report from the stored sums (None: a filter they cannot answer)."""
+        from tokmon.core.rows import BlocksReport, SessionReport
+
         tzname = self._tz_name(opts.get("timezone"))
         since, until, project = opts.get("since"), opts.get("until"), opts.get("project")
         sid = opts.get("session_id")
@@ -382,6 +385,8 @@ class Queries(EngineState):
         """Every agent's rows with their ``agent`` set (the column after the period or session
         id), sorted like the single-agent report; ``totals`` over all agents, per agent in
         ``agents``."""
+        from tokmon.core.rows import PeriodReport, SessionReport
+
         if kind not in ("daily", "weekly", "monthly", "session"):
             raise KeyError(kind)
         per_agent: dict[str, Totals] = {}
