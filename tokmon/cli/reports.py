@@ -196,23 +196,29 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
             ctx.stdout.write(dump_json(data))
             return 0
-    # the typed rows (~5 ms of dataclasses) only here: a cached or stored answer never needs them
-    from tokmon.core.rows import BlocksReport, SessionReport
+    # the typed rows (~5 ms of dataclasses) only where built: a cached or stored answer never
+    # needs them, a blocks report only its BlocksReport
+    from tokmon.core.rows_blocks import BlocksReport
 
     try:
         report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
     merged: list[dict[str, Any]] = []
-    if isinstance(report, SessionReport):  # session rows get their names and tags merged in
-        merged = [r.to_json() for r in report.rows]  # one serialisation per row
-        merge_metadata_into(ctx, merged)
-        rows_json: list[JSON] = list(merged)
-        data = {"sessions": rows_json, "totals": report.totals.to_json()}
-        if report.agents is not None:
-            data["agents"] = {name: t.to_json() for name, t in report.agents.items()}
-    else:
+    if isinstance(report, BlocksReport):
         data = report.to_json()  # the edge
+    else:
+        from tokmon.core.rows import SessionReport
+
+        if isinstance(report, SessionReport):  # session rows get their names and tags merged in
+            merged = [r.to_json() for r in report.rows]  # one serialisation per row
+            merge_metadata_into(ctx, merged)
+            rows_json: list[JSON] = list(merged)
+            data = {"sessions": rows_json, "totals": report.totals.to_json()}
+            if report.agents is not None:
+                data["agents"] = {name: t.to_json() for name, t in report.agents.items()}
+        else:
+            data = report.to_json()  # the edge
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from tokmon.core.model import JSON, Block, JSONObject
+from tokmon.core.model import JSON, JSONObject
+from tokmon.core.rows_blocks import BlocksReport
 from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
 
 #: a period row's label key
@@ -248,17 +249,6 @@ class SessionReport:
             "totals": self.totals.to_json(),
         }
         return _agents_json(self.agents, d)
-
-
-@dataclass(frozen=True, slots=True)
-class BlocksReport:
-    """``blocks``: 5-hour billing blocks, gaps included."""
-
-    blocks: list[Block]
-
-    def to_json(self) -> JSONObject:
-        """``{blocks: [...]}`` (ccusage's ``blocks --json``)."""
-        return {"blocks": [b.to_json() for b in self.blocks]}
 
 
 Report = PeriodReport | SessionReport | BlocksReport

@@ -285,7 +285,7 @@ class Queries(EngineState):
         ``agent``: one agent's report (default Claude Code: the ccusage shapes), or
         ``"all"``: every agent's rows, each with an ``agent`` column (blocks: Claude only).
         """
-        from tokmon.core.rows import BlocksReport, SessionReport
+        from tokmon.core.rows_blocks import BlocksReport
 
         agent = opts.get("agent")
         if agent == ALL:
@@ -325,6 +325,8 @@ class Queries(EngineState):
             if not opts.get("include_empty") and not opts.get("session_id"):
                 rows = [r for r in rows if r.total_tokens]  # 0-token sessions: only if asked
             rows.sort(key=lambda r: -r.total_cost)
+            from tokmon.core.rows import SessionReport
+
             return SessionReport(rows, aggregate.totals_of(aggregate.totals(recs)))
         if kind == "blocks":
             return BlocksReport(self._blocks_report(recs, opts))
@@ -350,7 +352,7 @@ class Queries(EngineState):
 
     def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
         """A Claude report from the stored sums (None: a filter they cannot answer)."""
-        from tokmon.core.rows import BlocksReport, SessionReport
+        from tokmon.core.rows_blocks import BlocksReport
 
         tzname = self._tz_name(opts.get("timezone"))
         since, until, project = opts.get("since"), opts.get("until"), opts.get("project")
@@ -375,6 +377,8 @@ class Queries(EngineState):
             if not opts.get("include_empty"):
                 rows = [r for r in rows if r.total_tokens]  # 0-token sessions: only if asked
             rows.sort(key=lambda r: -r.total_cost)
+            from tokmon.core.rows import SessionReport
+
             return SessionReport(rows, aggregate.totals_of(_sum(groups.values())))
         if kind == "blocks" and not (since or until or project or sid):
             now = opts.get("now") or time.time()
