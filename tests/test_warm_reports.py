@@ -164,6 +164,31 @@ def test_a_report_imports_only_its_group(env: dict[str, str], tmp_path: Path) ->
         # daily from the report cache, session from the stored sums, blocks as a BlocksReport
         # (tokmon.core.rows_blocks): none defines the other typed rows' dataclasses
         assert "tokmon.core.rows" not in names
+        # no config file, so no budget: tokmon.budgets (~2 ms) is not imported to learn that
+        assert "tokmon.budgets" not in names
+
+
+def test_budget_config_missing_or_present(cli: Any, tmp_path: Path) -> None:
+    """report_budgets skips tokmon.budgets only when the config file does not exist (no
+    budgets key, no warning); a config with a budget still adds the budgets key (a list of
+    the ones that apply) to the daily report, first computed and then from the cache."""
+    claude = tmp_path / "claude"
+    write_lines(
+        claude / "projects" / "-p" / "s1.jsonl",
+        [assistant_line(END, msg_id="m1", req_id="r1", session="s1")],
+    )
+    good = tmp_path / "good.toml"
+    good.write_text('[[budgets]]\nname = "b"\nperiod = "month"\ntokens = 1000000\n', "utf-8")
+    base = {"CLAUDE_CONFIG_DIR": str(claude)}
+    for kind in ("daily", "session"):
+        for _ in range(2):  # the second daily is answered from the report cache
+            missing = cli(kind, "--json", extra_env={**base, "TOKMON_CONFIG": str(tmp_path / "no")})
+            assert missing.code == 0 and "budgets" not in orjson.loads(missing.out)
+            assert missing.err == ""
+            ok = cli(kind, "--json", extra_env={**base, "TOKMON_CONFIG": str(good)})
+            assert ok.code == 0, ok.err
+            if kind == "daily":  # (session --json from the stored sums has no budgets key)
+                assert isinstance(orjson.loads(ok.out).get("budgets"), list), ok.out[-300:]
 
 
 def test_digests_are_hashlibs() -> None:

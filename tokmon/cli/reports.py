@@ -251,11 +251,18 @@ def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[s
     none is configured; a bad budget config is a warning here, never a lost report."""
     if kind not in ("daily", "weekly", "monthly", "session"):
         return None
+    tz = resolve_zone(ctx, opts.get("timezone"))
+    path = ctx.config_path or ctx.paths.config_file
+    try:  # no config file: no budget (as budgets.load reads it), without importing budgets
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass  # budgets.load says what is wrong
     from tokmon import budgets
     from tokmon.metadata.store import MetadataError
 
     try:
-        tz = resolve_zone(ctx, opts.get("timezone"))
         return budgets.for_report(ctx, kind, tz, opts.get("agent"), opts.get("until"))
     except (budgets.BudgetError, MetadataError) as exc:
         ctx.warn(str(exc))
