@@ -11,6 +11,7 @@ dropped. Latency itself is measured by bench/bench_engine.py.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import os
 import random
@@ -26,7 +27,7 @@ import pytest
 from conftest import assistant_line, corpus_path, need_corpus, write_lines
 
 from tokmon.cli import main as cli_main
-from tokmon.core import discovery
+from tokmon.core import digest, discovery
 from tokmon.core.engine import Engine
 from tokmon.core.ledger import LedgerDB
 from tokmon.core.timeutil import iso
@@ -155,10 +156,62 @@ def test_a_report_imports_only_its_group(env: dict[str, str], tmp_path: Path) ->
         group = "tokmon.cli." + cli_main.COMMANDS[argv[0]]
         assert cli_mods <= {"tokmon.cli.main", "tokmon.cli.context", "tokmon.cli.render",
                             "tokmon.cli.reports", group}, sorted(cli_mods)  # fmt: skip
-        # the Summary's rows, writing helpers and other commands' chains stay out
-        assert not names & {"tokmon.core.summary_rows", "tempfile", "shutil", "subprocess"}, sorted(
-            names & {"tokmon.core.summary_rows", "tempfile", "shutil", "subprocess"}
-        )
+        # the Summary's rows, writing helpers and other commands' chains stay out; so does
+        # hashlib (OpenSSL's _hashlib, ~2.5 ms): the digests come from tokmon.core.digest
+        out = {
+            "tokmon.core.summary_rows",
+            "tempfile",
+            "shutil",
+            "subprocess",
+            "hashlib",
+            "_hashlib",
+        }
+        assert not names & out, sorted(names & out)
+        # daily from the report cache, session from the stored sums, blocks as a BlocksReport
+        # (tokmon.core.rows_blocks): none defines the other typed rows' dataclasses
+        assert "tokmon.core.rows" not in names
+        # no config file, so no budget: tokmon.budgets (~2 ms) is not imported to learn that
+        assert "tokmon.budgets" not in names
+
+
+def test_budget_config_missing_or_present(cli: Any, tmp_path: Path) -> None:
+    """report_budgets skips tokmon.budgets only when the config file does not exist (no
+    budgets key, no warning); a config with a budget still adds the budgets key (a list of
+    the ones that apply) to the daily report, first computed and then from the cache."""
+    claude = tmp_path / "claude"
+    write_lines(
+        claude / "projects" / "-p" / "s1.jsonl",
+        [assistant_line(END, msg_id="m1", req_id="r1", session="s1")],
+    )
+    good = tmp_path / "good.toml"
+    good.write_text('[[budgets]]\nname = "b"\nperiod = "month"\ntokens = 1000000\n', "utf-8")
+    base = {"CLAUDE_CONFIG_DIR": str(claude)}
+    for kind in ("daily", "session"):
+        for _ in range(2):  # the second daily is answered from the report cache
+            missing = cli(kind, "--json", extra_env={**base, "TOKMON_CONFIG": str(tmp_path / "no")})
+            assert missing.code == 0 and "budgets" not in orjson.loads(missing.out)
+            assert missing.err == ""
+            ok = cli(kind, "--json", extra_env={**base, "TOKMON_CONFIG": str(good)})
+            assert ok.code == 0, ok.err
+            if kind == "daily":  # (session --json from the stored sums has no budgets key)
+                assert isinstance(orjson.loads(ok.out).get("budgets"), list), ok.out[-300:]
+
+
+def test_digests_are_hashlibs() -> None:
+    """tokmon.core.digest (built-in _sha1/_blake2) gives hashlib's digests: the ledger's file
+    name, the report cache's keys and the stored fingerprints stay the same."""
+    rng = random.Random(7)
+    datas = [b"", b"x", "/home/\u00e9\n/r".encode()] + [rng.randbytes(rng.randrange(9000))
+                                                   for _ in range(50)]  # fmt: skip
+    for data in datas:
+        assert digest.sha1_hex(data) == hashlib.sha1(data).hexdigest()
+        for size in (8, 12, 64):
+            h = digest.blake2b(size)
+            h.update(data)
+            h.update(data[:5])
+            want = hashlib.blake2b(digest_size=size)
+            want.update(data + data[:5])
+            assert h.hexdigest() == want.hexdigest()
 
 
 # ---- ISO times ----------------------------------------------------------------------------------

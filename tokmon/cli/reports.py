@@ -12,18 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
-from tokmon.core.rows import (
-    JSON,
-    BlocksReport,
-    PeriodKind,
-    PeriodLabel,
-    PeriodRow,
-    SessionReport,
-    Usage,
-)
 
 if TYPE_CHECKING:
     from tokmon.core.engine import Engine
+    from tokmon.core.rows import JSON, PeriodKind, PeriodLabel, PeriodRow, Usage
 
 HELP = {
     "daily": "usage per day",
@@ -204,20 +196,29 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
             ctx.stdout.write(dump_json(data))
             return 0
+    # the typed rows (~5 ms of dataclasses) only where built: a cached or stored answer never
+    # needs them, a blocks report only its BlocksReport
+    from tokmon.core.rows_blocks import BlocksReport
+
     try:
         report = engine.report(kind, **opts)
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
     merged: list[dict[str, Any]] = []
-    if isinstance(report, SessionReport):  # session rows get their names and tags merged in
-        merged = [r.to_json() for r in report.rows]  # one serialisation per row
-        merge_metadata_into(ctx, merged)
-        rows_json: list[JSON] = list(merged)
-        data = {"sessions": rows_json, "totals": report.totals.to_json()}
-        if report.agents is not None:
-            data["agents"] = {name: t.to_json() for name, t in report.agents.items()}
-    else:
+    if isinstance(report, BlocksReport):
         data = report.to_json()  # the edge
+    else:
+        from tokmon.core.rows import SessionReport
+
+        if isinstance(report, SessionReport):  # session rows get their names and tags merged in
+            merged = [r.to_json() for r in report.rows]  # one serialisation per row
+            merge_metadata_into(ctx, merged)
+            rows_json: list[JSON] = list(merged)
+            data = {"sessions": rows_json, "totals": report.totals.to_json()}
+            if report.agents is not None:
+                data["agents"] = {name: t.to_json() for name, t in report.agents.items()}
+        else:
+            data = report.to_json()  # the edge
     if ctx.json_output:
         text = dump_json(data)
         if cache is not None:
@@ -250,11 +251,18 @@ def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[s
     none is configured; a bad budget config is a warning here, never a lost report."""
     if kind not in ("daily", "weekly", "monthly", "session"):
         return None
+    tz = resolve_zone(ctx, opts.get("timezone"))
+    path = ctx.config_path or ctx.paths.config_file
+    try:  # no config file: no budget (as budgets.load reads it), without importing budgets
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass  # budgets.load says what is wrong
     from tokmon import budgets
     from tokmon.metadata.store import MetadataError
 
     try:
-        tz = resolve_zone(ctx, opts.get("timezone"))
         return budgets.for_report(ctx, kind, tz, opts.get("agent"), opts.get("until"))
     except (budgets.BudgetError, MetadataError) as exc:
         ctx.warn(str(exc))
@@ -489,6 +497,8 @@ def resolve_tz_name(engine: Engine, name: str | None) -> Any:
 
 def _sum_rows(rows: list[PeriodRow]) -> Usage:
     """The rows' sums, added in row order."""
+    from tokmon.core.rows import Usage
+
     i = o = cc = cr = 0
     cost = 0.0
     for r in rows:
@@ -513,8 +523,7 @@ class ReportCache:
     KEEP = 16
 
     def __init__(self, ctx: Context, engine: Engine, kind: str, opts: dict[str, Any]) -> None:
-        import hashlib
-
+        from tokmon.core.digest import sha1_hex
         from tokmon.core.timeutil import resolve_tz
 
         version = engine.data_version()
@@ -531,7 +540,7 @@ class ReportCache:
                 [str(r) for r in engine.candidate_roots],
             )
         )
-        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+        digest = sha1_hex(key.encode())[:20]
         self.dir = ctx.paths.cache_dir / "reports"
         self.path = self.dir / f"{kind}-{digest}.json"
 

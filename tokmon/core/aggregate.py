@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from tokmon.core.model import UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL
-from tokmon.core.rows import (
-    ModelBreakdown,
-    PeriodKind,
-    PeriodLabel,
-    PeriodReport,
-    PeriodRow,
-    SessionRow,
-    Totals,
-    Usage,
-)
+
+if TYPE_CHECKING:  # the typed rows are imported where they are built: a warm report that
+    # answers from its cache or the stored sums never defines their dataclasses (~5 ms)
+    from tokmon.core.rows import (
+        ModelBreakdown,
+        PeriodKind,
+        PeriodLabel,
+        PeriodReport,
+        SessionRow,
+        Totals,
+        Usage,
+    )
 
 
 class Acc:
@@ -55,6 +58,8 @@ class Acc:
 
     def usage(self) -> Usage:
         """The sums as a typed :class:`~tokmon.core.rows.Usage`."""
+        from tokmon.core.rows import Usage
+
         return Usage(self.i, self.o, self.cc, self.cr, self.cost)
 
     def model_names(self) -> tuple[str, ...]:
@@ -62,6 +67,8 @@ class Acc:
 
     def breakdowns(self) -> tuple[ModelBreakdown, ...]:
         """Per-model sums, most expensive first (the synthetic model left out)."""
+        from tokmon.core.rows import ModelBreakdown
+
         rows = [
             ModelBreakdown(name, a.i, a.o, a.cc, a.cr, a.cost)
             for name, a in (self.models or {}).items()
@@ -145,6 +152,8 @@ def totals(records: Iterable[UsageRecord]) -> Acc:
 
 def totals_of(a: Acc) -> Totals:
     """A report's ``totals`` from summed records."""
+    from tokmon.core.rows import Totals
+
     return Totals(a.i, a.o, a.cc, a.cr, a.cost)
 
 
@@ -163,6 +172,8 @@ def period_rows(
     groups: dict[str, Acc], label: PeriodLabel, list_name: PeriodKind, order: str = "asc"
 ) -> PeriodReport:
     """The period report of groups already summed (by :func:`group` or from stored sums)."""
+    from tokmon.core.rows import PeriodReport, PeriodRow
+
     total = Acc()
     for a in groups.values():
         total.i += a.i
@@ -209,6 +220,8 @@ def session_rows_of(
 ) -> list[SessionRow]:
     """Session rows of per-session sums (by :func:`group` or from stored sums) and each
     session's project path."""
+    from tokmon.core.rows import SessionRow
+
     titles = titles or {}
     rows = []
     for sid, a in groups.items():

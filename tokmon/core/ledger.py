@@ -21,7 +21,6 @@ See docs/architecture.md, "Data safety".
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import operator
 import os
 import sqlite3
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokmon.core.digest import sha1_hex
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
@@ -175,7 +175,7 @@ class LedgerNewer(LedgerError):
 
 def _roots_hash(roots: list[Path]) -> str:
     key = "\n".join(sorted(os.path.abspath(r) for r in roots))
-    return hashlib.sha1(key.encode()).hexdigest()[:12]
+    return sha1_hex(key.encode())[:12]
 
 
 def ledger_path(data_dir: Path, roots: list[Path]) -> Path:

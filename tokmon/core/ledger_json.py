@@ -13,12 +13,12 @@ engine then never writes it). See docs/architecture.md, "Data safety".
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import orjson
 
+from tokmon.core.digest import sha1_hex
 from tokmon.core.model import ROW_KEY, UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.core.records import valid_row
@@ -53,7 +53,7 @@ class LedgerNewer(LedgerError):
 
 def ledger_path(data_dir: Path, roots: list[Path]) -> Path:
     key = "\n".join(sorted(os.path.abspath(r) for r in roots))
-    return data_dir / f"ledger-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
+    return data_dir / f"ledger-{sha1_hex(key.encode())[:12]}.json"
 
 
 class Ledger:

@@ -9,11 +9,12 @@ truncated and regrown, or the same size with a new mtime): it is then read from 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from tokmon.core.digest import blake2b
 
 MAX_LINE = 16 * 1024 * 1024  # longer lines are skipped and counted
 _CHUNK = 1024 * 1024  # read size; the buffer grows for longer lines
@@ -55,7 +56,7 @@ def fingerprint(fh: BinaryIO, end: int) -> str:
     """Hash of the first and the last FP_WINDOW bytes of ``fh`` before ``end``."""
     if end <= 0:
         return ""
-    h = hashlib.blake2b(digest_size=8)
+    h = blake2b(digest_size=8)
     fh.seek(0)
     h.update(fh.read(min(FP_WINDOW, end)))
     start = max(0, end - FP_WINDOW)

@@ -55,9 +55,17 @@ from typing import Any, Protocol
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
 from tokmon.core.ledger import loose_tables
-from tokmon.core.model import Block, BurnRate, Projection, TokenCounts, UsageRecord
+from tokmon.core.model import (
+    JSON,
+    Block,
+    BurnRate,
+    JSONObject,
+    Projection,
+    TokenCounts,
+    UsageRecord,
+)
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
-from tokmon.core.rows import JSON, JSONObject, Totals, breakdown_json, session_row_json
+from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 SCHEMA_VERSION = 2  # 2: STRICT tables (a value of the wrong type is refused on write)
@@ -1153,7 +1161,7 @@ class Rollups:
         if sid is not None:
             close()
         rows.sort(key=_KEY0)  # most expensive first (stable: ties keep the (first, id) order)
-        return [r for _, r in rows], Totals(ti, to, tcc, tcr, tcost).to_json()
+        return [r for _, r in rows], totals_json(ti, to, tcc, tcr, tcost)
 
     def active_sessions(self, agent: str, lo: float, hi: float) -> set[str]:
         """Sessions with a record at ``lo < ts <= hi`` (the summary's recent sessions: ``lo``

@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from tokmon.core.model import JSON, Block, JSONObject
-from tokmon.core.timeutil import iso
+from tokmon.core.model import JSON, JSONObject
+from tokmon.core.rows_blocks import BlocksReport
+from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
 
 #: a period row's label key
 PeriodLabel = Literal["date", "week", "month"]
@@ -88,14 +89,13 @@ class Totals(Usage):
 
     def to_json(self) -> JSONObject:
         """``inputTokens ... totalCost, totalTokens`` (ccusage's totals order)."""
-        return {
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "cacheCreationTokens": self.cache_creation_tokens,
-            "cacheReadTokens": self.cache_read_tokens,
-            "totalCost": self.total_cost,
-            "totalTokens": self.total_tokens,
-        }
+        return totals_json(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_creation_tokens,
+            self.cache_read_tokens,
+            self.total_cost,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,25 +118,6 @@ class ModelBreakdown:
             self.cache_read_tokens,
             self.cost,
         )
-
-
-def breakdown_json(
-    model_name: str,
-    input_tokens: int,
-    output_tokens: int,
-    cache_creation_tokens: int,
-    cache_read_tokens: int,
-    cost: float,
-) -> JSONObject:
-    """A ``modelBreakdowns`` item from its values (:meth:`ModelBreakdown.to_json`)."""
-    return {
-        "modelName": model_name,
-        "inputTokens": input_tokens,
-        "outputTokens": output_tokens,
-        "cacheCreationTokens": cache_creation_tokens,
-        "cacheReadTokens": cache_read_tokens,
-        "cost": cost,
-    }
 
 
 def _breakdowns_json(items: tuple[ModelBreakdown, ...]) -> list[JSON]:
@@ -229,47 +210,6 @@ class SessionRow:
         )
 
 
-def session_row_json(
-    session_id: str,
-    agent: str | None,
-    project_path: str,
-    input_tokens: int,
-    output_tokens: int,
-    cache_creation_tokens: int,
-    cache_read_tokens: int,
-    total_cost: float,
-    first_activity: float,
-    last_activity: float,
-    models_used: list[JSON],
-    model_breakdowns: list[JSON],
-    project_name: str,
-    entries: int,
-    title: str | None,
-    is_active: bool,
-) -> JSONObject:
-    """A SessionRow's JSON from its values (:meth:`SessionRow.to_json`, and the session report
-    built straight from the stored sums: one definition of the keys and their order)."""
-    d: JSONObject = {"sessionId": session_id}
-    if agent is not None:
-        d["agent"] = agent
-    d["projectPath"] = project_path
-    d["inputTokens"] = input_tokens
-    d["outputTokens"] = output_tokens
-    d["cacheCreationTokens"] = cache_creation_tokens
-    d["cacheReadTokens"] = cache_read_tokens
-    d["totalTokens"] = input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens
-    d["totalCost"] = total_cost
-    d["firstActivity"] = iso(first_activity)
-    d["lastActivity"] = iso(last_activity)
-    d["modelsUsed"] = models_used
-    d["modelBreakdowns"] = model_breakdowns
-    d["projectName"] = project_name
-    d["entries"] = entries
-    d["title"] = title
-    d["isActive"] = is_active
-    return d
-
-
 def _agents_json(agents: dict[str, Totals] | None, d: JSONObject) -> JSONObject:
     if agents is not None:
         d["agents"] = {name: t.to_json() for name, t in agents.items()}
@@ -309,17 +249,6 @@ class SessionReport:
             "totals": self.totals.to_json(),
         }
         return _agents_json(self.agents, d)
-
-
-@dataclass(frozen=True, slots=True)
-class BlocksReport:
-    """``blocks``: 5-hour billing blocks, gaps included."""
-
-    blocks: list[Block]
-
-    def to_json(self) -> JSONObject:
-        """``{blocks: [...]}`` (ccusage's ``blocks --json``)."""
-        return {"blocks": [b.to_json() for b in self.blocks]}
 
 
 Report = PeriodReport | SessionReport | BlocksReport

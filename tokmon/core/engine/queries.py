@@ -17,23 +17,22 @@ from tokmon.core.blocks import (
     max_completed_tokens,
 )
 from tokmon.core.model import Block, UsageRecord
-from tokmon.core.rows import (
-    JSON,
-    BlocksReport,
-    JSONObject,
-    PeriodKind,
-    PeriodLabel,
-    PeriodReport,
-    PeriodRow,
-    Report,
-    SessionReport,
-    SessionRow,
-    Totals,
-)
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the typed rows are imported where a report is built (see aggregate)
     from tokmon.core.rollups import Rollups
+    from tokmon.core.rows import (
+        JSON,
+        JSONObject,
+        PeriodKind,
+        PeriodLabel,
+        PeriodReport,
+        PeriodRow,
+        Report,
+        SessionReport,
+        SessionRow,
+        Totals,
+    )
     from tokmon.core.summary_rows import Summary
 
 from tokmon.core.engine.state import Changes, EngineState
@@ -286,6 +285,8 @@ class Queries(EngineState):
         ``agent``: one agent's report (default Claude Code: the ccusage shapes), or
         ``"all"``: every agent's rows, each with an ``agent`` column (blocks: Claude only).
         """
+        from tokmon.core.rows_blocks import BlocksReport
+
         agent = opts.get("agent")
         if agent == ALL:
             if kind == "blocks":
@@ -324,6 +325,8 @@ class Queries(EngineState):
             if not opts.get("include_empty") and not opts.get("session_id"):
                 rows = [r for r in rows if r.total_tokens]  # 0-token sessions: only if asked
             rows.sort(key=lambda r: -r.total_cost)
+            from tokmon.core.rows import SessionReport
+
             return SessionReport(rows, aggregate.totals_of(aggregate.totals(recs)))
         if kind == "blocks":
             return BlocksReport(self._blocks_report(recs, opts))
@@ -349,6 +352,8 @@ class Queries(EngineState):
 
     def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
         """A Claude report from the stored sums (None: a filter they cannot answer)."""
+        from tokmon.core.rows_blocks import BlocksReport
+
         tzname = self._tz_name(opts.get("timezone"))
         since, until, project = opts.get("since"), opts.get("until"), opts.get("project")
         sid = opts.get("session_id")
@@ -372,6 +377,8 @@ class Queries(EngineState):
             if not opts.get("include_empty"):
                 rows = [r for r in rows if r.total_tokens]  # 0-token sessions: only if asked
             rows.sort(key=lambda r: -r.total_cost)
+            from tokmon.core.rows import SessionReport
+
             return SessionReport(rows, aggregate.totals_of(_sum(groups.values())))
         if kind == "blocks" and not (since or until or project or sid):
             now = opts.get("now") or time.time()
@@ -382,6 +389,8 @@ class Queries(EngineState):
         """Every agent's rows with their ``agent`` set (the column after the period or session
         id), sorted like the single-agent report; ``totals`` over all agents, per agent in
         ``agents``."""
+        from tokmon.core.rows import PeriodReport, SessionReport
+
         if kind not in ("daily", "weekly", "monthly", "session"):
             raise KeyError(kind)
         per_agent: dict[str, Totals] = {}

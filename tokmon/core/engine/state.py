@@ -17,7 +17,6 @@ from tokmon.core.ledger import AgentRows, Ledger, LedgerDB
 from tokmon.core.model import Block, UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.core.reader import FileState
-from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow
 from tokmon.paths import TokmonPaths
 
 if TYPE_CHECKING:
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from tokmon.core.engine.store import SaveJob
     from tokmon.core.ledger import Stage
     from tokmon.core.rollups import Rollups
+    from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow
     from tokmon.core.summary_rows import Summary
     from tokmon.fsutil import FileLock
 

@@ -1,0 +1,31 @@
+"""sha1 and blake2b hex digests without ``import hashlib`` on the warm-report path.
+
+``hashlib`` loads OpenSSL's ``_hashlib`` (~2.5 ms), which a warm report otherwise never needs:
+its ledger path is a sha1 of the roots and a changed file's fingerprint a blake2b. CPython's
+built-in ``_sha1`` and ``_blake2`` give the same digests (``hashlib.blake2b`` *is*
+``_blake2.blake2b``); an interpreter built without them falls back to ``hashlib``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_sha1_new: Any
+try:
+    from _sha1 import sha1 as _sha1_new  # type: ignore[import-not-found,no-redef]
+except ImportError:  # pragma: no cover - a build without the built-in hashes
+    from hashlib import sha1 as _sha1_new
+try:
+    from _blake2 import blake2b as _blake2b_new
+except ImportError:  # pragma: no cover
+    from hashlib import blake2b as _blake2b_new
+
+
+def sha1_hex(data: bytes) -> str:
+    """``hashlib.sha1(data).hexdigest()``."""
+    return str(_sha1_new(data).hexdigest())
+
+
+def blake2b(digest_size: int) -> _blake2b_new:
+    """A new ``hashlib.blake2b(digest_size=digest_size)``."""
+    return _blake2b_new(digest_size=digest_size)
