@@ -175,6 +175,11 @@ def test_weekly_and_session_budgets(setup: dict[str, Any]) -> None:
     # tagged sessions show their tag in the report rows too
     tagged = {r["sessionId"] for r in data["sessions"] if TAG in (r.get("tags") or [])}
     assert tagged == set(setup["sessions"])
+    # without --until, session --json comes from the stored sums: the budgets key too
+    code, out, err = run_cli(e, "session", "--json")
+    assert code == 0, err
+    (client_now,) = json.loads(out)["budgets"]
+    assert client_now["name"] == "client"
     code, table, _ = run_cli(e, "session", "--until", last)
     assert (
         f"  client [tag={TAG}] {setup['lo'].strftime('%Y-%m')}: {int(client['used']):,} tok"

@@ -194,7 +194,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             raise CLIError(str(exc)) from exc
         if data is not None:
             merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
-            ctx.stdout.write(dump_json(data))
+            ctx.stdout.write(with_budgets(dump_json(data), report_budgets(ctx, kind, opts)))
             return 0
     # the typed rows (~5 ms of dataclasses) only where built: a cached or stored answer never
     # needs them, a blocks report only its BlocksReport
