@@ -334,18 +334,7 @@ class Rollups:
                 "INSERT INTO rollup_project VALUES (?,?,?)",
                 ((agent, p, n) for p, n in projects.items()),
             )
-            c.execute(
-                "INSERT INTO rollup_bucket SELECT agent, bucket, model, sum(i), sum(o), sum(cc),"
-                " sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_cell"
-                " WHERE agent=? GROUP BY bucket, model",
-                (agent,),
-            )
-            c.execute(
-                "INSERT INTO rollup_total SELECT agent, model, sum(i), sum(o), sum(cc), sum(c1h),"
-                " sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_bucket"
-                " WHERE agent=? GROUP BY model",
-                (agent,),
-            )
+            self._sum_cells(agent)
             per_model: dict[tuple[str, str], _Sums] = {}
             latest: dict[str, tuple[float, str]] = {}
             for (_, model, sid, proj), s in cells.items():
@@ -375,6 +364,21 @@ class Rollups:
             )
             self._store_blocks(agent, recs)
 
+    def _sum_cells(self, agent: str) -> None:
+        """Fill ``agent``'s per-bucket and per-model totals from its cells (a bulk build)."""
+        self.conn.execute(
+            "INSERT INTO rollup_bucket SELECT agent, bucket, model, sum(i), sum(o), sum(cc),"
+            " sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_cell"
+            " WHERE agent=? GROUP BY bucket, model",
+            (agent,),
+        )
+        self.conn.execute(
+            "INSERT INTO rollup_total SELECT agent, model, sum(i), sum(o), sum(cc), sum(c1h),"
+            " sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_bucket"
+            " WHERE agent=? GROUP BY model",
+            (agent,),
+        )
+
     def rebuild_sql(self, agent: str, source: str) -> None:
         """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
         this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
@@ -396,18 +400,7 @@ class Rollups:
             " WHERE agent=? GROUP BY project",
             (agent,),
         )
-        c.execute(
-            "INSERT INTO rollup_bucket SELECT agent, bucket, model, sum(i), sum(o), sum(cc),"
-            " sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_cell"
-            " WHERE agent=? GROUP BY bucket, model",
-            (agent,),
-        )
-        c.execute(
-            "INSERT INTO rollup_total SELECT agent, model, sum(i), sum(o), sum(cc), sum(c1h),"
-            " sum(cr), sum(cost), sum(n), min(first), max(last) FROM rollup_bucket"
-            " WHERE agent=? GROUP BY model",
-            (agent,),
-        )
+        self._sum_cells(agent)
         c.execute(
             "INSERT INTO rollup_session_model SELECT agent, session_id, model, sum(i), sum(o),"
             " sum(cc), sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last)"
