@@ -10,13 +10,13 @@ wrong together."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import need_agents_corpus
 
 import tokmon.sources.codex as codex_mod
 import tokmon.sources.fastjson as fastjson
@@ -380,15 +380,12 @@ def test_fast_ok_flags_every_digit_run_the_stdlib_refuses() -> None:
 
 # ------------------------------------------------------------------------------- real logs
 
-CORPUS = os.environ.get("TOKMON_AGENTS_CORPUS")
 
-
-@pytest.mark.skipif(not CORPUS, reason="TOKMON_AGENTS_CORPUS not set")
 @pytest.mark.parametrize("agent", ["codex", "gemini", "qwen"])
 def test_fast_path_equals_the_reference_on_the_real_logs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agent: str
 ) -> None:
-    root = Path(str(CORPUS)) / agent
+    root = need_agents_corpus() / agent  # ../shared's corpus, or a visible skip (fails in CI)
     var = {"codex": "CODEX_HOME", "gemini": "GEMINI_DATA_DIR", "qwen": "QWEN_DATA_DIR"}[agent]
     kind = {"codex": CodexSource, "gemini": GeminiSource, "qwen": QwenSource}[agent]
     src: Source = kind({var: str(root), "HOME": str(tmp_path)})
