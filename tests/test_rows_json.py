@@ -13,22 +13,24 @@ from dataclasses import replace
 from tokmon.core import aggregate
 from tokmon.core.model import Block, BurnRate, Projection, TokenCounts
 from tokmon.core.rows import (
-    ActiveBlock,
-    AgentToday,
     BlocksReport,
-    ContextWindow,
     ModelBreakdown,
-    Official,
-    OfficialWindow,
     PeriodReport,
     PeriodRow,
-    PeriodUsage,
     SessionReport,
     SessionRow,
-    Summary,
-    TokenLimit,
     Totals,
     Usage,
+)
+from tokmon.core.summary_rows import (
+    ActiveBlock,
+    AgentToday,
+    ContextWindow,
+    Official,
+    OfficialWindow,
+    PeriodUsage,
+    Summary,
+    TokenLimit,
 )
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -10,7 +10,7 @@ from typing import Any
 from tokmon import fmt
 from tokmon.cli.context import Context
 from tokmon.cli.render import console, dump_json, resolve_zone, terminal_width
-from tokmon.core.rows import ActiveBlock, Official, Summary, TokenLimit
+from tokmon.core.summary_rows import ActiveBlock, Official, Summary, TokenLimit
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

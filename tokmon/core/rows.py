@@ -1,4 +1,4 @@
-"""Typed report rows, reports and the Summary, with one JSON serializer each.
+"""Typed report rows and reports, one JSON serializer each (the Summary: summary_rows.py).
 
 Queries return these objects; every surface reads their attributes and calls ``to_json()``
 only at its edge (CLI ``--json``, LSP / JSON-lines messages, the web API). ``to_json``
@@ -13,7 +13,7 @@ Two key orders exist for the same sums: rows and Summary periods say ``totalToke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from tokmon.core.model import JSON, JSONObject
 from tokmon.core.rows_blocks import BlocksReport
@@ -26,24 +26,16 @@ PeriodKind = Literal["daily", "weekly", "monthly"]
 
 __all__ = [
     "JSON",
-    "ActiveBlock",
-    "AgentToday",
     "BlocksReport",
-    "ContextWindow",
     "JSONObject",
     "ModelBreakdown",
-    "Official",
-    "OfficialWindow",
     "PeriodKind",
     "PeriodLabel",
     "PeriodReport",
     "PeriodRow",
-    "PeriodUsage",
     "Report",
     "SessionReport",
     "SessionRow",
-    "Summary",
-    "TokenLimit",
     "Totals",
     "Usage",
     "breakdown_json",
@@ -252,39 +244,3 @@ class SessionReport:
 
 
 Report = PeriodReport | SessionReport | BlocksReport
-
-
-# The Summary and its parts live in tokmon.core.summary_rows (a report never builds them: their
-# dataclasses cost a report's import time); they are importable from here as before.
-_SUMMARY = frozenset(
-    {
-        "ActiveBlock",
-        "AgentToday",
-        "ContextWindow",
-        "Official",
-        "OfficialWindow",
-        "PeriodUsage",
-        "Summary",
-        "TokenLimit",
-    }
-)
-
-if TYPE_CHECKING:
-    from tokmon.core.summary_rows import (
-        ActiveBlock,
-        AgentToday,
-        ContextWindow,
-        Official,
-        OfficialWindow,
-        PeriodUsage,
-        Summary,
-        TokenLimit,
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SUMMARY:
-        from tokmon.core import summary_rows
-
-        return getattr(summary_rows, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

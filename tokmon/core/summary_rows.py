@@ -1,5 +1,6 @@
-"""The Summary (what every live surface shows) and its parts, with one JSON serializer each;
-importable from :mod:`tokmon.core.rows` too (see its docstring: key names and order)."""
+"""The Summary (what every live surface shows) and its parts, with one JSON serializer each
+(key names and order as :mod:`tokmon.core.rows` describes). Apart from rows.py so a report,
+which never builds a Summary, does not pay for these dataclasses."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
     from typing import Any
 
-    from tokmon.core.rows import Summary
+    from tokmon.core.summary_rows import Summary
 
 WATCH_RECENT_SECONDS = 24 * 3600.0
 WATCH_MAX = 1000
