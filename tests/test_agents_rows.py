@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from conftest import agents_corpus
 from test_agents_incremental import copytree, tc_line
-from test_core_agents import blob_bodies
+from test_core_agents import blob_bodies, opencode_row
 
 from tokmon.core.engine import Engine
 from tokmon.core.ledger import LedgerDB
@@ -126,23 +126,7 @@ def test_an_append_writes_the_size_of_the_change_not_the_agents_state(
     # OpenCode: a new message row in its database
     oc = Path(env["OPENCODE_DATA_DIR"]) / "opencode.db"
     before = _rows(db)
-    con = sqlite3.connect(oc)
-    try:
-        sid, mark = con.execute("SELECT session_id, MAX(time_updated) FROM message").fetchone()
-        data = {
-            "role": "assistant",
-            "time": {"created": 1781700000000},
-            "modelID": "m",
-            "cost": 0.01,
-            "tokens": {"input": 55, "output": 3, "reasoning": 0, "cache": {"read": 0, "write": 0}},
-        }
-        con.execute(
-            "INSERT INTO message VALUES (?,?,?,?,?)",
-            ("msg_rows_test", sid, 1781700000000, mark + 1, json.dumps(data)),
-        )
-        con.commit()
-    finally:
-        con.close()
+    opencode_row(oc, 55)
     assert eng.refresh(paths=[oc]).agents == {"opencode"}
     assert 0 < _changed_bytes(before, _rows(db)) < 8_000
 
