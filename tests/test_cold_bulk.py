@@ -285,9 +285,9 @@ def test_unordered_scan_keeps_order_within_parts(
     """Results as they come: the same results as the ordered scan; within each part in item
     order, and every item of a part before every item of the next (what the staging relies
     on), whether or not the workers took over part of this process's share (part 1)."""
-    from tokmon.core.discovery import iter_transcript_stats
+    from tokmon.core.discovery import transcript_stats
 
-    items = sorted((k, 0, st.st_size) for k, st in iter_transcript_stats(transcripts / "projects"))
+    items = sorted((k, 0, st.st_size) for k, st in transcript_stats(transcripts / "projects"))
     seq = list(scan.scan_all(items, workers=2, min_bytes=10**15))
     monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 16 * 1024)  # many small tasks
     # 40: this process's share is nearly everything, so the worker is soon idle and takes

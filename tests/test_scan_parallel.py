@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokmon.core.discovery import iter_transcript_stats
+from tokmon.core.discovery import transcript_stats
 from tokmon.core.engine import Engine
 from tokmon.core.scan import scan_all
 from tokmon.paths import get_paths
 
 
 def _items(root: Path) -> list[tuple[str, int, int]]:
-    return sorted((k, 0, st.st_size) for k, st in iter_transcript_stats(root))
+    return sorted((k, 0, st.st_size) for k, st in transcript_stats(root))
 
 
 def test_parallel_equals_sequential(real_corpus: Path) -> None:

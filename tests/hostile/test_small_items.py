@@ -112,7 +112,7 @@ def test_unlistable_project_dir_gets_one_warning(tmp_path: Path, caplog: pytest.
 
     monkeypatch.setattr(discovery.os, "scandir", scandir)
     with caplog.at_level(logging.WARNING, logger="tokmon.core.discovery"):
-        found = [p for p, _ in discovery.iter_transcript_stats(locked.parent)]
+        found = [p for p, _ in discovery.transcript_stats(locked.parent)]
     assert [Path(p).name for p in found] == ["a.jsonl"]
     assert [r.getMessage() for r in caplog.records] == [
         f"cannot list {locked}: Permission denied; its transcripts are not counted"

@@ -239,7 +239,7 @@ def check_config(paths: Any, override: Path | None) -> Check:
 
 
 def check_transcripts(env: Mapping[str, str]) -> Check:
-    from tokmon.core.discovery import claude_roots, iter_transcript_stats
+    from tokmon.core.discovery import claude_roots, transcript_stats
 
     problem = claude_dir_problem(env)
     if problem:
@@ -259,7 +259,7 @@ def check_transcripts(env: Mapping[str, str]) -> Check:
             f"no Claude Code transcripts (looked in {where})",
             "run Claude Code once, or set CLAUDE_CONFIG_DIR; `tokmon --demo` shows a demo",
         )
-    counts = [f"{r} ({sum(1 for _ in iter_transcript_stats(r))} files)" for r in roots]
+    counts = [f"{r} ({len(transcript_stats(r))} files)" for r in roots]
     return Check("transcripts", OK, ", ".join(counts))
 
 

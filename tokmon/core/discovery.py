@@ -6,7 +6,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,48 +45,6 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
             seen.add(key)
             uniq.append(p)
     return uniq
-
-
-def iter_transcript_stats(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """``(path, stat)`` of every transcript under ``root``.
-
-    Symlinked directories are followed when their target lies outside ``root`` (inside, it
-    is scanned anyway), each real directory once, so link loops end.  A directory that
-    cannot be listed gets one warning (logger ``tokmon.core.discovery``) and is skipped.
-    """
-    top = os.fspath(root)
-    try:
-        top_real = os.path.realpath(top)
-        st = os.stat(top)
-    except OSError:
-        return
-    seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
-    stack = [top]
-    while stack:
-        d = stack.pop()
-        try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.warning("cannot list %s: %s; its transcripts are not counted", d,
-                        exc.strerror or exc)  # fmt: skip
-            continue
-        for e in reversed(entries):  # the stack pops them in name order
-            try:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
-                elif e.is_symlink() and e.is_dir():
-                    target = _outside_target(e.path, top_real, seen)
-                    if target is not None:
-                        stack.append(e.path)
-                elif e.name.endswith(".jsonl"):
-                    st = e.stat()
-                    if stat.S_ISREG(st.st_mode):
-                        yield e.path, st
-            except OSError:
-                continue
 
 
 RACY_NS = 2_000_000_000  # a listing is reused only if its dir was last changed this much before it
@@ -175,8 +133,11 @@ def _reusable(entry: Any, st: os.stat_result) -> bool:
 def transcript_stats(
     root: Path, listings: Listings | None = None
 ) -> list[tuple[str, os.stat_result]]:
-    """``(path, stat)`` of every transcript under ``root``, in no particular order: what
-    :func:`iter_transcript_stats` finds (the same links followed, the same warnings), faster.
+    """``(path, stat)`` of every transcript under ``root``, in no particular order.
+
+    Symlinked directories are followed when their target lies outside ``root`` (inside, it
+    is scanned anyway), each real directory once, so link loops end. A directory that
+    cannot be listed gets one warning (logger ``tokmon.core.discovery``) and is skipped.
 
     The change check of every refresh: one ``scandir`` per directory and one ``stat`` per
     transcript (of its ``DirEntry``), no ``Path`` objects, no sorting. With ``listings``, a

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokmon.core.discovery import claude_roots, iter_transcript_stats
+from tokmon.core.discovery import claude_roots, transcript_stats
 from tokmon.core.model import UsageRecord
 from tokmon.core.scan import scan_file
 from tokmon.sources.base import AgentUsage, FileState, ReadResult, Source
@@ -55,7 +55,7 @@ class ClaudeSource(Source):
     def files(self) -> list[Path]:
         out: list[Path] = []
         for root in self.roots():
-            out.extend(Path(key) for key, _ in iter_transcript_stats(root))
+            out.extend(Path(key) for key, _ in transcript_stats(root))
         return sorted(out)
 
     def read(self, path: Path, state: FileState | None) -> ReadResult:
