@@ -89,10 +89,20 @@ def display_name(
 def merge_one(row: Mapping[str, Any], meta: Mapping[str, Any] | None) -> Row:
     """A copy of one SessionRow with ``name``, ``nameSource``, ``tags`` and ``description``."""
     out = dict(row)
-    out["name"], out["nameSource"] = display_name(row, meta)
-    out["tags"] = list((meta or {}).get("tags") or [])
-    out["description"] = (meta or {}).get("description")
+    _add_meta(out, meta)
     return out
+
+
+def _add_meta(row: Row, meta: Mapping[str, Any] | None) -> None:
+    """Set ``row``'s ``name``, ``nameSource``, ``tags`` and ``description`` (in that order)."""
+    if meta is None and not row.get("title"):  # nothing to merge: the plain defaults
+        row["name"] = row["nameSource"] = None
+        row["tags"] = []
+        row["description"] = None
+        return
+    row["name"], row["nameSource"] = display_name(row, meta)
+    row["tags"] = list((meta or {}).get("tags") or [])
+    row["description"] = (meta or {}).get("description")
 
 
 def merge(rows: Iterable[Mapping[str, Any]], store_all: Meta) -> list[Row]:
@@ -103,15 +113,7 @@ def merge(rows: Iterable[Mapping[str, Any]], store_all: Meta) -> list[Row]:
 def merge_into(rows: Iterable[Row], store_all: Meta) -> None:
     """:func:`merge` in place: the same keys added to each row (no copies)."""
     for row in rows:
-        meta = store_all.get(str(row.get("sessionId", "")))
-        if meta is None and not row.get("title"):  # nothing to merge: the plain defaults
-            row["name"] = row["nameSource"] = None
-            row["tags"] = []
-            row["description"] = None
-            continue
-        row["name"], row["nameSource"] = display_name(row, meta)
-        row["tags"] = list((meta or {}).get("tags") or [])
-        row["description"] = (meta or {}).get("description")
+        _add_meta(row, store_all.get(str(row.get("sessionId", ""))))
 
 
 def label(row: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
