@@ -176,6 +176,10 @@ def _usage_line(session: str, cwd: str, inp: int, out: int) -> str:
     )
 
 
+def _json_bytes(obj: Any) -> int:
+    return len(json.dumps(obj, separators=(",", ":")))
+
+
 def _delta_bytes(params: dict[str, Any]) -> int:
     """Bytes the push's delta keys (``seq``, ``sessions``, ``removedSessions``) add to it."""
     full = len(json.dumps(params, separators=(",", ":")))
@@ -301,7 +305,8 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
             expected = summary["totals"]["inputTokens"]
             counter = [1000]
 
-            pushes: list[tuple[int, int]] = []  # (push bytes, bytes of its delta keys)
+            # (push bytes, bytes of its delta keys, bytes and count of the summary's active rows)
+            pushes: list[tuple[int, int, int, int]] = []
 
             def append_and_wait() -> float:
                 """Append one line; ms until the push carrying it arrives."""
@@ -320,7 +325,8 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
                         m.get("method") == "tokmon/usageChanged"
                         and m["params"]["summary"]["totals"]["inputTokens"] == expected
                     ):
-                        pushes.append((size, _delta_bytes(m["params"])))
+                        act = m["params"]["summary"].get("activeSessions") or []
+                        pushes.append((size, _delta_bytes(m["params"]), _json_bytes(act), len(act)))
                         return (at - t) * 1000
 
             # the first save after indexing may write the whole index: not a per-append cost
@@ -335,8 +341,12 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
             figures["latency_max_ms"] = round(max(lat), 1)
             # what a client receives per append: the push alone now; before, the push (without
             # its delta keys) plus the whole list the sidebar then re-fetched
-            figures["push_bytes"] = int(statistics.median(b for b, _ in pushes))
-            figures["push_rows_bytes"] = int(statistics.median(d for _, d in pushes))
+            figures["push_bytes"] = int(statistics.median(p[0] for p in pushes))
+            figures["push_rows_bytes"] = int(statistics.median(p[1] for p in pushes))
+            # the summary's rows of the sessions active in the last block length: they grow
+            # with how many sessions are active, not with the history
+            figures["push_active_bytes"] = int(statistics.median(p[2] for p in pushes))
+            figures["push_active_sessions"] = int(statistics.median(p[3] for p in pushes))
             list_ms: list[float] = []
             for _ in range(3):
                 t_l = time.monotonic()
@@ -431,7 +441,9 @@ def print_figures(f: dict[str, Any], checks: dict[str, bool], args: argparse.Nam
     if "push_bytes" in f:
         print(
             f"  client per append: push {_kib(f['push_bytes'] / 1024)} (rows and seq "
-            f"{_kib(f['push_rows_bytes'] / 1024)}); the list re-fetch it replaces: "
+            f"{_kib(f['push_rows_bytes'] / 1024)}; the summary's {f['push_active_sessions']} "
+            f"active sessions {_kib(f['push_active_bytes'] / 1024)}); the list re-fetch it "
+            "replaces: "
             f"{_kib(f['list_bytes'] / 1024)} in {f['list_ms']} ms; bytes per append "
             f"{_kib(f['client_bytes_per_append'] / 1024)} vs "
             f"{_kib(f['client_bytes_per_append_refetch'] / 1024)} with the re-fetch"
