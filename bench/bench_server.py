@@ -24,6 +24,10 @@ measures:
   pipes); without such counters (macOS), the size of the files under TOKMON_HOME whose size
   or mtime changed stands in. Both are printed, with the bytes per append of the timed burst.
 * CPU time (user + system) of the server over ``--idle`` idle seconds (target <= 0.3 s)
+* what a client receives per append (issue #12, "pushes carry deltas"): the median
+  ``tokmon/usageChanged`` size on the wire, of which the changed sessions' rows (and ``seq``);
+  the size and time of the whole ``tokmon/sessions`` list that clients re-fetched on every push
+  before; and so the bytes per append with the rows in the push vs with the re-fetch
 
 Prints the figures, the machine load and PASS/FAIL per target; exit code 1 if any target
 fails.
@@ -65,7 +69,8 @@ class Client:
 
     def __init__(self, proc: subprocess.Popen[bytes], jsonl: bool) -> None:
         self.proc, self.jsonl = proc, jsonl
-        self.inbox: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
+        # (arrival time, message, its size on the wire: the JSON body's bytes)
+        self.inbox: queue.Queue[tuple[float, dict[str, Any], int]] = queue.Queue()
         self._id = 0
         self.bytes_read = 0  # all bytes read from the server's stdout (pipe, not file, writes)
         threading.Thread(target=self._read, daemon=True).start()
@@ -74,16 +79,16 @@ class Client:
         out = self.proc.stdout
         assert out is not None
         while True:
-            msg = self._read_one(out)
-            if msg is None:
+            got = self._read_one(out)
+            if got is None:
                 return
-            self.inbox.put((time.monotonic(), msg))
+            self.inbox.put((time.monotonic(), *got))
 
-    def _read_one(self, out: IO[bytes]) -> dict[str, Any] | None:
+    def _read_one(self, out: IO[bytes]) -> tuple[dict[str, Any], int] | None:
         if self.jsonl:
             line = out.readline()
             self.bytes_read += len(line)
-            return json.loads(line) if line else None
+            return (json.loads(line), len(line)) if line else None
         length = 0
         while True:
             line = out.readline()
@@ -96,7 +101,7 @@ class Client:
                 length = int(line.split(b":")[1])
         body = out.read(length)
         self.bytes_read += len(body)
-        return json.loads(body)
+        return json.loads(body), len(body)
 
     def send(self, msg: dict[str, Any]) -> None:
         body = json.dumps(msg).encode()
@@ -106,6 +111,12 @@ class Client:
         self.proc.stdin.flush()
 
     def request(self, method: str, params: Any = None, timeout: float = 600) -> Any:
+        return self.request_sized(method, params, timeout)[0]
+
+    def request_sized(
+        self, method: str, params: Any = None, timeout: float = 600
+    ) -> tuple[Any, int]:
+        """The result and the size of the response on the wire (bytes)."""
         self._id += 1
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params}
         if not self.jsonl:
@@ -113,11 +124,11 @@ class Client:
         self.send(msg)
         deadline = time.monotonic() + timeout
         while True:
-            _, m = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+            _, m, size = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
             if m.get("id") == self._id and "method" not in m:
                 if "error" in m:
                     raise RuntimeError(f"{method}: {m['error']}")
-                return m.get("result")
+                return m.get("result"), size
 
     def notify(self, method: str, params: Any = None) -> None:
         msg: dict[str, Any] = {"method": method, "params": params}
@@ -163,6 +174,17 @@ def _usage_line(session: str, cwd: str, inp: int, out: int) -> str:
         )
         + "\n"
     )
+
+
+def _json_bytes(obj: Any) -> int:
+    return len(json.dumps(obj, separators=(",", ":")))
+
+
+def _delta_bytes(params: dict[str, Any]) -> int:
+    """Bytes the push's delta keys (``seq``, ``sessions``, ``removedSessions``) add to it."""
+    full = len(json.dumps(params, separators=(",", ":")))
+    old = {k: v for k, v in params.items() if k not in ("seq", "sessions", "removedSessions")}
+    return full - len(json.dumps(old, separators=(",", ":")))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -283,6 +305,9 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
             expected = summary["totals"]["inputTokens"]
             counter = [1000]
 
+            # (push bytes, bytes of its delta keys, bytes and count of the summary's active rows)
+            pushes: list[tuple[int, int, int, int]] = []
+
             def append_and_wait() -> float:
                 """Append one line; ms until the push carrying it arrives."""
                 nonlocal expected
@@ -295,11 +320,13 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
                     fh.write(_usage_line(session, cwd, counter[0], 1))
                 deadline = t + 30
                 while True:
-                    at, m = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+                    at, m, size = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
                     if (
                         m.get("method") == "tokmon/usageChanged"
                         and m["params"]["summary"]["totals"]["inputTokens"] == expected
                     ):
+                        act = m["params"]["summary"].get("activeSessions") or []
+                        pushes.append((size, _delta_bytes(m["params"]), _json_bytes(act), len(act)))
                         return (at - t) * 1000
 
             # the first save after indexing may write the whole index: not a per-append cost
@@ -312,6 +339,27 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
             figures["latency_median_ms"] = round(statistics.median(lat), 1)
             figures["latency_p95_ms"] = round(_pct(lat, 0.95), 1)
             figures["latency_max_ms"] = round(max(lat), 1)
+            # what a client receives per append: the push alone now; before, the push (without
+            # its delta keys) plus the whole list the sidebar then re-fetched
+            figures["push_bytes"] = int(statistics.median(p[0] for p in pushes))
+            figures["push_rows_bytes"] = int(statistics.median(p[1] for p in pushes))
+            # the summary's rows of the sessions active in the last block length: they grow
+            # with how many sessions are active, not with the history
+            figures["push_active_bytes"] = int(statistics.median(p[2] for p in pushes))
+            figures["push_active_sessions"] = int(statistics.median(p[3] for p in pushes))
+            list_ms: list[float] = []
+            for _ in range(3):
+                t_l = time.monotonic()
+                _, list_bytes = client.request_sized(
+                    "tokmon/sessions", {"sort": "lastActivity", "order": "desc"}
+                )
+                list_ms.append((time.monotonic() - t_l) * 1000)
+            figures["list_bytes"] = list_bytes
+            figures["list_ms"] = round(statistics.median(list_ms), 1)
+            figures["client_bytes_per_append"] = figures["push_bytes"]
+            figures["client_bytes_per_append_refetch"] = (
+                figures["push_bytes"] - figures["push_rows_bytes"] + list_bytes
+            )
             figures["rss_after_appends_mb"] = round(ps.memory_info().rss / 2**20, 1)
             c1, s1 = writes.settle(args.settle)
             figures["save_method"] = writes.method
@@ -390,6 +438,16 @@ def print_figures(f: dict[str, Any], checks: dict[str, bool], args: argparse.Nam
         f"  append->push median / max:    {f['latency_median_ms']} / {f['latency_max_ms']} ms; "
         f"exit code {f['exit_code']}"
     )
+    if "push_bytes" in f:
+        print(
+            f"  client per append: push {_kib(f['push_bytes'] / 1024)} (rows and seq "
+            f"{_kib(f['push_rows_bytes'] / 1024)}; the summary's {f['push_active_sessions']} "
+            f"active sessions {_kib(f['push_active_bytes'] / 1024)}); the list re-fetch it "
+            "replaces: "
+            f"{_kib(f['list_bytes'] / 1024)} in {f['list_ms']} ms; bytes per append "
+            f"{_kib(f['client_bytes_per_append'] / 1024)} vs "
+            f"{_kib(f['client_bytes_per_append_refetch'] / 1024)} with the re-fetch"
+        )
     if "save_files_touched" in f:
         written = f.get("save_written_kib")
         print(
@@ -466,7 +524,14 @@ def main(argv: list[str] | None = None) -> int:
             lo = min(done, key=lambda f: f["corpus_mb"])
             hi = max(done, key=lambda f: f["corpus_mb"])
             parts = []
-            for key in ("latency_p95_ms", "rss_mb", "rss_after_appends_mb", "save_kib_per_append"):
+            for key in (
+                "latency_p95_ms",
+                "rss_mb",
+                "rss_after_appends_mb",
+                "save_kib_per_append",
+                "client_bytes_per_append",
+                "client_bytes_per_append_refetch",
+            ):
                 if lo.get(key) and hi.get(key) is not None:
                     parts.append(f"{key} {hi[key] / lo[key]:.2f}x")
             print(f"== {hi['corpus_mb']:g} MB / {lo['corpus_mb']:g} MB: {', '.join(parts)}")

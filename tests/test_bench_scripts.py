@@ -182,6 +182,13 @@ def test_bench_server_counts_what_a_save_writes(tmp_path: Path) -> None:
         assert f["save_written_kib"] > 0
         assert f["save_kib_per_append"] == f["save_written_kib"]
     assert f["save_files_touched"] >= 1 and f["save_touched_kib"] > 0
+    # the push carries one session's row; the list a client re-fetched before holds them all
+    assert 0 < f["push_rows_bytes"] < f["push_bytes"]
+    assert f["list_bytes"] > f["push_rows_bytes"] * f["sessions"] / 2 > 0
+    assert f["client_bytes_per_append"] == f["push_bytes"]
+    assert f["client_bytes_per_append_refetch"] == (
+        f["push_bytes"] - f["push_rows_bytes"] + f["list_bytes"]
+    )
     assert set(data["results"][0]["pass"]) <= set(data["targets"])
     # the cached corpus is only read: the appends went to a private config dir
     exp = json.loads((cache / "corpus2" / "expected.json").read_text())

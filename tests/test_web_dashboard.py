@@ -925,6 +925,75 @@ def test_transcript_append_updates_the_page_without_reload(
     print(f"append -> DOM update: {latency * 1000:.0f} ms")
 
 
+def test_a_push_updates_the_sessions_table_without_fetching_the_list(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Its own server on a small history: the sessions view is open, lines go to one session
+    and to a new one; the table shows both (figures equal to a fresh /api/sessions) while the
+    page fetches neither /api/sessions nor anything else for the table."""
+    now = time.time()
+    claude = tmp_path / "claude"
+    files = {}
+    for k in range(6):
+        sid = f"5e5e5e5e-0000-4000-8000-{k:012x}"
+        cwd = f"/w/web{k}"
+        f = claude / "projects" / cwd.replace("/", "-") / f"{sid}.jsonl"
+        f.parent.mkdir(parents=True)
+        append(f, usage_line(sid, cwd, inp=100 + k, out=10, ts=now - (k + 1) * 3600))
+        files[sid] = (f, cwd)
+    web = WebServer(server_env(tmp_path / "srv", claude))
+    try:
+        goto(browser, web, "#/sessions")
+        rows = lambda: browser.find_elements("css selector", "#sessions-table tbody tr")  # noqa: E731
+        wait_for(lambda: len(rows()) == 6, what="the six session rows")
+        browser.execute_script("performance.clearResourceTimings(); window.__noReload = 9")
+        count = (
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+            ".filter(p => p.startsWith('/api/') && p !== '/api/events')"
+        )
+        loads = browser.execute_script("return document.body.dataset.listLoads")
+        updates = int(browser.execute_script("return document.body.dataset.updates") or 0)
+        old_sid = sorted(files)[3]
+        f, cwd = files[old_sid]
+        append(f, usage_line(old_sid, cwd, inp=200_000, out=1000))
+        new_sid = "5e5e5e5e-0000-4000-8000-ffffffffffff"
+        nf = claude / "projects" / "-w-webnew" / f"{new_sid}.jsonl"
+        nf.parent.mkdir(parents=True)
+        append(nf, usage_line(new_sid, "/w/webnew", inp=300_000, out=2000))
+        cell = "#sessions-table tr[data-session-id='{}'] td.cost"
+
+        def shown(sid: str) -> float | None:
+            found = browser.find_elements("css selector", cell.format(sid))
+            return float(found[0].get_attribute("data-value")) if found else None
+
+        def fresh() -> dict[str, dict[str, Any]]:  # (urllib: not one of the page's requests)
+            return {r["sessionId"]: r for r in web.get("/api/sessions")["sessions"]}
+
+        want_in = 100 + 3 + 200_000
+        wait_for(
+            lambda: (
+                (api := fresh())[old_sid]["inputTokens"] == want_in
+                and new_sid in api
+                and shown(old_sid) == api[old_sid]["totalCost"]
+                and shown(new_sid) == api[new_sid]["totalCost"]
+            ),
+            what="both pushed rows in the table",
+        )
+        api = fresh()
+        assert shown(new_sid) == api[new_sid]["totalCost"]
+        assert shown(old_sid) == api[old_sid]["totalCost"]
+        assert len(rows()) == 7
+        first = rows()[0].get_attribute("data-session-id")
+        assert first in (new_sid, old_sid)  # newest first: one of the two just written
+        assert int(browser.execute_script("return document.body.dataset.updates")) > updates
+        # the page asked the server for nothing: the rows came with the pushes
+        assert browser.execute_script(count) == []
+        assert browser.execute_script("return document.body.dataset.listLoads") == loads
+        assert browser.execute_script("return window.__noReload") == 9
+    finally:
+        web.stop()
+
+
 def test_block_card_limit_bar_and_projection_equal_the_api(
     server: WebServer, browser: Any, corpus: Path
 ) -> None:

@@ -309,6 +309,9 @@ class Service:
         self._meta_snapshot: dict[str, dict[str, Any]] = {}
         self._rows: tuple[tuple[int, int], list[SessionRow]] | None = None
         self.stats: dict[str, Any] = {}
+        #: the last ``tokmon/usageChanged`` push's number (``tokmon/sessions`` answers carry
+        #: it too): a client that sees a push skip one re-fetches in full (docs/protocol.md)
+        self.seq = 0
         self.limits_monitor: Any = None  # a tokmon.limits.monitor.LimitsMonitor once watching
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -530,9 +533,12 @@ class Service:
                 return proj
         return None
 
-    def _summary(self, ws: str | None) -> dict[str, Any]:
+    def _summary(
+        self, ws: str | None, meta: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """The Summary's JSON with metadata merged into its session rows, plus the
-        workspace's session and project (docs/protocol.md)."""
+        workspace's session and project (docs/protocol.md); ``meta``: the store's records
+        when the caller has just read them."""
         summ = self.engine.summary(cwd=ws)
         # the engine's live figures are Claude Code's (blocks, sessions)
         active = [r if r.agent else replace(r, agent="claude") for r in summ.active_sessions]
@@ -540,7 +546,8 @@ class Service:
         if ps is not None and not ps.agent:
             ps = replace(ps, agent="claude")
         out: dict[str, Any] = replace(summ, active_sessions=active, project_session=ps).to_json()
-        meta = self._store_all()
+        if meta is None:
+            meta = self._store_all()
         merged = self._merge(out["activeSessions"], meta)  # each row serialised once
         out["activeSessions"] = merged
         if ps is not None:
@@ -572,15 +579,36 @@ class Service:
                 log.warning("%s", w)
             notes: list[Notification] = []
             if changes.changed:
-                params = {
-                    "summary": self._summary(ws if ws is not None else self.workspace),
-                    "changedSessions": sorted(changes.changed_sessions),
+                meta = self._store_all()
+                changed = sorted(changes.changed_sessions)
+                rows = self.session_rows_of(changed, meta)
+                found = {r["sessionId"] for r in rows}
+                self.seq += 1
+                params: dict[str, Any] = {
+                    "seq": self.seq,
+                    "summary": self._summary(ws if ws is not None else self.workspace, meta),
+                    "changedSessions": changed,
+                    "sessions": rows,
+                    "removedSessions": [sid for sid in changed if sid not in found],
                 }
                 agents = getattr(changes, "agents", None)
                 if agents:  # other agents' records changed (Claude-only pushes keep their shape)
                     params["agents"] = sorted(agents)
                 notes.append(("tokmon/usageChanged", params))
         return changes, notes
+
+    def session_rows_of(
+        self, ids: Sequence[str], meta: dict[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``tokmon/sessions`` rows of these sessions (every agent's, metadata merged),
+        most recent first: read by id from the stored sums, never every session's row."""
+        if not ids:
+            return []
+        rows = self.engine.session_rows(agent="all", only=ids)
+        wire = self._merge([r.to_json() for r in rows], meta)
+        wire.sort(key=lambda r: r["sessionId"])
+        wire.sort(key=lambda r: r["lastActivity"], reverse=True)
+        return wire
 
     def on_files_changed(self, paths: set[Path]) -> list[Notification]:
         """Watcher callback body: metadata diff and/or engine refresh."""
@@ -704,7 +732,11 @@ class Service:
         wire.sort(key=keyfn, reverse=(order == "desc"))
         if limit is not None:
             wire = wire[:limit]
-        return {"sessions": wire, "workspaceProject": self._workspace_project(ws)}, []
+        return {
+            "sessions": wire,
+            "workspaceProject": self._workspace_project(ws),
+            "seq": self.seq,
+        }, []
 
     def m_session(self, params: Any) -> Result:
         m = "tokmon/session"

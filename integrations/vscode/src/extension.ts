@@ -55,7 +55,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     server.onUsageChanged((params) => {
       status.update(params.summary);
-      sessions.reload(params.changedSessions);
+      sessions.applyUsage(params);
     }),
     server.onMetadataChanged((change) => sessions.applyMetadata(change)),
     server.onLimitsChanged((limits) => status.updateLimits(limits)),

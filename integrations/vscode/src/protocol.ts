@@ -194,6 +194,8 @@ export interface SessionsParams {
 export interface SessionsResult {
   sessions: SessionRow[];
   workspaceProject: string | null;
+  /** The last `tokmon/usageChanged` seq these rows include (absent from older servers). */
+  seq?: number;
 }
 
 export interface SessionParams {
@@ -255,6 +257,14 @@ export interface SetSessionMetadataParams {
 export interface UsageChangedParams {
   summary: Summary;
   changedSessions: string[];
+  /** Other agents whose records changed (only when some did). */
+  agents?: string[];
+  /** One more than the previous push's (absent from older servers): a gap means a push was missed. */
+  seq?: number;
+  /** The changed sessions' rows, as `tokmon/sessions` gives them (absent from older servers). */
+  sessions?: SessionRow[];
+  /** Changed sessions that no longer have a row. */
+  removedSessions?: string[];
 }
 
 export interface MetadataChangedParams {

@@ -2,8 +2,9 @@
 
 import * as vscode from "vscode";
 
-import type { MetadataChangedParams, SessionDetail, SessionRow } from "./protocol";
+import type { MetadataChangedParams, SessionDetail, SessionRow, UsageChangedParams } from "./protocol";
 import type { ServerManager } from "./server";
+import { SessionList } from "./sessionList";
 import {
   childrenOf,
   groupSessions,
@@ -18,7 +19,7 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   private readonly changeEmitter = new vscode.EventEmitter<TreeNode | undefined | void>();
   readonly onDidChangeTreeData = this.changeEmitter.event;
 
-  private sessions: SessionRow[] | undefined;
+  private readonly list = new SessionList();
   private workspaceProject: string | null = null;
   private readonly details = new Map<string, SessionDetail>();
   private loading: Promise<void> | undefined;
@@ -33,7 +34,11 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
 
   /** All sessions last loaded (unfiltered), for the tag picker and command palette. */
   get rows(): readonly SessionRow[] {
-    return this.sessions ?? [];
+    return this.list.rows ?? [];
+  }
+
+  private get sessions(): SessionRow[] | undefined {
+    return this.list.rows;
   }
 
   setTag(tag: string | null): void {
@@ -43,15 +48,23 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   }
 
   /** Forget everything and reload from the server. */
-  reload(changedSessions?: readonly string[]): void {
-    if (changedSessions) {
-      for (const id of changedSessions) {
-        this.details.delete(id);
-      }
-    } else {
-      this.details.clear();
+  reload(): void {
+    this.details.clear();
+    this.list.reset();
+    this.changeEmitter.fire();
+  }
+
+  /**
+   * A `tokmon/usageChanged` push: its rows are upserted into the list (no request); only a
+   * missed push (a gap in `seq`) or an older server's push makes the list load again.
+   */
+  applyUsage(params: UsageChangedParams): void {
+    for (const id of params.changedSessions ?? []) {
+      this.details.delete(id);
     }
-    this.sessions = undefined;
+    if (this.list.apply(params) === "reload") {
+      this.log.info(`tokmon/usageChanged seq ${String(params.seq)}: reloading the sessions`);
+    }
     this.changeEmitter.fire();
   }
 
@@ -75,12 +88,7 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
 
   /** Replace one row (e.g. the answer of tokmon/setSessionMetadata). */
   updateRow(updated: SessionRow): void {
-    if (this.sessions) {
-      const i = this.sessions.findIndex((r) => r.sessionId === updated.sessionId);
-      if (i >= 0) {
-        this.sessions[i] = { ...this.sessions[i], ...updated };
-      }
-    }
+    this.list.update(updated);
     this.changeEmitter.fire();
   }
 
@@ -91,18 +99,22 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   private async load(): Promise<void> {
     const api = this.server.api;
     if (!api) {
-      this.sessions = undefined;
+      this.list.reset();
       return;
     }
+    this.list.beginLoad();
     try {
       const result = await api.sessions({ ...TREE_QUERY });
-      this.sessions = result.sessions;
       this.workspaceProject = result.workspaceProject;
       this.lastError = undefined;
+      if (this.list.loaded(result) === "reload") {
+        // a push that arrived meanwhile skipped one: this view asks again
+        this.changeEmitter.fire();
+      }
     } catch (err) {
       this.lastError = String(err);
       this.log.error(`tokmon/sessions failed: ${this.lastError}`);
-      this.sessions = undefined;
+      this.list.failed();
     }
   }
 

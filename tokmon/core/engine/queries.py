@@ -97,6 +97,17 @@ class Queries(EngineState):
                 out[sid] = v
         return out
 
+    def _titles_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """:attr:`titles` of these sessions only."""
+        self._db()
+        out = {}
+        for sid in ids:
+            t = self.ledger.titles.get(sid) or {}
+            v = t.get("custom-title") or t.get("ai-title")
+            if v:
+                out[sid] = v
+        return out
+
     def agent_names(self) -> list[str]:
         """``claude`` and every other agent that has records (registry order)."""
         return [CLAUDE] + (self.agents.agents_with_data() if self.agents is not None else [])
@@ -252,27 +263,31 @@ class Queries(EngineState):
         tz: str | None = None,
         now: float | None = None,
         agent: str | None = None,
+        only: Iterable[str] | None = None,
     ) -> list[SessionRow]:
         """SessionRows (see docs/architecture.md), most recent first.
 
         ``agent``: one agent's sessions (None: Claude Code's), or ``"all"``: every agent's,
-        each row with its ``agent``."""
+        each row with its ``agent``. ``only``: just these sessions' rows, whole (the other
+        filters must be unset), read from the stored sums by id: what a push carries."""
         now = time.time() if now is None else now
+        ids = None if only is None else set(only)
+        titles = self.titles if ids is None else self._titles_of(ids)
         rows: list[SessionRow] = []
         for name in self.agent_names() if agent == ALL else [agent]:
             roll = self._stored(name)
             if roll is not None:
-                groups, projects = roll.sessions(CLAUDE, self._tz_name(tz), since, until, project)
-                part = aggregate.session_rows_of(
-                    groups, projects, self.titles, now, self.block_seconds
+                groups, projects = (
+                    roll.sessions(CLAUDE, self._tz_name(tz), since, until, project)
+                    if ids is None
+                    else roll.sessions(CLAUDE, only=ids)
                 )
+                part = aggregate.session_rows_of(groups, projects, titles, now, self.block_seconds)
             else:
-                part = aggregate.session_rows(
-                    self._filtered(since, until, project, tz, agent=name),
-                    self.titles,
-                    now,
-                    self.block_seconds,
-                )
+                recs = self._filtered(since, until, project, tz, agent=name)
+                if ids is not None:
+                    recs = [r for r in recs if r.session_id in ids]
+                part = aggregate.session_rows(recs, titles, now, self.block_seconds)
             if agent == ALL:
                 part = [replace(r, agent=name or CLAUDE) for r in part]
             rows += part

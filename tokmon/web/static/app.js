@@ -9,7 +9,7 @@
     summary: null, sessions: null, blocks: null, series: {}, official: null, limits: null,
     spend: { period: "day", by: "model", range: "90" }, blocksRange: "30",
     sort: { key: "lastActivity", dir: -1 }, filter: { q: "", project: "", tag: "", agent: "" },
-    showAll: false, session: null, charts: {}, updates: 0,
+    showAll: false, session: null, charts: {}, updates: 0, seq: null, queued: null,
   };
 
   // -- data ------------------------------------------------------------------------------------
@@ -560,8 +560,49 @@
   }
 
   // -- sessions --------------------------------------------------------------------------------
+  // The list is fetched once; each push then carries the changed sessions' rows (upserted
+  // here) and a seq: a push that skips one, or a push of an older server, drops the list so the
+  // next view fetches it again (docs/protocol.md, "Pushes carry deltas").
   async function loadSessions() {
-    state.sessions = (await api("sessions")).sessions;
+    const queued = state.queued = [];  // pushes that arrive while the list is on its way
+    let res;
+    try { res = await api("sessions"); } finally { if (state.queued === queued) state.queued = null; }
+    state.sessions = res.sessions;
+    state.seq = typeof res.seq === "number" ? res.seq : null;
+    state.listLoads = (state.listLoads || 0) + 1;
+    document.body.dataset.listLoads = String(state.listLoads);
+    for (const p of queued) applyRows(p);
+    if (!state.sessions) await loadSessions();  // a queued push skipped one
+  }
+
+  function byNewest(a, b) {
+    if (a.lastActivity !== b.lastActivity) return a.lastActivity < b.lastActivity ? 1 : -1;
+    return a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0;
+  }
+
+  // Upsert a push's rows into the loaded list; false when the list was dropped instead.
+  function applyRows(p) {
+    if (!state.sessions) {
+      if (state.queued) state.queued.push(p);
+      return false;
+    }
+    if (!Array.isArray(p.sessions) || typeof p.seq !== "number" || state.seq == null ||
+        p.seq > state.seq + 1) {
+      state.sessions = null;
+      return false;
+    }
+    if (p.seq <= state.seq) return true;  // already in the list
+    const index = new Map(state.sessions.map((r, i) => [r.sessionId, i]));
+    for (const row of p.sessions) {
+      const i = index.get(row.sessionId);
+      if (i === undefined) { index.set(row.sessionId, state.sessions.length); state.sessions.push(row); }
+      else state.sessions[i] = row;
+    }
+    const gone = new Set(p.removedSessions || []);
+    if (gone.size) state.sessions = state.sessions.filter((r) => !gone.has(r.sessionId));
+    state.sessions.sort(byNewest);
+    state.seq = p.seq;
+    return true;
   }
 
   function fillSelect(id, values, current) {
@@ -766,13 +807,16 @@
   function onUsage(ev) {
     const p = JSON.parse(ev.data);
     state.summary = p.summary;
+    // what depends on the whole history (charts, blocks) is fetched again when shown
     state.series = {};
     state.blocks = null;
-    state.sessions = null;
+    applyRows(p);
     state.updates += 1;
     document.body.dataset.updates = String(state.updates);
-    if (route().view === "overview") { renderOverview(); loadLimits(); }
-    else if (route().view === "limits") loadLimits();
+    const r = route();
+    if (r.view === "overview") { renderOverview(); loadLimits(); }
+    else if (r.view === "limits") loadLimits();
+    else if (r.view === "session") { if ((p.changedSessions || []).includes(r.id)) scheduleRender(); }
     else scheduleRender();
   }
   function onLimits(ev) {
@@ -816,8 +860,15 @@
       return row;
     }));
   }
-  function onMeta() {
-    state.sessions = null;
+  function onMeta(ev) {
+    const m = JSON.parse(ev.data);
+    const row = state.sessions && state.sessions.find((r) => r.sessionId === m.sessionId);
+    if (row) {  // patched in place: the list is not fetched again
+      row.name = m.name;
+      if ("nameSource" in m) row.nameSource = m.nameSource;
+      row.tags = m.tags || [];
+      row.description = m.description;
+    }
     const v = route().view;
     if (v === "sessions" || v === "session" || v === "overview") scheduleRender();
   }
@@ -832,7 +883,18 @@
       return;
     }
     const es = new EventSource("/api/events");
-    es.addEventListener("hello", () => { live.classList.add("on"); text(live, "live"); });
+    let hellos = 0;
+    es.addEventListener("hello", () => {
+      live.classList.add("on");
+      text(live, "live");
+      if (++hellos > 1) {  // reconnected (maybe to a restarted server): pushes were missed
+        state.sessions = null;
+        state.series = {};
+        state.blocks = null;
+        state.summary = null;
+        scheduleRender();
+      }
+    });
     es.addEventListener("tokmon/usageChanged", onUsage);
     es.addEventListener("tokmon/metadataChanged", onMeta);
     es.addEventListener("tokmon/limitsChanged", onLimits);

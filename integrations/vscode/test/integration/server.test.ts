@@ -26,12 +26,15 @@ import {
   type LimitsStatus,
   type MetadataChangedParams,
   Methods,
+  type SessionRow,
+  type SessionsResult,
   Notifications,
   type Summary,
   TokmonApi,
   type UsageChangedParams,
   versionProblem,
 } from "../../src/protocol";
+import { type PushOutcome, SessionList } from "../../src/sessionList";
 import { buildStatusView } from "../../src/statusModel";
 import { DEFAULT_THRESHOLDS } from "../../src/thresholds";
 import {
@@ -408,6 +411,82 @@ describe("tokmon serve driven through the extension's protocol module", () => {
     // a request after the push agrees with it
     const after = await conn.sendRequest<Summary>(Methods.summary, {});
     expect(after.totals.inputTokens).toBe(before.totals.inputTokens + input);
+  });
+
+  it("keeps the sidebar's list current from the pushes' rows, without re-fetching it", async () => {
+    // the extension's own list model over a sender that counts tokmon/sessions requests
+    let listRequests = 0;
+    const counting = new TokmonApi({
+      sendRequest<R>(method: string, params?: unknown): Promise<R> {
+        if (method === Methods.sessions) {
+          listRequests += 1;
+        }
+        return conn.sendRequest<R>(method, params);
+      },
+    });
+    const list = new SessionList();
+    const pushes: UsageChangedParams[] = [];
+    const outcomes: PushOutcome[] = [];
+    let dropNext = false;
+    const sub = conn.onNotification(Notifications.usageChanged, (p: UsageChangedParams) => {
+      pushes.push(p);
+      if (dropNext) {
+        dropNext = false; // a push this client missed
+        return;
+      }
+      outcomes.push(list.apply(p));
+    });
+    const until = async (cond: () => boolean, what: string): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while (!cond()) {
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${what}; ${stderr.slice(-1000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const rowOf = (id: string): SessionRow | undefined => list.rows?.find((r) => r.sessionId === id);
+    const fresh = async (): Promise<SessionRow[]> =>
+      (await conn.sendRequest<SessionsResult>(Methods.sessions, { ...TREE_QUERY })).sessions;
+    try {
+      list.beginLoad();
+      expect(list.loaded(await counting.sessions({ ...TREE_QUERY }))).toBe("applied");
+      expect(typeof list.seq).toBe("number");
+      const before = rowOf(target.sessionId)!;
+      // one line in the target session, and a session that did not exist
+      const newId = "0e0e0e0e-1111-4222-8333-444455556666";
+      const newFile = path.join(claudeDir, "projects", "-tmp-vscode-new", `${newId}.jsonl`);
+      fs.mkdirSync(path.dirname(newFile), { recursive: true });
+      fs.appendFileSync(target.file, assistantLine(target.sessionId, target.cwd, 111, 222));
+      fs.appendFileSync(newFile, assistantLine(newId, "/tmp/vscode-new", 5, 6));
+      await until(
+        () => rowOf(newId) !== undefined && rowOf(target.sessionId)!.entries === before.entries + 1,
+        "the pushed rows in the list",
+      );
+      expect(outcomes.every((o) => o === "applied")).toBe(true);
+      expect(listRequests).toBe(1); // no re-fetch of the whole list
+      expect(rowOf(target.sessionId)!.inputTokens).toBe(before.inputTokens + 111);
+      expect(rowOf(target.sessionId)!.name).toBe(before.name); // metadata kept in the rows
+      expect(rowOf(newId)!.totalTokens).toBe(11);
+      // the list equals a fresh answer, row for row and in order
+      expect(list.rows).toEqual(await fresh());
+      // a missed push: the next one shows a gap in seq and the list is loaded again
+      const seen = pushes.length;
+      dropNext = true;
+      fs.appendFileSync(target.file, assistantLine(target.sessionId, target.cwd, 1, 1));
+      await until(() => pushes.length > seen, "the push this client drops");
+      fs.appendFileSync(newFile, assistantLine(newId, "/tmp/vscode-new", 2, 2));
+      await until(() => outcomes.length > 0 && outcomes[outcomes.length - 1] === "reload", "a gap");
+      expect(list.rows).toBeUndefined();
+      list.beginLoad();
+      expect(list.loaded(await counting.sessions({ ...TREE_QUERY }))).toBe("applied");
+      expect(listRequests).toBe(2);
+      expect(list.seq).toBe(pushes[pushes.length - 1]!.seq);
+      expect(rowOf(newId)!.totalTokens).toBe(15);
+      expect(list.rows).toEqual(await fresh());
+    } finally {
+      sub.dispose();
+    }
   });
 
   it("pushes tokmon/limitsChanged after Claude Code's statusLine records a new figure", async () => {
