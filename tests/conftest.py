@@ -223,6 +223,28 @@ def assistant_line(
     return json.dumps(obj, separators=(",", ":"))
 
 
+def session_line(
+    sid: str,
+    cwd: str,
+    ts: float,
+    n: int,
+    inp: int,
+    out: int,
+    model: str = "claude-sonnet-4-5-20250929",
+) -> str:
+    """Response ``n`` of session ``sid`` at epoch ``ts`` (ids unique per session and n)."""
+    return assistant_line(
+        datetime.fromtimestamp(ts, timezone.utc),
+        msg_id=f"msg_{sid}_{n}",
+        req_id=f"req_{sid}_{n}",
+        session=sid,
+        cwd=cwd,
+        model=model,
+        inp=inp,
+        out=out,
+    )
+
+
 def write_lines(path: Path, lines: list[str], mode: str = "a", newline_at_end: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines) + ("\n" if newline_at_end else "")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assistant_line, need_both_corpora, write_lines
+from conftest import need_both_corpora, session_line, write_lines
 from test_server_support import (
     JsonlProc,
     append,
@@ -160,11 +160,11 @@ def test_lsp_push_rows_and_seq(tmp_path: Path) -> None:
     claude = tmp_path / "claude"
     sid = "abcdabcd-0000-4000-8000-00000000000a"
     f = claude / "projects" / "-w-lsp" / f"{sid}.jsonl"
-    write_lines(f, [_line(sid, "/w/lsp", now - 600, 0, 100, 10)])
+    write_lines(f, [session_line(sid, "/w/lsp", now - 600, 0, 100, 10)])
     other = "abcdabcd-0000-4000-8000-00000000000b"
     write_lines(
         claude / "projects" / "-w-other" / f"{other}.jsonl",
-        [_line(other, "/w/other", now - 3 * HOUR, 0, 5, 5)],
+        [session_line(other, "/w/other", now - 3 * HOUR, 0, 5, 5)],
     )
     env = server_env(tmp_path / "srv", claude)
 
@@ -174,7 +174,7 @@ def test_lsp_push_rows_and_seq(tmp_path: Path) -> None:
             first = await request(client, "tokmon/sessions", {}, timeout=120)
             assert {r["sessionId"] for r in first["sessions"]} == {sid, other}
             start = len(client.notes["tokmon/usageChanged"])
-            write_lines(f, [_line(sid, "/w/lsp", time.time(), 1, 2000, 20)])
+            write_lines(f, [session_line(sid, "/w/lsp", time.time(), 1, 2000, 20)])
             p = await wait_note(
                 client, "tokmon/usageChanged", lambda p: sid in p["changedSessions"], 60, start
             )
@@ -194,19 +194,6 @@ def test_lsp_push_rows_and_seq(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
-def _line(sid: str, cwd: str, ts: float, n: int, inp: int, out: int) -> str:
-    return assistant_line(
-        datetime.fromtimestamp(ts, timezone.utc),
-        msg_id=f"msg_{sid[-6:]}_{n}",
-        req_id=f"req_{sid[-6:]}_{n}",
-        session=sid,
-        cwd=cwd,
-        model=SONNET,
-        inp=inp,
-        out=out,
-    )
-
-
 def _history(root: Path, sessions: int, per: int, now: float) -> list[tuple[str, Path]]:
     """``sessions`` transcripts of ``per`` records each, spread over the last 60 days."""
     out = []
@@ -215,7 +202,7 @@ def _history(root: Path, sessions: int, per: int, now: float) -> list[tuple[str,
         cwd = f"/w/p{k % 17}"
         f = root / "projects" / cwd.replace("/", "-") / f"{sid}.jsonl"
         t0 = now - (k % 60) * 86400 - 7 * HOUR
-        write_lines(f, [_line(sid, cwd, t0 + j * 60, j, 100 + j, 10) for j in range(per)])
+        write_lines(f, [session_line(sid, cwd, t0 + j * 60, j, 100 + j, 10) for j in range(per)])
         out.append((sid, f))
     return out
 
@@ -261,7 +248,7 @@ def test_push_rows_are_read_by_id_not_built_for_every_session(
     monkeypatch.setattr(db, "records", no_records)
     monkeypatch.setattr(db, "records_of_sessions", no_records)
     eng._sorted = None
-    write_lines(f, [_line(sid, "/w/p4", now - 30, 99, 5000, 7)])
+    write_lines(f, [session_line(sid, "/w/p4", now - 30, 99, 5000, 7)])
     _, notes = svc.refresh(paths={f}, save=False)
     [(method, params)] = notes
     assert method == "tokmon/usageChanged"
@@ -299,7 +286,7 @@ def _save_cost(tmp_path: Path, sessions: int) -> tuple[int, int, int]:
     assert _wal_pages(db_file, page) == 0
     changes0 = conn.total_changes
     sid, f = hist[len(hist) // 2]
-    write_lines(f, [_line(sid, f"/w/p{(len(hist) // 2) % 17}", now - 5, 999, 77, 8)])
+    write_lines(f, [session_line(sid, f"/w/p{(len(hist) // 2) % 17}", now - 5, 999, 77, 8)])
     _, notes = svc.refresh(paths={f}, save=False)
     assert notes and notes[0][1]["changedSessions"] == [sid]
     svc.save()  # what the server does after the push

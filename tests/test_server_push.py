@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assistant_line, write_lines
+from conftest import session_line, write_lines
 from limits_support import Usage, codex_event
 from test_server_support import JsonlProc, server_env
 
@@ -37,19 +36,6 @@ def _env(tmp_path: Path) -> dict[str, str]:
         "HOME": str(tmp_path),
         "TZ": "UTC",
     }
-
-
-def _line(sid: str, cwd: str, ts: float, n: int, inp: int, out: int, model: str = SONNET) -> str:
-    return assistant_line(
-        datetime.fromtimestamp(ts, timezone.utc),
-        msg_id=f"msg_{sid[:6]}_{n}",
-        req_id=f"req_{sid[:6]}_{n}",
-        session=sid,
-        cwd=cwd,
-        model=model,
-        inp=inp,
-        out=out,
-    )
 
 
 def _write_sessions(projects: Path, now: float) -> dict[str, dict[str, Any]]:
@@ -74,7 +60,9 @@ def _write_sessions(projects: Path, now: float) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for sid, (cwd, recs) in plan.items():
         f = projects / cwd.replace("/", "-") / f"{sid}.jsonl"
-        lines = [_line(sid, cwd, now + dt, i, inp, o, m) for i, (dt, inp, o, m) in enumerate(recs)]
+        lines = [
+            session_line(sid, cwd, now + dt, i, inp, o, m) for i, (dt, inp, o, m) in enumerate(recs)
+        ]
         if sid.startswith("dddd"):
             lines.append(json.dumps({"type": "custom-title", "customTitle": "fix the parser",
                                      "sessionId": sid}))  # fmt: skip
@@ -272,7 +260,9 @@ def test_period_sums_follow_the_deltas_exactly(tmp_path: Path) -> None:
     env = _env(tmp_path)
     sid, cwd = "eeeeeeee-0000-4000-8000-000000000005", "/w/eps"
     f = tmp_path / "claude" / "projects" / "-w-eps" / f"{sid}.jsonl"
-    write_lines(f, [_line(sid, cwd, now - d * 3600, d, 1000 + d, 10 + d) for d in range(0, 90, 7)])
+    write_lines(
+        f, [session_line(sid, cwd, now - d * 3600, d, 1000 + d, 10 + d) for d in range(0, 90, 7)]
+    )
     eng = Engine(env=env)
     eng.refresh()
     before = eng.summary(now=now)
@@ -290,8 +280,8 @@ def test_period_sums_follow_the_deltas_exactly(tmp_path: Path) -> None:
     for k in range(5):
         # a new record, and one that replaces the first record of the same message (a
         # streamed answer's last line carries the final output count)
-        write_lines(f, [_line(sid, cwd, now - 60 + k, 100 + k, 31 + k, 7, OPUS)])
-        write_lines(f, [_line(sid, cwd, now - 50, 200, 5, 1 + k, SONNET)])
+        write_lines(f, [session_line(sid, cwd, now - 60 + k, 100 + k, 31 + k, 7, OPUS)])
+        write_lines(f, [session_line(sid, cwd, now - 50, 200, 5, 1 + k, SONNET)])
         added_in += 31 + k
         added_out += 7
         eng.refresh(paths=[f])
