@@ -480,3 +480,36 @@ def test_random_mixtures_agree_with_parse_line() -> None:
             i = rnd.randrange(len(lines))
             lines[i : i + 2] = [b"".join(lines[i : i + 2])]
         _agree(lines)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        TS,
+        "2200-01-01T00:00:00Z",  # poison
+        "2199-12-31T23:00:00-14:00",  # poison only once the offset is applied
+        "1970-01-01T00:30:00+01:00",  # before 1970 in UTC: poison
+        "1971-01-01T00:00:00+14:00",
+        "2198-12-31T23:59:59-14:00",
+        "2026-13-45T99:00:00Z",  # unparsable: skipped, not counted
+        "2026-11-29",
+        "20a6-11-29T10:00:00Z",
+    ],
+)
+@pytest.mark.parametrize("cost", [None, 1.5, 1e7])
+def test_a_superseded_line_is_still_poison_or_skipped_as_its_stamp_says(
+    stamp: str, cost: float | None
+) -> None:
+    """Lines a previous line of the same response already beats build no row, but their
+    stamp and cost still make them poison (counted) or unreadable (not counted)."""
+    first = usage_line(usage={"output_tokens": 50})
+    extra = {} if cost is None else {"costUSD": cost}
+    for out in (50, 10):
+        later = usage_line(usage={"output_tokens": out}, timestamp=stamp, **extra)
+        _agree([first, later])
+        _agree([first, later, later, _good(3)])
+    lines = [first, usage_line(usage={"output_tokens": 1}, timestamp=stamp, **extra)]
+    malformed = _by_scan_lines(b"\n".join(lines) + b"\n", 0, 0)[2]
+    poison = stamp[:4] in ("2200", "2199", "1970") or cost == 1e7
+    readable = stamp[:7] not in ("2026-13", "20a6-11")
+    assert malformed == (1 if poison and readable else 0)

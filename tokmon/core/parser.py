@@ -415,6 +415,21 @@ def scan_lines(
                     stamp = obj.timestamp
                     if stamp is None or len(stamp) < 10:
                         continue
+                    legacy = obj.costUSD
+                    mid, rid = msg.id, obj.requestId
+                    key = f"{mid}:{rid}" if mid and rid else f"@{source}:{base + off}"
+                    out = usage.output_tokens
+                    old = get(key)
+                    superseded = old is not None and out <= old[ROW_OUTPUT]
+                    if (
+                        superseded
+                        and "1971" <= stamp[:4] <= "2198"
+                        and (legacy is None or -MAX_COST <= legacy <= MAX_COST)
+                    ):
+                        # the first line with the largest output wins; this one builds no
+                        # row and, with a stamp of such a year (any UTC offset keeps it in
+                        # 1970..2200), is not poison whatever the stamp parses to: unparsed
+                        continue
                     try:  # _timestamp's fast path, inline
                         dt = fromiso(stamp)
                         ts = dt.timestamp() if dt.tzinfo is not None else _timestamp(stamp)
@@ -422,18 +437,13 @@ def scan_lines(
                         ts = _timestamp(stamp)
                     if ts is None:
                         continue
-                    legacy = obj.costUSD
                     if not TS_MIN <= ts < TS_MAX or (
                         legacy is not None and not -MAX_COST <= legacy <= MAX_COST  # NaN, inf
                     ):
                         stats.malformed += 1  # poison: valid JSON, so not listed in stats.bad
                         continue
-                    mid, rid = msg.id, obj.requestId
-                    key = f"{mid}:{rid}" if mid and rid else f"@{source}:{base + off}"
-                    out = usage.output_tokens
-                    old = get(key)
-                    if old is not None and out <= old[ROW_OUTPUT]:
-                        continue  # the first line with the largest output wins
+                    if superseded:
+                        continue
                     # _usage_record's row for a typed line (counts already in 0..MAX_TOKENS);
                     # session id, cwd and model through ``strings``, raw to shown text
                     raw = obj.sessionId
