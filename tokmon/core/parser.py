@@ -423,7 +423,7 @@ def scan_lines(
                     superseded = old is not None and out <= old[ROW_OUTPUT]
                     if (
                         superseded
-                        and "1971" <= stamp[:4] <= "2198"
+                        and "1971" <= stamp < "2199"  # the year, 1971..2198
                         and (legacy is None or -MAX_COST <= legacy <= MAX_COST)
                     ):
                         # the first line with the largest output wins; this one builds no
