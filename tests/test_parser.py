@@ -317,3 +317,199 @@ def test_dedup_keeps_max_output_first_on_ties(reference: bool) -> None:
     }
     assert got == {"msg_1:req_1": (50, "/b"), "msg_2:req_1": (7, "/e")}
     assert stats.total() == 0
+
+
+# --- whole runs of lines: one msgspec call per run, the line-at-a-time path as fallback -------
+# The fast path decodes a run of lines shaped "{...}" in one call and keeps the values only
+# when there is exactly one a line; these buffers mix lines that pass or break that check
+# (or fail the decode) at every position. The oracle is parse_line on each line, filed by
+# the rules (max output per key, the first on ties), written out here.
+
+
+def _by_parse_line(buf: bytes, start: int, base: int) -> tuple[Any, ...]:
+    stats = LineStats()
+    best: dict[str, list[Any]] = {}
+    titles: list[Any] = []
+    for i, line in enumerate(buf[start:].split(b"\n")[:-1]):
+        off = start + sum(len(x) + 1 for x in buf[start:].split(b"\n")[:i])
+        item = parse_line(line, SRC, base + off, stats) if line else None
+        if type(item) is list:
+            key, out = item[FIELDS.index("key")], item[FIELDS.index("output_tokens")]
+            if key not in best or out > best[key][FIELDS.index("output_tokens")]:
+                best[key] = item
+        elif item is not None:
+            titles.append(item)
+    return best, titles, stats.malformed, stats.invalid_utf8, stats.bad
+
+
+def _by_scan_lines(buf: bytes, start: int, base: int) -> tuple[Any, ...]:
+    stats = LineStats()
+    best: dict[str, list[Any]] = {}
+    titles: list[Any] = []
+    scan_lines(bytearray(buf), start, len(buf), base, SRC, stats, best, titles, {})
+    return best, titles, stats.malformed, stats.invalid_utf8, stats.bad
+
+
+def _agree(lines: list[bytes], prefix: bytes = b"") -> None:
+    buf = prefix + b"\n".join(lines) + b"\n"
+    assert _by_scan_lines(buf, len(prefix), 100) == _by_parse_line(buf, len(prefix), 100)
+
+
+def _good(n: int, **over: Any) -> bytes:
+    return usage_line(message={"id": f"msg_{n}"}, usage={"output_tokens": n}, **over)
+
+
+TITLE = b'{"type":"custom-title","sessionId":"s1","customTitle":"t"}'
+USER = b'{"type":"user","sessionId":"s1","message":{"content":"caf\xc3\xa9 \xe2\x9c\x85"}}'
+
+
+def test_a_run_of_good_lines_gives_every_row_and_title() -> None:
+    lines = [_good(n) for n in range(1, 30)] + [TITLE, USER] + [_good(n) for n in range(30, 40)]
+    buf = b"\n".join(lines) + b"\n"
+    got = _by_scan_lines(buf, 0, 0)
+    assert len(got[0]) == 39 and got[1] == [("s1", "custom-title", "t")] and got[2:] == (0, 0, [])
+    _agree(lines)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[1]], ids=[c[0] for c in CASES if c[1]])
+@pytest.mark.parametrize("where", [0, 1, 5, 11])
+def test_every_case_inside_a_run(case: tuple[str, bytes, Any], where: int) -> None:
+    """Each case among good lines, first, second, in the middle or last: the run around it
+    is decoded in one call, or line by line when the case breaks the run."""
+    lines = [_good(n) for n in range(1, 12)]
+    lines.insert(where, case[1])
+    _agree(lines)
+    _agree(lines, prefix=b'{"type":"user"}\n')  # the run starts after another chunk's bytes
+
+
+def test_lines_that_are_json_only_together_are_each_malformed() -> None:
+    """Lines shaped "{...}" whose text, joined, is valid JSON or holds the right number of
+    values: each is counted as parse_line counts it, never decoded as one value."""
+    spans = [b'{"a":[{"b":1}', b'{"c":2}]}', b'{"d":1}{"e":2}']
+    open_end = [b'{"a":[', b'{"b":1}]}', b'{"c":1}{"d":2}']  # a line ending in "[", ":", ","
+    colon = [b'{"a":', b'{"b":1}}', b"{}{}"]
+    comma = [b'{"a":[1,', b'{"b":1}]}', b'{"c":1} {"d":2}']
+    twice = [b'{"a":1}{"b":2}', b"{}"]
+    spaced = [b'{"a":1} {"b":2}', _good(1)]
+    split_str = [b'{"type":"user","x":"a}', b'{"b"}']
+    for extra in (spans, open_end, colon, comma, twice, spaced, split_str):
+        _agree([_good(5), *extra, _good(6)])
+        _agree([*extra, _good(7)])
+        _agree([_good(8), *extra])
+    for extra in (spans, open_end, colon, comma):
+        assert _by_scan_lines(b"\n".join(extra) + b"\n", 0, 0)[2:4] == (3, 0)
+
+
+def test_a_run_is_decoded_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of runs: good lines cost one msgspec call, not one a line."""
+    from tokmon.core import parser
+
+    parser._line_decoder()
+    calls: list[int] = []
+    many = parser._decode_lines
+
+    def counted(data: Any) -> Any:
+        calls.append(len(data))
+        return many(data)
+
+    monkeypatch.setattr(parser, "_decode_lines", counted)
+    lines = [_good(n) for n in range(1, 40)]
+    buf = b"\n".join(lines) + b"\n"
+    assert len(_by_scan_lines(buf, 0, 0)[0]) == 39
+    assert calls == [len(buf)]
+
+
+def test_lines_without_ids_keep_their_own_offsets_inside_a_run() -> None:
+    lines = [_good(1), usage_line(requestId=None), _good(2), usage_line(message={"id": ""})]
+    buf = b"\n".join(lines) + b"\n"
+    keys = set(_by_scan_lines(buf, 0, 7)[0])
+    off2 = 7 + len(lines[0]) + 1
+    off4 = 7 + sum(len(x) + 1 for x in lines[:3])
+    assert {f"@{SRC}:{off2}", f"@{SRC}:{off4}"} <= keys
+    _agree(lines)
+
+
+def test_crlf_empty_whitespace_and_other_lines_break_or_join_runs() -> None:
+    crlf = [x + b"\r" for x in (_good(1), _good(2), TITLE, _good(3))]
+    _agree(crlf)
+    _agree([_good(1), b"", _good(2), b"", b"", _good(3)])
+    _agree([_good(1), b"  ", _good(2), b"\t", b"\r", _good(3)])
+    _agree([_good(1), b" " + _good(2), _good(3), _good(4) + b" ", _good(5)])
+    _agree([_good(1), b"[1]", b"null", b'"s"', b"7", _good(2), b"}", b"{", _good(3)])
+    _agree([_good(1), b"{}", b"{ }", _good(2), b'{"type":null}', _good(3)])
+
+
+def test_invalid_utf8_at_every_kind_of_line_inside_runs() -> None:
+    bad_usage = usage_line().replace("héllo".encode(), b"h\xffllo")
+    bad_title = b'{"type":"ai-title","sessionId":"s","aiTitle":"\xc3("}'
+    bad_user = b'{"type":"user","x":"\xe2\x82"}'
+    bad_cut = b'{"type":"user","x":"\xe2\x82'
+    for bad in (bad_usage, bad_title, bad_user, bad_cut):
+        for where in (0, 3, 6):
+            lines = [_good(n) for n in range(1, 7)]
+            lines.insert(where, bad)
+            _agree(lines)
+            _agree([x.replace("✅".encode(), b"v") for x in lines])  # an ASCII rest
+    # an ASCII buffer: no usage line is checked, and none needs to be
+    ascii_lines = [json.dumps(json.loads(_good(n))).encode() for n in range(1, 5)]
+    assert all(x.isascii() for x in ascii_lines)
+    _agree(ascii_lines)
+
+
+def test_a_huge_line_and_a_rejected_value_in_a_run() -> None:
+    huge = usage_line(message={"id": "big", "content": [{"type": "text", "text": "é" * 100_000}]})
+    _agree([_good(1), huge, _good(2)])
+    _agree([_good(1), huge.replace("é".encode(), b"\xc3", 1), _good(2)])  # bad far in
+    # values the typed decode rejects (float, negative, poison counts) sink the run's
+    # one-call decode; the lines around are still read
+    _agree([_good(1), usage_line(usage={"output_tokens": 3.5}), _good(2)])
+    _agree([_good(1), usage_line(usage={"input_tokens": -1}), _good(2), _good(3)])
+    _agree([_good(1), usage_line(usage={"output_tokens": 10**9 + 1}), _good(2)])
+
+
+def test_random_mixtures_agree_with_parse_line() -> None:
+    """Seeded random buffers of all cases, good lines and fragments."""
+    import random
+
+    pool = [c[1] for c in CASES] + [_good(n) for n in range(1, 9)] + [TITLE, USER]
+    pool += [p[: len(p) // 2] for p in pool[:10]]  # cut lines
+    for seed in range(300):
+        rnd = random.Random(seed)
+        lines = [rnd.choice(pool) for _ in range(rnd.randint(1, 25))]
+        if rnd.random() < 0.3:  # two lines glued into one
+            i = rnd.randrange(len(lines))
+            lines[i : i + 2] = [b"".join(lines[i : i + 2])]
+        _agree(lines)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        TS,
+        "2200-01-01T00:00:00Z",  # poison
+        "2199-12-31T23:00:00-14:00",  # poison only once the offset is applied
+        "1970-01-01T00:30:00+01:00",  # before 1970 in UTC: poison
+        "1971-01-01T00:00:00+14:00",
+        "2198-12-31T23:59:59-14:00",
+        "2026-13-45T99:00:00Z",  # unparsable: skipped, not counted
+        "2026-11-29",
+        "20a6-11-29T10:00:00Z",
+    ],
+)
+@pytest.mark.parametrize("cost", [None, 1.5, 1e7])
+def test_a_superseded_line_is_still_poison_or_skipped_as_its_stamp_says(
+    stamp: str, cost: float | None
+) -> None:
+    """Lines a previous line of the same response already beats build no row, but their
+    stamp and cost still make them poison (counted) or unreadable (not counted)."""
+    first = usage_line(usage={"output_tokens": 50})
+    extra = {} if cost is None else {"costUSD": cost}
+    for out in (50, 10):
+        later = usage_line(usage={"output_tokens": out}, timestamp=stamp, **extra)
+        _agree([first, later])
+        _agree([first, later, later, _good(3)])
+    lines = [first, usage_line(usage={"output_tokens": 1}, timestamp=stamp, **extra)]
+    malformed = _by_scan_lines(b"\n".join(lines) + b"\n", 0, 0)[2]
+    poison = stamp[:4] in ("2200", "2199", "1970") or cost == 1e7
+    readable = stamp[:7] not in ("2026-13", "20a6-11")
+    assert malformed == (1 if poison and readable else 0)

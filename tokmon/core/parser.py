@@ -2,9 +2,10 @@
 
 Only top-level ``type: "assistant"`` lines carry billable usage. The scanner's hot path
 (:func:`scan_lines`) decodes every line once with msgspec into small typed structs holding
-only the fields tokmon reads (which also validates the whole line as JSON); any line the
-typed decode rejects (odd types, out-of-range values, bad JSON, non-UTF-8) goes through
-:func:`parse_line`, the reference rules, so counts and malformed-line figures stay exact.
+only the fields tokmon reads (which also validates the whole line as JSON), a run of lines
+in one call; any line the typed decode rejects (odd types, out-of-range values, bad JSON,
+non-UTF-8) goes through :func:`parse_line`, the reference rules, so counts and
+malformed-line figures stay exact.
 UTF-8 is checked only on lines that carry usage or a title: a line that is valid JSON
 otherwise but carries neither cannot change a total, so its bytes are not checked and it
 is not counted as non-UTF-8 (docs/architecture.md, "Invalid UTF-8").
@@ -255,12 +256,13 @@ def _usage_record(obj: dict, source: str, offset: int) -> list[Any] | None:  # t
 # rules (clamp, poison = malformed). Unknown fields are skipped but still validated as JSON.
 # Built on first use: importing msgspec costs ~10 ms, which runs that read nothing skip.
 _decode: Any = None
+_decode_lines: Any = None  # the same decoder over many lines (msgspec >= 0.18; else None)
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (RecursionError,)
 
 
 def _line_decoder() -> Any:
     """The msgspec decoder of a transcript line into the fields tokmon reads."""
-    global _decode, _DECODE_ERRORS
+    global _decode, _decode_lines, _DECODE_ERRORS
     if _decode is None:
         import msgspec
 
@@ -299,7 +301,9 @@ def _line_decoder() -> Any:
             ],
         )
         _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)  # ValidationError included
-        _decode = msgspec.json.Decoder(line).decode
+        decoder = msgspec.json.Decoder(line)
+        _decode_lines = getattr(decoder, "decode_lines", None)
+        _decode = decoder.decode
     return _decode
 
 
@@ -317,16 +321,18 @@ def scan_lines(
 ) -> None:
     """Parse the complete lines of ``buf[start:stop]`` (each ends with a newline; ``base`` is
     the file offset of ``buf[0]``): usage rows go into ``best`` (max output per dedup key),
-    titles into ``titles``, skipped/malformed lines into ``stats``. ``strings`` interns
-    session ids, paths and model names across lines.
+    titles into ``titles``, skipped/malformed lines into ``stats``. ``strings`` maps the raw
+    session ids, paths and model names to their shown text (one str object per value).
 
     Same results as calling :func:`parse_line` on every line (the contract of
-    ``tests/test_parser.py``), about twice as fast: every line is decoded once by msgspec
-    (which also validates it as JSON), UTF-8 is checked only on usage and title lines (not at
-    all in an all-ASCII buffer; msgspec does not check the strings it skips), and a usage
-    line superseded by a line of the same response with at least its output count builds no
-    row. ``reference``: every line through :func:`parse_line` (for a small read, where
-    building the msgspec decoder, ~10 ms, would cost more than it saves).
+    ``tests/test_parser.py``), about twice as fast: each run of lines shaped ``{...}`` is
+    decoded by one msgspec call (which also validates it as JSON; a run it rejects is
+    decoded a line at a time, and a line rejected alone takes :func:`parse_line`), UTF-8 is
+    checked only on usage and title lines (not at all in an all-ASCII buffer; msgspec does
+    not check the strings it skips), and a usage line superseded by a line of the same
+    response with at least its output count builds no row. ``reference``: every line
+    through :func:`parse_line` (for a small read, where building the msgspec decoder,
+    ~10 ms, would cost more than it saves).
     """
     s = start
     find = buf.find
@@ -341,72 +347,158 @@ def scan_lines(
             s = nl + 1
         return
     decode = _decode or _line_decoder()
+    decode_lines = _decode_lines
     errors = _DECODE_ERRORS
-    intern = strings.setdefault
+    shown = strings.get
     get = best.get
     fromiso = _fromiso
     ascii = buf.isascii()  # one fast pass; else usage and title lines are checked one by one
     while s < stop:
-        nl = find(b"\n", s, stop)
-        if nl == -1:  # pragma: no cover - callers pass whole lines only
-            nl = stop
-        if nl == s:
-            s += 1
-            continue
-        if buf[s] != 123:  # not "{...": the reference rules
-            _keep(parse_line(bytes(view[s:nl]), source, base + s, stats), best, titles)
+        # A run of lines shaped "{...}" (a CR before the newline allowed), decoded by one
+        # msgspec call. Each such line is exactly one value of the run when the decode
+        # succeeds and yields as many values as lines: a value cannot run on past a line's
+        # end, since a raw newline is invalid inside a string and, after the "}" that ends
+        # a line, the "{" that starts the next one is invalid inside an object or an array;
+        # so every line holds whole values, at least one, and the count leaves one a line.
+        first = s
+        ends: list[int] = []
+        nl = -1
+        while s < stop:
+            nl = find(b"\n", s, stop)
+            if nl == -1:  # pragma: no cover - callers pass whole lines only
+                nl = stop
+            if buf[s] != 123 or (buf[nl - 1] != 125 and (buf[nl - 1] != 13 or buf[nl - 2] != 125)):
+                break
+            ends.append(nl)
             s = nl + 1
-            continue
-        off = s
-        line = view[s:nl]
-        s = nl + 1
-        try:
-            obj = decode(line)
-        except errors:
-            _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
-            continue
-        kind = obj.type
-        if kind == "assistant":
-            msg = obj.message
-            if msg is None:
-                continue
-            usage = msg.usage
-            if usage is None:
-                continue
-            if not (ascii or _utf8(line)):  # the reference rules (a non-UTF-8 usage line)
-                _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
-                continue
-            stamp = obj.timestamp
-            if stamp is None or len(stamp) < 10:
-                continue
-            try:  # _timestamp's fast path, inline
-                dt = fromiso(stamp)
-                ts = dt.timestamp() if dt.tzinfo is not None else _timestamp(stamp)
-            except (ValueError, OverflowError):
-                ts = _timestamp(stamp)
-            if ts is None:
-                continue
-            legacy = obj.costUSD
-            if not TS_MIN <= ts < TS_MAX or (
-                legacy is not None and not -MAX_COST <= legacy <= MAX_COST  # NaN, inf too
-            ):
-                stats.malformed += 1  # poison: valid JSON, so not listed in stats.bad
-                continue
-            mid, rid = msg.id, obj.requestId
-            key = f"{mid}:{rid}" if mid and rid else f"@{source}:{base + off}"
-            old = get(key)
-            if old is not None and usage.output_tokens <= old[ROW_OUTPUT]:
-                continue  # the first line with the largest output wins
-            best[key] = _fast_row(obj, msg, usage, ts, key, legacy, intern)
-        elif kind == "custom-title" or kind == "ai-title":
-            if not (ascii or _utf8(line)):
-                _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
-                continue
-            sid = obj.sessionId
-            title = obj.customTitle if kind == "custom-title" else obj.aiTitle
-            if sid is None or title is None or not title.strip():
-                continue
-            titles.append((sid, kind, str(_shown(title)).strip()[:200]))
+        if ends:
+            objs: list[Any] | None = None
+            if decode_lines is not None and len(ends) > 1:
+                try:
+                    objs = decode_lines(view[first:s])
+                except errors:
+                    pass
+            if objs is None or len(objs) != len(ends):  # a line at a time; None: reference
+                objs = []
+                off = first
+                for end in ends:
+                    try:
+                        objs.append(decode(view[off:end]))
+                    except errors:
+                        objs.append(None)
+                    off = end + 1
+            nxt = first
+            for obj, end in zip(objs, ends, strict=True):
+                off = nxt
+                nxt = end + 1
+                if obj is None:
+                    _keep(parse_line(bytes(view[off:end]), source, base + off, stats), best, titles)
+                    continue
+                kind = obj.type
+                if kind == "assistant":
+                    msg = obj.message
+                    if msg is None:
+                        continue
+                    usage = msg.usage
+                    if usage is None:
+                        continue
+                    if not ascii:
+                        line = view[off:end]
+                        try:  # _utf8, inline for the usual line
+                            if end - off <= _UTF8_SLICE:
+                                str(line, "utf-8")
+                            elif not _utf8(line):
+                                raise UnicodeError
+                        except UnicodeError:  # the reference rules (a non-UTF-8 usage line)
+                            _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
+                            continue
+                    stamp = obj.timestamp
+                    if stamp is None or len(stamp) < 10:
+                        continue
+                    legacy = obj.costUSD
+                    mid, rid = msg.id, obj.requestId
+                    key = f"{mid}:{rid}" if mid and rid else f"@{source}:{base + off}"
+                    out = usage.output_tokens
+                    old = get(key)
+                    superseded = old is not None and out <= old[ROW_OUTPUT]
+                    if (
+                        superseded
+                        and "1971" <= stamp < "2199"  # the year, 1971..2198
+                        and (legacy is None or -MAX_COST <= legacy <= MAX_COST)
+                    ):
+                        # the first line with the largest output wins; this one builds no
+                        # row and, with a stamp of such a year (any UTC offset keeps it in
+                        # 1970..2200), is not poison whatever the stamp parses to: unparsed
+                        continue
+                    try:  # _timestamp's fast path, inline
+                        dt = fromiso(stamp)
+                        ts = dt.timestamp() if dt.tzinfo is not None else _timestamp(stamp)
+                    except (ValueError, OverflowError):
+                        ts = _timestamp(stamp)
+                    if ts is None:
+                        continue
+                    if not TS_MIN <= ts < TS_MAX or (
+                        legacy is not None and not -MAX_COST <= legacy <= MAX_COST  # NaN, inf
+                    ):
+                        stats.malformed += 1  # poison: valid JSON, so not listed in stats.bad
+                        continue
+                    if superseded:
+                        continue
+                    # _usage_record's row for a typed line (counts already in 0..MAX_TOKENS);
+                    # session id, cwd and model through ``strings``, raw to shown text
+                    raw = obj.sessionId
+                    sid = shown(raw) if raw else ""
+                    if sid is None:
+                        sid = _text(raw, strings)
+                    raw = obj.cwd
+                    cwd = shown(raw) if raw else ""
+                    if cwd is None:
+                        cwd = _text(raw, strings)
+                    raw = msg.model
+                    model = shown(raw) if raw else ""
+                    if model is None:
+                        model = _text(raw, strings)
+                    cc = usage.cache_creation_input_tokens
+                    detail = usage.cache_creation
+                    best[key] = [  # UsageRecord field order (tokmon.core.model.FIELDS)
+                        ts,
+                        sid or "unknown",
+                        cwd,
+                        model or "unknown",
+                        usage.input_tokens,
+                        out,
+                        cc,
+                        0 if detail is None else min(detail.ephemeral_1h_input_tokens, cc),
+                        usage.cache_read_input_tokens,
+                        key,
+                        0.0,
+                        legacy,
+                    ]
+                elif kind in _TITLE_KINDS:
+                    line = view[off:end]
+                    if not (ascii or _utf8(line)):
+                        _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
+                        continue
+                    sid = obj.sessionId
+                    title = obj.customTitle if kind == "custom-title" else obj.aiTitle
+                    if sid is None or title is None or not title.strip():
+                        continue
+                    titles.append((sid, kind, str(_shown(title)).strip()[:200]))
+        if s < stop:  # the line at s is not shaped "{...}": the reference rules
+            if nl > s:
+                _keep(parse_line(bytes(view[s:nl]), source, base + s, stats), best, titles)
+            s = nl + 1
+
+
+_TITLE_KINDS = frozenset(TITLE_TYPES)
+
+
+def _text(raw: str, strings: dict[str, str]) -> str:
+    """A session id, cwd or model name as shown (without control characters), remembered
+    in ``strings`` (raw text to shown text: one str object per value)."""
+    text = str(_shown(raw))
+    strings[raw] = text
+    return text
 
 
 def _keep(item: object, best: dict[str, list[Any]], titles: list[tuple[str, str, str]]) -> None:
@@ -440,33 +532,3 @@ def _utf8(data: memoryview) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def _fast_row(
-    obj: Any, msg: Any, usage: Any, ts: float, key: str, legacy: float | None, intern: Any
-) -> list[Any]:
-    """:func:`_usage_record` for a typed line whose counts are already in 0..MAX_TOKENS and
-    whose timestamp and costUSD passed the poison checks."""
-    cc = usage.cache_creation_input_tokens
-    detail = usage.cache_creation
-    sid, cwd, model = obj.sessionId, obj.cwd, msg.model
-    if sid is not None and not sid.isprintable():
-        sid = _shown(sid)
-    if cwd is not None and not cwd.isprintable():
-        cwd = _shown(cwd)
-    if model is not None and not model.isprintable():
-        model = _shown(model)
-    return [  # UsageRecord field order (tokmon.core.model.FIELDS)
-        ts,
-        intern(sid, sid) if sid else "unknown",
-        intern(cwd, cwd) if cwd is not None else "",
-        intern(model, model) if model else "unknown",
-        usage.input_tokens,
-        usage.output_tokens,
-        cc,
-        0 if detail is None else min(detail.ephemeral_1h_input_tokens, cc),
-        usage.cache_read_input_tokens,
-        key,
-        0.0,
-        legacy,
-    ]

@@ -135,6 +135,7 @@ class LineReader:
             pos = self.offset  # file offset of the next byte read
             fill = 0  # buf[:fill] holds the start of a line not complete yet
             skipping = False  # inside a line longer than MAX_LINE: dropped up to its newline
+            lo, hi = pos, 0  # buf[:hi] holds the file's bytes from offset lo (fingerprint)
             while True:
                 if fill == len(buf):  # a line longer than the buffer so far: grow it
                     bigger = bytearray(2 * len(buf))
@@ -147,6 +148,7 @@ class LineReader:
                 end = fill + n
                 base = pos - fill
                 pos += n
+                lo, hi = base, end
                 start = 0
                 last = buf.rfind(b"\n", 0, end)
                 if last != -1:
@@ -165,6 +167,19 @@ class LineReader:
                     fill = 0
                 elif fill and start:
                     buf[:fill] = buf[start:end]  # the partial line moves to the front
+                    lo, hi = base + start, fill
             # An oversized line still being written is skipped as a whole next time too.
             self.end = pos if skipping else pos - fill
-            self.fp = fingerprint(fh, self.end)
+            if lo == 0 and 0 < self.end <= hi:  # the usual whole file in one read: no re-read
+                self.fp = _fingerprint(buf, self.end)
+            else:
+                self.fp = fingerprint(fh, self.end)
+
+
+def _fingerprint(buf: bytearray, end: int) -> str:
+    """:func:`fingerprint` of a file whose first ``end`` bytes are ``buf[:end]``."""
+    h = blake2b(digest_size=8)
+    with memoryview(buf) as view:
+        h.update(view[: min(FP_WINDOW, end)])
+        h.update(view[max(0, end - FP_WINDOW) : end])
+    return h.hexdigest()
