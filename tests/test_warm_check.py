@@ -296,3 +296,60 @@ def test_dropped_file_states_warn_in_a_warm_refresh(tmp_path: Path) -> None:
     ch, _ = _refresh(root, home)
     assert any("dropped 1 invalid file state" in w for w in ch.warnings), ch.warnings
     assert ch.new_records == 0 and ch.files_read == 1  # read again, counted once
+
+
+def test_warm_cli_reports_load_no_file_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tokmon daily/session/blocks --json`, warm and after an append, never load the ledger's
+    file states, and print what a cold run on the same transcripts prints."""
+    import io
+
+    from tokmon.cli import main as cli_main
+
+    root = _tree(tmp_path)
+    loads: list[int] = []
+    real = LedgerDB._load_files
+
+    def counting(self: LedgerDB, *a: Any, **k: Any) -> Any:
+        loads.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(LedgerDB, "_load_files", counting)
+
+    def run(home: Path, cmd: str) -> str:
+        out, err = io.StringIO(), io.StringIO()
+        env = {
+            "TOKMON_HOME": str(home),
+            "CLAUDE_CONFIG_DIR": str(root.parent),
+            "HOME": str(tmp_path),
+            "TZ": "UTC",
+        }
+        assert cli_main.run([cmd, "--json"], env=env, stdout=out, stderr=err) == 0, err.getvalue()
+        return out.getvalue()
+
+    home = tmp_path / "home"
+    run(home, "daily")  # cold
+    assert loads
+    for step in ("warm", "append"):
+        if step == "append":
+            _append(root)
+        for cmd in ("daily", "session", "blocks"):
+            loads.clear()
+            got = run(home, cmd)
+            assert not loads, (step, cmd)
+            cold = run(tmp_path / f"cold-{step}-{cmd}", cmd)
+            if cmd == "session":  # isActive and the like depend on the clock: the sums
+                got_j, cold_j = orjson.loads(got), orjson.loads(cold)
+                assert got_j["totals"] == cold_j["totals"]
+                assert [s["sessionId"] for s in got_j["sessions"]] == [
+                    s["sessionId"] for s in cold_j["sessions"]
+                ]
+            elif cmd == "blocks":
+                assert [b["totalTokens"] for b in orjson.loads(got)["blocks"]] == [
+                    b["totalTokens"] for b in orjson.loads(cold)["blocks"]
+                ]
+            else:
+                assert got == cold
+    totals = orjson.loads(run(home, "session"))["totals"]
+    assert (totals["inputTokens"], totals["outputTokens"]) == (6 * 10, sum(range(101, 107)))
