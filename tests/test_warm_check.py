@@ -353,3 +353,46 @@ def test_warm_cli_reports_load_no_file_state(
                 assert got == cold
     totals = orjson.loads(run(home, "session"))["totals"]
     assert (totals["inputTokens"], totals["outputTokens"]) == (6 * 10, sum(range(101, 107)))
+
+
+def test_a_warm_report_process_freezes_what_the_check_leaves(tmp_path: Path) -> None:
+    """`tokmon daily` as the process: the warm check moves what exists after it (imports, the
+    listings) out of the collector's reach (gc.freeze: no later collection walks it); an
+    in-process run (tests, the server) is left alone."""
+    import gc
+    import io
+    import subprocess
+    import sys
+
+    from tokmon.cli import main as cli_main
+
+    root = _tree(tmp_path)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))},
+        "TOKMON_HOME": str(tmp_path / "home"),
+        "CLAUDE_CONFIG_DIR": str(root.parent),
+        "HOME": str(tmp_path),
+        "TZ": "UTC",
+    }
+    code = (
+        "import gc, sys\n"
+        "from tokmon.__main__ import main\n"
+        "sys.argv = ['tokmon', 'daily', '--json']\n"
+        "rc = main()\n"
+        "print(gc.get_freeze_count(), file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    outs, frozen = [], []
+    for _ in range(2):  # cold (the full check), then warm
+        r = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+        frozen.append(int(r.stderr.strip().splitlines()[-1]))
+    assert outs[0] == outs[1] and '"outputTokens": 515' in outs[0]
+    assert frozen[0] == 0 and frozen[1] > 1000
+    before = gc.get_freeze_count()
+    out = io.StringIO()
+    assert cli_main.run(["daily", "--json"], env=env, stdout=out, stderr=io.StringIO()) == 0
+    assert out.getvalue() == outs[0] and gc.get_freeze_count() == before

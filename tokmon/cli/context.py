@@ -38,6 +38,8 @@ class Context:
     demo: bool = False
     config_path: Path | None = None
     log_level: str = "warning"
+    #: the run is the whole process (it exits after the command): its engine is short-lived
+    program: bool = False
     _paths: TokmonPaths | None = None
     _config: Config | None = None
     _engine: Engine | None = None
@@ -125,6 +127,7 @@ class Context:
                 raise CLIError(str(exc)) from exc
             self._engine = eng
             eng.on_warning = self.warn  # notices found after refresh (a ledger broken late)
+            eng.short_lived = self.program  # one command, then exit (Engine.short_lived)
             if not eng.roots:
                 where = ", ".join(str(r) for r in eng.candidate_roots)
                 self.warn(f"no Claude Code transcripts found (looked in {where}); try --demo")

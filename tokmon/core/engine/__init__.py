@@ -94,6 +94,9 @@ class Engine(Ingest, Store, Queries, Check):
         self._refreshing = False
         self._listings: Listings | None = None  # the change check's (tokmon.core.discovery)
         self._checked_saved: list[Any] | None = None  # (tokmon.core.engine.check)
+        #: A one-shot run (a CLI command that exits after its answer): the warm change check
+        #: then freezes the objects it leaves (gc.freeze), which no collection walks again.
+        self.short_lived = False
         #: Where warnings found outside :meth:`refresh` go (default: the log).
         self.on_warning: Callable[[str], None] | None = None
         self.agents: AgentStore | None = None

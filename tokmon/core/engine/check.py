@@ -17,6 +17,7 @@ new mirror. ``TOKMON_NO_LISTING_CACHE=1`` switches this off with the listings.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
@@ -160,6 +161,22 @@ class Check(EngineState):
         stamp = self._check_stamp()
         if stamp is None:
             return False
+        gc_on = gc.isenabled()
+        gc.disable()  # the mirror and the stats are acyclic: no collection passes over them
+        try:
+            return self._quick_scan_with(changes, progress, stamp)
+        finally:
+            if self.short_lived:
+                # a one-shot run (a CLI report): what exists now (the imports, the listings)
+                # lives until exit; no later collection, nor the one at exit, walks it again
+                gc.freeze()
+            if gc_on:
+                gc.enable()
+
+    def _quick_scan_with(
+        self, changes: Changes, progress: ProgressFn | None, stamp: list[Any]
+    ) -> bool:
+        led = self.ledger
         checked = Checked.load(self._checked_file())
         if checked is None or checked.stamp != stamp:
             return False

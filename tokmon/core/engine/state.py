@@ -87,6 +87,7 @@ class EngineState:
     _refreshing: bool
     _listings: Listings | None  # directory listings of the change check, once loaded
     _checked_saved: list[Any] | None  # the stamp of the last mirror saved (engine/check.py)
+    short_lived: bool  # a one-shot run (a CLI command): see Check._quick_scan
 
     @property
     def roots(self) -> list[Path]:
