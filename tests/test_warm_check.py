@@ -217,27 +217,30 @@ def test_a_mirror_not_of_this_database_is_not_used(tmp_path: Path) -> None:
     ch, loaded = _refresh(root, home)
     assert (ch.new_records, loaded) == (1, True)
     # torn, foreign or malformed: never used, never a crash
-    bodies: list[Callable[[str], bytes]] = [
+    a_dir = str(root / "-a")
+
+    def mirror_of(stamp: Any, dirs: Any, v: int = 1) -> bytes:  # as Checked.save writes it
+        return orjson.dumps({"v": v, "db": stamp, "dirs": dirs})
+
+    bodies: list[Callable[[Any], bytes]] = [
         lambda stamp: b"",
         lambda stamp: b"{",
         lambda stamp: b"[]",
-        lambda stamp: b'{"v": 2, "db": %s, "dirs": {}}' % stamp.encode(),
-        lambda stamp: b'{"v": 1, "db": "x", "dirs": {}}',
-        lambda stamp: b'{"v": 1, "db": %s, "dirs": {}}' % stamp.encode(),  # nothing known
-        lambda stamp: b'{"v": 1, "db": %s, "dirs": {"x": 1}}' % stamp.encode(),
-        lambda stamp: (
-            b'{"v": 1, "db": %s, "dirs": {%s: {"s1.jsonl": 5}}}'
-            % (stamp.encode(), orjson.dumps(str(root / "-a")))
-        ),
-        lambda stamp: (
-            b'{"v": 1, "db": %s, "dirs": {%s: {"s1.jsonl": "abcd"}}}'
-            % (stamp.encode(), orjson.dumps(str(root / "-a")))
-        ),
+        lambda stamp: mirror_of(stamp, {}, v=2),
+        lambda stamp: mirror_of("x", {}),
+        lambda stamp: mirror_of(stamp, {}),  # nothing known
+        lambda stamp: mirror_of(stamp, {"x": 1}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": 5}}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": "abcd"}}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": [1]}}),
+        lambda stamp: mirror_of(stamp, {a_dir: []}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": None}}),
+        lambda stamp: mirror_of(stamp, {}) + b"garbage",
     ]
     for n, body in enumerate(bodies):
         checked = Checked.load(mirror)  # the good one the last refresh wrote
         assert checked is not None
-        mirror.write_bytes(body(orjson.dumps(checked.stamp).decode()))
+        mirror.write_bytes(body(checked.stamp))
         write_lines(root / "-b" / "s2.jsonl", [_line(30 + n, "s2")])
         ch, _ = _refresh(root, home)
         assert ch.new_records == 1, n
