@@ -399,3 +399,39 @@ def test_a_warm_report_process_freezes_what_the_check_leaves(tmp_path: Path) -> 
     out = io.StringIO()
     assert cli_main.run(["daily", "--json"], env=env, stdout=out, stderr=io.StringIO()) == 0
     assert out.getvalue() == outs[0] and gc.get_freeze_count() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs symlinks")
+def test_the_mirror_follows_two_roots_and_linked_directories(tmp_path: Path) -> None:
+    """Transcripts under a second root and under a linked directory outside the root: an
+    append to either (written through the link's target) is read by the warm check; a
+    transcript deleted there runs the full check."""
+    root = _tree(tmp_path)
+    other = tmp_path / "other" / "projects"
+    write_lines(other / "-z" / "z.jsonl", [_line(40, "z")])
+    outside = tmp_path / "elsewhere"
+    write_lines(outside / "deep" / "o.jsonl", [_line(41, "o")])
+    os.symlink(outside, root / "-linked")
+    home = tmp_path / "home"
+
+    def refresh() -> tuple[Any, bool]:
+        eng = Engine(roots=[root, other], paths=get_paths({"TOKMON_HOME": str(home)}), env={})
+        try:
+            return eng.refresh(), eng.ledger.files_loaded
+        finally:
+            eng.close()
+
+    assert refresh()[0].files_read == 5
+    ch, loaded = refresh()
+    assert (ch.files_checked, ch.files_read, loaded) == (5, 0, False)
+    write_lines(other / "-z" / "z.jsonl", [_line(42, "z")])
+    write_lines(outside / "deep" / "o.jsonl", [_line(43, "o")])
+    ch, loaded = refresh()
+    assert (ch.files_read, ch.new_records, loaded) == (2, 2, False)
+    (outside / "deep" / "o.jsonl").unlink()
+    ch, loaded = refresh()
+    assert (ch.files_checked, loaded) == (4, True)
+    ch, loaded = refresh()
+    assert (ch.files_checked, ch.files_read, loaded) == (4, 0, False)
+    _, _, out = _ledger(home)
+    assert out == sum(range(101, 106)) + 140 + 141 + 142 + 143
