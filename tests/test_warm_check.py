@@ -48,7 +48,9 @@ def _engine(root: Path, home: Path, full: bool = False) -> Engine:
     env = {"TOKMON_HOME": str(home)}
     if full:
         env["TOKMON_NO_LISTING_CACHE"] = "1"
-    return Engine(roots=[root], paths=get_paths(env), env=env)
+    eng = Engine(roots=[root], paths=get_paths(env), env=env)
+    eng.short_lived = True  # as a CLI report's
+    return eng
 
 
 def _refresh(root: Path, home: Path, full: bool = False) -> tuple[Any, bool]:
@@ -249,11 +251,21 @@ def test_a_mirror_not_of_this_database_is_not_used(tmp_path: Path) -> None:
     assert (ch.files_read, loaded) == (0, False)
 
 
-def test_no_mirror_when_switched_off_or_not_persisted(tmp_path: Path) -> None:
+def test_no_mirror_when_switched_off_not_persisted_or_long_lived(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     home = tmp_path / "home"
     _refresh(root, home, full=True)
     assert not list((home / "cache").glob("ledger-*.checked.json"))
+    # a long-lived engine (the server's, watch's) keeps its file states loaded, as before
+    lasting = tmp_path / "lasting"
+    for _ in range(2):
+        eng = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(lasting)}), env={})
+        try:
+            eng.refresh()
+            assert eng.ledger.files_loaded
+        finally:
+            eng.close()
+    assert not list((lasting / "cache").glob("ledger-*.checked.json"))
     env = {"TOKMON_HOME": str(tmp_path / "mem")}
     eng = Engine(roots=[root], paths=get_paths(env), env=env, persist=False)
     try:
@@ -416,6 +428,7 @@ def test_the_mirror_follows_two_roots_and_linked_directories(tmp_path: Path) -> 
 
     def refresh() -> tuple[Any, bool]:
         eng = Engine(roots=[root, other], paths=get_paths({"TOKMON_HOME": str(home)}), env={})
+        eng.short_lived = True
         try:
             return eng.refresh(), eng.ledger.files_loaded
         finally:

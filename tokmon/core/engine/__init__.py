@@ -94,9 +94,13 @@ class Engine(Ingest, Store, Queries, Check):
         self._refreshing = False
         self._listings: Listings | None = None  # the change check's (tokmon.core.discovery)
         self._checked_saved: list[Any] | None = None  # (tokmon.core.engine.check)
-        #: A one-shot run (a CLI command that exits after its answer): the warm change check
-        #: then freezes the objects it leaves (gc.freeze), which no collection walks again.
+        #: Set by a caller that asks one answer of this engine, then drops it (a CLI report):
+        #: its refresh may check against the kept copy of the ledger's file states instead of
+        #: loading them (tokmon.core.engine.check); a long-lived engine keeps them loaded.
         self.short_lived = False
+        #: And the process exits after that answer: the check freezes what it leaves (gc.freeze:
+        #: no collection walks the imports and the listings again).
+        self.freeze_after_check = False
         #: Where warnings found outside :meth:`refresh` go (default: the log).
         self.on_warning: Callable[[str], None] | None = None
         self.agents: AgentStore | None = None

@@ -169,8 +169,12 @@ class Check(EngineState):
         """The full refresh's check and read with the mirror (see the module docstring);
         False, having read nothing, when the full check must run instead."""
         led = self.ledger
-        if led.files_loaded or self.env.get("TOKMON_NO_LISTING_CACHE", "") not in ("", "0"):
-            return False  # loaded: the mirror would only repeat it (a long-lived engine)
+        if (
+            not self.short_lived  # a long-lived engine keeps the states loaded
+            or led.files_loaded
+            or self.env.get("TOKMON_NO_LISTING_CACHE", "") not in ("", "0")
+        ):
+            return False
         stamp = self._check_stamp()
         if stamp is None:
             return False
@@ -179,9 +183,10 @@ class Check(EngineState):
         try:
             return self._quick_scan_with(changes, progress, stamp)
         finally:
-            if self.short_lived:
-                # a one-shot run (a CLI report): what exists now (the imports, the listings)
-                # lives until exit; no later collection, nor the one at exit, walks it again
+            if self.freeze_after_check:
+                # the process exits after this answer: what exists now (the imports, the
+                # listings) lives until then; no later collection, nor the one at exit, walks
+                # it again
                 gc.freeze()
             if gc_on:
                 gc.enable()
@@ -234,7 +239,11 @@ class Check(EngineState):
     def _keep_checked(self) -> None:
         """After a full check: save the ledger's file states as the next run's mirror."""
         led = self.ledger
-        if not led.files_loaded or self.env.get("TOKMON_NO_LISTING_CACHE", "") not in ("", "0"):
+        if (
+            not self.short_lived  # its states change with every write it makes: not worth it
+            or not led.files_loaded
+            or self.env.get("TOKMON_NO_LISTING_CACHE", "") not in ("", "0")
+        ):
             return
         stamp = self._check_stamp()
         if stamp is None or stamp == self._checked_saved:

@@ -87,7 +87,8 @@ class EngineState:
     _refreshing: bool
     _listings: Listings | None  # directory listings of the change check, once loaded
     _checked_saved: list[Any] | None  # the stamp of the last mirror saved (engine/check.py)
-    short_lived: bool  # a one-shot run (a CLI command): see Check._quick_scan
+    short_lived: bool  # one answer, then dropped (a CLI report): see engine/check.py
+    freeze_after_check: bool  # and the process exits after it (see Engine.__init__)
 
     @property
     def roots(self) -> list[Path]:
