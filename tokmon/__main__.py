@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         return leave(code) if argv is None else code  # no argv: we are the program
     from tokmon.cli.main import run
 
-    return run(args)
+    return run(args, program=argv is None)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ class Context:
     demo: bool = False
     config_path: Path | None = None
     log_level: str = "warning"
+    #: the run is the whole process (it exits after the command): its engine is short-lived
+    program: bool = False
     _paths: TokmonPaths | None = None
     _config: Config | None = None
     _engine: Engine | None = None
@@ -70,12 +72,20 @@ class Context:
 
         return [ensure_demo_corpus(self.paths) / "projects"]
 
-    def engine(self, refresh: bool = True, auto_demo: bool = False, agents: bool = False) -> Engine:
+    def engine(
+        self,
+        refresh: bool = True,
+        auto_demo: bool = False,
+        agents: bool = False,
+        lasting: bool = False,
+    ) -> Engine:
         """A refreshed :class:`tokmon.core.engine.Engine`, built once per run.
 
         With ``auto_demo`` (the bare overview), a machine without Claude data gets the
         generated demo corpus instead of an empty screen. ``agents`` also reads the other
         coding agents' logs (a Claude-only report never pays for their discovery).
+        ``lasting``: the command keeps refreshing it (``watch``, ``export otlp --follow``);
+        otherwise it is :attr:`~tokmon.core.engine.Engine.short_lived`.
         """
         if self._engine is None:
             from tokmon.core.engine import Engine
@@ -125,6 +135,8 @@ class Context:
                 raise CLIError(str(exc)) from exc
             self._engine = eng
             eng.on_warning = self.warn  # notices found after refresh (a ledger broken late)
+            eng.short_lived = not lasting  # one answer (Engine.short_lived)
+            eng.freeze_after_check = self.program and not lasting  # then the process exits
             if not eng.roots:
                 where = ", ".join(str(r) for r in eng.candidate_roots)
                 self.warn(f"no Claude Code transcripts found (looked in {where}); try --demo")

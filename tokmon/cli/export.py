@@ -193,10 +193,10 @@ def headers(items: list[str]) -> dict[str, str]:
         raise CLIError(str(exc)) from None
 
 
-def _source(ctx: Context, per_session: bool) -> Any:
+def _source(ctx: Context, per_session: bool, lasting: bool = False) -> Any:
     from tokmon.export.series import SeriesSource
 
-    engine = ctx.engine(agents=True)  # every agent's usage, labelled by agent
+    engine = ctx.engine(agents=True, lasting=lasting)  # every agent's usage, by agent
     _restore(ctx, engine)
     return SeriesSource(engine, per_session=per_session, env=ctx.env)
 
@@ -283,7 +283,7 @@ def handle_otlp(args: argparse.Namespace, ctx: Context) -> int:
     attrs = resource_attributes(
         local_machine(ctx.env, ctx.config), resource_attrs(ctx, args.resource_attr)
     )
-    source = _source(ctx, args.per_session)
+    source = _source(ctx, args.per_session, lasting=bool(args.follow))
     engine = source.engine
     recs = engine.records
     state = ctx.paths.state_dir if engine.persist else None

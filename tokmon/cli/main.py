@@ -210,12 +210,17 @@ def run(
     stdin: IO[str] | None = None,
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
+    program: bool = False,
 ) -> int:
-    """Run one CLI command; returns the exit code (never raises for user errors)."""
+    """Run one CLI command; returns the exit code (never raises for user errors).
+
+    ``program``: this run is the process (the ``tokmon`` script, ``python -m tokmon``), which
+    exits after it (:attr:`Context.program`)."""
     argv = sys.argv[1:] if argv is None else argv
     env = dict(os.environ) if env is None else env
     err = stderr or sys.stderr
     ctx = Context(env=env, stdin=stdin or sys.stdin, stdout=stdout or sys.stdout, stderr=err)
+    ctx.program = program
     debug = False
     try:
         group, command = command_group(argv), command_name(argv)

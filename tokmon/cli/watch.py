@@ -84,7 +84,7 @@ def handle(args: argparse.Namespace, ctx: Any) -> int:
     paths = ctx.paths
     # The first (possibly long) scan runs before the full screen starts, so its progress
     # bar and warnings print on the normal terminal; later refreshes are incremental.
-    engine = ctx.engine(agents=True)
+    engine = ctx.engine(agents=True, lasting=True)
 
     def start(app: WatchApp) -> Refresher:
         return Refresher(

@@ -130,8 +130,20 @@ def _reusable(entry: Any, st: os.stat_result) -> bool:
     )
 
 
+class Known:
+    """What a change check already knows of each transcript: ``dirs`` maps a directory
+    path (as :func:`transcript_stats` walks it) to ``{name: [size, mtime_ns, ino, dev]}``.
+    A transcript whose ``stat`` equals its entry is left out of the walk's result (and
+    counted in ``same``); ``seen`` counts the transcripts found that have an entry."""
+
+    def __init__(self, dirs: dict[str, Any]) -> None:
+        self.dirs = dirs
+        self.seen = 0
+        self.same = 0
+
+
 def transcript_stats(
-    root: Path, listings: Listings | None = None
+    root: Path, listings: Listings | None = None, known: Known | None = None
 ) -> list[tuple[str, os.stat_result]]:
     """``(path, stat)`` of every transcript under ``root``, in no particular order.
 
@@ -142,8 +154,9 @@ def transcript_stats(
     The change check of every refresh: one ``scandir`` per directory and one ``stat`` per
     transcript (of its ``DirEntry``), no ``Path`` objects, no sorting. With ``listings``, a
     directory unchanged since its stored listing costs one ``stat`` instead of a ``scandir``
-    (see :class:`Listings`; they are updated in place). (Two threads sharing the walk were
-    no faster: the system calls are too short for the GIL to be worth passing.)
+    (see :class:`Listings`; they are updated in place). With ``known``, the transcripts
+    whose ``stat`` equals their entry are not returned (see :class:`Known`). (Two threads
+    sharing the walk were no faster: the system calls are too short for the GIL.)
     """
     top = os.fspath(root)
     try:
@@ -159,12 +172,16 @@ def transcript_stats(
     stat_of = os.stat
     old = listings.dirs if listings is not None else None
     kept: dict[str, list[Any]] | None = {} if listings is not None else None
+    known_dirs: dict[str, Any] = known.dirs if known is not None else {}
+    n_known = n_same = 0
+    no_sigs: dict[str, Any] = {}
     stack = [top]
     push = stack.append
     while stack:
         d = stack.pop()
         dst: os.stat_result | None = None
         listed = time.time_ns()  # before the directory's stat: see Listings
+        sigs = known_dirs.get(d, no_sigs)
         if old is not None:
             try:
                 dst = os.stat(d)
@@ -186,18 +203,28 @@ def transcript_stats(
                         st = stat_of(path)
                     except OSError:
                         continue
-                    if kind == "f":
+                    if kind == "f" or (name.endswith(".jsonl") and not is_dir(st.st_mode)):
+                        # a transcript, or a symbolic link to one
+                        sig = sigs.get(name)
+                        if sig is not None:
+                            n_known += 1
+                            if (
+                                st.st_size == sig[0]
+                                and st.st_mtime_ns == sig[1]
+                                and st.st_ino == sig[2]
+                                and st.st_dev == sig[3]
+                            ):  # the same inode, size and mtime: the same regular file
+                                n_same += 1
+                                continue
                         if is_reg(st.st_mode):
                             add((path, st))
                         continue
-                    try:  # a symbolic link
-                        if is_dir(st.st_mode):
+                    if kind == "l" and is_dir(st.st_mode):  # a symbolic link to a directory
+                        try:
                             if _outside_target(path, top_real, seen) is not None:
-                                stack.append(path)
-                        elif name.endswith(".jsonl") and is_reg(st.st_mode):
-                            add((path, st))
-                    except OSError:
-                        continue
+                                push(path)
+                        except OSError:
+                            continue
                 continue
         try:
             it = os.scandir(d)
@@ -233,6 +260,17 @@ def transcript_stats(
                         if kind == "f" or e.name.endswith(".jsonl"):
                             st = e.stat()
                             if is_reg(st.st_mode):
+                                sig = sigs.get(e.name)
+                                if sig is not None:
+                                    n_known += 1
+                                    if (
+                                        st.st_size == sig[0]
+                                        and st.st_mtime_ns == sig[1]
+                                        and st.st_ino == sig[2]
+                                        and st.st_dev == sig[3]
+                                    ):
+                                        n_same += 1
+                                        continue
                                 add((e.path, st))
                     elif _outside_target(e.path, top_real, seen) is not None:
                         push(e.path)
@@ -249,6 +287,9 @@ def transcript_stats(
             ]  # fmt: skip
             assert listings is not None
             listings.changed = True
+    if known is not None:
+        known.seen += n_known
+        known.same += n_same
     if listings is not None and kept is not None:
         # the walk's directories only (a deleted one drops out); other roots' are kept
         prefix = os.path.join(top, "")

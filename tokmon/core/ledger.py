@@ -194,12 +194,65 @@ def side_files(path: Path) -> list[Path]:
 
 
 class Ledger:
-    """The small in-memory part of the ledger: file states, titles, price signature."""
+    """The small in-memory part of the ledger: file states, titles, price signature.
 
-    def __init__(self) -> None:
-        self.files: dict[str, FileState] = {}
-        self.titles: dict[str, dict[str, str]] = {}
+    Built by :meth:`LedgerDB.load_state` with ``lazy``, the file states and the titles are
+    read from the database on first use (a warm report whose change check needs none of them,
+    :mod:`tokmon.core.engine.check`, never loads the ~8,000 file states of a 2 GB history).
+    """
+
+    def __init__(
+        self,
+        load_files: Callable[[], dict[str, FileState]] | None = None,
+        load_titles: Callable[[], dict[str, dict[str, str]]] | None = None,
+    ) -> None:
+        self._files: dict[str, FileState] | None = None if load_files is not None else {}
+        self._titles: dict[str, dict[str, str]] | None = None if load_titles is not None else {}
+        self._load_files = load_files
+        self._load_titles = load_titles
         self.price_signature = ""
+
+    @property
+    def files(self) -> dict[str, FileState]:
+        """Each transcript's :class:`~tokmon.core.reader.FileState` by path."""
+        if self._files is None:
+            assert self._load_files is not None
+            self._files = self._load_files()
+        return self._files
+
+    @files.setter
+    def files(self, value: dict[str, FileState]) -> None:
+        self._files = value
+
+    @property
+    def files_loaded(self) -> bool:
+        """Whether :attr:`files` is in memory (else read from the database on first use)."""
+        return self._files is not None
+
+    @property
+    def titles(self) -> dict[str, dict[str, str]]:
+        """Claude's session titles: session id -> {kind: title}."""
+        if self._titles is None:
+            assert self._load_titles is not None
+            self._titles = self._load_titles()
+        return self._titles
+
+    @titles.setter
+    def titles(self, value: dict[str, dict[str, str]]) -> None:
+        self._titles = value
+
+    @contextlib.contextmanager
+    def partial(self, files: dict[str, FileState]) -> Iterator[dict[str, FileState]]:
+        """Within the block :attr:`files` is ``files`` (the states of the few transcripts a
+        refresh reads; they get its updates); after it, the states are read from the
+        database again on first use. Only for a ledger whose file states are not loaded."""
+        if self._files is not None or self._load_files is None:
+            raise RuntimeError("Ledger.partial: the file states are loaded already")
+        self._files = files
+        try:
+            yield files
+        finally:
+            self._files = None
 
 
 def _touch_private(path: Path) -> None:
@@ -397,24 +450,95 @@ class LedgerDB:
 
     # -- the small state ---------------------------------------------------------------------
 
-    def load_state(self) -> Ledger:
-        """File states, titles and the price signature (invalid file states are dropped)."""
-        led = Ledger()
+    def load_state(
+        self, lazy: bool = False, on_dropped: Callable[[int], None] | None = None
+    ) -> Ledger:
+        """File states, titles and the price signature (invalid file states are dropped).
+
+        ``lazy``: the file states and titles are read on first use (:class:`Ledger`), from
+        this database or, once it is closed, from a read-only connection to its file;
+        ``on_dropped(n)`` is told when invalid file states were dropped (n > 0)."""
+        if lazy:
+            led = Ledger(lambda: self._load_files(on_dropped), self._load_titles)
+        else:
+            led = Ledger()
+            led.files = self._load_files(on_dropped)
+            led.titles = self._load_titles()
         with self._mu:
-            # checked in SQL (C speed: a warm report loads every file state): invalid rows
-            # (a database written by something else) are counted, then dropped
-            rows = self.conn.execute(
-                f"SELECT path, dev, ino, size, mtime_ns, off, fp FROM files WHERE {_VALID_FILE}"
-            ).fetchall()
-            n = self.conn.execute("SELECT count(*) FROM files").fetchone()[0]
-            titles = self.conn.execute("SELECT session, kind, title FROM titles").fetchall()
             sig = self.conn.execute("SELECT value FROM meta WHERE key='prices'").fetchone()
-        self.dropped += n - len(rows)
-        led.files = {p: FileState(d, i, s, m, o, fp) for p, d, i, s, m, o, fp in rows}
-        for sid, kind, title in titles:
-            led.titles.setdefault(sid, {})[kind] = title
         led.price_signature = sig[0] if sig is not None and type(sig[0]) is str else ""
         return led
+
+    def _state_db(self) -> tuple[LedgerDB, bool]:
+        """This database, or (closed since a lazy :class:`Ledger` was made) a read-only
+        connection to its file; and whether that one is to be closed after use."""
+        try:
+            with self._mu:
+                self.conn.execute("SELECT 1")
+            return self, False
+        except sqlite3.ProgrammingError:  # closed
+            if self.path is None:
+                raise
+            return LedgerDB(self.path, readonly=True), True
+
+    def _load_files(self, on_dropped: Callable[[int], None] | None = None) -> dict[str, FileState]:
+        db, close = self._state_db()
+        try:
+            with db._mu:
+                # checked in SQL (C speed): invalid rows (a database written by something
+                # else) are counted, then dropped
+                rows = db.conn.execute(
+                    "SELECT path, dev, ino, size, mtime_ns, off, fp FROM files WHERE " + _VALID_FILE
+                ).fetchall()
+                n = db.conn.execute("SELECT count(*) FROM files").fetchone()[0]
+        finally:
+            if close:
+                db.close()
+        self._dropped(n - len(rows), on_dropped)
+        return {p: FileState(d, i, s, m, o, fp) for p, d, i, s, m, o, fp in rows}
+
+    def _dropped(self, n: int, on_dropped: Callable[[int], None] | None) -> None:
+        if n:
+            self.dropped += n
+            if on_dropped is not None:
+                on_dropped(n)
+
+    def _load_titles(self) -> dict[str, dict[str, str]]:
+        db, close = self._state_db()
+        try:
+            with db._mu:
+                rows = db.conn.execute("SELECT session, kind, title FROM titles").fetchall()
+        finally:
+            if close:
+                db.close()
+        titles: dict[str, dict[str, str]] = {}
+        for sid, kind, title in rows:
+            titles.setdefault(sid, {})[kind] = title
+        return titles
+
+    def file_states(
+        self, paths: Iterable[str], on_dropped: Callable[[int], None] | None = None
+    ) -> dict[str, FileState]:
+        """The valid file states of ``paths``, by the primary key (what a refresh that reads
+        a few transcripts needs, without :meth:`load_state`'s whole table)."""
+        keys = list(paths)
+        out: dict[str, FileState] = {}
+        bad = 0
+        with self._mu:
+            for at in range(0, len(keys), _IN_CHUNK):
+                part = keys[at : at + _IN_CHUNK]
+                rows = self.conn.execute(
+                    f"SELECT path, dev, ino, size, mtime_ns, off, fp, ({_VALID_FILE}) "
+                    f"FROM files WHERE path IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+                for p, d, i, s, m, o, fp, ok in rows:
+                    if ok:
+                        out[p] = FileState(d, i, s, m, o, fp)
+                    else:
+                        bad += 1
+        self._dropped(bad, on_dropped)
+        return out
 
     # -- the merge ---------------------------------------------------------------------------
 

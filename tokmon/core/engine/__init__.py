@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
     from tokmon.core.rollups import Rollups
 
+from tokmon.core.engine.check import Check
 from tokmon.core.engine.ingest import FUTURE_SLACK, Ingest
 from tokmon.core.engine.queries import ALL, CLAUDE, Queries, project_session
 from tokmon.core.engine.state import Changes, ProgressFn
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class Engine(Ingest, Store, Queries):
+class Engine(Ingest, Store, Queries, Check):
     """Discovers, tails and accounts Claude Code transcripts."""
 
     def __init__(
@@ -92,6 +93,14 @@ class Engine(Ingest, Store, Queries):
         self._readonly: str | None = None  # why the ledger must not be written (newer format)
         self._refreshing = False
         self._listings: Listings | None = None  # the change check's (tokmon.core.discovery)
+        self._checked_saved: list[Any] | None = None  # (tokmon.core.engine.check)
+        #: Set by a caller that asks one answer of this engine, then drops it (a CLI report):
+        #: its refresh may check against the kept copy of the ledger's file states instead of
+        #: loading them (tokmon.core.engine.check); a long-lived engine keeps them loaded.
+        self.short_lived = False
+        #: And the process exits after that answer: the check freezes what it leaves (gc.freeze:
+        #: no collection walks the imports and the listings again).
+        self.freeze_after_check = False
         #: Where warnings found outside :meth:`refresh` go (default: the log).
         self.on_warning: Callable[[str], None] | None = None
         self.agents: AgentStore | None = None

@@ -187,9 +187,12 @@ class Ingest(EngineState):
                 present = set(self.ledger.files) - gone
                 self._read(todo, present, changes, progress)
                 return
+        if self._quick_scan(changes, progress):  # engine/check.py
+            return
         todo, present = self._plan()
         changes.files_checked = len(present)
         self._read(todo, present, changes, progress)
+        self._keep_checked()
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
         files = self.ledger.files

@@ -86,6 +86,9 @@ class EngineState:
     lock_timeout: float
     _refreshing: bool
     _listings: Listings | None  # directory listings of the change check, once loaded
+    _checked_saved: list[Any] | None  # the stamp of the last mirror saved (engine/check.py)
+    short_lived: bool  # one answer, then dropped (a CLI report): see engine/check.py
+    freeze_after_check: bool  # and the process exits after it (see Engine.__init__)
 
     @property
     def roots(self) -> list[Path]:
@@ -114,6 +117,21 @@ class EngineState:
         raise NotImplementedError
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
+        raise NotImplementedError
+
+    def _listings_file(self) -> Path:
+        raise NotImplementedError
+
+    def _listings_cache(self) -> Listings | None:
+        raise NotImplementedError
+
+    def _quick_scan(self, changes: Changes, progress: ProgressFn | None) -> bool:
+        raise NotImplementedError
+
+    def _keep_checked(self) -> None:
+        raise NotImplementedError
+
+    def _dropped_states(self, changes: Changes) -> Callable[[int], None]:
         raise NotImplementedError
 
     def _plan_paths(

@@ -234,13 +234,9 @@ class Store(EngineState):
             return
         if self._seen_gen is not None:
             changes.changed_sessions |= db.sessions_changed_since(self._seen_gen)
-        dropped = db.dropped
-        self.ledger = db.load_state()
-        if db.dropped > dropped:
-            changes.warnings.append(
-                f"dropped {db.dropped - dropped} invalid file state(s) from the ledger at "
-                f"{self.ledger_file}: re-reading those transcripts"
-            )
+        # the file states and titles are read on first use (a warm change check, see
+        # engine/check.py, may need none of them)
+        self.ledger = db.load_state(lazy=True, on_dropped=self._dropped_states(changes))
         self._seen_gen = gen
         self._invalidate()
 

@@ -1,0 +1,450 @@
+"""The warm change check (engine/check.py): a refresh that compares each transcript's stat with
+the mirror of the ledger's file states instead of loading them must end in exactly the ledger
+the full check gives, for every kind of change, and never use a mirror that is not the
+database's."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import assistant_line, write_lines
+
+from tokmon.core import discovery
+from tokmon.core.engine import Engine
+from tokmon.core.engine.check import Checked
+from tokmon.core.ledger import LedgerDB
+from tokmon.paths import get_paths
+
+T0 = datetime(2026, 3, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def _line(i: int, session: str = "s1", out: int | None = None) -> str:
+    return assistant_line(
+        T0 + timedelta(minutes=i),
+        msg_id=f"m{i}",
+        req_id=f"r{i}",
+        session=session,
+        out=100 + i if out is None else out,
+    )
+
+
+def _tree(tmp_path: Path) -> Path:
+    root = tmp_path / "claude" / "projects"
+    write_lines(root / "-a" / "s1.jsonl", [_line(1), _line(2)])
+    write_lines(root / "-a" / "s1" / "subagents" / "agent-x.jsonl", [_line(3)])
+    write_lines(root / "-b" / "s2.jsonl", [_line(4, "s2"), _line(5, "s2")])
+    return root
+
+
+def _engine(root: Path, home: Path, full: bool = False) -> Engine:
+    env = {"TOKMON_HOME": str(home)}
+    if full:
+        env["TOKMON_NO_LISTING_CACHE"] = "1"
+    eng = Engine(roots=[root], paths=get_paths(env), env=env)
+    eng.short_lived = True  # as a CLI report's
+    return eng
+
+
+def _refresh(root: Path, home: Path, full: bool = False) -> tuple[Any, bool]:
+    """One refresh by a new engine (a new report run): its changes and whether the file
+    states were loaded (False: the mirror answered)."""
+    eng = _engine(root, home, full)
+    try:
+        ch = eng.refresh()
+        return ch, eng.ledger.files_loaded
+    finally:
+        eng.close()
+
+
+def _ledger(home: Path) -> tuple[list[Any], list[Any], int]:
+    """The records, the file states and the output tokens of the ledger under ``home``."""
+    (db,) = (home / "data").glob("ledger-*.sqlite3")
+    conn = sqlite3.connect(db)
+    try:
+        recs = conn.execute(
+            "SELECT ts, session, project, model, input, output, cc, c1h, cr, key, cost "
+            "FROM records ORDER BY key"
+        ).fetchall()
+        files = conn.execute("SELECT * FROM files ORDER BY path").fetchall()
+    finally:
+        conn.close()
+    return recs, files, sum(r[5] for r in recs)
+
+
+def _settle(tmp_path: Path) -> None:
+    """Wait until the file system's clock moved past every change so far (a later change
+    gets a new mtime even where timestamps are coarse)."""
+    probe = tmp_path / "probe"
+    probe.write_text("0")
+    first = probe.stat().st_mtime_ns
+    deadline = time.monotonic() + 30
+    while probe.stat().st_mtime_ns <= first:
+        assert time.monotonic() < deadline, "the file system clock does not move"
+        time.sleep(0.01)
+        probe.write_text("1")
+
+
+def _append(root: Path) -> None:
+    write_lines(root / "-a" / "s1.jsonl", [_line(6)])
+
+
+def _append_mtime_kept(root: Path) -> None:
+    f = root / "-b" / "s2.jsonl"
+    st = f.stat()
+    write_lines(f, [_line(7, "s2")])
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _truncate(root: Path) -> None:
+    f = root / "-a" / "s1.jsonl"
+    data = f.read_bytes()
+    f.write_bytes(data[: data.index(b"\n") + 1])  # the first line only: shrunk
+
+
+def _truncate_regrow(root: Path) -> None:
+    f = root / "-a" / "s1.jsonl"
+    data = f.read_bytes()
+    with open(f, "r+b") as fh:
+        fh.truncate(data.index(b"\n") + 1)
+    write_lines(f, [_line(8), _line(9), _line(10)])  # longer than before: not a shrink
+
+
+def _rewrite_same_size(root: Path) -> None:
+    f = root / "-b" / "s2.jsonl"
+    data = f.read_bytes()
+    new = data.replace(b'"output_tokens":104', b'"output_tokens":904')
+    assert new != data and len(new) == len(data)
+    with open(f, "r+b") as fh:  # in place: the same inode and size, a new mtime
+        fh.write(new)
+
+
+def _replace_same_stat(root: Path) -> None:
+    """A new file put in place with the old one's size and mtime: only the inode differs."""
+    f = root / "-b" / "s2.jsonl"
+    st = f.stat()
+    data = f.read_bytes().replace(b'"output_tokens":104', b'"output_tokens":704')
+    assert len(data) == st.st_size
+    tmp = f.with_name("s2.tmp")
+    tmp.write_bytes(data)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, f)
+
+
+def _new_file(root: Path) -> None:
+    write_lines(root / "-b" / "s3.jsonl", [_line(11, "s3")])
+
+
+def _new_dir(root: Path) -> None:
+    write_lines(root / "-c" / "s4" / "subagents" / "agent-y.jsonl", [_line(12, "s4")])
+
+
+def _deleted(root: Path) -> None:
+    (root / "-a" / "s1" / "subagents" / "agent-x.jsonl").unlink()
+
+
+def _touched(root: Path) -> None:
+    os.utime(root / "-a" / "s1.jsonl", ns=(0, 0))  # nothing new: only the mtime
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "append": _append,
+    "append, mtime kept": _append_mtime_kept,
+    "truncate": _truncate,
+    "truncate and regrow": _truncate_regrow,
+    "rewrite, same size": _rewrite_same_size,
+    "replaced, same size and mtime": _replace_same_stat,
+    "new file": _new_file,
+    "new directory": _new_dir,
+    "deleted file": _deleted,
+    "mtime only": _touched,
+}
+
+
+@pytest.mark.parametrize("kept_listings", [False, True], ids=["relisted", "kept-listings"])
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_the_mirror_ends_in_the_full_checks_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, kept_listings: bool
+) -> None:
+    if kept_listings:  # directories listed once and reused (no racy margin: _settle instead)
+        monkeypatch.setattr(discovery, "RACY_NS", 0)
+    root = _tree(tmp_path)
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    _settle(tmp_path)
+    for home in (quick, full):
+        _refresh(root, home)  # cold: writes the mirror
+    ch, loaded = _refresh(root, quick)  # warm, nothing changed: the mirror answers
+    assert (ch.files_checked, ch.files_read, loaded) == (3, 0, False)
+    before = _ledger(quick)
+    assert before[2] == 101 + 102 + 103 + 104 + 105
+    _settle(tmp_path)
+    CHANGES[change](root)
+    ch_q, loaded = _refresh(root, quick)
+    ch_f, _ = _refresh(root, full, full=True)
+    after = _ledger(quick)
+    assert after == _ledger(full)  # records and file states: what the full check gives
+    assert (ch_q.new_records, ch_q.files_read) == (ch_f.new_records, ch_f.files_read)
+    assert ch_q.files_checked == ch_f.files_checked
+    # the full check runs only when a transcript of the ledger went
+    assert loaded is (change == "deleted file")
+    assert after != before, "the change was not seen"  # every change moves a file state
+    # and the next run is quick again, finding nothing new
+    ch, loaded = _refresh(root, quick)
+    assert (ch.files_read, ch.new_records, loaded) == (0, 0, False)
+    assert _ledger(quick) == after
+
+
+def test_a_mirror_not_of_this_database_is_not_used(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    home = tmp_path / "home"
+    _refresh(root, home)
+    (mirror,) = (home / "cache").glob("ledger-*.checked.json")
+    good = mirror.read_bytes()
+    _append(root)
+    # another process wrote since (a new generation): the mirror says nothing of it
+    other = _engine(root, tmp_path / "home")
+    try:
+        other.refresh()
+        mirror.write_bytes(good)  # as if that process had not written a new one
+    finally:
+        other.close()
+    write_lines(root / "-b" / "s2.jsonl", [_line(13, "s2")])
+    ch, loaded = _refresh(root, home)
+    assert (ch.new_records, loaded) == (1, True)
+    # torn, foreign or malformed: never used, never a crash
+    a_dir = str(root / "-a")
+
+    def mirror_of(stamp: Any, dirs: Any, v: int = 1) -> bytes:  # as Checked.save writes it
+        return orjson.dumps({"v": v, "db": stamp, "dirs": dirs})
+
+    bodies: list[Callable[[Any], bytes]] = [
+        lambda stamp: b"",
+        lambda stamp: b"{",
+        lambda stamp: b"[]",
+        lambda stamp: mirror_of(stamp, {}, v=2),
+        lambda stamp: mirror_of("x", {}),
+        lambda stamp: mirror_of(stamp, {}),  # nothing known
+        lambda stamp: mirror_of(stamp, {"x": 1}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": 5}}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": "abcd"}}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": [1]}}),
+        lambda stamp: mirror_of(stamp, {a_dir: []}),
+        lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": None}}),
+        lambda stamp: mirror_of(stamp, {}) + b"garbage",
+    ]
+    for n, body in enumerate(bodies):
+        checked = Checked.load(mirror)  # the good one the last refresh wrote
+        assert checked is not None
+        mirror.write_bytes(body(checked.stamp))
+        write_lines(root / "-b" / "s2.jsonl", [_line(30 + n, "s2")])
+        ch, _ = _refresh(root, home)
+        assert ch.new_records == 1, n
+    _refresh(root, home)  # a full check: a good mirror again
+    ch, loaded = _refresh(root, home)
+    assert (ch.files_read, loaded) == (0, False)
+
+
+def test_no_mirror_when_switched_off_not_persisted_or_long_lived(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    home = tmp_path / "home"
+    _refresh(root, home, full=True)
+    assert not list((home / "cache").glob("ledger-*.checked.json"))
+    # a long-lived engine (the server's, watch's) keeps its file states loaded, as before
+    lasting = tmp_path / "lasting"
+    for _ in range(2):
+        eng = Engine(roots=[root], paths=get_paths({"TOKMON_HOME": str(lasting)}), env={})
+        try:
+            eng.refresh()
+            assert eng.ledger.files_loaded
+        finally:
+            eng.close()
+    assert not list((lasting / "cache").glob("ledger-*.checked.json"))
+    env = {"TOKMON_HOME": str(tmp_path / "mem")}
+    eng = Engine(roots=[root], paths=get_paths(env), env=env, persist=False)
+    try:
+        assert eng.refresh().files_read == 3
+    finally:
+        eng.close()
+    assert not (tmp_path / "mem" / "cache").exists() or not list(
+        (tmp_path / "mem" / "cache").glob("*.checked.json")
+    )
+
+
+def test_lazy_file_states_after_close_and_invalid_rows(tmp_path: Path) -> None:
+    """A lazily loaded ledger still reads its file states once its connection is closed; the
+    states fetched by path drop invalid rows as the whole load does."""
+    db = LedgerDB(tmp_path / "l.sqlite3")
+    db.conn.execute(
+        "INSERT INTO files VALUES ('/ok.jsonl', 1, 2, 30, 40, 30, 'fp'),"
+        " ('/neg.jsonl', 1, -2, 30, 40, 30, ''), ('/off.jsonl', 1, 2, 30, 40, -1, '')"
+    )
+    db.conn.execute("INSERT INTO titles VALUES ('s', 'ai-title', 'T')")
+    dropped: list[int] = []
+    led = db.load_state(lazy=True, on_dropped=dropped.append)
+    assert not led.files_loaded
+    got = db.file_states(["/ok.jsonl", "/neg.jsonl", "/missing.jsonl"], dropped.append)
+    assert list(got) == ["/ok.jsonl"] and got["/ok.jsonl"].fp == "fp"
+    assert dropped == [1]
+    db.close()
+    assert list(led.files) == ["/ok.jsonl"] and led.titles == {"s": {"ai-title": "T"}}
+    assert dropped == [1, 2]
+
+
+def test_dropped_file_states_warn_in_a_warm_refresh(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    home = tmp_path / "home"
+    _refresh(root, home)
+    (db,) = (home / "data").glob("ledger-*.sqlite3")
+    conn = sqlite3.connect(db)
+    key = str(root / "-a" / "s1.jsonl")
+    conn.execute("UPDATE files SET off = -5 WHERE path = ?", (key,))
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'gen'")
+    conn.commit()
+    conn.close()
+    ch, _ = _refresh(root, home)
+    assert any("dropped 1 invalid file state" in w for w in ch.warnings), ch.warnings
+    assert ch.new_records == 0 and ch.files_read == 1  # read again, counted once
+
+
+def test_warm_cli_reports_load_no_file_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tokmon daily/session/blocks --json`, warm and after an append, never load the ledger's
+    file states, and print what a cold run on the same transcripts prints."""
+    import io
+
+    from tokmon.cli import main as cli_main
+
+    root = _tree(tmp_path)
+    loads: list[int] = []
+    real = LedgerDB._load_files
+
+    def counting(self: LedgerDB, *a: Any, **k: Any) -> Any:
+        loads.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(LedgerDB, "_load_files", counting)
+
+    def run(home: Path, cmd: str) -> str:
+        out, err = io.StringIO(), io.StringIO()
+        env = {
+            "TOKMON_HOME": str(home),
+            "CLAUDE_CONFIG_DIR": str(root.parent),
+            "HOME": str(tmp_path),
+            "TZ": "UTC",
+        }
+        assert cli_main.run([cmd, "--json"], env=env, stdout=out, stderr=err) == 0, err.getvalue()
+        return out.getvalue()
+
+    home = tmp_path / "home"
+    run(home, "daily")  # cold
+    assert loads
+    for step in ("warm", "append"):
+        if step == "append":
+            _append(root)
+        for cmd in ("daily", "session", "blocks"):
+            loads.clear()
+            got = run(home, cmd)
+            assert not loads, (step, cmd)
+            cold = run(tmp_path / f"cold-{step}-{cmd}", cmd)
+            if cmd == "session":  # isActive and the like depend on the clock: the sums
+                got_j, cold_j = orjson.loads(got), orjson.loads(cold)
+                assert got_j["totals"] == cold_j["totals"]
+                assert [s["sessionId"] for s in got_j["sessions"]] == [
+                    s["sessionId"] for s in cold_j["sessions"]
+                ]
+            elif cmd == "blocks":
+                assert [b["totalTokens"] for b in orjson.loads(got)["blocks"]] == [
+                    b["totalTokens"] for b in orjson.loads(cold)["blocks"]
+                ]
+            else:
+                assert got == cold
+    totals = orjson.loads(run(home, "session"))["totals"]
+    assert (totals["inputTokens"], totals["outputTokens"]) == (6 * 10, sum(range(101, 107)))
+
+
+def test_a_warm_report_process_freezes_what_the_check_leaves(tmp_path: Path) -> None:
+    """`tokmon daily` as the process: the warm check moves what exists after it (imports, the
+    listings) out of the collector's reach (gc.freeze: no later collection walks it); an
+    in-process run (tests, the server) is left alone."""
+    import gc
+    import io
+    import subprocess
+    import sys
+
+    from tokmon.cli import main as cli_main
+
+    root = _tree(tmp_path)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))},
+        "TOKMON_HOME": str(tmp_path / "home"),
+        "CLAUDE_CONFIG_DIR": str(root.parent),
+        "HOME": str(tmp_path),
+        "TZ": "UTC",
+    }
+    code = (
+        "import gc, sys\n"
+        "from tokmon.__main__ import main\n"
+        "sys.argv = ['tokmon', 'daily', '--json']\n"
+        "rc = main()\n"
+        "print(gc.get_freeze_count(), file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    outs, frozen = [], []
+    for _ in range(2):  # cold (the full check), then warm
+        r = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+        frozen.append(int(r.stderr.strip().splitlines()[-1]))
+    assert outs[0] == outs[1] and '"outputTokens": 515' in outs[0]
+    assert frozen[0] == 0 and frozen[1] > 1000
+    before = gc.get_freeze_count()
+    out = io.StringIO()
+    assert cli_main.run(["daily", "--json"], env=env, stdout=out, stderr=io.StringIO()) == 0
+    assert out.getvalue() == outs[0] and gc.get_freeze_count() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs symlinks")
+def test_the_mirror_follows_two_roots_and_linked_directories(tmp_path: Path) -> None:
+    """Transcripts under a second root and under a linked directory outside the root: an
+    append to either (written through the link's target) is read by the warm check; a
+    transcript deleted there runs the full check."""
+    root = _tree(tmp_path)
+    other = tmp_path / "other" / "projects"
+    write_lines(other / "-z" / "z.jsonl", [_line(40, "z")])
+    outside = tmp_path / "elsewhere"
+    write_lines(outside / "deep" / "o.jsonl", [_line(41, "o")])
+    os.symlink(outside, root / "-linked")
+    home = tmp_path / "home"
+
+    def refresh() -> tuple[Any, bool]:
+        eng = Engine(roots=[root, other], paths=get_paths({"TOKMON_HOME": str(home)}), env={})
+        eng.short_lived = True
+        try:
+            return eng.refresh(), eng.ledger.files_loaded
+        finally:
+            eng.close()
+
+    assert refresh()[0].files_read == 5
+    ch, loaded = refresh()
+    assert (ch.files_checked, ch.files_read, loaded) == (5, 0, False)
+    write_lines(other / "-z" / "z.jsonl", [_line(42, "z")])
+    write_lines(outside / "deep" / "o.jsonl", [_line(43, "o")])
+    ch, loaded = refresh()
+    assert (ch.files_read, ch.new_records, loaded) == (2, 2, False)
+    (outside / "deep" / "o.jsonl").unlink()
+    ch, loaded = refresh()
+    assert (ch.files_checked, loaded) == (4, True)
+    ch, loaded = refresh()
+    assert (ch.files_checked, ch.files_read, loaded) == (4, 0, False)
+    _, _, out = _ledger(home)
+    assert out == sum(range(101, 106)) + 140 + 141 + 142 + 143
