@@ -197,7 +197,7 @@ def run_serve(env: dict[str, str], append: Appender, n: int, gap: float) -> dict
             expected += append()
             deadline = t + 30
             while True:
-                at, m = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+                at, m, _ = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
                 if (
                     m.get("method") == "tokmon/usageChanged"
                     and m["params"]["summary"]["totals"]["inputTokens"] == expected
