@@ -137,7 +137,8 @@ class Client:
         self.send(msg)
 
 
-def _usage_line(session: str, cwd: str, inp: int, out: int) -> str:
+def usage_line(session: str, cwd: str, inp: int, out: int) -> str:
+    """One Claude Code assistant line, now, with fresh message and request ids."""
     from datetime import datetime, timezone
 
     n = uuid.uuid4().hex
@@ -174,6 +175,18 @@ def _usage_line(session: str, cwd: str, inp: int, out: int) -> str:
         )
         + "\n"
     )
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """End a server started with a stdin pipe: close its stdin (end of input: it exits), wait
+    up to ``timeout`` seconds, else kill it."""
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _json_bytes(obj: Any) -> int:
@@ -317,7 +330,7 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
                     client.inbox.get_nowait()
                 t = time.monotonic()
                 with open(bench_file, "a", encoding="utf-8") as fh:
-                    fh.write(_usage_line(session, cwd, counter[0], 1))
+                    fh.write(usage_line(session, cwd, counter[0], 1))
                 deadline = t + 30
                 while True:
                     at, m, size = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
@@ -396,13 +409,7 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
                 figures["idle_seconds"] = args.idle
                 figures["idle_cpu_s"] = round((c1t.user - c0t.user) + (c1t.system - c0t.system), 3)
         finally:
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 60)
             figures["exit_code"] = proc.returncode
     finally:
         shutil.rmtree(work, ignore_errors=True)

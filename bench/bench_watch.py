@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_server import Client, _pct, _usage_line  # noqa: E402
+from bench_server import Client, _pct, stop, usage_line  # noqa: E402
 
 if shutil.which("tmux") is None:
     sys.exit("bench_watch: tmux is not installed (the dashboard runs in a private tmux server)")
@@ -112,7 +112,7 @@ class Appender:
         k = 1000 + self.i
         self.i += 1
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(_usage_line(SESSION, CWD, k, 1))
+            fh.write(usage_line(SESSION, CWD, k, 1))
         return k
 
 
@@ -197,7 +197,7 @@ def run_serve(env: dict[str, str], append: Appender, n: int, gap: float) -> dict
             expected += append()
             deadline = t + 30
             while True:
-                at, m = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+                at, m, _ = client.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
                 if (
                     m.get("method") == "tokmon/usageChanged"
                     and m["params"]["summary"]["totals"]["inputTokens"] == expected
@@ -208,13 +208,7 @@ def run_serve(env: dict[str, str], append: Appender, n: int, gap: float) -> dict
         res["lat"] = stats(lat)
         res["rss_mb"] = psutil.Process(proc.pid).memory_info().rss / 2**20
     finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, 30)
     return res
 
 
@@ -283,7 +277,7 @@ def main() -> int:
             append_assistant(corpus, ALPHA)  # an active session for the dashboard
             label = f"copy of {src}"
         with open(tfile, "w", encoding="utf-8") as fh:  # recent activity in the appended file
-            fh.write(_usage_line(SESSION, CWD, 10, 1))
+            fh.write(usage_line(SESSION, CWD, 10, 1))
         size = corpus_size_mb([corpus / "projects", extra / "projects"])
         label = f"{label} ({size:.0f} MiB)"
         env = tokmon_env(root / "home", f"{corpus},{extra}")

@@ -41,6 +41,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
+from bench_server import usage_line  # noqa: E402
+
 TARGET_FCP_MS = 300.0
 
 
@@ -98,42 +100,6 @@ def wait(pred: Any, timeout: float = 60.0) -> Any:
             return v
         time.sleep(0.005)
     raise TimeoutError("condition not met")
-
-
-def usage_line(sid: str, cwd: str, n: int) -> str:
-    from datetime import datetime, timezone
-
-    dt = datetime.now(timezone.utc)
-    stamp = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-    return (
-        json.dumps(
-            {
-                "parentUuid": None,
-                "isSidechain": False,
-                "type": "assistant",
-                "cwd": cwd,
-                "sessionId": sid,
-                "uuid": f"bench-web-{uuid.uuid4()}",
-                "timestamp": stamp,
-                "requestId": f"req_benchweb{n}{time.time_ns()}",
-                "message": {
-                    "id": f"msg_benchweb{n}{time.time_ns()}",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": "claude-sonnet-4-5-20250929",
-                    "content": [{"type": "text", "text": "ok"}],
-                    "usage": {
-                        "input_tokens": 1000,
-                        "cache_creation_input_tokens": 0,
-                        "cache_read_input_tokens": 0,
-                        "output_tokens": 500,
-                    },
-                },
-            },
-            separators=(",", ":"),
-        )
-        + "\n"
-    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -204,16 +170,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         extra_dir.mkdir(exist_ok=True)
         sid = str(uuid.uuid4())
         path = extra_dir / f"{sid}.jsonl"
-        path.write_text(usage_line(sid, "/bench/web", 0))
+        path.write_text(usage_line(sid, "/bench/web", 1000, 500))
         drv.get(f"{base}/")
         wait(lambda: drv.execute_script("return document.body.dataset.ready") == "1")
         time.sleep(1.5)
         lat = []
-        for i in range(args.appends):
+        for _ in range(args.appends):
             before = drv.find_element("id", "today-tokens").get_attribute("data-value")
             t0 = time.monotonic()
             with open(path, "a", encoding="utf-8") as fh:
-                fh.write(usage_line(sid, "/bench/web", i + 1))
+                fh.write(usage_line(sid, "/bench/web", 1000, 500))
             wait(
                 lambda b=before: (
                     drv.find_element("id", "today-tokens").get_attribute("data-value") != b

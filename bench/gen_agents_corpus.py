@@ -45,9 +45,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_corpus import end_time  # noqa: E402
 
 DEFAULT_END = "2026-11-01T17:00:00Z"
 TRUTH_FILE = "expected-agents.json"
@@ -402,14 +405,6 @@ def _split(text: str) -> tuple[float, float, float]:
     return parts[0] / s, parts[1] / s, parts[2] / s
 
 
-def _end(text: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def _claude_truth(exp: Any) -> dict[str, Any]:
     def conv(t: Any) -> dict[str, int]:
         return {
@@ -448,7 +443,7 @@ def generate(
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} is not empty; use an empty destination")
-    end = end or _end(DEFAULT_END)
+    end = end or end_time(DEFAULT_END)
     dest.mkdir(parents=True, exist_ok=True)
     agents: dict[str, Any] = {}
     if split[0] > 0:
@@ -512,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", type=_split, default=(0.5, 0.25, 0.25),
                     help="Claude/Codex/Gemini shares (default 50/25/25)")  # fmt: skip
     ap.add_argument("--days", type=float, default=30.0, help="time span (default 30)")
-    ap.add_argument("--end", type=_end, default=_end(DEFAULT_END),
+    ap.add_argument("--end", type=end_time, default=end_time(DEFAULT_END),
                     help=f"last activity (default {DEFAULT_END}, for determinism)")  # fmt: skip
     ap.add_argument("--gemini-copies", type=int, default=0, metavar="N",
                     help="also keep N Gemini chats in a second folder (ccusage counts them "

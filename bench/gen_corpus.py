@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def _end(text: str) -> datetime:
+def end_time(text: str) -> datetime:
+    """The ``--end`` option: an ISO-8601 time, UTC when it names no offset."""
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mb", type=_positive, required=True, help="size in MiB")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--days", type=_positive, default=30.0, help="time span (default 30)")
-    ap.add_argument("--end", type=_end, default=None, help="last activity (default: now)")
+    ap.add_argument("--end", type=end_time, default=None, help="last activity (default: now)")
     args = ap.parse_args(argv)
 
     from tokmon.demo import generate

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 M = 1.0  # the table holds USD per million tokens
 # family: (input, output, cache write 5m, cache read, context window); 1h write = 2 x input
@@ -42,8 +43,17 @@ OTHER_PUBLISHED: dict[
     # Google's Gemini 3 Pro preview price (the same as gemini-3.1-pro-preview in LiteLLM).
     "gemini-3-pro-preview": ((2.0, 12.0, 0.20, 1_048_576), (4.0, 18.0, 0.40)),
 }
+
+
 OTHER_PROVIDERS = {"openai", "gemini", "vertex_ai-language-models"}
 OTHER_PREFIXES = ("gpt-", "o1", "o3", "o4", "codex-", "gemini-")
+
+
+def per_million(v: dict[str, Any], key: str, default: float) -> float:
+    """USD per million tokens from LiteLLM's per-token ``key`` of entry ``v`` (``default``
+    per token when the entry lacks it or holds null)."""
+    val = v.get(key)
+    return round((val if val is not None else default) * 1e6, 6)
 
 
 def other_models(table: dict[str, dict]) -> dict[str, dict[str, object]]:  # type: ignore[type-arg]
@@ -59,27 +69,25 @@ def other_models(table: dict[str, dict]) -> dict[str, dict[str, object]]:  # typ
             continue
         if v.get("mode") not in (None, "chat", "responses"):
             continue
-
-        def pm(key: str, default: float, v: dict = v) -> float:  # type: ignore[type-arg]
-            val = v.get(key)
-            return round((val if val is not None else default) * 1e6, 6)
-
         inp = v["input_cost_per_token"]
         e: dict[str, object] = {
-            "input": pm("input_cost_per_token", 0),
-            "output": pm("output_cost_per_token", 0),
-            "cache_write": pm("input_cost_per_token", 0),
-            "cache_write_1h": pm("input_cost_per_token", 0),
-            "cache_read": pm("cache_read_input_token_cost", inp),
+            "input": per_million(v, "input_cost_per_token", 0),
+            "output": per_million(v, "output_cost_per_token", 0),
+            "cache_write": per_million(v, "input_cost_per_token", 0),
+            "cache_write_1h": per_million(v, "input_cost_per_token", 0),
+            "cache_read": per_million(v, "cache_read_input_token_cost", inp),
         }
         if v.get("input_cost_per_token_above_200k_tokens") is not None:
             above_in = v["input_cost_per_token_above_200k_tokens"]
+            above_out = v["output_cost_per_token"]
             e["above_200k"] = {
-                "input": pm("input_cost_per_token_above_200k_tokens", 0),
-                "output": pm("output_cost_per_token_above_200k_tokens", v["output_cost_per_token"]),
+                "input": per_million(v, "input_cost_per_token_above_200k_tokens", 0),
+                "output": per_million(v, "output_cost_per_token_above_200k_tokens", above_out),
                 "cache_write": round(above_in * 1e6, 6),
                 "cache_write_1h": round(above_in * 1e6, 6),
-                "cache_read": pm("cache_read_input_token_cost_above_200k_tokens", above_in),
+                "cache_read": per_million(
+                    v, "cache_read_input_token_cost_above_200k_tokens", above_in
+                ),
             }
         if v.get("max_input_tokens"):
             e["context"] = v["max_input_tokens"]
@@ -126,18 +134,13 @@ def main(src: str) -> None:
             continue
         if v.get("input_cost_per_token") is None or v.get("output_cost_per_token") is None:
             continue
-
-        def per_m(key: str, default: float, v: dict = v) -> float:  # type: ignore[type-arg]
-            val = v.get(key)
-            return round((val if val is not None else default) * 1e6, 6)
-
         inp = v["input_cost_per_token"]
         e: dict[str, object] = {
-            "input": per_m("input_cost_per_token", 0),
-            "output": per_m("output_cost_per_token", 0),
-            "cache_write": per_m("cache_creation_input_token_cost", inp * 1.25),
-            "cache_write_1h": per_m("cache_creation_input_token_cost_above_1hr", inp * 2),
-            "cache_read": per_m("cache_read_input_token_cost", inp * 0.1),
+            "input": per_million(v, "input_cost_per_token", 0),
+            "output": per_million(v, "output_cost_per_token", 0),
+            "cache_write": per_million(v, "cache_creation_input_token_cost", inp * 1.25),
+            "cache_write_1h": per_million(v, "cache_creation_input_token_cost_above_1hr", inp * 2),
+            "cache_read": per_million(v, "cache_read_input_token_cost", inp * 0.1),
         }
         if v.get("max_input_tokens"):
             e["context"] = v["max_input_tokens"]

@@ -2,10 +2,11 @@
 
 Under ``python -S`` (the fast command) :mod:`os` is not loaded at start-up, and importing it
 (with ``_collections_abc``, ``stat`` and ``posixpath``) costs more than a millisecond: most
-of the fast command's budget over a bare interpreter.  On POSIX the built-in ``posix``
-module (always loaded) has everything needed; the path helpers below repeat
-:mod:`posixpath`'s rules for ``str`` paths.  Anywhere else (Windows), or once :mod:`os` is
-loaded anyway (the console script: ``site`` imported it), these are :mod:`os`'s own.
+of the fast command's budget over a bare interpreter.  The system calls come from the
+built-in module :mod:`os` takes them from (``posix``, ``nt`` on Windows; always loaded), so
+they are :mod:`os`'s own; on POSIX the path helpers below repeat :mod:`posixpath`'s rules
+for ``str`` paths.  Anywhere else (Windows), or once :mod:`os` is loaded anyway (the console
+script: ``site`` imported it), the path helpers and the environment are :mod:`os`'s own.
 Standard library only, like the rest of the fast path.
 """
 
@@ -20,27 +21,38 @@ NATIVE = sys.platform != "win32" and "os" not in sys.modules
 
 _environ: "dict[str, str] | None" = None
 
-if NATIVE:
-    import posix as _posix
+# os's system calls are these built-in modules' own functions (always loaded): the same
+# objects whether or not os is.
+if sys.platform == "win32":
+    import nt as _calls
+else:
+    import posix as _calls
 
+stat = _calls.stat
+fstat = _calls.fstat
+utime = _calls.utime
+getcwd = _calls.getcwd
+isatty = _calls.isatty
+read = _calls.read
+unlink = _calls.unlink
+open = _calls.open  # noqa: A001 - os.open, not the builtin
+close = _calls.close
+
+
+def get_blocking(fd: int) -> bool:
+    """:func:`os.get_blocking` (AttributeError on Windows before Python 3.12)."""
+    return _calls.get_blocking(fd)
+
+
+def set_blocking(fd: int, blocking: bool) -> None:
+    """:func:`os.set_blocking`."""
+    _calls.set_blocking(fd, blocking)
+
+
+if NATIVE:
     name = "posix"
     sep = "/"
-    stat = _posix.stat
-    fstat = _posix.fstat
-    utime = _posix.utime
-    getcwd = _posix.getcwd
-    isatty = _posix.isatty
-    read = _posix.read
-    unlink = _posix.unlink
-    open = _posix.open  # noqa: A001 - os.open, not the builtin
-    close = _posix.close
-    O_READ = _posix.O_RDONLY
-
-    def get_blocking(fd: int) -> bool:
-        return _posix.get_blocking(fd)
-
-    def set_blocking(fd: int, blocking: bool) -> None:
-        _posix.set_blocking(fd, blocking)
+    O_READ = _calls.O_RDONLY
 
     def environ() -> "Mapping[str, str]":
         """The process environment decoded as :data:`os.environ` does (read-only use)."""
@@ -48,7 +60,7 @@ if NATIVE:
         if _environ is None:
             enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
             _environ = {
-                k.decode(enc, errors): v.decode(enc, errors) for k, v in _posix.environ.items()
+                k.decode(enc, errors): v.decode(enc, errors) for k, v in _calls.environ.items()
             }
         return _environ
 
@@ -85,23 +97,7 @@ else:  # Windows, or os already loaded (the console script)
 
     name = _os.name
     sep = _os.sep
-    stat = _os.stat
-    fstat = _os.fstat
-    utime = _os.utime
-    getcwd = _os.getcwd
-    isatty = _os.isatty
-    read = _os.read
-    unlink = _os.unlink
-    open = _os.open  # noqa: A001 - os.open, not the builtin
-    close = _os.close
     O_READ = _os.O_RDONLY | getattr(_os, "O_BINARY", 0)  # Windows: no newline translation
-
-    def get_blocking(fd: int) -> bool:
-        """AttributeError on Windows before Python 3.12."""
-        return _os.get_blocking(fd)
-
-    def set_blocking(fd: int, blocking: bool) -> None:
-        _os.set_blocking(fd, blocking)
 
     def join(a: str, *parts: str) -> str:
         return _os.path.join(a, *parts)

@@ -14,7 +14,7 @@ import logging
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,39 +39,24 @@ class TokmonCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         s = self._collect()
-        tok = CounterMetricFamily(
-            PREFIX + "tokens",
+        by_model = ["agent", "model", "project", "machine"]
+        yield _counter(
+            "tokens",
             "tokens used (cumulative, from the ledger)",
-            labels=["agent", "model", "type", "project", "machine"],
+            ["agent", "model", "type", "project", "machine"],
+            s.tokens.items(),
         )
-        for k, v in sorted(s.tokens.items()):
-            tok.add_metric(list(k), float(v))
-        yield tok
-        cost = CounterMetricFamily(
-            PREFIX + "cost_USD",
-            "cost in USD (cumulative, from the ledger)",
-            labels=["agent", "model", "project", "machine"],
+        yield _counter(
+            "cost_USD", "cost in USD (cumulative, from the ledger)", by_model, s.cost.items()
         )
-        for ck, cv in sorted(s.cost.items()):
-            cost.add_metric(list(ck), float(cv))
-        yield cost
-        resp = CounterMetricFamily(
-            PREFIX + "responses",
-            "API responses (deduplicated)",
-            labels=["agent", "model", "project", "machine"],
-        )
-        for rk, rn in sorted(s.responses.items()):
-            resp.add_metric(list(rk), float(rn))
-        yield resp
+        yield _counter("responses", "API responses (deduplicated)", by_model, s.responses.items())
         if s.session_tokens:
-            st = CounterMetricFamily(
-                PREFIX + "session_tokens",
+            yield _counter(
+                "session_tokens",
                 "tokens per session (opt-in; sessions of the last 7 days)",
-                labels=["session", "project", "machine"],
+                ["session", "project", "machine"],
+                s.session_tokens.items(),
             )
-            for sk, sn in sorted(s.session_tokens.items()):
-                st.add_metric(list(sk), float(sn))
-            yield st
         fams: dict[str, GaugeMetricFamily] = {}
         keys: dict[str, list[str]] = {}
         for g in s.gauges:
@@ -84,6 +69,16 @@ class TokmonCollector(Collector):
                 continue
             fam.add_metric([g.labels[k] for k in keys[g.name]], g.value)
         yield from fams.values()
+
+
+def _counter(
+    name: str, doc: str, labels: list[str], items: Iterable[tuple[tuple[str, ...], float]]
+) -> CounterMetricFamily:
+    """A counter family with one sample per (label values, value) of ``items``, sorted."""
+    fam = CounterMetricFamily(PREFIX + name, doc, labels=labels)
+    for k, v in sorted(items):
+        fam.add_metric(list(k), float(v))
+    return fam
 
 
 def build_registry(collect: Callable[[], Series]) -> CollectorRegistry:

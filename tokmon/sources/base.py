@@ -199,16 +199,6 @@ def _head(data: bytes) -> str:
 
 
 @dataclass
-class NewLines:
-    """Complete lines appended since the last read (see :func:`read_new_lines`)."""
-
-    lines: list[bytes]
-    offset: int
-    reset: bool
-    head: str
-
-
-@dataclass
 class NewData:
     """The complete lines appended since the last read as one buffer (see
     :func:`read_new_data`): ``data`` is empty or ends with a newline."""
@@ -217,12 +207,6 @@ class NewData:
     offset: int
     reset: bool
     head: str
-
-
-def read_new_lines(path: Path, state: FileState) -> NewLines:
-    """Complete lines appended since ``state.offset`` (:func:`read_new_data`, split)."""
-    nd = read_new_data(path, state)
-    return NewLines(nd.data.splitlines(), nd.offset, nd.reset, nd.head)
 
 
 def read_new_data(path: Path, state: FileState) -> NewData:
@@ -266,6 +250,29 @@ def read_new_data(path: Path, state: FileState) -> NewData:
             except OSError:
                 head = ""
     return NewData(data[: end + 1], new_offset, reset, head)
+
+
+def resume(path: Path, state: FileState | None) -> tuple[NewData, dict[str, Any]]:
+    """What was appended to a JSONL file since ``state`` (:func:`read_new_data`) and a copy of
+    the parser context to go on with: empty when the file is read from the start (first
+    read, or a rewrite). The caller's state stays as it was. End with :func:`resumed`."""
+    st = state if state is not None else FileState()
+    nd = read_new_data(path, st)
+    return nd, ({} if nd.reset else dict(st.ctx))
+
+
+def resumed(
+    records: list[AgentUsage], nd: NewData, ctx: dict[str, Any], state: FileState | None
+) -> ReadResult:
+    """The result of a read begun with :func:`resume`: the new offset, head and ``ctx``;
+    ``records`` replace the file's earlier ones when it was read from the start again."""
+    start = 0 if nd.reset or state is None else state.offset
+    return ReadResult(
+        records,
+        FileState(offset=nd.offset, ctx=ctx, head=nd.head),
+        replace=nd.reset,
+        bytes_read=max(0, nd.offset - start),
+    )
 
 
 def json_lines(

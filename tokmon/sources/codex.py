@@ -28,7 +28,8 @@ from tokmon.sources.base import (
     as_int,
     json_lines,
     parse_ts,
-    read_new_data,
+    resume,
+    resumed,
     sorted_files,
 )
 from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
@@ -201,24 +202,17 @@ class CodexSource(Source):
         return path.stem, False
 
     def read(self, path: Path, state: FileState | None) -> ReadResult:
-        st = state if state is not None else FileState()
-        nd = read_new_data(path, st)
-        offset, reset = nd.offset, nd.reset
-        if reset:
-            st = FileState()
-        ctx = dict(st.ctx)  # the caller's state stays as it was
+        nd, ctx = resume(path, state)
         if "sid" not in ctx:
             sid, archived = self._session_id(path)
             ctx.update(sid=sid, archived=archived, model=None, prev=None, review=False, cwd="")
         records: list[AgentUsage] = []
-        nbytes = offset - st.offset if not reset else offset
         if nd.data and fast_ok(nd.data):
             self._scan_fast(nd.data, ctx, path, records)
         else:
             for obj in json_lines(nd.data.splitlines(), path, _wanted):
                 self._apply(obj, ctx, path, records)
-        new = FileState(offset=offset, ctx=ctx, head=nd.head)
-        return ReadResult(records, new, replace=reset, bytes_read=max(0, nbytes))
+        return resumed(records, nd, ctx, state)
 
     def _apply(
         self, obj: dict[str, Any], ctx: dict[str, Any], path: Path, records: list[AgentUsage]

@@ -28,7 +28,8 @@ from tokmon.sources.base import (
     as_obj,
     json_lines,
     parse_ts,
-    read_new_lines,
+    resume,
+    resumed,
     sorted_files,
 )
 
@@ -55,12 +56,7 @@ class CopilotSource(Source):
         return out
 
     def read(self, path: Path, state: FileState | None) -> ReadResult:
-        st = state if state is not None else FileState()
-        nl = read_new_lines(path, st)
-        lines, offset, reset = nl.lines, nl.offset, nl.reset
-        if reset:
-            st = FileState()
-        ctx = dict(st.ctx)  # the caller's state stays as it was
+        nd, ctx = resume(path, state)
         ctx.setdefault("sid", path.parent.name if path.name == "events.jsonl" else path.stem)
         ctx.setdefault("cwd", "")
         ctx.setdefault("run", 0)  # processes that wrote their shutdown so far
@@ -72,7 +68,7 @@ class CopilotSource(Source):
             return AgentUsage("copilot", ts, ctx["sid"], ctx["cwd"], model, 0, out, 0, 0, 0, key,
                               cost=0.0, requests=n, origin=str(path))  # fmt: skip
 
-        for obj in json_lines(lines, path):
+        for obj in json_lines(nd.data.splitlines(), path):
             data = obj.get("data")
             if not isinstance(data, dict):
                 continue
@@ -148,13 +144,7 @@ class CopilotSource(Source):
         for model, acc in pending.items():  # this run so far (no shutdown yet): a lower bound
             records.append(provisional(model, int(acc[0]), int(acc[1]), acc[2]))
         ctx["pending"] = pending
-        nbytes = offset - (0 if reset else st.offset)
-        return ReadResult(
-            records,
-            FileState(offset=offset, ctx=ctx, head=nl.head),
-            replace=reset,
-            bytes_read=max(0, nbytes),
-        )
+        return resumed(records, nd, ctx, state)
 
     def dedup(self, records: Iterable[AgentUsage]) -> list[AgentUsage]:
         """The default rule, without the provisional records a shutdown has emptied."""

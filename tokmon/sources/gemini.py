@@ -27,7 +27,8 @@ from tokmon.sources.base import (
     json_lines,
     parse_ts,
     read_json_document,
-    read_new_data,
+    resume,
+    resumed,
     sorted_files,
 )
 from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
@@ -270,12 +271,7 @@ class GeminiSource(Source):
         return ReadResult(records, new, replace=True, bytes_read=sig[0])
 
     def _read_jsonl(self, path: Path, state: FileState | None) -> ReadResult:
-        st = state if state is not None else FileState()
-        nd = read_new_data(path, st)
-        offset, reset = nd.offset, nd.reset
-        if reset:
-            st = FileState()
-        ctx = dict(st.ctx)  # the caller's state stays as it was
+        nd, ctx = resume(path, state)
         ctx.setdefault("sid", path.stem)
         ctx.setdefault("model", None)
         ctx.setdefault("n", 0)
@@ -286,13 +282,7 @@ class GeminiSource(Source):
         else:
             for obj in json_lines(nd.data.splitlines(), path):
                 self._line(obj, ctx, project, path, records)
-        nbytes = offset - (0 if reset else st.offset)
-        return ReadResult(
-            records,
-            FileState(offset=offset, ctx=ctx, head=nd.head),
-            replace=reset,
-            bytes_read=max(0, nbytes),
-        )
+        return resumed(records, nd, ctx, state)
 
     def _line(
         self,

@@ -24,7 +24,8 @@ from tokmon.sources.base import (
     as_int,
     json_lines,
     parse_ts,
-    read_new_data,
+    resume,
+    resumed,
     sorted_files,
 )
 from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
@@ -84,12 +85,7 @@ class QwenSource(GeminiSource):
         return out
 
     def _read_jsonl(self, path: Path, state: FileState | None) -> ReadResult:
-        st = state if state is not None else FileState()
-        nd = read_new_data(path, st)
-        offset, reset = nd.offset, nd.reset
-        if reset:
-            st = FileState()
-        ctx = dict(st.ctx)  # the caller's state stays as it was
+        nd, ctx = resume(path, state)
         ctx.setdefault("n", 0)
         folder = path.parent.parent.name
         records: list[AgentUsage] = []
@@ -100,13 +96,7 @@ class QwenSource(GeminiSource):
                 r = self._obj(obj, ctx, folder, path)
                 if r is not None:
                     records.append(r)
-        nbytes = offset - (0 if reset else st.offset)
-        return ReadResult(
-            records,
-            FileState(offset=offset, ctx=ctx, head=nd.head),
-            replace=reset,
-            bytes_read=max(0, nbytes),
-        )
+        return resumed(records, nd, ctx, state)
 
     def _scan_rows(
         self, data: bytes, ctx: dict[str, Any], folder: str, path: Path, records: list[AgentUsage]

@@ -23,15 +23,8 @@ import { TokmonApi } from "../../src/protocol";
 import { buildStatusView } from "../../src/statusModel";
 import { DEFAULT_THRESHOLDS } from "../../src/thresholds";
 import { childrenOf, rootNodes, TREE_QUERY, viewOf } from "../../src/treeModel";
+import { AGENTS, CORPUS, PYTHON, tokmonEnv } from "./harness";
 
-const REPO = path.resolve(__dirname, "..", "..", "..", "..");
-const CORPUS = process.env.TOKMON_TEST_CORPUS
-  ? path.resolve(process.env.TOKMON_TEST_CORPUS)
-  : path.join(REPO, "..", "shared", "corpus", "claude-real");
-const AGENTS = process.env.TOKMON_AGENTS_CORPUS
-  ? path.resolve(process.env.TOKMON_AGENTS_CORPUS)
-  : path.join(REPO, "..", "shared", "corpus", "agents");
-const PYTHON = process.env.TOKMON_PYTHON || "python3";
 const CODEX_TOTAL = 71_217_150;
 const AMP_TOTAL = 114_201;
 
@@ -58,21 +51,11 @@ describe.skipIf(!available)("sessions grouped by agent, from the real server", (
     }
     const home = path.join(tmp, "home");
     fs.mkdirSync(home);
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) {
-      if (!k.startsWith("TOKMON_") && !k.startsWith("CLAUDE_")) {
-        env[k] = v;
-      }
-    }
-    Object.assign(env, {
+    const env = tokmonEnv(home, {
       TOKMON_HOME: path.join(tmp, "tokmon"),
       CLAUDE_CONFIG_DIR: path.join(tmp, "claude"),
       CODEX_HOME: path.join(tmp, "codex"),
       AMP_DATA_DIR: path.join(tmp, "amp"),
-      HOME: home,
-      USERPROFILE: home,
-      TZ: "UTC",
-      PYTHONUNBUFFERED: "1",
     });
     proc = spawn(PYTHON, ["-m", "tokmon", "serve"], { cwd: tmp, env, stdio: ["pipe", "pipe", "pipe"] });
     proc.stderr?.on("data", (d: Buffer) => {

@@ -44,12 +44,8 @@ import {
   type TreeNode,
   viewOf,
 } from "../../src/treeModel";
+import { CORPUS, PYTHON, tokmonEnv } from "./harness";
 
-const REPO = path.resolve(__dirname, "..", "..", "..", "..");
-const CORPUS = process.env.TOKMON_TEST_CORPUS
-  ? path.resolve(process.env.TOKMON_TEST_CORPUS)
-  : path.join(REPO, "..", "shared", "corpus", "claude-real");
-const PYTHON = process.env.TOKMON_PYTHON || "python3";
 
 /** Main (non-subagent) transcripts of a Claude root: projects/<dir>/<session>.jsonl. */
 function mainTranscripts(root: string): string[] {
@@ -195,20 +191,7 @@ describe("tokmon serve driven through the extension's protocol module", () => {
     }
     target = { file, ...sessionOf(file) };
 
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) {
-      if (!k.startsWith("TOKMON_") && !k.startsWith("CLAUDE_")) {
-        env[k] = v;
-      }
-    }
-    Object.assign(env, {
-      TOKMON_HOME: path.join(tmp, "tokmon"),
-      CLAUDE_CONFIG_DIR: claudeDir,
-      HOME: home,
-      USERPROFILE: home,
-      TZ: "UTC",
-      PYTHONUNBUFFERED: "1",
-    });
+    const env = tokmonEnv(home, { TOKMON_HOME: path.join(tmp, "tokmon"), CLAUDE_CONFIG_DIR: claudeDir });
     // Start the server the way the extension does: no tokmon on PATH, so discovery falls back
     // to the (Python extension's) interpreter with `-m tokmon serve`.
     const emptyBin = path.join(tmp, "empty-bin");

@@ -1,0 +1,36 @@
+/**
+ * What the integration tests share: where the corpora and the Python interpreter are, and the
+ * environment of a `tokmon serve` under test.
+ */
+
+import * as path from "node:path";
+
+const REPO = path.resolve(__dirname, "..", "..", "..", "..");
+
+/** The real Claude corpus (TOKMON_TEST_CORPUS); read-only: tests copy it. */
+export const CORPUS = process.env.TOKMON_TEST_CORPUS
+  ? path.resolve(process.env.TOKMON_TEST_CORPUS)
+  : path.join(REPO, "..", "shared", "corpus", "claude-real");
+
+/** The other agents' corpus (TOKMON_AGENTS_CORPUS); read-only: tests copy it. */
+export const AGENTS = process.env.TOKMON_AGENTS_CORPUS
+  ? path.resolve(process.env.TOKMON_AGENTS_CORPUS)
+  : path.join(REPO, "..", "shared", "corpus", "agents");
+
+/** The interpreter that runs `-m tokmon serve` (TOKMON_PYTHON). */
+export const PYTHON = process.env.TOKMON_PYTHON || "python3";
+
+/**
+ * The server's environment: this process's without any TOKMON_* or CLAUDE_* variable, with
+ * `home` as HOME (and USERPROFILE), UTC, unbuffered output, and `vars` (TOKMON_HOME, the
+ * agents' data dirs).
+ */
+export function tokmonEnv(home: string, vars: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith("TOKMON_") && !k.startsWith("CLAUDE_")) {
+      env[k] = v;
+    }
+  }
+  return Object.assign(env, vars, { HOME: home, USERPROFILE: home, TZ: "UTC", PYTHONUNBUFFERED: "1" });
+}
