@@ -781,42 +781,50 @@ class _NotEmpty(Exception):
 class Stage:
     """Claude records staged, while a big first scan runs, in temporary tables of the ledger
     connection (SQLite's temporary file: nothing held in Python, no lock taken), for
-    :meth:`LedgerDB.merge_staged`. Rows go to one of ``streams`` tables, each read back in
-    the order they were added (``add(0, ...)`` for rows that come first in merge order)."""
+    :meth:`LedgerDB.merge_staged`. Rows go to a table per stream (a sortable key: merge order
+    is the order of the keys), each read back in the order they were added."""
 
     BATCH = 64  # rows per INSERT (64 x 12 parameters: below SQLite's old limit of 999)
 
-    def __init__(self, db: LedgerDB, streams: int = 3) -> None:
+    def __init__(self, db: LedgerDB) -> None:
         self.db = db
         self.rows = 0
-        self.tables = [f"temp.tokmon_stage{i}" for i in range(streams)]
-        self._pending: list[list[list[object]]] = [[] for _ in range(streams)]
+        self._tables: dict[tuple[int, ...], str] = {}
+        self._pending: dict[tuple[int, ...], list[list[object]]] = {}
         marks = "(" + ",".join("?" * 12) + ")"
         self._many = "INSERT INTO {} VALUES " + ",".join([marks] * self.BATCH)
         self._one = "INSERT INTO {} VALUES " + marks
         with db._mu:
-            conn = db.conn
-            conn.execute("PRAGMA temp_store=FILE")  # spilled to a file, not kept in RAM
-            for t in self.tables:
-                conn.execute(f"DROP TABLE IF EXISTS {t}")
-                conn.execute(f"CREATE TABLE {t} ({COLS})")
+            db.conn.execute("PRAGMA temp_store=FILE")  # spilled to a file, not kept in RAM
 
-    def add(self, stream: int, rows: list[list[object]]) -> None:
-        """Append rows (lists in record field order, priced) to table ``stream``."""
+    @property
+    def tables(self) -> list[str]:
+        """The stream tables in merge order."""
+        return [self._tables[k] for k in sorted(self._tables)]
+
+    def add(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
+        """Append rows (lists in record field order, priced) to the table of ``stream``."""
         if not rows:
             return
-        pending = self._pending[stream]
+        pending = self._pending.get(stream)
+        if pending is None:
+            table = f"temp.tokmon_stage{len(self._tables)}"
+            with self.db._mu:
+                self.db.conn.execute(f"DROP TABLE IF EXISTS {table}")
+                self.db.conn.execute(f"CREATE TABLE {table} ({COLS})")
+            self._tables[stream] = table
+            pending = self._pending[stream] = []
         pending += rows
         self.rows += len(rows)
         if len(pending) >= 16 * self.BATCH:
             self._flush(stream, len(pending) - len(pending) % self.BATCH)
 
-    def _flush(self, stream: int, n: int) -> None:
+    def _flush(self, stream: tuple[int, ...], n: int) -> None:
         """Insert the first ``n`` pending rows of ``stream`` (all when ``n`` is -1)."""
         pending = self._pending[stream]
         if n < 0:
             n = len(pending)
-        table = self.tables[stream]
+        table = self._tables[stream]
         many = self._many.format(table)
         k = self.BATCH
         full = n - n % k
@@ -830,8 +838,8 @@ class Stage:
 
     def flush(self) -> None:
         """Insert every row still held (before the tables are read)."""
-        for stream in range(len(self.tables)):
-            if self._pending[stream]:
+        for stream, pending in self._pending.items():
+            if pending:
                 self._flush(stream, -1)
 
     def records(self) -> list[UsageRecord]:
@@ -848,7 +856,7 @@ class Stage:
     def close(self) -> None:
         """Drop the tables (ignored when the connection is gone)."""
         with self.db._mu, contextlib.suppress(sqlite3.Error):
-            for t in self.tables:
+            for t in self._tables.values():
                 self.db.conn.execute(f"DROP TABLE IF EXISTS {t}")
 
 

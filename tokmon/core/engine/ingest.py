@@ -286,7 +286,7 @@ class Ingest(EngineState):
         lookup = self.prices.lookup  # registers unknown models for the warning
         recs: list[UsageRecord] = []
         new_files: dict[str, FileState] = {}
-        found: tuple[list[tuple[str, str, str]], ...] = ([], [], [])  # titles per scan part
+        found: dict[tuple[int, int], list[tuple[str, str, str]]] = {}  # titles per scan part
         from_row = UsageRecord.from_row
         models: set[str] = set()
         # A first scan into an empty ledger: rows go to temporary tables as they come (not
@@ -307,11 +307,13 @@ class Ingest(EngineState):
                     models.add(row[3])  # type: ignore[arg-type]
                     if ts > far:  # type: ignore[operator]
                         future.append(ts)  # type: ignore[arg-type]
+                part = (res.part, res.seq)  # merge order (see scan_all(ordered=False))
                 if stage is not None:
-                    stage.add(res.part, rows)
+                    stage.add(part, rows)
                 else:
                     recs += map(from_row, rows)
-                found[res.part].extend(res.titles)
+                if res.titles:
+                    found.setdefault(part, []).extend(res.titles)
                 self._file_read(res, st, stats, changes, new_files)
                 if res.malformed or res.invalid_utf8 or res.huge:
                     bad_files += 1
@@ -320,7 +322,7 @@ class Ingest(EngineState):
                     progress(done, total)
             titles: list[tuple[str, str, str]] = []
             seen_titles: dict[tuple[str, str], str] = {}
-            for sid, kind, title in (t for part in found for t in part):  # in file order
+            for sid, kind, title in (t for k in sorted(found) for t in found[k]):  # file order
                 if seen_titles.get((sid, kind), led.titles.get(sid, {}).get(kind)) != title:
                     seen_titles[(sid, kind)] = title
                     titles.append((sid, kind, title))
