@@ -242,6 +242,75 @@ def test_staged_cold_load_equals_regular_merge(
         assert cold.report(kind).to_json() == reg.report(kind).to_json()
 
 
+def out_of(o: dict[str, Any]) -> int:
+    return int(o["message"]["usage"]["output_tokens"])
+
+
+def _shifted(obj: dict[str, Any], seconds: float, **usage: int) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(obj))
+    ts = datetime.fromisoformat(out["timestamp"].replace("Z", "+00:00")).timestamp() + seconds
+    out["timestamp"] = datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    out["message"]["usage"].update(usage)
+    return out
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_staged_cells_follow_duplicates_across_files(
+    transcripts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    """The stored sums of a first scan come from the scan's per-file cells, corrected for
+    the keys seen in several files: losing copies that were their cell's first or last time,
+    alone in their cell, or the winner moving a record to another cell all end as a Python
+    build over the loaded records says."""
+    root = tmp_path / "claude"
+    shutil.copytree(transcripts, root)
+    files = sorted((root / "projects").rglob("*.jsonl"))
+    key_of = lambda o: f"{o['message']['id']}:{o['requestId']}"  # noqa: E731
+    best: dict[str, dict[str, Any]] = {}  # per key its line with the largest output
+    for o in _usage_lines(next(f for f in files[1:] if len(_usage_lines(f)) >= 12)):
+        k = key_of(o)
+        if k not in best or out_of(o) > out_of(best[k]):
+            best[k] = o
+    assert len(best) >= 4
+    a, b, c, d = list(best.values())[:4]
+
+    def ts(o: dict[str, Any]) -> float:
+        return datetime.fromisoformat(o["timestamp"].replace("Z", "+00:00")).timestamp()
+
+    edge_a, edge_b = ts(a) // BUCKET * BUCKET, (ts(b) // BUCKET + 1) * BUCKET
+    copies = [  # at the very start of a's cell and the end of b's: they lose
+        _shifted(a, edge_a + 0.001 - ts(a), output_tokens=0),  # was its cell's first time
+        _shifted(b, edge_b - 0.002 - ts(b), output_tokens=0),  # was its cell's last time
+        _shifted(c, 7 * 86400.0, output_tokens=0),  # loses, alone in its cell (a week on)
+        _shifted(d, 3 * 86400.0, output_tokens=out_of(d) + 7),  # wins: the record moves
+    ]
+    with files[-1].open("a", encoding="utf-8") as fh:
+        fh.write("".join(_line(o) for o in copies))
+    if parallel:
+        monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 64 * 1024)
+    used: list[bool] = []
+    rebuild_sql = Rollups.rebuild_sql
+
+    def spy(self: Rollups, agent: str, source: str, cells: Any = None) -> None:
+        used.append(cells is not None)
+        rebuild_sql(self, agent, source, cells)
+
+    monkeypatch.setattr(Rollups, "rebuild_sql", spy)
+    eng = _engine(root, tmp_path / "home")
+    eng.refresh()
+    assert used and used[-1]  # the scan's cells, not a GROUP BY over the records
+    assert eng.db is not None
+    recs = eng.db.records()
+    by_key = {r.key: r for r in recs}
+    keys = [key_of(o) for o in (a, b, c, d)]
+    assert [by_key[k].output_tokens for k in keys[:3]] == [out_of(o) for o in (a, b, c)]
+    assert by_key[keys[3]].output_tokens == out_of(d) + 7
+    py = sqlite3.connect(tmp_path / "py.sqlite3")
+    Rollups(py, lambda *a, **k: [], eng.block_seconds).rebuild({"claude": recs})
+    assert dump(eng.db.conn) == dump(py)
+
+
 def test_staged_load_merges_normally_when_records_arrive(transcripts: Path, tmp_path: Path) -> None:
     """Another process merges records while this one scans into what was an empty ledger:
     the staged rows then go through the regular merge (nothing lost, dedup against them)."""
