@@ -316,6 +316,8 @@ def test_staged_load_merges_normally_when_records_arrive(transcripts: Path, tmp_
     the staged rows then go through the regular merge (nothing lost, dedup against them)."""
     home = tmp_path / "home"
     eng = _engine(transcripts, home)
+    assert eng.pending_bytes() > 0  # (outside a refresh: opens, so creates, the ledger itself)
+    assert eng.ledger_file.exists()
     other_rec = UsageRecord(1_772_000_000.0, "other", "/o", "claude-opus-4-1", 1, 2, 0, 0, 0, "x:y")
     injected: list[bool] = []
 

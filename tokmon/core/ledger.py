@@ -196,6 +196,55 @@ def side_files(path: Path) -> list[Path]:
     return [path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
 
+BUILD_INFIX = ".build-"  # ledger-X.sqlite3.build-<pid>-<random>: a first scan's database
+STALE_BUILD_SECONDS = 86400.0  # a build file this old is removed whatever its process
+
+
+def build_path(path: Path) -> Path:
+    """A new name for a first scan's private database beside the ledger ``path``."""
+    return path.with_name(f"{path.name}{BUILD_INFIX}{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def remove_stale_builds(path: Path) -> None:
+    """Remove the build databases of the ledger ``path`` left by processes that are gone
+    (killed mid-scan): never a live process's (POSIX: its pid answers; Windows: the file
+    cannot be deleted while it is open), and any older than a day."""
+    import time
+
+    prefix = path.name + BUILD_INFIX
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        f = path.parent / name
+        pid_text = name[len(prefix) :].split("-", 1)[0]
+        pid = int(pid_text) if pid_text.isdigit() else 0
+        if pid == os.getpid():
+            continue
+        try:
+            old = time.time() - f.stat().st_mtime > STALE_BUILD_SECONDS
+        except OSError:
+            continue
+        if old or os.name == "nt" or not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(f)  # (Windows: refused while its process has it open)
+
+
+def _pid_alive(pid: int) -> bool:
+    """POSIX: whether a process ``pid`` exists (never called on Windows, where os.kill
+    would terminate it)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (EPERM: it exists, another user's)
+        return True
+    return True
+
+
 class Ledger:
     """The small in-memory part of the ledger: file states, titles, price signature."""
 
@@ -217,9 +266,10 @@ class LedgerDB:
     Thread-safe (one lock around the connection). Raises LedgerError / LedgerNewer on open.
     """
 
-    def __init__(self, path: Path | None, readonly: bool = False) -> None:
+    def __init__(self, path: Path | None, readonly: bool = False, build: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        self.build = build  # a new private file, published by publish() (see build_path)
         self.dropped = 0  # invalid rows dropped on the way out (since open)
         # Called inside merge / reprice transactions (the engine's stored sums follow them):
         # on_merge(deltas, was_empty), on_reprice().
@@ -248,6 +298,8 @@ class LedgerDB:
         from tokmon.paths import ensure_dir
 
         ensure_dir(path.parent)
+        if self.build:
+            return self._connect_build(path)
         if not path.exists():
             _touch_private(path)
         try:
@@ -283,6 +335,64 @@ class LedgerDB:
                 raise LedgerError(f"corrupt ledger ({exc})") from exc
             raise LedgerUnavailable(str(exc)) from exc
         return conn
+
+    def _connect_build(self, path: Path) -> sqlite3.Connection:
+        """A new private database file for a first scan: no WAL (each page written once),
+        the rollback journal in memory (a failed transaction still rolls back) and no
+        fsync until :meth:`publish`. A killed process leaves it behind, never the ledger:
+        :func:`remove_stale_builds` removes it later."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        os.close(fd)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA cache_size=-16000")
+            conn.execute("PRAGMA journal_mode=MEMORY")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.executescript(_SCHEMA + _AGENT_SCHEMA)
+            self._init_meta(conn)
+        except sqlite3.Error as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise LedgerUnavailable(str(exc)) from exc
+        return conn
+
+    def publish(self, dest: Path) -> bool:
+        """Close this build database and move it to ``dest`` if nothing is there yet (synced
+        to disk first; atomic: another process sees no ledger or the whole one). False,
+        with the build file removed, when ``dest`` exists by now (another process made it)
+        or the file cannot be moved: the caller opens ``dest`` and merges there instead."""
+        path = self.path
+        assert self.build and path is not None
+        self.close()
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.name == "nt":  # pragma: no cover - Windows: rename never replaces a file
+                os.rename(path, dest)
+            else:  # link: fails if dest exists (rename would replace it)
+                os.link(path, dest)
+                os.unlink(path)
+                with contextlib.suppress(OSError):
+                    dfd = os.open(dest.parent, os.O_RDONLY)
+                    try:
+                        os.fsync(dfd)
+                    finally:
+                        os.close(dfd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return False
+        return True
+
+    def discard(self) -> None:
+        """Close and delete a build database (never published)."""
+        assert self.build and self.path is not None
+        self.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
     def _open_ro(self, path: Path) -> sqlite3.Connection:
         """Read-only; ``immutable`` when even the -shm cannot be made (a full disk: the last

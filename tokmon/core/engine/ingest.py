@@ -60,9 +60,10 @@ class Ingest(EngineState):
                     self._reprice(changes)
                     t1 = time.perf_counter()
                     self._scan(changes, progress, paths)
+                    self._publish_build(changes)
                     break
                 except _Rebuild:  # found corrupt while merging: moved aside, scan again
-                    pass
+                    changes.new_records = changes.files_read = changes.bytes_read = 0
                 except sqlite3.DatabaseError as exc:
                     if attempt == 2 or self._mem or not is_corrupt(exc):
                         raise
@@ -72,6 +73,8 @@ class Ingest(EngineState):
             t2 = time.perf_counter()
         finally:
             self._refreshing = False
+            if self.db is not None and self.db.build:  # not published (an error): dropped
+                self._drop_build()
         log.debug(
             "refresh: load %.1f ms, scan+merge %.1f ms (%d files, %.1f MB)",
             (t1 - t0) * 1e3,
