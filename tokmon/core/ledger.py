@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokmon.core.digest import sha1_hex
-from tokmon.core.model import ROW_KEY, UsageRecord
+from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
 
@@ -144,9 +144,6 @@ def loose_tables(conn: sqlite3.Connection, names: Iterable[str]) -> list[str]:
         for row in conn.execute("PRAGMA table_list")
         if row[1] in want and row[2] == "table" and not row[5]
     )
-
-
-Cells = dict[tuple[int, str, str, str], list[float]]  # as tokmon.core.rollups.Cells
 
 
 class LedgerError(Exception):
@@ -276,9 +273,8 @@ class LedgerDB:
         self.on_merge: Callable[[list[tuple[UsageRecord | None, UsageRecord]], bool], None] | None
         self.on_merge = None
         self.on_reprice: Callable[[], None] | None = None
-        # Called inside merge_staged's transaction after a bulk load (every record is new),
-        # with the records' stored-sums cells when the stage knew them (else None).
-        self.on_bulk: Callable[[Cells | None], None] | None = None
+        # Called inside merge_staged's transaction after a bulk load (every record is new).
+        self.on_bulk: Callable[[], None] | None = None
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -609,10 +605,9 @@ class LedgerDB:
         with self._mu:
             return self.conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
 
-    def stage(self, expect_bytes: int = 0) -> Stage:
-        """Temporary tables to stage a bulk load of about ``expect_bytes`` of transcripts in
-        (see :class:`Stage`)."""
-        return Stage(self, expect_bytes)
+    def stage(self) -> Stage:
+        """Temporary tables to stage a bulk load in (see :class:`Stage`)."""
+        return Stage(self)
 
     def merge_staged(
         self,
@@ -651,76 +646,13 @@ class LedgerDB:
                     sessions = {r[0] for r in conn.execute("SELECT DISTINCT session FROM records")}
                     self._log_changes(conn, gen, sessions)
                     if self.on_bulk is not None:
-                        self.on_bulk(self._staged_cells(conn, stage, n))
+                        self.on_bulk()
                     else:  # the stored sums did not follow: rebuilt on their next use
                         conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
                 self._merge_state(conn, files, gone, titles, prices, agents)
         except _NotEmpty:
             return None
         return n, sessions, gen
-
-    @staticmethod
-    def _staged_cells(conn: sqlite3.Connection, stage: Stage, n: int) -> Cells | None:
-        """The stage's cells corrected to the records just loaded from it (None: unknown).
-
-        A key staged k > 1 times (in several files) left one record: its k rows' sums come
-        out of the cells and the record's go in; a cell whose first or last time went with
-        them takes its span from the records again."""
-        cells = stage.cells
-        if cells is None:
-            return None
-        if stage.maybe_dups:
-            from tokmon.core.rollups import BUCKET, add_cells, cell_sums
-
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS tokmon_dupkeys (key TEXT PRIMARY KEY)")
-            conn.execute("DELETE FROM temp.tokmon_dupkeys")
-            conn.executemany(
-                "INSERT OR IGNORE INTO temp.tokmon_dupkeys VALUES (?)",
-                [(k,) for k in stage.maybe_dups],
-            )
-            staged: dict[str, list[tuple[object, ...]]] = {}
-            for t in stage.tables:
-                for row in conn.execute(
-                    f"SELECT {COLS} FROM {t} WHERE key IN (SELECT key FROM temp.tokmon_dupkeys)"
-                ):
-                    staged.setdefault(row[ROW_KEY], []).append(row)
-            dups = {k for k, rs in staged.items() if len(rs) > 1}
-            if dups:
-                cols = ", ".join(f"r.{c}" for c in COLS.split(", "))
-                won = [  # (CROSS JOIN: by the records' key index, not a scan of the records)
-                    row
-                    for row in conn.execute(
-                        f"SELECT {cols} FROM temp.tokmon_dupkeys AS d CROSS JOIN records AS r"
-                        " ON r.key = d.key"
-                    )
-                    if row[ROW_KEY] in dups
-                ]
-                out = cell_sums(r for k in dups for r in staged[k])
-                back = cell_sums(won)
-                for k, o in out.items():
-                    c = cells[k]
-                    for j in range(7):
-                        c[j] -= o[j]
-                    b = back.pop(k, None)
-                    if b is not None:
-                        for j in range(7):
-                            c[j] += b[j]
-                    if c[6] <= 0:
-                        del cells[k]
-                    elif (c[7] == o[7] and (b is None or b[7] != o[7])) or (
-                        c[8] == o[8] and (b is None or b[8] != o[8])
-                    ):  # a first or last time went: the cell's span from its records
-                        bucket, model, sid, project = k
-                        c[7], c[8] = conn.execute(
-                            "SELECT min(ts), max(ts) FROM records WHERE agent=? AND session=?"
-                            " AND model=? AND project=? AND ts >= ? AND ts < ?",
-                            (CLAUDE, sid, model, project, bucket * BUCKET, (bucket + 1) * BUCKET),
-                        ).fetchone()
-                add_cells(cells, back)  # (none left: a record's cell is one of its rows')
-            conn.execute("DROP TABLE temp.tokmon_dupkeys")
-        if sum(int(c[6]) for c in cells.values()) != n:  # (cannot be: a safety net)
-            return None
-        return cells
 
     def records_sql(self, agent: str = CLAUDE, checked: bool = True) -> str:
         """A SELECT of ``agent``'s valid records (ts, session, project, model, input, output,
@@ -964,17 +896,9 @@ class Stage:
 
     BATCH = 64  # rows per INSERT (64 x 12 parameters: below SQLite's old limit of 999)
 
-    def __init__(self, db: LedgerDB, expect_bytes: int = 0) -> None:
+    def __init__(self, db: LedgerDB) -> None:
         self.db = db
         self.rows = 0
-        # The stored sums' cells of every staged row (Cells of tokmon.core.rollups), when
-        # every add() brought them; and the keys that may have been staged before (a bit per
-        # key hash: set bits are false alarms at most, sorted out by merge_staged).
-        self.cells: Cells | None = {}
-        self.maybe_dups: list[str] = []
-        nbits = 1 << max(16, min(27, (expect_bytes // 128).bit_length()))
-        self._seen = bytearray(nbits >> 3)
-        self._mask = nbits - 1
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
         marks = "(" + ",".join("?" * 12) + ")"
@@ -988,33 +912,10 @@ class Stage:
         """The stream tables in merge order."""
         return [self._tables[k] for k in sorted(self._tables)]
 
-    def add(
-        self,
-        stream: tuple[int, ...],
-        rows: list[list[object]],
-        cells: Cells | None = None,
-    ) -> None:
-        """Append rows (lists in record field order, priced) to the table of ``stream``,
-        with their stored sums' cells (:func:`tokmon.core.rollups.cell_sums`) when known."""
+    def add(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
+        """Append rows (lists in record field order, priced) to the table of ``stream``."""
         if not rows:
             return
-        if self.cells is not None:
-            if cells is None:
-                self.cells = None  # not known for every row: grouped by SQL after all
-            else:
-                from tokmon.core.rollups import add_cells
-
-                add_cells(self.cells, cells)
-        seen, mask, maybe = self._seen, self._mask, self.maybe_dups
-        for row in rows:
-            key = row[ROW_KEY]
-            h = hash(key) & mask
-            b, bit = h >> 3, 1 << (h & 7)
-            v = seen[b]
-            if v & bit:
-                maybe.append(key)  # type: ignore[arg-type]
-            else:
-                seen[b] = v | bit
         pending = self._pending.get(stream)
         if pending is None:
             table = f"temp.tokmon_stage{len(self._tables)}"

@@ -159,52 +159,6 @@ _BUCKET_Q = f"CAST(ts / {BUCKET} AS INTEGER)"
 _BUCKET_SQL = f"({_BUCKET_Q} - ({_BUCKET_Q} * {BUCKET} > ts))"
 
 
-Cells = dict[tuple[int, str, str, str], _Sums]  # (bucket, model, session, project): sums
-
-
-def cell_sums(rows: Iterable[Sequence[Any]]) -> Cells:
-    """The ``rollup_cell`` sums of record rows (lists or tuples in record field order, costs
-    filled in): what :meth:`Rollups.rebuild_sql` groups by SQL, for parts of the records
-    (the scan's files, summed by :func:`add_cells`) so a first scan's stored sums need no
-    pass over all records."""
-    out: Cells = {}
-    get = out.get
-    for row in rows:
-        ts = row[0]
-        k = (int(ts // BUCKET), row[3], row[1], row[2])
-        s = get(k)
-        if s is None:
-            out[k] = [row[4], row[5], row[6], row[7], row[8], round(row[10] * PICO), 1, ts, ts]
-        else:
-            s[0] += row[4]
-            s[1] += row[5]
-            s[2] += row[6]
-            s[3] += row[7]
-            s[4] += row[8]
-            s[5] += round(row[10] * PICO)
-            s[6] += 1
-            if ts < s[7]:
-                s[7] = ts
-            elif ts > s[8]:
-                s[8] = ts
-    return out
-
-
-def add_cells(into: Cells, cells: Cells) -> None:
-    """Add the sums of ``cells`` into ``into`` (they may share no key, some or all)."""
-    for k, s in cells.items():
-        t = into.get(k)
-        if t is None:
-            into[k] = s
-        else:
-            for j in range(7):
-                t[j] += s[j]
-            if s[7] < t[7]:
-                t[7] = s[7]
-            if s[8] > t[8]:
-                t[8] = s[8]
-
-
 def _new_sums() -> _Sums:
     return [0, 0, 0, 0, 0, 0, 0, float("inf"), float("-inf")]
 
@@ -425,31 +379,22 @@ class Rollups:
             (agent,),
         )
 
-    def rebuild_sql(self, agent: str, source: str, cells: Cells | None = None) -> None:
+    def rebuild_sql(self, agent: str, source: str) -> None:
         """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
         this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
         cr, key, cost`` of every record. The sums are computed by SQLite (no Python object per
         record; the same values as :meth:`rebuild`: buckets are the floor of ``ts / BUCKET``,
         costs round half to even to picodollars, like Python's ``round``); only the blocks
-        are grouped in Python, streaming the records in (ts, key) order. ``cells``: the
-        :func:`cell_sums` of exactly those records, already summed (a first scan's), stored
-        as they are instead of grouping the records again."""
+        are grouped in Python, streaming the records in (ts, key) order."""
         self.clear()
         c = self.conn
-        if cells is not None:
-            c.executemany(
-                "INSERT INTO rollup_cell VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                ((agent, *k, *_ints(s), s[7], s[8]) for k, s in cells.items()),
-            )
-        else:
-            c.execute(
-                "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
-                " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts), max(ts)"
-                f" FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input, output, cc,"
-                f" c1h, cr, {_PICO_SQL} AS pico, ts FROM ({source}))"
-                " GROUP BY b, model, session, project",
-                (agent,),
-            )
+        c.execute(
+            "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
+            " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts), max(ts)"
+            f" FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input, output, cc, c1h,"
+            f" cr, {_PICO_SQL} AS pico, ts FROM ({source})) GROUP BY b, model, session, project",
+            (agent,),
+        )
         c.execute(  # a record count per project: its cells' counts (fewer rows than records)
             "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
             " WHERE agent=? GROUP BY project",

@@ -40,7 +40,6 @@ class FileResult:
     fp: str = ""  # fingerprint at ``end`` (see reader.fingerprint)
     rewritten: bool = False  # rewritten in place: read again from 0 (``start`` is then 0)
     part: int = 0  # which run of the items it belongs to (scan_all(ordered=False))
-    cells: dict[tuple[int, str, str, str], list[float]] | None = None  # see scan_file
     seq: int = 0  # within ``part``: 0, or 1 + the task a taken-back task was (see _unordered)
 
 
@@ -67,7 +66,6 @@ def scan_file(
     pricing: tuple[str | None, str] | None = None,
     fp: str = "",
     small: bool = False,
-    cells: bool = False,
 ) -> FileResult:
     """Read complete lines of ``key`` from ``start``; keep the max-output line per dedup key.
 
@@ -75,8 +73,7 @@ def scan_file(
     parallel workers share that work too. ``fp`` is the fingerprint stored at ``start``:
     if the bytes before ``start`` changed, the file is read from 0 instead. ``small`` (the
     whole read is at most :data:`SMALL_READ` bytes): lines are parsed by the reference
-    parser, without building the msgspec decoder. ``cells`` (with ``pricing``): the rows'
-    stored-sums cells too (:func:`tokmon.core.rollups.cell_sums`, for a first scan).
+    parser, without building the msgspec decoder.
     """
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
@@ -103,10 +100,6 @@ def scan_file(
         price = make_pricer(*pricing)
         for row in rows:
             row[ROW_COST] = price(UsageRecord.from_row(row))
-        if cells:
-            from tokmon.core.rollups import cell_sums
-
-            res.cells = cell_sums(rows)
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
     if stats.bad:
@@ -136,10 +129,8 @@ def line_numbers(path: str, offsets: list[int]) -> list[int]:
 Item = tuple[str, int, str]  # (key, start, fingerprint at start)
 
 
-def scan_many(
-    items: list[Item], pricing: tuple[str | None, str] | None = None, cells: bool = False
-) -> list[FileResult]:
-    return [scan_file(k, s, pricing, fp, cells=cells) for k, s, fp in items]
+def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) -> list[FileResult]:
+    return [scan_file(k, s, pricing, fp) for k, s, fp in items]
 
 
 SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_line
@@ -242,21 +233,19 @@ def scan_all(
     min_bytes: int | None = None,
     pricing: tuple[str | None, str] | None = None,
     ordered: bool = True,
-    cells: bool = False,
 ) -> Iterator[FileResult]:
     """Scan (key, start, new_bytes[, fingerprint]) items, in parallel when there is a lot
     to read. Results come back in the order of ``items``; with ``ordered=False`` a
     worker's results come as soon as they are ready, between those of the calling process
     (so the caller never holds the workers' results while it scans its own share): the
-    results of each ``(part, seq)`` stream are in item order and every item of a stream
-    precedes every item of the next one (in the order of (part, seq)). ``cells``: each
-    result brings its rows' stored-sums cells. The cyclic GC is off until the iteration
-    ends, so the caller's merge of the (acyclic) rows runs without it too.
+    results of each ``part`` (0, 1, 2) are in item order and every item of a part precedes
+    every item of the next one. The cyclic GC is off until the iteration ends, so the
+    caller's merge of the (acyclic) rows runs without it too.
     """
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        yield from _scan_all(items, workers, min_bytes, pricing, ordered, cells)
+        yield from _scan_all(items, workers, min_bytes, pricing, ordered)
     finally:
         if gc_on:
             gc.enable()
@@ -268,7 +257,6 @@ def _scan_all(
     min_bytes: int | None,
     pricing: tuple[str | None, str] | None,
     ordered: bool = True,
-    cells: bool = False,
 ) -> Iterator[FileResult]:
     total = sum(it[2] for it in items)
     if min_bytes is None:
@@ -277,7 +265,7 @@ def _scan_all(
     if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
         small = total <= SMALL_READ
         for it in items:
-            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small, cells)
+            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
         return
     chunks = _chunks(items, n)
     try:
@@ -298,23 +286,23 @@ def _scan_all(
     except (ImportError, OSError, ValueError):
         small = total <= SMALL_READ
         for it in items:
-            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small, cells)
+            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
         return
     sizes = {it[0]: it[2] for it in items}
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
         # A future is dropped once its results are out, so they are freed as the caller goes.
         tasks = {
-            pool.submit(scan_many, task, pricing, cells): (i, task)
+            pool.submit(scan_many, task, pricing): (i, task)
             for i, task in enumerate(t for c in chunks[1:] for t in _tasks(c, sizes))
         }
         waiting = collections.deque(tasks)  # (a dict keeps the order of submission)
         if ordered:
-            yield from scan_many(chunks[0], pricing, cells)  # this process takes the first share
+            yield from scan_many(chunks[0], pricing)  # this process takes the first share
             while waiting:
                 yield from _part1(waiting.popleft().result(), 0)
             return
-        yield from _unordered(pool, chunks[0], waiting, tasks, sizes, pricing, cells)
+        yield from _unordered(pool, chunks[0], waiting, tasks, sizes, pricing)
 
 
 def _unordered(
@@ -324,7 +312,6 @@ def _unordered(
     tasks: dict[Any, tuple[int, list[Item]]],
     sizes: dict[str, int],
     pricing: tuple[str | None, str] | None,
-    cells: bool = False,
 ) -> Iterator[FileResult]:
     """This process scans ``own`` (part 0) and hands out the workers' results (part 2) as
     they are done. Once, when the workers are idle and this process still has files, the
@@ -339,7 +326,7 @@ def _unordered(
     while i < len(own):
         k, s, fp = own[i]
         i += 1
-        yield scan_file(k, s, pricing, fp, cells=cells)
+        yield scan_file(k, s, pricing, fp)
         while waiting and waiting[0].done():
             yield from _part1(_next(waiting, tasks), 2)
         while stolen and stolen[0].done():
@@ -355,7 +342,7 @@ def _unordered(
                     cut = j
                     break
             for j, t in enumerate(_tasks(own[cut:], sizes)):
-                f = pool.submit(scan_many, t, pricing, cells)
+                f = pool.submit(scan_many, t, pricing)
                 tasks[f] = (j, t)
                 stolen.append(f)
             own = own[:cut]
@@ -377,7 +364,7 @@ def _unordered(
             break
         for part, n, task in reversed(back):  # in item order
             for k, s, fp in task:
-                res = scan_file(k, s, pricing, fp, cells=cells)
+                res = scan_file(k, s, pricing, fp)
                 res.part, res.seq = part, 1 + n
                 yield res
                 while waiting and waiting[0].done():

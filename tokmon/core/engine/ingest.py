@@ -295,9 +295,9 @@ class Ingest(EngineState):
         # A first scan into an empty ledger: rows go to temporary tables as they come (not
         # kept in this process) and are loaded in bulk by SQL at the end.
         db = self.db
-        stage = db.stage(total) if db is not None and todo and db.is_empty() else None
+        stage = db.stage() if db is not None and todo and db.is_empty() else None
         try:
-            for res in scan_all(items, pricing=pricing, ordered=stage is None, cells=bool(stage)):
+            for res in scan_all(items, pricing=pricing, ordered=stage is None):
                 st = stat_of[res.key]
                 if res.error is not None:
                     if res.key not in self._warned_files:
@@ -312,7 +312,7 @@ class Ingest(EngineState):
                         future.append(ts)  # type: ignore[arg-type]
                 part = (res.part, res.seq)  # merge order (see scan_all(ordered=False))
                 if stage is not None:
-                    stage.add(part, rows, res.cells)
+                    stage.add(part, rows)
                 else:
                     recs += map(from_row, rows)
                 if res.titles:

@@ -420,7 +420,7 @@ class Store(EngineState):
         db.on_merge = on_merge
         db.on_reprice = rebuild
         # a bulk load into an empty ledger: every record passed the table's guards just now
-        db.on_bulk = lambda cells: roll.rebuild_sql(CLAUDE, db.records_sql(checked=False), cells)
+        db.on_bulk = lambda: roll.rebuild_sql(CLAUDE, db.records_sql(checked=False))
         self._rollups = roll
         return roll
 
