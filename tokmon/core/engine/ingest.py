@@ -292,7 +292,7 @@ class Ingest(EngineState):
         found: dict[tuple[int, int], list[tuple[str, str, str]]] = {}  # titles per scan part
         from_row = UsageRecord.from_row
         models: set[str] = set()
-        # A first scan into an empty ledger: rows go to temporary tables as they come (not
+        # A first scan into an empty ledger: rows go to a temporary database as they come (not
         # kept in this process) and are loaded in bulk by SQL at the end.
         db = self.db
         stage = db.stage() if db is not None and todo and db.is_empty() else None
