@@ -644,7 +644,8 @@ class LedgerDB:
                     conn.execute("CREATE INDEX records_session ON records (session)")
                     n = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
                     sessions = {r[0] for r in conn.execute("SELECT DISTINCT session FROM records")}
-                    self._log_changes(conn, gen, sessions)
+                    if not self.build:  # (a new database: no process has seen it before)
+                        self._log_changes(conn, gen, sessions)
                     if self.on_bulk is not None:
                         self.on_bulk()
                     else:  # the stored sums did not follow: rebuilt on their next use
