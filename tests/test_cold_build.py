@@ -180,3 +180,25 @@ def test_refresh_failing_mid_build_leaves_no_file(corpus: Path, tmp_path: Path) 
     ref = _reference(corpus, tmp_path / "ref")
     assert eng.db is not None and ref.db is not None
     assert _content(eng.db.conn) == _content(ref.db.conn)
+
+
+def test_build_that_cannot_be_linked_scans_into_the_ledger(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without hard links: the build is dropped once and the refresh goes
+    the usual way (the ledger file itself), with the same content."""
+    if os.name == "nt":
+        pytest.skip("publishes by rename on Windows")
+
+    def no_link(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    eng = _engine(corpus, tmp_path / "home")
+    eng.refresh()
+    assert _builds(eng) == [] and eng.ledger_file.is_file()
+    assert eng.db is not None and not eng.db.build
+    monkeypatch.undo()
+    ref = _reference(corpus, tmp_path / "ref")
+    assert ref.db is not None
+    assert _content(eng.db.conn) == _content(ref.db.conn)

@@ -300,7 +300,7 @@ def _scan_all(
         if ordered:
             yield from scan_many(chunks[0], pricing)  # this process takes the first share
             while waiting:
-                yield from _part1(waiting.popleft().result(), 0)
+                yield from _part1(_next(waiting, tasks), 0)
             return
         yield from _unordered(pool, chunks[0], waiting, tasks, sizes, pricing)
 

@@ -63,6 +63,8 @@ class _Rebuild(Exception):
 class Store(EngineState):
     """The ledger database: opening, migrating, moving broken files aside, merging."""
 
+    _no_build = False  # set when a first scan's build could not be published (no hard links?)
+
     def _price_key(self) -> str:
         return f"{self.prices.signature}|{self.config.get('cost_mode')}"
 
@@ -112,6 +114,7 @@ class Store(EngineState):
         remove_stale_builds(self.ledger_file)
         if (
             self._refreshing
+            and not self._no_build
             and not self.ledger_file.exists()
             and not json_ledger_path(self.ledger_file).exists()
         ):  # a first scan: built in a private file, published once complete (_publish_build)
@@ -251,6 +254,7 @@ class Store(EngineState):
             self._open(changes)  # (the same generation: self.ledger stays as it is)
             return
         self._drop_build()
+        self._no_build = True  # (a ledger exists by now, or the file system cannot link)
         raise _Rebuild()
 
     def _drop_build(self) -> None:
