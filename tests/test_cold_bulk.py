@@ -193,7 +193,7 @@ def _engine(root: Path, home: Path) -> Engine:
     return Engine(roots=[root / "projects"], paths=get_paths({"TOKMON_HOME": str(home)}))
 
 
-@pytest.mark.parametrize("parallel", ["no", "yes", "hand-over"])
+@pytest.mark.parametrize("parallel", ["no", "yes", "hand-over", "take-back"])
 def test_staged_cold_load_equals_regular_merge(
     transcripts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: str
 ) -> None:
@@ -219,6 +219,8 @@ def test_staged_cold_load_equals_regular_merge(
         monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 64 * 1024)
     if parallel == "hand-over":  # the worker soon idle: it takes over part of this share
         monkeypatch.setattr(scan, "MAIN_SHARE", 40.0)
+    if parallel == "take-back":  # this process soon done: it scans tasks the worker left
+        monkeypatch.setattr(scan, "MAIN_SHARE", 0.02)
     cold = _engine(root, tmp_path / "cold")
     ch = cold.refresh()
     assert reg.db is not None and cold.db is not None
@@ -245,6 +247,8 @@ def test_staged_load_merges_normally_when_records_arrive(transcripts: Path, tmp_
     the staged rows then go through the regular merge (nothing lost, dedup against them)."""
     home = tmp_path / "home"
     eng = _engine(transcripts, home)
+    assert eng.pending_bytes() > 0  # (outside a refresh: opens, so creates, the ledger itself)
+    assert eng.ledger_file.exists()
     other_rec = UsageRecord(1_772_000_000.0, "other", "/o", "claude-opus-4-1", 1, 2, 0, 0, 0, "x:y")
     injected: list[bool] = []
 
@@ -278,7 +282,7 @@ def test_staged_load_merges_normally_when_records_arrive(transcripts: Path, tmp_
 # ---- the unordered parallel scan --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("main_share", [scan.MAIN_SHARE, 40.0])
+@pytest.mark.parametrize("main_share", [scan.MAIN_SHARE, 40.0, 0.02])
 def test_unordered_scan_keeps_order_within_parts(
     transcripts: Path, monkeypatch: pytest.MonkeyPatch, main_share: float
 ) -> None:
@@ -295,13 +299,19 @@ def test_unordered_scan_keeps_order_within_parts(
     monkeypatch.setattr(scan, "MAIN_SHARE", main_share)
     got = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=False))
     order = {k: i for i, (k, _, _) in enumerate(items)}
-    parts = [[order[r.key] for r in got if r.part == p] for p in (0, 1, 2)]
+    # merge order: (part, seq), then as they came (a task this process took back: seq > 0)
+    parts = [
+        [order[r.key] for r in sorted((r for r in got if r.part == p), key=lambda r: r.seq)]
+        for p in (0, 1, 2)
+    ]
     assert parts[0] and parts[2]  # both processes scanned
     assert sum(map(len, parts)) == len(items)
     for p in parts:
         assert p == sorted(p)
     if main_share > 1:
         assert parts[1]
+    if main_share < 0.1:  # this process was soon done: it took back tasks no worker started
+        assert any(r.seq for r in got)
     runs = [p for p in parts if p]
     for a, b in zip(runs, runs[1:], strict=False):
         assert max(a) < min(b)

@@ -193,6 +193,55 @@ def side_files(path: Path) -> list[Path]:
     return [path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
 
+BUILD_INFIX = ".build-"  # ledger-X.sqlite3.build-<pid>-<random>: a first scan's database
+STALE_BUILD_SECONDS = 86400.0  # a build file this old is removed whatever its process
+
+
+def build_path(path: Path) -> Path:
+    """A new name for a first scan's private database beside the ledger ``path``."""
+    return path.with_name(f"{path.name}{BUILD_INFIX}{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def remove_stale_builds(path: Path) -> None:
+    """Remove the build databases of the ledger ``path`` left by processes that are gone
+    (killed mid-scan): never a live process's (POSIX: its pid answers; Windows: the file
+    cannot be deleted while it is open), and any older than a day."""
+    import time
+
+    prefix = path.name + BUILD_INFIX
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        f = path.parent / name
+        pid_text = name[len(prefix) :].split("-", 1)[0]
+        pid = int(pid_text) if pid_text.isdigit() else 0
+        if pid == os.getpid():
+            continue
+        try:
+            old = time.time() - f.stat().st_mtime > STALE_BUILD_SECONDS
+        except OSError:
+            continue
+        if old or os.name == "nt" or not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(f)  # (Windows: refused while its process has it open)
+
+
+def _pid_alive(pid: int) -> bool:
+    """POSIX: whether a process ``pid`` exists (never called on Windows, where os.kill
+    would terminate it)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (EPERM: it exists, another user's)
+        return True
+    return True
+
+
 class Ledger:
     """The small in-memory part of the ledger: file states, titles, price signature.
 
@@ -267,9 +316,10 @@ class LedgerDB:
     Thread-safe (one lock around the connection). Raises LedgerError / LedgerNewer on open.
     """
 
-    def __init__(self, path: Path | None, readonly: bool = False) -> None:
+    def __init__(self, path: Path | None, readonly: bool = False, build: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        self.build = build  # a new private file, published by publish() (see build_path)
         self.dropped = 0  # invalid rows dropped on the way out (since open)
         # Called inside merge / reprice transactions (the engine's stored sums follow them):
         # on_merge(deltas, was_empty), on_reprice().
@@ -297,6 +347,8 @@ class LedgerDB:
         from tokmon.paths import ensure_dir
 
         ensure_dir(path.parent)
+        if self.build:
+            return self._connect_build(path)
         if not path.exists():
             _touch_private(path)
         try:
@@ -332,6 +384,64 @@ class LedgerDB:
                 raise LedgerError(f"corrupt ledger ({exc})") from exc
             raise LedgerUnavailable(str(exc)) from exc
         return conn
+
+    def _connect_build(self, path: Path) -> sqlite3.Connection:
+        """A new private database file for a first scan: no WAL (each page written once),
+        the rollback journal in memory (a failed transaction still rolls back) and no
+        fsync until :meth:`publish`. A killed process leaves it behind, never the ledger:
+        :func:`remove_stale_builds` removes it later."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        os.close(fd)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA cache_size=-16000")
+            conn.execute("PRAGMA journal_mode=MEMORY")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.executescript(_SCHEMA + _AGENT_SCHEMA)
+            self._init_meta(conn)
+        except sqlite3.Error as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise LedgerUnavailable(str(exc)) from exc
+        return conn
+
+    def publish(self, dest: Path) -> bool:
+        """Close this build database and move it to ``dest`` if nothing is there yet (synced
+        to disk first; atomic: another process sees no ledger or the whole one). False,
+        with the build file removed, when ``dest`` exists by now (another process made it)
+        or the file cannot be moved: the caller opens ``dest`` and merges there instead."""
+        path = self.path
+        assert self.build and path is not None
+        self.close()
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.name == "nt":  # pragma: no cover - Windows: rename never replaces a file
+                os.rename(path, dest)
+            else:  # link: fails if dest exists (rename would replace it)
+                os.link(path, dest)
+                os.unlink(path)
+                with contextlib.suppress(OSError):
+                    dfd = os.open(dest.parent, os.O_RDONLY)
+                    try:
+                        os.fsync(dfd)
+                    finally:
+                        os.close(dfd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return False
+        return True
+
+    def discard(self) -> None:
+        """Close and delete a build database (never published)."""
+        assert self.build and self.path is not None
+        self.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
     def _open_ro(self, path: Path) -> sqlite3.Connection:
         """Read-only; ``immutable`` when even the -shm cannot be made (a full disk: the last
@@ -658,7 +768,8 @@ class LedgerDB:
                     conn.execute("CREATE INDEX records_session ON records (session)")
                     n = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
                     sessions = {r[0] for r in conn.execute("SELECT DISTINCT session FROM records")}
-                    self._log_changes(conn, gen, sessions)
+                    if not self.build:  # (a new database: no process has seen it before)
+                        self._log_changes(conn, gen, sessions)
                     if self.on_bulk is not None:
                         self.on_bulk()
                     else:  # the stored sums did not follow: rebuilt on their next use
@@ -903,44 +1014,57 @@ class _NotEmpty(Exception):
 
 
 class Stage:
-    """Claude records staged, while a big first scan runs, in temporary tables of the ledger
-    connection (SQLite's temporary file: nothing held in Python, no lock taken), for
-    :meth:`LedgerDB.merge_staged`. Rows go to one of ``streams`` tables, each read back in
-    the order they were added (``add(0, ...)`` for rows that come first in merge order)."""
+    """Claude records staged, while a big first scan runs, in tables of a private temporary
+    database attached to the ledger connection (SQLite's temporary file: nothing held in
+    Python, no lock taken; detached at the end, which drops it whole instead of freeing its
+    pages one by one), for :meth:`LedgerDB.merge_staged`. Rows go to a table per stream (a
+    sortable key: merge order is the order of the keys), each read back in the order they
+    were added."""
+
+    SCHEMA = "tokmon_stage"
 
     BATCH = 64  # rows per INSERT (64 x 12 parameters: below SQLite's old limit of 999)
 
-    def __init__(self, db: LedgerDB, streams: int = 3) -> None:
+    def __init__(self, db: LedgerDB) -> None:
         self.db = db
         self.rows = 0
-        self.tables = [f"temp.tokmon_stage{i}" for i in range(streams)]
-        self._pending: list[list[list[object]]] = [[] for _ in range(streams)]
+        self._tables: dict[tuple[int, ...], str] = {}
+        self._pending: dict[tuple[int, ...], list[list[object]]] = {}
         marks = "(" + ",".join("?" * 12) + ")"
         self._many = "INSERT INTO {} VALUES " + ",".join([marks] * self.BATCH)
         self._one = "INSERT INTO {} VALUES " + marks
         with db._mu:
-            conn = db.conn
-            conn.execute("PRAGMA temp_store=FILE")  # spilled to a file, not kept in RAM
-            for t in self.tables:
-                conn.execute(f"DROP TABLE IF EXISTS {t}")
-                conn.execute(f"CREATE TABLE {t} ({COLS})")
+            with contextlib.suppress(sqlite3.Error):  # (one a failed refresh left attached)
+                db.conn.execute(f"DETACH DATABASE {self.SCHEMA}")
+            db.conn.execute(f"ATTACH DATABASE '' AS {self.SCHEMA}")  # on disk, not in RAM
 
-    def add(self, stream: int, rows: list[list[object]]) -> None:
-        """Append rows (lists in record field order, priced) to table ``stream``."""
+    @property
+    def tables(self) -> list[str]:
+        """The stream tables in merge order."""
+        return [self._tables[k] for k in sorted(self._tables)]
+
+    def add(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
+        """Append rows (lists in record field order, priced) to the table of ``stream``."""
         if not rows:
             return
-        pending = self._pending[stream]
+        pending = self._pending.get(stream)
+        if pending is None:
+            table = f"{self.SCHEMA}.t{len(self._tables)}"
+            with self.db._mu:
+                self.db.conn.execute(f"CREATE TABLE {table} ({COLS})")
+            self._tables[stream] = table
+            pending = self._pending[stream] = []
         pending += rows
         self.rows += len(rows)
         if len(pending) >= 16 * self.BATCH:
             self._flush(stream, len(pending) - len(pending) % self.BATCH)
 
-    def _flush(self, stream: int, n: int) -> None:
+    def _flush(self, stream: tuple[int, ...], n: int) -> None:
         """Insert the first ``n`` pending rows of ``stream`` (all when ``n`` is -1)."""
         pending = self._pending[stream]
         if n < 0:
             n = len(pending)
-        table = self.tables[stream]
+        table = self._tables[stream]
         many = self._many.format(table)
         k = self.BATCH
         full = n - n % k
@@ -954,8 +1078,8 @@ class Stage:
 
     def flush(self) -> None:
         """Insert every row still held (before the tables are read)."""
-        for stream in range(len(self.tables)):
-            if self._pending[stream]:
+        for stream, pending in self._pending.items():
+            if pending:
                 self._flush(stream, -1)
 
     def records(self) -> list[UsageRecord]:
@@ -970,10 +1094,10 @@ class Stage:
             ]
 
     def close(self) -> None:
-        """Drop the tables (ignored when the connection is gone)."""
+        """Drop the staging database (ignored when the connection is gone; when a transaction
+        is still open, the next Stage drops it)."""
         with self.db._mu, contextlib.suppress(sqlite3.Error):
-            for t in self.tables:
-                self.db.conn.execute(f"DROP TABLE IF EXISTS {t}")
+            self.db.conn.execute(f"DETACH DATABASE {self.SCHEMA}")
 
 
 def is_corrupt(exc: sqlite3.Error) -> bool:

@@ -40,6 +40,7 @@ class FileResult:
     fp: str = ""  # fingerprint at ``end`` (see reader.fingerprint)
     rewritten: bool = False  # rewritten in place: read again from 0 (``start`` is then 0)
     part: int = 0  # which run of the items it belongs to (scan_all(ordered=False))
+    seq: int = 0  # within ``part``: 0, or 1 + the task a taken-back task was (see _unordered)
 
 
 Pricer = Callable[[UsageRecord], float]
@@ -151,21 +152,29 @@ def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
     return [c for c in out if c]
 
 
-WORKER_TASK_BYTES = 32 * 1024 * 1024  # a worker's run goes in tasks of about this many bytes
+WORKER_TASK_BYTES = 32 * 1024 * 1024  # a worker's run goes in tasks of at most this many bytes
+MIN_TASK_BYTES = 4 * 1024 * 1024  # ... and at least this many (toward its end)
 
 
 def _tasks(run: list[Item], sizes: dict[str, int]) -> list[list[Item]]:
-    """Cut a worker's run into consecutive tasks of about WORKER_TASK_BYTES: each task's
-    rows are pickled and sent back on their own, so a worker never holds (and pickles at
-    once) the rows of its whole run (peak RSS)."""
+    """Cut a worker's run into consecutive tasks: each task's rows are pickled and sent
+    back on their own, so a worker never holds (and pickles at once) the rows of its whole
+    run (peak RSS). A task is at most WORKER_TASK_BYTES and at most a quarter of what is
+    left of the run (at least MIN_TASK_BYTES): when the calling process is done first it
+    takes back the tasks no worker has started (see :func:`_unordered`), and small last
+    tasks let both sides end close together."""
+    left = sum(sizes.get(it[0], 0) for it in run)
+    low = min(MIN_TASK_BYTES, WORKER_TASK_BYTES)
     out: list[list[Item]] = [[]]
     acc = 0
     for it in run:
-        if acc >= WORKER_TASK_BYTES:
+        if acc >= max(low, min(WORKER_TASK_BYTES, left // 4)):
             out.append([])
             acc = 0
         out[-1].append(it)
-        acc += sizes.get(it[0], 0)
+        n = sizes.get(it[0], 0)
+        acc += n
+        left -= n
     return [t for t in out if t]
 
 
@@ -283,28 +292,34 @@ def _scan_all(
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
         # A future is dropped once its results are out, so they are freed as the caller goes.
-        waiting = collections.deque(
-            pool.submit(scan_many, task, pricing) for c in chunks[1:] for task in _tasks(c, sizes)
-        )
+        tasks = {
+            pool.submit(scan_many, task, pricing): (i, task)
+            for i, task in enumerate(t for c in chunks[1:] for t in _tasks(c, sizes))
+        }
+        waiting = collections.deque(tasks)  # (a dict keeps the order of submission)
         if ordered:
             yield from scan_many(chunks[0], pricing)  # this process takes the first share
             while waiting:
-                yield from _part1(waiting.popleft().result(), 0)
+                yield from _part1(_next(waiting, tasks), 0)
             return
-        yield from _unordered(pool, chunks[0], waiting, sizes, pricing)
+        yield from _unordered(pool, chunks[0], waiting, tasks, sizes, pricing)
 
 
 def _unordered(
     pool: Any,
     own: list[Item],
     waiting: collections.deque[Any],
+    tasks: dict[Any, tuple[int, list[Item]]],
     sizes: dict[str, int],
     pricing: tuple[str | None, str] | None,
 ) -> Iterator[FileResult]:
     """This process scans ``own`` (part 0) and hands out the workers' results (part 2) as
     they are done. Once, when the workers are idle and this process still has files, the
     back half of those (by bytes) goes to the workers as part 1: the split adapts to how
-    fast each side really went (load, the caller's own work on each result)."""
+    fast each side really went (load, the caller's own work on each result). The other way
+    round, when this process is done first, it takes back the tasks no worker has started
+    and scans them itself: their results have ``seq`` 1 + the task's index (the tasks
+    before it, scanned by a worker, have ``seq`` 0: merge order is (part, seq))."""
     stolen: collections.deque[Any] = collections.deque()
     split = False  # the one hand-over done (or found pointless)
     i = 0
@@ -313,9 +328,9 @@ def _unordered(
         i += 1
         yield scan_file(k, s, pricing, fp)
         while waiting and waiting[0].done():
-            yield from _part1(waiting.popleft().result(), 2)
+            yield from _part1(_next(waiting, tasks), 2)
         while stolen and stolen[0].done():
-            yield from _part1(stolen.popleft().result(), 1)
+            yield from _part1(_next(stolen, tasks), 1)
         if not waiting and not split and len(own) - i >= 2:
             split = True
             rest = own[i:]
@@ -326,12 +341,50 @@ def _unordered(
                 if acc >= half:
                     cut = j
                     break
-            stolen.extend(pool.submit(scan_many, t, pricing) for t in _tasks(own[cut:], sizes))
+            for j, t in enumerate(_tasks(own[cut:], sizes)):
+                f = pool.submit(scan_many, t, pricing)
+                tasks[f] = (j, t)
+                stolen.append(f)
             own = own[:cut]
+    # this process is done: take back, from the end, about half the bytes of the tasks no
+    # worker has started, scan them, and again, until the workers have started them all
+    while True:
+        back: list[tuple[int, int, list[Item]]] = []
+        for part, queue in ((1, stolen), (2, waiting)):
+            pending = [f for f in queue if not f.running() and not f.done()]
+            half = sum(sizes.get(it[0], 0) for f in pending for it in tasks[f][1]) / 2
+            taken = 0
+            while queue and taken < half and queue[-1].cancel():
+                n, task = tasks.pop(queue.pop())
+                back.append((part, n, task))
+                taken += sum(sizes.get(it[0], 0) for it in task)
+            if back:
+                break
+        if not back:
+            break
+        for part, n, task in reversed(back):  # in item order
+            for k, s, fp in task:
+                res = scan_file(k, s, pricing, fp)
+                res.part, res.seq = part, 1 + n
+                yield res
+                while waiting and waiting[0].done():
+                    yield from _part1(_next(waiting, tasks), 2)
+                while stolen and stolen[0].done():
+                    yield from _part1(_next(stolen, tasks), 1)
     while waiting:
-        yield from _part1(waiting.popleft().result(), 2)
+        yield from _part1(_next(waiting, tasks), 2)
     while stolen:
-        yield from _part1(stolen.popleft().result(), 1)
+        yield from _part1(_next(stolen, tasks), 1)
+
+
+def _next(
+    queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]]
+) -> list[FileResult]:
+    """The results of the first future of ``queue`` (waits for it), which is let go."""
+    f = queue.popleft()
+    del tasks[f]
+    res: list[FileResult] = f.result()
+    return res
 
 
 def _part1(results: list[FileResult], part: int) -> Iterator[FileResult]:

@@ -60,9 +60,10 @@ class Ingest(EngineState):
                     self._reprice(changes)
                     t1 = time.perf_counter()
                     self._scan(changes, progress, paths)
+                    self._publish_build(changes)
                     break
                 except _Rebuild:  # found corrupt while merging: moved aside, scan again
-                    pass
+                    changes.new_records = changes.files_read = changes.bytes_read = 0
                 except sqlite3.DatabaseError as exc:
                     if attempt == 2 or self._mem or not is_corrupt(exc):
                         raise
@@ -72,6 +73,8 @@ class Ingest(EngineState):
             t2 = time.perf_counter()
         finally:
             self._refreshing = False
+            if self.db is not None and self.db.build:  # not published (an error): dropped
+                self._drop_build()
         log.debug(
             "refresh: load %.1f ms, scan+merge %.1f ms (%d files, %.1f MB)",
             (t1 - t0) * 1e3,
@@ -289,10 +292,10 @@ class Ingest(EngineState):
         lookup = self.prices.lookup  # registers unknown models for the warning
         recs: list[UsageRecord] = []
         new_files: dict[str, FileState] = {}
-        found: tuple[list[tuple[str, str, str]], ...] = ([], [], [])  # titles per scan part
+        found: dict[tuple[int, int], list[tuple[str, str, str]]] = {}  # titles per scan part
         from_row = UsageRecord.from_row
         models: set[str] = set()
-        # A first scan into an empty ledger: rows go to temporary tables as they come (not
+        # A first scan into an empty ledger: rows go to a temporary database as they come (not
         # kept in this process) and are loaded in bulk by SQL at the end.
         db = self.db
         stage = db.stage() if db is not None and todo and db.is_empty() else None
@@ -310,11 +313,13 @@ class Ingest(EngineState):
                     models.add(row[3])  # type: ignore[arg-type]
                     if ts > far:  # type: ignore[operator]
                         future.append(ts)  # type: ignore[arg-type]
+                part = (res.part, res.seq)  # merge order (see scan_all(ordered=False))
                 if stage is not None:
-                    stage.add(res.part, rows)
+                    stage.add(part, rows)
                 else:
                     recs += map(from_row, rows)
-                found[res.part].extend(res.titles)
+                if res.titles:
+                    found.setdefault(part, []).extend(res.titles)
                 self._file_read(res, st, stats, changes, new_files)
                 if res.malformed or res.invalid_utf8 or res.huge:
                     bad_files += 1
@@ -323,7 +328,7 @@ class Ingest(EngineState):
                     progress(done, total)
             titles: list[tuple[str, str, str]] = []
             seen_titles: dict[tuple[str, str], str] = {}
-            for sid, kind, title in (t for part in found for t in part):  # in file order
+            for sid, kind, title in (t for k in sorted(found) for t in found[k]):  # file order
                 if seen_titles.get((sid, kind), led.titles.get(sid, {}).get(kind)) != title:
                     seen_titles[(sid, kind)] = title
                     titles.append((sid, kind, title))

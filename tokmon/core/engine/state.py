@@ -154,6 +154,12 @@ class EngineState:
     def _price_key(self) -> str:
         raise NotImplementedError
 
+    def _publish_build(self, changes: Changes) -> None:
+        raise NotImplementedError
+
+    def _drop_build(self) -> None:
+        raise NotImplementedError
+
     def _lock(self) -> FileLock:
         raise NotImplementedError
 

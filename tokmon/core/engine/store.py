@@ -28,8 +28,10 @@ from tokmon.core.ledger import (
     LedgerNewer,
     LedgerUnavailable,
     Stage,
+    build_path,
     is_corrupt,
     json_ledger_path,
+    remove_stale_builds,
     side_files,
 )
 from tokmon.core.model import UsageRecord
@@ -60,6 +62,8 @@ class _Rebuild(Exception):
 
 class Store(EngineState):
     """The ledger database: opening, migrating, moving broken files aside, merging."""
+
+    _no_build = False  # set when a first scan's build could not be published (no hard links?)
 
     def _price_key(self) -> str:
         return f"{self.prices.signature}|{self.config.get('cost_mode')}"
@@ -97,6 +101,8 @@ class Store(EngineState):
 
         ``retry`` (at the start of a refresh): after an in-memory fallback, try the file again.
         """
+        if self.db is not None and self.db.build and retry and self.ledger_file.exists():
+            self._drop_build()  # another process made the ledger meanwhile: use it
         if self.db is not None:
             if not retry or not self._mem or not self.persist or self._readonly is not None:
                 return self.db
@@ -105,6 +111,18 @@ class Store(EngineState):
         if not self.persist:
             self.db, self._mem = LedgerDB(None), True
             return self.db
+        remove_stale_builds(self.ledger_file)
+        if (
+            self._refreshing
+            and not self._no_build
+            and not self.ledger_file.exists()
+            and not json_ledger_path(self.ledger_file).exists()
+        ):  # a first scan: built in a private file, published once complete (_publish_build)
+            try:
+                self.db = LedgerDB(build_path(self.ledger_file), build=True)
+                return self.db
+            except (OSError, LedgerError, LedgerUnavailable):
+                pass  # the usual way
         try:
             self.db = LedgerDB(self.ledger_file)
         except LedgerNewer as exc:
@@ -223,6 +241,28 @@ class Store(EngineState):
             f"moved the ledger into {self.ledger_file.name} ({len(old.records):,} records); "
             f"{note}the old file is kept as {dest.name}"
         )
+
+    def _publish_build(self, changes: Changes) -> None:
+        """Move a first scan's database (complete, committed) into place as the ledger and go
+        on with it; when another process made the ledger meanwhile, drop it and raise
+        :class:`_Rebuild` (the refresh then reads what that ledger lacks)."""
+        db = self.db
+        if db is None or not db.build:
+            return
+        if db.publish(self.ledger_file):
+            self.db = None
+            self._open(changes)  # (the same generation: self.ledger stays as it is)
+            return
+        self._drop_build()
+        self._no_build = True  # (a ledger exists by now, or the file system cannot link)
+        raise _Rebuild()
+
+    def _drop_build(self) -> None:
+        """Delete an unpublished build database and forget what was loaded from it."""
+        if self.db is not None and self.db.build:
+            self.db.discard()
+        self.db, self._mem, self._seen_gen = None, False, None
+        self.ledger = Ledger()
 
     # -- syncing -------------------------------------------------------------------------------
 
@@ -425,6 +465,8 @@ class Store(EngineState):
 
     def close(self) -> None:
         """Close the database connection (a later refresh opens it again)."""
+        if self.db is not None and self.db.build:
+            self._drop_build()
         if self.db is not None:
             self.db.close()
             self.db, self._mem, self._seen_gen = None, False, None
