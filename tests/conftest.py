@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -221,6 +222,20 @@ def assistant_line(
     if extra:
         obj.update(extra)
     return json.dumps(obj, separators=(",", ":"))
+
+
+def settle_clock(scratch: Path) -> None:
+    """Wait until the file system's clock has moved past every change made so far (a probe
+    file's mtime moves on), so that a later change gives a file or directory a new
+    mtime/ctime even where timestamps are coarse."""
+    probe = scratch / "probe"
+    probe.write_text("0")
+    first = probe.stat().st_mtime_ns
+    deadline = time.monotonic() + 30
+    while probe.stat().st_mtime_ns <= first:
+        assert time.monotonic() < deadline, "the file system clock does not move"
+        time.sleep(0.01)
+        probe.write_text("1")
 
 
 def session_line(

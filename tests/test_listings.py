@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import assistant_line, write_lines
+from conftest import assistant_line, settle_clock, write_lines
 
 from tokmon.core import discovery
 from tokmon.core.engine import Engine
 from tokmon.paths import get_paths
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
-
-
-def _settle(scratch: Path) -> None:
-    """Wait until the file system's clock has moved past every change made so far (a probe
-    file's mtime moves on), so that a later change gives a directory a new mtime/ctime even
-    where timestamps are coarse."""
-    probe = scratch / "probe"
-    probe.write_text("0")
-    first = probe.stat().st_mtime_ns
-    deadline = time.monotonic() + 30
-    while probe.stat().st_mtime_ns <= first:
-        assert time.monotonic() < deadline, "the file system clock does not move"
-        time.sleep(0.01)
-        probe.write_text("1")
 
 
 @pytest.fixture
@@ -50,7 +35,7 @@ def count_scandir(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 @pytest.fixture
 def trust_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No racy margin (the tests _settle() instead of waiting two seconds)."""
+    """No racy margin (the tests settle_clock() instead of waiting two seconds)."""
     monkeypatch.setattr(discovery, "RACY_NS", 0)
 
 
@@ -74,7 +59,7 @@ def test_an_unchanged_tree_is_not_listed_again(
     tmp_path: Path, trust_now: None, count_scandir: list[str]
 ) -> None:
     root = _tree(tmp_path)
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     want = _found(root)
     listings = discovery.Listings()
     assert _found(root, listings) == want
@@ -95,10 +80,10 @@ def test_a_changed_directory_is_listed_again(
     tmp_path: Path, trust_now: None, count_scandir: list[str], change: str
 ) -> None:
     root = _tree(tmp_path)
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     listings = discovery.Listings()
     _found(root, listings)
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     a = root / "-a"
     if change == "mtime-back" and os.name == "nt":
         pytest.skip("Windows' ctime is the creation time")
@@ -191,7 +176,7 @@ def test_a_file_system_that_keeps_directory_mtimes_needs_the_switch(
 
 def test_a_broken_or_foreign_cache_is_ignored(tmp_path: Path, trust_now: None) -> None:
     root = _tree(tmp_path)
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     want = _found(root)
     cache = tmp_path / "l.json"
     st = os.stat(root)
@@ -223,7 +208,7 @@ def test_the_engine_saves_the_listings_privately_and_reuses_them(
     proj = root / "-p"
     f = proj / "a.jsonl"
     write_lines(f, [assistant_line(T0, msg_id="m1", req_id="r1", session="a")])
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     env = {"TOKMON_HOME": str(tmp_path / "home")}
     eng = Engine(roots=[root], paths=get_paths(env), env=env)
     try:
@@ -263,7 +248,7 @@ def test_links_followed_from_a_kept_listing_as_from_a_fresh_one(
     os.symlink(tmp_path / "missing", root / "-a" / "broken.jsonl")
     os.symlink(root / "-a" / "s1.jsonl", root / "-a" / "alias.jsonl")  # a file link: counted
     os.symlink(tmp_path / "later", root / "-b" / "later")  # dangling now
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     listings = discovery.Listings()
     first = _found(root, listings)
     assert first == _found(root)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import assistant_line, write_lines
+from conftest import assistant_line, settle_clock, write_lines
 
 from tokmon.core import discovery
 from tokmon.core.engine import Engine
@@ -77,19 +76,6 @@ def _ledger(home: Path) -> tuple[list[Any], list[Any], int]:
     finally:
         conn.close()
     return recs, files, sum(r[5] for r in recs)
-
-
-def _settle(tmp_path: Path) -> None:
-    """Wait until the file system's clock moved past every change so far (a later change
-    gets a new mtime even where timestamps are coarse)."""
-    probe = tmp_path / "probe"
-    probe.write_text("0")
-    first = probe.stat().st_mtime_ns
-    deadline = time.monotonic() + 30
-    while probe.stat().st_mtime_ns <= first:
-        assert time.monotonic() < deadline, "the file system clock does not move"
-        time.sleep(0.01)
-        probe.write_text("1")
 
 
 def _append(root: Path) -> None:
@@ -177,14 +163,14 @@ def test_the_mirror_ends_in_the_full_checks_ledger(
         monkeypatch.setattr(discovery, "RACY_NS", 0)
     root = _tree(tmp_path)
     quick, full = tmp_path / "quick", tmp_path / "full"
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     for home in (quick, full):
         _refresh(root, home)  # cold: writes the mirror
     ch, loaded = _refresh(root, quick)  # warm, nothing changed: the mirror answers
     assert (ch.files_checked, ch.files_read, loaded) == (3, 0, False)
     before = _ledger(quick)
     assert before[2] == 101 + 102 + 103 + 104 + 105
-    _settle(tmp_path)
+    settle_clock(tmp_path)
     CHANGES[change](root)
     ch_q, loaded = _refresh(root, quick)
     ch_f, _ = _refresh(root, full, full=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,3 +62,19 @@ def wait_for(pred: Callable[[], object], timeout: float, step: float = 0.005) ->
         if time.monotonic() >= end:
             return False
         time.sleep(step)
+
+
+def exact_daily(env: dict[str, str], truth: dict[str, int]) -> None:
+    """After a kill: ``tokmon daily --json`` in a fresh process exits 0, says nothing about
+    the ledger or a lock, and its input and output totals are ``truth``'s."""
+    r = subprocess.run(
+        [sys.executable, "-m", "tokmon", "daily", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert not [ln for ln in r.stderr.splitlines() if "ledger" in ln or "lock" in ln], r.stderr
+    t = json.loads(r.stdout)["totals"]
+    assert (t["inputTokens"], t["outputTokens"]) == (truth["input_tokens"], truth["output_tokens"])

@@ -3,7 +3,6 @@ is left, only the build file, which the next run removes; that run is exact."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hostile.procs import HAVE_PROC, wait_for
+from hostile.procs import HAVE_PROC, exact_daily, wait_for
 from tokmon.core.ledger import BUILD_INFIX
 
 LINUX = pytest.mark.skipif(not HAVE_PROC or sys.platform != "linux", reason="/proc probes")
@@ -57,17 +56,7 @@ def test_first_scan_killed_mid_build(
         pytest.fail("could not catch the build in progress in 8 attempts")
     left = _builds(data)
     assert left  # the killed build's file, and no ledger
-    r = subprocess.run(
-        [sys.executable, "-m", "tokmon", "daily", "--json"],
-        env=e,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stderr
-    assert not [ln for ln in r.stderr.splitlines() if "ledger" in ln or "lock" in ln], r.stderr
-    t = json.loads(r.stdout)["totals"]
-    assert (t["inputTokens"], t["outputTokens"]) == (truth["input_tokens"], truth["output_tokens"])
+    exact_daily(e, truth)
     assert _builds(data) == []
     (ledger,) = data.glob("ledger-*.sqlite3")
     assert stat.S_IMODE(ledger.stat().st_mode) == 0o600
