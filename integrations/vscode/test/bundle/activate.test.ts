@@ -15,14 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { SessionRow } from "../../src/protocol";
 import type { TreeNode } from "../../src/treeModel";
+import { CORPUS, corporaPresent, PYTHON } from "../integration/harness";
 import { changeSettings, createFakeVscode, type FakeState } from "./fakeVscode";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const BUNDLE = path.join(ROOT, "dist", "extension.js");
-const CORPUS = process.env.TOKMON_TEST_CORPUS
-  ? path.resolve(process.env.TOKMON_TEST_CORPUS)
-  : path.join(ROOT, "..", "..", "..", "shared", "corpus", "claude-real");
-const PYTHON = process.env.TOKMON_PYTHON || "python3";
 
 interface Extension {
   activate(context: unknown): void;
@@ -101,7 +98,7 @@ function assistantLine(sessionId: string, cwd: string, input: number, output: nu
   })}\n`;
 }
 
-describe("the packaged extension, activated against the real server", () => {
+describe.skipIf(!corporaPresent(CORPUS))("the packaged extension, activated against the real server", () => {
   let tmp: string;
   let state: FakeState;
   let ext: Extension;

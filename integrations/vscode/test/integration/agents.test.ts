@@ -23,15 +23,12 @@ import { TokmonApi } from "../../src/protocol";
 import { buildStatusView } from "../../src/statusModel";
 import { DEFAULT_THRESHOLDS } from "../../src/thresholds";
 import { childrenOf, rootNodes, TREE_QUERY, viewOf } from "../../src/treeModel";
-import { AGENTS, CORPUS, PYTHON, tokmonEnv } from "./harness";
+import { AGENTS, CORPUS, corporaPresent, PYTHON, tokmonEnv } from "./harness";
 
 const CODEX_TOTAL = 71_217_150;
 const AMP_TOTAL = 114_201;
 
-const available = fs.existsSync(CORPUS) && fs.existsSync(path.join(AGENTS, "codex"));
-if (!available && process.env.CI) {
-  throw new Error(`corpora missing: ${CORPUS} / ${AGENTS}`);
-}
+const available = corporaPresent(CORPUS, path.join(AGENTS, "codex"));
 
 describe.skipIf(!available)("sessions grouped by agent, from the real server", () => {
   let tmp: string;

@@ -3,6 +3,7 @@
  * environment of a `tokmon serve` under test.
  */
 
+import * as fs from "node:fs";
 import * as path from "node:path";
 
 const REPO = path.resolve(__dirname, "..", "..", "..", "..");
@@ -16,6 +17,24 @@ export const CORPUS = process.env.TOKMON_TEST_CORPUS
 export const AGENTS = process.env.TOKMON_AGENTS_CORPUS
   ? path.resolve(process.env.TOKMON_AGENTS_CORPUS)
   : path.join(REPO, "..", "shared", "corpus", "agents");
+
+/**
+ * Whether the corpora `paths` exist; when one is missing, the tests that need them skip
+ * (visibly), except where the corpora are required (.ci/steps/40-vscode.sh sets
+ * TOKMON_CORPORA_REQUIRED=1 when the outer run has CI=true, as pytest's conftest does), where
+ * a missing corpus is an error.
+ */
+export function corporaPresent(...paths: string[]): boolean {
+  const missing = paths.filter((p) => !fs.existsSync(p));
+  if (missing.length === 0) {
+    return true;
+  }
+  if (process.env.TOKMON_CORPORA_REQUIRED === "1") {
+    throw new Error(`corpora missing: ${missing.join(" / ")}`);
+  }
+  console.warn(`skipping: shared corpus not found at ${missing.join(" / ")} (clone with ../shared beside it)`);
+  return false;
+}
 
 /** The interpreter that runs `-m tokmon serve` (TOKMON_PYTHON). */
 export const PYTHON = process.env.TOKMON_PYTHON || "python3";

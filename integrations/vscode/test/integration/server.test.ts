@@ -44,7 +44,7 @@ import {
   type TreeNode,
   viewOf,
 } from "../../src/treeModel";
-import { CORPUS, PYTHON, tokmonEnv } from "./harness";
+import { CORPUS, corporaPresent, PYTHON, tokmonEnv } from "./harness";
 
 
 /** Main (non-subagent) transcripts of a Claude root: projects/<dir>/<session>.jsonl. */
@@ -166,7 +166,7 @@ function waitFor<T>(
   });
 }
 
-describe("tokmon serve driven through the extension's protocol module", () => {
+describe.skipIf(!corporaPresent(CORPUS))("tokmon serve driven through the extension's protocol module", () => {
   let tmp: string;
   let claudeDir: string;
   let proc: ChildProcess;
