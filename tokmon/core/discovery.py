@@ -142,6 +142,17 @@ class Known:
         self.same = 0
 
 
+def _untouched(st: os.stat_result, sig: list[int]) -> bool:
+    """Whether ``st`` is the file a :class:`Known` entry ``[size, mtime_ns, ino, dev]``
+    describes: the same inode, size and mtime (the reader's "untouched" test)."""
+    return (
+        st.st_size == sig[0]
+        and st.st_mtime_ns == sig[1]
+        and st.st_ino == sig[2]
+        and st.st_dev == sig[3]
+    )
+
+
 def transcript_stats(
     root: Path, listings: Listings | None = None, known: Known | None = None
 ) -> list[tuple[str, os.stat_result]]:
@@ -208,12 +219,7 @@ def transcript_stats(
                         sig = sigs.get(name)
                         if sig is not None:
                             n_known += 1
-                            if (
-                                st.st_size == sig[0]
-                                and st.st_mtime_ns == sig[1]
-                                and st.st_ino == sig[2]
-                                and st.st_dev == sig[3]
-                            ):  # the same inode, size and mtime: the same regular file
+                            if _untouched(st, sig):
                                 n_same += 1
                                 continue
                         if is_reg(st.st_mode):
@@ -263,12 +269,7 @@ def transcript_stats(
                                 sig = sigs.get(e.name)
                                 if sig is not None:
                                     n_known += 1
-                                    if (
-                                        st.st_size == sig[0]
-                                        and st.st_mtime_ns == sig[1]
-                                        and st.st_ino == sig[2]
-                                        and st.st_dev == sig[3]
-                                    ):
+                                    if _untouched(st, sig):
                                         n_same += 1
                                         continue
                                 add((e.path, st))
