@@ -237,7 +237,9 @@ class Check(EngineState):
         return True
 
     def _keep_checked(self) -> None:
-        """After a full check: save the ledger's file states as the next run's mirror."""
+        """After a refresh (once its database is in place) whose full check loaded the
+        ledger's file states: save them as the next run's mirror. A quick check leaves the
+        states unloaded and saved its own mirror: nothing to do then."""
         led = self.ledger
         if (
             not self.short_lived  # its states change with every write it makes: not worth it

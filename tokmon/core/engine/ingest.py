@@ -61,6 +61,7 @@ class Ingest(EngineState):
                     t1 = time.perf_counter()
                     self._scan(changes, progress, paths)
                     self._publish_build(changes)
+                    self._keep_checked()  # after the publish: a build's ledger file is new
                     break
                 except _Rebuild:  # found corrupt while merging: moved aside, scan again
                     changes.new_records = changes.files_read = changes.bytes_read = 0
@@ -195,7 +196,6 @@ class Ingest(EngineState):
         todo, present = self._plan()
         changes.files_checked = len(present)
         self._read(todo, present, changes, progress)
-        self._keep_checked()
 
     def _plan(self) -> tuple[list[tuple[str, os.stat_result, int]], set[str]]:
         files = self.ledger.files

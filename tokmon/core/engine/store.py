@@ -252,7 +252,6 @@ class Store(EngineState):
         if db.publish(self.ledger_file):
             self.db = None
             self._open(changes)  # (the same generation: self.ledger stays as it is)
-            self._keep_checked()  # the scan's could not: the ledger file did not exist yet
             return
         self._drop_build()
         self._no_build = True  # (a ledger exists by now, or the file system cannot link)
