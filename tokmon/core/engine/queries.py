@@ -89,21 +89,16 @@ class Queries(EngineState):
     @property
     def titles(self) -> dict[str, str]:
         """Claude's own session titles: ``custom-title`` beats ``ai-title``."""
-        self._db()
-        out = {}
-        for sid, t in self.ledger.titles.items():
-            v = t.get("custom-title") or t.get("ai-title")
-            if v:
-                out[sid] = v
-        return out
+        return self._titles_of(None)
 
-    def _titles_of(self, ids: Iterable[str]) -> dict[str, str]:
-        """:attr:`titles` of these sessions only."""
+    def _titles_of(self, ids: Iterable[str] | None) -> dict[str, str]:
+        """:attr:`titles` of these sessions only (None: of every session)."""
         self._db()
+        kept = self.ledger.titles
+        pairs = kept.items() if ids is None else ((sid, kept.get(sid)) for sid in ids)
         out = {}
-        for sid in ids:
-            t = self.ledger.titles.get(sid) or {}
-            v = t.get("custom-title") or t.get("ai-title")
+        for sid, t in pairs:
+            v = t and (t.get("custom-title") or t.get("ai-title"))
             if v:
                 out[sid] = v
         return out
