@@ -250,7 +250,12 @@ def run(
     except KeyboardInterrupt:
         err.write("tokmon: interrupted\n")
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (`tokmon daily | head -3`): not an error
+        if program:  # the interpreter's last flush of stdout would fail again (exit 120)
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (AttributeError, ValueError, OSError):
+                pass
         return 0
     except Exception as exc:
         if debug:
