@@ -1,0 +1,124 @@
+"""What a new user hits first: output that fits narrow terminals, `| head`, clear errors.
+
+The CLI runs in-process (``run`` with a stdout that claims to be a terminal of COLUMNS
+columns, as tests/test_budgets_reports.py does) or as a real process for pipes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import assistant_line, write_lines
+
+from tokmon.cli.pick import POINTER, choice_title, label_width
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def run_tty(env: dict[str, str], columns: int, *argv: str) -> tuple[int, str, str]:
+    """The CLI in-process, its stdout a terminal of ``columns`` columns."""
+    from tokmon.cli.main import run
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = Tty(), io.StringIO()
+    e = {**env, "COLUMNS": str(columns)}
+    code = run(list(argv), env=e, stdin=io.StringIO(), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def claude_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """Three sessions in projects with long names, the newest a few minutes old."""
+    root = tmp_path / "claude"
+    for n, proj in enumerate(("payments-service-backend", "marketing-site", "tools")):
+        sid = f"{n + 1}{n + 1}{n + 1}{n + 1}aaaa-0000-4000-8000-00000000000{n}"
+        t0 = NOW - timedelta(hours=n * 30, minutes=5)
+        lines = [
+            assistant_line(
+                t0 + timedelta(seconds=k),
+                msg_id=f"m{n}{k}",
+                req_id=f"r{n}{k}",
+                session=sid,
+                cwd=f"/home/u/{proj}",
+                inp=1000 * (n + 1),
+                out=100,
+            )
+            for k in range(2)
+        ]
+        write_lines(root / "projects" / f"-home-u-{proj}" / f"{sid}.jsonl", lines)
+    return {**env, "CLAUDE_CONFIG_DIR": str(root)}
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_stats_fits_the_terminal_and_never_wraps_a_project_name(
+    claude_env: dict[str, str], columns: int
+) -> None:
+    code, out, err = run_tty(claude_env, columns, "stats")
+    assert code == 0, err
+    recent = out[out.index("Recent sessions") :]
+    assert all(len(line) <= columns for line in recent.splitlines()), recent
+    for proj in ("payments-service-backend", "marketing-site"):
+        assert proj in recent  # whole, on one line (a squeezed column folds it)
+    has_time = NOW.strftime("%Y-%m-%d") in recent
+    compact = "Compact layout: last activity not shown" in recent
+    assert has_time != compact  # the time column, or the line saying it is hidden
+    assert compact == (columns < 80)
+
+
+def test_pick_lines_fit_the_terminal_and_keep_the_whole_id() -> None:
+    now = time.time()
+    rows = [
+        {
+            "sessionId": f"{n:08d}-1111-4222-8333-444455556666",
+            "projectName": "a-project-with-a-rather-long-name",
+            "name": "Refactor the payment retry loop" if n else None,
+            "tags": ["backend", "urgent"] if n == 2 else [],
+            "totalTokens": 12_345_678 * n,
+            "totalCost": 1234.5 * n,
+            "lastActivity": "2026-01-02T03:04:05.000Z",
+        }
+        for n in range(3)
+    ]
+    for width in (50, 60, 72, 80, 100, 160):
+        w = label_width(rows, now, width)
+        for r in rows:
+            line = choice_title(r, now, width, w)
+            assert len(line) + POINTER <= width or w == 12, (width, line)
+            assert line.endswith(r["sessionId"][:8])
+            assert line.startswith("a-project") or w < len("a-project")
+    wide = choice_title(rows[2], now, 200, label_width(rows, now, 200))
+    assert (
+        "a-project-with-a-rather-long-name · Refactor the payment retry loop #backend #urgent"
+        in wide
+    )
+
+
+@pytest.mark.parametrize("argv", [["daily"], ["blocks"], ["stats"], ["daily", "--json"]])
+def test_a_reader_that_stops_early_is_no_error(claude_env: dict[str, str], argv: list[str]) -> None:
+    """`tokmon daily | head -1`: the pipe's reader is gone before tokmon writes; exit 0,
+    nothing on stderr (rich's own handler exits 1)."""
+    r, w = os.pipe()
+    os.close(r)  # every write gets EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tokmon", *argv],
+            env=claude_env,
+            stdout=w,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+    finally:
+        os.close(w)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b""
