@@ -122,3 +122,27 @@ def test_a_reader_that_stops_early_is_no_error(claude_env: dict[str, str], argv:
         os.close(w)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == b""
+
+
+def test_line_explain_says_just_now_not_now_ago(claude_env: dict[str, str]) -> None:
+    """A snapshot built moments ago: `built just now`, never `built now ago`."""
+    sync = subprocess.run(
+        [sys.executable, "-m", "tokmon", "line", "--sync"],
+        env=claude_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert sync.returncode == 0, sync.stderr
+    assert sync.stdout.startswith("5h ")  # a real line, the snapshot exists
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokmon", "line", "--explain", "--no-refresh"],
+        env=claude_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    snap = next(x for x in proc.stdout.splitlines() if x.startswith("snapshot: "))
+    assert "built just now from the transcripts, last verified just now" in snap, snap
+    assert "now ago" not in proc.stdout

@@ -346,7 +346,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         failed = claude.last_record_error(dirs)
         if failed is not None:
             notes.append(f"official figures: the last `line --claude` could not record them "
-                         f"({formats.fmt_age(now - failed[0])} ago): {failed[1]}")  # fmt: skip
+                         f"({formats.fmt_ago(now - failed[0])}): {failed[1]}")  # fmt: skip
     if fmt == "json":
         import json
 
@@ -422,8 +422,8 @@ def _explain(segs, snap, mtime, now, fast, notes) -> str:  # noqa: ANN001
     else:
         built = now - float(snap.get("generatedAt") or 0)
         out.append(
-            f"snapshot: {fast}, built {formats.fmt_age(built)} ago from the transcripts, "
-            f"last verified {formats.fmt_age(now - mtime)} ago"
+            f"snapshot: {fast}, built {formats.fmt_ago(built)} from the transcripts, "
+            f"last verified {formats.fmt_ago(now - mtime)}"
         )
         settings = snap.get("settings") or {}
         limit = settings.get("tokenLimit")
