@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import assistant_line, write_lines
@@ -146,3 +147,21 @@ def test_line_explain_says_just_now_not_now_ago(claude_env: dict[str, str]) -> N
     snap = next(x for x in proc.stdout.splitlines() if x.startswith("snapshot: "))
     assert "built just now from the transcripts, last verified just now" in snap, snap
     assert "now ago" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["dialy"], "invalid choice: 'dialy' (did you mean 'daily'? choose from 'line', "),
+        (["session", "lsit"], "(did you mean 'list'? choose from "),
+        (["daily", "--bogus"], "unrecognized arguments: --bogus (see `tokmon daily --help`)"),
+        (["--json", "blocks", "-x"], "unrecognized arguments: -x (see `tokmon blocks --help`)"),
+    ],
+)
+def test_a_mistyped_command_or_option_gets_one_line_that_helps(
+    cli: Any, argv: list[str], expected: str
+) -> None:
+    r = cli(*argv)
+    assert r.code == 2 and r.out == ""
+    assert r.err.count("\n") == 1 and r.err.startswith("tokmon: error: "), r.err
+    assert expected in r.err, r.err

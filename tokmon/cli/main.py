@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from tokmon import __version__
 from tokmon.cli.context import CLIError, Context, setup_logging
@@ -110,8 +110,32 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
+    #: The command a run names (``tokmon daily``): argparse reports unknown options from the
+    #: top-level parser, whose help does not list them.
+    help_prog: str | None = None
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CLIError(f"{message} (see `{self.prog} --help`)")
+        prog = self.prog
+        if message.startswith("unrecognized arguments") and self.help_prog:
+            prog = self.help_prog
+        raise CLIError(f"{_did_you_mean(message)} (see `{prog} --help`)")
+
+
+def _did_you_mean(message: str) -> str:
+    """argparse's ``invalid choice: 'dialy' (choose from 'line', 'daily', ...)`` with a close
+    match becomes ``invalid choice: 'dialy' (did you mean 'daily'? choose from ...)``."""
+    import re
+
+    m = re.fullmatch(r"(argument \S+: invalid choice: '(.*)') \(choose from (.*)\)", message)
+    if m is None:
+        return message
+    import difflib
+
+    choices = [c.strip().strip("'\"") for c in m.group(3).split(",")]
+    close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.6)
+    return (
+        f"{m.group(1)} (did you mean '{close[0]}'? choose from {m.group(3)})" if close else message
+    )
 
 
 def global_options() -> argparse.ArgumentParser:
@@ -224,7 +248,10 @@ def run(
     debug = False
     try:
         group, command = command_group(argv), command_name(argv)
-        args = build_parser(None if group is None else [group], command).parse_args(argv)
+        parser = build_parser(None if group is None else [group], command)
+        if command is not None:
+            cast(_Parser, parser).help_prog = f"tokmon {command}"
+        args = parser.parse_args(argv)
         level = getattr(args, "log_level", None) or env.get("TOKMON_LOG_LEVEL", "warning").lower()
         if level not in LOG_LEVELS:
             raise CLIError(
