@@ -165,3 +165,25 @@ def test_a_mistyped_command_or_option_gets_one_line_that_helps(
     assert r.code == 2 and r.out == ""
     assert r.err.count("\n") == 1 and r.err.startswith("tokmon: error: "), r.err
     assert expected in r.err, r.err
+
+
+def test_an_empty_report_is_one_line_not_an_empty_table(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    root = tmp_path / "claude"
+    old = NOW - timedelta(hours=30)
+    write_lines(
+        root / "projects" / "-home-u-p" / "s.jsonl",
+        [assistant_line(old, msg_id="m1", req_id="r1", session="s-1", cwd="/home/u/p")],
+    )
+    e = {**env, "CLAUDE_CONFIG_DIR": str(root)}
+    for argv, line in (
+        (["blocks", "--active"], "No active 5-hour block (no usage in the last 5 hours).\n"),
+        (["blocks", "--since", "20300101"], "No blocks in this range.\n"),
+        (["daily", "--since", "20300101"], "No usage in this range.\n"),
+        (["monthly", "--until", "20200101"], "No usage in this range.\n"),
+    ):
+        code, out, err = run_tty(e, 80, *argv)
+        assert (code, out, err) == (0, line, ""), argv
+    code, out, _ = run_tty(e, 80, "blocks")  # the block 30 h ago is still listed
+    assert code == 0 and old.strftime("%Y-%m-%d") in out and "No blocks" not in out

@@ -229,7 +229,17 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     if isinstance(report, BlocksReport):
+        if not report.blocks:  # one line, not an empty table and a compact-layout hint
+            ctx.stdout.write(
+                "No active 5-hour block (no usage in the last 5 hours).\n"
+                if opts.get("active")
+                else "No blocks in this range.\n"
+            )
+            return 0
         blocks_table(ctx, report.blocks, tz, compact=args.compact)
+    elif not report.rows and kind != "session":
+        ctx.stdout.write("No usage in this range.\n")
+        budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
     else:
         period_table(
             ctx,
