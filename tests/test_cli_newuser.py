@@ -187,3 +187,31 @@ def test_an_empty_report_is_one_line_not_an_empty_table(
         assert (code, out, err) == (0, line, ""), argv
     code, out, _ = run_tty(e, 80, "blocks")  # the block 30 h ago is still listed
     assert code == 0 and old.strftime("%Y-%m-%d") in out and "No blocks" not in out
+
+
+def test_agents_table_shows_data_dirs_under_home_as_tilde(env: dict[str, str]) -> None:
+    import shutil
+
+    from conftest import need_agents_corpus
+
+    corpus = need_agents_corpus()
+    home = Path(env["HOME"])
+    shutil.copytree(corpus / "codex", home / ".codex")
+    code, out, err = run_tty({**env, "CODEX_HOME": str(home / ".codex")}, 100, "agents")
+    assert code == 0, err
+    codex = next(x for x in out.splitlines() if x.strip().startswith("codex"))
+    assert codex.rstrip().endswith(" ~/.codex"), codex
+    assert str(home) not in out
+    code, out, _ = run_tty(env, 100, "--json", "agents")  # JSON keeps the real path
+    assert code == 0 and str(home / ".codex") in out
+
+
+def test_small_messages_read_right(claude_env: dict[str, str], tmp_path: Path) -> None:
+    code, _, err = run_tty(claude_env, 80, "config", "set", "nosuch", "1")
+    assert code == 2 and err.startswith("tokmon: error: config set: unknown key 'nosuch'")
+    code, _, err = run_tty(claude_env, 80, "config", "set", "token_limit", "lots")
+    assert code == 2 and err.startswith("tokmon: error: config set token_limit: ")
+    code, _, err = run_tty(claude_env, 80, "session", "name", "1111aaaa", "payments")
+    assert code == 0, err
+    code, out, err = run_tty(claude_env, 80, "backup", "create", str(tmp_path / "b.json"))
+    assert code == 0 and out.startswith("backed up metadata of 1 session to "), out + err
