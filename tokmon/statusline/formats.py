@@ -381,8 +381,10 @@ def agents_segment(snap: dict, now: float) -> dict | None:
                            f"{fmt_ago(now - (_f(w.get('observedAt')) or now))}")  # fmt: skip
     if official:
         parts.append("codex " + " ".join(official))
-    if not parts:
-        return None
+    if not parts or (
+        not official and fields["agents_list"].startswith("claude ") and len(parts) == 1
+    ):
+        return None  # nothing, or Claude Code alone: `today` already says what it cost
     pcts = [float(limits[w]["usedPercent"]) for w in ("primary", "secondary")
             if isinstance(limits, dict) and fields["codex_" + w]]  # fmt: skip
     settings_raw = snap.get("settings")
