@@ -215,3 +215,19 @@ def test_small_messages_read_right(claude_env: dict[str, str], tmp_path: Path) -
     assert code == 0, err
     code, out, err = run_tty(claude_env, 80, "backup", "create", str(tmp_path / "b.json"))
     assert code == 0 and out.startswith("backed up metadata of 1 session to "), out + err
+
+
+def test_blocks_active_keeps_burn_rate_and_projection_in_the_compact_layout(
+    claude_env: dict[str, str],
+) -> None:
+    code, wide, err = run_tty(claude_env, 200, "blocks", "--active")
+    assert code == 0, err
+    assert "Compact layout" not in wide and "tok/min" in wide  # the full table has them
+    code, out, err = run_tty(claude_env, 80, "blocks", "--active")
+    assert code == 0, err
+    assert "Compact layout" in out
+    burn = [x for x in out.splitlines() if x.startswith("Burn / projection: ")]
+    assert len(burn) == 1 and "tok/min" in burn[0], out
+    assert burn[0].removeprefix("Burn / projection: ").split(" → ")[0] in wide
+    code, out, _ = run_tty(claude_env, 80, "blocks")  # every block: the table alone
+    assert code == 0 and "Burn / projection: " not in out

@@ -236,7 +236,13 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
                 else "No blocks in this range.\n"
             )
             return 0
-        blocks_table(ctx, report.blocks, tz, compact=args.compact)
+        narrow = blocks_table(ctx, report.blocks, tz, compact=args.compact)
+        if narrow and opts.get("active"):  # what --active is for: burn rate and projection
+            from tokmon.cli.tables import burn_line
+
+            for b in report.blocks:
+                if b.is_active and not b.is_gap and burn_line(b):
+                    ctx.stdout.write(f"Burn / projection: {burn_line(b)}\n")
     elif not report.rows and kind != "session":
         ctx.stdout.write("No usage in this range.\n")
         budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
