@@ -213,7 +213,9 @@ def build_parser(
     parent = global_options()
     parser = _Parser(
         prog="tokmon",
-        description="See how fast you spend Claude Code tokens.",
+        description="See how fast you spend AI coding-agent tokens (Claude Code, Codex, "
+        "Gemini CLI, OpenCode, Qwen Code, Copilot CLI, Amp). Without a command: today, the "
+        "current 5-hour block and recent sessions (`tokmon stats`).",
         parents=[parent],
     )
     parser.add_argument("--version", action="version", version=f"tokmon {__version__}")

@@ -28,7 +28,8 @@ from tokmon.statusline.locate import (
 USAGE = """\
 usage: tokmon line [--format FMT] [--template TEXT] [--cwd PATH | --session ID]
                    [--claude] [--explain] [--timings] [--verbose] [--sync] [--output FILE]
-                   [--no-refresh] [--warning PCT] [--critical PCT] [--style LEVEL=STYLE]
+                   [--no-refresh] [--max-width N] [--warning PCT] [--critical PCT]
+                   [--style LEVEL=STYLE]
 
 Print a one-line usage summary: the current 5-hour block (tokens, cost, % of the
 token limit, time left, burn rate), today's cost and the active session of the
