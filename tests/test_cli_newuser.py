@@ -231,3 +231,38 @@ def test_blocks_active_keeps_burn_rate_and_projection_in_the_compact_layout(
     assert burn[0].removeprefix("Burn / projection: ").split(" → ")[0] in wide
     code, out, _ = run_tty(claude_env, 80, "blocks")  # every block: the table alone
     assert code == 0 and "Burn / projection: " not in out
+
+
+def test_global_options_before_line_are_an_error_not_the_overview(
+    claude_env: dict[str, str],
+) -> None:
+    def tokmon(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tokmon", *argv],
+            env=claude_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    for argv in (["--no-color", "line"], ["--json", "--config", "x.toml", "line", "-f", "tmux"]):
+        r = tokmon(*argv)
+        assert (r.returncode, r.stdout) == (2, ""), (argv, r.stdout)  # was: the stats screen
+        assert r.stderr.count("\n") == 1 and "does not apply to `tokmon line`" in r.stderr
+    r = tokmon("--json", "line", "--no-refresh")  # --json is the one that does
+    assert r.returncode == 0 and r.stdout.startswith("{"), r.stderr
+
+
+def test_swapped_dates_and_a_missing_config_file_are_said(
+    claude_env: dict[str, str], tmp_path: Path
+) -> None:
+    code, out, err = run_tty(claude_env, 80, "daily", "--since", "20260301", "--until", "20260201")
+    assert (code, out) == (2, "")
+    assert err == "tokmon: error: --since 20260301 is after --until 20260201\n"
+    missing = tmp_path / "typo.toml"
+    code, out, err = run_tty(claude_env, 80, "--config", str(missing), "daily", "--json")
+    assert code == 0 and out.startswith("{")
+    assert err == f"tokmon: warning: --config {missing} does not exist; the defaults apply\n"
+    code, out, err = run_tty(claude_env, 80, "--config", str(missing), "config", "path")
+    assert (code, out.strip(), err) == (0, str(missing), "")  # `config set` may create it

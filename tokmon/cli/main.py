@@ -220,7 +220,10 @@ def build_parser(
     )
     parser.add_argument("--version", action="version", version=f"tokmon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.add_parser("line", help="prompt/status segment (fast path; see `tokmon line --help`)")
+    line = sub.add_parser(
+        "line", help="prompt/status segment (fast path; see `tokmon line --help`)"
+    )
+    line.set_defaults(handler=_line_elsewhere)  # `tokmon line` never reaches this parser
     for name in GROUPS if groups is None else groups:  # an import error surfaces
         mod = importlib.import_module(f"tokmon.cli.{name}")
         if command is not None and hasattr(mod, "register_command"):
@@ -228,6 +231,15 @@ def build_parser(
         else:
             mod.register(sub, parent)
     return parser
+
+
+def _line_elsewhere(args: argparse.Namespace, ctx: Context) -> int:
+    """``line`` is answered by :mod:`tokmon.statusline` before this parser is built
+    (:func:`tokmon.__main__.main`); reaching here means global options came first."""
+    raise CLIError(
+        "global options do not apply to `tokmon line` (the fast path takes --json and its own "
+        "options: `tokmon line --help`)"
+    )
 
 
 def run(
@@ -266,6 +278,9 @@ def run(
         ctx.color = not getattr(args, "no_color", False) and "NO_COLOR" not in env
         ctx.demo = bool(getattr(args, "demo", False))
         ctx.config_path = getattr(args, "config", None)
+        if ctx.config_path is not None and args.command != "config":  # `config set` creates it
+            if not ctx.config_path.exists():  # a typo must not pass unnoticed
+                ctx.warn(f"--config {ctx.config_path} does not exist; the defaults apply")
         handler = getattr(args, "handler", None)
         if handler is None:
             # Bare `tokmon`: the one-screen overview.

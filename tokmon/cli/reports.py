@@ -136,6 +136,8 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     try:
         opts["since"] = parse_day(args.since) if args.since else None
         opts["until"] = parse_day(args.until) if args.until else None
+        if opts["since"] and opts["until"] and opts["since"] > opts["until"]:
+            raise CLIError(f"--since {args.since} is after --until {args.until}")
         if args.timezone:
             resolve_tz(args.timezone)
         opts["timezone"] = args.timezone
