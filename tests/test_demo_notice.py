@@ -24,6 +24,8 @@ def test_no_data_shows_demo_with_a_notice_at_the_top(env: dict[str, str]) -> Non
     assert first.startswith("DEMO DATA - no Claude Code data in ")
     assert "generated" in first
     assert "demo" in r.stderr
+    # the demo corpus's deliberate bad lines are no news to the user: no warning about them
+    assert r.stderr.count("\n") == 1 and "warning" not in r.stderr, r.stderr
     j = run_tokmon(["--json"], env)
     assert j.returncode == 0
     doc = json.loads(j.stdout)  # the JSON stays pure JSON: no banner in it

@@ -47,6 +47,9 @@ def test_lists_only_agents_active_in_the_last_five_hours() -> None:
         }
     )
     assert agents_text(s) == "claude $2.50 · codex $0.25"
+    # Claude Code alone is no news: the `today` segment already shows its cost
+    s["agents"] = {"claude": {"todayCost": 2.5, "todayTokens": 5, "lastActivity": NOW - 60}}
+    assert agents_text(s) is None
     # nothing active and no official figure: no segment at all
     s["agents"] = {"amp": {"todayCost": 9.0, "lastActivity": NOW - 6 * H}}
     assert agents_text(s) is None

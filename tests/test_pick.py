@@ -97,8 +97,8 @@ def pick_cmd(extra: str = "") -> str:
 def test_filter_then_enter_prints_the_matching_id(pick_env: dict[str, str]) -> None:
     child = spawn(pick_env, pick_cmd())
     child.expect(r"Session \(4, most recent first\)")
-    # each line: name, tags, project, tokens, cost, last activity, id prefix
-    child.expect(r"Payments refactor\s+#backend\s+alpha-api\s+450\s+\$0\.00\s+1d ago\s+aaaa1111")
+    # each line: project · name #tags, tokens, cost, last activity, id prefix
+    child.expect(r"alpha-api · Payments refactor #backend\s+450\s+\$0\.00\s+1d ago\s+aaaa1111")
     child.send("payments")
     child.expect(filter_line("payments"))  # the filter line
     child.send(ENTER)
@@ -183,3 +183,20 @@ def test_without_a_tty_is_a_clear_error(pick_env: dict[str, str]) -> None:
     assert proc.stdout == ""
     assert proc.stderr.startswith("tokmon: error: tokmon pick needs an interactive terminal")
     assert proc.stderr.count("\n") == 1
+
+
+def test_a_narrow_terminal_cuts_the_label_never_the_id(pick_env: dict[str, str]) -> None:
+    env = {**pick_env, "COLUMNS": "60"}
+    child = pexpect.spawn(
+        "bash",
+        ["--norc", "--noprofile", "-c", pick_cmd()],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(30, 60),
+    )
+    child.expect(r"Session \(4")
+    # 60 columns: the pointer (4), the figures and the id (36), a space: 19 for the label
+    child.expect(r"alpha-api · Paymen…\s+450\s+\$0\.00\s+1d ago\s+aaaa1111")
+    child.send(CTRL_C)
+    child.expect(pexpect.EOF)

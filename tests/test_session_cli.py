@@ -343,7 +343,7 @@ def test_backup_create_and_restore(run, e, tmp_path: Path) -> None:  # type: ign
     run("session", "name", S1, "After backup")
     run("session", "tag", S2, "later")
     r = run("backup", "restore", str(target))
-    assert r.code == 0 and "restored metadata of 1 sessions" in r.out
+    assert r.code == 0 and "restored metadata of 1 session from" in r.out
     assert store_of(e).get(S1)["name"] == "Before backup" and store_of(e).get(S2) is None
     # an invalid backup is refused and changes nothing
     data_file = get_paths(e).metadata_file

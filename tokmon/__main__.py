@@ -13,6 +13,14 @@ def main(argv: list[str] | None = None) -> int:
     lead = 0
     while lead < len(args) and args[lead] == "--json":  # `tokmon --json line` = `line --json`
         lead += 1
+    if lead < len(args) and args[lead] != "line" and args[lead].startswith("--"):
+        misplaced = _global_before_line(args)
+        if misplaced:  # the full CLI would show the overview instead of the line
+            sys.stderr.write(
+                f"tokmon: error: {misplaced} does not apply to `tokmon line` (the fast path "
+                "takes --json and its own options: `tokmon line --help`)\n"
+            )
+            return 2
     if lead < len(args) and args[lead] == "line":
         from tokmon.statusline.main import leave, run_line
 
@@ -21,6 +29,26 @@ def main(argv: list[str] | None = None) -> int:
     from tokmon.cli.main import run
 
     return run(args, program=argv is None)
+
+
+def _global_before_line(args: list[str]) -> str | None:
+    """The first global option other than --json when only global options come before
+    ``line`` (``tokmon --no-color line``), else None."""
+    i, first = 0, None
+    while i < len(args):
+        a = args[i]
+        name = a.split("=", 1)[0]
+        if a == "line":
+            return first
+        if a == "--json":
+            i += 1
+        elif a in ("--no-color", "--demo"):
+            first, i = first or a, i + 1
+        elif name in ("--log-level", "--config"):
+            first, i = first or name, i + (1 if "=" in a else 2)
+        else:
+            return None
+    return None
 
 
 if __name__ == "__main__":

@@ -290,10 +290,17 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
 
     width = terminal_width(ctx)  # long paths fold inside the column rather than widen it
     t.add_column("Data", overflow="fold", max_width=max(12, width - 62) if width else None)
+    home = (ctx.env.get("HOME") or ctx.env.get("USERPROFILE") or "").rstrip("/\\")
+
+    def short(root: str) -> str:  # ~/.codex: the table is for reading (--json has the path)
+        if home and (root == home or root.startswith((home + "/", home + "\\"))):
+            return "~" + root[len(home) :]
+        return root
+
     for a in out:
         t.add_row(a["agent"], "yes" if a["detected"] else "no", fmt_int(a["sessions"]),
                   fmt_int(a["totalTokens"]), fmt_cost(a["totalCost"]),
-                  escape(", ".join(a["roots"]) or "-"))  # fmt: skip
+                  escape(", ".join(short(r) for r in a["roots"]) or "-"))  # fmt: skip
     print_table(ctx, t)
     return 0
 

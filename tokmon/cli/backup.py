@@ -64,7 +64,9 @@ def handle_create(args: argparse.Namespace, ctx: Context) -> int:
 
         ctx.stdout.write(dump_json({"path": str(written), "sessions": count}))
     else:
-        ctx.stdout.write(f"backed up metadata of {count} sessions to {written}\n")
+        ctx.stdout.write(
+            f"backed up metadata of {count} session{'' if count == 1 else 's'} to {written}\n"
+        )
     return 0
 
 
@@ -91,5 +93,7 @@ def handle_restore(args: argparse.Namespace, ctx: Context) -> int:
         )
     else:
         kept = f" (the previous file is kept as {previous})" if previous is not None else ""
-        ctx.stdout.write(f"restored metadata of {count} sessions from {args.path}{kept}\n")
+        ctx.stdout.write(
+            f"restored metadata of {count} session{'' if count == 1 else 's'} from {args.path}{kept}\n"
+        )
     return 0

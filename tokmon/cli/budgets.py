@@ -10,7 +10,14 @@ from tokmon.cli.render import dump_json, fmt_cost, fmt_int, fmt_tokens_short
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("budgets", parents=[parent], help="use of the configured [[budgets]]")
+    p = sub.add_parser(
+        "budgets",
+        parents=[parent],
+        help="use of the configured [[budgets]]",
+        description="Each [[budgets]] table of the config (a day, week or month limit in USD "
+        "or tokens, optionally for one project, tag, agent or model): used, % and projected % "
+        "of the current period (docs/limits.md).",
+    )
     p.add_argument("--at", metavar="TIME", help="use as of this ISO time (past periods)")
     p.set_defaults(handler=handle)
 

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "check",
         parents=[parent],
         help="exit 3/4/5 when a limit or budget is near, projected or crossed",
+        description="Judge the official limit windows (5-hour / 7-day, Codex's) and the "
+        "[[budgets]] for scripts and hooks. Exit 0 ok, 3 a window or budget at or above --warn "
+        "%, 4 projected to reach 100 % before its reset or period end, 5 crossed; 1 error, 2 "
+        "bad arguments. The highest applicable code wins (docs/limits.md). The block token "
+        "limit (token_limit) is not a limit here.",
     )
     p.add_argument(
         "--warn",

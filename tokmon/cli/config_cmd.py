@@ -153,7 +153,8 @@ def _set(ctx: Context, path: Path, key: str, text: str) -> int:
     try:
         value = parse_value(key, text)
     except ConfigError as exc:
-        raise CLIError(f"config set {exc}") from None
+        sep = ": " if str(exc).startswith("unknown key") else " "  # else it starts with the key
+        raise CLIError(f"config set{sep}{exc}") from None
     raw = _raw(path)
     fv = file_value(key, value)
     new = dict(raw)

@@ -161,7 +161,10 @@ class Context:
             if bar is not None:
                 bar.close()
         for w in changes.warnings:
-            self.warn(w)
+            if self.demo:  # the generated corpus's deliberate traps (docs/demo-corpus.md)
+                logging.getLogger("tokmon").info("demo corpus: %s", w)
+            else:
+                self.warn(w)
 
     def console(self) -> Any:
         from rich.console import Console

@@ -13,7 +13,13 @@ from tokmon.cli.render import dump_json, fmt_cost, fmt_tokens_short, resolve_zon
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "limits", parents=[parent], help="official 5-hour / weekly limits: pace, forecast, history"
+        "limits",
+        parents=[parent],
+        help="official 5-hour / weekly limits: pace, forecast, history",
+        description="The official limit windows (Claude Code's 5-hour and 7-day utilisation as "
+        "`tokmon line --claude` records it, Codex's rate limits): the figure and its age, time "
+        "to reset, pace, projected % at reset; the learned cost of one percent; past windows "
+        "with their peak (docs/limits.md).",
     )
     p.add_argument(
         "--past",

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from tokmon import __version__
 from tokmon.cli.context import CLIError, Context, setup_logging
@@ -110,8 +110,32 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
+    #: The command a run names (``tokmon daily``): argparse reports unknown options from the
+    #: top-level parser, whose help does not list them.
+    help_prog: str | None = None
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CLIError(f"{message} (see `{self.prog} --help`)")
+        prog = self.prog
+        if message.startswith("unrecognized arguments") and self.help_prog:
+            prog = self.help_prog
+        raise CLIError(f"{_did_you_mean(message)} (see `{prog} --help`)")
+
+
+def _did_you_mean(message: str) -> str:
+    """argparse's ``invalid choice: 'dialy' (choose from 'line', 'daily', ...)`` with a close
+    match becomes ``invalid choice: 'dialy' (did you mean 'daily'? choose from ...)``."""
+    import re
+
+    m = re.fullmatch(r"(argument \S+: invalid choice: '(.*)') \(choose from (.*)\)", message)
+    if m is None:
+        return message
+    import difflib
+
+    choices = [c.strip().strip("'\"") for c in m.group(3).split(",")]
+    close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.6)
+    return (
+        f"{m.group(1)} (did you mean '{close[0]}'? choose from {m.group(3)})" if close else message
+    )
 
 
 def global_options() -> argparse.ArgumentParser:
@@ -189,12 +213,17 @@ def build_parser(
     parent = global_options()
     parser = _Parser(
         prog="tokmon",
-        description="See how fast you spend Claude Code tokens.",
+        description="See how fast you spend AI coding-agent tokens (Claude Code, Codex, "
+        "Gemini CLI, OpenCode, Qwen Code, Copilot CLI, Amp). Without a command: today, the "
+        "current 5-hour block and recent sessions (`tokmon stats`).",
         parents=[parent],
     )
     parser.add_argument("--version", action="version", version=f"tokmon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.add_parser("line", help="prompt/status segment (fast path; see `tokmon line --help`)")
+    line = sub.add_parser(
+        "line", help="prompt/status segment (fast path; see `tokmon line --help`)"
+    )
+    line.set_defaults(handler=_line_elsewhere)  # `tokmon line` never reaches this parser
     for name in GROUPS if groups is None else groups:  # an import error surfaces
         mod = importlib.import_module(f"tokmon.cli.{name}")
         if command is not None and hasattr(mod, "register_command"):
@@ -202,6 +231,15 @@ def build_parser(
         else:
             mod.register(sub, parent)
     return parser
+
+
+def _line_elsewhere(args: argparse.Namespace, ctx: Context) -> int:
+    """``line`` is answered by :mod:`tokmon.statusline` before this parser is built
+    (:func:`tokmon.__main__.main`); reaching here means global options came first."""
+    raise CLIError(
+        "global options do not apply to `tokmon line` (the fast path takes --json and its own "
+        "options: `tokmon line --help`)"
+    )
 
 
 def run(
@@ -224,7 +262,10 @@ def run(
     debug = False
     try:
         group, command = command_group(argv), command_name(argv)
-        args = build_parser(None if group is None else [group], command).parse_args(argv)
+        parser = build_parser(None if group is None else [group], command)
+        if command is not None:
+            cast(_Parser, parser).help_prog = f"tokmon {command}"
+        args = parser.parse_args(argv)
         level = getattr(args, "log_level", None) or env.get("TOKMON_LOG_LEVEL", "warning").lower()
         if level not in LOG_LEVELS:
             raise CLIError(
@@ -237,6 +278,9 @@ def run(
         ctx.color = not getattr(args, "no_color", False) and "NO_COLOR" not in env
         ctx.demo = bool(getattr(args, "demo", False))
         ctx.config_path = getattr(args, "config", None)
+        if ctx.config_path is not None and args.command != "config":  # `config set` creates it
+            if not ctx.config_path.exists():  # a typo must not pass unnoticed
+                ctx.warn(f"--config {ctx.config_path} does not exist; the defaults apply")
         handler = getattr(args, "handler", None)
         if handler is None:
             # Bare `tokmon`: the one-screen overview.
@@ -250,7 +294,12 @@ def run(
     except KeyboardInterrupt:
         err.write("tokmon: interrupted\n")
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (`tokmon daily | head -3`): not an error
+        if program:  # the interpreter's last flush of stdout would fail again (exit 120)
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (AttributeError, ValueError, OSError):
+                pass
         return 0
     except Exception as exc:
         if debug:

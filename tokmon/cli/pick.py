@@ -48,28 +48,45 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def choice_title(row: dict[str, Any], now: float, width: int) -> str:
-    """One menu line: name, tags, project, tokens, cost, last activity, id prefix."""
+POINTER = 4  # questionary's " » " before each line, and a column to spare
+
+
+def label(row: dict[str, Any]) -> str:
+    """Project · name (the user's name, else Claude's title) #tags, as `tokmon stats` shows."""
+    name = row.get("name") or ""  # merged: the user's name, else Claude's title
+    tags = " ".join(f"#{t}" for t in row.get("tags") or [])
+    parts = (str(row.get("projectName") or ""), name and f"· {name}", tags)
+    return " ".join(x for x in parts if x)
+
+
+def _fixed(row: dict[str, Any], now: float) -> str:
+    """Tokens, cost, last activity and the id prefix: never cut."""
     from tokmon.cli.render import fmt_cost, fmt_tokens_short
     from tokmon.cli.session import fmt_ago
 
-    def cut(text: str, n: int) -> str:
-        return text if len(text) <= n else text[: max(0, n - 1)] + "…"
-
-    fixed = (
+    return (
         f"{fmt_tokens_short(row['totalTokens']):>7} {fmt_cost(row['totalCost']):>8} "
         f"{fmt_ago(row['lastActivity'], now):>9}  {row['sessionId'][:8]}"
     )
-    room = max(20, width - len(fixed) - 8)
-    name_w = max(10, room * 45 // 100)
-    tags_w = max(6, room * 25 // 100)
-    proj_w = max(6, room - name_w - tags_w - 2)
-    name = row.get("name") or "(unnamed)"
-    tags = " ".join(f"#{t}" for t in row.get("tags") or [])
-    return (
-        f"{cut(name, name_w):<{name_w}} {cut(tags, tags_w):<{tags_w}} "
-        f"{cut(row.get('projectName') or '', proj_w):<{proj_w}} {fixed}"
-    )
+
+
+def label_width(rows: list[dict[str, Any]], now: float, width: int) -> int:
+    """The label column: as wide as the longest label, at most what leaves every line
+    within ``width`` with the menu's pointer (at least 12)."""
+    longest = max((len(label(r)) for r in rows), default=0)
+    fixed = max((len(_fixed(r, now)) for r in rows), default=0)
+    return min(longest, max(12, width - POINTER - fixed - 1))
+
+
+def choice_title(row: dict[str, Any], now: float, width: int, label_w: int | None = None) -> str:
+    """One menu line: project · name #tags, tokens, cost, last activity, id prefix; it fits
+    ``width`` with the menu's pointer (the numbers and the id are never cut, the label is);
+    ``label_w``: the label column's width for every line (:func:`label_width`)."""
+    text = label(row)
+    n = label_width([row], now, width) if label_w is None else label_w
+    if len(text) > n:
+        text = text[: max(0, n - 1)] + "…"
+    return f"{text:<{n}} {_fixed(row, now)}"
 
 
 def _io(ctx: Context) -> dict[str, Any]:
@@ -114,8 +131,10 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
 
     now = time.time()
     width = shutil.get_terminal_size((100, 24)).columns
+    label_w = label_width(rows, now, width)
     choices = [
-        questionary.Choice(title=choice_title(r, now, width), value=r["sessionId"]) for r in rows
+        questionary.Choice(title=choice_title(r, now, width, label_w), value=r["sessionId"])
+        for r in rows
     ]
     sid = questionary.select(
         f"Session ({len(rows)}, most recent first):",

@@ -76,7 +76,14 @@ def console(ctx: Context, width: int | None) -> Any:
     """A rich console for ``ctx.stdout``; ``width`` None means no limit (pipes, files)."""
     from rich.console import Console
 
-    return Console(
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 here; a reader that stopped early (`| head`) is no failure:
+            # the CLI's BrokenPipeError handler ends the run with 0, as for JSON output
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(
         file=ctx.stdout,
         no_color=not ctx.color,
         color_system="auto" if ctx.color else None,

@@ -136,6 +136,8 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     try:
         opts["since"] = parse_day(args.since) if args.since else None
         opts["until"] = parse_day(args.until) if args.until else None
+        if opts["since"] and opts["until"] and opts["since"] > opts["until"]:
+            raise CLIError(f"--since {args.since} is after --until {args.until}")
         if args.timezone:
             resolve_tz(args.timezone)
         opts["timezone"] = args.timezone
@@ -229,7 +231,23 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     if isinstance(report, BlocksReport):
-        blocks_table(ctx, report.blocks, tz, compact=args.compact)
+        if not report.blocks:  # one line, not an empty table and a compact-layout hint
+            ctx.stdout.write(
+                "No active 5-hour block (no usage in the last 5 hours).\n"
+                if opts.get("active")
+                else "No blocks in this range.\n"
+            )
+            return 0
+        narrow = blocks_table(ctx, report.blocks, tz, compact=args.compact)
+        if narrow and opts.get("active"):  # what --active is for: burn rate and projection
+            from tokmon.cli.tables import burn_line
+
+            for b in report.blocks:
+                if b.is_active and not b.is_gap and burn_line(b):
+                    ctx.stdout.write(f"Burn / projection: {burn_line(b)}\n")
+    elif not report.rows and kind != "session":
+        ctx.stdout.write("No usage in this range.\n")
+        budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
     else:
         period_table(
             ctx,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon import fmt
 from tokmon.cli.context import Context
-from tokmon.cli.render import console, dump_json, resolve_zone, terminal_width
+from tokmon.cli.render import console, dump_json, resolve_zone, table_width, terminal_width
 from tokmon.core.summary_rows import ActiveBlock, Official, Summary, TokenLimit
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -146,22 +149,34 @@ def _render(ctx: Context, s: Summary, top: list[dict[str, Any]], tz: tzinfo) -> 
             expand=False,
         )
     )
-    t = Table(title="Recent sessions", box=box.SIMPLE, caption=f"times in {s.timezone}")
-    t.add_column("Session", no_wrap=True)
-    t.add_column("Project / name", overflow="fold", max_width=30)
-    t.add_column("Last activity", no_wrap=True)
-    t.add_column("Tokens", justify="right", no_wrap=True)
-    t.add_column("Cost", justify="right", no_wrap=True)
-    for r in top:
-        label = r.get("name") or ""  # merged: the user's name, else Claude's title
-        tags = " ".join(f"#{x}" for x in r.get("tags") or [])
-        name = " ".join(x for x in (r["projectName"], label and f"· {label}", tags) if x)
-        t.add_row(
-            r["sessionId"][:8],
-            escape(name),
-            fmt.date_time(fmt.epoch(r["lastActivity"]), tz),
-            fmt.integer(r["totalTokens"]),
-            fmt.cost(r["totalCost"]),
-            style="bold" if r["isActive"] else None,
-        )
-    con.print(t)
+
+    def sessions_table(name_width: int, with_time: bool) -> Table:
+        caption = f"times in {s.timezone}" if with_time else None
+        t = Table(title="Recent sessions", box=box.SIMPLE, caption=caption)
+        t.add_column("Session", no_wrap=True)
+        t.add_column("Project / name", overflow="fold", max_width=name_width)
+        if with_time:
+            t.add_column("Last activity", no_wrap=True)
+        t.add_column("Tokens", justify="right", no_wrap=True)
+        t.add_column("Cost", justify="right", no_wrap=True)
+        for r in top:
+            label = r.get("name") or ""  # merged: the user's name, else Claude's title
+            tags = " ".join(f"#{x}" for x in r.get("tags") or [])
+            name = " ".join(x for x in (r["projectName"], label and f"· {label}", tags) if x)
+            cells = [r["sessionId"][:8], escape(name)]
+            if with_time:
+                cells.append(fmt.date_time(fmt.epoch(r["lastActivity"]), tz))
+            cells += [fmt.integer(r["totalTokens"]), fmt.cost(r["totalCost"])]
+            t.add_row(*cells, style="bold" if r["isActive"] else None)
+        return t
+
+    # The names wrap (up to NAME_WIDTH wide); a terminal that leaves them fewer than
+    # MIN_NAME columns drops the last-activity column instead, and says so.
+    with_time = width is None or table_width(con, sessions_table(MIN_NAME, True)) <= width
+    con.print(sessions_table(NAME_WIDTH, with_time))
+    if not with_time:
+        ctx.stdout.write("Compact layout: last activity not shown\n")
+
+
+NAME_WIDTH = 30  # the recent sessions' "Project / name" column, at most
+MIN_NAME = 16  # ... and at least, else the compact layout

@@ -167,8 +167,9 @@ def _burn_text(b: Block) -> str:
     return " ".join(parts)
 
 
-def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool = False) -> None:
-    """5-hour blocks; start and end in the chosen zone, named in the caption."""
+def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool = False) -> bool:
+    """5-hour blocks; start and end in the chosen zone, named in the caption; True when the
+    compact layout (no models, entries, burn rate) was printed."""
 
     def build(narrow: bool) -> Any:
         from rich import box
@@ -207,7 +208,7 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
             t.add_row(*cells, style="bold" if b.is_active else None)
         return t
 
-    print_fitted(
+    narrow = print_fitted(
         ctx,
         lambda: build(False),
         lambda: build(True),
@@ -217,6 +218,12 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
     )
     if not blocks:
         ctx.stdout.write("No blocks in this range.\n")
+    return narrow
+
+
+def burn_line(b: Block) -> str:
+    """The burn rate, projection and limit status of one block, as the full table shows it."""
+    return _burn_text(b)
 
 
 def _budget_amount(b: Mapping[str, Any], value: float, compact: bool) -> str:

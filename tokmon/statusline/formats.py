@@ -53,8 +53,14 @@ def fmt_duration(seconds: float) -> str:
 
 
 def fmt_age(seconds: float) -> str:
-    """45s, 3m, 2h, 4d (the shared rule, :func:`tokmon.fmt.age`)."""
+    """now, 3m, 2h, 4d (the shared rule, :func:`tokmon.fmt.age`)."""
     return fmt.age(seconds)
+
+
+def fmt_ago(seconds: float) -> str:
+    """``just now``, ``3m ago``: an age in a sentence (``now ago`` is no English)."""
+    age = fmt.age(seconds)
+    return "just now" if age == "now" else f"{age} ago"
 
 
 def fmt_percent(p: float) -> str:
@@ -205,7 +211,7 @@ def build_segments(
         fields["block_percent"] = f"{fmt_percent(percent)}[{fmt_age(now - five['observedAt'])}]"
         explain.append(
             f"{fmt_percent(percent)} = Claude's official 5-hour utilisation, observed "
-            f"{fmt_age(now - five['observedAt'])} ago (the [age] label)"
+            f"{fmt_ago(now - five['observedAt'])} (the [age] label)"
         )
     if block is not None:
         tokens = int(block.get("totalTokens") or 0)
@@ -263,7 +269,8 @@ def build_segments(
         eta7 = pace_eta(seven, 7 * 86400.0, lambda: _zone(snap))
         segs.append({"key": "seven_day", "text": f"7d {fmt_percent(pct)}[{age}]" + (f" {eta7}" if eta7 else ""),
                      "level": level_for(pct, settings),
-                     "explain": f"Claude's official 7-day utilisation, observed {age} ago",
+                     "explain": "Claude's official 7-day utilisation, observed "
+                                f"{fmt_ago(now - seven['observedAt'])}",
                      "fields": {"seven_day": fmt_percent(pct)}})  # fmt: skip
 
     # --- today
@@ -306,7 +313,9 @@ def build_segments(
     if ctx is None and row is not None and isinstance(official, dict):
         if official.get("sessionId") == row.get("sessionId"):
             ctx = official.get("contextWindow")
-            ctx_src = f"Claude Code, observed {fmt_age(now - float(official.get('observedAt') or now))} ago"
+            ctx_src = (
+                f"Claude Code, observed {fmt_ago(now - float(official.get('observedAt') or now))}"
+            )
     if isinstance(ctx, dict) and isinstance(ctx.get("usedPercentage"), (int, float)):
         pct = float(ctx["usedPercentage"])
         segs.append({"key": "context", "text": f"ctx {fmt_percent(pct)}",
@@ -348,8 +357,8 @@ def agents_segment(snap: dict, now: float) -> dict | None:
                 continue
             cost = _f(row.get("todayCost")) if day_ok else 0.0
             parts.append(f"{name} {fmt_cost(cost)}")
-            explain.append(f"{name}: active {fmt_age(now - _f(row.get('lastActivity')))} "
-                           f"ago, today {fmt_cost(cost)} (estimate from its logs)")  # fmt: skip
+            explain.append(f"{name}: active {fmt_ago(now - _f(row.get('lastActivity')))}, "
+                           f"today {fmt_cost(cost)} (estimate from its logs)")  # fmt: skip
     fields["agents_list"] = ", ".join(parts)
     limits = snap.get("agentLimits")
     limits = limits.get("codex") if isinstance(limits, dict) else None
@@ -368,11 +377,14 @@ def agents_segment(snap: dict, now: float) -> dict | None:
             fields["codex_" + window] = fmt_percent(float(w["usedPercent"]))
             official.append(text)
             explain.append(f"Codex {window} window ({label}) {fmt_percent(float(w['usedPercent']))} "
-                           f"used: official (Codex's rate_limits), observed {age} ago")  # fmt: skip
+                           f"used: official (Codex's rate_limits), observed "
+                           f"{fmt_ago(now - (_f(w.get('observedAt')) or now))}")  # fmt: skip
     if official:
         parts.append("codex " + " ".join(official))
-    if not parts:
-        return None
+    if not parts or (
+        not official and fields["agents_list"].startswith("claude ") and len(parts) == 1
+    ):
+        return None  # nothing, or Claude Code alone: `today` already says what it cost
     pcts = [float(limits[w]["usedPercent"]) for w in ("primary", "secondary")
             if isinstance(limits, dict) and fields["codex_" + w]]  # fmt: skip
     settings_raw = snap.get("settings")

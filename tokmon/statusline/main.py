@@ -28,7 +28,8 @@ from tokmon.statusline.locate import (
 USAGE = """\
 usage: tokmon line [--format FMT] [--template TEXT] [--cwd PATH | --session ID]
                    [--claude] [--explain] [--timings] [--verbose] [--sync] [--output FILE]
-                   [--no-refresh] [--warning PCT] [--critical PCT] [--style LEVEL=STYLE]
+                   [--no-refresh] [--max-width N] [--warning PCT] [--critical PCT]
+                   [--style LEVEL=STYLE]
 
 Print a one-line usage summary: the current 5-hour block (tokens, cost, % of the
 token limit, time left, burn rate), today's cost and the active session of the
@@ -346,7 +347,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
         failed = claude.last_record_error(dirs)
         if failed is not None:
             notes.append(f"official figures: the last `line --claude` could not record them "
-                         f"({formats.fmt_age(now - failed[0])} ago): {failed[1]}")  # fmt: skip
+                         f"({formats.fmt_ago(now - failed[0])}): {failed[1]}")  # fmt: skip
     if fmt == "json":
         import json
 
@@ -422,8 +423,8 @@ def _explain(segs, snap, mtime, now, fast, notes) -> str:  # noqa: ANN001
     else:
         built = now - float(snap.get("generatedAt") or 0)
         out.append(
-            f"snapshot: {fast}, built {formats.fmt_age(built)} ago from the transcripts, "
-            f"last verified {formats.fmt_age(now - mtime)} ago"
+            f"snapshot: {fast}, built {formats.fmt_ago(built)} from the transcripts, "
+            f"last verified {formats.fmt_ago(now - mtime)}"
         )
         settings = snap.get("settings") or {}
         limit = settings.get("tokenLimit")
