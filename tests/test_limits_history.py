@@ -348,6 +348,15 @@ def test_codex_windows_are_calibrated_from_codex_usage(tmp_path: Path, env: dict
     sec = by["secondary"]  # not reset: the official figure stands
     assert sec["basis"] == "official" and sec["usedPercent"] == 8.0
 
+    # hours later, with no Codex turn since the window rolled on (T0+30h .. now): where Codex
+    # opens a window is not in its logs, so no window is shown open, with no reset time
+    later_now = T0 + 32 * H
+    st_later = status.build(paths, [], now=later_now, use_official_file=False,
+                            others={"codex": eng.records_of("codex")})  # fmt: skip
+    idle = next(w for w in st_later["windows"] if w["window"] == "primary")
+    assert idle["basis"] == "estimate" and idle["usedPercent"] == 0.0
+    assert idle["resetsAt"] is None and idle["resetsInSeconds"] is None
+
     # Claude's calibration never takes Codex's usage: a Claude window with no Claude usage
     record_payload(paths, payload("s", {"five_hour": (40.0, T0 + 14 * H)}), now=T0 + 12 * H)
     st2 = status.build(paths, [], now=now, use_official_file=False,

@@ -16,6 +16,7 @@ there is no estimate and the official figure is marked ``stale``.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -95,14 +96,16 @@ def window_status(
         if dpp and last.length:
             if inst.window.startswith("five_hour"):
                 # Claude's 5-hour window opens at the first request after the reset
-                import bisect
-
                 i = bisect.bisect_right(times, resets_at)
                 start = times[i] if i < len(times) else None
                 if start is not None and now - start >= last.length:
                     start = None  # that window has closed too
             else:
                 start = _roll_forward(resets_at, last.length, now)
+                if inst.source != "claude" and bisect.bisect_left(times, start) == len(times):
+                    # no request in the rolled-forward window: where another agent's window
+                    # opens is not in its logs, so none is shown as open (no reset time)
+                    start = None
             cost = cal.usage_between(records, times, start, now)[0] if start is not None else 0.0
             est_used = cost / dpp
             out.update(
