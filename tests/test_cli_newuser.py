@@ -266,3 +266,14 @@ def test_swapped_dates_and_a_missing_config_file_are_said(
     assert err == f"tokmon: warning: --config {missing} does not exist; the defaults apply\n"
     code, out, err = run_tty(claude_env, 80, "--config", str(missing), "config", "path")
     assert (code, out.strip(), err) == (0, str(missing), "")  # `config set` may create it
+
+
+def test_alerts_run_says_what_it_did(claude_env: dict[str, str], tmp_path: Path) -> None:
+    """`alerts run` by hand: one line when alerts are off, one when nothing new fired."""
+    code, out, err = run_tty(claude_env, 80, "alerts", "run")
+    assert code == 0 and out.startswith("Alerts are off") and not err
+    cfg = tmp_path / "alerts.toml"
+    cfg.write_text("[alerts]\nofficial = [80]\n")
+    code, out, err = run_tty(claude_env, 80, "--config", str(cfg), "alerts", "run")
+    assert code == 0, err
+    assert out.startswith("No new alert")

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(handler=lambda a, c: handle_list(a, c))
 
 
+_OFF = "Alerts are off: add an [alerts] table to the config (see docs/limits.md).\n"
+
+
 def _cfg(ctx: Context):  # type: ignore[no-untyped-def]
     from tokmon.limits import alerts
 
@@ -51,9 +54,7 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(dump_json(cfg))
         return 0
     if not cfg["enabled"]:
-        ctx.stdout.write(
-            "Alerts are off: add an [alerts] table to the config (see docs/limits.md).\n"
-        )
+        ctx.stdout.write(_OFF)
         return 0
     for key in ("official", "projected", "block", "budgets"):
         ctx.stdout.write(f"{key:10} {', '.join(f'{v:g}%' for v in cfg[key]) or '-'}\n")
@@ -113,4 +114,10 @@ def handle_run(args: argparse.Namespace, ctx: Context) -> int:
     ev = evaluate(ctx, fire=True, local=not args.official)
     if ctx.json_output:
         ctx.stdout.write(dump_json({"fired": ev.fired}))
+    elif not ev.fired:  # each fired alert is already one `tokmon: alert:` line on stderr
+        ctx.stdout.write(
+            "No new alert: each threshold fires once per window or period.\n"
+            if _cfg(ctx).enabled
+            else _OFF
+        )
     return 0
