@@ -156,3 +156,12 @@ def test_bash_init_is_idempotent_and_keeps_prompt_command(env):
 def test_init_rejects_unknown_shell(env):
     res = tokmon(env, "init", "tcsh")
     assert res.returncode == 2 and "tcsh" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_an_explicit_settings_path_in_a_missing_folder_is_refused(env, tmp_path):
+    """A typo in --settings makes no folder tree (the default ~/.claude is still created)."""
+    path = tmp_path / "no" / "such" / "settings.json"
+    res = tokmon(env, "install-statusline", "--settings", str(path))
+    assert res.returncode == 2 and "no folder" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()

@@ -48,6 +48,13 @@ def test_report_needs_a_file(cli: Any) -> None:
     assert res.code == 2 and "--html" in res.err
 
 
+def test_report_into_a_missing_folder_is_refused(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "typo" / "dir" / "r.html"
+    res = cli("report", "--html", str(out))
+    assert res.code == 2 and "no folder" in res.err and "Traceback" not in res.err
+    assert not (tmp_path / "typo").exists()
+
+
 def test_query_params_types() -> None:
     got = query_params(
         [

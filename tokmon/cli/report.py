@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 
 def handle(args: argparse.Namespace, ctx: Any) -> int:
+    if str(args.html) != "-":
+        args.html = args.html.expanduser()
+        if not args.html.parent.is_dir():  # a typo must not make a folder tree
+            raise CLIError(f"no folder {args.html.parent}: create it first, or fix the path")
     from tokmon.cli.web import make_service
     from tokmon.web.export import collect, render
 

@@ -189,6 +189,10 @@ def _save_unchecked(path: Path, data: dict[str, Any]) -> Path | None:
 
 def handle_install(args: argparse.Namespace, ctx: Context) -> int:
     path = settings_path(ctx.env, args.settings)
+    if args.settings is not None and not path.parent.is_dir():
+        # the default ~/.claude may not exist before Claude Code's first run; a typo in an
+        # explicit path must not make a folder tree
+        raise CLIError(f"no folder {path.parent}: create it first, or fix the path")
     if path.is_symlink():  # dotfile managers: edit the target, keep the link
         path = path.resolve()
     data = _load(path)
