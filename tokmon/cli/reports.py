@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,15 +189,8 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         if hit is not None:
             ctx.stdout.write(with_budgets(hit, report_budgets(ctx, kind, opts)))
             return 0
-    if kind == "session" and ctx.json_output:  # the common case: from the stored sums
-        try:
-            data = engine.session_report_json(**opts)
-        except ValueError as exc:  # an unknown agent name
-            raise CLIError(str(exc)) from exc
-        if data is not None:
-            merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
-            ctx.stdout.write(with_budgets(dump_json(data), report_budgets(ctx, kind, opts)))
-            return 0
+    if kind == "session" and ctx.json_output and _session_json(ctx, engine, opts):
+        return 0  # the common case: from the stored sums
     # the typed rows (~5 ms of dataclasses) only where built: a cached or stored answer never
     # needs them, a blocks report only its BlocksReport
     from tokmon.core.rows_blocks import BlocksReport
@@ -267,6 +262,52 @@ def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[s
     except (budgets.BudgetError, MetadataError) as exc:
         ctx.warn(str(exc))
         return None
+
+
+def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
+    """``session --json`` from the stored sums (False: they cannot answer it, the typed rows
+    do), with the metadata merged in; its text is kept in a :class:`SessionCache`."""
+    import orjson
+
+    from tokmon.sessions import PLAIN_META, merge_over_plain
+
+    now = opts.get("now") or time.time()
+    cache = SessionCache(ctx, engine, opts)
+    body = cache.get(now)
+    if body is None:
+        try:
+            data = engine.session_report_json(extra=PLAIN_META, **{**opts, "now": now})
+        except ValueError as exc:  # an unknown agent name
+            raise CLIError(str(exc)) from exc
+        if data is None:
+            return False
+        meta, read = _read_metadata(ctx)
+        merge_over_plain(data["sessions"], meta)  # type: ignore[arg-type]
+        body = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        until = engine.session_report_until(now)
+        if read and until is not None:
+            cache.put_until(body, now, until)
+    use = report_budgets(ctx, "session", opts)
+    if use is None:
+        write_bytes(ctx, body)
+    else:
+        ctx.stdout.write(with_budgets(body.decode(), use))
+    return True
+
+
+def write_bytes(ctx: Context, body: bytes) -> None:
+    """``ctx.stdout.write(body.decode())`` without the text in between where stdout is a
+    UTF-8 stream over a binary buffer that does not translate newlines (a large report is
+    neither decoded nor encoded again)."""
+    out = ctx.stdout
+    buf = getattr(out, "buffer", None)
+    enc = str(getattr(out, "encoding", "") or "").lower().replace("_", "-")
+    if buf is None or enc not in ("utf-8", "utf8") or sys.platform == "win32":
+        out.write(body.decode())
+        return
+    out.flush()  # what was written as text goes first
+    buf.write(body)
+    buf.flush()
 
 
 def with_budgets(text: str, use: list[dict[str, Any]] | None) -> str:
@@ -571,13 +612,75 @@ class ReportCache:
 
 def _metadata(ctx: Context) -> dict[str, dict[str, Any]]:
     """Every session's metadata; an unreadable store is a warning, never a lost report."""
+    return _read_metadata(ctx)[0]
+
+
+def _read_metadata(ctx: Context) -> tuple[dict[str, dict[str, Any]], bool]:
+    """:func:`_metadata` and whether the store was read (False: it warned)."""
     from tokmon.metadata.store import MetadataStore
 
     try:
-        return MetadataStore(paths=ctx.paths).all()
+        return MetadataStore(paths=ctx.paths).all(), True
     except Exception as exc:  # metadata is decoration: never lose the report over it
         ctx.warn(f"session metadata unavailable: {exc}")
-        return {}
+        return {}, False
+
+
+class SessionCache(ReportCache):
+    """``session --json`` as printed (metadata merged, no budgets), keyed like a
+    :class:`ReportCache` and by the block length (``isActive``) and the metadata store's
+    file (size, mtime, inode: it is replaced on every write). The file starts with a line
+    ``<built> <until>``: the text is the answer from the time it was built until the first
+    session it shows as active turns inactive (``Engine.session_report_until``); a clock set
+    back before ``built`` is a miss too. Only the latest :attr:`KEEP_SESSION` are kept (a
+    report of thousands of sessions is megabytes)."""
+
+    KEEP_SESSION = 2
+
+    def __init__(self, ctx: Context, engine: Engine, opts: dict[str, Any]) -> None:
+        from tokmon.metadata.store import MetadataStore
+
+        try:
+            st = os.stat(MetadataStore(paths=ctx.paths).path)
+            meta: tuple[int, ...] | None = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        except OSError:
+            meta = None  # missing (or unreadable: then never put)
+        key = {k: v for k, v in opts.items() if k != "now"}
+        key["~block_seconds"] = engine.block_seconds
+        key["~metadata"] = meta
+        super().__init__(ctx, engine, "session", key)
+
+    def get(self, now: float) -> bytes | None:  # type: ignore[override]
+        """The kept answer at ``now`` (None: none, or not valid at ``now``)."""
+        if self.path is None:
+            return None
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.readline(100)
+                built, until = (float(x) for x in head.split())
+                if not built <= now < until:
+                    return None
+                return fh.read()
+        except (OSError, ValueError):
+            return None
+
+    def put_until(self, body: bytes, built: float, until: float) -> None:
+        """Keep ``body``, the answer from ``built`` until (a second before) ``until``."""
+        if self.path is None:
+            return
+        from tokmon.fsutil import atomic_write
+
+        try:
+            atomic_write(self.path, f"{built!r} {until - 1.0!r}\n".encode() + body, fsync=False)
+            with os.scandir(self.dir) as it:
+                old = sorted(
+                    (e for e in it if e.name.startswith("session-") and e.name.endswith(".json")),
+                    key=lambda e: e.stat().st_mtime,
+                )
+            for e in old[: -self.KEEP_SESSION]:
+                os.unlink(e.path)
+        except OSError:
+            pass  # a cache is optional
 
 
 def merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:
