@@ -205,7 +205,19 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     else:
         from tokmon.core.rows import SessionReport
 
-        if isinstance(report, SessionReport):  # session rows get their names and tags merged in
+        if isinstance(report, SessionReport) and not ctx.json_output:
+            # a table shows the names and tags: merged into the rows of sessions with metadata
+            # (any other row's label is its title, as merged)
+            from tokmon.sessions import merge_one
+
+            meta = _metadata(ctx)
+            merged = [
+                merge_one(r.to_json(), meta[r.session_id])
+                for r in report.rows
+                if r.session_id in meta
+            ]
+            data = {}
+        elif isinstance(report, SessionReport):  # session rows get their names and tags merged in
             merged = [r.to_json() for r in report.rows]  # one serialisation per row
             merge_metadata_into(ctx, merged)
             rows_json: list[JSON] = list(merged)
