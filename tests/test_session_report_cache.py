@@ -107,13 +107,20 @@ def test_session_json_is_kept_and_left_when_it_no_longer_holds(
     named, typed = _both(cli)
     assert named == typed and '"Live one"' in named
 
+    # a title line appended (no usage): the title is data too
+    write_lines(
+        proj / "old.jsonl", ['{"type":"custom-title","customTitle":"Titled","sessionId":"old"}']
+    )
+    titled, typed = _both(cli)
+    assert titled == typed and '"Titled"' in titled
+
     # new data: a line appended to a transcript
     write_lines(proj / "old.jsonl", [
         assistant_line(END - timedelta(days=1), msg_id="o3", req_id="r5", session="old",
                        inp=11, out=13),
     ])  # fmt: skip
     grown, typed = _both(cli)
-    assert grown == typed and grown != named
+    assert grown == typed and grown != titled
     assert json.loads(grown)["totals"]["inputTokens"] == 50 + 5 + 7 + 1 + 11
     assert len(_cache_files(tokmon_home)) <= 2  # megabytes each at scale: only the latest
 

@@ -641,20 +641,19 @@ def _read_metadata(ctx: Context) -> tuple[dict[str, dict[str, Any]], bool]:
 class SessionCache(ReportCache):
     """``session --json`` as printed (metadata merged, no budgets), keyed like a
     :class:`ReportCache` and by the block length (``isActive``) and the metadata store's
-    file (size, mtime, inode: it is replaced on every write). The file starts with a line
-    ``<built> <until>``: the text is the answer from the time it was built until the first
-    session it shows as active turns inactive (``Engine.session_report_until``); a clock set
-    back before ``built`` is a miss too. Only the latest :attr:`KEEP_SESSION` are kept (a
-    report of thousands of sessions is megabytes)."""
+    content (its digest). The file starts with a line ``<built> <until>``: the text is the
+    answer from the time it was built until the first session it shows as active turns
+    inactive (``Engine.session_report_until``); a clock set back before ``built`` is a miss
+    too. Only the latest :attr:`KEEP_SESSION` are kept (thousands of sessions: megabytes)."""
 
     KEEP_SESSION = 2
 
     def __init__(self, ctx: Context, engine: Engine, opts: dict[str, Any]) -> None:
+        from tokmon.core.digest import sha1_hex
         from tokmon.metadata.store import MetadataStore
 
         try:
-            st = os.stat(MetadataStore(paths=ctx.paths).path)
-            meta: tuple[int, ...] | None = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+            meta: str | None = sha1_hex(MetadataStore(paths=ctx.paths).path.read_bytes())
         except OSError:
             meta = None  # missing (or unreadable: then never put)
         key = {k: v for k, v in opts.items() if k != "now"}
