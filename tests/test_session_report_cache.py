@@ -122,7 +122,7 @@ def test_session_json_is_kept_and_left_when_it_no_longer_holds(
     grown, typed = _both(cli)
     assert grown == typed and grown != titled
     assert json.loads(grown)["totals"]["inputTokens"] == 50 + 5 + 7 + 1 + 11
-    assert len(_cache_files(tokmon_home)) <= 2  # megabytes each at scale: only the latest
+    assert len(_cache_files(tokmon_home)) <= 4  # megabytes each at scale: only the latest
 
 
 @pytest.mark.parametrize("damage", [b"", b"garbage\n", b"1 2 3\n{}", b"nan nan\n{}"])
@@ -168,3 +168,48 @@ def test_real_stdout_gets_the_same_bytes(env: dict[str, str], cli: Any, tmp_path
     typed = cli("session", "--json", "--since", "20000101")
     assert outs[0] == outs[1] == typed.out.encode()
     assert os.linesep != "\n" or outs[0].endswith(b"}\n")
+
+
+def test_session_table_is_kept_per_shape_and_data(
+    cli: Any, env: dict[str, str], tokmon_home: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The table's text is kept per data version, metadata, options, width and zone."""
+    proj = _corpus(tmp_path / "claude")
+    env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "claude")
+    _at(monkeypatch, T_ACTIVE)
+
+    def table(*argv: str) -> str:
+        got = cli("session", *argv)
+        assert got.code == 0, got.err
+        return str(got.out)
+
+    first = table()
+    assert "old" in first and "━" in first
+    kept = sorted(p.name for p in _cache_files(tokmon_home))
+    assert any(n.startswith("session-table-") for n in kept)
+
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("the kept table was not used")
+
+    with monkeypatch.context() as m:
+        m.setattr(Engine, "report", refuse)
+        assert table() == first
+    # another shape is another table: each as printed without a kept one
+    for argv in (["--breakdown"], ["--compact"], ["-z", "Asia/Kolkata"]):
+        shown = table(*argv)
+        assert shown != first
+        for p in _cache_files(tokmon_home):
+            p.unlink()
+        assert table(*argv) == shown
+    assert cli("session", "tag", "old", "kept-tag").code == 0
+    tagged = table()
+    assert "#kept-tag" in tagged and tagged != first
+    write_lines(proj / "old.jsonl", [
+        assistant_line(END - timedelta(days=1), msg_id="o9", req_id="r9", session="old",
+                       inp=1000, out=13),
+    ])  # fmt: skip
+    grown = table()
+
+
+X

@@ -234,21 +234,21 @@ def print_plain_fitted(
     compact: Callable[[], Grid],
     hidden: str,
     force_compact: bool = False,
-) -> bool:
+) -> str | None:
     """:func:`tokmon.cli.render.print_fitted` for :class:`Grid` tables, when the output has
-    no colour and rich would print the cells as they are; False (nothing printed): not so,
-    rich must print it."""
+    no colour and rich would print the cells as they are: the text printed; None (nothing
+    printed): not so, rich must print it."""
     from tokmon.cli.render import terminal_width
 
     width = terminal_width(ctx)
     enc = str(getattr(ctx.stdout, "encoding", None) or "utf-8").lower()
     if not enc.startswith("utf"):  # rich would draw the rules in ASCII
-        return False
+        return None
     if ctx.color:
         from tokmon.cli.render import console
 
         if console(ctx, width).color_system is not None:
-            return False
+            return None
     hint = ""
     if force_compact:
         hint = f"Compact layout (--compact): {hidden} not shown"
@@ -256,17 +256,17 @@ def print_plain_fitted(
     else:
         table = full()
         if not table.plain():
-            return False
+            return None
         need = table.need()
         if width is not None and need > width:
             hint = f"Compact layout ({hidden} need {need} cols; or pipe to less -S)"
             table = compact()
     if not table.plain():
-        return False
+        return None
     text = table.render()
     if text is None:
-        return False
-    ctx.stdout.write(text)
+        return None
     if hint:
-        ctx.stdout.write(hint + "\n")
-    return True
+        text += hint + "\n"
+    ctx.stdout.write(text)
+    return text

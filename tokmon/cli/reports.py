@@ -6,6 +6,7 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -191,6 +192,26 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             return 0
     if kind == "session" and ctx.json_output and _session_json(ctx, engine, opts):
         return 0  # the common case: from the stored sums
+    table_cache: SessionCache | None = None
+    if kind == "session" and not ctx.json_output:  # the table's text is kept too
+        from tokmon.cli.render import terminal_width, zone_title
+
+        tz = resolve_zone(ctx, opts.get("timezone"))
+        shape = (
+            getattr(args, "project_aliases", None),
+            bool(getattr(args, "breakdown", False)),
+            bool(getattr(args, "compact", False)),
+            terminal_width(ctx),
+            zone_title(tz),  # the zone's name and its offset now
+            ctx.color,
+            str(getattr(ctx.stdout, "encoding", None)),
+        )
+        table_cache = SessionCache(ctx, engine, opts, "session-table", shape)
+        kept = table_cache.get(time.time())
+        if kept is not None:
+            write_bytes(ctx, kept)
+            budget_lines_of(ctx, kind, opts, tz)
+            return 0
     # the typed rows (~5 ms of dataclasses) only where built: a cached or stored answer never
     # needs them, a blocks report only its BlocksReport
     from tokmon.core.rows_blocks import BlocksReport
@@ -200,6 +221,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
     merged: list[dict[str, Any]] = []
+    meta_read = False  # the metadata was read (a table kept only then)
     if isinstance(report, BlocksReport):
         data = report.to_json()  # the edge
     else:
@@ -210,7 +232,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             # (any other row's label is its title, as merged)
             from tokmon.sessions import merge_one
 
-            meta = _metadata(ctx)
+            meta, meta_read = _read_metadata(ctx)
             merged = [
                 merge_one(r.to_json(), meta[r.session_id])
                 for r in report.rows
@@ -232,13 +254,13 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             cache.put(text)  # the report alone: budget use depends on the clock
         ctx.stdout.write(with_budgets(text, report_budgets(ctx, kind, opts)))
         return 0
-    from tokmon.cli.tables import blocks_table, budget_lines, period_table
+    from tokmon.cli.tables import blocks_table, period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     if isinstance(report, BlocksReport):
         blocks_table(ctx, report.blocks, tz, compact=args.compact)
     else:
-        period_table(
+        shown = period_table(
             ctx,
             kind,
             report.rows,
@@ -249,8 +271,17 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             compact=args.compact,
             aliases=aliases,
         )
-        budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
+        if table_cache is not None and shown is not None and meta_read:
+            table_cache.put_until(shown.encode(), time.time(), math.inf)
+        budget_lines_of(ctx, kind, opts, tz)
     return 0
+
+
+def budget_lines_of(ctx: Context, kind: str, opts: dict[str, Any], tz: Any) -> None:
+    """The budget lines under a report's table (none without budgets)."""
+    from tokmon.cli.tables import budget_lines
+
+    budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
 
 
 def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -646,9 +677,18 @@ class SessionCache(ReportCache):
     inactive (``Engine.session_report_until``); a clock set back before ``built`` is a miss
     too. Only the latest :attr:`KEEP_SESSION` are kept (thousands of sessions: megabytes)."""
 
-    KEEP_SESSION = 2
+    KEEP_SESSION = 4
 
-    def __init__(self, ctx: Context, engine: Engine, opts: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        engine: Engine,
+        opts: dict[str, Any],
+        kind: str = "session",
+        shape: object = None,
+    ) -> None:
+        """``kind`` "session-table" with the table's ``shape`` (options, width, zone) keeps
+        the table's text: it does not show ``isActive``, it is kept until the data change."""
         from tokmon.core.digest import sha1_hex
         from tokmon.metadata.store import MetadataStore
 
@@ -659,7 +699,9 @@ class SessionCache(ReportCache):
         key = {k: v for k, v in opts.items() if k != "now"}
         key["~block_seconds"] = engine.block_seconds
         key["~metadata"] = meta
-        super().__init__(ctx, engine, "session", key)
+        if shape is not None:
+            key["~shape"] = shape
+        super().__init__(ctx, engine, kind, key)
 
     def get(self, now: float) -> bytes | None:  # type: ignore[override]
         """The kept answer at ``now`` (None: none, or not valid at ``now``)."""

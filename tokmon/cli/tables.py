@@ -74,9 +74,10 @@ def period_table(
     breakdown: bool = False,
     compact: bool = False,
     aliases: dict[str, str] | None = None,
-) -> None:
+) -> str | None:
     """daily / weekly / monthly / session rows with a totals footer; ``merged``: session id
-    -> the row merged with its metadata (names, tags)."""
+    -> the row merged with its metadata (names, tags). Returns the text printed when
+    :func:`~tokmon.cli.plain_table.print_plain_fitted` printed it (None: rich did)."""
     aliases = aliases or {}
     merged = merged or {}
     sessions = [r for r in rows if isinstance(r, SessionRow)]
@@ -155,12 +156,16 @@ def period_table(
         return rich_table(grid(narrow))
 
     hidden = "cache, total tokens, models" if kind == "session" else "cache and total tokens"
-    if not print_plain_fitted(ctx, lambda: grid(False), lambda: grid(True), hidden, compact):
+    text = print_plain_fitted(ctx, lambda: grid(False), lambda: grid(True), hidden, compact)
+    if text is None:
         print_fitted(
             ctx, lambda: build(False), lambda: build(True), hidden, kind, force_compact=compact
         )
     if not rows:
         ctx.stdout.write("No usage in this range.\n")
+        if text is not None:
+            text += "No usage in this range.\n"
+    return text
 
 
 def rich_table(g: Grid) -> Any:
