@@ -13,6 +13,7 @@ at least as wide as it wants). Anything else goes to rich, as before.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 # printable ASCII but "[" (markup) and "\\" (rich's escape adds one at the end of a text)
 _ASCII = re.compile(r"[\x20-\x5a\x5d-\x7e]*")
+_OTHER = re.compile(r"[^\x20-\x5a\x5d-\x7e]")
 # other characters taken as one cell each, as rich measures them: Latin, Greek, Cyrillic (no
 # combining marks), general punctuation, arrows, box drawing ("·" and "└" in report cells)
 _ONE_CELL = ((0xA1, 0x2FF), (0x370, 0x482), (0x48A, 0x52F), (0x2010, 0x2027),
@@ -47,8 +49,8 @@ def plain_text(text: str) -> bool:
     """Whether rich prints ``text`` (table cells parsed as markup, here joined by spaces)
     as it is, each character one cell wide."""
     if _ASCII.fullmatch(text) is None:
-        for ch in set(text):
-            if not (_ASCII.fullmatch(ch) or _one_cell(ch)):
+        for ch in set(_OTHER.findall(text)):
+            if not _one_cell(ch):
                 return False
     if _COLONS.search(text):  # an emoji code is ":name:", never across a space
         from rich._emoji_replace import _emoji_replace
@@ -228,6 +230,24 @@ def _cell_lines_of(text: str, width: int, right: bool, wrap: bool) -> list[str]:
     return out
 
 
+def _surely_plain(ctx: Context) -> bool:
+    """Whether rich would see no terminal (no colour) without asking it (importing rich's
+    console costs ~20 ms): stdout no tty, and none of what rich reads before the tty test."""
+    import builtins
+    import os
+
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return False
+    if hasattr(builtins, "get_ipython") or getattr(sys.stdin, "__module__", "").startswith(
+        "idlelib"
+    ):
+        return False
+    try:
+        return not ctx.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def print_plain_fitted(
     ctx: Context,
     full: Callable[[], Grid],
@@ -244,7 +264,7 @@ def print_plain_fitted(
     enc = str(getattr(ctx.stdout, "encoding", None) or "utf-8").lower()
     if not enc.startswith("utf"):  # rich would draw the rules in ASCII
         return None
-    if ctx.color:
+    if ctx.color and not _surely_plain(ctx):
         from tokmon.cli.render import console
 
         if console(ctx, width).color_system is not None:

@@ -53,11 +53,12 @@ def _esc(text: str) -> str:
 def _project_label(r: SessionRow, meta: Mapping[str, Any] | None, aliases: dict[str, str]) -> str:
     """Project (or its alias), the session's name (else Claude's title) and tags; ``meta``
     is the row merged with its metadata (:func:`tokmon.sessions.merge_one`)."""
-    from tokmon.cli.reports import project_key
-
     meta = meta or {}
     proj = r.project_name
-    proj = aliases.get(proj) or aliases.get(project_key(r.project_path)) or proj
+    if aliases:
+        from tokmon.cli.reports import project_key
+
+        proj = aliases.get(proj) or aliases.get(project_key(r.project_path)) or proj
     label = meta.get("name") or r.title or ""
     tags = " ".join(f"#{x}" for x in meta.get("tags") or [])
     return " ".join(x for x in (proj, label and f"· {label}", tags) if x)
