@@ -1159,7 +1159,7 @@ class Rollups:
             )
             if extra:
                 row.update(extra)
-            made[sid] = (cost, bool(si or so or scc or scr), first, row)
+            made[sid] = (cost, bool(si + so + scc + scr), first, row)
         tcost = 0.0
         rows: list[tuple[float, JSONObject]] = []
         seen = [made.pop(sid) for sid in order if sid in made]
