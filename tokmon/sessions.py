@@ -116,6 +116,20 @@ def merge_into(rows: Iterable[Row], store_all: Meta) -> None:
         _add_meta(row, store_all.get(str(row.get("sessionId", ""))))
 
 
+# What :func:`merge` gives a row with neither metadata nor a title, in its key order.
+PLAIN_META: dict[str, Any] = {"name": None, "nameSource": None, "tags": [], "description": None}
+
+
+def merge_over_plain(rows: Iterable[Row], store_all: Meta) -> None:
+    """:func:`merge_into` for rows that already end with :data:`PLAIN_META`'s keys: only the
+    rows with metadata or a title change (their values are set where the keys stand)."""
+    get = store_all.get
+    for row in rows:
+        meta = get(str(row["sessionId"]))
+        if meta is not None or row.get("title"):
+            _add_meta(row, meta)
+
+
 def label(row: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
     """A never-empty label: the display name, else the project name, else the short id."""
     meta = meta or {}

@@ -6,7 +6,10 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,14 +192,27 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         if hit is not None:
             ctx.stdout.write(with_budgets(hit, report_budgets(ctx, kind, opts)))
             return 0
-    if kind == "session" and ctx.json_output:  # the common case: from the stored sums
-        try:
-            data = engine.session_report_json(**opts)
-        except ValueError as exc:  # an unknown agent name
-            raise CLIError(str(exc)) from exc
-        if data is not None:
-            merge_metadata_into(ctx, data["sessions"])  # type: ignore[arg-type]
-            ctx.stdout.write(with_budgets(dump_json(data), report_budgets(ctx, kind, opts)))
+    if kind == "session" and ctx.json_output and _session_json(ctx, engine, opts):
+        return 0  # the common case: from the stored sums
+    table_cache: SessionCache | None = None
+    if kind == "session" and not ctx.json_output:  # the table's text is kept too
+        from tokmon.cli.render import terminal_width, zone_title
+
+        tz = resolve_zone(ctx, opts.get("timezone"))
+        shape = (
+            getattr(args, "project_aliases", None),
+            bool(getattr(args, "breakdown", False)),
+            bool(getattr(args, "compact", False)),
+            terminal_width(ctx),
+            zone_title(tz),  # the zone's name and its offset now
+            ctx.color,
+            str(getattr(ctx.stdout, "encoding", None)),
+        )
+        table_cache = SessionCache(ctx, engine, opts, "session-table", shape)
+        kept = table_cache.get(time.time())
+        if kept is not None:
+            write_bytes(ctx, kept)
+            budget_lines_of(ctx, kind, opts, tz)
             return 0
     # the typed rows (~5 ms of dataclasses) only where built: a cached or stored answer never
     # needs them, a blocks report only its BlocksReport
@@ -207,12 +223,25 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
     except ValueError as exc:  # an unknown agent name
         raise CLIError(str(exc)) from exc
     merged: list[dict[str, Any]] = []
+    meta_read = False  # the metadata was read (a table kept only then)
     if isinstance(report, BlocksReport):
         data = report.to_json()  # the edge
     else:
         from tokmon.core.rows import SessionReport
 
-        if isinstance(report, SessionReport):  # session rows get their names and tags merged in
+        if isinstance(report, SessionReport) and not ctx.json_output:
+            # a table shows the names and tags: merged into the rows of sessions with metadata
+            # (any other row's label is its title, as merged)
+            from tokmon.sessions import merge_one
+
+            meta, meta_read = _read_metadata(ctx)
+            merged = [
+                merge_one(r.to_json(), meta[r.session_id])
+                for r in report.rows
+                if r.session_id in meta
+            ]
+            data = {}
+        elif isinstance(report, SessionReport):  # session rows get their names and tags merged in
             merged = [r.to_json() for r in report.rows]  # one serialisation per row
             merge_metadata_into(ctx, merged)
             rows_json: list[JSON] = list(merged)
@@ -227,7 +256,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             cache.put(text)  # the report alone: budget use depends on the clock
         ctx.stdout.write(with_budgets(text, report_budgets(ctx, kind, opts)))
         return 0
-    from tokmon.cli.tables import blocks_table, budget_lines, period_table
+    from tokmon.cli.tables import blocks_table, period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     if isinstance(report, BlocksReport):
@@ -249,7 +278,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write("No usage in this range.\n")
         budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
     else:
-        period_table(
+        shown = period_table(
             ctx,
             kind,
             report.rows,
@@ -260,8 +289,17 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             compact=args.compact,
             aliases=aliases,
         )
-        budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
+        if table_cache is not None and shown is not None and meta_read:
+            table_cache.put_until(shown.encode(), time.time(), math.inf)
+        budget_lines_of(ctx, kind, opts, tz)
     return 0
+
+
+def budget_lines_of(ctx: Context, kind: str, opts: dict[str, Any], tz: Any) -> None:
+    """The budget lines under a report's table (none without budgets)."""
+    from tokmon.cli.tables import budget_lines
+
+    budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
 
 
 def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -285,6 +323,52 @@ def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[s
     except (budgets.BudgetError, MetadataError) as exc:
         ctx.warn(str(exc))
         return None
+
+
+def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
+    """``session --json`` from the stored sums (False: they cannot answer it, the typed rows
+    do), with the metadata merged in; its text is kept in a :class:`SessionCache`."""
+    import orjson
+
+    from tokmon.sessions import PLAIN_META, merge_over_plain
+
+    now = opts.get("now") or time.time()
+    cache = SessionCache(ctx, engine, opts)
+    body = cache.get(now)
+    if body is None:
+        try:
+            data = engine.session_report_json(extra=PLAIN_META, **{**opts, "now": now})
+        except ValueError as exc:  # an unknown agent name
+            raise CLIError(str(exc)) from exc
+        if data is None:
+            return False
+        meta, read = _read_metadata(ctx)
+        merge_over_plain(data["sessions"], meta)  # type: ignore[arg-type]
+        body = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        until = engine.session_report_until(now)
+        if read and until is not None:
+            cache.put_until(body, now, until)
+    use = report_budgets(ctx, "session", opts)
+    if use is None:
+        write_bytes(ctx, body)
+    else:
+        ctx.stdout.write(with_budgets(body.decode(), use))
+    return True
+
+
+def write_bytes(ctx: Context, body: bytes) -> None:
+    """``ctx.stdout.write(body.decode())`` without the text in between where stdout is a
+    UTF-8 stream over a binary buffer that does not translate newlines (a large report is
+    neither decoded nor encoded again)."""
+    out = ctx.stdout
+    buf = getattr(out, "buffer", None)
+    enc = str(getattr(out, "encoding", "") or "").lower().replace("_", "-")
+    if buf is None or enc not in ("utf-8", "utf8") or sys.platform == "win32":
+        out.write(body.decode())
+        return
+    out.flush()  # what was written as text goes first
+    buf.write(body)
+    buf.flush()
 
 
 def with_budgets(text: str, use: list[dict[str, Any]] | None) -> str:
@@ -589,13 +673,85 @@ class ReportCache:
 
 def _metadata(ctx: Context) -> dict[str, dict[str, Any]]:
     """Every session's metadata; an unreadable store is a warning, never a lost report."""
+    return _read_metadata(ctx)[0]
+
+
+def _read_metadata(ctx: Context) -> tuple[dict[str, dict[str, Any]], bool]:
+    """:func:`_metadata` and whether the store was read (False: it warned)."""
     from tokmon.metadata.store import MetadataStore
 
     try:
-        return MetadataStore(paths=ctx.paths).all()
+        return MetadataStore(paths=ctx.paths).all(), True
     except Exception as exc:  # metadata is decoration: never lose the report over it
         ctx.warn(f"session metadata unavailable: {exc}")
-        return {}
+        return {}, False
+
+
+class SessionCache(ReportCache):
+    """``session --json`` as printed (metadata merged, no budgets), keyed like a
+    :class:`ReportCache` and by the block length (``isActive``) and the metadata store's
+    content (its digest). The file starts with a line ``<built> <until>``: the text is the
+    answer from the time it was built until the first session it shows as active turns
+    inactive (``Engine.session_report_until``); a clock set back before ``built`` is a miss
+    too. Only the latest :attr:`KEEP_SESSION` are kept (thousands of sessions: megabytes)."""
+
+    KEEP_SESSION = 4
+
+    def __init__(
+        self,
+        ctx: Context,
+        engine: Engine,
+        opts: dict[str, Any],
+        kind: str = "session",
+        shape: object = None,
+    ) -> None:
+        """``kind`` "session-table" with the table's ``shape`` (options, width, zone) keeps
+        the table's text: it does not show ``isActive``, it is kept until the data change."""
+        from tokmon.core.digest import sha1_hex
+        from tokmon.metadata.store import MetadataStore
+
+        try:
+            meta: str | None = sha1_hex(MetadataStore(paths=ctx.paths).path.read_bytes())
+        except OSError:
+            meta = None  # missing (or unreadable: then never put)
+        key = {k: v for k, v in opts.items() if k != "now"}
+        key["~block_seconds"] = engine.block_seconds
+        key["~metadata"] = meta
+        if shape is not None:
+            key["~shape"] = shape
+        super().__init__(ctx, engine, kind, key)
+
+    def get(self, now: float) -> bytes | None:  # type: ignore[override]
+        """The kept answer at ``now`` (None: none, or not valid at ``now``)."""
+        if self.path is None:
+            return None
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.readline(100)
+                built, until = (float(x) for x in head.split())
+                if not built <= now < until:
+                    return None
+                return fh.read()
+        except (OSError, ValueError):
+            return None
+
+    def put_until(self, body: bytes, built: float, until: float) -> None:
+        """Keep ``body``, the answer from ``built`` until (a second before) ``until``."""
+        if self.path is None:
+            return
+        from tokmon.fsutil import atomic_write
+
+        try:
+            atomic_write(self.path, f"{built!r} {until - 1.0!r}\n".encode() + body, fsync=False)
+            with os.scandir(self.dir) as it:
+                old = sorted(
+                    (e for e in it if e.name.startswith("session-") and e.name.endswith(".json")),
+                    key=lambda e: e.stat().st_mtime,
+                )
+            for e in old[: -self.KEEP_SESSION]:
+                os.unlink(e.path)
+        except OSError:
+            pass  # a cache is optional
 
 
 def merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from tokmon import fmt
+from tokmon.cli.plain_table import Col, Grid, print_plain_fitted
 from tokmon.cli.render import id_length, print_fitted, short_model, zone_title
 from tokmon.core.rows import SessionRow
 
@@ -37,6 +38,12 @@ TOKEN_COLS: Cols = (("Input", lambda t: t[0]), ("Output", lambda t: t[1]),
 COMPACT_COLS: Cols = (("Input", lambda t: t[0]), ("Output", lambda t: t[1]))
 
 
+def _integer(n: int) -> str:
+    """:func:`tokmon.fmt.integer` (a token count: an int below 2**53 in practice, printed
+    as it is; anything else as fmt says)."""
+    return f"{n:,}" if type(n) is int and 0 <= n < 2**53 else fmt.integer(n)
+
+
 def _esc(text: str) -> str:
     from rich.markup import escape
 
@@ -46,11 +53,12 @@ def _esc(text: str) -> str:
 def _project_label(r: SessionRow, meta: Mapping[str, Any] | None, aliases: dict[str, str]) -> str:
     """Project (or its alias), the session's name (else Claude's title) and tags; ``meta``
     is the row merged with its metadata (:func:`tokmon.sessions.merge_one`)."""
-    from tokmon.cli.reports import project_key
-
     meta = meta or {}
     proj = r.project_name
-    proj = aliases.get(proj) or aliases.get(project_key(r.project_path)) or proj
+    if aliases:
+        from tokmon.cli.reports import project_key
+
+        proj = aliases.get(proj) or aliases.get(project_key(r.project_path)) or proj
     label = meta.get("name") or r.title or ""
     tags = " ".join(f"#{x}" for x in meta.get("tags") or [])
     return " ".join(x for x in (proj, label and f"· {label}", tags) if x)
@@ -67,9 +75,10 @@ def period_table(
     breakdown: bool = False,
     compact: bool = False,
     aliases: dict[str, str] | None = None,
-) -> None:
+) -> str | None:
     """daily / weekly / monthly / session rows with a totals footer; ``merged``: session id
-    -> the row merged with its metadata (names, tags)."""
+    -> the row merged with its metadata (names, tags). Returns the text printed when
+    :func:`~tokmon.cli.plain_table.print_plain_fitted` printed it (None: rich did)."""
     aliases = aliases or {}
     merged = merged or {}
     sessions = [r for r in rows if isinstance(r, SessionRow)]
@@ -77,28 +86,27 @@ def period_table(
     by_agent = bool(rows) and rows[0].agent is not None  # --agent all: an agent column
     tot = _tokens(totals)
 
-    def build(narrow: bool) -> Any:
-        from rich import box
-        from rich.table import Table
+    grids: dict[bool, Grid] = {}
+    shown: dict[tuple[str, ...], str] = {}  # models used -> their short names (a few combinations)
 
+    def grid(narrow: bool) -> Grid:  # the cells as text (a project cell is not markup yet)
+        if narrow in grids:
+            return grids[narrow]
         title = TITLE[kind]
         who = "All agents'" if by_agent else "Claude Code"
-        t = Table(title=f"{who} token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
-        t.add_column(title, footer="Total", no_wrap=True)
+        g = grids[narrow] = Grid(f"{who} token usage: {kind}", [Col(title, "Total")])
         if by_agent:
-            t.add_column("Agent", no_wrap=True)
+            g.cols.append(Col("Agent"))
         if kind == "session":
-            t.add_column("Project / name", overflow="fold", max_width=18 if narrow else 40)
+            g.cols.append(Col("Project / name", wrap=True, max_width=18 if narrow else 40))
         if not (narrow and kind == "session"):  # a narrow session table keeps the project
-            t.add_column("Models", overflow="fold", max_width=16)
+            g.cols.append(Col("Models", wrap=True, max_width=16))
         cols = COMPACT_COLS if narrow else TOKEN_COLS
         for col, k in cols:
-            t.add_column(col, justify="right", footer=fmt.integer(k(tot)), no_wrap=True)
-        t.add_column(
-            "Cost\n(USD)", justify="right", footer=fmt.cost(totals.total_cost), no_wrap=True
-        )
+            g.cols.append(Col(col, _integer(k(tot)), right=True))
+        g.cols.append(Col("Cost\n(USD)", fmt.cost(totals.total_cost), right=True))
         if kind == "session":
-            t.add_column("Last activity", no_wrap=True)
+            g.cols.append(Col("Last activity"))
         for r in rows:
             s: SessionRow | None = None
             if isinstance(r, SessionRow):
@@ -109,15 +117,19 @@ def period_table(
             if by_agent:
                 cells.append(str(r.agent))
             if s is not None:
-                cells.append(_esc(_project_label(s, merged.get(s.session_id), aliases)))
+                cells.append(_project_label(s, merged.get(s.session_id), aliases))
             if not (narrow and kind == "session"):
-                cells.append(", ".join(short_model(m) for m in r.models_used))
+                used = tuple(r.models_used)
+                names = shown.get(used)
+                if names is None:
+                    names = shown[used] = ", ".join(short_model(m) for m in used)
+                cells.append(names)
             toks = _tokens(r.usage)
-            cells += [fmt.integer(k(toks)) for _, k in cols]
+            cells += [_integer(k(toks)) for _, k in cols]
             cells.append(fmt.cost(r.usage.total_cost))
             if s is not None:
                 cells.append(fmt.date_time(s.last_activity, tz))
-            t.add_row(*cells)
+            g.add_row(cells)
             if breakdown:
                 for m in r.model_breakdowns:
                     sub = (
@@ -132,25 +144,56 @@ def period_table(
                     if by_agent:
                         sub.insert(1, "")
                     m_toks = _tokens(m)
-                    sub += [fmt.integer(k(m_toks)) for _, k in cols]
+                    sub += [_integer(k(m_toks)) for _, k in cols]
                     sub.append(fmt.cost(m.cost))
                     if kind == "session":
                         sub.append("")
-                    t.add_row(*sub, style="dim")
+                    g.add_row(sub, dim=True)
         if kind == "session":
-            t.caption = zone_title(tz)
-        return t
+            g.caption = zone_title(tz)
+        return g
 
-    print_fitted(
-        ctx,
-        lambda: build(False),
-        lambda: build(True),
-        "cache, total tokens, models" if kind == "session" else "cache and total tokens",
-        kind,
-        force_compact=compact,
-    )
+    def build(narrow: bool) -> Any:
+        return rich_table(grid(narrow))
+
+    hidden = "cache, total tokens, models" if kind == "session" else "cache and total tokens"
+    text = print_plain_fitted(ctx, lambda: grid(False), lambda: grid(True), hidden, compact)
+    if text is None:
+        print_fitted(
+            ctx, lambda: build(False), lambda: build(True), hidden, kind, force_compact=compact
+        )
     if not rows:
         ctx.stdout.write("No usage in this range.\n")
+        if text is not None:
+            text += "No usage in this range.\n"
+    return text
+
+
+def rich_table(g: Grid) -> Any:
+    """The rich Table of a report's :class:`Grid` (what prints it where
+    :func:`~tokmon.cli.plain_table.print_plain_fitted` cannot): the project column's cells
+    are text, escaped as markup."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=g.title, box=box.SIMPLE_HEAVY, show_footer=True)
+    markup = -1
+    for j, c in enumerate(g.cols):
+        if c.wrap:
+            t.add_column(c.header, overflow="fold", max_width=c.max_width)
+            if c.header == "Project / name":
+                markup = j
+        else:
+            t.add_column(
+                c.header, justify="right" if c.right else "left", footer=c.footer, no_wrap=True
+            )
+    for cells, dim in zip(g.rows, g.dim, strict=True):
+        if 0 <= markup and not dim:  # breakdown rows were never escaped
+            cells = [*cells[:markup], _esc(cells[markup]), *cells[markup + 1 :]]
+        t.add_row(*cells, style="dim" if dim else None)
+    if g.caption is not None:
+        t.caption = g.caption
+    return t
 
 
 def _burn_text(b: Block) -> str:

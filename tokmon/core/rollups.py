@@ -44,6 +44,7 @@ A store uses it like this::
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import operator
@@ -250,6 +251,7 @@ def _by_first(mc: tuple[str, list[Any]]) -> tuple[float, str]:
 
 
 _KEY0 = operator.itemgetter(0)
+_KEY8 = operator.itemgetter(8)
 
 
 class Rollups:
@@ -1066,95 +1068,123 @@ class Rollups:
         now: float,
         active_seconds: float,
         include_empty: bool = False,
+        extra: Mapping[str, JSON] | None = None,
     ) -> tuple[list[JSONObject], JSONObject]:
         """The unfiltered session report's JSON rows (most expensive first; 0-token sessions
         only with ``include_empty``) and totals, straight from ``rollup_session_model``: the
         very values of ``aggregate.session_rows_of(*self.sessions(agent), ...)`` serialised
-        (same order, same float sums), without the groups and typed rows in between."""
+        (same order, same float sums), without the groups and typed rows in between.
+        ``extra``: keys added to every row after its own (a caller's defaults)."""
         c = self.conn
-        projects = dict(
+        # each session's project, in the sessions' (first, id) order (the order _Fold.groups
+        # gives them, which the totals' float sum follows): rollup_session holds the span of
+        # its rows in rollup_session_model, written in the same transaction
+        order: dict[str, str] = dict(
             c.execute(
-                "SELECT session_id, project FROM rollup_session WHERE agent=? AND project!=''",
+                "SELECT session_id, project FROM rollup_session WHERE agent=?"
+                " ORDER BY first, session_id",
                 (agent,),
-            ).fetchall()
+            )
         )
-        # SQLite orders (C speed): sessions by (first, id) as _Fold.groups orders them (the
-        # totals' float sum follows it), each session's models by (first, name)
+        # the model rows in their primary key's order (no sort: grouped by session, each
+        # session's models by name); a session's models are put in (first, name) order here
         cur = c.execute(
-            "SELECT session_id, model, i, o, cc, cr, cost, n, last,"
-            " min(first) OVER (PARTITION BY session_id) AS sfirst"
-            " FROM rollup_session_model WHERE agent=? ORDER BY sfirst, session_id, first, model",
+            "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
+            " FROM rollup_session_model WHERE agent=?",
             (agent,),
         )
         ti = to = tcc = tcr = 0
-        tcost = 0.0
-        rows: list[tuple[float, JSONObject]] = []
-        sid: str | None = None
-        si = so = scc = scr = sn = pico = 0
-        first = last = 0.0
-        used: list[JSON] = []
-        bds: list[tuple[float, JSONObject]] = []
-
-        def close() -> None:  # the session read so far, into the totals and the rows
-            nonlocal ti, to, tcc, tcr, tcost
-            cost = pico / PICO
+        made: dict[str, tuple[float, bool, float, JSONObject]] = {}
+        names: dict[str, str] = {}  # project path -> its name (a few distinct ones)
+        synthetic = SYNTHETIC_MODEL
+        for sid, group in itertools.groupby(cur, _KEY0):
+            ms = list(group)
+            if len(ms) == 1:
+                _, model, si, so, scc, scr, pico, sn, first, last = ms[0]
+                cost = pico / PICO
+                if model == synthetic:
+                    used: list[JSON] = []
+                    bds: list[JSON] = []
+                else:
+                    used = [model]
+                    bds = [breakdown_json(model, si, so, scc, scr, cost)]
+            else:
+                ms.sort(key=_KEY8)  # by first time (stable: ties keep the name order)
+                si = so = scc = scr = sn = pico = 0
+                first, last = ms[0][8], ms[0][9]
+                used = []
+                pairs: list[tuple[float, JSONObject]] = []
+                for _, model, i, o, cc, cr, mp, n, _f, mlast in ms:
+                    si += i
+                    so += o
+                    scc += cc
+                    scr += cr
+                    sn += n
+                    pico += mp
+                    if mlast > last:
+                        last = mlast
+                    if model != synthetic:
+                        used.append(model)
+                        mc = mp / PICO
+                        pairs.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
+                if len(pairs) > 1:
+                    pairs.sort(key=_KEY0)  # most expensive first (stable: ties keep the order)
+                bds = [b for _, b in pairs]
+                cost = pico / PICO
             ti += si
             to += so
             tcc += scc
             tcr += scr
-            tcost += cost
-            if not include_empty and not (si + so + scc + scr):
-                return
-            if len(bds) > 1:
-                bds.sort(key=_KEY0)  # most expensive first (stable: ties keep model order)
-            proj = projects.get(sid, "")
-            rows.append(
-                (
-                    -cost,
-                    session_row_json(
-                        sid,  # type: ignore[arg-type]
-                        None,
-                        proj,
-                        si,
-                        so,
-                        scc,
-                        scr,
-                        cost,
-                        first,
-                        last,
-                        used,
-                        [b for _, b in bds],
-                        project_name(proj),
-                        sn,
-                        titles.get(sid),  # type: ignore[arg-type]
-                        now - last < active_seconds,
-                    ),
-                )
+            proj = order.get(sid, "")
+            pname = names.get(proj)
+            if pname is None:
+                pname = names[proj] = project_name(proj)
+            row = session_row_json(
+                sid,
+                None,
+                proj,
+                si,
+                so,
+                scc,
+                scr,
+                cost,
+                first,
+                last,
+                used,
+                bds,
+                pname,
+                sn,
+                titles.get(sid),
+                now - last < active_seconds,
             )
-
-        for msid, model, i, o, cc, cr, mp, n, mlast, sfirst in cur:
-            if msid != sid:
-                if sid is not None:
-                    close()
-                sid, first, last = msid, sfirst, mlast
-                si = so = scc = scr = sn = pico = 0
-                used, bds = [], []
-            si += i
-            so += o
-            scc += cc
-            scr += cr
-            sn += n
-            pico += mp
-            if mlast > last:
-                last = mlast
-            if model != SYNTHETIC_MODEL:
-                used.append(model)
-                mc = mp / PICO
-                bds.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
-        if sid is not None:
-            close()
+            if extra:
+                row.update(extra)
+            made[sid] = (cost, bool(si + so + scc + scr), first, row)
+        tcost = 0.0
+        rows: list[tuple[float, JSONObject]] = []
+        seen = [made.pop(sid) for sid in order if sid in made]
+        if made:  # not in rollup_session (never so when both are kept together): by (first, id)
+            seen += [m for _, m in sorted(made.items(), key=lambda kv: (kv[1][2], kv[0]))]
+        for cost, some, _f, row in seen:
+            tcost += cost
+            if some or include_empty:
+                rows.append((-cost, row))
         rows.sort(key=_KEY0)  # most expensive first (stable: ties keep the (first, id) order)
         return [r for _, r in rows], totals_json(ti, to, tcc, tcr, tcost)
+
+    def active_until(self, agent: str, now: float, active_seconds: float) -> float:
+        """The first time after ``now`` at which a session :meth:`session_json` shows as
+        active at ``now`` (``now - last < active_seconds``) would not be (inf: none is); the
+        others stay inactive as the clock moves on, until their sums change."""
+        ends = [
+            last + active_seconds
+            for (last,) in self.conn.execute(
+                "SELECT last FROM rollup_session WHERE agent=? AND last>?",
+                (agent, now - active_seconds - 60.0),
+            )
+            if now - last < active_seconds
+        ]
+        return min(ends, default=math.inf)
 
     def active_sessions(self, agent: str, lo: float, hi: float) -> set[str]:
         """Sessions with a record at ``lo < ts <= hi`` (the summary's recent sessions: ``lo``

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -342,10 +342,23 @@ class Queries(EngineState):
             return BlocksReport(self._blocks_report(recs, opts))
         raise ValueError(f"unknown report {kind!r}")
 
-    def session_report_json(self, **opts: Any) -> JSONObject | None:
+    def session_report_until(self, now: float) -> float | None:
+        """Until when :meth:`session_report_json` at ``now`` stays the answer while the data
+        does not change (its ``isActive`` flags follow the clock; see
+        :meth:`~tokmon.core.rollups.Rollups.active_until`); None: not answered from the
+        stored sums."""
+        roll = self._stored(None)
+        if roll is None:
+            return None
+        return roll.active_until(CLAUDE, now, self.block_seconds)
+
+    def session_report_json(
+        self, extra: Mapping[str, JSON] | None = None, **opts: Any
+    ) -> JSONObject | None:
         """``session --json`` (the report's ``to_json()``: rows and totals) straight from the
         stored sums, without typed rows in between; None when they cannot answer (a filter,
-        another agent, a record filter: then :meth:`report` does)."""
+        another agent, a record filter: then :meth:`report` does). ``extra``: keys added to
+        every row after its own (their values shared by all rows)."""
         if any(opts.get(k) for k in ("since", "until", "project", "session_id")):
             return None
         roll = self._stored(opts.get("agent"))
@@ -357,6 +370,7 @@ class Queries(EngineState):
             opts.get("now") or time.time(),
             self.block_seconds,
             bool(opts.get("include_empty")),
+            extra,
         )
         return {"sessions": cast("list[JSON]", rows), "totals": totals}
 

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""``tokmon session`` (the table, to a pipe) next to ``session --json``, against another revision.
+
+    python bench/bench_session_table.py [--base REV] [--mb 500 [2000 ...]] [--runs 5] [--built]
+
+On bench_warm.py's homes and corpora (``corpus<MB>`` under ``${TOKMON_BENCH_DIR:-...}``), the
+``tokmon`` of this checkout ("now") and of ``--base`` (default ``HEAD~1``) each get a warm
+``TOKMON_HOME``; then, alternating base / now, ``session`` (its output read through a pipe),
+``session --json`` and ``daily --json``. ``--built``: the kept session answers
+(``cache/reports/session-*``) are removed before each run, so each one is built (what the
+first report after a change costs). Prints the median CPU (child user + system) and wall
+time of ``--runs`` and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _forget(home: str) -> None:
+    for p in (Path(home) / "cache" / "reports").glob("session-*"):
+        p.unlink()
+
+
+def measure(mb: float, runs: int, built: bool, base_src: Path, work: Path) -> list[str]:
+    be, bw = _load("bench_engine"), _load("bench_warm")
+    corpus, _ = be.prepare_corpus(mb, 0, be.cached_corpus_dir(mb, 0))
+    be.warm_page_cache(corpus)
+    common = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
+    for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH"):
+        common.pop(k, None)
+    common.update({"CLAUDE_CONFIG_DIR": str(corpus), "HOME": str(work), "TZ": "UTC"})
+    envs = {
+        "base": {**common, "PYTHONPATH": str(base_src), "TOKMON_HOME": str(work / f"b{mb:g}")},
+        "now": {**common, "TOKMON_HOME": str(work / f"n{mb:g}")},
+    }
+    tok = [sys.executable, "-m", "tokmon"]
+    for env in envs.values():
+        bw._run([*tok, "daily", "--json"], env)  # the cold build
+    got: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for cmd in (["session"], ["session", "--json"], ["daily", "--json"]):
+        for env in envs.values():
+            bw._run([*tok, *cmd], env)
+        for _ in range(runs):
+            for variant, env in envs.items():
+                if built:
+                    _forget(env["TOKMON_HOME"])
+                got.setdefault((" ".join(cmd), variant), []).append(bw._run([*tok, *cmd], env))
+    out = []
+    for cmd in ("session", "session --json", "daily --json"):
+        b, n = got[(cmd, "base")], got[(cmd, "now")]
+        bc, nc = statistics.median(m[1] for m in b), statistics.median(m[1] for m in n)
+        bwl, nwl = statistics.median(m[0] for m in b), statistics.median(m[0] for m in n)
+        out.append(
+            f"{mb:6g} MB  {cmd:16s} {bc:8.3f} ({bwl:.3f}) {nc:8.3f} ({nwl:.3f})  {nc / bc:.2f}x"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", default="HEAD~1")
+    ap.add_argument("--mb", type=float, nargs="+", default=[500.0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--built", action="store_true", help="remove the kept answers before each run")
+    args = ap.parse_args(argv)
+    bw = _load("bench_warm")
+    work = Path(tempfile.mkdtemp(prefix="tokmon-bench-table-"))
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
+    t = time.perf_counter()
+    try:
+        base_src = bw.extract(args.base, work)
+        lines = [x for mb in args.mb for x in measure(mb, args.runs, args.built, base_src, work)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"load average at start {load0}, at end {load1}; {time.perf_counter() - t:.0f} s")
+    kept = "built each run" if args.built else "kept answers used"
+    print(f"median of {args.runs}; CPU s (wall s); base = {args.base}; {kept}")
+    print(f"{'':10s}{'':17s}{'base':>8s}{'':8s}{'now':>9s}{'':8s}now/base")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
