@@ -276,7 +276,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
                     ctx.stdout.write(f"Burn / projection: {burn_line(b)}\n")
     elif not report.rows and kind != "session":
         ctx.stdout.write("No usage in this range.\n")
-        budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
+        budget_lines_of(ctx, kind, opts, tz)
     else:
         shown = period_table(
             ctx,
