@@ -277,3 +277,12 @@ def test_alerts_run_says_what_it_did(claude_env: dict[str, str], tmp_path: Path)
     code, out, err = run_tty(claude_env, 80, "--config", str(cfg), "alerts", "run")
     assert code == 0, err
     assert out.startswith("No new alert")
+
+
+def test_session_id_that_matches_nothing(claude_env: dict[str, str]) -> None:
+    """A table says so in one line (exit 2, as `session show`); --json keeps ccusage's null."""
+    code, out, err = run_tty(claude_env, 80, "session", "--id", "deadbeef")
+    assert code == 2 and "deadbeef" in err and len(err.strip().splitlines()) == 1, (out, err)
+    assert "No usage" not in out
+    code, out, err = run_tty(claude_env, 80, "session", "--id", "deadbeef", "--json")
+    assert code == 0 and out.strip() == "null", (out, err)

@@ -410,7 +410,8 @@ def project_key(cwd: str) -> str:
 def _resolve_session(ctx: Context, engine: Engine, ref: str, agent: str | None = None) -> str:
     """``--id REF``: the session REF names (:func:`tokmon.sessions.resolve`: id, name, unique
     prefix, Claude title) among the report's agent's sessions (``--agent``; every agent's
-    for ``all``); an unknown REF stays as given (an empty report, as in ccusage)."""
+    for ``all``); an unknown REF stays as given under ``--json`` (null, as in ccusage) and is
+    one error line for a table."""
     from tokmon.sessions import RefError, resolve
 
     ids = {r.session_id for r in _agent_records(engine, agent, strict=False)}
@@ -420,6 +421,8 @@ def _resolve_session(ctx: Context, engine: Engine, ref: str, agent: str | None =
         if exc.ambiguous:
             raise CLIError(str(exc)) from None
         parent = _subagent_parent(engine, ref)
+        if parent is None and not ctx.json_output:  # JSON: ccusage's null; a table: say so
+            raise CLIError(str(exc)) from None
         if parent is not None:
             ctx.warn(
                 f"{ref} is a subagent's transcript (ccusage names a session after its file); "
