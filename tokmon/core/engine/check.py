@@ -21,8 +21,13 @@ import gc
 import logging
 import os
 import sqlite3
+import sys
+from array import array
 from collections.abc import Callable
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from tokmon.core.discovery import Known, transcript_stats
@@ -124,6 +129,186 @@ def _head(stamp: list[Any]) -> bytes:
     return b'{"v":1,"db":' + orjson.dumps(stamp) + b","
 
 
+_FLAT_MAGIC = b"tokmon-flat 1\n"
+_DIR_SIG = attrgetter("st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev")  # a listing's head
+_FILE_SIG = attrgetter("st_size", "st_mtime_ns", "st_ino", "st_dev")  # a Checked entry
+
+
+class Flat:
+    """The whole walk of a quiet tree, flattened: every directory the walk reaches with the
+    ``[mtime_ns, ctime_ns, ino, dev]`` its kept listing was taken at, and every transcript
+    in them with its :class:`Checked` entry, for the database ``stamp`` and the ``roots``
+    (saved as ``cache/ledger-*.flat``). While the stamp is the database's, a tree whose
+    directories all ``stat`` as recorded holds exactly the recorded transcripts (each
+    listing is still what ``scandir`` would give), and a transcript whose ``stat`` equals
+    its entry is untouched: :meth:`check` makes the walk's ``stat`` calls in two C-level
+    passes and compares all of them at once, with no per-path Python and without loading
+    the listings or the mirror. Built only from a walk whose every directory had a kept
+    listing, every transcript an entry and no symbolic link (those keep the walk)."""
+
+    def __init__(
+        self,
+        stamp: list[Any],
+        roots: list[str],
+        dirs: list[str],
+        dsig: array[int],
+        files: list[str],
+        fsig: array[int],
+    ) -> None:
+        self.stamp = stamp
+        self.roots = roots
+        self.dirs = dirs
+        self.dsig = dsig
+        self.files = files
+        self.fsig = fsig
+
+    @classmethod
+    def build(
+        cls, stamp: list[Any], roots: list[str], listed: dict[str, Any], known: dict[str, Any]
+    ) -> Flat | None:
+        """The flat walk of ``roots`` from the kept listings ``listed`` (:class:`Listings`'
+        ``dirs``) and the mirror's ``known`` entries; None when the walk is not all kept
+        listings, entries and plain transcripts (the walk then runs as before)."""
+        dirs: list[str] = []
+        files: list[str] = []
+        dsig: array[int] = array("q")
+        fsig: array[int] = array("q")
+        no_sigs: dict[str, Any] = {}
+        try:
+            for top in roots:
+                stack = [top]
+                while stack:
+                    d = stack.pop()
+                    entry = listed.get(d)
+                    if entry is None:  # listed afresh every time (racy, or not whole)
+                        return None
+                    dirs.append(d)
+                    dsig.extend(entry[:4])
+                    sigs = known.get(d, no_sigs)
+                    prefix = os.path.join(d, "")  # the walk's paths, character for character
+                    for kind, name in zip(entry[4], entry[5], strict=True):
+                        if kind == "d":
+                            stack.append(prefix + name)
+                        elif kind == "f":
+                            sig = sigs.get(name)
+                            if type(sig) is not list or len(sig) != 4:
+                                return None
+                            files.append(prefix + name)
+                            fsig.extend(sig)
+                        else:  # a symbolic link: where it leads is the walk's to decide
+                            return None
+        except (TypeError, ValueError, OverflowError, IndexError):  # not of our making
+            return None
+        if len(dsig) != 4 * len(dirs) or len(set(files)) != len(files):
+            return None
+        return cls(stamp, roots, dirs, dsig, files, fsig)
+
+    def check(self) -> list[tuple[str, os.stat_result]] | None:
+        """``(path, stat)`` of the transcripts that are not untouched (as the walk returns
+        them), or None when a directory changed, a path is gone or a changed path is no
+        regular file: the walk must run."""
+        stat_of = os.stat
+        try:
+            got = array("q", chain.from_iterable(map(_DIR_SIG, map(stat_of, self.dirs))))
+            if got != self.dsig:
+                return None
+            sts = list(map(stat_of, self.files))
+            now = array("q", chain.from_iterable(map(_FILE_SIG, sts)))
+        except (OSError, OverflowError, ValueError):  # gone meanwhile, or out of range
+            return None
+        if now == self.fsig:
+            return []
+        out = []
+        for i in _differ(now.tobytes(), self.fsig.tobytes(), 4 * now.itemsize):
+            st = sts[i]
+            if not S_ISREG(st.st_mode):
+                return None
+            out.append((self.files[i], st))
+        return out
+
+    def put(self, key: str, sig: list[int] | None) -> bool:
+        """Set the entry of the transcript ``key`` (one of :attr:`files`) to ``sig``; False
+        when it cannot be (no entry any more: rebuild instead)."""
+        if sig is None:
+            return False
+        try:
+            i = self.files.index(key)
+            self.fsig[4 * i : 4 * i + 4] = array("q", sig)
+        except (ValueError, OverflowError, TypeError):
+            return False
+        return True
+
+    @classmethod
+    def load(cls, path: Path, stamp: list[Any], roots: list[str]) -> Flat | None:
+        """The flat walk saved at ``path`` for the database ``stamp`` and ``roots``; None
+        when missing, torn, of another machine's byte order, stamp or roots."""
+        import orjson
+
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+            if not raw.startswith(_FLAT_MAGIC):
+                return None
+            end = raw.index(b"\n", len(_FLAT_MAGIC))
+            head = orjson.loads(raw[len(_FLAT_MAGIC) : end])
+            if (
+                type(head) is not dict
+                or head.get("db") != stamp
+                or head.get("roots") != roots
+                or head.get("order") != sys.byteorder
+            ):
+                return None
+            nd, nf, plen = head["nd"], head["nf"], head["plen"]
+            if type(nd) is not int or type(nf) is not int or type(plen) is not int:
+                return None
+            start = end + 1
+            names = raw[start : start + plen].decode("utf-8", "surrogatepass").split("\0")
+            sigs: array[int] = array("q")
+            sigs.frombytes(raw[start + plen :])
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return None
+        if nd < 1 or nf < 0 or len(names) != nd + nf or len(sigs) != 4 * (nd + nf):
+            return None
+        return cls(stamp, roots, names[:nd], sigs[: 4 * nd], names[nd:], sigs[4 * nd :])
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (0600, atomically, no fsync: used only under its stamp)."""
+        import orjson
+
+        from tokmon.fsutil import atomic_write
+
+        blob = "\0".join(self.dirs + self.files).encode("utf-8", "surrogatepass")
+        head = {
+            "db": self.stamp,
+            "roots": self.roots,
+            "order": sys.byteorder,
+            "nd": len(self.dirs),
+            "nf": len(self.files),
+            "plen": len(blob),
+        }
+        data = b"".join(
+            (_FLAT_MAGIC, orjson.dumps(head), b"\n", blob, self.dsig.tobytes(), self.fsig.tobytes())
+        )
+        atomic_write(path, data, fsync=False)
+
+
+def _differ(a: bytes, b: bytes, unit: int) -> list[int]:
+    """The indexes of the ``unit``-byte items in which ``a`` and ``b`` (as long) differ: by
+    halves, so a few changed transcripts cost a few dozen compares."""
+    out: list[int] = []
+    todo = [(0, len(a) // unit)]
+    while todo:
+        lo, hi = todo.pop()
+        if a[lo * unit : hi * unit] == b[lo * unit : hi * unit]:
+            continue
+        if hi - lo == 1:
+            out.append(lo)
+            continue
+        mid = (lo + hi) // 2
+        todo += ((mid, hi), (lo, mid))
+    return out
+
+
 def state_sig(st: FileState) -> list[int]:
     """A file state's entry: what the reader's "untouched" test compares a ``stat`` with."""
     if st.offset > st.size:  # the reader reads it again: never untouched
@@ -195,27 +380,39 @@ class Check(EngineState):
         self, changes: Changes, progress: ProgressFn | None, stamp: list[Any]
     ) -> bool:
         led = self.ledger
+        root_paths = self.roots
+        roots = [os.fspath(r) for r in root_paths]
+        flat = Flat.load(self._flat_file(), stamp, roots)
+        changed = flat.check() if flat is not None else None
+        if flat is not None and changed == []:  # nothing changed: no listing, no mirror
+            changes.files_checked = len(flat.files)
+            return True
         checked = Checked.load(self._checked_file(), stamp)
         if checked is None:
             return False
         total = checked.count()
         if total is None:
             return False
-        known = Known(checked.dirs)
-        listings = self._listings_cache()
-        changed: list[tuple[str, os.stat_result]] = []
-        try:
-            for root in self.roots:
-                changed += transcript_stats(root, listings, known)
-        except (TypeError, IndexError, KeyError, AttributeError):  # an entry not of our making
-            return False
-        if listings is not None and listings.changed:
+        if flat is not None and changed is not None:
+            found = len(flat.files)  # every transcript of the mirror, some changed
+        else:
+            flat = None
+            known = Known(checked.dirs)
+            listings = self._listings_cache()
+            changed = []
             try:
-                listings.save(self._listings_file())
-            except OSError as exc:  # a cache: the next run lists again
-                log.debug("cannot save the directory listings: %s", exc)
-        if known.seen != total:  # a transcript of the ledger is gone: the full check says which
-            return False
+                for root in root_paths:
+                    changed += transcript_stats(root, listings, known)
+            except (TypeError, IndexError, KeyError, AttributeError):  # not of our making
+                return False
+            if listings is not None and listings.changed:
+                try:
+                    listings.save(self._listings_file())
+                except OSError as exc:  # a cache: the next run lists again
+                    log.debug("cannot save the directory listings: %s", exc)
+            if known.seen != total:  # a transcript of the ledger is gone: the full check
+                return False
+            found = known.same + len(changed)
         db = self.db
         assert db is not None
         prev = db.file_states((k for k, _ in changed), self._dropped_states(changes))
@@ -224,17 +421,47 @@ class Check(EngineState):
             need, off = needs_read(st, prev.get(key))
             if need:
                 todo.append((key, st, off))
-        changes.files_checked = known.same + len(changed)  # every transcript found
+        changes.files_checked = found  # every transcript found
         with led.partial(prev) as part:
             self._read(todo, {k for k, _ in changed}, changes, progress)
         if self.ledger is not led:
             return True  # reloaded (another process wrote meanwhile): the next run checks all
         dirty = False
         for key, _ in changed:
-            dirty |= checked.put(key, part.get(key))
+            state = part.get(key)
+            dirty |= checked.put(key, state)
+            if flat is not None and not flat.put(key, None if state is None else state_sig(state)):
+                flat = None
         if dirty or self._check_stamp() != stamp:
             self._save_checked(checked)
+        self._save_flat(flat, roots, checked)
         return True
+
+    def _flat_file(self) -> Path:
+        return self.paths.cache_dir / f"{self.ledger_file.stem}.flat"
+
+    def _save_flat(self, flat: Flat | None, roots: list[str], checked: Checked) -> None:
+        """Keep the flat walk (:class:`Flat`) for the database's state now: ``flat``
+        updated by this refresh, else built from the listings and ``checked``; removed
+        when it cannot be built (a stale one would only be ignored, but cost a read)."""
+        stamp = self._check_stamp()
+        path = self._flat_file()
+        if stamp is None:
+            return
+        if flat is None:
+            listings = self._listings_cache()
+            if listings is not None:
+                flat = Flat.build(stamp, roots, listings.dirs, checked.dirs)
+        elif flat.stamp == stamp:
+            return  # the one on disk: nothing to write
+        try:
+            if flat is None:
+                path.unlink(missing_ok=True)
+                return
+            flat.stamp = stamp
+            flat.save(path)
+        except OSError as exc:  # a cache: the next run walks
+            log.debug("cannot save the flat walk: %s", exc)
 
     def _keep_checked(self) -> None:
         """After a refresh (once its database is in place) whose full check loaded the
