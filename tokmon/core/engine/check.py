@@ -144,16 +144,20 @@ class Flat:
     its entry is untouched: :meth:`check` makes the walk's ``stat`` calls in two C-level
     passes and compares all of them at once, with no per-path Python and without loading
     the listings or the mirror. Built only from a walk whose every directory had a kept
-    listing, every transcript an entry and no symbolic link (those keep the walk)."""
+    listing, every transcript an entry and no symbolic link (those keep the walk); it then
+    holds every transcript of the mirror, so it stands in for a stale mirror
+    (:meth:`checked`). Paths are kept as ``os.fsencode`` gives them (no decoding on load).
+    """
 
     def __init__(
         self,
         stamp: list[Any],
         roots: list[str],
-        dirs: list[str],
+        dirs: list[bytes],
         dsig: array[int],
-        files: list[str],
+        files: list[bytes],
         fsig: array[int],
+        blob: bytes | None = None,
     ) -> None:
         self.stamp = stamp
         self.roots = roots
@@ -161,6 +165,7 @@ class Flat:
         self.dsig = dsig
         self.files = files
         self.fsig = fsig
+        self._blob = blob  # the paths as saved (a rewrite after an append reuses them)
 
     @classmethod
     def build(
@@ -197,11 +202,13 @@ class Flat:
                             fsig.extend(sig)
                         else:  # a symbolic link: where it leads is the walk's to decide
                             return None
+            fs = os.fsencode
+            bdirs, bfiles = list(map(fs, dirs)), list(map(fs, files))
         except (TypeError, ValueError, OverflowError, IndexError):  # not of our making
             return None
         if len(dsig) != 4 * len(dirs) or len(set(files)) != len(files):
             return None
-        return cls(stamp, roots, dirs, dsig, files, fsig)
+        return cls(stamp, roots, bdirs, dsig, bfiles, fsig)
 
     def check(self) -> list[tuple[str, os.stat_result]] | None:
         """``(path, stat)`` of the transcripts that are not untouched (as the walk returns
@@ -212,18 +219,20 @@ class Flat:
             got = array("q", chain.from_iterable(map(_DIR_SIG, map(stat_of, self.dirs))))
             if got != self.dsig:
                 return None
-            sts = list(map(stat_of, self.files))
-            now = array("q", chain.from_iterable(map(_FILE_SIG, sts)))
+            # no list of the stat results: each is dropped once compared (less memory)
+            got = array("q", chain.from_iterable(map(_FILE_SIG, map(stat_of, self.files))))
+            if got == self.fsig:
+                return []
+            out = []
+            for i in _differ(got.tobytes(), self.fsig.tobytes(), 4 * got.itemsize):
+                path = self.files[i]
+                st = stat_of(path)  # again: the first one was not kept
+                if not S_ISREG(st.st_mode):
+                    return None
+                if list(_FILE_SIG(st)) != self.fsig[4 * i : 4 * i + 4].tolist():
+                    out.append((os.fsdecode(path), st))
         except (OSError, OverflowError, ValueError):  # gone meanwhile, or out of range
             return None
-        if now == self.fsig:
-            return []
-        out = []
-        for i in _differ(now.tobytes(), self.fsig.tobytes(), 4 * now.itemsize):
-            st = sts[i]
-            if not S_ISREG(st.st_mode):
-                return None
-            out.append((self.files[i], st))
         return out
 
     def put(self, key: str, sig: list[int] | None) -> bool:
@@ -232,11 +241,21 @@ class Flat:
         if sig is None:
             return False
         try:
-            i = self.files.index(key)
+            i = self.files.index(os.fsencode(key))
             self.fsig[4 * i : 4 * i + 4] = array("q", sig)
         except (ValueError, OverflowError, TypeError):
             return False
         return True
+
+    def checked(self) -> Checked:
+        """The mirror this flat walk holds (every transcript of the database at its stamp)."""
+        dirs: dict[str, Any] = {}
+        sep = os.sep
+        sigs = self.fsig.tolist()
+        for i, path in enumerate(map(os.fsdecode, self.files)):
+            d, _, name = path.rpartition(sep)
+            dirs.setdefault(d, {})[name] = sigs[4 * i : 4 * i + 4]
+        return Checked(self.stamp, dirs)
 
     @classmethod
     def load(cls, path: Path, stamp: list[Any], roots: list[str]) -> Flat | None:
@@ -244,32 +263,36 @@ class Flat:
         when missing, torn, of another machine's byte order, stamp or roots."""
         import orjson
 
+        dsig: array[int] = array("q")
+        fsig: array[int] = array("q")
         try:
             with open(path, "rb") as fh:
-                raw = fh.read()
-            if not raw.startswith(_FLAT_MAGIC):
-                return None
-            end = raw.index(b"\n", len(_FLAT_MAGIC))
-            head = orjson.loads(raw[len(_FLAT_MAGIC) : end])
-            if (
-                type(head) is not dict
-                or head.get("db") != stamp
-                or head.get("roots") != roots
-                or head.get("order") != sys.byteorder
-            ):
-                return None
-            nd, nf, plen = head["nd"], head["nf"], head["plen"]
-            if type(nd) is not int or type(nf) is not int or type(plen) is not int:
-                return None
-            start = end + 1
-            names = raw[start : start + plen].decode("utf-8", "surrogatepass").split("\0")
-            sigs: array[int] = array("q")
-            sigs.frombytes(raw[start + plen :])
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+                if fh.read(len(_FLAT_MAGIC)) != _FLAT_MAGIC:
+                    return None
+                head = orjson.loads(fh.readline())
+                if (
+                    type(head) is not dict
+                    or head.get("db") != stamp
+                    or head.get("roots") != roots
+                    or head.get("order") != sys.byteorder
+                ):
+                    return None
+                nd, nf, plen = head["nd"], head["nf"], head["plen"]
+                if type(nd) is not int or type(nf) is not int or type(plen) is not int:
+                    return None
+                if nd < 1 or nf < 0 or plen < 0:
+                    return None
+                blob = fh.read(plen)  # straight from the file: no copies of the whole
+                dsig.fromfile(fh, 4 * nd)
+                fsig.fromfile(fh, 4 * nf)
+                if fh.read(1):
+                    return None
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
             return None
-        if nd < 1 or nf < 0 or len(names) != nd + nf or len(sigs) != 4 * (nd + nf):
+        names = blob.split(b"\0")
+        if len(blob) != plen or len(names) != nd + nf:
             return None
-        return cls(stamp, roots, names[:nd], sigs[: 4 * nd], names[nd:], sigs[4 * nd :])
+        return cls(stamp, roots, names[:nd], dsig, names[nd:], fsig, blob)
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (0600, atomically, no fsync: used only under its stamp)."""
@@ -277,7 +300,9 @@ class Flat:
 
         from tokmon.fsutil import atomic_write
 
-        blob = "\0".join(self.dirs + self.files).encode("utf-8", "surrogatepass")
+        blob = self._blob
+        if blob is None:
+            blob = self._blob = b"\0".join(self.dirs + self.files)
         head = {
             "db": self.stamp,
             "roots": self.roots,
@@ -287,7 +312,14 @@ class Flat:
             "plen": len(blob),
         }
         data = b"".join(
-            (_FLAT_MAGIC, orjson.dumps(head), b"\n", blob, self.dsig.tobytes(), self.fsig.tobytes())
+            (
+                _FLAT_MAGIC,
+                orjson.dumps(head),
+                b"\n",
+                blob,
+                self.dsig.tobytes(),
+                self.fsig.tobytes(),
+            )
         )
         atomic_write(path, data, fsync=False)
 
@@ -387,16 +419,20 @@ class Check(EngineState):
         if flat is not None and changed == []:  # nothing changed: no listing, no mirror
             changes.files_checked = len(flat.files)
             return True
-        checked = Checked.load(self._checked_file(), stamp)
-        if checked is None:
-            return False
-        total = checked.count()
-        if total is None:
-            return False
+        checked: Checked | None = None
+        derived = False  # the mirror comes from the flat walk (its own file is stale)
         if flat is not None and changed is not None:
-            found = len(flat.files)  # every transcript of the mirror, some changed
+            found = len(flat.files)  # every transcript of the mirror, some changed in place
         else:
+            checked = Checked.load(self._checked_file(), stamp)
+            if checked is None and flat is not None:  # stale: the flat walk holds it
+                checked, derived = flat.checked(), True
             flat = None
+            if checked is None:
+                return False
+            total = checked.count()
+            if total is None:
+                return False
             known = Known(checked.dirs)
             listings = self._listings_cache()
             changed = []
@@ -426,42 +462,57 @@ class Check(EngineState):
             self._read(todo, {k for k, _ in changed}, changes, progress)
         if self.ledger is not led:
             return True  # reloaded (another process wrote meanwhile): the next run checks all
-        dirty = False
+        if checked is None:  # changed in place: the flat walk is the mirror now
+            assert flat is not None
+            for key, _ in changed:
+                state = part.get(key)
+                if not flat.put(key, None if state is None else state_sig(state)):
+                    flat = None
+                    break
+            if flat is None:  # cannot say what this refresh left: the next run checks
+                self._drop_flat()
+                return True
+            self._save_flat(flat, roots, None)
+            return True
+        dirty = derived  # its file is stale: save it
         for key, _ in changed:
-            state = part.get(key)
-            dirty |= checked.put(key, state)
-            if flat is not None and not flat.put(key, None if state is None else state_sig(state)):
-                flat = None
+            dirty |= checked.put(key, part.get(key))
         if dirty or self._check_stamp() != stamp:
             self._save_checked(checked)
-        self._save_flat(flat, roots, checked)
+        self._save_flat(None, roots, checked)
         return True
 
     def _flat_file(self) -> Path:
         return self.paths.cache_dir / f"{self.ledger_file.stem}.flat"
 
-    def _save_flat(self, flat: Flat | None, roots: list[str], checked: Checked) -> None:
+    def _drop_flat(self) -> None:
+        try:
+            self._flat_file().unlink(missing_ok=True)
+        except OSError as exc:  # its stamp will not be the database's: ignored
+            log.debug("cannot remove the flat walk: %s", exc)
+
+    def _save_flat(self, flat: Flat | None, roots: list[str], checked: Checked | None) -> None:
         """Keep the flat walk (:class:`Flat`) for the database's state now: ``flat``
         updated by this refresh, else built from the listings and ``checked``; removed
         when it cannot be built (a stale one would only be ignored, but cost a read)."""
         stamp = self._check_stamp()
-        path = self._flat_file()
         if stamp is None:
             return
         if flat is None:
             listings = self._listings_cache()
-            if listings is not None:
+            if listings is not None and checked is not None:
                 flat = Flat.build(stamp, roots, listings.dirs, checked.dirs)
-        elif flat.stamp == stamp:
-            return  # the one on disk: nothing to write
-        try:
             if flat is None:
-                path.unlink(missing_ok=True)
+                self._drop_flat()
                 return
-            flat.stamp = stamp
-            flat.save(path)
-        except OSError as exc:  # a cache: the next run walks
+        elif flat.stamp == stamp:
+            return  # the one on disk: nothing changed
+        flat.stamp = stamp
+        try:
+            flat.save(self._flat_file())
+        except (OSError, TypeError, ValueError) as exc:  # a cache: the next run walks
             log.debug("cannot save the flat walk: %s", exc)
+            self._drop_flat()
 
     def _keep_checked(self) -> None:
         """After a refresh (once its database is in place) whose full check loaded the
