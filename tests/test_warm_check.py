@@ -508,6 +508,7 @@ def test_the_flat_walk_ends_in_the_full_checks_ledger(
         _refresh(root, home)  # cold: the full check
     _refresh(root, quick)  # warm: the walk, which leaves the flat walk
     assert len(_flat_of(quick).files) == 3
+    assert os.name == "nt" or _flat_file(quick).stat().st_mode & 0o777 == 0o600
     calls = _counting(monkeypatch)
     ch, loaded = _refresh(root, quick)
     assert (ch.files_checked, ch.files_read, loaded) == (3, 0, False)
