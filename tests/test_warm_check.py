@@ -664,19 +664,3 @@ def test_no_flat_walk_through_a_linked_directory(
     write_lines(outside / "o.jsonl", [_line(42, "o")])
     ch, loaded = _refresh(root, home)
     assert (ch.files_read, ch.new_records, loaded) == (1, 1, False)
-
-
-def test_differ_finds_every_changed_item() -> None:
-    import random
-
-    from tokmon.core.engine.check import _differ
-
-    rnd = random.Random(7)
-    for n in (1, 2, 3, 7, 64, 1000):
-        a = bytes(rnd.randrange(256) for _ in range(8 * n))
-        for k in (0, 1, 2, 5):
-            want = sorted(rnd.sample(range(n), min(k, n)))
-            b = bytearray(a)
-            for i in want:
-                b[8 * i + rnd.randrange(8)] ^= 1 + rnd.randrange(255)
-            assert _differ(a, bytes(b), 8) == want, (n, k)
