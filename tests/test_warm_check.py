@@ -242,6 +242,7 @@ def test_no_mirror_when_switched_off_not_persisted_or_long_lived(tmp_path: Path)
     home = tmp_path / "home"
     _refresh(root, home, full=True)
     assert not list((home / "cache").glob("ledger-*.checked.json"))
+    assert not list((home / "cache").glob("ledger-*.flat"))
     # a long-lived engine (the server's, watch's) keeps its file states loaded, as before
     lasting = tmp_path / "lasting"
     for _ in range(2):
@@ -252,6 +253,7 @@ def test_no_mirror_when_switched_off_not_persisted_or_long_lived(tmp_path: Path)
         finally:
             eng.close()
     assert not list((lasting / "cache").glob("ledger-*.checked.json"))
+    assert not list((lasting / "cache").glob("ledger-*.flat"))
     env = {"TOKMON_HOME": str(tmp_path / "mem")}
     eng = Engine(roots=[root], paths=get_paths(env), env=env, persist=False)
     try:
