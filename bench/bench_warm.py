@@ -7,8 +7,9 @@ For each size, on bench_engine.py's cached corpus (``corpus<MB>`` under
 ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}``, generated when missing), the ``tokmon``
 of this checkout ("now") and of ``--base`` (default ``HEAD~1``; extracted with ``git archive``
 and run through ``PYTHONPATH``, "base") each get their own ``TOKMON_HOME``, warmed by one cold
-``daily``. Then, alternating base / now, ``python -m tokmon <cmd> --json`` for ``daily``,
-``session``, ``blocks`` (warm) and ``daily`` / ``session`` each right after appending one
+``daily``. Then, alternating base / now and the sizes within each round (a change of the
+machine's load moves both sides of every ratio alike), ``python -m tokmon <cmd> --json`` for
+``daily``, ``session``, ``blocks`` (warm) and ``daily`` / ``session`` each right after appending one
 assistant line to the largest transcript (truncated back at the end). Each figure is the
 median of ``--runs``: CPU time (the child's user + system: less moved by other load than the
 wall time) and wall time; ``python -c pass`` is measured the same way. Prints the figures, the
@@ -34,6 +35,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 WARM = ("daily", "session", "blocks")
+TOK = [sys.executable, "-m", "tokmon"]
 APPEND = ("daily", "session")
 
 
@@ -79,7 +81,8 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, wall if before is None or after is None else after - before
 
 
-def measure_size(mb: float, runs: int, base_src: Path, work: Path, be: Any) -> dict[str, Any]:
+def setup_size(mb: float, base_src: Path, work: Path, be: Any) -> dict[str, Any]:
+    """The corpus of ``mb`` and a warm ``TOKMON_HOME`` for each variant (one cold run each)."""
     corpus, _ = be.prepare_corpus(mb, 0, be.cached_corpus_dir(mb, 0))
     be.warm_page_cache(corpus)
     common = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
@@ -90,12 +93,6 @@ def measure_size(mb: float, runs: int, base_src: Path, work: Path, be: Any) -> d
         "base": {**common, "PYTHONPATH": str(base_src), "TOKMON_HOME": str(work / f"b{mb:g}")},
         "now": {**common, "TOKMON_HOME": str(work / f"n{mb:g}")},
     }
-    tok = [sys.executable, "-m", "tokmon"]
-    got: dict[str, dict[str, list[tuple[float, float]]]] = {}
-
-    def add(what: str, variant: str, m: tuple[float, float]) -> None:
-        got.setdefault(what, {}).setdefault(variant, []).append(m)
-
     for variant, env in envs.items():  # which tokmon each runs; a cold run each: warm homes
         where = subprocess.run(
             [sys.executable, "-c", "import tokmon; print(tokmon.__file__)"],
@@ -105,30 +102,48 @@ def measure_size(mb: float, runs: int, base_src: Path, work: Path, be: Any) -> d
             text=True,
             check=True,
         ).stdout.strip()
-        print(f"{variant}: {where}", file=sys.stderr)
+        print(f"{mb:g} MB, {variant}: {where}", file=sys.stderr)
         if variant == "base" and not where.startswith(str(base_src)):
             raise SystemExit(f"bench_warm: error: the base runs {where}, not {base_src}")
-        _run([*tok, "daily", "--json"], env)
-    for cmd in ("pass", *WARM):
-        argv = [sys.executable, "-c", "pass"] if cmd == "pass" else [*tok, cmd, "--json"]
-        for env in envs.values():
-            _run(argv, env)  # unmeasured: a report may write its cache
-        for _ in range(runs):
-            for variant, env in envs.items():
-                add(cmd, variant, _run(argv, env))
+        _run([*TOK, "daily", "--json"], env)
     target = max(corpus.rglob("*.jsonl"), key=lambda p: p.stat().st_size)
-    size = target.stat().st_size
+    return {"mb": mb, "corpus": corpus, "envs": envs, "target": target, "got": {}}
+
+
+def measure(sizes: list[dict[str, Any]], runs: int, be: Any) -> None:
+    """Every figure of every size, the sizes and variants alternating within each round (a
+    change of the machine's load moves both sides of every ratio alike)."""
+
+    def add(sz: dict[str, Any], what: str, variant: str, m: tuple[float, float]) -> None:
+        sz["got"].setdefault(what, {}).setdefault(variant, []).append(m)
+
+    for cmd in ("pass", *WARM):
+        argv = [sys.executable, "-c", "pass"] if cmd == "pass" else [*TOK, cmd, "--json"]
+        for sz in sizes:
+            for env in sz["envs"].values():
+                _run(argv, env)  # unmeasured: a report may write its cache
+        for _ in range(runs):
+            for sz in sizes:
+                for variant, env in sz["envs"].items():
+                    add(sz, cmd, variant, _run(argv, env))
+    lengths = [(sz["target"], sz["target"].stat().st_size) for sz in sizes]
     try:
         for cmd in APPEND:
             for _ in range(runs):
-                for variant, env in envs.items():
-                    be.append_line(target)
-                    add(f"{cmd} after append", variant, _run([*tok, cmd, "--json"], env))
+                for sz in sizes:
+                    for variant, env in sz["envs"].items():
+                        be.append_line(sz["target"])
+                        add(sz, f"{cmd} after append", variant, _run([*TOK, cmd, "--json"], env))
     finally:
-        with open(target, "r+b") as fh:
-            fh.truncate(size)
+        for target, size in lengths:
+            with open(target, "r+b") as fh:
+                fh.truncate(size)
+
+
+def figures(sz: dict[str, Any]) -> dict[str, Any]:
+    """Medians (CPU and wall) per figure and variant, and now / base on CPU time."""
     rows = {}
-    for what, per in got.items():
+    for what, per in sz["got"].items():
         row: dict[str, Any] = {}
         for variant, ms in per.items():
             row[variant] = {
@@ -137,7 +152,7 @@ def measure_size(mb: float, runs: int, base_src: Path, work: Path, be: Any) -> d
             }
         row["ratio"] = row["now"]["cpu_s"] / row["base"]["cpu_s"] if row["base"]["cpu_s"] else None
         rows[what] = row
-    return {"mb": mb, "corpus": str(corpus), "figures": rows}
+    return {"mb": sz["mb"], "corpus": str(sz["corpus"]), "figures": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="tokmon-bench-warm-"))
     try:
         base_src = extract(args.base, work)
-        sizes = [measure_size(mb, args.runs, base_src, work, be) for mb in args.mb]
+        setups = [setup_size(mb, base_src, work, be) for mb in args.mb]
+        measure(setups, args.runs, be)
+        sizes = [figures(sz) for sz in setups]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = {"base": args.base, "loadavg_start": load0, "loadavg_end": be.load_avg(), "sizes": sizes}

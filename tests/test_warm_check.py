@@ -242,6 +242,7 @@ def test_no_mirror_when_switched_off_not_persisted_or_long_lived(tmp_path: Path)
     home = tmp_path / "home"
     _refresh(root, home, full=True)
     assert not list((home / "cache").glob("ledger-*.checked.json"))
+    assert not list((home / "cache").glob("ledger-*.flat"))
     # a long-lived engine (the server's, watch's) keeps its file states loaded, as before
     lasting = tmp_path / "lasting"
     for _ in range(2):
@@ -252,6 +253,7 @@ def test_no_mirror_when_switched_off_not_persisted_or_long_lived(tmp_path: Path)
         finally:
             eng.close()
     assert not list((lasting / "cache").glob("ledger-*.checked.json"))
+    assert not list((lasting / "cache").glob("ledger-*.flat"))
     env = {"TOKMON_HOME": str(tmp_path / "mem")}
     eng = Engine(roots=[root], paths=get_paths(env), env=env, persist=False)
     try:
@@ -434,3 +436,233 @@ def test_the_mirror_follows_two_roots_and_linked_directories(tmp_path: Path) -> 
     assert (ch.files_checked, ch.files_read, loaded) == (4, 0, False)
     _, _, out = _ledger(home)
     assert out == sum(range(101, 106)) + 140 + 141 + 142 + 143
+
+
+# The flat walk (engine/check.py, Flat): a quiet tree checked in two C-level passes.
+
+IN_PLACE = {  # changes that leave every directory as it was: the flat walk sees them itself
+    "append",
+    "append, mtime kept",
+    "truncate",
+    "truncate and regrow",
+    "rewrite, same size",
+    "mtime only",
+}
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the walks and the loads of the mirror and the listings from now on."""
+    from tokmon.core.engine import check as check_mod
+
+    calls = {"walk": 0, "mirror": 0, "listings": 0}
+    walk, mirror, listings = (
+        check_mod.transcript_stats,
+        Checked.load.__func__,  # type: ignore[attr-defined]
+        discovery.Listings.load.__func__,  # type: ignore[attr-defined]
+    )
+
+    def counted_walk(*a: Any, **k: Any) -> Any:
+        calls["walk"] += 1
+        return walk(*a, **k)
+
+    def counted_mirror(cls: Any, *a: Any, **k: Any) -> Any:
+        calls["mirror"] += 1
+        return mirror(cls, *a, **k)
+
+    def counted_listings(cls: Any, *a: Any, **k: Any) -> Any:
+        calls["listings"] += 1
+        return listings(cls, *a, **k)
+
+    monkeypatch.setattr(check_mod, "transcript_stats", counted_walk)
+    monkeypatch.setattr(Checked, "load", classmethod(counted_mirror))
+    monkeypatch.setattr(discovery.Listings, "load", classmethod(counted_listings))
+    return calls
+
+
+def _flat_file(home: Path) -> Path:
+    (path,) = (home / "cache").glob("ledger-*.flat")
+    return path
+
+
+def _flat_of(home: Path) -> Any:
+    """The flat walk saved under ``home``, loaded under its own stamp and roots."""
+    from tokmon.core.engine.check import Flat
+
+    path = _flat_file(home)
+    head = orjson.loads(path.read_bytes().split(b"\n")[1])
+    flat = Flat.load(path, head["db"], head["roots"])
+    assert flat is not None
+    return flat
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_the_flat_walk_ends_in_the_full_checks_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A warm run of a quiet tree neither walks nor loads the mirror or the listings; a
+    change in place is found by the flat walk alone, any other by the walk; either ends in
+    the full check's ledger, and the flat walk answers again afterwards."""
+    monkeypatch.setattr(discovery, "RACY_NS", 0)  # listings kept (settle_clock instead)
+    root = _tree(tmp_path)
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    settle_clock(tmp_path)
+    for home in (quick, full):
+        _refresh(root, home)  # cold: the full check
+    _refresh(root, quick)  # warm: the walk, which leaves the flat walk
+    assert len(_flat_of(quick).files) == 3
+    assert os.name == "nt" or _flat_file(quick).stat().st_mode & 0o777 == 0o600
+    calls = _counting(monkeypatch)
+    ch, loaded = _refresh(root, quick)
+    assert (ch.files_checked, ch.files_read, loaded) == (3, 0, False)
+    assert calls == {"walk": 0, "mirror": 0, "listings": 0}
+    before = _ledger(quick)
+    settle_clock(tmp_path)
+    CHANGES[change](root)
+    ch_q, loaded = _refresh(root, quick)
+    walked = calls["walk"]
+    ch_f, _ = _refresh(root, full, full=True)
+    after = _ledger(quick)
+    assert after == _ledger(full)
+    assert after != before, "the change was not seen"
+    assert (ch_q.new_records, ch_q.files_read, ch_q.files_checked) == (
+        ch_f.new_records,
+        ch_f.files_read,
+        ch_f.files_checked,
+    )
+    assert (walked > 0) is (change not in IN_PLACE)
+    assert loaded is (change == "deleted file")
+    settle_clock(tmp_path)
+    for _ in range(2):  # (after the full check: the walk once, which leaves a flat walk)
+        ch, loaded = _refresh(root, quick)
+        assert (ch.files_read, ch.new_records, loaded) == (0, 0, False)
+    calls.update(walk=0, mirror=0, listings=0)
+    ch, _ = _refresh(root, quick)
+    assert (ch.files_read, ch.files_checked) == (0, ch_f.files_checked)
+    assert calls == {"walk": 0, "mirror": 0, "listings": 0}
+    assert _ledger(quick) == after
+
+
+def test_a_transcript_gone_after_its_directory_was_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transcript removed between the directories' stat and its own (the flat walk's
+    directories all as recorded, its stat failing): the walk runs, then the full check."""
+    from array import array
+    from itertools import chain
+
+    monkeypatch.setattr(discovery, "RACY_NS", 0)
+    root = _tree(tmp_path)
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    settle_clock(tmp_path)
+    for home in (quick, full):
+        _refresh(root, home)
+    _refresh(root, quick)
+    flat = _flat_of(quick)
+    _deleted(root)
+    assert flat.check() is None  # its directory changed
+    flat.dsig = array(  # as if the directories had been stat'ed just before the unlink
+        "q",
+        chain.from_iterable(
+            (s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev) for s in map(os.stat, flat.dirs)
+        ),
+    )
+    assert flat.check() is None  # its transcript is gone: the walk must run
+    flat.save(_flat_file(quick))
+    calls = _counting(monkeypatch)
+    ch, loaded = _refresh(root, quick)
+    assert calls["walk"] > 0 and loaded  # the walk, then the full check
+    _refresh(root, full, full=True)
+    assert _ledger(quick) == _ledger(full)
+    assert ch.files_checked == 2
+
+
+def test_a_flat_walk_not_of_this_database_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process wrote since the flat walk was saved, then the transcript it read went
+    back to the size, mtime and inode the flat walk holds: the flat walk is not used (the
+    file is read again, as the full check reads it); a torn or foreign one neither."""
+    monkeypatch.setattr(discovery, "RACY_NS", 0)
+    root = _tree(tmp_path)
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    settle_clock(tmp_path)
+    for home in (quick, full):
+        _refresh(root, home)
+    _refresh(root, quick)
+    good = _flat_file(quick).read_bytes()
+    f = root / "-b" / "s2.jsonl"
+    data, st = f.read_bytes(), f.stat()
+    write_lines(f, [_line(50, "s2")])
+    for home in (quick, full):  # another process (no mirror, no flat walk) reads the line
+        _refresh(root, home, full=True)
+    with open(f, "r+b") as fh:  # back to what the flat walk holds (same inode)
+        fh.write(data)
+        fh.truncate(len(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _flat_file(quick).read_bytes() == good
+    assert _flat_of(quick).check() == []  # under its own stamp it would say: untouched
+    ch_q, _ = _refresh(root, quick)
+    ch_f, _ = _refresh(root, full, full=True)
+    assert _ledger(quick) == _ledger(full)
+    assert ch_q.files_read == ch_f.files_read == 1
+    kept = _ledger(quick)[2]
+    assert kept == sum(range(101, 106)) + 150  # what was read stays (as in the full check)
+
+    # torn, foreign or malformed: never used, never a crash
+    from tokmon.core.engine.check import _FLAT_MAGIC
+
+    _refresh(root, quick)
+    good = _flat_file(quick).read_bytes()
+    head_end = good.index(b"\n", len(_FLAT_MAGIC)) + 1
+    head = orjson.loads(good[len(_FLAT_MAGIC) : head_end])
+    rest = good[head_end:]
+
+    def with_head(**kw: Any) -> bytes:
+        return _FLAT_MAGIC + orjson.dumps({**head, **kw}) + b"\n" + rest
+
+    bodies = [
+        b"",
+        _FLAT_MAGIC,
+        _FLAT_MAGIC + b"{\n",
+        _FLAT_MAGIC + b"[]\n" + rest,
+        b"tokmon-flat 2\n" + good[len(_FLAT_MAGIC) :],
+        with_head(order="big" if head["order"] == "little" else "little"),
+        with_head(roots=[*head["roots"], str(tmp_path / "x")]),
+        with_head(nd=head["nd"] + 1),
+        with_head(nf=head["nf"] - 1),
+        with_head(plen=head["plen"] - 1),
+        with_head(nd="1"),
+        with_head(nd=0, nf=0, plen=0),
+        good[:-1],
+        good + b"\0",
+    ]
+    for n, body in enumerate(bodies):
+        _flat_file(quick).write_bytes(body)
+        write_lines(f, [_line(60 + n, "s2")])
+        ch, _ = _refresh(root, quick)
+        assert ch.new_records == 1, n
+        assert _flat_of(quick).check() == [], n  # a good one again
+    ch, _ = _refresh(root, quick)
+    assert (ch.files_read, ch.new_records) == (0, 0)
+    assert _ledger(quick)[2] == kept + sum(160 + n for n in range(len(bodies)))
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs symlinks")
+def test_no_flat_walk_through_a_linked_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the tree holds a symbolic link the walk decides what it leads to: no flat walk
+    is kept, and an append behind the link is still read."""
+    monkeypatch.setattr(discovery, "RACY_NS", 0)
+    root = _tree(tmp_path)
+    outside = tmp_path / "elsewhere"
+    write_lines(outside / "o.jsonl", [_line(41, "o")])
+    os.symlink(outside, root / "-linked")
+    home = tmp_path / "home"
+    settle_clock(tmp_path)
+    for _ in range(3):
+        _refresh(root, home)
+    assert not list((home / "cache").glob("ledger-*.flat"))
+    write_lines(outside / "o.jsonl", [_line(42, "o")])
+    ch, loaded = _refresh(root, home)
+    assert (ch.files_read, ch.new_records, loaded) == (1, 1, False)

@@ -13,6 +13,14 @@ equals its entry is untouched, exactly as the ledger's own state would say; only
 transcript of the mirror is not found any more (deleted, moved), or the stamp, the file or
 any entry is not what it should be, the full check runs (:meth:`Ingest._plan`) and writes a
 new mirror. ``TOKMON_NO_LISTING_CACHE=1`` switches this off with the listings.
+
+In front of both, :class:`Flat` (``cache/ledger-*.flat``) holds the last walk flattened:
+every directory with its kept listing's stat and every transcript with its mirror entry, for
+the same stamp. A run whose directories all ``stat`` as recorded is answered from it alone
+(two C-level passes of ``os.stat`` and one compare; changed transcripts read as above), and
+it is updated in place of the mirror; any directory change runs the walk, which saves a new
+one. (Two threads sharing the ``stat`` calls were slower, in CPU and wall time: each call
+hands the GIL over and back.)
 """
 
 from __future__ import annotations
@@ -21,8 +29,13 @@ import gc
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+import sys
+from array import array
+from collections.abc import Callable, Iterator
+from itertools import compress, count
+from operator import attrgetter, ne
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from tokmon.core.discovery import Known, transcript_stats
@@ -124,6 +137,208 @@ def _head(stamp: list[Any]) -> bytes:
     return b'{"v":1,"db":' + orjson.dumps(stamp) + b","
 
 
+_FLAT_MAGIC = b"tokmon-flat 1\n"
+_DIR_SIG = attrgetter("st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev")  # a listing's head
+_FILE_SIG = attrgetter("st_size", "st_mtime_ns", "st_ino", "st_dev")  # a Checked entry
+
+
+class Flat:
+    """The whole walk of a quiet tree, flattened: every directory the walk reaches with the
+    ``[mtime_ns, ctime_ns, ino, dev]`` its kept listing was taken at, and every transcript
+    in them with its :class:`Checked` entry, for the database ``stamp`` and the ``roots``
+    (saved as ``cache/ledger-*.flat``). While the stamp is the database's, a tree whose
+    directories all ``stat`` as recorded holds exactly the recorded transcripts (each
+    listing is still what ``scandir`` would give), and a transcript whose ``stat`` equals
+    its entry is untouched: :meth:`check` makes the walk's ``stat`` calls in two C-level
+    passes and compares all of them at once, with no per-path Python and without loading
+    the listings or the mirror. Built only from a walk whose every directory had a kept
+    listing, every transcript an entry and no symbolic link (those keep the walk); it then
+    holds every transcript of the mirror, so it stands in for a stale mirror
+    (:meth:`checked`). Paths are kept as ``os.fsencode`` gives them (no decoding on load).
+    """
+
+    def __init__(
+        self,
+        stamp: list[Any],
+        roots: list[str],
+        dirs: list[bytes],
+        dsig: array[int],
+        files: list[bytes],
+        fsig: array[int],
+        blob: bytes | None = None,
+    ) -> None:
+        self.stamp = stamp
+        self.roots = roots
+        self.dirs = dirs
+        self.dsig = dsig
+        self.files = files
+        self.fsig = fsig
+        self._blob = blob  # the paths as saved (a rewrite after an append reuses them)
+
+    @classmethod
+    def build(
+        cls, stamp: list[Any], roots: list[str], listed: dict[str, Any], known: dict[str, Any]
+    ) -> Flat | None:
+        """The flat walk of ``roots`` from the kept listings ``listed`` (:class:`Listings`'
+        ``dirs``) and the mirror's ``known`` entries; None when the walk is not all kept
+        listings, entries and plain transcripts (the walk then runs as before)."""
+        dirs: list[str] = []
+        files: list[str] = []
+        dsig: array[int] = array("q")
+        fsig: array[int] = array("q")
+        no_sigs: dict[str, Any] = {}
+        try:
+            for top in roots:
+                stack = [top]
+                while stack:
+                    d = stack.pop()
+                    entry = listed.get(d)
+                    if entry is None:  # listed afresh every time (racy, or not whole)
+                        return None
+                    dirs.append(d)
+                    dsig.extend(entry[:4])
+                    sigs = known.get(d, no_sigs)
+                    prefix = os.path.join(d, "")  # the walk's paths, character for character
+                    for kind, name in zip(entry[4], entry[5], strict=True):
+                        if kind == "d":
+                            stack.append(prefix + name)
+                        elif kind == "f":
+                            sig = sigs.get(name)
+                            if type(sig) is not list or len(sig) != 4:
+                                return None
+                            files.append(prefix + name)
+                            fsig.extend(sig)
+                        else:  # a symbolic link: where it leads is the walk's to decide
+                            return None
+            fs = os.fsencode
+            bdirs, bfiles = list(map(fs, dirs)), list(map(fs, files))
+        except (TypeError, ValueError, OverflowError, IndexError):  # not of our making
+            return None
+        if len(dsig) != 4 * len(dirs) or len(set(files)) != len(files):
+            return None
+        return cls(stamp, roots, bdirs, dsig, bfiles, fsig)
+
+    def check(self) -> list[tuple[str, os.stat_result]] | None:
+        """``(path, stat)`` of the transcripts that are not untouched (as the walk returns
+        them), or None when a directory changed, a path is gone or a changed path is no
+        regular file: the walk must run."""
+        stat_of = os.stat
+        try:
+            if any(map(ne, map(_DIR_SIG, map(stat_of, self.dirs)), _fours(self.dsig))):
+                return None
+            # one pass in C; each stat and expected entry is dropped once compared (no
+            # lists of them: touching less memory is faster), only the indexes are kept
+            files = self.files
+            diff = list(
+                compress(count(), map(ne, map(_FILE_SIG, map(stat_of, files)), _fours(self.fsig)))
+            )
+            out = []
+            for i in diff:
+                path = files[i]
+                st = stat_of(path)  # again: the first one was not kept
+                if not S_ISREG(st.st_mode):
+                    return None
+                if list(_FILE_SIG(st)) != self.fsig[4 * i : 4 * i + 4].tolist():
+                    out.append((os.fsdecode(path), st))
+        except (OSError, OverflowError, ValueError):  # gone meanwhile, or out of range
+            return None
+        return out
+
+    def put(self, key: str, sig: list[int] | None) -> bool:
+        """Set the entry of the transcript ``key`` (one of :attr:`files`) to ``sig``; False
+        when it cannot be (no entry any more: rebuild instead)."""
+        if sig is None:
+            return False
+        try:
+            i = self.files.index(os.fsencode(key))
+            self.fsig[4 * i : 4 * i + 4] = array("q", sig)
+        except (ValueError, OverflowError, TypeError):
+            return False
+        return True
+
+    def checked(self) -> Checked:
+        """The mirror this flat walk holds (every transcript of the database at its stamp)."""
+        dirs: dict[str, Any] = {}
+        sep = os.sep
+        sigs = self.fsig.tolist()
+        for i, path in enumerate(map(os.fsdecode, self.files)):
+            d, _, name = path.rpartition(sep)
+            dirs.setdefault(d, {})[name] = sigs[4 * i : 4 * i + 4]
+        return Checked(self.stamp, dirs)
+
+    @classmethod
+    def load(cls, path: Path, stamp: list[Any], roots: list[str]) -> Flat | None:
+        """The flat walk saved at ``path`` for the database ``stamp`` and ``roots``; None
+        when missing, torn, of another machine's byte order, stamp or roots."""
+        import orjson
+
+        dsig: array[int] = array("q")
+        fsig: array[int] = array("q")
+        try:
+            with open(path, "rb") as fh:
+                if fh.read(len(_FLAT_MAGIC)) != _FLAT_MAGIC:
+                    return None
+                head = orjson.loads(fh.readline())
+                if (
+                    type(head) is not dict
+                    or head.get("db") != stamp
+                    or head.get("roots") != roots
+                    or head.get("order") != sys.byteorder
+                ):
+                    return None
+                nd, nf, plen = head["nd"], head["nf"], head["plen"]
+                if type(nd) is not int or type(nf) is not int or type(plen) is not int:
+                    return None
+                if nd < 1 or nf < 0 or plen < 0:
+                    return None
+                blob = fh.read(plen)  # straight from the file: no copies of the whole
+                dsig.fromfile(fh, 4 * nd)
+                fsig.fromfile(fh, 4 * nf)
+                if fh.read(1):
+                    return None
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            return None
+        names = blob.split(b"\0")
+        if len(blob) != plen or len(names) != nd + nf:
+            return None
+        return cls(stamp, roots, names[:nd], dsig, names[nd:], fsig, blob)
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (0600, atomically, no fsync: used only under its stamp)."""
+        import orjson
+
+        from tokmon.fsutil import atomic_write
+
+        blob = self._blob
+        if blob is None:
+            blob = self._blob = b"\0".join(self.dirs + self.files)
+        head = {
+            "db": self.stamp,
+            "roots": self.roots,
+            "order": sys.byteorder,
+            "nd": len(self.dirs),
+            "nf": len(self.files),
+            "plen": len(blob),
+        }
+        data = b"".join(
+            (
+                _FLAT_MAGIC,
+                orjson.dumps(head),
+                b"\n",
+                blob,
+                self.dsig.tobytes(),
+                self.fsig.tobytes(),
+            )
+        )
+        atomic_write(path, data, fsync=False)
+
+
+def _fours(a: array[int]) -> Iterator[tuple[int, ...]]:
+    """``a``'s items four by four (what the stat getters give), made one at a time in C."""
+    it = iter(a)
+    return zip(it, it, it, it, strict=False)  # its length is a multiple of 4
+
+
 def state_sig(st: FileState) -> list[int]:
     """A file state's entry: what the reader's "untouched" test compares a ``stat`` with."""
     if st.offset > st.size:  # the reader reads it again: never untouched
@@ -195,27 +410,43 @@ class Check(EngineState):
         self, changes: Changes, progress: ProgressFn | None, stamp: list[Any]
     ) -> bool:
         led = self.ledger
-        checked = Checked.load(self._checked_file(), stamp)
-        if checked is None:
-            return False
-        total = checked.count()
-        if total is None:
-            return False
-        known = Known(checked.dirs)
-        listings = self._listings_cache()
-        changed: list[tuple[str, os.stat_result]] = []
-        try:
-            for root in self.roots:
-                changed += transcript_stats(root, listings, known)
-        except (TypeError, IndexError, KeyError, AttributeError):  # an entry not of our making
-            return False
-        if listings is not None and listings.changed:
+        root_paths = self.roots
+        roots = [os.fspath(r) for r in root_paths]
+        flat = Flat.load(self._flat_file(), stamp, roots)
+        changed = flat.check() if flat is not None else None
+        if flat is not None and changed == []:  # nothing changed: no listing, no mirror
+            changes.files_checked = len(flat.files)
+            return True
+        checked: Checked | None = None
+        derived = False  # the mirror comes from the flat walk (its own file is stale)
+        if flat is not None and changed is not None:
+            found = len(flat.files)  # every transcript of the mirror, some changed in place
+        else:
+            checked = Checked.load(self._checked_file(), stamp)
+            if checked is None and flat is not None:  # stale: the flat walk holds it
+                checked, derived = flat.checked(), True
+            flat = None
+            if checked is None:
+                return False
+            total = checked.count()
+            if total is None:
+                return False
+            known = Known(checked.dirs)
+            listings = self._listings_cache()
+            changed = []
             try:
-                listings.save(self._listings_file())
-            except OSError as exc:  # a cache: the next run lists again
-                log.debug("cannot save the directory listings: %s", exc)
-        if known.seen != total:  # a transcript of the ledger is gone: the full check says which
-            return False
+                for root in root_paths:
+                    changed += transcript_stats(root, listings, known)
+            except (TypeError, IndexError, KeyError, AttributeError):  # not of our making
+                return False
+            if listings is not None and listings.changed:
+                try:
+                    listings.save(self._listings_file())
+                except OSError as exc:  # a cache: the next run lists again
+                    log.debug("cannot save the directory listings: %s", exc)
+            if known.seen != total:  # a transcript of the ledger is gone: the full check
+                return False
+            found = known.same + len(changed)
         db = self.db
         assert db is not None
         prev = db.file_states((k for k, _ in changed), self._dropped_states(changes))
@@ -224,17 +455,62 @@ class Check(EngineState):
             need, off = needs_read(st, prev.get(key))
             if need:
                 todo.append((key, st, off))
-        changes.files_checked = known.same + len(changed)  # every transcript found
+        changes.files_checked = found  # every transcript found
         with led.partial(prev) as part:
             self._read(todo, {k for k, _ in changed}, changes, progress)
         if self.ledger is not led:
             return True  # reloaded (another process wrote meanwhile): the next run checks all
-        dirty = False
+        if checked is None:  # changed in place: the flat walk is the mirror now
+            assert flat is not None
+            for key, _ in changed:
+                state = part.get(key)
+                if not flat.put(key, None if state is None else state_sig(state)):
+                    flat = None
+                    break
+            if flat is None:  # cannot say what this refresh left: the next run checks
+                self._drop_flat()
+                return True
+            self._save_flat(flat, roots, None)
+            return True
+        dirty = derived  # its file is stale: save it
         for key, _ in changed:
             dirty |= checked.put(key, part.get(key))
         if dirty or self._check_stamp() != stamp:
             self._save_checked(checked)
+        self._save_flat(None, roots, checked)
         return True
+
+    def _flat_file(self) -> Path:
+        return self.paths.cache_dir / f"{self.ledger_file.stem}.flat"
+
+    def _drop_flat(self) -> None:
+        try:
+            self._flat_file().unlink(missing_ok=True)
+        except OSError as exc:  # its stamp will not be the database's: ignored
+            log.debug("cannot remove the flat walk: %s", exc)
+
+    def _save_flat(self, flat: Flat | None, roots: list[str], checked: Checked | None) -> None:
+        """Keep the flat walk (:class:`Flat`) for the database's state now: ``flat``
+        updated by this refresh, else built from the listings and ``checked``; removed
+        when it cannot be built (a stale one would only be ignored, but cost a read)."""
+        stamp = self._check_stamp()
+        if stamp is None:
+            return
+        if flat is None:
+            listings = self._listings_cache()
+            if listings is not None and checked is not None:
+                flat = Flat.build(stamp, roots, listings.dirs, checked.dirs)
+            if flat is None:
+                self._drop_flat()
+                return
+        elif flat.stamp == stamp:
+            return  # the one on disk: nothing changed
+        flat.stamp = stamp
+        try:
+            flat.save(self._flat_file())
+        except (OSError, TypeError, ValueError) as exc:  # a cache: the next run walks
+            log.debug("cannot save the flat walk: %s", exc)
+            self._drop_flat()
 
     def _keep_checked(self) -> None:
         """After a refresh (once its database is in place) whose full check loaded the
