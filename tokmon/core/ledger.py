@@ -748,6 +748,10 @@ class LedgerDB:
         end and :attr:`on_bulk` rebuilds the stored sums. Returns (records added, their
         sessions, the new generation), or None, having written nothing, when the ledger holds
         records by then (another process merged meanwhile: use :meth:`merge`)."""
+        # Every staged row into its table first, outside the transaction: rows inserted
+        # inside it would go with its rollback (a full disk, another process's records)
+        # while already gone from the stage's memory.
+        stage.flush()
         try:
             with self.write() as conn:
                 gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
@@ -755,7 +759,6 @@ class LedgerDB:
                     raise _NotEmpty()
                 n = 0
                 sessions: set[str] = set()
-                stage.flush()
                 if stage.rows:
                     conn.execute("DROP INDEX IF EXISTS records_ts")
                     conn.execute("DROP INDEX IF EXISTS records_session")

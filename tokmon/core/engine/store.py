@@ -285,7 +285,9 @@ class Store(EngineState):
         assert self.db is not None
         changes.warnings.append(why)
         mem = self.db.memory_copy()
-        if not self._mem:
+        if self.db.build:  # an unpublished first scan's file: nothing in it is kept
+            self.db.discard()
+        elif not self._mem:
             self.db.close()
         self.db, self._mem = mem, True
         self._roll()
