@@ -40,7 +40,7 @@ def _daily(env: dict[str, str], limit: int | None = None) -> subprocess.Complete
 
     return subprocess.run(
         [sys.executable, "-m", "tokmon", "daily", "--json"],
-        env=env,
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},  # (no .pyc cut short by the limit)
         capture_output=True,
         text=True,
         timeout=180,

@@ -346,11 +346,14 @@ class LedgerDB:
             return self._open_ro(path)
         from tokmon.paths import ensure_dir
 
-        ensure_dir(path.parent)
-        if self.build:
-            return self._connect_build(path)
-        if not path.exists():
-            _touch_private(path)
+        try:
+            ensure_dir(path.parent)
+            if self.build:
+                return self._connect_build(path)
+            if not path.exists():
+                _touch_private(path)
+        except OSError as exc:  # (a file in the data dir's place, a read-only parent)
+            raise LedgerUnavailable(f"cannot create {path}: {exc.strerror or exc}") from exc
         try:
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1e3
