@@ -71,3 +71,29 @@ def test_listing_with_a_nul_in_a_name(tmp_path: Path) -> None:
     listings.write_text(json.dumps({"v": 1, "dirs": {str(d): entry}}), encoding="utf-8")
     assert _daily(env) == TRUTH
     assert _daily(env) == TRUTH
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+@pytest.mark.parametrize("which", ["snapshot", "metadata"])
+def test_fifo_in_place_of_the_line_snapshot_or_the_metadata(tmp_path: Path, which: str) -> None:
+    """The same for the statusline's snapshot (``line --sync`` hung) and the session metadata
+    file (``session --json`` hung)."""
+    env, cache = _setup(tmp_path)
+    if which == "snapshot":
+        argv = ["line", "--sync"]
+        target = cache / "line" / "snapshot.bin"
+    else:
+        argv = ["session", "--json"]
+        target = Path(env["TOKMON_HOME"]) / "data" / "sessions.json"
+    r = subprocess.run([sys.executable, "-m", "tokmon", *argv], env=env, capture_output=True,
+                       text=True, timeout=90)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    target.unlink(missing_ok=True)
+    os.mkfifo(target, 0o600)
+    for _run in range(2):
+        r = subprocess.run([sys.executable, "-m", "tokmon", *argv], env=env, capture_output=True,
+                           text=True, timeout=90)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        assert "today" in r.stdout if which == "snapshot" else "sess-1" in r.stdout
+    assert _daily(env) == TRUTH
