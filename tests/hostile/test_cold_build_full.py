@@ -65,7 +65,7 @@ def test_first_scan_on_a_full_disk_is_exact(tmp_path: Path) -> None:
     data = Path(env["TOKMON_HOME"]) / "data"
     r = _daily(env, limit=whole // 2)
     assert _totals(r) == truth  # before the fix: (0, 0), the staged rows rolled back
-    assert "cannot save the ledger" in r.stderr
+    assert "ledger" in r.stderr  # one warning: not saved
     assert "Traceback" not in r.stderr
     assert not [p.name for p in data.iterdir() if BUILD_INFIX in p.name]
 
