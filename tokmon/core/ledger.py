@@ -338,9 +338,13 @@ class LedgerDB:
             conn.executescript(_SCHEMA + _AGENT_SCHEMA)
             self._init_meta(conn)
             return conn
-        if path.exists() and not path.is_file():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # (a data dir this user cannot search)
+            raise LedgerUnavailable(f"cannot open {path}: {exc.strerror or exc}") from exc
+        if exists and not path.is_file():
             raise LedgerUnreadable(f"unreadable ledger ({path} is not a file)")
-        if path.exists():
+        if exists:
             self._check_version(path)
         if self.readonly:
             return self._open_ro(path)
@@ -350,7 +354,7 @@ class LedgerDB:
             ensure_dir(path.parent)
             if self.build:
                 return self._connect_build(path)
-            if not path.exists():
+            if not exists:
                 _touch_private(path)
         except OSError as exc:  # (a file in the data dir's place, a read-only parent)
             raise LedgerUnavailable(f"cannot create {path}: {exc.strerror or exc}") from exc
