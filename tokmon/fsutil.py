@@ -15,6 +15,22 @@ from tokmon.paths import ensure_dir
 TMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp" beside the target
 
 
+def read_regular(path: Path | str) -> bytes:
+    """The bytes of the regular file at ``path`` (a cache file: the mirror, the listings, a
+    cached report). OSError when it is anything else: a FIFO or a device in its place would
+    block the open or never end the read (opened non-blocking, checked before reading)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        with open(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (temp file, fsync, replace), mode 0600.
 

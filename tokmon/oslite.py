@@ -37,6 +37,7 @@ read = _calls.read
 unlink = _calls.unlink
 open = _calls.open  # noqa: A001 - os.open, not the builtin
 close = _calls.close
+_NONBLOCK = getattr(_calls, "O_NONBLOCK", 0)  # (a FIFO's open would wait for a writer)
 
 
 def get_blocking(fd: int) -> bool:
@@ -113,10 +114,12 @@ else:  # Windows, or os already loaded (the console script)
 def read_file(path: str, limit: int) -> "tuple[bytes, float]":
     """At most ``limit`` bytes of ``path`` and its mtime, in four system calls (open, fstat,
     read, close): no buffered file object, no size probe, no allocation of ``limit`` bytes.
-    Raises OSError."""
-    fd = open(path, O_READ)
+    Raises OSError, also when ``path`` is not a regular file (a FIFO, a device)."""
+    fd = open(path, O_READ | _NONBLOCK)
     try:
         st = fstat(fd)
+        if st.st_mode & 0o170000 != 0o100000:  # S_ISREG, without the stat module
+            raise OSError(f"{path}: not a regular file")
         want = min(st.st_size, limit) if st.st_size > 0 else limit  # 0: size unknown
         data = read(fd, want)
         while len(data) < want:  # a short read (not expected from a regular file)

@@ -652,8 +652,10 @@ class ReportCache:
     def get(self) -> str | None:
         if self.path is None:
             return None
+        from tokmon.fsutil import read_regular
+
         try:
-            return self.path.read_text(encoding="utf-8")
+            return read_regular(self.path).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
 

@@ -81,9 +81,10 @@ class Listings:
         """The listings saved at ``path`` (none when missing or unreadable: a cache)."""
         import orjson
 
+        from tokmon.fsutil import read_regular
+
         try:
-            with open(path, "rb") as fh:
-                data = orjson.loads(fh.read())
+            data = orjson.loads(read_regular(path))
         except (OSError, ValueError):
             return cls()
         if type(data) is not dict or data.get("v") != 1 or type(data.get("dirs")) is not dict:
@@ -122,7 +123,8 @@ def _reusable(entry: Any, st: os.stat_result) -> bool:
     except TypeError:
         return False
     return not (
-        os.sep in joined
+        joined.count("\0") != max(len(names) - 1, 0)  # a NUL inside a name
+        or os.sep in joined
         or (os.altsep is not None and os.altsep in joined)
         or "." in names
         or ".." in names

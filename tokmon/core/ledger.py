@@ -338,19 +338,26 @@ class LedgerDB:
             conn.executescript(_SCHEMA + _AGENT_SCHEMA)
             self._init_meta(conn)
             return conn
-        if path.exists() and not path.is_file():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # (a data dir this user cannot search)
+            raise LedgerUnavailable(f"cannot open {path}: {exc.strerror or exc}") from exc
+        if exists and not path.is_file():
             raise LedgerUnreadable(f"unreadable ledger ({path} is not a file)")
-        if path.exists():
+        if exists:
             self._check_version(path)
         if self.readonly:
             return self._open_ro(path)
         from tokmon.paths import ensure_dir
 
-        ensure_dir(path.parent)
-        if self.build:
-            return self._connect_build(path)
-        if not path.exists():
-            _touch_private(path)
+        try:
+            ensure_dir(path.parent)
+            if self.build:
+                return self._connect_build(path)
+            if not exists:
+                _touch_private(path)
+        except OSError as exc:  # (a file in the data dir's place, a read-only parent)
+            raise LedgerUnavailable(f"cannot create {path}: {exc.strerror or exc}") from exc
         try:
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1e3
@@ -748,6 +755,10 @@ class LedgerDB:
         end and :attr:`on_bulk` rebuilds the stored sums. Returns (records added, their
         sessions, the new generation), or None, having written nothing, when the ledger holds
         records by then (another process merged meanwhile: use :meth:`merge`)."""
+        # Every staged row into its table first, outside the transaction: rows inserted
+        # inside it would go with its rollback (a full disk, another process's records)
+        # while already gone from the stage's memory.
+        stage.flush()
         try:
             with self.write() as conn:
                 gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
@@ -755,7 +766,6 @@ class LedgerDB:
                     raise _NotEmpty()
                 n = 0
                 sessions: set[str] = set()
-                stage.flush()
                 if stage.rows:
                     conn.execute("DROP INDEX IF EXISTS records_ts")
                     conn.execute("DROP INDEX IF EXISTS records_session")

@@ -296,7 +296,11 @@ def restore(engine: Any) -> int:
 
 def restore_after_rebuild(engine: Any, changes: Any) -> None:
     """Engine hook: a ledger rebuilt from transcripts gets the stored imports back."""
-    if not machines_path(engine.ledger_file).is_file():
+    try:
+        present = machines_path(engine.ledger_file).is_file()
+    except OSError:  # (a data dir this user cannot search: the ledger's warning says so)
+        return
+    if not present:
         return
     try:
         n = restore(engine)

@@ -12,14 +12,14 @@ from typing import Any
 
 import orjson
 
-from tokmon.fsutil import TMP_SUFFIX
+from tokmon.fsutil import TMP_SUFFIX, read_regular
 from tokmon.metadata.schema import MetadataError
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """Parse ``path`` (None when missing or empty); MetadataError when corrupt."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)  # (a FIFO there would hang every reader)
     except FileNotFoundError:
         return None
     except OSError as exc:

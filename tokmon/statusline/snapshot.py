@@ -96,13 +96,19 @@ def _block(active: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _text(value: Any, limit: int) -> str | None:
+    """A string of at most ``limit`` characters (None for anything else): transcript text can
+    be megabytes long, and the fast path reads at most 1 MiB of snapshot."""
+    return value[:limit] if isinstance(value, str) else None
+
+
 def _session(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "sessionId": str(row.get("sessionId") or ""),
-        "projectPath": str(row.get("projectPath") or ""),
-        "projectName": str(row.get("projectName") or ""),
-        "title": row.get("title") if isinstance(row.get("title"), str) else None,
-        "name": row.get("name") if isinstance(row.get("name"), str) else None,
+        "sessionId": str(row.get("sessionId") or "")[:200],  # (Claude's: a 36-character UUID)
+        "projectPath": str(row.get("projectPath") or "")[:4096],  # PATH_MAX
+        "projectName": str(row.get("projectName") or "")[:255],  # NAME_MAX
+        "title": _text(row.get("title"), 200),
+        "name": _text(row.get("name"), 200),
         "totalCost": _num(row.get("totalCost")),
         "totalTokens": int(_num(row.get("totalTokens"))),
         "lastActivity": _epoch(row.get("lastActivity")),

@@ -152,8 +152,12 @@ class Hub:
             for note in notes:
                 try:
                     q.put_nowait(note)
-                except asyncio.QueueFull:  # a stuck client: drop it, it reconnects
+                except asyncio.QueueFull:  # a stuck client: end its stream, it reconnects
                     self.queues.discard(q)
+                    while not q.empty():  # (what it missed is reloaded after the reconnect)
+                        q.get_nowait()
+                    q.put_nowait(None)
+                    break
         self.sent += len(notes)
 
     def close(self) -> None:

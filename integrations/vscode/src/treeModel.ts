@@ -303,7 +303,7 @@ function sessionTooltip(row: SessionRow, nowMs: number): string {
   if (row.name && row.title) {
     lines.push(`Claude's title: ${escapeMarkdown(row.title)}  `);
   }
-  lines.push(`Session \`${row.sessionId}\`  `);
+  lines.push(`Session ${escapeMarkdown(row.sessionId)}  `); // (a transcript's id: no code span a backtick could close)
   lines.push(`Project ${escapeMarkdown(row.projectPath)}  `);
   lines.push(
     `${formatInteger(row.totalTokens)} tokens (input ${formatInteger(row.inputTokens)}, output ${formatInteger(row.outputTokens)}, ` +

@@ -101,9 +101,10 @@ class Checked:
         parsing the rest: a stale mirror costs no parse)."""
         import orjson
 
+        from tokmon.fsutil import read_regular
+
         try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
+            raw = read_regular(path)
             if stamp is not None and not raw.startswith(_head(stamp)):
                 return None
             data = orjson.loads(raw)

@@ -56,6 +56,15 @@ class SaveJob:
     version: int
 
 
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists; True when that cannot be told (a data dir this user cannot
+    search): the usual open then says why, and the report goes on without the ledger."""
+    try:
+        return path.exists()
+    except OSError:
+        return True
+
+
 class _Rebuild(Exception):
     """The database turned out corrupt mid-refresh: it was moved aside; scan again."""
 
@@ -115,8 +124,8 @@ class Store(EngineState):
         if (
             self._refreshing
             and not self._no_build
-            and not self.ledger_file.exists()
-            and not json_ledger_path(self.ledger_file).exists()
+            and not _present(self.ledger_file)
+            and not _present(json_ledger_path(self.ledger_file))
         ):  # a first scan: built in a private file, published once complete (_publish_build)
             try:
                 self.db = LedgerDB(build_path(self.ledger_file), build=True)
@@ -285,7 +294,9 @@ class Store(EngineState):
         assert self.db is not None
         changes.warnings.append(why)
         mem = self.db.memory_copy()
-        if not self._mem:
+        if self.db.build:  # an unpublished first scan's file: nothing in it is kept
+            self.db.discard()
+        elif not self._mem:
             self.db.close()
         self.db, self._mem = mem, True
         self._roll()

@@ -139,3 +139,14 @@ describe("parseTags", () => {
     expect(parseTags("   ")).toEqual([]);
   });
 });
+
+describe("hostile text in tooltips", () => {
+  it("keeps a session id with backticks out of Markdown (no link or image from a transcript)", () => {
+    const sessionId = "x`[click](https://evil.example/)` ![](https://evil.example/t.png)";
+    const v = viewOf({ kind: "session", row: row({ sessionId }) }, NOW);
+    const tooltip = v.tooltip ?? "";
+    expect(tooltip).not.toContain("[click](");
+    expect(tooltip).not.toContain("![](");
+    expect(tooltip).toContain("evil\\.example"); // shown, escaped
+  });
+});
