@@ -49,16 +49,49 @@ def _ledger_stem(env: dict[str, str]) -> str:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
-@pytest.mark.parametrize("which", ["checked", "listings", "report"])
+@pytest.mark.parametrize("which", ["checked", "listings", "report", "flat"])
 def test_fifo_in_place_of_a_cache_file(tmp_path: Path, which: str) -> None:
     env, cache = _setup(tmp_path)
     if which == "report":
         (target,) = (cache / "reports").glob("daily-*.json")
+    elif which == "flat":
+        target = _flat(env, cache)
     else:
         target = cache / f"{_ledger_stem(env)}.{which}.json"
     target.unlink(missing_ok=True)
     os.mkfifo(target, 0o600)
     assert _daily(env) == TRUTH
+    assert _daily(env) == TRUTH
+
+
+def _flat(env: dict[str, str], cache: Path) -> Path:
+    """The flat walk's file, once written: none is kept while a directory changed (ctime)
+    in the last 2 s, so reports run until one is there."""
+    import time
+
+    flat = cache / f"{_ledger_stem(env)}.flat"
+    deadline = time.monotonic() + 120
+    while not flat.is_file():
+        assert time.monotonic() < deadline, "no flat walk was written"
+        time.sleep(0.5)
+        assert _daily(env) == TRUTH
+    return flat
+
+
+def test_flat_walk_whose_header_states_sizes_it_does_not_hold(tmp_path: Path) -> None:
+    """A flat file with the database's stamp whose counts ask for terabytes: refused by its
+    length, not allocated (MemoryError) and not trusted."""
+    env, cache = _setup(tmp_path)
+    flat = _flat(env, cache)
+    data = flat.read_bytes()
+    magic, rest = data.split(b"\n", 1)
+    head, body = rest.split(b"\n", 1)
+    for field in ("nd", "nf", "plen"):
+        h = json.loads(head)
+        h[field] = 10**13
+        flat.write_bytes(magic + b"\n" + json.dumps(h).encode() + b"\n" + body)
+        assert _daily(env) == TRUTH
+    flat.write_bytes(data[: len(data) // 2])  # torn
     assert _daily(env) == TRUTH
 
 
@@ -97,3 +130,22 @@ def test_fifo_in_place_of_the_line_snapshot_or_the_metadata(tmp_path: Path, whic
         assert "Traceback" not in r.stderr
         assert "today" in r.stdout if which == "snapshot" else "sess-1" in r.stdout
     assert _daily(env) == TRUTH
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_fifo_in_place_of_a_kept_session_answer(tmp_path: Path) -> None:
+    """``session --json`` keeps its printed answer (cache/reports/session-*.json): a FIFO
+    there is refused, and the answer is the one a run without it gives."""
+    env, cache = _setup(tmp_path)
+
+    def session() -> str:
+        r = subprocess.run([sys.executable, "-m", "tokmon", "session", "--json"], env=env,
+                           capture_output=True, text=True, timeout=90)  # fmt: skip
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        return r.stdout
+
+    want = session()
+    (kept,) = (cache / "reports").glob("session-*.json")
+    kept.unlink()
+    os.mkfifo(kept, 0o600)
+    assert session() == want

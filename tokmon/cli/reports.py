@@ -713,10 +713,11 @@ class SessionCache(ReportCache):
         """``kind`` "session-table" with the table's ``shape`` (options, width, zone) keeps
         the table's text: it does not show ``isActive``, it is kept until the data change."""
         from tokmon.core.digest import sha1_hex
+        from tokmon.fsutil import read_regular
         from tokmon.metadata.store import MetadataStore
 
-        try:
-            meta: str | None = sha1_hex(MetadataStore(paths=ctx.paths).path.read_bytes())
+        try:  # a FIFO in its place is refused, not waited on
+            meta: str | None = sha1_hex(read_regular(MetadataStore(paths=ctx.paths).path))
         except OSError:
             meta = None  # missing (or unreadable: then never put)
         key = {k: v for k, v in opts.items() if k != "now"}
@@ -730,13 +731,15 @@ class SessionCache(ReportCache):
         """The kept answer at ``now`` (None: none, or not valid at ``now``)."""
         if self.path is None:
             return None
+        from tokmon.fsutil import read_regular
+
         try:
-            with open(self.path, "rb") as fh:
-                head = fh.readline(100)
-                built, until = (float(x) for x in head.split())
-                if not built <= now < until:
-                    return None
-                return fh.read()
+            data = read_regular(self.path)
+            nl = data.find(b"\n", 0, 100)
+            built, until = (float(x) for x in data[: max(nl, 0)].split())
+            if not built <= now < until:
+                return None
+            return data[nl + 1 :]
         except (OSError, ValueError):
             return None
 

@@ -273,32 +273,42 @@ class Flat:
         when missing, torn, of another machine's byte order, stamp or roots."""
         import orjson
 
+        from tokmon.fsutil import read_regular
+
+        try:
+            data = read_regular(path)  # a FIFO or device in its place is refused, not read
+        except OSError:
+            return None
+        if not data.startswith(_FLAT_MAGIC):
+            return None
+        at = len(_FLAT_MAGIC)
+        nl = data.find(b"\n", at)
+        try:
+            head = orjson.loads(data[at:nl]) if nl != -1 else None
+        except orjson.JSONDecodeError:
+            return None
+        if (
+            type(head) is not dict
+            or head.get("db") != stamp
+            or head.get("roots") != roots
+            or head.get("order") != sys.byteorder
+        ):
+            return None
+        nd, nf, plen = head.get("nd"), head.get("nf"), head.get("plen")
+        if type(nd) is not int or type(nf) is not int or type(plen) is not int:
+            return None
+        if nd < 1 or nf < 0 or plen < 0:
+            return None
+        body = memoryview(data)[nl + 1 :]
+        item = array("q").itemsize
+        # the sizes it states must be the file's own: never an allocation the header asks for
+        if len(body) != plen + 4 * item * (nd + nf):
+            return None
+        blob = bytes(body[:plen])
         dsig: array[int] = array("q")
         fsig: array[int] = array("q")
-        try:
-            with open(path, "rb") as fh:
-                if fh.read(len(_FLAT_MAGIC)) != _FLAT_MAGIC:
-                    return None
-                head = orjson.loads(fh.readline())
-                if (
-                    type(head) is not dict
-                    or head.get("db") != stamp
-                    or head.get("roots") != roots
-                    or head.get("order") != sys.byteorder
-                ):
-                    return None
-                nd, nf, plen = head["nd"], head["nf"], head["plen"]
-                if type(nd) is not int or type(nf) is not int or type(plen) is not int:
-                    return None
-                if nd < 1 or nf < 0 or plen < 0:
-                    return None
-                blob = fh.read(plen)  # straight from the file: no copies of the whole
-                dsig.fromfile(fh, 4 * nd)
-                fsig.fromfile(fh, 4 * nf)
-                if fh.read(1):
-                    return None
-        except (OSError, ValueError, KeyError, TypeError, EOFError):
-            return None
+        dsig.frombytes(body[plen : plen + 4 * item * nd])
+        fsig.frombytes(body[plen + 4 * item * nd :])
         names = blob.split(b"\0")
         if len(blob) != plen or len(names) != nd + nf:
             return None
