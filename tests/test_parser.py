@@ -513,3 +513,17 @@ def test_a_superseded_line_is_still_poison_or_skipped_as_its_stamp_says(
     poison = stamp[:4] in ("2200", "2199", "1970") or cost == 1e7
     readable = stamp[:7] not in ("2026-13", "20a6-11")
     assert malformed == (1 if poison and readable else 0)
+
+
+def test_a_title_is_filed_under_the_id_its_sessions_records_show() -> None:
+    """A session id with a control character: the usage rows carry it without the control
+    character, and so must the title (it was filed under the raw id: the session showed no
+    title). Both paths, a run and a line alone."""
+    raw = "s1\x1b[2Jx"
+    title = json.dumps({"type": "custom-title", "sessionId": raw, "customTitle": "t"}).encode()
+    lines = [_good(1, sessionId=raw), title, _good(2, sessionId=raw)]
+    for buf in (b"\n".join(lines) + b"\n", title + b"\n"):
+        got = _by_scan_lines(buf, 0, 0)
+        assert got[1] == [("s1[2Jx", "custom-title", "t")]
+        assert all(row[1] == "s1[2Jx" for row in got[0].values())
+        assert got == _by_parse_line(buf, 0, 0)

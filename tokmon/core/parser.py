@@ -172,7 +172,8 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     if field:
         sid, title = obj.get("sessionId"), obj.get(field)
         if isinstance(sid, str) and isinstance(title, str) and title.strip():
-            return (sid, kind, str(_shown(title)).strip()[:200])  # no terminal escapes
+            # the id as the session's records show it (without control characters)
+            return (str(_shown(sid)), kind, str(_shown(title)).strip()[:200])
     return None
 
 
@@ -479,10 +480,13 @@ def scan_lines(
                     if not (ascii or _utf8(line)):
                         _keep(parse_line(bytes(line), source, base + off, stats), best, titles)
                         continue
-                    sid = obj.sessionId
+                    raw = obj.sessionId
                     title = obj.customTitle if kind == "custom-title" else obj.aiTitle
-                    if sid is None or title is None or not title.strip():
+                    if raw is None or title is None or not title.strip():
                         continue
+                    sid = shown(raw)  # the id as the session's records show it
+                    if sid is None:
+                        sid = _text(raw, strings)
                     titles.append((sid, kind, str(_shown(title)).strip()[:200]))
         if s < stop:  # the line at s is not shaped "{...}": the reference rules
             if nl > s:
