@@ -203,8 +203,10 @@ def minimal_scan(config_dir: Path) -> dict[str, Any]:
         d[5] += 1
     names = (*FIELDS, "cache_1h_tokens", "entries")
     return {
-        "daily": {day: dict(zip(names, v)) for day, v in sorted(daily.items())},
-        "totals": dict(zip(names, (sum(v[i] for v in daily.values()) for i in range(6)))),
+        "daily": {day: dict(zip(names, v, strict=True)) for day, v in sorted(daily.items())},
+        "totals": dict(
+            zip(names, (sum(v[i] for v in daily.values()) for i in range(6)), strict=True)
+        ),
         "files": len(files),
         "bytes": sum(s for _, s in files),
         "lines_decoded": decoded + d2,
@@ -374,8 +376,10 @@ def bench_size(
         }
         if "ccusage" in figs:
             cc = figs["ccusage"]
-            res[name]["wall_ratio"] = _med([a["wall"] / b["wall"] for a, b in zip(f, cc)])
-            res[name]["cpu_ratio"] = _med([a["cpu"] / b["cpu"] for a, b in zip(f, cc)])
+            res[name]["wall_ratio"] = _med(
+                [a["wall"] / b["wall"] for a, b in zip(f, cc, strict=True)]
+            )
+            res[name]["cpu_ratio"] = _med([a["cpu"] / b["cpu"] for a, b in zip(f, cc, strict=True)])
     # totals
     exp = json.loads((dest / "expected.json").read_bytes())
     scan = json.loads(out["scanner"].read_bytes())
