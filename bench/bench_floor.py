@@ -3,8 +3,8 @@
 ccusage, side by side on the cached bench corpora.
 
     python bench/bench_floor.py [--mb 500 [2000 ...]] [--rounds 7] [--calm 0.3] [--wait 240]
-                                [--cache DIR] [--json]
-    python bench/bench_floor.py --scan CONFIG_DIR      # the minimal scanner alone (JSON out)
+                                [--decompose] [--cache DIR] [--json]
+    python bench/bench_floor.py --scan CONFIG_DIR [--utf8]  # the minimal scanner alone (JSON)
 
 The minimal scanner is the one the performance review measured ("find('"usage"') on the file
 buffer, typed Struct decode of 4 fields; 2 processes"; shared/docs/review/performance-profile.md,
@@ -92,9 +92,13 @@ def _decoder() -> Any:
     return msgspec.json.Decoder(line).decode, (msgspec.DecodeError, msgspec.ValidationError)
 
 
-def scan_part(paths: list[str], base: int) -> tuple[dict[Any, list[Any]], int, int]:
+def scan_part(
+    paths: list[str], base: int, utf8: bool = False
+) -> tuple[dict[Any, list[Any]], int, int]:
     """Scan ``paths``: the best (max output) record per response, the lines decoded and the
-    lines the decoder rejected. ``base`` numbers the files for keys of lines without ids."""
+    lines the decoder rejected. ``base`` numbers the files for keys of lines without ids.
+    ``utf8`` (a variant, one of tokmon's rules): a usage line of a file that is not all ASCII
+    must be valid UTF-8 (msgspec does not check the strings it skips), else it is skipped."""
     decode, errors = _decoder()
     best: dict[Any, list[Any]] = {}
     get = best.get
@@ -104,6 +108,7 @@ def scan_part(paths: list[str], base: int) -> tuple[dict[Any, list[Any]], int, i
             buf = fh.read()
         view = memoryview(buf)
         find, rfind = buf.find, buf.rfind
+        check = utf8 and not buf.isascii()
         pos = 0
         while True:
             i = find(b'"usage"', pos)
@@ -125,6 +130,12 @@ def scan_part(paths: list[str], base: int) -> tuple[dict[Any, list[Any]], int, i
             msg = obj.message
             if msg is None or msg.usage is None or obj.timestamp is None:
                 continue
+            if check:
+                try:
+                    str(view[start:end], "utf-8")
+                except UnicodeError:
+                    rejected += 1
+                    continue
             u = msg.usage
             mid, rid = msg.id, obj.requestId
             key: Any = (mid, rid) if mid and rid else (n, start)
@@ -144,9 +155,9 @@ def scan_part(paths: list[str], base: int) -> tuple[dict[Any, list[Any]], int, i
     return best, decoded, rejected
 
 
-def _worker(paths: list[str], base: int, conn: Any) -> None:
+def _worker(paths: list[str], base: int, utf8: bool, conn: Any) -> None:
     gc.disable()
-    conn.send(scan_part(paths, base))
+    conn.send(scan_part(paths, base, utf8))
     conn.close()
 
 
@@ -162,7 +173,7 @@ def transcripts(config_dir: Path) -> list[tuple[str, int]]:
     return out
 
 
-def minimal_scan(config_dir: Path) -> dict[str, Any]:
+def minimal_scan(config_dir: Path, utf8: bool = False) -> dict[str, Any]:
     """The whole scan on two processes; per-day sums and the scan's counters."""
     import multiprocessing
 
@@ -179,10 +190,10 @@ def minimal_scan(config_dir: Path) -> dict[str, Any]:
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_worker, args=([p for _, p, _ in theirs], len(mine), send))
+    proc = ctx.Process(target=_worker, args=([p for _, p, _ in theirs], len(mine), utf8, send))
     proc.start()
     send.close()
-    best, decoded, rejected = scan_part([p for _, p, _ in mine], 0)
+    best, decoded, rejected = scan_part([p for _, p, _ in mine], 0, utf8)
     other, d2, r2 = recv.recv()
     proc.join()
     get = best.get
@@ -320,18 +331,72 @@ def entries_note(scan: dict[str, Any], exp: dict[str, Any]) -> str:
     return f"scanner {a:,} records, expected {b:,} responses: {extra:+,} {why if extra else ''}"
 
 
+# --decompose: tokmon's scan alone (its parse rules, reading with fingerprints, pricing, its
+# worker pool; no store, no report): the rows are counted and dropped. Internal API: when it
+# moves, this contestant fails and says so.
+_TOKMON_SCAN = r"""
+import os
+from pathlib import Path
+from tokmon.core.discovery import transcript_stats
+from tokmon.core.scan import scan_all
+root = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects"
+items = [(k, 0, st.st_size, "") for k, st in sorted(transcript_stats(root))]
+rows = 0
+for res in scan_all(items, pricing=(None, "calculate"), ordered=False):
+    rows += len(res.rows)
+print(rows)
+"""
+NAMES = ("scanner", "scanner+utf8", "tokmon scan", "tokmon", "ccusage")
+
+
+def others_during(
+    before: tuple[int, int] | None, after: tuple[int, int] | None, wall: float, ours: float
+) -> float | None:
+    """Cores the other processes kept busy during a round: all busy CPU time over the round
+    (/proc/stat) less the CPU time of the round's own runs, per second of the round."""
+    if before is None or after is None or after[1] == before[1] or wall <= 0:
+        return None
+    busy = (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1) * wall
+    return max(0.0, (busy - ours) / wall)
+
+
+def _figures(f: list[dict[str, float]], cc: list[dict[str, float]] | None) -> dict[str, Any]:
+    """Medians of wall and CPU, the largest peak RSS, and the medians of the per-round
+    ratios to ccusage's run of the same round."""
+    res: dict[str, Any] = {
+        "wall": _med([x["wall"] for x in f]),
+        "cpu": _med([x["cpu"] for x in f]),
+        "rss_mb": max(x["rss_mb"] for x in f),
+        "n": len(f),
+    }
+    if cc is not None:
+        res["wall_ratio"] = _med([a["wall"] / b["wall"] for a, b in zip(f, cc, strict=True)])
+        res["cpu_ratio"] = _med([a["cpu"] / b["cpu"] for a, b in zip(f, cc, strict=True)])
+    return res
+
+
 def bench_size(
-    be: Any, dest: Path, rounds: int, cc_bin: Path | None, calm: float, wait: float, work: Path
+    be: Any,
+    dest: Path,
+    rounds: int,
+    cc_bin: Path | None,
+    calm: float,
+    wait: float,
+    work: Path,
+    decompose: bool = False,
 ) -> dict[str, Any]:
-    """Interleaved rounds at one size; figures and totals checks."""
+    """Interleaved rounds at one size; figures and totals checks. ``decompose`` adds the
+    scanner with tokmon's UTF-8 rule and tokmon's scan alone."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     base.pop("PYTHONDONTWRITEBYTECODE", None)  # as bench_engine: run from bytecode caches
     base.update({"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"})
-    out = {n: work / f"{n}.out" for n in ("scanner", "tokmon", "ccusage")}
-    cmds: dict[str, list[str]] = {
-        "scanner": [sys.executable, str(Path(__file__).resolve()), "--scan", str(dest)],
-        "tokmon": [sys.executable, "-m", "tokmon", "daily", "--json"],
-    }
+    out = {n: work / f"{n.replace(' ', '_')}.out" for n in NAMES}
+    me = [sys.executable, str(Path(__file__).resolve()), "--scan", str(dest)]
+    cmds: dict[str, list[str]] = {"scanner": me}
+    if decompose:
+        cmds["scanner+utf8"] = [*me, "--utf8"]
+        cmds["tokmon scan"] = [sys.executable, "-c", _TOKMON_SCAN]
+    cmds["tokmon"] = [sys.executable, "-m", "tokmon", "daily", "--json"]
     if cc_bin is not None:
         cmds["ccusage"] = [str(cc_bin), "claude", "daily", "--json", "--offline"]
     names = list(cmds)
@@ -347,6 +412,7 @@ def bench_size(
         busy, calm_ok = wait_calm(calm, budget)
         loads.append({"load1": load1(), "others_busy": busy, "calm": calm_ok})
         order = names[r % len(names) :] + names[: r % len(names)]
+        before, t0, ours = _busy(), time.perf_counter(), 0.0
         for name in order:
             env = dict(base)
             home = None
@@ -354,12 +420,18 @@ def bench_size(
                 home = Path(tempfile.mkdtemp(dir=work))  # empty: a cold run
                 env["TOKMON_HOME"] = str(home)
             figs[name].append(run(cmds[name], env, out[name]))
+            ours += figs[name][-1]["cpu"]
             if home is not None:
                 shutil.rmtree(home, ignore_errors=True)
+        loads[-1]["others_during"] = others_during(before, _busy(), time.perf_counter() - t0, ours)
+        during = loads[-1]["others_during"]
+        loads[-1]["quiet"] = during is not None and during < calm
         print(
             f"  round {r + 1}: load {loads[-1]['load1']}, others busy "
             + (f"{busy:.2f}" if busy is not None else "n/a")
             + (" (not calm)" if not calm_ok else "")
+            + ", during "
+            + (f"{during:.2f}" if during is not None else "n/a")
             + "; "
             + ", ".join(
                 f"{n} {figs[n][-1]['wall']:.3f}s/{figs[n][-1]['cpu']:.2f}cpu" for n in names
@@ -367,19 +439,15 @@ def bench_size(
             file=sys.stderr,
         )
     res: dict[str, Any] = {"rounds": rounds, "loads": loads, "runs": figs}
+    quiet = [i for i, x in enumerate(loads) if x["quiet"]]
+    res["quiet_rounds"] = len(quiet)
     for name in names:
-        f = figs[name]
-        res[name] = {
-            "wall": _med([x["wall"] for x in f]),
-            "cpu": _med([x["cpu"] for x in f]),
-            "rss_mb": max(x["rss_mb"] for x in f),
-        }
-        if "ccusage" in figs:
-            cc = figs["ccusage"]
-            res[name]["wall_ratio"] = _med(
-                [a["wall"] / b["wall"] for a, b in zip(f, cc, strict=True)]
+        res[name] = _figures(figs[name], figs.get("ccusage"))
+        if len(quiet) >= 3:  # the same figures over the rounds the others left alone
+            res[name]["quiet"] = _figures(
+                [figs[name][i] for i in quiet],
+                [figs["ccusage"][i] for i in quiet] if "ccusage" in figs else None,
             )
-            res[name]["cpu_ratio"] = _med([a["cpu"] / b["cpu"] for a, b in zip(f, cc, strict=True)])
     # totals
     exp = json.loads((dest / "expected.json").read_bytes())
     scan = json.loads(out["scanner"].read_bytes())
@@ -410,6 +478,27 @@ def bench_size(
     return res
 
 
+def _table(s: dict[str, Any], title: str) -> None:
+    n = next(iter(v["n"] for k, v in s.items() if k in NAMES))
+    print(
+        f"{title + f' ({n})':22}{'wall s':>9}{'CPU s':>9}{'peak MB':>9}{'wall/cc':>9}"
+        f"{'CPU/cc':>9}{'target':>8}"
+    )
+    for name in NAMES:
+        if name not in s:
+            continue
+        f = s[name]
+        wr, cr = f.get("wall_ratio"), f.get("cpu_ratio")
+        verdict = ""
+        if name != "ccusage" and wr is not None:
+            verdict = "PASS" if wr <= TARGET else "FAIL"
+        print(
+            f"  {name:20}{f['wall']:9.3f}{f['cpu']:9.2f}{f['rss_mb']:9.0f}"
+            f"{(f'{wr:.2f}x' if wr is not None else 'n/a'):>9}"
+            f"{(f'{cr:.2f}x' if cr is not None else 'n/a'):>9}{verdict:>8}"
+        )
+
+
 def report(r: dict[str, Any]) -> None:
     print(f"machine: {r['cpus']} CPUs, load {r['load_start']} at start, {r['load_end']} at end")
     print(f"ccusage: {r['ccusage'] or 'not installed (ratios n/a)'}; python {r['python']}")
@@ -419,31 +508,21 @@ def report(r: dict[str, Any]) -> None:
             f"medians of {s['rounds']} interleaved rounds"
         )
         loads = [x["load1"] for x in s["loads"] if x["load1"] is not None]
-        busy = [x["others_busy"] for x in s["loads"] if x["others_busy"] is not None]
-        calm = sum(1 for x in s["loads"] if x["calm"])
+        before = [x["others_busy"] for x in s["loads"] if x["others_busy"] is not None]
+        during = [x.get("others_during") for x in s["loads"]]
         if loads:
-            print(
-                f"load (1 min) at each round: {', '.join(f'{x:.2f}' for x in loads)}; other "
-                f"processes' busy cores before each: "
-                f"{', '.join(f'{x:.2f}' for x in busy) or 'n/a'} ({calm}/{s['rounds']} calm)"
-            )
+            print(f"load (1 min) at each round: {', '.join(f'{x:.2f}' for x in loads)}")
         print(
-            f"{'':10}{'wall s':>9}{'CPU s':>9}{'peak MB':>9}{'wall/cc':>9}{'CPU/cc':>9}"
-            f"{'target':>9}"
-        )
-        for name in ("scanner", "tokmon", "ccusage"):
-            if name not in s:
-                continue
-            f = s[name]
-            wr, cr = f.get("wall_ratio"), f.get("cpu_ratio")
-            verdict = ""
-            if name != "ccusage" and wr is not None:
-                verdict = "PASS" if wr <= TARGET else "FAIL"
-            print(
-                f"{name:10}{f['wall']:9.3f}{f['cpu']:9.2f}{f['rss_mb']:9.0f}"
-                f"{(f'{wr:.2f}x' if wr is not None else 'n/a'):>9}"
-                f"{(f'{cr:.2f}x' if cr is not None else 'n/a'):>9}{verdict:>9}"
+            "cores the other processes kept busy, before / during each round: "
+            + ", ".join(
+                f"{b:.2f}/{d:.2f}" if d is not None else f"{b:.2f}/n/a"
+                for b, d in zip(before, during, strict=False)
             )
+            + f" ({s.get('quiet_rounds', 0)} quiet rounds: < {r['calm']} during)"
+        )
+        _table(s, "all rounds")
+        if any("quiet" in s.get(n, {}) for n in NAMES):
+            _table({n: s[n]["quiet"] for n in NAMES if n in s}, "quiet rounds only")
         t = s["totals"]
         print(f"totals ({', '.join(t['keys'])}): expected {t['expected']}")
         per_day = t["scanner_vs_expected_per_day"]
@@ -477,15 +556,22 @@ def main(argv: list[str] | None = None) -> int:
         "--calm", type=float, default=0.3, help="max cores other processes may keep busy"
     )
     ap.add_argument("--wait", type=float, default=240.0, help="s to wait for calm, per size")
+    ap.add_argument(
+        "--decompose",
+        action="store_true",
+        help="also run the scanner with tokmon's UTF-8 rule and tokmon's scan alone",
+    )
+    ap.add_argument("--utf8", action="store_true", help="with --scan: check UTF-8 as tokmon does")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.scan is not None:
-        sys.stdout.write(json.dumps(minimal_scan(args.scan)) + "\n")
+        sys.stdout.write(json.dumps(minimal_scan(args.scan, args.utf8)) + "\n")
         return 0
     be = _bench_engine()
     cc_bin = be.ccusage_path()
     r: dict[str, Any] = {
         "cpus": os.cpu_count(),
+        "calm": args.calm,
         "load_start": be.load_avg(),
         "ccusage": str(cc_bin) if cc_bin else None,
         "python": sys.version.split()[0],
@@ -498,7 +584,9 @@ def main(argv: list[str] | None = None) -> int:
             if not (dest / "expected.json").is_file():
                 dest, _ = be.prepare_corpus(mb, args.seed, dest)
             print(f"{mb:g} MB: {dest}", file=sys.stderr)
-            s = bench_size(be, dest, args.rounds, cc_bin, args.calm, args.wait, Path(tmp))
+            s = bench_size(
+                be, dest, args.rounds, cc_bin, args.calm, args.wait, Path(tmp), args.decompose
+            )
             r["sizes"][f"{mb:g}"] = s
             t = s["totals"]
             ok = ok and t["scanner_vs_expected_per_day"] == "equal"
