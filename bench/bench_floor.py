@@ -101,58 +101,69 @@ def scan_part(
     must be valid UTF-8 (msgspec does not check the strings it skips), else it is skipped."""
     decode, errors = _decoder()
     best: dict[Any, list[Any]] = {}
-    get = best.get
     decoded = rejected = 0
     for n, path in enumerate(paths, base):
         with open(path, "rb") as fh:
             buf = fh.read()
-        view = memoryview(buf)
-        find, rfind = buf.find, buf.rfind
-        check = utf8 and not buf.isascii()
-        pos = 0
-        while True:
-            i = find(b'"usage"', pos)
-            if i == -1:
-                break
-            start = rfind(b"\n", 0, i) + 1
-            end = find(b"\n", i)
-            if end == -1:
-                end = len(buf)
-            pos = end + 1
-            decoded += 1
+        d, r = scan_buffer(buf, n, best, decode, errors, utf8)
+        decoded += d
+        rejected += r
+    return best, decoded, rejected
+
+
+def scan_buffer(
+    buf: bytes, n: int, best: dict[Any, list[Any]], decode: Any, errors: Any, utf8: bool
+) -> tuple[int, int]:
+    """One file's buffer into ``best``; the lines decoded and rejected."""
+    get = best.get
+    decoded = rejected = 0
+    view = memoryview(buf)
+    find, rfind = buf.find, buf.rfind
+    check = utf8 and not buf.isascii()
+    pos = 0
+    while True:
+        i = find(b'"usage"', pos)
+        if i == -1:
+            break
+        start = rfind(b"\n", 0, i) + 1
+        end = find(b"\n", i)
+        if end == -1:
+            end = len(buf)
+        pos = end + 1
+        decoded += 1
+        try:
+            obj = decode(view[start:end])
+        except errors:
+            rejected += 1
+            continue
+        if obj.type != "assistant":
+            continue
+        msg = obj.message
+        if msg is None or msg.usage is None or obj.timestamp is None:
+            continue
+        if check:
             try:
-                obj = decode(view[start:end])
-            except errors:
+                str(view[start:end], "utf-8")
+            except UnicodeError:
                 rejected += 1
                 continue
-            if obj.type != "assistant":
-                continue
-            msg = obj.message
-            if msg is None or msg.usage is None or obj.timestamp is None:
-                continue
-            if check:
-                try:
-                    str(view[start:end], "utf-8")
-                except UnicodeError:
-                    rejected += 1
-                    continue
-            u = msg.usage
-            mid, rid = msg.id, obj.requestId
-            key: Any = (mid, rid) if mid and rid else (n, start)
-            out = u.output_tokens
-            old = get(key)
-            if old is None or out > old[0]:
-                cc = u.cache_creation
-                best[key] = [
-                    out,
-                    obj.timestamp[:10],
-                    u.input_tokens,
-                    u.cache_creation_input_tokens,
-                    0 if cc is None else cc.ephemeral_1h_input_tokens,
-                    u.cache_read_input_tokens,
-                    msg.model,
-                ]
-    return best, decoded, rejected
+        u = msg.usage
+        mid, rid = msg.id, obj.requestId
+        key: Any = (mid, rid) if mid and rid else (n, start)
+        out = u.output_tokens
+        old = get(key)
+        if old is None or out > old[0]:
+            cc = u.cache_creation
+            best[key] = [
+                out,
+                obj.timestamp[:10],
+                u.input_tokens,
+                u.cache_creation_input_tokens,
+                0 if cc is None else cc.ephemeral_1h_input_tokens,
+                u.cache_read_input_tokens,
+                msg.model,
+            ]
+    return decoded, rejected
 
 
 def _worker(paths: list[str], base: int, utf8: bool, conn: Any) -> None:
@@ -223,6 +234,107 @@ def minimal_scan(config_dir: Path, utf8: bool = False) -> dict[str, Any]:
         "lines_decoded": decoded + d2,
         "lines_rejected": rejected + r2,
     }
+
+
+# --- --ladder: the scan's pieces in one process --------------------------------------------------
+
+
+def ladder(dest: Path, rounds: int) -> dict[str, list[float]]:
+    """CPU seconds (one process, GC off, the files read once into memory first unless the
+    step reads them) of the steps a scan is made of, each run ``rounds`` times in turn."""
+    import msgspec
+
+    from tokmon.core.parser import LineStats, scan_lines
+    from tokmon.core.scan import scan_file
+
+    gc.disable()
+    files = [p for p, _ in transcripts(dest)]
+    bufs = []
+    for p in files:
+        with open(p, "rb") as fh:
+            bufs.append(fh.read())
+    decode, errors = _decoder()
+    empty = msgspec.json.Decoder(msgspec.defstruct("Empty", [], gc=False)).decode
+    spans = []  # the lines carrying "usage" of the files that are not all ASCII
+    for buf in bufs:
+        if buf.isascii():
+            continue
+        view, pos = memoryview(buf), 0
+        while (i := buf.find(b'"usage"', pos)) != -1:
+            a, b = buf.rfind(b"\n", 0, i) + 1, buf.find(b"\n", i)
+            b = len(buf) if b == -1 else b
+            spans.append(view[a:b])
+            pos = b + 1
+
+    def read_all() -> None:
+        for p in files:
+            with open(p, "rb") as fh:
+                fh.read()
+
+    def newlines() -> None:
+        for buf in bufs:
+            pos, find = 0, buf.find
+            while (pos := find(b"\n", pos) + 1) != 0:
+                pass
+
+    def usage_marks() -> None:
+        for buf in bufs:
+            pos, find = 0, buf.find
+            while (pos := find(b'"usage"', pos) + 1) != 0:
+                pass
+
+    def title_marks() -> None:
+        for buf in bufs:
+            buf.find(b'-title"')
+
+    def validate() -> None:
+        for buf in bufs:
+            view, pos, find = memoryview(buf), 0, buf.find
+            while (nl := find(b"\n", pos)) != -1:
+                try:
+                    empty(view[pos:nl])
+                except msgspec.DecodeError:
+                    pass
+                pos = nl + 1
+
+    def utf8() -> None:
+        for line in spans:
+            str(line, "utf-8")
+
+    def minimal(check: bool) -> None:
+        best: dict[Any, list[Any]] = {}
+        for n, buf in enumerate(bufs):
+            scan_buffer(buf, n, best, decode, errors, check)
+
+    def tokmon_lines() -> None:
+        stats, strings = LineStats(), {}  # type: ignore[var-annotated]
+        for p, buf in zip(files, bufs, strict=True):
+            scan_lines(buf, 0, buf.rfind(b"\n") + 1, 0, p, stats, {}, [], strings)
+
+    def tokmon_files(pricing: tuple[str | None, str] | None) -> None:
+        for p in files:
+            scan_file(p, 0, pricing)
+
+    steps = {
+        "read every file (open, read)": read_all,
+        "find every newline": newlines,
+        'find every "usage"': usage_marks,
+        'find -title" (once a file)': title_marks,
+        "msgspec: validate every line": validate,
+        "UTF-8 of the usage lines": utf8,
+        "minimal scanner": lambda: minimal(False),
+        "minimal scanner + UTF-8": lambda: minimal(True),
+        "tokmon scan_lines": tokmon_lines,
+        "tokmon scan_file, no pricing": lambda: tokmon_files(None),
+        "tokmon scan_file, pricing": lambda: tokmon_files((None, "calculate")),
+    }
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            t = time.process_time()
+            step()
+            times[name].append(time.process_time() - t)
+    return times
 
 
 # --- the side-by-side bench ---------------------------------------------------------------------
@@ -561,9 +673,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the scanner with tokmon's UTF-8 rule and tokmon's scan alone",
     )
+    ap.add_argument(
+        "--ladder", action="store_true", help="CPU of the scan's pieces in one process, then exit"
+    )
     ap.add_argument("--utf8", action="store_true", help="with --scan: check UTF-8 as tokmon does")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.ladder:
+        be = _bench_engine()
+        for mb in args.mb:
+            dest = be.cached_corpus_dir(mb, args.seed, args.cache)
+            times = ladder(dest, args.rounds)
+            print(
+                f"{mb:g} MB ({dest}), one process, CPU s over {args.rounds} rounds, load {load1()}"
+            )
+            for name, ts in times.items():
+                print(f"  {name:34}{min(ts):8.3f} min {_med(ts):8.3f} median")
+        return 0
     if args.scan is not None:
         sys.stdout.write(json.dumps(minimal_scan(args.scan, args.utf8)) + "\n")
         return 0
