@@ -5,6 +5,7 @@ ccusage, side by side on the cached bench corpora.
     python bench/bench_floor.py [--mb 500 [2000 ...]] [--rounds 7] [--calm 0.3] [--wait 240]
                                 [--decompose] [--cache DIR] [--json]
     python bench/bench_floor.py --mb 500 --ladder [--rounds 3]  # the scan's pieces, 1 process
+    python bench/bench_floor.py --mb 500 --phases [--rounds 5]  # timers in tokmon's cold daily
     python bench/bench_floor.py --scan CONFIG_DIR [--utf8]  # the minimal scanner alone (JSON)
 
 The minimal scanner is the one the performance review measured ("find('"usage"') on the file
@@ -41,7 +42,9 @@ usage line of a file that is not all ASCII must decode as UTF-8) and tokmon's sc
 (``tokmon.core.scan.scan_all`` with pricing, rows dropped: no store, no report). ``--ladder``
 prints the CPU time of the scan's pieces in one process over the files read into memory
 (reading, line location, validation, UTF-8, the scanner, tokmon's ``scan_lines`` and
-``scan_file``). Both import tokmon's internals; the plain bench runs tokmon as a command only.
+``scan_file``). ``--phases`` times the steps of cold ``tokmon daily`` runs from inside
+(start-up, scan, staging, the merge and its stored sums, the tail). These import tokmon's
+internals; the plain bench runs tokmon as a command only.
 A reference measurement: not run by CI (docs/performance.md, "the pure-Python floor").
 """
 
@@ -346,6 +349,87 @@ def ladder(dest: Path, rounds: int) -> dict[str, list[float]]:
             step()
             times[name].append(time.process_time() - t)
     return times
+
+
+# --- --phases: timers inside one cold tokmon daily -----------------------------------------------
+
+# Wraps tokmon's internal steps (names as of the sixth session; when they move, this fails and
+# says so), runs ``daily --json`` in this process and prints the timers as JSON on stderr.
+_PHASES = r"""
+import time
+T0 = time.perf_counter()
+import contextlib, io, json, resource, sys
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+marks, acc = {}, {}
+def mark(name):
+    marks.setdefault(name, time.perf_counter() - T0)
+def timed(cls, attr, name):
+    f = getattr(cls, attr)
+    def w(*a, **k):
+        t, c = time.perf_counter(), cpu()
+        try:
+            return f(*a, **k)
+        finally:
+            x = acc.setdefault(name, [0.0, 0.0])
+            x[0] += time.perf_counter() - t
+            x[1] += cpu() - c
+    setattr(cls, attr, w)
+from tokmon.core import ledger, rollups
+from tokmon.core.engine import ingest
+real = ingest.scan_all
+def scan_all(*a, **k):
+    mark("scan start")
+    yield from real(*a, **k)
+    mark("scan end")
+ingest.scan_all = scan_all
+timed(ledger.Stage, "add", "staging")
+timed(ledger.LedgerDB, "merge_staged", "merge")
+timed(rollups.Rollups, "rebuild_sql", "sums")
+timed(ledger.LedgerDB, "publish", "publish")
+from tokmon.__main__ import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["daily", "--json"])
+mark("end")
+print("PHASES " + json.dumps({"marks": marks, "acc": acc}), file=sys.stderr)
+"""
+
+
+def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]]:
+    """Medians over ``rounds`` cold runs: (phase, wall s, CPU s of the calling process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update({"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"})
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(rounds):
+        home = Path(tempfile.mkdtemp(dir=work))
+        res = subprocess.run(
+            [sys.executable, "-c", _PHASES],
+            env={**env, "TOKMON_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        shutil.rmtree(home, ignore_errors=True)
+        line = [x for x in res.stderr.splitlines() if x.startswith("PHASES ")]
+        if res.returncode != 0 or not line:
+            raise RuntimeError(f"the phase timers failed: {res.stderr.strip()[-500:]}")
+        fig = json.loads(line[-1][7:])
+        m, a = fig["marks"], fig["acc"]
+        nan = float("nan")
+        got: dict[str, Any] = {
+            "start-up to the first file read": (m["scan start"], nan),
+            "scan (two processes; staging in it)": (m["scan end"] - m["scan start"], nan),
+            "- staging, calling process": tuple(a.get("staging", (nan, nan))),
+            "merge transaction (serial)": tuple(a.get("merge", (nan, nan))),
+            "- of it the stored sums": tuple(a.get("sums", (nan, nan))),
+            "after the scan: merge, publish, report": (m["end"] - m["scan end"], nan),
+            "whole run (from the first statement)": (m["end"], nan),
+        }
+        for k, v in got.items():
+            rows.setdefault(k, []).append(v)
+    return [(k, _med([x[0] for x in v]), _med([x[1] for x in v])) for k, v in rows.items()]
 
 
 # --- the side-by-side bench ---------------------------------------------------------------------
@@ -687,6 +771,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--ladder", action="store_true", help="CPU of the scan's pieces in one process, then exit"
     )
+    ap.add_argument(
+        "--phases", action="store_true", help="timers inside cold tokmon daily runs, then exit"
+    )
     ap.add_argument("--utf8", action="store_true", help="with --scan: check UTF-8 as tokmon does")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -700,6 +787,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name, ts in times.items():
                 print(f"  {name:34}{min(ts):8.3f} min {_med(ts):8.3f} median")
+        return 0
+    if args.phases:
+        be = _bench_engine()
+        with tempfile.TemporaryDirectory(prefix="tokmon-floor-") as tmp:
+            for mb in args.mb:
+                dest = be.cached_corpus_dir(mb, args.seed, args.cache)
+                be.warm_page_cache(dest)
+                figs = phases(dest, args.rounds, Path(tmp))
+                print(f"{mb:g} MB ({dest}): cold daily, medians of {args.rounds}, load {load1()}")
+                for name, wall, cpu in figs:
+                    c = "" if cpu != cpu else f"{cpu:8.3f} CPU s"  # NaN: not timed
+                    print(f"  {name:40}{wall:8.3f} s {c}")
         return 0
     if args.scan is not None:
         sys.stdout.write(json.dumps(minimal_scan(args.scan, args.utf8)) + "\n")
