@@ -73,28 +73,9 @@ def session_row_json(
     """A SessionRow's JSON from its values (:meth:`SessionRow.to_json`, and the session report
     built straight from the stored sums: one definition of the keys and their order)."""
     total = input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens
-    if agent is None:  # a display of constant keys: built in one step (and dumped faster)
-        return {
-            "sessionId": session_id,
-            "projectPath": project_path,
-            "inputTokens": input_tokens,
-            "outputTokens": output_tokens,
-            "cacheCreationTokens": cache_creation_tokens,
-            "cacheReadTokens": cache_read_tokens,
-            "totalTokens": total,
-            "totalCost": total_cost,
-            "firstActivity": iso(first_activity),
-            "lastActivity": iso(last_activity),
-            "modelsUsed": models_used,
-            "modelBreakdowns": model_breakdowns,
-            "projectName": project_name,
-            "entries": entries,
-            "title": title,
-            "isActive": is_active,
-        }
-    return {
+    # a display of constant keys: built in one step (and dumped faster)
+    row: JSONObject = {
         "sessionId": session_id,
-        "agent": agent,
         "projectPath": project_path,
         "inputTokens": input_tokens,
         "outputTokens": output_tokens,
@@ -111,3 +92,6 @@ def session_row_json(
         "title": title,
         "isActive": is_active,
     }
+    if agent is None:
+        return row
+    return {"sessionId": session_id, "agent": agent, **row}  # the agent second
