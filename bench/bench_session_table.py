@@ -43,19 +43,8 @@ def _forget(home: str) -> None:
 
 def measure(mb: float, runs: int, built: bool, base_src: Path, work: Path) -> list[str]:
     be, bw = _load("bench_engine"), _load("bench_warm")
-    corpus, _ = be.prepare_corpus(mb, 0, be.cached_corpus_dir(mb, 0))
-    be.warm_page_cache(corpus)
-    common = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
-    for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH"):
-        common.pop(k, None)
-    common.update({"CLAUDE_CONFIG_DIR": str(corpus), "HOME": str(work), "TZ": "UTC"})
-    envs = {
-        "base": {**common, "PYTHONPATH": str(base_src), "TOKMON_HOME": str(work / f"b{mb:g}")},
-        "now": {**common, "TOKMON_HOME": str(work / f"n{mb:g}")},
-    }
+    envs = bw.setup_size(mb, base_src, work, be)["envs"]  # warm homes: a cold build each
     tok = [sys.executable, "-m", "tokmon"]
-    for env in envs.values():
-        bw._run([*tok, "daily", "--json"], env)  # the cold build
     got: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for cmd in (["session"], ["session", "--json"], ["daily", "--json"]):
         for env in envs.values():
