@@ -7,6 +7,7 @@ columns, as tests/test_budgets_reports.py does) or as a real process for pipes.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -286,3 +287,20 @@ def test_session_id_that_matches_nothing(claude_env: dict[str, str]) -> None:
     assert "No usage" not in out
     code, out, err = run_tty(claude_env, 80, "session", "--id", "deadbeef", "--json")
     assert code == 0 and out.strip() == "null", (out, err)
+
+
+def test_the_default_claude_folder_is_under_the_home_the_environment_names(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """No CLAUDE_CONFIG_DIR: ``~/.claude/projects`` of the injected environment's HOME (as
+    the other agents' folders are found), not of the process running the CLI."""
+    from tokmon.cli.main import run
+
+    home = Path(env["HOME"])
+    env = {k: v for k, v in env.items() if k != "XDG_CONFIG_HOME"}
+    line = assistant_line(NOW - timedelta(minutes=3), msg_id="m1", req_id="r1", inp=1234, out=56)
+    write_lines(home / ".claude" / "projects" / "-home-u-proj" / "s.jsonl", [line])
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["daily", "--json"], env=env, stdin=io.StringIO(), stdout=out, stderr=err) == 0
+    totals = json.loads(out.getvalue())["totals"]
+    assert (totals["inputTokens"], totals["outputTokens"]) == (1234, 56), err.getvalue()

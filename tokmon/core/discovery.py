@@ -33,7 +33,8 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
             else:
                 out.append(p)
     else:
-        home = Path(os.path.expanduser("~"))
+        h = env.get("HOME") or env.get("USERPROFILE")  # the home this environment names
+        home = Path(h) if h else Path.home()
         xdg = env.get("XDG_CONFIG_HOME")
         cfg = Path(xdg) if xdg else home / ".config"
         out = [cfg / "claude" / "projects", home / ".claude" / "projects"]
