@@ -105,6 +105,36 @@ def test_pick_lines_fit_the_terminal_and_keep_the_whole_id() -> None:
     )
 
 
+def test_pick_lines_say_another_agents_name_even_when_cut() -> None:
+    from tokmon.cli.pick import label
+
+    now = time.time()
+    codex = {
+        "sessionId": "2026/04/08/rollout-2026-04-08T10-00-00-019d1234-0000-7000-8000-00000000beef",
+        "agent": "codex",
+        "projectName": "a-project-with-a-rather-long-name",
+        "name": "Port the parser",
+        "tags": ["rust"],
+        "totalTokens": 12_345,
+        "totalCost": 0.0162,
+        "lastActivity": "2026-01-02T03:04:05.000Z",
+    }
+    claude = {**codex, "sessionId": "aaaa1111-0000-4000-8000-000000000001", "agent": "claude"}
+    assert label(codex) == "[codex] a-project-with-a-rather-long-name · Port the parser #rust"
+    assert label(claude) == "a-project-with-a-rather-long-name · Port the parser #rust"
+    assert label({**claude, "agent": None}) == label(claude)  # rows without an agent: Claude's
+    rows = [codex, claude]
+    for width in (50, 60, 80, 200):
+        w = label_width(rows, now, width)
+        line = choice_title(codex, now, width, w)
+        assert len(line) + POINTER <= width or w == 12, (width, line)
+        assert line.startswith("[codex] ")  # the label is cut at its end: the agent stays
+        assert line.endswith("  019d1234")  # the Codex uuid's prefix, not "2026/04/"
+        assert choice_title(claude, now, width, w).endswith("  aaaa1111")
+    # 50 columns: the pointer (4) and the figures and the id (36) leave the 12-column floor
+    assert choice_title(codex, now, 50, label_width(rows, now, 50)).startswith("[codex] a-p… ")
+
+
 @pytest.mark.parametrize("argv", [["daily"], ["blocks"], ["stats"], ["daily", "--json"]])
 def test_a_reader_that_stops_early_is_no_error(claude_env: dict[str, str], argv: list[str]) -> None:
     """`tokmon daily | head -1`: the pipe's reader is gone before tokmon writes; exit 0,
@@ -198,10 +228,14 @@ def test_agents_table_shows_data_dirs_under_home_as_tilde(env: dict[str, str]) -
     corpus = need_agents_corpus()
     home = Path(env["HOME"])
     shutil.copytree(corpus / "codex", home / ".codex")
+    (home / ".claude" / "projects").mkdir(parents=True)
+    env = {**env, "CLAUDE_CONFIG_DIR": str(home / ".claude")}
     code, out, err = run_tty({**env, "CODEX_HOME": str(home / ".codex")}, 100, "agents")
     assert code == 0, err
     codex = next(x for x in out.splitlines() if x.strip().startswith("codex"))
     assert codex.rstrip().endswith(" ~/.codex"), codex
+    claude = next(x for x in out.splitlines() if x.strip().startswith("claude"))
+    assert claude.rstrip().endswith(" ~/.claude/projects"), claude
     assert str(home) not in out
     code, out, _ = run_tty(env, 100, "--json", "agents")  # JSON keeps the real path
     assert code == 0 and str(home / ".codex") in out

@@ -333,6 +333,7 @@ def test_claude_reader_implements_the_source_interface(tmp_path: Path) -> None:
     assert reader.refresh().bytes_read == 0  # nothing new: nothing read
 
 
+AGENT_DIRS_ORDER = ["codex", "gemini", "opencode", "qwen", "copilot", "amp"]
 AGENT_DIRS = {  # variable -> folder of the corpus (as each agent lays out its data folder)
     "CODEX_HOME": "codex",
     "GEMINI_DATA_DIR": "gemini/tmp",
@@ -350,6 +351,8 @@ def test_every_report_keeps_an_agents_history_after_its_logs_are_deleted(
     ``agents``) answers from tokmon's store: once scanned, deleting the agents' logs (files,
     or whole folders) changes no report, byte for byte."""
     env = {k: "" for k in AGENT_DIRS}  # no agent from the real environment
+    (tmp_path / "claude" / "projects").mkdir(parents=True)  # nor Claude Code (`agents` reads it)
+    env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "claude")
     for var, sub in AGENT_DIRS.items():
         env[var] = str(copytree(corpus / sub, tmp_path / "logs" / sub.replace("/", "-")))
     commands = [
@@ -435,7 +438,9 @@ def test_every_report_keeps_an_agents_history_after_its_logs_are_deleted(
     assert part["daily"] == [r for r in daily["daily"] if r["date"] in want]
     assert part["totals"]["totalTokens"] == sum(r["totalTokens"] for r in part["daily"])
     listed = found()
+    assert list(listed) == ["claude", *AGENT_DIRS_ORDER]  # Claude Code first
     assert all(listed[a]["detected"] for a in listed)
+    assert listed["claude"]["totalTokens"] == 0  # an empty projects/ dir
 
     # the logs go: files (folders kept) for three agents, whole folders for the others
     logs = tmp_path / "logs"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from conftest import assistant_line, write_lines
@@ -198,5 +200,108 @@ def test_a_narrow_terminal_cuts_the_label_never_the_id(pick_env: dict[str, str])
     child.expect(r"Session \(4")
     # 60 columns: the pointer (4), the figures and the id (36), a space: 19 for the label
     child.expect(r"alpha-api · Paymen…\s+450\s+\$0\.00\s+1d ago\s+aaaa1111")
+    child.send(CTRL_C)
+    child.expect(pexpect.EOF)
+
+
+CODEX_UUID = "019d0000-0000-7000-8000-00000000beef"
+
+
+def write_codex_rollout(codex_home: Path, hours_ago: float) -> None:
+    """One Codex turn (gpt-5: 12,345 tokens) ``hours_ago``, in project /work/codex-proj."""
+    t = NOW - timedelta(hours=hours_ago)
+    folder = codex_home / "sessions" / t.strftime("%Y/%m/%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    iso = t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    usage = {"input_tokens": 12000, "cached_input_tokens": 2000, "output_tokens": 345,
+             "reasoning_output_tokens": 0, "total_tokens": 12345}  # fmt: skip
+    lines = [
+        {"timestamp": iso, "type": "session_meta",
+         "payload": {"id": CODEX_UUID, "timestamp": iso, "cwd": "/work/codex-proj"}},
+        {"timestamp": iso, "type": "turn_context",
+         "payload": {"model": "gpt-5", "cwd": "/work/codex-proj"}},
+        {"timestamp": iso, "type": "event_msg",
+         "payload": {"type": "token_count",
+                     "info": {"total_token_usage": usage, "last_token_usage": usage}}},
+    ]  # fmt: skip
+    name = f"rollout-{t.strftime('%Y-%m-%dT%H-%M-%S')}-{CODEX_UUID}.jsonl"
+    (folder / name).write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def mixed_env(tmp_path_factory: pytest.TempPathFactory, pick_env: dict[str, str]) -> dict[str, str]:
+    """The four Claude sessions (their names and tags as in ``pick_env``) and one Codex
+    session 5.5 hours old (second most recent), in a store of their own."""
+    root = tmp_path_factory.mktemp("mixed")
+    write_codex_rollout(root / "codex", 5.5)
+    env = {**pick_env, "TOKMON_HOME": str(root / "tokmon"), "CODEX_HOME": str(root / "codex")}
+    store = MetadataStore(paths=get_paths(env))
+    store.update(SESSIONS[0][0], name="Payments refactor", tags=["backend"])
+    return env
+
+
+def test_other_agents_sessions_say_their_agent_and_agent_filters(
+    mixed_env: dict[str, str],
+) -> None:
+    child = spawn(mixed_env, pick_cmd())
+    child.expect(r"Session \(5, most recent first\)")
+    # 12,345 tokens; gpt-5: 10,000 x $1.25/M + 2,000 cached x $0.125/M + 345 x $10/M = $0.0162
+    child.expect(r"\[codex\] codex-proj\s+12\.3k\s+\$0\.02\s+5h ago\s+019d0000")
+    child.expect(r"alpha-api · Payments refactor #backend\s+450\s+\$0\.00\s+1d ago\s+aaaa1111")
+    child.send("codex")  # the agent is in the line: the filter finds it
+    child.expect(filter_line("codex"))
+    child.send(ENTER)
+    child.expect(r"GOT:\[(.*?)\] RC:(\d+)")
+    got = child.match.group(1)
+    assert got.endswith(CODEX_UUID) and "rollout-" in got  # the whole session id
+    assert child.match.group(2) == "0"
+
+    child = spawn(mixed_env, pick_cmd("--agent codex"))
+    child.expect(r"Session \(1, most recent first\)")
+    child.send(ENTER)
+    child.expect(r"GOT:\[(.*?)\] RC:(\d+)")
+    assert child.match.group(1).endswith(CODEX_UUID)
+
+    child = spawn(mixed_env, pick_cmd("--agent claude"))
+    child.expect(r"Session \(4, most recent first\)")
+    child.send(ENTER)  # the most recent Claude session, not the Codex one before it
+    child.expect(r"GOT:\[(.*?)\] RC:(\d+)")
+    assert child.match.group(1) == BY_RECENCY[0]
+
+
+def test_agent_filter_errors_need_no_terminal(mixed_env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokmon", "pick", "--agent", "nosuch"],
+        env=mixed_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("tokmon: error: unknown agent 'nosuch' (known: claude, codex")
+    assert proc.stderr.rstrip().endswith(", all)")
+
+
+def test_an_agent_without_sessions_is_a_clear_message(mixed_env: dict[str, str]) -> None:
+    child = spawn(mixed_env, pick_cmd("--agent amp"))
+    child.expect(r"no amp sessions to pick from")
+    child.expect(r"GOT:\[\] RC:1")
+
+
+def test_a_narrow_terminal_keeps_the_agent(mixed_env: dict[str, str]) -> None:
+    env = {**mixed_env, "COLUMNS": "60"}
+    child = pexpect.spawn(
+        "bash",
+        ["--norc", "--noprofile", "-c", pick_cmd()],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(30, 60),
+    )
+    child.expect(r"Session \(5")
+    # 60 columns: 19 for the label (see above); "[codex] codex-proj" is 18
+    child.expect(r"\[codex\] codex-proj\s+12\.3k\s+\$0\.02\s+5h ago\s+019d0000")
+    child.expect(r"alpha-api · Paymen…\s+450")
     child.send(CTRL_C)
     child.expect(pexpect.EOF)

@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p = sub.add_parser(
         "agents",
         parents=[parent],
-        help="coding agents found, with totals",
-        description="coding agents whose logs were found, with their totals",
+        help="every coding agent (Claude Code first): found or not, with totals",
+        description="every supported coding agent, Claude Code first: whether its logs were "
+        "found, where, and its totals (Claude Code's are `tokmon daily`'s)",
     )
     p.set_defaults(handler=run_agents)
     rs = p.add_subparsers(dest="report", metavar="REPORT")
@@ -240,8 +241,49 @@ def _period_table(
     _unpriced_note(ctx, totals)
 
 
+def _claude_and_store(ctx: Context, agents: list[str]) -> tuple[Any, Any]:
+    """Tokmon's engine over Claude Code's transcripts (None when CLAUDE_CONFIG_DIR names
+    nothing usable: a warning here, not an error, as the other agents are still listed) and
+    the other agents' store."""
+    if ctx.demo:  # the generated Claude corpus; the agents' logs read in memory (as before)
+        return ctx.engine(), agent_store(ctx, agents)
+    from tokmon.core.discovery import claude_dir_problem, claude_dir_usable
+
+    problem = claude_dir_problem(ctx.env)
+    if problem and not claude_dir_usable(ctx.env):
+        ctx.warn(f"{problem}: Claude Code is listed as not found (see `tokmon doctor`)")
+        return None, agent_store(ctx, agents)
+    # the engine `tokmon daily` uses, reading the agents' logs too (`daily --agent all`);
+    # no transcripts is no error here: the row says "no"
+    eng = ctx.engine(agents=True, missing_ok=True)
+    store = eng.agents
+    assert store is not None
+    store.agents_with_data()  # loads what is stored, also for an agent with no folder left
+    return eng, store
+
+
+def _claude_row(eng: Any) -> dict[str, Any]:
+    """Claude Code's row of ``tokmon agents``: its totals are ``tokmon daily --json``'s."""
+    keys = ("inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens",
+            "totalTokens", "totalCost")  # fmt: skip
+    if eng is None:
+        return {"agent": "claude", "name": "Claude Code", "detected": False, "roots": [],
+                "sessions": 0, "records": 0, **dict.fromkeys(keys, 0)}  # fmt: skip
+    recs = eng.records
+    totals = eng.report("daily").totals.to_json()
+    return {
+        "agent": "claude",
+        "name": "Claude Code",
+        "detected": bool(eng.roots),
+        "roots": [str(r) for r in eng.roots],
+        "sessions": len({r.session_id for r in recs}),
+        "records": len(recs),
+        **{k: totals[k] for k in keys},
+    }
+
+
 def run_agents(args: argparse.Namespace, ctx: Context) -> int:
-    """Every supported agent: found or not, where, and its totals."""
+    """Every supported agent, Claude Code first: found or not, where, and its totals."""
     from rich.markup import escape
 
     from tokmon.sources import SOURCES
@@ -249,8 +291,8 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     from tokmon.sources.report import record_cost
 
     prices = _prices(ctx)
-    out: list[dict[str, Any]] = []
-    store = agent_store(ctx, list(SOURCES))
+    eng, store = _claude_and_store(ctx, list(SOURCES))
+    out: list[dict[str, Any]] = [_claude_row(eng)]
     for agent, cls in SOURCES.items():
         src = cls(ctx.env)
         roots = src.roots()

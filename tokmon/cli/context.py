@@ -78,6 +78,7 @@ class Context:
         auto_demo: bool = False,
         agents: bool = False,
         lasting: bool = False,
+        missing_ok: bool = False,
     ) -> Engine:
         """A refreshed :class:`tokmon.core.engine.Engine`, built once per run.
 
@@ -85,7 +86,8 @@ class Context:
         generated demo corpus instead of an empty screen. ``agents`` also reads the other
         coding agents' logs (a Claude-only report never pays for their discovery).
         ``lasting``: the command keeps refreshing it (``watch``, ``export otlp --follow``);
-        otherwise it is :attr:`~tokmon.core.engine.Engine.short_lived`.
+        otherwise it is :attr:`~tokmon.core.engine.Engine.short_lived`. ``missing_ok``: no
+        Claude Code transcripts is no warning (``tokmon agents`` says so in its table).
         """
         if self._engine is None:
             from tokmon.core.engine import Engine
@@ -137,7 +139,7 @@ class Context:
             eng.on_warning = self.warn  # notices found after refresh (a ledger broken late)
             eng.short_lived = not lasting  # one answer (Engine.short_lived)
             eng.freeze_after_check = self.program and not lasting  # then the process exits
-            if not eng.roots:
+            if not eng.roots and not missing_ok:
                 where = ", ".join(str(r) for r in eng.candidate_roots)
                 self.warn(f"no Claude Code transcripts found (looked in {where}); try --demo")
             if refresh:

@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     )
     p.add_argument("-p", "--project", help="only sessions of this project")
     p.add_argument(
+        "--agent",
+        metavar="NAME",
+        help="only this agent's sessions (claude, codex, gemini, opencode, qwen, copilot, amp; "
+        "default: all, every agent's; other agents' sessions show their agent: [codex])",
+    )
+    p.add_argument(
         "-t",
         "--tag",
         action="append",
@@ -52,21 +58,31 @@ POINTER = 4  # questionary's " » " before each line, and a column to spare
 
 
 def label(row: dict[str, Any]) -> str:
-    """Project · name (the user's name, else Claude's title) #tags, as `tokmon stats` shows."""
+    """Project · name (the user's name, else Claude's title) #tags, as `tokmon stats` shows;
+    another agent's session starts with its agent (``[codex] ``): first, so a cut label keeps
+    it, and the menu's filter finds it."""
     name = row.get("name") or ""  # merged: the user's name, else Claude's title
     tags = " ".join(f"#{t}" for t in row.get("tags") or [])
-    parts = (str(row.get("projectName") or ""), name and f"· {name}", tags)
+    agent = str(row.get("agent") or "claude")
+    parts = (
+        "" if agent == "claude" else f"[{agent}]",
+        str(row.get("projectName") or ""),
+        name and f"· {name}",
+        tags,
+    )
     return " ".join(x for x in parts if x)
 
 
 def _fixed(row: dict[str, Any], now: float) -> str:
-    """Tokens, cost, last activity and the id prefix: never cut."""
+    """Tokens, cost, last activity and the id prefix: never cut (a Codex session's id is
+    its file, ``2026/04/08/rollout-…-<uuid>``: its uuid's)."""
+    from tokmon.cli.agents import _display_id
     from tokmon.cli.render import fmt_cost, fmt_tokens_short
     from tokmon.cli.session import fmt_ago
 
     return (
         f"{fmt_tokens_short(row['totalTokens']):>7} {fmt_cost(row['totalCost']):>8} "
-        f"{fmt_ago(row['lastActivity'], now):>9}  {row['sessionId'][:8]}"
+        f"{fmt_ago(row['lastActivity'], now):>9}  {_display_id(str(row['sessionId']))[:8]}"
     )
 
 
@@ -105,6 +121,12 @@ def _io(ctx: Context) -> dict[str, Any]:
 
 
 def handle(args: argparse.Namespace, ctx: Context) -> int:
+    from tokmon.cli.agents import AGENTS
+
+    agent = args.agent or "all"
+    known = ["claude", *AGENTS]
+    if agent != "all" and agent not in known:
+        raise CLIError(f"unknown agent {agent!r} (known: {', '.join(known)}, all)")
     if not (_isatty(ctx.stdin) and _isatty(ctx.stderr)):
         raise CLIError(
             "tokmon pick needs an interactive terminal (stdin and stderr must be a "
@@ -123,8 +145,11 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         raise CLIError(str(exc)) from None
     s = sess.load_sessions(ctx, strict=args.action in ("tag", "describe"), project=args.project)
     rows = [r for r in s.rows if all(t in r["tags"] for t in wanted)]
+    if agent != "all":
+        rows = [r for r in rows if (r.get("agent") or "claude") == agent]
     if not rows:
-        raise CLIError("no sessions to pick from", code=1)
+        which = "" if agent == "all" else f"{agent} "
+        raise CLIError(f"no {which}sessions to pick from", code=1)
     rows.sort(key=lambda r: r["lastActivity"], reverse=True)
 
     import questionary
