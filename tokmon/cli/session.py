@@ -307,7 +307,8 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
     """The session list: every column when it fits (always in pipes), else the compact
-    layout (no tags or project) with a hint; ids and figures are never cut."""
+    layout (no tags or project) with a hint; ids and figures are never cut (an id over 200
+    characters is clipped with an ellipsis, :func:`short_ids`)."""
     from tokmon.cli.render import id_length, print_fitted
 
     shown = short_ids([r["sessionId"] for r in rows], [r.get("agent") for r in rows], id_length)
@@ -366,7 +367,9 @@ def short_ids(
 ) -> dict[str, str]:
     """Id -> the prefix a table shows: Claude's ids all at the length that tells them apart
     (``id_length``), every other id at least as long and unique among all (so `session
-    show` accepts each; a Codex id ``2026/04/08/rollout-…`` needs more than 8 characters)."""
+    show` accepts each; a Codex id ``2026/04/08/rollout-…`` needs more than 8 characters).
+    Ids are compared clipped to 200 characters: two longer ones that agree that far both show
+    their first 199 characters and an ellipsis."""
     from tokmon.textsafe import ID_MAX, clip
 
     # compared and shown clipped: a transcript's id can be megabytes (the ledger keeps it whole)
