@@ -88,3 +88,62 @@ def ensure_dir(path: Path) -> Path:
         except OSError:  # pragma: no cover - e.g. some Windows filesystems
             pass
     return path
+
+
+def unsafe_dirs(
+    paths: TokmonPaths, env: Mapping[str, str] | None = None
+) -> tuple[str, bool] | None:
+    """``(warning, foreign)`` when tokmon's own dirs that exist (``TOKMON_HOME`` itself, data,
+    cache, state, config) can be written by other local users, else None.
+
+    ``foreign``: one belongs to another user (refuse its ledger and caches); otherwise one is
+    ours but group- or world-writable (warn: another user could plant a ledger or cache
+    files; tokmon never changes the mode of a dir it did not create). POSIX only: Windows
+    has ACLs, not these modes (no ``os.getuid``). Stats only the dirs, never their files.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    import shlex
+    import stat
+
+    env = os.environ if env is None else env
+    home = env.get("TOKMON_HOME")
+    dirs = [Path(home).expanduser()] if home else []
+    dirs += [paths.data_dir, paths.cache_dir, paths.state_dir, paths.config_dir]
+    uid = getuid()
+    foreign: list[str] = []
+    writable: list[str] = []
+    fix: list[str] = []
+    for d in dict.fromkeys(dirs):
+        try:
+            st = os.stat(d)
+        except (OSError, ValueError):
+            continue  # missing: made 0700 when needed
+        if not stat.S_ISDIR(st.st_mode):
+            continue  # (the ledger's open reports a file in a dir's place)
+        if st.st_uid != uid:
+            foreign.append(f"{d} (owner uid {st.st_uid})")
+        elif st.st_mode & 0o022:
+            writable.append(f"{d} (mode {stat.S_IMODE(st.st_mode):04o})")
+            fix.append(shlex.quote(str(d)))
+    if foreign:
+        return (
+            f"{_dirs(foreign)} another user's, who could plant a ledger or cache files: not "
+            "using its ledger and caches (results come from the transcripts only and are not "
+            "saved); remove it or set TOKMON_HOME to a dir of your own",
+            True,
+        )
+    if writable:
+        return (
+            f"{_dirs(writable)} writable by other users, who could plant a ledger or cache "
+            f"files; run `chmod 700 {' '.join(fix)}`",
+            False,
+        )
+    return None
+
+
+def _dirs(items: list[str]) -> str:
+    if len(items) == 1:
+        return f"tokmon's dir {items[0]} is"
+    return f"tokmon's dirs {', '.join(items)} are"

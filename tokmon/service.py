@@ -453,9 +453,9 @@ class Service:
     def _merge(
         self, rows: list[dict[str, Any]], meta: dict[str, dict[str, Any]] | None = None
     ) -> list[dict[str, Any]]:
-        from tokmon.sessions import merge
+        from tokmon.sessions import clip_for_display, merge
 
-        return merge(rows, self._store_all() if meta is None else meta)
+        return clip_for_display(merge(rows, self._store_all() if meta is None else meta))
 
     def _meta_note(self, sid: str, meta: dict[str, Any] | None) -> Notification:
         eng = self._engine
@@ -742,12 +742,12 @@ class Service:
         m = "tokmon/session"
         p = _obj(m, params, {"sessionId"})
         sid = _str(m, p, "sessionId", required=True)
-        from tokmon.sessions import detail_for
+        from tokmon.sessions import clip_for_display, detail_for
 
         meta = self._store_all()
         found, row = self._resolve(m, sid, meta)
         wire = None if row is None else row.to_json()
-        return detail_for(self.engine, found, wire, meta.get(found)), []
+        return clip_for_display([detail_for(self.engine, found, wire, meta.get(found))])[0], []
 
     def m_blocks(self, params: Any) -> Result:
         m = "tokmon/blocks"

@@ -130,6 +130,20 @@ def merge_over_plain(rows: Iterable[Row], store_all: Meta) -> None:
             _add_meta(row, meta)
 
 
+def clip_for_display(rows: list[Row]) -> list[Row]:
+    """``rows`` (merged copies: changed in place) with ``projectPath`` and ``projectName``
+    clipped to :mod:`tokmon.textsafe`'s display limits, for the clients that show them (the
+    server's session rows). ``sessionId`` stays whole: clients send it back as the key."""
+    from tokmon.textsafe import NAME_MAX, PATH_MAX, clip
+
+    for row in rows:
+        for key, limit in (("projectPath", PATH_MAX), ("projectName", NAME_MAX)):
+            value = row.get(key)
+            if isinstance(value, str) and len(value) > limit:
+                row[key] = clip(value, limit)
+    return rows
+
+
 def label(row: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
     """A never-empty label: the display name, else the project name, else the short id."""
     meta = meta or {}
@@ -141,7 +155,9 @@ def label(row: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
         row.get("projectName"),
     ):
         if isinstance(v, str) and v.strip():
-            return v.strip()
+            from tokmon.textsafe import NAME_MAX, clip
+
+            return clip(v.strip(), NAME_MAX)
     return str(row.get("sessionId", ""))[:8]
 
 

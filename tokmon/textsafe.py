@@ -15,6 +15,12 @@ path uses it.
 
 from __future__ import annotations
 
+#: display limits for strings from transcripts (a line may hold 16 MiB): a session id as shown
+#: (Claude's are 36-character UUIDs), a path (Linux's PATH_MAX), a project name (NAME_MAX)
+ID_MAX = 200
+PATH_MAX = 4096
+NAME_MAX = 255
+
 _SPACE = {0x09: " ", 0x0A: " ", 0x0D: " "}
 _BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
 _TABLE: dict[int, str | None] = {c: None for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), *_BIDI)}
@@ -43,3 +49,10 @@ def safe_or_none(value: object, limit: int | None = None) -> str | None:
 def is_safe(value: str) -> bool:
     """True when :func:`safe_text` would leave ``value`` unchanged."""
     return safe_text(value) == value
+
+
+def clip(value: str, limit: int) -> str:
+    """``value`` cut to at most ``limit`` characters for display, the last one an ellipsis
+    when it was cut (transcript ids and paths can be megabytes long).  Never for keys or
+    ccusage-compatible JSON: those keep the string whole."""
+    return value if len(value) <= limit else value[: limit - 1] + "\u2026"

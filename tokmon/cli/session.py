@@ -307,7 +307,8 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
     """The session list: every column when it fits (always in pipes), else the compact
-    layout (no tags or project) with a hint; ids and figures are never cut."""
+    layout (no tags or project) with a hint; ids and figures are never cut (an id over 200
+    characters is clipped with an ellipsis, :func:`short_ids`)."""
     from tokmon.cli.render import id_length, print_fitted
 
     shown = short_ids([r["sessionId"] for r in rows], [r.get("agent") for r in rows], id_length)
@@ -325,6 +326,7 @@ def _list_build(rows: list[dict[str, Any]], tz: Any, shown: dict[str, str], narr
     from rich.table import Table
 
     from tokmon.cli.render import fmt_cost, fmt_tokens_short, zone_title
+    from tokmon.textsafe import NAME_MAX, clip
 
     t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=zone_title(tz))
     by_agent = any((r.get("agent") or "claude") != "claude" for r in rows)
@@ -349,7 +351,8 @@ def _list_build(rows: list[dict[str, Any]], tz: Any, shown: dict[str, str], narr
             cells.append(str(r.get("agent") or "claude"))
         cells.append(name)
         if not narrow:
-            cells += [_esc(" ".join(r["tags"])), _esc(r.get("projectName") or "")]
+            project = clip(r.get("projectName") or "", NAME_MAX)
+            cells += [_esc(" ".join(r["tags"])), _esc(project)]
         cells += [
             fmt_tokens_short(r["totalTokens"]),
             fmt_cost(r["totalCost"]),
@@ -364,19 +367,27 @@ def short_ids(
 ) -> dict[str, str]:
     """Id -> the prefix a table shows: Claude's ids all at the length that tells them apart
     (``id_length``), every other id at least as long and unique among all (so `session
-    show` accepts each; a Codex id ``2026/04/08/rollout-…`` needs more than 8 characters)."""
-    claude = [i for i, a in zip(ids, agents, strict=True) if (a or "claude") == "claude"]
+    show` accepts each; a Codex id ``2026/04/08/rollout-…`` needs more than 8 characters).
+    Ids are compared clipped to 200 characters: two longer ones that agree that far both show
+    their first 199 characters and an ellipsis."""
+    from tokmon.textsafe import ID_MAX, clip
+
+    # compared and shown clipped: a transcript's id can be megabytes (the ledger keeps it whole)
+    shown = {i: clip(i, ID_MAX) for i in ids}
+    claude = [shown[i] for i, a in zip(ids, agents, strict=True) if (a or "claude") == "claude"]
     base = id_length(claude) if claude else 8
     order = sorted(set(ids))
     out: dict[str, str] = {}
     for k, sid in enumerate(order):
         need = 0
+        mine = shown[sid]
         for other in order[max(0, k - 1) : k] + order[k + 1 : k + 2]:  # sorted: neighbours
+            theirs = shown[other]
             common = 0
-            while common < min(len(sid), len(other)) and sid[common] == other[common]:
+            while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
                 common += 1
             need = max(need, common + 1)
-        out[sid] = sid[: max(base, need)]
+        out[sid] = mine[: max(base, need)]
     return out
 
 
@@ -429,6 +440,7 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
 
     from tokmon.cli.render import fmt_cost, fmt_int, short_model
     from tokmon.sessions import activity
+    from tokmon.textsafe import ID_MAX, PATH_MAX, clip
 
     con = ctx.console()
     d = session_detail(s, sid)
@@ -436,7 +448,7 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
     row, meta = (d if "entries" in d else {}), d["metadata"] or {}
     name, source = d["name"], d["nameSource"]
     con.print(
-        f"[bold]Session {d['sessionId']}[/bold]"
+        f"[bold]Session {_esc(clip(d['sessionId'], ID_MAX))}[/bold]"
         + (" [green](active)[/green]" if row.get("isActive") else "")
     )
     lines = [
@@ -447,7 +459,7 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
         ),
         ("Tags", _esc(" ".join(meta.get("tags") or [])) or "-"),
         ("Description", _esc(meta.get("description") or "-")),
-        ("Project", _esc(row.get("projectPath") or "-")),
+        ("Project", _esc(clip(row.get("projectPath") or "-", PATH_MAX))),
         (
             "Activity",
             f"{fmt_time(row.get('firstActivity'), tz)} → "

@@ -11,6 +11,7 @@ from tokmon import fmt
 from tokmon.cli.context import Context
 from tokmon.cli.render import console, dump_json, resolve_zone, table_width, terminal_width
 from tokmon.core.summary_rows import ActiveBlock, Official, Summary, TokenLimit
+from tokmon.textsafe import NAME_MAX, clip
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -162,7 +163,8 @@ def _render(ctx: Context, s: Summary, top: list[dict[str, Any]], tz: tzinfo) -> 
         for r in top:
             label = r.get("name") or ""  # merged: the user's name, else Claude's title
             tags = " ".join(f"#{x}" for x in r.get("tags") or [])
-            name = " ".join(x for x in (r["projectName"], label and f"· {label}", tags) if x)
+            proj = clip(r["projectName"], NAME_MAX)  # a transcript's cwd can be megabytes
+            name = " ".join(x for x in (proj, label and f"· {label}", tags) if x)
             cells = [r["sessionId"][:8], escape(name)]
             if with_time:
                 cells.append(fmt.date_time(fmt.epoch(r["lastActivity"]), tz))

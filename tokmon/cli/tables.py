@@ -2,7 +2,9 @@
 
 The full layout is printed when it fits the terminal, and always to pipes and files; a
 narrower terminal (or ``--compact``) gets fewer columns and a one-line hint, like ccusage.
-Numbers, dates and ids are never wrapped or cut; only text columns (models, projects) wrap.
+Numbers, dates and ids are never wrapped or cut (ids and project names longer than
+:mod:`tokmon.textsafe`'s display limits are clipped with an ellipsis); only text columns
+(models, projects) wrap.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from tokmon import fmt
 from tokmon.cli.plain_table import Col, Grid, print_plain_fitted
 from tokmon.cli.render import id_length, print_fitted, short_model, zone_title
 from tokmon.core.rows import SessionRow
+from tokmon.textsafe import ID_MAX, NAME_MAX, clip
 
 if TYPE_CHECKING:
     from tokmon.cli.context import Context
@@ -54,11 +57,11 @@ def _project_label(r: SessionRow, meta: Mapping[str, Any] | None, aliases: dict[
     """Project (or its alias), the session's name (else Claude's title) and tags; ``meta``
     is the row merged with its metadata (:func:`tokmon.sessions.merge_one`)."""
     meta = meta or {}
-    proj = r.project_name
+    proj = clip(r.project_name, NAME_MAX)
     if aliases:
         from tokmon.cli.reports import project_key
 
-        proj = aliases.get(proj) or aliases.get(project_key(r.project_path)) or proj
+        proj = aliases.get(r.project_name) or aliases.get(project_key(r.project_path)) or proj
     label = meta.get("name") or r.title or ""
     tags = " ".join(f"#{x}" for x in meta.get("tags") or [])
     return " ".join(x for x in (proj, label and f"· {label}", tags) if x)
@@ -82,7 +85,8 @@ def period_table(
     aliases = aliases or {}
     merged = merged or {}
     sessions = [r for r in rows if isinstance(r, SessionRow)]
-    id_len = id_length([r.session_id for r in sessions]) if sessions else SHORT_ID
+    # ids as shown: clipped first (a transcript's id can be megabytes; the ledger keeps it whole)
+    id_len = id_length([clip(r.session_id, ID_MAX) for r in sessions]) if sessions else SHORT_ID
     by_agent = bool(rows) and rows[0].agent is not None  # --agent all: an agent column
     tot = _tokens(totals)
 
@@ -110,7 +114,7 @@ def period_table(
         for r in rows:
             s: SessionRow | None = None
             if isinstance(r, SessionRow):
-                s, first = r, r.session_id[:id_len]
+                s, first = r, clip(r.session_id, ID_MAX)[:id_len]
             else:
                 first = r.label
             cells = [first]

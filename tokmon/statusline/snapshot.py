@@ -28,6 +28,7 @@ from tokmon.statusline.locate import (  # noqa: F401 - re-exported
     read_fast,
     watch_unchanged,
 )
+from tokmon.textsafe import ID_MAX, NAME_MAX, PATH_MAX
 
 TYPE_CHECKING = False  # typing costs ~8 ms to import: keep it off the fast path
 if TYPE_CHECKING:
@@ -104,9 +105,10 @@ def _text(value: Any, limit: int) -> str | None:
 
 def _session(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "sessionId": str(row.get("sessionId") or "")[:200],  # (Claude's: a 36-character UUID)
-        "projectPath": str(row.get("projectPath") or "")[:4096],  # PATH_MAX
-        "projectName": str(row.get("projectName") or "")[:255],  # NAME_MAX
+        # cut to the display limits of tokmon.textsafe (plain cuts, as the snapshot always had)
+        "sessionId": str(row.get("sessionId") or "")[:ID_MAX],
+        "projectPath": str(row.get("projectPath") or "")[:PATH_MAX],
+        "projectName": str(row.get("projectName") or "")[:NAME_MAX],
         "title": _text(row.get("title"), 200),
         "name": _text(row.get("name"), 200),
         "totalCost": _num(row.get("totalCost")),

@@ -20,7 +20,7 @@ from tokmon.core.discovery import Listings, claude_roots
 from tokmon.core.ledger import Ledger, LedgerDB, ledger_path
 from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
-from tokmon.paths import TokmonPaths, get_paths
+from tokmon.paths import TokmonPaths, get_paths, unsafe_dirs
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentStore
@@ -65,6 +65,14 @@ class Engine(Ingest, Store, Queries, Check):
         self.candidate_roots = (
             [Path(r) for r in roots] if roots is not None else claude_roots(self.env)
         )
+        #: tokmon's dirs writable by other users: said once (first refresh); another user's
+        #: dir is not used at all (tokmon.paths.unsafe_dirs, docs/security.md)
+        self._dir_warning: str | None = None
+        if persist:
+            unsafe = unsafe_dirs(self.paths, self.env)
+            if unsafe is not None:
+                self._dir_warning, foreign = unsafe
+                persist = persist and not foreign
         self.persist = persist
         self.prices = PriceTable.load(self.paths.prices_override_file)
         self.ledger = Ledger()

@@ -52,6 +52,9 @@ class Ingest(EngineState):
             raise RuntimeError("Engine.refresh() is not re-entrant")
         self._refreshing = True
         changes = Changes()
+        if self._dir_warning is not None:  # once per engine
+            changes.warnings.append(self._dir_warning)
+            self._dir_warning = None
         try:
             t0 = t1 = time.perf_counter()
             for attempt in range(3):

@@ -71,6 +71,7 @@ class EngineState:
     config: Config
     candidate_roots: list[Path]
     persist: bool
+    _dir_warning: str | None  # tokmon's dirs writable by others (tokmon.paths.unsafe_dirs)
     prices: PriceTable
     ledger: Ledger
     ledger_file: Path
