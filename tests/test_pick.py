@@ -80,16 +80,16 @@ def filter_line(text: str) -> str:
     return r"/ (?:\x1b\[[0-9;]*m)*" + re.escape(text)
 
 
-def spawn(env: dict[str, str], shell_cmd: str) -> pexpect.spawn:
-    child = pexpect.spawn(
+def spawn(env: dict[str, str], shell_cmd: str, columns: int = 120) -> pexpect.spawn:
+    """``shell_cmd`` in bash on a pty of 30 rows and ``columns`` columns (COLUMNS set too)."""
+    return pexpect.spawn(
         "bash",
         ["--norc", "--noprofile", "-c", shell_cmd],
-        env=env,
+        env={**env, "COLUMNS": str(columns)} if columns != 120 else env,
         encoding="utf-8",
         timeout=30,
-        dimensions=(30, 120),
+        dimensions=(30, columns),
     )
-    return child
 
 
 def pick_cmd(extra: str = "") -> str:
@@ -188,15 +188,7 @@ def test_without_a_tty_is_a_clear_error(pick_env: dict[str, str]) -> None:
 
 
 def test_a_narrow_terminal_cuts_the_label_never_the_id(pick_env: dict[str, str]) -> None:
-    env = {**pick_env, "COLUMNS": "60"}
-    child = pexpect.spawn(
-        "bash",
-        ["--norc", "--noprofile", "-c", pick_cmd()],
-        env=env,
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(30, 60),
-    )
+    child = spawn(pick_env, pick_cmd(), columns=60)
     child.expect(r"Session \(4")
     # 60 columns: the pointer (4), the figures and the id (36), a space: 19 for the label
     child.expect(r"alpha-api · Paymen…\s+450\s+\$0\.00\s+1d ago\s+aaaa1111")
@@ -290,15 +282,7 @@ def test_an_agent_without_sessions_is_a_clear_message(mixed_env: dict[str, str])
 
 
 def test_a_narrow_terminal_keeps_the_agent(mixed_env: dict[str, str]) -> None:
-    env = {**mixed_env, "COLUMNS": "60"}
-    child = pexpect.spawn(
-        "bash",
-        ["--norc", "--noprofile", "-c", pick_cmd()],
-        env=env,
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(30, 60),
-    )
+    child = spawn(mixed_env, pick_cmd(), columns=60)
     child.expect(r"Session \(5")
     # 60 columns: 19 for the label (see above); "[codex] codex-proj" is 18
     child.expect(r"\[codex\] codex-proj\s+12\.3k\s+\$0\.02\s+5h ago\s+019d0000")
