@@ -31,7 +31,7 @@ import os
 import sqlite3
 import sys
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import compress, count
 from operator import attrgetter, ne
 from pathlib import Path
@@ -59,11 +59,16 @@ class Checked:
     @classmethod
     def of_files(cls, stamp: list[Any], files: dict[str, FileState]) -> Checked:
         """The mirror of ``files`` (the ledger's file states by path)."""
+        return cls.of_sigs(stamp, ((key, state_sig(st)) for key, st in files.items()))
+
+    @classmethod
+    def of_sigs(cls, stamp: list[Any], sigs: Iterable[tuple[str, list[int]]]) -> Checked:
+        """The mirror of ``(path, entry)`` pairs."""
         dirs: dict[str, Any] = {}
         sep = os.sep
-        for key, st in files.items():
+        for key, sig in sigs:
             d, _, name = key.rpartition(sep)
-            dirs.setdefault(d, {})[name] = state_sig(st)
+            dirs.setdefault(d, {})[name] = sig
         return cls(stamp, dirs)
 
     def count(self) -> int | None:
@@ -259,13 +264,14 @@ class Flat:
 
     def checked(self) -> Checked:
         """The mirror this flat walk holds (every transcript of the database at its stamp)."""
-        dirs: dict[str, Any] = {}
-        sep = os.sep
         sigs = self.fsig.tolist()
-        for i, path in enumerate(map(os.fsdecode, self.files)):
-            d, _, name = path.rpartition(sep)
-            dirs.setdefault(d, {})[name] = sigs[4 * i : 4 * i + 4]
-        return Checked(self.stamp, dirs)
+        return Checked.of_sigs(
+            self.stamp,
+            (
+                (path, sigs[4 * i : 4 * i + 4])
+                for i, path in enumerate(map(os.fsdecode, self.files))
+            ),
+        )
 
     @classmethod
     def load(cls, path: Path, stamp: list[Any], roots: list[str]) -> Flat | None:
@@ -398,7 +404,7 @@ class Check(EngineState):
         if (
             not self.short_lived  # a long-lived engine keeps the states loaded
             or led.files_loaded
-            or self.env.get("TOKMON_NO_LISTING_CACHE", "") not in ("", "0")
+            or not self._keeps_listings()
         ):
             return False
         stamp = self._check_stamp()
@@ -531,7 +537,7 @@ class Check(EngineState):
         if (
             not self.short_lived  # its states change with every write it makes: not worth it
             or not led.files_loaded
-            or self.env.get("TOKMON_NO_LISTING_CACHE", "") not in ("", "0")
+            or not self._keeps_listings()
         ):
             return
         stamp = self._check_stamp()

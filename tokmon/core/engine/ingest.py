@@ -235,7 +235,7 @@ class Ingest(EngineState):
     def _listings_cache(self) -> Listings | None:
         """The directory listings the change check reuses (loaded once; see
         :class:`~tokmon.core.discovery.Listings`), or None when switched off."""
-        if self._listings is None and self.env.get("TOKMON_NO_LISTING_CACHE", "") in ("", "0"):
+        if self._listings is None and self._keeps_listings():
             self._listings = Listings.load(self._listings_file()) if self.persist else Listings()
         return self._listings
 

@@ -91,6 +91,11 @@ class EngineState:
     short_lived: bool  # one answer, then dropped (a CLI report): see engine/check.py
     freeze_after_check: bool  # and the process exits after it (see Engine.__init__)
 
+    def _keeps_listings(self) -> bool:
+        """Whether the change check keeps what it saw between runs (the directory listings,
+        and with them the mirror and the flat walk): ``TOKMON_NO_LISTING_CACHE`` unset or 0."""
+        return self.env.get("TOKMON_NO_LISTING_CACHE", "") in ("", "0")
+
     @property
     def roots(self) -> list[Path]:
         raise NotImplementedError
