@@ -269,11 +269,12 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             return 0
         narrow = blocks_table(ctx, report.blocks, tz, compact=args.compact)
         if narrow and opts.get("active"):  # what --active is for: burn rate and projection
-            from tokmon.cli.tables import burn_line
+            from tokmon.cli.tables import burn_text
 
             for b in report.blocks:
-                if b.is_active and not b.is_gap and burn_line(b):
-                    ctx.stdout.write(f"Burn / projection: {burn_line(b)}\n")
+                line = burn_text(b) if b.is_active and not b.is_gap else ""
+                if line:
+                    ctx.stdout.write(f"Burn / projection: {line}\n")
     elif not report.rows and kind != "session":
         ctx.stdout.write("No usage in this range.\n")
         budget_lines_of(ctx, kind, opts, tz)
@@ -573,7 +574,7 @@ def _instances(
         text = dump_json({"projects": wire, "totals": totals.to_json()})
         ctx.stdout.write(with_budgets(text, report_budgets(ctx, kind, opts)))
         return 0
-    from tokmon.cli.tables import budget_lines, period_table
+    from tokmon.cli.tables import period_table
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     for key, rows in projects.items():
@@ -590,7 +591,7 @@ def _instances(
         )
     if not projects:
         ctx.stdout.write("No usage in this range.\n")
-    budget_lines(ctx, report_budgets(ctx, kind, opts) or [], tz)
+    budget_lines_of(ctx, kind, opts, tz)
     return 0
 
 

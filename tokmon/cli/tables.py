@@ -200,7 +200,8 @@ def rich_table(g: Grid) -> Any:
     return t
 
 
-def _burn_text(b: Block) -> str:
+def burn_text(b: Block) -> str:
+    """The burn rate, projection and limit status of one block, as the full table shows it."""
     parts = []
     br, p = b.burn_rate, b.projection
     if br and p:
@@ -215,8 +216,9 @@ def _burn_text(b: Block) -> str:
 
 
 def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool = False) -> bool:
-    """5-hour blocks; start and end in the chosen zone, named in the caption; True when the
-    compact layout (no models, entries, burn rate) was printed."""
+    """5-hour blocks (at least one: an empty report is one line, the caller's); start and end
+    in the chosen zone, named in the caption; True when the compact layout (no models,
+    entries, burn rate) was printed."""
 
     def build(narrow: bool) -> Any:
         from rich import box
@@ -251,7 +253,7 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
                 cells += [", ".join(short_model(m) for m in b.models), fmt.integer(b.entries)]
             cells += [fmt.integer(b.total_tokens), fmt.cost(b.cost)]
             if not narrow:
-                cells.append(escape(_burn_text(b)))
+                cells.append(escape(burn_text(b)))
             t.add_row(*cells, style="bold" if b.is_active else None)
         return t
 
@@ -263,14 +265,7 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
         "blocks",
         force_compact=compact,
     )
-    if not blocks:
-        ctx.stdout.write("No blocks in this range.\n")
     return narrow
-
-
-def burn_line(b: Block) -> str:
-    """The burn rate, projection and limit status of one block, as the full table shows it."""
-    return _burn_text(b)
 
 
 def _budget_amount(b: Mapping[str, Any], value: float, compact: bool) -> str:
