@@ -72,7 +72,7 @@ class Engine(Ingest, Store, Queries, Check):
             unsafe = unsafe_dirs(self.paths, self.env)
             if unsafe is not None:
                 self._dir_warning, foreign = unsafe
-                persist = persist and not foreign
+                persist = not foreign
         self.persist = persist
         self.prices = PriceTable.load(self.paths.prices_override_file)
         self.ledger = Ledger()
