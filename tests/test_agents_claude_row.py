@@ -155,3 +155,33 @@ def test_demo_has_the_demo_claude_totals(cli: Callable[..., CLIResult]) -> None:
     totals = daily.json()["totals"]
     assert claude["detected"] is True and claude["totalTokens"] > 0
     assert {k: claude[k] for k in TOKEN_KEYS} == {k: totals[k] for k in TOKEN_KEYS}
+
+
+def test_a_warm_run_reads_the_stored_sums_not_the_records(
+    cli: Callable[..., CLIResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generated corpus: Claude Code's row equals `daily --json` and the generator's own
+    ground truth; once the store is built, `agents` loads no record (it costs what `daily`
+    costs, not the history)."""
+    from tokmon.core.ledger import LedgerDB
+    from tokmon.demo import generate
+
+    end = datetime(2026, 3, 1, 17, 0, tzinfo=timezone.utc)
+    expected = generate(tmp_path / "claude", size_mb=2, seed=5, end=end, days=6)
+    extra = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}
+    daily = cli("daily", "--json", extra_env=extra)  # builds the store
+    assert daily.code == 0, daily.err
+
+    def no_records(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("`agents` loaded records: its cost grows with the history")
+
+    monkeypatch.setattr(LedgerDB, "records", no_records)
+    monkeypatch.setattr(LedgerDB, "records_of_sessions", no_records)
+    claude = rows(cli("agents", "--json", extra_env=extra))[0]
+    monkeypatch.undo()
+    totals = daily.json()["totals"]
+    assert {k: claude[k] for k in TOKEN_KEYS} == {k: totals[k] for k in TOKEN_KEYS}
+    assert claude["totalTokens"] == expected.totals.total_tokens
+    assert claude["sessions"] == expected.session_count
+    # a `<synthetic>` line (0 tokens) is a record too, as `session --json`'s entries count it
+    assert claude["records"] == expected.totals.entries + expected.synthetic_lines

@@ -269,15 +269,20 @@ def _claude_row(eng: Any) -> dict[str, Any]:
     if eng is None:
         return {"agent": "claude", "name": "Claude Code", "detected": False, "roots": [],
                 "sessions": 0, "records": 0, **dict.fromkeys(keys, 0)}  # fmt: skip
-    recs = eng.records
+    # `daily`'s totals and the counts, both from the stored sums when they answer (a warm run
+    # loads no record: it costs what `tokmon daily` costs, not the history)
     totals = eng.report("daily").totals.to_json()
+    counts = eng.stored_counts()
+    if counts is None:
+        recs = eng.records
+        counts = len({r.session_id for r in recs}), len(recs)
     return {
         "agent": "claude",
         "name": "Claude Code",
         "detected": bool(eng.roots),
         "roots": [str(r) for r in eng.roots],
-        "sessions": len({r.session_id for r in recs}),
-        "records": len(recs),
+        "sessions": counts[0],
+        "records": counts[1],
         **{k: totals[k] for k in keys},
     }
 

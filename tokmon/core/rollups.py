@@ -1291,6 +1291,18 @@ class Rollups:
                             )
         return fold
 
+    def counts(self, agent: str) -> tuple[int, int]:
+        """``(sessions, records)`` of ``agent``: sessions with at least one record (what
+        ``len({r.session_id for r in records})`` counts) and records, from the stored sums."""
+        c = self.conn
+        (sessions,) = c.execute(
+            "SELECT count(*) FROM rollup_session WHERE agent=?", (agent,)
+        ).fetchone()
+        (records,) = c.execute(
+            "SELECT coalesce(sum(n), 0) FROM rollup_total WHERE agent=?", (agent,)
+        ).fetchone()
+        return int(sessions), int(records)
+
     def totals(self, agent: str) -> Acc:
         """All-time sums of ``agent`` (per-model sub-sums included)."""
         fold = _Fold()

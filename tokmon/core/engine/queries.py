@@ -156,6 +156,12 @@ class Queries(EngineState):
         self._db()
         return self._roll()
 
+    def stored_counts(self) -> tuple[int, int] | None:
+        """Claude Code's ``(sessions, records)`` from the stored sums, without loading a
+        record (None: the sums cannot answer; count :attr:`records` then)."""
+        roll = self._stored(None)
+        return None if roll is None else roll.counts(CLAUDE)
+
     def recent_projects(self) -> list[str]:
         """Claude Code's session projects (cwd), most recently active first: from the stored
         sums (no record loaded), or from the records when those cannot answer."""
