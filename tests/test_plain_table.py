@@ -44,7 +44,7 @@ def _ctx(columns: int | None) -> Context:
 
 def _both(grid: Any, compact: Any, columns: int | None, force: bool = False) -> tuple[str, str]:
     fast = _ctx(columns)
-    assert print_plain_fitted(fast, grid, compact, "some columns", force)
+    assert print_plain_fitted(fast, grid, compact, "some columns", force, command="x")
     slow = _ctx(columns)
     print_fitted(
         slow, lambda: rich_table(grid()), lambda: rich_table(compact()), "some columns", "x", force

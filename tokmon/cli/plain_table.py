@@ -109,6 +109,44 @@ class Grid:
             self._widths = out
         return self._widths
 
+    def fit(self, width: int, minimum: int = 12) -> bool:
+        """Narrow the wrapping columns so the table fits ``width`` (each down to ``minimum``,
+        or its own width if smaller; the widest first), as
+        :func:`tokmon.cli.render.fit_table` does a rich table's; False: the other columns
+        alone need more."""
+        widths = self.widths()
+        edges = 2 + len(self.cols) - 1
+        if sum(widths) + edges <= width:
+            return True
+        wrap = [j for j, c in enumerate(self.cols) if c.wrap]
+        floor = {j: min(widths[j], minimum + 2) for j in wrap}
+        fixed = sum(w for j, w in enumerate(widths) if j not in floor) + edges
+        if fixed + sum(floor.values()) > width:
+            return False
+        lo, hi = 0, max(widths[j] for j in wrap)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fixed + sum(max(floor[j], min(widths[j], mid)) for j in wrap) <= width:
+                lo = mid
+            else:
+                hi = mid - 1
+        for j in wrap:
+            widths[j] = max(floor[j], min(widths[j], lo))
+            self.cols[j].max_width = widths[j] - 2  # what rich is told (rich_table)
+        return True
+
+    def minimum(self, minimum: int = 12) -> int:
+        """The narrowest the table can be (wrapping columns at ``minimum``)."""
+        widths = self.widths()
+        return (
+            2
+            + len(self.cols)
+            - 1
+            + sum(
+                min(w, minimum + 2) if c.wrap else w for w, c in zip(widths, self.cols, strict=True)
+            )
+        )
+
     def need(self) -> int:
         """The width of the table (edges and dividers included)."""
         return sum(self.widths()) + 2 + len(self.cols) - 1
@@ -254,11 +292,13 @@ def print_plain_fitted(
     compact: Callable[[], Grid],
     hidden: str,
     force_compact: bool = False,
+    narrower: Sequence[tuple[Callable[[], Grid], str]] = (),
+    command: str = "this report",
 ) -> str | None:
     """:func:`tokmon.cli.render.print_fitted` for :class:`Grid` tables, when the output has
     no colour and rich would print the cells as they are: the text printed; None (nothing
     printed): not so, rich must print it."""
-    from tokmon.cli.render import terminal_width
+    from tokmon.cli.render import terminal_width, too_narrow_text, wrapped
 
     width = terminal_width(ctx)
     enc = str(getattr(ctx.stdout, "encoding", None) or "utf-8").lower()
@@ -269,24 +309,35 @@ def print_plain_fitted(
 
         if console(ctx, width).color_system is not None:
             return None
-    hint = ""
-    if force_compact:
-        hint = f"Compact layout (--compact): {hidden} not shown"
-        table = compact()
-    else:
+    need: int | None = None
+    if not force_compact:
         table = full()
         if not table.plain():
             return None
         need = table.need()
-        if width is not None and need > width:
-            hint = f"Compact layout ({hidden} need {need} cols; or pipe to less -S)"
-            table = compact()
-    if not table.plain():
-        return None
-    text = table.render()
-    if text is None:
-        return None
-    if hint:
-        text += hint + "\n"
+        if width is None or need <= width:
+            text = table.render()
+            if text is not None:
+                ctx.stdout.write(text)
+            return text
+    narrowest = 0
+    for build, left_out in [(compact, hidden), *narrower]:
+        table = build()
+        if not table.plain():
+            return None
+        if width is not None and not table.fit(width):
+            narrowest = table.minimum()
+            continue
+        text = table.render()
+        if text is None:
+            return None
+        if need is None:
+            hint = f"Compact layout (--compact): {left_out} not shown"
+        else:
+            hint = f"Compact layout ({left_out} need {need} cols; or pipe to less -S)"
+        text += wrapped(hint, width)
+        ctx.stdout.write(text)
+        return text
+    text = too_narrow_text(command, narrowest, width)
     ctx.stdout.write(text)
     return text

@@ -8,7 +8,7 @@ limit.  Text columns (models, projects) may wrap; numbers, dates and ids never d
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +102,83 @@ def table_width(con: Any, renderable: Any) -> int:
     return int(Measurement.get(con, con.options.update_width(UNLIMITED), renderable).maximum)
 
 
+MIN_WRAP = 12  # a text column (models, projects, paths) is never squeezed below this
+
+
+def wrapped(text: str, width: int | None) -> str:
+    """``text`` and a newline, broken at spaces into lines of at most ``width`` columns
+    (None: a pipe, one line); a number or a word is never split."""
+    if width is None or len(text) <= width:
+        return text + "\n"
+    import textwrap
+
+    lines = textwrap.wrap(text, max(width, 8), break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines or [""]) + "\n"
+
+
+def write_wrapped(ctx: Context, text: str, width: int | None) -> None:
+    """A line of text (a hint, a message) on ``ctx.stdout``, :func:`wrapped` to ``width``."""
+    ctx.stdout.write(wrapped(text, width))
+
+
+def fit_table(con: Any, table: Any, width: int, minimum: int = MIN_WRAP) -> bool:
+    """Narrow the text columns of a rich ``table`` (those that may wrap) so it fits ``width``
+    columns, each down to ``minimum`` (or its own width if smaller); False when it cannot
+    fit: its other columns (numbers, dates, ids: never wrapped or cut) need more. The widest
+    text columns give way first."""
+    opts = con.options.update_width(UNLIMITED)
+    cols = table.columns
+    ranges = [table._measure_column(con, opts, c) for c in cols]  # padding included
+    widths = [int(r.maximum) for r in ranges]
+    extra = int(table._extra_width)
+    if sum(widths) + extra <= width:
+        return True
+    pads = [int(table._get_padding_width(c._index)) for c in cols]
+    wrap = [j for j, c in enumerate(cols) if not c.no_wrap and c.width is None]
+    floor = {j: min(widths[j], minimum + pads[j]) for j in wrap}
+    fixed = sum(w for j, w in enumerate(widths) if j not in floor)
+    if fixed + sum(floor.values()) + extra > width:
+        return False
+    lo, hi = 0, max(widths[j] for j in wrap)  # the widest cap that fits: a binary search
+
+    def total(cap: int) -> int:
+        return fixed + extra + sum(max(floor[j], min(widths[j], cap)) for j in wrap)
+
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if total(mid) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    for j in wrap:
+        w = max(floor[j], min(widths[j], lo))
+        if w < widths[j]:
+            cols[j].width = w - pads[j]
+    return True
+
+
+def table_minimum(con: Any, table: Any, minimum: int = MIN_WRAP) -> int:
+    """The narrowest ``table`` can be (text columns at ``minimum``): what the too-narrow
+    message asks for."""
+    opts = con.options.update_width(UNLIMITED)
+    out = int(table._extra_width)
+    for c in table.columns:
+        w = int(table._measure_column(con, opts, c).maximum)
+        if not c.no_wrap and c.width is None:
+            w = min(w, minimum + int(table._get_padding_width(c._index)))
+        out += w
+    return out
+
+
+def too_narrow_text(command: str, need: int, width: int | None) -> str:
+    """The one message printed instead of a table that no layout fits into the terminal."""
+    return wrapped(f"Too narrow: {command} needs {need} columns (pipe to less -S, or --json)",
+                   width)  # fmt: skip
+
+
+Layout = tuple[Callable[[], Any], str]  # a table's builder and what it leaves out
+
+
 def print_fitted(
     ctx: Context,
     full: Callable[[], Any],
@@ -109,30 +186,39 @@ def print_fitted(
     hidden: str,
     command: str,
     force_compact: bool = False,
+    narrower: Sequence[Layout] = (),
 ) -> bool:
-    """Print ``full()`` if it fits the terminal (always in pipes), else ``compact()`` and a hint.
+    """Print ``full()`` if it fits the terminal (always in pipes), else the first of
+    ``compact()`` and the ``narrower`` layouts that fits (text columns wrapped narrower as
+    needed) and a hint, else one line saying the terminal is too narrow: never a table wider
+    than the terminal, never a number cut.
 
-    ``hidden`` names what the compact layout leaves out, ``command`` the report; returns
-    True when the compact layout was printed.
+    ``hidden`` (and each narrower layout's text) names what the layout leaves out,
+    ``command`` the report; returns True when the full layout was not printed.
     """
     width = terminal_width(ctx)
     con = console(ctx, width)
-    if force_compact:
-        hint = f"Compact layout (--compact): {hidden} not shown"
-    else:
+    need: int | None = None
+    if not force_compact:
         table = full()
         need = table_width(con, table)
         if width is None or need <= width:
             con.print(table)
             return False
-        hint = f"Compact layout ({hidden} need {need} cols; or pipe to less -S)"
-    table = compact()
-    if width is not None:
-        need = table_width(con, table)
-        if need > width:  # narrower still: let the terminal wrap lines rather than cut cells
-            con = console(ctx, need)
-    con.print(table)
-    ctx.stdout.write(hint + "\n")
+    narrowest = 0
+    for build, left_out in [(compact, hidden), *narrower]:
+        table = build()
+        if width is not None and not fit_table(con, table, width):
+            narrowest = table_minimum(con, table)
+            continue
+        con.print(table)
+        if need is None:
+            hint = f"Compact layout (--compact): {left_out} not shown"
+        else:
+            hint = f"Compact layout ({left_out} need {need} cols; or pipe to less -S)"
+        write_wrapped(ctx, hint, width)
+        return True
+    ctx.stdout.write(too_narrow_text(command, narrowest, width))
     return True
 
 

@@ -260,11 +260,15 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     if isinstance(report, BlocksReport):
+        from tokmon.cli.render import terminal_width, write_wrapped
+
         if not report.blocks:  # one line, not an empty table and a compact-layout hint
-            ctx.stdout.write(
-                "No active 5-hour block (no usage in the last 5 hours).\n"
+            write_wrapped(
+                ctx,
+                "No active 5-hour block (no usage in the last 5 hours)."
                 if opts.get("active")
-                else "No blocks in this range.\n"
+                else "No blocks in this range.",
+                terminal_width(ctx),
             )
             return 0
         narrow = blocks_table(ctx, report.blocks, tz, compact=args.compact)
@@ -274,7 +278,7 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             for b in report.blocks:
                 line = burn_text(b) if b.is_active and not b.is_gap else ""
                 if line:
-                    ctx.stdout.write(f"Burn / projection: {line}\n")
+                    write_wrapped(ctx, f"Burn / projection: {line}", terminal_width(ctx))
     elif not report.rows and kind != "session":
         ctx.stdout.write("No usage in this range.\n")
         budget_lines_of(ctx, kind, opts, tz)

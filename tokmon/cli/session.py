@@ -306,58 +306,77 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _list_table(ctx: Context, rows: list[dict[str, Any]], tz: Any) -> None:
-    """The session list: every column when it fits (always in pipes), else the compact
-    layout (no tags or project) with a hint; ids and figures are never cut (an id over 200
-    characters is clipped with an ellipsis, :func:`short_ids`)."""
+    """The session list: every column when it fits (always in pipes), else the first of
+    the narrower layouts that fits the terminal, with a hint; ids and figures are never cut
+    (an id over 200 characters is clipped with an ellipsis, :func:`short_ids`)."""
     from tokmon.cli.render import id_length, print_fitted
 
     shown = short_ids([r["sessionId"] for r in rows], [r.get("agent") for r in rows], id_length)
+    now = time.time()
     print_fitted(
         ctx,
-        lambda: _list_build(rows, tz, shown, narrow=False),
-        lambda: _list_build(rows, tz, shown, narrow=True),
+        lambda: _list_build(rows, tz, shown, 0, now),
+        lambda: _list_build(rows, tz, shown, 1, now),
         "tags and project",
-        "session list",
+        "tokmon session list",
+        narrower=[
+            (lambda: _list_build(rows, tz, shown, 2, now), "tags, project and activity time"),
+            (
+                lambda: _list_build(rows, tz, shown, 3, now),
+                "agent, name, tags, project and last activity",
+            ),
+        ],  # fmt: skip
     )
 
 
-def _list_build(rows: list[dict[str, Any]], tz: Any, shown: dict[str, str], narrow: bool) -> Any:
+def _list_build(
+    rows: list[dict[str, Any]], tz: Any, shown: dict[str, str], level: int, now: float
+) -> Any:
+    """Level 0: every column; 1: no tags or project; 2: the last activity as an age
+    (``3d ago``); 3: id, tokens and cost."""
     from rich import box
     from rich.table import Table
 
     from tokmon.cli.render import fmt_cost, fmt_tokens_short, zone_title
     from tokmon.textsafe import NAME_MAX, clip
 
-    t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=zone_title(tz))
-    by_agent = any((r.get("agent") or "claude") != "claude" for r in rows)
+    caption = zone_title(tz) if level <= 1 else None  # an age or no time: no zone
+    t = Table(box=box.SIMPLE_HEAVY, title=f"{len(rows)} sessions", caption=caption)
+    by_agent = level < 3 and any((r.get("agent") or "claude") != "claude" for r in rows)
+    named = level < 3
     t.add_column("ID", no_wrap=True)
     if by_agent:  # other agents' sessions listed: say whose each one is
         t.add_column("Agent", no_wrap=True)
-    t.add_column("Name", overflow="ellipsis", no_wrap=True, max_width=16 if narrow else 34)
-    if not narrow:
+    if named:  # a name wraps at spaces (a longer word ends with an ellipsis)
+        t.add_column("Name", overflow="ellipsis", max_width=34 if level == 0 else 16)
+    if level == 0:
         t.add_column("Tags", overflow="fold", max_width=24)
         t.add_column("Project", overflow="fold", max_width=22)
     t.add_column("Tokens", justify="right", no_wrap=True)
     t.add_column("Cost", justify="right", no_wrap=True)
-    t.add_column("Last activity", no_wrap=True)
+    if level <= 1:
+        t.add_column("Last activity", no_wrap=True)
+    elif level == 2:
+        t.add_column("Last", no_wrap=True)
     for r in rows:
-        name = r.get("name") or ""
-        if name and r.get("nameSource") == "claude":
-            name = f"[italic]{_esc(name)}[/italic]"
-        else:
-            name = _esc(name)
         cells = [shown[r["sessionId"]] + ("*" if r.get("isActive") else "")]
         if by_agent:
             cells.append(str(r.get("agent") or "claude"))
-        cells.append(name)
-        if not narrow:
+        if named:
+            name = r.get("name") or ""
+            if name and r.get("nameSource") == "claude":
+                name = f"[italic]{_esc(name)}[/italic]"
+            else:
+                name = _esc(name)
+            cells.append(name)
+        if level == 0:
             project = clip(r.get("projectName") or "", NAME_MAX)
             cells += [_esc(" ".join(r["tags"])), _esc(project)]
-        cells += [
-            fmt_tokens_short(r["totalTokens"]),
-            fmt_cost(r["totalCost"]),
-            fmt_time(r["lastActivity"], tz),
-        ]
+        cells += [fmt_tokens_short(r["totalTokens"]), fmt_cost(r["totalCost"])]
+        if level <= 1:
+            cells.append(fmt_time(r["lastActivity"], tz))
+        elif level == 2:
+            cells.append(fmt_ago(r["lastActivity"], now))
         t.add_row(*cells)
     return t
 

@@ -39,6 +39,7 @@ TOKEN_COLS: Cols = (("Input", lambda t: t[0]), ("Output", lambda t: t[1]),
                     ("Cache\ncreate", lambda t: t[2]), ("Cache\nread", lambda t: t[3]),
                     ("Total\ntokens", lambda t: t[4]))  # fmt: skip
 COMPACT_COLS: Cols = (("Input", lambda t: t[0]), ("Output", lambda t: t[1]))
+TOTAL_COLS: Cols = (("Total\ntokens", lambda t: t[4]),)  # the narrowest layouts
 
 
 def _integer(n: int) -> str:
@@ -90,26 +91,37 @@ def period_table(
     by_agent = bool(rows) and rows[0].agent is not None  # --agent all: an agent column
     tot = _tokens(totals)
 
-    grids: dict[bool, Grid] = {}
+    grids: dict[int, Grid] = {}
     shown: dict[tuple[str, ...], str] = {}  # models used -> their short names (a few combinations)
+    is_session = kind == "session"
 
-    def grid(narrow: bool) -> Grid:  # the cells as text (a project cell is not markup yet)
-        if narrow in grids:
-            return grids[narrow]
+    def grid(level: int) -> Grid:  # the cells as text (a project cell is not markup yet)
+        """Level 0: the full table; 1: compact (no cache, no models in a session table);
+        2: totals only (and a session's project); 3: totals only."""
+        if level in grids:
+            return grids[level]
         title = TITLE[kind]
         who = "All agents'" if by_agent else "Claude Code"
-        g = grids[narrow] = Grid(f"{who} token usage: {kind}", [Col(title, "Total")])
+        models = level == 0 or (level == 1 and not is_session)
+        project = is_session and level <= 2
+        # a breakdown's "└ model" rows go under the project or models; else under the id
+        # or date, which then wraps (never narrower than a date or an id: Grid.fit's floor)
+        first_wraps = breakdown and not models and not project
+        g = grids[level] = Grid(
+            f"{who} token usage: {kind}", [Col(title, "Total", wrap=first_wraps)]
+        )
         if by_agent:
             g.cols.append(Col("Agent"))
-        if kind == "session":
-            g.cols.append(Col("Project / name", wrap=True, max_width=18 if narrow else 40))
-        if not (narrow and kind == "session"):  # a narrow session table keeps the project
+        if project:
+            g.cols.append(Col("Project / name", wrap=True, max_width=18 if level == 1 else 40))
+        if models:
             g.cols.append(Col("Models", wrap=True, max_width=16))
-        cols = COMPACT_COLS if narrow else TOKEN_COLS
+        cols = TOKEN_COLS if level == 0 else COMPACT_COLS if level == 1 else TOTAL_COLS
         for col, k in cols:
             g.cols.append(Col(col, _integer(k(tot)), right=True))
         g.cols.append(Col("Cost\n(USD)", fmt.cost(totals.total_cost), right=True))
-        if kind == "session":
+        activity = is_session and level <= 1
+        if activity:
             g.cols.append(Col("Last activity"))
         for r in rows:
             s: SessionRow | None = None
@@ -120,9 +132,9 @@ def period_table(
             cells = [first]
             if by_agent:
                 cells.append(str(r.agent))
-            if s is not None:
+            if s is not None and project:
                 cells.append(_project_label(s, merged.get(s.session_id), aliases))
-            if not (narrow and kind == "session"):
+            if models:
                 used = tuple(r.models_used)
                 names = shown.get(used)
                 if names is None:
@@ -131,40 +143,53 @@ def period_table(
             toks = _tokens(r.usage)
             cells += [_integer(k(toks)) for _, k in cols]
             cells.append(fmt.cost(r.usage.total_cost))
-            if s is not None:
+            if s is not None and activity:
                 cells.append(fmt.date_time(s.last_activity, tz))
             g.add_row(cells)
             if breakdown:
                 for m in r.model_breakdowns:
-                    sub = (
-                        ["", f"└ {short_model(m.model_name)}"]
-                        if narrow and kind == "session"
-                        else (
-                            ["", "", f"└ {short_model(m.model_name)}"]
-                            if kind == "session"
-                            else ["", f"└ {short_model(m.model_name)}"]
-                        )
-                    )
-                    if by_agent:
-                        sub.insert(1, "")
+                    sub = ["" for _ in g.cols]
+                    where = 0 if first_wraps else 1 + by_agent + (project and models)
+                    sub[where] = f"└ {short_model(m.model_name)}"
                     m_toks = _tokens(m)
-                    sub += [_integer(k(m_toks)) for _, k in cols]
-                    sub.append(fmt.cost(m.cost))
-                    if kind == "session":
-                        sub.append("")
+                    at = len(g.cols) - len(cols) - 1 - activity
+                    sub[at : at + len(cols) + 1] = [_integer(k(m_toks)) for _, k in cols] + [
+                        fmt.cost(m.cost)
+                    ]
                     g.add_row(sub, dim=True)
-        if kind == "session":
+        if is_session:
             g.caption = zone_title(tz)
         return g
 
-    def build(narrow: bool) -> Any:
-        return rich_table(grid(narrow))
+    def build(level: int) -> Any:
+        return rich_table(grid(level))
 
-    hidden = "cache, total tokens, models" if kind == "session" else "cache and total tokens"
-    text = print_plain_fitted(ctx, lambda: grid(False), lambda: grid(True), hidden, compact)
+    if is_session:
+        hidden = "cache, total tokens, models"
+        levels = [(2, "token types, models, last activity"),
+                  (3, "project, token types, models, last activity")]  # fmt: skip
+    else:
+        hidden = "cache and total tokens"
+        levels = [(3, "models and token types")]
+    command = f"tokmon {kind}"
+    text = print_plain_fitted(
+        ctx,
+        lambda: grid(0),
+        lambda: grid(1),
+        hidden,
+        compact,
+        narrower=[(lambda k=k: grid(k), what) for k, what in levels],
+        command=command,
+    )
     if text is None:
         print_fitted(
-            ctx, lambda: build(False), lambda: build(True), hidden, kind, force_compact=compact
+            ctx,
+            lambda: build(0),
+            lambda: build(1),
+            hidden,
+            command,
+            force_compact=compact,
+            narrower=[(lambda k=k: build(k), what) for k, what in levels],
         )
     if not rows:
         ctx.stdout.write("No usage in this range.\n")
@@ -220,7 +245,9 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
     in the chosen zone, named in the caption; True when the compact layout (no models,
     entries, burn rate) was printed."""
 
-    def build(narrow: bool) -> Any:
+    def build(level: int) -> Any:
+        """Level 0: every column; 1: no models, entries, burn rate; 2: no end either (a
+        block's end is its start + 5 h, a gap's the next row's start)."""
         from rich import box
         from rich.markup import escape
         from rich.table import Table
@@ -228,8 +255,10 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
         t = Table(
             title="Claude Code 5-hour billing blocks", box=box.SIMPLE_HEAVY, caption=zone_title(tz)
         )
-        cols = ["Start", "End", "Status"] + ([] if narrow else ["Models", "Entries"])
-        cols += ["Tokens", "Cost (USD)"] + ([] if narrow else ["Burn / projection"])
+        full = level == 0
+        cols = ["Start"] + (["End"] if level <= 1 else []) + ["Status"]
+        cols += (["Models", "Entries"] if full else []) + ["Tokens", "Cost (USD)"]
+        cols += ["Burn / projection"] if full else []
         for col in cols:
             right = col in ("Entries", "Tokens", "Cost (USD)")
             wrap = col in ("Models", "Burn / projection")
@@ -242,28 +271,29 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
             )
         for b in blocks:
             start, end = b.start, b.end
+            cells = [fmt.date_time(start, tz)] + ([fmt.date_time(end, tz)] if level <= 1 else [])
             if b.is_gap:
-                cells = [fmt.date_time(start, tz), fmt.date_time(end, tz), "gap"]
-                cells += [""] * (len(cols) - 3)
+                cells.append("gap")
+                cells += [""] * (len(cols) - len(cells))
                 t.add_row(*cells, style="dim")
                 continue
-            cells = [fmt.date_time(start, tz), fmt.date_time(end, tz),
-                     "ACTIVE" if b.is_active else "done"]  # fmt: skip
-            if not narrow:
+            cells.append("ACTIVE" if b.is_active else "done")
+            if full:
                 cells += [", ".join(short_model(m) for m in b.models), fmt.integer(b.entries)]
             cells += [fmt.integer(b.total_tokens), fmt.cost(b.cost)]
-            if not narrow:
+            if full:
                 cells.append(escape(burn_text(b)))
             t.add_row(*cells, style="bold" if b.is_active else None)
         return t
 
     narrow = print_fitted(
         ctx,
-        lambda: build(False),
-        lambda: build(True),
+        lambda: build(0),
+        lambda: build(1),
         "models, entries and burn rate",
-        "blocks",
+        "tokmon blocks",
         force_compact=compact,
+        narrower=[(lambda: build(2), "end, models, entries and burn rate")],
     )
     return narrow
 
