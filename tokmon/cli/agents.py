@@ -289,8 +289,6 @@ def _claude_row(eng: Any) -> dict[str, Any]:
 
 def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     """Every supported agent, Claude Code first: found or not, where, and its totals."""
-    from rich.markup import escape
-
     from tokmon.sources import SOURCES
     from tokmon.sources.codex import CodexSource
     from tokmon.sources.report import record_cost
@@ -324,19 +322,11 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(dump_json({"agents": out}))
         return 0
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    from tokmon.cli.limits import print_table
+    from tokmon.cli.render import print_fitted
 
-    t = Table(title="Coding agents", box=box.SIMPLE_HEAVY)
-    t.add_column("Agent", no_wrap=True)
-    t.add_column("Found", no_wrap=True)
-    for col in ("Sessions", "Total tokens", "Cost (USD)"):
-        t.add_column(col, justify="right", no_wrap=True)
-    from tokmon.cli.render import terminal_width
-
-    width = terminal_width(ctx)  # long paths fold inside the column rather than widen it
-    t.add_column("Data", overflow="fold", max_width=max(12, width - 62) if width else None)
     home = (ctx.env.get("HOME") or ctx.env.get("USERPROFILE") or "").rstrip("/\\")
 
     def short(root: str) -> str:  # ~/.codex: the table is for reading (--json has the path)
@@ -344,11 +334,37 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
             return "~" + root[len(home) :]
         return root
 
-    for a in out:
-        t.add_row(a["agent"], "yes" if a["detected"] else "no", fmt_int(a["sessions"]),
-                  fmt_int(a["totalTokens"]), fmt_cost(a["totalCost"]),
-                  escape(", ".join(short(r) for r in a["roots"]) or "-"))  # fmt: skip
-    print_table(ctx, t)
+    def build(level: int) -> Any:
+        """Level 0: every column (the data folders fold to fit); 1: no folders; 2: agent,
+        tokens and cost."""
+        t = Table(title="Coding agents", box=box.SIMPLE_HEAVY)
+        t.add_column("Agent", no_wrap=True)
+        if level <= 1:
+            t.add_column("Found", no_wrap=True)
+            t.add_column("Sessions", justify="right", no_wrap=True)
+        t.add_column("Total tokens", justify="right", no_wrap=True)
+        t.add_column("Cost (USD)", justify="right", no_wrap=True)
+        if level == 0:
+            t.add_column("Data", overflow="fold")
+        for a in out:
+            cells = [a["agent"]]
+            if level <= 1:
+                cells += ["yes" if a["detected"] else "no", fmt_int(a["sessions"])]
+            cells += [fmt_int(a["totalTokens"]), fmt_cost(a["totalCost"])]
+            if level == 0:
+                cells.append(escape(", ".join(short(r) for r in a["roots"]) or "-"))
+            t.add_row(*cells)
+        return t
+
+    print_fitted(
+        ctx,
+        lambda: build(0),
+        lambda: build(1),
+        "data folders",
+        "tokmon agents",
+        narrower=[(lambda: build(2), "found, sessions and data folders")],
+        fit_full=True,
+    )
     return 0
 
 

@@ -112,8 +112,9 @@ def wrapped(text: str, width: int | None) -> str:
         return text + "\n"
     import textwrap
 
-    lines = textwrap.wrap(text, max(width, 8), break_long_words=False, break_on_hyphens=False)
-    return "\n".join(lines or [""]) + "\n"
+    keep = text.replace("less -S", "less\xa0-S")  # one piece: textwrap breaks at ASCII spaces
+    lines = textwrap.wrap(keep, max(width, 8), break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines or [""]).replace("\xa0", " ") + "\n"
 
 
 def write_wrapped(ctx: Context, text: str, width: int | None) -> None:
@@ -187,6 +188,7 @@ def print_fitted(
     command: str,
     force_compact: bool = False,
     narrower: Sequence[Layout] = (),
+    fit_full: bool = False,
 ) -> bool:
     """Print ``full()`` if it fits the terminal (always in pipes), else the first of
     ``compact()`` and the ``narrower`` layouts that fits (text columns wrapped narrower as
@@ -194,7 +196,9 @@ def print_fitted(
     than the terminal, never a number cut.
 
     ``hidden`` (and each narrower layout's text) names what the layout leaves out,
-    ``command`` the report; returns True when the full layout was not printed.
+    ``command`` the report; ``fit_full``: the full layout's text columns may wrap narrower
+    too (else it is printed only at its natural width). Returns True when the full layout
+    was not printed.
     """
     width = terminal_width(ctx)
     con = console(ctx, width)
@@ -202,7 +206,7 @@ def print_fitted(
     if not force_compact:
         table = full()
         need = table_width(con, table)
-        if width is None or need <= width:
+        if width is None or need <= width or (fit_full and fit_table(con, table, width)):
             con.print(table)
             return False
     narrowest = 0

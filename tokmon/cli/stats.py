@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from tokmon import fmt
 from tokmon.cli.context import Context
-from tokmon.cli.render import console, dump_json, resolve_zone, table_width, terminal_width
+from tokmon.cli.render import (
+    console,
+    dump_json,
+    fit_table,
+    print_fitted,
+    resolve_zone,
+    terminal_width,
+    write_wrapped,
+)
 from tokmon.core.summary_rows import ActiveBlock, Official, Summary, TokenLimit
 from tokmon.textsafe import NAME_MAX, clip
 
@@ -111,52 +119,63 @@ def _render(ctx: Context, s: Summary, top: list[dict[str, Any]], tz: tzinfo) -> 
     width = terminal_width(ctx)
     con = console(ctx, width)
     d = s.today.usage
+    avail = None if width is None else width - 4  # a panel's borders and padding
+    today = [
+        f"[b]{fmt.cost(d.total_cost)}[/b]  ·  {fmt.integer(d.total_tokens)} tokens  "
+        f"(in {fmt.integer(d.input_tokens)}, out {fmt.integer(d.output_tokens)}, "
+        f"cache create {fmt.integer(d.cache_creation_tokens)}, "
+        f"cache read {fmt.integer(d.cache_read_tokens)})",
+        f"This week {fmt.cost(s.week.usage.total_cost)}  ·  this month "
+        f"{fmt.cost(s.month.usage.total_cost)}  ·  all time {fmt.cost(s.totals.total_cost)}",
+    ]
     con.print(
         Panel(
-            f"[b]{fmt.cost(d.total_cost)}[/b]  ·  {fmt.integer(d.total_tokens)} tokens  "
-            f"(in {fmt.integer(d.input_tokens)}, out {fmt.integer(d.output_tokens)}, "
-            f"cache create {fmt.integer(d.cache_creation_tokens)}, "
-            f"cache read {fmt.integer(d.cache_read_tokens)})\n"
-            f"This week {fmt.cost(s.week.usage.total_cost)}  ·  this month {fmt.cost(s.month.usage.total_cost)}"
-            f"  ·  all time {fmt.cost(s.totals.total_cost)}",
+            "\n".join(x for line in today for x in flow(line, avail)),
             title=f"Today {s.today.label} ({s.timezone})",
             box=box.ROUNDED,
             expand=False,
         )
     )
     if s.agents:  # other coding agents have data: today and all time per agent
-        at = Table(title="Per agent", box=box.SIMPLE)
-        for col in ("Agent", "Today tokens", "Today cost", "All-time tokens", "All-time cost"):
-            at.add_column(col, justify="left" if col == "Agent" else "right")
-        for name, a in s.agents.items():
-            at.add_row(
-                name,
-                fmt.integer(a.today.usage.total_tokens),
-                fmt.cost(a.today.usage.total_cost),
-                fmt.integer(a.totals.total_tokens),
-                fmt.cost(a.totals.total_cost),
-            )
-        con.print(at)
+        agents = s.agents
+
+        def per_agent(tokens: bool) -> Table:
+            at = Table(title="Per agent", box=box.SIMPLE)
+            at.add_column("Agent", no_wrap=True)
+            cols = ["Today\ntokens", "Today\ncost", "All-time\ntokens", "All-time\ncost"]
+            for col in cols if tokens else cols[1::2]:
+                at.add_column(col, justify="right", no_wrap=True)
+            for name, a in agents.items():
+                t, all_ = a.today.usage, a.totals
+                cells = [fmt.integer(t.total_tokens), fmt.cost(t.total_cost),
+                         fmt.integer(all_.total_tokens), fmt.cost(all_.total_cost)]  # fmt: skip
+                at.add_row(name, *(cells if tokens else cells[1::2]))
+            return at
+
+        print_fitted(ctx, lambda: per_agent(True), lambda: per_agent(False), "token counts",
+                     "the per-agent table")  # fmt: skip
     b = s.active_block
     if b is None:
-        body = "No active 5-hour block (no usage in the last 5 hours)."
+        lines = ["No active 5-hour block (no usage in the last 5 hours)."]
     else:
-        body = "\n".join(block_lines(b, s.token_limit, s.official, tz))
+        lines = block_lines(b, s.token_limit, s.official, tz)
     con.print(
         Panel(
-            body,
+            "\n".join(x for line in lines for x in flow(line, avail)),
             title="Current block" + (" (estimate)" if b else ""),
             box=box.ROUNDED,
             expand=False,
         )
     )
 
-    def sessions_table(name_width: int, with_time: bool) -> Table:
-        caption = f"times in {s.timezone}" if with_time else None
+    def sessions_table(level: int) -> Table:
+        """Level 0: with the last activity; 1: without; 2: without the project either."""
+        caption = f"times in {s.timezone}" if level == 0 else None
         t = Table(title="Recent sessions", box=box.SIMPLE, caption=caption)
         t.add_column("Session", no_wrap=True)
-        t.add_column("Project / name", overflow="fold", max_width=name_width)
-        if with_time:
+        if level <= 1:
+            t.add_column("Project / name", overflow="fold", max_width=NAME_WIDTH)
+        if level == 0:
             t.add_column("Last activity", no_wrap=True)
         t.add_column("Tokens", justify="right", no_wrap=True)
         t.add_column("Cost", justify="right", no_wrap=True)
@@ -165,19 +184,59 @@ def _render(ctx: Context, s: Summary, top: list[dict[str, Any]], tz: tzinfo) -> 
             tags = " ".join(f"#{x}" for x in r.get("tags") or [])
             proj = clip(r["projectName"], NAME_MAX)  # a transcript's cwd can be megabytes
             name = " ".join(x for x in (proj, label and f"· {label}", tags) if x)
-            cells = [r["sessionId"][:8], escape(name)]
-            if with_time:
+            cells = [r["sessionId"][:8]] + ([escape(name)] if level <= 1 else [])
+            if level == 0:
                 cells.append(fmt.date_time(fmt.epoch(r["lastActivity"]), tz))
             cells += [fmt.integer(r["totalTokens"]), fmt.cost(r["totalCost"])]
             t.add_row(*cells, style="bold" if r["isActive"] else None)
         return t
 
     # The names wrap (up to NAME_WIDTH wide); a terminal that leaves them fewer than
-    # MIN_NAME columns drops the last-activity column instead, and says so.
-    with_time = width is None or table_width(con, sessions_table(MIN_NAME, True)) <= width
-    con.print(sessions_table(NAME_WIDTH, with_time))
-    if not with_time:
-        ctx.stdout.write("Compact layout: last activity not shown\n")
+    # MIN_NAME columns drops the last-activity column, then the names, and says so.
+    hints = ["", "last activity not shown", "last activity and project not shown"]
+    for level, hint in enumerate(hints):
+        t = sessions_table(level)
+        if width is None or fit_table(con, t, width, minimum=MIN_NAME):
+            con.print(t)
+            if hint:
+                write_wrapped(ctx, f"Compact layout: {hint}", width)
+            return
+    write_wrapped(ctx, "Too narrow for the recent sessions (or --json)", width)
+
+
+def flow(line: str, width: int | None) -> list[str]:
+    """A line of rich markup as lines of at most ``width`` visible columns (None: as it
+    is), broken between its phrases (before a parenthesis, at ``  ·  ``, after a comma, then
+    at a space): a figure is never split, a phrase only when it alone is too wide."""
+    from rich.text import Text
+
+    def size(x: str) -> int:
+        return Text.from_markup(x).cell_len
+
+    if width is None or size(line) <= width:
+        return [line]
+    for sep, joiner in (("  (", "  "), ("  ·  ", "  ·  "), (", ", " "), (" ", " ")):
+        parts = line.split(sep)
+        if len(parts) == 1:
+            continue
+        # the separator's visible part stays: "(" opens the next piece, "," ends this one
+        pieces = (
+            [parts[0], *("(" + p for p in parts[1:])]
+            if sep == "  ("
+            else [p + "," for p in parts[:-1]] + [parts[-1]]
+            if sep == ", "
+            else parts
+        )
+        out: list[str] = []
+        for piece in pieces:
+            for k, sub in enumerate(flow(piece, width)):
+                glue = joiner if k == 0 else " "  # a piece's first line may join the last
+                if out and size(out[-1] + glue + sub) <= width:
+                    out[-1] += glue + sub
+                else:
+                    out.append(sub)
+        return out
+    return [line]  # one word wider than the terminal: the panel folds it
 
 
 NAME_WIDTH = 30  # the recent sessions' "Project / name" column, at most
