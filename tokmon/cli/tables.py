@@ -9,6 +9,7 @@ Numbers, dates and ids are never wrapped or cut (ids and project names longer th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
@@ -178,7 +179,7 @@ def period_table(
         lambda: grid(1),
         hidden,
         compact,
-        narrower=[(lambda k=k: grid(k), what) for k, what in levels],
+        narrower=[(functools.partial(grid, k), what) for k, what in levels],
         command=command,
     )
     if text is None:
@@ -189,7 +190,7 @@ def period_table(
             hidden,
             command,
             force_compact=compact,
-            narrower=[(lambda k=k: build(k), what) for k, what in levels],
+            narrower=[(functools.partial(build, k), what) for k, what in levels],
         )
     if not rows:
         ctx.stdout.write("No usage in this range.\n")
