@@ -91,11 +91,12 @@ def test_pick_lines_fit_the_terminal_and_keep_the_whole_id() -> None:
         }
         for n in range(3)
     ]
-    for width in (50, 60, 72, 80, 100, 160):
+    for width in (40, 50, 60, 72, 80, 100, 160):
         w = label_width(rows, now, width)
         for r in rows:
             line = choice_title(r, now, width, w)
-            assert len(line) + POINTER <= width or w == 12, (width, line)
+            assert len(line) + POINTER <= width, (width, line)
+            assert f"${1234.5 * int(r['sessionId'][:8]):,.2f}" in line  # the cost, whole
             assert line.endswith(r["sessionId"][:8])
             assert line.startswith("a-project") or w < len("a-project")
     wide = choice_title(rows[2], now, 200, label_width(rows, now, 200))
@@ -124,15 +125,17 @@ def test_pick_lines_say_another_agents_name_even_when_cut() -> None:
     assert label(claude) == "a-project-with-a-rather-long-name · Port the parser #rust"
     assert label({**claude, "agent": None}) == label(claude)  # rows without an agent: Claude's
     rows = [codex, claude]
-    for width in (50, 60, 80, 200):
+    for width in (40, 50, 60, 80, 200):
         w = label_width(rows, now, width)
         line = choice_title(codex, now, width, w)
-        assert len(line) + POINTER <= width or w == 12, (width, line)
+        assert len(line) + POINTER <= width, (width, line)
         assert line.startswith("[codex] ")  # the label is cut at its end: the agent stays
         assert line.endswith("  019d1234")  # the Codex uuid's prefix, not "2026/04/"
         assert choice_title(claude, now, width, w).endswith("  aaaa1111")
-    # 50 columns: the pointer (4) and the figures and the id (36) leave the 12-column floor
-    assert choice_title(codex, now, 50, label_width(rows, now, 50)).startswith("[codex] a-p… ")
+    # 50 columns: the pointer (4) and all the figures and the id (36) would leave the label
+    # fewer than 12 columns: the tokens go (28 left for the cost, the age and the id)
+    line = choice_title(codex, now, 50, label_width(rows, now, 50))
+    assert line.startswith("[codex] a-projec… ") and "12.3k" not in line and "$0.02" in line
 
 
 @pytest.mark.parametrize("argv", [["daily"], ["blocks"], ["stats"], ["daily", "--json"]])

@@ -158,11 +158,18 @@ COMPACT = ["inputTokens", "outputTokens"]
 
 
 def check_period(screen: str, data: dict[str, Any], kind: str, breakdown: bool) -> str:
-    """Every row and the totals equal the JSON; returns the layout seen ("full"/"compact")."""
+    """Every row and the totals equal the JSON; returns the layout seen ("full", "compact",
+    or "totals": date, total tokens and cost)."""
     check_not_cut(screen)
     rows_key, label = PERIOD_KEYS[kind]
-    layout = "full" if re.search(r"\bcreate\b", screen) else "compact"
-    keys = FULL if layout == "full" else COMPACT
+    layout = (
+        "full"
+        if re.search(r"\bcreate\b", screen)
+        else "compact"
+        if re.search(r"\bInput\b", screen)
+        else "totals"
+    )
+    keys = {"full": FULL, "compact": COMPACT, "totals": ["totalTokens"]}[layout]
     by_label = {r[label]: r for r in data[rows_key]}
     seen: list[str] = []
     lines = screen.splitlines()
@@ -192,7 +199,7 @@ def check_period(screen: str, data: dict[str, Any], kind: str, breakdown: bool) 
             assert_equal_numbers(
                 numbers(w[2:]), [vals[k] for k in keys] + [m["cost"]], f"{kind} breakdown {w[1]}"
             )
-        elif w[0] == "Total":
+        elif w[0] == "Total" and w[1:2] != ["Cost"]:  # (the totals layout's header)
             t = data["totals"]
             assert_equal_numbers(numbers(w[1:]), [t[k] for k in keys] + [t["totalCost"]], "totals")
     assert seen == [r[label] for r in data[rows_key]], "every row is shown, in order"
@@ -218,8 +225,10 @@ def test_period_reports_at_every_width(report_env: dict[str, str], kind: str) ->
             assert "Compact layout" not in screen
     # the full table (two-line headers, folded models) fits 100 columns on this corpus
     assert layouts[80] == "compact" and layouts[100] == "full" and layouts[160] == "full"
-    # narrower than even the compact table: lines wrap in the terminal, nothing is cut
-    assert check_period(run_tty(report_env, [kind], 50), data, kind, breakdown=False) == "compact"
+    # narrower than even the compact table: date, total tokens and cost, within the width
+    narrow = run_tty(report_env, [kind], 50)
+    assert check_period(narrow, data, kind, breakdown=False) == "totals"
+    assert all(len(line.rstrip()) <= 50 for line in narrow.splitlines())
     piped = run_tty(report_env, [kind], 80, pipe=True)
     assert check_period(piped, data, kind, breakdown=False) == "full"
     assert "Compact layout" not in piped

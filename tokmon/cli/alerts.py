@@ -31,7 +31,14 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(handler=lambda a, c: handle_list(a, c))
 
 
-_OFF = "Alerts are off: add an [alerts] table to the config (see docs/limits.md).\n"
+_OFF = "Alerts are off: add an [alerts] table to the config (see docs/limits.md)."
+
+
+def _say(ctx: Context, text: str) -> None:
+    """One message line, broken at spaces to the terminal's width."""
+    from tokmon.cli.render import terminal_width, write_wrapped
+
+    write_wrapped(ctx, text, terminal_width(ctx))
 
 
 def _cfg(ctx: Context):  # type: ignore[no-untyped-def]
@@ -54,7 +61,7 @@ def handle_list(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(dump_json(cfg))
         return 0
     if not cfg["enabled"]:
-        ctx.stdout.write(_OFF)
+        _say(ctx, _OFF)
         return 0
     for key in ("official", "projected", "block", "budgets"):
         ctx.stdout.write(f"{key:10} {', '.join(f'{v:g}%' for v in cfg[key]) or '-'}\n")
@@ -74,7 +81,7 @@ def handle_log(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write("No alerts fired yet.\n")
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["ts"]))
-        ctx.stdout.write(f"{when}  {r['status']:7} {r['message']}\n")
+        _say(ctx, f"{when}  {r['status']:7} {r['message']}")
     return 0
 
 
@@ -115,9 +122,10 @@ def handle_run(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         ctx.stdout.write(dump_json({"fired": ev.fired}))
     elif not ev.fired:  # each fired alert is already one `tokmon: alert:` line on stderr
-        ctx.stdout.write(
-            "No new alert: each threshold fires once per window or period.\n"
+        _say(
+            ctx,
+            "No new alert: each threshold fires once per window or period."
             if _cfg(ctx).enabled
-            else _OFF
+            else _OFF,
         )
     return 0

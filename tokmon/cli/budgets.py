@@ -52,16 +52,18 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(dump_json({"budgets": use}))
         return 0
     if not use:
-        ctx.stdout.write(
-            "No budgets configured: add [[budgets]] to the config (see docs/limits.md).\n"
+        from tokmon.cli.render import terminal_width, write_wrapped
+
+        write_wrapped(
+            ctx,
+            "No budgets configured: add [[budgets]] to the config (see docs/limits.md).",
+            terminal_width(ctx),
         )
         return 0
-    from tokmon.cli.limits import print_table, table_fits
+    from tokmon.cli.limits import print_table
 
-    t = _table(use, compact=False)
-    if not table_fits(ctx, t):
-        t = _table(use, compact=True)
-    print_table(ctx, t)
+    print_table(ctx, _table(use, compact=False), [(lambda: _table(use, compact=True),
+                "full token counts")], "the budgets table")  # fmt: skip
     return 0
 
 

@@ -72,7 +72,8 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
 
 def render(checks: list[Check], columns: int | None = None) -> str:
     """Human output: one line per check, the fix indented below each problem; with
-    ``columns`` (a terminal) long details wrap under their column instead of at the edge."""
+    ``columns`` (a terminal) long details wrap under their column instead of at the edge
+    (below the check's name when that column would be narrower than 30)."""
     import textwrap
 
     width = max(len(c.name) for c in checks)
@@ -80,13 +81,20 @@ def render(checks: list[Check], columns: int | None = None) -> str:
     out: list[str] = []
 
     def put(first: str, text: str) -> None:
-        if columns is None or columns - len(pad) < 30:
+        if columns is None:
             out.append(first + text)
             return
-        lines = textwrap.wrap(text, columns - len(pad), break_long_words=False,
+        indent = pad
+        if columns - len(pad) < 30:  # narrow: the details below the name, indented by two
+            if first.strip():
+                out.append(first.rstrip())
+            first = indent = "  "
+        # a word wider than the room left (a long path) stays whole on a line of its own:
+        # the terminal folds it, and copying it still gives the whole path
+        lines = textwrap.wrap(text, max(columns - len(indent), 10), break_long_words=False,
                               break_on_hyphens=False) or [""]  # fmt: skip
         out.append(first + lines[0])
-        out.extend(pad + line for line in lines[1:])
+        out.extend(indent + line for line in lines[1:])
 
     for c in checks:
         mark = {OK: "ok     ", PROBLEM: "PROBLEM", NOTE: "note   "}[c.status]

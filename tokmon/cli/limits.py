@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -119,39 +120,50 @@ def _fix_min_widths(table: Any) -> None:
             )
 
 
-def table_fits(ctx: Context, table: Any) -> bool:
-    """Does ``table`` fit the terminal without cutting a figure (always true for pipes)?"""
-    from rich.measure import Measurement
+def print_table(
+    ctx: Context,
+    table: Any,
+    narrower: Sequence[tuple[Callable[[], Any], str]] = (),
+    name: str = "this table",
+) -> None:
+    """Print a table at the terminal's width (none for pipes), its text columns wrapped
+    narrower as needed; figures are never cut. A table that still does not fit gives way to
+    the first of ``narrower`` (a builder and what it leaves out) that does, with a hint,
+    else to one line saying the terminal is too narrow: never a table wider than the
+    terminal."""
+    from tokmon.cli.render import (
+        console,
+        fit_table,
+        table_minimum,
+        table_width,
+        terminal_width,
+        too_narrow_text,
+        write_wrapped,
+    )
 
-    from tokmon.cli.render import UNLIMITED, console, terminal_width
-
-    width = terminal_width(ctx)
-    if width is None:
-        return True
     _fix_min_widths(table)
-    con = console(ctx, width)
-    return int(Measurement.get(con, con.options.update_width(UNLIMITED), table).minimum) <= width
-
-
-def print_table(ctx: Context, table: Any) -> None:
-    """Print a table at the terminal's width (none for pipes); figures are never cut: a
-    table whose unwrappable columns need more than the terminal gets that many columns and
-    the terminal wraps lines instead."""
-    from rich.measure import Measurement
-
-    from tokmon.cli.render import UNLIMITED, console, terminal_width
-
-    _fix_min_widths(table)
     width = terminal_width(ctx)
     con = console(ctx, width)
-    if width is not None:
-        need = int(Measurement.get(con, con.options.update_width(UNLIMITED), table).minimum)
-        if need > width:
-            con = console(ctx, need)
-    con.print(table)
+    if width is None or fit_table(con, table, width):
+        con.print(table)
+        return
+    need = table_width(con, table)
+    least = table_minimum(con, table)
+    for build, left_out in narrower:
+        t = build()
+        _fix_min_widths(t)
+        if fit_table(con, t, width):
+            con.print(t)
+            write_wrapped(ctx, f"Compact layout ({left_out} need {need} cols; or pipe to less -S)",
+                          width)  # fmt: skip
+            return
+        least = table_minimum(con, t)
+    ctx.stdout.write(too_narrow_text(name, least, width))
 
 
-def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, compact: bool) -> Any:
+def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, level: int) -> Any:
+    """Level 0: every column; 1: without the figures' age; 2: without pace and the time
+    100% is reached either."""
     from rich import box
     from rich.table import Table
 
@@ -159,8 +171,11 @@ def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, compact: bool) ->
     from tokmon.cli.render import zone_title
 
     cols = ["window", "used", "age", "resets", "pace", "at reset", "100% at"]
-    if compact:
+    if level >= 1:
         cols.remove("age")
+    if level >= 2:
+        cols.remove("pace")
+        cols.remove("100% at")
     t = Table(title="Official limits", box=box.SIMPLE, caption=zone_title(tz), pad_edge=False)
     for col in cols:
         t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
@@ -193,8 +208,6 @@ def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, compact: bool) ->
 
 
 def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
-    from rich import box
-    from rich.table import Table
 
     from tokmon.cli.render import console, terminal_width, zone_title
 
@@ -207,10 +220,13 @@ def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
             "command (`tokmon line --claude`, see docs/limits.md); Codex writes its own."
         )
     else:
-        t = _windows_table(st, now, tz, compact=False)
-        if not table_fits(ctx, t):  # narrow terminal: the figure's age goes, nothing is cut
-            t = _windows_table(st, now, tz, compact=True)
-        print_table(ctx, t)
+        print_table(
+            ctx,
+            _windows_table(st, now, tz, 0),
+            [(lambda: _windows_table(st, now, tz, 1), "the figures' age"),
+             (lambda: _windows_table(st, now, tz, 2), "age, pace and the 100% time")],
+            "the limits table",
+        )  # fmt: skip
     for m in st["limitReached"]:
         con.print(
             f"[b red]Limit reached[/b red] ({m['source']}): resets "
@@ -218,37 +234,61 @@ def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
         )
     cal = st["calibration"]
     if cal:
-        t = Table(title="One percent costs (learned from history, estimate)", box=box.SIMPLE)
-        for col in ("window", "windows", "$ / %", "tokens / %", "per model (tokens / %)"):
-            t.add_column(
-                col,
-                justify="left" if col in ("window", "per model (tokens / %)") else "right",
-                no_wrap=col != "per model (tokens / %)",
-            )
-        for name, c in sorted(cal.items()):
-            models = ", ".join(
-                f"{short_model(m)} {fmt_tokens_short(v['tokensPerPercent'])}"
-                for m, v in sorted(c["models"].items())
-                if v["tokensPerPercent"]
-            )
-            source = str(c.get("source") or "claude")
-            t.add_row(
-                name if source == "claude" else f"{source} {name}",
-                str(c["windows"]),
-                fmt_cost(c["dollarsPerPercent"]),
-                fmt_tokens_short(c["tokensPerPercent"]),
-                models,
-            )
-        print_table(ctx, t)
+        print_table(
+            ctx,
+            _calibration_table(cal, True),
+            [(lambda: _calibration_table(cal, False), "the per-model figures")],
+            "the one-percent table",
+        )
     if st["past"]:
-        t = Table(title="Past windows", box=box.SIMPLE, caption=zone_title(tz))
-        for col in ("window", "started", "reset", "peak"):
-            t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
-        for p in st["past"]:
-            t.add_row(
-                p["label"],
-                fmt_when(p["start"], now, tz),
-                fmt_when(p["resetsAt"], now, tz),
-                f"{p['peakPercent']:.0f}%",
-            )
-        print_table(ctx, t)
+        print_table(
+            ctx,
+            _past_table(st, now, tz, True),
+            [(lambda: _past_table(st, now, tz, False), "the start times")],
+            "the past-windows table",
+        )
+
+
+def _calibration_table(cal: dict[str, Any], per_model: bool) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title="One percent costs (learned from history, estimate)", box=box.SIMPLE)
+    cols = ("window", "windows", "$ / %", "tokens / %", "per model (tokens / %)")
+    for col in cols if per_model else cols[:-1]:
+        t.add_column(
+            col,
+            justify="left" if col in ("window", "per model (tokens / %)") else "right",
+            no_wrap=col != "per model (tokens / %)",
+        )
+    for name, c in sorted(cal.items()):
+        models = ", ".join(
+            f"{short_model(m)} {fmt_tokens_short(v['tokensPerPercent'])}"
+            for m, v in sorted(c["models"].items())
+            if v["tokensPerPercent"]
+        )
+        source = str(c.get("source") or "claude")
+        cells = [
+            name if source == "claude" else f"{source} {name}",
+            str(c["windows"]),
+            fmt_cost(c["dollarsPerPercent"]),
+            fmt_tokens_short(c["tokensPerPercent"]),
+        ]
+        t.add_row(*cells, *([models] if per_model else []))
+    return t
+
+
+def _past_table(st: dict[str, Any], now: float, tz: tzinfo, started: bool) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from tokmon.cli.render import zone_title
+
+    t = Table(title="Past windows", box=box.SIMPLE, caption=zone_title(tz))
+    cols = ("window", "started", "reset", "peak") if started else ("window", "reset", "peak")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
+    for p in st["past"]:
+        cells = [p["label"]] + ([fmt_when(p["start"], now, tz)] if started else [])
+        t.add_row(*cells, fmt_when(p["resetsAt"], now, tz), f"{p['peakPercent']:.0f}%")
+    return t

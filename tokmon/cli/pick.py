@@ -73,36 +73,62 @@ def label(row: dict[str, Any]) -> str:
     return " ".join(x for x in parts if x)
 
 
-def _fixed(row: dict[str, Any], now: float) -> str:
+def _fixed(row: dict[str, Any], now: float, level: int = 0) -> str:
     """Tokens, cost, last activity and the id prefix: never cut (a Codex session's id is
-    its file, ``2026/04/08/rollout-…-<uuid>``: its uuid's)."""
+    its file, ``2026/04/08/rollout-…-<uuid>``: its uuid's). A narrow terminal drops the
+    tokens (``level`` 1), then the last activity (2), rather than squeeze the label."""
     from tokmon.cli.agents import _display_id
     from tokmon.cli.render import fmt_cost, fmt_tokens_short
     from tokmon.cli.session import fmt_ago
 
-    return (
-        f"{fmt_tokens_short(row['totalTokens']):>7} {fmt_cost(row['totalCost']):>8} "
-        f"{fmt_ago(row['lastActivity'], now):>9}  {_display_id(str(row['sessionId']))[:8]}"
-    )
+    parts = [f"{fmt_tokens_short(row['totalTokens']):>7}"] if level == 0 else []
+    parts.append(f"{fmt_cost(row['totalCost']):>8}")
+    if level <= 1:
+        parts.append(f"{fmt_ago(row['lastActivity'], now):>9}")
+    return " ".join(parts) + f"  {_display_id(str(row['sessionId']))[:8]}"
+
+
+LABEL_MIN = 12  # the label is cut to no fewer columns than this
+
+
+def fixed_level(rows: list[dict[str, Any]], now: float, width: int) -> int:
+    """How much of the figures fits ``width`` beside a label of :data:`LABEL_MIN` and the
+    menu's pointer: 0 all, 1 no tokens, 2 cost and id only."""
+    for level in (0, 1):
+        fixed = max((len(_fixed(r, now, level)) for r in rows), default=0)
+        if POINTER + LABEL_MIN + 1 + fixed <= width:
+            return level
+    return 2
 
 
 def label_width(rows: list[dict[str, Any]], now: float, width: int) -> int:
     """The label column: as wide as the longest label, at most what leaves every line
-    within ``width`` with the menu's pointer (at least 12)."""
+    within ``width`` with the menu's pointer (at least :data:`LABEL_MIN`)."""
+    level = fixed_level(rows, now, width)
     longest = max((len(label(r)) for r in rows), default=0)
-    fixed = max((len(_fixed(r, now)) for r in rows), default=0)
-    return min(longest, max(12, width - POINTER - fixed - 1))
+    fixed = max((len(_fixed(r, now, level)) for r in rows), default=0)
+    return min(longest, max(LABEL_MIN, width - POINTER - fixed - 1))
 
 
-def choice_title(row: dict[str, Any], now: float, width: int, label_w: int | None = None) -> str:
+def choice_title(
+    row: dict[str, Any],
+    now: float,
+    width: int,
+    label_w: int | None = None,
+    level: int | None = None,
+) -> str:
     """One menu line: project · name #tags, tokens, cost, last activity, id prefix; it fits
-    ``width`` with the menu's pointer (the numbers and the id are never cut, the label is);
-    ``label_w``: the label column's width for every line (:func:`label_width`)."""
+    ``width`` with the menu's pointer (the numbers and the id are never cut, the label is;
+    a narrow terminal drops tokens, then the last activity: ``level``, see
+    :func:`fixed_level`); ``label_w``: the label column's width for every line
+    (:func:`label_width`)."""
     text = label(row)
+    if level is None:
+        level = fixed_level([row], now, width)
     n = label_width([row], now, width) if label_w is None else label_w
     if len(text) > n:
         text = text[: max(0, n - 1)] + "…"
-    return f"{text:<{n}} {_fixed(row, now)}"
+    return f"{text:<{n}} {_fixed(row, now, level)}"
 
 
 def _io(ctx: Context) -> dict[str, Any]:
@@ -157,8 +183,9 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
     now = time.time()
     width = shutil.get_terminal_size((100, 24)).columns
     label_w = label_width(rows, now, width)
+    level = fixed_level(rows, now, width)
     choices = [
-        questionary.Choice(title=choice_title(r, now, width, label_w), value=r["sessionId"])
+        questionary.Choice(title=choice_title(r, now, width, label_w, level), value=r["sessionId"])
         for r in rows
     ]
     sid = questionary.select(

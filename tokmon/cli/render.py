@@ -113,6 +113,8 @@ def wrapped(text: str, width: int | None) -> str:
     import textwrap
 
     keep = text.replace("less -S", "less\xa0-S")  # one piece: textwrap breaks at ASCII spaces
+    # a word wider than the terminal (a long path) stays whole on a line of its own: the
+    # terminal folds it, and copying it still gives the whole word
     lines = textwrap.wrap(keep, max(width, 8), break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines or [""]).replace("\xa0", " ") + "\n"
 

@@ -582,7 +582,10 @@ def _instances(
 
     tz = resolve_zone(ctx, opts.get("timezone"))
     for key, rows in projects.items():
-        ctx.stdout.write(f"\nProject: {aliases.get(key, key)}\n")
+        from tokmon.cli.render import terminal_width, write_wrapped
+
+        ctx.stdout.write("\n")
+        write_wrapped(ctx, f"Project: {aliases.get(key, key)}", terminal_width(ctx))
         period_table(
             ctx,
             kind,

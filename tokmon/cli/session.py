@@ -454,14 +454,18 @@ def handle_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
+    """The session's details and tables, each fitted to the terminal (figures never cut:
+    a narrow terminal gets fewer columns, see :func:`tokmon.cli.limits.print_table`)."""
     from rich import box
     from rich.table import Table
 
-    from tokmon.cli.render import fmt_cost, fmt_int, short_model
+    from tokmon.cli.limits import print_table
+    from tokmon.cli.render import console, fmt_cost, fmt_int, short_model, terminal_width
     from tokmon.sessions import activity
     from tokmon.textsafe import ID_MAX, PATH_MAX, clip
 
-    con = ctx.console()
+    width = terminal_width(ctx)
+    con = console(ctx, width)
     d = session_detail(s, sid)
     records = s.records(sid)
     row, meta = (d if "entries" in d else {}), d["metadata"] or {}
@@ -495,14 +499,19 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
             else "none",
         ),
     ]
+    # label and value side by side; a long value wraps under itself, not under the label
+    details = Table.grid(padding=(0, 1), pad_edge=True)
+    details.add_column(no_wrap=True, style="dim")
+    details.add_column(overflow="fold")
     for label, value in lines:
-        con.print(f"  [dim]{label:<12}[/dim] {value}")
+        details.add_row(f" {label}", value)
+    con.print(details)
     if not records:
         return
 
     t = Table(title="Tokens by type", box=box.SIMPLE, title_justify="left")
-    t.add_column("Type")
-    t.add_column("Tokens", justify="right")
+    t.add_column("Type", no_wrap=True)
+    t.add_column("Tokens", justify="right", no_wrap=True)
     for label, key in (
         ("Input", "inputTokens"),
         ("Output", "outputTokens"),
@@ -513,62 +522,97 @@ def _show_text(ctx: Context, s: Sessions, sid: str, tz: Any) -> None:
     ):
         t.add_row(label, fmt_int(d[key]), style="bold" if key == "totalTokens" else None)
     t.add_row("Cost (USD)", fmt_cost(d["totalCost"]), style="bold")
-    con.print(t)
+    print_table(ctx, t, name="the tokens table")
 
-    t = Table(
-        title="By model", box=box.SIMPLE, title_justify="left", padding=(0, 1), pad_edge=False
-    )
-    for col in ("Model", "Req", "Input", "Output", "Cache wr", "Cache rd", "Total", "Cost"):
-        t.add_column(col, justify="left" if col == "Model" else "right", no_wrap=True)
-    for m in d["models"]:
-        t.add_row(
-            short_model(m["modelName"]),
-            fmt_int(m["requests"]),
-            *(
-                fmt_int(m[k])
-                for k in (
-                    "inputTokens",
-                    "outputTokens",
-                    "cacheCreationTokens",
-                    "cacheReadTokens",
-                    "totalTokens",
-                )
-            ),
-            fmt_cost(m["cost"]),
+    def models_table(level: int) -> Any:
+        """Level 0: every token type; 1: requests and totals; 2: totals."""
+        t = Table(
+            title="By model", box=box.SIMPLE, title_justify="left", padding=(0, 1), pad_edge=False
         )
-    con.print(t)
+        keys = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+        cols = ["Model"] + (["Req"] if level <= 1 else [])
+        cols += ["Input", "Output", "Cache wr", "Cache rd"] if level == 0 else []
+        for col in [*cols, "Total", "Cost"]:
+            t.add_column(col, justify="left" if col == "Model" else "right", no_wrap=True)
+        for m in d["models"]:
+            cells = [short_model(m["modelName"])]
+            cells += [fmt_int(m["requests"])] if level <= 1 else []
+            cells += [fmt_int(m[k]) for k in keys] if level == 0 else []
+            t.add_row(*cells, fmt_int(m["totalTokens"]), fmt_cost(m["cost"]))
+        return t
 
-    t = Table(
-        title=f"5-hour billing blocks (times in {_zone(tz)})", box=box.SIMPLE, title_justify="left"
-    )
-    for col in ("Start", "End", "Requests", "Tokens", "Cost", "Status"):
-        t.add_column(
-            col, justify="right" if col in ("Requests", "Tokens", "Cost") else "left", no_wrap=True
+    print_table(
+        ctx,
+        models_table(0),
+        [(lambda: models_table(1), "token types"),
+         (lambda: models_table(2), "requests and token types")],
+        "the models table",
+    )  # fmt: skip
+
+    def blocks_table(level: int) -> Any:
+        """Level 0: every column; 1: no end, no requests; 2: start, tokens and cost."""
+        t = Table(
+            title=f"5-hour billing blocks (times in {_zone(tz)})",
+            box=box.SIMPLE,
+            title_justify="left",
         )
-    for b in d["blocks"]:
-        t.add_row(
-            fmt_time(b["startTime"], tz),
-            fmt_time(b["actualEndTime"], tz),
-            fmt_int(b["entries"]),
-            fmt_int(b["totalTokens"]),
-            fmt_cost(b["costUSD"]),
-            "ACTIVE" if b["isActive"] else "done",
-        )
-    con.print(t)
+        cols = ["Start", "End", "Requests"] if level == 0 else ["Start"]
+        cols += ["Tokens", "Cost"] + (["Status"] if level <= 1 else [])
+        for col in cols:
+            right = col in ("Requests", "Tokens", "Cost")
+            t.add_column(col, justify="right" if right else "left", no_wrap=True)
+        for b in d["blocks"]:
+            cells = [fmt_time(b["startTime"], tz)]
+            if level == 0:
+                cells += [fmt_time(b["actualEndTime"], tz), fmt_int(b["entries"])]
+            cells += [fmt_int(b["totalTokens"]), fmt_cost(b["costUSD"])]
+            if level <= 1:
+                cells.append("ACTIVE" if b["isActive"] else "done")
+            t.add_row(*cells)
+        return t
+
+    print_table(
+        ctx,
+        blocks_table(0),
+        [(lambda: blocks_table(1), "end and requests"),
+         (lambda: blocks_table(2), "end, requests and status")],
+        "the blocks table",
+    )  # fmt: skip
 
     tl = activity(records, tz)
     unit = {10: "10 min", 60: "hour", 1440: "day"}[tl["bucketMinutes"]]
-    t = Table(title=f"Activity (tokens per {unit})", box=box.SIMPLE, title_justify="left")
-    for col in ("From", "Requests", "Tokens", ""):
-        t.add_column(
-            col, justify="right" if col in ("Requests", "Tokens") else "left", no_wrap=True
-        )
     top = max(b["tokens"] for b in tl["buckets"]) or 1
-    for b in tl["buckets"]:
-        start = datetime.fromisoformat(b["start"]).strftime("%Y-%m-%d %H:%M")
-        bar = "█" * max(1, round(b["tokens"] / top * 30)) if b["tokens"] else ""
-        t.add_row(start, fmt_int(b["requests"]), fmt_int(b["tokens"]), bar)
-    con.print(t)
+
+    def activity_table(bar_width: int, requests: bool = True) -> Any:
+        t = Table(title=f"Activity (tokens per {unit})", box=box.SIMPLE, title_justify="left")
+        cols = ["From"] + (["Requests"] if requests else []) + ["Tokens"]
+        for col in cols + ([""] if bar_width else []):
+            t.add_column(
+                col, justify="right" if col in ("Requests", "Tokens") else "left", no_wrap=True
+            )
+        for b in tl["buckets"]:
+            start = datetime.fromisoformat(b["start"]).strftime("%Y-%m-%d %H:%M")
+            cells = [start] + ([fmt_int(b["requests"])] if requests else [])
+            cells.append(fmt_int(b["tokens"]))
+            if bar_width:
+                cells.append(
+                    "█" * max(1, round(b["tokens"] / top * bar_width)) if b["tokens"] else ""
+                )
+            t.add_row(*cells)
+        return t
+
+    bar = 30  # the bars scale down to the room the terminal leaves (at least 5 blocks)
+    if width is not None:
+        from tokmon.cli.render import table_width
+
+        bar = min(30, width - table_width(con, activity_table(0)) - 3)
+        bar = bar if bar >= 5 else 0
+    print_table(
+        ctx,
+        activity_table(bar),
+        [(lambda: activity_table(0, requests=False), "requests and bars")],
+        "the activity table",
+    )
 
 
 def handle_export(args: argparse.Namespace, ctx: Context) -> int:

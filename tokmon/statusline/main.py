@@ -370,7 +370,7 @@ def _run(opts: Options, start: float, stdin, stdout, stderr, env) -> int:  # noq
     timer.mark("write")
 
     if opts.explain and fmt != "json":
-        stdout.write(_explain(segs, snap, mtime, now, fast, notes))
+        stdout.write(_fit_explain(_explain(segs, snap, mtime, now, fast, notes), stdout, env))
     if opts.timings:
         total = sum(ms for _, ms in timer.steps)
         lines = [f"  {step:<28} {ms:8.2f} ms" for step, ms in timer.steps]
@@ -414,6 +414,32 @@ def _getcwd() -> str | None:
         return oslite.getcwd()
     except OSError:
         return None
+
+
+def _fit_explain(text, stdout, env) -> str:  # noqa: ANN001
+    """The explanation broken at spaces to the terminal's width (a pipe gets it as it is);
+    a line's continuation indented by two spaces."""
+    try:
+        if not stdout.isatty():
+            return text
+        columns = str(env.get("COLUMNS") or "")
+        import os
+
+        width = int(columns) if columns.isdigit() else os.get_terminal_size(stdout.fileno())[0]
+    except (AttributeError, ValueError, OSError):
+        return text
+    import textwrap
+
+    out = []
+    for line in text.splitlines():
+        out += textwrap.wrap(
+            line,
+            max(width, 20),
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,  # a long path stays whole: the terminal folds it
+        ) or [""]
+    return "\n".join(out) + "\n"
 
 
 def _explain(segs, snap, mtime, now, fast, notes) -> str:  # noqa: ANN001
