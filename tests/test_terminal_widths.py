@@ -126,19 +126,27 @@ def test_demo_data_fits_every_width(demo_env: dict[str, str], columns: int) -> N
     assert "ACTIVE" in active and "Burn / projection:" in active and "tok/min" in active
 
 
-def test_stats_panels_break_between_phrases_at_60_columns(demo_env: dict[str, str]) -> None:
-    """The Today panel at 60 columns: each figure stays with its label ("cache read 1,234"
-    on one line), the totals line is not broken inside a phrase."""
-    text = tty(demo_env, "--demo", "stats", cols=60)
+@pytest.mark.parametrize("data", ["demo", "real"])
+def test_stats_panels_break_between_phrases_at_60_columns(
+    request: pytest.FixtureRequest, data: str
+) -> None:
+    """The Today and Current block panels at 60 columns: each figure stays with its label
+    ("cache read 0)" on one line, not "cache" / "read 0)"), no line ends inside a phrase.
+    The real corpus has nothing today (all zeros), the demo an active block."""
+    env = request.getfixturevalue(f"{data}_env")
+    text = tty(env, *(["--demo"] if data == "demo" else []), "stats", cols=60)
     check_fits(text, 60, "stats")
     inside = [x.strip("│ ") for x in text.splitlines() if x.startswith("│")]
     joined = "\n".join(inside)
-    for phrase in (r"\$[\d,.]+  ·  [\d,]+ tokens", r"\(in [\d,]+,", r"out [\d,]+,",
-                   r"cache create [\d,]+,", r"cache read [\d,]+\)", r"This week \$[\d,.]+",
-                   r"this month \$[\d,.]+", r"all time \$[\d,.]+"):  # fmt: skip
+    phrases = [r"\$[\d,.]+  ·  [\d,]+ tokens", r"\(in [\d,]+,", r"out [\d,]+,",
+               r"cache create [\d,]+,", r"cache read [\d,]+\)", r"This week \$[\d,.]+",
+               r"this month \$[\d,.]+", r"all time \$[\d,.]+"]  # fmt: skip
+    if data == "demo":
+        phrases += [r"\(ends \d\d:\d\d UTC\)", r"\([\d,]+ with cache\)", r"\(\d+% of the limit\)"]
+    for phrase in phrases:
         assert re.search(phrase, joined), (phrase, joined)
     for line in inside:  # no line ends inside a phrase ("cache" / "read 0)")
-        assert not re.search(r"(cache|cache create|cache read|in|out|tokens/min \(|week|month|"
+        assert not re.search(r"(?:^|\s)(cache|cache create|cache read|\(in|out|\(ends [\d:]+|week|month|"
                              r"time|Burn rate \w+:|Limit)$", line), line  # fmt: skip
 
 

@@ -215,8 +215,10 @@ def flow(line: str, width: int | None) -> list[str]:
 
     if width is None or size(line) <= width:
         return [line]
-    for sep, joiner in (("  (", "  "), ("  ·  ", "  ·  "), (", ", " "), (" ", " ")):
-        parts = line.split(sep)
+    seps = (("  (", "  "), ("  ·  ", "  ·  "), (", ", " "), (" ", " "))
+    # outside parentheses first: "(72,094 with cache)" stays one piece where it can
+    for sep, joiner, outside in [(a, b, True) for a, b in seps] + [(a, b, False) for a, b in seps]:
+        parts = _split(line, sep, outside)
         if len(parts) == 1:
             continue
         # the separator's visible part stays: "(" opens the next piece, "," ends this one
@@ -237,6 +239,22 @@ def flow(line: str, width: int | None) -> list[str]:
                     out.append(sub)
         return out
     return [line]  # one word wider than the terminal: the panel folds it
+
+
+def _split(line: str, sep: str, outside: bool) -> list[str]:
+    """``line.split(sep)``; ``outside``: only where no parenthesis is open."""
+    if not outside:
+        return line.split(sep)
+    parts, depth, start, k = [], 0, 0, 0
+    while k < len(line):
+        if depth == 0 and line.startswith(sep, k):
+            parts.append(line[start:k])
+            k = start = k + len(sep)
+            continue
+        depth += {"(": 1, ")": -1}.get(line[k], 0)
+        k += 1
+    parts.append(line[start:])
+    return parts
 
 
 NAME_WIDTH = 30  # the recent sessions' "Project / name" column, at most
