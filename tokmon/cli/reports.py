@@ -196,10 +196,11 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
         return 0  # the common case: from the stored sums
     table_cache: SessionCache | None = None
     if kind == "session" and not ctx.json_output:  # the table's text is kept too
-        from tokmon.cli.render import terminal_width, zone_title
+        from tokmon.cli.render import LAYOUT, terminal_width, zone_title
 
         tz = resolve_zone(ctx, opts.get("timezone"))
         shape = (
+            LAYOUT,  # a table kept by an older layout is not this one's
             getattr(args, "project_aliases", None),
             bool(getattr(args, "breakdown", False)),
             bool(getattr(args, "compact", False)),
