@@ -12,11 +12,12 @@ import json
 import re
 import shutil
 import unicodedata
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import agents_corpus, corpus_path, need_corpus
-from tests.test_qa_integration import tokmon, tty
+from tests.test_qa_integration import BUDGETS, tokmon, tty
 
 # slow: a hundred real processes in ptys
 pytestmark = pytest.mark.slow
@@ -86,6 +87,10 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env.update({"TOKMON_HOME": str(root / "th"), "HOME": str(root / "home"), "NO_COLOR": "1",
                 "TZ": "UTC"})  # fmt: skip
     env.pop("COLUMNS", None)
+    # budgets and alerts: their table and the budget lines under daily and stats
+    config = Path(tokmon(env, "config", "path").stdout.strip())
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(BUDGETS)
     assert tokmon(env, "--demo", "daily", "--json").returncode == 0  # the demo corpus, once
     return env
 
@@ -121,6 +126,9 @@ def test_demo_data_fits_every_width(demo_env: dict[str, str], columns: int) -> N
         check_fits(text, columns, cmd)
         if columns >= 60 and cmd in ("session list", "blocks", "stats", "daily", "session"):
             assert "Too narrow" not in text, (cmd, text)
+    budgets = tty(demo_env, "--demo", "budgets", cols=40)
+    check_fits(budgets, 40, "budgets")
+    assert "daily" in budgets and "Too narrow" not in budgets  # budget, used, limit, %
     # the demo ends now: an active block, its burn rate and projection on the lines below
     active = tty(demo_env, "--demo", "blocks", "--active", cols=60)
     assert "ACTIVE" in active and "Burn / projection:" in active and "tok/min" in active

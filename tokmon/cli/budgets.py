@@ -62,31 +62,42 @@ def handle(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     from tokmon.cli.limits import print_table
 
-    print_table(ctx, _table(use, compact=False), [(lambda: _table(use, compact=True),
-                "full token counts")], "the budgets table")  # fmt: skip
+    print_table(
+        ctx,
+        _table(use, compact=False),
+        [(lambda: _table(use, compact=True), "full token counts"),
+         (lambda: _table(use, compact=True, narrow=True), "period, filters and projection")],
+        "the budgets table",
+    )  # fmt: skip
     return 0
 
 
-def _table(use: list[dict[str, Any]], compact: bool) -> Any:
+def _table(use: list[dict[str, Any]], compact: bool, narrow: bool = False) -> Any:
+    """``compact``: token counts as ``15.1M tok``; ``narrow``: budget, used, limit and %
+    only."""
     from rich import box
     from rich.table import Table
 
     t = Table(title="Budgets", box=box.SIMPLE, pad_edge=False)
-    for col in ("budget", "period", "filters", "used", "limit", "%", "projected"):
+    cols = ["budget", "period", "filters", "used", "limit", "%", "projected"]
+    if narrow:
+        cols = ["budget", "used", "limit", "%"]
+    for col in cols:
         text = col in ("budget", "filters")  # names and filters may wrap; figures never do
         t.add_column(col, justify="left" if col in ("budget", "period", "filters") else "right",
                      overflow="fold" if text else "ellipsis", no_wrap=not text)  # fmt: skip
     for b in use:
         filt = " ".join(f"{k}={v}" for k, v in b["filters"].items()) or "all"
-        t.add_row(
-            b["name"],
-            b["periodKey"],
-            filt,
-            fmt_amount(b, b["used"], compact),
-            fmt_amount(b, b["limit"], compact),
-            f"{b['percent']:.0f}%",
-            fmt_amount(b, b["projected"], compact),
-        )
+        cells = {
+            "budget": b["name"],
+            "period": b["periodKey"],
+            "filters": filt,
+            "used": fmt_amount(b, b["used"], compact),
+            "limit": fmt_amount(b, b["limit"], compact),
+            "%": f"{b['percent']:.0f}%",
+            "projected": fmt_amount(b, b["projected"], compact),
+        }
+        t.add_row(*(cells[c] for c in cols))
     return t
 
 
@@ -101,5 +112,8 @@ def stats_rows(ctx: Context) -> list[dict[str, Any]]:
 
 def stats_lines(ctx: Context, use: list[dict[str, Any]]) -> None:
     """The budget lines under `stats`' panels."""
+    from tokmon.cli.render import terminal_width, write_wrapped
+
+    width = terminal_width(ctx)
     for line in lines(use):
-        ctx.stdout.write(f"Budget {line}\n")
+        write_wrapped(ctx, f"Budget {line}", width)

@@ -5,8 +5,8 @@ of thousands of sessions took seconds. Where the output has no colour and every 
 printable ASCII that rich prints as it is (no markup, no emoji code, no backslash),
 :class:`Grid` writes the very characters rich would for the layout the report tables use
 (``box.SIMPLE_HEAVY``, a title and a caption centred, a footer, one space of padding either
-side of a cell, never squeezed: :func:`tokmon.cli.render.print_fitted` always prints a table
-at least as wide as it wants). Anything else goes to rich, as before.
+side of a cell; a wrapping column narrowed to fit the terminal by :meth:`Grid.fit` exactly as
+:func:`tokmon.cli.render.fit_table` narrows rich's). Anything else goes to rich, as before.
 ``tests/test_plain_table.py`` compares both on generated and adversarial tables.
 """
 

@@ -1,8 +1,9 @@
 """Shared terminal rendering: one width rule for every table, numbers via :mod:`tokmon.fmt`.
 
-Tables are never cut: a terminal narrower than the full table gets the compact layout
-(fewer columns and a one-line hint); pipes and files get the full layout with no width
-limit.  Text columns (models, projects) may wrap; numbers, dates and ids never do.
+Tables are never cut and never wider than the terminal: a terminal narrower than the full
+table gets the compact layout (fewer columns and a one-line hint), then narrower ones, else one
+line saying how many columns the table needs; pipes and files get the full layout with no
+width limit.  Text columns (models, projects) may wrap; numbers, dates and ids never do.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def fit_table(con: Any, table: Any, width: int, minimum: int = MIN_WRAP) -> bool
     columns, each down to ``minimum`` (or its own width if smaller); False when it cannot
     fit: its other columns (numbers, dates, ids: never wrapped or cut) need more. The widest
     text columns give way first."""
+    # rich's own measures (Table._measure_column, _extra_width, _get_padding_width: private,
+    # the same since rich 10), so the widths set here are the ones rich lays out
     opts = con.options.update_width(UNLIMITED)
     cols = table.columns
     ranges = [table._measure_column(con, opts, c) for c in cols]  # padding included

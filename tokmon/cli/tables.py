@@ -1,7 +1,9 @@
-"""The report tables (daily, weekly, monthly, session, blocks) in a full and a compact layout.
+"""The report tables (daily, weekly, monthly, session, blocks) in a full, a compact and
+narrower layouts.
 
 The full layout is printed when it fits the terminal, and always to pipes and files; a
-narrower terminal (or ``--compact``) gets fewer columns and a one-line hint, like ccusage.
+narrower terminal (or ``--compact``) gets fewer columns and a one-line hint, like ccusage, and
+one narrower than every layout a line saying so (docs/terminal.md).
 Numbers, dates and ids are never wrapped or cut (ids and project names longer than
 :mod:`tokmon.textsafe`'s display limits are clipped with an ellipsis); only text columns
 (models, projects) wrap.
@@ -343,5 +345,13 @@ def budget_lines(ctx: Context, use: Sequence[Mapping[str, Any]], tz: tzinfo) -> 
                 widest = len(line)
             if width is None or widest <= width:
                 break
+        else:  # even the compact figures are wider: broken at spaces, indented as they are
+            import textwrap
+
+            assert width is not None  # a pipe took the first layout
+            figures = "\n      ".join(
+                textwrap.wrap(figures, max(width - 6, 12), break_long_words=False)
+            )
+            line = line[: line.rindex("\n      ") + 7] + figures
         out.append(line)
     ctx.stdout.write("\n".join(out) + "\n")
