@@ -105,7 +105,8 @@ def test_real_corpus_fits_every_width(real_env: dict[str, str], columns: int) ->
     totals = json.loads(tokmon(real_env, "daily", "--json").stdout)["totals"]
     cost, tokens = f"${totals['totalCost']:,.2f}", f"{totals['totalTokens']:,}"
     sid = _first_session(real_env)
-    for cmd in [*REPORTS, f"session show {sid}", "line --explain"]:
+    for cmd in [*REPORTS, f"session show {sid}", "line --explain", "codex session",
+                "gemini daily", "agents daily"]:  # fmt: skip
         text = tty(real_env, *cmd.split(), cols=columns, codes=(0, 1))
         check_fits(text, columns, cmd)
         if columns >= 60 and cmd in ("daily", "session", "session list", "blocks", "agents",

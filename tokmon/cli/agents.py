@@ -166,6 +166,7 @@ TOKEN_COLS = (
     ("Total\ntokens", "totalTokens"),
 )  # fmt: skip  (as the Claude reports)
 COMPACT_COLS = (("Input", "inputTokens"), ("Output", "outputTokens"))
+TOTAL_COLS = (("Total\ntokens", "totalTokens"),)  # the narrowest layouts
 
 
 def _display_id(sid: str) -> str:
@@ -184,7 +185,10 @@ def _models(r: dict[str, Any]) -> str:
 def _unpriced_note(ctx: Context, totals: dict[str, Any]) -> None:
     unpriced = totals.get("unpricedModels") or []
     if unpriced:
-        ctx.stdout.write(f"No price for {', '.join(unpriced)}: counted as $0.00.\n")
+        from tokmon.cli.render import terminal_width, write_wrapped
+
+        write_wrapped(ctx, f"No price for {', '.join(unpriced)}: counted as $0.00.",
+                      terminal_width(ctx))  # fmt: skip
 
 
 def _period_table(
@@ -206,36 +210,46 @@ def _period_table(
     id_len = id_length(ids)
     zone = fmt.zone(tz)
 
-    def build(narrow: bool) -> Any:
+    def build(level: int) -> Any:
+        """Level 0: every column; 1: compact (no cache, no models in a session table); 2:
+        total tokens and cost (and a session's last activity); 3: total tokens and cost."""
         from rich import box
         from rich.markup import escape
         from rich.table import Table
 
         t = Table(title=f"{label} token usage: {kind}", box=box.SIMPLE_HEAVY, show_footer=True)
         t.add_column(title, footer="Total", no_wrap=True)
-        models = not (narrow and kind == "session")  # a narrow session table drops them
+        models = level == 0 or (level == 1 and kind != "session")
         if models:
             t.add_column("Models", overflow="fold", max_width=16)
-        cols = COMPACT_COLS if narrow else TOKEN_COLS
+        cols = TOKEN_COLS if level == 0 else COMPACT_COLS if level == 1 else TOTAL_COLS
         for col, k in cols:
             t.add_column(col, justify="right", footer=fmt.integer(totals[k]), no_wrap=True)
         t.add_column("Cost\n(USD)", justify="right", footer=fmt.cost(totals[cost_key]),
                      no_wrap=True)  # fmt: skip
-        if kind == "session":
+        activity = kind == "session" and level <= 2
+        if activity:
             t.add_column("Last activity", no_wrap=True)
         for i, r in enumerate(rows):
             first = ids[i][:id_len] if kind == "session" else str(r[key])
             cells = [first, escape(_models(r))] if models else [first]
             cells += [fmt.integer(r[k]) for _, k in cols]
             cells.append(fmt.cost(r[cost_key]))
-            if kind == "session":
+            if activity:
                 cells.append(fmt.date_time(fmt.epoch(r.get("lastActivity")), zone))
             t.add_row(*cells)
-        t.caption = zone_title(zone)
+        t.caption = zone_title(zone) if activity or kind != "session" else None
         return t
 
-    hidden = "cache, total tokens, models" if kind == "session" else "cache and total tokens"
-    print_fitted(ctx, lambda: build(False), lambda: build(True), hidden, kind)
+    if kind == "session":
+        hidden = "cache, total tokens, models"
+        narrower = [(lambda: build(2), "token types and models"),
+                    (lambda: build(3), "token types, models and last activity")]  # fmt: skip
+    else:
+        hidden = "cache and total tokens"
+        narrower = [(lambda: build(2), "models and token types")]
+    print_fitted(ctx, lambda: build(0), lambda: build(1), hidden, f"tokmon {kind}",
+                 narrower=narrower)  # fmt: skip
     if not rows:
         ctx.stdout.write("No usage in this range.\n")
     _unpriced_note(ctx, totals)
@@ -398,7 +412,8 @@ def _unified_table(ctx: Context, kind: str, data: dict[str, Any], tz: str | None
 
     totals = data["totals"]
 
-    def build(narrow: bool) -> Any:
+    def build(level: int) -> Any:
+        """Level 0: every column; 1: no cache; 2: total tokens and cost."""
         from rich import box
         from rich.table import Table
 
@@ -407,7 +422,7 @@ def _unified_table(ctx: Context, kind: str, data: dict[str, Any], tz: str | None
                   show_footer=True, caption=zone_title(fmt.zone(tz)))  # fmt: skip
         t.add_column({"daily": "Date", "monthly": "Month"}[kind], footer="Total", no_wrap=True)
         t.add_column("Agent", no_wrap=True)
-        cols = COMPACT_COLS if narrow else TOKEN_COLS
+        cols = TOKEN_COLS if level == 0 else COMPACT_COLS if level == 1 else TOTAL_COLS
         for col, k in cols:
             t.add_column(col, justify="right", footer=fmt.integer(totals[k]), no_wrap=True)
         t.add_column("Cost\n(USD)", justify="right", footer=fmt.cost(totals["totalCost"]),
@@ -420,7 +435,9 @@ def _unified_table(ctx: Context, kind: str, data: dict[str, Any], tz: str | None
                           fmt.cost(e["totalCost"]), style=style)  # fmt: skip
         return t
 
-    print_fitted(ctx, lambda: build(False), lambda: build(True), "cache and total tokens", kind)
+    print_fitted(ctx, lambda: build(0), lambda: build(1), "cache and total tokens",
+                 f"tokmon agents {kind}",
+                 narrower=[(lambda: build(2), "token types")])  # fmt: skip
     if not data[kind]:
         ctx.stdout.write("No usage in this range.\n")
     _unpriced_note(ctx, totals)
