@@ -178,3 +178,34 @@ def test_cli_tables_print_as_rich_prints_them(
             slow = _cli(env, argv, columns)
             assert fast == slow, (argv, columns)
     assert used and all(used)  # every one of them printed by the Grid
+
+
+def test_a_kept_session_table_of_another_layout_is_not_reused(
+    cli: Any, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`session`'s table text is kept (reports.SessionCache) with the layout version in its
+    key: after an upgrade that lays tables out otherwise, the old text is not printed."""
+    from datetime import datetime, timezone
+
+    from conftest import assistant_line, write_lines
+
+    from tokmon.cli import render
+    from tokmon.core.engine import Engine
+
+    t0 = datetime(2026, 3, 20, 12, 0, tzinfo=timezone.utc)
+    write_lines(tmp_path / "claude" / "projects" / "-w-app" / "a.jsonl",
+                [assistant_line(t0, msg_id="m1", req_id="r1", session="s1", inp=5, out=7)])  # fmt: skip
+    env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "claude")
+    first = cli("session")
+    assert first.code == 0 and "━" in first.out, first.err
+    built: list[int] = []
+    real = Engine.report
+
+    def counted(self: Engine, *a: Any, **k: Any) -> Any:
+        built.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Engine, "report", counted)
+    assert cli("session").out == first.out and not built  # kept: the same layout
+    monkeypatch.setattr(render, "LAYOUT", render.LAYOUT + 1)
+    assert cli("session").out == first.out and built  # built again for the new layout
