@@ -320,3 +320,33 @@ def test_a_push_builds_no_row_of_the_unchanged_active_sessions(
     assert params["summary"]["workspaceSession"]["projectPath"] == "/w/a3"
     ids = [sid for sid, _, _ in svc.engine.active_index()]
     assert ids == [r["sessionId"] for r in pulled["activeSessions"]]
+
+
+def test_web_streams_with_and_without_active_deltas(tmp_path: Path) -> None:
+    """The dashboard's hub: the service builds the whole list only while a stream without
+    ``activeDeltas`` is open, and a stream with them never gets it."""
+    import asyncio
+
+    from tokmon.web.app import Hub
+
+    svc = Service(env={"TOKMON_HOME": str(tmp_path / "home")})
+    hub = Hub(svc)
+    assert svc.full_active is False  # nobody listens
+    row = {"sessionId": "x", "totalCost": 1.0}
+    note = ("tokmon/usageChanged", {"seq": 1, "summary": {"activeSessions": [row], "k": 1}})
+
+    async def run() -> tuple[bytes, bytes]:
+        old = hub.stream(ping=30)
+        new = hub.stream(ping=30, deltas=True)
+        assert await anext(old) and await anext(new)  # the hello events: both registered
+        assert svc.full_active is True
+        hub.publish([note])
+        got_old, got_new = await anext(old), await anext(new)
+        await old.aclose()
+        assert svc.full_active is False  # only the stream with deltas is left
+        await new.aclose()
+        return got_old, got_new
+
+    got_old, got_new = asyncio.run(run())
+    assert b'"activeSessions"' in got_old and b'"activeSessions"' not in got_new
+    assert b'"k":1' in got_new and b'"seq":1' in got_new
