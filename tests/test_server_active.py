@@ -16,7 +16,15 @@ from typing import Any
 import orjson
 import pytest
 from conftest import session_line, write_lines
-from test_server_support import JsonlProc, server_env, usage_line
+from test_server_support import (
+    JsonlProc,
+    request,
+    server_env,
+    start_lsp,
+    stop_lsp,
+    usage_line,
+    wait_note,
+)
 
 from tokmon.core import aggregate
 from tokmon.service import Service
@@ -350,3 +358,50 @@ def test_web_streams_with_and_without_active_deltas(tmp_path: Path) -> None:
     got_old, got_new = asyncio.run(run())
     assert b'"activeSessions"' in got_old and b'"activeSessions"' not in got_new
     assert b'"k":1' in got_new and b'"seq":1' in got_new
+
+
+def test_lsp_pushes_after_hello(tmp_path: Path) -> None:
+    """Over LSP (pytest-lsp client, real ``tokmon serve``): before ``tokmon/hello`` the push
+    carries the whole list; after it, only the rows and ``activeIds``, and the list a client
+    keeps from them equals a fresh pull."""
+    import asyncio
+
+    now = time.time()
+    claude = tmp_path / "claude"
+    hist = _history(claude, now, old=4, live=3)
+    env = server_env(tmp_path / "srv", claude)
+
+    async def run() -> None:
+        client = await start_lsp(env)
+        try:
+            pulled = await request(client, "tokmon/summary", {}, timeout=120)
+            rows = {r["sessionId"]: r for r in pulled["activeSessions"]}
+            assert len(rows) == 3
+            notes = client.notes["tokmon/usageChanged"]
+            sid, cwd, f = hist[0]
+            write_lines(f, [usage_line(sid, cwd, inp=21, out=1).rstrip("\n")])
+            p1 = await wait_note(
+                client, "tokmon/usageChanged", lambda p: sid in p["activeIds"], 60, len(notes)
+            )
+            assert len(p1["summary"]["activeSessions"]) == 4  # no hello yet: the whole list
+            got = await request(client, "tokmon/hello", {"capabilities": {"activeDeltas": True}})
+            assert got["capabilities"] == {"activeDeltas": True}
+            rows = {r["sessionId"]: r for r in p1["summary"]["activeSessions"]}
+            sid2, cwd2, f2 = hist[1]
+            start = len(notes)
+            write_lines(f2, [usage_line(sid2, cwd2, inp=22, out=1).rstrip("\n")])
+            p2 = await wait_note(
+                client, "tokmon/usageChanged", lambda p: sid2 in p["activeIds"], 60, start
+            )
+            assert "activeSessions" not in p2["summary"] and p2["seq"] == p1["seq"] + 1
+            for row in p2["sessions"]:
+                if row["sessionId"] in p2["activeIds"]:
+                    rows[row["sessionId"]] = row
+            fresh = await request(client, "tokmon/summary", {})
+            assert fresh["seq"] == p2["seq"]
+            assert rows == {r["sessionId"]: r for r in fresh["activeSessions"]}
+            assert len(rows) == 5
+        finally:
+            await stop_lsp(client)
+
+    asyncio.run(run())
