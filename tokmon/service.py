@@ -733,10 +733,12 @@ class Service:
         if fn is None:
             shown = method if len(method) <= 100 else method[:97] + "..."
             raise MethodNotFound(f"method not found: {shown}")
-        if method in UNLOCKED:  # they touch no engine state: answered at once, even mid-scan
-            return fn(self, params)
-        self._wait_ready()
+        unlocked = method in UNLOCKED  # no engine state: answered at once, even mid-scan
+        if not unlocked:
+            self._wait_ready()
         try:
+            if unlocked:
+                return fn(self, params)
             with self.lock:
                 return fn(self, params)
         except ServiceError:
