@@ -405,3 +405,19 @@ def test_lsp_pushes_after_hello(tmp_path: Path) -> None:
             await stop_lsp(client)
 
     asyncio.run(run())
+
+
+def test_hello_answers_before_the_first_scan_and_checks_its_params(tmp_path: Path) -> None:
+    """``tokmon/hello`` needs no index (a client says it first); bad params are -32602 and
+    leave the connection with the whole list."""
+    from tokmon.service import InvalidParams
+
+    svc = Service(env={"TOKMON_HOME": str(tmp_path / "home")})  # never started
+    for bad in ({"capabilities": 3}, {"capabilities": {"activeDeltas": "yes"}}, {"x": 1}):
+        with pytest.raises(InvalidParams):
+            svc.call("tokmon/hello", bad)
+    assert svc.full_active is True
+    got, _ = svc.call("tokmon/hello", {"capabilities": {"activeDeltas": False, "later": 1}})
+    assert got["capabilities"] == {"activeDeltas": False} and svc.full_active is True
+    got, _ = svc.call("tokmon/hello", {"capabilities": {"activeDeltas": True}, "client": "t"})
+    assert got["capabilities"] == {"activeDeltas": True} and svc.full_active is False
