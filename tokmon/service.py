@@ -547,17 +547,21 @@ class Service:
         meta: dict[str, dict[str, Any]] | None = None,
         now: float | None = None,
         index: list[tuple[str, float, str]] | None = None,
+        lasts: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """The Summary's JSON with metadata merged into its session rows, plus the
         workspace's session and project (docs/protocol.md); ``meta``: the store's records
         when the caller has just read them. With ``index`` (the engine's
         :meth:`~tokmon.core.engine.Engine.active_index` at ``now``) the summary has no
-        ``activeSessions``: only its project and workspace sessions' rows are built."""
+        ``activeSessions``: only its project and workspace sessions' rows are built. Else
+        ``lasts`` (when given) receives each active session's last activity."""
         if index is not None:
             return self._delta_summary(ws, meta, now, index)
         summ = self.engine.summary(now=now, cwd=ws)
         # the engine's live figures are Claude Code's (blocks, sessions)
         active = [r if r.agent else replace(r, agent="claude") for r in summ.active_sessions]
+        if lasts is not None:
+            lasts.update((r.session_id, r.last_activity) for r in active)
         ps = summ.project_session
         if ps is not None and not ps.agent:
             ps = replace(ps, agent="claude")
@@ -641,18 +645,23 @@ class Service:
         clients that did not ask for deltas)."""
         now = time.time() if now is None else now
         meta = self._store_all()
-        index = self.engine.active_index(now)
-        active = {sid: last for sid, last, _ in index}
+        ws = ws if ws is not None else self.workspace
+        active: dict[str, float] = {}
+        if self.full_active:  # the summary's own rows say which sessions are active
+            summary = self._summary(ws, meta, now, lasts=active)
+        else:
+            index = self.engine.active_index(now)
+            active = {sid: last for sid, last, _ in index}
+            summary = self._summary(ws, meta, now, index)
         left = [sid for sid in self._active if sid not in active]
         self._active = active
         wanted = sorted({*changed, *left})
         rows = self.session_rows_of(wanted, meta, now)
         found = {r["sessionId"] for r in rows}
         self.seq += 1
-        ws = ws if ws is not None else self.workspace
         params: dict[str, Any] = {
             "seq": self.seq,
-            "summary": self._summary(ws, meta, now, None if self.full_active else index),
+            "summary": summary,
             "changedSessions": changed,
             "sessions": rows,
             "removedSessions": [sid for sid in wanted if sid not in found],
