@@ -28,6 +28,11 @@ measures:
   ``tokmon/usageChanged`` size on the wire, of which the changed sessions' rows (and ``seq``);
   the size and time of the whole ``tokmon/sessions`` list that clients re-fetched on every push
   before; and so the bytes per append with the rows in the push vs with the re-fetch
+* the summary's active sessions in the push: the client asks for active deltas
+  (``tokmon/hello``; ``--full-active``: it does not, as an older client) and the push then
+  carries no ``activeSessions``; ``--active N`` first makes N more sessions active (one line
+  each, in the private dir) so the figure does not depend on when the corpus was generated;
+  the server's CPU time per push (user + system over the timed appends, divided by them)
 
 Prints the figures, the machine load and PASS/FAIL per target; exit code 1 if any target
 fails.
@@ -137,6 +142,25 @@ class Client:
         self.send(msg)
 
 
+def make_active(client: Client, private: Path, n: int, timeout: float = 120) -> int:
+    """Write one line now into ``n`` new sessions of the private config dir; wait until a
+    ``tokmon/summary`` lists them as active; returns how many sessions it lists."""
+    d = private / "projects" / "-tmp-tokmon-bench-active"
+    d.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for _ in range(n):
+        sid = str(uuid.uuid4())
+        ids.append(sid)
+        with open(d / f"{sid}.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(usage_line(sid, "/tmp/tokmon-bench-active", 10, 1))
+    deadline = time.monotonic() + timeout
+    while True:
+        got = client.request("tokmon/summary", {})["activeSessions"]
+        if set(ids) <= {r["sessionId"] for r in got} or time.monotonic() > deadline:
+            return len(got)
+        time.sleep(0.2)
+
+
 def usage_line(session: str, cwd: str, inp: int, out: int) -> str:
     """One Claude Code assistant line, now, with fresh message and request ids."""
     from datetime import datetime, timezone
@@ -194,9 +218,11 @@ def _json_bytes(obj: Any) -> int:
 
 
 def _delta_bytes(params: dict[str, Any]) -> int:
-    """Bytes the push's delta keys (``seq``, ``sessions``, ``removedSessions``) add to it."""
+    """Bytes the push's delta keys (``seq``, ``sessions``, ``removedSessions``,
+    ``activeIds``) add to it."""
     full = len(json.dumps(params, separators=(",", ":")))
-    old = {k: v for k, v in params.items() if k not in ("seq", "sessions", "removedSessions")}
+    keys = ("seq", "sessions", "removedSessions", "activeIds")
+    old = {k: v for k, v in params.items() if k not in keys}
     return full - len(json.dumps(old, separators=(",", ":")))
 
 
@@ -311,6 +337,18 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
             summary = client.request("tokmon/summary", {})
             figures["first_scan_s"] = round(time.monotonic() - t0, 2)
             figures["sessions"] = len(client.request("tokmon/sessions", {})["sessions"])
+            figures["active_deltas"] = False
+            if not args.full_active:
+                try:
+                    got = client.request(
+                        "tokmon/hello", {"capabilities": {"activeDeltas": True}}, timeout=60
+                    )
+                    figures["active_deltas"] = bool(got["capabilities"].get("activeDeltas"))
+                except RuntimeError:  # an older server: no tokmon/hello, the whole list
+                    pass
+            if args.active:
+                figures["active_made"] = make_active(client, private, args.active)
+                summary = client.request("tokmon/summary", {})  # their lines are counted
             ps = psutil.Process(proc.pid)
             writes = FileWrites(proc.pid, client, home, err_box)
             time.sleep(1.0)  # let the watcher settle
@@ -338,17 +376,29 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
                         m.get("method") == "tokmon/usageChanged"
                         and m["params"]["summary"]["totals"]["inputTokens"] == expected
                     ):
-                        act = m["params"]["summary"].get("activeSessions") or []
-                        pushes.append((size, _delta_bytes(m["params"]), _json_bytes(act), len(act)))
+                        act = m["params"]["summary"].get("activeSessions")
+                        pushes.append(
+                            (
+                                size,
+                                _delta_bytes(m["params"]),
+                                0 if act is None else _json_bytes(act),
+                                -1 if act is None else len(act),
+                            )
+                        )
                         return (at - t) * 1000
 
             # the first save after indexing may write the whole index: not a per-append cost
             c0, s0 = writes.settle(args.settle)
             # append-to-notification latency (a burst, --gap apart)
             lat: list[float] = []
+            cpu0 = ps.cpu_times()
             for _ in range(args.appends):
                 lat.append(append_and_wait())
                 time.sleep(args.gap)
+            cpu1 = ps.cpu_times()
+            figures["push_cpu_ms"] = round(
+                ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1000 / args.appends, 2
+            )
             figures["latency_median_ms"] = round(statistics.median(lat), 1)
             figures["latency_p95_ms"] = round(_pct(lat, 0.95), 1)
             figures["latency_max_ms"] = round(max(lat), 1)
@@ -360,6 +410,7 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
             # with how many sessions are active, not with the history
             figures["push_active_bytes"] = int(statistics.median(p[2] for p in pushes))
             figures["push_active_sessions"] = int(statistics.median(p[3] for p in pushes))
+            figures["active_sessions"] = len(client.request("tokmon/summary", {})["activeSessions"])
             list_ms: list[float] = []
             for _ in range(3):
                 t_l = time.monotonic()
@@ -446,11 +497,16 @@ def print_figures(f: dict[str, Any], checks: dict[str, bool], args: argparse.Nam
         f"exit code {f['exit_code']}"
     )
     if "push_bytes" in f:
+        act = (
+            f"the summary's {f['push_active_sessions']} active sessions "
+            f"{_kib(f['push_active_bytes'] / 1024)}"
+            if f["push_active_sessions"] >= 0
+            else f"no active list: {f['active_sessions']} sessions active (active deltas)"
+        )
         print(
             f"  client per append: push {_kib(f['push_bytes'] / 1024)} (rows and seq "
-            f"{_kib(f['push_rows_bytes'] / 1024)}; the summary's {f['push_active_sessions']} "
-            f"active sessions {_kib(f['push_active_bytes'] / 1024)}); the list re-fetch it "
-            "replaces: "
+            f"{_kib(f['push_rows_bytes'] / 1024)}; {act}); server CPU per push "
+            f"{f['push_cpu_ms']} ms; the list re-fetch it replaces: "
             f"{_kib(f['list_bytes'] / 1024)} in {f['list_ms']} ms; bytes per append "
             f"{_kib(f['client_bytes_per_append'] / 1024)} vs "
             f"{_kib(f['client_bytes_per_append_refetch'] / 1024)} with the re-fetch"
@@ -493,6 +549,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--idle", type=float, default=30, help="idle seconds for the CPU figure")
     ap.add_argument("--jsonl", action="store_true", help="JSON-lines mode instead of LSP")
+    ap.add_argument(
+        "--active",
+        type=int,
+        default=0,
+        help="first make this many more sessions active (one line each)",
+    )
+    ap.add_argument(
+        "--full-active",
+        action="store_true",
+        help="do not ask for active deltas (an older client: pushes carry the whole list)",
+    )
     ap.add_argument("--json", action="store_true", help="print figures as JSON")
     args = ap.parse_args(argv)
     if args.appends < 1 or args.saves < 0:

@@ -24,6 +24,7 @@ ALLOWED = {-32600, -32601, -32602}
 
 KEYS = {
     "tokmon/version": [],
+    "tokmon/hello": ["capabilities", "client"],
     "tokmon/summary": ["workspaceFolder"],
     "tokmon/refresh": ["workspaceFolder"],
     "tokmon/sessions": [

@@ -372,6 +372,12 @@ def test_api_shapes_and_errors(server: WebServer) -> None:
         {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
     )
     assert status == 404 and json.loads(body)["error"]["code"] == -32601
+    # capabilities are per event stream (/api/events?activeDeltas=1), not per server
+    status, body = server.raw(
+        "/api/hello",
+        {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
+    )
+    assert status == 404 and b"activeDeltas" in body
     # state changes: POST with a JSON body only
     auth = {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"}
     sid = sessions[0]["sessionId"]
@@ -990,6 +996,62 @@ def test_a_push_updates_the_sessions_table_without_fetching_the_list(
         assert browser.execute_script(count) == []
         assert browser.execute_script("return document.body.dataset.listLoads") == loads
         assert browser.execute_script("return window.__noReload") == 9
+    finally:
+        web.stop()
+
+
+def test_the_overview_keeps_the_active_list_from_the_pushes(browser: Any, tmp_path: Path) -> None:
+    """Its own server: the overview lists 3 active sessions; a line goes to an old session
+    (it joins) and a line dated 5 h minus 8 s ago to a new one (it joins, then leaves by the
+    clock). The list follows, equal to a fresh /api/summary each time, while the page fetches
+    no summary: its event stream asked for active deltas, so no push carried the list."""
+    now = time.time()
+    claude = tmp_path / "claude"
+    files = {}
+    for k in range(6):
+        sid = f"a7a7a7a7-0000-4000-8000-{k:012x}"
+        cwd = f"/w/act{k}"
+        f = claude / "projects" / cwd.replace("/", "-") / f"{sid}.jsonl"
+        f.parent.mkdir(parents=True)
+        ts = now - (k + 1) * 600 if k < 3 else now - k * 86400
+        append(f, usage_line(sid, cwd, inp=100 + k, out=10, ts=ts))
+        files[sid] = (f, cwd)
+    web = WebServer(server_env(tmp_path / "srv", claude))
+    try:
+        goto(browser, web, "#/")
+
+        def shown() -> list[str]:
+            links = browser.find_elements("css selector", "#active-list li a")
+            return [a.get_attribute("href").rsplit("/", 1)[-1] for a in links]
+
+        def api_ids() -> list[str]:  # (urllib: not one of the page's requests)
+            return [r["sessionId"] for r in web.get("/api/summary")["activeSessions"]]
+
+        wait_for(lambda: len(shown()) == 3, what="the three active sessions")
+        assert shown() == api_ids()
+        browser.execute_script("performance.clearResourceTimings(); window.__noReload = 7")
+        loads = browser.execute_script("return document.body.dataset.summaryLoads")
+        fetched = (
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+            ".filter(p => p === '/api/summary')"
+        )
+        old_sid = sorted(files)[4]
+        f, cwd = files[old_sid]
+        append(f, usage_line(old_sid, cwd, inp=7, out=1))
+        brief = "a7a7a7a7-0000-4000-8000-ffffffffffff"
+        nf = claude / "projects" / "-w-brief" / f"{brief}.jsonl"
+        nf.parent.mkdir(parents=True)
+        append(nf, usage_line(brief, "/w/brief", inp=9, out=1, ts=time.time() - 5 * 3600 + 8))
+        wait_for(lambda: {old_sid, brief} <= set(shown()), what="both joined")
+        assert shown()[0] == old_sid  # newest first
+        # the brief one leaves when its line is 5 h old, with no new line
+        wait_for(lambda: brief not in shown(), timeout=60, what="the brief session gone")
+        wait_for(lambda: shown() == api_ids(), what="the list equal to /api/summary")
+        assert len(shown()) == 4
+        assert browser.execute_script(fetched) == []
+        assert browser.execute_script("return document.body.dataset.summaryLoads") == loads
+        assert browser.execute_script("return window.__noReload") == 7
+        assert int(browser.execute_script("return document.body.dataset.activeDeltas")) >= 2
     finally:
         web.stop()
 

@@ -312,6 +312,13 @@ class Service:
         #: the last ``tokmon/usageChanged`` push's number (``tokmon/sessions`` answers carry
         #: it too): a client that sees a push skip one re-fetches in full (docs/protocol.md)
         self.seq = 0
+        #: pushes carry the summary's ``activeSessions`` whole: for clients that did not ask
+        #: for ``activeDeltas`` (``tokmon/hello``; the web page's event stream); the others
+        #: keep the active list from the pushes' rows and ``activeIds`` (docs/protocol.md)
+        self.full_active = True
+        #: the active set the last push (or the first scan) left the clients with: id -> last
+        #: activity (the diff against it names the sessions that left, by the clock too)
+        self._active: dict[str, float] = {}
         self.limits_monitor: Any = None  # a tokmon.limits.monitor.LimitsMonitor once watching
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -332,6 +339,7 @@ class Service:
                 for w in changes.warnings:
                     log.warning("%s", w)
                 self._meta_snapshot = self._store_all()
+                self._active = {sid: last for sid, last, _ in self._engine.active_index()}
                 # The index is long-lived: keep it out of the cyclic GC's scans, whose pauses
                 # would otherwise land on pushes.
                 import gc
@@ -534,14 +542,26 @@ class Service:
         return None
 
     def _summary(
-        self, ws: str | None, meta: dict[str, dict[str, Any]] | None = None
+        self,
+        ws: str | None,
+        meta: dict[str, dict[str, Any]] | None = None,
+        now: float | None = None,
+        index: list[tuple[str, float, str]] | None = None,
+        lasts: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """The Summary's JSON with metadata merged into its session rows, plus the
         workspace's session and project (docs/protocol.md); ``meta``: the store's records
-        when the caller has just read them."""
-        summ = self.engine.summary(cwd=ws)
+        when the caller has just read them. With ``index`` (the engine's
+        :meth:`~tokmon.core.engine.Engine.active_index` at ``now``) the summary has no
+        ``activeSessions``: only its project and workspace sessions' rows are built. Else
+        ``lasts`` (when given) receives each active session's last activity."""
+        if index is not None:
+            return self._delta_summary(ws, meta, now, index)
+        summ = self.engine.summary(now=now, cwd=ws)
         # the engine's live figures are Claude Code's (blocks, sessions)
         active = [r if r.agent else replace(r, agent="claude") for r in summ.active_sessions]
+        if lasts is not None:
+            lasts.update((r.session_id, r.last_activity) for r in active)
         ps = summ.project_session
         if ps is not None and not ps.agent:
             ps = replace(ps, agent="claude")
@@ -562,6 +582,36 @@ class Service:
         out["workspaceProject"] = self._workspace_project(ws)
         return out
 
+    def _delta_summary(
+        self,
+        ws: str | None,
+        meta: dict[str, dict[str, Any]] | None,
+        now: float | None,
+        index: list[tuple[str, float, str]],
+    ) -> dict[str, Any]:
+        """:meth:`_summary` without ``activeSessions``, its two session rows read by id."""
+        out: dict[str, Any] = self.engine.summary(now=now, active_rows=False).to_json()
+        del out["activeSessions"]
+        ps_id = ws_id = None
+        if ws:
+            best = ""
+            for sid, _last, proj in index:  # as the engine's project_session: longest wins
+                if proj and within(ws, proj) and len(proj) > len(best):
+                    ps_id, best = sid, proj
+            ws_id = next((sid for sid, _l, proj in index if within(proj, ws)), None)
+        ids = [i for i in (ps_id, ws_id) if i is not None]
+        rows: dict[str, dict[str, Any]] = {}
+        if ids:
+            built = self.engine.session_rows(now=now, only=ids)
+            wire = self._merge(
+                [(r if r.agent else replace(r, agent="claude")).to_json() for r in built], meta
+            )
+            rows = {r["sessionId"]: r for r in wire}
+        out["projectSession"] = rows.get(ps_id) if ps_id else None
+        out["workspaceSession"] = rows.get(ws_id) if ws_id else None
+        out["workspaceProject"] = self._workspace_project(ws)
+        return out
+
     # -- refresh (watcher / tokmon/refresh) --------------------------------------------------
 
     def refresh(
@@ -579,32 +629,78 @@ class Service:
                 log.warning("%s", w)
             notes: list[Notification] = []
             if changes.changed:
-                meta = self._store_all()
-                changed = sorted(changes.changed_sessions)
-                rows = self.session_rows_of(changed, meta)
-                found = {r["sessionId"] for r in rows}
-                self.seq += 1
-                params: dict[str, Any] = {
-                    "seq": self.seq,
-                    "summary": self._summary(ws if ws is not None else self.workspace, meta),
-                    "changedSessions": changed,
-                    "sessions": rows,
-                    "removedSessions": [sid for sid in changed if sid not in found],
-                }
-                agents = getattr(changes, "agents", None)
-                if agents:  # other agents' records changed (Claude-only pushes keep their shape)
-                    params["agents"] = sorted(agents)
-                notes.append(("tokmon/usageChanged", params))
+                notes.append(
+                    self._push(
+                        ws, sorted(changes.changed_sessions), getattr(changes, "agents", None)
+                    )
+                )
         return changes, notes
 
+    def _push(
+        self, ws: str | None, changed: list[str], agents: Any = None, now: float | None = None
+    ) -> Notification:
+        """The next ``tokmon/usageChanged`` (under the lock): the changed sessions' rows and
+        those of the sessions that left the active set since the last push, which of them
+        are active now (``activeIds``), and the summary (``activeSessions`` whole only for
+        clients that did not ask for deltas)."""
+        now = time.time() if now is None else now
+        meta = self._store_all()
+        ws = ws if ws is not None else self.workspace
+        active: dict[str, float] = {}
+        if self.full_active:  # the summary's own rows say which sessions are active
+            summary = self._summary(ws, meta, now, lasts=active)
+        else:
+            index = self.engine.active_index(now)
+            active = {sid: last for sid, last, _ in index}
+            summary = self._summary(ws, meta, now, index)
+        left = [sid for sid in self._active if sid not in active]
+        self._active = active
+        wanted = sorted({*changed, *left})
+        rows = self.session_rows_of(wanted, meta, now)
+        found = {r["sessionId"] for r in rows}
+        self.seq += 1
+        params: dict[str, Any] = {
+            "seq": self.seq,
+            "summary": summary,
+            "changedSessions": changed,
+            "sessions": rows,
+            "removedSessions": [sid for sid in wanted if sid not in found],
+            "activeIds": [r["sessionId"] for r in rows if r["sessionId"] in active],
+        }
+        if agents:  # other agents' records changed (Claude-only pushes keep their shape)
+            params["agents"] = sorted(agents)
+        return ("tokmon/usageChanged", params)
+
+    def next_expiry(self) -> float | None:
+        """When the first session of the last push's active set leaves it by the clock
+        (epoch seconds), or None when the set is empty."""
+        eng = self._engine
+        if eng is None or not self._active:
+            return None
+        return min(self._active.values()) + eng.block_seconds
+
+    def expire(self, now: float | None = None) -> list[Notification]:
+        """A ``tokmon/usageChanged`` when sessions left the active set by the clock since
+        the last push (no new record: their rows now say ``isActive: false``), else []."""
+        self._wait_ready()
+        with self.lock:
+            now = time.time() if now is None else now
+            at = self.next_expiry()
+            if at is None or at > now:
+                return []
+            return [self._push(None, [], now=now)]
+
     def session_rows_of(
-        self, ids: Sequence[str], meta: dict[str, dict[str, Any]] | None = None
+        self,
+        ids: Sequence[str],
+        meta: dict[str, dict[str, Any]] | None = None,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
         """The ``tokmon/sessions`` rows of these sessions (every agent's, metadata merged),
         most recent first: read by id from the stored sums, never every session's row."""
         if not ids:
             return []
-        rows = self.engine.session_rows(agent="all", only=ids)
+        rows = self.engine.session_rows(agent="all", only=ids, now=now)
         wire = self._merge([r.to_json() for r in rows], meta)
         wire.sort(key=lambda r: r["sessionId"])
         wire.sort(key=lambda r: r["lastActivity"], reverse=True)
@@ -646,9 +742,12 @@ class Service:
         if fn is None:
             shown = method if len(method) <= 100 else method[:97] + "..."
             raise MethodNotFound(f"method not found: {shown}")
-        if method != "tokmon/version":
+        unlocked = method in UNLOCKED  # no engine state: answered at once, even mid-scan
+        if not unlocked:
             self._wait_ready()
         try:
+            if unlocked:
+                return fn(self, params)
             with self.lock:
                 return fn(self, params)
         except ServiceError:
@@ -667,15 +766,37 @@ class Service:
         _obj("tokmon/version", params, set())
         return {"version": tokmon.__version__, "protocol": PROTOCOL_VERSION}, []
 
+    def m_hello(self, params: Any) -> Result:
+        """Capabilities the client asks for; the answer says which it got (docs/protocol.md)."""
+        m = "tokmon/hello"
+        p = _obj(m, params, {"capabilities", "client"})
+        caps = p.get("capabilities")
+        if caps is None:
+            caps = {}
+        if not isinstance(caps, dict):
+            raise InvalidParams(f"{m}: 'capabilities' must be an object, got {_kind(caps)}")
+        deltas = _bool(m, caps, "activeDeltas")
+        if deltas:
+            self.full_active = False
+        return {
+            "version": tokmon.__version__,
+            "protocol": PROTOCOL_VERSION,
+            "capabilities": {"activeDeltas": deltas},
+        }, []
+
     def m_summary(self, params: Any) -> Result:
         p = _obj("tokmon/summary", params, {"workspaceFolder"})
-        return self._summary(self._workspace("tokmon/summary", p)), []
+        out = self._summary(self._workspace("tokmon/summary", p))
+        out["seq"] = self.seq  # the pushes these figures (and activeSessions) include
+        return out, []
 
     def m_refresh(self, params: Any) -> Result:
         p = _obj("tokmon/refresh", params, {"workspaceFolder"})
         ws = self._workspace("tokmon/refresh", p)
         _, notes = self.refresh(ws)
-        return self._summary(ws), notes
+        out = self._summary(ws)
+        out["seq"] = self.seq
+        return out, notes
 
     def m_sessions(self, params: Any) -> Result:
         m = "tokmon/sessions"
@@ -946,6 +1067,7 @@ class Service:
 
 METHODS: dict[str, Callable[[Service, Any], Result]] = {
     "tokmon/version": Service.m_version,
+    "tokmon/hello": Service.m_hello,
     "tokmon/summary": Service.m_summary,
     "tokmon/sessions": Service.m_sessions,
     "tokmon/session": Service.m_session,
@@ -959,6 +1081,8 @@ METHODS: dict[str, Callable[[Service, Any], Result]] = {
     "workspace/executeCommand": Service.m_execute_command,
 }
 """Request methods shared by both transports."""
+
+UNLOCKED = frozenset({"tokmon/version", "tokmon/hello"})
 
 
 def _limits(service: Service, params: Any) -> Result:

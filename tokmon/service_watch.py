@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,9 +57,11 @@ def attach_watcher(
                 loop.call_soon_threadsafe(emit, notes)
             except RuntimeError:  # loop closed: shutting down
                 pass
+            expiry.poke()  # the active set changed: its first departure may be sooner
         saver.request()  # the ledger write happens later, on another thread
 
     saver = DeferredSaver(service.save)
+    expiry = ActiveExpiry(service, loop, emit)
     watcher = Watcher(
         service.watch_roots,
         on_change,
@@ -75,7 +79,63 @@ def attach_watcher(
     if notes:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(emit, notes)
+    expiry.start(watcher)
     from tokmon.limits import monitor  # official limits, budgets, alerts (docs/limits.md)
 
     service.limits_monitor = monitor.start(service, loop, emit)
     return watcher
+
+
+class ActiveExpiry:
+    """Push when a session leaves the active set by the clock (its last activity is a block
+    length old, no new record): a thread that sleeps until the first such departure
+    (:meth:`Service.next_expiry`), then asks :meth:`Service.expire` for the push. It ends
+    with the watcher it was started with."""
+
+    #: the longest sleep between checks that the watcher still runs (seconds)
+    CHECK = 5.0
+
+    def __init__(
+        self,
+        service: Service,
+        loop: asyncio.AbstractEventLoop,
+        emit: Callable[[list[Notification]], None],
+    ) -> None:
+        self.service = service
+        self.loop = loop
+        self.emit = emit
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, watcher: Watcher) -> None:
+        self.thread = threading.Thread(
+            target=self._run, args=(watcher,), name="tokmon-active-expiry", daemon=True
+        )
+        self.thread.start()
+
+    def poke(self) -> None:
+        """A push went out: look at the next departure again."""
+        self.wake.set()
+
+    def _run(self, watcher: Watcher) -> None:
+        while watcher.running:
+            at = self.service.next_expiry()
+            delay = self.CHECK if at is None else max(0.0, at - time.time())
+            if delay > 0:
+                # a little past the departure: the summary must see it gone
+                self.wake.wait(min(self.CHECK, delay + 0.01))
+                self.wake.clear()
+                continue
+            try:
+                notes = self.service.expire()
+            except Exception:
+                log.exception("pushing the sessions that left the active set failed")
+                self.wake.wait(self.CHECK)
+                self.wake.clear()
+                continue
+            if notes:
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(self.emit, notes)
+            else:
+                self.wake.wait(0.05)  # the clock lags the timer a little: look again soon
+                self.wake.clear()

@@ -201,6 +201,10 @@ def build_server(
 
     @server.feature(types.INITIALIZE)
     def on_initialize(params: types.InitializeParams) -> None:
+        opts = params.initialization_options
+        caps = opts.get("capabilities") if isinstance(opts, dict) else None
+        if isinstance(caps, dict) and caps.get("activeDeltas") is True:
+            service.full_active = False  # as tokmon/hello: pushes without the whole list
         folder = _folder_from_init(params)
         if folder:
             try:

@@ -141,11 +141,26 @@ def _set_cookie(resp: Response, g: Guard) -> None:
 
 
 class Hub:
-    """Fan-out of service notifications to every open event stream (loop thread only)."""
+    """Fan-out of service notifications to every open event stream (loop thread only).
 
-    def __init__(self) -> None:
-        self.queues: set[asyncio.Queue[Notification | None]] = set()
+    A stream opened with ``activeDeltas`` gets pushes without the summary's
+    ``activeSessions`` (it keeps the active list from the rows, docs/protocol.md); the
+    service builds that list only while a stream without it is open (``service``)."""
+
+    def __init__(self, service: Service | None = None) -> None:
+        #: each open stream's queue -> whether it asked for active deltas
+        self.queues: dict[asyncio.Queue[Notification | None], bool] = {}
         self.sent = 0
+        self.service = service
+        self._streams_changed()
+
+    def _streams_changed(self) -> None:
+        if self.service is not None:
+            self.service.full_active = not all(self.queues.values())
+
+    def _drop(self, q: asyncio.Queue[Notification | None]) -> None:
+        self.queues.pop(q, None)
+        self._streams_changed()
 
     def publish(self, notes: list[Notification]) -> None:
         for q in list(self.queues):
@@ -153,7 +168,7 @@ class Hub:
                 try:
                     q.put_nowait(note)
                 except asyncio.QueueFull:  # a stuck client: end its stream, it reconnects
-                    self.queues.discard(q)
+                    self._drop(q)
                     while not q.empty():  # (what it missed is reloaded after the reconnect)
                         q.get_nowait()
                     q.put_nowait(None)
@@ -165,9 +180,10 @@ class Hub:
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(None)
 
-    async def stream(self, ping: float = 15.0) -> AsyncIterator[bytes]:
+    async def stream(self, ping: float = 15.0, deltas: bool = False) -> AsyncIterator[bytes]:
         q: asyncio.Queue[Notification | None] = asyncio.Queue(maxsize=256)
-        self.queues.add(q)
+        self.queues[q] = deltas
+        self._streams_changed()
         try:
             yield b"retry: 2000\nevent: hello\ndata: {}\n\n"
             while True:
@@ -179,9 +195,14 @@ class Hub:
                 if note is None:
                     return
                 method, params = note
+                summ = params.get("summary")
+                if deltas and isinstance(summ, dict) and "activeSessions" in summ:
+                    # built for a stream without deltas: this one does without the list
+                    summ = {k: v for k, v in summ.items() if k != "activeSessions"}
+                    params = {**params, "summary": summ}
                 yield b"event: " + method.encode() + b"\ndata: " + dumps(params) + b"\n\n"
         finally:
-            self.queues.discard(q)
+            self._drop(q)
 
 
 def _status(exc: ServiceError) -> int:
@@ -243,6 +264,9 @@ def build_app(service: Service, guard: Guard, hub: Hub) -> Any:
 
     async def api(request: Request) -> Response:
         name = request.path_params["name"]
+        if name == "hello":  # capabilities are per event stream here: /api/events?activeDeltas=1
+            msg = "no /api/hello: open /api/events?activeDeltas=1 for pushes without the list"
+            return _json({"error": {"code": METHOD_NOT_FOUND, "message": msg}}, 404)
         params: Any
         if request.method == "POST":
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -270,9 +294,14 @@ def build_app(service: Service, guard: Guard, hub: Hub) -> Any:
             hub.publish(notes)
         return _json(result)
 
+    if hub.service is None:
+        hub.service = service
+        hub._streams_changed()
+
     async def events(request: Request) -> Response:
+        deltas = request.query_params.get("activeDeltas", "").lower() in ("1", "true", "yes")
         return StreamingResponse(
-            hub.stream(),
+            hub.stream(deltas=deltas),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

@@ -18,6 +18,7 @@ export const UPGRADE_COMMAND = "pipx upgrade tokmon-cli";
 
 export const Methods = {
   version: "tokmon/version",
+  hello: "tokmon/hello",
   summary: "tokmon/summary",
   sessions: "tokmon/sessions",
   session: "tokmon/session",
@@ -45,6 +46,23 @@ export const ServerCommands = {
 export interface VersionResult {
   version: string;
   protocol: number;
+}
+
+/**
+ * What a client asks the server for (`tokmon/hello`, or under LSP `initializationOptions`):
+ * `activeDeltas` makes the pushes' summaries come without `activeSessions` (the client keeps
+ * that list from the pushed rows and `activeIds`; docs/protocol.md, "The active list").
+ */
+export interface ClientCapabilities {
+  activeDeltas?: boolean;
+}
+
+/** The capabilities this extension asks for: it never reads the pushed summary's list. */
+export const CLIENT_CAPABILITIES: ClientCapabilities = { activeDeltas: true };
+
+export interface HelloResult extends VersionResult {
+  /** What the server granted. */
+  capabilities: ClientCapabilities;
 }
 
 /** Token and cost totals of a period (today, week, month, all time). */
@@ -166,12 +184,18 @@ export interface Summary {
   activeBlock: ActiveBlock | null;
   tokenLimit: TokenLimit;
   official: Official | null;
-  activeSessions: SessionRow[];
+  /**
+   * The sessions active in the last 5 hours: always in `tokmon/summary` answers, absent from
+   * the pushes to a client that asked for `activeDeltas`.
+   */
+  activeSessions?: SessionRow[];
   projectSession: SessionRow | null;
   workspaceSession?: SessionRow | null;
   workspaceProject?: string | null;
   /** Per agent (Claude Code first), only when other agents have data. */
   agents?: Record<string, AgentTotals>;
+  /** `tokmon/summary` answers: the last `tokmon/usageChanged` seq they include. */
+  seq?: number;
 }
 
 export interface SummaryParams {
@@ -265,6 +289,12 @@ export interface UsageChangedParams {
   sessions?: SessionRow[];
   /** Changed sessions that no longer have a row. */
   removedSessions?: string[];
+  /**
+   * The ids of the rows in `sessions` that are in the active set now (Claude Code's sessions
+   * active in the last 5 hours); the other rows are not (those that left it by the clock
+   * come with a push of their own, their `isActive` false).
+   */
+  activeIds?: string[];
 }
 
 export interface MetadataChangedParams {
@@ -352,6 +382,10 @@ export class TokmonApi {
 
   version(): Promise<VersionResult> {
     return this.sender.sendRequest<VersionResult>(Methods.version, {});
+  }
+
+  hello(capabilities: ClientCapabilities = CLIENT_CAPABILITIES): Promise<HelloResult> {
+    return this.sender.sendRequest<HelloResult>(Methods.hello, { capabilities });
   }
 
   summary(params: SummaryParams = {}): Promise<Summary> {

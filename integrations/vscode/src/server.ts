@@ -13,6 +13,7 @@ import {
 
 import { type Discovery, discoverServer, nodeHost, type ServerCommand } from "./discovery";
 import {
+  CLIENT_CAPABILITIES,
   INSTALL_COMMAND,
   type AlertRow,
   type LimitsStatus,
@@ -195,7 +196,11 @@ export class ServerManager implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
       outputChannel: this.log,
-      initializationOptions: { workspaceFolders: folders.map((f) => f.uri.fsPath) },
+      // asked again at every (re)start: pushes without the summary's whole active list
+      initializationOptions: {
+        workspaceFolders: folders.map((f) => f.uri.fsPath),
+        capabilities: CLIENT_CAPABILITIES,
+      },
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue, handled: true }),
         closed: () => this.onClosed(),

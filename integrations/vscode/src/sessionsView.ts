@@ -62,6 +62,9 @@ export class SessionsProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     for (const id of params.changedSessions ?? []) {
       this.details.delete(id);
     }
+    for (const row of params.sessions ?? []) {
+      this.details.delete(row.sessionId); // e.g. one that left the active set by the clock
+    }
     if (this.list.apply(params) === "reload") {
       this.log.info(`tokmon/usageChanged seq ${String(params.seq)}: reloading the sessions`);
     }

@@ -587,10 +587,42 @@ class Queries(EngineState):
         rows.sort(key=lambda r: r.last_activity, reverse=True)
         return rows
 
+    def active_index(self, now: float | None = None) -> list[tuple[str, float, str]]:
+        """``(session id, last activity, project)`` of the Claude sessions :meth:`summary`
+        lists as active at ``now``, most recent first, without building their rows (a few
+        indexed reads of the stored sums): what a push needs to tell which sessions are in
+        the active set and when the next one leaves it."""
+        now = time.time() if now is None else now
+        out: list[tuple[str, float, str]] = []
+        roll = self._stored(None)
+        if roll is not None and self._sorted is None:
+            recent = roll.active_sessions(CLAUDE, now - self.block_seconds, now + FUTURE_SLACK)
+            if recent:
+                groups, projects = roll.sessions(CLAUDE, only=recent)
+                out = [
+                    (sid, a.last, projects.get(sid, ""))
+                    for sid, a in groups.items()
+                    if now - a.last < self.block_seconds
+                ]
+        else:
+            out = [
+                (r.session_id, r.last_activity, r.project_path)
+                for r in self._recent_session_rows(now)
+                if r.is_active
+            ]
+        out.sort(key=lambda t: (-t[1], t[0]))
+        return out
+
     def summary(
-        self, now: float | None = None, cwd: str | None = None, tz: str | None = None
+        self,
+        now: float | None = None,
+        cwd: str | None = None,
+        tz: str | None = None,
+        active_rows: bool = True,
     ) -> Summary:
-        """The Summary every live surface shows (see docs/architecture.md)."""
+        """The Summary every live surface shows (see docs/architecture.md); with
+        ``active_rows=False`` its ``active_sessions`` stay empty and ``project_session`` None
+        (a caller that reads :meth:`active_index` instead builds no row)."""
         from tokmon.core.summary_rows import (
             ActiveBlock,
             AgentToday,
@@ -645,8 +677,8 @@ class Queries(EngineState):
                 burn_level=burn_level(br.tokens_per_minute_for_indicator if br else None, proj_pct),
                 limit_percent=(current.total_tokens / limit * 100) if limit else None,
             )
-        rows = self._recent_session_rows(now)
-        active_rows = [r for r in rows if r.is_active]
+        rows = self._recent_session_rows(now) if active_rows else []
+        live = [r for r in rows if r.is_active]
         official = None
         try:
             from tokmon.core import official as official_mod
@@ -680,8 +712,8 @@ class Queries(EngineState):
             active_block=active,
             token_limit=TokenLimit(limit, source),
             official=official,
-            active_sessions=active_rows,
-            project_session=project_session(active_rows, cwd) if cwd else None,
+            active_sessions=live,
+            project_session=project_session(live, cwd) if cwd else None,
             agents=agents,
         )
 

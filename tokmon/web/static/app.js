@@ -10,6 +10,7 @@
     spend: { period: "day", by: "model", range: "90" }, blocksRange: "30",
     sort: { key: "lastActivity", dir: -1 }, filter: { q: "", project: "", tag: "", agent: "" },
     showAll: false, session: null, charts: {}, updates: 0, seq: null, queued: null,
+    active: null, activeSeq: null, summaryQueued: null,
   };
 
   // -- data ------------------------------------------------------------------------------------
@@ -515,7 +516,7 @@
     await whenChart();
     segOn("blocks-range", state.blocksRange);
     if (!state.blocks) state.blocks = (await api("blocks")).blocks.filter((b) => !b.isGap);
-    if (!state.summary) state.summary = await api("summary");
+    if (!state.summary) await loadSummary();
     let blocks = state.blocks;
     if (state.blocksRange !== "all" && blocks.length) {
       const last = Date.parse(blocks[blocks.length - 1].startTime);
@@ -557,6 +558,56 @@
         el("td", "hide-s", (b.models || []).join(", ")));
       body.append(tr);
     }
+  }
+
+  // -- the summary and its active sessions ----------------------------------------------------
+  // The summary is fetched once (with the seq of the last push it includes); the pushes then
+  // carry it without ``activeSessions`` (the event stream asks for active deltas): the list is
+  // kept from each push's rows and ``activeIds`` (docs/protocol.md, "The active list"). A gap
+  // in seq, or a push that arrives before the list, drops it and the summary is fetched again.
+  async function loadSummary() {
+    const queued = state.summaryQueued = [];  // pushes that arrive while the summary is on its way
+    let res;
+    try { res = await api("summary"); } finally {
+      if (state.summaryQueued === queued) state.summaryQueued = null;
+    }
+    setActive(res.activeSessions || [], typeof res.seq === "number" ? res.seq : null);
+    state.summary = res;
+    state.summaryLoads = (state.summaryLoads || 0) + 1;
+    document.body.dataset.summaryLoads = String(state.summaryLoads);
+    for (const p of queued) applySummary(p);
+    if (!state.summary) await loadSummary();  // a queued push skipped one
+  }
+
+  function setActive(rows, seq) {
+    state.active = new Map(rows.map((r) => [r.sessionId, r]));
+    state.activeSeq = seq;
+  }
+
+  // A push's summary with the active list kept current; false when the summary was dropped.
+  function applySummary(p) {
+    if (state.summaryQueued && !state.active) { state.summaryQueued.push(p); return false; }
+    if (Array.isArray(p.summary.activeSessions)) {  // an older server: the whole list
+      setActive(p.summary.activeSessions, typeof p.seq === "number" ? p.seq : null);
+    } else if (!state.active || typeof p.seq !== "number" || state.activeSeq == null ||
+        p.seq > state.activeSeq + 1) {
+      state.active = null;
+      state.summary = null;
+      return false;
+    } else if (p.seq > state.activeSeq) {
+      const ids = new Set(p.activeIds || []);
+      for (const row of p.sessions || []) {
+        if (ids.has(row.sessionId)) state.active.set(row.sessionId, row);
+        else state.active.delete(row.sessionId);
+      }
+      for (const id of p.removedSessions || []) state.active.delete(id);
+      state.activeSeq = p.seq;
+      state.activeDeltas = (state.activeDeltas || 0) + 1;  // (tests: pushes without the list)
+      document.body.dataset.activeDeltas = String(state.activeDeltas);
+    }
+    state.summary = Object.assign({}, p.summary,
+      { activeSessions: [...state.active.values()].sort(byNewest) });
+    return true;
   }
 
   // -- sessions --------------------------------------------------------------------------------
@@ -787,7 +838,7 @@
         else renderLimits();
       }
       if (r.view === "overview") {
-        if (!state.summary) state.summary = await api("summary");
+        if (!state.summary) await loadSummary();
         renderOverview();
       } else if (r.view === "spend") await renderSpend();
       else if (r.view === "blocks") await renderBlocks();
@@ -806,7 +857,7 @@
   let pending = null;
   function onUsage(ev) {
     const p = JSON.parse(ev.data);
-    state.summary = p.summary;
+    const kept = applySummary(p);
     // what depends on the whole history (charts, blocks) is fetched again when shown
     state.series = {};
     state.blocks = null;
@@ -814,7 +865,10 @@
     state.updates += 1;
     document.body.dataset.updates = String(state.updates);
     const r = route();
-    if (r.view === "overview") { renderOverview(); loadLimits(); }
+    if (r.view === "overview") {
+      if (kept) renderOverview(); else if (!state.summaryQueued) scheduleRender();
+      loadLimits();
+    }
     else if (r.view === "limits") loadLimits();
     else if (r.view === "session") { if ((p.changedSessions || []).includes(r.id)) scheduleRender(); }
     else scheduleRender();
@@ -862,8 +916,10 @@
   }
   function onMeta(ev) {
     const m = JSON.parse(ev.data);
-    const row = state.sessions && state.sessions.find((r) => r.sessionId === m.sessionId);
-    if (row) {  // patched in place: the list is not fetched again
+    const rows = [state.sessions && state.sessions.find((r) => r.sessionId === m.sessionId),
+      state.active && state.active.get(m.sessionId)];
+    for (const row of new Set(rows)) {  // patched in place: the lists are not fetched again
+      if (!row) continue;
       row.name = m.name;
       if ("nameSource" in m) row.nameSource = m.nameSource;
       row.tags = m.tags || [];
@@ -882,7 +938,7 @@
       text(live, "exported " + fmtWhen(EMBED.generatedAt));
       return;
     }
-    const es = new EventSource("/api/events");
+    const es = new EventSource("/api/events?activeDeltas=1");
     let hellos = 0;
     es.addEventListener("hello", () => {
       live.classList.add("on");
@@ -892,6 +948,7 @@
         state.series = {};
         state.blocks = null;
         state.summary = null;
+        state.active = null;
         scheduleRender();
       }
     });

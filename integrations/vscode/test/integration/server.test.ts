@@ -23,6 +23,7 @@ import {
 import { discoverServer, nodeHost } from "../../src/discovery";
 import { limitsTooltipLines, weeklyWindow } from "../../src/limitsModel";
 import {
+  CLIENT_CAPABILITIES,
   type LimitsStatus,
   type MetadataChangedParams,
   Methods,
@@ -110,7 +111,13 @@ function corpusSessionIds(root: string): Set<string> {
 
 let seq = 0;
 /** One Claude Code assistant line with fresh message and request ids and the current time. */
-function assistantLine(sessionId: string, cwd: string, input: number, output: number): string {
+function assistantLine(
+  sessionId: string,
+  cwd: string,
+  input: number,
+  output: number,
+  at: Date = new Date(),
+): string {
   const n = `${process.pid}${seq++}${Date.now()}`;
   return (
     JSON.stringify({
@@ -122,7 +129,7 @@ function assistantLine(sessionId: string, cwd: string, input: number, output: nu
       version: "2.1.7",
       type: "assistant",
       uuid: `u-vscode-${n}`,
-      timestamp: new Date().toISOString(),
+      timestamp: at.toISOString(),
       requestId: `req_vscode${n}`,
       message: {
         id: `msg_vscode${n}`,
@@ -228,6 +235,8 @@ describe.skipIf(!corporaPresent(CORPUS))("tokmon serve driven through the extens
       rootUri: folder,
       capabilities: {},
       workspaceFolders: [{ uri: folder, name: path.basename(target.cwd) }],
+      // as the extension asks: pushes without the summary's whole active list
+      initializationOptions: { capabilities: CLIENT_CAPABILITIES },
     });
     expect(init.serverInfo?.name).toBe("tokmon");
     await conn.sendNotification("initialized", {});
@@ -467,6 +476,78 @@ describe.skipIf(!corporaPresent(CORPUS))("tokmon serve driven through the extens
       expect(list.seq).toBe(pushes[pushes.length - 1]!.seq);
       expect(rowOf(newId)!.totalTokens).toBe(15);
       expect(list.rows).toEqual(await fresh());
+    } finally {
+      sub.dispose();
+    }
+  });
+
+  it("marks the sidebar's active sessions from the pushes, and one leaves by the clock", async () => {
+    // A line in the target session and one dated 5 h minus 8 s ago in a new session: both
+    // join the active set; the new one leaves it 8 s later with no new line. The sidebar's
+    // list follows from the pushed rows alone, its active marks equal to a fresh summary's
+    // list, and no push carries that list (the client asked for active deltas).
+    let listRequests = 0;
+    const counting = new TokmonApi({
+      sendRequest<R>(method: string, params?: unknown): Promise<R> {
+        if (method === Methods.sessions) {
+          listRequests += 1;
+        }
+        return conn.sendRequest<R>(method, params);
+      },
+    });
+    const list = new SessionList();
+    const pushes: UsageChangedParams[] = [];
+    const sub = conn.onNotification(Notifications.usageChanged, (p: UsageChangedParams) => {
+      pushes.push(p);
+      expect(list.apply(p)).not.toBe("reload");
+    });
+    const until = async (cond: () => boolean, what: string, ms = 30_000): Promise<void> => {
+      const deadline = Date.now() + ms;
+      while (!cond()) {
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${what}; ${stderr.slice(-1000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const rowOf = (id: string): SessionRow | undefined => list.rows?.find((r) => r.sessionId === id);
+    const marked = (): string[] =>
+      (list.rows ?? [])
+        .filter((r) => r.isActive && (r.agent ?? "claude") === "claude")
+        .map((r) => r.sessionId)
+        .sort();
+    const pulled = async (): Promise<string[]> =>
+      ((await api.summary()).activeSessions ?? []).map((r) => r.sessionId).sort();
+    try {
+      list.beginLoad();
+      expect(list.loaded(await counting.sessions({ ...TREE_QUERY }))).toBe("applied");
+      expect(marked()).toEqual(await pulled());
+      const brief = "0d0d0d0d-1111-4222-8333-444455556666";
+      const briefFile = path.join(claudeDir, "projects", "-tmp-vscode-brief", `${brief}.jsonl`);
+      fs.mkdirSync(path.dirname(briefFile), { recursive: true });
+      const entries = rowOf(target.sessionId)!.entries;
+      fs.appendFileSync(target.file, assistantLine(target.sessionId, target.cwd, 3, 4));
+      const at = new Date(Date.now() - 5 * 3600 * 1000 + 8000);
+      fs.appendFileSync(briefFile, assistantLine(brief, "/tmp/vscode-brief", 5, 6, at));
+      await until(
+        () => rowOf(brief)?.isActive === true && rowOf(target.sessionId)!.entries === entries + 1,
+        "both sessions active in the list",
+      );
+      expect(marked()).toContain(brief);
+      expect(marked()).toContain(target.sessionId);
+      expect(marked()).toEqual(await pulled());
+      // then the brief one leaves the active set: a push of its row, no line written
+      await until(() => rowOf(brief)?.isActive === false, "the brief session no longer active", 60_000);
+      const last = pushes[pushes.length - 1]!;
+      expect(last.changedSessions).toEqual([]);
+      expect(last.activeIds).toEqual([]);
+      expect(last.sessions?.map((r) => r.sessionId)).toEqual([brief]);
+      expect(marked()).not.toContain(brief);
+      expect(marked()).toEqual(await pulled());
+      expect(listRequests).toBe(1);
+      for (const p of pushes) {
+        expect(p.summary.activeSessions).toBeUndefined();
+      }
     } finally {
       sub.dispose();
     }

@@ -42,11 +42,13 @@ describe("TokmonApi", () => {
     await api.sessions({ tag: "x" });
     await api.session("abc");
     await api.setSessionMetadata({ sessionId: "abc", addTags: ["t"] });
+    await api.hello();
     expect(calls).toEqual([
       ["tokmon/version", {}],
       ["tokmon/sessions", { tag: "x" }],
       ["tokmon/session", { sessionId: "abc" }],
       ["tokmon/setSessionMetadata", { sessionId: "abc", addTags: ["t"] }],
+      ["tokmon/hello", { capabilities: { activeDeltas: true } }],
     ]);
     expect(Methods.summary).toBe("tokmon/summary");
     expect(Notifications.usageChanged).toBe("tokmon/usageChanged");
