@@ -10,6 +10,10 @@ def main(argv: list[str] | None = None) -> int:
     (the ``tokmon`` script, ``python -m tokmon``) ``line`` ends the process itself once the
     line is out (:func:`tokmon.statusline.main.leave`)."""
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:  # the program: UTF-8 output on Windows pipes too (a no-op elsewhere)
+        from tokmon import oslite
+
+        oslite.utf8_stdio()
     lead = 0
     while lead < len(args) and args[lead] == "--json":  # `tokmon --json line` = `line --json`
         lead += 1

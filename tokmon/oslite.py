@@ -111,6 +111,30 @@ else:  # Windows, or os already loaded (the console script)
         return _os.environ
 
 
+#: Windows: stdout/stderr to a pipe or a file use the ANSI code page (see :func:`utf8_stdio`)
+WINDOWS_STDIO = sys.platform == "win32"
+
+
+def utf8_stdio() -> None:
+    """Make ``sys.stdout``/``sys.stderr`` write UTF-8 where they would use Windows' ANSI code
+    page (a pipe or a file: cp1252 and the like), which has no box drawing, ``…`` or ``█`` and
+    few non-Latin letters: a report would stop with UnicodeEncodeError and the statusline
+    fall back to its placeholder. UTF-8 is what ccusage writes and what Claude Code and
+    editors read. The console (already UTF-8), an explicit ``PYTHONIOENCODING`` or UTF-8
+    mode are left alone, and so is every stream on POSIX. For the program's entry points
+    only (``tokmon``, ``python -m tokmon``, the statusline's fast command)."""
+    if not WINDOWS_STDIO or sys.flags.utf8_mode or environ().get("PYTHONIOENCODING"):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        if encoding in ("utf-8", "utf8") or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            stream.reconfigure(encoding="utf-8")
+        except (ValueError, OSError):  # closed, or already written to with another codec
+            pass
+
+
 def read_file(path: str, limit: int) -> "tuple[bytes, float]":
     """At most ``limit`` bytes of ``path`` and its mtime, in four system calls (open, fstat,
     read, close): no buffered file object, no size probe, no allocation of ``limit`` bytes.

@@ -332,7 +332,9 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
 
     width = terminal_width(ctx)  # long paths fold inside the column rather than widen it
     t.add_column("Data", overflow="fold", max_width=max(12, width - 62) if width else None)
-    home = (ctx.env.get("HOME") or ctx.env.get("USERPROFILE") or "").rstrip("/\\")
+    from tokmon.paths import user_home
+
+    home = (user_home(ctx.env) or "").rstrip("/\\")
 
     def short(root: str) -> str:  # ~/.codex: the table is for reading (--json has the path)
         if home and (root == home or root.startswith((home + "/", home + "\\"))):

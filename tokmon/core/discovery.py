@@ -12,6 +12,11 @@ from typing import Any
 
 log = logging.getLogger("tokmon.core.discovery")
 
+#: Whether ``DirEntry.stat()`` carries ``st_ino``/``st_dev``: on Windows they are 0 there (and
+#: real from ``os.stat``), so a transcript's identity would differ between a fresh listing
+#: and a kept one (``os.stat``) and every change check would see every file as replaced.
+_ENTRY_IDS = os.name != "nt"
+
 
 def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
     """Candidate ``projects/`` dirs: ``CLAUDE_CONFIG_DIR`` list, else both default roots.
@@ -33,7 +38,9 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
             else:
                 out.append(p)
     else:
-        h = env.get("HOME") or env.get("USERPROFILE")  # the home this environment names
+        from tokmon.paths import user_home
+
+        h = user_home(env)  # the home this environment names
         home = Path(h) if h else Path.home()
         xdg = env.get("XDG_CONFIG_HOME")
         cfg = Path(xdg) if xdg else home / ".config"
@@ -267,7 +274,7 @@ def transcript_stats(
                         push(e.path)
                     elif kind == "f" or not e.is_dir():
                         if kind == "f" or e.name.endswith(".jsonl"):
-                            st = e.stat()
+                            st = e.stat() if _ENTRY_IDS else stat_of(e.path)
                             if is_reg(st.st_mode):
                                 sig = sigs.get(e.name)
                                 if sig is not None:

@@ -52,8 +52,10 @@ def lock_busy(path: str) -> bool:
             os.lseek(fd, 0, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
             return False
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # no flock: the refresher's own lock (fsutil) decides
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -128,15 +130,15 @@ def _spawn_detached(argv: list[str], env: dict[str, str], log: str, cwd: str) ->
                 stderr=err, creationflags=flags, close_fds=True, cwd=cwd,
             )  # fmt: skip
         return proc.pid
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-    ]
     if "-P" in argv[1:2]:
         try:
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+            ]
             return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
-        except (NotImplementedError, AttributeError, TypeError):  # pragma: no cover - old libc
+        except (NotImplementedError, AttributeError, TypeError):  # no posix_spawn / no setsid
             pass
     import subprocess
 
