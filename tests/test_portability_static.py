@@ -143,7 +143,8 @@ def encoding_findings(source: str, where: str) -> list[str]:
     tree = ast.parse(source)
     # a module that binds `open` to os.open (tokmon.oslite) opens raw descriptors
     own_open = any(
-        isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "open" for t in n.targets)
+        isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "open" for t in n.targets)
         for n in tree.body
     )
     for node in ast.walk(tree):
@@ -200,7 +201,7 @@ def test_posix_only_names_are_guarded():
     assert found == [], "POSIX-only (or Windows-only) use without a guard:\n" + "\n".join(found)
 
 
-BAD = '''
+BAD = """
 import os, subprocess, fcntl
 from pathlib import Path
 def f(p):
@@ -215,8 +216,8 @@ def f(p):
     flags = os.O_RDONLY | os.O_NOFOLLOW
     import signal
     signal.signal(signal.SIGHUP, None)
-'''
-GOOD = '''
+"""
+GOOD = """
 import os, subprocess, sys
 from pathlib import Path
 def f(p):
@@ -240,7 +241,7 @@ def f(p):
     except AttributeError:
         pass
     ok = hasattr(os, "fork") and os.fork
-'''
+"""
 
 
 @pytest.mark.parametrize("check", [encoding_findings, posix_findings])
