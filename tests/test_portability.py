@@ -455,3 +455,33 @@ def test_fast_path_dirs_agree_with_platformdirs_on_windows(monkeypatch):  # type
         got = tokmon_dirs({"LOCALAPPDATA": local})
     assert got == want
     assert got["cache"] == local + r"\tokmon\Cache"
+
+
+# ------------------------------------------------ files saved by Windows editors (BOM)
+
+BOM = "\ufeff"
+
+
+def test_config_files_with_a_byte_order_mark(tmp_path, cli):  # type: ignore[no-untyped-def]
+    """Notepad (before 2019) and PowerShell 5's `Out-File -Encoding utf8` start UTF-8 files
+    with a byte-order mark, which TOML and JSON parsers refuse: the config, its budgets and
+    the price override are read as without it."""
+    from tokmon.budgets import read_sections
+    from tokmon.config import read_raw
+    from tokmon.core.pricing import PriceTable
+
+    cfg = tmp_path / "config.toml"
+    body = 'timezone = "Asia/Tokyo"\n\n[[budgets]]\nname = "day"\nperiod = "day"\nusd = 5\n'
+    cfg.write_text(body, encoding="utf-8")
+    plain = read_raw(cfg), read_sections(cfg)
+    cfg.write_text(BOM + body, encoding="utf-8")
+    assert cfg.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert (read_raw(cfg), read_sections(cfg)) == plain
+    assert plain[0]["timezone"] == "Asia/Tokyo" and plain[1]["budgets"][0]["usd"] == 5
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(BOM + '{"my-model": {"input": 7, "output": 9}}', encoding="utf-8")
+    price = PriceTable.load(prices).lookup("my-model")
+    assert price is not None and price.output / price.input == pytest.approx(9 / 7)
+    cli_out = cli("--config", str(cfg), "config", "show")
+    assert cli_out.code == 0 and "Asia/Tokyo" in cli_out.out, cli_out.err
