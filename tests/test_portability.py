@@ -485,3 +485,51 @@ def test_config_files_with_a_byte_order_mark(tmp_path, cli):  # type: ignore[no-
     assert price is not None and price.output / price.input == pytest.approx(9 / 7)
     cli_out = cli("--config", str(cfg), "config", "show")
     assert cli_out.code == 0 and "Asia/Tokyo" in cli_out.out, cli_out.err
+
+
+# ------------------------------------------------------ the system zone without a name
+
+ZONE_CHECK = """
+import json, os, sys, time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+os.environ["TZ"] = sys.argv[1]
+time.tzset()
+from tokmon.fmt import system_local
+ours, real = system_local(), ZoneInfo(sys.argv[1])
+fixed = datetime.now().astimezone().tzinfo  # what tokmon used where no name is found
+start = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp())
+bad = fixed_bad = 0
+for ts in range(start, start + 2 * 366 * 86400, 1800):
+    a, b = datetime.fromtimestamp(ts, ours), datetime.fromtimestamp(ts, real)
+    same = (a.replace(tzinfo=None), a.fold, a.utcoffset()) == (b.replace(tzinfo=None), b.fold, b.utcoffset())
+    bad += not same
+    fixed_bad += datetime.fromtimestamp(ts, fixed).date() != b.date()
+    if ts % 86400 == 0:  # each local midnight, the other way (utcoffset of a wall time)
+        d = b.date()
+        bad += datetime(d.year, d.month, d.day, tzinfo=ours).timestamp() != datetime(
+            d.year, d.month, d.day, tzinfo=real).timestamp()
+print(json.dumps([bad, fixed_bad, str(ours) == str(system_local())]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("zone", "has_dst"),
+    [("Europe/Paris", True), ("America/New_York", True), ("Australia/Sydney", True),
+     ("Asia/Kolkata", False)],
+)  # fmt: skip
+def test_system_zone_without_a_name_follows_dst(zone, has_dst, tmp_path):  # type: ignore[no-untyped-def]
+    """Windows has no /etc/localtime: the system zone is the C library's rules (DST
+    included), which give the same local times as the IANA zone over two years of
+    half-hours; the fixed offset used before puts hours of the other season on the wrong
+    day (the control)."""
+    if not hasattr(__import__("time"), "tzset"):
+        pytest.skip("time.tzset is POSIX-only")
+    out = subprocess.run(
+        [sys.executable, "-c", ZONE_CHECK, zone], cwd=tmp_path, capture_output=True,
+        text=True, encoding="utf-8", timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    bad, fixed_bad, stable = json.loads(out.stdout)
+    assert bad == 0 and stable
+    assert (fixed_bad > 0) == has_dst

@@ -250,3 +250,17 @@ def test_the_checks_find_what_they_look_for(check):
     bad = check(BAD, "bad")
     expected = 7 if check is encoding_findings else 4  # (import fcntl, getuid, O_NOFOLLOW, SIGHUP)
     assert len(bad) == expected, bad
+
+
+def test_windows_gets_a_time_zone_database():
+    """zoneinfo has no database on Windows: `-z Asia/Tokyo` and `timezone = ...` need the
+    tzdata package there (and only there)."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    deps = [d.replace(" ", "") for d in project["project"]["dependencies"]]
+    assert any(d.startswith("tzdata") and "sys_platform=='win32'" in d for d in deps), deps
