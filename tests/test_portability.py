@@ -533,3 +533,36 @@ def test_system_zone_without_a_name_follows_dst(zone, has_dst, tmp_path):  # typ
     bad, fixed_bad, stable = json.loads(out.stdout)
     assert bad == 0 and stable
     assert (fixed_bad > 0) == has_dst
+
+
+# ------------------------------------------- Claude Code's statusLine payload on Windows
+
+
+@pytest.mark.parametrize("writer", ["whole", "in-two-parts-left-open", "silent"])
+def test_statusline_payload_through_the_windows_reader(monkeypatch, writer):  # type: ignore[no-untyped-def]
+    """Windows pipes cannot be select()ed: the payload is read by a thread, bounded in time;
+    the same pipe cases as on POSIX."""
+    from tokmon import oslite
+    from tokmon.statusline import claude
+
+    monkeypatch.setattr(oslite, "name", "nt")
+    payload = json.dumps({"session_id": "s1", "model": {"id": "claude-opus-4-5"}}).encode()
+    r, w = os.pipe()
+    reader = os.fdopen(r, "rb")
+    try:
+        if writer == "whole":
+            os.write(w, payload)
+            os.close(w)
+            w = -1
+        elif writer == "in-two-parts-left-open":
+            os.write(w, payload[:10])
+            threading.Timer(0.2, os.write, (w, payload[10:])).start()
+        got, note = claude.read_payload(reader, timeout=20 if writer != "silent" else 0.3)
+        if writer == "silent":
+            assert got is None and "empty" in note
+        else:
+            assert got == json.loads(payload) and note == "statusLine payload read"
+    finally:
+        if w != -1:
+            os.close(w)
+        reader.close()
