@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,17 @@ def test_reports_without_posix_calls_equal_the_normal_ones(
     assert json.loads(line.stdout)["stale"] is False
     cache = tmp_path / "bare" / "cache"
     assert (cache / "line" / "snapshot.bin").is_file()
-    assert not list(cache.rglob("*.held")) and not list((tmp_path / "bare").rglob("*.held"))
+    assert not list((tmp_path / "bare").rglob("*.held"))  # every marker lock released
+    # a prompt with no snapshot starts the detached refresher (no posix_spawn, no setsid:
+    # subprocess's new session), which builds it in the background
+    fresh = {**bare, "TOKMON_HOME": str(tmp_path / "bare2")}
+    first = _run(["line", "--verbose"], fresh, tmp_path)
+    assert first.returncode == 0 and "started a background refresher" in first.stderr
+    snapshot = tmp_path / "bare2" / "cache" / "line" / "snapshot.bin"
+    deadline = time.monotonic() + 120
+    while not snapshot.is_file():
+        assert time.monotonic() < deadline, (tmp_path / "bare2" / "cache" / "line").glob("*")
+        time.sleep(0.1)
 
 
 # --------------------------------------------------------------------- the lock without fcntl
