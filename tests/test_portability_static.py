@@ -185,6 +185,40 @@ def encoding_findings(source: str, where: str) -> list[str]:
     return out
 
 
+#: ``os.open`` calls that read and write no data (so text mode cannot matter): the first
+#: argument's source, per file
+NO_DATA_OPENS = {
+    ("tokmon/limits/history.py", "path"),  # creates the database file empty, 0600
+    ("tokmon/statusline/refresher.py", "stamp"),  # an empty file whose mtime is the stamp
+    ("tokmon/fsutil.py", "str(directory)"),  # a directory, for fsync (POSIX only)
+    ("tokmon/core/ledger.py", "dest.parent"),  # same
+    ("tokmon/cli/main.py", "os.devnull"),  # stdout onto the null device
+}
+#: flag constants that include O_BINARY where Windows has it
+_BINARY_NAMES = {"_TMP_FLAGS", "O_READ", "flags"}
+
+
+def raw_open_findings(source: str, where: str) -> list[str]:
+    """``os.open`` calls without ``O_BINARY``: on Windows their descriptors are in text mode
+    (LF written as CRLF, Ctrl-Z read as the end), which would change cache and ledger bytes."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        f = node.func
+        if not (f.attr == "open" and isinstance(f.value, ast.Name) and f.value.id == "os"):
+            continue
+        if len(node.args) < 2:
+            out.append(f"{where}:{node.lineno}: os.open without flags")
+            continue
+        first = ast.get_source_segment(source, node.args[0]) or ""
+        flags = ast.get_source_segment(source, node.args[1]) or ""
+        named = isinstance(node.args[1], ast.Name) and node.args[1].id in _BINARY_NAMES
+        if "BINARY" not in flags and not named and (where, first) not in NO_DATA_OPENS:
+            out.append(f"{where}:{node.lineno}: os.open({first}, {flags}) without O_BINARY")
+    return out
+
+
 def _sources() -> list[tuple[str, str]]:
     files = sorted(PACKAGE.rglob("*.py"))
     assert len(files) > 100  # the whole package, not an empty glob
@@ -194,6 +228,13 @@ def _sources() -> list[tuple[str, str]]:
 def test_every_text_open_names_its_encoding():
     found = [f for where, src in _sources() for f in encoding_findings(src, where)]
     assert found == [], "text-mode I/O without encoding= (cp1252 on Windows):\n" + "\n".join(found)
+
+
+def test_raw_opens_are_binary_on_windows():
+    found = [f for where, src in _sources() for f in raw_open_findings(src, where)]
+    assert found == [], "os.open without O_BINARY (text mode on Windows):\n" + "\n".join(found)
+    bad = "import os\nfd = os.open(p, os.O_WRONLY | os.O_CREAT)\n"
+    assert len(raw_open_findings(bad, "x.py")) == 1  # the check finds what it looks for
 
 
 def test_posix_only_names_are_guarded():

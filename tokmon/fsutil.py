@@ -128,11 +128,13 @@ if hasattr(os, "register_at_fork"):
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # os.open makes fds non-inheritable anyway (PEP 446)
+# Windows: os.open's descriptors are in text mode (CRLF written for LF) unless O_BINARY
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def _open_lock_file(path: Path) -> int:
     """Open (create) a lock file without following a symlink planted at its path."""
-    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC
+    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _BINARY
     if not _NOFOLLOW and os.path.islink(path):  # pragma: no cover - no O_NOFOLLOW here
         os.unlink(path)
     try:
@@ -161,7 +163,7 @@ def _holder_text() -> bytes:
 def lock_holder(path: Path) -> str | None:
     """``"process PID (command)"`` recorded by the current holder of the lock at ``path``."""
     try:
-        fd = os.open(str(path), os.O_RDONLY | _NOFOLLOW)
+        fd = os.open(str(path), os.O_RDONLY | _NOFOLLOW | _BINARY)
     except OSError:
         return None
     try:
@@ -293,7 +295,7 @@ def _try_marker(path: str) -> bool:
     marker = path + HELD_SUFFIX
     for _ in range(2):
         try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o600)
         except FileExistsError:
             if not _stale_marker(marker):
                 return False

@@ -38,7 +38,7 @@ FAILURE_BACKOFF = 30.0
 def lock_busy(path: str) -> bool:
     """True when another process holds the refresh lock (cheap, stdlib, no waiting)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
     except OSError:
         return False
     try:
@@ -142,7 +142,7 @@ def _spawn_detached(argv: list[str], env: dict[str, str], log: str, cwd: str) ->
             pass
     import subprocess
 
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
     with os.fdopen(fd, "wb") as err:
         proc = subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -251,8 +251,8 @@ def refresh_safely(
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         try:
-            fd = os.open(os.path.join(ldir, "refresh.error"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                         0o600)  # fmt: skip
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+            fd = os.open(os.path.join(ldir, "refresh.error"), flags, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(message + "\n")
         except OSError:
