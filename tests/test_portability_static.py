@@ -120,6 +120,15 @@ def posix_findings(source: str, where: str) -> list[str]:
             elif node.module == "os":
                 hit = [a.name for a in node.names if a.name in POSIX_OS]
                 what = f"from os import {hit[0]}" if hit else None
+        # Windows' SO_REUSEADDR lets another process bind the same port (and take its
+        # connections): only where that is not so
+        if isinstance(node, ast.Attribute) and node.attr == "SO_REUSEADDR":
+            what = "SO_REUSEADDR"
+        elif isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "allow_reuse_address" for t in node.targets
+        ):
+            v = node.value
+            what = "allow_reuse_address = True" if isinstance(v, ast.Constant) and v.value else None
         if what and not _guarded(node, parents, source):
             out.append(f"{where}:{node.lineno}: {what}")
     return out
@@ -257,6 +266,8 @@ def f(p):
     flags = os.O_RDONLY | os.O_NOFOLLOW
     import signal
     signal.signal(signal.SIGHUP, None)
+class Server:
+    allow_reuse_address = True
 """
 GOOD = """
 import os, subprocess, sys
@@ -282,6 +293,8 @@ def f(p):
     except AttributeError:
         pass
     ok = hasattr(os, "fork") and os.fork
+class Server:
+    allow_reuse_address = os.name != "nt"
 """
 
 
@@ -289,7 +302,7 @@ def f(p):
 def test_the_checks_find_what_they_look_for(check):
     assert check(GOOD, "good") == []
     bad = check(BAD, "bad")
-    expected = 7 if check is encoding_findings else 4  # (import fcntl, getuid, O_NOFOLLOW, SIGHUP)
+    expected = 7 if check is encoding_findings else 5  # fcntl, getuid, O_NOFOLLOW, SIGHUP, reuse
     assert len(bad) == expected, bad
 
 
