@@ -171,6 +171,8 @@ def test_spawned_scan_workers_equal_a_sequential_scan(real_corpus, monkeypatch):
     from tokmon.core.discovery import transcript_stats
 
     monkeypatch.setattr(scan, "START_METHOD", "spawn")
+    # (the spawn path sets PYTHONSAFEPATH=1 in os.environ for the children: undone at the end)
+    monkeypatch.setenv("PYTHONSAFEPATH", "1")
     items = sorted((k, 0, st.st_size) for k, st in transcript_stats(real_corpus / "projects"))
     seq = list(scan.scan_all(items, workers=1))
     par = list(scan.scan_all(items, workers=2, min_bytes=0))
@@ -577,3 +579,36 @@ def test_statusline_payload_through_the_windows_reader(monkeypatch, writer):  # 
         if w != -1:
             os.close(w)
         reader.close()
+
+
+def test_vscode_workspace_uri_on_windows(monkeypatch):  # type: ignore[no-untyped-def]
+    """VS Code names a Windows folder `file:///c%3A/Users/me/proj`; Claude Code's cwd is
+    `C:\\Users\\me\\proj`: the server's workspace filter matches them (drive case too)."""
+    from tokmon.service import path_from_folder, within
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", "nt")
+        m.setattr(os, "path", ntpath)
+        folder = path_from_folder("file:///c%3A/Users/me/my%20proj")
+        inside = within(r"C:\Users\me\my proj\sub", folder), within(r"C:\Users\me\other", folder)
+        unc = path_from_folder("file://server/share/proj")
+    assert folder == r"c:\Users\me\my proj"
+    assert inside == (True, False)
+    assert unc == r"\\server\share\proj"
+
+
+def test_statusline_matches_a_windows_cwd_whatever_its_case(monkeypatch):  # type: ignore[no-untyped-def]
+    """Windows paths are case-insensitive: a shell in c:\\users\\me\\proj\\src shows the
+    session Claude Code recorded for C:\\Users\\me\\proj (POSIX: the case counts)."""
+    from tokmon.statusline import formats
+
+    now = 1_800_000_000.0
+    row = {"sessionId": "s1", "projectPath": "C:\\Users\\me\\proj", "lastActivity": now - 60}
+    snap = {"sessions": [row]}
+    cwd = "c:\\users\\me\\proj\\src"
+    monkeypatch.setattr(formats, "_FOLD_CASE", False)
+    assert formats.match_session(snap, now, cwd, None) is None
+    assert formats.match_session(snap, now, "C:\\Users\\me\\proj\\src", None) is row
+    monkeypatch.setattr(formats, "_FOLD_CASE", True)
+    assert formats.match_session(snap, now, cwd, None) is row
+    assert formats.match_session(snap, now, "c:\\users\\me\\project2", None) is None
