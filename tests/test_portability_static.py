@@ -185,10 +185,10 @@ def encoding_findings(source: str, where: str) -> list[str]:
                 text = _kw(node, "text") or _kw(node, "universal_newlines")
                 if isinstance(text, ast.Constant) and text.value and not has_enc:
                     what = f"subprocess.{f.attr}(text=True) without encoding"
-            elif f.attr == "TextIOWrapper" and not has_enc:
-                what = "TextIOWrapper without encoding"
-        elif isinstance(f, ast.Name) and f.id == "TextIOWrapper" and not has_enc:
-            what = "TextIOWrapper without encoding"
+            elif f.attr in ("TextIOWrapper", "FileHandler", "RotatingFileHandler") and not has_enc:
+                what = f"{f.attr} without encoding"
+        elif isinstance(f, ast.Name) and f.id in ("TextIOWrapper", "FileHandler") and not has_enc:
+            what = f"{f.id} without encoding"
         if what:
             out.append(f"{where}:{node.lineno}: {what}")
     return out
@@ -262,6 +262,7 @@ def f(p):
     Path(p).read_text()
     Path(p).write_text("x")
     subprocess.run(["x"], text=True)
+    logging.FileHandler(p)
     os.getuid()
     flags = os.O_RDONLY | os.O_NOFOLLOW
     import signal
@@ -280,6 +281,7 @@ def f(p):
     Path(p).read_text(encoding="utf-8")
     Path(p).write_text("x", "utf-8")
     subprocess.run(["x"], text=True, encoding="utf-8")
+    logging.FileHandler(p, encoding="utf-8")
     getuid = getattr(os, "getuid", None)
     if hasattr(os, "getuid"):
         os.getuid()
@@ -302,7 +304,7 @@ class Server:
 def test_the_checks_find_what_they_look_for(check):
     assert check(GOOD, "good") == []
     bad = check(BAD, "bad")
-    expected = 7 if check is encoding_findings else 5  # fcntl, getuid, O_NOFOLLOW, SIGHUP, reuse
+    expected = 8 if check is encoding_findings else 5  # fcntl, getuid, O_NOFOLLOW, SIGHUP, reuse
     assert len(bad) == expected, bad
 
 
