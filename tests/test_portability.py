@@ -612,3 +612,63 @@ def test_statusline_matches_a_windows_cwd_whatever_its_case(monkeypatch):  # typ
     monkeypatch.setattr(formats, "_FOLD_CASE", True)
     assert formats.match_session(snap, now, cwd, None) is row
     assert formats.match_session(snap, now, "c:\\users\\me\\project2", None) is None
+
+
+# ------------------------------------------- Windows file ids beyond SQLite's INTEGER
+
+
+def _huge_ids(path: Any) -> os.stat_result:
+    """os.stat as Windows may give it: a 128-bit ReFS file id, a 64-bit volume serial."""
+    st = os.stat(path)
+    seq = list(st)
+    seq[1], seq[2] = st.st_ino + (7 << 100), st.st_dev + (1 << 63)
+    hidden = {n: getattr(st, n) for n in ("st_atime", "st_mtime", "st_ctime",
+                                          "st_atime_ns", "st_mtime_ns", "st_ctime_ns")}  # fmt: skip
+    return os.stat_result(seq, hidden)
+
+
+@pytest.mark.parametrize("folded", [True, False])
+def test_windows_file_ids_beyond_63_bits(corpus_copy, tmp_path, monkeypatch, folded):  # type: ignore[no-untyped-def]
+    """File ids above 2**63 are folded into SQLite's range: the ledger keeps every file
+    state, the totals are the corpus's, and a warm run reads nothing; unfolded (the control)
+    the first refresh fails (the listings' JSON and the ledger's columns hold 64 bits)."""
+    from tokmon.core import discovery
+    from tokmon.core.engine import Engine, check, ingest
+    from tokmon.paths import get_paths
+
+    stat = (lambda p: discovery.fold_ids(_huge_ids(p))) if folded else _huge_ids
+    for mod in (discovery, check, ingest):
+        monkeypatch.setattr(mod, "file_stat", stat)
+    monkeypatch.setattr(discovery, "_ENTRY_IDS", False)  # (as on Windows)
+    monkeypatch.setattr(discovery, "RACY_NS", 0)
+    settle_clock(corpus_copy)
+    paths = get_paths({"TOKMON_HOME": str(tmp_path / "home")})
+    roots = [corpus_copy / "projects"]
+    reference = Engine(roots=roots, paths=get_paths({"TOKMON_HOME": str(tmp_path / "ref")}))
+    with monkeypatch.context() as m:  # the reference: plain ids
+        for mod in (discovery, check, ingest):
+            m.setattr(mod, "file_stat", os.stat)
+        reference.refresh()
+    want = sorted((r.key, r.output_tokens) for r in reference.records)
+    reference.close()
+
+    def run() -> Any:
+        e = Engine(roots=roots, paths=paths)
+        try:
+            return (
+                e.refresh(),
+                sorted((r.key, r.output_tokens) for r in e.records),
+                len(e.ledger.files),
+            )
+        finally:
+            e.close()
+
+    if not folded:
+        with pytest.raises((OverflowError, TypeError)):  # SQLite's INTEGER; orjson's 64 bits
+            run()
+        return
+    first, got, n_files = run()
+    assert got == want and n_files == first.files_read > 10
+    for _ in range(2):  # warm: the kept listings, then the flat walk
+        warm, got, n_files = run()
+        assert (warm.files_read, got, n_files) == (0, want, first.files_read)

@@ -42,12 +42,12 @@ _NONBLOCK = getattr(_calls, "O_NONBLOCK", 0)  # (a FIFO's open would wait for a 
 
 def get_blocking(fd: int) -> bool:
     """:func:`os.get_blocking` (AttributeError on Windows before Python 3.12)."""
-    return _calls.get_blocking(fd)
+    return _calls.get_blocking(fd)  # type: ignore[attr-defined, unused-ignore]
 
 
 def set_blocking(fd: int, blocking: bool) -> None:
     """:func:`os.set_blocking`."""
-    _calls.set_blocking(fd, blocking)
+    _calls.set_blocking(fd, blocking)  # type: ignore[attr-defined, unused-ignore]
 
 
 if NATIVE:
@@ -60,8 +60,10 @@ if NATIVE:
         global _environ
         if _environ is None:
             enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+            raw = _calls.environ  # bytes on POSIX (this branch), str on Windows (never here)
             _environ = {
-                k.decode(enc, errors): v.decode(enc, errors) for k, v in _calls.environ.items()
+                k.decode(enc, errors): v.decode(enc, errors)  # type: ignore[attr-defined, unused-ignore]
+                for k, v in raw.items()
             }
         return _environ
 
