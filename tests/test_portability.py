@@ -672,3 +672,33 @@ def test_windows_file_ids_beyond_63_bits(corpus_copy, tmp_path, monkeypatch, fol
     for _ in range(2):  # warm: the kept listings, then the flat walk
         warm, got, n_files = run()
         assert (warm.files_read, got, n_files) == (0, want, first.files_read)
+
+
+def test_transcripts_with_crlf_line_ends_count_the_same(real_corpus, corpus_copy, tmp_path):  # type: ignore[no-untyped-def]
+    """Claude Code writes LF; a transcript copied through a CRLF conversion (git autocrlf, a
+    Windows editor) counts the same: every record, every token."""
+    from tokmon.core.engine import Engine
+    from tokmon.paths import get_paths
+
+    n = 0
+    for p in (corpus_copy / "projects").rglob("*.jsonl"):
+        data = p.read_bytes()
+        p.write_bytes(data.replace(b"\n", b"\r\n"))
+        n += data.count(b"\n")
+    assert n > 1000
+
+    def records(root: Path, home: str) -> list[Any]:
+        e = Engine(
+            roots=[root / "projects"], paths=get_paths({"TOKMON_HOME": str(tmp_path / home)})
+        )
+        try:
+            e.refresh()
+            return sorted(
+                (r.key, r.session_id, r.ts, r.input_tokens, r.output_tokens,
+                 r.cache_creation_tokens, r.cache_read_tokens) for r in e.records
+            )  # fmt: skip
+        finally:
+            e.close()
+
+    lf = records(real_corpus, "lf")
+    assert len(lf) > 100 and records(corpus_copy, "crlf") == lf
