@@ -246,6 +246,30 @@ def test_raw_opens_are_binary_on_windows():
     assert len(raw_open_findings(bad, "x.py")) == 1  # the check finds what it looks for
 
 
+#: string literals that name a POSIX-only place
+_POSIX_PLACES = ("/tmp", "/proc", "/dev/tty", "/dev/null", "/etc/", "/var/", "/usr/")
+#: the ones that are guarded or only informative (file, literal)
+_KNOWN_PLACES = {("tokmon/fmt.py", "/etc/localtime")}  # read if present (the system zone)
+
+
+def place_findings(source: str, where: str) -> list[str]:
+    """String literals that hard-code a POSIX path (``os.devnull``, ``tempfile``,
+    platformdirs and ``tokmon.paths`` stand for them)."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            v = node.value
+            if v.startswith(_POSIX_PLACES) and (where, v) not in _KNOWN_PLACES:
+                out.append(f"{where}:{node.lineno}: {v!r}")
+    return out
+
+
+def test_no_hard_coded_posix_places():
+    found = [f for where, src in _sources() for f in place_findings(src, where)]
+    assert found == [], "hard-coded POSIX paths:\n" + "\n".join(found)
+    assert len(place_findings('x = "/tmp/tokmon"\n', "x.py")) == 1
+
+
 def test_posix_only_names_are_guarded():
     found = [f for where, src in _sources() for f in posix_findings(src, where)]
     assert found == [], "POSIX-only (or Windows-only) use without a guard:\n" + "\n".join(found)
