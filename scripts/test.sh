@@ -33,5 +33,8 @@ python3 -m ruff check tokmon tests bench scripts
 python3 -m ruff format --check tokmon tests bench scripts
 echo "== mypy"
 python3 -m mypy tokmon
+# the Windows and macOS branches too (docs/portability.md)
+python3 -m mypy --platform win32 tokmon
+python3 -m mypy --platform darwin tokmon
 echo "== pytest"
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -10,6 +10,10 @@ def main(argv: list[str] | None = None) -> int:
     (the ``tokmon`` script, ``python -m tokmon``) ``line`` ends the process itself once the
     line is out (:func:`tokmon.statusline.main.leave`)."""
     args = sys.argv[1:] if argv is None else argv
+    if argv is None and not _utf8_streams():  # the program: UTF-8 on Windows pipes too
+        from tokmon import oslite
+
+        oslite.utf8_stdio()
     lead = 0
     while lead < len(args) and args[lead] == "--json":  # `tokmon --json line` = `line --json`
         lead += 1
@@ -29,6 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     from tokmon.cli.main import run
 
     return run(args, program=argv is None)
+
+
+def _utf8_streams() -> bool:
+    """Whether stdout and stderr already write UTF-8 (so :func:`tokmon.oslite.utf8_stdio`,
+    for Windows' code-page pipes, need not even be imported)."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        if encoding not in ("utf-8", "utf8"):
+            return False
+    return True
 
 
 def _global_before_line(args: list[str]) -> str | None:

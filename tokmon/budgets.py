@@ -60,7 +60,7 @@ def read_sections(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # (a Windows editor's BOM)
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:

@@ -275,7 +275,7 @@ def cross_check(values: dict[str, Any]) -> list[tuple[str, str]]:
 def read_raw(path: Path) -> dict[str, Any]:
     """The file's keys, flattened, unvalidated; ConfigError if it cannot be read or parsed."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # (-sig: Windows editors' byte-order mark)
     except FileNotFoundError:
         return {}
     except IsADirectoryError:
@@ -415,7 +415,7 @@ _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_-]+)[^\]]*\]\]?\s*(#.*)?$")
 def kept_text(path: Path) -> str:
     """The verbatim text of the file's ``KEPT_SECTIONS`` tables ('' when none or no file)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return ""
     out: list[str] = []
@@ -459,7 +459,7 @@ def save_file(path: Path, values: dict[str, Any], keep: bool = True) -> None:
         kept = kept_text(path)
         if kept:
             text = text.rstrip("\n") + "\n\n" + kept + "\n"
-            before = _kept_data(path.read_text(encoding="utf-8"))
+            before = _kept_data(path.read_text(encoding="utf-8-sig"))
             if _kept_data(text) != before:
                 raise ConfigError(
                     f"{path}: cannot rewrite it without changing its "

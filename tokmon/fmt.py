@@ -152,6 +152,7 @@ def __getattr__(name: str) -> object:  # ``fmt.UTC`` without importing datetime 
 def local_zone() -> "tzinfo":
     """The system zone, by its IANA name when it can be found (``TZ``, ``/etc/localtime``)."""
     import os  # here, not at the top: the statusline fast path does not load os
+    import sys
     from datetime import datetime
 
     names: list[str] = []
@@ -173,8 +174,78 @@ def local_zone() -> "tzinfo":
             return ZoneInfo(name)
         except Exception:  # noqa: BLE001 - unknown key, bad path, no tz database
             continue
+    if sys.platform == "win32":  # no IANA name there: the C library's rules follow DST
+        return system_local()
     local = datetime.now().astimezone().tzinfo
     return local if local is not None else _utc()
+
+
+_SYSTEM: "list[tzinfo]" = []
+
+
+def system_local() -> "tzinfo":
+    """The system zone as :func:`time.localtime` applies it, DST included: where no IANA
+    name can be found (Windows: no ``/etc/localtime``, no tz database), the fixed offset of
+    ``datetime.now().astimezone()`` would put half a year's records near midnight on the
+    wrong day. Rules are the system's current ones (what the C library knows)."""
+    if _SYSTEM:
+        return _SYSTEM[0]
+    import time
+    from datetime import datetime, timedelta, tzinfo
+
+    std = timedelta(seconds=-time.timezone)
+    shift = timedelta(seconds=time.timezone - time.altzone) if time.daylight else timedelta(0)
+
+    def local_tm(dt: "datetime") -> "time.struct_time | None":
+        wall = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+        try:  # the wall time's epoch, then its offset there; in the hour DST ends (twice
+            # the same wall time) fold 0 is the DST one, as zoneinfo has it
+            if shift:
+                for isdst in (0, 1) if dt.fold else (1, 0):
+                    tm = time.localtime(time.mktime((*wall, 0, 0, isdst)))
+                    if tuple(tm[:6]) == wall and (tm.tm_isdst > 0) == (isdst == 1):
+                        return tm
+            return time.localtime(time.mktime((*wall, 0, 0, -1)))  # (a wall time DST skips)
+        except (OverflowError, OSError, ValueError):  # before 1970 on Windows
+            return None
+
+    class SystemLocal(tzinfo):
+        def utcoffset(self, dt: "datetime | None") -> timedelta:
+            tm = local_tm(dt) if dt is not None else None
+            return std if tm is None else timedelta(seconds=tm.tm_gmtoff)
+
+        def dst(self, dt: "datetime | None") -> timedelta:
+            tm = local_tm(dt) if dt is not None else None
+            return shift if tm is not None and tm.tm_isdst > 0 else timedelta(0)
+
+        def tzname(self, dt: "datetime | None") -> str:
+            tm = local_tm(dt) if dt is not None else None
+            return time.tzname[1 if tm is not None and tm.tm_isdst > 0 else 0]
+
+        def fromutc(self, dt: "datetime") -> "datetime":
+            stamp = (dt.replace(tzinfo=None) - datetime(1970, 1, 1)) // timedelta(seconds=1)
+            try:
+                tm = time.localtime(stamp)
+            except (OverflowError, OSError, ValueError):
+                return (dt + std).replace(tzinfo=self)
+            wall = tuple(tm[:6])
+            fold = 0
+            if shift:  # the second of two equal wall times (the hour DST ends) has fold=1
+                try:
+                    earlier = time.localtime(stamp - int(shift.total_seconds()))
+                    fold = int(tuple(earlier[:6]) == wall)
+                except (OverflowError, OSError, ValueError):
+                    pass
+            return datetime(tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                            tm.tm_sec, dt.microsecond, self, fold=fold)  # fmt: skip
+
+        def __repr__(self) -> str:  # stable across runs: report caches key on it
+            return f"local({'/'.join(time.tzname)} {-time.timezone} {-time.altzone})"
+
+        __str__ = __repr__
+
+    _SYSTEM.append(SystemLocal())
+    return _SYSTEM[0]
 
 
 def zone(name: str | None) -> "tzinfo":

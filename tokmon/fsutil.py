@@ -128,11 +128,13 @@ if hasattr(os, "register_at_fork"):
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # os.open makes fds non-inheritable anyway (PEP 446)
+# Windows: os.open's descriptors are in text mode (CRLF written for LF) unless O_BINARY
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def _open_lock_file(path: Path) -> int:
     """Open (create) a lock file without following a symlink planted at its path."""
-    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC
+    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _BINARY
     if not _NOFOLLOW and os.path.islink(path):  # pragma: no cover - no O_NOFOLLOW here
         os.unlink(path)
     try:
@@ -161,7 +163,7 @@ def _holder_text() -> bytes:
 def lock_holder(path: Path) -> str | None:
     """``"process PID (command)"`` recorded by the current holder of the lock at ``path``."""
     try:
-        fd = os.open(str(path), os.O_RDONLY | _NOFOLLOW)
+        fd = os.open(str(path), os.O_RDONLY | _NOFOLLOW | _BINARY)
     except OSError:
         return None
     try:
@@ -201,7 +203,7 @@ class FileLock:
         deadline = time.monotonic() + self.timeout
         delay = 0.001
         while True:
-            if _try_lock(fd):
+            if _try_lock(fd, str(self.path)):
                 self._fd = fd
                 _HELD[fd] = key
                 with contextlib.suppress(OSError):
@@ -228,7 +230,7 @@ class FileLock:
         _HELD.pop(fd, None)
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
-        _unlock(fd)
+        _unlock(fd, str(self.path))
         os.close(fd)
 
     def __enter__(self) -> FileLock:
@@ -242,7 +244,7 @@ class FileLock:
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, path: str) -> bool:
         try:
             os.lseek(fd, 0, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
@@ -250,24 +252,88 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         except OSError:
             return False
 
-    def _unlock(fd: int) -> None:
+    def _unlock(fd: int, path: str) -> None:
         with contextlib.suppress(OSError):
             os.lseek(fd, 0, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 else:
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # no such CPython platform today: a port's, and the tests' simulation
+        fcntl = None  # type: ignore[assignment]
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, path: str) -> bool:
+        if fcntl is None:
+            return _try_marker(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError:
             return False
 
-    def _unlock(fd: int) -> None:
+    def _unlock(fd: int, path: str) -> None:
+        if fcntl is None:
+            with contextlib.suppress(OSError):
+                os.unlink(path + HELD_SUFFIX)
+            return
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+HELD_SUFFIX = ".held"
+#: a marker that holds no pid yet (its holder died between creating and writing it) is
+#: stale after this many seconds
+_TORN_MARKER_SECONDS = 10.0
+
+
+def _try_marker(path: str) -> bool:
+    """The lock without flock or msvcrt: held while ``<path>.held`` exists (created
+    exclusively, holding the holder's pid). A marker whose process is gone is removed (a
+    killed holder cannot release it); two waiters that find the same stale marker at the
+    same moment can both take the lock, a race the OS locks do not have."""
+    marker = path + HELD_SUFFIX
+    for _ in range(2):
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o600)
+        except FileExistsError:
+            if not _stale_marker(marker):
+                return False
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
+            continue
+        except OSError:
+            return False
+        try:
+            os.write(fd, str(os.getpid()).encode("ascii"))
+        finally:
+            os.close(fd)
+        return True
+    return False
+
+
+def _stale_marker(marker: str) -> bool:
+    try:
+        with open(marker, "rb") as fh:
+            text = fh.read(32).strip()
+        age = time.time() - os.stat(marker).st_mtime
+    except OSError:
+        return False
+    if not text.isdigit():
+        return age > _TORN_MARKER_SECONDS
+    pid = int(text)
+    if pid == os.getpid():
+        return False  # another thread of this process holds it
+    kill = getattr(os, "kill", None)
+    if kill is None or sys.platform == "win32":  # (os.kill would end the process there)
+        return False
+    try:
+        kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's)
+    return False
 
 
 @contextlib.contextmanager

@@ -42,12 +42,12 @@ _NONBLOCK = getattr(_calls, "O_NONBLOCK", 0)  # (a FIFO's open would wait for a 
 
 def get_blocking(fd: int) -> bool:
     """:func:`os.get_blocking` (AttributeError on Windows before Python 3.12)."""
-    return _calls.get_blocking(fd)
+    return _calls.get_blocking(fd)  # type: ignore[attr-defined, unused-ignore]
 
 
 def set_blocking(fd: int, blocking: bool) -> None:
     """:func:`os.set_blocking`."""
-    _calls.set_blocking(fd, blocking)
+    _calls.set_blocking(fd, blocking)  # type: ignore[attr-defined, unused-ignore]
 
 
 if NATIVE:
@@ -60,8 +60,10 @@ if NATIVE:
         global _environ
         if _environ is None:
             enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+            raw = _calls.environ  # bytes on POSIX (this branch), str on Windows (never here)
             _environ = {
-                k.decode(enc, errors): v.decode(enc, errors) for k, v in _calls.environ.items()
+                k.decode(enc, errors): v.decode(enc, errors)  # type: ignore[attr-defined, unused-ignore]
+                for k, v in raw.items()
             }
         return _environ
 
@@ -109,6 +111,30 @@ else:  # Windows, or os already loaded (the console script)
     def environ() -> "Mapping[str, str]":
         """:data:`os.environ` itself."""
         return _os.environ
+
+
+#: Windows: stdout/stderr to a pipe or a file use the ANSI code page (see :func:`utf8_stdio`)
+WINDOWS_STDIO = sys.platform == "win32"
+
+
+def utf8_stdio() -> None:
+    """Make ``sys.stdout``/``sys.stderr`` write UTF-8 where they would use Windows' ANSI code
+    page (a pipe or a file: cp1252 and the like), which has no box drawing, ``…`` or ``█`` and
+    few non-Latin letters: a report would stop with UnicodeEncodeError and the statusline
+    fall back to its placeholder. UTF-8 is what ccusage writes and what Claude Code and
+    editors read. The console (already UTF-8), an explicit ``PYTHONIOENCODING`` or UTF-8
+    mode are left alone, and so is every stream on POSIX. For the program's entry points
+    only (``tokmon``, ``python -m tokmon``, the statusline's fast command)."""
+    if not WINDOWS_STDIO or sys.flags.utf8_mode or environ().get("PYTHONIOENCODING"):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        if encoding in ("utf-8", "utf8") or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            stream.reconfigure(encoding="utf-8")
+        except (ValueError, OSError):  # closed, or already written to with another codec
+            pass
 
 
 def read_file(path: str, limit: int) -> "tuple[bytes, float]":

@@ -69,6 +69,14 @@ def get_paths(env: Mapping[str, str] | None = None) -> TokmonPaths:
     )
 
 
+def user_home(env: Mapping[str, str]) -> str | None:
+    """The home dir ``env`` names (None: neither variable is set). POSIX: ``HOME``. Windows:
+    ``USERPROFILE`` first, as Node (Claude Code, Gemini CLI), Codex and Python's
+    ``expanduser`` read it there; a ``HOME`` set by MSYS, Cygwin or Emacs may be elsewhere."""
+    first, then = ("USERPROFILE", "HOME") if os.name == "nt" else ("HOME", "USERPROFILE")
+    return env.get(first) or env.get(then) or None
+
+
 def ensure_dir(path: Path) -> Path:
     """Create ``path`` and any missing parents, each with mode 0700 (existing dirs untouched)."""
     if path.is_dir():

@@ -340,8 +340,9 @@ def run_agents(args: argparse.Namespace, ctx: Context) -> int:
     from rich.table import Table
 
     from tokmon.cli.render import print_fitted
+    from tokmon.paths import user_home
 
-    home = (ctx.env.get("HOME") or ctx.env.get("USERPROFILE") or "").rstrip("/\\")
+    home = (user_home(ctx.env) or "").rstrip("/\\")
 
     def short(root: str) -> str:  # ~/.codex: the table is for reading (--json has the path)
         if home and (root == home or root.startswith((home + "/", home + "\\"))):

@@ -409,6 +409,8 @@ def check_statusline(env: Mapping[str, str]) -> Check:
                 input=payload,
                 capture_output=True,
                 text=True,
+                encoding="utf-8",  # what tokmon writes to a pipe on every system
+                errors="replace",
                 env=dict(env),
                 timeout=60,
                 cwd=cwd,
@@ -499,7 +501,9 @@ _INIT = re.compile(r"""([^\s"'`(;|&$]*tokmon[^\s"'`);|&]*)\s+init\s+(bash|zsh|fi
 
 
 def _home(env: Mapping[str, str]) -> Path:
-    return Path(env.get("HOME") or Path.home())
+    from tokmon.paths import user_home
+
+    return Path(user_home(env) or Path.home())
 
 
 def _resolves(word: str, env: Mapping[str, str]) -> bool:
@@ -545,6 +549,8 @@ def check_shell(env: Mapping[str, str]) -> Check:
             [shutil.which(word, path=env.get("PATH")) or os.path.expanduser(word), "init", sh],
             capture_output=True,
             text=True,
+            encoding="utf-8",
+            errors="replace",
             env=dict(env),
             timeout=60,
         )
@@ -625,6 +631,8 @@ def check_server(env: Mapping[str, str]) -> Check:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            encoding="utf-8",
+            errors="replace",
             env=dict(env),
             cwd=safe_cwd(),
         )

@@ -63,6 +63,8 @@ def tokmon_command(env: Any, override: str | None = None) -> list[str]:
     if override:
         import shlex
 
+        if os.name == "nt":  # POSIX rules would eat the backslashes of C:\Users\...
+            return [w.strip('"') for w in shlex.split(override, posix=False)]
         return shlex.split(override)
     exe_dir = os.path.dirname(sys.executable)
     for name in ("tokmon", "tokmon.exe"):
@@ -94,7 +96,9 @@ def settings_path(env: Any, override: Path | None = None) -> Path:
     if override is not None:
         return override.expanduser()
     ccd = (env.get("CLAUDE_CONFIG_DIR") or "").split(",")[0].strip()
-    base = Path(ccd).expanduser() if ccd else Path(env.get("HOME") or Path.home()) / ".claude"
+    from tokmon.paths import user_home
+
+    base = Path(ccd).expanduser() if ccd else Path(user_home(env) or Path.home()) / ".claude"
     return base / "settings.json"
 
 

@@ -12,6 +12,38 @@ from typing import Any
 
 log = logging.getLogger("tokmon.core.discovery")
 
+#: Whether ``DirEntry.stat()`` carries ``st_ino``/``st_dev``: on Windows they are 0 there (and
+#: real from ``os.stat``), so a transcript's identity would differ between a fresh listing
+#: and a kept one (``os.stat``) and every change check would see every file as replaced.
+_ENTRY_IDS = os.name != "nt"
+
+_ID_MAX = (1 << 63) - 1
+_TIMES = ("st_atime", "st_mtime", "st_ctime", "st_atime_ns", "st_mtime_ns", "st_ctime_ns")
+
+
+def fold_ids(st: os.stat_result) -> os.stat_result:
+    """``st`` with ``st_ino``/``st_dev`` folded below 2**63 where they are not: file states
+    keep them in SQLite ``INTEGER`` columns and int64 arrays. Windows gives an NTFS file
+    reference (above 2**63 once its sequence number passes 0x8000) and, with Python 3.12+ on
+    ReFS (Dev Drive), 128-bit ids. A fold only weakens the replaced-file test, which the
+    fingerprint backs up."""
+    ino, dev = st.st_ino, st.st_dev
+    if ino <= _ID_MAX and dev <= _ID_MAX:
+        return st
+    seq = list(st)
+    seq[1], seq[2] = ino % _ID_MAX, dev % _ID_MAX
+    return os.stat_result(seq, {n: getattr(st, n) for n in _TIMES})
+
+
+if os.name == "nt":
+
+    def file_stat(path: str | bytes) -> os.stat_result:
+        """:func:`os.stat` with ids that fit in 63 bits (:func:`fold_ids`)."""
+        return fold_ids(os.stat(path))
+
+else:
+    file_stat = os.stat  # (POSIX ids fit: the same calls, at no cost)
+
 
 def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
     """Candidate ``projects/`` dirs: ``CLAUDE_CONFIG_DIR`` list, else both default roots.
@@ -33,7 +65,9 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
             else:
                 out.append(p)
     else:
-        h = env.get("HOME") or env.get("USERPROFILE")  # the home this environment names
+        from tokmon.paths import user_home
+
+        h = user_home(env)  # the home this environment names
         home = Path(h) if h else Path.home()
         xdg = env.get("XDG_CONFIG_HOME")
         cfg = Path(xdg) if xdg else home / ".config"
@@ -183,7 +217,7 @@ def transcript_stats(
     add = out.append
     is_reg = stat.S_ISREG
     is_dir = stat.S_ISDIR
-    stat_of = os.stat
+    stat_of = file_stat
     old = listings.dirs if listings is not None else None
     kept: dict[str, list[Any]] | None = {} if listings is not None else None
     known_dirs: dict[str, Any] = known.dirs if known is not None else {}
@@ -198,7 +232,7 @@ def transcript_stats(
         sigs = known_dirs.get(d, no_sigs)
         if old is not None:
             try:
-                dst = os.stat(d)
+                dst = stat_of(d)
             except FileNotFoundError:
                 continue
             except OSError:
@@ -267,7 +301,7 @@ def transcript_stats(
                         push(e.path)
                     elif kind == "f" or not e.is_dir():
                         if kind == "f" or e.name.endswith(".jsonl"):
-                            st = e.stat()
+                            st = e.stat() if _ENTRY_IDS else stat_of(e.path)
                             if is_reg(st.st_mode):
                                 sig = sigs.get(e.name)
                                 if sig is not None:

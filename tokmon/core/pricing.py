@@ -65,12 +65,12 @@ class PriceTable:
         sig = [str(_DATA.stat().st_mtime_ns)]
         if override is not None and override.is_file():
             try:
-                extra = json.loads(override.read_text(encoding="utf-8"))
+                extra = json.loads(override.read_text(encoding="utf-8-sig"))  # (Windows' BOM)
                 extra = extra.get("models", extra)
                 if not isinstance(extra, dict):
                     raise ValueError("expected an object of models")
                 raw = {**raw, **extra}
-                sig.append(override.read_text(encoding="utf-8"))
+                sig.append(override.read_text(encoding="utf-8-sig"))
             except (ValueError, OSError) as exc:
                 raise PricingError(f"invalid price override {override}: {exc}") from exc
         try:

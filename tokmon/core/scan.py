@@ -19,6 +19,10 @@ from tokmon.core.parser import LineStats, scan_lines
 from tokmon.core.reader import LineReader
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
+#: How scan workers start: forked on Linux (cheap; they inherit the parent's safe sys.path),
+#: spawned where fork is missing or unsafe (Windows; macOS, where a forked child may crash in
+#: system frameworks).
+START_METHOD = "fork" if sys.platform.startswith("linux") and hasattr(os, "fork") else "spawn"
 _STRINGS: dict[str, str] = {}  # session ids, cwds, models: one str object per value
 
 
@@ -272,7 +276,7 @@ def _scan_all(
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        ctx = mp.get_context(START_METHOD)
         if ctx.get_start_method() != "fork":  # `python -c ...` children: no import from the cwd
             from tokmon.safepython import protect_spawned_children
 

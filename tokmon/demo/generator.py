@@ -1037,7 +1037,9 @@ class _Session:
             if rel_path.endswith(".meta.json"):
                 chunks = [chunks[0].rstrip(b"\n")]
             data = b"".join(chunks)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600
+            )
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             total += len(data)

@@ -11,6 +11,7 @@ import base64
 import hmac
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -175,7 +176,9 @@ def parse_listen(
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = True
+    # quick restarts on POSIX; on Windows SO_REUSEADDR would let another process bind the
+    # same port and receive the scrapes (with their bearer token)
+    allow_reuse_address = os.name != "nt"
 
 
 class MetricsServer:

@@ -29,8 +29,10 @@ CHUNK = 8 << 20
 
 def codex_roots(env: Mapping[str, str]) -> list[Path]:
     """``$CODEX_HOME/{sessions,archived_sessions}`` (default ``~/.codex``)."""
+    from tokmon.paths import user_home
+
     home = env.get("CODEX_HOME") or os.path.join(
-        env.get("HOME") or os.path.expanduser("~"), ".codex"
+        user_home(env) or os.path.expanduser("~"), ".codex"
     )
     base = Path(home).expanduser()
     return [base / "sessions", base / "archived_sessions"]

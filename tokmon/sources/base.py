@@ -107,7 +107,9 @@ class Source(ABC):
 
     def home(self) -> Path:
         """The user's home folder as this environment sees it."""
-        h = self.env.get("HOME") or self.env.get("USERPROFILE")
+        from tokmon.paths import user_home
+
+        h = user_home(self.env)
         return Path(h) if h else Path.home()
 
     def env_dirs(self, name: str) -> list[Path] | None:

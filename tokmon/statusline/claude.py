@@ -203,7 +203,8 @@ def _note_record_error(env: Any, error: str | None) -> None:
         import os
 
         ensure_private_dir(ldir)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(error + "\n")
     except OSError:

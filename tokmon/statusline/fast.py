@@ -36,7 +36,10 @@ def main() -> int:
             sys.path[0] = root
         else:
             sys.path.insert(0, root)
+    from tokmon import oslite  # (loaded by the next import anyway)
     from tokmon.statusline.main import leave, run_line
+
+    oslite.utf8_stdio()  # Windows: Claude Code reads UTF-8 from the pipe
 
     args = sys.argv[1:]
     if args[:1] == ["line"]:

@@ -8,6 +8,7 @@ correct between refreshes.
 
 # No `from __future__ import annotations`: importing __future__ is a cost on the fast path.
 
+import sys
 import time
 
 from tokmon import fmt
@@ -143,6 +144,9 @@ def active_block(snap: dict, now: float) -> dict | None:
     return block
 
 
+_FOLD_CASE = sys.platform == "win32"
+
+
 def match_session(snap: dict, now: float, cwd: str | None, session_id: str | None) -> dict | None:
     """Most recent active session of ``session_id`` or of ``cwd``'s project (or a parent)."""
     sessions = snap.get("sessions") or []
@@ -154,11 +158,16 @@ def match_session(snap: dict, now: float, cwd: str | None, session_id: str | Non
     if not cwd:
         return None
     cwd = cwd.rstrip("/\\") or cwd
+    fold = _FOLD_CASE  # Windows paths are case-insensitive (c:\users\me = C:\Users\me)
+    if fold:
+        cwd = cwd.lower()
     best = None
     for row in sessions:
         if not isinstance(row, dict):
             continue
         project = str(row.get("projectPath") or "").rstrip("/\\")
+        if fold:
+            project = project.lower()
         if not project or now - float(row.get("lastActivity") or 0) >= FIVE_HOURS:
             continue
         if cwd == project or cwd.startswith(project + "/") or cwd.startswith(project + "\\"):

@@ -193,6 +193,8 @@ def fast_command() -> list[str]:
 def _shell_quote(word: str) -> str:
     if word and all(c.isalnum() or c in "-_./:=+@%," for c in word):
         return word
+    if sys.platform == "win32":  # cmd.exe and PowerShell know double quotes, not '...'
+        return '"' + word + '"'
     return "'" + word.replace("'", "'\\''") + "'"
 
 

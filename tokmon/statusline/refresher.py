@@ -38,7 +38,7 @@ FAILURE_BACKOFF = 30.0
 def lock_busy(path: str) -> bool:
     """True when another process holds the refresh lock (cheap, stdlib, no waiting)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
     except OSError:
         return False
     try:
@@ -52,8 +52,10 @@ def lock_busy(path: str) -> bool:
             os.lseek(fd, 0, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
             return False
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # no flock: the refresher's own lock (fsutil) decides
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -128,19 +130,19 @@ def _spawn_detached(argv: list[str], env: dict[str, str], log: str, cwd: str) ->
                 stderr=err, creationflags=flags, close_fds=True, cwd=cwd,
             )  # fmt: skip
         return proc.pid
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-    ]
     if "-P" in argv[1:2]:
         try:
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+            ]
             return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
-        except (NotImplementedError, AttributeError, TypeError):  # pragma: no cover - old libc
+        except (NotImplementedError, AttributeError, TypeError):  # no posix_spawn / no setsid
             pass
     import subprocess
 
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
     with os.fdopen(fd, "wb") as err:
         proc = subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -249,8 +251,8 @@ def refresh_safely(
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         try:
-            fd = os.open(os.path.join(ldir, "refresh.error"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                         0o600)  # fmt: skip
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+            fd = os.open(os.path.join(ldir, "refresh.error"), flags, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(message + "\n")
         except OSError:

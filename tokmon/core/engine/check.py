@@ -38,7 +38,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
-from tokmon.core.discovery import Known, transcript_stats
+from tokmon.core.discovery import Known, file_stat, transcript_stats
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
 from tokmon.core.reader import FileState, needs_read
 
@@ -228,7 +228,7 @@ class Flat:
         """``(path, stat)`` of the transcripts that are not untouched (as the walk returns
         them), or None when a directory changed, a path is gone or a changed path is no
         regular file: the walk must run."""
-        stat_of = os.stat
+        stat_of = file_stat
         try:
             if any(map(ne, map(_DIR_SIG, map(stat_of, self.dirs)), _fours(self.dsig))):
                 return None
@@ -376,7 +376,7 @@ class Check(EngineState):
         if db is None or self._mem or not self.persist or self._seen_gen is None:
             return None
         try:
-            st = os.stat(self.ledger_file)
+            st = file_stat(os.fspath(self.ledger_file))
             return [db.dbid(), self._seen_gen, st.st_ino, st.st_dev]
         except (OSError, sqlite3.Error):
             return None

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokmon.core.discovery import Listings, transcript_stats
+from tokmon.core.discovery import Listings, file_stat, transcript_stats
 from tokmon.core.model import UsageRecord
 from tokmon.core.parser import LineStats
 from tokmon.core.reader import FileState, needs_read
@@ -255,7 +255,7 @@ class Ingest(EngineState):
             if not any(key.startswith(r + os.sep) for r in roots):
                 continue
             try:
-                st = os.stat(key)
+                st = file_stat(key)
             except OSError:
                 if key in self.ledger.files:
                     gone.add(key)
