@@ -271,6 +271,10 @@ class Rollups:
         self.conn = conn
         self.records_between = records_between
         self.block_seconds = block_seconds
+        # Blocks are kept only when a block lasts at least an hour: a shorter one can end
+        # before its first record's hour is out, and then group_blocks gives every record its
+        # own block, two of them at one time. Reports group those from the records.
+        self.keeps_blocks = block_seconds >= 3600
         self.fresh = self._ensure_schema()
 
     # ---- schema ---------------------------------------------------------------------------
@@ -435,6 +439,8 @@ class Rollups:
         BUCKET) and no record sits exactly on an edge, a block is a run of whole buckets:
         its per-model sums come from ``rollup_cell`` (built first), and only its costs are
         read record by record."""
+        if not self.keeps_blocks:
+            return
         c = self.conn
         bs = self.block_seconds
         aligned = bs % BUCKET == 0
@@ -596,6 +602,8 @@ class Rollups:
                 )
         c.execute("DELETE FROM rollup_project WHERE agent=? AND n<=0", (agent,))
         self._update_sessions(agent, sm, sm_removed, proj_added, proj_removed)
+        if not self.keeps_blocks:
+            return
         if not any(r is not None for r, _ in pairs) and self._append_blocks(
             agent, [r for _, r in pairs if r is not None]
         ):
@@ -748,6 +756,8 @@ class Rollups:
 
     def _store_blocks(self, agent: str, recs: Sequence[UsageRecord]) -> None:
         """Insert the blocks of time-sorted ``recs``."""
+        if not self.keeps_blocks:
+            return
         self._store_block_rows(
             agent,
             (

@@ -210,7 +210,7 @@ class Queries(EngineState):
         if ck in self._cache:
             return self._cache[ck]  # type: ignore[no-any-return]
         roll = self._stored(None)
-        if roll is not None:  # only an active block can matter: its last record is that recent
+        if roll is not None and roll.keeps_blocks:  # only an active block can matter: its last record is that recent
             live: list[Block] = roll.blocks(CLAUDE, now, since=now - self.block_seconds)
             self._cache[ck] = live
             return live
@@ -239,7 +239,7 @@ class Queries(EngineState):
             roll = self._stored(None)
             self._cache[ck] = (
                 roll.blocks(CLAUDE, now)
-                if roll is not None and self._sorted is None
+                if roll is not None and roll.keeps_blocks and self._sorted is None
                 else self._blocks.blocks(self.records, now)
             )
         return self._cache[ck]  # type: ignore[no-any-return]
@@ -410,7 +410,7 @@ class Queries(EngineState):
             from tokmon.core.rows import SessionReport
 
             return SessionReport(rows, aggregate.totals_of(_sum(groups.values())))
-        if kind == "blocks" and not (since or until or project or sid):
+        if kind == "blocks" and roll.keeps_blocks and not (since or until or project or sid):
             now = opts.get("now") or time.time()
             return BlocksReport(self._shape_blocks(roll.blocks(CLAUDE, now), opts))
         return None
