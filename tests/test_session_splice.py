@@ -402,3 +402,36 @@ def test_real_corpus_appends_splice_to_the_answer_from_scratch(
     spliced, scratch, typed = _three(cli, tokmon_home)
     assert spliced == scratch == typed
     assert count.paths[0] == "splice"
+
+
+def test_the_metadata_file_is_read_once(
+    setup: tuple[Path, Any, Counter], tokmon_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``session --json`` built whole reads the metadata store's file once: its digest
+    keys the kept answer, its records are merged in."""
+    projects, cli, count = setup
+    assert cli("session", "name", "s1", "One").code == 0
+    import tokmon.fsutil
+    import tokmon.metadata.fileio
+
+    from tokmon.paths import get_paths
+
+    meta_file = get_paths({"TOKMON_HOME": str(tokmon_home)}).metadata_file
+    assert meta_file.is_file()
+    reads: list[str] = []
+    real = tokmon.fsutil.read_regular
+
+    def counting(path: Any) -> bytes:
+        if Path(path) == meta_file:
+            reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(tokmon.fsutil, "read_regular", counting)
+    monkeypatch.setattr(tokmon.metadata.fileio, "read_regular", counting)
+    count.reset()
+    got = cli("session", "--json")
+    assert got.code == 0, got.err
+    assert count.paths == ["build"]
+    assert len(reads) == 1, reads
+    row = next(r for r in json.loads(got.out)["sessions"] if r["sessionId"] == "s1")
+    assert row["name"] == "One"
