@@ -413,7 +413,6 @@ def test_the_metadata_file_is_read_once(
     assert cli("session", "name", "s1", "One").code == 0
     import tokmon.fsutil
     import tokmon.metadata.fileio
-
     from tokmon.paths import get_paths
 
     meta_file = get_paths({"TOKMON_HOME": str(tokmon_home)}).metadata_file
