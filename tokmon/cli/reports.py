@@ -386,7 +386,10 @@ def _session_json_spliced(
     if parts is None:
         return None
     meta, read = _read_metadata(ctx, cache.meta_raw) if parts else ({}, True)
-    return cache.splice(kept, changed, parts, meta, now, read)
+    try:
+        return cache.splice(kept, changed, parts, meta, now, read)
+    except (TypeError, ValueError, KeyError, IndexError):  # an index of the wrong shape
+        return None
 
 
 Piece = bytes | memoryview  # a part of an answer's bytes (see write_bytes)
