@@ -289,14 +289,13 @@ def test_clock_set_back_builds_whole(
 def _resigned(change: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
     """A damage to the index that keeps its digest right (as if written so): the index's
     values are still checked, and a splice that fails builds the answer whole."""
-    from tokmon.core.digest import sha1_hex
 
     def damage(data: bytes) -> bytes:
         trailer = data[-75:]
         n, gen, _ = trailer.split()
         end = len(data) - 75
         index = change(data[end - int(n) : end])
-        sig = sha1_hex(index).encode()
+        sig = reports._index_sig(index).encode()
         return data[: end - int(n)] + index + b"%012d %s %s\n" % (len(index), gen, sig)
 
     return damage

@@ -852,7 +852,7 @@ _ROW_SEP = b",\n    "
 _DOC_MID = b'\n  ],\n  "totals": '
 _DOC_EMPTY = b'{\n  "sessions": [],\n  "totals": '
 _DOC_TAIL = b"\n}\n"
-# b"%012d %020d %s\n": the index's length, the generation and the index's sha1, at the end
+# b"%012d %020d %s\n": the index's length, the generation and the index's digest, at the end
 _TRAILER = 75
 
 
@@ -894,13 +894,11 @@ class KeptSessions:
         return gen is not None and gen == self.gen and self.built <= now < self.until
 
     def parse(self) -> bool:
-        """Read the index (False: damaged; its digest is checked, the types of its values)."""
+        """Read the index (False: damaged; its digest is checked, and its shape)."""
         import orjson
 
-        from tokmon.core.digest import sha1_hex
-
         try:
-            if sha1_hex(bytes(self._index)) != self._sig:
+            if _index_sig(self._index) != self._sig:
                 return False
             index = orjson.loads(self._index)
             tokens, entries, shown = index["tokens"], index["entries"], index["shown"]
@@ -1086,19 +1084,26 @@ class SessionParts(SessionCache):
         active turns inactive."""
         import orjson
 
-        from tokmon.core.digest import sha1_hex
-
         until = self.engine.session_report_until(now)
         if self.gen is None or until is None:
             return
         index = orjson.dumps({"tokens": tokens, "shown": shown, "entries": entries})
-        trailer = b"%012d %020d %s\n" % (len(index), self.gen, sha1_hex(index).encode())
+        trailer = b"%012d %020d %s\n" % (len(index), self.gen, _index_sig(index).encode())
         self.put_until([*body, index, trailer], now, until)
 
 
 _TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
 _FIRST_ID = operator.itemgetter(1, 0)
 _COST = operator.itemgetter(2)
+
+
+def _index_sig(index: bytes | memoryview) -> str:
+    """The digest a kept index is written with (a blake2b of 20 bytes: 40 hex digits)."""
+    from tokmon.core.digest import blake2b
+
+    h = blake2b(20)
+    h.update(index)
+    return str(h.hexdigest())
 
 
 def _doc_key(e: list[Any]) -> tuple[float, float, str]:
