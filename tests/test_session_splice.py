@@ -452,3 +452,69 @@ def test_the_metadata_file_is_read_once(
     assert len(reads) == 1, reads
     row = next(r for r in json.loads(got.out)["sessions"] if r["sessionId"] == "s1")
     assert row["name"] == "One"
+
+
+def _ledger(home: Path) -> Path:
+    (ledger,) = (home / "data").glob("ledger-*.sqlite3")
+    return ledger
+
+
+def _append_s0(projects: Path, n: int) -> None:
+    _append(
+        projects / "-w-app" / "s0.jsonl",
+        assistant_line(END - timedelta(hours=2, minutes=n), msg_id=f"a{n}", req_id=f"ra{n}",
+                       session="s0", cwd="/w/app", inp=1, out=2 + n),
+    )  # fmt: skip
+
+
+def test_a_writer_that_does_not_log_is_noticed(
+    setup: tuple[Path, Any, Counter], tokmon_home: Path
+) -> None:
+    """A tokmon of before the complete change log (it bumps the generation but logs no
+    title change) wrote between two runs: the kept answer is not spliced."""
+    projects, cli, count = setup
+    assert cli("session", "--json").code == 0
+    conn = sqlite3.connect(_ledger(tokmon_home), isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key='gen'")
+    conn.execute("INSERT OR REPLACE INTO titles VALUES ('s3', 'custom-title', 'Old writer')")
+    conn.execute("COMMIT")
+    conn.close()
+    count.reset()
+    spliced, scratch, typed = _three(cli, tokmon_home)
+    assert spliced == scratch == typed and '"Old writer"' in spliced
+    assert count.paths[0] == "build"
+    _append_s0(projects, 1)  # the next change splices again
+    count.reset()
+    spliced, scratch, typed = _three(cli, tokmon_home)
+    assert spliced == scratch == typed
+    assert count.paths[0] == "splice"
+
+
+def test_a_ledger_of_before_the_count_splices_after_its_first_write(
+    setup: tuple[Path, Any, Counter], tokmon_home: Path
+) -> None:
+    """A ledger made by the version before this change has no ``logged`` count: nothing is
+    migrated (the count starts with the first write), its first kept answer is built whole
+    and the ones after a change are spliced."""
+    projects, cli, count = setup
+    assert cli("daily", "--json").code == 0
+    conn = sqlite3.connect(_ledger(tokmon_home), isolation_level=None)
+    conn.execute("DELETE FROM meta WHERE key='logged'")
+    conn.close()
+    count.reset()
+    first, scratch, typed = _three(cli, tokmon_home)
+    assert first == scratch == typed and count.paths[0] == "build"
+    _append_s0(projects, 1)  # the first write counts
+    count.reset()
+    after, scratch, typed = _three(cli, tokmon_home)
+    assert after == scratch == typed != first
+    assert count.paths[0] == "build"  # kept before the count: not trusted
+    _append_s0(projects, 2)
+    count.reset()
+    again, scratch, typed = _three(cli, tokmon_home)
+    assert again == scratch == typed != after
+    assert count.paths[0] == "splice"
+    conn = sqlite3.connect(_ledger(tokmon_home))
+    assert conn.execute("SELECT value FROM meta WHERE key='logged'").fetchone()[0] >= 2
+    conn.close()

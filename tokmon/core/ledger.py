@@ -502,7 +502,13 @@ class LedgerDB:
     def _init_meta(conn: sqlite3.Connection) -> None:
         conn.executemany(
             "INSERT OR IGNORE INTO meta VALUES (?, ?)",
-            [("schema", SCHEMA_VERSION), ("dbid", uuid.uuid4().hex), ("gen", 0), ("prices", "")],
+            [
+                ("schema", SCHEMA_VERSION),
+                ("dbid", uuid.uuid4().hex),
+                ("gen", 0),
+                ("logged", 0),
+                ("prices", ""),
+            ],
         )
 
     @staticmethod
@@ -536,6 +542,11 @@ class LedgerDB:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("UPDATE meta SET value = value + 1 WHERE key='gen'")
+                # counted by the writers that log every change (see log_skew)
+                conn.execute(
+                    "INSERT INTO meta VALUES ('logged', 1)"
+                    " ON CONFLICT (key) DO UPDATE SET value = value + 1"
+                )
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
@@ -556,6 +567,20 @@ class LedgerDB:
         """Bumped by every committed write (of any process)."""
         v = self._meta("gen")
         return v if type(v) is int else 0
+
+    def log_skew(self) -> int | None:
+        """The generations not counted in ``logged``: written by a tokmon of before the
+        change log was complete (which did not log a changed title or the old session of a
+        moved record). It stays the same while every writer logs every change; None: not
+        known (no count yet)."""
+        with self._mu:
+            rows = dict(
+                self.conn.execute("SELECT key, value FROM meta WHERE key IN ('gen', 'logged')")
+            )
+        gen, logged = rows.get("gen"), rows.get("logged")
+        if type(gen) is not int or type(logged) is not int:
+            return None
+        return gen - logged
 
     def dbid(self) -> str:
         """A random id given at creation: a rebuilt database never repeats a version."""
