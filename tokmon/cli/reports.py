@@ -924,12 +924,13 @@ class KeptSessions:
 
 class SessionParts(SessionCache):
     """``session --json`` as printed (metadata merged, no budgets) with its pieces, keyed
-    like a :class:`SessionCache` but by the data's lineage (database, prices, cost mode)
-    instead of its version: one file per options and metadata, whatever the generation.
-    The file is the line ``<built> <until>``, the document, then an index (JSON: the
-    generation, the token totals and each session's entry, :class:`KeptSessions`) and its
-    length. Holding for that generation and clock span, the document is printed as kept;
-    for a later generation, the sessions changed since are read again and spliced in."""
+    like a :class:`SessionCache` but by the data's lineage (database, change log skew,
+    prices, cost mode) instead of its version: one file per options and metadata, whatever
+    the generation. The file is the line ``<built> <until>``, the document, an index (JSON:
+    the token totals and each session's entry, :class:`KeptSessions`) and a trailer (the
+    index's length, the generation, the index's digest). Holding for that generation and
+    clock span, the document is printed as kept; for a later generation (or past the span),
+    the sessions changed since (and those shown active) are read again and spliced in."""
 
     def _version(self, engine: Engine) -> str | None:
         lineage = engine.data_lineage()
