@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """``tokmon session`` (the table, to a pipe) next to ``session --json``, against another revision.
 
-    python bench/bench_session_table.py [--base REV] [--mb 500 [2000 ...]] [--runs 5] [--built]
+    python bench/bench_session_table.py [--base REV] [--mb 500 [2000 ...]] [--runs 5]
+        [--built | --append]
 
 On bench_warm.py's homes and corpora (``corpus<MB>`` under ``${TOKMON_BENCH_DIR:-...}``), the
 ``tokmon`` of this checkout ("now") and of ``--base`` (default ``HEAD~1``) each get a warm
 ``TOKMON_HOME``; then, alternating base / now, ``session`` (its output read through a pipe),
 ``session --json`` and ``daily --json``. ``--built``: the kept session answers
 (``cache/reports/session-*``) are removed before each run, so each one is built (what the
-first report after a change costs). Prints the median CPU (child user + system) and wall
-time of ``--runs`` and the load average.
+first report after a change used to cost). ``--append``: one assistant line is appended to
+the largest transcript before each run (truncated back at the end): the first report after
+a one-line append, the data changed but the kept answers there. Prints the median CPU (child
+user + system) and wall time of ``--runs`` and the load average.
 """
 
 from __future__ import annotations
@@ -41,19 +44,30 @@ def _forget(home: str) -> None:
         p.unlink()
 
 
-def measure(mb: float, runs: int, built: bool, base_src: Path, work: Path) -> list[str]:
+def measure(
+    mb: float, runs: int, built: bool, base_src: Path, work: Path, append: bool = False
+) -> list[str]:
     be, bw = _load("bench_engine"), _load("bench_warm")
-    envs = bw.setup_size(mb, base_src, work, be)["envs"]  # warm homes: a cold build each
+    size = bw.setup_size(mb, base_src, work, be)  # warm homes: a cold build each
+    envs, target = size["envs"], size["target"]
+    length = target.stat().st_size
     tok = [sys.executable, "-m", "tokmon"]
     got: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for cmd in (["session"], ["session", "--json"], ["daily", "--json"]):
-        for env in envs.values():
-            bw._run([*tok, *cmd], env)
-        for _ in range(runs):
-            for variant, env in envs.items():
-                if built:
-                    _forget(env["TOKMON_HOME"])
-                got.setdefault((" ".join(cmd), variant), []).append(bw._run([*tok, *cmd], env))
+    try:
+        for cmd in (["session"], ["session", "--json"], ["daily", "--json"]):
+            for env in envs.values():
+                bw._run([*tok, *cmd], env)
+            for _ in range(runs):
+                for variant, env in envs.items():
+                    if built:
+                        _forget(env["TOKMON_HOME"])
+                    if append:
+                        be.append_line(target)
+                    m = bw._run([*tok, *cmd], env)
+                    got.setdefault((" ".join(cmd), variant), []).append(m)
+    finally:
+        with open(target, "r+b") as fh:
+            fh.truncate(length)
     out = []
     for cmd in ("session", "session --json", "daily --json"):
         b, n = got[(cmd, "base")], got[(cmd, "now")]
@@ -70,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default="HEAD~1")
     ap.add_argument("--mb", type=float, nargs="+", default=[500.0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--built", action="store_true", help="remove the kept answers before each run")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--built", action="store_true", help="remove the kept answers before each run")
+    how.add_argument(
+        "--append", action="store_true", help="append one line to a transcript before each run"
+    )
     args = ap.parse_args(argv)
     bw = _load("bench_warm")
     work = Path(tempfile.mkdtemp(prefix="tokmon-bench-table-"))
@@ -78,12 +96,22 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     try:
         base_src = bw.extract(args.base, work)
-        lines = [x for mb in args.mb for x in measure(mb, args.runs, args.built, base_src, work)]
+        lines = [
+            x
+            for mb in args.mb
+            for x in measure(mb, args.runs, args.built, base_src, work, args.append)
+        ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"load average at start {load0}, at end {load1}; {time.perf_counter() - t:.0f} s")
-    kept = "built each run" if args.built else "kept answers used"
+    kept = (
+        "built each run"
+        if args.built
+        else "one line appended before each run"
+        if args.append
+        else "kept answers used"
+    )
     print(f"median of {args.runs}; CPU s (wall s); base = {args.base}; {kept}")
     print(f"{'':10s}{'':17s}{'base':>8s}{'':8s}{'now':>9s}{'':8s}now/base")
     print("\n".join(lines))

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tokmon.paths import ensure_dir
@@ -31,8 +31,11 @@ def read_regular(path: Path | str) -> bytes:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, replace), mode 0600.
+def atomic_write(
+    path: Path, data: bytes | Sequence[bytes | memoryview], *, fsync: bool = True
+) -> None:
+    """Write ``data`` (bytes, or pieces written one after the other) to ``path`` atomically
+    (temp file, fsync, replace), mode 0600.
 
     The one atomic writer of tokmon: a reader sees the old or the new file, never half of
     one. With ``fsync`` the data and the directory entry are flushed to disk too.
@@ -43,7 +46,10 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.chmod(tmp, 0o600)  # mkstemp already creates 0600; belt and braces
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:  # (a large answer's pieces: not joined into one more copy first)
+                fh.writelines(data)
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import operator
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
 
 if TYPE_CHECKING:
+    import mmap
+
     from tokmon.core.engine import Engine
+    from tokmon.core.rollups import SessionPart
     from tokmon.core.rows import JSON, PeriodKind, PeriodLabel, PeriodRow, Usage
 
 HELP = {
@@ -333,48 +337,90 @@ def report_budgets(ctx: Context, kind: str, opts: dict[str, Any]) -> list[dict[s
 
 def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
     """``session --json`` from the stored sums (False: they cannot answer it, the typed rows
-    do), with the metadata merged in; its text is kept in a :class:`SessionCache`."""
-    import orjson
-
-    from tokmon.sessions import PLAIN_META, merge_over_plain
+    do), with the metadata merged in. Its text is kept (:class:`SessionParts`) with each
+    session's piece: the same data is the kept text; after a change only the sessions that
+    changed since are read and spliced in."""
+    if any(opts.get(k) for k in ("since", "until", "project", "session_id")):
+        return False
+    if engine.record_filter is not None or opts.get("agent") not in (None, "claude"):
+        return False
+    from tokmon.sessions import PLAIN_META
 
     now = opts.get("now") or time.time()
-    cache = SessionCache(ctx, engine, opts)
-    body = cache.get(now)
-    if body is None:
-        try:
-            data = engine.session_report_json(extra=PLAIN_META, **{**opts, "now": now})
-        except ValueError as exc:  # an unknown agent name
-            raise CLIError(str(exc)) from exc
-        if data is None:
+    cache = SessionParts(ctx, engine, opts)
+    kept = cache.load()
+    body: Piece | list[Piece] | None = None
+    if kept is not None and kept.holds(cache.gen, now):
+        body = kept.body
+    elif kept is not None and cache.gen is not None and kept.built <= now:
+        body = _session_json_spliced(ctx, engine, cache, kept, now)
+    if body is None:  # built whole
+        parts = engine.session_report_parts(now, PLAIN_META, agent=opts.get("agent"))
+        if parts is None:
             return False
-        meta, read = _read_metadata(ctx)
-        merge_over_plain(data["sessions"], meta)  # type: ignore[arg-type]
-        body = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-        until = engine.session_report_until(now)
-        if read and until is not None:
-            cache.put_until(body, now, until)
+        meta, read = _read_metadata(ctx, cache.meta_raw)
+        body = cache.build(parts, meta, bool(opts.get("include_empty")), now, read)
     use = report_budgets(ctx, "session", opts)
     if use is None:
         write_bytes(ctx, body)
     else:
-        ctx.stdout.write(with_budgets(body.decode(), use))
+        ctx.stdout.write(with_budgets(_joined(body).decode(), use))
     return True
 
 
-def write_bytes(ctx: Context, body: bytes) -> None:
+# a kept answer whose sessions changed more than this share is built whole instead
+SPLICE_SHARE = 0.25
+
+
+def _session_json_spliced(
+    ctx: Context, engine: Engine, cache: SessionParts, kept: KeptSessions, now: float
+) -> list[Piece] | None:
+    """``session --json`` at ``now`` from ``kept`` and the rows of the sessions changed since
+    (None: they cannot be told, or too many changed: build it whole)."""
+    from tokmon.sessions import PLAIN_META
+
+    assert cache.lineage is not None
+    changed = engine.sessions_changed_since(cache.lineage, kept.gen)
+    if changed is None or not kept.parse():
+        return None
+    if now >= kept.until:  # a session shown active may not be any more: read those again
+        changed |= kept.active()
+    if len(changed) > max(SPLICE_SHARE * len(kept.entries), 100):
+        return None
+    parts = engine.session_report_parts(now, PLAIN_META, only=changed)
+    if parts is None:
+        return None
+    meta, read = _read_metadata(ctx, cache.meta_raw) if parts else ({}, True)
+    try:
+        return cache.splice(kept, changed, parts, meta, now, read)
+    except (TypeError, ValueError, KeyError, IndexError):  # an index of the wrong shape
+        return None
+
+
+Piece = bytes | memoryview  # a part of an answer's bytes (see write_bytes)
+
+
+def write_bytes(ctx: Context, body: Piece | list[Piece]) -> None:
     """``ctx.stdout.write(body.decode())`` without the text in between where stdout is a
     UTF-8 stream over a binary buffer that does not translate newlines (a large report is
-    neither decoded nor encoded again)."""
+    neither decoded nor encoded again); ``body`` may be a list of pieces, written one after
+    the other."""
     out = ctx.stdout
     buf = getattr(out, "buffer", None)
     enc = str(getattr(out, "encoding", "") or "").lower().replace("_", "-")
     if buf is None or enc not in ("utf-8", "utf8") or sys.platform == "win32":
-        out.write(body.decode())
+        out.write(_joined(body).decode())
         return
     out.flush()  # what was written as text goes first
-    buf.write(body)
+    if isinstance(body, list):
+        buf.writelines(body)
+    else:
+        buf.write(body)
     buf.flush()
+
+
+def _joined(body: Piece | list[Piece]) -> bytes:
+    return b"".join(body) if isinstance(body, list) else bytes(body)
 
 
 def with_budgets(text: str, use: list[dict[str, Any]] | None) -> str:
@@ -636,11 +682,21 @@ class ReportCache:
 
     KEEP = 16
 
-    def __init__(self, ctx: Context, engine: Engine, kind: str, opts: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        engine: Engine,
+        kind: str,
+        opts: dict[str, Any],
+        version: str | None | Literal[True] = True,
+    ) -> None:
+        """``version``: what of the data keys the text (True: ``engine.data_version()``;
+        None: nothing is kept)."""
         from tokmon.core.digest import sha1_hex
         from tokmon.core.timeutil import resolve_tz
 
-        version = engine.data_version()
+        if version is True:
+            version = engine.data_version()
         self.path = None
         if version is None:
             return
@@ -690,12 +746,15 @@ def _metadata(ctx: Context) -> dict[str, dict[str, Any]]:
     return _read_metadata(ctx)[0]
 
 
-def _read_metadata(ctx: Context) -> tuple[dict[str, dict[str, Any]], bool]:
-    """:func:`_metadata` and whether the store was read (False: it warned)."""
+def _read_metadata(
+    ctx: Context, raw: bytes | None = None
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """:func:`_metadata` and whether the store was read (False: it warned); ``raw``: the
+    store's bytes when already read (None: read them)."""
     from tokmon.metadata.store import MetadataStore
 
     try:
-        return MetadataStore(paths=ctx.paths).all(), True
+        return MetadataStore(paths=ctx.paths).all(raw), True
     except Exception as exc:  # metadata is decoration: never lose the report over it
         ctx.warn(f"session metadata unavailable: {exc}")
         return {}, False
@@ -707,7 +766,8 @@ class SessionCache(ReportCache):
     content (its digest). The file starts with a line ``<built> <until>``: the text is the
     answer from the time it was built until the first session it shows as active turns
     inactive (``Engine.session_report_until``); a clock set back before ``built`` is a miss
-    too. Only the latest :attr:`KEEP_SESSION` are kept (thousands of sessions: megabytes)."""
+    too. Only the latest :attr:`KEEP_SESSION` of a kind (the JSON, the table) are kept
+    (thousands of sessions: megabytes)."""
 
     KEEP_SESSION = 4
 
@@ -725,16 +785,27 @@ class SessionCache(ReportCache):
         from tokmon.fsutil import read_regular
         from tokmon.metadata.store import MetadataStore
 
+        # the metadata store's bytes, read once: their digest keys the answer, their
+        # records are merged into it (meta_raw; None: read again, and warn, when merging)
+        self.meta_raw: bytes | None = None
         try:  # a FIFO in its place is refused, not waited on
-            meta: str | None = sha1_hex(read_regular(MetadataStore(paths=ctx.paths).path))
+            self.meta_raw = read_regular(MetadataStore(paths=ctx.paths).path)
+            meta: str | None = sha1_hex(self.meta_raw)
+        except FileNotFoundError:
+            self.meta_raw, meta = b"", None
         except OSError:
-            meta = None  # missing (or unreadable: then never put)
+            meta = None  # unreadable: then never put
+        self.engine, self.opts, self.kind = engine, opts, kind
         key = {k: v for k, v in opts.items() if k != "now"}
         key["~block_seconds"] = engine.block_seconds
         key["~metadata"] = meta
         if shape is not None:
             key["~shape"] = shape
-        super().__init__(ctx, engine, kind, key)
+        super().__init__(ctx, engine, kind, key, self._version(engine))
+
+    def _version(self, engine: Engine) -> str | None:
+        """The data version in the key (all of it: the text is of this version only)."""
+        return engine.data_version()
 
     def get(self, now: float) -> bytes | None:  # type: ignore[override]
         """The kept answer at ``now`` (None: none, or not valid at ``now``)."""
@@ -752,23 +823,351 @@ class SessionCache(ReportCache):
         except (OSError, ValueError):
             return None
 
-    def put_until(self, body: bytes, built: float, until: float) -> None:
-        """Keep ``body``, the answer from ``built`` until (a second before) ``until``."""
+    def put_until(self, body: bytes | list[Piece], built: float, until: float) -> None:
+        """Keep ``body`` (or its pieces), the answer from ``built`` until (a second before)
+        ``until``."""
         if self.path is None:
             return
         from tokmon.fsutil import atomic_write
 
+        head = f"{built!r} {until - 1.0!r}\n".encode()
         try:
-            atomic_write(self.path, f"{built!r} {until - 1.0!r}\n".encode() + body, fsync=False)
+            atomic_write(
+                self.path, [head, body] if isinstance(body, bytes) else [head, *body], fsync=False
+            )
             with os.scandir(self.dir) as it:
                 old = sorted(
-                    (e for e in it if e.name.startswith("session-") and e.name.endswith(".json")),
+                    (e for e in it if _family(e.name) == self.kind and e.name.endswith(".json")),
                     key=lambda e: e.stat().st_mtime,
                 )
             for e in old[: -self.KEEP_SESSION]:
                 os.unlink(e.path)
         except OSError:
             pass  # a cache is optional
+
+
+def _family(name: str) -> str:
+    """The kind of a kept session answer from its file name ("session-table-<key>.json":
+    "session-table", "session-<key>.json": "session")."""
+    return "session-table" if name.startswith("session-table-") else name.split("-", 1)[0]
+
+
+# The indented document of ``session --json`` (orjson's OPT_INDENT_2, as dump_json writes
+# it): a row of "sessions" is its own indented dump moved in by four spaces (a JSON string
+# holds no raw newline), the totals by two.
+_DOC_HEAD = b'{\n  "sessions": [\n    '
+_ROW_SEP = b",\n    "
+_DOC_MID = b'\n  ],\n  "totals": '
+_DOC_EMPTY = b'{\n  "sessions": [],\n  "totals": '
+_DOC_TAIL = b"\n}\n"
+# b"%012d %020d %s\n": the index's length, the generation and the index's digest, at the end
+_TRAILER = 75
+
+
+def _row_bytes(row: dict[str, Any]) -> bytes:
+    """A session row as it stands in the indented document."""
+    import orjson
+
+    return orjson.dumps(row, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    ")
+
+
+def _totals_bytes(totals: dict[str, Any]) -> bytes:
+    import orjson
+
+    return orjson.dumps(totals, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  ")
+
+
+class KeptSessions:
+    """A kept ``session --json`` (see :class:`SessionParts`): the document ``body``, the
+    generation it shows, the clock span it holds for and (:meth:`parse`) its index: the
+    token totals and per session an entry ``[id, first, cost, active, length]``, the
+    ``shown`` ones first in the document's order (``length``: of the row's bytes there),
+    then the others (0-token sessions without ``--all``; length 0)."""
+
+    def __init__(
+        self, body: memoryview, gen: int, built: float, until: float, index: memoryview, sig: str
+    ) -> None:
+        self.body = body
+        self.gen = gen
+        self.built = built
+        self.until = until
+        self._index = index
+        self._sig = sig
+        self.tokens: list[int] = []
+        self.entries: list[list[Any]] = []
+        self.shown = 0
+
+    def holds(self, gen: int | None, now: float) -> bool:
+        """Whether the body is the answer at ``now`` for generation ``gen``."""
+        return gen is not None and gen == self.gen and self.built <= now < self.until
+
+    def parse(self) -> bool:
+        """Read the index (False: damaged; its digest is checked, and its shape)."""
+        import orjson
+
+        try:
+            if _index_sig(self._index) != self._sig:
+                return False
+            index = orjson.loads(self._index)
+            tokens, entries, shown = index["tokens"], index["entries"], index["shown"]
+            if not (
+                type(shown) is int
+                and 0 <= shown <= len(entries)
+                and type(tokens) is list
+                and len(tokens) == 4
+                and all(type(t) is int for t in tokens)
+                and type(entries) is list
+                and all(type(e) is list and len(e) == 5 for e in entries)
+            ):
+                return False
+        except (ValueError, KeyError, TypeError):
+            return False
+        self.tokens, self.entries, self.shown = tokens, entries, shown
+        return True
+
+    def active(self) -> set[str]:
+        """The sessions it shows as active."""
+        return {e[0] for e in self.entries if e[3]}
+
+
+class SessionParts(SessionCache):
+    """``session --json`` as printed (metadata merged, no budgets) with its pieces, keyed
+    like a :class:`SessionCache` but by the data's lineage (database, change log skew,
+    prices, cost mode) instead of its version: one file per options and metadata, whatever
+    the generation. The file is the line ``<built> <until>``, the document, an index (JSON:
+    the token totals and each session's entry, :class:`KeptSessions`) and a trailer (the
+    index's length, the generation, the index's digest). Holding for that generation and
+    clock span, the document is printed as kept; for a later generation (or past the span),
+    the sessions changed since (and those shown active) are read again and spliced in."""
+
+    def _version(self, engine: Engine) -> str | None:
+        lineage = engine.data_lineage()
+        self.lineage: str | None = None if lineage is None else lineage[0]
+        self.gen: int | None = None if lineage is None else lineage[1]
+        return self.lineage
+
+    def load(self) -> KeptSessions | None:
+        """The kept answer (None: none, damaged or of another format); its index is read
+        only when asked (:meth:`KeptSessions.parse`)."""
+        if self.path is None:
+            return None
+        try:
+            data = _mapped(self.path)
+            nl = data.find(b"\n", 0, 100)
+            if nl < 0 or len(data) < nl + 1 + _TRAILER or data[-1:] != b"\n":
+                return None
+            built, until = (float(x) for x in data[:nl].split())
+            n, gen, sig = data[-_TRAILER:-1].split()
+            end = len(data) - _TRAILER - int(n)
+            if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
+                return None
+            view = memoryview(data)
+            return KeptSessions(
+                view[nl + 1 : end],
+                int(gen),
+                built,
+                until,
+                view[end : len(data) - _TRAILER],
+                sig.decode("ascii"),
+            )
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+
+    def build(
+        self,
+        parts: list[SessionPart],
+        meta: dict[str, dict[str, Any]],
+        include_empty: bool,
+        now: float,
+        keep: bool,
+    ) -> list[Piece]:
+        """The document of every session's ``parts`` with ``meta`` merged; kept (when
+        ``keep``) with its index."""
+        from tokmon.core.rollups import session_totals_of_parts
+
+        merged = _merge_parts(parts, meta)
+        shown = sorted(
+            (-p[2], k) for k, p in enumerate(parts) if include_empty or any(p[3])
+        )  # most expensive first, ties in (first, id) order (k)
+        rows = [_row_bytes(merged[k]) for _, k in shown]
+        totals = session_totals_of_parts(parts)
+        body = _document([_ROW_SEP.join(rows)] if rows else [], totals)
+        if keep:
+            entries = [[parts[k][1], parts[k][0], parts[k][2], parts[k][4], len(b)]
+                       for (_, k), b in zip(shown, rows, strict=True)]  # fmt: skip
+            listed = {k for _, k in shown}
+            entries += [[p[1], p[0], p[2], p[4], 0] for k, p in enumerate(parts) if k not in listed]
+            tokens = [int(totals[k]) for k in _TOKEN_KEYS]  # type: ignore[arg-type]
+            self._keep(body, now, tokens, len(rows), entries)
+        return body
+
+    def splice(
+        self,
+        kept: KeptSessions,
+        changed: set[str],
+        parts: list[SessionPart],
+        meta: dict[str, dict[str, Any]],
+        now: float,
+        keep: bool,
+    ) -> list[Piece]:
+        """The document at ``now``: ``kept`` with the sessions of ``changed`` replaced by
+        their ``parts`` (a changed session without a part is gone); kept when ``keep``.
+        The kept rows are copied in runs (one piece per run between two changes), the
+        index's entries moved in slices: a Python step per changed session, none per row."""
+        import bisect
+        import functools
+        import itertools
+
+        import orjson
+
+        from tokmon.core.rows_json import totals_json
+
+        old, entries, n = kept.body, kept.entries, kept.shown
+        tokens = list(kept.tokens)
+        # where each kept row starts in the old document (its entries hold the lengths)
+        starts = list(
+            itertools.accumulate(
+                [e[4] + len(_ROW_SEP) for e in entries[:n]], initial=len(_DOC_HEAD)
+            )
+        )
+        events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
+        for k in [k for k, e in enumerate(entries) if e[0] in changed]:
+            if k < n:  # a shown row: out of the document and its sums out of the totals
+                row = orjson.loads(old[starts[k] : starts[k] + entries[k][4]])
+                for j, key in enumerate(_TOKEN_KEYS):
+                    tokens[j] -= int(row[key])
+                events.append((k, 1, None, None))
+        include_empty = bool(self._include_empty)
+        hidden = [e for e in entries[n:] if e[0] not in changed]
+        for p, row in zip(parts, _merge_parts(parts, meta), strict=True):
+            for j in range(4):
+                tokens[j] += p[3][j]
+            if include_empty or any(p[3]):
+                b = _row_bytes(row)
+                e = [p[1], p[0], p[2], p[4], len(b)]
+                # before the first kept row that comes after it (most expensive first, ties
+                # by (first, id))
+                at = bisect.bisect_right(entries, _doc_key(e), 0, n, key=_doc_key)
+                events.append((at, 0, _doc_key(e), (e, b)))
+            else:
+                hidden.append([p[1], p[0], p[2], p[4], 0])
+        events.sort(key=_event_key)
+        pieces: list[Piece] = []
+        listed: list[list[Any]] = []
+        a = 0  # the first old row of the run being copied
+        for at, kind, _, new in events:
+            if a < at:  # the run [a, at) of kept rows, as one piece
+                pieces.append(old[starts[a] : starts[at] - len(_ROW_SEP)])
+                listed += entries[a:at]
+            if kind:
+                a = at + 1
+            else:
+                a = max(a, at)
+                pieces.append(new[1])
+                listed.append(new[0])
+        if a < n:
+            pieces.append(old[starts[a] : starts[n] - len(_ROW_SEP)])
+            listed += entries[a:n]
+        # the totals' cost: a float sum in the sessions' (first, id) order
+        ordered = sorted(itertools.chain(listed, hidden), key=_FIRST_ID)
+        tcost = functools.reduce(operator.add, map(_COST, ordered), 0.0)
+        totals = totals_json(tokens[0], tokens[1], tokens[2], tokens[3], tcost)
+        body = _document(pieces, totals)
+        if keep:
+            self._keep(body, now, tokens, len(listed), listed + hidden)
+        return body
+
+    @property
+    def _include_empty(self) -> bool:
+        return bool(self.opts.get("include_empty"))
+
+    def _keep(
+        self,
+        body: list[Piece],
+        now: float,
+        tokens: list[int],
+        shown: int,
+        entries: list[list[Any]],
+    ) -> None:
+        """Keep ``body`` and its index from ``now`` until the first session it shows as
+        active turns inactive."""
+        import orjson
+
+        until = self.engine.session_report_until(now)
+        if self.gen is None or until is None:
+            return
+        index = orjson.dumps({"tokens": tokens, "shown": shown, "entries": entries})
+        trailer = b"%012d %020d %s\n" % (len(index), self.gen, _index_sig(index).encode())
+        self.put_until([*body, index, trailer], now, until)
+
+
+_TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+_FIRST_ID = operator.itemgetter(1, 0)
+_COST = operator.itemgetter(2)
+
+
+def _index_sig(index: bytes | memoryview) -> str:
+    """The digest a kept index is written with (a blake2b of 20 bytes: 40 hex digits)."""
+    from tokmon.core.digest import blake2b
+
+    h = blake2b(20)
+    h.update(index)
+    return str(h.hexdigest())
+
+
+def _doc_key(e: list[Any]) -> tuple[float, float, str]:
+    """An entry's place in the document: most expensive first, ties by (first, id)."""
+    return (-e[2], e[1], e[0])
+
+
+def _event_key(ev: tuple[int, int, Any, Any]) -> tuple[int, int, Any]:
+    return ev[:3]
+
+
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """The bytes of the regular file at ``path``: mapped where a mapped file may be replaced
+    (POSIX: no copy of megabytes into new memory), else read (:func:`read_regular`)."""
+    import mmap
+
+    from tokmon.fsutil import read_regular
+
+    if os.name == "nt" or not hasattr(mmap, "MAP_POPULATE"):
+        return read_regular(path)
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: not a regular file")
+        if st.st_size == 0:
+            return b""
+        return mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+
+
+def _merge_parts(parts: list[SessionPart], meta: dict[str, dict[str, Any]]) -> list[Any]:
+    """The parts' rows with ``meta`` merged (:func:`tokmon.sessions.merge_over_plain`)."""
+    from tokmon.sessions import merge_over_plain
+
+    rows = [p[5] for p in parts]
+    merge_over_plain(rows, meta)
+    return rows
+
+
+def _document(rows: list[Piece], totals: Any) -> list[Piece]:
+    """The indented ``{"sessions": [...], "totals": {...}}`` of these rows (each piece one
+    row or a run of rows), as pieces."""
+    if not rows:
+        return [_DOC_EMPTY, _totals_bytes(totals), _DOC_TAIL]
+    out: list[Piece] = [_DOC_HEAD]
+    for k, r in enumerate(rows):
+        if k:
+            out.append(_ROW_SEP)
+        out.append(r)
+    out += [_DOC_MID, _totals_bytes(totals), _DOC_TAIL]
+    return out
 
 
 def merge_metadata(ctx: Context, rows: list[dict[str, Any]]) -> None:

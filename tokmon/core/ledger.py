@@ -502,7 +502,13 @@ class LedgerDB:
     def _init_meta(conn: sqlite3.Connection) -> None:
         conn.executemany(
             "INSERT OR IGNORE INTO meta VALUES (?, ?)",
-            [("schema", SCHEMA_VERSION), ("dbid", uuid.uuid4().hex), ("gen", 0), ("prices", "")],
+            [
+                ("schema", SCHEMA_VERSION),
+                ("dbid", uuid.uuid4().hex),
+                ("gen", 0),
+                ("logged", 0),
+                ("prices", ""),
+            ],
         )
 
     @staticmethod
@@ -536,6 +542,11 @@ class LedgerDB:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("UPDATE meta SET value = value + 1 WHERE key='gen'")
+                # counted by the writers that log every change (see log_skew)
+                conn.execute(
+                    "INSERT INTO meta VALUES ('logged', 1)"
+                    " ON CONFLICT (key) DO UPDATE SET value = value + 1"
+                )
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
@@ -556,6 +567,20 @@ class LedgerDB:
         """Bumped by every committed write (of any process)."""
         v = self._meta("gen")
         return v if type(v) is int else 0
+
+    def log_skew(self) -> int | None:
+        """The generations not counted in ``logged``: written by a tokmon of before the
+        change log was complete (which did not log a changed title or the old session of a
+        moved record). It stays the same while every writer logs every change; None: not
+        known (no count yet)."""
+        with self._mu:
+            rows = dict(
+                self.conn.execute("SELECT key, value FROM meta WHERE key IN ('gen', 'logged')")
+            )
+        gen, logged = rows.get("gen"), rows.get("logged")
+        if type(gen) is not int or type(logged) is not int:
+            return None
+        return gen - logged
 
     def dbid(self) -> str:
         """A random id given at creation: a rebuilt database never repeats a version."""
@@ -633,6 +658,21 @@ class LedgerDB:
             titles.setdefault(sid, {})[kind] = title
         return titles
 
+    def titles_of(self, sessions: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The titles (kind -> title) of these sessions only (by the primary key)."""
+        sids = list(sessions)
+        out: dict[str, dict[str, str]] = {}
+        with self._mu:
+            for i in range(0, len(sids), _IN_CHUNK):
+                part = sids[i : i + _IN_CHUNK]
+                for sid, kind, title in self.conn.execute(
+                    "SELECT session, kind, title FROM titles"
+                    f" WHERE session IN ({','.join('?' * len(part))})",
+                    part,
+                ):
+                    out.setdefault(sid, {})[kind] = title
+        return out
+
     def file_states(
         self, paths: Iterable[str], on_dropped: Callable[[int], None] | None = None
     ) -> dict[str, FileState]:
@@ -701,12 +741,14 @@ class LedgerDB:
                     conn.execute("CREATE INDEX records_session ON records (session)")
                 else:
                     conn.executemany(_UPSERT, rows)
-                self._log_changes(conn, gen, {r.session_id for _, r in deltas})
+                # both sessions of a record that moved (its key upserted with another session)
+                moved = {o.session_id for o, _ in deltas if o is not None}
+                self._log_changes(conn, gen, {r.session_id for _, r in deltas} | moved)
                 if self.on_merge is not None and agent == CLAUDE:
                     self.on_merge(deltas, was_empty)
                 else:  # the stored sums did not follow: rebuilt on their next use
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
-            self._merge_state(conn, files, gone, titles, prices, agents)
+            self._merge_state(conn, files, gone, titles, prices, agents, gen)
         return deltas, gen
 
     @staticmethod
@@ -717,15 +759,34 @@ class LedgerDB:
         titles: Iterable[tuple[str, str, str]],
         prices: str | None,
         agents: dict[str, AgentRows] | None,
+        gen: int | None = None,
     ) -> None:
-        """Write file states, titles, the price signature and the agents' state."""
+        """Write file states, titles, the price signature and the agents' state; the
+        sessions whose title changes are logged under generation ``gen`` (None: not logged,
+        a new database)."""
         if files:
             conn.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
                 [(k, *s.to_list()) for k, s in files.items()],
             )
         conn.executemany("DELETE FROM files WHERE path=?", [(k,) for k in gone])
-        conn.executemany("INSERT OR REPLACE INTO titles VALUES (?,?,?)", list(titles))
+        titles = list(titles)
+        if gen is not None and titles:  # a title is part of its session's rows
+            had = conn.execute
+            LedgerDB._log_changes(
+                conn,
+                gen,
+                {
+                    s
+                    for s, kind, title in titles
+                    if had(
+                        "SELECT 1 FROM titles WHERE session=? AND kind=? AND title=?",
+                        (s, kind, title),
+                    ).fetchone()
+                    is None
+                },
+            )
+        conn.executemany("INSERT OR REPLACE INTO titles VALUES (?,?,?)", titles)
         if prices is not None:
             conn.execute("UPDATE meta SET value=? WHERE key='prices'", (prices,))
         if agents:
@@ -784,7 +845,9 @@ class LedgerDB:
                         self.on_bulk()
                     else:  # the stored sums did not follow: rebuilt on their next use
                         conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
-                self._merge_state(conn, files, gone, titles, prices, agents)
+                self._merge_state(
+                    conn, files, gone, titles, prices, agents, None if self.build else gen
+                )
         except _NotEmpty:
             return None
         return n, sessions, gen
@@ -905,6 +968,34 @@ class LedgerDB:
                     "SELECT DISTINCT session FROM changes WHERE gen > ?", (gen,)
                 )
             }
+
+    def sessions_changed_after(self, gen: int) -> set[str] | None:
+        """Sessions whose records or titles a write after generation ``gen`` of this
+        database changed (what a kept answer of generation ``gen`` must read again); None
+        when the log cannot tell: ``gen`` is not of this database's past, its changes may
+        have been pruned, or the stored sums were rebuilt since (``sums_gen``)."""
+        with self._mu:
+            conn = self.conn
+            conn.execute("BEGIN")  # one snapshot for the generation and the log
+            try:
+                now = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()
+                sums = conn.execute("SELECT value FROM meta WHERE key='sums_gen'").fetchone()
+                if (
+                    now is None
+                    or type(now[0]) is not int
+                    or not 0 <= gen <= now[0]
+                    or now[0] - gen >= KEEP_CHANGES
+                    or (sums is not None and (type(sums[0]) is not int or sums[0] > gen))
+                ):
+                    return None
+                return {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT DISTINCT session FROM changes WHERE gen > ?", (gen,)
+                    )
+                }
+            finally:
+                conn.execute("COMMIT")
 
     def count(self) -> int:
         """How many records (all agents) the ledger holds."""

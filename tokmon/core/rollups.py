@@ -252,6 +252,35 @@ def _by_first(mc: tuple[str, list[Any]]) -> tuple[float, str]:
 
 _KEY0 = operator.itemgetter(0)
 _KEY8 = operator.itemgetter(8)
+_KEY01 = operator.itemgetter(0, 1)
+
+# One session of the session report (:meth:`Rollups.session_parts`): its first time, id,
+# cost, token sums (input, output, cache creation, cache read), whether it is active and its
+# JSON row.
+SessionPart = tuple[float, str, float, tuple[int, int, int, int], bool, JSONObject]
+
+
+def session_rows_of_parts(parts: Sequence[SessionPart], include_empty: bool) -> list[JSONObject]:
+    """The report's rows of ``parts`` (in (first, id) order): most expensive first (ties in
+    that order), 0-token sessions only with ``include_empty``."""
+    rows = [(-p[2], p[5]) for p in parts if include_empty or any(p[3])]
+    rows.sort(key=_KEY0)
+    return [r for _, r in rows]
+
+
+def session_totals_of_parts(parts: Sequence[SessionPart]) -> JSONObject:
+    """The report's totals over every session of ``parts`` (0-token ones too): the cost a
+    float sum in the parts' (first, id) order."""
+    ti = to = tcc = tcr = 0
+    tcost = 0.0
+    for p in parts:
+        i, o, cc, cr = p[3]
+        ti += i
+        to += o
+        tcc += cc
+        tcr += cr
+        tcost += p[2]
+    return totals_json(ti, to, tcc, tcr, tcost)
 
 
 class Rollups:
@@ -1085,26 +1114,62 @@ class Rollups:
         very values of ``aggregate.session_rows_of(*self.sessions(agent), ...)`` serialised
         (same order, same float sums), without the groups and typed rows in between.
         ``extra``: keys added to every row after its own (a caller's defaults)."""
+        parts = self.session_parts(agent, titles, now, active_seconds, extra)
+        return session_rows_of_parts(parts, include_empty), session_totals_of_parts(parts)
+
+    def session_parts(
+        self,
+        agent: str,
+        titles: Mapping[str, str],
+        now: float,
+        active_seconds: float,
+        extra: Mapping[str, JSON] | None = None,
+        only: Iterable[str] | None = None,
+    ) -> list[SessionPart]:
+        """Each session's piece of :meth:`session_json` in the sessions' (first, id) order
+        (which the totals' float sum follows): a :data:`SessionPart`. ``only``: just these
+        sessions (an id without stored sums is left out)."""
         c = self.conn
         # each session's project, in the sessions' (first, id) order (the order _Fold.groups
-        # gives them, which the totals' float sum follows): rollup_session holds the span of
-        # its rows in rollup_session_model, written in the same transaction
-        order: dict[str, str] = dict(
-            c.execute(
-                "SELECT session_id, project FROM rollup_session WHERE agent=?"
-                " ORDER BY first, session_id",
+        # gives them): rollup_session holds the span of its rows in rollup_session_model,
+        # written in the same transaction
+        if only is None:
+            order: dict[str, str] = dict(
+                c.execute(
+                    "SELECT session_id, project FROM rollup_session WHERE agent=?"
+                    " ORDER BY first, session_id",
+                    (agent,),
+                )
+            )
+            # the model rows in their primary key's order (no sort: grouped by session, each
+            # session's models by name); a session's models are put in (first, name) order
+            cur: Iterable[Any] = c.execute(
+                "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
+                " FROM rollup_session_model WHERE agent=?",
                 (agent,),
             )
-        )
-        # the model rows in their primary key's order (no sort: grouped by session, each
-        # session's models by name); a session's models are put in (first, name) order here
-        cur = c.execute(
-            "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
-            " FROM rollup_session_model WHERE agent=?",
-            (agent,),
-        )
-        ti = to = tcc = tcr = 0
-        made: dict[str, tuple[float, bool, float, JSONObject]] = {}
+        else:
+            ids = sorted(set(only))
+            pairs: list[tuple[float, str, str]] = []
+            model_rows: list[Any] = []
+            for k in range(0, len(ids), 500):
+                part = ids[k : k + 500]
+                marks = ",".join("?" * len(part))
+                pairs += c.execute(
+                    "SELECT first, session_id, project FROM rollup_session WHERE agent=?"
+                    f" AND session_id IN ({marks})",
+                    (agent, *part),
+                ).fetchall()
+                model_rows += c.execute(
+                    "SELECT session_id, model, i, o, cc, cr, cost, n, first, last"
+                    f" FROM rollup_session_model WHERE agent=? AND session_id IN ({marks})"
+                    " ORDER BY session_id, model",
+                    (agent, *part),
+                ).fetchall()
+            pairs.sort()
+            order = {sid: proj for _, sid, proj in pairs}
+            cur = model_rows
+        made: dict[str, SessionPart] = {}
         names: dict[str, str] = {}  # project path -> its name (a few distinct ones)
         synthetic = SYNTHETIC_MODEL
         for sid, group in itertools.groupby(cur, _KEY0):
@@ -1123,7 +1188,7 @@ class Rollups:
                 si = so = scc = scr = sn = pico = 0
                 first, last = ms[0][8], ms[0][9]
                 used = []
-                pairs: list[tuple[float, JSONObject]] = []
+                costed: list[tuple[float, JSONObject]] = []
                 for _, model, i, o, cc, cr, mp, n, _f, mlast in ms:
                     si += i
                     so += o
@@ -1136,19 +1201,16 @@ class Rollups:
                     if model != synthetic:
                         used.append(model)
                         mc = mp / PICO
-                        pairs.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
-                if len(pairs) > 1:
-                    pairs.sort(key=_KEY0)  # most expensive first (stable: ties keep the order)
-                bds = [b for _, b in pairs]
+                        costed.append((-mc, breakdown_json(model, i, o, cc, cr, mc)))
+                if len(costed) > 1:
+                    costed.sort(key=_KEY0)  # most expensive first (stable: ties keep the order)
+                bds = [b for _, b in costed]
                 cost = pico / PICO
-            ti += si
-            to += so
-            tcc += scc
-            tcr += scr
             proj = order.get(sid, "")
             pname = names.get(proj)
             if pname is None:
                 pname = names[proj] = project_name(proj)
+            active = now - last < active_seconds
             row = session_row_json(
                 sid,
                 None,
@@ -1165,22 +1227,15 @@ class Rollups:
                 pname,
                 sn,
                 titles.get(sid),
-                now - last < active_seconds,
+                active,
             )
             if extra:
                 row.update(extra)
-            made[sid] = (cost, bool(si + so + scc + scr), first, row)
-        tcost = 0.0
-        rows: list[tuple[float, JSONObject]] = []
+            made[sid] = (first, sid, cost, (si, so, scc, scr), active, row)
         seen = [made.pop(sid) for sid in order if sid in made]
         if made:  # not in rollup_session (never so when both are kept together): by (first, id)
-            seen += [m for _, m in sorted(made.items(), key=lambda kv: (kv[1][2], kv[0]))]
-        for cost, some, _f, row in seen:
-            tcost += cost
-            if some or include_empty:
-                rows.append((-cost, row))
-        rows.sort(key=_KEY0)  # most expensive first (stable: ties keep the (first, id) order)
-        return [r for _, r in rows], totals_json(ti, to, tcc, tcr, tcost)
+            seen += sorted(made.values(), key=_KEY01)
+        return seen
 
     def active_until(self, agent: str, now: float, active_seconds: float) -> float:
         """The first time after ``now`` at which a session :meth:`session_json` shows as

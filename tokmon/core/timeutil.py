@@ -48,15 +48,23 @@ def iso(ts: float) -> str:
         sec += 1
         us -= 1_000_000
     hour, rem = divmod(sec, 3600)
-    if not _MS:  # each list complete before it is added (one step: safe between threads)
-        _MMSS.extend([f"{m:02d}:{s:02d}." for m in range(60) for s in range(60)])
-        _MS.extend([f"{ms:03d}Z" for ms in range(1000)])
     head = _HOURS.get(hour)
     if head is None:
         if len(_HOURS) > 100_000:  # a long-lived process: bounded
             _HOURS.clear()
         head = _HOURS[hour] = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H:")
+    if not _MS:
+        _FEW[0] += 1
+        if _FEW[0] <= _FEW_MAX:  # a few times (the rows of one session): no tables (~3 ms)
+            return f"{head}{rem // 60:02d}:{rem % 60:02d}.{us // 1000:03d}Z"
+        # each list complete before it is added (one step: safe between threads)
+        _MMSS.extend([f"{m:02d}:{s:02d}." for m in range(60) for s in range(60)])
+        _MS.extend([f"{ms:03d}Z" for ms in range(1000)])
     return head + _MMSS[rem] + _MS[us // 1000]
+
+
+_FEW = [0]  # calls made before the tables were filled
+_FEW_MAX = 200
 
 
 def _iso_datetime(ts: float) -> str:

@@ -24,6 +24,11 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise MetadataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_json(raw, path)
+
+
+def parse_json(raw: bytes, path: Path) -> dict[str, Any] | None:
+    """:func:`read_json` of the bytes ``raw`` read from ``path``."""
     if not raw.strip():
         return None
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tokmon.fsutil import atomic_write
-from tokmon.metadata.fileio import dump_json, read_json, remove_stale_temp_files
+from tokmon.metadata.fileio import dump_json, parse_json, read_json, remove_stale_temp_files
 from tokmon.metadata.schema import (
     META_TABLE,
     SCHEMA_VERSION,
@@ -148,9 +148,10 @@ class MetadataStore:
         validate(migrated)
         atomic_write(self.path, dump_json(migrated))
 
-    def _read(self) -> dict[str, Any]:
-        """Current-schema data (migrating under the lock when needed)."""
-        data = read_json(self.path)
+    def _read(self, raw: bytes | None = None) -> dict[str, Any]:
+        """Current-schema data (migrating under the lock when needed); ``raw``: the file's
+        bytes, already read by the caller (None: read them)."""
+        data = read_json(self.path) if raw is None else parse_json(raw, self.path)
         if data is None:
             return _fresh_db()
         if schema_version(data) != SCHEMA_VERSION:
@@ -182,9 +183,11 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ reads
 
-    def all(self) -> dict[str, dict[str, Any]]:
-        """sessionId -> metadata record, for every session with metadata."""
-        table = self._read().get(SESSIONS_TABLE) or {}
+    def all(self, raw: bytes | None = None) -> dict[str, dict[str, Any]]:
+        """sessionId -> metadata record, for every session with metadata; ``raw``: the
+        file's bytes when the caller has read them already (one read for a digest and the
+        records)."""
+        table = self._read(raw).get(SESSIONS_TABLE) or {}
         out: dict[str, dict[str, Any]] = {}
         for doc in table.values():
             if isinstance(doc, dict) and isinstance(doc.get("sessionId"), str):

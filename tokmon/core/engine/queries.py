@@ -20,7 +20,7 @@ from tokmon.core.model import Block, UsageRecord
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:  # the typed rows are imported where a report is built (see aggregate)
-    from tokmon.core.rollups import Rollups
+    from tokmon.core.rollups import Rollups, SessionPart
     from tokmon.core.rows import (
         JSON,
         JSONObject,
@@ -210,7 +210,9 @@ class Queries(EngineState):
         if ck in self._cache:
             return self._cache[ck]  # type: ignore[no-any-return]
         roll = self._stored(None)
-        if roll is not None and roll.keeps_blocks:  # only an active block can matter: its last record is that recent
+        if (
+            roll is not None and roll.keeps_blocks
+        ):  # only an active block can matter: its last record is that recent
             live: list[Block] = roll.blocks(CLAUDE, now, since=now - self.block_seconds)
             self._cache[ck] = live
             return live
@@ -379,6 +381,30 @@ class Queries(EngineState):
             extra,
         )
         return {"sessions": cast("list[JSON]", rows), "totals": totals}
+
+    def session_report_parts(
+        self,
+        now: float,
+        extra: Mapping[str, JSON] | None = None,
+        only: Iterable[str] | None = None,
+        agent: str | None = None,
+    ) -> list[SessionPart] | None:
+        """The unfiltered ``session --json`` per session (:meth:`Rollups.session_parts`: the
+        (first, id) order, each session's JSON row, cost and sums) from the stored sums;
+        ``only``: just these sessions (their titles only are read). None: the stored sums
+        cannot answer (another agent, a record filter)."""
+        roll = self._stored(agent)
+        if roll is None:
+            return None
+        if only is None:
+            return roll.session_parts(CLAUDE, self.titles, now, self.block_seconds, extra)
+        ids = set(only)
+        titles = {}  # of these sessions only, from the database the sums are read from
+        for sid, t in self._db().titles_of(ids).items():
+            v = t.get("custom-title") or t.get("ai-title")
+            if v:
+                titles[sid] = v
+        return roll.session_parts(CLAUDE, titles, now, self.block_seconds, extra, only=ids)
 
     def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
         """A Claude report from the stored sums (None: a filter they cannot answer)."""

@@ -415,6 +415,11 @@ class Store(EngineState):
                 with db.write() as conn:
                     roll.rebuild_sql(CLAUDE, db.records_sql())
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 1)")
+                    # sums rebuilt without a change log: no kept answer reaches past this
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta SELECT 'sums_gen', value FROM meta"
+                        " WHERE key='gen'"
+                    )
         except sqlite3.Error as exc:
             log.warning("stored sums unavailable (%s): reports read records", exc)
             return None
@@ -455,15 +460,49 @@ class Store(EngineState):
     def data_version(self) -> str | None:
         """Identifies the persisted data state (for caches of derived output), or None when
         the in-memory data is not exactly the saved database (in-memory fallback, read-only)."""
+        state = self._data_state(False)
+        if state is None:
+            return None
+        dbid, gen, _ = state
+        return f"{dbid}:{gen}|{self._price_key()}"
+
+    def data_lineage(self) -> tuple[str, int] | None:
+        """:meth:`data_version` in two parts: what stays while only the data grow (the
+        database id, the change log's skew, the price signature and the cost mode) and the
+        generation (see :meth:`sessions_changed_since`); None as for :meth:`data_version`.
+        The skew (:meth:`LedgerDB.log_skew`) moves when a writer that does not log every
+        change (a tokmon of before) wrote: a kept answer of before is not spliced then."""
+        state = self._data_state(True)
+        if state is None:
+            return None
+        dbid, gen, skew = state
+        return f"{dbid}|{skew}|{self._price_key()}", gen
+
+    def _data_state(self, skew: bool) -> tuple[str, int, int | None] | None:
+        """The database id, generation and (``skew``) change log skew of the persisted data
+        (None: the in-memory data is not exactly the saved database)."""
         if not self.persist or self._mem or self._readonly is not None or self.db is None:
             return None
         try:
-            ver = f"{self.db.dbid()}:{self.db.generation()}"
+            state = (self.db.dbid(), self.db.generation(), self.db.log_skew() if skew else None)
         except sqlite3.Error:
             return None
         if self.agents is not None and self.agents.dirty:
             return None
-        return f"{ver}|{self._price_key()}"
+        return state
+
+    def sessions_changed_since(self, lineage: str, gen: int) -> set[str] | None:
+        """The sessions whose stored sums or title changed after generation ``gen`` of
+        :meth:`data_lineage` ``lineage`` (None: not known, e.g. another database, other
+        prices, a writer that did not log, a pruned log or sums rebuilt since: read
+        everything)."""
+        now = self.data_lineage()
+        if now is None or now[0] != lineage or self.db is None or "|None|" in lineage:
+            return None
+        try:
+            return self.db.sessions_changed_after(gen)
+        except sqlite3.Error:
+            return None
 
     def store_changed(self) -> bool:
         """Whether another process wrote the ledger since this engine last looked (cheap)."""
