@@ -39,7 +39,7 @@ class Panes:
         rows = self.screen(shell)
         return rows[-1] if rows else ""
 
-    def until(self, shell: str, needle: str, timeout: float = 20.0) -> str:
+    def until(self, shell: str, needle: str, timeout: float = 60.0) -> str:
         def check() -> str | None:
             row = self.prompt(shell)
             return row if needle in row else None
@@ -95,7 +95,7 @@ def test_new_totals_appear_after_a_transcript_append(panes):
     append_assistant(panes.env, input_tokens=100_000, output_tokens=100_000,
                      cwd=str(panes.project))  # fmt: skip
     for shell in SHELLS:  # the hook's background job refreshes; a later prompt shows it
-        assert panes.until(shell, "5h 1.00M $", timeout=30).startswith("5h 1.00M $")
+        assert panes.until(shell, "5h 1.00M $").startswith("5h 1.00M $")
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")

@@ -39,7 +39,7 @@ class Tmux:
         return rows[-1] if rows else ""
 
     def until(
-        self, needle: str, escapes: bool = False, timeout: float = 20.0, also: tuple[str, ...] = ()
+        self, needle: str, escapes: bool = False, timeout: float = 60.0, also: tuple[str, ...] = ()
     ) -> str:
         """Wait until the status line contains ``needle`` (and every one of ``also``: tmux runs
         each #() job on its own schedule, so one segment may show before another); return it."""
@@ -111,5 +111,5 @@ def test_status_updates_after_a_transcript_append(tmux):
     append_assistant(tmux.env, input_tokens=150_000, output_tokens=50_000,
                      cwd=str(tmux.project))  # fmt: skip
     # stale after 1 s -> the job starts the background refresher -> the next interval shows it
-    line = tmux.until("R[5h 1.00M $", timeout=30)
+    line = tmux.until("R[5h 1.00M $")
     assert "T[today $" in line
