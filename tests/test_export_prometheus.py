@@ -90,6 +90,7 @@ class Stack:
         self.prom_port = free_port()
         self.tokmon: subprocess.Popen[bytes] | None = None
         self.prom: subprocess.Popen[bytes] | None = None
+        self.appended = 0  # responses appended (dated now) by the tests so far
         self._seed_official()
 
     def _seed_official(self) -> None:
@@ -290,27 +291,22 @@ def test_promql_totals_equal_daily_json(stack: Stack) -> None:
     assert len(projects) <= 21
 
 
+def append_response(stack: Stack, target: Path) -> None:
+    """Append one response dated now (123 + 456 + 789 + 1011 tokens, ids unique per call)."""
+    stack.appended += 1
+    n = stack.appended
+    line = assistant_line(datetime.now(timezone.utc), msg_id=f"msg_export_append_{n}",
+                          req_id=f"req_export_append_{n}", inp=123, out=456, cc=789, cr=1011,
+                          cwd="/home/u/appended-project")  # fmt: skip
+    write_lines(target, [line])
+
+
 def test_append_shows_exactly_the_new_tokens(stack: Stack) -> None:
     before = prom_tokens(stack)
     cost_before = stack.scalar("sum(tokmon_cost_USD_total)") or 0.0
     transcripts = sorted((stack.claude / "projects").rglob("*.jsonl"))
     target = transcripts[0]
-    now = datetime.now(timezone.utc)
-    write_lines(
-        target,
-        [
-            assistant_line(
-                now,
-                msg_id="msg_export_append_1",
-                req_id="req_export_append_1",
-                inp=123,
-                out=456,
-                cc=789,
-                cr=1011,
-                cwd="/home/u/appended-project",
-            )
-        ],
-    )
+    append_response(stack, target)
     delta = {"input": 123, "output": 456, "cacheCreation": 789, "cacheRead": 1011}
 
     def arrived() -> bool:
@@ -335,9 +331,13 @@ def test_append_shows_exactly_the_new_tokens(stack: Stack) -> None:
 def test_gauges_official_and_budget(stack: Stack) -> None:
     rows = stack.query("tokmon_official_used_percent")
     assert {r["metric"]["window"]: float(r["value"][1]) for r in rows} == {"5h": 42.5, "7d": 17.0}
-    # the appended response (now) opened an active block holding exactly its tokens
-    assert stack.scalar("tokmon_block_active") == 1.0
-    assert stack.scalar("tokmon_block_tokens") == 123 + 456 + 789 + 1011
+    # the responses appended now (test_append_shows_exactly_the_new_tokens', or one made here
+    # when that test has not run) opened an active block holding exactly their tokens
+    if not stack.appended:
+        append_response(stack, sorted((stack.claude / "projects").rglob("*.jsonl"))[0])
+    wait_for(lambda: stack.scalar("tokmon_block_active") == 1.0, "the active block")
+    want = stack.appended * (123 + 456 + 789 + 1011)
+    wait_for(lambda: stack.scalar("tokmon_block_tokens") == want, f"the block's {want} tokens")
     # a plugin's gauge (TOKMON_METRICS_PROVIDERS) next to the built-in ones
     spent = stack.scalar("sum(tokmon_cost_USD_total)") or 0.0
     ratio = stack.scalar("tokmon_plugin_spend_ratio")
