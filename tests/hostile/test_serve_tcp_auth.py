@@ -77,23 +77,16 @@ def _listening(log: Path) -> tuple[int, Path] | None:
     return (int(m.group(1)), Path(m.group(2))) if m else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
     env = hs_env(tmp_path, PYTHONFAULTHANDLER="1")
     write_transcript(env, "-p", f"{SID}.jsonl", [assistant("m1", sid=SID)])
     log = tmp_path / "serve.log"
-    port = _free_port()  # (--tcp refuses port 0, so one found free just before)
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([*tokmon_argv(), "serve", "--tcp", f"127.0.0.1:{port}"], env=env,
+    with open(log, "wb") as err:  # port 0: the server takes a free one and names it
+        proc = subprocess.Popen([*tokmon_argv(), "serve", "--tcp", "127.0.0.1:0"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 cwd=str(tmp_path))  # fmt: skip
-    # the line comes once the socket listens (the token file is written before that)
+    # the line comes once the socket listens and the token file is written
     wait_for(lambda: _listening(log) or proc.poll() is not None, what="the listening line")
     assert proc.poll() is None, log.read_text()
     port, token_file = _listening(log) or (0, Path())
