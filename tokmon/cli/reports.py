@@ -136,6 +136,10 @@ def register_command(
         p.set_defaults(handler=lambda a, c, k=report: run_report(k, a, c))
 
 
+# the longest --session-length (hours) whose blocks' times stay within datetime's range
+MAX_SESSION_HOURS = 1e6
+
+
 def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     from tokmon.core.timeutil import TimezoneError, parse_day, resolve_tz
 
@@ -166,9 +170,10 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             ) from exc
     if args.mode:
         ctx.config.values["cost_mode"] = args.mode
-    if getattr(args, "session_length", None):
-        if args.session_length <= 0:
-            raise CLIError("--session-length must be positive")
+    if getattr(args, "session_length", None) is not None:
+        # (nan, inf and 1e9 hours passed a `<= 0` test and ended the run in a traceback)
+        if not 0 < args.session_length <= MAX_SESSION_HOURS:
+            raise CLIError(f"--session-length must be positive, at most {MAX_SESSION_HOURS:,.0f}")
         ctx.config.values["session_hours"] = args.session_length
     return opts
 
@@ -926,8 +931,9 @@ class KeptSessions:
         return True
 
     def active(self) -> set[str]:
-        """The sessions it shows as active."""
-        return {e[0] for e in self.entries if e[3]}
+        """The sessions it shows as active (an id that is not a string is no session: the
+        splice that reads it fails on it and builds the answer whole)."""
+        return {e[0] for e in self.entries if e[3] and type(e[0]) is str}
 
 
 class SessionParts(SessionCache):
