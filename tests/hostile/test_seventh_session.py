@@ -209,3 +209,56 @@ def test_hello_without_deltas_after_hello_with_them(tmp_path: Path) -> None:
     finally:
         p.kill()
         p.wait(30)
+
+
+def test_killed_session_writer_leaves_no_temporary_file_for_good(tmp_path: Path) -> None:
+    """``session --json`` killed (SIGKILL) while it writes its kept answer left the
+    ``.session-*.json.<random>.tmp`` (megabytes: the whole answer) in cache/reports for
+    ever, one per kill. A later kept answer removes those older than ten minutes; the
+    answers stay equal to a run from scratch whatever the kill hit."""
+    import random
+    import signal
+
+    env = hs_env(tmp_path)
+    now = datetime.now(timezone.utc)
+    for s in range(1500):  # a kept answer of ~1.4 MB: its write is a window a kill can hit
+        write_transcript(env, f"p{s % 5}", f"s{s}.jsonl",
+                         [assistant(f"m{s}", sid=f"s{s}", inp=s + 1, out=1,
+                                    when=now - timedelta(minutes=s))])  # fmt: skip
+    assert _tokmon(env, "session", "--json").returncode == 0
+    reports = Path(env["TOKMON_HOME"]) / "cache" / "reports"
+    rng = random.Random(7)
+
+    def append(tag: str) -> None:
+        s = rng.randrange(1500)
+        path = Path(env["CLAUDE_CONFIG_DIR"]) / "projects" / f"p{s % 5}" / f"s{s}.jsonl"
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(assistant(tag, sid=f"s{s}", inp=3, out=1) + "\n")
+
+    t0 = time.monotonic()
+    append("timing")
+    assert _tokmon(env, "session", "--json").returncode == 0
+    took = time.monotonic() - t0
+    left: list[Path] = []
+    for trial in range(40):  # until a kill lands inside the write (or give up: plant one)
+        append(f"k{trial}")
+        p = subprocess.Popen([*tokmon_argv(), "session", "--json"], env=env, cwd=str(REPO),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(took * (0.5 + 0.6 * rng.random()))
+        p.send_signal(signal.SIGKILL)
+        p.wait(60)
+        left = list(reports.glob(".*.tmp"))
+        if left:
+            break
+    if not left:  # (the loaded box never let a kill land there: the file such a kill leaves)
+        left = [reports / f".{next(reports.glob('session-*.json')).name}.0123456789ab.tmp"]
+        left[0].write_bytes(b"x" * 100_000)
+    old = time.time() - 3600
+    for f in left:
+        os.utime(f, (old, old))
+    append("after")
+    got = _tokmon(env, "session", "--json")  # keeps a new answer: prunes the dir
+    assert got.returncode == 0, got.stderr
+    assert not [f for f in left if f.exists()]
+    fresh = {**env, "TOKMON_HOME": str(tmp_path / "fresh-home")}
+    assert json.loads(got.stdout) == json.loads(_tokmon(fresh, "session", "--json").stdout)

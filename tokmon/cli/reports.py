@@ -6,6 +6,7 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import operator
 import os
@@ -738,10 +739,12 @@ class ReportCache:
             atomic_write(self.path, text.encode("utf-8"), fsync=False)
             with os.scandir(self.dir) as it:
                 old = sorted(
-                    (e for e in it if e.name.endswith(".json")), key=lambda e: e.stat().st_mtime
+                    (e for e in it if e.name.endswith(".json") or _torn(e)),
+                    key=lambda e: e.stat().st_mtime,
                 )
-            for e in old[: -self.KEEP]:
-                os.unlink(e.path)
+            for e in [e for e in old if _torn(e)] + old[: -self.KEEP]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(e.path)
         except OSError:
             pass  # a cache is optional
 
@@ -841,14 +844,35 @@ class SessionCache(ReportCache):
                 self.path, [head, body] if isinstance(body, bytes) else [head, *body], fsync=False
             )
             with os.scandir(self.dir) as it:
-                old = sorted(
-                    (e for e in it if _family(e.name) == self.kind and e.name.endswith(".json")),
-                    key=lambda e: e.stat().st_mtime,
-                )
-            for e in old[: -self.KEEP_SESSION]:
-                os.unlink(e.path)
+                here = list(it)
+            torn = [e for e in here if _torn(e)]
+            old = sorted(
+                (e for e in here if _family(e.name) == self.kind and e.name.endswith(".json")),
+                key=lambda e: e.stat().st_mtime,
+            )
+            for e in torn + old[: -self.KEEP_SESSION]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(e.path)
         except OSError:
             pass  # a cache is optional
+
+
+# a temporary file of the reports' dir older than this was left by a killed writer
+TORN_SECONDS = 600.0
+
+
+def _torn(e: os.DirEntry[str]) -> bool:
+    """Whether ``e`` is a kept answer's temporary file (``fsutil.atomic_write``) whose writer
+    was killed (SIGKILL, power loss) before it could remove it: one per kill, megabytes for
+    a kept session answer, never read."""
+    from tokmon.fsutil import TMP_SUFFIX
+
+    if not (e.name.startswith(".") and e.name.endswith(TMP_SUFFIX)):
+        return False
+    try:
+        return time.time() - e.stat(follow_symlinks=False).st_mtime > TORN_SECONDS
+    except OSError:
+        return False
 
 
 def _family(name: str) -> str:
