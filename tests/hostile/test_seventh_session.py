@@ -20,7 +20,7 @@ import pytest
 
 from hostile.hs_support import REPO, assistant, hs_env, tokmon_argv, wait_for, write_transcript
 
-TRAILER = 75  # b"%012d %020d %s\n": the index's length, the generation, its blake2b-160
+TRAILER = 92  # b"%012d %020d %16s %s\n": index length, generation, write id, blake2b-160
 
 
 def _tokmon(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,7 @@ def test_kept_session_index_naming_an_active_session_by_a_list(tmp_path: Path) -
     assert _tokmon(env, "session", "--json").returncode == 0
     (kept,) = (Path(env["TOKMON_HOME"]) / "cache" / "reports").glob("session-*.json")
     data = kept.read_bytes()
-    n, gen, _ = data[-TRAILER:-1].split()
+    n, gen, wid, _ = data[-TRAILER:-1].split()
     end = len(data) - TRAILER - int(n)
     index = json.loads(data[end:-TRAILER])
     assert any(e[3] for e in index["entries"])  # a session shown active
@@ -52,7 +52,9 @@ def test_kept_session_index_naming_an_active_session_by_a_list(tmp_path: Path) -
     sig = hashlib.blake2b(raw, digest_size=20).hexdigest().encode()
     body = data[data.index(b"\n") + 1 : end]
     # its span over (built at 1, until 2): the sessions shown active are read again
-    kept.write_bytes(b"1.0 2.0\n" + body + raw + b"%012d %020d %s\n" % (len(raw), int(gen), sig))
+    kept.write_bytes(
+        b"1.0 2.0\n" + body + raw + b"%012d %020d %s %s\n" % (len(raw), int(gen), wid, sig)
+    )
     with open(Path(env["CLAUDE_CONFIG_DIR"]) / "projects" / "p1" / "s1.jsonl", "a") as fh:
         fh.write(assistant("more", sid="s1", inp=7, out=1) + "\n")
     got = _tokmon(env, "session", "--json")
@@ -262,3 +264,65 @@ def test_killed_session_writer_leaves_no_temporary_file_for_good(tmp_path: Path)
     assert not [f for f in left if f.exists()]
     fresh = {**env, "TOKMON_HOME": str(tmp_path / "fresh-home")}
     assert json.loads(got.stdout) == json.loads(_tokmon(fresh, "session", "--json").stdout)
+
+
+def test_ledger_put_back_to_an_older_copy_of_itself(tmp_path: Path) -> None:
+    """A ledger restored from a copy of itself (a backup, a file-system snapshot; the last
+    commits lost in a power cut with ``synchronous=NORMAL`` do the same) and written again
+    repeats generations with other data under the same database id: ``session --json``
+    printed the kept answer of the lost history (its generation matched) and spliced later
+    changes onto it, a wrong total until the sessions it held changed. Every write now has
+    a random id, logged under its generation: the kept answer's must still be the last."""
+    import shutil
+    import sqlite3
+
+    env = hs_env(tmp_path)
+    projects = Path(env["CLAUDE_CONFIG_DIR"]) / "projects"
+    for s in range(4):
+        write_transcript(env, f"p{s}", f"s{s}.jsonl", [assistant(f"m{s}", sid=f"s{s}", inp=100)])
+
+    def session() -> dict[str, Any]:
+        r = _tokmon(env, "session", "--json")
+        assert r.returncode == 0, r.stderr
+        return dict(json.loads(r.stdout)["totals"])
+
+    def truth() -> dict[str, Any]:
+        fresh = {**env, "TOKMON_HOME": str(tmp_path / f"fresh-{time.monotonic_ns()}")}
+        return dict(json.loads(_tokmon(fresh, "session", "--json").stdout)["totals"])
+
+    def append(s: int, tag: str, inp: int) -> None:
+        with open(projects / f"p{s}" / f"s{s}.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(assistant(tag, sid=f"s{s}", inp=inp) + "\n")
+
+    session()
+    session()  # kept
+    (ledger,) = (Path(env["TOKMON_HOME"]) / "data").glob("ledger-*.sqlite3")
+    backup = tmp_path / "backup.sqlite3"
+    with sqlite3.connect(ledger) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+    def restore() -> None:
+        for side in ("-wal", "-shm"):
+            Path(str(ledger) + side).unlink(missing_ok=True)
+        shutil.copyfile(backup, ledger)
+
+    append(1, "lost", 7000)
+    assert session()["inputTokens"] == 400 + 7000
+    restore()
+    append(2, "after", 50000)  # one write: the generation the lost history's answer had
+    assert session() == truth()
+    assert truth()["inputTokens"] == 400 + 7000 + 50000
+    # again, past it: the later answers are spliced onto the right one
+    with sqlite3.connect(ledger) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    append(3, "lost2", 1000)
+    session()
+    restore()
+    append(0, "w1", 300)
+    session()
+    append(0, "w2", 20)
+    assert session() == truth()

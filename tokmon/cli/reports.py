@@ -356,7 +356,7 @@ def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
     cache = SessionParts(ctx, engine, opts)
     kept = cache.load()
     body: Piece | list[Piece] | None = None
-    if kept is not None and kept.holds(cache.gen, now):
+    if kept is not None and kept.holds(cache.gen, cache.wid, now):
         body = kept.body
     elif kept is not None and cache.gen is not None and kept.built <= now:
         body = _session_json_spliced(ctx, engine, cache, kept, now)
@@ -386,7 +386,7 @@ def _session_json_spliced(
     from tokmon.sessions import PLAIN_META
 
     assert cache.lineage is not None
-    changed = engine.sessions_changed_since(cache.lineage, kept.gen)
+    changed = engine.sessions_changed_since(cache.lineage, kept.gen, kept.wid)
     if changed is None or not kept.parse():
         return None
     if now >= kept.until:  # a session shown active may not be any more: read those again
@@ -889,8 +889,10 @@ _ROW_SEP = b",\n    "
 _DOC_MID = b'\n  ],\n  "totals": '
 _DOC_EMPTY = b'{\n  "sessions": [],\n  "totals": '
 _DOC_TAIL = b"\n}\n"
-# b"%012d %020d %s\n": the index's length, the generation and the index's digest, at the end
-_TRAILER = 75
+# b"%012d %020d %16s %s\n": the index's length, the generation, the id of its write (16 hex
+# digits; 16 "-" when the ledger has none) and the index's digest, at the end
+_TRAILER = 92
+_NO_WID = b"-" * 16
 
 
 def _row_bytes(row: dict[str, Any]) -> bytes:
@@ -914,10 +916,18 @@ class KeptSessions:
     then the others (0-token sessions without ``--all``; length 0)."""
 
     def __init__(
-        self, body: memoryview, gen: int, built: float, until: float, index: memoryview, sig: str
+        self,
+        body: memoryview,
+        gen: int,
+        wid: str | None,
+        built: float,
+        until: float,
+        index: memoryview,
+        sig: str,
     ) -> None:
         self.body = body
         self.gen = gen
+        self.wid = wid
         self.built = built
         self.until = until
         self._index = index
@@ -926,9 +936,16 @@ class KeptSessions:
         self.entries: list[list[Any]] = []
         self.shown = 0
 
-    def holds(self, gen: int | None, now: float) -> bool:
-        """Whether the body is the answer at ``now`` for generation ``gen``."""
-        return gen is not None and gen == self.gen and self.built <= now < self.until
+    def holds(self, gen: int | None, wid: str | None, now: float) -> bool:
+        """Whether the body is the answer at ``now`` for generation ``gen`` written by the
+        write ``wid`` (a ledger put back to an older copy repeats generations, not ids)."""
+        return (
+            gen is not None
+            and gen == self.gen
+            and wid is not None
+            and wid == self.wid
+            and self.built <= now < self.until
+        )
 
     def parse(self) -> bool:
         """Read the index (False: damaged; its digest is checked, and its shape)."""
@@ -974,6 +991,7 @@ class SessionParts(SessionCache):
         lineage = engine.data_lineage()
         self.lineage: str | None = None if lineage is None else lineage[0]
         self.gen: int | None = None if lineage is None else lineage[1]
+        self.wid: str | None = None if lineage is None else lineage[2]
         return self.lineage
 
     def load(self) -> KeptSessions | None:
@@ -987,7 +1005,7 @@ class SessionParts(SessionCache):
             if nl < 0 or len(data) < nl + 1 + _TRAILER or data[-1:] != b"\n":
                 return None
             built, until = (float(x) for x in data[:nl].split())
-            n, gen, sig = data[-_TRAILER:-1].split()
+            n, gen, wid, sig = data[-_TRAILER:-1].split()
             end = len(data) - _TRAILER - int(n)
             if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
                 return None
@@ -995,6 +1013,7 @@ class SessionParts(SessionCache):
             return KeptSessions(
                 view[nl + 1 : end],
                 int(gen),
+                None if wid == _NO_WID else wid.decode("ascii"),
                 built,
                 until,
                 view[end : len(data) - _TRAILER],
@@ -1127,7 +1146,10 @@ class SessionParts(SessionCache):
         if self.gen is None or until is None:
             return
         index = orjson.dumps({"tokens": tokens, "shown": shown, "entries": entries})
-        trailer = b"%012d %020d %s\n" % (len(index), self.gen, _index_sig(index).encode())
+        wid = _NO_WID if self.wid is None else self.wid.encode("ascii", "replace")
+        if len(wid) != len(_NO_WID):
+            return
+        trailer = b"%012d %020d %s %s\n" % (len(index), self.gen, wid, _index_sig(index).encode())
         self.put_until([*body, index, trailer], now, until)
 
 
