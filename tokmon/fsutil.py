@@ -319,15 +319,29 @@ def _try_marker(path: str) -> bool:
 
 
 def _stale_marker(marker: str) -> bool:
+    """Whether the marker's holder is gone. Read without waiting or following a link (a FIFO
+    planted there would block the open forever); a marker that is not a regular file, or
+    holds no pid a process can have, is stale once older (or, the clock set back, newer)
+    than :data:`_TORN_MARKER_SECONDS`."""
+    import stat
+
     try:
-        with open(marker, "rb") as fh:
-            text = fh.read(32).strip()
-        age = time.time() - os.stat(marker).st_mtime
+        st = os.lstat(marker)
+        text = b""
+        if stat.S_ISREG(st.st_mode):  # (the test first: a platform may lack O_NONBLOCK)
+            fd = os.open(marker, os.O_RDONLY | _NOFOLLOW | _BINARY | getattr(os, "O_NONBLOCK", 0))
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):
+                    text = os.read(fd, 32).strip()
+            finally:
+                os.close(fd)
     except OSError:
         return False
-    if not text.isdigit():
-        return age > _TORN_MARKER_SECONDS
-    pid = int(text)
+    age = time.time() - st.st_mtime
+    pid = int(text) if text.isdigit() and len(text) <= 10 else 0
+    if not 0 < pid < 2**31:  # torn (its holder died before writing it), or not a pid
+        return not 0 <= age <= _TORN_MARKER_SECONDS
     if pid == os.getpid():
         return False  # another thread of this process holds it
     kill = getattr(os, "kill", None)

@@ -776,8 +776,8 @@ class Service:
         if not isinstance(caps, dict):
             raise InvalidParams(f"{m}: 'capabilities' must be an object, got {_kind(caps)}")
         deltas = _bool(m, caps, "activeDeltas")
-        if deltas:
-            self.full_active = False
+        # what this answer grants: a later hello without deltas gets the whole list again
+        self.full_active = not deltas
         return {
             "version": tokmon.__version__,
             "protocol": PROTOCOL_VERSION,

@@ -69,9 +69,10 @@ def terminal_width(ctx: Context) -> int | None:
     except ValueError:
         pass
     try:
-        return os.get_terminal_size(ctx.stdout.fileno()).columns
+        cols = os.get_terminal_size(ctx.stdout.fileno()).columns
     except (AttributeError, ValueError, OSError):
         return 80
+    return cols if cols > 0 else 80  # 0: a terminal whose size was never set (unknown)
 
 
 def console(ctx: Context, width: int | None) -> Any:

@@ -6,6 +6,7 @@ Tables by default; ``--json`` is a drop-in for ``ccusage claude <report> --json`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import operator
 import os
@@ -136,6 +137,10 @@ def register_command(
         p.set_defaults(handler=lambda a, c, k=report: run_report(k, a, c))
 
 
+# the longest --session-length (hours) whose blocks' times stay within datetime's range
+MAX_SESSION_HOURS = 1e6
+
+
 def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     from tokmon.core.timeutil import TimezoneError, parse_day, resolve_tz
 
@@ -166,9 +171,10 @@ def _opts(kind: str, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             ) from exc
     if args.mode:
         ctx.config.values["cost_mode"] = args.mode
-    if getattr(args, "session_length", None):
-        if args.session_length <= 0:
-            raise CLIError("--session-length must be positive")
+    if getattr(args, "session_length", None) is not None:
+        # (nan, inf and 1e9 hours passed a `<= 0` test and ended the run in a traceback)
+        if not 0 < args.session_length <= MAX_SESSION_HOURS:
+            raise CLIError(f"--session-length must be positive, at most {MAX_SESSION_HOURS:,.0f}")
         ctx.config.values["session_hours"] = args.session_length
     return opts
 
@@ -350,7 +356,7 @@ def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
     cache = SessionParts(ctx, engine, opts)
     kept = cache.load()
     body: Piece | list[Piece] | None = None
-    if kept is not None and kept.holds(cache.gen, now):
+    if kept is not None and kept.holds(cache.gen, cache.wid, now):
         body = kept.body
     elif kept is not None and cache.gen is not None and kept.built <= now:
         body = _session_json_spliced(ctx, engine, cache, kept, now)
@@ -380,7 +386,7 @@ def _session_json_spliced(
     from tokmon.sessions import PLAIN_META
 
     assert cache.lineage is not None
-    changed = engine.sessions_changed_since(cache.lineage, kept.gen)
+    changed = engine.sessions_changed_since(cache.lineage, kept.gen, kept.wid)
     if changed is None or not kept.parse():
         return None
     if now >= kept.until:  # a session shown active may not be any more: read those again
@@ -733,10 +739,12 @@ class ReportCache:
             atomic_write(self.path, text.encode("utf-8"), fsync=False)
             with os.scandir(self.dir) as it:
                 old = sorted(
-                    (e for e in it if e.name.endswith(".json")), key=lambda e: e.stat().st_mtime
+                    (e for e in it if e.name.endswith(".json") or _torn(e)),
+                    key=lambda e: e.stat().st_mtime,
                 )
-            for e in old[: -self.KEEP]:
-                os.unlink(e.path)
+            for e in [e for e in old if _torn(e)] + old[: -self.KEEP]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(e.path)
         except OSError:
             pass  # a cache is optional
 
@@ -836,14 +844,35 @@ class SessionCache(ReportCache):
                 self.path, [head, body] if isinstance(body, bytes) else [head, *body], fsync=False
             )
             with os.scandir(self.dir) as it:
-                old = sorted(
-                    (e for e in it if _family(e.name) == self.kind and e.name.endswith(".json")),
-                    key=lambda e: e.stat().st_mtime,
-                )
-            for e in old[: -self.KEEP_SESSION]:
-                os.unlink(e.path)
+                here = list(it)
+            torn = [e for e in here if _torn(e)]
+            old = sorted(
+                (e for e in here if _family(e.name) == self.kind and e.name.endswith(".json")),
+                key=lambda e: e.stat().st_mtime,
+            )
+            for e in torn + old[: -self.KEEP_SESSION]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(e.path)
         except OSError:
             pass  # a cache is optional
+
+
+# a temporary file of the reports' dir older than this was left by a killed writer
+TORN_SECONDS = 600.0
+
+
+def _torn(e: os.DirEntry[str]) -> bool:
+    """Whether ``e`` is a kept answer's temporary file (``fsutil.atomic_write``) whose writer
+    was killed (SIGKILL, power loss) before it could remove it: one per kill, megabytes for
+    a kept session answer, never read."""
+    from tokmon.fsutil import TMP_SUFFIX
+
+    if not (e.name.startswith(".") and e.name.endswith(TMP_SUFFIX)):
+        return False
+    try:
+        return time.time() - e.stat(follow_symlinks=False).st_mtime > TORN_SECONDS
+    except OSError:
+        return False
 
 
 def _family(name: str) -> str:
@@ -860,8 +889,10 @@ _ROW_SEP = b",\n    "
 _DOC_MID = b'\n  ],\n  "totals": '
 _DOC_EMPTY = b'{\n  "sessions": [],\n  "totals": '
 _DOC_TAIL = b"\n}\n"
-# b"%012d %020d %s\n": the index's length, the generation and the index's digest, at the end
-_TRAILER = 75
+# b"%012d %020d %16s %s\n": the index's length, the generation, the id of its write (16 hex
+# digits; 16 "-" when the ledger has none) and the index's digest, at the end
+_TRAILER = 92
+_NO_WID = b"-" * 16
 
 
 def _row_bytes(row: dict[str, Any]) -> bytes:
@@ -885,10 +916,18 @@ class KeptSessions:
     then the others (0-token sessions without ``--all``; length 0)."""
 
     def __init__(
-        self, body: memoryview, gen: int, built: float, until: float, index: memoryview, sig: str
+        self,
+        body: memoryview,
+        gen: int,
+        wid: str | None,
+        built: float,
+        until: float,
+        index: memoryview,
+        sig: str,
     ) -> None:
         self.body = body
         self.gen = gen
+        self.wid = wid
         self.built = built
         self.until = until
         self._index = index
@@ -897,9 +936,16 @@ class KeptSessions:
         self.entries: list[list[Any]] = []
         self.shown = 0
 
-    def holds(self, gen: int | None, now: float) -> bool:
-        """Whether the body is the answer at ``now`` for generation ``gen``."""
-        return gen is not None and gen == self.gen and self.built <= now < self.until
+    def holds(self, gen: int | None, wid: str | None, now: float) -> bool:
+        """Whether the body is the answer at ``now`` for generation ``gen`` written by the
+        write ``wid`` (a ledger put back to an older copy repeats generations, not ids)."""
+        return (
+            gen is not None
+            and gen == self.gen
+            and wid is not None
+            and wid == self.wid
+            and self.built <= now < self.until
+        )
 
     def parse(self) -> bool:
         """Read the index (False: damaged; its digest is checked, and its shape)."""
@@ -926,8 +972,9 @@ class KeptSessions:
         return True
 
     def active(self) -> set[str]:
-        """The sessions it shows as active."""
-        return {e[0] for e in self.entries if e[3]}
+        """The sessions it shows as active (an id that is not a string is no session: the
+        splice that reads it fails on it and builds the answer whole)."""
+        return {e[0] for e in self.entries if e[3] and type(e[0]) is str}
 
 
 class SessionParts(SessionCache):
@@ -944,6 +991,7 @@ class SessionParts(SessionCache):
         lineage = engine.data_lineage()
         self.lineage: str | None = None if lineage is None else lineage[0]
         self.gen: int | None = None if lineage is None else lineage[1]
+        self.wid: str | None = None if lineage is None else lineage[2]
         return self.lineage
 
     def load(self) -> KeptSessions | None:
@@ -957,7 +1005,7 @@ class SessionParts(SessionCache):
             if nl < 0 or len(data) < nl + 1 + _TRAILER or data[-1:] != b"\n":
                 return None
             built, until = (float(x) for x in data[:nl].split())
-            n, gen, sig = data[-_TRAILER:-1].split()
+            n, gen, wid, sig = data[-_TRAILER:-1].split()
             end = len(data) - _TRAILER - int(n)
             if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
                 return None
@@ -965,6 +1013,7 @@ class SessionParts(SessionCache):
             return KeptSessions(
                 view[nl + 1 : end],
                 int(gen),
+                None if wid == _NO_WID else wid.decode("ascii"),
                 built,
                 until,
                 view[end : len(data) - _TRAILER],
@@ -1097,7 +1146,10 @@ class SessionParts(SessionCache):
         if self.gen is None or until is None:
             return
         index = orjson.dumps({"tokens": tokens, "shown": shown, "entries": entries})
-        trailer = b"%012d %020d %s\n" % (len(index), self.gen, _index_sig(index).encode())
+        wid = _NO_WID if self.wid is None else self.wid.encode("ascii", "replace")
+        if len(wid) != len(_NO_WID):
+            return
+        trailer = b"%012d %020d %s %s\n" % (len(index), self.gen, wid, _index_sig(index).encode())
         self.put_until([*body, index, trailer], now, until)
 
 

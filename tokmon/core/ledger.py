@@ -103,6 +103,9 @@ _UPSERT_LARGER = (
 )
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
+#: a row of the change log that names a write (its random id), not a session: session ids
+#: never hold a NUL (control characters are stripped where they enter)
+WRITE_MARK = "\x00"
 KEEP_CHANGES = 10_000  # generations whose changed sessions are kept (for other processes)  # keys per ``IN (...)`` lookup (SQLite's variable limit is 999 on old builds)
 
 
@@ -547,6 +550,14 @@ class LedgerDB:
                     "INSERT INTO meta VALUES ('logged', 1)"
                     " ON CONFLICT (key) DO UPDATE SET value = value + 1"
                 )
+                # a random id of this write, logged under its generation: a ledger put back
+                # to an older copy of itself repeats generations, never these (write_id)
+                wid = os.urandom(8).hex()
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('wid', ?)", (wid,))
+                conn.execute(
+                    "INSERT INTO changes SELECT value, ? FROM meta WHERE key='gen'",
+                    (WRITE_MARK + wid,),
+                )
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
@@ -581,6 +592,11 @@ class LedgerDB:
         if type(gen) is not int or type(logged) is not int:
             return None
         return gen - logged
+
+    def write_id(self) -> str | None:
+        """The random id of the last write (None: none since a tokmon that gives them)."""
+        v = self._meta("wid")
+        return v if type(v) is str else None
 
     def dbid(self) -> str:
         """A random id given at creation: a rebuilt database never repeats a version."""
@@ -967,13 +983,16 @@ class LedgerDB:
                 for r in self.conn.execute(
                     "SELECT DISTINCT session FROM changes WHERE gen > ?", (gen,)
                 )
+                if r[0][:1] != WRITE_MARK
             }
 
-    def sessions_changed_after(self, gen: int) -> set[str] | None:
+    def sessions_changed_after(self, gen: int, wid: str | None = None) -> set[str] | None:
         """Sessions whose records or titles a write after generation ``gen`` of this
         database changed (what a kept answer of generation ``gen`` must read again); None
-        when the log cannot tell: ``gen`` is not of this database's past, its changes may
-        have been pruned, or the stored sums were rebuilt since (``sums_gen``)."""
+        when the log cannot tell: ``gen`` is not of this database's past (with ``wid``: the
+        last write up to generation ``gen`` was not the write ``wid``, as after the ledger
+        was put back to an older copy and written again), its changes may have been pruned,
+        or the stored sums were rebuilt since (``sums_gen``)."""
         with self._mu:
             conn = self.conn
             conn.execute("BEGIN")  # one snapshot for the generation and the log
@@ -986,6 +1005,7 @@ class LedgerDB:
                     or not 0 <= gen <= now[0]
                     or now[0] - gen >= KEEP_CHANGES
                     or (sums is not None and (type(sums[0]) is not int or sums[0] > gen))
+                    or (wid is not None and self._last_write(conn, gen) != wid)
                 ):
                     return None
                 return {
@@ -993,9 +1013,21 @@ class LedgerDB:
                     for r in conn.execute(
                         "SELECT DISTINCT session FROM changes WHERE gen > ?", (gen,)
                     )
+                    if r[0][:1] != WRITE_MARK
                 }
             finally:
                 conn.execute("COMMIT")
+
+    @staticmethod
+    def _last_write(conn: sqlite3.Connection, gen: int) -> str | None:
+        """The id of the last write at or before generation ``gen`` that logged one (a
+        tokmon of before logs none: the one before it, as ``meta.wid`` still names)."""
+        row = conn.execute(
+            "SELECT session FROM changes WHERE gen <= ? AND session >= ? AND session < ?"
+            " ORDER BY gen DESC LIMIT 1",
+            (gen, WRITE_MARK, "\x01"),
+        ).fetchone()
+        return None if row is None else str(row[0])[len(WRITE_MARK) :]
 
     def count(self) -> int:
         """How many records (all agents) the ledger holds."""

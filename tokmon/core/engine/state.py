@@ -215,10 +215,12 @@ class EngineState:
     def data_version(self) -> str | None:
         raise NotImplementedError
 
-    def data_lineage(self) -> tuple[str, int] | None:
+    def data_lineage(self) -> tuple[str, int, str | None] | None:
         raise NotImplementedError
 
-    def sessions_changed_since(self, lineage: str, gen: int) -> set[str] | None:
+    def sessions_changed_since(
+        self, lineage: str, gen: int, wid: str | None = None
+    ) -> set[str] | None:
         raise NotImplementedError
 
     def _db(self) -> LedgerDB:

@@ -463,44 +463,53 @@ class Store(EngineState):
         state = self._data_state(False)
         if state is None:
             return None
-        dbid, gen, _ = state
-        return f"{dbid}:{gen}|{self._price_key()}"
+        dbid, gen, _, wid = state
+        return f"{dbid}:{gen}:{wid}|{self._price_key()}"
 
-    def data_lineage(self) -> tuple[str, int] | None:
-        """:meth:`data_version` in two parts: what stays while only the data grow (the
-        database id, the change log's skew, the price signature and the cost mode) and the
-        generation (see :meth:`sessions_changed_since`); None as for :meth:`data_version`.
-        The skew (:meth:`LedgerDB.log_skew`) moves when a writer that does not log every
-        change (a tokmon of before) wrote: a kept answer of before is not spliced then."""
+    def data_lineage(self) -> tuple[str, int, str | None] | None:
+        """:meth:`data_version` in parts: what stays while only the data grow (the
+        database id, the change log's skew, the price signature and the cost mode), the
+        generation and the id of its write (see :meth:`sessions_changed_since`); None as for
+        :meth:`data_version`. The skew (:meth:`LedgerDB.log_skew`) moves when a writer that
+        does not log every change (a tokmon of before) wrote: a kept answer of before is not
+        spliced then."""
         state = self._data_state(True)
         if state is None:
             return None
-        dbid, gen, skew = state
-        return f"{dbid}|{skew}|{self._price_key()}", gen
+        dbid, gen, skew, wid = state
+        return f"{dbid}|{skew}|{self._price_key()}", gen, wid
 
-    def _data_state(self, skew: bool) -> tuple[str, int, int | None] | None:
-        """The database id, generation and (``skew``) change log skew of the persisted data
-        (None: the in-memory data is not exactly the saved database)."""
+    def _data_state(self, skew: bool) -> tuple[str, int, int | None, str | None] | None:
+        """The database id, generation, (``skew``) change log skew and last write's id of
+        the persisted data (None: the in-memory data is not exactly the saved database)."""
         if not self.persist or self._mem or self._readonly is not None or self.db is None:
             return None
         try:
-            state = (self.db.dbid(), self.db.generation(), self.db.log_skew() if skew else None)
+            db = self.db
+            # (the id after the generation: a write in between makes a pair that matches
+            # nothing, a miss, never a pair that matches the wrong data)
+            state = (db.dbid(), db.generation(), db.log_skew() if skew else None, db.write_id())
         except sqlite3.Error:
             return None
         if self.agents is not None and self.agents.dirty:
             return None
         return state
 
-    def sessions_changed_since(self, lineage: str, gen: int) -> set[str] | None:
-        """The sessions whose stored sums or title changed after generation ``gen`` of
-        :meth:`data_lineage` ``lineage`` (None: not known, e.g. another database, other
-        prices, a writer that did not log, a pruned log or sums rebuilt since: read
+    def sessions_changed_since(
+        self, lineage: str, gen: int, wid: str | None = None
+    ) -> set[str] | None:
+        """The sessions whose stored sums or title changed after generation ``gen`` (whose
+        write had the id ``wid``) of :meth:`data_lineage` ``lineage`` (None: not known, e.g.
+        another database, other prices, a writer that did not log, a pruned log, sums
+        rebuilt since, or a ledger put back to an older copy and written again: read
         everything)."""
         now = self.data_lineage()
         if now is None or now[0] != lineage or self.db is None or "|None|" in lineage:
             return None
+        if wid is None:
+            return None
         try:
-            return self.db.sessions_changed_after(gen)
+            return self.db.sessions_changed_after(gen, wid)
         except sqlite3.Error:
             return None
 
