@@ -157,29 +157,36 @@ def _line(session: str, when: datetime, tag: str, cwd: str = "/w/app", **k: Any)
 CHANGES: dict[str, tuple[Callable[[Path, Any], Any], bool]] = {
     # change -> (what it does, whether the kept table can be spliced)
     "append to a session": (
-        lambda p, run: _append(p / "-w-app" / "s2.jsonl",
-                               _line("s2", END - timedelta(hours=2), "a1", inp=5, out=6)),
+        lambda p, run: _append(
+            p / "-w-app" / "s2.jsonl", _line("s2", END - timedelta(hours=2), "a1", inp=5, out=6)
+        ),
         True,
     ),  # fmt: skip
     "a new session": (
-        lambda p, run: _append(p / "-w-app" / "s9.jsonl",
-                               _line("s9", END - timedelta(days=2, hours=1), "n9", inp=9, out=9)),
+        lambda p, run: _append(
+            p / "-w-app" / "s9.jsonl",
+            _line("s9", END - timedelta(days=2, hours=1), "n9", inp=9, out=9),
+        ),
         True,
     ),  # fmt: skip
     "a session moves up the order": (
-        lambda p, run: _append(p / "-w-app" / "s0.jsonl",
-                               _line("s0", END - timedelta(hours=3), "up", inp=50, out=2000)),
+        lambda p, run: _append(
+            p / "-w-app" / "s0.jsonl", _line("s0", END - timedelta(hours=3), "up", inp=50, out=2000)
+        ),
         True,
     ),  # fmt: skip
     "the empty session gets tokens": (
-        lambda p, run: _append(p / "-w-lib" / "empty.jsonl",
-                               _line("empty", END - timedelta(hours=20), "e2", "/w/lib", inp=4,
-                                     out=4)),
+        lambda p, run: _append(
+            p / "-w-lib" / "empty.jsonl",
+            _line("empty", END - timedelta(hours=20), "e2", "/w/lib", inp=4, out=4),
+        ),
         True,
     ),  # fmt: skip
     "a title line": (
-        lambda p, run: _append(p / "-w-app" / "s1.jsonl",
-                               '{"type":"custom-title","customTitle":"Titled","sessionId":"s1"}'),
+        lambda p, run: _append(
+            p / "-w-app" / "s1.jsonl",
+            '{"type":"custom-title","customTitle":"Titled","sessionId":"s1"}',
+        ),
         True,
     ),  # fmt: skip
     "a transcript deleted": (lambda p, run: (p / "-w-app" / "s3.jsonl").unlink(), True),
@@ -187,16 +194,18 @@ CHANGES: dict[str, tuple[Callable[[Path, Any], Any], bool]] = {
     "a column widens": (
         lambda p, run: _append(
             p / "-w-a-much-longer-project-name" / "w1.jsonl",
-            _line("w1", END - timedelta(hours=4), "w1", "/w/a-much-longer-project-name", inp=1,
-                  out=1),
+            _line(
+                "w1", END - timedelta(hours=4), "w1", "/w/a-much-longer-project-name", inp=1, out=1
+            ),
         ),
         False,
     ),  # fmt: skip
     # the totals gain digits: the token and cost columns widen (built)
     "the totals widen": (
-        lambda p, run: _append(p / "-w-app" / "s4.jsonl",
-                               _line("s4", END - timedelta(hours=5), "big", inp=3_000_000,
-                                     out=900_000, cr=90_000_000)),
+        lambda p, run: _append(
+            p / "-w-app" / "s4.jsonl",
+            _line("s4", END - timedelta(hours=5), "big", inp=3_000_000, out=900_000, cr=90_000_000),
+        ),
         False,
     ),  # fmt: skip
     # a name (a new metadata file: another key, built)

@@ -371,9 +371,7 @@ def print_plain_fitted(
 
     if not plain_output(ctx):
         return None
-    got = plan_plain(
-        terminal_width(ctx), full, compact, hidden, force_compact, narrower, command
-    )
+    got = plan_plain(terminal_width(ctx), full, compact, hidden, force_compact, narrower, command)
     if got is None:
         return None
     text = "" if got.table is None else got.table.render()

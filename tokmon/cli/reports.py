@@ -1468,8 +1468,7 @@ class TableParts(SessionCache):
             head = table.parts[0].encode()
             lines = iter(table.parts[1])
             texts = [
-                "".join(itertools.islice(lines, 1 + len(subs))).encode()
-                for _, subs in table.cells
+                "".join(itertools.islice(lines, 1 + len(subs))).encode() for _, subs in table.cells
             ]
             tail = (table.parts[2] + plan.suffix).encode()
         blobs: list[Piece] = []

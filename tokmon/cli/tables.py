@@ -94,55 +94,37 @@ def period_table(
             ctx, sessions_only, totals, tz, merged=merged, breakdown=breakdown,
             compact=compact, aliases=aliases,
         ).text  # fmt: skip
-    sessions = [r for r in rows if isinstance(r, SessionRow)]
-    # ids as shown: clipped first (a transcript's id can be megabytes; the ledger keeps it whole)
-    id_len = id_length([clip(r.session_id, ID_MAX) for r in sessions]) if sessions else SHORT_ID
-    by_agent = bool(rows) and rows[0].agent is not None  # --agent all: an agent column
+    periods = [r for r in rows if not isinstance(r, SessionRow)]
+    by_agent = bool(periods) and periods[0].agent is not None  # --agent all: an agent column
     tot = _tokens(totals)
 
     grids: dict[int, Grid] = {}
     shown: dict[tuple[str, ...], str] = {}  # models used -> their short names (a few combinations)
-    is_session = kind == "session"
 
-    def grid(level: int) -> Grid:  # the cells as text (a project cell is not markup yet)
-        """Level 0: the full table; 1: compact (no cache, no models in a session table);
-        2: totals only (and a session's project); 3: totals only."""
+    def grid(level: int) -> Grid:
+        """Level 0: the full table; 1: compact (no cache); 3: totals only."""
         if level in grids:
             return grids[level]
-        title = TITLE[kind]
+        models = level <= 1
+        # a breakdown's "└ model" rows go under the models; else under the date, which then
+        # wraps (never narrower than a date: Grid.fit's floor)
+        first_wraps = breakdown and not models
         who = "All agents'" if by_agent else "Claude Code"
-        models = level == 0 or (level == 1 and not is_session)
-        project = is_session and level <= 2
-        # a breakdown's "└ model" rows go under the project or models; else under the id
-        # or date, which then wraps (never narrower than a date or an id: Grid.fit's floor)
-        first_wraps = breakdown and not models and not project
         g = grids[level] = Grid(
-            f"{who} token usage: {kind}", [Col(title, "Total", wrap=first_wraps)]
+            f"{who} token usage: {kind}", [Col(TITLE[kind], "Total", wrap=first_wraps)]
         )
         if by_agent:
             g.cols.append(Col("Agent"))
-        if project:
-            g.cols.append(Col("Project / name", wrap=True, max_width=18 if level == 1 else 40))
         if models:
             g.cols.append(Col("Models", wrap=True, max_width=16))
         cols = TOKEN_COLS if level == 0 else COMPACT_COLS if level == 1 else TOTAL_COLS
         for col, k in cols:
             g.cols.append(Col(col, _integer(k(tot)), right=True))
         g.cols.append(Col("Cost\n(USD)", fmt.cost(totals.total_cost), right=True))
-        activity = is_session and level <= 1
-        if activity:
-            g.cols.append(Col("Last activity"))
-        for r in rows:
-            s: SessionRow | None = None
-            if isinstance(r, SessionRow):
-                s, first = r, clip(r.session_id, ID_MAX)[:id_len]
-            else:
-                first = r.label
-            cells = [first]
+        for r in periods:
+            cells = [r.label]
             if by_agent:
                 cells.append(str(r.agent))
-            if s is not None and project:
-                cells.append(_project_label(s, merged.get(s.session_id), aliases))
             if models:
                 used = tuple(r.models_used)
                 names = shown.get(used)
@@ -152,34 +134,22 @@ def period_table(
             toks = _tokens(r.usage)
             cells += [_integer(k(toks)) for _, k in cols]
             cells.append(fmt.cost(r.usage.total_cost))
-            if s is not None and activity:
-                cells.append(fmt.date_time(s.last_activity, tz))
             g.add_row(cells)
             if breakdown:
                 for m in r.model_breakdowns:
                     sub = ["" for _ in g.cols]
-                    where = 0 if first_wraps else 1 + by_agent + (project and models)
-                    sub[where] = f"└ {short_model(m.model_name)}"
+                    sub[0 if first_wraps else 1 + by_agent] = f"└ {short_model(m.model_name)}"
                     m_toks = _tokens(m)
-                    at = len(g.cols) - len(cols) - 1 - activity
-                    sub[at : at + len(cols) + 1] = [_integer(k(m_toks)) for _, k in cols] + [
-                        fmt.cost(m.cost)
-                    ]
+                    at = len(g.cols) - len(cols) - 1
+                    sub[at:] = [_integer(k(m_toks)) for _, k in cols] + [fmt.cost(m.cost)]
                     g.add_row(sub, dim=True)
-        if is_session:
-            g.caption = zone_title(tz)
         return g
 
     def build(level: int) -> Any:
         return rich_table(grid(level))
 
-    if is_session:
-        hidden = "cache, total tokens, models"
-        levels = [(2, "token types, models, last activity"),
-                  (3, "project, token types, models, last activity")]  # fmt: skip
-    else:
-        hidden = "cache and total tokens"
-        levels = [(3, "models and token types")]
+    hidden = "cache and total tokens"
+    levels = [(3, "models and token types")]
     command = f"tokmon {kind}"
     text = print_plain_fitted(
         ctx,
