@@ -31,7 +31,7 @@ SHAPES: list[tuple[str, ...]] = [(), ("--breakdown",), ("--compact",), ("--all",
 
 
 def _corpus(root: Path) -> Path:
-    """Seven sessions over two projects, of different costs; "empty" has 0 tokens."""
+    """Eight sessions over two projects, of different costs; "empty" has 0 tokens."""
     proj = root / "projects" / "-w-app"
     other = root / "projects" / "-w-lib"
     for k in range(5):
@@ -46,6 +46,10 @@ def _corpus(root: Path) -> Path:
     write_lines(other / "live.jsonl", [
         assistant_line(END - timedelta(hours=1), msg_id="l1", req_id="rl1", session="live",
                        cwd="/w/lib", inp=7, out=8, cc=300),
+    ])  # fmt: skip
+    write_lines(other / "abcdefgh-1.jsonl", [
+        assistant_line(END - timedelta(days=3), msg_id="a1", req_id="ra1", session="abcdefgh-1",
+                       cwd="/w/lib", inp=70, out=80),
     ])  # fmt: skip
     write_lines(other / "empty.jsonl", [
         assistant_line(END - timedelta(days=1), msg_id="e1", req_id="re1", session="empty",
@@ -208,6 +212,14 @@ CHANGES: dict[str, tuple[Callable[[Path, Any], Any], bool]] = {
         ),
         False,
     ),  # fmt: skip
+    # an id that shares its first 8 characters with another: every id is shown longer (built)
+    "the ids get longer": (
+        lambda p, run: _append(
+            p / "-w-lib" / "abcdefgh-2.jsonl",
+            _line("abcdefgh-2", END - timedelta(hours=6), "a2", "/w/lib", inp=1, out=1),
+        ),
+        False,
+    ),  # fmt: skip
     # a name (a new metadata file: another key, built)
     "a name": (lambda p, run: run("session", "name", "s2", "Named two"), False),
 }
@@ -267,7 +279,7 @@ def test_a_one_line_append_makes_only_that_sessions_cells(
     projects, run, paths = setup
     for argv in SHAPES:
         run("session", *argv)
-    assert sorted(set(paths.cells)) == ["empty", "live", "s0", "s1", "s2", "s3", "s4"]
+    assert sorted(set(paths.cells)) == ["abcdefgh-1", "empty", "live", "s0", "s1", "s2", "s3", "s4"]
     paths.reset()
     for argv in SHAPES:
         run("session", *argv)

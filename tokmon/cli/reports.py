@@ -476,13 +476,15 @@ def _table_spliced(
     rows = engine.session_rows(only=changed, now=now) if changed else []
     include_empty = cache.include_empty
     new_rows = [r for r in rows if include_empty or r.total_tokens]
-    ids = [e[0] for e in entries[:n] if e[0] not in changed]
-    ids += [r.session_id for r in new_rows]
-    if not ids:
+    out = [k for k, e in enumerate(entries[:n]) if e[0] in changed]  # shown rows changed
+    if not new_rows and len(out) == n:
         return None  # no rows: "No usage", built
-    id_len = id_length([clip(i, ID_MAX) for i in ids])
-    if id_len != kept.id_len:
-        return None
+    if {entries[k][0] for k in out} != {r.session_id for r in new_rows}:  # other ids shown
+        ids = [e[0] for e in entries[:n] if e[0] not in changed]
+        ids += [r.session_id for r in new_rows]
+        if id_length([clip(i, ID_MAX) for i in ids]) != kept.id_len:
+            return None
+    id_len = kept.id_len
     meta, read = _read_metadata(ctx, cache.meta_raw) if new_rows else ({}, True)
     if not read:
         return None
@@ -501,7 +503,7 @@ def _table_spliced(
     text_at = list(itertools.accumulate([e[3] for e in entries[:n]], initial=kept.head))
     cells_at = list(itertools.accumulate([e[4] for e in entries[:n]], initial=0))
     events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
-    for k in [k for k, e in enumerate(entries[:n]) if e[0] in changed]:
+    for k in out:
         main, subs, sums = orjson.loads(kept.cells[cells_at[k] : cells_at[k + 1]])
         _count(hist, main, -1)
         for b in subs:
