@@ -186,6 +186,21 @@ CHANGES: dict[str, tuple[Callable[[Path, Any], Any], bool]] = {
         ),
         True,
     ),  # fmt: skip
+    # a third model: one more breakdown row, a models cell wrapped on more lines
+    "a new model in a session": (
+        lambda p, run: _append(
+            p / "-w-app" / "s3.jsonl",
+            _line(
+                "s3",
+                END - timedelta(hours=7),
+                "o45",
+                model="claude-opus-4-5-20251101",
+                inp=2,
+                out=3,
+            ),
+        ),
+        True,
+    ),  # fmt: skip
     "a title line": (
         lambda p, run: _append(
             p / "-w-app" / "s1.jsonl",
