@@ -1481,11 +1481,11 @@ class TableParts(SessionCache):
             blob = orjson.dumps([main, subs, sums])
             blobs.append(blob)
             entries.append([r.session_id, r.first_activity, r.total_cost, len(t), len(blob)])
-        hist = [dict(collections.Counter(len(m[k]) for m, _ in table.cells)) for k in range(11)]
-        bhist = [
-            dict(collections.Counter(len(b[k]) for _, subs in table.cells for b in subs))
-            for k in range(7)
-        ]
+        # each kind's cells: the rows' cells transposed
+        mains = list(zip(*(m for m, _ in table.cells), strict=True)) or [()] * 11
+        hist = [dict(collections.Counter(map(len, col))) for col in mains]
+        bs = list(zip(*(b for _, subs in table.cells for b in subs), strict=True)) or [()] * 7
+        bhist = [dict(collections.Counter(map(len, col))) for col in bs]
         u = totals
         tokens = [u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens]
         self.keep(
