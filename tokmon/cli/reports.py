@@ -505,7 +505,7 @@ def _table_spliced(
     events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
     for k in out:
         main, subs, sums = orjson.loads(kept.cells[cells_at[k] : cells_at[k + 1]])
-        _count(hist, main, -1)
+        _count(hist, main, -1)  # the lengths of its cells
         for b in subs:
             _count(bhist, b, -1)
         for j in range(4):
@@ -513,14 +513,16 @@ def _table_spliced(
         events.append((k, 1, None, None))
     made: list[list[Any]] = []  # the new rows' entries, cells' bytes, (main, subs)
     for r, (main, subs) in zip(new_rows, cells, strict=True):
-        _count(hist, main, 1)
-        for b in subs:
+        main_lens = list(map(len, main))
+        subs_lens = [list(map(len, b)) for b in subs]
+        _count(hist, main_lens, 1)
+        for b in subs_lens:
             _count(bhist, b, 1)
         u = r.usage
         sums = [u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens]
         for j in range(4):
             tokens[j] += sums[j]
-        blob = orjson.dumps([main, subs, sums])
+        blob = orjson.dumps([main_lens, subs_lens, sums])
         made.append([[r.session_id, r.first_activity, r.total_cost, 0, len(blob)], blob])
     hidden = [e for e in entries[n:] if e[0] not in changed]
     hidden += [[r.session_id, r.first_activity, r.total_cost, 0, 0]
@@ -596,10 +598,9 @@ def _table_spliced(
     return text
 
 
-def _count(hist: list[dict[int, int]], cells: list[str], by: int) -> None:
-    """Count ``cells``' lengths in (``by`` 1) or out of (-1) each kind's histogram."""
-    for h, x in zip(hist, cells, strict=True):
-        n = len(x)
+def _count(hist: list[dict[int, int]], lengths: list[int], by: int) -> None:
+    """Count a row's cells' ``lengths`` in (``by`` 1) or out of (-1) each kind's histogram."""
+    for h, n in zip(hist, lengths, strict=True):
         h[n] = h.get(n, 0) + by
 
 
@@ -1464,32 +1465,41 @@ class TableParts(SessionCache):
         if plan is None:
             return
         head = b""
-        texts: list[bytes] = [b""] * len(rows)
+        body = b""  # the rows' lines, and each session's length of them
+        sizes = [0] * len(rows)
         tail = plan.suffix.encode()
         if table.parts is not None:
             head = table.parts[0].encode()
-            lines = iter(table.parts[1])
-            texts = [
-                "".join(itertools.islice(lines, 1 + len(subs))).encode() for _, subs in table.cells
-            ]
+            lines = table.parts[1]
+            body = "".join(lines).encode()
+            sizes = list(map(len, map(str.encode, lines)))  # a grid row's lines
+            if len(lines) != len(rows):  # breakdown rows: a session's rows together
+                at = list(itertools.accumulate(sizes, initial=0))
+                ends = list(itertools.accumulate((1 + len(subs) for _, subs in table.cells)))
+                sizes = [at[hi] - at[lo] for lo, hi in zip([0, *ends], ends, strict=False)]
             tail = (table.parts[2] + plan.suffix).encode()
-        blobs: list[Piece] = []
-        entries = []
-        for r, (main, subs), t in zip(rows, table.cells, texts, strict=True):
-            u = r.usage
-            sums = [u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens]
-            blob = orjson.dumps([main, subs, sums])
-            blobs.append(blob)
-            entries.append([r.session_id, r.first_activity, r.total_cost, len(t), len(blob)])
-        # each kind's cells: the rows' cells transposed
-        mains = list(zip(*(m for m, _ in table.cells), strict=True)) or [()] * 11
-        hist = [dict(collections.Counter(map(len, col))) for col in mains]
-        bs = list(zip(*(b for _, subs in table.cells for b in subs), strict=True)) or [()] * 7
-        bhist = [dict(collections.Counter(map(len, col))) for col in bs]
+        sums = [
+            [r.usage.input_tokens, r.usage.output_tokens, r.usage.cache_creation_tokens,
+             r.usage.cache_read_tokens]
+            for r in rows
+        ]  # fmt: skip
+        # each kind's cells' lengths: the rows' cells transposed (C-level counting)
+        lens = [list(map(len, col)) for col in zip(*(m for m, _ in table.cells), strict=True)]
+        hist = [dict(collections.Counter(col)) for col in lens]
+        subs_of = [[list(map(len, b)) for b in subs] for _, subs in table.cells]
+        bs = list(zip(*(b for subs in subs_of for b in subs), strict=True)) or [()] * 7
+        bhist = [dict(collections.Counter(col)) for col in bs]
+        blobs: list[Piece] = list(
+            map(orjson.dumps, zip(zip(*lens, strict=True), subs_of, sums, strict=True))
+        )
+        entries = [
+            [r.session_id, r.first_activity, r.total_cost, t, len(b)]
+            for r, t, b in zip(rows, sizes, blobs, strict=True)
+        ]
         u = totals
         tokens = [u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens]
         self.keep(
-            [head, *texts, tail], blobs, entries, hidden, tokens, hist, bhist, plan,
+            [head, body, tail], blobs, entries, hidden, tokens, hist, bhist, plan,
             table.id_len, len(head), now,
         )  # fmt: skip
 
