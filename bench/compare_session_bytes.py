@@ -12,10 +12,11 @@ into a scratch tree under ``--work`` and a file is copied before anything is app
 with its kept answers removed before each run ("fresh"). After each change (a line appended
 to a session, a new session, a transcript deleted, a name and a description, a session whose
 first time moves, a title line, the clock 6 hours on, a record that moves to another session,
-the ledger rebuilt), ``session --json``, ``--all``, the table, ``--breakdown``,
-``--compact``, ``--since/--until`` and ``--id`` must be the same bytes in all three; which
-path "now" took for ``session --json`` (kept, spliced, built) is printed. Exits 1 on a
-difference.
+the ledger rebuilt), ``session --json``, ``--all``, the table (to a pipe, and in terminals
+of 160, 80 and 60 columns: an ``@COLUMNS`` first argument), ``--breakdown``, ``--compact``,
+``--all``, ``--since/--until`` and ``--id`` must be the same bytes in all three; which path
+"now" took for ``session --json`` (kept, splice, build) and for the table in a pipe and at
+80 columns (kept, table-splice, table-build) is printed. Exits 1 on a difference.
 """
 
 from __future__ import annotations
