@@ -1478,24 +1478,21 @@ class TableParts(SessionCache):
                 ends = list(itertools.accumulate((1 + len(subs) for _, subs in table.cells)))
                 sizes = [at[hi] - at[lo] for lo, hi in zip([0, *ends], ends, strict=False)]
             tail = (table.parts[2] + plan.suffix).encode()
-        sums = [
-            [r.usage.input_tokens, r.usage.output_tokens, r.usage.cache_creation_tokens,
-             r.usage.cache_read_tokens]
-            for r in rows
-        ]  # fmt: skip
-        # each kind's cells' lengths: the rows' cells transposed (C-level counting)
+        # (C-level loops where they can be: thousands of rows)
+        sums = list(map(operator.attrgetter(*(f"usage.{k}" for k in _USAGE_KEYS)), rows))
+        # each kind's cells' lengths: the rows' cells transposed
         lens = [list(map(len, col)) for col in zip(*(m for m, _ in table.cells), strict=True)]
         hist = [dict(collections.Counter(col)) for col in lens]
-        subs_of = [[list(map(len, b)) for b in subs] for _, subs in table.cells]
+        subs_of: list[list[list[int]]] = [[]] * len(rows)  # each row's breakdown rows' lengths
+        if any(subs for _, subs in table.cells):
+            subs_of = [[list(map(len, b)) for b in subs] for _, subs in table.cells]
         bs = list(zip(*(b for subs in subs_of for b in subs), strict=True)) or [()] * 7
         bhist = [dict(collections.Counter(col)) for col in bs]
         blobs: list[Piece] = list(
             map(orjson.dumps, zip(zip(*lens, strict=True), subs_of, sums, strict=True))
         )
-        entries = [
-            [r.session_id, r.first_activity, r.total_cost, t, len(b)]
-            for r, t, b in zip(rows, sizes, blobs, strict=True)
-        ]
+        ids = map(operator.attrgetter("session_id", "first_activity", "usage.total_cost"), rows)
+        entries = [[*x, t, len(b)] for x, t, b in zip(ids, sizes, blobs, strict=True)]
         u = totals
         tokens = [u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens]
         self.keep(
@@ -1542,6 +1539,7 @@ class TableParts(SessionCache):
 
 
 _TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 _FIRST_ID = operator.itemgetter(1, 0)
 _COST = operator.itemgetter(2)
 
