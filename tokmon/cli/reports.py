@@ -511,7 +511,7 @@ def _table_spliced(
         for j in range(4):
             tokens[j] -= sums[j]
         events.append((k, 1, None, None))
-    made: list[list[Any]] = []  # the new rows' entries, cells' bytes, (main, subs)
+    made: list[list[Any]] = []  # each new row's entry, lengths' bytes and (below) lines
     for r, (main, subs) in zip(new_rows, cells, strict=True):
         main_lens = list(map(len, main))
         subs_lens = [list(map(len, b)) for b in subs]
@@ -1335,7 +1335,8 @@ class SessionParts(SessionCache):
 
 class KeptTable:
     """A kept session table (see :class:`TableParts`): its ``text``, each shown row's
-    ``cells`` (JSON lines: the cells of :func:`~tokmon.cli.tables.session_cells` and the
+    ``cells`` (one JSON array a row: the lengths of its cells, as
+    :func:`~tokmon.cli.tables.session_cells` makes them, its breakdown rows' and the
     token sums), the generation and clock it was made at and (:meth:`parse`) its index:
     the token totals, each cell kind's histogram of lengths (``hist``, ``bhist``: the main
     and the breakdown rows'), the layout printed (``level``, ``widths``), the ids' length,
@@ -1402,9 +1403,9 @@ class KeptTable:
 class TableParts(SessionCache):
     """The unfiltered session table as printed (no budgets) with its pieces, keyed like a
     :class:`SessionParts` (the data's lineage, not its generation) and by the table's
-    shape. The file is the line ``<built> <until>``, the text, each shown row's cells, an
-    index (:class:`KeptTable`) and a trailer (the cells' and the index's lengths, the
-    generation, the digest of the cells and the index). For that generation the text is
+    shape. The file is the line ``<built> <until>``, the text, each shown row's cell
+    lengths and token sums, an index (:class:`KeptTable`) and a trailer (the sizes of both,
+    the generation, the digest of both). For that generation the text is
     printed as kept; for a later one the rows of the sessions changed since are made and
     spliced in (:func:`_table_spliced`)."""
 
@@ -1514,7 +1515,8 @@ class TableParts(SessionCache):
         head: int,
         now: float,
     ) -> None:
-        """Keep the table's ``text`` (pieces) with its rows' cells and index."""
+        """Keep the table's ``text`` (pieces) with its rows' cell lengths (``blobs``) and
+        the index."""
         import orjson
 
         if self.gen is None:
