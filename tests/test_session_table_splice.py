@@ -115,11 +115,14 @@ def setup(
     # every shape's table kept at once (only the latest four are, else)
     monkeypatch.setattr(reports.SessionCache, "KEEP_SESSION", 64)
 
-    def run(*argv: str, columns: int | None = None) -> str:
+    def run(*argv: str, columns: int | None = None, colour: bool = False) -> str:
         from tokmon.cli.main import run as main
 
         out, err = _Out(columns is not None), io.StringIO()
         e = {**env, "COLUMNS": str(columns or 160)}
+        if colour:
+            del e["NO_COLOR"]
+            e["FORCE_COLOR"] = "1"
         assert main(list(argv), env=e, stdin=io.StringIO(), stdout=out, stderr=err) == 0, (
             err.getvalue()
         )
@@ -357,3 +360,19 @@ def test_a_damaged_kept_table_is_not_used(
     spliced, scratch, took = _both(run, tokmon_home, (), None, paths)
     assert spliced == scratch
     assert took[-1] == "built", took
+
+
+def test_colour_is_built_by_rich_and_not_kept(
+    setup: tuple[Path, Callable[..., str], Paths], tokmon_home: Path
+) -> None:
+    """A table in colour is rich's: never kept, so never spliced; built each time."""
+    projects, run, paths = setup
+    first = run("session", columns=160, colour=True)
+    assert "\x1b[" in first  # rich wrote colour codes
+    assert _kept(tokmon_home) == []
+    _append(projects / "-w-app" / "s2.jsonl",
+            _line("s2", END - timedelta(hours=5), "c2", inp=1, out=2))  # fmt: skip
+    paths.reset()
+    again = run("session", columns=160, colour=True)
+    assert paths.paths == ["built"] and again != first
+    assert _kept(tokmon_home) == []
