@@ -502,6 +502,8 @@ def _table_spliced(
     hist, bhist, tokens = kept.hist, kept.bhist, list(kept.tokens)
     text_at = list(itertools.accumulate([e[3] for e in entries[:n]], initial=kept.head))
     cells_at = list(itertools.accumulate([e[4] for e in entries[:n]], initial=0))
+    if text_at[n] > len(kept.text) or cells_at[n] != len(kept.cells):
+        return None  # lengths that do not add up: damaged
     events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
     for k in out:
         main, subs, sums = orjson.loads(kept.cells[cells_at[k] : cells_at[k + 1]])
@@ -1379,8 +1381,6 @@ class KeptTable:
                 and type(entries) is list
                 and 0 <= shown <= len(entries)
                 and all(type(e) is list and len(e) == 5 for e in entries)
-                and sum(e[3] for e in entries[:shown]) + head <= len(self.text)
-                and sum(e[4] for e in entries[:shown]) == len(self.cells)
                 and type(tokens) is list
                 and len(tokens) == 4
                 and all(type(t) is int for t in tokens)
