@@ -137,7 +137,7 @@ def refresh_now(env: dict[str, str]) -> None:
     )  # fmt: skip
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, step: float = 0.1):
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0, step: float = 0.1):
     """Poll ``predicate`` until truthy; returns its value or raises AssertionError."""
     deadline = time.monotonic() + timeout
     last = None

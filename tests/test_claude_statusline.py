@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -125,37 +126,46 @@ def test_garbage_stdin_still_prints_a_line(env, data):
     assert "Traceback" not in res.stderr
 
 
-def _open_stdin_run(env, data: bytes) -> tuple[str, float]:
-    """Run `line --claude --timings` writing ``data`` but never closing stdin; returns the
-    output and the milliseconds the process spent reading stdin (from its own --timings)."""
-    proc = subprocess.Popen([*tokmon_cmd(), "line", "--claude", "--timings"], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)  # fmt: skip
+def _open_stdin_run(env, data: bytes) -> tuple[str, str, float]:
+    """Run `line --claude --timings --verbose` on a pipe that holds ``data`` before the
+    process starts and is never closed; returns the output, the verbose notes and the
+    milliseconds the process spent reading stdin (from its own --timings)."""
+    rfd, wfd = os.pipe()
     try:
         if data:
-            proc.stdin.write(data)
-            proc.stdin.flush()  # ...and never closed
-        assert proc.wait(timeout=20) == 0  # it exits although stdin is still open
-        out = proc.stdout.read().decode()
+            os.write(wfd, data)  # there before the process reads: no race with its start
+        proc = subprocess.Popen([*tokmon_cmd(), "line", "--claude", "--timings", "--verbose"],
+                                env=env, stdin=rfd, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=60)  # it exits although stdin is still open
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err
     finally:
-        proc.kill()
-        proc.stdin.close()
-    match = re.search(r"read statusLine stdin\s+([0-9.]+) ms", out)
-    assert match, out
-    return out, float(match.group(1))
+        os.close(rfd)
+        os.close(wfd)
+    text = out.decode()
+    match = re.search(r"read statusLine stdin\s+([0-9.]+) ms", text)
+    assert match, text
+    return text, err.decode(), float(match.group(1))
 
 
 def test_stdin_that_never_closes_after_a_payload(env):
     payload_bytes = json.dumps(payload(session_name="open pipe")).encode() + b"\n"
-    out, read_ms = _open_stdin_run(env, payload_bytes)
+    out, notes, _ = _open_stdin_run(env, payload_bytes)
     assert "open pipe $1.23" in out.splitlines()[0]
-    assert read_ms < 500  # answered on the complete object, not at the 1 s read deadline
+    # answered on the complete object, not at the 1 s read deadline (the reader's own note;
+    # how long that took is bench/ business, not a test's)
+    assert "tokmon line: statusLine payload read" in notes.splitlines(), notes
+    assert "still open" not in notes
 
 
 def test_stdin_that_never_sends_anything(env):
-    out, read_ms = _open_stdin_run(env, b"")
+    out, notes, read_ms = _open_stdin_run(env, b"")
     assert plain(out).startswith("5h 400k $")
-    assert 900 <= read_ms < 3000  # gave up at the deadline
+    assert "stdin still open after 1.0s" in notes, notes
+    assert read_ms >= 900  # gave up at the deadline, not before it
 
 
 @pytest.mark.slow
@@ -169,7 +179,7 @@ def test_official_figures_reach_other_surfaces_labelled_with_age(env):
         out = run_line(["-f", "tmux", "--cwd", "/nowhere"], env).stdout
         return out if "55%[" in out else None
 
-    out = wait_for(tmux_line, timeout=30)
+    out = wait_for(tmux_line)
     assert "5h 400k $" in out and "~" not in out.split(" | ")[0]
 
 
@@ -179,7 +189,7 @@ def test_session_name_reaches_the_metadata_store(env):
 
     store = MetadataStore(paths=get_paths(env))
     refresh_now(env)  # the refresher, not the statusLine call, writes the store
-    wait_for(lambda: (store.get(SID) or {}).get("claudeTitle") == "Named by Claude", timeout=10)
+    wait_for(lambda: (store.get(SID) or {}).get("claudeTitle") == "Named by Claude")
 
 
 def test_unwritable_state_dir_still_prints(tmp_path):

@@ -71,7 +71,8 @@ def test_stats_fits_the_terminal_and_never_wraps_a_project_name(
     assert all(len(line) <= columns for line in recent.splitlines()), recent
     for proj in ("payments-service-backend", "marketing-site"):
         assert proj in recent  # whole, on one line (a squeezed column folds it)
-    has_time = NOW.strftime("%Y-%m-%d") in recent
+    newest = NOW - timedelta(minutes=5) + timedelta(seconds=1)  # last activity (claude_env)
+    has_time = newest.strftime("%Y-%m-%d") in recent  # its date, also just after midnight
     compact = "Compact layout: last activity not shown" in recent
     assert has_time != compact  # the time column, or the line saying it is hidden
     assert compact == (columns < 80)

@@ -166,7 +166,7 @@ def test_standalone_daemon_refreshes_on_scrape(
     """`tokmon export prometheus --listen`: basic auth, totals = daily --json, an append is
     visible on the next scrape, SIGTERM ends it cleanly."""
     import json
-    import socket
+    import re
     import subprocess
     import sys
     import time
@@ -176,12 +176,9 @@ def test_standalone_daemon_refreshes_on_scrape(
     from conftest import assistant_line, write_lines
 
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus_copy)}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115
-    p = subprocess.Popen(
-        [sys.executable, "-m", "tokmon", "export", "prometheus", "--listen", f"127.0.0.1:{port}"],
+    p = subprocess.Popen(  # port 0: the daemon picks a free one and names it (no port race)
+        [sys.executable, "-m", "tokmon", "export", "prometheus", "--listen", "127.0.0.1:0"],
         env=e,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -189,6 +186,14 @@ def test_standalone_daemon_refreshes_on_scrape(
     )
     log.close()
     token_file = Path(env["TOKMON_HOME"]) / "state" / "metrics-token"
+
+    port = 0
+
+    def listening() -> int:
+        m = re.search(
+            r"metrics on http://127\.0\.0\.1:(\d+)/", (tmp_path / "daemon.log").read_text()
+        )
+        return int(m.group(1)) if m else 0
 
     def scrape() -> str:
         basic = base64.b64encode(f"prometheus:{token_file.read_text().strip()}".encode())
@@ -203,14 +208,11 @@ def test_standalone_daemon_refreshes_on_scrape(
 
     try:
         deadline = time.monotonic() + 60
-        text = ""
-        while time.monotonic() < deadline:
-            try:
-                text = scrape()
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert text, (tmp_path / "daemon.log").read_text()
+        while not port and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            port = listening()
+        assert port, (tmp_path / "daemon.log").read_text()
+        text = scrape()
         tot = json.loads(run_tokmon(["daily", "--json"], e).stdout)["totals"]
         assert total(text, "input") == tot["inputTokens"]
         assert total(text, "cacheRead") == tot["cacheReadTokens"]

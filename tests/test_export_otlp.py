@@ -187,14 +187,14 @@ def test_backfill_totals_and_idempotence(corpus_env: dict[str, str], receiver: R
 def test_unreachable_endpoint_is_one_line(corpus_env: dict[str, str]) -> None:
     import socket
 
-    with socket.socket() as s:
+    with socket.socket() as s:  # bound, never listening: refused, and no one else can take it
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = run_tokmon(
-        ["export", "otlp", "--endpoint", f"http://127.0.0.1:{port}", "--timeout", "2"],
-        corpus_env,
-        timeout=180,
-    )
+        r = run_tokmon(
+            ["export", "otlp", "--endpoint", f"http://127.0.0.1:{port}", "--timeout", "2"],
+            corpus_env,
+            timeout=180,
+        )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert "cannot connect to the OTLP endpoint" in r.stderr

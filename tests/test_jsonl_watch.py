@@ -44,7 +44,6 @@ def test_append_pushes_usage_changed(corpus: Path, tmp_path: Path, mode: str) ->
         append(path, usage_line(sid, cwd, inp=321, out=654))
         note = svc.wait_note(
             "tokmon/usageChanged",
-            timeout=15,
             pred=lambda p: p["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 321,
         )
         assert note["changedSessions"] == [sid]
@@ -53,7 +52,6 @@ def test_append_pushes_usage_changed(corpus: Path, tmp_path: Path, mode: str) ->
         append(path, usage_line(sid, cwd, inp=1, out=1))
         svc.wait_note(
             "tokmon/usageChanged",
-            timeout=15,
             pred=lambda p: p["summary"]["totals"]["inputTokens"] == before["inputTokens"] + 322,
         )
     finally:

@@ -68,8 +68,8 @@ def block_rows(screen: str) -> dict[str, str]:
 def test_block_state_always_shows(burn_env: dict[str, str], width: int, height: int) -> None:
     d = Dashboard(run_env(burn_env), width=width, height=height)
     try:
-        d.wait_text("Current block", timeout=30)
-        d.wait(lambda s: "Official" in s and "tok/min" in s, timeout=20, what="block rows")
+        d.wait_text("Current block")
+        d.wait(lambda s: "Official" in s and "tok/min" in s, what="block rows")
         scr = d.screen()
         rows = block_rows(scr)
         for key in ("Time", "Burn", "Proj.", "Official"):

@@ -272,11 +272,10 @@ def test_check_limit_reached_names_a_time_not_an_epoch() -> None:
 def test_export_otlp_to_a_closed_port_is_one_clear_line(home: dict[str, str]) -> None:
     import socket
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
-    r = tokmon(home, "export", "otlp", "--endpoint", f"http://127.0.0.1:{port}", timeout=120)
+    with socket.socket() as s:  # bound, never listening: refused, and no one else can take it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        r = tokmon(home, "export", "otlp", "--endpoint", f"http://127.0.0.1:{port}", timeout=120)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr

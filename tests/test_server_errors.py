@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -139,7 +140,7 @@ def test_shutdown_exit_sequence(env: dict[str, str]) -> None:
         "0.0.0.0:2087",
         "192.168.1.5:2087",
         "example.com:80",
-        "127.0.0.1:0",
+        "127.0.0.1:-1",
         "127.0.0.1:99999",
         "nonsense",
     ],
@@ -158,32 +159,27 @@ def test_tcp_refuses_non_loopback_and_bad_addresses(env: dict[str, str], addr: s
     assert len(lines) == 1 and lines[0].startswith("tokmon: error: --tcp")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_tcp_loopback_serves_lsp(env: dict[str, str]) -> None:
-    port = _free_port()
+def test_tcp_loopback_serves_lsp(env: dict[str, str], tmp_path: Path) -> None:
     token = "t" * 32  # the per-launch secret (else generated and written to the state dir)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "tokmon", "serve", "--tcp", f"localhost:{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**env, "TOKMON_SERVE_TOKEN": token},
-    )
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as err:  # port 0: a free port, named on the listening line
+        p = subprocess.Popen(
+            [sys.executable, "-m", "tokmon", "serve", "--tcp", "localhost:0"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**env, "TOKMON_SERVE_TOKEN": token},
+        )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-                break
-            except OSError:
-                assert p.poll() is None, p.stderr.read() if p.stderr else ""
-                assert time.monotonic() < deadline, "server did not listen"
-                time.sleep(0.1)
-        with sock:
+        deadline = time.monotonic() + 60
+        while not (m := re.search(r"listening on 127\.0\.0\.1:(\d+);.* the token in (.+)$",
+                                  log.read_text(errors="replace"), re.M)):  # fmt: skip
+            assert p.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not listen"
+            time.sleep(0.1)
+        port, token_file = int(m.group(1)), Path(m.group(2))
+        assert port > 0 and token_file.name == f"serve-tcp-{port}.token"
+        assert token_file.read_text().strip() == token  # written before the line
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
             f = sock.makefile("rwb")
             params = {**INIT["params"], "initializationOptions": {"tokmonToken": token}}
             f.write(frame({**INIT, "params": params}))
@@ -195,3 +191,4 @@ def test_tcp_loopback_serves_lsp(env: dict[str, str]) -> None:
         p.terminate()
         p.wait(15)
     assert p.stdout is not None and p.stdout.read() == b""  # nothing on stdout in TCP mode
+    assert not token_file.exists()  # removed at exit

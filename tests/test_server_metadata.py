@@ -101,6 +101,10 @@ async def test_execute_command_aliases(client, sids) -> None:
 
 
 async def test_rejections_are_invalid_params(client, sids) -> None:
+    # the name the first test gives sids[0], set here too: this test must not need it to run
+    await request(
+        client, "tokmon/setSessionMetadata", {"sessionId": sids[0], "name": "Big Refactor"}
+    )
     cases = [
         ({"sessionId": sids[0], "addTags": ["bad tag!"]}, "tag"),
         ({"sessionId": sids[2], "name": "Big Refactor"}, "already used"),
@@ -143,7 +147,6 @@ async def test_external_store_write_is_pushed(client, sids, home) -> None:
         client,
         "tokmon/metadataChanged",
         start=start,
-        timeout=10,
         pred=lambda p: p["sessionId"] == sid,
     )
     assert note["name"] == "from-the-cli" and note["tags"] == ["ext"]

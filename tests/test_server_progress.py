@@ -14,7 +14,7 @@ from test_server_support import REF_TOTALS, corpus_path, request, server_env, st
 pytestmark = pytest.mark.slow
 
 
-async def _wait_end(client, timeout: float = 20) -> list:
+async def _wait_end(client, timeout: float = 60) -> list:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for reports in client.progress_reports.values():

@@ -131,7 +131,7 @@ async def wait_note(
     client: TokmonClient,
     method: str,
     pred: Callable[[dict[str, Any]], bool] = lambda p: True,
-    timeout: float = 10,
+    timeout: float = 60,
     start: int = 0,
 ) -> dict[str, Any]:
     """The first notification ``method`` (from index ``start``) matching ``pred``."""
@@ -301,7 +301,7 @@ class JsonlProc:
         self,
         method: str,
         pred: Callable[[dict[str, Any]], bool] = lambda p: True,
-        timeout: float = 10,
+        timeout: float = 60,
         start: int = 0,
     ) -> dict[str, Any]:
         def find() -> Any:

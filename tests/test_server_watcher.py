@@ -33,7 +33,7 @@ class Collector:
         """``path`` or a directory above it was reported (a polling settle pass names roots)."""
         return any(p == path or p in path.parents for b in self.batches for p in b)
 
-    def wait_for(self, path: Path, timeout: float = 5) -> None:
+    def wait_for(self, path: Path, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         with self.cond:
             while not self.covered(path):
@@ -72,7 +72,7 @@ def test_append_new_dir_truncate_delete(root: Path, polling: bool) -> None:
         with open(f, "r+") as fh:
             fh.truncate(0)
         n = len(got.batches)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while len(got.batches) == n and time.monotonic() < deadline:
             time.sleep(0.02)
         assert got.covered(f)
@@ -97,12 +97,11 @@ def test_missing_root_is_watched_once_it_appears(tmp_path: Path) -> None:
     with w:
         assert w.watched == [present]
         (late / "p").mkdir(parents=True)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while late not in w.watched:
             assert time.monotonic() < deadline, "late root never watched"
             time.sleep(0.05)
-        time.sleep(0.1)
-        f = late / "p" / "s.jsonl"
+        f = late / "p" / "s.jsonl"  # (``watched`` names a root once its OS watch is in place)
         f.write_text("{}\n")
         got.wait_for(f)
 
@@ -119,7 +118,7 @@ def test_failing_callback_does_not_kill_the_watcher(root: Path) -> None:
     f = root / "-home-u-proj" / "s.jsonl"
     with Watcher([root], boom, debounce_ms=20, on_error=errors.append) as w:
         f.write_text("{}\n")
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while not errors and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.1)
@@ -144,7 +143,7 @@ async def test_asyncio_mode_runs_callbacks_on_the_loop(root: Path) -> None:
     await asyncio.to_thread(w.start)
     try:
         f.write_text("{}\n")
-        tid, paths = await asyncio.wait_for(got.get(), 5)
+        tid, paths = await asyncio.wait_for(got.get(), 60)
         assert tid == loop_thread and f in paths
     finally:
         await asyncio.to_thread(w.stop)

@@ -83,8 +83,8 @@ def test_watch_shows_a_row_per_agent_and_keeps_the_layout(
 ) -> None:
     d = Dashboard(run_env(agents_env), width=width, height=height)
     try:
-        d.wait(lambda s: "codex" in s and "amp" in s, timeout=60, what="agent rows")
-        d.wait(lambda s: "Official" in s and "tok/min" in s, timeout=20, what="block rows")
+        d.wait(lambda s: "codex" in s and "amp" in s, what="agent rows")
+        d.wait(lambda s: "Official" in s and "tok/min" in s, what="block rows")
         scr = d.screen()
         rows = agent_screen_rows(scr)
         assert set(rows) == {"claude", "codex", "amp"}, scr

@@ -106,7 +106,7 @@ def test_watch_shows_the_weekly_window_with_pace_eta_and_history(
     now, reset = float(weekly_env["_NOW"]), float(weekly_env["_RESET"])
     d = Dashboard(env, width=80, height=24)
     try:
-        d.wait_text("Week 61%", timeout=40)
+        d.wait_text("Week 61%")
         row = d.row("Week 61%")
         # pace: 61 % after 3 of 7 days
         pace = TODAY / (OPENED_DAYS_AGO / 7 * 100)
@@ -137,7 +137,7 @@ def test_watch_shows_the_weekly_window_with_pace_eta_and_history(
         assert "Last " in lines[at - 1] and "Active sessions" in lines[at + 1], scr
         # a new statusLine figure reaches the open dashboard
         _line(env, 70.0, reset)
-        d.wait_text("Week 70%", timeout=30)
+        d.wait_text("Week 70%")
         assert "pace" in d.row("Week 70%")
     finally:
         d.close()
@@ -152,8 +152,8 @@ def test_weekly_row_stays_hidden_without_figures(tmp_path: Path) -> None:
     env = {"TOKMON_HOME": str(tmp_path / "home"), "CLAUDE_CONFIG_DIR": str(corpus), "TZ": "UTC"}
     d = Dashboard(env, width=80, height=24)
     try:
-        d.wait_text("Current block", timeout=40)
-        d.wait(lambda s: "Last " in s, timeout=20, what="sparkline row")
+        d.wait_text("Current block")
+        d.wait(lambda s: "Last " in s, what="sparkline row")
         scr = d.screen()
         assert not re.search(r"Week ~?\d+%", scr), scr
         lines = scr.splitlines()

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HAVE_PROC = Path("/proc/self/stat").exists()
@@ -62,6 +62,18 @@ def wait_for(pred: Callable[[], object], timeout: float, step: float = 0.005) ->
         if time.monotonic() >= end:
             return False
         time.sleep(step)
+
+
+def attempts(least: int = 8, seconds: float = 300.0) -> Iterator[int]:
+    """Attempt numbers for catching a process inside a short phase: at least ``least`` of
+    them, and more while ``seconds`` have not passed (on a loaded machine the poller may
+    miss the phase many times in a row; how often is the scheduler's business, not the
+    test's)."""
+    end = time.monotonic() + seconds
+    n = 0
+    while n < least or time.monotonic() < end:
+        yield n
+        n += 1
 
 
 def exact_daily(env: dict[str, str], truth: dict[str, int]) -> None:

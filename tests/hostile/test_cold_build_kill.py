@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hostile.procs import HAVE_PROC, exact_daily, wait_for
+from hostile.procs import HAVE_PROC, attempts, exact_daily, wait_for
 from tokmon.core.ledger import BUILD_INFIX
 
 LINUX = pytest.mark.skipif(not HAVE_PROC or sys.platform != "linux", reason="/proc probes")
@@ -31,7 +31,7 @@ def test_first_scan_killed_mid_build(
     corpus, truth = big_corpus
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus)}
     data = tokmon_home / "data"
-    for _attempt in range(8):
+    for _attempt in attempts():
         for p in data.iterdir() if data.is_dir() else []:
             p.unlink()
         proc = subprocess.Popen(
@@ -53,7 +53,7 @@ def test_first_scan_killed_mid_build(
                 proc.kill()
                 proc.wait(30)
     else:
-        pytest.fail("could not catch the build in progress in 8 attempts")
+        pytest.fail("could not catch the build in progress in 5 minutes of attempts")
     left = _builds(data)
     assert left  # the killed build's file, and no ledger
     exact_daily(e, truth)

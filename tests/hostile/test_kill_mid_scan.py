@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from hostile.procs import HAVE_PROC, alive, children, lock_free, wait_for
+from hostile.procs import HAVE_PROC, alive, attempts, children, lock_free, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -70,7 +70,7 @@ def _kill_mid_scan(
     2: the scan workers are grandchildren (a child process does the scan); every process
     between is frozen too, and all of them must be gone after the kill.
     """
-    for _attempt in range(8):  # a fast machine may finish a scan before we see a worker
+    for _attempt in attempts():  # a fast machine may finish a scan before we see a worker
         prepare(home)
         proc = subprocess.Popen(
             argv,
@@ -110,7 +110,7 @@ def _kill_mid_scan(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(30)
-    pytest.fail("could not catch the scan in progress in 8 attempts")
+    pytest.fail("could not catch the scan in progress in 5 minutes of attempts")
 
 
 def _level(pid: int, depth: int) -> list[int]:

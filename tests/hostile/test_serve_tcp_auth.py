@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -69,25 +70,28 @@ def closed_without_reply(sock: socket.socket, timeout: float = 30.0) -> bool:
     return data == b""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _listening(log: Path) -> tuple[int, Path] | None:
+    """The port and token file ``tokmon serve --tcp`` names once it listens (None: not yet)."""
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+);.* the token in (.+)$",
+                  log.read_text(errors="replace"), re.M)  # fmt: skip
+    return (int(m.group(1)), Path(m.group(2))) if m else None
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
     env = hs_env(tmp_path, PYTHONFAULTHANDLER="1")
     write_transcript(env, "-p", f"{SID}.jsonl", [assistant("m1", sid=SID)])
-    port = _free_port()
-    proc = subprocess.Popen([*tokmon_argv(), "serve", "--tcp", f"127.0.0.1:{port}"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=str(tmp_path))  # fmt: skip
-    token_file = Path(env["TOKMON_HOME"]) / "state" / f"serve-tcp-{port}.token"
-    wait_for(lambda: token_file.exists() or proc.poll() is not None, what="the token file")
-    assert proc.poll() is None
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as err:  # port 0: the server takes a free one and names it
+        proc = subprocess.Popen([*tokmon_argv(), "serve", "--tcp", "127.0.0.1:0"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                cwd=str(tmp_path))  # fmt: skip
+    # the line comes once the socket listens and the token file is written
+    wait_for(lambda: _listening(log) or proc.poll() is not None, what="the listening line")
+    assert proc.poll() is None, log.read_text()
+    port, token_file = _listening(log) or (0, Path())
     try:
-        yield env, port, token_file, proc
+        yield env, port, token_file, proc, log
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -104,7 +108,7 @@ def _names(env: dict[str, str]) -> list[Any]:
 
 @pytest.mark.slow
 def test_http_post_wrong_token_and_second_connection_are_refused(server: Any) -> None:
-    env, port, token_file, proc = server
+    env, port, token_file, proc, log = server
     if os.name == "posix":
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     token = token_file.read_text().strip()
@@ -151,9 +155,9 @@ def test_http_post_wrong_token_and_second_connection_are_refused(server: Any) ->
 
         proc.send_signal(signal.SIGABRT)
         proc.wait(10)
-        raise AssertionError(proc.stderr.read().decode()[-6000:]) from None
+        raise AssertionError(log.read_text()[-6000:]) from None
     assert not token_file.exists()
-    err = proc.stderr.read().decode()
+    err = log.read_text()
     assert "Traceback" not in err, err
     assert "HTTP request" in err and "already has a client" in err
     names = _names(env)

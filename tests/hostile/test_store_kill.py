@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hostile.procs import HAVE_PROC, exact_daily, lock_free, wait_for
+from hostile.procs import HAVE_PROC, attempts, exact_daily, lock_free, wait_for
 from tokmon.core.ledger import LedgerDB
 from tokmon.core.model import UsageRecord
 
@@ -87,7 +87,7 @@ def test_report_killed_during_its_merge(
     corpus, truth = big_corpus
     e = {**env, "CLAUDE_CONFIG_DIR": str(corpus)}
     data = tokmon_home / "data"
-    for _attempt in range(8):
+    for _attempt in attempts():
         for p in data.glob("ledger-*") if data.is_dir() else []:
             if not p.name.endswith(".lock"):
                 p.unlink()
@@ -114,5 +114,5 @@ def test_report_killed_during_its_merge(
                 proc.kill()
                 proc.wait(30)
     else:
-        pytest.fail("could not catch the merge in progress in 8 attempts")
+        pytest.fail("could not catch the merge in progress in 5 minutes of attempts")
     exact_daily(e, truth)

@@ -1574,7 +1574,7 @@ def _mapped(path: Path) -> bytes | mmap.mmap:
 
     from tokmon.fsutil import read_regular
 
-    if os.name == "nt" or not hasattr(mmap, "MAP_POPULATE"):
+    if sys.platform == "win32" or not hasattr(mmap, "MAP_POPULATE"):
         return read_regular(path)
     import stat
 

@@ -59,7 +59,8 @@ def register(
 
 
 def parse_tcp(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) on a loopback address only."""
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) on a loopback address only; port 0 takes a
+    free port, named on the listening line."""
     host, sep, port_s = value.rpartition(":")
     if not sep or not host:
         raise CLIError(f"--tcp expects HOST:PORT, got {value!r}")
@@ -68,8 +69,8 @@ def parse_tcp(value: str) -> tuple[str, int]:
         port = int(port_s)
     except ValueError:
         raise CLIError(f"--tcp: invalid port {port_s!r}") from None
-    if not 1 <= port <= 65535:
-        raise CLIError(f"--tcp: port must be 1-65535, got {port}")
+    if not 0 <= port <= 65535:
+        raise CLIError(f"--tcp: port must be 0-65535 (0: any free port), got {port}")
     if host.lower() in LOOPBACK_NAMES:
         return "127.0.0.1", port
     try:
@@ -172,6 +173,7 @@ def _serve_tcp(server: Any, tcp: tuple[str, int], spec: str, ctx: Any) -> int:
     """One authenticated client on a loopback port; the per-launch token goes to a 0600 file
     in the state dir (or comes from ``TOKMON_SERVE_TOKEN``) and is removed at exit."""
     import secrets
+    from pathlib import Path
 
     from tokmon.fsutil import atomic_write
     from tokmon.paths import ensure_dir
@@ -182,30 +184,44 @@ def _serve_tcp(server: Any, tcp: tuple[str, int], spec: str, ctx: Any) -> int:
         raise CLIError("TOKMON_SERVE_TOKEN must be at least 16 characters")
     token = token or secrets.token_urlsafe(32)
     host, port = tcp
-    token_file = ctx.paths.state_dir / f"serve-tcp-{port}.token"
-    try:
-        ensure_dir(ctx.paths.state_dir)
-        atomic_write(token_file, (token + "\n").encode("ascii"))
-        os.chmod(token_file, 0o600)
-    except OSError as exc:
-        raise CLIError(f"cannot write the token file {token_file}: {exc.strerror or exc}",
-                       code=1) from None  # fmt: skip
+    written: list[Path] = []
 
     def listening(h: str, p: int) -> None:
+        # the file is named after the bound port (port 0 takes a free one) and written before
+        # the line: once a client sees the line, the file is there
+        token_file = ctx.paths.state_dir / f"serve-tcp-{p}.token"
+        try:
+            ensure_dir(ctx.paths.state_dir)
+            atomic_write(token_file, (token + "\n").encode("ascii"))
+            written.append(token_file)
+            os.chmod(token_file, 0o600)
+        except OSError as exc:
+            raise CLIError(f"cannot write the token file {token_file}: {exc.strerror or exc}",
+                           code=1) from None  # fmt: skip
         sys.stderr.write(f"tokmon serve: listening on {h}:{p}; one client, whose initialize "
                          f"must carry initializationOptions.{TOKEN_OPTION} = the token in "
                          f"{token_file}\n")  # fmt: skip
         sys.stderr.flush()
 
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:  # a terminated server removes its token file too
+        raise SystemExit(0)
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):  # not the main thread (in-process runs)
+        pass
     try:
         serve_tcp(server, host, port, token, on_listening=listening)
     except OSError as exc:
         raise CLIError(f"--tcp: cannot listen on {spec}: {exc.strerror or exc}") from None
     finally:
-        try:
-            token_file.unlink()
-        except OSError:
-            pass
+        for f in written:
+            try:
+                f.unlink()
+            except OSError:
+                pass
     return 0
 
 

@@ -1298,6 +1298,19 @@ class Rollups:
             prev_last = last
         return out
 
+    def max_completed_tokens(self, agent: str, now: float) -> int | None:
+        """:func:`~tokmon.core.blocks.max_completed_tokens` of :meth:`blocks` at ``now`` in
+        one aggregate (the token limit "max" is asked on every push): the largest token total
+        of a block not active at ``now`` (``start <= now < start + bs`` and ``now - last <
+        bs``, the same float tests as :func:`~tokmon.core.blocks.make_block`)."""
+        bs = self.block_seconds
+        row = self.conn.execute(
+            "SELECT max(i + o + cc + cr) FROM rollup_block WHERE agent=?"
+            " AND NOT (start <= ? AND ? < start + ? AND ? - last < ?)",
+            (agent, now, now, bs, now, bs),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def period_sums(self, agent: str, bounds: Sequence[tuple[float, float]]) -> list[Acc]:
         """Sums of the records with ``lo <= ts < hi`` for each ``(lo, hi)`` (the summary's
         today / week / month / all-time); partial buckets at unaligned bounds are read from

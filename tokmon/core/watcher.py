@@ -183,9 +183,9 @@ class Watcher:
         try:
             while not self._stop.is_set():
                 watched = self._existing()
-                self.watched = watched
                 missing = len(watched) < len(self.roots)
                 if not watched:
+                    self.watched = []
                     self._ready.set()
                     self._stop.wait(self.recheck_ms / 1000)
                     continue
@@ -199,10 +199,12 @@ class Watcher:
                         True,
                     )
                 except Exception as exc:  # e.g. a root vanished in between
+                    self.watched = []
                     self._report(exc)
                     self._stop.wait(self.recheck_ms / 1000)
                     continue
                 log.debug("watching %s (polling=%s)", watched, self.force_polling)
+                self.watched = watched  # published once the OS watch is in place, not before
                 self._ready.set()
                 try:
                     self._watch(notify, missing)

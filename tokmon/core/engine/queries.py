@@ -254,7 +254,11 @@ class Queries(EngineState):
         if lim is None:
             return None, None
         if lim == "max":
-            v = max_completed_tokens(self.blocks(now))
+            roll = self._stored(None)
+            if roll is not None and roll.keeps_blocks and self._sorted is None:
+                v = roll.max_completed_tokens(CLAUDE, time.time() if now is None else now)
+            else:
+                v = max_completed_tokens(self.blocks(now))
             return v, "max-completed-block" if v else None
         return int(lim), "config"
 
