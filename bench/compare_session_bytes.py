@@ -12,10 +12,11 @@ into a scratch tree under ``--work`` and a file is copied before anything is app
 with its kept answers removed before each run ("fresh"). After each change (a line appended
 to a session, a new session, a transcript deleted, a name and a description, a session whose
 first time moves, a title line, the clock 6 hours on, a record that moves to another session,
-the ledger rebuilt), ``session --json``, ``--all``, the table, ``--breakdown``,
-``--compact``, ``--since/--until`` and ``--id`` must be the same bytes in all three; which
-path "now" took for ``session --json`` (kept, spliced, built) is printed. Exits 1 on a
-difference.
+the ledger rebuilt), ``session --json``, ``--all``, the table (to a pipe, and in terminals
+of 160, 80 and 60 columns: an ``@COLUMNS`` first argument), ``--breakdown``, ``--compact``,
+``--all``, ``--since/--until`` and ``--id`` must be the same bytes in all three; which path
+"now" took for ``session --json`` (kept, splice, build) and for the table in a pipe and at
+80 columns (kept, table-splice, table-build) is printed. Exits 1 on a difference.
 """
 
 from __future__ import annotations
@@ -34,18 +35,38 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 # a CLI run at the clock argv[1], the kept answer's path reported on stderr (SD_TRACE)
-RUN = """import os, sys, time
+RUN = """import io, os, sys, time
 T = float(sys.argv[1])
 time.time = lambda: T
+argv = sys.argv[2:]
+if argv[0].startswith("@"):  # a terminal of that many columns
+    os.environ["COLUMNS"] = argv.pop(0)[1:]
+    class Tty(io.TextIOWrapper):
+        def isatty(self):
+            return True
+    sys.stdout = Tty(sys.stdout.detach(), encoding="utf-8")
+import tokmon.cli.reports as R
+if hasattr(R, "SessionCache"):  # every command's kept answer stays (only four would)
+    R.SessionCache.KEEP_SESSION = 64
 if os.environ.get("SD_TRACE"):
-    import tokmon.cli.reports as R
     for name in ("build", "splice"):
         def wrap(*a, _f=getattr(R.SessionParts, name), _n=name, **k):
             sys.stderr.write("PATH " + _n + "\\n")
             return _f(*a, **k)
         setattr(R.SessionParts, name, wrap)
+    if hasattr(R, "_table_spliced"):
+        import tokmon.cli.tables as Tb
+        def table(*a, _f=R._table_spliced, **k):
+            got = _f(*a, **k)
+            if got is not None:
+                sys.stderr.write("PATH table-splice\\n")
+            return got
+        def whole(*a, _f=Tb.session_table, **k):
+            sys.stderr.write("PATH table-build\\n")
+            return _f(*a, **k)
+        R._table_spliced, Tb.session_table = table, whole
 from tokmon.__main__ import main
-raise SystemExit(main(sys.argv[2:]))
+raise SystemExit(main(argv))
 """
 COMMANDS = [
     ("session", "--json"),
@@ -53,7 +74,13 @@ COMMANDS = [
     ("session",),
     ("session", "--breakdown"),
     ("session", "--compact"),
+    ("session", "--all"),
+    ("session", "--since", "20250101", "--until", "20261231"),
     ("session", "--json", "--since", "20250101", "--until", "20261231"),
+    ("@160", "session"),
+    ("@80", "session"),
+    ("@80", "session", "--breakdown"),
+    ("@60", "session"),
 ]
 
 
@@ -89,6 +116,7 @@ class Compare:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.update(
+            NO_COLOR="1",  # the "@columns" runs write to a terminal
             CLAUDE_CONFIG_DIR=str(self.claude),
             TOKMON_HOME=str(self.homes[variant]),
             HOME=str(self.work),
@@ -147,8 +175,8 @@ class Compare:
             same = outs["base"][0] == outs["now"][0] == outs["fresh"][0]
             self.bad += not same
             how = ""
-            if argv == ("session", "--json"):  # the path "now" took
-                how = ",".join(outs["now"][1]) or "kept"
+            if argv in (("session", "--json"), ("session",), ("@80", "session")):
+                how = ",".join(outs["now"][1]) or "kept"  # the path "now" took
             print(f"{step:24s} {' '.join(argv)[:50]:50s} {'same' if same else 'DIFFER'} {how}")
             if not same:
                 for v, (out, _) in outs.items():

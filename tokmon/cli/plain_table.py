@@ -95,19 +95,23 @@ class Grid:
     def widths(self) -> list[int]:
         """Each column's width with its padding (rich's measured maximum, clamped)."""
         if self._widths is None:
-            out = []
-            for j, c in enumerate(self.cols):
-                w = max(
-                    _longest(c.header),
-                    _longest(c.footer),
-                    max((len(row[j]) for row in self.rows), default=0),
-                )
-                w = (w if w >= 1 else 0) + 2
-                if c.max_width is not None:
-                    w = min(w, c.max_width + 2)
-                out.append(w)
-            self._widths = out
+            self.set_longest(
+                [max((len(row[j]) for row in self.rows), default=0) for j in range(len(self.cols))]
+            )
+            assert self._widths is not None
         return self._widths
+
+    def set_longest(self, longest: Sequence[int]) -> None:
+        """The widths of columns whose longest cells have these lengths (the rows held
+        elsewhere: a kept table's columns, :func:`tokmon.cli.tables.session_table`)."""
+        out = []
+        for c, n in zip(self.cols, longest, strict=True):
+            w = max(_longest(c.header), _longest(c.footer), n)
+            w = (w if w >= 1 else 0) + 2
+            if c.max_width is not None:
+                w = min(w, c.max_width + 2)
+            out.append(w)
+        self._widths = out
 
     def fit(self, width: int, minimum: int = 12) -> bool:
         """Narrow the wrapping columns so the table fits ``width`` (each down to ``minimum``,
@@ -154,31 +158,33 @@ class Grid:
     def render(self) -> str | None:
         """The table as rich prints it without colour (None: a title or caption wider than
         the table, which rich would wrap)."""
+        parts = self.render_parts()
+        if parts is None:
+            return None
+        head, rows, tail = parts
+        return head + "".join(rows) + tail
+
+    def render_parts(self) -> tuple[str, list[str], str] | None:
+        """:meth:`render` in parts: the lines above the rows, each row's lines (a breakdown
+        row is a row of its own) and the lines below them, each line ending in a newline."""
         widths = self.widths()
         total = self.need()
-        out: list[str] = []
-        for text in (self.title,):
-            line = _centred(text, total)
-            if line is None:
-                return None
-            out.append(line)
-        out.append(" " * total)  # the top edge: blank in SIMPLE_HEAVY
-        out += self._row([c.header for c in self.cols], widths, header=True)
+        title = _centred(self.title, total)
+        if title is None:
+            return None
         rule = " " + "━" * (total - 2) + " "
-        out.append(rule)
+        # the top edge: blank in SIMPLE_HEAVY
+        head = [title, " " * total, *self._row([c.header for c in self.cols], widths, header=True)]
+        head.append(rule)
         cols = self.cols
-        for row in self.rows:
-            out += self._row(row, widths, cols=cols)
-        out.append(rule)
-        out += self._row([c.footer for c in self.cols], widths)
-        out.append(" " * total)  # the bottom edge
-        if self.caption:
+        rows = ["".join(x + "\n" for x in self._row(row, widths, cols=cols)) for row in self.rows]
+        tail = [rule, *self._row([c.footer for c in self.cols], widths), " " * total]
+        if self.caption:  # the bottom edge above
             line = _centred(self.caption, total)
             if line is None:
                 return None
-            out.append(line)
-        out.append("")
-        return "\n".join(out)
+            tail.append(line)
+        return "".join(x + "\n" for x in head), rows, "".join(x + "\n" for x in tail)
 
     def _row(
         self,
@@ -286,6 +292,68 @@ def _surely_plain(ctx: Context) -> bool:
         return False
 
 
+def plain_output(ctx: Context) -> bool:
+    """Whether rich would print to ``ctx.stdout`` without colour, in UTF-8 (else
+    :func:`print_plain_fitted` leaves a table to rich)."""
+    enc = str(getattr(ctx.stdout, "encoding", None) or "utf-8").lower()
+    if not enc.startswith("utf"):  # rich would draw the rules in ASCII
+        return False
+    if ctx.color and not _surely_plain(ctx):
+        from tokmon.cli.render import console, terminal_width
+
+        if console(ctx, terminal_width(ctx)).color_system is not None:
+            return False
+    return True
+
+
+@dataclass
+class Plan:
+    """The layout :func:`plan_plain` chose: ``table`` (None: none fits, ``suffix`` says so)
+    is layout ``level`` (0: the full one, 1: the compact one, then the narrower ones),
+    ``suffix`` what follows it (the compact layout's hint)."""
+
+    table: Grid | None
+    level: int
+    suffix: str
+
+
+def plan_plain(
+    width: int | None,
+    full: Callable[[], Grid],
+    compact: Callable[[], Grid],
+    hidden: str,
+    force_compact: bool = False,
+    narrower: Sequence[tuple[Callable[[], Grid], str]] = (),
+    command: str = "this report",
+) -> Plan | None:
+    """The layout :func:`print_plain_fitted` prints at ``width`` (None: a pipe), its
+    wrapping columns fitted; None: a cell rich would not print as it is."""
+    from tokmon.cli.render import too_narrow_text, wrapped
+
+    need: int | None = None
+    if not force_compact:
+        table = full()
+        if not table.plain():
+            return None
+        need = table.need()
+        if width is None or need <= width:
+            return Plan(table, 0, "")
+    narrowest = 0
+    for level, (build, left_out) in enumerate([(compact, hidden), *narrower], 1):
+        table = build()
+        if not table.plain():
+            return None
+        if width is not None and not table.fit(width):
+            narrowest = table.minimum()
+            continue
+        if need is None:
+            hint = f"Compact layout (--compact): {left_out} not shown"
+        else:
+            hint = f"Compact layout ({left_out} need {need} cols; or pipe to less -S)"
+        return Plan(table, level, wrapped(hint, width))
+    return Plan(None, -1, too_narrow_text(command, narrowest, width))
+
+
 def print_plain_fitted(
     ctx: Context,
     full: Callable[[], Grid],
@@ -294,50 +362,23 @@ def print_plain_fitted(
     force_compact: bool = False,
     narrower: Sequence[tuple[Callable[[], Grid], str]] = (),
     command: str = "this report",
+    plan: list[Plan] | None = None,
 ) -> str | None:
     """:func:`tokmon.cli.render.print_fitted` for :class:`Grid` tables, when the output has
     no colour and rich would print the cells as they are: the text printed; None (nothing
-    printed): not so, rich must print it."""
-    from tokmon.cli.render import terminal_width, too_narrow_text, wrapped
+    printed): not so, rich must print it. ``plan``: the layout printed is appended."""
+    from tokmon.cli.render import terminal_width
 
-    width = terminal_width(ctx)
-    enc = str(getattr(ctx.stdout, "encoding", None) or "utf-8").lower()
-    if not enc.startswith("utf"):  # rich would draw the rules in ASCII
+    if not plain_output(ctx):
         return None
-    if ctx.color and not _surely_plain(ctx):
-        from tokmon.cli.render import console
-
-        if console(ctx, width).color_system is not None:
-            return None
-    need: int | None = None
-    if not force_compact:
-        table = full()
-        if not table.plain():
-            return None
-        need = table.need()
-        if width is None or need <= width:
-            text = table.render()
-            if text is not None:
-                ctx.stdout.write(text)
-            return text
-    narrowest = 0
-    for build, left_out in [(compact, hidden), *narrower]:
-        table = build()
-        if not table.plain():
-            return None
-        if width is not None and not table.fit(width):
-            narrowest = table.minimum()
-            continue
-        text = table.render()
-        if text is None:
-            return None
-        if need is None:
-            hint = f"Compact layout (--compact): {left_out} not shown"
-        else:
-            hint = f"Compact layout ({left_out} need {need} cols; or pipe to less -S)"
-        text += wrapped(hint, width)
-        ctx.stdout.write(text)
-        return text
-    text = too_narrow_text(command, narrowest, width)
+    got = plan_plain(terminal_width(ctx), full, compact, hidden, force_compact, narrower, command)
+    if got is None:
+        return None
+    text = "" if got.table is None else got.table.render()
+    if text is None:
+        return None
+    text += got.suffix
     ctx.stdout.write(text)
+    if plan is not None:
+        plan.append(got)
     return text

@@ -219,6 +219,9 @@ def run_report(kind: str, args: argparse.Namespace, ctx: Context) -> int:
             ctx.color,
             str(getattr(ctx.stdout, "encoding", None)),
         )
+        if _session_table(ctx, engine, opts, args, aliases, tz, shape):
+            budget_lines_of(ctx, kind, opts, tz)
+            return 0
         table_cache = SessionCache(ctx, engine, opts, "session-table", shape)
         kept = table_cache.get(time.time())
         if kept is not None:
@@ -376,6 +379,237 @@ def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
 
 # a kept answer whose sessions changed more than this share is built whole instead
 SPLICE_SHARE = 0.25
+
+
+def _session_table(
+    ctx: Context,
+    engine: Engine,
+    opts: dict[str, Any],
+    args: argparse.Namespace,
+    aliases: dict[str, str],
+    tz: Any,
+    shape: tuple[Any, ...],
+) -> bool:
+    """The unfiltered session table, kept with its pieces (:class:`TableParts`): printed as
+    kept for the same data; after a change, the rows of the sessions changed since are made
+    and spliced into the kept text where the layout and its column widths stay; else built
+    whole (and kept). False: a filter, another agent: the caller builds it."""
+    if any(opts.get(k) for k in ("since", "until", "project", "session_id")):
+        return False
+    if engine.record_filter is not None or opts.get("agent") not in (None, "claude"):
+        return False
+    now = opts.get("now") or time.time()
+    breakdown = bool(getattr(args, "breakdown", False))
+    compact = bool(getattr(args, "compact", False))
+    cache = TableParts(ctx, engine, opts, "session-table", (*shape, "parts"))
+    kept = cache.load()
+    if kept is not None and cache.gen is not None and kept.gen == cache.gen:
+        write_bytes(ctx, kept.text)
+        return True
+    body: list[Piece] | None = None
+    if kept is not None and cache.gen is not None:
+        body = _table_spliced(ctx, engine, cache, kept, now, tz, breakdown, compact, aliases)
+    if body is not None:
+        write_bytes(ctx, body)
+        return True
+    from tokmon.cli.tables import session_table
+    from tokmon.core.rows import SessionReport
+    from tokmon.sessions import merge_one
+
+    # every session (the 0-token ones too: the totals' cost is summed over all of them);
+    # the rows shown filtered here, as the report filters them before its stable sort
+    report = engine.report("session", **{**opts, "include_empty": True})
+    assert isinstance(report, SessionReport)
+    include_empty = bool(opts.get("include_empty"))
+    rows = [r for r in report.rows if include_empty or r.total_tokens]
+    meta, read = _read_metadata(ctx, cache.meta_raw)
+    merged = {r.session_id: merge_one(r.to_json(), meta[r.session_id])
+              for r in rows if r.session_id in meta}  # fmt: skip
+    table = session_table(
+        ctx, rows, report.totals, tz, merged=merged, breakdown=breakdown, compact=compact,
+        aliases=aliases,
+    )  # fmt: skip
+    if read and table.text is not None and rows and not table.by_agent:
+        shown = {r.session_id for r in rows}
+        hidden = [[r.session_id, r.first_activity, r.total_cost, 0, 0]
+                  for r in report.rows if r.session_id not in shown]  # fmt: skip
+        cache.keep_built(table, rows, hidden, report.totals, now)
+    return True
+
+
+def _table_spliced(
+    ctx: Context,
+    engine: Engine,
+    cache: TableParts,
+    kept: KeptTable,
+    now: float,
+    tz: Any,
+    breakdown: bool,
+    compact: bool,
+    aliases: dict[str, str],
+) -> list[Piece] | None:
+    """The session table from ``kept`` and the rows of the sessions changed since (None:
+    they cannot be told, too many changed, a row the plain writer cannot print, another
+    layout or other column widths or id length: build it whole)."""
+    import bisect
+    import functools
+    import itertools
+
+    import orjson
+
+    from tokmon.cli.plain_table import plain_output, plain_text, plan_plain
+    from tokmon.cli.render import id_length, terminal_width, zone_title
+    from tokmon.cli.tables import (
+        SESSION_HIDDEN,
+        SESSION_NARROWER,
+        fill_session_grid,
+        session_cells,
+        session_footers,
+        session_layout,
+    )
+    from tokmon.sessions import merge_one
+    from tokmon.textsafe import ID_MAX, clip
+
+    assert cache.lineage is not None
+    if not plain_output(ctx):
+        return None
+    changed = engine.sessions_changed_since(cache.lineage, kept.gen)
+    if changed is None or not kept.parse():
+        return None
+    entries, n = kept.entries, kept.shown
+    if len(changed) > max(SPLICE_SHARE * len(entries), 100):
+        return None
+    rows = engine.session_rows(only=changed, now=now) if changed else []
+    include_empty = cache.include_empty
+    new_rows = [r for r in rows if include_empty or r.total_tokens]
+    out = [k for k, e in enumerate(entries[:n]) if e[0] in changed]  # shown rows changed
+    if not new_rows and len(out) == n:
+        return None  # no rows: "No usage", built
+    if {entries[k][0] for k in out} != {r.session_id for r in new_rows}:  # other ids shown
+        ids = [e[0] for e in entries[:n] if e[0] not in changed]
+        ids += [r.session_id for r in new_rows]
+        if id_length([clip(i, ID_MAX) for i in ids]) != kept.id_len:
+            return None
+    id_len = kept.id_len
+    meta, read = _read_metadata(ctx, cache.meta_raw) if new_rows else ({}, True)
+    if not read:
+        return None
+    models: dict[tuple[str, ...], str] = {}
+    cells = [
+        session_cells(
+            r,
+            merge_one(r.to_json(), meta[r.session_id]) if r.session_id in meta else None,
+            aliases, id_len, tz, breakdown, False, models,
+        )
+        for r in new_rows
+    ]  # fmt: skip
+    if not all(plain_text(" ".join([*m, *itertools.chain.from_iterable(b)])) for m, b in cells):
+        return None
+    hist, bhist, tokens = kept.hist, kept.bhist, list(kept.tokens)
+    text_at = list(itertools.accumulate([e[3] for e in entries[:n]], initial=kept.head))
+    cells_at = list(itertools.accumulate([e[4] for e in entries[:n]], initial=0))
+    if text_at[n] > len(kept.text) or cells_at[n] != len(kept.cells):
+        return None  # lengths that do not add up: damaged
+    events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
+    for k in out:
+        main, subs, sums = orjson.loads(kept.cells[cells_at[k] : cells_at[k + 1]])
+        _count(hist, main, -1)  # the lengths of its cells
+        for b in subs:
+            _count(bhist, b, -1)
+        for j in range(4):
+            tokens[j] -= sums[j]
+        events.append((k, 1, None, None))
+    made: list[list[Any]] = []  # each new row's entry, lengths' bytes and (below) lines
+    for r, (main, subs) in zip(new_rows, cells, strict=True):
+        main_lens = list(map(len, main))
+        subs_lens = [list(map(len, b)) for b in subs]
+        _count(hist, main_lens, 1)
+        for b in subs_lens:
+            _count(bhist, b, 1)
+        u = r.usage
+        sums = [u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens]
+        for j in range(4):
+            tokens[j] += sums[j]
+        blob = orjson.dumps([main_lens, subs_lens, sums])
+        made.append([[r.session_id, r.first_activity, r.total_cost, 0, len(blob)], blob])
+    hidden = [e for e in entries[n:] if e[0] not in changed]
+    hidden += [[r.session_id, r.first_activity, r.total_cost, 0, 0]
+               for r in rows if not (include_empty or r.total_tokens)]  # fmt: skip
+    kept_rows = [e for e in entries[:n] if e[0] not in changed]
+    ordered = sorted(
+        itertools.chain(kept_rows, (m[0] for m in made), hidden), key=_FIRST_ID
+    )  # the totals' cost: a float sum in the sessions' (first, id) order
+    tcost = functools.reduce(operator.add, map(_COST, ordered), 0.0)
+    footers = session_footers(tokens, tcost)
+    caption = zone_title(tz)
+    layouts = {}
+    for level in range(4):
+        g, main_k, sub_k = session_layout(level, breakdown, False, footers, caption)
+        hmax = [max((x for x, c in h.items() if c > 0), default=0) for h in hist]
+        bmax = [max((x for x, c in h.items() if c > 0), default=0) for h in bhist]
+        g.set_longest(
+            [max(hmax[m], 0 if b is None else bmax[b]) for m, b in zip(main_k, sub_k, strict=True)]
+        )
+        layouts[level] = (g, main_k, sub_k)
+    plan = plan_plain(
+        terminal_width(ctx),
+        lambda: layouts[0][0],
+        lambda: layouts[1][0],
+        SESSION_HIDDEN,
+        compact,
+        [(functools.partial(lambda k: layouts[k][0], k), what) for k, what in SESSION_NARROWER],
+        "tokmon session",
+    )
+    if plan is None or plan.level != kept.level:
+        return None
+    head = tail = b""
+    if plan.table is not None:
+        if plan.table.widths() != kept.widths:
+            return None
+        g, main_k, sub_k = layouts[plan.level]
+        fill_session_grid(g, main_k, sub_k, cells)
+        parts = g.render_parts()
+        if parts is None:
+            return None
+        head, lines = parts[0].encode(), iter(parts[1])
+        tail = parts[2].encode()
+        for m, (_, subs) in zip(made, cells, strict=True):
+            m.append("".join(itertools.islice(lines, 1 + len(subs))).encode())
+            m[0][3] = len(m[2])
+    for m in made:
+        e = m[0]
+        at = bisect.bisect_right(entries, _doc_key(e), 0, n, key=_doc_key)
+        events.append((at, 0, _doc_key(e), m))
+    events.sort(key=_event_key)
+    text: list[Piece] = [head]
+    blobs: list[Piece] = []
+    listed: list[list[Any]] = []
+    a = 0  # the first old row of the run being copied
+    for at, kind, _, new in events:
+        if a < at:  # the run [a, at) of kept rows, as one piece
+            text.append(kept.text[text_at[a] : text_at[at]])
+            blobs.append(kept.cells[cells_at[a] : cells_at[at]])
+            listed += entries[a:at]
+        if kind:
+            a = at + 1
+        else:
+            a = max(a, at)
+            text.append(new[2] if len(new) > 2 else b"")
+            blobs.append(new[1])
+            listed.append(new[0])
+    if a < n:
+        text.append(kept.text[text_at[a] : text_at[n]])
+        blobs.append(kept.cells[cells_at[a] : cells_at[n]])
+        listed += entries[a:n]
+    text += [tail, plan.suffix.encode()]
+    cache.keep(text, blobs, listed, hidden, tokens, hist, bhist, plan, id_len, len(head), now)
+    return text
+
+
+def _count(hist: list[dict[int, int]], lengths: list[int], by: int) -> None:
+    """Count a row's cells' ``lengths`` in (``by`` 1) or out of (-1) each kind's histogram."""
+    for h, n in zip(hist, lengths, strict=True):
+        h[n] = h.get(n, 0) + by
 
 
 def _session_json_spliced(
@@ -1153,16 +1387,225 @@ class SessionParts(SessionCache):
         self.put_until([*body, index, trailer], now, until)
 
 
+class KeptTable:
+    """A kept session table (see :class:`TableParts`): its ``text``, each shown row's
+    ``cells`` (one JSON array a row: the lengths of its cells, as
+    :func:`~tokmon.cli.tables.session_cells` makes them, its breakdown rows' and the
+    token sums), the generation and clock it was made at and (:meth:`parse`) its index:
+    the token totals, each cell kind's histogram of lengths (``hist``, ``bhist``: the main
+    and the breakdown rows'), the layout printed (``level``, ``widths``), the ids' length,
+    the length of the text above the rows (``head``) and per session an entry ``[id,
+    first, cost, text length, cells length]``, the ``shown`` ones first in the table's
+    order, then the others (0-token sessions without ``--all``)."""
+
+    def __init__(
+        self,
+        text: memoryview,
+        cells: memoryview,
+        gen: int,
+        built: float,
+        index: memoryview,
+        sig: str,
+    ) -> None:
+        self.text, self.cells, self.gen, self.built = text, cells, gen, built
+        self._index, self._sig = index, sig
+        self.entries: list[list[Any]] = []
+        self.shown = self.level = self.id_len = self.head = 0
+        self.tokens: list[int] = []
+        self.hist: list[dict[int, int]] = []
+        self.bhist: list[dict[int, int]] = []
+        self.widths: list[int] | None = None
+
+    def parse(self) -> bool:
+        """Read the index (False: damaged; its digest, over the cells too, and its shape)."""
+        import orjson
+
+        try:
+            if _index_sig(self._index, self.cells) != self._sig:
+                return False
+            x = orjson.loads(self._index)
+            entries, shown, tokens = x["entries"], x["shown"], x["tokens"]
+            hist = [{int(k): int(v) for k, v in h} for h in x["hist"]]
+            bhist = [{int(k): int(v) for k, v in h} for h in x["bhist"]]
+            level, widths, id_len, head = x["level"], x["widths"], x["id_len"], x["head"]
+            if not (
+                type(shown) is int
+                and type(entries) is list
+                and 0 <= shown <= len(entries)
+                and all(type(e) is list and len(e) == 5 for e in entries)
+                and type(tokens) is list
+                and len(tokens) == 4
+                and all(type(t) is int for t in tokens)
+                and len(hist) == 11
+                and len(bhist) == 7
+                and type(level) is int
+                and (widths is None or all(type(w) is int for w in widths))
+                and type(id_len) is int
+                and type(head) is int
+            ):
+                return False
+        except (ValueError, KeyError, TypeError):
+            return False
+        self.entries, self.shown, self.tokens = entries, shown, tokens
+        self.hist, self.bhist, self.level, self.widths = hist, bhist, level, widths
+        self.id_len, self.head = id_len, head
+        return True
+
+
+class TableParts(SessionCache):
+    """The unfiltered session table as printed (no budgets) with its pieces, keyed like a
+    :class:`SessionParts` (the data's lineage, not its generation) and by the table's
+    shape. The file is the line ``<built> <until>``, the text, each shown row's cell
+    lengths and token sums, an index (:class:`KeptTable`) and a trailer (the sizes of both,
+    the generation, the digest of both). For that generation the text is
+    printed as kept; for a later one the rows of the sessions changed since are made and
+    spliced in (:func:`_table_spliced`)."""
+
+    _TRAILER = 88  # b"%012d %012d %020d %s\n"
+
+    def _version(self, engine: Engine) -> str | None:
+        lineage = engine.data_lineage()  # as SessionParts
+        self.lineage: str | None = None if lineage is None else lineage[0]
+        self.gen: int | None = None if lineage is None else lineage[1]
+        return self.lineage
+
+    @property
+    def include_empty(self) -> bool:
+        return bool(self.opts.get("include_empty"))
+
+    def load(self) -> KeptTable | None:
+        """The kept table (None: none, damaged, or made later than now by the clock)."""
+        if self.path is None:
+            return None
+        t = self._TRAILER
+        try:
+            data = _mapped(self.path)
+            nl = data.find(b"\n", 0, 100)
+            if nl < 0 or len(data) < nl + 1 + t or data[-1:] != b"\n":
+                return None
+            built = float(data[:nl].split()[0])
+            nc, ni, gen, sig = data[-t:-1].split()
+            end = len(data) - t - int(ni)
+            mid = end - int(nc)
+            now = time.time()
+            if not (nl + 1 <= mid <= end and math.isfinite(built) and built <= now):
+                return None
+            if len(sig) != 40:
+                return None
+            view = memoryview(data)
+            return KeptTable(
+                view[nl + 1 : mid],
+                view[mid:end],
+                int(gen),
+                built,
+                view[end : len(data) - t],
+                sig.decode("ascii"),
+            )
+        except (OSError, ValueError, UnicodeDecodeError, IndexError):
+            return None
+
+    def keep_built(
+        self, table: Any, rows: list[Any], hidden: list[list[Any]], totals: Any, now: float
+    ) -> None:
+        """Keep a table built whole (:class:`~tokmon.cli.tables.SessionTable`) of ``rows``
+        (``hidden``: the entries of the sessions not shown) with its ``totals``."""
+        import collections
+        import itertools
+
+        import orjson
+
+        plan = table.plan
+        if plan is None:
+            return
+        head = b""
+        body = b""  # the rows' lines, and each session's length of them
+        sizes = [0] * len(rows)
+        tail = plan.suffix.encode()
+        if table.parts is not None:
+            head = table.parts[0].encode()
+            lines = table.parts[1]
+            body = "".join(lines).encode()
+            sizes = list(map(len, map(str.encode, lines)))  # a grid row's lines
+            if len(lines) != len(rows):  # breakdown rows: a session's rows together
+                at = list(itertools.accumulate(sizes, initial=0))
+                ends = list(itertools.accumulate((1 + len(subs) for _, subs in table.cells)))
+                sizes = [at[hi] - at[lo] for lo, hi in zip([0, *ends], ends, strict=False)]
+            tail = (table.parts[2] + plan.suffix).encode()
+        # (C-level loops where they can be: thousands of rows)
+        sums = list(map(operator.attrgetter(*(f"usage.{k}" for k in _USAGE_KEYS)), rows))
+        # each kind's cells' lengths: the rows' cells transposed
+        lens = [list(map(len, col)) for col in zip(*(m for m, _ in table.cells), strict=True)]
+        hist = [dict(collections.Counter(col)) for col in lens]
+        subs_of: list[list[list[int]]] = [[]] * len(rows)  # each row's breakdown rows' lengths
+        if any(subs for _, subs in table.cells):
+            subs_of = [[list(map(len, b)) for b in subs] for _, subs in table.cells]
+        bs = list(zip(*(b for subs in subs_of for b in subs), strict=True)) or [()] * 7
+        bhist = [dict(collections.Counter(col)) for col in bs]
+        blobs: list[Piece] = list(
+            map(orjson.dumps, zip(zip(*lens, strict=True), subs_of, sums, strict=True))
+        )
+        ids = map(operator.attrgetter("session_id", "first_activity", "usage.total_cost"), rows)
+        entries = [[*x, t, len(b)] for x, t, b in zip(ids, sizes, blobs, strict=True)]
+        u = totals
+        tokens = [u.input_tokens, u.output_tokens, u.cache_creation_tokens, u.cache_read_tokens]
+        self.keep(
+            [head, body, tail], blobs, entries, hidden, tokens, hist, bhist, plan,
+            table.id_len, len(head), now,
+        )  # fmt: skip
+
+    def keep(
+        self,
+        text: list[Piece],
+        blobs: list[Piece],
+        listed: list[list[Any]],
+        hidden: list[list[Any]],
+        tokens: list[int],
+        hist: list[dict[int, int]],
+        bhist: list[dict[int, int]],
+        plan: Any,
+        id_len: int,
+        head: int,
+        now: float,
+    ) -> None:
+        """Keep the table's ``text`` (pieces) with its rows' cell lengths (``blobs``) and
+        the index."""
+        import orjson
+
+        if self.gen is None:
+            return
+        index = orjson.dumps(
+            {
+                "shown": len(listed),
+                "entries": listed + hidden,
+                "tokens": tokens,
+                "hist": [[[k, v] for k, v in h.items() if v] for h in hist],
+                "bhist": [[[k, v] for k, v in h.items() if v] for h in bhist],
+                "level": plan.level,
+                "widths": None if plan.table is None else plan.table.widths(),
+                "id_len": id_len,
+                "head": head,
+            }
+        )
+        ncells = sum(len(b) for b in blobs)
+        sig = _index_sig(index, *blobs)
+        trailer = b"%012d %012d %020d %s\n" % (ncells, len(index), self.gen, sig.encode())
+        self.put_until([*text, *blobs, index, trailer], now, math.inf)
+
+
 _TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 _FIRST_ID = operator.itemgetter(1, 0)
 _COST = operator.itemgetter(2)
 
 
-def _index_sig(index: bytes | memoryview) -> str:
-    """The digest a kept index is written with (a blake2b of 20 bytes: 40 hex digits)."""
+def _index_sig(index: bytes | memoryview, *more: Piece) -> str:
+    """The digest a kept index is written with (a blake2b of 20 bytes: 40 hex digits), over
+    ``more`` pieces too (a kept table's cells)."""
     from tokmon.core.digest import blake2b
 
     h = blake2b(20)
+    for piece in more:
+        h.update(piece)
     h.update(index)
     return str(h.hexdigest())
 

@@ -17,8 +17,8 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from tokmon import fmt
-from tokmon.cli.plain_table import Col, Grid, print_plain_fitted
-from tokmon.cli.render import id_length, print_fitted, short_model, zone_title
+from tokmon.cli.plain_table import Col, Grid, Plan, plain_output, plan_plain, print_plain_fitted
+from tokmon.cli.render import id_length, print_fitted, short_model, terminal_width, zone_title
 from tokmon.core.rows import SessionRow
 from tokmon.textsafe import ID_MAX, NAME_MAX, clip
 
@@ -88,55 +88,43 @@ def period_table(
     :func:`~tokmon.cli.plain_table.print_plain_fitted` printed it (None: rich did)."""
     aliases = aliases or {}
     merged = merged or {}
-    sessions = [r for r in rows if isinstance(r, SessionRow)]
-    # ids as shown: clipped first (a transcript's id can be megabytes; the ledger keeps it whole)
-    id_len = id_length([clip(r.session_id, ID_MAX) for r in sessions]) if sessions else SHORT_ID
-    by_agent = bool(rows) and rows[0].agent is not None  # --agent all: an agent column
+    if kind == "session":
+        sessions_only = [r for r in rows if isinstance(r, SessionRow)]
+        return session_table(
+            ctx, sessions_only, totals, tz, merged=merged, breakdown=breakdown,
+            compact=compact, aliases=aliases,
+        ).text  # fmt: skip
+    periods = [r for r in rows if not isinstance(r, SessionRow)]
+    by_agent = bool(periods) and periods[0].agent is not None  # --agent all: an agent column
     tot = _tokens(totals)
 
     grids: dict[int, Grid] = {}
     shown: dict[tuple[str, ...], str] = {}  # models used -> their short names (a few combinations)
-    is_session = kind == "session"
 
-    def grid(level: int) -> Grid:  # the cells as text (a project cell is not markup yet)
-        """Level 0: the full table; 1: compact (no cache, no models in a session table);
-        2: totals only (and a session's project); 3: totals only."""
+    def grid(level: int) -> Grid:
+        """Level 0: the full table; 1: compact (no cache); 3: totals only."""
         if level in grids:
             return grids[level]
-        title = TITLE[kind]
+        models = level <= 1
+        # a breakdown's "└ model" rows go under the models; else under the date, which then
+        # wraps (never narrower than a date: Grid.fit's floor)
+        first_wraps = breakdown and not models
         who = "All agents'" if by_agent else "Claude Code"
-        models = level == 0 or (level == 1 and not is_session)
-        project = is_session and level <= 2
-        # a breakdown's "└ model" rows go under the project or models; else under the id
-        # or date, which then wraps (never narrower than a date or an id: Grid.fit's floor)
-        first_wraps = breakdown and not models and not project
         g = grids[level] = Grid(
-            f"{who} token usage: {kind}", [Col(title, "Total", wrap=first_wraps)]
+            f"{who} token usage: {kind}", [Col(TITLE[kind], "Total", wrap=first_wraps)]
         )
         if by_agent:
             g.cols.append(Col("Agent"))
-        if project:
-            g.cols.append(Col("Project / name", wrap=True, max_width=18 if level == 1 else 40))
         if models:
             g.cols.append(Col("Models", wrap=True, max_width=16))
         cols = TOKEN_COLS if level == 0 else COMPACT_COLS if level == 1 else TOTAL_COLS
         for col, k in cols:
             g.cols.append(Col(col, _integer(k(tot)), right=True))
         g.cols.append(Col("Cost\n(USD)", fmt.cost(totals.total_cost), right=True))
-        activity = is_session and level <= 1
-        if activity:
-            g.cols.append(Col("Last activity"))
-        for r in rows:
-            s: SessionRow | None = None
-            if isinstance(r, SessionRow):
-                s, first = r, clip(r.session_id, ID_MAX)[:id_len]
-            else:
-                first = r.label
-            cells = [first]
+        for r in periods:
+            cells = [r.label]
             if by_agent:
                 cells.append(str(r.agent))
-            if s is not None and project:
-                cells.append(_project_label(s, merged.get(s.session_id), aliases))
             if models:
                 used = tuple(r.models_used)
                 names = shown.get(used)
@@ -146,34 +134,22 @@ def period_table(
             toks = _tokens(r.usage)
             cells += [_integer(k(toks)) for _, k in cols]
             cells.append(fmt.cost(r.usage.total_cost))
-            if s is not None and activity:
-                cells.append(fmt.date_time(s.last_activity, tz))
             g.add_row(cells)
             if breakdown:
                 for m in r.model_breakdowns:
                     sub = ["" for _ in g.cols]
-                    where = 0 if first_wraps else 1 + by_agent + (project and models)
-                    sub[where] = f"└ {short_model(m.model_name)}"
+                    sub[0 if first_wraps else 1 + by_agent] = f"└ {short_model(m.model_name)}"
                     m_toks = _tokens(m)
-                    at = len(g.cols) - len(cols) - 1 - activity
-                    sub[at : at + len(cols) + 1] = [_integer(k(m_toks)) for _, k in cols] + [
-                        fmt.cost(m.cost)
-                    ]
+                    at = len(g.cols) - len(cols) - 1
+                    sub[at:] = [_integer(k(m_toks)) for _, k in cols] + [fmt.cost(m.cost)]
                     g.add_row(sub, dim=True)
-        if is_session:
-            g.caption = zone_title(tz)
         return g
 
     def build(level: int) -> Any:
         return rich_table(grid(level))
 
-    if is_session:
-        hidden = "cache, total tokens, models"
-        levels = [(2, "token types, models, last activity"),
-                  (3, "project, token types, models, last activity")]  # fmt: skip
-    else:
-        hidden = "cache and total tokens"
-        levels = [(3, "models and token types")]
+    hidden = "cache and total tokens"
+    levels = [(3, "models and token types")]
     command = f"tokmon {kind}"
     text = print_plain_fitted(
         ctx,
@@ -199,6 +175,211 @@ def period_table(
         if text is not None:
             text += "No usage in this range.\n"
     return text
+
+
+# A session's cells whatever the layout (:func:`session_cells`): the main row's ...
+M_ID, M_AGENT, M_LABEL, M_MODELS, M_I, M_O, M_CC, M_CR, M_TOT, M_COST, M_LAST = range(11)
+# ... and each breakdown row's
+B_NAME, B_I, B_O, B_CC, B_CR, B_TOT, B_COST = range(7)
+SessionCells = tuple[list[str], list[list[str]]]
+_TOKEN_HEADERS = ("Input", "Output", "Cache\ncreate", "Cache\nread", "Total\ntokens")
+# the token columns of each session layout (indexes into _tokens' five)
+_LEVEL_TOKENS = {0: (0, 1, 2, 3, 4), 1: (0, 1), 2: (4,), 3: (4,)}
+SESSION_HIDDEN = "cache, total tokens, models"
+SESSION_NARROWER = ((2, "token types, models, last activity"),
+                    (3, "project, token types, models, last activity"))  # fmt: skip
+
+
+def session_cells(
+    r: SessionRow,
+    meta: Mapping[str, Any] | None,
+    aliases: dict[str, str],
+    id_len: int,
+    tz: tzinfo,
+    breakdown: bool,
+    by_agent: bool,
+    models: dict[tuple[str, ...], str],
+) -> SessionCells:
+    """Every cell of a session's rows in any layout (indexed by ``M_*`` and ``B_*``);
+    ``models``: the short names of each combination of models, filled as they are met."""
+    used = tuple(r.models_used)
+    names = models.get(used)
+    if names is None:
+        names = models[used] = ", ".join(short_model(m) for m in used)
+    u = r.usage
+    main = [
+        clip(r.session_id, ID_MAX)[:id_len],
+        str(r.agent) if by_agent else "",
+        _project_label(r, meta, aliases),
+        names,
+        *[_integer(x) for x in _tokens(u)],
+        fmt.cost(u.total_cost),
+        fmt.date_time(r.last_activity, tz),
+    ]
+    subs = (
+        [
+            [f"└ {short_model(m.model_name)}", *[_integer(x) for x in _tokens(m)], fmt.cost(m.cost)]
+            for m in r.model_breakdowns
+        ]
+        if breakdown
+        else []
+    )
+    return main, subs
+
+
+def session_layout(
+    level: int,
+    breakdown: bool,
+    by_agent: bool,
+    footers: Sequence[str],
+    caption: str,
+) -> tuple[Grid, list[int], list[int | None]]:
+    """The empty :class:`Grid` of a session table's layout ``level`` (0: full, 1: compact,
+    2: totals and project, 3: totals) and, per column, the kind of cell it shows of a main
+    row (``M_*``) and of a breakdown row (``B_*``; None: blank). ``footers``: the five token
+    totals and the cost, as shown."""
+    models = level == 0
+    project = level <= 2
+    # a breakdown's "└ model" rows go under the project or models; else under the id, which
+    # then wraps (never narrower than an id: Grid.fit's floor)
+    first_wraps = breakdown and not models and not project
+    who = "All agents'" if by_agent else "Claude Code"
+    g = Grid(f"{who} token usage: session", [Col("Session", "Total", wrap=first_wraps)])
+    main: list[int] = [M_ID]
+    sub: list[int | None] = [B_NAME if first_wraps else None]
+    if by_agent:
+        g.cols.append(Col("Agent"))
+        main.append(M_AGENT)
+        sub.append(None)
+    if project:
+        g.cols.append(Col("Project / name", wrap=True, max_width=18 if level == 1 else 40))
+        main.append(M_LABEL)
+        sub.append(None if models else B_NAME)
+    if models:
+        g.cols.append(Col("Models", wrap=True, max_width=16))
+        main.append(M_MODELS)
+        sub.append(B_NAME)
+    for t in _LEVEL_TOKENS[level]:
+        g.cols.append(Col(_TOKEN_HEADERS[t], footers[t], right=True))
+        main.append(M_I + t)
+        sub.append(B_I + t)
+    g.cols.append(Col("Cost\n(USD)", footers[5], right=True))
+    main.append(M_COST)
+    sub.append(B_COST)
+    if level <= 1:
+        g.cols.append(Col("Last activity"))
+        main.append(M_LAST)
+        sub.append(None)
+    g.caption = caption
+    return g, main, sub
+
+
+def session_footers(tokens: Sequence[int], cost: float) -> list[str]:
+    """The footer cells of a session table: the four token totals, their sum, the cost."""
+    i, o, cc, cr = tokens
+    return [*[_integer(x) for x in (i, o, cc, cr, i + o + cc + cr)], fmt.cost(cost)]
+
+
+class SessionTable:
+    """A printed session table: its ``text`` (None: rich printed it), each row's ``cells``,
+    the layout ``plan`` and the text's ``parts`` (:meth:`Grid.render_parts`; None: no rows
+    were laid out) when the plain writer printed it, and the ids' shown length."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.cells: list[SessionCells] = []
+        self.plan: Plan | None = None
+        self.parts: tuple[str, list[str], str] | None = None
+        self.id_len = SHORT_ID
+        self.by_agent = False
+
+
+def session_table(
+    ctx: Context,
+    rows: Sequence[SessionRow],
+    totals: Usage,
+    tz: tzinfo,
+    *,
+    merged: Mapping[str, Mapping[str, Any]] | None = None,
+    breakdown: bool = False,
+    compact: bool = False,
+    aliases: dict[str, str] | None = None,
+) -> SessionTable:
+    """The session report's table (rows in the order shown) with a totals footer; ``merged``:
+    session id -> the row merged with its metadata (names, tags)."""
+    aliases = aliases or {}
+    merged = merged or {}
+    out = SessionTable()
+    # ids as shown: clipped first (a transcript's id can be megabytes; the ledger keeps it whole)
+    if rows:
+        out.id_len = id_length([clip(r.session_id, ID_MAX) for r in rows])
+    by_agent = out.by_agent = bool(rows) and rows[0].agent is not None  # --agent all
+    models: dict[tuple[str, ...], str] = {}
+    out.cells = cells = [
+        session_cells(r, merged.get(r.session_id), aliases, out.id_len, tz, breakdown, by_agent,
+                      models)
+        for r in rows
+    ]  # fmt: skip
+    footers = session_footers(_tokens(totals)[:4], totals.total_cost)
+    caption = zone_title(tz)
+    grids: dict[int, Grid] = {}
+
+    def grid(level: int) -> Grid:
+        g = grids.get(level)
+        if g is None:
+            g, main, sub = session_layout(level, breakdown, by_agent, footers, caption)
+            fill_session_grid(g, main, sub, cells)
+            grids[level] = g
+        return g
+
+    def rich_of(level: int) -> Any:
+        return rich_table(grid(level))
+
+    narrower = [(functools.partial(grid, k), what) for k, what in SESSION_NARROWER]
+    command = "tokmon session"
+    if plain_output(ctx):
+        out.plan = plan_plain(
+            terminal_width(ctx), lambda: grid(0), lambda: grid(1), SESSION_HIDDEN, compact,
+            narrower, command,
+        )  # fmt: skip
+    if out.plan is not None:
+        if out.plan.table is None:
+            out.text = out.plan.suffix
+        else:
+            out.parts = out.plan.table.render_parts()
+            if out.parts is not None:
+                head, lines, tail = out.parts
+                out.text = head + "".join(lines) + tail + out.plan.suffix
+    if out.text is None:
+        out.plan = out.parts = None
+        print_fitted(
+            ctx,
+            functools.partial(rich_of, 0),
+            functools.partial(rich_of, 1),
+            SESSION_HIDDEN,
+            command,
+            force_compact=compact,
+            narrower=[(functools.partial(rich_of, k), what) for k, what in SESSION_NARROWER],
+        )
+    else:
+        ctx.stdout.write(out.text)
+    if not rows:
+        ctx.stdout.write("No usage in this range.\n")
+        if out.text is not None:
+            out.text += "No usage in this range.\n"
+    return out
+
+
+def fill_session_grid(
+    g: Grid, main: Sequence[int], sub: Sequence[int | None], cells: Sequence[SessionCells]
+) -> None:
+    """Add each session's rows (its main row, then its breakdown rows) to ``g``, the cells
+    of the kinds :func:`session_layout` gave."""
+    add = g.add_row
+    for m, subs in cells:
+        add([m[k] for k in main])
+        for b in subs:
+            add(["" if k is None else b[k] for k in sub], dim=True)
 
 
 def rich_table(g: Grid) -> Any:
