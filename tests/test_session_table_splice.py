@@ -314,14 +314,16 @@ def test_a_one_line_append_makes_only_that_sessions_cells(
 
 def _damage(path: Path, how: str) -> None:
     data = path.read_bytes()
-    trailer = data[-88:]
+    t = reports.TableParts._TRAILER  # b"%012d %012d %020d %16s %s\n"
+    assert t == 105
+    trailer = data[-t:]
     nc, ni = int(trailer[:12]), int(trailer[13:25])
-    end = len(data) - 88 - ni
-    index = orjson.loads(data[end : len(data) - 88])
+    end = len(data) - t - ni
+    index = orjson.loads(data[end : len(data) - t])
     if how == "truncated":
         path.write_bytes(data[: len(data) // 2])
     elif how == "trailer":
-        path.write_bytes(data[:-88] + b"x" * 87 + b"\n")
+        path.write_bytes(data[:-t] + b"x" * (t - 1) + b"\n")
     elif how == "digest":  # an index changed without its digest
         index["tokens"][0] += 1
         new = orjson.dumps(index)

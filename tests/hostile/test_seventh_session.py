@@ -281,13 +281,19 @@ def test_ledger_put_back_to_an_older_copy_of_itself(tmp_path: Path) -> None:
     for s in range(4):
         write_transcript(env, f"p{s}", f"s{s}.jsonl", [assistant(f"m{s}", sid=f"s{s}", inp=100)])
 
+    tables: list[str] = []  # the session table, run (and kept) beside each session --json
+
     def session() -> dict[str, Any]:
+        t = _tokmon(env, "session")
+        assert t.returncode == 0, t.stderr
+        tables.append(t.stdout)
         r = _tokmon(env, "session", "--json")
         assert r.returncode == 0, r.stderr
         return dict(json.loads(r.stdout)["totals"])
 
     def truth() -> dict[str, Any]:
         fresh = {**env, "TOKMON_HOME": str(tmp_path / f"fresh-{time.monotonic_ns()}")}
+        assert tables[-1] == _tokmon(fresh, "session").stdout  # the kept table's splice too
         return dict(json.loads(_tokmon(fresh, "session", "--json").stdout)["totals"])
 
     def append(s: int, tag: str, inp: int) -> None:

@@ -403,7 +403,7 @@ def _session_table(
     compact = bool(getattr(args, "compact", False))
     cache = TableParts(ctx, engine, opts, "session-table", (*shape, "parts"))
     kept = cache.load()
-    if kept is not None and cache.gen is not None and kept.gen == cache.gen:
+    if kept is not None and cache.holds(kept):
         write_bytes(ctx, kept.text)
         return True
     body: list[Piece] | None = None
@@ -473,7 +473,7 @@ def _table_spliced(
     assert cache.lineage is not None
     if not plain_output(ctx):
         return None
-    changed = engine.sessions_changed_since(cache.lineage, kept.gen)
+    changed = engine.sessions_changed_since(cache.lineage, kept.gen, kept.wid)
     if changed is None or not kept.parse():
         return None
     entries, n = kept.entries, kept.shown
@@ -1391,7 +1391,8 @@ class KeptTable:
     """A kept session table (see :class:`TableParts`): its ``text``, each shown row's
     ``cells`` (one JSON array a row: the lengths of its cells, as
     :func:`~tokmon.cli.tables.session_cells` makes them, its breakdown rows' and the
-    token sums), the generation and clock it was made at and (:meth:`parse`) its index:
+    token sums), the generation, write id and clock it was made at and (:meth:`parse`) its
+    index:
     the token totals, each cell kind's histogram of lengths (``hist``, ``bhist``: the main
     and the breakdown rows'), the layout printed (``level``, ``widths``), the ids' length,
     the length of the text above the rows (``head``) and per session an entry ``[id,
@@ -1403,11 +1404,13 @@ class KeptTable:
         text: memoryview,
         cells: memoryview,
         gen: int,
+        wid: str | None,
         built: float,
         index: memoryview,
         sig: str,
     ) -> None:
         self.text, self.cells, self.gen, self.built = text, cells, gen, built
+        self.wid = wid
         self._index, self._sig = index, sig
         self.entries: list[list[Any]] = []
         self.shown = self.level = self.id_len = self.head = 0
@@ -1457,17 +1460,28 @@ class TableParts(SessionCache):
     :class:`SessionParts` (the data's lineage, not its generation) and by the table's
     shape. The file is the line ``<built> <until>``, the text, each shown row's cell
     lengths and token sums, an index (:class:`KeptTable`) and a trailer (the sizes of both,
-    the generation, the digest of both). For that generation the text is
+    the generation, its write id, the digest of both). For that generation and write the text is
     printed as kept; for a later one the rows of the sessions changed since are made and
     spliced in (:func:`_table_spliced`)."""
 
-    _TRAILER = 88  # b"%012d %012d %020d %s\n"
+    _TRAILER = 105  # b"%012d %012d %020d %16s %s\n"
 
     def _version(self, engine: Engine) -> str | None:
         lineage = engine.data_lineage()  # as SessionParts
         self.lineage: str | None = None if lineage is None else lineage[0]
         self.gen: int | None = None if lineage is None else lineage[1]
+        self.wid: str | None = None if lineage is None else lineage[2]
         return self.lineage
+
+    def holds(self, kept: KeptTable) -> bool:
+        """``kept`` is the table of the data now: same generation and same write (a ledger put
+        back to an older copy repeats generations, not write ids)."""
+        return (
+            self.gen is not None
+            and kept.gen == self.gen
+            and kept.wid is not None
+            and (kept.wid == self.wid)
+        )
 
     @property
     def include_empty(self) -> bool:
@@ -1484,7 +1498,7 @@ class TableParts(SessionCache):
             if nl < 0 or len(data) < nl + 1 + t or data[-1:] != b"\n":
                 return None
             built = float(data[:nl].split()[0])
-            nc, ni, gen, sig = data[-t:-1].split()
+            nc, ni, gen, wid, sig = data[-t:-1].split()
             end = len(data) - t - int(ni)
             mid = end - int(nc)
             now = time.time()
@@ -1497,6 +1511,7 @@ class TableParts(SessionCache):
                 view[nl + 1 : mid],
                 view[mid:end],
                 int(gen),
+                None if wid == _NO_WID else wid.decode("ascii"),
                 built,
                 view[end : len(data) - t],
                 sig.decode("ascii"),
@@ -1588,7 +1603,10 @@ class TableParts(SessionCache):
         )
         ncells = sum(len(b) for b in blobs)
         sig = _index_sig(index, *blobs)
-        trailer = b"%012d %012d %020d %s\n" % (ncells, len(index), self.gen, sig.encode())
+        wid = _NO_WID if self.wid is None else self.wid.encode("ascii", "replace")
+        if len(wid) != len(_NO_WID):
+            return
+        trailer = b"%012d %012d %020d %s %s\n" % (ncells, len(index), self.gen, wid, sig.encode())
         self.put_until([*text, *blobs, index, trailer], now, math.inf)
 
 
