@@ -359,7 +359,7 @@ def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
     cache = SessionParts(ctx, engine, opts)
     kept = cache.load()
     body: Piece | list[Piece] | None = None
-    if kept is not None and kept.holds(cache.gen, cache.wid, now):
+    if kept is not None and kept.holds(cache, now):
         body = kept.body
     elif kept is not None and cache.gen is not None and kept.built <= now:
         body = _session_json_spliced(ctx, engine, cache, kept, now)
@@ -403,7 +403,7 @@ def _session_table(
     compact = bool(getattr(args, "compact", False))
     cache = TableParts(ctx, engine, opts, "session-table", (*shape, "parts"))
     kept = cache.load()
-    if kept is not None and cache.holds(kept):
+    if kept is not None and cache.holds(kept.gen, kept.wid):
         write_bytes(ctx, kept.text)
         return True
     body: list[Piece] | None = None
@@ -1142,6 +1142,33 @@ def _totals_bytes(totals: dict[str, Any]) -> bytes:
     return orjson.dumps(totals, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  ")
 
 
+class LineageCache(SessionCache):
+    """A :class:`SessionCache` keyed by the data's lineage (database, change log skew,
+    prices, cost mode) instead of its version: one file per options and metadata, whatever
+    the generation; the file's trailer names the generation and the write it was made at."""
+
+    def _version(self, engine: Engine) -> str | None:
+        lineage = engine.data_lineage()
+        self.lineage: str | None = None if lineage is None else lineage[0]
+        self.gen: int | None = None if lineage is None else lineage[1]
+        self.wid: str | None = None if lineage is None else lineage[2]
+        return self.lineage
+
+    @property
+    def include_empty(self) -> bool:
+        return bool(self.opts.get("include_empty"))
+
+    def holds(self, gen: int, wid: str | None) -> bool:
+        """A kept file of generation ``gen`` written by the write ``wid`` is of the data now
+        (a ledger put back to an older copy repeats generations, not write ids)."""
+        return self.gen is not None and gen == self.gen and wid is not None and wid == self.wid
+
+    def wid_field(self) -> bytes | None:
+        """The write id as a trailer holds it (16 bytes; None: it cannot be kept)."""
+        wid = _NO_WID if self.wid is None else self.wid.encode("ascii", "replace")
+        return wid if len(wid) == len(_NO_WID) else None
+
+
 class KeptSessions:
     """A kept ``session --json`` (see :class:`SessionParts`): the document ``body``, the
     generation it shows, the clock span it holds for and (:meth:`parse`) its index: the
@@ -1170,16 +1197,9 @@ class KeptSessions:
         self.entries: list[list[Any]] = []
         self.shown = 0
 
-    def holds(self, gen: int | None, wid: str | None, now: float) -> bool:
-        """Whether the body is the answer at ``now`` for generation ``gen`` written by the
-        write ``wid`` (a ledger put back to an older copy repeats generations, not ids)."""
-        return (
-            gen is not None
-            and gen == self.gen
-            and wid is not None
-            and wid == self.wid
-            and self.built <= now < self.until
-        )
+    def holds(self, cache: LineageCache, now: float) -> bool:
+        """Whether the body is the answer at ``now`` for the data ``cache`` is of."""
+        return cache.holds(self.gen, self.wid) and self.built <= now < self.until
 
     def parse(self) -> bool:
         """Read the index (False: damaged; its digest is checked, and its shape)."""
@@ -1211,22 +1231,13 @@ class KeptSessions:
         return {e[0] for e in self.entries if e[3] and type(e[0]) is str}
 
 
-class SessionParts(SessionCache):
+class SessionParts(LineageCache):
     """``session --json`` as printed (metadata merged, no budgets) with its pieces, keyed
-    like a :class:`SessionCache` but by the data's lineage (database, change log skew,
-    prices, cost mode) instead of its version: one file per options and metadata, whatever
-    the generation. The file is the line ``<built> <until>``, the document, an index (JSON:
-    the token totals and each session's entry, :class:`KeptSessions`) and a trailer (the
-    index's length, the generation, the index's digest). Holding for that generation and
-    clock span, the document is printed as kept; for a later generation (or past the span),
+    by the data's lineage (:class:`LineageCache`). The file is the line ``<built> <until>``,
+    the document, an index (JSON: the token totals and each session's entry,
+    :class:`KeptSessions`) and a trailer (the index's length, the generation, the write id,
+    the index's digest). Holding for that generation, write and clock span, the document is printed as kept; for a later generation (or past the span),
     the sessions changed since (and those shown active) are read again and spliced in."""
-
-    def _version(self, engine: Engine) -> str | None:
-        lineage = engine.data_lineage()
-        self.lineage: str | None = None if lineage is None else lineage[0]
-        self.gen: int | None = None if lineage is None else lineage[1]
-        self.wid: str | None = None if lineage is None else lineage[2]
-        return self.lineage
 
     def load(self) -> KeptSessions | None:
         """The kept answer (None: none, damaged or of another format); its index is read
@@ -1320,7 +1331,7 @@ class SessionParts(SessionCache):
                 for j, key in enumerate(_TOKEN_KEYS):
                     tokens[j] -= int(row[key])
                 events.append((k, 1, None, None))
-        include_empty = bool(self._include_empty)
+        include_empty = self.include_empty
         hidden = [e for e in entries[n:] if e[0] not in changed]
         for p, row in zip(parts, _merge_parts(parts, meta), strict=True):
             for j in range(4):
@@ -1360,10 +1371,6 @@ class SessionParts(SessionCache):
             self._keep(body, now, tokens, len(listed), listed + hidden)
         return body
 
-    @property
-    def _include_empty(self) -> bool:
-        return bool(self.opts.get("include_empty"))
-
     def _keep(
         self,
         body: list[Piece],
@@ -1380,8 +1387,8 @@ class SessionParts(SessionCache):
         if self.gen is None or until is None:
             return
         index = orjson.dumps({"tokens": tokens, "shown": shown, "entries": entries})
-        wid = _NO_WID if self.wid is None else self.wid.encode("ascii", "replace")
-        if len(wid) != len(_NO_WID):
+        wid = self.wid_field()
+        if wid is None:
             return
         trailer = b"%012d %020d %s %s\n" % (len(index), self.gen, wid, _index_sig(index).encode())
         self.put_until([*body, index, trailer], now, until)
@@ -1455,37 +1462,15 @@ class KeptTable:
         return True
 
 
-class TableParts(SessionCache):
+class TableParts(LineageCache):
     """The unfiltered session table as printed (no budgets) with its pieces, keyed like a
-    :class:`SessionParts` (the data's lineage, not its generation) and by the table's
-    shape. The file is the line ``<built> <until>``, the text, each shown row's cell
+    :class:`SessionParts` (:class:`LineageCache`) and by the table's shape. The file is the line ``<built> <until>``, the text, each shown row's cell
     lengths and token sums, an index (:class:`KeptTable`) and a trailer (the sizes of both,
     the generation, its write id, the digest of both). For that generation and write the text is
     printed as kept; for a later one the rows of the sessions changed since are made and
     spliced in (:func:`_table_spliced`)."""
 
     _TRAILER = 105  # b"%012d %012d %020d %16s %s\n"
-
-    def _version(self, engine: Engine) -> str | None:
-        lineage = engine.data_lineage()  # as SessionParts
-        self.lineage: str | None = None if lineage is None else lineage[0]
-        self.gen: int | None = None if lineage is None else lineage[1]
-        self.wid: str | None = None if lineage is None else lineage[2]
-        return self.lineage
-
-    def holds(self, kept: KeptTable) -> bool:
-        """``kept`` is the table of the data now: same generation and same write (a ledger put
-        back to an older copy repeats generations, not write ids)."""
-        return (
-            self.gen is not None
-            and kept.gen == self.gen
-            and kept.wid is not None
-            and (kept.wid == self.wid)
-        )
-
-    @property
-    def include_empty(self) -> bool:
-        return bool(self.opts.get("include_empty"))
 
     def load(self) -> KeptTable | None:
         """The kept table (None: none, damaged, or made later than now by the clock)."""
@@ -1603,8 +1588,8 @@ class TableParts(SessionCache):
         )
         ncells = sum(len(b) for b in blobs)
         sig = _index_sig(index, *blobs)
-        wid = _NO_WID if self.wid is None else self.wid.encode("ascii", "replace")
-        if len(wid) != len(_NO_WID):
+        wid = self.wid_field()
+        if wid is None:
             return
         trailer = b"%012d %012d %020d %s %s\n" % (ncells, len(index), self.gen, wid, sig.encode())
         self.put_until([*text, *blobs, index, trailer], now, math.inf)
