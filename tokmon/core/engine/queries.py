@@ -156,6 +156,12 @@ class Queries(EngineState):
         self._db()
         return self._roll()
 
+    def _stored_blocks(self) -> Rollups | None:
+        """The stored sums when they hold Claude Code's blocks (blocks of an hour or more:
+        :attr:`Rollups.keeps_blocks`; else the blocks are grouped from the records)."""
+        roll = self._stored(None)
+        return roll if roll is not None and roll.keeps_blocks else None
+
     def stored_counts(self) -> tuple[int, int] | None:
         """Claude Code's ``(sessions, records)`` from the stored sums, without loading a
         record (None: the sums cannot answer; count :attr:`records` then)."""
@@ -209,10 +215,8 @@ class Queries(EngineState):
         ck = ("recent-blocks", int(now))
         if ck in self._cache:
             return self._cache[ck]  # type: ignore[no-any-return]
-        roll = self._stored(None)
-        if (
-            roll is not None and roll.keeps_blocks
-        ):  # only an active block can matter: its last record is that recent
+        roll = self._stored_blocks()
+        if roll is not None:  # only an active block can matter: its last record is that recent
             live: list[Block] = roll.blocks(CLAUDE, now, since=now - self.block_seconds)
             self._cache[ck] = live
             return live
@@ -238,10 +242,10 @@ class Queries(EngineState):
         now = time.time() if now is None else now
         ck = ("blocks", int(now))
         if ck not in self._cache:
-            roll = self._stored(None)
+            roll = self._stored_blocks()
             self._cache[ck] = (
                 roll.blocks(CLAUDE, now)
-                if roll is not None and roll.keeps_blocks and self._sorted is None
+                if roll is not None and self._sorted is None
                 else self._blocks.blocks(self.records, now)
             )
         return self._cache[ck]  # type: ignore[no-any-return]
@@ -254,8 +258,8 @@ class Queries(EngineState):
         if lim is None:
             return None, None
         if lim == "max":
-            roll = self._stored(None)
-            if roll is not None and roll.keeps_blocks and self._sorted is None:
+            roll = self._stored_blocks()
+            if roll is not None and self._sorted is None:
                 v = roll.max_completed_tokens(CLAUDE, time.time() if now is None else now)
             else:
                 v = max_completed_tokens(self.blocks(now))
