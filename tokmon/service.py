@@ -590,14 +590,16 @@ class Service:
         index: list[tuple[str, float, str]],
     ) -> dict[str, Any]:
         """:meth:`_summary` without ``activeSessions``, its two session rows read by id."""
+        import operator
+
+        from tokmon.core.engine.queries import closest_project
+
         out: dict[str, Any] = self.engine.summary(now=now, active_rows=False).to_json()
         del out["activeSessions"]
         ps_id = ws_id = None
-        if ws:
-            best = ""
-            for sid, _last, proj in index:  # as the engine's project_session: longest wins
-                if proj and within(ws, proj) and len(proj) > len(best):
-                    ps_id, best = sid, proj
+        if ws:  # the rows the engine's summary picks (project_session), by id
+            ps = closest_project(index, ws, operator.itemgetter(2))
+            ps_id = None if ps is None else ps[0]
             ws_id = next((sid for sid, _l, proj in index if within(proj, ws)), None)
         ids = [i for i in (ps_id, ws_id) if i is not None]
         rows: dict[str, dict[str, Any]] = {}

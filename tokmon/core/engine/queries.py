@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tokmon.core import aggregate
 from tokmon.core.blocks import (
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # the typed rows are imported where a report is built (see ag
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import LedgerDB
 
+_T = TypeVar("_T")
 log = logging.getLogger("tokmon.core.engine")
 
 ALL = "all"  # the agent filter that means every agent
@@ -807,9 +809,16 @@ def _is_within(child: str, parent: str) -> bool:
 
 def project_session(rows: list[SessionRow], cwd: str) -> SessionRow | None:
     """The most recent session whose project is ``cwd`` or contains it (rows sorted recent first)."""
-    best: SessionRow | None = None
-    for r in rows:
-        proj = r.project_path
-        if _is_within(cwd, proj) and (best is None or len(proj) > len(best.project_path)):
-            best = r
+    return closest_project(rows, cwd, operator.attrgetter("project_path"))
+
+
+def closest_project(items: Iterable[_T], cwd: str, project_of: Callable[[_T], str]) -> _T | None:
+    """The first of ``items`` whose project is ``cwd`` or the deepest dir above it (the most
+    recent of those, when ``items`` come most recent first)."""
+    best: _T | None = None
+    best_len = -1
+    for it in items:
+        proj = project_of(it)
+        if len(proj) > best_len and _is_within(cwd, proj):
+            best, best_len = it, len(proj)
     return best
