@@ -15,16 +15,28 @@ from tokmon.paths import ensure_dir
 TMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp" beside the target
 
 
-def read_regular(path: Path | str) -> bytes:
-    """The bytes of the regular file at ``path`` (a cache file: the mirror, the listings, a
-    cached report). OSError when it is anything else: a FIFO or a device in its place would
-    block the open or never end the read (opened non-blocking, checked before reading)."""
+def open_regular(path: Path | str) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of the regular file at ``path`` and its stat; the caller
+    closes it. OSError when it is anything else: a FIFO or a device in its place would
+    block the open or never end a read (opened non-blocking, checked before any read)."""
     import stat
 
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(f"{path}: not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_regular(path: Path | str) -> bytes:
+    """The bytes of the regular file at ``path`` (a cache file: the mirror, the listings, a
+    cached report); OSError when it is anything else (:func:`open_regular`)."""
+    fd, _ = open_regular(path)
+    try:
         with open(fd, "rb", closefd=False) as fh:
             return fh.read()
     finally:

@@ -1627,17 +1627,12 @@ def _mapped(path: Path) -> bytes | mmap.mmap:
     (POSIX: no copy of megabytes into new memory), else read (:func:`read_regular`)."""
     import mmap
 
-    from tokmon.fsutil import read_regular
+    from tokmon.fsutil import open_regular, read_regular
 
     if sys.platform == "win32" or not hasattr(mmap, "MAP_POPULATE"):
         return read_regular(path)
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    fd, st = open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(f"{path}: not a regular file")
         if st.st_size == 0:
             return b""
         return mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
