@@ -292,8 +292,7 @@ else:
 
     def _unlock(fd: int, path: str) -> None:
         if fcntl is None:
-            with contextlib.suppress(OSError):
-                os.unlink(path + HELD_SUFFIX)
+            _release_marker(path)
             return
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -303,13 +302,54 @@ HELD_SUFFIX = ".held"
 #: a marker that holds no pid yet (its holder died between creating and writing it) is
 #: stale after this many seconds
 _TORN_MARKER_SECONDS = 10.0
+#: a holder refreshes its markers' time this often (a thread, while it holds one) ...
+MARKER_HEARTBEAT_SECONDS = 5.0
+#: ... so a marker not refreshed for this long is stale whatever process has its pid now (a
+#: pid is reused: a dead holder's pid can name a live, unrelated process)
+MARKER_STALE_SECONDS = 60.0
+
+_MARKERS: set[str] = set()  # markers this process holds (the heartbeat refreshes them)
+_MARKERS_LOCK = threading.Lock()
+_heartbeat: threading.Thread | None = None
+
+
+def _beat() -> None:
+    while True:
+        time.sleep(MARKER_HEARTBEAT_SECONDS)
+        with _MARKERS_LOCK:
+            markers = list(_MARKERS)
+        for marker in markers:
+            with contextlib.suppress(OSError):
+                os.utime(marker)
+
+
+def _hold_marker(marker: str) -> None:
+    global _heartbeat
+    with _MARKERS_LOCK:
+        _MARKERS.add(marker)
+        if _heartbeat is None:
+            _heartbeat = threading.Thread(target=_beat, name="tokmon-lock-heartbeat", daemon=True)
+            _heartbeat.start()
+
+
+def _forget_markers() -> None:
+    """In a forked child: the parent's markers are not its own, and it has no heartbeat."""
+    global _heartbeat
+    _MARKERS.clear()
+    _heartbeat = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_markers)
 
 
 def _try_marker(path: str) -> bool:
     """The lock without flock or msvcrt: held while ``<path>.held`` exists (created
-    exclusively, holding the holder's pid). A marker whose process is gone is removed (a
-    killed holder cannot release it); two waiters that find the same stale marker at the
-    same moment can both take the lock, a race the OS locks do not have."""
+    exclusively, holding the holder's pid; its time refreshed every
+    :data:`MARKER_HEARTBEAT_SECONDS` while held). A marker whose process is gone, or that
+    nobody refreshed for :data:`MARKER_STALE_SECONDS`, is removed (a killed holder cannot
+    release it); two waiters that find the same stale marker at the same moment can both
+    take the lock, a race the OS locks do not have."""
     marker = path + HELD_SUFFIX
     for _ in range(2):
         try:
@@ -326,15 +366,25 @@ def _try_marker(path: str) -> bool:
             os.write(fd, str(os.getpid()).encode("ascii"))
         finally:
             os.close(fd)
+        _hold_marker(marker)
         return True
     return False
+
+
+def _release_marker(path: str) -> None:
+    marker = path + HELD_SUFFIX
+    with _MARKERS_LOCK:
+        _MARKERS.discard(marker)
+    with contextlib.suppress(OSError):
+        os.unlink(marker)
 
 
 def _stale_marker(marker: str) -> bool:
     """Whether the marker's holder is gone. Read without waiting or following a link (a FIFO
     planted there would block the open forever); a marker that is not a regular file, or
     holds no pid a process can have, is stale once older (or, the clock set back, newer)
-    than :data:`_TORN_MARKER_SECONDS`."""
+    than :data:`_TORN_MARKER_SECONDS`; one that names a pid, once its holder is gone or it
+    was not refreshed for :data:`MARKER_STALE_SECONDS` (either way: the pid may be reused)."""
     import stat
 
     try:
@@ -355,7 +405,9 @@ def _stale_marker(marker: str) -> bool:
     if not 0 < pid < 2**31:  # torn (its holder died before writing it), or not a pid
         return not 0 <= age <= _TORN_MARKER_SECONDS
     if pid == os.getpid():
-        return False  # another thread of this process holds it
+        return False  # another thread of this process holds it (and refreshes it)
+    if not -MARKER_STALE_SECONDS <= age <= MARKER_STALE_SECONDS:
+        return True  # no live holder left it unrefreshed that long
     kill = getattr(os, "kill", None)
     if kill is None or sys.platform == "win32":  # (os.kill would end the process there)
         return False
