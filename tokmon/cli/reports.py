@@ -19,8 +19,6 @@ from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
 
 if TYPE_CHECKING:
-    import mmap
-
     from tokmon.core.engine import Engine
     from tokmon.core.rollups import SessionPart
     from tokmon.core.rows import JSON, PeriodKind, PeriodLabel, PeriodRow, Usage
@@ -1245,7 +1243,7 @@ class SessionParts(LineageCache):
         if self.path is None:
             return None
         try:
-            data = _mapped(self.path)
+            data = _kept_bytes(self.path)
             nl = data.find(b"\n", 0, 100)
             if nl < 0 or len(data) < nl + 1 + _TRAILER or data[-1:] != b"\n":
                 return None
@@ -1478,7 +1476,7 @@ class TableParts(LineageCache):
             return None
         t = self._TRAILER
         try:
-            data = _mapped(self.path)
+            data = _kept_bytes(self.path)
             nl = data.find(b"\n", 0, 100)
             if nl < 0 or len(data) < nl + 1 + t or data[-1:] != b"\n":
                 return None
@@ -1622,22 +1620,14 @@ def _event_key(ev: tuple[int, int, Any, Any]) -> tuple[int, int, Any]:
     return ev[:3]
 
 
-def _mapped(path: Path) -> bytes | mmap.mmap:
-    """The bytes of the regular file at ``path``: mapped where a mapped file may be replaced
-    (POSIX: no copy of megabytes into new memory), else read (:func:`read_regular`)."""
-    import mmap
+def _kept_bytes(path: Path) -> bytes:
+    """The bytes of the kept file at ``path``, read (:func:`read_regular`), not mapped: a
+    mapped file truncated in place by another process ends the reader with SIGBUS, which
+    Python cannot catch; a read sees the old bytes or the short ones, which the trailer and
+    digest checks then refuse (docs/security.md)."""
+    from tokmon.fsutil import read_regular
 
-    from tokmon.fsutil import open_regular, read_regular
-
-    if sys.platform == "win32" or not hasattr(mmap, "MAP_POPULATE"):
-        return read_regular(path)
-    fd, st = open_regular(path)
-    try:
-        if st.st_size == 0:
-            return b""
-        return mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
-    finally:
-        os.close(fd)
+    return read_regular(path)
 
 
 def _merge_parts(parts: list[SessionPart], meta: dict[str, dict[str, Any]]) -> list[Any]:
