@@ -201,3 +201,82 @@ def test_blocks_and_session_list_fit_60_columns(real_env: dict[str, str]) -> Non
     assert f"{len(rows)} sessions" in listing
     for r in rows:
         assert r["sessionId"][:8] in listing
+
+
+NARROW_LEFT = ["blocks", "limits", "daily --agent all", "session --agent all"]
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_last_too_narrow_tables_fit_every_width(real_env: dict[str, str], columns: int) -> None:
+    """The tables the seventh session left as the too-narrow line at 40 columns (and
+    `session --agent all`, whose Codex ids were 35 characters, at 60 too): now tables that
+    fit, rows over two lines where a column had to go under another (the figures whole and
+    equal to `--json`'s)."""
+    for cmd in NARROW_LEFT:
+        text = tty(real_env, *cmd.split(), cols=columns)
+        check_fits(text, columns, cmd)
+        assert "Too narrow" not in text, (cmd, columns, text)
+    blocks = tty(real_env, "blocks", cols=columns)
+    for b in json.loads(tokmon(real_env, "blocks", "--json").stdout)["blocks"]:
+        if not b.get("isGap"):
+            assert f"{b['totalTokens']:,}" in blocks and f"${b['costUSD']:,.2f}" in blocks
+    daily = tty(real_env, "daily", "--agent", "all", cols=columns)
+    data = json.loads(tokmon(real_env, "daily", "--agent", "all", "--json").stdout)
+    for row in data["daily"]:  # (at 80 columns the token types, not the total)
+        assert f"${row['totalCost']:,.2f}" in daily and row["agent"] in daily, row
+        if columns < 80:
+            assert f"{row['totalTokens']:,}" in daily, row
+    assert f"${data['totals']['totalCost']:,.2f}" in daily
+
+
+def _shown_ids(text: str) -> list[str]:
+    """The session ids a session table printed: the first word of each row that ends with
+    a cost."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and re.fullmatch(r"\$[\d,]+\.\d\d", words[-1]) and words[0] != "Total":
+            out.append(words[0])
+    return out
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_all_agents_session_ids_are_short_and_accepted(
+    real_env: dict[str, str], columns: int
+) -> None:
+    """`session --agent all` shows a Codex session by a prefix of its uuid (the rollout
+    file's path tells few sessions apart in its first 35 characters), as long as every
+    shown id needs to be unique; each shown id is accepted by `session --id` and `session
+    show` and names the row's own session (same tokens)."""
+    text = tty(real_env, "session", "--agent", "all", cols=columns)
+    ids = _shown_ids(text)
+    rows = json.loads(tokmon(real_env, "session", "--agent", "all", "--json").stdout)["sessions"]
+    assert len(ids) == len([r for r in rows if r["totalTokens"]]) and len(set(ids)) == len(ids)
+    assert max(len(i) for i in ids) <= 12, ids
+    codex = [r for r in rows if r.get("agent") == "codex"]
+    assert codex and all("/rollout-" in r["sessionId"] for r in codex)
+    shown_rows = [r for r in rows if r["totalTokens"]]  # the table's rows, in its order
+    for shown, row in zip(ids, shown_rows, strict=True):
+        sid = row["sessionId"]
+        uuid = sid[-36:] if "/rollout-" in sid else sid  # a Codex rollout's name ends with it
+        assert uuid.startswith(shown), (shown, sid)
+    picks = [0, *[k for k, r in enumerate(shown_rows) if r.get("agent") == "codex"][:3]]
+    for k in picks:
+        shown, want = ids[k], shown_rows[k]
+        got = tokmon(real_env, "session", "--agent", "all", "--id", shown, "--json")
+        one = json.loads(got.stdout)
+        assert one["sessionId"] == want["sessionId"], (shown, got.stderr)
+        assert one["totalTokens"] == want["totalTokens"]
+        show = tokmon(real_env, "session", "show", shown)
+        assert show.returncode == 0 and want["sessionId"] in show.stdout, show.stderr
+
+
+@pytest.mark.parametrize("columns", (60, 40))
+def test_demo_blocks_and_agent_tables_fit(demo_env: dict[str, str], columns: int) -> None:
+    """The demo at 60 and 40 columns: `blocks` (an active block: its status shown under
+    the start), `daily --agent all` and `session --agent all` are tables."""
+    for cmd in ("blocks", "daily --agent all", "session --agent all", "limits"):
+        text = tty(demo_env, "--demo", *cmd.split(), cols=columns)
+        check_fits(text, columns, cmd)
+        assert "Too narrow" not in text, (cmd, columns, text)
+    assert "ACTIVE" in tty(demo_env, "--demo", "blocks", cols=columns)

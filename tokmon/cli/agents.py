@@ -170,9 +170,11 @@ TOTAL_COLS = (("Total\ntokens", "totalTokens"),)  # the narrowest layouts
 
 
 def _display_id(sid: str) -> str:
-    """Codex names a session after its file (``2025/10/06/rollout-...-<uuid>``): show the uuid."""
-    tail = sid.rsplit("/", 1)[-1]
-    return tail[-36:] if tail.startswith("rollout-") and len(tail) > 36 else tail
+    """Codex names a session after its file (``2025/10/06/rollout-...-<uuid>``): show the uuid
+    (:func:`tokmon.metadata.refs.short_id`; ``session --id`` accepts a prefix of it)."""
+    from tokmon.metadata.refs import short_id
+
+    return short_id(sid)
 
 
 def _models(r: dict[str, Any]) -> str:

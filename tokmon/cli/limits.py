@@ -116,7 +116,12 @@ def _fix_min_widths(table: Any) -> None:
         if col.no_wrap:
             cells = [col.header, *col.cells]
             col.min_width = max(
-                (Text.from_markup(c).cell_len if isinstance(c, str) else 0) for c in cells
+                (
+                    max(Text.from_markup(x).cell_len for x in c.split("\n"))
+                    if isinstance(c, str)
+                    else 0
+                )
+                for c in cells
             )
 
 
@@ -163,7 +168,7 @@ def print_table(
 
 def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, level: int) -> Any:
     """Level 0: every column; 1: without the figures' age; 2: without pace and the time
-    100% is reached either."""
+    100% is reached either; 3: as 2, the use under the window's name (two lines a row)."""
     from rich import box
     from rich.table import Table
 
@@ -176,9 +181,13 @@ def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, level: int) -> An
     if level >= 2:
         cols.remove("pace")
         cols.remove("100% at")
+    stacked = level >= 3
+    if stacked:
+        cols.remove("used")
     t = Table(title="Official limits", box=box.SIMPLE, caption=zone_title(tz), pad_edge=False)
     for col in cols:
-        t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)
+        head = "window,\nused" if stacked and col == "window" else col
+        t.add_column(head, justify="left" if col == "window" else "right", no_wrap=True)
     for w in st["windows"]:
         used = f"{w['usedPercent']:.0f}%"
         if w["basis"] == "estimate":
@@ -195,7 +204,7 @@ def _windows_table(st: dict[str, Any], now: float, tz: tzinfo, level: int) -> An
             else ("-" if w["pace"] is None else "after reset")
         )
         cells = {
-            "window": w["label"],
+            "window": f"{w['label']}\n{used}" if stacked else w["label"],
             "used": used,
             "age": tfmt.age(w["ageSeconds"]),
             "resets": fmt_span(w["resetsInSeconds"]) if (w["resetsInSeconds"] or 0) > 0 else "-",
@@ -224,7 +233,8 @@ def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
             ctx,
             _windows_table(st, now, tz, 0),
             [(lambda: _windows_table(st, now, tz, 1), "the figures' age"),
-             (lambda: _windows_table(st, now, tz, 2), "age, pace and the 100% time")],
+             (lambda: _windows_table(st, now, tz, 2), "age, pace and the 100% time"),
+             (lambda: _windows_table(st, now, tz, 3), "age, pace and the 100% time")],
             "the limits table",
         )  # fmt: skip
     for m in st["limitReached"]:
@@ -237,27 +247,37 @@ def render(ctx: Context, st: dict[str, Any], tz: tzinfo | None = None) -> None:
         print_table(
             ctx,
             _calibration_table(cal, True),
-            [(lambda: _calibration_table(cal, False), "the per-model figures")],
+            [
+                (lambda: _calibration_table(cal, False), "the per-model figures"),
+                (lambda: _calibration_table(cal, False, True), "the per-model figures"),
+            ],
             "the one-percent table",
         )
     if st["past"]:
         print_table(
             ctx,
             _past_table(st, now, tz, True),
-            [(lambda: _past_table(st, now, tz, False), "the start times")],
+            [
+                (lambda: _past_table(st, now, tz, False), "the start times"),
+                (lambda: _past_table(st, now, tz, False, True), "the start times"),
+            ],
             "the past-windows table",
         )
 
 
-def _calibration_table(cal: dict[str, Any], per_model: bool) -> Any:
+def _calibration_table(cal: dict[str, Any], per_model: bool, stacked: bool = False) -> Any:
+    """``stacked``: the number of windows under the window's name (two lines a row)."""
     from rich import box
     from rich.table import Table
 
     t = Table(title="One percent costs (learned from history, estimate)", box=box.SIMPLE)
-    cols = ("window", "windows", "$ / %", "tokens / %", "per model (tokens / %)")
-    for col in cols if per_model else cols[:-1]:
+    cols: tuple[str, ...] = ("window", "windows", "$ / %", "tokens / %", "per model (tokens / %)")
+    cols = cols if per_model else cols[:-1]
+    if stacked:
+        cols = tuple(c for c in cols if c != "windows")
+    for col in cols:
         t.add_column(
-            col,
+            "window,\nwindows" if stacked and col == "window" else col,
             justify="left" if col in ("window", "per model (tokens / %)") else "right",
             no_wrap=col != "per model (tokens / %)",
         )
@@ -268,23 +288,30 @@ def _calibration_table(cal: dict[str, Any], per_model: bool) -> Any:
             if v["tokensPerPercent"]
         )
         source = str(c.get("source") or "claude")
-        cells = [
-            name if source == "claude" else f"{source} {name}",
-            str(c["windows"]),
-            fmt_cost(c["dollarsPerPercent"]),
-            fmt_tokens_short(c["tokensPerPercent"]),
-        ]
+        label = name if source == "claude" else f"{source} {name}"
+        cells = [f"{label}\n{c['windows']} windows"] if stacked else [label, str(c["windows"])]
+        cells += [fmt_cost(c["dollarsPerPercent"]), fmt_tokens_short(c["tokensPerPercent"])]
         t.add_row(*cells, *([models] if per_model else []))
     return t
 
 
-def _past_table(st: dict[str, Any], now: float, tz: tzinfo, started: bool) -> Any:
+def _past_table(
+    st: dict[str, Any], now: float, tz: tzinfo, started: bool, stacked: bool = False
+) -> Any:
+    """``stacked``: the reset time under the window's name (two lines a row)."""
     from rich import box
     from rich.table import Table
 
     from tokmon.cli.render import zone_title
 
     t = Table(title="Past windows", box=box.SIMPLE, caption=zone_title(tz))
+    if stacked:
+        t.add_column("window,\nreset", no_wrap=True)
+        t.add_column("peak", justify="right", no_wrap=True)
+        for p in st["past"]:
+            t.add_row(f"{p['label']}\n{fmt_when(p['resetsAt'], now, tz)}",
+                      f"{p['peakPercent']:.0f}%")  # fmt: skip
+        return t
     cols = ("window", "started", "reset", "peak") if started else ("window", "reset", "peak")
     for col in cols:
         t.add_column(col, justify="left" if col == "window" else "right", no_wrap=True)

@@ -90,13 +90,19 @@ class Grid:
         """Whether every cell is one :class:`Grid` writes as rich does."""
         fixed = [self.title, self.caption or ""]
         fixed += [x.replace("\n", " ") for c in self.cols for x in (c.header, c.footer)]
-        return plain_text(" ".join(fixed + [x for row in self.rows for x in row]))
+        cells = " ".join(x for row in self.rows for x in row)
+        return plain_text(" ".join([*fixed, cells.replace("\n", " ")]))
 
     def widths(self) -> list[int]:
         """Each column's width with its padding (rich's measured maximum, clamped)."""
         if self._widths is None:
             self.set_longest(
-                [max((len(row[j]) for row in self.rows), default=0) for j in range(len(self.cols))]
+                [
+                    max((_longest(x) if "\n" in x else len(x) for x in col), default=0)
+                    for col in zip(*self.rows, strict=True)
+                ]
+                if self.rows
+                else [0] * len(self.cols)
             )
             assert self._widths is not None
         return self._widths

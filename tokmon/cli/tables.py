@@ -20,6 +20,7 @@ from tokmon import fmt
 from tokmon.cli.plain_table import Col, Grid, Plan, plain_output, plan_plain, print_plain_fitted
 from tokmon.cli.render import id_length, print_fitted, short_model, terminal_width, zone_title
 from tokmon.core.rows import SessionRow
+from tokmon.metadata.refs import short_id
 from tokmon.textsafe import ID_MAX, NAME_MAX, clip
 
 if TYPE_CHECKING:
@@ -102,18 +103,21 @@ def period_table(
     shown: dict[tuple[str, ...], str] = {}  # models used -> their short names (a few combinations)
 
     def grid(level: int) -> Grid:
-        """Level 0: the full table; 1: compact (no cache); 3: totals only."""
+        """Level 0: the full table; 1: compact (no cache); 3: totals only; 4 (``--agent
+        all``): totals only, each agent under its date (a row over two lines)."""
         if level in grids:
             return grids[level]
         models = level <= 1
+        stacked = level == 4
         # a breakdown's "└ model" rows go under the models; else under the date, which then
         # wraps (never narrower than a date: Grid.fit's floor)
         first_wraps = breakdown and not models
         who = "All agents'" if by_agent else "Claude Code"
+        head = f"{TITLE[kind]} /\nagent" if stacked else TITLE[kind]
         g = grids[level] = Grid(
-            f"{who} token usage: {kind}", [Col(TITLE[kind], "Total", wrap=first_wraps)]
+            f"{who} token usage: {kind}", [Col(head, "Total", wrap=first_wraps)]
         )
-        if by_agent:
+        if by_agent and not stacked:
             g.cols.append(Col("Agent"))
         if models:
             g.cols.append(Col("Models", wrap=True, max_width=16))
@@ -122,8 +126,8 @@ def period_table(
             g.cols.append(Col(col, _integer(k(tot)), right=True))
         g.cols.append(Col("Cost\n(USD)", fmt.cost(totals.total_cost), right=True))
         for r in periods:
-            cells = [r.label]
-            if by_agent:
+            cells = [f"{r.label}\n{r.agent}" if stacked else r.label]
+            if by_agent and not stacked:
                 cells.append(str(r.agent))
             if models:
                 used = tuple(r.models_used)
@@ -138,7 +142,9 @@ def period_table(
             if breakdown:
                 for m in r.model_breakdowns:
                     sub = ["" for _ in g.cols]
-                    sub[0 if first_wraps else 1 + by_agent] = f"└ {short_model(m.model_name)}"
+                    sub[0 if first_wraps else 1 + (by_agent and not stacked)] = (
+                        f"└ {short_model(m.model_name)}"
+                    )
                     m_toks = _tokens(m)
                     at = len(g.cols) - len(cols) - 1
                     sub[at:] = [_integer(k(m_toks)) for _, k in cols] + [fmt.cost(m.cost)]
@@ -150,6 +156,8 @@ def period_table(
 
     hidden = "cache and total tokens"
     levels = [(3, "models and token types")]
+    if by_agent:
+        levels.append((4, "models and token types; agent under the date"))
     command = f"tokmon {kind}"
     text = print_plain_fitted(
         ctx,
@@ -179,15 +187,18 @@ def period_table(
 
 # A session's cells whatever the layout (:func:`session_cells`): the main row's ...
 M_ID, M_AGENT, M_LABEL, M_MODELS, M_I, M_O, M_CC, M_CR, M_TOT, M_COST, M_LAST = range(11)
+M_STACK = -1  # (not a cell of its own: the id over the agent, made by fill_session_grid)
 # ... and each breakdown row's
 B_NAME, B_I, B_O, B_CC, B_CR, B_TOT, B_COST = range(7)
 SessionCells = tuple[list[str], list[list[str]]]
 _TOKEN_HEADERS = ("Input", "Output", "Cache\ncreate", "Cache\nread", "Total\ntokens")
 # the token columns of each session layout (indexes into _tokens' five)
-_LEVEL_TOKENS = {0: (0, 1, 2, 3, 4), 1: (0, 1), 2: (4,), 3: (4,)}
+_LEVEL_TOKENS = {0: (0, 1, 2, 3, 4), 1: (0, 1), 2: (4,), 3: (4,), 4: (4,)}
 SESSION_HIDDEN = "cache, total tokens, models"
 SESSION_NARROWER = ((2, "token types, models, last activity"),
                     (3, "project, token types, models, last activity"))  # fmt: skip
+# --agent all: then each agent under its session's id (a row over two lines)
+SESSION_STACKED = ((4, "project, token types, models, last activity; agent under the id"),)
 
 
 def session_cells(
@@ -207,8 +218,9 @@ def session_cells(
     if names is None:
         names = models[used] = ", ".join(short_model(m) for m in used)
     u = r.usage
+    sid = clip(short_id(r.session_id), ID_MAX)[:id_len]
     main = [
-        clip(r.session_id, ID_MAX)[:id_len],
+        sid,
         str(r.agent) if by_agent else "",
         _project_label(r, meta, aliases),
         names,
@@ -235,7 +247,7 @@ def session_layout(
     caption: str,
 ) -> tuple[Grid, list[int], list[int | None]]:
     """The empty :class:`Grid` of a session table's layout ``level`` (0: full, 1: compact,
-    2: totals and project, 3: totals) and, per column, the kind of cell it shows of a main
+    2: totals and project, 3: totals, 4: totals with the agent under the id) and, per column, the kind of cell it shows of a main
     row (``M_*``) and of a breakdown row (``B_*``; None: blank). ``footers``: the five token
     totals and the cost, as shown."""
     models = level == 0
@@ -244,10 +256,12 @@ def session_layout(
     # then wraps (never narrower than an id: Grid.fit's floor)
     first_wraps = breakdown and not models and not project
     who = "All agents'" if by_agent else "Claude Code"
-    g = Grid(f"{who} token usage: session", [Col("Session", "Total", wrap=first_wraps)])
-    main: list[int] = [M_ID]
+    stacked = level == 4
+    head = "Session /\nagent" if stacked else "Session"
+    g = Grid(f"{who} token usage: session", [Col(head, "Total", wrap=first_wraps)])
+    main: list[int] = [M_STACK if stacked else M_ID]
     sub: list[int | None] = [B_NAME if first_wraps else None]
-    if by_agent:
+    if by_agent and not stacked:
         g.cols.append(Col("Agent"))
         main.append(M_AGENT)
         sub.append(None)
@@ -312,7 +326,7 @@ def session_table(
     out = SessionTable()
     # ids as shown: clipped first (a transcript's id can be megabytes; the ledger keeps it whole)
     if rows:
-        out.id_len = id_length([clip(r.session_id, ID_MAX) for r in rows])
+        out.id_len = id_length([clip(short_id(r.session_id), ID_MAX) for r in rows])
     by_agent = out.by_agent = bool(rows) and rows[0].agent is not None  # --agent all
     models: dict[tuple[str, ...], str] = {}
     out.cells = cells = [
@@ -335,7 +349,8 @@ def session_table(
     def rich_of(level: int) -> Any:
         return rich_table(grid(level))
 
-    narrower = [(functools.partial(grid, k), what) for k, what in SESSION_NARROWER]
+    levels = SESSION_NARROWER + (SESSION_STACKED if by_agent else ())
+    narrower = [(functools.partial(grid, k), what) for k, what in levels]
     command = "tokmon session"
     if plain_output(ctx):
         out.plan = plan_plain(
@@ -359,7 +374,7 @@ def session_table(
             SESSION_HIDDEN,
             command,
             force_compact=compact,
-            narrower=[(functools.partial(rich_of, k), what) for k, what in SESSION_NARROWER],
+            narrower=[(functools.partial(rich_of, k), what) for k, what in levels],
         )
     else:
         ctx.stdout.write(out.text)
@@ -376,6 +391,12 @@ def fill_session_grid(
     """Add each session's rows (its main row, then its breakdown rows) to ``g``, the cells
     of the kinds :func:`session_layout` gave."""
     add = g.add_row
+    if M_STACK in main:
+        for m, subs in cells:
+            add([f"{m[M_ID]}\n{m[M_AGENT]}" if k == M_STACK else m[k] for k in main])
+            for b in subs:
+                add(["" if k is None else b[k] for k in sub], dim=True)
+        return
     for m, subs in cells:
         add([m[k] for k in main])
         for b in subs:
@@ -431,7 +452,8 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
 
     def build(level: int) -> Any:
         """Level 0: every column; 1: no models, entries, burn rate; 2: no end either (a
-        block's end is its start + 5 h, a gap's the next row's start)."""
+        block's end is its start + 5 h, a gap's the next row's start); 3: as 2, each row
+        over two lines (the start's date, then its time and the status)."""
         from rich import box
         from rich.markup import escape
         from rich.table import Table
@@ -440,11 +462,15 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
             title="Claude Code 5-hour billing blocks", box=box.SIMPLE_HEAVY, caption=zone_title(tz)
         )
         full = level == 0
-        cols = ["Start"] + (["End"] if level <= 1 else []) + ["Status"]
-        cols += (["Models", "Entries"] if full else []) + ["Tokens", "Cost (USD)"]
+        stacked = level == 3
+        if stacked:
+            cols = ["Start,\nstatus", "Tokens", "Cost\n(USD)"]
+        else:
+            cols = ["Start"] + (["End"] if level <= 1 else []) + ["Status"]
+            cols += (["Models", "Entries"] if full else []) + ["Tokens", "Cost (USD)"]
         cols += ["Burn / projection"] if full else []
         for col in cols:
-            right = col in ("Entries", "Tokens", "Cost (USD)")
+            right = col in ("Entries", "Tokens", "Cost (USD)", "Cost\n(USD)")
             wrap = col in ("Models", "Burn / projection")
             t.add_column(
                 col,
@@ -455,6 +481,13 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
             )
         for b in blocks:
             start, end = b.start, b.end
+            status = "gap" if b.is_gap else "ACTIVE" if b.is_active else "done"
+            if stacked:  # "2025-06-14" over "23:00 done"
+                cells = [fmt.date_time(start, tz).replace(" ", "\n", 1) + f" {status}"]
+                cells += ["", ""] if b.is_gap else [fmt.integer(b.total_tokens), fmt.cost(b.cost)]
+                style = "dim" if b.is_gap else "bold" if b.is_active else None
+                t.add_row(*cells, style=style)
+                continue
             cells = [fmt.date_time(start, tz)] + ([fmt.date_time(end, tz)] if level <= 1 else [])
             if b.is_gap:
                 cells.append("gap")
@@ -477,7 +510,10 @@ def blocks_table(ctx: Context, blocks: list[Block], tz: tzinfo, *, compact: bool
         "models, entries and burn rate",
         "tokmon blocks",
         force_compact=compact,
-        narrower=[(lambda: build(2), "end, models, entries and burn rate")],
+        narrower=[
+            (lambda: build(2), "end, models, entries and burn rate"),
+            (lambda: build(3), "end, models, entries and burn rate"),
+        ],  # fmt: skip
     )
     return narrow
 

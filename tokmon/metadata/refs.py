@@ -10,6 +10,17 @@ from tokmon.metadata.schema import MetadataError
 MAX_LISTED = 8
 
 
+def short_id(sid: str) -> str:
+    """The form of a session id a table shows (a prefix of it): Codex names a session after
+    its file (``2025/10/06/rollout-2025-10-06T17-28-04-<uuid>``), whose first 35 characters
+    tell few sessions apart; its uuid does. Any other id is itself. :func:`resolve_ref`
+    accepts a unique prefix of either form."""
+    if "rollout-" not in sid:
+        return sid
+    tail = sid.rsplit("/", 1)[-1]
+    return tail[-36:] if tail.startswith("rollout-") and len(tail) > 36 else tail
+
+
 class RefError(MetadataError):
     """An unknown or ambiguous REF; the message lists candidates."""
 
@@ -30,7 +41,8 @@ def resolve_ref(
 ) -> str:
     """Return the one session id ``ref`` names; raise :class:`RefError` otherwise.
 
-    Order: exact id; user name (case-insensitive); id prefix; Claude's title.  The
+    Order: exact id; user name (case-insensitive); id prefix; a prefix of the id's short
+    form (:func:`short_id`: a Codex session's uuid, as tables show it); Claude's title.  The
     first rule that matches exactly one session wins; a rule matching several
     sessions is an ambiguity error listing them (``agents``: session id -> agent, shown
     for sessions of agents other than Claude Code).
@@ -70,7 +82,11 @@ def resolve_ref(
     found = pick(by_name, "the name")
     if found:
         return found
-    found = pick([s for s in ids if s.lower().startswith(ref.lower())], "an id prefix")
+    low = ref.lower()
+    found = pick([s for s in ids if s.lower().startswith(low)], "an id prefix")
+    if found:
+        return found
+    found = pick([s for s in ids if short_id(s).lower().startswith(low)], "an id prefix")
     if found:
         return found
     claude_titles = {s: (store_all.get(s) or {}).get("claudeTitle") for s in ids}
