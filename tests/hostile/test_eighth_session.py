@@ -219,3 +219,71 @@ def test_live_marker_holder_keeps_the_lock_past_the_stale_bound(tmp_path: Path) 
     waiter = subprocess.run([sys.executable, "-c", _WAITER, lock, "5"], env=env,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert waiter.stdout.strip() == "acquired", (waiter.stdout, waiter.stderr)
+
+
+# zero-width and other invisible format characters: a name that looks like another, text
+# hidden between visible letters (U+200B, U+200C, U+200D, U+2060, U+FEFF, U+00AD, a tag
+# character spelling "X"); and a bidi isolate (stripped before this session too)
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\U000e0058", "\u2067"]
+ZW_SID = "zw\u200bsess\ufeff-0001"
+ZW_CWD = "/work/pay\u200bments\u2060\U000e0058"
+ZW_TITLE = "Fix\u200d bug\u00ad in\u2067 login\u200c"
+
+
+def _no_invisible(text: str, where: str) -> None:
+    # JSON may escape them: look for the escapes too
+    bad = [c for c in INVISIBLE if c in text or json.dumps(c).strip('"').lower() in text.lower()]
+    assert not bad, f"{where}: {[hex(ord(c)) for c in bad]} in {text[:400]!r}"
+
+
+def test_invisible_characters_never_reach_a_surface(tmp_path: Path) -> None:
+    """A session id, a working directory (the project name) and a title carrying zero-width
+    and other invisible characters: the seventh session left them (two names could look the
+    same, text could hide between letters). No surface shows them now: report tables and
+    session commands, their JSON (which holds the same cleaned text, so an id a table shows
+    is one `session --id` takes), the statusline (`line`, `line --claude`), the service the
+    web dashboard and the editors use (`serve --jsonl`) and the dashboard's HTML export."""
+    env = hs_env(tmp_path)
+    title = json.dumps({"type": "custom-title", "sessionId": ZW_SID, "customTitle": ZW_TITLE})
+    write_transcript(env, "-work-payments", "zw.jsonl", [
+        assistant("z1", sid=ZW_SID, cwd=ZW_CWD, inp=321, out=7),
+        assistant("z2", sid=ZW_SID, cwd=ZW_CWD, model="claude-sonnet-4\u200b-20250514"),
+        title,
+    ])  # fmt: skip
+    seen = ""
+    for argv in (["session"], ["session", "list"], ["daily", "-i"], ["daily", "--breakdown"],
+                 ["blocks"], ["stats"], ["--json", "session"], ["--json", "session", "list"],
+                 ["--json", "daily", "--breakdown"]):  # fmt: skip
+        r = _tokmon(env, *argv)
+        assert r.returncode == 0, (argv, r.stderr)
+        _no_invisible(r.stdout, " ".join(argv))
+        seen += r.stdout
+    assert "zwsess-0001" in seen and "payments" in seen and "Fix bug in login" in seen
+    shown = _tokmon(env, "session", "show", "zwsess-0001")
+    assert shown.returncode == 0, shown.stderr
+    _no_invisible(shown.stdout, "session show")
+    for fmt in ("plain", "json", "tmux"):
+        r = _tokmon(env, "line", "--sync", "--format", fmt, "--cwd", ZW_CWD)
+        assert r.returncode == 0, r.stderr
+        _no_invisible(r.stdout, f"line --format {fmt}")
+    payload = json.dumps({"session_id": ZW_SID, "session_name": "na\u200bme\ufeff",
+                          "workspace": {"current_dir": ZW_CWD},
+                          "model": {"display_name": "Op\u200dus"},
+                          "cost": {"total_cost_usd": 1.5}})  # fmt: skip
+    r = subprocess.run([*tokmon_argv(), "line", "--claude"], env=env, input=payload,
+                       capture_output=True, text=True, timeout=120, cwd=str(REPO))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    _no_invisible(r.stdout, "line --claude")
+    assert "name" in r.stdout or "Opus" in r.stdout, r.stdout
+    r = subprocess.run([*tokmon_argv(), "serve", "--jsonl"], env=env, capture_output=True,
+                       text=True, timeout=120, cwd=str(REPO),
+                       input='{"id":1,"method":"tokmon/sessions","params":{}}\n'
+                             '{"id":2,"method":"tokmon/summary","params":{}}\n')  # fmt: skip
+    assert r.returncode == 0 and "zwsess-0001" in r.stdout, r.stderr
+    _no_invisible(r.stdout, "serve --jsonl")
+    page = tmp_path / "report.html"
+    r = _tokmon(env, "report", "--html", str(page))
+    assert r.returncode == 0, r.stderr
+    html = page.read_text(encoding="utf-8")
+    assert "payments" in html
+    _no_invisible(html, "report --html")

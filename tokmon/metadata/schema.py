@@ -92,7 +92,7 @@ def clean_name(name: str) -> str:
     if len(cleaned) > MAX_NAME_LEN:
         raise MetadataError(f"invalid name: longer than {MAX_NAME_LEN} characters")
     if _CONTROL_RE.search(cleaned) or not is_safe(cleaned):
-        raise MetadataError("invalid name: control characters are not allowed")
+        raise MetadataError("invalid name: control or invisible characters are not allowed")
     return cleaned
 
 
@@ -104,7 +104,7 @@ def clean_description(text: str) -> str:
         raise MetadataError(f"invalid description: longer than {MAX_DESCRIPTION_LEN} characters")
     flat = cleaned.replace("\n", "").replace("\t", "")
     if _CONTROL_RE.search(flat) or not is_safe(flat):
-        raise MetadataError("invalid description: control characters are not allowed")
+        raise MetadataError("invalid description: control or invisible characters are not allowed")
     return cleaned
 
 
