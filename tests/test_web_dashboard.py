@@ -1,7 +1,9 @@
 """`tokmon web` end to end: a real server process, a real headless Chromium (selenium).
 
-One server and one browser for the module. The tests run in file order: first the read-only
-checks, then the ones that write (rename, transcript append). Screenshots go to
+One server and one browser for the module. Each test sets up what it reads (an append of its
+own for the current block, figures read back from the API rather than the module's first
+payloads) and the SIGTERM test stops a server of its own, so the tests pass in any order
+(checked in reverse and shuffled orders, docs/review/terminal-eighth-session.md). Screenshots go to
 ``$TOKMON_SCREENSHOTS`` (or a temp dir) and are meant to be looked at.
 """
 
@@ -46,6 +48,20 @@ WEEK = 7 * 86400.0
 BUDGET_USD = 750.0
 EARLIER_7D = [(6.5, 48.0), (4.5, 71.0), (1.5, 22.0)]  # (days ago, 7-day %) before the payloads
 ALERT_AT = 65.0  # the [alerts] official threshold (crossed by the alert test's 5-hour figure)
+APPENDED: list[float] = []  # the cost of each response a test appended to the module's corpus
+
+
+def append_priced(path: Path, sid: str, cwd: str, inp: int, out: int) -> float:
+    """Append one Sonnet 4.5 response to the module's corpus, its cost (published prices)
+    counted for :func:`ref_cost`; the ``append`` clock."""
+    t0 = append(path, usage_line(sid, cwd, inp=inp, out=out))
+    APPENDED.append(inp * SONNET_IN + out * SONNET_OUT)
+    return t0
+
+
+def ref_cost() -> float:
+    """The module corpus' total now: ccusage's for the corpus plus what the tests appended."""
+    return REF_COST + sum(APPENDED)
 
 
 def _chromedriver() -> str | None:
@@ -158,7 +174,13 @@ def statusline(env: dict[str, str], payload: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def env(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    e = server_env(tmp_path_factory.mktemp("web-home"), corpus)
+    return official_env(corpus, tmp_path_factory.mktemp("web-home"))
+
+
+def official_env(corpus: Path, home: Path) -> dict[str, str]:
+    """A server's environment over ``corpus``: the module's official figures and their
+    history recorded, a budget and an alert threshold configured."""
+    e = server_env(home, corpus)
     # official 5 h / 7 d figures as Claude Code's statusLine hands them over (two sessions,
     # so the history has two points)
     now = time.time()
@@ -348,9 +370,17 @@ def test_cookie_is_httponly_and_samesite_strict(server: WebServer) -> None:
 
 
 def test_api_shapes_and_errors(server: WebServer) -> None:
-    s = server.get("/api/summary")
-    # independent reference: ccusage's total for this corpus (corpus README)
-    assert round(s["totals"]["totalCost"], 4) == REF_COST
+    # independent reference: ccusage's total for this corpus (corpus README), plus the
+    # responses other tests appended (published prices), once the server has read them
+    s = wait_for(
+        lambda: (
+            (x := server.get("/api/summary"))["totals"]["totalCost"]
+            == pytest.approx(ref_cost(), abs=1e-4)
+            and x
+        ),
+        what="the corpus' total",
+    )
+    assert s["totals"]["totalCost"] == pytest.approx(ref_cost(), abs=1e-4)
     sessions = server.get("/api/sessions")["sessions"]
     assert len(sessions) == REF_SESSIONS
     daily = server.get("/api/daily")
@@ -361,7 +391,7 @@ def test_api_shapes_and_errors(server: WebServer) -> None:
     per_bucket = [
         sum(x["cost"][i] for x in series["series"]) for i in range(len(series["buckets"]))
     ]
-    assert sum(per_bucket) == pytest.approx(REF_COST, abs=1e-3)
+    assert sum(per_bucket) == pytest.approx(ref_cost(), abs=1e-3)
     status, body = server.raw(
         "/api/sessions?limit=zero",
         {"Authorization": f"Bearer {server.token}", "Host": f"127.0.0.1:{server.port}"},
@@ -458,7 +488,7 @@ def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> No
     # (by model, shown between the two clicks, can have as many rows)
     got = wait_for(lambda: (t := table()) == pytest.approx(want) and t, what="daily by project")
     assert got == pytest.approx(want)
-    assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
+    assert sum(got) == pytest.approx(ref_cost(), abs=1e-3)
     assert browser.execute_script("return !!Chart.getChart(document.getElementById('spend-chart'))")
     # weekly by model: other buckets and keys, same money
     browser.find_element("css selector", "#spend-period button[data-v='week']").click()
@@ -468,7 +498,7 @@ def test_spend_chart_totals_equal_the_api(server: WebServer, browser: Any) -> No
     # (weekly by project, shown between the two clicks, has as many rows: top 7 + other)
     got = wait_for(lambda: (t := table()) == pytest.approx(want) and t, what="weekly by model")
     assert got == pytest.approx(want)
-    assert sum(got) == pytest.approx(REF_COST, abs=1e-3)
+    assert sum(got) == pytest.approx(ref_cost(), abs=1e-3)
     labels = browser.execute_script(
         "return Chart.getChart(document.getElementById('spend-chart')).data.datasets"
         ".map(d => d.label)"
@@ -604,16 +634,19 @@ def test_rename_tag_describe_from_the_page(
 
 def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
     goto(browser, server, "#/")
-    latest = OFFICIAL[-1]
+    # the module's payloads first; other tests may have handed later ones over
+    hist = server.get("/api/official")["history"]
+    assert [h["fiveHour"]["usedPercentage"] for h in hist][: len(OFFICIAL)] == [
+        o[1] for o in OFFICIAL
+    ]
+    latest = (hist[-1]["fiveHour"]["usedPercentage"], hist[-1]["sevenDay"]["usedPercentage"])
     wait_for(
         lambda: browser.find_element("id", "official-5h").get_attribute("data-value"),
         what="official figures",
     )
-    assert dom_value(browser, "official-5h") == latest[1]
-    assert dom_value(browser, "official-7d") == latest[2]
-    assert browser.find_element("id", "official-5h").text == f"{latest[1]:.0f}%"
-    hist = server.get("/api/official")["history"]
-    assert [h["fiveHour"]["usedPercentage"] for h in hist] == [o[1] for o in OFFICIAL]
+    assert dom_value(browser, "official-5h") == latest[0]
+    assert dom_value(browser, "official-7d") == latest[1]
+    assert browser.find_element("id", "official-5h").text == f"{latest[0]:.0f}%"
     points = wait_for(
         lambda: browser.execute_script(
             "const c = Chart.getChart(document.getElementById('official-chart'));"
@@ -622,8 +655,8 @@ def test_official_figures_and_history(server: WebServer, browser: Any) -> None:
         what="history chart",
     )
     assert [[y for _, y in line] for line in points] == [
-        [o[1] for o in OFFICIAL],
-        [o[2] for o in OFFICIAL],
+        [h["fiveHour"]["usedPercentage"] for h in hist],
+        [h["sevenDay"]["usedPercentage"] for h in hist],
     ]
     # on a time axis: x = when each figure was observed
     seen = [datetime.fromisoformat(h["observedAt"]).timestamp() * 1000 for h in hist]
@@ -674,9 +707,25 @@ def _num(v: str | None) -> float | None:
     return None if v in (None, "", "null") else float(v)
 
 
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[tuple[WebServer, dict[str, str]]]:
+    """A server of its own, over its own copy of the corpus with only the module's first
+    official figures: for a test that checks them against the payloads (other tests hand
+    later figures over, or append usage that makes them estimates)."""
+    corpus = tmp_path / "claude"
+    shutil.copytree(corpus_path(), corpus)
+    env = official_env(corpus, tmp_path / "home")
+    web = WebServer(env)
+    try:
+        yield web, env
+    finally:
+        web.stop()
+
+
 def test_limits_card_equals_the_api_and_the_cli(
-    server: WebServer, browser: Any, env: dict[str, str]
+    fresh: tuple[WebServer, dict[str, str]], browser: Any
 ) -> None:
+    server, env = fresh
     goto(browser, server, "#/limits")
     cards = wait_for(lambda: len(_cards(browser)) >= 3 and _cards(browser), what="limit cards")
     api = server.get("/api/limits")
@@ -742,7 +791,8 @@ def test_statusline_payload_updates_limits_without_reload(
     browser.execute_script("window.__noReload = 7")
     before = int(browser.execute_script("return document.body.dataset.limitUpdates || '0'"))
     reset = float(env["TOKMON_TEST_SEVEN_DAY_RESET"])
-    new_week = 61.0
+    shown = _cards(browser)["claude/seven_day"]["used"]
+    new_week = 61.0 if shown != 61.0 else 62.0  # (the alert test hands 61 over)
     payload = {
         "session_id": "official-c",
         "rate_limits": {
@@ -918,7 +968,7 @@ def test_transcript_append_updates_the_page_without_reload(
     )[0]
     sid, cwd = session_of(path)
     inp, out = 120_000, 40_000
-    t0 = append(path, usage_line(sid, cwd, inp=inp, out=out))
+    t0 = append_priced(path, sid, cwd, inp=inp, out=out)
     after = wait_for(
         lambda: dom_value(browser, "today-cost") != before and dom_value(browser, "today-cost"),
         timeout=30,
@@ -1059,17 +1109,29 @@ def test_the_overview_keeps_the_active_list_from_the_pushes(browser: Any, tmp_pa
 def test_block_card_limit_bar_and_projection_equal_the_api(
     server: WebServer, browser: Any, corpus: Path
 ) -> None:
-    """The current block after the append above, plus a second response (so it has a burn
+    """The current block (a response appended first), plus a second one (so it has a burn
     rate): its cost, tokens, limit bar and projection on the page are the API's."""
     goto(browser, server, "#/")
-    before = wait_for(lambda: dom_value(browser, "block-tokens"), what="the active block")
     path = sorted(
         p for p in (corpus / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
     )[0]
     sid, cwd = session_of(path)
+    # a response of its own first: an active block whatever ran before (the corpus is old)
+    pre = (server.get("/api/summary")["activeBlock"] or {}).get("totalTokens", 0)
+    append_priced(path, sid, cwd, inp=1_000, out=100)
+    before = wait_for(
+        lambda: (
+            (blk := server.get("/api/summary")["activeBlock"])
+            and blk["totalTokens"] == pre + 1_100
+            and dom_value(browser, "block-tokens") == blk["totalTokens"]
+            and blk["totalTokens"]
+        ),
+        timeout=30,
+        what="the active block on the page",
+    )
     # (dated now: after every official figure, so the limits' calibration stays as it was)
     t0 = time.time()  # the page's summary was computed after this and before the API's
-    append(path, usage_line(sid, cwd, inp=30_000, out=9_000))
+    append_priced(path, sid, cwd, inp=30_000, out=9_000)
     wait_for(
         lambda: dom_value(browser, "block-tokens") == before + 39_000,
         timeout=30,
@@ -1109,10 +1171,18 @@ def test_block_card_limit_bar_and_projection_equal_the_api(
     assert f"{blk['totalTokens'] / limit * 100:.0f}% of" in limit_text, limit_text
 
 
-def test_limits_mark_a_figure_that_is_no_longer_current(server: WebServer, browser: Any) -> None:
-    """After the append above, local usage came after Claude Code's last figure: the 7-day
+def test_limits_mark_a_figure_that_is_no_longer_current(
+    server: WebServer, browser: Any, corpus: Path
+) -> None:
+    """Local usage after Claude Code's last figure (a response appended here): the 7-day
     window is an ESTIMATE (with a calibration) or marked stale (without), never plain."""
     goto(browser, server, "#/")
+    path = sorted(
+        p for p in (corpus / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
+    )[0]
+    sid, cwd = session_of(path)
+    time.sleep(0.01)  # after the last figure's observedAt
+    append_priced(path, sid, cwd, inp=2_000, out=200)
 
     def week_now() -> dict[str, Any]:
         wins = server.get("/api/limits")["windows"]
@@ -1201,10 +1271,37 @@ def test_screenshots_phone_and_desktop_light_and_dark(
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000
 
 
-def test_no_console_errors_or_csp_violations(browser: Any) -> None:
-    """Everything the page did so far ran under the server's CSP without a console error."""
-    logs = browser.get_log("browser")
-    bad = [e for e in logs if e.get("level") == "SEVERE"]
+def test_no_console_errors_or_csp_violations(server: WebServer, browser: Any) -> None:
+    """Everything the page did so far ran under the server's CSP without a console error
+    (but requests to the servers other tests started and stopped, refused once they were
+    gone), and so does a visit of every view made here (whatever ran before)."""
+    port = f"127.0.0.1:{server.port}/"
+
+    def severe() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in browser.get_log("browser")
+            if e.get("level") == "SEVERE"
+            and not (
+                e.get("source") == "network"
+                and "ERR_CONNECTION_REFUSED" in e.get("message", "")
+                and port not in e.get("message", "")
+            )
+        ]
+
+    bad = severe()
+    assert not bad, bad
+    browser.get(server.url)
+    for route in ("#/", "#/spend", "#/sessions", "#/limits", "#/blocks", "#/"):
+        goto(browser, server, route)
+    wait_for(
+        lambda: browser.execute_script(
+            "return document.body.dataset.ready === '1'"
+            " && document.getElementById('live').classList.contains('on')"
+        ),
+        what="the page rendered, its stream open",
+    )
+    bad = severe()
     assert not bad, bad
 
 
@@ -1246,15 +1343,25 @@ def test_html_export_is_self_contained(
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGTERM is POSIX")
-def test_sigterm_ends_the_server_cleanly_with_a_page_open(server: WebServer, browser: Any) -> None:
-    """Runs last: stops the module's server while the page holds its event stream open."""
-    browser.get(server.base + "/")  # the cookie from the first visit still holds
-    wait_for(
-        lambda: browser.execute_script(
-            "return document.getElementById('live').classList.contains('on')"
-        ),
-        what="SSE open",
-    )
-    server.proc.terminate()
-    assert server.proc.wait(30) == 0
-    assert b"Traceback" not in (server.proc.stderr.read().encode() if server.proc.stderr else b"")
+def test_sigterm_ends_the_server_cleanly_with_a_page_open(
+    server: WebServer, browser: Any, env: dict[str, str]
+) -> None:
+    """Stops a server of its own (the module's serves the other tests, in any order) while
+    the page holds its event stream open."""
+    own = WebServer(env)
+    try:
+        browser.get(own.url)
+        wait_for(
+            lambda: browser.execute_script(
+                "return document.getElementById('live').classList.contains('on')"
+            ),
+            what="SSE open",
+        )
+        own.proc.terminate()
+        assert own.proc.wait(30) == 0
+        err = own.proc.stderr.read() if own.proc.stderr else ""
+        assert "Traceback" not in err, err
+    finally:
+        own.stop()
+        # cookies are per host, not per port: the module server's again, from its own URL
+        browser.get(server.url)
