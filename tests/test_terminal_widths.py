@@ -269,6 +269,12 @@ def test_all_agents_session_ids_are_short_and_accepted(
         assert one["totalTokens"] == want["totalTokens"]
         show = tokmon(real_env, "session", "show", shown)
         assert show.returncode == 0 and want["sessionId"] in show.stdout, show.stderr
+    # `session list` shows the same short forms
+    listing = tty(real_env, "session", "list", "--agent", "all", cols=columns)
+    check_fits(listing, columns, "session list --agent all")
+    assert "rollout" not in listing
+    for k in picks[1:]:
+        assert ids[k][:8] in listing, (ids[k], listing)
 
 
 @pytest.mark.parametrize("columns", (60, 40))

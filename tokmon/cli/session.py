@@ -386,16 +386,18 @@ def short_ids(
 ) -> dict[str, str]:
     """Id -> the prefix a table shows: Claude's ids all at the length that tells them apart
     (``id_length``), every other id at least as long and unique among all (so `session
-    show` accepts each; a Codex id ``2026/04/08/rollout-…`` needs more than 8 characters).
+    show` accepts each). A Codex session (``2026/04/08/rollout-…-<uuid>``) shows a prefix of
+    its uuid, as the session report does (:func:`tokmon.metadata.refs.short_id`).
     Ids are compared clipped to 200 characters: two longer ones that agree that far both show
     their first 199 characters and an ellipsis."""
+    from tokmon.metadata.refs import short_id
     from tokmon.textsafe import ID_MAX, clip
 
     # compared and shown clipped: a transcript's id can be megabytes (the ledger keeps it whole)
-    shown = {i: clip(i, ID_MAX) for i in ids}
+    shown = {i: clip(short_id(i), ID_MAX) for i in ids}
     claude = [shown[i] for i, a in zip(ids, agents, strict=True) if (a or "claude") == "claude"]
     base = id_length(claude) if claude else 8
-    order = sorted(set(ids))
+    order = sorted(set(ids), key=lambda i: shown[i])
     out: dict[str, str] = {}
     for k, sid in enumerate(order):
         need = 0
