@@ -199,8 +199,9 @@ def test_blocks_and_session_list_fit_60_columns(real_env: dict[str, str]) -> Non
     check_fits(listing, 60, "session list")
     rows = json.loads(tokmon(real_env, "session", "list", "--json").stdout)["sessions"]
     assert f"{len(rows)} sessions" in listing
-    for r in rows:
-        assert r["sessionId"][:8] in listing
+    for r in rows:  # (a Codex rollout by its uuid, its name's last 36 characters)
+        sid = r["sessionId"]
+        assert (sid[-36:] if "/rollout-" in sid else sid)[:8] in listing
 
 
 NARROW_LEFT = ["blocks", "limits", "daily --agent all", "session --agent all"]
