@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tokmon.cli.context import Context
 
 UNLIMITED = 100_000  # "no width limit" for pipes and files
-LAYOUT = 2  # the tables' layout rules: part of a kept session table's key (reports.SessionCache)
+LAYOUT = 3  # the tables' layout rules: part of a kept session table's key (reports.SessionCache)
 
 
 def dump_json(data: Any) -> str:

@@ -157,7 +157,7 @@ def period_table(
     hidden = "cache and total tokens"
     levels = [(3, "models and token types")]
     if by_agent:
-        levels.append((4, "models and token types; agent under the date"))
+        levels.append((4, "models and token types"))  # the agent under the date
     command = f"tokmon {kind}"
     text = print_plain_fitted(
         ctx,
@@ -198,7 +198,7 @@ SESSION_HIDDEN = "cache, total tokens, models"
 SESSION_NARROWER = ((2, "token types, models, last activity"),
                     (3, "project, token types, models, last activity"))  # fmt: skip
 # --agent all: then each agent under its session's id (a row over two lines)
-SESSION_STACKED = ((4, "project, token types, models, last activity; agent under the id"),)
+SESSION_STACKED = ((4, "project, token types, models, last activity"),)
 
 
 def session_cells(
@@ -247,9 +247,9 @@ def session_layout(
     caption: str,
 ) -> tuple[Grid, list[int], list[int | None]]:
     """The empty :class:`Grid` of a session table's layout ``level`` (0: full, 1: compact,
-    2: totals and project, 3: totals, 4: totals with the agent under the id) and, per column, the kind of cell it shows of a main
-    row (``M_*``) and of a breakdown row (``B_*``; None: blank). ``footers``: the five token
-    totals and the cost, as shown."""
+    2: totals and project, 3: totals, 4: totals with the agent under the id) and, per
+    column, the kind of cell it shows of a main row (``M_*``) and of a breakdown row
+    (``B_*``; None: blank). ``footers``: the five token totals and the cost, as shown."""
     models = level == 0
     project = level <= 2
     # a breakdown's "└ model" rows go under the project or models; else under the id, which
