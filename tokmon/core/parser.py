@@ -394,10 +394,11 @@ def scan_lines(
         def text(raw: str) -> str:
             return _text(raw, strings)
 
-        stats.malformed += scan(
+        poison = scan(
             buf, start, stop, base, source, best, strings, text, fallback,
             MAX_TOKENS, TS_MIN, TS_MAX,
         )  # fmt: skip
+        stats.malformed += poison  # (after the call: the fallback counts into stats too)
         return
     _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())
 
