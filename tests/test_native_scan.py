@@ -497,7 +497,11 @@ def hostile_line(draw: Callable[..., Any]) -> bytes:
     return line
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("TOKMON_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(hostile_line(), min_size=1, max_size=6))
 def test_generated_lines_agree(lines: list[bytes]) -> None:
     if not _built():
