@@ -557,3 +557,14 @@ def test_the_statusline_path_does_not_import_it(tmp_path: Path) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.stderr.strip().splitlines()[-1] == "NONE"
+
+
+def test_doctor_says_which_scanner_runs(native: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokmon.cli.doctor import check_install
+
+    parser._native = False  # looked up again
+    assert "scanner native (yyjson 0.12.0)" in check_install(dict(os.environ)).detail
+    monkeypatch.setenv("TOKMON_NO_NATIVE", "1")
+    parser._native = False
+    assert "scanner pure Python (TOKMON_NO_NATIVE is set)" in check_install(dict(os.environ)).detail
+    assert parser._native is None  # and the scan takes the Python path

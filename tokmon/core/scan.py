@@ -272,6 +272,19 @@ def _scan_all(
             yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
         return
     chunks = _chunks(items, n)
+    if _threads():
+        # the native scanner parses with the GIL released: threads of this process share
+        # the scan (no second interpreter, rows not pickled); same tasks, same merge order
+        from concurrent.futures import ThreadPoolExecutor
+
+        tpool = ThreadPoolExecutor(max_workers=len(chunks) - 1, thread_name_prefix="tokmon-scan")
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(float(os.environ.get("TOKMON_SCAN_SWITCH", "0.005")))
+        try:
+            yield from _pooled(tpool, chunks, sizes_of(items), pricing, ordered)
+        finally:
+            sys.setswitchinterval(switch)
+        return
     try:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -292,7 +305,28 @@ def _scan_all(
         for it in items:
             yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
         return
-    sizes = {it[0]: it[2] for it in items}
+    yield from _pooled(pool, chunks, sizes_of(items), pricing, ordered)
+
+
+def sizes_of(items: list[tuple[Any, ...]]) -> dict[str, int]:
+    return {it[0]: it[2] for it in items}
+
+
+def _threads() -> bool:
+    """Whether scans share the work with threads (the native scanner releases the GIL)
+    rather than worker processes. ``TOKMON_SCAN_POOL`` = ``thread`` / ``process`` forces
+    either (``thread`` without the native scanner: threads, for tests; slower)."""
+    return os.environ.get("TOKMON_SCAN_POOL", "") == "thread"  # (default: being measured)
+
+
+def _pooled(
+    pool: Any,
+    chunks: list[list[Item]],
+    sizes: dict[str, int],
+    pricing: tuple[str | None, str] | None,
+    ordered: bool,
+) -> Iterator[FileResult]:
+    """The first chunk scanned here, the others' tasks by ``pool`` (processes or threads)."""
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
         # A future is dropped once its results are out, so they are freed as the caller goes.
