@@ -568,3 +568,51 @@ def test_doctor_says_which_scanner_runs(native: None, monkeypatch: pytest.Monkey
     parser._native = False
     assert "scanner pure Python (TOKMON_NO_NATIVE is set)" in check_install(dict(os.environ)).detail
     assert parser._native is None  # and the scan takes the Python path
+
+
+# --- threads of one process -------------------------------------------------------------------
+
+
+def _merge_order(results: list[Any]) -> list[Any]:
+    """FileResults in the merge order of scan_all's contract: (part, seq), then as they came."""
+    return [r for _i, r in sorted(enumerate(results), key=lambda x: (x[1].part, x[1].seq, x[0]))]
+
+
+def _facts(results: list[Any]) -> list[Any]:
+    return [(r.key, r.start, r.end, r.rows, r.titles, r.malformed, r.invalid_utf8) for r in results]
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_threads_scan_like_one_thread_and_like_processes(
+    native: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ordered: bool
+) -> None:
+    """With the native scanner a big scan shares the work with a thread of this process:
+    the same FileResults, in the same merge order, as one thread and as a worker process."""
+    import threading
+
+    from tokmon.core import scan
+    from tokmon.demo import generate
+
+    generate(tmp_path / "gen", size_mb=3, seed=3)
+    paths = _files(tmp_path / "gen")
+    items = [(str(p), 0, p.stat().st_size) for p in paths]
+    parser._native = False
+    seq = list(scan.scan_all(items, workers=1))
+    monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 64 * 1024)  # many tasks
+    names: set[str] = set()
+    many = scan.scan_many
+
+    def spy(task: Any, pricing: Any = None) -> Any:
+        names.add(threading.current_thread().name)
+        return many(task, pricing)
+
+    monkeypatch.setattr(scan, "scan_many", spy)
+    monkeypatch.delenv("TOKMON_SCAN_POOL", raising=False)
+    thr = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=ordered))
+    assert {r.pid for r in thr} == {os.getpid()}  # no other process
+    assert any(n.startswith("tokmon-scan") for n in names)  # a scan thread did scan
+    monkeypatch.setattr(scan, "scan_many", many)
+    monkeypatch.setenv("TOKMON_SCAN_POOL", "process")
+    procs = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=ordered))
+    assert len({r.pid for r in procs}) == 2
+    assert _facts(_merge_order(thr)) == _facts(seq) == _facts(_merge_order(procs))

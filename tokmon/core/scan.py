@@ -1,7 +1,9 @@
 """Scanning transcript files for usage, in this process or in parallel workers.
 
-Workers return compact rows (plain lists) so results pickle cheaply; the engine
-merges them in file order, which keeps the global "first seen wins ties" rule.
+Workers are threads of this process when the native scanner is built (it releases the GIL
+while it parses), else worker processes; they return compact rows (plain lists, which
+pickle cheaply); the engine merges them in file order, which keeps the global "first seen
+wins ties" rule.
 """
 
 from __future__ import annotations
@@ -278,12 +280,7 @@ def _scan_all(
         from concurrent.futures import ThreadPoolExecutor
 
         tpool = ThreadPoolExecutor(max_workers=len(chunks) - 1, thread_name_prefix="tokmon-scan")
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(float(os.environ.get("TOKMON_SCAN_SWITCH", "0.005")))
-        try:
-            yield from _pooled(tpool, chunks, sizes_of(items), pricing, ordered)
-        finally:
-            sys.setswitchinterval(switch)
+        yield from _pooled(tpool, chunks, sizes_of(items), pricing, ordered)
         return
     try:
         import multiprocessing as mp
@@ -313,10 +310,17 @@ def sizes_of(items: list[tuple[Any, ...]]) -> dict[str, int]:
 
 
 def _threads() -> bool:
-    """Whether scans share the work with threads (the native scanner releases the GIL)
-    rather than worker processes. ``TOKMON_SCAN_POOL`` = ``thread`` / ``process`` forces
-    either (``thread`` without the native scanner: threads, for tests; slower)."""
-    return os.environ.get("TOKMON_SCAN_POOL", "") == "thread"  # (default: being measured)
+    """Whether a big scan shares the work with threads of this process rather than worker
+    processes: with the native scanner (it parses with the GIL released), measured as fast
+    or faster, with less CPU and memory (docs/performance.md, eighth session).
+    ``TOKMON_SCAN_POOL`` = ``thread`` / ``process`` forces either (threads without the
+    native scanner run the Python scanner under the GIL: for tests only)."""
+    forced = os.environ.get("TOKMON_SCAN_POOL", "")
+    if forced in ("thread", "process"):
+        return forced == "thread"
+    from tokmon.core.parser import native_scanner
+
+    return native_scanner() is not None
 
 
 def _pooled(
