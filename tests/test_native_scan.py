@@ -616,3 +616,23 @@ def test_threads_scan_like_one_thread_and_like_processes(
     procs = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=ordered))
     assert len({r.pid for r in procs}) == 2
     assert _facts(_merge_order(thr)) == _facts(seq) == _facts(_merge_order(procs))
+
+
+def test_without_the_extension_the_python_scanner_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without a compiler: the import fails, the Python path gives the rows."""
+    import tokmon._native
+
+    monkeypatch.setitem(sys.modules, "tokmon._native._scan", None)  # import -> ImportError
+    monkeypatch.delattr(tokmon._native, "_scan", raising=False)
+    monkeypatch.delenv("TOKMON_NO_NATIVE", raising=False)
+    saved = parser._native
+    parser._native = False
+    try:
+        assert parser.native_scanner() is None
+        assert parser.native_status() == "pure Python (the native extension is not built)"
+        stats, best = LineStats(), {}  # type: ignore[var-annotated]
+        buf = b"\n".join([_good(1), _good(2)]) + b"\n"
+        scan_lines(buf, 0, len(buf), 0, SRC, stats, best, [], {})
+        assert len(best) == 2
+    finally:
+        parser._native = saved
