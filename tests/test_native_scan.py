@@ -357,6 +357,19 @@ STAMPS = [
     "",
     "x" * 40,
 ]
+RAW_BAD = [b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xc0\xaf", b"\xe0\x80\x80", b"\xf0\x8f\xbf\xbf"]
+RAW_BAD += [
+    b"\xf4\x90\x80\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\x80",
+    b"\xef\xbf\xbe",
+    b"\xf0\x9f\x9a\x80",
+]
+for (
+    bad
+) in RAW_BAD:  # raw bytes (surrogates, overlong, past U+10FFFF, cut; two valid) in a usage line
+    for field in ("sessionId", "cwd", "x", "type", "timestamp"):
+        HOSTILE.append(_raw_usage(**{field: '"aQQQ"'}).replace(b"QQQ", bad))
 for stamp in STAMPS:
     HOSTILE.append(_raw_usage(timestamp=json.dumps(stamp, ensure_ascii=False)))
     HOSTILE.append(_raw_usage(timestamp='"' + stamp + '"'))
