@@ -455,15 +455,18 @@ def test_an_exception_in_the_fallback_propagates(native: None) -> None:
 
 # --- generated hostile lines ----------------------------------------------------------------
 
+
+def _nested(inner: Any) -> Any:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+
+
 JSON = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
+    _nested,
     max_leaves=8,
 )
 FIELDS = ["type", "timestamp", "sessionId", "cwd", "requestId", "costUSD", "message", "customTitle"]
