@@ -312,7 +312,7 @@ def sizes_of(items: list[tuple[Any, ...]]) -> dict[str, int]:
 def _threads() -> bool:
     """Whether a big scan shares the work with threads of this process rather than worker
     processes: with the native scanner (it parses with the GIL released), measured as fast
-    or faster, with less CPU and memory (docs/performance.md, eighth session).
+    (0.94-1.10x the wall time), with less CPU and memory (docs/performance.md, eighth session).
     ``TOKMON_SCAN_POOL`` = ``thread`` / ``process`` forces either (threads without the
     native scanner run the Python scanner under the GIL: for tests only)."""
     forced = os.environ.get("TOKMON_SCAN_POOL", "")
