@@ -258,6 +258,7 @@ def ladder(dest: Path, rounds: int) -> dict[str, list[float]]:
     step reads them) of the steps a scan is made of, each run ``rounds`` times in turn."""
     import msgspec
 
+    from tokmon.core import parser
     from tokmon.core.parser import LineStats, scan_lines
     from tokmon.core.scan import scan_file
 
@@ -320,12 +321,16 @@ def ladder(dest: Path, rounds: int) -> dict[str, list[float]]:
         for n, buf in enumerate(bufs):
             scan_buffer(buf, n, best, decode, errors, check)
 
-    def tokmon_lines() -> None:
+    native = parser.native_scanner()
+
+    def tokmon_lines(scanner: Any = None) -> None:
+        parser._native = scanner  # None: the Python path
         stats, strings = LineStats(), dict[str, str]()
         for p, buf in zip(files, bufs, strict=True):
             scan_lines(buf, 0, buf.rfind(b"\n") + 1, 0, p, stats, {}, [], strings)
 
-    def tokmon_files(pricing: tuple[str | None, str] | None) -> None:
+    def tokmon_files(pricing: tuple[str | None, str] | None, scanner: Any = None) -> None:
+        parser._native = scanner
         for p in files:
             scan_file(p, 0, pricing)
 
@@ -338,10 +343,14 @@ def ladder(dest: Path, rounds: int) -> dict[str, list[float]]:
         "UTF-8 of the usage lines": utf8,
         "minimal scanner": lambda: minimal(False),
         "minimal scanner + UTF-8": lambda: minimal(True),
-        "tokmon scan_lines": tokmon_lines,
-        "tokmon scan_file, no pricing": lambda: tokmon_files(None),
-        "tokmon scan_file, pricing": lambda: tokmon_files((None, "calculate")),
+        "tokmon scan_lines (Python)": tokmon_lines,
+        "tokmon scan_file (Python), no pricing": lambda: tokmon_files(None),
+        "tokmon scan_file (Python), pricing": lambda: tokmon_files((None, "calculate")),
     }
+    if native is not None:  # the native scanner (tokmon._native), same steps
+        steps["native scan_lines"] = lambda: tokmon_lines(native)
+        steps["native scan_file, no pricing"] = lambda: tokmon_files(None, native)
+        steps["native scan_file, pricing"] = lambda: tokmon_files((None, "calculate"), native)
     times: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(rounds):
         for name, step in steps.items():
@@ -553,7 +562,25 @@ for res in scan_all(items, pricing=(None, "calculate"), ordered=False):
     rows += len(res.rows)
 print(rows)
 """
-NAMES = ("scanner", "scanner+utf8", "tokmon scan", "tokmon", "ccusage")
+NAMES = (
+    "scanner",
+    "scanner+utf8",
+    "tokmon scan py",
+    "tokmon scan procs",
+    "tokmon scan",
+    "tokmon py",
+    "tokmon procs",
+    "tokmon",
+    "ccusage",
+)
+# --native-ab: tokmon with the pure-Python scanner (its worker process), and with the native
+# scanner in a worker process instead of threads
+VARIANT_ENV = {
+    "tokmon scan py": {"TOKMON_NO_NATIVE": "1"},
+    "tokmon py": {"TOKMON_NO_NATIVE": "1"},
+    "tokmon scan procs": {"TOKMON_SCAN_POOL": "process"},
+    "tokmon procs": {"TOKMON_SCAN_POOL": "process"},
+}
 
 
 def others_during(
@@ -591,9 +618,11 @@ def bench_size(
     wait: float,
     work: Path,
     decompose: bool = False,
+    native_ab: bool = False,
 ) -> dict[str, Any]:
     """Interleaved rounds at one size; figures and totals checks. ``decompose`` adds the
-    scanner with tokmon's UTF-8 rule and tokmon's scan alone."""
+    scanner with tokmon's UTF-8 rule and tokmon's scan alone; ``native_ab`` tokmon's runs
+    again with the pure-Python scanner (TOKMON_NO_NATIVE=1)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     base.pop("PYTHONDONTWRITEBYTECODE", None)  # as bench_engine: run from bytecode caches
     base.update({"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"})
@@ -602,7 +631,13 @@ def bench_size(
     cmds: dict[str, list[str]] = {"scanner": me}
     if decompose:
         cmds["scanner+utf8"] = [*me, "--utf8"]
+        if native_ab:
+            cmds["tokmon scan py"] = [sys.executable, "-c", _TOKMON_SCAN]
+            cmds["tokmon scan procs"] = [sys.executable, "-c", _TOKMON_SCAN]
         cmds["tokmon scan"] = [sys.executable, "-c", _TOKMON_SCAN]
+    if native_ab:
+        cmds["tokmon py"] = [sys.executable, "-m", "tokmon", "daily", "--json"]
+        cmds["tokmon procs"] = [sys.executable, "-m", "tokmon", "daily", "--json"]
     cmds["tokmon"] = [sys.executable, "-m", "tokmon", "daily", "--json"]
     if cc_bin is not None:
         cmds["ccusage"] = [str(cc_bin), "claude", "daily", "--json", "--offline"]
@@ -610,7 +645,9 @@ def bench_size(
     be.warm_page_cache(dest)
     for name in names:  # one unmeasured run each (page cache, bytecode, the binary's pages)
         home = Path(tempfile.mkdtemp(dir=work))
-        run(cmds[name], {**base, "TOKMON_HOME": str(home)}, out[name])
+        env = {**base, "TOKMON_HOME": str(home)}
+        env.update(VARIANT_ENV.get(name, {}))
+        run(cmds[name], env, out[name])
         shutil.rmtree(home, ignore_errors=True)
     figs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     loads: list[dict[str, Any]] = []
@@ -622,8 +659,9 @@ def bench_size(
         before, t0, ours = _busy(), time.perf_counter(), 0.0
         for name in order:
             env = dict(base)
+            env.update(VARIANT_ENV.get(name, {}))
             home = None
-            if name == "tokmon":
+            if name in ("tokmon", "tokmon py", "tokmon procs"):
                 home = Path(tempfile.mkdtemp(dir=work))  # empty: a cold run
                 env["TOKMON_HOME"] = str(home)
             figs[name].append(run(cmds[name], env, out[name]))
@@ -675,6 +713,10 @@ def bench_size(
         "scanner_lines": {"decoded": scan["lines_decoded"], "rejected": scan["lines_rejected"]},
         "expected_malformed_lines": exp.get("malformed_lines"),
     }
+    for name in ("tokmon py", "tokmon procs"):
+        if name in figs:
+            tok_v = be.token_totals(out[name].read_bytes())
+            totals[f"{name.replace(' ', '_')}_vs_expected"] = be.compare(tok_v, exp_tuple)
     if "ccusage" in figs:
         totals["ccusage_vs_expected"] = be.compare(
             be.token_totals(out["ccusage"].read_bytes()), exp_tuple
@@ -742,6 +784,9 @@ def report(r: dict[str, Any]) -> None:
                 print(f"    {line}")
         print(f"  scanner records: {t['scanner_entries']}")
         print(f"  tokmon daily vs expected.json: {t['tokmon_vs_expected']}")
+        for k in ("tokmon_py", "tokmon_procs"):
+            if f"{k}_vs_expected" in t:
+                print(f"  {k.replace('_', ' ')} daily vs expected.json: {t[k + '_vs_expected']}")
         if "ccusage_vs_expected" in t:
             print(f"  ccusage daily vs expected.json: {t['ccusage_vs_expected']}")
         sl = t["scanner_lines"]
@@ -767,6 +812,11 @@ def main(argv: list[str] | None = None) -> int:
         "--decompose",
         action="store_true",
         help="also run the scanner with tokmon's UTF-8 rule and tokmon's scan alone",
+    )
+    ap.add_argument(
+        "--native-ab",
+        action="store_true",
+        help="also run tokmon with the pure-Python scanner and with scan worker processes",
     )
     ap.add_argument(
         "--ladder", action="store_true", help="CPU of the scan's pieces in one process, then exit"
@@ -821,12 +871,22 @@ def main(argv: list[str] | None = None) -> int:
                 dest, _ = be.prepare_corpus(mb, args.seed, dest)
             print(f"{mb:g} MB: {dest}", file=sys.stderr)
             s = bench_size(
-                be, dest, args.rounds, cc_bin, args.calm, args.wait, Path(tmp), args.decompose
+                be,
+                dest,
+                args.rounds,
+                cc_bin,
+                args.calm,
+                args.wait,
+                Path(tmp),
+                args.decompose,
+                args.native_ab,
             )
             r["sizes"][f"{mb:g}"] = s
             t = s["totals"]
             ok = ok and t["scanner_vs_expected_per_day"] == "equal"
             ok = ok and t["tokmon_vs_expected"] == "equal"
+            ok = ok and t.get("tokmon_py_vs_expected", "equal") == "equal"
+            ok = ok and t.get("tokmon_procs_vs_expected", "equal") == "equal"
     r["load_end"] = be.load_avg()
     if args.json:
         print(json.dumps(r, indent=1))

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -265,3 +265,20 @@ def write_lines(path: Path, lines: list[str], mode: str = "a", newline_at_end: b
     text = "\n".join(lines) + ("\n" if newline_at_end else "")
     with open(path, mode, encoding="utf-8") as fh:
         fh.write(text)
+
+
+@pytest.fixture(autouse=True)
+def _parser_tests_pin_the_python_scanner(request: pytest.FixtureRequest) -> Iterator[None]:
+    """tests/test_parser.py pins the pure-Python scanner (msgspec runs and all); the native
+    scanner is held to the same cases, and to that path, by tests/test_native_scan.py."""
+    if request.module.__name__.rsplit(".", 1)[-1] != "test_parser":
+        yield
+        return
+    from tokmon.core import parser
+
+    saved = parser._native
+    parser._native = None
+    try:
+        yield
+    finally:
+        parser._native = saved

@@ -171,6 +171,7 @@ def test_spawned_scan_workers_equal_a_sequential_scan(real_corpus, monkeypatch):
     from tokmon.core.discovery import transcript_stats
 
     monkeypatch.setattr(scan, "START_METHOD", "spawn")
+    monkeypatch.setenv("TOKMON_SCAN_POOL", "process")  # (with the native scanner: threads)
     # (the spawn path sets PYTHONSAFEPATH=1 in os.environ for the children: undone at the end)
     monkeypatch.setenv("PYTHONSAFEPATH", "1")
     items = sorted((k, 0, st.st_size) for k, st in transcript_stats(real_corpus / "projects"))

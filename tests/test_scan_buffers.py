@@ -227,6 +227,7 @@ def test_worker_runs_in_many_small_tasks_keep_file_order_and_results(
         items.append((str(p), 0, p.stat().st_size))
     seq = list(scan_all(items, workers=1))
     monkeypatch.setattr(scan_mod, "WORKER_TASK_BYTES", 1)  # one file per task
+    monkeypatch.setenv("TOKMON_SCAN_POOL", "process")  # (with the native scanner: threads)
     par = list(scan_all(items, workers=2, min_bytes=0))
     assert [r.key for r in par] == [it[0] for it in items]
     assert [(r.rows, r.end) for r in par] == [(r.rows, r.end) for r in seq]

@@ -41,8 +41,9 @@ def test_engine_totals_do_not_depend_on_parallelism(
     assert out[0] == out[1]
 
 
-def test_parallel_scan_uses_other_processes(real_corpus: Path) -> None:
+def test_parallel_scan_uses_other_processes(real_corpus: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import os
 
+    monkeypatch.setenv("TOKMON_SCAN_POOL", "process")  # (with the native scanner: threads)
     pids = {r.pid for r in scan_all(_items(real_corpus / "projects"), workers=2, min_bytes=0)}
     assert os.getpid() in pids and len(pids) == 2

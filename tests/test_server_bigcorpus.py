@@ -26,9 +26,13 @@ def generated(tmp_path_factory: pytest.TempPathFactory):
     return dest, expected
 
 
-async def test_parallel_first_scan_over_lsp(generated, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", ["process", "default"])  # default: threads when native
+async def test_parallel_first_scan_over_lsp(generated, tmp_path: Path, pool: str) -> None:
     dest, expected = generated
-    client = await start_lsp(server_env(tmp_path, dest))
+    env = server_env(tmp_path, dest)
+    if pool == "process":
+        env["TOKMON_SCAN_POOL"] = "process"  # the forked workers of the regression
+    client = await start_lsp(env)
     try:
         s = await request(client, "tokmon/summary", timeout=120)
         t = expected.totals

@@ -70,6 +70,7 @@ def _kill_mid_scan(
     2: the scan workers are grandchildren (a child process does the scan); every process
     between is frozen too, and all of them must be gone after the kill.
     """
+    env = {**env, "TOKMON_SCAN_POOL": "process"}  # forked workers (native: threads)
     for _attempt in attempts():  # a fast machine may finish a scan before we see a worker
         prepare(home)
         proc = subprocess.Popen(

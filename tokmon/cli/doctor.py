@@ -181,7 +181,9 @@ def check_install(env: Mapping[str, str]) -> Check:
             f"reinstall: {INSTALL_HINT}",
         )
     cmd = shutil.which("tokmon", path=env.get("PATH"))
-    detail = f"tokmon {ver} (distribution {dists[0]}) from {where}"
+    from tokmon.core.parser import native_status  # the line scanner: native or pure Python
+
+    detail = f"tokmon {ver} (distribution {dists[0]}) from {where}; scanner {native_status()}"
     if cmd is None:
         return Check(
             "install",

@@ -14,6 +14,7 @@ is not counted as non-UTF-8 (docs/architecture.md, "Invalid UTF-8").
 from __future__ import annotations
 
 import codecs
+import os
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -308,6 +309,38 @@ def _line_decoder() -> Any:
     return _decode
 
 
+# --- the native scanner (tokmon._native._scan, optional; see docs/architecture.md) ------------
+_native: Any = False  # the extension's scan(); False: not looked up yet, None: not in use
+
+
+def native_scanner() -> Any:
+    """The native line scanner's ``scan`` function, or None: not built, or disabled by
+    ``TOKMON_NO_NATIVE`` (any value but "" and "0")."""
+    global _native
+    if _native is False:
+        _native = None
+        if os.environ.get("TOKMON_NO_NATIVE", "") in ("", "0"):
+            try:
+                from tokmon._native import _scan
+            except ImportError:
+                pass
+            else:
+                if _scan.ROW_OUTPUT == ROW_OUTPUT:
+                    _native = _scan.scan
+    return _native
+
+
+def native_status() -> str:
+    """Which line scanner cold scans use, for ``tokmon doctor``."""
+    if native_scanner() is not None:
+        from tokmon._native import _scan
+
+        return f"native (yyjson {_scan.YYJSON_VERSION})"
+    if os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0"):
+        return "pure Python (TOKMON_NO_NATIVE is set)"
+    return "pure Python (the native extension is not built)"
+
+
 def scan_lines(
     buf: bytes | bytearray,
     start: int,
@@ -326,7 +359,10 @@ def scan_lines(
     session ids, paths and model names to their shown text (one str object per value).
 
     Same results as calling :func:`parse_line` on every line (the contract of
-    ``tests/test_parser.py``), about twice as fast: each run of lines shaped ``{...}`` is
+    ``tests/test_parser.py``). With the native extension (:func:`native_scanner`) the lines
+    are parsed in C (yyjson, the GIL released) and any line C is not sure of comes back to
+    the Python path below, in order. In Python, about twice as fast as :func:`parse_line`
+    on every line: each run of lines shaped ``{...}`` is
     decoded by one msgspec call (which also validates it as JSON; a run it rejects is
     decoded a line at a time, and a line rejected alone takes :func:`parse_line`), UTF-8 is
     checked only on usage and title lines (not at all in an all-ASCII buffer; msgspec does
@@ -347,13 +383,49 @@ def scan_lines(
                 _keep(parse_line(bytes(view[s:nl]), source, base + s, stats), best, titles)
             s = nl + 1
         return
+    scan = _native if _native is not False else native_scanner()
+    if scan is not None:
+        # the native scanner; the lines it leaves to Python (any doubt) come back here, in
+        # order: the reference rules of this function, on a copy of just those lines
+        def fallback(a: int, b: int) -> None:
+            part = bytes(view[a:b])
+            _scan_py(part, 0, b - a, base + a, source, stats, best, titles, strings, part.isascii())
+
+        def text(raw: str) -> str:
+            return _text(raw, strings)
+
+        poison = scan(
+            buf, start, stop, base, source, best, strings, text, fallback,
+            MAX_TOKENS, TS_MIN, TS_MAX,
+        )  # fmt: skip
+        stats.malformed += poison  # (after the call: the fallback counts into stats too)
+        return
+    _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())
+
+
+def _scan_py(
+    buf: bytes | bytearray,
+    start: int,
+    stop: int,
+    base: int,
+    source: str,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+    titles: list[tuple[str, str, str]],
+    strings: dict[str, str],
+    ascii: bool,
+) -> None:
+    """:func:`scan_lines` in Python (msgspec); ``ascii``: ``buf`` is all ASCII (no line's
+    UTF-8 needs a check)."""
+    s = start
+    find = buf.find
+    view = memoryview(buf)
     decode = _decode or _line_decoder()
     decode_lines = _decode_lines
     errors = _DECODE_ERRORS
     shown = strings.get
     get = best.get
     fromiso = _fromiso
-    ascii = buf.isascii()  # one fast pass; else usage and title lines are checked one by one
     while s < stop:
         # A run of lines shaped "{...}" (a CR before the newline allowed), decoded by one
         # msgspec call. Each such line is exactly one value of the run when the decode

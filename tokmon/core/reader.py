@@ -119,7 +119,10 @@ class LineReader:
         ``buf`` is one reused buffer (valid until the next step of the iteration): reading
         into it allocates nothing per file, so a scan of thousands of files leaves no
         fragments of large temporary buffers in the heap (peak RSS)."""
-        buf = _POOL.pop() if _POOL else bytearray(_CHUNK)
+        try:  # (not "if _POOL": readers may run in threads of one process)
+            buf = _POOL.pop()
+        except IndexError:
+            buf = bytearray(_CHUNK)
         try:
             yield from self._blocks(buf)
         finally:

@@ -1,0 +1,578 @@
+/*
+ * tokmon._native._scan: the per-line work of tokmon.core.parser.scan_lines in C, on yyjson.
+ *
+ * The rule that keeps results exact: C handles a line only when it is sure the Python path
+ * gives the same result; on any doubt the line goes back to Python (the ``fallback``
+ * callable: msgspec decode of that line, then parse_line), in order with the other lines.
+ * C handles a line when it is shaped "{...}" (a CR before the newline allowed), yyjson
+ * (strict RFC 8259, UTF-8 checked in every string, the parser orjson uses) accepts it, it
+ * nests at most MAX_DEPTH deep, every field tokmon reads is present at most once, with an
+ * unescaped key and exactly the type the msgspec Struct of parser._line_decoder expects
+ * (strings or null; counts non-negative integer literals up to max_tokens; costUSD null),
+ * and it is either not a usage or title line (nothing to do: it was only validated), or a
+ * usage line with a timestamp of the form YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z. Title lines
+ * (a few per session) always go to Python.
+ *
+ * Pass 1 (the GIL released) parses every line of the range into small C records; pass 2
+ * (with the GIL) builds the rows in line order: the same dedup key, "the first line with the
+ * largest output wins", poison timestamps counted as malformed, session ids, cwds and model
+ * names mapped to their shown text through the ``strings`` dict.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#include "vendor/yyjson/yyjson.h"
+
+#define MAX_DEPTH 512 /* orjson rejects past 1024: deeper lines go to Python */
+#define ROW_OUTPUT 5  /* tokmon.core.model.ROW_OUTPUT (checked by parser.py) */
+
+enum { K_SKIP = 0, K_PY = 1, K_USAGE = 2 };
+
+/* a string copied into the arena: offset and length (length 0: absent, null or "") */
+typedef struct {
+    size_t pos;
+    size_t len;
+} slice;
+
+typedef struct {
+    int kind;
+    Py_ssize_t off; /* line start (index into the buffer) */
+    Py_ssize_t end; /* index of its newline (or of the range's end) */
+    double ts;
+    int64_t inp, out, cc, c1h, cread;
+    slice sid, cwd, model, key; /* key: "id:requestId" when both are non-empty, else len 0 */
+} rec;
+
+typedef struct {
+    rec *recs;
+    size_t n, cap;
+    char *arena;
+    size_t used, size;
+    char *scratch; /* a copy of the line being parsed (yyjson parses in place) */
+    size_t scratch_size;
+    int nomem;
+} pass1;
+
+static int grow_recs(pass1 *p) {
+    size_t cap = p->cap ? p->cap * 2 : 256;
+    rec *r = (rec *)realloc(p->recs, cap * sizeof(rec));
+    if (!r) return 0;
+    p->recs = r;
+    p->cap = cap;
+    return 1;
+}
+
+static int arena_put(pass1 *p, const char *s, size_t n, slice *out) {
+    if (p->used + n > p->size) {
+        size_t size = p->size ? p->size : 4096;
+        char *a;
+        while (p->used + n > size) size *= 2;
+        a = (char *)realloc(p->arena, size);
+        if (!a) return 0;
+        p->arena = a;
+        p->size = size;
+    }
+    memcpy(p->arena + p->used, s, n);
+    out->pos = p->used;
+    out->len = n;
+    p->used += n;
+    return 1;
+}
+
+/* --- the fields the msgspec Struct reads ------------------------------------------------- */
+
+/* Whether key ``k`` (unescaped by yyjson in ``scratch``) is spelled ``name`` with no escape in
+ * the raw line: yyjson unescapes in place, so an escape leaves a backslash among the first
+ * ``len`` raw bytes of the key. */
+static int key_is(yyjson_val *k, const char *name, size_t n, const char *scratch,
+                  const char *raw, size_t line_len, int *escaped) {
+    const char *s = unsafe_yyjson_get_str(k);
+    size_t len = unsafe_yyjson_get_len(k);
+    size_t pos;
+    if (len != n || memcmp(s, name, n) != 0) return 0;
+    if (s < scratch) {
+        *escaped = 1;
+        return 1;
+    }
+    pos = (size_t)(s - scratch);
+    if (pos + n > line_len || memchr(raw + pos, '\\', n) != NULL) *escaped = 1;
+    return 1;
+}
+
+/* str | None */
+static int is_text(yyjson_val *v) { return yyjson_is_str(v) || yyjson_is_null(v); }
+
+/* Annotated[int, Meta(ge=0, le=MAX_TOKENS)]: a non-negative integer literal */
+static int count_of(yyjson_val *v, uint64_t max, int64_t *out) {
+    uint64_t u;
+    if (!yyjson_is_uint(v)) return 0;
+    u = unsafe_yyjson_get_uint(v);
+    if (u > max) return 0;
+    *out = (int64_t)u;
+    return 1;
+}
+
+static int depth_ok(yyjson_doc *doc) {
+    yyjson_val *v = yyjson_doc_get_root(doc);
+    yyjson_val *end = v + yyjson_doc_get_val_count(doc);
+    yyjson_val *stack[MAX_DEPTH + 1];
+    int sp = 0;
+    for (; v < end; v++) {
+        while (sp > 0 && v >= stack[sp - 1]) sp--;
+        if (yyjson_is_ctn(v)) {
+            if (sp >= MAX_DEPTH) return 0;
+            stack[sp++] = unsafe_yyjson_get_next(v);
+        }
+    }
+    return 1;
+}
+
+/* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil) */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+    int64_t era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int digits(const char *s, int n, int *out) {
+    int v = 0, i;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z to epoch seconds, as datetime.fromisoformat(s)
+ * .timestamp() gives it (whole microseconds / 10**6, correctly rounded); 0: another form
+ * or an invalid date (Python decides) */
+static int canonical_stamp(const char *s, size_t n, double *ts) {
+    int y, mo, d, h, mi, se, frac = 0, dim;
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int64_t us;
+    if (n != 20 && n != 24 && n != 27) return 0;
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+        s[n - 1] != 'Z')
+        return 0;
+    if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
+        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
+        return 0;
+    if (n > 20) {
+        if (s[19] != '.' || !digits(s + 20, (int)n - 21, &frac)) return 0;
+        if (n == 24) frac *= 1000;
+    }
+    if (y < 1 || mo < 1 || mo > 12 || h > 23 || mi > 59 || se > 59) return 0;
+    dim = mdays[mo - 1];
+    if (mo == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) dim = 29;
+    if (d < 1 || d > dim) return 0;
+    us = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se) * (int64_t)1000000 + frac;
+    *ts = (double)us / 1e6;
+    return 1;
+}
+
+/* Classify the line [off, end) of ``buf`` into ``r``. */
+static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
+                      uint64_t max_tokens, yyjson_alc *alc, rec *r) {
+    const char *line = buf + off;
+    size_t len = (size_t)(end - off);
+    yyjson_doc *doc;
+    yyjson_read_err err;
+    yyjson_val *root, *k, *v, *message = NULL, *usage = NULL, *detail = NULL;
+    yyjson_val *type = NULL, *stamp = NULL, *sid = NULL, *cwd = NULL, *rid = NULL;
+    yyjson_val *mid = NULL, *model = NULL;
+    size_t i, max;
+    int seen = 0, esc = 0;
+    const char *sc;
+
+    r->off = off;
+    r->end = end;
+    r->kind = K_PY;
+    if (len == 0) {
+        r->kind = K_SKIP;
+        return;
+    }
+    if (line[0] != '{' ||
+        (line[len - 1] != '}' && (line[len - 1] != '\r' || len < 2 || line[len - 2] != '}')))
+        return;
+    if (len + YYJSON_PADDING_SIZE > p->scratch_size) {
+        size_t size = p->scratch_size ? p->scratch_size : 1 << 16;
+        char *s;
+        while (len + YYJSON_PADDING_SIZE > size) size *= 2;
+        s = (char *)realloc(p->scratch, size);
+        if (!s) {
+            p->nomem = 1;
+            return;
+        }
+        p->scratch = s;
+        p->scratch_size = size;
+    }
+    sc = p->scratch;
+    memcpy(p->scratch, line, len);
+    memset(p->scratch + len, 0, YYJSON_PADDING_SIZE);
+    doc = yyjson_read_opts(p->scratch, len, YYJSON_READ_INSITU, alc, &err);
+    if (!doc) return;
+    root = yyjson_doc_get_root(doc);
+    if (!yyjson_is_obj(root) || !depth_ok(doc)) goto python;
+
+#define FIELD(name, bit, target)                                                \
+    if (key_is(k, name, sizeof(name) - 1, sc, line, len, &esc)) {               \
+        if (esc || (seen & (bit))) goto python;                                 \
+        seen |= (bit);                                                          \
+        target;                                                                 \
+        continue;                                                               \
+    }
+    yyjson_obj_foreach(root, i, max, k, v) {
+        FIELD("type", 1, if (!is_text(v)) goto python; type = v)
+        FIELD("timestamp", 2, if (!is_text(v)) goto python; stamp = v)
+        FIELD("sessionId", 4, if (!is_text(v)) goto python; sid = v)
+        FIELD("cwd", 8, if (!is_text(v)) goto python; cwd = v)
+        FIELD("requestId", 16, if (!is_text(v)) goto python; rid = v)
+        /* legacy cost lines (rare): Python (a number's literal decides int or float) */
+        FIELD("costUSD", 32, if (!yyjson_is_null(v)) goto python)
+        FIELD("message", 64, if (yyjson_is_obj(v)) message = v; else if (!yyjson_is_null(v)) goto python)
+        FIELD("customTitle", 128, if (!is_text(v)) goto python)
+        FIELD("aiTitle", 256, if (!is_text(v)) goto python)
+    }
+    r->inp = r->out = r->cc = r->c1h = r->cread = 0;
+    if (message) {
+        seen = 0;
+        yyjson_obj_foreach(message, i, max, k, v) {
+            FIELD("id", 1, if (!is_text(v)) goto python; mid = v)
+            FIELD("model", 2, if (!is_text(v)) goto python; model = v)
+            FIELD("usage", 4, if (yyjson_is_obj(v)) usage = v; else if (!yyjson_is_null(v)) goto python)
+        }
+    }
+    if (usage) {
+        seen = 0;
+        yyjson_obj_foreach(usage, i, max, k, v) {
+            FIELD("input_tokens", 1, if (!count_of(v, max_tokens, &r->inp)) goto python)
+            FIELD("output_tokens", 2, if (!count_of(v, max_tokens, &r->out)) goto python)
+            FIELD("cache_creation_input_tokens", 4,
+                  if (!count_of(v, max_tokens, &r->cc)) goto python)
+            FIELD("cache_read_input_tokens", 8,
+                  if (!count_of(v, max_tokens, &r->cread)) goto python)
+            FIELD("cache_creation", 16, if (yyjson_is_obj(v)) detail = v; else if (!yyjson_is_null(v)) goto python)
+        }
+    }
+    if (detail) {
+        seen = 0;
+        yyjson_obj_foreach(detail, i, max, k, v) {
+            FIELD("ephemeral_1h_input_tokens", 1,
+                  if (!count_of(v, max_tokens, &r->c1h)) goto python)
+        }
+    }
+#undef FIELD
+    if (!type || !yyjson_is_str(type)) goto skip;
+    if (yyjson_equals_str(type, "assistant")) {
+        const char *t;
+        size_t tl;
+        if (!usage || !stamp || !yyjson_is_str(stamp)) goto skip; /* nothing to read */
+        t = yyjson_get_str(stamp);
+        tl = yyjson_get_len(stamp);
+        if (tl < 10) goto skip; /* fewer bytes, so fewer than 10 characters: unread */
+        if (!canonical_stamp(t, tl, &r->ts)) goto python;
+        r->c1h = r->c1h < r->cc ? r->c1h : r->cc;
+        r->sid.len = r->cwd.len = r->model.len = r->key.len = 0;
+        if (sid && yyjson_get_len(sid) &&
+            !arena_put(p, yyjson_get_str(sid), yyjson_get_len(sid), &r->sid))
+            goto nomem;
+        if (cwd && yyjson_get_len(cwd) &&
+            !arena_put(p, yyjson_get_str(cwd), yyjson_get_len(cwd), &r->cwd))
+            goto nomem;
+        if (model && yyjson_get_len(model) &&
+            !arena_put(p, yyjson_get_str(model), yyjson_get_len(model), &r->model))
+            goto nomem;
+        if (mid && rid && yyjson_get_len(mid) && yyjson_get_len(rid)) {
+            slice a, b, c;
+            if (!arena_put(p, yyjson_get_str(mid), yyjson_get_len(mid), &a) ||
+                !arena_put(p, ":", 1, &b) ||
+                !arena_put(p, yyjson_get_str(rid), yyjson_get_len(rid), &c))
+                goto nomem;
+            r->key.pos = a.pos;
+            r->key.len = a.len + 1 + c.len;
+        }
+        r->kind = K_USAGE;
+        yyjson_doc_free(doc);
+        return;
+    }
+    if (yyjson_equals_str(type, "custom-title") || yyjson_equals_str(type, "ai-title"))
+        goto python;
+skip:
+    r->kind = K_SKIP;
+python:
+    yyjson_doc_free(doc);
+    return;
+nomem:
+    p->nomem = 1;
+    yyjson_doc_free(doc);
+}
+
+/* --- pass 2: rows, with the GIL ------------------------------------------------------------ */
+
+/* the shown text of a raw session id, cwd or model (one str object per value) */
+typedef struct {
+    char *raw;
+    size_t len, cap;
+    PyObject *shown; /* strong reference, or NULL */
+} memo;
+
+static PyObject *shown_of(const char *s, size_t n, memo *m, PyObject *strings,
+                          PyObject *text) {
+    PyObject *raw, *shown;
+    if (m->shown && m->len == n && memcmp(m->raw, s, n) == 0) {
+        Py_INCREF(m->shown);
+        return m->shown;
+    }
+    raw = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
+    if (!raw) return NULL;
+    shown = PyDict_GetItemWithError(strings, raw);
+    if (shown) {
+        Py_INCREF(shown);
+    } else if (PyErr_Occurred()) {
+        Py_DECREF(raw);
+        return NULL;
+    } else {
+        shown = PyObject_CallOneArg(text, raw);
+        if (!shown) {
+            Py_DECREF(raw);
+            return NULL;
+        }
+        if (!PyUnicode_Check(shown)) {
+            PyErr_SetString(PyExc_TypeError, "text() must return str");
+            Py_DECREF(shown);
+            Py_DECREF(raw);
+            return NULL;
+        }
+    }
+    Py_DECREF(raw);
+    if (n > m->cap) {
+        char *b = (char *)realloc(m->raw, n);
+        if (!b) {
+            Py_DECREF(shown);
+            PyErr_NoMemory();
+            return NULL;
+        }
+        m->raw = b;
+        m->cap = n;
+    }
+    memcpy(m->raw, s, n);
+    m->len = n;
+    Py_XSETREF(m->shown, Py_NewRef(shown));
+    return shown;
+}
+
+typedef struct {
+    PyObject *empty, *unknown, *zero;
+} consts;
+
+static int put_row(const pass1 *p, const rec *r, Py_ssize_t base, PyObject *source,
+                   PyObject *best, PyObject *strings, PyObject *text, memo *memos,
+                   const consts *c, double ts_min, double ts_max, long long *poison) {
+    PyObject *key, *old, *row = NULL, *sid = NULL, *cwd = NULL, *model = NULL;
+    int superseded = 0;
+    if (r->key.len)
+        key = PyUnicode_DecodeUTF8(p->arena + r->key.pos, (Py_ssize_t)r->key.len, "strict");
+    else
+        key = PyUnicode_FromFormat("@%U:%zd", source, base + r->off);
+    if (!key) return -1;
+    old = PyDict_GetItemWithError(best, key);
+    if (old) {
+        long long prev;
+        if (!PyList_Check(old) || PyList_GET_SIZE(old) <= ROW_OUTPUT) {
+            PyErr_SetString(PyExc_TypeError, "best: not a row");
+            goto fail;
+        }
+        prev = PyLong_AsLongLong(PyList_GET_ITEM(old, ROW_OUTPUT));
+        if (prev == -1 && PyErr_Occurred()) goto fail;
+        superseded = r->out <= prev;
+    } else if (PyErr_Occurred()) {
+        goto fail;
+    }
+    if (!(ts_min <= r->ts && r->ts < ts_max)) {
+        ++*poison; /* valid JSON, so not listed among the bad lines */
+        Py_DECREF(key);
+        return 0;
+    }
+    if (superseded) {
+        Py_DECREF(key);
+        return 0;
+    }
+#define SHOWN(var, sl, i, dflt)                                                        \
+    if ((sl).len) {                                                                    \
+        var = shown_of(p->arena + (sl).pos, (sl).len, &memos[i], strings, text);       \
+        if (!var) goto fail;                                                           \
+        if (PyUnicode_GET_LENGTH(var) == 0) Py_SETREF(var, Py_NewRef(dflt));           \
+    } else {                                                                           \
+        var = Py_NewRef(dflt);                                                         \
+    }
+    SHOWN(sid, r->sid, 0, c->unknown)
+    SHOWN(cwd, r->cwd, 1, c->empty)
+    SHOWN(model, r->model, 2, c->unknown)
+#undef SHOWN
+    row = PyList_New(12);
+    if (!row) goto fail;
+    {
+        PyObject *items[12];
+        int i;
+        items[0] = PyFloat_FromDouble(r->ts);
+        items[1] = sid;
+        items[2] = cwd;
+        items[3] = model;
+        items[4] = PyLong_FromLongLong(r->inp);
+        items[5] = PyLong_FromLongLong(r->out);
+        items[6] = PyLong_FromLongLong(r->cc);
+        items[7] = PyLong_FromLongLong(r->c1h);
+        items[8] = PyLong_FromLongLong(r->cread);
+        items[9] = Py_NewRef(key);
+        items[10] = Py_NewRef(c->zero);
+        items[11] = Py_NewRef(Py_None);
+        sid = cwd = model = NULL;
+        for (i = 0; i < 12; i++) PyList_SET_ITEM(row, i, items[i]); /* steals (NULL too) */
+        for (i = 0; i < 12; i++)
+            if (!items[i]) goto fail;
+    }
+    if (PyDict_SetItem(best, key, row) < 0) goto fail;
+    Py_DECREF(row);
+    Py_DECREF(key);
+    return 0;
+fail:
+    Py_XDECREF(row);
+    Py_XDECREF(sid);
+    Py_XDECREF(cwd);
+    Py_XDECREF(model);
+    Py_DECREF(key);
+    return -1;
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
+"     ts_max) -> int\n\n"
+"The complete lines of buf[start:stop]: usage rows into ``best``, the lines C leaves to\n"
+"Python through ``fallback(a, b)`` (lines buf[a:b], in order); returns the number of\n"
+"poison usage lines (to count as malformed).");
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t start, stop, base, s;
+    PyObject *source, *best, *strings, *text, *fallback;
+    unsigned long long max_tokens;
+    double ts_min, ts_max;
+    pass1 p;
+    yyjson_alc *alc;
+    memo memos[3];
+    consts c = {NULL, NULL, NULL};
+    long long poison = 0;
+    size_t i;
+    int failed = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOKdd:scan", &view, &start, &stop, &base, &source,
+                          &PyDict_Type, &best, &PyDict_Type, &strings, &text, &fallback,
+                          &max_tokens, &ts_min, &ts_max))
+        return NULL;
+    if (start < 0 || stop > view.len || start > stop) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan: range out of the buffer");
+        return NULL;
+    }
+    memset(&p, 0, sizeof(p));
+    memset(memos, 0, sizeof(memos));
+    alc = yyjson_alc_dyn_new();
+    if (!alc) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    {
+        const char *buf = (const char *)view.buf;
+        s = start;
+        while (s < stop && !p.nomem) {
+            const char *nl = (const char *)memchr(buf + s, '\n', (size_t)(stop - s));
+            Py_ssize_t end = nl ? (Py_ssize_t)(nl - buf) : stop;
+            if (p.n == p.cap && !grow_recs(&p)) {
+                p.nomem = 1;
+                break;
+            }
+            scan_line(&p, buf, s, end, (uint64_t)max_tokens, alc, &p.recs[p.n]);
+            p.n++;
+            s = end + 1;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    yyjson_alc_dyn_free(alc);
+    if (p.nomem) {
+        PyErr_NoMemory();
+        failed = 1;
+        goto done;
+    }
+    c.empty = PyUnicode_FromStringAndSize("", 0);
+    c.unknown = PyUnicode_FromString("unknown");
+    c.zero = PyFloat_FromDouble(0.0);
+    if (!c.empty || !c.unknown || !c.zero) {
+        failed = 1;
+        goto done;
+    }
+    for (i = 0; i < p.n && !failed; i++) {
+        rec *r = &p.recs[i];
+        if (r->kind == K_PY) {
+            /* a run of such lines: one call */
+            size_t j = i;
+            Py_ssize_t b;
+            PyObject *res;
+            while (j + 1 < p.n && p.recs[j + 1].kind == K_PY) j++;
+            b = p.recs[j].end < stop ? p.recs[j].end + 1 : stop;
+            res = PyObject_CallFunction(fallback, "nn", r->off, b);
+            if (!res) failed = 1;
+            Py_XDECREF(res);
+            i = j;
+        } else if (r->kind == K_USAGE) {
+            if (put_row(&p, r, base, source, best, strings, text, memos, &c, ts_min, ts_max,
+                        &poison) < 0)
+                failed = 1;
+        }
+    }
+done:
+    for (i = 0; i < 3; i++) {
+        free(memos[i].raw);
+        Py_XDECREF(memos[i].shown);
+    }
+    Py_XDECREF(c.empty);
+    Py_XDECREF(c.unknown);
+    Py_XDECREF(c.zero);
+    free(p.recs);
+    free(p.arena);
+    free(p.scratch);
+    PyBuffer_Release(&view);
+    if (failed) return NULL;
+    return PyLong_FromLongLong(poison);
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "tokmon._native._scan",
+    "The native line scanner of tokmon.core.parser.scan_lines (yyjson).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__scan(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddStringConstant(m, "YYJSON_VERSION", YYJSON_VERSION_STRING) < 0 ||
+        PyModule_AddIntConstant(m, "ROW_OUTPUT", ROW_OUTPUT) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

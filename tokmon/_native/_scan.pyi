@@ -1,0 +1,22 @@
+from collections.abc import Callable
+from typing import Any
+
+YYJSON_VERSION: str
+ROW_OUTPUT: int
+MAX_DEPTH: int
+
+def scan(
+    buf: bytes | bytearray | memoryview,
+    start: int,
+    stop: int,
+    base: int,
+    source: str,
+    best: dict[str, list[Any]],
+    strings: dict[str, str],
+    text: Callable[[str], str],
+    fallback: Callable[[int, int], None],
+    max_tokens: int,
+    ts_min: float,
+    ts_max: float,
+    /,
+) -> int: ...
