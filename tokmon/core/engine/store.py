@@ -324,7 +324,7 @@ class Store(EngineState):
         lock: FileLock | None = None
         bulk: tuple[int, set[str], int] | None = None
         deltas: list[tuple[UsageRecord | None, UsageRecord]]
-        if not self._mem:
+        if not self._mem and not db.build:  # (a build file is private: see publish)
             lock = self._lock()
             try:
                 lock.acquire()
@@ -344,7 +344,7 @@ class Store(EngineState):
                 else:
                     deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
             except sqlite3.OperationalError as exc:
-                if self._mem:
+                if self._mem or db.build:  # (a failed build: dropped, see Ingest.refresh)
                     raise
                 if stage is not None:
                     recs, stage = stage.records(), None
