@@ -105,6 +105,10 @@ _UPSERT_LARGER = (
 #: its indexes built once after the load (else kept up row by row)
 DIRECT_LOAD = True
 DIRECT_INDEXES_AFTER = True
+#: ... and the blocks' spans of its stored sums read on a second connection while the first
+#: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
+SIDE_READER = True
+SIDE_READER_CACHE = -2000
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
 #: a row of the change log that names a write (its random id), not a session: session ids
@@ -333,8 +337,9 @@ class LedgerDB:
         self.on_merge: Callable[[list[tuple[UsageRecord | None, UsageRecord]], bool], None] | None
         self.on_merge = None
         self.on_reprice: Callable[[], None] | None = None
-        # Called inside merge_staged's transaction after a bulk load (every record is new).
-        self.on_bulk: Callable[[], None] | None = None
+        # Called inside merge_staged's transaction after a bulk load (every record is new),
+        # with a second connection that reads the records committed (a build) or None.
+        self.on_bulk: Callable[[sqlite3.Connection | None], None] | None = None
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -874,7 +879,18 @@ class LedgerDB:
                     if not self.build:  # (a new database: no process has seen it before)
                         self._log_changes(conn, gen, sessions)
                     if self.on_bulk is not None:
-                        self.on_bulk()
+                        reader = None
+                        if stage.direct and SIDE_READER:
+                            # A private build: the records (and their indexes) committed now,
+                            # so a second connection reads them while this one sums them.
+                            conn.execute("COMMIT")
+                            conn.execute("BEGIN IMMEDIATE")
+                            reader = self._side_reader()
+                        try:
+                            self.on_bulk(reader)
+                        finally:
+                            if reader is not None:
+                                reader.close()
                     else:  # the stored sums did not follow: rebuilt on their next use
                         conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
                 self._merge_state(
@@ -883,6 +899,27 @@ class LedgerDB:
         except _NotEmpty:
             return None
         return n, sessions, gen
+
+    def _side_reader(self) -> sqlite3.Connection | None:
+        """A second, read-only connection to this build file (what it has committed), for
+        reads beside this connection's work; None where there is none to be had."""
+        if not self.build or self.path is None or sqlite3.threadsafety == 0:
+            return None
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (sqlite3.Error, ValueError, OSError):
+            return None
+        try:
+            conn.execute(f"PRAGMA cache_size={SIDE_READER_CACHE}")
+        except sqlite3.Error:
+            conn.close()
+            return None
+        return conn
 
     def records_sql(self, agent: str = CLAUDE, checked: bool = True) -> str:
         """A SELECT of ``agent``'s valid records (ts, session, project, model, input, output,
