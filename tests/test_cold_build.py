@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tokmon.core import ledger
 from tokmon.core.engine import Engine, ingest
 from tokmon.core.ledger import BUILD_INFIX, LedgerDB, Stage
 from tokmon.core.model import UsageRecord
@@ -321,15 +322,23 @@ def _streams(monkeypatch: pytest.MonkeyPatch) -> list[Stage]:
     return stages
 
 
+@pytest.mark.parametrize("cache", ["usual", "tiny"])
 def test_direct_load_keeps_merge_order(
-    dup_corpus: tuple[Path, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dup_corpus: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cache: str,
 ) -> None:
     """The first stream goes straight into the build's records while the later streams'
     results (arriving before and between its own) are staged and merged after it: the
     ledger is the one the usual way builds (records, stored sums, file states, titles,
-    meta), with every duplicate decided as in file order."""
+    meta), with every duplicate decided as in file order. With a tiny page cache the build
+    spills pages to its file all along, also while its second reader reads the blocks
+    (the spills it cannot make then are left for later, with no wait and no error)."""
     root, src = dup_corpus
     ref = _reference(root, tmp_path / "ref")
+    if cache == "tiny":
+        monkeypatch.setattr(ledger, "BUILD_CACHE", -64)  # KiB: 16 pages
     stages = _streams(monkeypatch)
     eng = _engine(root, tmp_path / "home")
     ch = eng.refresh()

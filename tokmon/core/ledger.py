@@ -109,6 +109,7 @@ DIRECT_INDEXES_AFTER = True
 #: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
 SIDE_READER = True
 SIDE_READER_CACHE = -2000
+BUILD_CACHE = -16000  # a build's page cache (KiB, negative)
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
 #: a row of the change log that names a write (its random id), not a session: session ids
@@ -412,8 +413,10 @@ class LedgerDB:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         os.close(fd)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA cache_size=-16000")
+            # no busy wait: only this process's own reader (Stage, SIDE_READER) ever holds a
+            # lock on it, and then a cache spill that would wait for it is skipped instead
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+            conn.execute(f"PRAGMA cache_size={BUILD_CACHE}")
             conn.execute("PRAGMA journal_mode=MEMORY")
             conn.execute("PRAGMA synchronous=OFF")
             conn.executescript(_SCHEMA + _AGENT_SCHEMA)
@@ -879,18 +882,22 @@ class LedgerDB:
                     if not self.build:  # (a new database: no process has seen it before)
                         self._log_changes(conn, gen, sessions)
                     if self.on_bulk is not None:
-                        reader = None
+                        reader = syncer = None
                         if stage.direct and SIDE_READER:
                             # A private build: the records (and their indexes) committed now,
-                            # so a second connection reads them while this one sums them.
+                            # so a second connection reads them while this one sums them,
+                            # and the disk gets them meanwhile (publish then syncs the rest).
                             conn.execute("COMMIT")
                             conn.execute("BEGIN IMMEDIATE")
                             reader = self._side_reader()
+                            syncer = self._sync_behind()
                         try:
                             self.on_bulk(reader)
                         finally:
                             if reader is not None:
                                 reader.close()
+                            if syncer is not None:
+                                syncer.join()
                     else:  # the stored sums did not follow: rebuilt on their next use
                         conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
                 self._merge_state(
@@ -916,10 +923,34 @@ class LedgerDB:
             return None
         try:
             conn.execute(f"PRAGMA cache_size={SIDE_READER_CACHE}")
+            # one read transaction, its shared lock taken now and held to the end: a cache
+            # spill of the writer then waits for nothing (it is skipped, see _connect_build)
+            # and never keeps this reader out between two statements
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error:
             conn.close()
             return None
         return conn
+
+    def _sync_behind(self) -> threading.Thread | None:
+        """A thread that writes this build file's committed pages to disk (an fsync, whose
+        wait needs no CPU) while the caller goes on; :meth:`publish` syncs what follows."""
+        path = self.path
+        if not self.build or path is None:
+            return None
+
+        def sync() -> None:
+            with contextlib.suppress(OSError):  # (publish syncs, and says so, anyway)
+                fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+        thread = threading.Thread(target=sync, name="tokmon-build-sync", daemon=True)
+        thread.start()
+        return thread
 
     def records_sql(self, agent: str = CLAUDE, checked: bool = True) -> str:
         """A SELECT of ``agent``'s valid records (ts, session, project, model, input, output,
