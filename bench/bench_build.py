@@ -13,7 +13,9 @@ order rotates each round), in a subprocess that times tokmon's steps from inside
 * scan: ``scan_all``'s iteration, both processes (what the calling process does with each
   result, the staging or the build's direct load, is inside it);
 * serial tail: from the scan's end to ``main`` returning (the merge transaction, the stored
-  sums, publishing the build, the report), wall and CPU; of it, the merge transaction
+  sums, publishing the build, the report), wall and CPU (of the process, and of its main
+  thread alone: the critical path when a core is free for the others); of it, the merge
+  transaction
   (``LedgerDB.merge_staged``) and the stored sums (``Rollups.rebuild_sql``);
 * whole run: wall time and user+sys CPU of the process tree (``wait4``), and the largest
   process's peak RSS.
@@ -48,13 +50,14 @@ _TIMED = r"""
 import time
 T0 = time.perf_counter()
 import contextlib, json, resource, sys
-marks, acc, cpus = {}, {}, {}
+marks, acc, cpus, tcpus = {}, {}, {}, {}
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 def mark(name):
     marks.setdefault(name, time.perf_counter() - T0)
     cpus.setdefault(name, cpu())
+    tcpus.setdefault(name, time.thread_time())
 def timed(cls, attr, name):
     f = getattr(cls, attr)
     def w(*a, **k):
@@ -78,10 +81,21 @@ from tokmon.__main__ import main
 with open(sys.argv[1], "w") as out, contextlib.redirect_stdout(out):
     main(["daily", "--json"])
 mark("end")
-print("TIMERS " + json.dumps({"marks": marks, "acc": acc, "cpus": cpus}), file=sys.stderr)
+print("TIMERS " + json.dumps({"marks": marks, "acc": acc, "cpus": cpus, "tcpus": tcpus}), file=sys.stderr)
 """
 
-PHASES = ("startup", "scan", "tail", "tail_cpu", "merge", "sums", "wall", "cpu", "rss_mb")
+PHASES = (
+    "startup",
+    "scan",
+    "tail",
+    "tail_cpu",
+    "tail_main",
+    "merge",
+    "sums",
+    "wall",
+    "cpu",
+    "rss_mb",
+)
 
 
 def _bench_engine() -> Any:
@@ -136,12 +150,13 @@ def run_tokmon(src: Path, corpus: Path, work: Path, out: Path) -> dict[str, floa
     finally:
         shutil.rmtree(home, ignore_errors=True)
     fig = json.loads(line[-1][7:])
-    m, a, c = fig["marks"], fig["acc"], fig["cpus"]
+    m, a, c, tc = fig["marks"], fig["acc"], fig["cpus"], fig["tcpus"]
     return {
         "startup": m["scan start"],
         "scan": m["scan end"] - m["scan start"],
         "tail": m["end"] - m["scan end"],
         "tail_cpu": c["end"] - c["scan end"],
+        "tail_main": tc["end"] - tc["scan end"],
         "merge": a.get("merge", float("nan")),
         "sums": a.get("sums", float("nan")),
         "wall": wall,
@@ -209,7 +224,7 @@ def bench_size(
             p: statistics.median(
                 n[p] / b[p] for n, b in zip(runs["new"], runs["base"], strict=True)
             )
-            for p in ("tail", "tail_cpu", "scan", "wall", "cpu")
+            for p in ("tail", "tail_cpu", "tail_main", "scan", "wall", "cpu")
         }
     if ccr:
         res["ccusage"] = {
@@ -239,6 +254,7 @@ def report(mb: float, s: dict[str, Any]) -> None:
         "scan": "scan (both processes)",
         "tail": "serial tail (scan end to report)",
         "tail_cpu": "- its CPU (calling process)",
+        "tail_main": "- its CPU (the main thread)",
         "merge": "- merge transaction",
         "sums": "- of it the stored sums",
         "wall": "whole run, wall",
