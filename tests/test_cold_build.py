@@ -502,3 +502,20 @@ def _tricky_records() -> list[UsageRecord]:
             )
         )
     return out
+
+
+def test_build_needs_no_ledger_lock(corpus: Path, tmp_path: Path) -> None:
+    """The ledger lock is held elsewhere while a first scan builds: the build is private,
+    so it is still loaded and published (saved, not an in-memory fallback), exact."""
+    from tokmon.fsutil import FileLock
+
+    eng = _engine(corpus, tmp_path / "home")
+    eng.ledger_file.parent.mkdir(parents=True)
+    with FileLock(eng.ledger_file.with_suffix(".lock"), timeout=1):
+        ch = eng.refresh()
+    assert not [w for w in ch.warnings if "lock" in w], ch.warnings
+    assert eng.ledger_file.is_file() and _builds(eng) == []
+    assert eng.db is not None and not eng.db.build and eng.data_version() is not None
+    ref = _reference(corpus, tmp_path / "ref")
+    assert ref.db is not None
+    assert _content(eng.db.conn) == _content(ref.db.conn)

@@ -324,15 +324,20 @@ class Store(EngineState):
         lock: FileLock | None = None
         bulk: tuple[int, set[str], int] | None = None
         deltas: list[tuple[UsageRecord | None, UsageRecord]]
-        if not self._mem and not db.build:  # (a build file is private: see publish)
+        if not self._mem:
             lock = self._lock()
             try:
                 lock.acquire()
             except (OSError, LockTimeout) as exc:
                 lock = None
-                if stage is not None:  # read back before the connection is left
-                    recs, stage = stage.records(), None
-                db = self._fallback(changes, f"cannot lock the ledger ({exc}); results not saved")
+                if db.build:  # a private file (see publish): it needs no lock
+                    log.debug("building without the ledger lock: %s", exc)
+                else:
+                    if stage is not None:  # read back before the connection is left
+                        recs, stage = stage.records(), None
+                    db = self._fallback(
+                        changes, f"cannot lock the ledger ({exc}); results not saved"
+                    )
         try:
             try:
                 if stage is not None:
