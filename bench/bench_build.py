@@ -15,7 +15,7 @@ order rotates each round), in a subprocess that times tokmon's steps from inside
 * serial tail: from the scan's end to ``main`` returning (the merge transaction, the stored
   sums, publishing the build, the report), wall and CPU (of the process, and of its main
   thread alone: the critical path when a core is free for the others); of it, the merge
-  transaction
+  transaction (wall and its main thread's CPU)
   (``LedgerDB.merge_staged``) and the stored sums (``Rollups.rebuild_sql``);
 * whole run: wall time and user+sys CPU of the process tree (``wait4``), and the largest
   process's peak RSS.
@@ -61,11 +61,12 @@ def mark(name):
 def timed(cls, attr, name):
     f = getattr(cls, attr)
     def w(*a, **k):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         try:
             return f(*a, **k)
         finally:
             acc[name] = acc.get(name, 0.0) + time.perf_counter() - t
+            acc[name + " cpu"] = acc.get(name + " cpu", 0.0) + time.thread_time() - c
     setattr(cls, attr, w)
 from tokmon.core import ledger, rollups
 from tokmon.core.engine import ingest
@@ -81,7 +82,9 @@ from tokmon.__main__ import main
 with open(sys.argv[1], "w") as out, contextlib.redirect_stdout(out):
     main(["daily", "--json"])
 mark("end")
-print("TIMERS " + json.dumps({"marks": marks, "acc": acc, "cpus": cpus, "tcpus": tcpus}), file=sys.stderr)
+import tokmon
+src = tokmon.__file__
+print("TIMERS " + json.dumps({"marks": marks, "acc": acc, "cpus": cpus, "tcpus": tcpus, "src": src}), file=sys.stderr)
 """
 
 PHASES = (
@@ -139,8 +142,8 @@ def run_tokmon(src: Path, corpus: Path, work: Path, out: Path) -> dict[str, floa
     try:
         with open(err, "wb") as fh:
             t = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _TIMED, str(out)], env=env, stdout=fh, stderr=fh
+            proc = subprocess.Popen(  # (in ``work``: `-c` puts the cwd first on sys.path)
+                [sys.executable, "-c", _TIMED, str(out)], env=env, stdout=fh, stderr=fh, cwd=work
             )
             wall, cpu, rss = _wait(proc, t)
         text = err.read_text(errors="replace")
@@ -150,6 +153,8 @@ def run_tokmon(src: Path, corpus: Path, work: Path, out: Path) -> dict[str, floa
     finally:
         shutil.rmtree(home, ignore_errors=True)
     fig = json.loads(line[-1][7:])
+    if not str(Path(fig["src"]).resolve()).startswith(str(src) + os.sep):
+        raise RuntimeError(f"imported tokmon from {fig['src']}, not from {src}")
     m, a, c, tc = fig["marks"], fig["acc"], fig["cpus"], fig["tcpus"]
     return {
         "startup": m["scan start"],
@@ -158,6 +163,7 @@ def run_tokmon(src: Path, corpus: Path, work: Path, out: Path) -> dict[str, floa
         "tail_cpu": c["end"] - c["scan end"],
         "tail_main": tc["end"] - tc["scan end"],
         "merge": a.get("merge", float("nan")),
+        "merge_main": a.get("merge cpu", float("nan")),
         "sums": a.get("sums", float("nan")),
         "wall": wall,
         "cpu": cpu,
@@ -224,7 +230,7 @@ def bench_size(
             p: statistics.median(
                 n[p] / b[p] for n, b in zip(runs["new"], runs["base"], strict=True)
             )
-            for p in ("tail", "tail_cpu", "tail_main", "scan", "wall", "cpu")
+            for p in ("tail", "tail_cpu", "tail_main", "merge", "merge_main", "scan", "wall", "cpu")
         }
     if ccr:
         res["ccusage"] = {
@@ -256,6 +262,7 @@ def report(mb: float, s: dict[str, Any]) -> None:
         "tail_cpu": "- its CPU (calling process)",
         "tail_main": "- its CPU (the main thread)",
         "merge": "- merge transaction",
+        "merge_main": "- its CPU (the main thread)",
         "sums": "- of it the stored sums",
         "wall": "whole run, wall",
         "cpu": "whole run, CPU (tree)",
