@@ -221,3 +221,33 @@ def test_bench_warm_compares_two_revisions(tmp_path: Path) -> None:
         corpus = cache / f"corpus{s['mb']:g}"
         exp = json.loads((corpus / "expected.json").read_text())
         assert sum((corpus / f).stat().st_size for f in exp["files"]) == exp["total_bytes"]
+
+
+def test_bench_build_times_the_tail_against_a_base(tmp_path: Path) -> None:
+    """bench_build.py: this checkout against an export of HEAD, every phase timed for both,
+    per-round ratios, the totals checked against the generator's."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs git and a checkout")
+    base = tmp_path / "base"
+    base.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "HEAD"], cwd=REPO, capture_output=True, check=True, timeout=120
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True, timeout=120)
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_build.py"), "--base", str(base)]
+    cmd += ["--mb", "2", "--rounds", "2", "--json"]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, cwd=REPO, env=_env(cache, False)
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    (s,) = json.loads(res.stdout)["sizes"].values()
+    assert s["totals"] == {"base": "equal", "new": "equal"}
+    for name in ("base", "new"):
+        runs = s["raw"][name]
+        assert len(runs) == 2
+        for r in runs:
+            assert 0 < r["tail"] < r["wall"] and 0 < r["scan"] < r["wall"]
+            assert 0 < r["sums"] <= r["merge"] <= r["tail"]
+            assert 0 < r["tail_main"] <= r["tail_cpu"] + 1e-3
+    assert set(s["ratio_new_base"]) >= {"tail", "tail_main", "wall"}

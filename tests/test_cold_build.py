@@ -7,20 +7,24 @@ gone processes, and a refresh that fails mid-build.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tokmon.core.engine import Engine
-from tokmon.core.ledger import BUILD_INFIX, LedgerDB
+from tokmon.core import ledger
+from tokmon.core.engine import Engine, ingest
+from tokmon.core.ledger import BUILD_INFIX, LedgerDB, Stage
 from tokmon.core.model import UsageRecord
+from tokmon.core.rollups import Rollups
 from tokmon.demo import generate
 from tokmon.paths import get_paths
 
@@ -199,6 +203,319 @@ def test_build_that_cannot_be_linked_scans_into_the_ledger(
     assert _builds(eng) == [] and eng.ledger_file.is_file()
     assert eng.db is not None and not eng.db.build
     monkeypatch.undo()
+    ref = _reference(corpus, tmp_path / "ref")
+    assert ref.db is not None
+    assert _content(eng.db.conn) == _content(ref.db.conn)
+
+
+# ---- the build's direct load: the first stream straight into records while the scan runs -----
+
+
+def _line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":")) + "\n"
+
+
+def _usage_objs(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            continue
+        msg = obj.get("message")
+        if (
+            obj.get("type") == "assistant"
+            and isinstance(msg, dict)
+            and isinstance(msg.get("usage"), dict)
+            and msg.get("id")
+            and obj.get("requestId")
+        ):
+            out.append(obj)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dup_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """A generated corpus whose first file's first usage lines are copied into later files
+    under other sessions and cwds (as a resumed session copies them): into the second file
+    (the same stream as the first) a tie (same output, other input: the first file's must
+    stay); into the last file (a later stream) a tie again, a larger output (wins) and a
+    smaller one (loses); into a middle file a tie with a larger output than the first's
+    (wins over the first file, and the last file's tie with the first's output loses)."""
+    root = tmp_path_factory.mktemp("dups") / "claude"
+    generate(root, size_mb=4, seed=23, end=END, days=6)
+    files = sorted((root / "projects").rglob("*.jsonl"))
+    assert len(files) > 8
+    # each response's line in the first file that makes its record: the largest output,
+    # the first of equal ones (a response is written as several lines)
+    best: dict[str, dict[str, Any]] = {}
+    for o in _usage_objs(files[0]):
+        k = f"{o['message']['id']}:{o['requestId']}"
+        if (
+            k not in best
+            or o["message"]["usage"]["output_tokens"]
+            > (best[k]["message"]["usage"]["output_tokens"])
+        ):
+            best[k] = o
+    src = list(best.values())
+    assert len(src) >= 5
+
+    def copy(o: dict[str, Any], sid: str, d_in: int = 0, d_out: int | None = None) -> str:
+        c = json.loads(json.dumps(o))
+        c["sessionId"], c["cwd"] = sid, f"/resumed/{sid}"
+        u = c["message"]["usage"]
+        u["input_tokens"] = u.get("input_tokens", 0) + d_in
+        if d_out is not None:
+            u["output_tokens"] = d_out
+        return _line(c)
+
+    out0 = [o["message"]["usage"]["output_tokens"] for o in src[:5]]
+    with files[1].open("a", encoding="utf-8") as fh:  # the first stream: a tie
+        fh.write(copy(src[0], "tie-same-stream", d_in=7))
+    mid = files[len(files) // 2]
+    with mid.open("a", encoding="utf-8") as fh:  # a middle stream: beats the first file
+        fh.write(copy(src[3], "larger-mid", d_in=3, d_out=out0[3] + 50))
+    with files[-1].open("a", encoding="utf-8") as fh:  # the last stream
+        fh.write(copy(src[0], "tie-late", d_in=11))
+        fh.write(copy(src[1], "larger-late", d_in=1, d_out=out0[1] + 1000))
+        fh.write(copy(src[2], "smaller-late", d_in=123456, d_out=0))
+        fh.write(copy(src[3], "tie-with-first-late", d_in=5, d_out=out0[3]))
+    return root, src[:5]
+
+
+def _streams(monkeypatch: pytest.MonkeyPatch) -> list[Stage]:
+    """Make the engine's scan yield its results as the parallel scan does, in an awkward
+    arrival order: the files cut into streams (0, 0) (this process's share), (1, 0), (1, 4)
+    (a task taken back), (2, 0) and (2, 2), merged in that order, which is file order; the
+    later streams' results arrive first, between the first stream's. Returns the stages
+    the refresh made (to check the direct load really ran)."""
+    real = ingest.scan_all
+    stages: list[Stage] = []
+    real_init = Stage.__init__
+
+    def init(self: Stage, *a: Any, **k: Any) -> None:
+        real_init(self, *a, **k)
+        stages.append(self)
+
+    monkeypatch.setattr(Stage, "__init__", init)
+
+    def scan_all(items: list[Any], *a: Any, **k: Any) -> Iterator[Any]:
+        got = list(real(items, *a, **k))  # in item order
+        n = len(got)
+        cuts = [0, n // 3, n // 2, 2 * n // 3, 5 * n // 6, n]
+        names = [(0, 0), (1, 0), (1, 4), (2, 0), (2, 2)]
+        streams = []
+        for (part, seq), lo, hi in zip(names, cuts, cuts[1:], strict=False):
+            for r in got[lo:hi]:
+                r.part, r.seq = part, seq
+            streams.append(got[lo:hi])
+        first, later = streams[0], streams[1:]
+        while first or any(later):  # a later result, then a first-stream one, in turns
+            for s in reversed(later):
+                if s:
+                    yield s.pop(0)
+                    break
+            if first:
+                yield first.pop(0)
+
+    monkeypatch.setattr(ingest, "scan_all", scan_all)
+    return stages
+
+
+@pytest.mark.parametrize("cache", ["usual", "tiny"])
+def test_direct_load_keeps_merge_order(
+    dup_corpus: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cache: str,
+) -> None:
+    """The first stream goes straight into the build's records while the later streams'
+    results (arriving before and between its own) are staged and merged after it: the
+    ledger is the one the usual way builds (records, stored sums, file states, titles,
+    meta), with every duplicate decided as in file order. With a tiny page cache the build
+    spills pages to its file all along, also while its second reader reads the blocks
+    (the spills it cannot make then are left for later, with no wait and no error)."""
+    root, src = dup_corpus
+    ref = _reference(root, tmp_path / "ref")
+    if cache == "tiny":
+        monkeypatch.setattr(ledger, "BUILD_CACHE", -64)  # KiB: 16 pages
+    stages = _streams(monkeypatch)
+    eng = _engine(root, tmp_path / "home")
+    ch = eng.refresh()
+    monkeypatch.undo()
+    (stage,) = stages
+    assert stage.direct and stage.loaded > 0 and len(stage.tables) == 4
+    assert eng.db is not None and ref.db is not None and not eng.db.build
+    got, want = _content(eng.db.conn), _content(ref.db.conn)
+    assert got == want
+    assert _state(eng.db.conn) == _state(ref.db.conn)
+    assert ch.new_records == len(want["records"])
+    # each duplicate went the way file order says (not arrival order)
+    by_key = {r[9]: r for r in got["records"]}
+    keys = [f"{o['message']['id']}:{o['requestId']}" for o in src]
+    u = [o["message"]["usage"] for o in src]
+    assert by_key[keys[0]][4] == u[0].get("input_tokens", 0)  # ties: the first file's line
+    assert by_key[keys[0]][1] == src[0]["sessionId"]
+    assert (
+        by_key[keys[1]][1] == "larger-late" and by_key[keys[1]][5] == u[1]["output_tokens"] + 1000
+    )
+    assert by_key[keys[2]][4] != u[2].get("input_tokens", 0) + 123456
+    assert by_key[keys[3]][1] == "larger-mid"  # beat the first file; the late tie lost to it
+    for kind in ("daily", "session", "blocks"):
+        assert eng.report(kind).to_json() == ref.report(kind).to_json()
+
+
+def _state(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What else a build must get right: file states, titles, the meta (but the ids)."""
+    return {
+        "files": sorted(conn.execute("SELECT * FROM files").fetchall()),
+        "titles": sorted(conn.execute("SELECT * FROM titles").fetchall()),
+        "meta": sorted(
+            r for r in conn.execute("SELECT key, value FROM meta") if r[0] not in ("dbid", "wid")
+        ),
+        "indexes": sorted(
+            conn.execute("SELECT name, sql FROM sqlite_master WHERE type='index'").fetchall()
+        ),
+    }
+
+
+@pytest.mark.parametrize("where", ["scan", "sums"])
+def test_direct_load_that_fails_scans_the_usual_way(
+    dup_corpus: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """The build's write fails (a full disk) while the scan runs, or after the records were
+    committed to it: the build is dropped (its one transaction rolled back, its file gone)
+    and the refresh reads everything again into the ledger file: exact, nothing doubled."""
+    root, _ = dup_corpus
+    ref = _reference(root, tmp_path / "ref")
+    failed: list[str] = []
+
+    def full() -> None:
+        if not failed:  # once: the retry goes through
+            failed.append(where)
+            raise sqlite3.OperationalError("database or disk is full")
+
+    stages = _streams(monkeypatch)
+    monkeypatch.setattr(Stage, "BATCH", 4)  # rows go to the database every 64
+    if where == "scan":  # the build's file cannot grow while the scan runs
+        real_flush = Stage._flush
+
+        def flush(self: Stage, stream: tuple[int, ...], n: int) -> None:
+            real_flush(self, stream, n)
+            if self.direct and self.loaded:
+                full()
+
+        monkeypatch.setattr(Stage, "_flush", flush)
+    if where == "sums":
+        real = Rollups.rebuild_sql
+
+        def rebuild_sql(self: Rollups, *a: Any, **k: Any) -> None:
+            if a[2:3] != (None,) and len(a) > 2:  # the load's (with its second reader)
+                full()
+            real(self, *a, **k)
+
+        monkeypatch.setattr(Rollups, "rebuild_sql", rebuild_sql)
+    eng = _engine(root, tmp_path / "home")
+    ch = eng.refresh()
+    monkeypatch.undo()
+    assert failed == [where]
+    assert stages and stages[0].direct and stages[0].loaded > 0
+    assert not stages[-1].direct  # the second try: the usual way, into the ledger file
+    assert _builds(eng) == [] and eng.ledger_file.is_file()
+    assert eng.db is not None and ref.db is not None and not eng.db.build
+    assert _content(eng.db.conn) == _content(ref.db.conn)
+    assert ch.new_records == len(_content(ref.db.conn)["records"])
+    assert eng.report("daily").to_json() == ref.report("daily").to_json()
+
+
+@pytest.mark.parametrize("block_seconds", [18000.0, 3600.5])
+def test_block_spans_read_beside_the_sums(tmp_path: Path, block_seconds: float) -> None:
+    """The stored sums built with the blocks' spans read by a second connection (a thread)
+    equal those built by one connection, and the Python build over the same records."""
+    path = tmp_path / "l.sqlite3"
+    db = LedgerDB(path)
+    recs = _tricky_records()
+    db.merge(recs)
+    stored = db.records()
+    assert len(stored) == len(recs)
+    py = sqlite3.connect(tmp_path / "py.sqlite3")
+    Rollups(py, lambda *a, **k: [], block_seconds).rebuild({"claude": stored})
+    want = _sums(py)
+    reader = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+    )
+    try:
+        with db.write() as conn:
+            ru = Rollups(conn, lambda *a, **k: [], block_seconds)
+            ru.rebuild_sql("claude", db.records_sql(), reader)
+    finally:
+        reader.close()
+    got = _sums(db.conn)
+    assert len(want["rollup_block"]) > 3
+    assert got == want
+    with db.write() as conn:  # and without the reader: the same
+        Rollups(conn, lambda *a, **k: [], block_seconds).rebuild_sql("claude", db.records_sql())
+    assert _sums(db.conn) == want
+
+
+def _sums(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rollup_%'"
+            " AND name != 'rollup_meta'"
+        )
+    ]
+    return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in sorted(names)}
+
+
+def _tricky_records() -> list[UsageRecord]:
+    """Records with what block sums must get right: equal times (costs summed in (ts, key)
+    order), several models with equal first times, the synthetic model, times on bucket and
+    block edges, gaps longer than a block."""
+    out: list[UsageRecord] = []
+    t0 = 1_772_000_000.0 - 1_772_000_000.0 % 3600
+    models = ["claude-opus-4-1", "claude-sonnet-4-5", "<synthetic>", "claude-haiku-4-5"]
+    for i in range(700):
+        ts = t0 + (i // 3) * 97.0
+        if i % 50 == 0:
+            ts = t0 + (i // 50) * 18000.0  # on a block end
+        if i % 173 == 0:
+            t0 += 7 * 3600
+        out.append(
+            UsageRecord(
+                ts,
+                f"s{i % 5}",
+                "" if i % 9 == 0 else f"/p/{i % 3}",
+                models[i % 4],
+                i % 97,
+                (i * 31) % 2000,
+                (i * 7) % 500,
+                (i * 3) % 100,
+                (i * 101) % 90000,
+                f"k{(i * 7919) % 100000:05d}",
+                (i % 17) * 3.1e-6 + ((i * 7919) % 1000) / 3e7,
+                None,
+            )
+        )
+    return out
+
+
+def test_build_needs_no_ledger_lock(corpus: Path, tmp_path: Path) -> None:
+    """The ledger lock is held elsewhere while a first scan builds: the build is private,
+    so it is still loaded and published (saved, not an in-memory fallback), exact."""
+    from tokmon.fsutil import FileLock
+
+    eng = _engine(corpus, tmp_path / "home")
+    eng.ledger_file.parent.mkdir(parents=True)
+    with FileLock(eng.ledger_file.with_suffix(".lock"), timeout=1):
+        ch = eng.refresh()
+    assert not [w for w in ch.warnings if "lock" in w], ch.warnings
+    assert eng.ledger_file.is_file() and _builds(eng) == []
+    assert eng.db is not None and not eng.db.build and eng.data_version() is not None
     ref = _reference(corpus, tmp_path / "ref")
     assert ref.db is not None
     assert _content(eng.db.conn) == _content(ref.db.conn)

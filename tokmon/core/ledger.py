@@ -101,6 +101,15 @@ _INSERT = _UPSERT.split(" ON CONFLICT")[0]
 _UPSERT_LARGER = (
     "ON CONFLICT" + _UPSERT.split(" ON CONFLICT")[1] + " WHERE excluded.output > output"
 )
+#: a build's load (see Stage): the first stream straight into records while the scan runs;
+#: its indexes built once after the load (else kept up row by row)
+DIRECT_LOAD = True
+DIRECT_INDEXES_AFTER = True
+#: ... and the blocks' spans of its stored sums read on a second connection while the first
+#: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
+SIDE_READER = True
+SIDE_READER_CACHE = -2000
+BUILD_CACHE = -16000  # a build's page cache (KiB, negative)
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
 #: a row of the change log that names a write (its random id), not a session: session ids
@@ -329,8 +338,9 @@ class LedgerDB:
         self.on_merge: Callable[[list[tuple[UsageRecord | None, UsageRecord]], bool], None] | None
         self.on_merge = None
         self.on_reprice: Callable[[], None] | None = None
-        # Called inside merge_staged's transaction after a bulk load (every record is new).
-        self.on_bulk: Callable[[], None] | None = None
+        # Called inside merge_staged's transaction after a bulk load (every record is new),
+        # with a second connection that reads the records committed (a build) or None.
+        self.on_bulk: Callable[[sqlite3.Connection | None], None] | None = None
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -403,8 +413,10 @@ class LedgerDB:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         os.close(fd)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA cache_size=-16000")
+            # no busy wait: only this process's own reader (Stage, SIDE_READER) ever holds a
+            # lock on it, and then a cache spill that would wait for it is skipped instead
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+            conn.execute(f"PRAGMA cache_size={BUILD_CACHE}")
             conn.execute("PRAGMA journal_mode=MEMORY")
             conn.execute("PRAGMA synchronous=OFF")
             conn.executescript(_SCHEMA + _AGENT_SCHEMA)
@@ -535,14 +547,18 @@ class LedgerDB:
     # -- transactions -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, begun: bool = False) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction (committed on success, else rolled back) that
-        bumps the generation (:meth:`generation`)."""
+        bumps the generation (:meth:`generation`). ``begun``: the caller opened it already
+        (a build's direct load, see :class:`Stage`)."""
         if self.readonly:
             raise sqlite3.OperationalError("the ledger is read-only")
         with self._mu:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
+            if not begun:
+                conn.execute("BEGIN IMMEDIATE")
+            elif not conn.in_transaction:
+                raise sqlite3.OperationalError("the build's load transaction is not open")
             try:
                 conn.execute("UPDATE meta SET value = value + 1 WHERE key='gen'")
                 # counted by the writers that log every change (see log_skew)
@@ -814,8 +830,9 @@ class LedgerDB:
             return self.conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
 
     def stage(self) -> Stage:
-        """Temporary tables to stage a bulk load in (see :class:`Stage`)."""
-        return Stage(self)
+        """Temporary tables to stage a bulk load in (see :class:`Stage`; into a build file,
+        a ``direct`` one)."""
+        return Stage(self, direct=self.build and DIRECT_LOAD)
 
     def merge_staged(
         self,
@@ -834,31 +851,53 @@ class LedgerDB:
         records by then (another process merged meanwhile: use :meth:`merge`)."""
         # Every staged row into its table first, outside the transaction: rows inserted
         # inside it would go with its rollback (a full disk, another process's records)
-        # while already gone from the stage's memory.
+        # while already gone from the stage's memory. (A direct stage's transaction is open
+        # since the scan began: a rollback loses it all, and the caller scans again.)
         stage.flush()
         try:
-            with self.write() as conn:
+            with self.write(begun=stage.direct) as conn:
                 gen = conn.execute("SELECT value FROM meta WHERE key='gen'").fetchone()[0]
-                if conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None:
+                if (
+                    not stage.direct
+                    and conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+                ):
                     raise _NotEmpty()
                 n = 0
                 sessions: set[str] = set()
                 if stage.rows:
-                    conn.execute("DROP INDEX IF EXISTS records_ts")
-                    conn.execute("DROP INDEX IF EXISTS records_session")
+                    if not stage.direct:  # (a direct load dropped them when it began)
+                        conn.execute("DROP INDEX IF EXISTS records_ts")
+                        conn.execute("DROP INDEX IF EXISTS records_session")
                     for table in stage.tables:  # in staging order: ties keep the first
                         conn.execute(
                             f"INSERT INTO records ({COLS}, agent) SELECT {COLS}, '{CLAUDE}' FROM"
                             f" {table} WHERE 1 ORDER BY rowid {_UPSERT_LARGER}"
                         )
-                    conn.execute("CREATE INDEX records_ts ON records (ts)")
-                    conn.execute("CREATE INDEX records_session ON records (session)")
+                if not stage.direct or DIRECT_INDEXES_AFTER:  # dropped before the load
+                    conn.execute("CREATE INDEX IF NOT EXISTS records_ts ON records (ts)")
+                    conn.execute("CREATE INDEX IF NOT EXISTS records_session ON records (session)")
+                if stage.rows:
                     n = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
                     sessions = {r[0] for r in conn.execute("SELECT DISTINCT session FROM records")}
                     if not self.build:  # (a new database: no process has seen it before)
                         self._log_changes(conn, gen, sessions)
                     if self.on_bulk is not None:
-                        self.on_bulk()
+                        reader = syncer = None
+                        if stage.direct and SIDE_READER:
+                            # A private build: the records (and their indexes) committed now,
+                            # so a second connection reads them while this one sums them,
+                            # and the disk gets them meanwhile (publish then syncs the rest).
+                            conn.execute("COMMIT")
+                            conn.execute("BEGIN IMMEDIATE")
+                            reader = self._side_reader()
+                            syncer = self._sync_behind()
+                        try:
+                            self.on_bulk(reader)
+                        finally:
+                            if reader is not None:
+                                reader.close()
+                            if syncer is not None:
+                                syncer.join()
                     else:  # the stored sums did not follow: rebuilt on their next use
                         conn.execute("INSERT OR REPLACE INTO meta VALUES ('sums', 0)")
                 self._merge_state(
@@ -867,6 +906,51 @@ class LedgerDB:
         except _NotEmpty:
             return None
         return n, sessions, gen
+
+    def _side_reader(self) -> sqlite3.Connection | None:
+        """A second, read-only connection to this build file (what it has committed), for
+        reads beside this connection's work; None where there is none to be had."""
+        if not self.build or self.path is None or sqlite3.threadsafety == 0:
+            return None
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (sqlite3.Error, ValueError, OSError):
+            return None
+        try:
+            conn.execute(f"PRAGMA cache_size={SIDE_READER_CACHE}")
+            # one read transaction, its shared lock taken now and held to the end: a cache
+            # spill of the writer then waits for nothing (it is skipped, see _connect_build)
+            # and never keeps this reader out between two statements
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            conn.close()
+            return None
+        return conn
+
+    def _sync_behind(self) -> threading.Thread | None:
+        """A thread that writes this build file's committed pages to disk (an fsync, whose
+        wait needs no CPU) while the caller goes on; :meth:`publish` syncs what follows."""
+        path = self.path
+        if not self.build or path is None:
+            return None
+
+        def sync() -> None:
+            with contextlib.suppress(OSError):  # (publish syncs, and says so, anyway)
+                fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+        thread = threading.Thread(target=sync, name="tokmon-build-sync", daemon=True)
+        thread.start()
+        return thread
 
     def records_sql(self, agent: str = CLAUDE, checked: bool = True) -> str:
         """A SELECT of ``agent``'s valid records (ts, session, project, model, input, output,
@@ -1152,24 +1236,45 @@ class Stage:
     Python, no lock taken; detached at the end, which drops it whole instead of freeing its
     pages one by one), for :meth:`LedgerDB.merge_staged`. Rows go to a table per stream (a
     sortable key: merge order is the order of the keys), each read back in the order they
-    were added."""
+    were added.
+
+    ``direct`` (a private build file, see :func:`build_path`: no other process reads or
+    writes it): the load's transaction opens here and stays open while the scan runs, and
+    the rows of stream :data:`FIRST` (the first in merge order, arriving in it: the calling
+    process's own share) go straight into ``records`` with the dedup rule (the largest output
+    wins, ties keep the first), so that part of the load is done while the workers still
+    scan; the other streams are staged and merged after it. If anything fails, the
+    transaction rolls back whole: the caller drops the build and scans the usual way."""
 
     SCHEMA = "tokmon_stage"
 
     BATCH = 64  # rows per INSERT (64 x 12 parameters: below SQLite's old limit of 999)
+    FIRST = (0, 0)  # the stream that comes first in merge order (scan_all's part 0)
 
-    def __init__(self, db: LedgerDB) -> None:
+    def __init__(self, db: LedgerDB, direct: bool = False) -> None:
         self.db = db
         self.rows = 0
+        self.direct = direct
+        self.loaded = 0  # rows of FIRST sent straight to ``records`` (direct)
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
         marks = "(" + ",".join("?" * 12) + ")"
         self._many = "INSERT INTO {} VALUES " + ",".join([marks] * self.BATCH)
         self._one = "INSERT INTO {} VALUES " + marks
+        rec = f"(?,?,?,?,?,?,?,?,?,?,?,?,'{CLAUDE}')"
+        head = f"INSERT INTO records ({COLS}, agent) VALUES "
+        self._direct_many = head + ",".join([rec] * self.BATCH) + " " + _UPSERT_LARGER
+        self._direct_one = head + rec + " " + _UPSERT_LARGER
         with db._mu:
+            conn = db.conn
             with contextlib.suppress(sqlite3.Error):  # (one a failed refresh left attached)
-                db.conn.execute(f"DETACH DATABASE {self.SCHEMA}")
-            db.conn.execute(f"ATTACH DATABASE '' AS {self.SCHEMA}")  # on disk, not in RAM
+                conn.execute(f"DETACH DATABASE {self.SCHEMA}")
+            conn.execute(f"ATTACH DATABASE '' AS {self.SCHEMA}")  # on disk, not in RAM
+            if direct:
+                conn.execute("BEGIN IMMEDIATE")
+                if DIRECT_INDEXES_AFTER:  # built once, after the load (merge_staged)
+                    conn.execute("DROP INDEX IF EXISTS records_ts")
+                    conn.execute("DROP INDEX IF EXISTS records_session")
 
     @property
     def tables(self) -> list[str]:
@@ -1177,15 +1282,17 @@ class Stage:
         return [self._tables[k] for k in sorted(self._tables)]
 
     def add(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
-        """Append rows (lists in record field order, priced) to the table of ``stream``."""
+        """Append rows (lists in record field order, priced) to the table of ``stream``
+        (``direct``: the rows of :data:`FIRST` to ``records``)."""
         if not rows:
             return
         pending = self._pending.get(stream)
         if pending is None:
-            table = f"{self.SCHEMA}.t{len(self._tables)}"
-            with self.db._mu:
-                self.db.conn.execute(f"CREATE TABLE {table} ({COLS})")
-            self._tables[stream] = table
+            if not (self.direct and stream == self.FIRST):
+                table = f"{self.SCHEMA}.t{len(self._tables)}"
+                with self.db._mu:
+                    self.db.conn.execute(f"CREATE TABLE {table} ({COLS})")
+                self._tables[stream] = table
             pending = self._pending[stream] = []
         pending += rows
         self.rows += len(rows)
@@ -1197,16 +1304,20 @@ class Stage:
         pending = self._pending[stream]
         if n < 0:
             n = len(pending)
-        table = self._tables[stream]
-        many = self._many.format(table)
+        table = self._tables.get(stream)
+        if table is None:  # FIRST, direct: into records (ties keep the row already there)
+            many, one = self._direct_many, self._direct_one
+            self.loaded += n
+        else:
+            many, one = self._many.format(table), self._one.format(table)
         k = self.BATCH
         full = n - n % k
         with self.db._mu:
             conn = self.db.conn
-            for i in range(0, full, k):  # each INSERT is its own (temporary) transaction
+            for i in range(0, full, k):  # (outside ``direct``: each its own transaction)
                 conn.execute(many, [v for row in pending[i : i + k] for v in row])
             if full < n:
-                conn.executemany(self._one.format(table), pending[full:n])
+                conn.executemany(one, pending[full:n])
         del pending[:n]
 
     def flush(self) -> None:
@@ -1216,7 +1327,9 @@ class Stage:
                 self._flush(stream, -1)
 
     def records(self) -> list[UsageRecord]:
-        """The staged rows as records, in merge order (for :meth:`LedgerDB.merge`)."""
+        """The staged rows as records, in merge order (for :meth:`LedgerDB.merge`; not for a
+        ``direct`` stage, whose first stream is in ``records`` already)."""
+        assert not self.direct
         new = tuple.__new__
         self.flush()
         with self.db._mu:
@@ -1228,9 +1341,13 @@ class Stage:
 
     def close(self) -> None:
         """Drop the staging database (ignored when the connection is gone; when a transaction
-        is still open, the next Stage drops it)."""
+        is still open, the next Stage drops it). A ``direct`` load not merged by now is
+        rolled back (the caller drops the build)."""
         with self.db._mu, contextlib.suppress(sqlite3.Error):
-            self.db.conn.execute(f"DETACH DATABASE {self.SCHEMA}")
+            conn = self.db.conn
+            if self.direct and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute(f"DETACH DATABASE {self.SCHEMA}")
 
 
 def is_corrupt(exc: sqlite3.Error) -> bool:

@@ -160,6 +160,16 @@ _BUCKET_Q = f"CAST(ts / {BUCKET} AS INTEGER)"
 _BUCKET_SQL = f"({_BUCKET_Q} - ({_BUCKET_Q} * {BUCKET} > ts))"
 
 
+# one block read from the records: first, start, the next block's first (None: the last),
+# a record exactly on its end, its costs in (ts, key) order
+_Span = tuple[float, float, "float | None", bool, list[float]]
+
+
+def _span_where(first: float, nxt: float | None) -> tuple[str, tuple[float, ...]]:
+    """The records of the block that starts at ``first`` (the next one at ``nxt``)."""
+    return ("ts >= ?", (first,)) if nxt is None else ("ts >= ? AND ts < ?", (first, nxt))
+
+
 def _new_sums() -> _Sums:
     return [0, 0, 0, 0, 0, 0, 0, float("inf"), float("-inf")]
 
@@ -414,49 +424,111 @@ class Rollups:
             (agent,),
         )
 
-    def rebuild_sql(self, agent: str, source: str) -> None:
+    def rebuild_sql(
+        self, agent: str, source: str, reader: sqlite3.Connection | None = None
+    ) -> None:
         """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
         this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
         cr, key, cost`` of every record. The sums are computed by SQLite (no Python object per
         record; the same values as :meth:`rebuild`: buckets are the floor of ``ts / BUCKET``,
         costs round half to even to picodollars, like Python's ``round``); only the blocks
-        are grouped in Python, streaming the records in (ts, key) order."""
+        are grouped in Python, streaming the records in (ts, key) order.
+
+        ``reader``: another connection to the same database whose committed content holds
+        these records and their ``ts`` index (a private build, see
+        :meth:`~tokmon.core.ledger.LedgerDB.merge_staged`): the blocks' spans and costs are
+        read through it by a thread while this connection builds the cells (SQLite runs
+        without the GIL: on two cores, the two take the time of the longer)."""
         self.clear()
         c = self.conn
-        c.execute(
-            "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
-            " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts), max(ts)"
-            f" FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input, output, cc, c1h,"
-            f" cr, {_PICO_SQL} AS pico, ts FROM ({source})) GROUP BY b, model, session, project",
-            (agent,),
-        )
-        c.execute(  # a record count per project: its cells' counts (fewer rows than records)
-            "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
-            " WHERE agent=? GROUP BY project",
-            (agent,),
-        )
-        self._sum_cells(agent)
-        c.execute(
-            "INSERT INTO rollup_session_model SELECT agent, session_id, model, sum(i), sum(o),"
-            " sum(cc), sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last)"
-            " FROM rollup_cell WHERE agent=? GROUP BY session_id, model",
-            (agent,),
-        )
-        # a session's project: the cwd of its latest cell that has one (ties: the larger name)
-        c.execute(
-            "INSERT INTO rollup_session SELECT s.agent, s.session_id, coalesce(p.project, ''),"
-            " coalesce(p.t, 0.0), s.f, s.l FROM (SELECT agent, session_id, min(first) AS f,"
-            " max(last) AS l FROM rollup_session_model WHERE agent=? GROUP BY session_id) AS s"
-            " LEFT JOIN (SELECT session_id, project, t FROM (SELECT session_id, project,"
-            " max(last) AS t, row_number() OVER (PARTITION BY session_id"
-            " ORDER BY max(last) DESC, project DESC) AS rn FROM rollup_cell"
-            " WHERE agent=? AND project != '' GROUP BY session_id, project) WHERE rn = 1) AS p"
-            " ON p.session_id = s.session_id",
-            (agent, agent),
-        )
-        self._store_blocks_sql(agent, source)
+        spans: list[_Span] | None = None
+        got: list[list[_Span] | BaseException] = []
+        thread = None
+        if reader is not None and self.keeps_blocks:
+            import threading
 
-    def _store_blocks_sql(self, agent: str, source: str) -> None:
+            def read() -> None:
+                try:
+                    got.append(self._block_spans(reader, source))
+                except BaseException as exc:  # raised again by this thread, below
+                    got.append(exc)
+
+            thread = threading.Thread(target=read, name="tokmon-block-spans", daemon=True)
+            thread.start()
+        try:
+            c.execute(
+                "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
+                " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts),"
+                f" max(ts) FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input,"
+                f" output, cc, c1h, cr, {_PICO_SQL} AS pico, ts FROM ({source}))"
+                " GROUP BY b, model, session, project",
+                (agent,),
+            )
+            c.execute(  # a record count per project: its cells' counts (fewer rows than records)
+                "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
+                " WHERE agent=? GROUP BY project",
+                (agent,),
+            )
+            self._sum_cells(agent)
+            c.execute(
+                "INSERT INTO rollup_session_model SELECT agent, session_id, model, sum(i),"
+                " sum(o), sum(cc), sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last)"
+                " FROM rollup_cell WHERE agent=? GROUP BY session_id, model",
+                (agent,),
+            )
+            # a session's project: the cwd of its latest cell that has one (ties: the larger)
+            c.execute(
+                "INSERT INTO rollup_session SELECT s.agent, s.session_id, coalesce(p.project,"
+                " ''), coalesce(p.t, 0.0), s.f, s.l FROM (SELECT agent, session_id, min(first)"
+                " AS f, max(last) AS l FROM rollup_session_model WHERE agent=? GROUP BY"
+                " session_id) AS s LEFT JOIN (SELECT session_id, project, t FROM (SELECT"
+                " session_id, project, max(last) AS t, row_number() OVER (PARTITION BY"
+                " session_id ORDER BY max(last) DESC, project DESC) AS rn FROM rollup_cell"
+                " WHERE agent=? AND project != '' GROUP BY session_id, project) WHERE rn = 1)"
+                " AS p ON p.session_id = s.session_id",
+                (agent, agent),
+            )
+        finally:
+            if thread is not None:
+                thread.join()
+        if got:
+            if isinstance(got[0], BaseException):
+                raise got[0]
+            spans = got[0]
+        self._store_blocks_sql(agent, source, spans)
+
+    def _block_spans(self, conn: sqlite3.Connection, source: str) -> list[_Span]:
+        """The blocks of the records of ``source``, read on ``conn`` from the records alone
+        (see :meth:`_store_blocks_sql`): per block its first time, start, the next block's
+        first time (None: the last), whether a record sits exactly on its end (when
+        ``block_seconds`` is a multiple of BUCKET) and its costs in (ts, key) order."""
+        bs = self.block_seconds
+        aligned = bs % BUCKET == 0
+        out: list[_Span] = []
+        nxt = conn.execute(f"SELECT min(ts) FROM ({source})").fetchone()[0]
+        while nxt is not None:
+            first = float(nxt)
+            start = float(int(first // 3600) * 3600)
+            nxt = conn.execute(  # the same float test as group_blocks: ts - start > bs
+                f"SELECT min(ts) FROM ({source}) WHERE ts > ? AND ts - ? > ?", (start, start, bs)
+            ).fetchone()[0]
+            where, args = _span_where(first, nxt)
+            edge = aligned and (
+                conn.execute(
+                    f"SELECT 1 FROM ({source}) WHERE ts = ? LIMIT 1", (start + bs,)
+                ).fetchone()
+                is not None
+            )
+            costs = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT cost FROM ({source}) WHERE {where} ORDER BY ts, key", args
+                )
+            ]
+            out.append((first, start, nxt, edge, costs))
+        return out
+
+    def _store_blocks_sql(self, agent: str, source: str, spans: list[_Span] | None = None) -> None:
         """Insert the blocks of the records of ``source`` (see :meth:`rebuild_sql`), a few
         queries per block instead of Python work per record. A block's records are those
         from its first up to its start (the hour of the first) plus ``block_seconds``: in
@@ -467,35 +539,23 @@ class Rollups:
         When the block's end falls on a bucket edge (``block_seconds`` a multiple of
         BUCKET) and no record sits exactly on an edge, a block is a run of whole buckets:
         its per-model sums come from ``rollup_cell`` (built first), and only its costs are
-        read record by record."""
+        read record by record. ``spans``: what :meth:`_block_spans` read (on another
+        connection, meanwhile); else it is read here."""
         if not self.keeps_blocks:
             return
         c = self.conn
         bs = self.block_seconds
         aligned = bs % BUCKET == 0
-        nxt = c.execute(f"SELECT min(ts) FROM ({source})").fetchone()[0]
+        if spans is None:
+            spans = self._block_spans(c, source)
         out: list[tuple[Any, ...]] = []
         mout: list[tuple[Any, ...]] = []
         add = operator.add
         edge_hit = False  # a record exactly on the previous block's end
-        while nxt is not None:
-            first = float(nxt)
-            start = float(int(first // 3600) * 3600)
-            nxt = c.execute(  # the same float test as group_blocks: ts - start > bs
-                f"SELECT min(ts) FROM ({source}) WHERE ts > ? AND ts - ? > ?", (start, start, bs)
-            ).fetchone()[0]
-            where, args = (
-                ("ts >= ?", (first,)) if nxt is None else ("ts >= ? AND ts < ?", (first, nxt))
-            )
-            by_cells = aligned and not edge_hit
-            if aligned:
-                edge_hit = (
-                    c.execute(
-                        f"SELECT 1 FROM ({source}) WHERE ts = ? LIMIT 1", (start + bs,)
-                    ).fetchone()
-                    is not None
-                )
-                by_cells = by_cells and not edge_hit
+        for first, start, nxt, edge, costs in spans:
+            where, args = _span_where(first, nxt)
+            by_cells = aligned and not edge_hit and not edge
+            edge_hit = edge
             per: list[Any] = []
             if by_cells:  # model, i, o, cc, c1h, cr, cost, n, last, first
                 per = c.execute(
@@ -508,11 +568,6 @@ class Rollups:
             # (else by the records, whose (ts, key) order breaks the tie)
             firsts = sorted((p[9], p[0]) for p in per)
             ordered = bool(per) and len({f for f, _ in firsts}) == len(firsts)
-            cols = "cost" if ordered else "cost, model"
-            rows = c.execute(
-                f"SELECT {cols} FROM ({source}) WHERE {where} ORDER BY ts, key", args
-            ).fetchall()
-            costs, *more = zip(*rows, strict=True)
             if not per or sum(p[7] for p in per) != len(costs):
                 per = c.execute(
                     f"SELECT model, sum(input), sum(output), sum(cc), sum(c1h), sum(cr),"
@@ -522,11 +577,8 @@ class Rollups:
                 ).fetchall()
                 ordered = False
             if not ordered:
-                if more:
-                    ms = more[0]
-                else:  # the cells' sums were not used after all: read the models too
-                    sql = f"SELECT model FROM ({source}) WHERE {where} ORDER BY ts, key"
-                    ms = tuple(r[0] for r in c.execute(sql, args))
+                sql = f"SELECT model FROM ({source}) WHERE {where} ORDER BY ts, key"
+                ms = [r[0] for r in c.execute(sql, args)]
                 models = [m for m in dict.fromkeys(ms) if m != SYNTHETIC_MODEL]
             else:
                 models = [m for _, m in firsts if m != SYNTHETIC_MODEL]

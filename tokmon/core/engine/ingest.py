@@ -69,9 +69,17 @@ class Ingest(EngineState):
                 except _Rebuild:  # found corrupt while merging: moved aside, scan again
                     changes.new_records = changes.files_read = changes.bytes_read = 0
                 except sqlite3.DatabaseError as exc:
-                    if attempt == 2 or self._mem or not is_corrupt(exc):
+                    if self.db is not None and self.db.build and attempt < 2:
+                        # a first scan's private build failed (a full disk?): dropped, and
+                        # the usual way next, which saves what it can or says why not
+                        log.debug("the build failed (%s): scanning again the usual way", exc)
+                        self._drop_build()
+                        self._no_build = True
+                        changes.new_records = changes.files_read = changes.bytes_read = 0
+                    elif attempt == 2 or self._mem or not is_corrupt(exc):
                         raise
-                    self._corrupt(exc, changes)
+                    else:
+                        self._corrupt(exc, changes)
                 paths = None
                 self._invalidate()
             t2 = time.perf_counter()

@@ -330,9 +330,14 @@ class Store(EngineState):
                 lock.acquire()
             except (OSError, LockTimeout) as exc:
                 lock = None
-                if stage is not None:  # read back before the connection is left
-                    recs, stage = stage.records(), None
-                db = self._fallback(changes, f"cannot lock the ledger ({exc}); results not saved")
+                if db.build:  # a private file (see publish): it needs no lock
+                    log.debug("building without the ledger lock: %s", exc)
+                else:
+                    if stage is not None:  # read back before the connection is left
+                        recs, stage = stage.records(), None
+                    db = self._fallback(
+                        changes, f"cannot lock the ledger ({exc}); results not saved"
+                    )
         try:
             try:
                 if stage is not None:
@@ -344,7 +349,7 @@ class Store(EngineState):
                 else:
                     deltas, gen = db.merge(recs, files, gone, titles, prices=prices, agents=agents)
             except sqlite3.OperationalError as exc:
-                if self._mem:
+                if self._mem or db.build:  # (a failed build: dropped, see Ingest.refresh)
                     raise
                 if stage is not None:
                     recs, stage = stage.records(), None
@@ -436,7 +441,7 @@ class Store(EngineState):
         db.on_merge = on_merge
         db.on_reprice = rebuild
         # a bulk load into an empty ledger: every record passed the table's guards just now
-        db.on_bulk = lambda: roll.rebuild_sql(CLAUDE, db.records_sql(checked=False))
+        db.on_bulk = lambda reader: roll.rebuild_sql(CLAUDE, db.records_sql(checked=False), reader)
         self._rollups = roll
         return roll
 
