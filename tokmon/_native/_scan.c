@@ -335,6 +335,13 @@ static PyObject *shown_of(const char *s, size_t n, memo *m, PyObject *strings,
     if (!raw) return NULL;
     shown = PyDict_GetItemWithError(strings, raw);
     if (shown) {
+        /* put_row reads it with PyUnicode_GET_LENGTH: a value of another type would be
+         * read as a str (past the end of a small object) */
+        if (!PyUnicode_Check(shown)) {
+            PyErr_SetString(PyExc_TypeError, "strings: a value is not a str");
+            Py_DECREF(raw);
+            return NULL;
+        }
         Py_INCREF(shown);
     } else if (PyErr_Occurred()) {
         Py_DECREF(raw);
@@ -463,7 +470,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t start, stop, base, s;
     PyObject *source, *best, *strings, *text, *fallback;
-    unsigned long long max_tokens;
+    long long max_tokens; /* "L", not "K": K takes any int modulo 2**64 */
     double ts_min, ts_max;
     pass1 p;
     yyjson_alc *alc;
@@ -473,13 +480,19 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     size_t i;
     int failed = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOKdd:scan", &view, &start, &stop, &base, &source,
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd:scan", &view, &start, &stop, &base, &source,
                           &PyDict_Type, &best, &PyDict_Type, &strings, &text, &fallback,
                           &max_tokens, &ts_min, &ts_max))
         return NULL;
     if (start < 0 || stop > view.len || start > stop) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "scan: range out of the buffer");
+        return NULL;
+    }
+    /* base + offset must not wrap (a row key's file offset), nor max_tokens be negative */
+    if (base > PY_SSIZE_T_MAX - stop || max_tokens < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan: base or max_tokens out of range");
         return NULL;
     }
     memset(&p, 0, sizeof(p));
@@ -501,7 +514,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 break;
             }
             scan_line(&p, buf, s, end, (uint64_t)max_tokens, alc, &p.recs[p.n]);
-            p.n++;
+            /* Keep a record only for a usage line or the first of a run of lines for
+             * Python: a record per line made a block of blank or short lines cost ~136
+             * bytes a line (a 1 MB block of newlines: ~150 MB). A skipped line between
+             * two lines for Python joins their run: Python skips it too. */
+            if (p.recs[p.n].kind == K_PY && p.n > 0 && p.recs[p.n - 1].kind == K_PY)
+                p.recs[p.n - 1].end = end;
+            else if (p.recs[p.n].kind != K_SKIP)
+                p.n++;
             s = end + 1;
         }
     }
