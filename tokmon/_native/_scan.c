@@ -54,7 +54,8 @@ typedef struct {
     char *scratch; /* a copy of the line being parsed (yyjson parses in place) */
     size_t scratch_size;
     int nomem;
-    size_t fast; /* lines the pre-pass skipped */
+    int prepass;  /* prepass_enabled, read with the GIL held */
+    size_t fast;  /* lines the pre-pass skipped */
 } pass1;
 
 static int grow_recs(pass1 *p) {
@@ -305,12 +306,12 @@ static const unsigned char *pre_string(const unsigned char *s, const unsigned ch
             }
         }
         if (c < 0x80) return NULL; /* a raw control byte */
-        {
+        *plain = 0;
+        do { /* a run of non-ASCII characters (e.g. CJK text) in one go */
             int n = pre_utf8(s, e);
             if (!n) return NULL;
-            *plain = 0;
             s += n;
-        }
+        } while (s < e && *s >= 0x80);
     }
 }
 
@@ -480,7 +481,7 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
     if (line[0] != '{' ||
         (line[len - 1] != '}' && (line[len - 1] != '\r' || len < 2 || line[len - 2] != '}')))
         return;
-    if (prepass_enabled && prepass(line, len)) {
+    if (p->prepass && prepass(line, len)) {
         r->kind = K_SKIP;
         p->fast++;
         return;
@@ -766,6 +767,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         return NULL;
     }
     memset(&p, 0, sizeof(p));
+    p.prepass = prepass_enabled;
     memset(memos, 0, sizeof(memos));
     alc = yyjson_alc_dyn_new();
     if (!alc) {
