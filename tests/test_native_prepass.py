@@ -82,6 +82,12 @@ TOOL_RESULT = (
 SKIPPED = [
     b"{}",
     b"{ }",
+    b'{"x":{"type":"assistant","message":{"usage":{"output_tokens":5}}}}',
+    b'{"type":"user","v":["assistant"],"w":{"role":"assistant"}}',
+    b'{"typ":"assistant","message":"assistant"}',
+    b'{"type":"progress","data":{"message":{"type":"assistant","message":{"role":"assistant",'
+    b'"usage":{"output_tokens":5}}}}}',
+    b'{"message":{"x":{"role":"assistant"}},"message2":{"role":"assistant"}}',
     b"{}\r",
     b'{"a":1}\r',
     b'{\t"a" :\r1 }',
@@ -224,10 +230,11 @@ LEFT = [
     b'{"type":["user"]}',
     b'{"type":{"a":"user"}}',
     b'{"type" : null , "a":1}',
-    # any string "assistant" (a usage line's "role"): yyjson reads such a line anyway
-    b'{"x":{"type":"assistant","message":{"usage":{"output_tokens":5}}}}',
-    b'{"type":"user","v":["assistant"]}',
-    b'{"typ":"assistant"}',
+    # a string "assistant" in the top-level "message" (a usage line's "role"): yyjson reads
+    # such a line anyway
+    b'{"message":{"role":"assistant"}}',
+    b'{"type":"user","message":{"role":"assistant","content":"x"}}',
+    b'{"message":{"role":"user","x":"assistant"}}',
 ]
 for depth in (129, 130, 511, 512, 513, 1024, 1025):  # containers, the top object included
     LEFT.append(('{"a":' + "[" * (depth - 1) + "]" * (depth - 1) + "}").encode())

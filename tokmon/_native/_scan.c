@@ -352,7 +352,7 @@ static const unsigned char *pre_number(const unsigned char *s, const unsigned ch
 static int prepass(const char *line, size_t len) {
     const unsigned char *s = (const unsigned char *)line, *e = s + len, *k;
     unsigned char stack[PRE_DEPTH];
-    int sp = 0, types = 0, plain;
+    int sp = 0, types = 0, plain, in_message = 0;
     size_t kn;
     /* the shape scan_line asks for: "{...}", a CR before the newline allowed */
     if (len < 2 || s[0] != '{' || (e[-1] != '}' && (e[-1] != '\r' || e[-2] != '}'))) return 0;
@@ -377,6 +377,7 @@ key:
     s++;
     if (sp == 1) {
         if (!plain) return 0; /* an escape could spell "type" */
+        in_message = kn == 7 && memcmp(k, "message", 7) == 0;
         if (kn == 4 && memcmp(k, "type", 4) == 0) {
             const unsigned char *v;
             size_t n;
@@ -402,8 +403,9 @@ value:
         k = s + 1;
         s = pre_string(k, e, &plain);
         if (!s) return 0;
-        /* "role": "assistant" early in a usage line: yyjson will read the line anyway */
-        if (s - k == 10 && memcmp(k, "assistant", 9) == 0) return 0;
+        /* "role": "assistant" early in a usage line's "message": yyjson reads the line
+         * anyway (not so in another key's value, e.g. a progress line's nested message) */
+        if (sp == 2 && in_message && s - k == 10 && memcmp(k, "assistant", 9) == 0) return 0;
         goto after;
     case '{':
         if (sp >= PRE_DEPTH) return 0;
