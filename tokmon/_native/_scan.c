@@ -54,6 +54,8 @@ typedef struct {
     char *scratch; /* a copy of the line being parsed (yyjson parses in place) */
     size_t scratch_size;
     int nomem;
+    int prepass;  /* prepass_enabled, read with the GIL held */
+    size_t fast;  /* lines the pre-pass skipped */
 } pass1;
 
 static int grow_recs(pass1 *p) {
@@ -178,6 +180,285 @@ static int canonical_stamp(const char *s, size_t n, double *ts) {
     return 1;
 }
 
+/* --- the validate-only pre-pass ------------------------------------------------------------
+ *
+ * Most lines (user messages, tool results) cannot change a total: for them only JSON
+ * validity matters (the malformed count is exact) and whether they are usage or title lines.
+ * prepass() checks such a line in one pass, without a DOM or a copy, and says "skip" only
+ * when yyjson and the Python path would both see valid JSON of which nothing is read: a
+ * strict RFC 8259 object (UTF-8 checked in every string), at most PRE_DEPTH containers
+ * deep, every top-level key written without escapes or non-ASCII bytes, and at most one
+ * "type" key whose value is a plain ASCII string (no escapes) other than "assistant",
+ * "custom-title" and "ai-title". Everything else, however valid, goes on to yyjson as
+ * before (a \u escape of a surrogate, a number with more than 18 integer digits, 40
+ * fraction digits or a 3-digit exponent, deeper nesting, any doubt). */
+
+#define PRE_DEPTH 128 /* far below MAX_DEPTH and orjson's 1024 */
+
+static int prepass_enabled = 1;          /* tests switch it off to compare with yyjson alone */
+static unsigned long long prepass_lines; /* lines it skipped (added with the GIL held) */
+
+#if !defined(TOKMON_NO_SSE2) && \
+    (defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2))
+#include <emmintrin.h>
+#define PRE_SSE2 1
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static int pre_ctz(unsigned x) {
+    unsigned long i;
+    _BitScanForward(&i, x);
+    return (int)i;
+}
+#else
+static int pre_ctz(unsigned x) { return __builtin_ctz(x); }
+#endif
+#endif
+
+/* The first byte at or after ``s`` that is '"', '\\', a control byte or non-ASCII. */
+static const unsigned char *pre_plain(const unsigned char *s, const unsigned char *e) {
+#ifdef PRE_SSE2
+    const __m128i q = _mm_set1_epi8('"'), b = _mm_set1_epi8('\\'), c = _mm_set1_epi8(0x20);
+    while (e - s >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+        /* signed compare: bytes >= 0x80 are negative, so below 0x20 too */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, b)),
+                                 _mm_cmplt_epi8(x, c));
+        int bits = _mm_movemask_epi8(m);
+        if (bits) return s + pre_ctz((unsigned)bits);
+        s += 16;
+    }
+#else
+    const uint64_t lo = 0x0101010101010101ULL, hi = 0x8080808080808080ULL;
+    while (e - s >= 8) {
+        uint64_t x, xq, xb;
+        memcpy(&x, s, 8);
+        xq = x ^ (lo * '"');
+        xb = x ^ (lo * '\\');
+        /* no false negatives (a hit is then found below, byte by byte) */
+        if ((((xq - lo) & ~xq) | ((xb - lo) & ~xb) | ((x - lo * 0x20) & ~x) | x) & hi) break;
+        s += 8;
+    }
+#endif
+    while (s < e && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\') s++;
+    return s;
+}
+
+/* The length of the valid UTF-8 sequence (2 to 4 bytes) at ``s``, or 0 (overlong forms,
+ * surrogates, past U+10FFFF, cut). */
+static int pre_utf8(const unsigned char *s, const unsigned char *e) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) return e - s >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+        return e - s >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+        return e - s >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 &&
+                       (s[3] & 0xC0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+static int pre_hex(unsigned c) {
+    if (c >= '0' && c <= '9') return (int)(c - '0');
+    if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F') return (int)(c - 'A' + 10);
+    return -1;
+}
+
+/* A string's body from just after its opening quote: the byte after its closing quote, or
+ * NULL (invalid, or a \u escape of a surrogate). ``*plain``: no escape, all ASCII. */
+static const unsigned char *pre_string(const unsigned char *s, const unsigned char *e,
+                                       int *plain) {
+    *plain = 1;
+    for (;;) {
+        unsigned c;
+        s = pre_plain(s, e);
+        if (s >= e) return NULL;
+        c = *s;
+        if (c == '"') return s + 1;
+        if (c == '\\') {
+            *plain = 0;
+            if (e - s < 2) return NULL;
+            switch (s[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                s += 2;
+                continue;
+            case 'u': {
+                int i, v = 0;
+                if (e - s < 6) return NULL;
+                for (i = 2; i < 6; i++) {
+                    int h = pre_hex(s[i]);
+                    if (h < 0) return NULL;
+                    v = v * 16 + h;
+                }
+                if (v >= 0xD800 && v <= 0xDFFF) return NULL; /* pairs too: yyjson decides */
+                s += 6;
+                continue;
+            }
+            default:
+                return NULL;
+            }
+        }
+        if (c < 0x80) return NULL; /* a raw control byte */
+        *plain = 0;
+        do { /* a run of non-ASCII characters (e.g. CJK text) in one go */
+            int n = pre_utf8(s, e);
+            if (!n) return NULL;
+            s += n;
+        } while (s < e && *s >= 0x80);
+    }
+}
+
+#define PRE_DIGIT(c) ((c) >= '0' && (c) <= '9')
+
+/* A number: the byte after it, or NULL (invalid, or one it does not judge: more than 18
+ * integer digits, more than 40 fraction digits, an exponent of more than 2 digits). */
+static const unsigned char *pre_number(const unsigned char *s, const unsigned char *e) {
+    const unsigned char *d;
+    if (s < e && *s == '-') s++;
+    d = s;
+    if (s >= e || !PRE_DIGIT(*s)) return NULL;
+    if (*s == '0')
+        s++;
+    else
+        while (s < e && PRE_DIGIT(*s)) s++;
+    if (s - d > 18) return NULL;
+    if (s < e && *s == '.') {
+        d = ++s;
+        while (s < e && PRE_DIGIT(*s)) s++;
+        if (s == d || s - d > 40) return NULL;
+    }
+    if (s < e && (*s == 'e' || *s == 'E')) {
+        s++;
+        if (s < e && (*s == '+' || *s == '-')) s++;
+        d = s;
+        while (s < e && PRE_DIGIT(*s)) s++;
+        if (s == d || s - d > 2) return NULL;
+    }
+    return s;
+}
+
+#define PRE_WS(s)                                                                      \
+    while ((s) < e && (*(s) == ' ' || *(s) == '\t' || *(s) == '\r' || *(s) == '\n')) (s)++
+
+/* 1: the line [line, line + len) cannot change a total (K_SKIP without yyjson); 0: any
+ * other case (yyjson and the usual rules decide). */
+static int prepass(const char *line, size_t len) {
+    const unsigned char *s = (const unsigned char *)line, *e = s + len, *k;
+    unsigned char stack[PRE_DEPTH];
+    int sp = 0, types = 0, plain, in_message = 0;
+    size_t kn;
+    /* the shape scan_line asks for: "{...}", a CR before the newline allowed */
+    if (len < 2 || s[0] != '{' || (e[-1] != '}' && (e[-1] != '\r' || e[-2] != '}'))) return 0;
+    s++;
+    stack[sp++] = '{';
+object: /* just after '{' */
+    PRE_WS(s);
+    if (s < e && *s == '}') {
+        s++;
+        sp--;
+        goto after;
+    }
+key:
+    PRE_WS(s);
+    if (s >= e || *s != '"') return 0;
+    k = s + 1;
+    s = pre_string(k, e, &plain);
+    if (!s) return 0;
+    kn = (size_t)(s - 1 - k);
+    PRE_WS(s);
+    if (s >= e || *s != ':') return 0;
+    s++;
+    if (sp == 1) {
+        if (!plain) return 0; /* an escape could spell "type" */
+        in_message = kn == 7 && memcmp(k, "message", 7) == 0;
+        if (kn == 4 && memcmp(k, "type", 4) == 0) {
+            const unsigned char *v;
+            size_t n;
+            if (types++) return 0;
+            PRE_WS(s);
+            if (s >= e || *s != '"') return 0;
+            v = s + 1;
+            s = pre_string(v, e, &plain);
+            if (!s || !plain) return 0;
+            n = (size_t)(s - 1 - v);
+            if ((n == 9 && memcmp(v, "assistant", 9) == 0) ||
+                (n == 12 && memcmp(v, "custom-title", 12) == 0) ||
+                (n == 8 && memcmp(v, "ai-title", 8) == 0))
+                return 0;
+            goto after;
+        }
+    }
+value:
+    PRE_WS(s);
+    if (s >= e) return 0;
+    switch (*s) {
+    case '"':
+        k = s + 1;
+        s = pre_string(k, e, &plain);
+        if (!s) return 0;
+        /* "role": "assistant" early in a usage line's "message": yyjson reads the line
+         * anyway (not so in another key's value, e.g. a progress line's nested message) */
+        if (sp == 2 && in_message && s - k == 10 && memcmp(k, "assistant", 9) == 0) return 0;
+        goto after;
+    case '{':
+        if (sp >= PRE_DEPTH) return 0;
+        stack[sp++] = '{';
+        s++;
+        goto object;
+    case '[':
+        if (sp >= PRE_DEPTH) return 0;
+        stack[sp++] = '[';
+        s++;
+        PRE_WS(s);
+        if (s < e && *s == ']') {
+            s++;
+            sp--;
+            goto after;
+        }
+        goto value;
+    case 't':
+        if (e - s < 4 || memcmp(s, "true", 4) != 0) return 0;
+        s += 4;
+        goto after;
+    case 'f':
+        if (e - s < 5 || memcmp(s, "false", 5) != 0) return 0;
+        s += 5;
+        goto after;
+    case 'n':
+        if (e - s < 4 || memcmp(s, "null", 4) != 0) return 0;
+        s += 4;
+        goto after;
+    default:
+        s = pre_number(s, e);
+        if (!s) return 0;
+        goto after;
+    }
+after: /* after a value (sp: the containers still open) */
+    PRE_WS(s);
+    if (sp == 0) return s == e;
+    if (s >= e) return 0;
+    if (*s == ',') {
+        s++;
+        if (stack[sp - 1] == '{') goto key;
+        goto value;
+    }
+    if (*s == (stack[sp - 1] == '{' ? '}' : ']')) {
+        s++;
+        sp--;
+        goto after;
+    }
+    return 0;
+}
+#undef PRE_WS
+#undef PRE_DIGIT
+
 /* Classify the line [off, end) of ``buf`` into ``r``. */
 static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
                       uint64_t max_tokens, yyjson_alc *alc, rec *r) {
@@ -202,6 +483,11 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
     if (line[0] != '{' ||
         (line[len - 1] != '}' && (line[len - 1] != '\r' || len < 2 || line[len - 2] != '}')))
         return;
+    if (p->prepass && prepass(line, len)) {
+        r->kind = K_SKIP;
+        p->fast++;
+        return;
+    }
     if (len + YYJSON_PADDING_SIZE > p->scratch_size) {
         size_t size = p->scratch_size ? p->scratch_size : 1 << 16;
         char *s;
@@ -496,6 +782,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         return NULL;
     }
     memset(&p, 0, sizeof(p));
+    p.prepass = prepass_enabled;
     memset(memos, 0, sizeof(memos));
     alc = yyjson_alc_dyn_new();
     if (!alc) {
@@ -526,6 +813,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
+    prepass_lines += p.fast;
     yyjson_alc_dyn_free(alc);
     if (p.nomem) {
         PyErr_NoMemory();
@@ -574,8 +862,40 @@ done:
     return PyLong_FromLongLong(poison);
 }
 
+/* --- test hooks: the pre-pass must really run (its speed-up cannot vanish unseen) --------- */
+
+static PyObject *t_prepass(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    int ok;
+    (void)self;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    ok = prepass((const char *)view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *t_prepass_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyLong_FromUnsignedLongLong(prepass_lines);
+}
+
+static PyObject *t_set_prepass(PyObject *self, PyObject *arg) {
+    int on = PyObject_IsTrue(arg);
+    (void)self;
+    if (on < 0) return NULL;
+    prepass_enabled = on;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"_prepass", t_prepass, METH_O,
+     "_prepass(line) -> bool: whether the pre-pass alone skips this line (tests)."},
+    {"_prepass_lines", t_prepass_lines, METH_NOARGS,
+     "_prepass_lines() -> int: lines skipped by the pre-pass in this process (tests)."},
+    {"_set_prepass", t_set_prepass, METH_O,
+     "_set_prepass(on): switch the pre-pass on or off (tests compare with yyjson alone)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,0 +1,460 @@
+"""The native scanner's validate-only pre-pass (``prepass`` in tokmon/_native/_scan.c).
+
+It may skip a line without yyjson only when the line cannot change a total. Held here three
+ways: on every line it skips, the pure-Python scan changes nothing (no row, no title, no
+counter); the native scan with the pre-pass equals the native scan without it and the
+Python scan, on hand-made edge lines, generated ones and the corpora; and it really is
+taken for the plain lines of a transcript (its counter), so the speed-up cannot vanish.
+"""
+
+# ruff: noqa: UP031  (raw JSON written with %: braces in f-strings would be doubled)
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_native_scan import HOSTILE, SRC, _built, _scan
+from test_parser import TITLE, USER, _good
+
+from tokmon.core import parser
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+NOTHING = ([], [], 0, 0, 0, [])
+
+
+def _module() -> Any:
+    from tokmon._native import _scan as mod
+
+    return mod
+
+
+@pytest.fixture
+def native() -> Iterator[None]:
+    if not _built():
+        if CI:
+            pytest.fail("tokmon._native._scan is not built")
+        pytest.skip("the native scanner is not built")
+    saved = parser._native
+    yield
+    parser._native = saved
+    _module()._set_prepass(True)
+
+
+def _without_prepass(buf: bytes, block: int = 0) -> Any:
+    mod = _module()
+    mod._set_prepass(False)
+    try:
+        return _scan(buf, True, block=block)
+    finally:
+        mod._set_prepass(True)
+
+
+def _check(lines: list[bytes], block: int = 0) -> None:
+    """The contract on each line the pre-pass skips, then the three scans agree."""
+    prepass = _module()._prepass
+    for line in lines:
+        if prepass(line) and b"\n" not in line:
+            assert _scan(line + b"\n", False) == NOTHING, line
+    buf = b"\n".join(lines) + b"\n"
+    py = _scan(buf, False, block=block)
+    assert _scan(buf, True, block=block) == py
+    assert _without_prepass(buf, block) == py
+
+
+# --- lines it must skip, and lines it must leave to yyjson ----------------------------------
+
+TOOL_RESULT = (
+    b'{"parentUuid":"a1","isSidechain":false,"userType":"external","cwd":"/p","sessionId":"s1",'
+    b'"version":"1.0.0","gitBranch":"main","type":"user","message":{"role":"user","content":'
+    b'[{"tool_use_id":"toolu_1","type":"tool_result","content":"line 1\\nline \\"2\\"\\t\\u00e9'
+    b" caf\xc3\xa9 \xe2\x94\x80\xe2\x94\x80 \xf0\x9f\x9a\x80 " + b"x" * 300 + b'",'
+    b'"is_error":false}]},"uuid":"u1","timestamp":"2026-11-29T10:00:00.250Z",'
+    b'"toolUseResult":{"stdout":"ok","stderr":"","interrupted":false,"isImage":false,'
+    b'"numLines":12,"durationMs":-0.5e-3,"ratio":1.25E+10,"n":0,"big":123456789012345678}}'
+)
+SKIPPED = [
+    b"{}",
+    b"{ }",
+    b'{"x":{"type":"assistant","message":{"usage":{"output_tokens":5}}}}',
+    b'{"type":"user","v":["assistant"],"w":{"role":"assistant"}}',
+    b'{"typ":"assistant","message":"assistant"}',
+    b'{"type":"progress","data":{"message":{"type":"assistant","message":{"role":"assistant",'
+    b'"usage":{"output_tokens":5}}}}}',
+    b'{"message":{"x":{"role":"assistant"}},"message2":{"role":"assistant"}}',
+    b"{}\r",
+    b'{"a":1}\r',
+    b'{\t"a" :\r1 }',
+    USER,
+    TOOL_RESULT,
+    b'{"type":"user"}',
+    b'{"type":"system","subtype":"x"}',
+    b'{"type":"summary","summary":"s","leafUuid":"u"}',
+    b'{"type":"Assistant"}',
+    b'{"type":"assistant "}',
+    b'{"type":"ai-title2"}',
+    b'{"type":""}',
+    b'{"x":{"type":"Assistant","message":{"usage":{"output_tokens":5}}}}',
+    b'{"x":[{"type":"custom-title"},{"type":"ai-title","type":"ai-title"}]}',
+    b'{"kind":"type","v":"assistants","w":["type","custom-title"]}',
+    b'{"a":"\\"type\\":\\"assistant\\""}',
+    b'{"typ":"ai-title","types":"ai-title","Type":"custom-title"}',
+    b'{"a":"\\u0000\\u001f\\u00e9\\uffff\\/\\b\\f\\n\\r\\t\\\\"}',
+    b'{"a":"\x7f"}',
+    b'{"a":"\xef\xbf\xbe \xf4\x8f\xbf\xbf \xed\x9f\xbf \xee\x80\x80 \xc2\x80"}',
+    b'{"a":[[[[[]]]]],"b":{"c":{"d":{}}},"e":[true,false,null,0,-0,1.5,-2e-5,3E+99]}',
+    b'{"a":999999999999999999,"b":-999999999999999999,"c":0.%s}' % (b"1" * 40),
+    # fields tokmon reads, of the wrong type on a line that is not read: Python decides
+    # (msgspec rejects, orjson accepts), and nothing changes either way
+    b'{"type":"user","sessionId":5,"costUSD":"x","message":{"usage":{"output_tokens":-1}}}',
+    b'{"type":"user","customTitle":"t","aiTitle":"u","sessionId":"s"}',
+    ('{"type":"user","x":' + "[" * 127 + "]" * 127 + "}").encode(),  # 128 deep: the bound
+    ('{"type":"user","x":' + '{"b":' * 127 + "1" + "}" * 128).encode(),
+]
+LEFT = [
+    # invalid JSON that a naive checker would accept
+    b'{"a":1,}',
+    b'{"a" 1}',
+    b'{"a":01}',
+    b'{"a":-01}',
+    b'{"a":1.}',
+    b'{"a":.5}',
+    b'{"a":-}',
+    b'{"a":+1}',
+    b'{"a":1e}',
+    b'{"a":1e+}',
+    b'{"a":1.e5}',
+    b'{"a":0x1}',
+    b'{"a":tru}',
+    b'{"a":truex}',
+    b'{"a":nul}',
+    b'{"a":True}',
+    b'{"a":"x"}}',
+    b'{"a":[1,]}',
+    b'{"a":[,1]}',
+    b'{"a":[1 2]}',
+    b'{"a":[}',
+    b'{"a":{]}',
+    b'{"a":{"b":1]}',
+    b'{"a":[1}]',
+    b'{"a":1',
+    b"{",
+    b"{,}",
+    b'{"a"}',
+    b'{"a":}',
+    b"{:1}",
+    b"{a:1}",
+    b"{'a':1}",
+    b'{"a":1,,"b":2}',
+    b'{"a":1 "b":2}',
+    b'{"a":"\\x"}',
+    b'{"a":"\\u00g0"}',
+    b'{"a":"\\u00"}',
+    b'{"a":"\\',
+    b'{"a":"x',
+    b'{"a":"\x00"}',
+    b'{"a":"\x01"}',
+    b'{"a":"\x1f"}',
+    b'{"a":"\t"}',
+    b'{"a":"\r"}',
+    b'{"a":1}x',
+    b'{"a":1}{}',
+    b'{"a":1} {"b":2}',
+    b'{"a":1}\x00',
+    b'{"a":1\x00}',
+    b'{"a":NaN}',
+    b'{"a":Infinity}',
+    b'{"a":-Infinity}',
+    b"[]",
+    b" {}",
+    b"{} ",
+    b'{"a":1}\r\r',
+    b'{"a":1}\r ',
+    b'\r{"a":1}',
+    b'"x"',
+    b"1",
+    b"\xef\xbb\xbf{}",
+    b'{"a":"\xff"}',
+    b'{"a":"\xc0\xaf"}',
+    b'{"a":"\xe0\x80\x80"}',
+    b'{"a":"\xed\xa0\x80"}',
+    b'{"a":"\xf4\x90\x80\x80"}',
+    b'{"a":"\xf5\x80\x80\x80"}',
+    b'{"a":"\xe2\x9c"}',
+    b'{"a":"\xe2\x9c"',
+    b'{"a":"\x80"}',
+    b'{"\xc3\xa9":1}\xff',
+    b'{"a":1,\xa0"b":2}',
+    b'{"a":1,\x0b"b":2}',
+    b'{"a":1,\x0c"b":2}',
+    # valid, but left to yyjson: surrogate escapes, numbers it does not judge
+    b'{"a":"\\ud800"}',
+    b'{"a":"\\udc00"}',
+    b'{"a":"\\ud83d\\ude80"}',
+    b'{"a":"\\uD800"}',
+    b'{"a":1e400}',
+    b'{"a":1e100}',
+    b'{"a":1E-100}',
+    b'{"a":1e001}',
+    b'{"a":1234567890123456789}',
+    b'{"a":-1234567890123456789}',
+    b'{"a":123456789012345678901234567890}',
+    b'{"a":0.%s}' % (b"1" * 41),
+    # "type" and the lines it decides
+    b'{"type":"assistant"}',
+    b'{"type":"custom-title","sessionId":"s","customTitle":"t"}',
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"t"}',
+    TITLE,
+    _good(1),
+    b'{"type":"user","type":"user"}',
+    b'{"type":"user","type":"assistant"}',
+    b'{"type":"assistant","type":"user"}',
+    b'{"typ\\u0065":"user"}',
+    b'{"t\\u0079pe":"assistant"}',
+    b'{"\\u0074ype":"user"}',
+    b'{"a\\"b":1}',
+    b'{"caf\xc3\xa9":1}',
+    b'{"type":"assist\\u0061nt"}',
+    b'{"type":"us\\u0065r"}',
+    b'{"type":"\\/"}',
+    b'{"type":"caf\xc3\xa9"}',
+    b'{"type":null}',
+    b'{"type":1}',
+    b'{"type":true}',
+    b'{"type":["user"]}',
+    b'{"type":{"a":"user"}}',
+    b'{"type" : null , "a":1}',
+    # a string "assistant" in the top-level "message" (a usage line's "role"): yyjson reads
+    # such a line anyway
+    b'{"message":{"role":"assistant"}}',
+    b'{"type":"user","message":{"role":"assistant","content":"x"}}',
+    b'{"message":{"role":"user","x":"assistant"}}',
+]
+for depth in (129, 130, 511, 512, 513, 1024, 1025):  # containers, the top object included
+    LEFT.append(('{"a":' + "[" * (depth - 1) + "]" * (depth - 1) + "}").encode())
+    LEFT.append(('{"a":' + '{"b":' * (depth - 1) + "1" + "}" * depth).encode())
+
+
+def test_the_prepass_skips_plain_lines(native: None) -> None:
+    prepass = _module()._prepass
+    assert [line for line in SKIPPED if not prepass(line)] == []
+
+
+def test_the_prepass_leaves_every_other_line_to_yyjson(native: None) -> None:
+    prepass = _module()._prepass
+    assert [line for line in LEFT if prepass(line)] == []
+    for line in SKIPPED:  # every cut of a skipped line is left too (or is "{}")
+        for n in range(1, len(line) - 1):
+            cut = line[:n]
+            assert not prepass(cut) or cut.rstrip(b"\r ") == b"{}" or cut == b"{ }", cut
+
+
+def test_the_edge_lines_agree_one_by_one(native: None) -> None:
+    for line in SKIPPED + LEFT:
+        _check([line])
+
+
+def test_the_edge_lines_agree_together(native: None) -> None:
+    lines = SKIPPED + LEFT + [_good(2), _good(5), _good(3)]
+    _check(lines)
+    _check(lines[::-1], block=1024)
+    _check([ln + b"\r" for ln in lines])
+
+
+def test_the_hostile_lines_of_the_scanner_agree(native: None) -> None:
+    _check(HOSTILE)
+    for line in HOSTILE:
+        _check([line])
+
+
+def test_the_prepass_runs_for_plain_lines(native: None) -> None:
+    """A transcript's plain lines take the pre-pass (counted), its usage and title lines do
+    not, and the rows are those of yyjson alone."""
+    mod = _module()
+    lines = [USER, TOOL_RESULT, b"{}", _good(1), TITLE, _good(2), USER, b'{"a":1e400}', USER]
+    buf = b"\n".join(lines) + b"\n"
+    calls: list[tuple[int, int]] = []
+
+    def run() -> tuple[int, int, dict[str, Any]]:
+        best: dict[str, list[Any]] = {}
+        before = mod._prepass_lines()
+        n = mod.scan(
+            buf, 0, len(buf), 0, SRC, best, {}, str, lambda a, b: calls.append((a, b)),
+            10**9, 0.0, 7258118400.0,
+        )  # fmt: skip
+        return mod._prepass_lines() - before, n, best
+
+    fast, poison, best = run()
+    assert (fast, poison, len(best)) == (5, 0, 2)
+    offsets = [buf.index(TITLE), buf.index(b'{"a":1e400}')]
+    assert [a for a, _b in calls] == offsets  # the title and the 1e400 line: Python
+    mod._set_prepass(False)
+    try:
+        calls.clear()
+        fast2, poison2, best2 = run()
+    finally:
+        mod._set_prepass(True)
+    assert (fast2, poison2, best2) == (0, poison, best)
+    assert [a for a, _b in calls] == offsets
+
+
+def _kind(line: bytes) -> Any:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj.get("type") if type(obj) is dict else None
+
+
+def test_the_prepass_takes_most_lines_of_a_generated_corpus(native: None, tmp_path: Path) -> None:
+    from tokmon.core.scan import scan_file
+    from tokmon.demo import generate
+
+    mod = _module()
+    generate(tmp_path / "gen", size_mb=2, seed=11)
+    paths = sorted((tmp_path / "gen").rglob("*.jsonl"))
+    lines = [ln for p in paths for ln in p.read_bytes().split(b"\n") if ln]
+    plain = [ln for ln in lines if _kind(ln) in ("user", "system", "summary")]
+    assert len(plain) > 100
+    assert sum(map(mod._prepass, plain)) >= 0.9 * len(plain)
+
+    parser._native = False
+    before = mod._prepass_lines()
+    got = [scan_file(str(p), 0) for p in paths]
+    assert mod._prepass_lines() - before >= 0.9 * len(plain)
+    mod._set_prepass(False)
+    try:
+        parser._native = False
+        alone = [scan_file(str(p), 0) for p in paths]
+    finally:
+        mod._set_prepass(True)
+    parser._native = None
+    py = [scan_file(str(p), 0) for p in paths]
+
+    def facts(rs: list[Any]) -> list[Any]:
+        return [(r.rows, r.titles, r.malformed, r.invalid_utf8, r.huge, r.bad_lines) for r in rs]
+
+    assert facts(got) == facts(alone) == facts(py)
+    assert sum(len(r.rows) for r in got) > 100
+
+
+def test_the_real_corpus_with_and_without_the_prepass(native: None, real_corpus: Path) -> None:
+    from tokmon.core.scan import scan_file
+
+    mod = _module()
+    paths = sorted(real_corpus.rglob("*.jsonl"))
+    parser._native = False
+    before = mod._prepass_lines()
+    got = [scan_file(str(p), 0) for p in paths]
+    assert mod._prepass_lines() > before
+    mod._set_prepass(False)
+    try:
+        parser._native = False
+        alone = [scan_file(str(p), 0) for p in paths]
+    finally:
+        mod._set_prepass(True)
+
+    def facts(rs: list[Any]) -> list[Any]:
+        return [(r.rows, r.titles, r.malformed, r.invalid_utf8, r.huge, r.bad_lines) for r in rs]
+
+    assert facts(got) == facts(alone)
+
+
+# --- generated lines aimed at the pre-pass --------------------------------------------------
+
+TYPES = ["user", "assistant", "custom-title", "ai-title", "system", "", "Assistant"]
+SCALAR = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6)
+    | st.sampled_from(TYPES)
+)
+KEYS = st.sampled_from(["type", "a", "message", "usage", "sessionId", "t\u00e9", "x"]) | st.text(
+    max_size=4
+)
+VALUE = st.recursive(
+    SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
+    max_leaves=10,
+)
+DAMAGE = [
+    b"\\",
+    b'"',
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b" ",
+    b"\r",
+    b"\t",
+    b"\x00",
+    b"\x1f",
+    b"\xff",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\\u",
+    b"\\ud800",
+    b"\\u0065",
+    b"0",
+    b"-",
+    b".",
+    b"e",
+    b"e999",
+    b"1" * 20,
+    b"true",
+    b"nul",
+    b'"type":',
+    b'"type":"user",',
+    b'"type":"assistant",',
+    b'"type":"ai-title"',
+]
+
+
+@st.composite
+def prepass_line(draw: Callable[..., Any]) -> bytes:
+    obj = draw(st.dictionaries(KEYS, VALUE, max_size=5))
+    how = draw(st.integers(0, 3))
+    if how == 1:
+        obj["type"] = draw(st.sampled_from(TYPES) | VALUE)
+    line = json.dumps(obj, ensure_ascii=draw(st.booleans())).encode()
+    if how == 2:  # a second "type", written before or after
+        extra = b'"type":' + json.dumps(draw(st.sampled_from(TYPES))).encode()
+        line = b"{" + extra + (b"," + line[1:] if line != b"{}" else b"}")
+    if how == 3:  # deep
+        depth = draw(st.sampled_from([126, 127, 128, 129, 130]))
+        line = line[:-1] + (b"," if line != b"{}" else b"") + b'"d":' + b"[" * depth
+        line += b"]" * depth + b"}"
+    for _ in range(draw(st.integers(0, 2))):
+        pos = draw(st.integers(0, len(line)))
+        cut = draw(st.integers(0, 2))
+        line = line[:pos] + draw(st.sampled_from(DAMAGE)) + line[pos + cut :]
+    return line.replace(b"\n", b" ")
+
+
+@settings(
+    max_examples=int(os.environ.get("TOKMON_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.lists(prepass_line(), min_size=1, max_size=5))
+def test_generated_lines_agree(lines: list[bytes]) -> None:
+    if not _built():
+        if CI:
+            pytest.fail("tokmon._native._scan is not built")
+        pytest.skip("the native scanner is not built")
+    saved = parser._native
+    try:
+        _check(lines)
+    finally:
+        parser._native = saved
+        _module()._set_prepass(True)
