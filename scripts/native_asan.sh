@@ -15,7 +15,7 @@ TOKMON_NATIVE_CFLAGS="$flags" "$PY" setup.py -q build_ext --inplace 2>&1 | grep 
 so=$(ls tokmon/_native/_scan*.so)
 asan=$("${CC:-gcc}" -print-file-name=libasan.so)
 ubsan=$("${CC:-gcc}" -print-file-name=libubsan.so)
-nm -D "$so" | grep -q __asan_report || { echo "not instrumented: $so" >&2; exit 1; }
+nm -D "$so" | grep -c __asan_report >/dev/null || { echo "not instrumented: $so" >&2; exit 1; }
 echo "sanitized build: $so (preloading $asan $ubsan)"
 # Python itself is not instrumented: its allocations are not tracked (leak checks off)
 export LD_PRELOAD="$asan $ubsan"
