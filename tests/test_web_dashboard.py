@@ -995,13 +995,22 @@ def test_a_push_updates_the_sessions_table_without_fetching_the_list(
         cwd = f"/w/web{k}"
         f = claude / "projects" / cwd.replace("/", "-") / f"{sid}.jsonl"
         f.parent.mkdir(parents=True)
-        append(f, usage_line(sid, cwd, inp=100 + k, out=10, ts=now - (k + 1) * 3600))
+        # half an hour off the 5 h edge: no session leaves the active set by the clock while
+        # the page loads (such a push, sent before the page's stream is open, is a missed seq)
+        append(f, usage_line(sid, cwd, inp=100 + k, out=10, ts=now - (k + 0.5) * 3600))
         files[sid] = (f, cwd)
     web = WebServer(server_env(tmp_path / "srv", claude))
     try:
         goto(browser, web, "#/sessions")
         rows = lambda: browser.find_elements("css selector", "#sessions-table tbody tr")  # noqa: E731
         wait_for(lambda: len(rows()) == 6, what="the six session rows")
+        # the page's event stream is open (its hello came): a push is not sent before it is
+        wait_for(
+            lambda: browser.execute_script(
+                "return document.getElementById('live').classList.contains('on')"
+            ),
+            what="the page's event stream",
+        )
         browser.execute_script("performance.clearResourceTimings(); window.__noReload = 9")
         count = (
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
