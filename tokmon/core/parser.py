@@ -319,7 +319,7 @@ def native_scanner() -> Any:
     global _native
     if _native is False:
         _native = None
-        if os.environ.get("TOKMON_NO_NATIVE", "") in ("", "0"):
+        if not _native_disabled():
             try:
                 from tokmon._native import _scan
             except ImportError:
@@ -330,13 +330,19 @@ def native_scanner() -> Any:
     return _native
 
 
+def _native_disabled() -> bool:
+    """Whether ``TOKMON_NO_NATIVE`` asks for the pure-Python scanner (any value but "" and
+    "0")."""
+    return os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0")
+
+
 def native_status() -> str:
     """Which line scanner cold scans use, for ``tokmon doctor``."""
     if native_scanner() is not None:
         from tokmon._native import _scan
 
         return f"native (yyjson {_scan.YYJSON_VERSION})"
-    if os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0"):
+    if _native_disabled():
         return "pure Python (TOKMON_NO_NATIVE is set)"
     return "pure Python (the native extension is not built)"
 

@@ -311,8 +311,9 @@ def sizes_of(items: list[tuple[Any, ...]]) -> dict[str, int]:
 
 def _threads() -> bool:
     """Whether a big scan shares the work with threads of this process rather than worker
-    processes: with the native scanner (it parses with the GIL released), measured as fast
-    (0.94-1.10x the wall time), with less CPU and memory (docs/performance.md, eighth session).
+    processes: with the native scanner (it parses with the GIL released): 0.94-1.10x the
+    worker process's wall time (1.03-1.10x on a calm machine) for the same or less CPU, and one
+    interpreter's memory instead of two (docs/performance.md, eighth session).
     ``TOKMON_SCAN_POOL`` = ``thread`` / ``process`` forces either (threads without the
     native scanner run the Python scanner under the GIL: for tests only)."""
     forced = os.environ.get("TOKMON_SCAN_POOL", "")
