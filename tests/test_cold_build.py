@@ -211,27 +211,8 @@ def test_build_that_cannot_be_linked_scans_into_the_ledger(
 # ---- the build's direct load: the first stream straight into records while the scan runs -----
 
 
-def _line(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":")) + "\n"
-
-
-def _usage_objs(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            continue
-        msg = obj.get("message")
-        if (
-            obj.get("type") == "assistant"
-            and isinstance(msg, dict)
-            and isinstance(msg.get("usage"), dict)
-            and msg.get("id")
-            and obj.get("requestId")
-        ):
-            out.append(obj)
-    return out
+# the usage lines of a transcript and a line's text: test_cold_bulk's helpers
+from test_cold_bulk import _line, _usage_lines  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +230,7 @@ def dup_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dic
     # each response's line in the first file that makes its record: the largest output,
     # the first of equal ones (a response is written as several lines)
     best: dict[str, dict[str, Any]] = {}
-    for o in _usage_objs(files[0]):
+    for o in _usage_lines(files[0]):
         k = f"{o['message']['id']}:{o['requestId']}"
         if (
             k not in best
