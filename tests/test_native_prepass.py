@@ -20,12 +20,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_native_scan import HOSTILE, SRC, _built, _scan
+from test_native_scan import HOSTILE, SRC, _need_native, _scan
 from test_parser import TITLE, USER, _good
 
 from tokmon.core import parser
 
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NOTHING = ([], [], 0, 0, 0, [])
 
 
@@ -37,10 +36,7 @@ def _module() -> Any:
 
 @pytest.fixture
 def native() -> Iterator[None]:
-    if not _built():
-        if CI:
-            pytest.fail("tokmon._native._scan is not built")
-        pytest.skip("the native scanner is not built")
+    _need_native()
     saved = parser._native
     yield
     parser._native = saved
@@ -448,10 +444,7 @@ def prepass_line(draw: Callable[..., Any]) -> bytes:
 )
 @given(st.lists(prepass_line(), min_size=1, max_size=5))
 def test_generated_lines_agree(lines: list[bytes]) -> None:
-    if not _built():
-        if CI:
-            pytest.fail("tokmon._native._scan is not built")
-        pytest.skip("the native scanner is not built")
+    _need_native()
     saved = parser._native
     try:
         _check(lines)

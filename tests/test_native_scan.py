@@ -39,6 +39,15 @@ def _built() -> bool:
     return True
 
 
+def _need_native() -> None:
+    """Skip a test that needs the native scanner when it is not built (fail under CI=true,
+    which installs with a compiler)."""
+    if not _built():
+        if CI:
+            pytest.fail("tokmon._native._scan is not built")
+        pytest.skip("the native scanner is not built")
+
+
 def test_the_extension_is_built_under_ci() -> None:
     """CI installs with a compiler: the native scanner must be there (and be what runs)."""
     if not CI:
@@ -48,10 +57,7 @@ def test_the_extension_is_built_under_ci() -> None:
 
 @pytest.fixture
 def native() -> Iterator[None]:
-    if not _built():
-        if CI:
-            pytest.fail("tokmon._native._scan is not built")
-        pytest.skip("the native scanner is not built")
+    _need_native()
     saved = parser._native
     yield
     parser._native = saved
@@ -520,10 +526,7 @@ def hostile_line(draw: Callable[..., Any]) -> bytes:
 )
 @given(st.lists(hostile_line(), min_size=1, max_size=6))
 def test_generated_lines_agree(lines: list[bytes]) -> None:
-    if not _built():
-        if CI:
-            pytest.fail("tokmon._native._scan is not built")
-        pytest.skip("the native scanner is not built")
+    _need_native()
     saved = parser._native
     try:
         _same(b"\n".join(lines) + b"\n")

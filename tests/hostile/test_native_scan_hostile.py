@@ -22,12 +22,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_native_scan import _built, _scan
+from test_native_scan import _need_native, _scan
 
 from hostile import native_fuzz as nf
 from tokmon.core import parser
 
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXAMPLES = int(os.environ.get("TOKMON_HYPOTHESIS_EXAMPLES", "200"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -41,13 +40,6 @@ SETTINGS = settings(
 )
 MAX_TOKENS = 10**9
 TS_MAX = 7258118400.0
-
-
-def _need_native() -> None:
-    if not _built():
-        if CI:
-            pytest.fail("tokmon._native._scan is not built")
-        pytest.skip("the native scanner is not built")
 
 
 @pytest.fixture
