@@ -1,7 +1,8 @@
-"""Build of the optional native line scanner (tokmon._native._scan).
+"""Build of the optional native code: the line scanner (tokmon._native._scan) and, on POSIX,
+the warm check's stat calls (tokmon._native._stat).
 
-Everything else is declared in pyproject.toml. The extension is optional: without a C
-compiler (or if its build fails) the install goes on and tokmon uses the pure-Python scanner,
+Everything else is declared in pyproject.toml. The extensions are optional: without a C
+compiler (or if a build fails) the install goes on and tokmon uses the pure-Python code,
 with the same results.
 """
 
@@ -40,8 +41,8 @@ class OptionalBuildExt(build_ext):
     @staticmethod
     def _skip(exc: BaseException) -> None:
         sys.stderr.write(
-            f"warning: tokmon's native scanner was not built ({exc}); "
-            "the pure-Python scanner is used (same results, slower cold scans)\n"
+            f"warning: a native extension of tokmon was not built ({exc}); "
+            "the pure-Python code is used (same results, slower)\n"
         )
 
 
@@ -56,7 +57,7 @@ def _extensions() -> list[Extension]:
     if extra:
         args += extra.split()
         link += extra.split()
-    return [
+    exts = [
         Extension(
             "tokmon._native._scan",
             sources=["tokmon/_native/_scan.c", f"{_VENDOR}/yyjson.c"],
@@ -67,6 +68,17 @@ def _extensions() -> list[Extension]:
             optional=True,
         )
     ]
+    if os.name == "posix":  # Windows keeps os.stat (its st_ino is not the C library's)
+        exts.append(
+            Extension(
+                "tokmon._native._stat",
+                sources=["tokmon/_native/_stat.c"],
+                extra_compile_args=args,
+                extra_link_args=link,
+                optional=True,
+            )
+        )
+    return exts
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,12 +1,14 @@
 """The warm change check (engine/check.py): a refresh that compares each transcript's stat with
 the mirror of the ledger's file states instead of loading them must end in exactly the ledger
 the full check gives, for every kind of change, and never use a mirror that is not the
-database's."""
+database's. The flat walk's tests run twice: with Python's ``os.stat`` and with the native
+stat check (tokmon._native._stat, POSIX), which must agree on every path."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,11 +20,51 @@ from conftest import assistant_line, settle_clock, write_lines
 
 from tokmon.core import discovery
 from tokmon.core.engine import Engine
+from tokmon.core.engine import check as check_mod
 from tokmon.core.engine.check import Checked
 from tokmon.core.ledger import LedgerDB
 from tokmon.paths import get_paths
 
 T0 = datetime(2026, 3, 20, 12, 0, tzinfo=timezone.utc)
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _native_stat() -> Any:
+    """The native stat check; skip without it (fail under CI=true on POSIX, which builds it)."""
+    if os.name != "posix":
+        pytest.skip("the native stat check is POSIX only")
+    try:
+        from tokmon._native import _stat
+    except ImportError:
+        if CI:
+            pytest.fail("tokmon._native._stat is not built")
+        pytest.skip("the native stat check is not built")
+    return _stat
+
+
+class StatPath:
+    """Which stat calls the flat walk makes in a test, and how often the native check ran."""
+
+    def __init__(self, native: bool) -> None:
+        self.native = native
+        self.calls = 0
+
+
+@pytest.fixture(params=["python", "native"])
+def stat_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> StatPath:
+    """The flat walk's check by ``os.stat`` (as on Windows) or by the native stat check."""
+    path = StatPath(request.param == "native")
+    if path.native:
+        real = _native_stat().check
+
+        def counted(*a: Any) -> Any:
+            path.calls += 1
+            return real(*a)
+
+        monkeypatch.setattr(check_mod, "_native_check", counted)
+    else:
+        monkeypatch.setattr(check_mod, "_native_check", None)
+    return path
 
 
 def _line(i: int, session: str = "s1", out: int | None = None) -> str:
@@ -452,8 +494,6 @@ IN_PLACE = {  # changes that leave every directory as it was: the flat walk sees
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Count the walks and the loads of the mirror and the listings from now on."""
-    from tokmon.core.engine import check as check_mod
-
     calls = {"walk": 0, "mirror": 0, "listings": 0}
     walk, mirror, listings = (
         check_mod.transcript_stats,
@@ -497,7 +537,7 @@ def _flat_of(home: Path) -> Any:
 
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_the_flat_walk_ends_in_the_full_checks_ledger(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, stat_path: StatPath
 ) -> None:
     """A warm run of a quiet tree neither walks nor loads the mirror or the listings; a
     change in place is found by the flat walk alone, any other by the walk; either ends in
@@ -540,10 +580,11 @@ def test_the_flat_walk_ends_in_the_full_checks_ledger(
     assert (ch.files_read, ch.files_checked) == (0, ch_f.files_checked)
     assert calls == {"walk": 0, "mirror": 0, "listings": 0}
     assert _ledger(quick) == after
+    assert (stat_path.calls >= 3) is stat_path.native  # the flat walks were checked natively
 
 
 def test_a_transcript_gone_after_its_directory_was_checked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_path: StatPath
 ) -> None:
     """A transcript removed between the directories' stat and its own (the flat walk's
     directories all as recorded, its stat failing): the walk runs, then the full check."""
@@ -574,10 +615,11 @@ def test_a_transcript_gone_after_its_directory_was_checked(
     _refresh(root, full, full=True)
     assert _ledger(quick) == _ledger(full)
     assert ch.files_checked == 2
+    assert (stat_path.calls >= 2) is stat_path.native
 
 
 def test_a_flat_walk_not_of_this_database_is_not_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_path: StatPath
 ) -> None:
     """Another process wrote since the flat walk was saved, then the transcript it read went
     back to the size, mtime and inode the flat walk holds: the flat walk is not used (the
@@ -645,11 +687,12 @@ def test_a_flat_walk_not_of_this_database_is_not_used(
     ch, _ = _refresh(root, quick)
     assert (ch.files_read, ch.new_records) == (0, 0)
     assert _ledger(quick)[2] == kept + sum(160 + n for n in range(len(bodies)))
+    assert (stat_path.calls > len(bodies)) is stat_path.native
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs symlinks")
 def test_no_flat_walk_through_a_linked_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_path: StatPath
 ) -> None:
     """Where the tree holds a symbolic link the walk decides what it leads to: no flat walk
     is kept, and an append behind the link is still read."""
@@ -666,3 +709,311 @@ def test_no_flat_walk_through_a_linked_directory(
     write_lines(outside / "o.jsonl", [_line(42, "o")])
     ch, loaded = _refresh(root, home)
     assert (ch.files_read, ch.new_records, loaded) == (1, 1, False)
+    assert stat_path.calls == 0  # no flat walk, no check of one
+
+
+# The native stat check itself (tokmon._native._stat.check) against os.stat, path by path.
+
+
+def _sigs(paths: list[bytes], fields: Callable[[os.stat_result], Any]) -> Any:
+    """The int64 entries of ``paths`` as the flat walk records them (stat'ed now)."""
+    from array import array
+
+    out = array("q")
+    for p in paths:
+        out.extend(fields(os.stat(p)))
+    return out
+
+
+def _reference(dirs: list[bytes], dsig: Any, files: list[bytes], fsig: Any) -> list[int] | None:
+    """What the native check must answer, from os.stat: None when a directory's stat fails or
+    differs, else the transcripts whose stat fails or differs."""
+    from tokmon.core.engine.check import _DIR_SIG, _FILE_SIG
+
+    def differs(path: bytes, want: list[int], fields: Callable[[Any], Any]) -> bool:
+        try:
+            return list(fields(os.stat(path))) != want
+        except (OSError, ValueError):
+            return True
+
+    sig = lambda a, i: a[4 * i : 4 * i + 4].tolist()  # noqa: E731
+    if any(differs(d, sig(dsig, i), _DIR_SIG) for i, d in enumerate(dirs)):
+        return None
+    return [i for i, f in enumerate(files) if differs(f, sig(fsig, i), _FILE_SIG)]
+
+
+def _native(dirs: list[bytes], dsig: Any, files: list[bytes], fsig: Any, threads: int) -> Any:
+    return _native_stat().check(b"\0".join(dirs + files), len(dirs), dsig, fsig, threads)
+
+
+def _flat(dirs: list[bytes], files: list[bytes]) -> Any:
+    """A flat walk of ``dirs`` and ``files`` as they stat now (saved and loaded, as a run
+    loads it)."""
+    from tokmon.core.engine.check import _DIR_SIG, _FILE_SIG, Flat
+
+    return Flat(["db"], ["r"], dirs, _sigs(dirs, _DIR_SIG), files, _sigs(files, _FILE_SIG))
+
+
+def _both(flat: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Flat.check by os.stat and by the native check (one and two threads): the same
+    answer, which is returned."""
+    from tokmon.core.engine.check import Flat
+
+    answers = []
+    for native, threads in ((None, 1), (_native_stat().check, 1), (_native_stat().check, 2)):
+        monkeypatch.setattr(check_mod, "_native_check", native)
+        monkeypatch.setattr(check_mod, "_THREADS", threads)
+        again = Flat(flat.stamp, flat.roots, None, flat.dsig, None, flat.fsig, flat._paths())
+        got = again.check()
+        answers.append(None if got is None else [(p, st.st_size) for p, st in got])
+    assert answers[0] == answers[1] == answers[2], answers
+    return answers[0]
+
+
+def _entries(tmp_path: Path) -> tuple[list[bytes], list[bytes]]:
+    """A small real tree: its directories and transcripts as the flat walk keeps them."""
+    root = _tree(tmp_path)
+    dirs = [os.fsencode(p) for p in sorted({root, *root.rglob("*")}) if p.is_dir()]
+    files = [os.fsencode(p) for p in sorted(root.rglob("*.jsonl"))]
+    return dirs, files
+
+
+def test_the_native_check_agrees_with_os_stat_on_a_quiet_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokmon.core.engine.check import _DIR_SIG, _FILE_SIG
+
+    dirs, files = _entries(tmp_path)
+    dsig, fsig = _sigs(dirs, _DIR_SIG), _sigs(files, _FILE_SIG)
+    for threads in (1, 2):
+        assert (
+            _native(dirs, dsig, files, fsig, threads) == [] == _reference(dirs, dsig, files, fsig)
+        )
+    assert _both(_flat(dirs, files), monkeypatch) == []
+    # every field counts: a one-off in any of the four of any entry is seen
+    for n in range(len(fsig)):
+        bad = fsig[:]
+        bad[n] += 1
+        assert _native(dirs, dsig, files, bad, 1) == [n // 4] == _reference(dirs, dsig, files, bad)
+    for n in range(len(dsig)):
+        bad = dsig[:]
+        bad[n] -= 1
+        assert _native(dirs, bad, files, fsig, 1) is None is _reference(dirs, bad, files, fsig)
+
+
+def test_the_native_check_on_an_empty_walk_and_malformed_input() -> None:
+    from array import array
+
+    stat = _native_stat()
+    empty = array("q")
+    assert stat.check(b"", 0, empty, empty) == []
+    assert stat.check(b"", 0, b"", b"", 2) == []
+    with pytest.raises(ValueError):
+        stat.check(b"x", 0, empty, empty)  # a path without an entry
+    with pytest.raises(ValueError):
+        stat.check(b"a\0b", 1, array("q", [0] * 4), empty)  # two paths, one entry
+    with pytest.raises(ValueError):
+        stat.check(b"a", 1, array("q", [0] * 4), array("q", [0] * 4))  # one path, two entries
+    with pytest.raises(ValueError):
+        stat.check(b"a\0b", 1, array("q", [0] * 4), array("q", [0] * 5))  # not four by four
+    with pytest.raises(ValueError):
+        stat.check(b"a", -1, empty, empty)
+    with pytest.raises(TypeError):
+        stat.check("a", 1, array("q", [0] * 4), empty)  # str: not the fsencoded paths
+    # the one path of a walk of one directory: "" is no path (it fails, as os.stat(b"") does)
+    assert stat.check(b"", 1, array("q", [0] * 4), empty) is None
+
+
+@pytest.mark.parametrize(
+    "change", ["removed", "directory", "fifo", "symlink", "dangling symlink", "long path"]
+)
+def test_the_native_check_agrees_on_odd_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A transcript removed between the passes, replaced by a directory, a FIFO or a link
+    (to a file: stat follows it, as os.stat does; to nothing: gone), a path longer than
+    PATH_MAX: flagged alike, and the flat walk's answer is the same by either path."""
+    from tokmon.core.engine.check import _DIR_SIG
+
+    dirs, files = _entries(tmp_path)
+    flat = _flat(dirs, files)
+    target = Path(os.fsdecode(files[1]))
+    if change == "removed":
+        target.unlink()
+    elif change == "directory":
+        target.unlink()
+        target.mkdir()
+    elif change == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        target.unlink()
+        os.mkfifo(target)
+    elif change in ("symlink", "dangling symlink"):
+        real = tmp_path / "real.jsonl"
+        os.replace(target, real)
+        os.symlink(real if change == "symlink" else tmp_path / "nowhere", target)
+    else:  # a path the kernel refuses (ENAMETOOLONG), kept in the walk
+        long = os.fsencode(tmp_path) + b"/" + b"/".join([b"d" * 200] * 30)  # > PATH_MAX
+        assert len(long) > 4096
+        flat = _flat(dirs, files)
+        flat.files.append(long)
+        flat.fsig.extend([0, 0, 0, 0])
+        flat._blob = None
+    flat.dsig = _sigs(flat.dirs, _DIR_SIG)  # as if the directories were stat'ed just before
+    files = flat.files
+    want = _reference(flat.dirs, flat.dsig, files, flat.fsig)
+    for threads in (1, 2):
+        assert _native(flat.dirs, flat.dsig, files, flat.fsig, threads) == want
+    got = _both(flat, monkeypatch)
+    if change == "symlink":  # the same file behind the link: untouched
+        assert want == [] and got == []
+    else:  # gone, no regular file or no path: the walk must run
+        assert want == [len(files) - 1 if change == "long path" else 1] and got is None
+    if change == "long path":  # as a directory of the walk: the walk runs
+        assert _native([*flat.dirs, long], flat.dsig + flat.fsig[-4:], [], flat.fsig[:0], 1) is None
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="APFS refuses names that are not UTF-8")
+def test_the_native_check_takes_paths_that_are_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paths as os.fsencode gives them, undecodable bytes included: stat'ed byte for byte;
+    a change to such a transcript comes back with its name as os.fsdecode gives it."""
+    if os.name != "posix":
+        pytest.skip("POSIX byte paths")
+    from tokmon.core.engine.check import _DIR_SIG
+
+    d = os.path.join(os.fsencode(tmp_path), b"proj-\xff\xfe")
+    os.mkdir(d)
+    names = [b"s-\x80.jsonl", b"s-\xe9t\xe9.jsonl", "s-é.jsonl".encode(), b"s\n2.jsonl"]
+    files = [os.path.join(d, n) for n in names]
+    for f in files:
+        with open(f, "wb") as fh:
+            fh.write(b"{}\n")
+    flat = _flat([os.fsencode(tmp_path), d], files)
+    assert _both(flat, monkeypatch) == []
+    with open(files[0], "ab") as fh:
+        fh.write(b"{}\n")
+    got = _both(flat, monkeypatch)
+    assert got == [(os.fsdecode(files[0]), 6)]
+    os.unlink(files[2])
+    flat.dsig = _sigs(flat.dirs, _DIR_SIG)
+    assert _native(flat.dirs, flat.dsig, files, flat.fsig, 1) == [0, 2]
+    assert _both(flat, monkeypatch) is None
+
+
+def test_the_native_check_computes_times_as_os_stat_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nanosecond times before 1970 (negative seconds, positive nanoseconds) and past the
+    int64 range of nanoseconds (year 2262 on; os.stat gives a larger int, which no recorded
+    entry equals: the transcript is changed, as os.stat's compare says)."""
+    from tokmon.core.engine.check import _DIR_SIG, _FILE_SIG
+
+    dirs, files = _entries(tmp_path)
+    os.utime(files[0], ns=(0, -1_500_000_001))
+    dsig, fsig = _sigs(dirs, _DIR_SIG), _sigs(files, _FILE_SIG)
+    assert os.stat(files[0]).st_mtime_ns == -1_500_000_001
+    assert _native(dirs, dsig, files, fsig, 1) == [] == _reference(dirs, dsig, files, fsig)
+    try:
+        os.utime(files[2], ns=(0, 10**19))
+        far = os.stat(files[2]).st_mtime_ns
+    except (OSError, OverflowError, ValueError):
+        far = 0
+    if far <= 2**63 - 1:
+        pytest.skip("this file system does not keep times past 2262")
+    assert _native(dirs, dsig, files, fsig, 1) == [2] == _reference(dirs, dsig, files, fsig)
+    flat = _flat(dirs, files[:2])  # the far one cannot be recorded: the other two
+    flat.files.append(files[2])
+    flat.fsig.extend(fsig[8:12])
+    flat._blob = None
+    got = _both(flat, monkeypatch)
+    assert got == [(os.fsdecode(files[2]), os.stat(files[2]).st_size)]
+
+
+def test_the_native_check_against_os_stat_over_a_random_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fuzz-ish: a random tree of ~1,500 paths (more than one thread's share), random changes
+    to files and directories and random wrong entries, round after round: the native check
+    (one and two threads) answers what os.stat says, and Flat.check the same by both paths."""
+    import random
+
+    from tokmon.core.engine.check import _DIR_SIG, _FILE_SIG
+
+    _native_stat()
+    rng = random.Random(12)
+    root = tmp_path / "r"
+    dirs, files = [os.fsencode(root)], []
+    root.mkdir()
+    for i in range(300):
+        d = Path(os.fsdecode(rng.choice(dirs))) / f"d{i}"
+        d.mkdir()
+        dirs.append(os.fsencode(d))
+    for i in range(1200):
+        f = Path(os.fsdecode(rng.choice(dirs))) / f"f{i}.jsonl"
+        f.write_bytes(b"x" * rng.randrange(50))
+        files.append(os.fsencode(f))
+    for rnd in range(12):
+        dsig, fsig = _sigs(dirs, _DIR_SIG), _sigs(files, _FILE_SIG)
+        for _ in range(rng.randrange(6)):
+            what = rng.choice(["append", "truncate", "touch", "remove", "replace", "entry"])
+            i = rng.randrange(len(files))
+            f = os.fsdecode(files[i])
+            if not os.path.exists(f):
+                continue
+            if what == "append":
+                with open(f, "ab") as fh:
+                    fh.write(b"y")
+            elif what == "truncate":
+                os.truncate(f, 0)
+            elif what == "touch":
+                os.utime(f, ns=(0, rng.randrange(2**40)))
+            elif what == "remove":
+                os.unlink(f)
+            elif what == "replace":
+                Path(f + ".new").write_bytes(b"z")
+                os.replace(f + ".new", f)
+            else:
+                fsig[4 * i + rng.randrange(4)] ^= 1 << rng.randrange(62)
+        if rnd % 3 == 2:  # sometimes the directories as they are now: the files' own answer
+            dsig = _sigs(dirs, _DIR_SIG)
+        want = _reference(dirs, dsig, files, fsig)
+        for threads in (1, 2):
+            assert _native(dirs, dsig, files, fsig, threads) == want, (rnd, threads)
+        from tokmon.core.engine.check import Flat
+
+        flat = Flat(["db"], ["r"], dirs, dsig, files, fsig)
+        _both(flat, monkeypatch)
+        files = [f for f in files if os.path.exists(f)]  # the next round: what is left
+
+
+def test_no_native_stat_check_when_disabled_or_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOKMON_NO_NATIVE, Windows or an install without the extension: os.stat, as before."""
+    import tokmon._native
+
+    monkeypatch.setattr(check_mod, "_native_check", False)  # looked up again
+    monkeypatch.setenv("TOKMON_NO_NATIVE", "1")
+    assert check_mod.native_stat_check() is None
+    if os.name == "posix":
+        assert check_mod.native_check_status() == "Python (TOKMON_NO_NATIVE is set)"
+    monkeypatch.delenv("TOKMON_NO_NATIVE")
+    monkeypatch.setattr(check_mod, "_native_check", False)
+    monkeypatch.setitem(sys.modules, "tokmon._native._stat", None)  # import -> ImportError
+    monkeypatch.delattr(tokmon._native, "_stat", raising=False)
+    assert check_mod.native_stat_check() is None
+    if os.name == "posix":
+        assert check_mod.native_check_status() == "Python (the native extension is not built)"
+
+
+def test_doctor_says_which_stat_check_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokmon.cli.doctor import check_install
+
+    _native_stat()
+    monkeypatch.setattr(check_mod, "_native_check", False)
+    monkeypatch.delenv("TOKMON_NO_NATIVE", raising=False)
+    assert "; warm check native" in check_install(dict(os.environ)).detail
+    monkeypatch.setenv("TOKMON_NO_NATIVE", "1")
+    monkeypatch.setattr(check_mod, "_native_check", False)
+    detail = check_install(dict(os.environ)).detail
+    assert "; warm check Python (TOKMON_NO_NATIVE is set)" in detail

@@ -181,9 +181,13 @@ def check_install(env: Mapping[str, str]) -> Check:
             f"reinstall: {INSTALL_HINT}",
         )
     cmd = shutil.which("tokmon", path=env.get("PATH"))
+    from tokmon.core.engine.check import native_check_status  # the warm check's stat calls
     from tokmon.core.parser import native_status  # the line scanner: native or pure Python
 
-    detail = f"tokmon {ver} (distribution {dists[0]}) from {where}; scanner {native_status()}"
+    detail = (
+        f"tokmon {ver} (distribution {dists[0]}) from {where}; scanner {native_status()}; "
+        f"warm check {native_check_status()}"
+    )
     if cmd is None:
         return Check(
             "install",

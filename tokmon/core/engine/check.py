@@ -40,11 +40,44 @@ from typing import Any
 
 from tokmon.core.discovery import Known, file_stat, transcript_stats
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
+from tokmon.core.parser import _native_disabled
 from tokmon.core.reader import FileState, needs_read
 
 log = logging.getLogger("tokmon.core.engine")
 
 _NEVER = [-1, -1, -1, -1]  # a state the reader would read again: no stat equals it
+
+# --- the native stat check (tokmon._native._stat, optional, POSIX only) -----------------------
+_native_check: Any = False  # the extension's check(); False: not looked up yet, None: not in use
+_THREADS = 1  # threads of the native check (see docs/performance.md, ninth session)
+
+
+def native_stat_check() -> Any:
+    """The native flat-walk check (``tokmon._native._stat.check``), or None: not built, not
+    POSIX (Windows' ``os.stat`` makes its own ``st_ino``), or disabled by ``TOKMON_NO_NATIVE``."""
+    global _native_check
+    if _native_check is False:
+        _native_check = None
+        if os.name == "posix" and not _native_disabled():
+            try:
+                from tokmon._native import _stat
+            except ImportError:
+                pass
+            else:
+                if _stat.API_VERSION == 1:
+                    _native_check = _stat.check
+    return _native_check
+
+
+def native_check_status() -> str:
+    """Which stat calls the warm check makes, for ``tokmon doctor``."""
+    if native_stat_check() is not None:
+        return "native"
+    if os.name != "posix":
+        return "Python (os.stat: the native one is POSIX only)"
+    if _native_disabled():
+        return "Python (TOKMON_NO_NATIVE is set)"
+    return "Python (the native extension is not built)"
 
 
 class Checked:
@@ -167,19 +200,52 @@ class Flat:
         self,
         stamp: list[Any],
         roots: list[str],
-        dirs: list[bytes],
+        dirs: list[bytes] | None,
         dsig: array[int],
-        files: list[bytes],
+        files: list[bytes] | None,
         fsig: array[int],
-        blob: bytes | None = None,
+        blob: bytes | memoryview | None = None,
     ) -> None:
         self.stamp = stamp
         self.roots = roots
-        self.dirs = dirs
+        self._dirs = dirs  # None: still in ``blob`` (split when first asked for)
         self.dsig = dsig
-        self.files = files
+        self._files = files
         self.fsig = fsig
-        self._blob = blob  # the paths as saved (a rewrite after an append reuses them)
+        self._blob = blob  # the paths as saved (the native check and a rewrite use them)
+
+    @property
+    def dirs(self) -> list[bytes]:
+        """The directories' paths (``os.fsencode``'d)."""
+        if self._dirs is None:
+            self._split()
+        assert self._dirs is not None
+        return self._dirs
+
+    @property
+    def files(self) -> list[bytes]:
+        """The transcripts' paths (``os.fsencode``'d)."""
+        if self._files is None:
+            self._split()
+        assert self._files is not None
+        return self._files
+
+    @property
+    def nfiles(self) -> int:
+        """How many transcripts it holds."""
+        return len(self.fsig) // 4
+
+    def _split(self) -> None:
+        assert self._blob is not None
+        names = bytes(self._blob).split(b"\0")
+        nd = len(self.dsig) // 4
+        self._dirs, self._files = names[:nd], names[nd:]
+
+    def _paths(self) -> bytes | memoryview:
+        """All the paths, joined by NUL bytes (as saved)."""
+        if self._blob is None:
+            self._blob = b"\0".join(self.dirs + self.files)
+        return self._blob
 
     @classmethod
     def build(
@@ -229,16 +295,27 @@ class Flat:
         them), or None when a directory changed, a path is gone or a changed path is no
         regular file: the walk must run."""
         stat_of = file_stat
+        native = native_stat_check()
         try:
-            if any(map(ne, map(_DIR_SIG, map(stat_of, self.dirs)), _fours(self.dsig))):
-                return None
-            # one pass in C; each stat and expected entry is dropped once compared (no
-            # lists of them: touching less memory is faster), only the indexes are kept
-            files = self.files
-            diff = list(
-                compress(count(), map(ne, map(_FILE_SIG, map(stat_of, files)), _fours(self.fsig)))
-            )
+            if native is not None:
+                # the same stat calls and compares in C, the GIL released (see _stat.c):
+                # every path it flags (differs, failed, out of range) is looked at below
+                diff = native(self._paths(), len(self.dsig) // 4, self.dsig, self.fsig, _THREADS)
+                if diff is None:
+                    return None
+            else:
+                if any(map(ne, map(_DIR_SIG, map(stat_of, self.dirs)), _fours(self.dsig))):
+                    return None
+                # one pass in C; each stat and expected entry is dropped once compared (no
+                # lists of them: touching less memory is faster), only the indexes are kept
+                diff = list(
+                    compress(
+                        count(),
+                        map(ne, map(_FILE_SIG, map(stat_of, self.files)), _fours(self.fsig)),
+                    )
+                )
             out = []
+            files = self.files if diff else []
             for i in diff:
                 path = files[i]
                 st = stat_of(path)  # again: the first one was not kept
@@ -310,15 +387,15 @@ class Flat:
         # the sizes it states must be the file's own: never an allocation the header asks for
         if len(body) != plen + 4 * item * (nd + nf):
             return None
-        blob = bytes(body[:plen])
+        # the paths stay in the file's bytes (split only if asked for: the native check
+        # and a rewrite take them as they are)
+        if data.count(b"\0", nl + 1, nl + 1 + plen) != nd + nf - 1:
+            return None
         dsig: array[int] = array("q")
         fsig: array[int] = array("q")
         dsig.frombytes(body[plen : plen + 4 * item * nd])
         fsig.frombytes(body[plen + 4 * item * nd :])
-        names = blob.split(b"\0")
-        if len(blob) != plen or len(names) != nd + nf:
-            return None
-        return cls(stamp, roots, names[:nd], dsig, names[nd:], fsig, blob)
+        return cls(stamp, roots, None, dsig, None, fsig, body[:plen])
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (0600, atomically, no fsync: used only under its stamp)."""
@@ -326,15 +403,13 @@ class Flat:
 
         from tokmon.fsutil import atomic_write
 
-        blob = self._blob
-        if blob is None:
-            blob = self._blob = b"\0".join(self.dirs + self.files)
+        blob = self._paths()
         head = {
             "db": self.stamp,
             "roots": self.roots,
             "order": sys.byteorder,
-            "nd": len(self.dirs),
-            "nf": len(self.files),
+            "nd": len(self.dsig) // 4,
+            "nf": self.nfiles,
             "plen": len(blob),
         }
         data = b"".join(
@@ -432,12 +507,12 @@ class Check(EngineState):
         flat = Flat.load(self._flat_file(), stamp, roots)
         changed = flat.check() if flat is not None else None
         if flat is not None and changed == []:  # nothing changed: no listing, no mirror
-            changes.files_checked = len(flat.files)
+            changes.files_checked = flat.nfiles
             return True
         checked: Checked | None = None
         derived = False  # the mirror comes from the flat walk (its own file is stale)
         if flat is not None and changed is not None:
-            found = len(flat.files)  # every transcript of the mirror, some changed in place
+            found = flat.nfiles  # every transcript of the mirror, some changed in place
         else:
             checked = Checked.load(self._checked_file(), stamp)
             if checked is None and flat is not None:  # stale: the flat walk holds it
