@@ -37,6 +37,7 @@
 
 #define API_VERSION 1 /* checked by check.py */
 #define MIN_SPLIT 512 /* fewer paths than this: no second thread (its start costs more) */
+#define CHUNK 128     /* paths a thread takes at a time */
 
 /* seconds and nanoseconds as one int64 of nanoseconds; 0 when out of range (flag it) */
 static int to_ns(int64_t sec, long nsec, int64_t *out) {
@@ -70,56 +71,66 @@ static int same(const char *path, const int64_t *want, int is_dir) {
            (int64_t)(uint64_t)st.st_dev == want[3];
 }
 
+/* The stat calls of one check, shared by the threads in chunks of CHUNK paths taken in order
+ * (directories first): a thread that starts late, or not at all, leaves its share to the
+ * other. A directory not as recorded stops the rest (the walk runs anyway). */
 typedef struct {
     const char **paths;
-    const int64_t *sigs; /* 4 per path */
-    unsigned char *flags; /* 1 per path: set when not as recorded */
-    Py_ssize_t lo, hi;
-    int is_dir;
-    volatile int *stop; /* directories: one changed, the others need no stat */
-    Py_ssize_t flagged;
-} span;
+    const int64_t *dsig, *fsig; /* 4 per directory, 4 per transcript */
+    unsigned char *flags;       /* 1 per path: set when not as recorded */
+    Py_ssize_t nd, n;
+    pthread_mutex_t lock;
+    Py_ssize_t next; /* the first path no thread took yet */
+    int stop;        /* a directory was flagged */
+} job;
 
-static void *run_span(void *arg) {
-    span *s = (span *)arg;
-    Py_ssize_t i, n = 0;
-    for (i = s->lo; i < s->hi; i++) {
-        if (s->is_dir && *s->stop)
-            break;
-        if (!same(s->paths[i], s->sigs + 4 * i, s->is_dir)) {
-            s->flags[i] = 1;
-            n++;
-            if (s->is_dir) {
-                *s->stop = 1;
-                break;
+static int take(job *j, Py_ssize_t *lo, Py_ssize_t *hi) {
+    int got = 0;
+    pthread_mutex_lock(&j->lock);
+    if (!j->stop && j->next < j->n) {
+        *lo = j->next;
+        *hi = j->n - j->next > CHUNK ? j->next + CHUNK : j->n;
+        j->next = *hi;
+        got = 1;
+    }
+    pthread_mutex_unlock(&j->lock);
+    return got;
+}
+
+static void *work(void *arg) {
+    job *j = (job *)arg;
+    Py_ssize_t lo, hi, i;
+    while (take(j, &lo, &hi)) {
+        for (i = lo; i < hi; i++) {
+            int is_dir = i < j->nd;
+            const int64_t *want = is_dir ? j->dsig + 4 * i : j->fsig + 4 * (i - j->nd);
+            if (!same(j->paths[i], want, is_dir)) {
+                j->flags[i] = 1;
+                if (is_dir) {
+                    pthread_mutex_lock(&j->lock);
+                    j->stop = 1;
+                    pthread_mutex_unlock(&j->lock);
+                    return NULL;
+                }
             }
         }
     }
-    s->flagged = n;
     return NULL;
 }
 
-/* stat paths[0:n] against sigs on ``threads`` threads (1 or 2); how many were flagged */
-static Py_ssize_t run(const char **paths, const int64_t *sigs, unsigned char *flags,
-                      Py_ssize_t n, int is_dir, int threads) {
-    volatile int stop = 0;
-    span a = {paths, sigs, flags, 0, n, is_dir, &stop, 0};
-    span b = a;
+/* stat every path on ``threads`` threads (1 or 2); 0 when a directory was flagged */
+static int run(job *j, int threads) {
     pthread_t tid;
-    int two = threads > 1 && n >= MIN_SPLIT;
-    if (two) {
-        a.hi = b.lo = n / 2;
-        if (pthread_create(&tid, NULL, run_span, &b) != 0) {
-            two = 0;
-            a.hi = n;
-        }
-    }
-    run_span(&a);
-    if (two) {
+    int two = threads > 1 && j->n >= MIN_SPLIT;
+    if (pthread_mutex_init(&j->lock, NULL) != 0)
+        return -1;
+    if (two && pthread_create(&tid, NULL, work, j) != 0)
+        two = 0; /* no thread: this one does it all */
+    work(j);
+    if (two)
         pthread_join(tid, NULL);
-        return a.flagged + b.flagged;
-    }
-    return a.flagged;
+    pthread_mutex_destroy(&j->lock);
+    return !j->stop;
 }
 
 static int sig_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t count, const char *what) {
@@ -145,7 +156,7 @@ PyDoc_STRVAR(check_doc,
 static PyObject *check(PyObject *self, PyObject *args) {
     PyObject *blob_obj, *dsig_obj, *fsig_obj, *out = NULL;
     Py_ssize_t nd, nf, total, i, pos, size, flagged = 0;
-    int threads = 1, dirs_same = 1;
+    int threads = 1;
     Py_buffer blob, dsig, fsig;
     const char **paths = NULL;
     char *last = NULL; /* the last path, NUL-terminated (the others end at their separator) */
@@ -223,18 +234,31 @@ static PyObject *check(PyObject *self, PyObject *args) {
         }
     }
 
-    Py_BEGIN_ALLOW_THREADS
-    if (run(paths, (const int64_t *)dsig.buf, flags, nd, 1, threads) != 0)
-        dirs_same = 0;
-    else
-        flagged = run(paths + nd, (const int64_t *)fsig.buf, flags + nd, nf, 0, threads);
-    Py_END_ALLOW_THREADS
-
-    if (!dirs_same) {
-        Py_INCREF(Py_None);
-        out = Py_None;
-        goto done;
+    {
+        job j;
+        int rc;
+        memset(&j, 0, sizeof(j));
+        j.paths = paths;
+        j.dsig = (const int64_t *)dsig.buf;
+        j.fsig = (const int64_t *)fsig.buf;
+        j.flags = flags;
+        j.nd = nd;
+        j.n = total;
+        Py_BEGIN_ALLOW_THREADS
+        rc = run(&j, threads);
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            PyErr_SetString(PyExc_OSError, "cannot initialise a mutex");
+            goto done;
+        }
+        if (rc == 0) {
+            Py_INCREF(Py_None);
+            out = Py_None;
+            goto done;
+        }
     }
+    for (i = nd; i < total; i++)
+        flagged += flags[i];
     out = PyList_New(flagged);
     if (out == NULL)
         goto done;

@@ -49,7 +49,7 @@ _NEVER = [-1, -1, -1, -1]  # a state the reader would read again: no stat equals
 
 # --- the native stat check (tokmon._native._stat, optional, POSIX only) -----------------------
 _native_check: Any = False  # the extension's check(); False: not looked up yet, None: not in use
-_THREADS = 1  # threads of the native check (see docs/performance.md, ninth session)
+_THREADS = 2  # threads of the native check (the second is CPU-neutral; see docs/performance.md)
 
 
 def native_stat_check() -> Any:
