@@ -30,18 +30,18 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # no compiler at all (e.g. distutils' CCompilerError)
-            self._skip(exc)
+            self._skip(exc, "tokmon's native extensions were")
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:
-            self._skip(exc)
+            self._skip(exc, f"{ext.name} was")
 
     @staticmethod
-    def _skip(exc: BaseException) -> None:
+    def _skip(exc: BaseException, what: str) -> None:
         sys.stderr.write(
-            f"warning: a native extension of tokmon was not built ({exc}); "
+            f"warning: {what} not built ({exc}); "
             "the pure-Python code is used (same results, slower)\n"
         )
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the native scanner with AddressSanitizer + UndefinedBehaviorSanitizer in a copy of
-# the tree and run its differential and hostile tests (and the parser's) against that build.
+# the tree and run its differential and hostile tests (and the parser's, and the warm check's
+# for the native stat check) against that build.
 # Not part of CI (Linux, gcc or clang). Usage: scripts/native_asan.sh [python] [pytest args]
 set -euo pipefail
 PY=${1:-python3}
@@ -25,7 +26,7 @@ export PYTHONPATH="$WORK"
 export TOKMON_HYPOTHESIS_EXAMPLES=${TOKMON_HYPOTHESIS_EXAMPLES:-3000}
 "$PY" -c "import tokmon._native._scan as m, sys; assert m.__file__.startswith('$WORK'), m.__file__; print('module:', m.__file__)"
 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_native_scan.py tests/test_parser.py \
-    tests/test_scan_buffers.py "$@"
+    tests/test_scan_buffers.py tests/test_warm_check.py "$@"
 if [ -n "${TOKMON_ASAN_CORPUS:-}" ]; then  # and every file of a corpus (e.g. a generated one)
     "$PY" - "$TOKMON_ASAN_CORPUS" <<'PYEOF'
 import sys
