@@ -790,6 +790,13 @@ def test_the_native_check_agrees_with_os_stat_on_a_quiet_tree(
             _native(dirs, dsig, files, fsig, threads) == [] == _reference(dirs, dsig, files, fsig)
         )
     assert _both(_flat(dirs, files), monkeypatch) == []
+    # any buffer: the paths as a bytearray, the entries at odd addresses
+    odd = lambda a: memoryview(b"\0" + a.tobytes())[1:]  # noqa: E731
+    blob = bytearray(b"\0".join(dirs + files))
+    assert _native_stat().check(blob, len(dirs), odd(dsig), odd(fsig), 2) == []
+    bad = fsig[:]
+    bad[-1] += 1
+    assert _native_stat().check(blob, len(dirs), odd(dsig), odd(bad), 1) == [len(files) - 1]
     # every field counts: a one-off in any of the four of any entry is seen
     for n in range(len(fsig)):
         bad = fsig[:]

@@ -49,11 +49,13 @@ static int to_ns(int64_t sec, long nsec, int64_t *out) {
     return 1;
 }
 
-/* Whether the stat of ``path`` gives exactly ``want`` (4 int64): for a directory
- * [mtime_ns, ctime_ns, ino, dev], for a transcript [size, mtime_ns, ino, dev]. */
-static int same(const char *path, const int64_t *want, int is_dir) {
+/* Whether the stat of ``path`` gives exactly ``entry`` (4 int64, read with memcpy: a buffer
+ * need not be aligned): for a directory [mtime_ns, ctime_ns, ino, dev], for a transcript
+ * [size, mtime_ns, ino, dev]. */
+static int same(const char *path, const int64_t *entry, int is_dir) {
     struct stat st;
-    int64_t a, b;
+    int64_t a, b, want[4];
+    memcpy(want, entry, sizeof(want));
     if (stat(path, &st) != 0)
         return 0;
     if ((uint64_t)st.st_ino > (uint64_t)INT64_MAX || (uint64_t)st.st_dev > (uint64_t)INT64_MAX)
