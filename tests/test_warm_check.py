@@ -917,10 +917,12 @@ def test_the_native_check_computes_times_as_os_stat_does(
     entry equals: the transcript is changed, as os.stat's compare says)."""
     from tokmon.core.engine.check import _DIR_SIG, _FILE_SIG
 
+    _native_stat()
     dirs, files = _entries(tmp_path)
     os.utime(files[0], ns=(0, -1_500_000_001))
+    if os.stat(files[0]).st_mtime_ns != -1_500_000_001:
+        pytest.skip("this file system does not keep times before 1970 to the nanosecond")
     dsig, fsig = _sigs(dirs, _DIR_SIG), _sigs(files, _FILE_SIG)
-    assert os.stat(files[0]).st_mtime_ns == -1_500_000_001
     assert _native(dirs, dsig, files, fsig, 1) == [] == _reference(dirs, dsig, files, fsig)
     try:
         os.utime(files[2], ns=(0, 10**19))
