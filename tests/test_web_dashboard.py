@@ -1011,6 +1011,12 @@ def test_a_push_updates_the_sessions_table_without_fetching_the_list(
             ),
             what="the page's event stream",
         )
+        # and the loads the first view started are over (the overview's limits, not awaited:
+        # under load their answer could come in after the clear below and count as a fetch)
+        wait_for(
+            lambda: browser.execute_script("return document.body.dataset.inflight") == "0",
+            what="the page's own requests",
+        )
         browser.execute_script("performance.clearResourceTimings(); window.__noReload = 9")
         count = (
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
@@ -1088,6 +1094,15 @@ def test_the_overview_keeps_the_active_list_from_the_pushes(browser: Any, tmp_pa
 
         wait_for(lambda: len(shown()) == 3, what="the three active sessions")
         assert shown() == api_ids()
+        # the page's event stream is open (a push is not sent before it is) and the loads the
+        # page started are over (an answer coming in after the clear would count as a fetch)
+        wait_for(
+            lambda: browser.execute_script(
+                "return document.getElementById('live').classList.contains('on')"
+                " && document.body.dataset.inflight === '0'"
+            ),
+            what="the page's event stream and its own requests",
+        )
         browser.execute_script("performance.clearResourceTimings(); window.__noReload = 7")
         loads = browser.execute_script("return document.body.dataset.summaryLoads")
         fetched = (

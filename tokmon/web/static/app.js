@@ -28,9 +28,16 @@
       const s = q.toString();
       if (s) url += "?" + s;
     }
-    const resp = await fetch(url, opts);
-    let data = null;
-    try { data = await resp.json(); } catch (e) { /* not JSON */ }
+    // requests in flight, for a test to wait until the page's own loads are over
+    const busy = document.body.dataset;
+    busy.inflight = String((+busy.inflight || 0) + 1);
+    let resp, data = null;
+    try {
+      resp = await fetch(url, opts);
+      try { data = await resp.json(); } catch (e) { /* not JSON */ }
+    } finally {
+      busy.inflight = String(+busy.inflight - 1);
+    }
     if (!resp.ok) {
       const msg = data && data.error ? data.error.message : resp.status + " " + resp.statusText;
       throw new Error(msg);
