@@ -108,8 +108,11 @@ DIRECT_INDEXES_AFTER = True
 #: ... and the blocks' spans of its stored sums read on a second connection while the first
 #: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
 SIDE_READER = True
-SIDE_READER_CACHE = -2000
-BUILD_CACHE = -16000  # a build's page cache (KiB, negative)
+SIDE_READER_CACHE = -500
+#: a build's page cache (KiB, negative): small, the peak RSS of a cold scan; its file's pages
+#: come back from the OS's cache (docs/performance.md, ninth session: no CPU cost measured)
+BUILD_CACHE = -2000
+STAGE_CACHE = -256  # the stage's (KiB): its tables are only appended to and read in order
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
 #: a row of the change log that names a write (its random id), not a session: session ids
@@ -1270,6 +1273,7 @@ class Stage:
             with contextlib.suppress(sqlite3.Error):  # (one a failed refresh left attached)
                 conn.execute(f"DETACH DATABASE {self.SCHEMA}")
             conn.execute(f"ATTACH DATABASE '' AS {self.SCHEMA}")  # on disk, not in RAM
+            conn.execute(f"PRAGMA {self.SCHEMA}.cache_size={STAGE_CACHE}")
             if direct:
                 conn.execute("BEGIN IMMEDIATE")
                 if DIRECT_INDEXES_AFTER:  # built once, after the load (merge_staged)
