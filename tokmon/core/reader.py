@@ -17,7 +17,7 @@ from typing import BinaryIO
 from tokmon.core.digest import blake2b
 
 MAX_LINE = 16 * 1024 * 1024  # longer lines are skipped and counted
-_CHUNK = 512 * 1024  # read size; the buffer grows for longer lines (most files fit in one)
+_CHUNK = 1024 * 1024  # read size; the buffer grows for longer lines
 _POOL: list[bytearray] = []  # read buffers for reuse (one per concurrent reader)
 _KEEP = 2  # a buffer grown past _KEEP * _CHUNK shrinks when its file is done (see blocks)
 FP_WINDOW = 4096

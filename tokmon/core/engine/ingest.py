@@ -309,7 +309,7 @@ class Ingest(EngineState):
         # A first scan into an empty ledger: rows go to a temporary database as they come (not
         # kept in this process) and are loaded in bulk by SQL at the end.
         db = self.db
-        stage = db.stage() if db is not None and todo and db.is_empty() else None
+        stage = db.stage(total) if db is not None and todo and db.is_empty() else None
         try:
             for res in scan_all(items, pricing=pricing, ordered=stage is None):
                 st = stat_of[res.key]
