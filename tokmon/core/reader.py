@@ -191,8 +191,9 @@ class LineReader:
 
 
 def _trim(buf: bytearray) -> bool:
-    """Make ``buf`` :data:`_CHUNK` bytes again, in place (a realloc: the pages past it go
-    back to the OS); False if it cannot be resized now (a view of it is alive)."""
+    """Make ``buf`` :data:`_CHUNK` bytes again, in place (from more than twice that, a
+    realloc: the pages past it go back to the OS; a smaller cut keeps its memory); False if
+    it cannot be resized now (a view of it is alive)."""
     try:
         del buf[_CHUNK:]
         if len(buf) < _CHUNK:  # (_CHUNK changed since it was made: tests)
@@ -210,9 +211,9 @@ def trim_pool() -> None:
             taken.append(_POOL.pop())
         except IndexError:
             break
-    for buf in taken:
-        if len(buf) != _CHUNK:
-            _trim(buf)
+    for i, buf in enumerate(taken):
+        if len(buf) != _CHUNK and not (len(buf) > 2 * _CHUNK and _trim(buf)):
+            taken[i] = bytearray(_CHUNK)  # (cut in place, it would keep its memory)
     _POOL.extend(taken)
 
 
