@@ -15,10 +15,12 @@ opened), the scan's end (both threads or processes; the direct load of its first
 inside it), ``merge_staged`` (the later streams merged, the indexes, the stored sums), the
 build published, the report written. Per phase: RSS at its end and its maximum; then the
 sample at the peak, split as above. ``--base DIR``: the same for another checkout of tokmon
-(imported through PYTHONPATH; its C extension built in place), run alternately.
+(imported through PYTHONPATH; its C extension built in place), run alternately. Exit code 1
+when a run's totals differ from the corpus's expected.json.
 
-getrusage's peak (the figure of bench_engine.py and bench_build.py) is printed too; the
-sampler thread and ctypes add ~1-3 MB to it. Not run by CI (docs/performance.md, ninth
+The process's own high-water mark (VmHWM: getrusage's figure, which bench_engine.py and
+bench_build.py print, without the pages of the parent a fork copied before the exec) is
+printed too; the sampler thread and ctypes add ~0.5-1 MB to it. Not run by CI (docs/performance.md, ninth
 session).
 """
 
@@ -117,11 +119,13 @@ with open(out_path, "w") as out, contextlib.redirect_stdout(out):
 mark("report")
 stop.append(1)
 th.join()
-import resource, tokmon
+import tokmon
 peak = max(samples + [(t, d) for t, _, d in marks], key=lambda s: s[1]["VmRSS"])
+with open("/proc/self/status") as fh:  # (not getrusage: it counts the parent's pages a
+    hwm = [int(x.split()[1]) / 1024 for x in fh if x.startswith("VmHWM")]  # fork copied)
 with open(report_path, "w") as fh:
     json.dump({"marks": marks, "samples": samples, "peak": peak, "src": tokmon.__file__,
-               "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, fh)
+               "maxrss": hwm[0]}, fh)
 """
 
 
@@ -152,10 +156,20 @@ def run_once(corpus: Path, src: Path | None, work: Path) -> dict[str, Any]:
             stderr=subprocess.DEVNULL,
         )
         fig: dict[str, Any] = json.loads(rep.read_text())
+        t = json.loads(out.read_text())["totals"]
+        fig["totals"] = [t[k] for k in ("inputTokens", "outputTokens")]
+        fig["totals"] += [t[k] for k in ("cacheCreationTokens", "cacheReadTokens")]
     finally:
         shutil.rmtree(home, ignore_errors=True)
     fig["phases"] = phases(fig)
     return fig
+
+
+def expected(corpus: Path) -> list[int]:
+    """The generator's totals (expected.json) in the order of ``run_once``'s."""
+    t = json.loads((corpus / "expected.json").read_text())["totals"]
+    keys = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+    return [int(t[k]) for k in keys]
 
 
 def phases(fig: dict[str, Any]) -> list[dict[str, Any]]:
@@ -208,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name, src in variants:
                     figs[name].append(run_once(corpus, src, work))
             report["sizes"][f"{mb:g}"] = figs
+            want = expected(corpus)
+            equal = all(f["totals"] == want for runs in figs.values() for f in runs)
+            report["totals_equal"] = report.get("totals_equal", True) and equal
             if args.json:
                 continue
             gib = mb / 1024
@@ -226,12 +243,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"      {what:42s} {v:6.1f}")
                 peaks = [f["maxrss"] for f in runs]
                 print(
-                    f"    getrusage peak: {statistics.median(peaks):.1f} MB "
+                    f"    peak (VmHWM): {statistics.median(peaks):.1f} MB "
                     f"({statistics.median(peaks) / gib:.0f} MB per GiB of transcripts)"
                 )
+            print(f"  totals vs expected.json: {'equal' if equal else 'DIFFER'}")
     if args.json:
         print(json.dumps(report))
-    return 0
+    return 0 if report.get("totals_equal", True) else 1
 
 
 if __name__ == "__main__":
