@@ -251,3 +251,31 @@ def test_bench_build_times_the_tail_against_a_base(tmp_path: Path) -> None:
             assert 0 < r["sums"] <= r["merge"] <= r["tail"]
             assert 0 < r["tail_main"] <= r["tail_cpu"] + 1e-3
     assert set(s["ratio_new_base"]) >= {"tail", "tail_main", "wall"}
+
+
+def test_bench_rss_splits_the_peak_per_phase(tmp_path: Path) -> None:
+    """bench_rss.py: each phase of a cold run in order with its RSS, the peak split into
+    parts that add up to it, the totals the generator's."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("samples /proc/self/status")
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_rss.py"), "--mb", "2", "--json"]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, cwd=REPO, env=_env(cache, False)
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)
+    assert out["totals_equal"] is True
+    (fig,) = out["sizes"]["2"]["now"]
+    names = [p["phase"] for p in fig["phases"]]
+    assert names[0] == "imports" and names[-1] == "report" and "scan" in names
+    assert [p["t"] for p in fig["phases"]] == sorted(p["t"] for p in fig["phases"])
+    peak = fig["peak"][1]["VmRSS"]
+    assert all(0 < p["end"] <= p["max"] <= peak for p in fig["phases"])
+    bench = importlib.util.spec_from_file_location("bench_rss_t", REPO / "bench" / "bench_rss.py")
+    assert bench and bench.loader
+    mod = importlib.util.module_from_spec(bench)
+    bench.loader.exec_module(mod)
+    parts = mod.summary(fig)
+    rest = sum(v for k, v in parts.items() if k != "rss")
+    assert abs(rest - parts["rss"]) < 0.5  # (RssAnon + RssFile = VmRSS, give or take shmem)

@@ -232,3 +232,105 @@ def test_worker_runs_in_many_small_tasks_keep_file_order_and_results(
     assert [r.key for r in par] == [it[0] for it in items]
     assert [(r.rows, r.end) for r in par] == [(r.rows, r.end) for r in seq]
     assert len({r.pid for r in par}) == 2
+
+
+def _long_file(path: Path, sizes: list[int]) -> list[bytes]:
+    """Usage lines between user lines of ``sizes`` bytes of text (longer than the buffer)."""
+    lines = []
+    for i, n in enumerate(sizes):
+        lines.append(_line(100 + i, 10 + i).encode())
+        lines.append(_user(chr(ord("a") + i % 26) * n).encode())
+    lines.append(_line(999, 7).encode())
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return lines
+
+
+def test_long_lines_grow_the_buffer_in_place_and_it_comes_back_to_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines of 1.3x to 9x the buffer, split at block edges: every line comes out whole; a
+    buffer grown up to _KEEP times its size stays so for the next files of the scan, one
+    grown past it is cut back when its file is done, and trim_pool (the scan's end) makes
+    every pooled buffer its usual size again."""
+    monkeypatch.setattr(reader, "_CHUNK", 1000)
+    monkeypatch.setattr(reader, "_KEEP", 2)
+    monkeypatch.setattr(reader, "_POOL", [])
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small_lines = _long_file(small, [1100, 1200])  # grows to 1.5x the buffer
+    big_lines = _long_file(big, [3000, 9000, 2500])  # grows well past it
+    assert [ln for _, ln in LineReader(str(small), 0)] == small_lines
+    (kept,) = reader._POOL
+    assert 1000 < len(kept) <= 2000  # kept grown for the next long line
+    assert [ln for _, ln in LineReader(str(big), 0)] == big_lines
+    (again,) = reader._POOL
+    assert again is kept and len(kept) == 1000  # the same buffer, cut back
+    assert [ln for _, ln in LineReader(str(small), 0)] == small_lines
+    assert len(kept) > 1000
+    reader.trim_pool()
+    assert len(reader._POOL) == 1 and len(reader._POOL[0]) == 1000
+    # the scan's figures are those of every buffer size
+    want = _expected(big_lines)
+    assert want["records"] == 4 and _scan(big) == want
+
+
+def test_scan_all_gives_back_what_long_lines_added_to_the_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokmon.core.scan import scan_all
+
+    monkeypatch.setattr(reader, "_CHUNK", 1000)
+    monkeypatch.setattr(reader, "_POOL", [])
+    items = []
+    for i in range(6):
+        p = tmp_path / f"f{i}.jsonl"
+        _long_file(p, [1500 + 300 * i])
+        items.append((str(p), 0, p.stat().st_size))
+    res = list(scan_all(items, workers=2, min_bytes=0))
+    assert [sorted(r[5] for r in x.rows) for x in res] == [[7, 10]] * 6  # type: ignore[type-var]
+    assert reader._POOL and all(len(b) == 1000 for b in reader._POOL)
+
+
+def test_a_view_kept_across_steps_does_not_stop_a_long_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller holding a view of the buffer while the reader needs to grow it: the line
+    goes into a new buffer (an in-place resize would fail) and the pooled one stays sound."""
+    monkeypatch.setattr(reader, "_CHUNK", 1000)
+    monkeypatch.setattr(reader, "_POOL", [])
+    path = tmp_path / "v.jsonl"
+    lines = _long_file(path, [600, 2500])
+    views = []
+    got: list[bytes] = []
+    for base, buf, start, stop in LineReader(str(path), 0).blocks():
+        views.append(memoryview(buf))  # kept: the buffer cannot be resized any more
+        got += bytes(buf[start:stop]).split(b"\n")[:-1]
+        assert base >= 0
+    assert got == lines
+    for v in views:
+        v.release()
+    for buf in reader._POOL:  # what went back is usable: a second read gives the same
+        assert len(buf) >= 1000
+    assert [ln for _, ln in LineReader(str(path), 0)] == lines
+
+
+def test_lines_appended_while_a_file_is_read_are_read_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file grows between two reads of one pass: the new whole lines are consumed (up
+    to the end seen then), a line still being written is left for the next pass."""
+    monkeypatch.setattr(reader, "_CHUNK", 1000)
+    monkeypatch.setattr(reader, "_POOL", [])
+    path = tmp_path / "g.jsonl"
+    first = [_line(i, 5 + i).encode() for i in range(8)]
+    path.write_bytes(b"\n".join(first) + b"\n")
+    late = [_line(50 + i, 60 + i).encode() for i in range(3)]
+    partial = _line(99, 1).encode()[:40]
+    rd = LineReader(str(path), 0)
+    got: list[bytes] = []
+    for n, (_, line) in enumerate(rd):
+        got.append(line)
+        if n == 0:  # during the pass, after the first block
+            with path.open("ab") as fh:
+                fh.write(b"\n".join(late) + b"\n" + partial)
+    assert got == first + late
+    assert rd.end == path.stat().st_size - len(partial)

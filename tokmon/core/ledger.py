@@ -108,8 +108,11 @@ DIRECT_INDEXES_AFTER = True
 #: ... and the blocks' spans of its stored sums read on a second connection while the first
 #: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
 SIDE_READER = True
-SIDE_READER_CACHE = -2000
-BUILD_CACHE = -16000  # a build's page cache (KiB, negative)
+SIDE_READER_CACHE = -500
+#: a build's page cache (KiB, negative), at least: 1/256 of the bytes to scan, up to 16 MB
+#: (see build_cache: the peak RSS of a cold scan; docs/performance.md, ninth session)
+BUILD_CACHE = -2000
+STAGE_CACHE = -256  # the stage's (KiB): its tables are only appended to and read in order
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
 #: a row of the change log that names a write (its random id), not a session: session ids
@@ -829,9 +832,13 @@ class LedgerDB:
         with self._mu:
             return self.conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
 
-    def stage(self) -> Stage:
-        """Temporary tables to stage a bulk load in (see :class:`Stage`; into a build file,
-        a ``direct`` one)."""
+    def stage(self, size: int = 0) -> Stage:
+        """Temporary tables to stage a bulk load of ``size`` bytes of transcripts in (see
+        :class:`Stage`; into a build file, a ``direct`` one, whose page cache is then
+        :func:`build_cache` of it)."""
+        if self.build:
+            with self._mu:
+                self.conn.execute(f"PRAGMA main.cache_size={build_cache(size)}")
         return Stage(self, direct=self.build and DIRECT_LOAD)
 
     def merge_staged(
@@ -1270,6 +1277,7 @@ class Stage:
             with contextlib.suppress(sqlite3.Error):  # (one a failed refresh left attached)
                 conn.execute(f"DETACH DATABASE {self.SCHEMA}")
             conn.execute(f"ATTACH DATABASE '' AS {self.SCHEMA}")  # on disk, not in RAM
+            conn.execute(f"PRAGMA {self.SCHEMA}.cache_size={STAGE_CACHE}")
             if direct:
                 conn.execute("BEGIN IMMEDIATE")
                 if DIRECT_INDEXES_AFTER:  # built once, after the load (merge_staged)
@@ -1348,6 +1356,15 @@ class Stage:
             if self.direct and conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.execute(f"DETACH DATABASE {self.SCHEMA}")
+
+
+def build_cache(size: int) -> int:
+    """A build's page cache (``PRAGMA cache_size``: KiB, negative) for a first scan of
+    ``size`` bytes: 1/256 of it, from -:data:`BUILD_CACHE` up to 16 MB. Its pages come back
+    from the OS's cache when needed; below ~1/256 the merge of the later scan streams into
+    the key index rereads them often (+0.1-0.2 s at 2 GB with 2 MB), above it the cache
+    only adds to the peak RSS (docs/performance.md, ninth session)."""
+    return -min(max(size // (256 * 1024), -BUILD_CACHE), 16000)
 
 
 def is_corrupt(exc: sqlite3.Error) -> bool:

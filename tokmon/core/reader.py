@@ -19,6 +19,7 @@ from tokmon.core.digest import blake2b
 MAX_LINE = 16 * 1024 * 1024  # longer lines are skipped and counted
 _CHUNK = 1024 * 1024  # read size; the buffer grows for longer lines
 _POOL: list[bytearray] = []  # read buffers for reuse (one per concurrent reader)
+_KEEP = 2  # a buffer grown past _KEEP * _CHUNK shrinks when its file is done (see blocks)
 FP_WINDOW = 4096
 
 
@@ -118,7 +119,11 @@ class LineReader:
 
         ``buf`` is one reused buffer (valid until the next step of the iteration): reading
         into it allocates nothing per file, so a scan of thousands of files leaves no
-        fragments of large temporary buffers in the heap (peak RSS)."""
+        fragments of large temporary buffers in the heap (peak RSS). A line longer than
+        the buffer grows it in place (one buffer, never two at once); grown up to
+        ``_KEEP * _CHUNK`` it stays so for the next files (no page faults of growing it
+        again for each long line) until :func:`trim_pool` (the end of a scan), more is
+        given back when the file is done."""
         try:  # (not "if _POOL": readers may run in threads of one process)
             buf = _POOL.pop()
         except IndexError:
@@ -126,8 +131,10 @@ class LineReader:
         try:
             yield from self._blocks(buf)
         finally:
-            if len(buf) <= 2 * _CHUNK:
-                _POOL.append(buf)  # an oversized one (a long line) goes back to the OS
+            if len(buf) > _KEEP * _CHUNK and not _trim(buf):
+                buf = bytearray(0)  # still exported (a caller kept a view): not reused
+            if buf:
+                _POOL.append(buf)
 
     def _blocks(self, buf: bytearray) -> Iterator[tuple[int, bytearray, int, int]]:
         with open(self.path, "rb", buffering=0) as fh:
@@ -141,9 +148,13 @@ class LineReader:
             lo, hi = pos, 0  # buf[:hi] holds the file's bytes from offset lo (fingerprint)
             while True:
                 if fill == len(buf):  # a line longer than the buffer so far: grow it
-                    bigger = bytearray(2 * len(buf))
-                    bigger[:fill] = buf
-                    buf = bigger
+                    more = max(len(buf) // 2, 1)  # (1.5x: little room left over at the end)
+                    try:  # in place (zeroes from calloc: no page touched by them)
+                        buf += bytes(more)
+                    except BufferError:  # a caller still holds a view of it: a new one
+                        bigger = bytearray(len(buf) + more)
+                        bigger[:fill] = buf
+                        buf = bigger
                 with memoryview(buf) as view:
                     n = fh.readinto(view[fill:])
                 if not n:  # growth since the open is read too, up to the end seen now
@@ -177,6 +188,33 @@ class LineReader:
                 self.fp = _fingerprint(buf, self.end)
             else:
                 self.fp = fingerprint(fh, self.end)
+
+
+def _trim(buf: bytearray) -> bool:
+    """Make ``buf`` :data:`_CHUNK` bytes again, in place (from more than twice that, a
+    realloc: the pages past it go back to the OS; a smaller cut keeps its memory); False if
+    it cannot be resized now (a view of it is alive)."""
+    try:
+        del buf[_CHUNK:]
+        if len(buf) < _CHUNK:  # (_CHUNK changed since it was made: tests)
+            buf.extend(bytes(_CHUNK - len(buf)))
+    except BufferError:
+        return False
+    return True
+
+
+def trim_pool() -> None:
+    """Give back what long lines added to the pooled read buffers (at the end of a scan)."""
+    taken: list[bytearray] = []
+    while True:  # taken out first: a reader of another thread never gets one being cut
+        try:
+            taken.append(_POOL.pop())
+        except IndexError:
+            break
+    for i, buf in enumerate(taken):
+        if len(buf) != _CHUNK and not (len(buf) > 2 * _CHUNK and _trim(buf)):
+            taken[i] = bytearray(_CHUNK)  # (cut in place, it would keep its memory)
+    _POOL.extend(taken)
 
 
 def _fingerprint(buf: bytearray, end: int) -> str:

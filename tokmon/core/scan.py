@@ -18,7 +18,7 @@ from typing import Any
 
 from tokmon.core.model import ROW_COST, UsageRecord
 from tokmon.core.parser import LineStats, scan_lines
-from tokmon.core.reader import LineReader
+from tokmon.core.reader import LineReader, trim_pool
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
 #: How scan workers start: forked on Linux (cheap; they inherit the parent's safe sys.path),
@@ -246,13 +246,15 @@ def scan_all(
     (so the caller never holds the workers' results while it scans its own share): the
     results of each ``part`` (0, 1, 2) are in item order and every item of a part precedes
     every item of the next one. The cyclic GC is off until the iteration ends, so the
-    caller's merge of the (acyclic) rows runs without it too.
+    caller's merge of the (acyclic) rows runs without it too. At the end the read buffers
+    give back what long lines added to them (reader.trim_pool).
     """
     gc_on = gc.isenabled()
     gc.disable()
     try:
         yield from _scan_all(items, workers, min_bytes, pricing, ordered)
     finally:
+        trim_pool()
         if gc_on:
             gc.enable()
 
