@@ -91,8 +91,31 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     config = Path(tokmon(env, "config", "path").stdout.strip())
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(BUDGETS)
+    _demo_with_an_open_block(env)
     assert tokmon(env, "--demo", "daily", "--json").returncode == 0  # the demo corpus, once
     return env
+
+
+def _demo_with_an_open_block(env: dict[str, str], margin_s: float = 1800.0) -> None:
+    """Make the demo corpus (it ends "now") so that its active 5-hour block stays open for
+    ``margin_s`` more seconds: one made minutes before that block's end would leave the tests
+    below without an active block part way through. Where the blocks fall depends on the
+    seed's working hours (not on the end: they are laid from each day's first activity), so
+    the corpus is made again with the next seed until its block ends late enough."""
+    from datetime import datetime, timezone
+
+    from tokmon.demo.cache import ensure_demo_corpus
+    from tokmon.paths import get_paths
+
+    paths = get_paths(env)
+    for seed in range(12):
+        ensure_demo_corpus(paths, max_age=0.0, seed=seed)
+        blocks = json.loads(tokmon(env, "--demo", "blocks", "--active", "--json").stdout)["blocks"]
+        ends = [b["endTime"] for b in blocks if b.get("isActive")]
+        end = datetime.fromisoformat(ends[0].replace("Z", "+00:00")) if ends else None
+        if end is not None and (end - datetime.now(timezone.utc)).total_seconds() >= margin_s:
+            return
+    raise AssertionError(f"no demo corpus with an active block open for {margin_s:.0f} s more")
 
 
 def _first_session(env: dict[str, str], *pre: str) -> str:

@@ -26,7 +26,11 @@ def _fresh(stamp: Path, now: float, max_age: float) -> bool:
 
 
 def ensure_demo_corpus(
-    paths: TokmonPaths, *, max_age: float = MAX_AGE_S, now: datetime | None = None
+    paths: TokmonPaths,
+    *,
+    max_age: float = MAX_AGE_S,
+    now: datetime | None = None,
+    seed: int = 0,
 ) -> Path:
     """Return ``<cache>/demo`` (a Claude config dir), regenerating it when stale.
 
@@ -45,7 +49,7 @@ def ensure_demo_corpus(
             return demo
         tmp = root / f"demo.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        expected = generate(tmp, size_mb=DEMO_MB, seed=0, end=now_dt, days=DEMO_DAYS)
+        expected = generate(tmp, size_mb=DEMO_MB, seed=seed, end=now_dt, days=DEMO_DAYS)
         atomic_write(tmp / "expected.json", expected.to_json(), fsync=False)
         old = root / f"demo.old-{os.getpid()}"
         if demo.exists():
