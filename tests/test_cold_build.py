@@ -208,6 +208,51 @@ def test_build_that_cannot_be_linked_scans_into_the_ledger(
     assert _content(eng.db.conn) == _content(ref.db.conn)
 
 
+def _header_wal(p: Path) -> bool:
+    """Whether the database file's header says WAL (its write and read versions are 2)."""
+    with open(p, "rb") as f:
+        return f.read(20)[18:20] == b"\x02\x02"
+
+
+def test_build_is_published_in_wal_mode(tmp_path: Path) -> None:
+    """A build is published as a WAL database already (the ledger's open then has no mode
+    to switch, which syncs the whole file), with no log left beside either name, and opens
+    as an ordinary ledger with the build's content."""
+    build = tmp_path / ("ledger.sqlite3" + BUILD_INFIX + "1-x")
+    dest = tmp_path / "ledger.sqlite3"
+    db = LedgerDB(build, build=True)
+    rec = UsageRecord(1_772_000_000.0, "s", "/p", "claude-opus-4-1", 1, 2, 3, 0, 4, "m:r")
+    db.merge([rec])
+    assert not _header_wal(build)  # built without a log
+    assert db.publish(dest)
+    assert _header_wal(dest)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.sqlite3"]
+    again = LedgerDB(dest)
+    assert again.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert again.records() == [rec]
+    again.close()
+
+
+@POSIX
+def test_build_that_leaves_a_log_is_not_published(tmp_path: Path) -> None:
+    """Should a build's log outlive its connection (another connection still has the file
+    open: its pages would not move with the file), the build is not published but removed,
+    log and all: the caller scans the usual way."""
+    build = tmp_path / ("ledger.sqlite3" + BUILD_INFIX + "1-x")
+    dest = tmp_path / "ledger.sqlite3"
+    db = LedgerDB(build, build=True)
+    db.merge([UsageRecord(1_772_000_000.0, "s", "/p", "m", 1, 2, 3, 0, 4, "m:r")])
+    db._to_wal()
+    other = sqlite3.connect(build)
+    try:
+        assert other.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+        assert build.with_name(build.name + "-wal").exists()
+        assert not db.publish(dest)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        other.close()
+
+
 # ---- the build's direct load: the first stream straight into records while the scan runs -----
 
 

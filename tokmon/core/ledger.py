@@ -437,8 +437,11 @@ class LedgerDB:
         or the file cannot be moved: the caller opens ``dest`` and merges there instead."""
         path = self.path
         assert self.build and path is not None
+        self._to_wal()
         self.close()
         try:
+            if any(p.exists() for p in side_files(path)):  # (never seen) its -wal would stay
+                raise OSError("the build left its write-ahead log")
             fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
             try:
                 os.fsync(fd)
@@ -456,10 +459,21 @@ class LedgerDB:
                     finally:
                         os.close(dfd)
         except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+            for f in (path, *side_files(path)):
+                with contextlib.suppress(OSError):
+                    os.unlink(f)
             return False
         return True
+
+    def _to_wal(self) -> None:
+        """Mark a finished build's file as a WAL database (its header's two version bytes),
+        still without a sync: the ledger's open (:meth:`_connect`) then finds it in WAL mode
+        already, instead of switching there itself with a sync of the whole file (~10-25 ms
+        at 500 MB; publish syncs it once). The empty log is removed when the connection
+        closes. Failing that (a file system without WAL), the open switches as before."""
+        with self._mu, contextlib.suppress(sqlite3.Error):
+            if not self.conn.in_transaction:
+                self.conn.execute("PRAGMA journal_mode=WAL").fetchone()
 
     def discard(self) -> None:
         """Close and delete a build database (never published)."""
