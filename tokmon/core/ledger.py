@@ -21,6 +21,7 @@ See docs/architecture.md, "Data safety".
 from __future__ import annotations
 
 import contextlib
+import itertools
 import operator
 import os
 import sqlite3
@@ -1336,8 +1337,9 @@ class Stage:
         full = n - n % k
         with self.db._mu:
             conn = self.db.conn
+            flat = itertools.chain.from_iterable
             for i in range(0, full, k):  # (outside ``direct``: each its own transaction)
-                conn.execute(many, [v for row in pending[i : i + k] for v in row])
+                conn.execute(many, list(flat(pending[i : i + k])))
             if full < n:
                 conn.executemany(one, pending[full:n])
         del pending[:n]
