@@ -545,3 +545,33 @@ def test_build_needs_no_ledger_lock(corpus: Path, tmp_path: Path) -> None:
     ref = _reference(corpus, tmp_path / "ref")
     assert ref.db is not None
     assert _content(eng.db.conn) == _content(ref.db.conn)
+
+
+_IMPORTS = r"""
+import sys, threading
+from pathlib import Path
+from tokmon.core.engine import Engine
+from tokmon.paths import get_paths
+root, home = Path(sys.argv[1]), sys.argv[2]
+assert "tokmon.core.rows" not in sys.modules
+eng = Engine(roots=[root / "projects"], paths=get_paths({"TOKMON_HOME": home}))
+eng.refresh()
+assert eng.db is not None and not eng.db.build and eng.ledger_file.is_file()
+print(sorted(n for n in ("tokmon.core.rows",) if n in sys.modules))
+print([t.name for t in threading.enumerate() if t.name.startswith("tokmon-")])
+eng.close()
+"""
+
+
+def test_build_imports_the_report_modules_meanwhile(corpus: Path, tmp_path: Path) -> None:
+    """A first scan's build imports what the report that follows needs on a thread while
+    its SQL runs (a fresh interpreter: nothing imported before); no thread outlives it."""
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTS, str(corpus), str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["['tokmon.core.rows']", "[]"]
