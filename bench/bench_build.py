@@ -2,7 +2,7 @@
 """The cold build's serial tail, side by side: this checkout against a base checkout (and ccusage).
 
     python bench/bench_build.py --base DIR [--mb 500 [2000 ...]] [--rounds 5] [--ccusage]
-                                [--cache DIR] [--json]
+                                [--calm CORES [--wait 240]] [--cache DIR] [--json]
 
 ``DIR`` is another checkout of tokmon (e.g. ``git archive <commit> | tar -x -C DIR``): its
 ``tokmon`` package is imported instead of this one's (PYTHONPATH). Each round runs a cold
@@ -22,7 +22,9 @@ order rotates each round), in a subprocess that times tokmon's steps from inside
 
 With ``--ccusage`` (TOKMON_CCUSAGE or the repo's .cache) ``ccusage claude daily --json
 --offline`` runs in each round too and each variant's wall time is divided by ccusage's of the
-same round. Prints medians, and the median of the per-round ratios new / base. The corpora are
+same round. With ``--calm`` each round waits (up to ``--wait`` seconds in all per size) until
+the other processes keep fewer than CORES cores busy (``bench_floor.py``'s probe; the cores
+they kept busy are printed). Prints medians, and the median of the per-round ratios new / base. The corpora are
 those of bench_engine.py (``--cache``, default ``$TOKMON_BENCH_DIR``); totals are checked
 against the corpus's expected.json (exit code 1 when they differ).
 """
@@ -203,16 +205,37 @@ def _expected(corpus: Path) -> tuple[int, ...] | None:
     return tuple(int(t[k]) for k in keys) if all(k in t for k in keys) else None
 
 
+def _bench_floor() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_floor", REPO / "bench" / "bench_floor.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def bench_size(
-    be: Any, corpus: Path, variants: dict[str, Path], cc: Path | None, rounds: int, work: Path
+    be: Any,
+    corpus: Path,
+    variants: dict[str, Path],
+    cc: Path | None,
+    rounds: int,
+    work: Path,
+    calm: float | None = None,
+    wait: float = 240.0,
 ) -> dict[str, Any]:
     be.warm_page_cache(corpus)
+    floor = _bench_floor() if calm is not None else None
+    budget = [wait]
+    others: list[float] = []
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
     ccr: list[dict[str, float]] = []
     totals: dict[str, set[tuple[int, ...]]] = {k: set() for k in variants}
     loads = []
     names = list(variants) + (["ccusage"] if cc else [])
     for r in range(rounds):
+        if floor is not None:  # until the other processes keep < calm cores busy (bench_floor)
+            busy, _ = floor.wait_calm(calm, budget)
+            others.append(float("nan") if busy is None else busy)
         loads.append((be.load_avg() or [float("nan")])[0])
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
@@ -225,6 +248,8 @@ def bench_size(
                 totals[name].add(_totals(out))
     med = {k: {p: statistics.median(x[p] for x in v) for p in PHASES} for k, v in runs.items()}
     res: dict[str, Any] = {"corpus": str(corpus), "rounds": rounds, "load": loads, "median": med}
+    if others:
+        res["others_busy"] = others
     if "base" in runs and "new" in runs:
         res["ratio_new_base"] = {
             p: statistics.median(
@@ -252,6 +277,9 @@ def bench_size(
 def report(mb: float, s: dict[str, Any]) -> None:
     loads = ", ".join(f"{x:.2f}" for x in s["load"])
     print(f"\n{mb:g} MB ({s['corpus']}), {s['rounds']} rounds, load before each: {loads}")
+    if s.get("others_busy"):
+        busy = ", ".join(f"{x:.2f}" for x in s["others_busy"])
+        print(f"  cores the other processes kept busy before each round: {busy}")
     med = s["median"]
     names = list(med)
     print(f"  {'median (s; RSS MB)':34}" + "".join(f"{n:>10}" for n in names))
@@ -297,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="corpus cache dir")
     ap.add_argument("--ccusage", action="store_true", help="ccusage in each round too")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--calm",
+        type=float,
+        default=None,
+        help="before each round, wait until the other processes keep fewer cores busy",
+    )
+    ap.add_argument("--wait", type=float, default=240.0, help="--calm's wait budget per size (s)")
     args = ap.parse_args(argv)
     be = _bench_engine()
     variants = {"new": REPO}
@@ -314,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             corpus = be.cached_corpus_dir(mb, args.seed, args.cache)
             if not (corpus / "expected.json").is_file():
                 corpus, _ = be.prepare_corpus(mb, args.seed, corpus)
-            s = bench_size(be, corpus, variants, cc, args.rounds, Path(tmp))
+            s = bench_size(be, corpus, variants, cc, args.rounds, Path(tmp), args.calm, args.wait)
             out["sizes"][f"{mb:g}"] = s
             ok = ok and all(v == "equal" for v in s["totals"].values())
             if not args.json:

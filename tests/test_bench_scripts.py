@@ -248,7 +248,9 @@ def test_bench_build_times_the_tail_against_a_base(tmp_path: Path) -> None:
         assert len(runs) == 2
         for r in runs:
             assert 0 < r["tail"] < r["wall"] and 0 < r["scan"] < r["wall"]
-            assert 0 < r["sums"] <= r["merge"] <= r["tail"]
+            # (the stored sums' timer also counts a rebuild outside the merge, e.g. after a
+            # price check: it is not a part of the merge's time)
+            assert r["sums"] > 0 and 0 < r["merge"] <= r["tail"]
             assert 0 < r["tail_main"] <= r["tail_cpu"] + 1e-3
     assert set(s["ratio_new_base"]) >= {"tail", "tail_main", "wall"}
 
