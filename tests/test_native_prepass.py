@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_native_scan import HOSTILE, SRC, _need_native, _scan
-from test_parser import TITLE, USER, _good
+from test_parser import TITLE, TS, USER, _good, usage_line
 
 from tokmon.core import parser
 
@@ -313,15 +313,18 @@ def test_the_prepass_runs_for_plain_lines(native: None) -> None:
 
     def run() -> tuple[int, int, dict[str, Any]]:
         best: dict[str, list[Any]] = {}
-        before = mod._prepass_lines()
+        before, decided = mod._prepass_lines(), mod._usage_lines()
         n = mod.scan(
             buf, 0, len(buf), 0, SRC, best, {}, str, lambda a, b: calls.append((a, b)),
             10**9, 0.0, 7258118400.0,
         )  # fmt: skip
+        usage.append(mod._usage_lines() - decided)
         return mod._prepass_lines() - before, n, best
 
+    usage: list[int] = []
     fast, poison, best = run()
     assert (fast, poison, len(best)) == (5, 0, 2)
+    assert usage == [3]  # the two usage lines and the title, without yyjson
     offsets = [buf.index(TITLE), buf.index(b'{"a":1e400}')]
     assert [a for a, _b in calls] == offsets  # the title and the 1e400 line: Python
     mod._set_prepass(False)
@@ -331,6 +334,7 @@ def test_the_prepass_runs_for_plain_lines(native: None) -> None:
     finally:
         mod._set_prepass(True)
     assert (fast2, poison2, best2) == (0, poison, best)
+    assert usage == [3, 0]
     assert [a for a, _b in calls] == offsets
 
 
@@ -394,6 +398,97 @@ def test_the_real_corpus_with_and_without_the_prepass(native: None, real_corpus:
         return [(r.rows, r.titles, r.malformed, r.invalid_utf8, r.huge, r.bad_lines) for r in rs]
 
     assert facts(got) == facts(alone)
+
+
+# --- usage lines decided without yyjson (pre_usage) ----------------------------------------
+
+BASE = usage_line(usage={"cache_creation": {"ephemeral_1h_input_tokens": 7}})
+VARIANTS = [
+    (b'"cwd":', b'"c\\u0077d":'),
+    (b'"usage":', b'"usag\\u0065":'),
+    (b'"ephemeral_1h_input_tokens":', b'"ephemeral_1h_input_token\\u0073":'),
+    (b'"output_tokens": 40', b'"output_tokens": -0'),
+    (b'"output_tokens": 40', b'"output_tokens": 4.0'),
+    (b'"output_tokens": 40', b'"output_tokens": 4e1'),
+    (b'"output_tokens": 40', b'"output_tokens": 1000000000000'),
+    (b'"output_tokens": 40', b'"output_tokens": 999999999999999999'),
+    (b'"output_tokens": 40', b'"output_tokens": 1000000000'),
+    (b'"output_tokens": 40', b'"output_tokens": 1000000001'),
+    (b'"output_tokens": 40', b'"output_tokens": 0'),
+    (b'"output_tokens": 40', b'"output_tokens": 40, "output_tokens": 41'),
+    (b'"output_tokens": 40', b'"output_tokens": "40"'),
+    (b'"output_tokens": 40', b'"output_tokens": null'),
+    (b'"output_tokens": 40', b'"output_tokens": true'),
+    (b'"output_tokens": 40', b'"output_tokens": [40]'),
+    (b'"output_tokens": 40', b'"x": 1'),
+    (b'"ephemeral_1h_input_tokens": 7', b'"ephemeral_1h_input_tokens": 700'),
+    (b'"ephemeral_1h_input_tokens": 7', b'"ephemeral_1h_input_tokens": -7'),
+    (b'"cache_creation": {', b'"cache_creation": [], "cc": {'),
+    (b'"cache_creation": {', b'"cache_creation": null, "cc": {'),
+    (b'"cache_creation": {', b'"cache_creation": "x", "cc": {'),
+    (b'"usage": {', b'"usage": null, "u": {'),
+    (b'"usage": {', b'"usage": 1, "u": {'),
+    (b'"message": {', b'"message": null, "m": {'),
+    (b'"message": {', b'"message": {}, "m": {'),
+    (b'"cache_creation": {"ephemeral_1h_input_tokens": 7}', b'"cache_creation": {}'),
+    (b'"message": {', b'"message": [], "m": {'),
+    (b'"message": {', b'"message": "assistant", "m": {'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "/home/\\u00fc/p"'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "/home/\xc3\xbc/p"'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "C:\\\\Users"'),
+    (b'"cwd": "/home/u/p"', b'"cwd": null'),
+    (b'"cwd": "/home/u/p"', b'"cwd": 5'),
+    (b'"cwd": "/home/u/p"', b'"cwd": ""'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "/a", "cwd": "/b"'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": "claude\\/x"'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": null'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": []'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": ""'),
+    (b'"requestId": "req_1"', b'"requestId": null'),
+    (b'"requestId": "req_1"', b'"requestId": ""'),
+    (b'"requestId": "req_1"', b'"requestId": "req_1", "requestId": "req_2"'),
+    (b'"requestId": "req_1"', b'"costUSD": null, "requestId": "req_1"'),
+    (b'"requestId": "req_1"', b'"costUSD": 0.5, "requestId": "req_1"'),
+    (b'"requestId": "req_1"', b'"customTitle": 1, "requestId": "req_1"'),
+    (b'"requestId": "req_1"', b'"aiTitle": "t", "requestId": "req_1"'),
+    (b'"id": "msg_1"', b'"id": "msg_\\u0031"'),
+    (b'"id": "msg_1"', b'"id": null'),
+    (b'"id": "msg_1"', b'"id": 1'),
+    (b'"type": "assistant"', b'"type": "assist\\u0061nt"'),
+    (b'"type": "assistant"', b'"type": "custom-title"'),
+    (b'"type": "assistant"', b'"type": "ai-title"'),
+    (b'"type": "assistant"', b'"type": "user"'),
+    (b'"type": "assistant"', b'"type": null'),
+    (b'"type": "assistant"', b'"type": 1'),
+    (b'"type": "assistant"', b'"type": "caf\xc3\xa9"'),
+    (b'"type": "assistant"', b'"type": "assistant", "type": "assistant"'),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "\\u0032' + TS.encode()[1:]),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "2026-02-30T00:00:00Z'),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "2026-11-29 10:00:00Z'),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "short'),
+    (b'"timestamp": "' + TS.encode(), b'"t": "'),
+    (b'"content": [', b'"content": [{"usage": {"output_tokens": 9}, "type": "user"}, '),
+    (b'"content": [', b'"usage": {"output_tokens": 9}, "content": ['),
+    (b'"content": [', b'"message": {"usage": null}, "content": ['),
+    (b": ", b" :\t"),
+    (b"}}", b"} }"),
+]
+
+
+def test_usage_lines_decided_without_yyjson_agree(native: None) -> None:
+    """Usage lines with each field written another way (escaped, twice, null, of another
+    type, out of range, nested elsewhere): every build, yyjson alone and Python agree, and
+    most are decided without yyjson (its counter)."""
+    mod = _module()
+    lines = [BASE, BASE + b"\r"]
+    for old, new in VARIANTS:
+        assert old in BASE, old
+        lines.append(BASE.replace(old, new, 1))
+    lines.append(BASE[:-1] + b', "message": null}')
+    before = mod._usage_lines()
+    _check(lines)
+    _check([ln.replace(b"req_1", b"req_%d" % i) for i, ln in enumerate(lines)], block=2048)
+    assert mod._usage_lines() - before > len(lines)
 
 
 # --- strings checked a block at a time: every offset around the 16/32/64-byte blocks ------

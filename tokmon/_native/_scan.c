@@ -56,6 +56,7 @@ typedef struct {
     int nomem;
     int prepass;  /* prepass_enabled, read with the GIL held */
     size_t fast;  /* lines the pre-pass skipped */
+    size_t fields; /* lines pre_usage decided */
 } pass1;
 
 static int grow_recs(pass1 *p) {
@@ -214,6 +215,7 @@ static int canonical_stamp(const char *s, size_t n, double *ts) {
 
 static int prepass_enabled = 1;          /* tests switch it off to compare with yyjson alone */
 static unsigned long long prepass_lines; /* lines it skipped (added with the GIL held) */
+static unsigned long long usage_lines;   /* lines pre_usage decided (same) */
 
 #if defined(_MSC_VER) && !defined(__clang__)
 #define PRE_INLINE static __forceinline
@@ -741,6 +743,189 @@ after: /* after a value (sp: the containers still open) */
     }
     return 0;
 }
+
+/* --- usage lines without a DOM ---------------------------------------------------------
+ *
+ * A line the pre-pass does not skip (a usage line, mostly) is walked again by the same
+ * grammar, which now notes the value of each field scan_line reads (at its place: the top
+ * object, its "message" object, that one's "usage", that one's "cache_creation"). It gives
+ * up (yyjson decides, as before) on any doubt: anything the pre-pass's walk rejects, a key
+ * of those objects written with an escape or non-ASCII bytes, a field present twice, a
+ * string it needs (type, timestamp, the ids, cwd, model) with an escape or non-ASCII bytes.
+ * Otherwise the rules of scan_line apply to the noted values as they do to yyjson's. */
+
+enum {
+    F_TYPE, F_STAMP, F_SID, F_CWD, F_RID, F_COST, F_MESSAGE, F_CTITLE, F_ATITLE, /* top */
+    F_ID, F_MODEL, F_USAGE,                                                       /* message */
+    F_IN, F_OUT, F_CC, F_CREAD, F_DETAIL,                                         /* usage */
+    F_1H,                                                                         /* detail */
+    F_N
+};
+
+/* a field's value: kind 0 absent, '"' a string (p, n: its body; plain: no escape, ASCII),
+ * 'n' null, '{' an object, '0' digits only (p, n), 'x' anything else */
+typedef struct {
+    const unsigned char *p;
+    size_t n;
+    unsigned char kind, plain;
+} pre_val;
+
+#define PRE_KEY(name, id) \
+    if (n == sizeof(name) - 1 && memcmp(k, name, n) == 0) return id
+/* the field named k[0:n] in the object at ``level`` (1: the top), or -1 */
+static int pre_field(int level, const unsigned char *k, size_t n) {
+    switch (level) {
+    case 1:
+        PRE_KEY("type", F_TYPE);
+        PRE_KEY("timestamp", F_STAMP);
+        PRE_KEY("sessionId", F_SID);
+        PRE_KEY("cwd", F_CWD);
+        PRE_KEY("requestId", F_RID);
+        PRE_KEY("costUSD", F_COST);
+        PRE_KEY("message", F_MESSAGE);
+        PRE_KEY("customTitle", F_CTITLE);
+        PRE_KEY("aiTitle", F_ATITLE);
+        break;
+    case 2:
+        PRE_KEY("id", F_ID);
+        PRE_KEY("model", F_MODEL);
+        PRE_KEY("usage", F_USAGE);
+        break;
+    case 3:
+        PRE_KEY("input_tokens", F_IN);
+        PRE_KEY("output_tokens", F_OUT);
+        PRE_KEY("cache_creation_input_tokens", F_CC);
+        PRE_KEY("cache_read_input_tokens", F_CREAD);
+        PRE_KEY("cache_creation", F_DETAIL);
+        break;
+    case 4:
+        PRE_KEY("ephemeral_1h_input_tokens", F_1H);
+        break;
+    }
+    return -1;
+}
+#undef PRE_KEY
+
+/* 1: the line is valid JSON (as the pre-pass's walk sees it) and ``f`` holds the values of
+ * its fields; 0: any doubt. */
+PRE_INLINE int pre_fields_t(const char *line, size_t len, pre_val *f,
+                            const unsigned char *(*str)(const unsigned char *,
+                                                        const unsigned char *, int *)) {
+    const unsigned char *s = (const unsigned char *)line, *e = s + len, *k;
+    unsigned char stack[PRE_DEPTH];
+    int sp = 0, plain, track = 1, cur = -1; /* track: the depth of the deepest field object */
+    memset(f, 0, F_N * sizeof(*f));
+    if (len < 2 || s[0] != '{' || (e[-1] != '}' && (e[-1] != '\r' || e[-2] != '}'))) return 0;
+    s++;
+    stack[sp++] = '{';
+object:
+    PRE_WS(s);
+    if (s < e && *s == '}') {
+        s++;
+        if (sp == track) track--;
+        sp--;
+        goto after;
+    }
+key:
+    PRE_WS(s);
+    if (s >= e || *s != '"') return 0;
+    k = s + 1;
+    s = PRE_STRING(k, &plain);
+    if (!s) return 0;
+    if (sp == track) {
+        if (!plain) return 0; /* an escape could spell a field */
+        cur = pre_field(sp, k, (size_t)(s - 1 - k));
+        if (cur >= 0 && f[cur].kind) return 0; /* twice: yyjson's rules */
+    }
+    PRE_WS(s);
+    if (s >= e || *s != ':') return 0;
+    s++;
+value:
+    PRE_WS(s);
+    if (s >= e) return 0;
+    switch (*s) {
+    case '"':
+        k = s + 1;
+        s = PRE_STRING(k, &plain);
+        if (!s) return 0;
+        if (cur >= 0) {
+            f[cur].kind = '"';
+            f[cur].p = k;
+            f[cur].n = (size_t)(s - 1 - k);
+            f[cur].plain = (unsigned char)plain;
+        }
+        cur = -1;
+        goto after;
+    case '{':
+        if (sp >= PRE_DEPTH) return 0;
+        if (cur >= 0) {
+            f[cur].kind = '{';
+            if (cur == F_MESSAGE || cur == F_USAGE || cur == F_DETAIL) track = sp + 1;
+        }
+        cur = -1;
+        stack[sp++] = '{';
+        s++;
+        goto object;
+    case '[':
+        if (sp >= PRE_DEPTH) return 0;
+        if (cur >= 0) f[cur].kind = 'x';
+        cur = -1;
+        stack[sp++] = '[';
+        s++;
+        PRE_WS(s);
+        if (s < e && *s == ']') {
+            s++;
+            sp--;
+            goto after;
+        }
+        goto value;
+    case 't':
+        if (e - s < 4 || memcmp(s, "true", 4) != 0) return 0;
+        s += 4;
+        break;
+    case 'f':
+        if (e - s < 5 || memcmp(s, "false", 5) != 0) return 0;
+        s += 5;
+        break;
+    case 'n':
+        if (e - s < 4 || memcmp(s, "null", 4) != 0) return 0;
+        s += 4;
+        if (cur >= 0) f[cur].kind = 'n';
+        cur = -1;
+        goto after;
+    default:
+        k = s;
+        s = pre_number(s, e);
+        if (!s) return 0;
+        if (cur >= 0) {
+            const unsigned char *d = k;
+            while (d < s && PRE_DIGIT(*d)) d++;
+            f[cur].kind = d == s ? '0' : 'x';
+            f[cur].p = k;
+            f[cur].n = (size_t)(s - k);
+        }
+        cur = -1;
+        goto after;
+    }
+    if (cur >= 0) f[cur].kind = 'x'; /* true, false */
+    cur = -1;
+after:
+    PRE_WS(s);
+    if (sp == 0) return s == e;
+    if (s >= e) return 0;
+    if (*s == ',') {
+        s++;
+        if (stack[sp - 1] == '{') goto key;
+        goto value;
+    }
+    if (*s == (stack[sp - 1] == '{' ? '}' : ']')) {
+        s++;
+        if (sp == track) track--;
+        sp--;
+        goto after;
+    }
+    return 0;
+}
 #undef PRE_STRING
 #undef PRE_WS
 #undef PRE_DIGIT
@@ -795,6 +980,119 @@ static int prepass(const char *line, size_t len) {
     return prepass_swar(line, len);
 }
 
+static int pre_fields_swar(const char *line, size_t len, pre_val *f) {
+    return pre_fields_t(line, len, f, pre_string_swar);
+}
+#ifdef PRE_SSE2
+static int pre_fields_sse2(const char *line, size_t len, pre_val *f) {
+    return pre_fields_t(line, len, f, pre_string_sse2);
+}
+#endif
+#ifdef PRE_AVX2
+PRE_TARGET_AVX2 static int pre_fields_avx2(const char *line, size_t len, pre_val *f) {
+    return pre_fields_t(line, len, f, pre_string_avx2);
+}
+#endif
+
+/* str | None (or absent) */
+static int pre_text(const pre_val *v) { return v->kind == 0 || v->kind == '"' || v->kind == 'n'; }
+
+/* Annotated[int, Meta(ge=0, le=MAX_TOKENS)] (or absent: 0) */
+static int pre_count(const pre_val *v, uint64_t max, int64_t *out) {
+    uint64_t u = 0;
+    size_t i;
+    if (!v->kind) return 1;
+    if (v->kind != '0') return 0; /* at most 18 digits (pre_number) */
+    for (i = 0; i < v->n; i++) u = u * 10 + (uint64_t)(v->p[i] - '0');
+    if (u > max) return 0;
+    *out = (int64_t)u;
+    return 1;
+}
+
+/* A string field copied into the arena (length 0: absent, null or ""). */
+static int pre_put(pass1 *p, const pre_val *v, slice *out) {
+    out->len = 0;
+    if (v->kind != '"' || !v->n) return 1;
+    return arena_put(p, (const char *)v->p, v->n, out);
+}
+
+/* scan_line's rules on the fields of the line, without yyjson: 1 when ``r`` is decided (or
+ * p->nomem set), 0 when yyjson must read the line. */
+static int pre_usage(pass1 *p, const char *line, size_t len, uint64_t max_tokens, rec *r) {
+    pre_val f[F_N];
+    int ok, i;
+#ifdef PRE_AVX2
+    if (prepass_simd == PRE_AVX2_BUILD)
+        ok = pre_fields_avx2(line, len, f);
+    else
+#endif
+#ifdef PRE_SSE2
+    if (prepass_simd == PRE_SSE2_BUILD)
+        ok = pre_fields_sse2(line, len, f);
+    else
+#endif
+        ok = pre_fields_swar(line, len, f);
+    if (!ok) return 0;
+    r->kind = K_PY;
+    r->inp = r->out = r->cc = r->c1h = r->cread = 0;
+    for (i = F_TYPE; i <= F_ATITLE; i++)
+        if (i != F_COST && i != F_MESSAGE && !pre_text(&f[i])) return 1;
+    if (f[F_COST].kind && f[F_COST].kind != 'n') return 1; /* legacy cost lines: Python */
+    if (f[F_MESSAGE].kind && f[F_MESSAGE].kind != '{' && f[F_MESSAGE].kind != 'n') return 1;
+    if (!pre_text(&f[F_ID]) || !pre_text(&f[F_MODEL])) return 1;
+    if (f[F_USAGE].kind && f[F_USAGE].kind != '{' && f[F_USAGE].kind != 'n') return 1;
+    if (!pre_count(&f[F_IN], max_tokens, &r->inp) ||
+        !pre_count(&f[F_OUT], max_tokens, &r->out) ||
+        !pre_count(&f[F_CC], max_tokens, &r->cc) ||
+        !pre_count(&f[F_CREAD], max_tokens, &r->cread) ||
+        !pre_count(&f[F_1H], max_tokens, &r->c1h))
+        return 1;
+    if (f[F_DETAIL].kind && f[F_DETAIL].kind != '{' && f[F_DETAIL].kind != 'n') return 1;
+    if (f[F_TYPE].kind != '"') {
+        r->kind = K_SKIP;
+        return 1;
+    }
+    if (!f[F_TYPE].plain) return 0;
+    if (f[F_TYPE].n == 9 && memcmp(f[F_TYPE].p, "assistant", 9) == 0) {
+        const pre_val *t = &f[F_STAMP];
+        slice a, b, c;
+        if (f[F_USAGE].kind != '{' || t->kind != '"') {
+            r->kind = K_SKIP; /* nothing to read */
+            return 1;
+        }
+        for (i = F_STAMP; i <= F_MODEL; i++)
+            if (f[i].kind == '"' && !f[i].plain) return 0; /* an escape: yyjson unescapes */
+        if (t->n < 10) {
+            r->kind = K_SKIP;
+            return 1;
+        }
+        if (!canonical_stamp((const char *)t->p, t->n, &r->ts)) return 1;
+        r->c1h = r->c1h < r->cc ? r->c1h : r->cc;
+        r->key.len = 0;
+        if (!pre_put(p, &f[F_SID], &r->sid) || !pre_put(p, &f[F_CWD], &r->cwd) ||
+            !pre_put(p, &f[F_MODEL], &r->model))
+            goto nomem;
+        if (f[F_ID].kind == '"' && f[F_RID].kind == '"' && f[F_ID].n && f[F_RID].n) {
+            if (!arena_put(p, (const char *)f[F_ID].p, f[F_ID].n, &a) ||
+                !arena_put(p, ":", 1, &b) ||
+                !arena_put(p, (const char *)f[F_RID].p, f[F_RID].n, &c))
+                goto nomem;
+            r->key.pos = a.pos;
+            r->key.len = a.len + 1 + c.len;
+        }
+        r->kind = K_USAGE;
+        return 1;
+    }
+    if ((f[F_TYPE].n == 12 && memcmp(f[F_TYPE].p, "custom-title", 12) == 0) ||
+        (f[F_TYPE].n == 8 && memcmp(f[F_TYPE].p, "ai-title", 8) == 0))
+        return 1;
+    r->kind = K_SKIP;
+    return 1;
+nomem:
+    p->nomem = 1;
+    return 1;
+}
+
 /* Classify the line [off, end) of ``buf`` into ``r``. */
 static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
                       uint64_t max_tokens, yyjson_alc *alc, rec *r) {
@@ -819,10 +1117,17 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
     if (line[0] != '{' ||
         (line[len - 1] != '}' && (line[len - 1] != '\r' || len < 2 || line[len - 2] != '}')))
         return;
-    if (p->prepass && prepass(line, len)) {
-        r->kind = K_SKIP;
-        p->fast++;
-        return;
+    if (p->prepass) {
+        if (prepass(line, len)) {
+            r->kind = K_SKIP;
+            p->fast++;
+            return;
+        }
+        if (pre_usage(p, line, len, max_tokens, r)) {
+            p->fields++;
+            return;
+        }
+        r->kind = K_PY;
     }
     if (len + YYJSON_PADDING_SIZE > p->scratch_size) {
         size_t size = p->scratch_size ? p->scratch_size : 1 << 16;
@@ -1150,6 +1455,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     prepass_lines += p.fast;
+    usage_lines += p.fields;
     yyjson_alc_dyn_free(alc);
     if (p.nomem) {
         PyErr_NoMemory();
@@ -1216,6 +1522,12 @@ static PyObject *t_prepass_lines(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLongLong(prepass_lines);
 }
 
+static PyObject *t_usage_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyLong_FromUnsignedLongLong(usage_lines);
+}
+
 static PyObject *t_set_prepass(PyObject *self, PyObject *arg) {
     int on = PyObject_IsTrue(arg);
     (void)self;
@@ -1244,6 +1556,8 @@ static PyMethodDef methods[] = {
      "_prepass(line) -> bool: whether the pre-pass alone skips this line (tests)."},
     {"_prepass_lines", t_prepass_lines, METH_NOARGS,
      "_prepass_lines() -> int: lines skipped by the pre-pass in this process (tests)."},
+    {"_usage_lines", t_usage_lines, METH_NOARGS,
+     "_usage_lines() -> int: lines decided without yyjson after the pre-pass (tests)."},
     {"_set_prepass", t_set_prepass, METH_O,
      "_set_prepass(on): switch the pre-pass on or off (tests compare with yyjson alone)."},
     {"_set_prepass_simd", t_set_prepass_simd, METH_O,
