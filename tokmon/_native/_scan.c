@@ -300,6 +300,7 @@ static int pre_uescape(const unsigned char *s, const unsigned char *e) {
     return v < 0xD800 || v > 0xDFFF;
 }
 
+#ifdef PRE_SSE2
 /* The escaped bytes ``x`` of block ``p`` (at ``s`` in the line): 1 when all are valid. */
 static int pre_escapes_scalar(const unsigned char *p, const unsigned char *s,
                               const unsigned char *e, uint64_t x) {
@@ -311,6 +312,7 @@ static int pre_escapes_scalar(const unsigned char *p, const unsigned char *s,
     } while (x);
     return 1;
 }
+#endif
 
 /* The length of the valid UTF-8 sequence (2 to 4 bytes) at ``s``, or 0 (overlong forms,
  * surrogates, past U+10FFFF, cut). */
@@ -333,7 +335,8 @@ static int pre_seq(const unsigned char *s, const unsigned char *e) {
     return 0;
 }
 
-/* The UTF-8 check of the SSE2 and byte loop builds: each sequence of the block at ``s``
+#ifdef PRE_SSE2
+/* The UTF-8 check of the SSE2 build: each sequence of the block at ``s``
  * whose non-ASCII bytes are ``x``, read in place (it may end in the next block: ``*skip``,
  * its bytes there). 0: invalid. */
 static int pre_utf8_walk(const unsigned char *p, const unsigned char *pp,
@@ -357,6 +360,7 @@ static int pre_utf8_walk(const unsigned char *p, const unsigned char *pp,
     }
     return 1;
 }
+#endif
 
 /* -- the portable build (no SSE2): the string scan of the seventh session -- */
 
@@ -483,35 +487,31 @@ PRE_TARGET_AVX2 static int pre_escapes_avx2(const unsigned char *p, const unsign
 #define PRE_PREV(x, prev, n) \
     _mm256_alignr_epi8((x), _mm256_permute2x128_si256((prev), (x), 0x21), 16 - (n))
 
+enum { U_SHORT = 1, U_LONG = 2, U_OVER3 = 4, U_LARGE = 8, U_SURR = 16, U_OVER2 = 32,
+       U_1000 = 64, U_TWO = 128, U_CARRY = U_SHORT | U_LONG | U_TWO };
+/* by the first byte's high nibble, its low nibble, the second byte's high nibble */
+static const unsigned char pre_u8_t1[16] = {
+    U_LONG, U_LONG, U_LONG, U_LONG, U_LONG, U_LONG, U_LONG, U_LONG, U_TWO, U_TWO, U_TWO, U_TWO,
+    U_SHORT | U_OVER2, U_SHORT, U_SHORT | U_OVER3 | U_SURR, U_SHORT | U_LARGE | U_1000};
+static const unsigned char pre_u8_t2[16] = {
+    U_CARRY | U_OVER3 | U_OVER2 | U_1000, U_CARRY | U_OVER2, U_CARRY, U_CARRY,
+    U_CARRY | U_LARGE, U_CARRY | U_LARGE | U_1000, U_CARRY | U_LARGE | U_1000,
+    U_CARRY | U_LARGE | U_1000, U_CARRY | U_LARGE | U_1000, U_CARRY | U_LARGE | U_1000,
+    U_CARRY | U_LARGE | U_1000, U_CARRY | U_LARGE | U_1000, U_CARRY | U_LARGE | U_1000,
+    U_CARRY | U_LARGE | U_1000 | U_SURR, U_CARRY | U_LARGE | U_1000,
+    U_CARRY | U_LARGE | U_1000};
+static const unsigned char pre_u8_t3[16] = {
+    U_SHORT, U_SHORT, U_SHORT, U_SHORT, U_SHORT, U_SHORT, U_SHORT, U_SHORT,
+    U_LONG | U_OVER2 | U_TWO | U_OVER3 | U_1000, U_LONG | U_OVER2 | U_TWO | U_OVER3 | U_LARGE,
+    U_LONG | U_OVER2 | U_TWO | U_SURR | U_LARGE, U_LONG | U_OVER2 | U_TWO | U_SURR | U_LARGE,
+    U_SHORT, U_SHORT, U_SHORT, U_SHORT};
+#define PRE_TABLE(t) _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(t)))
+
 /* Keiser and Lemire's UTF-8 check ("Validating UTF-8 in less than one instruction per
  * byte", 2021; simdjson's lookup4): non-zero bytes at the errors of x after prev. */
 PRE_TARGET_AVX2 static inline __m256i pre_u8_avx2(__m256i x, __m256i prev) {
-    enum { SHORT = 1, LONG = 2, OVER3 = 4, LARGE = 8, SURR = 16, OVER2 = 32, L1000 = 64,
-           TWO = 128, CARRY = SHORT | LONG | TWO };
-    const __m256i t1 = _mm256_setr_epi8(
-        LONG, LONG, LONG, LONG, LONG, LONG, LONG, LONG, TWO, TWO, TWO, TWO, SHORT | OVER2,
-        SHORT, SHORT | OVER3 | SURR, SHORT | LARGE | L1000, LONG, LONG, LONG, LONG, LONG,
-        LONG, LONG, LONG, TWO, TWO, TWO, TWO, SHORT | OVER2, SHORT, SHORT | OVER3 | SURR,
-        SHORT | LARGE | L1000);
-    const __m256i t2 = _mm256_setr_epi8(
-        CARRY | OVER3 | OVER2 | L1000, CARRY | OVER2, CARRY, CARRY, CARRY | LARGE,
-        CARRY | LARGE | L1000, CARRY | LARGE | L1000, CARRY | LARGE | L1000,
-        CARRY | LARGE | L1000, CARRY | LARGE | L1000, CARRY | LARGE | L1000,
-        CARRY | LARGE | L1000, CARRY | LARGE | L1000, CARRY | LARGE | L1000 | SURR,
-        CARRY | LARGE | L1000, CARRY | LARGE | L1000, CARRY | OVER3 | OVER2 | L1000,
-        CARRY | OVER2, CARRY, CARRY, CARRY | LARGE, CARRY | LARGE | L1000,
-        CARRY | LARGE | L1000, CARRY | LARGE | L1000, CARRY | LARGE | L1000,
-        CARRY | LARGE | L1000, CARRY | LARGE | L1000, CARRY | LARGE | L1000,
-        CARRY | LARGE | L1000, CARRY | LARGE | L1000 | SURR, CARRY | LARGE | L1000,
-        CARRY | LARGE | L1000);
-    const __m256i t3 = _mm256_setr_epi8(
-        SHORT, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT,
-        LONG | OVER2 | TWO | OVER3 | L1000, LONG | OVER2 | TWO | OVER3 | LARGE,
-        LONG | OVER2 | TWO | SURR | LARGE, LONG | OVER2 | TWO | SURR | LARGE, SHORT, SHORT,
-        SHORT, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT,
-        LONG | OVER2 | TWO | OVER3 | L1000, LONG | OVER2 | TWO | OVER3 | LARGE,
-        LONG | OVER2 | TWO | SURR | LARGE, LONG | OVER2 | TWO | SURR | LARGE, SHORT, SHORT,
-        SHORT, SHORT);
+    const __m256i t1 = PRE_TABLE(pre_u8_t1), t2 = PRE_TABLE(pre_u8_t2);
+    const __m256i t3 = PRE_TABLE(pre_u8_t3);
     const __m256i f = _mm256_set1_epi8(0x0F);
     __m256i p1 = PRE_PREV(x, prev, 1), p2 = PRE_PREV(x, prev, 2), p3 = PRE_PREV(x, prev, 3);
     __m256i sc = _mm256_and_si256(
