@@ -5,6 +5,10 @@ ways: on every line it skips, the pure-Python scan changes nothing (no row, no t
 counter); the native scan with the pre-pass equals the native scan without it and the
 Python scan, on hand-made edge lines, generated ones and the corpora; and it really is
 taken for the plain lines of a transcript (its counter), so the speed-up cannot vanish.
+Every build of it this machine runs (AVX2, SSE2, the portable one: ``_set_prepass_simd``)
+takes the same decision on every line, and on strings built to put escapes, backslash runs,
+quotes, control bytes and UTF-8 sequences at every offset around the 16, 32 and 64-byte
+blocks it checks, each build's decision is exactly "msgspec decodes the line".
 """
 
 # ruff: noqa: UP031  (raw JSON written with %: braces in f-strings would be doubled)
@@ -21,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_native_scan import HOSTILE, SRC, _need_native, _scan
-from test_parser import TITLE, USER, _good
+from test_parser import TITLE, TS, USER, _good, usage_line
 
 from tokmon.core import parser
 
@@ -40,7 +44,27 @@ def native() -> Iterator[None]:
     saved = parser._native
     yield
     parser._native = saved
-    _module()._set_prepass(True)
+    mod = _module()
+    mod._set_prepass(True)
+    mod._set_prepass_simd(mod.PREPASS_BEST)
+
+
+def _builds() -> list[int]:
+    """The pre-pass builds this machine runs: 0 portable, 1 SSE2, 2 AVX2 (up to the best)."""
+    return list(range(_module().PREPASS_BEST + 1))
+
+
+def _decisions(lines: list[bytes]) -> dict[int, list[bool]]:
+    """Each build's decision on each line."""
+    mod = _module()
+    out: dict[int, list[bool]] = {}
+    try:
+        for build in _builds():
+            mod._set_prepass_simd(build)
+            out[build] = [mod._prepass(line) for line in lines]
+    finally:
+        mod._set_prepass_simd(mod.PREPASS_BEST)
+    return out
 
 
 def _without_prepass(buf: bytes, block: int = 0) -> Any:
@@ -53,14 +77,23 @@ def _without_prepass(buf: bytes, block: int = 0) -> Any:
 
 
 def _check(lines: list[bytes], block: int = 0) -> None:
-    """The contract on each line the pre-pass skips, then the three scans agree."""
-    prepass = _module()._prepass
-    for line in lines:
-        if prepass(line) and b"\n" not in line:
+    """Every build decides alike, the contract holds on each line the pre-pass skips, then
+    the three scans agree (the native one with each build)."""
+    mod = _module()
+    decided = _decisions(lines)
+    for build, got in decided.items():
+        assert got == decided[mod.PREPASS_BEST], (build, lines)
+    for line, skip in zip(lines, decided[mod.PREPASS_BEST], strict=True):
+        if skip and b"\n" not in line:
             assert _scan(line + b"\n", False) == NOTHING, line
     buf = b"\n".join(lines) + b"\n"
     py = _scan(buf, False, block=block)
-    assert _scan(buf, True, block=block) == py
+    try:
+        for build in _builds():
+            mod._set_prepass_simd(build)
+            assert _scan(buf, True, block=block) == py, build
+    finally:
+        mod._set_prepass_simd(mod.PREPASS_BEST)
     assert _without_prepass(buf, block) == py
 
 
@@ -238,17 +271,18 @@ for depth in (129, 130, 511, 512, 513, 1024, 1025):  # containers, the top objec
 
 
 def test_the_prepass_skips_plain_lines(native: None) -> None:
-    prepass = _module()._prepass
-    assert [line for line in SKIPPED if not prepass(line)] == []
+    for build, got in _decisions(SKIPPED).items():
+        assert [line for line, skip in zip(SKIPPED, got, strict=True) if not skip] == [], build
 
 
 def test_the_prepass_leaves_every_other_line_to_yyjson(native: None) -> None:
-    prepass = _module()._prepass
-    assert [line for line in LEFT if prepass(line)] == []
-    for line in SKIPPED:  # every cut of a skipped line is left too (or is "{}")
-        for n in range(1, len(line) - 1):
-            cut = line[:n]
-            assert not prepass(cut) or cut.rstrip(b"\r ") == b"{}" or cut == b"{ }", cut
+    for build, got in _decisions(LEFT).items():
+        assert [line for line, skip in zip(LEFT, got, strict=True) if skip] == [], build
+    # every cut of a skipped line is left too (or is "{}")
+    cuts = [line[:n] for line in SKIPPED for n in range(1, len(line) - 1)]
+    for build, got in _decisions(cuts).items():
+        for cut, skip in zip(cuts, got, strict=True):
+            assert not skip or cut.rstrip(b"\r ") == b"{}" or cut == b"{ }", (build, cut)
 
 
 def test_the_edge_lines_agree_one_by_one(native: None) -> None:
@@ -279,15 +313,18 @@ def test_the_prepass_runs_for_plain_lines(native: None) -> None:
 
     def run() -> tuple[int, int, dict[str, Any]]:
         best: dict[str, list[Any]] = {}
-        before = mod._prepass_lines()
+        before, decided = mod._prepass_lines(), mod._usage_lines()
         n = mod.scan(
             buf, 0, len(buf), 0, SRC, best, {}, str, lambda a, b: calls.append((a, b)),
             10**9, 0.0, 7258118400.0,
         )  # fmt: skip
+        usage.append(mod._usage_lines() - decided)
         return mod._prepass_lines() - before, n, best
 
+    usage: list[int] = []
     fast, poison, best = run()
     assert (fast, poison, len(best)) == (5, 0, 2)
+    assert usage == [3]  # the two usage lines and the title, without yyjson
     offsets = [buf.index(TITLE), buf.index(b'{"a":1e400}')]
     assert [a for a, _b in calls] == offsets  # the title and the 1e400 line: Python
     mod._set_prepass(False)
@@ -297,6 +334,7 @@ def test_the_prepass_runs_for_plain_lines(native: None) -> None:
     finally:
         mod._set_prepass(True)
     assert (fast2, poison2, best2) == (0, poison, best)
+    assert usage == [3, 0]
     assert [a for a, _b in calls] == offsets
 
 
@@ -360,6 +398,261 @@ def test_the_real_corpus_with_and_without_the_prepass(native: None, real_corpus:
         return [(r.rows, r.titles, r.malformed, r.invalid_utf8, r.huge, r.bad_lines) for r in rs]
 
     assert facts(got) == facts(alone)
+
+
+# --- usage lines decided without yyjson (pre_usage) ----------------------------------------
+
+BASE = usage_line(usage={"cache_creation": {"ephemeral_1h_input_tokens": 7}})
+VARIANTS = [
+    (b'"cwd":', b'"c\\u0077d":'),
+    (b'"usage":', b'"usag\\u0065":'),
+    (b'"ephemeral_1h_input_tokens":', b'"ephemeral_1h_input_token\\u0073":'),
+    (b'"output_tokens": 40', b'"output_tokens": -0'),
+    (b'"output_tokens": 40', b'"output_tokens": 4.0'),
+    (b'"output_tokens": 40', b'"output_tokens": 4e1'),
+    (b'"output_tokens": 40', b'"output_tokens": 1000000000000'),
+    (b'"output_tokens": 40', b'"output_tokens": 999999999999999999'),
+    (b'"output_tokens": 40', b'"output_tokens": 1000000000'),
+    (b'"output_tokens": 40', b'"output_tokens": 1000000001'),
+    (b'"output_tokens": 40', b'"output_tokens": 0'),
+    (b'"output_tokens": 40', b'"output_tokens": 40, "output_tokens": 41'),
+    (b'"output_tokens": 40', b'"output_tokens": "40"'),
+    (b'"output_tokens": 40', b'"output_tokens": null'),
+    (b'"output_tokens": 40', b'"output_tokens": true'),
+    (b'"output_tokens": 40', b'"output_tokens": [40]'),
+    (b'"output_tokens": 40', b'"x": 1'),
+    (b'"ephemeral_1h_input_tokens": 7', b'"ephemeral_1h_input_tokens": 700'),
+    (b'"ephemeral_1h_input_tokens": 7', b'"ephemeral_1h_input_tokens": -7'),
+    (b'"cache_creation": {', b'"cache_creation": [], "cc": {'),
+    (b'"cache_creation": {', b'"cache_creation": null, "cc": {'),
+    (b'"cache_creation": {', b'"cache_creation": "x", "cc": {'),
+    (b'"usage": {', b'"usage": null, "u": {'),
+    (b'"usage": {', b'"usage": 1, "u": {'),
+    (b'"message": {', b'"message": null, "m": {'),
+    (b'"message": {', b'"message": {}, "m": {'),
+    (b'"cache_creation": {"ephemeral_1h_input_tokens": 7}', b'"cache_creation": {}'),
+    (b'"message": {', b'"message": [], "m": {'),
+    (b'"message": {', b'"message": "assistant", "m": {'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "/home/\\u00fc/p"'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "/home/\xc3\xbc/p"'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "C:\\\\Users"'),
+    (b'"cwd": "/home/u/p"', b'"cwd": null'),
+    (b'"cwd": "/home/u/p"', b'"cwd": 5'),
+    (b'"cwd": "/home/u/p"', b'"cwd": ""'),
+    (b'"cwd": "/home/u/p"', b'"cwd": "/a", "cwd": "/b"'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": "claude\\/x"'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": null'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": []'),
+    (b'"model": "claude-sonnet-4-5"', b'"model": ""'),
+    (b'"requestId": "req_1"', b'"requestId": null'),
+    (b'"requestId": "req_1"', b'"requestId": ""'),
+    (b'"requestId": "req_1"', b'"requestId": "req_1", "requestId": "req_2"'),
+    (b'"requestId": "req_1"', b'"costUSD": null, "requestId": "req_1"'),
+    (b'"requestId": "req_1"', b'"costUSD": 0.5, "requestId": "req_1"'),
+    (b'"requestId": "req_1"', b'"customTitle": 1, "requestId": "req_1"'),
+    (b'"requestId": "req_1"', b'"aiTitle": "t", "requestId": "req_1"'),
+    (b'"id": "msg_1"', b'"id": "msg_\\u0031"'),
+    (b'"id": "msg_1"', b'"id": null'),
+    (b'"id": "msg_1"', b'"id": 1'),
+    (b'"type": "assistant"', b'"type": "assist\\u0061nt"'),
+    (b'"type": "assistant"', b'"type": "custom-title"'),
+    (b'"type": "assistant"', b'"type": "ai-title"'),
+    (b'"type": "assistant"', b'"type": "user"'),
+    (b'"type": "assistant"', b'"type": null'),
+    (b'"type": "assistant"', b'"type": 1'),
+    (b'"type": "assistant"', b'"type": "caf\xc3\xa9"'),
+    (b'"type": "assistant"', b'"type": "assistant", "type": "assistant"'),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "\\u0032' + TS.encode()[1:]),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "2026-02-30T00:00:00Z'),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "2026-11-29 10:00:00Z'),
+    (b'"timestamp": "' + TS.encode(), b'"timestamp": "short'),
+    (b'"timestamp": "' + TS.encode(), b'"t": "'),
+    (b'"content": [', b'"content": [{"usage": {"output_tokens": 9}, "type": "user"}, '),
+    (b'"content": [', b'"usage": {"output_tokens": 9}, "content": ['),
+    (b'"content": [', b'"message": {"usage": null}, "content": ['),
+    (b": ", b" :\t"),
+    (b"}}", b"} }"),
+]
+
+
+def test_usage_lines_decided_without_yyjson_agree(native: None) -> None:
+    """Usage lines with each field written another way (escaped, twice, null, of another
+    type, out of range, nested elsewhere): every build, yyjson alone and Python agree, and
+    most are decided without yyjson (its counter)."""
+    mod = _module()
+    lines = [BASE, BASE + b"\r"]
+    for old, new in VARIANTS:
+        assert old in BASE, old
+        lines.append(BASE.replace(old, new, 1))
+    lines.append(BASE[:-1] + b', "message": null}')
+    before = mod._usage_lines()
+    _check(lines)
+    _check([ln.replace(b"req_1", b"req_%d" % i) for i, ln in enumerate(lines)], block=2048)
+    assert mod._usage_lines() - before > len(lines)
+
+
+# --- strings checked a block at a time: every offset around the 16/32/64-byte blocks ------
+
+PIECES = [
+    # escapes, valid or not
+    b'\\"',
+    b"\\\\",
+    b"\\/",
+    b"\\b",
+    b"\\f",
+    b"\\n",
+    b"\\r",
+    b"\\t",
+    b"\\u00e9",
+    b"\\u0000",
+    b"\\uFFFF",
+    b"\\ud7ff",
+    b"\\ue000",
+    b'\\n\\t\\\\\\"',
+    b"\\x",
+    b"\\u00g0",
+    b"\\u12",
+    b"\\ud800",
+    b"\\uDBFF\\uDC00",
+    b"\\U0041",
+    b"\\\x01",
+    b"\\\xc3\xa9",
+    b"\\ ",
+    b"\\",
+    b"\\\\\\",
+    # backslash runs before a quote: an odd run escapes it, an even one ends the string there
+    b'\\\\"',
+    b'\\\\\\"',
+    b'\\\\\\\\"',
+    b'\\\\\\\\\\"',
+    b'\\\\\\\\\\\\"',
+    b'"',
+    # control bytes (and DEL, which is not one)
+    b"\x00",
+    b"\x01",
+    b"\x1f",
+    b"\t",
+    b"\r",
+    b"\x7f",
+    # UTF-8, valid
+    b"\xc3\xa9",
+    b"\xc2\x80",
+    b"\xdf\xbf",
+    b"\xe2\x94\x80",
+    b"\xe0\xa0\x80",
+    b"\xed\x9f\xbf",
+    b"\xee\x80\x80",
+    b"\xef\xbf\xbf",
+    b"\xf0\x90\x80\x80",
+    b"\xf0\x9f\x9a\x80",
+    b"\xf4\x8f\xbf\xbf",
+    b"\xc3\xa9\xe2\x94\x80\xf0\x9f\x9a\x80\xc3\xa9\\n\xed\x95\x9c",
+    # and not: stray, overlong, surrogate, too large, cut, too long
+    b"\xff",
+    b"\xfe",
+    b"\x80",
+    b"\xbf",
+    b"\xc0\xaf",
+    b"\xc1\xbf",
+    b"\xe0\x80\x80",
+    b"\xe0\x9f\xbf",
+    b"\xed\xa0\x80",
+    b"\xed\xbf\xbf",
+    b"\xf0\x80\x80\x80",
+    b"\xf0\x8f\xbf\xbf",
+    b"\xf4\x90\x80\x80",
+    b"\xf5\x80\x80\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\xc3",
+    b"\xe2\x94",
+    b"\xf0\x9f\x9a",
+    b"\xc3\xa9\xa9",
+    b"\xc3\xc3\xa9",
+    b"\xe2\x94\x80\x80",
+    b"\xe2\xc3\xa9",
+    b"\xf0\x9f\x9a\x80\x80",
+]
+
+
+def _filler(n: int, wide: bool) -> bytes:
+    """``n`` bytes of text: ASCII, or two-byte characters (a last ASCII byte when odd)."""
+    return b"\xc3\xa9" * (n // 2) + b"x" * (n % 2) if wide else b"ab-cd " * (n // 6 + 1)
+
+
+def _string_lines(offsets: range | list[int]) -> list[bytes]:
+    """Lines whose string "a" holds a piece after ``p`` bytes (for each offset ``p``): the
+    string closed after 0 to 70 more bytes, or never (the line then ends in it)."""
+    lines = []
+    for i, p in enumerate(offsets):
+        for j, piece in enumerate(PIECES):
+            wide = (i + j) % 3 == 0
+            for q in (0, 1, 7, 40, 70):
+                tail = b"}" if (i + j + q) % 2 else b',"b":[1,"\xc3\xa9\\n"],"c":{}}'
+                body = _filler(p, wide) + piece + _filler(q, not wide)
+                lines.append(b'{"type":"user","a":"' + body + b'"' + tail)
+            lines.append(b'{"type":"user","a":"' + _filler(p, wide) + piece + b"}")
+    return lines
+
+
+def _valid(line: bytes) -> bool:
+    import msgspec
+
+    try:
+        msgspec.json.decode(line)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+def test_every_build_decides_strings_exactly_at_every_block_offset(native: None) -> None:
+    """Escapes, backslash runs, quotes, control bytes and UTF-8 sequences at each offset 0 to
+    135 of a string's body (across the 16, 32 and 64-byte block edges), the string ending
+    at, before or after a block's end and the line shorter than a block or not: each build
+    skips exactly the lines msgspec decodes (less those with a surrogate pair escape, which
+    go to yyjson)."""
+    lines = _string_lines(range(136))
+    want = [_valid(ln) and b"\\uDBFF" not in ln for ln in lines]
+    assert 0.2 * len(lines) < sum(want) < 0.8 * len(lines)  # both kinds, in number
+    for build, got in _decisions(lines).items():
+        wrong = [ln for ln, g, w in zip(lines, got, want, strict=True) if g != w]
+        assert wrong == [], (build, wrong[:3])
+
+
+def test_strings_at_block_edges_scan_alike(native: None) -> None:
+    """The same lines near the block edges, scanned: every build, yyjson alone and Python."""
+    lines = [
+        ln for ln in _string_lines([0, 1, 15, 16, 31, 32, 61, 62, 63, 64, 127]) if b"\n" not in ln
+    ]
+    _check(lines)
+    _check(lines[::-1], block=4096)
+
+
+def test_long_strings_with_dense_escapes_and_text(native: None) -> None:
+    """Tool output: kilobytes of escapes and non-ASCII text in one string, at every shift."""
+    chunk = b'line \\"x\\"\\n\\t caf\xc3\xa9 \xe2\x94\x80\xe2\x94\x80 \xf0\x9f\x9a\x80 \\\\ \xed\x95\x9c\\u00e9 '
+    lines = []
+    for shift in range(70):
+        body = b"s" * shift + chunk * 60
+        lines.append(b'{"type":"user","content":"' + body + b'","n":1}')
+        bad = bytearray(body)
+        bad[len(body) // 2 + shift] = 0xFF  # one stray byte in the middle
+        lines.append(b'{"type":"user","content":"' + bytes(bad) + b'","n":1}')
+    want = [_valid(ln) for ln in lines]
+    assert want == [True, False] * 70
+    for build, got in _decisions(lines).items():
+        assert got == want, build
+    _check(lines)
+
+
+def test_set_prepass_simd_refuses_a_build_the_cpu_lacks(native: None) -> None:
+    mod = _module()
+    assert mod.PREPASS_BEST in (0, 1, 2)
+    with pytest.raises(ValueError):
+        mod._set_prepass_simd(mod.PREPASS_BEST + 1)
+    with pytest.raises(ValueError):
+        mod._set_prepass_simd(-1)
+    assert mod._set_prepass_simd(0) == mod.PREPASS_BEST
+    assert mod._set_prepass_simd(mod.PREPASS_BEST) == 0
 
 
 # --- generated lines aimed at the pre-pass --------------------------------------------------
