@@ -103,10 +103,9 @@ PHASES = (
 )
 
 
-def _bench_engine() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "bench_engine", REPO / "bench" / "bench_engine.py"
-    )
+def _sibling(name: str) -> Any:
+    """Another bench script of this directory, loaded as a module (bench_engine, bench_floor)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -205,14 +204,6 @@ def _expected(corpus: Path) -> tuple[int, ...] | None:
     return tuple(int(t[k]) for k in keys) if all(k in t for k in keys) else None
 
 
-def _bench_floor() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_floor", REPO / "bench" / "bench_floor.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def bench_size(
     be: Any,
     corpus: Path,
@@ -224,7 +215,7 @@ def bench_size(
     wait: float = 240.0,
 ) -> dict[str, Any]:
     be.warm_page_cache(corpus)
-    floor = _bench_floor() if calm is not None else None
+    floor = _sibling("bench_floor") if calm is not None else None
     budget = [wait]
     others: list[float] = []
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
@@ -333,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--wait", type=float, default=240.0, help="--calm's wait budget per size (s)")
     args = ap.parse_args(argv)
-    be = _bench_engine()
+    be = _sibling("bench_engine")
     variants = {"new": REPO}
     if args.base is not None:
         if not (args.base / "tokmon" / "__init__.py").is_file():
