@@ -122,6 +122,20 @@ DUPLICATES = [
     line(top=b',"x":{"message":{"usage":{"output_tokens":9}}},"y":[{"type":"user"}]'),
     line(top=b',"x":{"type":"user","timestamp":5,"message":[]}'),
     line(first=b'"message":{"usage":{"output_tokens":1}},'),
+    # an empty field object, then more fields of its parent (the walk's depth bookkeeping)
+    b'{"type":"assistant","timestamp":%s,"requestId":"r","message":{"usage":{},"id":"m"}}' % TS,
+    b'{"type":"assistant","timestamp":%s,"requestId":"r","message":{"usage":{ },"id":"m"}}' % TS,
+    b'{"type":"assistant","timestamp":%s,"requestId":"r","message":{"usage":{"x":{}},"id":"m"}}'
+    % TS,
+    b'{"type":"assistant","timestamp":%s,"requestId":"r","message":{"usage":{"x":[]},"id":"m"}}'
+    % TS,
+    line(usage=b'"cache_creation":{},"output_tokens":5'),
+    line(usage=b'"cache_creation":{"a":{}},"output_tokens":5'),
+    line(usage=b'"cache_creation":{"a":[{}]},"output_tokens":5,"input_tokens":-1'),
+    line(usage=b'"cache_creation":{},"cache_creation_input_tokens":7,"output_tokens":5'),
+    b'{"message":{"usage":{"output_tokens":5}},"type":"assistant","timestamp":%s}' % TS,
+    b'{"message":{"usage":{"output_tokens":5},"id":"m"},"requestId":"r","type":"assistant",'
+    b'"timestamp":%s}' % TS,
     line(first=b'"type":"user",'),
     line(first=b'"x":{"a":{"b":[1,{"c":2}]}},'),
 ]
