@@ -18,6 +18,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The suite holds both scanners to the same results itself, and sets TOKMON_NO_NATIVE in the
+# tests that are about it; one left set in a developer's shell would turn the native path off
+# for every test written for it (they then fail: they assert that it ran).
+os.environ.pop("TOKMON_NO_NATIVE", None)
+
 
 def corpus_path() -> Path:
     """The shared real corpus: env TOKMON_TEST_CORPUS or ``<repo>/../shared/corpus/claude-real``."""
