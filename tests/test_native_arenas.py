@@ -1,6 +1,7 @@
-"""The native scanner's module init limits glibc's malloc to one arena (threads share the main
-thread's heap, so memory a scan thread frees serves SQLite and Python; docs/performance.md,
-tenth session), unless the user chose a limit; elsewhere it does nothing."""
+"""The native scanner's module init limits glibc's malloc to one arena for a cold scan's peak
+RSS (docs/performance.md, tenth session: threads share the main thread's heap, so memory a
+scan thread frees serves SQLite and Python), unless the user set a malloc setting of their
+own; elsewhere it does nothing."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ _PROBE = r"""
 import ctypes, re, sys, threading
 if sys.argv[1] == "import":
     from tokmon._native import _scan
-    print("ARENA_MAX", _scan.ARENA_MAX)
+    print("TUNED", _scan.MALLOC_TUNED)
 barrier = threading.Barrier(5)
 keep = []
 def work():
@@ -45,7 +46,9 @@ print("HEAPS", len(re.findall(r"<heap nr=", open(sys.argv[2]).read())))
 
 
 def _heaps(tmp_path: Path, imported: bool, **env: str) -> tuple[int, int | None]:
-    full = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    """The heaps (arenas) four threads used, and MALLOC_TUNED (None: the module not
+    imported)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
     full.update(env)
     r = subprocess.run(
         [sys.executable, "-c", _PROBE, "import" if imported else "-", str(tmp_path / "mi.xml")],
@@ -57,8 +60,8 @@ def _heaps(tmp_path: Path, imported: bool, **env: str) -> tuple[int, int | None]
     )
     assert r.returncode == 0, r.stderr
     facts = dict(line.split() for line in r.stdout.splitlines())
-    arena = int(facts["ARENA_MAX"]) if "ARENA_MAX" in facts else None
-    return int(facts["HEAPS"]), arena
+    tuned = int(facts["TUNED"]) if "TUNED" in facts else None
+    return int(facts["HEAPS"]), tuned
 
 
 @pytest.fixture
@@ -70,22 +73,29 @@ def built() -> None:
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
-def test_one_arena_once_the_scanner_is_imported(tmp_path: Path, built: None) -> None:
+def test_one_arena_once_imported(tmp_path: Path, built: None) -> None:
     assert _heaps(tmp_path, imported=True) == (1, 1)
-    alone, _ = _heaps(tmp_path, imported=False)  # the probe can see arenas: without it, more
-    assert alone > 1
+    heaps, _ = _heaps(tmp_path, imported=False)  # the probe sees glibc's arenas: without, more
+    assert heaps > 1
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
-def test_the_users_choice_wins(tmp_path: Path, built: None) -> None:
-    heaps, arena = _heaps(tmp_path, imported=True, MALLOC_ARENA_MAX="4")
-    assert arena == 0 and heaps > 1
-    heaps, arena = _heaps(tmp_path, imported=True, GLIBC_TUNABLES="glibc.malloc.arena_max=3")
-    assert arena == 0 and heaps > 1
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MALLOC_ARENA_MAX": "4"},
+        {"MALLOC_TOP_PAD_": "131072"},
+        {"GLIBC_TUNABLES": "glibc.malloc.arena_max=3"},
+        {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"},
+    ],
+)
+def test_the_users_malloc_settings_win(tmp_path: Path, built: None, env: dict[str, str]) -> None:
+    heaps, tuned = _heaps(tmp_path, imported=True, **env)
+    assert tuned == 0 and heaps > 1
 
 
 @pytest.mark.skipif(GLIBC, reason="another C library than glibc")
 def test_nothing_set_elsewhere(built: None) -> None:
     from tokmon._native import _scan
 
-    assert _scan.ARENA_MAX == 0
+    assert _scan.MALLOC_TUNED == 0
