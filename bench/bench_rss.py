@@ -10,13 +10,17 @@ TOKMON_HOME, the page cache warmed first) in a subprocess whose own thread sampl
 anonymous and file-backed parts, the C heap (glibc ``mallinfo2``: in use, and freed but kept by
 malloc) and SQLite's allocations (``sqlite3_memory_used`` of the library ``_sqlite3`` links).
 The rest of the anonymous memory is Python's object arenas (its own mmap), thread stacks and
-the like. Phases end at: imports done, ``scan_all`` called (the file listing, the build
-opened), the scan's end (both threads or processes; the direct load of its first stream is
+the like. Phases end at: imports done (the engine's, the CLI's and the ``reports`` group's),
+the engine opened and the arguments parsed (the first file listing starts), the file listing
+done, ``scan_all`` called (the build opened), the scan's end (both threads or processes; the direct load of its first stream is
 inside it), ``merge_staged`` (the later streams merged, the indexes, the stored sums), the
 build published, the report written. Per phase: RSS at its end and its maximum; then the
 sample at the peak, split as above. ``--base DIR``: the same for another checkout of tokmon
 (imported through PYTHONPATH; its C extension built in place), run alternately. Exit code 1
 when a run's totals differ from the corpus's expected.json.
+
+Then a few facts of the run: whether msgspec was imported, the bytes the native scanner left
+to Python (``parser._fallback_bytes``), whether ``_scan`` tuned malloc, glibc's arenas in use.
 
 The process's own high-water mark (VmHWM: getrusage's figure, which bench_engine.py and
 bench_build.py print, without the pages of the parent a fork copied before the exec) is
@@ -95,13 +99,26 @@ def sampler():
 from tokmon.core import ledger
 from tokmon.core.engine import ingest, store
 from tokmon.__main__ import main
+import tokmon.cli.main, tokmon.cli.reports  # the CLI and the command's group: imports too
+from tokmon.core.parser import native_scanner
+native_scanner()  # (as the run does; before the sampler thread: _scan may set malloc's arenas)
 mark("imports")
 real = ingest.scan_all
 def scan_all(*a, **k):
-    mark("listing, build opened")
+    mark("build opened")
     yield from real(*a, **k)
     mark("scan")
 ingest.scan_all = scan_all
+if hasattr(ingest, "transcript_stats"):  # the file listing, inside the engine's refresh
+    listing = ingest.transcript_stats
+    def transcript_stats(*a, **k):
+        if not any(m[1] == "engine opened, args parsed" for m in marks):
+            mark("engine opened, args parsed")
+        try:
+            return listing(*a, **k)
+        finally:
+            mark("file listing")
+    ingest.transcript_stats = transcript_stats
 def after(cls, attr, name):
     f = getattr(cls, attr)
     def w(*a, **k):
@@ -120,12 +137,32 @@ mark("report")
 stop.append(1)
 th.join()
 import tokmon
+facts = {"msgspec imported": "msgspec" in sys.modules}
+try:
+    from tokmon.core import parser
+    facts["bytes left to Python by the native scanner"] = getattr(parser, "_fallback_bytes", None)
+    from tokmon._native import _scan
+    facts["malloc tuned by _scan"] = getattr(_scan, "MALLOC_TUNED", None)
+except ImportError:
+    pass
+if _libc is not None:  # glibc's heaps (arenas) in use
+    import re, tempfile
+    _libc.fopen.restype = ctypes.c_void_p
+    _libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    _libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    _libc.fclose.argtypes = [ctypes.c_void_p]
+    with tempfile.NamedTemporaryFile("r", suffix=".xml") as tmp:
+        fp = _libc.fopen(tmp.name.encode(), b"w")
+        if fp:
+            _libc.malloc_info(0, fp)
+            _libc.fclose(fp)
+            facts["malloc arenas"] = len(re.findall(r"<heap nr=", tmp.read()))
 peak = max(samples + [(t, d) for t, _, d in marks], key=lambda s: s[1]["VmRSS"])
 with open("/proc/self/status") as fh:  # (not getrusage: it counts the parent's pages a
     hwm = [int(x.split()[1]) / 1024 for x in fh if x.startswith("VmHWM")]  # fork copied)
 with open(report_path, "w") as fh:
     json.dump({"marks": marks, "samples": samples, "peak": peak, "src": tokmon.__file__,
-               "maxrss": hwm[0]}, fh)
+               "maxrss": hwm[0], "facts": facts}, fh)
 """
 
 
@@ -246,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"    peak (VmHWM): {statistics.median(peaks):.1f} MB "
                     f"({statistics.median(peaks) / gib:.0f} MB per GiB of transcripts)"
                 )
+                for what, v in fig.get("facts", {}).items():
+                    print(f"    {what}: {v}")
             print(f"  totals vs expected.json: {'equal' if equal else 'DIFFER'}")
     if args.json:
         print(json.dumps(report))
