@@ -16,7 +16,8 @@ done, ``scan_all`` called (the build opened), the scan's end (both threads or pr
 inside it), ``merge_staged`` (the later streams merged, the indexes, the stored sums), the
 build published, the report written. Per phase: RSS at its end and its maximum; then the
 sample at the peak, split as above. ``--base DIR``: the same for another checkout of tokmon
-(imported through PYTHONPATH; its C extension built in place), run alternately. Exit code 1
+(imported through PYTHONPATH; its C extension built in place), run alternately. Each
+variant runs from a byte-compiled copy of its ``tokmon`` package (see ``compiled``). Exit code 1
 when a run's totals differ from the corpus's expected.json.
 
 Then a few facts of the run: whether msgspec was imported, the bytes the native scanner left
@@ -202,6 +203,26 @@ def run_once(corpus: Path, src: Path | None, work: Path) -> dict[str, Any]:
     return fig
 
 
+def compiled(src: Path | None, work: Path, name: str) -> Path:
+    """A copy of a checkout's ``tokmon`` package under ``work``, byte-compiled, to import: a
+    checkout without ``__pycache__`` (fresh, read-only, or under PYTHONDONTWRITEBYTECODE)
+    would compile every module in every run, as no installed tokmon does (~0.1 s of CPU; the
+    tenth session found the base of its A/B so). Its built extensions are copied along."""
+    root = work / f"src-{name}"
+    shutil.copytree(
+        (src if src is not None else REPO) / "tokmon",
+        root / "tokmon",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(root / "tokmon")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
+    return root
+
+
 def expected(corpus: Path) -> list[int]:
     """The generator's totals (expected.json) in the order of ``run_once``'s."""
     t = json.loads((corpus / "expected.json").read_text())["totals"]
@@ -249,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"loadavg": be.load_avg(), "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        copies = {name: compiled(src, work, name) for name, src in variants}
         for mb in args.mb:
             corpus = be.cached_corpus_dir(mb, 0)
             if not (corpus / "expected.json").is_file():
@@ -256,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             be.warm_page_cache(corpus)
             figs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
             for _ in range(args.runs):
-                for name, src in variants:
-                    figs[name].append(run_once(corpus, src, work))
+                for name, _src in variants:
+                    figs[name].append(run_once(corpus, copies[name], work))
             report["sizes"][f"{mb:g}"] = figs
             want = expected(corpus)
             equal = all(f["totals"] == want for runs in figs.values() for f in runs)
@@ -268,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{mb:g} MB ({corpus}), load {be.load_avg()}")
             for name, runs in figs.items():
                 fig = min(runs, key=lambda f: f["maxrss"])  # the quietest of the runs
-                print(f"  {name}: {fig['src']}")
+                print(f"  {name}: {dict(variants)[name] or REPO} (compiled copy: {fig['src']})")
                 print(f"    {'phase (ends at)':32s} {'t (s)':>7s} {'RSS end':>8s} {'max':>6s}")
                 for row in fig["phases"]:
                     print(
