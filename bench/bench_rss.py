@@ -10,13 +10,18 @@ TOKMON_HOME, the page cache warmed first) in a subprocess whose own thread sampl
 anonymous and file-backed parts, the C heap (glibc ``mallinfo2``: in use, and freed but kept by
 malloc) and SQLite's allocations (``sqlite3_memory_used`` of the library ``_sqlite3`` links).
 The rest of the anonymous memory is Python's object arenas (its own mmap), thread stacks and
-the like. Phases end at: imports done, ``scan_all`` called (the file listing, the build
-opened), the scan's end (both threads or processes; the direct load of its first stream is
+the like. Phases end at: imports done (the engine's, the CLI's and the ``reports`` group's),
+the engine opened and the arguments parsed (the first file listing starts), the file listing
+done, ``scan_all`` called (the build opened), the scan's end (both threads or processes; the direct load of its first stream is
 inside it), ``merge_staged`` (the later streams merged, the indexes, the stored sums), the
 build published, the report written. Per phase: RSS at its end and its maximum; then the
 sample at the peak, split as above. ``--base DIR``: the same for another checkout of tokmon
-(imported through PYTHONPATH; its C extension built in place), run alternately. Exit code 1
+(imported through PYTHONPATH; its C extension built in place), run alternately. Each
+variant runs from a byte-compiled copy of its ``tokmon`` package (see ``compiled``). Exit code 1
 when a run's totals differ from the corpus's expected.json.
+
+Then a few facts of the run: whether msgspec was imported, the bytes the native scanner left
+to Python (``parser._fallback_bytes``), whether ``_scan`` tuned malloc, glibc's arenas in use.
 
 The process's own high-water mark (VmHWM: getrusage's figure, which bench_engine.py and
 bench_build.py print, without the pages of the parent a fork copied before the exec) is
@@ -95,13 +100,26 @@ def sampler():
 from tokmon.core import ledger
 from tokmon.core.engine import ingest, store
 from tokmon.__main__ import main
+import tokmon.cli.main, tokmon.cli.reports  # the CLI and the command's group: imports too
+from tokmon.core.parser import native_scanner
+native_scanner()  # (as the run does; before the sampler thread: _scan may set malloc's arenas)
 mark("imports")
 real = ingest.scan_all
 def scan_all(*a, **k):
-    mark("listing, build opened")
+    mark("build opened")
     yield from real(*a, **k)
     mark("scan")
 ingest.scan_all = scan_all
+if hasattr(ingest, "transcript_stats"):  # the file listing, inside the engine's refresh
+    listing = ingest.transcript_stats
+    def transcript_stats(*a, **k):
+        if not any(m[1] == "engine opened, args parsed" for m in marks):
+            mark("engine opened, args parsed")
+        try:
+            return listing(*a, **k)
+        finally:
+            mark("file listing")
+    ingest.transcript_stats = transcript_stats
 def after(cls, attr, name):
     f = getattr(cls, attr)
     def w(*a, **k):
@@ -120,12 +138,32 @@ mark("report")
 stop.append(1)
 th.join()
 import tokmon
+facts = {"msgspec imported": "msgspec" in sys.modules}
+try:
+    from tokmon.core import parser
+    facts["bytes left to Python by the native scanner"] = getattr(parser, "_fallback_bytes", None)
+    from tokmon._native import _scan
+    facts["malloc tuned by _scan"] = getattr(_scan, "MALLOC_TUNED", None)
+except ImportError:
+    pass
+if _libc is not None:  # glibc's heaps (arenas) in use
+    import re, tempfile
+    _libc.fopen.restype = ctypes.c_void_p
+    _libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    _libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    _libc.fclose.argtypes = [ctypes.c_void_p]
+    with tempfile.NamedTemporaryFile("r", suffix=".xml") as tmp:
+        fp = _libc.fopen(tmp.name.encode(), b"w")
+        if fp:
+            _libc.malloc_info(0, fp)
+            _libc.fclose(fp)
+            facts["malloc arenas"] = len(re.findall(r"<heap nr=", tmp.read()))
 peak = max(samples + [(t, d) for t, _, d in marks], key=lambda s: s[1]["VmRSS"])
 with open("/proc/self/status") as fh:  # (not getrusage: it counts the parent's pages a
     hwm = [int(x.split()[1]) / 1024 for x in fh if x.startswith("VmHWM")]  # fork copied)
 with open(report_path, "w") as fh:
     json.dump({"marks": marks, "samples": samples, "peak": peak, "src": tokmon.__file__,
-               "maxrss": hwm[0]}, fh)
+               "maxrss": hwm[0], "facts": facts}, fh)
 """
 
 
@@ -163,6 +201,26 @@ def run_once(corpus: Path, src: Path | None, work: Path) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
     fig["phases"] = phases(fig)
     return fig
+
+
+def compiled(src: Path | None, work: Path, name: str) -> Path:
+    """A copy of a checkout's ``tokmon`` package under ``work``, byte-compiled, to import: a
+    checkout without ``__pycache__`` (fresh, read-only, or under PYTHONDONTWRITEBYTECODE)
+    would compile every module in every run, as no installed tokmon does (~0.1 s of CPU; the
+    tenth session found the base of its A/B so). Its built extensions are copied along."""
+    root = work / f"src-{name}"
+    shutil.copytree(
+        (src if src is not None else REPO) / "tokmon",
+        root / "tokmon",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(root / "tokmon")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
+    return root
 
 
 def expected(corpus: Path) -> list[int]:
@@ -212,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"loadavg": be.load_avg(), "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        copies = {name: compiled(src, work, name) for name, src in variants}
         for mb in args.mb:
             corpus = be.cached_corpus_dir(mb, 0)
             if not (corpus / "expected.json").is_file():
@@ -219,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             be.warm_page_cache(corpus)
             figs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
             for _ in range(args.runs):
-                for name, src in variants:
-                    figs[name].append(run_once(corpus, src, work))
+                for name, _src in variants:
+                    figs[name].append(run_once(corpus, copies[name], work))
             report["sizes"][f"{mb:g}"] = figs
             want = expected(corpus)
             equal = all(f["totals"] == want for runs in figs.values() for f in runs)
@@ -231,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{mb:g} MB ({corpus}), load {be.load_avg()}")
             for name, runs in figs.items():
                 fig = min(runs, key=lambda f: f["maxrss"])  # the quietest of the runs
-                print(f"  {name}: {fig['src']}")
+                print(f"  {name}: {dict(variants)[name] or REPO} (compiled copy: {fig['src']})")
                 print(f"    {'phase (ends at)':32s} {'t (s)':>7s} {'RSS end':>8s} {'max':>6s}")
                 for row in fig["phases"]:
                     print(
@@ -246,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"    peak (VmHWM): {statistics.median(peaks):.1f} MB "
                     f"({statistics.median(peaks) / gib:.0f} MB per GiB of transcripts)"
                 )
+                for what, v in fig.get("facts", {}).items():
+                    print(f"    {what}: {v}")
             print(f"  totals vs expected.json: {'equal' if equal else 'DIFFER'}")
     if args.json:
         print(json.dumps(report))

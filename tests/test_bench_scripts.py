@@ -271,6 +271,8 @@ def test_bench_rss_splits_the_peak_per_phase(tmp_path: Path) -> None:
     (fig,) = out["sizes"]["2"]["now"]
     names = [p["phase"] for p in fig["phases"]]
     assert names[0] == "imports" and names[-1] == "report" and "scan" in names
+    assert {"engine opened, args parsed", "file listing", "build opened"} <= set(names)
+    assert set(fig["facts"]) >= {"msgspec imported", "bytes left to Python by the native scanner"}
     assert [p["t"] for p in fig["phases"]] == sorted(p["t"] for p in fig["phases"])
     peak = fig["peak"][1]["VmRSS"]
     assert all(0 < p["end"] <= p["max"] <= peak for p in fig["phases"])

@@ -422,6 +422,8 @@ def test_a_small_read_builds_no_msgspec_decoder(tmp_path: Path) -> None:
         f"items = [({str(f)!r}, 0, {f.stat().st_size})]\n"
         "res = list(scan_all(items))[0]\n"
         "small = ('msgspec' in sys.modules, res.rows, res.titles, res.malformed)\n"
+        "from tokmon.core import parser\n"
+        "parser.FALLBACK_BUDGET = 0  # the native scanner's fallback by msgspec too\n"
         f"big = scan_file({str(f)!r}, 0)\n"
         "print(orjson.dumps([small, ['msgspec' in sys.modules, big.rows, big.titles, big.malformed]]).decode())\n"
     )

@@ -5,6 +5,7 @@ YYJSON_VERSION: str
 ROW_OUTPUT: int
 MAX_DEPTH: int
 PREPASS_BEST: int
+MALLOC_TUNED: int  # 1: this module limited glibc's malloc to one arena; 0: it did not
 
 def scan(
     buf: bytes | bytearray | memoryview,

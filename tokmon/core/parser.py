@@ -367,7 +367,8 @@ def scan_lines(
     Same results as calling :func:`parse_line` on every line (the contract of
     ``tests/test_parser.py``). With the native extension (:func:`native_scanner`) the lines
     are parsed in C (yyjson, the GIL released) and any line C is not sure of comes back to
-    the Python path below, in order. In Python, about twice as fast as :func:`parse_line`
+    the Python path below, in order (by :func:`parse_line` within the process's
+    :data:`FALLBACK_BUDGET`: :func:`_scan_ref`). In Python, about twice as fast as :func:`parse_line`
     on every line: each run of lines shaped ``{...}`` is
     decoded by one msgspec call (which also validates it as JSON; a run it rejects is
     decoded a line at a time, and a line rejected alone takes :func:`parse_line`), UTF-8 is
@@ -394,8 +395,15 @@ def scan_lines(
         # the native scanner; the lines it leaves to Python (any doubt) come back here, in
         # order: the reference rules of this function, on a copy of just those lines
         def fallback(a: int, b: int) -> None:
+            global _fallback_bytes
             part = bytes(view[a:b])
-            _scan_py(part, 0, b - a, base + a, source, stats, best, titles, strings, part.isascii())
+            _fallback_bytes += b - a
+            if _fallback_bytes <= FALLBACK_BUDGET:
+                _scan_ref(part, base + a, source, stats, best, titles, strings)
+            else:
+                _scan_py(
+                    part, 0, b - a, base + a, source, stats, best, titles, strings, part.isascii()
+                )
 
         def text(raw: str) -> str:
             return _text(raw, strings)
@@ -407,6 +415,78 @@ def scan_lines(
         stats.malformed += poison  # (after the call: the fallback counts into stats too)
         return
     _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())
+
+
+#: Bytes of the lines the native scanner leaves to Python (titles, malformed lines, any doubt)
+#: that a process reads with :func:`parse_line` before it builds the msgspec decoder. On the
+#: bench corpus these are ~80 bytes per MB of transcripts (401 lines, 40 KB at 500 MB): the
+#: decoder's import alone (~7-10 ms of CPU, ~3.5 MB of RSS: msgspec, typing_extensions,
+#: inspect, decimal) would cost more than parse_line's extra ~2-10 ms per MB over msgspec's
+#: typed decode (docs/performance.md, tenth session); past this many bytes (a corpus whose
+#: usage lines all go to Python, e.g. with a legacy ``costUSD`` on every line) it is built.
+FALLBACK_BUDGET = 256 * 1024
+_fallback_bytes = 0  # handed to the fallback so far, in this process (under the GIL)
+
+
+def _scan_ref(
+    buf: bytes,
+    base: int,
+    source: str,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+    titles: list[tuple[str, str, str]],
+    strings: dict[str, str],
+) -> None:
+    """The whole lines of ``buf`` (from the native scanner's fallback) by :func:`parse_line`,
+    with :func:`_scan_py`'s results: a line parse_line counts as bad whose reading by msgspec
+    is in doubt (:func:`_doubt`) is taken back and goes to :func:`_scan_py`."""
+    s, stop = 0, len(buf)
+    find = buf.find
+    while s < stop:
+        nl = find(b"\n", s)
+        if nl == -1:  # pragma: no cover - the native scanner hands over whole lines
+            nl = stop
+        if nl > s:
+            line = buf[s:nl]
+            malformed, utf8, listed = stats.malformed, stats.invalid_utf8, len(stats.bad)
+            item = parse_line(line, source, base + s, stats)
+            if (stats.malformed != malformed or stats.invalid_utf8 != utf8) and _doubt(line):
+                stats.malformed, stats.invalid_utf8 = malformed, utf8
+                del stats.bad[listed:]
+                end = min(nl + 1, stop)
+                _scan_py(buf, s, end, base, source, stats, best, titles, strings, line.isascii())
+            else:
+                _keep(item, best, titles)
+        s = nl + 1
+
+
+def _doubt(line: bytes) -> bool:
+    """Whether msgspec might read a line that :func:`parse_line` counted as bad otherwise.
+
+    :func:`_scan_py` gives parse_line every line msgspec rejects and every line not shaped
+    ``{...}``, so only a shaped line msgspec accepts can differ: one orjson rejects, e.g. a
+    number past a double's range (``1e400``), which msgspec reads as infinity. No doubt
+    when orjson accepts the line read with its bad UTF-8 replaced (parse_line counted it as
+    poison or non-UTF-8: the usage or title line msgspec hands to parse_line too), nor when
+    Python's json, more lenient than msgspec (control characters, NaN, big numbers, lone
+    surrogates, any depth), rejects it too."""
+    if line[:1] != b"{" or (line[-1:] != b"}" and line[-2:] != b"}\r"):
+        return False
+    import json  # (rare: bad lines only; the cold CLI has it already)
+
+    text = line.decode("utf-8", "replace")
+    try:
+        orjson.loads(text)
+        return False
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        return False
+    except Exception:  # noqa: BLE001 - a deep line, a 5,000-digit int: not sure
+        return True
+    return True
 
 
 def _scan_py(
