@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tokmon.core.engine import Engine
     from tokmon.core.rollups import SessionPart
     from tokmon.core.rows import JSON, PeriodKind, PeriodLabel, PeriodRow, Usage
+    from tokmon.filespans import Part, Source
 
 HELP = {
     "daily": "usage per day",
@@ -346,33 +347,80 @@ def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
     """``session --json`` from the stored sums (False: they cannot answer it, the typed rows
     do), with the metadata merged in. Its text is kept (:class:`SessionParts`) with each
     session's piece: the same data is the kept text; after a change only the sessions that
-    changed since are read and spliced in."""
+    changed since are read and spliced in. The kept rows are printed and copied from the
+    kept file (:mod:`tokmon.filespans`), not read."""
     if any(opts.get(k) for k in ("since", "until", "project", "session_id")):
         return False
     if engine.record_filter is not None or opts.get("agent") not in (None, "claude"):
         return False
-    from tokmon.sessions import PLAIN_META
+    from tokmon.filespans import Short
 
     now = opts.get("now") or time.time()
     cache = SessionParts(ctx, engine, opts)
-    kept = cache.load()
-    body: Piece | list[Piece] | None = None
-    if kept is not None and kept.holds(cache, now):
-        body = kept.body
-    elif kept is not None and cache.gen is not None and kept.built <= now:
-        body = _session_json_spliced(ctx, engine, cache, kept, now)
-    if body is None:  # built whole
-        parts = engine.session_report_parts(now, PLAIN_META, agent=opts.get("agent"))
-        if parts is None:
+    kept = cache.open()
+    try:
+        use = report_budgets(ctx, "session", opts)
+        try:
+            body = _session_json_kept(ctx, engine, cache, kept, now)
+            if body is not None:
+                _print_session_json(ctx, body, kept, use)
+                return True
+        except Short as short:  # the kept file cut short in place: the answer built whole
+            done = short.written
+        else:
+            done = 0
+        body = _session_json_whole(ctx, engine, cache, opts, now)
+        if body is None:
             return False
-        meta, read = _read_metadata(ctx, cache.meta_raw)
-        body = cache.build(parts, meta, bool(opts.get("include_empty")), now, read)
-    use = report_budgets(ctx, "session", opts)
+        if done:  # the same bytes: the rest of them
+            from tokmon.filespans import joined
+
+            write_bytes(ctx, memoryview(joined(body, None))[done:])
+        else:
+            _print_session_json(ctx, body, None, use)
+        return True
+    finally:
+        if kept is not None:
+            kept.close()
+
+
+def _session_json_kept(
+    ctx: Context, engine: Engine, cache: SessionParts, kept: KeptSessions | None, now: float
+) -> list[Part] | None:
+    """The answer from the kept one (as kept, or spliced); None: build it whole."""
+    if kept is None:
+        return None
+    if kept.holds(cache, now):
+        return [kept.piece(0, kept.length)]
+    if cache.gen is not None and kept.built <= now:
+        return _session_json_spliced(ctx, engine, cache, kept, now)
+    return None
+
+
+def _session_json_whole(
+    ctx: Context, engine: Engine, cache: SessionParts, opts: dict[str, Any], now: float
+) -> list[Part] | None:
+    """The answer built whole from the stored sums (and kept); None: they cannot answer."""
+    from tokmon.sessions import PLAIN_META
+
+    parts = engine.session_report_parts(now, PLAIN_META, agent=opts.get("agent"))
+    if parts is None:
+        return None
+    meta, read = _read_metadata(ctx, cache.meta_raw)
+    return cache.build(parts, meta, bool(opts.get("include_empty")), now, read)
+
+
+def _print_session_json(
+    ctx: Context, body: list[Part], kept: KeptSessions | None, use: list[dict[str, Any]] | None
+) -> None:
+    """Print ``body`` (its spans from ``kept``'s file), with the budgets' use when any."""
+    from tokmon.filespans import joined
+
+    src = None if kept is None else kept.src
     if use is None:
-        write_bytes(ctx, body)
+        write_parts(ctx, body, src)
     else:
-        ctx.stdout.write(with_budgets(_joined(body).decode(), use))
-    return True
+        ctx.stdout.write(with_budgets(joined(body, src).decode(), use))
 
 
 # a kept answer whose sessions changed more than this share is built whole instead
@@ -612,7 +660,7 @@ def _count(hist: list[dict[int, int]], lengths: list[int], by: int) -> None:
 
 def _session_json_spliced(
     ctx: Context, engine: Engine, cache: SessionParts, kept: KeptSessions, now: float
-) -> list[Piece] | None:
+) -> list[Part] | None:
     """``session --json`` at ``now`` from ``kept`` and the rows of the sessions changed since
     (None: they cannot be told, or too many changed: build it whole)."""
     from tokmon.sessions import PLAIN_META
@@ -655,6 +703,24 @@ def write_bytes(ctx: Context, body: Piece | list[Piece]) -> None:
     else:
         buf.write(body)
     buf.flush()
+
+
+def write_parts(ctx: Context, body: list[Part], src: Source | None) -> None:
+    """:func:`write_bytes` of parts that may be spans of the kept file ``src``
+    (:func:`tokmon.filespans.write_parts`: printed from the file, not read first)."""
+    from tokmon.filespans import Span, joined
+    from tokmon.filespans import write_parts as write_spans
+
+    if src is None or not any(isinstance(p, Span) for p in body):
+        write_bytes(ctx, body)  # type: ignore[arg-type]
+        return
+    out = ctx.stdout
+    buf = getattr(out, "buffer", None)
+    enc = str(getattr(out, "encoding", "") or "").lower().replace("_", "-")
+    if buf is None or enc not in ("utf-8", "utf8") or sys.platform == "win32":
+        out.write(joined(body, src).decode())  # read whole first: Short before any output
+        return
+    write_spans(out, buf, body, src)
 
 
 def _joined(body: Piece | list[Piece]) -> bytes:
@@ -1063,18 +1129,32 @@ class SessionCache(ReportCache):
         except (OSError, ValueError):
             return None
 
-    def put_until(self, body: bytes | list[Piece], built: float, until: float) -> None:
+    def put_until(
+        self,
+        body: bytes | list[Piece] | list[Part],
+        built: float,
+        until: float,
+        src: Source | None = None,
+    ) -> None:
         """Keep ``body`` (or its pieces), the answer from ``built`` until (a second before)
-        ``until``."""
+        ``until``; ``src``: the kept file its spans are copied from (:class:`Short` when it
+        ends early: nothing is kept)."""
         if self.path is None:
             return
         from tokmon.fsutil import atomic_write
 
         head = f"{built!r} {until - 1.0!r}\n".encode()
         try:
-            atomic_write(
-                self.path, [head, body] if isinstance(body, bytes) else [head, *body], fsync=False
-            )
+            if src is not None:
+                from tokmon.filespans import write_file
+
+                write_file(self.path, [head, *body], src)
+            else:
+                atomic_write(
+                    self.path,
+                    [head, body] if isinstance(body, bytes) else [head, *body],
+                    fsync=False,
+                )
             with os.scandir(self.dir) as it:
                 here = list(it)
             torn = [e for e in here if _torn(e)]
@@ -1172,17 +1252,23 @@ class KeptSessions:
     generation it shows, the clock span it holds for and (:meth:`parse`) its index: the
     token totals and per session an entry ``[id, first, cost, active, length]``, the
     ``shown`` ones first in the document's order (``length``: of the row's bytes there),
-    then the others (0-token sessions without ``--all``; length 0)."""
+    then the others (0-token sessions without ``--all``; length 0).
+
+    Opened by :meth:`SessionParts.open`, the document and the index stay in the file
+    (``src``; ``body`` is None): :meth:`piece` gives ranges of it, :meth:`read` bytes."""
 
     def __init__(
         self,
-        body: memoryview,
+        body: memoryview | None,
         gen: int,
         wid: str | None,
         built: float,
         until: float,
-        index: memoryview,
+        index: memoryview | tuple[int, int],
         sig: str,
+        src: Source | None = None,
+        at: int = 0,
+        end: int = 0,
     ) -> None:
         self.body = body
         self.gen = gen
@@ -1191,6 +1277,9 @@ class KeptSessions:
         self.until = until
         self._index = index
         self._sig = sig
+        self.src = src
+        self._at = at  # where the document starts in the file (src)
+        self.length = len(body) if body is not None else end - at
         self.tokens: list[int] = []
         self.entries: list[list[Any]] = []
         self.shown = 0
@@ -1199,14 +1288,46 @@ class KeptSessions:
         """Whether the body is the answer at ``now`` for the data ``cache`` is of."""
         return cache.holds(self.gen, self.wid) and self.built <= now < self.until
 
+    def piece(self, start: int, end: int) -> Part:
+        """The document's bytes ``[start, end)``: a range of the file when it is open."""
+        if self.body is not None:
+            return self.body[start:end]
+        from tokmon.filespans import Span
+
+        if not 0 <= start <= end <= self.length:
+            raise IndexError(start, end)
+        return Span(self._at + start, self._at + end)
+
+    def read(self, start: int, end: int) -> bytes | memoryview:
+        """The document's bytes ``[start, end)`` (:class:`~tokmon.filespans.Short` when the
+        file ends before)."""
+        if self.body is not None:
+            return self.body[start:end]
+        assert self.src is not None
+        if not 0 <= start <= end <= self.length:
+            raise IndexError(start, end)
+        return self.src.read(self._at + start, self._at + end)
+
+    def close(self) -> None:
+        if self.src is not None:
+            self.src.close()
+
     def parse(self) -> bool:
         """Read the index (False: damaged; its digest is checked, and its shape)."""
         import orjson
 
+        from tokmon.filespans import Short
+
         try:
-            if _index_sig(self._index) != self._sig:
+            where = self._index
+            if isinstance(where, tuple):
+                assert self.src is not None
+                raw: bytes | memoryview = self.src.read(*where)
+            else:
+                raw = where
+            if _index_sig(raw) != self._sig:
                 return False
-            index = orjson.loads(self._index)
+            index = orjson.loads(raw)
             tokens, entries, shown = index["tokens"], index["entries"], index["shown"]
             if not (
                 type(shown) is int
@@ -1218,7 +1339,7 @@ class KeptSessions:
                 and all(type(e) is list and len(e) == 5 for e in entries)
             ):
                 return False
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, Short):
             return False
         self.tokens, self.entries, self.shown = tokens, entries, shown
         return True
@@ -1265,6 +1386,53 @@ class SessionParts(LineageCache):
         except (OSError, ValueError, UnicodeDecodeError):
             return None
 
+    def open(self) -> KeptSessions | None:
+        """:meth:`load` without reading the document nor the index: their ranges of the
+        file, open (the caller closes it: :meth:`KeptSessions.close`); only the first line
+        and the trailer are read. Where no range can be read (no ``pread``: Windows),
+        :meth:`load`."""
+        if self.path is None:
+            return None
+        if not hasattr(os, "pread"):
+            return self.load()
+        from tokmon.filespans import Source, pread
+        from tokmon.fsutil import open_regular
+
+        try:
+            fd, st = open_regular(self.path)
+        except OSError:
+            return None
+        src = Source(fd, st.st_size)
+        try:
+            size = st.st_size
+            first = pread(fd, 100, 0)
+            nl = first.find(b"\n")
+            trailer = pread(fd, _TRAILER, size - _TRAILER)
+            if nl < 0 or len(trailer) != _TRAILER or trailer[-1:] != b"\n":
+                src.close()
+                return None
+            built, until = (float(x) for x in first[:nl].split())
+            n, gen, wid, sig = trailer[:-1].split()
+            end = size - _TRAILER - int(n)
+            if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
+                src.close()
+                return None
+            return KeptSessions(
+                None,
+                int(gen),
+                None if wid == _NO_WID else wid.decode("ascii"),
+                built,
+                until,
+                (end, size - _TRAILER),
+                sig.decode("ascii"),
+                src,
+                nl + 1,
+                end,
+            )
+        except (OSError, ValueError, UnicodeDecodeError):
+            src.close()
+            return None
+
     def build(
         self,
         parts: list[SessionPart],
@@ -1272,7 +1440,7 @@ class SessionParts(LineageCache):
         include_empty: bool,
         now: float,
         keep: bool,
-    ) -> list[Piece]:
+    ) -> list[Part]:
         """The document of every session's ``parts`` with ``meta`` merged; kept (when
         ``keep``) with its index."""
         from tokmon.core.rollups import session_totals_of_parts
@@ -1301,7 +1469,7 @@ class SessionParts(LineageCache):
         meta: dict[str, dict[str, Any]],
         now: float,
         keep: bool,
-    ) -> list[Piece]:
+    ) -> list[Part]:
         """The document at ``now``: ``kept`` with the sessions of ``changed`` replaced by
         their ``parts`` (a changed session without a part is gone); kept when ``keep``.
         The kept rows are copied in runs (one piece per run between two changes), the
@@ -1314,7 +1482,7 @@ class SessionParts(LineageCache):
 
         from tokmon.core.rows_json import totals_json
 
-        old, entries, n = kept.body, kept.entries, kept.shown
+        entries, n = kept.entries, kept.shown
         tokens = list(kept.tokens)
         # where each kept row starts in the old document (its entries hold the lengths)
         starts = list(
@@ -1325,7 +1493,7 @@ class SessionParts(LineageCache):
         events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
         for k in [k for k, e in enumerate(entries) if e[0] in changed]:
             if k < n:  # a shown row: out of the document and its sums out of the totals
-                row = orjson.loads(old[starts[k] : starts[k] + entries[k][4]])
+                row = orjson.loads(kept.read(starts[k], starts[k] + entries[k][4]))
                 for j, key in enumerate(_TOKEN_KEYS):
                     tokens[j] -= int(row[key])
                 events.append((k, 1, None, None))
@@ -1344,12 +1512,12 @@ class SessionParts(LineageCache):
             else:
                 hidden.append([p[1], p[0], p[2], p[4], 0])
         events.sort(key=_event_key)
-        pieces: list[Piece] = []
+        pieces: list[Part] = []
         listed: list[list[Any]] = []
         a = 0  # the first old row of the run being copied
         for at, kind, _, new in events:
             if a < at:  # the run [a, at) of kept rows, as one piece
-                pieces.append(old[starts[a] : starts[at] - len(_ROW_SEP)])
+                pieces.append(kept.piece(starts[a], starts[at] - len(_ROW_SEP)))
                 listed += entries[a:at]
             if kind:
                 a = at + 1
@@ -1358,7 +1526,7 @@ class SessionParts(LineageCache):
                 pieces.append(new[1])
                 listed.append(new[0])
         if a < n:
-            pieces.append(old[starts[a] : starts[n] - len(_ROW_SEP)])
+            pieces.append(kept.piece(starts[a], starts[n] - len(_ROW_SEP)))
             listed += entries[a:n]
         # the totals' cost: a float sum in the sessions' (first, id) order
         ordered = sorted(itertools.chain(listed, hidden), key=_FIRST_ID)
@@ -1366,19 +1534,20 @@ class SessionParts(LineageCache):
         totals = totals_json(tokens[0], tokens[1], tokens[2], tokens[3], tcost)
         body = _document(pieces, totals)
         if keep:
-            self._keep(body, now, tokens, len(listed), listed + hidden)
+            self._keep(body, now, tokens, len(listed), listed + hidden, kept.src)
         return body
 
     def _keep(
         self,
-        body: list[Piece],
+        body: list[Part],
         now: float,
         tokens: list[int],
         shown: int,
         entries: list[list[Any]],
+        src: Source | None = None,
     ) -> None:
         """Keep ``body`` and its index from ``now`` until the first session it shows as
-        active turns inactive."""
+        active turns inactive (its spans copied from ``src``)."""
         import orjson
 
         until = self.engine.session_report_until(now)
@@ -1389,7 +1558,7 @@ class SessionParts(LineageCache):
         if wid is None:
             return
         trailer = b"%012d %020d %s %s\n" % (len(index), self.gen, wid, _index_sig(index).encode())
-        self.put_until([*body, index, trailer], now, until)
+        self.put_until([*body, index, trailer], now, until, src)
 
 
 class KeptTable:
@@ -1639,12 +1808,12 @@ def _merge_parts(parts: list[SessionPart], meta: dict[str, dict[str, Any]]) -> l
     return rows
 
 
-def _document(rows: list[Piece], totals: Any) -> list[Piece]:
+def _document(rows: list[Part], totals: Any) -> list[Part]:
     """The indented ``{"sessions": [...], "totals": {...}}`` of these rows (each piece one
     row or a run of rows), as pieces."""
     if not rows:
         return [_DOC_EMPTY, _totals_bytes(totals), _DOC_TAIL]
-    out: list[Piece] = [_DOC_HEAD]
+    out: list[Part] = [_DOC_HEAD]
     for k, r in enumerate(rows):
         if k:
             out.append(_ROW_SEP)
