@@ -53,13 +53,18 @@ def pread(fd: int, n: int, at: int) -> bytes:
 
 
 class Source:
-    """A kept file open for reading by ranges (the caller closes it)."""
+    """A kept file open for reading by ranges (the caller closes it); ``mem``: its bytes,
+    read whole (then ``fd`` is -1)."""
 
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd, self.size = fd, size
+    def __init__(self, fd: int, size: int, mem: memoryview | None = None) -> None:
+        self.fd, self.size, self.mem = fd, size, mem
 
-    def read(self, start: int, end: int) -> bytes:
+    def read(self, start: int, end: int) -> bytes | memoryview:
         """The bytes ``[start, end)``; :class:`Short` when the file ends before."""
+        if self.mem is not None:
+            if end > len(self.mem):
+                raise Short()
+            return self.mem[start:end]
         out = []
         at = start
         while at < end:
@@ -71,8 +76,10 @@ class Source:
         return out[0] if len(out) == 1 else b"".join(out)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 def size_of(parts: list[Part]) -> int:

@@ -19,6 +19,8 @@ from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tokmon.core.engine import Engine
     from tokmon.core.rollups import SessionPart
     from tokmon.core.rows import JSON, PeriodKind, PeriodLabel, PeriodRow, Usage
@@ -391,7 +393,7 @@ def _session_json_kept(
     if kept is None:
         return None
     if kept.holds(cache, now):
-        return [kept.piece(0, kept.length)]
+        return kept.piece(0, kept.length)
     if cache.gen is not None and kept.built <= now:
         return _session_json_spliced(ctx, engine, cache, kept, now)
     return None
@@ -1155,6 +1157,14 @@ class SessionCache(ReportCache):
                     [head, body] if isinstance(body, bytes) else [head, *body],
                     fsync=False,
                 )
+            self.prune()
+        except OSError:
+            pass  # a cache is optional
+
+    def prune(self) -> None:
+        """Remove the temporary files killed writers left and all but the latest
+        :attr:`KEEP_SESSION` kept answers of this kind."""
+        try:
             with os.scandir(self.dir) as it:
                 here = list(it)
             torn = [e for e in here if _torn(e)]
@@ -1248,69 +1258,88 @@ class LineageCache(SessionCache):
 
 
 class KeptSessions:
-    """A kept ``session --json`` (see :class:`SessionParts`): the document ``body``, the
-    generation it shows, the clock span it holds for and (:meth:`parse`) its index: the
-    token totals and per session an entry ``[id, first, cost, active, length]``, the
-    ``shown`` ones first in the document's order (``length``: of the row's bytes there),
-    then the others (0-token sessions without ``--all``; length 0).
+    """A kept ``session --json`` (see :class:`SessionParts`): the document, the generation
+    it shows, the clock span it holds for and (:meth:`parse`) its index: the token totals
+    and per session an entry ``[id, first, cost, active, length]``, the ``shown`` ones
+    first in the document's order (``length``: of the row's bytes there), then the others
+    (0-token sessions without ``--all``; length 0).
 
-    Opened by :meth:`SessionParts.open`, the document and the index stay in the file
-    (``src``; ``body`` is None): :meth:`piece` gives ranges of it, :meth:`read` bytes."""
+    The document is ``plan``: ranges of the kept file (``src``), in order (one range; more
+    once changes were appended to the file). :meth:`piece` gives the document's bytes as
+    parts (spans of the file, or the bytes of a file read whole: :meth:`SessionParts.load`),
+    :meth:`read` as bytes; ``body``: the whole document, only for a file read whole."""
 
     def __init__(
         self,
-        body: memoryview | None,
+        src: Source,
+        plan: list[tuple[int, int]],
         gen: int,
         wid: str | None,
         built: float,
         until: float,
-        index: memoryview | tuple[int, int],
+        index: tuple[int, int],
         sig: str,
-        src: Source | None = None,
-        at: int = 0,
-        end: int = 0,
+        patched: bool = False,
     ) -> None:
-        self.body = body
+        import itertools
+
+        self.src = src
+        self.plan = plan
         self.gen = gen
         self.wid = wid
         self.built = built
         self.until = until
         self._index = index
         self._sig = sig
-        self.src = src
-        self._at = at  # where the document starts in the file (src)
-        self.length = len(body) if body is not None else end - at
+        self.patched = patched  # changes appended to the file (else one document, as written)
+        self._offs = list(itertools.accumulate((b - a for a, b in plan), initial=0))
+        self.length = self._offs[-1]
         self.tokens: list[int] = []
         self.entries: list[list[Any]] = []
         self.shown = 0
+
+    @property
+    def body(self) -> bytes | memoryview:
+        """The whole document (read)."""
+        return self.read(0, self.length)
 
     def holds(self, cache: LineageCache, now: float) -> bool:
         """Whether the body is the answer at ``now`` for the data ``cache`` is of."""
         return cache.holds(self.gen, self.wid) and self.built <= now < self.until
 
-    def piece(self, start: int, end: int) -> Part:
-        """The document's bytes ``[start, end)``: a range of the file when it is open."""
-        if self.body is not None:
-            return self.body[start:end]
+    def piece(self, start: int, end: int) -> list[Part]:
+        """The document's bytes ``[start, end)`` as parts: ranges of the file (memoryviews
+        of it when it was read whole)."""
+        import bisect
+
         from tokmon.filespans import Span
 
         if not 0 <= start <= end <= self.length:
             raise IndexError(start, end)
-        return Span(self._at + start, self._at + end)
+        mem = self.src.mem
+        out: list[Part] = []
+        k = bisect.bisect_right(self._offs, start) - 1
+        while start < end:
+            a, b = self.plan[k]
+            lo = a + start - self._offs[k]
+            hi = min(b, a + end - self._offs[k])
+            out.append(Span(lo, hi) if mem is None else mem[lo:hi])
+            start += hi - lo
+            k += 1
+        return out
 
     def read(self, start: int, end: int) -> bytes | memoryview:
         """The document's bytes ``[start, end)`` (:class:`~tokmon.filespans.Short` when the
         file ends before)."""
-        if self.body is not None:
-            return self.body[start:end]
-        assert self.src is not None
-        if not 0 <= start <= end <= self.length:
-            raise IndexError(start, end)
-        return self.src.read(self._at + start, self._at + end)
+        from tokmon.filespans import joined
+
+        got = self.piece(start, end)
+        if len(got) == 1 and not isinstance(got[0], tuple):
+            return got[0]
+        return joined(got, self.src)
 
     def close(self) -> None:
-        if self.src is not None:
-            self.src.close()
+        self.src.close()
 
     def parse(self) -> bool:
         """Read the index (False: damaged; its digest is checked, and its shape)."""
@@ -1319,12 +1348,7 @@ class KeptSessions:
         from tokmon.filespans import Short
 
         try:
-            where = self._index
-            if isinstance(where, tuple):
-                assert self.src is not None
-                raw: bytes | memoryview = self.src.read(*where)
-            else:
-                raw = where
+            raw = self.src.read(*self._index)
             if _index_sig(raw) != self._sig:
                 return False
             index = orjson.loads(raw)
@@ -1359,43 +1383,28 @@ class SessionParts(LineageCache):
     the sessions changed since (and those shown active) are read again and spliced in."""
 
     def load(self) -> KeptSessions | None:
-        """The kept answer (None: none, damaged or of another format); its index is read
-        only when asked (:meth:`KeptSessions.parse`)."""
+        """The kept answer read whole (None: none, damaged or of another format); its index
+        is checked only when asked (:meth:`KeptSessions.parse`)."""
         if self.path is None:
             return None
+        from tokmon.filespans import Source
+
         try:
             data = _kept_bytes(self.path)
-            nl = data.find(b"\n", 0, 100)
-            if nl < 0 or len(data) < nl + 1 + _TRAILER or data[-1:] != b"\n":
-                return None
-            built, until = (float(x) for x in data[:nl].split())
-            n, gen, wid, sig = data[-_TRAILER:-1].split()
-            end = len(data) - _TRAILER - int(n)
-            if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
-                return None
-            view = memoryview(data)
-            return KeptSessions(
-                view[nl + 1 : end],
-                int(gen),
-                None if wid == _NO_WID else wid.decode("ascii"),
-                built,
-                until,
-                view[end : len(data) - _TRAILER],
-                sig.decode("ascii"),
-            )
-        except (OSError, ValueError, UnicodeDecodeError):
+        except OSError:
             return None
+        return _kept_of(Source(-1, len(data), memoryview(data)))
 
     def open(self) -> KeptSessions | None:
-        """:meth:`load` without reading the document nor the index: their ranges of the
-        file, open (the caller closes it: :meth:`KeptSessions.close`); only the first line
-        and the trailer are read. Where no range can be read (no ``pread``: Windows),
-        :meth:`load`."""
+        """:meth:`load` without reading the document nor the index: ranges of the file,
+        open (the caller closes it: :meth:`KeptSessions.close`); only the first line, the
+        trailer (and the plan of appended changes) are read. Where no range can be read
+        (no ``pread``: Windows), :meth:`load`."""
         if self.path is None:
             return None
         if not hasattr(os, "pread"):
             return self.load()
-        from tokmon.filespans import Source, pread
+        from tokmon.filespans import Source
         from tokmon.fsutil import open_regular
 
         try:
@@ -1403,35 +1412,10 @@ class SessionParts(LineageCache):
         except OSError:
             return None
         src = Source(fd, st.st_size)
-        try:
-            size = st.st_size
-            first = pread(fd, 100, 0)
-            nl = first.find(b"\n")
-            trailer = pread(fd, _TRAILER, size - _TRAILER)
-            if nl < 0 or len(trailer) != _TRAILER or trailer[-1:] != b"\n":
-                src.close()
-                return None
-            built, until = (float(x) for x in first[:nl].split())
-            n, gen, wid, sig = trailer[:-1].split()
-            end = size - _TRAILER - int(n)
-            if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
-                src.close()
-                return None
-            return KeptSessions(
-                None,
-                int(gen),
-                None if wid == _NO_WID else wid.decode("ascii"),
-                built,
-                until,
-                (end, size - _TRAILER),
-                sig.decode("ascii"),
-                src,
-                nl + 1,
-                end,
-            )
-        except (OSError, ValueError, UnicodeDecodeError):
+        got = _kept_of(src)
+        if got is None:
             src.close()
-            return None
+        return got
 
     def build(
         self,
@@ -1512,7 +1496,7 @@ class SessionParts(LineageCache):
             else:
                 hidden.append([p[1], p[0], p[2], p[4], 0])
         events.sort(key=_event_key)
-        pieces: list[Part] = []
+        pieces: list[Part | list[Part]] = []
         listed: list[list[Any]] = []
         a = 0  # the first old row of the run being copied
         for at, kind, _, new in events:
@@ -1534,7 +1518,7 @@ class SessionParts(LineageCache):
         totals = totals_json(tokens[0], tokens[1], tokens[2], tokens[3], tcost)
         body = _document(pieces, totals)
         if keep:
-            self._keep(body, now, tokens, len(listed), listed + hidden, kept.src)
+            self._keep(body, now, tokens, len(listed), listed + hidden, kept)
         return body
 
     def _keep(
@@ -1544,10 +1528,12 @@ class SessionParts(LineageCache):
         tokens: list[int],
         shown: int,
         entries: list[list[Any]],
-        src: Source | None = None,
+        kept: KeptSessions | None = None,
     ) -> None:
         """Keep ``body`` and its index from ``now`` until the first session it shows as
-        active turns inactive (its spans copied from ``src``)."""
+        active turns inactive: appended to ``kept``'s file as a change (:func:`_append`)
+        while that file holds less than twice its document, else written whole (its spans
+        copied from that file)."""
         import orjson
 
         until = self.engine.session_report_until(now)
@@ -1557,8 +1543,12 @@ class SessionParts(LineageCache):
         wid = self.wid_field()
         if wid is None:
             return
+        if kept is not None and kept.src.mem is None and self.path is not None:
+            if _append(self.path, kept, body, index, self.gen, wid, now, until):
+                self.prune()
+                return
         trailer = b"%012d %020d %s %s\n" % (len(index), self.gen, wid, _index_sig(index).encode())
-        self.put_until([*body, index, trailer], now, until, src)
+        self.put_until([*body, index, trailer], now, until, None if kept is None else kept.src)
 
 
 class KeptTable:
@@ -1799,6 +1789,152 @@ def _kept_bytes(path: Path) -> bytes:
     return read_regular(path)
 
 
+# The trailer of a change appended to a kept session answer (:func:`_append`): the lengths
+# of its new bytes, its plan and its index, the generation, the write id, the clock span
+# and two digests (the index's; the new bytes' and the plan's), then " P"
+_PATCH = b"%012d %012d %012d %020d %16s %24s %24s %s %s P\n"
+_PATCH_LEN = len(_PATCH % (0, 0, 0, 0, _NO_WID, b"", b"", b"0" * 40, b"0" * 40))
+
+
+def _kept_of(src: Source) -> KeptSessions | None:
+    """The kept session answer of the file ``src`` (None: damaged or of another format):
+    as written whole (``<built> <until>``, the document, the index, a trailer of
+    ``_TRAILER`` bytes), or with changes appended (each: its new bytes, its plan, its
+    index and a ``_PATCH`` trailer; the last one is the answer)."""
+    import orjson
+
+    from tokmon.filespans import Short
+
+    size = src.size
+    try:
+        tail = bytes(src.read(max(0, size - _PATCH_LEN), size))
+        if tail.endswith(b" P\n") and len(tail) == _PATCH_LEN:
+            f = tail[:-3].split()
+            if len(f) != 9:
+                return None
+            nb, npl, ni, gen = int(f[0]), int(f[1]), int(f[2]), int(f[3])
+            wid, built, until, sig, psig = f[4], float(f[5]), float(f[6]), f[7], f[8]
+            end = size - _PATCH_LEN
+            at = end - ni - npl - nb  # where this change starts
+            if min(nb, npl, ni) < 0 or at < 0 or not math.isfinite(built):
+                return None
+            if len(sig) != 40 or len(psig) != 40:
+                return None
+            new, plan_raw = src.read(at, at + nb), src.read(at + nb, at + nb + npl)
+            if _index_sig(plan_raw, new).encode() != psig:
+                return None
+            plan: list[tuple[int, int]] = []
+            for a, b in orjson.loads(plan_raw):
+                if type(a) is not int or type(b) is not int:
+                    return None
+                if a < 0:  # in this change's new bytes
+                    a, b = at + (-a - 1), at + (-a - 1) + b
+                    if not (at <= a <= b <= at + nb):
+                        return None
+                elif not 0 <= a <= b <= at:
+                    return None
+                plan.append((a, b))
+            return KeptSessions(
+                src,
+                plan,
+                gen,
+                None if wid == _NO_WID else wid.decode("ascii"),
+                built,
+                until,
+                (end - ni, end),
+                sig.decode("ascii"),
+                patched=True,
+            )
+        first = bytes(src.read(0, min(100, size)))
+        nl = first.find(b"\n")
+        if nl < 0 or size < nl + 1 + _TRAILER or tail[-1:] != b"\n":
+            return None
+        built, until = (float(x) for x in first[:nl].split())
+        n, gen_b, wid, sig = tail[-_TRAILER:-1].split()
+        end = size - _TRAILER - int(n)
+        if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
+            return None
+        return KeptSessions(
+            src,
+            [(nl + 1, end)],
+            int(gen_b),
+            None if wid == _NO_WID else wid.decode("ascii"),
+            built,
+            until,
+            (end, size - _TRAILER),
+            sig.decode("ascii"),
+        )
+    except (OSError, ValueError, TypeError, UnicodeDecodeError, Short):
+        return None
+
+
+def _append(
+    path: Path,
+    kept: KeptSessions,
+    body: list[Part],
+    index: bytes,
+    gen: int,
+    wid: bytes,
+    built: float,
+    until: float,
+) -> bool:
+    """Append ``body`` (its parts: spans of ``kept``'s file and new bytes) to that file as a
+    change: the new bytes, the plan (the document's ranges, a new byte's range counted from
+    where the change starts: ``[-1 - offset, length]``) and ``index``, then the trailer,
+    in one ``write`` (a reader sees the file as it was, or the change whole: else its
+    digests fail, and the answer is built whole). Not done (False: write it whole) when
+    the file holds twice its document or more, or is no longer the file at ``path``."""
+    import orjson
+
+    from tokmon.filespans import Span
+
+    src = kept.src
+    new: list[bytes | memoryview] = []
+    plan: list[list[int]] = []
+    nb = 0
+    for p in body:
+        if isinstance(p, Span):
+            if p.end > p.start:
+                plan.append([p.start, p.end])
+        elif len(p):
+            plan.append([-1 - nb, len(p)])
+            new.append(p)
+            nb += len(p)
+    plan_raw = orjson.dumps(plan)
+    length = sum(b - a for a, b in kept.plan)
+    grown = src.size + nb + len(plan_raw) + len(index) + _PATCH_LEN
+    if grown > 2 * max(length, 1) + 65536:
+        return False
+    newb = b"".join(new)
+    trailer = _PATCH % (
+        nb,
+        len(plan_raw),
+        len(index),
+        gen,
+        wid,
+        repr(built).encode(),
+        repr(until - 1.0).encode(),
+        _index_sig(index).encode(),
+        _index_sig(plan_raw, newb).encode(),
+    )
+    if len(trailer) != _PATCH_LEN:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False
+    try:
+        st, mine = os.fstat(fd), os.fstat(src.fd)
+        if (st.st_ino, st.st_dev, st.st_size) != (mine.st_ino, mine.st_dev, src.size):
+            return False  # replaced, or appended to by another process since it was read
+        data = b"".join([newb, plan_raw, index, trailer])
+        return os.write(fd, data) == len(data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _merge_parts(parts: list[SessionPart], meta: dict[str, dict[str, Any]]) -> list[Any]:
     """The parts' rows with ``meta`` merged (:func:`tokmon.sessions.merge_over_plain`)."""
     from tokmon.sessions import merge_over_plain
@@ -1808,16 +1944,19 @@ def _merge_parts(parts: list[SessionPart], meta: dict[str, dict[str, Any]]) -> l
     return rows
 
 
-def _document(rows: list[Part], totals: Any) -> list[Part]:
+def _document(rows: Sequence[Part | list[Part]], totals: Any) -> list[Part]:
     """The indented ``{"sessions": [...], "totals": {...}}`` of these rows (each piece one
-    row or a run of rows), as pieces."""
+    row or a run of rows; a list: the parts of one), as parts."""
     if not rows:
         return [_DOC_EMPTY, _totals_bytes(totals), _DOC_TAIL]
     out: list[Part] = [_DOC_HEAD]
     for k, r in enumerate(rows):
         if k:
             out.append(_ROW_SEP)
-        out.append(r)
+        if isinstance(r, list):
+            out += r
+        else:
+            out.append(r)
     out += [_DOC_MID, _totals_bytes(totals), _DOC_TAIL]
     return out
 
