@@ -1903,7 +1903,7 @@ def _append(
     plan_raw = orjson.dumps(plan)
     length = sum(b - a for a, b in kept.plan)
     grown = src.size + nb + len(plan_raw) + len(index) + _PATCH_LEN
-    if grown > 2 * max(length, 1) + 65536:
+    if grown > 2 * length:
         return False
     newb = b"".join(new)
     trailer = _PATCH % (
