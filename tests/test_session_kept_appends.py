@@ -181,7 +181,7 @@ def test_a_file_appended_to_since_it_was_read_is_not_appended_to(
     projects, cli = setup
     assert cli("session", "--json").code == 0
     path = _kept(tokmon_home)
-    real_open = reports.SessionParts.open
+    real_open = reports.SessionParts.open_ranges
 
     def open_then_other(self: Any) -> Any:
         got = real_open(self)
@@ -189,11 +189,11 @@ def test_a_file_appended_to_since_it_was_read_is_not_appended_to(
             fh.write(b"x" * 10)
         return got
 
-    monkeypatch.setattr(reports.SessionParts, "open", open_then_other)
+    monkeypatch.setattr(reports.SessionParts, "open_ranges", open_then_other)
     _grow(projects, 1)
     got = cli("session", "--json")
     assert got.code == 0, got.err
-    monkeypatch.setattr(reports.SessionParts, "open", real_open)
+    monkeypatch.setattr(reports.SessionParts, "open_ranges", real_open)
     assert not _patched(path)  # written whole: no change after the garbage
     assert got.out == _scratch(cli, tokmon_home)
     assert cli("session", "--json").out == got.out
@@ -214,7 +214,7 @@ def test_a_kept_file_cut_short_while_printed(
     assert cli("session", "--json").code == 0
     truth = cli("session", "--json").out
     path = _kept(tokmon_home)
-    real_open = reports.SessionParts.open
+    real_open = reports.SessionParts.open_ranges
 
     def open_then_cut(self: Any) -> Any:
         got = real_open(self)
@@ -223,7 +223,7 @@ def test_a_kept_file_cut_short_while_printed(
             fh.truncate(size)
         return got
 
-    monkeypatch.setattr(reports.SessionParts, "open", open_then_cut)
+    monkeypatch.setattr(reports.SessionParts, "open_ranges", open_then_cut)
     raw = io.BytesIO()
     out = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
     code = run(["session", "--json"], env=env, stdin=io.StringIO(""), stdout=out,

@@ -113,7 +113,9 @@ def write_parts(stream: object, buf: object, parts: list[Part], src: Source | No
     kept file ends early."""
     stream.flush()  # type: ignore[attr-defined]
     written = 0
-    out_fd = _fileno(buf) if hasattr(os, "sendfile") and sys.platform.startswith("linux") else None
+    # sendfile to any descriptor: Linux only (macOS's and the BSDs' send to sockets only)
+    sendfile = getattr(os, "sendfile", None) if sys.platform.startswith("linux") else None
+    out_fd = _fileno(buf) if sendfile is not None else None
     for p in parts:
         if not isinstance(p, Span):
             buf.write(p)  # type: ignore[attr-defined]
@@ -121,11 +123,11 @@ def write_parts(stream: object, buf: object, parts: list[Part], src: Source | No
             continue
         assert src is not None
         at, end = p
-        if out_fd is not None:
+        if out_fd is not None and sendfile is not None:
             buf.flush()  # type: ignore[attr-defined]
             while at < end:
                 try:
-                    n = os.sendfile(out_fd, src.fd, at, end - at)
+                    n = sendfile(out_fd, src.fd, at, end - at)
                 except OSError:  # a stream sendfile refuses (O_APPEND, a terminal): write
                     out_fd = None
                     break

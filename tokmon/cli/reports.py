@@ -359,7 +359,7 @@ def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
 
     now = opts.get("now") or time.time()
     cache = SessionParts(ctx, engine, opts)
-    kept = cache.open()
+    kept = cache.open_ranges()
     try:
         use = report_budgets(ctx, "session", opts)
         try:
@@ -1395,7 +1395,7 @@ class SessionParts(LineageCache):
             return None
         return _kept_of(Source(-1, len(data), memoryview(data)))
 
-    def open(self) -> KeptSessions | None:
+    def open_ranges(self) -> KeptSessions | None:
         """:meth:`load` without reading the document nor the index: ranges of the file,
         open (the caller closes it: :meth:`KeptSessions.close`); only the first line, the
         trailer (and the plan of appended changes) are read. Where no range can be read
