@@ -316,3 +316,14 @@ def test_write_parts_and_write_file(tmp_path: Path) -> None:
         filespans.write_file(tmp_path / "copy2", parts, src)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "printed", "short", "src"]
     src.close()
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_the_totals_cost_is_summed_in_first_id_order(tie: bool) -> None:
+    """The totals' cost is a float sum, so its order shows: (first, id), ties in first by id
+    (a sort by first alone keeps the input order of a tie: b before a here, a wrong sum)."""
+    first_b = 5.0 if tie else 6.0
+    entries = [["b", first_b, 1e16, 0, 0], ["a", 5.0, 1.0, 0, 0], ["x", 1.0, 1.0, 0, 0]]
+    assert (1.0 + 1.0) + 1e16 != (1.0 + 1e16) + 1.0  # x, a, b against x, b, a
+    assert reports._totals_cost(entries) == (1.0 + 1.0) + 1e16
+    assert reports._totals_cost(reversed(entries)) == (1.0 + 1.0) + 1e16

@@ -19,7 +19,7 @@ from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from tokmon.core.engine import Engine
     from tokmon.core.rollups import SessionPart
@@ -584,10 +584,7 @@ def _table_spliced(
     hidden += [[r.session_id, r.first_activity, r.total_cost, 0, 0]
                for r in rows if not (include_empty or r.total_tokens)]  # fmt: skip
     kept_rows = [e for e in entries[:n] if e[0] not in changed]
-    ordered = sorted(
-        itertools.chain(kept_rows, (m[0] for m in made), hidden), key=_FIRST_ID
-    )  # the totals' cost: a float sum in the sessions' (first, id) order
-    tcost = functools.reduce(operator.add, map(_COST, ordered), 0.0)
+    tcost = _totals_cost(itertools.chain(kept_rows, (m[0] for m in made), hidden))
     footers = session_footers(tokens, tcost)
     caption = zone_title(tz)
     layouts = {}
@@ -1360,7 +1357,7 @@ class KeptSessions:
                 and len(tokens) == 4
                 and all(type(t) is int for t in tokens)
                 and type(entries) is list
-                and all(type(e) is list and len(e) == 5 for e in entries)
+                and _entries_ok(entries, 5)
             ):
                 return False
         except (ValueError, KeyError, TypeError, Short):
@@ -1459,7 +1456,6 @@ class SessionParts(LineageCache):
         The kept rows are copied in runs (one piece per run between two changes), the
         index's entries moved in slices: a Python step per changed session, none per row."""
         import bisect
-        import functools
         import itertools
 
         import orjson
@@ -1469,13 +1465,16 @@ class SessionParts(LineageCache):
         entries, n = kept.entries, kept.shown
         tokens = list(kept.tokens)
         # where each kept row starts in the old document (its entries hold the lengths)
+        sep = len(_ROW_SEP)
         starts = list(
             itertools.accumulate(
-                [e[4] + len(_ROW_SEP) for e in entries[:n]], initial=len(_DOC_HEAD)
+                map(operator.add, map(_LEN, entries[:n]), itertools.repeat(sep)),
+                initial=len(_DOC_HEAD),
             )
         )
         events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
-        for k in [k for k, e in enumerate(entries) if e[0] in changed]:
+        hit = map(changed.__contains__, map(_ID, entries))
+        for k in list(itertools.compress(itertools.count(), hit)):
             if k < n:  # a shown row: out of the document and its sums out of the totals
                 row = orjson.loads(kept.read(starts[k], starts[k] + entries[k][4]))
                 for j, key in enumerate(_TOKEN_KEYS):
@@ -1512,9 +1511,7 @@ class SessionParts(LineageCache):
         if a < n:
             pieces.append(kept.piece(starts[a], starts[n] - len(_ROW_SEP)))
             listed += entries[a:n]
-        # the totals' cost: a float sum in the sessions' (first, id) order
-        ordered = sorted(itertools.chain(listed, hidden), key=_FIRST_ID)
-        tcost = functools.reduce(operator.add, map(_COST, ordered), 0.0)
+        tcost = _totals_cost(itertools.chain(listed, hidden))
         totals = totals_json(tokens[0], tokens[1], tokens[2], tokens[3], tcost)
         body = _document(pieces, totals)
         if keep:
@@ -1599,7 +1596,7 @@ class KeptTable:
                 type(shown) is int
                 and type(entries) is list
                 and 0 <= shown <= len(entries)
-                and all(type(e) is list and len(e) == 5 for e in entries)
+                and _entries_ok(entries, 5)
                 and type(tokens) is list
                 and len(tokens) == 4
                 and all(type(t) is int for t in tokens)
@@ -1755,7 +1752,28 @@ class TableParts(LineageCache):
 _TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 _FIRST_ID = operator.itemgetter(1, 0)
+_FIRST = operator.itemgetter(1)
 _COST = operator.itemgetter(2)
+_ID = operator.itemgetter(0)
+_LEN = operator.itemgetter(4)
+
+
+def _totals_cost(entries: Iterable[list[Any]]) -> float:
+    """The totals' cost: the sessions' costs (entries ``[id, first, cost, ...]``) summed as
+    floats in the sessions' (first, id) order; sorted by first alone when no two firsts are
+    equal (the same order, without a key tuple per session)."""
+    import functools
+
+    items = list(entries)
+    firsts = list(map(_FIRST, items))
+    key = _FIRST if len(set(firsts)) == len(firsts) else _FIRST_ID
+    return float(functools.reduce(operator.add, map(_COST, sorted(items, key=key)), 0.0))
+
+
+def _entries_ok(entries: list[Any], size: int) -> bool:
+    """Whether ``entries`` are lists of ``size`` items (C-level passes: no Python step a
+    session)."""
+    return set(map(type, entries)) <= {list} and set(map(len, entries)) <= {size}
 
 
 def _index_sig(index: bytes | memoryview, *more: Piece) -> str:
