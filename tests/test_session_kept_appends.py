@@ -327,3 +327,40 @@ def test_the_totals_cost_is_summed_in_first_id_order(tie: bool) -> None:
     assert (1.0 + 1.0) + 1e16 != (1.0 + 1e16) + 1.0  # x, a, b against x, b, a
     assert reports._totals_cost(entries) == (1.0 + 1.0) + 1e16
     assert reports._totals_cost(reversed(entries)) == (1.0 + 1.0) + 1e16
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_fifo_put_in_place_of_the_kept_file_is_not_waited_on(
+    setup: tuple[Path, Any], tokmon_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept file replaced by a FIFO after it was opened: the change is not appended to it
+    (an open for writing would wait for a reader for ever); the answer is written whole."""
+    projects, cli = setup
+    assert cli("session", "--json").code == 0
+    path = _kept(tokmon_home)
+    real_open = reports.SessionParts.open_ranges
+
+    def open_then_fifo(self: Any) -> Any:
+        got = real_open(self)
+        path.unlink()
+        os.mkfifo(path)
+        return got
+
+    monkeypatch.setattr(reports.SessionParts, "open_ranges", open_then_fifo)
+    _grow(projects, 1)
+    import threading
+
+    box: list[Any] = []
+    run = threading.Thread(target=lambda: box.append(cli("session", "--json")), daemon=True)
+    run.start()
+    run.join(120)
+    if not box:  # waiting on the FIFO: let the thread go (a reader), then fail
+        with open(path, "rb", buffering=0) as fh:
+            fh.read()
+        run.join(30)
+        pytest.fail("the report waited on a FIFO in place of its kept file")
+    got = box[0]
+    assert got.code == 0, got.err
+    monkeypatch.setattr(reports.SessionParts, "open_ranges", real_open)
+    assert path.is_file() and not _patched(path)
+    assert got.out == _scratch(cli, tokmon_home)

@@ -1937,8 +1937,12 @@ def _append(
     )
     if len(trailer) != _PATCH_LEN:
         return False
+    # (non-blocking, not through a link: a FIFO or a link put in its place is refused below,
+    # never waited on)
+    flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, flags)
     except OSError:
         return False
     try:
