@@ -14,7 +14,9 @@ assistant line to the largest transcript (truncated back at the end). Each figur
 median of ``--runs``: CPU time (the child's user + system: less moved by other load than the
 wall time) and wall time; ``python -c pass`` is measured the same way. Prints the figures, the
 now / base ratio, the 2 GB-style targets (0.15 s, largest / smallest <= 1.3x, on CPU time) and
-the load average at start and end.
+the load average at start and end. ``--base-native``: the base runs this checkout's built
+extension modules where their C source is the base's (an A/B of the Python code alone;
+without it the base runs none).
 """
 
 from __future__ import annotations
@@ -58,6 +60,22 @@ def extract(rev: str, dest: Path) -> Path:
         tf.extractall(dest / "src", filter="data")
     arch.unlink()
     return dest / "src"
+
+
+def copy_native(base_src: Path) -> list[str]:
+    """Give the base tree this checkout's built extension modules (``tokmon/_native``), each
+    only where its C source is the base's byte for byte (the same module; else the base runs
+    without it, as it does by default): an A/B of the Python code alone."""
+    here = REPO / "tokmon" / "_native"
+    there = base_src / "tokmon" / "_native"
+    copied = []
+    for built in sorted(here.glob("_*.so")) + sorted(here.glob("_*.pyd")):
+        name = built.name.split(".", 1)[0]
+        src, base = here / f"{name}.c", there / f"{name}.c"
+        if src.is_file() and base.is_file() and src.read_bytes() == base.read_bytes():
+            shutil.copy2(built, there / built.name)
+            copied.append(name)
+    return copied
 
 
 def _cpu_children() -> float | None:
@@ -161,23 +179,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mb", type=float, nargs="+", default=[500.0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--base-native",
+        action="store_true",
+        help="the base runs this checkout's extension modules where their C is the same",
+    )
     args = ap.parse_args(argv)
     be = _bench_engine()
     load0 = be.load_avg()
     work = Path(tempfile.mkdtemp(prefix="tokmon-bench-warm-"))
     try:
         base_src = extract(args.base, work)
+        native = copy_native(base_src) if args.base_native else []
+        if args.base_native:
+            print(
+                f"base runs the extension modules: {', '.join(native) or 'none'}", file=sys.stderr
+            )
         setups = [setup_size(mb, base_src, work, be) for mb in args.mb]
         measure(setups, args.runs, be)
         sizes = [figures(sz) for sz in setups]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = {"base": args.base, "loadavg_start": load0, "loadavg_end": be.load_avg(), "sizes": sizes}
+    out = {
+        "base": args.base,
+        "base_native": native if args.base_native else None,
+        "loadavg_start": load0,
+        "loadavg_end": be.load_avg(),
+        "sizes": sizes,
+    }
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     print(f"load average at start {load0}, at end {out['loadavg_end']}; {os.cpu_count()} CPUs")
     print(f"median of {args.runs}; CPU = child user + system s (wall s); base = {args.base}")
+    if args.base_native:
+        print(f"the base runs this checkout's extension modules: {', '.join(native) or 'none'}")
     for s in sizes:
         print(f"\n== {s['mb']:g} MB ({s['corpus']})")
         print(f"{'':24s}{'base':>18s}{'now':>18s}  now/base")

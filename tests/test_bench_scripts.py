@@ -223,6 +223,29 @@ def test_bench_warm_compares_two_revisions(tmp_path: Path) -> None:
         assert sum((corpus / f).stat().st_size for f in exp["files"]) == exp["total_bytes"]
 
 
+def test_bench_warm_base_native_copies_only_the_same_modules(tmp_path: Path) -> None:
+    """--base-native: a built module goes into the base tree only where the base's C source
+    is this checkout's byte for byte (a module of other C would not be the base's)."""
+    spec = importlib.util.spec_from_file_location("bench_warm_t", REPO / "bench" / "bench_warm.py")
+    assert spec and spec.loader
+    bw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bw)
+    here = tmp_path / "here" / "tokmon" / "_native"
+    there = tmp_path / "there" / "tokmon" / "_native"
+    here.mkdir(parents=True)
+    there.mkdir(parents=True)
+    for name in ("_same", "_other", "_gone"):
+        (here / f"{name}.c").write_bytes(b"int x = 1;")
+        (here / f"{name}.cpython-311-x86_64-linux-gnu.so").write_bytes(name.encode())
+    (there / "_same.c").write_bytes(b"int x = 1;")
+    (there / "_other.c").write_bytes(b"int x = 2;")
+    bw.REPO = tmp_path / "here"
+    assert bw.copy_native(tmp_path / "there") == ["_same"]
+    assert sorted(p.name for p in there.iterdir()) == [
+        "_other.c", "_same.c", "_same.cpython-311-x86_64-linux-gnu.so"
+    ]  # fmt: skip
+
+
 def test_bench_build_times_the_tail_against_a_base(tmp_path: Path) -> None:
     """bench_build.py: this checkout against an export of HEAD, every phase timed for both,
     per-round ratios, the totals checked against the generator's."""

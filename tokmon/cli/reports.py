@@ -19,9 +19,12 @@ from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from tokmon.core.engine import Engine
     from tokmon.core.rollups import SessionPart
     from tokmon.core.rows import JSON, PeriodKind, PeriodLabel, PeriodRow, Usage
+    from tokmon.filespans import Part, Source
 
 HELP = {
     "daily": "usage per day",
@@ -346,33 +349,80 @@ def _session_json(ctx: Context, engine: Engine, opts: dict[str, Any]) -> bool:
     """``session --json`` from the stored sums (False: they cannot answer it, the typed rows
     do), with the metadata merged in. Its text is kept (:class:`SessionParts`) with each
     session's piece: the same data is the kept text; after a change only the sessions that
-    changed since are read and spliced in."""
+    changed since are read and spliced in. The kept rows are printed and copied from the
+    kept file (:mod:`tokmon.filespans`), not read."""
     if any(opts.get(k) for k in ("since", "until", "project", "session_id")):
         return False
     if engine.record_filter is not None or opts.get("agent") not in (None, "claude"):
         return False
-    from tokmon.sessions import PLAIN_META
+    from tokmon.filespans import Short
 
     now = opts.get("now") or time.time()
     cache = SessionParts(ctx, engine, opts)
-    kept = cache.load()
-    body: Piece | list[Piece] | None = None
-    if kept is not None and kept.holds(cache, now):
-        body = kept.body
-    elif kept is not None and cache.gen is not None and kept.built <= now:
-        body = _session_json_spliced(ctx, engine, cache, kept, now)
-    if body is None:  # built whole
-        parts = engine.session_report_parts(now, PLAIN_META, agent=opts.get("agent"))
-        if parts is None:
+    kept = cache.open_ranges()
+    try:
+        use = report_budgets(ctx, "session", opts)
+        try:
+            body = _session_json_kept(ctx, engine, cache, kept, now)
+            if body is not None:
+                _print_session_json(ctx, body, kept, use)
+                return True
+        except Short as short:  # the kept file cut short in place: the answer built whole
+            done = short.written
+        else:
+            done = 0
+        body = _session_json_whole(ctx, engine, cache, opts, now)
+        if body is None:
             return False
-        meta, read = _read_metadata(ctx, cache.meta_raw)
-        body = cache.build(parts, meta, bool(opts.get("include_empty")), now, read)
-    use = report_budgets(ctx, "session", opts)
+        if done:  # the same bytes: the rest of them
+            from tokmon.filespans import joined
+
+            write_bytes(ctx, memoryview(joined(body, None))[done:])
+        else:
+            _print_session_json(ctx, body, None, use)
+        return True
+    finally:
+        if kept is not None:
+            kept.close()
+
+
+def _session_json_kept(
+    ctx: Context, engine: Engine, cache: SessionParts, kept: KeptSessions | None, now: float
+) -> list[Part] | None:
+    """The answer from the kept one (as kept, or spliced); None: build it whole."""
+    if kept is None:
+        return None
+    if kept.holds(cache, now):
+        return kept.piece(0, kept.length)
+    if cache.gen is not None and kept.built <= now:
+        return _session_json_spliced(ctx, engine, cache, kept, now)
+    return None
+
+
+def _session_json_whole(
+    ctx: Context, engine: Engine, cache: SessionParts, opts: dict[str, Any], now: float
+) -> list[Part] | None:
+    """The answer built whole from the stored sums (and kept); None: they cannot answer."""
+    from tokmon.sessions import PLAIN_META
+
+    parts = engine.session_report_parts(now, PLAIN_META, agent=opts.get("agent"))
+    if parts is None:
+        return None
+    meta, read = _read_metadata(ctx, cache.meta_raw)
+    return cache.build(parts, meta, bool(opts.get("include_empty")), now, read)
+
+
+def _print_session_json(
+    ctx: Context, body: list[Part], kept: KeptSessions | None, use: list[dict[str, Any]] | None
+) -> None:
+    """Print ``body`` (its spans from ``kept``'s file), with the budgets' use when any."""
+    from tokmon.filespans import joined
+
+    src = None if kept is None else kept.src
     if use is None:
-        write_bytes(ctx, body)
+        write_parts(ctx, body, src)
     else:
-        ctx.stdout.write(with_budgets(_joined(body).decode(), use))
-    return True
+        ctx.stdout.write(with_budgets(joined(body, src).decode(), use))
 
 
 # a kept answer whose sessions changed more than this share is built whole instead
@@ -534,10 +584,7 @@ def _table_spliced(
     hidden += [[r.session_id, r.first_activity, r.total_cost, 0, 0]
                for r in rows if not (include_empty or r.total_tokens)]  # fmt: skip
     kept_rows = [e for e in entries[:n] if e[0] not in changed]
-    ordered = sorted(
-        itertools.chain(kept_rows, (m[0] for m in made), hidden), key=_FIRST_ID
-    )  # the totals' cost: a float sum in the sessions' (first, id) order
-    tcost = functools.reduce(operator.add, map(_COST, ordered), 0.0)
+    tcost = _totals_cost(itertools.chain(kept_rows, (m[0] for m in made), hidden))
     footers = session_footers(tokens, tcost)
     caption = zone_title(tz)
     layouts = {}
@@ -612,7 +659,7 @@ def _count(hist: list[dict[int, int]], lengths: list[int], by: int) -> None:
 
 def _session_json_spliced(
     ctx: Context, engine: Engine, cache: SessionParts, kept: KeptSessions, now: float
-) -> list[Piece] | None:
+) -> list[Part] | None:
     """``session --json`` at ``now`` from ``kept`` and the rows of the sessions changed since
     (None: they cannot be told, or too many changed: build it whole)."""
     from tokmon.sessions import PLAIN_META
@@ -655,6 +702,24 @@ def write_bytes(ctx: Context, body: Piece | list[Piece]) -> None:
     else:
         buf.write(body)
     buf.flush()
+
+
+def write_parts(ctx: Context, body: list[Part], src: Source | None) -> None:
+    """:func:`write_bytes` of parts that may be spans of the kept file ``src``
+    (:func:`tokmon.filespans.write_parts`: printed from the file, not read first)."""
+    from tokmon.filespans import Span, joined
+    from tokmon.filespans import write_parts as write_spans
+
+    if src is None or not any(isinstance(p, Span) for p in body):
+        write_bytes(ctx, body)  # type: ignore[arg-type]
+        return
+    out = ctx.stdout
+    buf = getattr(out, "buffer", None)
+    enc = str(getattr(out, "encoding", "") or "").lower().replace("_", "-")
+    if buf is None or enc not in ("utf-8", "utf8") or sys.platform == "win32":
+        out.write(joined(body, src).decode())  # read whole first: Short before any output
+        return
+    write_spans(out, buf, body, src)
 
 
 def _joined(body: Piece | list[Piece]) -> bytes:
@@ -1063,18 +1128,40 @@ class SessionCache(ReportCache):
         except (OSError, ValueError):
             return None
 
-    def put_until(self, body: bytes | list[Piece], built: float, until: float) -> None:
+    def put_until(
+        self,
+        body: bytes | list[Piece] | list[Part],
+        built: float,
+        until: float,
+        src: Source | None = None,
+    ) -> None:
         """Keep ``body`` (or its pieces), the answer from ``built`` until (a second before)
-        ``until``."""
+        ``until``; ``src``: the kept file its spans are copied from (:class:`Short` when it
+        ends early: nothing is kept)."""
         if self.path is None:
             return
         from tokmon.fsutil import atomic_write
 
         head = f"{built!r} {until - 1.0!r}\n".encode()
         try:
-            atomic_write(
-                self.path, [head, body] if isinstance(body, bytes) else [head, *body], fsync=False
-            )
+            if src is not None:
+                from tokmon.filespans import write_file
+
+                write_file(self.path, [head, *body], src)
+            else:
+                atomic_write(
+                    self.path,
+                    [head, body] if isinstance(body, bytes) else [head, *body],
+                    fsync=False,
+                )
+            self.prune()
+        except OSError:
+            pass  # a cache is optional
+
+    def prune(self) -> None:
+        """Remove the temporary files killed writers left and all but the latest
+        :attr:`KEEP_SESSION` kept answers of this kind."""
+        try:
             with os.scandir(self.dir) as it:
                 here = list(it)
             torn = [e for e in here if _torn(e)]
@@ -1168,45 +1255,100 @@ class LineageCache(SessionCache):
 
 
 class KeptSessions:
-    """A kept ``session --json`` (see :class:`SessionParts`): the document ``body``, the
-    generation it shows, the clock span it holds for and (:meth:`parse`) its index: the
-    token totals and per session an entry ``[id, first, cost, active, length]``, the
-    ``shown`` ones first in the document's order (``length``: of the row's bytes there),
-    then the others (0-token sessions without ``--all``; length 0)."""
+    """A kept ``session --json`` (see :class:`SessionParts`): the document, the generation
+    it shows, the clock span it holds for and (:meth:`parse`) its index: the token totals
+    and per session an entry ``[id, first, cost, active, length]``, the ``shown`` ones
+    first in the document's order (``length``: of the row's bytes there), then the others
+    (0-token sessions without ``--all``; length 0).
+
+    The document is ``plan``: ranges of the kept file (``src``), in order (one range; more
+    once changes were appended to the file). :meth:`piece` gives the document's bytes as
+    parts (spans of the file, or the bytes of a file read whole: :meth:`SessionParts.load`),
+    :meth:`read` as bytes; ``body``: the whole document, only for a file read whole."""
 
     def __init__(
         self,
-        body: memoryview,
+        src: Source,
+        plan: list[tuple[int, int]],
         gen: int,
         wid: str | None,
         built: float,
         until: float,
-        index: memoryview,
+        index: tuple[int, int],
         sig: str,
+        patched: bool = False,
     ) -> None:
-        self.body = body
+        import itertools
+
+        self.src = src
+        self.plan = plan
         self.gen = gen
         self.wid = wid
         self.built = built
         self.until = until
         self._index = index
         self._sig = sig
+        self.patched = patched  # changes appended to the file (else one document, as written)
+        self._offs = list(itertools.accumulate((b - a for a, b in plan), initial=0))
+        self.length = self._offs[-1]
         self.tokens: list[int] = []
         self.entries: list[list[Any]] = []
         self.shown = 0
+
+    @property
+    def body(self) -> bytes | memoryview:
+        """The whole document (read)."""
+        return self.read(0, self.length)
 
     def holds(self, cache: LineageCache, now: float) -> bool:
         """Whether the body is the answer at ``now`` for the data ``cache`` is of."""
         return cache.holds(self.gen, self.wid) and self.built <= now < self.until
 
+    def piece(self, start: int, end: int) -> list[Part]:
+        """The document's bytes ``[start, end)`` as parts: ranges of the file (memoryviews
+        of it when it was read whole)."""
+        import bisect
+
+        from tokmon.filespans import Span
+
+        if not 0 <= start <= end <= self.length:
+            raise IndexError(start, end)
+        mem = self.src.mem
+        out: list[Part] = []
+        k = bisect.bisect_right(self._offs, start) - 1
+        while start < end:
+            a, b = self.plan[k]
+            lo = a + start - self._offs[k]
+            hi = min(b, a + end - self._offs[k])
+            out.append(Span(lo, hi) if mem is None else mem[lo:hi])
+            start += hi - lo
+            k += 1
+        return out
+
+    def read(self, start: int, end: int) -> bytes | memoryview:
+        """The document's bytes ``[start, end)`` (:class:`~tokmon.filespans.Short` when the
+        file ends before)."""
+        from tokmon.filespans import joined
+
+        got = self.piece(start, end)
+        if len(got) == 1 and not isinstance(got[0], tuple):
+            return got[0]
+        return joined(got, self.src)
+
+    def close(self) -> None:
+        self.src.close()
+
     def parse(self) -> bool:
         """Read the index (False: damaged; its digest is checked, and its shape)."""
         import orjson
 
+        from tokmon.filespans import Short
+
         try:
-            if _index_sig(self._index) != self._sig:
+            raw = self.src.read(*self._index)
+            if _index_sig(raw) != self._sig:
                 return False
-            index = orjson.loads(self._index)
+            index = orjson.loads(raw)
             tokens, entries, shown = index["tokens"], index["entries"], index["shown"]
             if not (
                 type(shown) is int
@@ -1215,10 +1357,10 @@ class KeptSessions:
                 and len(tokens) == 4
                 and all(type(t) is int for t in tokens)
                 and type(entries) is list
-                and all(type(e) is list and len(e) == 5 for e in entries)
+                and _entries_ok(entries, 5)
             ):
                 return False
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, Short):
             return False
         self.tokens, self.entries, self.shown = tokens, entries, shown
         return True
@@ -1238,32 +1380,39 @@ class SessionParts(LineageCache):
     the sessions changed since (and those shown active) are read again and spliced in."""
 
     def load(self) -> KeptSessions | None:
-        """The kept answer (None: none, damaged or of another format); its index is read
-        only when asked (:meth:`KeptSessions.parse`)."""
+        """The kept answer read whole (None: none, damaged or of another format); its index
+        is checked only when asked (:meth:`KeptSessions.parse`)."""
         if self.path is None:
             return None
+        from tokmon.filespans import Source
+
         try:
             data = _kept_bytes(self.path)
-            nl = data.find(b"\n", 0, 100)
-            if nl < 0 or len(data) < nl + 1 + _TRAILER or data[-1:] != b"\n":
-                return None
-            built, until = (float(x) for x in data[:nl].split())
-            n, gen, wid, sig = data[-_TRAILER:-1].split()
-            end = len(data) - _TRAILER - int(n)
-            if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
-                return None
-            view = memoryview(data)
-            return KeptSessions(
-                view[nl + 1 : end],
-                int(gen),
-                None if wid == _NO_WID else wid.decode("ascii"),
-                built,
-                until,
-                view[end : len(data) - _TRAILER],
-                sig.decode("ascii"),
-            )
-        except (OSError, ValueError, UnicodeDecodeError):
+        except OSError:
             return None
+        return _kept_of(Source(-1, len(data), memoryview(data)))
+
+    def open_ranges(self) -> KeptSessions | None:
+        """:meth:`load` without reading the document nor the index: ranges of the file,
+        open (the caller closes it: :meth:`KeptSessions.close`); only the first line, the
+        trailer (and the plan of appended changes) are read. Where no range can be read
+        (no ``pread``: Windows), :meth:`load`."""
+        if self.path is None:
+            return None
+        if not hasattr(os, "pread"):
+            return self.load()
+        from tokmon.filespans import Source
+        from tokmon.fsutil import open_regular
+
+        try:
+            fd, st = open_regular(self.path)
+        except OSError:
+            return None
+        src = Source(fd, st.st_size)
+        got = _kept_of(src)
+        if got is None:
+            src.close()
+        return got
 
     def build(
         self,
@@ -1272,7 +1421,7 @@ class SessionParts(LineageCache):
         include_empty: bool,
         now: float,
         keep: bool,
-    ) -> list[Piece]:
+    ) -> list[Part]:
         """The document of every session's ``parts`` with ``meta`` merged; kept (when
         ``keep``) with its index."""
         from tokmon.core.rollups import session_totals_of_parts
@@ -1301,31 +1450,33 @@ class SessionParts(LineageCache):
         meta: dict[str, dict[str, Any]],
         now: float,
         keep: bool,
-    ) -> list[Piece]:
+    ) -> list[Part]:
         """The document at ``now``: ``kept`` with the sessions of ``changed`` replaced by
         their ``parts`` (a changed session without a part is gone); kept when ``keep``.
         The kept rows are copied in runs (one piece per run between two changes), the
         index's entries moved in slices: a Python step per changed session, none per row."""
         import bisect
-        import functools
         import itertools
 
         import orjson
 
         from tokmon.core.rows_json import totals_json
 
-        old, entries, n = kept.body, kept.entries, kept.shown
+        entries, n = kept.entries, kept.shown
         tokens = list(kept.tokens)
         # where each kept row starts in the old document (its entries hold the lengths)
+        sep = len(_ROW_SEP)
         starts = list(
             itertools.accumulate(
-                [e[4] + len(_ROW_SEP) for e in entries[:n]], initial=len(_DOC_HEAD)
+                map(operator.add, map(_LEN, entries[:n]), itertools.repeat(sep)),
+                initial=len(_DOC_HEAD),
             )
         )
         events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
-        for k in [k for k, e in enumerate(entries) if e[0] in changed]:
+        hit = map(changed.__contains__, map(_ID, entries))
+        for k in list(itertools.compress(itertools.count(), hit)):
             if k < n:  # a shown row: out of the document and its sums out of the totals
-                row = orjson.loads(old[starts[k] : starts[k] + entries[k][4]])
+                row = orjson.loads(kept.read(starts[k], starts[k] + entries[k][4]))
                 for j, key in enumerate(_TOKEN_KEYS):
                     tokens[j] -= int(row[key])
                 events.append((k, 1, None, None))
@@ -1344,12 +1495,12 @@ class SessionParts(LineageCache):
             else:
                 hidden.append([p[1], p[0], p[2], p[4], 0])
         events.sort(key=_event_key)
-        pieces: list[Piece] = []
+        pieces: list[Part | list[Part]] = []
         listed: list[list[Any]] = []
         a = 0  # the first old row of the run being copied
         for at, kind, _, new in events:
             if a < at:  # the run [a, at) of kept rows, as one piece
-                pieces.append(old[starts[a] : starts[at] - len(_ROW_SEP)])
+                pieces.append(kept.piece(starts[a], starts[at] - len(_ROW_SEP)))
                 listed += entries[a:at]
             if kind:
                 a = at + 1
@@ -1358,27 +1509,28 @@ class SessionParts(LineageCache):
                 pieces.append(new[1])
                 listed.append(new[0])
         if a < n:
-            pieces.append(old[starts[a] : starts[n] - len(_ROW_SEP)])
+            pieces.append(kept.piece(starts[a], starts[n] - len(_ROW_SEP)))
             listed += entries[a:n]
-        # the totals' cost: a float sum in the sessions' (first, id) order
-        ordered = sorted(itertools.chain(listed, hidden), key=_FIRST_ID)
-        tcost = functools.reduce(operator.add, map(_COST, ordered), 0.0)
+        tcost = _totals_cost(itertools.chain(listed, hidden))
         totals = totals_json(tokens[0], tokens[1], tokens[2], tokens[3], tcost)
         body = _document(pieces, totals)
         if keep:
-            self._keep(body, now, tokens, len(listed), listed + hidden)
+            self._keep(body, now, tokens, len(listed), listed + hidden, kept)
         return body
 
     def _keep(
         self,
-        body: list[Piece],
+        body: list[Part],
         now: float,
         tokens: list[int],
         shown: int,
         entries: list[list[Any]],
+        kept: KeptSessions | None = None,
     ) -> None:
         """Keep ``body`` and its index from ``now`` until the first session it shows as
-        active turns inactive."""
+        active turns inactive: appended to ``kept``'s file as a change (:func:`_append`)
+        while that file holds less than twice its document, else written whole (its spans
+        copied from that file)."""
         import orjson
 
         until = self.engine.session_report_until(now)
@@ -1388,8 +1540,12 @@ class SessionParts(LineageCache):
         wid = self.wid_field()
         if wid is None:
             return
+        if kept is not None and kept.src.mem is None and self.path is not None:
+            if _append(self.path, kept, body, index, self.gen, wid, now, until):
+                self.prune()
+                return
         trailer = b"%012d %020d %s %s\n" % (len(index), self.gen, wid, _index_sig(index).encode())
-        self.put_until([*body, index, trailer], now, until)
+        self.put_until([*body, index, trailer], now, until, None if kept is None else kept.src)
 
 
 class KeptTable:
@@ -1440,7 +1596,7 @@ class KeptTable:
                 type(shown) is int
                 and type(entries) is list
                 and 0 <= shown <= len(entries)
-                and all(type(e) is list and len(e) == 5 for e in entries)
+                and _entries_ok(entries, 5)
                 and type(tokens) is list
                 and len(tokens) == 4
                 and all(type(t) is int for t in tokens)
@@ -1596,7 +1752,28 @@ class TableParts(LineageCache):
 _TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 _FIRST_ID = operator.itemgetter(1, 0)
+_FIRST = operator.itemgetter(1)
 _COST = operator.itemgetter(2)
+_ID = operator.itemgetter(0)
+_LEN = operator.itemgetter(4)
+
+
+def _totals_cost(entries: Iterable[list[Any]]) -> float:
+    """The totals' cost: the sessions' costs (entries ``[id, first, cost, ...]``) summed as
+    floats in the sessions' (first, id) order; sorted by first alone when no two firsts are
+    equal (the same order, without a key tuple per session)."""
+    import functools
+
+    items = list(entries)
+    firsts = list(map(_FIRST, items))
+    key = _FIRST if len(set(firsts)) == len(firsts) else _FIRST_ID
+    return float(functools.reduce(operator.add, map(_COST, sorted(items, key=key)), 0.0))
+
+
+def _entries_ok(entries: list[Any], size: int) -> bool:
+    """Whether ``entries`` are lists of ``size`` items (C-level passes: no Python step a
+    session)."""
+    return set(map(type, entries)) <= {list} and set(map(len, entries)) <= {size}
 
 
 def _index_sig(index: bytes | memoryview, *more: Piece) -> str:
@@ -1630,6 +1807,156 @@ def _kept_bytes(path: Path) -> bytes:
     return read_regular(path)
 
 
+# The trailer of a change appended to a kept session answer (:func:`_append`): the lengths
+# of its new bytes, its plan and its index, the generation, the write id, the clock span
+# and two digests (the index's; the new bytes' and the plan's), then " P"
+_PATCH = b"%012d %012d %012d %020d %16s %24s %24s %s %s P\n"
+_PATCH_LEN = len(_PATCH % (0, 0, 0, 0, _NO_WID, b"", b"", b"0" * 40, b"0" * 40))
+
+
+def _kept_of(src: Source) -> KeptSessions | None:
+    """The kept session answer of the file ``src`` (None: damaged or of another format):
+    as written whole (``<built> <until>``, the document, the index, a trailer of
+    ``_TRAILER`` bytes), or with changes appended (each: its new bytes, its plan, its
+    index and a ``_PATCH`` trailer; the last one is the answer)."""
+    import orjson
+
+    from tokmon.filespans import Short
+
+    size = src.size
+    try:
+        tail = bytes(src.read(max(0, size - _PATCH_LEN), size))
+        if tail.endswith(b" P\n") and len(tail) == _PATCH_LEN:
+            f = tail[:-3].split()
+            if len(f) != 9:
+                return None
+            nb, npl, ni, gen = int(f[0]), int(f[1]), int(f[2]), int(f[3])
+            wid, built, until, sig, psig = f[4], float(f[5]), float(f[6]), f[7], f[8]
+            end = size - _PATCH_LEN
+            at = end - ni - npl - nb  # where this change starts
+            if min(nb, npl, ni) < 0 or at < 0 or not math.isfinite(built):
+                return None
+            if len(sig) != 40 or len(psig) != 40:
+                return None
+            new, plan_raw = src.read(at, at + nb), src.read(at + nb, at + nb + npl)
+            if _index_sig(plan_raw, new).encode() != psig:
+                return None
+            plan: list[tuple[int, int]] = []
+            for a, b in orjson.loads(plan_raw):
+                if type(a) is not int or type(b) is not int:
+                    return None
+                if a < 0:  # in this change's new bytes
+                    a, b = at + (-a - 1), at + (-a - 1) + b
+                    if not (at <= a <= b <= at + nb):
+                        return None
+                elif not 0 <= a <= b <= at:
+                    return None
+                plan.append((a, b))
+            return KeptSessions(
+                src,
+                plan,
+                gen,
+                None if wid == _NO_WID else wid.decode("ascii"),
+                built,
+                until,
+                (end - ni, end),
+                sig.decode("ascii"),
+                patched=True,
+            )
+        first = bytes(src.read(0, min(100, size)))
+        nl = first.find(b"\n")
+        if nl < 0 or size < nl + 1 + _TRAILER or tail[-1:] != b"\n":
+            return None
+        built, until = (float(x) for x in first[:nl].split())
+        n, gen_b, wid, sig = tail[-_TRAILER:-1].split()
+        end = size - _TRAILER - int(n)
+        if not (nl + 1 <= end and math.isfinite(built) and len(sig) == 40):
+            return None
+        return KeptSessions(
+            src,
+            [(nl + 1, end)],
+            int(gen_b),
+            None if wid == _NO_WID else wid.decode("ascii"),
+            built,
+            until,
+            (end, size - _TRAILER),
+            sig.decode("ascii"),
+        )
+    except (OSError, ValueError, TypeError, UnicodeDecodeError, Short):
+        return None
+
+
+def _append(
+    path: Path,
+    kept: KeptSessions,
+    body: list[Part],
+    index: bytes,
+    gen: int,
+    wid: bytes,
+    built: float,
+    until: float,
+) -> bool:
+    """Append ``body`` (its parts: spans of ``kept``'s file and new bytes) to that file as a
+    change: the new bytes, the plan (the document's ranges, a new byte's range counted from
+    where the change starts: ``[-1 - offset, length]``) and ``index``, then the trailer,
+    in one ``write`` (a reader sees the file as it was, or the change whole: else its
+    digests fail, and the answer is built whole). Not done (False: write it whole) when
+    the file holds twice its document or more, or is no longer the file at ``path``."""
+    import orjson
+
+    from tokmon.filespans import Span
+
+    src = kept.src
+    new: list[bytes | memoryview] = []
+    plan: list[list[int]] = []
+    nb = 0
+    for p in body:
+        if isinstance(p, Span):
+            if p.end > p.start:
+                plan.append([p.start, p.end])
+        elif len(p):
+            plan.append([-1 - nb, len(p)])
+            new.append(p)
+            nb += len(p)
+    plan_raw = orjson.dumps(plan)
+    length = sum(b - a for a, b in kept.plan)
+    grown = src.size + nb + len(plan_raw) + len(index) + _PATCH_LEN
+    if grown > 2 * length:
+        return False
+    newb = b"".join(new)
+    trailer = _PATCH % (
+        nb,
+        len(plan_raw),
+        len(index),
+        gen,
+        wid,
+        repr(built).encode(),
+        repr(until - 1.0).encode(),
+        _index_sig(index).encode(),
+        _index_sig(plan_raw, newb).encode(),
+    )
+    if len(trailer) != _PATCH_LEN:
+        return False
+    # (non-blocking, not through a link: a FIFO or a link put in its place is refused below,
+    # never waited on)
+    flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False
+    try:
+        st, mine = os.fstat(fd), os.fstat(src.fd)
+        if (st.st_ino, st.st_dev, st.st_size) != (mine.st_ino, mine.st_dev, src.size):
+            return False  # replaced, or appended to by another process since it was read
+        data = b"".join([newb, plan_raw, index, trailer])
+        return os.write(fd, data) == len(data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _merge_parts(parts: list[SessionPart], meta: dict[str, dict[str, Any]]) -> list[Any]:
     """The parts' rows with ``meta`` merged (:func:`tokmon.sessions.merge_over_plain`)."""
     from tokmon.sessions import merge_over_plain
@@ -1639,16 +1966,19 @@ def _merge_parts(parts: list[SessionPart], meta: dict[str, dict[str, Any]]) -> l
     return rows
 
 
-def _document(rows: list[Piece], totals: Any) -> list[Piece]:
+def _document(rows: Sequence[Part | list[Part]], totals: Any) -> list[Part]:
     """The indented ``{"sessions": [...], "totals": {...}}`` of these rows (each piece one
-    row or a run of rows), as pieces."""
+    row or a run of rows; a list: the parts of one), as parts."""
     if not rows:
         return [_DOC_EMPTY, _totals_bytes(totals), _DOC_TAIL]
-    out: list[Piece] = [_DOC_HEAD]
+    out: list[Part] = [_DOC_HEAD]
     for k, r in enumerate(rows):
         if k:
             out.append(_ROW_SEP)
-        out.append(r)
+        if isinstance(r, list):
+            out += r
+        else:
+            out.append(r)
     out += [_DOC_MID, _totals_bytes(totals), _DOC_TAIL]
     return out
 
