@@ -46,7 +46,7 @@ Part = bytes | memoryview | Span  # a part of an answer: bytes, or a range of th
 
 def pread(fd: int, n: int, at: int) -> bytes:
     """Up to ``n`` bytes of ``fd`` at ``at`` (``os.pread``; a seek and a read where there is none)."""
-    if hasattr(os, "pread"):
+    if sys.platform != "win32":
         return os.pread(fd, n, at)
     os.lseek(fd, at, os.SEEK_SET)  # Windows: no pread (one thread reads this descriptor)
     return os.read(fd, n)
