@@ -160,7 +160,6 @@ _BUCKET_Q = f"CAST(ts / {BUCKET} AS INTEGER)"
 _BUCKET_SQL = f"({_BUCKET_Q} - ({_BUCKET_Q} * {BUCKET} > ts))"
 
 
-
 def _cells_sql(source: str) -> str:
     """The SELECT of the cells (``rollup_cell``'s columns, the agent a parameter) of the
     records of ``source`` (see :meth:`Rollups.rebuild_sql`)."""
@@ -505,9 +504,10 @@ class Rollups:
             )
             if halves is not None:
                 cells_done.wait()
-                if isinstance(cells[0], BaseException):
-                    raise cells[0]
-                c.executemany(_ADD_CELL, cells.pop())
+                theirs = cells.pop()
+                if isinstance(theirs, BaseException):
+                    raise theirs
+                c.executemany(_ADD_CELL, theirs)
             c.execute(  # a record count per project: its cells' counts (fewer rows than records)
                 "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
                 " WHERE agent=? GROUP BY project",

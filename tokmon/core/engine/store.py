@@ -451,9 +451,10 @@ class Store(EngineState):
 
         db.on_merge = on_merge
         db.on_reprice = rebuild
-        # a bulk load into an empty ledger: every record passed the table's guards just now
+
         def on_bulk(reader: sqlite3.Connection | None) -> None:
-            # the cells summed in two halves, one on each connection (see Rollups.rebuild_sql)
+            # a bulk load into an empty ledger: every record passed the table's guards just
+            # now; a build's cells are summed in two halves, one on each connection
             halves = None if reader is None else db.records_halves(checked=False, share=CELL_SHARE)
             roll.rebuild_sql(CLAUDE, db.records_sql(checked=False), reader, halves=halves)
 
