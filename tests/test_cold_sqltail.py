@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.test_cold_build import END, _content, _engine, _reference, _streams, _tricky_records
-from tokmon.core.ledger import COLS, LedgerDB
+from tokmon.core.ledger import COLS, LedgerDB, Stage
 from tokmon.core.model import UsageRecord
 from tokmon.core.rollups import Rollups
 from tokmon.demo import generate
@@ -230,3 +230,73 @@ def test_equal_outputs_in_every_stream_keep_file_order(
         assert not sessions[k].startswith("copy-"), k
     for kind in ("daily", "session", "blocks"):
         assert eng.report(kind).to_json() == ref.report(kind).to_json()
+
+
+# ---- the stage's batches without display_cost --------------------------------------------
+
+
+def _rows(stream: int, n: int, display: dict[int, float]) -> list[list[object]]:
+    """n rows of one stream, keys shared across streams (duplicates with equal and other
+    outputs), display_cost given for the row numbers in ``display`` (else None)."""
+    out: list[list[object]] = []
+    for i in range(n):
+        out.append(
+            [
+                1_772_000_000.0 + i * 60.0 + stream,
+                f"s{stream}-{i % 4}",
+                f"/p/{stream}",
+                "claude-sonnet-4-5",
+                i % 50,
+                (i * 7 + stream * (i % 3)) % 40,
+                i % 9,
+                0,
+                i * 3,
+                f"k{i * 3 % 97:03d}" if i % 5 == 0 else f"k-{stream}-{i}",
+                i * 1e-6,
+                display.get(i),
+            ]
+        )
+    return out
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_stage_batches_with_and_without_display_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    """Batches where no row has a display cost go without it (a NULL in the statement),
+    batches with one (even a single 0.0) with it: the records are those of the dedup rule
+    over the rows in merge order (largest output, the first of equal ones, at its first
+    place), display costs included, directly loaded or staged."""
+    if direct:
+        db = LedgerDB(tmp_path / "b.sqlite3", build=True)
+    else:
+        db = LedgerDB(tmp_path / "l.sqlite3")
+    streams = {
+        (0, 0): _rows(0, 150, {3: 0.25, 70: 0.0}),
+        (1, 0): _rows(1, 90, {}),
+        (2, 0): _rows(2, 200, {i: i / 7 for i in range(100, 140)}),
+    }
+    monkeypatch.setattr(Stage, "BATCH", 8)  # rows go to the database every 128
+    stage = db.stage()
+    assert stage.direct == direct
+    # arrival in pieces, a later stream first
+    order = [(2, 0), (0, 0), (1, 0), (0, 0), (2, 0), (1, 0), (0, 0), (2, 0), (1, 0)]
+    cursor = {s: 0 for s in streams}
+    for s in order:
+        rows = streams[s]
+        step = len(rows) // 3 + 1
+        stage.add(s, [list(r) for r in rows[cursor[s] : cursor[s] + step]])
+        cursor[s] += step
+    assert all(cursor[s] >= len(streams[s]) for s in streams)
+    got = db.merge_staged(stage)
+    stage.close()
+    assert got is not None
+    want: dict[str, list[object]] = {}  # insertion order: first place of each key
+    for s in sorted(streams):
+        for r in streams[s]:
+            k = str(r[9])
+            if k not in want or int(r[5]) > int(want[k][5]):  # type: ignore[call-overload]
+                want[k] = r  # (a key already there keeps its place)
+    have = [list(r) for r in db.conn.execute(f"SELECT {COLS} FROM records ORDER BY rowid")]
+    assert have == list(want.values())
+    assert sum(r[11] is not None for r in have) > 20
