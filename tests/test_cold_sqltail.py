@@ -1,150 +1,18 @@
-"""The cold build's SQLite work (tenth session): the stored sums' cells summed in two halves
-of the records, one on each connection, against the one-connection and the Python builds;
-and the build's dedup of a response copied, with equal outputs, into every scan stream.
+"""The cold build's SQLite work (tenth session): the build's dedup of a response copied, with
+equal outputs, into every scan stream; the stage's batches with and without display costs.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_cold_build import END, _content, _engine, _reference, _streams, _tricky_records
+from tests.test_cold_build import END, _content, _engine, _reference, _streams
 from tokmon.core.ledger import COLS, LedgerDB, Stage
-from tokmon.core.model import UsageRecord
-from tokmon.core.rollups import Rollups
 from tokmon.demo import generate
-
-
-def _sums(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rollup_%'"
-            " AND name != 'rollup_meta'"
-        )
-    ]
-    return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in sorted(names)}
-
-
-def _dense_records() -> list[UsageRecord]:
-    """1,500 records in few cells (3 sessions, 2 models, 2 projects over 6 hours): ~15 a
-    cell; costs with half-picodollar ties and times on bucket edges."""
-    t0 = 1_772_100_000.0 - 1_772_100_000.0 % 3600
-    out = []
-    for i in range(1500):
-        ts = t0 + (i * 7919 % 1500) * 14.4
-        if i % 97 == 0:
-            ts = t0 + (i % 24) * 900.0  # on a bucket edge
-        cost = (i % 13) * 2.9e-6 + (i * 31 % 1000) / 7e7
-        if i % 11 == 0:
-            cost = (i + 0.5) / 1e12
-        out.append(
-            UsageRecord(
-                ts,
-                f"d{i % 3}",
-                "" if i % 10 == 0 else f"/q/{i % 2}",
-                ("claude-opus-4-1", "claude-sonnet-4-5")[i % 2],
-                i % 89,
-                (i * 37) % 3000,
-                (i * 11) % 700,
-                (i * 5) % 90,
-                (i * 103) % 80000,
-                f"d{i:05d}",
-                cost,
-                None,
-            )
-        )
-    return out
-
-
-def _shuffled_ledger(path: Path) -> tuple[LedgerDB, list[UsageRecord]]:
-    """A ledger of the tricky and the dense records in a shuffled order: a cell's records
-    lie at rowids far apart, so a rowid split cuts cells in two."""
-    recs = _tricky_records() + _dense_records()
-    random.Random(5).shuffle(recs)
-    db = LedgerDB(path)
-    with db.write() as conn:  # in this order (a merge would sort them)
-        conn.executemany(f"INSERT INTO records ({COLS}) VALUES ({','.join('?' * 12)})", recs)
-    return db, db.records()
-
-
-def _reader(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-
-
-@pytest.mark.parametrize("block_seconds", [18000.0, 3600.5, 1800.0])
-def test_cells_in_two_halves_equal_one_group_by(tmp_path: Path, block_seconds: float) -> None:
-    """Cells summed in two rowid halves (the second on another connection, in a thread) and
-    added up equal the cells of one GROUP BY and of the Python build, and so does every
-    table summed from them, at any split (empty halves included); with blocks kept or not
-    (1800 s: the thread sums the cells only)."""
-    path = tmp_path / "l.sqlite3"
-    db, stored = _shuffled_ledger(path)
-    assert len(stored) == 2200
-    py = sqlite3.connect(tmp_path / "py.sqlite3")
-    Rollups(py, lambda *a, **k: [], block_seconds).rebuild({"claude": stored})
-    want = _sums(py)
-    assert len(want["rollup_cell"]) > 100
-    with db.write() as conn:
-        Rollups(conn, lambda *a, **k: [], block_seconds).rebuild_sql("claude", db.records_sql())
-    assert _sums(db.conn) == want
-    straddling = 0
-    for share in (0.0, 0.3, 0.5, 0.77, 1.0):
-        lo, hi = db.records_halves(share=share)
-        a = {r[1:5] for r in db.conn.execute("SELECT ?, " + _cell_key(lo), ("claude",))}
-        b = {r[1:5] for r in db.conn.execute("SELECT ?, " + _cell_key(hi), ("claude",))}
-        straddling += len(a & b)
-        n_lo = db.conn.execute(f"SELECT count(*) FROM ({lo})").fetchone()[0]
-        n_hi = db.conn.execute(f"SELECT count(*) FROM ({hi})").fetchone()[0]
-        assert n_lo + n_hi == 2200
-        assert (n_lo == 0) == (share == 0.0) and (n_hi == 0) == (share == 1.0)
-        reader = _reader(path)
-        try:
-            with db.write() as conn:
-                ru = Rollups(conn, lambda *a, **k: [], block_seconds)
-                ru.rebuild_sql("claude", db.records_sql(), reader, halves=(lo, hi))
-        finally:
-            reader.close()
-        assert _sums(db.conn) == want, share
-    assert straddling > 100  # cells cut in two: their halves were added up
-
-
-def _cell_key(source: str) -> str:
-    return (
-        "CAST(ts / 900 AS INTEGER), model, session, project FROM ("
-        + source
-        + ") GROUP BY 2, 3, 4, 5"
-    )
-
-
-def test_cells_half_that_fails_raises(tmp_path: Path) -> None:
-    """An error in the thread's half is raised by the build (no hang, nothing half-made
-    committed), and an error in this connection's half waits for the thread first."""
-    path = tmp_path / "l.sqlite3"
-    db, _ = _shuffled_ledger(path)
-    with db.write() as conn:
-        Rollups(conn, lambda *a, **k: [], 18000.0).rebuild_sql("claude", db.records_sql())
-    before = _sums(db.conn)
-    lo, hi = db.records_halves()
-    for halves in (
-        (lo, hi.replace("FROM records", "FROM no_such_table")),
-        (lo.replace("FROM records", "FROM no_such_table"), hi),
-    ):
-        reader = _reader(path)
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
-                with db.write() as conn:
-                    ru = Rollups(conn, lambda *a, **k: [], 18000.0)
-                    ru.rebuild_sql("claude", db.records_sql(), reader, halves=halves)
-        finally:
-            reader.close()
-        assert _sums(db.conn) == before  # rolled back
-
 
 # ---- a response copied into every stream, with equal outputs --------------------------------
 

@@ -987,19 +987,6 @@ class LedgerDB:
             f" FROM records WHERE agent='{agent}'{valid}"
         )
 
-    def records_halves(
-        self, agent: str = CLAUDE, checked: bool = True, share: float = 0.5
-    ) -> tuple[str, str]:
-        """:meth:`records_sql` in two disjoint parts whose union is all of it: the records
-        before and from a rowid (``share`` of the rowids in the first), each read by a range
-        of the table's own key (for the stored sums' bulk build on two connections, see
-        :meth:`~tokmon.core.rollups.Rollups.rebuild_sql`)."""
-        whole = self.records_sql(agent, checked)
-        with self._mu:
-            top = self.conn.execute("SELECT max(rowid) FROM records").fetchone()[0]
-        mid = int(int(top or 0) * share) + 1
-        return f"{whole} AND rowid < {mid}", f"{whole} AND rowid >= {mid}"
-
     @staticmethod
     def _log_changes(conn: sqlite3.Connection, gen: int, sessions: set[str]) -> None:
         """Which sessions generation ``gen`` changed (other processes ask; old ones pruned)."""

@@ -160,25 +160,6 @@ _BUCKET_Q = f"CAST(ts / {BUCKET} AS INTEGER)"
 _BUCKET_SQL = f"({_BUCKET_Q} - ({_BUCKET_Q} * {BUCKET} > ts))"
 
 
-def _cells_sql(source: str) -> str:
-    """The SELECT of the cells (``rollup_cell``'s columns, the agent a parameter) of the
-    records of ``source`` (see :meth:`Rollups.rebuild_sql`)."""
-    return (
-        "SELECT ?, b, model, session, project, sum(input), sum(output), sum(cc), sum(c1h),"
-        f" sum(cr), sum(pico), count(*), min(ts), max(ts) FROM (SELECT {_BUCKET_SQL} AS b,"
-        f" model, session, project, input, output, cc, c1h, cr, {_PICO_SQL} AS pico, ts"
-        f" FROM ({source})) GROUP BY b, model, session, project"
-    )
-
-
-# a cell summed apart (see Rollups.rebuild_sql's halves) added to the one already stored
-_ADD_CELL = (
-    "INSERT INTO rollup_cell VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (agent, bucket,"
-    " model, session_id, project) DO UPDATE SET i=i+excluded.i, o=o+excluded.o,"
-    " cc=cc+excluded.cc, c1h=c1h+excluded.c1h, cr=cr+excluded.cr, cost=cost+excluded.cost,"
-    " n=n+excluded.n, first=min(first, excluded.first), last=max(last, excluded.last)"
-)
-
 # one block read from the records: first, start, the next block's first (None: the last),
 # a record exactly on its end, its costs in (ts, key) order
 _Span = tuple[float, float, "float | None", bool, list[float]]
@@ -444,11 +425,7 @@ class Rollups:
         )
 
     def rebuild_sql(
-        self,
-        agent: str,
-        source: str,
-        reader: sqlite3.Connection | None = None,
-        halves: tuple[str, str] | None = None,
+        self, agent: str, source: str, reader: sqlite3.Connection | None = None
     ) -> None:
         """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
         this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
@@ -461,53 +438,32 @@ class Rollups:
         these records and their ``ts`` index (a private build, see
         :meth:`~tokmon.core.ledger.LedgerDB.merge_staged`): the blocks' spans and costs are
         read through it by a thread while this connection builds the cells (SQLite runs
-        without the GIL: on two cores, the two take the time of the longer). ``halves``
-        (with ``reader``): ``source``'s records in two disjoint SELECTs of its columns whose
-        union is ``source`` (cheap to read apart, e.g. two rowid ranges): the thread first
-        sums the cells of the second half, this connection those of the first, and the
-        thread's cells are added in (a cell found in both halves gets the sum of its two
-        parts: integer sums, minima and maxima, so the very cells of one ``GROUP BY``)."""
+        without the GIL: on two cores, the two take the time of the longer)."""
         self.clear()
         c = self.conn
         spans: list[_Span] | None = None
         got: list[list[_Span] | BaseException] = []
-        cells: list[list[Any] | BaseException] = []
         thread = None
-        if reader is None:
-            halves = None
-        import threading
+        if reader is not None and self.keeps_blocks:
+            import threading
 
-        cells_done = threading.Event()
-        if reader is not None and (self.keeps_blocks or halves is not None):
-
-            def read() -> None:  # (an error is raised again by the calling thread, below)
-                if halves is not None:
-                    try:
-                        cells.append(reader.execute(_cells_sql(halves[1]), (agent,)).fetchall())
-                    except BaseException as exc:
-                        cells.append(exc)
-                        return
-                    finally:
-                        cells_done.set()
-                if self.keeps_blocks:
-                    try:
-                        got.append(self._block_spans(reader, source))
-                    except BaseException as exc:
-                        got.append(exc)
+            def read() -> None:
+                try:
+                    got.append(self._block_spans(reader, source))
+                except BaseException as exc:  # raised again by this thread, below
+                    got.append(exc)
 
             thread = threading.Thread(target=read, name="tokmon-block-spans", daemon=True)
             thread.start()
         try:
             c.execute(
-                "INSERT INTO rollup_cell " + _cells_sql(source if halves is None else halves[0]),
+                "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
+                " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts),"
+                f" max(ts) FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input,"
+                f" output, cc, c1h, cr, {_PICO_SQL} AS pico, ts FROM ({source}))"
+                " GROUP BY b, model, session, project",
                 (agent,),
             )
-            if halves is not None:
-                cells_done.wait()
-                theirs = cells.pop()
-                if isinstance(theirs, BaseException):
-                    raise theirs
-                c.executemany(_ADD_CELL, theirs)
             c.execute(  # a record count per project: its cells' counts (fewer rows than records)
                 "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
                 " WHERE agent=? GROUP BY project",

@@ -49,9 +49,6 @@ log = logging.getLogger("tokmon.core.engine")
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
 REBUILD_DELTAS = 20_000  # more changed records than this: rebuild the stored sums in bulk
 CLAUDE = "claude"
-#: a build's stored sums: the share of the records whose cells the build's connection sums
-#: while its second reader sums the rest (and then reads the blocks' spans)
-CELL_SHARE = 0.5
 
 
 @dataclass
@@ -451,14 +448,8 @@ class Store(EngineState):
 
         db.on_merge = on_merge
         db.on_reprice = rebuild
-
-        def on_bulk(reader: sqlite3.Connection | None) -> None:
-            # a bulk load into an empty ledger: every record passed the table's guards just
-            # now; a build's cells are summed in two halves, one on each connection
-            halves = None if reader is None else db.records_halves(checked=False, share=CELL_SHARE)
-            roll.rebuild_sql(CLAUDE, db.records_sql(checked=False), reader, halves=halves)
-
-        db.on_bulk = on_bulk
+        # a bulk load into an empty ledger: every record passed the table's guards just now
+        db.on_bulk = lambda reader: roll.rebuild_sql(CLAUDE, db.records_sql(checked=False), reader)
         self._rollups = roll
         return roll
 
