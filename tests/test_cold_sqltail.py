@@ -5,6 +5,7 @@ equal outputs, into every scan stream; the stage's batches with and without disp
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,39 @@ def test_stage_batches_with_and_without_display_cost(
     have = [list(r) for r in db.conn.execute(f"SELECT {COLS} FROM records ORDER BY rowid")]
     assert have == list(want.values())
     assert sum(r[11] is not None for r in have) > 20
+
+
+# ---- the cells' indexes made after the cells -----------------------------------------------
+
+
+def test_bulk_sums_keep_the_cells_indexes(tmp_path: Path) -> None:
+    """The bulk build drops rollup_cell's two indexes while it fills the table and makes them
+    again: the schema is a fresh one's (same names, same definitions), the indexes hold
+    every cell (integrity check) and the queries that need them use them."""
+    from tests.test_cold_build import _tricky_records
+    from tokmon.core.rollups import Rollups
+
+    fresh = sqlite3.connect(tmp_path / "fresh.sqlite3")
+    Rollups(fresh, lambda *a, **k: [])
+    schema = "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name LIKE 'rollup%' ORDER BY name"
+    want = fresh.execute(schema).fetchall()
+    assert [r[1] for r in want if r[0] == "index" and r[3]] == [
+        "rollup_cell_project",
+        "rollup_cell_session",
+    ]
+    db = LedgerDB(tmp_path / "l.sqlite3")
+    db.merge(_tricky_records())
+    with db.write() as conn:
+        Rollups(conn, lambda *a, **k: []).rebuild_sql("claude", db.records_sql())
+    assert db.conn.execute(schema).fetchall() == want
+    assert db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    n = db.conn.execute("SELECT count(*) FROM rollup_cell").fetchone()[0]
+    assert n > 100
+    for name, col in (("rollup_cell_session", "session_id"), ("rollup_cell_project", "project")):
+        q = f"SELECT count(*) FROM rollup_cell INDEXED BY {name} WHERE agent='claude' AND {col} > ''"
+        assert (
+            db.conn.execute(q).fetchone()[0]
+            == db.conn.execute(
+                f"SELECT count(*) FROM rollup_cell NOT INDEXED WHERE agent='claude' AND {col} > ''"
+            ).fetchone()[0]
+        )
