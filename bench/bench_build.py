@@ -11,7 +11,8 @@ order rotates each round), in a subprocess that times tokmon's steps from inside
 
 * start-up: to the first file read (``scan_all`` called);
 * scan: ``scan_all``'s iteration, both processes (what the calling process does with each
-  result, the staging or the build's direct load, is inside it);
+  result, the staging or the build's direct load, is inside it); of it the calling thread's
+  CPU in ``Stage.add`` (the staging and the direct load: SQLite's work with the rows);
 * serial tail: from the scan's end to ``main`` returning (the merge transaction, the stored
   sums, publishing the build, the report), wall and CPU (of the process, and of its main
   thread alone: the critical path when a core is free for the others); of it, the merge
@@ -78,6 +79,7 @@ def scan_all(*a, **k):
     yield from real(*a, **k)
     mark("scan end")
 ingest.scan_all = scan_all
+timed(ledger.Stage, "add", "staging")
 timed(ledger.LedgerDB, "merge_staged", "merge")
 timed(rollups.Rollups, "rebuild_sql", "sums")
 from tokmon.__main__ import main
@@ -92,6 +94,7 @@ print("TIMERS " + json.dumps({"marks": marks, "acc": acc, "cpus": cpus, "tcpus":
 PHASES = (
     "startup",
     "scan",
+    "stage_main",
     "tail",
     "tail_cpu",
     "tail_main",
@@ -160,6 +163,7 @@ def run_tokmon(src: Path, corpus: Path, work: Path, out: Path) -> dict[str, floa
     return {
         "startup": m["scan start"],
         "scan": m["scan end"] - m["scan start"],
+        "stage_main": a.get("staging cpu", float("nan")),
         "tail": m["end"] - m["scan end"],
         "tail_cpu": c["end"] - c["scan end"],
         "tail_main": tc["end"] - tc["scan end"],
@@ -246,7 +250,17 @@ def bench_size(
             p: statistics.median(
                 n[p] / b[p] for n, b in zip(runs["new"], runs["base"], strict=True)
             )
-            for p in ("tail", "tail_cpu", "tail_main", "merge", "merge_main", "scan", "wall", "cpu")
+            for p in (
+                "tail",
+                "tail_cpu",
+                "tail_main",
+                "merge",
+                "merge_main",
+                "stage_main",
+                "scan",
+                "wall",
+                "cpu",
+            )
         }
     if ccr:
         res["ccusage"] = {
@@ -277,6 +291,7 @@ def report(mb: float, s: dict[str, Any]) -> None:
     labels = {
         "startup": "start-up to the first read",
         "scan": "scan (both processes)",
+        "stage_main": "- staging, the calling thread's CPU",
         "tail": "serial tail (scan end to report)",
         "tail_cpu": "- its CPU (calling process)",
         "tail_main": "- its CPU (the main thread)",
