@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokmon.core.model import ROW_COST, UsageRecord
 from tokmon.core.parser import LineStats, scan_lines
 from tokmon.core.reader import LineReader, trim_pool
 
@@ -40,7 +39,7 @@ class FileResult:
     malformed: int = 0
     invalid_utf8: int = 0
     huge: int = 0
-    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of the first bad lines
+    bad_at: list[int] = field(default_factory=list)  # file offsets of the first bad lines
     error: str | None = None
     pid: int = 0  # the process that scanned it (diagnostics)
     fp: str = ""  # fingerprint at ``end`` (see reader.fingerprint)
@@ -48,22 +47,35 @@ class FileResult:
     part: int = 0  # which run of the items it belongs to (scan_all(ordered=False))
     seq: int = 0  # within ``part``: 0, or 1 + the task a taken-back task was (see _unordered)
 
+    @property
+    def bad_lines(self) -> list[int]:
+        """1-based line numbers of the first bad lines (read from the file when first asked
+        for: only the debug log shows them, and counting lines re-reads the file)."""
+        got: list[int] | None = self.__dict__.get("_bad_lines")
+        if got is None:
+            got = self.__dict__["_bad_lines"] = (
+                line_numbers(self.key, self.bad_at) if self.bad_at else []
+            )
+        return got
 
-Pricer = Callable[[UsageRecord], float]
-_PRICERS: dict[tuple[str | None, str], Pricer] = {}
+
+RowPricer = Callable[[list[list[Any]]], None]
+_PRICERS: dict[tuple[str | None, str], RowPricer] = {}
 
 
-def make_pricer(override: str | None, mode: str) -> Pricer:
-    """The cost function for a price override file and cost mode (cached per process)."""
+def make_pricer(override: str | None, mode: str) -> RowPricer:
+    """The function pricing rows in place for a price override file and cost mode (cached
+    per process; see :func:`tokmon.core.pricing.row_pricer`)."""
     key = (override, mode)
-    if key not in _PRICERS:
+    got = _PRICERS.get(key)
+    if got is None:
         from pathlib import Path
 
-        from tokmon.core.pricing import PriceTable
+        from tokmon.core.pricing import PriceTable, row_pricer
 
         table = PriceTable.load(Path(override) if override else None)
-        _PRICERS[key] = lambda r: table.cost_in_mode(r, mode)
-    return _PRICERS[key]
+        got = _PRICERS[key] = row_pricer(table, mode)
+    return got
 
 
 def scan_file(
@@ -103,13 +115,10 @@ def scan_file(
             gc.enable()
     rows = list(best.values())
     if pricing is not None:
-        price = make_pricer(*pricing)
-        for row in rows:
-            row[ROW_COST] = price(UsageRecord.from_row(row))
+        make_pricer(*pricing)(rows)
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
-    if stats.bad:
-        res.bad_lines = line_numbers(key, stats.bad)
+    res.bad_at = stats.bad
     return res
 
 
