@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokmon.core.model import FIELDS, ROW_COST, UsageRecord
+from tokmon.core.model import ROW_COST, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "prices.json"
@@ -141,11 +141,6 @@ class PriceTable:
 _Rates = tuple[float, float, float, float, float, Any]
 
 
-_MODEL = FIELDS.index("model")
-_COUNTS = slice(FIELDS.index("input_tokens"), FIELDS.index("cache_read_tokens") + 1)
-_DISPLAY = FIELDS.index("display_cost")
-
-
 def _rates(p: Price | None) -> _Rates | None:
     if p is None:
         return None
@@ -158,7 +153,7 @@ def row_pricer(table: PriceTable, mode: str) -> Callable[[list[list[Any]]], None
     becomes ``table.cost_in_mode(UsageRecord.from_row(row), mode)``, the same float bit for
     bit (the same operations in the same order), without building a record per row and
     with one :meth:`PriceTable.lookup` per model (which registers unknown models as
-    before). The scanner's hot loop (~0.3 us a row against ~1.5)."""
+    before). The scanner's hot loop: ~0.3 us a row against ~0.8 through records."""
     rates: dict[str, _Rates | None] = {}
     lookup = table.lookup
     display = mode == "display"
@@ -167,13 +162,14 @@ def row_pricer(table: PriceTable, mode: str) -> Callable[[list[list[Any]]], None
 
     def price(rows: list[list[Any]]) -> None:
         for row in rows:
+            # (record field order; tests/test_pricing_rows.py fails if it changes)
+            _ts, _sid, _cwd, model, inp, out, cc, c1h, cr, _key, _cost, disp = row
             if display:
-                row[ROW_COST] = row[_DISPLAY] or 0.0
+                row[ROW_COST] = disp or 0.0
                 continue
-            if auto and row[_DISPLAY] is not None:
-                row[ROW_COST] = row[_DISPLAY]
+            if auto and disp is not None:
+                row[ROW_COST] = disp
                 continue
-            model = row[_MODEL]
             try:
                 r = rates[model]
             except KeyError:
@@ -181,10 +177,10 @@ def row_pricer(table: PriceTable, mode: str) -> Callable[[list[list[Any]]], None
             if r is None:
                 row[ROW_COST] = 0.0
                 continue
-            inp, out, cc, c1h, cr = row[_COUNTS]
             if r[5] is not None and inp + cc + cr > threshold:
                 r = r[5]
-            row[ROW_COST] = inp * r[0] + out * r[1] + (cc - c1h) * r[2] + c1h * r[3] + cr * r[4]
+            pi, po, pw, pw1, pr, _ = r
+            row[ROW_COST] = inp * pi + out * po + (cc - c1h) * pw + c1h * pw1 + cr * pr
 
     return price
 
