@@ -64,7 +64,7 @@ def _check(table: PriceTable, ref: PriceTable, rows: list[list[Any]], mode: str)
     want = [ref.cost_in_mode(UsageRecord.from_row(r), mode) for r in rows]
     row_pricer(table, mode)(rows)
     got = [r[ROW_COST] for r in rows]
-    for g, w, r in zip(got, want, rows):
+    for g, w, r in zip(got, want, rows, strict=True):
         # the same value, type and bits (0.0 and -0.0 differ in repr)
         assert (type(g), repr(g)) == (type(w), repr(w)), r
 

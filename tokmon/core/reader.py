@@ -166,7 +166,8 @@ class LineReader:
                     n = fh.readinto(view[fill:])
                 if not n:  # growth since the open is read too, up to the end seen now
                     break
-                short = n < len(buf) - fill
+                # with the stat's size read, a short read is the end (see the class)
+                last_read = n < len(buf) - fill and 0 <= self.size <= pos + n
                 end = fill + n
                 base = pos - fill
                 pos += n
@@ -188,9 +189,11 @@ class LineReader:
                     skipping = True
                     fill = 0
                 elif fill and start:
+                    if last_read:  # (the partial line stays: buf[:hi] is still the file's)
+                        break
                     buf[:fill] = buf[start:end]  # the partial line moves to the front
                     lo, hi = base + start, fill
-                if short and 0 <= self.size <= pos:  # the end the stat saw, read
+                if last_read:
                     break
             # An oversized line still being written is skipped as a whole next time too.
             self.end = pos if skipping else pos - fill
