@@ -121,3 +121,30 @@ def test_scan_file_passes_the_size(tmp_path: Path, calls: list[str]) -> None:
     b = scan_file(str(p), 0)
     assert calls == ["read", "read"]
     assert (a.end, a.fp, a.rows, a.malformed) == (b.end, b.fp, b.rows, b.malformed)
+
+
+def test_bad_line_numbers_are_counted_when_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scan_file keeps the bad lines' offsets; their line numbers (the debug log's) are
+    counted from the file only when read, once."""
+    from tokmon.core import scan
+
+    p = tmp_path / "a.jsonl"
+    good = b'{"type": "user", "message": {"role": "user", "content": "hi"}}\n'
+    p.write_bytes(good * 3 + b"{not json\n" + good + b"\xff\xfe{}\n" + good * 2)
+    counted: list[str] = []
+    real = scan.line_numbers
+
+    def spy(path: str, offsets: list[int]) -> list[int]:
+        counted.append(path)
+        return real(path, offsets)
+
+    monkeypatch.setattr(scan, "line_numbers", spy)
+    res = scan_file(str(p), 0, size=p.stat().st_size)
+    assert res.malformed + res.invalid_utf8 == 2 and counted == []
+    assert res.bad_lines == [4, 6] and res.bad_lines == [4, 6]
+    assert counted == [str(p)]  # once
+    clean = tmp_path / "b.jsonl"
+    clean.write_bytes(good)
+    assert scan_file(str(clean), 0).bad_lines == [] and counted == [str(p)]
