@@ -417,7 +417,8 @@ from tokmon.__main__ import main
 with contextlib.redirect_stdout(io.StringIO()):
     main(["daily", "--json"])
 mark("end")
-print("PHASES " + json.dumps({"marks": marks, "acc": acc}), file=sys.stderr)
+import tokmon
+print("PHASES " + json.dumps({"marks": marks, "acc": acc, "src": tokmon.__file__}), file=sys.stderr)
 """
 
 
@@ -428,6 +429,7 @@ def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update({"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"})
     rows: dict[str, list[tuple[float, float]]] = {}
+    sources: list[str] = []  # the tokmon package the runs imported (PYTHONPATH picks it)
     for _ in range(rounds):
         home = Path(tempfile.mkdtemp(dir=work))
         res = subprocess.run(
@@ -436,6 +438,7 @@ def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]
             capture_output=True,
             text=True,
             timeout=3600,
+            cwd=work,  # (`-c` puts the cwd first on sys.path: not a checkout's tokmon)
         )
         shutil.rmtree(home, ignore_errors=True)
         line = [x for x in res.stderr.splitlines() if x.startswith("PHASES ")]
@@ -443,6 +446,9 @@ def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]
             raise RuntimeError(f"the phase timers failed: {res.stderr.strip()[-500:]}")
         fig = json.loads(line[-1][7:])
         m, a = fig["marks"], fig["acc"]
+        src = str(Path(fig["src"]).parent)
+        if src not in sources:
+            sources.append(src)
         nan = float("nan")
         got: dict[str, Any] = {
             "start-up to the first file read": (m["scan start"], nan),
@@ -465,6 +471,7 @@ def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]
         }
         for k, v in got.items():
             rows.setdefault(k, []).append(v)
+    print(f"tokmon imported from {', '.join(sources)}")
     return [(k, _med([x[0] for x in v]), _med([x[1] for x in v])) for k, v in rows.items()]
 
 
