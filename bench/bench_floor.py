@@ -371,9 +371,14 @@ import contextlib, io, json, resource, sys
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+import threading
 marks, acc = {}, {}
 def mark(name):
     marks.setdefault(name, time.perf_counter() - T0)
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    marks.setdefault(name + " cpu", r.ru_utime + r.ru_stime)
+    marks.setdefault(name + " thread cpu", time.thread_time())
+    marks.setdefault(name + " switches", r.ru_nvcsw + r.ru_nivcsw)
 def timed(cls, attr, name):
     f = getattr(cls, attr)
     def w(*a, **k):
@@ -394,6 +399,17 @@ def scan_all(*a, **k):
     mark("scan end")
 ingest.scan_all = scan_all
 timed(ledger.Stage, "add", "staging")
+from tokmon.core import scan
+many = scan.scan_many
+def scan_many(*a, **k):  # the scan threads' CPU (thread_time: each thread's own)
+    c = time.thread_time()
+    try:
+        return many(*a, **k)
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            x = acc.setdefault("scan threads", [0.0, 0.0])
+            x[1] += time.thread_time() - c
+scan.scan_many = scan_many
 timed(ledger.LedgerDB, "merge_staged", "merge")
 timed(rollups.Rollups, "rebuild_sql", "sums")
 timed(ledger.LedgerDB, "publish", "publish")
@@ -401,16 +417,19 @@ from tokmon.__main__ import main
 with contextlib.redirect_stdout(io.StringIO()):
     main(["daily", "--json"])
 mark("end")
-print("PHASES " + json.dumps({"marks": marks, "acc": acc}), file=sys.stderr)
+import tokmon
+print("PHASES " + json.dumps({"marks": marks, "acc": acc, "src": tokmon.__file__}), file=sys.stderr)
 """
 
 
 def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]]:
-    """Medians over ``rounds`` cold runs: (phase, wall s, CPU s of the calling process)."""
+    """Medians over ``rounds`` cold runs: (phase, wall s, CPU s of the calling process
+    unless the name says otherwise; NaN: not timed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update({"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"})
     rows: dict[str, list[tuple[float, float]]] = {}
+    sources: list[str] = []  # the tokmon package the runs imported (PYTHONPATH picks it)
     for _ in range(rounds):
         home = Path(tempfile.mkdtemp(dir=work))
         res = subprocess.run(
@@ -419,6 +438,7 @@ def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]
             capture_output=True,
             text=True,
             timeout=3600,
+            cwd=work,  # (`-c` puts the cwd first on sys.path: not a checkout's tokmon)
         )
         shutil.rmtree(home, ignore_errors=True)
         line = [x for x in res.stderr.splitlines() if x.startswith("PHASES ")]
@@ -426,18 +446,32 @@ def phases(dest: Path, rounds: int, work: Path) -> list[tuple[str, float, float]
             raise RuntimeError(f"the phase timers failed: {res.stderr.strip()[-500:]}")
         fig = json.loads(line[-1][7:])
         m, a = fig["marks"], fig["acc"]
+        src = str(Path(fig["src"]).parent)
+        if src not in sources:
+            sources.append(src)
         nan = float("nan")
         got: dict[str, Any] = {
             "start-up to the first file read": (m["scan start"], nan),
             "scan (two processes; staging in it)": (m["scan end"] - m["scan start"], nan),
             "- staging, calling process": tuple(a.get("staging", (nan, nan))),
+            "- the calling thread's CPU in the scan": (
+                nan,
+                m["scan end thread cpu"] - m["scan start thread cpu"],
+            ),
+            "- the scan threads' CPU": (nan, a.get("scan threads", (nan, nan))[1]),
+            "- the process's CPU in the scan": (nan, m["scan end cpu"] - m["scan start cpu"]),
+            "- context switches in the scan (count)": (
+                nan,
+                m["scan end switches"] - m["scan start switches"],
+            ),
             "merge transaction (serial)": tuple(a.get("merge", (nan, nan))),
             "- of it the stored sums": tuple(a.get("sums", (nan, nan))),
             "after the scan: merge, publish, report": (m["end"] - m["scan end"], nan),
-            "whole run (from the first statement)": (m["end"], nan),
+            "whole run (from the first statement)": (m["end"], m["end cpu"]),
         }
         for k, v in got.items():
             rows.setdefault(k, []).append(v)
+    print(f"tokmon imported from {', '.join(sources)}")
     return [(k, _med([x[0] for x in v]), _med([x[1] for x in v])) for k, v in rows.items()]
 
 
@@ -847,8 +881,11 @@ def main(argv: list[str] | None = None) -> int:
                 figs = phases(dest, args.rounds, Path(tmp))
                 print(f"{mb:g} MB ({dest}): cold daily, medians of {args.rounds}, load {load1()}")
                 for name, wall, cpu in figs:
-                    c = "" if cpu != cpu else f"{cpu:8.3f} CPU s"  # NaN: not timed
-                    print(f"  {name:40}{wall:8.3f} s {c}")
+                    w = " " * 10 if wall != wall else f"{wall:8.3f} s"  # NaN: not timed
+                    c = "" if cpu != cpu else f"{cpu:8.3f} CPU s"
+                    if name.endswith("(count)"):
+                        name, c = name[: -len(" (count)")], f"{cpu:8.0f}"
+                    print(f"  {name:40}{w} {c}")
         return 0
     if args.scan is not None:
         sys.stdout.write(json.dumps(minimal_scan(args.scan, args.utf8)) + "\n")

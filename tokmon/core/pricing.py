@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tokmon.core.model import UsageRecord
+from tokmon.core.model import ROW_COST, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "prices.json"
@@ -132,6 +134,55 @@ class PriceTable:
     def context_window(self, model: str) -> int | None:
         p = self.lookup(model)
         return p.context if p else None
+
+
+#: A price as a tuple (input, output, cache write, 1-hour cache write, cache read, the same
+#: tuple above the 200k tier or None), for :func:`row_pricer`'s loop.
+_Rates = tuple[float, float, float, float, float, Any]
+
+
+def _rates(p: Price | None) -> _Rates | None:
+    if p is None:
+        return None
+    above = _rates(p.above_200k)
+    return (p.input, p.output, p.cache_write, p.cache_write_1h, p.cache_read, above)
+
+
+def row_pricer(table: PriceTable, mode: str) -> Callable[[list[list[Any]]], None]:
+    """A function pricing rows (lists in record field order) in place: each row's cost
+    becomes ``table.cost_in_mode(UsageRecord.from_row(row), mode)``, the same float bit for
+    bit (the same operations in the same order), without building a record per row and
+    with one :meth:`PriceTable.lookup` per model (which registers unknown models as
+    before). The scanner's hot loop: ~0.3 us a row against ~0.8 through records."""
+    rates: dict[str, _Rates | None] = {}
+    lookup = table.lookup
+    display = mode == "display"
+    auto = mode == "auto"
+    threshold = TIER_THRESHOLD
+
+    def price(rows: list[list[Any]]) -> None:
+        for row in rows:
+            # (record field order; tests/test_pricing_rows.py fails if it changes)
+            _ts, _sid, _cwd, model, inp, out, cc, c1h, cr, _key, _cost, disp = row
+            if display:
+                row[ROW_COST] = disp or 0.0
+                continue
+            if auto and disp is not None:
+                row[ROW_COST] = disp
+                continue
+            try:
+                r = rates[model]
+            except KeyError:
+                r = rates[model] = _rates(lookup(model))
+            if r is None:
+                row[ROW_COST] = 0.0
+                continue
+            if r[5] is not None and inp + cc + cr > threshold:
+                r = r[5]
+            pi, po, pw, pw1, pr, _ = r
+            row[ROW_COST] = inp * pi + out * po + (cc - c1h) * pw + c1h * pw1 + cr * pr
+
+    return price
 
 
 def _is_version_suffix(rest: str) -> bool:

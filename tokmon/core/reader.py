@@ -92,10 +92,16 @@ class LineReader:
     counts lines longer than MAX_LINE that were skipped and ``fp`` is the fingerprint at
     ``end``. With ``expect_fp`` the bytes before ``offset`` are checked first: if they
     changed, the file was rewritten in place and is read from 0 (``rewritten`` is set).
+    ``size``: the file's size when the caller last looked (a stat before the read); once
+    that much is read, a read short of the buffer's room is taken as the end (no further
+    read only to find it: what was appended meanwhile leaves the file larger than the
+    size stored for it, so the next refresh reads it). -1: read until a read returns
+    nothing.
     """
 
-    def __init__(self, path: str, offset: int, expect_fp: str = "") -> None:
+    def __init__(self, path: str, offset: int, expect_fp: str = "", size: int = -1) -> None:
         self.path = path
+        self.size = size
         self.offset = offset
         self.end = offset
         self.huge = 0
@@ -141,7 +147,8 @@ class LineReader:
             if self.offset and self.expect_fp and fingerprint(fh, self.offset) != self.expect_fp:
                 self.offset = self.end = 0
                 self.rewritten = True
-            fh.seek(self.offset)
+            if self.offset or self.rewritten:  # (a file just opened is at 0)
+                fh.seek(self.offset)
             pos = self.offset  # file offset of the next byte read
             fill = 0  # buf[:fill] holds the start of a line not complete yet
             skipping = False  # inside a line longer than MAX_LINE: dropped up to its newline
@@ -159,6 +166,8 @@ class LineReader:
                     n = fh.readinto(view[fill:])
                 if not n:  # growth since the open is read too, up to the end seen now
                     break
+                # with the stat's size read, a short read is the end (see the class)
+                last_read = n < len(buf) - fill and 0 <= self.size <= pos + n
                 end = fill + n
                 base = pos - fill
                 pos += n
@@ -180,8 +189,12 @@ class LineReader:
                     skipping = True
                     fill = 0
                 elif fill and start:
+                    if last_read:  # (the partial line stays: buf[:hi] is still the file's)
+                        break
                     buf[:fill] = buf[start:end]  # the partial line moves to the front
                     lo, hi = base + start, fill
+                if last_read:
+                    break
             # An oversized line still being written is skipped as a whole next time too.
             self.end = pos if skipping else pos - fill
             if lo == 0 and 0 < self.end <= hi:  # the usual whole file in one read: no re-read

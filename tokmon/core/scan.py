@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokmon.core.model import ROW_COST, UsageRecord
 from tokmon.core.parser import LineStats, scan_lines
 from tokmon.core.reader import LineReader, trim_pool
 
@@ -40,7 +39,7 @@ class FileResult:
     malformed: int = 0
     invalid_utf8: int = 0
     huge: int = 0
-    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of the first bad lines
+    bad_at: list[int] = field(default_factory=list)  # file offsets of the first bad lines
     error: str | None = None
     pid: int = 0  # the process that scanned it (diagnostics)
     fp: str = ""  # fingerprint at ``end`` (see reader.fingerprint)
@@ -48,22 +47,35 @@ class FileResult:
     part: int = 0  # which run of the items it belongs to (scan_all(ordered=False))
     seq: int = 0  # within ``part``: 0, or 1 + the task a taken-back task was (see _unordered)
 
+    @property
+    def bad_lines(self) -> list[int]:
+        """1-based line numbers of the first bad lines (read from the file when first asked
+        for: only the debug log shows them, and counting lines re-reads the file)."""
+        got: list[int] | None = self.__dict__.get("_bad_lines")
+        if got is None:
+            got = self.__dict__["_bad_lines"] = (
+                line_numbers(self.key, self.bad_at) if self.bad_at else []
+            )
+        return got
 
-Pricer = Callable[[UsageRecord], float]
-_PRICERS: dict[tuple[str | None, str], Pricer] = {}
+
+RowPricer = Callable[[list[list[Any]]], None]
+_PRICERS: dict[tuple[str | None, str], RowPricer] = {}
 
 
-def make_pricer(override: str | None, mode: str) -> Pricer:
-    """The cost function for a price override file and cost mode (cached per process)."""
+def make_pricer(override: str | None, mode: str) -> RowPricer:
+    """The function pricing rows in place for a price override file and cost mode (cached
+    per process; see :func:`tokmon.core.pricing.row_pricer`)."""
     key = (override, mode)
-    if key not in _PRICERS:
+    got = _PRICERS.get(key)
+    if got is None:
         from pathlib import Path
 
-        from tokmon.core.pricing import PriceTable
+        from tokmon.core.pricing import PriceTable, row_pricer
 
         table = PriceTable.load(Path(override) if override else None)
-        _PRICERS[key] = lambda r: table.cost_in_mode(r, mode)
-    return _PRICERS[key]
+        got = _PRICERS[key] = row_pricer(table, mode)
+    return got
 
 
 def scan_file(
@@ -72,6 +84,7 @@ def scan_file(
     pricing: tuple[str | None, str] | None = None,
     fp: str = "",
     small: bool = False,
+    size: int = -1,
 ) -> FileResult:
     """Read complete lines of ``key`` from ``start``; keep the max-output line per dedup key.
 
@@ -79,7 +92,8 @@ def scan_file(
     parallel workers share that work too. ``fp`` is the fingerprint stored at ``start``:
     if the bytes before ``start`` changed, the file is read from 0 instead. ``small`` (the
     whole read is at most :data:`SMALL_READ` bytes): lines are parsed by the reference
-    parser, without building the msgspec decoder.
+    parser, without building the msgspec decoder. ``size``: the file's size in the stat
+    the caller planned from (see :class:`~tokmon.core.reader.LineReader`), -1 if unknown.
     """
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
@@ -87,7 +101,7 @@ def scan_file(
     gc_on = gc.isenabled()
     gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
-        reader = LineReader(key, start, fp)
+        reader = LineReader(key, start, fp, size)
         for base, buf, begin, stop in reader.blocks():
             scan_lines(buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small)
         res.start = reader.offset
@@ -103,13 +117,10 @@ def scan_file(
             gc.enable()
     rows = list(best.values())
     if pricing is not None:
-        price = make_pricer(*pricing)
-        for row in rows:
-            row[ROW_COST] = price(UsageRecord.from_row(row))
+        make_pricer(*pricing)(rows)
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
-    if stats.bad:
-        res.bad_lines = line_numbers(key, stats.bad)
+    res.bad_at = stats.bad
     return res
 
 
@@ -132,11 +143,11 @@ def line_numbers(path: str, offsets: list[int]) -> list[int]:
     return out
 
 
-Item = tuple[str, int, str]  # (key, start, fingerprint at start)
+Item = tuple[str, int, str, int]  # (key, start, fingerprint at start, size or -1)
 
 
 def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) -> list[FileResult]:
-    return [scan_file(k, s, pricing, fp) for k, s, fp in items]
+    return [scan_file(k, s, pricing, fp, False, n) for k, s, fp, n in items]
 
 
 SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_line
@@ -144,8 +155,8 @@ MAIN_SHARE = 0.85  # the calling process's run, relative to a worker's: it also 
 
 
 def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
-    """Split (key, start, size[, fp]) into ``n`` contiguous runs of about equal bytes (the
-    first, scanned by the calling process, MAIN_SHARE times a worker's)."""
+    """Split (key, start, new bytes[, fp]) into ``n`` contiguous runs of about equal bytes
+    (the first, scanned by the calling process, MAIN_SHARE times a worker's)."""
     total = sum(it[2] for it in items)
     out: list[list[Item]] = [[]]
     acc = 0
@@ -153,7 +164,7 @@ def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
     for it in items:
         if acc >= unit * (MAIN_SHARE + len(out) - 1) and len(out) < n:
             out.append([])
-        out[-1].append((it[0], it[1], it[3] if len(it) > 3 else ""))
+        out[-1].append((it[0], it[1], it[3] if len(it) > 3 else "", it[1] + it[2]))
         acc += it[2]
     return [c for c in out if c]
 
@@ -273,7 +284,9 @@ def _scan_all(
     if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
         small = total <= SMALL_READ
         for it in items:
-            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
+            yield scan_file(
+                it[0], it[1], pricing, it[3] if len(it) > 3 else "", small, it[1] + it[2]
+            )
         return
     chunks = _chunks(items, n)
     if _threads():
@@ -302,7 +315,9 @@ def _scan_all(
     except (ImportError, OSError, ValueError):
         small = total <= SMALL_READ
         for it in items:
-            yield scan_file(it[0], it[1], pricing, it[3] if len(it) > 3 else "", small)
+            yield scan_file(
+                it[0], it[1], pricing, it[3] if len(it) > 3 else "", small, it[1] + it[2]
+            )
         return
     yield from _pooled(pool, chunks, sizes_of(items), pricing, ordered)
 
@@ -369,9 +384,9 @@ def _unordered(
     split = False  # the one hand-over done (or found pointless)
     i = 0
     while i < len(own):
-        k, s, fp = own[i]
+        k, s, fp, n = own[i]
         i += 1
-        yield scan_file(k, s, pricing, fp)
+        yield scan_file(k, s, pricing, fp, False, n)
         while waiting and waiting[0].done():
             yield from _part1(_next(waiting, tasks), 2)
         while stolen and stolen[0].done():
@@ -408,8 +423,8 @@ def _unordered(
         if not back:
             break
         for part, n, task in reversed(back):  # in item order
-            for k, s, fp in task:
-                res = scan_file(k, s, pricing, fp)
+            for k, s, fp, size in task:
+                res = scan_file(k, s, pricing, fp, False, size)
                 res.part, res.seq = part, 1 + n
                 yield res
                 while waiting and waiting[0].done():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import operator
 import os
 import sqlite3
 import time
@@ -323,11 +324,10 @@ class Ingest(EngineState):
                         changes.warnings.append(f"cannot read {res.key}: {res.error}")
                     continue
                 rows = res.rows
-                for row in rows:
-                    ts = row[0]
-                    models.add(row[3])  # type: ignore[arg-type]
-                    if ts > far:  # type: ignore[operator]
-                        future.append(ts)  # type: ignore[arg-type]
+                if rows:  # (C loops: this thread's time is the scan's critical path)
+                    models.update(map(_model_of, rows))
+                    if max(map(_ts_of_row, rows)) > far:
+                        future += [ts for ts in map(_ts_of_row, rows) if ts > far]
                 part = (res.part, res.seq)  # merge order (see scan_all(ordered=False))
                 if stage is not None:
                     stage.add(part, rows)
@@ -434,6 +434,10 @@ class Ingest(EngineState):
         else:
             self._periods = None
             self._deltas = []
+
+
+_ts_of_row: Any = operator.itemgetter(0)  # of a scanned row (record field order)
+_model_of: Any = operator.itemgetter(3)
 
 
 def _ts_of(r: UsageRecord) -> float:
