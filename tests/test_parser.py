@@ -527,3 +527,26 @@ def test_a_title_is_filed_under_the_id_its_sessions_records_show() -> None:
         assert got[1] == [("s1[2Jx", "custom-title", "t")]
         assert all(row[1] == "s1[2Jx" for row in got[0].values())
         assert got == _by_parse_line(buf, 0, 0)
+
+
+def test_a_type_spelled_with_escapes_is_that_type() -> None:
+    """JSON reads ``"\\u0061ssistant"`` as ``"assistant"`` (and ccusage's JSON.parse does): a
+    usage line and a title line whose type is spelled so are read by parse_line (a byte
+    prefilter on the plain spelling once skipped them, and the native scanner's fallback
+    lines go through parse_line) and by scan_lines alike."""
+    usage = _good(4).replace(b'"assistant"', b'"\\u0061ssistant"')
+    assert b"\\u0061ssistant" in usage
+    title = b'{"type":"custom-\\u0074itle","sessionId":"s9","customTitle":"named"}'
+    stats = LineStats()
+    row = parse_line(usage, "src", 0, stats)
+    assert (
+        isinstance(row, list)
+        and row[FIELDS.index("output_tokens")]
+        == json.loads(usage)["message"]["usage"]["output_tokens"]
+    )
+    assert parse_line(title, "src", 0, stats) == ("s9", "custom-title", "named")
+    assert stats.malformed == 0
+    buf = usage + b"\n" + title + b"\n"
+    got = _by_scan_lines(buf, 0, 0)
+    assert len(got[0]) == 1 and got[1] == [("s9", "custom-title", "named")]
+    assert got == _by_parse_line(buf, 0, 0)

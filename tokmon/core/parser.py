@@ -23,8 +23,6 @@ import orjson
 from tokmon.core.model import ROW_KEY, ROW_OUTPUT
 from tokmon.core.records import MAX_COST, MAX_TOKENS, TS_MAX, TS_MIN
 
-_ASSISTANT = b'"assistant"'  # any spelling of a top-level "type": "assistant"
-_TITLE = b'-title"'
 TITLE_TYPES = {"custom-title": "customTitle", "ai-title": "aiTitle"}
 
 
@@ -146,14 +144,9 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
         if line.strip():
             _count_bad(line, stats, offset)
         return None
-    if _ASSISTANT not in line and _TITLE not in line:
-        # Not read, but validated, so the malformed count is exact (e.g. a truncated
-        # line that the next line was appended to: "{...cut{...}").
-        try:
-            orjson.loads(line)
-        except orjson.JSONDecodeError:
-            _bad(line, stats, offset)
-        return None
+    # Every such line is decoded (validated, so the malformed count is exact, e.g. a truncated
+    # line that the next line was appended to: "{...cut{...}"), and read whatever the bytes
+    # of its type look like: a type spelled with escapes ("\u0061ssistant") is that type.
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
