@@ -272,18 +272,34 @@ def write_lines(path: Path, lines: list[str], mode: str = "a", newline_at_end: b
         fh.write(text)
 
 
-@pytest.fixture(autouse=True)
-def _parser_tests_pin_the_python_scanner(request: pytest.FixtureRequest) -> Iterator[None]:
-    """tests/test_parser.py pins the pure-Python scanner (msgspec runs and all); the native
-    scanner is held to the same cases, and to that path, by tests/test_native_scan.py."""
-    if request.module.__name__.rsplit(".", 1)[-1] != "test_parser":
-        yield
-        return
+@pytest.fixture
+def native_scanner() -> Iterator[Any]:
+    """The native scanner's module (a skip without it, a failure under CI=true); afterwards,
+    also after a failure, every switch is back (native_support.scanner_state: which scanner
+    runs, the fallback's budget, the pre-pass and its build)."""
+    from native_support import module, need_native, scanner_state
+
+    need_native()
+    with scanner_state():
+        yield module()
+
+
+@pytest.fixture
+def python_scanner() -> Iterator[None]:
+    """The pure-Python scanner pinned for the test (msgspec runs and all); afterwards every
+    switch is back (native_support.scanner_state)."""
+    from native_support import scanner_state
+
     from tokmon.core import parser
 
-    saved = parser._native
-    parser._native = None
-    try:
+    with scanner_state():
+        parser._native = None
         yield
-    finally:
-        parser._native = saved
+
+
+@pytest.fixture(autouse=True)
+def _parser_tests_pin_the_python_scanner(request: pytest.FixtureRequest) -> None:
+    """tests/test_parser.py pins the pure-Python scanner (msgspec runs and all); the native
+    scanner is held to the same cases, and to that path, by tests/test_native_scan.py."""
+    if request.module.__name__.rsplit(".", 1)[-1] == "test_parser":
+        request.getfixturevalue("python_scanner")

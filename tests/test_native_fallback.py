@@ -12,14 +12,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_native_scan import HOSTILE, _need_native, _raw_usage, _scan, hostile_line
+from native_support import need_native
+from test_native_scan import HOSTILE, _raw_usage, _scan, hostile_line
 from test_parser import CASES, TITLE, USER, _by_parse_line, _good, usage_line
 
 from tokmon.core import parser
@@ -64,14 +65,6 @@ DOUBTFUL = [
 DIFFER = [b'{"a":1e400}', b'{"type":"user","a":[-1E400]}', _raw_usage(x="1e400")]
 
 
-@pytest.fixture
-def native() -> Iterator[None]:
-    _need_native()
-    saved = (parser._native, parser.FALLBACK_BUDGET, parser._fallback_bytes)
-    yield
-    parser._native, parser.FALLBACK_BUDGET, parser._fallback_bytes = saved
-
-
 def _spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Counts of the fallback's two paths (calls of _scan_ref and _scan_py)."""
     calls = {"ref": 0, "py": 0}
@@ -108,7 +101,7 @@ def _three(buf: bytes, block: int = 0) -> Any:
 
 @pytest.mark.parametrize("line", DOUBTFUL, ids=range(len(DOUBTFUL)))
 def test_each_doubtful_line_alone_and_among_others(
-    native: None, monkeypatch: pytest.MonkeyPatch, line: bytes
+    native_scanner: Any, monkeypatch: pytest.MonkeyPatch, line: bytes
 ) -> None:
     calls = _spy(monkeypatch)
     _three(line + b"\n")
@@ -117,7 +110,7 @@ def test_each_doubtful_line_alone_and_among_others(
     assert calls["ref"] > 0  # the budget's path ran (and, with no budget, msgspec's)
 
 
-def test_all_together_in_blocks_and_both_line_ends(native: None) -> None:
+def test_all_together_in_blocks_and_both_line_ends(native_scanner: Any) -> None:
     lines = DOUBTFUL + [_good(n) for n in range(1, 6)] + [c[1] for c in CASES] + HOSTILE
     for sep in (b"\n", b"\r\n"):
         buf = sep.join(lines) + sep
@@ -127,13 +120,13 @@ def test_all_together_in_blocks_and_both_line_ends(native: None) -> None:
         _three(sep.join(lines[::-1]) + sep, block=1500)
 
 
-def test_the_parser_cases_and_hostile_lines_one_by_one(native: None) -> None:
+def test_the_parser_cases_and_hostile_lines_one_by_one(native_scanner: Any) -> None:
     for line in [c[1] for c in CASES] + HOSTILE:
         _three(line + b"\n")
 
 
 def test_a_doubt_takes_the_msgspec_path_not_parse_lines_answer(
-    native: None, monkeypatch: pytest.MonkeyPatch
+    native_scanner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for line in DIFFER:
         assert parser._doubt(line)
@@ -168,7 +161,7 @@ def test_no_doubt_about_lines_both_reject_or_both_read() -> None:
 
 
 def test_the_budget_is_per_process_and_switches_to_msgspec(
-    native: None, monkeypatch: pytest.MonkeyPatch
+    native_scanner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _spy(monkeypatch)
     buf = b"\n".join([_good(1), TITLE, _good(2), b"{bad"]) + b"\n"
@@ -188,7 +181,7 @@ def test_the_budget_is_per_process_and_switches_to_msgspec(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(st.lists(hostile_line(), min_size=1, max_size=6))
-def test_generated_lines_agree_on_both_fallbacks(native: None, lines: list[bytes]) -> None:
+def test_generated_lines_agree_on_both_fallbacks(native_scanner: Any, lines: list[bytes]) -> None:
     _three(b"\n".join(lines) + b"\n")
 
 
@@ -251,7 +244,7 @@ Cold = Callable[..., tuple[Any, Any]]
 
 @pytest.fixture
 def cold(tmp_path: Path) -> Cold:
-    _need_native()
+    need_native()
     homes = iter(range(100))
 
     def run(root: Path, budget: int = -1, no_native: bool = False) -> tuple[Any, Any]:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_native_scan import HOSTILE, SRC, _need_native, _scan
+from native_support import builds, module, need_native, scanner_state
+from test_native_scan import HOSTILE, SRC, _scan
 from test_parser import TITLE, TS, USER, _good, usage_line
 
 from tokmon.core import parser
@@ -32,34 +33,12 @@ from tokmon.core import parser
 NOTHING = ([], [], 0, 0, 0, [])
 
 
-def _module() -> Any:
-    from tokmon._native import _scan as mod
-
-    return mod
-
-
-@pytest.fixture
-def native() -> Iterator[None]:
-    _need_native()
-    saved = parser._native
-    yield
-    parser._native = saved
-    mod = _module()
-    mod._set_prepass(True)
-    mod._set_prepass_simd(mod.PREPASS_BEST)
-
-
-def _builds() -> list[int]:
-    """The pre-pass builds this machine runs: 0 portable, 1 SSE2, 2 AVX2 (up to the best)."""
-    return list(range(_module().PREPASS_BEST + 1))
-
-
 def _decisions(lines: list[bytes]) -> dict[int, list[bool]]:
     """Each build's decision on each line."""
-    mod = _module()
+    mod = module()
     out: dict[int, list[bool]] = {}
     try:
-        for build in _builds():
+        for build in builds():
             mod._set_prepass_simd(build)
             out[build] = [mod._prepass(line) for line in lines]
     finally:
@@ -68,7 +47,7 @@ def _decisions(lines: list[bytes]) -> dict[int, list[bool]]:
 
 
 def _without_prepass(buf: bytes, block: int = 0) -> Any:
-    mod = _module()
+    mod = module()
     mod._set_prepass(False)
     try:
         return _scan(buf, True, block=block)
@@ -79,7 +58,7 @@ def _without_prepass(buf: bytes, block: int = 0) -> Any:
 def _check(lines: list[bytes], block: int = 0) -> None:
     """Every build decides alike, the contract holds on each line the pre-pass skips, then
     the three scans agree (the native one with each build)."""
-    mod = _module()
+    mod = module()
     decided = _decisions(lines)
     for build, got in decided.items():
         assert got == decided[mod.PREPASS_BEST], (build, lines)
@@ -89,7 +68,7 @@ def _check(lines: list[bytes], block: int = 0) -> None:
     buf = b"\n".join(lines) + b"\n"
     py = _scan(buf, False, block=block)
     try:
-        for build in _builds():
+        for build in builds():
             mod._set_prepass_simd(build)
             assert _scan(buf, True, block=block) == py, build
     finally:
@@ -270,12 +249,12 @@ for depth in (129, 130, 511, 512, 513, 1024, 1025):  # containers, the top objec
     LEFT.append(('{"a":' + '{"b":' * (depth - 1) + "1" + "}" * depth).encode())
 
 
-def test_the_prepass_skips_plain_lines(native: None) -> None:
+def test_the_prepass_skips_plain_lines(native_scanner: Any) -> None:
     for build, got in _decisions(SKIPPED).items():
         assert [line for line, skip in zip(SKIPPED, got, strict=True) if not skip] == [], build
 
 
-def test_the_prepass_leaves_every_other_line_to_yyjson(native: None) -> None:
+def test_the_prepass_leaves_every_other_line_to_yyjson(native_scanner: Any) -> None:
     for build, got in _decisions(LEFT).items():
         assert [line for line, skip in zip(LEFT, got, strict=True) if skip] == [], build
     # every cut of a skipped line is left too (or is "{}")
@@ -285,28 +264,28 @@ def test_the_prepass_leaves_every_other_line_to_yyjson(native: None) -> None:
             assert not skip or cut.rstrip(b"\r ") == b"{}" or cut == b"{ }", (build, cut)
 
 
-def test_the_edge_lines_agree_one_by_one(native: None) -> None:
+def test_the_edge_lines_agree_one_by_one(native_scanner: Any) -> None:
     for line in SKIPPED + LEFT:
         _check([line])
 
 
-def test_the_edge_lines_agree_together(native: None) -> None:
+def test_the_edge_lines_agree_together(native_scanner: Any) -> None:
     lines = SKIPPED + LEFT + [_good(2), _good(5), _good(3)]
     _check(lines)
     _check(lines[::-1], block=1024)
     _check([ln + b"\r" for ln in lines])
 
 
-def test_the_hostile_lines_of_the_scanner_agree(native: None) -> None:
+def test_the_hostile_lines_of_the_scanner_agree(native_scanner: Any) -> None:
     _check(HOSTILE)
     for line in HOSTILE:
         _check([line])
 
 
-def test_the_prepass_runs_for_plain_lines(native: None) -> None:
+def test_the_prepass_runs_for_plain_lines(native_scanner: Any) -> None:
     """A transcript's plain lines take the pre-pass (counted), its usage and title lines do
     not, and the rows are those of yyjson alone."""
-    mod = _module()
+    mod = native_scanner
     lines = [USER, TOOL_RESULT, b"{}", _good(1), TITLE, _good(2), USER, b'{"a":1e400}', USER]
     buf = b"\n".join(lines) + b"\n"
     calls: list[tuple[int, int]] = []
@@ -346,11 +325,13 @@ def _kind(line: bytes) -> Any:
     return obj.get("type") if type(obj) is dict else None
 
 
-def test_the_prepass_takes_most_lines_of_a_generated_corpus(native: None, tmp_path: Path) -> None:
+def test_the_prepass_takes_most_lines_of_a_generated_corpus(
+    native_scanner: Any, tmp_path: Path
+) -> None:
     from tokmon.core.scan import scan_file
     from tokmon.demo import generate
 
-    mod = _module()
+    mod = native_scanner
     generate(tmp_path / "gen", size_mb=2, seed=11)
     paths = sorted((tmp_path / "gen").rglob("*.jsonl"))
     lines = [ln for p in paths for ln in p.read_bytes().split(b"\n") if ln]
@@ -378,10 +359,12 @@ def test_the_prepass_takes_most_lines_of_a_generated_corpus(native: None, tmp_pa
     assert sum(len(r.rows) for r in got) > 100
 
 
-def test_the_real_corpus_with_and_without_the_prepass(native: None, real_corpus: Path) -> None:
+def test_the_real_corpus_with_and_without_the_prepass(
+    native_scanner: Any, real_corpus: Path
+) -> None:
     from tokmon.core.scan import scan_file
 
-    mod = _module()
+    mod = native_scanner
     paths = sorted(real_corpus.rglob("*.jsonl"))
     parser._native = False
     before = mod._prepass_lines()
@@ -475,11 +458,11 @@ VARIANTS = [
 ]
 
 
-def test_usage_lines_decided_without_yyjson_agree(native: None) -> None:
+def test_usage_lines_decided_without_yyjson_agree(native_scanner: Any) -> None:
     """Usage lines with each field written another way (escaped, twice, null, of another
     type, out of range, nested elsewhere): every build, yyjson alone and Python agree, and
     most are decided without yyjson (its counter)."""
-    mod = _module()
+    mod = native_scanner
     lines = [BASE, BASE + b"\r"]
     for old, new in VARIANTS:
         assert old in BASE, old
@@ -604,7 +587,7 @@ def _valid(line: bytes) -> bool:
     return True
 
 
-def test_every_build_decides_strings_exactly_at_every_block_offset(native: None) -> None:
+def test_every_build_decides_strings_exactly_at_every_block_offset(native_scanner: Any) -> None:
     """Escapes, backslash runs, quotes, control bytes and UTF-8 sequences at each offset 0 to
     135 of a string's body (across the 16, 32 and 64-byte block edges), the string ending
     at, before or after a block's end and the line shorter than a block or not: each build
@@ -618,7 +601,7 @@ def test_every_build_decides_strings_exactly_at_every_block_offset(native: None)
         assert wrong == [], (build, wrong[:3])
 
 
-def test_strings_at_block_edges_scan_alike(native: None) -> None:
+def test_strings_at_block_edges_scan_alike(native_scanner: Any) -> None:
     """The same lines near the block edges, scanned: every build, yyjson alone and Python."""
     lines = [
         ln for ln in _string_lines([0, 1, 15, 16, 31, 32, 61, 62, 63, 64, 127]) if b"\n" not in ln
@@ -627,7 +610,7 @@ def test_strings_at_block_edges_scan_alike(native: None) -> None:
     _check(lines[::-1], block=4096)
 
 
-def test_long_strings_with_dense_escapes_and_text(native: None) -> None:
+def test_long_strings_with_dense_escapes_and_text(native_scanner: Any) -> None:
     """Tool output: kilobytes of escapes and non-ASCII text in one string, at every shift."""
     chunk = b'line \\"x\\"\\n\\t caf\xc3\xa9 \xe2\x94\x80\xe2\x94\x80 \xf0\x9f\x9a\x80 \\\\ \xed\x95\x9c\\u00e9 '
     lines = []
@@ -644,8 +627,8 @@ def test_long_strings_with_dense_escapes_and_text(native: None) -> None:
     _check(lines)
 
 
-def test_set_prepass_simd_refuses_a_build_the_cpu_lacks(native: None) -> None:
-    mod = _module()
+def test_set_prepass_simd_refuses_a_build_the_cpu_lacks(native_scanner: Any) -> None:
+    mod = native_scanner
     assert mod.PREPASS_BEST in (0, 1, 2)
     with pytest.raises(ValueError):
         mod._set_prepass_simd(mod.PREPASS_BEST + 1)
@@ -737,10 +720,6 @@ def prepass_line(draw: Callable[..., Any]) -> bytes:
 )
 @given(st.lists(prepass_line(), min_size=1, max_size=5))
 def test_generated_lines_agree(lines: list[bytes]) -> None:
-    _need_native()
-    saved = parser._native
-    try:
+    need_native()
+    with scanner_state():
         _check(lines)
-    finally:
-        parser._native = saved
-        _module()._set_prepass(True)

@@ -15,52 +15,27 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from native_support import CI, built, need_native, scanner_state
 from test_parser import CASES, TITLE, USER, _by_parse_line, _good, usage_line
 
 from tokmon.core import parser
 from tokmon.core.parser import LineStats, scan_lines
 
 SRC = "/x/s.jsonl"
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _built() -> bool:
-    try:
-        from tokmon._native import _scan  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _need_native() -> None:
-    """Skip a test that needs the native scanner when it is not built (fail under CI=true,
-    which installs with a compiler)."""
-    if not _built():
-        if CI:
-            pytest.fail("tokmon._native._scan is not built")
-        pytest.skip("the native scanner is not built")
 
 
 def test_the_extension_is_built_under_ci() -> None:
     """CI installs with a compiler: the native scanner must be there (and be what runs)."""
     if not CI:
         pytest.skip("only checked under CI=true")
-    assert _built(), "tokmon._native._scan is not built (pip install -e . with a C compiler)"
-
-
-@pytest.fixture
-def native() -> Iterator[None]:
-    _need_native()
-    saved = parser._native
-    yield
-    parser._native = saved
+    assert built(), "tokmon._native._scan is not built (pip install -e . with a C compiler)"
 
 
 def _scan(buf: bytes, native: bool, start: int = 0, base: int = 100, block: int = 0) -> Any:
@@ -105,14 +80,14 @@ def _agree(lines: list[bytes]) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_each_parser_case_alone_and_inside_a_run(
-    native: None, case: tuple[str, bytes, Any]
+    native_scanner: Any, case: tuple[str, bytes, Any]
 ) -> None:
     line = case[1]
     _agree([line])
     _agree([_good(1), line, _good(2), TITLE, line, USER, _good(1)])
 
 
-def test_all_parser_cases_in_one_buffer(native: None) -> None:
+def test_all_parser_cases_in_one_buffer(native_scanner: Any) -> None:
     lines = [c[1] for c in CASES]
     _agree(lines)
     _agree(lines[::-1])
@@ -136,7 +111,7 @@ def _scan_files(paths: list[Path], native: bool) -> list[Any]:
     return out
 
 
-def test_the_real_corpus(native: None, real_corpus: Path) -> None:
+def test_the_real_corpus(native_scanner: Any, real_corpus: Path) -> None:
     paths = _files(real_corpus)
     assert paths
     got = _scan_files(paths, True)
@@ -144,7 +119,7 @@ def test_the_real_corpus(native: None, real_corpus: Path) -> None:
     assert sum(len(r[0]) for r in got) > 100  # it did read usage
 
 
-def test_a_generated_corpus(native: None, tmp_path: Path) -> None:
+def test_a_generated_corpus(native_scanner: Any, tmp_path: Path) -> None:
     from tokmon.demo import generate
 
     generate(tmp_path / "gen", size_mb=4, seed=7)
@@ -381,14 +356,14 @@ for stamp in STAMPS:
     HOSTILE.append(_raw_usage(timestamp='"' + stamp + '"'))
 
 
-def test_hostile_lines_one_by_one(native: None) -> None:
+def test_hostile_lines_one_by_one(native_scanner: Any) -> None:
     # (against the Python scan only: on some of these lines it differs from parse_line, e.g.
     # msgspec skips a 1e400 that orjson rejects; the native scan keeps today's results)
     for line in HOSTILE:
         _same(line + b"\n")
 
 
-def test_hostile_lines_together_and_with_dedup(native: None) -> None:
+def test_hostile_lines_together_and_with_dedup(native_scanner: Any) -> None:
     lines = HOSTILE + [_good(1), _good(5), _good(3), _good(5, timestamp="2200-01-01T00:00:00Z")]
     _same(b"\n".join(lines) + b"\n")
     _same(b"\n".join(lines[::-1]) + b"\n")
@@ -396,14 +371,14 @@ def test_hostile_lines_together_and_with_dedup(native: None) -> None:
     _same(b"\r\n".join(lines) + b"\r\n", block=2048)
 
 
-def test_every_truncation_of_a_usage_line(native: None) -> None:
+def test_every_truncation_of_a_usage_line(native_scanner: Any) -> None:
     line = usage_line()
     _agree([line[:n] for n in range(len(line) + 1)])
     for n in range(0, len(line), 7):
         _same(line[:n] + line + b"\n")  # cut, then the next line appended on the same line
 
 
-def test_dedup_first_line_with_the_largest_output_wins(native: None) -> None:
+def test_dedup_first_line_with_the_largest_output_wins(native_scanner: Any) -> None:
     # same key; rows differ by session so the winner is visible
     lines = [
         _good(5, sessionId="a"),
@@ -423,7 +398,7 @@ def test_dedup_first_line_with_the_largest_output_wins(native: None) -> None:
     _agree(lines)
 
 
-def test_the_native_path_really_runs_for_good_lines(native: None) -> None:
+def test_the_native_path_really_runs_for_good_lines(native_scanner: Any) -> None:
     """A buffer of ordinary lines takes no Python fallback at all."""
     from tokmon._native import _scan
 
@@ -437,7 +412,7 @@ def test_the_native_path_really_runs_for_good_lines(native: None) -> None:
     assert (n, calls, len(best)) == (0, [], 49)
 
 
-def test_scan_rejects_a_range_outside_the_buffer(native: None) -> None:
+def test_scan_rejects_a_range_outside_the_buffer(native_scanner: Any) -> None:
     from tokmon._native import _scan
 
     def call(start: int, stop: int) -> int:
@@ -449,7 +424,7 @@ def test_scan_rejects_a_range_outside_the_buffer(native: None) -> None:
     assert call(0, 3) == 0
 
 
-def test_an_exception_in_the_fallback_propagates(native: None) -> None:
+def test_an_exception_in_the_fallback_propagates(native_scanner: Any) -> None:
     from tokmon._native import _scan
 
     def boom(a: int, b: int) -> None:
@@ -526,12 +501,9 @@ def hostile_line(draw: Callable[..., Any]) -> bytes:
 )
 @given(st.lists(hostile_line(), min_size=1, max_size=6))
 def test_generated_lines_agree(lines: list[bytes]) -> None:
-    _need_native()
-    saved = parser._native
-    try:
+    need_native()
+    with scanner_state():
         _same(b"\n".join(lines) + b"\n")
-    finally:
-        parser._native = saved
 
 
 # --- switches -------------------------------------------------------------------------------
@@ -549,7 +521,7 @@ def _status(env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
-def test_tokmon_no_native_forces_the_python_path(native: None) -> None:
+def test_tokmon_no_native_forces_the_python_path(native_scanner: Any) -> None:
     assert _status({"TOKMON_NO_NATIVE": "1"}).startswith("pure Python (TOKMON_NO_NATIVE")
     assert _status({"TOKMON_NO_NATIVE": "0"}).startswith("native (yyjson 0.12.0)")
     env = {k: v for k, v in os.environ.items() if k != "TOKMON_NO_NATIVE"}
@@ -579,7 +551,9 @@ def test_the_statusline_path_does_not_import_it(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines()[-1] == "NONE"
 
 
-def test_doctor_says_which_scanner_runs(native: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_says_which_scanner_runs(
+    native_scanner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tokmon.cli.doctor import check_install
 
     parser._native = False  # looked up again
@@ -604,7 +578,7 @@ def _facts(results: list[Any]) -> list[Any]:
 
 @pytest.mark.parametrize("ordered", [True, False])
 def test_threads_scan_like_one_thread_and_like_processes(
-    native: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ordered: bool
+    native_scanner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ordered: bool
 ) -> None:
     """With the native scanner a big scan shares the work with a thread of this process:
     the same FileResults, in the same merge order, as one thread and as a worker process."""
@@ -645,14 +619,11 @@ def test_without_the_extension_the_python_scanner_runs(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "tokmon._native._scan", None)  # import -> ImportError
     monkeypatch.delattr(tokmon._native, "_scan", raising=False)
     monkeypatch.delenv("TOKMON_NO_NATIVE", raising=False)
-    saved = parser._native
-    parser._native = False
-    try:
+    with scanner_state():
+        parser._native = False
         assert parser.native_scanner() is None
         assert parser.native_status() == "pure Python (the native extension is not built)"
         stats, best = LineStats(), {}  # type: ignore[var-annotated]
         buf = b"\n".join([_good(1), _good(2)]) + b"\n"
         scan_lines(buf, 0, len(buf), 0, SRC, stats, best, [], {})
         assert len(best) == 2
-    finally:
-        parser._native = saved

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_native_scan import _need_native, _scan
+from native_support import need_native, scanner_state
+from test_native_scan import _scan
 
 from hostile import native_fuzz as nf
 from tokmon.core import parser
@@ -42,21 +43,10 @@ MAX_TOKENS = 10**9
 TS_MAX = 7258118400.0
 
 
-@pytest.fixture
-def native() -> Any:
-    _need_native()
-    saved = parser._native
-    yield
-    parser._native = saved
-
-
 def _same(buf: bytes, block: int = 0) -> Any:
-    saved = parser._native
-    try:
+    with scanner_state():
         py = _scan(buf, False, block=block)
         nat = _scan(buf, True, block=block)
-    finally:
-        parser._native = saved
     assert nat == py, buf
     return nat
 
@@ -86,28 +76,28 @@ def _seeds(root: Path, limit: int = 400) -> list[bytes]:
 @SETTINGS
 @given(nf.buffer(nf.usage_line()), st.sampled_from([0, 0, 64, 512]))
 def test_raw_json_usage_lines_agree(buf: bytes, block: int) -> None:
-    _need_native()
+    need_native()
     _same(buf, block)
 
 
 @SETTINGS
 @given(st.lists(nf.value(10), min_size=1, max_size=6))
 def test_any_raw_json_value_as_a_line_agrees(values: list[bytes]) -> None:
-    _need_native()
+    need_native()
     _same(b"\n".join(values) + b"\n")
 
 
 @SETTINGS
 @given(st.binary(max_size=300), st.binary(max_size=40))
 def test_random_bytes_agree(data: bytes, tail: bytes) -> None:
-    _need_native()
+    need_native()
     _same(b"{" + data + b"}\n" + tail + b"\n" + data)
 
 
 # --- differential: mutations of real and generated transcripts ----------------------------------
 
 
-def test_mutated_real_corpus_lines_agree(native: None, real_corpus: Path) -> None:
+def test_mutated_real_corpus_lines_agree(native_scanner: Any, real_corpus: Path) -> None:
     seeds = _seeds(real_corpus)
     assert seeds
 
@@ -119,7 +109,7 @@ def test_mutated_real_corpus_lines_agree(native: None, real_corpus: Path) -> Non
     run()
 
 
-def test_mutated_generated_corpus_lines_agree(native: None, tmp_path: Path) -> None:
+def test_mutated_generated_corpus_lines_agree(native_scanner: Any, tmp_path: Path) -> None:
     """Lines of the bench corpus (TOKMON_BENCH_DIR, read-only) when there is one, else of a
     small generated corpus."""
     bench = Path(os.environ.get("TOKMON_BENCH_DIR", "/nonexistent")) / "corpus500" / "projects"
@@ -141,7 +131,7 @@ def test_mutated_generated_corpus_lines_agree(native: None, tmp_path: Path) -> N
     run()
 
 
-def test_every_field_with_every_boundary_literal(native: None) -> None:
+def test_every_field_with_every_boundary_literal(native_scanner: Any) -> None:
     """Each number literal of the boundary lists in each count and each text field."""
     line = (
         b'{"type":"assistant","sessionId":"s","cwd":"/p","requestId":"r","timestamp":'
@@ -203,14 +193,14 @@ EDGES = [
 
 
 @pytest.mark.parametrize("i", range(len(EDGES)))
-def test_named_edges(native: None, i: int) -> None:
+def test_named_edges(native_scanner: Any, i: int) -> None:
     line = EDGES[i]
     _same(line + b"\n")
     _same(line)  # the last line without a newline
     _same(_usage(7) + b"\n" + line + b"\n\n" + _usage(9) + b"\r\n", block=64)
 
 
-def test_lines_across_the_readers_buffer_boundaries(native: None, tmp_path: Path) -> None:
+def test_lines_across_the_readers_buffer_boundaries(native_scanner: Any, tmp_path: Path) -> None:
     """Through scan_file with a tiny read buffer and line limit: lines that cross reads,
     that grow the buffer, that are huge (skipped and counted) and a last line without a
     newline."""
@@ -223,7 +213,7 @@ def test_lines_across_the_readers_buffer_boundaries(native: None, tmp_path: Path
     lines[30] = b""
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n" + _usage(99)[:-3])
-    saved = reader._CHUNK, reader.MAX_LINE, list(reader._POOL), parser._native
+    saved = reader._CHUNK, reader.MAX_LINE, list(reader._POOL)  # (the fixture: _native)
     try:
         for chunk in (64, 100, 257, 1024):
             reader._CHUNK, reader.MAX_LINE = chunk, 4096
@@ -238,7 +228,6 @@ def test_lines_across_the_readers_buffer_boundaries(native: None, tmp_path: Path
     finally:
         reader._CHUNK, reader.MAX_LINE = saved[0], saved[1]
         reader._POOL[:] = saved[2]
-        parser._native = saved[3]
 
 
 # --- robustness of the extension's entry point ---------------------------------------------------
@@ -271,7 +260,7 @@ def _call(buf: Any = NOID, **kw: Any) -> Any:
 
 
 @pytest.mark.parametrize("shown", [5, None, object(), b"sx", ["sx"]])
-def test_a_non_str_in_strings_raises(native: None, shown: object) -> None:
+def test_a_non_str_in_strings_raises(native_scanner: Any, shown: object) -> None:
     """``strings`` maps raw text to shown text: a value that is not a str raised nothing and
     was read as a str (an out-of-bounds read: ASan reports a heap-buffer-overflow on an
     object())."""
@@ -292,7 +281,7 @@ def test_a_non_str_in_strings_raises(native: None, shown: object) -> None:
     ],
     ids=repr,
 )
-def test_out_of_range_arguments_raise(native: None, kw: dict[str, Any]) -> None:
+def test_out_of_range_arguments_raise(native_scanner: Any, kw: dict[str, Any]) -> None:
     """A negative or wrapped max_tokens used to be taken modulo 2**64 (a count above
     MAX_TOKENS then built a row where Python counts poison); a base whose sum with an
     offset overflows gave a negative key offset."""
@@ -316,24 +305,24 @@ def test_out_of_range_arguments_raise(native: None, kw: dict[str, Any]) -> None:
     ],
     ids=repr,
 )
-def test_wrong_argument_types_raise(native: None, kw: dict[str, Any]) -> None:
+def test_wrong_argument_types_raise(native_scanner: Any, kw: dict[str, Any]) -> None:
     with pytest.raises((TypeError, BufferError)):
         _call(**kw)
 
 
-def test_a_fallback_that_is_not_callable_raises(native: None) -> None:
+def test_a_fallback_that_is_not_callable_raises(native_scanner: Any) -> None:
     with pytest.raises(TypeError):
         _call(buf=b"x\n", fallback=5)
 
 
-def test_a_best_row_of_another_shape_raises(native: None) -> None:
+def test_a_best_row_of_another_shape_raises(native_scanner: Any) -> None:
     line = _usage() + b"\n"
     for old in ([1], "x", [0, 0, 0, 0, 0, "x"], [0, 0, 0, 0, 0, 2**70]):
         with pytest.raises((TypeError, OverflowError)):
             _call(buf=line, best={"m5:r": old})
 
 
-def test_the_buffer_cannot_be_resized_while_scanning(native: None) -> None:
+def test_the_buffer_cannot_be_resized_while_scanning(native_scanner: Any) -> None:
     """The bytearray is pinned for the whole call: resizing it from the fallback (the GIL
     held) raises BufferError; another thread resizing it and writing into it while the GIL
     is released does not crash the scan (its resizes fail while a scan holds the buffer)."""
@@ -380,7 +369,7 @@ def test_the_buffer_cannot_be_resized_while_scanning(native: None) -> None:
         t.join(60)
 
 
-def test_concurrent_calls_agree(native: None) -> None:
+def test_concurrent_calls_agree(native_scanner: Any) -> None:
     lines = [_usage(n % 97, sid=b'"s%d"' % (n % 13)) for n in range(20000)]
     lines += [b"{bad", _usage(1)[:40], b'{"type":"custom-title","sessionId":"s","customTitle":"t"}']
     buf = b"\n".join(lines) + b"\n"
@@ -399,7 +388,7 @@ def test_concurrent_calls_agree(native: None) -> None:
     assert len(results) == 12 and all(r == want for r in results)
 
 
-def test_repeated_calls_do_not_grow_memory(native: None) -> None:
+def test_repeated_calls_do_not_grow_memory(native_scanner: Any) -> None:
     """Rows, keys, shown strings and the fallback's objects are all released: after a
     warm-up, the Python heap does not grow over many calls (tracemalloc), nor the
     references held by a returned row."""
@@ -428,7 +417,7 @@ def test_repeated_calls_do_not_grow_memory(native: None) -> None:
     assert grown < 64 * 1024, grown
 
 
-def test_blank_and_short_lines_cost_no_memory_per_line(native: None) -> None:
+def test_blank_and_short_lines_cost_no_memory_per_line(native_scanner: Any) -> None:
     """One record per line made a block of blank lines (or of short lines left to Python)
     cost ~136 bytes a line in C: 2 MB of newlines took ~270 MB. Measured as the peak RSS
     growth of a fresh interpreter around one call."""

@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_native_scan import _need_native, _scan
-
-from tokmon.core import parser
+from test_native_scan import _scan
 
 TS = b'"2026-11-29T10:00:00.250Z"'
 U = b'"input_tokens":3,"output_tokens":40'
@@ -339,23 +337,6 @@ HAND += list(_depth_cases()) + list(_byte_cases())
 # --- the checks -------------------------------------------------------------------------------
 
 
-def _module() -> Any:
-    from tokmon._native import _scan as mod
-
-    return mod
-
-
-@pytest.fixture
-def native() -> Iterator[Any]:
-    _need_native()
-    saved = parser._native
-    mod = _module()
-    yield mod
-    parser._native = saved
-    mod._set_prepass(True)
-    mod._set_prepass_simd(mod.PREPASS_BEST)
-
-
 def _differs(buf: bytes, mod: Any) -> list[str]:
     """The native scans of ``buf`` (each pre-pass build; the pre-pass off) that differ from
     the Python scan."""
@@ -376,10 +357,10 @@ def _differs(buf: bytes, mod: Any) -> list[str]:
     return bad
 
 
-def test_the_walk_decides_the_plain_usage_line(native: Any) -> None:
+def test_the_walk_decides_the_plain_usage_line(native_scanner: Any) -> None:
     """The cases below reach pre_usage: the plain line is decided by it in every build, and
     reads as the Python scan reads it."""
-    mod = native
+    mod = native_scanner
     try:
         for build in range(mod.PREPASS_BEST + 1):
             mod._set_prepass_simd(build)
@@ -394,19 +375,19 @@ def test_the_walk_decides_the_plain_usage_line(native: Any) -> None:
 
 
 @pytest.mark.parametrize("case", HAND, ids=[str(i) for i in range(len(HAND))])
-def test_a_crafted_line(native: Any, case: bytes) -> None:
-    assert _differs(case + b"\n", native) == [], case
+def test_a_crafted_line(native_scanner: Any, case: bytes) -> None:
+    assert _differs(case + b"\n", native_scanner) == [], case
 
 
-def test_the_block_boundaries(native: Any) -> None:
-    bad = [(c, d) for c in _boundary_cases() if (d := _differs(c + b"\n", native))]
+def test_the_block_boundaries(native_scanner: Any) -> None:
+    bad = [(c, d) for c in _boundary_cases() if (d := _differs(c + b"\n", native_scanner))]
     assert bad == []
 
 
-def test_all_the_crafted_lines_in_one_buffer(native: Any) -> None:
+def test_all_the_crafted_lines_in_one_buffer(native_scanner: Any) -> None:
     """Together: the dedup key's "first line with the largest output wins" across them."""
     lines = [c for c in HAND + list(_boundary_cases()) if b"\n" not in c]
-    assert _differs(b"\n".join(lines) + b"\n", native) == []
+    assert _differs(b"\n".join(lines) + b"\n", native_scanner) == []
 
 
 # (a line the walk decides, or one it leaves to yyjson or Python) x the same response's next
@@ -430,14 +411,14 @@ SAME_RESPONSE = [
 
 
 @pytest.mark.parametrize("first", range(len(SAME_RESPONSE)))
-def test_the_same_response_twice(native: Any, first: int) -> None:
+def test_the_same_response_twice(native_scanner: Any, first: int) -> None:
     """The rule "the first line with the largest output wins" and poison counting, across
     the lines the walk decides and those it leaves to yyjson or Python, in either order."""
     a = SAME_RESPONSE[first]
     bad = []
     for b in SAME_RESPONSE:
         buf = a + b"\n" + b + b"\n" + a + b"\n"
-        if d := _differs(buf, native):
+        if d := _differs(buf, native_scanner):
             bad.append((b, d))
     assert bad == [], a
 
@@ -482,7 +463,7 @@ print(n)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect through ctypes (Linux)")
-def test_a_line_ending_at_an_unreadable_page(native: Any) -> None:
+def test_a_line_ending_at_an_unreadable_page(native_scanner: Any) -> None:
     """No build reads past the buffer: each line ends at a page followed by a PROT_NONE
     page (a read past it kills the child), and still reads as in Python."""
     root = str(Path(__file__).resolve().parents[2])
@@ -593,7 +574,7 @@ class Mutator:
         return b.replace(b"\n", b" ")
 
 
-def test_mutations_of_real_usage_lines(native: Any, real_corpus: Path) -> None:
+def test_mutations_of_real_usage_lines(native_scanner: Any, real_corpus: Path) -> None:
     """A fixed-seed run of the mutator (the review's runs were longer:
     TOKMON_USAGE_FUZZ_LINES sets the count)."""
     seeds: list[dict[str, Any]] = []
@@ -609,7 +590,7 @@ def test_mutations_of_real_usage_lines(native: Any, real_corpus: Path) -> None:
     assert seeds
     mut = Mutator(9)
     total = int(os.environ.get("TOKMON_USAGE_FUZZ_LINES", "4000"))
-    mod = native
+    mod = native_scanner
     decided = mod._usage_lines()
     bad: list[tuple[bytes, list[str]]] = []
     for _ in range(0, total, 40):
