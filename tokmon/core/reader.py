@@ -221,11 +221,7 @@ def trim_pool() -> None:
     (the server, ``watch``) allocates them anew, ~0.1 ms; a one-shot run no longer keeps
     ~2 MiB of touched buffers through its merge and report (peak RSS; docs/performance.md,
     tenth session)."""
-    while True:  # (popped one by one: a reader of another thread may still be returning one)
-        try:
-            _POOL.pop()
-        except IndexError:
-            break
+    _POOL.clear()  # (one call under the GIL: a reader of another thread may be returning one)
 
 
 def _fingerprint(buf: bytearray, end: int) -> str:

@@ -9,6 +9,7 @@ wins ties" rule.
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import os
 import sys
@@ -47,16 +48,11 @@ class FileResult:
     part: int = 0  # which run of the items it belongs to (scan_all(ordered=False))
     seq: int = 0  # within ``part``: 0, or 1 + the task a taken-back task was (see _unordered)
 
-    @property
+    @functools.cached_property
     def bad_lines(self) -> list[int]:
         """1-based line numbers of the first bad lines (read from the file when first asked
         for: only the debug log shows them, and counting lines re-reads the file)."""
-        got: list[int] | None = self.__dict__.get("_bad_lines")
-        if got is None:
-            got = self.__dict__["_bad_lines"] = (
-                line_numbers(self.key, self.bad_at) if self.bad_at else []
-            )
-        return got
+        return line_numbers(self.key, self.bad_at) if self.bad_at else []
 
 
 RowPricer = Callable[[list[list[Any]]], None]
@@ -154,6 +150,21 @@ SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_
 MAIN_SHARE = 0.85  # the calling process's run, relative to a worker's: it also merges
 
 
+def _item(it: tuple[Any, ...]) -> Item:
+    """A scan item from (key, start, new bytes[, fp]): the size to read to is start + new."""
+    return it[0], it[1], it[3] if len(it) > 3 else "", it[1] + it[2]
+
+
+def _serial(
+    items: list[tuple[Any, ...]], pricing: tuple[str | None, str] | None, total: int
+) -> Iterator[FileResult]:
+    """Scan ``items`` one after the other in this process (``total``: their new bytes; a
+    read of at most :data:`SMALL_READ` parses with the reference parser)."""
+    small = total <= SMALL_READ
+    for k, s, fp, n in map(_item, items):
+        yield scan_file(k, s, pricing, fp, small, n)
+
+
 def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
     """Split (key, start, new bytes[, fp]) into ``n`` contiguous runs of about equal bytes
     (the first, scanned by the calling process, MAIN_SHARE times a worker's)."""
@@ -164,7 +175,7 @@ def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
     for it in items:
         if acc >= unit * (MAIN_SHARE + len(out) - 1) and len(out) < n:
             out.append([])
-        out[-1].append((it[0], it[1], it[3] if len(it) > 3 else "", it[1] + it[2]))
+        out[-1].append(_item(it))
         acc += it[2]
     return [c for c in out if c]
 
@@ -282,11 +293,7 @@ def _scan_all(
         min_bytes = PARALLEL_MIN_BYTES
     n = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
-        small = total <= SMALL_READ
-        for it in items:
-            yield scan_file(
-                it[0], it[1], pricing, it[3] if len(it) > 3 else "", small, it[1] + it[2]
-            )
+        yield from _serial(items, pricing, total)
         return
     chunks = _chunks(items, n)
     if _threads():
@@ -313,11 +320,7 @@ def _scan_all(
             initargs=(os.getpid(),),
         )
     except (ImportError, OSError, ValueError):
-        small = total <= SMALL_READ
-        for it in items:
-            yield scan_file(
-                it[0], it[1], pricing, it[3] if len(it) > 3 else "", small, it[1] + it[2]
-            )
+        yield from _serial(items, pricing, total)
         return
     yield from _pooled(pool, chunks, sizes_of(items), pricing, ordered)
 
