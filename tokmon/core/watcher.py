@@ -8,6 +8,10 @@ or WSL filesystems) is chosen with ``force_polling=True`` or env ``TOKMON_FORCE_
 ``WATCHFILES_FORCE_POLLING``. Polling sees mtimes at one-second granularity, so in polling mode
 every batch is re-delivered about a second later and the first batch after start names the roots:
 consumers should treat a directory in a batch as "something below it changed".
+
+While idle the thread blocks on a :class:`~tokmon.core.doorbell.Doorbell` where there is one
+(Linux inotify, not polling): no periodic wake-ups, and an event wakes it at once. Elsewhere
+watchfiles' loop wakes every ``step_ms`` to look for events (see ``step_ms`` below).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from tokmon.core.doorbell import Doorbell, open_doorbell
 
 log = logging.getLogger("tokmon.watcher")
 
@@ -88,6 +94,13 @@ class Watcher:
     recheck_ms = 2000
     #: polling only: re-deliver a batch this long after it was seen (mtime granularity is 1 s)
     settle_ms = 1100
+    #: with a doorbell: how long the notify loop waits for the change that rang it (ms); it
+    #: returns as soon as the change is there (a step or two); a ring whose change the last
+    #: batch already carried costs this long of stepping, once
+    bell_wait_ms = 1000
+    #: with a doorbell: the notify loop's step once it rang (ms), if shorter than ``step_ms``:
+    #: the batch closes a step after its last new path; idle costs nothing either way
+    bell_step_ms = 2
 
     def __init__(
         self,
@@ -106,7 +119,8 @@ class Watcher:
         self.on_change = on_change
         self.debounce_ms = max(1, int(debounce_ms))
         # step: the notify loop's wake-up period and how long to wait for more events once one
-        # arrived (latency ~ 1-2 steps; idle CPU ~ 0.13 s per 30 s at 10 ms, 0.02 s at 100 ms)
+        # arrived (latency ~ 1-2 steps). Without a doorbell it also wakes every step while idle
+        # (idle CPU ~ 0.13 s per 30 s at 10 ms, 0.02 s at 100 ms); with one, only after events
         self.step_ms = max(1, int(step_ms) if step_ms else min(10, self.debounce_ms))
         self.force_polling = want_polling(force_polling)
         self.poll_delay_ms = poll_delay_ms
@@ -117,6 +131,8 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self.watched: list[Path] = []
+        self._bell: Doorbell | None = None  # the current OS watch's doorbell, if any
+        self._bell_lock = threading.Lock()  # stop() rings it; _run closes it
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Watcher:
@@ -131,6 +147,9 @@ class Watcher:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread (idempotent)."""
         self._stop.set()
+        with self._bell_lock:
+            if self._bell is not None:
+                self._bell.ring()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
@@ -140,6 +159,12 @@ class Watcher:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def idle_wait(self) -> str:
+        """How the thread waits while nothing changes: ``"doorbell"`` (blocked on the OS
+        until an event) or ``"step"`` (watchfiles' loop wakes every ``step_ms``)."""
+        return "doorbell" if self._bell is not None else "step"
 
     def __enter__(self) -> Watcher:
         return self.start()
@@ -203,17 +228,28 @@ class Watcher:
                     self._report(exc)
                     self._stop.wait(self.recheck_ms / 1000)
                     continue
-                log.debug("watching %s (polling=%s)", watched, self.force_polling)
+                # the bell's watches go in after notify's: whatever happens in between is
+                # notify's to report, and _watch's first look collects it
+                bell = None if self.force_polling else open_doorbell(watched, self.path_filter)
+                with self._bell_lock:
+                    self._bell = bell
+                log.debug(
+                    "watching %s (polling=%s, doorbell=%s)", watched, self.force_polling, bool(bell)
+                )
                 self.watched = watched  # published once the OS watch is in place, not before
                 self._ready.set()
                 try:
-                    self._watch(notify, missing)
+                    self._watch(notify, missing, bell)
                 finally:
+                    with self._bell_lock:
+                        self._bell = None
+                    if bell is not None:
+                        bell.close()
                     notify.close()
         finally:
             self._ready.set()
 
-    def _watch(self, notify: Any, missing: bool) -> None:
+    def _watch(self, notify: Any, missing: bool, bell: Doorbell | None = None) -> None:
         # With every root present we wait without timeout (0); otherwise wake up now and then
         # to see whether a missing root appeared, then rebuild the OS watch.
         # Polling compares mtimes at one-second granularity, so a second write within the same
@@ -225,19 +261,48 @@ class Watcher:
         # the poller's first snapshot can itself hide a write made in the same second
         settle: set[Path] = set(self.watched) if self.force_polling else set()
         settle_at = time.monotonic() + self.settle_ms / 1000
+        # with a bell: the paths whose change rang it and notify has not reported yet ("" for
+        # "any change"), and until when to step for them
+        expect: set[str] = set()
+        expect_until = 0.0
+        first = True  # look once before the first wait
         while not self._stop.is_set():
             timeout = base_timeout
+            step = self.step_ms
             if settle:
                 left = max(1, int((settle_at - time.monotonic()) * 1000))
                 timeout = left if timeout == 0 else min(timeout, left)
+            if bell is not None and not bell.ok:  # out of inotify watches: step from now on
+                log.debug("watcher: doorbell lost a watch; stepping instead")
+                with self._bell_lock:
+                    self._bell = None
+                bell.close()
+                bell = None
+            if bell is not None:
+                if not expect and not first:
+                    # idle: sleep until the OS reports a change. Every recheck_ms anyway, for
+                    # the missing roots and to collect what notify holds that the bell did not
+                    # ring for (a change notify saw before the bell's watch was in place)
+                    if bell.wait(self.recheck_ms / 1000):
+                        expect = bell.take()
+                        expect_until = time.monotonic() + self.bell_wait_ms / 1000
+                    if self._stop.is_set():
+                        return
+                # step until notify reported every path that rang (its thread may lag behind
+                # the bell's; a batch of other paths can come first); a quick look otherwise
+                left = int((expect_until - time.monotonic()) * 1000)
+                timeout = max(1, left) if expect else 1
+                step = min(self.step_ms, self.bell_step_ms)
+                first = False
             try:
-                raw = notify.watch(self.debounce_ms, self.step_ms, timeout, self._stop)
+                raw = notify.watch(self.debounce_ms, step, timeout, self._stop)
             except Exception as exc:
                 self._report(exc)
                 return
             if raw == "stop":
                 return
             if raw in ("timeout", "signal"):
+                expect = set()  # waited long enough: notify saw no such change
                 if settle and time.monotonic() >= settle_at - 0.001:
                     batch, settle = settle, set()
                     self._safe_deliver(batch)
@@ -245,6 +310,8 @@ class Watcher:
                     return
                 continue
             paths = self._filter(raw)
+            if expect:
+                expect.difference_update([p for _, p in raw], map(str, paths), [""])
             if any(p in self.roots and not _exists(p) for p in paths):
                 # a root was removed: rebuild the watch over what is left
                 self._safe_deliver(paths)
