@@ -17,8 +17,10 @@ from tokmon.service import Notification, Service
 
 log = logging.getLogger("tokmon.server")
 
-#: the watcher's wake-up period (ms) for live surfaces: an append is seen ~1-2 periods after
-#: it lands (the push latency's floor); idle cost ~0.05 s CPU per 10 s at 4 ms (0.04 at 10)
+#: the watcher's wake-up period (ms) for live surfaces where it has no doorbell (macOS,
+#: Windows, polling): an append is seen ~1-2 periods after it lands (the push latency's floor);
+#: idle cost ~0.05 s CPU per 10 s at 4 ms (0.04 at 10). With the doorbell (Linux) it blocks
+#: while idle and steps min(this, Watcher.bell_step_ms) only after an event.
 LIVE_STEP_MS = 4
 
 
