@@ -142,7 +142,7 @@ def test_idle_watcher_waits_on_the_bell_and_still_sees_every_change(root: Path) 
     f.write_text("{}\n")
     with _watcher([root], got) as w:
         assert w.idle_wait == "doorbell"
-        for i in range(5):
+        for i in range(10):  # a live session's appends, each one on its own (each rings)
             # noise the filter drops, in notify's set before the change: never hides it
             n = len(got.batches)
             (root / "-home-u-proj" / f"n{i}.txt").write_text("x")
@@ -159,21 +159,6 @@ def test_idle_watcher_waits_on_the_bell_and_still_sees_every_change(root: Path) 
         got.wait_for(new)
         assert w.idle_wait == "doorbell"
     assert not w.running
-
-
-@linux
-@pytest.mark.slow
-def test_each_append_is_delivered_after_the_last_was(root: Path) -> None:
-    """The appends of a live session, one at a time: each one must ring (nothing steps)."""
-    got = Collector()
-    f = root / "-home-u-proj" / "s1.jsonl"
-    f.write_text("")
-    with _watcher([root], got):
-        for _ in range(10):
-            n = len(got.batches)
-            with open(f, "a") as fh:
-                fh.write("{}\n")
-            _wait_new(got, n, f)
 
 
 @linux
