@@ -233,6 +233,52 @@ def test_build_is_published_in_wal_mode(tmp_path: Path) -> None:
     again.close()
 
 
+def _row(ts: float, key: str) -> list[object]:
+    """A staged row (the record's fields in order, priced: cost, no display cost)."""
+    return [ts, "s", "/p", "claude-opus-4-1", 1, 2, 0, 0, 0, key, 0.5, None]
+
+
+@pytest.mark.parametrize("mib", [1, 500, 2048])
+def test_a_build_loads_with_half_its_page_cache_and_merges_with_all_of_it(
+    tmp_path: Path, mib: int
+) -> None:
+    """A build's page cache (SQLite's figure, read back from the connection) is half of
+    build_cache while the scan loads the first stream and while the indexes and stored
+    sums are made: ~1 MB at 500 MB instead of 2 (its peak RSS; docs/performance.md,
+    eleventh session); the later streams go into the key index with all of it (random
+    inserts: with half, +10 ms of CPU at 500 MB). The stage's own cache stays apart."""
+    size = mib * 2**20
+    full = ledger.build_cache(size)
+    db = LedgerDB(tmp_path / ("ledger.sqlite3" + BUILD_INFIX + "1-x"), build=True)
+    stage = db.stage(size)
+    half = db.conn.execute("PRAGMA main.cache_size").fetchone()[0]
+    assert full < half < 0 and abs(half * 2 - full) <= 1
+    assert db.conn.execute(f"PRAGMA {Stage.SCHEMA}.cache_size").fetchone()[0] == ledger.STAGE_CACHE
+    stage.add(Stage.FIRST, [_row(1_772_000_000.0 + i, f"m:{i}") for i in range(3)])
+    stage.add((2, 0), [_row(1_772_000_100.0, "m:9")])
+    stage.flush()  # (the first stream straight into records, as while a scan runs)
+    steps: list[str] = []
+
+    def trace(sql: str) -> None:
+        if sql.startswith("PRAGMA main.cache_size="):
+            steps.append("full" if sql.endswith(f"={full}") else f"{sql.split('=')[1]}")
+        elif sql.startswith("INSERT INTO records"):
+            steps.append("insert")
+        elif sql.startswith("CREATE INDEX"):
+            steps.append("index")
+
+    db.conn.set_trace_callback(trace)
+    try:
+        assert db.merge_staged(stage) is not None
+    finally:
+        db.conn.set_trace_callback(None)
+        stage.close()
+    assert steps == ["full", "insert", str(half), "index", "index"]
+    assert db.conn.execute("PRAGMA main.cache_size").fetchone()[0] == half
+    assert db.conn.execute("SELECT count(*) FROM records").fetchone()[0] == 4
+    db.discard()
+
+
 @POSIX
 def test_build_that_leaves_a_log_is_not_published(tmp_path: Path) -> None:
     """Should a build's log outlive its connection (another connection still has the file

@@ -850,11 +850,13 @@ class LedgerDB:
     def stage(self, size: int = 0) -> Stage:
         """Temporary tables to stage a bulk load of ``size`` bytes of transcripts in (see
         :class:`Stage`; into a build file, a ``direct`` one, whose page cache is then
-        :func:`build_cache` of it)."""
+        half of :func:`build_cache` of it while the scan loads it, see :meth:`merge_staged`)."""
+        stage = Stage(self, direct=self.build and DIRECT_LOAD)
         if self.build:
+            stage.cache = build_cache(size)
             with self._mu:
-                self.conn.execute(f"PRAGMA main.cache_size={build_cache(size)}")
-        return Stage(self, direct=self.build and DIRECT_LOAD)
+                self.conn.execute(f"PRAGMA main.cache_size={stage.cache // 2}")
+        return stage
 
     def merge_staged(
         self,
@@ -886,6 +888,13 @@ class LedgerDB:
                     raise _NotEmpty()
                 n = 0
                 sessions: set[str] = set()
+                # A build's page cache: half of build_cache while the scan loaded it and for
+                # the indexes and stored sums, all of it for the later streams' random
+                # inserts into the key index (with half: +10 ms of CPU at 500 MB); the half
+                # is ~1 MB of the peak RSS at 500 MB (docs/performance.md, eleventh session)
+                full = f"PRAGMA main.cache_size={stage.cache}" if stage.cache else ""
+                if full:
+                    conn.execute(full)
                 if stage.rows:
                     if not stage.direct:  # (a direct load dropped them when it began)
                         conn.execute("DROP INDEX IF EXISTS records_ts")
@@ -895,6 +904,8 @@ class LedgerDB:
                             f"INSERT INTO records ({COLS}, agent) SELECT {COLS}, '{CLAUDE}' FROM"
                             f" {table} WHERE 1 ORDER BY rowid {_UPSERT_LARGER}"
                         )
+                if full:
+                    conn.execute(f"PRAGMA main.cache_size={stage.cache // 2}")
                 if not stage.direct or DIRECT_INDEXES_AFTER:  # dropped before the load
                     conn.execute("CREATE INDEX IF NOT EXISTS records_ts ON records (ts)")
                     conn.execute("CREATE INDEX IF NOT EXISTS records_session ON records (session)")
@@ -1277,6 +1288,7 @@ class Stage:
         self.db = db
         self.rows = 0
         self.direct = direct
+        self.cache = 0  # a build's page cache for the merge (KiB, negative; see LedgerDB.stage)
         self.loaded = 0  # rows of FIRST sent straight to ``records`` (direct)
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
