@@ -2,7 +2,7 @@
 """``tokmon session`` (the table, to a pipe) next to ``session --json``, against another revision.
 
     python bench/bench_session_table.py [--base REV] [--mb 500 [2000 ...]] [--runs 5]
-        [--built | --append]
+        [--built | --append] [--base-native]
 
 On bench_warm.py's homes and corpora (``corpus<MB>`` under ``${TOKMON_BENCH_DIR:-...}``), the
 ``tokmon`` of this checkout ("now") and of ``--base`` (default ``HEAD~1``) each get a warm
@@ -11,7 +11,9 @@ On bench_warm.py's homes and corpora (``corpus<MB>`` under ``${TOKMON_BENCH_DIR:
 (``cache/reports/session-*``) are removed before each run, so each one is built (what the
 first report after a change used to cost). ``--append``: one assistant line is appended to
 the largest transcript before each run (truncated back at the end): the first report after
-a one-line append, the data changed but the kept answers there. Prints the median CPU (child
+a one-line append, the data changed but the kept answers there. ``--base-native``: the base
+runs this checkout's built extension modules where their C source is the base's (as
+``bench_warm.py --base-native``). Prints the median CPU (child
 user + system) and wall time of ``--runs`` and the load average.
 """
 
@@ -84,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default="HEAD~1")
     ap.add_argument("--mb", type=float, nargs="+", default=[500.0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument(
+        "--base-native",
+        action="store_true",
+        help="the base runs this checkout's extension modules where their C is the same",
+    )
     how = ap.add_mutually_exclusive_group()
     how.add_argument("--built", action="store_true", help="remove the kept answers before each run")
     how.add_argument(
@@ -96,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     try:
         base_src = bw.extract(args.base, work)
+        if args.base_native:
+            native = bw.copy_native(base_src)
+            print(
+                f"base runs the extension modules: {', '.join(native) or 'none'}", file=sys.stderr
+            )
         lines = [
             x
             for mb in args.mb
