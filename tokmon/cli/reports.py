@@ -610,7 +610,9 @@ def _table_spliced(
     rows = engine.session_rows(only=changed, now=now) if changed else []
     include_empty = cache.include_empty
     new_rows = [r for r in rows if include_empty or r.total_tokens]
-    out = [k for k, e in enumerate(entries[:n]) if e[0] in changed]  # shown rows changed
+    # the shown rows changed (C-level passes: no Python step a session)
+    hit = list(map(changed.__contains__, map(_ID, itertools.islice(entries, n))))
+    out = list(itertools.compress(itertools.count(), hit))
     if not new_rows and len(out) == n:
         return None  # no rows: "No usage", built
     if {entries[k][0] for k in out} != {r.session_id for r in new_rows}:  # other ids shown
@@ -663,7 +665,7 @@ def _table_spliced(
     hidden = [e for e in entries[n:] if e[0] not in changed]
     hidden += [[r.session_id, r.first_activity, r.total_cost, 0, 0]
                for r in rows if not (include_empty or r.total_tokens)]  # fmt: skip
-    kept_rows = [e for e in entries[:n] if e[0] not in changed]
+    kept_rows = itertools.compress(entries, map(operator.not_, hit))
     tcost = _totals_cost(itertools.chain(kept_rows, (m[0] for m in made), hidden))
     footers = session_footers(tokens, tcost)
     caption = zone_title(tz)
