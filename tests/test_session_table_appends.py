@@ -74,6 +74,19 @@ def test_appended_changes_give_the_table_built_whole(
         assert any(seen) and not all(seen), (columns, seen)  # appended, and written whole
 
 
+def _binary_run(env: dict[str, str]) -> str:
+    """``tokmon session`` printed to a binary stdout (a pipe's: what the kept file's ranges
+    are printed to)."""
+    from tokmon.cli.main import run
+
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    e = {**env, "COLUMNS": "160"}
+    assert run(["session"], env=e, stdin=io.StringIO(""), stdout=out, stderr=io.StringIO()) == 0
+    out.flush()
+    return raw.getvalue().decode()
+
+
 def _damage(path: Path, how: str) -> None:
     data = path.read_bytes()
     assert data.endswith(b" P\n")
@@ -167,8 +180,6 @@ def test_the_kept_text_is_not_read(
     monkeypatch.setattr(reports, "_kept_bytes", whole)
     monkeypatch.setattr(reports.TableParts, "open_ranges", opened)
     monkeypatch.setattr(filespans.Source, "read", read)
-    from tokmon.cli.main import run as main
-
     for step in ("kept", "spliced", "kept"):
         if step == "spliced":
             _grow(projects, 1)
@@ -179,11 +190,7 @@ def test_the_kept_text_is_not_read(
         texts.clear()
         reads.clear()
         paths.reset()
-        raw = io.BytesIO()  # a binary stdout (a pipe's): the text printed from the file
-        stdout = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
-        assert main(["session"], env=env, stdin=io.StringIO(""), stdout=stdout,
-                    stderr=io.StringIO()) == 0  # fmt: skip
-        out = raw.getvalue().decode()
+        out = _binary_run(env)  # the text printed from the file
         assert paths.paths == ([] if step == "kept" else ["spliced"])
         [plan] = texts
         assert sum(b - a for a, b in plan) > 1000
@@ -209,8 +216,6 @@ def test_a_kept_table_cut_short_while_printed(
     """Another process truncates the kept file in place after it was opened: the table is
     built whole and what was not printed yet of it is printed, once (a binary stdout: the
     text printed from the file)."""
-    from tokmon.cli.main import run as main
-
     projects, run, paths = setup
     run("session")
     if step == "spliced":
@@ -229,13 +234,7 @@ def test_a_kept_table_cut_short_while_printed(
         return got
 
     monkeypatch.setattr(reports.TableParts, "open_ranges", open_then_cut)
-    raw = io.BytesIO()
-    out = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
-    e = {**env, "COLUMNS": "160"}
-    code = main(["session"], env=e, stdin=io.StringIO(""), stdout=out, stderr=io.StringIO())
-    out.flush()
-    assert code == 0
-    assert raw.getvalue().decode() == truth
+    assert _binary_run(env) == truth
 
 
 def test_a_splice_reads_only_the_changed_sessions_titles(
