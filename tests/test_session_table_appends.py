@@ -263,3 +263,27 @@ def test_a_splice_reads_only_the_changed_sessions_titles(
     assert paths.paths == ["spliced"]
     assert "Tt1" in out
     assert loaded == []
+
+
+def test_without_pread_the_file_is_read_whole(
+    setup: tuple[Path, Callable[..., str], Paths],
+    tokmon_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where no range can be read (no ``os.pread``: Windows) the kept table is read whole:
+    as kept and spliced it is the table built whole, and a splice writes the file whole (a
+    file appended to stays readable by the ranges' path: it is printed the same)."""
+    projects, run, paths = setup
+    run("session")
+    _grow(projects, 0)
+    assert _both(run, tokmon_home, (), None, paths)[2] == ["spliced"]  # appended, with pread
+    [path] = _kept(tokmon_home)
+    assert _patched(path)
+    monkeypatch.delattr(os, "pread")
+    paths.reset()
+    assert run("session") == _both(run, tokmon_home, (), None, paths)[1]  # the change read
+    for k in (1, 2):
+        _grow(projects, k)
+        spliced, scratch, took = _both(run, tokmon_home, (), None, paths)
+        assert spliced == scratch and took == ["spliced"], k
+        assert not _patched(path)  # written whole
