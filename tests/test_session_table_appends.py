@@ -118,19 +118,34 @@ def _damage(path: Path, how: str) -> None:
         changed = index.replace(b'"shown":', b'"shown": ', 1)
         trailer = data[-reports._PATCH_LEN :].replace(b"%012d" % ni, b"%012d" % len(changed), 1)
         path.write_bytes(data[: at + nb + npl] + changed + trailer)
+    elif how in ("lengths", "cells"):  # under right digests: a row's lengths, its cells
+        import orjson
+
+        x = orjson.loads(index)
+        if how == "lengths":  # a negative text length (the text's lengths still fit)
+            x["entries"][0][3] = -5
+        else:  # the changed session's cells one byte short, its neighbour's one longer
+            k = [e[0] for e in x["entries"]].index("live")
+            x["entries"][k][4] -= 1
+            x["entries"][k + 1 if k + 1 < x["shown"] else k - 1][4] += 1
+        changed = orjson.dumps(x)
+        trailer = reports._PATCH % (nb, npl, len(changed), int(f[3]), f[4], f[5], f[6],
+                                    reports._index_sig(changed).encode(), f[8])  # fmt: skip
+        path.write_bytes(data[: at + nb + npl] + changed + trailer)
 
 
 @pytest.mark.parametrize(
     "how",
     ["a new byte", "one plan", "a plan out of the file", "a plan into the change",
-     "a torn change", "the index"],
+     "a torn change", "the index", "lengths", "cells"],
 )  # fmt: skip
 def test_a_damaged_change_is_not_used(
     setup: tuple[Path, Callable[..., str], Paths], tokmon_home: Path, how: str
 ) -> None:
     """A kept table whose last change is damaged (a byte of its new rows, a plan of the
     wrong shape, out of the file or into the change itself, the change torn, its index
-    changed) is never printed nor spliced: the table is built whole."""
+    changed; under right digests, a negative length, a changed row's cells cut short) is
+    never printed nor spliced, and never ends the report: the table is built whole."""
     projects, run, paths = setup
     run("session")
     _grow(projects, 0)

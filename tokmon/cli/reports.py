@@ -554,7 +554,12 @@ def _table_kept(
             return True
         body: list[Part] | None = None
         if cache.gen is not None:
-            body = _table_spliced(ctx, engine, cache, kept, now, tz, breakdown, compact, aliases)
+            try:
+                body = _table_spliced(
+                    ctx, engine, cache, kept, now, tz, breakdown, compact, aliases
+                )
+            except (TypeError, ValueError, KeyError, IndexError):  # kept data of a wrong shape
+                return False
         if body is None:
             return False
         write_parts(ctx, body, kept.src)
@@ -640,6 +645,8 @@ def _table_spliced(
     cells_at = list(itertools.accumulate(map(_LEN, entries[:n]), initial=0))
     if text_at[n] > kept.text.length or cells_at[n] != kept.cells.length:
         return None  # lengths that do not add up: damaged
+    if min(itertools.chain(map(_TEXT_LEN, entries[:n]), map(_LEN, entries[:n])), default=0) < 0:
+        return None  # a negative length
     events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
     for k in out:
         main, subs, sums = orjson.loads(kept.cells.read(cells_at[k], cells_at[k + 1]))
