@@ -82,6 +82,45 @@ class Source:
             self.fd = -1
 
 
+class Doc:
+    """A document kept as ranges of a file: ``plan``, the ``(start, end)`` ranges of
+    ``src`` that make it, in order (one range as written whole; more once changes were
+    appended to the file); ``length``: its size."""
+
+    def __init__(self, src: Source, plan: list[tuple[int, int]]) -> None:
+        import itertools
+
+        self.src, self.plan = src, plan
+        self._offs = list(itertools.accumulate((b - a for a, b in plan), initial=0))
+        self.length = self._offs[-1]
+
+    def piece(self, start: int, end: int) -> list[Part]:
+        """The document's bytes ``[start, end)`` as parts: ranges of the file (memoryviews
+        of it when it was read whole)."""
+        import bisect
+
+        if not 0 <= start <= end <= self.length:
+            raise IndexError(start, end)
+        mem = self.src.mem
+        out: list[Part] = []
+        k = bisect.bisect_right(self._offs, start) - 1
+        while start < end:
+            a, b = self.plan[k]
+            lo = a + start - self._offs[k]
+            hi = min(b, a + end - self._offs[k])
+            out.append(Span(lo, hi) if mem is None else mem[lo:hi])
+            start += hi - lo
+            k += 1
+        return out
+
+    def read(self, start: int, end: int) -> bytes | memoryview:
+        """The document's bytes ``[start, end)`` (:class:`Short` when the file ends before)."""
+        got = self.piece(start, end)
+        if len(got) == 1 and not isinstance(got[0], Span):
+            return got[0]
+        return joined(got, self.src)
+
+
 def size_of(parts: list[Part]) -> int:
     """How many bytes ``parts`` make."""
     return sum(p.end - p.start if isinstance(p, Span) else len(p) for p in parts)

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
@@ -449,17 +449,41 @@ def _session_table(
     now = opts.get("now") or time.time()
     breakdown = bool(getattr(args, "breakdown", False))
     compact = bool(getattr(args, "compact", False))
+    from tokmon.filespans import Short
+
     cache = TableParts(ctx, engine, opts, "session-table", (*shape, "parts"))
-    kept = cache.load()
-    if kept is not None and cache.holds(kept.gen, kept.wid):
-        write_bytes(ctx, kept.text)
-        return True
-    body: list[Piece] | None = None
-    if kept is not None and cache.gen is not None:
-        body = _table_spliced(ctx, engine, cache, kept, now, tz, breakdown, compact, aliases)
-    if body is not None:
-        write_bytes(ctx, body)
-        return True
+    kept = cache.open_ranges()
+    done = 0  # the bytes printed from a kept file cut short in place while printed
+    try:
+        if _table_kept(ctx, engine, cache, kept, now, tz, breakdown, compact, aliases):
+            return True
+    except Short as short:  # the table built whole (the same bytes): the rest of them
+        done = short.written
+    finally:
+        if kept is not None:
+            kept.close()
+    out = ctx.stdout
+    if done:
+        ctx.stdout = _Rest(out, done)  # type: ignore[assignment]
+    try:
+        _table_built(ctx, engine, cache, opts, now, tz, breakdown, compact, aliases)
+    finally:
+        ctx.stdout = out
+    return True
+
+
+def _table_built(
+    ctx: Context,
+    engine: Engine,
+    cache: TableParts,
+    opts: dict[str, Any],
+    now: float,
+    tz: Any,
+    breakdown: bool,
+    compact: bool,
+    aliases: dict[str, str],
+) -> None:
+    """The session table built whole (and kept, when printed plain)."""
     from tokmon.cli.tables import session_table
     from tokmon.core.rows import SessionReport
     from tokmon.sessions import merge_one
@@ -482,6 +506,67 @@ def _session_table(
         hidden = [[r.session_id, r.first_activity, r.total_cost, 0, 0]
                   for r in report.rows if r.session_id not in shown]  # fmt: skip
         cache.keep_built(table, rows, hidden, report.totals, now)
+
+
+class _Rest:
+    """A text stream past its first ``skip`` bytes (written to its binary buffer): what a
+    print cut short printed already is not printed again (the table built whole is the
+    same bytes). Anything else is the stream's."""
+
+    def __init__(self, stream: Any, skip: int) -> None:
+        self.stream, self.skip = stream, skip
+
+    def write(self, text: str) -> int:
+        data = text.encode()
+        cut = min(self.skip, len(data))
+        self.skip -= cut
+        if cut < len(data):
+            self.stream.flush()
+            self.stream.buffer.write(data[cut:])
+            self.stream.buffer.flush()
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _table_kept(
+    ctx: Context,
+    engine: Engine,
+    cache: TableParts,
+    kept: KeptTable | None,
+    now: float,
+    tz: Any,
+    breakdown: bool,
+    compact: bool,
+    aliases: dict[str, str],
+) -> bool:
+    """Print the table from ``kept`` (as kept, or spliced; its kept text printed from the
+    file: :func:`write_parts`). False: build it whole; also when the file was cut short in
+    place before anything was printed (:class:`~tokmon.filespans.Short` when some was)."""
+    from tokmon.filespans import Short
+
+    if kept is None:
+        return False
+    try:
+        if cache.holds(kept.gen, kept.wid):
+            write_parts(ctx, kept.text.piece(0, kept.text.length), kept.src)
+            return True
+        body: list[Part] | None = None
+        if cache.gen is not None:
+            try:
+                body = _table_spliced(
+                    ctx, engine, cache, kept, now, tz, breakdown, compact, aliases
+                )
+            except (TypeError, ValueError, KeyError, IndexError):  # kept data of a wrong shape
+                return False
+        if body is None:
+            return False
+        write_parts(ctx, body, kept.src)
+    except Short as short:
+        if not short.written:
+            return False
+        raise
     return True
 
 
@@ -495,7 +580,7 @@ def _table_spliced(
     breakdown: bool,
     compact: bool,
     aliases: dict[str, str],
-) -> list[Piece] | None:
+) -> list[Part] | None:
     """The session table from ``kept`` and the rows of the sessions changed since (None:
     they cannot be told, too many changed, a row the plain writer cannot print, another
     layout or other column widths or id length: build it whole)."""
@@ -530,7 +615,9 @@ def _table_spliced(
     rows = engine.session_rows(only=changed, now=now) if changed else []
     include_empty = cache.include_empty
     new_rows = [r for r in rows if include_empty or r.total_tokens]
-    out = [k for k, e in enumerate(entries[:n]) if e[0] in changed]  # shown rows changed
+    # the shown rows changed (C-level passes: no Python step a session)
+    hit = list(map(changed.__contains__, map(_ID, itertools.islice(entries, n))))
+    out = list(itertools.compress(itertools.count(), hit))
     if not new_rows and len(out) == n:
         return None  # no rows: "No usage", built
     if {entries[k][0] for k in out} != {r.session_id for r in new_rows}:  # other ids shown
@@ -554,13 +641,15 @@ def _table_spliced(
     if not all(plain_text(" ".join([*m, *itertools.chain.from_iterable(b)])) for m, b in cells):
         return None
     hist, bhist, tokens = kept.hist, kept.bhist, list(kept.tokens)
-    text_at = list(itertools.accumulate([e[3] for e in entries[:n]], initial=kept.head))
-    cells_at = list(itertools.accumulate([e[4] for e in entries[:n]], initial=0))
-    if text_at[n] > len(kept.text) or cells_at[n] != len(kept.cells):
+    text_at = list(itertools.accumulate(map(_TEXT_LEN, entries[:n]), initial=kept.head))
+    cells_at = list(itertools.accumulate(map(_LEN, entries[:n]), initial=0))
+    if text_at[n] > kept.text.length or cells_at[n] != kept.cells.length:
         return None  # lengths that do not add up: damaged
+    if min(itertools.chain(map(_TEXT_LEN, entries[:n]), map(_LEN, entries[:n])), default=0) < 0:
+        return None  # a negative length
     events: list[tuple[int, int, Any, Any]] = []  # (old position, 0 insert / 1 drop, ...)
     for k in out:
-        main, subs, sums = orjson.loads(kept.cells[cells_at[k] : cells_at[k + 1]])
+        main, subs, sums = orjson.loads(kept.cells.read(cells_at[k], cells_at[k + 1]))
         _count(hist, main, -1)  # the lengths of its cells
         for b in subs:
             _count(bhist, b, -1)
@@ -583,7 +672,7 @@ def _table_spliced(
     hidden = [e for e in entries[n:] if e[0] not in changed]
     hidden += [[r.session_id, r.first_activity, r.total_cost, 0, 0]
                for r in rows if not (include_empty or r.total_tokens)]  # fmt: skip
-    kept_rows = [e for e in entries[:n] if e[0] not in changed]
+    kept_rows = itertools.compress(entries, map(operator.not_, hit))
     tcost = _totals_cost(itertools.chain(kept_rows, (m[0] for m in made), hidden))
     footers = session_footers(tokens, tcost)
     caption = zone_title(tz)
@@ -626,14 +715,14 @@ def _table_spliced(
         at = bisect.bisect_right(entries, _doc_key(e), 0, n, key=_doc_key)
         events.append((at, 0, _doc_key(e), m))
     events.sort(key=_event_key)
-    text: list[Piece] = [head]
-    blobs: list[Piece] = []
+    text: list[Part] = [head]
+    blobs: list[Part] = []
     listed: list[list[Any]] = []
     a = 0  # the first old row of the run being copied
     for at, kind, _, new in events:
-        if a < at:  # the run [a, at) of kept rows, as one piece
-            text.append(kept.text[text_at[a] : text_at[at]])
-            blobs.append(kept.cells[cells_at[a] : cells_at[at]])
+        if a < at:  # the run [a, at) of kept rows, as ranges of the kept file
+            text += kept.text.piece(text_at[a], text_at[at])
+            blobs += kept.cells.piece(cells_at[a], cells_at[at])
             listed += entries[a:at]
         if kind:
             a = at + 1
@@ -643,11 +732,11 @@ def _table_spliced(
             blobs.append(new[1])
             listed.append(new[0])
     if a < n:
-        text.append(kept.text[text_at[a] : text_at[n]])
-        blobs.append(kept.cells[cells_at[a] : cells_at[n]])
+        text += kept.text.piece(text_at[a], text_at[n])
+        blobs += kept.cells.piece(cells_at[a], cells_at[n])
         listed += entries[a:n]
     text += [tail, plan.suffix.encode()]
-    cache.keep(text, blobs, listed, hidden, tokens, hist, bhist, plan, id_len, len(head), now)
+    cache.keep(text, blobs, listed, hidden, tokens, hist, bhist, plan, id_len, len(head), now, kept)
     return text
 
 
@@ -1278,9 +1367,10 @@ class KeptSessions:
         sig: str,
         patched: bool = False,
     ) -> None:
-        import itertools
+        from tokmon.filespans import Doc
 
         self.src = src
+        self.doc = Doc(src, plan)
         self.plan = plan
         self.gen = gen
         self.wid = wid
@@ -1289,8 +1379,7 @@ class KeptSessions:
         self._index = index
         self._sig = sig
         self.patched = patched  # changes appended to the file (else one document, as written)
-        self._offs = list(itertools.accumulate((b - a for a, b in plan), initial=0))
-        self.length = self._offs[-1]
+        self.length = self.doc.length
         self.tokens: list[int] = []
         self.entries: list[list[Any]] = []
         self.shown = 0
@@ -1305,35 +1394,13 @@ class KeptSessions:
         return cache.holds(self.gen, self.wid) and self.built <= now < self.until
 
     def piece(self, start: int, end: int) -> list[Part]:
-        """The document's bytes ``[start, end)`` as parts: ranges of the file (memoryviews
-        of it when it was read whole)."""
-        import bisect
-
-        from tokmon.filespans import Span
-
-        if not 0 <= start <= end <= self.length:
-            raise IndexError(start, end)
-        mem = self.src.mem
-        out: list[Part] = []
-        k = bisect.bisect_right(self._offs, start) - 1
-        while start < end:
-            a, b = self.plan[k]
-            lo = a + start - self._offs[k]
-            hi = min(b, a + end - self._offs[k])
-            out.append(Span(lo, hi) if mem is None else mem[lo:hi])
-            start += hi - lo
-            k += 1
-        return out
+        """The document's bytes ``[start, end)`` as parts (:meth:`~tokmon.filespans.Doc.piece`)."""
+        return self.doc.piece(start, end)
 
     def read(self, start: int, end: int) -> bytes | memoryview:
         """The document's bytes ``[start, end)`` (:class:`~tokmon.filespans.Short` when the
         file ends before)."""
-        from tokmon.filespans import joined
-
-        got = self.piece(start, end)
-        if len(got) == 1 and not isinstance(got[0], tuple):
-            return got[0]
-        return joined(got, self.src)
+        return self.doc.read(start, end)
 
     def close(self) -> None:
         self.src.close()
@@ -1541,7 +1608,7 @@ class SessionParts(LineageCache):
         if wid is None:
             return
         if kept is not None and kept.src.mem is None and self.path is not None:
-            if _append(self.path, kept, body, index, self.gen, wid, now, until):
+            if _append(self.path, kept.src, kept.length, [body], index, self.gen, wid, now, until):
                 self.prune()
                 return
         trailer = b"%012d %020d %s %s\n" % (len(index), self.gen, wid, _index_sig(index).encode())
@@ -1549,30 +1616,34 @@ class SessionParts(LineageCache):
 
 
 class KeptTable:
-    """A kept session table (see :class:`TableParts`): its ``text``, each shown row's
-    ``cells`` (one JSON array a row: the lengths of its cells, as
-    :func:`~tokmon.cli.tables.session_cells` makes them, its breakdown rows' and the
-    token sums), the generation, write id and clock it was made at and (:meth:`parse`) its
-    index:
-    the token totals, each cell kind's histogram of lengths (``hist``, ``bhist``: the main
-    and the breakdown rows'), the layout printed (``level``, ``widths``), the ids' length,
-    the length of the text above the rows (``head``) and per session an entry ``[id,
-    first, cost, text length, cells length]``, the ``shown`` ones first in the table's
-    order, then the others (0-token sessions without ``--all``)."""
+    """A kept session table (see :class:`TableParts`): two documents of ranges of its file
+    (``src``): its ``text`` and each shown row's ``cells`` (one JSON array a row: the
+    lengths of its cells, as :func:`~tokmon.cli.tables.session_cells` makes them, its
+    breakdown rows' and the token sums); the generation, write id and clock it was made at
+    and (:meth:`parse`) its index: the token totals, each cell kind's histogram of lengths
+    (``hist``, ``bhist``: the main and the breakdown rows'), the layout printed (``level``,
+    ``widths``), the ids' length, the length of the text above the rows (``head``) and per
+    session an entry ``[id, first, cost, text length, cells length]``, the ``shown`` ones
+    first in the table's order, then the others (0-token sessions without ``--all``)."""
 
     def __init__(
         self,
-        text: memoryview,
-        cells: memoryview,
+        src: Source,
+        text: list[tuple[int, int]],
+        cells: list[tuple[int, int]],
         gen: int,
         wid: str | None,
         built: float,
-        index: memoryview,
+        index: tuple[int, int],
         sig: str,
+        patched: bool = False,
     ) -> None:
-        self.text, self.cells, self.gen, self.built = text, cells, gen, built
-        self.wid = wid
+        from tokmon.filespans import Doc
+
+        self.src, self.gen, self.wid, self.built = src, gen, wid, built
+        self.text, self.cells = Doc(src, text), Doc(src, cells)
         self._index, self._sig = index, sig
+        self.patched = patched  # changes appended to the file (else written whole)
         self.entries: list[list[Any]] = []
         self.shown = self.level = self.id_len = self.head = 0
         self.tokens: list[int] = []
@@ -1580,14 +1651,28 @@ class KeptTable:
         self.bhist: list[dict[int, int]] = []
         self.widths: list[int] | None = None
 
+    @property
+    def length(self) -> int:
+        """The size of both documents."""
+        return self.text.length + self.cells.length
+
+    def close(self) -> None:
+        self.src.close()
+
     def parse(self) -> bool:
-        """Read the index (False: damaged; its digest, over the cells too, and its shape)."""
+        """Read the index (False: damaged; its digest, and its shape). The digest of a file
+        written whole covers its cells too; a change appended covers its new bytes (checked
+        when opened: :func:`_patch_of`), and its index."""
         import orjson
 
+        from tokmon.filespans import Short
+
         try:
-            if _index_sig(self._index, self.cells) != self._sig:
+            raw = self.src.read(*self._index)
+            more = () if self.patched else (self.cells.read(0, self.cells.length),)
+            if _index_sig(raw, *more) != self._sig:
                 return False
-            x = orjson.loads(self._index)
+            x = orjson.loads(raw)
             entries, shown, tokens = x["entries"], x["shown"], x["tokens"]
             hist = [{int(k): int(v) for k, v in h} for h in x["hist"]]
             bhist = [{int(k): int(v) for k, v in h} for h in x["bhist"]]
@@ -1608,7 +1693,7 @@ class KeptTable:
                 and type(head) is int
             ):
                 return False
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, Short):
             return False
         self.entries, self.shown, self.tokens = entries, shown, tokens
         self.hist, self.bhist, self.level, self.widths = hist, bhist, level, widths
@@ -1618,45 +1703,42 @@ class KeptTable:
 
 class TableParts(LineageCache):
     """The unfiltered session table as printed (no budgets) with its pieces, keyed like a
-    :class:`SessionParts` (:class:`LineageCache`) and by the table's shape. The file is the line ``<built> <until>``, the text, each shown row's cell
-    lengths and token sums, an index (:class:`KeptTable`) and a trailer (the sizes of both,
-    the generation, its write id, the digest of both). For that generation and write the text is
-    printed as kept; for a later one the rows of the sessions changed since are made and
-    spliced in (:func:`_table_spliced`)."""
+    :class:`SessionParts` (:class:`LineageCache`) and by the table's shape. The file is the
+    line ``<built> <until>``, the text, each shown row's cell lengths and token sums, an
+    index (:class:`KeptTable`) and a trailer (the sizes of both, the generation, its write
+    id, the digest of both); after a splice, changes appended to it as to a kept
+    ``session --json`` (:func:`_append`: the new bytes, the plan of both documents, the
+    index, a ``_PATCH`` trailer). For that generation and write the text is printed as
+    kept, from the file; for a later one the rows of the sessions changed since are made
+    and spliced in (:func:`_table_spliced`)."""
 
     _TRAILER = 105  # b"%012d %012d %020d %16s %s\n"
+    # a change is appended while the file stays under this many times its documents (the
+    # index, a third of the text's size, is written with each change)
+    CAP = 4.0
 
-    def load(self) -> KeptTable | None:
-        """The kept table (None: none, damaged, or made later than now by the clock)."""
+    def open_ranges(self) -> KeptTable | None:
+        """The kept table open for reading by ranges (None: none, damaged, or made later
+        than now by the clock); only its first line and its trailer (and the last change's
+        plan) are read. Where no range can be read (no ``pread``: Windows), read whole."""
         if self.path is None:
             return None
-        t = self._TRAILER
+        from tokmon.filespans import Source
+        from tokmon.fsutil import open_regular
+
         try:
-            data = _kept_bytes(self.path)
-            nl = data.find(b"\n", 0, 100)
-            if nl < 0 or len(data) < nl + 1 + t or data[-1:] != b"\n":
-                return None
-            built = float(data[:nl].split()[0])
-            nc, ni, gen, wid, sig = data[-t:-1].split()
-            end = len(data) - t - int(ni)
-            mid = end - int(nc)
-            now = time.time()
-            if not (nl + 1 <= mid <= end and math.isfinite(built) and built <= now):
-                return None
-            if len(sig) != 40:
-                return None
-            view = memoryview(data)
-            return KeptTable(
-                view[nl + 1 : mid],
-                view[mid:end],
-                int(gen),
-                None if wid == _NO_WID else wid.decode("ascii"),
-                built,
-                view[end : len(data) - t],
-                sig.decode("ascii"),
-            )
-        except (OSError, ValueError, UnicodeDecodeError, IndexError):
+            if hasattr(os, "pread"):
+                fd, st = open_regular(self.path)
+                src = Source(fd, st.st_size)
+            else:
+                data = _kept_bytes(self.path)
+                src = Source(-1, len(data), memoryview(data))
+        except OSError:
             return None
+        got = _table_of(src)
+        if got is None:
+            src.close()
+        return got
 
     def keep_built(
         self, table: Any, rows: list[Any], hidden: list[list[Any]], totals: Any, now: float
@@ -1695,7 +1777,7 @@ class TableParts(LineageCache):
             subs_of = [[list(map(len, b)) for b in subs] for _, subs in table.cells]
         bs = list(zip(*(b for subs in subs_of for b in subs), strict=True)) or [()] * 7
         bhist = [dict(collections.Counter(col)) for col in bs]
-        blobs: list[Piece] = list(
+        blobs: list[Part] = list(
             map(orjson.dumps, zip(zip(*lens, strict=True), subs_of, sums, strict=True))
         )
         ids = map(operator.attrgetter("session_id", "first_activity", "usage.total_cost"), rows)
@@ -1709,8 +1791,8 @@ class TableParts(LineageCache):
 
     def keep(
         self,
-        text: list[Piece],
-        blobs: list[Piece],
+        text: list[Part],
+        cells: list[Part],
         listed: list[list[Any]],
         hidden: list[list[Any]],
         tokens: list[int],
@@ -1720,10 +1802,15 @@ class TableParts(LineageCache):
         id_len: int,
         head: int,
         now: float,
+        kept: KeptTable | None = None,
     ) -> None:
-        """Keep the table's ``text`` (pieces) with its rows' cell lengths (``blobs``) and
-        the index."""
+        """Keep the table's ``text`` (parts) with its rows' cell lengths (``cells``) and
+        the index: appended to ``kept``'s file as a change (:func:`_append`) while that
+        file stays under :attr:`CAP` times its documents, else written whole (spans of
+        ``kept``'s file copied from it)."""
         import orjson
+
+        from tokmon.filespans import joined, size_of
 
         if self.gen is None:
             return
@@ -1740,13 +1827,69 @@ class TableParts(LineageCache):
                 "head": head,
             }
         )
-        ncells = sum(len(b) for b in blobs)
-        sig = _index_sig(index, *blobs)
         wid = self.wid_field()
         if wid is None:
             return
-        trailer = b"%012d %012d %020d %s %s\n" % (ncells, len(index), self.gen, wid, sig.encode())
-        self.put_until([*text, *blobs, index, trailer], now, math.inf)
+        src = None if kept is None else kept.src
+        if kept is not None and kept.src.mem is None and self.path is not None:
+            if _append(
+                self.path, kept.src, kept.length, [text, cells], index, self.gen, wid, now,
+                math.inf, self.CAP,
+            ):  # fmt: skip
+                self.prune()
+                return
+        from tokmon.filespans import Short
+
+        try:  # the digest of a file written whole covers its cells
+            sig = _index_sig(index, joined(cells, src))
+        except Short:
+            return
+        trailer = b"%012d %012d %020d %s %s\n" % (
+            size_of(cells), len(index), self.gen, wid, sig.encode()
+        )  # fmt: skip
+        self.put_until([*text, *cells, index, trailer], now, math.inf, src)
+
+
+def _table_of(src: Source) -> KeptTable | None:
+    """The kept session table of the file ``src`` (None: damaged, of another format, or
+    made later than now by the clock): as written whole (``<built> <until>``, the text, the
+    cells, the index, a trailer of ``TableParts._TRAILER`` bytes), or with changes appended
+    (the last one is the table: :func:`_patch_of`)."""
+    from tokmon.filespans import Short
+
+    size, t = src.size, TableParts._TRAILER
+    try:
+        tail = bytes(src.read(max(0, size - _PATCH_LEN), size))
+        if tail.endswith(b" P\n") and len(tail) == _PATCH_LEN:
+            p = _patch_of(src, tail, 2)
+            if p is None or not p.built <= time.time():
+                return None
+            text, cells = p.plans
+            return KeptTable(src, text, cells, p.gen, p.wid, p.built, p.index_at, p.sig, True)
+        first = bytes(src.read(0, min(100, size)))
+        nl = first.find(b"\n")
+        if nl < 0 or size < nl + 1 + t or tail[-1:] != b"\n":
+            return None
+        built = float(first[:nl].split()[0])
+        nc, ni, gen, wid, sig = tail[-t:-1].split()
+        end = size - t - int(ni)
+        mid = end - int(nc)
+        if not (nl + 1 <= mid <= end and math.isfinite(built) and built <= time.time()):
+            return None
+        if len(sig) != 40:
+            return None
+        return KeptTable(
+            src,
+            [(nl + 1, mid)],
+            [(mid, end)],
+            int(gen),
+            None if wid == _NO_WID else wid.decode("ascii"),
+            built,
+            (end, size - t),
+            sig.decode("ascii"),
+        )
+    except (OSError, ValueError, TypeError, UnicodeDecodeError, IndexError, Short):
+        return None
 
 
 _TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
@@ -1756,6 +1899,7 @@ _FIRST = operator.itemgetter(1)
 _COST = operator.itemgetter(2)
 _ID = operator.itemgetter(0)
 _LEN = operator.itemgetter(4)
+_TEXT_LEN = operator.itemgetter(3)
 
 
 def _totals_cost(entries: Iterable[list[Any]]) -> float:
@@ -1814,54 +1958,85 @@ _PATCH = b"%012d %012d %012d %020d %16s %24s %24s %s %s P\n"
 _PATCH_LEN = len(_PATCH % (0, 0, 0, 0, _NO_WID, b"", b"", b"0" * 40, b"0" * 40))
 
 
+class _Patch(NamedTuple):
+    """The last change appended to a kept file (:func:`_patch_of`)."""
+
+    plans: list[list[tuple[int, int]]]  # each document's ranges of the file
+    gen: int
+    wid: str | None
+    built: float
+    until: float
+    index_at: tuple[int, int]  # the range of its index
+    sig: str  # the index's digest
+
+
+def _patch_of(src: Source, tail: bytes, docs: int) -> _Patch | None:
+    """The last change appended to the kept file ``src`` whose last bytes are ``tail``
+    (None: damaged): its ``_PATCH`` trailer read, its new bytes and plan checked against
+    their digest and its plan's ranges against the file (inside what came before the change,
+    or inside its new bytes). A plan is the ranges of one document (``docs`` 1: a
+    ``session --json``), or a list of ``docs`` such lists (a session table: its text and
+    its cells)."""
+    import orjson
+
+    f = tail[:-3].split()
+    if len(f) != 9:
+        return None
+    nb, npl, ni, gen = int(f[0]), int(f[1]), int(f[2]), int(f[3])
+    wid, built, until, sig, psig = f[4], float(f[5]), float(f[6]), f[7], f[8]
+    end = src.size - _PATCH_LEN
+    at = end - ni - npl - nb  # where this change starts
+    if min(nb, npl, ni) < 0 or at < 0 or not math.isfinite(built):
+        return None
+    if len(sig) != 40 or len(psig) != 40:
+        return None
+    new, plan_raw = src.read(at, at + nb), src.read(at + nb, at + nb + npl)
+    if _index_sig(plan_raw, new).encode() != psig:
+        return None
+    raw = orjson.loads(plan_raw)
+    if docs != 1 and (type(raw) is not list or len(raw) != docs):
+        return None
+    plans: list[list[tuple[int, int]]] = []
+    for doc in [raw] if docs == 1 else raw:
+        plan: list[tuple[int, int]] = []
+        for a, b in doc:
+            if type(a) is not int or type(b) is not int:
+                return None
+            if a < 0:  # in this change's new bytes
+                a, b = at + (-a - 1), at + (-a - 1) + b
+                if not (at <= a <= b <= at + nb):
+                    return None
+            elif not 0 <= a <= b <= at:
+                return None
+            plan.append((a, b))
+        plans.append(plan)
+    return _Patch(
+        plans,
+        gen,
+        None if wid == _NO_WID else wid.decode("ascii"),
+        built,
+        until,
+        (end - ni, end),
+        sig.decode("ascii"),
+    )
+
+
 def _kept_of(src: Source) -> KeptSessions | None:
     """The kept session answer of the file ``src`` (None: damaged or of another format):
     as written whole (``<built> <until>``, the document, the index, a trailer of
     ``_TRAILER`` bytes), or with changes appended (each: its new bytes, its plan, its
-    index and a ``_PATCH`` trailer; the last one is the answer)."""
-    import orjson
-
+    index and a ``_PATCH`` trailer; the last one is the answer: :func:`_patch_of`)."""
     from tokmon.filespans import Short
 
     size = src.size
     try:
         tail = bytes(src.read(max(0, size - _PATCH_LEN), size))
         if tail.endswith(b" P\n") and len(tail) == _PATCH_LEN:
-            f = tail[:-3].split()
-            if len(f) != 9:
+            p = _patch_of(src, tail, 1)
+            if p is None:
                 return None
-            nb, npl, ni, gen = int(f[0]), int(f[1]), int(f[2]), int(f[3])
-            wid, built, until, sig, psig = f[4], float(f[5]), float(f[6]), f[7], f[8]
-            end = size - _PATCH_LEN
-            at = end - ni - npl - nb  # where this change starts
-            if min(nb, npl, ni) < 0 or at < 0 or not math.isfinite(built):
-                return None
-            if len(sig) != 40 or len(psig) != 40:
-                return None
-            new, plan_raw = src.read(at, at + nb), src.read(at + nb, at + nb + npl)
-            if _index_sig(plan_raw, new).encode() != psig:
-                return None
-            plan: list[tuple[int, int]] = []
-            for a, b in orjson.loads(plan_raw):
-                if type(a) is not int or type(b) is not int:
-                    return None
-                if a < 0:  # in this change's new bytes
-                    a, b = at + (-a - 1), at + (-a - 1) + b
-                    if not (at <= a <= b <= at + nb):
-                        return None
-                elif not 0 <= a <= b <= at:
-                    return None
-                plan.append((a, b))
             return KeptSessions(
-                src,
-                plan,
-                gen,
-                None if wid == _NO_WID else wid.decode("ascii"),
-                built,
-                until,
-                (end - ni, end),
-                sig.decode("ascii"),
-                patched=True,
+                src, p.plans[0], p.gen, p.wid, p.built, p.until, p.index_at, p.sig, patched=True
             )
         first = bytes(src.read(0, min(100, size)))
         nl = first.find(b"\n")
@@ -1888,40 +2063,45 @@ def _kept_of(src: Source) -> KeptSessions | None:
 
 def _append(
     path: Path,
-    kept: KeptSessions,
-    body: list[Part],
+    src: Source,
+    length: int,
+    docs: list[list[Part]],
     index: bytes,
     gen: int,
     wid: bytes,
     built: float,
     until: float,
+    cap: float = 2.0,
 ) -> bool:
-    """Append ``body`` (its parts: spans of ``kept``'s file and new bytes) to that file as a
-    change: the new bytes, the plan (the document's ranges, a new byte's range counted from
-    where the change starts: ``[-1 - offset, length]``) and ``index``, then the trailer,
-    in one ``write`` (a reader sees the file as it was, or the change whole: else its
-    digests fail, and the answer is built whole). Not done (False: write it whole) when
-    the file holds twice its document or more, or is no longer the file at ``path``."""
+    """Append ``docs`` (each a document's parts: spans of the file ``src``, a kept answer
+    of ``length`` bytes, and new bytes) to that file as a change: the new bytes, the plan
+    (each document's ranges, a new byte's range counted from where the change starts:
+    ``[-1 - offset, length]``; one document's as a list, more as a list of such lists) and
+    ``index``, then the trailer, in one ``write`` (a reader sees the file as it was, or the
+    change whole: else its digests fail, and the answer is built whole). Not done (False:
+    write it whole) when the file would hold ``cap`` times the documents or more, or is no
+    longer the file at ``path``."""
     import orjson
 
     from tokmon.filespans import Span
 
-    src = kept.src
     new: list[bytes | memoryview] = []
-    plan: list[list[int]] = []
+    plans: list[list[list[int]]] = []
     nb = 0
-    for p in body:
-        if isinstance(p, Span):
-            if p.end > p.start:
-                plan.append([p.start, p.end])
-        elif len(p):
-            plan.append([-1 - nb, len(p)])
-            new.append(p)
-            nb += len(p)
-    plan_raw = orjson.dumps(plan)
-    length = sum(b - a for a, b in kept.plan)
+    for body in docs:
+        plan: list[list[int]] = []
+        for p in body:
+            if isinstance(p, Span):
+                if p.end > p.start:
+                    plan.append([p.start, p.end])
+            elif len(p):
+                plan.append([-1 - nb, len(p)])
+                new.append(p)
+                nb += len(p)
+        plans.append(plan)
+    plan_raw = orjson.dumps(plans[0] if len(plans) == 1 else plans)
     grown = src.size + nb + len(plan_raw) + len(index) + _PATCH_LEN
-    if grown > 2 * length:
+    if grown > cap * length:
         return False
     newb = b"".join(new)
     trailer = _PATCH % (

@@ -94,10 +94,10 @@ class Queries(EngineState):
         return self._titles_of(None)
 
     def _titles_of(self, ids: Iterable[str] | None) -> dict[str, str]:
-        """:attr:`titles` of these sessions only (None: of every session)."""
-        self._db()
-        kept = self.ledger.titles
-        pairs = kept.items() if ids is None else ((sid, kept.get(sid)) for sid in ids)
+        """:attr:`titles` of these sessions only, read by key from the database the sums are
+        read from (None: of every session, the ledger's)."""
+        db = self._db()
+        pairs = (self.ledger.titles if ids is None else db.titles_of(ids)).items()
         out = {}
         for sid, t in pairs:
             v = t and (t.get("custom-title") or t.get("ai-title"))
@@ -409,11 +409,7 @@ class Queries(EngineState):
         if only is None:
             return roll.session_parts(CLAUDE, self.titles, now, self.block_seconds, extra)
         ids = set(only)
-        titles = {}  # of these sessions only, from the database the sums are read from
-        for sid, t in self._db().titles_of(ids).items():
-            v = t.get("custom-title") or t.get("ai-title")
-            if v:
-                titles[sid] = v
+        titles = self._titles_of(ids)  # of these sessions only
         return roll.session_parts(CLAUDE, titles, now, self.block_seconds, extra, only=ids)
 
     def _stored_report(self, roll: Rollups, kind: str, opts: dict[str, Any]) -> Report | None:
