@@ -62,6 +62,8 @@ typedef struct {
     size_t scratch_size;
     int nomem;
     int prepass;  /* prepass_enabled, read with the GIL held */
+    int filter;   /* filter_enabled, the same */
+    size_t filtered; /* lines the candidate filter skipped */
     size_t fast;  /* lines the pre-pass skipped */
     size_t fields; /* lines pre_usage decided */
 } pass1;
@@ -1010,6 +1012,133 @@ static int prepass(const char *line, size_t len) {
     return prepass_swar(line, len);
 }
 
+/* --- the candidate filter: lines that cannot count anything are not read ------------------
+ *
+ * What a line can change: a usage row (a line whose decoded top object has
+ * message.usage, an object), a poison count (such a usage line with an impossible value), a
+ * title (a "type" of "custom-title" or "ai-title"), or the bad-line counts. The first three
+ * need the decoded text "usage" or "title" in a key or a string of the line. JSON spells a
+ * character of a key or a string either as itself or as an escape; the two-character
+ * escapes (\" \\ \/ \b \f \n \r \t) give no letter, and a letter written as \uXXXX is
+ * \u0061 to \u007A: the bytes \u006 or \u007 ("u" is lowercase in every JSON escape, "0",
+ * "6" and "7" are digits, so no other spelling exists; a surrogate pair gives no ASCII).
+ * Every letter of "usage" and "title" (a 61, e 65, g 67, i 69, l 6C, s 73, t 74, u 75) is
+ * such a letter, and no byte of a valid UTF-8 multi-byte sequence is below 0x80, so a letter
+ * is one byte and five consecutive letters are five consecutive bytes, or include an
+ * escape. Hence: a line that holds none of the bytes "usage", "title", "\u006" and "\u007"
+ * can give no row, no title and no poison count, whatever else it holds, valid JSON or not
+ * (a line with bad UTF-8 too: Python reads it with the bad bytes replaced by U+FFFD, and no
+ * ASCII byte is ever taken into a replaced sequence). Such a line is skipped unread, on
+ * this path and on the Python one (parser._candidate, the same four patterns): a malformed
+ * line that could not have counted anything is no longer counted as bad
+ * (docs/bad-input.md). The filter may say "candidate" wrongly (a "usage" in a tool's
+ * output): the line is then read as before.
+ *
+ * The search runs from the line's end back (a usage line's "usage" is ~300-500 bytes from
+ * its end, after the content): in each block, the bytes at +0 and +2 of every position are
+ * compared with three pairs, u.a ("usage"), i.l ("title", one byte on) and \.0 ("\u00"),
+ * and each hit is checked in full; blocks of 32 bytes (AVX2) or 16 (SSE2), the last one
+ * overlapping the one before it, and one position at a time in the portable build and for
+ * short lines. On the measured corpora the pairs hit every ~30 KB of text that holds no
+ * pattern. */
+
+static int filter_enabled = 1;            /* tests switch it off to compare */
+static unsigned long long filtered_lines; /* lines it skipped (added with the GIL held) */
+
+/* whether a pattern starts at s[q] (``i``: "title" one byte before, ``\``: "\u006"/"\u007") */
+static int cand_at(const unsigned char *s, size_t len, size_t q) {
+    switch (s[q]) {
+    case 'u':
+        return q + 5 <= len && memcmp(s + q, "usage", 5) == 0;
+    case 'i':
+        return q >= 1 && q + 4 <= len && memcmp(s + q - 1, "title", 5) == 0;
+    case '\\':
+        return q + 5 <= len && s[q + 1] == 'u' && s[q + 2] == '0' && s[q + 3] == '0' &&
+               (s[q + 4] == '6' || s[q + 4] == '7');
+    }
+    return 0;
+}
+
+/* the pairs: bit 1 u.a, 2 i.l, 4 \.0 (the byte at q, the byte at q + 2) */
+static const unsigned char cand_first[256] = {['u'] = 1, ['i'] = 2, ['\\'] = 4};
+static const unsigned char cand_third[256] = {['a'] = 1, ['l'] = 2, ['0'] = 4};
+
+/* the positions q < n, from the last back (the portable build; short lines) */
+static int cand_bytes(const unsigned char *s, size_t len, size_t n) {
+    while (n-- > 0)
+        if ((cand_first[s[n]] & cand_third[s[n + 2]]) && cand_at(s, len, n)) return 1;
+    return 0;
+}
+
+static int candidate_swar(const char *line, size_t len) {
+    return len >= 5 && cand_bytes((const unsigned char *)line, len, len - 2);
+}
+
+#ifdef PRE_SSE2
+static int candidate_sse2(const char *line, size_t len) {
+    const unsigned char *s = (const unsigned char *)line;
+    const __m128i u = _mm_set1_epi8('u'), a = _mm_set1_epi8('a'), i = _mm_set1_epi8('i'),
+                  l = _mm_set1_epi8('l'), b = _mm_set1_epi8('\\'), z = _mm_set1_epi8('0');
+    size_t p;
+    if (len < 18) return len >= 5 && cand_bytes(s, len, len - 2);
+    p = len - 18; /* the block's 16 positions read 2 bytes past it */
+    for (;;) {
+        __m128i x0 = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+        __m128i x2 = _mm_loadu_si128((const __m128i *)(const void *)(s + p + 2));
+        __m128i m = _mm_or_si128(
+            _mm_or_si128(_mm_and_si128(_mm_cmpeq_epi8(x0, u), _mm_cmpeq_epi8(x2, a)),
+                         _mm_and_si128(_mm_cmpeq_epi8(x0, i), _mm_cmpeq_epi8(x2, l))),
+            _mm_and_si128(_mm_cmpeq_epi8(x0, b), _mm_cmpeq_epi8(x2, z)));
+        uint64_t bits = PRE_MM(m);
+        while (bits) {
+            if (cand_at(s, len, p + (size_t)pre_ctz(bits))) return 1;
+            bits &= bits - 1;
+        }
+        if (p == 0) return 0;
+        p = p > 16 ? p - 16 : 0;
+    }
+}
+#endif
+
+#ifdef PRE_AVX2
+PRE_TARGET_AVX2 static int candidate_avx2(const char *line, size_t len) {
+    const unsigned char *s = (const unsigned char *)line;
+    const __m256i u = _mm256_set1_epi8('u'), a = _mm256_set1_epi8('a'),
+                  i = _mm256_set1_epi8('i'), l = _mm256_set1_epi8('l'),
+                  b = _mm256_set1_epi8('\\'), z = _mm256_set1_epi8('0');
+    size_t p;
+    if (len < 34) return len >= 5 && cand_bytes(s, len, len - 2);
+    p = len - 34;
+    for (;;) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(s + p));
+        __m256i x2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + p + 2));
+        __m256i m = _mm256_or_si256(
+            _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(x0, u), _mm256_cmpeq_epi8(x2, a)),
+                            _mm256_and_si256(_mm256_cmpeq_epi8(x0, i), _mm256_cmpeq_epi8(x2, l))),
+            _mm256_and_si256(_mm256_cmpeq_epi8(x0, b), _mm256_cmpeq_epi8(x2, z)));
+        uint64_t bits = (uint64_t)(uint32_t)_mm256_movemask_epi8(m);
+        while (bits) {
+            if (cand_at(s, len, p + (size_t)pre_ctz(bits))) return 1;
+            bits &= bits - 1;
+        }
+        if (p == 0) return 0;
+        p = p > 32 ? p - 32 : 0;
+    }
+}
+#endif
+
+/* Whether the line holds "usage", "title", "\u006" or "\u007" (the same build as the
+ * pre-pass: _set_prepass_simd picks both). */
+static int candidate(const char *line, size_t len) {
+#ifdef PRE_AVX2
+    if (prepass_simd == PRE_AVX2_BUILD) return candidate_avx2(line, len);
+#endif
+#ifdef PRE_SSE2
+    if (prepass_simd == PRE_SSE2_BUILD) return candidate_sse2(line, len);
+#endif
+    return candidate_swar(line, len);
+}
+
 static int pre_fields_swar(const char *line, size_t len, pre_val *f) {
     return pre_fields_t(line, len, f, pre_string_swar);
 }
@@ -1142,6 +1271,11 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
     r->kind = K_PY;
     if (len == 0) {
         r->kind = K_SKIP;
+        return;
+    }
+    if (p->filter && !candidate(line, len)) { /* nothing to count, valid or not */
+        r->kind = K_SKIP;
+        p->filtered++;
         return;
     }
     if (line[0] != '{' ||
@@ -1454,6 +1588,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     memset(&p, 0, sizeof(p));
     p.prepass = prepass_enabled;
+    p.filter = filter_enabled;
     memset(memos, 0, sizeof(memos));
     alc = yyjson_alc_dyn_new();
     if (!alc) {
@@ -1485,6 +1620,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     prepass_lines += p.fast;
+    filtered_lines += p.filtered;
     usage_lines += p.fields;
     yyjson_alc_dyn_free(alc);
     if (p.nomem) {
@@ -1552,6 +1688,30 @@ static PyObject *t_prepass_lines(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLongLong(prepass_lines);
 }
 
+static PyObject *t_candidate(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    int ok;
+    (void)self;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    ok = candidate((const char *)view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *t_filtered_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyLong_FromUnsignedLongLong(filtered_lines);
+}
+
+static PyObject *t_set_filter(PyObject *self, PyObject *arg) {
+    int on = PyObject_IsTrue(arg);
+    (void)self;
+    if (on < 0) return NULL;
+    filter_enabled = on;
+    Py_RETURN_NONE;
+}
+
 static PyObject *t_usage_lines(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
@@ -1586,6 +1746,12 @@ static PyMethodDef methods[] = {
      "_prepass(line) -> bool: whether the pre-pass alone skips this line (tests)."},
     {"_prepass_lines", t_prepass_lines, METH_NOARGS,
      "_prepass_lines() -> int: lines skipped by the pre-pass in this process (tests)."},
+    {"_candidate", t_candidate, METH_O,
+     "_candidate(line) -> bool: whether the candidate filter reads this line (tests)."},
+    {"_filtered_lines", t_filtered_lines, METH_NOARGS,
+     "_filtered_lines() -> int: lines skipped unread by the filter in this process (tests)."},
+    {"_set_filter", t_set_filter, METH_O,
+     "_set_filter(on): switch the candidate filter on or off (tests compare)."},
     {"_usage_lines", t_usage_lines, METH_NOARGS,
      "_usage_lines() -> int: lines decided without yyjson after the pre-pass (tests)."},
     {"_set_prepass", t_set_prepass, METH_O,

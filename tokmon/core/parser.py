@@ -136,9 +136,27 @@ def _bad(line: bytes, stats: LineStats, offset: int) -> None:
     _count_bad(line, stats, offset)
 
 
+def _candidate(line: bytes) -> bool:
+    """Whether a line may count anything: it holds the bytes ``usage``, ``title``, ``\\u006``
+    or ``\\u007``.
+
+    A usage row needs the key "usage", a title the type "custom-title" or "ai-title", a
+    poison count a usage line; JSON writes each letter of "usage" and "title" either as
+    itself or as an escape ``\\u0061``..``\\u007A`` (lowercase ``u``, digits ``0``, ``6``,
+    ``7``: no other spelling), and letters are single bytes in UTF-8 (with bad bytes
+    replaced too). So a line without these bytes gives no row, no title and no count,
+    whatever else it holds, and is skipped unread: a malformed line that could not have
+    counted anything is not counted as bad. The native scanner applies the same test
+    (``candidate`` in tokmon/_native/_scan.c, where the argument is written out)."""
+    return b"usage" in line or b"title" in line or b"\\u006" in line or b"\\u007" in line
+
+
 def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> object:
     """Return a usage row (a list in ``records.FIELDS`` order, cost 0), a
-    ``(session_id, kind, title)`` tuple, or None."""
+    ``(session_id, kind, title)`` tuple, or None (also for a line :func:`_candidate`
+    rules out, unread)."""
+    if not _candidate(line):
+        return None
     if line[:1] != b"{" or line.rstrip()[-1:] != b"}":
         # Not a JSON object line: a cheap check that catches garbage without parsing.
         if line.strip():
