@@ -1,7 +1,7 @@
 """What held-out real data showed (issue 13, item 8), rebuilt as fixtures.
 
 - the malformed-line warning counts exactly (lines and files) the broken lines that could
-  have counted something: those holding the bytes ``usage``, ``title``, ``\\u006`` or
+  have counted something: those holding the bytes ``"usage"``, ``title"``, ``\\u006`` or
   ``\\u007`` (a truncated usage line, a truncated line the next usage line was appended to);
   a broken line without them (garbage, a cut user line joined to the next user line) is
   not read and not counted (docs/bad-input.md); `--log-level debug` lists each file with
@@ -58,7 +58,7 @@ def _bad_corpus(root: Path) -> Path:
         [
             good[0],
             "not json at all",  # could not have counted anything: not counted
-            "not json, but it says usage",  # counted
+            'not json, but it says "usage"',  # counted
             good[1][:-20],  # truncated assistant line (its usage cut): counted
             USER[:70] + USER,  # truncated user line + next user line: not counted
             USER[:70] + good[9],  # truncated user line + a usage line: counted
@@ -80,7 +80,7 @@ def _bad_corpus(root: Path) -> Path:
     write_lines(p / "c.jsonl", [good[5], USER, SUMMARY])
     write_lines(p / "d.jsonl", [good[6], USER[:50]], newline_at_end=False)
     # e: many bad lines, more than the debug listing shows
-    write_lines(p / "e.jsonl", [good[7]] + [f"garbage {i} usage" for i in range(25)] + [good[8]])
+    write_lines(p / "e.jsonl", [good[7]] + [f'garbage {i} "usage"' for i in range(25)] + [good[8]])
     return root
 
 
@@ -93,7 +93,7 @@ def _independent_count(root: Path) -> dict[str, tuple[int, int, list[int]]]:
         mal = utf = 0
         numbers = []
         for i, raw in enumerate(complete, 1):
-            if not raw.strip() or not re.search(rb"usage|title|\\u00[67]", raw):
+            if not raw.strip() or not re.search(rb'"usage"|title"|\\u00[67]', raw):
                 continue  # nothing it could count: not read (docs/bad-input.md)
             try:
                 obj = json.loads(raw.decode("utf-8"))

@@ -164,11 +164,11 @@ def test_the_budget_is_per_process_and_switches_to_msgspec(
     native_scanner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _spy(monkeypatch)
-    buf = b"\n".join([_good(1), TITLE, _good(2), b"{bad usage"]) + b"\n"
+    buf = b"\n".join([_good(1), TITLE, _good(2), b'{bad "usage"']) + b"\n"
     parser.FALLBACK_BUDGET, parser._fallback_bytes = 1 << 40, 0
     first = _scan(buf, True)
     handed = parser._fallback_bytes  # the title and the bad line, two calls
-    assert calls == {"ref": 2, "py": 0} and handed == len(TITLE) + len(b"{bad usage") + 2
+    assert calls == {"ref": 2, "py": 0} and handed == len(TITLE) + len(b'{bad "usage"') + 2
     parser.FALLBACK_BUDGET = 3 * handed
     for _ in range(6):  # the same lines again: twice within the budget, then past it
         assert _scan(buf, True) == first

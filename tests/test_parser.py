@@ -185,7 +185,7 @@ CASES: list[tuple[str, bytes, tuple[str, Any]]] = [
     ),
     ("blank title", b'{"type":"custom-title","sessionId":"s1","customTitle":"  "}', SKIP),
     ("title without session", b'{"type":"ai-title","aiTitle":"t"}', SKIP),
-    # malformed (skipped and counted): lines that hold "usage", "title", "\u006" or "\u007"
+    # malformed (skipped and counted): lines that hold '"usage"', 'title"', "\u006" or "\u007"
     ("truncated line", usage_line()[:-7], MALFORMED),
     (
         "cut line with a usage line appended",
@@ -196,7 +196,7 @@ CASES: list[tuple[str, bytes, tuple[str, Any]]] = [
     ("cut line, escaped letter", b'{"type":"\\u0061ssistant","message":{"us', MALFORMED),
     ("JSON array", b'[{"usage": 1}]', MALFORMED),
     ("leading space", b" " + usage_line(), MALFORMED),
-    ("garbage", b"not json, usage 5", MALFORMED),
+    ("garbage", b'not json, "usage" 5', MALFORMED),
     ("trailing comma", b'{"type":"user","usage":{},}', MALFORMED),
     ("NaN literal", b'{"type":"user","title":NaN}', MALFORMED),
     # malformed, but without those bytes: could not have counted anything, not read

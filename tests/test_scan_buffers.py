@@ -77,11 +77,11 @@ def _corpus_lines() -> list[bytes]:
 
 def _expected(lines: list[bytes]) -> dict[str, Any]:
     """Totals, malformed and non-UTF-8 counts by Python's json, line by line (the lines
-    that hold "usage", "title", "\\u006" or "\\u007": no other line could count anything)."""
+    that hold '"usage"', 'title"', "\\u006" or "\\u007": no other line could count anything)."""
     best: dict[str, dict[str, Any]] = {}
     mal = utf = 0
     for raw in lines:
-        if not re.search(rb"usage|title|\\u00[67]", raw):
+        if not re.search(rb'"usage"|title"|\\u00[67]', raw):
             continue
         try:
             obj = json.loads(raw.decode("utf-8"))

@@ -1,5 +1,5 @@
-"""The candidate filter: a line without the bytes ``usage``, ``title``, ``\\u006`` or ``\\u007``
-is skipped unread, by the native scanner (``candidate`` in tokmon/_native/_scan.c, every
+"""The candidate filter: a line without the bytes ``"usage"`` (with its quotes), ``title"``,
+``\\u006`` or ``\\u007`` is skipped unread, by the native scanner (``candidate`` in tokmon/_native/_scan.c, every
 build) and by the Python paths (``parser._candidate``: parse_line, so the msgspec path's
 rejected lines and the native scanner's fallback too).
 
@@ -30,7 +30,7 @@ from tokmon.core import parser
 from tokmon.core.parser import LineStats, parse_line
 
 # the rule, written independently of both implementations
-RULE = re.compile(rb"usage|title|\\u00[67]")
+RULE = re.compile(rb'"usage"|title"|\\u00[67]')
 
 
 def _escaped(word: str, which: tuple[int, ...], upper: bool) -> str:
@@ -98,8 +98,8 @@ def test_every_escaped_spelling_is_read_on_every_path(python_scanner: None) -> N
     mod = _native_or_none()
     usage, title = _usage_lines(), _title_lines()
     assert len(usage) == 63 and len(title) == 2 * 63
-    assert sum(b"usage" not in ln for ln in usage) == 62
-    assert sum(b"title" not in ln for ln in title) == 2 * 62
+    assert sum(b'"usage"' not in ln for ln in usage) == 62
+    assert sum(b'title"' not in ln for ln in title) == 2 * 62
     for line in usage + title:
         assert parser._candidate(line), line
         assert json.loads(line)  # valid JSON: read as the plain spelling
@@ -127,6 +127,10 @@ NOTHING = [
     b'{"type":"assistant","message":{"usag":{"output_tokens":5}}}',
     b'{"a":"\\u001b[31m \\u0000 \\u00e9 \\u0080 \\u00ff \\u0041 \\u0058 \\u005f"}',
     b'{"a":"\\\\u00 \\\\u0 u006 u007 \\\\x61 usag itle sage titl"}',
+    b'{"type":"user","a":"usage of x, title of y, the titles","usage ":1,"xusage":2}',
+    b'{"a":"\\"usage\\": the quotes escaped","b":"the \\"title\\""}',
+    b'{"type":"custom-titles","sessionId":"s","customTitle":"t"}',
+    b'{"type":"custom-title ","sessionId":"s","customTitle":"t"}',
     # malformed: not counted as bad any more
     b"not json at all",
     b"[1, 2, 3]",
@@ -169,10 +173,10 @@ COUNTED = [
     b'{"type":"custom-title","sessionId":"s1","customTi',
     b'{"type":"\\u0061ssistant","message":{"\\u0075sage":{',
     b'{"type":"ai-\\u0074itle"',
-    b"usage",
+    b'"usage"',
     b'[{"title": 1}]',
     b'{"type":"user","usage":NaN}',
-    b'{"type":"user","x":"usage",}',
+    b'{"type":"user","x":"usage",}',  # (a string "usage": the same bytes as a key)
 ]
 
 
@@ -188,10 +192,11 @@ def test_malformed_lines_with_the_bytes_are_counted_on_every_path(python_scanner
     assert all(g == got[0] for g in got) and got[0][2] == len(NOTHING)
 
 
-PATTERNS = [b"usage", b"title"] + [
+PATTERNS = [b'"usage"', b'title"'] + [
     b"\\u00%d%s" % (d, h) for d in (6, 7) for h in (b"1", b"c", b"C")
 ]
-NEAR = [b"usag", b"sage", b"titl", b"itle", b"\\u005f", b"\\u008", b"\\u00", b"u0061", b"\\U0061"]
+NEAR = [b"usage", b'"usage', b'usage"', b'"usag"', b"title", b'itle"', b'titl"', b"\\u005f"]
+NEAR += [b"\\u008", b"\\u00", b"u0061", b"\\U0061"]
 FILL = b'x"{}: ,ua\\il0t6e7sgU'  # the pairs' bytes among others
 
 

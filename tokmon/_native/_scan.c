@@ -14,7 +14,10 @@
  * (a few per session) always go to Python. Most lines never reach yyjson: a walk of their
  * grammar that accepts only what yyjson accepts (the validate-only pre-pass below) skips
  * the lines that carry nothing, and the same walk noting fields decides most usage lines
- * (pre_usage); on any doubt yyjson reads the line as described here.
+ * (pre_usage); on any doubt yyjson reads the line as described here. Before any of it, a
+ * line without the bytes "usage", "title", "\u006" or "\u007" is skipped unread, valid or
+ * not (the candidate filter, below, with the proof that such a line can count nothing;
+ * parser._candidate skips the same lines on the Python paths).
  *
  * Pass 1 (the GIL released) parses every line of the range into small C records; pass 2
  * (with the GIL) builds the rows in line order: the same dedup key, "the first line with the
@@ -1014,44 +1017,48 @@ static int prepass(const char *line, size_t len) {
 
 /* --- the candidate filter: lines that cannot count anything are not read ------------------
  *
- * What a line can change: a usage row (a line whose decoded top object has
- * message.usage, an object), a poison count (such a usage line with an impossible value), a
- * title (a "type" of "custom-title" or "ai-title"), or the bad-line counts. The first three
- * need the decoded text "usage" or "title" in a key or a string of the line. JSON spells a
- * character of a key or a string either as itself or as an escape; the two-character
- * escapes (\" \\ \/ \b \f \n \r \t) give no letter, and a letter written as \uXXXX is
- * \u0061 to \u007A: the bytes \u006 or \u007 ("u" is lowercase in every JSON escape, "0",
- * "6" and "7" are digits, so no other spelling exists; a surrogate pair gives no ASCII).
- * Every letter of "usage" and "title" (a 61, e 65, g 67, i 69, l 6C, s 73, t 74, u 75) is
- * such a letter, and no byte of a valid UTF-8 multi-byte sequence is below 0x80, so a letter
- * is one byte and five consecutive letters are five consecutive bytes, or include an
- * escape. Hence: a line that holds none of the bytes "usage", "title", "\u006" and "\u007"
- * can give no row, no title and no poison count, whatever else it holds, valid JSON or not
- * (a line with bad UTF-8 too: Python reads it with the bad bytes replaced by U+FFFD, and no
- * ASCII byte is ever taken into a replaced sequence). Such a line is skipped unread, on
+ * What a line can change: a usage row (a line whose decoded top object has message.usage,
+ * an object), a poison count (such a usage line with an impossible value), a title (a
+ * "type" of "custom-title" or "ai-title"), or the bad-line counts. The first three need a
+ * key "usage" or a string value ending in "title". In JSON a key or a string is a token
+ * between two quote bytes that are never escaped, and each character inside is written
+ * either as itself or as an escape; the two-character escapes (\" \\ \/ \b \f \n \r \t)
+ * give no letter, and a letter written as \uXXXX is \u0041 to \u005A or \u0061 to \u007A:
+ * for the lowercase letters of "usage" and "title" (a 61, e 65, g 67, i 69, l 6C, s 73,
+ * t 74, u 75), the bytes \u006 or \u007 ("u" is lowercase in every JSON escape; "0", "6",
+ * "7" are digits, so no other spelling exists; a surrogate pair gives no ASCII). No byte of
+ * a valid UTF-8 multi-byte sequence is below 0x80, so letters and quotes are single bytes.
+ * So the key "usage" with no letter escaped is the bytes "usage" between quotes, and a value
+ * "custom-title" or "ai-title" with no letter of "title" escaped holds the bytes title"
+ * (its last letters, then its closing quote), whatever its other characters. Hence: a line
+ * that holds none of the bytes "usage" (with both quotes), title" , \u006 and \u007 can
+ * give no row, no title and no poison count, whatever else it holds, valid JSON or not
+ * (with bad UTF-8 too: Python reads such a line with the bad bytes replaced by U+FFFD, and
+ * no ASCII byte is ever taken into a replaced sequence). Such a line is skipped unread, on
  * this path and on the Python one (parser._candidate, the same four patterns): a malformed
  * line that could not have counted anything is no longer counted as bad
- * (docs/bad-input.md). The filter may say "candidate" wrongly (a "usage" in a tool's
+ * (docs/bad-input.md). The filter may say "candidate" wrongly (a quoted "usage" in a tool's
  * output): the line is then read as before.
  *
  * The search runs from the line's end back (a usage line's "usage" is ~300-500 bytes from
  * its end, after the content): in each block, the bytes at +0 and +2 of every position are
- * compared with three pairs, u.a ("usage"), i.l ("title", one byte on) and \.0 ("\u00"),
- * and each hit is checked in full; blocks of 32 bytes (AVX2) or 16 (SSE2), the last one
- * overlapping the one before it, and one position at a time in the portable build and for
- * short lines. On the measured corpora the pairs hit every ~30 KB of text that holds no
- * pattern. */
+ * compared with three pairs, u.a ("usage", one byte on), i.l ("title", one byte on) and
+ * \.0 ("\u00"), and each hit is checked in full; blocks of 32 bytes (AVX2) or 16 (SSE2),
+ * the last one overlapping the one before it, and one position at a time in the portable
+ * build and for short lines. On the measured corpora the pairs hit every ~30 KB of text
+ * that holds no pattern. */
 
 static int filter_enabled = 1;            /* tests switch it off to compare */
 static unsigned long long filtered_lines; /* lines it skipped (added with the GIL held) */
 
-/* whether a pattern starts at s[q] (``i``: "title" one byte before, ``\``: "\u006"/"\u007") */
+/* whether a pattern is at s[q]: "usage" (between quotes), "title" (one byte before, a quote
+ * after) or "\u006" / "\u007" */
 static int cand_at(const unsigned char *s, size_t len, size_t q) {
     switch (s[q]) {
     case 'u':
-        return q + 5 <= len && memcmp(s + q, "usage", 5) == 0;
+        return q >= 1 && q + 6 <= len && s[q - 1] == '"' && memcmp(s + q, "usage\"", 6) == 0;
     case 'i':
-        return q >= 1 && q + 4 <= len && memcmp(s + q - 1, "title", 5) == 0;
+        return q >= 1 && q + 5 <= len && memcmp(s + q - 1, "title\"", 6) == 0;
     case '\\':
         return q + 5 <= len && s[q + 1] == 'u' && s[q + 2] == '0' && s[q + 3] == '0' &&
                (s[q + 4] == '6' || s[q + 4] == '7');
