@@ -1679,14 +1679,27 @@ done:
 
 /* --- test hooks: the pre-pass must really run (its speed-up cannot vanish unseen) --------- */
 
-static PyObject *t_prepass(PyObject *self, PyObject *arg) {
+/* ``test`` on the bytes of ``arg``, as a bool */
+static PyObject *line_test(PyObject *arg, int (*test)(const char *, size_t)) {
     Py_buffer view;
     int ok;
-    (void)self;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    ok = prepass((const char *)view.buf, (size_t)view.len);
+    ok = test((const char *)view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     return PyBool_FromLong(ok);
+}
+
+/* ``*flag`` set to the truth of ``arg`` */
+static PyObject *set_flag(PyObject *arg, int *flag) {
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    *flag = on;
+    Py_RETURN_NONE;
+}
+
+static PyObject *t_prepass(PyObject *self, PyObject *arg) {
+    (void)self;
+    return line_test(arg, prepass);
 }
 
 static PyObject *t_prepass_lines(PyObject *self, PyObject *args) {
@@ -1696,13 +1709,8 @@ static PyObject *t_prepass_lines(PyObject *self, PyObject *args) {
 }
 
 static PyObject *t_candidate(PyObject *self, PyObject *arg) {
-    Py_buffer view;
-    int ok;
     (void)self;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    ok = candidate((const char *)view.buf, (size_t)view.len);
-    PyBuffer_Release(&view);
-    return PyBool_FromLong(ok);
+    return line_test(arg, candidate);
 }
 
 static PyObject *t_filtered_lines(PyObject *self, PyObject *args) {
@@ -1712,11 +1720,8 @@ static PyObject *t_filtered_lines(PyObject *self, PyObject *args) {
 }
 
 static PyObject *t_set_filter(PyObject *self, PyObject *arg) {
-    int on = PyObject_IsTrue(arg);
     (void)self;
-    if (on < 0) return NULL;
-    filter_enabled = on;
-    Py_RETURN_NONE;
+    return set_flag(arg, &filter_enabled);
 }
 
 static PyObject *t_usage_lines(PyObject *self, PyObject *args) {
@@ -1726,11 +1731,8 @@ static PyObject *t_usage_lines(PyObject *self, PyObject *args) {
 }
 
 static PyObject *t_set_prepass(PyObject *self, PyObject *arg) {
-    int on = PyObject_IsTrue(arg);
     (void)self;
-    if (on < 0) return NULL;
-    prepass_enabled = on;
-    Py_RETURN_NONE;
+    return set_flag(arg, &prepass_enabled);
 }
 
 /* _set_prepass_simd(build) -> the build in use before: 0 byte loop, 1 SSE2, 2 AVX2 */
