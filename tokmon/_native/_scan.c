@@ -15,7 +15,7 @@
  * grammar that accepts only what yyjson accepts (the validate-only pre-pass below) skips
  * the lines that carry nothing, and the same walk noting fields decides most usage lines
  * (pre_usage); on any doubt yyjson reads the line as described here. Before any of it, a
- * line without the bytes "usage", "title", "\u006" or "\u007" is skipped unread, valid or
+ * line without the bytes "usage" (quoted), title", \u006 or \u007 is skipped unread, valid or
  * not (the candidate filter, below, with the proof that such a line can count nothing;
  * parser._candidate skips the same lines on the Python paths).
  *
@@ -1134,7 +1134,7 @@ PRE_TARGET_AVX2 static int candidate_avx2(const char *line, size_t len) {
 }
 #endif
 
-/* Whether the line holds "usage", "title", "\u006" or "\u007" (the same build as the
+/* Whether the line holds "usage" (quoted), title", \u006 or \u007 (the same build as the
  * pre-pass: _set_prepass_simd picks both). */
 static int candidate(const char *line, size_t len) {
 #ifdef PRE_AVX2
