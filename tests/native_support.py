@@ -50,7 +50,8 @@ def builds() -> list[int]:
 def scanner_state() -> Iterator[None]:
     """Restore, on the way out (also after a failure), every switch a test of the scanners
     turns: ``parser._native`` (which scanner runs), the fallback's budget and its count, and
-    when the extension is loaded its pre-pass (on) and pre-pass build (the best)."""
+    when the extension is loaded its candidate filter (on), its pre-pass (on) and pre-pass
+    build (the best)."""
     saved = (parser._native, parser.FALLBACK_BUDGET, parser._fallback_bytes)
     try:
         yield
@@ -58,5 +59,6 @@ def scanner_state() -> Iterator[None]:
         parser._native, parser.FALLBACK_BUDGET, parser._fallback_bytes = saved
         mod = sys.modules.get("tokmon._native._scan")  # not loaded: its switches never turned
         if mod is not None:
+            mod._set_filter(True)
             mod._set_prepass(True)
             mod._set_prepass_simd(mod.PREPASS_BEST)

@@ -22,7 +22,8 @@ def build_bad_corpus(root: Path) -> None:
         T0, msg_id="big", req_id="rbig", inp=1, out=1, extra={"pad": "x" * (2 * 1024 * 1024)}
     )
     write_lines(
-        p / "a.jsonl", [GOOD[0], "{not json", '{"type":"assistant","message":', big, GOOD[1]]
+        p / "a.jsonl",
+        [GOOD[0], "{not json", '{"type":"assistant","message":{"usage":', big, GOOD[1]],
     )
     (p / "b.jsonl").write_bytes(
         os.urandom(4096) + b"\n\xff\xfe\x00garbage\n" + GOOD[2].encode() + b"\n" + GOOD[3].encode()

@@ -1,15 +1,17 @@
 """What held-out real data showed (issue 13, item 8), rebuilt as fixtures.
 
-- the malformed-line warning counts exactly (lines and files), including broken lines that
-  carry no usage (a truncated line the next line was appended to), and `--log-level debug`
-  lists each file with its count and line numbers (capped); a line that is valid JSON but
-  for its UTF-8 counts as non-UTF-8 only when it carries usage or a title (docs/architecture.md,
-  "Invalid UTF-8");
+- the malformed-line warning counts exactly (lines and files) the broken lines that could
+  have counted something: those holding the bytes ``"usage"``, ``title"``, ``\\u006`` or
+  ``\\u007`` (a truncated usage line, a truncated line the next usage line was appended to);
+  a broken line without them (garbage, a cut user line joined to the next user line) is
+  not read and not counted (docs/bad-input.md); `--log-level debug` lists each file with
+  its count and line numbers (capped); a line that is valid JSON but for its UTF-8 counts as
+  non-UTF-8 only when it carries usage or a title (docs/architecture.md, "Invalid UTF-8");
 - a Windows `cwd` (``C:\\Users\\...\\proj``) gives the project name ``proj`` on every OS;
 - sessions with 0 tokens are hidden from `tokmon session` unless `--all` is given.
 
 Expected counts come from an independent validator (Python's json module over the complete
-lines), never from tokmon's parser.
+lines that a regular expression finds the bytes in), never from tokmon's parser.
 """
 
 from __future__ import annotations
@@ -55,12 +57,16 @@ def _bad_corpus(root: Path) -> Path:
         p / "a.jsonl",
         [
             good[0],
-            "not json at all",
-            good[1][: len(good[1]) // 2],  # truncated assistant line
-            USER[:70] + USER,  # truncated user line + next user line
-            USER[:40] + SUMMARY,  # truncated + a summary line
-            "[1, 2, 3]",  # JSON, but not an object
-            '{"type":"user","message":{"content":"x"}}}',  # one brace too many
+            "not json at all",  # could not have counted anything: not counted
+            'not json, but it says "usage"',  # counted
+            good[1][:-20],  # truncated assistant line (its usage cut): counted
+            USER[:70] + USER,  # truncated user line + next user line: not counted
+            USER[:70] + good[9],  # truncated user line + a usage line: counted
+            USER[:40] + SUMMARY,  # truncated + a summary line: not counted
+            "[1, 2, 3]",  # JSON, but not an object: not counted
+            '[{"title": 1}]',  # counted
+            '{"type":"user","message":{"content":"x"}}}',  # one brace too many: not counted
+            '{"type":"user","message":{"content":"\\u0075"}}}',  # an escaped letter: counted
             good[2],
         ],
     )
@@ -68,13 +74,13 @@ def _bad_corpus(root: Path) -> Path:
         fh.write(b'{"type":"user","text":"caf\xe9"}\n')  # not UTF-8, no usage: not counted
         fh.write(good[3].replace("proj", "pr\xe9j").encode("latin-1") + b"\n")  # not UTF-8
         fh.write((good[3] + "\n").encode())
-    # b: only broken lines that carry no usage (what a usage-only check misses)
+    # b: only broken lines that could not have counted anything: no warning for this file
     write_lines(p / "b.jsonl", [USER, USER[:55] + USER, SUMMARY[:30] + SUMMARY, good[4]])
     # c: clean; d: clean but its last line is still being written (not counted)
     write_lines(p / "c.jsonl", [good[5], USER, SUMMARY])
     write_lines(p / "d.jsonl", [good[6], USER[:50]], newline_at_end=False)
     # e: many bad lines, more than the debug listing shows
-    write_lines(p / "e.jsonl", [good[7]] + [f"garbage {i}" for i in range(25)] + [good[8]])
+    write_lines(p / "e.jsonl", [good[7]] + [f'garbage {i} "usage"' for i in range(25)] + [good[8]])
     return root
 
 
@@ -87,8 +93,8 @@ def _independent_count(root: Path) -> dict[str, tuple[int, int, list[int]]]:
         mal = utf = 0
         numbers = []
         for i, raw in enumerate(complete, 1):
-            if not raw.strip():
-                continue
+            if not raw.strip() or not re.search(rb'"usage"|title"|\\u00[67]', raw):
+                continue  # nothing it could count: not read (docs/bad-input.md)
             try:
                 obj = json.loads(raw.decode("utf-8"))
                 if isinstance(obj, dict):
@@ -112,7 +118,7 @@ def test_malformed_lines_are_counted_exactly(env: dict[str, str], tmp_path: Path
     expected = _independent_count(root)
     mal = sum(v[0] for v in expected.values())
     utf = sum(v[1] for v in expected.values())
-    assert len(expected) == 3 and mal == 6 + 2 + 25 and utf == 1  # the fixture is what we meant
+    assert len(expected) == 2 and mal == 5 + 25 and utf == 1  # the fixture is what we meant
     r = run_tokmon(["daily", "--json"], {**env, "CLAUDE_CONFIG_DIR": str(root)})
     assert r.returncode == 0, r.stderr
     warn = [ln for ln in r.stderr.splitlines() if "skipped" in ln]

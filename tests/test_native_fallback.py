@@ -62,7 +62,7 @@ DOUBTFUL = [
 # that msgspec reads as infinity, skipped or not: a row): the fallback must not give
 # parse_line's answer for them. (A ``costUSD`` of 1e400 is no such line: msgspec rejects
 # it, being out of a float's range, and hands it to parse_line too.)
-DIFFER = [b'{"a":1e400}', b'{"type":"user","a":[-1E400]}', _raw_usage(x="1e400")]
+DIFFER = [b'{"usage":1e400}', b'{"type":"user","title":[-1E400]}', _raw_usage(x="1e400")]
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
@@ -164,11 +164,11 @@ def test_the_budget_is_per_process_and_switches_to_msgspec(
     native_scanner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _spy(monkeypatch)
-    buf = b"\n".join([_good(1), TITLE, _good(2), b"{bad"]) + b"\n"
+    buf = b"\n".join([_good(1), TITLE, _good(2), b'{bad "usage"']) + b"\n"
     parser.FALLBACK_BUDGET, parser._fallback_bytes = 1 << 40, 0
     first = _scan(buf, True)
     handed = parser._fallback_bytes  # the title and the bad line, two calls
-    assert calls == {"ref": 2, "py": 0} and handed == len(TITLE) + len(b"{bad") + 2
+    assert calls == {"ref": 2, "py": 0} and handed == len(TITLE) + len(b'{bad "usage"') + 2
     parser.FALLBACK_BUDGET = 3 * handed
     for _ in range(6):  # the same lines again: twice within the budget, then past it
         assert _scan(buf, True) == first
@@ -280,7 +280,7 @@ def test_a_cold_run_past_the_budget_uses_msgspec(tmp_path: Path, cold: Cold) -> 
 
 def test_a_doubtful_line_builds_the_decoder(tmp_path: Path, cold: Cold) -> None:
     root = tmp_path / "c"
-    _corpus(root, [b'{"a":1e400}'], files=1)
+    _corpus(root, [b'{"usage":1e400}'], files=1)
     report, facts = cold(root)
     assert facts["msgspec"] and facts["handed"] < parser.FALLBACK_BUDGET
     assert cold(root, no_native=True)[0] == report

@@ -9,6 +9,11 @@ Every build of it this machine runs (AVX2, SSE2, the portable one: ``_set_prepas
 takes the same decision on every line, and on strings built to put escapes, backslash runs,
 quotes, control bytes and UTF-8 sequences at every offset around the 16, 32 and 64-byte
 blocks it checks, each build's decision is exactly "msgspec decodes the line".
+
+These lines mostly hold none of the candidate filter's patterns (``usage``, ``title``,
+``\\u006``, ``\\u007``), which skips them before the pre-pass sees them: the native scans here
+run with the filter off (``_prepass_alone``), and once more with it on
+(tests/test_native_filter.py holds the filter itself).
 """
 
 # ruff: noqa: UP031  (raw JSON written with %: braces in f-strings would be doubled)
@@ -17,7 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +52,31 @@ def _decisions(lines: list[bytes]) -> dict[int, list[bool]]:
     return out
 
 
+@contextmanager
+def _prepass_alone() -> Iterator[None]:
+    """The candidate filter off: every line reaches the pre-pass."""
+    mod = module()
+    mod._set_filter(False)
+    try:
+        yield
+    finally:
+        mod._set_filter(True)
+
+
 def _without_prepass(buf: bytes, block: int = 0) -> Any:
     mod = module()
     mod._set_prepass(False)
     try:
-        return _scan(buf, True, block=block)
+        with _prepass_alone():
+            return _scan(buf, True, block=block)
     finally:
         mod._set_prepass(True)
 
 
 def _check(lines: list[bytes], block: int = 0) -> None:
     """Every build decides alike, the contract holds on each line the pre-pass skips, then
-    the three scans agree (the native one with each build)."""
+    the three scans agree (the native one with each build, the filter off; and with the
+    filter on)."""
     mod = module()
     decided = _decisions(lines)
     for build, got in decided.items():
@@ -68,12 +87,14 @@ def _check(lines: list[bytes], block: int = 0) -> None:
     buf = b"\n".join(lines) + b"\n"
     py = _scan(buf, False, block=block)
     try:
-        for build in builds():
-            mod._set_prepass_simd(build)
-            assert _scan(buf, True, block=block) == py, build
+        with _prepass_alone():
+            for build in builds():
+                mod._set_prepass_simd(build)
+                assert _scan(buf, True, block=block) == py, build
     finally:
         mod._set_prepass_simd(mod.PREPASS_BEST)
     assert _without_prepass(buf, block) == py
+    assert _scan(buf, True, block=block) == py
 
 
 # --- lines it must skip, and lines it must leave to yyjson ----------------------------------
@@ -286,6 +307,7 @@ def test_the_prepass_runs_for_plain_lines(native_scanner: Any) -> None:
     """A transcript's plain lines take the pre-pass (counted), its usage and title lines do
     not, and the rows are those of yyjson alone."""
     mod = native_scanner
+    mod._set_filter(False)  # (the fixture turns it back on)
     lines = [USER, TOOL_RESULT, b"{}", _good(1), TITLE, _good(2), USER, b'{"a":1e400}', USER]
     buf = b"\n".join(lines) + b"\n"
     calls: list[tuple[int, int]] = []
@@ -332,6 +354,7 @@ def test_the_prepass_takes_most_lines_of_a_generated_corpus(
     from tokmon.demo import generate
 
     mod = native_scanner
+    mod._set_filter(False)  # (the fixture turns it back on)
     generate(tmp_path / "gen", size_mb=2, seed=11)
     paths = sorted((tmp_path / "gen").rglob("*.jsonl"))
     lines = [ln for p in paths for ln in p.read_bytes().split(b"\n") if ln]
@@ -365,6 +388,7 @@ def test_the_real_corpus_with_and_without_the_prepass(
     from tokmon.core.scan import scan_file
 
     mod = native_scanner
+    mod._set_filter(False)  # (the fixture turns it back on)
     paths = sorted(real_corpus.rglob("*.jsonl"))
     parser._native = False
     before = mod._prepass_lines()

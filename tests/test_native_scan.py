@@ -431,7 +431,7 @@ def test_an_exception_in_the_fallback_propagates(native_scanner: Any) -> None:
         raise KeyError("boom")
 
     with pytest.raises(KeyError):
-        _scan.scan(b"x\n", 0, 2, 0, SRC, {}, {}, str, boom, 1, 0.0, 1.0)
+        _scan.scan(b'"usage"\n', 0, 8, 0, SRC, {}, {}, str, boom, 1, 0.0, 1.0)
 
 
 # --- generated hostile lines ----------------------------------------------------------------

@@ -11,7 +11,8 @@ from native_support import need_native, scanner_state
 
 from tokmon.core import parser
 
-PLAIN = b'{"type":"user","message":{"role":"user","content":"hi"}}\n'
+PLAIN = b'{"type":"user","message":{"role":"user","content":"usage"}}\n'  # read, then skipped
+NOTHING = b'{"type":"user","message":{"role":"user","content":"hi"}}\n'  # not read at all
 BEFORE: dict[str, Any] = {}
 TURNED = object()  # no scanner: a value parser._native never holds by itself
 
@@ -23,17 +24,26 @@ def _prepass_on(mod: Any) -> bool:
     return bool(mod._prepass_lines() - before)
 
 
+def _filter_on(mod: Any) -> bool:
+    """Whether the candidate filter runs: a line without its patterns moves its counter."""
+    before = mod._filtered_lines()
+    mod.scan(NOTHING, 0, len(NOTHING), 0, "/x", {}, {}, str, lambda a, b: None, 10**9, 0, 7.3e9)
+    return bool(mod._filtered_lines() - before)
+
+
 def _switches(mod: Any) -> tuple[Any, ...]:
-    """Every switch: which scanner, the fallback's budget and count, the pre-pass and its
-    build (read by setting the best build, which answers the one in use)."""
+    """Every switch: which scanner, the fallback's budget and count, the candidate filter,
+    the pre-pass and its build (read by setting the best build, which answers the one in
+    use)."""
     build = mod._set_prepass_simd(mod.PREPASS_BEST)
     mod._set_prepass_simd(build)
     switches = parser._native, parser.FALLBACK_BUDGET, parser._fallback_bytes
-    return (*switches, _prepass_on(mod), build)
+    return (*switches, _filter_on(mod), _prepass_on(mod), build)
 
 
 def _turn_all(mod: Any) -> None:
     parser._native, parser.FALLBACK_BUDGET, parser._fallback_bytes = TURNED, 1, 12345
+    mod._set_filter(False)
     mod._set_prepass(False)
     mod._set_prepass_simd(0)
 
@@ -43,10 +53,10 @@ def test_scanner_state_restores_every_switch_after_a_failure() -> None:
     from tokmon._native import _scan as mod
 
     before = _switches(mod)
-    assert before[3:] == (True, mod.PREPASS_BEST)  # the defaults
+    assert before[3:] == (True, True, mod.PREPASS_BEST)  # the defaults
     with pytest.raises(RuntimeError), scanner_state():
         _turn_all(mod)
-        assert _switches(mod) == (TURNED, 1, 12345, False, 0)
+        assert _switches(mod) == (TURNED, 1, 12345, False, False, 0)
         raise RuntimeError
     assert _switches(mod) == before
 

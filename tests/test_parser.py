@@ -185,15 +185,29 @@ CASES: list[tuple[str, bytes, tuple[str, Any]]] = [
     ),
     ("blank title", b'{"type":"custom-title","sessionId":"s1","customTitle":"  "}', SKIP),
     ("title without session", b'{"type":"ai-title","aiTitle":"t"}', SKIP),
-    # malformed (skipped and counted)
+    # malformed (skipped and counted): lines that hold '"usage"', 'title"', "\u006" or "\u007"
     ("truncated line", usage_line()[:-7], MALFORMED),
-    ("cut line with the next appended", usage_line()[:50] + b'{"type":"user"}', MALFORMED),
-    ("truncated non-usage line", b'{"type":"user","message":{"content":"ab', MALFORMED),
-    ("JSON array", b"[1, 2]", MALFORMED),
+    (
+        "cut line with a usage line appended",
+        b'{"type":"user","message":{"content":"ab' + usage_line(),
+        MALFORMED,
+    ),
+    ("cut title line", b'{"type":"custom-title","sessionId":"s1","customTi', MALFORMED),
+    ("cut line, escaped letter", b'{"type":"\\u0061ssistant","message":{"us', MALFORMED),
+    ("JSON array", b'[{"usage": 1}]', MALFORMED),
     ("leading space", b" " + usage_line(), MALFORMED),
-    ("garbage", b"not json at all", MALFORMED),
-    ("trailing comma", b'{"type":"user",}', MALFORMED),
-    ("NaN literal", b'{"type":"user","x":NaN}', MALFORMED),
+    ("garbage", b'not json, "usage" 5', MALFORMED),
+    ("trailing comma", b'{"type":"user","usage":{},}', MALFORMED),
+    ("NaN literal", b'{"type":"user","title":NaN}', MALFORMED),
+    # malformed, but without those bytes: could not have counted anything, not read
+    ("cut line with the next appended", usage_line()[:50] + b'{"type":"user"}', SKIP),
+    ("truncated non-usage line", b'{"type":"user","message":{"content":"ab', SKIP),
+    ("JSON array without the bytes", b"[1, 2]", SKIP),
+    ("garbage without the bytes", b"not json at all", SKIP),
+    ("trailing comma without the bytes", b'{"type":"user",}', SKIP),
+    ("NaN literal without the bytes", b'{"type":"user","x":NaN}', SKIP),
+    ("cut line, an escape of no letter", b'{"type":"user","x":"\\u001b\\u0041\\u00', SKIP),
+    ("usage spelled with a capital", b'{"type":"assistant","message":{"Usage":{', SKIP),
     (
         "invalid UTF-8 in a usage line",
         usage_line().replace("héllo".encode(), b"h\xffllo"),
@@ -204,7 +218,8 @@ CASES: list[tuple[str, bytes, tuple[str, Any]]] = [
         b'{"type":"ai-title","sessionId":"s","aiTitle":"\xc3("}',
         BAD_UTF8,
     ),
-    ("invalid UTF-8, not JSON either", b'{"type":"user","x":"\xe2\x82', BAD_UTF8),
+    ("invalid UTF-8, not JSON either", b'{"type":"user","title":"\xe2\x82', BAD_UTF8),
+    ("invalid UTF-8, not JSON, without the bytes", b'{"type":"user","x":"\xe2\x82', SKIP),
     # valid JSON but for its UTF-8, carrying neither usage nor a title: not read, not counted
     ("invalid UTF-8 in another line", b'{"type":"user","x":"\xc3("}', SKIP),
     ("truncated UTF-8 sequence", b'{"type":"user","x":"\xe2\x82"}', SKIP),
@@ -396,7 +411,16 @@ def test_lines_that_are_json_only_together_are_each_malformed() -> None:
         _agree([_good(5), *extra, _good(6)])
         _agree([*extra, _good(7)])
         _agree([_good(8), *extra])
+    for extra in (spans, open_end, colon, comma):  # no line may count anything: none read
+        assert _by_scan_lines(b"\n".join(extra) + b"\n", 0, 0)[2:4] == (0, 0)
+    # the same with "usage" or "title" on every line (lines that could have counted)
+    spans = [b'{"usage":[{"b":1}', b'{"title":2}]}', b'{"d":1}{"usage":2}']
+    open_end = [b'{"usage":[', b'{"title":1}]}', b'{"c":1}{"usage":2}']
+    colon = [b'{"usage":', b'{"title":1}}', b'{}{"usage":1}']
+    comma = [b'{"usage":[1,', b'{"title":1}]}', b'{"c":1} {"usage":2}']
     for extra in (spans, open_end, colon, comma):
+        _agree([_good(5), *extra, _good(6)])
+        _agree([*extra, _good(7)])
         assert _by_scan_lines(b"\n".join(extra) + b"\n", 0, 0)[2:4] == (3, 0)
 
 

@@ -11,6 +11,7 @@ figures are computed independently below, never by tokmon's parser.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -67,18 +68,20 @@ def _corpus_lines() -> list[bytes]:
     lines.append(b'{"type":"user","text":"caf\xe9"}')  # not UTF-8, no usage: not counted
     lines.append(_line(101, 5).encode().replace(b"msg_101", b"msg_\xff101"))  # not UTF-8
     lines.append(_line(102, 9).encode()[:-9])  # truncated usage line
-    lines.append(_user("cut")[:30].encode() + _user("next").encode())  # cut + next line
+    lines.append(_user("cut")[:30].encode() + _user("next").encode())  # cut + next: no usage
+    lines.append(_user("cut")[:30].encode() + _line(103, 4).encode())  # cut + a usage line
     # a poison line of a response already seen (year 2200): still malformed, row kept
     lines.append(_line(3, 1, ts="2200-01-01T00:00:00.000Z").encode())
     return lines
 
 
 def _expected(lines: list[bytes]) -> dict[str, Any]:
-    """Totals, malformed and non-UTF-8 counts by Python's json, line by line."""
+    """Totals, malformed and non-UTF-8 counts by Python's json, line by line (the lines
+    that hold '"usage"', 'title"', "\\u006" or "\\u007": no other line could count anything)."""
     best: dict[str, dict[str, Any]] = {}
     mal = utf = 0
     for raw in lines:
-        if not raw.strip():
+        if not re.search(rb'"usage"|title"|\\u00[67]', raw):
             continue
         try:
             obj = json.loads(raw.decode("utf-8"))

@@ -132,7 +132,8 @@ def test_bad_line_numbers_are_counted_when_asked_for(
 
     p = tmp_path / "a.jsonl"
     good = b'{"type": "user", "message": {"role": "user", "content": "hi"}}\n'
-    p.write_bytes(good * 3 + b"{not json\n" + good + b"\xff\xfe{}\n" + good * 2)
+    bad = b'{not json "usage"\n', b'\xff\xfe{"usage"}\n'  # (lines that could have counted)
+    p.write_bytes(good * 3 + bad[0] + good + bad[1] + good * 2)
     counted: list[str] = []
     real = scan.line_numbers
 

@@ -414,7 +414,7 @@ def test_a_small_read_builds_no_msgspec_decoder(tmp_path: Path) -> None:
     write_lines(
         f,
         [assistant_line(END, msg_id=f"m{i}", req_id=f"r{i}", session="s", out=i) for i in range(5)]
-        + ["not json", '{"type": "custom-title", "sessionId": "s", "customTitle": "T"}'],
+        + ['not json: "usage"', '{"type": "custom-title", "sessionId": "s", "customTitle": "T"}'],
     )
     code = (
         "import sys, orjson\n"

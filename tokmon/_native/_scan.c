@@ -14,7 +14,10 @@
  * (a few per session) always go to Python. Most lines never reach yyjson: a walk of their
  * grammar that accepts only what yyjson accepts (the validate-only pre-pass below) skips
  * the lines that carry nothing, and the same walk noting fields decides most usage lines
- * (pre_usage); on any doubt yyjson reads the line as described here.
+ * (pre_usage); on any doubt yyjson reads the line as described here. Before any of it, a
+ * line without the bytes "usage" (quoted), title", \u006 or \u007 is skipped unread, valid or
+ * not (the candidate filter, below, with the proof that such a line can count nothing;
+ * parser._candidate skips the same lines on the Python paths).
  *
  * Pass 1 (the GIL released) parses every line of the range into small C records; pass 2
  * (with the GIL) builds the rows in line order: the same dedup key, "the first line with the
@@ -62,6 +65,8 @@ typedef struct {
     size_t scratch_size;
     int nomem;
     int prepass;  /* prepass_enabled, read with the GIL held */
+    int filter;   /* filter_enabled, the same */
+    size_t filtered; /* lines the candidate filter skipped */
     size_t fast;  /* lines the pre-pass skipped */
     size_t fields; /* lines pre_usage decided */
 } pass1;
@@ -1010,6 +1015,137 @@ static int prepass(const char *line, size_t len) {
     return prepass_swar(line, len);
 }
 
+/* --- the candidate filter: lines that cannot count anything are not read ------------------
+ *
+ * What a line can change: a usage row (a line whose decoded top object has message.usage,
+ * an object), a poison count (such a usage line with an impossible value), a title (a
+ * "type" of "custom-title" or "ai-title"), or the bad-line counts. The first three need a
+ * key "usage" or a string value ending in "title". In JSON a key or a string is a token
+ * between two quote bytes that are never escaped, and each character inside is written
+ * either as itself or as an escape; the two-character escapes (\" \\ \/ \b \f \n \r \t)
+ * give no letter, and a letter written as \uXXXX is \u0041 to \u005A or \u0061 to \u007A:
+ * for the lowercase letters of "usage" and "title" (a 61, e 65, g 67, i 69, l 6C, s 73,
+ * t 74, u 75), the bytes \u006 or \u007 ("u" is lowercase in every JSON escape; "0", "6",
+ * "7" are digits, so no other spelling exists; a surrogate pair gives no ASCII). No byte of
+ * a valid UTF-8 multi-byte sequence is below 0x80, so letters and quotes are single bytes.
+ * So the key "usage" with no letter escaped is the bytes "usage" between quotes, and a value
+ * "custom-title" or "ai-title" with no letter of "title" escaped holds the bytes title"
+ * (its last letters, then its closing quote), whatever its other characters. Hence: a line
+ * that holds none of the bytes "usage" (with both quotes), title" , \u006 and \u007 can
+ * give no row, no title and no poison count, whatever else it holds, valid JSON or not
+ * (with bad UTF-8 too: Python reads such a line with the bad bytes replaced by U+FFFD, and
+ * no ASCII byte is ever taken into a replaced sequence). Such a line is skipped unread, on
+ * this path and on the Python one (parser._candidate, the same four patterns): a malformed
+ * line that could not have counted anything is no longer counted as bad
+ * (docs/bad-input.md). The filter may say "candidate" wrongly (a quoted "usage" in a tool's
+ * output): the line is then read as before.
+ *
+ * The search runs from the line's end back (a usage line's "usage" is ~300-500 bytes from
+ * its end, after the content): in each block, the bytes at +0 and +2 of every position are
+ * compared with three pairs, u.a ("usage", one byte on), i.l ("title", one byte on) and
+ * \.0 ("\u00"), and each hit is checked in full; blocks of 32 bytes (AVX2) or 16 (SSE2),
+ * the last one overlapping the one before it, and one position at a time in the portable
+ * build and for short lines. On the measured corpora the pairs hit every ~30 KB of text
+ * that holds no pattern. */
+
+static int filter_enabled = 1;            /* tests switch it off to compare */
+static unsigned long long filtered_lines; /* lines it skipped (added with the GIL held) */
+
+/* whether a pattern is at s[q]: "usage" (between quotes), "title" (one byte before, a quote
+ * after) or "\u006" / "\u007" */
+static int cand_at(const unsigned char *s, size_t len, size_t q) {
+    switch (s[q]) {
+    case 'u':
+        return q >= 1 && q + 6 <= len && s[q - 1] == '"' && memcmp(s + q, "usage\"", 6) == 0;
+    case 'i':
+        return q >= 1 && q + 5 <= len && memcmp(s + q - 1, "title\"", 6) == 0;
+    case '\\':
+        return q + 5 <= len && s[q + 1] == 'u' && s[q + 2] == '0' && s[q + 3] == '0' &&
+               (s[q + 4] == '6' || s[q + 4] == '7');
+    }
+    return 0;
+}
+
+/* the pairs: bit 1 u.a, 2 i.l, 4 \.0 (the byte at q, the byte at q + 2) */
+static const unsigned char cand_first[256] = {['u'] = 1, ['i'] = 2, ['\\'] = 4};
+static const unsigned char cand_third[256] = {['a'] = 1, ['l'] = 2, ['0'] = 4};
+
+/* the positions q < n, from the last back (the portable build; short lines) */
+static int cand_bytes(const unsigned char *s, size_t len, size_t n) {
+    while (n-- > 0)
+        if ((cand_first[s[n]] & cand_third[s[n + 2]]) && cand_at(s, len, n)) return 1;
+    return 0;
+}
+
+static int candidate_swar(const char *line, size_t len) {
+    return len >= 5 && cand_bytes((const unsigned char *)line, len, len - 2);
+}
+
+#ifdef PRE_SSE2
+static int candidate_sse2(const char *line, size_t len) {
+    const unsigned char *s = (const unsigned char *)line;
+    const __m128i u = _mm_set1_epi8('u'), a = _mm_set1_epi8('a'), i = _mm_set1_epi8('i'),
+                  l = _mm_set1_epi8('l'), b = _mm_set1_epi8('\\'), z = _mm_set1_epi8('0');
+    size_t p;
+    if (len < 18) return len >= 5 && cand_bytes(s, len, len - 2);
+    p = len - 18; /* the block's 16 positions read 2 bytes past it */
+    for (;;) {
+        __m128i x0 = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+        __m128i x2 = _mm_loadu_si128((const __m128i *)(const void *)(s + p + 2));
+        __m128i m = _mm_or_si128(
+            _mm_or_si128(_mm_and_si128(_mm_cmpeq_epi8(x0, u), _mm_cmpeq_epi8(x2, a)),
+                         _mm_and_si128(_mm_cmpeq_epi8(x0, i), _mm_cmpeq_epi8(x2, l))),
+            _mm_and_si128(_mm_cmpeq_epi8(x0, b), _mm_cmpeq_epi8(x2, z)));
+        uint64_t bits = PRE_MM(m);
+        while (bits) {
+            if (cand_at(s, len, p + (size_t)pre_ctz(bits))) return 1;
+            bits &= bits - 1;
+        }
+        if (p == 0) return 0;
+        p = p > 16 ? p - 16 : 0;
+    }
+}
+#endif
+
+#ifdef PRE_AVX2
+PRE_TARGET_AVX2 static int candidate_avx2(const char *line, size_t len) {
+    const unsigned char *s = (const unsigned char *)line;
+    const __m256i u = _mm256_set1_epi8('u'), a = _mm256_set1_epi8('a'),
+                  i = _mm256_set1_epi8('i'), l = _mm256_set1_epi8('l'),
+                  b = _mm256_set1_epi8('\\'), z = _mm256_set1_epi8('0');
+    size_t p;
+    if (len < 34) return len >= 5 && cand_bytes(s, len, len - 2);
+    p = len - 34;
+    for (;;) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(s + p));
+        __m256i x2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + p + 2));
+        __m256i m = _mm256_or_si256(
+            _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(x0, u), _mm256_cmpeq_epi8(x2, a)),
+                            _mm256_and_si256(_mm256_cmpeq_epi8(x0, i), _mm256_cmpeq_epi8(x2, l))),
+            _mm256_and_si256(_mm256_cmpeq_epi8(x0, b), _mm256_cmpeq_epi8(x2, z)));
+        uint64_t bits = (uint64_t)(uint32_t)_mm256_movemask_epi8(m);
+        while (bits) {
+            if (cand_at(s, len, p + (size_t)pre_ctz(bits))) return 1;
+            bits &= bits - 1;
+        }
+        if (p == 0) return 0;
+        p = p > 32 ? p - 32 : 0;
+    }
+}
+#endif
+
+/* Whether the line holds "usage" (quoted), title", \u006 or \u007 (the same build as the
+ * pre-pass: _set_prepass_simd picks both). */
+static int candidate(const char *line, size_t len) {
+#ifdef PRE_AVX2
+    if (prepass_simd == PRE_AVX2_BUILD) return candidate_avx2(line, len);
+#endif
+#ifdef PRE_SSE2
+    if (prepass_simd == PRE_SSE2_BUILD) return candidate_sse2(line, len);
+#endif
+    return candidate_swar(line, len);
+}
+
 static int pre_fields_swar(const char *line, size_t len, pre_val *f) {
     return pre_fields_t(line, len, f, pre_string_swar);
 }
@@ -1142,6 +1278,11 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
     r->kind = K_PY;
     if (len == 0) {
         r->kind = K_SKIP;
+        return;
+    }
+    if (p->filter && !candidate(line, len)) { /* nothing to count, valid or not */
+        r->kind = K_SKIP;
+        p->filtered++;
         return;
     }
     if (line[0] != '{' ||
@@ -1454,6 +1595,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     memset(&p, 0, sizeof(p));
     p.prepass = prepass_enabled;
+    p.filter = filter_enabled;
     memset(memos, 0, sizeof(memos));
     alc = yyjson_alc_dyn_new();
     if (!alc) {
@@ -1485,6 +1627,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     prepass_lines += p.fast;
+    filtered_lines += p.filtered;
     usage_lines += p.fields;
     yyjson_alc_dyn_free(alc);
     if (p.nomem) {
@@ -1536,20 +1679,49 @@ done:
 
 /* --- test hooks: the pre-pass must really run (its speed-up cannot vanish unseen) --------- */
 
-static PyObject *t_prepass(PyObject *self, PyObject *arg) {
+/* ``test`` on the bytes of ``arg``, as a bool */
+static PyObject *line_test(PyObject *arg, int (*test)(const char *, size_t)) {
     Py_buffer view;
     int ok;
-    (void)self;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    ok = prepass((const char *)view.buf, (size_t)view.len);
+    ok = test((const char *)view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     return PyBool_FromLong(ok);
+}
+
+/* ``*flag`` set to the truth of ``arg`` */
+static PyObject *set_flag(PyObject *arg, int *flag) {
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    *flag = on;
+    Py_RETURN_NONE;
+}
+
+static PyObject *t_prepass(PyObject *self, PyObject *arg) {
+    (void)self;
+    return line_test(arg, prepass);
 }
 
 static PyObject *t_prepass_lines(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
     return PyLong_FromUnsignedLongLong(prepass_lines);
+}
+
+static PyObject *t_candidate(PyObject *self, PyObject *arg) {
+    (void)self;
+    return line_test(arg, candidate);
+}
+
+static PyObject *t_filtered_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyLong_FromUnsignedLongLong(filtered_lines);
+}
+
+static PyObject *t_set_filter(PyObject *self, PyObject *arg) {
+    (void)self;
+    return set_flag(arg, &filter_enabled);
 }
 
 static PyObject *t_usage_lines(PyObject *self, PyObject *args) {
@@ -1559,11 +1731,8 @@ static PyObject *t_usage_lines(PyObject *self, PyObject *args) {
 }
 
 static PyObject *t_set_prepass(PyObject *self, PyObject *arg) {
-    int on = PyObject_IsTrue(arg);
     (void)self;
-    if (on < 0) return NULL;
-    prepass_enabled = on;
-    Py_RETURN_NONE;
+    return set_flag(arg, &prepass_enabled);
 }
 
 /* _set_prepass_simd(build) -> the build in use before: 0 byte loop, 1 SSE2, 2 AVX2 */
@@ -1586,6 +1755,12 @@ static PyMethodDef methods[] = {
      "_prepass(line) -> bool: whether the pre-pass alone skips this line (tests)."},
     {"_prepass_lines", t_prepass_lines, METH_NOARGS,
      "_prepass_lines() -> int: lines skipped by the pre-pass in this process (tests)."},
+    {"_candidate", t_candidate, METH_O,
+     "_candidate(line) -> bool: whether the candidate filter reads this line (tests)."},
+    {"_filtered_lines", t_filtered_lines, METH_NOARGS,
+     "_filtered_lines() -> int: lines skipped unread by the filter in this process (tests)."},
+    {"_set_filter", t_set_filter, METH_O,
+     "_set_filter(on): switch the candidate filter on or off (tests compare)."},
     {"_usage_lines", t_usage_lines, METH_NOARGS,
      "_usage_lines() -> int: lines decided without yyjson after the pre-pass (tests)."},
     {"_set_prepass", t_set_prepass, METH_O,

@@ -8,7 +8,9 @@ non-UTF-8) goes through :func:`parse_line`, the reference rules, so counts and
 malformed-line figures stay exact.
 UTF-8 is checked only on lines that carry usage or a title: a line that is valid JSON
 otherwise but carries neither cannot change a total, so its bytes are not checked and it
-is not counted as non-UTF-8 (docs/architecture.md, "Invalid UTF-8").
+is not counted as non-UTF-8 (docs/architecture.md, "Invalid UTF-8"). A line without the
+bytes ``"usage"``, ``title"``, ``\\u006`` or ``\\u007`` is not read at all (:func:`_candidate`):
+it can count nothing, so a malformed one is not counted as bad either (docs/bad-input.md).
 """
 
 from __future__ import annotations
@@ -136,9 +138,28 @@ def _bad(line: bytes, stats: LineStats, offset: int) -> None:
     _count_bad(line, stats, offset)
 
 
+def _candidate(line: bytes) -> bool:
+    """Whether a line may count anything: it holds the bytes ``"usage"`` (with its quotes),
+    ``title"``, ``\\u006`` or ``\\u007``.
+
+    A usage row needs the key "usage", a title the type "custom-title" or "ai-title", a
+    poison count a usage line; JSON writes a key or a string between unescaped quotes and
+    each letter of "usage" and "title" either as itself or as an escape
+    ``\\u0061``..``\\u007A`` (lowercase ``u``, digits ``0``, ``6``, ``7``: no other
+    spelling), and letters and quotes are single bytes in UTF-8 (with bad bytes replaced
+    too). So a line without these bytes gives no row, no title and no count, whatever else
+    it holds, and is skipped unread: a malformed line that could not have counted anything
+    is not counted as bad. The native scanner applies the same test (``candidate`` in
+    tokmon/_native/_scan.c, where the argument is written out)."""
+    return b'"usage"' in line or b'title"' in line or b"\\u006" in line or b"\\u007" in line
+
+
 def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> object:
     """Return a usage row (a list in ``records.FIELDS`` order, cost 0), a
-    ``(session_id, kind, title)`` tuple, or None."""
+    ``(session_id, kind, title)`` tuple, or None (also for a line :func:`_candidate`
+    rules out, unread)."""
+    if not _candidate(line):
+        return None
     if line[:1] != b"{" or line.rstrip()[-1:] != b"}":
         # Not a JSON object line: a cheap check that catches garbage without parsing.
         if line.strip():
