@@ -405,16 +405,17 @@ def _state(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("where", ["scan", "sums"])
+@pytest.mark.parametrize("where", ["scan", "keys", "sums"])
 def test_direct_load_that_fails_scans_the_usual_way(
     dup_corpus: tuple[Path, list[dict[str, Any]]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     where: str,
 ) -> None:
-    """The build's write fails (a full disk) while the scan runs, or after the records were
-    committed to it: the build is dropped (its one transaction rolled back, its file gone)
-    and the refresh reads everything again into the ledger file: exact, nothing doubled."""
+    """The build's write fails (a full disk) while the scan runs, when the keyless load's
+    key index has just been made the constraint's, or after the records were committed to
+    it: the build is dropped (its one transaction rolled back, its file gone) and the refresh
+    reads everything again into the ledger file: exact, nothing doubled."""
     root, _ = dup_corpus
     ref = _reference(root, tmp_path / "ref")
     failed: list[str] = []
@@ -435,6 +436,14 @@ def test_direct_load_that_fails_scans_the_usual_way(
                 full()
 
         monkeypatch.setattr(Stage, "_flush", flush)
+    if where == "keys":
+        real_keys = LedgerDB._unique_keys
+
+        def unique_keys(conn: sqlite3.Connection, key: tuple[str, str]) -> None:
+            real_keys(conn, key)
+            full()
+
+        monkeypatch.setattr(LedgerDB, "_unique_keys", staticmethod(unique_keys))
     if where == "sums":
         real = Rollups.rebuild_sql
 
@@ -448,7 +457,7 @@ def test_direct_load_that_fails_scans_the_usual_way(
     ch = eng.refresh()
     monkeypatch.undo()
     assert failed == [where]
-    assert stages and stages[0].direct and stages[0].loaded > 0
+    assert stages and stages[0].direct and stages[0].keyless and stages[0].loaded > 0
     assert not stages[-1].direct  # the second try: the usual way, into the ledger file
     assert _builds(eng) == [] and eng.ledger_file.is_file()
     assert eng.db is not None and ref.db is not None and not eng.db.build
