@@ -334,3 +334,16 @@ def test_defensive_sqlite_loads_with_the_key_kept(tmp_path: Path) -> None:
     stage.close()
     keys = [r[0] for r in db.conn.execute("SELECT key FROM records ORDER BY rowid")]
     assert len(keys) == len(set(keys)) > 40
+
+
+def test_keyless_load_of_no_rows(tmp_path: Path) -> None:
+    """A first scan that finds no usage line: the keyless load still gives records back its
+    key's constraint (a fresh ledger's table, empty)."""
+    db = LedgerDB(tmp_path / "b.sqlite3", build=True)
+    stage = db.stage()
+    assert stage.keyless
+    got = db.merge_staged(stage)
+    assert got is not None and got[:2] == (0, set())
+    stage.close()
+    assert _records_schema(db.conn) == _records_schema(LedgerDB(tmp_path / "fresh.sqlite3").conn)
+    assert db.count() == 0
