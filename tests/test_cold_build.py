@@ -348,12 +348,14 @@ def _streams(monkeypatch: pytest.MonkeyPatch) -> list[Stage]:
     return stages
 
 
+@pytest.mark.parametrize("keyless", [False, True])
 @pytest.mark.parametrize("cache", ["usual", "tiny"])
 def test_direct_load_keeps_merge_order(
     dup_corpus: tuple[Path, list[dict[str, Any]]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     cache: str,
+    keyless: bool,
 ) -> None:
     """The first stream goes straight into the build's records while the later streams'
     results (arriving before and between its own) are staged and merged after it: the
@@ -365,12 +367,14 @@ def test_direct_load_keeps_merge_order(
     ref = _reference(root, tmp_path / "ref")
     if cache == "tiny":
         monkeypatch.setattr(ledger, "BUILD_CACHE", -64)  # KiB: 16 pages
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", keyless)
     stages = _streams(monkeypatch)
     eng = _engine(root, tmp_path / "home")
     ch = eng.refresh()
     monkeypatch.undo()
     (stage,) = stages
-    assert stage.direct and stage.loaded > 0 and len(stage.tables) == 4
+    assert stage.direct and stage.keyless == keyless
+    assert stage.loaded > 0 and len(stage.tables) == 4
     assert eng.db is not None and ref.db is not None and not eng.db.build
     got, want = _content(eng.db.conn), _content(ref.db.conn)
     assert got == want
@@ -425,6 +429,7 @@ def test_direct_load_that_fails_scans_the_usual_way(
             failed.append(where)
             raise sqlite3.OperationalError("database or disk is full")
 
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", where == "keys")
     stages = _streams(monkeypatch)
     monkeypatch.setattr(Stage, "BATCH", 4)  # rows go to the database every 64
     if where == "scan":  # the build's file cannot grow while the scan runs
@@ -457,7 +462,8 @@ def test_direct_load_that_fails_scans_the_usual_way(
     ch = eng.refresh()
     monkeypatch.undo()
     assert failed == [where]
-    assert stages and stages[0].direct and stages[0].keyless and stages[0].loaded > 0
+    assert stages and stages[0].direct and stages[0].loaded > 0
+    assert stages[0].keyless == (where == "keys")
     assert not stages[-1].direct  # the second try: the usual way, into the ledger file
     assert _builds(eng) == [] and eng.ledger_file.is_file()
     assert eng.db is not None and ref.db is not None and not eng.db.build

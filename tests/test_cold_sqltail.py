@@ -76,20 +76,26 @@ def tie_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     return root, keys
 
 
+@pytest.mark.parametrize("keyless", [False, True])
 def test_equal_outputs_in_every_stream_keep_file_order(
-    tie_corpus: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tie_corpus: tuple[Path, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keyless: bool,
 ) -> None:
     """Ties across all five streams (the later ones arriving first): each copied response
     keeps its first file's line, at its first file's place in the table (rowid order, which
     orders records of equal times), and the stored sums and reports are the usual build's."""
     root, keys = tie_corpus
     ref = _reference(root, tmp_path / "ref")
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", keyless)
     stages = _streams(monkeypatch)
     eng = _engine(root, tmp_path / "home")
     eng.refresh()
     monkeypatch.undo()
     (stage,) = stages
-    assert stage.direct and stage.loaded > 0 and len(stage.tables) == 4
+    assert stage.direct and stage.keyless == keyless
+    assert stage.loaded > 0 and len(stage.tables) == 4
     assert eng.db is not None and ref.db is not None and not eng.db.build
     got, want = _content(eng.db.conn), _content(ref.db.conn)
     assert got == want
@@ -130,18 +136,19 @@ def _rows(stream: int, n: int, display: dict[int, float]) -> list[list[object]]:
     return out
 
 
-@pytest.mark.parametrize("load", ["staged", "direct", "keyless"])
+@pytest.mark.parametrize("load", ["staged", "direct", "keyless", "refused"])
 def test_stage_batches_with_and_without_display_cost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load: str
 ) -> None:
     """Batches where no row has a display cost go without it (a NULL in the statement),
     batches with one (even a single 0.0) with it: the records are those of the dedup rule
     over the rows in merge order (largest output, the first of equal ones, at its first
-    place), display costs included: staged, directly loaded with the dedup rule on each row
-    (where SQLite would not let a build write its schema table), or keyless (every row
-    appended, the duplicates removed at the end)."""
+    place), display costs included: staged, directly loaded with the dedup rule on each row,
+    keyless (every row appended, the duplicates removed at the end), or keyless where SQLite
+    would not let a build write its schema table (loaded directly instead)."""
     direct = load != "staged"
-    if load == "direct":
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", load in ("keyless", "refused"))
+    if load == "refused":
         monkeypatch.setattr(ledger, "_schema_writable", lambda conn: False)
     if direct:
         db = LedgerDB(tmp_path / "b.sqlite3", build=True)
@@ -245,6 +252,7 @@ def test_keyless_build_is_a_fresh_ledgers_table(
     constraint holds: a row with a stored key is refused, and the next merge's dedup (an
     upsert on the key) replaces a record by one of a larger output."""
     root, keys = tie_corpus
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
     stages = _streams(monkeypatch)
     seen: list[list[Any]] = []
     real_flush = Stage._flush
@@ -285,10 +293,11 @@ def test_keyless_build_is_a_fresh_ledgers_table(
     )
 
 
-def test_keyless_dedup_rule(tmp_path: Path) -> None:
+def test_keyless_dedup_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The keyless load's end on rows of one key in every arrangement: its first row's place
     keeps the values of the first row of the largest output (a later one, a middle one, a
     tie with the first, three of a kind), other keys untouched, in rowid order."""
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
     db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     stage = db.stage()
     assert stage.keyless
@@ -320,10 +329,13 @@ def test_keyless_dedup_rule(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(sqlite3.Connection, "setconfig"), reason="Python 3.12+")
-def test_defensive_sqlite_loads_with_the_key_kept(tmp_path: Path) -> None:
+def test_defensive_sqlite_loads_with_the_key_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Where SQLite runs in its defensive mode (no write to its schema table), the build's
     load keeps the key's UNIQUE constraint and decides each row on the way in: the same
     records."""
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
     db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     db.conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)  # type: ignore[attr-defined]
     stage = db.stage()
@@ -336,9 +348,10 @@ def test_defensive_sqlite_loads_with_the_key_kept(tmp_path: Path) -> None:
     assert len(keys) == len(set(keys)) > 40
 
 
-def test_keyless_load_of_no_rows(tmp_path: Path) -> None:
+def test_keyless_load_of_no_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A first scan that finds no usage line: the keyless load still gives records back its
     key's constraint (a fresh ledger's table, empty)."""
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
     db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     stage = db.stage()
     assert stage.keyless

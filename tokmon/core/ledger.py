@@ -109,8 +109,11 @@ DIRECT_INDEXES_AFTER = True
 #: ... into a records table without the key's UNIQUE index (every stream appended, the later
 #: ones after the scan), the duplicates removed by SQL and the key index built once, sorted,
 #: then made the UNIQUE constraint's own (see Stage, LedgerDB._unique_keys); else (or where
-#: SQLite refuses to write its schema table) the key index is kept up row by row
-KEYLESS_LOAD = True
+#: SQLite refuses to write its schema table) the key index is kept up row by row. Off: it
+#: takes 25-40% of the load's work off the scan but none off the serial tail, and the sorted
+#: index's full pages split on the appends that follow (~4 more pages a save for a while;
+#: docs/performance.md, eleventh session)
+KEYLESS_LOAD = False
 #: ... and the blocks' spans of its stored sums read on a second connection while the first
 #: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
 SIDE_READER = True
