@@ -186,13 +186,14 @@ def test_stage_batches_with_and_without_display_cost(
     assert _records_schema(db.conn) == _records_schema(LedgerDB(tmp_path / "fresh.sqlite3").conn)
 
 
-# ---- the cells' indexes made after the cells -----------------------------------------------
+# ---- the cells' indexes through the bulk build -------------------------------------------
 
 
 def test_bulk_sums_keep_the_cells_indexes(tmp_path: Path) -> None:
-    """The bulk build drops rollup_cell's two indexes while it fills the table and makes them
-    again: the schema is a fresh one's (same names, same definitions), the indexes hold
-    every cell (integrity check) and the queries that need them use them."""
+    """After the bulk build rollup_cell's two indexes are a fresh schema's (same names, same
+    definitions), hold every cell (integrity check) and the queries that need them use them
+    (the save after a cold build's first appends, which their page fill decides, is
+    tests/test_server_deltas.py's)."""
     from tests.test_cold_build import _tricky_records
     from tokmon.core.rollups import Rollups
 
