@@ -20,15 +20,14 @@ session.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
+import runpy
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,18 +59,17 @@ stats, phase = collections.defaultdict(float), ["stage"]
 def note(sql, t):
     stats[phase[0] + " " + re.sub(r"\s+", " ", sql.strip())[:70]] += time.thread_time() - t
 class Timed(sqlite3.Connection):
-    def execute(self, sql, *a):
+    pass
+def timed(real):
+    def method(self, sql, *a):
         t = time.thread_time()
         try:
-            return super().execute(sql, *a)
+            return real(self, sql, *a)
         finally:
             note(sql, t)
-    def executemany(self, sql, *a):
-        t = time.thread_time()
-        try:
-            return super().executemany(sql, *a)
-        finally:
-            note(sql, t)
+    return method
+for name in ("execute", "executemany"):
+    setattr(Timed, name, timed(getattr(sqlite3.Connection, name)))
 real_connect = sqlite3.connect
 def connect(*a, **k):
     k.setdefault("factory", Timed)
@@ -104,14 +102,6 @@ finally:
 """
 
 
-def _sibling(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _env(src: Path, work: Path, corpus: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -135,10 +125,10 @@ def main() -> int:
     args = ap.parse_args()
     if not (args.base / "tokmon" / "__init__.py").is_file():
         ap.error(f"{args.base} holds no tokmon package")
-    be = _sibling("bench_engine")
-    corpus = be.cached_corpus_dir(args.mb, args.seed, args.cache)
+    be = runpy.run_path(str(REPO / "bench" / "bench_engine.py"))  # (its corpora)
+    corpus = be["cached_corpus_dir"](args.mb, args.seed, args.cache)
     if not (corpus / "expected.json").is_file():
-        corpus, _ = be.prepare_corpus(args.mb, args.seed, corpus)
+        corpus, _ = be["prepare_corpus"](args.mb, args.seed, corpus)
     srcs = {"base": args.base.resolve(), "new": REPO}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
