@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from tests.test_cold_build import END, _content, _engine, _reference, _streams
+from tokmon.core import ledger
 from tokmon.core.ledger import COLS, LedgerDB, Stage
+from tokmon.core.model import UsageRecord
 from tokmon.demo import generate
 
 # ---- a response copied into every stream, with equal outputs --------------------------------
@@ -74,20 +76,26 @@ def tie_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     return root, keys
 
 
+@pytest.mark.parametrize("keyless", [False, True])
 def test_equal_outputs_in_every_stream_keep_file_order(
-    tie_corpus: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tie_corpus: tuple[Path, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keyless: bool,
 ) -> None:
     """Ties across all five streams (the later ones arriving first): each copied response
     keeps its first file's line, at its first file's place in the table (rowid order, which
     orders records of equal times), and the stored sums and reports are the usual build's."""
     root, keys = tie_corpus
     ref = _reference(root, tmp_path / "ref")
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", keyless)
     stages = _streams(monkeypatch)
     eng = _engine(root, tmp_path / "home")
     eng.refresh()
     monkeypatch.undo()
     (stage,) = stages
-    assert stage.direct and stage.loaded > 0 and len(stage.tables) == 4
+    assert stage.direct and stage.keyless == keyless
+    assert stage.loaded > 0 and len(stage.tables) == 4
     assert eng.db is not None and ref.db is not None and not eng.db.build
     got, want = _content(eng.db.conn), _content(ref.db.conn)
     assert got == want
@@ -128,14 +136,20 @@ def _rows(stream: int, n: int, display: dict[int, float]) -> list[list[object]]:
     return out
 
 
-@pytest.mark.parametrize("direct", [False, True])
+@pytest.mark.parametrize("load", ["staged", "direct", "keyless", "refused"])
 def test_stage_batches_with_and_without_display_cost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load: str
 ) -> None:
     """Batches where no row has a display cost go without it (a NULL in the statement),
     batches with one (even a single 0.0) with it: the records are those of the dedup rule
     over the rows in merge order (largest output, the first of equal ones, at its first
-    place), display costs included, directly loaded or staged."""
+    place), display costs included: staged, directly loaded with the dedup rule on each row,
+    keyless (every row appended, the duplicates removed at the end), or keyless where SQLite
+    would not let a build write its schema table (loaded directly instead)."""
+    direct = load != "staged"
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", load in ("keyless", "refused"))
+    if load == "refused":
+        monkeypatch.setattr(ledger, "_schema_writable", lambda conn: False)
     if direct:
         db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     else:
@@ -147,7 +161,7 @@ def test_stage_batches_with_and_without_display_cost(
     }
     monkeypatch.setattr(Stage, "BATCH", 8)  # rows go to the database every 128
     stage = db.stage()
-    assert stage.direct == direct
+    assert stage.direct == direct and stage.keyless == (load == "keyless")
     # arrival in pieces, a later stream first
     order = [(2, 0), (0, 0), (1, 0), (0, 0), (2, 0), (1, 0), (0, 0), (2, 0), (1, 0)]
     cursor = {s: 0 for s in streams}
@@ -169,15 +183,17 @@ def test_stage_batches_with_and_without_display_cost(
     have = [list(r) for r in db.conn.execute(f"SELECT {COLS} FROM records ORDER BY rowid")]
     assert have == list(want.values())
     assert sum(r[11] is not None for r in have) > 20
+    assert _records_schema(db.conn) == _records_schema(LedgerDB(tmp_path / "fresh.sqlite3").conn)
 
 
-# ---- the cells' indexes made after the cells -----------------------------------------------
+# ---- the cells' indexes through the bulk build -------------------------------------------
 
 
 def test_bulk_sums_keep_the_cells_indexes(tmp_path: Path) -> None:
-    """The bulk build drops rollup_cell's two indexes while it fills the table and makes them
-    again: the schema is a fresh one's (same names, same definitions), the indexes hold
-    every cell (integrity check) and the queries that need them use them."""
+    """After the bulk build rollup_cell's two indexes are a fresh schema's (same names, same
+    definitions), hold every cell (integrity check) and the queries that need them use them
+    (the save after a cold build's first appends, which their page fill decides, is
+    tests/test_server_deltas.py's)."""
     from tests.test_cold_build import _tricky_records
     from tokmon.core.rollups import Rollups
 
@@ -205,3 +221,143 @@ def test_bulk_sums_keep_the_cells_indexes(tmp_path: Path) -> None:
                 f"SELECT count(*) FROM rollup_cell NOT INDEXED WHERE agent='claude' AND {col} > ''"
             ).fetchone()[0]
         )
+
+
+# ---- the keyless load: the key's index built once, then made the constraint's --------------
+
+
+def _records_schema(conn: sqlite3.Connection) -> dict[str, Any]:
+    """records as SQLite knows it: its rows in the schema table, its indexes (name, unique,
+    origin, columns) and its columns."""
+    return {
+        "master": sorted(
+            conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name='records'"
+            ).fetchall()
+        ),
+        "indexes": sorted(
+            (r[1], r[2], r[3], r[4], conn.execute(f"PRAGMA index_xinfo('{r[1]}')").fetchall())
+            for r in conn.execute("PRAGMA index_list(records)")
+        ),
+        "columns": conn.execute("PRAGMA table_xinfo(records)").fetchall(),
+    }
+
+
+def test_keyless_build_is_a_fresh_ledgers_table(
+    tie_corpus: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first scan's build loads records with no index at all (the key's UNIQUE constraint
+    too is left out while the rows come), and the ledger it publishes has records as a fresh
+    ledger has them: the same text in the schema, the constraint's own index (SQLite's
+    ``sqlite_autoindex_records_1``, whole: integrity check), the same other indexes. The
+    constraint holds: a row with a stored key is refused, and the next merge's dedup (an
+    upsert on the key) replaces a record by one of a larger output."""
+    root, keys = tie_corpus
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
+    stages = _streams(monkeypatch)
+    seen: list[list[Any]] = []
+    real_flush = Stage._flush
+
+    def flush(self: Stage, stream: tuple[int, ...], n: int) -> None:
+        real_flush(self, stream, n)
+        seen.append(self.db.conn.execute("PRAGMA index_list(records)").fetchall())
+
+    monkeypatch.setattr(Stage, "_flush", flush)
+    monkeypatch.setattr(Stage, "BATCH", 4)  # rows go to the database every 64
+    eng = _engine(root, tmp_path / "home")
+    eng.refresh()
+    monkeypatch.undo()
+    (stage,) = stages
+    assert stage.keyless and stage.loaded > 0
+    assert len(seen) > 3 and all(s == [] for s in seen)  # no index kept up while loading
+    assert eng.db is not None and not eng.db.build
+    conn = eng.db.conn
+    fresh = LedgerDB(tmp_path / "fresh.sqlite3").conn
+    assert _records_schema(conn) == _records_schema(fresh)
+    assert ("sqlite_autoindex_records_1", 1, "u", 0) in [
+        tuple(r[1:]) for r in conn.execute("PRAGMA index_list(records)")
+    ]
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert (
+        conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'tokmon%'").fetchone()[0]
+        == 0
+    )
+    row = conn.execute(f"SELECT {COLS} FROM records WHERE key=?", (keys[0],)).fetchone()
+    n = eng.db.count()
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(f"INSERT INTO records ({COLS}) VALUES ({','.join('?' * 12)})", row)
+    bigger = UsageRecord(*row[:5], row[5] + 1, *row[6:])
+    eng.db.merge([bigger])
+    assert eng.db.count() == n
+    assert conn.execute("SELECT output FROM records WHERE key=?", (keys[0],)).fetchone()[0] == (
+        row[5] + 1
+    )
+
+
+def test_keyless_dedup_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keyless load's end on rows of one key in every arrangement: its first row's place
+    keeps the values of the first row of the largest output (a later one, a middle one, a
+    tie with the first, three of a kind), other keys untouched, in rowid order."""
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
+    db = LedgerDB(tmp_path / "b.sqlite3", build=True)
+    stage = db.stage()
+    assert stage.keyless
+
+    def row(key: str, out: int, mark: int) -> list[object]:
+        return [1.7e9 + mark, f"s{mark}", "/p", "m", mark, out, 0, 0, 0, key, 0.5 * mark, None]
+
+    outs = {  # key: outputs in merge order (the winner's mark is its position)
+        "later": [1, 5],
+        "middle": [2, 9, 3],
+        "tie": [4, 4],
+        "tie-later": [1, 6, 6],
+        "three": [7, 7, 7],
+        "first": [8, 1, 8],
+        "alone": [3],
+    }
+    order: list[list[object]] = []
+    for j in range(3):  # interleaved: each key's j-th row after every key's (j-1)-th
+        order += [row(k, o[j], 10 * i + j) for i, (k, o) in enumerate(outs.items()) if j < len(o)]
+    stage.add(Stage.FIRST, order[:7])
+    stage.add((2, 0), order[7:])
+    got = db.merge_staged(stage)
+    stage.close()
+    assert got is not None and got[0] == len(outs)
+    have = db.conn.execute("SELECT key, session, output FROM records ORDER BY rowid").fetchall()
+    want = {"later": 1, "middle": 1, "tie": 0, "tie-later": 1, "three": 0, "first": 0, "alone": 0}
+    assert have == [(k, f"s{10 * i + want[k]}", outs[k][want[k]]) for i, k in enumerate(outs)]
+    assert db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setconfig"), reason="Python 3.12+")
+def test_defensive_sqlite_loads_with_the_key_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where SQLite runs in its defensive mode (no write to its schema table), the build's
+    load keeps the key's UNIQUE constraint and decides each row on the way in: the same
+    records."""
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
+    db = LedgerDB(tmp_path / "b.sqlite3", build=True)
+    db.conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)  # type: ignore[attr-defined]
+    stage = db.stage()
+    assert stage.direct and not stage.keyless
+    stage.add(Stage.FIRST, [list(r) for r in _rows(0, 40, {})])
+    stage.add((2, 0), [list(r) for r in _rows(2, 40, {})])
+    assert db.merge_staged(stage) is not None
+    stage.close()
+    keys = [r[0] for r in db.conn.execute("SELECT key FROM records ORDER BY rowid")]
+    assert len(keys) == len(set(keys)) > 40
+
+
+def test_keyless_load_of_no_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first scan that finds no usage line: the keyless load still gives records back its
+    key's constraint (a fresh ledger's table, empty)."""
+    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
+    db = LedgerDB(tmp_path / "b.sqlite3", build=True)
+    stage = db.stage()
+    assert stage.keyless
+    got = db.merge_staged(stage)
+    assert got is not None and got[:2] == (0, set())
+    stage.close()
+    assert _records_schema(db.conn) == _records_schema(LedgerDB(tmp_path / "fresh.sqlite3").conn)
+    assert db.count() == 0

@@ -99,7 +99,7 @@ _TABLES = (
     "rollup_project",
 )
 
-# rollup_cell's indexes (dropped by a bulk build while it fills the table, then made again)
+# rollup_cell's indexes
 _CELL_INDEXES = {
     name: f"CREATE INDEX IF NOT EXISTS {name} ON rollup_cell ({cols})"
     for name, cols in (
@@ -464,10 +464,10 @@ class Rollups:
             thread = threading.Thread(target=read, name="tokmon-block-spans", daemon=True)
             thread.start()
         try:
-            # the cells' indexes made once they are in (not kept up cell by cell: ~3 ms of
-            # 3,228 cells at 500 MB); the same definitions, so the same tables
-            for name in _CELL_INDEXES:
-                c.execute(f"DROP INDEX IF EXISTS {name}")
+            # (the cells' indexes are kept up cell by cell: made after the cells by a sort,
+            # their pages would be full, and the first new cells of the appends that follow
+            # would split them up the tree: ~7 more pages a save; docs/performance.md,
+            # eleventh session)
             c.execute(
                 "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
                 " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts),"
@@ -476,8 +476,6 @@ class Rollups:
                 " GROUP BY b, model, session, project",
                 (agent,),
             )
-            for sql in _CELL_INDEXES.values():
-                c.execute(sql)
             c.execute(  # a record count per project: its cells' counts (fewer rows than records)
                 "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
                 " WHERE agent=? GROUP BY project",
