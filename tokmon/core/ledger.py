@@ -905,7 +905,6 @@ class LedgerDB:
                     raise _NotEmpty()
                 n = 0
                 sessions: set[str] = set()
-<<<<<<< HEAD
                 # A build's page cache: half of build_cache while the scan loaded it and for
                 # the indexes and stored sums, all of it for the later streams' random
                 # inserts into the key index (with half: +10 ms of CPU at 500 MB); the half
@@ -913,14 +912,11 @@ class LedgerDB:
                 full = f"PRAGMA main.cache_size={stage.cache}" if stage.cache else ""
                 if full:
                     conn.execute(full)
-                if stage.rows:
-=======
                 if stage.key is not None:  # (tables like records: SQLite copies their rows)
                     for table in stage.tables:  # appended in merge order, each in its order
                         conn.execute(f"INSERT INTO records SELECT * FROM {table}")
                     self._unique_keys(conn, stage.key)
                 elif stage.rows:
->>>>>>> s11-tail
                     if not stage.direct:  # (a direct load dropped them when it began)
                         conn.execute("DROP INDEX IF EXISTS records_ts")
                         conn.execute("DROP INDEX IF EXISTS records_session")
@@ -929,13 +925,9 @@ class LedgerDB:
                             f"INSERT INTO records ({COLS}, agent) SELECT {COLS}, '{CLAUDE}' FROM"
                             f" {table} WHERE 1 ORDER BY rowid {_UPSERT_LARGER}"
                         )
-<<<<<<< HEAD
                 if full:
                     conn.execute(f"PRAGMA main.cache_size={stage.cache // 2}")
-                if not stage.direct or DIRECT_INDEXES_AFTER:  # dropped before the load
-=======
                 if not stage.direct or DIRECT_INDEXES_AFTER or stage.key is not None:
->>>>>>> s11-tail
                     conn.execute("CREATE INDEX IF NOT EXISTS records_ts ON records (ts)")
                     conn.execute("CREATE INDEX IF NOT EXISTS records_session ON records (session)")
                 if stage.rows:
