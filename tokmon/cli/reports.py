@@ -13,13 +13,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from tokmon.cli.context import CLIError, Context
 from tokmon.cli.render import dump_json, resolve_zone
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from tokmon.core.engine import Engine
     from tokmon.core.rollups import SessionPart
@@ -1462,24 +1462,8 @@ class SessionParts(LineageCache):
     def open_ranges(self) -> KeptSessions | None:
         """:meth:`load` without reading the document nor the index: ranges of the file,
         open (the caller closes it: :meth:`KeptSessions.close`); only the first line, the
-        trailer (and the plan of appended changes) are read. Where no range can be read
-        (no ``pread``: Windows), :meth:`load`."""
-        if self.path is None:
-            return None
-        if not hasattr(os, "pread"):
-            return self.load()
-        from tokmon.filespans import Source
-        from tokmon.fsutil import open_regular
-
-        try:
-            fd, st = open_regular(self.path)
-        except OSError:
-            return None
-        src = Source(fd, st.st_size)
-        got = _kept_of(src)
-        if got is None:
-            src.close()
-        return got
+        trailer (and the plan of appended changes) are read (:func:`_open_kept`)."""
+        return _open_kept(self.path, _kept_of)
 
     def build(
         self,
@@ -1720,25 +1704,8 @@ class TableParts(LineageCache):
     def open_ranges(self) -> KeptTable | None:
         """The kept table open for reading by ranges (None: none, damaged, or made later
         than now by the clock); only its first line and its trailer (and the last change's
-        plan) are read. Where no range can be read (no ``pread``: Windows), read whole."""
-        if self.path is None:
-            return None
-        from tokmon.filespans import Source
-        from tokmon.fsutil import open_regular
-
-        try:
-            if hasattr(os, "pread"):
-                fd, st = open_regular(self.path)
-                src = Source(fd, st.st_size)
-            else:
-                data = _kept_bytes(self.path)
-                src = Source(-1, len(data), memoryview(data))
-        except OSError:
-            return None
-        got = _table_of(src)
-        if got is None:
-            src.close()
-        return got
+        plan) are read (:func:`_open_kept`)."""
+        return _open_kept(self.path, _table_of)
 
     def keep_built(
         self, table: Any, rows: list[Any], hidden: list[list[Any]], totals: Any, now: float
@@ -1892,6 +1859,8 @@ def _table_of(src: Source) -> KeptTable | None:
         return None
 
 
+_K = TypeVar("_K")  # a kept answer read from its file (_open_kept)
+
 _TOKEN_KEYS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 _FIRST_ID = operator.itemgetter(1, 0)
@@ -1939,6 +1908,31 @@ def _doc_key(e: list[Any]) -> tuple[float, float, str]:
 
 def _event_key(ev: tuple[int, int, Any, Any]) -> tuple[int, int, Any]:
     return ev[:3]
+
+
+def _open_kept(path: Path | None, parse: Callable[[Source], _K | None]) -> _K | None:
+    """The kept file at ``path`` as ``parse`` reads it from a :class:`~tokmon.filespans.Source`
+    open on it (the result holds it open: its ``close`` closes it; closed here when
+    ``parse`` refuses the file); None when there is no such file. Read by ranges; where no
+    range can be read (no ``pread``: Windows), read whole (:func:`_kept_bytes`)."""
+    if path is None:
+        return None
+    from tokmon.filespans import Source
+    from tokmon.fsutil import open_regular
+
+    try:
+        if hasattr(os, "pread"):
+            fd, st = open_regular(path)
+            src = Source(fd, st.st_size)
+        else:
+            data = _kept_bytes(path)
+            src = Source(-1, len(data), memoryview(data))
+    except OSError:
+        return None
+    got = parse(src)
+    if got is None:
+        src.close()
+    return got
 
 
 def _kept_bytes(path: Path) -> bytes:
