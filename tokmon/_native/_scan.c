@@ -1081,56 +1081,60 @@ static int candidate_swar(const char *line, size_t len) {
     return len >= 5 && cand_bytes((const unsigned char *)line, len, len - 2);
 }
 
-#ifdef PRE_SSE2
-static int candidate_sse2(const char *line, size_t len) {
-    const unsigned char *s = (const unsigned char *)line;
-    const __m128i u = _mm_set1_epi8('u'), a = _mm_set1_epi8('a'), i = _mm_set1_epi8('i'),
-                  l = _mm_set1_epi8('l'), b = _mm_set1_epi8('\\'), z = _mm_set1_epi8('0');
+/* the search by blocks of ``w`` positions, each block's hits from ``mask`` (the bytes at +0
+ * and +2 of each position against the pairs), from the line's end back, the last block
+ * overlapping the one before it (the SSE2 and AVX2 builds) */
+PRE_INLINE int cand_blocks_t(const unsigned char *s, size_t len, size_t w,
+                             uint64_t (*mask)(const unsigned char *)) {
     size_t p;
-    if (len < 18) return len >= 5 && cand_bytes(s, len, len - 2);
-    p = len - 18; /* the block's 16 positions read 2 bytes past it */
+    if (len < w + 2) return len >= 5 && cand_bytes(s, len, len - 2);
+    p = len - w - 2; /* the block's w positions read 2 bytes past it */
     for (;;) {
-        __m128i x0 = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
-        __m128i x2 = _mm_loadu_si128((const __m128i *)(const void *)(s + p + 2));
-        __m128i m = _mm_or_si128(
-            _mm_or_si128(_mm_and_si128(_mm_cmpeq_epi8(x0, u), _mm_cmpeq_epi8(x2, a)),
-                         _mm_and_si128(_mm_cmpeq_epi8(x0, i), _mm_cmpeq_epi8(x2, l))),
-            _mm_and_si128(_mm_cmpeq_epi8(x0, b), _mm_cmpeq_epi8(x2, z)));
-        uint64_t bits = PRE_MM(m);
+        uint64_t bits = mask(s + p);
         while (bits) {
             if (cand_at(s, len, p + (size_t)pre_ctz(bits))) return 1;
             bits &= bits - 1;
         }
         if (p == 0) return 0;
-        p = p > 16 ? p - 16 : 0;
+        p = p > w ? p - w : 0;
     }
+}
+
+#ifdef PRE_SSE2
+static inline uint64_t cand_mask_sse2(const unsigned char *q) {
+    __m128i x0 = _mm_loadu_si128((const __m128i *)(const void *)q);
+    __m128i x2 = _mm_loadu_si128((const __m128i *)(const void *)(q + 2));
+    __m128i m = _mm_or_si128(
+        _mm_or_si128(_mm_and_si128(_mm_cmpeq_epi8(x0, _mm_set1_epi8('u')),
+                                   _mm_cmpeq_epi8(x2, _mm_set1_epi8('a'))),
+                     _mm_and_si128(_mm_cmpeq_epi8(x0, _mm_set1_epi8('i')),
+                                   _mm_cmpeq_epi8(x2, _mm_set1_epi8('l')))),
+        _mm_and_si128(_mm_cmpeq_epi8(x0, _mm_set1_epi8('\\')),
+                      _mm_cmpeq_epi8(x2, _mm_set1_epi8('0'))));
+    return PRE_MM(m);
+}
+
+static int candidate_sse2(const char *line, size_t len) {
+    return cand_blocks_t((const unsigned char *)line, len, 16, cand_mask_sse2);
 }
 #endif
 
 #ifdef PRE_AVX2
+PRE_TARGET_AVX2 static inline uint64_t cand_mask_avx2(const unsigned char *q) {
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)q);
+    __m256i x2 = _mm256_loadu_si256((const __m256i *)(const void *)(q + 2));
+    __m256i m = _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(x0, _mm256_set1_epi8('u')),
+                                         _mm256_cmpeq_epi8(x2, _mm256_set1_epi8('a'))),
+                        _mm256_and_si256(_mm256_cmpeq_epi8(x0, _mm256_set1_epi8('i')),
+                                         _mm256_cmpeq_epi8(x2, _mm256_set1_epi8('l')))),
+        _mm256_and_si256(_mm256_cmpeq_epi8(x0, _mm256_set1_epi8('\\')),
+                         _mm256_cmpeq_epi8(x2, _mm256_set1_epi8('0'))));
+    return PRE_MM256(m);
+}
+
 PRE_TARGET_AVX2 static int candidate_avx2(const char *line, size_t len) {
-    const unsigned char *s = (const unsigned char *)line;
-    const __m256i u = _mm256_set1_epi8('u'), a = _mm256_set1_epi8('a'),
-                  i = _mm256_set1_epi8('i'), l = _mm256_set1_epi8('l'),
-                  b = _mm256_set1_epi8('\\'), z = _mm256_set1_epi8('0');
-    size_t p;
-    if (len < 34) return len >= 5 && cand_bytes(s, len, len - 2);
-    p = len - 34;
-    for (;;) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(s + p));
-        __m256i x2 = _mm256_loadu_si256((const __m256i *)(const void *)(s + p + 2));
-        __m256i m = _mm256_or_si256(
-            _mm256_or_si256(_mm256_and_si256(_mm256_cmpeq_epi8(x0, u), _mm256_cmpeq_epi8(x2, a)),
-                            _mm256_and_si256(_mm256_cmpeq_epi8(x0, i), _mm256_cmpeq_epi8(x2, l))),
-            _mm256_and_si256(_mm256_cmpeq_epi8(x0, b), _mm256_cmpeq_epi8(x2, z)));
-        uint64_t bits = (uint64_t)(uint32_t)_mm256_movemask_epi8(m);
-        while (bits) {
-            if (cand_at(s, len, p + (size_t)pre_ctz(bits))) return 1;
-            bits &= bits - 1;
-        }
-        if (p == 0) return 0;
-        p = p > 32 ? p - 32 : 0;
-    }
+    return cand_blocks_t((const unsigned char *)line, len, 32, cand_mask_avx2);
 }
 #endif
 
