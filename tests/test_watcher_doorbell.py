@@ -120,6 +120,37 @@ def test_out_of_watches_means_no_bell(root: Path, monkeypatch: pytest.MonkeyPatc
     assert open_doorbell([root]) is None
 
 
+@linux
+def test_a_second_close_leaves_a_reused_descriptor_open(root: Path) -> None:
+    # the watcher closes a bell it gave up (out of watches) and again when its OS watch ends
+    b = open_doorbell([root])
+    assert b is not None
+    numbers = {b.fd, b._wake_r, b._wake_w}
+    b.close()
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]  # the lowest free numbers
+    try:
+        assert numbers <= set(held)  # (reused: the case that matters)
+        b.close()
+        for fd in held:
+            os.fstat(fd)  # still open
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+@linux
+def test_a_bell_that_fails_to_open_leaves_no_descriptor_open(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pipe() -> tuple[int, int]:
+        raise OSError(errno.EMFILE, "too many open files")
+
+    before = set(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(doorbell.os, "pipe", no_pipe)
+    assert open_doorbell([root]) is None
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
 # -- the watcher on its bell ---------------------------------------------------------------
 def _wait_new(got: Collector, n: int, path: Path) -> None:
     """Wait until a batch after the first ``n`` names ``path``."""

@@ -80,18 +80,19 @@ class Doorbell:
 
         self.keep = keep
         self.ok = True
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        self.fd = fd
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self.fd = self._wake_r = self._wake_w = -1  # (close() skips what was not opened)
         self.dirs = {}
         self._rung = set()
-        try:
+        try:  # whatever fails, nothing opened so far stays open
+            self._libc = ctypes.CDLL(None, use_errno=True)
+            fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+            if fd < 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+            self.fd = fd
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
             for r in roots:
                 self._add_tree(os.fspath(r))
         except BaseException:
@@ -219,8 +220,10 @@ class Doorbell:
 
     def close(self) -> None:
         for fd in (self.fd, self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fd = self._wake_r = self._wake_w = -1  # (a second close closes nothing reused)
         self.dirs.clear()
 
 
