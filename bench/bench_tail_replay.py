@@ -2,7 +2,6 @@
 """The cold build's SQLite work without the scan: a first scan's rows replayed into a build.
 
     python bench/bench_tail_replay.py --base DIR [--mb 500] [--rounds 6] [--seed 0] [--cache DIR]
-                                      [--keyless]
 
 A cold ``daily --json`` of the corpus (bench_engine.py's, ``--cache``) is run once with a hook
 on ``Stage.add`` that keeps every batch of rows in arrival order (stream, rows). Then, in
@@ -13,8 +12,7 @@ them, its second reader included) with a thread-CPU timer around every SQL state
 scan threads share the cores, so the figures move far less with the machine's load than a
 cold run's: the load while scanning (``Stage.add``, the calling thread), ``merge_staged``
 (the serial tail's SQL, the main thread) and the statements, medians of the rounds.
-``--keyless``: this checkout with ``ledger.KEYLESS_LOAD`` on. docs/performance.md, eleventh
-session.
+docs/performance.md, eleventh session.
 """
 
 from __future__ import annotations
@@ -77,8 +75,6 @@ def connect(*a, **k):
 sqlite3.connect = connect
 from tokmon.core import ledger
 from tokmon.core.rollups import Rollups
-if sys.argv[2:] == ["keyless"]:
-    ledger.KEYLESS_LOAD = True
 d = Path(tempfile.mkdtemp())
 try:
     db = ledger.LedgerDB(d / "b.sqlite3", build=True)
@@ -119,9 +115,6 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=None)
-    ap.add_argument(
-        "--keyless", action="store_true", help="this checkout with ledger.KEYLESS_LOAD on"
-    )
     args = ap.parse_args()
     if not (args.base / "tokmon" / "__init__.py").is_file():
         ap.error(f"{args.base} holds no tokmon package")
@@ -143,9 +136,8 @@ def main() -> int:
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in srcs}
         for i in range(args.rounds):
             for name in list(srcs)[:: 1 if i % 2 == 0 else -1]:
-                extra = ["keyless"] if args.keyless and name == "new" else []
                 out = subprocess.run(
-                    [sys.executable, "-c", _REPLAY, str(rows), *extra],
+                    [sys.executable, "-c", _REPLAY, str(rows)],
                     env=_env(srcs[name], work),
                     cwd=work,
                     check=True,

@@ -394,14 +394,12 @@ def _streams(monkeypatch: pytest.MonkeyPatch) -> list[Stage]:
     return stages
 
 
-@pytest.mark.parametrize("keyless", [False, True])
 @pytest.mark.parametrize("cache", ["usual", "tiny"])
 def test_direct_load_keeps_merge_order(
     dup_corpus: tuple[Path, list[dict[str, Any]]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     cache: str,
-    keyless: bool,
 ) -> None:
     """The first stream goes straight into the build's records while the later streams'
     results (arriving before and between its own) are staged and merged after it: the
@@ -413,14 +411,12 @@ def test_direct_load_keeps_merge_order(
     ref = _reference(root, tmp_path / "ref")
     if cache == "tiny":
         monkeypatch.setattr(ledger, "BUILD_CACHE", -64)  # KiB: 16 pages
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", keyless)
     stages = _streams(monkeypatch)
     eng = _engine(root, tmp_path / "home")
     ch = eng.refresh()
     monkeypatch.undo()
     (stage,) = stages
-    assert stage.direct and stage.keyless == keyless
-    assert stage.loaded > 0 and len(stage.tables) == 4
+    assert stage.direct and stage.loaded > 0 and len(stage.tables) == 4
     assert eng.db is not None and ref.db is not None and not eng.db.build
     got, want = _content(eng.db.conn), _content(ref.db.conn)
     assert got == want
@@ -455,17 +451,16 @@ def _state(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("where", ["scan", "keys", "sums"])
+@pytest.mark.parametrize("where", ["scan", "sums"])
 def test_direct_load_that_fails_scans_the_usual_way(
     dup_corpus: tuple[Path, list[dict[str, Any]]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     where: str,
 ) -> None:
-    """The build's write fails (a full disk) while the scan runs, when the keyless load's
-    key index has just been made the constraint's, or after the records were committed to
-    it: the build is dropped (its one transaction rolled back, its file gone) and the refresh
-    reads everything again into the ledger file: exact, nothing doubled."""
+    """The build's write fails (a full disk) while the scan runs, or after the records were
+    committed to it: the build is dropped (its one transaction rolled back, its file gone)
+    and the refresh reads everything again into the ledger file: exact, nothing doubled."""
     root, _ = dup_corpus
     ref = _reference(root, tmp_path / "ref")
     failed: list[str] = []
@@ -475,7 +470,6 @@ def test_direct_load_that_fails_scans_the_usual_way(
             failed.append(where)
             raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", where == "keys")
     stages = _streams(monkeypatch)
     monkeypatch.setattr(Stage, "BATCH", 4)  # rows go to the database every 64
     if where == "scan":  # the build's file cannot grow while the scan runs
@@ -487,14 +481,6 @@ def test_direct_load_that_fails_scans_the_usual_way(
                 full()
 
         monkeypatch.setattr(Stage, "_flush", flush)
-    if where == "keys":
-        real_keys = LedgerDB._unique_keys
-
-        def unique_keys(conn: sqlite3.Connection, key: tuple[str, str]) -> None:
-            real_keys(conn, key)
-            full()
-
-        monkeypatch.setattr(LedgerDB, "_unique_keys", staticmethod(unique_keys))
     if where == "sums":
         real = Rollups.rebuild_sql
 
@@ -509,7 +495,6 @@ def test_direct_load_that_fails_scans_the_usual_way(
     monkeypatch.undo()
     assert failed == [where]
     assert stages and stages[0].direct and stages[0].loaded > 0
-    assert stages[0].keyless == (where == "keys")
     assert not stages[-1].direct  # the second try: the usual way, into the ledger file
     assert _builds(eng) == [] and eng.ledger_file.is_file()
     assert eng.db is not None and ref.db is not None and not eng.db.build

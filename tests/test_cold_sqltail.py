@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 
 from tests.test_cold_build import END, _content, _engine, _reference, _streams
-from tokmon.core import ledger
 from tokmon.core.ledger import COLS, LedgerDB, Stage
-from tokmon.core.model import UsageRecord
 from tokmon.demo import generate
 
 # ---- a response copied into every stream, with equal outputs --------------------------------
@@ -76,26 +74,20 @@ def tie_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     return root, keys
 
 
-@pytest.mark.parametrize("keyless", [False, True])
 def test_equal_outputs_in_every_stream_keep_file_order(
-    tie_corpus: tuple[Path, list[str]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    keyless: bool,
+    tie_corpus: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ties across all five streams (the later ones arriving first): each copied response
     keeps its first file's line, at its first file's place in the table (rowid order, which
     orders records of equal times), and the stored sums and reports are the usual build's."""
     root, keys = tie_corpus
     ref = _reference(root, tmp_path / "ref")
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", keyless)
     stages = _streams(monkeypatch)
     eng = _engine(root, tmp_path / "home")
     eng.refresh()
     monkeypatch.undo()
     (stage,) = stages
-    assert stage.direct and stage.keyless == keyless
-    assert stage.loaded > 0 and len(stage.tables) == 4
+    assert stage.direct and stage.loaded > 0 and len(stage.tables) == 4
     assert eng.db is not None and ref.db is not None and not eng.db.build
     got, want = _content(eng.db.conn), _content(ref.db.conn)
     assert got == want
@@ -136,20 +128,15 @@ def _rows(stream: int, n: int, display: dict[int, float]) -> list[list[object]]:
     return out
 
 
-@pytest.mark.parametrize("load", ["staged", "direct", "keyless", "refused"])
+@pytest.mark.parametrize("direct", [False, True])
 def test_stage_batches_with_and_without_display_cost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
 ) -> None:
     """Batches where no row has a display cost go without it (a NULL in the statement),
     batches with one (even a single 0.0) with it: the records are those of the dedup rule
     over the rows in merge order (largest output, the first of equal ones, at its first
-    place), display costs included: staged, directly loaded with the dedup rule on each row,
-    keyless (every row appended, the duplicates removed at the end), or keyless where SQLite
-    would not let a build write its schema table (loaded directly instead)."""
-    direct = load != "staged"
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", load in ("keyless", "refused"))
-    if load == "refused":
-        monkeypatch.setattr(ledger, "_schema_writable", lambda conn: False)
+    place), display costs included, staged or directly loaded; records has a fresh
+    ledger's schema after either (a direct load drops its indexes while loading)."""
     if direct:
         db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     else:
@@ -161,7 +148,7 @@ def test_stage_batches_with_and_without_display_cost(
     }
     monkeypatch.setattr(Stage, "BATCH", 8)  # rows go to the database every 128
     stage = db.stage()
-    assert stage.direct == direct and stage.keyless == (load == "keyless")
+    assert stage.direct == direct
     # arrival in pieces, a later stream first
     order = [(2, 0), (0, 0), (1, 0), (0, 0), (2, 0), (1, 0), (0, 0), (2, 0), (1, 0)]
     cursor = {s: 0 for s in streams}
@@ -223,7 +210,7 @@ def test_bulk_sums_keep_the_cells_indexes(tmp_path: Path) -> None:
         )
 
 
-# ---- the keyless load: the key's index built once, then made the constraint's --------------
+# ---- a build's direct load: the dedup rule, the schema it leaves ---------------------------
 
 
 def _records_schema(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -243,65 +230,14 @@ def _records_schema(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def test_keyless_build_is_a_fresh_ledgers_table(
-    tie_corpus: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A first scan's build loads records with no index at all (the key's UNIQUE constraint
-    too is left out while the rows come), and the ledger it publishes has records as a fresh
-    ledger has them: the same text in the schema, the constraint's own index (SQLite's
-    ``sqlite_autoindex_records_1``, whole: integrity check), the same other indexes. The
-    constraint holds: a row with a stored key is refused, and the next merge's dedup (an
-    upsert on the key) replaces a record by one of a larger output."""
-    root, keys = tie_corpus
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
-    stages = _streams(monkeypatch)
-    seen: list[list[Any]] = []
-    real_flush = Stage._flush
-
-    def flush(self: Stage, stream: tuple[int, ...], n: int) -> None:
-        real_flush(self, stream, n)
-        seen.append(self.db.conn.execute("PRAGMA index_list(records)").fetchall())
-
-    monkeypatch.setattr(Stage, "_flush", flush)
-    monkeypatch.setattr(Stage, "BATCH", 4)  # rows go to the database every 64
-    eng = _engine(root, tmp_path / "home")
-    eng.refresh()
-    monkeypatch.undo()
-    (stage,) = stages
-    assert stage.keyless and stage.loaded > 0
-    assert len(seen) > 3 and all(s == [] for s in seen)  # no index kept up while loading
-    assert eng.db is not None and not eng.db.build
-    conn = eng.db.conn
-    fresh = LedgerDB(tmp_path / "fresh.sqlite3").conn
-    assert _records_schema(conn) == _records_schema(fresh)
-    assert ("sqlite_autoindex_records_1", 1, "u", 0) in [
-        tuple(r[1:]) for r in conn.execute("PRAGMA index_list(records)")
-    ]
-    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    assert (
-        conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'tokmon%'").fetchone()[0]
-        == 0
-    )
-    row = conn.execute(f"SELECT {COLS} FROM records WHERE key=?", (keys[0],)).fetchone()
-    n = eng.db.count()
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute(f"INSERT INTO records ({COLS}) VALUES ({','.join('?' * 12)})", row)
-    bigger = UsageRecord(*row[:5], row[5] + 1, *row[6:])
-    eng.db.merge([bigger])
-    assert eng.db.count() == n
-    assert conn.execute("SELECT output FROM records WHERE key=?", (keys[0],)).fetchone()[0] == (
-        row[5] + 1
-    )
-
-
-def test_keyless_dedup_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The keyless load's end on rows of one key in every arrangement: its first row's place
-    keeps the values of the first row of the largest output (a later one, a middle one, a
-    tie with the first, three of a kind), other keys untouched, in rowid order."""
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
+def test_direct_load_dedup_rule(tmp_path: Path) -> None:
+    """A build's load on rows of one key in every arrangement, within the first stream and
+    across it and a later one: its first row's place keeps the values of the first row of
+    the largest output (a later one, a middle one, a tie with the first, three of a kind),
+    other keys untouched, in rowid order."""
     db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     stage = db.stage()
-    assert stage.keyless
+    assert stage.direct
 
     def row(key: str, out: int, mark: int) -> list[object]:
         return [1.7e9 + mark, f"s{mark}", "/p", "m", mark, out, 0, 0, 0, key, 0.5 * mark, None]
@@ -329,33 +265,12 @@ def test_keyless_dedup_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
-@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setconfig"), reason="Python 3.12+")
-def test_defensive_sqlite_loads_with_the_key_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where SQLite runs in its defensive mode (no write to its schema table), the build's
-    load keeps the key's UNIQUE constraint and decides each row on the way in: the same
-    records."""
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
-    db = LedgerDB(tmp_path / "b.sqlite3", build=True)
-    db.conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)  # type: ignore[attr-defined]
-    stage = db.stage()
-    assert stage.direct and not stage.keyless
-    stage.add(Stage.FIRST, [list(r) for r in _rows(0, 40, {})])
-    stage.add((2, 0), [list(r) for r in _rows(2, 40, {})])
-    assert db.merge_staged(stage) is not None
-    stage.close()
-    keys = [r[0] for r in db.conn.execute("SELECT key FROM records ORDER BY rowid")]
-    assert len(keys) == len(set(keys)) > 40
-
-
-def test_keyless_load_of_no_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A first scan that finds no usage line: the keyless load still gives records back its
-    key's constraint (a fresh ledger's table, empty)."""
-    monkeypatch.setattr(ledger, "KEYLESS_LOAD", True)
+def test_direct_load_of_no_rows(tmp_path: Path) -> None:
+    """A first scan that finds no usage line: the build's load still gives records back the
+    indexes it dropped when it began (a fresh ledger's table, empty)."""
     db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     stage = db.stage()
-    assert stage.keyless
+    assert stage.direct
     got = db.merge_staged(stage)
     assert got is not None and got[:2] == (0, set())
     stage.close()

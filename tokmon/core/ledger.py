@@ -106,14 +106,6 @@ _UPSERT_LARGER = (
 #: its indexes built once after the load (else kept up row by row)
 DIRECT_LOAD = True
 DIRECT_INDEXES_AFTER = True
-#: ... into a records table without the key's UNIQUE index (every stream appended, the later
-#: ones after the scan), the duplicates removed by SQL and the key index built once, sorted,
-#: then made the UNIQUE constraint's own (see Stage, LedgerDB._unique_keys); else (or where
-#: SQLite refuses to write its schema table) the key index is kept up row by row. Off: it
-#: takes 25-40% of the load's work off the scan but none off the serial tail, and the sorted
-#: index's full pages split on the appends that follow (~4 more pages a save for a while;
-#: docs/performance.md, eleventh session)
-KEYLESS_LOAD = False
 #: ... and the blocks' spans of its stored sums read on a second connection while the first
 #: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
 SIDE_READER = True
@@ -143,15 +135,6 @@ CREATE TABLE IF NOT EXISTS agent_records (
 ) STRICT, WITHOUT ROWID;
 """
 _AGENT_TABLES = ("agent_files", "agent_records")
-# records' definition without the key's UNIQUE constraint (a build's keyless load, see Stage)
-_RECORDS_DEF = next(d for d in _SCHEMA.split(";") if "TABLE IF NOT EXISTS records " in d).strip()
-_KEYLESS_DEF = _RECORDS_DEF.replace("key TEXT NOT NULL UNIQUE,", "key TEXT NOT NULL,")
-assert _KEYLESS_DEF != _RECORDS_DEF
-_KEY_INDEX = "tokmon_build_key"  # the key's index while a keyless load builds it
-# a record's columns but its key (what a keyless load's dedup copies onto a key's first row)
-_VALUES = ", ".join(c for c in f"{COLS}, agent".split(", ") if c != "key")
-
-
 _CORE_TABLES = ("meta", "files", "records", "changes", "titles", "agent_state", *_AGENT_TABLES)
 
 
@@ -912,11 +895,7 @@ class LedgerDB:
                 full = f"PRAGMA main.cache_size={stage.cache}" if stage.cache else ""
                 if full:
                     conn.execute(full)
-                if stage.key is not None:  # (tables like records: SQLite copies their rows)
-                    for table in stage.tables:  # appended in merge order, each in its order
-                        conn.execute(f"INSERT INTO records SELECT * FROM {table}")
-                    self._unique_keys(conn, stage.key)
-                elif stage.rows:
+                if stage.rows:
                     if not stage.direct:  # (a direct load dropped them when it began)
                         conn.execute("DROP INDEX IF EXISTS records_ts")
                         conn.execute("DROP INDEX IF EXISTS records_session")
@@ -927,7 +906,7 @@ class LedgerDB:
                         )
                 if full:
                     conn.execute(f"PRAGMA main.cache_size={stage.cache // 2}")
-                if not stage.direct or DIRECT_INDEXES_AFTER or stage.key is not None:
+                if not stage.direct or DIRECT_INDEXES_AFTER:  # dropped before the load
                     conn.execute("CREATE INDEX IF NOT EXISTS records_ts ON records (ts)")
                     conn.execute("CREATE INDEX IF NOT EXISTS records_session ON records (session)")
                 if stage.rows:
@@ -960,61 +939,6 @@ class LedgerDB:
         except _NotEmpty:
             return None
         return n, sessions, gen
-
-    @staticmethod
-    def _unique_keys(conn: sqlite3.Connection, key: tuple[str, str]) -> None:
-        """The end of a keyless load (see :class:`Stage`), in its transaction: the key's index
-        built once (sorted: no random insert per row), the duplicates removed by the dedup
-        rule (of one key's rows in rowid order, which is merge order, the first of those with
-        the largest output wins, at the place of the first), then the index made the UNIQUE
-        constraint's own in SQLite's schema table: ``records`` as a fresh ledger has it (its
-        text there, the constraint's index, of the same content; SQLite's own procedure for
-        a change of a table's text, www.sqlite.org/lang_altertable.html#otheralter). Raises
-        :class:`sqlite3.OperationalError` if SQLite did not take the index as the
-        constraint's (the build fails: the caller scans the usual way)."""
-        table_sql, auto = key
-        conn.execute(f"CREATE INDEX {_KEY_INDEX} ON records (key)")
-        dups = conn.execute(
-            "SELECT key, rowid, output FROM records WHERE key IN"
-            " (SELECT key FROM records GROUP BY key HAVING count(*) > 1) ORDER BY key, rowid"
-        ).fetchall()
-        moves: list[tuple[int, int]] = []  # (the winner's rowid, the first one's)
-        drops: list[tuple[int]] = []
-        for _, group in itertools.groupby(dups, key=operator.itemgetter(0)):
-            first, *later = group
-            best = first
-            for row in later:
-                if row[2] > best[2]:  # (ties keep the first)
-                    best = row
-            if best is not first:
-                moves.append((best[1], first[1]))
-            drops += [(row[1],) for row in later]
-        conn.executemany(
-            f"UPDATE records SET ({_VALUES}) = (SELECT {_VALUES} FROM records WHERE rowid = ?)"
-            " WHERE rowid = ?",
-            moves,
-        )
-        conn.executemany("DELETE FROM records WHERE rowid = ?", drops)
-        try:
-            conn.execute("PRAGMA writable_schema=ON")
-            try:
-                conn.execute(
-                    "UPDATE sqlite_master SET sql=? WHERE type='table' AND name='records'",
-                    (table_sql,),
-                )
-                conn.execute(
-                    "UPDATE sqlite_master SET name=?, sql=NULL WHERE type='index' AND name=?",
-                    (auto, _KEY_INDEX),
-                )
-                version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
-                conn.execute(f"PRAGMA schema_version={version + 1}")  # (read again)
-            finally:
-                conn.execute("PRAGMA writable_schema=OFF")
-            index = [r for r in conn.execute("PRAGMA index_list(records)") if r[1] == auto]
-            if [tuple(r[2:4]) for r in index] != [(1, "u")]:
-                raise sqlite3.DatabaseError("not taken as the UNIQUE constraint's index")
-        except sqlite3.DatabaseError as exc:  # (a build's failure, never a ledger's)
-            raise sqlite3.OperationalError(f"the records' key index: {exc}") from exc
 
     def _side_reader(self) -> sqlite3.Connection | None:
         """A second, read-only connection to this build file (what it has committed), for
@@ -1353,16 +1277,7 @@ class Stage:
     process's own share) go straight into ``records`` with the dedup rule (the largest output
     wins, ties keep the first), so that part of the load is done while the workers still
     scan; the other streams are staged and merged after it. If anything fails, the
-    transaction rolls back whole: the caller drops the build and scans the usual way.
-
-    ``keyless`` (a ``direct`` load where SQLite lets its schema table be written: see
-    :data:`KEYLESS_LOAD`): inside that transaction ``records`` is made again without the
-    key's UNIQUE constraint, so its rows are appended with no index to keep up: the first
-    stream's as they come, the others' staged in tables of the same definition and appended
-    after it in merge order. :meth:`LedgerDB.merge_staged` then removes the duplicates by the
-    dedup rule, builds the key's index once (sorted: not a random insert per row) and makes
-    it the UNIQUE constraint's own (:meth:`LedgerDB._unique_keys`): the table committed is a
-    fresh ledger's."""
+    transaction rolls back whole: the caller drops the build and scans the usual way."""
 
     SCHEMA = "tokmon_stage"
 
@@ -1375,8 +1290,6 @@ class Stage:
         self.direct = direct
         self.cache = 0  # a build's page cache for the merge (KiB, negative; see LedgerDB.stage)
         self.loaded = 0  # rows of FIRST sent straight to ``records`` (direct)
-        # keyless: records' text in the schema and its key's index's name (_unique_keys)
-        self.key: tuple[str, str] | None = None
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
         with db._mu:
@@ -1387,37 +1300,26 @@ class Stage:
             conn.execute(f"PRAGMA {self.SCHEMA}.cache_size={STAGE_CACHE}")
             if direct:
                 conn.execute("BEGIN IMMEDIATE")
-                self.key = _drop_key(conn) if KEYLESS_LOAD else None
-                if self.key is None and DIRECT_INDEXES_AFTER:  # built after the load
+                if DIRECT_INDEXES_AFTER:  # built once, after the load (merge_staged)
                     conn.execute("DROP INDEX IF EXISTS records_ts")
                     conn.execute("DROP INDEX IF EXISTS records_session")
-        # statements: (many, many with display_cost NULL, one) for a table ("{}"), each of
-        # BATCH rows of 12 values. A batch without display_cost (nearly all) has NULL in the
-        # statement: binding None costs Python's sqlite3 an adapter lookup that fails (~0.27
-        # us, a third of a row's binding), a literal nothing.
+        # statements: (many, many with display_cost NULL, one) for a stage table ("{}") and
+        # for records (the dedup rule on each row: ties keep the row there), each of BATCH rows
+        # of 12 values. A batch without display_cost (nearly all) has NULL in the statement:
+        # binding None costs Python's sqlite3 an adapter lookup that fails (~0.27 us, a third
+        # of a row's binding), a literal nothing.
         k = self.BATCH
+        marks = "(" + ",".join("?" * 12) + ")"
+        nulls = "(" + ",".join("?" * 11) + ",NULL)"
+        head = "INSERT INTO {} VALUES "
+        self._staged = (head + ",".join([marks] * k), head + ",".join([nulls] * k), head + marks)
         rec = f"(?,?,?,?,?,?,?,?,?,?,?,?,'{CLAUDE}')"
         rec_null = f"(?,?,?,?,?,?,?,?,?,?,?,NULL,'{CLAUDE}')"
-        head = f"INSERT INTO {{}} ({COLS}, agent) VALUES "
-        like_records = (head + ",".join([rec] * k), head + ",".join([rec_null] * k), head + rec)
-        if self.key is not None:  # stage tables like records: appended by a copy of rows
-            self._staged = like_records
-            self._direct = tuple(s.format("records") for s in like_records)
-        else:  # the dedup rule on each row into records (ties keep the row there)
-            marks = "(" + ",".join("?" * 12) + ")"
-            nulls = "(" + ",".join("?" * 11) + ",NULL)"
-            head = "INSERT INTO {} VALUES "
-            self._staged = (
-                head + ",".join([marks] * k),
-                head + ",".join([nulls] * k),
-                head + marks,
-            )
-            self._direct = tuple(s.format("records") + " " + _UPSERT_LARGER for s in like_records)
-
-    @property
-    def keyless(self) -> bool:
-        """Whether ``records`` is loaded without its key's UNIQUE constraint (see above)."""
-        return self.key is not None
+        head = f"INSERT INTO records ({COLS}, agent) VALUES "
+        self._direct = tuple(
+            s + " " + _UPSERT_LARGER
+            for s in (head + ",".join([rec] * k), head + ",".join([rec_null] * k), head + rec)
+        )
 
     @property
     def tables(self) -> list[str]:
@@ -1433,9 +1335,8 @@ class Stage:
         if pending is None:
             if not (self.direct and stream == self.FIRST):
                 table = f"{self.SCHEMA}.t{len(self._tables)}"
-                create = _keyless(table) if self.keyless else f"CREATE TABLE {table} ({COLS})"
                 with self.db._mu:
-                    self.db.conn.execute(create)
+                    self.db.conn.execute(f"CREATE TABLE {table} ({COLS})")
                 self._tables[stream] = table
             pending = self._pending[stream] = []
         pending += rows
@@ -1449,7 +1350,7 @@ class Stage:
         if n < 0:
             n = len(pending)
         table = self._tables.get(stream)
-        if table is None:  # FIRST, direct: into records
+        if table is None:  # FIRST, direct: into records (ties keep the row already there)
             many, many_null, one = self._direct
             self.loaded += n
         else:
@@ -1498,45 +1399,6 @@ class Stage:
             if self.direct and conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.execute(f"DETACH DATABASE {self.SCHEMA}")
-
-
-def _keyless(table: str) -> str:
-    """CREATE TABLE ``table`` as records without the key's UNIQUE constraint."""
-    return _KEYLESS_DEF.replace("IF NOT EXISTS records", table)
-
-
-def _schema_writable(conn: sqlite3.Connection) -> bool:
-    """Whether this connection may write SQLite's schema table (``PRAGMA writable_schema``:
-    not where SQLite runs in its defensive mode), changing nothing."""
-    try:
-        conn.execute("PRAGMA writable_schema=ON")
-        conn.execute("UPDATE sqlite_master SET sql=sql WHERE 0")
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.execute("PRAGMA writable_schema=OFF")
-    return True
-
-
-def _drop_key(conn: sqlite3.Connection) -> tuple[str, str] | None:
-    """In a build's open transaction, before its load: make the (empty) records table again
-    without the key's UNIQUE constraint and return what :meth:`LedgerDB._unique_keys` needs to
-    give it back (the table's text in the schema, the constraint's index's name); None,
-    changing nothing, where SQLite will not let its schema table be written."""
-    if not _schema_writable(conn):
-        return None
-    sql = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type='table' AND name='records'"
-    ).fetchone()
-    auto = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='records' AND sql IS NULL"
-    ).fetchall()
-    if len(auto) != 1 or conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None:
-        return None
-    key = (str(sql[0]), str(auto[0][0]))
-    conn.execute("DROP TABLE records")  # (with its indexes: all built after the load)
-    conn.execute(_keyless("records"))
-    return key
 
 
 def build_cache(size: int) -> int:
