@@ -2,13 +2,13 @@
 """Benchmark tokmon's engine against ccusage on generated corpora of one or more sizes.
 
     python bench/bench_engine.py [--mb 500 [2000 ...]] [--seed 0] [--runs 3] [--cache DIR]
-                                 [--keep DIR] [--json]
+                                 [--keep DIR] [--json] [--in-place]
 
 For each size, on a generated corpus cached under ``--cache`` (default
 ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpus<MB>``, ``-seed<N>`` appended for a
 seed other than 0; reused when present, skipped with a clear line when the disk is short), with
 the OS page cache warmed first (so "cold" means "no tokmon state", not "nothing in RAM"), it
-runs ``tokmon <cmd> --json`` (the installed engine, as a subprocess) and ``ccusage claude <cmd>
+runs ``tokmon <cmd> --json`` (as a subprocess) and ``ccusage claude <cmd>
 --json --offline`` (when installed: env TOKMON_CCUSAGE or
 <repo>/.cache/ccusage/node_modules/.bin/ccusage) alternately, each figure the median of
 ``--runs``:
@@ -22,6 +22,12 @@ runs ``tokmon <cmd> --json`` (the installed engine, as a subprocess) and ``ccusa
   assistant line to the largest session file (truncated back afterwards);
 * flat with history: each warm / after-append time at the largest size divided by the one at
   the smallest size.
+
+The tokmon measured is this checkout installed the way a user installs it (``scripts/install.py``:
+a non-editable ``pip install`` into a venv, cached per source hash under
+``$TOKMON_BENCH_DIR/installed``, see bench/_installed.py), run as its ``tokmon`` console script;
+``--in-place`` measures the old way, ``python -m tokmon`` on the interpreter running this script
+(the editable install of scripts/test.sh, whose ``site`` costs more). The report names which.
 
 Prints the figures side by side with ratios, the machine load (os.getloadavg at start and end)
 and PASS/FAIL per target (docs/performance.md). Exit code 1 when the totals differ.
@@ -42,6 +48,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _installed import Target, add_argument, bench_dir, resolve  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = {
@@ -105,12 +114,6 @@ print(json.dumps({"wall": wall, "rss_kb": rss, "tree_kb": tree // 1024 or None, 
 
 class DiskShort(SystemExit):
     """Not enough free disk to generate a corpus (uncaught, it exits with its message)."""
-
-
-def bench_dir() -> Path:
-    """The corpus cache: ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}``."""
-    base = os.environ.get("TOKMON_BENCH_DIR")
-    return Path(base) if base else Path(os.environ.get("TMPDIR") or "/tmp") / "tokmon-bench"
 
 
 def cached_corpus_dir(mb: float, seed: int, cache: Path | None = None) -> Path:
@@ -340,8 +343,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 class SizeBench:
     """All figures for one corpus size (one TOKMON_HOME per cold run, the last one kept warm)."""
 
-    def __init__(self, dest: Path, runs: int, cc_bin: Path | None, work: Path) -> None:
+    def __init__(
+        self, dest: Path, runs: int, cc_bin: Path | None, work: Path, target: Target
+    ) -> None:
         self.dest, self.runs, self.cc_bin, self.work = dest, runs, cc_bin, work
+        self.target = target
         base = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
         # an installed tokmon runs from bytecode caches: without them (a checkout run with
         # PYTHONDONTWRITEBYTECODE=1) every run compiles its modules again (+50 ms here)
@@ -349,12 +355,12 @@ class SizeBench:
         base.update(
             {"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"}
         )
-        self.base = base
+        self.base = target.env(base)
         self.home: Path | None = None
         self.homes = 0
 
     def tok(self, cmd: str) -> list[str]:
-        return [sys.executable, "-m", "tokmon", cmd, "--json"]
+        return [*self.target.tokmon, cmd, "--json"]
 
     def cc(self, cmd: str) -> list[str]:
         assert self.cc_bin is not None
@@ -481,6 +487,7 @@ class SizeBench:
 
 def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
     cc_bin = ccusage_path()
+    measured = resolve(args.in_place, cache=args.cache)
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -489,6 +496,7 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
             "loadavg_start": load_avg(),
         },
         "ccusage": str(cc_bin) if cc_bin else None,
+        "tokmon": measured.as_json(),
         "runs": args.runs,
         "targets": TARGETS,
         "sizes": [],
@@ -511,7 +519,7 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
                 p for p in (dest / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
             ]
             target = max(mains, key=lambda p: p.stat().st_size)
-            sb = SizeBench(dest, args.runs, cc_bin, work)
+            sb = SizeBench(dest, args.runs, cc_bin, work, measured)
             entry.update(
                 {
                     "dir": str(dest),
@@ -600,6 +608,7 @@ def print_report(r: dict[str, Any]) -> None:
     la = m["loadavg_start"]
     if la and m["cpus"] and max(la[0], (m["loadavg_end"] or [0])[0]) > 0.5 * m["cpus"]:
         print("  note: the machine was busy; absolute times are inflated, ratios less so")
+    print(r["tokmon"]["describe"])
     print(f"ccusage: {r['ccusage'] or 'not installed (ratios n/a)'}; median of {r['runs']} runs")
     for s in r["sizes"]:
         print()
@@ -676,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--runs", type=int, default=3, help="repetitions per figure (median)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_argument(ap)
     args = ap.parse_args(argv)
     if any(mb <= 0 for mb in args.mb) or args.runs < 1:
         ap.error("--mb and --runs must be positive")
