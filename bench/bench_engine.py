@@ -70,8 +70,9 @@ TOKEN_KEYS = (
     "totalTokens",
 )
 
-# Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s, "rss_kb": peak RSS of the largest
-# descendant (getrusage), "tree_kb": peak summed RSS of the process tree (psutil sampling)}.
+# Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s, "cpu": user + system s of
+# the waited-for descendants, "rss_kb": peak RSS of the largest descendant (getrusage), "tree_kb": peak summed RSS of the
+# process tree (psutil sampling)}.
 _WRAPPER = r"""
 import json, subprocess, sys, time
 try:
@@ -103,12 +104,14 @@ with open(sys.argv[1], "wb") as out:
 wall = time.perf_counter() - t
 try:
     import resource
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss, cpu = ru.ru_maxrss, ru.ru_utime + ru.ru_stime
     if sys.platform == "darwin":
         rss //= 1024
 except ImportError:
-    rss = None
-print(json.dumps({"wall": wall, "rss_kb": rss, "tree_kb": tree // 1024 or None, "rc": rc}))
+    rss = cpu = None
+print(json.dumps({"wall": wall, "cpu": cpu, "rss_kb": rss, "tree_kb": tree // 1024 or None,
+                  "rc": rc}))
 """
 
 
@@ -159,6 +162,7 @@ def measure(
     peaks = [v for v in (fig["rss_kb"], fig["tree_kb"]) if v]
     return {
         "wall": fig["wall"],
+        "cpu": fig.get("cpu"),
         "rss_mb": max(peaks) / 1024 if peaks else None,
         "single_rss_mb": fig["rss_kb"] / 1024 if fig["rss_kb"] else None,
         "tree_rss_mb": fig["tree_kb"] / 1024 if fig["tree_kb"] else None,
@@ -336,6 +340,11 @@ def _median(ms: list[dict[str, Any]]) -> float:
     return statistics.median(m["wall"] for m in ms)
 
 
+def _median_cpu(ms: list[dict[str, Any]]) -> float | None:
+    cpu = [m["cpu"] for m in ms if m.get("cpu") is not None]
+    return statistics.median(cpu) if cpu else None
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -396,6 +405,9 @@ class SizeBench:
         r["cold"] = {
             "tokmon_s": _median(tc),
             "ccusage_s": _median(cs) if cs else None,
+            # CPU time (user + system of the process tree; steadier than wall under load)
+            "tokmon_cpu_s": _median_cpu(tc),
+            "ccusage_cpu_s": _median_cpu(cs),
             "ratio": _ratio(_median(tc), _median(cs) if cs else None),
             "tokmon_rss_mb": tok_rss,
             "tokmon_rss_single_mb": max((m["single_rss_mb"] or 0) for m in (*tc, tmem)) or None,
@@ -624,6 +636,11 @@ def print_report(r: dict[str, Any]) -> None:
         print(
             f"{'cold daily (s)':28}{_f(c['tokmon_s'], '{:.3f}'):>10}"
             f"{_f(c['ccusage_s'], '{:.3f}'):>10}{_f(c['ratio'], '{:.2f}x'):>9}"
+        )
+        cpu_ratio = _ratio(c["tokmon_cpu_s"], c["ccusage_cpu_s"])
+        print(
+            f"{'  CPU time (s; info)':28}{_f(c['tokmon_cpu_s'], '{:.3f}'):>10}"
+            f"{_f(c['ccusage_cpu_s'], '{:.3f}'):>10}{_f(cpu_ratio, '{:.2f}x'):>9}"
         )
         print(
             f"{'cold peak RSS (MB)':28}{_f(c['tokmon_rss_mb'], '{:.0f}'):>10}"
