@@ -5,7 +5,6 @@ slow one installs for real (pip, the C extensions) and runs bench_engine.py on i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,18 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "bench_installed_under_test", REPO / "bench" / "_installed.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # (its dataclasses look their module up)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-inst = _load()
+sys.path.insert(0, str(REPO / "bench"))
+import _installed as inst  # noqa: E402
 
 
 def _tree(root: Path) -> Path:
@@ -70,6 +59,15 @@ def _quiet(_line: str) -> None:
     pass
 
 
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """(a checkout, the bench cache, where its venv goes), the interpreter identity fixed."""
+    monkeypatch.setattr(inst, "python_identity", lambda: "python-under-test")
+    repo = _tree(tmp_path / "repo")
+    cache = tmp_path / "cache"
+    return repo, cache, cache / "installed" / _key(repo)[:16]
+
+
 def test_the_key_follows_the_sources_not_caches_or_build_products(tmp_path: Path) -> None:
     a = _tree(tmp_path / "a")
     b = _tree(tmp_path / "b")
@@ -101,15 +99,13 @@ def test_the_key_follows_the_sources_not_caches_or_build_products(tmp_path: Path
 
 
 def test_an_unchanged_checkout_reuses_its_venv_a_changed_one_installs_anew(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    checkout: tuple[Path, Path, Path],
 ) -> None:
-    monkeypatch.setattr(inst, "python_identity", lambda: "python-under-test")
-    repo = _tree(tmp_path / "repo")
-    cache = tmp_path / "cache"
+    repo, cache, prefix = checkout
     fake = FakeInstaller()
     first = inst.ensure_installed(repo, cache, installer=fake, log=_quiet)
     assert not first.reused and len(fake.calls) == 1
-    assert first.prefix == cache / "installed" / _key(repo)[:16]
+    assert first.prefix == prefix
     assert json.loads((first.prefix / inst.MARKER).read_text())["key"] == first.key
     again = inst.ensure_installed(repo, cache, installer=fake, log=_quiet)
     assert again.reused and again.prefix == first.prefix and len(fake.calls) == 1
@@ -119,11 +115,8 @@ def test_an_unchanged_checkout_reuses_its_venv_a_changed_one_installs_anew(
     assert first.prefix.is_dir()  # recent: kept (pruning spares the newest and the recent)
 
 
-def test_a_half_made_venv_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inst, "python_identity", lambda: "python-under-test")
-    repo = _tree(tmp_path / "repo")
-    cache = tmp_path / "cache"
-    prefix = cache / "installed" / _key(repo)[:16]
+def test_a_half_made_venv_is_made_again(checkout: tuple[Path, Path, Path]) -> None:
+    repo, cache, prefix = checkout
     FakeInstaller()(repo, prefix)  # commands there, but no marker: an interrupted install
     (prefix / "leftover").write_text("")
     fake = FakeInstaller()
@@ -136,12 +129,9 @@ def test_a_half_made_venv_is_made_again(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_a_failed_install_leaves_nothing_and_is_not_retried_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    checkout: tuple[Path, Path, Path],
 ) -> None:
-    monkeypatch.setattr(inst, "python_identity", lambda: "python-under-test")
-    repo = _tree(tmp_path / "repo")
-    cache = tmp_path / "cache"
-    prefix = cache / "installed" / _key(repo)[:16]
+    repo, cache, prefix = checkout
     broken = FakeInstaller(fail="pip: no network")
     with pytest.raises(inst.InstallFailed, match="no network"):
         inst.ensure_installed(repo, cache, installer=broken, log=_quiet)
@@ -160,17 +150,16 @@ def test_a_failed_install_leaves_nothing_and_is_not_retried_at_once(
 
 
 def test_an_installer_that_makes_no_commands_is_a_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    checkout: tuple[Path, Path, Path],
 ) -> None:
-    monkeypatch.setattr(inst, "python_identity", lambda: "python-under-test")
-    repo = _tree(tmp_path / "repo")
+    repo, cache, prefix = checkout
 
-    def empty(_repo: Path, prefix: Path) -> None:
-        prefix.mkdir(parents=True)
+    def empty(_repo: Path, where: Path) -> None:
+        where.mkdir(parents=True)
 
     with pytest.raises(inst.InstallFailed, match="no python/tokmon command"):
-        inst.ensure_installed(repo, tmp_path / "cache", installer=empty, log=_quiet)
-    assert not (tmp_path / "cache" / "installed" / _key(repo)[:16]).exists()
+        inst.ensure_installed(repo, cache, installer=empty, log=_quiet)
+    assert not prefix.exists()
 
 
 def _venv(root: Path, name: str, used: float, marker: bool = True) -> Path:
