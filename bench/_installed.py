@@ -10,7 +10,8 @@ here, ~28 ms of ``site`` in all). So by default the benchmarks measure an instal
 
 * :func:`ensure_installed` runs ``scripts/install.py --prefix <venv> --no-run`` into
   ``$TOKMON_BENCH_DIR/installed/<key>`` (``${TMPDIR:-/tmp}/tokmon-bench`` by default), where the
-  key hashes the interpreter and the files the install is built from (``tokmon/**`` without
+  key hashes the interpreter, setup.py's build switches (``TOKMON_BUILD_NATIVE``,
+  ``TOKMON_NATIVE_CFLAGS``) and the files the install is built from (``tokmon/**`` without
   caches and build products, ``pyproject.toml``, ``setup.py``, ``MANIFEST.in`` and
   ``scripts/install.py``): an unchanged checkout reuses its venv (the C extensions compile once
   per source hash), a changed one installs anew (~25-60 s: pip fetches the dependencies from
@@ -56,6 +57,8 @@ BUILD_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in", "scripts/install.py"
 #: names under tokmon/ that are caches or build products, not sources
 SKIP_DIRS = {"__pycache__"}
 SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".o", ".obj", ".dll", ".dylib")
+#: setup.py's build switches (no native code; extra C flags such as sanitizers)
+BUILD_ENV = ("TOKMON_BUILD_NATIVE", "TOKMON_NATIVE_CFLAGS")
 MARKER = "tokmon-bench-install.json"
 KEEP = 2  # venvs kept besides the one in use
 PRUNE_AGE_S = 3600.0  # an older venv is removed only when unused this long
@@ -92,9 +95,12 @@ def source_files(repo: Path) -> list[str]:
 
 
 def source_key(repo: Path, identity: str | None = None) -> str:
-    """sha256 (hex) of the interpreter identity and every source file's path and bytes."""
+    """sha256 (hex) of the interpreter identity, the build switches and every source file's
+    path and bytes."""
     h = hashlib.sha256(f"tokmon-bench-install {FORMAT}\n".encode())
     h.update((python_identity() if identity is None else identity).encode() + b"\0")
+    for name in BUILD_ENV:
+        h.update(f"{name}={os.environ.get(name)!r}\0".encode())
     for rel in source_files(repo):
         data = (repo / rel).read_bytes()
         h.update(f"{rel}\0{len(data)}\0".encode())

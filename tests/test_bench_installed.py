@@ -68,7 +68,11 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
     return repo, cache, cache / "installed" / _key(repo)[:16]
 
 
-def test_the_key_follows_the_sources_not_caches_or_build_products(tmp_path: Path) -> None:
+def test_the_key_follows_the_sources_not_caches_or_build_products(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in inst.BUILD_ENV:
+        monkeypatch.delenv(name, raising=False)
     a = _tree(tmp_path / "a")
     b = _tree(tmp_path / "b")
     assert _key(a) == _key(b)  # the same files in another place: the same key
@@ -94,8 +98,14 @@ def test_the_key_follows_the_sources_not_caches_or_build_products(tmp_path: Path
         before = _key(a)
         change()
         assert _key(a) != before
-    # and so does the interpreter a venv would be made from
+    # and so do the interpreter a venv would be made from and setup.py's build switches
     assert inst.source_key(b, identity="another python") != _key(b)
+    before = _key(b)
+    monkeypatch.setenv("TOKMON_NATIVE_CFLAGS", "-fsanitize=address")
+    assert _key(b) != before
+    monkeypatch.delenv("TOKMON_NATIVE_CFLAGS")
+    monkeypatch.setenv("TOKMON_BUILD_NATIVE", "0")
+    assert _key(b) != before
 
 
 def test_an_unchanged_checkout_reuses_its_venv_a_changed_one_installs_anew(
