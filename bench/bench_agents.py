@@ -2,7 +2,7 @@
 """tokmon vs ccusage on a mixed Claude + Codex + Gemini corpus, all agents, in one run.
 
     python bench/bench_agents.py [--mb 500] [--seed 0] [--keep DIR] [--runs 3] [--json]
-                                 [--baseline SRC]
+                                 [--baseline SRC] [--in-place]
 
 Generates (or reuses, in ``--keep``) a corpus with bench/gen_agents_corpus.py (with
 ``--gemini-copies`` chats kept in two folders, default 8), warms the OS
@@ -20,7 +20,12 @@ page cache, then repeats ``--runs`` times, alternating:
 With ``--baseline SRC`` (another tokmon source tree, e.g. ``git archive main | tar -x -C
 SRC``), that tokmon's cold and warm ``daily --json --agent all`` (imported from SRC) are
 interleaved with these runs too, alternating which tokmon goes first: an A/B of two versions
-measured side by side.
+measured side by side (on the same interpreter as this tokmon, below).
+
+The tokmon measured is this checkout installed as ``scripts/install.py`` installs it (a venv cached
+per source hash under ``$TOKMON_BENCH_DIR/installed``: bench/_installed.py), run through its
+``tokmon`` console script (``--baseline`` runs on that venv's python); ``--in-place``: ``python -m
+tokmon`` on the interpreter running this script (the old way). The report names which.
 
 Prints the medians of wall time, their ratios and the peak RSS, and checks each tool's token
 totals per agent against the generator's truth (expected-agents.json). Both tools print
@@ -50,6 +55,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(REPO))
 
+from _installed import Target, add_argument, resolve  # noqa: E402
 from bench_engine import ccusage_path, measure  # noqa: E402
 from gen_agents_corpus import TRUTH_FILE, generate  # noqa: E402
 
@@ -167,10 +173,10 @@ def check(
     return res
 
 
-def tokmon_has_agent_option(env: dict[str, str]) -> bool:
+def tokmon_has_agent_option(target: Target, env: dict[str, str]) -> bool:
     """Whether this tokmon's ``daily`` takes ``--agent`` (the engine's all-agent view)."""
     res = subprocess.run(
-        [sys.executable, "-m", "tokmon", "daily", "--help"],
+        [*target.tokmon, "daily", "--help"],
         capture_output=True,
         text=True,
         env=env,
@@ -193,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         help="Gemini chats also kept in a second folder, which ccusage counts twice (default 8)",
     )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_argument(ap)
     ap.add_argument(
         "--baseline",
         type=Path,
@@ -205,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--baseline: no tokmon package in {args.baseline}")
     if args.mb <= 0 or args.runs < 1 or args.gemini_copies < 0:
         ap.error("--mb and --runs must be positive, --gemini-copies not negative")
+    target = resolve(args.in_place)
 
     dest, truth, temporary = prepare(args.mb, args.seed, args.gemini_copies, args.keep)
     work = Path(tempfile.mkdtemp(prefix="tokmon-agents-work-"))
@@ -226,19 +234,18 @@ def main(argv: list[str] | None = None) -> int:
                 **{k: str(dest / v) for k, v in truth["env"].items()},
             }
         )
-        unified = tokmon_has_agent_option(base)
+        base = target.env(base)
+        unified = tokmon_has_agent_option(target, base)
         if unified:
-            tok_cmds = {
-                "all": [sys.executable, "-m", "tokmon", "daily", "--json", "--agent", "all"]
-            }
+            tok_cmds = {"all": [*target.tokmon, "daily", "--json", "--agent", "all"]}
         else:
             tok_cmds = {
-                "claude": [sys.executable, "-m", "tokmon", "daily", "--json"],
-                "agents": [sys.executable, "-m", "tokmon", "agents", "daily", "--json"],
+                "claude": [*target.tokmon, "daily", "--json"],
+                "agents": [*target.tokmon, "agents", "daily", "--json"],
             }
         # Not `-m tokmon` with PYTHONPATH: `-m` puts the current directory first on sys.path.
         boot = "import sys; sys.path.insert(0, sys.argv.pop(1)); from tokmon.__main__ import main"
-        baseline_cmd = [sys.executable, "-c", boot + "; sys.exit(main())"]
+        baseline_cmd = [target.python, "-c", boot + "; sys.exit(main())"]
         if args.baseline is not None:
             baseline_cmd += [str(args.baseline.resolve())]
         baseline_cmd += ["daily", "--json", "--agent", "all"]
@@ -298,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                 "per_agent_mib": {a: v["bytes"] / 2**20 for a, v in truth["agents"].items()},
                 "files": {a: v["files"] for a, v in truth["agents"].items()},
             },
+            "tokmon": target.as_json(),
             "tokmon_mode": "daily --json --agent all"
             if unified
             else "daily --json + agents daily --json",
@@ -339,6 +347,7 @@ def print_table(r: dict[str, Any], names: list[str]) -> None:
         f"{a} {m:.0f} MiB/{c['files'][a]} files" for a, m in c["per_agent_mib"].items()
     )
     print(f"corpus: {c['mib']:.0f} MiB ({parts}) at {c['dir']}")
+    print(r["tokmon"]["describe"])
     print(f"tokmon: {r['tokmon_mode']}; medians of {r['runs']} alternating runs")
     med, rss = r["median_s"], r["peak_rss_mb"]
     print(f"{'':34}{'wall (s)':>10}{'vs ccusage':>12}{'peak RSS (MB)':>15}")

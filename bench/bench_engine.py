@@ -2,13 +2,13 @@
 """Benchmark tokmon's engine against ccusage on generated corpora of one or more sizes.
 
     python bench/bench_engine.py [--mb 500 [2000 ...]] [--seed 0] [--runs 3] [--cache DIR]
-                                 [--keep DIR] [--json]
+                                 [--keep DIR] [--json] [--in-place]
 
 For each size, on a generated corpus cached under ``--cache`` (default
 ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpus<MB>``, ``-seed<N>`` appended for a
 seed other than 0; reused when present, skipped with a clear line when the disk is short), with
 the OS page cache warmed first (so "cold" means "no tokmon state", not "nothing in RAM"), it
-runs ``tokmon <cmd> --json`` (the installed engine, as a subprocess) and ``ccusage claude <cmd>
+runs ``tokmon <cmd> --json`` (as a subprocess) and ``ccusage claude <cmd>
 --json --offline`` (when installed: env TOKMON_CCUSAGE or
 <repo>/.cache/ccusage/node_modules/.bin/ccusage) alternately, each figure the median of
 ``--runs``:
@@ -22,6 +22,12 @@ runs ``tokmon <cmd> --json`` (the installed engine, as a subprocess) and ``ccusa
   assistant line to the largest session file (truncated back afterwards);
 * flat with history: each warm / after-append time at the largest size divided by the one at
   the smallest size.
+
+The tokmon measured is this checkout installed the way a user installs it (``scripts/install.py``:
+a non-editable ``pip install`` into a venv, cached per source hash under
+``$TOKMON_BENCH_DIR/installed``, see bench/_installed.py), run as its ``tokmon`` console script;
+``--in-place`` measures the old way, ``python -m tokmon`` on the interpreter running this script
+(the editable install of scripts/test.sh, whose ``site`` costs more). The report names which.
 
 Prints the figures side by side with ratios, the machine load (os.getloadavg at start and end)
 and PASS/FAIL per target (docs/performance.md). Exit code 1 when the totals differ.
@@ -43,6 +49,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _installed import Target, add_argument, bench_dir, resolve  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = {
     "cold_ratio": 0.45,  # tokmon cold / ccusage (issue 12: at 500 MB and at 2 GB)
@@ -61,8 +70,9 @@ TOKEN_KEYS = (
     "totalTokens",
 )
 
-# Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s, "rss_kb": peak RSS of the largest
-# descendant (getrusage), "tree_kb": peak summed RSS of the process tree (psutil sampling)}.
+# Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s, "cpu": user + system s of
+# the waited-for descendants, "rss_kb": peak RSS of the largest descendant (getrusage), "tree_kb": peak summed RSS of the
+# process tree (psutil sampling)}.
 _WRAPPER = r"""
 import json, subprocess, sys, time
 try:
@@ -94,23 +104,19 @@ with open(sys.argv[1], "wb") as out:
 wall = time.perf_counter() - t
 try:
     import resource
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss, cpu = ru.ru_maxrss, ru.ru_utime + ru.ru_stime
     if sys.platform == "darwin":
         rss //= 1024
 except ImportError:
-    rss = None
-print(json.dumps({"wall": wall, "rss_kb": rss, "tree_kb": tree // 1024 or None, "rc": rc}))
+    rss = cpu = None
+print(json.dumps({"wall": wall, "cpu": cpu, "rss_kb": rss, "tree_kb": tree // 1024 or None,
+                  "rc": rc}))
 """
 
 
 class DiskShort(SystemExit):
     """Not enough free disk to generate a corpus (uncaught, it exits with its message)."""
-
-
-def bench_dir() -> Path:
-    """The corpus cache: ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}``."""
-    base = os.environ.get("TOKMON_BENCH_DIR")
-    return Path(base) if base else Path(os.environ.get("TMPDIR") or "/tmp") / "tokmon-bench"
 
 
 def cached_corpus_dir(mb: float, seed: int, cache: Path | None = None) -> Path:
@@ -156,6 +162,7 @@ def measure(
     peaks = [v for v in (fig["rss_kb"], fig["tree_kb"]) if v]
     return {
         "wall": fig["wall"],
+        "cpu": fig.get("cpu"),
         "rss_mb": max(peaks) / 1024 if peaks else None,
         "single_rss_mb": fig["rss_kb"] / 1024 if fig["rss_kb"] else None,
         "tree_rss_mb": fig["tree_kb"] / 1024 if fig["tree_kb"] else None,
@@ -333,6 +340,11 @@ def _median(ms: list[dict[str, Any]]) -> float:
     return statistics.median(m["wall"] for m in ms)
 
 
+def _median_cpu(ms: list[dict[str, Any]]) -> float | None:
+    cpu = [m["cpu"] for m in ms if m.get("cpu") is not None]
+    return statistics.median(cpu) if cpu else None
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -340,8 +352,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 class SizeBench:
     """All figures for one corpus size (one TOKMON_HOME per cold run, the last one kept warm)."""
 
-    def __init__(self, dest: Path, runs: int, cc_bin: Path | None, work: Path) -> None:
+    def __init__(
+        self, dest: Path, runs: int, cc_bin: Path | None, work: Path, target: Target
+    ) -> None:
         self.dest, self.runs, self.cc_bin, self.work = dest, runs, cc_bin, work
+        self.target = target
         base = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
         # an installed tokmon runs from bytecode caches: without them (a checkout run with
         # PYTHONDONTWRITEBYTECODE=1) every run compiles its modules again (+50 ms here)
@@ -349,12 +364,12 @@ class SizeBench:
         base.update(
             {"CLAUDE_CONFIG_DIR": str(dest), "HOME": str(work), "TZ": "UTC", "NO_COLOR": "1"}
         )
-        self.base = base
+        self.base = target.env(base)
         self.home: Path | None = None
         self.homes = 0
 
     def tok(self, cmd: str) -> list[str]:
-        return [sys.executable, "-m", "tokmon", cmd, "--json"]
+        return [*self.target.tokmon, cmd, "--json"]
 
     def cc(self, cmd: str) -> list[str]:
         assert self.cc_bin is not None
@@ -390,6 +405,9 @@ class SizeBench:
         r["cold"] = {
             "tokmon_s": _median(tc),
             "ccusage_s": _median(cs) if cs else None,
+            # CPU time (user + system of the process tree; steadier than wall under load)
+            "tokmon_cpu_s": _median_cpu(tc),
+            "ccusage_cpu_s": _median_cpu(cs),
             "ratio": _ratio(_median(tc), _median(cs) if cs else None),
             "tokmon_rss_mb": tok_rss,
             "tokmon_rss_single_mb": max((m["single_rss_mb"] or 0) for m in (*tc, tmem)) or None,
@@ -481,6 +499,7 @@ class SizeBench:
 
 def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
     cc_bin = ccusage_path()
+    measured = resolve(args.in_place, cache=args.cache)
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -489,6 +508,7 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
             "loadavg_start": load_avg(),
         },
         "ccusage": str(cc_bin) if cc_bin else None,
+        "tokmon": measured.as_json(),
         "runs": args.runs,
         "targets": TARGETS,
         "sizes": [],
@@ -511,7 +531,7 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
                 p for p in (dest / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
             ]
             target = max(mains, key=lambda p: p.stat().st_size)
-            sb = SizeBench(dest, args.runs, cc_bin, work)
+            sb = SizeBench(dest, args.runs, cc_bin, work, measured)
             entry.update(
                 {
                     "dir": str(dest),
@@ -600,6 +620,7 @@ def print_report(r: dict[str, Any]) -> None:
     la = m["loadavg_start"]
     if la and m["cpus"] and max(la[0], (m["loadavg_end"] or [0])[0]) > 0.5 * m["cpus"]:
         print("  note: the machine was busy; absolute times are inflated, ratios less so")
+    print(r["tokmon"]["describe"])
     print(f"ccusage: {r['ccusage'] or 'not installed (ratios n/a)'}; median of {r['runs']} runs")
     for s in r["sizes"]:
         print()
@@ -615,6 +636,11 @@ def print_report(r: dict[str, Any]) -> None:
         print(
             f"{'cold daily (s)':28}{_f(c['tokmon_s'], '{:.3f}'):>10}"
             f"{_f(c['ccusage_s'], '{:.3f}'):>10}{_f(c['ratio'], '{:.2f}x'):>9}"
+        )
+        cpu_ratio = _ratio(c["tokmon_cpu_s"], c["ccusage_cpu_s"])
+        print(
+            f"{'  CPU time (s; info)':28}{_f(c['tokmon_cpu_s'], '{:.3f}'):>10}"
+            f"{_f(c['ccusage_cpu_s'], '{:.3f}'):>10}{_f(cpu_ratio, '{:.2f}x'):>9}"
         )
         print(
             f"{'cold peak RSS (MB)':28}{_f(c['tokmon_rss_mb'], '{:.0f}'):>10}"
@@ -676,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--runs", type=int, default=3, help="repetitions per figure (median)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_argument(ap)
     args = ap.parse_args(argv)
     if any(mb <= 0 for mb in args.mb) or args.runs < 1:
         ap.error("--mb and --runs must be positive")

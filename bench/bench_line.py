@@ -1,6 +1,6 @@
 """Speed of `tokmon line` and of the shell prompt hook, measured in one run.
 
-    python bench/bench_line.py [--runs 60]
+    python bench/bench_line.py [--runs 60] [--no-hooks] [--in-place]
 
 Targets (issues 2 and 12): warm `tokmon line` through the console script median <= 1.3 x
 `python -c pass` (the interpreter start is the floor); the fast command (`python -S
@@ -9,11 +9,21 @@ command as `tokmon install-statusline` writes it (`python -S .../fast.py line --
 payload on stdin, figures unchanged since the last call) <= 1.5 x `python -S -c pass`; with no
 snapshot <= 60 ms; the shell hook spawns no process per prompt and adds <= 3 ms.  Uses a copy of the shared real corpus (or
 TOKMON_TEST_CORPUS) with one assistant line appended now, in temp dirs only.
+
+Both sides of each ratio are what a user's machine runs: by default this checkout installed as
+``scripts/install.py`` installs it (a non-editable ``pip install`` into a venv, cached per source
+hash under ``$TOKMON_BENCH_DIR/installed``: bench/_installed.py), timed through that venv's
+``tokmon`` console script and fast command, and the floors are that venv's ``python -c pass`` /
+``python -S -c pass``. ``--in-place`` measures the old way: the interpreter running this script
+(with scripts/test.sh's editable install and whatever ``.pth`` files its site-packages holds,
+which slow its ``python -c pass`` as much as its ``tokmon``). The first line printed names which.
+Every command runs in a temp dir (``python -m tokmon`` puts the current dir first on sys.path).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -26,9 +36,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from line_support import append_assistant, make_env, refresh_now  # noqa: E402
+from line_support import append_assistant, make_env  # noqa: E402
 
 from tokmon.statusline.refresher import lock_busy  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from _installed import Target, add_argument, resolve  # noqa: E402
+from bench_engine import load_avg  # noqa: E402
 
 try:
     import resource
@@ -78,37 +92,50 @@ def summary(name: str, values: list[float]) -> str:
             f" ms   min {min(values):6.1f} ms   (n={len(values)})")  # fmt: skip
 
 
-def tokmon_script() -> list[str]:
-    exe_dir = Path(sys.executable).parent
-    script = exe_dir / ("tokmon.exe" if os.name == "nt" else "tokmon")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tokmon"]
-
-
-def bench_env(path: Path, copy_corpus: bool = True) -> dict[str, str]:
-    """make_env, plus bytecode caching on as on a user's machine (a warm install has .pyc
-    files; PYTHONDONTWRITEBYTECODE would make every run compile tokmon's modules again)."""
-    env = make_env(path, copy_corpus)
+def bench_env(target: Target, path: Path, copy_corpus: bool = True) -> dict[str, str]:
+    """make_env for ``target`` (installed: no PYTHONPATH, the venv first on PATH), plus
+    bytecode caching on as on a user's machine (a warm install has .pyc files;
+    PYTHONDONTWRITEBYTECODE would make every run compile tokmon's modules again)."""
+    env = target.env(make_env(path, copy_corpus))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
-def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
-    env = bench_env(tmp / "warm")
+def refresh_now(target: Target, env: dict[str, str]) -> None:
+    """Build the snapshot synchronously (what the background refresher does), with the
+    target's own tokmon."""
+    subprocess.run(
+        [target.python, "-c", "from tokmon.statusline.refresher import refresh; refresh(wait=True)"],
+        env=env, check=True, timeout=120,
+    )  # fmt: skip
+
+
+def fast_command(target: Target, env: dict[str, str]) -> list[str]:
+    """The target's ``python -S .../fast.py`` (``tokmon.statusline.main.fast_command`` as
+    that tokmon computes it: the installed copy's fast.py, or the checkout's in place)."""
+    code = (
+        "import json\nfrom tokmon.statusline.main import fast_command as f\nprint(json.dumps(f()))"
+    )
+    res = subprocess.run([target.python, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=120)  # fmt: skip
+    return list(json.loads(res.stdout))
+
+
+def bench_process(target: Target, runs: int, tmp: Path) -> dict[str, list[float]]:
+    env = bench_env(target, tmp / "warm")
     append_assistant(env, input_tokens=500_000, output_tokens=300_000)
     cfg = Path(env["TOKMON_HOME"]) / "config" / "config.toml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text("[line]\nstale_seconds = 3600\n", encoding="utf-8")  # keep it warm
-    refresh_now(env)
-    base = [sys.executable, "-c", "pass"]
-    base_s = [sys.executable, "-S", "-c", "pass"]
-    script = [*tokmon_script(), "line"]
-    module = [sys.executable, "-m", "tokmon", "line"]
-    tmux = [*tokmon_script(), "line", "--format", "tmux", "--cwd", str(tmp)]
-    claude = [*tokmon_script(), "line", "--claude"]
-    from tokmon.statusline.main import fast_command
-
-    fast = [*fast_command(), "line"]  # what the tmux plugin and install-statusline run
-    claude_fast = [*fast_command(), "line", "--claude"]  # Claude Code's statusLine command
+    refresh_now(target, env)
+    base = [target.python, "-c", "pass"]  # the floors: the same interpreter as tokmon's
+    base_s = [target.python, "-S", "-c", "pass"]
+    script = [*target.script, "line"]
+    module = [*target.module(), "line"]
+    tmux = [*target.script, "line", "--format", "tmux", "--cwd", str(tmp)]
+    claude = [*target.script, "line", "--claude"]
+    fast = [*fast_command(target, env), "line"]  # what the tmux plugin and install-statusline run
+    claude_fast = [*fast[:-1], "line", "--claude"]  # Claude Code's statusLine command
     out: dict[str, list[float]] = {
         k: [] for k in ("base", "base_s", "script", "module", "tmux", "claude", "fast",
                         "claude_fast", "cpu_base", "cpu_base_s", "cpu_fast", "cpu_claude_fast",
@@ -133,7 +160,7 @@ def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
         out["claude"].append(timed(claude, env, CLAUDE_PAYLOAD))
     # stale snapshot, nothing changed: revalidated in-process (a few stat calls)
     cfg.write_text("[line]\nstale_seconds = 1\n", encoding="utf-8")
-    refresh_now(env)
+    refresh_now(target, env)
     snap = Path(env["TOKMON_HOME"]) / "cache" / "line" / "snapshot.bin"
     out["revalidate"] = []
     for _ in range(max(10, runs // 3)):
@@ -141,7 +168,7 @@ def bench_process(runs: int, tmp: Path) -> dict[str, list[float]]:
         os.utime(snap, (t, t))
         out["revalidate"].append(timed(script, env))
     # no snapshot at all: placeholder + one detached refresher (waited for between runs)
-    empty = bench_env(tmp / "empty", copy_corpus=False)
+    empty = bench_env(target, tmp / "empty", copy_corpus=False)
     out["nosnap"] = []
     for i in range(max(10, runs // 3)):
         env_i = dict(empty, TOKMON_HOME=str(tmp / f"nosnap-{i}"))
@@ -161,16 +188,16 @@ HOOK_LOOP = {
 }
 
 
-def bench_hooks(tmp: Path, iterations: int = 1000) -> dict[str, dict[str, float]]:
-    env = bench_env(tmp / "hooks")
+def bench_hooks(target: Target, tmp: Path, iterations: int = 1000) -> dict[str, dict[str, float]]:
+    env = bench_env(target, tmp / "hooks")
     append_assistant(env, input_tokens=1000, output_tokens=1000)
-    refresh_now(env)
+    refresh_now(target, env)
     env["TOKMON_REFRESH_SECONDS"] = "1000000"  # measure the per-prompt path, not the trigger
     results: dict[str, dict[str, float]] = {}
     for shell in ("bash", "zsh", "fish"):
         if shutil.which(shell) is None:
             continue
-        init = subprocess.run([*tokmon_script(), "init", shell], env=env, capture_output=True,
+        init = subprocess.run([*target.script, "init", shell], env=env, capture_output=True,
                               text=True, check=True).stdout  # fmt: skip
         init_file = tmp / f"init.{shell}"
         init_file.write_text(init, encoding="utf-8")
@@ -243,12 +270,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--no-hooks", action="store_true", help="skip the shell prompt hooks")
+    add_argument(ap)
     args = ap.parse_args()
+    target = resolve(args.in_place)
     tmp = Path(tempfile.mkdtemp(prefix="tokmon-bench-line-"))
+    cwd = os.getcwd()
+    os.chdir(tmp)  # no command runs in the checkout (`-m tokmon` would import it first)
     try:
-        print(f"python {sys.version.split()[0]} at {sys.executable}; tokmon: "
-              f"{' '.join(tokmon_script())}; {os.cpu_count()} CPUs")  # fmt: skip
-        p = bench_process(args.runs, tmp)
+        print(f"{target.describe()}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
+              f"load {load_avg()}")  # fmt: skip
+        p = bench_process(target, args.runs, tmp)
         print(summary("python -c pass (floor)", p["base"]))
         print(summary("python -S -c pass (floor of -S commands)", p["base_s"]))
         print(summary("tokmon line (warm, console script)", p["script"]))
@@ -264,7 +295,7 @@ def main() -> int:
               f"{statistics.median(p['script']) - floor:+.1f} ms   no snapshot "
               f"{statistics.median(p['nosnap']) - floor:+.1f} ms   floor p95 "
               f"{pct(p['base'], 0.95):.1f} ms")  # fmt: skip
-        hooks = {} if args.no_hooks else bench_hooks(tmp)
+        hooks = {} if args.no_hooks else bench_hooks(target, tmp)
         for shell, r in hooks.items():
             spawns = "n/a (no strace)" if r["spawns"] < 0 else f"{r['spawns']:.0f}"
             print(f"{shell + ' prompt hook':<44} {r['us_per_prompt'] / 1000:6.3f} ms per prompt"
@@ -311,6 +342,7 @@ def main() -> int:
             print(f"{'PASS' if ok else 'FAIL'}  {text}")
         return 0 if all(ok for _, ok in checks) else 1
     finally:
+        os.chdir(cwd)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

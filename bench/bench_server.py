@@ -3,6 +3,7 @@
 
     python bench/bench_server.py [--mb 500 [2000 ...]] [--corpus DIR] [--cache DIR]
                                  [--appends 40] [--saves 3] [--idle 30] [--jsonl] [--json]
+                                 [--in-place]
 
 For each ``--mb`` size it uses the generated corpus that bench/bench_engine.py caches (same
 dir: ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpus<MB>``, generated there when
@@ -34,6 +35,11 @@ measures:
   each, in the private dir) so the figure does not depend on when the corpus was generated;
   the server's CPU time per push (user + system over the timed appends, divided by them)
 
+The server is this checkout installed as ``scripts/install.py`` installs it (a venv cached per
+source hash under ``$TOKMON_BENCH_DIR/installed``: bench/_installed.py), started through its
+``tokmon`` console script; ``--in-place`` starts ``python -m tokmon serve`` on the interpreter
+running this script (the old way). The report names which.
+
 Prints the figures, the machine load and PASS/FAIL per target; exit code 1 if any target
 fails.
 """
@@ -57,6 +63,7 @@ from pathlib import Path
 from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _installed import add_argument, resolve  # noqa: E402
 from bench_engine import DiskShort, cached_corpus_dir, load_avg, prepare_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -318,7 +325,8 @@ def run(args: argparse.Namespace, mb: float | None) -> dict[str, Any]:
         session, cwd = bench_file.stem, "/tmp/tokmon-bench-project"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
         env.update({"TOKMON_HOME": str(home), "CLAUDE_CONFIG_DIR": f"{corpus},{private}"})
-        cmd = [sys.executable, "-m", "tokmon", "serve"] + (["--jsonl"] if args.jsonl else [])
+        env = args.target.env(env)
+        cmd = [*args.target.tokmon, "serve"] + (["--jsonl"] if args.jsonl else [])
         t0 = time.monotonic()
         proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -561,9 +569,11 @@ def main(argv: list[str] | None = None) -> int:
         help="do not ask for active deltas (an older client: pushes carry the whole list)",
     )
     ap.add_argument("--json", action="store_true", help="print figures as JSON")
+    add_argument(ap)
     args = ap.parse_args(argv)
     if args.appends < 1 or args.saves < 0:
         ap.error("--appends must be positive and --saves not negative")
+    args.target = resolve(args.in_place, cache=args.cache)
     machine = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -582,12 +592,14 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"mb": mb, "figures": figures, "pass": verdicts(figures)})
     machine["loadavg_end"] = load_avg()
     if args.json:
-        print(json.dumps({"machine": machine, "targets": TARGETS, "results": results}, indent=2))
+        out = {"machine": machine, "tokmon": args.target.as_json(), "targets": TARGETS}
+        print(json.dumps({**out, "results": results}, indent=2))
     else:
         print(
             f"machine: {machine['cpus']} CPUs, {machine['platform']}; load average (1/5/15 min) "
             f"at start {machine['loadavg_start']}, at end {machine['loadavg_end']}"
         )
+        print(args.target.describe())
         for r in results:
             if "skipped" in r:
                 print(f"== {r['mb']:g} MB: SKIPPED: {r['skipped']}")

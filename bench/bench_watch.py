@@ -1,6 +1,7 @@
 """Benchmark `tokmon watch` next to `tokmon serve`: append->screen vs append->push, idle CPU.
 
     python bench/bench_watch.py [--mb N [--keep DIR]] [--idle SECONDS] [--appends N] [--no-serve]
+                                [--in-place]
 
 Without ``--mb`` the real dashboard runs in a private tmux server over a copy of the test corpus
 (TOKMON_TEST_CORPUS or <repo>/../shared/corpus/claude-real). With ``--mb N`` it runs over a
@@ -18,6 +19,11 @@ In one run, on the same corpus and with a warm ledger for both (``tokmon daily``
 * serve: ``tokmon serve`` (LSP over stdio, the client of bench/bench_server.py), the same
   appends, time until the ``tokmon/usageChanged`` carrying the new totals arrives.
 
+Both run this checkout installed as ``scripts/install.py`` installs it (a venv cached per source
+hash under ``$TOKMON_BENCH_DIR/installed``: bench/_installed.py), through its ``tokmon`` console
+script; ``--in-place``: ``python -m tokmon`` on the interpreter running this script (the old way).
+The first line printed names which.
+
 Prints one table with median/p95/max for both.
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -38,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _installed import Target, add_argument, resolve  # noqa: E402
 from bench_server import Client, _pct, stop, usage_line  # noqa: E402
 
 if shutil.which("tmux") is None:
@@ -78,18 +86,30 @@ def stats(lat: list[float]) -> dict[str, float]:
     return {"median": statistics.median(ms), "p95": _pct(ms, 0.95), "max": max(ms), "n": len(ms)}
 
 
-def tokmon_env(home: Path, config: str) -> dict[str, str]:
+def tokmon_env(target: Target, home: Path, config: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     env.update({"TOKMON_HOME": str(home), "CLAUDE_CONFIG_DIR": config})
     env.pop("NO_COLOR", None)
-    return env
+    return target.env(env)
 
 
-def warm_ledger(env: dict[str, str]) -> float:
+class TargetDashboard(Dashboard):
+    """tests/test_watch_tmux.py's dashboard (``sys.executable -m tokmon watch`` in the
+    checkout) running the target's ``tokmon watch`` instead."""
+
+    def __init__(self, env: dict[str, str], target: Target) -> None:
+        self.sock = f"tokmon-watch-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        self.env = env
+        cmd = f"{shlex.join(target.tokmon)} watch; echo EXITED:$?; sleep 600"
+        extra = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
+        self.tmux("new-session", "-d", "-x", "120", "-y", "40", "-c", str(REPO), *extra, cmd)
+
+
+def warm_ledger(target: Target, env: dict[str, str]) -> float:
     """Run ``tokmon daily --json`` so the ledger is current; returns its wall time."""
     t = time.monotonic()
     subprocess.run(
-        [sys.executable, "-m", "tokmon", "daily", "--json"],
+        [*target.tokmon, "daily", "--json"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -117,13 +137,13 @@ class Appender:
 
 
 def run_watch(
-    env: dict[str, str], append: Appender, n: int, gap: float, idle: float
+    target: Target, env: dict[str, str], append: Appender, n: int, gap: float, idle: float
 ) -> dict[str, Any]:
     """The real dashboard in tmux: startup, append->screen latency, idle CPU, RSS."""
     res: dict[str, Any] = {}
     tmux_env = {k: env[k] for k in ("TOKMON_HOME", "CLAUDE_CONFIG_DIR")}
     t0 = time.monotonic()
-    dash = Dashboard(tmux_env)
+    dash = TargetDashboard(tmux_env, target)
     try:
         dash.wait_text("Active sessions", timeout=300)
         dash.wait(lambda s: "tokens  +$" in s, timeout=60, what="the since-reset counter")
@@ -165,14 +185,16 @@ def run_watch(
     return res
 
 
-def run_serve(env: dict[str, str], append: Appender, n: int, gap: float) -> dict[str, Any]:
+def run_serve(
+    target: Target, env: dict[str, str], append: Appender, n: int, gap: float
+) -> dict[str, Any]:
     """``tokmon serve`` (LSP over stdio): startup, append->usageChanged latency, RSS."""
     import psutil
 
     res: dict[str, Any] = {}
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tokmon", "serve"],
+        [*target.tokmon, "serve"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -251,9 +273,12 @@ def main() -> int:
     ap.add_argument("--mb", type=float, default=None, help="generated corpus size in MiB")
     ap.add_argument("--keep", type=Path, default=None, help="generated corpus dir (reused)")
     ap.add_argument("--no-serve", action="store_true", help="skip the tokmon serve column")
+    add_argument(ap)
     args = ap.parse_args()
     if args.appends < 1:
         ap.error("--appends must be positive")
+    target = resolve(args.in_place)
+    print(target.describe())
 
     t_total = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tokmon-bench-watch-") as tmp:
@@ -280,12 +305,12 @@ def main() -> int:
             fh.write(usage_line(SESSION, CWD, 10, 1))
         size = corpus_size_mb([corpus / "projects", extra / "projects"])
         label = f"{label} ({size:.0f} MiB)"
-        env = tokmon_env(root / "home", f"{corpus},{extra}")
-        warm = warm_ledger(env)
+        env = tokmon_env(target, root / "home", f"{corpus},{extra}")
+        warm = warm_ledger(target, env)
         print(f"{label}: ledger built by `tokmon daily` in {warm:.1f} s (cold scan)")
         append = Appender(tfile)
 
-        w = run_watch(env, append, args.appends, args.gap, args.idle)
+        w = run_watch(target, env, append, args.appends, args.gap, args.idle)
         print(f"watch: startup to first frame {w['startup_s']:.2f} s (tmux + python + textual)")
         if "idle_cpu_s" in w:
             scaled = w["idle_cpu_s"] * 30.0 / w["idle_wall_s"]
@@ -296,8 +321,9 @@ def main() -> int:
             )
         s = None
         if not args.no_serve:
-            warm_ledger(env)  # the dashboard's deferred save may not have run before it quit
-            s = run_serve(env, append, args.appends, args.gap)
+            # the dashboard's deferred save may not have run before it quit
+            warm_ledger(target, env)
+            s = run_serve(target, env, append, args.appends, args.gap)
         print_table(label, args.appends, w, s)
     print(f"total bench time: {time.monotonic() - t_total:.1f} s")
     return 0

@@ -2,7 +2,7 @@
 """Benchmark ``tokmon web``: first paint in headless Chromium and append-to-DOM latency.
 
     python bench/bench_web.py [--mb 500] [--keep DIR] [--corpus DIR] [--loads 10]
-                              [--appends 10] [--idle 30] [--json]
+                              [--appends 10] [--idle 30] [--json] [--in-place]
 
 Uses a generated corpus (``--keep`` reuses the dir bench_engine.py fills, see
 .ci/bench/10-engine.sh) or ``--corpus`` (a Claude config dir). The ledger is warmed first
@@ -17,6 +17,11 @@ own performance timeline:
   corpus and removed afterwards); time until the overview's figure changes, no reload
 
 * idle CPU: the server's user + system CPU over ``--idle`` seconds with the page open
+
+The server is this checkout installed as ``scripts/install.py`` installs it (a venv cached per
+source hash under ``$TOKMON_BENCH_DIR/installed``: bench/_installed.py), run through its ``tokmon``
+console script; ``--in-place``: ``python -m tokmon`` on the interpreter running this script (the
+old way). The figures name which (``tokmon``).
 
 Prints the figures and PASS/FAIL; exit code 1 if the first-paint target fails.
 """
@@ -41,14 +46,15 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
+from _installed import Target, add_argument, resolve  # noqa: E402
 from bench_server import usage_line  # noqa: E402
 
 TARGET_FCP_MS = 300.0
 
 
-def start_web(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+def start_web(target: Target, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tokmon", "web", "--no-open", "--port", "0"],
+        [*target.tokmon, "web", "--no-open", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -115,22 +121,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         corpus, _ = prepare_corpus(args.mb, 0, Path(args.keep) if args.keep else None)
     size = sum(p.stat().st_size for p in (corpus / "projects").rglob("*.jsonl"))
-    fig: dict[str, Any] = {"corpus_mb": round(size / 2**20, 1)}
+    fig: dict[str, Any] = {"corpus_mb": round(size / 2**20, 1), "tokmon": args.target.describe()}
     home = Path(tempfile.mkdtemp(prefix="tokmon-bench-web-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
     env.update(
         {"TOKMON_HOME": str(home / "tokmon"), "CLAUDE_CONFIG_DIR": str(corpus), "HOME": str(home)}
     )
+    env = args.target.env(env)
     t = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "tokmon", "daily", "--json"],
+        [*args.target.tokmon, "daily", "--json"],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
     )
     fig["ledger_build_s"] = round(time.perf_counter() - t, 2)
     extra_dir = corpus / "projects" / "-bench-web"
-    proc, url = start_web(env)
+    proc, url = start_web(args.target, env)
     drv = None
     try:
         base, token = url.split("/?token=")
@@ -227,7 +234,9 @@ def main() -> int:
     ap.add_argument("--appends", type=int, default=10)
     ap.add_argument("--idle", type=float, default=30, help="idle seconds for the CPU figure")
     ap.add_argument("--json", action="store_true")
+    add_argument(ap)
     args = ap.parse_args()
+    args.target = resolve(args.in_place)
     fig = run(args)
     if args.json:
         print(json.dumps(fig, indent=2))

@@ -216,6 +216,7 @@ def test_bench_agents_end_to_end(tmp_path: Path) -> None:
             "--keep",
             str(keep),
             "--json",
+            "--in-place",  # (the installed way: tests/test_bench_installed.py)
         ],
         capture_output=True,
         text=True,

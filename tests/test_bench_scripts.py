@@ -62,7 +62,7 @@ def _env(cache: Path, ccusage: bool) -> dict[str, str]:
 def test_bench_engine_two_sizes(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cmd = [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "2", "3"]
-    cmd += ["--runs", "1", "--json"]
+    cmd += ["--runs", "1", "--json", "--in-place"]  # (the installed way: test_bench_installed.py)
     res = subprocess.run(
         cmd, capture_output=True, text=True, timeout=900, cwd=REPO, env=_env(cache, True)
     )
@@ -103,7 +103,8 @@ def test_bench_engine_two_sizes(tmp_path: Path) -> None:
 
     # a second run reuses the cache; the human report names every size and the targets
     res2 = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "2", "--runs", "1"],
+        [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "2", "--runs", "1"]
+        + ["--in-place"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -119,7 +120,8 @@ def test_bench_engine_two_sizes(tmp_path: Path) -> None:
 
 def test_bench_engine_skips_a_size_the_disk_cannot_hold(tmp_path: Path) -> None:
     res = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "1e9", "--json"],
+        [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "1e9", "--in-place"]
+        + ["--json"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -165,7 +167,7 @@ def test_corpus_cache_is_repaired_inside_and_refused_outside(
 def test_bench_server_counts_what_a_save_writes(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cmd = [sys.executable, str(REPO / "bench" / "bench_server.py"), "--mb", "2"]
-    cmd += ["--appends", "3", "--saves", "1", "--idle", "0", "--json"]
+    cmd += ["--appends", "3", "--saves", "1", "--idle", "0", "--json", "--in-place"]
     res = subprocess.run(
         cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=_env(cache, False)
     )

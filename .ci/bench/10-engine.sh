@@ -3,5 +3,7 @@
 # cold daily (exact totals vs ccusage), peak RSS per GiB, warm daily/session/blocks and reports
 # after a one-line append. The corpus is cached in $TOKMON_BENCH_DIR/corpus500 (shared with the
 # server, watch and web benches). The 2 GB run is manual: docs/performance.md.
+# tokmon: the installed copy of 05-install.sh, run as its console script (--in-place: the old
+# way, `python3 -m tokmon` on this interpreter); the report's "measured:" line says which.
 set -euo pipefail
 python3 bench/bench_engine.py --mb 500 --runs 3

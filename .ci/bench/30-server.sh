@@ -3,6 +3,7 @@
 # appended line, idle CPU. Once on the real corpus (read only: the appends go to a private second
 # config dir) and once on the generated 500 MB corpus cached by 10-engine.sh. The 2 GB run is
 # manual: docs/performance.md.
+# The server is the installed copy of 05-install.sh (its "measured:" line says so).
 set -uo pipefail
 corpus="${TOKMON_TEST_CORPUS:-../shared/corpus/claude-real}"
 echo "-- real corpus"

@@ -3,6 +3,7 @@
 # append->push, idle CPU. Once on a copy of the real corpus (idle 30 s, as before) and once on
 # the generated 500 MB corpus that 10-engine.sh leaves in $TOKMON_BENCH_DIR/corpus500 (generated
 # here if missing). About 1.5 minutes in all.
+# Both surfaces run the installed copy of 05-install.sh (the first line printed says so).
 set -uo pipefail
 dir="${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpus500"
 echo "-- real corpus copy"
