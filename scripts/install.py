@@ -86,6 +86,49 @@ def pip(prefix: Path) -> list[str]:
     return [py, "-m", "pip"] if has_pip else [sys.executable, "-m", "pip", "--python", py]
 
 
+# pip's console script (distlib's template) after its shebang lines: it imports ``re`` (~2-3 ms
+# of every start, with enum and functools) only to strip a Windows launcher's suffix from
+# argv[0], which a POSIX script name never has
+_PIP_SCRIPT = (
+    "import re\n"
+    "import sys\n"
+    "from tokmon.__main__ import main\n"
+    "if __name__ == '__main__':\n"
+    "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+    "    sys.exit(main())\n"
+)
+_LEAN_SCRIPT = (
+    "import sys\n"
+    "from tokmon.__main__ import main\n"
+    "if __name__ == '__main__':\n"
+    "    sys.exit(main())\n"
+)
+
+
+def lean_launcher(exe: Path) -> bool:
+    """Rewrite the venv's ``tokmon`` script (pip's, POSIX) without its ``import re``: the same
+    interpreter line(s), the same call. Returns whether it was rewritten (a script of another
+    shape, e.g. from a newer pip, is left as it is). Atomic: a temporary file renamed over."""
+    if sys.platform == "win32":  # an .exe launcher there
+        return False
+    try:
+        text = exe.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    head, sep, tail = text.partition("import re\n")
+    if not sep or "import re\n" + tail != _PIP_SCRIPT or "\nimport " in head:
+        return False
+    tmp = exe.with_name(f".{exe.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(head + _LEAN_SCRIPT, encoding="utf-8")
+        os.chmod(tmp, exe.stat().st_mode & 0o7777)
+        os.replace(tmp, exe)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def link(target: Path, bin_dir: Path) -> str:
     """Symlink bin_dir/tokmon -> target; returns what was done (one line)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     exe = venv_exe(prefix, "tokmon")
     if not exe.exists():
         return fail(f"the install did not create {exe}")
+    lean_launcher(exe)
     if bin_dir is not None:
         print(f"install: {link(exe, bin_dir)}")
         on_path = any(

@@ -6,6 +6,7 @@ the package index (or a local wheel mirror) for tokmon's dependencies, like any 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -17,6 +18,11 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+
+_spec = importlib.util.spec_from_file_location("tokmon_install", REPO / "scripts" / "install.py")
+assert _spec is not None and _spec.loader is not None
+install = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(install)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -318,3 +324,60 @@ def test_test_script_gets_past_its_old_install_check(tmp_path: Path, installed: 
     )
     assert r.returncode == 42, (r.returncode, r.stdout, r.stderr)
     assert "reached-install" in r.stdout
+
+
+def _pip_script(interp: str, sh_preamble: bool) -> str:
+    """A console script as pip writes it (distlib's template), for ``interp``."""
+    if sh_preamble:  # pip's form for an interpreter path a shebang cannot hold
+        head = f"#!/bin/sh\n'''exec' \"{interp}\" -S \"$0\" \"$@\"\n' '''\n"
+    else:
+        head = f"#!{interp} -S\n"
+    return head + "# -*- coding: utf-8 -*-\n" + install._PIP_SCRIPT
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX console scripts (Windows has .exe launchers)")
+@pytest.mark.parametrize("sh_preamble", [False, True])
+def test_lean_launcher_drops_pips_import_of_re(tmp_path: Path, sh_preamble: bool) -> None:
+    """The installed ``tokmon`` script no longer imports ``re`` before tokmon runs (pip's does,
+    for a Windows suffix), and still calls tokmon's main with the same arguments and exit code:
+    a stand-in ``tokmon`` package reports what was imported when main ran."""
+    pkg = tmp_path / "pkg" / "tokmon"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(
+        "import sys\ndef main():\n    print('re' in sys.modules, sys.argv[1:])\n    return 3\n"
+    )
+    exe = tmp_path / "tokmon"
+    exe.write_text(_pip_script(sys.executable, sh_preamble))
+    exe.chmod(0o751)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "pkg")}
+
+    def run() -> tuple[int, str]:
+        r = subprocess.run([str(exe), "line", "x y"], env=env, capture_output=True, text=True)
+        return r.returncode, r.stdout.strip()
+
+    assert run() == (3, "True ['line', 'x y']")  # pip's script imports re
+    assert install.lean_launcher(exe)
+    assert run() == (3, "False ['line', 'x y']")
+    assert exe.stat().st_mode & 0o7777 == 0o751
+    assert exe.read_text().startswith(_pip_script(sys.executable, sh_preamble).split("# -*-")[0])
+    assert not install.lean_launcher(exe)  # already lean: left as it is
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg", "tokmon"]  # no temp left
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#!/usr/bin/python\nimport re\nimport sys\nfrom other import main\nsys.exit(main())\n",
+        "#!/usr/bin/python\nimport os\n" + install._PIP_SCRIPT,
+        "",
+    ],
+)
+def test_lean_launcher_leaves_scripts_of_other_shapes(tmp_path: Path, text: str) -> None:
+    """Only pip's exact template is rewritten; anything else (another pip's, another tool's)
+    stays byte for byte."""
+    exe = tmp_path / "tokmon"
+    exe.write_text(text)
+    assert not install.lean_launcher(exe)
+    assert exe.read_text() == text
+    assert not install.lean_launcher(tmp_path / "missing")
