@@ -27,6 +27,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h> /* signbit */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1482,11 +1483,94 @@ typedef struct {
     PyObject *empty, *unknown, *zero;
 } consts;
 
+/* --- pricing in pass 2: tokmon.core.pricing.RowPricer's arithmetic, bit for bit -----------
+ *
+ * ``price`` (scan's optional last argument) is RowPricer.native: (rates, resolve, display,
+ * threshold). ``rates`` maps a row's model (its shown text, "unknown" included) to the
+ * tuple (input, output, cache write, 1-hour cache write, cache read, the same tuple above
+ * the tier or None) or None (no price: cost 0.0); a model not in it is resolved by
+ * ``resolve(model)`` (which registers unknown models and fills ``rates``). ``display``:
+ * the cost is the row's costUSD or 0.0, and C's rows have none (lines with a costUSD go to
+ * Python), so 0.0; every other mode prices a row without costUSD. The cost is
+ * inp * pi + out * po + (cc - c1h) * pw + c1h * pw1 + cr * pr, left to right, as Python
+ * computes it on ints and floats: each int (below 2**53) made a double exactly, each product
+ * and each partial sum rounded to a double (stored in a volatile: no fused multiply-add, no
+ * excess precision), so the same float bit for bit (tests/test_pricing_rows.py). */
+typedef struct {
+    PyObject *rates;   /* NULL: no pricing (the cost stays 0.0 for Python to fill) */
+    PyObject *resolve;
+    int display;
+    long long threshold;
+    PyObject *model; /* the last model priced, and its rates (strong references) */
+    PyObject *got;
+} pricing;
+
+static int rates_of(PyObject *t, double out[5], PyObject **above) {
+    Py_ssize_t i;
+    if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 6) goto bad;
+    for (i = 0; i < 5; i++) {
+        PyObject *v = PyTuple_GET_ITEM(t, i);
+        if (!PyFloat_CheckExact(v)) goto bad;
+        out[i] = PyFloat_AS_DOUBLE(v);
+    }
+    *above = PyTuple_GET_ITEM(t, 5);
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, "price: rates must be a tuple of 5 floats and the tier");
+    return -1;
+}
+
+/* the cost of ``r`` (model: its shown model) into ``*cost``; -1 on an error */
+static int row_cost(pricing *pr, PyObject *model, const rec *r, double *cost) {
+    PyObject *got, *above;
+    double v[5];
+    volatile double s, t;
+    if (pr->display) {
+        *cost = 0.0;
+        return 0;
+    }
+    if (model == pr->model) {
+        got = pr->got;
+    } else {
+        got = PyDict_GetItemWithError(pr->rates, model);
+        if (got) {
+            Py_INCREF(got);
+        } else {
+            if (PyErr_Occurred()) return -1;
+            got = PyObject_CallOneArg(pr->resolve, model);
+            if (!got) return -1;
+        }
+        Py_XSETREF(pr->got, got);
+        Py_XSETREF(pr->model, Py_NewRef(model));
+    }
+    if (got == Py_None) {
+        *cost = 0.0;
+        return 0;
+    }
+    if (rates_of(got, v, &above) < 0) return -1;
+    if (above != Py_None && r->inp + r->cc + r->cread > pr->threshold &&
+        rates_of(above, v, &above) < 0)
+        return -1;
+    s = (double)r->inp * v[0];
+    t = (double)r->out * v[1];
+    s = s + t;
+    t = (double)(r->cc - r->c1h) * v[2];
+    s = s + t;
+    t = (double)r->c1h * v[3];
+    s = s + t;
+    t = (double)r->cread * v[4];
+    s = s + t;
+    *cost = s;
+    return 0;
+}
+
 static int put_row(const pass1 *p, const rec *r, Py_ssize_t base, PyObject *source,
                    PyObject *best, PyObject *strings, PyObject *text, memo *memos,
-                   const consts *c, double ts_min, double ts_max, long long *poison) {
+                   const consts *c, pricing *pr, double ts_min, double ts_max,
+                   long long *poison) {
     PyObject *key, *old, *row = NULL, *sid = NULL, *cwd = NULL, *model = NULL;
     int superseded = 0;
+    double cost = 0.0;
     if (r->key.len)
         key = PyUnicode_DecodeUTF8(p->arena + r->key.pos, (Py_ssize_t)r->key.len, "strict");
     else
@@ -1526,6 +1610,7 @@ static int put_row(const pass1 *p, const rec *r, Py_ssize_t base, PyObject *sour
     SHOWN(cwd, r->cwd, 1, c->empty)
     SHOWN(model, r->model, 2, c->unknown)
 #undef SHOWN
+    if (pr->rates && row_cost(pr, model, r, &cost) < 0) goto fail;
     row = PyList_New(12);
     if (!row) goto fail;
     {
@@ -1541,7 +1626,8 @@ static int put_row(const pass1 *p, const rec *r, Py_ssize_t base, PyObject *sour
         items[7] = PyLong_FromLongLong(r->c1h);
         items[8] = PyLong_FromLongLong(r->cread);
         items[9] = Py_NewRef(key);
-        items[10] = Py_NewRef(c->zero);
+        /* (0.0 shared; -0.0, a negative price times no tokens, is its own float) */
+        items[10] = cost != 0.0 || signbit(cost) ? PyFloat_FromDouble(cost) : Py_NewRef(c->zero);
         items[11] = Py_NewRef(Py_None);
         sid = cwd = model = NULL;
         for (i = 0; i < 12; i++) PyList_SET_ITEM(row, i, items[i]); /* steals (NULL too) */
@@ -1563,10 +1649,11 @@ fail:
 
 PyDoc_STRVAR(scan_doc,
 "scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
-"     ts_max) -> int\n\n"
+"     ts_max[, price]) -> int\n\n"
 "The complete lines of buf[start:stop]: usage rows into ``best``, the lines C leaves to\n"
 "Python through ``fallback(a, b)`` (lines buf[a:b], in order); returns the number of\n"
-"poison usage lines (to count as malformed).");
+"poison usage lines (to count as malformed). ``price`` (RowPricer.native or None): the\n"
+"rows C builds are priced (the fallback's are not: Python prices them).");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -1581,11 +1668,19 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     long long poison = 0;
     size_t i;
     int failed = 0;
+    PyObject *price = Py_None;
+    pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd:scan", &view, &start, &stop, &base, &source,
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|O:scan", &view, &start, &stop, &base, &source,
                           &PyDict_Type, &best, &PyDict_Type, &strings, &text, &fallback,
-                          &max_tokens, &ts_min, &ts_max))
+                          &max_tokens, &ts_min, &ts_max, &price))
         return NULL;
+    if (price != Py_None &&
+        !PyArg_ParseTuple(price, "O!OpL:scan's price", &PyDict_Type, &pr.rates, &pr.resolve,
+                          &pr.display, &pr.threshold)) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     if (start < 0 || stop > view.len || start > stop) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "scan: range out of the buffer");
@@ -1660,8 +1755,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             Py_XDECREF(res);
             i = j;
         } else if (r->kind == K_USAGE) {
-            if (put_row(&p, r, base, source, best, strings, text, memos, &c, ts_min, ts_max,
-                        &poison) < 0)
+            if (put_row(&p, r, base, source, best, strings, text, memos, &c, &pr, ts_min,
+                        ts_max, &poison) < 0)
                 failed = 1;
         }
     }
@@ -1673,6 +1768,8 @@ done:
     Py_XDECREF(c.empty);
     Py_XDECREF(c.unknown);
     Py_XDECREF(c.zero);
+    Py_XDECREF(pr.model);
+    Py_XDECREF(pr.got);
     free(p.recs);
     free(p.arena);
     free(p.scratch);

@@ -20,6 +20,7 @@ def scan(
     max_tokens: int,
     ts_min: float,
     ts_max: float,
+    price: tuple[dict[str, Any], Callable[[str], Any], bool, int] | None = None,
     /,
 ) -> int: ...
 def _prepass(line: bytes | bytearray | memoryview, /) -> bool: ...

@@ -372,11 +372,15 @@ def scan_lines(
     titles: list[tuple[str, str, str]],
     strings: dict[str, str],
     reference: bool = False,
-) -> None:
+    price: Any = None,
+) -> bool:
     """Parse the complete lines of ``buf[start:stop]`` (each ends with a newline; ``base`` is
     the file offset of ``buf[0]``): usage rows go into ``best`` (max output per dedup key),
     titles into ``titles``, skipped/malformed lines into ``stats``. ``strings`` maps the raw
     session ids, paths and model names to their shown text (one str object per value).
+    ``price`` (a :class:`~tokmon.core.pricing.RowPricer` or None): the native scanner prices
+    the rows as it builds them (C, and Python the rows of the lines it hands back) and this
+    returns True; the other paths leave the cost 0.0 and return False (the caller prices).
 
     Same results as calling :func:`parse_line` on every line (the contract of
     ``tests/test_parser.py``). With the native extension (:func:`native_scanner`) the lines
@@ -403,7 +407,7 @@ def scan_lines(
             if nl > s:
                 _keep(parse_line(bytes(view[s:nl]), source, base + s, stats), best, titles)
             s = nl + 1
-        return
+        return False
     scan = _native if _native is not False else native_scanner()
     if scan is not None:
         # the native scanner; the lines it leaves to Python (any doubt) come back here, in
@@ -412,23 +416,31 @@ def scan_lines(
             global _fallback_bytes
             part = bytes(view[a:b])
             _fallback_bytes += b - a
+            # priced: the run's rows in a dict of their own, priced, then filed into best by
+            # the same rule (the first row with the largest output wins), in the same order
+            into = best if price is None else {}
             if _fallback_bytes <= FALLBACK_BUDGET:
-                _scan_ref(part, base + a, source, stats, best, titles, strings)
+                _scan_ref(part, base + a, source, stats, into, titles, strings)
             else:
                 _scan_py(
-                    part, 0, b - a, base + a, source, stats, best, titles, strings, part.isascii()
+                    part, 0, b - a, base + a, source, stats, into, titles, strings, part.isascii()
                 )
+            if into is not best and into:
+                price(list(into.values()))
+                for row in into.values():
+                    _keep(row, best, titles)
 
         def text(raw: str) -> str:
             return _text(raw, strings)
 
         poison = scan(
             buf, start, stop, base, source, best, strings, text, fallback,
-            MAX_TOKENS, TS_MIN, TS_MAX,
+            MAX_TOKENS, TS_MIN, TS_MAX, None if price is None else price.native,
         )  # fmt: skip
         stats.malformed += poison  # (after the call: the fallback counts into stats too)
-        return
+        return price is not None
     _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())
+    return False
 
 
 #: Bytes of the lines the native scanner leaves to Python (titles, malformed lines, any doubt)

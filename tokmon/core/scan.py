@@ -15,10 +15,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokmon.core.parser import LineStats, scan_lines
 from tokmon.core.reader import LineReader, trim_pool
+
+if TYPE_CHECKING:
+    from tokmon.core.pricing import RowPricer
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
 #: How scan workers start: forked on Linux (cheap; they inherit the parent's safe sys.path),
@@ -55,13 +58,12 @@ class FileResult:
         return line_numbers(self.key, self.bad_at) if self.bad_at else []
 
 
-RowPricer = Callable[[list[list[Any]]], None]
 _PRICERS: dict[tuple[str | None, str], RowPricer] = {}
 
 
 def make_pricer(override: str | None, mode: str) -> RowPricer:
-    """The function pricing rows in place for a price override file and cost mode (cached
-    per process; see :func:`tokmon.core.pricing.row_pricer`)."""
+    """The pricer of rows (in place) for a price override file and cost mode (cached per
+    process; see :class:`tokmon.core.pricing.RowPricer`)."""
     key = (override, mode)
     got = _PRICERS.get(key)
     if got is None:
@@ -94,12 +96,16 @@ def scan_file(
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
     best: dict[str, list[Any]] = {}
+    price = make_pricer(*pricing) if pricing is not None else None
+    priced = False  # the rows were priced as they were built (the native scanner)
     gc_on = gc.isenabled()
     gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
         reader = LineReader(key, start, fp, size)
         for base, buf, begin, stop in reader.blocks():
-            scan_lines(buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small)
+            priced = scan_lines(
+                buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small, price
+            )
         res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
@@ -112,8 +118,8 @@ def scan_file(
         if gc_on:
             gc.enable()
     rows = list(best.values())
-    if pricing is not None:
-        make_pricer(*pricing)(rows)
+    if price is not None and not priced:
+        price(rows)
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
     res.bad_at = stats.bad
