@@ -1647,6 +1647,80 @@ fail:
     return -1;
 }
 
+/* --- buffers kept between calls -------------------------------------------------------------
+ *
+ * A call's records, string arena, yyjson's scratch copy and allocator are taken from here
+ * and given back (with the GIL held: no lock of their own), so a scan of thousands of
+ * files does not malloc and free them for each block. With glibc's malloc limited to one
+ * arena (tune_malloc, below) every malloc and free of the scan threads takes the lock the
+ * calling thread's SQLite and Python allocations take too: in a cold scan the threads slept
+ * ~300 times on it (docs/performance.md, twelfth session). Kept only while small (a
+ * buffer grown past its bound is freed: a long line's memory is not held); _trim() (the
+ * scan's end, tokmon.core.scan.scan_all) frees them all. */
+typedef struct {
+    rec *recs;
+    size_t cap;
+    char *arena;
+    size_t size;
+    char *scratch;
+    size_t scratch_size;
+    yyjson_alc *alc;
+} kit;
+
+#define KITS 4                     /* at most this many kept (one per scan thread) */
+#define KIT_RECS 2048              /* records (~280 KB) */
+#define KIT_ARENA (256 * 1024)     /* bytes of strings */
+#define KIT_SCRATCH (1 << 16)      /* scratch bytes (and the allocator, which grew with it) */
+static kit kits[KITS];
+static int nkits = 0;
+
+static void kit_free(kit *k) {
+    free(k->recs);
+    free(k->arena);
+    free(k->scratch);
+    if (k->alc) yyjson_alc_dyn_free(k->alc);
+    memset(k, 0, sizeof(*k));
+}
+
+/* a kit for pass 1 into p (its counts zeroed) and *alc; 0 when out of memory */
+static int kit_take(pass1 *p, yyjson_alc **alc) {
+    kit k;
+    if (nkits > 0) {
+        k = kits[--nkits];
+    } else {
+        memset(&k, 0, sizeof(k));
+        k.alc = yyjson_alc_dyn_new();
+        if (!k.alc) return 0;
+    }
+    p->recs = k.recs;
+    p->cap = k.cap;
+    p->arena = k.arena;
+    p->size = k.size;
+    p->scratch = k.scratch;
+    p->scratch_size = k.scratch_size;
+    *alc = k.alc;
+    return 1;
+}
+
+static void kit_give(pass1 *p, yyjson_alc *alc) {
+    kit k;
+    k.recs = p->recs;
+    k.cap = p->cap;
+    k.arena = p->arena;
+    k.size = p->size;
+    k.scratch = p->scratch;
+    k.scratch_size = p->scratch_size;
+    k.alc = alc;
+    p->recs = NULL;
+    p->arena = p->scratch = NULL;
+    if (nkits == KITS || k.cap > KIT_RECS || k.size > KIT_ARENA ||
+        k.scratch_size > KIT_SCRATCH) {
+        kit_free(&k);
+        return;
+    }
+    kits[nkits++] = k;
+}
+
 PyDoc_STRVAR(scan_doc,
 "scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
 "     ts_max[, price]) -> int\n\n"
@@ -1696,8 +1770,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     p.prepass = prepass_enabled;
     p.filter = filter_enabled;
     memset(memos, 0, sizeof(memos));
-    alc = yyjson_alc_dyn_new();
-    if (!alc) {
+    if (!kit_take(&p, &alc)) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
@@ -1728,7 +1801,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     prepass_lines += p.fast;
     filtered_lines += p.filtered;
     usage_lines += p.fields;
-    yyjson_alc_dyn_free(alc);
     if (p.nomem) {
         PyErr_NoMemory();
         failed = 1;
@@ -1770,12 +1842,18 @@ done:
     Py_XDECREF(c.zero);
     Py_XDECREF(pr.model);
     Py_XDECREF(pr.got);
-    free(p.recs);
-    free(p.arena);
-    free(p.scratch);
+    kit_give(&p, alc);
     PyBuffer_Release(&view);
     if (failed) return NULL;
     return PyLong_FromLongLong(poison);
+}
+
+static PyObject *t_trim(PyObject *self, PyObject *args) {
+    int n = nkits;
+    (void)self;
+    (void)args;
+    while (nkits > 0) kit_free(&kits[--nkits]);
+    return PyLong_FromLong(n);
 }
 
 /* --- test hooks: the pre-pass must really run (its speed-up cannot vanish unseen) --------- */
@@ -1852,6 +1930,9 @@ static PyObject *t_set_prepass_simd(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"_trim", t_trim, METH_NOARGS,
+     "_trim() -> int: free the buffers kept between calls (the scan's end); returns how many\n"
+     "sets there were."},
     {"_prepass", t_prepass, METH_O,
      "_prepass(line) -> bool: whether the pre-pass alone skips this line (tests)."},
     {"_prepass_lines", t_prepass_lines, METH_NOARGS,

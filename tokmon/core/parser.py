@@ -350,6 +350,15 @@ def _native_disabled() -> bool:
     return os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0")
 
 
+def native_trim() -> None:
+    """Free the buffers the native scanner keeps between calls (a scan's end: see
+    ``kit_take`` in tokmon/_native/_scan.c)."""
+    if _native:
+        from tokmon._native import _scan
+
+        _scan._trim()
+
+
 def native_status() -> str:
     """Which line scanner cold scans use, for ``tokmon doctor``."""
     if native_scanner() is not None:

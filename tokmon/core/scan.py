@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tokmon.core.parser import LineStats, scan_lines
+from tokmon.core.parser import LineStats, native_trim, scan_lines
 from tokmon.core.reader import LineReader, trim_pool
 
 if TYPE_CHECKING:
@@ -275,7 +275,8 @@ def scan_all(
     results of each ``part`` (0, 1, 2) are in item order and every item of a part precedes
     every item of the next one. The cyclic GC is off until the iteration ends, so the
     caller's merge of the (acyclic) rows runs without it too. At the end the read buffers
-    give back what long lines added to them (reader.trim_pool).
+    give back what long lines added to them (reader.trim_pool), and the native scanner the
+    buffers it kept between calls (parser.native_trim).
     """
     gc_on = gc.isenabled()
     gc.disable()
@@ -283,6 +284,7 @@ def scan_all(
         yield from _scan_all(items, workers, min_bytes, pricing, ordered)
     finally:
         trim_pool()
+        native_trim()
         if gc_on:
             gc.enable()
 
