@@ -1647,6 +1647,132 @@ fail:
     return -1;
 }
 
+/* --- the fingerprint: BLAKE2b (RFC 7693) of a file's first and last 4 KiB --------------------
+ *
+ * tokmon.core.reader.fingerprint's digest (hashlib.blake2b(digest_size=8) over the first
+ * FP_WINDOW bytes before ``end``, then the last FP_WINDOW bytes before it), computed in pass
+ * 1 (the GIL released) when scan() is asked for it: hashed in Python, each of a file's two
+ * windows released and took the GIL again, and in a cold scan those hand-overs between the
+ * two scan threads cost more than the hashing (docs/performance.md, twelfth session).
+ * Unkeyed, sequential mode, as RFC 7693's reference code; tests/test_native_pricing.py holds
+ * it to hashlib at every length and split. */
+#define FP_WINDOW 4096 /* tokmon.core.reader.FP_WINDOW (checked by reader.py) */
+
+typedef struct {
+    unsigned char b[128];
+    uint64_t h[8];
+    uint64_t t[2];
+    size_t c;
+} b2b_ctx;
+
+static const uint64_t b2b_iv[8] = {
+    0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL,
+    0xA54FF53A5F1D36F1ULL, 0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL,
+    0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL,
+};
+
+static const unsigned char b2b_sigma[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+};
+
+#define B2B_ROTR(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
+#define B2B_G(a, b, c, d, x, y)            \
+    do {                                    \
+        v[a] = v[a] + v[b] + (x);           \
+        v[d] = B2B_ROTR(v[d] ^ v[a], 32);   \
+        v[c] = v[c] + v[d];                 \
+        v[b] = B2B_ROTR(v[b] ^ v[c], 24);   \
+        v[a] = v[a] + v[b] + (y);           \
+        v[d] = B2B_ROTR(v[d] ^ v[a], 16);   \
+        v[c] = v[c] + v[d];                 \
+        v[b] = B2B_ROTR(v[b] ^ v[c], 63);   \
+    } while (0)
+
+static void b2b_compress(b2b_ctx *ctx, int last) {
+    uint64_t v[16], m[16];
+    int i, j;
+    for (i = 0; i < 8; i++) {
+        v[i] = ctx->h[i];
+        v[i + 8] = b2b_iv[i];
+    }
+    v[12] ^= ctx->t[0];
+    v[13] ^= ctx->t[1];
+    if (last) v[14] = ~v[14];
+    for (i = 0; i < 16; i++) { /* little-endian words, whatever the machine's order */
+        uint64_t w = 0;
+        for (j = 7; j >= 0; j--) w = (w << 8) | ctx->b[8 * i + j];
+        m[i] = w;
+    }
+    for (i = 0; i < 12; i++) {
+        const unsigned char *s = b2b_sigma[i];
+        B2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (i = 0; i < 8; i++) ctx->h[i] ^= v[i] ^ v[i + 8];
+}
+
+static void b2b_init(b2b_ctx *ctx, size_t outlen) {
+    int i;
+    for (i = 0; i < 8; i++) ctx->h[i] = b2b_iv[i];
+    ctx->h[0] ^= 0x01010000ULL ^ (uint64_t)outlen; /* no key */
+    ctx->t[0] = ctx->t[1] = 0;
+    ctx->c = 0;
+}
+
+static void b2b_update(b2b_ctx *ctx, const unsigned char *in, size_t n) {
+    while (n > 0) {
+        size_t k;
+        if (ctx->c == 128) { /* a full block is compressed once more input follows */
+            ctx->t[0] += 128;
+            if (ctx->t[0] < 128) ctx->t[1]++;
+            b2b_compress(ctx, 0);
+            ctx->c = 0;
+        }
+        k = 128 - ctx->c < n ? 128 - ctx->c : n;
+        memcpy(ctx->b + ctx->c, in, k);
+        ctx->c += k;
+        in += k;
+        n -= k;
+    }
+}
+
+/* reader.fingerprint's hex digest of a file whose first ``end`` (> 0) bytes are buf[:end] */
+static void fp_hex(const unsigned char *buf, size_t end, char out[17]) {
+    static const char hex[] = "0123456789abcdef";
+    b2b_ctx ctx;
+    size_t i, lo = end > FP_WINDOW ? end - FP_WINDOW : 0;
+    b2b_init(&ctx, 8);
+    b2b_update(&ctx, buf, end < FP_WINDOW ? end : FP_WINDOW);
+    b2b_update(&ctx, buf + lo, end - lo);
+    ctx.t[0] += ctx.c;
+    if (ctx.t[0] < ctx.c) ctx.t[1]++;
+    memset(ctx.b + ctx.c, 0, 128 - ctx.c);
+    b2b_compress(&ctx, 1);
+    for (i = 0; i < 8; i++) {
+        unsigned char byte = (unsigned char)(ctx.h[i / 8] >> (8 * (i % 8)));
+        out[2 * i] = hex[byte >> 4];
+        out[2 * i + 1] = hex[byte & 15];
+    }
+    out[16] = 0;
+}
+
 /* --- buffers kept between calls -------------------------------------------------------------
  *
  * A call's records, string arena, yyjson's scratch copy and allocator are taken from here
@@ -1723,11 +1849,13 @@ static void kit_give(pass1 *p, yyjson_alc *alc) {
 
 PyDoc_STRVAR(scan_doc,
 "scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
-"     ts_max[, price]) -> int\n\n"
+"     ts_max[, price[, fp_end]]) -> int | (int, str)\n\n"
 "The complete lines of buf[start:stop]: usage rows into ``best``, the lines C leaves to\n"
 "Python through ``fallback(a, b)`` (lines buf[a:b], in order); returns the number of\n"
 "poison usage lines (to count as malformed). ``price`` (RowPricer.native or None): the\n"
-"rows C builds are priced (the fallback's are not: Python prices them).");
+"rows C builds are priced (the fallback's are not: Python prices them). ``fp_end`` > 0:\n"
+"also reader.fingerprint's digest of a file whose first fp_end bytes are buf[:fp_end],\n"
+"returned with the count.");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -1744,11 +1872,18 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int failed = 0;
     PyObject *price = Py_None;
     pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
+    Py_ssize_t fp_end = -1;
+    char fp[17];
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|O:scan", &view, &start, &stop, &base, &source,
-                          &PyDict_Type, &best, &PyDict_Type, &strings, &text, &fallback,
-                          &max_tokens, &ts_min, &ts_max, &price))
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|On:scan", &view, &start, &stop, &base,
+                          &source, &PyDict_Type, &best, &PyDict_Type, &strings, &text,
+                          &fallback, &max_tokens, &ts_min, &ts_max, &price, &fp_end))
         return NULL;
+    if (fp_end == 0 || fp_end > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan: fp_end out of the buffer");
+        return NULL;
+    }
     if (price != Py_None &&
         !PyArg_ParseTuple(price, "O!OpL:scan's price", &PyDict_Type, &pr.rates, &pr.resolve,
                           &pr.display, &pr.threshold)) {
@@ -1796,6 +1931,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 p.n++;
             s = end + 1;
         }
+        if (fp_end > 0) fp_hex((const unsigned char *)buf, (size_t)fp_end, fp);
     }
     Py_END_ALLOW_THREADS
     prepass_lines += p.fast;
@@ -1845,7 +1981,24 @@ done:
     kit_give(&p, alc);
     PyBuffer_Release(&view);
     if (failed) return NULL;
+    if (fp_end > 0) return Py_BuildValue("Ls", poison, fp);
     return PyLong_FromLongLong(poison);
+}
+
+static PyObject *t_fingerprint(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t end;
+    char fp[17];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*n:_fingerprint", &view, &end)) return NULL;
+    if (end <= 0 || end > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "_fingerprint: end out of the buffer");
+        return NULL;
+    }
+    fp_hex((const unsigned char *)view.buf, (size_t)end, fp);
+    PyBuffer_Release(&view);
+    return PyUnicode_FromString(fp);
 }
 
 static PyObject *t_trim(PyObject *self, PyObject *args) {
@@ -1930,6 +2083,8 @@ static PyObject *t_set_prepass_simd(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"_fingerprint", t_fingerprint, METH_VARARGS,
+     "_fingerprint(buf, end) -> str: reader.fingerprint's digest of buf[:end] (tests)."},
     {"_trim", t_trim, METH_NOARGS,
      "_trim() -> int: free the buffers kept between calls (the scan's end); returns how many\n"
      "sets there were."},
@@ -1995,6 +2150,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
     if (PyModule_AddIntConstant(m, "MALLOC_TUNED", malloc_tuned) < 0 ||
         PyModule_AddStringConstant(m, "YYJSON_VERSION", YYJSON_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "ROW_OUTPUT", ROW_OUTPUT) < 0 ||
+        PyModule_AddIntConstant(m, "FP_WINDOW", FP_WINDOW) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0 ||
         PyModule_AddIntConstant(m, "PREPASS_BEST", prepass_simd) < 0) {
         Py_DECREF(m);

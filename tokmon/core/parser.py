@@ -339,7 +339,9 @@ def native_scanner() -> Any:
             except ImportError:
                 pass
             else:
-                if _scan.ROW_OUTPUT == ROW_OUTPUT:
+                from tokmon.core.reader import FP_WINDOW
+
+                if _scan.ROW_OUTPUT == ROW_OUTPUT and _scan.FP_WINDOW == FP_WINDOW:
                     _native = _scan.scan
     return _native
 
@@ -382,6 +384,7 @@ def scan_lines(
     strings: dict[str, str],
     reference: bool = False,
     price: Any = None,
+    fp: list[str] | None = None,
 ) -> bool:
     """Parse the complete lines of ``buf[start:stop]`` (each ends with a newline; ``base`` is
     the file offset of ``buf[0]``): usage rows go into ``best`` (max output per dedup key),
@@ -390,6 +393,9 @@ def scan_lines(
     ``price`` (a :class:`~tokmon.core.pricing.RowPricer` or None): the native scanner prices
     the rows as it builds them (C, and Python the rows of the lines it hands back) and this
     returns True; the other paths leave the cost 0.0 and return False (the caller prices).
+    ``fp`` (a list): the native scanner also appends :func:`~tokmon.core.reader.fingerprint`'s
+    digest of a file whose first ``stop`` bytes are ``buf[:stop]``, hashed with the lines (the
+    GIL released; see ``fp_hex`` in tokmon/_native/_scan.c); the other paths append nothing.
 
     Same results as calling :func:`parse_line` on every line (the contract of
     ``tests/test_parser.py``). With the native extension (:func:`native_scanner`) the lines
@@ -442,10 +448,18 @@ def scan_lines(
         def text(raw: str) -> str:
             return _text(raw, strings)
 
-        poison = scan(
-            buf, start, stop, base, source, best, strings, text, fallback,
-            MAX_TOKENS, TS_MIN, TS_MAX, None if price is None else price.native,
-        )  # fmt: skip
+        native = None if price is None else price.native
+        if fp is not None and stop > 0:
+            poison, digest = scan(
+                buf, start, stop, base, source, best, strings, text, fallback,
+                MAX_TOKENS, TS_MIN, TS_MAX, native, stop,
+            )  # fmt: skip
+            fp.append(digest)
+        else:
+            poison = scan(
+                buf, start, stop, base, source, best, strings, text, fallback,
+                MAX_TOKENS, TS_MIN, TS_MAX, native,
+            )  # fmt: skip
         stats.malformed += poison  # (after the call: the fallback counts into stats too)
         return price is not None
     _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())

@@ -102,10 +102,14 @@ def scan_file(
     gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
         reader = LineReader(key, start, fp, size)
+        fp: list[str] = []
         for base, buf, begin, stop in reader.blocks():
             priced = scan_lines(
-                buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small, price
-            )
+                buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small, price,
+                fp if reader.fp_at == stop else None,
+            )  # fmt: skip
+            if fp:  # the native scan hashed the file (the GIL released): not hashed again
+                reader.fp_given = fp.pop()
         res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
