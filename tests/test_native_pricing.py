@@ -65,8 +65,7 @@ def test_native_rows_are_priced_bit_for_bit(native_scanner: Any, mode: str) -> N
     counts = _counts(rng)
     models = _models(ref)
     lines = [
-        _line(i, models[i % len(models)], counts[i % len(counts)])
-        for i in range(len(models) * 6)
+        _line(i, models[i % len(models)], counts[i % len(counts)]) for i in range(len(models) * 6)
     ]
     buf = b"\n".join(lines) + b"\n"
     calls: list[tuple[int, int]] = []

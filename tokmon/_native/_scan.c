@@ -27,10 +27,16 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
 #include <math.h> /* signbit */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <io.h> /* _read */
+#else
+#include <unistd.h> /* read */
+#endif
 #ifdef __GLIBC__
 #include <malloc.h> /* mallopt (PyInit__scan) */
 #endif
@@ -1773,6 +1779,57 @@ static void fp_hex(const unsigned char *buf, size_t end, char out[17]) {
     out[16] = 0;
 }
 
+/* --- a whole file read in pass 1 -------------------------------------------------------------
+ *
+ * scan(..., fd=, size=): the file open at ``fd`` (at its start) is read into ``buf`` in the
+ * same GIL-free stretch as its lines are parsed and its fingerprint taken (reading it in
+ * Python released and took the GIL once more per read, and opening it with ``open()``
+ * twice: a stat): read until a read returns nothing, or, once ``size`` bytes (the stat the
+ * refresh planned from) are read, until a read shorter than the room left
+ * (tokmon.core.reader.LineReader's rule); the complete lines are those before the last
+ * newline. When the buffer fills first (the file grew past it) nothing is parsed and the
+ * caller reads the file the usual way. */
+/* the last ``c`` in s[0:n] (memrchr is a GNU extension) */
+static const void *memrchr_(const void *s, int c, size_t n) {
+    const unsigned char *p = (const unsigned char *)s + n;
+    while (p > (const unsigned char *)s)
+        if (*--p == (unsigned char)c) return p;
+    return NULL;
+}
+
+typedef struct {
+    int fd;
+    Py_ssize_t size;
+    Py_ssize_t got;  /* bytes read */
+    int err;         /* errno of a failed read, else 0 */
+    int full;        /* the buffer filled before the end */
+} whole;
+
+static void read_whole(whole *w, char *buf, Py_ssize_t cap) {
+    Py_ssize_t pos = 0;
+    for (;;) {
+        Py_ssize_t room = cap - pos, n;
+        if (room == 0) {
+            w->full = 1;
+            break;
+        }
+#ifdef _WIN32
+        n = _read(w->fd, buf + pos, (unsigned)(room > 0x40000000 ? 0x40000000 : room));
+#else
+        n = read(w->fd, buf + pos, (size_t)room);
+#endif
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            w->err = errno;
+            break;
+        }
+        if (n == 0) break;
+        pos += n;
+        if (n < room && w->size >= 0 && w->size <= pos) break; /* the end (LineReader) */
+    }
+    w->got = pos;
+}
+
 /* --- buffers kept between calls -------------------------------------------------------------
  *
  * A call's records, string arena, yyjson's scratch copy and allocator are taken from here
@@ -1849,13 +1906,15 @@ static void kit_give(pass1 *p, yyjson_alc *alc) {
 
 PyDoc_STRVAR(scan_doc,
 "scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
-"     ts_max[, price[, fp_end]]) -> int | (int, str)\n\n"
+"     ts_max[, price[, fp_end[, fd, size]]]) -> int | (int, str) | (int, int, str) | None\n\n"
 "The complete lines of buf[start:stop]: usage rows into ``best``, the lines C leaves to\n"
 "Python through ``fallback(a, b)`` (lines buf[a:b], in order); returns the number of\n"
 "poison usage lines (to count as malformed). ``price`` (RowPricer.native or None): the\n"
 "rows C builds are priced (the fallback's are not: Python prices them). ``fp_end`` > 0:\n"
 "also reader.fingerprint's digest of a file whose first fp_end bytes are buf[:fp_end],\n"
-"returned with the count.");
+"returned with the count. ``fd`` >= 0: the file open at fd is read into buf (writable,\n"
+"start and base 0; ``stop`` ignored) and its complete lines scanned: (count, end,\n"
+"fingerprint at end), or None when buf filled before the file's end (nothing parsed).");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -1874,14 +1933,21 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
     Py_ssize_t fp_end = -1;
     char fp[17];
+    whole w = {-1, -1, 0, 0, 0};
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|On:scan", &view, &start, &stop, &base,
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|Onin:scan", &view, &start, &stop, &base,
                           &source, &PyDict_Type, &best, &PyDict_Type, &strings, &text,
-                          &fallback, &max_tokens, &ts_min, &ts_max, &price, &fp_end))
+                          &fallback, &max_tokens, &ts_min, &ts_max, &price, &fp_end, &w.fd,
+                          &w.size))
         return NULL;
     if (fp_end == 0 || fp_end > view.len) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "scan: fp_end out of the buffer");
+        return NULL;
+    }
+    if (w.fd >= 0 && (view.readonly || start != 0 || base != 0)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan: a file is read into a writable buffer from 0");
         return NULL;
     }
     if (price != Py_None &&
@@ -1912,6 +1978,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     {
         const char *buf = (const char *)view.buf;
+        if (w.fd >= 0) { /* the file first: its complete lines are the range */
+            read_whole(&w, (char *)view.buf, view.len);
+            stop = 0;
+            if (!w.err && !w.full) {
+                const char *nl = w.got ? (const char *)memrchr_(buf, '\n', (size_t)w.got) : NULL;
+                stop = nl ? (Py_ssize_t)(nl - buf) + 1 : 0;
+            }
+            fp_end = stop > 0 ? stop : -1;
+        }
         s = start;
         while (s < stop && !p.nomem) {
             const char *nl = (const char *)memchr(buf + s, '\n', (size_t)(stop - s));
@@ -1937,6 +2012,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     prepass_lines += p.fast;
     filtered_lines += p.filtered;
     usage_lines += p.fields;
+    if (w.err) {
+        errno = w.err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        failed = 1;
+        goto done;
+    }
     if (p.nomem) {
         PyErr_NoMemory();
         failed = 1;
@@ -1981,6 +2062,10 @@ done:
     kit_give(&p, alc);
     PyBuffer_Release(&view);
     if (failed) return NULL;
+    if (w.fd >= 0) {
+        if (w.full) Py_RETURN_NONE;
+        return Py_BuildValue("Lns", poison, stop, stop > 0 ? fp : "");
+    }
     if (fp_end > 0) return Py_BuildValue("Ls", poison, fp);
     return PyLong_FromLongLong(poison);
 }

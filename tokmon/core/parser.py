@@ -425,29 +425,7 @@ def scan_lines(
         return False
     scan = _native if _native is not False else native_scanner()
     if scan is not None:
-        # the native scanner; the lines it leaves to Python (any doubt) come back here, in
-        # order: the reference rules of this function, on a copy of just those lines
-        def fallback(a: int, b: int) -> None:
-            global _fallback_bytes
-            part = bytes(view[a:b])
-            _fallback_bytes += b - a
-            # priced: the run's rows in a dict of their own, priced, then filed into best by
-            # the same rule (the first row with the largest output wins), in the same order
-            into = best if price is None else {}
-            if _fallback_bytes <= FALLBACK_BUDGET:
-                _scan_ref(part, base + a, source, stats, into, titles, strings)
-            else:
-                _scan_py(
-                    part, 0, b - a, base + a, source, stats, into, titles, strings, part.isascii()
-                )
-            if into is not best and into:
-                price(list(into.values()))
-                for row in into.values():
-                    _keep(row, best, titles)
-
-        def text(raw: str) -> str:
-            return _text(raw, strings)
-
+        fallback, text = _hooks(view, base, source, stats, best, titles, strings, price)
         native = None if price is None else price.native
         if fp is not None and stop > 0:
             poison, digest = scan(
@@ -464,6 +442,76 @@ def scan_lines(
         return price is not None
     _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())
     return False
+
+
+def _hooks(
+    view: memoryview,
+    base: int,
+    source: str,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+    titles: list[tuple[str, str, str]],
+    strings: dict[str, str],
+    price: Any,
+) -> tuple[Any, Any]:
+    """The native scanner's ``fallback`` and ``text`` for a buffer (``view``, file offset
+    ``base`` at its start): the lines it leaves to Python (any doubt) come back to
+    ``fallback``, in order: the reference rules of :func:`scan_lines`, on a copy of just
+    those lines; with ``price``, their rows are priced before they are filed."""
+
+    def fallback(a: int, b: int) -> None:
+        global _fallback_bytes
+        part = bytes(view[a:b])
+        _fallback_bytes += b - a
+        # priced: the run's rows in a dict of their own, priced, then filed into best by
+        # the same rule (the first row with the largest output wins), in the same order
+        into = best if price is None else {}
+        if _fallback_bytes <= FALLBACK_BUDGET:
+            _scan_ref(part, base + a, source, stats, into, titles, strings)
+        else:
+            _scan_py(part, 0, b - a, base + a, source, stats, into, titles, strings, part.isascii())
+        if into is not best and into:
+            price(list(into.values()))
+            for row in into.values():
+                _keep(row, best, titles)
+
+    def text(raw: str) -> str:
+        return _text(raw, strings)
+
+    return fallback, text
+
+
+def scan_whole(
+    fd: int,
+    buf: bytearray,
+    size: int,
+    source: str,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+    titles: list[tuple[str, str, str]],
+    strings: dict[str, str],
+    price: Any,
+) -> tuple[int, str] | None:
+    """The native scanner reads the file open at ``fd`` (at its start; ``size``: its size
+    in the stat the caller planned from) into ``buf`` and scans its complete lines as
+    :func:`scan_lines` would, with the fingerprint at their end, in one stretch without the
+    GIL (see ``read_whole`` in tokmon/_native/_scan.c): (the end of the complete lines, the
+    fingerprint there), or None when ``buf`` filled before the file's end (nothing was
+    parsed: the caller reads it the usual way). Only with the native scanner
+    (:func:`native_scanner`)."""
+    scan = _native if _native is not False else native_scanner()
+    assert scan is not None
+    with memoryview(buf) as view:
+        fallback, text = _hooks(view, 0, source, stats, best, titles, strings, price)
+        got = scan(
+            buf, 0, 0, 0, source, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
+            None if price is None else price.native, -1, fd, size,
+        )  # fmt: skip
+    if got is None:
+        return None
+    poison, end, fp = got
+    stats.malformed += poison
+    return end, fp
 
 
 #: Bytes of the lines the native scanner leaves to Python (titles, malformed lines, any doubt)

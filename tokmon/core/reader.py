@@ -139,17 +139,11 @@ class LineReader:
         ``_KEEP * _CHUNK`` it stays so for the next files (no page faults of growing it
         again for each long line) until :func:`trim_pool` (the end of a scan), more is
         given back when the file is done."""
-        try:  # (not "if _POOL": readers may run in threads of one process)
-            buf = _POOL.pop()
-        except IndexError:
-            buf = bytearray(_CHUNK)
+        buf = take_buffer()
         try:
             yield from self._blocks(buf)
         finally:
-            if len(buf) > _KEEP * _CHUNK and not _trim(buf):
-                buf = bytearray(0)  # still exported (a caller kept a view): not reused
-            if buf:
-                _POOL.append(buf)
+            give_buffer(buf)
 
     def _blocks(self, buf: bytearray) -> Iterator[tuple[int, bytearray, int, int]]:
         with open(self.path, "rb", buffering=0) as fh:
@@ -216,6 +210,23 @@ class LineReader:
                 self.fp = given or _fingerprint(buf, self.end)
             else:
                 self.fp = fingerprint(fh, self.end)
+
+
+def take_buffer() -> bytearray:
+    """A read buffer from the pool (a new one of :data:`_CHUNK` bytes if it is empty)."""
+    try:  # (not "if _POOL": readers may run in threads of one process)
+        return _POOL.pop()
+    except IndexError:
+        return bytearray(_CHUNK)
+
+
+def give_buffer(buf: bytearray) -> None:
+    """Put a read buffer back (made :data:`_CHUNK` bytes again when it grew past
+    ``_KEEP * _CHUNK``; dropped when it cannot be: a view of it is alive)."""
+    if len(buf) > _KEEP * _CHUNK and not _trim(buf):
+        return  # still exported (a caller kept a view): not reused
+    if buf:
+        _POOL.append(buf)
 
 
 def _trim(buf: bytearray) -> bool:

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tokmon.core.parser import LineStats, native_trim, scan_lines
-from tokmon.core.reader import LineReader, trim_pool
+from tokmon.core import reader as _reader
+from tokmon.core.parser import LineStats, native_scanner, native_trim, scan_lines, scan_whole
+from tokmon.core.reader import LineReader, give_buffer, take_buffer, trim_pool
 
 if TYPE_CHECKING:
     from tokmon.core.pricing import RowPricer
@@ -101,15 +102,21 @@ def scan_file(
     gc_on = gc.isenabled()
     gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
+        if not start and not small and 0 <= size < _reader._CHUNK and native_scanner():
+            got = _whole(key, size, price, res, stats, best)
+            if got is not None:
+                return _done(res, stats, list(best.values()), price, True)
+            res.titles.clear()  # (the buffer filled: read the usual way, from scratch)
+            stats, best = LineStats(), {}
         reader = LineReader(key, start, fp, size)
-        fp: list[str] = []
+        digest: list[str] = []
         for base, buf, begin, stop in reader.blocks():
             priced = scan_lines(
                 buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small, price,
-                fp if reader.fp_at == stop else None,
+                digest if reader.fp_at == stop else None,
             )  # fmt: skip
-            if fp:  # the native scan hashed the file (the GIL released): not hashed again
-                reader.fp_given = fp.pop()
+            if digest:  # the native scan hashed the file (the GIL released): not hashed again
+                reader.fp_given = digest.pop()
         res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
@@ -121,13 +128,54 @@ def scan_file(
     finally:
         if gc_on:
             gc.enable()
-    rows = list(best.values())
+    return _done(res, stats, list(best.values()), price, priced)
+
+
+def _done(
+    res: FileResult, stats: LineStats, rows: list[list[Any]], price: Any, priced: bool
+) -> FileResult:
     if price is not None and not priced:
         price(rows)
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
     res.bad_at = stats.bad
     return res
+
+
+def _whole(
+    key: str,
+    size: int,
+    price: RowPricer | None,
+    res: FileResult,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+) -> bool | None:
+    """Read ``key`` (smaller than a read buffer, from its start) whole and scan it natively
+    in one call (scan_file, with the native scanner): its reading,
+    lines and fingerprint in one stretch without the GIL (a cold scan's usual file: read
+    by :class:`LineReader`, each file released and took the GIL six times, and the two scan
+    threads handed it over as often; docs/performance.md, twelfth session). The same
+    results as LineReader's blocks through scan_lines; None when the file no longer fits
+    the buffer (it grew: nothing was parsed). Raises OSError as the reader does."""
+    buf = take_buffer()
+    try:
+        if len(buf) <= size:  # (a smaller buffer: tests)
+            return None
+        fd = os.open(key, _O_READ)
+        try:
+            got = scan_whole(fd, buf, size, key, stats, best, res.titles, _STRINGS, price)
+        finally:
+            os.close(fd)
+    finally:
+        give_buffer(buf)
+    if got is None:
+        return None
+    res.start = 0
+    res.end, res.fp = got
+    return True
+
+
+_O_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # (O_BINARY: Windows)
 
 
 def line_numbers(path: str, offsets: list[int]) -> list[int]:
