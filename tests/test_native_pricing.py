@@ -87,34 +87,16 @@ def test_the_tier_edge_and_odd_prices(native_scanner: Any, tmp_path: Path) -> No
     """An override with tiers, odd floats and negative prices (no tokens at a negative
     price: -0.0, its own float): prompts of exactly the threshold, one more, one less."""
     f = tmp_path / "prices.json"
-    f.write_text(
-        json.dumps(
-            {
-                "models": {
-                    "acme-big": {
-                        "input": 0.1 + 0.2,
-                        "output": 1 / 3,
-                        "above_200k": {"input": 2 / 7, "output": 3.3, "cache_read": 1e-3},
-                    },
-                    "acme-neg": {"input": -1, "output": -2, "cache_write": -3, "cache_read": -4},
-                }
-            }
-        )
-    )
-    t = TIER_THRESHOLD
-    counts = [
-        (0, 0, 0, 0, 0),
-        (t, 7, 0, 0, 0),
-        (t + 1, 7, 0, 0, 0),
-        (t - 1, 7, 0, 0, 0),
-        (1, 2, 100_000, 40_000, t - 100_001),
-        (1, 2, 100_000, 40_000, t - 100_000),
-        (3, 5, 70_000, 70_000, 130_000),
-        (10**9, 10**9, 10**9, 10**8, 10**9),
-    ]
+    models = {
+        "acme-neg": {"input": -1, "output": -2, "cache_write": -3, "cache_read": -4},
+        "acme-tier": {"input": 1.1, "output": 2 / 9, "cache_write_1h": 0.7},
+    }
+    models["acme-tier"]["above_200k"] = {"input": 5 / 3, "output": 0.3, "cache_write": 1e-2}
+    f.write_text(json.dumps({"models": models}))
+    counts = _counts(random.Random(0))[:9]  # (its first ones: the tier's edges)
     lines = [
         _line(i * 100 + j, m, c)
-        for i, m in enumerate(("acme-big", "acme-big-20250101", "acme-neg", "x"))
+        for i, m in enumerate(("acme-tier", "acme-tier-20250101", "acme-neg", "x"))
         for j, c in enumerate(counts)
     ]
     buf = b"\n".join(lines) + b"\n"

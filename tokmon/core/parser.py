@@ -426,19 +426,16 @@ def scan_lines(
     scan = _native if _native is not False else native_scanner()
     if scan is not None:
         fallback, text = _hooks(view, base, source, stats, best, titles, strings, price)
-        native = None if price is None else price.native
-        if fp is not None and stop > 0:
-            poison, digest = scan(
-                buf, start, stop, base, source, best, strings, text, fallback,
-                MAX_TOKENS, TS_MIN, TS_MAX, native, stop,
-            )  # fmt: skip
-            fp.append(digest)
-        else:
-            poison = scan(
-                buf, start, stop, base, source, best, strings, text, fallback,
-                MAX_TOKENS, TS_MIN, TS_MAX, native,
-            )  # fmt: skip
-        stats.malformed += poison  # (after the call: the fallback counts into stats too)
+        want = fp is not None and stop > 0  # (the fingerprint: returned with the count)
+        got = scan(
+            buf, start, stop, base, source, best, strings, text, fallback,
+            MAX_TOKENS, TS_MIN, TS_MAX, None if price is None else price.native,
+            stop if want else -1,
+        )  # fmt: skip
+        if want:
+            got, digest = got
+            fp.append(digest)  # type: ignore[union-attr]
+        stats.malformed += got  # (after the call: the fallback counts into stats too)
         return price is not None
     _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())
     return False
