@@ -49,8 +49,8 @@ def _by(path: Path, size: int, how: str, monkeypatch: pytest.MonkeyPatch) -> Fil
         return scan_file(str(path), 0, (None, "calculate"), "", False, size)
 
 
-def _no_whole(*a: Any) -> None:
-    return None
+def _no_whole(*a: Any) -> bool:
+    return False
 
 
 def _no_reader(*a: Any) -> Any:

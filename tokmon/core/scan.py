@@ -103,8 +103,7 @@ def scan_file(
     gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
         if not start and not small and 0 <= size < _reader._CHUNK and native_scanner():
-            got = _whole(key, size, price, res, stats, best)
-            if got is not None:
+            if _whole(key, size, price, res, stats, best):
                 return _done(res, stats, list(best.values()), price, True)
             res.titles.clear()  # (the buffer filled: read the usual way, from scratch)
             stats, best = LineStats(), {}
@@ -149,18 +148,17 @@ def _whole(
     res: FileResult,
     stats: LineStats,
     best: dict[str, list[Any]],
-) -> bool | None:
-    """Read ``key`` (smaller than a read buffer, from its start) whole and scan it natively
-    in one call (scan_file, with the native scanner): its reading,
-    lines and fingerprint in one stretch without the GIL (a cold scan's usual file: read
-    by :class:`LineReader`, each file released and took the GIL six times, and the two scan
-    threads handed it over as often; docs/performance.md, twelfth session). The same
-    results as LineReader's blocks through scan_lines; None when the file no longer fits
-    the buffer (it grew: nothing was parsed). Raises OSError as the reader does."""
+) -> bool:
+    """Read ``key`` (from its start, smaller than a read buffer) and scan it natively in one
+    call (:func:`scan_file` with the native scanner): its reading, lines and fingerprint in
+    one stretch without the GIL. Through :class:`LineReader` and :func:`scan_lines` a file
+    released and took the GIL about seven times, and the two scan threads handed it over as
+    often (docs/performance.md, twelfth session). The same results; False when the file no
+    longer fits the buffer (it grew: nothing was parsed). Raises OSError as the reader."""
     buf = take_buffer()
     try:
         if len(buf) <= size:  # (a smaller buffer: tests)
-            return None
+            return False
         fd = os.open(key, _O_READ)
         try:
             got = scan_whole(fd, buf, size, key, stats, best, res.titles, _STRINGS, price)
@@ -169,8 +167,7 @@ def _whole(
     finally:
         give_buffer(buf)
     if got is None:
-        return None
-    res.start = 0
+        return False
     res.end, res.fp = got
     return True
 
