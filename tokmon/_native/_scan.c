@@ -1677,7 +1677,7 @@ static const uint64_t b2b_iv[8] = {
     0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL,
 };
 
-static const unsigned char b2b_sigma[10][16] = { /* (rounds 10 and 11 take rows 0 and 1) */
+static const unsigned char b2b_sigma[10][16] = { /* (rounds 10 and 11: rows 0 and 1) */
     {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
     {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
     {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
@@ -1703,9 +1703,23 @@ static const unsigned char b2b_sigma[10][16] = { /* (rounds 10 and 11 take rows 
         v[b] = B2B_ROTR(v[b] ^ v[c], 63);   \
     } while (0)
 
+/* one round: G over the columns, then the diagonals, with the round's message schedule
+ * (``r`` a constant: the indexes are resolved at compile time, the words stay in registers) */
+#define B2B_ROUND(r)                                                         \
+    do {                                                                     \
+        B2B_G(0, 4, 8, 12, m[b2b_sigma[r][0]], m[b2b_sigma[r][1]]);          \
+        B2B_G(1, 5, 9, 13, m[b2b_sigma[r][2]], m[b2b_sigma[r][3]]);          \
+        B2B_G(2, 6, 10, 14, m[b2b_sigma[r][4]], m[b2b_sigma[r][5]]);         \
+        B2B_G(3, 7, 11, 15, m[b2b_sigma[r][6]], m[b2b_sigma[r][7]]);         \
+        B2B_G(0, 5, 10, 15, m[b2b_sigma[r][8]], m[b2b_sigma[r][9]]);         \
+        B2B_G(1, 6, 11, 12, m[b2b_sigma[r][10]], m[b2b_sigma[r][11]]);       \
+        B2B_G(2, 7, 8, 13, m[b2b_sigma[r][12]], m[b2b_sigma[r][13]]);        \
+        B2B_G(3, 4, 9, 14, m[b2b_sigma[r][14]], m[b2b_sigma[r][15]]);        \
+    } while (0)
+
 static void b2b_compress(b2b_ctx *ctx, int last) {
     uint64_t v[16], m[16];
-    int i, j;
+    int i;
     for (i = 0; i < 8; i++) {
         v[i] = ctx->h[i];
         v[i + 8] = b2b_iv[i];
@@ -1714,21 +1728,23 @@ static void b2b_compress(b2b_ctx *ctx, int last) {
     v[13] ^= ctx->t[1];
     if (last) v[14] = ~v[14];
     for (i = 0; i < 16; i++) { /* little-endian words, whatever the machine's order */
-        uint64_t w = 0;
-        for (j = 7; j >= 0; j--) w = (w << 8) | ctx->b[8 * i + j];
-        m[i] = w;
+        const unsigned char *q = ctx->b + 8 * i;
+        m[i] = (uint64_t)q[0] | (uint64_t)q[1] << 8 | (uint64_t)q[2] << 16 |
+               (uint64_t)q[3] << 24 | (uint64_t)q[4] << 32 | (uint64_t)q[5] << 40 |
+               (uint64_t)q[6] << 48 | (uint64_t)q[7] << 56;
     }
-    for (i = 0; i < 12; i++) {
-        const unsigned char *s = b2b_sigma[i % 10];
-        B2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        B2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        B2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        B2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        B2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        B2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        B2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        B2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    B2B_ROUND(0);
+    B2B_ROUND(1);
+    B2B_ROUND(2);
+    B2B_ROUND(3);
+    B2B_ROUND(4);
+    B2B_ROUND(5);
+    B2B_ROUND(6);
+    B2B_ROUND(7);
+    B2B_ROUND(8);
+    B2B_ROUND(9);
+    B2B_ROUND(0); /* rounds 10 and 11 */
+    B2B_ROUND(1);
     for (i = 0; i < 8; i++) ctx->h[i] ^= v[i] ^ v[i + 8];
 }
 
