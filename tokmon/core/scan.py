@@ -159,7 +159,7 @@ def _whole(
     try:
         if len(buf) <= size:  # (a smaller buffer: tests)
             return False
-        fd = os.open(key, _O_READ)
+        fd = os.open(key, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # (O_BINARY: Windows)
         try:
             got = scan_whole(fd, buf, size, key, stats, best, res.titles, _STRINGS, price)
         finally:
@@ -170,9 +170,6 @@ def _whole(
         return False
     res.end, res.fp = got
     return True
-
-
-_O_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # (O_BINARY: Windows)
 
 
 def line_numbers(path: str, offsets: list[int]) -> list[int]:
