@@ -111,7 +111,9 @@ def test_offsets_and_rewrites_still_seek(tmp_path: Path, calls: list[str]) -> No
     assert calls.count("seek") >= 3  # the fingerprint's two, then back to 0
 
 
-def test_scan_file_passes_the_size(tmp_path: Path, calls: list[str]) -> None:
+def test_scan_file_passes_the_size(tmp_path: Path, calls: list[str], python_scanner: None) -> None:
+    """(The reader's reads: the pure-Python scanner; the native one reads a file smaller
+    than the buffer itself, tests/test_native_whole.py.)"""
     p = tmp_path / "a.jsonl"
     data = _lines(30)
     p.write_bytes(data)

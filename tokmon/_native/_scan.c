@@ -27,9 +27,16 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
+#include <math.h> /* signbit */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <io.h> /* _read */
+#else
+#include <unistd.h> /* read */
+#endif
 #ifdef __GLIBC__
 #include <malloc.h> /* mallopt (PyInit__scan) */
 #endif
@@ -1482,11 +1489,94 @@ typedef struct {
     PyObject *empty, *unknown, *zero;
 } consts;
 
+/* --- pricing in pass 2: tokmon.core.pricing.RowPricer's arithmetic, bit for bit -----------
+ *
+ * ``price`` (scan's optional last argument) is RowPricer.native: (rates, resolve, display,
+ * threshold). ``rates`` maps a row's model (its shown text, "unknown" included) to the
+ * tuple (input, output, cache write, 1-hour cache write, cache read, the same tuple above
+ * the tier or None) or None (no price: cost 0.0); a model not in it is resolved by
+ * ``resolve(model)`` (which registers unknown models and fills ``rates``). ``display``:
+ * the cost is the row's costUSD or 0.0, and C's rows have none (lines with a costUSD go to
+ * Python), so 0.0; every other mode prices a row without costUSD. The cost is
+ * inp * pi + out * po + (cc - c1h) * pw + c1h * pw1 + cr * pr, left to right, as Python
+ * computes it on ints and floats: each int (below 2**53) made a double exactly, each product
+ * and each partial sum rounded to a double (stored in a volatile: no fused multiply-add, no
+ * excess precision), so the same float bit for bit (tests/test_pricing_rows.py). */
+typedef struct {
+    PyObject *rates;   /* NULL: no pricing (the cost stays 0.0 for Python to fill) */
+    PyObject *resolve;
+    int display;
+    long long threshold;
+    PyObject *model; /* the last model priced, and its rates (strong references) */
+    PyObject *got;
+} pricing;
+
+static int rates_of(PyObject *t, double out[5], PyObject **above) {
+    Py_ssize_t i;
+    if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 6) goto bad;
+    for (i = 0; i < 5; i++) {
+        PyObject *v = PyTuple_GET_ITEM(t, i);
+        if (!PyFloat_CheckExact(v)) goto bad;
+        out[i] = PyFloat_AS_DOUBLE(v);
+    }
+    *above = PyTuple_GET_ITEM(t, 5);
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, "price: rates must be a tuple of 5 floats and the tier");
+    return -1;
+}
+
+/* the cost of ``r`` (model: its shown model) into ``*cost``; -1 on an error */
+static int row_cost(pricing *pr, PyObject *model, const rec *r, double *cost) {
+    PyObject *got, *above;
+    double v[5];
+    volatile double s, t;
+    if (pr->display) {
+        *cost = 0.0;
+        return 0;
+    }
+    if (model == pr->model) {
+        got = pr->got;
+    } else {
+        got = PyDict_GetItemWithError(pr->rates, model);
+        if (got) {
+            Py_INCREF(got);
+        } else {
+            if (PyErr_Occurred()) return -1;
+            got = PyObject_CallOneArg(pr->resolve, model);
+            if (!got) return -1;
+        }
+        Py_XSETREF(pr->got, got);
+        Py_XSETREF(pr->model, Py_NewRef(model));
+    }
+    if (got == Py_None) {
+        *cost = 0.0;
+        return 0;
+    }
+    if (rates_of(got, v, &above) < 0) return -1;
+    if (above != Py_None && r->inp + r->cc + r->cread > pr->threshold &&
+        rates_of(above, v, &above) < 0)
+        return -1;
+    s = (double)r->inp * v[0];
+    t = (double)r->out * v[1];
+    s = s + t;
+    t = (double)(r->cc - r->c1h) * v[2];
+    s = s + t;
+    t = (double)r->c1h * v[3];
+    s = s + t;
+    t = (double)r->cread * v[4];
+    s = s + t;
+    *cost = s;
+    return 0;
+}
+
 static int put_row(const pass1 *p, const rec *r, Py_ssize_t base, PyObject *source,
                    PyObject *best, PyObject *strings, PyObject *text, memo *memos,
-                   const consts *c, double ts_min, double ts_max, long long *poison) {
+                   const consts *c, pricing *pr, double ts_min, double ts_max,
+                   long long *poison) {
     PyObject *key, *old, *row = NULL, *sid = NULL, *cwd = NULL, *model = NULL;
     int superseded = 0;
+    double cost = 0.0;
     if (r->key.len)
         key = PyUnicode_DecodeUTF8(p->arena + r->key.pos, (Py_ssize_t)r->key.len, "strict");
     else
@@ -1526,6 +1616,7 @@ static int put_row(const pass1 *p, const rec *r, Py_ssize_t base, PyObject *sour
     SHOWN(cwd, r->cwd, 1, c->empty)
     SHOWN(model, r->model, 2, c->unknown)
 #undef SHOWN
+    if (pr->rates && row_cost(pr, model, r, &cost) < 0) goto fail;
     row = PyList_New(12);
     if (!row) goto fail;
     {
@@ -1541,7 +1632,8 @@ static int put_row(const pass1 *p, const rec *r, Py_ssize_t base, PyObject *sour
         items[7] = PyLong_FromLongLong(r->c1h);
         items[8] = PyLong_FromLongLong(r->cread);
         items[9] = Py_NewRef(key);
-        items[10] = Py_NewRef(c->zero);
+        /* (0.0 shared; -0.0, a negative price times no tokens, is its own float) */
+        items[10] = cost != 0.0 || signbit(cost) ? PyFloat_FromDouble(cost) : Py_NewRef(c->zero);
         items[11] = Py_NewRef(Py_None);
         sid = cwd = model = NULL;
         for (i = 0; i < 12; i++) PyList_SET_ITEM(row, i, items[i]); /* steals (NULL too) */
@@ -1561,12 +1653,282 @@ fail:
     return -1;
 }
 
+/* --- the fingerprint: BLAKE2b (RFC 7693) of a file's first and last 4 KiB --------------------
+ *
+ * tokmon.core.reader.fingerprint's digest (hashlib.blake2b(digest_size=8) over the first
+ * FP_WINDOW bytes before ``end``, then the last FP_WINDOW bytes before it), computed in pass
+ * 1 (the GIL released) when scan() is asked for it: hashed in Python, each of a file's two
+ * windows released and took the GIL again, and in a cold scan those hand-overs between the
+ * two scan threads cost more than the hashing (docs/performance.md, twelfth session).
+ * Unkeyed, sequential mode, as RFC 7693's reference code; tests/test_native_pricing.py holds
+ * it to hashlib at every length and split. */
+#define FP_WINDOW 4096 /* tokmon.core.reader.FP_WINDOW (checked by reader.py) */
+
+typedef struct {
+    unsigned char b[128];
+    uint64_t h[8];
+    uint64_t t[2];
+    size_t c;
+} b2b_ctx;
+
+static const uint64_t b2b_iv[8] = {
+    0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL,
+    0xA54FF53A5F1D36F1ULL, 0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL,
+    0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL,
+};
+
+static const unsigned char b2b_sigma[10][16] = { /* (rounds 10 and 11: rows 0 and 1) */
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+};
+
+#define B2B_ROTR(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
+#define B2B_G(a, b, c, d, x, y)            \
+    do {                                    \
+        v[a] = v[a] + v[b] + (x);           \
+        v[d] = B2B_ROTR(v[d] ^ v[a], 32);   \
+        v[c] = v[c] + v[d];                 \
+        v[b] = B2B_ROTR(v[b] ^ v[c], 24);   \
+        v[a] = v[a] + v[b] + (y);           \
+        v[d] = B2B_ROTR(v[d] ^ v[a], 16);   \
+        v[c] = v[c] + v[d];                 \
+        v[b] = B2B_ROTR(v[b] ^ v[c], 63);   \
+    } while (0)
+
+/* one round: G over the columns, then the diagonals, with the round's message schedule
+ * (``r`` a constant: the indexes are resolved at compile time, the words stay in registers) */
+#define B2B_ROUND(r)                                                         \
+    do {                                                                     \
+        B2B_G(0, 4, 8, 12, m[b2b_sigma[r][0]], m[b2b_sigma[r][1]]);          \
+        B2B_G(1, 5, 9, 13, m[b2b_sigma[r][2]], m[b2b_sigma[r][3]]);          \
+        B2B_G(2, 6, 10, 14, m[b2b_sigma[r][4]], m[b2b_sigma[r][5]]);         \
+        B2B_G(3, 7, 11, 15, m[b2b_sigma[r][6]], m[b2b_sigma[r][7]]);         \
+        B2B_G(0, 5, 10, 15, m[b2b_sigma[r][8]], m[b2b_sigma[r][9]]);         \
+        B2B_G(1, 6, 11, 12, m[b2b_sigma[r][10]], m[b2b_sigma[r][11]]);       \
+        B2B_G(2, 7, 8, 13, m[b2b_sigma[r][12]], m[b2b_sigma[r][13]]);        \
+        B2B_G(3, 4, 9, 14, m[b2b_sigma[r][14]], m[b2b_sigma[r][15]]);        \
+    } while (0)
+
+static void b2b_compress(b2b_ctx *ctx, int last) {
+    uint64_t v[16], m[16];
+    int i;
+    for (i = 0; i < 8; i++) {
+        v[i] = ctx->h[i];
+        v[i + 8] = b2b_iv[i];
+    }
+    v[12] ^= ctx->t[0];
+    v[13] ^= ctx->t[1];
+    if (last) v[14] = ~v[14];
+    for (i = 0; i < 16; i++) { /* little-endian words, whatever the machine's order */
+        const unsigned char *q = ctx->b + 8 * i;
+        m[i] = (uint64_t)q[0] | (uint64_t)q[1] << 8 | (uint64_t)q[2] << 16 |
+               (uint64_t)q[3] << 24 | (uint64_t)q[4] << 32 | (uint64_t)q[5] << 40 |
+               (uint64_t)q[6] << 48 | (uint64_t)q[7] << 56;
+    }
+    B2B_ROUND(0);
+    B2B_ROUND(1);
+    B2B_ROUND(2);
+    B2B_ROUND(3);
+    B2B_ROUND(4);
+    B2B_ROUND(5);
+    B2B_ROUND(6);
+    B2B_ROUND(7);
+    B2B_ROUND(8);
+    B2B_ROUND(9);
+    B2B_ROUND(0); /* rounds 10 and 11 */
+    B2B_ROUND(1);
+    for (i = 0; i < 8; i++) ctx->h[i] ^= v[i] ^ v[i + 8];
+}
+
+static void b2b_init(b2b_ctx *ctx, size_t outlen) {
+    int i;
+    for (i = 0; i < 8; i++) ctx->h[i] = b2b_iv[i];
+    ctx->h[0] ^= 0x01010000ULL ^ (uint64_t)outlen; /* no key */
+    ctx->t[0] = ctx->t[1] = 0;
+    ctx->c = 0;
+}
+
+static void b2b_update(b2b_ctx *ctx, const unsigned char *in, size_t n) {
+    while (n > 0) {
+        size_t k;
+        if (ctx->c == 128) { /* a full block is compressed once more input follows */
+            ctx->t[0] += 128;
+            if (ctx->t[0] < 128) ctx->t[1]++;
+            b2b_compress(ctx, 0);
+            ctx->c = 0;
+        }
+        k = 128 - ctx->c < n ? 128 - ctx->c : n;
+        memcpy(ctx->b + ctx->c, in, k);
+        ctx->c += k;
+        in += k;
+        n -= k;
+    }
+}
+
+/* reader.fingerprint's hex digest of a file whose first ``end`` (> 0) bytes are buf[:end] */
+static void fp_hex(const unsigned char *buf, size_t end, char out[17]) {
+    static const char hex[] = "0123456789abcdef";
+    b2b_ctx ctx;
+    size_t i, lo = end > FP_WINDOW ? end - FP_WINDOW : 0;
+    b2b_init(&ctx, 8);
+    b2b_update(&ctx, buf, end < FP_WINDOW ? end : FP_WINDOW);
+    b2b_update(&ctx, buf + lo, end - lo);
+    ctx.t[0] += ctx.c;
+    if (ctx.t[0] < ctx.c) ctx.t[1]++;
+    memset(ctx.b + ctx.c, 0, 128 - ctx.c);
+    b2b_compress(&ctx, 1);
+    for (i = 0; i < 8; i++) {
+        unsigned char byte = (unsigned char)(ctx.h[i / 8] >> (8 * (i % 8)));
+        out[2 * i] = hex[byte >> 4];
+        out[2 * i + 1] = hex[byte & 15];
+    }
+    out[16] = 0;
+}
+
+/* --- a whole file read in pass 1 -------------------------------------------------------------
+ *
+ * scan(..., fd=, size=): the file open at ``fd`` (at its start) is read into ``buf`` in the
+ * same GIL-free stretch as its lines are parsed and its fingerprint taken (reading it in
+ * Python released and took the GIL once more per read, and opening it with ``open()``
+ * twice: a stat): read until a read returns nothing, or, once ``size`` bytes (the stat the
+ * refresh planned from) are read, until a read shorter than the room left
+ * (tokmon.core.reader.LineReader's rule); the complete lines are those before the last
+ * newline. When the buffer fills first (the file grew past it) nothing is parsed and the
+ * caller reads the file the usual way. */
+/* the last ``c`` in s[0:n] (memrchr is a GNU extension) */
+static const void *memrchr_(const void *s, int c, size_t n) {
+    const unsigned char *p = (const unsigned char *)s + n;
+    while (p > (const unsigned char *)s)
+        if (*--p == (unsigned char)c) return p;
+    return NULL;
+}
+
+typedef struct {
+    int fd;
+    Py_ssize_t size;
+    Py_ssize_t got;  /* bytes read */
+    int err;         /* errno of a failed read, else 0 */
+    int full;        /* the buffer filled before the end */
+} whole;
+
+static void read_whole(whole *w, char *buf, Py_ssize_t cap) {
+    Py_ssize_t pos = 0;
+    for (;;) {
+        Py_ssize_t room = cap - pos, n;
+        if (room == 0) {
+            w->full = 1;
+            break;
+        }
+#ifdef _WIN32
+        n = _read(w->fd, buf + pos, (unsigned)(room > 0x40000000 ? 0x40000000 : room));
+#else
+        n = read(w->fd, buf + pos, (size_t)room);
+#endif
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            w->err = errno;
+            break;
+        }
+        if (n == 0) break;
+        pos += n;
+        if (n < room && w->size >= 0 && w->size <= pos) break; /* the end (LineReader) */
+    }
+    w->got = pos;
+}
+
+/* --- buffers kept between calls -------------------------------------------------------------
+ *
+ * A call's records, string arena, yyjson's scratch copy and allocator are taken from here
+ * and given back (with the GIL held: no lock of their own), so a scan of thousands of
+ * files does not malloc and free them for each block. With glibc's malloc limited to one
+ * arena (tune_malloc, below) every malloc and free of the scan threads takes the lock the
+ * calling thread's SQLite and Python allocations take too: in a cold scan the threads slept
+ * ~300 times on it (docs/performance.md, twelfth session). Kept only while small (a
+ * buffer grown past its bound is freed: a long line's memory is not held); _trim() (the
+ * scan's end, tokmon.core.scan.scan_all) frees them all. */
+typedef struct {
+    rec *recs;
+    size_t cap;
+    char *arena;
+    size_t size;
+    char *scratch;
+    size_t scratch_size;
+    yyjson_alc *alc;
+} kit;
+
+#define KITS 4                     /* at most this many kept (one per scan thread) */
+#define KIT_RECS 2048              /* records (~280 KB) */
+#define KIT_ARENA (256 * 1024)     /* bytes of strings */
+#define KIT_SCRATCH (1 << 16)      /* scratch bytes (and the allocator, which grew with it) */
+static kit kits[KITS];
+static int nkits = 0;
+
+static void kit_free(kit *k) {
+    free(k->recs);
+    free(k->arena);
+    free(k->scratch);
+    if (k->alc) yyjson_alc_dyn_free(k->alc);
+    memset(k, 0, sizeof(*k));
+}
+
+/* a kit for pass 1 into p (its counts zeroed) and *alc; 0 when out of memory */
+static int kit_take(pass1 *p, yyjson_alc **alc) {
+    kit k;
+    if (nkits > 0) {
+        k = kits[--nkits];
+    } else {
+        memset(&k, 0, sizeof(k));
+        k.alc = yyjson_alc_dyn_new();
+        if (!k.alc) return 0;
+    }
+    p->recs = k.recs;
+    p->cap = k.cap;
+    p->arena = k.arena;
+    p->size = k.size;
+    p->scratch = k.scratch;
+    p->scratch_size = k.scratch_size;
+    *alc = k.alc;
+    return 1;
+}
+
+static void kit_give(pass1 *p, yyjson_alc *alc) {
+    kit k;
+    k.recs = p->recs;
+    k.cap = p->cap;
+    k.arena = p->arena;
+    k.size = p->size;
+    k.scratch = p->scratch;
+    k.scratch_size = p->scratch_size;
+    k.alc = alc;
+    p->recs = NULL;
+    p->arena = p->scratch = NULL;
+    if (nkits == KITS || k.cap > KIT_RECS || k.size > KIT_ARENA ||
+        k.scratch_size > KIT_SCRATCH) {
+        kit_free(&k);
+        return;
+    }
+    kits[nkits++] = k;
+}
+
 PyDoc_STRVAR(scan_doc,
 "scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
-"     ts_max) -> int\n\n"
+"     ts_max[, price[, fp_end[, fd, size]]]) -> int | (int, str) | (int, int, str) | None\n\n"
 "The complete lines of buf[start:stop]: usage rows into ``best``, the lines C leaves to\n"
 "Python through ``fallback(a, b)`` (lines buf[a:b], in order); returns the number of\n"
-"poison usage lines (to count as malformed).");
+"poison usage lines (to count as malformed). ``price`` (RowPricer.native or None): the\n"
+"rows C builds are priced (the fallback's are not: Python prices them). ``fp_end`` > 0:\n"
+"also reader.fingerprint's digest of a file whose first fp_end bytes are buf[:fp_end],\n"
+"returned with the count. ``fd`` >= 0: the file open at fd is read into buf (writable,\n"
+"start and base 0; ``stop`` ignored) and its complete lines scanned: (count, end,\n"
+"fingerprint at end), or None when buf filled before the file's end (nothing parsed).");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -1581,11 +1943,33 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     long long poison = 0;
     size_t i;
     int failed = 0;
+    PyObject *price = Py_None;
+    pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
+    Py_ssize_t fp_end = -1;
+    char fp[17];
+    whole w = {-1, -1, 0, 0, 0};
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd:scan", &view, &start, &stop, &base, &source,
-                          &PyDict_Type, &best, &PyDict_Type, &strings, &text, &fallback,
-                          &max_tokens, &ts_min, &ts_max))
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|Onin:scan", &view, &start, &stop, &base,
+                          &source, &PyDict_Type, &best, &PyDict_Type, &strings, &text,
+                          &fallback, &max_tokens, &ts_min, &ts_max, &price, &fp_end, &w.fd,
+                          &w.size))
         return NULL;
+    if (fp_end == 0 || fp_end > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan: fp_end out of the buffer");
+        return NULL;
+    }
+    if (w.fd >= 0 && (view.readonly || start != 0 || base != 0)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan: a file is read into a writable buffer from 0");
+        return NULL;
+    }
+    if (price != Py_None &&
+        !PyArg_ParseTuple(price, "O!OpL:scan's price", &PyDict_Type, &pr.rates, &pr.resolve,
+                          &pr.display, &pr.threshold)) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     if (start < 0 || stop > view.len || start > stop) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "scan: range out of the buffer");
@@ -1601,14 +1985,22 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     p.prepass = prepass_enabled;
     p.filter = filter_enabled;
     memset(memos, 0, sizeof(memos));
-    alc = yyjson_alc_dyn_new();
-    if (!alc) {
+    if (!kit_take(&p, &alc)) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
     {
         const char *buf = (const char *)view.buf;
+        if (w.fd >= 0) { /* the file first: its complete lines are the range */
+            read_whole(&w, (char *)view.buf, view.len);
+            stop = 0;
+            if (!w.err && !w.full) {
+                const char *nl = w.got ? (const char *)memrchr_(buf, '\n', (size_t)w.got) : NULL;
+                stop = nl ? (Py_ssize_t)(nl - buf) + 1 : 0;
+            }
+            fp_end = stop > 0 ? stop : -1;
+        }
         s = start;
         while (s < stop && !p.nomem) {
             const char *nl = (const char *)memchr(buf + s, '\n', (size_t)(stop - s));
@@ -1628,12 +2020,18 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 p.n++;
             s = end + 1;
         }
+        if (fp_end > 0) fp_hex((const unsigned char *)buf, (size_t)fp_end, fp);
     }
     Py_END_ALLOW_THREADS
     prepass_lines += p.fast;
     filtered_lines += p.filtered;
     usage_lines += p.fields;
-    yyjson_alc_dyn_free(alc);
+    if (w.err) {
+        errno = w.err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        failed = 1;
+        goto done;
+    }
     if (p.nomem) {
         PyErr_NoMemory();
         failed = 1;
@@ -1660,8 +2058,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             Py_XDECREF(res);
             i = j;
         } else if (r->kind == K_USAGE) {
-            if (put_row(&p, r, base, source, best, strings, text, memos, &c, ts_min, ts_max,
-                        &poison) < 0)
+            if (put_row(&p, r, base, source, best, strings, text, memos, &c, &pr, ts_min,
+                        ts_max, &poison) < 0)
                 failed = 1;
         }
     }
@@ -1673,12 +2071,41 @@ done:
     Py_XDECREF(c.empty);
     Py_XDECREF(c.unknown);
     Py_XDECREF(c.zero);
-    free(p.recs);
-    free(p.arena);
-    free(p.scratch);
+    Py_XDECREF(pr.model);
+    Py_XDECREF(pr.got);
+    kit_give(&p, alc);
     PyBuffer_Release(&view);
     if (failed) return NULL;
+    if (w.fd >= 0) {
+        if (w.full) Py_RETURN_NONE;
+        return Py_BuildValue("Lns", poison, stop, stop > 0 ? fp : "");
+    }
+    if (fp_end > 0) return Py_BuildValue("Ls", poison, fp);
     return PyLong_FromLongLong(poison);
+}
+
+static PyObject *t_fingerprint(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t end;
+    char fp[17];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*n:_fingerprint", &view, &end)) return NULL;
+    if (end <= 0 || end > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "_fingerprint: end out of the buffer");
+        return NULL;
+    }
+    fp_hex((const unsigned char *)view.buf, (size_t)end, fp);
+    PyBuffer_Release(&view);
+    return PyUnicode_FromString(fp);
+}
+
+static PyObject *t_trim(PyObject *self, PyObject *args) {
+    int n = nkits;
+    (void)self;
+    (void)args;
+    while (nkits > 0) kit_free(&kits[--nkits]);
+    return PyLong_FromLong(n);
 }
 
 /* --- test hooks: the pre-pass must really run (its speed-up cannot vanish unseen) --------- */
@@ -1755,6 +2182,11 @@ static PyObject *t_set_prepass_simd(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"_fingerprint", t_fingerprint, METH_VARARGS,
+     "_fingerprint(buf, end) -> str: reader.fingerprint's digest of buf[:end] (tests)."},
+    {"_trim", t_trim, METH_NOARGS,
+     "_trim() -> int: free the buffers kept between calls (the scan's end); returns how many\n"
+     "sets there were."},
     {"_prepass", t_prepass, METH_O,
      "_prepass(line) -> bool: whether the pre-pass alone skips this line (tests)."},
     {"_prepass_lines", t_prepass_lines, METH_NOARGS,
@@ -1817,6 +2249,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
     if (PyModule_AddIntConstant(m, "MALLOC_TUNED", malloc_tuned) < 0 ||
         PyModule_AddStringConstant(m, "YYJSON_VERSION", YYJSON_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "ROW_OUTPUT", ROW_OUTPUT) < 0 ||
+        PyModule_AddIntConstant(m, "FP_WINDOW", FP_WINDOW) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0 ||
         PyModule_AddIntConstant(m, "PREPASS_BEST", prepass_simd) < 0) {
         Py_DECREF(m);

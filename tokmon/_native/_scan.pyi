@@ -3,6 +3,7 @@ from typing import Any
 
 YYJSON_VERSION: str
 ROW_OUTPUT: int
+FP_WINDOW: int
 MAX_DEPTH: int
 PREPASS_BEST: int
 MALLOC_TUNED: int  # 1: this module limited glibc's malloc to one arena; 0: it did not
@@ -20,8 +21,14 @@ def scan(
     max_tokens: int,
     ts_min: float,
     ts_max: float,
+    price: tuple[dict[str, Any], Callable[[str], Any], bool, int] | None = None,
+    fp_end: int = -1,
+    fd: int = -1,
+    size: int = -1,
     /,
-) -> int: ...
+) -> Any: ...
+def _fingerprint(buf: bytes | bytearray | memoryview, end: int, /) -> str: ...
+def _trim() -> int: ...
 def _prepass(line: bytes | bytearray | memoryview, /) -> bool: ...
 def _prepass_lines() -> int: ...
 def _usage_lines() -> int: ...

@@ -339,7 +339,9 @@ def native_scanner() -> Any:
             except ImportError:
                 pass
             else:
-                if _scan.ROW_OUTPUT == ROW_OUTPUT:
+                from tokmon.core.reader import FP_WINDOW
+
+                if _scan.ROW_OUTPUT == ROW_OUTPUT and _scan.FP_WINDOW == FP_WINDOW:
                     _native = _scan.scan
     return _native
 
@@ -348,6 +350,15 @@ def _native_disabled() -> bool:
     """Whether ``TOKMON_NO_NATIVE`` asks for the pure-Python scanner (any value but "" and
     "0")."""
     return os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0")
+
+
+def native_trim() -> None:
+    """Free the buffers the native scanner keeps between calls (a scan's end: see
+    ``kit_take`` in tokmon/_native/_scan.c)."""
+    if _native:
+        from tokmon._native import _scan
+
+        _scan._trim()
 
 
 def native_status() -> str:
@@ -372,11 +383,19 @@ def scan_lines(
     titles: list[tuple[str, str, str]],
     strings: dict[str, str],
     reference: bool = False,
-) -> None:
+    price: Any = None,
+    fp: list[str] | None = None,
+) -> bool:
     """Parse the complete lines of ``buf[start:stop]`` (each ends with a newline; ``base`` is
     the file offset of ``buf[0]``): usage rows go into ``best`` (max output per dedup key),
     titles into ``titles``, skipped/malformed lines into ``stats``. ``strings`` maps the raw
     session ids, paths and model names to their shown text (one str object per value).
+    ``price`` (a :class:`~tokmon.core.pricing.RowPricer` or None): the native scanner prices
+    the rows as it builds them (C, and Python the rows of the lines it hands back) and this
+    returns True; the other paths leave the cost 0.0 and return False (the caller prices).
+    ``fp`` (a list): the native scanner also appends :func:`~tokmon.core.reader.fingerprint`'s
+    digest of a file whose first ``stop`` bytes are ``buf[:stop]``, hashed with the lines (the
+    GIL released; see ``fp_hex`` in tokmon/_native/_scan.c); the other paths append nothing.
 
     Same results as calling :func:`parse_line` on every line (the contract of
     ``tests/test_parser.py``). With the native extension (:func:`native_scanner`) the lines
@@ -403,32 +422,93 @@ def scan_lines(
             if nl > s:
                 _keep(parse_line(bytes(view[s:nl]), source, base + s, stats), best, titles)
             s = nl + 1
-        return
+        return False
     scan = _native if _native is not False else native_scanner()
     if scan is not None:
-        # the native scanner; the lines it leaves to Python (any doubt) come back here, in
-        # order: the reference rules of this function, on a copy of just those lines
-        def fallback(a: int, b: int) -> None:
-            global _fallback_bytes
-            part = bytes(view[a:b])
-            _fallback_bytes += b - a
-            if _fallback_bytes <= FALLBACK_BUDGET:
-                _scan_ref(part, base + a, source, stats, best, titles, strings)
-            else:
-                _scan_py(
-                    part, 0, b - a, base + a, source, stats, best, titles, strings, part.isascii()
-                )
-
-        def text(raw: str) -> str:
-            return _text(raw, strings)
-
-        poison = scan(
+        fallback, text = _hooks(view, base, source, stats, best, titles, strings, price)
+        want = fp is not None and stop > 0  # (the fingerprint: returned with the count)
+        got = scan(
             buf, start, stop, base, source, best, strings, text, fallback,
-            MAX_TOKENS, TS_MIN, TS_MAX,
+            MAX_TOKENS, TS_MIN, TS_MAX, None if price is None else price.native,
+            stop if want else -1,
         )  # fmt: skip
-        stats.malformed += poison  # (after the call: the fallback counts into stats too)
-        return
+        if want:
+            got, digest = got
+            fp.append(digest)  # type: ignore[union-attr]
+        stats.malformed += got  # (after the call: the fallback counts into stats too)
+        return price is not None
     _scan_py(buf, start, stop, base, source, stats, best, titles, strings, buf.isascii())
+    return False
+
+
+def _hooks(
+    view: memoryview,
+    base: int,
+    source: str,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+    titles: list[tuple[str, str, str]],
+    strings: dict[str, str],
+    price: Any,
+) -> tuple[Any, Any]:
+    """The native scanner's ``fallback`` and ``text`` for a buffer (``view``, file offset
+    ``base`` at its start): the lines it leaves to Python (any doubt) come back to
+    ``fallback``, in order: the reference rules of :func:`scan_lines`, on a copy of just
+    those lines; with ``price``, their rows are priced before they are filed."""
+
+    def fallback(a: int, b: int) -> None:
+        global _fallback_bytes
+        part = bytes(view[a:b])
+        _fallback_bytes += b - a
+        # priced: the run's rows in a dict of their own, priced, then filed into best by
+        # the same rule (the first row with the largest output wins), in the same order
+        into = best if price is None else {}
+        if _fallback_bytes <= FALLBACK_BUDGET:
+            _scan_ref(part, base + a, source, stats, into, titles, strings)
+        else:
+            _scan_py(part, 0, b - a, base + a, source, stats, into, titles, strings, part.isascii())
+        if into is not best and into:
+            price(list(into.values()))
+            for row in into.values():
+                _keep(row, best, titles)
+
+    def text(raw: str) -> str:
+        return _text(raw, strings)
+
+    return fallback, text
+
+
+def scan_whole(
+    fd: int,
+    buf: bytearray,
+    size: int,
+    source: str,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+    titles: list[tuple[str, str, str]],
+    strings: dict[str, str],
+    price: Any,
+) -> tuple[int, str] | None:
+    """The native scanner reads the file open at ``fd`` (at its start; ``size``: its size
+    in the stat the caller planned from) into ``buf`` and scans its complete lines as
+    :func:`scan_lines` would, with the fingerprint at their end, in one stretch without the
+    GIL (see ``read_whole`` in tokmon/_native/_scan.c): (the end of the complete lines, the
+    fingerprint there), or None when ``buf`` filled before the file's end (nothing was
+    parsed: the caller reads it the usual way). Only with the native scanner
+    (:func:`native_scanner`)."""
+    scan = _native if _native is not False else native_scanner()
+    assert scan is not None
+    with memoryview(buf) as view:
+        fallback, text = _hooks(view, 0, source, stats, best, titles, strings, price)
+        got = scan(
+            buf, 0, 0, 0, source, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
+            None if price is None else price.native, -1, fd, size,
+        )  # fmt: skip
+    if got is None:
+        return None
+    poison, end, fp = got
+    stats.malformed += poison
+    return end, fp
 
 
 #: Bytes of the lines the native scanner leaves to Python (titles, malformed lines, any doubt)

@@ -148,41 +148,67 @@ def _rates(p: Price | None) -> _Rates | None:
     return (p.input, p.output, p.cache_write, p.cache_write_1h, p.cache_read, above)
 
 
-def row_pricer(table: PriceTable, mode: str) -> Callable[[list[list[Any]]], None]:
-    """A function pricing rows (lists in record field order) in place: each row's cost
-    becomes ``table.cost_in_mode(UsageRecord.from_row(row), mode)``, the same float bit for
-    bit (the same operations in the same order), without building a record per row and
-    with one :meth:`PriceTable.lookup` per model (which registers unknown models as
-    before). The scanner's hot loop: ~0.3 us a row against ~0.8 through records."""
-    rates: dict[str, _Rates | None] = {}
-    lookup = table.lookup
-    display = mode == "display"
-    auto = mode == "auto"
-    threshold = TIER_THRESHOLD
+class RowPricer:
+    """Prices rows (lists in record field order) in place: each row's cost becomes
+    ``table.cost_in_mode(UsageRecord.from_row(row), mode)``, the same float bit for bit (the
+    same operations in the same order), without building a record per row and with one
+    :meth:`PriceTable.lookup` per model (which registers unknown models as before). The
+    scanner's loop: ~0.3 us a row against ~0.8 through records.
 
-    def price(rows: list[list[Any]]) -> None:
-        for row in rows:
-            # (record field order; tests/test_pricing_rows.py fails if it changes)
-            _ts, _sid, _cwd, model, inp, out, cc, c1h, cr, _key, _cost, disp = row
-            if display:
-                row[ROW_COST] = disp or 0.0
-                continue
-            if auto and disp is not None:
-                row[ROW_COST] = disp
-                continue
-            try:
-                r = rates[model]
-            except KeyError:
-                r = rates[model] = _rates(lookup(model))
-            if r is None:
-                row[ROW_COST] = 0.0
-                continue
-            if r[5] is not None and inp + cc + cr > threshold:
-                r = r[5]
-            pi, po, pw, pw1, pr, _ = r
-            row[ROW_COST] = inp * pi + out * po + (cc - c1h) * pw + c1h * pw1 + cr * pr
+    :attr:`native` is the same pricing for the native scanner, which prices the rows it
+    builds in C (tokmon/_native/_scan.c, ``row_cost``: no Python loop per row under the
+    GIL, which the other scan thread waits for): ``(rates, resolve, display, threshold)``,
+    ``rates`` the dict of model -> :func:`_rates` this pricer fills, ``resolve(model)`` the
+    function filling it, ``display`` whether the cost is the row's costUSD (none in the
+    native scanner's rows)."""
 
-    return price
+    __slots__ = ("native", "_price", "_resolve")
+
+    def __init__(self, table: PriceTable, mode: str) -> None:
+        rates: dict[str, _Rates | None] = {}
+        lookup = table.lookup
+        display = mode == "display"
+        auto = mode == "auto"
+        threshold = TIER_THRESHOLD
+
+        def resolve(model: str) -> _Rates | None:
+            r = rates[model] = _rates(lookup(model))
+            return r
+
+        def price(rows: list[list[Any]]) -> None:
+            for row in rows:
+                # (record field order; tests/test_pricing_rows.py fails if it changes)
+                _ts, _sid, _cwd, model, inp, out, cc, c1h, cr, _key, _cost, disp = row
+                if display:
+                    row[ROW_COST] = disp or 0.0
+                    continue
+                if auto and disp is not None:
+                    row[ROW_COST] = disp
+                    continue
+                try:
+                    r = rates[model]
+                except KeyError:
+                    r = resolve(model)
+                if r is None:
+                    row[ROW_COST] = 0.0
+                    continue
+                if r[5] is not None and inp + cc + cr > threshold:
+                    r = r[5]
+                pi, po, pw, pw1, pr, _ = r
+                row[ROW_COST] = inp * pi + out * po + (cc - c1h) * pw + c1h * pw1 + cr * pr
+
+        self._price = price
+        self._resolve = resolve
+        self.native: tuple[dict[str, _Rates | None], Callable[[str], _Rates | None], bool, int]
+        self.native = (rates, resolve, display, threshold)
+
+    def __call__(self, rows: list[list[Any]]) -> None:
+        self._price(rows)
+
+
+def row_pricer(table: PriceTable, mode: str) -> RowPricer:
+    """A :class:`RowPricer` of ``table`` under cost mode ``mode``."""
+    return RowPricer(table, mode)
 
 
 def _is_version_suffix(rest: str) -> bool:

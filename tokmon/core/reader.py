@@ -108,6 +108,11 @@ class LineReader:
         self.expect_fp = expect_fp
         self.fp = ""
         self.rewritten = False
+        # fp_at: set while blocks() yields the file's last block read whole from 0: the end
+        # its fingerprint will be taken at (the block's stop), else -1; a caller may hash it
+        # (the native scan does, the GIL released) and set fp_given (see blocks)
+        self.fp_at = -1
+        self.fp_given = ""
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         for base, buf, start, stop in self.blocks():
@@ -122,6 +127,10 @@ class LineReader:
         """Iterate ``(base, buf, start, stop)``: ``buf[start:stop]`` holds complete lines
         (each ending with a newline, empty ones included) and ``base`` is the file offset
         of ``buf[0]``. Lines are found on whole buffers by the caller (the fast scanner).
+        While a block is yielded, ``fp_at`` is the offset the file's fingerprint will be
+        taken at when this is the last block of a file read whole from 0 (its ``stop``;
+        else -1): a caller that hashed ``buf[:fp_at]`` as :func:`fingerprint` does may set
+        ``fp_given`` to the digest, which is then used instead of hashing again.
 
         ``buf`` is one reused buffer (valid until the next step of the iteration): reading
         into it allocates nothing per file, so a scan of thousands of files leaves no
@@ -130,17 +139,11 @@ class LineReader:
         ``_KEEP * _CHUNK`` it stays so for the next files (no page faults of growing it
         again for each long line) until :func:`trim_pool` (the end of a scan), more is
         given back when the file is done."""
-        try:  # (not "if _POOL": readers may run in threads of one process)
-            buf = _POOL.pop()
-        except IndexError:
-            buf = bytearray(_CHUNK)
+        buf = take_buffer()
         try:
             yield from self._blocks(buf)
         finally:
-            if len(buf) > _KEEP * _CHUNK and not _trim(buf):
-                buf = bytearray(0)  # still exported (a caller kept a view): not reused
-            if buf:
-                _POOL.append(buf)
+            give_buffer(buf)
 
     def _blocks(self, buf: bytearray) -> Iterator[tuple[int, bytearray, int, int]]:
         with open(self.path, "rb", buffering=0) as fh:
@@ -153,6 +156,7 @@ class LineReader:
             fill = 0  # buf[:fill] holds the start of a line not complete yet
             skipping = False  # inside a line longer than MAX_LINE: dropped up to its newline
             lo, hi = pos, 0  # buf[:hi] holds the file's bytes from offset lo (fingerprint)
+            given_at = -1  # the end fp_given (if set) is the fingerprint at
             while True:
                 if fill == len(buf):  # a line longer than the buffer so far: grow it
                     more = max(len(buf) // 2, 1)  # (1.5x: little room left over at the end)
@@ -179,7 +183,11 @@ class LineReader:
                         skipping = False
                         start = buf.find(b"\n", 0, end) + 1
                     if last + 1 > start:
+                        # read whole from 0, the last read: the end will be last + 1
+                        self.fp_at = last + 1 if last_read and base == 0 else -1
+                        self.fp_given = ""
                         yield base, buf, start, last + 1
+                        given_at, self.fp_at = self.fp_at, -1
                     start = last + 1
                 elif skipping:
                     start = end  # still inside the oversized line
@@ -198,9 +206,27 @@ class LineReader:
             # An oversized line still being written is skipped as a whole next time too.
             self.end = pos if skipping else pos - fill
             if lo == 0 and 0 < self.end <= hi:  # the usual whole file in one read: no re-read
-                self.fp = _fingerprint(buf, self.end)
+                given = self.fp_given if given_at == self.end else ""
+                self.fp = given or _fingerprint(buf, self.end)
             else:
                 self.fp = fingerprint(fh, self.end)
+
+
+def take_buffer() -> bytearray:
+    """A read buffer from the pool (a new one of :data:`_CHUNK` bytes if it is empty)."""
+    try:  # (not "if _POOL": readers may run in threads of one process)
+        return _POOL.pop()
+    except IndexError:
+        return bytearray(_CHUNK)
+
+
+def give_buffer(buf: bytearray) -> None:
+    """Put a read buffer back (made :data:`_CHUNK` bytes again when it grew past
+    ``_KEEP * _CHUNK``; dropped when it cannot be: a view of it is alive)."""
+    if len(buf) > _KEEP * _CHUNK and not _trim(buf):
+        return  # still exported (a caller kept a view): not reused
+    if buf:
+        _POOL.append(buf)
 
 
 def _trim(buf: bytearray) -> bool:

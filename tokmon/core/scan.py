@@ -15,10 +15,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokmon.core.parser import LineStats, scan_lines
-from tokmon.core.reader import LineReader, trim_pool
+from tokmon.core import reader as _reader
+from tokmon.core.parser import LineStats, native_scanner, native_trim, scan_lines, scan_whole
+from tokmon.core.reader import LineReader, give_buffer, take_buffer, trim_pool
+
+if TYPE_CHECKING:
+    from tokmon.core.pricing import RowPricer
 
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
 #: How scan workers start: forked on Linux (cheap; they inherit the parent's safe sys.path),
@@ -55,13 +59,12 @@ class FileResult:
         return line_numbers(self.key, self.bad_at) if self.bad_at else []
 
 
-RowPricer = Callable[[list[list[Any]]], None]
 _PRICERS: dict[tuple[str | None, str], RowPricer] = {}
 
 
 def make_pricer(override: str | None, mode: str) -> RowPricer:
-    """The function pricing rows in place for a price override file and cost mode (cached
-    per process; see :func:`tokmon.core.pricing.row_pricer`)."""
+    """The pricer of rows (in place) for a price override file and cost mode (cached per
+    process; see :class:`tokmon.core.pricing.RowPricer`)."""
     key = (override, mode)
     got = _PRICERS.get(key)
     if got is None:
@@ -94,12 +97,25 @@ def scan_file(
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
     best: dict[str, list[Any]] = {}
+    price = make_pricer(*pricing) if pricing is not None else None
+    priced = False  # the rows were priced as they were built (the native scanner)
     gc_on = gc.isenabled()
     gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
+        if not start and not small and 0 <= size < _reader._CHUNK and native_scanner():
+            if _whole(key, size, price, res, stats, best):
+                return _done(res, stats, list(best.values()), price, True)
+            res.titles.clear()  # (the buffer filled: read the usual way, from scratch)
+            stats, best = LineStats(), {}
         reader = LineReader(key, start, fp, size)
+        digest: list[str] = []
         for base, buf, begin, stop in reader.blocks():
-            scan_lines(buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small)
+            priced = scan_lines(
+                buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small, price,
+                digest if reader.fp_at == stop else None,
+            )  # fmt: skip
+            if digest:  # the native scan hashed the file (the GIL released): not hashed again
+                reader.fp_given = digest.pop()
         res.start = reader.offset
         res.end = reader.end
         res.huge = reader.huge
@@ -111,13 +127,49 @@ def scan_file(
     finally:
         if gc_on:
             gc.enable()
-    rows = list(best.values())
-    if pricing is not None:
-        make_pricer(*pricing)(rows)
+    return _done(res, stats, list(best.values()), price, priced)
+
+
+def _done(
+    res: FileResult, stats: LineStats, rows: list[list[Any]], price: Any, priced: bool
+) -> FileResult:
+    if price is not None and not priced:
+        price(rows)
     res.rows = rows
     res.malformed, res.invalid_utf8 = stats.malformed, stats.invalid_utf8
     res.bad_at = stats.bad
     return res
+
+
+def _whole(
+    key: str,
+    size: int,
+    price: RowPricer | None,
+    res: FileResult,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+) -> bool:
+    """Read ``key`` (from its start, smaller than a read buffer) and scan it natively in one
+    call (:func:`scan_file` with the native scanner): its reading, lines and fingerprint in
+    one stretch without the GIL. Through :class:`LineReader` and :func:`scan_lines` a file
+    released and took the GIL about seven times, and the two scan threads handed it over as
+    often (docs/performance.md, twelfth session). The same results; False when the file no
+    longer fits the buffer (it grew: nothing was parsed). Raises OSError as the reader."""
+    buf = take_buffer()
+    try:
+        if len(buf) <= size:  # (a smaller buffer: tests)
+            return False
+        fd = os.open(key, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # (O_BINARY: Windows)
+        try:
+            got = scan_whole(fd, buf, size, key, stats, best, res.titles, _STRINGS, price)
+        finally:
+            os.close(fd)
+    finally:
+        give_buffer(buf)
+    if got is None:
+        return False
+    res.end, res.fp = got
+    return True
 
 
 def line_numbers(path: str, offsets: list[int]) -> list[int]:
@@ -269,7 +321,8 @@ def scan_all(
     results of each ``part`` (0, 1, 2) are in item order and every item of a part precedes
     every item of the next one. The cyclic GC is off until the iteration ends, so the
     caller's merge of the (acyclic) rows runs without it too. At the end the read buffers
-    give back what long lines added to them (reader.trim_pool).
+    give back what long lines added to them (reader.trim_pool), and the native scanner the
+    buffers it kept between calls (parser.native_trim).
     """
     gc_on = gc.isenabled()
     gc.disable()
@@ -277,6 +330,7 @@ def scan_all(
         yield from _scan_all(items, workers, min_bytes, pricing, ordered)
     finally:
         trim_pool()
+        native_trim()
         if gc_on:
             gc.enable()
 
