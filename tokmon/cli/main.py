@@ -233,6 +233,30 @@ def build_parser(
     return parser
 
 
+#: The groups whose commands answer once and exit, from the engine (a report).
+ONE_SHOT_GROUPS = ("reports", "session", "stats")
+
+
+def _start_over(group: str | None) -> bool:
+    """The end of the start-up of a program run begun with the cyclic GC off (False: it is
+    on again). Collections during the imports (~25,000 objects of ~150 modules, nearly all
+    alive until the exit, walked again by every pass) cost ~3 ms of a warm report's ~50. A
+    report's group imports its engine now, and what exists is frozen (``gc.freeze``: no later
+    collection walks it; the report's check freezes what it leaves too,
+    :attr:`tokmon.core.engine.Engine.freeze_after_check`), the few hundred objects the
+    imports left as garbage (the Python classes that C ones replace, argparse's formatters)
+    with it. Any other command (a server, a watcher) only gets the GC back, which collects
+    them."""
+    import gc
+
+    if group in ONE_SHOT_GROUPS:
+        import tokmon.core.engine  # noqa: F401  (its handler's first need)
+
+        gc.freeze()
+    gc.enable()
+    return False
+
+
 def _line_elsewhere(args: argparse.Namespace, ctx: Context) -> int:
     """``line`` is answered by :mod:`tokmon.statusline` before this parser is built
     (:func:`tokmon.__main__.main`); reaching here means global options came first."""
@@ -249,11 +273,14 @@ def run(
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
     program: bool = False,
+    gc_paused: bool = False,
 ) -> int:
     """Run one CLI command; returns the exit code (never raises for user errors).
 
     ``program``: this run is the process (the ``tokmon`` script, ``python -m tokmon``), which
-    exits after it (:attr:`Context.program`)."""
+    exits after it (:attr:`Context.program`). ``gc_paused``: the caller turned the cyclic
+    GC off for the start-up's imports (:mod:`tokmon.__main__`); it is turned back on once
+    the command's modules are imported (:func:`_start_over`), whatever happens."""
     argv = sys.argv[1:] if argv is None else argv
     env = dict(os.environ) if env is None else env
     err = stderr or sys.stderr
@@ -266,6 +293,8 @@ def run(
         if command is not None:
             cast(_Parser, parser).help_prog = f"tokmon {command}"
         args = parser.parse_args(argv)
+        if gc_paused:
+            gc_paused = _start_over(group)
         level = getattr(args, "log_level", None) or env.get("TOKMON_LOG_LEVEL", "warning").lower()
         if level not in LOG_LEVELS:
             raise CLIError(
@@ -309,5 +338,9 @@ def run(
         )
         return 1
     finally:
+        if gc_paused:  # (--help, --version, a parse error)
+            import gc
+
+            gc.enable()
         if ctx._engine is not None:  # close the ledger database (its WAL folded in)
             ctx._engine.close()
