@@ -103,3 +103,149 @@ print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_free
     facts = json.loads(r.stdout.strip().splitlines()[-1])
     assert facts["code"] == 0 and facts["enabled"] is True and facts["frozen"] == 0
     assert facts["passes"] > 0  # the collector ran during the imports, as it always did
+
+
+# ---- the report path's modules ----------------------------------------------------------------
+
+
+def _imported(argv: list[str], env: dict[str, str]) -> set[str]:
+    """Modules a ``python -m tokmon`` run imports beyond what the bare interpreter has."""
+
+    def names(args: list[str]) -> set[str]:
+        r = subprocess.run(
+            [sys.executable, "-X", "importtime", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        return {
+            ln.rsplit("|", 1)[1].strip()
+            for ln in r.stderr.splitlines()
+            if ln.startswith("import time:") and "|" in ln
+        }
+
+    return names(["-m", "tokmon", *argv]) - names(["-c", "pass"])
+
+
+#: what a warm report does not need (logging's chain: tokmon.lazylog stands in; the bare overview
+#: still imports it: it reads the other agents' logs, tokmon.core.agents)
+NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["daily", "--json"],
+        ["session", "--json"],
+        ["blocks", "--json"],
+        ["weekly"],
+        ["monthly", "--json"],
+        ["daily"],
+        ["session"],
+    ],
+)
+def test_a_warm_report_leaves_heavy_modules_out(argv: list[str], claude_env: dict) -> None:
+    _imported(argv, claude_env)  # the first run scans and writes
+    names = _imported(argv, claude_env)  # warm: nothing changed
+    assert "tokmon.core.engine" in names
+    assert not names & NOT_IN_A_WARM_REPORT, sorted(names & NOT_IN_A_WARM_REPORT)
+
+
+# ---- tokmon.lazylog: logging's answers without importing it -----------------------------------
+
+LAZY = """
+import io, json, sys
+from tokmon import lazylog
+out = io.StringIO()
+steps = []
+def step(what):
+    steps.append([what, "logging" in sys.modules, out.getvalue()])
+{body}
+print(json.dumps(steps))
+"""
+
+
+def _lazy(body: str) -> list[list]:
+    r = subprocess.run(
+        [sys.executable, "-c", LAZY.replace("{body}", body)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return [*json.loads(r.stdout), ["stderr", None, r.stderr]]
+
+
+def test_lazylog_drops_what_cannot_pass_and_passes_the_rest_configured() -> None:
+    steps = _lazy(
+        'lazylog.configure(lazylog.WARNING, out)\nlog = lazylog.getLogger("tokmon.x")\n'
+        'log.debug("d %s", 1); log.info("i"); step("quiet")\n'
+        'step(log.isEnabledFor(lazylog.DEBUG))\n'
+        'log.warning("w %s", 2); step("warned")\n'
+        'log.debug("d2"); step("after")'
+    )  # fmt: skip
+    assert steps[0] == ["quiet", False, ""]  # below the level: logging never imported
+    assert steps[1] == [False, False, ""]
+    assert steps[2] == ["warned", True, "tokmon: WARNING: w 2\n"]  # configured, then passed
+    assert steps[3] == ["after", True, "tokmon: WARNING: w 2\n"]
+    assert steps[4][2] == ""
+
+
+def test_lazylog_at_debug_imports_and_formats_as_basicconfig() -> None:
+    steps = _lazy(
+        'lazylog.configure(lazylog.DEBUG, out)\nlog = lazylog.getLogger("tokmon.x")\n'
+        'step(log.isEnabledFor(lazylog.DEBUG))\nlog.debug("d %s", 1); log.info("i"); step("logged")'
+    )  # fmt: skip
+    assert steps[0] == [True, True, ""]
+    assert steps[1] == ["logged", True, "tokmon: DEBUG: d 1\ntokmon: INFO: i\n"]
+
+
+def test_lazylog_configures_once_logging_is_imported_by_anyone() -> None:
+    """A library that imports ``logging`` first: the kept configuration applies at the next
+    call; configured ``now``, or with ``logging`` already imported, it applies at once."""
+    steps = _lazy(
+        'lazylog.configure(lazylog.WARNING, out)\nimport logging\nstep("imported")\n'
+        'lazylog.getLogger("tokmon.x").debug("d"); step("debug")\n'
+        'lazylog.getLogger("tokmon.x").warning("w"); step("warned")'
+    )  # fmt: skip
+    assert steps[0] == ["imported", True, ""]
+    assert steps[2] == ["warned", True, "tokmon: WARNING: w\n"]
+    now = _lazy(
+        'lazylog.configure(lazylog.INFO, out, now=True)\nstep("now")\n'
+        'import logging\nlogging.getLogger("lib").info("lib %s", 3); step("lib")'
+    )  # fmt: skip
+    assert now[0] == ["now", True, ""]
+    assert now[1] == ["lib", True, "tokmon: INFO: lib 3\n"]
+
+
+def test_lazylog_without_configuration_is_pythons_default() -> None:
+    """Nobody configured logging (tokmon used as a library): debug and info are dropped,
+    a warning goes to logging's last resort (stderr), as ``logging.getLogger`` would."""
+    steps = _lazy(
+        'log = lazylog.getLogger("tokmon.x")\nlog.info("i"); step("info")\n'
+        'log.warning("w %s", 5); step("warned")'
+    )  # fmt: skip
+    assert steps[0] == ["info", False, ""]
+    assert steps[1][:2] == ["warned", True]
+    assert steps[2][2] == "w 5\n"
+
+
+def test_debug_log_of_a_report_is_as_before(claude_env: dict, tmp_path: Path) -> None:
+    """``--log-level debug``: a report's debug records still reach stderr, formatted by the
+    CLI (a bad line's note from the scan, the engine's)."""
+    claude = Path(claude_env["CLAUDE_CONFIG_DIR"])
+    write_lines(
+        claude / "projects" / "-p" / "s2.jsonl",
+        [
+            assistant_line(END, msg_id="m3", req_id="r3", session="s2")[:-2],
+            assistant_line(END, msg_id="m2", req_id="r2", session="s2"),
+        ],
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "tokmon", "--log-level", "debug", "daily", "--json"],
+        env=claude_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0
+    assert "tokmon: DEBUG: " in r.stderr and "s2.jsonl: skipped 1 line(s)" in r.stderr, r.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-m", "tokmon", "daily", "--json"],
+        env=claude_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "DEBUG" not in quiet.stderr and quiet.stdout == r.stdout

@@ -301,7 +301,7 @@ def run(
                 f"invalid TOKMON_LOG_LEVEL {level!r} (use one of {', '.join(LOG_LEVELS)})"
             )
         debug = level == "debug"
-        setup_logging(level, err)
+        setup_logging(level, err, lazy=group in ONE_SHOT_GROUPS)
         ctx.log_level = level
         ctx.json_output = bool(getattr(args, "json", False))
         ctx.color = not getattr(args, "no_color", False) and "NO_COLOR" not in env

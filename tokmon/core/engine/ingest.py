@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import logging
 import operator
 import os
 import sqlite3
@@ -22,11 +21,12 @@ from tokmon.fsutil import LockTimeout
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentChanges
 
+from tokmon import lazylog
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
 from tokmon.core.engine.store import _Rebuild
 from tokmon.core.ledger import is_corrupt
 
-log = logging.getLogger("tokmon.core.engine")
+log = lazylog.getLogger("tokmon.core.engine")
 
 CLAUDE = "claude"
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
@@ -370,7 +370,7 @@ class Ingest(EngineState):
         stats.malformed += res.malformed
         stats.invalid_utf8 += res.invalid_utf8
         stats.huge += res.huge
-        if (res.malformed or res.invalid_utf8 or res.huge) and log.isEnabledFor(logging.DEBUG):
+        if (res.malformed or res.invalid_utf8 or res.huge) and log.isEnabledFor(lazylog.DEBUG):
             log.debug("%s", _bad_lines_note(res))  # --log-level debug: one line per file
         dev, ino, size, mtime_ns = st
         new_state = FileState(dev, ino, max(size, res.end), mtime_ns, res.end, res.fp)

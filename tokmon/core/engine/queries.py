@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import operator
 import os
 import time
@@ -36,11 +35,12 @@ if TYPE_CHECKING:  # the typed rows are imported where a report is built (see ag
     )
     from tokmon.core.summary_rows import Summary
 
+from tokmon import lazylog
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import LedgerDB
 
 _T = TypeVar("_T")
-log = logging.getLogger("tokmon.core.engine")
+log = lazylog.getLogger("tokmon.core.engine")
 
 ALL = "all"  # the agent filter that means every agent
 
