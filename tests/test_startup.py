@@ -126,9 +126,10 @@ def _imported(argv: list[str], env: dict[str, str]) -> set[str]:
     return names(["-m", "tokmon", *argv]) - names(["-c", "pass"])
 
 
-#: what a warm report does not need (logging's chain: tokmon.lazylog stands in; the bare overview
+#: what a warm report does not need (logging's chain: tokmon.lazylog stands in; the scanner: it
+#: reads nothing; the bare overview
 #: still imports it: it reads the other agents' logs, tokmon.core.agents)
-NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string"}
+NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string", "tokmon.core.scan"}
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import operator
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,6 @@ from tokmon.core.discovery import Listings, file_stat, transcript_stats
 from tokmon.core.model import UsageRecord
 from tokmon.core.parser import LineStats
 from tokmon.core.reader import FileState, needs_read
-from tokmon.core.scan import scan_all
 from tokmon.fsutil import LockTimeout
 
 if TYPE_CHECKING:
@@ -316,7 +315,7 @@ class Ingest(EngineState):
         db = self.db
         stage = db.stage(total) if db is not None and reading and db.is_empty() else None
         try:
-            for res in scan_all(items, pricing=pricing, ordered=stage is None):
+            for res in _scan_all(items, pricing=pricing, ordered=stage is None):
                 st = stat_of[res.key]
                 if res.error is not None:
                     if res.key not in self._warned_files:
@@ -442,6 +441,16 @@ _model_of: Any = operator.itemgetter(3)
 
 def _ts_of(r: UsageRecord) -> float:
     return r.ts
+
+
+def _scan_all(items: list[tuple[str, int, int, str]], **kw: Any) -> Iterator[Any]:
+    """:func:`tokmon.core.scan.scan_all`, imported only when there is something to read (a
+    warm report reads nothing: the scanner's modules stay out of its process)."""
+    if not items:
+        return iter(())
+    from tokmon.core.scan import scan_all
+
+    return scan_all(items, **kw)
 
 
 def _bad_lines_note(res: Any) -> str:
