@@ -9,6 +9,7 @@ collector did are facts of that process. Latency itself is measured by bench/.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -127,9 +128,9 @@ def _imported(argv: list[str], env: dict[str, str]) -> set[str]:
 
 
 #: what a warm report does not need (logging's chain: tokmon.lazylog stands in; the scanner: it
-#: reads nothing; the bare overview
-#: still imports it: it reads the other agents' logs, tokmon.core.agents)
-NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string", "tokmon.core.scan"}
+#: reads nothing; shlex: it quotes a dir only when one is writable by others. The bare overview
+#: still imports logging: it reads the other agents' logs, tokmon.core.agents)
+NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string", "tokmon.core.scan", "shlex"}
 
 
 @pytest.mark.parametrize(
@@ -250,3 +251,17 @@ def test_debug_log_of_a_report_is_as_before(claude_env: dict, tmp_path: Path) ->
         env=claude_env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "DEBUG" not in quiet.stderr and quiet.stdout == r.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX modes")
+def test_a_dir_writable_by_others_is_still_quoted_in_the_fix(tmp_path: Path) -> None:
+    """shlex, imported only for this warning, still quotes the dir in the command given."""
+    from tokmon.paths import get_paths, unsafe_dirs
+
+    home = tmp_path / "a home"
+    home.mkdir()
+    os.chmod(home, 0o777)
+    env = {"TOKMON_HOME": str(home)}
+    got = unsafe_dirs(get_paths(env), env)
+    assert got is not None and got[1] is False
+    assert f"run `chmod 700 '{home}'`" in got[0]
