@@ -150,6 +150,24 @@ def test_a_warm_report_leaves_heavy_modules_out(argv: list[str], claude_env: dic
     names = _imported(argv, claude_env)  # warm: nothing changed
     assert "tokmon.core.engine" in names
     assert not names & NOT_IN_A_WARM_REPORT, sorted(names & NOT_IN_A_WARM_REPORT)
+    # the blocks' five dataclasses: defined by the report that makes blocks only
+    assert ("tokmon.core.model_blocks" in names) == (argv[0] == "blocks")
+
+
+def test_the_block_types_are_still_named_by_the_model() -> None:
+    """``tokmon.core.model.Block`` and the others (imports elsewhere, other branches) are
+    the classes of :mod:`tokmon.core.model_blocks`, defined once."""
+    from tokmon.core import model, model_blocks
+
+    for name in ("Block", "BurnRate", "Projection", "TokenCounts", "TokenLimitStatus"):
+        assert getattr(model, name) is getattr(model_blocks, name)
+    from tokmon.core.model import TokenCounts
+
+    assert repr(TokenCounts(1, 2)) == (
+        "TokenCounts(input=1, output=2, cache_creation=0, cache_read=0)"
+    )
+    with pytest.raises(AttributeError):
+        model.Nothing  # noqa: B018
 
 
 # ---- tokmon.lazylog: logging's answers without importing it -----------------------------------

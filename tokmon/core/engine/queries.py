@@ -16,10 +16,11 @@ from tokmon.core.blocks import (
     limit_status,
     max_completed_tokens,
 )
-from tokmon.core.model import Block, UsageRecord
+from tokmon.core.model import UsageRecord
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:  # the typed rows are imported where a report is built (see aggregate)
+    from tokmon.core.model_blocks import Block
     from tokmon.core.rollups import Rollups, SessionPart
     from tokmon.core.rows import (
         JSON,
