@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tokmon.core import ledger, scan
-from tokmon.core.engine import Engine
+from tokmon.core import ledger
+from tokmon.core.engine import Engine, ingest
 from tokmon.core.ledger import BUILD_INFIX, LedgerDB, Stage
 from tokmon.core.model import UsageRecord
 from tokmon.core.rollups import Rollups
@@ -361,7 +361,7 @@ def _streams(monkeypatch: pytest.MonkeyPatch) -> list[Stage]:
     (a task taken back), (2, 0) and (2, 2), merged in that order, which is file order; the
     later streams' results arrive first, between the first stream's. Returns the stages
     the refresh made (to check the direct load really ran)."""
-    real = scan.scan_all  # (the engine imports it when it reads)
+    real = ingest.scan_all
     stages: list[Stage] = []
     real_init = Stage.__init__
 
@@ -390,7 +390,7 @@ def _streams(monkeypatch: pytest.MonkeyPatch) -> list[Stage]:
             if first:
                 yield first.pop(0)
 
-    monkeypatch.setattr(scan, "scan_all", scan_all)
+    monkeypatch.setattr(ingest, "scan_all", scan_all)
     return stages
 
 
