@@ -299,3 +299,45 @@ def test_a_dir_writable_by_others_is_still_quoted_in_the_fix(tmp_path: Path) -> 
     got = unsafe_dirs(get_paths(env), env)
     assert got is not None and got[1] is False
     assert f"run `chmod 700 '{home}'`" in got[0]
+
+
+COMPILES = """
+import re, sys
+callers = []
+real = re.compile
+def compile(pattern, flags=0):
+    callers.append(sys._getframe(1).f_globals.get("__name__", "?"))
+    return real(pattern, flags)
+re.compile = compile
+sys.argv = ["tokmon", *sys.argv[1:]]
+from tokmon.__main__ import main
+code = main()
+sys.stderr.write("\\nCOMPILES " + " ".join(sorted(set(callers))) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("argv", [["daily", "--json"], ["session", "--json"]])
+def test_a_warm_json_report_compiles_no_pattern_of_tokmon(
+    argv: list[str], claude_env: dict
+) -> None:
+    """The model-id, config-header and metadata patterns go through re's cache where they
+    are used (an unknown model id, a config file rewritten, metadata read), not compiled by
+    every start-up."""
+    for _ in range(2):  # cold, then warm
+        r = subprocess.run(
+            [sys.executable, "-c", COMPILES, *argv],
+            env=claude_env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    callers = r.stderr.rsplit("COMPILES ", 1)[1].split()
+    assert not [c for c in callers if c.startswith("tokmon")], callers
+
+
+def test_model_ids_still_normalised() -> None:
+    from tokmon.core.pricing import PriceTable
+
+    table = PriceTable.load(None)
+    plain = table.lookup("claude-sonnet-4-5-20250929")
+    assert plain is not None
+    assert table.lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0") == plain
+    assert table.lookup("anthropic/claude-sonnet-4-5-20250929@20250929") == plain
