@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assistant_line, write_lines
+from test_warm_reports import _imported  # modules a run imports beyond `python -c pass`
 
 END = datetime(2026, 3, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -123,24 +124,6 @@ print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_free
 
 
 # ---- the report path's modules ----------------------------------------------------------------
-
-
-def _imported(argv: list[str], env: dict[str, str]) -> set[str]:
-    """Modules a ``python -m tokmon`` run imports beyond what the bare interpreter has."""
-
-    def names(args: list[str]) -> set[str]:
-        r = subprocess.run(
-            [sys.executable, "-X", "importtime", *args],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert r.returncode == 0, r.stderr
-        return {
-            ln.rsplit("|", 1)[1].strip()
-            for ln in r.stderr.splitlines()
-            if ln.startswith("import time:") and "|" in ln
-        }
-
-    return names(["-m", "tokmon", *argv]) - names(["-c", "pass"])
 
 
 #: what a warm report does not need (logging's chain: tokmon.lazylog stands in; the scanner: it
