@@ -127,8 +127,7 @@ print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_free
 
 
 #: what a warm report does not need (logging's chain: tokmon.lazylog stands in; the scanner: it
-#: reads nothing; shlex: it quotes a dir only when one is writable by others. The bare overview
-#: still imports logging: it reads the other agents' logs, tokmon.core.agents)
+#: reads nothing; shlex: it quotes a dir only when one is writable by others)
 NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string", "tokmon.core.scan", "shlex"}
 
 
@@ -142,6 +141,7 @@ NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string", "tokmon.co
         ["monthly", "--json"],
         ["daily"],
         ["session"],
+        ["daily", "--agent", "all", "--json"],
     ],
 )
 def test_a_warm_report_leaves_heavy_modules_out(argv: list[str], claude_env: dict) -> None:
@@ -217,15 +217,22 @@ def test_lazylog_at_debug_imports_and_formats_as_basicconfig() -> None:
 
 
 def test_lazylog_configures_once_logging_is_imported_by_anyone() -> None:
-    """A library that imports ``logging`` first: the kept configuration applies at the next
-    call; configured ``now``, or with ``logging`` already imported, it applies at once."""
+    """A library (or a module of tokmon's) that imports ``logging`` itself and logs through
+    it: its records are formatted and written as the CLI configured, as if configured at
+    once; the lazy log's own calls too. Configured ``now``, or with ``logging`` already
+    imported, it applies at once."""
     steps = _lazy(
         'lazylog.configure(lazylog.WARNING, out)\nimport logging\nstep("imported")\n'
-        'lazylog.getLogger("tokmon.x").debug("d"); step("debug")\n'
-        'lazylog.getLogger("tokmon.x").warning("w"); step("warned")'
+        'logging.getLogger("lib").warning("lib %s", 1); step("lib")\n'
+        'logging.getLogger("lib").info("quiet"); lazylog.getLogger("tokmon.x").debug("d")\n'
+        'lazylog.getLogger("tokmon.x").warning("w"); step("warned")\n'
+        'step(lazylog._WhenImported in sys.meta_path)'
     )  # fmt: skip
     assert steps[0] == ["imported", True, ""]
-    assert steps[2] == ["warned", True, "tokmon: WARNING: w\n"]
+    assert steps[1] == ["lib", True, "tokmon: WARNING: lib 1\n"]
+    assert steps[2] == ["warned", True, "tokmon: WARNING: lib 1\ntokmon: WARNING: w\n"]
+    assert steps[3][0] is False  # the import hook is gone once it applied
+    assert steps[4][2] == ""  # nothing to the last resort (stderr)
     now = _lazy(
         'lazylog.configure(lazylog.INFO, out, now=True)\nstep("now")\n'
         'import logging\nlogging.getLogger("lib").info("lib %s", 3); step("lib")'
@@ -244,6 +251,22 @@ def test_lazylog_without_configuration_is_pythons_default() -> None:
     assert steps[0] == ["info", False, ""]
     assert steps[1][:2] == ["warned", True]
     assert steps[2][2] == "w 5\n"
+
+
+def test_an_agent_source_warning_is_formatted_as_before(claude_env: dict, tmp_path: Path) -> None:
+    """The other agents' sources warn through the log (a line that is not JSON): in a
+    report with ``--agent all``, formatted by the CLI as before (their modules log through
+    tokmon.lazylog, and the kept configuration applies whoever imports logging)."""
+    events = tmp_path / "copilot" / "session-state" / "s-1.jsonl"
+    events.parent.mkdir(parents=True)
+    events.write_text('{"broken\n', encoding="utf-8")
+    env = {**claude_env, "COPILOT_HOME": str(tmp_path / "copilot")}
+    r = subprocess.run(
+        [sys.executable, "-m", "tokmon", "daily", "--agent", "all", "--json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"tokmon: WARNING: {events}: skipped 1 line(s) that are not JSON\n" in r.stderr
 
 
 def test_debug_log_of_a_report_is_as_before(claude_env: dict, tmp_path: Path) -> None:
