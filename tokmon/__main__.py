@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         import gc
 
         if gc.isenabled():
-            gc.disable()  # tokmon.cli.main.run turns it back on (start_over)
+            gc.disable()  # tokmon.cli.main.run turns it back on (_start_over)
             from tokmon.cli.main import run
 
             return run(args, program=True, gc_paused=True)

@@ -241,13 +241,14 @@ def _start_over(group: str | None) -> bool:
     """The end of the start-up of a program run begun with the cyclic GC off (False: it is
     on again), before its parser is built. The collections during the imports (~30 passes
     over ~25,000 objects of ~150 modules as they are made, nearly all alive until the exit)
-    cost ~3 ms of a warm report's ~50; turned back on, the first pass would walk them all. A report imports its command group and its engine now, and what
-    exists is frozen (``gc.freeze``: no later collection walks it; the report's check freezes
-    what it leaves too, :attr:`tokmon.core.engine.Engine.freeze_after_check`), with the few
-    hundred objects the imports left as garbage (~0.1 MB: the Python classes that C ones
-    replace). The parser is built after the freeze: its cycles stay collectable (frozen,
-    they cost a cold run's peak RSS 0.3 MB). Any other command (a server, a watcher) only
-    gets the GC back, which collects the imports' garbage."""
+    cost ~3 ms of a warm report's ~50; turned back on, the first pass would walk them all.
+    A report imports its command group and its engine now, and what exists is frozen
+    (``gc.freeze``: no later collection walks it; the report's check freezes what it leaves
+    too, :attr:`tokmon.core.engine.Engine.freeze_after_check`), with the few hundred objects
+    the imports left as garbage (~0.1 MB: the Python classes that C ones replace). The
+    parser is built after the freeze: its cycles stay collectable (frozen, they cost a cold
+    run's peak RSS 0.3 MB). Any other command (a server, a watcher) only gets the GC back,
+    which collects the imports' garbage."""
     import gc
 
     if group in ONE_SHOT_GROUPS:
