@@ -403,7 +403,8 @@ def test_warm_cli_reports_load_no_file_state(
 def test_a_warm_report_process_freezes_what_the_check_leaves(tmp_path: Path) -> None:
     """`tokmon daily` as the process: the warm check moves what exists after it (imports, the
     listings) out of the collector's reach (gc.freeze: no later collection walks it); an
-    in-process run (tests, the server) is left alone."""
+    in-process run (tests, the server) is left alone. (Both runs freeze the start-up's imports
+    first, tokmon.cli.main._start_over: the cold run only those, the warm one more.)"""
     import gc
     import io
     import subprocess
@@ -436,7 +437,7 @@ def test_a_warm_report_process_freezes_what_the_check_leaves(tmp_path: Path) -> 
         outs.append(r.stdout)
         frozen.append(int(r.stderr.strip().splitlines()[-1]))
     assert outs[0] == outs[1] and '"outputTokens": 515' in outs[0]
-    assert frozen[0] == 0 and frozen[1] > 1000
+    assert frozen[0] > 1000 and frozen[1] > frozen[0] + 100
     before = gc.get_freeze_count()
     out = io.StringIO()
     assert cli_main.run(["daily", "--json"], env=env, stdout=out, stderr=io.StringIO()) == 0

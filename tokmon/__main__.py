@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
 
         code = run_line(args[lead + 1 :] + args[:lead])
         return leave(code) if argv is None else code  # no argv: we are the program
+    if argv is None:  # the program: no collection during the start-up's imports
+        import gc
+
+        if gc.isenabled():
+            gc.disable()  # tokmon.cli.main.run turns it back on (_start_over)
+            from tokmon.cli.main import run
+
+            return run(args, program=True, gc_paused=True)
     from tokmon.cli.main import run
 
     return run(args, program=argv is None)

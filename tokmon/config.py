@@ -409,7 +409,8 @@ def dump(values: dict[str, Any], comments: dict[str, str] | None = None) -> str:
 # Tables other modules own (``[[budgets]]``, ``[alerts]``): `config set|reset` keeps them
 # verbatim, comments included, instead of regenerating them.
 KEPT_SECTIONS = ("budgets", "alerts")
-_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_-]+)[^\]]*\]\]?\s*(#.*)?$")
+# (a pattern, compiled by re's cache when a config file is read: not by every start-up)
+_HEADER = r"^\s*\[\[?\s*([A-Za-z0-9_-]+)[^\]]*\]\]?\s*(#.*)?$"
 
 
 def kept_text(path: Path) -> str:
@@ -422,7 +423,7 @@ def kept_text(path: Path) -> str:
     keep = False
     pending: list[str] = []  # comments right above a header belong to its table
     for line in text.splitlines():
-        m = _HEADER.match(line)
+        m = re.match(_HEADER, line)
         if m:
             keep = m.group(1) in KEPT_SECTIONS
             if keep:

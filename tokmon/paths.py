@@ -112,7 +112,6 @@ def unsafe_dirs(
     getuid = getattr(os, "getuid", None)
     if getuid is None:
         return None
-    import shlex
     import stat
 
     env = os.environ if env is None else env
@@ -133,6 +132,8 @@ def unsafe_dirs(
         if st.st_uid != uid:
             foreign.append(f"{d} (owner uid {st.st_uid})")
         elif st.st_mode & 0o022:
+            import shlex  # (only then: every run stats these dirs)
+
             writable.append(f"{d} (mode {stat.S_IMODE(st.st_mode):04o})")
             fix.append(shlex.quote(str(d)))
     if foreign:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from tokmon import lazylog
 from tokmon.config import Config, load_config
 from tokmon.paths import TokmonPaths, get_paths
 
@@ -164,7 +164,7 @@ class Context:
                 bar.close()
         for w in changes.warnings:
             if self.demo:  # the generated corpus's deliberate traps (docs/demo-corpus.md)
-                logging.getLogger("tokmon").info("demo corpus: %s", w)
+                lazylog.getLogger("tokmon").info("demo corpus: %s", w)
             else:
                 self.warn(w)
 
@@ -226,12 +226,16 @@ class _ProgressBar:
             self.stream.flush()
 
 
-def setup_logging(level: str, stream: IO[str]) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.WARNING),
-        stream=stream,
-        format="tokmon: %(levelname)s: %(message)s",
-    )
+#: the log levels' numbers (logging's)
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def setup_logging(level: str, stream: IO[str], lazy: bool = False) -> None:
+    """The log to ``stream`` at ``level``; ``lazy``: configured only once a record could
+    pass (:mod:`tokmon.lazylog`: a report's modules log through it and import no
+    ``logging`` unless they must). Other commands' modules and libraries log through
+    ``logging`` itself: configured at once."""
+    lazylog.configure(LEVELS.get(level, lazylog.WARNING), stream, now=not lazy)
 
 
 def add_watcher_options(p: Any) -> None:

@@ -15,7 +15,6 @@ else the price table). Claude Code stays on the engine's fast parallel scan
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from tokmon import lazylog
 from tokmon.core.ledger import AgentRows
 from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
@@ -32,7 +32,7 @@ from tokmon.sources.base import AgentUsage, FileState, Source
 from tokmon.sources.collect import SourceReader, clean_usage
 from tokmon.sources.report import record_cost, usage_record
 
-log = logging.getLogger("tokmon.agents")
+log = lazylog.getLogger("tokmon.agents")
 
 CLAUDE = "claude"
 STORE_VERSION = 1

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokmon.core.model import (
-    Block,
-    BurnRate,
-    Projection,
-    TokenCounts,
-    TokenLimitStatus,
-    UsageRecord,
-)
+from tokmon.core.model import UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL
+
+if TYPE_CHECKING:  # (imported where a block is made: a report that makes none never defines them)
+    from tokmon.core.model_blocks import Block, TokenCounts, TokenLimitStatus
 
 BLOCK_SECONDS = 5 * 3600
 
@@ -50,6 +46,8 @@ def _tokens(entries: Sequence[UsageRecord]) -> TokenCounts:
         o += r.output_tokens
         cc += r.cache_creation_tokens
         cr += r.cache_read_tokens
+    from tokmon.core.model_blocks import TokenCounts
+
     return TokenCounts(i, o, cc, cr)
 
 
@@ -60,6 +58,8 @@ def make_block(
     block_seconds: float = BLOCK_SECONDS,
 ) -> Block:
     """One block, with burn rate and projection when active."""
+    from tokmon.core.model_blocks import Block, BurnRate, Projection
+
     end = start + block_seconds
     last = entries[-1].ts
     tc = _tokens(entries)
@@ -88,6 +88,8 @@ def make_block(
 
 def make_gap(last_ts: float, next_ts: float, block_seconds: float = BLOCK_SECONDS) -> Block:
     """The idle stretch between two blocks (ccusage's gap block)."""
+    from tokmon.core.model_blocks import Block, TokenCounts
+
     return Block(last_ts + block_seconds, next_ts, None, False, True, 0, TokenCounts(), 0.0)
 
 
@@ -144,6 +146,8 @@ def burn_level(
 
 def limit_status(block: Block, limit: int) -> TokenLimitStatus:
     """ccusage's ``tokenLimitStatus`` for an active block."""
+    from tokmon.core.model_blocks import TokenLimitStatus
+
     proj = block.projection
     projected = proj.total_tokens if proj is not None else block.total_tokens
     pct = projected / limit * 100 if limit > 0 else 0.0

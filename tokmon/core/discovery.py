@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import time
@@ -10,7 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("tokmon.core.discovery")
+from tokmon import lazylog
+
+log = lazylog.getLogger("tokmon.core.discovery")
 
 #: Whether ``DirEntry.stat()`` carries ``st_ino``/``st_dev``: on Windows they are 0 there (and
 #: real from ``os.stat``), so a transcript's identity would differ between a fresh listing

@@ -16,8 +16,9 @@ _DATA = Path(__file__).resolve().parent.parent / "data" / "prices.json"
 _PER_M = 1e-6
 TIER_THRESHOLD = 200_000
 # Provider prefixes seen in model ids (Bedrock / Vertex / LiteLLM style).
-_PREFIX = re.compile(r"^(?:[a-z]{2}\.)?(?:anthropic[./])")
-_SUFFIX = re.compile(r"(?:-v\d+(?::\d+)?|@\d{8})$")
+# (patterns, compiled by re's cache on the first unknown model id: not by every start-up)
+_PREFIX = r"^(?:[a-z]{2}\.)?(?:anthropic[./])"
+_SUFFIX = r"(?:-v\d+(?::\d+)?|@\d{8})$"
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class PriceTable:
     def _match(self, model: str) -> Price | None:
         if model in self.models:
             return self.models[model]
-        norm = _SUFFIX.sub("", _PREFIX.sub("", model))
+        norm = re.sub(_SUFFIX, "", re.sub(_PREFIX, "", model))
         if norm in self.models:
             return self.models[norm]
         best: str | None = None

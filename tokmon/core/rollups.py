@@ -51,23 +51,18 @@ import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
 from tokmon.core.ledger import loose_tables
-from tokmon.core.model import (
-    JSON,
-    Block,
-    BurnRate,
-    JSONObject,
-    Projection,
-    TokenCounts,
-    UsageRecord,
-)
+from tokmon.core.model import JSON, JSONObject, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
 from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
+
+if TYPE_CHECKING:  # (imported where a block is made, tokmon.core.model_blocks)
+    from tokmon.core.model_blocks import Block, TokenCounts
 
 SCHEMA_VERSION = 2  # 2: STRICT tables (a value of the wrong type is refused on write)
 BUCKET = 900  # seconds: 15 minutes, the finest zone offset step
@@ -1333,6 +1328,8 @@ class Rollups:
     def blocks(self, agent: str, now: float, since: float | None = None) -> list[Block]:
         """Every block of ``agent`` with the gaps between, as ``compute_blocks`` makes them;
         ``since``: only the blocks whose last record is later (the live ones)."""
+        from tokmon.core.model_blocks import TokenCounts
+
         bs = self.block_seconds
         out: list[Block] = []
         prev_last: float | None = None
@@ -1570,6 +1567,8 @@ def _block(
     bs: float,
 ) -> Block:
     """:func:`tokmon.core.blocks.make_block` from stored sums."""
+    from tokmon.core.model_blocks import Block, BurnRate, Projection
+
     end = start + bs
     total = tc.total
     active = start <= now < end and now - last < bs

@@ -28,14 +28,13 @@ MAX_NAME_LEN = 120
 MAX_DESCRIPTION_LEN = 4000
 MAX_TITLE_LEN = 200
 
-_TAG_RE = re.compile(r"^[a-z0-9._-]+$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# (patterns, compiled by re's cache where first used: not by every start-up of a session report)
+_TAG_RE = r"^[a-z0-9._-]+$"
+_CONTROL_RE = r"[\x00-\x1f\x7f]"
 # Session ids: Claude's and most agents' are uuid-like; Codex names a session after its rollout
 # file below sessions/ ("2026/04/08/rollout-...-<uuid>"), so "/" may separate parts (never
 # empty, "." or ".." parts: an id is never a path, and must not look like one that climbs).
-_SESSION_ID_RE = re.compile(
-    r"^(?=.{1,200}$)(?!(?:.*/)?\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$"
-)
+_SESSION_ID_RE = r"^(?=.{1,200}$)(?!(?:.*/)?\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$"
 
 
 class MetadataError(Exception):
@@ -61,7 +60,7 @@ def normalise_tag(tag: str) -> str:
         raise MetadataError("invalid tag '': empty")
     if len(norm) > MAX_TAG_LEN:
         raise MetadataError(f"invalid tag {tag!r}: longer than {MAX_TAG_LEN} characters")
-    if not _TAG_RE.match(norm):
+    if not re.match(_TAG_RE, norm):
         raise MetadataError(
             f"invalid tag {tag!r}: only letters, digits, '.', '_' and '-' are allowed"
         )
@@ -91,7 +90,7 @@ def clean_name(name: str) -> str:
         raise MetadataError("invalid name: empty (use --clear to remove a name)")
     if len(cleaned) > MAX_NAME_LEN:
         raise MetadataError(f"invalid name: longer than {MAX_NAME_LEN} characters")
-    if _CONTROL_RE.search(cleaned) or not is_safe(cleaned):
+    if re.search(_CONTROL_RE, cleaned) or not is_safe(cleaned):
         raise MetadataError("invalid name: control or invisible characters are not allowed")
     return cleaned
 
@@ -103,7 +102,7 @@ def clean_description(text: str) -> str:
     if len(cleaned) > MAX_DESCRIPTION_LEN:
         raise MetadataError(f"invalid description: longer than {MAX_DESCRIPTION_LEN} characters")
     flat = cleaned.replace("\n", "").replace("\t", "")
-    if _CONTROL_RE.search(flat) or not is_safe(flat):
+    if re.search(_CONTROL_RE, flat) or not is_safe(flat):
         raise MetadataError("invalid description: control or invisible characters are not allowed")
     return cleaned
 
@@ -140,7 +139,7 @@ def parse_iso(value: Any) -> datetime | None:
 
 
 def check_session_id(session_id: object) -> str:
-    if not isinstance(session_id, str) or not _SESSION_ID_RE.match(session_id):
+    if not isinstance(session_id, str) or not re.match(_SESSION_ID_RE, session_id):
         raise MetadataError(f"invalid session id {session_id!r}")
     return session_id
 
@@ -198,7 +197,7 @@ def _migrate_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(doc, dict):
             continue
         sid = doc.get("session_id") or doc.get("sessionId")
-        if not isinstance(sid, str) or not _SESSION_ID_RE.match(sid) or sid in seen_ids:
+        if not isinstance(sid, str) or not re.match(_SESSION_ID_RE, sid) or sid in seen_ids:
             continue
         seen_ids.add(sid)
         ts = _v1_created(doc.get("created"))

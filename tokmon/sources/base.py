@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,7 +34,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-log = logging.getLogger("tokmon.sources")
+from tokmon import lazylog
+
+log = lazylog.getLogger("tokmon.sources")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,11 @@ not take follows the reference rules (``json_lines`` with the marker test, then
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tokmon import lazylog
 from tokmon.sources.base import (
     AgentUsage,
     FileState,
@@ -34,7 +34,7 @@ from tokmon.sources.base import (
 )
 from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
 
-log = logging.getLogger("tokmon.sources")
+log = lazylog.getLogger("tokmon.sources")
 
 FALLBACK_MODEL = "gpt-5"  # what logs without turn_context ran (Codex's default then)
 _FIELDS = (

@@ -12,11 +12,11 @@ it does not take follows the reference rules (``json_lines`` and :meth:`GeminiSo
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tokmon import lazylog
 from tokmon.sources.base import (
     AgentUsage,
     FileState,
@@ -33,7 +33,7 @@ from tokmon.sources.base import (
 )
 from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
 
-log = logging.getLogger("tokmon.sources")
+log = lazylog.getLogger("tokmon.sources")
 
 _decode: Any = None
 _UNSET: Any = None  # msgspec.UNSET, set with the decoder

@@ -13,10 +13,10 @@ take follows the reference rules (``json_lines`` and :meth:`QwenSource._row`).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
+from tokmon import lazylog
 from tokmon.sources.base import (
     AgentUsage,
     FileState,
@@ -31,7 +31,7 @@ from tokmon.sources.base import (
 from tokmon.sources.fastjson import decode_errors, fast_ok, line_spans, reference_line
 from tokmon.sources.gemini import GeminiSource
 
-log = logging.getLogger("tokmon.sources")
+log = lazylog.getLogger("tokmon.sources")
 _COUNTS: tuple[str, ...] = ("promptTokenCount", "candidatesTokenCount")
 _COUNTS += ("cachedContentTokenCount", "thoughtsTokenCount")
 _decode: Any = None

@@ -26,7 +26,6 @@ hands the GIL over and back.)
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import sqlite3
 import sys
@@ -38,12 +37,13 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
+from tokmon import lazylog
 from tokmon.core.discovery import Known, file_stat, transcript_stats
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
 from tokmon.core.parser import _native_disabled
 from tokmon.core.reader import FileState, needs_read
 
-log = logging.getLogger("tokmon.core.engine")
+log = lazylog.getLogger("tokmon.core.engine")
 
 _NEVER = [-1, -1, -1, -1]  # a state the reader would read again: no stat equals it
 

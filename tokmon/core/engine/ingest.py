@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import bisect
-import logging
 import operator
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,17 +15,17 @@ from tokmon.core.discovery import Listings, file_stat, transcript_stats
 from tokmon.core.model import UsageRecord
 from tokmon.core.parser import LineStats
 from tokmon.core.reader import FileState, needs_read
-from tokmon.core.scan import scan_all
 from tokmon.fsutil import LockTimeout
 
 if TYPE_CHECKING:
     from tokmon.core.agents import AgentChanges
 
+from tokmon import lazylog
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
 from tokmon.core.engine.store import _Rebuild
 from tokmon.core.ledger import is_corrupt
 
-log = logging.getLogger("tokmon.core.engine")
+log = lazylog.getLogger("tokmon.core.engine")
 
 CLAUDE = "claude"
 FUTURE_SLACK = 86400.0  # records dated further ahead than this are "far future" (flagged)
@@ -370,7 +369,7 @@ class Ingest(EngineState):
         stats.malformed += res.malformed
         stats.invalid_utf8 += res.invalid_utf8
         stats.huge += res.huge
-        if (res.malformed or res.invalid_utf8 or res.huge) and log.isEnabledFor(logging.DEBUG):
+        if (res.malformed or res.invalid_utf8 or res.huge) and log.isEnabledFor(lazylog.DEBUG):
             log.debug("%s", _bad_lines_note(res))  # --log-level debug: one line per file
         dev, ino, size, mtime_ns = st
         new_state = FileState(dev, ino, max(size, res.end), mtime_ns, res.end, res.fp)
@@ -442,6 +441,17 @@ _model_of: Any = operator.itemgetter(3)
 
 def _ts_of(r: UsageRecord) -> float:
     return r.ts
+
+
+def scan_all(items: list[tuple[str, int, int, str]], **kw: Any) -> Iterator[Any]:
+    """:func:`tokmon.core.scan.scan_all`, imported only when there is something to read (a
+    warm report reads nothing: the scanner's modules stay out of its process). Called by
+    its module name, so that a test or bench can wrap it here."""
+    if not items:
+        return iter(())
+    from tokmon.core.scan import scan_all
+
+    return scan_all(items, **kw)
 
 
 def _bad_lines_note(res: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import operator
 import os
 import time
@@ -17,10 +16,11 @@ from tokmon.core.blocks import (
     limit_status,
     max_completed_tokens,
 )
-from tokmon.core.model import Block, UsageRecord
+from tokmon.core.model import UsageRecord
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
 
 if TYPE_CHECKING:  # the typed rows are imported where a report is built (see aggregate)
+    from tokmon.core.model_blocks import Block
     from tokmon.core.rollups import Rollups, SessionPart
     from tokmon.core.rows import (
         JSON,
@@ -36,11 +36,12 @@ if TYPE_CHECKING:  # the typed rows are imported where a report is built (see ag
     )
     from tokmon.core.summary_rows import Summary
 
+from tokmon import lazylog
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import LedgerDB
 
 _T = TypeVar("_T")
-log = logging.getLogger("tokmon.core.engine")
+log = lazylog.getLogger("tokmon.core.engine")
 
 ALL = "all"  # the agent filter that means every agent
 

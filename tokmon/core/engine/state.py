@@ -14,7 +14,7 @@ from tokmon.core.blocks import (
     BlockIndex,
 )
 from tokmon.core.ledger import AgentRows, Ledger, LedgerDB
-from tokmon.core.model import Block, UsageRecord
+from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.core.reader import FileState
 from tokmon.paths import TokmonPaths
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tokmon.core.discovery import Listings
     from tokmon.core.engine.store import SaveJob
     from tokmon.core.ledger import Stage
+    from tokmon.core.model_blocks import Block
     from tokmon.core.rollups import Rollups
     from tokmon.core.rows import PeriodReport, Report, SessionReport, SessionRow
     from tokmon.core.summary_rows import Summary

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
 import sqlite3
 import sys
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tokmon import lazylog
 from tokmon.core.engine.state import Changes, EngineState
 from tokmon.core.ledger import (
     AgentRows,
@@ -44,7 +44,7 @@ from tokmon.fsutil import FileLock, LockTimeout
 if TYPE_CHECKING:
     from tokmon.core.rollups import Rollups
 
-log = logging.getLogger("tokmon.core.engine")
+log = lazylog.getLogger("tokmon.core.engine")
 
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for the ledger lock, then goes on without saving
 REBUILD_DELTAS = 20_000  # more changed records than this: rebuild the stored sums in bulk
