@@ -1112,8 +1112,14 @@ class ReportCache:
         from tokmon.fsutil import read_regular
 
         try:
-            return read_regular(self.path).decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+            data = read_regular(self.path)
+        except OSError:
+            return None
+        if b"\0" in data:  # cut in place and grown again (no report holds a NUL): a miss
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
             return None
 
     def put(self, text: str) -> None:
