@@ -4,11 +4,11 @@ A kept ``session --json`` is megabytes with a long history (4.7 MB for 4,406 ses
 into a fresh process it costs its pages (~2.5 ms at that size), written again after a change
 as much, and printed once more. Here its rows stay in the file: an answer is a list of parts,
 bytes made now or :class:`Span` ranges of the kept file (:class:`Source`), printed and copied
-into the next kept file through one reused 64 KiB read at a time (:func:`chunk`), each read
-checked before a byte of it is written.
+into the next kept file by 64 KiB reads (:func:`chunk`), each checked before a byte of it
+is written.
 
-The check: a kept answer never holds a NUL byte (JSON escapes it; the table's text is
-printable), and a file truncated in place by another process and grown again reads NULs
+The check: a kept answer never holds a NUL byte (JSON escapes it; the table's cells are
+cleaned of control characters: were one there, the answer would only be built whole), and a file truncated in place by another process and grown again reads NULs
 where it was cut and not yet written back (Linux also zeroes the tail of the partial last
 page on a truncation, under readers that do not lock the page). A read that ends early or
 holds a NUL raises :class:`Short` (what was printed already is counted, and all of it was
@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-CHUNK = 1 << 16  # a read of the fallbacks (under malloc's mmap threshold: reused, no new pages)
+CHUNK = 1 << 16  # a read of a span (under malloc's mmap threshold: reused, no new pages)
 
 
 class Short(Exception):
