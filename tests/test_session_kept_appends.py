@@ -1,7 +1,7 @@
 """Issue 12: ``session --json`` after an append costs what changed, not the history.
 
-The kept answer is printed and copied by ranges of its file (``tokmon.filespans``: sendfile,
-copy_file_range, reads as the fallback), and a splice appends its change to the kept file (new
+The kept answer is printed and copied by ranges of its file (``tokmon.filespans``: 64 KiB
+reads, each checked before it is written), and a splice appends its change to the kept file (new
 rows, the document's plan of ranges, the index, a trailer: ``cli.reports._append``) instead
 of writing the whole file again, until the file holds twice its document. Every answer here is
 compared byte for byte with the one built from scratch (the kept answers removed).
@@ -201,13 +201,16 @@ def test_a_file_appended_to_since_it_was_read_is_not_appended_to(
 
 @pytest.mark.skipif(not hasattr(os, "pread"), reason="the file is read whole there")
 @pytest.mark.parametrize("cut", ["before the print", "in the middle of the print"])
+@pytest.mark.parametrize("grown", [False, True])
 def test_a_kept_file_cut_short_while_printed(
     env: dict[str, str], setup: tuple[Path, Any], tokmon_home: Path,
-    monkeypatch: pytest.MonkeyPatch, cut: str,
+    monkeypatch: pytest.MonkeyPatch, cut: str, grown: bool,
 ) -> None:  # fmt: skip
-    """Another process truncates the kept file in place after it was opened: the answer is
-    built whole and what was not printed yet of it is printed (a binary stdout, as a
-    terminal's or a pipe's: the document printed from the file)."""
+    """Another process truncates the kept file in place after it was opened (and, grown,
+    extends it again: NUL bytes where it was cut, as a truncation racing a read leaves): the
+    answer is built whole and what was not printed yet of it is printed (a binary stdout,
+    as a terminal's or a pipe's: the document printed from the file). Grown, the NULs were
+    printed (the twelfth session: the hostile test's flake)."""
     from tokmon.cli.main import run
 
     projects, cli = setup
@@ -220,7 +223,10 @@ def test_a_kept_file_cut_short_while_printed(
         got = real_open(self)
         size = 0 if cut == "before the print" else len(reports._DOC_HEAD) + 200
         with open(path, "r+b") as fh:  # in place: the same file
+            end = fh.seek(0, os.SEEK_END)
             fh.truncate(size)
+            if grown:  # and grown again: NUL bytes where it was cut
+                fh.truncate(end)
         return got
 
     monkeypatch.setattr(reports.SessionParts, "open_ranges", open_then_cut)
@@ -237,8 +243,8 @@ def test_printed_to_a_file_a_pipe_and_an_appending_stream(
     env: dict[str, str], setup: tuple[Path, Any], tokmon_home: Path, tmp_path: Path
 ) -> None:
     """A real process prints the kept answer (as kept, and with changes appended) to a
-    regular file, a pipe and a file opened for appending (where sendfile refuses: written
-    from reads): the same bytes as the answer built whole."""
+    regular file, a pipe and a file opened for appending: the same bytes as the answer
+    built whole."""
     projects, cli = setup
     argv = [sys.executable, "-m", "tokmon", "session", "--json"]
     penv = {**env, "PYTHONPATH": str(Path(reports.__file__).parents[2])}
@@ -279,7 +285,7 @@ def test_write_parts_and_write_file(tmp_path: Path) -> None:
     """Spans of a file and bytes, to a regular file, a pipe and a copy; a source cut short
     raises Short with the bytes printed so far, and leaves no temporary file."""
     src_path = tmp_path / "src"
-    src_path.write_bytes(bytes(range(256)) * 1000)  # 256,000 bytes
+    src_path.write_bytes((bytes(range(1, 256)) * 1004)[:256_000])  # no NUL: no kept file has one
     fd = os.open(src_path, os.O_RDONLY)
     src = filespans.Source(fd, src_path.stat().st_size)
     parts: list[filespans.Part] = [b"head", filespans.Span(10, 70_000), b"-",
@@ -316,6 +322,62 @@ def test_write_parts_and_write_file(tmp_path: Path) -> None:
         filespans.write_file(tmp_path / "copy2", parts, src)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "printed", "short", "src"]
     src.close()
+
+
+def test_spans_that_read_nul_bytes_are_not_printed_nor_kept(tmp_path: Path) -> None:
+    """A kept file cut in place and grown again reads NUL bytes where it was cut (no kept
+    answer holds one): printing raises Short with only the bytes before the read that held
+    them printed, and a copy raises Short and keeps nothing. Both copied the NULs (sendfile,
+    copy_file_range, reads)."""
+    data = (bytes(range(1, 256)) * 1004)[:256_000]
+    src_path = tmp_path / "src"
+    src_path.write_bytes(data)
+    fd = os.open(src_path, os.O_RDONLY)
+    src = filespans.Source(fd, len(data))
+    parts: list[filespans.Part] = [b"head", filespans.Span(10, 256_000), b"tail"]
+    with open(src_path, "r+b") as fh:  # cut at 150,000 and grown again
+        fh.truncate(150_000)
+        fh.truncate(len(data))
+    with open(tmp_path / "printed", "wb") as fh, pytest.raises(filespans.Short) as short:
+        filespans.write_parts(fh, fh, parts, src)
+    printed = (tmp_path / "printed").read_bytes()
+    assert printed == (b"head" + data[10:])[: short.value.written]
+    assert 0 < short.value.written <= 4 + 150_000 - 10
+    with pytest.raises(filespans.Short):
+        filespans.write_file(tmp_path / "copy", parts, src)
+    with pytest.raises(filespans.Short):
+        src.read(140_000, 160_000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["printed", "src"]
+    src.close()
+
+
+def test_what_was_printed_to_a_pipe_is_not_changed_by_a_later_truncation(
+    tmp_path: Path,
+) -> None:
+    """The bytes printed into a pipe are the file's bytes at the time of the print, whatever
+    happens to the file before the pipe is read. sendfile into a pipe handed the reader
+    references to the page cache: a truncation in place after the call had returned zeroed
+    the tail of the page it cut (bytes 100 to 4095 here), and the reader read NULs (the
+    hostile test's flake: ``session --json`` beside a process truncating the kept file)."""
+    data = (bytes(range(1, 256)) * 40)[:10_000]  # under a pipe's capacity: no reader needed
+    src_path = tmp_path / "src"
+    src_path.write_bytes(data)
+    fd = os.open(src_path, os.O_RDONLY)
+    src = filespans.Source(fd, len(data))
+    r, w = os.pipe()
+    try:
+        with open(w, "wb") as fh:
+            filespans.write_parts(fh, fh, [filespans.Span(0, len(data))], src)
+        with open(src_path, "r+b") as fh:  # in place, after the print and before the read
+            fh.truncate(100)
+            fh.write(data[:100])
+        got = b""
+        while chunk := os.read(r, 65536):
+            got += chunk
+    finally:
+        os.close(r)
+        src.close()
+    assert got == data
 
 
 @pytest.mark.parametrize("tie", [False, True])

@@ -219,6 +219,7 @@ def test_the_kept_text_is_not_read(
 
 @pytest.mark.skipif(not hasattr(os, "pread"), reason="the file is read whole there")
 @pytest.mark.parametrize("cut", ["before the print", "in the middle of the print"])
+@pytest.mark.parametrize("grown", [False, True])
 @pytest.mark.parametrize("step", ["kept", "spliced"])
 def test_a_kept_table_cut_short_while_printed(
     env: dict[str, str],
@@ -227,10 +228,12 @@ def test_a_kept_table_cut_short_while_printed(
     monkeypatch: pytest.MonkeyPatch,
     cut: str,
     step: str,
+    grown: bool,
 ) -> None:
-    """Another process truncates the kept file in place after it was opened: the table is
-    built whole and what was not printed yet of it is printed, once (a binary stdout: the
-    text printed from the file)."""
+    """Another process truncates the kept file in place after it was opened (and, grown,
+    extends it again: NUL bytes where it was cut): the table is built whole and what was
+    not printed yet of it is printed, once (a binary stdout: the text printed from the
+    file). Grown, the NULs were printed."""
     projects, run, paths = setup
     run("session")
     if step == "spliced":
@@ -245,7 +248,10 @@ def test_a_kept_table_cut_short_while_printed(
         got = real_open(self)
         size = 0 if cut == "before the print" else got.text.plan[0][0] + 700
         with open(path, "r+b") as fh:  # in place: the same file
+            end = fh.seek(0, os.SEEK_END)
             fh.truncate(size)
+            if grown:  # and grown again: NUL bytes where it was cut
+                fh.truncate(end)
         return got
 
     monkeypatch.setattr(reports.TableParts, "open_ranges", open_then_cut)

@@ -3,15 +3,23 @@
 A kept ``session --json`` is megabytes with a long history (4.7 MB for 4,406 sessions): read
 into a fresh process it costs its pages (~2.5 ms at that size), written again after a change
 as much, and printed once more. Here its rows stay in the file: an answer is a list of parts,
-bytes made now or :class:`Span` ranges of the kept file (:class:`Source`), printed with
-``os.sendfile`` (Linux: the kernel copies from the page cache; elsewhere, or for a stream it
-refuses, 64 KiB reads) and copied into the next kept file with ``os.copy_file_range`` (else
-reads and writes).
+bytes made now or :class:`Span` ranges of the kept file (:class:`Source`), printed and copied
+into the next kept file by 64 KiB reads (:func:`chunk`), each checked before a byte of it
+is written.
+
+The check: a kept answer never holds a NUL byte (JSON escapes it; the table's cells are
+cleaned of control characters: were one there, the answer would only be built whole), and a file truncated in place by another process and grown again reads NULs
+where it was cut and not yet written back (Linux also zeroes the tail of the partial last
+page on a truncation, under readers that do not lock the page). A read that ends early or
+holds a NUL raises :class:`Short` (what was printed already is counted, and all of it was
+checked): the caller builds the answer whole and prints the rest of its bytes, which are the
+same bytes (a kept answer is the answer whole). ``os.sendfile`` and ``os.copy_file_range``
+are not used: they copy pages the process never sees (sendfile into a pipe even hands the
+reader references to the page cache, which a truncation zeroes after the call returned), so
+nothing could check what they printed or kept (docs/security.md).
 
 The file is never mapped (docs/security.md: a mapped file truncated in place ends the process
-with SIGBUS). A file cut short by another process while a span is read or printed raises
-:class:`Short` (what was printed already is counted): the caller builds the answer whole and
-prints the rest of its bytes, which are the same bytes (a kept answer is the answer whole).
+with SIGBUS).
 """
 
 from __future__ import annotations
@@ -22,12 +30,13 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-CHUNK = 1 << 16  # a read of the fallbacks (under malloc's mmap threshold: reused, no new pages)
+CHUNK = 1 << 16  # a read of a span (under malloc's mmap threshold: reused, no new pages)
 
 
 class Short(Exception):
-    """The kept file ended before a span did (truncated in place by another process);
-    ``written``: how many bytes of the answer were printed already."""
+    """The kept file ended before a span did, or a span read NUL bytes (truncated in place
+    by another process, and grown again); ``written``: how many bytes of the answer were
+    printed already (all of them read and checked)."""
 
     def __init__(self, written: int = 0) -> None:
         super().__init__(f"kept answer cut short after {written} bytes")
@@ -52,6 +61,20 @@ def pread(fd: int, n: int, at: int) -> bytes:
     return os.read(fd, n)
 
 
+def checked(data: bytes) -> bytes:
+    """``data``, read from a kept file; :class:`Short` when it is empty (the file ended) or
+    holds a NUL byte (no kept answer does: the file was cut in place and grown again)."""
+    if not data or b"\0" in data:
+        raise Short()
+    return data
+
+
+def chunk(src: Source, at: int, end: int, most: int = CHUNK) -> bytes:
+    """Up to ``most`` of the bytes ``[at, end)`` of ``src``'s file, read and
+    :func:`checked` (one read: fewer bytes when the file gives fewer)."""
+    return checked(pread(src.fd, min(most, end - at), at))
+
+
 class Source:
     """A kept file open for reading by ranges (the caller closes it); ``mem``: its bytes,
     read whole (then ``fd`` is -1)."""
@@ -60,7 +83,8 @@ class Source:
         self.fd, self.size, self.mem = fd, size, mem
 
     def read(self, start: int, end: int) -> bytes | memoryview:
-        """The bytes ``[start, end)``; :class:`Short` when the file ends before."""
+        """The bytes ``[start, end)``; :class:`Short` when the file ends before or they
+        hold a NUL (a file read whole was checked when read: :func:`checked`)."""
         if self.mem is not None:
             if end > len(self.mem):
                 raise Short()
@@ -68,9 +92,7 @@ class Source:
         out = []
         at = start
         while at < end:
-            got = pread(self.fd, min(end - at, 1 << 24), at)
-            if not got:
-                raise Short()
+            got = chunk(self, at, end, 1 << 24)
             out.append(got)
             at += len(got)
         return out[0] if len(out) == 1 else b"".join(out)
@@ -139,22 +161,12 @@ def joined(parts: list[Part], src: Source | None) -> bytes:
     return b"".join(out)
 
 
-def _fileno(stream: object) -> int | None:
-    try:
-        return int(stream.fileno())  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
-        return None
-
-
 def write_parts(stream: object, buf: object, parts: list[Part], src: Source | None) -> None:
     """Write ``parts`` to the binary stream ``buf`` (``stream``: the text stream over it,
-    flushed first), spans from ``src``; :class:`Short` (with the bytes written) when the
-    kept file ends early."""
+    flushed first), spans read from ``src`` and checked (:func:`chunk`); :class:`Short`
+    (with the bytes written) when the kept file ends early or reads a NUL."""
     stream.flush()  # type: ignore[attr-defined]
     written = 0
-    # sendfile to any descriptor: Linux only (macOS's and the BSDs' send to sockets only)
-    sendfile = getattr(os, "sendfile", None) if sys.platform.startswith("linux") else None
-    out_fd = _fileno(buf) if sendfile is not None else None
     for p in parts:
         if not isinstance(p, Span):
             buf.write(p)  # type: ignore[attr-defined]
@@ -162,24 +174,12 @@ def write_parts(stream: object, buf: object, parts: list[Part], src: Source | No
             continue
         assert src is not None
         at, end = p
-        if out_fd is not None and sendfile is not None:
-            buf.flush()  # type: ignore[attr-defined]
-            while at < end:
-                try:
-                    n = sendfile(out_fd, src.fd, at, end - at)
-                except OSError:  # a stream sendfile refuses (O_APPEND, a terminal): write
-                    out_fd = None
-                    break
-                if n == 0:
-                    buf.flush()  # type: ignore[attr-defined]
-                    raise Short(written)
-                at += n
-                written += n
         while at < end:
-            got = pread(src.fd, min(CHUNK, end - at), at)
-            if not got:
+            try:
+                got = chunk(src, at, end)
+            except Short:
                 buf.flush()  # type: ignore[attr-defined]
-                raise Short(written)
+                raise Short(written) from None
             buf.write(got)  # type: ignore[attr-defined]
             at += len(got)
             written += len(got)
@@ -188,34 +188,21 @@ def write_parts(stream: object, buf: object, parts: list[Part], src: Source | No
 
 def write_file(path: Path, parts: list[Part], src: Source | None) -> None:
     """Write ``parts`` to ``path`` as :func:`tokmon.fsutil.atomic_write` does without
-    ``fsync`` (a private temporary file beside it, then replaced), spans copied from
-    ``src`` by ``os.copy_file_range`` where there is one (no byte through the process),
-    else read and written; :class:`Short` (the temporary file removed) when ``src`` ends
-    before a span does."""
+    ``fsync`` (a private temporary file beside it, then replaced), spans read from ``src``
+    and checked (:func:`chunk`); :class:`Short` (the temporary file removed, nothing kept)
+    when ``src`` ends before a span does or reads a NUL."""
     from tokmon.fsutil import _mkstemp, _replace
 
     fd, tmp = _mkstemp(path)
     try:
-        copy = getattr(os, "copy_file_range", None)
         for p in parts:
             if not isinstance(p, Span):
                 _write_all(fd, p)
                 continue
             assert src is not None
             at, end = p
-            while copy is not None and at < end:
-                try:
-                    n = copy(src.fd, fd, end - at, at)
-                except OSError:  # not between these files (a filesystem without it)
-                    copy = None
-                    break
-                if n == 0:
-                    raise Short()
-                at += n
             while at < end:
-                got = pread(src.fd, min(CHUNK, end - at), at)
-                if not got:
-                    raise Short()
+                got = chunk(src, at, end)
                 _write_all(fd, got)
                 at += len(got)
         os.close(fd)

@@ -121,6 +121,30 @@ def test_session_json_beside_a_process_truncating_the_kept_answer(tmp_path: Path
         loop.wait()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a file open elsewhere cannot be truncated")
+def test_a_kept_daily_answer_cut_in_place_and_grown_again(tmp_path: Path) -> None:
+    """The kept ``daily --json`` truncated in place and extended again to its size (NUL
+    bytes where it was cut, as a reader racing the loop above sees) between two runs: the
+    next run prints the answer, not the NULs (it printed the file as read; the twelfth
+    session). A kept session answer so cut is refused by its trailer; cut between its open
+    and its print: test_session_kept_appends.py, test_session_table_appends.py."""
+    report = "daily"
+    env = hs_env(tmp_path)
+    _sessions(env, 60)
+    first = _tokmon(env, report, "--json")
+    assert first.returncode == 0, first.stderr
+    (kept,) = (Path(env["TOKMON_HOME"]) / "cache" / "reports").glob(f"{report}-*.json")
+    size = kept.stat().st_size
+    assert size > 1000
+    with open(kept, "r+b") as fh:  # in place: the same inode
+        fh.truncate(100)
+        fh.truncate(size)
+    again = _tokmon(env, report, "--json")
+    assert again.returncode == 0, again.stderr
+    assert "\0" not in again.stdout
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+
+
 _REUSED_PID = textwrap.dedent(
     """
     import os, sys, time

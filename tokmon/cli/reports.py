@@ -1112,8 +1112,14 @@ class ReportCache:
         from tokmon.fsutil import read_regular
 
         try:
-            return read_regular(self.path).decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+            data = read_regular(self.path)
+        except OSError:
+            return None
+        if b"\0" in data:  # cut in place and grown again (no report holds a NUL): a miss
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
             return None
 
     def put(self, text: str) -> None:
@@ -1939,10 +1945,17 @@ def _kept_bytes(path: Path) -> bytes:
     """The bytes of the kept file at ``path``, read (:func:`read_regular`), not mapped: a
     mapped file truncated in place by another process ends the reader with SIGBUS, which
     Python cannot catch; a read sees the old bytes or the short ones, which the trailer and
-    digest checks then refuse (docs/security.md)."""
+    digest checks then refuse (docs/security.md). A file that holds a NUL byte is refused
+    (OSError) too: no kept answer does; one cut in place and grown again does where it was
+    cut (:func:`tokmon.filespans.checked`)."""
+    from tokmon.filespans import Short, checked
     from tokmon.fsutil import read_regular
 
-    return read_regular(path)
+    data = read_regular(path)
+    try:
+        return checked(data) if data else data
+    except Short:
+        raise OSError(f"{path}: changed in place while read") from None
 
 
 # The trailer of a change appended to a kept session answer (:func:`_append`): the lengths
