@@ -163,7 +163,7 @@ class RowPricer:
     function filling it, ``display`` whether the cost is the row's costUSD (none in the
     native scanner's rows)."""
 
-    __slots__ = ("native", "_price", "_resolve")
+    __slots__ = ("native", "_price")
 
     def __init__(self, table: PriceTable, mode: str) -> None:
         rates: dict[str, _Rates | None] = {}
@@ -199,7 +199,6 @@ class RowPricer:
                 row[ROW_COST] = inp * pi + out * po + (cc - c1h) * pw + c1h * pw1 + cr * pr
 
         self._price = price
-        self._resolve = resolve
         self.native: tuple[dict[str, _Rates | None], Callable[[str], _Rates | None], bool, int]
         self.native = (rates, resolve, display, threshold)
 
