@@ -237,9 +237,9 @@ def build_parser(
 ONE_SHOT_GROUPS = ("reports", "session", "stats")
 
 
-def _start_over(group: str | None) -> bool:
-    """The end of the start-up of a program run begun with the cyclic GC off (False: it is
-    on again), before its parser is built. The collections during the imports (~30 passes
+def _start_over(group: str | None) -> None:
+    """The end of the start-up of a program run begun with the cyclic GC off (it is on
+    again after this), before its parser is built. The collections during the imports (~30 passes
     over ~25,000 objects of ~150 modules as they are made, nearly all alive until the exit)
     cost ~3 ms of a warm report's ~50; turned back on, the first pass would walk them all.
     A report imports its command group and its engine now, and what exists is frozen
@@ -257,7 +257,6 @@ def _start_over(group: str | None) -> bool:
 
         gc.freeze()
     gc.enable()
-    return False
 
 
 def _line_elsewhere(args: argparse.Namespace, ctx: Context) -> int:
@@ -293,7 +292,8 @@ def run(
     try:
         group, command = command_group(argv), command_name(argv)
         if gc_paused:
-            gc_paused = _start_over(group)
+            _start_over(group)
+            gc_paused = False  # (if it raised, the finally below turns the GC on)
         parser = build_parser(None if group is None else [group], command)
         if command is not None:
             cast(_Parser, parser).help_prog = f"tokmon {command}"
