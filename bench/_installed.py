@@ -108,11 +108,19 @@ def source_key(repo: Path, identity: str | None = None) -> str:
     return h.hexdigest()
 
 
-def venv_exe(prefix: Path, name: str) -> Path:
-    """scripts/install.py's layout: <prefix>/bin/<name>, or Scripts\\<name>.exe on Windows."""
-    if sys.platform == "win32":
-        return prefix / "Scripts" / f"{name}.exe"
-    return prefix / "bin" / name
+def _install_py() -> Any:
+    """scripts/install.py as a module (standard library only: importable from any python)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tokmon_install", REPO / "scripts" / "install.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+#: scripts/install.py's layout of a venv: <prefix>/bin/<name>, or Scripts\\<name>.exe on Windows
+venv_exe: Callable[[Path, str], Path] = _install_py().venv_exe
 
 
 @contextlib.contextmanager
