@@ -15,6 +15,7 @@ import gc
 import os
 import sys
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -386,6 +387,45 @@ def test_concurrent_calls_agree(native_scanner: Any) -> None:
     for t in threads:
         t.join(120)
     assert len(results) == 12 and all(r == want for r in results)
+
+
+def test_a_lookup_in_another_thread_never_shows_none(native_scanner: Any) -> None:
+    """While one thread looks the extension up, another reading ``parser._native`` sees the
+    not-looked-up mark or the scanner, never None (None sent a concurrent scan down the pure
+    Python path, and failed the test above in CI)."""
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def look() -> None:
+        while not stop.is_set():
+            parser._native = False
+            got = parser.native_scanner()
+            seen.add("scan" if got else repr(got))
+
+    def watch() -> None:
+        while not stop.is_set():
+            v = parser._native
+            seen.add("scan" if v else repr(v))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    threads = [
+        threading.Thread(target=look),
+        threading.Thread(target=look),
+        threading.Thread(target=watch),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and len(seen) < 3:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        sys.setswitchinterval(old)
+    assert "None" not in seen and "scan" in seen
 
 
 def test_repeated_calls_do_not_grow_memory(native_scanner: Any) -> None:

@@ -331,8 +331,11 @@ def native_scanner() -> Any:
     """The native line scanner's ``scan`` function, or None: not built, or disabled by
     ``TOKMON_NO_NATIVE`` (any value but "" and "0")."""
     global _native
-    if _native is False:
-        _native = None
+    found = _native
+    if found is False:
+        # Looked up into a local and set once: another thread reading ``_native`` meanwhile
+        # sees False (and looks it up itself), never a passing None.
+        found = None
         if not _native_disabled():
             try:
                 from tokmon._native import _scan
@@ -342,8 +345,9 @@ def native_scanner() -> Any:
                 from tokmon.core.reader import FP_WINDOW
 
                 if _scan.ROW_OUTPUT == ROW_OUTPUT and _scan.FP_WINDOW == FP_WINDOW:
-                    _native = _scan.scan
-    return _native
+                    found = _scan.scan
+        _native = found
+    return found
 
 
 def _native_disabled() -> bool:

@@ -56,8 +56,9 @@ def native_stat_check() -> Any:
     """The native flat-walk check (``tokmon._native._stat.check``), or None: not built, not
     POSIX (Windows' ``os.stat`` makes its own ``st_ino``), or disabled by ``TOKMON_NO_NATIVE``."""
     global _native_check
-    if _native_check is False:
-        _native_check = None
+    found = _native_check
+    if found is False:
+        found = None  # set once below: see parser.native_scanner
         if os.name == "posix" and not _native_disabled():
             try:
                 from tokmon._native import _stat
@@ -65,8 +66,9 @@ def native_stat_check() -> Any:
                 pass
             else:
                 if _stat.API_VERSION == 1:
-                    _native_check = _stat.check
-    return _native_check
+                    found = _stat.check
+        _native_check = found
+    return found
 
 
 def native_check_status() -> str:
