@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import session_line, write_lines
-from limits_support import Usage, codex_event
+from conftest import run_tokmon, session_line, write_lines
+from limits_support import Usage, codex_event, payload
 from test_server_support import JsonlProc, server_env
 
 from tokmon.core.engine import Engine
@@ -209,7 +209,10 @@ def test_server_pushes_a_limit_reached_line_of_a_watched_transcript(tmp_path: Pa
     claude = tmp_path / "claude"
     u = Usage(claude / "projects")
     u.add(now - HOUR)
-    env = server_env(tmp_path / "srv", claude, CODEX_HOME=str(tmp_path / "codex"))
+    # a fallback of an hour: only the watcher's poke after the refresh can bring the marker
+    env = server_env(
+        tmp_path / "srv", claude, CODEX_HOME=str(tmp_path / "codex"), TOKMON_LIMITS_FALLBACK="3600"
+    )
     proc = JsonlProc(env)
     try:
         proc.call("tokmon/summary", timeout=120)
@@ -223,6 +226,35 @@ def test_server_pushes_a_limit_reached_line_of_a_watched_transcript(tmp_path: Pa
             timeout=60,
         )
         assert [m["resetsAt"] for m in note["limitReached"]] == [float(resets)]
+    finally:
+        assert proc.close() == 0
+
+
+def test_a_statusline_write_reaches_the_server_at_once(tmp_path: Path) -> None:
+    """Official figures written by another process (Claude Code's statusLine running
+    ``tokmon line --claude``) are pushed when the database's directory changes, not at the
+    monitor's fallback (an hour here)."""
+    claude = tmp_path / "claude"
+    (claude / "projects").mkdir(parents=True)
+    env = server_env(
+        tmp_path / "srv", claude, CODEX_HOME=str(tmp_path / "codex"), TOKMON_LIMITS_FALLBACK="3600"
+    )
+    proc = JsonlProc(env)
+    try:
+        proc.call("tokmon/summary", timeout=120)
+        first = proc.wait_note("tokmon/limitsChanged", timeout=60)
+        assert first["windows"] == []
+        resets = time.time() + 4 * HOUR
+        for used in (42.0, 57.0):
+            p = payload("sess-poke", {"five_hour": (used, resets)})
+            r = run_tokmon(["line", "--claude"], env, input=json.dumps(p))
+            assert r.returncode == 0, r.stderr
+            note = proc.wait_note(
+                "tokmon/limitsChanged",
+                lambda n, u=used: any(w["usedPercent"] == u for w in n["windows"]),
+                timeout=60,
+            )
+            assert [(w["source"], w["basis"]) for w in note["windows"]] == [("claude", "official")]
     finally:
         assert proc.close() == 0
 

@@ -257,3 +257,66 @@ def test_without_a_bell_the_watcher_steps(
         f.write_text("{}\n")
         got.wait_for(f)
     assert not w.running
+
+
+def _idle_waits(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """Record the timeouts of every Doorbell.wait (the idle watcher's sleeps)."""
+    waits: list[float | None] = []
+    real = Doorbell.wait
+
+    def wait(self: Doorbell, timeout: float | None) -> bool:
+        waits.append(timeout)
+        return real(self, timeout)
+
+    monkeypatch.setattr(Doorbell, "wait", wait)
+    return waits
+
+
+@linux
+@pytest.mark.parametrize("missing", [False, True])
+def test_the_idle_look_is_rare_unless_a_root_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: bool
+) -> None:
+    """With every root present the idle thread sleeps ``idle_recheck_ms`` between looks (each
+    wake-up costs CPU); while a root is missing, ``recheck_ms``, to see it appear."""
+    waits = _idle_waits(monkeypatch)
+    present = tmp_path / "a" / "projects"
+    present.mkdir(parents=True)
+    roots = [present, tmp_path / "b" / "projects"] if missing else [present]
+    w = Watcher(roots, Collector(), debounce_ms=20, force_polling=False)
+    w.recheck_ms, w.idle_recheck_ms = 50, NEVER_MS
+    with w:
+        deadline = time.monotonic() + 60
+        while not waits:
+            assert time.monotonic() < deadline, "the watcher never waited on its bell"
+            time.sleep(0.01)
+    assert waits[0] == (0.05 if missing else NEVER_MS / 1000)
+
+
+@linux
+def test_a_short_recheck_is_never_lengthened_for_the_idle_look(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = _idle_waits(monkeypatch)
+    w = Watcher([root], Collector(), debounce_ms=20, force_polling=False)
+    w.recheck_ms, w.idle_recheck_ms = NEVER_MS, 50
+    with w:
+        deadline = time.monotonic() + 60
+        while not waits:
+            assert time.monotonic() < deadline, "the watcher never waited on its bell"
+            time.sleep(0.01)
+    assert waits[0] == NEVER_MS / 1000
+
+
+def test_when_ended_runs_once_the_thread_ends(root: Path) -> None:
+    """A thread that lives as long as the watcher (the server's active-set expiry) is woken
+    by the watcher's end instead of looking every few seconds."""
+    ended = threading.Event()
+    w = Watcher([root], Collector(), debounce_ms=20, force_polling=False)
+    w.recheck_ms = NEVER_MS
+    w.when_ended(ended.set)
+    w.start()
+    assert not ended.is_set()
+    w.stop(timeout=60)
+    assert ended.wait(60)
+    assert not w.running

@@ -38,22 +38,36 @@ def attach_watcher(
     eng = service.engine_if_started
     agents = eng.agents if eng is not None else None
     logs = usage_filter(agents.roots() if agents is not None else [])
+    from tokmon.limits.history import db_path
+    from tokmon.limits.monitor import is_history_file
+    from tokmon.paths import get_paths
+
+    history_dir = db_path(get_paths(service.env)).parent
 
     def keep(path: Path, deleted: bool) -> bool:
         if meta is not None and path.parent == meta.parent:
+            if path.parent == history_dir and is_history_file(path.name):
+                # another process (Claude Code's statusLine running `tokmon line --claude`)
+                # wrote official figures: the limits monitor looks now, not at its fallback
+                mon = service.limits_monitor
+                if mon is not None:
+                    mon.poke()
             return path.name == meta.name
         return logs(path, deleted)
 
     def on_change(paths: set[Path]) -> None:
         log.debug("changed: %s", sorted(map(str, paths))[:20])
         mon = service.limits_monitor
-        if mon is not None:  # before the refresh: the version it bumps wakes the monitor
+        if mon is not None:  # before the refresh: it reads the changed transcripts' markers
             mon.hint(paths)
         try:
             notes = service.on_files_changed(paths)
         except Exception:
             log.exception("refresh after a file change failed")
             return
+        finally:
+            if mon is not None:  # the refresh bumped the engine's version: check it
+                mon.poke()
         if notes:
             try:
                 loop.call_soon_threadsafe(emit, notes)
@@ -94,8 +108,9 @@ class ActiveExpiry:
     (:meth:`Service.next_expiry`), then asks :meth:`Service.expire` for the push. It ends
     with the watcher it was started with."""
 
-    #: the longest sleep between checks that the watcher still runs (seconds)
-    CHECK = 5.0
+    #: the longest sleep while no departure is due (seconds): pushes poke the thread and the
+    #: watcher's end wakes it (each wake-up of an idle thread costs ~1 ms of CPU on a VM)
+    CHECK = 30.0
 
     def __init__(
         self,
@@ -110,6 +125,7 @@ class ActiveExpiry:
         self.thread: threading.Thread | None = None
 
     def start(self, watcher: Watcher) -> None:
+        watcher.when_ended(self.poke)
         self.thread = threading.Thread(
             target=self._run, args=(watcher,), name="tokmon-active-expiry", daemon=True
         )

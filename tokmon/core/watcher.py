@@ -101,6 +101,11 @@ class Watcher:
     #: with a doorbell: the notify loop's step once it rang (ms), if shorter than ``step_ms``:
     #: the batch closes a step after its last new path; idle costs nothing either way
     bell_step_ms = 2
+    #: with a doorbell and every root present: the idle thread's look at what notify holds
+    #: (ms; never shorter than ``recheck_ms``). The bell rings for every kept change, a new
+    #: directory included, so this is a safety net; each wake-up of an idle thread costs
+    #: ~1 ms of CPU on a VM (docs/performance.md, thirteenth session)
+    idle_recheck_ms = 10000
 
     def __init__(
         self,
@@ -130,6 +135,8 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._when_ended: list[Callable[[], Any]] = []
+        self._ended = False  # the thread is past its loop (running says False from then on)
         self.watched: list[Path] = []
         self._bell: Doorbell | None = None  # the current OS watch's doorbell, if any
         self._bell_lock = threading.Lock()  # stop() rings it; _run closes it
@@ -156,9 +163,14 @@ class Watcher:
 
     close = stop
 
+    def when_ended(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` (on the watcher's thread) when the thread ends, stopped or failed; a
+        thread that waits for as long as the watcher runs needs no periodic look."""
+        self._when_ended.append(fn)
+
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive() and not self._ended
 
     @property
     def idle_wait(self) -> str:
@@ -247,7 +259,11 @@ class Watcher:
                         bell.close()
                     notify.close()
         finally:
+            self._ended = True  # before the callbacks: what they wake sees the watcher ended
             self._ready.set()
+            for fn in self._when_ended:
+                with contextlib.suppress(Exception):
+                    fn()
 
     def _watch(self, notify: Any, missing: bool, bell: Doorbell | None = None) -> None:
         # With every root present we wait without timeout (0); otherwise wake up now and then
@@ -258,6 +274,9 @@ class Watcher:
         import time
 
         base_timeout = self.recheck_ms if missing else 0
+        idle_wait = (
+            self.recheck_ms if missing else max(self.recheck_ms, self.idle_recheck_ms)
+        ) / 1000
         # the poller's first snapshot can itself hide a write made in the same second
         settle: set[Path] = set(self.watched) if self.force_polling else set()
         settle_at = time.monotonic() + self.settle_ms / 1000
@@ -280,10 +299,11 @@ class Watcher:
                 bell = None
             if bell is not None:
                 if not expect and not first:
-                    # idle: sleep until the OS reports a change. Every recheck_ms anyway, for
-                    # the missing roots and to collect what notify holds that the bell did not
-                    # ring for (a change notify saw before the bell's watch was in place)
-                    if bell.wait(self.recheck_ms / 1000):
+                    # idle: sleep until the OS reports a change. Every recheck_ms anyway
+                    # while a root is missing, else every idle_recheck_ms, to collect what
+                    # notify holds that the bell did not ring for (a change notify saw before
+                    # the bell's watch was in place)
+                    if bell.wait(idle_wait):
                         expect = bell.take()
                         expect_until = time.monotonic() + self.bell_wait_ms / 1000
                     if self._stop.is_set():

@@ -1,7 +1,10 @@
 """The language server's watcher of limits: pushes ``tokmon/limitsChanged`` and ``tokmon/alert``.
 
-A daemon thread polls the history database (``limits.sqlite`` and its WAL: a ``stat``
-every :data:`INTERVAL` seconds) and the engine's data version.  When either moved it runs
+A daemon thread checks the history database (``limits.sqlite`` and its WAL: a ``stat``)
+and the engine's data version when poked (:meth:`LimitsMonitor.poke`: the live surfaces' file
+watcher pokes it after each refresh and when the database's directory changes) and at least
+every :data:`FALLBACK` seconds (the clock's changes: a figure turning stale, a window
+resetting; a writer no watcher sees), never twice within :data:`INTERVAL` seconds.  When either moved it runs
 one evaluation (:func:`tokmon.limits.run.evaluate`: ingest, status, budgets, fire-once
 alerts), pushes ``tokmon/limitsChanged`` with the status when the figures changed, and
 one ``tokmon/alert`` per alert row it has not pushed yet (fired by any process).
@@ -15,13 +18,17 @@ official window or budget period on.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
-INTERVAL = 1.0
+INTERVAL = 1.0  # the shortest time between two checks (a burst of pokes: one check a second)
+# the longest wait without a poke: each wake-up of an idle thread costs ~1 ms of CPU on a VM,
+# and a check a second was most of an idle server's CPU (docs/performance.md, 13th session)
+FALLBACK = 10.0
 RESCAN = 30.0
 
 
@@ -47,11 +54,18 @@ class LimitsMonitor:
         service: Any,
         emit: Callable[[list[tuple[str, Any]]], None],
         interval: float = INTERVAL,
+        fallback: float | None = None,
     ) -> None:
         self.service = service
         self.emit = emit
         self.interval = interval
+        self.fallback = (
+            _fallback(getattr(service, "env", None) or {}) if fallback is None else fallback
+        )
         self.stop_event = threading.Event()
+        self._poked = threading.Event()
+        self._paths: Any = None  # tokmon's paths and the database's two files, looked up once
+        self._stamp_files: tuple[str, str] = ("", "")
         self._last_stamp: Any = None
         self._last_figures: Any = None
         self._last_alert = -1
@@ -68,6 +82,12 @@ class LimitsMonitor:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._poked.set()
+
+    def poke(self) -> None:
+        """Something may have changed (a refresh, a write next to the database): check soon
+        (within :attr:`interval` of the last check)."""
+        self._poked.set()
 
     def hint(self, paths: Any) -> None:
         """Changed paths seen by a watcher: the next check reads only those transcripts
@@ -93,26 +113,32 @@ class LimitsMonitor:
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
+            checked = time.monotonic()
             try:
                 self.poll()
             except Exception:
                 log.exception("limits check failed")
-            self.stop_event.wait(self.interval)
+            self._poked.wait(self.fallback)
+            self._poked.clear()
+            left = checked + self.interval - time.monotonic()
+            if left > 0:
+                self.stop_event.wait(left)
 
     def poll(self) -> None:
         """One check (public for tests)."""
-        from tokmon.limits import alerts
-        from tokmon.limits.run import evaluate
-        from tokmon.paths import get_paths
-
         svc = self.service
-        paths = get_paths(svc.env)
-        eng = svc.engine_if_started
-        from tokmon.limits.history import db_stamp
+        if self._paths is None:
+            from tokmon.limits.history import db_path
+            from tokmon.paths import get_paths
 
+            self._paths = get_paths(svc.env)
+            db = str(db_path(self._paths))
+            self._stamp_files = (db, db + "-wal")
+        paths = self._paths
+        eng = svc.engine_if_started
         # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
         stamp = (
-            db_stamp(paths),
+            tuple(map(_file_stamp, self._stamp_files)),
             getattr(eng, "version", None),
             int(time.monotonic() // RESCAN),
             self._hints,
@@ -120,8 +146,8 @@ class LimitsMonitor:
         if stamp == self._last_stamp:
             return
         self._last_stamp = stamp
-        from tokmon.limits import ingest
-        from tokmon.limits.run import fire_alerts
+        from tokmon.limits import alerts, ingest
+        from tokmon.limits.run import evaluate, fire_alerts
 
         files = self._take_hints()  # Claude transcripts: the watcher's, never all again
         try:  # file reading and delivery happen outside the service lock
@@ -156,6 +182,31 @@ class LimitsMonitor:
             notes.append(("tokmon/alert", a))
         if notes:
             self.emit(notes)
+
+
+def _fallback(env: Any) -> float:
+    """:data:`FALLBACK`, or ``TOKMON_LIMITS_FALLBACK`` seconds (tests: only a poke can wake)."""
+    try:
+        v = float(env.get("TOKMON_LIMITS_FALLBACK") or FALLBACK)
+    except ValueError:
+        return FALLBACK
+    return v if 0 < v <= 86400 else FALLBACK
+
+
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a file, None when absent (as ``history.db_stamp``)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def is_history_file(name: str) -> bool:
+    """Whether a file name is the limits history database or one of its SQLite files."""
+    from tokmon.limits.history import DB_NAME
+
+    return name.startswith(DB_NAME)
 
 
 def start(service: Any, loop: Any, emit: Callable[[list[tuple[str, Any]]], None]) -> LimitsMonitor:
