@@ -82,6 +82,28 @@ def test_the_fallback_checks_without_a_poke() -> None:
         mon.thread.join(60)
 
 
+def test_without_a_fallback_it_wakes_at_each_rescan_boundary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default: one wake-up per RESCAN period (the evaluation the boundary calls for),
+    not one a second."""
+    monkeypatch.setattr(monitor, "RESCAN", 0.3)
+    mon = Counted(interval=0.01).start()
+    assert mon.fallback is None
+    t0 = time.monotonic()
+    try:
+        mon.wait_checks(4)
+    finally:
+        mon.stop()
+        mon.thread.join(60)
+    elapsed = time.monotonic() - t0
+    n = len(mon.checks)
+    assert n <= elapsed / 0.3 + 2, (n, elapsed)
+    # each wake-up past a boundary: no two checks in one period
+    periods = [int(t // 0.3) for t in mon.checks]
+    assert len(set(periods)) == len(periods), mon.checks
+
+
 def test_stop_ends_a_thread_waiting_for_its_fallback() -> None:
     mon = Counted(interval=0.01, fallback=HOUR).start()
     mon.wait_checks(1)
@@ -91,9 +113,9 @@ def test_stop_ends_a_thread_waiting_for_its_fallback() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "want"), [("3600", 3600.0), ("0.5", 0.5), ("", monitor.FALLBACK),
-                        ("x", monitor.FALLBACK), ("-1", monitor.FALLBACK), ("nan", monitor.FALLBACK),
-                        ("inf", monitor.FALLBACK), ("1e9", monitor.FALLBACK)],
+    ("value", "want"), [("3600", 3600.0), ("0.5", 0.5), ("", None),
+                        ("x", None), ("-1", None), ("nan", None),
+                        ("inf", None), ("1e9", None)],
 )  # fmt: skip
 def test_the_fallback_from_the_environment(value: str, want: float) -> None:
     class Svc:

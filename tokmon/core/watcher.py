@@ -103,9 +103,9 @@ class Watcher:
     bell_step_ms = 2
     #: with a doorbell and every root present: the idle thread's look at what notify holds
     #: (ms; never shorter than ``recheck_ms``). The bell rings for every kept change, a new
-    #: directory included, so this is a safety net; each wake-up of an idle thread costs
-    #: ~1 ms of CPU on a VM (docs/performance.md, thirteenth session)
-    idle_recheck_ms = 10000
+    #: directory included, so this is a safety net; each look costs 3-9 ms of CPU (notify's
+    #: call with what it holds; docs/performance.md, thirteenth session)
+    idle_recheck_ms = 60000
 
     def __init__(
         self,

@@ -2,9 +2,11 @@
 
 A daemon thread checks the history database (``limits.sqlite`` and its WAL: a ``stat``)
 and the engine's data version when poked (:meth:`LimitsMonitor.poke`: the live surfaces' file
-watcher pokes it after each refresh and when the database's directory changes) and at least
-every :data:`FALLBACK` seconds (the clock's changes: a figure turning stale, a window
-resetting; a writer no watcher sees), never twice within :data:`INTERVAL` seconds.  When either moved it runs
+watcher pokes it after each refresh and when the database's directory changes) and otherwise
+at each :data:`RESCAN` boundary (the clock's changes: a figure turning stale, a window
+resetting; Codex's unwatched files; a writer no watcher sees), never twice within
+:data:`INTERVAL` seconds.  When either moved, or a RESCAN
+boundary passed, it runs
 one evaluation (:func:`tokmon.limits.run.evaluate`: ingest, status, budgets, fire-once
 alerts), pushes ``tokmon/limitsChanged`` with the status when the figures changed, and
 one ``tokmon/alert`` per alert row it has not pushed yet (fired by any process).
@@ -26,10 +28,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0  # the shortest time between two checks (a burst of pokes: one check a second)
-# the longest wait without a poke: each wake-up of an idle thread costs ~1 ms of CPU on a VM,
-# and a check a second was most of an idle server's CPU (docs/performance.md, 13th session)
-FALLBACK = 10.0
-RESCAN = 30.0
+RESCAN = 30.0  # an evaluation at least this often (monotonic boundaries), changed or not
+# Without a poke the thread sleeps to the next RESCAN boundary: each wake-up of an idle thread
+# costs 1-5 ms of CPU on a VM, and a check a second was most of an idle server's CPU
+# (docs/performance.md, 13th session); a check between two boundaries finds nothing the pokes
+# would not have brought.
 
 
 def _figures(st: dict[str, Any]) -> Any:
@@ -56,6 +59,9 @@ class LimitsMonitor:
         interval: float = INTERVAL,
         fallback: float | None = None,
     ) -> None:
+        """``fallback``: the longest sleep without a poke, in seconds, instead of the next
+        RESCAN boundary (default: ``TOKMON_LIMITS_FALLBACK`` in the service's environment,
+        else the boundary; tests set an hour so that only a poke can wake the thread)."""
         self.service = service
         self.emit = emit
         self.interval = interval
@@ -118,7 +124,11 @@ class LimitsMonitor:
                 self.poll()
             except Exception:
                 log.exception("limits check failed")
-            self._poked.wait(self.fallback)
+            # wake just past the next RESCAN boundary, or sooner when poked
+            wait = self.fallback
+            if wait is None:
+                wait = RESCAN - time.monotonic() % RESCAN + 0.01
+            self._poked.wait(wait)
             self._poked.clear()
             left = checked + self.interval - time.monotonic()
             if left > 0:
@@ -184,13 +194,13 @@ class LimitsMonitor:
             self.emit(notes)
 
 
-def _fallback(env: Any) -> float:
-    """:data:`FALLBACK`, or ``TOKMON_LIMITS_FALLBACK`` seconds (tests: only a poke can wake)."""
+def _fallback(env: Any) -> float | None:
+    """``TOKMON_LIMITS_FALLBACK`` seconds (0 < s <= a day), else None (the RESCAN boundary)."""
     try:
-        v = float(env.get("TOKMON_LIMITS_FALLBACK") or FALLBACK)
+        v = float(env.get("TOKMON_LIMITS_FALLBACK") or 0)
     except ValueError:
-        return FALLBACK
-    return v if 0 < v <= 86400 else FALLBACK
+        return None
+    return v if 0 < v <= 86400 else None
 
 
 def _file_stamp(path: str) -> tuple[int, int] | None:
