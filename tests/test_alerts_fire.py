@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tokmon.limits import alerts
 from tokmon.limits.toasts import AlertToasts
 from tokmon.paths import get_paths
@@ -85,6 +87,33 @@ def test_watch_toasts_show_only_new_alerts(env: dict[str, str], tmp_path: Path) 
     assert [a["threshold"] for a in toasts.check()] == [80.0]
     assert len(app.toasts) == 1 and "threshold 80%" in app.toasts[0]
     assert toasts.check() == []
+
+
+def test_watch_toasts_open_the_database_only_after_a_write(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`watch` looks every 5 s: a stat of the database, a connection only when it moved."""
+    paths = get_paths(env)
+    cfg = alerts.AlertConfig(enabled=True, official=[50.0, 80.0])
+    alerts.fire(paths, cfg, alerts.candidates(cfg, _status(60)), deliver=False)
+    app = _App()
+    toasts = AlertToasts(app, paths)
+    reads: list[int] = []
+    real = alerts.log
+
+    def counted(*a: Any, **kw: Any) -> Any:
+        reads.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(alerts, "log", counted)
+    assert toasts.check() == []  # the first look reads
+    for _ in range(3):
+        assert toasts.check() == []
+    assert len(reads) == 1
+    alerts.fire(paths, cfg, alerts.candidates(cfg, _status(85)), deliver=False)
+    assert [a["threshold"] for a in toasts.check()] == [80.0]
+    assert toasts.check() == []
+    assert len(reads) == 2 and len(app.toasts) == 1
 
 
 def test_block_projection_alerts_once_per_block(env: dict[str, str]) -> None:

@@ -403,3 +403,39 @@ def test_sparkline_bars_cover_equal_time_and_the_caption_says_how_much():
     line = v.spark(108)
     assert len(line) == 90 and line[-1] == "█" and line[0] == "▂" and line[1] == "▁"
     assert v.spark_caption(108) == "Last 6h · 4m/bar · peak 1.20k"
+
+
+def test_a_redraw_of_the_same_snapshot_reuses_its_session_views():
+    """The dashboard redraws every second: the session views of one snapshot are built once
+    (they do not depend on the clock), and a new snapshot or a reset's baseline rebuilds them."""
+    st = m.DashboardState()
+    built: list[str] = []
+    real = m.session_view
+
+    def counted(r, meta, base):
+        built.append(str(r.get("sessionId")))
+        return real(r, meta, base)
+
+    m.session_view = counted
+    try:
+        first = snap([row("a", 1000, cost=1.0)], with_totals={"a": (1000, 1.0)})
+        st.apply_snapshot(first)
+        for t in range(5):
+            v = st.view(first, NOW + t)
+            assert v.now == NOW + t and v.updated_age_s == t  # the clock still moves
+        assert built == ["a"]
+        second = snap([row("a", 1500, cost=1.5)], taken=NOW + 10)
+        st.apply_snapshot(second)
+        assert st.view(second, NOW + 10).sessions[0].delta_tokens == 500
+        assert built == ["a", "a"]
+        st.request_reset()
+        third = snap([row("a", 1500, cost=1.5)], taken=NOW + 20, with_totals={"a": (1500, 1.5)})
+        st.apply_snapshot(third)
+        assert st.view(third, NOW + 20).sessions[0].delta_tokens == 0
+        # the baseline changed with the same rows: rebuilt, not the kept views
+        st.request_reset()
+        st.apply_snapshot(third)
+        assert st.view(third, NOW + 21).sessions[0].delta_tokens == 0
+        assert built == ["a", "a", "a", "a"]
+    finally:
+        m.session_view = real

@@ -13,6 +13,7 @@ class AlertToasts:
     def __init__(self, app: Any, paths: Any) -> None:
         self.app = app
         self.paths = paths
+        self._stamp: Any = None  # the history database's (mtime, size) at the last look
         self.last_id = self._newest()
 
     def _newest(self) -> int:
@@ -27,11 +28,19 @@ class AlertToasts:
     def check(self) -> list[dict[str, Any]]:
         """Show (and return) the alerts fired since the last check."""
         from tokmon.limits import alerts
+        from tokmon.limits.history import db_stamp
 
+        # a stat of the database and its WAL instead of a connection every INTERVAL: a new
+        # alert is a write, which moves one of them (taken before the read: a write during
+        # the read is read again next time)
+        stamp = db_stamp(self.paths)
+        if stamp == self._stamp:
+            return []
         try:
             rows = alerts.log(self.paths, after_id=self.last_id)
         except Exception:
             return []
+        self._stamp = stamp
         for a in rows:
             self.last_id = max(self.last_id, int(a["id"]))
             self.app.notify(a["message"], title="tokmon alert", severity="warning", timeout=30)

@@ -525,6 +525,9 @@ class DashboardState:
         self.baseline_total: tuple[int, float] = (0, 0.0)
         self.reset_pending = True  # the first snapshot sets the "since start" baseline
         self._visible: list[str] = []
+        # the last snapshot's session views (they do not depend on the clock; the dashboard
+        # redraws every second): (snapshot, baseline, views), compared by identity
+        self._views: tuple[Snapshot, Any, list[SessionView]] | None = None
 
     # ---- reset
     def request_reset(self) -> None:
@@ -569,11 +572,17 @@ class DashboardState:
     def view(self, snap: Snapshot, now: float) -> DashboardView:
         s = snap.summary
         meta = snap.metadata or {}
-        rows = [r for r in (s.get("activeSessions") or []) if isinstance(r, Mapping)]
-        sessions_all = [
-            session_view(r, meta.get(str(r.get("sessionId"))), self.baseline_sessions) for r in rows
-        ]
-        _disambiguate(sessions_all)
+        kept = self._views
+        if kept is not None and kept[0] is snap and kept[1] is self.baseline_sessions:
+            sessions_all = kept[2]
+        else:
+            rows = [r for r in (s.get("activeSessions") or []) if isinstance(r, Mapping)]
+            sessions_all = [
+                session_view(r, meta.get(str(r.get("sessionId"))), self.baseline_sessions)
+                for r in rows
+            ]
+            _disambiguate(sessions_all)
+            self._views = (snap, self.baseline_sessions, sessions_all)
         sessions = [x for x in sessions_all if matches(x, self.filter_text)]
         self._visible = [x.session_id for x in sessions]
         selected: int | None = None
