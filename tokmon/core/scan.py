@@ -353,9 +353,9 @@ def _scan_all(
     if _threads():
         # the native scanner parses with the GIL released: threads of this process share
         # the scan (no second interpreter, rows not pickled); same tasks, same merge order
-        from concurrent.futures import ThreadPoolExecutor
+        from tokmon.core.taskpool import ThreadPool  # (not concurrent.futures: see there)
 
-        tpool = ThreadPoolExecutor(max_workers=len(chunks) - 1, thread_name_prefix="tokmon-scan")
+        tpool = ThreadPool(len(chunks) - 1, "tokmon-scan")
         yield from _pooled(tpool, chunks, sizes_of(items), pricing, ordered)
         return
     try:
