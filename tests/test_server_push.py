@@ -202,6 +202,22 @@ def test_limits_ingest_reads_only_the_hinted_transcripts(tmp_path: Path) -> None
     assert got["markers"] == 1
 
 
+def _poked_server(tmp_path: Path, claude: Path) -> tuple[dict[str, str], JsonlProc, Any]:
+    """A server whose limits monitor wakes only when poked (a fallback of an hour), once it
+    pushed its first status: (its environment, the server, that first status)."""
+    env = server_env(
+        tmp_path / "srv", claude, CODEX_HOME=str(tmp_path / "codex"), TOKMON_LIMITS_FALLBACK="3600"
+    )
+    proc = JsonlProc(env)
+    try:
+        proc.call("tokmon/summary", timeout=120)
+        first = proc.wait_note("tokmon/limitsChanged", timeout=60)
+    except BaseException:
+        proc.close()
+        raise
+    return env, proc, first
+
+
 def test_server_pushes_a_limit_reached_line_of_a_watched_transcript(tmp_path: Path) -> None:
     """End to end: the watcher's changed transcript reaches the limits monitor (which no
     longer lists every transcript after its first pass)."""
@@ -210,13 +226,8 @@ def test_server_pushes_a_limit_reached_line_of_a_watched_transcript(tmp_path: Pa
     u = Usage(claude / "projects")
     u.add(now - HOUR)
     # a fallback of an hour: only the watcher's poke after the refresh can bring the marker
-    env = server_env(
-        tmp_path / "srv", claude, CODEX_HOME=str(tmp_path / "codex"), TOKMON_LIMITS_FALLBACK="3600"
-    )
-    proc = JsonlProc(env)
+    _, proc, first = _poked_server(tmp_path, claude)
     try:
-        proc.call("tokmon/summary", timeout=120)
-        first = proc.wait_note("tokmon/limitsChanged", timeout=60)
         assert first["limitReached"] == []
         resets = int(now + 3 * HOUR)
         u.marker(time.time(), resets)
@@ -236,13 +247,8 @@ def test_a_statusline_write_reaches_the_server_at_once(tmp_path: Path) -> None:
     monitor's fallback (an hour here)."""
     claude = tmp_path / "claude"
     (claude / "projects").mkdir(parents=True)
-    env = server_env(
-        tmp_path / "srv", claude, CODEX_HOME=str(tmp_path / "codex"), TOKMON_LIMITS_FALLBACK="3600"
-    )
-    proc = JsonlProc(env)
+    env, proc, first = _poked_server(tmp_path, claude)
     try:
-        proc.call("tokmon/summary", timeout=120)
-        first = proc.wait_note("tokmon/limitsChanged", timeout=60)
         assert first["windows"] == []
         resets = time.time() + 4 * HOUR
         for used in (42.0, 57.0):
