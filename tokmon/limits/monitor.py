@@ -5,9 +5,8 @@ and the engine's data version when poked (:meth:`LimitsMonitor.poke`: the live s
 watcher pokes it after each refresh and when the database's directory changes) and otherwise
 at each :data:`RESCAN` boundary (the clock's changes: a figure turning stale, a window
 resetting; Codex's unwatched files; a writer no watcher sees), never twice within
-:data:`INTERVAL` seconds.  When either moved, or a RESCAN
-boundary passed, it runs
-one evaluation (:func:`tokmon.limits.run.evaluate`: ingest, status, budgets, fire-once
+:data:`INTERVAL` seconds.  When either moved, or a RESCAN boundary passed, it runs one
+evaluation (:func:`tokmon.limits.run.evaluate`: ingest, status, budgets, fire-once
 alerts), pushes ``tokmon/limitsChanged`` with the status when the figures changed, and
 one ``tokmon/alert`` per alert row it has not pushed yet (fired by any process).
 
