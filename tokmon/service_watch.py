@@ -38,8 +38,7 @@ def attach_watcher(
     eng = service.engine_if_started
     agents = eng.agents if eng is not None else None
     logs = usage_filter(agents.roots() if agents is not None else [])
-    from tokmon.limits.history import db_path
-    from tokmon.limits.monitor import is_history_file
+    from tokmon.limits.history import db_path, is_history_file
     from tokmon.paths import get_paths
 
     history_dir = db_path(get_paths(service.env)).parent

@@ -70,18 +70,30 @@ def db_path(paths: Any) -> Path:
     return Path(paths.data_dir) / DB_NAME
 
 
+def stamp_files(paths: Any) -> tuple[str, str]:
+    """The history database and its WAL: the files :func:`db_stamp` looks at."""
+    db = str(db_path(paths))
+    return db, db + "-wal"
+
+
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a file, None when absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 def db_stamp(paths: Any) -> tuple[tuple[int, int] | None, ...]:
     """(mtime_ns, size) of the history database and its WAL (None where absent): a cheap
     "has anything been written" check for pollers."""
-    p = db_path(paths)
-    out: list[tuple[int, int] | None] = []
-    for suffix in ("", "-wal"):
-        try:
-            st = (p.parent / (p.name + suffix)).stat()
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    return tuple(map(file_stamp, stamp_files(paths)))
+
+
+def is_history_file(name: str) -> bool:
+    """Whether a file name is the history database or one of its SQLite files."""
+    return name.startswith(DB_NAME)
 
 
 def _create_private(path: Path) -> None:

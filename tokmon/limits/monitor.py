@@ -19,7 +19,6 @@ official window or budget period on.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -136,18 +135,18 @@ class LimitsMonitor:
     def poll(self) -> None:
         """One check (public for tests)."""
         svc = self.service
+        from tokmon.limits.history import file_stamp, stamp_files
+
         if self._paths is None:
-            from tokmon.limits.history import db_path
             from tokmon.paths import get_paths
 
             self._paths = get_paths(svc.env)
-            db = str(db_path(self._paths))
-            self._stamp_files = (db, db + "-wal")
+            self._stamp_files = stamp_files(self._paths)
         paths = self._paths
         eng = svc.engine_if_started
         # agents' files (Codex) are not watched: look at them at least every RESCAN seconds
         stamp = (
-            tuple(map(_file_stamp, self._stamp_files)),
+            tuple(map(file_stamp, self._stamp_files)),
             getattr(eng, "version", None),
             int(time.monotonic() // RESCAN),
             self._hints,
@@ -200,22 +199,6 @@ def _fallback(env: Any) -> float | None:
     except ValueError:
         return None
     return v if 0 < v <= 86400 else None
-
-
-def _file_stamp(path: str) -> tuple[int, int] | None:
-    """(mtime_ns, size) of a file, None when absent (as ``history.db_stamp``)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-def is_history_file(name: str) -> bool:
-    """Whether a file name is the limits history database or one of its SQLite files."""
-    from tokmon.limits.history import DB_NAME
-
-    return name.startswith(DB_NAME)
 
 
 def start(service: Any, loop: Any, emit: Callable[[list[tuple[str, Any]]], None]) -> LimitsMonitor:
