@@ -11,11 +11,11 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tokmon.fsutil import atomic_write
+from tokmon.leanclass import dataclass, field
 from tokmon.paths import TokmonPaths
 
 

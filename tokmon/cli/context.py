@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tokmon import lazylog
 from tokmon.config import Config, load_config
+from tokmon.leanclass import dataclass, field
 from tokmon.paths import TokmonPaths, get_paths
 
 if TYPE_CHECKING:

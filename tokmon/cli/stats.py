@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from tokmon.leanclass import replace
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 

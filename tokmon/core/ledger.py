@@ -28,13 +28,13 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokmon.core.digest import sha1_hex
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
+from tokmon.leanclass import dataclass, field
 
 SCHEMA_VERSION = 1
 LEDGER_VERSION = SCHEMA_VERSION  # what `tokmon doctor` shows

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tokmon.core.model import ROW_COST, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL
+from tokmon.leanclass import dataclass, field
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "prices.json"
 _PER_M = 1e-6

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from tokmon.core.digest import blake2b
+from tokmon.leanclass import dataclass
 
 MAX_LINE = 16 * 1024 * 1024  # longer lines are skipped and counted
 _CHUNK = 1024 * 1024  # read size; the buffer grows for longer lines

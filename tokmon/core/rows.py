@@ -12,12 +12,12 @@ Two key orders exist for the same sums: rows and Summary periods say ``totalToke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from tokmon.core.model import JSON, JSONObject
 from tokmon.core.rows_blocks import BlocksReport
 from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
+from tokmon.leanclass import dataclass
 
 #: a period row's label key
 PeriodLabel = Literal["date", "week", "month"]

@@ -5,8 +5,9 @@ dataclasses (~5 ms of its imports).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from tokmon.leanclass import dataclass
 
 if TYPE_CHECKING:
     from tokmon.core.model import Block, JSONObject

@@ -14,12 +14,12 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tokmon.core import reader as _reader
 from tokmon.core.parser import LineStats, native_scanner, native_trim, scan_lines, scan_whole
 from tokmon.core.reader import LineReader, give_buffer, take_buffer, trim_pool
+from tokmon.leanclass import dataclass, field
 
 if TYPE_CHECKING:
     from tokmon.core.pricing import RowPricer

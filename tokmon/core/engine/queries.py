@@ -6,7 +6,6 @@ import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tokmon.core import aggregate
@@ -18,6 +17,7 @@ from tokmon.core.blocks import (
 )
 from tokmon.core.model import UsageRecord
 from tokmon.core.timeutil import WEEKDAYS, DateKeyer, parse_day, resolve_tz
+from tokmon.leanclass import replace
 
 if TYPE_CHECKING:  # the typed rows are imported where a report is built (see aggregate)
     from tokmon.core.model_blocks import Block

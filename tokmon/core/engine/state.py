@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from tokmon.core.ledger import AgentRows, Ledger, LedgerDB
 from tokmon.core.model import UsageRecord
 from tokmon.core.pricing import PriceTable
 from tokmon.core.reader import FileState
+from tokmon.leanclass import dataclass, field
 from tokmon.paths import TokmonPaths
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ import sqlite3
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +39,7 @@ from tokmon.core.ledger import (
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.fsutil import FileLock, LockTimeout
+from tokmon.leanclass import dataclass
 
 if TYPE_CHECKING:
     from tokmon.core.rollups import Rollups
