@@ -13,13 +13,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from tokmon.leanclass import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import tokmon
 from tokmon.core.live import save_engine
+from tokmon.leanclass import replace
 
 if TYPE_CHECKING:  # the engine is imported when the service starts, not with this module
     from tokmon.core.engine import Engine

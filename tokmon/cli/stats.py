@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from tokmon.leanclass import replace
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from tokmon.cli.render import (
     write_wrapped,
 )
 from tokmon.core.summary_rows import ActiveBlock, Official, Summary, TokenLimit
+from tokmon.leanclass import replace
 from tokmon.textsafe import NAME_MAX, clip
 
 if TYPE_CHECKING:
