@@ -79,7 +79,7 @@ d = Path(tempfile.mkdtemp())
 try:
     db = ledger.LedgerDB(d / "b.sqlite3", build=True)
     roll = Rollups(db.conn, lambda *a, **k: [])
-    db.on_bulk = lambda reader: roll.rebuild_sql("claude", db.records_sql(checked=False), reader)
+    db.on_bulk = lambda reader, *cells: roll.rebuild_sql("claude", db.records_sql(checked=False), reader, *cells)
     t0 = time.thread_time()
     st = db.stage(size)
     for stream, rows in arrivals:

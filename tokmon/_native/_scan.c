@@ -28,7 +28,8 @@
 #include <Python.h>
 
 #include <errno.h>
-#include <math.h> /* signbit */
+#include <limits.h> /* LLONG_MAX */
+#include <math.h> /* signbit, fabs */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2108,6 +2109,216 @@ static PyObject *t_trim(PyObject *self, PyObject *args) {
     return PyLong_FromLong(n);
 }
 
+/* --- a file's rows summed per cell, for the cold build's stored sums (ledger.Stage) ------- */
+
+/* tokmon.core.rollups' SQL, per row: the 15-minute bucket and the cost in picodollars (the
+ * same float operations in the same order: see _BUCKET_SQL and _PICO_SQL) */
+#define CELL_SECONDS 900
+
+static int cell_pico(double cost, long long *out) {
+    volatile double p = cost * 1000000000000.0;
+    volatile double d;
+    long long t;
+    double ad;
+    if (!(p > -9.0e18 && p < 9.0e18)) return 0; /* (also NaN): SQLite would saturate */
+    t = (long long)p;
+    d = p - (double)t;
+    ad = fabs(d);
+    if (ad < 0.5)
+        *out = t;
+    else if (ad > 0.5)
+        *out = t + (d > 0) - (d < 0);
+    else
+        *out = t + t % 2; /* a tie to the even side (C's % keeps the dividend's sign, as SQL) */
+    return 1;
+}
+
+static int cell_bucket(double ts, long long *out) {
+    volatile double q = ts / CELL_SECONDS;
+    long long b;
+    if (!(ts >= 0.0 && q < 9.0e15)) return 0;
+    b = (long long)q;
+    *out = b - ((double)(b * CELL_SECONDS) > ts);
+    return 1;
+}
+
+static int add_ll(long long *acc, long long v) {
+    if (v > 0 ? *acc > LLONG_MAX - v : *acc < LLONG_MIN - v) return 0;
+    *acc += v;
+    return 1;
+}
+
+typedef struct {
+    long long bucket;
+    PyObject *model, *session, *project; /* borrowed from the rows */
+    long long sums[7];                   /* input, output, cc, c1h, cr, pico, rows */
+    double first, last;
+} cell_t;
+
+static size_t cell_hash(long long bucket, PyObject *model, PyObject *session, PyObject *project) {
+    size_t h = (size_t)bucket * 0x9E3779B97F4A7C15ull;
+    h = (h ^ (size_t)(uintptr_t)model) * 0x100000001B3ull;
+    h = (h ^ (size_t)(uintptr_t)session) * 0x100000001B3ull;
+    h = (h ^ (size_t)(uintptr_t)project) * 0x100000001B3ull;
+    return h ^ (h >> 29);
+}
+
+/* FNV-1a, 32 bits, of the key's UTF-8: equal keys in the rows of one run hash alike */
+static uint32_t key_hash(const char *s, Py_ssize_t n) {
+    uint32_t h = 2166136261u;
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static PyObject *t_cells(PyObject *self, PyObject *rows) {
+    Py_ssize_t n, i, ncells = 0, last = -1;
+    size_t cap = 16, mask;
+    cell_t *cells = NULL;
+    Py_ssize_t *slot = NULL;
+    PyObject *hashes = NULL, *out = NULL, *list = NULL;
+    uint32_t *hp;
+    (void)self;
+    if (!PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "cells: a list of rows");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(rows);
+    while (cap < (size_t)n * 2) cap <<= 1;
+    mask = cap - 1;
+    hashes = PyBytes_FromStringAndSize(NULL, n * 4);
+    cells = (cell_t *)PyMem_Malloc((n ? n : 1) * sizeof(cell_t));
+    slot = (Py_ssize_t *)PyMem_Malloc(cap * sizeof(Py_ssize_t));
+    if (hashes == NULL || cells == NULL || slot == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(slot, 0xff, cap * sizeof(Py_ssize_t)); /* -1: empty */
+    hp = (uint32_t *)PyBytes_AS_STRING(hashes);
+    for (i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i), **f;
+        long long v[7], bucket;
+        double ts, cost;
+        const char *key;
+        Py_ssize_t klen, c;
+        int k, overflow;
+        cell_t *cl;
+        if (!PyList_Check(row) || PyList_GET_SIZE(row) < 11) goto unfit;
+        f = ((PyListObject *)row)->ob_item;
+        if (!(PyFloat_CheckExact(f[0]) || PyLong_CheckExact(f[0])) ||
+            !(PyFloat_CheckExact(f[10]) || PyLong_CheckExact(f[10])) ||
+            !PyUnicode_CheckExact(f[1]) || !PyUnicode_CheckExact(f[2]) ||
+            !PyUnicode_CheckExact(f[3]) || !PyUnicode_CheckExact(f[9]))
+            goto unfit;
+        ts = PyFloat_AsDouble(f[0]);
+        cost = PyFloat_AsDouble(f[10]);
+        if (PyErr_Occurred()) goto unfit;
+        for (k = 0; k < 5; k++) {
+            if (!PyLong_CheckExact(f[4 + k])) goto unfit;
+            v[k] = PyLong_AsLongLongAndOverflow(f[4 + k], &overflow);
+            if (overflow || (v[k] == -1 && PyErr_Occurred())) goto unfit;
+        }
+        if (!cell_pico(cost, &v[5]) || !cell_bucket(ts, &bucket)) goto unfit;
+        v[6] = 1;
+        key = PyUnicode_AsUTF8AndSize(f[9], &klen);
+        if (key == NULL) goto unfit;
+        hp[i] = key_hash(key, klen);
+        if (last >= 0 && cells[last].bucket == bucket && cells[last].model == f[3] &&
+            cells[last].session == f[1] && cells[last].project == f[2]) {
+            c = last;
+        } else {
+            size_t h = cell_hash(bucket, f[3], f[1], f[2]) & mask;
+            for (;;) {
+                c = slot[h];
+                if (c < 0) {
+                    c = slot[h] = ncells++;
+                    cl = &cells[c];
+                    cl->bucket = bucket;
+                    cl->model = f[3];
+                    cl->session = f[1];
+                    cl->project = f[2];
+                    memset(cl->sums, 0, sizeof cl->sums);
+                    cl->first = cl->last = ts;
+                    break;
+                }
+                cl = &cells[c];
+                if (cl->bucket == bucket && cl->model == f[3] && cl->session == f[1] &&
+                    cl->project == f[2])
+                    break;
+                h = (h + 1) & mask;
+            }
+            last = c;
+        }
+        cl = &cells[c];
+        for (k = 0; k < 7; k++)
+            if (!add_ll(&cl->sums[k], v[k])) goto unfit;
+        if (ts < cl->first) cl->first = ts;
+        if (ts > cl->last) cl->last = ts;
+    }
+    list = PyList_New(ncells);
+    if (list == NULL) goto done;
+    for (i = 0; i < ncells; i++) {
+        cell_t *cl = &cells[i];
+        PyObject *t = Py_BuildValue("(LOOOLLLLLLLdd)", cl->bucket, cl->model, cl->session,
+                                    cl->project, cl->sums[0], cl->sums[1], cl->sums[2],
+                                    cl->sums[3], cl->sums[4], cl->sums[5], cl->sums[6],
+                                    cl->first, cl->last);
+        if (t == NULL) goto done;
+        PyList_SET_ITEM(list, i, t);
+    }
+    out = PyTuple_Pack(2, list, hashes);
+    goto done;
+unfit: /* a row the cells cannot be summed for here: None, the caller sums in SQL */
+    PyErr_Clear();
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(list);
+    Py_XDECREF(hashes);
+    PyMem_Free(cells);
+    PyMem_Free(slot);
+    return out;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static PyObject *t_dups(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    uint32_t *v;
+    size_t n, i;
+    PyObject *out;
+    (void)self;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    n = (size_t)view.len / 4;
+    v = (uint32_t *)PyMem_Malloc((n ? n : 1) * 4);
+    out = PySet_New(NULL);
+    if (v == NULL || out == NULL) {
+        PyBuffer_Release(&view);
+        PyMem_Free(v);
+        Py_XDECREF(out);
+        return PyErr_NoMemory();
+    }
+    memcpy(v, view.buf, n * 4);
+    PyBuffer_Release(&view);
+    qsort(v, n, 4, cmp_u32);
+    for (i = 1; i < n; i++) {
+        if (v[i] == v[i - 1]) { /* (a set: a value seen three times is added once) */
+            PyObject *h = PyLong_FromUnsignedLong(v[i]);
+            if (h == NULL || PySet_Add(out, h) < 0) {
+                Py_XDECREF(h);
+                Py_DECREF(out);
+                PyMem_Free(v);
+                return NULL;
+            }
+            Py_DECREF(h);
+        }
+    }
+    PyMem_Free(v);
+    return out;
+}
+
 /* --- test hooks: the pre-pass must really run (its speed-up cannot vanish unseen) --------- */
 
 /* ``test`` on the bytes of ``arg``, as a bool */
@@ -2184,6 +2395,15 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"_fingerprint", t_fingerprint, METH_VARARGS,
      "_fingerprint(buf, end) -> str: reader.fingerprint's digest of buf[:end] (tests)."},
+    {"cells", t_cells, METH_O,
+     "cells(rows) -> (cells, hashes) | None: the rows (lists in record field order, priced)\n"
+     "summed per (bucket, model, session, project) as tokmon.core.rollups sums them in SQL\n"
+     "(bucket, model, session, project, input, output, cc, c1h, cr, pico, rows, first, last),\n"
+     "and a 32-bit hash of each row's key (4 bytes a row, native order); None when a row is\n"
+     "not one these sums fit (the caller then sums in SQL)."},
+    {"dups", t_dups, METH_O,
+     "dups(hashes) -> set: the 32-bit values (native order, as cells() gives them) found more\n"
+     "than once in the buffer."},
     {"_trim", t_trim, METH_NOARGS,
      "_trim() -> int: free the buffers kept between calls (the scan's end); returns how many\n"
      "sets there were."},

@@ -27,9 +27,12 @@ import os
 import sqlite3
 import threading
 import uuid
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+from tokmon.core.cellsums import summers
 from tokmon.core.digest import sha1_hex
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
@@ -73,6 +76,11 @@ CREATE TABLE IF NOT EXISTS agent_state (agent TEXT PRIMARY KEY, body BLOB NOT NU
 """
 # A record's columns in UsageRecord field order (a fetched row is a record's tuple).
 COLS = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
+# A partial cell's (tokmon.core.cellsums.Cell), staged by a direct build
+_PC_COLS = (
+    "b INTEGER, model TEXT, session TEXT, project TEXT, i INTEGER, o INTEGER, cc INTEGER,"
+    " c1h INTEGER, cr INTEGER, pico INTEGER, n INTEGER, first REAL, last REAL"
+)
 _UPSERT = (
     f"INSERT INTO records ({COLS}, agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (key) DO UPDATE SET ts=excluded.ts, session=excluded.session, "
@@ -113,6 +121,9 @@ SIDE_READER_CACHE = -500
 #: a build's page cache (KiB, negative), at least: 1/256 of the bytes to scan, up to 16 MB
 #: (see build_cache: the peak RSS of a cold scan; docs/performance.md, ninth session)
 BUILD_CACHE = -2000
+#: a direct build's stored cells summed from each file's rows as they come, only the sessions
+#: of keys read more than once summed again from the records (Stage.cell_source)
+PARTIAL_CELLS = True
 STAGE_CACHE = -256  # the stage's (KiB): its tables are only appended to and read in order
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
@@ -344,7 +355,11 @@ class LedgerDB:
         self.on_reprice: Callable[[], None] | None = None
         # Called inside merge_staged's transaction after a bulk load (every record is new),
         # with a second connection that reads the records committed (a build) or None.
-        self.on_bulk: Callable[[sqlite3.Connection | None], None] | None = None
+        # the stored sums after a bulk load: (a second reader or None, a build's partial
+        # cells as (table, sessions table) or None; see merge_staged)
+        self.on_bulk: Callable[[sqlite3.Connection | None, tuple[str, str] | None], None] | None = (
+            None
+        )
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -925,7 +940,7 @@ class LedgerDB:
                             reader = self._side_reader()
                             syncer = self._sync_behind()
                         try:
-                            self.on_bulk(reader)
+                            self.on_bulk(reader, stage.cell_source() if stage.direct else None)
                         finally:
                             if reader is not None:
                                 reader.close()
@@ -1290,14 +1305,29 @@ class Stage:
         self.direct = direct
         self.cache = 0  # a build's page cache for the merge (KiB, negative; see LedgerDB.stage)
         self.loaded = 0  # rows of FIRST sent straight to ``records`` (direct)
+        self.dirty = -1  # sessions whose cells are summed from the records (cell_source)
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
+        # a direct build's partial cells (see cell_source): pending ones, how many are in
+        # the table, every row's key hash, per call of add: its first hash, its rows, its
+        # first partial cell (rowid) and how many
+        self._cells_ok = direct and PARTIAL_CELLS
+        self._row_cells: Any = None
+        self._dups: Any = None
+        if self._cells_ok:
+            self._row_cells, self._dups = summers()
+        self._pc: list[tuple[Any, ...]] = []
+        self._pc_n = 0
+        self._hashes = bytearray()
+        self._adds = array("i")
         with db._mu:
             conn = db.conn
             with contextlib.suppress(sqlite3.Error):  # (one a failed refresh left attached)
                 conn.execute(f"DETACH DATABASE {self.SCHEMA}")
             conn.execute(f"ATTACH DATABASE '' AS {self.SCHEMA}")  # on disk, not in RAM
             conn.execute(f"PRAGMA {self.SCHEMA}.cache_size={STAGE_CACHE}")
+            if self._cells_ok:
+                conn.execute(f"CREATE TABLE {self.SCHEMA}.pc ({_PC_COLS})")
             if direct:
                 conn.execute("BEGIN IMMEDIATE")
                 if DIRECT_INDEXES_AFTER:  # built once, after the load (merge_staged)
@@ -1331,6 +1361,8 @@ class Stage:
         (``direct``: the rows of :data:`FIRST` to ``records``)."""
         if not rows:
             return
+        if self._cells_ok:
+            self._sum_cells(rows)
         pending = self._pending.get(stream)
         if pending is None:
             if not (self.direct and stream == self.FIRST):
@@ -1370,6 +1402,65 @@ class Stage:
             if full < n:
                 conn.executemany(one, pending[full:n])
         del pending[:n]
+
+    def _sum_cells(self, rows: list[list[object]]) -> None:
+        got = self._row_cells(rows)
+        if got is None:  # a row these sums do not fit: every cell summed in SQL
+            self._cells_ok = False
+            self._pc, self._hashes, self._adds = [], bytearray(), array("i")
+            return
+        cells, hashes = got
+        self._adds.extend(
+            (len(self._hashes) // 4, len(rows), self._pc_n + len(self._pc) + 1, len(cells))
+        )
+        self._hashes += hashes
+        self._pc += cells
+        if len(self._pc) >= 64:
+            self._flush_cells()
+
+    def _flush_cells(self) -> None:
+        if self._pc:
+            with self.db._mu:
+                self.db.conn.executemany(
+                    f"INSERT INTO {self.SCHEMA}.pc VALUES ({','.join('?' * 13)})", self._pc
+                )
+            self._pc_n += len(self._pc)
+            self._pc = []
+
+    def cell_source(self) -> tuple[str, str] | None:
+        """The stored cells' source for a direct build (see Rollups.rebuild_sql): the table of
+        the partial cells summed from each call's rows and a table of the sessions to sum
+        from the records instead: those of every call that had a row whose key hash came
+        more than once (any two rows of one key are then in such calls). None when the rows
+        did not fit the partial sums (every cell is summed from the records)."""
+        if not self._cells_ok:
+            return None
+        self._flush_cells()
+        dups = self._dups(self._hashes)
+        dirty: set[str] = set()
+        with self.db._mu:
+            conn = self.db.conn
+            if dups:
+                h = memoryview(self._hashes).cast("I")
+                a = self._adds
+                for j in range(0, len(a), 4):
+                    at, n, pc, npc = a[j : j + 4]
+                    if not dups.isdisjoint(h[at : at + n]):
+                        dirty.update(
+                            r[0]
+                            for r in conn.execute(
+                                f"SELECT DISTINCT session FROM {self.SCHEMA}.pc"
+                                " WHERE rowid >= ? AND rowid < ?",
+                                (pc, pc + npc),
+                            )
+                        )
+            conn.execute(
+                f"CREATE TABLE {self.SCHEMA}.dirty (session TEXT PRIMARY KEY) WITHOUT ROWID"
+            )
+            conn.executemany(f"INSERT INTO {self.SCHEMA}.dirty VALUES (?)", [(x,) for x in dirty])
+        self._hashes, self._adds = bytearray(), array("i")
+        self.dirty = len(dirty)
+        return f"{self.SCHEMA}.pc", f"{self.SCHEMA}.dirty"
 
     def flush(self) -> None:
         """Insert every row still held (before the tables are read)."""

@@ -428,7 +428,11 @@ class Rollups:
         )
 
     def rebuild_sql(
-        self, agent: str, source: str, reader: sqlite3.Connection | None = None
+        self,
+        agent: str,
+        source: str,
+        reader: sqlite3.Connection | None = None,
+        cells: tuple[str, str] | None = None,
     ) -> None:
         """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
         this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
@@ -441,7 +445,13 @@ class Rollups:
         these records and their ``ts`` index (a private build, see
         :meth:`~tokmon.core.ledger.LedgerDB.merge_staged`): the blocks' spans and costs are
         read through it by a thread while this connection builds the cells (SQLite runs
-        without the GIL: on two cores, the two take the time of the longer)."""
+        without the GIL: on two cores, the two take the time of the longer).
+
+        ``cells``: a cold build's partial cells (``ledger.Stage.cell_source``): a table of
+        cells summed from the rows of each file (:mod:`tokmon.core.cellsums`), and a table
+        of the sessions whose cells are summed from ``source`` instead (those with a key read
+        more than once, where the dedup decided): the same cells, without sorting every
+        record."""
         self.clear()
         c = self.conn
         spans: list[_Span] | None = None
@@ -463,14 +473,28 @@ class Rollups:
             # their pages would be full, and the first new cells of the appends that follow
             # would split them up the tree: ~7 more pages a save; docs/performance.md,
             # eleventh session)
-            c.execute(
-                "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
-                " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts),"
-                f" max(ts) FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input,"
-                f" output, cc, c1h, cr, {_PICO_SQL} AS pico, ts FROM ({source}))"
-                " GROUP BY b, model, session, project",
-                (agent,),
-            )
+            if cells is None:
+                c.execute(
+                    "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
+                    " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts),"
+                    f" max(ts) FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input,"
+                    f" output, cc, c1h, cr, {_PICO_SQL} AS pico, ts FROM ({source}))"
+                    " GROUP BY b, model, session, project",
+                    (agent,),
+                )
+            else:
+                part, dirty = cells
+                c.execute(
+                    "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(i),"
+                    " sum(o), sum(cc), sum(c1h), sum(cr), sum(pico), sum(n), min(first),"
+                    " max(last) FROM (SELECT b, model, session, project, i, o, cc, c1h, cr,"
+                    f" pico, n, first, last FROM {part} WHERE session NOT IN (SELECT session"
+                    f" FROM {dirty}) UNION ALL SELECT {_BUCKET_SQL}, model, session, project,"
+                    f" input, output, cc, c1h, cr, {_PICO_SQL}, 1, ts, ts FROM ({source})"
+                    f" WHERE session IN (SELECT session FROM {dirty}))"
+                    " GROUP BY b, model, session, project",
+                    (agent,),
+                )
             c.execute(  # a record count per project: its cells' counts (fewer rows than records)
                 "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
                 " WHERE agent=? GROUP BY project",
