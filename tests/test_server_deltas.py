@@ -269,10 +269,9 @@ def _wal_pages(db_file: Path, page: int) -> int:
     return max(0, (size - 32) // (page + 24))
 
 
-def _save_cost(tmp_path: Path, sessions: int) -> tuple[int, int, int]:
+def _save_cost(tmp_path: Path, sessions: int, now: float) -> tuple[int, int, int]:
     """(pages written, rows changed, database bytes) by the refresh and save of one
-    appended line, after a history of ``sessions`` sessions."""
-    now = time.time()
+    appended line at ``now``, after a history of ``sessions`` sessions."""
     hist = _history(tmp_path / "claude", sessions, 20, now)
     svc = _service(tmp_path)
     eng = svc.engine
@@ -297,12 +296,19 @@ def test_a_save_after_a_push_writes_only_what_changed(tmp_path: Path) -> None:
     """The ledger pages and rows written for one appended line do not grow with the history
     (40 vs 800 sessions, a database 20x bigger); a whole-history rewrite would write every
     page."""
-    small = _save_cost(tmp_path / "small", 40)
-    big = _save_cost(tmp_path / "big", 800)
+    # one time for both: a 15-minute bucket or an hour starting between the two would give
+    # only one of them a new stored-sums cell and block (6 more pages: one run in the
+    # fourteenth session's suite, 24 against 33)
+    now = time.time()
+    small = _save_cost(tmp_path / "small", 40, now)
+    big = _save_cost(tmp_path / "big", 800, now)
     pages_s, rows_s, size_s = small
     pages_b, rows_b, size_b = big
     assert size_b > 10 * size_s
     assert rows_b == rows_s and 0 < rows_b < 40, (small, big)
     page = 4096
-    assert pages_b <= pages_s + 8, (small, big)  # a deeper B-tree may touch a few more pages
+    # A deeper B-tree touches a few more pages, how many depends on where the history's days
+    # fall (24 against 26-33 pages seen for the same code at different times of day); a
+    # rewrite of the history would be ~1,700 pages here (the bound below, and this one)
+    assert pages_b <= pages_s + 12, (small, big)
     assert pages_b * page < size_b / 20, (small, big)
