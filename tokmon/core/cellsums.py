@@ -4,8 +4,8 @@ The stored sums' cells (``rollup_cell``: per 15-minute bucket, model, session an
 are, for a cold build, a ``GROUP BY`` over every record: ~50 ms of the build's serial tail at
 500 MB, most of it SQLite sorting ~32,000 wide rows. But a record is a row the scan read, and
 a row whose key no other file has is its own record: so the cells can be summed from each
-file's rows as they come (:func:`row_cells`, in C: ~0.05 us a row), and only the sessions
-that hold a row whose key came more than once (a resumed session's copied lines: 78 of 1,106
+file's rows as they come (:func:`row_cells`, in C), and only the sessions of the files that
+hold a row whose key came more than once (a resumed session's copied lines: 169 of 1,106
 sessions at 500 MB) are summed again from the records, where the dedup has decided. The
 keys are compared by a 32-bit hash (:func:`dup_hashes`); two keys that share one only send
 more sessions to the records. docs/performance.md, fourteenth session.
