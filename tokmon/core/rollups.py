@@ -163,6 +163,16 @@ _BUCKET_Q = f"CAST(ts / {BUCKET} AS INTEGER)"
 _BUCKET_SQL = f"({_BUCKET_Q} - ({_BUCKET_Q} * {BUCKET} > ts))"
 
 
+def _cell_rows(source: str, where: str = "") -> str:
+    """Each record of ``source`` as its cell's share (the rows the cells' ``GROUP BY`` sums:
+    bucket, model, session, project, token sums, picodollars, a count, first and last time);
+    a cold build's partial cells (tokmon.core.cellsums) are rows of the same columns."""
+    return (
+        f"SELECT {_BUCKET_SQL} AS b, model, session, project, input AS i, output AS o, cc, c1h,"
+        f" cr, {_PICO_SQL} AS pico, 1 AS n, ts AS first, ts AS last FROM ({source}){where}"
+    )
+
+
 # one block read from the records: first, start, the next block's first (None: the last),
 # a record exactly on its end, its costs in (ts, key) order
 _Span = tuple[float, float, "float | None", bool, list[float]]
@@ -474,27 +484,21 @@ class Rollups:
             # would split them up the tree: ~7 more pages a save; docs/performance.md,
             # eleventh session)
             if cells is None:
-                c.execute(
-                    "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(input),"
-                    " sum(output), sum(cc), sum(c1h), sum(cr), sum(pico), count(*), min(ts),"
-                    f" max(ts) FROM (SELECT {_BUCKET_SQL} AS b, model, session, project, input,"
-                    f" output, cc, c1h, cr, {_PICO_SQL} AS pico, ts FROM ({source}))"
-                    " GROUP BY b, model, session, project",
-                    (agent,),
-                )
+                rows = _cell_rows(source)
             else:
                 part, dirty = cells
-                c.execute(
-                    "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(i),"
-                    " sum(o), sum(cc), sum(c1h), sum(cr), sum(pico), sum(n), min(first),"
-                    " max(last) FROM (SELECT b, model, session, project, i, o, cc, c1h, cr,"
-                    f" pico, n, first, last FROM {part} WHERE session NOT IN (SELECT session"
-                    f" FROM {dirty}) UNION ALL SELECT {_BUCKET_SQL}, model, session, project,"
-                    f" input, output, cc, c1h, cr, {_PICO_SQL}, 1, ts, ts FROM ({source})"
-                    f" WHERE session IN (SELECT session FROM {dirty}))"
-                    " GROUP BY b, model, session, project",
-                    (agent,),
+                rows = (
+                    "SELECT b, model, session, project, i, o, cc, c1h, cr, pico, n, first, last"
+                    f" FROM {part} WHERE session NOT IN (SELECT session FROM {dirty}) UNION ALL "
+                    + _cell_rows(source, f" WHERE session IN (SELECT session FROM {dirty})")
                 )
+            c.execute(
+                "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(i), sum(o),"
+                " sum(cc), sum(c1h), sum(cr), sum(pico), sum(n), min(first), max(last) FROM ("
+                + rows
+                + ") GROUP BY b, model, session, project",
+                (agent,),
+            )
             c.execute(  # a record count per project: its cells' counts (fewer rows than records)
                 "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
                 " WHERE agent=? GROUP BY project",
