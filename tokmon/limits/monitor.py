@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tokmon.limits.history import file_stamp, stamp_files
+
 log = logging.getLogger(__name__)
 INTERVAL = 1.0  # the shortest time between two checks (a burst of pokes: one check a second)
 RESCAN = 30.0  # an evaluation at least this often (monotonic boundaries), changed or not
@@ -135,8 +137,6 @@ class LimitsMonitor:
     def poll(self) -> None:
         """One check (public for tests)."""
         svc = self.service
-        from tokmon.limits.history import file_stamp, stamp_files
-
         if self._paths is None:
             from tokmon.paths import get_paths
 
