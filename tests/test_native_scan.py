@@ -594,18 +594,22 @@ def test_threads_scan_like_one_thread_and_like_processes(
     seq = list(scan.scan_all(items, workers=1))
     monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 64 * 1024)  # many tasks
     names: set[str] = set()
-    many = scan.scan_many
+    parsed: list[int] = []
+    task = scan.parse_task
 
-    def spy(task: Any, pricing: Any = None) -> Any:
+    def spy(items: Any, pricing: Any = None) -> Any:
         names.add(threading.current_thread().name)
-        return many(task, pricing)
+        got = task(items, pricing)
+        parsed.append(sum(isinstance(d, tuple) for d in got))  # rows built by the caller
+        return got
 
-    monkeypatch.setattr(scan, "scan_many", spy)
+    monkeypatch.setattr(scan, "parse_task", spy)
     monkeypatch.delenv("TOKMON_SCAN_POOL", raising=False)
     thr = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=ordered))
     assert {r.pid for r in thr} == {os.getpid()}  # no other process
     assert any(n.startswith("tokmon-scan") for n in names)  # a scan thread did scan
-    monkeypatch.setattr(scan, "scan_many", many)
+    assert sum(parsed) > 0  # ... files parsed there without their rows (parse_many)
+    monkeypatch.setattr(scan, "parse_task", task)
     monkeypatch.setenv("TOKMON_SCAN_POOL", "process")
     procs = list(scan.scan_all(items, workers=2, min_bytes=0, ordered=ordered))
     assert len({r.pid for r in procs}) == 2

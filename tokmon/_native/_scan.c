@@ -34,9 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef _WIN32
-#include <io.h> /* _read */
+#include <fcntl.h> /* _O_RDONLY, _O_BINARY, _O_NOINHERIT */
+#include <io.h>    /* _read, _wopen, _close */
 #else
-#include <unistd.h> /* read */
+#include <fcntl.h>  /* open */
+#include <unistd.h> /* read, close */
 #endif
 #ifdef __GLIBC__
 #include <malloc.h> /* mallopt (PyInit__scan) */
@@ -1919,6 +1921,83 @@ static void kit_give(pass1 *p, yyjson_alc *alc) {
     kits[nkits++] = k;
 }
 
+/* pass 1 of the complete lines of buf[start:stop] into p's records (p->nomem when out of
+ * memory), without the GIL */
+static void pass1_lines(pass1 *p, const char *buf, Py_ssize_t start, Py_ssize_t stop,
+                        uint64_t max_tokens, yyjson_alc *alc) {
+    Py_ssize_t s = start;
+    while (s < stop && !p->nomem) {
+        const char *nl = (const char *)memchr(buf + s, '\n', (size_t)(stop - s));
+        Py_ssize_t end = nl ? (Py_ssize_t)(nl - buf) : stop;
+        if (p->n == p->cap && !grow_recs(p)) {
+            p->nomem = 1;
+            break;
+        }
+        scan_line(p, buf, s, end, max_tokens, alc, &p->recs[p->n]);
+        /* Keep a record only for a usage line or the first of a run of lines for
+         * Python: a record per line made a block of blank or short lines cost ~136
+         * bytes a line (a 1 MB block of newlines: ~150 MB). A skipped line between
+         * two lines for Python joins their run: Python skips it too. */
+        if (p->recs[p->n].kind == K_PY && p->n > 0 && p->recs[p->n - 1].kind == K_PY)
+            p->recs[p->n - 1].end = end;
+        else if (p->recs[p->n].kind != K_SKIP)
+            p->n++;
+        s = end + 1;
+    }
+}
+
+/* pass 2 of p's records (complete lines up to ``stop``), with the GIL: usage rows into
+ * ``best``; each run of lines for Python to ``fallback``: fallback(a, b), offsets into the
+ * scanned buffer, when ``runs`` is NULL, else fallback(bytes, file offset) of the run's
+ * copy, the runs' bytes one after another in ``runs``. -1 with an exception set. */
+static int pass2(const pass1 *p, Py_ssize_t stop, const char *runs, Py_ssize_t base,
+                 PyObject *source, PyObject *best, PyObject *strings, PyObject *text,
+                 PyObject *fallback, pricing *pr, double ts_min, double ts_max,
+                 long long *poison) {
+    memo memos[3];
+    consts c = {NULL, NULL, NULL};
+    size_t i, at = 0;
+    int failed = 0;
+    memset(memos, 0, sizeof(memos));
+    c.empty = PyUnicode_FromStringAndSize("", 0);
+    c.unknown = PyUnicode_FromString("unknown");
+    c.zero = PyFloat_FromDouble(0.0);
+    if (!c.empty || !c.unknown || !c.zero) failed = 1;
+    for (i = 0; i < p->n && !failed; i++) {
+        const rec *r = &p->recs[i];
+        if (r->kind == K_PY) {
+            /* a run of such lines: one call */
+            size_t j = i;
+            Py_ssize_t b;
+            PyObject *res;
+            while (j + 1 < p->n && p->recs[j + 1].kind == K_PY) j++;
+            b = p->recs[j].end < stop ? p->recs[j].end + 1 : stop;
+            if (runs) {
+                res = PyObject_CallFunction(fallback, "y#n", runs + at, b - r->off,
+                                            base + r->off);
+                at += (size_t)(b - r->off);
+            } else {
+                res = PyObject_CallFunction(fallback, "nn", r->off, b);
+            }
+            if (!res) failed = 1;
+            Py_XDECREF(res);
+            i = j;
+        } else if (r->kind == K_USAGE) {
+            if (put_row(p, r, base, source, best, strings, text, memos, &c, pr, ts_min, ts_max,
+                        poison) < 0)
+                failed = 1;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        free(memos[i].raw);
+        Py_XDECREF(memos[i].shown);
+    }
+    Py_XDECREF(c.empty);
+    Py_XDECREF(c.unknown);
+    Py_XDECREF(c.zero);
+    return failed ? -1 : 0;
+}
+
 PyDoc_STRVAR(scan_doc,
 "scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
 "     ts_max[, price[, fp_end[, fd, size]]]) -> int | (int, str) | (int, int, str) | None\n\n"
@@ -1933,34 +2012,44 @@ PyDoc_STRVAR(scan_doc,
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
-    Py_ssize_t start, stop, base, s;
+    Py_ssize_t start, stop, base;
     PyObject *source, *best, *strings, *text, *fallback;
     long long max_tokens; /* "L", not "K": K takes any int modulo 2**64 */
     double ts_min, ts_max;
     pass1 p;
     yyjson_alc *alc;
-    memo memos[3];
-    consts c = {NULL, NULL, NULL};
     long long poison = 0;
-    size_t i;
     int failed = 0;
     PyObject *price = Py_None;
     pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
     Py_ssize_t fp_end = -1;
     char fp[17];
     whole w = {-1, -1, 0, 0, 0};
+    PyObject *path = Py_None; /* the file to open (str), and its name for the OS: */
+#ifdef _WIN32
+    wchar_t *opened = NULL;
+#else
+    PyObject *opened = NULL; /* (bytes) */
+#endif
+    int open_err = 0, whole_file;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|Onin:scan", &view, &start, &stop, &base,
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|OninO:scan", &view, &start, &stop, &base,
                           &source, &PyDict_Type, &best, &PyDict_Type, &strings, &text,
                           &fallback, &max_tokens, &ts_min, &ts_max, &price, &fp_end, &w.fd,
-                          &w.size))
+                          &w.size, &path))
         return NULL;
+    if (path != Py_None && (w.fd >= 0 || !PyUnicode_Check(path))) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan: a path (str) or an fd, not both");
+        return NULL;
+    }
+    whole_file = w.fd >= 0 || path != Py_None;
     if (fp_end == 0 || fp_end > view.len) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "scan: fp_end out of the buffer");
         return NULL;
     }
-    if (w.fd >= 0 && (view.readonly || start != 0 || base != 0)) {
+    if (whole_file && (view.readonly || start != 0 || base != 0)) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "scan: a file is read into a writable buffer from 0");
         return NULL;
@@ -1985,16 +2074,51 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     memset(&p, 0, sizeof(p));
     p.prepass = prepass_enabled;
     p.filter = filter_enabled;
-    memset(memos, 0, sizeof(memos));
+    if (path != Py_None) {
+#ifdef _WIN32
+        opened = PyUnicode_AsWideCharString(path, NULL); /* (freed below) */
+#else
+        opened = PyUnicode_EncodeFSDefault(path);
+#endif
+        if (!opened) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
     if (!kit_take(&p, &alc)) {
+#ifdef _WIN32
+        PyMem_Free(opened);
+#else
+        Py_XDECREF(opened);
+#endif
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
     {
         const char *buf = (const char *)view.buf;
+        if (opened) { /* opened and closed in this stretch: no GIL hand-over for either */
+            do {
+#ifdef _WIN32
+                w.fd = _wopen(opened, _O_RDONLY | _O_BINARY | _O_NOINHERIT);
+#else
+                w.fd = open(PyBytes_AS_STRING(opened), O_RDONLY | O_CLOEXEC);
+#endif
+            } while (w.fd < 0 && errno == EINTR);
+            if (w.fd < 0) {
+                open_err = errno;
+                stop = 0;
+            }
+        }
         if (w.fd >= 0) { /* the file first: its complete lines are the range */
             read_whole(&w, (char *)view.buf, view.len);
+            if (opened) {
+#ifdef _WIN32
+                _close(w.fd);
+#else
+                close(w.fd);
+#endif
+            }
             stop = 0;
             if (!w.err && !w.full) {
                 const char *nl = w.got ? (const char *)memrchr_(buf, '\n', (size_t)w.got) : NULL;
@@ -2002,31 +2126,24 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             }
             fp_end = stop > 0 ? stop : -1;
         }
-        s = start;
-        while (s < stop && !p.nomem) {
-            const char *nl = (const char *)memchr(buf + s, '\n', (size_t)(stop - s));
-            Py_ssize_t end = nl ? (Py_ssize_t)(nl - buf) : stop;
-            if (p.n == p.cap && !grow_recs(&p)) {
-                p.nomem = 1;
-                break;
-            }
-            scan_line(&p, buf, s, end, (uint64_t)max_tokens, alc, &p.recs[p.n]);
-            /* Keep a record only for a usage line or the first of a run of lines for
-             * Python: a record per line made a block of blank or short lines cost ~136
-             * bytes a line (a 1 MB block of newlines: ~150 MB). A skipped line between
-             * two lines for Python joins their run: Python skips it too. */
-            if (p.recs[p.n].kind == K_PY && p.n > 0 && p.recs[p.n - 1].kind == K_PY)
-                p.recs[p.n - 1].end = end;
-            else if (p.recs[p.n].kind != K_SKIP)
-                p.n++;
-            s = end + 1;
-        }
+        pass1_lines(&p, buf, start, stop, (uint64_t)max_tokens, alc);
         if (fp_end > 0) fp_hex((const unsigned char *)buf, (size_t)fp_end, fp);
     }
     Py_END_ALLOW_THREADS
+#ifdef _WIN32
+    PyMem_Free(opened);
+#else
+    Py_XDECREF(opened);
+#endif
     prepass_lines += p.fast;
     filtered_lines += p.filtered;
     usage_lines += p.fields;
+    if (open_err) { /* as os.open raises it: FileNotFoundError, PermissionError, ... */
+        errno = open_err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        failed = 1;
+        goto done;
+    }
     if (w.err) {
         errno = w.err;
         PyErr_SetFromErrno(PyExc_OSError);
@@ -2038,51 +2155,314 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         failed = 1;
         goto done;
     }
-    c.empty = PyUnicode_FromStringAndSize("", 0);
-    c.unknown = PyUnicode_FromString("unknown");
-    c.zero = PyFloat_FromDouble(0.0);
-    if (!c.empty || !c.unknown || !c.zero) {
+    if (pass2(&p, stop, NULL, base, source, best, strings, text, fallback, &pr, ts_min, ts_max,
+              &poison) < 0)
         failed = 1;
-        goto done;
-    }
-    for (i = 0; i < p.n && !failed; i++) {
-        rec *r = &p.recs[i];
-        if (r->kind == K_PY) {
-            /* a run of such lines: one call */
-            size_t j = i;
-            Py_ssize_t b;
-            PyObject *res;
-            while (j + 1 < p.n && p.recs[j + 1].kind == K_PY) j++;
-            b = p.recs[j].end < stop ? p.recs[j].end + 1 : stop;
-            res = PyObject_CallFunction(fallback, "nn", r->off, b);
-            if (!res) failed = 1;
-            Py_XDECREF(res);
-            i = j;
-        } else if (r->kind == K_USAGE) {
-            if (put_row(&p, r, base, source, best, strings, text, memos, &c, &pr, ts_min,
-                        ts_max, &poison) < 0)
-                failed = 1;
-        }
-    }
 done:
-    for (i = 0; i < 3; i++) {
-        free(memos[i].raw);
-        Py_XDECREF(memos[i].shown);
-    }
-    Py_XDECREF(c.empty);
-    Py_XDECREF(c.unknown);
-    Py_XDECREF(c.zero);
     Py_XDECREF(pr.model);
     Py_XDECREF(pr.got);
     kit_give(&p, alc);
     PyBuffer_Release(&view);
     if (failed) return NULL;
-    if (w.fd >= 0) {
+    if (whole_file) {
         if (w.full) Py_RETURN_NONE;
         return Py_BuildValue("Lns", poison, stop, stop > 0 ? fp : "");
     }
     if (fp_end > 0) return Py_BuildValue("Ls", poison, fp);
     return PyLong_FromLongLong(poison);
+}
+
+
+/* --- a worker's files parsed without the GIL, their rows built by the caller -------------
+ *
+ * parse_many(buf, paths, sizes, max_tokens): each file (from its start, smaller than buf)
+ * opened, read into buf, its complete lines parsed (pass 1), fingerprinted and closed, all
+ * the files in one stretch without the GIL; each file's records, their strings and a copy of
+ * its lines for Python kept in a Parsed (one allocation). finish(parsed, ...) then builds its
+ * rows (pass 2) on the thread that merges them. A scan thread that built its own rows took
+ * the GIL back after every file while the calling thread held it for its own work (the
+ * staging): in a cold scan it waited ~50 ms for it (docs/performance.md, fifteenth session). */
+typedef struct {
+    PyObject_HEAD
+    char *block;       /* the records, the arena, the runs' bytes */
+    pass1 p;           /* recs and arena point into block (n, used: their counts) */
+    char *runs;        /* the lines for Python, each run copied, one after another */
+    Py_ssize_t stop;   /* the complete lines' end */
+    int open_err;      /* errno of the open */
+    int err;           /* errno of a read */
+    int full;          /* the buffer filled before the end (nothing parsed) */
+    char fp[17];
+} Parsed;
+
+static void parsed_dealloc(PyObject *o) {
+    free(((Parsed *)o)->block);
+    PyObject_Free(o);
+}
+
+static PyTypeObject ParsedType = {
+    PyVarObject_HEAD_INIT(NULL, 0) /* (a comma in the macro) */
+    .tp_name = "tokmon._native._scan.Parsed",
+    .tp_basicsize = sizeof(Parsed),
+    .tp_dealloc = parsed_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One file's pass 1 (parse_many), for finish().",
+};
+
+/* one file's pass 1 result, before it becomes a Parsed (with the GIL) */
+typedef struct {
+    char *block;
+    size_t n, used, nruns;
+    Py_ssize_t stop;
+    int open_err, err, full;
+    char fp[17];
+} parsed_raw;
+
+/* the records of p, their strings and its runs of lines for Python (from buf) in one block:
+ * a session id, cwd or model the same as the previous record's is kept once (a file's rows
+ * mostly share them: they are held until the merging thread builds the rows) */
+static int keep_parsed(const pass1 *p, const char *buf, Py_ssize_t stop, parsed_raw *out) {
+    size_t i, k, nruns = 0, at, head = p->n * sizeof(rec);
+    slice last[3];
+    int have = 0;
+    char *block, *arena, *grown;
+    for (i = 0; i < p->n; i++)
+        if (p->recs[i].kind == K_PY) {
+            Py_ssize_t b = p->recs[i].end < stop ? p->recs[i].end + 1 : stop;
+            nruns += (size_t)(b - p->recs[i].off);
+        }
+    block = (char *)malloc(head + p->used + nruns + 1);
+    if (!block) return 0;
+    if (head) memcpy(block, p->recs, head); /* (recs is NULL in a new kit: not memcpy's) */
+    arena = block + head;
+    at = 0;
+    for (i = 0; i < p->n; i++) {
+        rec *r = &((rec *)block)[i];
+        slice *f[4];
+        if (r->kind != K_USAGE) continue;
+        f[0] = &r->sid;
+        f[1] = &r->cwd;
+        f[2] = &r->model;
+        f[3] = &r->key;
+        for (k = 0; k < 4; k++) {
+            const char *src;
+            size_t len = f[k]->len;
+            if (len == 0) { /* (its pos is not set, and the arena may be NULL) */
+                f[k]->pos = 0;
+                if (k < 3) last[k] = *f[k];
+                continue;
+            }
+            src = p->arena + f[k]->pos;
+            if (k < 3 && have && last[k].len == len && memcmp(arena + last[k].pos, src, len) == 0) {
+                f[k]->pos = last[k].pos;
+                continue;
+            }
+            memcpy(arena + at, src, len);
+            f[k]->pos = at;
+            at += len;
+            if (k < 3) last[k] = *f[k];
+        }
+        have = 1;
+    }
+    out->used = at;
+    for (i = 0; i < p->n; i++)
+        if (p->recs[i].kind == K_PY) {
+            Py_ssize_t b = p->recs[i].end < stop ? p->recs[i].end + 1 : stop;
+            memcpy(arena + at, buf + p->recs[i].off, (size_t)(b - p->recs[i].off));
+            at += (size_t)(b - p->recs[i].off);
+        }
+    grown = (char *)realloc(block, head + at + 1); /* (smaller: the strings kept once) */
+    out->block = grown ? grown : block;
+    out->n = p->n;
+    out->nruns = nruns;
+    return 1;
+}
+
+static void free_names(
+#ifdef _WIN32
+    wchar_t **names,
+#else
+    PyObject **names,
+#endif
+    Py_ssize_t n) {
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+#ifdef _WIN32
+        PyMem_Free(names[i]);
+#else
+        Py_XDECREF(names[i]);
+#endif
+    }
+    PyMem_Free(names);
+}
+
+static PyObject *parse_many(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *paths, *sizes, *out = NULL;
+    long long max_tokens;
+    Py_ssize_t n, i;
+    parsed_raw *raws;
+    pass1 p;
+    yyjson_alc *alc;
+    int nomem = 0;
+#ifdef _WIN32
+    wchar_t **names;
+#else
+    PyObject **names;
+#endif
+    (void)self;
+    if (!PyArg_ParseTuple(args, "w*O!O!L:parse_many", &view, &PyList_Type, &paths, &PyList_Type,
+                          &sizes, &max_tokens))
+        return NULL;
+    n = PyList_GET_SIZE(paths);
+    if (PyList_GET_SIZE(sizes) != n || max_tokens < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "parse_many: as many sizes as paths, max_tokens >= 0");
+        return NULL;
+    }
+    names = PyMem_Calloc((size_t)n + 1, sizeof(*names));
+    raws = (parsed_raw *)PyMem_Calloc((size_t)n + 1, sizeof(parsed_raw));
+    if (!names || !raws) {
+        PyMem_Free(names);
+        PyMem_Free(raws);
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *path = PyList_GET_ITEM(paths, i), *size = PyList_GET_ITEM(sizes, i);
+        if (!PyUnicode_Check(path)) {
+            PyErr_SetString(PyExc_TypeError, "parse_many: paths are str");
+            goto fail;
+        }
+        raws[i].stop = PyLong_AsSsize_t(size); /* (the stat's size until the read) */
+        if (raws[i].stop == -1 && PyErr_Occurred()) goto fail;
+#ifdef _WIN32
+        names[i] = PyUnicode_AsWideCharString(path, NULL);
+#else
+        names[i] = PyUnicode_EncodeFSDefault(path);
+#endif
+        if (!names[i]) goto fail;
+    }
+    memset(&p, 0, sizeof(p));
+    p.prepass = prepass_enabled;
+    p.filter = filter_enabled;
+    if (!kit_take(&p, &alc)) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    {
+        char *buf = (char *)view.buf;
+        for (i = 0; i < n && !nomem; i++) {
+            parsed_raw *r = &raws[i];
+            whole w = {-1, -1, 0, 0, 0};
+            Py_ssize_t stop = 0;
+            w.size = r->stop;
+            do {
+#ifdef _WIN32
+                w.fd = _wopen(names[i], _O_RDONLY | _O_BINARY | _O_NOINHERIT);
+#else
+                w.fd = open(PyBytes_AS_STRING(names[i]), O_RDONLY | O_CLOEXEC);
+#endif
+            } while (w.fd < 0 && errno == EINTR);
+            if (w.fd < 0) {
+                r->open_err = errno;
+            } else {
+                read_whole(&w, buf, view.len);
+#ifdef _WIN32
+                _close(w.fd);
+#else
+                close(w.fd);
+#endif
+                r->err = w.err;
+                r->full = w.full;
+                if (!w.err && !w.full) {
+                    const char *nl = w.got ? (const char *)memrchr_(buf, '\n', (size_t)w.got) : NULL;
+                    stop = nl ? (Py_ssize_t)(nl - buf) + 1 : 0;
+                }
+            }
+            r->stop = stop;
+            p.n = 0;
+            p.used = 0;
+            pass1_lines(&p, buf, 0, stop, (uint64_t)max_tokens, alc);
+            if (p.nomem || !keep_parsed(&p, buf, stop, r)) {
+                nomem = 1;
+                break;
+            }
+            if (stop > 0) fp_hex((const unsigned char *)buf, (size_t)stop, r->fp);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    prepass_lines += p.fast;
+    filtered_lines += p.filtered;
+    usage_lines += p.fields;
+    kit_give(&p, alc);
+    if (nomem) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    out = PyList_New(n);
+    if (!out) goto fail;
+    for (i = 0; i < n; i++) {
+        parsed_raw *r = &raws[i];
+        Parsed *o = PyObject_New(Parsed, &ParsedType);
+        if (!o) {
+            Py_CLEAR(out);
+            goto fail;
+        }
+        memset(&o->p, 0, sizeof(o->p));
+        o->block = r->block;
+        r->block = NULL;
+        o->p.recs = (rec *)o->block;
+        o->p.n = r->n;
+        o->p.arena = o->block + r->n * sizeof(rec);
+        o->p.used = r->used;
+        o->runs = o->p.arena + r->used;
+        o->stop = r->stop;
+        o->open_err = r->open_err;
+        o->err = r->err;
+        o->full = r->full;
+        memcpy(o->fp, r->fp, sizeof(o->fp));
+        PyList_SET_ITEM(out, i, (PyObject *)o);
+    }
+fail:
+    for (i = 0; i < n; i++) free(raws[i].block);
+    PyMem_Free(raws);
+    free_names(names, n);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyObject *finish(PyObject *self, PyObject *args) {
+    Parsed *o;
+    PyObject *source, *best, *strings, *text, *fallback, *price = Py_None;
+    double ts_min, ts_max;
+    long long poison = 0;
+    pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
+    int failed;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!UO!O!OOdd|O:finish", &ParsedType, &o, &source, &PyDict_Type,
+                          &best, &PyDict_Type, &strings, &text, &fallback, &ts_min, &ts_max,
+                          &price))
+        return NULL;
+    if (o->open_err) { /* as os.open raises it: FileNotFoundError, PermissionError, ... */
+        errno = o->open_err;
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, source);
+    }
+    if (o->err) {
+        errno = o->err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (o->full) Py_RETURN_NONE;
+    if (price != Py_None &&
+        !PyArg_ParseTuple(price, "O!OpL:finish's price", &PyDict_Type, &pr.rates, &pr.resolve,
+                          &pr.display, &pr.threshold))
+        return NULL;
+    failed = pass2(&o->p, o->stop, o->runs, 0, source, best, strings, text, fallback, &pr,
+                   ts_min, ts_max, &poison) < 0;
+    Py_XDECREF(pr.model);
+    Py_XDECREF(pr.got);
+    if (failed) return NULL;
+    return Py_BuildValue("Lns", poison, o->stop, o->stop > 0 ? o->fp : "");
 }
 
 static PyObject *t_fingerprint(PyObject *self, PyObject *args) {
@@ -2393,6 +2773,16 @@ static PyObject *t_set_prepass_simd(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"parse_many", parse_many, METH_VARARGS,
+     "parse_many(buf, paths, sizes, max_tokens) -> list[Parsed]: each file (from its start;\n"
+     "sizes: their stat's, as scan's ``size``) opened, read into buf (writable), its complete\n"
+     "lines parsed and fingerprinted, and closed, all without the GIL; finish() builds the\n"
+     "rows of each."},
+    {"finish", finish, METH_VARARGS,
+     "finish(parsed, source, best, strings, text, fallback, ts_min, ts_max[, price]) ->\n"
+     "(poison, end, fingerprint) | None: the rows of a parse_many file into ``best`` as scan()\n"
+     "builds them (its lines for Python to fallback(bytes, file offset)); None when the file\n"
+     "did not fit the buffer (nothing parsed); raises OSError as os.open or a read would."},
     {"_fingerprint", t_fingerprint, METH_VARARGS,
      "_fingerprint(buf, end) -> str: reader.fingerprint's digest of buf[:end] (tests)."},
     {"cells", t_cells, METH_O,
@@ -2464,6 +2854,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
     PyObject *m;
     prepass_simd = prepass_best();
     tune_malloc();
+    if (PyType_Ready(&ParsedType) < 0) return NULL;
     m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "MALLOC_TUNED", malloc_tuned) < 0 ||

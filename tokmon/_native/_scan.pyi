@@ -25,8 +25,28 @@ def scan(
     fp_end: int = -1,
     fd: int = -1,
     size: int = -1,
+    path: str | None = None,
     /,
 ) -> Any: ...
+
+class Parsed:
+    """One file's pass 1 (parse_many), for finish()."""
+
+def parse_many(
+    buf: bytearray | memoryview, paths: list[str], sizes: list[int], max_tokens: int, /
+) -> list[Parsed]: ...
+def finish(
+    parsed: Parsed,
+    source: str,
+    best: dict[str, list[Any]],
+    strings: dict[str, str],
+    text: Callable[[str], str],
+    fallback: Callable[[bytes, int], None],
+    ts_min: float,
+    ts_max: float,
+    price: tuple[dict[str, Any], Callable[[str], Any], bool, int] | None = None,
+    /,
+) -> tuple[int, int, str] | None: ...
 def cells(rows: list[list[Any]], /) -> tuple[list[tuple[Any, ...]], bytes] | None: ...
 def dups(hashes: bytes | bytearray | memoryview, /) -> set[int]: ...
 def _fingerprint(buf: bytes | bytearray | memoryview, end: int, /) -> str: ...

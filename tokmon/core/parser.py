@@ -446,7 +446,7 @@ def scan_lines(
 
 
 def _hooks(
-    view: memoryview,
+    view: memoryview | None,
     base: int,
     source: str,
     stats: LineStats,
@@ -458,34 +458,79 @@ def _hooks(
     """The native scanner's ``fallback`` and ``text`` for a buffer (``view``, file offset
     ``base`` at its start): the lines it leaves to Python (any doubt) come back to
     ``fallback``, in order: the reference rules of :func:`scan_lines`, on a copy of just
-    those lines; with ``price``, their rows are priced before they are filed."""
+    those lines; with ``price``, their rows are priced before they are filed. ``view``
+    None: ``fallback`` takes the copy and its file offset (``_scan.finish``)."""
 
-    def fallback(a: int, b: int) -> None:
+    def run(part: bytes, at: int) -> None:
         global _fallback_bytes
-        part = bytes(view[a:b])
-        _fallback_bytes += b - a
+        _fallback_bytes += len(part)
         # priced: the run's rows in a dict of their own, priced, then filed into best by
         # the same rule (the first row with the largest output wins), in the same order
         into = best if price is None else {}
         if _fallback_bytes <= FALLBACK_BUDGET:
-            _scan_ref(part, base + a, source, stats, into, titles, strings)
+            _scan_ref(part, at, source, stats, into, titles, strings)
         else:
-            _scan_py(part, 0, b - a, base + a, source, stats, into, titles, strings, part.isascii())
+            _scan_py(part, 0, len(part), at, source, stats, into, titles, strings, part.isascii())
         if into is not best and into:
             price(list(into.values()))
             for row in into.values():
                 _keep(row, best, titles)
 
+    def fallback(a: int, b: int) -> None:
+        assert view is not None
+        run(bytes(view[a:b]), base + a)
+
     def text(raw: str) -> str:
         return _text(raw, strings)
 
-    return fallback, text
+    return fallback if view is not None else run, text
 
 
 def scan_whole(
-    fd: int,
+    path: str,
     buf: bytearray,
     size: int,
+    stats: LineStats,
+    best: dict[str, list[Any]],
+    titles: list[tuple[str, str, str]],
+    strings: dict[str, str],
+    price: Any,
+) -> tuple[int, str] | None:
+    """The native scanner opens ``path`` (``size``: its size in the stat the caller planned
+    from), reads it into ``buf`` from its start and scans its complete lines as
+    :func:`scan_lines` would, with the fingerprint at their end, in one stretch without the
+    GIL, its opening and closing included (see ``read_whole`` in tokmon/_native/_scan.c):
+    (the end of the complete lines, the fingerprint there), or None when ``buf`` filled
+    before the file's end (nothing was parsed: the caller reads it the usual way). Raises
+    OSError as ``os.open`` or a read would. Only with the native scanner
+    (:func:`native_scanner`)."""
+    scan = _native if _native is not False else native_scanner()
+    assert scan is not None
+    with memoryview(buf) as view:
+        fallback, text = _hooks(view, 0, path, stats, best, titles, strings, price)
+        got = scan(
+            buf, 0, 0, 0, path, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
+            None if price is None else price.native, -1, -1, size, path,
+        )  # fmt: skip
+    if got is None:
+        return None
+    poison, end, fp = got
+    stats.malformed += poison
+    return end, fp
+
+
+def native_parse() -> Any:
+    """The native scanner's module when it parses files in batches (``parse_many``, then
+    ``finish`` for each: :func:`tokmon.core.scan.parse_task`), else None."""
+    if native_scanner() is None:
+        return None
+    from tokmon._native import _scan
+
+    return _scan if hasattr(_scan, "parse_many") else None
+
+
+def finish_parsed(
+    parsed: Any,
     source: str,
     stats: LineStats,
     best: dict[str, list[Any]],
@@ -493,21 +538,18 @@ def scan_whole(
     strings: dict[str, str],
     price: Any,
 ) -> tuple[int, str] | None:
-    """The native scanner reads the file open at ``fd`` (at its start; ``size``: its size
-    in the stat the caller planned from) into ``buf`` and scans its complete lines as
-    :func:`scan_lines` would, with the fingerprint at their end, in one stretch without the
-    GIL (see ``read_whole`` in tokmon/_native/_scan.c): (the end of the complete lines, the
-    fingerprint there), or None when ``buf`` filled before the file's end (nothing was
-    parsed: the caller reads it the usual way). Only with the native scanner
-    (:func:`native_scanner`)."""
-    scan = _native if _native is not False else native_scanner()
-    assert scan is not None
-    with memoryview(buf) as view:
-        fallback, text = _hooks(view, 0, source, stats, best, titles, strings, price)
-        got = scan(
-            buf, 0, 0, 0, source, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
-            None if price is None else price.native, -1, fd, size,
-        )  # fmt: skip
+    """The rows of one file ``_scan.parse_many`` parsed (without the GIL, on a scan thread)
+    into ``best``, ``titles`` and ``stats`` as :func:`scan_whole` would have filed them:
+    (the end of the complete lines, the fingerprint there), or None when the file did not
+    fit the buffer (the caller reads it the usual way). Raises OSError as ``os.open`` or a
+    read would."""
+    native = native_parse()
+    assert native is not None
+    fallback, text = _hooks(None, 0, source, stats, best, titles, strings, price)
+    got = native.finish(
+        parsed, source, best, strings, text, fallback, TS_MIN, TS_MAX,
+        None if price is None else price.native,
+    )  # fmt: skip
     if got is None:
         return None
     poison, end, fp = got

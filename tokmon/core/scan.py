@@ -17,8 +17,17 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tokmon.core import reader as _reader
-from tokmon.core.parser import LineStats, native_scanner, native_trim, scan_lines, scan_whole
+from tokmon.core.parser import (
+    LineStats,
+    finish_parsed,
+    native_parse,
+    native_scanner,
+    native_trim,
+    scan_lines,
+    scan_whole,
+)
 from tokmon.core.reader import LineReader, give_buffer, take_buffer, trim_pool
+from tokmon.core.records import MAX_TOKENS
 from tokmon.leanclass import dataclass, field
 
 if TYPE_CHECKING:
@@ -150,20 +159,18 @@ def _whole(
     best: dict[str, list[Any]],
 ) -> bool:
     """Read ``key`` (from its start, smaller than a read buffer) and scan it natively in one
-    call (:func:`scan_file` with the native scanner): its reading, lines and fingerprint in
-    one stretch without the GIL. Through :class:`LineReader` and :func:`scan_lines` a file
-    released and took the GIL about seven times, and the two scan threads handed it over as
-    often (docs/performance.md, twelfth session). The same results; False when the file no
-    longer fits the buffer (it grew: nothing was parsed). Raises OSError as the reader."""
+    call (:func:`scan_file` with the native scanner): its opening, reading, lines,
+    fingerprint and closing in one stretch without the GIL. Through :class:`LineReader` and
+    :func:`scan_lines` a file released and took the GIL about seven times, and the two scan
+    threads handed it over as often (docs/performance.md, twelfth session); ``os.open`` and
+    ``os.close`` around the call, twice more (fifteenth session). The same results; False
+    when the file no longer fits the buffer (it grew: nothing was parsed). Raises OSError as
+    the reader."""
     buf = take_buffer()
     try:
         if len(buf) <= size:  # (a smaller buffer: tests)
             return False
-        fd = os.open(key, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # (O_BINARY: Windows)
-        try:
-            got = scan_whole(fd, buf, size, key, stats, best, res.titles, _STRINGS, price)
-        finally:
-            os.close(fd)
+        got = scan_whole(key, buf, size, stats, best, res.titles, _STRINGS, price)
     finally:
         give_buffer(buf)
     if got is None:
@@ -196,6 +203,66 @@ Item = tuple[str, int, str, int]  # (key, start, fingerprint at start, size or -
 
 def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) -> list[FileResult]:
     return [scan_file(k, s, pricing, fp, False, n) for k, s, fp, n in items]
+
+
+def parse_task(
+    items: list[Item], pricing: tuple[str | None, str] | None = None
+) -> list[FileResult | tuple[Item, Any]]:
+    """A scan thread's task (the native scanner, threads): the runs of files read from
+    their start that fit a read buffer are opened, read, parsed and closed by one native
+    call each without the GIL (``_scan.parse_many``), their rows built later by the thread
+    that merges them (:func:`_finished`): built here, each file took the GIL back while the
+    merging thread held it for its own work (~50 ms of waiting in a cold scan at 500 MB,
+    docs/performance.md, fifteenth session). Other files are scanned here as
+    :func:`scan_many` scans them."""
+    native = native_parse()
+    out: list[FileResult | tuple[Item, Any]] = []
+    run: list[Item] = []
+    for it in [*items, None]:
+        if it is not None and native is not None and not it[1] and 0 <= it[3] < _reader._CHUNK:
+            run.append(it)
+            continue
+        if run:
+            # (the buffer given back before a file is read the usual way: one buffer a
+            # thread at a time, as scan_file uses them)
+            buf = take_buffer()
+            try:
+                fits = len(buf) > max(r[3] for r in run)  # (else a smaller buffer: tests)
+                if fits:
+                    paths, sizes = [r[0] for r in run], [r[3] for r in run]
+                    out += zip(run, native.parse_many(buf, paths, sizes, MAX_TOKENS), strict=True)
+            finally:
+                give_buffer(buf)
+            if not fits:
+                out += [scan_file(k, s, pricing, fp, False, n) for k, s, fp, n in run]
+            run = []
+        if it is not None:
+            out.append(scan_file(it[0], it[1], pricing, it[2], False, it[3]))
+    return out
+
+
+def _finished(
+    done: FileResult | tuple[Item, Any], pricing: tuple[str | None, str] | None
+) -> FileResult:
+    """A scan thread's result as a FileResult: a parsed file's rows built on this thread
+    (see :func:`parse_task`); one that grew past the buffer since is read here the usual
+    way."""
+    if isinstance(done, FileResult):
+        return done
+    (key, start, fp, size), parsed = done
+    res = FileResult(key, start, start, pid=os.getpid())
+    stats = LineStats()
+    best: dict[str, list[Any]] = {}
+    price = make_pricer(*pricing) if pricing is not None else None
+    try:
+        got = finish_parsed(parsed, key, stats, best, res.titles, _STRINGS, price)
+    except OSError as exc:
+        res.error = exc.strerror or str(exc)
+        return res
+    if got is None:
+        return scan_file(key, start, pricing, fp, False, size)
+    res.end, res.fp = got
+    return _done(res, stats, list(best.values()), price, True)
 
 
 SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_line
@@ -232,7 +299,10 @@ def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
     return [c for c in out if c]
 
 
-WORKER_TASK_BYTES = 32 * 1024 * 1024  # a worker's run goes in tasks of at most this many bytes
+#: a worker's run goes in tasks of at most this many bytes: a thread's task's files are
+#: parsed and held until the calling thread builds their rows (parse_task): ~300 bytes a
+#: usage row, +0.8 MB of the peak RSS at 500 MB with tasks of 32 MB (fifteenth session)
+WORKER_TASK_BYTES = 8 * 1024 * 1024
 MIN_TASK_BYTES = 4 * 1024 * 1024  # ... and at least this many (toward its end)
 
 
@@ -356,7 +426,7 @@ def _scan_all(
         from tokmon.core.taskpool import ThreadPool  # (not concurrent.futures: see there)
 
         tpool = ThreadPool(len(chunks) - 1, "tokmon-scan")
-        yield from _pooled(tpool, chunks, sizes_of(items), pricing, ordered)
+        yield from _pooled(tpool, chunks, sizes_of(items), pricing, ordered, parse_task)
         return
     try:
         import multiprocessing as mp
@@ -404,22 +474,24 @@ def _pooled(
     sizes: dict[str, int],
     pricing: tuple[str | None, str] | None,
     ordered: bool,
+    work: Callable[..., list[Any]] = scan_many,
 ) -> Iterator[FileResult]:
-    """The first chunk scanned here, the others' tasks by ``pool`` (processes or threads)."""
+    """The first chunk scanned here, the others' tasks by ``pool`` (processes or threads)
+    with ``work`` (:func:`scan_many`, or :func:`parse_task` for threads)."""
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
         # A future is dropped once its results are out, so they are freed as the caller goes.
         tasks = {
-            pool.submit(scan_many, task, pricing): (i, task)
-            for i, task in enumerate(t for c in chunks[1:] for t in _tasks(c, sizes))
+            pool.submit(work, t, pricing): (i, t)
+            for i, t in enumerate(t for c in chunks[1:] for t in _tasks(c, sizes))
         }
         waiting = collections.deque(tasks)  # (a dict keeps the order of submission)
         if ordered:
             yield from scan_many(chunks[0], pricing)  # this process takes the first share
             while waiting:
-                yield from _part1(_next(waiting, tasks), 0)
+                yield from _part1(_next(waiting, tasks), 0, pricing)
             return
-        yield from _unordered(pool, chunks[0], waiting, tasks, sizes, pricing)
+        yield from _unordered(pool, chunks[0], waiting, tasks, sizes, pricing, work)
 
 
 def _unordered(
@@ -429,6 +501,7 @@ def _unordered(
     tasks: dict[Any, tuple[int, list[Item]]],
     sizes: dict[str, int],
     pricing: tuple[str | None, str] | None,
+    work: Callable[..., list[Any]] = scan_many,
 ) -> Iterator[FileResult]:
     """This process scans ``own`` (part 0) and hands out the workers' results (part 2) as
     they are done. Once, when the workers are idle and this process still has files, the
@@ -445,9 +518,9 @@ def _unordered(
         i += 1
         yield scan_file(k, s, pricing, fp, False, n)
         while waiting and waiting[0].done():
-            yield from _part1(_next(waiting, tasks), 2)
+            yield from _part1(_next(waiting, tasks), 2, pricing)
         while stolen and stolen[0].done():
-            yield from _part1(_next(stolen, tasks), 1)
+            yield from _part1(_next(stolen, tasks), 1, pricing)
         if not waiting and not split and len(own) - i >= 2:
             split = True
             rest = own[i:]
@@ -459,7 +532,7 @@ def _unordered(
                     cut = j
                     break
             for j, t in enumerate(_tasks(own[cut:], sizes)):
-                f = pool.submit(scan_many, t, pricing)
+                f = pool.submit(work, t, pricing)
                 tasks[f] = (j, t)
                 stolen.append(f)
             own = own[:cut]
@@ -485,28 +558,28 @@ def _unordered(
                 res.part, res.seq = part, 1 + n
                 yield res
                 while waiting and waiting[0].done():
-                    yield from _part1(_next(waiting, tasks), 2)
+                    yield from _part1(_next(waiting, tasks), 2, pricing)
                 while stolen and stolen[0].done():
-                    yield from _part1(_next(stolen, tasks), 1)
+                    yield from _part1(_next(stolen, tasks), 1, pricing)
     while waiting:
-        yield from _part1(_next(waiting, tasks), 2)
+        yield from _part1(_next(waiting, tasks), 2, pricing)
     while stolen:
-        yield from _part1(_next(stolen, tasks), 1)
+        yield from _part1(_next(stolen, tasks), 1, pricing)
 
 
-def _next(
-    queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]]
-) -> list[FileResult]:
+def _next(queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]]) -> list[Any]:
     """The results of the first future of ``queue`` (waits for it), which is let go."""
     f = queue.popleft()
     del tasks[f]
-    res: list[FileResult] = f.result()
+    res: list[Any] = f.result()
     return res
 
 
-def _part1(results: list[FileResult], part: int) -> Iterator[FileResult]:
+def _part1(
+    results: list[Any], part: int, pricing: tuple[str | None, str] | None
+) -> Iterator[FileResult]:
     results.reverse()
     while results:  # each result is let go once taken
-        r = results.pop()
+        r = _finished(results.pop(), pricing)
         r.part = part
         yield r
