@@ -471,7 +471,7 @@ def test_direct_load_that_fails_scans_the_usual_way(
             raise sqlite3.OperationalError("database or disk is full")
 
     stages = _streams(monkeypatch)
-    monkeypatch.setattr(Stage, "BATCH", 4)  # rows go to the database every 64
+    monkeypatch.setattr(Stage, "BATCH", 4)  # rows go to the database every 16 (HOLD 4)
     if where == "scan":  # the build's file cannot grow while the scan runs
         real_flush = Stage._flush
 

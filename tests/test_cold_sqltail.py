@@ -146,7 +146,7 @@ def test_stage_batches_with_and_without_display_cost(
         (1, 0): _rows(1, 90, {}),
         (2, 0): _rows(2, 200, {i: i / 7 for i in range(100, 140)}),
     }
-    monkeypatch.setattr(Stage, "BATCH", 8)  # rows go to the database every 128
+    monkeypatch.setattr(Stage, "BATCH", 8)  # rows go to the database every 32 (HOLD 4)
     stage = db.stage()
     assert stage.direct == direct
     # arrival in pieces, a later stream first
