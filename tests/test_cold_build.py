@@ -357,8 +357,9 @@ def dup_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dic
 
 def _streams(monkeypatch: pytest.MonkeyPatch) -> list[Stage]:
     """Make the engine's scan yield its results as the parallel scan does, in an awkward
-    arrival order: the files cut into streams (0, 0) (this process's share), (1, 0), (1, 4)
-    (a task taken back), (2, 0) and (2, 2), merged in that order, which is file order; the
+    arrival order: the files cut into streams (0, 0) (the workers' tasks, loaded straight
+    into the records), (1, 0), (1, 4) (a task taken back), (2, 0) and (2, 2), merged in that
+    order, which is file order; the
     later streams' results arrive first, between the first stream's. Returns the stages
     the refresh made (to check the direct load really ran)."""
     real = ingest.scan_all

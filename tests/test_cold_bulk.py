@@ -289,14 +289,15 @@ def test_unordered_scan_keeps_order_within_parts(
 ) -> None:
     """Results as they come: the same results as the ordered scan; within each part in item
     order, and every item of a part before every item of the next (what the staging relies
-    on), whether or not the workers took over part of this process's share (part 1)."""
+    on): the workers' tasks (part 0, the first files), this process's share (part 1, the
+    last), whether or not the workers took over part of it (part 2)."""
     from tokmon.core.discovery import transcript_stats
 
     items = sorted((k, 0, st.st_size) for k, st in transcript_stats(transcripts / "projects"))
     seq = list(scan.scan_all(items, workers=2, min_bytes=10**15))
     monkeypatch.setattr(scan, "WORKER_TASK_BYTES", 16 * 1024)  # many small tasks
     # 40: this process's share is nearly everything, so the worker is soon idle and takes
-    # over the back half of what is left (part 1)
+    # over the back half of what is left (part 2)
     monkeypatch.setattr(scan, "MAIN_SHARE", main_share)
     order = {k: i for i, (k, _, _) in enumerate(items)}
     # Which side ends up scanning what depends on how the scheduler shares out the CPU (a
@@ -311,7 +312,7 @@ def test_unordered_scan_keeps_order_within_parts(
             [order[r.key] for r in sorted((r for r in got if r.part == p), key=lambda r: r.seq)]
             for p in (0, 1, 2)
         ]
-        assert parts[0]  # this process scans the first of its share before anything else
+        assert parts[1]  # this process scans the first of its share before anything else
         assert sum(map(len, parts)) == len(items)
         for p in parts:
             assert p == sorted(p)
@@ -320,9 +321,9 @@ def test_unordered_scan_keeps_order_within_parts(
             assert max(a) < min(b)
         view = sorted((r.key, r.end, r.rows, r.titles, r.malformed) for r in got)
         assert view == sorted((r.key, r.end, r.rows, r.titles, r.malformed) for r in seq)
-        went = bool(parts[2])  # both processes scanned
+        went = bool(parts[0])  # both processes scanned
         if main_share > 1:  # the worker was idle first: it took over part of this share
-            went = went and bool(parts[1])
+            went = went and bool(parts[2])
         if main_share < 0.1:  # this process was soon done: it took back tasks no worker started
             went = went and any(r.seq for r in got)
         if went:

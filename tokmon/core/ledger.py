@@ -1288,10 +1288,11 @@ class Stage:
 
     ``direct`` (a private build file, see :func:`build_path`: no other process reads or
     writes it): the load's transaction opens here and stays open while the scan runs, and
-    the rows of stream :data:`FIRST` (the first in merge order, arriving in it: the calling
-    process's own share) go straight into ``records`` with the dedup rule (the largest output
-    wins, ties keep the first), so that part of the load is done while the workers still
-    scan; the other streams are staged and merged after it. If anything fails, the
+    the rows of stream :data:`FIRST` (the first in merge order, arriving in it: the scan
+    threads' tasks, see tokmon.core.scan._unordered) go straight into ``records`` with the
+    dedup rule (the largest output wins, ties keep the first), so that part of the load is
+    done while the scan runs; the other streams (the calling thread's own share, last in
+    merge order) are staged and merged after it. If anything fails, the
     transaction rolls back whole: the caller drops the build and scans the usual way."""
 
     SCHEMA = "tokmon_stage"

@@ -284,15 +284,17 @@ def _serial(
         yield scan_file(k, s, pricing, fp, small, n)
 
 
-def _chunks(items: list[tuple[Any, ...]], n: int) -> list[list[Item]]:
+def _chunks(items: list[tuple[Any, ...]], n: int, last: bool = False) -> list[list[Item]]:
     """Split (key, start, new bytes[, fp]) into ``n`` contiguous runs of about equal bytes
-    (the first, scanned by the calling process, MAIN_SHARE times a worker's)."""
+    (the first, scanned by the calling process, MAIN_SHARE times a worker's; ``last``: the
+    last one is the calling process's)."""
     total = sum(it[2] for it in items)
     out: list[list[Item]] = [[]]
     acc = 0
     unit = total / (n - 1 + MAIN_SHARE) if n > 1 else total
     for it in items:
-        if acc >= unit * (MAIN_SHARE + len(out) - 1) and len(out) < n:
+        ends = len(out) if last else MAIN_SHARE + len(out) - 1  # the current run's end
+        if acc >= unit * ends and len(out) < n:
             out.append([])
         out[-1].append(_item(it))
         acc += it[2]
@@ -419,7 +421,7 @@ def _scan_all(
     if n <= 1 or total < min_bytes or len(items) < 2 or os.environ.get("TOKMON_NO_PARALLEL"):
         yield from _serial(items, pricing, total)
         return
-    chunks = _chunks(items, n)
+    chunks = _chunks(items, n, last=not ordered)
     if _threads():
         # the native scanner parses with the GIL released: threads of this process share
         # the scan (no second interpreter, rows not pickled); same tasks, same merge order
@@ -476,22 +478,24 @@ def _pooled(
     ordered: bool,
     work: Callable[..., list[Any]] = scan_many,
 ) -> Iterator[FileResult]:
-    """The first chunk scanned here, the others' tasks by ``pool`` (processes or threads)
-    with ``work`` (:func:`scan_many`, or :func:`parse_task` for threads)."""
+    """One chunk scanned here (``ordered``: the first, else the last), the others' tasks by
+    ``pool`` (processes or threads) with ``work`` (:func:`scan_many`, or :func:`parse_task`
+    for threads)."""
+    own, theirs = (chunks[0], chunks[1:]) if ordered else (chunks[-1], chunks[:-1])
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
         # A future is dropped once its results are out, so they are freed as the caller goes.
         tasks = {
             pool.submit(work, t, pricing): (i, t)
-            for i, t in enumerate(t for c in chunks[1:] for t in _tasks(c, sizes))
+            for i, t in enumerate(t for c in theirs for t in _tasks(c, sizes))
         }
         waiting = collections.deque(tasks)  # (a dict keeps the order of submission)
         if ordered:
-            yield from scan_many(chunks[0], pricing)  # this process takes the first share
+            yield from scan_many(own, pricing)  # this process takes the first share
             while waiting:
                 yield from _part1(_next(waiting, tasks), 0, pricing)
             return
-        yield from _unordered(pool, chunks[0], waiting, tasks, sizes, pricing, work)
+        yield from _unordered(pool, own, waiting, tasks, sizes, pricing, work)
 
 
 def _unordered(
@@ -503,24 +507,29 @@ def _unordered(
     pricing: tuple[str | None, str] | None,
     work: Callable[..., list[Any]] = scan_many,
 ) -> Iterator[FileResult]:
-    """This process scans ``own`` (part 0) and hands out the workers' results (part 2) as
-    they are done. Once, when the workers are idle and this process still has files, the
-    back half of those (by bytes) goes to the workers as part 1: the split adapts to how
-    fast each side really went (load, the caller's own work on each result). The other way
-    round, when this process is done first, it takes back the tasks no worker has started
-    and scans them itself: their results have ``seq`` 1 + the task's index (the tasks
-    before it, scanned by a worker, have ``seq`` 0: merge order is (part, seq))."""
+    """The workers' tasks (part 0: the first files) are handed out in order as they are
+    done, between the files this process scans: ``own``, the last files (part 1). So the
+    results that come first in merge order come in it, while the scan runs (the build loads
+    them straight into its records: ledger.Stage.FIRST), and only this process's share waits
+    to be merged after the scan. Once, when the workers are idle and this process still has
+    files, the back half of those (by bytes) goes to the workers as part 2: the split adapts
+    to how fast each side really went (load, this process's own work on each result). The
+    other way round, when this process is done first, it takes back the tasks no worker has
+    started and scans them itself: their results have ``seq`` 1 + the task's index (the
+    tasks before it, scanned by a worker, have ``seq`` 0: merge order is (part, seq))."""
     stolen: collections.deque[Any] = collections.deque()
     split = False  # the one hand-over done (or found pointless)
     i = 0
     while i < len(own):
         k, s, fp, n = own[i]
         i += 1
-        yield scan_file(k, s, pricing, fp, False, n)
+        res = scan_file(k, s, pricing, fp, False, n)
+        res.part = 1
+        yield res
         while waiting and waiting[0].done():
-            yield from _part1(_next(waiting, tasks), 2, pricing)
+            yield from _part1(_next(waiting, tasks), 0, pricing)
         while stolen and stolen[0].done():
-            yield from _part1(_next(stolen, tasks), 1, pricing)
+            yield from _part1(_next(stolen, tasks), 2, pricing)
         if not waiting and not split and len(own) - i >= 2:
             split = True
             rest = own[i:]
@@ -540,7 +549,7 @@ def _unordered(
     # worker has started, scan them, and again, until the workers have started them all
     while True:
         back: list[tuple[int, int, list[Item]]] = []
-        for part, queue in ((1, stolen), (2, waiting)):
+        for part, queue in ((2, stolen), (0, waiting)):
             pending = [f for f in queue if not f.running() and not f.done()]
             half = sum(sizes.get(it[0], 0) for f in pending for it in tasks[f][1]) / 2
             taken = 0
@@ -558,13 +567,13 @@ def _unordered(
                 res.part, res.seq = part, 1 + n
                 yield res
                 while waiting and waiting[0].done():
-                    yield from _part1(_next(waiting, tasks), 2, pricing)
+                    yield from _part1(_next(waiting, tasks), 0, pricing)
                 while stolen and stolen[0].done():
-                    yield from _part1(_next(stolen, tasks), 1, pricing)
+                    yield from _part1(_next(stolen, tasks), 2, pricing)
     while waiting:
-        yield from _part1(_next(waiting, tasks), 2, pricing)
+        yield from _part1(_next(waiting, tasks), 0, pricing)
     while stolen:
-        yield from _part1(_next(stolen, tasks), 1, pricing)
+        yield from _part1(_next(stolen, tasks), 2, pricing)
 
 
 def _next(queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]]) -> list[Any]:
