@@ -2465,6 +2465,37 @@ static PyObject *finish(PyObject *self, PyObject *args) {
     return Py_BuildValue("Lns", poison, o->stop, o->stop > 0 ? o->fp : "");
 }
 
+
+/* --- a batch of staged rows as one INSERT's parameters (ledger.Stage._flush) ------------- */
+static PyObject *t_batch_args(PyObject *self, PyObject *args) {
+    PyObject *rows, *out;
+    Py_ssize_t start, k, i, j, at = 0, width;
+    int nulls = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!nn:batch_args", &PyList_Type, &rows, &start, &k)) return NULL;
+    if (start < 0 || k < 0 || start > PyList_GET_SIZE(rows) - k) {
+        PyErr_SetString(PyExc_ValueError, "batch_args: rows[start:start + k] out of the list");
+        return NULL;
+    }
+    for (i = start; i < start + k; i++) {
+        PyObject *r = PyList_GET_ITEM(rows, i);
+        if (!PyList_CheckExact(r) || PyList_GET_SIZE(r) != 12) Py_RETURN_NONE;
+        if (PyList_GET_ITEM(r, 11) != Py_None) nulls = 0;
+    }
+    width = nulls ? 11 : 12;
+    out = PyList_New(k * width);
+    if (!out) return NULL;
+    for (i = start; i < start + k; i++) {
+        PyObject *r = PyList_GET_ITEM(rows, i);
+        for (j = 0; j < width; j++) {
+            PyObject *v = PyList_GET_ITEM(r, j);
+            Py_INCREF(v);
+            PyList_SET_ITEM(out, at++, v);
+        }
+    }
+    return Py_BuildValue("(NO)", out, nulls ? Py_True : Py_False);
+}
+
 static PyObject *t_fingerprint(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t end;
@@ -2778,6 +2809,10 @@ static PyMethodDef methods[] = {
      "sizes: their stat's, as scan's ``size``) opened, read into buf (writable), its complete\n"
      "lines parsed and fingerprinted, and closed, all without the GIL; finish() builds the\n"
      "rows of each."},
+    {"batch_args", t_batch_args, METH_VARARGS,
+     "batch_args(rows, start, k) -> (list, bool) | None: rows[start:start + k] (lists of 12\n"
+     "values) as one list of parameters, without the last value of each row when every row's\n"
+     "is None (then True); None when a row is not a list of 12 (ledger.Stage._flush)."},
     {"finish", finish, METH_VARARGS,
      "finish(parsed, source, best, strings, text, fallback, ts_min, ts_max[, price]) ->\n"
      "(poison, end, fingerprint) | None: the rows of a parse_many file into ``best`` as scan()\n"

@@ -1278,6 +1278,24 @@ class _NotEmpty(Exception):
     """merge_staged found records: roll back, the caller merges the usual way."""
 
 
+def _batch_args(rows: list[list[object]], start: int, k: int) -> tuple[list[object], bool]:
+    """``rows[start:start + k]`` as one INSERT's parameters: without each row's last value
+    (display_cost) when all of them are None (then True). ``_scan.batch_args`` in Python."""
+    args = list(itertools.chain.from_iterable(rows[start : start + k]))
+    if args[11::12].count(None) == k:  # no display_cost: 11 values a row
+        del args[11::12]
+        return args, True
+    return args, False
+
+
+def _native_batch() -> Any:
+    """The native scanner's ``batch_args`` when it is in use, else None."""
+    from tokmon.core.parser import native_parse
+
+    native = native_parse()
+    return getattr(native, "batch_args", None) if native is not None else None
+
+
 class Stage:
     """Claude records staged, while a big first scan runs, in tables of a private temporary
     database attached to the ledger connection (SQLite's temporary file: nothing held in
@@ -1315,6 +1333,7 @@ class Stage:
         # a direct build's partial cells (see cell_source): pending ones, how many are in
         # the table, every row's key hash, per call of add: its first hash, its rows, its
         # first partial cell (rowid) and how many
+        self._batch = _native_batch()
         self._cells_ok = direct and PARTIAL_CELLS
         self._row_cells: Any = None
         self._dups: Any = None
@@ -1393,16 +1412,15 @@ class Stage:
             many, many_null, one = (s.format(table) for s in self._staged)
         k = self.BATCH
         full = n - n % k
+        batch = self._batch
         with self.db._mu:
             conn = self.db.conn
-            flat = itertools.chain.from_iterable
             for i in range(0, full, k):  # (outside ``direct``: each its own transaction)
-                args = list(flat(pending[i : i + k]))
-                if args[11::12].count(None) == k:  # no display_cost: 11 values a row
-                    del args[11::12]
-                    conn.execute(many_null, args)
-                else:
-                    conn.execute(many, args)
+                got = batch(pending, i, k) if batch is not None else None
+                if got is None:
+                    got = _batch_args(pending, i, k)
+                args, nulls = got
+                conn.execute(many_null if nulls else many, args)
             if full < n:
                 conn.executemany(one, pending[full:n])
         del pending[:n]
