@@ -512,6 +512,12 @@ def scan_whole(
             buf, 0, 0, 0, path, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
             None if price is None else price.native, -1, -1, size, path,
         )  # fmt: skip
+    return _whole_file(got, stats)
+
+
+def _whole_file(got: tuple[int, int, str] | None, stats: LineStats) -> tuple[int, str] | None:
+    """A whole-file native call's (poison lines, end, fingerprint), or None (the file did
+    not fit the buffer): (end, fingerprint), the poison lines counted as malformed."""
     if got is None:
         return None
     poison, end, fp = got
@@ -550,11 +556,7 @@ def finish_parsed(
         parsed, source, best, strings, text, fallback, TS_MIN, TS_MAX,
         None if price is None else price.native,
     )  # fmt: skip
-    if got is None:
-        return None
-    poison, end, fp = got
-    stats.malformed += poison
-    return end, fp
+    return _whole_file(got, stats)
 
 
 #: Bytes of the lines the native scanner leaves to Python (titles, malformed lines, any doubt)
