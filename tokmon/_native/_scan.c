@@ -1847,6 +1847,48 @@ static void read_whole(whole *w, char *buf, Py_ssize_t cap) {
     w->got = pos;
 }
 
+/* A file's name for the OS (from a str: bytes, wide characters on Windows), its opening
+ * and its closing; osname_of is NULL with an exception set. */
+#ifdef _WIN32
+typedef wchar_t *osname;
+static osname osname_of(PyObject *path) { return PyUnicode_AsWideCharString(path, NULL); }
+static void osname_free(osname name) { PyMem_Free(name); }
+static int os_open(osname name) { return _wopen(name, _O_RDONLY | _O_BINARY | _O_NOINHERIT); }
+static void os_close(int fd) { _close(fd); }
+#else
+typedef PyObject *osname;
+static osname osname_of(PyObject *path) { return PyUnicode_EncodeFSDefault(path); }
+static void osname_free(osname name) { Py_XDECREF(name); }
+static int os_open(osname name) { return open(PyBytes_AS_STRING(name), O_RDONLY | O_CLOEXEC); }
+static void os_close(int fd) { close(fd); }
+#endif
+
+/* the end of the complete lines read_whole read into buf (0: none, or the read failed or
+ * filled the buffer) */
+static Py_ssize_t lines_end(const whole *w, const char *buf) {
+    const char *nl;
+    if (w->err || w->full || !w->got) return 0;
+    nl = (const char *)memrchr_(buf, '\n', (size_t)w->got);
+    return nl ? (Py_ssize_t)(nl - buf) + 1 : 0;
+}
+
+/* the file ``name`` opened, read into buf (read_whole; w->size: the stat's size) and closed,
+ * without the GIL: the end of its complete lines; 0 with *open_err set when it did not open
+ * (opening and closing here: no GIL hand-over for either) */
+static Py_ssize_t read_named(whole *w, osname name, char *buf, Py_ssize_t cap, int *open_err) {
+    do {
+        w->fd = os_open(name);
+    } while (w->fd < 0 && errno == EINTR);
+    if (w->fd < 0) {
+        *open_err = errno;
+        return 0;
+    }
+    read_whole(w, buf, cap);
+    os_close(w->fd);
+    w->fd = -1;
+    return lines_end(w, buf);
+}
+
 /* --- buffers kept between calls -------------------------------------------------------------
  *
  * A call's records, string arena, yyjson's scratch copy and allocator are taken from here
@@ -2025,12 +2067,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Py_ssize_t fp_end = -1;
     char fp[17];
     whole w = {-1, -1, 0, 0, 0};
-    PyObject *path = Py_None; /* the file to open (str), and its name for the OS: */
-#ifdef _WIN32
-    wchar_t *opened = NULL;
-#else
-    PyObject *opened = NULL; /* (bytes) */
-#endif
+    PyObject *path = Py_None; /* the file to open (str), and its name for the OS */
+    osname opened = NULL;
     int open_err = 0, whole_file;
     (void)self;
     if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|OninO:scan", &view, &start, &stop, &base,
@@ -2075,66 +2113,34 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     p.prepass = prepass_enabled;
     p.filter = filter_enabled;
     if (path != Py_None) {
-#ifdef _WIN32
-        opened = PyUnicode_AsWideCharString(path, NULL); /* (freed below) */
-#else
-        opened = PyUnicode_EncodeFSDefault(path);
-#endif
+        opened = osname_of(path); /* (freed below) */
         if (!opened) {
             PyBuffer_Release(&view);
             return NULL;
         }
     }
     if (!kit_take(&p, &alc)) {
-#ifdef _WIN32
-        PyMem_Free(opened);
-#else
-        Py_XDECREF(opened);
-#endif
+        osname_free(opened);
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
     {
         const char *buf = (const char *)view.buf;
-        if (opened) { /* opened and closed in this stretch: no GIL hand-over for either */
-            do {
-#ifdef _WIN32
-                w.fd = _wopen(opened, _O_RDONLY | _O_BINARY | _O_NOINHERIT);
-#else
-                w.fd = open(PyBytes_AS_STRING(opened), O_RDONLY | O_CLOEXEC);
-#endif
-            } while (w.fd < 0 && errno == EINTR);
-            if (w.fd < 0) {
-                open_err = errno;
-                stop = 0;
-            }
-        }
-        if (w.fd >= 0) { /* the file first: its complete lines are the range */
-            read_whole(&w, (char *)view.buf, view.len);
+        if (whole_file) { /* the file first: its complete lines are the range */
             if (opened) {
-#ifdef _WIN32
-                _close(w.fd);
-#else
-                close(w.fd);
-#endif
+                stop = read_named(&w, opened, (char *)view.buf, view.len, &open_err);
+            } else {
+                read_whole(&w, (char *)view.buf, view.len);
+                stop = lines_end(&w, buf);
             }
-            stop = 0;
-            if (!w.err && !w.full) {
-                const char *nl = w.got ? (const char *)memrchr_(buf, '\n', (size_t)w.got) : NULL;
-                stop = nl ? (Py_ssize_t)(nl - buf) + 1 : 0;
-            }
-            fp_end = stop > 0 ? stop : -1;
+            if (!open_err) fp_end = stop > 0 ? stop : -1;
         }
         pass1_lines(&p, buf, start, stop, (uint64_t)max_tokens, alc);
         if (fp_end > 0) fp_hex((const unsigned char *)buf, (size_t)fp_end, fp);
     }
     Py_END_ALLOW_THREADS
-#ifdef _WIN32
-    PyMem_Free(opened);
-#else
-    Py_XDECREF(opened);
-#endif
+    osname_free(opened);
     prepass_lines += p.fast;
     filtered_lines += p.filtered;
     usage_lines += p.fields;
@@ -2277,21 +2283,9 @@ static int keep_parsed(const pass1 *p, const char *buf, Py_ssize_t stop, parsed_
     return 1;
 }
 
-static void free_names(
-#ifdef _WIN32
-    wchar_t **names,
-#else
-    PyObject **names,
-#endif
-    Py_ssize_t n) {
+static void free_names(osname *names, Py_ssize_t n) {
     Py_ssize_t i;
-    for (i = 0; i < n; i++) {
-#ifdef _WIN32
-        PyMem_Free(names[i]);
-#else
-        Py_XDECREF(names[i]);
-#endif
-    }
+    for (i = 0; i < n; i++) osname_free(names[i]);
     PyMem_Free(names);
 }
 
@@ -2304,11 +2298,7 @@ static PyObject *parse_many(PyObject *self, PyObject *args) {
     pass1 p;
     yyjson_alc *alc;
     int nomem = 0;
-#ifdef _WIN32
-    wchar_t **names;
-#else
-    PyObject **names;
-#endif
+    osname *names;
     (void)self;
     if (!PyArg_ParseTuple(args, "w*O!O!L:parse_many", &view, &PyList_Type, &paths, &PyList_Type,
                           &sizes, &max_tokens))
@@ -2335,11 +2325,7 @@ static PyObject *parse_many(PyObject *self, PyObject *args) {
         }
         raws[i].stop = PyLong_AsSsize_t(size); /* (the stat's size until the read) */
         if (raws[i].stop == -1 && PyErr_Occurred()) goto fail;
-#ifdef _WIN32
-        names[i] = PyUnicode_AsWideCharString(path, NULL);
-#else
-        names[i] = PyUnicode_EncodeFSDefault(path);
-#endif
+        names[i] = osname_of(path);
         if (!names[i]) goto fail;
     }
     memset(&p, 0, sizeof(p));
@@ -2355,31 +2341,11 @@ static PyObject *parse_many(PyObject *self, PyObject *args) {
         for (i = 0; i < n && !nomem; i++) {
             parsed_raw *r = &raws[i];
             whole w = {-1, -1, 0, 0, 0};
-            Py_ssize_t stop = 0;
+            Py_ssize_t stop;
             w.size = r->stop;
-            do {
-#ifdef _WIN32
-                w.fd = _wopen(names[i], _O_RDONLY | _O_BINARY | _O_NOINHERIT);
-#else
-                w.fd = open(PyBytes_AS_STRING(names[i]), O_RDONLY | O_CLOEXEC);
-#endif
-            } while (w.fd < 0 && errno == EINTR);
-            if (w.fd < 0) {
-                r->open_err = errno;
-            } else {
-                read_whole(&w, buf, view.len);
-#ifdef _WIN32
-                _close(w.fd);
-#else
-                close(w.fd);
-#endif
-                r->err = w.err;
-                r->full = w.full;
-                if (!w.err && !w.full) {
-                    const char *nl = w.got ? (const char *)memrchr_(buf, '\n', (size_t)w.got) : NULL;
-                    stop = nl ? (Py_ssize_t)(nl - buf) + 1 : 0;
-                }
-            }
+            stop = read_named(&w, names[i], buf, view.len, &r->open_err);
+            r->err = w.err;
+            r->full = w.full;
             r->stop = stop;
             p.n = 0;
             p.used = 0;
