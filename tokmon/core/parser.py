@@ -488,13 +488,14 @@ def _hooks(
 
 def scan_whole(
     path: str,
-    buf: bytearray,
+    buf: bytearray | None,
     size: int,
     stats: LineStats,
     best: dict[str, list[Any]],
     titles: list[tuple[str, str, str]],
     strings: dict[str, str],
     price: Any,
+    parsed: Any = None,
 ) -> tuple[int, str] | None:
     """The native scanner opens ``path`` (``size``: its size in the stat the caller planned
     from), reads it into ``buf`` from its start and scans its complete lines as
@@ -503,21 +504,26 @@ def scan_whole(
     (the end of the complete lines, the fingerprint there), or None when ``buf`` filled
     before the file's end (nothing was parsed: the caller reads it the usual way). Raises
     OSError as ``os.open`` or a read would. Only with the native scanner
-    (:func:`native_scanner`)."""
-    scan = _native if _native is not False else native_scanner()
-    assert scan is not None
-    with memoryview(buf) as view:
-        fallback, text = _hooks(view, 0, path, stats, best, titles, strings, price)
-        got = scan(
-            buf, 0, 0, 0, path, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
-            None if price is None else price.native, -1, -1, size, path,
-        )  # fmt: skip
-    return _whole_file(got, stats)
-
-
-def _whole_file(got: tuple[int, int, str] | None, stats: LineStats) -> tuple[int, str] | None:
-    """A whole-file native call's (poison lines, end, fingerprint), or None (the file did
-    not fit the buffer): (end, fingerprint), the poison lines counted as malformed."""
+    (:func:`native_scanner`). ``parsed``: the file as ``_scan.parse_many`` already read and
+    parsed it (on a scan thread, without the GIL; ``buf`` unused): its rows are built from
+    that (``_scan.finish``)."""
+    native_price = None if price is None else price.native
+    if parsed is not None:
+        module = native_parse()
+        assert module is not None
+        fallback, text = _hooks(None, 0, path, stats, best, titles, strings, price)
+        got = module.finish(
+            parsed, path, best, strings, text, fallback, TS_MIN, TS_MAX, native_price
+        )
+    else:
+        scan = _native if _native is not False else native_scanner()
+        assert scan is not None and buf is not None
+        with memoryview(buf) as view:
+            fallback, text = _hooks(view, 0, path, stats, best, titles, strings, price)
+            got = scan(
+                buf, 0, 0, 0, path, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
+                native_price, -1, -1, size, path,
+            )  # fmt: skip
     if got is None:
         return None
     poison, end, fp = got
@@ -525,38 +531,21 @@ def _whole_file(got: tuple[int, int, str] | None, stats: LineStats) -> tuple[int
     return end, fp
 
 
+_parse_module: Any = None  # the extension's module once looked up (native_parse)
+
+
 def native_parse() -> Any:
     """The native scanner's module when it parses files in batches (``parse_many``, then
-    ``finish`` for each: :func:`tokmon.core.scan.parse_task`), else None."""
+    ``finish`` for each: :func:`tokmon.core.scan.parse_task`), else None (also while the
+    native scanner is not in use, see :func:`native_scanner`)."""
+    global _parse_module
     if native_scanner() is None:
         return None
-    from tokmon._native import _scan
+    if _parse_module is None:
+        from tokmon._native import _scan
 
-    return _scan if hasattr(_scan, "parse_many") else None
-
-
-def finish_parsed(
-    parsed: Any,
-    source: str,
-    stats: LineStats,
-    best: dict[str, list[Any]],
-    titles: list[tuple[str, str, str]],
-    strings: dict[str, str],
-    price: Any,
-) -> tuple[int, str] | None:
-    """The rows of one file ``_scan.parse_many`` parsed (without the GIL, on a scan thread)
-    into ``best``, ``titles`` and ``stats`` as :func:`scan_whole` would have filed them:
-    (the end of the complete lines, the fingerprint there), or None when the file did not
-    fit the buffer (the caller reads it the usual way). Raises OSError as ``os.open`` or a
-    read would."""
-    native = native_parse()
-    assert native is not None
-    fallback, text = _hooks(None, 0, source, stats, best, titles, strings, price)
-    got = native.finish(
-        parsed, source, best, strings, text, fallback, TS_MIN, TS_MAX,
-        None if price is None else price.native,
-    )  # fmt: skip
-    return _whole_file(got, stats)
+        _parse_module = _scan if hasattr(_scan, "parse_many") else False
+    return _parse_module or None
 
 
 #: Bytes of the lines the native scanner leaves to Python (titles, malformed lines, any doubt)

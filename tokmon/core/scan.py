@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from tokmon.core import reader as _reader
 from tokmon.core.parser import (
     LineStats,
-    finish_parsed,
     native_parse,
     native_scanner,
     native_trim,
@@ -93,6 +92,7 @@ def scan_file(
     fp: str = "",
     small: bool = False,
     size: int = -1,
+    parsed: Any = None,
 ) -> FileResult:
     """Read complete lines of ``key`` from ``start``; keep the max-output line per dedup key.
 
@@ -102,6 +102,8 @@ def scan_file(
     whole read is at most :data:`SMALL_READ` bytes): lines are parsed by the reference
     parser, without building the msgspec decoder. ``size``: the file's size in the stat
     the caller planned from (see :class:`~tokmon.core.reader.LineReader`), -1 if unknown.
+    ``parsed``: the file (from its start) as a scan thread parsed it (:func:`parse_task`):
+    its rows are built from that, unless it outgrew the read buffer meanwhile.
     """
     res = FileResult(key, start, start, pid=os.getpid())
     stats = LineStats()
@@ -111,8 +113,9 @@ def scan_file(
     gc_on = gc.isenabled()
     gc.disable()  # rows are acyclic: no collection passes over them mid-scan
     try:
-        if not start and not small and 0 <= size < _reader._CHUNK and native_scanner():
-            if _whole(key, size, price, res, stats, best):
+        whole = not start and not small and 0 <= size < _reader._CHUNK and native_scanner()
+        if parsed is not None or whole:
+            if _whole(key, size, price, res, stats, best, parsed):
                 return _done(res, stats, list(best.values()), price, True)
             res.titles.clear()  # (the buffer filled: read the usual way, from scratch)
             stats, best = LineStats(), {}
@@ -157,6 +160,7 @@ def _whole(
     res: FileResult,
     stats: LineStats,
     best: dict[str, list[Any]],
+    parsed: Any = None,
 ) -> bool:
     """Read ``key`` (from its start, smaller than a read buffer) and scan it natively in one
     call (:func:`scan_file` with the native scanner): its opening, reading, lines,
@@ -165,14 +169,17 @@ def _whole(
     threads handed it over as often (docs/performance.md, twelfth session); ``os.open`` and
     ``os.close`` around the call, twice more (fifteenth session). The same results; False
     when the file no longer fits the buffer (it grew: nothing was parsed). Raises OSError as
-    the reader."""
-    buf = take_buffer()
-    try:
-        if len(buf) <= size:  # (a smaller buffer: tests)
-            return False
-        got = scan_whole(key, buf, size, stats, best, res.titles, _STRINGS, price)
-    finally:
-        give_buffer(buf)
+    the reader. ``parsed``: as a scan thread read and parsed it (:func:`parse_task`)."""
+    if parsed is not None:
+        got = scan_whole(key, None, size, stats, best, res.titles, _STRINGS, price, parsed)
+    else:
+        buf = take_buffer()
+        try:
+            if len(buf) <= size:  # (a smaller buffer: tests)
+                return False
+            got = scan_whole(key, buf, size, stats, best, res.titles, _STRINGS, price)
+        finally:
+            give_buffer(buf)
     if got is None:
         return False
     res.end, res.fp = got
@@ -245,24 +252,12 @@ def _finished(
     done: FileResult | tuple[Item, Any], pricing: tuple[str | None, str] | None
 ) -> FileResult:
     """A scan thread's result as a FileResult: a parsed file's rows built on this thread
-    (see :func:`parse_task`); one that grew past the buffer since is read here the usual
-    way."""
+    (see :func:`parse_task`), by :func:`scan_file` (one that grew past the buffer since is
+    read there the usual way)."""
     if isinstance(done, FileResult):
         return done
     (key, start, fp, size), parsed = done
-    res = FileResult(key, start, start, pid=os.getpid())
-    stats = LineStats()
-    best: dict[str, list[Any]] = {}
-    price = make_pricer(*pricing) if pricing is not None else None
-    try:
-        got = finish_parsed(parsed, key, stats, best, res.titles, _STRINGS, price)
-    except OSError as exc:
-        res.error = exc.strerror or str(exc)
-        return res
-    if got is None:
-        return scan_file(key, start, pricing, fp, False, size)
-    res.end, res.fp = got
-    return _done(res, stats, list(best.values()), price, True)
+    return scan_file(key, start, pricing, fp, False, size, parsed)
 
 
 SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_line
