@@ -163,6 +163,14 @@ _BUCKET_Q = f"CAST(ts / {BUCKET} AS INTEGER)"
 _BUCKET_SQL = f"({_BUCKET_Q} - ({_BUCKET_Q} * {BUCKET} > ts))"
 
 
+# a row of sums added to the row of its key (an upsert: the sums' columns of every table)
+_ADD_UP = (
+    "ON CONFLICT DO UPDATE SET i = i + excluded.i, o = o + excluded.o, cc = cc + excluded.cc,"
+    " c1h = c1h + excluded.c1h, cr = cr + excluded.cr, cost = cost + excluded.cost,"
+    " n = n + excluded.n, first = min(first, excluded.first), last = max(last, excluded.last)"
+)
+
+
 def _cell_rows(source: str, where: str = "") -> str:
     """Each record of ``source`` as its cell's share (the rows the cells' ``GROUP BY`` sums:
     bucket, model, session, project, token sums, picodollars, a count, first and last time);
@@ -487,11 +495,16 @@ class Rollups:
                 rows = _cell_rows(source)
             else:
                 part, dirty = cells
-                rows = (
-                    "SELECT b, model, session, project, i, o, cc, c1h, cr, pico, n, first, last"
-                    f" FROM {part} WHERE session NOT IN (SELECT session FROM {dirty}) UNION ALL "
-                    + _cell_rows(source, f" WHERE session IN (SELECT session FROM {dirty})")
+                # the partial cells of the sessions that are not dirty, added up by an upsert
+                # into the cells' key instead of a GROUP BY (no sort: ~15% of them meet a
+                # cell there); the dirty sessions' cells below, from their records
+                c.execute(
+                    "INSERT INTO rollup_cell SELECT ?, b, model, session, project, i, o, cc,"
+                    f" c1h, cr, pico, n, first, last FROM {part} WHERE session NOT IN (SELECT"
+                    f" session FROM {dirty}) {_ADD_UP}",
+                    (agent,),
                 )
+                rows = _cell_rows(source, f" WHERE session IN (SELECT session FROM {dirty})")
             c.execute(
                 "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(i), sum(o),"
                 " sum(cc), sum(c1h), sum(cr), sum(pico), sum(n), min(first), max(last) FROM ("
@@ -505,10 +518,9 @@ class Rollups:
                 (agent,),
             )
             self._sum_cells(agent)
-            c.execute(
-                "INSERT INTO rollup_session_model SELECT agent, session_id, model, sum(i),"
-                " sum(o), sum(cc), sum(c1h), sum(cr), sum(cost), sum(n), min(first), max(last)"
-                " FROM rollup_cell WHERE agent=? GROUP BY session_id, model",
+            c.execute(  # (an upsert: a GROUP BY here sorts every cell)
+                "INSERT INTO rollup_session_model SELECT agent, session_id, model, i, o, cc,"
+                f" c1h, cr, cost, n, first, last FROM rollup_cell WHERE agent=? {_ADD_UP}",
                 (agent,),
             )
             # a session's project: the cwd of its latest cell that has one (ties: the larger)
