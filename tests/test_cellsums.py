@@ -145,17 +145,23 @@ def test_sums_past_64_bits_give_none() -> None:
         assert _scan.cells(rows) is None
 
 
-def test_dup_hashes() -> None:
+def test_dup_rows() -> None:
+    """The values found more than once and every place of each, ascending (a value three
+    times counted once in the set; the largest 32-bit value; nothing)."""
     blob = array("I", [5, 3, 5, 7, 3, 3, 9, 2**32 - 1, 2**32 - 1]).tobytes()
-    assert cellsums.dup_hashes_py(blob) == {3, 5, 2**32 - 1}
-    assert cellsums.dup_hashes(blob) == {3, 5, 2**32 - 1}
-    assert cellsums.dup_hashes(b"") == set()
+    want = ({3, 5, 2**32 - 1}, [0, 1, 2, 4, 5, 7, 8])
+    assert cellsums.dup_rows_py(blob) == want
+    assert cellsums.dup_rows(blob) == want
+    assert cellsums.dup_rows(b"") == (set(), [])
     if NATIVE:
         from tokmon._native import _scan
 
         rng = random.Random(3)
-        big = array("I", [rng.randrange(2**32) for _ in range(20000)] * 2 + [1, 2, 3]).tobytes()
-        assert _scan.dups(big) == cellsums.dup_hashes_py(big)
+        values = [rng.randrange(2**32) for _ in range(20000)]
+        big = array("I", values + values[::-3] + [1, 2, 3]).tobytes()
+        got = _scan.dup_rows(big)
+        assert got == cellsums.dup_rows_py(big)
+        assert len(got[0]) == len(values[::-3]) and len(got[1]) == 2 * len(got[0])
 
 
 def test_bucket_of_rollups() -> None:
@@ -223,7 +229,7 @@ def test_colliding_hashes_only_cost_time(tmp_path: Path, monkeypatch: pytest.Mon
         assert got is not None
         return got[0], bytes(4 * len(rows))
 
-    monkeypatch.setattr(cellsums, "summers", lambda: (same_hash, cellsums.dup_hashes_py))
+    monkeypatch.setattr(cellsums, "summers", lambda: (same_hash, cellsums.dup_rows_py))
     monkeypatch.setattr(ledger, "summers", cellsums.summers)
     cells, sums, dirty = _build(tmp_path, "collide", streams)
     monkeypatch.setattr(ledger, "PARTIAL_CELLS", False)

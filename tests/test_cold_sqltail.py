@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from tests.test_cold_build import END, _content, _engine, _reference, _streams
+from tokmon.core import cellsums, ledger
 from tokmon.core.ledger import COLS, LedgerDB, Stage
+from tokmon.core.model import UsageRecord
 from tokmon.demo import generate
 
 # ---- a response copied into every stream, with equal outputs --------------------------------
@@ -128,15 +130,18 @@ def _rows(stream: int, n: int, display: dict[int, float]) -> list[list[object]]:
     return out
 
 
-@pytest.mark.parametrize("direct", [False, True])
+@pytest.mark.parametrize("direct", [False, True, "collide", "sql"])
 def test_stage_batches_with_and_without_display_cost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool | str
 ) -> None:
     """Batches where no row has a display cost go without it (a NULL in the statement),
     batches with one (even a single 0.0) with it: the records are those of the dedup rule
     over the rows in merge order (largest output, the first of equal ones, at its first
     place), display costs included, staged or directly loaded; records has a fresh
-    ledger's schema after either (a direct load drops its indexes while loading)."""
+    ledger's schema after either (a direct load drops its indexes while loading; its
+    dedup after the load, by the key hashes, every hash alike or in SQL)."""
+    if isinstance(direct, str):
+        _settle_by(direct, monkeypatch)
     if direct:
         db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     else:
@@ -148,7 +153,7 @@ def test_stage_batches_with_and_without_display_cost(
     }
     monkeypatch.setattr(Stage, "BATCH", 8)  # rows go to the database every 32 (HOLD 4)
     stage = db.stage()
-    assert stage.direct == direct
+    assert stage.direct == bool(direct)
     # arrival in pieces, a later stream first
     order = [(2, 0), (0, 0), (1, 0), (0, 0), (2, 0), (1, 0), (0, 0), (2, 0), (1, 0)]
     cursor = {s: 0 for s in streams}
@@ -230,11 +235,30 @@ def _records_schema(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def test_direct_load_dedup_rule(tmp_path: Path) -> None:
+def _settle_by(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """How a direct load finds its rows of one key (Stage.settle): by the key hashes of the
+    partial cells ("hashes"), with every hash alike ("collide": every row a candidate) or
+    in SQL ("sql": no partial cells, every key ranked)."""
+    if how == "sql":
+        monkeypatch.setattr(ledger, "PARTIAL_CELLS", False)
+    elif how == "collide":
+
+        def same_hash(rows: list[list[Any]]) -> Any:
+            got = cellsums.row_cells_py(rows)
+            assert got is not None
+            return got[0], bytes(4 * len(rows))
+
+        monkeypatch.setattr(ledger, "summers", lambda: (same_hash, cellsums.dup_rows_py))
+
+
+@pytest.mark.parametrize("how", ["hashes", "collide", "sql"])
+def test_direct_load_dedup_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     """A build's load on rows of one key in every arrangement, within the first stream and
     across it and a later one: its first row's place keeps the values of the first row of
     the largest output (a later one, a middle one, a tie with the first, three of a kind),
-    other keys untouched, in rowid order."""
+    other keys untouched, in rowid order; the same whichever way the load's dedup finds the
+    rows of one key."""
+    _settle_by(how, monkeypatch)
     db = LedgerDB(tmp_path / "b.sqlite3", build=True)
     stage = db.stage()
     assert stage.direct
@@ -276,3 +300,36 @@ def test_direct_load_of_no_rows(tmp_path: Path) -> None:
     stage.close()
     assert _records_schema(db.conn) == _records_schema(LedgerDB(tmp_path / "fresh.sqlite3").conn)
     assert db.count() == 0
+
+
+def test_a_ledger_with_the_older_unique_key_keeps_it(tmp_path: Path) -> None:
+    """A ledger made before the key's index had a name (``key ... UNIQUE``: SQLite's own
+    index) opens and merges as before: the later of two rows of one key replaces it only
+    with a larger output, and no second index of the key is made."""
+    path = tmp_path / "old.sqlite3"
+    LedgerDB(path).close()
+    old_records = ledger._SCHEMA.split("CREATE TABLE IF NOT EXISTS records")[1].split(";")[0]
+    old_records = old_records.replace("key TEXT NOT NULL,", "key TEXT NOT NULL UNIQUE,")
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("DROP TABLE records")  # (empty; its indexes go with it)
+        conn.execute("CREATE TABLE records" + old_records)
+        conn.execute("CREATE INDEX records_ts ON records (ts)")
+        conn.execute("CREATE INDEX records_session ON records (session)")
+    conn.close()
+    db = LedgerDB(path)
+    rows = _rows(0, 60, {}) + _rows(1, 60, {})  # stream 1's keys repeat stream 0's
+    db.merge([UsageRecord(*r) for r in rows])
+    want: dict[str, list[object]] = {}
+    for r in rows:
+        k = str(r[9])
+        if k not in want or int(r[5]) > int(want[k][5]):  # type: ignore[call-overload]
+            want[k] = r
+    have = sorted(list(r) for r in db.conn.execute(f"SELECT {COLS} FROM records"))
+    assert have == sorted(want.values()) and len(have) < len(rows)
+    indexes = {r[1]: (r[2], r[3]) for r in db.conn.execute("PRAGMA index_list(records)")}
+    assert indexes == {
+        "sqlite_autoindex_records_1": (1, "u"),
+        "records_ts": (0, "c"),
+        "records_session": (0, "c"),
+    }
+    db.close()

@@ -2661,38 +2661,78 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static PyObject *t_dups(PyObject *self, PyObject *arg) {
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* dup_rows(hashes) -> (set, list): the 32-bit values (native order) found more than once,
+   and the indexes of every value found more than once, ascending; the sorts without the
+   GIL (a build's dedup after its load, ledger.Stage.settle) */
+static PyObject *t_dup_rows(PyObject *self, PyObject *arg) {
     Py_buffer view;
-    uint32_t *v;
-    size_t n, i;
-    PyObject *out;
+    uint64_t *v;
+    uint32_t *ix;
+    size_t n, i, j, k = 0;
+    PyObject *set = NULL, *list = NULL, *out = NULL;
     (void)self;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     n = (size_t)view.len / 4;
-    v = (uint32_t *)PyMem_Malloc((n ? n : 1) * 4);
-    out = PySet_New(NULL);
-    if (v == NULL || out == NULL) {
+    if (n > 0xFFFFFFFFu) {
         PyBuffer_Release(&view);
-        PyMem_Free(v);
-        Py_XDECREF(out);
-        return PyErr_NoMemory();
+        PyErr_SetString(PyExc_ValueError, "dup_rows: more than 2**32 hashes");
+        return NULL;
     }
-    memcpy(v, view.buf, n * 4);
+    v = (uint64_t *)PyMem_RawMalloc((n ? n : 1) * sizeof *v);
+    ix = (uint32_t *)PyMem_RawMalloc((n ? n : 1) * sizeof *ix);
+    set = PySet_New(NULL);
+    if (v == NULL || ix == NULL || set == NULL) {
+        PyBuffer_Release(&view);
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned char *b = (const unsigned char *)view.buf;
+    for (i = 0; i < n; i++) {
+        uint32_t h;
+        memcpy(&h, b + 4 * i, 4);
+        v[i] = ((uint64_t)h << 32) | (uint64_t)i;
+    }
+    qsort(v, n, sizeof *v, cmp_u64);
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && (v[j] >> 32) == (v[i] >> 32); j++)
+            ;
+        if (j - i > 1) {
+            size_t m;
+            for (m = i; m < j; m++) ix[k++] = (uint32_t)v[m];
+        }
+    }
+    qsort(ix, k, sizeof *ix, cmp_u32);
+    Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    qsort(v, n, 4, cmp_u32);
+    list = PyList_New((Py_ssize_t)k);
+    if (list == NULL) goto done;
+    for (i = 0; i < k; i++) {
+        PyObject *x = PyLong_FromUnsignedLong(ix[i]);
+        if (x == NULL) goto done;
+        PyList_SET_ITEM(list, (Py_ssize_t)i, x);
+    }
     for (i = 1; i < n; i++) {
-        if (v[i] == v[i - 1]) { /* (a set: a value seen three times is added once) */
-            PyObject *h = PyLong_FromUnsignedLong(v[i]);
-            if (h == NULL || PySet_Add(out, h) < 0) {
+        if ((v[i] >> 32) == (v[i - 1] >> 32)) { /* (a set: a value seen three times is added once) */
+            PyObject *h = PyLong_FromUnsignedLong((unsigned long)(v[i] >> 32));
+            if (h == NULL || PySet_Add(set, h) < 0) {
                 Py_XDECREF(h);
-                Py_DECREF(out);
-                PyMem_Free(v);
-                return NULL;
+                goto done;
             }
             Py_DECREF(h);
         }
     }
-    PyMem_Free(v);
+    out = PyTuple_Pack(2, set, list);
+done:
+    Py_XDECREF(set);
+    Py_XDECREF(list);
+    PyMem_RawFree(v);
+    PyMem_RawFree(ix);
     return out;
 }
 
@@ -2792,9 +2832,10 @@ static PyMethodDef methods[] = {
      "(bucket, model, session, project, input, output, cc, c1h, cr, pico, rows, first, last),\n"
      "and a 32-bit hash of each row's key (4 bytes a row, native order); None when a row is\n"
      "not one these sums fit (the caller then sums in SQL)."},
-    {"dups", t_dups, METH_O,
-     "dups(hashes) -> set: the 32-bit values (native order, as cells() gives them) found more\n"
-     "than once in the buffer."},
+    {"dup_rows", t_dup_rows, METH_O,
+     "dup_rows(hashes) -> (set, list): the 32-bit values (native order, as cells() gives\n"
+     "them) found more than once in the buffer, and the indexes of all their places, in\n"
+     "ascending order (the sorts without the GIL)."},
     {"_trim", t_trim, METH_NOARGS,
      "_trim() -> int: free the buffers kept between calls (the scan's end); returns how many\n"
      "sets there were."},

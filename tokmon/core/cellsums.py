@@ -7,7 +7,7 @@ a row whose key no other file has is its own record: so the cells can be summed 
 file's rows as they come (:func:`row_cells`, in C), and only the sessions of the files that
 hold a row whose key came more than once (a resumed session's copied lines: 169 of 1,106
 sessions at 500 MB) are summed again from the records, where the dedup has decided. The
-keys are compared by a 32-bit hash (:func:`dup_hashes`); two keys that share one only send
+keys are compared by a 32-bit hash (:func:`dup_rows`); two keys that share one only send
 more sessions to the records. docs/performance.md, fourteenth session.
 
 Both functions give what tokmon.core.rollups' SQL gives (``_BUCKET_SQL``, ``_PICO_SQL``: the
@@ -42,13 +42,16 @@ def _native() -> Any:
 RowCells = Callable[[list[list[Any]]], "tuple[list[Cell], bytes] | None"]
 
 
-def summers() -> tuple[RowCells, Callable[[bytes | bytearray], set[int]]]:
-    """(:func:`row_cells`, :func:`dup_hashes`), native when the native scanner is in use:
+DupRows = Callable[[bytes | bytearray], "tuple[set[int], list[int]]"]
+
+
+def summers() -> tuple[RowCells, DupRows]:
+    """(:func:`row_cells`, :func:`dup_rows`), native when the native scanner is in use:
     looked up once by a build (a build's key hashes all come from one of them)."""
     native = _native()
     if native is not None:
-        return native.cells, native.dups
-    return row_cells_py, dup_hashes_py
+        return native.cells, native.dup_rows
+    return row_cells_py, dup_rows_py
 
 
 def row_cells(rows: list[list[Any]]) -> tuple[list[Cell], bytes] | None:
@@ -57,20 +60,22 @@ def row_cells(rows: list[list[Any]]) -> tuple[list[Cell], bytes] | None:
     return summers()[0](rows)
 
 
-def dup_hashes(hashes: bytes | bytearray) -> set[int]:
-    """The values of ``hashes`` (32-bit, native order) found more than once."""
+def dup_rows(hashes: bytes | bytearray) -> tuple[set[int], list[int]]:
+    """The values of ``hashes`` (32-bit, native order) found more than once, and the
+    indexes of all their places, in ascending order."""
     return summers()[1](hashes)
 
 
-def dup_hashes_py(hashes: bytes | bytearray) -> set[int]:
-    """:func:`dup_hashes` in Python."""
+def dup_rows_py(hashes: bytes | bytearray) -> tuple[set[int], list[int]]:
+    """:func:`dup_rows` in Python."""
     seen: set[int] = set()
     out: set[int] = set()
-    for h in array("I", bytes(hashes)):
+    values = array("I", bytes(hashes))
+    for h in values:
         if h in seen:
             out.add(h)
         seen.add(h)
-    return out
+    return out, [i for i, h in enumerate(values) if h in out]
 
 
 def _bucket(ts: float) -> int | None:

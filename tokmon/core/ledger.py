@@ -59,11 +59,12 @@ CREATE TABLE IF NOT EXISTS records (
     cc INTEGER NOT NULL CHECK (cc {_TOKENS}),
     c1h INTEGER NOT NULL CHECK (c1h {_TOKENS}),
     cr INTEGER NOT NULL CHECK (cr {_TOKENS}),
-    key TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL,
     cost REAL NOT NULL CHECK (abs(cost) < 1e300),
     display_cost REAL CHECK (display_cost IS NULL OR abs(display_cost) < 1e300),
     agent TEXT NOT NULL DEFAULT '{CLAUDE}'
 ) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (key);
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE INDEX IF NOT EXISTS records_session ON records (session);
 CREATE TABLE IF NOT EXISTS changes (gen INTEGER NOT NULL, session TEXT NOT NULL) STRICT;
@@ -901,31 +902,46 @@ class LedgerDB:
                     and conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
                 ):
                     raise _NotEmpty()
-                n = 0
                 sessions: set[str] = set()
-                # A build's page cache: half of build_cache while the scan loaded it and for
-                # the indexes and stored sums, all of it for the later streams' random
-                # inserts into the key index (with half: +10 ms of CPU at 500 MB); the half
-                # is ~1 MB of the peak RSS at 500 MB (docs/performance.md, eleventh session)
-                full = f"PRAGMA main.cache_size={stage.cache}" if stage.cache else ""
+                # A build's page cache: half of build_cache while the scan loads it, for the
+                # indexes and the stored sums (~1 MB of the peak RSS at 500 MB less than all
+                # of it; docs/performance.md, eleventh session); all of it only where the
+                # later streams go into the key's index row by row (random inserts: with
+                # half, +10 ms of CPU at 500 MB), not in a direct load, which appends them
+                # and sorts the key's index once
+                full = (
+                    f"PRAGMA main.cache_size={stage.cache}"
+                    if stage.cache and not stage.direct
+                    else ""
+                )
                 if full:
                     conn.execute(full)
                 if stage.rows:
                     if not stage.direct:  # (a direct load dropped them when it began)
                         conn.execute("DROP INDEX IF EXISTS records_ts")
                         conn.execute("DROP INDEX IF EXISTS records_session")
-                    for table in stage.tables:  # in staging order: ties keep the first
+                    # in staging order: ties keep the first (a direct load's rows appended,
+                    # its dedup after them)
+                    upsert = "" if stage.direct else _UPSERT_LARGER
+                    for table in stage.tables:
                         conn.execute(
                             f"INSERT INTO records ({COLS}, agent) SELECT {COLS}, '{CLAUDE}' FROM"
-                            f" {table} WHERE 1 ORDER BY rowid {_UPSERT_LARGER}"
+                            f" {table} WHERE 1 ORDER BY rowid {upsert}"
                         )
                 if full:
                     conn.execute(f"PRAGMA main.cache_size={stage.cache // 2}")
+                kept = -1
+                if stage.direct:
+                    kept = stage.settle()
+                    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (key)")
                 if not stage.direct or DIRECT_INDEXES_AFTER:  # dropped before the load
                     conn.execute("CREATE INDEX IF NOT EXISTS records_ts ON records (ts)")
                     conn.execute("CREATE INDEX IF NOT EXISTS records_session ON records (session)")
+                n = 0
                 if stage.rows:
-                    n = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+                    n = kept  # (a direct load knows how many rows it kept)
+                    if n < 0:
+                        n = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
                     sessions = {r[0] for r in conn.execute("SELECT DISTINCT session FROM records")}
                     if not self.build:  # (a new database: no process has seen it before)
                         self._log_changes(conn, gen, sessions)
@@ -1331,8 +1347,8 @@ class Stage:
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
         # a direct build's partial cells (see cell_source): pending ones, how many are in
-        # the table, every row's key hash, per call of add: its first hash, its rows, its
-        # first partial cell (rowid) and how many
+        # the table, every row's key hash (per stream, in its order), per call of add: its
+        # stream, its first hash, its rows, its first partial cell (rowid) and how many
         self._batch = _native_batch()
         self._cells_ok = direct and PARTIAL_CELLS
         self._row_cells: Any = None
@@ -1341,8 +1357,10 @@ class Stage:
             self._row_cells, self._dups = summers()
         self._pc: list[tuple[Any, ...]] = []
         self._pc_n = 0
-        self._hashes = bytearray()
+        self._hashes: dict[tuple[int, ...], bytearray] = {}
         self._adds = array("i")
+        self._streams: list[tuple[int, ...]] = []
+        self._dup_set: set[int] | None = None  # the key hashes found more than once (settle)
         with db._mu:
             conn = db.conn
             with contextlib.suppress(sqlite3.Error):  # (one a failed refresh left attached)
@@ -1353,12 +1371,16 @@ class Stage:
                 conn.execute(f"CREATE TABLE {self.SCHEMA}.pc ({_PC_COLS})")
             if direct:
                 conn.execute("BEGIN IMMEDIATE")
+                # rows appended as they come, the dedup after the load (settle) and the key's
+                # index built then, by one sort (kept up row by row, it cost ~1.5 us a row
+                # of the calling thread's time while the scan runs)
+                conn.execute("DROP INDEX IF EXISTS records_key")
                 if DIRECT_INDEXES_AFTER:  # built once, after the load (merge_staged)
                     conn.execute("DROP INDEX IF EXISTS records_ts")
                     conn.execute("DROP INDEX IF EXISTS records_session")
         # statements: (many, many with display_cost NULL, one) for a stage table ("{}") and
-        # for records (the dedup rule on each row: ties keep the row there), each of BATCH rows
-        # of 12 values. A batch without display_cost (nearly all) has NULL in the statement:
+        # for records (appended: the dedup comes after the load), each of BATCH rows of 12
+        # values. A batch without display_cost (nearly all) has NULL in the statement:
         # binding None costs Python's sqlite3 an adapter lookup that fails (~0.27 us, a third
         # of a row's binding), a literal nothing.
         k = self.BATCH
@@ -1369,10 +1391,7 @@ class Stage:
         rec = f"(?,?,?,?,?,?,?,?,?,?,?,?,'{CLAUDE}')"
         rec_null = f"(?,?,?,?,?,?,?,?,?,?,?,NULL,'{CLAUDE}')"
         head = f"INSERT INTO records ({COLS}, agent) VALUES "
-        self._direct = tuple(
-            s + " " + _UPSERT_LARGER
-            for s in (head + ",".join([rec] * k), head + ",".join([rec_null] * k), head + rec)
-        )
+        self._direct = (head + ",".join([rec] * k), head + ",".join([rec_null] * k), head + rec)
 
     @property
     def tables(self) -> list[str]:
@@ -1385,7 +1404,7 @@ class Stage:
         if not rows:
             return
         if self._cells_ok:
-            self._sum_cells(rows)
+            self._sum_cells(stream, rows)
         pending = self._pending.get(stream)
         if pending is None:
             if not (self.direct and stream == self.FIRST):
@@ -1425,17 +1444,19 @@ class Stage:
                 conn.executemany(one, pending[full:n])
         del pending[:n]
 
-    def _sum_cells(self, rows: list[list[object]]) -> None:
+    def _sum_cells(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
         got = self._row_cells(rows)
         if got is None:  # a row these sums do not fit: every cell summed in SQL
             self._cells_ok = False
-            self._pc, self._hashes, self._adds = [], bytearray(), array("i")
+            self._pc, self._hashes, self._adds, self._streams = [], {}, array("i"), []
             return
         cells, hashes = got
-        self._adds.extend(
-            (len(self._hashes) // 4, len(rows), self._pc_n + len(self._pc) + 1, len(cells))
-        )
-        self._hashes += hashes
+        buf = self._hashes.get(stream)
+        if buf is None:
+            buf = self._hashes[stream] = bytearray()
+        self._streams.append(stream)
+        self._adds.extend((len(buf) // 4, len(rows), self._pc_n + len(self._pc) + 1, len(cells)))
+        buf += hashes
         self._pc += cells
         if len(self._pc) >= 64:
             self._flush_cells()
@@ -1458,16 +1479,18 @@ class Stage:
         if not self._cells_ok:
             return None
         self._flush_cells()
-        dups = self._dups(self._hashes)
+        dups = self._dup_set
+        if dups is None:
+            dups = self._dups(b"".join(self._hashes.values()))[0]
         dirty: set[str] = set()
         with self.db._mu:
             conn = self.db.conn
             if dups:
-                h = memoryview(self._hashes).cast("I")
+                views = {k: memoryview(v).cast("I") for k, v in self._hashes.items()}
                 a = self._adds
-                for j in range(0, len(a), 4):
-                    at, n, pc, npc = a[j : j + 4]
-                    if not dups.isdisjoint(h[at : at + n]):
+                for j, stream in enumerate(self._streams):
+                    at, n, pc, npc = a[4 * j : 4 * j + 4]
+                    if not dups.isdisjoint(views[stream][at : at + n]):
                         dirty.update(
                             r[0]
                             for r in conn.execute(
@@ -1480,9 +1503,78 @@ class Stage:
                 f"CREATE TABLE {self.SCHEMA}.dirty (session TEXT PRIMARY KEY) WITHOUT ROWID"
             )
             conn.executemany(f"INSERT INTO {self.SCHEMA}.dirty VALUES (?)", [(x,) for x in dirty])
-        self._hashes, self._adds = bytearray(), array("i")
+        self._hashes, self._adds, self._streams = {}, array("i"), []
         self.dirty = len(dirty)
         return f"{self.SCHEMA}.pc", f"{self.SCHEMA}.dirty"
+
+    def settle(self) -> int:
+        """A direct load's dedup, once every row is in ``records`` (the first stream's as
+        they came, then each staged table's: merge order): of the rows of one key, the
+        values of the first of the largest output stay, in the place of the first row (what
+        an upsert of each row in turn leaves, see :meth:`LedgerDB.merge`), the other rows
+        are deleted. The rows whose key hash came more than once are found by their rowids
+        (a stream's rows have consecutive ones) and ranked here; without the hashes (a row
+        the partial cells did not fit), every key is ranked in SQL. Returns how many rows
+        stay."""
+        conn = self.db.conn
+        # the hashes in merge order: the i-th is the row of rowid i + 1 (the table was empty,
+        # every row was appended, none deleted)
+        hashes = b"".join(self._hashes[k] for k in sorted(self._hashes))
+        last = conn.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0]
+        if not self._cells_ok or len(hashes) != 4 * self.rows or last != self.rows:
+            self._settle_sql(conn)
+            return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        dups, places = self._dups(hashes)
+        self._dup_set = dups
+        rowids = [i + 1 for i in places]
+        rows: list[tuple[int, str, int]] = []
+        for i in range(0, len(rowids), _IN_CHUNK):
+            chunk = rowids[i : i + _IN_CHUNK]
+            rows += conn.execute(
+                "SELECT rowid, key, output FROM records WHERE rowid IN"
+                f" ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        rows.sort()
+        place: dict[str, int] = {}  # a key's first row: the place it keeps (as merge's upsert)
+        best: dict[str, tuple[int, int]] = {}
+        gone: list[tuple[int]] = []
+        for rowid, key, output in rows:
+            b = best.get(key)
+            if b is None:
+                place[key] = rowid
+                best[key] = (rowid, output)
+                continue
+            if output > b[1]:
+                best[key] = (rowid, output)
+            gone.append((rowid,))
+        moved = [(best[k][0], r) for k, r in place.items() if best[k][0] != r]
+        conn.executemany(
+            f"UPDATE records SET ({COLS}, agent) = (SELECT {COLS}, agent FROM records"
+            " WHERE rowid = ?) WHERE rowid = ?",
+            moved,
+        )
+        conn.executemany("DELETE FROM records WHERE rowid = ?", gone)
+        return self.rows - len(gone)
+
+    @staticmethod
+    def _settle_sql(conn: sqlite3.Connection) -> None:
+        """:meth:`settle` in SQL, every key ranked (no key hashes to go by): each row that is
+        not its key's first (r, its key's first row f, its rank by the rule rn) noted, the
+        first row given the values of the winner where that is another row, those deleted."""
+        conn.execute(
+            "CREATE TEMP TABLE tokmon_settle AS SELECT r, f, rn FROM (SELECT rowid AS r,"
+            " min(rowid) OVER (PARTITION BY key) AS f, row_number() OVER (PARTITION BY key"
+            " ORDER BY output DESC, rowid) AS rn FROM records) WHERE r != f"
+        )
+        conn.execute("CREATE INDEX temp.tokmon_settle_f ON tokmon_settle (f, rn)")
+        conn.execute(
+            f"UPDATE records SET ({COLS}, agent) = (SELECT {COLS}, agent FROM records AS w"
+            " WHERE w.rowid = (SELECT r FROM tokmon_settle WHERE f = records.rowid AND rn = 1))"
+            " WHERE rowid IN (SELECT f FROM tokmon_settle WHERE rn = 1)"
+        )
+        conn.execute("DELETE FROM records WHERE rowid IN (SELECT r FROM tokmon_settle)")
+        conn.execute("DROP TABLE tokmon_settle")
 
     def flush(self) -> None:
         """Insert every row still held (before the tables are read)."""

@@ -43,7 +43,6 @@ A store uses it like this::
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import math
@@ -182,8 +181,8 @@ def _cell_rows(source: str, where: str = "") -> str:
 
 
 # one block read from the records: first, start, the next block's first (None: the last),
-# a record exactly on its end, its costs in (ts, key) order
-_Span = tuple[float, float, "float | None", bool, list[float]]
+# a record exactly on its end, its record count and its costs summed in (ts, key) order
+_Span = tuple[float, float, "float | None", bool, int, float]
 
 
 def _span_where(first: float, nxt: float | None) -> tuple[str, tuple[float, ...]]:
@@ -548,7 +547,9 @@ class Rollups:
         """The blocks of the records of ``source``, read on ``conn`` from the records alone
         (see :meth:`_store_blocks_sql`): per block its first time, start, the next block's
         first time (None: the last), whether a record sits exactly on its end (when
-        ``block_seconds`` is a multiple of BUCKET) and its costs in (ts, key) order."""
+        ``block_seconds`` is a multiple of BUCKET), its record count and its costs summed in
+        (ts, key) order (one by one, as :func:`~tokmon.core.blocks.make_block` does, not
+        compensated; no list of them held: ~1 MB of floats at 500 MB)."""
         bs = self.block_seconds
         aligned = bs % BUCKET == 0
         out: list[_Span] = []
@@ -566,13 +567,14 @@ class Rollups:
                 ).fetchone()
                 is not None
             )
-            costs = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT cost FROM ({source}) WHERE {where} ORDER BY ts, key", args
-                )
-            ]
-            out.append((first, start, nxt, edge, costs))
+            n = 0
+            cost = 0.0
+            for (c,) in conn.execute(
+                f"SELECT cost FROM ({source}) WHERE {where} ORDER BY ts, key", args
+            ):
+                cost += c  # in order, not compensated
+                n += 1
+            out.append((first, start, nxt, edge, n, cost))
         return out
 
     def _store_blocks_sql(self, agent: str, source: str, spans: list[_Span] | None = None) -> None:
@@ -597,9 +599,8 @@ class Rollups:
             spans = self._block_spans(c, source)
         out: list[tuple[Any, ...]] = []
         mout: list[tuple[Any, ...]] = []
-        add = operator.add
         edge_hit = False  # a record exactly on the previous block's end
-        for first, start, nxt, edge, costs in spans:
+        for first, start, nxt, edge, n, cost in spans:
             where, args = _span_where(first, nxt)
             by_cells = aligned and not edge_hit and not edge
             edge_hit = edge
@@ -615,7 +616,7 @@ class Rollups:
             # (else by the records, whose (ts, key) order breaks the tie)
             firsts = sorted((p[9], p[0]) for p in per)
             ordered = bool(per) and len({f for f, _ in firsts}) == len(firsts)
-            if not per or sum(p[7] for p in per) != len(costs):
+            if not per or sum(p[7] for p in per) != n:
                 per = c.execute(
                     f"SELECT model, sum(input), sum(output), sum(cc), sum(c1h), sum(cr),"
                     f" sum({_PICO_SQL}), count(*), max(ts), min(ts) FROM ({source})"
@@ -635,12 +636,12 @@ class Rollups:
                     first,
                     start,
                     max(p[8] for p in per),
-                    len(costs),
+                    n,
                     sum(p[1] for p in per),
                     sum(p[2] for p in per),
                     sum(p[3] for p in per),
                     sum(p[5] for p in per),
-                    functools.reduce(add, costs, 0.0),  # in order, not compensated
+                    cost,
                     json.dumps(models),
                 )
             )
