@@ -20,6 +20,7 @@ See docs/architecture.md, "Data safety".
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import operator
@@ -885,8 +886,9 @@ class LedgerDB:
     ) -> tuple[int, set[str], int] | None:
         """Load a ledger that holds no record from ``stage`` (Claude records), with file
         states, titles (and the agents' state), in one transaction: SQLite does the dedup (the
-        largest output wins, ties keep the first staged), the indexes are built once at the
-        end and :attr:`on_bulk` rebuilds the stored sums. Returns (records added, their
+        largest output wins, ties keep the first staged; a direct stage's rows are in
+        ``records`` already and :meth:`Stage.settle` does it), the indexes are built once at
+        the end and :attr:`on_bulk` rebuilds the stored sums. Returns (records added, their
         sessions, the new generation), or None, having written nothing, when the ledger holds
         records by then (another process merged meanwhile: use :meth:`merge`)."""
         # Every staged row into its table first, outside the transaction: rows inserted
@@ -920,13 +922,10 @@ class LedgerDB:
                     if not stage.direct:  # (a direct load dropped them when it began)
                         conn.execute("DROP INDEX IF EXISTS records_ts")
                         conn.execute("DROP INDEX IF EXISTS records_session")
-                    # in staging order: ties keep the first (a direct load's rows appended,
-                    # its dedup after them)
-                    upsert = "" if stage.direct else _UPSERT_LARGER
-                    for table in stage.tables:
+                    for table in stage.tables:  # in staging order: ties keep the first
                         conn.execute(
                             f"INSERT INTO records ({COLS}, agent) SELECT {COLS}, '{CLAUDE}' FROM"
-                            f" {table} WHERE 1 ORDER BY rowid {upsert}"
+                            f" {table} WHERE 1 ORDER BY rowid {_UPSERT_LARGER}"
                         )
                 if full:
                     conn.execute(f"PRAGMA main.cache_size={stage.cache // 2}")
@@ -1322,12 +1321,12 @@ class Stage:
 
     ``direct`` (a private build file, see :func:`build_path`: no other process reads or
     writes it): the load's transaction opens here and stays open while the scan runs, and
-    the rows of stream :data:`FIRST` (the first in merge order, arriving in it: the scan
-    threads' tasks, see tokmon.core.scan._unordered) go straight into ``records`` with the
-    dedup rule (the largest output wins, ties keep the first), so that part of the load is
-    done while the scan runs; the other streams (the calling thread's own share, last in
-    merge order) are staged and merged after it. If anything fails, the
-    transaction rolls back whole: the caller drops the build and scans the usual way."""
+    every stream's rows are appended to ``records`` as they come (without the key's index:
+    no lookup, no random insert), so the load is done when the scan is; :meth:`settle` then
+    applies the dedup rule (the largest output wins, ties keep the first in merge order)
+    to the rows whose key came more than once, and the key's index is sorted once. If
+    anything fails, the transaction rolls back whole: the caller drops the build and scans
+    the usual way."""
 
     SCHEMA = "tokmon_stage"
 
@@ -1342,7 +1341,11 @@ class Stage:
         self.rows = 0
         self.direct = direct
         self.cache = 0  # a build's page cache for the merge (KiB, negative; see LedgerDB.stage)
-        self.loaded = 0  # rows of FIRST sent straight to ``records`` (direct)
+        self.loaded = 0  # rows sent straight to ``records`` (direct)
+        # direct: per insert into records (rowids follow on from 1), its stream, the index
+        # in that stream of its first row and how many rows; rows of each stream so far
+        self._flushes: list[tuple[tuple[int, ...], int, int]] = []
+        self._flushed: dict[tuple[int, ...], int] = {}
         self.dirty = -1  # sessions whose cells are summed from the records (cell_source)
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
@@ -1395,19 +1398,24 @@ class Stage:
 
     @property
     def tables(self) -> list[str]:
-        """The stream tables in merge order."""
+        """The stream tables in merge order (none in a direct load)."""
         return [self._tables[k] for k in sorted(self._tables)]
+
+    @property
+    def streams(self) -> list[tuple[int, ...]]:
+        """The streams that had rows, in merge order."""
+        return sorted(self._pending)
 
     def add(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
         """Append rows (lists in record field order, priced) to the table of ``stream``
-        (``direct``: the rows of :data:`FIRST` to ``records``)."""
+        (``direct``: to ``records``)."""
         if not rows:
             return
         if self._cells_ok:
             self._sum_cells(stream, rows)
         pending = self._pending.get(stream)
         if pending is None:
-            if not (self.direct and stream == self.FIRST):
+            if not self.direct:
                 table = f"{self.SCHEMA}.t{len(self._tables)}"
                 with self.db._mu:
                     self.db.conn.execute(f"CREATE TABLE {table} ({COLS})")
@@ -1424,8 +1432,10 @@ class Stage:
         if n < 0:
             n = len(pending)
         table = self._tables.get(stream)
-        if table is None:  # FIRST, direct: into records (ties keep the row already there)
+        if table is None:  # direct: appended to records, their places noted for settle
             many, many_null, one = self._direct
+            self._flushes.append((stream, self._flushed.get(stream, 0), n))
+            self._flushed[stream] = self._flushed.get(stream, 0) + n
             self.loaded += n
         else:
             many, many_null, one = (s.format(table) for s in self._staged)
@@ -1508,73 +1518,58 @@ class Stage:
         return f"{self.SCHEMA}.pc", f"{self.SCHEMA}.dirty"
 
     def settle(self) -> int:
-        """A direct load's dedup, once every row is in ``records`` (the first stream's as
-        they came, then each staged table's: merge order): of the rows of one key, the
-        values of the first of the largest output stay, in the place of the first row (what
-        an upsert of each row in turn leaves, see :meth:`LedgerDB.merge`), the other rows
-        are deleted. The rows whose key hash came more than once are found by their rowids
-        (a stream's rows have consecutive ones) and ranked here; without the hashes (a row
-        the partial cells did not fit), every key is ranked in SQL. Returns how many rows
-        stay."""
+        """A direct load's dedup, once every row is in ``records`` (appended as each stream's
+        rows came, the streams interleaved): of the rows of one key, the first of the
+        largest output in merge order (by stream, then in the stream's order) stays, the
+        others are deleted (the rule of :meth:`LedgerDB.merge`). The rows whose key hash
+        came more than once are found by their rowids (the inserts' hashes in their order)
+        and ranked here; without the hashes (a row the partial cells did not fit), every
+        row is ranked. Returns how many rows stay."""
         conn = self.db.conn
-        # the hashes in merge order: the i-th is the row of rowid i + 1 (the table was empty,
-        # every row was appended, none deleted)
-        hashes = b"".join(self._hashes[k] for k in sorted(self._hashes))
+        flushes = self._flushes
+        hashes = b"".join(self._hashes.get(s, b"")[4 * i : 4 * (i + n)] for s, i, n in flushes)
+        # (rowids 1..rows: the table was empty, every row was appended, none deleted)
         last = conn.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0]
-        if not self._cells_ok or len(hashes) != 4 * self.rows or last != self.rows:
-            self._settle_sql(conn)
-            return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
-        dups, places = self._dups(hashes)
-        self._dup_set = dups
-        rowids = [i + 1 for i in places]
-        rows: list[tuple[int, str, int]] = []
-        for i in range(0, len(rowids), _IN_CHUNK):
-            chunk = rowids[i : i + _IN_CHUNK]
-            rows += conn.execute(
-                "SELECT rowid, key, output FROM records WHERE rowid IN"
-                f" ({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
+        if last != self.rows or sum(n for _, _, n in flushes) != self.rows:
+            raise sqlite3.OperationalError(f"a build's load: {last} rows, {self.rows} added")
+        q = "SELECT rowid, key, output FROM records"
+        found: Iterable[tuple[int, str, int]]
+        if self._cells_ok and len(hashes) == 4 * self.rows:
+            dups, places = self._dups(hashes)
+            self._dup_set = dups
+            ids = [i + 1 for i in places]
+            found = itertools.chain.from_iterable(
+                conn.execute(f"{q} WHERE rowid IN ({','.join('?' * len(c))})", c)
+                for c in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))
+            )
+        else:
+            found = conn.execute(q)  # every row a candidate
+        # a rowid's place in merge order: its insert's stream, then the rowid (a stream's
+        # inserts came in its order)
+        rank = {st: j for j, st in enumerate(sorted({st for st, _, _ in flushes}))}
+        starts: list[int] = []
+        at = 1
+        for _, _, n in flushes:
+            starts.append(at)
+            at += n
+        rows: list[tuple[int, int, str, int]] = []
+        for rowid, key, output in found:
+            st = flushes[bisect.bisect_right(starts, rowid) - 1][0]
+            rows.append((rank[st], rowid, key, output))
         rows.sort()
-        place: dict[str, int] = {}  # a key's first row: the place it keeps (as merge's upsert)
         best: dict[str, tuple[int, int]] = {}
         gone: list[tuple[int]] = []
-        for rowid, key, output in rows:
+        for _, rowid, key, output in rows:
             b = best.get(key)
             if b is None:
-                place[key] = rowid
                 best[key] = (rowid, output)
-                continue
-            if output > b[1]:
+            elif output > b[1]:
+                gone.append((b[0],))
                 best[key] = (rowid, output)
-            gone.append((rowid,))
-        moved = [(best[k][0], r) for k, r in place.items() if best[k][0] != r]
-        conn.executemany(
-            f"UPDATE records SET ({COLS}, agent) = (SELECT {COLS}, agent FROM records"
-            " WHERE rowid = ?) WHERE rowid = ?",
-            moved,
-        )
+            else:
+                gone.append((rowid,))
         conn.executemany("DELETE FROM records WHERE rowid = ?", gone)
         return self.rows - len(gone)
-
-    @staticmethod
-    def _settle_sql(conn: sqlite3.Connection) -> None:
-        """:meth:`settle` in SQL, every key ranked (no key hashes to go by): each row that is
-        not its key's first (r, its key's first row f, its rank by the rule rn) noted, the
-        first row given the values of the winner where that is another row, those deleted."""
-        conn.execute(
-            "CREATE TEMP TABLE tokmon_settle AS SELECT r, f, rn FROM (SELECT rowid AS r,"
-            " min(rowid) OVER (PARTITION BY key) AS f, row_number() OVER (PARTITION BY key"
-            " ORDER BY output DESC, rowid) AS rn FROM records) WHERE r != f"
-        )
-        conn.execute("CREATE INDEX temp.tokmon_settle_f ON tokmon_settle (f, rn)")
-        conn.execute(
-            f"UPDATE records SET ({COLS}, agent) = (SELECT {COLS}, agent FROM records AS w"
-            " WHERE w.rowid = (SELECT r FROM tokmon_settle WHERE f = records.rowid AND rn = 1))"
-            " WHERE rowid IN (SELECT f FROM tokmon_settle WHERE rn = 1)"
-        )
-        conn.execute("DELETE FROM records WHERE rowid IN (SELECT r FROM tokmon_settle)")
-        conn.execute("DROP TABLE tokmon_settle")
 
     def flush(self) -> None:
         """Insert every row still held (before the tables are read)."""
