@@ -21,6 +21,7 @@ See docs/architecture.md, "Data safety".
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import itertools
 import operator
@@ -1342,10 +1343,13 @@ class Stage:
         self.direct = direct
         self.cache = 0  # a build's page cache for the merge (KiB, negative; see LedgerDB.stage)
         self.loaded = 0  # rows sent straight to ``records`` (direct)
-        # direct: per insert into records (rowids follow on from 1), its stream, the index
-        # in that stream of its first row and how many rows; rows of each stream so far
+        # direct: every stream's rows held in one list (pending[()]): per run of one
+        # stream's rows inserted into records (rowids follow on from 1), its stream, the
+        # index in that stream of its first row and how many rows; the same of the runs
+        # held; rows of each stream so far
         self._flushes: list[tuple[tuple[int, ...], int, int]] = []
-        self._flushed: dict[tuple[int, ...], int] = {}
+        self._held: collections.deque[list[Any]] = collections.deque()
+        self._count: dict[tuple[int, ...], int] = {}
         self.dirty = -1  # sessions whose cells are summed from the records (cell_source)
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
@@ -1404,7 +1408,7 @@ class Stage:
     @property
     def streams(self) -> list[tuple[int, ...]]:
         """The streams that had rows, in merge order."""
-        return sorted(self._pending)
+        return sorted(self._count if self.direct else self._pending)
 
     def add(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
         """Append rows (lists in record field order, priced) to the table of ``stream``
@@ -1413,6 +1417,11 @@ class Stage:
             return
         if self._cells_ok:
             self._sum_cells(stream, rows)
+        if self.direct:  # (one list: the streams' rows go to one table)
+            at = self._count.get(stream, 0)
+            self._held.append([stream, at, len(rows)])
+            self._count[stream] = at + len(rows)
+            stream = ()
         pending = self._pending.get(stream)
         if pending is None:
             if not self.direct:
@@ -1434,8 +1443,17 @@ class Stage:
         table = self._tables.get(stream)
         if table is None:  # direct: appended to records, their places noted for settle
             many, many_null, one = self._direct
-            self._flushes.append((stream, self._flushed.get(stream, 0), n))
-            self._flushed[stream] = self._flushed.get(stream, 0) + n
+            left = n
+            while left:
+                run = self._held[0]
+                take = min(run[2], left)
+                self._flushes.append((run[0], run[1], take))
+                if take == run[2]:
+                    self._held.popleft()
+                else:
+                    run[1] += take
+                    run[2] -= take
+                left -= take
             self.loaded += n
         else:
             many, many_null, one = (s.format(table) for s in self._staged)

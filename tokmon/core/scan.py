@@ -261,6 +261,8 @@ def _finished(
 
 
 SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_line
+HANDED = 100  # the part of the first hand-over to the workers (see _unordered); then 99, ...
+MAX_HANDED = 16  # hand-overs at most
 MAIN_SHARE = 0.85  # the calling process's run, relative to a worker's: it also merges
 
 
@@ -505,15 +507,17 @@ def _unordered(
     """The workers' tasks (part 0: the first files) are handed out in order as they are
     done, between the files this process scans: ``own``, the last files (part 1). So the
     results that come first in merge order come in it, while the scan runs (the build loads
-    them straight into its records: ledger.Stage.FIRST), and only this process's share waits
-    to be merged after the scan. Once, when the workers are idle and this process still has
-    files, the back half of those (by bytes) goes to the workers as part 2: the split adapts
-    to how fast each side really went (load, this process's own work on each result). The
-    other way round, when this process is done first, it takes back the tasks no worker has
-    started and scans them itself: their results have ``seq`` 1 + the task's index (the
-    tasks before it, scanned by a worker, have ``seq`` 0: merge order is (part, seq))."""
+    them straight into its records: ledger.Stage.FIRST). Whenever the workers are idle and
+    this process still has files, the back half of those (by bytes) goes to the workers,
+    as part ``HANDED - h`` for the h-th hand-over (it comes before the earlier ones' files):
+    the split adapts to how fast each side really goes (load, this process's own work on
+    each result), and the workers stay busy to the end. The other way round, when this
+    process is done first, it takes back the tasks no worker has started and scans them
+    itself: their results have ``seq`` 1 + the task's index (the tasks before it, scanned
+    by a worker, have ``seq`` 0: merge order is (part, seq))."""
     stolen: collections.deque[Any] = collections.deque()
-    split = False  # the one hand-over done (or found pointless)
+    parts: dict[Any, int] = {}  # a handed-over task's part
+    handed = 0
     i = 0
     while i < len(own):
         k, s, fp, n = own[i]
@@ -524,9 +528,9 @@ def _unordered(
         while waiting and waiting[0].done():
             yield from _part1(_next(waiting, tasks), 0, pricing)
         while stolen and stolen[0].done():
-            yield from _part1(_next(stolen, tasks), 2, pricing)
-        if not waiting and not split and len(own) - i >= 2:
-            split = True
+            yield from _part1(*_handed(stolen, tasks, parts), pricing)
+        if not waiting and not stolen and len(own) - i >= 2 and handed < MAX_HANDED:
+            handed += 1
             rest = own[i:]
             half = sum(sizes.get(it[0], 0) for it in rest) / 2
             cut, acc = len(own), 0
@@ -538,19 +542,21 @@ def _unordered(
             for j, t in enumerate(_tasks(own[cut:], sizes)):
                 f = pool.submit(work, t, pricing)
                 tasks[f] = (j, t)
+                parts[f] = HANDED - handed
                 stolen.append(f)
             own = own[:cut]
     # this process is done: take back, from the end, about half the bytes of the tasks no
     # worker has started, scan them, and again, until the workers have started them all
     while True:
         back: list[tuple[int, int, list[Item]]] = []
-        for part, queue in ((2, stolen), (0, waiting)):
+        for queue in (stolen, waiting):
             pending = [f for f in queue if not f.running() and not f.done()]
             half = sum(sizes.get(it[0], 0) for f in pending for it in tasks[f][1]) / 2
             taken = 0
             while queue and taken < half and queue[-1].cancel():
-                n, task = tasks.pop(queue.pop())
-                back.append((part, n, task))
+                f = queue.pop()
+                n, task = tasks.pop(f)
+                back.append((parts.pop(f, 0), n, task))
                 taken += sum(sizes.get(it[0], 0) for it in task)
             if back:
                 break
@@ -564,11 +570,11 @@ def _unordered(
                 while waiting and waiting[0].done():
                     yield from _part1(_next(waiting, tasks), 0, pricing)
                 while stolen and stolen[0].done():
-                    yield from _part1(_next(stolen, tasks), 2, pricing)
+                    yield from _part1(*_handed(stolen, tasks, parts), pricing)
     while waiting:
         yield from _part1(_next(waiting, tasks), 0, pricing)
     while stolen:
-        yield from _part1(_next(stolen, tasks), 2, pricing)
+        yield from _part1(*_handed(stolen, tasks, parts), pricing)
 
 
 def _next(queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]]) -> list[Any]:
@@ -577,6 +583,14 @@ def _next(queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]
     del tasks[f]
     res: list[Any] = f.result()
     return res
+
+
+def _handed(
+    queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]], parts: dict[Any, int]
+) -> tuple[list[Any], int]:
+    """:func:`_next` of a queue of handed-over tasks, and the part of that task."""
+    part = parts.pop(queue[0])
+    return _next(queue, tasks), part
 
 
 def _part1(
