@@ -475,16 +475,7 @@ class Rollups:
         got: list[list[_Span] | BaseException] = []
         thread = None
         if reader is not None and self.keeps_blocks:
-            import threading
-
-            def read() -> None:
-                try:
-                    got.append(self._block_spans(reader, source))
-                except BaseException as exc:  # raised again by this thread, below
-                    got.append(exc)
-
-            thread = threading.Thread(target=read, name="tokmon-block-spans", daemon=True)
-            thread.start()
+            thread, got = self._spans_thread(reader, source)
         try:
             # (the cells' indexes are kept up cell by cell: made after the cells by a sort,
             # their pages would be full, and the first new cells of the appends that follow
@@ -543,38 +534,55 @@ class Rollups:
             spans = got[0]
         self._store_blocks_sql(agent, source, spans)
 
+    def _spans_thread(self, reader: sqlite3.Connection, source: str) -> tuple[Any, list[Any]]:
+        """A started thread that reads :meth:`_block_spans` on ``reader``, and the list it
+        puts the spans (or the exception it met) in."""
+        import threading
+
+        got: list[list[_Span] | BaseException] = []
+
+        def read() -> None:
+            try:
+                got.append(self._block_spans(reader, source))
+            except BaseException as exc:  # raised again by the caller's thread
+                got.append(exc)
+
+        thread = threading.Thread(target=read, name="tokmon-block-spans", daemon=True)
+        thread.start()
+        return thread, got
+
     def _block_spans(self, conn: sqlite3.Connection, source: str) -> list[_Span]:
         """The blocks of the records of ``source``, read on ``conn`` from the records alone
         (see :meth:`_store_blocks_sql`): per block its first time, start, the next block's
         first time (None: the last), whether a record sits exactly on its end (when
         ``block_seconds`` is a multiple of BUCKET), its record count and its costs summed in
         (ts, key) order (one by one, as :func:`~tokmon.core.blocks.make_block` does, not
-        compensated; no list of them held: ~1 MB of floats at 500 MB)."""
+        compensated), from one pass over the records (no list of costs held: ~1 MB of floats
+        at 500 MB)."""
         bs = self.block_seconds
         aligned = bs % BUCKET == 0
         out: list[_Span] = []
-        nxt = conn.execute(f"SELECT min(ts) FROM ({source})").fetchone()[0]
-        while nxt is not None:
-            first = float(nxt)
-            start = float(int(first // 3600) * 3600)
-            nxt = conn.execute(  # the same float test as group_blocks: ts - start > bs
-                f"SELECT min(ts) FROM ({source}) WHERE ts > ? AND ts - ? > ?", (start, start, bs)
-            ).fetchone()[0]
-            where, args = _span_where(first, nxt)
-            edge = aligned and (
-                conn.execute(
-                    f"SELECT 1 FROM ({source}) WHERE ts = ? LIMIT 1", (start + bs,)
-                ).fetchone()
-                is not None
-            )
-            n = 0
-            cost = 0.0
-            for (c,) in conn.execute(
-                f"SELECT cost FROM ({source}) WHERE {where} ORDER BY ts, key", args
-            ):
-                cost += c  # in order, not compensated
-                n += 1
-            out.append((first, start, nxt, edge, n, cost))
+        # one pass over the records in (ts, key) order: a block ends before the first record
+        # with ts - start > bs (the same float test as group_blocks)
+        first = start = end = cost = 0.0
+        n = 0
+        edge = False
+        for ts, c in conn.execute(f"SELECT ts, cost FROM ({source}) ORDER BY ts, key"):
+            if n and ts - start > bs:
+                out.append((first, start, ts, aligned and edge, n, cost))
+                n = 0
+            if not n:
+                first = ts
+                start = float(int(first // 3600) * 3600)
+                end = start + bs
+                cost = 0.0
+                edge = False
+            if ts == end:
+                edge = True
+            cost += c  # in order, not compensated (as sum() of floats is from Python 3.12)
+            n += 1
+        if n:
+            out.append((first, start, None, aligned and edge, n, cost))
         return out
 
     def _store_blocks_sql(self, agent: str, source: str, spans: list[_Span] | None = None) -> None:
