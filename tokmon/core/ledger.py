@@ -1444,10 +1444,15 @@ class Stage:
         if table is None:  # direct: appended to records, their places noted for settle
             many, many_null, one = self._direct
             left = n
+            flushes = self._flushes
             while left:
                 run = self._held[0]
                 take = min(run[2], left)
-                self._flushes.append((run[0], run[1], take))
+                last = flushes[-1] if flushes else None
+                if last is not None and last[0] == run[0] and last[1] + last[2] == run[1]:
+                    flushes[-1] = (last[0], last[1], last[2] + take)  # (one run on from it)
+                else:
+                    flushes.append((run[0], run[1], take))
                 if take == run[2]:
                     self._held.popleft()
                 else:
