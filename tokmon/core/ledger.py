@@ -113,8 +113,9 @@ _INSERT = _UPSERT.split(" ON CONFLICT")[0]
 _UPSERT_LARGER = (
     "ON CONFLICT" + _UPSERT.split(" ON CONFLICT")[1] + " WHERE excluded.output > output"
 )
-#: a build's load (see Stage): the first stream straight into records while the scan runs;
-#: its indexes built once after the load (else kept up row by row)
+#: a build's load (see Stage): every stream straight into records while the scan runs, the
+#: dedup after it (Stage.settle); the time and session indexes built once after the load
+#: (else kept up row by row: the key's is always made after, by settle's caller)
 DIRECT_LOAD = True
 DIRECT_INDEXES_AFTER = True
 #: ... and the blocks' spans of its stored sums read on a second connection while the first

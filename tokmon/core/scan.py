@@ -506,8 +506,9 @@ def _unordered(
 ) -> Iterator[FileResult]:
     """The workers' tasks (part 0: the first files) are handed out in order as they are
     done, between the files this process scans: ``own``, the last files (part 1). So the
-    results that come first in merge order come in it, while the scan runs (the build loads
-    them straight into its records: ledger.Stage.FIRST). Whenever the workers are idle and
+    results that come first in merge order come in it, while the scan runs (a build appends
+    every stream's rows to its records as they come and settles the dedup after the scan:
+    ledger.Stage). Whenever the workers are idle and
     this process still has files, the back half of those (by bytes) goes to the workers,
     as part ``HANDED - h`` for the h-th hand-over (it comes before the earlier ones' files):
     the split adapts to how fast each side really goes (load, this process's own work on
