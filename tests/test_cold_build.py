@@ -453,7 +453,7 @@ def _state(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("where", ["scan", "sums"])
+@pytest.mark.parametrize("where", ["scan", "settle", "sums"])
 def test_direct_load_that_fails_scans_the_usual_way(
     dup_corpus: tuple[Path, list[dict[str, Any]]],
     tmp_path: Path,
@@ -461,8 +461,9 @@ def test_direct_load_that_fails_scans_the_usual_way(
     where: str,
 ) -> None:
     """The build's write fails (a full disk) while the scan runs, or after the records were
-    committed to it: the build is dropped (its one transaction rolled back, its file gone)
-    and the refresh reads everything again into the ledger file: exact, nothing doubled."""
+    committed to it, or its load's rows do not add up when the dedup is settled: the build
+    is dropped (its one transaction rolled back, its file gone) and the refresh reads
+    everything again into the ledger file: exact, nothing doubled."""
     root, _ = dup_corpus
     ref = _reference(root, tmp_path / "ref")
     failed: list[str] = []
@@ -492,6 +493,16 @@ def test_direct_load_that_fails_scans_the_usual_way(
             real(self, *a, **k)
 
         monkeypatch.setattr(Rollups, "rebuild_sql", rebuild_sql)
+    if where == "settle":  # the load's rows do not add up (settle's own check)
+        real_settle = Stage.settle
+
+        def settle(self: Stage) -> int:
+            if not failed:
+                failed.append(where)
+                self.rows += 1  # (one row more said than appended)
+            return real_settle(self)
+
+        monkeypatch.setattr(Stage, "settle", settle)
     eng = _engine(root, tmp_path / "home")
     ch = eng.refresh()
     monkeypatch.undo()
