@@ -77,6 +77,9 @@ CREATE TABLE IF NOT EXISTS titles (
 CREATE TABLE IF NOT EXISTS agent_state (agent TEXT PRIMARY KEY, body BLOB NOT NULL)
     STRICT, WITHOUT ROWID;
 """
+#: a direct build's partial cells for the stored sums (Stage.cell_source, or a function that
+#: makes them when called), or None
+CellSource = tuple[str, str] | Callable[[], "tuple[str, str] | None"] | None
 # A record's columns in UsageRecord field order (a fetched row is a record's tuple).
 COLS = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
 # A partial cell's (tokmon.core.cellsums.Cell), staged by a direct build
@@ -361,9 +364,7 @@ class LedgerDB:
         # with a second connection that reads the records committed (a build) or None.
         # the stored sums after a bulk load: (a second reader or None, a build's partial
         # cells as (table, sessions table) or None; see merge_staged)
-        self.on_bulk: Callable[[sqlite3.Connection | None, tuple[str, str] | None], None] | None = (
-            None
-        )
+        self.on_bulk: Callable[[sqlite3.Connection | None, CellSource], None] | None = None
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -957,7 +958,8 @@ class LedgerDB:
                             reader = self._side_reader()
                             syncer = self._sync_behind()
                         try:
-                            self.on_bulk(reader, stage.cell_source() if stage.direct else None)
+                            # (the cells' source made by the callee, once its reads began)
+                            self.on_bulk(reader, stage.cell_source if stage.direct else None)
                         finally:
                             if reader is not None:
                                 reader.close()
@@ -1516,29 +1518,28 @@ class Stage:
         dups = self._dup_set
         if dups is None:
             dups = self._dups(b"".join(self._hashes.values()))[0]
-        dirty: set[str] = set()
+        ranges: list[tuple[int, int]] = []  # the partial cells of the calls with a dup
+        if dups:
+            views = {k: memoryview(v).cast("I") for k, v in self._hashes.items()}
+            a = self._adds
+            for j, stream in enumerate(self._streams):
+                at, n, pc, npc = a[4 * j : 4 * j + 4]
+                if not dups.isdisjoint(views[stream][at : at + n]):
+                    ranges.append((pc, pc + npc))
         with self.db._mu:
             conn = self.db.conn
-            if dups:
-                views = {k: memoryview(v).cast("I") for k, v in self._hashes.items()}
-                a = self._adds
-                for j, stream in enumerate(self._streams):
-                    at, n, pc, npc = a[4 * j : 4 * j + 4]
-                    if not dups.isdisjoint(views[stream][at : at + n]):
-                        dirty.update(
-                            r[0]
-                            for r in conn.execute(
-                                f"SELECT DISTINCT session FROM {self.SCHEMA}.pc"
-                                " WHERE rowid >= ? AND rowid < ?",
-                                (pc, pc + npc),
-                            )
-                        )
+            conn.execute(f"CREATE TABLE {self.SCHEMA}.calls (lo INTEGER, hi INTEGER)")
+            conn.executemany(f"INSERT INTO {self.SCHEMA}.calls VALUES (?, ?)", ranges)
             conn.execute(
                 f"CREATE TABLE {self.SCHEMA}.dirty (session TEXT PRIMARY KEY) WITHOUT ROWID"
             )
-            conn.executemany(f"INSERT INTO {self.SCHEMA}.dirty VALUES (?)", [(x,) for x in dirty])
+            # (one statement: each range a rowid search in pc)
+            self.dirty = conn.execute(
+                f"INSERT OR IGNORE INTO {self.SCHEMA}.dirty SELECT p.session FROM"
+                f" {self.SCHEMA}.calls AS c JOIN {self.SCHEMA}.pc AS p ON p.rowid >= c.lo"
+                " AND p.rowid < c.hi"
+            ).rowcount
         self._hashes, self._adds, self._streams = {}, array("i"), []
-        self.dirty = len(dirty)
         return f"{self.SCHEMA}.pc", f"{self.SCHEMA}.dirty"
 
     def settle(self) -> int:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
-from tokmon.core.ledger import loose_tables
+from tokmon.core.ledger import CellSource, loose_tables
 from tokmon.core.model import JSON, JSONObject, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
 from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
@@ -449,7 +449,7 @@ class Rollups:
         agent: str,
         source: str,
         reader: sqlite3.Connection | None = None,
-        cells: tuple[str, str] | None = None,
+        cells: CellSource = None,
     ) -> None:
         """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
         this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
@@ -468,7 +468,7 @@ class Rollups:
         cells summed from the rows of each file (:mod:`tokmon.core.cellsums`), and a table
         of the sessions whose cells are summed from ``source`` instead (those with a key read
         more than once, where the dedup decided): the same cells, without sorting every
-        record."""
+        record. (Or a function that gives them, called once the spans' reads began.)"""
         self.clear()
         c = self.conn
         spans: list[_Span] | None = None
@@ -477,6 +477,8 @@ class Rollups:
         if reader is not None and self.keeps_blocks:
             thread, got = self._spans_thread(reader, source)
         try:
+            if callable(cells):  # (made now: the spans' reads began meanwhile)
+                cells = cells()
             # (the cells' indexes are kept up cell by cell: made after the cells by a sort,
             # their pages would be full, and the first new cells of the appends that follow
             # would split them up the tree: ~7 more pages a save; docs/performance.md,
