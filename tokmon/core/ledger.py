@@ -1604,7 +1604,7 @@ class Stage:
 
     def records(self) -> list[UsageRecord]:
         """The staged rows as records, in merge order (for :meth:`LedgerDB.merge`; not for a
-        ``direct`` stage, whose first stream is in ``records`` already)."""
+        ``direct`` stage, whose rows are in ``records`` already)."""
         assert not self.direct
         new = tuple.__new__
         self.flush()
