@@ -206,6 +206,7 @@ def line_numbers(path: str, offsets: list[int]) -> list[int]:
 
 
 Item = tuple[str, int, str, int]  # (key, start, fingerprint at start, size or -1)
+Task = tuple[int, int, list[Item]]  # a pool's task: its part, its index there, its items
 
 
 def scan_many(items: list[Item], pricing: tuple[str | None, str] | None = None) -> list[FileResult]:
@@ -482,15 +483,15 @@ def _pooled(
     with pool:
         # In file order; with one worker its tasks run one after another, in that order.
         # A future is dropped once its results are out, so they are freed as the caller goes.
-        tasks = {
-            pool.submit(work, t, pricing): (i, t)
+        tasks: dict[Any, Task] = {
+            pool.submit(work, t, pricing): (0, i, t)
             for i, t in enumerate(t for c in theirs for t in _tasks(c, sizes))
         }
         waiting = collections.deque(tasks)  # (a dict keeps the order of submission)
         if ordered:
             yield from scan_many(own, pricing)  # this process takes the first share
             while waiting:
-                yield from _part1(_next(waiting, tasks), 0, pricing)
+                yield from _part1(*_next(waiting, tasks), pricing)
             return
         yield from _unordered(pool, own, waiting, tasks, sizes, pricing, work)
 
@@ -499,7 +500,7 @@ def _unordered(
     pool: Any,
     own: list[Item],
     waiting: collections.deque[Any],
-    tasks: dict[Any, tuple[int, list[Item]]],
+    tasks: dict[Any, Task],
     sizes: dict[str, int],
     pricing: tuple[str | None, str] | None,
     work: Callable[..., list[Any]] = scan_many,
@@ -517,7 +518,6 @@ def _unordered(
     itself: their results have ``seq`` 1 + the task's index (the tasks before it, scanned
     by a worker, have ``seq`` 0: merge order is (part, seq))."""
     stolen: collections.deque[Any] = collections.deque()
-    parts: dict[Any, int] = {}  # a handed-over task's part
     handed = 0
     i = 0
     while i < len(own):
@@ -527,9 +527,9 @@ def _unordered(
         res.part = 1
         yield res
         while waiting and waiting[0].done():
-            yield from _part1(_next(waiting, tasks), 0, pricing)
+            yield from _part1(*_next(waiting, tasks), pricing)
         while stolen and stolen[0].done():
-            yield from _part1(*_handed(stolen, tasks, parts), pricing)
+            yield from _part1(*_next(stolen, tasks), pricing)
         if not waiting and not stolen and len(own) - i >= 2 and handed < MAX_HANDED:
             handed += 1
             rest = own[i:]
@@ -542,23 +542,20 @@ def _unordered(
                     break
             for j, t in enumerate(_tasks(own[cut:], sizes)):
                 f = pool.submit(work, t, pricing)
-                tasks[f] = (j, t)
-                parts[f] = HANDED - handed
+                tasks[f] = (HANDED - handed, j, t)
                 stolen.append(f)
             own = own[:cut]
     # this process is done: take back, from the end, about half the bytes of the tasks no
     # worker has started, scan them, and again, until the workers have started them all
     while True:
-        back: list[tuple[int, int, list[Item]]] = []
+        back: list[Task] = []
         for queue in (stolen, waiting):
             pending = [f for f in queue if not f.running() and not f.done()]
-            half = sum(sizes.get(it[0], 0) for f in pending for it in tasks[f][1]) / 2
+            half = sum(sizes.get(it[0], 0) for f in pending for it in tasks[f][2]) / 2
             taken = 0
             while queue and taken < half and queue[-1].cancel():
-                f = queue.pop()
-                n, task = tasks.pop(f)
-                back.append((parts.pop(f, 0), n, task))
-                taken += sum(sizes.get(it[0], 0) for it in task)
+                back.append(tasks.pop(queue.pop()))
+                taken += sum(sizes.get(it[0], 0) for it in back[-1][2])
             if back:
                 break
         if not back:
@@ -569,29 +566,22 @@ def _unordered(
                 res.part, res.seq = part, 1 + n
                 yield res
                 while waiting and waiting[0].done():
-                    yield from _part1(_next(waiting, tasks), 0, pricing)
+                    yield from _part1(*_next(waiting, tasks), pricing)
                 while stolen and stolen[0].done():
-                    yield from _part1(*_handed(stolen, tasks, parts), pricing)
+                    yield from _part1(*_next(stolen, tasks), pricing)
     while waiting:
-        yield from _part1(_next(waiting, tasks), 0, pricing)
+        yield from _part1(*_next(waiting, tasks), pricing)
     while stolen:
-        yield from _part1(*_handed(stolen, tasks, parts), pricing)
+        yield from _part1(*_next(stolen, tasks), pricing)
 
 
-def _next(queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]]) -> list[Any]:
-    """The results of the first future of ``queue`` (waits for it), which is let go."""
+def _next(queue: collections.deque[Any], tasks: dict[Any, Task]) -> tuple[list[Any], int]:
+    """The results of the first future of ``queue`` (waits for it), which is let go, and
+    its task's part."""
     f = queue.popleft()
-    del tasks[f]
+    part = tasks.pop(f)[0]
     res: list[Any] = f.result()
-    return res
-
-
-def _handed(
-    queue: collections.deque[Any], tasks: dict[Any, tuple[int, list[Item]]], parts: dict[Any, int]
-) -> tuple[list[Any], int]:
-    """:func:`_next` of a queue of handed-over tasks, and the part of that task."""
-    part = parts.pop(queue[0])
-    return _next(queue, tasks), part
+    return res, part
 
 
 def _part1(
