@@ -360,10 +360,10 @@ class LedgerDB:
         self.on_merge: Callable[[list[tuple[UsageRecord | None, UsageRecord]], bool], None] | None
         self.on_merge = None
         self.on_reprice: Callable[[], None] | None = None
-        # Called inside merge_staged's transaction after a bulk load (every record is new),
-        # with a second connection that reads the records committed (a build) or None.
-        # the stored sums after a bulk load: (a second reader or None, a build's partial
-        # cells as (table, sessions table) or None; see merge_staged)
+        # The stored sums after a bulk load, called inside merge_staged's transaction (every
+        # record is new) with a second connection that reads the records committed (a
+        # build) or None, and a build's partial cells (CellSource: Stage.cell_source, to
+        # call) or None.
         self.on_bulk: Callable[[sqlite3.Connection | None, CellSource], None] | None = None
         self._mu = threading.RLock()
         self.conn = self._connect()
