@@ -25,9 +25,10 @@ from test_parser import CASES, TITLE, USER, _by_parse_line, _good, usage_line
 
 from tokmon.core import parser
 
-# Lines of the kinds the native scanner hands to Python, written by hand: titles, needed
-# strings with non-ASCII bytes or escapes, escaped keys, malformed JSON, poison values, and
-# the values orjson and msgspec read differently.
+# Lines of the kinds the native scanner hands to Python or once did, written by hand: titles
+# (read natively since the seventeenth session), needed strings with non-ASCII bytes or
+# escapes, escaped keys, malformed JSON, poison values, and the values orjson and msgspec
+# read differently.
 DOUBTFUL = [
     TITLE,
     b'{"type":"ai-title","sessionId":"s\\u00e9","aiTitle":"caf\xc3\xa9 \\u2705"}',
@@ -57,6 +58,8 @@ DOUBTFUL = [
     b'{"a":' + b"7" * 5000 + b"}",  # more digits than Python's int() takes
     b'{"type":"custom-title","sessionId":"s2","customTitle":"t","n":1e400}',
 ]
+
+LEGACY = _raw_usage(costUSD="0.25")  # a line the native scanner always hands to Python
 
 # Lines plain parse_line counts as bad where msgspec does not (a number past a double's range
 # that msgspec reads as infinity, skipped or not: a row): the fallback must not give
@@ -105,7 +108,7 @@ def test_each_doubtful_line_alone_and_among_others(
 ) -> None:
     calls = _spy(monkeypatch)
     _three(line + b"\n")
-    lines = [_good(1), line, USER, _good(2), line, TITLE, _good(1), line + b"\r"]
+    lines = [_good(1), line, USER, _good(2), line, TITLE, LEGACY, _good(1), line + b"\r"]
     _three(b"\n".join(lines) + b"\n")
     assert calls["ref"] > 0  # the budget's path ran (and, with no budget, msgspec's)
 
@@ -164,11 +167,11 @@ def test_the_budget_is_per_process_and_switches_to_msgspec(
     native_scanner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _spy(monkeypatch)
-    buf = b"\n".join([_good(1), TITLE, _good(2), b'{bad "usage"']) + b"\n"
+    buf = b"\n".join([_good(1), LEGACY, TITLE, _good(2), b'{bad "usage"']) + b"\n"
     parser.FALLBACK_BUDGET, parser._fallback_bytes = 1 << 40, 0
     first = _scan(buf, True)
-    handed = parser._fallback_bytes  # the title and the bad line, two calls
-    assert calls == {"ref": 2, "py": 0} and handed == len(TITLE) + len(b'{bad "usage"') + 2
+    handed = parser._fallback_bytes  # the legacy line and the bad one (not the title): two calls
+    assert calls == {"ref": 2, "py": 0} and handed == len(LEGACY) + len(b'{bad "usage"') + 2
     parser.FALLBACK_BUDGET = 3 * handed
     for _ in range(6):  # the same lines again: twice within the budget, then past it
         assert _scan(buf, True) == first

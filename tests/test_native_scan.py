@@ -214,6 +214,24 @@ HOSTILE: list[bytes] = [
     b'{"type":"custom-title","sessionId":5,"customTitle":"t"}',
     b'{"type":"custom-title","sessionId":"s","customTitle":"t","customTitle":"u"}',
     b'{"type":"custom-title","sessionId":"s","aiTitle":"t"}',
+    # title lines the native scanner reads itself (pre-pass or yyjson), and their edges
+    b'{"type":"ai-title","aiTitle":"Caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80","sessionId":"s"}',
+    b'{"type":"ai\\u002dtitle","sessionId":"s","aiTitle":"t"}',
+    b'{"type":"custom-title","sessionId":"s\\u0007x","customTitle":"\\t\\u00e9 t \\n"}',
+    b'{"type":"custom-title","sessionId":"","customTitle":"t"}',
+    b'{"type":"custom-title","sessionId":"s","customTitle":""}',
+    b'{"type":"custom-title","sessionId":"s","customTitle":null}',
+    b'{"type":"custom-title","customTitle":"t"}',
+    b'{"type":"ai-title","sessionId":null,"aiTitle":"t"}',
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"%s"}' % (b"x" * 300),
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"%s"}' % ("\u00e9" * 250).encode(),
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"t","customTitle":"u","x":{"y":[1,2]}}',
+    b'{"sessionId":"s","aiTitle":"t","type":"ai-title"}\r',
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"t","sessionId":"u"}',
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"t","type":"user"}',
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"t\xff"}',
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"t"',
+    b'{"type":"ai-title","sessionId":"s","aiTitle":"t"}{"type":"ai-title"}',
 ]
 for depth in (100, 510, 511, 512, 513, 1022, 1023, 1024, 1025, 2000):
     HOSTILE.append(('{"a":' + _nest(depth - 2) + "}").encode())
@@ -410,6 +428,36 @@ def test_the_native_path_really_runs_for_good_lines(native_scanner: Any) -> None
         10**9, 0.0, 7258118400.0,
     )  # fmt: skip
     assert (n, calls, len(best)) == (0, [], 49)
+
+
+def test_title_lines_are_read_natively_to_the_title_hook(native_scanner: Any) -> None:
+    """Title lines, plain, with escapes (yyjson's path) or with non-ASCII text, come to the
+    ``title`` hook as raw strings, in line order, and never to the fallback; without a hook
+    each goes to the fallback alone."""
+    from tokmon._native import _scan
+
+    lines = [
+        b'{"type":"custom-title","sessionId":"s1","customTitle":"First"}',
+        _good(1),
+        b'{"type":"ai-title","aiTitle":"Caf\xc3\xa9","sessionId":"s2"}',
+        b'{"type":"ai-title","sessionId":"s\\u0033","aiTitle":"a\\tb"}',
+        b'{"type":"ai-title","sessionId":null,"aiTitle":"none"}',
+    ]
+    buf = b"\n".join(lines) + b"\n"
+    calls: list[tuple[int, int]] = []
+    got: list[tuple[str, str, str]] = []
+    args = (buf, 0, len(buf), 0, SRC, {}, {}, str, lambda a, b: calls.append((a, b)))
+    limits = (10**9, 0.0, 7258118400.0, None, -1, -1, -1, None)
+    _scan.scan(*args, *limits, lambda *t: got.append(t))
+    assert calls == []
+    assert got == [
+        ("s1", "custom-title", "First"),
+        ("s2", "ai-title", "Caf\u00e9"),
+        ("s3", "ai-title", "a\tb"),
+    ]
+    _scan.scan(*args, *limits[:-1])  # no hook: the three title lines to the fallback
+    starts = [0, *(i + 1 for i in range(len(buf)) if buf[i] == 10)]
+    assert [a for a, _ in calls] == [starts[0], starts[2], starts[3]]
 
 
 def test_scan_rejects_a_range_outside_the_buffer(native_scanner: Any) -> None:

@@ -252,7 +252,7 @@ def test_files_with_nothing_parsed_first_after_the_buffers_went(
     gone, none = native_scanner.parse_many(
         bytearray(4096), [str(tmp_path / "gone.jsonl"), str(empty)], [10, 0], 10**9
     )
-    args = ({}, {}, str, print, 0.0, 1e10)
+    args = ({}, {}, str, print, print, 0.0, 1e10)
     with pytest.raises(FileNotFoundError):
         native_scanner.finish(gone, "gone", *args)
     assert native_scanner.finish(none, "empty", *args) == (0, 0, "")

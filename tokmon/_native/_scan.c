@@ -10,8 +10,10 @@
  * unescaped key and exactly the type the msgspec Struct of parser._line_decoder expects
  * (strings or null; counts non-negative integer literals up to max_tokens; costUSD null),
  * and it is either not a usage or title line (nothing to do: it was only validated), or a
- * usage line with a timestamp of the form YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z. Title lines
- * (a few per session) always go to Python. Most lines never reach yyjson: a walk of their
+ * usage line with a timestamp of the form YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z. A title line
+ * (a few per session) is read here like a usage line (the same checks of its fields) and
+ * its session id and title handed to Python's ``title`` hook, which applies
+ * parser._title's rules (control characters, whitespace, length). Most lines never reach yyjson: a walk of their
  * grammar that accepts only what yyjson accepts (the validate-only pre-pass below) skips
  * the lines that carry nothing, and the same walk noting fields decides most usage lines
  * (pre_usage); on any doubt yyjson reads the line as described here. Before any of it, a
@@ -49,7 +51,9 @@
 #define MAX_DEPTH 512 /* orjson rejects past 1024: deeper lines go to Python */
 #define ROW_OUTPUT 5  /* tokmon.core.model.ROW_OUTPUT (checked by parser.py) */
 
-enum { K_SKIP = 0, K_PY = 1, K_USAGE = 2 };
+/* K_TITLE: a title line C read (its session id in ``sid``, its title in ``cwd``, ``inp`` 1 for
+ * "ai-title", 0 for "custom-title"), for pass 2's ``title`` hook */
+enum { K_SKIP = 0, K_PY = 1, K_USAGE = 2, K_TITLE = 3 };
 
 /* a string copied into the arena: offset and length (length 0: absent, null or "") */
 typedef struct {
@@ -1196,6 +1200,29 @@ static int pre_put(pass1 *p, const pre_val *v, slice *out) {
     return arena_put(p, (const char *)v->p, v->n, out);
 }
 
+/* A title line's session id and title (``t``: the field its type names) for pass 2's
+ * ``title`` hook, when both are strings without escapes: 1 when ``r`` is decided (or p->nomem
+ * set), 0 when yyjson must read the line (an escape: scan_line reads the two strings
+ * yyjson unescaped, by the same rules).
+ * What parse_line reads with obj.get: a value that is not a string (null, absent) gives no
+ * title; another kind of value was already left to Python by pre_usage's pre_text test. */
+static int pre_title(pass1 *p, const pre_val *sid, const pre_val *t, int ai, rec *r) {
+    if (sid->kind != '"' || t->kind != '"') {
+        r->kind = K_SKIP;
+        return 1;
+    }
+    if (!sid->plain || !t->plain) return 0;
+    r->model.len = r->key.len = 0;
+    if (!arena_put(p, (const char *)sid->p, sid->n, &r->sid) ||
+        !arena_put(p, (const char *)t->p, t->n, &r->cwd)) {
+        p->nomem = 1;
+        return 1;
+    }
+    r->inp = ai;
+    r->kind = K_TITLE;
+    return 1;
+}
+
 /* scan_line's rules on the fields of the line, without yyjson: 1 when ``r`` is decided (or
  * p->nomem set), 0 when yyjson must read the line. */
 static int pre_usage(pass1 *p, const char *line, size_t len, uint64_t max_tokens, rec *r) {
@@ -1263,9 +1290,10 @@ static int pre_usage(pass1 *p, const char *line, size_t len, uint64_t max_tokens
         r->kind = K_USAGE;
         return 1;
     }
-    if ((f[F_TYPE].n == 12 && memcmp(f[F_TYPE].p, "custom-title", 12) == 0) ||
-        (f[F_TYPE].n == 8 && memcmp(f[F_TYPE].p, "ai-title", 8) == 0))
-        return 1;
+    if (f[F_TYPE].n == 12 && memcmp(f[F_TYPE].p, "custom-title", 12) == 0)
+        return pre_title(p, &f[F_SID], &f[F_CTITLE], 0, r);
+    if (f[F_TYPE].n == 8 && memcmp(f[F_TYPE].p, "ai-title", 8) == 0)
+        return pre_title(p, &f[F_SID], &f[F_ATITLE], 1, r);
     r->kind = K_SKIP;
     return 1;
 nomem:
@@ -1282,7 +1310,7 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
     yyjson_read_err err;
     yyjson_val *root, *k, *v, *message = NULL, *usage = NULL, *detail = NULL;
     yyjson_val *type = NULL, *stamp = NULL, *sid = NULL, *cwd = NULL, *rid = NULL;
-    yyjson_val *mid = NULL, *model = NULL;
+    yyjson_val *mid = NULL, *model = NULL, *ctitle = NULL, *atitle = NULL;
     size_t i, max;
     int seen = 0, esc = 0;
     const char *sc;
@@ -1350,8 +1378,8 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
         /* legacy cost lines (rare): Python (a number's literal decides int or float) */
         FIELD("costUSD", 32, if (!yyjson_is_null(v)) goto python)
         FIELD("message", 64, if (yyjson_is_obj(v)) message = v; else if (!yyjson_is_null(v)) goto python)
-        FIELD("customTitle", 128, if (!is_text(v)) goto python)
-        FIELD("aiTitle", 256, if (!is_text(v)) goto python)
+        FIELD("customTitle", 128, if (!is_text(v)) goto python; ctitle = v)
+        FIELD("aiTitle", 256, if (!is_text(v)) goto python; atitle = v)
     }
     r->inp = r->out = r->cc = r->c1h = r->cread = 0;
     if (message) {
@@ -1415,8 +1443,20 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
         yyjson_doc_free(doc);
         return;
     }
-    if (yyjson_equals_str(type, "custom-title") || yyjson_equals_str(type, "ai-title"))
-        goto python;
+    if (yyjson_equals_str(type, "custom-title") || yyjson_equals_str(type, "ai-title")) {
+        /* pre_title's rules on yyjson's strings (escapes undone): what obj.get reads */
+        int ai = yyjson_equals_str(type, "ai-title");
+        yyjson_val *t = ai ? atitle : ctitle;
+        if (!sid || !yyjson_is_str(sid) || !t || !yyjson_is_str(t)) goto skip;
+        r->model.len = r->key.len = 0;
+        if (!arena_put(p, yyjson_get_str(sid), yyjson_get_len(sid), &r->sid) ||
+            !arena_put(p, yyjson_get_str(t), yyjson_get_len(t), &r->cwd))
+            goto nomem;
+        r->inp = ai;
+        r->kind = K_TITLE;
+        yyjson_doc_free(doc);
+        return;
+    }
 skip:
     r->kind = K_SKIP;
 python:
@@ -1988,14 +2028,34 @@ static void pass1_lines(pass1 *p, const char *buf, Py_ssize_t start, Py_ssize_t 
     }
 }
 
+/* one of a K_TITLE record's strings (a slice of p's arena) as a str */
+static PyObject *title_str(const pass1 *p, slice s) {
+    if (s.len == 0) return PyUnicode_FromStringAndSize("", 0); /* (its pos may be unset) */
+    return PyUnicode_DecodeUTF8(p->arena + s.pos, (Py_ssize_t)s.len, "strict");
+}
+
+/* a K_TITLE record to title(session id, type, title): -1 with an exception set */
+static int put_title(const pass1 *p, const rec *r, PyObject *title) {
+    PyObject *sid = title_str(p, r->sid), *text = sid ? title_str(p, r->cwd) : NULL, *res;
+    res = text ? PyObject_CallFunction(title, "OsO", sid, r->inp ? "ai-title" : "custom-title",
+                                       text)
+               : NULL;
+    Py_XDECREF(sid);
+    Py_XDECREF(text);
+    Py_XDECREF(res);
+    return res ? 0 : -1;
+}
+
 /* pass 2 of p's records (complete lines up to ``stop``), with the GIL: usage rows into
  * ``best``; each run of lines for Python to ``fallback``: fallback(a, b), offsets into the
  * scanned buffer, when ``runs`` is NULL, else fallback(bytes, file offset) of the run's
- * copy, the runs' bytes one after another in ``runs``. -1 with an exception set. */
+ * copy, the runs' bytes one after another in ``runs``; each title line C read to
+ * ``title`` (when it is NULL, only with ``runs`` NULL: to fallback(a, b) as its own run). -1
+ * with an exception set. */
 static int pass2(const pass1 *p, Py_ssize_t stop, const char *runs, Py_ssize_t base,
                  PyObject *source, PyObject *best, PyObject *strings, PyObject *text,
-                 PyObject *fallback, pricing *pr, double ts_min, double ts_max,
-                 long long *poison) {
+                 PyObject *fallback, PyObject *title, pricing *pr, double ts_min,
+                 double ts_max, long long *poison) {
     memo memos[3];
     consts c = {NULL, NULL, NULL};
     size_t i, at = 0;
@@ -2028,6 +2088,15 @@ static int pass2(const pass1 *p, Py_ssize_t stop, const char *runs, Py_ssize_t b
             if (put_row(p, r, base, source, best, strings, text, memos, &c, pr, ts_min, ts_max,
                         poison) < 0)
                 failed = 1;
+        } else if (r->kind == K_TITLE) {
+            if (title) {
+                if (put_title(p, r, title) < 0) failed = 1;
+            } else {
+                PyObject *res = PyObject_CallFunction(
+                    fallback, "nn", r->off, r->end < stop ? r->end + 1 : stop);
+                if (!res) failed = 1;
+                Py_XDECREF(res);
+            }
         }
     }
     for (i = 0; i < 3; i++) {
@@ -2042,7 +2111,8 @@ static int pass2(const pass1 *p, Py_ssize_t stop, const char *runs, Py_ssize_t b
 
 PyDoc_STRVAR(scan_doc,
 "scan(buf, start, stop, base, source, best, strings, text, fallback, max_tokens, ts_min,\n"
-"     ts_max[, price[, fp_end[, fd, size]]]) -> int | (int, str) | (int, int, str) | None\n\n"
+"     ts_max[, price[, fp_end[, fd, size[, path[, title]]]]]) -> int | (int, str) |\n"
+"     (int, int, str) | None\n\n"
 "The complete lines of buf[start:stop]: usage rows into ``best``, the lines C leaves to\n"
 "Python through ``fallback(a, b)`` (lines buf[a:b], in order); returns the number of\n"
 "poison usage lines (to count as malformed). ``price`` (RowPricer.native or None): the\n"
@@ -2050,7 +2120,9 @@ PyDoc_STRVAR(scan_doc,
 "also reader.fingerprint's digest of a file whose first fp_end bytes are buf[:fp_end],\n"
 "returned with the count. ``fd`` >= 0: the file open at fd is read into buf (writable,\n"
 "start and base 0; ``stop`` ignored) and its complete lines scanned: (count, end,\n"
-"fingerprint at end), or None when buf filled before the file's end (nothing parsed).");
+"fingerprint at end), or None when buf filled before the file's end (nothing parsed).\n"
+"``path``: the file to open instead of ``fd``. ``title``: title(session id, type, title)\n"
+"for each title line C reads (None: such lines go to fallback too).");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -2068,13 +2140,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     char fp[17];
     whole w = {-1, -1, 0, 0, 0};
     PyObject *path = Py_None; /* the file to open (str), and its name for the OS */
+    PyObject *title = Py_None; /* None: title lines C read go to fallback, one by one */
     osname opened = NULL;
     int open_err = 0, whole_file;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|OninO:scan", &view, &start, &stop, &base,
+    if (!PyArg_ParseTuple(args, "y*nnnUO!O!OOLdd|OninOO:scan", &view, &start, &stop, &base,
                           &source, &PyDict_Type, &best, &PyDict_Type, &strings, &text,
                           &fallback, &max_tokens, &ts_min, &ts_max, &price, &fp_end, &w.fd,
-                          &w.size, &path))
+                          &w.size, &path, &title))
         return NULL;
     if (path != Py_None && (w.fd >= 0 || !PyUnicode_Check(path))) {
         PyBuffer_Release(&view);
@@ -2161,8 +2234,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         failed = 1;
         goto done;
     }
-    if (pass2(&p, stop, NULL, base, source, best, strings, text, fallback, &pr, ts_min, ts_max,
-              &poison) < 0)
+    if (pass2(&p, stop, NULL, base, source, best, strings, text, fallback,
+              title == Py_None ? NULL : title, &pr, ts_min, ts_max, &poison) < 0)
         failed = 1;
 done:
     Py_XDECREF(pr.model);
@@ -2244,7 +2317,7 @@ static int keep_parsed(const pass1 *p, const char *buf, Py_ssize_t stop, parsed_
     for (i = 0; i < p->n; i++) {
         rec *r = &((rec *)block)[i];
         slice *f[4];
-        if (r->kind != K_USAGE) continue;
+        if (r->kind != K_USAGE && r->kind != K_TITLE) continue;
         f[0] = &r->sid;
         f[1] = &r->cwd;
         f[2] = &r->model;
@@ -2400,15 +2473,15 @@ fail:
 
 static PyObject *finish(PyObject *self, PyObject *args) {
     Parsed *o;
-    PyObject *source, *best, *strings, *text, *fallback, *price = Py_None;
+    PyObject *source, *best, *strings, *text, *fallback, *title, *price = Py_None;
     double ts_min, ts_max;
     long long poison = 0;
     pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
     int failed;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!UO!O!OOdd|O:finish", &ParsedType, &o, &source, &PyDict_Type,
-                          &best, &PyDict_Type, &strings, &text, &fallback, &ts_min, &ts_max,
-                          &price))
+    if (!PyArg_ParseTuple(args, "O!UO!O!OOOdd|O:finish", &ParsedType, &o, &source,
+                          &PyDict_Type, &best, &PyDict_Type, &strings, &text, &fallback, &title,
+                          &ts_min, &ts_max, &price))
         return NULL;
     if (o->open_err) { /* as os.open raises it: FileNotFoundError, PermissionError, ... */
         errno = o->open_err;
@@ -2423,8 +2496,8 @@ static PyObject *finish(PyObject *self, PyObject *args) {
         !PyArg_ParseTuple(price, "O!OpL:finish's price", &PyDict_Type, &pr.rates, &pr.resolve,
                           &pr.display, &pr.threshold))
         return NULL;
-    failed = pass2(&o->p, o->stop, o->runs, 0, source, best, strings, text, fallback, &pr,
-                   ts_min, ts_max, &poison) < 0;
+    failed = pass2(&o->p, o->stop, o->runs, 0, source, best, strings, text, fallback, title,
+                   &pr, ts_min, ts_max, &poison) < 0;
     Py_XDECREF(pr.model);
     Py_XDECREF(pr.got);
     if (failed) return NULL;
@@ -2476,6 +2549,26 @@ static PyObject *t_fingerprint(PyObject *self, PyObject *args) {
     fp_hex((const unsigned char *)view.buf, (size_t)end, fp);
     PyBuffer_Release(&view);
     return PyUnicode_FromString(fp);
+}
+
+/* Whether yyjson rejects ``data`` as JSON, read as orjson reads (strict RFC 8259, UTF-8
+ * checked): orjson, which parses with yyjson, rejects it too, so parser.parse_line counts
+ * such a line as bad without importing orjson. False for what yyjson accepts (orjson decides
+ * those: e.g. nesting past its 1024 levels). */
+static PyObject *t_rejects(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    yyjson_doc *doc;
+    yyjson_read_err err;
+    (void)self;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    doc = yyjson_read_opts((char *)view.buf, (size_t)view.len, 0, NULL, &err);
+    PyBuffer_Release(&view);
+    if (doc) {
+        yyjson_doc_free(doc);
+        Py_RETURN_FALSE;
+    }
+    if (err.code == YYJSON_READ_ERROR_MEMORY_ALLOCATION) return PyErr_NoMemory();
+    Py_RETURN_TRUE;
 }
 
 static PyObject *t_trim(PyObject *self, PyObject *args) {
@@ -2820,10 +2913,14 @@ static PyMethodDef methods[] = {
      "values) as one list of parameters, without the last value of each row when every row's\n"
      "is None (then True); None when a row is not a list of 12 (ledger.Stage._flush)."},
     {"finish", finish, METH_VARARGS,
-     "finish(parsed, source, best, strings, text, fallback, ts_min, ts_max[, price]) ->\n"
-     "(poison, end, fingerprint) | None: the rows of a parse_many file into ``best`` as scan()\n"
-     "builds them (its lines for Python to fallback(bytes, file offset)); None when the file\n"
+     "finish(parsed, source, best, strings, text, fallback, title, ts_min, ts_max[, price])\n"
+     "-> (poison, end, fingerprint) | None: the rows of a parse_many file into ``best`` as\n"
+     "scan() builds them (its lines for Python to fallback(bytes, file offset), the title\n"
+     "lines C read to title(session id, type, title)); None when the file\n"
      "did not fit the buffer (nothing parsed); raises OSError as os.open or a read would."},
+    {"rejects", t_rejects, METH_O,
+     "rejects(data) -> bool: whether yyjson, as orjson reads, rejects data as JSON (so\n"
+     "orjson would); False when it accepts it."},
     {"_fingerprint", t_fingerprint, METH_VARARGS,
      "_fingerprint(buf, end) -> str: reader.fingerprint's digest of buf[:end] (tests)."},
     {"cells", t_cells, METH_O,

@@ -13,9 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from tokmon import fmt
+from tokmon import fmt, jsontext
 
 if TYPE_CHECKING:
     from tokmon.cli.context import Context
@@ -25,7 +23,8 @@ LAYOUT = 3  # the tables' layout rules: part of a kept session table's key (repo
 
 
 def dump_json(data: Any) -> str:
-    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+    """A report's JSON: indented by two spaces, as orjson writes it (:mod:`tokmon.jsontext`)."""
+    return jsontext.indented(data) + "\n"
 
 
 # The shared formatters, under the names the CLI modules use.

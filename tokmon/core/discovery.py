@@ -115,13 +115,13 @@ class Listings:
     @classmethod
     def load(cls, path: Path) -> Listings:
         """The listings saved at ``path`` (none when missing or unreadable: a cache)."""
-        import orjson
+        import json  # (not orjson: its import alone costs more than this file's parse)
 
         from tokmon.fsutil import read_regular
 
         try:
-            data = orjson.loads(read_regular(path))
-        except (OSError, ValueError):
+            data = json.loads(read_regular(path))
+        except (OSError, ValueError, RecursionError):  # (json: a deep one recurses)
             return cls()
         if type(data) is not dict or data.get("v") != 1 or type(data.get("dirs")) is not dict:
             return cls()
@@ -130,11 +130,12 @@ class Listings:
     def save(self, path: Path) -> None:
         """Write the listings to ``path`` (0600, atomically; no fsync: losing them costs one
         full listing, and a torn file is not loaded)."""
-        import orjson
+        import json
 
         from tokmon.fsutil import atomic_write
 
-        atomic_write(path, orjson.dumps({"v": 1, "dirs": self.dirs}), fsync=False)
+        text = json.dumps({"v": 1, "dirs": self.dirs}, separators=(",", ":"))
+        atomic_write(path, text.encode(), fsync=False)
         self.changed = False
 
 

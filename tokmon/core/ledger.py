@@ -28,7 +28,6 @@ import operator
 import os
 import sqlite3
 import threading
-import uuid
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -557,7 +556,7 @@ class LedgerDB:
             "INSERT OR IGNORE INTO meta VALUES (?, ?)",
             [
                 ("schema", SCHEMA_VERSION),
-                ("dbid", uuid.uuid4().hex),
+                ("dbid", os.urandom(16).hex()),  # (a random id: uuid4 without importing uuid)
                 ("gen", 0),
                 ("logged", 0),
                 ("prices", ""),

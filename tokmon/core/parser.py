@@ -20,8 +20,6 @@ import os
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-import orjson
-
 from tokmon.core.model import ROW_KEY, ROW_OUTPUT
 from tokmon.core.records import MAX_COST, MAX_TOKENS, TS_MAX, TS_MIN
 
@@ -130,6 +128,8 @@ def _bad(line: bytes, stats: LineStats, offset: int) -> None:
     try:
         line.decode("utf-8")
     except UnicodeDecodeError:
+        import orjson
+
         try:
             if not _carries(orjson.loads(line.decode("utf-8", "replace"))):
                 return
@@ -168,6 +168,14 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
     # Every such line is decoded (validated, so the malformed count is exact, e.g. a truncated
     # line that the next line was appended to: "{...cut{...}"), and read whatever the bytes
     # of its type look like: a type spelled with escapes ("\u0061ssistant") is that type.
+    # orjson is imported here, not with the module: a cold scan whose lines the native
+    # scanner reads whole (titles included) never needs it, and its import is ~13 ms; a line
+    # the scanner's yyjson rejects, orjson (which reads with yyjson) rejects too.
+    if _rejects(line):
+        _bad(line, stats, offset)
+        return None
+    import orjson
+
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -183,12 +191,18 @@ def parse_line(line: bytes, source: str, offset: int, stats: LineStats) -> objec
             stats.malformed += 1
             return None
         return row
-    field = TITLE_TYPES.get(kind) if isinstance(kind, str) else None
-    if field:
-        sid, title = obj.get("sessionId"), obj.get(field)
-        if isinstance(sid, str) and isinstance(title, str) and title.strip():
-            # the id as the session's records show it (without control characters)
-            return (str(_shown(sid)), kind, str(_shown(title)).strip()[:200])
+    if isinstance(kind, str) and kind in TITLE_TYPES:
+        return _title(obj.get("sessionId"), kind, obj.get(TITLE_TYPES[kind]))
+    return None
+
+
+def _title(sid: object, kind: str, title: object) -> tuple[str, str, str] | None:
+    """A title line's ``(session_id, kind, title)``, or None: what parse_line keeps of a line
+    of a title type, and what the native scanner's ``title`` hook keeps of the two strings it
+    read from one (:func:`_hooks`)."""
+    if isinstance(sid, str) and isinstance(title, str) and title.strip():
+        # the id as the session's records show it (without control characters)
+        return (str(_shown(sid)), kind, str(_shown(title)).strip()[:200])
     return None
 
 
@@ -350,6 +364,16 @@ def native_scanner() -> Any:
     return found
 
 
+def _rejects(data: bytes) -> bool:
+    """Whether the native scanner's yyjson rejects ``data`` as JSON, so that orjson would
+    too (``_scan.rejects``); False without the native scanner (orjson decides)."""
+    if native_scanner() is None:
+        return False
+    from tokmon._native import _scan
+
+    return bool(_scan.rejects(data))
+
+
 def _native_disabled() -> bool:
     """Whether ``TOKMON_NO_NATIVE`` asks for the pure-Python scanner (any value but "" and
     "0")."""
@@ -429,12 +453,12 @@ def scan_lines(
         return False
     scan = _native if _native is not False else native_scanner()
     if scan is not None:
-        fallback, text = _hooks(view, base, source, stats, best, titles, strings, price)
+        fallback, text, title = _hooks(view, base, source, stats, best, titles, strings, price)
         want = fp is not None and stop > 0  # (the fingerprint: returned with the count)
         got = scan(
             buf, start, stop, base, source, best, strings, text, fallback,
             MAX_TOKENS, TS_MIN, TS_MAX, None if price is None else price.native,
-            stop if want else -1,
+            stop if want else -1, -1, -1, None, title,
         )  # fmt: skip
         if want:
             got, digest = got
@@ -454,12 +478,14 @@ def _hooks(
     titles: list[tuple[str, str, str]],
     strings: dict[str, str],
     price: Any,
-) -> tuple[Any, Any]:
-    """The native scanner's ``fallback`` and ``text`` for a buffer (``view``, file offset
-    ``base`` at its start): the lines it leaves to Python (any doubt) come back to
+) -> tuple[Any, Any, Any]:
+    """The native scanner's ``fallback``, ``text`` and ``title`` for a buffer (``view``, file
+    offset ``base`` at its start): the lines it leaves to Python (any doubt) come back to
     ``fallback``, in order: the reference rules of :func:`scan_lines`, on a copy of just
     those lines; with ``price``, their rows are priced before they are filed. ``view``
-    None: ``fallback`` takes the copy and its file offset (``_scan.finish``)."""
+    None: ``fallback`` takes the copy and its file offset (``_scan.finish``). The title
+    lines the scanner reads itself come to ``title`` as their session id, type and title
+    (:func:`_title`'s rules, in line order with the fallback's titles)."""
 
     def run(part: bytes, at: int) -> None:
         global _fallback_bytes
@@ -483,7 +509,12 @@ def _hooks(
     def text(raw: str) -> str:
         return _text(raw, strings)
 
-    return fallback if view is not None else run, text
+    def title(sid: str, kind: str, raw: str) -> None:
+        item = _title(sid, kind, raw)
+        if item is not None:
+            titles.append(item)
+
+    return fallback if view is not None else run, text, title
 
 
 def scan_whole(
@@ -511,18 +542,18 @@ def scan_whole(
     if parsed is not None:
         module = native_parse()
         assert module is not None
-        fallback, text = _hooks(None, 0, path, stats, best, titles, strings, price)
+        fallback, text, title = _hooks(None, 0, path, stats, best, titles, strings, price)
         got = module.finish(
-            parsed, path, best, strings, text, fallback, TS_MIN, TS_MAX, native_price
+            parsed, path, best, strings, text, fallback, title, TS_MIN, TS_MAX, native_price
         )
     else:
         scan = _native if _native is not False else native_scanner()
         assert scan is not None and buf is not None
         with memoryview(buf) as view:
-            fallback, text = _hooks(view, 0, path, stats, best, titles, strings, price)
+            fallback, text, title = _hooks(view, 0, path, stats, best, titles, strings, price)
             got = scan(
                 buf, 0, 0, 0, path, best, strings, text, fallback, MAX_TOKENS, TS_MIN, TS_MAX,
-                native_price, -1, -1, size, path,
+                native_price, -1, -1, size, path, title,
             )  # fmt: skip
     if got is None:
         return None
@@ -606,11 +637,14 @@ def _doubt(line: bytes) -> bool:
     import json  # (rare: bad lines only; the cold CLI has it already)
 
     text = line.decode("utf-8", "replace")
-    try:
-        orjson.loads(text)
-        return False
-    except orjson.JSONDecodeError:
-        pass
+    if not _rejects(text.encode()):
+        import orjson
+
+        try:
+            orjson.loads(text)
+            return False
+        except orjson.JSONDecodeError:
+            pass
     try:
         json.loads(text, strict=False)
     except json.JSONDecodeError:

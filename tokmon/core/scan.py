@@ -99,8 +99,8 @@ def scan_file(
     With ``pricing`` (override path, cost mode) each row's cost is filled in here, so
     parallel workers share that work too. ``fp`` is the fingerprint stored at ``start``:
     if the bytes before ``start`` changed, the file is read from 0 instead. ``small`` (the
-    whole read is at most :data:`SMALL_READ` bytes): lines are parsed by the reference
-    parser, without building the msgspec decoder. ``size``: the file's size in the stat
+    whole read is at most :data:`SMALL_READ` bytes): lines are parsed by the native scanner,
+    else by the reference parser, without building the msgspec decoder. ``size``: the file's size in the stat
     the caller planned from (see :class:`~tokmon.core.reader.LineReader`), -1 if unknown.
     ``parsed``: the file (from its start) as a scan thread parsed it (:func:`parse_task`):
     its rows are built from that, unless it outgrew the read buffer meanwhile.
@@ -121,10 +121,13 @@ def scan_file(
             stats, best = LineStats(), {}
         reader = LineReader(key, start, fp, size)
         digest: list[str] = []
+        # a small read by the native scanner when there is one (its module loads in ~1 ms;
+        # parse_line would import orjson, ~13 ms), else by parse_line (no msgspec decoder)
+        reference = small and native_scanner() is None
         for base, buf, begin, stop in reader.blocks():
             priced = scan_lines(
-                buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, small, price,
-                digest if reader.fp_at == stop else None,
+                buf, begin, stop, base, key, stats, best, res.titles, _STRINGS, reference,
+                price, digest if reader.fp_at == stop else None,
             )  # fmt: skip
             if digest:  # the native scan hashed the file (the GIL released): not hashed again
                 reader.fp_given = digest.pop()
@@ -261,7 +264,7 @@ def _finished(
     return scan_file(key, start, pricing, fp, False, size, parsed)
 
 
-SMALL_READ = 64 * 1024  # a refresh reading at most this much parses with parse_line
+SMALL_READ = 64 * 1024  # a refresh reading at most this much builds no msgspec decoder
 HANDED = 100  # the part of the first hand-over to the workers (see _unordered); then 99, ...
 MAX_HANDED = 16  # hand-overs at most
 MAIN_SHARE = 0.85  # the calling process's run, relative to a worker's: it also merges
@@ -276,7 +279,7 @@ def _serial(
     items: list[tuple[Any, ...]], pricing: tuple[str | None, str] | None, total: int
 ) -> Iterator[FileResult]:
     """Scan ``items`` one after the other in this process (``total``: their new bytes; a
-    read of at most :data:`SMALL_READ` parses with the reference parser)."""
+    read of at most :data:`SMALL_READ` builds no msgspec decoder)."""
     small = total <= SMALL_READ
     for k, s, fp, n in map(_item, items):
         yield scan_file(k, s, pricing, fp, small, n)

@@ -139,7 +139,7 @@ class Checked:
         """The mirror saved at ``path``; None when missing, torn or not ours (a cache), or,
         with ``stamp``, of another database state (told from the file's first bytes, before
         parsing the rest: a stale mirror costs no parse)."""
-        import orjson
+        import json  # (not orjson: its import alone costs more than this file's parse)
 
         from tokmon.fsutil import read_regular
 
@@ -147,8 +147,8 @@ class Checked:
             raw = read_regular(path)
             if stamp is not None and not raw.startswith(_head(stamp)):
                 return None
-            data = orjson.loads(raw)
-        except (OSError, ValueError, TypeError):
+            data = json.loads(raw)
+        except (OSError, ValueError, TypeError, RecursionError):  # (json: a deep one recurses)
             return None
         if (
             type(data) is not dict
@@ -163,19 +163,22 @@ class Checked:
     def save(self, path: Path) -> None:
         """Write to ``path`` (0600, atomically; no fsync: a lost or torn one costs one full
         check, never a hidden change, since it is used only under its database's stamp)."""
-        import orjson
-
         from tokmon.fsutil import atomic_write
 
         data = {"v": 1, "db": self.stamp, "dirs": self.dirs}
-        atomic_write(path, orjson.dumps(data), fsync=False)
+        atomic_write(path, _compact(data), fsync=False)
+
+
+def _compact(data: object) -> bytes:
+    """JSON without spaces (non-ASCII as escapes: a path that is not UTF-8 round-trips)."""
+    import json
+
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _head(stamp: list[Any]) -> bytes:
     """How a mirror saved under ``stamp`` begins (:meth:`Checked.save`'s key order)."""
-    import orjson
-
-    return b'{"v":1,"db":' + orjson.dumps(stamp) + b","
+    return b'{"v":1,"db":' + _compact(stamp) + b","
 
 
 _FLAT_MAGIC = b"tokmon-flat 1\n"
@@ -356,7 +359,7 @@ class Flat:
     def load(cls, path: Path, stamp: list[Any], roots: list[str]) -> Flat | None:
         """The flat walk saved at ``path`` for the database ``stamp`` and ``roots``; None
         when missing, torn, of another machine's byte order, stamp or roots."""
-        import orjson
+        import json
 
         from tokmon.fsutil import read_regular
 
@@ -369,8 +372,8 @@ class Flat:
         at = len(_FLAT_MAGIC)
         nl = data.find(b"\n", at)
         try:
-            head = orjson.loads(data[at:nl]) if nl != -1 else None
-        except orjson.JSONDecodeError:
+            head = json.loads(data[at:nl]) if nl != -1 else None
+        except (ValueError, RecursionError):  # (UnicodeDecodeError too; a deep one recurses)
             return None
         if (
             type(head) is not dict
@@ -401,8 +404,6 @@ class Flat:
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (0600, atomically, no fsync: used only under its stamp)."""
-        import orjson
-
         from tokmon.fsutil import atomic_write
 
         blob = self._paths()
@@ -417,7 +418,7 @@ class Flat:
         data = b"".join(
             (
                 _FLAT_MAGIC,
-                orjson.dumps(head),
+                _compact(head),
                 b"\n",
                 blob,
                 self.dsig.tobytes(),

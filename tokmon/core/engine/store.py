@@ -207,11 +207,11 @@ class Store(EngineState):
 
     def _migrate_json(self, changes: Changes) -> None:
         """Import the JSON ledger of an older tokmon (every record), then rename it."""
-        from tokmon.core import ledger_json
-
         src = json_ledger_path(self.ledger_file)
         if not src.exists() or self.db is None:
             return
+        from tokmon.core import ledger_json
+
         try:
             with self._lock():
                 if not src.exists():
