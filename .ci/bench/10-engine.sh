@@ -5,5 +5,7 @@
 # server, watch and web benches). The 2 GB run is manual: docs/performance.md.
 # tokmon: the installed copy of 05-install.sh, run as its console script (--in-place: the old
 # way, `python3 -m tokmon` on this interpreter); the report's "measured:" line says which.
+# Seven runs: the cold ratio moved by +-10% between CI runs of one build with three (the median
+# of three alternating pairs follows the machine's hour); seven cost ~30 s more.
 set -euo pipefail
-python3 bench/bench_engine.py --mb 500 --runs 3
+python3 bench/bench_engine.py --mb 500 --runs 7

@@ -134,7 +134,7 @@ class Listings:
 
         from tokmon.fsutil import atomic_write
 
-        text = json.dumps({"v": 1, "dirs": self.dirs}, separators=(",", ":"))
+        text = json.dumps({"v": 1, "dirs": self.dirs}, separators=(",", ":"), check_circular=False)
         atomic_write(path, text.encode(), fsync=False)
         self.changed = False
 

@@ -173,7 +173,7 @@ def _compact(data: object) -> bytes:
     """JSON without spaces (non-ASCII as escapes: a path that is not UTF-8 round-trips)."""
     import json
 
-    return json.dumps(data, separators=(",", ":")).encode()
+    return json.dumps(data, separators=(",", ":"), check_circular=False).encode()
 
 
 def _head(stamp: list[Any]) -> bytes:
