@@ -17,9 +17,9 @@ from tokmon.core.scan import scan_file
 
 
 def _ref(data: bytes, end: int) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    h.update(data[: min(FP_WINDOW, end)])
-    h.update(data[max(0, end - FP_WINDOW) : end])
+    h = hashlib.blake2b(digest_size=9)  # (18 hex digits, 1 KiB windows)
+    h.update(data[: min(1024, end)])
+    h.update(data[max(0, end - 1024) : end])
     return h.hexdigest()
 
 
@@ -35,7 +35,7 @@ def test_the_digest_is_hashlibs_at_every_length(native_scanner: Any) -> None:
     for end in ends:
         assert native_scanner._fingerprint(data, end) == _ref(data, end), end
         assert native_scanner._fingerprint(b"\xff" * end, end) == _ref(b"\xff" * end, end)
-    assert native_scanner.FP_WINDOW == FP_WINDOW
+    assert (native_scanner.FP_WINDOW, native_scanner.FP_BYTES) == (FP_WINDOW, 9) == (1024, 9)
     for end in (0, len(data) + 1):
         with pytest.raises(ValueError):
             native_scanner._fingerprint(data, end)

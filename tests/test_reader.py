@@ -13,12 +13,14 @@ from tokmon.core import reader
 from tokmon.core.reader import LineReader
 
 
-def _want(data: bytes, end: int) -> str:
+def _want(data: bytes, end: int, window: int = 1024, size: int = 9) -> str:
+    """blake2b (9 bytes) of the first and the last 1 KiB before ``end``: a fingerprint made
+    now; (4096, 8): one made before the seventeenth session (16 hex digits)."""
     if end <= 0:
         return ""
-    h = hashlib.blake2b(digest_size=8)
-    h.update(data[: min(4096, end)])
-    h.update(data[max(0, end - 4096) : end])
+    h = hashlib.blake2b(digest_size=size)
+    h.update(data[: min(window, end)])
+    h.update(data[max(0, end - window) : end])
     return h.hexdigest()
 
 
@@ -29,7 +31,7 @@ def _file(size: int, tail: bytes) -> bytes:
     return body + tail
 
 
-@pytest.mark.parametrize("size", [0, 70, 4000, 4096 + 70, 9000, 70_000, 300_000])
+@pytest.mark.parametrize("size", [0, 70, 1024 + 70, 4000, 4096 + 70, 9000, 70_000, 300_000])
 @pytest.mark.parametrize("tail", [b"", b'{"cut":"a line still be'])  # one still being written
 @pytest.mark.parametrize("chunk", [1000, 1 << 20])
 @pytest.mark.parametrize("offset", [0, 1])  # from the start, or a refresh from a line end
@@ -50,6 +52,34 @@ def test_fingerprint_is_the_first_and_last_window_before_the_end(
     # the stored fingerprint is accepted by the next read (no rewrite seen)
     again = LineReader(str(path), rd.end, rd.fp)
     assert list(again) == [] and not again.rewritten and again.fp == rd.fp
+
+
+@pytest.mark.parametrize("size", [70, 1500, 4000, 9000, 70_000])
+def test_a_fingerprint_of_the_older_kind_is_checked_as_it_was_made(
+    tmp_path: Path, size: int
+) -> None:
+    """A file state stored by an older tokmon (16 hex digits: 4 KiB windows, 8 bytes) is
+    checked with those windows: the same bytes read on from its offset (the new state gets a
+    fingerprint of the current kind), other bytes read again from the start."""
+    data = _file(size, b"")
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(data + b'{"more":1}\n')
+    end = len(data)
+    old = _want(data, end, 4096, 8)
+    assert len(old) == 16
+    rd = LineReader(str(path), end, old)
+    assert [line for _, line in rd] == [b'{"more":1}'] and not rd.rewritten
+    assert rd.fp == _want(data + b'{"more":1}\n', rd.end) and len(rd.fp) == 18
+    changed = bytearray(data)
+    changed[min(10, end - 2)] ^= 1  # within both kinds' first window
+    path.write_bytes(bytes(changed) + b'{"more":1}\n')
+    again = LineReader(str(path), end, old)
+    assert len(list(again)) > 1 and again.rewritten
+    # a new-kind fingerprint of the old windows is no match either (the kind is its length;
+    # below 1 KiB both kinds' windows are the whole file)
+    path.write_bytes(data + b'{"more":1}\n')
+    wrong = LineReader(str(path), end, _want(data, end, 4096, 9))
+    assert (len(list(wrong)) > 1 and wrong.rewritten) is (end > 1024)
 
 
 def test_an_oversized_line_leaves_the_fingerprint_right(

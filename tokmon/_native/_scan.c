@@ -1696,16 +1696,17 @@ fail:
     return -1;
 }
 
-/* --- the fingerprint: BLAKE2b (RFC 7693) of a file's first and last 4 KiB --------------------
+/* --- the fingerprint: BLAKE2b (RFC 7693) of a file's first and last 1 KiB --------------------
  *
- * tokmon.core.reader.fingerprint's digest (hashlib.blake2b(digest_size=8) over the first
- * FP_WINDOW bytes before ``end``, then the last FP_WINDOW bytes before it), computed in pass
+ * tokmon.core.reader.fingerprint's digest (hashlib.blake2b(digest_size=FP_BYTES) over the
+ * first FP_WINDOW bytes before ``end``, then the last FP_WINDOW bytes before it), computed in pass
  * 1 (the GIL released) when scan() is asked for it: hashed in Python, each of a file's two
  * windows released and took the GIL again, and in a cold scan those hand-overs between the
  * two scan threads cost more than the hashing (docs/performance.md, twelfth session).
  * Unkeyed, sequential mode, as RFC 7693's reference code; tests/test_native_pricing.py holds
  * it to hashlib at every length and split. */
-#define FP_WINDOW 4096 /* tokmon.core.reader.FP_WINDOW (checked by reader.py) */
+#define FP_WINDOW 1024 /* tokmon.core.reader.FP_WINDOW (checked by parser.py) */
+#define FP_BYTES 9     /* tokmon.core.reader.FP_BYTES (the same): 18 hex digits */
 
 typedef struct {
     unsigned char b[128];
@@ -1817,23 +1818,23 @@ static void b2b_update(b2b_ctx *ctx, const unsigned char *in, size_t n) {
 }
 
 /* reader.fingerprint's hex digest of a file whose first ``end`` (> 0) bytes are buf[:end] */
-static void fp_hex(const unsigned char *buf, size_t end, char out[17]) {
+static void fp_hex(const unsigned char *buf, size_t end, char out[2 * FP_BYTES + 1]) {
     static const char hex[] = "0123456789abcdef";
     b2b_ctx ctx;
     size_t i, lo = end > FP_WINDOW ? end - FP_WINDOW : 0;
-    b2b_init(&ctx, 8);
+    b2b_init(&ctx, FP_BYTES);
     b2b_update(&ctx, buf, end < FP_WINDOW ? end : FP_WINDOW);
     b2b_update(&ctx, buf + lo, end - lo);
     ctx.t[0] += ctx.c;
     if (ctx.t[0] < ctx.c) ctx.t[1]++;
     memset(ctx.b + ctx.c, 0, 128 - ctx.c);
     b2b_compress(&ctx, 1);
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < FP_BYTES; i++) {
         unsigned char byte = (unsigned char)(ctx.h[i / 8] >> (8 * (i % 8)));
         out[2 * i] = hex[byte >> 4];
         out[2 * i + 1] = hex[byte & 15];
     }
-    out[16] = 0;
+    out[2 * FP_BYTES] = 0;
 }
 
 /* --- a whole file read in pass 1 -------------------------------------------------------------
@@ -2137,7 +2138,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *price = Py_None;
     pricing pr = {NULL, NULL, 0, 0, NULL, NULL};
     Py_ssize_t fp_end = -1;
-    char fp[17];
+    char fp[2 * FP_BYTES + 1];
     whole w = {-1, -1, 0, 0, 0};
     PyObject *path = Py_None; /* the file to open (str), and its name for the OS */
     PyObject *title = Py_None; /* None: title lines C read go to fallback, one by one */
@@ -2270,7 +2271,7 @@ typedef struct {
     int open_err;      /* errno of the open */
     int err;           /* errno of a read */
     int full;          /* the buffer filled before the end (nothing parsed) */
-    char fp[17];
+    char fp[2 * FP_BYTES + 1];
 } Parsed;
 
 static void parsed_dealloc(PyObject *o) {
@@ -2293,7 +2294,7 @@ typedef struct {
     size_t n, used, nruns;
     Py_ssize_t stop;
     int open_err, err, full;
-    char fp[17];
+    char fp[2 * FP_BYTES + 1];
 } parsed_raw;
 
 /* the records of p, their strings and its runs of lines for Python (from buf) in one block:
@@ -2538,7 +2539,7 @@ static PyObject *t_batch_args(PyObject *self, PyObject *args) {
 static PyObject *t_fingerprint(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t end;
-    char fp[17];
+    char fp[2 * FP_BYTES + 1];
     (void)self;
     if (!PyArg_ParseTuple(args, "y*n:_fingerprint", &view, &end)) return NULL;
     if (end <= 0 || end > view.len) {
@@ -3000,6 +3001,7 @@ PyMODINIT_FUNC PyInit__scan(void) {
         PyModule_AddStringConstant(m, "YYJSON_VERSION", YYJSON_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "ROW_OUTPUT", ROW_OUTPUT) < 0 ||
         PyModule_AddIntConstant(m, "FP_WINDOW", FP_WINDOW) < 0 ||
+        PyModule_AddIntConstant(m, "FP_BYTES", FP_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0 ||
         PyModule_AddIntConstant(m, "PREPASS_BEST", prepass_simd) < 0) {
         Py_DECREF(m);

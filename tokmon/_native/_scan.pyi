@@ -4,6 +4,7 @@ from typing import Any
 YYJSON_VERSION: str
 ROW_OUTPUT: int
 FP_WINDOW: int
+FP_BYTES: int
 MAX_DEPTH: int
 PREPASS_BEST: int
 MALLOC_TUNED: int  # 1: this module limited glibc's malloc to one arena; 0: it did not

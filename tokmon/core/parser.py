@@ -356,9 +356,10 @@ def native_scanner() -> Any:
             except ImportError:
                 pass
             else:
-                from tokmon.core.reader import FP_WINDOW
+                from tokmon.core.reader import FP_BYTES, FP_WINDOW
 
-                if _scan.ROW_OUTPUT == ROW_OUTPUT and _scan.FP_WINDOW == FP_WINDOW:
+                fp = (getattr(_scan, "FP_WINDOW", 0), getattr(_scan, "FP_BYTES", 0))
+                if _scan.ROW_OUTPUT == ROW_OUTPUT and fp == (FP_WINDOW, FP_BYTES):
                     found = _scan.scan
         _native = found
     return found
