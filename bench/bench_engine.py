@@ -36,6 +36,7 @@ and PASS/FAIL per target (docs/performance.md). Exit code 1 when the totals diff
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -353,10 +354,18 @@ class SizeBench:
     """All figures for one corpus size (one TOKMON_HOME per cold run, the last one kept warm)."""
 
     def __init__(
-        self, dest: Path, runs: int, cc_bin: Path | None, work: Path, target: Target
+        self,
+        dest: Path,
+        runs: int,
+        cc_bin: Path | None,
+        work: Path,
+        target: Target,
+        calm: float | None = None,
+        wait: float = 90.0,
     ) -> None:
         self.dest, self.runs, self.cc_bin, self.work = dest, runs, cc_bin, work
         self.target = target
+        self.calm, self.wait = calm, wait
         base = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
         # an installed tokmon runs from bytecode caches: without them (a checkout run with
         # PYTHONDONTWRITEBYTECODE=1) every run compiles its modules again (+50 ms here)
@@ -392,7 +401,12 @@ class SizeBench:
         # cold, tokmon and ccusage alternating; then one psutil-sampled run each for memory
         tc: list[dict[str, Any]] = []
         cs: list[dict[str, Any]] = []
+        others: list[float | None] = []
+        floor = _bench_floor() if self.calm is not None else None
+        budget = [self.wait]
         for _ in range(self.runs):
+            if floor is not None:  # each pair on a machine others leave (nearly) idle
+                others.append(floor.wait_calm(self.calm, budget)[0])
             tc.append(measure(self.tok("daily"), self.fresh_home(), out_t))
             if cc:
                 cs.append(measure(self.cc("daily"), self.base, out_c))
@@ -402,6 +416,8 @@ class SizeBench:
         cmem = measure(self.cc("daily"), self.base, out_c, sample=True) if cc else None
         tok_rss = max((m["rss_mb"] or 0) for m in (*tc, tmem)) or None
         gib = self.bytes / 2**30
+        if others:
+            r["others_busy"] = others
         r["cold"] = {
             "tokmon_s": _median(tc),
             "ccusage_s": _median(cs) if cs else None,
@@ -531,7 +547,7 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
                 p for p in (dest / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
             ]
             target = max(mains, key=lambda p: p.stat().st_size)
-            sb = SizeBench(dest, args.runs, cc_bin, work, measured)
+            sb = SizeBench(dest, args.runs, cc_bin, work, measured, args.calm, args.wait)
             entry.update(
                 {
                     "dir": str(dest),
@@ -607,6 +623,17 @@ def checks(r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _bench_floor() -> Any:
+    """bench_floor.py of this directory, as a module (its probe of the other processes)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_floor", Path(__file__).with_name("bench_floor.py")
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _f(v: Any, fmt: str) -> str:
     return "n/a" if v is None else fmt.format(v)
 
@@ -631,6 +658,9 @@ def print_report(r: dict[str, Any]) -> None:
             f"== {s['mb']:g} MB (seed {s['seed']}): {s['bytes'] / 2**20:.0f} MiB, {s['files']:,} "
             f"transcripts at {s['dir']}; load {s['loadavg_start']} -> {s['loadavg_end']}"
         )
+        if s.get("others_busy"):
+            busy = ", ".join("n/a" if x is None else f"{x:.2f}" for x in s["others_busy"])
+            print(f"cores other processes kept busy before each cold pair (--calm): {busy}")
         print(f"{'':28}{'tokmon':>10}{'ccusage':>10}{'ratio':>9}")
         c = s["cold"]
         print(
@@ -701,6 +731,15 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", type=Path, default=None, help="generate into / reuse this dir (one --mb only)"
     )
     ap.add_argument("--runs", type=int, default=3, help="repetitions per figure (median)")
+    ap.add_argument(
+        "--calm",
+        type=float,
+        default=None,
+        metavar="CORES",
+        help="before each cold pair, wait until other processes keep fewer than CORES cores "
+        "busy (a 2 s probe of /proc/stat, steal time included; Linux)",
+    )
+    ap.add_argument("--wait", type=float, default=90.0, help="--calm's wait budget per size (s)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     add_argument(ap)
     args = ap.parse_args(argv)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,10 +102,11 @@ def test_bench_engine_two_sizes(tmp_path: Path) -> None:
     rss = [c for c in data["checks"] if c["what"] == "2 MB cold peak RSS per GiB"]
     assert rss and rss[0]["pass"] is None
 
-    # a second run reuses the cache; the human report names every size and the targets
+    # a second run reuses the cache; the human report names every size and the targets; with
+    # --calm (a threshold no probe reaches, no budget to wait) the probe's figure is printed
     res2 = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_engine.py"), "--mb", "2", "--runs", "1"]
-        + ["--in-place"],
+        + ["--in-place", "--calm", "-1", "--wait", "0"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -116,6 +118,11 @@ def test_bench_engine_two_sizes(tmp_path: Path) -> None:
     assert "generating" not in res2.stderr
     assert "== 2 MB (seed 0)" in res2.stdout and "targets (issue 12):" in res2.stdout
     assert "load average" in res2.stdout
+    if os.path.exists("/proc/stat"):  # the probe reads it (elsewhere: no figure, no wait)
+        probed = re.search(
+            r"kept busy before each cold pair \(--calm\): (\d+\.\d\d)$", res2.stdout, re.M
+        )
+        assert probed and 0.0 <= float(probed.group(1)) <= (os.cpu_count() or 1)
 
 
 def test_bench_engine_skips_a_size_the_disk_cannot_hold(tmp_path: Path) -> None:
