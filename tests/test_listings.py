@@ -186,6 +186,8 @@ def test_a_broken_or_foreign_cache_is_ignored(tmp_path: Path, trust_now: None) -
         b"{not json",
         b'{"v": 2, "dirs": {}}',
         b"[1, 2]",
+        b"\xff\xfe{}",
+        b'{"v": 1, "dirs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # past the recursion limit
     ):
         cache.write_bytes(text)
         assert _found(root, discovery.Listings.load(cache)) == want
@@ -199,6 +201,17 @@ def test_a_broken_or_foreign_cache_is_ignored(tmp_path: Path, trust_now: None) -
     ):
         assert _found(root, discovery.Listings({str(root): bad})) == want  # type: ignore[dict-item]
     assert _found(tmp_path / "none", discovery.Listings()) == []
+
+
+def test_a_name_that_is_not_utf8_round_trips_in_the_kept_listings(tmp_path: Path) -> None:
+    """A directory entry whose bytes are not UTF-8 (a surrogate escape once decoded) is written
+    as an escape and read back as the same name."""
+    name = os.fsdecode(b"-proj-\xff\xfe")
+    dirs = {str(tmp_path): [1, 2, 3, 4, "dd", [name, "-b"]]}
+    cache = tmp_path / "l.json"
+    discovery.Listings(dirs).save(cache)  # type: ignore[arg-type]
+    assert cache.read_bytes().isascii()
+    assert discovery.Listings.load(cache).dirs == dirs
 
 
 def test_the_engine_saves_the_listings_privately_and_reuses_them(

@@ -266,6 +266,8 @@ def test_a_mirror_not_of_this_database_is_not_used(tmp_path: Path) -> None:
         lambda stamp: mirror_of(stamp, {a_dir: []}),
         lambda stamp: mirror_of(stamp, {a_dir: {"s1.jsonl": None}}),
         lambda stamp: mirror_of(stamp, {}) + b"garbage",
+        # its stamp right, then nested past the recursion limit of the standard json
+        lambda stamp: mirror_of(stamp, {})[:-3] + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ]
     for n, body in enumerate(bodies):
         checked = Checked.load(mirror)  # the good one the last refresh wrote
@@ -668,6 +670,8 @@ def test_a_flat_walk_not_of_this_database_is_not_used(
         _FLAT_MAGIC,
         _FLAT_MAGIC + b"{\n",
         _FLAT_MAGIC + b"[]\n" + rest,
+        _FLAT_MAGIC + b"[" * 100_000 + b"]" * 100_000 + b"\n" + rest,
+        _FLAT_MAGIC + b"\xff{}\n" + rest,
         b"tokmon-flat 2\n" + good[len(_FLAT_MAGIC) :],
         with_head(order="big" if head["order"] == "little" else "little"),
         with_head(roots=[*head["roots"], str(tmp_path / "x")]),
