@@ -460,6 +460,53 @@ def test_title_lines_are_read_natively_to_the_title_hook(native_scanner: Any) ->
     assert [a for a, _ in calls] == [starts[0], starts[2], starts[3]]
 
 
+def test_what_rejects_refuses_orjson_refuses_too(native_scanner: Any) -> None:
+    """``_scan.rejects`` (yyjson's strict read) lets parse_line count a line as bad without
+    importing orjson: it must never refuse what orjson reads. The hostile lines, the parser's
+    cases and 30,000 random edits of JSON texts (bytes dropped, inserted, replaced)."""
+    import random
+
+    import orjson
+
+    def orjson_rejects(data: bytes) -> bool:
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return True
+        return False
+
+    seeds = [
+        b'{"a":1}',
+        b'{"type":"ai-title","sessionId":"s","aiTitle":"t\\u00e9 \\ud83d\\ude00"}',
+        b'[1,2.5e10,-0,"x",true,false,null,{},[]]',
+        b"18446744073709551616",
+        b"-9223372036854775809",
+        b"1.7976931348623157e308",
+        b'"\xf0\x9f\x98\x80 \x7f"',
+        b' {"a" : [1, {"b": null}] }\r',
+        b"\xef\xbb\xbf{}",
+        _raw_usage(),
+    ]
+    rng = random.Random(17)
+    alphabet = b'{}[]":,0123456789.eE+-tfnrulasx\\ \t\r\xff\xc3\xa9\x00'
+    texts = seeds + HOSTILE + [c[1] for c in CASES]
+    for _ in range(30_000):
+        t = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(t) + 1)
+            op = rng.random()
+            if op < 0.4 and t:
+                del t[min(i, len(t) - 1)]
+            elif op < 0.8:
+                t.insert(i, rng.choice(alphabet))
+            elif t:
+                t[min(i, len(t) - 1)] = rng.choice(alphabet)
+        texts.append(bytes(t))
+    wrong = [t for t in texts if native_scanner.rejects(t) and not orjson_rejects(t)]
+    assert wrong == []
+    assert sum(map(native_scanner.rejects, texts)) > 10_000  # (it does refuse)
+
+
 def test_scan_rejects_a_range_outside_the_buffer(native_scanner: Any) -> None:
     from tokmon._native import _scan
 
