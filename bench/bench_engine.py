@@ -36,7 +36,6 @@ and PASS/FAIL per target (docs/performance.md). Exit code 1 when the totals diff
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -402,7 +401,11 @@ class SizeBench:
         tc: list[dict[str, Any]] = []
         cs: list[dict[str, Any]] = []
         others: list[float | None] = []
-        floor = _bench_floor() if self.calm is not None else None
+        floor: Any = None
+        if self.calm is not None:  # (this directory is on sys.path: see _installed's import)
+            import bench_floor
+
+            floor = bench_floor
         budget = [self.wait]
         for _ in range(self.runs):
             if floor is not None:  # each pair on a machine others leave (nearly) idle
@@ -621,17 +624,6 @@ def checks(r: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{name} {flat['large_mb']:g}/{flat['small_mb']:g} MB", row["ratio"],
                 TARGETS["flat_ratio"], "x")  # fmt: skip
     return out
-
-
-def _bench_floor() -> Any:
-    """bench_floor.py of this directory, as a module (its probe of the other processes)."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_floor", Path(__file__).with_name("bench_floor.py")
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _f(v: Any, fmt: str) -> str:

@@ -1,4 +1,5 @@
-"""JSON text exactly as orjson writes it with ``OPT_INDENT_2``, without importing orjson.
+"""JSON text without importing orjson: the reports' (:func:`indented`, exactly as orjson writes
+it with ``OPT_INDENT_2``) and the caches' (:func:`compact`).
 
 orjson's import costs ~13 ms and ~1.4 MB of RSS (it imports ``dataclasses``, ``inspect``,
 ``uuid``, ``platform`` ...): most of a warm report's own time, and a cold one pays it too.
@@ -11,6 +12,7 @@ strings with lone surrogates) is handed to orjson itself, so the text never diff
 
 from __future__ import annotations
 
+import json
 import sys
 from json.encoder import encode_basestring as _quote  # (C: escapes " \ and U+0000-U+001F)
 from typing import Any
@@ -35,6 +37,12 @@ def indented(data: Any) -> str:
     import orjson
 
     return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+
+
+def compact(data: Any) -> bytes:
+    """A cache's JSON: no spaces, non-ASCII as escapes (a file name that is not UTF-8, a
+    surrogate escape, round-trips, where orjson refuses to write it)."""
+    return json.dumps(data, separators=(",", ":"), check_circular=False).encode()
 
 
 def number(v: float) -> str:

@@ -13,13 +13,13 @@
  * usage line with a timestamp of the form YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z. A title line
  * (a few per session) is read here like a usage line (the same checks of its fields) and
  * its session id and title handed to Python's ``title`` hook, which applies
- * parser._title's rules (control characters, whitespace, length). Most lines never reach yyjson: a walk of their
- * grammar that accepts only what yyjson accepts (the validate-only pre-pass below) skips
- * the lines that carry nothing, and the same walk noting fields decides most usage lines
- * (pre_usage); on any doubt yyjson reads the line as described here. Before any of it, a
- * line without the bytes "usage" (quoted), title", \u006 or \u007 is skipped unread, valid or
- * not (the candidate filter, below, with the proof that such a line can count nothing;
- * parser._candidate skips the same lines on the Python paths).
+ * parser._title's rules (control characters, whitespace, length). Most lines never reach
+ * yyjson: a walk of their grammar that accepts only what yyjson accepts (the validate-only
+ * pre-pass below) skips the lines that carry nothing, and the same walk noting fields
+ * decides most usage lines (pre_usage); on any doubt yyjson reads the line as described
+ * here. Before any of it, a line without the bytes "usage" (quoted), title", \u006 or \u007
+ * is skipped unread, valid or not (the candidate filter, below, with the proof that such a
+ * line can count nothing; parser._candidate skips the same lines on the Python paths).
  *
  * Pass 1 (the GIL released) parses every line of the range into small C records; pass 2
  * (with the GIL) builds the rows in line order: the same dedup key, "the first line with the
@@ -1200,6 +1200,17 @@ static int pre_put(pass1 *p, const pre_val *v, slice *out) {
     return arena_put(p, (const char *)v->p, v->n, out);
 }
 
+/* ``r`` as a K_TITLE record of a session id and a title (copied into the arena): 0 when out
+ * of memory */
+static int title_rec(pass1 *p, rec *r, const char *sid, size_t sid_n, const char *t, size_t t_n,
+                     int ai) {
+    r->model.len = r->key.len = 0;
+    if (!arena_put(p, sid, sid_n, &r->sid) || !arena_put(p, t, t_n, &r->cwd)) return 0;
+    r->inp = ai;
+    r->kind = K_TITLE;
+    return 1;
+}
+
 /* A title line's session id and title (``t``: the field its type names) for pass 2's
  * ``title`` hook, when both are strings without escapes: 1 when ``r`` is decided (or p->nomem
  * set), 0 when yyjson must read the line (an escape: scan_line reads the two strings
@@ -1212,14 +1223,8 @@ static int pre_title(pass1 *p, const pre_val *sid, const pre_val *t, int ai, rec
         return 1;
     }
     if (!sid->plain || !t->plain) return 0;
-    r->model.len = r->key.len = 0;
-    if (!arena_put(p, (const char *)sid->p, sid->n, &r->sid) ||
-        !arena_put(p, (const char *)t->p, t->n, &r->cwd)) {
+    if (!title_rec(p, r, (const char *)sid->p, sid->n, (const char *)t->p, t->n, ai))
         p->nomem = 1;
-        return 1;
-    }
-    r->inp = ai;
-    r->kind = K_TITLE;
     return 1;
 }
 
@@ -1448,12 +1453,9 @@ static void scan_line(pass1 *p, const char *buf, Py_ssize_t off, Py_ssize_t end,
         int ai = yyjson_equals_str(type, "ai-title");
         yyjson_val *t = ai ? atitle : ctitle;
         if (!sid || !yyjson_is_str(sid) || !t || !yyjson_is_str(t)) goto skip;
-        r->model.len = r->key.len = 0;
-        if (!arena_put(p, yyjson_get_str(sid), yyjson_get_len(sid), &r->sid) ||
-            !arena_put(p, yyjson_get_str(t), yyjson_get_len(t), &r->cwd))
+        if (!title_rec(p, r, yyjson_get_str(sid), yyjson_get_len(sid), yyjson_get_str(t),
+                       yyjson_get_len(t), ai))
             goto nomem;
-        r->inp = ai;
-        r->kind = K_TITLE;
         yyjson_doc_free(doc);
         return;
     }

@@ -130,12 +130,10 @@ class Listings:
     def save(self, path: Path) -> None:
         """Write the listings to ``path`` (0600, atomically; no fsync: losing them costs one
         full listing, and a torn file is not loaded)."""
-        import json
-
         from tokmon.fsutil import atomic_write
+        from tokmon.jsontext import compact
 
-        text = json.dumps({"v": 1, "dirs": self.dirs}, separators=(",", ":"), check_circular=False)
-        atomic_write(path, text.encode(), fsync=False)
+        atomic_write(path, compact({"v": 1, "dirs": self.dirs}), fsync=False)
         self.changed = False
 
 

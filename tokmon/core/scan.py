@@ -100,8 +100,9 @@ def scan_file(
     parallel workers share that work too. ``fp`` is the fingerprint stored at ``start``:
     if the bytes before ``start`` changed, the file is read from 0 instead. ``small`` (the
     whole read is at most :data:`SMALL_READ` bytes): lines are parsed by the native scanner,
-    else by the reference parser, without building the msgspec decoder. ``size``: the file's size in the stat
-    the caller planned from (see :class:`~tokmon.core.reader.LineReader`), -1 if unknown.
+    else by the reference parser, without building the msgspec decoder. ``size``: the
+    file's size in the stat the caller planned from (see
+    :class:`~tokmon.core.reader.LineReader`), -1 if unknown.
     ``parsed``: the file (from its start) as a scan thread parsed it (:func:`parse_task`):
     its rows are built from that, unless it outgrew the read buffer meanwhile.
     """

@@ -42,6 +42,7 @@ from tokmon.core.discovery import Known, file_stat, transcript_stats
 from tokmon.core.engine.state import Changes, EngineState, ProgressFn
 from tokmon.core.parser import _native_disabled
 from tokmon.core.reader import FileState, needs_read
+from tokmon.jsontext import compact
 
 log = lazylog.getLogger("tokmon.core.engine")
 
@@ -166,19 +167,12 @@ class Checked:
         from tokmon.fsutil import atomic_write
 
         data = {"v": 1, "db": self.stamp, "dirs": self.dirs}
-        atomic_write(path, _compact(data), fsync=False)
-
-
-def _compact(data: object) -> bytes:
-    """JSON without spaces (non-ASCII as escapes: a path that is not UTF-8 round-trips)."""
-    import json
-
-    return json.dumps(data, separators=(",", ":"), check_circular=False).encode()
+        atomic_write(path, compact(data), fsync=False)
 
 
 def _head(stamp: list[Any]) -> bytes:
     """How a mirror saved under ``stamp`` begins (:meth:`Checked.save`'s key order)."""
-    return b'{"v":1,"db":' + _compact(stamp) + b","
+    return b'{"v":1,"db":' + compact(stamp) + b","
 
 
 _FLAT_MAGIC = b"tokmon-flat 1\n"
@@ -418,7 +412,7 @@ class Flat:
         data = b"".join(
             (
                 _FLAT_MAGIC,
-                _compact(head),
+                compact(head),
                 b"\n",
                 blob,
                 self.dsig.tobytes(),
