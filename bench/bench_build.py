@@ -84,7 +84,8 @@ timed(ledger.LedgerDB, "merge_staged", "merge")
 timed(rollups.Rollups, "rebuild_sql", "sums")
 from tokmon.__main__ import main
 with open(sys.argv[1], "w") as out, contextlib.redirect_stdout(out):
-    main(["daily", "--json"])
+    sys.argv = ["tokmon", "daily", "--json"]  # the program's path (no argv: as the script)
+    main()
 mark("end")
 import tokmon
 src = tokmon.__file__

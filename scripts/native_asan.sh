@@ -17,6 +17,7 @@ so=$(ls tokmon/_native/_scan*.so)
 asan=$("${CC:-gcc}" -print-file-name=libasan.so)
 ubsan=$("${CC:-gcc}" -print-file-name=libubsan.so)
 nm -D "$so" | grep -c __asan_report >/dev/null || { echo "not instrumented: $so" >&2; exit 1; }
+nm -D tokmon/_native/_stat*.so | grep -c __asan_report >/dev/null || { echo "not instrumented: _stat" >&2; exit 1; }
 echo "sanitized build: $so (preloading $asan $ubsan)"
 # Python itself is not instrumented: its allocations are not tracked (leak checks off)
 export LD_PRELOAD="$asan $ubsan"
@@ -27,7 +28,7 @@ export TOKMON_HYPOTHESIS_EXAMPLES=${TOKMON_HYPOTHESIS_EXAMPLES:-3000}
 "$PY" -c "import tokmon._native._scan as m, sys; assert m.__file__.startswith('$WORK'), m.__file__; print('module:', m.__file__)"
 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_native_scan.py tests/test_parser.py \
     tests/test_scan_buffers.py tests/test_warm_check.py tests/test_cellsums.py \
-    tests/test_native_whole.py tests/test_stage_batches.py "$@"
+    tests/test_native_whole.py tests/test_stage_batches.py tests/test_native_walk.py "$@"
 if [ -n "${TOKMON_ASAN_CORPUS:-}" ]; then  # and every file of a corpus (e.g. a generated one)
     "$PY" - "$TOKMON_ASAN_CORPUS" <<'PYEOF'
 import sys

@@ -33,14 +33,44 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program: no collection during the start-up's imports
         import gc
 
-        if gc.isenabled():
+        paused = gc.isenabled()
+        if paused:
             gc.disable()  # tokmon.cli.main.run turns it back on (_start_over)
-            from tokmon.cli.main import run
+        _walk_early(args, lead)
+        from tokmon.cli.main import run
 
-            return run(args, program=True, gc_paused=True)
+        return run(args, program=True, gc_paused=paused)
     from tokmon.cli.main import run
 
     return run(args, program=argv is None)
+
+
+_FIRST_SCANS = frozenset(("daily", "weekly", "monthly", "blocks", "session"))
+
+
+def _walk_early(args: list[str], lead: int) -> None:
+    """A report's first scan: the walk of the transcripts' dirs begun now on a native thread,
+    while the imports run (:func:`tokmon.core.discovery.start_walks`). Nothing when a ledger
+    is there already (the change check then walks what its listings do not cover, or
+    nothing), for --demo, or if anything here fails (the scan walks as it always did)."""
+    if lead >= len(args) or args[lead] not in _FIRST_SCANS or "--demo" in args:
+        return
+    try:
+        import os
+
+        from tokmon.paths import get_paths
+
+        try:
+            names = os.listdir(get_paths().data_dir)
+        except FileNotFoundError:
+            names = []
+        if any(n.startswith("ledger-") and n.endswith(".sqlite3") for n in names):
+            return
+        from tokmon.core.discovery import claude_roots, start_walks
+
+        start_walks(r for r in claude_roots() if r.is_dir())
+    except Exception:  # (an optimization only)
+        return
 
 
 def _utf8_streams() -> bool:

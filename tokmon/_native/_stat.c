@@ -21,11 +21,18 @@
 #error "tokmon._native._stat is POSIX only (setup.py does not build it on Windows)"
 #endif
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #if defined(__APPLE__)
 #define MTIME_NSEC(st) ((st).st_mtimespec.tv_nsec)
@@ -36,6 +43,7 @@
 #endif
 
 #define API_VERSION 1 /* checked by check.py */
+#define WALK_VERSION 1 /* walk_start / walk_take, checked by discovery.py */
 #define MIN_SPLIT 512 /* fewer paths than this: no second thread (its start costs more) */
 #define CHUNK 128     /* paths a thread takes at a time */
 
@@ -285,8 +293,513 @@ done:
     return out;
 }
 
+/* --- a first scan's walk (discovery.transcript_stats without a listing), on a thread ------
+ *
+ * walk_start(root) begins, on a thread of its own (no GIL, no Python object touched), the walk
+ * transcript_stats makes when it has no stored listing to reuse: from ``root`` down, one stat
+ * and one listing per directory (the clock read before the stat, as ``listed``), the
+ * subdirectories pushed in listing order and taken last first, a stat of every ``*.jsonl``
+ * entry that is not a directory. walk_take(handle) waits for it and hands the result over.
+ * Anything the plain case does not cover (a symbolic link, an entry of unknown kind that
+ * cannot be looked at, any failed call, an id past int64) ends it with no result: Python
+ * walks again, its own way (its warnings, its rules for links). So the result, when there is
+ * one, is exactly what Python's walk would have found at that moment. */
+
+typedef struct {
+    int64_t v[13]; /* mode, ino, dev, nlink, uid, gid, size, atime s, mtime s, ctime s,
+                      atime ns, mtime ns, ctime ns (as os.stat gives them) */
+} wstat;
+
+typedef struct {
+    size_t path;  /* offset of its path in the arena */
+    int64_t listed, v[13];
+    size_t first, count; /* its entries in names/kinds */
+} wdir;
+
+typedef struct {
+    size_t path;
+    wstat st;
+} wfile;
+
+typedef struct {
+    char *arena;
+    size_t used, cap;
+    wdir *dirs;
+    size_t nd, capd;
+    wfile *files;
+    size_t nf, capf;
+    size_t *names; /* arena offsets of the entries' names */
+    char *kinds;   /* 'd' or 'f' per entry */
+    size_t nn, capn, capk;
+    size_t *stack;
+    size_t sp, caps;
+    int ok;
+    pthread_t tid;
+    int started, joined;
+} walker;
+
+/* Room for ``need`` items of ``size`` bytes in ``*buf`` (``*cap`` items now): pages mapped
+ * for it alone, not the C library's heap: the walk runs on a thread of its own, whose heap
+ * would keep the pages after the walk (~0.5 MB of a cold scan's peak RSS at 500 MB) */
+static int grow(void **buf, size_t *cap, size_t need, size_t size) {
+    size_t n, bytes;
+    void *q;
+    if (need <= *cap)
+        return 1;
+    n = *cap ? *cap * 2 : 4096 / size;
+    while (n < need)
+        n *= 2;
+    bytes = n * size;
+    q = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    if (q == MAP_FAILED)
+        return 0;
+    if (*buf != NULL) {
+        memcpy(q, *buf, *cap * size);
+        munmap(*buf, *cap * size);
+    }
+    *buf = q;
+    *cap = n;
+    return 1;
+}
+
+static void unmap(void *buf, size_t cap, size_t size) {
+    if (buf != NULL)
+        munmap(buf, cap * size);
+}
+
+/* ``a`` + (a "/" unless ``a`` ends in one, as os.scandir's DirEntry.path) + ``b`` into the
+ * arena; its offset, or (size_t)-1 when out of memory */
+static size_t put_path(walker *w, size_t a, const char *b, size_t bl) {
+    size_t al = a == (size_t)-1 ? 0 : strlen(w->arena + a), at = w->used, sep;
+    sep = al > 0 && w->arena[a + al - 1] != '/';
+    if (!grow((void **)&w->arena, &w->cap, w->used + al + sep + bl + 1, 1))
+        return (size_t)-1;
+    if (al)
+        memcpy(w->arena + at, w->arena + a, al);
+    if (sep)
+        w->arena[at + al] = '/';
+    memcpy(w->arena + at + al + sep, b, bl);
+    w->arena[at + al + sep + bl] = 0;
+    w->used += al + sep + bl + 1;
+    return at;
+}
+
+/* os.stat's values of ``st``; 0 when an id or a time is out of int64 range */
+static int fill(const struct stat *st, wstat *out) {
+    int64_t *v = out->v;
+    if ((uint64_t)st->st_ino > (uint64_t)INT64_MAX || (uint64_t)st->st_dev > (uint64_t)INT64_MAX)
+        return 0;
+    v[0] = (int64_t)st->st_mode;
+    v[1] = (int64_t)(uint64_t)st->st_ino;
+    v[2] = (int64_t)(uint64_t)st->st_dev;
+    v[3] = (int64_t)st->st_nlink;
+    v[4] = (int64_t)st->st_uid;
+    v[5] = (int64_t)st->st_gid;
+    v[6] = (int64_t)st->st_size;
+    v[7] = (int64_t)st->st_atime;
+    v[8] = (int64_t)st->st_mtime;
+    v[9] = (int64_t)st->st_ctime;
+#if defined(__APPLE__)
+    return to_ns(v[7], (long)st->st_atimespec.tv_nsec, &v[10]) &&
+           to_ns(v[8], (long)st->st_mtimespec.tv_nsec, &v[11]) &&
+           to_ns(v[9], (long)st->st_ctimespec.tv_nsec, &v[12]);
+#else
+    return to_ns(v[7], (long)st->st_atim.tv_nsec, &v[10]) &&
+           to_ns(v[8], (long)st->st_mtim.tv_nsec, &v[11]) &&
+           to_ns(v[9], (long)st->st_ctim.tv_nsec, &v[12]);
+#endif
+}
+
+static int is_jsonl(const char *name, size_t n) {
+    return n >= 6 && memcmp(name + n - 6, ".jsonl", 6) == 0;
+}
+
+/* A directory's entries in the order readdir gives them (os.scandir's order). On Linux read
+ * with getdents64 into a buffer on the stack: opendir's buffer, from the C library's heap
+ * of this thread, was measured to keep ~0.5 MB more of a cold scan's peak RSS. */
+#if defined(__linux__)
+#include <stddef.h>
+#include <sys/syscall.h>
+typedef struct {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[1];
+} tk_dirent64;
+typedef struct {
+    int fd;
+    long n, pos;
+    union {
+        char buf[32768];
+        uint64_t align;
+    } u;
+} dirit;
+
+static int dir_open(dirit *it, int fd) {
+    it->fd = fd;
+    it->n = it->pos = 0;
+    return 1;
+}
+
+/* 1 with the next entry's name and d_type, 0 at the end, -1 on an error */
+static int dir_next(dirit *it, const char **name, int *type) {
+    for (;;) {
+        tk_dirent64 *e;
+        if (it->pos >= it->n) {
+            it->n = (long)syscall(SYS_getdents64, it->fd, it->u.buf, sizeof(it->u.buf));
+            it->pos = 0;
+            if (it->n <= 0)
+                return it->n == 0 ? 0 : -1;
+        }
+        e = (tk_dirent64 *)(it->u.buf + it->pos);
+        it->pos += e->d_reclen;
+        if (e->d_ino == 0) /* (a deleted entry: readdir skips it too) */
+            continue;
+        *name = e->d_name;
+        *type = e->d_type;
+        return 1;
+    }
+}
+
+static void dir_close(dirit *it) {
+    close(it->fd);
+}
+#else
+typedef struct {
+    DIR *dp;
+} dirit;
+
+static int dir_open(dirit *it, int fd) {
+    it->dp = fdopendir(fd);
+    if (it->dp == NULL) {
+        close(fd);
+        return 0;
+    }
+    return 1;
+}
+
+static int dir_next(dirit *it, const char **name, int *type) {
+    struct dirent *e;
+    errno = 0;
+    e = readdir(it->dp);
+    if (e == NULL)
+        return errno == 0 ? 0 : -1;
+    *name = e->d_name;
+    *type = e->d_type;
+    return 1;
+}
+
+static void dir_close(dirit *it) {
+    closedir(it->dp);
+}
+#endif
+
+/* one directory (its offset ``at``): 1, or 0 to give up */
+static int walk_dir(walker *w, size_t at) {
+    struct stat st;
+    struct timespec now;
+    wdir *d;
+    dirit it;
+    int fd, ok = 0;
+    if (!grow((void **)&w->dirs, &w->capd, w->nd + 1, sizeof(wdir)))
+        return 0;
+    d = &w->dirs[w->nd];
+    d->path = at;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0 ||
+        !to_ns((int64_t)now.tv_sec, (long)now.tv_nsec, &d->listed))
+        return 0;
+    {
+        wstat ds;
+        if (stat(w->arena + at, &st) != 0 || !fill(&st, &ds))
+            return 0;
+        memcpy(d->v, ds.v, sizeof(d->v));
+    }
+    d->first = w->nn;
+    d->count = 0;
+    w->nd++;
+    fd = open(w->arena + at, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    if (!dir_open(&it, fd))
+        return 0;
+    for (;;) {
+        const char *name;
+        size_t nl, off;
+        int type, got = dir_next(&it, &name, &type);
+        if (got <= 0) {
+            ok = got == 0;
+            break;
+        }
+        if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))
+            continue;
+        nl = strlen(name);
+        if (type == DT_UNKNOWN) { /* (os.scandir then asks lstat) */
+            if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                break;
+            type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
+        }
+        if (type == DT_LNK)
+            break; /* links: Python's walk, with its rules for them */
+        if (type != DT_DIR && !is_jsonl(name, nl))
+            continue;
+        if (!grow((void **)&w->names, &w->capn, w->nn + 1, sizeof(size_t)) ||
+            !grow((void **)&w->kinds, &w->capk, w->nn + 1, 1))
+            break;
+        /* (w->dirs is not moved below: d stays valid) */
+        off = put_path(w, (size_t)-1, name, nl);
+        if (off == (size_t)-1)
+            break;
+        w->names[w->nn] = off;
+        w->kinds[w->nn] = type == DT_DIR ? 'd' : 'f';
+        w->nn++;
+        w->dirs[w->nd - 1].count++;
+        off = put_path(w, at, name, nl);
+        if (off == (size_t)-1)
+            break;
+        if (type == DT_DIR) {
+            if (!grow((void **)&w->stack, &w->caps, w->sp + 1, sizeof(size_t)))
+                break;
+            w->stack[w->sp++] = off;
+            continue;
+        }
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            break;
+        if (!S_ISREG(st.st_mode))
+            continue; /* listed, not a transcript (os.stat says it is no regular file) */
+        if (!grow((void **)&w->files, &w->capf, w->nf + 1, sizeof(wfile)))
+            break;
+        w->files[w->nf].path = off;
+        if (!fill(&st, &w->files[w->nf].st))
+            break;
+        w->nf++;
+    }
+    dir_close(&it);
+    return ok;
+}
+
+static void *walk_thread(void *arg) {
+    walker *w = (walker *)arg;
+    w->ok = 1;
+    while (w->ok && w->sp > 0)
+        w->ok = walk_dir(w, w->stack[--w->sp]);
+    return NULL;
+}
+
+static void walker_free(walker *w) {
+    unmap(w->arena, w->cap, 1);
+    unmap(w->dirs, w->capd, sizeof(wdir));
+    unmap(w->files, w->capf, sizeof(wfile));
+    unmap(w->names, w->capn, sizeof(size_t));
+    unmap(w->kinds, w->capk, 1);
+    unmap(w->stack, w->caps, sizeof(size_t));
+    free(w);
+}
+
+static void walker_join(walker *w) {
+    if (w->started && !w->joined) {
+        Py_BEGIN_ALLOW_THREADS pthread_join(w->tid, NULL);
+        Py_END_ALLOW_THREADS w->joined = 1;
+    }
+}
+
+#define WALKER "tokmon._native._stat.walker"
+
+static void walker_capsule_free(PyObject *cap) {
+    walker *w = (walker *)PyCapsule_GetPointer(cap, WALKER);
+    if (w == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (w->started && !w->joined)
+        pthread_join(w->tid, NULL); /* (a walk's end is near: no call in it waits on anything) */
+    walker_free(w);
+}
+
+PyDoc_STRVAR(walk_start_doc,
+             "walk_start(root, /) -> handle\n\n"
+             "Begin the walk of ``root`` (bytes: a path) on a thread of its own; "
+             "walk_take(handle) gives its result.");
+
+static PyObject *walk_start(PyObject *self, PyObject *args) {
+    const char *root;
+    Py_ssize_t rl;
+    walker *w;
+    PyObject *cap;
+    size_t at;
+    if (!PyArg_ParseTuple(args, "y#:walk_start", &root, &rl))
+        return NULL;
+    if ((Py_ssize_t)strlen(root) != rl) {
+        PyErr_SetString(PyExc_ValueError, "walk_start: a NUL byte in the path");
+        return NULL;
+    }
+    w = (walker *)calloc(1, sizeof(walker));
+    if (w == NULL)
+        return PyErr_NoMemory();
+    at = put_path(w, (size_t)-1, root, (size_t)rl);
+    if (at == (size_t)-1 || !grow((void **)&w->stack, &w->caps, 1, sizeof(size_t))) {
+        walker_free(w);
+        return PyErr_NoMemory();
+    }
+    w->stack[w->sp++] = at;
+    cap = PyCapsule_New(w, WALKER, walker_capsule_free);
+    if (cap == NULL) {
+        walker_free(w);
+        return NULL;
+    }
+    if (pthread_create(&w->tid, NULL, walk_thread, w) == 0)
+        w->started = 1;
+    return cap;
+}
+
+/* os.stat's result for ``v`` (see wstat): an instance of ``type`` (os.stat_result), its 16
+ * first fields set as os.stat sets them (the times' floats: seconds + nanoseconds * 1e-9),
+ * the others (of its ``fields``) None, as os.stat_result((... 16 values ...)) makes it. (Where
+ * the compiler fuses a multiply and an add, a float may differ from os.stat's by its last
+ * bit; tokmon reads only the integers.) */
+static PyObject *stat_result(PyTypeObject *type, Py_ssize_t fields, const int64_t *v) {
+    PyObject *r = PyStructSequence_New(type);
+    Py_ssize_t i;
+    if (r == NULL)
+        return NULL;
+    for (i = 0; i < 16; i++) {
+        PyObject *x;
+        if (i < 10)
+            x = PyLong_FromLongLong(v[i]);
+        else if (i < 13) /* the float of time i - 10: its seconds and nanoseconds part */
+            x = PyFloat_FromDouble((double)v[i - 3] +
+                                   (double)(v[i] - v[i - 3] * INT64_C(1000000000)) * 1e-9);
+        else
+            x = PyLong_FromLongLong(v[i - 3]);
+        if (x == NULL) {
+            Py_DECREF(r);
+            return NULL;
+        }
+        PyStructSequence_SET_ITEM(r, i, x);
+    }
+    for (; i < fields; i++) {
+        Py_INCREF(Py_None);
+        PyStructSequence_SET_ITEM(r, i, Py_None);
+    }
+    return r;
+}
+
+static PyObject *ints(const int64_t *v, int n) {
+    PyObject *t = PyTuple_New(n);
+    int i;
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        PyObject *x = PyLong_FromLongLong(v[i]);
+        if (x == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, x);
+    }
+    return t;
+}
+
+PyDoc_STRVAR(walk_take_doc,
+             "walk_take(handle, stat_result, /) -> tuple[list, list] | None\n\n"
+             "Wait for the walk begun by walk_start and return (files, dirs), or None when it "
+             "gave up (or was taken before). files: (path, st) in the walk's order, ``st`` "
+             "made as os.stat makes it (``stat_result``: os.stat_result); dirs: (path, listed, "
+             "(mtime_ns, ctime_ns, ino, dev), kinds, names) per directory walked, ``kinds`` one "
+             "'d' or 'f' per name. Paths and names are str, decoded as os.fsdecode does.");
+
+static PyObject *walk_take(PyObject *self, PyObject *args) {
+    PyObject *cap, *files = NULL, *dirs = NULL, *item;
+    PyTypeObject *type;
+    walker *w;
+    size_t i, j;
+    Py_ssize_t fields;
+    if (!PyArg_ParseTuple(args, "OO!:walk_take", &cap, &PyType_Type, &type))
+        return NULL;
+    { /* a struct sequence of os.stat_result's shape: 10 visible fields, 16 or more in all */
+        PyObject *nf = PyObject_GetAttrString((PyObject *)type, "n_fields");
+        PyObject *ns = PyObject_GetAttrString((PyObject *)type, "n_sequence_fields");
+        fields = nf && PyLong_Check(nf) ? PyLong_AsSsize_t(nf) : -1;
+        if (!ns || !PyLong_Check(ns) || PyLong_AsSsize_t(ns) != 10 || fields < 16 ||
+            !PyType_IsSubtype(type, &PyTuple_Type)) {
+            Py_XDECREF(nf);
+            Py_XDECREF(ns);
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "walk_take: not os.stat_result");
+            return NULL;
+        }
+        Py_DECREF(nf);
+        Py_DECREF(ns);
+    }
+    w = (walker *)PyCapsule_GetPointer(cap, WALKER);
+    if (w == NULL)
+        return NULL;
+    if (!w->started || w->joined) /* (taken before) */
+        Py_RETURN_NONE;
+    walker_join(w);
+    if (!w->ok)
+        Py_RETURN_NONE;
+    files = PyList_New((Py_ssize_t)w->nf);
+    dirs = PyList_New((Py_ssize_t)w->nd);
+    if (files == NULL || dirs == NULL)
+        goto fail;
+    for (i = 0; i < w->nf; i++) {
+        PyObject *st = stat_result(type, fields, w->files[i].st.v), *path;
+        if (st == NULL)
+            goto fail;
+        path = PyUnicode_DecodeFSDefault(w->arena + w->files[i].path);
+        if (path == NULL) {
+            Py_DECREF(st);
+            goto fail;
+        }
+        item = PyTuple_Pack(2, path, st);
+        Py_DECREF(path);
+        Py_DECREF(st);
+        if (item == NULL)
+            goto fail;
+        PyList_SET_ITEM(files, (Py_ssize_t)i, item);
+    }
+    for (i = 0; i < w->nd; i++) {
+        wdir *d = &w->dirs[i];
+        PyObject *names = PyList_New((Py_ssize_t)d->count), *st;
+        int64_t sig[4];
+        if (names == NULL)
+            goto fail;
+        for (j = 0; j < d->count; j++) {
+            PyObject *nm = PyUnicode_DecodeFSDefault(w->arena + w->names[d->first + j]);
+            if (nm == NULL) {
+                Py_DECREF(names);
+                goto fail;
+            }
+            PyList_SET_ITEM(names, (Py_ssize_t)j, nm);
+        }
+        sig[0] = d->v[11]; /* mtime_ns, ctime_ns, ino, dev: a listing's first four */
+        sig[1] = d->v[12];
+        sig[2] = d->v[1];
+        sig[3] = d->v[2];
+        st = ints(sig, 4);
+        if (st == NULL) {
+            Py_DECREF(names);
+            goto fail;
+        }
+        item = Py_BuildValue("(O&LNs#N)", PyUnicode_DecodeFSDefault, w->arena + d->path,
+                             (long long)d->listed, st, d->count ? w->kinds + d->first : "",
+                             (Py_ssize_t)d->count, names);
+        if (item == NULL)
+            goto fail;
+        PyList_SET_ITEM(dirs, (Py_ssize_t)i, item);
+    }
+    return Py_BuildValue("(NN)", files, dirs);
+fail:
+    Py_XDECREF(files);
+    Py_XDECREF(dirs);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"check", check, METH_VARARGS, check_doc},
+    {"walk_start", walk_start, METH_VARARGS, walk_start_doc},
+    {"walk_take", walk_take, METH_VARARGS, walk_take_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -300,7 +813,8 @@ PyMODINIT_FUNC PyInit__stat(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) != 0) {
+    if (PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) != 0 ||
+        PyModule_AddIntConstant(m, "WALK_VERSION", WALK_VERSION) != 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,44 @@ def claude_roots(env: Mapping[str, str] | None = None) -> list[Path]:
 
 
 RACY_NS = 2_000_000_000  # a listing is reused only if its dir was last changed this much before it
+
+# Walks begun early (start_walks), by root path: a first scan's transcript_stats takes one
+_EARLY: dict[str, Any] = {}
+
+
+def start_walks(roots: Iterable[str | os.PathLike[str]]) -> None:
+    """Begin the walk of each root on a native thread (``tokmon._native._stat``; POSIX), for
+    a first scan whose :func:`transcript_stats` has no listing to reuse: called while the
+    process is still importing (tokmon.__main__), the walk's system calls then run on the
+    other core (docs/performance.md, eighteenth session). Does nothing without the
+    extension, or with ``TOKMON_NO_NATIVE`` set."""
+    if os.name != "posix" or os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0"):
+        return
+    try:
+        from tokmon._native import _stat
+    except ImportError:
+        return
+    if getattr(_stat, "WALK_VERSION", 0) != 1:
+        return
+    for root in roots:
+        top = os.fspath(root)
+        if top not in _EARLY:
+            try:
+                _EARLY[top] = _stat.walk_start(os.fsencode(top))
+            except (ValueError, MemoryError):  # (a NUL in the path)
+                continue
+
+
+def _early_walk(top: str) -> tuple[list[Any], list[Any]] | None:
+    """What the walk :func:`start_walks` began for ``top`` found (None: none was begun, or
+    it gave up: Python walks)."""
+    handle = _EARLY.pop(top, None)
+    if handle is None:
+        return None
+    from tokmon._native import _stat
+
+    got: tuple[list[Any], list[Any]] | None = _stat.walk_take(handle, os.stat_result)
+    return got
 
 
 class Listings:
@@ -207,6 +245,11 @@ def transcript_stats(
     sharing the walk were no faster: the system calls are too short for the GIL.)
     """
     top = os.fspath(root)
+    if _EARLY and known is None and listings is not None and not listings.dirs:
+        got = _early_walk(top)
+        if got is not None:
+            log.debug("%s: the walk begun early (%d transcripts)", top, len(got[0]))
+            return _walked(top, got, listings)
     try:
         top_real = os.path.realpath(top)
         st = os.stat(top)
@@ -329,15 +372,38 @@ def transcript_stats(
         known.seen += n_known
         known.same += n_same
     if listings is not None and kept is not None:
-        # the walk's directories only (a deleted one drops out); other roots' are kept
-        prefix = os.path.join(top, "")
-        for k, v in (old or {}).items():
-            if k != top and not k.startswith(prefix):
-                kept.setdefault(k, v)
-        if len(kept) != len(old or {}):
-            listings.changed = True
-        listings.dirs = kept
+        _keep_listings(top, listings, old, kept)
     return out
+
+
+def _keep_listings(
+    top: str, listings: Listings, old: dict[str, list[Any]] | None, kept: dict[str, list[Any]]
+) -> None:
+    """The listings after a walk of ``top``: its directories' (``kept``; a deleted one drops
+    out), and other roots' as they were."""
+    prefix = os.path.join(top, "")
+    for k, v in (old or {}).items():
+        if k != top and not k.startswith(prefix):
+            kept.setdefault(k, v)
+    if len(kept) != len(old or {}):
+        listings.changed = True
+    listings.dirs = kept
+
+
+def _walked(
+    top: str, got: tuple[list[Any], list[Any]], listings: Listings
+) -> list[tuple[str, os.stat_result]]:
+    """:func:`transcript_stats`' answer (and listings) from a native walk of ``top`` (see
+    :func:`start_walks`): the same transcripts, order, stats and listings as its own walk
+    with no listing to reuse."""
+    files, dirs = got
+    kept: dict[str, list[Any]] = {}
+    for path, listed, sig, kinds, names in dirs:
+        if max(sig[0], sig[1]) < listed - RACY_NS:  # (mtime_ns, ctime_ns)
+            kept[path] = [*sig, kinds, names]
+            listings.changed = True
+    _keep_listings(top, listings, listings.dirs, kept)
+    return files
 
 
 def _outside_target(link: str, top_real: str, seen: set[tuple[int, int]]) -> str | None:
