@@ -231,3 +231,24 @@ def test_a_cold_report_walks_early_and_counts_the_same(tmp_path: Path) -> None:
     again, warm = _cold_daily(corpus, tmp_path / "a")  # a ledger now: no walk begun early
     assert "the walk begun early" not in warm
     assert again == got
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_neither_takes_nor_joins_the_parents_walk(tmp_path: Path) -> None:
+    """A child forked while a walk runs has no such thread: it gets no result and its exit
+    does not wait on it; the parent still takes the walk whole."""
+    root = _tree(tmp_path)
+    handle = _stat.walk_start(os.fsencode(root))
+    pid = os.fork()
+    if pid == 0:  # the child: exits 0 when the walk is not its own
+        code = 1
+        try:
+            code = 0 if _stat.walk_take(handle, os.stat_result) is None else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got = _stat.walk_take(handle, os.stat_result)
+    assert got is not None and [p for p, _ in got[0]] == [
+        p for p, _ in transcript_stats(root, Listings())
+    ]

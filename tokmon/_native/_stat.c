@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,7 @@ typedef struct {
     size_t sp, caps;
     int ok;
     pthread_t tid;
+    pid_t pid; /* the process that started it (a forked child has no such thread) */
     int started, joined;
 } walker;
 
@@ -611,7 +613,7 @@ static void walker_capsule_free(PyObject *cap) {
         PyErr_Clear();
         return;
     }
-    if (w->started && !w->joined)
+    if (w->started && !w->joined && w->pid == getpid())
         pthread_join(w->tid, NULL); /* (a walk's end is near: no call in it waits on anything) */
     walker_free(w);
 }
@@ -647,8 +649,16 @@ static PyObject *walk_start(PyObject *self, PyObject *args) {
         walker_free(w);
         return NULL;
     }
-    if (pthread_create(&w->tid, NULL, walk_thread, w) == 0)
-        w->started = 1;
+    {
+        /* the thread takes no signal (it would only cut a call short): they go to the others */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        w->pid = getpid();
+        if (pthread_create(&w->tid, NULL, walk_thread, w) == 0)
+            w->started = 1;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     return cap;
 }
 
@@ -734,7 +744,7 @@ static PyObject *walk_take(PyObject *self, PyObject *args) {
     w = (walker *)PyCapsule_GetPointer(cap, WALKER);
     if (w == NULL)
         return NULL;
-    if (!w->started || w->joined) /* (taken before) */
+    if (!w->started || w->joined || w->pid != getpid()) /* (taken before; a forked child) */
         Py_RETURN_NONE;
     walker_join(w);
     if (!w->ok)
