@@ -348,7 +348,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t size) {
     void *q;
     if (need <= *cap)
         return 1;
-    n = *cap ? *cap * 2 : 4096 / size;
+    n = *cap ? *cap * 2 : (size < 4096 ? 4096 / size : 1);
     while (n < need)
         n *= 2;
     bytes = n * size;
@@ -395,8 +395,9 @@ static int fill(const struct stat *st, wstat *out) {
     v[1] = (int64_t)(uint64_t)st->st_ino;
     v[2] = (int64_t)(uint64_t)st->st_dev;
     v[3] = (int64_t)st->st_nlink;
-    v[4] = (int64_t)st->st_uid;
-    v[5] = (int64_t)st->st_gid;
+    /* (os.stat gives -1 for the ids (uid_t)-1 and (gid_t)-1) */
+    v[4] = st->st_uid == (uid_t)-1 ? -1 : (int64_t)st->st_uid;
+    v[5] = st->st_gid == (gid_t)-1 ? -1 : (int64_t)st->st_gid;
     v[6] = (int64_t)st->st_size;
     v[7] = (int64_t)st->st_atime;
     v[8] = (int64_t)st->st_mtime;
