@@ -36,9 +36,11 @@
 #include <unistd.h>
 
 #if defined(__APPLE__)
+#define ATIME_NSEC(st) ((st).st_atimespec.tv_nsec)
 #define MTIME_NSEC(st) ((st).st_mtimespec.tv_nsec)
 #define CTIME_NSEC(st) ((st).st_ctimespec.tv_nsec)
 #else
+#define ATIME_NSEC(st) ((st).st_atim.tv_nsec)
 #define MTIME_NSEC(st) ((st).st_mtim.tv_nsec)
 #define CTIME_NSEC(st) ((st).st_ctim.tv_nsec)
 #endif
@@ -312,8 +314,9 @@ typedef struct {
 } wstat;
 
 typedef struct {
-    size_t path;  /* offset of its path in the arena */
-    int64_t listed, v[13];
+    size_t path; /* offset of its path in the arena */
+    int64_t listed;
+    wstat st;
     size_t first, count; /* its entries in names/kinds */
 } wdir;
 
@@ -402,15 +405,8 @@ static int fill(const struct stat *st, wstat *out) {
     v[7] = (int64_t)st->st_atime;
     v[8] = (int64_t)st->st_mtime;
     v[9] = (int64_t)st->st_ctime;
-#if defined(__APPLE__)
-    return to_ns(v[7], (long)st->st_atimespec.tv_nsec, &v[10]) &&
-           to_ns(v[8], (long)st->st_mtimespec.tv_nsec, &v[11]) &&
-           to_ns(v[9], (long)st->st_ctimespec.tv_nsec, &v[12]);
-#else
-    return to_ns(v[7], (long)st->st_atim.tv_nsec, &v[10]) &&
-           to_ns(v[8], (long)st->st_mtim.tv_nsec, &v[11]) &&
-           to_ns(v[9], (long)st->st_ctim.tv_nsec, &v[12]);
-#endif
+    return to_ns(v[7], (long)ATIME_NSEC(*st), &v[10]) &&
+           to_ns(v[8], (long)MTIME_NSEC(*st), &v[11]) && to_ns(v[9], (long)CTIME_NSEC(*st), &v[12]);
 }
 
 static int is_jsonl(const char *name, size_t n) {
@@ -512,12 +508,8 @@ static int walk_dir(walker *w, size_t at) {
     if (clock_gettime(CLOCK_REALTIME, &now) != 0 ||
         !to_ns((int64_t)now.tv_sec, (long)now.tv_nsec, &d->listed))
         return 0;
-    {
-        wstat ds;
-        if (stat(w->arena + at, &st) != 0 || !fill(&st, &ds))
-            return 0;
-        memcpy(d->v, ds.v, sizeof(d->v));
-    }
+    if (stat(w->arena + at, &st) != 0 || !fill(&st, &d->st))
+        return 0;
     d->first = w->nn;
     d->count = 0;
     w->nd++;
@@ -784,10 +776,10 @@ static PyObject *walk_take(PyObject *self, PyObject *args) {
             }
             PyList_SET_ITEM(names, (Py_ssize_t)j, nm);
         }
-        sig[0] = d->v[11]; /* mtime_ns, ctime_ns, ino, dev: a listing's first four */
-        sig[1] = d->v[12];
-        sig[2] = d->v[1];
-        sig[3] = d->v[2];
+        sig[0] = d->st.v[11]; /* mtime_ns, ctime_ns, ino, dev: a listing's first four */
+        sig[1] = d->st.v[12];
+        sig[2] = d->st.v[1];
+        sig[3] = d->st.v[2];
         st = ints(sig, 4);
         if (st == NULL) {
             Py_DECREF(names);

@@ -95,7 +95,9 @@ def start_walks(roots: Iterable[str | os.PathLike[str]]) -> None:
     process is still importing (tokmon.__main__), the walk's system calls then run on the
     other core (docs/performance.md, eighteenth session). Does nothing without the
     extension, or with ``TOKMON_NO_NATIVE`` set."""
-    if os.name != "posix" or os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0"):
+    from tokmon._native import disabled
+
+    if os.name != "posix" or disabled():
         return
     try:
         from tokmon._native import _stat

@@ -16,7 +16,6 @@ it can count nothing, so a malformed one is not counted as bad either (docs/bad-
 from __future__ import annotations
 
 import codecs
-import os
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -376,9 +375,11 @@ def _rejects(data: bytes) -> bool:
 
 
 def _native_disabled() -> bool:
-    """Whether ``TOKMON_NO_NATIVE`` asks for the pure-Python scanner (any value but "" and
-    "0")."""
-    return os.environ.get("TOKMON_NO_NATIVE", "") not in ("", "0")
+    """Whether ``TOKMON_NO_NATIVE`` asks for the pure-Python scanner (see
+    :func:`tokmon._native.disabled`)."""
+    from tokmon._native import disabled
+
+    return disabled()
 
 
 def native_trim() -> None:
