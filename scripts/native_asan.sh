@@ -28,7 +28,8 @@ export TOKMON_HYPOTHESIS_EXAMPLES=${TOKMON_HYPOTHESIS_EXAMPLES:-3000}
 "$PY" -c "import tokmon._native._scan as m, sys; assert m.__file__.startswith('$WORK'), m.__file__; print('module:', m.__file__)"
 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_native_scan.py tests/test_parser.py \
     tests/test_scan_buffers.py tests/test_warm_check.py tests/test_cellsums.py \
-    tests/test_native_whole.py tests/test_stage_batches.py tests/test_native_walk.py "$@"
+    tests/test_native_whole.py tests/test_stage_batches.py tests/test_native_walk.py \
+    tests/test_block_spans.py "$@"
 if [ -n "${TOKMON_ASAN_CORPUS:-}" ]; then  # and every file of a corpus (e.g. a generated one)
     "$PY" - "$TOKMON_ASAN_CORPUS" <<'PYEOF'
 import sys

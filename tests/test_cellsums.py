@@ -87,6 +87,9 @@ def test_partial_cells_equal_the_sql_sums(seed: int) -> None:
     assert py is not None
     assert _grouped(py[0]) == want
     assert len(py[1]) == 4 * len(rows)
+    # each row's time and cost, in order (the blocks' spans of a build: blockspans)
+    times = array("d", [x for r in rows for x in (float(r[0]), float(r[10]))]).tobytes()
+    assert py[2] == times
     if NATIVE:
         from tokmon._native import _scan
 
@@ -94,6 +97,7 @@ def test_partial_cells_equal_the_sql_sums(seed: int) -> None:
         assert nat is not None
         assert _grouped(nat[0]) == want
         assert len(nat[1]) == 4 * len(rows)
+        assert nat[2] == times
         # equal keys hash alike, whatever their objects
         again = _scan.cells([[*r[:9], "".join(["k", str(i)]), *r[10:]] for i, r in enumerate(rows)])
         assert again is not None and again[1] == nat[1]
@@ -130,7 +134,7 @@ def test_rows_these_sums_do_not_fit_give_none(bad: Any) -> None:
         from tokmon._native import _scan
 
         assert _scan.cells(rows) is None
-    assert cellsums.row_cells_py([]) == ([], b"")
+    assert cellsums.row_cells_py([]) == ([], b"", b"")
 
 
 def test_sums_past_64_bits_give_none() -> None:
@@ -171,8 +175,8 @@ def test_bucket_of_rollups() -> None:
 def _build(tmp_path: Path, name: str, streams: dict[tuple[int, int], list[list[Any]]]) -> Any:
     db = LedgerDB(tmp_path / f"{name}.sqlite3", build=True)
     roll = rollups.Rollups(db.conn, lambda *a, **k: [])
-    db.on_bulk = lambda reader, cells: roll.rebuild_sql(
-        "claude", db.records_sql(checked=False), reader, cells
+    db.on_bulk = lambda reader, cells, spans: roll.rebuild_sql(
+        "claude", db.records_sql(checked=False), reader, cells, spans
     )
     stage = db.stage()
     for s in sorted(streams, reverse=True):  # later streams first
@@ -227,7 +231,7 @@ def test_colliding_hashes_only_cost_time(tmp_path: Path, monkeypatch: pytest.Mon
     def same_hash(rows: list[list[Any]]) -> Any:
         got = cellsums.row_cells_py(rows)
         assert got is not None
-        return got[0], bytes(4 * len(rows))
+        return got[0], bytes(4 * len(rows)), got[2]
 
     monkeypatch.setattr(cellsums, "summers", lambda: (same_hash, cellsums.dup_rows_py))
     monkeypatch.setattr(ledger, "summers", cellsums.summers)

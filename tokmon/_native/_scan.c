@@ -2649,8 +2649,9 @@ static PyObject *t_cells(PyObject *self, PyObject *rows) {
     size_t cap = 16, mask;
     cell_t *cells = NULL;
     Py_ssize_t *slot = NULL;
-    PyObject *hashes = NULL, *out = NULL, *list = NULL;
+    PyObject *hashes = NULL, *times = NULL, *out = NULL, *list = NULL;
     uint32_t *hp;
+    char *tp;
     (void)self;
     if (!PyList_Check(rows)) {
         PyErr_SetString(PyExc_TypeError, "cells: a list of rows");
@@ -2660,14 +2661,16 @@ static PyObject *t_cells(PyObject *self, PyObject *rows) {
     while (cap < (size_t)n * 2) cap <<= 1;
     mask = cap - 1;
     hashes = PyBytes_FromStringAndSize(NULL, n * 4);
+    times = PyBytes_FromStringAndSize(NULL, n * 16);
     cells = (cell_t *)PyMem_Malloc((n ? n : 1) * sizeof(cell_t));
     slot = (Py_ssize_t *)PyMem_Malloc(cap * sizeof(Py_ssize_t));
-    if (hashes == NULL || cells == NULL || slot == NULL) {
+    if (hashes == NULL || times == NULL || cells == NULL || slot == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     memset(slot, 0xff, cap * sizeof(Py_ssize_t)); /* -1: empty */
     hp = (uint32_t *)PyBytes_AS_STRING(hashes);
+    tp = PyBytes_AS_STRING(times);
     for (i = 0; i < n; i++) {
         PyObject *row = PyList_GET_ITEM(rows, i), **f;
         long long v[7], bucket;
@@ -2696,6 +2699,8 @@ static PyObject *t_cells(PyObject *self, PyObject *rows) {
         key = PyUnicode_AsUTF8AndSize(f[9], &klen);
         if (key == NULL) goto unfit;
         hp[i] = key_hash(key, klen);
+        memcpy(tp + 16 * i, &ts, 8);
+        memcpy(tp + 16 * i + 8, &cost, 8);
         if (last >= 0 && cells[last].bucket == bucket && cells[last].model == f[3] &&
             cells[last].session == f[1] && cells[last].project == f[2]) {
             c = last;
@@ -2739,7 +2744,7 @@ static PyObject *t_cells(PyObject *self, PyObject *rows) {
         if (t == NULL) goto done;
         PyList_SET_ITEM(list, i, t);
     }
-    out = PyTuple_Pack(2, list, hashes);
+    out = PyTuple_Pack(3, list, hashes, times);
     goto done;
 unfit: /* a row the cells cannot be summed for here: None, the caller sums in SQL */
     PyErr_Clear();
@@ -2747,6 +2752,7 @@ unfit: /* a row the cells cannot be summed for here: None, the caller sums in SQ
 done:
     Py_XDECREF(list);
     Py_XDECREF(hashes);
+    Py_XDECREF(times);
     PyMem_Free(cells);
     PyMem_Free(slot);
     return out;
@@ -2904,6 +2910,184 @@ static PyObject *t_set_prepass_simd(PyObject *self, PyObject *arg) {
     return PyLong_FromLong(before);
 }
 
+/* --- a cold build's blocks, from the rows' times and costs (ledger.Stage.block_spans) ----- */
+
+/* The records in (ts, key) order are what tokmon.core.rollups' blocks are made of: here the
+ * rows a build appended (their times and costs as cells() gave them, 16 bytes a row, in
+ * rowid order) without those its dedup deleted, sorted by time and, for equal times, by
+ * place: the caller puts each run of equal times in key order, then spans() walks them as
+ * Rollups._block_spans walks the records it reads. */
+typedef struct {
+    double ts;
+    uint32_t at;
+} ts_at;
+
+static int cmp_ts_at(const void *a, const void *b) {
+    const ts_at *x = (const ts_at *)a, *y = (const ts_at *)b;
+    if (x->ts < y->ts) return -1;
+    if (x->ts > y->ts) return 1;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+static PyObject *t_ts_order(PyObject *self, PyObject *args) {
+    Py_buffer times, gone;
+    size_t n, ngone, i, k = 0, j;
+    ts_at *a = NULL;
+    unsigned char *dead = NULL;
+    int bad = 0;
+    PyObject *order = NULL, *ties = NULL, *out = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*:ts_order", &times, &gone)) return NULL;
+    n = (size_t)times.len / 16;
+    ngone = (size_t)gone.len / 4;
+    if (times.len % 16 || gone.len % 4 || n >= 0xFFFFFFFFu) {
+        PyErr_SetString(PyExc_ValueError, "ts_order: 16 bytes a row, 4 a gone row, < 2**32");
+        goto done;
+    }
+    a = (ts_at *)PyMem_RawMalloc((n ? n : 1) * sizeof *a);
+    dead = (unsigned char *)PyMem_RawCalloc(n ? n : 1, 1);
+    if (a == NULL || dead == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned char *g = (const unsigned char *)gone.buf;
+    const unsigned char *t = (const unsigned char *)times.buf;
+    for (i = 0; i < ngone; i++) {
+        uint32_t x;
+        memcpy(&x, g + 4 * i, 4);
+        if (x < n)
+            dead[x] = 1;
+        else
+            bad = 1;
+    }
+    for (i = 0; i < n; i++) {
+        if (dead[i]) continue;
+        memcpy(&a[k].ts, t + 16 * i, 8);
+        a[k].at = (uint32_t)i;
+        k++;
+    }
+    qsort(a, k, sizeof *a, cmp_ts_at);
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "ts_order: a gone row past the rows");
+        goto done;
+    }
+    order = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(k * 4));
+    ties = PyList_New(0);
+    if (order == NULL || ties == NULL) goto done;
+    {
+        char *op = PyBytes_AS_STRING(order);
+        for (i = 0; i < k; i++) memcpy(op + 4 * i, &a[i].at, 4);
+    }
+    for (i = 0; i < k; i = j) { /* runs of equal times: (lo, hi) places in the order */
+        for (j = i + 1; j < k && a[j].ts == a[i].ts; j++)
+            ;
+        if (j - i > 1) {
+            PyObject *run = Py_BuildValue("(nn)", (Py_ssize_t)i, (Py_ssize_t)j);
+            if (run == NULL || PyList_Append(ties, run) < 0) {
+                Py_XDECREF(run);
+                goto done;
+            }
+            Py_DECREF(run);
+        }
+    }
+    out = PyTuple_Pack(2, order, ties);
+done:
+    PyBuffer_Release(&times);
+    PyBuffer_Release(&gone);
+    PyMem_RawFree(a);
+    PyMem_RawFree(dead);
+    Py_XDECREF(order);
+    Py_XDECREF(ties);
+    return out;
+}
+
+/* Python's float floor division (CPython's _float_div_mod), for wx > 0 */
+static double py_floordiv(double vx, double wx) {
+    double mod = fmod(vx, wx), div, floordiv;
+    div = (vx - mod) / wx;
+    if (mod && ((wx < 0) != (mod < 0))) div -= 1.0;
+    if (div) {
+        floordiv = floor(div);
+        if (div - floordiv > 0.5) floordiv += 1.0;
+    } else {
+        floordiv = copysign(0.0, vx / wx);
+    }
+    return floordiv;
+}
+
+static PyObject *span_tuple(double first, double start, double next, int has_next, int edge,
+                            Py_ssize_t n, double cost) {
+    PyObject *nx = has_next ? PyFloat_FromDouble(next) : Py_NewRef(Py_None), *t;
+    if (nx == NULL) return NULL;
+    t = Py_BuildValue("(ddNOnd)", first, start, nx, edge ? Py_True : Py_False, n, cost);
+    return t;
+}
+
+static PyObject *t_spans(PyObject *self, PyObject *args) {
+    Py_buffer order, times;
+    double bs, first = 0.0, start = 0.0, end = 0.0, cost = 0.0;
+    int aligned, edge = 0;
+    size_t k, nrows, i;
+    Py_ssize_t n = 0;
+    PyObject *out = NULL, *list = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*dp:spans", &order, &times, &bs, &aligned)) return NULL;
+    k = (size_t)order.len / 4;
+    nrows = (size_t)times.len / 16;
+    if (order.len % 4 || times.len % 16) {
+        PyErr_SetString(PyExc_ValueError, "spans: 4 bytes a place, 16 a row");
+        goto done;
+    }
+    list = PyList_New(0);
+    if (list == NULL) goto done;
+    for (i = 0; i < k; i++) {
+        uint32_t at;
+        double ts, c;
+        memcpy(&at, (const char *)order.buf + 4 * i, 4);
+        if (at >= nrows) {
+            PyErr_SetString(PyExc_ValueError, "spans: a place past the rows");
+            goto done;
+        }
+        memcpy(&ts, (const char *)times.buf + 16 * (size_t)at, 8);
+        memcpy(&c, (const char *)times.buf + 16 * (size_t)at + 8, 8);
+        if (n && ts - start > bs) { /* (group_blocks' test) */
+            PyObject *sp = span_tuple(first, start, ts, 1, aligned && edge, n, cost);
+            if (sp == NULL || PyList_Append(list, sp) < 0) {
+                Py_XDECREF(sp);
+                goto done;
+            }
+            Py_DECREF(sp);
+            n = 0;
+        }
+        if (!n) {
+            first = ts;
+            start = (double)((long long)py_floordiv(first, 3600.0) * 3600LL);
+            end = start + bs;
+            cost = 0.0;
+            edge = 0;
+        }
+        if (ts == end) edge = 1;
+        cost += c; /* in order, not compensated */
+        n++;
+    }
+    if (n) {
+        PyObject *sp = span_tuple(first, start, 0.0, 0, aligned && edge, n, cost);
+        if (sp == NULL || PyList_Append(list, sp) < 0) {
+            Py_XDECREF(sp);
+            goto done;
+        }
+        Py_DECREF(sp);
+    }
+    out = Py_NewRef(list);
+done:
+    PyBuffer_Release(&order);
+    PyBuffer_Release(&times);
+    Py_XDECREF(list);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"parse_many", parse_many, METH_VARARGS,
@@ -2927,11 +3111,20 @@ static PyMethodDef methods[] = {
     {"_fingerprint", t_fingerprint, METH_VARARGS,
      "_fingerprint(buf, end) -> str: reader.fingerprint's digest of buf[:end] (tests)."},
     {"cells", t_cells, METH_O,
-     "cells(rows) -> (cells, hashes) | None: the rows (lists in record field order, priced)\n"
-     "summed per (bucket, model, session, project) as tokmon.core.rollups sums them in SQL\n"
-     "(bucket, model, session, project, input, output, cc, c1h, cr, pico, rows, first, last),\n"
-     "and a 32-bit hash of each row's key (4 bytes a row, native order); None when a row is\n"
-     "not one these sums fit (the caller then sums in SQL)."},
+     "cells(rows) -> (cells, hashes, times) | None: the rows (lists in record field order,\n"
+     "priced) summed per (bucket, model, session, project) as tokmon.core.rollups sums them\n"
+     "in SQL (bucket, model, session, project, input, output, cc, c1h, cr, pico, rows, first,\n"
+     "last), a 32-bit hash of each row's key (4 bytes a row, native order) and its time and\n"
+     "cost (two doubles a row); None when a row is not one these sums fit (the caller then\n"
+     "sums in SQL)."},
+    {"ts_order", t_ts_order, METH_VARARGS,
+     "ts_order(times, gone) -> (order, ties): the rows of times (ts and cost, two doubles a\n"
+     "row, as cells() gives them) but the gone ones (uint32 indexes) sorted by time, then\n"
+     "place (uint32 indexes, 4 bytes each), and the (lo, hi) places of each run of equal\n"
+     "times (the sort without the GIL)."},
+    {"spans", t_spans, METH_VARARGS,
+     "spans(order, times, block_seconds, aligned) -> list: the blocks' spans of the rows\n"
+     "in that order, as tokmon.core.rollups.Rollups._block_spans makes them."},
     {"dup_rows", t_dup_rows, METH_O,
      "dup_rows(hashes) -> (set, list): the 32-bit values (native order, as cells() gives\n"
      "them) found more than once in the buffer, and the indexes of all their places, in\n"

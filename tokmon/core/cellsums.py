@@ -39,7 +39,7 @@ def _native() -> Any:
     return _scan
 
 
-RowCells = Callable[[list[list[Any]]], "tuple[list[Cell], bytes] | None"]
+RowCells = Callable[[list[list[Any]]], "tuple[list[Cell], bytes, bytes] | None"]
 
 
 DupRows = Callable[[bytes | bytearray], "tuple[set[int], list[int]]"]
@@ -54,9 +54,11 @@ def summers() -> tuple[RowCells, DupRows]:
     return row_cells_py, dup_rows_py
 
 
-def row_cells(rows: list[list[Any]]) -> tuple[list[Cell], bytes] | None:
-    """``rows`` (lists in record field order, priced) summed per cell, and a 32-bit hash of
-    each row's key (native byte order); None when a row does not fit these sums."""
+def row_cells(rows: list[list[Any]]) -> tuple[list[Cell], bytes, bytes] | None:
+    """``rows`` (lists in record field order, priced) summed per cell, a 32-bit hash of
+    each row's key (native byte order) and each row's time and cost (two doubles, native
+    order: :mod:`tokmon.core.spans` makes the blocks of a build from them); None when a row
+    does not fit these sums."""
     return summers()[0](rows)
 
 
@@ -102,11 +104,12 @@ def _pico(cost: float) -> int | None:
     return t + (-((-t) % 2) if t < 0 else t % 2)  # SQL's % keeps the dividend's sign
 
 
-def row_cells_py(rows: list[list[Any]]) -> tuple[list[Cell], bytes] | None:
+def row_cells_py(rows: list[list[Any]]) -> tuple[list[Cell], bytes, bytes] | None:
     """:func:`row_cells` in Python (no native scanner); its key hashes are Python's own
     (consistent within a process, which is all a build compares)."""
     cells: dict[tuple[Any, ...], list[Any]] = {}
     hashes = array("I")
+    times = array("d")
     for r in rows:
         if type(r) is not list or len(r) < 11:
             return None
@@ -134,9 +137,10 @@ def row_cells_py(rows: list[list[Any]]) -> tuple[list[Cell], bytes] | None:
             c[7] = min(c[7], t)
             c[8] = max(c[8], t)
         hashes.append(hash(key) & 0xFFFFFFFF)
+        times += array("d", (t, float(cost)))
     out: list[Cell] = []
     for k, v in cells.items():
         if not all(-_I64 <= x < _I64 for x in v[:7]):
             return None  # (SQLite's sum() would fail: the SQL path says so)
         out.append((*k, *v))
-    return out, hashes.tobytes()
+    return out, hashes.tobytes(), times.tobytes()

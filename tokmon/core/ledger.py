@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tokmon.core import blockspans
 from tokmon.core.cellsums import summers
 from tokmon.core.digest import sha1_hex
 from tokmon.core.model import UsageRecord
@@ -79,6 +80,9 @@ CREATE TABLE IF NOT EXISTS agent_state (agent TEXT PRIMARY KEY, body BLOB NOT NU
 #: a direct build's partial cells for the stored sums (Stage.cell_source, or a function that
 #: makes them when called), or None
 CellSource = tuple[str, str] | Callable[[], "tuple[str, str] | None"] | None
+#: a direct build's blocks' spans (Stage.block_spans: called with block_seconds and whether
+#: they are aligned to the cells' buckets; None when it has none), or None
+SpanSource = Callable[[float, bool], "list[blockspans.Span] | None"] | None
 # A record's columns in UsageRecord field order (a fetched row is a record's tuple).
 COLS = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
 # A partial cell's (tokmon.core.cellsums.Cell), staged by a direct build
@@ -124,6 +128,9 @@ DIRECT_INDEXES_AFTER = True
 #: builds the cells (see Rollups.rebuild_sql); that connection's page cache (KiB, negative)
 SIDE_READER = True
 SIDE_READER_CACHE = -500
+#: ... unless the spans are made from the load's rows (their times and costs, as they came:
+#: tokmon.core.blockspans), which needs no reads: the native scanner's build only
+SPANS_FROM_ROWS = True
 #: a build's page cache (KiB, negative), at least: 1/256 of the bytes to scan, up to 16 MB
 #: (see build_cache: the peak RSS of a cold scan; docs/performance.md, ninth session)
 BUILD_CACHE = -2000
@@ -361,9 +368,10 @@ class LedgerDB:
         self.on_reprice: Callable[[], None] | None = None
         # The stored sums after a bulk load, called inside merge_staged's transaction (every
         # record is new) with a second connection that reads the records committed (a
-        # build) or None, and a build's partial cells (CellSource: Stage.cell_source, to
-        # call) or None.
-        self.on_bulk: Callable[[sqlite3.Connection | None, CellSource], None] | None = None
+        # build) or None, a build's partial cells (CellSource: Stage.cell_source, to call)
+        # or None, and its blocks' spans (SpanSource: Stage.block_spans) or None.
+        self.on_bulk: Callable[[sqlite3.Connection | None, CellSource, SpanSource], None] | None
+        self.on_bulk = None
         self._mu = threading.RLock()
         self.conn = self._connect()
 
@@ -833,11 +841,9 @@ class LedgerDB:
         """Write file states, titles, the price signature and the agents' state; the
         sessions whose title changes are logged under generation ``gen`` (None: not logged,
         a new database)."""
-        if files:
-            conn.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
-                [(k, *s.to_list()) for k, s in files.items()],
-            )
+        if files:  # (in key order, many a statement: a first scan's 2,000 in half the time)
+            rows = sorted([(k, *s.to_list()) for k, s in files.items()])
+            _insert_many(conn, "INSERT OR REPLACE INTO files VALUES ", 7, rows)
         conn.executemany("DELETE FROM files WHERE path=?", [(k,) for k in gone])
         titles = list(titles)
         if gen is not None and titles:  # a title is part of its session's rows
@@ -948,17 +954,20 @@ class LedgerDB:
                         self._log_changes(conn, gen, sessions)
                     if self.on_bulk is not None:
                         reader = syncer = None
+                        spans = stage.block_spans if stage.spans_begun else None
                         if stage.direct and SIDE_READER:
                             # A private build: the records (and their indexes) committed now,
                             # so a second connection reads them while this one sums them,
                             # and the disk gets them meanwhile (publish then syncs the rest).
                             conn.execute("COMMIT")
                             conn.execute("BEGIN IMMEDIATE")
-                            reader = self._side_reader()
+                            if spans is None:  # (else made from the load's rows: no reads)
+                                reader = self._side_reader()
                             syncer = self._sync_behind()
                         try:
                             # (the cells' source made by the callee, once its reads began)
-                            self.on_bulk(reader, stage.cell_source if stage.direct else None)
+                            cells = stage.cell_source if stage.direct else None
+                            self.on_bulk(reader, cells, spans)
                         finally:
                             if reader is not None:
                                 reader.close()
@@ -1306,6 +1315,22 @@ def _batch_args(rows: list[list[object]], start: int, k: int) -> tuple[list[obje
     return args, False
 
 
+def _insert_many(
+    conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]], k: int = 64
+) -> None:
+    """``head`` ("INSERT ... VALUES ") of ``rows`` (tuples of ``width`` values), ``k`` rows a
+    statement (a statement a row costs its step and reset: ~2-3 us a row more)."""
+    one = f"({','.join('?' * width)})"
+    full = len(rows) - len(rows) % k
+    if full:
+        many = head + ",".join([one] * k)
+        chain = itertools.chain.from_iterable
+        for i in range(0, full, k):
+            conn.execute(many, list(chain(rows[i : i + k])))
+    if full < len(rows):
+        conn.executemany(head + one, rows[full:])
+
+
 def _native_batch() -> Any:
     """The native scanner's ``batch_args`` when it is in use, else None."""
     from tokmon.core.parser import native_parse
@@ -1370,6 +1395,15 @@ class Stage:
         self._adds = array("i")
         self._streams: list[tuple[int, ...]] = []
         self._dup_set: set[int] | None = None  # the key hashes found more than once (settle)
+        # a direct build's rows' times and costs, in rowid order (see tokmon.core.blockspans),
+        # and the sort of the survivors that settle begins
+        self._times: bytearray | None = None
+        self._span_mod: Any = None
+        if self._cells_ok and SPANS_FROM_ROWS:
+            self._span_mod = blockspans.native()
+            if self._span_mod is not None:
+                self._times = bytearray()
+        self._order: blockspans.SpanOrder | None = None
         with db._mu:
             conn = db.conn
             with contextlib.suppress(sqlite3.Error):  # (one a failed refresh left attached)
@@ -1484,8 +1518,11 @@ class Stage:
         if got is None:  # a row these sums do not fit: every cell summed in SQL
             self._cells_ok = False
             self._pc, self._hashes, self._adds, self._streams = [], {}, array("i"), []
+            self._times = None
             return
-        cells, hashes = got
+        cells, hashes, times = got
+        if self._times is not None:
+            self._times += times
         buf = self._hashes.get(stream)
         if buf is None:
             buf = self._hashes[stream] = bytearray()
@@ -1493,16 +1530,15 @@ class Stage:
         self._adds.extend((len(buf) // 4, len(rows), self._pc_n + len(self._pc) + 1, len(cells)))
         buf += hashes
         self._pc += cells
-        if len(self._pc) >= 64:
+        if len(self._pc) >= self.HOLD * self.BATCH:
             self._flush_cells()
 
     def _flush_cells(self) -> None:
-        if self._pc:
+        pc = self._pc
+        if pc:
             with self.db._mu:
-                self.db.conn.executemany(
-                    f"INSERT INTO {self.SCHEMA}.pc VALUES ({','.join('?' * 13)})", self._pc
-                )
-            self._pc_n += len(self._pc)
+                _insert_many(self.db.conn, f"INSERT INTO {self.SCHEMA}.pc VALUES ", 13, pc)
+            self._pc_n += len(pc)
             self._pc = []
 
     def cell_source(self) -> tuple[str, str] | None:
@@ -1593,7 +1629,35 @@ class Stage:
             else:
                 gone.append((rowid,))
         conn.executemany("DELETE FROM records WHERE rowid = ?", gone)
+        times = self._times
+        if times is not None and len(times) == 16 * self.rows and self._span_mod is not None:
+            # the survivors sorted by time on a thread while the indexes are built
+            self._order = blockspans.SpanOrder(self._span_mod, times, [r - 1 for (r,) in gone])
+        self._times = None
         return self.rows - len(gone)
+
+    @property
+    def spans_begun(self) -> bool:
+        """Whether :meth:`block_spans` has the blocks (settle began their sort)."""
+        return self._order is not None
+
+    def block_spans(self, block_seconds: float, aligned: bool) -> list[blockspans.Span] | None:
+        """A settled direct load's blocks' spans (see :mod:`tokmon.core.blockspans`) made
+        from its rows' times and costs, without reading the records; None when settle did
+        not begin them."""
+        order, self._order = self._order, None
+        if order is None:
+            return None
+        return order.spans(self._keys_of, block_seconds, aligned)
+
+    def _keys_of(self, rowids: list[int]) -> dict[int, str]:
+        conn = self.db.conn
+        out: dict[int, str] = {}
+        for i in range(0, len(rowids), _IN_CHUNK):
+            part = rowids[i : i + _IN_CHUNK]
+            q = f"SELECT rowid, key FROM records WHERE rowid IN ({','.join('?' * len(part))})"
+            out.update(conn.execute(q, part))
+        return out
 
     def flush(self) -> None:
         """Insert every row still held (before the tables are read)."""

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
-from tokmon.core.ledger import CellSource, loose_tables
+from tokmon.core.ledger import CellSource, SpanSource, loose_tables
 from tokmon.core.model import JSON, JSONObject, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
 from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
@@ -450,6 +450,7 @@ class Rollups:
         source: str,
         reader: sqlite3.Connection | None = None,
         cells: CellSource = None,
+        made: SpanSource = None,
     ) -> None:
         """:meth:`rebuild` with ``agent``'s records read by SQL: ``source`` is a SELECT (on
         this connection) of the columns ``ts, session, project, model, input, output, cc, c1h,
@@ -468,7 +469,10 @@ class Rollups:
         cells summed from the rows of each file (:mod:`tokmon.core.cellsums`), and a table
         of the sessions whose cells are summed from ``source`` instead (those with a key read
         more than once, where the dedup decided): the same cells, without sorting every
-        record. (Or a function that gives them, called once the spans' reads began.)"""
+        record. (Or a function that gives them, called once the spans' reads began.)
+
+        ``made``: a cold build's blocks' spans made from its rows (``ledger.Stage.block_spans``,
+        :mod:`tokmon.core.blockspans`): what the reader would read, read from nothing."""
         self.clear()
         c = self.conn
         spans: list[_Span] | None = None
@@ -476,6 +480,8 @@ class Rollups:
         thread = None
         if reader is not None and self.keeps_blocks:
             thread, got = self._spans_thread(reader, source)
+        elif made is not None and self.keeps_blocks:
+            spans = made(self.block_seconds, self.block_seconds % BUCKET == 0)
         try:
             if callable(cells):  # (made now: the spans' reads began meanwhile)
                 cells = cells()

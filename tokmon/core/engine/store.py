@@ -449,8 +449,8 @@ class Store(EngineState):
         db.on_merge = on_merge
         db.on_reprice = rebuild
         # a bulk load into an empty ledger: every record passed the table's guards just now
-        db.on_bulk = lambda reader, cells: roll.rebuild_sql(
-            CLAUDE, db.records_sql(checked=False), reader, cells
+        db.on_bulk = lambda reader, cells, spans: roll.rebuild_sql(
+            CLAUDE, db.records_sql(checked=False), reader, cells, spans
         )
         self._rollups = roll
         return roll
