@@ -180,7 +180,7 @@ def test_build_with_spans_from_rows_equals_the_reads(
 
 
 def test_no_spans_begun_when_the_rows_do_not_fit(tmp_path: Path) -> None:
-    """A row the partial sums cannot take (a NaN cost is refused by the table anyway; here a
+    """A row the cells from the rows cannot take (a NaN cost is refused by the table anyway; here a
     cost past SQLite's CAST) leaves the spans to the records' reads."""
     rows = _rows(random.Random(9), 80, 18000.0)
     rows[40][10] = 2e10  # cells(): unfit

@@ -1,6 +1,7 @@
-"""tokmon.core.cellsums: a file's rows summed per cell, natively and in Python, equal to
-tokmon.core.rollups' SQL over the same rows as records; rows these sums cannot take give None;
-the duplicate key hashes; and a cold build whose keys all collide still sums exactly."""
+"""tokmon.core.cellsums: a build's rows summed per cell as they come, natively and in Python,
+equal to tokmon.core.rollups' SQL over the same rows as records, also once the dedup's
+deleted rows are taken back out; rows these sums cannot take give None; the duplicate key
+hashes; and a cold build whose keys all collide still sums exactly."""
 
 from __future__ import annotations
 
@@ -37,17 +38,6 @@ def _cells_sql(rows: list[list[Any]]) -> list[tuple[Any, ...]]:
     return sorted(got)
 
 
-def _grouped(cells: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Partial cells summed by value (strings equal but distinct objects make two partials)."""
-    acc: dict[tuple[Any, ...], list[Any]] = {}
-    for c in cells:
-        a = acc.setdefault(c[:4], [0] * 7 + [c[11], c[12]])
-        for j in range(7):
-            a[j] += c[4 + j]
-        a[7], a[8] = min(a[7], c[11]), max(a[8], c[12])
-    return sorted((*k, *v) for k, v in acc.items())
-
-
 def _rows(rng: random.Random, n: int) -> list[list[Any]]:
     edge = 1_772_000_000 - 1_772_000_000 % 900  # a bucket boundary
     models = ["claude-opus-4-1", "claude-sonnet-4-5"]
@@ -79,33 +69,127 @@ def _rows(rng: random.Random, n: int) -> list[list[Any]]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_partial_cells_equal_the_sql_sums(seed: int) -> None:
-    rows = _rows(random.Random(seed), 400)
-    want = _cells_sql(rows)
-    py = cellsums.row_cells_py(rows)
-    assert py is not None
-    assert _grouped(py[0]) == want
-    assert len(py[1]) == 4 * len(rows)
-    # each row's time and cost, in order (the blocks' spans of a build: blockspans)
-    times = array("d", [x for r in rows for x in (float(r[0]), float(r[10]))]).tobytes()
-    assert py[2] == times
+def _makers() -> list[Any]:
+    """Every implementation of the sums: Python's, and the native one where it is built."""
+    out: list[Any] = [cellsums.CellSumsPy]
     if NATIVE:
         from tokmon._native import _scan
 
-        nat = _scan.cells(rows)
-        assert nat is not None
-        assert _grouped(nat[0]) == want
-        assert len(nat[1]) == 4 * len(rows)
-        assert nat[2] == times
+        out.append(_scan.CellSums)
+    return out
+
+
+def _sum(make: Any, rows: list[list[Any]], gone: list[int] = ()) -> Any:  # type: ignore[assignment]
+    """``rows`` added 37 at a time (a call per "file"), ``gone`` (indexes) taken back out
+    with their counts as the records give them: the cells, the hashes, the times."""
+    sums = make()
+    hashes, times = bytearray(), bytearray()
+    for i in range(0, len(rows), 37):
+        got = sums.add(rows[i : i + 37])
+        if got is None:
+            return None
+        hashes += got[0]
+        times += got[1]
+    out = [(i + 1, *rows[i][4:9], rows[i][1], rows[i][2], rows[i][3]) for i in gone]
+    got = sums.finish(out, times)
+    assert got is not None
+    n, marked = got
+    left = set(range(len(rows))) - set(gone)
+    for at, b, model, session, project in marked:  # what the records say (Stage.cell_source)
+        ts = [
+            float(rows[i][0])
+            for i in left
+            if rows[i][1:4] == [session, project, model] and b * 900 <= rows[i][0] < b * 900 + 900
+        ]
+        sums.set_times(at, min(ts), max(ts))
+    args = sums.args("a", 0, n)
+    assert len(args) == 14 * n and set(args[::14]) <= {"a"}
+    cells = [tuple(args[i + 1 : i + 14]) for i in range(0, len(args), 14)]
+    assert cells == sorted(cells)  # (in key order)
+    return cells, bytes(hashes), bytes(times)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cells_equal_the_sql_sums(seed: int) -> None:
+    rows = _rows(random.Random(seed), 400)
+    want = _cells_sql(rows)
+    # each row's time and cost, in order (the blocks' spans of a build: blockspans)
+    times = array("d", [x for r in rows for x in (float(r[0]), float(r[10]))]).tobytes()
+    for make in _makers():
+        got = _sum(make, rows)
+        assert got is not None
+        assert sorted(got[0]) == want
+        assert len(got[1]) == 4 * len(rows)
+        assert got[2] == times
+    if NATIVE:
+        from tokmon._native import _scan
+
+        nat = _sum(_scan.CellSums, rows)
         # equal keys hash alike, whatever their objects
-        again = _scan.cells([[*r[:9], "".join(["k", str(i)]), *r[10:]] for i, r in enumerate(rows)])
-        assert again is not None and again[1] == nat[1]
+        again = [[*r[:9], "".join(["k", str(i)]), *r[10:]] for i, r in enumerate(rows)]
+        keyed = [[*r[:9], f"k{i}", *r[10:]] for i, r in enumerate(rows)]
+        assert _sum(_scan.CellSums, again)[1] == _sum(_scan.CellSums, keyed)[1] == nat[1]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_rows_taken_out_leave_the_sums_of_the_others(seed: int) -> None:
+    """What a build's dedup deletes, taken back out: the cells of the rows kept, as SQL sums
+    them; cells left with no row are gone; first and last times of the rows kept (the
+    deleted rows include cells' first and last ones, and every row of some cells)."""
+    rng = random.Random(seed)
+    rows = _rows(rng, 400)
+    by_cell: dict[Any, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_cell.setdefault((cellsums._bucket(float(r[0])), r[3], r[1], r[2]), []).append(i)
+    gone = set(rng.sample(range(len(rows)), 60))
+    for ix in list(by_cell.values())[:: 3 + seed % 3]:
+        gone.add(min(ix, key=lambda i: rows[i][0]))  # a cell's first row
+        gone.add(max(ix, key=lambda i: rows[i][0]))  # its last
+    whole = next(ix for ix in by_cell.values() if len(ix) > 1)
+    gone |= set(whole)  # every row of a cell
+    kept = [r for i, r in enumerate(rows) if i not in gone]
+    want = _cells_sql(kept)
+    assert len(want) < len(_cells_sql(rows))
+    for make in _makers():
+        got = _sum(make, rows, sorted(gone, key=lambda _: rng.random()))
+        assert got is not None and sorted(got[0]) == want
+
+
+def test_rows_taken_out_that_do_not_add_up_give_none() -> None:
+    rows = _rows(random.Random(4), 40)
+
+    def gone(i: int, *, rowid: int = 0, bump: int = 0, session: str = "") -> tuple[Any, ...]:
+        r = rows[i]
+        return (rowid or i + 1, r[4] + bump, *r[5:9], session or r[1], r[2], r[3])
+
+    for make in _makers():
+        sums = make()
+        got = sums.add(rows)
+        assert got is not None and sums.rows() == 40
+        times = got[1]
+        done = sums.finish([gone(3)], times)
+        assert done is not None
+        with pytest.raises(ValueError):
+            sums.args("a", 0, done[0] + 1)
+        for bad in (
+            [gone(3, rowid=41)],  # past the rows
+            [gone(3, rowid=-1)],
+            [gone(3, session="elsewhere")],  # no such cell
+            [gone(i) for i in range(40)] + [gone(0)],  # more rows than a cell has
+            [gone(0, bump=1)] + [gone(i) for i in range(1, 40)],  # counts not the rows'
+        ):
+            again = make()
+            again.add(rows)
+            assert again.finish(bad, times) is None, bad[:1]
+            assert again.finish([], times) is None  # (and always after)
+        assert make().finish([], times) is None  # (no rows added: not these times)
 
 
 def test_types_of_the_sums_are_sqlites() -> None:
     rows = _rows(random.Random(99), 50)
-    for got in filter(None, (cellsums.row_cells_py(rows), cellsums.row_cells(rows))):
+    for make in _makers():
+        got = _sum(make, rows)
+        assert got is not None
         for c in got[0]:
             assert [type(x) for x in c] == [int, str, str, str, *[int] * 7, float, float]
 
@@ -129,12 +213,13 @@ def test_types_of_the_sums_are_sqlites() -> None:
 def test_rows_these_sums_do_not_fit_give_none(bad: Any) -> None:
     rows = _rows(random.Random(5), 10)
     bad(rows[7])
-    assert cellsums.row_cells_py(rows) is None
-    if NATIVE:
-        from tokmon._native import _scan
-
-        assert _scan.cells(rows) is None
-    assert cellsums.row_cells_py([]) == ([], b"", b"")
+    for make in _makers():
+        sums = make()
+        assert sums.add(rows[:5]) is not None
+        assert sums.add(rows[5:]) is None
+        assert sums.add(rows[:5]) is None  # (and every add after it)
+        assert sums.finish([], b"\0" * 16 * 5) is None
+        assert make().add([]) == (b"", b"")
 
 
 def test_sums_past_64_bits_give_none() -> None:
@@ -142,11 +227,10 @@ def test_sums_past_64_bits_give_none() -> None:
     for r in rows:
         r[1], r[2], r[3], r[0] = "s", "/p", "m", 1_772_000_000.0
         r[4] = (1 << 62) + 1
-    assert cellsums.row_cells_py(rows) is None
-    if NATIVE:
-        from tokmon._native import _scan
-
-        assert _scan.cells(rows) is None
+    for make in _makers():
+        assert make().add(rows) is None
+        sums = make()  # past 64 bits only once added to the cell of another call
+        assert sums.add(rows[:1]) is not None and sums.add(rows[1:]) is None
 
 
 def test_dup_rows() -> None:
@@ -173,25 +257,34 @@ def test_bucket_of_rollups() -> None:
 
 
 def _build(tmp_path: Path, name: str, streams: dict[tuple[int, int], list[list[Any]]]) -> Any:
+    """A direct build of ``streams``' rows: its cells, its other stored sums, and whether the
+    cells came from the rows (not from the records)."""
     db = LedgerDB(tmp_path / f"{name}.sqlite3", build=True)
     roll = rollups.Rollups(db.conn, lambda *a, **k: [])
-    db.on_bulk = lambda reader, cells, spans: roll.rebuild_sql(
-        "claude", db.records_sql(checked=False), reader, cells, spans
-    )
+    used: list[bool] = []
+
+    def on_bulk(reader: Any, cells: Any, spans: Any) -> None:
+        def source() -> Any:
+            got = cells()
+            used.append(got is not None)
+            return got
+
+        roll.rebuild_sql("claude", db.records_sql(checked=False), reader, source, spans)
+
+    db.on_bulk = on_bulk
     stage = db.stage()
     for s in sorted(streams, reverse=True):  # later streams first
         rows = streams[s]
         for i in range(0, len(rows), 37):  # one call per "file"
             stage.add(s, [list(r) for r in rows[i : i + 37]])
     assert db.merge_staged(stage) is not None
-    dirty = stage.dirty
     stage.close()
     cells = sorted(db.conn.execute("SELECT * FROM rollup_cell").fetchall())
     sums = {
         t: sorted(db.conn.execute(f"SELECT * FROM {t}").fetchall())
         for t in ("rollup_bucket", "rollup_total", "rollup_session", "rollup_session_model")
     }
-    return cells, sums, dirty
+    return cells, sums, used == [True]
 
 
 def _dup_streams() -> dict[tuple[int, int], list[list[Any]]]:
@@ -210,46 +303,48 @@ def _dup_streams() -> dict[tuple[int, int], list[list[Any]]]:
     return streams
 
 
-def test_a_build_sums_its_cells_from_the_rows_and_the_dirty_sessions(
+def test_a_build_sums_its_cells_from_the_rows_less_the_deleted_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The partial cells against every cell summed from the records (PARTIAL_CELLS off): the
-    same stored sums; only the sessions with a key read twice come from the records."""
+    """The cells summed from the rows, the dedup's deleted rows taken out, against every
+    cell summed from the records (CELLS_FROM_ROWS off): the same stored sums."""
     streams = _dup_streams()
-    cells, sums, dirty = _build(tmp_path, "partial", streams)
-    monkeypatch.setattr(ledger, "PARTIAL_CELLS", False)
+    cells, sums, from_rows = _build(tmp_path, "partial", streams)
+    monkeypatch.setattr(ledger, "CELLS_FROM_ROWS", False)
     want_cells, want_sums, off = _build(tmp_path, "sql", streams)
     assert cells == want_cells and sums == want_sums
-    assert off == -1
-    assert dirty == 4  # "resumed" and the sessions its keys came from, not the clean ones
+    assert from_rows and not off
+    assert any(c[3] == "resumed" for c in cells)  # (the copies that won stay)
+
+
+class _SameHash(cellsums.CellSumsPy):
+    """Every key hashed alike: every row a candidate of the dedup."""
+
+    def add(self, rows: list[list[Any]]) -> Any:
+        got = super().add(rows)
+        return None if got is None else (bytes(4 * len(rows)), got[1])
 
 
 def test_colliding_hashes_only_cost_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every key hashed alike: every session is summed from the records, still exactly."""
+    """Every key hashed alike: every row is ranked by its key, still exactly."""
     streams = _dup_streams()
-
-    def same_hash(rows: list[list[Any]]) -> Any:
-        got = cellsums.row_cells_py(rows)
-        assert got is not None
-        return got[0], bytes(4 * len(rows)), got[2]
-
-    monkeypatch.setattr(cellsums, "summers", lambda: (same_hash, cellsums.dup_rows_py))
+    monkeypatch.setattr(cellsums, "summers", lambda: (_SameHash, cellsums.dup_rows_py))
     monkeypatch.setattr(ledger, "summers", cellsums.summers)
-    cells, sums, dirty = _build(tmp_path, "collide", streams)
-    monkeypatch.setattr(ledger, "PARTIAL_CELLS", False)
+    cells, sums, from_rows = _build(tmp_path, "collide", streams)
+    monkeypatch.setattr(ledger, "CELLS_FROM_ROWS", False)
     want_cells, want_sums, _ = _build(tmp_path, "sql", streams)
     assert cells == want_cells and sums == want_sums
-    assert dirty == 9  # every session
+    assert from_rows
 
 
 def test_a_row_that_does_not_fit_sends_every_cell_to_sql(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     streams = _dup_streams()
-    streams[(2, 0)][100][10] = 9.1e6  # past the partial sums' picodollars, not SQLite's
-    cells, sums, dirty = _build(tmp_path, "unfit", streams)
-    monkeypatch.setattr(ledger, "PARTIAL_CELLS", False)
+    streams[(2, 0)][100][10] = 9.1e6  # past the cells' picodollars, not SQLite's
+    cells, sums, from_rows = _build(tmp_path, "unfit", streams)
+    monkeypatch.setattr(ledger, "CELLS_FROM_ROWS", False)
     want_cells, want_sums, _ = _build(tmp_path, "sql", streams)
     assert cells == want_cells and sums == want_sums
-    assert dirty == -1  # no partial cells used
+    assert not from_rows  # no sums from the rows used
     assert isinstance(Stage.BATCH, int)

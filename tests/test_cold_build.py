@@ -488,7 +488,7 @@ def test_direct_load_that_fails_scans_the_usual_way(
         real = Rollups.rebuild_sql
 
         def rebuild_sql(self: Rollups, *a: Any, **k: Any) -> None:
-            if len(a) > 3 and a[3] is not None:  # the load's (with its partial cells)
+            if len(a) > 3 and a[3] is not None:  # the load's (with its cells from the rows)
                 full()
             real(self, *a, **k)
 

@@ -240,18 +240,18 @@ def _records_schema(conn: sqlite3.Connection) -> dict[str, Any]:
 
 def _settle_by(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """How a direct load finds its rows of one key (Stage.settle): by the key hashes of the
-    partial cells ("hashes"), with every hash alike ("collide": every row a candidate) or
-    every row ranked ("ranked": no partial cells, so no hashes)."""
+    cells summed from the rows ("hashes"), with every hash alike ("collide": every row a
+    candidate) or every row ranked ("ranked": no cells from the rows, so no hashes)."""
     if how == "ranked":
-        monkeypatch.setattr(ledger, "PARTIAL_CELLS", False)
+        monkeypatch.setattr(ledger, "CELLS_FROM_ROWS", False)
     elif how == "collide":
 
-        def same_hash(rows: list[list[Any]]) -> Any:
-            got = cellsums.row_cells_py(rows)
-            assert got is not None
-            return got[0], bytes(4 * len(rows)), got[2]
+        class SameHash(cellsums.CellSumsPy):
+            def add(self, rows: list[list[Any]]) -> Any:
+                got = super().add(rows)
+                return None if got is None else (bytes(4 * len(rows)), got[1])
 
-        monkeypatch.setattr(ledger, "summers", lambda: (same_hash, cellsums.dup_rows_py))
+        monkeypatch.setattr(ledger, "summers", lambda: (SameHash, cellsums.dup_rows_py))
 
 
 @pytest.mark.parametrize("how", ["hashes", "collide", "ranked"])

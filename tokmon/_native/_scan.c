@@ -2621,21 +2621,6 @@ static int add_ll(long long *acc, long long v) {
     return 1;
 }
 
-typedef struct {
-    long long bucket;
-    PyObject *model, *session, *project; /* borrowed from the rows */
-    long long sums[7];                   /* input, output, cc, c1h, cr, pico, rows */
-    double first, last;
-} cell_t;
-
-static size_t cell_hash(long long bucket, PyObject *model, PyObject *session, PyObject *project) {
-    size_t h = (size_t)bucket * 0x9E3779B97F4A7C15ull;
-    h = (h ^ (size_t)(uintptr_t)model) * 0x100000001B3ull;
-    h = (h ^ (size_t)(uintptr_t)session) * 0x100000001B3ull;
-    h = (h ^ (size_t)(uintptr_t)project) * 0x100000001B3ull;
-    return h ^ (h >> 29);
-}
-
 /* FNV-1a, 32 bits, of the key's UTF-8: equal keys in the rows of one run hash alike */
 static uint32_t key_hash(const char *s, Py_ssize_t n) {
     uint32_t h = 2166136261u;
@@ -2644,31 +2629,145 @@ static uint32_t key_hash(const char *s, Py_ssize_t n) {
     return h;
 }
 
-static PyObject *t_cells(PyObject *self, PyObject *rows) {
-    Py_ssize_t n, i, ncells = 0, last = -1;
-    size_t cap = 16, mask;
-    cell_t *cells = NULL;
-    Py_ssize_t *slot = NULL;
-    PyObject *hashes = NULL, *times = NULL, *out = NULL, *list = NULL;
-    uint32_t *hp;
-    char *tp;
-    (void)self;
-    if (!PyList_Check(rows)) {
-        PyErr_SetString(PyExc_TypeError, "cells: a list of rows");
+/* --- every row summed into its cell as the rows come, for a cold build (ledger.Stage) ------ */
+
+/* CellSums: the cells of every row added (keyed by the values of bucket, model, session and
+ * project, not by their objects); finish() takes the rows the build's dedup deleted back out
+ * (their counts and strings from the records, their times and costs from what add() gave)
+ * and gives the cells of the records, as tokmon.core.rollups' SQL sums them: a cell whose
+ * first or last time was a deleted row's is named for the caller to read again. */
+typedef struct {
+    long long bucket;
+    PyObject *model, *session, *project; /* owned */
+    long long sums[7];                   /* input, output, cc, c1h, cr, pico, rows */
+    double first, last;
+} gcell_t;
+
+typedef struct {
+    PyObject_HEAD
+    gcell_t *cells;
+    size_t ncells, capcells;
+    Py_ssize_t *slot;
+    size_t cap;   /* slots: a power of two, at least twice the cells */
+    size_t nrows; /* rows added */
+    size_t *kept; /* finish(): the cells kept, in key order */
+    size_t nkept;
+    int unfit;
+} CellSumsObject;
+
+static void cellsums_free(CellSumsObject *o) {
+    size_t i;
+    for (i = 0; i < o->ncells; i++) {
+        Py_XDECREF(o->cells[i].model);
+        Py_XDECREF(o->cells[i].session);
+        Py_XDECREF(o->cells[i].project);
+    }
+    PyMem_Free(o->cells);
+    PyMem_Free(o->slot);
+    PyMem_Free(o->kept);
+    o->cells = NULL;
+    o->slot = NULL;
+    o->kept = NULL;
+    o->ncells = o->capcells = o->cap = o->nkept = 0;
+}
+
+static void cellsums_dealloc(PyObject *self) {
+    cellsums_free((CellSumsObject *)self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *cellsums_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "CellSums() takes no arguments");
         return NULL;
     }
+    return type->tp_alloc(type, 0);
+}
+
+static int same_str(PyObject *a, PyObject *b) {
+    return a == b || PyUnicode_Compare(a, b) == 0; /* (both exact str: no error) */
+}
+
+/* the hash of a cell's key (its strings' own hashes: cached in them) */
+static size_t gcell_hash(long long bucket, PyObject *model, PyObject *session, PyObject *project) {
+    size_t h = (size_t)bucket * 0x9E3779B97F4A7C15ull;
+    h = (h ^ (size_t)PyObject_Hash(model)) * 0x100000001B3ull;
+    h = (h ^ (size_t)PyObject_Hash(session)) * 0x100000001B3ull;
+    h = (h ^ (size_t)PyObject_Hash(project)) * 0x100000001B3ull;
+    return h ^ (h >> 29);
+}
+
+/* the cell of this key (created, zero, when create and there is none: -2 when out of
+ * memory), or -1 */
+static Py_ssize_t gcell_find(CellSumsObject *o, long long bucket, PyObject *model,
+                             PyObject *session, PyObject *project, int create) {
+    size_t h, i;
+    if (create && (o->ncells >= o->capcells || (o->ncells + 1) * 2 > o->cap)) {
+        if (o->ncells >= o->capcells) { /* (grown by half: less slack held than doubling) */
+            size_t want = o->capcells ? o->capcells + o->capcells / 2 : 1024;
+            gcell_t *cells = (gcell_t *)PyMem_Realloc(o->cells, want * sizeof *cells);
+            if (cells == NULL) return -2;
+            o->cells = cells;
+            o->capcells = want;
+        }
+        if ((o->ncells + 1) * 2 > o->cap) {
+            size_t cap = o->cap ? o->cap * 2 : 2048;
+            Py_ssize_t *slot = (Py_ssize_t *)PyMem_Malloc(cap * sizeof *slot);
+            if (slot == NULL) return -2;
+            memset(slot, 0xff, cap * sizeof *slot);
+            for (i = 0; i < o->ncells; i++) {
+                const gcell_t *c = &o->cells[i];
+                size_t k = gcell_hash(c->bucket, c->model, c->session, c->project) & (cap - 1);
+                while (slot[k] >= 0) k = (k + 1) & (cap - 1);
+                slot[k] = (Py_ssize_t)i;
+            }
+            PyMem_Free(o->slot);
+            o->slot = slot;
+            o->cap = cap;
+        }
+    }
+    if (o->cap == 0) return -1;
+    h = gcell_hash(bucket, model, session, project) & (o->cap - 1);
+    for (;;) {
+        Py_ssize_t c = o->slot[h];
+        gcell_t *cl;
+        if (c < 0) {
+            if (!create) return -1;
+            c = (Py_ssize_t)o->ncells++;
+            o->slot[h] = c;
+            cl = &o->cells[c];
+            cl->bucket = bucket;
+            cl->model = Py_NewRef(model);
+            cl->session = Py_NewRef(session);
+            cl->project = Py_NewRef(project);
+            memset(cl->sums, 0, sizeof cl->sums);
+            cl->first = HUGE_VAL;
+            cl->last = -HUGE_VAL;
+            return c;
+        }
+        cl = &o->cells[c];
+        if (cl->bucket == bucket && same_str(cl->model, model) && same_str(cl->session, session) &&
+            same_str(cl->project, project))
+            return c;
+        h = (h + 1) & (o->cap - 1);
+    }
+}
+
+static PyObject *cellsums_add(PyObject *self, PyObject *rows) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    Py_ssize_t n, i, last = -1;
+    PyObject *hashes = NULL, *times = NULL, *out = NULL;
+    uint32_t *hp;
+    char *tp;
+    if (!PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "CellSums.add: a list of rows");
+        return NULL;
+    }
+    if (o->unfit) Py_RETURN_NONE;
     n = PyList_GET_SIZE(rows);
-    while (cap < (size_t)n * 2) cap <<= 1;
-    mask = cap - 1;
     hashes = PyBytes_FromStringAndSize(NULL, n * 4);
     times = PyBytes_FromStringAndSize(NULL, n * 16);
-    cells = (cell_t *)PyMem_Malloc((n ? n : 1) * sizeof(cell_t));
-    slot = (Py_ssize_t *)PyMem_Malloc(cap * sizeof(Py_ssize_t));
-    if (hashes == NULL || times == NULL || cells == NULL || slot == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memset(slot, 0xff, cap * sizeof(Py_ssize_t)); /* -1: empty */
+    if (hashes == NULL || times == NULL) goto done;
     hp = (uint32_t *)PyBytes_AS_STRING(hashes);
     tp = PyBytes_AS_STRING(times);
     for (i = 0; i < n; i++) {
@@ -2678,7 +2777,7 @@ static PyObject *t_cells(PyObject *self, PyObject *rows) {
         const char *key;
         Py_ssize_t klen, c;
         int k, overflow;
-        cell_t *cl;
+        gcell_t *cl;
         if (!PyList_Check(row) || PyList_GET_SIZE(row) < 11) goto unfit;
         f = ((PyListObject *)row)->ob_item;
         if (!(PyFloat_CheckExact(f[0]) || PyLong_CheckExact(f[0])) ||
@@ -2701,62 +2800,262 @@ static PyObject *t_cells(PyObject *self, PyObject *rows) {
         hp[i] = key_hash(key, klen);
         memcpy(tp + 16 * i, &ts, 8);
         memcpy(tp + 16 * i + 8, &cost, 8);
-        if (last >= 0 && cells[last].bucket == bucket && cells[last].model == f[3] &&
-            cells[last].session == f[1] && cells[last].project == f[2]) {
+        if (last >= 0 && o->cells[last].bucket == bucket && o->cells[last].model == f[3] &&
+            o->cells[last].session == f[1] && o->cells[last].project == f[2]) {
             c = last;
         } else {
-            size_t h = cell_hash(bucket, f[3], f[1], f[2]) & mask;
-            for (;;) {
-                c = slot[h];
-                if (c < 0) {
-                    c = slot[h] = ncells++;
-                    cl = &cells[c];
-                    cl->bucket = bucket;
-                    cl->model = f[3];
-                    cl->session = f[1];
-                    cl->project = f[2];
-                    memset(cl->sums, 0, sizeof cl->sums);
-                    cl->first = cl->last = ts;
-                    break;
-                }
-                cl = &cells[c];
-                if (cl->bucket == bucket && cl->model == f[3] && cl->session == f[1] &&
-                    cl->project == f[2])
-                    break;
-                h = (h + 1) & mask;
+            c = gcell_find(o, bucket, f[3], f[1], f[2], 1);
+            if (c == -2) {
+                PyErr_NoMemory();
+                goto done;
             }
             last = c;
         }
-        cl = &cells[c];
+        cl = &o->cells[c];
         for (k = 0; k < 7; k++)
             if (!add_ll(&cl->sums[k], v[k])) goto unfit;
         if (ts < cl->first) cl->first = ts;
         if (ts > cl->last) cl->last = ts;
     }
-    list = PyList_New(ncells);
-    if (list == NULL) goto done;
-    for (i = 0; i < ncells; i++) {
-        cell_t *cl = &cells[i];
-        PyObject *t = Py_BuildValue("(LOOOLLLLLLLdd)", cl->bucket, cl->model, cl->session,
-                                    cl->project, cl->sums[0], cl->sums[1], cl->sums[2],
-                                    cl->sums[3], cl->sums[4], cl->sums[5], cl->sums[6],
-                                    cl->first, cl->last);
-        if (t == NULL) goto done;
-        PyList_SET_ITEM(list, i, t);
-    }
-    out = PyTuple_Pack(3, list, hashes, times);
+    o->nrows += (size_t)n;
+    out = PyTuple_Pack(2, hashes, times);
     goto done;
-unfit: /* a row the cells cannot be summed for here: None, the caller sums in SQL */
+unfit: /* a row these sums cannot take: none from now on (the caller sums in SQL) */
     PyErr_Clear();
+    o->unfit = 1;
+    cellsums_free(o);
     out = Py_NewRef(Py_None);
 done:
-    Py_XDECREF(list);
     Py_XDECREF(hashes);
     Py_XDECREF(times);
-    PyMem_Free(cells);
-    PyMem_Free(slot);
     return out;
 }
+
+/* the cells in the stored sums' key order: bucket, then model, session and project as
+ * SQLite's BINARY collation orders their UTF-8 (code points: as str compares) */
+static const gcell_t *sorting; /* (the GIL is held throughout the sort) */
+
+static int cmp_gcell(const void *a, const void *b) {
+    const gcell_t *x = &sorting[*(const size_t *)a], *y = &sorting[*(const size_t *)b];
+    int c;
+    if (x->bucket != y->bucket) return x->bucket < y->bucket ? -1 : 1;
+    if ((c = PyUnicode_Compare(x->model, y->model)) != 0) return c;
+    if ((c = PyUnicode_Compare(x->session, y->session)) != 0) return c;
+    return PyUnicode_Compare(x->project, y->project);
+}
+
+static PyObject *cellsums_finish(PyObject *self, PyObject *args) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    PyObject *gone, *seq = NULL, *marked = NULL, *out = NULL;
+    Py_buffer times;
+    unsigned char *mark = NULL;
+    Py_ssize_t ng, j;
+    size_t i;
+    int bad = 0;
+    if (!PyArg_ParseTuple(args, "Oy*:finish", &gone, &times)) return NULL;
+    if (o->unfit || times.len % 16 || (size_t)times.len / 16 != o->nrows) {
+        bad = 1;
+        goto done;
+    }
+    seq = PySequence_Fast(gone, "finish: a sequence of gone rows");
+    if (seq == NULL) goto done;
+    ng = PySequence_Fast_GET_SIZE(seq);
+    mark = (unsigned char *)PyMem_Calloc(o->ncells ? o->ncells : 1, 1);
+    if (mark == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* (rowid, input, output, cc, c1h, cr, session, project, model) */
+    for (j = 0; j < ng; j++) {
+        PyObject *g = PySequence_Fast_GET_ITEM(seq, j), **f;
+        long long rowid, v[7], bucket;
+        double ts, cost;
+        Py_ssize_t c;
+        gcell_t *cl;
+        int k;
+        if (!PyTuple_Check(g) || PyTuple_GET_SIZE(g) != 9) {
+            bad = 1;
+            goto done;
+        }
+        f = ((PyTupleObject *)g)->ob_item;
+        if (!PyUnicode_CheckExact(f[6]) || !PyUnicode_CheckExact(f[7]) ||
+            !PyUnicode_CheckExact(f[8])) {
+            bad = 1;
+            goto done;
+        }
+        rowid = PyLong_AsLongLong(f[0]);
+        for (k = 0; k < 5; k++) v[k] = PyLong_AsLongLong(f[k + 1]);
+        if (PyErr_Occurred()) goto done;
+        if (rowid < 1 || (size_t)rowid > o->nrows) {
+            bad = 1;
+            goto done;
+        }
+        memcpy(&ts, (const char *)times.buf + 16 * (size_t)(rowid - 1), 8);
+        memcpy(&cost, (const char *)times.buf + 16 * (size_t)(rowid - 1) + 8, 8);
+        v[6] = 1;
+        if (!cell_pico(cost, &v[5]) || !cell_bucket(ts, &bucket)) {
+            bad = 1;
+            goto done;
+        }
+        c = gcell_find(o, bucket, f[8], f[6], f[7], 0);
+        if (c < 0) {
+            bad = 1;
+            goto done;
+        }
+        cl = &o->cells[c];
+        for (k = 0; k < 7; k++)
+            if (v[k] == LLONG_MIN || !add_ll(&cl->sums[k], -v[k])) {
+                bad = 1;
+                goto done;
+            }
+        if (ts == cl->first || ts == cl->last) mark[c] = 1;
+    }
+    PyMem_Free(o->kept);
+    o->nkept = 0;
+    o->kept = (size_t *)PyMem_Malloc((o->ncells ? o->ncells : 1) * sizeof(size_t));
+    marked = PyList_New(0);
+    if (o->kept == NULL || marked == NULL) {
+        if (o->kept == NULL) PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < o->ncells; i++) {
+        gcell_t *cl = &o->cells[i];
+        int k;
+        if (cl->sums[6] < 0) {
+            bad = 1;
+            goto done;
+        }
+        if (cl->sums[6] == 0) { /* every row of it deleted: no cell (and nothing left) */
+            for (k = 0; k < 6; k++)
+                if (cl->sums[k] != 0) bad = 1;
+            if (bad) goto done;
+            continue;
+        }
+        if (mark[i]) { /* its first or last time gone with a row: the caller's to read */
+            PyObject *t = Py_BuildValue("(nLOOO)", (Py_ssize_t)i, cl->bucket, cl->model,
+                                        cl->session, cl->project);
+            if (t == NULL || PyList_Append(marked, t) < 0) {
+                Py_XDECREF(t);
+                goto done;
+            }
+            Py_DECREF(t);
+            cl->first = HUGE_VAL; /* (until set_times) */
+            cl->last = -HUGE_VAL;
+        }
+        o->kept[o->nkept++] = i;
+    }
+    sorting = o->cells;
+    qsort(o->kept, o->nkept, sizeof(size_t), cmp_gcell);
+    sorting = NULL;
+    out = Py_BuildValue("(nO)", (Py_ssize_t)o->nkept, marked);
+done:
+    PyBuffer_Release(&times);
+    Py_XDECREF(seq);
+    Py_XDECREF(marked);
+    PyMem_Free(mark);
+    if (bad && !PyErr_Occurred()) { /* not the sums of these rows: the caller sums in SQL */
+        Py_XDECREF(out);
+        o->unfit = 1;
+        cellsums_free(o);
+        Py_RETURN_NONE;
+    }
+    if (PyErr_Occurred()) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *cellsums_set_times(PyObject *self, PyObject *args) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    Py_ssize_t i;
+    double first, last;
+    if (!PyArg_ParseTuple(args, "ndd:set_times", &i, &first, &last)) return NULL;
+    if (o->kept == NULL || i < 0 || (size_t)i >= o->ncells || o->cells[i].sums[6] <= 0) {
+        PyErr_SetString(PyExc_ValueError, "set_times: not a cell finish() kept");
+        return NULL;
+    }
+    o->cells[i].first = first;
+    o->cells[i].last = last;
+    Py_RETURN_NONE;
+}
+
+static PyObject *cellsums_args(PyObject *self, PyObject *args) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    PyObject *agent, *list;
+    Py_ssize_t start, k, i, at = 0;
+    if (!PyArg_ParseTuple(args, "Unn:args", &agent, &start, &k)) return NULL;
+    if (o->kept == NULL || start < 0 || k < 0 || (size_t)start > o->nkept ||
+        (size_t)k > o->nkept - (size_t)start) {
+        PyErr_SetString(PyExc_ValueError, "args: not cells finish() kept");
+        return NULL;
+    }
+    list = PyList_New(14 * k);
+    if (list == NULL) return NULL;
+    for (i = 0; i < k; i++) {
+        const gcell_t *cl = &o->cells[o->kept[start + i]];
+        PyObject *v[14];
+        int j;
+        v[0] = Py_NewRef(agent);
+        v[1] = PyLong_FromLongLong(cl->bucket);
+        v[2] = Py_NewRef(cl->model);
+        v[3] = Py_NewRef(cl->session);
+        v[4] = Py_NewRef(cl->project);
+        for (j = 0; j < 7; j++) v[5 + j] = PyLong_FromLongLong(cl->sums[j]);
+        v[12] = PyFloat_FromDouble(cl->first);
+        v[13] = PyFloat_FromDouble(cl->last);
+        for (j = 0; j < 14; j++) {
+            if (v[j] == NULL) {
+                int m;
+                for (m = j + 1; m < 14; m++) Py_XDECREF(v[m]);
+                Py_DECREF(list); /* (the items set so far with it) */
+                return NULL;
+            }
+            PyList_SET_ITEM(list, at++, v[j]);
+        }
+    }
+    return list;
+}
+
+static PyObject *cellsums_rows(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return PyLong_FromSize_t(((CellSumsObject *)self)->nrows);
+}
+
+static PyMethodDef cellsums_methods[] = {
+    {"add", cellsums_add, METH_O,
+     "add(rows) -> (hashes, times) | None: the rows (lists in record field order, priced)\n"
+     "summed into their cells (bucket, model, session, project: by value), a 32-bit hash of\n"
+     "each row's key (4 bytes a row, native order) and its time and cost (two doubles a row);\n"
+     "None when a row is not one these sums fit (then always: the caller sums in SQL)."},
+    {"finish", cellsums_finish, METH_VARARGS,
+     "finish(gone, times) -> (int, list) | None: the cells of the rows added but the gone\n"
+     "ones ((rowid, input, output, cc, c1h, cr, session, project, model) each; rowid: 1 +\n"
+     "the row's place in the adds; times: what add() gave, joined), in key order for args():\n"
+     "how many there are, and (index, bucket, model, session, project) of those whose first\n"
+     "or last time was a gone row's, for set_times(). None when the gone rows do not add up\n"
+     "to these rows (then always)."},
+    {"set_times", cellsums_set_times, METH_VARARGS,
+     "set_times(index, first, last): a finished cell's first and last times (those of the\n"
+     "records it keeps)."},
+    {"args", cellsums_args, METH_VARARGS,
+     "args(agent, start, k) -> list: the finished cells start to start + k in key order as\n"
+     "rollup_cell's rows, one after the other (agent, bucket, model, session, project,\n"
+     "input, output, cc, c1h, cr, pico, rows, first, last): one INSERT's parameters."},
+    {"rows", cellsums_rows, METH_NOARGS, "rows() -> int: how many rows were added."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject CellSumsType = {
+    PyVarObject_HEAD_INIT(NULL, 0) /* (a comma in the macro) */
+    .tp_name = "tokmon._native._scan.CellSums",
+    .tp_basicsize = sizeof(CellSumsObject),
+    .tp_dealloc = cellsums_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The cells of a cold build's rows, summed as they come (ledger.Stage).",
+    .tp_methods = cellsums_methods,
+    .tp_new = cellsums_new,
+};
 
 static int cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -2913,7 +3212,7 @@ static PyObject *t_set_prepass_simd(PyObject *self, PyObject *arg) {
 /* --- a cold build's blocks, from the rows' times and costs (ledger.Stage.block_spans) ----- */
 
 /* The records in (ts, key) order are what tokmon.core.rollups' blocks are made of: here the
- * rows a build appended (their times and costs as cells() gave them, 16 bytes a row, in
+ * rows a build appended (their times and costs as CellSums.add gave them, 16 bytes a row, in
  * rowid order) without those its dedup deleted, sorted by time and, for equal times, by
  * place: the caller puts each run of equal times in key order, then spans() walks them as
  * Rollups._block_spans walks the records it reads. */
@@ -3110,23 +3409,16 @@ static PyMethodDef methods[] = {
      "orjson would); False when it accepts it."},
     {"_fingerprint", t_fingerprint, METH_VARARGS,
      "_fingerprint(buf, end) -> str: reader.fingerprint's digest of buf[:end] (tests)."},
-    {"cells", t_cells, METH_O,
-     "cells(rows) -> (cells, hashes, times) | None: the rows (lists in record field order,\n"
-     "priced) summed per (bucket, model, session, project) as tokmon.core.rollups sums them\n"
-     "in SQL (bucket, model, session, project, input, output, cc, c1h, cr, pico, rows, first,\n"
-     "last), a 32-bit hash of each row's key (4 bytes a row, native order) and its time and\n"
-     "cost (two doubles a row); None when a row is not one these sums fit (the caller then\n"
-     "sums in SQL)."},
     {"ts_order", t_ts_order, METH_VARARGS,
      "ts_order(times, gone) -> (order, ties): the rows of times (ts and cost, two doubles a\n"
-     "row, as cells() gives them) but the gone ones (uint32 indexes) sorted by time, then\n"
-     "place (uint32 indexes, 4 bytes each), and the (lo, hi) places of each run of equal\n"
+     "row, as CellSums.add gives them) but the gone ones (uint32 indexes) sorted by time,\n"
+     "then place (uint32 indexes, 4 bytes each), and the (lo, hi) places of each run of equal\n"
      "times (the sort without the GIL)."},
     {"spans", t_spans, METH_VARARGS,
      "spans(order, times, block_seconds, aligned) -> list: the blocks' spans of the rows\n"
      "in that order, as tokmon.core.rollups.Rollups._block_spans makes them."},
     {"dup_rows", t_dup_rows, METH_O,
-     "dup_rows(hashes) -> (set, list): the 32-bit values (native order, as cells() gives\n"
+     "dup_rows(hashes) -> (set, list): the 32-bit values (native order, as CellSums.add gives\n"
      "them) found more than once in the buffer, and the indexes of all their places, in\n"
      "ascending order (the sorts without the GIL)."},
     {"_trim", t_trim, METH_NOARGS,
@@ -3189,10 +3481,11 @@ PyMODINIT_FUNC PyInit__scan(void) {
     PyObject *m;
     prepass_simd = prepass_best();
     tune_malloc();
-    if (PyType_Ready(&ParsedType) < 0) return NULL;
+    if (PyType_Ready(&ParsedType) < 0 || PyType_Ready(&CellSumsType) < 0) return NULL;
     m = PyModule_Create(&module);
     if (!m) return NULL;
-    if (PyModule_AddIntConstant(m, "MALLOC_TUNED", malloc_tuned) < 0 ||
+    if (PyModule_AddObjectRef(m, "CellSums", (PyObject *)&CellSumsType) < 0 ||
+        PyModule_AddIntConstant(m, "MALLOC_TUNED", malloc_tuned) < 0 ||
         PyModule_AddStringConstant(m, "YYJSON_VERSION", YYJSON_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "ROW_OUTPUT", ROW_OUTPUT) < 0 ||
         PyModule_AddIntConstant(m, "FP_WINDOW", FP_WINDOW) < 0 ||

@@ -4,13 +4,13 @@ The stored sums' blocks (:meth:`tokmon.core.rollups.Rollups._store_blocks_sql`) 
 their spans: one pass over every record in (ts, key) order (block edges, counts, costs summed
 in that order). A build read those records back on a second connection while it summed the
 cells (~40-60 ms of Python at 500 MB on the other core, beside the cells' SQL it slowed). But
-the build saw every row as it came: ``cells()`` (:mod:`tokmon.core.cellsums`) gives each
-row's time and cost, in the order the rows were appended (rowid order), and the dedup
-(``ledger.Stage.settle``) knows which it deleted. So the survivors are sorted by time here (in
-C, without the GIL, while the build's connection makes its indexes), each run of equal times
-put in key order (the keys read by rowid: ~200 of 32,000 rows at 500 MB), and the spans made
-in C as :meth:`~tokmon.core.rollups.Rollups._block_spans` makes them (the same float
-operations in the same order). docs/performance.md, nineteenth session.
+the build saw every row as it came: ``CellSums.add`` (:mod:`tokmon.core.cellsums`) gives
+each row's time and cost, in the order the rows were appended (rowid order), and the dedup
+(``ledger.Stage.settle``) knows which it deleted. So the survivors are sorted by time here
+(in C, without the GIL, while the build's connection makes its indexes), each run of equal
+times put in key order (the keys read by rowid: ~200 of 32,000 rows at 500 MB), and the
+spans made in C as :meth:`~tokmon.core.rollups.Rollups._block_spans` makes them (the same
+float operations in the same order). docs/performance.md, nineteenth session.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ KeysOf = Callable[[list[int]], dict[int, str]]
 
 
 def native() -> Any:
-    """The native module when the native scanner (whose ``cells()`` gave the times) is in
-    use, else None (the build then reads the spans from its records)."""
+    """The native module when the native scanner is in use, else None (the build then reads
+    the spans from its records)."""
     from tokmon.core.cellsums import _native
 
     return _native()

@@ -1,25 +1,27 @@
-"""A file's rows summed per stored-sums cell, for a cold build (see ``ledger.Stage``).
+"""A cold build's rows summed per stored-sums cell as they come (see ``ledger.Stage``).
 
 The stored sums' cells (``rollup_cell``: per 15-minute bucket, model, session and project)
 are, for a cold build, a ``GROUP BY`` over every record: ~50 ms of the build's serial tail at
-500 MB, most of it SQLite sorting ~32,000 wide rows. But a record is a row the scan read, and
-a row whose key no other file has is its own record: so the cells can be summed from each
-file's rows as they come (:func:`row_cells`, in C), and only the sessions of the files that
-hold a row whose key came more than once (a resumed session's copied lines: 169 of 1,106
-sessions at 500 MB) are summed again from the records, where the dedup has decided. The
-keys are compared by a 32-bit hash (:func:`dup_rows`); two keys that share one only send
-more sessions to the records. docs/performance.md, fourteenth session.
+500 MB, most of it SQLite sorting ~32,000 wide rows. But a record is a row the scan read: so
+the cells are summed from the rows as they come (``CellSums``, in C, or :class:`CellSumsPy`),
+and what the build's dedup deletes (a resumed session's copied lines: ~1,000 of ~33,000 rows
+at 500 MB) is taken back out at the end: its counts read from the records, its time and
+cost from what the adds gave; a cell whose first or last time was a deleted row's gets them
+from the rows it keeps (each row's cell is remembered: 4 bytes a row). The dedup finds its
+candidates by a 32-bit hash of each row's key (:func:`dup_rows`); two keys that share one
+only cost a comparison. docs/performance.md, fourteenth and nineteenth sessions.
 
-Both functions give what tokmon.core.rollups' SQL gives (``_BUCKET_SQL``, ``_PICO_SQL``: the
-same float operations in the same order), or None for a row they cannot sum that way (the
-caller then sums every cell in SQL).
+Both give what tokmon.core.rollups' SQL gives (``_BUCKET_SQL``, ``_PICO_SQL``: the same float
+operations in the same order; integer sums, so a deleted row is taken out exactly), or None
+for a row they cannot sum that way (the caller then sums every cell in SQL).
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 BUCKET = 900  # tokmon.core.rollups.BUCKET (checked by the tests)
 _LIMIT = 9.0e18  # beyond it SQLite's CAST saturates: not summed here
@@ -39,27 +41,35 @@ def _native() -> Any:
     return _scan
 
 
-RowCells = Callable[[list[list[Any]]], "tuple[list[Cell], bytes, bytes] | None"]
-
-
 DupRows = Callable[[bytes | bytearray], "tuple[set[int], list[int]]"]
+#: a row deleted by a build's dedup: (rowid, input, output, cc, c1h, cr, session, project,
+#: model)
+Gone = tuple[int, int, int, int, int, int, str, str, str]
+#: a finished cell whose first or last time was a deleted row's: (its index, bucket, model,
+#: session, project), for set_times
+Marked = tuple[int, int, str, str, str]
 
 
-def summers() -> tuple[RowCells, DupRows]:
-    """(:func:`row_cells`, :func:`dup_rows`), native when the native scanner is in use:
-    looked up once by a build (a build's key hashes all come from one of them)."""
+class Sums(Protocol):
+    """A build's cells summed as its rows come (:class:`CellSumsPy`, or the native
+    ``CellSums``)."""
+
+    def add(self, rows: list[list[Any]], /) -> tuple[bytes, bytes] | None: ...
+    def finish(
+        self, gone: list[Gone], times: bytes | bytearray, /
+    ) -> tuple[int, list[Marked]] | None: ...
+    def set_times(self, index: int, first: float, last: float, /) -> None: ...
+    def args(self, agent: str, start: int, k: int, /) -> list[Any]: ...
+    def rows(self) -> int: ...
+
+
+def summers() -> tuple[Callable[[], Sums], DupRows]:
+    """(a maker of :class:`Sums`, :func:`dup_rows`), native when the native scanner is in
+    use: looked up once by a build (a build's key hashes all come from one of them)."""
     native = _native()
     if native is not None:
-        return native.cells, native.dup_rows
-    return row_cells_py, dup_rows_py
-
-
-def row_cells(rows: list[list[Any]]) -> tuple[list[Cell], bytes, bytes] | None:
-    """``rows`` (lists in record field order, priced) summed per cell, a 32-bit hash of
-    each row's key (native byte order) and each row's time and cost (two doubles, native
-    order: :mod:`tokmon.core.spans` makes the blocks of a build from them); None when a row
-    does not fit these sums."""
-    return summers()[0](rows)
+        return native.CellSums, native.dup_rows
+    return CellSumsPy, dup_rows_py
 
 
 def dup_rows(hashes: bytes | bytearray) -> tuple[set[int], list[int]]:
@@ -104,43 +114,130 @@ def _pico(cost: float) -> int | None:
     return t + (-((-t) % 2) if t < 0 else t % 2)  # SQL's % keeps the dividend's sign
 
 
-def row_cells_py(rows: list[list[Any]]) -> tuple[list[Cell], bytes, bytes] | None:
-    """:func:`row_cells` in Python (no native scanner); its key hashes are Python's own
-    (consistent within a process, which is all a build compares)."""
-    cells: dict[tuple[Any, ...], list[Any]] = {}
-    hashes = array("I")
-    times = array("d")
-    for r in rows:
-        if type(r) is not list or len(r) < 11:
+class CellSumsPy:
+    """The native ``CellSums`` in Python (no native scanner). ``add(rows)`` sums the rows
+    (lists in record field order, priced) into their cells (by the values of bucket, model,
+    session and project) and gives a 32-bit hash of each row's key (Python's own: consistent
+    within a process, which is all a build compares) and its time and cost (two doubles a
+    row, native order: :mod:`tokmon.core.blockspans` makes a build's blocks from them); None
+    once a row does not fit these sums. ``finish(gone, times)`` takes the rows the build's
+    dedup deleted back out (:data:`Gone` each) and says how many cells the records have and
+    which lost their first or last time with a deleted row (None: they do not add up); the
+    caller gives those their times (``set_times``, from the records); ``args(agent, start,
+    k)`` gives the cells in key order as one INSERT's parameters (rollup_cell's columns)."""
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[Any, ...], list[Any]] = {}
+        self._n = 0
+        self._unfit = False
+        self._kept: list[tuple[Any, ...]] | None = None
+        self._order: list[list[Any]] = []
+
+    def rows(self) -> int:
+        return self._n
+
+    def add(self, rows: list[list[Any]]) -> tuple[bytes, bytes] | None:
+        if self._unfit:
             return None
-        ts, session, project, model, key, cost = r[0], r[1], r[2], r[3], r[9], r[10]
-        if type(ts) not in (float, int) or type(cost) not in (float, int):
-            return None
-        if not all(type(x) is str for x in (session, project, model, key)):
-            return None
-        counts = r[4:9]
-        if not all(type(x) is int and -_I64 <= x < _I64 for x in counts):
-            return None
-        b, pico = _bucket(float(ts)), _pico(float(cost))
-        if b is None or pico is None:
-            return None
-        t = float(ts)
-        k = (b, model, session, project)
-        c = cells.get(k)
-        if c is None:
-            cells[k] = [*counts, pico, 1, t, t]
-        else:
+        got = self._add(rows)
+        if got is None:
+            self._drop()
+        return got
+
+    def _drop(self) -> None:
+        self._unfit = True
+        self._cells, self._kept, self._order = {}, None, []
+
+    def _add(self, rows: list[list[Any]]) -> tuple[bytes, bytes] | None:
+        cells = self._cells
+        hashes = array("I")
+        times = array("d")
+        for r in rows:
+            if type(r) is not list or len(r) < 11:
+                return None
+            ts, session, project, model, key, cost = r[0], r[1], r[2], r[3], r[9], r[10]
+            if type(ts) not in (float, int) or type(cost) not in (float, int):
+                return None
+            if not all(type(x) is str for x in (session, project, model, key)):
+                return None
+            counts = r[4:9]
+            if not all(type(x) is int and -_I64 <= x < _I64 for x in counts):
+                return None
+            t, c = float(ts), float(cost)
+            b, pico = _bucket(t), _pico(c)
+            if b is None or pico is None:
+                return None
+            k = (b, model, session, project)
+            cell = cells.get(k)
+            if cell is None:
+                cell = cells[k] = [0, 0, 0, 0, 0, 0, 0, t, t]
             for j in range(5):
-                c[j] += counts[j]
-            c[5] += pico
-            c[6] += 1
-            c[7] = min(c[7], t)
-            c[8] = max(c[8], t)
-        hashes.append(hash(key) & 0xFFFFFFFF)
-        times += array("d", (t, float(cost)))
-    out: list[Cell] = []
-    for k, v in cells.items():
-        if not all(-_I64 <= x < _I64 for x in v[:7]):
-            return None  # (SQLite's sum() would fail: the SQL path says so)
-        out.append((*k, *v))
-    return out, hashes.tobytes(), times.tobytes()
+                cell[j] += counts[j]
+            cell[5] += pico
+            cell[6] += 1
+            if not all(-_I64 <= x < _I64 for x in cell[:7]):
+                return None  # (SQLite's sum() would fail: the SQL path says so)
+            cell[7], cell[8] = min(cell[7], t), max(cell[8], t)
+            hashes.append(hash(key) & 0xFFFFFFFF)
+            times += array("d", (t, c))
+        self._n += len(rows)
+        return hashes.tobytes(), times.tobytes()
+
+    def finish(self, gone: list[Gone], times: bytes | bytearray) -> tuple[int, list[Marked]] | None:
+        got = self._finish(gone, times)
+        if got is None:
+            self._drop()
+        return got
+
+    def _finish(
+        self, gone: list[Gone], times: bytes | bytearray
+    ) -> tuple[int, list[Marked]] | None:
+        if self._unfit or len(times) != 16 * self._n:
+            return None
+        tv = array("d")
+        tv.frombytes(bytes(times))
+        cells = self._cells
+        marked: set[tuple[int, str, str, str]] = set()
+        for rowid, i, o, cc, c1h, cr, session, project, model in gone:
+            if not 1 <= rowid <= self._n:
+                return None
+            ts, cost = tv[2 * rowid - 2], tv[2 * rowid - 1]
+            b, pico = _bucket(ts), _pico(cost)
+            if b is None or pico is None:
+                return None
+            k = (b, model, session, project)
+            cell = cells.get(k)
+            if cell is None:
+                return None
+            for j, v in enumerate((i, o, cc, c1h, cr, pico, 1)):
+                cell[j] -= v
+            if ts in (cell[7], cell[8]):
+                marked.add(k)
+        kept: list[tuple[int, str, str, str]] = sorted(k for k, c in cells.items() if c[6])
+        for c in cells.values():
+            if c[6] < 0 or (c[6] == 0 and any(c[:6])):
+                return None
+            if not all(-_I64 <= x < _I64 for x in c[:7]):
+                return None
+        self._kept, self._order = kept, [cells[k] for k in kept]
+        out: list[Marked] = []
+        for i, k in enumerate(kept):
+            if k in marked:
+                out.append((i, *k))
+                self._order[i][7:9] = [math.inf, -math.inf]  # (until set_times)
+        return len(kept), out
+
+    def set_times(self, index: int, first: float, last: float) -> None:
+        if self._kept is None or not 0 <= index < len(self._order):
+            raise ValueError("set_times: not a cell finish() kept")
+        self._order[index][7:9] = [first, last]
+
+    def args(self, agent: str, start: int, k: int) -> list[Any]:
+        kept = self._kept
+        if kept is None or not 0 <= start <= start + k <= len(kept):
+            raise ValueError("args: not cells finish() kept")
+        return [
+            x
+            for key, c in zip(kept[start : start + k], self._order[start : start + k], strict=True)
+            for x in (agent, *key, *c)
+        ]

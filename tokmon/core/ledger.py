@@ -28,13 +28,12 @@ import operator
 import os
 import sqlite3
 import threading
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tokmon.core import blockspans
-from tokmon.core.cellsums import summers
+from tokmon.core.cellsums import BUCKET, Gone, Sums, summers
 from tokmon.core.digest import sha1_hex
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
@@ -77,19 +76,15 @@ CREATE TABLE IF NOT EXISTS titles (
 CREATE TABLE IF NOT EXISTS agent_state (agent TEXT PRIMARY KEY, body BLOB NOT NULL)
     STRICT, WITHOUT ROWID;
 """
-#: a direct build's partial cells for the stored sums (Stage.cell_source, or a function that
-#: makes them when called), or None
-CellSource = tuple[str, str] | Callable[[], "tuple[str, str] | None"] | None
+#: a direct build's cells for the stored sums, finished (Stage.cell_source: its sums and how
+#: many cells they have; or a function that gives them or None when called), or None
+BuildCells = tuple[Sums, int]
+CellSource = BuildCells | Callable[[], "BuildCells | None"] | None
 #: a direct build's blocks' spans (Stage.block_spans: called with block_seconds and whether
 #: they are aligned to the cells' buckets; None when it has none), or None
 SpanSource = Callable[[float, bool], "list[blockspans.Span] | None"] | None
 # A record's columns in UsageRecord field order (a fetched row is a record's tuple).
 COLS = "ts, session, project, model, input, output, cc, c1h, cr, key, cost, display_cost"
-# A partial cell's (tokmon.core.cellsums.Cell), staged by a direct build
-_PC_COLS = (
-    "b INTEGER, model TEXT, session TEXT, project TEXT, i INTEGER, o INTEGER, cc INTEGER,"
-    " c1h INTEGER, cr INTEGER, pico INTEGER, n INTEGER, first REAL, last REAL"
-)
 _UPSERT = (
     f"INSERT INTO records ({COLS}, agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (key) DO UPDATE SET ts=excluded.ts, session=excluded.session, "
@@ -134,9 +129,9 @@ SPANS_FROM_ROWS = True
 #: a build's page cache (KiB, negative), at least: 1/256 of the bytes to scan, up to 16 MB
 #: (see build_cache: the peak RSS of a cold scan; docs/performance.md, ninth session)
 BUILD_CACHE = -2000
-#: a direct build's stored cells summed from each file's rows as they come, only the sessions
-#: of keys read more than once summed again from the records (Stage.cell_source)
-PARTIAL_CELLS = True
+#: a direct build's stored cells summed from its rows as they come, the rows its dedup
+#: deletes taken back out (Stage.cell_source)
+CELLS_FROM_ROWS = True
 STAGE_CACHE = -256  # the stage's (KiB): its tables are only appended to and read in order
 BULK_ROWS = 5000  # a merge into an empty ledger bigger than this builds the indexes after
 _IN_CHUNK = 500
@@ -368,7 +363,7 @@ class LedgerDB:
         self.on_reprice: Callable[[], None] | None = None
         # The stored sums after a bulk load, called inside merge_staged's transaction (every
         # record is new) with a second connection that reads the records committed (a
-        # build) or None, a build's partial cells (CellSource: Stage.cell_source, to call)
+        # build) or None, a build's cells (CellSource: Stage.cell_source, to call)
         # or None, and its blocks' spans (SpanSource: Stage.block_spans) or None.
         self.on_bulk: Callable[[sqlite3.Connection | None, CellSource, SpanSource], None] | None
         self.on_bulk = None
@@ -843,7 +838,7 @@ class LedgerDB:
         a new database)."""
         if files:  # (in key order, many a statement: a first scan's 2,000 in half the time)
             rows = sorted([(k, *s.to_list()) for k, s in files.items()])
-            _insert_many(conn, "INSERT OR REPLACE INTO files VALUES ", 7, rows)
+            insert_many(conn, "INSERT OR REPLACE INTO files VALUES ", 7, rows)
         conn.executemany("DELETE FROM files WHERE path=?", [(k,) for k in gone])
         titles = list(titles)
         if gen is not None and titles:  # a title is part of its session's rows
@@ -1315,7 +1310,7 @@ def _batch_args(rows: list[list[object]], start: int, k: int) -> tuple[list[obje
     return args, False
 
 
-def _insert_many(
+def insert_many(
     conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]], k: int = 64
 ) -> None:
     """``head`` ("INSERT ... VALUES ") of ``rows`` (tuples of ``width`` values), ``k`` rows a
@@ -1377,32 +1372,22 @@ class Stage:
         self._flushes: list[tuple[tuple[int, ...], int, int]] = []
         self._held: collections.deque[list[Any]] = collections.deque()
         self._count: dict[tuple[int, ...], int] = {}
-        self.dirty = -1  # sessions whose cells are summed from the records (cell_source)
         self._tables: dict[tuple[int, ...], str] = {}
         self._pending: dict[tuple[int, ...], list[list[object]]] = {}
-        # a direct build's partial cells (see cell_source): pending ones, how many are in
-        # the table, every row's key hash (per stream, in its order), per call of add: its
-        # stream, its first hash, its rows, its first partial cell (rowid) and how many
         self._batch = _native_batch()
-        self._cells_ok = direct and PARTIAL_CELLS
-        self._row_cells: Any = None
+        # a direct build's cells summed as the rows come (see cell_source), every row's key
+        # hash and its time and cost, in rowid order (= add order); the rows settle deleted
+        # (with their counts) and the sort of the others it begins (tokmon.core.blockspans)
+        self._cells_ok = direct and CELLS_FROM_ROWS
+        self._sums: Any = None
         self._dups: Any = None
         if self._cells_ok:
-            self._row_cells, self._dups = summers()
-        self._pc: list[tuple[Any, ...]] = []
-        self._pc_n = 0
-        self._hashes: dict[tuple[int, ...], bytearray] = {}
-        self._adds = array("i")
-        self._streams: list[tuple[int, ...]] = []
-        self._dup_set: set[int] | None = None  # the key hashes found more than once (settle)
-        # a direct build's rows' times and costs, in rowid order (see tokmon.core.blockspans),
-        # and the sort of the survivors that settle begins
-        self._times: bytearray | None = None
-        self._span_mod: Any = None
-        if self._cells_ok and SPANS_FROM_ROWS:
-            self._span_mod = blockspans.native()
-            if self._span_mod is not None:
-                self._times = bytearray()
+            make, self._dups = summers()
+            self._sums = make()
+        self._hashes = bytearray()
+        self._times: bytearray | None = bytearray() if self._cells_ok else None
+        self._gone: list[Gone] = []
+        self._span_mod: Any = blockspans.native() if SPANS_FROM_ROWS else None
         self._order: blockspans.SpanOrder | None = None
         with db._mu:
             conn = db.conn
@@ -1410,8 +1395,6 @@ class Stage:
                 conn.execute(f"DETACH DATABASE {self.SCHEMA}")
             conn.execute(f"ATTACH DATABASE '' AS {self.SCHEMA}")  # on disk, not in RAM
             conn.execute(f"PRAGMA {self.SCHEMA}.cache_size={STAGE_CACHE}")
-            if self._cells_ok:
-                conn.execute(f"CREATE TABLE {self.SCHEMA}.pc ({_PC_COLS})")
             if direct:
                 conn.execute("BEGIN IMMEDIATE")
                 # rows appended as they come, the dedup after the load (settle) and the key's
@@ -1452,7 +1435,7 @@ class Stage:
         if not rows:
             return
         if self._cells_ok:
-            self._sum_cells(stream, rows)
+            self._sum_cells(rows)
         if self.direct:  # (one list: the streams' rows go to one table)
             at = self._count.get(stream, 0)
             self._held.append([stream, at, len(rows)])
@@ -1513,69 +1496,42 @@ class Stage:
                 conn.executemany(one, pending[full:n])
         del pending[:n]
 
-    def _sum_cells(self, stream: tuple[int, ...], rows: list[list[object]]) -> None:
-        got = self._row_cells(rows)
+    def _sum_cells(self, rows: list[list[object]]) -> None:
+        got = self._sums.add(rows)
         if got is None:  # a row these sums do not fit: every cell summed in SQL
             self._cells_ok = False
-            self._pc, self._hashes, self._adds, self._streams = [], {}, array("i"), []
-            self._times = None
+            self._sums, self._hashes, self._times = None, bytearray(), None
             return
-        cells, hashes, times = got
+        hashes, times = got
+        self._hashes += hashes
         if self._times is not None:
             self._times += times
-        buf = self._hashes.get(stream)
-        if buf is None:
-            buf = self._hashes[stream] = bytearray()
-        self._streams.append(stream)
-        self._adds.extend((len(buf) // 4, len(rows), self._pc_n + len(self._pc) + 1, len(cells)))
-        buf += hashes
-        self._pc += cells
-        if len(self._pc) >= self.HOLD * self.BATCH:
-            self._flush_cells()
 
-    def _flush_cells(self) -> None:
-        pc = self._pc
-        if pc:
-            with self.db._mu:
-                _insert_many(self.db.conn, f"INSERT INTO {self.SCHEMA}.pc VALUES ", 13, pc)
-            self._pc_n += len(pc)
-            self._pc = []
-
-    def cell_source(self) -> tuple[str, str] | None:
-        """The stored cells' source for a direct build (see Rollups.rebuild_sql): the table of
-        the partial cells summed from each call's rows and a table of the sessions to sum
-        from the records instead: those of every call that had a row whose key hash came
-        more than once (any two rows of one key are then in such calls). None when the rows
-        did not fit the partial sums (every cell is summed from the records)."""
-        if not self._cells_ok:
+    def cell_source(self) -> BuildCells | None:
+        """A settled direct load's cells for the stored sums (see Rollups.rebuild_sql): its
+        rows summed as they came, the rows settle deleted taken back out (tokmon.core.
+        cellsums), and how many cells that makes. None when the rows did not fit these sums
+        (every cell is summed from the records)."""
+        sums, self._sums = self._sums, None
+        times, self._times = self._times, None
+        gone, self._gone = self._gone, []
+        if not self._cells_ok or sums is None or times is None:
             return None
-        self._flush_cells()
-        dups = self._dup_set
-        if dups is None:
-            dups = self._dups(b"".join(self._hashes.values()))[0]
-        ranges: list[tuple[int, int]] = []  # the partial cells of the calls with a dup
-        if dups:
-            views = {k: memoryview(v).cast("I") for k, v in self._hashes.items()}
-            a = self._adds
-            for j, stream in enumerate(self._streams):
-                at, n, pc, npc = a[4 * j : 4 * j + 4]
-                if not dups.isdisjoint(views[stream][at : at + n]):
-                    ranges.append((pc, pc + npc))
-        with self.db._mu:
-            conn = self.db.conn
-            conn.execute(f"CREATE TABLE {self.SCHEMA}.calls (lo INTEGER, hi INTEGER)")
-            conn.executemany(f"INSERT INTO {self.SCHEMA}.calls VALUES (?, ?)", ranges)
-            conn.execute(
-                f"CREATE TABLE {self.SCHEMA}.dirty (session TEXT PRIMARY KEY) WITHOUT ROWID"
-            )
-            # (one statement: each range a rowid search in pc)
-            self.dirty = conn.execute(
-                f"INSERT OR IGNORE INTO {self.SCHEMA}.dirty SELECT p.session FROM"
-                f" {self.SCHEMA}.calls AS c JOIN {self.SCHEMA}.pc AS p ON p.rowid >= c.lo"
-                " AND p.rowid < c.hi"
-            ).rowcount
-        self._hashes, self._adds, self._streams = {}, array("i"), []
-        return f"{self.SCHEMA}.pc", f"{self.SCHEMA}.dirty"
+        got = sums.finish(gone, times)
+        if got is None:
+            return None
+        n, marked = got
+        conn = self.db.conn
+        for i, b, model, session, project in marked:  # their first and last times kept
+            lo, hi = conn.execute(
+                "SELECT min(ts), max(ts) FROM records WHERE session=? AND ts >= ? AND ts < ?"
+                " AND model=? AND project=?",
+                (session, b * float(BUCKET), (b + 1) * float(BUCKET), model, project),
+            ).fetchone()
+            if lo is None:
+                return None
+            sums.set_times(i, lo, hi)
+        return sums, n
 
     def settle(self) -> int:
         """A direct load's dedup, once every row is in ``records`` (appended as each stream's
@@ -1583,11 +1539,11 @@ class Stage:
         largest output in merge order (by stream, then in the stream's order) stays, the
         others are deleted (the rule of :meth:`LedgerDB.merge`). The rows whose key hash
         came more than once are found by their rowids (the inserts' hashes in their order)
-        and ranked here; without the hashes (a row the partial cells did not fit), every
+        and ranked here; without the hashes (a row the cells from the rows did not fit), every
         row is ranked. Returns how many rows stay."""
         conn = self.db.conn
         flushes = self._flushes
-        hashes = b"".join(self._hashes.get(s, b"")[4 * i : 4 * (i + n)] for s, i, n in flushes)
+        hashes = self._hashes  # (in rowid order: the rows were appended as they were added)
         # (rowids 1..rows: the table was empty, every row was appended, none deleted)
         last = conn.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0]
         if last != self.rows or sum(n for _, _, n in flushes) != self.rows:
@@ -1596,7 +1552,6 @@ class Stage:
         found: Iterable[tuple[int, str, int]]
         if self._cells_ok and len(hashes) == 4 * self.rows:
             dups, places = self._dups(hashes)
-            self._dup_set = dups
             ids = [i + 1 for i in places]
             found = itertools.chain.from_iterable(
                 conn.execute(f"{q} WHERE rowid IN ({','.join('?' * len(c))})", c)
@@ -1628,12 +1583,23 @@ class Stage:
                 best[key] = (rowid, output)
             else:
                 gone.append((rowid,))
+        if self._cells_ok:  # what the cells take back out (tokmon.core.cellsums)
+            ids = [r for (r,) in gone]
+            self._gone = [
+                row
+                for c in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))
+                for row in conn.execute(
+                    "SELECT rowid, input, output, cc, c1h, cr, session, project, model FROM"
+                    f" records WHERE rowid IN ({','.join('?' * len(c))})",
+                    c,
+                )
+            ]
         conn.executemany("DELETE FROM records WHERE rowid = ?", gone)
+        self._hashes = bytearray()
         times = self._times
         if times is not None and len(times) == 16 * self.rows and self._span_mod is not None:
             # the survivors sorted by time on a thread while the indexes are built
             self._order = blockspans.SpanOrder(self._span_mod, times, [r - 1 for (r,) in gone])
-        self._times = None
         return self.rows - len(gone)
 
     @property

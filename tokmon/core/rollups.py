@@ -173,7 +173,7 @@ _ADD_UP = (
 def _cell_rows(source: str, where: str = "") -> str:
     """Each record of ``source`` as its cell's share (the rows the cells' ``GROUP BY`` sums:
     bucket, model, session, project, token sums, picodollars, a count, first and last time);
-    a cold build's partial cells (tokmon.core.cellsums) are rows of the same columns."""
+    a cold build's cells summed from its rows (tokmon.core.cellsums) are the same sums."""
     return (
         f"SELECT {_BUCKET_SQL} AS b, model, session, project, input AS i, output AS o, cc, c1h,"
         f" cr, {_PICO_SQL} AS pico, 1 AS n, ts AS first, ts AS last FROM ({source}){where}"
@@ -465,11 +465,9 @@ class Rollups:
         read through it by a thread while this connection builds the cells (SQLite runs
         without the GIL: on two cores, the two take the time of the longer).
 
-        ``cells``: a cold build's partial cells (``ledger.Stage.cell_source``): a table of
-        cells summed from the rows of each file (:mod:`tokmon.core.cellsums`), and a table
-        of the sessions whose cells are summed from ``source`` instead (those with a key read
-        more than once, where the dedup decided): the same cells, without sorting every
-        record. (Or a function that gives them, called once the spans' reads began.)
+        ``cells``: a cold build's cells (``ledger.Stage.cell_source``: its rows summed as they
+        came, the rows its dedup deleted taken back out, :mod:`tokmon.core.cellsums`): the
+        same cells, without sorting every record. (Or a function that gives them or None.)
 
         ``made``: a cold build's blocks' spans made from its rows (``ledger.Stage.block_spans``,
         :mod:`tokmon.core.blockspans`): what the reader would read, read from nothing."""
@@ -483,33 +481,28 @@ class Rollups:
         elif made is not None and self.keeps_blocks:
             spans = made(self.block_seconds, self.block_seconds % BUCKET == 0)
         try:
-            if callable(cells):  # (made now: the spans' reads began meanwhile)
+            if callable(cells):
                 cells = cells()
             # (the cells' indexes are kept up cell by cell: made after the cells by a sort,
             # their pages would be full, and the first new cells of the appends that follow
             # would split them up the tree: ~7 more pages a save; docs/performance.md,
             # eleventh session)
             if cells is None:
-                rows = _cell_rows(source)
-            else:
-                part, dirty = cells
-                # the partial cells of the sessions that are not dirty, added up by an upsert
-                # into the cells' key instead of a GROUP BY (no sort: ~15% of them meet a
-                # cell there); the dirty sessions' cells below, from their records
                 c.execute(
-                    "INSERT INTO rollup_cell SELECT ?, b, model, session, project, i, o, cc,"
-                    f" c1h, cr, pico, n, first, last FROM {part} WHERE session NOT IN (SELECT"
-                    f" session FROM {dirty}) {_ADD_UP}",
+                    "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(i),"
+                    " sum(o), sum(cc), sum(c1h), sum(cr), sum(pico), sum(n), min(first),"
+                    f" max(last) FROM ({_cell_rows(source)}) GROUP BY b, model, session, project",
                     (agent,),
                 )
-                rows = _cell_rows(source, f" WHERE session IN (SELECT session FROM {dirty})")
-            c.execute(
-                "INSERT INTO rollup_cell SELECT ?, b, model, session, project, sum(i), sum(o),"
-                " sum(cc), sum(c1h), sum(cr), sum(pico), sum(n), min(first), max(last) FROM ("
-                + rows
-                + ") GROUP BY b, model, session, project",
-                (agent,),
-            )
+            else:  # a build's cells, made as its rows came: in key order, 64 a statement
+                sums, n = cells
+                one = f"({','.join('?' * 14)})"
+                for i in range(0, n, 64):
+                    k = min(64, n - i)
+                    c.execute(
+                        "INSERT INTO rollup_cell VALUES " + ",".join([one] * k),
+                        sums.args(agent, i, k),
+                    )
             c.execute(  # a record count per project: its cells' counts (fewer rows than records)
                 "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
                 " WHERE agent=? GROUP BY project",
