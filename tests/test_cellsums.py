@@ -282,7 +282,13 @@ def _build(tmp_path: Path, name: str, streams: dict[tuple[int, int], list[list[A
     cells = sorted(db.conn.execute("SELECT * FROM rollup_cell").fetchall())
     sums = {
         t: sorted(db.conn.execute(f"SELECT * FROM {t}").fetchall())
-        for t in ("rollup_bucket", "rollup_total", "rollup_session", "rollup_session_model")
+        for t in (
+            "rollup_bucket",
+            "rollup_total",
+            "rollup_session",
+            "rollup_session_model",
+            "rollup_project",
+        )
     }
     return cells, sums, used == [True]
 
@@ -348,3 +354,50 @@ def test_a_row_that_does_not_fit_sends_every_cell_to_sql(
     assert cells == want_cells and sums == want_sums
     assert not from_rows  # no sums from the rows used
     assert isinstance(Stage.BATCH, int)
+
+
+def _project_ties() -> dict[tuple[int, int], list[list[Any]]]:
+    """Sessions whose projects tie on their latest time (the larger project wins), one
+    whose latest cell has no project (it does not count), one with no project at all, and
+    rows of several models and buckets."""
+    t = 1_772_000_000.0 - 1_772_000_000.0 % 900
+    rows: list[list[Any]] = []
+
+    def row(ts: float, session: str, project: str, model: str = "m1") -> None:
+        rows.append([ts, session, project, model, 1, 2, 3, 4, 5, f"k{len(rows)}", 0.25, None])
+
+    row(t + 10, "tie", "/b")
+    row(t + 500, "tie", "/a")
+    row(t + 500, "tie", "/b", "m2")  # /a and /b both last at t + 500: /b
+    row(t + 100, "tie", "/c")
+    row(t + 10, "later-empty", "/x")
+    row(t + 2000, "later-empty", "")  # latest, but no project: /x stays
+    row(t + 30, "none", "")
+    row(t + 40, "none", "", "m2")
+    row(t + 950, "tie2", "/z")
+    row(t + 950, "tie2", "/y")  # the same time: /z
+    return {(0, 0): rows}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_derived_sums_equal_the_sql_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """The sums made from a build's cells in C (or Python) equal those its SQL makes from
+    rollup_cell, sessions' projects by the latest time then the larger name."""
+    if native and not NATIVE:
+        pytest.skip("the native scanner is not built")
+    if not native:
+        monkeypatch.setattr(ledger, "summers", lambda: (cellsums.CellSumsPy, cellsums.dup_rows_py))
+    streams = _project_ties()
+    for rows in (streams, _dup_streams()):
+        cells, sums, from_rows = _build(tmp_path, f"rows{len(rows)}", rows)
+        with monkeypatch.context() as m:
+            m.setattr(ledger, "CELLS_FROM_ROWS", False)
+            want_cells, want_sums, _ = _build(tmp_path, f"sql{len(rows)}", rows)
+        assert from_rows and cells == want_cells and sums == want_sums
+    db = LedgerDB(tmp_path / "rows1.sqlite3")
+    got = dict(db.conn.execute("SELECT session_id, project FROM rollup_session"))
+    assert got == {"tie": "/b", "later-empty": "/x", "none": "", "tie2": "/z"}
+    projects = db.conn.execute("SELECT project, n FROM rollup_project ORDER BY project").fetchall()
+    assert projects == [("", 3), ("/a", 1), ("/b", 2), ("/c", 1), ("/x", 1), ("/y", 1), ("/z", 1)]

@@ -2643,6 +2643,21 @@ typedef struct {
     double first, last;
 } gcell_t;
 
+/* a row of a table derived from the cells (derive()): its key strings borrowed from them */
+typedef struct {
+    long long bucket;
+    PyObject *a, *b, *p; /* model | session, model | session (p: its project) | project */
+    long long sums[7];
+    double first, last, pts;
+} drow_t;
+
+#define DERIVED 5 /* rollup_project, rollup_bucket, rollup_total, rollup_session_model,
+                     rollup_session */
+struct drows {
+    drow_t *rows[DERIVED];
+    size_t n[DERIVED];
+};
+
 typedef struct {
     PyObject_HEAD
     gcell_t *cells;
@@ -2652,6 +2667,7 @@ typedef struct {
     size_t nrows; /* rows added */
     size_t *kept; /* finish(): the cells kept, in key order */
     size_t nkept;
+    struct drows *derived; /* derive(): the other stored sums, per table */
     int unfit;
 } CellSumsObject;
 
@@ -2665,6 +2681,12 @@ static void cellsums_free(CellSumsObject *o) {
     PyMem_Free(o->cells);
     PyMem_Free(o->slot);
     PyMem_Free(o->kept);
+    if (o->derived != NULL) {
+        int t;
+        for (t = 0; t < DERIVED; t++) PyMem_Free(o->derived->rows[t]);
+        PyMem_Free(o->derived);
+    }
+    o->derived = NULL;
     o->cells = NULL;
     o->slot = NULL;
     o->kept = NULL;
@@ -3017,6 +3039,271 @@ static PyObject *cellsums_args(PyObject *self, PyObject *args) {
     return list;
 }
 
+/* derive(): the orders of the kept cells the other tables group them in */
+static int cmp_str(PyObject *a, PyObject *b) { return a == b ? 0 : PyUnicode_Compare(a, b); }
+
+static int cmp_by_model(const void *a, const void *b) {
+    const gcell_t *x = &sorting[*(const size_t *)a], *y = &sorting[*(const size_t *)b];
+    return cmp_str(x->model, y->model);
+}
+
+static int cmp_by_project(const void *a, const void *b) {
+    const gcell_t *x = &sorting[*(const size_t *)a], *y = &sorting[*(const size_t *)b];
+    return cmp_str(x->project, y->project);
+}
+
+static int cmp_by_session_model(const void *a, const void *b) {
+    const gcell_t *x = &sorting[*(const size_t *)a], *y = &sorting[*(const size_t *)b];
+    int c = cmp_str(x->session, y->session);
+    return c ? c : cmp_str(x->model, y->model);
+}
+
+static int cmp_by_session_project(const void *a, const void *b) {
+    const gcell_t *x = &sorting[*(const size_t *)a], *y = &sorting[*(const size_t *)b];
+    int c = cmp_str(x->session, y->session);
+    return c ? c : cmp_str(x->project, y->project);
+}
+
+/* a cell into a derived row: sums added (0: past 64 bits), first/last min/max */
+static int drow_add(drow_t *r, const gcell_t *c, int fresh) {
+    int k;
+    if (fresh) {
+        memset(r->sums, 0, sizeof r->sums);
+        r->first = c->first;
+        r->last = c->last;
+    }
+    for (k = 0; k < 7; k++)
+        if (!add_ll(&r->sums[k], c->sums[k])) return 0;
+    if (c->first < r->first) r->first = c->first;
+    if (c->last > r->last) r->last = c->last;
+    return 1;
+}
+
+/* rows of table t grouped from the cells in order ix (n of them): a new row where same()
+ * says the cell is not of the previous one's group */
+static int group_rows(CellSumsObject *o, int t, const size_t *ix, size_t n,
+                      int (*same)(const gcell_t *, const gcell_t *)) {
+    drow_t *rows = (drow_t *)PyMem_Malloc((n ? n : 1) * sizeof *rows);
+    size_t i, m = 0;
+    if (rows == NULL) return -1;
+    o->derived->rows[t] = rows;
+    for (i = 0; i < n; i++) {
+        const gcell_t *c = &o->cells[ix[i]];
+        int fresh = i == 0 || !same(&o->cells[ix[i - 1]], c);
+        drow_t *r;
+        if (fresh) {
+            r = &rows[m++];
+            r->bucket = c->bucket;
+            r->a = c->model;
+            r->b = c->session;
+            r->p = c->project;
+            r->pts = 0.0;
+        } else {
+            r = &rows[m - 1];
+        }
+        if (!drow_add(r, c, fresh)) return 0;
+    }
+    o->derived->n[t] = m;
+    return 1;
+}
+
+static int same_bucket_model(const gcell_t *x, const gcell_t *y) {
+    return x->bucket == y->bucket && cmp_str(x->model, y->model) == 0;
+}
+static int same_model(const gcell_t *x, const gcell_t *y) { return cmp_str(x->model, y->model) == 0; }
+static int same_project(const gcell_t *x, const gcell_t *y) {
+    return cmp_str(x->project, y->project) == 0;
+}
+static int same_session_model(const gcell_t *x, const gcell_t *y) {
+    return cmp_str(x->session, y->session) == 0 && cmp_str(x->model, y->model) == 0;
+}
+
+static PyObject *cellsums_derive(PyObject *self, PyObject *unused) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    size_t *ix = NULL, n = o->nkept, i, j, m;
+    drow_t *sess = NULL;
+    int ok = 1, got;
+    (void)unused;
+    if (o->kept == NULL || o->derived != NULL) {
+        PyErr_SetString(PyExc_ValueError, "derive: once, after finish()");
+        return NULL;
+    }
+    for (i = 0; i < n; i++)
+        if (o->cells[o->kept[i]].first > o->cells[o->kept[i]].last) { /* (a set_times missing) */
+            PyErr_SetString(PyExc_ValueError, "derive: a cell without its times");
+            return NULL;
+        }
+    o->derived = (struct drows *)PyMem_Calloc(1, sizeof *o->derived);
+    ix = (size_t *)PyMem_Malloc((n ? n : 1) * sizeof *ix);
+    if (o->derived == NULL || ix == NULL) {
+        PyMem_Free(ix);
+        return PyErr_NoMemory();
+    }
+    /* rollup_bucket: the cells' own order (bucket, model, ...) */
+    got = group_rows(o, 1, o->kept, n, same_bucket_model);
+    if (got < 0) goto nomem;
+    ok &= got;
+    sorting = o->cells;
+    memcpy(ix, o->kept, n * sizeof *ix);
+    qsort(ix, n, sizeof *ix, cmp_by_project); /* rollup_project */
+    got = group_rows(o, 0, ix, n, same_project);
+    if (got < 0) goto nomem;
+    ok &= got;
+    qsort(ix, n, sizeof *ix, cmp_by_model); /* rollup_total */
+    got = group_rows(o, 2, ix, n, same_model);
+    if (got < 0) goto nomem;
+    ok &= got;
+    qsort(ix, n, sizeof *ix, cmp_by_session_model); /* rollup_session_model */
+    got = group_rows(o, 3, ix, n, same_session_model);
+    if (got < 0) goto nomem;
+    ok &= got;
+    /* rollup_session: first and last of its session-model rows; its project the one of its
+     * cells (project not '') with the latest last time, ties to the larger project */
+    {
+        const drow_t *sm = o->derived->rows[3];
+        size_t nsm = o->derived->n[3];
+        sess = (drow_t *)PyMem_Malloc((nsm ? nsm : 1) * sizeof *sess);
+        if (sess == NULL) goto nomem;
+        o->derived->rows[4] = sess;
+        for (i = 0, m = 0; i < nsm; i++) {
+            if (m && cmp_str(sess[m - 1].b, sm[i].b) == 0) {
+                if (sm[i].first < sess[m - 1].first) sess[m - 1].first = sm[i].first;
+                if (sm[i].last > sess[m - 1].last) sess[m - 1].last = sm[i].last;
+                continue;
+            }
+            sess[m].b = sm[i].b;
+            sess[m].a = sess[m].p = NULL;
+            sess[m].first = sm[i].first;
+            sess[m].last = sm[i].last;
+            sess[m].pts = 0.0;
+            m++;
+        }
+        o->derived->n[4] = m;
+        qsort(ix, n, sizeof *ix, cmp_by_session_project);
+        for (i = 0, j = 0; i < n; i = j) { /* a (session, project) group: its latest last */
+            const gcell_t *c = &o->cells[ix[i]];
+            double t = c->last;
+            for (j = i + 1; j < n && cmp_str(o->cells[ix[j]].session, c->session) == 0 &&
+                            cmp_str(o->cells[ix[j]].project, c->project) == 0;
+                 j++)
+                if (o->cells[ix[j]].last > t) t = o->cells[ix[j]].last;
+            if (PyUnicode_GET_LENGTH(c->project) == 0) continue;
+            {
+                /* the session's row: sessions are in the same order as the groups */
+                size_t lo = 0, hi = m;
+                while (lo < hi) {
+                    size_t mid = (lo + hi) / 2;
+                    if (cmp_str(sess[mid].b, c->session) < 0)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                if (lo >= m || cmp_str(sess[lo].b, c->session) != 0) {
+                    PyErr_SetString(PyExc_RuntimeError, "derive: a session without its row");
+                    goto fail;
+                }
+                /* (ascending projects: a later one of an equal time is the larger) */
+                if (sess[lo].p == NULL || t >= sess[lo].pts) {
+                    sess[lo].p = c->project;
+                    sess[lo].pts = t;
+                }
+            }
+        }
+    }
+    PyMem_Free(ix);
+    sorting = NULL;
+    return PyBool_FromLong(ok);
+nomem:
+    PyErr_NoMemory();
+fail:
+    PyMem_Free(ix);
+    sorting = NULL;
+    return NULL;
+}
+
+static const char *const derived_names[DERIVED] = {
+    "rollup_project", "rollup_bucket", "rollup_total", "rollup_session_model", "rollup_session",
+};
+static const int derived_width[DERIVED] = {3, 12, 11, 12, 6};
+
+static int derived_table(PyObject *name) {
+    int t;
+    for (t = 0; t < DERIVED; t++)
+        if (PyUnicode_CompareWithASCIIString(name, derived_names[t]) == 0) return t;
+    PyErr_SetString(PyExc_ValueError, "not a table derive() makes");
+    return -1;
+}
+
+static PyObject *cellsums_count(PyObject *self, PyObject *name) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    int t;
+    if (!PyUnicode_Check(name) || (t = derived_table(name)) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "count: a table's name");
+        return NULL;
+    }
+    if (o->derived == NULL) {
+        PyErr_SetString(PyExc_ValueError, "count: after derive()");
+        return NULL;
+    }
+    return PyLong_FromSize_t(o->derived->n[t]);
+}
+
+static PyObject *cellsums_table_args(PyObject *self, PyObject *args) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    PyObject *name, *agent, *list, *empty = NULL;
+    Py_ssize_t start, k, i, at = 0;
+    int t, w;
+    if (!PyArg_ParseTuple(args, "UUnn:table_args", &name, &agent, &start, &k)) return NULL;
+    if ((t = derived_table(name)) < 0) return NULL;
+    w = derived_width[t];
+    if (o->derived == NULL || start < 0 || k < 0 || (size_t)start > o->derived->n[t] ||
+        (size_t)k > o->derived->n[t] - (size_t)start) {
+        PyErr_SetString(PyExc_ValueError, "table_args: not rows derive() made");
+        return NULL;
+    }
+    list = PyList_New(w * k);
+    if (list == NULL) return NULL;
+    for (i = 0; i < k; i++) {
+        const drow_t *r = &o->derived->rows[t][start + i];
+        PyObject *v[12];
+        int j, nv = 0;
+        v[nv++] = Py_NewRef(agent);
+        switch (t) {
+        case 0: /* project, n */
+            v[nv++] = Py_NewRef(r->p);
+            v[nv++] = PyLong_FromLongLong(r->sums[6]);
+            break;
+        case 4: /* session, project, project_ts, first, last */
+            if (r->p == NULL && empty == NULL) empty = PyUnicode_New(0, 0);
+            v[nv++] = Py_NewRef(r->b);
+            v[nv++] = r->p != NULL ? Py_NewRef(r->p) : Py_XNewRef(empty);
+            v[nv++] = PyFloat_FromDouble(r->pts);
+            v[nv++] = PyFloat_FromDouble(r->first);
+            v[nv++] = PyFloat_FromDouble(r->last);
+            break;
+        default: /* [bucket,] [session,] model, the sums, first, last */
+            if (t == 1) v[nv++] = PyLong_FromLongLong(r->bucket);
+            if (t == 3) v[nv++] = Py_NewRef(r->b);
+            v[nv++] = Py_NewRef(r->a);
+            for (j = 0; j < 7; j++) v[nv++] = PyLong_FromLongLong(r->sums[j]);
+            v[nv++] = PyFloat_FromDouble(r->first);
+            v[nv++] = PyFloat_FromDouble(r->last);
+        }
+        for (j = 0; j < nv; j++) {
+            if (v[j] == NULL) {
+                int m;
+                for (m = j + 1; m < nv; m++) Py_XDECREF(v[m]);
+                Py_DECREF(list);
+                Py_XDECREF(empty);
+                return NULL;
+            }
+            PyList_SET_ITEM(list, at++, v[j]);
+        }
+    }
+    Py_XDECREF(empty);
+    return list;
+}
+
 static PyObject *cellsums_rows(PyObject *self, PyObject *unused) {
     (void)unused;
     return PyLong_FromSize_t(((CellSumsObject *)self)->nrows);
@@ -3042,6 +3329,15 @@ static PyMethodDef cellsums_methods[] = {
      "args(agent, start, k) -> list: the finished cells start to start + k in key order as\n"
      "rollup_cell's rows, one after the other (agent, bucket, model, session, project,\n"
      "input, output, cc, c1h, cr, pico, rows, first, last): one INSERT's parameters."},
+    {"derive", cellsums_derive, METH_NOARGS,
+     "derive() -> bool: the other stored sums from the finished cells (their times set):\n"
+     "rollup_project, rollup_bucket, rollup_total, rollup_session_model and rollup_session\n"
+     "as tokmon.core.rollups' SQL makes them from rollup_cell; False when a sum is past 64\n"
+     "bits (the caller's SQL then says so)."},
+    {"count", cellsums_count, METH_O, "count(table) -> int: the rows derive() made for it."},
+    {"table_args", cellsums_table_args, METH_VARARGS,
+     "table_args(table, agent, start, k) -> list: rows start to start + k of a derived table\n"
+     "in its key order, one after the other: one INSERT's parameters."},
     {"rows", cellsums_rows, METH_NOARGS, "rows() -> int: how many rows were added."},
     {NULL, NULL, 0, NULL},
 };

@@ -60,7 +60,20 @@ class Sums(Protocol):
     ) -> tuple[int, list[Marked]] | None: ...
     def set_times(self, index: int, first: float, last: float, /) -> None: ...
     def args(self, agent: str, start: int, k: int, /) -> list[Any]: ...
+    def derive(self) -> bool: ...
+    def count(self, table: str, /) -> int: ...
+    def table_args(self, table: str, agent: str, start: int, k: int, /) -> list[Any]: ...
     def rows(self) -> int: ...
+
+
+#: the tables derive() makes from the cells, and their widths (agent first)
+DERIVED = {
+    "rollup_project": 3,
+    "rollup_bucket": 12,
+    "rollup_total": 11,
+    "rollup_session_model": 12,
+    "rollup_session": 6,
+}
 
 
 def summers() -> tuple[Callable[[], Sums], DupRows]:
@@ -132,6 +145,7 @@ class CellSumsPy:
         self._unfit = False
         self._kept: list[tuple[Any, ...]] | None = None
         self._order: list[list[Any]] = []
+        self._derived: dict[str, list[tuple[Any, ...]]] | None = None
 
     def rows(self) -> int:
         return self._n
@@ -231,6 +245,63 @@ class CellSumsPy:
         if self._kept is None or not 0 <= index < len(self._order):
             raise ValueError("set_times: not a cell finish() kept")
         self._order[index][7:9] = [first, last]
+
+    def derive(self) -> bool:
+        """rollup_project, rollup_bucket, rollup_total, rollup_session_model and rollup_session
+        from the finished cells, as tokmon.core.rollups' SQL makes them from rollup_cell;
+        False when a sum is past 64 bits."""
+        if self._kept is None or self._derived is not None:
+            raise ValueError("derive: once, after finish()")
+        if any(c[7] > c[8] for c in self._order):
+            raise ValueError("derive: a cell without its times")
+        groups: dict[str, dict[tuple[Any, ...], list[Any]]] = {t: {} for t in DERIVED}
+        projects: dict[str, dict[str, float]] = {}  # per session: its projects' latest times
+        for (b, model, session, project), c in zip(self._kept, self._order, strict=True):
+            for t, key in (
+                ("rollup_project", (project,)),
+                ("rollup_bucket", (b, model)),
+                ("rollup_total", (model,)),
+                ("rollup_session_model", (session, model)),
+            ):
+                g = groups[t].get(key)
+                if g is None:
+                    groups[t][key] = list(c)
+                else:
+                    for j in range(7):
+                        g[j] += c[j]
+                    g[7], g[8] = min(g[7], c[7]), max(g[8], c[8])
+            if project:
+                seen = projects.setdefault(session, {})
+                seen[project] = max(seen.get(project, -math.inf), c[8])
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for t in ("rollup_bucket", "rollup_total", "rollup_session_model"):
+            out[t] = [(*k, *v) for k, v in sorted(groups[t].items())]
+        out["rollup_project"] = [(k[0], v[6]) for k, v in sorted(groups["rollup_project"].items())]
+        sessions: dict[str, list[float]] = {}
+        for (session, _), v in sorted(groups["rollup_session_model"].items()):
+            f = sessions.setdefault(session, [v[7], v[8]])
+            f[0], f[1] = min(f[0], v[7]), max(f[1], v[8])
+        out["rollup_session"] = []
+        for session, (first, last) in sessions.items():
+            best = max(((t, p) for p, t in projects.get(session, {}).items()), default=(0.0, ""))
+            out["rollup_session"].append((session, best[1], best[0], first, last))
+        for rows in out.values():
+            for r in rows:
+                if not all(-_I64 <= x < _I64 for x in r if type(x) is int):
+                    return False
+        self._derived = out
+        return True
+
+    def count(self, table: str) -> int:
+        if self._derived is None or table not in self._derived:
+            raise ValueError("count: a table derive() made, after it")
+        return len(self._derived[table])
+
+    def table_args(self, table: str, agent: str, start: int, k: int) -> list[Any]:
+        rows = (self._derived or {}).get(table)
+        if rows is None or not 0 <= start <= start + k <= len(rows):
+            raise ValueError("table_args: not rows derive() made")
+        return [x for r in rows[start : start + k] for x in (agent, *r)]
 
     def args(self, agent: str, start: int, k: int) -> list[Any]:
         kept = self._kept

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
+from tokmon.core.cellsums import DERIVED
 from tokmon.core.ledger import CellSource, SpanSource, loose_tables
 from tokmon.core.model import JSON, JSONObject, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
@@ -168,6 +169,21 @@ _ADD_UP = (
     " c1h = c1h + excluded.c1h, cr = cr + excluded.cr, cost = cost + excluded.cost,"
     " n = n + excluded.n, first = min(first, excluded.first), last = max(last, excluded.last)"
 )
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, width: int, n: int, args: Callable[[int, int], Any]
+) -> None:
+    """``n`` rows into ``table`` (``width`` columns), 64 a statement: ``args(start, k)``
+    gives rows start to start + k as one INSERT's parameters (a build's sums made in C)."""
+    one = f"({','.join('?' * width)})"
+    many = ""
+    for i in range(0, n, 64):
+        k = min(64, n - i)
+        if k == 64 and not many:
+            many = f"INSERT INTO {table} VALUES " + ",".join([one] * 64)
+        sql = many if k == 64 else f"INSERT INTO {table} VALUES " + ",".join([one] * k)
+        conn.execute(sql, args(i, k))
 
 
 def _cell_rows(source: str, where: str = "") -> str:
@@ -444,6 +460,34 @@ class Rollups:
             (agent,),
         )
 
+    def _derive_sql(self, agent: str) -> None:
+        """The stored sums made from ``agent``'s cells (a bulk build): per project, bucket
+        and model, model, session and model, session."""
+        c = self.conn
+        c.execute(  # a record count per project: its cells' counts (fewer rows than records)
+            "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
+            " WHERE agent=? GROUP BY project",
+            (agent,),
+        )
+        self._sum_cells(agent)
+        c.execute(  # (an upsert: a GROUP BY here sorts every cell)
+            "INSERT INTO rollup_session_model SELECT agent, session_id, model, i, o, cc,"
+            f" c1h, cr, cost, n, first, last FROM rollup_cell WHERE agent=? {_ADD_UP}",
+            (agent,),
+        )
+        # a session's project: the cwd of its latest cell that has one (ties: the larger)
+        c.execute(
+            "INSERT INTO rollup_session SELECT s.agent, s.session_id, coalesce(p.project,"
+            " ''), coalesce(p.t, 0.0), s.f, s.l FROM (SELECT agent, session_id, min(first)"
+            " AS f, max(last) AS l FROM rollup_session_model WHERE agent=? GROUP BY"
+            " session_id) AS s LEFT JOIN (SELECT session_id, project, t FROM (SELECT"
+            " session_id, project, max(last) AS t, row_number() OVER (PARTITION BY"
+            " session_id ORDER BY max(last) DESC, project DESC) AS rn FROM rollup_cell"
+            " WHERE agent=? AND project != '' GROUP BY session_id, project) WHERE rn = 1)"
+            " AS p ON p.session_id = s.session_id",
+            (agent, agent),
+        )
+
     def rebuild_sql(
         self,
         agent: str,
@@ -494,38 +538,19 @@ class Rollups:
                     f" max(last) FROM ({_cell_rows(source)}) GROUP BY b, model, session, project",
                     (agent,),
                 )
+                self._derive_sql(agent)
             else:  # a build's cells, made as its rows came: in key order, 64 a statement
                 sums, n = cells
-                one = f"({','.join('?' * 14)})"
-                for i in range(0, n, 64):
-                    k = min(64, n - i)
-                    c.execute(
-                        "INSERT INTO rollup_cell VALUES " + ",".join([one] * k),
-                        sums.args(agent, i, k),
-                    )
-            c.execute(  # a record count per project: its cells' counts (fewer rows than records)
-                "INSERT INTO rollup_project SELECT agent, project, sum(n) FROM rollup_cell"
-                " WHERE agent=? GROUP BY project",
-                (agent,),
-            )
-            self._sum_cells(agent)
-            c.execute(  # (an upsert: a GROUP BY here sorts every cell)
-                "INSERT INTO rollup_session_model SELECT agent, session_id, model, i, o, cc,"
-                f" c1h, cr, cost, n, first, last FROM rollup_cell WHERE agent=? {_ADD_UP}",
-                (agent,),
-            )
-            # a session's project: the cwd of its latest cell that has one (ties: the larger)
-            c.execute(
-                "INSERT INTO rollup_session SELECT s.agent, s.session_id, coalesce(p.project,"
-                " ''), coalesce(p.t, 0.0), s.f, s.l FROM (SELECT agent, session_id, min(first)"
-                " AS f, max(last) AS l FROM rollup_session_model WHERE agent=? GROUP BY"
-                " session_id) AS s LEFT JOIN (SELECT session_id, project, t FROM (SELECT"
-                " session_id, project, max(last) AS t, row_number() OVER (PARTITION BY"
-                " session_id ORDER BY max(last) DESC, project DESC) AS rn FROM rollup_cell"
-                " WHERE agent=? AND project != '' GROUP BY session_id, project) WHERE rn = 1)"
-                " AS p ON p.session_id = s.session_id",
-                (agent, agent),
-            )
+                _insert_rows(c, "rollup_cell", 14, n, lambda i, k: sums.args(agent, i, k))
+                if sums.derive():  # ... and the sums made from them, the same way
+                    for table, width in DERIVED.items():
+
+                        def rows(i: int, k: int, t: str = table) -> list[Any]:
+                            return sums.table_args(t, agent, i, k)
+
+                        _insert_rows(c, table, width, sums.count(table), rows)
+                else:  # (a sum past 64 bits: SQLite's sum() says so)
+                    self._derive_sql(agent)
         finally:
             if thread is not None:
                 thread.join()
