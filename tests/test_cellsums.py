@@ -288,6 +288,8 @@ def _build(tmp_path: Path, name: str, streams: dict[tuple[int, int], list[list[A
             "rollup_session",
             "rollup_session_model",
             "rollup_project",
+            "rollup_block",
+            "rollup_block_model",
         )
     }
     return cells, sums, used == [True]
@@ -401,3 +403,19 @@ def test_derived_sums_equal_the_sql_ones(
     assert got == {"tie": "/b", "later-empty": "/x", "none": "", "tie2": "/z"}
     projects = db.conn.execute("SELECT project, n FROM rollup_project ORDER BY project").fetchall()
     assert projects == [("", 3), ("/a", 1), ("/b", 2), ("/c", 1), ("/x", 1), ("/y", 1), ("/z", 1)]
+
+
+@pytest.mark.skipif(not NATIVE, reason="the native scanner is not built")
+@pytest.mark.parametrize("seed", range(4))
+def test_dup_rows_native_equals_python(seed: int) -> None:
+    """Many values of one low-bit pattern (one slot region of the native table), runs of
+    one value, values three or more times, the largest and smallest values."""
+    from tokmon._native import _scan
+
+    rng = random.Random(seed)
+    values = [k << 20 for k in range(4096)] + [rng.randrange(2**32) for _ in range(5000)]
+    values += rng.sample(values, 700) + [7] * 5 + [0, 0, 2**32 - 1, 2**32 - 1, 2**32 - 1]
+    rng.shuffle(values)
+    for vs in (values, values[:1], [], [3, 3]):
+        blob = array("I", vs).tobytes()
+        assert _scan.dup_rows(blob) == cellsums.dup_rows_py(blob)

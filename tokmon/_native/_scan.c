@@ -3304,6 +3304,71 @@ static PyObject *cellsums_table_args(PyObject *self, PyObject *args) {
     return list;
 }
 
+/* block_sums(lo, hi): per model, the sums of the finished cells of buckets lo <= b < hi
+ * (model, input, output, cc, c1h, cr, pico, rows, last, first), as Rollups._store_blocks_sql
+ * reads them from rollup_cell; None when a sum is past 64 bits */
+static PyObject *cellsums_block_sums(PyObject *self, PyObject *args) {
+    CellSumsObject *o = (CellSumsObject *)self;
+    long long lo, hi;
+    size_t a = 0, b, i, m = 0, cap = 8;
+    drow_t *per = NULL;
+    PyObject *list = NULL;
+    if (!PyArg_ParseTuple(args, "LL:block_sums", &lo, &hi)) return NULL;
+    if (o->kept == NULL) {
+        PyErr_SetString(PyExc_ValueError, "block_sums: after finish()");
+        return NULL;
+    }
+    b = o->nkept;
+    while (a < b) { /* the first kept cell of bucket >= lo (they are in bucket order) */
+        size_t mid = (a + b) / 2;
+        if (o->cells[o->kept[mid]].bucket < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    per = (drow_t *)PyMem_Malloc(cap * sizeof *per);
+    if (per == NULL) return PyErr_NoMemory();
+    for (i = a; i < o->nkept && o->cells[o->kept[i]].bucket < hi; i++) {
+        const gcell_t *c = &o->cells[o->kept[i]];
+        size_t j;
+        int fresh = 0;
+        for (j = 0; j < m && cmp_str(per[j].a, c->model) != 0; j++)
+            ;
+        if (j == m) {
+            fresh = 1;
+            if (m == cap) {
+                drow_t *grown = (drow_t *)PyMem_Realloc(per, 2 * cap * sizeof *per);
+                if (grown == NULL) {
+                    PyMem_Free(per);
+                    return PyErr_NoMemory();
+                }
+                per = grown;
+                cap *= 2;
+            }
+            per[m].a = c->model;
+            m++;
+        }
+        if (!drow_add(&per[j], c, fresh)) {
+            PyMem_Free(per);
+            Py_RETURN_NONE;
+        }
+    }
+    list = PyList_New((Py_ssize_t)m);
+    for (i = 0; list != NULL && i < m; i++) {
+        const drow_t *r = &per[i];
+        PyObject *t = Py_BuildValue("(OLLLLLLLdd)", r->a, r->sums[0], r->sums[1], r->sums[2],
+                                    r->sums[3], r->sums[4], r->sums[5], r->sums[6], r->last,
+                                    r->first);
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    PyMem_Free(per);
+    return list;
+}
+
 static PyObject *cellsums_rows(PyObject *self, PyObject *unused) {
     (void)unused;
     return PyLong_FromSize_t(((CellSumsObject *)self)->nrows);
@@ -3338,6 +3403,10 @@ static PyMethodDef cellsums_methods[] = {
     {"table_args", cellsums_table_args, METH_VARARGS,
      "table_args(table, agent, start, k) -> list: rows start to start + k of a derived table\n"
      "in its key order, one after the other: one INSERT's parameters."},
+    {"block_sums", cellsums_block_sums, METH_VARARGS,
+     "block_sums(lo, hi) -> list | None: per model, the sums of the finished cells of buckets\n"
+     "lo <= b < hi: (model, input, output, cc, c1h, cr, pico, rows, last, first); None when\n"
+     "a sum is past 64 bits."},
     {"rows", cellsums_rows, METH_NOARGS, "rows() -> int: how many rows were added."},
     {NULL, NULL, 0, NULL},
 };
@@ -3353,37 +3422,35 @@ static PyTypeObject CellSumsType = {
     .tp_new = cellsums_new,
 };
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* dup_rows(hashes) -> (set, list): the 32-bit values (native order) found more than once,
-   and the indexes of every value found more than once, ascending; the sorts without the
+   and the indexes of every value found more than once, ascending; the passes without the
    GIL (a build's dedup after its load, ledger.Stage.settle) */
 static PyObject *t_dup_rows(PyObject *self, PyObject *arg) {
     Py_buffer view;
-    uint64_t *v;
-    uint32_t *ix;
-    size_t n, i, j, k = 0;
+    uint32_t *key = NULL, *ix = NULL, *dups = NULL;
+    unsigned char *used = NULL, *many = NULL;
+    size_t n, i, k = 0, nd = 0, cap = 16, mask;
     PyObject *set = NULL, *list = NULL, *out = NULL;
     (void)self;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     n = (size_t)view.len / 4;
-    if (n > 0xFFFFFFFFu) {
+    if (n > 0x7FFFFFFFu) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "dup_rows: more than 2**32 hashes");
+        PyErr_SetString(PyExc_ValueError, "dup_rows: more than 2**31 hashes");
         return NULL;
     }
-    v = (uint64_t *)PyMem_RawMalloc((n ? n : 1) * sizeof *v);
+    while (cap < 2 * n) cap <<= 1;
+    mask = cap - 1;
+    /* an open-addressing table of the values (no sort): a value's slot says whether it was
+     * seen and whether more than once; then one pass in order takes the places of those
+     * seen more than once (ascending as they come) */
+    key = (uint32_t *)PyMem_RawMalloc(cap * sizeof *key);
+    used = (unsigned char *)PyMem_RawCalloc(cap, 1);
+    many = (unsigned char *)PyMem_RawCalloc(cap, 1);
     ix = (uint32_t *)PyMem_RawMalloc((n ? n : 1) * sizeof *ix);
+    dups = (uint32_t *)PyMem_RawMalloc((n ? n : 1) * sizeof *dups);
     set = PySet_New(NULL);
-    if (v == NULL || ix == NULL || set == NULL) {
+    if (key == NULL || used == NULL || many == NULL || ix == NULL || dups == NULL || set == NULL) {
         PyBuffer_Release(&view);
         PyErr_NoMemory();
         goto done;
@@ -3392,19 +3459,26 @@ static PyObject *t_dup_rows(PyObject *self, PyObject *arg) {
     const unsigned char *b = (const unsigned char *)view.buf;
     for (i = 0; i < n; i++) {
         uint32_t h;
+        size_t at;
         memcpy(&h, b + 4 * i, 4);
-        v[i] = ((uint64_t)h << 32) | (uint64_t)i;
-    }
-    qsort(v, n, sizeof *v, cmp_u64);
-    for (i = 0; i < n; i = j) {
-        for (j = i + 1; j < n && (v[j] >> 32) == (v[i] >> 32); j++)
-            ;
-        if (j - i > 1) {
-            size_t m;
-            for (m = i; m < j; m++) ix[k++] = (uint32_t)v[m];
+        at = ((size_t)h * 0x9E3779B1u) & mask;
+        while (used[at] && key[at] != h) at = (at + 1) & mask;
+        if (!used[at]) {
+            used[at] = 1;
+            key[at] = h;
+        } else if (!many[at]) {
+            many[at] = 1;
+            dups[nd++] = h;
         }
     }
-    qsort(ix, k, sizeof *ix, cmp_u32);
+    for (i = 0; i < n; i++) {
+        uint32_t h;
+        size_t at;
+        memcpy(&h, b + 4 * i, 4);
+        at = ((size_t)h * 0x9E3779B1u) & mask;
+        while (key[at] != h) at = (at + 1) & mask;
+        if (many[at]) ix[k++] = (uint32_t)i;
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     list = PyList_New((Py_ssize_t)k);
@@ -3414,22 +3488,23 @@ static PyObject *t_dup_rows(PyObject *self, PyObject *arg) {
         if (x == NULL) goto done;
         PyList_SET_ITEM(list, (Py_ssize_t)i, x);
     }
-    for (i = 1; i < n; i++) {
-        if ((v[i] >> 32) == (v[i - 1] >> 32)) { /* (a set: a value seen three times is added once) */
-            PyObject *h = PyLong_FromUnsignedLong((unsigned long)(v[i] >> 32));
-            if (h == NULL || PySet_Add(set, h) < 0) {
-                Py_XDECREF(h);
-                goto done;
-            }
-            Py_DECREF(h);
+    for (i = 0; i < nd; i++) {
+        PyObject *h = PyLong_FromUnsignedLong(dups[i]);
+        if (h == NULL || PySet_Add(set, h) < 0) {
+            Py_XDECREF(h);
+            goto done;
         }
+        Py_DECREF(h);
     }
     out = PyTuple_Pack(2, set, list);
 done:
     Py_XDECREF(set);
     Py_XDECREF(list);
-    PyMem_RawFree(v);
+    PyMem_RawFree(key);
+    PyMem_RawFree(used);
+    PyMem_RawFree(many);
     PyMem_RawFree(ix);
+    PyMem_RawFree(dups);
     return out;
 }
 
@@ -3716,7 +3791,7 @@ static PyMethodDef methods[] = {
     {"dup_rows", t_dup_rows, METH_O,
      "dup_rows(hashes) -> (set, list): the 32-bit values (native order, as CellSums.add gives\n"
      "them) found more than once in the buffer, and the indexes of all their places, in\n"
-     "ascending order (the sorts without the GIL)."},
+     "ascending order (the passes without the GIL)."},
     {"_trim", t_trim, METH_NOARGS,
      "_trim() -> int: free the buffers kept between calls (the scan's end); returns how many\n"
      "sets there were."},

@@ -18,6 +18,7 @@ for a row they cannot sum that way (the caller then sums every cell in SQL).
 
 from __future__ import annotations
 
+import bisect
 import math
 from array import array
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class Sums(Protocol):
     def derive(self) -> bool: ...
     def count(self, table: str, /) -> int: ...
     def table_args(self, table: str, agent: str, start: int, k: int, /) -> list[Any]: ...
+    def block_sums(self, lo: int, hi: int, /) -> list[tuple[Any, ...]] | None: ...
     def rows(self) -> int: ...
 
 
@@ -302,6 +304,28 @@ class CellSumsPy:
         if rows is None or not 0 <= start <= start + k <= len(rows):
             raise ValueError("table_args: not rows derive() made")
         return [x for r in rows[start : start + k] for x in (agent, *r)]
+
+    def block_sums(self, lo: int, hi: int) -> list[tuple[Any, ...]] | None:
+        """Per model, the sums of the finished cells of buckets ``lo <= b < hi``: (model,
+        input, output, cc, c1h, cr, pico, rows, last, first); None past 64 bits."""
+        if self._kept is None:
+            raise ValueError("block_sums: after finish()")
+        per: dict[str, list[Any]] = {}
+        at = bisect.bisect_left(self._kept, (lo,))
+        for key, c in zip(self._kept[at:], self._order[at:], strict=True):
+            if key[0] >= hi:
+                break
+            p = per.get(key[1])
+            if p is None:
+                per[key[1]] = list(c)
+            else:
+                for j in range(7):
+                    p[j] += c[j]
+                p[7], p[8] = min(p[7], c[7]), max(p[8], c[8])
+        out = [(m, *p[:7], p[8], p[7]) for m, p in per.items()]
+        if not all(-_I64 <= x < _I64 for r in out for x in r[1:8]):
+            return None
+        return out
 
     def args(self, agent: str, start: int, k: int) -> list[Any]:
         kept = self._kept

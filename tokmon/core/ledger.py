@@ -1583,18 +1583,20 @@ class Stage:
                 best[key] = (rowid, output)
             else:
                 gone.append((rowid,))
+        ids = [r for (r,) in gone]
+        chunks = [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
         if self._cells_ok:  # what the cells take back out (tokmon.core.cellsums)
-            ids = [r for (r,) in gone]
             self._gone = [
                 row
-                for c in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))
+                for c in chunks
                 for row in conn.execute(
                     "SELECT rowid, input, output, cc, c1h, cr, session, project, model FROM"
                     f" records WHERE rowid IN ({','.join('?' * len(c))})",
                     c,
                 )
             ]
-        conn.executemany("DELETE FROM records WHERE rowid = ?", gone)
+        for c in chunks:  # (a statement a row cost ~2 us each)
+            conn.execute(f"DELETE FROM records WHERE rowid IN ({','.join('?' * len(c))})", c)
         self._hashes = bytearray()
         times = self._times
         if times is not None and len(times) == 16 * self.rows and self._span_mod is not None:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
-from tokmon.core.cellsums import DERIVED
+from tokmon.core.cellsums import DERIVED, Sums
 from tokmon.core.ledger import CellSource, SpanSource, loose_tables
 from tokmon.core.model import JSON, JSONObject, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
@@ -558,7 +558,7 @@ class Rollups:
             if isinstance(got[0], BaseException):
                 raise got[0]
             spans = got[0]
-        self._store_blocks_sql(agent, source, spans)
+        self._store_blocks_sql(agent, source, spans, cells[0] if isinstance(cells, tuple) else None)
 
     def _spans_thread(self, reader: sqlite3.Connection, source: str) -> tuple[Any, list[Any]]:
         """A started thread that reads :meth:`_block_spans` on ``reader``, and the list it
@@ -611,7 +611,13 @@ class Rollups:
             out.append((first, start, None, aligned and edge, n, cost))
         return out
 
-    def _store_blocks_sql(self, agent: str, source: str, spans: list[_Span] | None = None) -> None:
+    def _store_blocks_sql(
+        self,
+        agent: str,
+        source: str,
+        spans: list[_Span] | None = None,
+        sums: Sums | None = None,
+    ) -> None:
         """Insert the blocks of the records of ``source`` (see :meth:`rebuild_sql`), a few
         queries per block instead of Python work per record. A block's records are those
         from its first up to its start (the hour of the first) plus ``block_seconds``: in
@@ -639,12 +645,16 @@ class Rollups:
             by_cells = aligned and not edge_hit and not edge
             edge_hit = edge
             per: list[Any] = []
-            if by_cells:  # model, i, o, cc, c1h, cr, cost, n, last, first
+            lo, hi = int(first // BUCKET), int((start + bs) // BUCKET)
+            got = sums.block_sums(lo, hi) if by_cells and sums is not None else None
+            if got is not None:  # (a build's cells, in C: what the query below reads)
+                per = got
+            elif by_cells:  # model, i, o, cc, c1h, cr, cost, n, last, first
                 per = c.execute(
                     "SELECT model, sum(i), sum(o), sum(cc), sum(c1h), sum(cr), sum(cost),"
                     " sum(n), max(last), min(first) FROM rollup_cell WHERE agent=?"
                     " AND bucket >= ? AND bucket < ? GROUP BY model",
-                    (agent, int(first // BUCKET), int((start + bs) // BUCKET)),
+                    (agent, lo, hi),
                 ).fetchall()
             # models in order of first appearance: by their first times when those differ
             # (else by the records, whose (ts, key) order breaks the tie)
