@@ -38,6 +38,7 @@ from tokmon.core.digest import sha1_hex
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
+from tokmon.core.spill import Spill
 from tokmon.leanclass import dataclass, field
 
 SCHEMA_VERSION = 1
@@ -126,6 +127,9 @@ SIDE_READER_CACHE = -500
 #: ... unless the spans are made from the load's rows (their times and costs, as they came:
 #: tokmon.core.blockspans), which needs no reads: the native scanner's build only
 SPANS_FROM_ROWS = True
+#: ... and a build's rows' key hashes, times and costs kept in files while the scan runs
+#: (tokmon.core.spill), not in memory
+SPILL = True
 #: a build's page cache (KiB, negative), at least: 1/256 of the bytes to scan, up to 16 MB
 #: (see build_cache: the peak RSS of a cold scan; docs/performance.md, ninth session)
 BUILD_CACHE = -2000
@@ -1384,8 +1388,11 @@ class Stage:
         if self._cells_ok:
             make, self._dups = summers()
             self._sums = make()
-        self._hashes = bytearray()
-        self._times: bytearray | None = bytearray() if self._cells_ok else None
+        # (in files beside the build's while the scan runs: its end is the peak RSS)
+        beside = db.path if direct and db.build and SPILL else None
+        self._hashes = Spill(beside, "hashes")
+        self._times: Spill | None = Spill(beside, "times") if self._cells_ok else None
+        self._times_read: bytes | bytearray | None = None  # (read back by settle)
         self._gone: list[Gone] = []
         self._span_mod: Any = blockspans.native() if SPANS_FROM_ROWS else None
         self._order: blockspans.SpanOrder | None = None
@@ -1500,12 +1507,15 @@ class Stage:
         got = self._sums.add(rows)
         if got is None:  # a row these sums do not fit: every cell summed in SQL
             self._cells_ok = False
-            self._sums, self._hashes, self._times = None, bytearray(), None
+            self._hashes.close()
+            if self._times is not None:
+                self._times.close()
+            self._sums, self._times = None, None
             return
         hashes, times = got
-        self._hashes += hashes
+        self._hashes.add(hashes)
         if self._times is not None:
-            self._times += times
+            self._times.add(times)
 
     def cell_source(self) -> BuildCells | None:
         """A settled direct load's cells for the stored sums (see Rollups.rebuild_sql): its
@@ -1513,7 +1523,7 @@ class Stage:
         cellsums), and how many cells that makes. None when the rows did not fit these sums
         (every cell is summed from the records)."""
         sums, self._sums = self._sums, None
-        times, self._times = self._times, None
+        times, self._times_read = self._times_read, None
         gone, self._gone = self._gone, []
         if not self._cells_ok or sums is None or times is None:
             return None
@@ -1543,7 +1553,12 @@ class Stage:
         row is ranked. Returns how many rows stay."""
         conn = self.db.conn
         flushes = self._flushes
-        hashes = self._hashes  # (in rowid order: the rows were appended as they were added)
+        try:  # (in rowid order: the rows were appended as they were added)
+            hashes = self._hashes.take()
+            self._times_read = self._times.take() if self._times is not None else None
+        except OSError:  # (the spill files could not be read back: every row ranked, cells
+            hashes, self._cells_ok = b"", False  # summed from the records)
+        self._times = None
         # (rowids 1..rows: the table was empty, every row was appended, none deleted)
         last = conn.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0]
         if last != self.rows or sum(n for _, _, n in flushes) != self.rows:
@@ -1597,8 +1612,7 @@ class Stage:
             ]
         for c in chunks:  # (a statement a row cost ~2 us each)
             conn.execute(f"DELETE FROM records WHERE rowid IN ({','.join('?' * len(c))})", c)
-        self._hashes = bytearray()
-        times = self._times
+        times = self._times_read
         if times is not None and len(times) == 16 * self.rows and self._span_mod is not None:
             # the survivors sorted by time on a thread while the indexes are built
             self._order = blockspans.SpanOrder(self._span_mod, times, [r - 1 for (r,) in gone])
@@ -1650,6 +1664,10 @@ class Stage:
         """Drop the staging database (ignored when the connection is gone; when a transaction
         is still open, the next Stage drops it). A ``direct`` load not merged by now is
         rolled back (the caller drops the build)."""
+        self._hashes.close()
+        if self._times is not None:
+            self._times.close()
+        self._times_read = None
         with self.db._mu, contextlib.suppress(sqlite3.Error):
             conn = self.db.conn
             if self.direct and conn.in_transaction:
