@@ -1,13 +1,17 @@
 """A record store in SQLite standing in for the engine's store, for the rollups' tests and
-bench (``tests/test_rollups.py``, ``bench/bench_rollups.py``)."""
+bench (``tests/test_rollups.py``, ``bench/bench_rollups.py``); a build's stored sums made
+from rows, and every stored-sums table (the cold build's tests)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+from tokmon.core.ledger import LedgerDB
 from tokmon.core.model import UsageRecord
+from tokmon.core.rollups import Rollups
 
 RECORD_COLS = (
     "ts, session_id, project, model, i, o, cc, c1h, cr, key, cost, display_cost"  # field order
@@ -58,3 +62,50 @@ class RecordTable:
             f"INSERT OR REPLACE INTO rec (agent, {RECORD_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             ((agent, *r) for r in recs),
         )
+
+
+def stored_sums(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every stored-sums table (but rollup_meta), its rows sorted."""
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rollup_%'"
+            " AND name != 'rollup_meta'"
+        )
+    ]
+    return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in sorted(names)}
+
+
+def build_streams(
+    path: Path, streams: dict[tuple[int, int], list[list[Any]]], block_seconds: float | None = None
+) -> tuple[LedgerDB, list[tuple[bool, bool, bool]]]:
+    """A direct build of ``streams``' rows into a new build file (later streams first, 37
+    rows a call: one per "file"), its stored sums made as a first scan makes them: the
+    database, and per stored-sums build (whether a second connection read the records, the
+    cells came from the rows, the blocks' spans came from the rows)."""
+    db = LedgerDB(path, build=True)
+    roll = Rollups(
+        db.conn, lambda *a, **k: [], *(() if block_seconds is None else (block_seconds,))
+    )
+    made: list[tuple[bool, bool, bool]] = []
+
+    def on_bulk(reader: Any, cells: Any, spans: Any) -> None:
+        got: list[bool] = []
+
+        def source() -> Any:
+            out = cells() if callable(cells) else cells
+            got.append(out is not None)
+            return out
+
+        roll.rebuild_sql("claude", db.records_sql(checked=False), reader, source, spans)
+        made.append((reader is not None, got == [True], spans is not None))
+
+    db.on_bulk = on_bulk
+    stage = db.stage()
+    for s in sorted(streams, reverse=True):
+        rows = streams[s]
+        for i in range(0, len(rows), 37):
+            stage.add(s, [list(r) for r in rows[i : i + 37]])
+    assert db.merge_staged(stage) is not None
+    stage.close()
+    return db, made

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rollups_support import build_streams, stored_sums
 
 from tokmon.core import blockspans, ledger, rollups
 from tokmon.core.ledger import LedgerDB, Stage
@@ -117,37 +118,11 @@ def test_empty_and_bad_input() -> None:
         mod.ts_order("text", b"")
 
 
-def _sums(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rollup_%'"
-            " AND name != 'rollup_meta'"
-        )
-    ]
-    return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in sorted(names)}
-
-
 def _build(
     tmp_path: Path, name: str, streams: dict[tuple[int, int], list[list[Any]]], bs: float
 ) -> tuple[dict[str, Any], list[Any]]:
-    db = LedgerDB(tmp_path / f"{name}.sqlite3", build=True)
-    roll = rollups.Rollups(db.conn, lambda *a, **k: [], bs)
-    made: list[Any] = []
-
-    def on_bulk(reader: Any, cells: Any, spans: Any) -> None:
-        made.append((reader is not None, spans is not None))
-        roll.rebuild_sql("claude", db.records_sql(checked=False), reader, cells, spans)
-
-    db.on_bulk = on_bulk
-    stage = db.stage()
-    for s in sorted(streams, reverse=True):  # later streams first
-        rows = streams[s]
-        for i in range(0, len(rows), 37):  # one call per "file"
-            stage.add(s, [list(r) for r in rows[i : i + 37]])
-    assert db.merge_staged(stage) is not None
-    stage.close()
-    return _sums(db.conn), made
+    db, made = build_streams(tmp_path / f"{name}.sqlite3", streams, bs)
+    return stored_sums(db.conn), [(m[0], m[2]) for m in made]
 
 
 @pytest.mark.parametrize("block_seconds", [18000.0, 3600.5])
@@ -176,7 +151,7 @@ def test_build_with_spans_from_rows_equals_the_reads(
     db = LedgerDB(tmp_path / "read.sqlite3")
     py = sqlite3.connect(tmp_path / "py.sqlite3")
     rollups.Rollups(py, lambda *a, **k: [], block_seconds).rebuild({"claude": db.records()})
-    assert _sums(py) == sums
+    assert stored_sums(py) == sums
 
 
 def test_no_spans_begun_when_the_rows_do_not_fit(tmp_path: Path) -> None:

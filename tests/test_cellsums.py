@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rollups_support import build_streams, stored_sums
 
 from tokmon.core import cellsums, ledger, rollups
 from tokmon.core.ledger import LedgerDB, Stage
@@ -259,40 +260,9 @@ def test_bucket_of_rollups() -> None:
 def _build(tmp_path: Path, name: str, streams: dict[tuple[int, int], list[list[Any]]]) -> Any:
     """A direct build of ``streams``' rows: its cells, its other stored sums, and whether the
     cells came from the rows (not from the records)."""
-    db = LedgerDB(tmp_path / f"{name}.sqlite3", build=True)
-    roll = rollups.Rollups(db.conn, lambda *a, **k: [])
-    used: list[bool] = []
-
-    def on_bulk(reader: Any, cells: Any, spans: Any) -> None:
-        def source() -> Any:
-            got = cells()
-            used.append(got is not None)
-            return got
-
-        roll.rebuild_sql("claude", db.records_sql(checked=False), reader, source, spans)
-
-    db.on_bulk = on_bulk
-    stage = db.stage()
-    for s in sorted(streams, reverse=True):  # later streams first
-        rows = streams[s]
-        for i in range(0, len(rows), 37):  # one call per "file"
-            stage.add(s, [list(r) for r in rows[i : i + 37]])
-    assert db.merge_staged(stage) is not None
-    stage.close()
-    cells = sorted(db.conn.execute("SELECT * FROM rollup_cell").fetchall())
-    sums = {
-        t: sorted(db.conn.execute(f"SELECT * FROM {t}").fetchall())
-        for t in (
-            "rollup_bucket",
-            "rollup_total",
-            "rollup_session",
-            "rollup_session_model",
-            "rollup_project",
-            "rollup_block",
-            "rollup_block_model",
-        )
-    }
-    return cells, sums, used == [True]
+    db, made = build_streams(tmp_path / f"{name}.sqlite3", streams)
+    sums = stored_sums(db.conn)
+    return sums.pop("rollup_cell"), sums, [m[1] for m in made] == [True]
 
 
 def _dup_streams() -> dict[tuple[int, int], list[list[Any]]]:

@@ -303,6 +303,7 @@ def test_build_that_leaves_a_log_is_not_published(tmp_path: Path) -> None:
 
 
 # the usage lines of a transcript and a line's text: test_cold_bulk's helpers
+from rollups_support import stored_sums  # noqa: E402
 from test_cold_bulk import _line, _usage_lines  # noqa: E402
 
 
@@ -517,7 +518,7 @@ def test_direct_load_that_fails_scans_the_usual_way(
 
 
 @pytest.mark.parametrize("block_seconds", [18000.0, 3600.5])
-def test_block_spans_read_beside_the_sums(tmp_path: Path, block_seconds: float) -> None:
+def test_block_spans_read_beside_thestored_sums(tmp_path: Path, block_seconds: float) -> None:
     """The stored sums built with the blocks' spans read by a second connection (a thread)
     equal those built by one connection, and the Python build over the same records."""
     path = tmp_path / "l.sqlite3"
@@ -528,7 +529,7 @@ def test_block_spans_read_beside_the_sums(tmp_path: Path, block_seconds: float) 
     assert len(stored) == len(recs)
     py = sqlite3.connect(tmp_path / "py.sqlite3")
     Rollups(py, lambda *a, **k: [], block_seconds).rebuild({"claude": stored})
-    want = _sums(py)
+    want = stored_sums(py)
     reader = sqlite3.connect(
         f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
     )
@@ -538,23 +539,12 @@ def test_block_spans_read_beside_the_sums(tmp_path: Path, block_seconds: float) 
             ru.rebuild_sql("claude", db.records_sql(), reader)
     finally:
         reader.close()
-    got = _sums(db.conn)
+    got = stored_sums(db.conn)
     assert len(want["rollup_block"]) > 3
     assert got == want
     with db.write() as conn:  # and without the reader: the same
         Rollups(conn, lambda *a, **k: [], block_seconds).rebuild_sql("claude", db.records_sql())
-    assert _sums(db.conn) == want
-
-
-def _sums(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rollup_%'"
-            " AND name != 'rollup_meta'"
-        )
-    ]
-    return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in sorted(names)}
+    assert stored_sums(db.conn) == want
 
 
 def _tricky_records() -> list[UsageRecord]:

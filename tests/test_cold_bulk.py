@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rollups_support import stored_sums as dump
 
 from tokmon.core import scan
 from tokmon.core.engine import Engine
@@ -28,17 +29,6 @@ from tokmon.demo import generate
 from tokmon.paths import get_paths
 
 END = datetime(2026, 3, 1, 17, 0, tzinfo=timezone.utc)
-
-
-def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rollup_%'"
-            " AND name != 'rollup_meta'"
-        )
-    ]
-    return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in sorted(names)}
 
 
 def records_of(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
