@@ -1314,20 +1314,25 @@ def _batch_args(rows: list[list[object]], start: int, k: int) -> tuple[list[obje
     return args, False
 
 
-def insert_many(
-    conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]], k: int = 64
+def insert_batches(
+    conn: sqlite3.Connection, head: str, width: int, n: int, args: Callable[[int, int], Any]
 ) -> None:
-    """``head`` ("INSERT ... VALUES ") of ``rows`` (tuples of ``width`` values), ``k`` rows a
-    statement (a statement a row costs its step and reset: ~2-3 us a row more)."""
+    """``n`` rows of ``width`` values by ``head`` ("INSERT ... VALUES "), 64 a statement (a
+    statement a row costs its step and reset: ~2-3 us a row more): ``args(start, k)`` gives
+    rows start to start + k as one statement's parameters."""
     one = f"({','.join('?' * width)})"
-    full = len(rows) - len(rows) % k
-    if full:
-        many = head + ",".join([one] * k)
-        chain = itertools.chain.from_iterable
-        for i in range(0, full, k):
-            conn.execute(many, list(chain(rows[i : i + k])))
-    if full < len(rows):
-        conn.executemany(head + one, rows[full:])
+    many = head + ",".join([one] * 64)
+    for i in range(0, n, 64):
+        k = min(64, n - i)
+        conn.execute(many if k == 64 else head + ",".join([one] * k), args(i, k))
+
+
+def insert_many(
+    conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]
+) -> None:
+    """:func:`insert_batches` of ``rows`` (tuples of ``width`` values)."""
+    chain = itertools.chain.from_iterable
+    insert_batches(conn, head, width, len(rows), lambda i, k: list(chain(rows[i : i + k])))
 
 
 def _native_batch() -> Any:

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tokmon.core.aggregate import Acc, project_name
 from tokmon.core.blocks import BLOCK_SECONDS, group_blocks, make_gap
 from tokmon.core.cellsums import DERIVED, Sums
-from tokmon.core.ledger import CellSource, SpanSource, loose_tables
+from tokmon.core.ledger import CellSource, SpanSource, insert_batches, loose_tables
 from tokmon.core.model import JSON, JSONObject, UsageRecord
 from tokmon.core.records import SYNTHETIC_MODEL, TS_MAX, TS_MIN
 from tokmon.core.rows_json import breakdown_json, session_row_json, totals_json
@@ -169,21 +169,6 @@ _ADD_UP = (
     " c1h = c1h + excluded.c1h, cr = cr + excluded.cr, cost = cost + excluded.cost,"
     " n = n + excluded.n, first = min(first, excluded.first), last = max(last, excluded.last)"
 )
-
-
-def _insert_rows(
-    conn: sqlite3.Connection, table: str, width: int, n: int, args: Callable[[int, int], Any]
-) -> None:
-    """``n`` rows into ``table`` (``width`` columns), 64 a statement: ``args(start, k)``
-    gives rows start to start + k as one INSERT's parameters (a build's sums made in C)."""
-    one = f"({','.join('?' * width)})"
-    many = ""
-    for i in range(0, n, 64):
-        k = min(64, n - i)
-        if k == 64 and not many:
-            many = f"INSERT INTO {table} VALUES " + ",".join([one] * 64)
-        sql = many if k == 64 else f"INSERT INTO {table} VALUES " + ",".join([one] * k)
-        conn.execute(sql, args(i, k))
 
 
 def _cell_rows(source: str, where: str = "") -> str:
@@ -541,14 +526,18 @@ class Rollups:
                 self._derive_sql(agent)
             else:  # a build's cells, made as its rows came: in key order, 64 a statement
                 sums, n = cells
-                _insert_rows(c, "rollup_cell", 14, n, lambda i, k: sums.args(agent, i, k))
+                insert_batches(
+                    c, "INSERT INTO rollup_cell VALUES ", 14, n, lambda i, k: sums.args(agent, i, k)
+                )
                 if sums.derive():  # ... and the sums made from them, the same way
                     for table, width in DERIVED.items():
 
                         def rows(i: int, k: int, t: str = table) -> list[Any]:
                             return sums.table_args(t, agent, i, k)
 
-                        _insert_rows(c, table, width, sums.count(table), rows)
+                        insert_batches(
+                            c, f"INSERT INTO {table} VALUES ", width, sums.count(table), rows
+                        )
                 else:  # (a sum past 64 bits: SQLite's sum() says so)
                     self._derive_sql(agent)
         finally:
