@@ -264,11 +264,15 @@ def prepare_corpus(mb: float, seed: int, keep: Path | None) -> tuple[Path, bool]
     return dest, temporary
 
 
-def warm_page_cache(dest: Path) -> None:
+def warm_page_cache(dest: Path) -> float:
+    """Read every transcript of ``dest`` (into the OS page cache); the seconds it took."""
+    t = time.perf_counter()
+    buf = bytearray(1 << 22)
     for p in (dest / "projects").rglob("*.jsonl"):
-        with open(p, "rb") as fh:
-            while fh.read(1 << 22):
+        with open(p, "rb", buffering=0) as fh:
+            while fh.readinto(buf):
                 pass
+    return time.perf_counter() - t
 
 
 def append_line(path: Path) -> None:
@@ -407,11 +411,18 @@ class SizeBench:
 
             floor = bench_floor
         budget = [self.wait]
+        # each cold run on the cached corpus the module says ("cold" = no tokmon state):
+        # read again just before it, so that pages the OS dropped meanwhile (memory others
+        # took) are not read from disk by whichever tool runs first (it re-caches them for
+        # the other: ~0.9x for tokmon with none cached, ~0.5x with part of it)
+        rewarm: list[float] = []
         for _ in range(self.runs):
             if floor is not None:  # each pair on a machine others leave (nearly) idle
                 others.append(floor.wait_calm(self.calm, budget)[0])
+            rewarm.append(warm_page_cache(self.dest))
             tc.append(measure(self.tok("daily"), self.fresh_home(), out_t))
             if cc:
+                rewarm.append(warm_page_cache(self.dest))
                 cs.append(measure(self.cc("daily"), self.base, out_c))
         tok_daily = token_totals(out_t.read_bytes())
         cc_daily = token_totals(out_c.read_bytes()) if cc else None
@@ -421,6 +432,7 @@ class SizeBench:
         gib = self.bytes / 2**30
         if others:
             r["others_busy"] = others
+        r["rewarm_s"] = [round(x, 3) for x in rewarm]
         r["cold"] = {
             "tokmon_s": _median(tc),
             "ccusage_s": _median(cs) if cs else None,
@@ -653,6 +665,12 @@ def print_report(r: dict[str, Any]) -> None:
         if s.get("others_busy"):
             busy = ", ".join("n/a" if x is None else f"{x:.2f}" for x in s["others_busy"])
             print(f"cores other processes kept busy before each cold pair (--calm): {busy}")
+        if s.get("rewarm_s"):
+            rw = s["rewarm_s"]
+            print(
+                f"corpus read again before each cold run: median {statistics.median(rw):.3f} s,"
+                f" max {max(rw):.3f} s (a slow read: the OS had dropped pages of it)"
+            )
         print(f"{'':28}{'tokmon':>10}{'ccusage':>10}{'ratio':>9}")
         c = s["cold"]
         print(
