@@ -7,7 +7,8 @@
 For each size, on a generated corpus cached under ``--cache`` (default
 ``${TOKMON_BENCH_DIR:-${TMPDIR:-/tmp}/tokmon-bench}/corpus<MB>``, ``-seed<N>`` appended for a
 seed other than 0; reused when present, skipped with a clear line when the disk is short), with
-the OS page cache warmed first (so "cold" means "no tokmon state", not "nothing in RAM"), it
+the OS page cache warmed first and again before each cold run (so "cold" means "no tokmon
+state", not "nothing in RAM"; the report prints how long those reads took), it
 runs ``tokmon <cmd> --json`` (as a subprocess) and ``ccusage claude <cmd>
 --json --offline`` (when installed: env TOKMON_CCUSAGE or
 <repo>/.cache/ccusage/node_modules/.bin/ccusage) alternately, each figure the median of
