@@ -518,3 +518,32 @@ def test_a_ledger_of_before_the_count_splices_after_its_first_write(
     conn = sqlite3.connect(_ledger(tokmon_home))
     assert conn.execute("SELECT value FROM meta WHERE key='logged'").fetchone()[0] >= 2
     conn.close()
+
+
+def test_kept_json_is_read_as_orjson_reads_it() -> None:
+    """The kept answers' JSON (index, rows, plans) is read by the standard library now
+    (``reports._loads``: no orjson import after an append), with orjson's answers: the same
+    values, out-of-range integers as floats, NaN, the infinities, bad UTF-8 and bad JSON
+    refused; a memoryview as the bytes it views."""
+    from tokmon.cli.reports import _loads
+
+    good = [
+        b'{"tokens":[1,2,3,4],"shown":2,"entries":[[1.5,"s\\u00e9",0.25,true,120],[2,"t",0,false,9]]}',
+        b"[18446744073709551615, -9223372036854775808, 18446744073709551616, -9223372036854775809]",
+        '{"\u00e9\u2028":[null,1e-7,0.00001,-0.0]}'.encode(),
+        b'  [ {"a" : {"b": []}} ]\n',
+    ]
+    for text in good:
+        want = orjson.loads(text)
+        for raw in (text, memoryview(text)):
+            got = _loads(raw)
+            assert got == want
+            assert json.dumps(got) == json.dumps(want)  # the same types (an int is no float)
+    # a big index's integers left as they are (its reader range-checks the totals it uses)
+    assert _loads(b"[18446744073709551616, 1]", ints=False) == [2**64, 1]
+    for bad in (b"[NaN]", b"[Infinity]", b"[-Infinity]", b"\xff", b"[1,]", b"", b'{"a":1'):
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(bad)
+        for ints in (True, False):
+            with pytest.raises(ValueError):
+                _loads(bad, ints)

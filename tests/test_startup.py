@@ -129,6 +129,10 @@ print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_free
 #: what a warm report does not need (logging's chain: tokmon.lazylog stands in; the scanner: it
 #: reads nothing; shlex: it quotes a dir only when one is writable by others)
 NOT_IN_A_WARM_REPORT = {"logging", "traceback", "textwrap", "string", "tokmon.core.scan", "shlex"}
+#: ... and a Claude report, without a metadata store, neither what the store's reader brings
+#: (orjson, which imports uuid and platform) nor the standard library's dataclasses (they
+#: import inspect: ~5 ms; tokmon.leanclass stands in). (The other agents' readers use both.)
+NOT_IN_A_CLAUDE_REPORT = {"orjson", "uuid", "platform", "dataclasses", "inspect"}
 
 
 @pytest.mark.parametrize(
@@ -149,8 +153,64 @@ def test_a_warm_report_leaves_heavy_modules_out(argv: list[str], claude_env: dic
     names = _imported(argv, claude_env)  # warm: nothing changed
     assert "tokmon.core.engine" in names
     assert not names & NOT_IN_A_WARM_REPORT, sorted(names & NOT_IN_A_WARM_REPORT)
+    if "--agent" not in argv:
+        assert not names & NOT_IN_A_CLAUDE_REPORT, sorted(names & NOT_IN_A_CLAUDE_REPORT)
     # the blocks' five dataclasses: defined by the report that makes blocks only
     assert ("tokmon.core.model_blocks" in names) == (argv[0] == "blocks")
+
+
+def test_session_json_after_an_append_splices_without_orjson(
+    claude_env: dict, tmp_path: Path
+) -> None:
+    """``session --json`` after an appended line splices its kept answer (the index read,
+    the new rows and the change written) without orjson: the same text as a first run on
+    the same data, and, once the store has metadata, the name is merged (its reader then
+    brings orjson, as it should)."""
+    from datetime import timedelta
+
+    transcript = Path(claude_env["CLAUDE_CONFIG_DIR"]) / "projects" / "-p" / "s1.jsonl"
+    _imported(["session", "--json"], claude_env)  # cold: scans, keeps the answer
+    _imported(["session", "--json"], claude_env)  # warm: kept as it is
+    for i in range(3):  # appends: a new row of s1 each time, and a new session
+        write_lines(
+            transcript,
+            [
+                assistant_line(END + timedelta(minutes=i + 1), msg_id=f"m{i + 2}",
+                               req_id=f"r{i + 2}", session="s1"),
+                assistant_line(END + timedelta(minutes=i + 1), msg_id=f"n{i}", req_id=f"q{i}",
+                               session=f"s{i + 2}"),
+            ],
+        )  # fmt: skip
+        names = _imported(["session", "--json"], claude_env)
+        assert "tokmon.cli.reports" in names
+        assert not names & NOT_IN_A_CLAUDE_REPORT, sorted(names & NOT_IN_A_CLAUDE_REPORT)
+    spliced = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "--json"],
+        env=claude_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    fresh = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "--json"],
+        env={**claude_env, "TOKMON_HOME": str(tmp_path / "fresh-home")},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert spliced.returncode == fresh.returncode == 0, spliced.stderr + fresh.stderr
+    assert spliced.stdout == fresh.stdout
+    doc = json.loads(spliced.stdout)
+    assert sorted(r["sessionId"] for r in doc["sessions"]) == ["s1", "s2", "s3", "s4"]
+    assert next(r for r in doc["sessions"] if r["sessionId"] == "s1")["outputTokens"] > 0
+    named = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "name", "s2", "Renamed"],
+        env=claude_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert named.returncode == 0, named.stderr
+    names = _imported(["session", "--json"], claude_env)
+    assert "orjson" in names  # the store read (its names merged below)
+    out = subprocess.run(
+        [sys.executable, "-m", "tokmon", "session", "--json"],
+        env=claude_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    row = next(r for r in json.loads(out.stdout)["sessions"] if r["sessionId"] == "s2")
+    assert "Renamed" in json.dumps(row)
 
 
 def test_the_block_types_are_still_named_by_the_model() -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from tokmon.leanclass import dataclass, field
 
 if TYPE_CHECKING:
     from tokmon.cli.context import Context

@@ -1151,6 +1151,8 @@ def _read_metadata(
 ) -> tuple[dict[str, dict[str, Any]], bool]:
     """:func:`_metadata` and whether the store was read (False: it warned); ``raw``: the
     store's bytes when already read (None: read them)."""
+    if raw is not None and not raw.strip():  # no store (or an empty one): no metadata, and
+        return {}, True  # neither the store's module nor orjson (and its uuid) imported
     from tokmon.metadata.store import MetadataStore
 
     try:
@@ -1183,13 +1185,12 @@ class SessionCache(ReportCache):
         the table's text: it does not show ``isActive``, it is kept until the data change."""
         from tokmon.core.digest import sha1_hex
         from tokmon.fsutil import read_regular
-        from tokmon.metadata.store import MetadataStore
 
         # the metadata store's bytes, read once: their digest keys the answer, their
         # records are merged into it (meta_raw; None: read again, and warn, when merging)
         self.meta_raw: bytes | None = None
-        try:  # a FIFO in its place is refused, not waited on
-            self.meta_raw = read_regular(MetadataStore(paths=ctx.paths).path)
+        try:  # a FIFO in its place is refused, not waited on (MetadataStore's own path)
+            self.meta_raw = read_regular(ctx.paths.metadata_file)
             meta: str | None = sha1_hex(self.meta_raw)
         except FileNotFoundError:
             self.meta_raw, meta = b"", None
@@ -1310,16 +1311,41 @@ _NO_WID = b"-" * 16
 
 
 def _row_bytes(row: dict[str, Any]) -> bytes:
-    """A session row as it stands in the indented document."""
-    import orjson
+    """A session row as it stands in the indented document (orjson's text, without its
+    import: :func:`tokmon.jsontext.indented`)."""
+    from tokmon.jsontext import indented
 
-    return orjson.dumps(row, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    ")
+    return indented(row).encode().replace(b"\n", b"\n    ")
 
 
 def _totals_bytes(totals: dict[str, Any]) -> bytes:
-    import orjson
+    from tokmon.jsontext import indented
 
-    return orjson.dumps(totals, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  ")
+    return indented(totals).encode().replace(b"\n", b"\n  ")
+
+
+def _loads(raw: bytes | memoryview, ints: bool = True) -> Any:
+    """A kept answer's JSON (its index, a row of it, a change's plan) as ``orjson.loads``
+    reads it, by the standard library: orjson's import costs a run ~15 ms (it imports
+    dataclasses, inspect, uuid, platform), more than the whole splice after an append. What
+    orjson refuses is refused (ValueError): NaN and the infinities, bytes that are not UTF-8;
+    an integer outside 64 bits is a float, as orjson makes it (``ints=False``: left an int,
+    for a big index whose caller checks the integers it uses; ~1.5 ms less at 4,400
+    sessions). Lone surrogate escapes are read (nothing here writes them back as text)."""
+    import json
+
+    if not ints:
+        return json.loads(bytes(raw), parse_constant=_refused)
+    return json.loads(bytes(raw), parse_constant=_refused, parse_int=_int64)
+
+
+def _refused(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def _int64(text: str) -> int | float:
+    v = int(text)
+    return v if -(2**63) <= v < 2**64 else float(v)
 
 
 class LineageCache(SessionCache):
@@ -1413,22 +1439,20 @@ class KeptSessions:
 
     def parse(self) -> bool:
         """Read the index (False: damaged; its digest is checked, and its shape)."""
-        import orjson
-
         from tokmon.filespans import Short
 
         try:
             raw = self.src.read(*self._index)
             if _index_sig(raw) != self._sig:
                 return False
-            index = orjson.loads(raw)
+            index = _loads(raw, ints=False)
             tokens, entries, shown = index["tokens"], index["entries"], index["shown"]
             if not (
                 type(shown) is int
                 and 0 <= shown <= len(entries)
                 and type(tokens) is list
                 and len(tokens) == 4
-                and all(type(t) is int for t in tokens)
+                and all(type(t) is int and -(2**63) <= t < 2**64 for t in tokens)
                 and type(entries) is list
                 and _entries_ok(entries, 5)
             ):
@@ -1515,8 +1539,6 @@ class SessionParts(LineageCache):
         import bisect
         import itertools
 
-        import orjson
-
         from tokmon.core.rows_json import totals_json
 
         entries, n = kept.entries, kept.shown
@@ -1533,7 +1555,7 @@ class SessionParts(LineageCache):
         hit = map(changed.__contains__, map(_ID, entries))
         for k in list(itertools.compress(itertools.count(), hit)):
             if k < n:  # a shown row: out of the document and its sums out of the totals
-                row = orjson.loads(kept.read(starts[k], starts[k] + entries[k][4]))
+                row = _loads(kept.read(starts[k], starts[k] + entries[k][4]))
                 for j, key in enumerate(_TOKEN_KEYS):
                     tokens[j] -= int(row[key])
                 events.append((k, 1, None, None))
@@ -1588,12 +1610,12 @@ class SessionParts(LineageCache):
         active turns inactive: appended to ``kept``'s file as a change (:func:`_append`)
         while that file holds less than twice its document, else written whole (its spans
         copied from that file)."""
-        import orjson
+        from tokmon.jsontext import compact
 
         until = self.engine.session_report_until(now)
         if self.gen is None or until is None:
             return
-        index = orjson.dumps({"tokens": tokens, "shown": shown, "entries": entries})
+        index = compact({"tokens": tokens, "shown": shown, "entries": entries})
         wid = self.wid_field()
         if wid is None:
             return
@@ -1984,8 +2006,6 @@ def _patch_of(src: Source, tail: bytes, docs: int) -> _Patch | None:
     or inside its new bytes). A plan is the ranges of one document (``docs`` 1: a
     ``session --json``), or a list of ``docs`` such lists (a session table: its text and
     its cells)."""
-    import orjson
-
     f = tail[:-3].split()
     if len(f) != 9:
         return None
@@ -2000,7 +2020,7 @@ def _patch_of(src: Source, tail: bytes, docs: int) -> _Patch | None:
     new, plan_raw = src.read(at, at + nb), src.read(at + nb, at + nb + npl)
     if _index_sig(plan_raw, new).encode() != psig:
         return None
-    raw = orjson.loads(plan_raw)
+    raw = _loads(plan_raw)
     if docs != 1 and (type(raw) is not list or len(raw) != docs):
         return None
     plans: list[list[tuple[int, int]]] = []
@@ -2088,9 +2108,8 @@ def _append(
     change whole: else its digests fail, and the answer is built whole). Not done (False:
     write it whole) when the file would hold ``cap`` times the documents or more, or is no
     longer the file at ``path``."""
-    import orjson
-
     from tokmon.filespans import Span
+    from tokmon.jsontext import compact
 
     new: list[bytes | memoryview] = []
     plans: list[list[list[int]]] = []
@@ -2106,7 +2125,7 @@ def _append(
                 new.append(p)
                 nb += len(p)
         plans.append(plan)
-    plan_raw = orjson.dumps(plans[0] if len(plans) == 1 else plans)
+    plan_raw = compact(plans[0] if len(plans) == 1 else plans)
     grown = src.size + nb + len(plan_raw) + len(index) + _PATCH_LEN
     if grown > cap * length:
         return False

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tokmon.cli.context import CLIError, Context
+from tokmon.leanclass import dataclass  # (the standard library's imports inspect: ~5 ms a run)
 
 if TYPE_CHECKING:
     from tokmon.core.engine import Engine
