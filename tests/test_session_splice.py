@@ -520,12 +520,21 @@ def test_a_ledger_of_before_the_count_splices_after_its_first_write(
     conn.close()
 
 
-def test_kept_json_is_read_as_orjson_reads_it() -> None:
-    """The kept answers' JSON (index, rows, plans) is read by the standard library now
-    (``reports._loads``: no orjson import after an append), with orjson's answers: the same
-    values, out-of-range integers as floats, NaN, the infinities, bad UTF-8 and bad JSON
-    refused; a memoryview as the bytes it views."""
-    from tokmon.cli.reports import _loads
+@pytest.mark.parametrize("imported", [False, True])
+def test_kept_json_is_read_as_orjson_reads_it(
+    imported: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept answers' JSON (index, rows, plans) is read by the standard library where
+    orjson is not imported (``reports._loads``: none imported after an append), by orjson
+    where it is, with orjson's answers either way: the same values, out-of-range integers as
+    floats, NaN, the infinities, bad UTF-8 and bad JSON refused; a memoryview as the bytes
+    it views. What ``reports._dumps`` writes reads back the same."""
+    import sys
+
+    from tokmon.cli.reports import _dumps, _loads
+
+    if not imported:
+        monkeypatch.delitem(sys.modules, "orjson")
 
     good = [
         b'{"tokens":[1,2,3,4],"shown":2,"entries":[[1.5,"s\\u00e9",0.25,true,120],[2,"t",0,false,9]]}',
@@ -540,7 +549,16 @@ def test_kept_json_is_read_as_orjson_reads_it() -> None:
             assert got == want
             assert json.dumps(got) == json.dumps(want)  # the same types (an int is no float)
     # a big index's integers left as they are (its reader range-checks the totals it uses)
-    assert _loads(b"[18446744073709551616, 1]", ints=False) == [2**64, 1]
+    # by the standard library; orjson makes them floats
+    big = _loads(b"[18446744073709551616, 1]", ints=False)
+    assert big == [2**64, 1] and type(big[0]) is (float if imported else int)
+    index = {
+        "tokens": [1, 2**63 - 1, 0, 7],
+        "shown": 1,
+        "entries": [["s\u00e9", 1.5, 0.1, True, 9]],
+    }
+    assert _loads(_dumps(index)) == index
+    assert ("orjson" in sys.modules) == imported  # (neither call imported it)
     for bad in (b"[NaN]", b"[Infinity]", b"[-Infinity]", b"\xff", b"[1,]", b"", b'{"a":1'):
         with pytest.raises(orjson.JSONDecodeError):
             orjson.loads(bad)

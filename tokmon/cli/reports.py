@@ -1331,12 +1331,30 @@ def _loads(raw: bytes | memoryview, ints: bool = True) -> Any:
     orjson refuses is refused (ValueError): NaN and the infinities, bytes that are not UTF-8;
     an integer outside 64 bits is a float, as orjson makes it (``ints=False``: left an int,
     for a big index whose caller checks the integers it uses; ~1.5 ms less at 4,400
-    sessions). Lone surrogate escapes are read (nothing here writes them back as text)."""
+    sessions). Lone surrogate escapes are read (nothing here writes them back as text). By
+    orjson itself when the process has imported it already (its parse is ~3x faster)."""
+    if "orjson" in sys.modules:
+        import orjson
+
+        return orjson.loads(raw)
     import json
 
     if not ints:
         return json.loads(bytes(raw), parse_constant=_refused)
     return json.loads(bytes(raw), parse_constant=_refused, parse_int=_int64)
+
+
+def _dumps(data: Any) -> bytes:
+    """A kept answer's index or plan as compact JSON: orjson's when the process has imported
+    it already (~15x faster than the standard library's encoder: 0.4 against 7 ms for the
+    index of 4,400 sessions), else :func:`tokmon.jsontext.compact` (its import costs more)."""
+    if "orjson" in sys.modules:
+        import orjson
+
+        return orjson.dumps(data)
+    from tokmon.jsontext import compact
+
+    return compact(data)
 
 
 def _refused(name: str) -> Any:
@@ -1610,12 +1628,10 @@ class SessionParts(LineageCache):
         active turns inactive: appended to ``kept``'s file as a change (:func:`_append`)
         while that file holds less than twice its document, else written whole (its spans
         copied from that file)."""
-        from tokmon.jsontext import compact
-
         until = self.engine.session_report_until(now)
         if self.gen is None or until is None:
             return
-        index = compact({"tokens": tokens, "shown": shown, "entries": entries})
+        index = _dumps({"tokens": tokens, "shown": shown, "entries": entries})
         wid = self.wid_field()
         if wid is None:
             return
@@ -2109,7 +2125,6 @@ def _append(
     write it whole) when the file would hold ``cap`` times the documents or more, or is no
     longer the file at ``path``."""
     from tokmon.filespans import Span
-    from tokmon.jsontext import compact
 
     new: list[bytes | memoryview] = []
     plans: list[list[list[int]]] = []
@@ -2125,7 +2140,7 @@ def _append(
                 new.append(p)
                 nb += len(p)
         plans.append(plan)
-    plan_raw = compact(plans[0] if len(plans) == 1 else plans)
+    plan_raw = _dumps(plans[0] if len(plans) == 1 else plans)
     grown = src.size + nb + len(plan_raw) + len(index) + _PATCH_LEN
     if grown > cap * length:
         return False
