@@ -426,3 +426,36 @@ def test_a_fifo_put_in_place_of_the_kept_file_is_not_waited_on(
     monkeypatch.setattr(reports.SessionParts, "open_ranges", real_open)
     assert path.is_file() and not _patched(path)
     assert got.out == _scratch(cli, tokmon_home)
+
+
+def test_a_kept_answer_with_a_json_index_is_still_spliced(
+    setup: tuple[Path, Any], tokmon_home: Path
+) -> None:
+    """A kept answer written before the index went to columns (its index JSON, as orjson
+    wrote it) is read and spliced after an append: the answer built whole, the index then
+    written in columns."""
+    import orjson
+
+    projects, cli = setup
+    first = cli("session", "--json")
+    assert first.code == 0
+    path = _kept(tokmon_home)
+    data = path.read_bytes()
+    assert not data.endswith(b" P\n")  # written whole: ... document, index, trailer
+    n, gen, wid, sig = data[-reports._TRAILER : -1].split()
+    index_at = len(data) - reports._TRAILER - int(n)
+    index = data[index_at : -reports._TRAILER]
+    assert index.startswith(reports._INDEX_MAGIC) and sig == reports._index_sig(index).encode()
+    tokens, shown, entries = reports._index_of(index)
+    old = orjson.dumps({"tokens": tokens, "shown": shown, "entries": entries})
+    trailer = b"%012d %s %s %s\n" % (len(old), gen, wid, reports._index_sig(old).encode())
+    path.write_bytes(data[:index_at] + old + trailer)
+    again = cli("session", "--json")  # the JSON index read (the answer as it was kept)
+    assert again.code == 0 and again.out == first.out
+    _grow(projects, 1)
+    spliced = cli("session", "--json")
+    assert spliced.code == 0, spliced.err
+    # spliced (the change appended to the kept file), not built whole
+    assert _patched(_kept(tokmon_home))
+    assert reports._INDEX_MAGIC in _kept(tokmon_home).read_bytes()
+    assert spliced.out == _scratch(cli, tokmon_home) != first.out

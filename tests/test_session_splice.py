@@ -565,3 +565,41 @@ def test_kept_json_is_read_as_orjson_reads_it(
         for ints in (True, False):
             with pytest.raises(ValueError):
                 _loads(bad, ints)
+
+
+def test_the_kept_index_in_columns_reads_back_and_refuses_damage() -> None:
+    """A kept answer's index (``reports._index_bytes``) reads back as it was written, holds
+    no NUL byte (a kept file never does), falls back to JSON for ids it cannot hold, and a
+    damaged one is refused (ValueError: the answer is then built whole)."""
+    from tokmon.cli.reports import _INDEX_MAGIC, _index_bytes, _index_of
+
+    entries = [
+        ["a1", 1795873366.769, 31.513783, True, 1504],
+        ["caf\u00e9 \u2028 \U0001f600", 1.0, 0.0, False, 0],
+        ["", 0.5, 1e-7, False, 2**40],
+    ]
+    for tokens, shown, ents in (([1, 2, 3, 2**63 - 1], 2, entries), ([0, 0, 0, 0], 0, [])):
+        raw = _index_bytes(tokens, shown, ents)
+        assert raw.startswith(_INDEX_MAGIC) and b"\0" not in raw
+        assert _index_of(raw) == (tokens, shown, ents)
+        assert _index_of(memoryview(raw)) == (tokens, shown, ents)
+    for bad_id in ("two\nlines", "nul\0", "\ud800", 7):
+        raw = _index_bytes([1, 2, 3, 4], 1, [[bad_id, 1.0, 2.0, True, 3]])
+        assert raw.startswith(b"{") and b"\0" not in raw  # JSON, read as before
+        assert json.loads(raw)["entries"] == [[bad_id, 1.0, 2.0, True, 3]]
+    raw = _index_bytes([1, 2, 3, 4], 2, entries[:2])
+    nl = raw.index(b"\n", len(_INDEX_MAGIC))
+    damaged = [
+        raw[:-1],  # an id cut
+        raw + b"x",  # more ids than said
+        raw[: nl - 2] + raw[nl:],  # a byte of the columns gone
+        raw[:nl] + b"0" + raw[nl:],  # an odd number of hex digits
+        raw[: len(_INDEX_MAGIC)] + b"zz" + raw[len(_INDEX_MAGIC) + 2 :],  # not hex
+        raw.replace(b"\n", b" ", 2)[: len(_INDEX_MAGIC)]
+        + raw[len(_INDEX_MAGIC) :].replace(b"\n", b" ", 1),  # no line for the ids
+        raw[: len(_INDEX_MAGIC) + 20],  # short
+        raw[:-3] + b"\xff\xfe\n",  # not UTF-8
+    ]
+    for d in damaged:
+        with pytest.raises(ValueError):
+            _index_of(d)
