@@ -1324,14 +1324,12 @@ def _totals_bytes(totals: dict[str, Any]) -> bytes:
     return indented(totals).encode().replace(b"\n", b"\n  ")
 
 
-def _loads(raw: bytes | memoryview, ints: bool = True) -> Any:
+def _loads(raw: bytes | memoryview) -> Any:
     """A kept answer's JSON (its index, a row of it, a change's plan) as ``orjson.loads``
     reads it, by the standard library: orjson's import costs a run ~15 ms (it imports
     dataclasses, inspect, uuid, platform), more than the whole splice after an append. What
     orjson refuses is refused (ValueError): NaN and the infinities, bytes that are not UTF-8;
-    an integer outside 64 bits is a float, as orjson makes it (``ints=False``: left an int,
-    for a big index whose caller checks the integers it uses; ~1.5 ms less at 4,400
-    sessions). Lone surrogate escapes are read (nothing here writes them back as text). By
+    an integer outside 64 bits is a float, as orjson makes it. Lone surrogate escapes are read (nothing here writes them back as text). By
     orjson itself when the process has imported it already (its parse is ~3x faster)."""
     if "orjson" in sys.modules:
         import orjson
@@ -1339,8 +1337,6 @@ def _loads(raw: bytes | memoryview, ints: bool = True) -> Any:
         return orjson.loads(raw)
     import json
 
-    if not ints:
-        return json.loads(bytes(raw), parse_constant=_refused)
     return json.loads(bytes(raw), parse_constant=_refused, parse_int=_int64)
 
 
@@ -1547,14 +1543,14 @@ class KeptSessions:
             if bytes(raw[: len(_INDEX_MAGIC)]) == _INDEX_MAGIC:
                 tokens, shown, entries = _index_of(raw)
             else:  # (JSON: a kept answer written before the binary index)
-                index = _loads(raw, ints=False)
+                index = _loads(raw)
                 tokens, entries, shown = index["tokens"], index["entries"], index["shown"]
             if not (
                 type(shown) is int
                 and 0 <= shown <= len(entries)
                 and type(tokens) is list
                 and len(tokens) == 4
-                and all(type(t) is int and -(2**63) <= t < 2**64 for t in tokens)
+                and all(type(t) is int for t in tokens)
                 and type(entries) is list
                 and _entries_ok(entries, 5)
             ):
