@@ -62,6 +62,8 @@ TARGETS = {
 }
 WARM_COMMANDS = ("daily", "session", "blocks")
 APPEND_COMMANDS = ("daily", "session")
+# what a cold run's time was made of, per run (the wrapper's figures; absent where the OS has none)
+DIAGNOSTICS = ("sys", "majflt", "minflt", "nvcsw", "nivcsw", "steal", "others")
 RSS_MIN_MB = 400.0  # below this the interpreter's own ~30 MB swamps a per-GB figure
 TOKEN_KEYS = (
     "inputTokens",
@@ -73,15 +75,27 @@ TOKEN_KEYS = (
 
 # Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s, "cpu": user + system s of
 # the waited-for descendants, "rss_kb": peak RSS of the largest descendant (getrusage), "tree_kb": peak summed RSS of the
-# process tree (psutil sampling)}.
+# process tree (psutil sampling)}, and where the OS has them (wait4, /proc/stat) what the run's time was made of:
+# "sys" (system CPU s), "majflt"/"minflt" (page faults read from disk / not), "nvcsw"/"nivcsw" (voluntary / involuntary context
+# switches), "steal" (CPU s the hypervisor gave other guests over all CPUs during the run) and "others" (cores other
+# processes kept busy during it: all busy time less steal less the run's own CPU, per second of the run).
 _WRAPPER = r"""
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 try:
     import psutil
 except ImportError:
     psutil = None
+def stat():
+    try:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return v if len(v) >= 8 else None
+s0 = stat()
 t = time.perf_counter()
 tree = 0
+own = None
 with open(sys.argv[1], "wb") as out:
     proc = subprocess.Popen(sys.argv[3:], stdout=out, stderr=subprocess.DEVNULL)
     if psutil is not None and sys.argv[2] == "1":
@@ -101,8 +115,14 @@ with open(sys.argv[1], "wb") as out:
                 time.sleep(0.005)
         except psutil.Error:
             pass
-    rc = proc.wait()
+    if hasattr(os, "wait4") and proc.returncode is None:  # (the sampling's poll reaps it)
+        _, status, own = os.wait4(proc.pid, 0)
+        rc = os.waitstatus_to_exitcode(status)
+        proc.returncode = rc
+    else:
+        rc = proc.wait()
 wall = time.perf_counter() - t
+s1 = stat()
 try:
     import resource
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -111,8 +131,17 @@ try:
         rss //= 1024
 except ImportError:
     rss = cpu = None
-print(json.dumps({"wall": wall, "cpu": cpu, "rss_kb": rss, "tree_kb": tree // 1024 or None,
-                  "rc": rc}))
+fig = {"wall": wall, "cpu": cpu, "rss_kb": rss, "tree_kb": tree // 1024 or None, "rc": rc}
+if own is not None:
+    fig.update(sys=own.ru_stime, majflt=own.ru_majflt, minflt=own.ru_minflt, nvcsw=own.ru_nvcsw,
+               nivcsw=own.ru_nivcsw)
+if s0 is not None and s1 is not None and cpu is not None and wall > 0:
+    hz = os.sysconf("SC_CLK_TCK")
+    d = [b - a for a, b in zip(s0, s1)]
+    steal = d[7] / hz
+    busy = (sum(d) - d[3] - d[4]) / hz - steal
+    fig.update(steal=steal, others=max(0.0, busy - cpu) / wall)
+print(json.dumps(fig))
 """
 
 
@@ -162,6 +191,7 @@ def measure(
         raise RuntimeError(f"{' '.join(cmd[:3])} exited {fig['rc']}")
     peaks = [v for v in (fig["rss_kb"], fig["tree_kb"]) if v]
     return {
+        **{k: fig[k] for k in DIAGNOSTICS if k in fig},
         "wall": fig["wall"],
         "cpu": fig.get("cpu"),
         "rss_mb": max(peaks) / 1024 if peaks else None,
@@ -350,6 +380,17 @@ def _median_cpu(ms: list[dict[str, Any]]) -> float | None:
     return statistics.median(cpu) if cpu else None
 
 
+def _diagnostics(ms: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure of :data:`DIAGNOSTICS` the runs' values and their median (absent where the
+    OS gave none)."""
+    out: dict[str, Any] = {}
+    for k in DIAGNOSTICS:
+        xs = [m[k] for m in ms if m.get(k) is not None]
+        if xs:
+            out[k] = {"median": statistics.median(xs), "runs": [round(x, 4) for x in xs]}
+    return out
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -441,6 +482,10 @@ class SizeBench:
             "tokmon_cpu_s": _median_cpu(tc),
             "ccusage_cpu_s": _median_cpu(cs),
             "ratio": _ratio(_median(tc), _median(cs) if cs else None),
+            "tokmon_walls": [round(m["wall"], 4) for m in tc],
+            "ccusage_walls": [round(m["wall"], 4) for m in cs],
+            "tokmon_made_of": _diagnostics(tc),
+            "ccusage_made_of": _diagnostics(cs),
             "tokmon_rss_mb": tok_rss,
             "tokmon_rss_single_mb": max((m["single_rss_mb"] or 0) for m in (*tc, tmem)) or None,
             "tokmon_rss_tree_mb": tmem["tree_rss_mb"],
@@ -683,6 +728,24 @@ def print_report(r: dict[str, Any]) -> None:
             f"{'  CPU time (s; info)':28}{_f(c['tokmon_cpu_s'], '{:.3f}'):>10}"
             f"{_f(c['ccusage_cpu_s'], '{:.3f}'):>10}{_f(cpu_ratio, '{:.2f}x'):>9}"
         )
+        for key, label, fmt in (
+            ("sys", "  of it system CPU (s)", "{:.3f}"),
+            ("majflt", "  major page faults", "{:.0f}"),
+            ("minflt", "  minor page faults", "{:.0f}"),
+            ("nivcsw", "  involuntary switches", "{:.0f}"),
+            ("nvcsw", "  voluntary switches", "{:.0f}"),
+            ("steal", "  stolen by the host (s)", "{:.3f}"),
+            ("others", "  others' cores during", "{:.2f}"),
+        ):
+            a, b = c.get("tokmon_made_of", {}).get(key), c.get("ccusage_made_of", {}).get(key)
+            if a or b:
+                print(f"{label:28}{_f(a and a['median'], fmt):>10}{_f(b and b['median'], fmt):>10}")
+        if c.get("tokmon_walls"):
+            walls = " ".join(f"{x:.3f}" for x in c["tokmon_walls"])
+            print(f"  tokmon's cold runs (s): {walls}")
+        if c.get("ccusage_walls"):
+            walls = " ".join(f"{x:.3f}" for x in c["ccusage_walls"])
+            print(f"  ccusage's cold runs (s): {walls}")
         print(
             f"{'cold peak RSS (MB)':28}{_f(c['tokmon_rss_mb'], '{:.0f}'):>10}"
             f"{_f(c['ccusage_rss_mb'], '{:.0f}'):>10}"

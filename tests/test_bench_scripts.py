@@ -83,6 +83,14 @@ def test_bench_engine_two_sizes(tmp_path: Path) -> None:
             assert s["cold"]["ratio"] == pytest.approx(
                 s["cold"]["tokmon_s"] / s["cold"]["ccusage_s"]
             )
+            assert len(s["cold"]["ccusage_walls"]) == 1
+        cold = s["cold"]
+        assert cold["tokmon_walls"] == [pytest.approx(cold["tokmon_s"], abs=1e-4)]
+        if sys.platform.startswith("linux"):  # wait4 and /proc/stat
+            made = cold["tokmon_made_of"]
+            assert {"sys", "majflt", "nvcsw", "nivcsw", "steal", "others"} <= set(made)
+            assert 0 <= made["sys"]["median"] <= cold["tokmon_cpu_s"]
+            assert made["steal"]["median"] >= 0 and made["others"]["median"] >= 0
         for phase, cmds in (
             ("warm", ["daily", "session", "blocks"]),
             ("append", ["daily", "session"]),
@@ -118,11 +126,33 @@ def test_bench_engine_two_sizes(tmp_path: Path) -> None:
     assert "generating" not in res2.stderr
     assert "== 2 MB (seed 0)" in res2.stdout and "targets (issue 12):" in res2.stdout
     assert "load average" in res2.stdout
+    assert "tokmon's cold runs (s): " in res2.stdout
+    if sys.platform.startswith("linux"):
+        assert re.search(r"of it system CPU \(s\) +\d+\.\d{3}", res2.stdout), res2.stdout
+        assert re.search(r"stolen by the host \(s\) +\d+\.\d{3}", res2.stdout)
     if os.path.exists("/proc/stat"):  # the probe reads it (elsewhere: no figure, no wait)
         probed = re.search(
             r"kept busy before each cold pair \(--calm\): (\d+\.\d\d)$", res2.stdout, re.M
         )
         assert probed and 0.0 <= float(probed.group(1)) <= (os.cpu_count() or 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "wait4"), reason="the wrapper's own figures need wait4")
+def test_bench_engine_wrapper_says_what_a_run_was_made_of(tmp_path: Path) -> None:
+    """The cold runs' wrapper: a run that sleeps is voluntary switches and little CPU, one that
+    spins is user CPU, not system CPU; a failing child's exit code comes back."""
+    be = _load_bench_engine()
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    sleeper = be.measure([sys.executable, "-c", "import time; time.sleep(0.3)"], env, out)
+    assert sleeper["wall"] >= 0.3 and sleeper["cpu"] < 0.25
+    assert sleeper["nvcsw"] >= 1 and sleeper["sys"] <= sleeper["cpu"]
+    spinner = be.measure([sys.executable, "-c", "sum(range(30_000_000))"], env, out)
+    assert spinner["cpu"] >= 0.1 and spinner["sys"] < 0.5 * spinner["cpu"]
+    if Path("/proc/stat").exists():
+        assert spinner["steal"] >= 0 and spinner["others"] >= 0
+    with pytest.raises(RuntimeError, match="exited 3"):
+        be.measure([sys.executable, "-c", "raise SystemExit(3)"], env, out)
 
 
 def test_bench_engine_skips_a_size_the_disk_cannot_hold(tmp_path: Path) -> None:
