@@ -9,8 +9,10 @@
 # of three alternating pairs follows the machine's hour), and one CI run in three of seven gave
 # ~0.5x where the others gave ~0.37x; eleven cost ~20 s more than seven. --calm: each cold pair
 # waits (90 s at most in all) until other processes, e.g. what the test suite left running,
-# keep under 0.3 of a core busy; each cold run reads the corpus again just before it (pages the
-# OS dropped are not read from disk by one tool for the other): both tools are measured on the
-# same quiet machine with the corpus cached.
+# keep under 0.3 of a core busy, and a pair during which they kept 0.3 busy is measured again;
+# each cold run reads the corpus again just before it (pages the OS dropped are not read from
+# disk by one tool for the other): both tools are measured on the same quiet machine with the
+# corpus cached. Each cold run's walls, system CPU, faults, switches and the host's steal are
+# printed: a slow run says where its time went.
 set -euo pipefail
 python3 bench/bench_engine.py --mb 500 --runs 11 --calm 0.3 --wait 90
