@@ -77,12 +77,15 @@ TOKEN_KEYS = (
     "totalTokens",
 )
 
-# Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s, "cpu": user + system s of
-# the waited-for descendants, "rss_kb": peak RSS of the largest descendant (getrusage), "tree_kb": peak summed RSS of the
-# process tree (psutil sampling)}, and where the OS has them (wait4, /proc/stat) what the run's time was made of:
-# "sys" (system CPU s), "majflt"/"minflt" (page faults read from disk / not), "nvcsw"/"nivcsw" (voluntary / involuntary context
-# switches), "steal" (CPU s the hypervisor gave other guests over all CPUs during the run) and "others" (cores other
-# processes kept busy during it: all busy time less steal less the run's own CPU, per second of the run).
+# Runs argv[3:] with stdout to argv[1]; argv[2] == "1" samples the tree RSS; prints {"wall": s,
+# "cpu": user + system s of the waited-for descendants, "rss_kb": peak RSS of the largest
+# descendant (getrusage), "tree_kb": peak summed RSS of the process tree (psutil sampling)}, and
+# where the OS has them (wait4, /proc/stat) what the run's time was made of: "sys" (system CPU
+# s), "majflt"/"minflt" (page faults read from disk / not), "nvcsw"/"nivcsw" (voluntary /
+# involuntary context switches), "steal" (CPU s the hypervisor gave other guests over all CPUs
+# during the run) and "others" (cores other processes kept busy during it: all busy time less
+# steal less the run's own CPU, per second of the run). It reads /proc/stat itself, not through
+# bench_floor's _busy, so that the interval is the run's own and steal is kept apart.
 _WRAPPER = r"""
 import json, os, subprocess, sys, time
 try:

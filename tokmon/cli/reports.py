@@ -1329,8 +1329,9 @@ def _loads(raw: bytes | memoryview) -> Any:
     reads it, by the standard library: orjson's import costs a run ~15 ms (it imports
     dataclasses, inspect, uuid, platform), more than the whole splice after an append. What
     orjson refuses is refused (ValueError): NaN and the infinities, bytes that are not UTF-8;
-    an integer outside 64 bits is a float, as orjson makes it. Lone surrogate escapes are read (nothing here writes them back as text). By
-    orjson itself when the process has imported it already (its parse is ~3x faster)."""
+    an integer outside 64 bits is a float, as orjson makes it. Lone surrogate escapes are
+    read (nothing here writes them back as text). By orjson itself when the process has
+    imported it already (its parse is ~3x faster)."""
     if "orjson" in sys.modules:
         import orjson
 
