@@ -712,6 +712,14 @@ def _f(v: Any, fmt: str) -> str:
     return "n/a" if v is None else fmt.format(v)
 
 
+def rewarm_line(rw: list[float]) -> str:
+    """The line on the corpus reads before the cold runs; a read several times the median's
+    length found pages the OS had dropped (read from the disk again), and says so."""
+    med, top = statistics.median(rw), max(rw)
+    why = " (the OS had dropped pages of it before the slowest)" if top > 3 * med else ""
+    return f"corpus read again before each cold run: median {med:.3f} s, max {top:.3f} s{why}"
+
+
 def print_report(r: dict[str, Any]) -> None:
     m = r["machine"]
     print(
@@ -741,11 +749,7 @@ def print_report(r: dict[str, Any]) -> None:
                 f"cold pairs measured again (others kept that many cores busy during them): {busy}"
             )
         if s.get("rewarm_s"):
-            rw = s["rewarm_s"]
-            print(
-                f"corpus read again before each cold run: median {statistics.median(rw):.3f} s,"
-                f" max {max(rw):.3f} s (a slow read: the OS had dropped pages of it)"
-            )
+            print(rewarm_line(s["rewarm_s"]))
         print(f"{'':28}{'tokmon':>10}{'ccusage':>10}{'ratio':>9}")
         c = s["cold"]
         print(

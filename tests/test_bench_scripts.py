@@ -352,3 +352,13 @@ def test_bench_rss_splits_the_peak_per_phase(tmp_path: Path) -> None:
     parts = mod.summary(fig)
     rest = sum(v for k, v in parts.items() if k != "rss")
     assert abs(rest - parts["rss"]) < 0.5  # (RssAnon + RssFile = VmRSS, give or take shmem)
+
+
+def test_bench_engine_says_dropped_pages_only_for_a_slow_read() -> None:
+    """The corpus reads before the cold runs: a uniform set is just its median and max; one
+    read several times the median is named as pages the OS had dropped."""
+    be = _load_bench_engine()
+    even = be.rewarm_line([0.058, 0.060, 0.086])
+    assert even == "corpus read again before each cold run: median 0.060 s, max 0.086 s"
+    slow = be.rewarm_line([0.058, 0.060, 0.410])
+    assert slow.endswith("max 0.410 s (the OS had dropped pages of it before the slowest)")
