@@ -26,7 +26,9 @@ runs ``tokmon <cmd> --json`` (as a subprocess) and ``ccusage claude <cmd>
 * after append: ``daily`` and ``session``, each run right after appending one complete
   assistant line to the largest session file (truncated back afterwards);
 * flat with history: each warm / after-append time at the largest size divided by the one at
-  the smallest size.
+  the smallest size, measured again after every size's own phases in ``--runs`` rounds in
+  which the sizes alternate (tokmon only, on the warm homes those phases left): this VM's
+  speed drifts by +-20% over the minutes between two sizes' phases.
 
 The tokmon measured is this checkout installed the way a user installs it (``scripts/install.py``:
 a non-editable ``pip install`` into a venv, cached per source hash under
@@ -325,7 +327,10 @@ def append_line(path: Path) -> None:
                     break
                 except ValueError:
                     continue
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+    # milliseconds, as Claude Code writes them (whole seconds made two appends within a second
+    # tie, which a live append of a later record never does: the blocks were then regrouped)
+    now = time.time()
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
     line = {
         "parentUuid": None,
         "isSidechain": False,
@@ -614,6 +619,8 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
         "targets": TARGETS,
         "sizes": [],
     }
+    benches: list[tuple[float, SizeBench, Path]] = []  # (warm homes kept for flat_rounds)
+    cleanup: list[tuple[Path, Path | None]] = []
     for mb in args.mb:
         entry: dict[str, Any] = {"mb": mb, "seed": args.seed, "loadavg_start": load_avg()}
         results["sizes"].append(entry)
@@ -625,6 +632,7 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
             print(exc, file=sys.stderr)
             continue
         work = Path(tempfile.mkdtemp(prefix="tokmon-bench-work-"))
+        kept = False
         try:
             check_disk(work, mb * 0.2)  # tokmon's state for one home
             warm_page_cache(dest)
@@ -643,22 +651,66 @@ def run_sizes(args: argparse.Namespace) -> dict[str, Any]:
             )
             print(f"measuring {mb:g} MB ...", file=sys.stderr)
             entry.update(sb.run(target))
+            if len(args.mb) > 1:  # its warm home kept for the flat rounds below
+                benches.append((mb, sb, target))
+                cleanup.append((work, dest.parent if temporary else None))
+                kept = True
         except DiskShort as exc:
             entry["skipped"] = str(exc)
             print(exc, file=sys.stderr)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
-            if temporary:
-                shutil.rmtree(dest.parent, ignore_errors=True)
+            if not kept:
+                shutil.rmtree(work, ignore_errors=True)
+                if temporary:
+                    shutil.rmtree(dest.parent, ignore_errors=True)
         entry["loadavg_end"] = load_avg()
+    try:
+        rounds = flat_rounds(benches, args.runs) if len(benches) > 1 else None
+    finally:
+        for work, corpus in cleanup:
+            shutil.rmtree(work, ignore_errors=True)
+            if corpus is not None:
+                shutil.rmtree(corpus, ignore_errors=True)
     results["machine"]["loadavg_end"] = load_avg()
-    results["flat"] = flatness(results["sizes"])
+    results["flat"] = flatness(results["sizes"], rounds)
     results["checks"] = checks(results)
     return results
 
 
-def flatness(sizes: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Largest / smallest measured size, per warm and after-append report (tokmon)."""
+def flat_rounds(
+    benches: list[tuple[float, SizeBench, Path]], runs: int
+) -> dict[float, dict[str, float]]:
+    """tokmon's warm and after-append reports of every size again, the sizes alternating
+    within each round (``runs`` rounds, the first size first in every other one), on the
+    warm homes their own phases left: the machine's speed, which drifts by +-20% over the
+    minutes between two sizes' phases on the sandbox VM, moves both sides of a flatness
+    ratio alike. Medians of wall time per size and ``phase cmd``."""
+    times: dict[float, dict[str, list[float]]] = {mb: {} for mb, _, _ in benches}
+    sizes = {mb: target.stat().st_size for mb, _, target in benches}
+    print("measuring flat with history (the sizes alternating) ...", file=sys.stderr)
+    try:
+        for i in range(runs):
+            for mb, sb, target in benches if i % 2 == 0 else benches[::-1]:
+                out = sb.work / "tokmon.out"
+                for cmd in WARM_COMMANDS:
+                    m = measure(sb.tok(cmd), sb.warm_env(), out)
+                    times[mb].setdefault(f"warm {cmd}", []).append(m["wall"])
+                for cmd in APPEND_COMMANDS:
+                    append_line(target)
+                    m = measure(sb.tok(cmd), sb.warm_env(), out)
+                    times[mb].setdefault(f"append {cmd}", []).append(m["wall"])
+    finally:
+        for mb, _, target in benches:
+            with open(target, "r+b") as fh:
+                fh.truncate(sizes[mb])
+    return {mb: {k: statistics.median(v) for k, v in t.items()} for mb, t in times.items()}
+
+
+def flatness(
+    sizes: list[dict[str, Any]], rounds: dict[float, dict[str, float]] | None = None
+) -> dict[str, Any] | None:
+    """Largest / smallest measured size, per warm and after-append report (tokmon): from
+    :func:`flat_rounds` when given (the sizes alternating), else from each size's own phase."""
     done = [s for s in sizes if "warm" in s]
     if len(done) < 2:
         return None
@@ -667,9 +719,14 @@ def flatness(sizes: list[dict[str, Any]]) -> dict[str, Any] | None:
     rows: dict[str, Any] = {}
     for phase, cmds in (("warm", WARM_COMMANDS), ("append", APPEND_COMMANDS)):
         for cmd in cmds:
-            a, b = lo[phase][cmd]["tokmon_s"], hi[phase][cmd]["tokmon_s"]
-            rows[f"{phase} {cmd}"] = {"small_s": a, "large_s": b, "ratio": b / a}
-    return {"small_mb": lo["mb"], "large_mb": hi["mb"], "rows": rows}
+            name = f"{phase} {cmd}"
+            if rounds is not None and lo["mb"] in rounds and hi["mb"] in rounds:
+                a, b = rounds[lo["mb"]][name], rounds[hi["mb"]][name]
+            else:
+                a, b = lo[phase][cmd]["tokmon_s"], hi[phase][cmd]["tokmon_s"]
+            rows[name] = {"small_s": a, "large_s": b, "ratio": b / a}
+    how = "interleaved" if rounds is not None else "sequential"
+    return {"small_mb": lo["mb"], "large_mb": hi["mb"], "rows": rows, "measured": how}
 
 
 def checks(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -807,7 +864,15 @@ def print_report(r: dict[str, Any]) -> None:
     flat = r["flat"]
     if flat:
         print()
-        print(f"== flat with history: {flat['large_mb']:g} MB / {flat['small_mb']:g} MB (tokmon)")
+        how = (
+            "the sizes alternating in each round"
+            if flat.get("measured") == "interleaved"
+            else "each size's own phase"
+        )
+        print(
+            f"== flat with history: {flat['large_mb']:g} MB / {flat['small_mb']:g} MB"
+            f" (tokmon; {how})"
+        )
         for name, row in flat["rows"].items():
             print(
                 f"  {name:18}{row['small_s']:8.3f} s {row['large_s']:8.3f} s {row['ratio']:7.2f}x"

@@ -102,6 +102,7 @@ def test_bench_engine_two_sizes(tmp_path: Path) -> None:
         assert sum((corpus / f).stat().st_size for f in exp["files"]) == exp["total_bytes"]
     flat = data["flat"]
     assert (flat["small_mb"], flat["large_mb"]) == (2.0, 3.0)
+    assert flat["measured"] == "interleaved"  # the sizes alternating, after their own phases
     row = flat["rows"]["warm session"]
     assert row["ratio"] == pytest.approx(row["large_s"] / row["small_s"])
     whats = [c["what"] for c in data["checks"]]
