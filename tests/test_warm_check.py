@@ -654,7 +654,7 @@ def test_a_flat_walk_not_of_this_database_is_not_used(
     assert kept == sum(range(101, 106)) + 150  # what was read stays (as in the full check)
 
     # torn, foreign or malformed: never used, never a crash
-    from tokmon.core.engine.check import _FLAT_MAGIC
+    from tokmon.core.flatfile import MAGIC as _FLAT_MAGIC
 
     _refresh(root, quick)
     good = _flat_file(quick).read_bytes()
@@ -760,18 +760,28 @@ def _flat(dirs: list[bytes], files: list[bytes]) -> Any:
 
 
 def _both(flat: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Flat.check by os.stat and by the native check (one and two threads): the same
-    answer, which is returned."""
+    """Flat.check by os.stat, by the native check (one and two threads) and by the native
+    check begun early on a thread of its own (``check_start``, as a warm report's start-up
+    begins it: tokmon.core.flatfile): the same answer, which is returned."""
     from tokmon.core.engine.check import Flat
 
+    stat = _native_stat()
     answers = []
-    for native, threads in ((None, 1), (_native_stat().check, 1), (_native_stat().check, 2)):
+    for native, threads, early in (
+        (None, 1, False),
+        (stat.check, 1, False),
+        (stat.check, 2, False),
+        (stat.check, 1, True),
+    ):
         monkeypatch.setattr(check_mod, "_native_check", native)
         monkeypatch.setattr(check_mod, "_THREADS", threads)
         again = Flat(flat.stamp, flat.roots, None, flat.dsig, None, flat.fsig, flat._paths())
+        if early:
+            nd = len(flat.dsig) // 4
+            again._early = stat.check_start(flat._paths(), nd, flat.dsig, flat.fsig)
         got = again.check()
         answers.append(None if got is None else [(p, st.st_size) for p, st in got])
-    assert answers[0] == answers[1] == answers[2], answers
+    assert answers[0] == answers[1] == answers[2] == answers[3], answers
     return answers[0]
 
 

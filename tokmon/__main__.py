@@ -49,26 +49,37 @@ _FIRST_SCANS = frozenset(("daily", "weekly", "monthly", "blocks", "session"))
 
 
 def _walk_early(args: list[str], lead: int) -> None:
-    """A report's first scan: the walk of the transcripts' dirs begun now on a native thread,
-    while the imports run (:func:`tokmon.core.discovery.start_walks`). Nothing when a ledger
-    is there already (the change check then walks what its listings do not cover, or
-    nothing), for --demo, or if anything here fails (the scan walks as it always did)."""
+    """A report's change check begun now on a native thread, while the imports run. A first
+    scan: the walk of the transcripts' dirs (:func:`tokmon.core.discovery.start_walks`).
+    With this set of roots' ledger there already: the ``stat`` calls of its flat walk
+    (:func:`tokmon.core.flatfile.start_check`; only its own file's bytes are used by the
+    check, so a stale one costs nothing but the other core's time). Nothing for --demo, or
+    if anything here fails (the check runs as it always did)."""
     if lead >= len(args) or args[lead] not in _FIRST_SCANS or "--demo" in args:
         return
     try:
         import os
 
+        from tokmon.core.discovery import claude_roots
         from tokmon.paths import get_paths
 
+        paths = get_paths()
+        roots = claude_roots()
         try:
-            names = os.listdir(get_paths().data_dir)
+            names = os.listdir(paths.data_dir)
         except FileNotFoundError:
             names = []
         if any(n.startswith("ledger-") and n.endswith(".sqlite3") for n in names):
-            return
-        from tokmon.core.discovery import claude_roots, start_walks
+            from tokmon.core.digest import roots_hash
 
-        start_walks(r for r in claude_roots() if r.is_dir())
+            if os.environ.get("TOKMON_NO_LISTING_CACHE", "") in ("", "0"):  # (else no flat)
+                from tokmon.core.flatfile import start_check
+
+                start_check(os.fspath(paths.cache_dir / f"ledger-{roots_hash(roots)}.flat"))
+            return
+        from tokmon.core.discovery import start_walks
+
+        start_walks(r for r in roots if r.is_dir())
     except Exception:  # (an optimization only)
         return
 

@@ -46,6 +46,7 @@
 #endif
 
 #define API_VERSION 1 /* checked by check.py */
+#define EARLY_VERSION 1 /* check_start / check_take, checked by flatfile.py */
 #define WALK_VERSION 1 /* walk_start / walk_take, checked by discovery.py */
 #define MIN_SPLIT 512 /* fewer paths than this: no second thread (its start costs more) */
 #define CHUNK 128     /* paths a thread takes at a time */
@@ -157,6 +158,159 @@ static int sig_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t count, const ch
     return 1;
 }
 
+/* One check's inputs (the buffers held until it is freed), its paths split out of the blob
+ * and one flag per path: check() runs it on the calling thread, check_start() on a thread of
+ * its own (check_take() gives the result). */
+typedef struct {
+    Py_buffer blob, dsig, fsig;
+    int have_blob, have_dsig, have_fsig;
+    const char **paths;
+    char *last; /* the last path, NUL-terminated (the others end at their separator) */
+    unsigned char *flags;
+    Py_ssize_t nd, nf;
+    int threads;
+    job j;
+    int rc; /* run()'s: 1 done, 0 a directory flagged, -1 no mutex */
+    pthread_t tid;
+    int started, joined;
+    pid_t pid;
+} checking;
+
+static void checking_free(checking *c) {
+    PyMem_Free(c->paths);
+    PyMem_Free(c->flags);
+    PyMem_Free(c->last);
+    if (c->have_fsig)
+        PyBuffer_Release(&c->fsig);
+    if (c->have_dsig)
+        PyBuffer_Release(&c->dsig);
+    if (c->have_blob)
+        PyBuffer_Release(&c->blob);
+    PyMem_Free(c);
+}
+
+/* check()'s arguments taken and the paths split; NULL with an exception set */
+static checking *checking_new(PyObject *args, const char *fmt) {
+    PyObject *blob_obj, *dsig_obj, *fsig_obj;
+    Py_ssize_t nd, nf, total, i, pos, size;
+    int threads = 1;
+    const char *buf;
+    checking *c;
+
+    if (!PyArg_ParseTuple(args, fmt, &blob_obj, &nd, &dsig_obj, &fsig_obj, &threads))
+        return NULL;
+    if (nd < 0) {
+        PyErr_SetString(PyExc_ValueError, "nd < 0");
+        return NULL;
+    }
+    c = PyMem_Calloc(1, sizeof(*c));
+    if (c == NULL)
+        return (checking *)PyErr_NoMemory();
+    c->threads = threads;
+    if (PyObject_GetBuffer(fsig_obj, &c->fsig, PyBUF_SIMPLE) != 0)
+        goto fail;
+    nf = c->fsig.len / (4 * (Py_ssize_t)sizeof(int64_t));
+    PyBuffer_Release(&c->fsig);
+    if (nd > PY_SSIZE_T_MAX / 64 || nf > PY_SSIZE_T_MAX / 64 - nd) {
+        PyErr_SetString(PyExc_ValueError, "too many entries");
+        goto fail;
+    }
+    if (PyObject_GetBuffer(blob_obj, &c->blob, PyBUF_SIMPLE) != 0)
+        goto fail;
+    c->have_blob = 1;
+    if (!sig_buffer(dsig_obj, &c->dsig, nd, "dsig"))
+        goto fail;
+    c->have_dsig = 1;
+    if (!sig_buffer(fsig_obj, &c->fsig, nf, "fsig"))
+        goto fail;
+    c->have_fsig = 1;
+    c->nd = nd;
+    c->nf = nf;
+    total = nd + nf;
+    buf = (const char *)c->blob.buf;
+    size = c->blob.len;
+    c->paths = PyMem_Malloc((size_t)(total ? total : 1) * sizeof(*c->paths));
+    c->flags = PyMem_Calloc((size_t)(total ? total : 1), 1);
+    if (c->paths == NULL || c->flags == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    if (total == 0 && size != 0) {
+        PyErr_SetString(PyExc_ValueError, "more paths than entries");
+        goto fail;
+    }
+    pos = 0;
+    for (i = 0; i < total; i++) {
+        const char *end;
+        if (pos > size) {
+            PyErr_SetString(PyExc_ValueError, "fewer paths than entries");
+            goto fail;
+        }
+        end = pos < size ? memchr(buf + pos, 0, (size_t)(size - pos)) : NULL;
+        if (end != NULL) {
+            if (i == total - 1) {
+                PyErr_SetString(PyExc_ValueError, "more paths than entries");
+                goto fail;
+            }
+            c->paths[i] = buf + pos;
+            pos = end - buf + 1;
+        } else {
+            if (i != total - 1) {
+                PyErr_SetString(PyExc_ValueError, "fewer paths than entries");
+                goto fail;
+            }
+            c->last = PyMem_Malloc((size_t)(size - pos) + 1);
+            if (c->last == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            if (pos < size)
+                memcpy(c->last, buf + pos, (size_t)(size - pos));
+            c->last[size - pos] = '\0';
+            c->paths[i] = c->last;
+        }
+    }
+    c->j.paths = c->paths;
+    c->j.dsig = (const int64_t *)c->dsig.buf;
+    c->j.fsig = (const int64_t *)c->fsig.buf;
+    c->j.flags = c->flags;
+    c->j.nd = nd;
+    c->j.n = total;
+    return c;
+fail:
+    checking_free(c);
+    return NULL;
+}
+
+/* run()'s outcome as check() returns it: None (a directory flagged) or the flagged
+ * transcripts' indexes */
+static PyObject *checking_result(checking *c) {
+    PyObject *out;
+    Py_ssize_t i, pos = 0, flagged = 0, nd = c->nd;
+    if (c->rc < 0) {
+        PyErr_SetString(PyExc_OSError, "cannot initialise a mutex");
+        return NULL;
+    }
+    if (c->rc == 0)
+        Py_RETURN_NONE;
+    for (i = 0; i < c->nf; i++)
+        flagged += c->flags[nd + i];
+    out = PyList_New(flagged);
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < c->nf && pos < flagged; i++) {
+        if (c->flags[nd + i]) {
+            PyObject *n = PyLong_FromSsize_t(i);
+            if (n == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyList_SET_ITEM(out, pos++, n);
+        }
+    }
+    return out;
+}
+
 PyDoc_STRVAR(check_doc,
              "check(blob, nd, dsig, fsig, threads=1, /) -> list[int] | None\n\n"
              "``blob``: the flat walk's paths joined by NUL bytes (a buffer), the ``nd`` "
@@ -167,133 +321,168 @@ PyDoc_STRVAR(check_doc,
              "run with the GIL released, on ``threads`` (1 or 2) threads.");
 
 static PyObject *check(PyObject *self, PyObject *args) {
-    PyObject *blob_obj, *dsig_obj, *fsig_obj, *out = NULL;
-    Py_ssize_t nd, nf, total, i, pos, size, flagged = 0;
-    int threads = 1;
-    Py_buffer blob, dsig, fsig;
-    const char **paths = NULL;
-    char *last = NULL; /* the last path, NUL-terminated (the others end at their separator) */
-    unsigned char *flags = NULL;
+    PyObject *out;
+    checking *c = checking_new(args, "OnOO|i:check");
+    (void)self;
+    if (c == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    c->rc = run(&c->j, c->threads);
+    Py_END_ALLOW_THREADS
+    out = checking_result(c);
+    checking_free(c);
+    return out;
+}
+
+PyDoc_STRVAR(paths_at_doc,
+             "paths_at(blob, indexes, /) -> list[bytes]\n\n"
+             "The paths at ``indexes`` (ascending ints) of ``blob``, paths joined by NUL bytes "
+             "as check() takes them: the few a check flagged, without splitting them all.");
+
+static PyObject *paths_at(PyObject *self, PyObject *args) {
+    PyObject *blob_obj, *idx, *out = NULL;
+    Py_buffer blob;
+    Py_ssize_t n, k, at = 0, pos = 0, prev = -1;
     const char *buf;
     (void)self;
-
-    if (!PyArg_ParseTuple(args, "OnOO|i:check", &blob_obj, &nd, &dsig_obj, &fsig_obj, &threads))
+    if (!PyArg_ParseTuple(args, "OO!:paths_at", &blob_obj, &PyList_Type, &idx))
         return NULL;
-    if (nd < 0) {
-        PyErr_SetString(PyExc_ValueError, "nd < 0");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(fsig_obj, &fsig, PyBUF_SIMPLE) != 0)
-        return NULL;
-    nf = fsig.len / (4 * (Py_ssize_t)sizeof(int64_t));
-    PyBuffer_Release(&fsig);
-    if (nd > PY_SSIZE_T_MAX / 64 || nf > PY_SSIZE_T_MAX / 64 - nd) {
-        PyErr_SetString(PyExc_ValueError, "too many entries");
-        return NULL;
-    }
     if (PyObject_GetBuffer(blob_obj, &blob, PyBUF_SIMPLE) != 0)
         return NULL;
-    if (!sig_buffer(dsig_obj, &dsig, nd, "dsig")) {
-        PyBuffer_Release(&blob);
-        return NULL;
-    }
-    if (!sig_buffer(fsig_obj, &fsig, nf, "fsig")) {
-        PyBuffer_Release(&dsig);
-        PyBuffer_Release(&blob);
-        return NULL;
-    }
-    total = nd + nf;
     buf = (const char *)blob.buf;
-    size = blob.len;
-    paths = PyMem_Malloc((size_t)(total ? total : 1) * sizeof(*paths));
-    flags = PyMem_Calloc((size_t)(total ? total : 1), 1);
-    if (paths == NULL || flags == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (total == 0 && size != 0) {
-        PyErr_SetString(PyExc_ValueError, "more paths than entries");
-        goto done;
-    }
-    pos = 0;
-    for (i = 0; i < total; i++) {
-        const char *end;
-        if (pos > size) {
-            PyErr_SetString(PyExc_ValueError, "fewer paths than entries");
-            goto done;
-        }
-        end = pos < size ? memchr(buf + pos, 0, (size_t)(size - pos)) : NULL;
-        if (end != NULL) {
-            if (i == total - 1) {
-                PyErr_SetString(PyExc_ValueError, "more paths than entries");
-                goto done;
-            }
-            paths[i] = buf + pos;
-            pos = end - buf + 1;
-        } else {
-            if (i != total - 1) {
-                PyErr_SetString(PyExc_ValueError, "fewer paths than entries");
-                goto done;
-            }
-            last = PyMem_Malloc((size_t)(size - pos) + 1);
-            if (last == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            if (pos < size)
-                memcpy(last, buf + pos, (size_t)(size - pos));
-            last[size - pos] = '\0';
-            paths[i] = last;
-        }
-    }
-
-    {
-        job j;
-        int rc;
-        memset(&j, 0, sizeof(j));
-        j.paths = paths;
-        j.dsig = (const int64_t *)dsig.buf;
-        j.fsig = (const int64_t *)fsig.buf;
-        j.flags = flags;
-        j.nd = nd;
-        j.n = total;
-        Py_BEGIN_ALLOW_THREADS
-        rc = run(&j, threads);
-        Py_END_ALLOW_THREADS
-        if (rc < 0) {
-            PyErr_SetString(PyExc_OSError, "cannot initialise a mutex");
-            goto done;
-        }
-        if (rc == 0) {
-            Py_INCREF(Py_None);
-            out = Py_None;
-            goto done;
-        }
-    }
-    for (i = nd; i < total; i++)
-        flagged += flags[i];
-    out = PyList_New(flagged);
+    n = PyList_GET_SIZE(idx);
+    out = PyList_New(n);
     if (out == NULL)
         goto done;
-    pos = 0;
-    for (i = 0; i < nf && pos < flagged; i++) {
-        if (flags[nd + i]) {
-            PyObject *n = PyLong_FromSsize_t(i);
-            if (n == NULL) {
-                Py_CLEAR(out);
-                goto done;
-            }
-            PyList_SET_ITEM(out, pos++, n);
+    for (k = 0; k < n; k++) {
+        Py_ssize_t want = PyLong_AsSsize_t(PyList_GET_ITEM(idx, k)), end;
+        const char *nul;
+        PyObject *b;
+        if (want == -1 && PyErr_Occurred())
+            goto fail;
+        if (want < 0) {
+            PyErr_SetString(PyExc_IndexError, "paths_at: index out of range");
+            goto fail;
         }
+        if (want <= prev) {
+            PyErr_SetString(PyExc_ValueError, "paths_at: indexes not ascending");
+            goto fail;
+        }
+        prev = want;
+        while (at < want) { /* skip to the start of path ``want`` */
+            nul = pos < blob.len ? memchr(buf + pos, 0, (size_t)(blob.len - pos)) : NULL;
+            if (nul == NULL) {
+                PyErr_SetString(PyExc_IndexError, "paths_at: index out of range");
+                goto fail;
+            }
+            pos = nul - buf + 1;
+            at++;
+        }
+        if (pos > blob.len) {
+            PyErr_SetString(PyExc_IndexError, "paths_at: index out of range");
+            goto fail;
+        }
+        nul = pos < blob.len ? memchr(buf + pos, 0, (size_t)(blob.len - pos)) : NULL;
+        end = nul != NULL ? nul - buf : blob.len;
+        b = PyBytes_FromStringAndSize(buf + pos, end - pos);
+        if (b == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, k, b);
     }
+    goto done;
+fail:
+    Py_CLEAR(out);
 done:
-    PyMem_Free(paths);
-    PyMem_Free(flags);
-    PyMem_Free(last);
-    PyBuffer_Release(&fsig);
-    PyBuffer_Release(&dsig);
     PyBuffer_Release(&blob);
     return out;
+}
+
+/* --- the same check begun early, on a thread of its own (check_start / check_take) ------
+ *
+ * A warm report begins its check while the program is still importing (tokmon.__main__,
+ * tokmon.core.flatfile): the thread touches no Python object (the buffers are held until
+ * the handle goes), so it needs no GIL and runs on the other core meanwhile. */
+
+#define CHECKING "tokmon._native._stat.checking"
+
+static void *checking_thread(void *arg) {
+    work(&((checking *)arg)->j);
+    return NULL;
+}
+
+static void checking_capsule_free(PyObject *cap) {
+    checking *c = (checking *)PyCapsule_GetPointer(cap, CHECKING);
+    if (c == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (c->started && !c->joined && c->pid == getpid())
+        pthread_join(c->tid, NULL); /* (stat calls only: its end is near) */
+    if (c->started)
+        pthread_mutex_destroy(&c->j.lock);
+    checking_free(c);
+}
+
+PyDoc_STRVAR(check_start_doc,
+             "check_start(blob, nd, dsig, fsig, /) -> handle\n\n"
+             "check()'s stat calls begun on one thread of its own (the buffers are held until "
+             "the handle goes); check_take(handle) gives what check() would have returned.");
+
+static PyObject *check_start(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    checking *c = checking_new(args, "OnOO:check_start");
+    (void)self;
+    if (c == NULL)
+        return NULL;
+    cap = PyCapsule_New(c, CHECKING, checking_capsule_free);
+    if (cap == NULL) {
+        checking_free(c);
+        return NULL;
+    }
+    if (pthread_mutex_init(&c->j.lock, NULL) != 0)
+        return cap; /* (not started: check_take says so, check() runs instead) */
+    {
+        /* the thread takes no signal (it would only cut a call short): they go to the others */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        c->pid = getpid();
+        if (pthread_create(&c->tid, NULL, checking_thread, c) == 0)
+            c->started = 1;
+        else
+            pthread_mutex_destroy(&c->j.lock);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    return cap;
+}
+
+PyDoc_STRVAR(check_take_doc,
+             "check_take(handle, /) -> list[int] | None\n\n"
+             "Finish the check begun by check_start (the calling thread takes the paths its "
+             "thread has not reached yet) and return what check() returns for its "
+             "arguments; raises RuntimeError when it has no result to give (taken before, no "
+             "thread could be started, a forked child): check() then runs instead.");
+
+static PyObject *check_take(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    checking *c;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O:check_take", &cap))
+        return NULL;
+    c = (checking *)PyCapsule_GetPointer(cap, CHECKING);
+    if (c == NULL)
+        return NULL;
+    if (!c->started || c->joined || c->pid != getpid()) {
+        PyErr_SetString(PyExc_RuntimeError, "check_take: no check to take");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    work(&c->j); /* the paths the thread has not taken yet: this thread takes its share */
+    pthread_join(c->tid, NULL);
+    Py_END_ALLOW_THREADS
+    c->joined = 1;
+    c->rc = !c->j.stop;
+    return checking_result(c);
 }
 
 /* --- a first scan's walk (discovery.transcript_stats without a listing), on a thread ------
@@ -801,6 +990,9 @@ fail:
 
 static PyMethodDef methods[] = {
     {"check", check, METH_VARARGS, check_doc},
+    {"paths_at", paths_at, METH_VARARGS, paths_at_doc},
+    {"check_start", check_start, METH_VARARGS, check_start_doc},
+    {"check_take", check_take, METH_VARARGS, check_take_doc},
     {"walk_start", walk_start, METH_VARARGS, walk_start_doc},
     {"walk_take", walk_take, METH_VARARGS, walk_take_doc},
     {NULL, NULL, 0, NULL},
@@ -817,7 +1009,8 @@ PyMODINIT_FUNC PyInit__stat(void) {
     if (m == NULL)
         return NULL;
     if (PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) != 0 ||
-        PyModule_AddIntConstant(m, "WALK_VERSION", WALK_VERSION) != 0) {
+        PyModule_AddIntConstant(m, "WALK_VERSION", WALK_VERSION) != 0 ||
+        PyModule_AddIntConstant(m, "EARLY_VERSION", EARLY_VERSION) != 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -8,6 +8,8 @@ built-in ``_sha1`` and ``_blake2`` give the same digests (``hashlib.blake2b`` *i
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from typing import Any
 
 _sha1_new: Any
@@ -19,6 +21,13 @@ try:
     from _blake2 import blake2b as _blake2b_new
 except ImportError:  # pragma: no cover
     from hashlib import blake2b as _blake2b_new
+
+
+def roots_hash(roots: Iterable[str | os.PathLike[str]]) -> str:
+    """The 12 hex digits naming the ledger of a set of transcript roots (``ledger-<hash>``,
+    :func:`tokmon.core.ledger.ledger_path`): the same set in any order gives the same."""
+    key = "\n".join(sorted(os.path.abspath(r) for r in roots))
+    return sha1_hex(key.encode())[:12]
 
 
 def sha1_hex(data: bytes) -> str:
