@@ -303,3 +303,28 @@ def _parser_tests_pin_the_python_scanner(request: pytest.FixtureRequest) -> None
     scanner is held to the same cases, and to that path, by tests/test_native_scan.py."""
     if request.module.__name__.rsplit(".", 1)[-1] == "test_parser":
         request.getfixturevalue("python_scanner")
+
+
+def daily_json_logged(corpus: Path, home: Path, *extra: tuple[str, str]) -> tuple[Any, str]:
+    """``python -m tokmon daily --json`` over the Claude config dir ``corpus`` with
+    ``TOKMON_HOME`` and ``HOME`` at ``home``, its debug log on (``extra``: more variables):
+    the parsed answer and the log."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
+    env.update(
+        CLAUDE_CONFIG_DIR=str(corpus),
+        TOKMON_HOME=str(home),
+        TZ="UTC",
+        HOME=str(home),
+        TOKMON_LOG_LEVEL="debug",
+        **dict(extra),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokmon", "daily", "--json"],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), proc.stderr

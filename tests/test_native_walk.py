@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import daily_json_logged
 
 from tokmon.core import discovery
 from tokmon.core.discovery import Known, Listings, start_walks, transcript_stats
@@ -168,28 +168,6 @@ def test_no_native_means_no_early_walk(tmp_path: Path, monkeypatch: pytest.Monke
     assert discovery._EARLY == {}
 
 
-def _cold_daily(corpus: Path, home: Path, *env_extra: tuple[str, str]) -> tuple[Any, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
-    env.update(
-        CLAUDE_CONFIG_DIR=str(corpus),
-        TOKMON_HOME=str(home),
-        TZ="UTC",
-        HOME=str(home),
-        TOKMON_LOG_LEVEL="debug",
-        **dict(env_extra),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "tokmon", "daily", "--json"],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), proc.stderr
-
-
 def _corpus(tmp_path: Path) -> Path:
     """A small corpus of real-looking usage lines (two sessions, a resumed copy)."""
     corpus = tmp_path / "claude"
@@ -222,13 +200,13 @@ def test_a_cold_report_walks_early_and_counts_the_same(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    got, log = _cold_daily(corpus, tmp_path / "a")
+    got, log = daily_json_logged(corpus, tmp_path / "a")
     assert "the walk begun early" in log
-    want, plain = _cold_daily(corpus, tmp_path / "b", ("TOKMON_NO_NATIVE", "1"))
+    want, plain = daily_json_logged(corpus, tmp_path / "b", ("TOKMON_NO_NATIVE", "1"))
     assert "the walk begun early" not in plain
     assert got == want
     assert got["totals"]["outputTokens"] == 4 * (100 + 200 + 300)
-    again, warm = _cold_daily(corpus, tmp_path / "a")  # a ledger now: no walk begun early
+    again, warm = daily_json_logged(corpus, tmp_path / "a")  # a ledger now: no walk begun early
     assert "the walk begun early" not in warm
     assert again == got
 

@@ -8,7 +8,6 @@ tree of test_warm_check.py: its ``_both``.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assistant_line, settle_clock, write_lines
+from conftest import assistant_line, daily_json_logged, settle_clock, write_lines
 from test_warm_check import T0, _flat_file, _ledger, _line, _native_stat, _refresh, _tree
 
 from tokmon.core import discovery, flatfile
@@ -185,28 +184,6 @@ def test_a_flat_walk_read_early_but_stale_when_loaded_is_not_used(
     assert _ledger(quick)[2] == sum(100 + i for i in (1, 2, 3, 4, 5, 30, 31))
 
 
-def _daily(corpus: Path, home: Path, *extra: tuple[str, str]) -> tuple[Any, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKMON_", "CLAUDE_"))}
-    env.update(
-        CLAUDE_CONFIG_DIR=str(corpus),
-        TOKMON_HOME=str(home),
-        HOME=str(home),
-        TZ="UTC",
-        TOKMON_LOG_LEVEL="debug",
-        **dict(extra),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "tokmon", "daily", "--json"],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), proc.stderr
-
-
 def test_a_warm_report_checks_early_and_counts_the_same(tmp_path: Path) -> None:
     """`tokmon daily` with a ledger and a flat walk of MIN_EARLY transcripts: the check is
     begun early (the log says so), and every append is counted as by a run without the
@@ -228,24 +205,24 @@ def test_a_warm_report_checks_early_and_counts_the_same(tmp_path: Path) -> None:
     # appends below change files, not directories
     time.sleep(discovery.RACY_NS / 1e9 + 0.1)
     for _ in range(2):  # the first builds the ledger, the second saves the flat walk
-        _daily(corpus, early)
+        daily_json_logged(corpus, early)
     begun = "the flat walk's check begun early"
     for n, (session, f) in enumerate((("s1", "-a/s1.jsonl"), ("s2", "-b/s2.jsonl"))):
         write_lines(root / f, [_line(40 + n, session)])
-        got, log = _daily(corpus, early)
+        got, log = daily_json_logged(corpus, early)
         assert f"{begun} ([" in log, log
-        want, log = _daily(corpus, plain, ("TOKMON_NO_NATIVE", "1"))
+        want, log = daily_json_logged(corpus, plain, ("TOKMON_NO_NATIVE", "1"))
         assert begun not in log
         assert got == want
     mine = sum(100 + i for i in (1, 2, 3, 4, 5, 40, 41))
     assert got["totals"]["outputTokens"] == mine + 7 * (flatfile.MIN_EARLY - 3)
-    _, log = _daily(corpus, early)
+    _, log = daily_json_logged(corpus, early)
     assert f"{begun} ([] flagged)" in log  # nothing changed: nothing flagged
-    _, log = _daily(corpus, early, ("TOKMON_NO_LISTING_CACHE", "1"))
+    _, log = daily_json_logged(corpus, early, ("TOKMON_NO_LISTING_CACHE", "1"))
     assert begun not in log
     (many / "m0.jsonl").unlink()  # one transcript fewer than MIN_EARLY: checked in line
-    _daily(corpus, early)
-    _daily(corpus, early)  # (the walk after the change leaves a new flat walk)
-    got, log = _daily(corpus, early)
+    daily_json_logged(corpus, early)
+    daily_json_logged(corpus, early)  # (the walk after the change leaves a new flat walk)
+    got, log = daily_json_logged(corpus, early)
     assert begun not in log and "refresh:" in log
     assert got["totals"]["outputTokens"] == mine + 7 * (flatfile.MIN_EARLY - 3)  # (kept)
