@@ -15,11 +15,19 @@ import sys
 import time
 from array import array
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import assistant_line, daily_json_logged, settle_clock, write_lines
-from test_warm_check import T0, _flat_file, _ledger, _line, _native_stat, _refresh, _tree
+from test_warm_check import (
+    T0,
+    _flat_file,
+    _ledger,
+    _line,
+    _native_stat,
+    _refresh,
+    _sigs,
+    _tree,
+)
 
 from tokmon.core import discovery, flatfile
 from tokmon.core.engine.check import _DIR_SIG, _FILE_SIG
@@ -46,13 +54,6 @@ def _random_tree(tmp_path: Path, rng: random.Random) -> tuple[list[bytes], list[
         f.write_bytes(b"x" * rng.randrange(40))
         files.append(os.fsencode(f))
     return dirs, files
-
-
-def _sigs(paths: list[bytes], fields: Any) -> array[int]:
-    out: array[int] = array("q")
-    for p in paths:
-        out.extend(fields(os.stat(p)))
-    return out
 
 
 def test_the_early_check_answers_what_check_answers(tmp_path: Path) -> None:

@@ -70,12 +70,12 @@ def _walk_early(args: list[str], lead: int) -> None:
         except FileNotFoundError:
             names = []
         if any(n.startswith("ledger-") and n.endswith(".sqlite3") for n in names):
-            from tokmon.core.digest import roots_hash
+            from tokmon.core.digest import ledger_stem
 
             if os.environ.get("TOKMON_NO_LISTING_CACHE", "") in ("", "0"):  # (else no flat)
                 from tokmon.core.flatfile import start_check
 
-                start_check(os.fspath(paths.cache_dir / f"ledger-{roots_hash(roots)}.flat"))
+                start_check(os.fspath(paths.cache_dir / f"{ledger_stem(roots)}.flat"))
             return
         from tokmon.core.discovery import start_walks
 

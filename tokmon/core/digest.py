@@ -23,11 +23,12 @@ except ImportError:  # pragma: no cover
     from hashlib import blake2b as _blake2b_new
 
 
-def roots_hash(roots: Iterable[str | os.PathLike[str]]) -> str:
-    """The 12 hex digits naming the ledger of a set of transcript roots (``ledger-<hash>``,
-    :func:`tokmon.core.ledger.ledger_path`): the same set in any order gives the same."""
+def ledger_stem(roots: Iterable[str | os.PathLike[str]]) -> str:
+    """``ledger-<12 hex digits>``: the name (without suffix) of the ledger of a set of
+    transcript roots and of its caches (:func:`tokmon.core.ledger.ledger_path`, the flat walk
+    ``tokmon.__main__`` checks early); the same set in any order gives the same."""
     key = "\n".join(sorted(os.path.abspath(r) for r in roots))
-    return sha1_hex(key.encode())[:12]
+    return "ledger-" + sha1_hex(key.encode())[:12]
 
 
 def sha1_hex(data: bytes) -> str:

@@ -14,7 +14,7 @@ decided as before (the stamp in the file's header), so a file that changed meanw
 check begun for another ledger, is never used. The only difference is when the calls ran:
 a few milliseconds earlier in the same run, as if the run had begun then.
 
-Layout: ``MAGIC``, a JSON header line (``db``: the stamp, ``roots``, ``order``: the byte
+Layout (:func:`encode`, :func:`parse`): ``MAGIC``, a JSON header line (``db``: the stamp, ``roots``, ``order``: the byte
 order of the int64 entries, ``nd``/``nf``: directories and transcripts, ``plen``: the
 length of the paths), the paths joined by NUL bytes, then ``4 * nd`` and ``4 * nf`` int64.
 Light on purpose: imported before the CLI (json and the native module only when used).
@@ -40,10 +40,32 @@ MIN_EARLY = 4000
 _EARLY: dict[str, tuple[bytes, Any]] = {}
 
 
-def parse(data: bytes) -> tuple[dict[str, Any], int, int, int, memoryview] | None:
-    """``(header, nd, nf, plen, body)`` of a flat file's bytes, the body being the paths
-    then the entries; None when it is not one of ours, torn, or of another byte order
-    (the sizes it states must be the file's own: never an allocation the header asks for)."""
+def encode(
+    stamp: list[Any], roots: list[str], paths: bytes | memoryview, dsig: Any, fsig: Any
+) -> bytes:
+    """A flat file's bytes: the database ``stamp``, the ``roots``, the ``paths`` joined by NUL
+    bytes (directories first) and their int64 entries (``array("q")``, 4 a path)."""
+    from tokmon.jsontext import compact
+
+    head = {
+        "db": stamp,
+        "roots": roots,
+        "order": sys.byteorder,
+        "nd": len(dsig) // 4,
+        "nf": len(fsig) // 4,
+        "plen": len(paths),
+    }
+    return b"".join((MAGIC, compact(head), b"\n", paths, dsig.tobytes(), fsig.tobytes()))
+
+
+def parse(
+    data: bytes,
+) -> tuple[dict[str, Any], int, int, memoryview, memoryview, memoryview] | None:
+    """``(header, nd, nf, paths, dsig, fsig)`` of a flat file's bytes: the counts of
+    directories and transcripts, the paths joined by NUL bytes and the two runs of int64
+    entries, as views of ``data``; None when it is not one of ours, torn, or of another byte
+    order (the sizes it states must be the file's own: never an allocation the header asks
+    for)."""
     import json
 
     if not data.startswith(MAGIC):
@@ -68,7 +90,8 @@ def parse(data: bytes) -> tuple[dict[str, Any], int, int, int, memoryview] | Non
         return None
     if data.count(b"\0", nl + 1, nl + 1 + plen) != nd + nf - 1:
         return None
-    return head, nd, nf, plen, body
+    dend = plen + 4 * ITEM * nd
+    return head, nd, nf, body[:plen], body[plen:dend], body[dend:]
 
 
 def start_check(path: str) -> None:
@@ -93,12 +116,11 @@ def start_check(path: str) -> None:
         parsed = parse(data)
         if parsed is None:
             return
-        _, nd, nf, plen, body = parsed
+        _, nd, nf, paths, dsig, fsig = parsed
         if nf < MIN_EARLY:  # (its bytes kept all the same: the load then reads no file)
             _EARLY[path] = (data, None)
             return
-        dend = plen + 4 * ITEM * nd
-        handle = _stat.check_start(body[:plen], nd, body[plen:dend], body[dend:])
+        handle = _stat.check_start(paths, nd, dsig, fsig)
     except (ImportError, OSError, ValueError, MemoryError):
         return
     _EARLY[path] = (data, handle)

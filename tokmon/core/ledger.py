@@ -34,7 +34,7 @@ from typing import Any
 
 from tokmon.core import blockspans
 from tokmon.core.cellsums import BUCKET, Gone, Sums, summers
-from tokmon.core.digest import roots_hash
+from tokmon.core.digest import ledger_stem
 from tokmon.core.model import UsageRecord
 from tokmon.core.reader import FileState
 from tokmon.core.records import MAX_TOKENS, TS_MAX, TS_MIN
@@ -214,7 +214,7 @@ class LedgerNewer(LedgerError):
 
 def ledger_path(data_dir: Path, roots: list[Path]) -> Path:
     """The database of this set of transcript roots."""
-    return data_dir / f"ledger-{roots_hash(roots)}.sqlite3"
+    return data_dir / f"{ledger_stem(roots)}.sqlite3"
 
 
 def json_ledger_path(db_path: Path) -> Path:

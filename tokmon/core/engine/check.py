@@ -28,7 +28,6 @@ from __future__ import annotations
 import gc
 import os
 import sqlite3
-import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from itertools import compress, count
@@ -386,17 +385,16 @@ class Flat:
         parsed = flatfile.parse(data)
         if parsed is None:
             return None
-        head, nd, _, plen, body = parsed
+        head, _, _, paths, dbytes, fbytes = parsed
         if head.get("db") != stamp or head.get("roots") != roots:
             return None
-        dend = plen + 4 * flatfile.ITEM * nd
         dsig: array[int] = array("q")
         fsig: array[int] = array("q")
-        dsig.frombytes(body[plen:dend])
-        fsig.frombytes(body[dend:])
+        dsig.frombytes(dbytes)
+        fsig.frombytes(fbytes)
         # the paths stay in the file's bytes (split only if asked for: the native check
         # and a rewrite take them as they are)
-        flat = cls(stamp, roots, None, dsig, None, fsig, body[:plen])
+        flat = cls(stamp, roots, None, dsig, None, fsig, paths)
         flat._early = early[1] if early is not None else None
         return flat
 
@@ -404,25 +402,7 @@ class Flat:
         """Write to ``path`` (0600, atomically, no fsync: used only under its stamp)."""
         from tokmon.fsutil import atomic_write
 
-        blob = self._paths()
-        head = {
-            "db": self.stamp,
-            "roots": self.roots,
-            "order": sys.byteorder,
-            "nd": len(self.dsig) // 4,
-            "nf": self.nfiles,
-            "plen": len(blob),
-        }
-        data = b"".join(
-            (
-                flatfile.MAGIC,
-                compact(head),
-                b"\n",
-                blob,
-                self.dsig.tobytes(),
-                self.fsig.tobytes(),
-            )
-        )
+        data = flatfile.encode(self.stamp, self.roots, self._paths(), self.dsig, self.fsig)
         atomic_write(path, data, fsync=False)
 
 
